@@ -1,0 +1,1 @@
+//! Bundling a multi-file spec from disk into one document.

@@ -1,0 +1,173 @@
+//! JSON pointers and internal `$ref` resolution over a whole document.
+
+use serde_json::Value;
+
+use crate::Problem;
+
+/// How many `$ref` hops are followed before a chain is declared circular.
+const MAX_REF_HOPS: usize = 64;
+
+/// Escapes one reference token of a JSON pointer (RFC 6901).
+pub fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Appends a token to a pointer.
+pub fn join(pointer: &str, token: &str) -> String {
+    format!("{pointer}/{}", escape(token))
+}
+
+/// Turns a `$ref` value such as `#/components/schemas/Pet` into a JSON
+/// pointer, undoing URI percent-encoding. `None` for external references.
+pub fn ref_to_pointer(reference: &str) -> Option<String> {
+    let fragment = reference.strip_prefix('#')?;
+    Some(percent_decode(fragment))
+}
+
+fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encodes a JSON pointer for use as a URI fragment.
+pub fn pointer_to_fragment(pointer: &str) -> String {
+    let mut out = String::with_capacity(pointer.len());
+    for byte in pointer.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The `$ref` string of a reference object, if `value` is one.
+pub fn reference_of(value: &Value) -> Option<&str> {
+    value.as_object()?.get("$ref")?.as_str()
+}
+
+/// Follows `$ref` chains from `value` to the object they name.
+///
+/// Returns the target and the pointer it was found at (the given pointer
+/// when `value` is not a reference). Errors name the broken reference.
+pub fn resolve<'a>(
+    document: &'a Value,
+    value: &'a Value,
+    pointer: &str,
+) -> Result<(&'a Value, String), String> {
+    let mut current = value;
+    let mut current_pointer = pointer.to_owned();
+    for _ in 0..MAX_REF_HOPS {
+        let Some(reference) = reference_of(current) else {
+            return Ok((current, current_pointer));
+        };
+        let target_pointer = ref_to_pointer(reference)
+            .ok_or_else(|| format!("external reference \"{reference}\" is not supported here; bundle the spec first"))?;
+        current = document
+            .pointer(&target_pointer)
+            .ok_or_else(|| format!("reference \"{reference}\" points to nothing"))?;
+        current_pointer = target_pointer;
+    }
+    Err(format!("reference chain at {pointer} is circular"))
+}
+
+/// Every `$ref` in the document that does not resolve, with where it is.
+pub fn check_references(document: &Value) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut stack = vec![(document, String::new())];
+    while let Some((value, pointer)) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    let ref_pointer = join(&pointer, "$ref");
+                    match ref_to_pointer(reference) {
+                        None => problems.push(Problem {
+                            pointer: ref_pointer,
+                            message: format!(
+                                "external reference \"{reference}\" cannot be resolved on upload; import the spec from disk with `sbx import` (which bundles relative files) or inline it"
+                            ),
+                        }),
+                        Some(target) if document.pointer(&target).is_none() => {
+                            problems.push(Problem {
+                                pointer: ref_pointer,
+                                message: format!("reference \"{reference}\" points to nothing"),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for (key, child) in map {
+                    if child.is_object() || child.is_array() {
+                        stack.push((child, join(&pointer, key)));
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    if child.is_object() || child.is_array() {
+                        stack.push((child, format!("{pointer}/{index}")));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    problems.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn resolves_chains_and_reports_cycles() {
+        let doc = json!({
+            "a": {"$ref": "#/b"},
+            "b": {"$ref": "#/c"},
+            "c": {"type": "string"},
+            "x": {"$ref": "#/y"},
+            "y": {"$ref": "#/x"}
+        });
+        let (target, at) = resolve(&doc, &doc["a"], "/a").unwrap();
+        assert_eq!(target, &json!({"type": "string"}));
+        assert_eq!(at, "/c");
+        assert!(resolve(&doc, &doc["x"], "/x").unwrap_err().contains("circular"));
+    }
+
+    #[test]
+    fn reports_dangling_and_external_refs_with_their_location() {
+        let doc = json!({"p": {"s": {"$ref": "#/nope"}, "t": {"$ref": "other.yaml#/X"}}});
+        let problems = check_references(&doc);
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[0].pointer, "/p/s/$ref");
+        assert_eq!(problems[1].pointer, "/p/t/$ref");
+    }
+
+    #[test]
+    fn percent_encoded_refs_decode() {
+        assert_eq!(ref_to_pointer("#/paths/~1pets~1%7Bid%7D").unwrap(), "/paths/~1pets~1{id}");
+        assert_eq!(pointer_to_fragment("/paths/~1pets~1{id}"), "/paths/~1pets~1%7Bid%7D");
+    }
+}
