@@ -40,6 +40,11 @@ pub fn parse_document(text: &str, limits: &Limits) -> Result<Value, SpecError> {
         serde_json::from_str(trimmed)
             .map_err(|e| SpecError::single("", format!("invalid JSON: {e}")))?
     } else {
+        // The YAML parser's cost grows with the square of flow nesting, so
+        // hostile nesting is refused before parsing rather than after.
+        if flow_depth(trimmed) > limits.max_depth {
+            return Err(too_deep(limits.max_depth));
+        }
         let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(trimmed)
             .map_err(|e| SpecError::single("", format!("invalid YAML: {e}")))?;
         yaml.apply_merge()
@@ -52,6 +57,23 @@ pub fn parse_document(text: &str, limits: &Limits) -> Result<Value, SpecError> {
 
 fn too_deep(limit: usize) -> SpecError {
     SpecError::single("", format!("the document nests deeper than {limit} levels"))
+}
+
+/// Deepest nesting of `[` and `{`, counting brackets inside strings too:
+/// an over-estimate only for documents with many unbalanced brackets in text.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn check_depth(value: &Value, limit: usize) -> Result<(), SpecError> {

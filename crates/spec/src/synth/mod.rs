@@ -1,1 +1,449 @@
-//! synth
+//! Deterministic example data from JSON Schema 2020-12.
+//!
+//! The same schema, seed and attempt always give the same value. Values look
+//! real: formats are honoured, property names pick matching fakes (`email`,
+//! `city`, `amount`, `created_at`…), and every constraint the schema states is
+//! aimed at. A caller that must guarantee validity checks the result with
+//! the schema's validator and asks for another attempt when it fails (see
+//! [`synthesize_valid`]).
+
+mod fakes;
+mod merge;
+mod patterns;
+
+use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
+use serde_json::{Map, Number, Value};
+use sha2::{Digest, Sha256};
+
+pub use patterns::PatternCache;
+
+use crate::{SchemaValidator, pointer::resolve};
+
+/// Nesting below which optional properties are still filled in.
+const OPTIONAL_DEPTH: usize = 4;
+/// Nesting at which generation stops recursing (recursive schemas).
+const MAX_DEPTH: usize = 12;
+/// Attempts made to find a value that validates.
+pub const MAX_ATTEMPTS: u32 = 12;
+
+/// Derives a 64-bit seed from parts, stable across platforms and releases.
+pub fn seed_from<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("digest is 32 bytes"))
+}
+
+/// Generates a value for the schema at `pointer` that passes `validator`,
+/// trying up to [`MAX_ATTEMPTS`] variations; the last attempt is returned
+/// (with `false`) when none validates.
+pub fn synthesize_valid(
+    document: &Value,
+    pointer: &str,
+    seed: u64,
+    patterns: &PatternCache,
+    validator: Option<&SchemaValidator>,
+) -> (Value, bool) {
+    let Some(schema) = document.pointer(pointer) else { return (Value::Null, false) };
+    let mut last = Value::Null;
+    for attempt in 0..MAX_ATTEMPTS {
+        let mut synth = Synthesizer::new(document, seed.wrapping_add(u64::from(attempt)), patterns);
+        // Schema examples first; they are what the provider wants shown.
+        synth.use_examples = attempt == 0;
+        // Later attempts fill fewer optional members: fewer ways to fail.
+        synth.optional_depth = if attempt >= MAX_ATTEMPTS / 2 { 0 } else { OPTIONAL_DEPTH };
+        last = synth.generate(schema, 0, None);
+        match validator {
+            Some(v) if !v.is_valid(&last) => continue,
+            _ => return (last, true),
+        }
+    }
+    (last, false)
+}
+
+pub struct Synthesizer<'a> {
+    document: &'a Value,
+    rng: Xoshiro256PlusPlus,
+    patterns: &'a PatternCache,
+    pub use_examples: bool,
+    pub optional_depth: usize,
+}
+
+impl<'a> Synthesizer<'a> {
+    pub fn new(document: &'a Value, seed: u64, patterns: &'a PatternCache) -> Self {
+        Self {
+            document,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            patterns,
+            use_examples: true,
+            optional_depth: OPTIONAL_DEPTH,
+        }
+    }
+
+    fn deref<'v>(&self, schema: &'v Value) -> &'v Value
+    where
+        'a: 'v,
+    {
+        resolve(self.document, schema, "").map_or(&Value::Bool(true), |(s, _)| s)
+    }
+
+    /// One value for `schema`; `name` is the property it will be stored under.
+    pub fn generate(&mut self, schema: &Value, depth: usize, name: Option<&str>) -> Value {
+        let schema = self.deref(schema);
+        let Some(object) = schema.as_object() else {
+            // `true` accepts anything, `false` nothing; a string is a fine answer to both.
+            return Value::String(fakes::word(&mut self.rng));
+        };
+        if let Some(value) = object.get("const") {
+            return value.clone();
+        }
+        if let Some(Value::Array(values)) = object.get("enum")
+            && !values.is_empty()
+        {
+            let non_null: Vec<&Value> = values.iter().filter(|v| !v.is_null()).collect();
+            if non_null.is_empty() {
+                return Value::Null;
+            }
+            return non_null[self.rng.random_range(0..non_null.len())].clone();
+        }
+        if self.use_examples {
+            if let Some(Value::Array(examples)) = object.get("examples")
+                && let Some(first) = examples.first()
+            {
+                return first.clone();
+            }
+            if let Some(example) = object.get("example") {
+                return example.clone();
+            }
+        }
+        if object.contains_key("allOf") {
+            let merged = merge::all_of(self.document, schema);
+            return self.generate(&merged, depth, name);
+        }
+        for combinator in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(branches)) = object.get(combinator)
+                && !branches.is_empty()
+            {
+                return self.generate_choice(object, combinator, branches, depth, name);
+            }
+        }
+        match self.pick_type(object) {
+            "object" => self.generate_object(object, depth),
+            "array" => self.generate_array(object, depth, name),
+            "integer" => self.generate_integer(object, name),
+            "number" => self.generate_number(object, name),
+            "boolean" => Value::Bool(self.rng.random_bool(0.5)),
+            "null" => Value::Null,
+            _ => Value::String(self.generate_string(object, name)),
+        }
+    }
+
+    fn pick_type(&mut self, object: &Map<String, Value>) -> &'static str {
+        let declared: Vec<&str> = match object.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let non_null: Vec<&str> = declared.iter().copied().filter(|t| *t != "null").collect();
+        let chosen = match (non_null.first(), declared.is_empty()) {
+            (Some(t), _) => *t,
+            (None, false) => "null",
+            (None, true) => infer_type(object),
+        };
+        match chosen {
+            "object" => "object",
+            "array" => "array",
+            "integer" => "integer",
+            "number" => "number",
+            "boolean" => "boolean",
+            "null" => "null",
+            _ => "string",
+        }
+    }
+
+    fn generate_choice(
+        &mut self,
+        object: &Map<String, Value>,
+        combinator: &str,
+        branches: &[Value],
+        depth: usize,
+        name: Option<&str>,
+    ) -> Value {
+        // Prefer branches that are not just `null`, so answers carry data.
+        let candidates: Vec<&Value> = branches
+            .iter()
+            .filter(|b| self.deref(b).get("type").and_then(Value::as_str) != Some("null"))
+            .collect();
+        let candidates = if candidates.is_empty() { branches.iter().collect() } else { candidates };
+        let branch = candidates[self.rng.random_range(0..candidates.len())];
+        // Keywords beside the combinator (shared properties) apply too.
+        let mut base = object.clone();
+        base.remove(combinator);
+        let mut value = if base.keys().any(|k| matches!(k.as_str(), "properties" | "required" | "type")) {
+            let merged = merge::merge_pair(self.document, &Value::Object(base), branch);
+            self.generate(&merged, depth, name)
+        } else {
+            self.generate(branch, depth, name)
+        };
+        if let (Some(discriminator), Value::Object(map)) = (object.get("discriminator"), &mut value)
+            && let Some(property) = discriminator.get("propertyName").and_then(Value::as_str)
+            && let Some(tag) = discriminator_tag(discriminator, branch)
+        {
+            map.insert(property.to_owned(), Value::String(tag));
+        }
+        value
+    }
+
+    fn generate_object(&mut self, object: &Map<String, Value>, depth: usize) -> Value {
+        let mut out = Map::new();
+        let required: Vec<&str> = object
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let max_properties = object.get("maxProperties").and_then(Value::as_u64).map(|m| m as usize);
+        if let Some(Value::Object(properties)) = object.get("properties") {
+            for (key, property) in properties {
+                let is_required = required.contains(&key.as_str());
+                if !is_required && (depth >= self.optional_depth || depth >= MAX_DEPTH) {
+                    continue;
+                }
+                if !is_required && max_properties.is_some_and(|m| out.len() >= m) {
+                    continue;
+                }
+                let resolved = self.deref(property);
+                if resolved.get("writeOnly").and_then(Value::as_bool) == Some(true) {
+                    continue;
+                }
+                if depth >= MAX_DEPTH {
+                    out.insert(key.clone(), minimal(self.document, property));
+                    continue;
+                }
+                let value = self.generate(property, depth + 1, Some(key));
+                out.insert(key.clone(), value);
+            }
+        }
+        // Required names with no declared schema still have to be present.
+        for key in &required {
+            if !out.contains_key(*key) {
+                let value = match object.get("additionalProperties") {
+                    Some(extra @ Value::Object(_)) => self.generate(extra, depth + 1, Some(key)),
+                    _ => Value::String(fakes::word(&mut self.rng)),
+                };
+                out.insert((*key).to_owned(), value);
+            }
+        }
+        let min_properties = object.get("minProperties").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let extra_schema = match object.get("additionalProperties") {
+            Some(Value::Bool(false)) => None,
+            Some(schema @ Value::Object(_)) => Some(schema.clone()),
+            _ => Some(Value::Bool(true)),
+        };
+        let wants_map = object.get("properties").is_none()
+            && matches!(object.get("additionalProperties"), Some(Value::Object(_)));
+        let target = if wants_map && depth < self.optional_depth { min_properties.max(1) } else { min_properties };
+        if let Some(extra_schema) = extra_schema {
+            let mut index = 1;
+            while out.len() < target && index < 64 {
+                let key = format!("{}_{index}", fakes::word(&mut self.rng));
+                if !out.contains_key(&key) {
+                    let value = if depth >= MAX_DEPTH {
+                        minimal(self.document, &extra_schema)
+                    } else {
+                        self.generate(&extra_schema, depth + 1, None)
+                    };
+                    out.insert(key, value);
+                }
+                index += 1;
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn generate_array(&mut self, object: &Map<String, Value>, depth: usize, name: Option<&str>) -> Value {
+        let min = object.get("minItems").and_then(Value::as_u64).unwrap_or(0).min(64) as usize;
+        let max = object.get("maxItems").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
+        let prefix: &[Value] = object.get("prefixItems").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+        let items = object.get("items").cloned().unwrap_or(Value::Bool(true));
+        let wanted = if depth >= self.optional_depth || depth >= MAX_DEPTH {
+            min
+        } else {
+            min.max(self.rng.random_range(1..=2)).max(prefix.len())
+        };
+        let count = wanted.min(max);
+        let unique = object.get("uniqueItems").and_then(Value::as_bool) == Some(true);
+        let mut out: Vec<Value> = Vec::with_capacity(count);
+        let mut tries = 0;
+        while out.len() < count && tries < count * 8 + 8 {
+            tries += 1;
+            let schema = prefix.get(out.len()).unwrap_or(&items);
+            let value = if depth >= MAX_DEPTH {
+                minimal(self.document, schema)
+            } else {
+                self.generate(schema, depth + 1, name)
+            };
+            if unique && out.contains(&value) {
+                continue;
+            }
+            out.push(value);
+        }
+        Value::Array(out)
+    }
+
+    fn generate_integer(&mut self, object: &Map<String, Value>, name: Option<&str>) -> Value {
+        let (hint_low, hint_high) = fakes::integer_range(name);
+        let (low, high) = bounds(object, hint_low as f64, hint_high as f64, true);
+        let multiple = object.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0);
+        let value = match multiple {
+            Some(m) => {
+                let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
+                if k_low > k_high { low } else { self.range_f64(k_low, k_high).round() * m }
+            }
+            None => self.range_f64(low, high).round(),
+        };
+        let clamped = value.clamp(low, high.max(low));
+        // f64 covers every bound a JSON document can state; i64 is the wire type.
+        Value::Number(Number::from(clamped as i64))
+    }
+
+    fn generate_number(&mut self, object: &Map<String, Value>, name: Option<&str>) -> Value {
+        let (hint_low, hint_high) = fakes::number_range(name);
+        let (low, high) = bounds(object, hint_low, hint_high, false);
+        let value = match object.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0) {
+            Some(m) => {
+                let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
+                let k = if k_low > k_high { k_low } else { self.range_f64(k_low, k_high).round() };
+                // Round away binary noise so the quotient stays integral for the validator.
+                let v = k * m;
+                let decimals = decimals_of(m);
+                round_to(v, decimals)
+            }
+            None => round_to(self.range_f64(low, high), 2).clamp(low, high.max(low)),
+        };
+        Number::from_f64(value).map_or(Value::Number(0.into()), Value::Number)
+    }
+
+    fn range_f64(&mut self, low: f64, high: f64) -> f64 {
+        if !(low.is_finite() && high.is_finite()) || high <= low {
+            return low;
+        }
+        low + self.rng.random::<f64>() * (high - low)
+    }
+
+    fn generate_string(&mut self, object: &Map<String, Value>, name: Option<&str>) -> String {
+        let min = object.get("minLength").and_then(Value::as_u64).unwrap_or(0).min(4096) as usize;
+        let max = object.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
+        let format = object.get("format").and_then(Value::as_str);
+        let text = if let Some(pattern) = object.get("pattern").and_then(Value::as_str) {
+            match self.patterns.sample(pattern, &mut self.rng, min, max) {
+                Some(text) => return text,
+                None => fakes::word(&mut self.rng),
+            }
+        } else if let Some(text) = format.and_then(|f| fakes::formatted(f, &mut self.rng)) {
+            text
+        } else {
+            fakes::for_name(name, max, &mut self.rng)
+        };
+        fit_length(text, min, max, &mut self.rng)
+    }
+}
+
+fn infer_type(object: &Map<String, Value>) -> &'static str {
+    if object.contains_key("properties") || object.contains_key("additionalProperties") || object.contains_key("required") {
+        "object"
+    } else if object.contains_key("items") || object.contains_key("prefixItems") {
+        "array"
+    } else if object.contains_key("minimum") || object.contains_key("maximum") || object.contains_key("multipleOf") {
+        "number"
+    } else {
+        "string"
+    }
+}
+
+/// The inclusive range a number must fall in, hints narrowed to the schema.
+fn bounds(object: &Map<String, Value>, hint_low: f64, hint_high: f64, integer: bool) -> (f64, f64) {
+    let step = if integer { 1.0 } else { 0.01 };
+    let low = object
+        .get("minimum")
+        .and_then(Value::as_f64)
+        .or_else(|| object.get("exclusiveMinimum").and_then(Value::as_f64).map(|m| if integer { m.floor() + 1.0 } else { m + step }));
+    let high = object
+        .get("maximum")
+        .and_then(Value::as_f64)
+        .or_else(|| object.get("exclusiveMaximum").and_then(Value::as_f64).map(|m| if integer { m.ceil() - 1.0 } else { m - step }));
+    let (low, high) = match (low, high) {
+        (Some(l), Some(h)) => (l, h),
+        (Some(l), None) => (l, if hint_high > l { hint_high.max(l + 1.0).min(l + 100_000.0) } else { l + 1000.0 }),
+        (None, Some(h)) => (if hint_low < h { hint_low } else { h - 1000.0 }, h),
+        (None, None) => (hint_low, hint_high),
+    };
+    let (low, high) = if integer { (low.ceil(), high.floor()) } else { (low, high) };
+    // Keep well inside what i64 and JSON numbers carry exactly.
+    let limit = 9.0e15;
+    (low.clamp(-limit, limit), high.clamp(-limit, limit))
+}
+
+fn decimals_of(step: f64) -> i32 {
+    let mut decimals = 0;
+    let mut scaled = step;
+    while decimals < 10 && (scaled - scaled.round()).abs() > 1e-9 {
+        scaled *= 10.0;
+        decimals += 1;
+    }
+    decimals
+}
+
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let factor = 10f64.powi(decimals);
+    (value * factor).round() / factor
+}
+
+/// Pads or cuts `text` to fit `[min, max]` characters.
+fn fit_length(mut text: String, min: usize, max: usize, rng: &mut Xoshiro256PlusPlus) -> String {
+    let length = text.chars().count();
+    if length > max {
+        text = text.chars().take(max).collect();
+    }
+    while text.chars().count() < min {
+        text.push(char::from(b'a' + rng.random_range(0..26u8)));
+    }
+    text
+}
+
+/// The smallest value a schema plausibly accepts, for where recursion stops.
+fn minimal(document: &Value, schema: &Value) -> Value {
+    let schema = resolve(document, schema, "").map_or(&Value::Bool(true), |(s, _)| s);
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if types.contains(&"null") {
+        return Value::Null;
+    }
+    match types.first().copied().unwrap_or_else(|| schema.as_object().map_or("string", infer_type)) {
+        "object" => Value::Object(Map::new()),
+        "array" => Value::Array(Vec::new()),
+        "integer" | "number" => Value::Number(0.into()),
+        "boolean" => Value::Bool(false),
+        _ => Value::String(String::new()),
+    }
+}
+
+/// The discriminator value naming `branch`: a `mapping` key, else the
+/// referenced schema's name.
+fn discriminator_tag(discriminator: &Value, branch: &Value) -> Option<String> {
+    let reference = branch.get("$ref")?.as_str()?;
+    if let Some(Value::Object(mapping)) = discriminator.get("mapping") {
+        for (tag, target) in mapping {
+            let target = target.as_str().unwrap_or("");
+            if target == reference || reference.rsplit('/').next() == Some(target) {
+                return Some(tag.clone());
+            }
+        }
+    }
+    reference.rsplit('/').next().map(str::to_owned)
+}

@@ -1,0 +1,180 @@
+//! Realistic leaf values: formats, and fakes chosen by property name.
+
+use base64::Engine;
+use fake::{
+    Fake,
+    faker::{
+        address::en::{BuildingNumber, CityName, CountryCode, CountryName, StateName, StreetName, TimeZone, ZipCode},
+        company::en::CompanyName,
+        internet::en::{IPv4, IPv6, SafeEmail, Username},
+        lorem::en::{Sentence, Word, Words},
+        name::en::{FirstName, LastName, Name},
+        phone_number::en::PhoneNumber,
+    },
+};
+use rand::{RngExt, rngs::Xoshiro256PlusPlus};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
+
+type Rng = Xoshiro256PlusPlus;
+
+/// Generated instants fall within a year after this one (2026-01-01T00:00:00Z),
+/// so answers never depend on the wall clock.
+const EPOCH: i64 = 1_767_225_600;
+
+pub fn word(rng: &mut Rng) -> String {
+    Word().fake_with_rng(rng)
+}
+
+fn instant(rng: &mut Rng) -> OffsetDateTime {
+    let offset = rng.random_range(0..365 * 24 * 3600);
+    OffsetDateTime::from_unix_timestamp(EPOCH + offset).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn alphanumeric(rng: &mut Rng, length: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..length).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
+}
+
+/// A value for a string `format`, or `None` for formats with no generator.
+pub fn formatted(format: &str, rng: &mut Rng) -> Option<String> {
+    Some(match format {
+        "date-time" => instant(rng).format(&Rfc3339).ok()?,
+        "date" => instant(rng).format(format_description!("[year]-[month]-[day]")).ok()?,
+        "time" => instant(rng).format(format_description!("[hour]:[minute]:[second]Z")).ok()?,
+        "uuid" => {
+            let mut bytes = [0u8; 16];
+            rng.fill(&mut bytes);
+            uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+        }
+        "email" | "idn-email" => SafeEmail().fake_with_rng::<String, _>(rng).to_ascii_lowercase(),
+        "uri" | "url" | "iri" => format!("https://example.com/{}", word(rng)),
+        "uri-reference" | "iri-reference" => format!("/{}", word(rng)),
+        "uri-template" => format!("https://example.com/{}/{{id}}", word(rng)),
+        "hostname" | "idn-hostname" => format!("{}.example.com", word(rng)),
+        "ipv4" => IPv4().fake_with_rng(rng),
+        "ipv6" => IPv6().fake_with_rng(rng),
+        "byte" => {
+            let bytes: Vec<u8> = (0..12).map(|_| rng.random()).collect();
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        }
+        "binary" => alphanumeric(rng, 16),
+        "password" => alphanumeric(rng, 16),
+        "duration" => format!("P{}D", rng.random_range(1..30)),
+        "int32" | "int64" | "integer" => rng.random_range(1..100_000).to_string(),
+        "decimal" | "double" | "float" | "number" => format!("{}.{:02}", rng.random_range(1..1000), rng.random_range(0..100)),
+        "json-pointer" => format!("/{}", word(rng)),
+        "regex" => "^[a-z]+$".to_owned(),
+        "country-code" => CountryCode().fake_with_rng(rng),
+        "currency" | "currency-code" => currency(rng),
+        "timezone" => TimeZone().fake_with_rng(rng),
+        _ => return None,
+    })
+}
+
+fn currency(rng: &mut Rng) -> String {
+    const CODES: &[&str] = &["usd", "eur", "gbp", "jpy", "cad", "aud", "chf"];
+    CODES[rng.random_range(0..CODES.len())].to_owned()
+}
+
+/// Lower-cased with separators removed: `created_at` → `createdat`.
+fn normalized(name: &str) -> String {
+    name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// A string that fits what a property of this name usually holds.
+pub fn for_name(name: Option<&str>, max_length: usize, rng: &mut Rng) -> String {
+    let Some(name) = name else { return word(rng) };
+    let raw = name.to_ascii_lowercase();
+    let n = normalized(name);
+    let ends = |suffix: &str| n.ends_with(suffix);
+    let has = |part: &str| n.contains(part);
+    if has("email") {
+        SafeEmail().fake_with_rng::<String, _>(rng).to_ascii_lowercase()
+    } else if n == "firstname" || n == "givenname" {
+        FirstName().fake_with_rng(rng)
+    } else if n == "lastname" || n == "surname" || n == "familyname" {
+        LastName().fake_with_rng(rng)
+    } else if has("username") || n == "login" || n == "handle" {
+        Username().fake_with_rng(rng)
+    } else if has("company") || has("organization") || has("organisation") || n == "employer" {
+        CompanyName().fake_with_rng(rng)
+    } else if n == "name" || ends("fullname") || n == "displayname" || n == "customername" || n == "holdername" {
+        Name().fake_with_rng(rng)
+    } else if has("city") || n == "town" {
+        CityName().fake_with_rng(rng)
+    } else if has("country") {
+        if max_length <= 3 { CountryCode().fake_with_rng(rng) } else { CountryName().fake_with_rng(rng) }
+    } else if n == "state" || n == "province" || n == "region" {
+        StateName().fake_with_rng(rng)
+    } else if has("street") || n == "address" || n == "line1" || n == "addressline1" {
+        format!("{} {}", BuildingNumber().fake_with_rng::<String, _>(rng), StreetName().fake_with_rng::<String, _>(rng))
+    } else if has("zip") || has("postal") || has("postcode") {
+        ZipCode().fake_with_rng(rng)
+    } else if has("phone") || has("mobile") || n == "tel" || n == "fax" {
+        PhoneNumber().fake_with_rng(rng)
+    } else if has("currency") {
+        currency(rng)
+    } else if n == "description" || n == "summary" || n == "comment" || n == "note" || n == "notes" || n == "message" || n == "bio" || n == "text" {
+        Sentence(3..9).fake_with_rng(rng)
+    } else if n == "title" || n == "subject" || n == "label" || n == "headline" || n == "caption" {
+        Words(2..4).fake_with_rng::<Vec<String>, _>(rng).join(" ")
+    } else if has("url") || has("website") || has("homepage") || n == "href" || n == "link" || has("avatar") || has("image") {
+        format!("https://example.com/{}", word(rng))
+    } else if has("timezone") || n == "tz" {
+        TimeZone().fake_with_rng(rng)
+    } else if n == "ip" || has("ipaddress") {
+        IPv4().fake_with_rng(rng)
+    } else if n == "locale" || n == "language" || n == "lang" {
+        "en-US".to_owned()
+    } else if n == "color" || n == "colour" {
+        format!("#{:06x}", rng.random_range(0..0x100_0000))
+    } else if has("password") || has("secret") {
+        alphanumeric(rng, 16)
+    } else if raw.ends_with("_at") || raw.ends_with("date") || n == "timestamp" || n == "created" || n == "updated" {
+        instant(rng).format(&Rfc3339).unwrap_or_default()
+    } else if n == "id" || ends("id") || has("token") || ends("key") {
+        alphanumeric(rng, 16)
+    } else if n == "slug" {
+        format!("{}-{}", word(rng), word(rng))
+    } else {
+        word(rng)
+    }
+}
+
+/// A plausible integer range for a property of this name.
+pub fn integer_range(name: Option<&str>) -> (i64, i64) {
+    let n = name.map(normalized).unwrap_or_default();
+    if n.contains("amount") || n.contains("price") || n.contains("cost") || n.contains("balance") || n.contains("fee") || n == "total" {
+        (100, 100_000)
+    } else if n == "age" {
+        (18, 90)
+    } else if n.contains("year") {
+        (1990, 2030)
+    } else if n.contains("count") || n.contains("quantity") || n == "qty" || n == "size" || n == "limit" {
+        (1, 20)
+    } else if n.contains("percent") {
+        (0, 100)
+    } else if n == "port" {
+        (1024, 65535)
+    } else if n.ends_with("at") || n.contains("timestamp") || n == "created" || n == "updated" {
+        (EPOCH, EPOCH + 365 * 24 * 3600)
+    } else {
+        (1, 1000)
+    }
+}
+
+/// A plausible decimal range for a property of this name.
+pub fn number_range(name: Option<&str>) -> (f64, f64) {
+    let n = name.map(normalized).unwrap_or_default();
+    if n == "latitude" || n == "lat" {
+        (-90.0, 90.0)
+    } else if n == "longitude" || n == "lng" || n == "lon" {
+        (-180.0, 180.0)
+    } else if n.contains("percent") || n.contains("rate") {
+        (0.0, 100.0)
+    } else if n.contains("amount") || n.contains("price") || n.contains("cost") || n.contains("balance") || n == "total" {
+        (1.0, 1000.0)
+    } else {
+        (0.0, 1000.0)
+    }
+}
