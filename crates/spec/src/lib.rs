@@ -23,7 +23,7 @@ pub use model::{
     ApiModel, MediaTypeSpec, Operation, ParamLocation, ParamStyle, Parameter, RequestBody,
     ResponseHeader, ResponseSpec, SecurityRequirement, SecurityScheme, StatusKey,
 };
-pub use validator::{SchemaCompiler, SchemaValidator, Violation};
+pub use validator::{Direction, SchemaCompiler, SchemaValidator, Violation};
 
 use std::sync::Arc;
 

@@ -14,11 +14,21 @@ use serde_json::{Value, json};
 
 use crate::pointer::pointer_to_fragment;
 
-const DOCUMENT_URI: &str = "urn:sbx:spec";
+const REQUEST_URI: &str = "urn:sbx:request";
+const RESPONSE_URI: &str = "urn:sbx:response";
+
+/// Which side of the exchange a schema is checked for. OpenAPI's `readOnly`
+/// properties are never required in requests, `writeOnly` never in responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
+}
 
 /// Builds validators for schemas of one document, sharing its index.
 pub struct SchemaCompiler {
     registry: Registry<'static>,
+    response_document: Arc<Value>,
 }
 
 impl std::fmt::Debug for SchemaCompiler {
@@ -51,17 +61,30 @@ const MAX_VIOLATIONS: usize = 50;
 
 impl SchemaCompiler {
     pub fn new(document: Arc<Value>) -> Result<Self, String> {
+        let (request_document, response_document) = views(&document);
+        let request_document = request_document.map_or_else(|| document.clone(), Arc::new);
+        let response_document = response_document.map_or(document, Arc::new);
         let registry = Registry::new()
             .draft(Draft::Draft202012)
-            .add(DOCUMENT_URI, document)
+            .add(REQUEST_URI, request_document)
+            .and_then(|builder| builder.add(RESPONSE_URI, response_document.clone()))
             .and_then(|builder| builder.prepare())
             .map_err(|e| format!("cannot index the document's schemas: {e}"))?;
-        Ok(Self { registry })
+        Ok(Self { registry, response_document })
+    }
+
+    /// The document as responses see it: what synthesis should read.
+    pub fn response_document(&self) -> &Arc<Value> {
+        &self.response_document
     }
 
     /// A validator for the schema at `pointer` in the document.
-    pub fn compile(&self, pointer: &str) -> Result<SchemaValidator, String> {
-        let schema = json!({"$ref": format!("{DOCUMENT_URI}#{}", pointer_to_fragment(pointer))});
+    pub fn compile(&self, pointer: &str, direction: Direction) -> Result<SchemaValidator, String> {
+        let uri = match direction {
+            Direction::Request => REQUEST_URI,
+            Direction::Response => RESPONSE_URI,
+        };
+        let schema = json!({"$ref": format!("{uri}#{}", pointer_to_fragment(pointer))});
         jsonschema::options()
             .with_draft(Draft::Draft202012)
             .with_registry(&self.registry)
@@ -94,6 +117,53 @@ impl SchemaValidator {
     }
 }
 
+/// The request and response views of a document, when they differ from it.
+fn views(document: &Value) -> (Option<Value>, Option<Value>) {
+    let text_has = |flag: &str| contains_true_flag(document, flag);
+    let request = text_has("readOnly").then(|| without_required_flagged(document, "readOnly"));
+    let response = text_has("writeOnly").then(|| without_required_flagged(document, "writeOnly"));
+    (request, response)
+}
+
+fn contains_true_flag(value: &Value, flag: &str) -> bool {
+    match value {
+        Value::Object(map) => {
+            map.get(flag) == Some(&Value::Bool(true)) || map.values().any(|v| contains_true_flag(v, flag))
+        }
+        Value::Array(items) => items.iter().any(|v| contains_true_flag(v, flag)),
+        _ => false,
+    }
+}
+
+/// A copy of the document in which no object schema requires a property
+/// marked with `flag`.
+fn without_required_flagged(document: &Value, flag: &str) -> Value {
+    fn walk(value: &mut Value, document: &Value, flag: &str) {
+        match value {
+            Value::Object(map) => {
+                if let (Some(Value::Object(properties)), Some(Value::Array(required))) =
+                    (map.get("properties"), map.get("required"))
+                {
+                    let flagged = |name: &Value| {
+                        name.as_str()
+                            .and_then(|name| properties.get(name))
+                            .and_then(|p| crate::pointer::resolve(document, p, "").ok())
+                            .is_some_and(|(p, _)| p.get(flag) == Some(&Value::Bool(true)))
+                    };
+                    let kept: Vec<Value> = required.iter().filter(|n| !flagged(n)).cloned().collect();
+                    map.insert("required".into(), Value::Array(kept));
+                }
+                map.values_mut().for_each(|v| walk(v, document, flag));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, document, flag)),
+            _ => {}
+        }
+    }
+    let mut copy = document.clone();
+    walk(&mut copy, document, flag);
+    copy
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +182,7 @@ mod tests {
         }));
         let compiler = SchemaCompiler::new(doc).unwrap();
         let validator = compiler
-            .compile("/paths/~1x~1{id}/get/responses/200/content/application~1json/schema")
+            .compile("/paths/~1x~1{id}/get/responses/200/content/application~1json/schema", Direction::Response)
             .unwrap();
         assert!(validator.is_valid(&json!({"name": "a", "children": [{"name": "b"}]})));
         let violations = validator.violations(&json!({"name": "a", "children": [{"nom": 1}]}));
@@ -124,8 +194,25 @@ mod tests {
     fn formats_are_checked() {
         let doc = Arc::new(json!({"s": {"type": "string", "format": "email"}, "b": {"format": "byte"}}));
         let compiler = SchemaCompiler::new(doc).unwrap();
-        assert!(!compiler.compile("/s").unwrap().is_valid(&json!("nope")));
-        assert!(compiler.compile("/s").unwrap().is_valid(&json!("a@example.com")));
-        assert!(!compiler.compile("/b").unwrap().is_valid(&json!("%%%")));
+        assert!(!compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!("nope")));
+        assert!(compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!("a@example.com")));
+        assert!(!compiler.compile("/b", Direction::Response).unwrap().is_valid(&json!("%%%")));
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn read_only_is_not_required_in_requests_nor_write_only_in_responses() {
+        let doc = Arc::new(json!({"s": {"type": "object", "required": ["id", "password"], "properties": {
+            "id": {"type": "string", "readOnly": true},
+            "password": {"type": "string", "writeOnly": true}
+        }}}));
+        let compiler = SchemaCompiler::new(doc).unwrap();
+        assert!(compiler.compile("/s", Direction::Request).unwrap().is_valid(&json!({"password": "x"})));
+        assert!(compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!({"id": "x"})));
+        assert!(!compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!({"password": "x"})));
     }
 }

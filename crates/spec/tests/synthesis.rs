@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use sbx_spec::{
-    SchemaCompiler,
+    Direction, SchemaCompiler,
     synth::{PatternCache, synthesize_valid},
 };
 use serde_json::{Value, json};
@@ -17,7 +17,7 @@ fn check(schema: Value) -> Value {
             "owner": {"$ref": "#/components/schemas/Pet"}
         }}}}}));
     let compiler = SchemaCompiler::new(doc.clone()).unwrap();
-    let validator = compiler.compile("/components/schemas/S").unwrap();
+    let validator = compiler.compile("/components/schemas/S", Direction::Response).unwrap();
     let cache = PatternCache::default();
     for seed in 0..20 {
         let (value, valid) = synthesize_valid(&doc, "/components/schemas/S", seed, &cache, Some(&validator));
@@ -121,7 +121,7 @@ proptest! {
     fn every_generated_schema_gets_a_valid_value(schema in arb_schema(), seed in any::<u64>()) {
         let doc = Arc::new(json!({"s": schema}));
         let compiler = SchemaCompiler::new(doc.clone()).unwrap();
-        let validator = compiler.compile("/s").unwrap();
+        let validator = compiler.compile("/s", Direction::Response).unwrap();
         let (value, valid) = synthesize_valid(&doc, "/s", seed, &PatternCache::default(), Some(&validator));
         prop_assert!(valid, "{} fails {:?}", value, validator.violations(&value));
     }

@@ -1,0 +1,263 @@
+//! Choosing and rendering the answer: status, media type, body, headers.
+
+use sbx_spec::{StatusKey, synth};
+use serde_json::{Value, json};
+
+use crate::{
+    Response, SandboxContext,
+    body::{essence, is_json},
+    negotiate,
+    problem::problem_response,
+    revision::{CompiledOperation, CompiledResponse, CompiledRevision},
+};
+
+/// The `Prefer` preferences the sandbox honours (Prism's convention).
+#[derive(Debug, Default)]
+pub struct Prefer {
+    pub code: Option<u16>,
+    pub example: Option<String>,
+}
+
+/// Parses `Prefer: code=404, example=not_found`; unknown preferences are
+/// ignored as RFC 7240 asks, malformed values of known ones are errors.
+pub fn parse_prefer(header: Option<&str>) -> Result<Prefer, String> {
+    let mut prefer = Prefer::default();
+    let Some(header) = header else { return Ok(prefer) };
+    for token in header.split([',', ';']) {
+        let Some((name, value)) = token.split_once('=') else { continue };
+        let value = value.trim().trim_matches('"');
+        match name.trim().to_ascii_lowercase().as_str() {
+            "code" => {
+                let code = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| format!("`Prefer: code={value}` is not an HTTP status code (100-599)"))?;
+                prefer.code = Some(code);
+            }
+            "example" => prefer.example = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    Ok(prefer)
+}
+
+/// The declared response to answer with, and its concrete status.
+pub fn select<'a>(operation: &'a CompiledOperation, prefer: &Prefer) -> Result<Option<(u16, &'a CompiledResponse)>, Response> {
+    let responses = &operation.responses;
+    if let Some(code) = prefer.code {
+        let found = responses
+            .iter()
+            .find(|r| r.spec.status == StatusKey::Code(code))
+            .or_else(|| responses.iter().find(|r| r.spec.status == StatusKey::Range(code / 100)))
+            .or_else(|| responses.iter().find(|r| r.spec.status == StatusKey::Default));
+        return match found {
+            Some(response) => Ok(Some((code, response))),
+            None => Err(problem_response(
+                400,
+                "prefer-unknown-code",
+                "Preferred status not declared",
+                &format!(
+                    "`Prefer: code={code}` names no response of operation {}; it declares {}",
+                    operation.operation.id,
+                    declared_statuses(operation)
+                ),
+                None,
+            )),
+        };
+    }
+    let success = responses
+        .iter()
+        .find(|r| matches!(r.spec.status, StatusKey::Code(200..=299)))
+        .or_else(|| responses.iter().find(|r| r.spec.status == StatusKey::Range(2)));
+    if let Some(response) = success {
+        return Ok(Some((response.spec.status.code(), response)));
+    }
+    if let Some(response) = responses.iter().find(|r| r.spec.status == StatusKey::Default) {
+        return Ok(Some((200, response)));
+    }
+    Ok(responses.first().map(|r| (r.spec.status.code(), r)))
+}
+
+fn declared_statuses(operation: &CompiledOperation) -> String {
+    let list: Vec<String> = operation
+        .responses
+        .iter()
+        .map(|r| match r.spec.status {
+            StatusKey::Code(c) => c.to_string(),
+            StatusKey::Range(d) => format!("{d}XX"),
+            StatusKey::Default => "default".to_owned(),
+        })
+        .collect();
+    if list.is_empty() { "no responses".to_owned() } else { list.join(", ") }
+}
+
+/// Request facts that shape an answer.
+pub struct Exchange<'a> {
+    pub accept: Option<&'a str>,
+    pub path_params: &'a [(String, String)],
+}
+
+/// The value of a declared response body before serialization.
+pub struct Rendered {
+    pub response: Response,
+    pub value: Option<Value>,
+}
+
+/// Renders `response` with `status`, honouring `Accept` and `Prefer: example`.
+pub fn render(
+    revision: &CompiledRevision,
+    context: &SandboxContext<'_>,
+    operation: &CompiledOperation,
+    declared: Option<(u16, &CompiledResponse)>,
+    exchange: &Exchange<'_>,
+    example: Option<&str>,
+) -> Result<Rendered, Response> {
+    let Some((status, declared)) = declared else {
+        return Ok(Rendered { response: Response { status: 200, headers: Vec::new(), body: Vec::new() }, value: None });
+    };
+    let media_specs: Vec<_> = declared.content.iter().map(|m| m.spec.clone()).collect();
+    let chosen = negotiate::choose(exchange.accept, &media_specs).map_err(|()| {
+        let available: Vec<&str> = media_specs.iter().map(|m| m.media_type.as_str()).collect();
+        problem_response(
+            406,
+            "not-acceptable",
+            "Not acceptable",
+            &format!("`Accept: {}` matches none of {}", exchange.accept.unwrap_or(""), available.join(", ")),
+            Some(json!({"available": available})),
+        )
+    })?;
+    let mut headers = Vec::new();
+    let seed = response_seed(context, operation, status, exchange.path_params);
+    for header in &declared.headers {
+        let Some(pointer) = &header.schema_pointer else { continue };
+        let header_seed = synth::seed_from([&seed.to_le_bytes()[..], header.name.as_bytes()]);
+        let (value, _) = synth::synthesize_valid(
+            &revision.response_document,
+            pointer,
+            header_seed,
+            &revision.patterns,
+            header.validator.as_ref(),
+        );
+        headers.push((header.name.to_ascii_lowercase(), header_text(&value)));
+    }
+    let Some(index) = chosen else {
+        if let Some(name) = example {
+            return Err(unknown_example(operation, name, &[]));
+        }
+        return Ok(Rendered { response: Response { status, headers, body: Vec::new() }, value: None });
+    };
+    let media = &declared.content[index];
+    let value = match example {
+        Some(name) => {
+            let found = media
+                .spec
+                .examples
+                .iter()
+                .chain(declared.content.iter().flat_map(|m| m.spec.examples.iter()))
+                .find(|(n, _)| n == name);
+            match found {
+                Some((_, value)) => Some(value.clone()),
+                None => {
+                    let names: Vec<&str> = declared
+                        .content
+                        .iter()
+                        .flat_map(|m| m.spec.examples.iter().map(|(n, _)| n.as_str()))
+                        .collect();
+                    return Err(unknown_example(operation, name, &names));
+                }
+            }
+        }
+        None => match media.spec.examples.first() {
+            Some((_, value)) => Some(value.clone()),
+            None => media.spec.schema_pointer.as_ref().map(|pointer| {
+                let media_seed = synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
+                synth::synthesize_valid(
+                    &revision.response_document,
+                    pointer,
+                    media_seed,
+                    &revision.patterns,
+                    media.validator.as_ref(),
+                )
+                .0
+            }),
+        },
+    };
+    let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
+    let body = value.as_ref().map(|v| serialize(&content_type, v)).unwrap_or_default();
+    headers.push(("content-type".to_owned(), content_type));
+    Ok(Rendered { response: Response { status, headers, body }, value })
+}
+
+fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) -> Response {
+    problem_response(
+        400,
+        "prefer-unknown-example",
+        "Preferred example not declared",
+        &format!(
+            "`Prefer: example={name}` names no example of operation {}; {}",
+            operation.operation.id,
+            if names.is_empty() { "it declares none".to_owned() } else { format!("it declares {}", names.join(", ")) }
+        ),
+        Some(json!({"examples": names})),
+    )
+}
+
+/// Seeds synthesis from (sandbox seed, operation, status, path parameters):
+/// the determinism contract of ARCHITECTURE.md.
+fn response_seed(context: &SandboxContext<'_>, operation: &CompiledOperation, status: u16, path_params: &[(String, String)]) -> u64 {
+    let mut sorted: Vec<String> = path_params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    sorted.sort();
+    let seed_bytes = context.seed.to_le_bytes();
+    let status_text = status.to_string();
+    let mut parts: Vec<&[u8]> = vec![&seed_bytes, operation.operation.id.as_bytes(), status_text.as_bytes()];
+    parts.extend(sorted.iter().map(String::as_bytes));
+    synth::seed_from(parts)
+}
+
+fn header_text(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(header_text).collect::<Vec<_>>().join(","),
+        Value::Object(map) => map.iter().map(|(k, v)| format!("{k},{}", header_text(v))).collect::<Vec<_>>().join(","),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// Serializes per media type: JSON, text as is, XML from the JSON shape.
+pub fn serialize(content_type: &str, value: &Value) -> Vec<u8> {
+    let essence = essence(content_type);
+    if is_json(&essence) {
+        return serde_json::to_vec(value).unwrap_or_default();
+    }
+    if essence.ends_with("xml") {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+        xml(&mut out, "root", value);
+        return out.into_bytes();
+    }
+    match value {
+        Value::String(text) => text.clone().into_bytes(),
+        other => serde_json::to_vec(other).unwrap_or_default(),
+    }
+}
+
+fn xml(out: &mut String, name: &str, value: &Value) {
+    let tag: String = name.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| xml(out, &tag, item)),
+        Value::Object(map) => {
+            out.push_str(&format!("<{tag}>"));
+            map.iter().for_each(|(k, v)| xml(out, k, v));
+            out.push_str(&format!("</{tag}>"));
+        }
+        Value::Null => out.push_str(&format!("<{tag}/>")),
+        Value::String(s) => out.push_str(&format!("<{tag}>{}</{tag}>", escape_xml(s))),
+        other => out.push_str(&format!("<{tag}>{other}</{tag}>")),
+    }
+}
+
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

@@ -1,0 +1,201 @@
+//! Path matching for a revision's operations.
+//!
+//! Templates are registered with positional parameter names (`{p0}`, `{p1}`)
+//! because matchit refuses differently named parameters at the same position,
+//! which real specs have (`/pets/{petId}` beside `/pets/{id}/photos`).
+//! Templates matchit cannot express (two parameters in one segment) fall back
+//! to an ordered list of regular expressions.
+
+use percent_encoding::percent_decode_str;
+use regex::Regex;
+use sbx_spec::Operation;
+
+#[derive(Debug)]
+struct PathEntry {
+    /// Spec parameter names, in template order.
+    names: Vec<String>,
+    /// (upper-case method, operation index)
+    methods: Vec<(String, usize)>,
+}
+
+/// Maps request paths to operations.
+#[derive(Debug)]
+pub struct Router {
+    base_path: String,
+    tree: matchit::Router<usize>,
+    fallback: Vec<(Regex, usize)>,
+    entries: Vec<PathEntry>,
+}
+
+/// What a path resolved to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch {
+    Found { operation: usize, path_params: Vec<(String, String)> },
+    /// The path exists, the method does not; carries the allowed methods.
+    MethodNotAllowed(Vec<String>),
+    NotFound,
+}
+
+impl Router {
+    pub fn new(base_path: &str, operations: &[Operation]) -> Self {
+        let mut router = Self {
+            base_path: base_path.to_owned(),
+            tree: matchit::Router::new(),
+            fallback: Vec::new(),
+            entries: Vec::new(),
+        };
+        let mut by_template: Vec<(String, Vec<String>, usize)> = Vec::new();
+        for (index, op) in operations.iter().enumerate() {
+            let (route, names) = positional(&op.path);
+            if let Some(existing) = by_template.iter().find(|(r, _, _)| *r == route) {
+                router.entries[existing.2].methods.push((op.method.clone(), index));
+                continue;
+            }
+            let entry = router.entries.len();
+            router.entries.push(PathEntry { names: names.clone(), methods: vec![(op.method.clone(), index)] });
+            by_template.push((route.clone(), names, entry));
+            if router.tree.insert(route.clone(), entry).is_err() {
+                router.fallback.push((template_regex(&op.path), entry));
+            }
+        }
+        router
+    }
+
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// Resolves a raw (still percent-encoded) request path.
+    pub fn at(&self, method: &str, path: &str) -> RouteMatch {
+        let Some(path) = strip_base(&self.base_path, path) else { return RouteMatch::NotFound };
+        let (entry, raw_values): (usize, Vec<String>) = match self.tree.at(path) {
+            Ok(found) => {
+                let values = (0..self.entries[*found.value].names.len())
+                    .map(|i| found.params.get(format!("p{i}")).unwrap_or("").to_owned())
+                    .collect();
+                (*found.value, values)
+            }
+            Err(_) => match self.fallback.iter().find_map(|(re, entry)| re.captures(path).map(|c| (c, *entry))) {
+                Some((captures, entry)) => {
+                    let values = captures.iter().skip(1).map(|m| m.map_or("", |m| m.as_str()).to_owned()).collect();
+                    (entry, values)
+                }
+                None => return RouteMatch::NotFound,
+            },
+        };
+        let entry_ref = &self.entries[entry];
+        let method = method.to_ascii_uppercase();
+        let operation = entry_ref.methods.iter().find(|(m, _)| *m == method).or_else(|| {
+            // HEAD is answered by GET when the spec declares no HEAD.
+            (method == "HEAD").then(|| entry_ref.methods.iter().find(|(m, _)| m == "GET")).flatten()
+        });
+        match operation {
+            Some((_, operation)) => RouteMatch::Found {
+                operation: *operation,
+                path_params: entry_ref
+                    .names
+                    .iter()
+                    .cloned()
+                    .zip(raw_values.iter().map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned()))
+                    .collect(),
+            },
+            None => {
+                let mut allowed: Vec<String> = entry_ref.methods.iter().map(|(m, _)| m.clone()).collect();
+                if allowed.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
+                    allowed.push("HEAD".to_owned());
+                }
+                allowed.sort();
+                RouteMatch::MethodNotAllowed(allowed)
+            }
+        }
+    }
+}
+
+fn strip_base<'a>(base: &str, path: &'a str) -> Option<&'a str> {
+    if base.is_empty() {
+        return Some(if path.is_empty() { "/" } else { path });
+    }
+    let rest = path.strip_prefix(base)?;
+    if rest.is_empty() {
+        Some("/")
+    } else if rest.starts_with('/') {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
+/// `/pets/{petId}/photos/{id}` → (`/pets/{p0}/photos/{p1}`, [petId, id]).
+fn positional(template: &str) -> (String, Vec<String>) {
+    let mut route = String::with_capacity(template.len());
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        route.push_str(&rest[..open]);
+        route.push_str(&format!("{{p{}}}", names.len()));
+        names.push(rest[open + 1..open + close].to_owned());
+        rest = &rest[open + close + 1..];
+    }
+    route.push_str(&rest.replace('{', "{{").replace('}', "}}"));
+    (route, names)
+}
+
+fn template_regex(template: &str) -> Regex {
+    let mut pattern = String::from("^");
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        pattern.push_str(&regex::escape(&rest[..open]));
+        pattern.push_str("([^/]+?)");
+        rest = &rest[open + close + 1..];
+    }
+    pattern.push_str(&regex::escape(rest));
+    pattern.push('$');
+    Regex::new(&pattern).unwrap_or_else(|_| Regex::new("^$").expect("empty pattern compiles"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: &str, path: &str) -> Operation {
+        Operation {
+            id: format!("{method}{path}"),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            pointer: String::new(),
+            parameters: Vec::new(),
+            request_body: None,
+            responses: Vec::new(),
+            security: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn literal_segments_beat_templates_and_names_may_differ() {
+        let ops = vec![
+            op("GET", "/pets/{petId}"),
+            op("GET", "/pets/mine"),
+            op("POST", "/pets/{id}/photos"),
+            op("GET", "/files/{name}.{ext}"),
+        ];
+        let router = Router::new("/v1", &ops);
+        assert_eq!(router.at("GET", "/v1/pets/mine"), RouteMatch::Found { operation: 1, path_params: vec![] });
+        assert_eq!(
+            router.at("GET", "/v1/pets/a%20b"),
+            RouteMatch::Found { operation: 0, path_params: vec![("petId".into(), "a b".into())] }
+        );
+        assert_eq!(
+            router.at("POST", "/v1/pets/7/photos"),
+            RouteMatch::Found { operation: 2, path_params: vec![("id".into(), "7".into())] }
+        );
+        assert_eq!(
+            router.at("GET", "/v1/files/report.pdf"),
+            RouteMatch::Found { operation: 3, path_params: vec![("name".into(), "report".into()), ("ext".into(), "pdf".into())] }
+        );
+        assert_eq!(router.at("DELETE", "/v1/pets/7"), RouteMatch::MethodNotAllowed(vec!["GET".into(), "HEAD".into()]));
+        assert_eq!(router.at("GET", "/pets/7"), RouteMatch::NotFound);
+        assert_eq!(router.at("GET", "/v1x/pets/7"), RouteMatch::NotFound);
+    }
+}
