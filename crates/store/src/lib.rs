@@ -1,1 +1,87 @@
+//! Persistence behind one interface.
+//!
+//! [`Store`] is what the server talks to; [`SqliteStore`] is the embedded
+//! default. A PostgreSQL implementation slots in beside it (same trait, same
+//! test suite) when several replicas must share state. Every sandbox query
+//! is keyed by the sandbox id; nothing reads across tenants.
 
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectRecord {
+    pub name: String,
+    pub latest_revision: u32,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionRecord {
+    pub project: String,
+    pub revision: u32,
+    /// The spec text as imported (bundled when it came from several files).
+    pub spec: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRecord {
+    pub id: String,
+    pub project: String,
+    pub revision: u32,
+    /// SHA-256 of the API key, hex; the key itself is never stored.
+    pub key_hash: String,
+    pub seed: String,
+    /// `spec` or `none`.
+    pub auth: String,
+    pub label: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub id: String,
+    pub project: String,
+    pub expired_at_ms: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a project with its first revision.
+    async fn create_project(&self, name: &str, spec: &str, now_ms: i64) -> Result<ProjectRecord, StoreError>;
+    /// Appends a revision; returns its number.
+    async fn add_revision(&self, name: &str, spec: &str, now_ms: i64) -> Result<u32, StoreError>;
+    async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;
+    async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+    /// Deletes a project, its revisions and its sandboxes; returns the sandbox ids removed.
+    async fn delete_project(&self, name: &str) -> Result<Vec<String>, StoreError>;
+    async fn get_revision(&self, name: &str, revision: u32) -> Result<Option<RevisionRecord>, StoreError>;
+
+    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StoreError>;
+    async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError>;
+    async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
+    async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError>;
+    /// Removes every sandbox expired at `now_ms`, leaving tombstones; returns their ids.
+    async fn expire_sandboxes(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+    async fn get_tombstone(&self, id: &str) -> Result<Option<Tombstone>, StoreError>;
+    /// Forgets tombstones older than `before_ms`.
+    async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError>;
+}

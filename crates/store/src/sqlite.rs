@@ -1,0 +1,237 @@
+//! The embedded SQLite store: one file in the data directory, WAL mode.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+
+use crate::{ProjectRecord, RevisionRecord, SandboxRecord, Store, StoreError, Tombstone};
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `sbx.db` in `data_dir` and migrates it.
+    pub async fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().filename(data_dir.join("sbx.db"));
+        Self::open(options).await
+    }
+
+    /// Opens a `sqlite:` URL.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        Self::open(SqliteConnectOptions::from_str(url)?).await
+    }
+
+    async fn open(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable across process crashes, and fast.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn project(row: &SqliteRow) -> ProjectRecord {
+    ProjectRecord {
+        name: row.get("name"),
+        latest_revision: row.get::<i64, _>("latest_revision") as u32,
+        created_at_ms: row.get("created_at_ms"),
+        updated_at_ms: row.get("updated_at_ms"),
+    }
+}
+
+fn sandbox(row: &SqliteRow) -> SandboxRecord {
+    SandboxRecord {
+        id: row.get("id"),
+        project: row.get("project"),
+        revision: row.get::<i64, _>("revision") as u32,
+        key_hash: row.get("key_hash"),
+        seed: row.get("seed"),
+        auth: row.get("auth"),
+        label: row.get("label"),
+        created_at_ms: row.get("created_at_ms"),
+        expires_at_ms: row.get("expires_at_ms"),
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_project(&self, name: &str, spec: &str, now_ms: i64) -> Result<ProjectRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO projects (name, latest_revision, created_at_ms, updated_at_ms) VALUES (?, 1, ?, ?)",
+        )
+        .bind(name)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict(format!("project \"{name}\""))),
+            other => other?,
+        };
+        sqlx::query("INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, 1, ?, ?)")
+            .bind(name)
+            .bind(spec)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ProjectRecord { name: name.to_owned(), latest_revision: 1, created_at_ms: now_ms, updated_at_ms: now_ms })
+    }
+
+    async fn add_revision(&self, name: &str, spec: &str, now_ms: i64) -> Result<u32, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE projects SET latest_revision = latest_revision + 1, updated_at_ms = ? WHERE name = ? RETURNING latest_revision",
+        )
+        .bind(now_ms)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("project \"{name}\"")))?;
+        let revision: i64 = row.get(0);
+        sqlx::query("INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(revision)
+            .bind(spec)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(revision as u32)
+    }
+
+    async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM projects WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(project))
+    }
+
+    async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(project).collect())
+    }
+
+    async fn delete_project(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = sqlx::query("DELETE FROM sandboxes WHERE project = ? RETURNING id")
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let deleted = sqlx::query("DELETE FROM projects WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("project \"{name}\"")));
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn get_revision(&self, name: &str, revision: u32) -> Result<Option<RevisionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM revisions WHERE project = ? AND revision = ?")
+            .bind(name)
+            .bind(i64::from(revision))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| RevisionRecord {
+            project: row.get("project"),
+            revision: row.get::<i64, _>("revision") as u32,
+            spec: row.get("spec"),
+            created_at_ms: row.get("created_at_ms"),
+        }))
+    }
+
+    async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.project)
+        .bind(i64::from(s.revision))
+        .bind(&s.key_hash)
+        .bind(&s.seed)
+        .bind(&s.auth)
+        .bind(&s.label)
+        .bind(s.created_at_ms)
+        .bind(s.expires_at_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("sandbox \"{}\"", s.id))),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sandboxes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(sandbox))
+    }
+
+    async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at_ms, id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(sandbox).collect())
+    }
+
+    async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM sandboxes WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn expire_sandboxes(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "DELETE FROM sandboxes WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ? RETURNING id, project, expires_at_ms",
+        )
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.get(0);
+            sqlx::query("INSERT OR REPLACE INTO sandbox_tombstones (id, project, expired_at_ms) VALUES (?, ?, ?)")
+                .bind(&id)
+                .bind(row.get::<String, _>(1))
+                .bind(row.get::<i64, _>(2))
+                .execute(&mut *tx)
+                .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn get_tombstone(&self, id: &str) -> Result<Option<Tombstone>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sandbox_tombstones WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|row| Tombstone {
+            id: row.get("id"),
+            project: row.get("project"),
+            expired_at_ms: row.get("expired_at_ms"),
+        }))
+    }
+
+    async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM sandbox_tombstones WHERE expired_at_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+}

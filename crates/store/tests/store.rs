@@ -1,0 +1,67 @@
+//! The store contract, run against real SQLite. A second backend runs the
+//! same functions.
+
+use sbx_store::{SandboxRecord, SqliteStore, Store, StoreError};
+
+fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
+    SandboxRecord {
+        id: id.to_owned(),
+        project: "pets".to_owned(),
+        revision: 1,
+        key_hash: format!("hash-{id}"),
+        seed: id.to_owned(),
+        auth: "spec".to_owned(),
+        label: None,
+        created_at_ms: 1,
+        expires_at_ms,
+    }
+}
+
+async fn contract(store: &dyn Store) {
+    let project = store.create_project("pets", "openapi: 3.0.0", 10).await.unwrap();
+    assert_eq!(project.latest_revision, 1);
+    assert!(matches!(store.create_project("pets", "x", 11).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.add_revision("pets", "openapi: 3.1.0", 12).await.unwrap(), 2);
+    assert!(matches!(store.add_revision("nope", "x", 12).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.get_revision("pets", 1).await.unwrap().unwrap().spec, "openapi: 3.0.0");
+    assert_eq!(store.get_project("pets").await.unwrap().unwrap().latest_revision, 2);
+
+    store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    store.create_sandbox(&sandbox("sbx-b", Some(100))).await.unwrap();
+    assert!(matches!(store.create_sandbox(&sandbox("sbx-a", None)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.list_sandboxes().await.unwrap().len(), 2);
+
+    assert_eq!(store.expire_sandboxes(99).await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.expire_sandboxes(100).await.unwrap(), vec!["sbx-b".to_owned()]);
+    assert!(store.get_sandbox("sbx-b").await.unwrap().is_none());
+    assert_eq!(store.get_tombstone("sbx-b").await.unwrap().unwrap().expired_at_ms, 100);
+    assert_eq!(store.prune_tombstones(101).await.unwrap(), 1);
+
+    assert!(store.delete_sandbox("sbx-a").await.unwrap());
+    assert!(!store.delete_sandbox("sbx-a").await.unwrap());
+
+    store.create_sandbox(&sandbox("sbx-c", None)).await.unwrap();
+    assert_eq!(store.delete_project("pets").await.unwrap(), vec!["sbx-c".to_owned()]);
+    assert!(store.get_project("pets").await.unwrap().is_none());
+    assert!(store.get_revision("pets", 1).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sqlite_store_honours_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    contract(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+        store.create_project("pets", "spec", 1).await.unwrap();
+        store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    }
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    assert_eq!(store.list_sandboxes().await.unwrap().len(), 1);
+    assert_eq!(store.list_projects().await.unwrap()[0].name, "pets");
+}
