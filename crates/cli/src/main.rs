@@ -1,1 +1,194 @@
-fn main() {}
+//! `sbx`: the SmartSandbox command line. Parses arguments and hands off to
+//! the server library or to the HTTP client.
+
+mod client;
+mod settings;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sbx", version, about = "Production-like API sandboxes from an OpenAPI document")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the control plane and every sandbox's data plane.
+    Serve(settings::ServeArgs),
+    /// Serve one spec at the root: no control plane, no token (like `prism mock`).
+    Mock(MockArgs),
+    /// Import a spec file as a project, or add a revision when the project exists.
+    Import(ImportArgs),
+    /// Create, list, show and delete sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Args)]
+struct MockArgs {
+    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 document; relative `$ref` files are read too.
+    spec: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:4010", env = "SBX_MOCK_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// `none` (default) answers without credentials; `spec` enforces the
+    /// spec's security schemes, accepting any `sk_test_` key.
+    #[arg(long, default_value = "none", value_parser = ["none", "spec"])]
+    auth: String,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The spec file (YAML or JSON); relative `$ref` files are bundled in.
+    file: PathBuf,
+    /// Project name (1-64 of a-z, 0-9, '-', '_', '.').
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    server: client::ServerArgs,
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Create a sandbox; prints its base URL and API key (shown once).
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        revision: Option<u32>,
+        /// Remove the sandbox this many seconds after creation.
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Same seed, same answers (defaults to the sandbox id).
+        #[arg(long)]
+        seed: Option<String>,
+        #[arg(long, value_parser = ["spec", "none"])]
+        auth: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    Show {
+        id: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SBX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("SBX_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
+    let demo = args.demo;
+    let config = settings::resolve(args)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let data_dir = config.data_dir.clone();
+    let server = sbx_server::start(config, listener).await?;
+    println!("SmartSandbox listening on {}", server.public_url);
+    println!("  control plane: {}/api/v1  (OpenAPI: {}/api/v1/openapi.json)", server.public_url, server.public_url);
+    if let Some(token) = &server.generated_admin_token {
+        println!("  admin token (shown once, saved in {}): {token}", data_dir.join("admin-token").display());
+    }
+    if demo {
+        let sandbox = sbx_server::demo::prepare(&server).await?;
+        println!();
+        println!("Demo sandbox {} is ready:", sandbox.id);
+        println!("  base URL: {}", sandbox.base_url);
+        println!("  API key:  {}", sandbox.api_key);
+        println!("  try:      curl -H 'Authorization: Bearer {}' {}/accounts/acct_demo_gold", sandbox.api_key, sandbox.base_url);
+    }
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        token.cancel();
+    });
+    server.wait().await
+}
+
+async fn mock(args: MockArgs) -> anyhow::Result<()> {
+    let limits = sbx_server::Limits::default();
+    let spec_limits = sbx_spec::Limits { max_spec_bytes: limits.max_spec_bytes, max_depth: limits.max_spec_depth };
+    let document = sbx_spec::bundle::bundle_file(&args.spec, &spec_limits).map_err(|e| client::describe_spec_error(&args.spec, &e))?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let auth = if args.auth == "spec" { sbx_server::AuthMode::Spec } else { sbx_server::AuthMode::None };
+    let server = sbx_server::start_mock(document.to_string(), listener, auth, limits).await?;
+    println!("Mocking {} ({} operations) on http://{}", server.revision.model.title, server.revision.operations.len(), server.local_addr);
+    for op in server.revision.summaries() {
+        println!("  {:7} http://{}{}{}", op.method, server.local_addr, server.revision.model.base_path, op.path);
+    }
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    server.wait().await
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Mock(args) => mock(args).await,
+        Command::Import(args) => client::import(&args.server, &args.file, &args.name).await,
+        Command::Sandbox(command) => match command {
+            SandboxCommand::Create { project, revision, ttl, seed, auth, label, server } => {
+                client::create_sandbox(&server, &project, revision, ttl, seed, auth, label).await
+            }
+            SandboxCommand::List { project, server } => client::list_sandboxes(&server, project.as_deref()).await,
+            SandboxCommand::Show { id, server } => client::show_sandbox(&server, &id).await,
+            SandboxCommand::Delete { id, server } => client::delete_sandbox(&server, &id).await,
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -263,25 +263,35 @@ fn declared_error(
     })?;
     let rendered = respond::render(revision, context, operation, Some((status, declared)), exchange, None).ok()?;
     let mut response = rendered.response;
-    if let Some(Value::Object(mut body)) = rendered.value {
+    if let Some(mut body) = rendered.value {
         let media = declared.content.iter().find(|m| {
             response.headers.iter().any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
         });
-        for field in ["message", "detail", "error_description", "description", "error"] {
-            if body.get(field).is_some_and(Value::is_string) {
-                let original = body.insert(field.to_owned(), Value::String(reason.to_owned()));
-                let candidate = Value::Object(body.clone());
-                let still_valid = media.and_then(|m| m.validator.as_ref()).is_none_or(|v| v.is_valid(&candidate));
-                if still_valid {
-                    response.body = serde_json::to_vec(&candidate).unwrap_or_default();
-                } else if let Some(original) = original {
-                    body.insert(field.to_owned(), original);
-                }
-                break;
+        if let Some(slot) = message_slot(&mut body, 0) {
+            let original = std::mem::replace(slot, Value::String(reason.to_owned()));
+            let still_valid = media.and_then(|m| m.validator.as_ref()).is_none_or(|v| v.is_valid(&body));
+            if still_valid {
+                response.body = serde_json::to_vec(&body).unwrap_or_default();
+            } else if let Some(slot) = message_slot(&mut body, 0) {
+                *slot = original;
             }
         }
     }
     let reason: String = reason.chars().filter(|c| !c.is_control()).take(512).collect();
     response.headers.push(("x-sandbox-error".to_owned(), reason));
     Some(response)
+}
+
+/// The first string member named like a human-readable message, at most two
+/// objects deep (`{"message": …}` or `{"error": {"message": …}}`).
+fn message_slot(value: &mut Value, depth: usize) -> Option<&mut Value> {
+    const NAMES: [&str; 5] = ["message", "detail", "error_description", "description", "title"];
+    let Value::Object(map) = value else { return None };
+    if let Some(name) = NAMES.iter().find(|n| map.get(**n).is_some_and(Value::is_string)) {
+        return map.get_mut(*name);
+    }
+    if depth >= 1 {
+        return None;
+    }
+    map.values_mut().find_map(|child| message_slot(child, depth + 1))
 }

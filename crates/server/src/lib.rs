@@ -1,1 +1,24 @@
+//! The HTTP front of SmartSandbox: control plane (`/api/v1`), data plane
+//! (everything addressed to a sandbox) and the in-memory registry that keeps
+//! the data plane's hot path off the database.
+//!
+//! [`start`] takes a bound listener and returns a handle, so tests bind
+//! port 0 and the CLI binds what the user asked for.
 
+mod app;
+pub mod config;
+mod control;
+mod data_plane;
+pub mod demo;
+mod error;
+mod ids;
+mod middleware;
+mod mock;
+mod reaper;
+mod registry;
+
+pub use app::{Server, start};
+pub use config::{Config, Limits};
+pub use control::openapi::control_plane_openapi;
+pub use mock::{MockServer, start_mock};
+pub use sbx_engine::AuthMode;

@@ -20,6 +20,11 @@ pub fn to_json_schema_2020(document: &mut Value, version: SpecVersion) {
     if let Some(Value::Object(schemas)) = document.pointer_mut("/components/schemas") {
         schemas.values_mut().for_each(|s| convert_schema(s, legacy));
     }
+    // Bundled copies of external files are schemas more often than not;
+    // the conversion leaves other objects (parameters, responses) alone.
+    if let Some(Value::Object(bundled)) = document.get_mut("x-sbx-bundled") {
+        bundled.values_mut().for_each(|s| convert_schema(s, legacy));
+    }
     convert_schema_positions(document, legacy);
 }
 

@@ -1,0 +1,97 @@
+//! `sbx serve` configuration, layered: built-in defaults → TOML file
+//! (`--config` / `SBX_CONFIG`) → `SBX_*` environment → flags.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use sbx_server::{Config, Limits};
+use serde::Deserialize;
+
+/// Environment variables read by `sbx serve`, declared in one place.
+pub mod env {
+    pub const CONFIG: &str = "SBX_CONFIG";
+    pub const LISTEN: &str = "SBX_LISTEN";
+    pub const DATA_DIR: &str = "SBX_DATA_DIR";
+    pub const DATABASE_URL: &str = "SBX_DATABASE_URL";
+    pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
+    pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
+    pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = env::LISTEN)]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database and the admin token [default: .sbx].
+    #[arg(long, env = env::DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite:` URL to use instead of the data directory's database.
+    #[arg(long, env = env::DATABASE_URL)]
+    pub database_url: Option<String>,
+    /// Sandboxes also answer at `{id}.{base-domain}` [default: sbx.localhost].
+    #[arg(long, env = env::BASE_DOMAIN)]
+    pub base_domain: Option<String>,
+    /// The URL clients use to reach this server [default: http://{listen}].
+    #[arg(long, env = env::PUBLIC_URL)]
+    pub public_url: Option<String>,
+    /// A TOML file of settings (see docs/configuration.md).
+    #[arg(long, env = env::CONFIG)]
+    pub config: Option<PathBuf>,
+    /// Load the bundled demo project and print a ready sandbox.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// The TOML file's shape; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    base_domain: Option<String>,
+    public_url: Option<String>,
+    reaper_interval_seconds: Option<u64>,
+    limits: Option<Limits>,
+}
+
+pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str::<FileSettings>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileSettings::default(),
+    };
+    let defaults = Config::default();
+    let base_domain = args.base_domain.or(file.base_domain).unwrap_or(defaults.base_domain);
+    if base_domain.is_empty() || base_domain.starts_with('.') || base_domain.contains('/') {
+        anyhow::bail!("base domain {base_domain:?} must be a host name such as sbx.localhost");
+    }
+    let public_url = args.public_url.or(file.public_url);
+    if let Some(url) = &public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        anyhow::bail!("public URL {url:?} must start with http:// or https://");
+    }
+    let admin_token = std::env::var(env::ADMIN_TOKEN).ok().filter(|t| !t.trim().is_empty());
+    if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+        anyhow::bail!("{} must be at least 16 characters", env::ADMIN_TOKEN);
+    }
+    let reaper_seconds = file.reaper_interval_seconds.unwrap_or(defaults.reaper_interval.as_secs());
+    if reaper_seconds == 0 {
+        anyhow::bail!("reaper_interval_seconds must be at least 1");
+    }
+    Ok(Config {
+        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+        database_url: args.database_url.or(file.database_url),
+        base_domain,
+        public_url,
+        admin_token: admin_token.map(Into::into),
+        limits: file.limits.unwrap_or_default(),
+        reaper_interval: Duration::from_secs(reaper_seconds),
+    })
+}

@@ -1,0 +1,205 @@
+//! Startup and shared state.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::SystemTime};
+
+use anyhow::Context;
+use axum::{Router, middleware as axum_middleware};
+use sbx_store::{SqliteStore, Store};
+use secrecy::ExposeSecret;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::CorsLayer;
+
+use crate::{
+    config::Config,
+    control, data_plane,
+    ids::{generate_admin_token, hash_secret},
+    middleware,
+    reaper,
+    registry::{LiveSandbox, Registry, compile_spec},
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub config: Arc<Config>,
+    /// Where clients reach this server, e.g. `http://127.0.0.1:8080`.
+    pub public_url: Arc<str>,
+    pub admin_token_hash: Arc<str>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A running server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub public_url: String,
+    /// Set when this start generated the admin token (print it once).
+    pub generated_admin_token: Option<String>,
+    pub(crate) state: AppState,
+    shutdown: CancellationToken,
+    serve_task: JoinHandle<std::io::Result<()>>,
+    reaper_task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Cancelling this token starts a graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server has stopped (after the token is cancelled),
+    /// in-flight requests finished.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.serve_task.await.context("server task panicked")?;
+        self.shutdown.cancel();
+        let _ = self.reaper_task.await;
+        served.context("server failed")
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match config.database_url.as_deref() {
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(Arc::new(SqliteStore::open_url(url).await.with_context(|| format!("opening {url}"))?))
+        }
+        Some(url) if url.starts_with("postgres") => {
+            anyhow::bail!("PostgreSQL storage is not available in this build yet; use the embedded SQLite store (omit --database-url)")
+        }
+        Some(url) => anyhow::bail!("unsupported --database-url {url:?}: expected sqlite:…"),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+            Ok(Arc::new(
+                SqliteStore::open_dir(&config.data_dir)
+                    .await
+                    .with_context(|| format!("opening the database in {}", config.data_dir.display()))?,
+            ))
+        }
+    }
+}
+
+/// The admin token: configured, else read from the data dir, else generated
+/// and saved there (readable by the owner only). Returns (token, generated).
+fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
+    if let Some(token) = &config.admin_token {
+        return Ok((token.expose_secret().to_owned(), false));
+    }
+    let path = config.data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok((token, false));
+        }
+    }
+    let token = generate_admin_token();
+    std::fs::create_dir_all(&config.data_dir)?;
+    write_private(&path, &token).with_context(|| format!("saving the admin token to {}", path.display()))?;
+    Ok((token, true))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Loads every live sandbox, compiling the revisions they are pinned to.
+async fn load_registry(state: &AppState) -> anyhow::Result<()> {
+    let now = now_ms();
+    for record in state.store.list_sandboxes().await? {
+        if record.expires_at_ms.is_some_and(|at| at <= now) {
+            continue; // the reaper removes it on its first pass
+        }
+        let compiled = compiled_revision(state, &record.project, record.revision)
+            .await
+            .map_err(|e| anyhow::anyhow!("compiling {} revision {}: {e:?}", record.project, record.revision))?;
+        state.registry.insert(LiveSandbox::from_record(record, compiled));
+    }
+    Ok(())
+}
+
+/// A revision compiled from the store, shared through the registry.
+pub async fn compiled_revision(
+    state: &AppState,
+    project: &str,
+    revision: u32,
+) -> Result<Arc<sbx_engine::CompiledRevision>, crate::error::ApiError> {
+    let store = state.store.clone();
+    let limits = state.config.limits.clone();
+    let (name, number) = (project.to_owned(), revision);
+    state
+        .registry
+        .compiled(project, revision, || async move {
+            let record = store
+                .get_revision(&name, number)
+                .await?
+                .ok_or_else(|| crate::error::ApiError::not_found("not-found", format!("project {name} has no revision {number}")))?;
+            compile_spec(record.spec, &limits).await
+        })
+        .await
+}
+
+pub fn router(state: AppState) -> Router {
+    let header_limit = state.config.limits.max_header_bytes;
+    Router::new()
+        .nest("/api/v1", control::router(state.clone()))
+        .fallback(data_plane::handler)
+        .with_state(state)
+        .layer(CorsLayer::permissive())
+        .layer(axum_middleware::from_fn_with_state(header_limit, middleware::header_limit))
+        .layer(axum_middleware::from_fn(middleware::request_id))
+}
+
+/// Opens storage, loads state, and serves on `listener` until shutdown.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+    let local_addr = listener.local_addr()?;
+    let store = open_store(&config).await?;
+    let (token, generated) = admin_token(&config)?;
+    let public_url = config.public_url(local_addr);
+    let state = AppState {
+        store,
+        registry: Arc::new(Registry::default()),
+        public_url: public_url.clone().into(),
+        admin_token_hash: hash_secret(&token).into(),
+        config: Arc::new(config),
+    };
+    load_registry(&state).await?;
+    let shutdown = CancellationToken::new();
+    let reaper_task = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
+    let app = router(state.clone());
+    let token_for_serve = shutdown.clone();
+    let serve_task = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(token_for_serve.cancelled_owned()).await
+    });
+    tracing::info!(%local_addr, sandboxes = state.registry.count(), "serving");
+    Ok(Server {
+        local_addr,
+        public_url,
+        generated_admin_token: generated.then_some(token),
+        state,
+        shutdown,
+        serve_task,
+        reaper_task,
+    })
+}

@@ -1,0 +1,77 @@
+//! Server configuration: defaults here, overridden by a TOML file, `SBX_*`
+//! environment variables and flags (the CLI layers them in that order).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Explicit bounds on what one client can make the server hold or do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest spec accepted on import, in bytes.
+    pub max_spec_bytes: usize,
+    /// Largest request body the data plane reads, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest total size of request headers, in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Deepest nesting accepted in a spec document.
+    pub max_spec_depth: usize,
+    /// Longest sandbox TTL a client may ask for, in seconds.
+    pub max_ttl_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_spec_bytes: 32 * 1024 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_header_bytes: 32 * 1024,
+            max_spec_depth: 128,
+            max_ttl_seconds: 90 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where the embedded database and the generated admin token live.
+    pub data_dir: PathBuf,
+    /// `sqlite:` URL overriding the data dir database (PostgreSQL: a later backend).
+    pub database_url: Option<String>,
+    /// Sandboxes answer at `{id}.{base_domain}`.
+    pub base_domain: String,
+    /// Public URL clients use to reach the server; derived from `listen` when absent.
+    pub public_url: Option<String>,
+    pub admin_token: Option<SecretString>,
+    pub limits: Limits,
+    /// How often expired sandboxes are removed.
+    pub reaper_interval: std::time::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".sbx"),
+            database_url: None,
+            base_domain: "sbx.localhost".to_owned(),
+            public_url: None,
+            admin_token: None,
+            limits: Limits::default(),
+            reaper_interval: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// The server's public base URL without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}

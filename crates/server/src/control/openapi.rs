@@ -1,0 +1,43 @@
+//! The control plane's own OpenAPI document, generated from the handlers.
+
+use axum::Json;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{projects, sandboxes};
+use crate::error::FieldError;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "SmartSandbox control plane", description = "Projects (OpenAPI specs and their revisions) and sandboxes."),
+    paths(
+        projects::create, projects::list, projects::show, projects::delete, projects::replace_spec,
+        sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
+    ),
+    components(schemas(FieldError)),
+    modifiers(&AdminToken),
+)]
+struct ControlPlaneDoc;
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn control_plane_openapi() -> utoipa::openapi::OpenApi {
+    ControlPlaneDoc::openapi()
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(control_plane_openapi())
+}

@@ -1,0 +1,200 @@
+//! Sandboxes: isolated instances of one project revision.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use sbx_engine::AuthMode;
+use sbx_store::SandboxRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    app::{AppState, compiled_revision, now_ms, rfc3339},
+    error::{ApiError, ApiJson, FieldError},
+    ids::{SandboxId, generate_api_key, hash_secret},
+    registry::LiveSandbox,
+};
+
+/// Longest accepted seed and label.
+const MAX_SEED_CHARS: usize = 128;
+const MAX_LABEL_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandbox {
+    pub project: String,
+    /// Defaults to the project's latest revision.
+    pub revision: Option<u32>,
+    /// The sandbox and its data are removed this long after creation.
+    pub ttl_seconds: Option<u64>,
+    /// Two sandboxes with the same seed answer identically; defaults to the id.
+    #[schema(value_type = Option<String>)]
+    pub seed: Option<Value>,
+    /// `spec` (default) enforces the spec's security schemes with the sandbox key; `none` does not.
+    pub auth: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SandboxView {
+    pub id: String,
+    pub project: String,
+    pub revision: u32,
+    /// Append operation paths to this URL.
+    pub base_url: String,
+    /// The same sandbox addressed by host name.
+    pub host_url: String,
+    /// Shown once, at creation; stored hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub auth: String,
+    pub seed: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SandboxList {
+    pub items: Vec<SandboxView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListFilter {
+    /// Only sandboxes of this project.
+    pub project: Option<String>,
+}
+
+fn invalid(pointer: &str, message: String) -> ApiError {
+    ApiError::validation(vec![FieldError { location: "body".into(), pointer: pointer.into(), message }])
+}
+
+fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> SandboxView {
+    let base_path = &sandbox.compiled.model.base_path;
+    let (scheme, authority) = state.public_url.split_once("://").unwrap_or(("http", &state.public_url));
+    let port = authority.rsplit_once(':').map(|(_, p)| format!(":{p}")).unwrap_or_default();
+    SandboxView {
+        id: sandbox.id.clone(),
+        project: sandbox.project.clone(),
+        revision: sandbox.revision,
+        base_url: format!("{}/sbx/{}{base_path}", state.public_url, sandbox.id),
+        host_url: format!("{scheme}://{}.{}{port}{base_path}", sandbox.id, state.config.base_domain),
+        api_key,
+        expires_at: sandbox.expires_at_ms.map(rfc3339),
+        created_at: rfc3339(sandbox.created_at_ms),
+        auth: match sandbox.auth {
+            AuthMode::Spec => "spec",
+            AuthMode::None => "none",
+        }
+        .to_owned(),
+        seed: sandbox.seed_text.clone(),
+        label: sandbox.label.clone(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
+    responses((status = 201, body = SandboxView), (status = 404, description = "no such project or revision"),
+              (status = 422, description = "invalid field")),
+    security(("admin" = [])))]
+pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<CreateSandbox>) -> Result<impl IntoResponse, ApiError> {
+    let project = state
+        .store
+        .get_project(&body.project)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not-found", format!("project \"{}\" does not exist", body.project)))?;
+    let revision = body.revision.unwrap_or(project.latest_revision);
+    if revision == 0 || revision > project.latest_revision {
+        return Err(ApiError::not_found(
+            "not-found",
+            format!("project \"{}\" has revisions 1 to {}; there is no revision {revision}", project.name, project.latest_revision),
+        ));
+    }
+    let max_ttl = state.config.limits.max_ttl_seconds;
+    if let Some(ttl) = body.ttl_seconds
+        && (ttl == 0 || ttl > max_ttl)
+    {
+        return Err(invalid("/ttl_seconds", format!("ttl_seconds must be between 1 and {max_ttl}")));
+    }
+    let auth = match body.auth.as_deref() {
+        None | Some("spec") => "spec",
+        Some("none") => "none",
+        Some(other) => return Err(invalid("/auth", format!("auth must be \"spec\" or \"none\", not {other:?}"))),
+    };
+    let id = SandboxId::generate();
+    let seed = match body.seed {
+        None | Some(Value::Null) => id.to_string(),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_SEED_CHARS => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(invalid("/seed", format!("seed must be a non-empty string of at most {MAX_SEED_CHARS} characters, or a number"))),
+    };
+    if let Some(label) = &body.label
+        && label.chars().count() > MAX_LABEL_CHARS
+    {
+        return Err(invalid("/label", format!("label is longer than {MAX_LABEL_CHARS} characters")));
+    }
+    let compiled = compiled_revision(&state, &project.name, revision).await?;
+    let api_key = generate_api_key();
+    let now = now_ms();
+    let record = SandboxRecord {
+        id: id.to_string(),
+        project: project.name.clone(),
+        revision,
+        key_hash: hash_secret(&api_key),
+        seed,
+        auth: auth.to_owned(),
+        label: body.label,
+        created_at_ms: now,
+        expires_at_ms: body.ttl_seconds.map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
+    };
+    state.store.create_sandbox(&record).await?;
+    let live = LiveSandbox::from_record(record, Arc::clone(&compiled));
+    let answer = view(&state, &live, Some(api_key));
+    state.registry.insert(live);
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes", tag = "sandboxes", params(ListFilter),
+    responses((status = 200, body = SandboxList)), security(("admin" = [])))]
+pub async fn list(State(state): State<AppState>, Query(filter): Query<ListFilter>) -> Json<SandboxList> {
+    let now = now_ms();
+    let items = state
+        .registry
+        .all()
+        .iter()
+        .filter(|s| filter.project.as_ref().is_none_or(|p| *p == s.project))
+        .filter(|s| s.expired_at(now).is_none())
+        .map(|s| view(&state, s, None))
+        .collect();
+    Json(SandboxList { items })
+}
+
+fn live(state: &AppState, id: &str) -> Result<Arc<LiveSandbox>, ApiError> {
+    state
+        .registry
+        .get(id)
+        .filter(|s| s.expired_at(now_ms()).is_none())
+        .ok_or_else(|| ApiError::not_found("not-found", format!("sandbox \"{id}\" does not exist")))
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    Ok(Json(view(&state, &sandbox, None)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
+    responses((status = 204, description = "deleted with its data"), (status = 404)), security(("admin" = [])))]
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if !state.store.delete_sandbox(&id).await? {
+        return Err(ApiError::not_found("not-found", format!("sandbox \"{id}\" does not exist")));
+    }
+    state.registry.remove(&id);
+    Ok(StatusCode::NO_CONTENT)
+}

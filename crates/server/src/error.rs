@@ -1,0 +1,151 @@
+//! The control plane's one error type: RFC 9457 problem documents with a
+//! stable `type`, and an `errors` array for field-level detail.
+
+use axum::{
+    Json,
+    extract::{FromRequest, Request, rejection::JsonRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Where the problem is: `body`, `spec`, `query`, …
+    pub location: String,
+    /// JSON pointer inside that location.
+    pub pointer: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, slug, title, detail: detail.into(), errors: Vec::new() }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+    }
+
+    pub fn not_found(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, slug, "Not found", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large", detail)
+    }
+
+    pub fn invalid_spec(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-spec", "The spec has problems", detail);
+        error.errors = errors;
+        error
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", detail);
+        error.errors = errors;
+        error
+    }
+
+    /// An unexpected failure: logged here, once, and opaque to the client.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "the server failed to handle this request; it has been logged",
+        )
+    }
+
+    /// The problem as text for a terminal: the detail, then one line per field error.
+    pub fn describe(&self) -> String {
+        let mut text = self.detail.clone();
+        for error in &self.errors {
+            let at = if error.pointer.is_empty() { "(root)" } else { &error.pointer };
+            text.push_str(&format!("\n  {at}: {}", error.message));
+        }
+        text
+    }
+
+}
+
+impl From<sbx_store::StoreError> for ApiError {
+    fn from(error: sbx_store::StoreError) -> Self {
+        match error {
+            sbx_store::StoreError::Conflict(what) => Self::conflict(format!("{what} already exists")),
+            sbx_store::StoreError::NotFound(what) => Self::not_found("not-found", format!("{what} does not exist")),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("urn:sbx:problem:{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
+
+/// `Json` whose rejections are problem documents naming what is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation(vec![FieldError {
+                location: "body".into(),
+                pointer: String::new(),
+                message: e.body_text(),
+            }])),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as JSON with `Content-Type: application/json`",
+            )),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::payload_too_large(e.body_text()))
+            }
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Removes expired sandboxes (database rows and memory), leaving tombstones
+//! so their addresses keep answering "expired" for a while.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{AppState, now_ms};
+
+/// How long an expired sandbox's id keeps answering "expired".
+const TOMBSTONE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(state.config.reaper_interval);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => reap(&state).await,
+        }
+    }
+}
+
+async fn reap(state: &AppState) {
+    let now = now_ms();
+    match state.store.expire_sandboxes(now).await {
+        Ok(ids) => {
+            for id in &ids {
+                state.registry.remove(id);
+            }
+            if !ids.is_empty() {
+                tracing::info!(count = ids.len(), "expired sandboxes removed");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick"),
+    }
+    if let Err(error) = state.store.prune_tombstones(now - TOMBSTONE_RETENTION_MS).await {
+        tracing::warn!(%error, "pruning tombstones failed");
+    }
+}

@@ -1,0 +1,166 @@
+//! What the data plane reads on every request, held in memory: live
+//! sandboxes, their key hashes, and compiled revisions shared between them.
+//! The database is the source of truth; this is loaded from it at start and
+//! kept in step by the control plane.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use sbx_engine::{AuthMode, CompiledRevision};
+use sbx_spec::synth::seed_from;
+use sbx_store::SandboxRecord;
+use tokio::sync::OnceCell;
+
+use crate::{
+    config::Limits,
+    error::{ApiError, FieldError},
+};
+
+#[derive(Debug)]
+pub struct LiveSandbox {
+    pub id: String,
+    pub project: String,
+    pub revision: u32,
+    pub compiled: Arc<CompiledRevision>,
+    pub seed_text: String,
+    pub seed: u64,
+    pub auth: AuthMode,
+    pub key_hash: String,
+    pub label: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+impl LiveSandbox {
+    pub fn from_record(record: SandboxRecord, compiled: Arc<CompiledRevision>) -> Self {
+        Self {
+            seed: seed_from([record.seed.as_bytes()]),
+            auth: if record.auth == "none" { AuthMode::None } else { AuthMode::Spec },
+            id: record.id,
+            project: record.project,
+            revision: record.revision,
+            compiled,
+            seed_text: record.seed,
+            key_hash: record.key_hash,
+            label: record.label,
+            created_at_ms: record.created_at_ms,
+            expires_at_ms: record.expires_at_ms,
+        }
+    }
+
+    pub fn expired_at(&self, now_ms: i64) -> Option<i64> {
+        self.expires_at_ms.filter(|at| *at <= now_ms)
+    }
+}
+
+type RevisionKey = (String, u32);
+
+#[derive(Default)]
+pub struct Registry {
+    sandboxes: RwLock<HashMap<String, Arc<LiveSandbox>>>,
+    by_key_hash: RwLock<HashMap<String, String>>,
+    revisions: Mutex<HashMap<RevisionKey, Arc<OnceCell<Arc<CompiledRevision>>>>>,
+}
+
+impl Registry {
+    pub fn insert(&self, sandbox: LiveSandbox) {
+        let sandbox = Arc::new(sandbox);
+        if let Ok(mut keys) = self.by_key_hash.write() {
+            keys.insert(sandbox.key_hash.clone(), sandbox.id.clone());
+        }
+        if let Ok(mut sandboxes) = self.sandboxes.write() {
+            sandboxes.insert(sandbox.id.clone(), sandbox);
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<LiveSandbox>> {
+        self.sandboxes.read().ok()?.get(id).cloned()
+    }
+
+    pub fn by_key_hash(&self, hash: &str) -> Option<Arc<LiveSandbox>> {
+        let id = self.by_key_hash.read().ok()?.get(hash).cloned()?;
+        self.get(&id)
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<LiveSandbox>> {
+        let removed = self.sandboxes.write().ok()?.remove(id)?;
+        if let Ok(mut keys) = self.by_key_hash.write() {
+            keys.remove(&removed.key_hash);
+        }
+        Some(removed)
+    }
+
+    pub fn all(&self) -> Vec<Arc<LiveSandbox>> {
+        let mut all: Vec<_> = self.sandboxes.read().map(|s| s.values().cloned().collect()).unwrap_or_default();
+        all.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        all
+    }
+
+    pub fn count(&self) -> usize {
+        self.sandboxes.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Forgets compiled revisions of a deleted project.
+    pub fn forget_project(&self, project: &str) {
+        if let Ok(mut revisions) = self.revisions.lock() {
+            revisions.retain(|(name, _), _| name != project);
+        }
+    }
+
+    /// The compiled revision, compiling it (once, off the async threads) on first use.
+    pub async fn compiled<F, Fut>(&self, project: &str, revision: u32, load: F) -> Result<Arc<CompiledRevision>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Arc<CompiledRevision>, ApiError>>,
+    {
+        let cell = {
+            let mut revisions = self.revisions.lock().map_err(|_| ApiError::internal("revision cache poisoned"))?;
+            revisions.entry((project.to_owned(), revision)).or_default().clone()
+        };
+        cell.get_or_try_init(load).await.cloned()
+    }
+
+    /// Seeds the cache with a revision compiled elsewhere (at import).
+    pub fn put_compiled(&self, project: &str, revision: u32, compiled: Arc<CompiledRevision>) {
+        if let Ok(mut revisions) = self.revisions.lock() {
+            let cell = OnceCell::new_with(Some(compiled));
+            revisions.insert((project.to_owned(), revision), Arc::new(cell));
+        }
+    }
+}
+
+/// Parses, checks and compiles spec text; CPU-heavy, so it runs on the
+/// blocking pool. Problems come back as field errors with pointers.
+pub async fn compile_spec(text: String, limits: &Limits) -> Result<Arc<CompiledRevision>, ApiError> {
+    let limits = sbx_spec::Limits { max_spec_bytes: limits.max_spec_bytes, max_depth: limits.max_spec_depth };
+    let result = tokio::task::spawn_blocking(move || {
+        let model = sbx_spec::load_api(&text, &limits).map_err(|e| {
+            if let sbx_spec::SpecError::TooLarge { .. } = e {
+                return ApiError::payload_too_large(e.to_string());
+            }
+            spec_problems(&e.problems())
+        })?;
+        CompiledRevision::compile(model).map_err(|e| spec_problems(&e.0))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Arc::new(result))
+}
+
+fn spec_problems(problems: &[sbx_spec::Problem]) -> ApiError {
+    let errors: Vec<FieldError> = problems
+        .iter()
+        .map(|p| FieldError { location: "spec".into(), pointer: p.pointer.clone(), message: p.message.clone() })
+        .collect();
+    let detail = match errors.as_slice() {
+        [one] => format!("the spec has a problem at {}: {}", display_pointer(&one.pointer), one.message),
+        many => format!("the spec has {} problems; see `errors`", many.len()),
+    };
+    ApiError::invalid_spec(detail, errors)
+}
+
+fn display_pointer(pointer: &str) -> &str {
+    if pointer.is_empty() { "the root" } else { pointer }
+}
