@@ -1,0 +1,104 @@
+//! `spawn_app()`: a server on port 0 with its own temp data dir.
+
+use std::{path::Path, time::Duration};
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use sbx_server::{Config, Server};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const PETSTORE: &str = include_str!("../fixtures/petstore.yaml");
+
+pub struct TestApp {
+    pub url: String,
+    pub client: Client,
+    pub data_dir: TempDir,
+    pub server: Option<Server>,
+}
+
+pub fn test_config(data_dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("socket address"),
+        data_dir: data_dir.to_owned(),
+        admin_token: Some(ADMIN_TOKEN.to_owned().into()),
+        reaper_interval: Duration::from_millis(50),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_with(data_dir, |_| {}).await
+}
+
+pub async fn spawn_app_with(data_dir: TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config(data_dir.path());
+    adjust(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = sbx_server::start(config, listener).await.expect("server starts");
+    TestApp { url: server.public_url.clone(), client: Client::new(), data_dir, server: Some(server) }
+}
+
+/// A created sandbox as the API answers it.
+pub struct Sandbox {
+    pub id: String,
+    pub base_url: String,
+    pub api_key: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn import(&self, name: &str, spec: &str) -> Response {
+        self.admin(Method::POST, "/projects").json(&json!({"name": name, "spec": spec})).send().await.expect("import")
+    }
+
+    pub async fn import_ok(&self, name: &str, spec: &str) -> Value {
+        let response = self.import(name, spec).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "import failed: {body}");
+        body
+    }
+
+    pub async fn create_sandbox(&self, body: Value) -> Sandbox {
+        let response = self.admin(Method::POST, "/sandboxes").json(&body).send().await.expect("create");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "sandbox creation failed: {body}");
+        Sandbox {
+            id: body["id"].as_str().expect("id").to_owned(),
+            base_url: body["base_url"].as_str().expect("base_url").to_owned(),
+            api_key: body["api_key"].as_str().expect("api_key").to_owned(),
+            body,
+        }
+    }
+
+    /// Imports the petstore and creates a sandbox of it.
+    pub async fn petstore(&self, auth: &str) -> Sandbox {
+        self.import_ok("pets", PETSTORE).await;
+        self.create_sandbox(json!({"project": "pets", "auth": auth})).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+pub async fn json_of(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on a random port, over HTTP.
+
+mod addressing;
+mod auth;
+mod control_plane;
+mod helpers;
+mod lifecycle;
+mod mock;
+mod responses;
+mod validation;
