@@ -45,8 +45,12 @@ impl Router {
             entries: Vec::new(),
         };
         let mut by_template: Vec<(String, Vec<String>, usize)> = Vec::new();
+        let mut templates: Vec<String> = Vec::new();
         for (index, op) in operations.iter().enumerate() {
-            let (route, names) = positional(&op.path);
+            // Some specs tell operations apart with a fragment or query in
+            // the path key (`/files/{id}#add_link`); requests never carry one.
+            let template = op.path.split(['#', '?']).next().unwrap_or("");
+            let (route, names) = positional(template);
             if let Some(existing) = by_template.iter().find(|(r, _, _)| *r == route) {
                 router.entries[existing.2].methods.push((op.method.clone(), index));
                 continue;
@@ -55,7 +59,17 @@ impl Router {
             router.entries.push(PathEntry { names: names.clone(), methods: vec![(op.method.clone(), index)] });
             by_template.push((route.clone(), names, entry));
             if router.tree.insert(route.clone(), entry).is_err() {
-                router.fallback.push((template_regex(&op.path), entry));
+                router.fallback.push((template_regex(template), entry));
+            }
+            templates.push(template.to_owned());
+        }
+        // matchit does not backtrack between a parameter with a suffix
+        // (`{id}.json`) and one without at the same position; a template it
+        // cannot find again is matched by expression instead.
+        for (entry, template) in templates.iter().enumerate() {
+            let in_fallback = router.fallback.iter().any(|(_, e)| *e == entry);
+            if !in_fallback && router.tree.at(&sample_path(template)).is_err() {
+                router.fallback.push((template_regex(template), entry));
             }
         }
         router
@@ -141,6 +155,20 @@ fn positional(template: &str) -> (String, Vec<String>) {
     (route, names)
 }
 
+/// A concrete path the template matches, for the self-check.
+fn sample_path(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push_str(&rest[..open]);
+        out.push('p');
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn template_regex(template: &str) -> Regex {
     let mut pattern = String::from("^");
     let mut rest = template;
@@ -179,6 +207,9 @@ mod tests {
             op("GET", "/pets/mine"),
             op("POST", "/pets/{id}/photos"),
             op("GET", "/files/{name}.{ext}"),
+            op("GET", "/a/{x}.json"),
+            op("GET", "/a/{x}/b/{y}.json"),
+            op("PUT", "/docs/{name}#rename"),
         ];
         let router = Router::new("/v1", &ops);
         assert_eq!(router.at("GET", "/v1/pets/mine"), RouteMatch::Found { operation: 1, path_params: vec![] });
@@ -194,8 +225,12 @@ mod tests {
             router.at("GET", "/v1/files/report.pdf"),
             RouteMatch::Found { operation: 3, path_params: vec![("name".into(), "report".into()), ("ext".into(), "pdf".into())] }
         );
+        assert!(matches!(router.at("GET", "/v1/a/1/b/2.json"), RouteMatch::Found { operation: 5, .. }));
+        assert!(matches!(router.at("GET", "/v1/a/1.json"), RouteMatch::Found { operation: 4, .. }));
+        assert!(matches!(router.at("PUT", "/v1/docs/x"), RouteMatch::Found { operation: 6, .. }));
         assert_eq!(router.at("DELETE", "/v1/pets/7"), RouteMatch::MethodNotAllowed(vec!["GET".into(), "HEAD".into()]));
         assert_eq!(router.at("GET", "/pets/7"), RouteMatch::NotFound);
         assert_eq!(router.at("GET", "/v1x/pets/7"), RouteMatch::NotFound);
     }
 }
+

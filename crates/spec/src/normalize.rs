@@ -15,6 +15,9 @@ const SUBSCHEMA_ARRAYS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
 /// Keywords whose value maps names to subschemas.
 const SUBSCHEMA_MAPS: &[&str] = &["properties", "patternProperties", "dependentSchemas", "$defs", "definitions"];
 
+/// Keywords that describe without constraining.
+const ANNOTATIONS: &[&str] = &["title", "description", "deprecated", "example", "examples", "default", "readOnly", "writeOnly", "externalDocs", "xml"];
+
 pub fn to_json_schema_2020(document: &mut Value, version: SpecVersion) {
     let legacy = version != SpecVersion::OpenApi31;
     if let Some(Value::Object(schemas)) = document.pointer_mut("/components/schemas") {
@@ -115,6 +118,7 @@ fn convert_nullable(schema: &mut Value) {
     {
         values.push(Value::Null);
     }
+    let only_annotations = map.keys().all(|k| ANNOTATIONS.contains(&k.as_str()));
     match map.get_mut("type") {
         Some(Value::String(t)) => {
             let t = std::mem::take(t);
@@ -126,6 +130,10 @@ fn convert_nullable(schema: &mut Value) {
             }
         }
         Some(_) => {}
+        None if only_annotations => {
+            // `{nullable: true}` alone constrains nothing (OAS 3.0.3: nullable
+            // needs a `type` beside it); typically an allOf member.
+        }
         None => {
             // A typeless nullable schema ($ref, allOf, ...) accepts null as an alternative.
             let inner = std::mem::take(map);

@@ -126,3 +126,12 @@ proptest! {
         prop_assert!(valid, "{} fails {:?}", value, validator.violations(&value));
     }
 }
+
+#[test]
+fn patterns_meet_length_bounds_and_date_times_stay_valid_when_padded() {
+    let value = check(json!({"type": "object", "required": ["sha", "at"], "properties": {
+        "sha": {"type": "string", "pattern": "^[0-9a-fA-F]+$", "minLength": 40, "maxLength": 40},
+        "at": {"type": "string", "format": "date-time", "minLength": 24}
+    }}));
+    assert_eq!(value["sha"].as_str().unwrap().len(), 40);
+}

@@ -347,7 +347,10 @@ impl<'a> Synthesizer<'a> {
         } else {
             fakes::for_name(name, max, &mut self.rng)
         };
-        fit_length(text, min, max, &mut self.rng)
+        match format {
+            Some("date-time") if text.chars().count() < min => pad_date_time(text, min),
+            _ => fit_length(text, min, max, &mut self.rng),
+        }
     }
 }
 
@@ -399,6 +402,13 @@ fn decimals_of(step: f64) -> i32 {
 fn round_to(value: f64, decimals: i32) -> f64 {
     let factor = 10f64.powi(decimals);
     (value * factor).round() / factor
+}
+
+/// Lengthens an RFC 3339 date-time with fractional seconds, which keeps it valid.
+fn pad_date_time(text: String, min: usize) -> String {
+    let Some(stem) = text.strip_suffix('Z') else { return text };
+    let digits = min.saturating_sub(stem.chars().count() + 2).max(1);
+    format!("{stem}.{}Z", "0".repeat(digits))
 }
 
 /// Pads or cuts `text` to fit `[min, max]` characters.

@@ -7,6 +7,7 @@ use std::{
 };
 
 use rand::{RngExt, rngs::Xoshiro256PlusPlus};
+use regex_syntax::hir::{Hir, HirKind, Repetition};
 
 /// Repetitions generated at most for `*`, `+` and open `{n,}`.
 const MAX_REPEAT: u32 = 8;
@@ -25,15 +26,16 @@ impl std::fmt::Debug for PatternCache {
 }
 
 impl PatternCache {
-    fn generator(&self, pattern: &str) -> Option<Arc<rand_regex::Regex>> {
-        if let Some(found) = self.generators.read().ok()?.get(pattern) {
+    fn generator(&self, pattern: &str, min: usize, max: usize) -> Option<Arc<rand_regex::Regex>> {
+        let key = format!("{min}:{max}:{pattern}");
+        if let Some(found) = self.generators.read().ok()?.get(&key) {
             return found.clone();
         }
-        let compiled = compile(pattern).map(Arc::new);
+        let compiled = compile(pattern, min, max).map(Arc::new);
         if let Ok(mut generators) = self.generators.write()
             && generators.len() < MAX_CACHED
         {
-            generators.insert(pattern.to_owned(), compiled.clone());
+            generators.insert(key, compiled.clone());
         }
         compiled
     }
@@ -41,7 +43,7 @@ impl PatternCache {
     /// A string matching `pattern` within `[min, max]` characters, if one
     /// can be generated in a few tries.
     pub fn sample(&self, pattern: &str, rng: &mut Xoshiro256PlusPlus, min: usize, max: usize) -> Option<String> {
-        let generator = self.generator(pattern)?;
+        let generator = self.generator(pattern, min, max)?;
         for _ in 0..16 {
             let text: String = rng.sample(&*generator);
             let length = text.chars().count();
@@ -54,7 +56,10 @@ impl PatternCache {
 }
 
 /// ECMA-262 classes (`\d`, `\w`) are ASCII; so are the strings generated.
-fn compile(pattern: &str) -> Option<rand_regex::Regex> {
+/// A pattern that is one repeated character class (`^[0-9a-f]+$`) is
+/// generated at a length within `[min, max]` directly, since `minLength: 40`
+/// beside it is common and random repetition would rarely reach it.
+fn compile(pattern: &str, min: usize, max: usize) -> Option<rand_regex::Regex> {
     // Generators cannot produce anchors; a string generated from the inner
     // expression matches the anchored pattern all the same.
     let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
@@ -67,5 +72,30 @@ fn compile(pattern: &str) -> Option<rand_regex::Regex> {
         Ok(hir) => hir,
         Err(_) => regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?,
     };
-    rand_regex::Regex::with_hir(hir, MAX_REPEAT).ok()
+    let hir = fit_repetition(hir, min, max);
+    let max_repeat = MAX_REPEAT.max(u32::try_from(min).unwrap_or(u32::MAX).min(1024));
+    rand_regex::Regex::with_hir(hir, max_repeat).ok()
+}
+
+fn fit_repetition(hir: Hir, min: usize, max: usize) -> Hir {
+    let HirKind::Repetition(repetition) = hir.kind() else { return hir };
+    let single_char = match repetition.sub.kind() {
+        HirKind::Class(_) => true,
+        HirKind::Literal(literal) => std::str::from_utf8(&literal.0).is_ok_and(|s| s.chars().count() == 1),
+        _ => false,
+    };
+    if !single_char {
+        return hir;
+    }
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let low = repetition.min.max(to_u32(min));
+    let high = match repetition.max {
+        Some(high) => high.min(to_u32(max)),
+        None if max == usize::MAX => low.saturating_add(MAX_REPEAT),
+        None => to_u32(max).min(low.saturating_add(1024)),
+    };
+    if low > high {
+        return hir;
+    }
+    Hir::repetition(Repetition { min: low, max: Some(high), greedy: repetition.greedy, sub: repetition.sub.clone() })
 }

