@@ -28,28 +28,59 @@ impl ServerArgs {
         let path = self.data_dir.join("admin-token");
         std::fs::read_to_string(&path)
             .map(|t| t.trim().to_owned())
-            .with_context(|| format!("no admin token: set SBX_TOKEN or pass --token (none found at {})", path.display()))
+            .with_context(|| {
+                format!(
+                    "no admin token: set SBX_TOKEN or pass --token (none found at {})",
+                    path.display()
+                )
+            })
     }
 }
 
-async fn call(server: &ServerArgs, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(StatusCode, Value)> {
+async fn call(
+    server: &ServerArgs,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(StatusCode, Value)> {
     let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().request(method, &url).bearer_auth(server.token()?);
+    let mut request = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(server.token()?);
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
     let status = response.status();
     let text = response.text().await?;
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     Ok((status, value))
 }
 
 /// Turns a problem document into an error message with its field errors.
 fn problem_error(status: StatusCode, body: &Value) -> anyhow::Error {
-    let mut message = format!("{status}: {}", body.get("detail").and_then(Value::as_str).unwrap_or(""));
-    for error in body.get("errors").and_then(Value::as_array).into_iter().flatten() {
-        let at = error.get("pointer").and_then(Value::as_str).filter(|p| !p.is_empty()).unwrap_or("(root)");
+    let mut message = format!(
+        "{status}: {}",
+        body.get("detail").and_then(Value::as_str).unwrap_or("")
+    );
+    for error in body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let at = error
+            .get("pointer")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("(root)");
         let text = error.get("message").and_then(Value::as_str).unwrap_or("");
         message.push_str(&format!("\n  {at}: {text}"));
     }
@@ -57,13 +88,20 @@ fn problem_error(status: StatusCode, body: &Value) -> anyhow::Error {
 }
 
 fn print(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 pub fn describe_spec_error(path: &Path, error: &sbx_spec::SpecError) -> anyhow::Error {
     let mut message = format!("{}: {error}", path.display());
     for problem in error.problems() {
-        let at = if problem.pointer.is_empty() { "(root)" } else { &problem.pointer };
+        let at = if problem.pointer.is_empty() {
+            "(root)"
+        } else {
+            &problem.pointer
+        };
         message.push_str(&format!("\n  {at}: {}", problem.message));
     }
     anyhow::anyhow!(message)
@@ -71,18 +109,34 @@ pub fn describe_spec_error(path: &Path, error: &sbx_spec::SpecError) -> anyhow::
 
 pub async fn import(server: &ServerArgs, file: &Path, name: &str) -> anyhow::Result<()> {
     let limits = sbx_spec::Limits::default();
-    let document = sbx_spec::bundle::bundle_file(file, &limits).map_err(|e| describe_spec_error(file, &e))?;
+    let document =
+        sbx_spec::bundle::bundle_file(file, &limits).map_err(|e| describe_spec_error(file, &e))?;
     let spec = document.to_string();
-    let (status, body) = call(server, Method::POST, "/projects", Some(json!({"name": name, "spec": spec}))).await?;
+    let (status, body) = call(
+        server,
+        Method::POST,
+        "/projects",
+        Some(json!({"name": name, "spec": spec})),
+    )
+    .await?;
     let (status, body) = if status == StatusCode::CONFLICT {
-        call(server, Method::PUT, &format!("/projects/{name}/spec"), Some(json!({"spec": spec}))).await?
+        call(
+            server,
+            Method::PUT,
+            &format!("/projects/{name}/spec"),
+            Some(json!({"spec": spec})),
+        )
+        .await?
     } else {
         (status, body)
     };
     if !status.is_success() {
         return Err(problem_error(status, &body));
     }
-    let operations = body.get("operations").and_then(Value::as_array).map_or(0, Vec::len);
+    let operations = body
+        .get("operations")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     eprintln!(
         "imported {name} revision {} ({operations} operations)",
         body.get("revision").and_then(Value::as_u64).unwrap_or(0)
@@ -123,7 +177,13 @@ pub async fn list_sandboxes(server: &ServerArgs, project: Option<&str>) -> anyho
 }
 
 pub async fn show_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (status, body) = call(server, Method::GET, &format!("/sandboxes/{}", percent_encode(id)), None).await?;
+    let (status, body) = call(
+        server,
+        Method::GET,
+        &format!("/sandboxes/{}", percent_encode(id)),
+        None,
+    )
+    .await?;
     if !status.is_success() {
         return Err(problem_error(status, &body));
     }
@@ -132,7 +192,13 @@ pub async fn show_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()> {
 }
 
 pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (status, body) = call(server, Method::DELETE, &format!("/sandboxes/{}", percent_encode(id)), None).await?;
+    let (status, body) = call(
+        server,
+        Method::DELETE,
+        &format!("/sandboxes/{}", percent_encode(id)),
+        None,
+    )
+    .await?;
     if status != StatusCode::NO_CONTENT {
         return Err(problem_error(status, &body));
     }
@@ -142,6 +208,12 @@ pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()>
 
 fn percent_encode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

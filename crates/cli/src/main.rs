@@ -10,7 +10,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sbx", version, about = "Production-like API sandboxes from an OpenAPI document")]
+#[command(
+    name = "sbx",
+    version,
+    about = "Production-like API sandboxes from an OpenAPI document"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,7 +98,9 @@ enum SandboxCommand {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SBX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("SBX_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -127,9 +133,15 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let server = sbx_server::start(config, listener).await?;
     println!("SmartSandbox listening on {}", server.public_url);
-    println!("  control plane: {}/api/v1  (OpenAPI: {}/api/v1/openapi.json)", server.public_url, server.public_url);
+    println!(
+        "  control plane: {}/api/v1  (OpenAPI: {}/api/v1/openapi.json)",
+        server.public_url, server.public_url
+    );
     if let Some(token) = &server.generated_admin_token {
-        println!("  admin token (shown once, saved in {}): {token}", data_dir.join("admin-token").display());
+        println!(
+            "  admin token (shown once, saved in {}): {token}",
+            data_dir.join("admin-token").display()
+        );
     }
     if demo {
         let sandbox = sbx_server::demo::prepare(&server).await?;
@@ -137,7 +149,10 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
         println!("Demo sandbox {} is ready:", sandbox.id);
         println!("  base URL: {}", sandbox.base_url);
         println!("  API key:  {}", sandbox.api_key);
-        println!("  try:      curl -H 'Authorization: Bearer {}' {}/accounts/acct_demo_gold", sandbox.api_key, sandbox.base_url);
+        println!(
+            "  try:      curl -H 'Authorization: Bearer {}' {}/accounts/acct_demo_gold",
+            sandbox.api_key, sandbox.base_url
+        );
     }
     let token = server.shutdown_token();
     tokio::spawn(async move {
@@ -150,14 +165,32 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
 
 async fn mock(args: MockArgs) -> anyhow::Result<()> {
     let limits = sbx_server::Limits::default();
-    let spec_limits = sbx_spec::Limits { max_spec_bytes: limits.max_spec_bytes, max_depth: limits.max_spec_depth };
-    let document = sbx_spec::bundle::bundle_file(&args.spec, &spec_limits).map_err(|e| client::describe_spec_error(&args.spec, &e))?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let auth = if args.auth == "spec" { sbx_server::AuthMode::Spec } else { sbx_server::AuthMode::None };
+    let spec_limits = sbx_spec::Limits {
+        max_spec_bytes: limits.max_spec_bytes,
+        max_depth: limits.max_spec_depth,
+    };
+    let document = sbx_spec::bundle::bundle_file(&args.spec, &spec_limits)
+        .map_err(|e| client::describe_spec_error(&args.spec, &e))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let auth = if args.auth == "spec" {
+        sbx_server::AuthMode::Spec
+    } else {
+        sbx_server::AuthMode::None
+    };
     let server = sbx_server::start_mock(document.to_string(), listener, auth, limits).await?;
-    println!("Mocking {} ({} operations) on http://{}", server.revision.model.title, server.revision.operations.len(), server.local_addr);
+    println!(
+        "Mocking {} ({} operations) on http://{}",
+        server.revision.model.title,
+        server.revision.operations.len(),
+        server.local_addr
+    );
     for op in server.revision.summaries() {
-        println!("  {:7} http://{}{}{}", op.method, server.local_addr, server.revision.model.base_path, op.path);
+        println!(
+            "  {:7} http://{}{}{}",
+            op.method, server.local_addr, server.revision.model.base_path, op.path
+        );
     }
     let token = server.shutdown_token();
     tokio::spawn(async move {
@@ -176,10 +209,18 @@ async fn main() -> std::process::ExitCode {
         Command::Mock(args) => mock(args).await,
         Command::Import(args) => client::import(&args.server, &args.file, &args.name).await,
         Command::Sandbox(command) => match command {
-            SandboxCommand::Create { project, revision, ttl, seed, auth, label, server } => {
-                client::create_sandbox(&server, &project, revision, ttl, seed, auth, label).await
+            SandboxCommand::Create {
+                project,
+                revision,
+                ttl,
+                seed,
+                auth,
+                label,
+                server,
+            } => client::create_sandbox(&server, &project, revision, ttl, seed, auth, label).await,
+            SandboxCommand::List { project, server } => {
+                client::list_sandboxes(&server, project.as_deref()).await
             }
-            SandboxCommand::List { project, server } => client::list_sandboxes(&server, project.as_deref()).await,
             SandboxCommand::Show { id, server } => client::show_sandbox(&server, &id).await,
             SandboxCommand::Delete { id, server } => client::delete_sandbox(&server, &id).await,
         },

@@ -60,13 +60,18 @@ struct FileSettings {
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-            toml::from_str::<FileSettings>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str::<FileSettings>(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
         }
         None => FileSettings::default(),
     };
     let defaults = Config::default();
-    let base_domain = args.base_domain.or(file.base_domain).unwrap_or(defaults.base_domain);
+    let base_domain = args
+        .base_domain
+        .or(file.base_domain)
+        .unwrap_or(defaults.base_domain);
     if base_domain.is_empty() || base_domain.starts_with('.') || base_domain.contains('/') {
         anyhow::bail!("base domain {base_domain:?} must be a host name such as sbx.localhost");
     }
@@ -76,11 +81,15 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     {
         anyhow::bail!("public URL {url:?} must start with http:// or https://");
     }
-    let admin_token = std::env::var(env::ADMIN_TOKEN).ok().filter(|t| !t.trim().is_empty());
+    let admin_token = std::env::var(env::ADMIN_TOKEN)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
         anyhow::bail!("{} must be at least 16 characters", env::ADMIN_TOKEN);
     }
-    let reaper_seconds = file.reaper_interval_seconds.unwrap_or(defaults.reaper_interval.as_secs());
+    let reaper_seconds = file
+        .reaper_interval_seconds
+        .unwrap_or(defaults.reaper_interval.as_secs());
     if reaper_seconds == 0 {
         anyhow::bail!("reaper_interval_seconds must be at least 1");
     }

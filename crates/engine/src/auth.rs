@@ -10,9 +10,14 @@ use crate::{HeaderSource, headers::cookie};
 pub enum AuthOutcome {
     Allowed,
     /// No credential was sent; says where one is expected.
-    Missing { expected: String, challenge: Option<&'static str> },
+    Missing {
+        expected: String,
+        challenge: Option<&'static str>,
+    },
     /// A credential was sent but is not this sandbox's key.
-    Invalid { challenge: Option<&'static str> },
+    Invalid {
+        challenge: Option<&'static str>,
+    },
 }
 
 /// Where the credential for `scheme` is, and whether there is one.
@@ -24,14 +29,18 @@ fn credential<'a>(
     match scheme {
         SecurityScheme::ApiKey { name, location } => match location {
             ParamLocation::Header => headers.get(&name.to_ascii_lowercase()).map(str::to_owned),
-            ParamLocation::Query => query.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
+            ParamLocation::Query => query
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()),
             ParamLocation::Cookie => cookie(headers, name).map(str::to_owned),
             ParamLocation::Path => None,
         },
         SecurityScheme::Bearer => {
             let value = headers.get("authorization")?;
             let (kind, token) = value.trim().split_once(' ')?;
-            kind.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+            kind.eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
         }
         SecurityScheme::Basic => {
             let value = headers.get("authorization")?;
@@ -39,12 +48,18 @@ fn credential<'a>(
             if !kind.eq_ignore_ascii_case("basic") {
                 return None;
             }
-            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
             // The key is the user name (Stripe's convention); a key given as
             // the password is accepted too.
-            Some(if user.is_empty() { password.to_owned() } else { user.to_owned() })
+            Some(if user.is_empty() {
+                password.to_owned()
+            } else {
+                user.to_owned()
+            })
         }
         SecurityScheme::Unsupported(_) => None,
     }
@@ -52,7 +67,10 @@ fn credential<'a>(
 
 fn describe(name: &str, scheme: &SecurityScheme) -> String {
     match scheme {
-        SecurityScheme::ApiKey { name: key, location } => format!("the API key in {} `{key}`", location.as_str()),
+        SecurityScheme::ApiKey {
+            name: key,
+            location,
+        } => format!("the API key in {} `{key}`", location.as_str()),
         SecurityScheme::Bearer => "`Authorization: Bearer <sandbox key>`".to_owned(),
         SecurityScheme::Basic => "HTTP basic auth with the sandbox key as user name".to_owned(),
         SecurityScheme::Unsupported(kind) => format!("scheme `{name}` ({kind})"),
@@ -81,7 +99,9 @@ pub fn check(
     for requirement in &operation.security {
         let mut satisfied = true;
         for name in &requirement.schemes {
-            let Some(scheme) = schemes.get(name) else { continue };
+            let Some(scheme) = schemes.get(name) else {
+                continue;
+            };
             if matches!(scheme, SecurityScheme::Unsupported(_)) {
                 // Nothing a sandbox key can prove (mutual TLS…): not enforced.
                 continue;
@@ -99,7 +119,10 @@ pub fn check(
             return AuthOutcome::Allowed;
         }
     }
-    let first = operation.security[0].schemes.first().and_then(|n| schemes.get(n).map(|s| (n, s)));
+    let first = operation.security[0]
+        .schemes
+        .first()
+        .and_then(|n| schemes.get(n).map(|s| (n, s)));
     let challenge = first.and_then(|(_, s)| challenge(s));
     if any_sent {
         return AuthOutcome::Invalid { challenge };
@@ -117,5 +140,8 @@ pub fn check(
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(", or ");
-    AuthOutcome::Missing { expected, challenge }
+    AuthOutcome::Missing {
+        expected,
+        challenge,
+    }
 }

@@ -7,7 +7,12 @@ use crate::params::coerce;
 
 /// `Application/JSON; charset=utf-8` → `application/json`.
 pub fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 pub fn is_json(essence: &str) -> bool {
@@ -33,23 +38,35 @@ pub fn match_declared(declared: &[MediaTypeSpec], content_type: &str) -> Option<
     declared
         .iter()
         .position(|m| self::essence(&m.media_type) == essence)
-        .or_else(|| declared.iter().position(|m| range_covers(&m.media_type, &essence)))
+        .or_else(|| {
+            declared
+                .iter()
+                .position(|m| range_covers(&m.media_type, &essence))
+        })
 }
 
 /// Parses a body for validation. `Ok(None)` means "not validated" (binary,
 /// multipart); errors are messages for a 400.
 pub fn parse(essence: &str, bytes: &[u8], schema: &Value) -> Result<Option<Value>, String> {
     if is_json(essence) {
-        return serde_json::from_slice(bytes).map(Some).map_err(|e| format!("the body is not valid JSON: {e}"));
+        return serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|e| format!("the body is not valid JSON: {e}"));
     }
     if essence == "application/x-www-form-urlencoded" {
         let mut object = Map::new();
         for (name, value) in form_urlencoded::parse(bytes) {
-            let property = schema.get("properties").and_then(|p| p.get(name.as_ref())).cloned().unwrap_or(Value::Null);
+            let property = schema
+                .get("properties")
+                .and_then(|p| p.get(name.as_ref()))
+                .cloned()
+                .unwrap_or(Value::Null);
             let is_array = property.get("type").and_then(Value::as_str) == Some("array");
             if is_array {
                 let items = property.get("items").cloned().unwrap_or(Value::Null);
-                let entry = object.entry(name.into_owned()).or_insert_with(|| Value::Array(Vec::new()));
+                let entry = object
+                    .entry(name.into_owned())
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(values) = entry {
                     values.push(coerce(&value, &items));
                 }
@@ -72,21 +89,43 @@ mod tests {
     use super::*;
 
     fn media(types: &[&str]) -> Vec<MediaTypeSpec> {
-        types.iter().map(|t| MediaTypeSpec { media_type: (*t).into(), schema_pointer: None, examples: vec![] }).collect()
+        types
+            .iter()
+            .map(|t| MediaTypeSpec {
+                media_type: (*t).into(),
+                schema_pointer: None,
+                examples: vec![],
+            })
+            .collect()
     }
 
     #[test]
     fn exact_types_win_over_ranges() {
         let declared = media(&["application/*", "application/json"]);
-        assert_eq!(match_declared(&declared, "application/json; charset=utf-8"), Some(1));
+        assert_eq!(
+            match_declared(&declared, "application/json; charset=utf-8"),
+            Some(1)
+        );
         assert_eq!(match_declared(&declared, "application/xml"), Some(0));
-        assert_eq!(match_declared(&media(&["text/plain"]), "application/json"), None);
+        assert_eq!(
+            match_declared(&media(&["text/plain"]), "application/json"),
+            None
+        );
     }
 
     #[test]
     fn forms_are_coerced_by_schema() {
         let schema = serde_json::json!({"properties": {"n": {"type": "integer"}, "t": {"type": "array", "items": {"type": "string"}}}});
-        let value = parse("application/x-www-form-urlencoded", b"n=3&t=a&t=b&x=y", &schema).unwrap().unwrap();
-        assert_eq!(value, serde_json::json!({"n": 3, "t": ["a", "b"], "x": "y"}));
+        let value = parse(
+            "application/x-www-form-urlencoded",
+            b"n=3&t=a&t=b&x=y",
+            &schema,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"n": 3, "t": ["a", "b"], "x": "y"})
+        );
     }
 }

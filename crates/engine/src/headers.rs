@@ -12,11 +12,16 @@ pub trait HeaderSource {
 
 impl HeaderSource for Vec<(String, String)> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn get_all(&self, name: &str) -> Vec<&str> {
-        self.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     fn pairs(&self) -> Vec<(&str, &str)> {
@@ -26,8 +31,12 @@ impl HeaderSource for Vec<(String, String)> {
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a (impl HeaderSource + ?Sized), name: &str) -> Option<&'a str> {
-    headers.get_all("cookie").into_iter().flat_map(|h| h.split(';')).find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        (key.trim() == name).then(|| value.trim().trim_matches('"'))
-    })
+    headers
+        .get_all("cookie")
+        .into_iter()
+        .flat_map(|h| h.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key.trim() == name).then(|| value.trim().trim_matches('"'))
+        })
 }

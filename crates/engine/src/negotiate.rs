@@ -78,7 +78,14 @@ mod tests {
     use super::*;
 
     fn media(types: &[&str]) -> Vec<MediaTypeSpec> {
-        types.iter().map(|t| MediaTypeSpec { media_type: (*t).into(), schema_pointer: None, examples: vec![] }).collect()
+        types
+            .iter()
+            .map(|t| MediaTypeSpec {
+                media_type: (*t).into(),
+                schema_pointer: None,
+                examples: vec![],
+            })
+            .collect()
     }
 
     #[test]
@@ -86,9 +93,15 @@ mod tests {
         let both = media(&["application/xml", "application/json"]);
         assert_eq!(choose(None, &both), Ok(Some(1)));
         assert_eq!(choose(Some("application/xml"), &both), Ok(Some(0)));
-        assert_eq!(choose(Some("application/xml;q=0.5, application/json"), &both), Ok(Some(1)));
+        assert_eq!(
+            choose(Some("application/xml;q=0.5, application/json"), &both),
+            Ok(Some(1))
+        );
         assert_eq!(choose(Some("*/*"), &both), Ok(Some(1)));
         assert_eq!(choose(Some("text/html"), &both), Err(()));
-        assert_eq!(choose(Some("application/json;q=0"), &media(&["application/json"])), Err(()));
+        assert_eq!(
+            choose(Some("application/json;q=0"), &media(&["application/json"])),
+            Err(())
+        );
     }
 }

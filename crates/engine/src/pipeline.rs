@@ -53,19 +53,33 @@ struct Violation {
     message: String,
 }
 
-pub fn handle(revision: &CompiledRevision, context: &SandboxContext<'_>, request: &Request<'_>) -> Response {
+pub fn handle(
+    revision: &CompiledRevision,
+    context: &SandboxContext<'_>,
+    request: &Request<'_>,
+) -> Response {
     let (operation_index, path_params) = match revision.router.at(request.method, request.path) {
-        RouteMatch::Found { operation, path_params } => (operation, path_params),
+        RouteMatch::Found {
+            operation,
+            path_params,
+        } => (operation, path_params),
         RouteMatch::MethodNotAllowed(allowed) => {
             let allow = allowed.join(", ");
             let mut response = if request.method.eq_ignore_ascii_case("OPTIONS") {
-                Response { status: 204, headers: Vec::new(), body: Vec::new() }
+                Response {
+                    status: 204,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }
             } else {
                 problem_response(
                     405,
                     "method-not-allowed",
                     "Method not allowed",
-                    &format!("{} is not declared for {}; allowed: {allow}", request.method, request.path),
+                    &format!(
+                        "{} is not declared for {}; allowed: {allow}",
+                        request.method, request.path
+                    ),
                     None,
                 )
             };
@@ -74,12 +88,19 @@ pub fn handle(revision: &CompiledRevision, context: &SandboxContext<'_>, request
         }
         RouteMatch::NotFound => {
             let base = revision.router.base_path();
-            let hint = if base.is_empty() { String::new() } else { format!(" (operation paths start with {base})") };
+            let hint = if base.is_empty() {
+                String::new()
+            } else {
+                format!(" (operation paths start with {base})")
+            };
             return problem_response(
                 404,
                 "no-route",
                 "No such operation",
-                &format!("no operation matches {} {}{hint}", request.method, request.path),
+                &format!(
+                    "no operation matches {} {}{hint}",
+                    request.method, request.path
+                ),
                 None,
             );
         }
@@ -87,9 +108,20 @@ pub fn handle(revision: &CompiledRevision, context: &SandboxContext<'_>, request
     let operation = &revision.operations[operation_index];
     let prefer = match respond::parse_prefer(request.headers.get("prefer")) {
         Ok(prefer) => prefer,
-        Err(detail) => return problem_response(400, "invalid-prefer", "Invalid Prefer header", &detail, None),
+        Err(detail) => {
+            return problem_response(
+                400,
+                "invalid-prefer",
+                "Invalid Prefer header",
+                &detail,
+                None,
+            );
+        }
     };
-    let exchange = Exchange { accept: request.headers.get("accept"), path_params: &path_params };
+    let exchange = Exchange {
+        accept: request.headers.get("accept"),
+        path_params: &path_params,
+    };
     let query: Vec<(String, String)> = request
         .query
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -105,18 +137,28 @@ pub fn handle(revision: &CompiledRevision, context: &SandboxContext<'_>, request
         );
         let (detail, challenge) = match outcome {
             AuthOutcome::Allowed => (None, None),
-            AuthOutcome::Missing { expected, challenge } => {
-                (Some(format!("this operation needs credentials: send {expected}")), challenge)
-            }
-            AuthOutcome::Invalid { challenge } => {
-                (Some("the credentials sent are not this sandbox's API key".to_owned()), challenge)
-            }
+            AuthOutcome::Missing {
+                expected,
+                challenge,
+            } => (
+                Some(format!("this operation needs credentials: send {expected}")),
+                challenge,
+            ),
+            AuthOutcome::Invalid { challenge } => (
+                Some("the credentials sent are not this sandbox's API key".to_owned()),
+                challenge,
+            ),
         };
         if let Some(detail) = detail {
-            let mut response = declared_error(revision, context, operation, &exchange, &[401], &detail)
-                .unwrap_or_else(|| problem_response(401, "unauthorized", "Unauthorized", &detail, None));
+            let mut response =
+                declared_error(revision, context, operation, &exchange, &[401], &detail)
+                    .unwrap_or_else(|| {
+                        problem_response(401, "unauthorized", "Unauthorized", &detail, None)
+                    });
             if let Some(challenge) = challenge {
-                response.headers.push(("www-authenticate".to_owned(), challenge.to_owned()));
+                response
+                    .headers
+                    .push(("www-authenticate".to_owned(), challenge.to_owned()));
             }
             return response;
         }
@@ -134,7 +176,14 @@ pub fn handle(revision: &CompiledRevision, context: &SandboxContext<'_>, request
         Ok(declared) => declared,
         Err(response) => return response,
     };
-    match respond::render(revision, context, operation, declared, &exchange, prefer.example.as_deref()) {
+    match respond::render(
+        revision,
+        context,
+        operation,
+        declared,
+        &exchange,
+        prefer.example.as_deref(),
+    ) {
         Ok(rendered) => rendered.response,
         Err(response) => response,
     }
@@ -148,8 +197,17 @@ fn validate(
     query: &[(String, String)],
 ) -> Result<Vec<Violation>, Response> {
     let mut violations = Vec::new();
-    let raw = params::RawParams { path: path_params, query, headers: request.headers };
-    for (param, validator) in operation.operation.parameters.iter().zip(&operation.parameter_validators) {
+    let raw = params::RawParams {
+        path: path_params,
+        query,
+        headers: request.headers,
+    };
+    for (param, validator) in operation
+        .operation
+        .parameters
+        .iter()
+        .zip(&operation.parameter_validators)
+    {
         let location = param.location.as_str();
         let at = format!("/{}", sbx_spec::pointer::escape(&param.name));
         match params::extract(param, &raw) {
@@ -170,43 +228,70 @@ fn validate(
                         violations.push(Violation {
                             location,
                             pointer: format!("{at}{}", v.pointer),
-                            message: format!("{location} parameter \"{}\": {}", param.name, v.message),
+                            message: format!(
+                                "{location} parameter \"{}\": {}",
+                                param.name, v.message
+                            ),
                         });
                     }
                 }
             }
         }
     }
-    let Some(body_spec) = &operation.operation.request_body else { return Ok(violations) };
+    let Some(body_spec) = &operation.operation.request_body else {
+        return Ok(violations);
+    };
     if request.body.is_empty() {
         if body_spec.required {
-            violations.push(Violation { location: "body", pointer: String::new(), message: "a request body is required".to_owned() });
+            violations.push(Violation {
+                location: "body",
+                pointer: String::new(),
+                message: "a request body is required".to_owned(),
+            });
         }
         return Ok(violations);
     }
     if operation.request_content.is_empty() {
         return Ok(violations);
     }
-    let content_type = request.headers.get("content-type").unwrap_or("application/octet-stream");
+    let content_type = request
+        .headers
+        .get("content-type")
+        .unwrap_or("application/octet-stream");
     let Some(index) = body::match_declared(&body_spec.content, content_type) else {
-        let supported: Vec<&str> = body_spec.content.iter().map(|m| m.media_type.as_str()).collect();
+        let supported: Vec<&str> = body_spec
+            .content
+            .iter()
+            .map(|m| m.media_type.as_str())
+            .collect();
         return Err(problem_response(
             415,
             "unsupported-media-type",
             "Unsupported media type",
-            &format!("Content-Type `{content_type}` is not accepted here; send {}", supported.join(" or ")),
+            &format!(
+                "Content-Type `{content_type}` is not accepted here; send {}",
+                supported.join(" or ")
+            ),
             Some(json!({"supported": supported})),
         ));
     };
     let media = &operation.request_content[index];
     match body::parse(&body::essence(content_type), request.body, &media.schema) {
-        Err(message) => violations.push(Violation { location: "body", pointer: String::new(), message }),
+        Err(message) => violations.push(Violation {
+            location: "body",
+            pointer: String::new(),
+            message,
+        }),
         Ok(None) => {}
         Ok(Some(value)) => {
             if let Some(validator) = &media.validator {
                 violations.extend(validator.violations(&value).into_iter().map(|v| Violation {
                     location: "body",
-                    message: if v.pointer.is_empty() { v.message } else { format!("{}: {}", v.pointer, v.message) },
+                    message: if v.pointer.is_empty() {
+                        v.message
+                    } else {
+                        format!("{}: {}", v.pointer, v.message)
+                    },
                     pointer: v.pointer,
                 }));
             }
@@ -227,7 +312,14 @@ fn validation_failure(
         [first, rest @ ..] => format!("{} (and {} more)", first.message, rest.len()),
         [] => String::new(),
     };
-    if let Some(response) = declared_error(revision, context, operation, exchange, &[400, 422], &summary) {
+    if let Some(response) = declared_error(
+        revision,
+        context,
+        operation,
+        exchange,
+        &[400, 422],
+        &summary,
+    ) {
         return response;
     }
     let errors: Vec<Value> = violations
@@ -261,15 +353,28 @@ fn declared_error(
             .find(|r| r.spec.status == sbx_spec::StatusKey::Code(*status))
             .map(|r| (*status, r))
     })?;
-    let rendered = respond::render(revision, context, operation, Some((status, declared)), exchange, None).ok()?;
+    let rendered = respond::render(
+        revision,
+        context,
+        operation,
+        Some((status, declared)),
+        exchange,
+        None,
+    )
+    .ok()?;
     let mut response = rendered.response;
     if let Some(mut body) = rendered.value {
         let media = declared.content.iter().find(|m| {
-            response.headers.iter().any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
         });
         if let Some(slot) = message_slot(&mut body, 0) {
             let original = std::mem::replace(slot, Value::String(reason.to_owned()));
-            let still_valid = media.and_then(|m| m.validator.as_ref()).is_none_or(|v| v.is_valid(&body));
+            let still_valid = media
+                .and_then(|m| m.validator.as_ref())
+                .is_none_or(|v| v.is_valid(&body));
             if still_valid {
                 response.body = serde_json::to_vec(&body).unwrap_or_default();
             } else if let Some(slot) = message_slot(&mut body, 0) {
@@ -277,21 +382,39 @@ fn declared_error(
             }
         }
     }
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(512).collect();
-    response.headers.push(("x-sandbox-error".to_owned(), reason));
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(512)
+        .collect();
+    response
+        .headers
+        .push(("x-sandbox-error".to_owned(), reason));
     Some(response)
 }
 
 /// The first string member named like a human-readable message, at most two
 /// objects deep (`{"message": …}` or `{"error": {"message": …}}`).
 fn message_slot(value: &mut Value, depth: usize) -> Option<&mut Value> {
-    const NAMES: [&str; 5] = ["message", "detail", "error_description", "description", "title"];
-    let Value::Object(map) = value else { return None };
-    if let Some(name) = NAMES.iter().find(|n| map.get(**n).is_some_and(Value::is_string)) {
+    const NAMES: [&str; 5] = [
+        "message",
+        "detail",
+        "error_description",
+        "description",
+        "title",
+    ];
+    let Value::Object(map) = value else {
+        return None;
+    };
+    if let Some(name) = NAMES
+        .iter()
+        .find(|n| map.get(**n).is_some_and(Value::is_string))
+    {
         return map.get_mut(*name);
     }
     if depth >= 1 {
         return None;
     }
-    map.values_mut().find_map(|child| message_slot(child, depth + 1))
+    map.values_mut()
+        .find_map(|child| message_slot(child, depth + 1))
 }

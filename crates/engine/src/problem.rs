@@ -6,7 +6,13 @@ use crate::Response;
 
 /// A `application/problem+json` response. `slug` names the problem type
 /// (`urn:sbx:problem:{slug}`) so clients can branch on it.
-pub fn problem_response(status: u16, slug: &str, title: &str, detail: &str, extra: Option<Value>) -> Response {
+pub fn problem_response(
+    status: u16,
+    slug: &str,
+    title: &str,
+    detail: &str,
+    extra: Option<Value>,
+) -> Response {
     let mut body = json!({
         "type": format!("urn:sbx:problem:{slug}"),
         "title": title,
@@ -18,7 +24,10 @@ pub fn problem_response(status: u16, slug: &str, title: &str, detail: &str, extr
     }
     Response {
         status,
-        headers: vec![("content-type".to_owned(), "application/problem+json".to_owned())],
+        headers: vec![(
+            "content-type".to_owned(),
+            "application/problem+json".to_owned(),
+        )],
         body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }

@@ -22,9 +22,13 @@ pub struct Prefer {
 /// ignored as RFC 7240 asks, malformed values of known ones are errors.
 pub fn parse_prefer(header: Option<&str>) -> Result<Prefer, String> {
     let mut prefer = Prefer::default();
-    let Some(header) = header else { return Ok(prefer) };
+    let Some(header) = header else {
+        return Ok(prefer);
+    };
     for token in header.split([',', ';']) {
-        let Some((name, value)) = token.split_once('=') else { continue };
+        let Some((name, value)) = token.split_once('=') else {
+            continue;
+        };
         let value = value.trim().trim_matches('"');
         match name.trim().to_ascii_lowercase().as_str() {
             "code" => {
@@ -32,7 +36,9 @@ pub fn parse_prefer(header: Option<&str>) -> Result<Prefer, String> {
                     .parse::<u16>()
                     .ok()
                     .filter(|c| (100..=599).contains(c))
-                    .ok_or_else(|| format!("`Prefer: code={value}` is not an HTTP status code (100-599)"))?;
+                    .ok_or_else(|| {
+                        format!("`Prefer: code={value}` is not an HTTP status code (100-599)")
+                    })?;
                 prefer.code = Some(code);
             }
             "example" => prefer.example = Some(value.to_owned()),
@@ -43,14 +49,25 @@ pub fn parse_prefer(header: Option<&str>) -> Result<Prefer, String> {
 }
 
 /// The declared response to answer with, and its concrete status.
-pub fn select<'a>(operation: &'a CompiledOperation, prefer: &Prefer) -> Result<Option<(u16, &'a CompiledResponse)>, Response> {
+pub fn select<'a>(
+    operation: &'a CompiledOperation,
+    prefer: &Prefer,
+) -> Result<Option<(u16, &'a CompiledResponse)>, Response> {
     let responses = &operation.responses;
     if let Some(code) = prefer.code {
         let found = responses
             .iter()
             .find(|r| r.spec.status == StatusKey::Code(code))
-            .or_else(|| responses.iter().find(|r| r.spec.status == StatusKey::Range(code / 100)))
-            .or_else(|| responses.iter().find(|r| r.spec.status == StatusKey::Default));
+            .or_else(|| {
+                responses
+                    .iter()
+                    .find(|r| r.spec.status == StatusKey::Range(code / 100))
+            })
+            .or_else(|| {
+                responses
+                    .iter()
+                    .find(|r| r.spec.status == StatusKey::Default)
+            });
         return match found {
             Some(response) => Ok(Some((code, response))),
             None => Err(problem_response(
@@ -69,11 +86,18 @@ pub fn select<'a>(operation: &'a CompiledOperation, prefer: &Prefer) -> Result<O
     let success = responses
         .iter()
         .find(|r| matches!(r.spec.status, StatusKey::Code(200..=299)))
-        .or_else(|| responses.iter().find(|r| r.spec.status == StatusKey::Range(2)));
+        .or_else(|| {
+            responses
+                .iter()
+                .find(|r| r.spec.status == StatusKey::Range(2))
+        });
     if let Some(response) = success {
         return Ok(Some((response.spec.status.code(), response)));
     }
-    if let Some(response) = responses.iter().find(|r| r.spec.status == StatusKey::Default) {
+    if let Some(response) = responses
+        .iter()
+        .find(|r| r.spec.status == StatusKey::Default)
+    {
         return Ok(Some((200, response)));
     }
     Ok(responses.first().map(|r| (r.spec.status.code(), r)))
@@ -89,7 +113,11 @@ fn declared_statuses(operation: &CompiledOperation) -> String {
             StatusKey::Default => "default".to_owned(),
         })
         .collect();
-    if list.is_empty() { "no responses".to_owned() } else { list.join(", ") }
+    if list.is_empty() {
+        "no responses".to_owned()
+    } else {
+        list.join(", ")
+    }
 }
 
 /// Request facts that shape an answer.
@@ -114,7 +142,14 @@ pub fn render(
     example: Option<&str>,
 ) -> Result<Rendered, Response> {
     let Some((status, declared)) = declared else {
-        return Ok(Rendered { response: Response { status: 200, headers: Vec::new(), body: Vec::new() }, value: None });
+        return Ok(Rendered {
+            response: Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            value: None,
+        });
     };
     let media_specs: Vec<_> = declared.content.iter().map(|m| m.spec.clone()).collect();
     let chosen = negotiate::choose(exchange.accept, &media_specs).map_err(|()| {
@@ -123,14 +158,20 @@ pub fn render(
             406,
             "not-acceptable",
             "Not acceptable",
-            &format!("`Accept: {}` matches none of {}", exchange.accept.unwrap_or(""), available.join(", ")),
+            &format!(
+                "`Accept: {}` matches none of {}",
+                exchange.accept.unwrap_or(""),
+                available.join(", ")
+            ),
             Some(json!({"available": available})),
         )
     })?;
     let mut headers = Vec::new();
     let seed = response_seed(context, operation, status, exchange.path_params);
     for header in &declared.headers {
-        let Some(pointer) = &header.schema_pointer else { continue };
+        let Some(pointer) = &header.schema_pointer else {
+            continue;
+        };
         let header_seed = synth::seed_from([&seed.to_le_bytes()[..], header.name.as_bytes()]);
         let (value, _) = synth::synthesize_valid(
             &revision.response_document,
@@ -145,7 +186,14 @@ pub fn render(
         if let Some(name) = example {
             return Err(unknown_example(operation, name, &[]));
         }
-        return Ok(Rendered { response: Response { status, headers, body: Vec::new() }, value: None });
+        return Ok(Rendered {
+            response: Response {
+                status,
+                headers,
+                body: Vec::new(),
+            },
+            value: None,
+        });
     };
     let media = &declared.content[index];
     let value = match example {
@@ -171,7 +219,8 @@ pub fn render(
         None => match media.spec.examples.first() {
             Some((_, value)) => Some(value.clone()),
             None => media.spec.schema_pointer.as_ref().map(|pointer| {
-                let media_seed = synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
+                let media_seed =
+                    synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
                 synth::synthesize_valid(
                     &revision.response_document,
                     pointer,
@@ -184,9 +233,19 @@ pub fn render(
         },
     };
     let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
-    let body = value.as_ref().map(|v| serialize(&content_type, v)).unwrap_or_default();
+    let body = value
+        .as_ref()
+        .map(|v| serialize(&content_type, v))
+        .unwrap_or_default();
     headers.push(("content-type".to_owned(), content_type));
-    Ok(Rendered { response: Response { status, headers, body }, value })
+    Ok(Rendered {
+        response: Response {
+            status,
+            headers,
+            body,
+        },
+        value,
+    })
 }
 
 fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) -> Response {
@@ -197,7 +256,11 @@ fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) ->
         &format!(
             "`Prefer: example={name}` names no example of operation {}; {}",
             operation.operation.id,
-            if names.is_empty() { "it declares none".to_owned() } else { format!("it declares {}", names.join(", ")) }
+            if names.is_empty() {
+                "it declares none".to_owned()
+            } else {
+                format!("it declares {}", names.join(", "))
+            }
         ),
         Some(json!({"examples": names})),
     )
@@ -205,12 +268,24 @@ fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) ->
 
 /// Seeds synthesis from (sandbox seed, operation, status, path parameters):
 /// the determinism contract of ARCHITECTURE.md.
-fn response_seed(context: &SandboxContext<'_>, operation: &CompiledOperation, status: u16, path_params: &[(String, String)]) -> u64 {
-    let mut sorted: Vec<String> = path_params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+fn response_seed(
+    context: &SandboxContext<'_>,
+    operation: &CompiledOperation,
+    status: u16,
+    path_params: &[(String, String)],
+) -> u64 {
+    let mut sorted: Vec<String> = path_params
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
     sorted.sort();
     let seed_bytes = context.seed.to_le_bytes();
     let status_text = status.to_string();
-    let mut parts: Vec<&[u8]> = vec![&seed_bytes, operation.operation.id.as_bytes(), status_text.as_bytes()];
+    let mut parts: Vec<&[u8]> = vec![
+        &seed_bytes,
+        operation.operation.id.as_bytes(),
+        status_text.as_bytes(),
+    ];
     parts.extend(sorted.iter().map(String::as_bytes));
     synth::seed_from(parts)
 }
@@ -219,7 +294,11 @@ fn header_text(value: &Value) -> String {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Array(items) => items.iter().map(header_text).collect::<Vec<_>>().join(","),
-        Value::Object(map) => map.iter().map(|(k, v)| format!("{k},{}", header_text(v))).collect::<Vec<_>>().join(","),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k},{}", header_text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
         Value::Null => String::new(),
         other => other.to_string(),
     };
@@ -244,7 +323,16 @@ pub fn serialize(content_type: &str, value: &Value) -> Vec<u8> {
 }
 
 fn xml(out: &mut String, name: &str, value: &Value) {
-    let tag: String = name.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let tag: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     match value {
         Value::Array(items) => items.iter().for_each(|item| xml(out, &tag, item)),
         Value::Object(map) => {
@@ -259,5 +347,7 @@ fn xml(out: &mut String, name: &str, value: &Value) {
 }
 
 fn escape_xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -1,11 +1,11 @@
 //! A spec revision compiled for serving: router, validators and the
 //! synthesis cache, built once and shared by every sandbox on the revision.
 
-use serde::Serialize;
 use sbx_spec::{
-    ApiModel, Direction, MediaTypeSpec, Operation, Problem, ResponseSpec, SchemaCompiler, SchemaValidator,
-    synth::PatternCache,
+    ApiModel, Direction, MediaTypeSpec, Operation, Problem, ResponseSpec, SchemaCompiler,
+    SchemaValidator, synth::PatternCache,
 };
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::router::Router;
@@ -65,21 +65,29 @@ pub struct CompiledRevision {
 
 impl CompiledRevision {
     pub fn compile(model: ApiModel) -> Result<Self, CompileError> {
-        let compiler = SchemaCompiler::new(model.document.clone())
-            .map_err(|message| CompileError(vec![Problem { pointer: String::new(), message }]))?;
+        let compiler = SchemaCompiler::new(model.document.clone()).map_err(|message| {
+            CompileError(vec![Problem {
+                pointer: String::new(),
+                message,
+            }])
+        })?;
         let mut problems = Vec::new();
-        let mut compile = |pointer: &Option<String>, direction: Direction| -> Option<SchemaValidator> {
-            let pointer = pointer.as_ref()?;
-            match compiler.compile(pointer, direction) {
-                Ok(validator) => Some(validator),
-                Err(message) => {
-                    if problems.len() < sbx_spec::MAX_PROBLEMS {
-                        problems.push(Problem { pointer: pointer.clone(), message });
+        let mut compile =
+            |pointer: &Option<String>, direction: Direction| -> Option<SchemaValidator> {
+                let pointer = pointer.as_ref()?;
+                match compiler.compile(pointer, direction) {
+                    Ok(validator) => Some(validator),
+                    Err(message) => {
+                        if problems.len() < sbx_spec::MAX_PROBLEMS {
+                            problems.push(Problem {
+                                pointer: pointer.clone(),
+                                message,
+                            });
+                        }
+                        None
                     }
-                    None
                 }
-            }
-        };
+            };
         let document = model.document.clone();
         let resolved = |pointer: &Option<String>| -> Value {
             pointer
@@ -154,7 +162,11 @@ impl CompiledRevision {
         self.model
             .operations
             .iter()
-            .map(|op| OperationSummary { id: op.id.clone(), method: op.method.clone(), path: op.path.clone() })
+            .map(|op| OperationSummary {
+                id: op.id.clone(),
+                method: op.method.clone(),
+                path: op.path.clone(),
+            })
             .collect()
     }
 }

@@ -30,7 +30,10 @@ pub struct Router {
 /// What a path resolved to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch {
-    Found { operation: usize, path_params: Vec<(String, String)> },
+    Found {
+        operation: usize,
+        path_params: Vec<(String, String)>,
+    },
     /// The path exists, the method does not; carries the allowed methods.
     MethodNotAllowed(Vec<String>),
     NotFound,
@@ -52,11 +55,16 @@ impl Router {
             let template = op.path.split(['#', '?']).next().unwrap_or("");
             let (route, names) = positional(template);
             if let Some(existing) = by_template.iter().find(|(r, _, _)| *r == route) {
-                router.entries[existing.2].methods.push((op.method.clone(), index));
+                router.entries[existing.2]
+                    .methods
+                    .push((op.method.clone(), index));
                 continue;
             }
             let entry = router.entries.len();
-            router.entries.push(PathEntry { names: names.clone(), methods: vec![(op.method.clone(), index)] });
+            router.entries.push(PathEntry {
+                names: names.clone(),
+                methods: vec![(op.method.clone(), index)],
+            });
             by_template.push((route.clone(), names, entry));
             if router.tree.insert(route.clone(), entry).is_err() {
                 router.fallback.push((template_regex(template), entry));
@@ -81,7 +89,9 @@ impl Router {
 
     /// Resolves a raw (still percent-encoded) request path.
     pub fn at(&self, method: &str, path: &str) -> RouteMatch {
-        let Some(path) = strip_base(&self.base_path, path) else { return RouteMatch::NotFound };
+        let Some(path) = strip_base(&self.base_path, path) else {
+            return RouteMatch::NotFound;
+        };
         let (entry, raw_values): (usize, Vec<String>) = match self.tree.at(path) {
             Ok(found) => {
                 let values = (0..self.entries[*found.value].names.len())
@@ -89,9 +99,17 @@ impl Router {
                     .collect();
                 (*found.value, values)
             }
-            Err(_) => match self.fallback.iter().find_map(|(re, entry)| re.captures(path).map(|c| (c, *entry))) {
+            Err(_) => match self
+                .fallback
+                .iter()
+                .find_map(|(re, entry)| re.captures(path).map(|c| (c, *entry)))
+            {
                 Some((captures, entry)) => {
-                    let values = captures.iter().skip(1).map(|m| m.map_or("", |m| m.as_str()).to_owned()).collect();
+                    let values = captures
+                        .iter()
+                        .skip(1)
+                        .map(|m| m.map_or("", |m| m.as_str()).to_owned())
+                        .collect();
                     (entry, values)
                 }
                 None => return RouteMatch::NotFound,
@@ -99,10 +117,16 @@ impl Router {
         };
         let entry_ref = &self.entries[entry];
         let method = method.to_ascii_uppercase();
-        let operation = entry_ref.methods.iter().find(|(m, _)| *m == method).or_else(|| {
-            // HEAD is answered by GET when the spec declares no HEAD.
-            (method == "HEAD").then(|| entry_ref.methods.iter().find(|(m, _)| m == "GET")).flatten()
-        });
+        let operation = entry_ref
+            .methods
+            .iter()
+            .find(|(m, _)| *m == method)
+            .or_else(|| {
+                // HEAD is answered by GET when the spec declares no HEAD.
+                (method == "HEAD")
+                    .then(|| entry_ref.methods.iter().find(|(m, _)| m == "GET"))
+                    .flatten()
+            });
         match operation {
             Some((_, operation)) => RouteMatch::Found {
                 operation: *operation,
@@ -110,11 +134,16 @@ impl Router {
                     .names
                     .iter()
                     .cloned()
-                    .zip(raw_values.iter().map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned()))
+                    .zip(
+                        raw_values
+                            .iter()
+                            .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned()),
+                    )
                     .collect(),
             },
             None => {
-                let mut allowed: Vec<String> = entry_ref.methods.iter().map(|(m, _)| m.clone()).collect();
+                let mut allowed: Vec<String> =
+                    entry_ref.methods.iter().map(|(m, _)| m.clone()).collect();
                 if allowed.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
                     allowed.push("HEAD".to_owned());
                 }
@@ -145,7 +174,9 @@ fn positional(template: &str) -> (String, Vec<String>) {
     let mut names = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         route.push_str(&rest[..open]);
         route.push_str(&format!("{{p{}}}", names.len()));
         names.push(rest[open + 1..open + close].to_owned());
@@ -160,7 +191,9 @@ fn sample_path(template: &str) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         out.push_str(&rest[..open]);
         out.push('p');
         rest = &rest[open + close + 1..];
@@ -173,7 +206,9 @@ fn template_regex(template: &str) -> Regex {
     let mut pattern = String::from("^");
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         pattern.push_str(&regex::escape(&rest[..open]));
         pattern.push_str("([^/]+?)");
         rest = &rest[open + close + 1..];
@@ -212,25 +247,54 @@ mod tests {
             op("PUT", "/docs/{name}#rename"),
         ];
         let router = Router::new("/v1", &ops);
-        assert_eq!(router.at("GET", "/v1/pets/mine"), RouteMatch::Found { operation: 1, path_params: vec![] });
+        assert_eq!(
+            router.at("GET", "/v1/pets/mine"),
+            RouteMatch::Found {
+                operation: 1,
+                path_params: vec![]
+            }
+        );
         assert_eq!(
             router.at("GET", "/v1/pets/a%20b"),
-            RouteMatch::Found { operation: 0, path_params: vec![("petId".into(), "a b".into())] }
+            RouteMatch::Found {
+                operation: 0,
+                path_params: vec![("petId".into(), "a b".into())]
+            }
         );
         assert_eq!(
             router.at("POST", "/v1/pets/7/photos"),
-            RouteMatch::Found { operation: 2, path_params: vec![("id".into(), "7".into())] }
+            RouteMatch::Found {
+                operation: 2,
+                path_params: vec![("id".into(), "7".into())]
+            }
         );
         assert_eq!(
             router.at("GET", "/v1/files/report.pdf"),
-            RouteMatch::Found { operation: 3, path_params: vec![("name".into(), "report".into()), ("ext".into(), "pdf".into())] }
+            RouteMatch::Found {
+                operation: 3,
+                path_params: vec![
+                    ("name".into(), "report".into()),
+                    ("ext".into(), "pdf".into())
+                ]
+            }
         );
-        assert!(matches!(router.at("GET", "/v1/a/1/b/2.json"), RouteMatch::Found { operation: 5, .. }));
-        assert!(matches!(router.at("GET", "/v1/a/1.json"), RouteMatch::Found { operation: 4, .. }));
-        assert!(matches!(router.at("PUT", "/v1/docs/x"), RouteMatch::Found { operation: 6, .. }));
-        assert_eq!(router.at("DELETE", "/v1/pets/7"), RouteMatch::MethodNotAllowed(vec!["GET".into(), "HEAD".into()]));
+        assert!(matches!(
+            router.at("GET", "/v1/a/1/b/2.json"),
+            RouteMatch::Found { operation: 5, .. }
+        ));
+        assert!(matches!(
+            router.at("GET", "/v1/a/1.json"),
+            RouteMatch::Found { operation: 4, .. }
+        ));
+        assert!(matches!(
+            router.at("PUT", "/v1/docs/x"),
+            RouteMatch::Found { operation: 6, .. }
+        ));
+        assert_eq!(
+            router.at("DELETE", "/v1/pets/7"),
+            RouteMatch::MethodNotAllowed(vec!["GET".into(), "HEAD".into()])
+        );
         assert_eq!(router.at("GET", "/pets/7"), RouteMatch::NotFound);
         assert_eq!(router.at("GET", "/v1x/pets/7"), RouteMatch::NotFound);
     }
 }
-

@@ -64,9 +64,12 @@ fn corpus_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("SBX_CORPUS_DIR") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var("SBX_CORPUS_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/smartsandbox/corpus")
-    });
+    let home = std::env::var("SBX_CORPUS_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/smartsandbox/corpus")
+        });
     home.join("package/api")
 }
 
@@ -96,29 +99,65 @@ struct Report {
 
 fn check_spec(path: &Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let limits = Limits { max_spec_bytes: 64 * 1024 * 1024, ..Limits::default() };
-    let model = sbx_spec::load_api(&text, &limits).map_err(|e| format!("load: {:?}", e.problems().first()))?;
-    let revision = CompiledRevision::compile(model).map_err(|e| format!("compile: {:?}", e.0.first()))?;
-    let mut report = Report { operations: revision.operations.len(), bodies: 0, failures: Vec::new() };
+    let limits = Limits {
+        max_spec_bytes: 64 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let model = sbx_spec::load_api(&text, &limits)
+        .map_err(|e| format!("load: {:?}", e.problems().first()))?;
+    let revision =
+        CompiledRevision::compile(model).map_err(|e| format!("compile: {:?}", e.0.first()))?;
+    let mut report = Report {
+        operations: revision.operations.len(),
+        bodies: 0,
+        failures: Vec::new(),
+    };
     for (index, operation) in revision.operations.iter().enumerate() {
         let op = &operation.operation;
         let concrete = shape(&op.path).replace("{}", "x1");
         let full = format!("{}{concrete}", revision.model.base_path);
         match revision.router.at(&op.method, &full) {
             // Ambiguous specs declare one path shape twice (`/a/{id}` and `/a/{name}`): either may answer.
-            RouteMatch::Found { operation: found, .. } if found == index || shape(&revision.operations[found].operation.path) == shape(&op.path) => {}
-            other => report.failures.push(format!("{} {}: routed to {other:?}", op.method, op.path)),
+            RouteMatch::Found {
+                operation: found, ..
+            } if found == index
+                || shape(&revision.operations[found].operation.path) == shape(&op.path) => {}
+            other => report
+                .failures
+                .push(format!("{} {}: routed to {other:?}", op.method, op.path)),
         }
         for response in &operation.responses {
             for media in &response.content {
-                let Some(pointer) = &media.spec.schema_pointer else { continue };
+                let Some(pointer) = &media.spec.schema_pointer else {
+                    continue;
+                };
                 report.bodies += 1;
                 let seed = synth::seed_from([op.id.as_bytes(), media.spec.media_type.as_bytes()]);
-                let (value, valid) = synth::synthesize_valid(&revision.response_document, pointer, seed, &revision.patterns, media.validator.as_ref());
+                let (value, valid) = synth::synthesize_valid(
+                    &revision.response_document,
+                    pointer,
+                    seed,
+                    &revision.patterns,
+                    media.validator.as_ref(),
+                );
                 if !valid {
-                    let violations = media.validator.as_ref().map(|v| v.violations(&value)).unwrap_or_default();
-                    let first = violations.first().map(|v| format!("{}: {}", v.pointer, v.message)).unwrap_or_default();
-                    report.failures.push(format!("{} {} {:?} {}: {}", op.method, op.path, response.spec.status, media.spec.media_type, truncate(&first)));
+                    let violations = media
+                        .validator
+                        .as_ref()
+                        .map(|v| v.violations(&value))
+                        .unwrap_or_default();
+                    let first = violations
+                        .first()
+                        .map(|v| format!("{}: {}", v.pointer, v.message))
+                        .unwrap_or_default();
+                    report.failures.push(format!(
+                        "{} {} {:?} {}: {}",
+                        op.method,
+                        op.path,
+                        response.spec.status,
+                        media.spec.media_type,
+                        truncate(&first)
+                    ));
                 }
             }
         }
@@ -152,7 +191,11 @@ fn truncate(text: &str) -> String {
 #[test]
 fn synthesized_bodies_validate_across_the_corpus() {
     let dir = corpus_dir();
-    assert!(dir.is_dir(), "corpus missing at {}: run scripts/corpus.sh (scripts/test.sh does)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "corpus missing at {}: run scripts/corpus.sh (scripts/test.sh does)",
+        dir.display()
+    );
     let specs: Vec<PathBuf> = if let Ok(only) = std::env::var("SBX_CORPUS_ONLY") {
         only.split(',').map(|name| dir.join(name)).collect()
     } else if std::env::var("SBX_CORPUS_ALL").is_ok() {
@@ -164,14 +207,33 @@ fn synthesized_bodies_validate_across_the_corpus() {
     let mut failing_specs = Vec::new();
     for spec in &specs {
         let started = Instant::now();
-        let name = spec.strip_prefix(&dir).unwrap_or(spec).display().to_string();
+        let name = spec
+            .strip_prefix(&dir)
+            .unwrap_or(spec)
+            .display()
+            .to_string();
         match check_spec(spec) {
             Ok(report) => {
                 operations += report.operations;
                 bodies += report.bodies;
                 failed_bodies += report.failures.len();
-                eprintln!("{name}: {} operations, {} bodies, {} failures, {:?}", report.operations, report.bodies, report.failures.len(), started.elapsed());
-                for failure in report.failures.iter().take(if std::env::var("SBX_CORPUS_ONLY").is_ok() { 40 } else { 3 }) {
+                eprintln!(
+                    "{name}: {} operations, {} bodies, {} failures, {:?}",
+                    report.operations,
+                    report.bodies,
+                    report.failures.len(),
+                    started.elapsed()
+                );
+                for failure in
+                    report
+                        .failures
+                        .iter()
+                        .take(if std::env::var("SBX_CORPUS_ONLY").is_ok() {
+                            40
+                        } else {
+                            3
+                        })
+                {
                     eprintln!("    {failure}");
                 }
                 if !report.failures.is_empty() {
@@ -193,6 +255,12 @@ fn synthesized_bodies_validate_across_the_corpus() {
     if std::env::var("SBX_CORPUS_ONLY").is_err() {
         assert!(specs.len() >= 30);
     }
-    assert!(unloadable.is_empty(), "specs that failed to load: {unloadable:?}");
-    assert!(failing_specs.is_empty(), "specs with invalid synthesized bodies: {failing_specs:?}");
+    assert!(
+        unloadable.is_empty(),
+        "specs that failed to load: {unloadable:?}"
+    );
+    assert!(
+        failing_specs.is_empty(),
+        "specs with invalid synthesized bodies: {failing_specs:?}"
+    );
 }

@@ -15,8 +15,7 @@ use crate::{
     config::Config,
     control, data_plane,
     ids::{generate_admin_token, hash_secret},
-    middleware,
-    reaper,
+    middleware, reaper,
     registry::{LiveSandbox, Registry, compile_spec},
 };
 
@@ -31,7 +30,9 @@ pub struct AppState {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -77,11 +78,15 @@ impl Server {
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.database_url.as_deref() {
-        Some(url) if url.starts_with("sqlite:") => {
-            Ok(Arc::new(SqliteStore::open_url(url).await.with_context(|| format!("opening {url}"))?))
-        }
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(
+            SqliteStore::open_url(url)
+                .await
+                .with_context(|| format!("opening {url}"))?,
+        )),
         Some(url) if url.starts_with("postgres") => {
-            anyhow::bail!("PostgreSQL storage is not available in this build yet; use the embedded SQLite store (omit --database-url)")
+            anyhow::bail!(
+                "PostgreSQL storage is not available in this build yet; use the embedded SQLite store (omit --database-url)"
+            )
         }
         Some(url) => anyhow::bail!("unsupported --database-url {url:?}: expected sqlite:…"),
         None => {
@@ -90,7 +95,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(
                 SqliteStore::open_dir(&config.data_dir)
                     .await
-                    .with_context(|| format!("opening the database in {}", config.data_dir.display()))?,
+                    .with_context(|| {
+                        format!("opening the database in {}", config.data_dir.display())
+                    })?,
             ))
         }
     }
@@ -111,7 +118,8 @@ fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
     }
     let token = generate_admin_token();
     std::fs::create_dir_all(&config.data_dir)?;
-    write_private(&path, &token).with_context(|| format!("saving the admin token to {}", path.display()))?;
+    write_private(&path, &token)
+        .with_context(|| format!("saving the admin token to {}", path.display()))?;
     Ok((token, true))
 }
 
@@ -133,8 +141,16 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
         }
         let compiled = compiled_revision(state, &record.project, record.revision)
             .await
-            .map_err(|e| anyhow::anyhow!("compiling {} revision {}: {e:?}", record.project, record.revision))?;
-        state.registry.insert(LiveSandbox::from_record(record, compiled));
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "compiling {} revision {}: {e:?}",
+                    record.project,
+                    record.revision
+                )
+            })?;
+        state
+            .registry
+            .insert(LiveSandbox::from_record(record, compiled));
     }
     Ok(())
 }
@@ -151,10 +167,12 @@ pub async fn compiled_revision(
     state
         .registry
         .compiled(project, revision, || async move {
-            let record = store
-                .get_revision(&name, number)
-                .await?
-                .ok_or_else(|| crate::error::ApiError::not_found("not-found", format!("project {name} has no revision {number}")))?;
+            let record = store.get_revision(&name, number).await?.ok_or_else(|| {
+                crate::error::ApiError::not_found(
+                    "not-found",
+                    format!("project {name} has no revision {number}"),
+                )
+            })?;
             compile_spec(record.spec, &limits).await
         })
         .await
@@ -167,7 +185,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(data_plane::handler)
         .with_state(state)
         .layer(CorsLayer::permissive())
-        .layer(axum_middleware::from_fn_with_state(header_limit, middleware::header_limit))
+        .layer(axum_middleware::from_fn_with_state(
+            header_limit,
+            middleware::header_limit,
+        ))
         .layer(axum_middleware::from_fn(middleware::request_id))
 }
 
@@ -190,7 +211,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
     let serve_task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(token_for_serve.cancelled_owned()).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token_for_serve.cancelled_owned())
+            .await
     });
     tracing::info!(%local_addr, sandboxes = state.registry.count(), "serving");
     Ok(Server {

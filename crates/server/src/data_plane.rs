@@ -11,7 +11,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine;
-use sbx_engine::{API_KEY_PREFIX, CompiledRevision, HeaderSource, SandboxContext, problem_response};
+use sbx_engine::{
+    API_KEY_PREFIX, CompiledRevision, HeaderSource, SandboxContext, problem_response,
+};
 
 use crate::{
     app::AppState,
@@ -30,19 +32,30 @@ impl HeaderSource for Headers<'_> {
     }
 
     fn get_all(&self, name: &str) -> Vec<&str> {
-        self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+        self.0
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
     }
 
     fn pairs(&self) -> Vec<(&str, &str)> {
-        self.0.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect()
+        self.0
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+            .collect()
     }
 }
 
 fn to_axum(response: sbx_engine::Response) -> Response {
     let mut out = Response::new(Body::from(response.body));
-    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in response.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             out.headers_mut().append(name, value);
         }
     }
@@ -118,24 +131,54 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     }
     let key_hash = sandbox.key_hash.clone();
     let key_matches = move |key: &str| hash_secret(key) == key_hash;
-    let context = SandboxContext { id: &sandbox.id, seed: sandbox.seed, auth: sandbox.auth, key_matches: &key_matches };
-    serve(&sandbox.compiled, &context, request, &path, state.config.limits.max_body_bytes).await
+    let context = SandboxContext {
+        id: &sandbox.id,
+        seed: sandbox.seed,
+        auth: sandbox.auth,
+        key_matches: &key_matches,
+    };
+    serve(
+        &sandbox.compiled,
+        &context,
+        request,
+        &path,
+        state.config.limits.max_body_bytes,
+    )
+    .await
 }
 
 fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
     // 1. Path prefix.
     if let Some(rest) = raw_path.strip_prefix("/sbx/") {
-        let (id, below) = rest.split_once('/').map_or((rest, "/"), |(id, below)| (id, below));
-        let below = if below == "/" { "/".to_owned() } else { format!("/{below}") };
+        let (id, below) = rest
+            .split_once('/')
+            .map_or((rest, "/"), |(id, below)| (id, below));
+        let below = if below == "/" {
+            "/".to_owned()
+        } else {
+            format!("/{below}")
+        };
         return match state.registry.get(id) {
             Some(sandbox) => Resolved::Found(sandbox, below),
             None => Resolved::Unknown(id.to_owned()),
         };
     }
     // 2. Host `{id}.{base_domain}`.
-    if let Some(host) = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
-        let host = host.rsplit_once(':').map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host });
-        if let Some(id) = host.strip_suffix(&state.config.base_domain).and_then(|h| h.strip_suffix('.'))
+    if let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    {
+        let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        if let Some(id) = host
+            .strip_suffix(&state.config.base_domain)
+            .and_then(|h| h.strip_suffix('.'))
             && !id.contains('.')
         {
             return match state.registry.get(id) {
@@ -166,7 +209,9 @@ fn candidate_keys(request: &Request) -> Vec<String> {
     for (name, value) in request.headers() {
         let Ok(value) = value.to_str() else { continue };
         if name == header::AUTHORIZATION
-            && let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))
+            && let Some(encoded) = value
+                .strip_prefix("Basic ")
+                .or_else(|| value.strip_prefix("basic "))
             && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim())
         {
             consider(&String::from_utf8_lossy(&decoded));
@@ -186,7 +231,12 @@ fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
         .split('&')
         .filter_map(|pair| {
             let (name, value) = pair.split_once('=')?;
-            Some((name.to_owned(), percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned()))
+            Some((
+                name.to_owned(),
+                percent_encoding::percent_decode_str(value)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ))
         })
         .collect()
 }
@@ -196,17 +246,30 @@ fn expired(id: &str, expired_at_ms: i64) -> Response {
         404,
         "sandbox-expired",
         "Sandbox expired",
-        &format!("sandbox {id} expired at {}; its data has been removed", crate::app::rfc3339(expired_at_ms)),
+        &format!(
+            "sandbox {id} expired at {}; its data has been removed",
+            crate::app::rfc3339(expired_at_ms)
+        ),
     )
 }
 
 async fn unknown_sandbox(state: &AppState, id: &str) -> Response {
     if SandboxId::parse(id).is_none() {
-        return problem(404, "unknown-sandbox", "Unknown sandbox", &format!("{id:?} is not a sandbox id (sbx-…)"));
+        return problem(
+            404,
+            "unknown-sandbox",
+            "Unknown sandbox",
+            &format!("{id:?} is not a sandbox id (sbx-…)"),
+        );
     }
     match state.store.get_tombstone(id).await {
         Ok(Some(tombstone)) => expired(id, tombstone.expired_at_ms),
-        Ok(None) => problem(404, "unknown-sandbox", "Unknown sandbox", &format!("no sandbox {id} exists")),
+        Ok(None) => problem(
+            404,
+            "unknown-sandbox",
+            "Unknown sandbox",
+            &format!("no sandbox {id} exists"),
+        ),
         Err(error) => {
             tracing::error!(%error, "tombstone lookup failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()

@@ -28,21 +28,34 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     let state = &server.state;
     let revision = match state.store.get_project(DEMO_PROJECT).await? {
         None => {
-            let compiled = compile_spec(DEMO_SPEC.to_owned(), &state.config.limits).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            state.store.create_project(DEMO_PROJECT, DEMO_SPEC, now_ms()).await?;
+            let compiled = compile_spec(DEMO_SPEC.to_owned(), &state.config.limits)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            state
+                .store
+                .create_project(DEMO_PROJECT, DEMO_SPEC, now_ms())
+                .await?;
             state.registry.put_compiled(DEMO_PROJECT, 1, compiled);
             1
         }
         Some(project) => {
-            let latest = state.store.get_revision(DEMO_PROJECT, project.latest_revision).await?;
+            let latest = state
+                .store
+                .get_revision(DEMO_PROJECT, project.latest_revision)
+                .await?;
             if latest.is_some_and(|r| r.spec == DEMO_SPEC) {
                 project.latest_revision
             } else {
-                state.store.add_revision(DEMO_PROJECT, DEMO_SPEC, now_ms()).await?
+                state
+                    .store
+                    .add_revision(DEMO_PROJECT, DEMO_SPEC, now_ms())
+                    .await?
             }
         }
     };
-    let compiled = compiled_revision(state, DEMO_PROJECT, revision).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let compiled = compiled_revision(state, DEMO_PROJECT, revision)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let id = SandboxId::generate().to_string();
     let api_key = generate_api_key();
     let record = SandboxRecord {
@@ -58,6 +71,12 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);
-    state.registry.insert(LiveSandbox::from_record(record, Arc::clone(&compiled)));
-    Ok(DemoSandbox { id, base_url, api_key })
+    state
+        .registry
+        .insert(LiveSandbox::from_record(record, Arc::clone(&compiled)));
+    Ok(DemoSandbox {
+        id,
+        base_url,
+        api_key,
+    })
 }

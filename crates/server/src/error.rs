@@ -29,16 +29,37 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, slug, title, detail: detail.into(), errors: Vec::new() }
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
     }
 
     pub fn not_found(slug: &'static str, detail: impl Into<String>) -> Self {
@@ -50,18 +71,37 @@ impl ApiError {
     }
 
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large", detail)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            detail,
+        )
     }
 
     pub fn invalid_spec(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-spec", "The spec has problems", detail);
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-spec",
+            "The spec has problems",
+            detail,
+        );
         error.errors = errors;
         error
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
-        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", detail);
+        let detail = errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Invalid request",
+            detail,
+        );
         error.errors = errors;
         error
     }
@@ -81,19 +121,26 @@ impl ApiError {
     pub fn describe(&self) -> String {
         let mut text = self.detail.clone();
         for error in &self.errors {
-            let at = if error.pointer.is_empty() { "(root)" } else { &error.pointer };
+            let at = if error.pointer.is_empty() {
+                "(root)"
+            } else {
+                &error.pointer
+            };
             text.push_str(&format!("\n  {at}: {}", error.message));
         }
         text
     }
-
 }
 
 impl From<sbx_store::StoreError> for ApiError {
     fn from(error: sbx_store::StoreError) -> Self {
         match error {
-            sbx_store::StoreError::Conflict(what) => Self::conflict(format!("{what} already exists")),
-            sbx_store::StoreError::NotFound(what) => Self::not_found("not-found", format!("{what} does not exist")),
+            sbx_store::StoreError::Conflict(what) => {
+                Self::conflict(format!("{what} already exists"))
+            }
+            sbx_store::StoreError::NotFound(what) => {
+                Self::not_found("not-found", format!("{what} does not exist"))
+            }
             other => Self::internal(other),
         }
     }
@@ -111,9 +158,10 @@ impl IntoResponse for ApiError {
             body["errors"] = json!(self.errors);
         }
         let mut response = (self.status, Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         response
     }
 }
@@ -142,7 +190,9 @@ where
                 "Unsupported media type",
                 "send the body as JSON with `Content-Type: application/json`",
             )),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 Err(ApiError::payload_too_large(e.body_text()))
             }
             Err(other) => Err(ApiError::bad_request(other.body_text())),

@@ -9,7 +9,9 @@ const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 fn random_token(length: usize) -> String {
     let mut rng = rand::rng();
-    (0..length).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..length)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// `sbx-` and 12 lowercase letters or digits: safe as a DNS label.
@@ -28,10 +30,11 @@ impl SandboxId {
         let rest = text.strip_prefix(Self::PREFIX)?;
         let well_formed = !rest.is_empty()
             && rest.len() <= 59
-            && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         well_formed.then(|| Self(text.to_owned()))
     }
-
 }
 
 impl fmt::Display for SandboxId {
@@ -61,7 +64,9 @@ pub fn valid_project_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn generate_request_id() -> String {
     let mut rng = rand::rng();
-    format!("req_{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>())
+    format!(
+        "req_{:016x}{:08x}",
+        rng.random::<u64>(),
+        rng.random::<u32>()
+    )
 }
 
 /// Accepts a client's `X-Request-Id` (printable, ≤ 200 bytes) or makes one,
@@ -33,7 +37,11 @@ pub async fn request_id(request: Request, next: Next) -> Response {
 
 /// 431 when the request's headers together exceed the configured size.
 pub async fn header_limit(State(limit): State<usize>, request: Request, next: Next) -> Response {
-    let size: usize = request.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
     if size > limit {
         let body = serde_json::json!({
             "type": "urn:sbx:problem:headers-too-large",
@@ -41,10 +49,15 @@ pub async fn header_limit(State(limit): State<usize>, request: Request, next: Ne
             "status": 431,
             "detail": format!("the request's headers take {size} bytes; the limit is {limit}"),
         });
-        let mut response = (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, axum::Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        let mut response = (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            axum::Json(body),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         return response;
     }
     next.run(request).await

@@ -35,8 +35,15 @@ impl MockServer {
 
 /// Compiles `spec` and serves it on `listener`. With `auth: AuthMode::Spec`
 /// the spec's security schemes are enforced and any `sk_test_` key passes.
-pub async fn start_mock(spec: String, listener: TcpListener, auth: AuthMode, limits: Limits) -> anyhow::Result<MockServer> {
-    let revision = compile_spec(spec, &limits).await.map_err(|e| anyhow::anyhow!("{}", e.describe()))?;
+pub async fn start_mock(
+    spec: String,
+    listener: TcpListener,
+    auth: AuthMode,
+    limits: Limits,
+) -> anyhow::Result<MockServer> {
+    let revision = compile_spec(spec, &limits)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.describe()))?;
     let local_addr = listener.local_addr()?;
     let served = revision.clone();
     let seed = seed_from([MOCK_SANDBOX_ID.as_bytes()]);
@@ -45,19 +52,37 @@ pub async fn start_mock(spec: String, listener: TcpListener, auth: AuthMode, lim
         let revision = served.clone();
         async move {
             let accepts_any_test_key = |key: &str| key.starts_with(sbx_engine::API_KEY_PREFIX);
-            let context = SandboxContext { id: MOCK_SANDBOX_ID, seed, auth, key_matches: &accepts_any_test_key };
+            let context = SandboxContext {
+                id: MOCK_SANDBOX_ID,
+                seed,
+                auth,
+                key_matches: &accepts_any_test_key,
+            };
             let path = request.uri().path().to_owned();
-            let response: Response = data_plane::serve(&revision, &context, request, &path, max_body).await;
+            let response: Response =
+                data_plane::serve(&revision, &context, request, &path, max_body).await;
             response
         }
     };
     let app = Router::new()
         .fallback(handler)
         .layer(CorsLayer::permissive())
-        .layer(axum_middleware::from_fn_with_state(limits.max_header_bytes, middleware::header_limit))
+        .layer(axum_middleware::from_fn_with_state(
+            limits.max_header_bytes,
+            middleware::header_limit,
+        ))
         .layer(axum_middleware::from_fn(middleware::request_id));
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await });
-    Ok(MockServer { local_addr, revision, shutdown, task })
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    });
+    Ok(MockServer {
+        local_addr,
+        revision,
+        shutdown,
+        task,
+    })
 }

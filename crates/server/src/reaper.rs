@@ -29,9 +29,15 @@ async fn reap(state: &AppState) {
                 tracing::info!(count = ids.len(), "expired sandboxes removed");
             }
         }
-        Err(error) => tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick"),
+        Err(error) => {
+            tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick")
+        }
     }
-    if let Err(error) = state.store.prune_tombstones(now - TOMBSTONE_RETENTION_MS).await {
+    if let Err(error) = state
+        .store
+        .prune_tombstones(now - TOMBSTONE_RETENTION_MS)
+        .await
+    {
         tracing::warn!(%error, "pruning tombstones failed");
     }
 }

@@ -37,7 +37,11 @@ impl LiveSandbox {
     pub fn from_record(record: SandboxRecord, compiled: Arc<CompiledRevision>) -> Self {
         Self {
             seed: seed_from([record.seed.as_bytes()]),
-            auth: if record.auth == "none" { AuthMode::None } else { AuthMode::Spec },
+            auth: if record.auth == "none" {
+                AuthMode::None
+            } else {
+                AuthMode::Spec
+            },
             id: record.id,
             project: record.project,
             revision: record.revision,
@@ -93,7 +97,11 @@ impl Registry {
     }
 
     pub fn all(&self) -> Vec<Arc<LiveSandbox>> {
-        let mut all: Vec<_> = self.sandboxes.read().map(|s| s.values().cloned().collect()).unwrap_or_default();
+        let mut all: Vec<_> = self
+            .sandboxes
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
         all.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         all
     }
@@ -110,14 +118,25 @@ impl Registry {
     }
 
     /// The compiled revision, compiling it (once, off the async threads) on first use.
-    pub async fn compiled<F, Fut>(&self, project: &str, revision: u32, load: F) -> Result<Arc<CompiledRevision>, ApiError>
+    pub async fn compiled<F, Fut>(
+        &self,
+        project: &str,
+        revision: u32,
+        load: F,
+    ) -> Result<Arc<CompiledRevision>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Arc<CompiledRevision>, ApiError>>,
     {
         let cell = {
-            let mut revisions = self.revisions.lock().map_err(|_| ApiError::internal("revision cache poisoned"))?;
-            revisions.entry((project.to_owned(), revision)).or_default().clone()
+            let mut revisions = self
+                .revisions
+                .lock()
+                .map_err(|_| ApiError::internal("revision cache poisoned"))?;
+            revisions
+                .entry((project.to_owned(), revision))
+                .or_default()
+                .clone()
         };
         cell.get_or_try_init(load).await.cloned()
     }
@@ -133,8 +152,14 @@ impl Registry {
 
 /// Parses, checks and compiles spec text; CPU-heavy, so it runs on the
 /// blocking pool. Problems come back as field errors with pointers.
-pub async fn compile_spec(text: String, limits: &Limits) -> Result<Arc<CompiledRevision>, ApiError> {
-    let limits = sbx_spec::Limits { max_spec_bytes: limits.max_spec_bytes, max_depth: limits.max_spec_depth };
+pub async fn compile_spec(
+    text: String,
+    limits: &Limits,
+) -> Result<Arc<CompiledRevision>, ApiError> {
+    let limits = sbx_spec::Limits {
+        max_spec_bytes: limits.max_spec_bytes,
+        max_depth: limits.max_spec_depth,
+    };
     let result = tokio::task::spawn_blocking(move || {
         let model = sbx_spec::load_api(&text, &limits).map_err(|e| {
             if let sbx_spec::SpecError::TooLarge { .. } = e {
@@ -152,15 +177,27 @@ pub async fn compile_spec(text: String, limits: &Limits) -> Result<Arc<CompiledR
 fn spec_problems(problems: &[sbx_spec::Problem]) -> ApiError {
     let errors: Vec<FieldError> = problems
         .iter()
-        .map(|p| FieldError { location: "spec".into(), pointer: p.pointer.clone(), message: p.message.clone() })
+        .map(|p| FieldError {
+            location: "spec".into(),
+            pointer: p.pointer.clone(),
+            message: p.message.clone(),
+        })
         .collect();
     let detail = match errors.as_slice() {
-        [one] => format!("the spec has a problem at {}: {}", display_pointer(&one.pointer), one.message),
+        [one] => format!(
+            "the spec has a problem at {}: {}",
+            display_pointer(&one.pointer),
+            one.message
+        ),
         many => format!("the spec has {} problems; see `errors`", many.len()),
     };
     ApiError::invalid_spec(detail, errors)
 }
 
 fn display_pointer(pointer: &str) -> &str {
-    if pointer.is_empty() { "the root" } else { pointer }
+    if pointer.is_empty() {
+        "the root"
+    } else {
+        pointer
+    }
 }

@@ -45,7 +45,10 @@ pub fn bundle_file(path: &Path, limits: &Limits) -> Result<Value, SpecError> {
     if !bundler.bundled.is_empty()
         && let Value::Object(map) = &mut document
     {
-        map.insert(BUNDLE_KEY.to_owned(), Value::Object(std::mem::take(&mut bundler.bundled)));
+        map.insert(
+            BUNDLE_KEY.to_owned(),
+            Value::Object(std::mem::take(&mut bundler.bundled)),
+        );
     }
     Ok(document)
 }
@@ -59,13 +62,20 @@ impl Bundler {
     fn load(&mut self, path: &Path) -> Result<&Value, SpecError> {
         if !self.files.contains_key(path) {
             if self.files.len() >= MAX_FILES {
-                return Err(SpecError::single("", format!("the spec references more than {MAX_FILES} files")));
+                return Err(SpecError::single(
+                    "",
+                    format!("the spec references more than {MAX_FILES} files"),
+                ));
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| SpecError::single("", format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                SpecError::single("", format!("cannot read {}: {e}", path.display()))
+            })?;
             self.total_bytes += text.len();
             if self.total_bytes > self.limits.max_spec_bytes {
-                return Err(SpecError::TooLarge { size: self.total_bytes, limit: self.limits.max_spec_bytes });
+                return Err(SpecError::TooLarge {
+                    size: self.total_bytes,
+                    limit: self.limits.max_spec_bytes,
+                });
             }
             let value = parse_document(&text, &self.limits).map_err(|e| match e {
                 SpecError::Invalid(problems) => SpecError::Invalid(
@@ -118,7 +128,12 @@ impl Bundler {
             return Ok(None);
         }
         if file_part.starts_with("http://") || file_part.starts_with("https://") {
-            return Err(SpecError::single("", format!("remote reference \"{reference}\" is not fetched; download it next to the spec and reference the file")));
+            return Err(SpecError::single(
+                "",
+                format!(
+                    "remote reference \"{reference}\" is not fetched; download it next to the spec and reference the file"
+                ),
+            ));
         }
         let target_file = if file_part.is_empty() {
             file.to_owned()
@@ -140,7 +155,13 @@ impl Bundler {
         self.hoisted.insert(key, internal.clone());
         let document = self.load(&target_file)?;
         let mut target = document.pointer(&target_pointer).cloned().ok_or_else(|| {
-            SpecError::single("", format!("reference \"{reference}\" in {} points to nothing", file.display()))
+            SpecError::single(
+                "",
+                format!(
+                    "reference \"{reference}\" in {} points to nothing",
+                    file.display()
+                ),
+            )
         })?;
         self.rewrite(&mut target, &target_file)?;
         self.bundled.insert(name, target);
@@ -149,14 +170,29 @@ impl Bundler {
 
     fn unique_name(&self, file: &Path, pointer: &str) -> String {
         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("file");
-        let last = pointer.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("root");
+        let last = pointer
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("root");
         let base: String = format!("{stem}.{last}")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let mut name = base.clone();
         let mut n = 2;
-        while self.bundled.contains_key(&name) || self.hoisted.values().any(|v| v.ends_with(&format!("/{name}"))) {
+        while self.bundled.contains_key(&name)
+            || self
+                .hoisted
+                .values()
+                .any(|v| v.ends_with(&format!("/{name}")))
+        {
             name = format!("{base}_{n}");
             n += 1;
         }

@@ -67,7 +67,10 @@ pub const MAX_PROBLEMS: usize = 200;
 
 fn detect_version(document: &Value) -> Result<SpecVersion, SpecError> {
     let Some(object) = document.as_object() else {
-        return Err(SpecError::single("", "the document must be a JSON or YAML object"));
+        return Err(SpecError::single(
+            "",
+            "the document must be a JSON or YAML object",
+        ));
     };
     if let Some(swagger) = object.get("swagger") {
         return match swagger.as_str() {

@@ -92,7 +92,11 @@ fn check_depth(value: &Value, limit: usize) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn yaml_to_json(value: serde_yaml_ng::Value, depth: usize, limit: usize) -> Result<Value, SpecError> {
+fn yaml_to_json(
+    value: serde_yaml_ng::Value,
+    depth: usize,
+    limit: usize,
+) -> Result<Value, SpecError> {
     use serde_yaml_ng::Value as Y;
     if depth > limit {
         return Err(too_deep(limit));
@@ -152,16 +156,28 @@ mod tests {
 
     #[test]
     fn yaml_integer_keys_become_strings() {
-        let v = parse_document("responses:\n  200:\n    description: ok\n", &Limits::default())
-            .unwrap();
+        let v = parse_document(
+            "responses:\n  200:\n    description: ok\n",
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(v["responses"]["200"]["description"], "ok");
     }
 
     #[test]
     fn oversized_documents_are_refused_before_parsing() {
-        let limits = Limits { max_spec_bytes: 10, ..Limits::default() };
+        let limits = Limits {
+            max_spec_bytes: 10,
+            ..Limits::default()
+        };
         let err = parse_document("openapi: 3.0.0\n", &limits).unwrap_err();
-        assert!(matches!(err, SpecError::TooLarge { size: 15, limit: 10 }));
+        assert!(matches!(
+            err,
+            SpecError::TooLarge {
+                size: 15,
+                limit: 10
+            }
+        ));
     }
 
     #[test]

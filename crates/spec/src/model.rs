@@ -10,7 +10,9 @@ use crate::{
     pointer::{join, resolve},
 };
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// A spec after conversion and checks: every pointer in it resolves.
 #[derive(Debug, Clone)]
@@ -115,10 +117,16 @@ impl StatusKey {
             return Some(Self::Default);
         }
         let bytes = key.as_bytes();
-        if bytes.len() == 3 && bytes[1..].eq_ignore_ascii_case(b"xx") && (b'1'..=b'5').contains(&bytes[0]) {
+        if bytes.len() == 3
+            && bytes[1..].eq_ignore_ascii_case(b"xx")
+            && (b'1'..=b'5').contains(&bytes[0])
+        {
             return Some(Self::Range(u16::from(bytes[0] - b'0')));
         }
-        key.parse().ok().filter(|code| (100..=599).contains(code)).map(Self::Code)
+        key.parse()
+            .ok()
+            .filter(|code| (100..=599).contains(code))
+            .map(Self::Code)
     }
 
     /// The concrete status this key answers with.
@@ -156,7 +164,10 @@ pub struct ResponseHeader {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityScheme {
-    ApiKey { name: String, location: ParamLocation },
+    ApiKey {
+        name: String,
+        location: ParamLocation,
+    },
     Basic,
     /// HTTP bearer, OAuth 2 and OpenID Connect: a token in `Authorization`.
     Bearer,
@@ -176,7 +187,10 @@ struct Extractor<'a> {
 }
 
 pub fn extract(document: Arc<Value>, version: SpecVersion) -> Result<ApiModel, SpecError> {
-    let mut ex = Extractor { document: &document, problems: Vec::new() };
+    let mut ex = Extractor {
+        document: &document,
+        problems: Vec::new(),
+    };
     let security_schemes = ex.security_schemes();
     let global_security = ex.security(document.get("security"), "/security", &security_schemes);
     let operations = ex.operations(&global_security, &security_schemes);
@@ -203,11 +217,20 @@ pub fn extract(document: Arc<Value>, version: SpecVersion) -> Result<ApiModel, S
 
 /// The path of `servers[0].url`, variables replaced by their defaults.
 fn base_path(document: &Value) -> String {
-    let Some(server) = document.pointer("/servers/0") else { return String::new() };
-    let mut url = server.get("url").and_then(Value::as_str).unwrap_or("/").to_owned();
+    let Some(server) = document.pointer("/servers/0") else {
+        return String::new();
+    };
+    let mut url = server
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or("/")
+        .to_owned();
     if let Some(Value::Object(variables)) = server.get("variables") {
         for (name, variable) in variables {
-            let default = variable.get("default").and_then(Value::as_str).unwrap_or("");
+            let default = variable
+                .get("default")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             url = url.replace(&format!("{{{name}}}"), default);
         }
     }
@@ -229,7 +252,10 @@ fn base_path(document: &Value) -> String {
 
 impl<'a> Extractor<'a> {
     fn problem(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { pointer: pointer.into(), message: message.into() });
+        self.problems.push(Problem {
+            pointer: pointer.into(),
+            message: message.into(),
+        });
     }
 
     /// Resolves a `$ref`, recording a problem (and returning `None`) when it fails.
@@ -248,12 +274,15 @@ impl<'a> Extractor<'a> {
 
     fn security_schemes(&mut self) -> BTreeMap<String, SecurityScheme> {
         let mut schemes = BTreeMap::new();
-        let Some(Value::Object(declared)) = self.document.pointer("/components/securitySchemes") else {
+        let Some(Value::Object(declared)) = self.document.pointer("/components/securitySchemes")
+        else {
             return schemes;
         };
         for (name, scheme) in declared {
             let at = join("/components/securitySchemes", name);
-            let Some((scheme, _)) = self.resolved(scheme, &at) else { continue };
+            let Some((scheme, _)) = self.resolved(scheme, &at) else {
+                continue;
+            };
             let kind = scheme.get("type").and_then(Value::as_str).unwrap_or("");
             let parsed = match kind {
                 "apiKey" => {
@@ -265,16 +294,25 @@ impl<'a> Extractor<'a> {
                         _ => None,
                     };
                     match (key_name, location) {
-                        (Some(key_name), Some(location)) => {
-                            SecurityScheme::ApiKey { name: key_name.to_owned(), location }
-                        }
+                        (Some(key_name), Some(location)) => SecurityScheme::ApiKey {
+                            name: key_name.to_owned(),
+                            location,
+                        },
                         _ => {
-                            self.problem(at, "an apiKey scheme needs `name` and `in` (header, query or cookie)");
+                            self.problem(
+                                at,
+                                "an apiKey scheme needs `name` and `in` (header, query or cookie)",
+                            );
                             continue;
                         }
                     }
                 }
-                "http" => match scheme.get("scheme").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+                "http" => match scheme
+                    .get("scheme")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
                     Some("basic") => SecurityScheme::Basic,
                     Some("bearer") => SecurityScheme::Bearer,
                     Some(other) => SecurityScheme::Unsupported(format!("http {other}")),
@@ -297,11 +335,16 @@ impl<'a> Extractor<'a> {
         at: &str,
         schemes: &BTreeMap<String, SecurityScheme>,
     ) -> Vec<SecurityRequirement> {
-        let Some(Value::Array(requirements)) = value else { return Vec::new() };
+        let Some(Value::Array(requirements)) = value else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (index, requirement) in requirements.iter().enumerate() {
             let Some(requirement) = requirement.as_object() else {
-                self.problem(format!("{at}/{index}"), "a security requirement must be an object");
+                self.problem(
+                    format!("{at}/{index}"),
+                    "a security requirement must be an object",
+                );
                 continue;
             };
             let mut names = Vec::new();
@@ -326,7 +369,9 @@ impl<'a> Extractor<'a> {
         schemes: &BTreeMap<String, SecurityScheme>,
     ) -> Vec<Operation> {
         let mut operations = Vec::new();
-        let Some(paths) = self.document.get("paths") else { return operations };
+        let Some(paths) = self.document.get("paths") else {
+            return operations;
+        };
         let Some(paths) = paths.as_object() else {
             self.problem("/paths", "`paths` must be an object");
             return operations;
@@ -338,11 +383,17 @@ impl<'a> Extractor<'a> {
                 self.problem(&item_at, format!("path \"{path}\" must start with '/'"));
                 continue;
             }
-            let Some((item, item_at)) = self.resolved(item, &item_at) else { continue };
-            let Some(item) = item.as_object() else { continue };
+            let Some((item, item_at)) = self.resolved(item, &item_at) else {
+                continue;
+            };
+            let Some(item) = item.as_object() else {
+                continue;
+            };
             let shared_params = item.get("parameters");
             for method in METHODS {
-                let Some(op) = item.get(*method) else { continue };
+                let Some(op) = item.get(*method) else {
+                    continue;
+                };
                 let op_at = join(&item_at, method);
                 if !op.is_object() {
                     self.problem(&op_at, "an operation must be an object");
@@ -360,7 +411,8 @@ impl<'a> Extractor<'a> {
                     id = format!("{base_id}_{suffix}");
                     suffix += 1;
                 }
-                let parameters = self.parameters(shared_params, &item_at, op.get("parameters"), &op_at, path);
+                let parameters =
+                    self.parameters(shared_params, &item_at, op.get("parameters"), &op_at, path);
                 let request_body = op
                     .get("requestBody")
                     .and_then(|b| self.request_body(b, &join(&op_at, "requestBody")));
@@ -393,14 +445,19 @@ impl<'a> Extractor<'a> {
         path: &str,
     ) -> Vec<Parameter> {
         let mut out: Vec<Parameter> = Vec::new();
-        for (list, at) in [(shared, join(shared_at, "parameters")), (own, join(own_at, "parameters"))] {
+        for (list, at) in [
+            (shared, join(shared_at, "parameters")),
+            (own, join(own_at, "parameters")),
+        ] {
             let Some(list) = list else { continue };
             let Some(list) = list.as_array() else {
                 self.problem(at, "`parameters` must be an array");
                 continue;
             };
             for (index, param) in list.iter().enumerate() {
-                let Some(param) = self.parameter(param, &format!("{at}/{index}")) else { continue };
+                let Some(param) = self.parameter(param, &format!("{at}/{index}")) else {
+                    continue;
+                };
                 // Operation-level parameters override path-level ones.
                 out.retain(|p| !(p.name == param.name && p.location == param.location));
                 out.push(param);
@@ -409,7 +466,10 @@ impl<'a> Extractor<'a> {
         // Real specs often forget to declare a templated path segment; it is
         // still a path parameter, of type string.
         for name in template_names(path) {
-            if !out.iter().any(|p| p.location == ParamLocation::Path && p.name == name) {
+            if !out
+                .iter()
+                .any(|p| p.location == ParamLocation::Path && p.name == name)
+            {
                 out.push(Parameter {
                     name,
                     location: ParamLocation::Path,
@@ -436,7 +496,9 @@ impl<'a> Extractor<'a> {
             other => {
                 self.problem(
                     join(&at, "in"),
-                    format!("parameter location {other:?} is not one of path, query, header, cookie"),
+                    format!(
+                        "parameter location {other:?} is not one of path, query, header, cookie"
+                    ),
                 );
                 return None;
             }
@@ -446,7 +508,8 @@ impl<'a> Extractor<'a> {
             return None;
         };
         if location == ParamLocation::Header
-            && ["accept", "content-type", "authorization"].contains(&name.to_ascii_lowercase().as_str())
+            && ["accept", "content-type", "authorization"]
+                .contains(&name.to_ascii_lowercase().as_str())
         {
             // OpenAPI says these are ignored as parameters.
             return None;
@@ -460,10 +523,15 @@ impl<'a> Extractor<'a> {
             Some("deepObject") => ParamStyle::DeepObject,
             Some("simple") => ParamStyle::Simple,
             Some(other) => {
-                self.problem(join(&at, "style"), format!("unknown parameter style \"{other}\""));
+                self.problem(
+                    join(&at, "style"),
+                    format!("unknown parameter style \"{other}\""),
+                );
                 return None;
             }
-            None if matches!(location, ParamLocation::Query | ParamLocation::Cookie) => ParamStyle::Form,
+            None if matches!(location, ParamLocation::Query | ParamLocation::Cookie) => {
+                ParamStyle::Form
+            }
             None => ParamStyle::Simple,
         };
         let explode = param
@@ -482,7 +550,9 @@ impl<'a> Extractor<'a> {
         let schema = match &schema_pointer {
             Some(p) => {
                 let raw = self.document.pointer(p).unwrap_or(&Value::Null);
-                self.resolved(raw, p).map(|(s, _)| s.clone()).unwrap_or(Value::Null)
+                self.resolved(raw, p)
+                    .map(|(s, _)| s.clone())
+                    .unwrap_or(Value::Null)
             }
             None => Value::Null,
         };
@@ -490,7 +560,10 @@ impl<'a> Extractor<'a> {
             name: name.to_owned(),
             location,
             required: location == ParamLocation::Path
-                || param.get("required").and_then(Value::as_bool).unwrap_or(false),
+                || param
+                    .get("required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             style,
             explode,
             schema_pointer,
@@ -503,13 +576,18 @@ impl<'a> Extractor<'a> {
         let (body, at) = self.resolved(body, at)?;
         let content = self.content(body.get("content"), &join(&at, "content"));
         Some(RequestBody {
-            required: body.get("required").and_then(Value::as_bool).unwrap_or(false),
+            required: body
+                .get("required")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             content,
         })
     }
 
     fn content(&mut self, content: Option<&Value>, at: &str) -> Vec<MediaTypeSpec> {
-        let Some(Value::Object(content)) = content else { return Vec::new() };
+        let Some(Value::Object(content)) = content else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (media_type, media) in content {
             let media_at = join(at, media_type);
@@ -538,7 +616,9 @@ impl<'a> Extractor<'a> {
     }
 
     fn responses(&mut self, responses: Option<&Value>, at: &str) -> Vec<ResponseSpec> {
-        let Some(Value::Object(responses)) = responses else { return Vec::new() };
+        let Some(Value::Object(responses)) = responses else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (key, response) in responses {
             let response_at = join(at, key);
@@ -546,27 +626,42 @@ impl<'a> Extractor<'a> {
                 continue;
             }
             let Some(status) = StatusKey::parse(key) else {
-                self.problem(&response_at, format!("\"{key}\" is not a status code, a range like 4XX, or default"));
+                self.problem(
+                    &response_at,
+                    format!("\"{key}\" is not a status code, a range like 4XX, or default"),
+                );
                 continue;
             };
-            let Some((response, response_at)) = self.resolved(response, &response_at) else { continue };
+            let Some((response, response_at)) = self.resolved(response, &response_at) else {
+                continue;
+            };
             let content = self.content(response.get("content"), &join(&response_at, "content"));
             let mut headers = Vec::new();
             if let Some(Value::Object(declared)) = response.get("headers") {
                 for (name, header) in declared {
                     let header_at = join(&join(&response_at, "headers"), name);
-                    let Some((header, header_at)) = self.resolved(header, &header_at) else { continue };
+                    let Some((header, header_at)) = self.resolved(header, &header_at) else {
+                        continue;
+                    };
                     if name.eq_ignore_ascii_case("content-type") {
                         continue;
                     }
                     headers.push(ResponseHeader {
                         name: name.clone(),
-                        required: header.get("required").and_then(Value::as_bool).unwrap_or(false),
+                        required: header
+                            .get("required")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                         schema_pointer: header.get("schema").map(|_| join(&header_at, "schema")),
                     });
                 }
             }
-            out.push(ResponseSpec { status, pointer: response_at, content, headers });
+            out.push(ResponseSpec {
+                status,
+                pointer: response_at,
+                content,
+                headers,
+            });
         }
         out.sort_by_key(|r| r.status);
         out
@@ -577,7 +672,11 @@ fn generated_id(method: &str, path: &str) -> String {
     let mut id = String::from(method);
     for segment in path.split('/').filter(|s| !s.is_empty()) {
         id.push('_');
-        id.extend(segment.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+        id.extend(
+            segment
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
     }
     id
 }
@@ -587,7 +686,9 @@ pub fn template_names(path: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = path;
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         names.push(rest[open + 1..open + close].to_owned());
         rest = &rest[open + close + 1..];
     }
@@ -606,7 +707,10 @@ mod tests {
             "host": {"default": "example.com"}, "version": {"default": "v2"}}}]});
         assert_eq!(base_path(&doc), "/api/v2");
         assert_eq!(base_path(&json!({"servers": [{"url": "/v1"}]})), "/v1");
-        assert_eq!(base_path(&json!({"servers": [{"url": "https://x.io"}]})), "");
+        assert_eq!(
+            base_path(&json!({"servers": [{"url": "https://x.io"}]})),
+            ""
+        );
     }
 
     #[test]

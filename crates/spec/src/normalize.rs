@@ -7,16 +7,42 @@ use crate::SpecVersion;
 
 /// Keywords whose value is a single subschema.
 const SUBSCHEMA: &[&str] = &[
-    "additionalProperties", "items", "not", "contains", "if", "then", "else", "propertyNames",
-    "unevaluatedProperties", "unevaluatedItems", "additionalItems",
+    "additionalProperties",
+    "items",
+    "not",
+    "contains",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "additionalItems",
 ];
 /// Keywords whose value is an array of subschemas.
 const SUBSCHEMA_ARRAYS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
 /// Keywords whose value maps names to subschemas.
-const SUBSCHEMA_MAPS: &[&str] = &["properties", "patternProperties", "dependentSchemas", "$defs", "definitions"];
+const SUBSCHEMA_MAPS: &[&str] = &[
+    "properties",
+    "patternProperties",
+    "dependentSchemas",
+    "$defs",
+    "definitions",
+];
 
 /// Keywords that describe without constraining.
-const ANNOTATIONS: &[&str] = &["title", "description", "deprecated", "example", "examples", "default", "readOnly", "writeOnly", "externalDocs", "xml"];
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "deprecated",
+    "example",
+    "examples",
+    "default",
+    "readOnly",
+    "writeOnly",
+    "externalDocs",
+    "xml",
+];
 
 pub fn to_json_schema_2020(document: &mut Value, version: SpecVersion) {
     let legacy = version != SpecVersion::OpenApi31;
@@ -43,7 +69,9 @@ fn convert_schema_positions(value: &mut Value, legacy: bool) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| convert_schema_positions(v, legacy)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| convert_schema_positions(v, legacy)),
         _ => {}
     }
 }
@@ -66,7 +94,9 @@ fn convert_schema(schema: &mut Value, legacy: bool) {
     }
     for keyword in SUBSCHEMA_MAPS {
         if let Some(Value::Object(children)) = map.get_mut(*keyword) {
-            children.values_mut().for_each(|c| convert_schema(c, legacy));
+            children
+                .values_mut()
+                .for_each(|c| convert_schema(c, legacy));
         }
     }
     add_integer_format_bounds(map);
@@ -167,14 +197,18 @@ mod tests {
     #[test]
     fn boolean_exclusive_bounds_become_numeric() {
         assert_eq!(
-            convert(json!({"type": "number", "minimum": 1, "exclusiveMinimum": true, "maximum": 5, "exclusiveMaximum": false})),
+            convert(
+                json!({"type": "number", "minimum": 1, "exclusiveMinimum": true, "maximum": 5, "exclusiveMaximum": false})
+            ),
             json!({"type": "number", "maximum": 5, "exclusiveMinimum": 1})
         );
     }
 
     #[test]
     fn nested_schemas_are_converted() {
-        let out = convert(json!({"type": "object", "properties": {"a": {"type": "integer", "nullable": true}}}));
+        let out = convert(
+            json!({"type": "object", "properties": {"a": {"type": "integer", "nullable": true}}}),
+        );
         assert_eq!(out["properties"]["a"]["type"], json!(["integer", "null"]));
     }
 }

@@ -80,8 +80,11 @@ pub fn resolve<'a>(
         let Some(reference) = reference_of(current) else {
             return Ok((current, current_pointer));
         };
-        let target_pointer = ref_to_pointer(reference)
-            .ok_or_else(|| format!("external reference \"{reference}\" is not supported here; bundle the spec first"))?;
+        let target_pointer = ref_to_pointer(reference).ok_or_else(|| {
+            format!(
+                "external reference \"{reference}\" is not supported here; bundle the spec first"
+            )
+        })?;
         current = document
             .pointer(&target_pointer)
             .ok_or_else(|| format!("reference \"{reference}\" points to nothing"))?;
@@ -153,7 +156,11 @@ mod tests {
         let (target, at) = resolve(&doc, &doc["a"], "/a").unwrap();
         assert_eq!(target, &json!({"type": "string"}));
         assert_eq!(at, "/c");
-        assert!(resolve(&doc, &doc["x"], "/x").unwrap_err().contains("circular"));
+        assert!(
+            resolve(&doc, &doc["x"], "/x")
+                .unwrap_err()
+                .contains("circular")
+        );
     }
 
     #[test]
@@ -167,7 +174,13 @@ mod tests {
 
     #[test]
     fn percent_encoded_refs_decode() {
-        assert_eq!(ref_to_pointer("#/paths/~1pets~1%7Bid%7D").unwrap(), "/paths/~1pets~1{id}");
-        assert_eq!(pointer_to_fragment("/paths/~1pets~1{id}"), "/paths/~1pets~1%7Bid%7D");
+        assert_eq!(
+            ref_to_pointer("#/paths/~1pets~1%7Bid%7D").unwrap(),
+            "/paths/~1pets~1{id}"
+        );
+        assert_eq!(
+            pointer_to_fragment("/paths/~1pets~1{id}"),
+            "/paths/~1pets~1%7Bid%7D"
+        );
     }
 }

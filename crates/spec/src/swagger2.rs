@@ -7,9 +7,22 @@ use serde_json::{Map, Value, json};
 use crate::SpecError;
 
 const SCHEMA_KEYWORDS: &[&str] = &[
-    "type", "format", "items", "enum", "default", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems",
-    "uniqueItems", "multipleOf",
+    "type",
+    "format",
+    "items",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "multipleOf",
 ];
 
 pub fn convert(mut doc: Value) -> Result<Value, SpecError> {
@@ -19,7 +32,11 @@ pub fn convert(mut doc: Value) -> Result<Value, SpecError> {
     let body_params = body_parameter_names(src);
     let mut out = Map::new();
     out.insert("openapi".into(), json!("3.0.3"));
-    out.insert("info".into(), src.remove("info").unwrap_or_else(|| json!({"title": "API", "version": "1"})));
+    out.insert(
+        "info".into(),
+        src.remove("info")
+            .unwrap_or_else(|| json!({"title": "API", "version": "1"})),
+    );
     out.insert("servers".into(), json!([{"url": server_url(src)}]));
     let global_consumes = string_list(src.get("consumes"));
     let global_produces = string_list(src.get("produces"));
@@ -52,7 +69,10 @@ pub fn convert(mut doc: Value) -> Result<Value, SpecError> {
         components.insert("responses".into(), Value::Object(converted));
     }
     if let Some(Value::Object(defs)) = src.remove("securityDefinitions") {
-        let schemes = defs.into_iter().map(|(k, v)| (k, convert_security_scheme(v))).collect();
+        let schemes = defs
+            .into_iter()
+            .map(|(k, v)| (k, convert_security_scheme(v)))
+            .collect();
         components.insert("securitySchemes".into(), Value::Object(schemes));
     }
     out.insert("components".into(), Value::Object(components));
@@ -60,7 +80,10 @@ pub fn convert(mut doc: Value) -> Result<Value, SpecError> {
     let mut paths = Map::new();
     if let Some(Value::Object(src_paths)) = src.remove("paths") {
         for (path, item) in src_paths {
-            paths.insert(path, convert_path_item(item, &global_consumes, &global_produces, &body_params));
+            paths.insert(
+                path,
+                convert_path_item(item, &global_consumes, &global_produces, &body_params),
+            );
         }
     }
     out.insert("paths".into(), Value::Object(paths));
@@ -113,12 +136,22 @@ fn server_url(src: &Map<String, Value>) -> String {
 fn string_list(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn or_json(types: Vec<String>) -> Vec<String> {
-    if types.is_empty() { vec!["application/json".to_owned()] } else { types }
+    if types.is_empty() {
+        vec!["application/json".to_owned()]
+    } else {
+        types
+    }
 }
 
 fn convert_path_item(
@@ -127,7 +160,9 @@ fn convert_path_item(
     produces: &[String],
     body_params: &[String],
 ) -> Value {
-    let Value::Object(item) = item else { return item };
+    let Value::Object(item) = item else {
+        return item;
+    };
     let mut out = Map::new();
     for (key, value) in item {
         match key.as_str() {
@@ -136,7 +171,10 @@ fn convert_path_item(
                 out.insert(key, Value::Array(params));
             }
             "get" | "put" | "post" | "delete" | "options" | "head" | "patch" => {
-                out.insert(key, convert_operation(value, consumes, produces, body_params));
+                out.insert(
+                    key,
+                    convert_operation(value, consumes, produces, body_params),
+                );
             }
             _ => {
                 out.insert(key, value);
@@ -185,7 +223,9 @@ fn split_parameters(
     consumes: &[String],
     body_params: &[String],
 ) -> (Vec<Value>, Option<Value>) {
-    let Value::Array(params) = params else { return (Vec::new(), None) };
+    let Value::Array(params) = params else {
+        return (Vec::new(), None);
+    };
     let mut out = Vec::new();
     let mut body = None;
     let mut form_fields = Map::new();
@@ -195,7 +235,11 @@ fn split_parameters(
         match param.get("in").and_then(Value::as_str) {
             Some("body") => body = Some(body_to_request_body(&param, consumes)),
             Some("formData") => {
-                let name = param.get("name").and_then(Value::as_str).unwrap_or("field").to_owned();
+                let name = param
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("field")
+                    .to_owned();
                 if param.get("required").and_then(Value::as_bool) == Some(true) {
                     form_required.push(Value::String(name.clone()));
                 }
@@ -219,7 +263,14 @@ fn split_parameters(
             .cloned()
             .collect();
         let media_types = if media_types.is_empty() {
-            vec![if has_file { "multipart/form-data" } else { "application/x-www-form-urlencoded" }.to_owned()]
+            vec![
+                if has_file {
+                    "multipart/form-data"
+                } else {
+                    "application/x-www-form-urlencoded"
+                }
+                .to_owned(),
+            ]
         } else {
             media_types
         };
@@ -237,7 +288,11 @@ fn is_body_reference(param: &Value, body_params: &[String]) -> bool {
         .get("$ref")
         .and_then(Value::as_str)
         .and_then(|r| r.strip_prefix("#/parameters/"))
-        .is_some_and(|name| body_params.iter().any(|b| *b == name.replace("~1", "/").replace("~0", "~")))
+        .is_some_and(|name| {
+            body_params
+                .iter()
+                .any(|b| *b == name.replace("~1", "/").replace("~0", "~"))
+        })
 }
 
 fn body_to_request_body(param: &Value, consumes: &[String]) -> Value {
@@ -284,12 +339,21 @@ fn schema_from_parameter(param: &Value) -> Value {
 }
 
 fn convert_parameter(param: Value) -> Value {
-    let Value::Object(src) = &param else { return param };
+    let Value::Object(src) = &param else {
+        return param;
+    };
     if src.contains_key("$ref") {
         return param;
     }
     let mut out = Map::new();
-    for key in ["name", "in", "description", "required", "deprecated", "allowEmptyValue"] {
+    for key in [
+        "name",
+        "in",
+        "description",
+        "required",
+        "deprecated",
+        "allowEmptyValue",
+    ] {
         if let Some(v) = src.get(key) {
             out.insert(key.to_owned(), v.clone());
         }
@@ -313,7 +377,11 @@ fn convert_parameter(param: Value) -> Value {
         }
         _ if src.get("type").and_then(Value::as_str) == Some("array") => {
             // csv (and tsv, which 3.0 cannot express) is the 2.0 default.
-            let style = if matches!(location, "query" | "cookie") { "form" } else { "simple" };
+            let style = if matches!(location, "query" | "cookie") {
+                "form"
+            } else {
+                "simple"
+            };
             out.insert("style".into(), json!(style));
             out.insert("explode".into(), json!(false));
         }
@@ -324,7 +392,9 @@ fn convert_parameter(param: Value) -> Value {
 }
 
 fn convert_response(response: Value, produces: &[String]) -> Value {
-    let Value::Object(mut src) = response else { return response };
+    let Value::Object(mut src) = response else {
+        return response;
+    };
     if src.contains_key("$ref") {
         return Value::Object(src);
     }
@@ -378,13 +448,17 @@ fn convert_security_scheme(scheme: Value) -> Value {
             "in": scheme.get("in").cloned().unwrap_or(json!("header")),
         }),
         Some("oauth2") => {
-            let flow = scheme.get("flow").and_then(Value::as_str).unwrap_or("implicit");
+            let flow = scheme
+                .get("flow")
+                .and_then(Value::as_str)
+                .unwrap_or("implicit");
             let flow_name = match flow {
                 "accessCode" => "authorizationCode",
                 "application" => "clientCredentials",
                 other => other,
             };
-            let mut flow_object = json!({"scopes": scheme.get("scopes").cloned().unwrap_or(json!({}))});
+            let mut flow_object =
+                json!({"scopes": scheme.get("scopes").cloned().unwrap_or(json!({}))});
             for key in ["authorizationUrl", "tokenUrl"] {
                 if let Some(v) = scheme.get(key) {
                     flow_object[key] = v.clone();
@@ -405,7 +479,11 @@ fn rewrite_refs(value: &mut Value, body_params: &[String]) {
                     *reference = format!("#/components/schemas/{rest}");
                 } else if let Some(rest) = reference.strip_prefix("#/parameters/") {
                     let unescaped = rest.replace("~1", "/").replace("~0", "~");
-                    let home = if body_params.contains(&unescaped) { "requestBodies" } else { "parameters" };
+                    let home = if body_params.contains(&unescaped) {
+                        "requestBodies"
+                    } else {
+                        "parameters"
+                    };
                     *reference = format!("#/components/{home}/{rest}");
                 } else if let Some(rest) = reference.strip_prefix("#/responses/") {
                     *reference = format!("#/components/responses/{rest}");

@@ -70,7 +70,10 @@ impl SchemaCompiler {
             .and_then(|builder| builder.add(RESPONSE_URI, response_document.clone()))
             .and_then(|builder| builder.prepare())
             .map_err(|e| format!("cannot index the document's schemas: {e}"))?;
-        Ok(Self { registry, response_document })
+        Ok(Self {
+            registry,
+            response_document,
+        })
     }
 
     /// The document as responses see it: what synthesis should read.
@@ -128,7 +131,8 @@ fn views(document: &Value) -> (Option<Value>, Option<Value>) {
 fn contains_true_flag(value: &Value, flag: &str) -> bool {
     match value {
         Value::Object(map) => {
-            map.get(flag) == Some(&Value::Bool(true)) || map.values().any(|v| contains_true_flag(v, flag))
+            map.get(flag) == Some(&Value::Bool(true))
+                || map.values().any(|v| contains_true_flag(v, flag))
         }
         Value::Array(items) => items.iter().any(|v| contains_true_flag(v, flag)),
         _ => false,
@@ -150,7 +154,8 @@ fn without_required_flagged(document: &Value, flag: &str) -> Value {
                             .and_then(|p| crate::pointer::resolve(document, p, "").ok())
                             .is_some_and(|(p, _)| p.get(flag) == Some(&Value::Bool(true)))
                     };
-                    let kept: Vec<Value> = required.iter().filter(|n| !flagged(n)).cloned().collect();
+                    let kept: Vec<Value> =
+                        required.iter().filter(|n| !flagged(n)).cloned().collect();
                     map.insert("required".into(), Value::Array(kept));
                 }
                 map.values_mut().for_each(|v| walk(v, document, flag));
@@ -182,7 +187,10 @@ mod tests {
         }));
         let compiler = SchemaCompiler::new(doc).unwrap();
         let validator = compiler
-            .compile("/paths/~1x~1{id}/get/responses/200/content/application~1json/schema", Direction::Response)
+            .compile(
+                "/paths/~1x~1{id}/get/responses/200/content/application~1json/schema",
+                Direction::Response,
+            )
             .unwrap();
         assert!(validator.is_valid(&json!({"name": "a", "children": [{"name": "b"}]})));
         let violations = validator.violations(&json!({"name": "a", "children": [{"nom": 1}]}));
@@ -192,11 +200,27 @@ mod tests {
 
     #[test]
     fn formats_are_checked() {
-        let doc = Arc::new(json!({"s": {"type": "string", "format": "email"}, "b": {"format": "byte"}}));
+        let doc =
+            Arc::new(json!({"s": {"type": "string", "format": "email"}, "b": {"format": "byte"}}));
         let compiler = SchemaCompiler::new(doc).unwrap();
-        assert!(!compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!("nope")));
-        assert!(compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!("a@example.com")));
-        assert!(!compiler.compile("/b", Direction::Response).unwrap().is_valid(&json!("%%%")));
+        assert!(
+            !compiler
+                .compile("/s", Direction::Response)
+                .unwrap()
+                .is_valid(&json!("nope"))
+        );
+        assert!(
+            compiler
+                .compile("/s", Direction::Response)
+                .unwrap()
+                .is_valid(&json!("a@example.com"))
+        );
+        assert!(
+            !compiler
+                .compile("/b", Direction::Response)
+                .unwrap()
+                .is_valid(&json!("%%%"))
+        );
     }
 }
 
@@ -206,13 +230,30 @@ mod view_tests {
 
     #[test]
     fn read_only_is_not_required_in_requests_nor_write_only_in_responses() {
-        let doc = Arc::new(json!({"s": {"type": "object", "required": ["id", "password"], "properties": {
-            "id": {"type": "string", "readOnly": true},
-            "password": {"type": "string", "writeOnly": true}
-        }}}));
+        let doc = Arc::new(
+            json!({"s": {"type": "object", "required": ["id", "password"], "properties": {
+                "id": {"type": "string", "readOnly": true},
+                "password": {"type": "string", "writeOnly": true}
+            }}}),
+        );
         let compiler = SchemaCompiler::new(doc).unwrap();
-        assert!(compiler.compile("/s", Direction::Request).unwrap().is_valid(&json!({"password": "x"})));
-        assert!(compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!({"id": "x"})));
-        assert!(!compiler.compile("/s", Direction::Response).unwrap().is_valid(&json!({"password": "x"})));
+        assert!(
+            compiler
+                .compile("/s", Direction::Request)
+                .unwrap()
+                .is_valid(&json!({"password": "x"}))
+        );
+        assert!(
+            compiler
+                .compile("/s", Direction::Response)
+                .unwrap()
+                .is_valid(&json!({"id": "x"}))
+        );
+        assert!(
+            !compiler
+                .compile("/s", Direction::Response)
+                .unwrap()
+                .is_valid(&json!({"password": "x"}))
+        );
     }
 }

@@ -11,55 +11,77 @@ use serde_json::{Value, json};
 
 fn check(schema: Value) -> Value {
     let doc = Arc::new(json!({"components": {"schemas": {"S": schema, "Pet": {
-        "type": "object", "required": ["id", "name"], "properties": {
-            "id": {"type": "integer", "format": "int64"},
-            "name": {"type": "string"},
-            "owner": {"$ref": "#/components/schemas/Pet"}
-        }}}}}));
+    "type": "object", "required": ["id", "name"], "properties": {
+        "id": {"type": "integer", "format": "int64"},
+        "name": {"type": "string"},
+        "owner": {"$ref": "#/components/schemas/Pet"}
+    }}}}}));
     let compiler = SchemaCompiler::new(doc.clone()).unwrap();
-    let validator = compiler.compile("/components/schemas/S", Direction::Response).unwrap();
+    let validator = compiler
+        .compile("/components/schemas/S", Direction::Response)
+        .unwrap();
     let cache = PatternCache::default();
     for seed in 0..20 {
-        let (value, valid) = synthesize_valid(&doc, "/components/schemas/S", seed, &cache, Some(&validator));
-        assert!(valid, "seed {seed}: {value} fails {:?}", validator.violations(&value));
+        let (value, valid) = synthesize_valid(
+            &doc,
+            "/components/schemas/S",
+            seed,
+            &cache,
+            Some(&validator),
+        );
+        assert!(
+            valid,
+            "seed {seed}: {value} fails {:?}",
+            validator.violations(&value)
+        );
     }
     synthesize_valid(&doc, "/components/schemas/S", 7, &cache, Some(&validator)).0
 }
 
 #[test]
 fn formats_and_constraints() {
-    check(json!({"type": "object", "required": ["a","b","c","d","e","f","g","h","i"], "properties": {
-        "a": {"type": "string", "format": "date-time"},
-        "b": {"type": "string", "format": "email"},
-        "c": {"type": "string", "format": "uuid"},
-        "d": {"type": "string", "format": "ipv6"},
-        "e": {"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"},
-        "f": {"type": "integer", "minimum": 10, "maximum": 20, "multipleOf": 5},
-        "g": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "multipleOf": 0.01},
-        "h": {"type": "array", "minItems": 3, "maxItems": 3, "uniqueItems": true, "items": {"type": "integer", "minimum": 1, "maximum": 5}},
-        "i": {"type": "string", "minLength": 30, "maxLength": 31},
-        "secret": {"type": "string", "writeOnly": true},
-        "date": {"type": "string", "format": "date"},
-        "time": {"type": "string", "format": "time"},
-        "uri": {"type": "string", "format": "uri"},
-        "host": {"type": "string", "format": "hostname"},
-        "b64": {"type": "string", "format": "byte"}
-    }}));
+    check(
+        json!({"type": "object", "required": ["a","b","c","d","e","f","g","h","i"], "properties": {
+            "a": {"type": "string", "format": "date-time"},
+            "b": {"type": "string", "format": "email"},
+            "c": {"type": "string", "format": "uuid"},
+            "d": {"type": "string", "format": "ipv6"},
+            "e": {"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"},
+            "f": {"type": "integer", "minimum": 10, "maximum": 20, "multipleOf": 5},
+            "g": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "multipleOf": 0.01},
+            "h": {"type": "array", "minItems": 3, "maxItems": 3, "uniqueItems": true, "items": {"type": "integer", "minimum": 1, "maximum": 5}},
+            "i": {"type": "string", "minLength": 30, "maxLength": 31},
+            "secret": {"type": "string", "writeOnly": true},
+            "date": {"type": "string", "format": "date"},
+            "time": {"type": "string", "format": "time"},
+            "uri": {"type": "string", "format": "uri"},
+            "host": {"type": "string", "format": "hostname"},
+            "b64": {"type": "string", "format": "byte"}
+        }}),
+    );
 }
 
 #[test]
 fn write_only_properties_are_never_emitted() {
-    let value = check(json!({"type": "object", "properties": {"password": {"type": "string", "writeOnly": true}, "x": {"type": "string"}}}));
+    let value = check(
+        json!({"type": "object", "properties": {"password": {"type": "string", "writeOnly": true}, "x": {"type": "string"}}}),
+    );
     assert!(value.get("password").is_none());
 }
 
 #[test]
 fn composition_and_recursion() {
-    check(json!({"oneOf": [{"type": "string", "maxLength": 3}, {"type": "integer", "minimum": 1}]}));
-    check(json!({"allOf": [{"$ref": "#/components/schemas/Pet"}, {"type": "object", "properties": {"tag": {"type": "string"}}}]}));
+    check(
+        json!({"oneOf": [{"type": "string", "maxLength": 3}, {"type": "integer", "minimum": 1}]}),
+    );
+    check(
+        json!({"allOf": [{"$ref": "#/components/schemas/Pet"}, {"type": "object", "properties": {"tag": {"type": "string"}}}]}),
+    );
     check(json!({"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}));
     check(json!({"type": ["string", "null"], "enum": ["a", null]}));
-    check(json!({"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 2}));
+    check(
+        json!({"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 2}),
+    );
 }
 
 #[test]
@@ -129,9 +151,11 @@ proptest! {
 
 #[test]
 fn patterns_meet_length_bounds_and_date_times_stay_valid_when_padded() {
-    let value = check(json!({"type": "object", "required": ["sha", "at"], "properties": {
-        "sha": {"type": "string", "pattern": "^[0-9a-fA-F]+$", "minLength": 40, "maxLength": 40},
-        "at": {"type": "string", "format": "date-time", "minLength": 24}
-    }}));
+    let value = check(
+        json!({"type": "object", "required": ["sha", "at"], "properties": {
+            "sha": {"type": "string", "pattern": "^[0-9a-fA-F]+$", "minLength": 40, "maxLength": 40},
+            "at": {"type": "string", "format": "date-time", "minLength": 24}
+        }}),
+    );
     assert_eq!(value["sha"].as_str().unwrap().len(), 40);
 }

@@ -66,14 +66,23 @@ pub struct Tombstone {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates a project with its first revision.
-    async fn create_project(&self, name: &str, spec: &str, now_ms: i64) -> Result<ProjectRecord, StoreError>;
+    async fn create_project(
+        &self,
+        name: &str,
+        spec: &str,
+        now_ms: i64,
+    ) -> Result<ProjectRecord, StoreError>;
     /// Appends a revision; returns its number.
     async fn add_revision(&self, name: &str, spec: &str, now_ms: i64) -> Result<u32, StoreError>;
     async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
     /// Deletes a project, its revisions and its sandboxes; returns the sandbox ids removed.
     async fn delete_project(&self, name: &str) -> Result<Vec<String>, StoreError>;
-    async fn get_revision(&self, name: &str, revision: u32) -> Result<Option<RevisionRecord>, StoreError>;
+    async fn get_revision(
+        &self,
+        name: &str,
+        revision: u32,
+    ) -> Result<Option<RevisionRecord>, StoreError>;
 
     async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StoreError>;
     async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError>;

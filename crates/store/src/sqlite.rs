@@ -5,7 +5,9 @@ use std::{path::Path, str::FromStr, time::Duration};
 use async_trait::async_trait;
 use sqlx::{
     Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 
 use crate::{ProjectRecord, RevisionRecord, SandboxRecord, Store, StoreError, Tombstone};
@@ -35,7 +37,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
@@ -70,7 +75,12 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_project(&self, name: &str, spec: &str, now_ms: i64) -> Result<ProjectRecord, StoreError> {
+    async fn create_project(
+        &self,
+        name: &str,
+        spec: &str,
+        now_ms: i64,
+    ) -> Result<ProjectRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO projects (name, latest_revision, created_at_ms, updated_at_ms) VALUES (?, 1, ?, ?)",
@@ -81,17 +91,26 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict(format!("project \"{name}\""))),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("project \"{name}\"")));
+            }
             other => other?,
         };
-        sqlx::query("INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, 1, ?, ?)")
-            .bind(name)
-            .bind(spec)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, 1, ?, ?)",
+        )
+        .bind(name)
+        .bind(spec)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(ProjectRecord { name: name.to_owned(), latest_revision: 1, created_at_ms: now_ms, updated_at_ms: now_ms })
+        Ok(ProjectRecord {
+            name: name.to_owned(),
+            latest_revision: 1,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        })
     }
 
     async fn add_revision(&self, name: &str, spec: &str, now_ms: i64) -> Result<u32, StoreError> {
@@ -105,24 +124,31 @@ impl Store for SqliteStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("project \"{name}\"")))?;
         let revision: i64 = row.get(0);
-        sqlx::query("INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, ?, ?, ?)")
-            .bind(name)
-            .bind(revision)
-            .bind(spec)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(revision)
+        .bind(spec)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(revision as u32)
     }
 
     async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM projects WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM projects WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(project))
     }
 
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM projects ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(project).collect())
     }
 
@@ -135,7 +161,10 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let deleted = sqlx::query("DELETE FROM projects WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        let deleted = sqlx::query("DELETE FROM projects WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("project \"{name}\"")));
         }
@@ -143,7 +172,11 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
-    async fn get_revision(&self, name: &str, revision: u32) -> Result<Option<RevisionRecord>, StoreError> {
+    async fn get_revision(
+        &self,
+        name: &str,
+        revision: u32,
+    ) -> Result<Option<RevisionRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM revisions WHERE project = ? AND revision = ?")
             .bind(name)
             .bind(i64::from(revision))
@@ -174,24 +207,34 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("sandbox \"{}\"", s.id))),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(format!("sandbox \"{}\"", s.id)))
+            }
             Err(e) => Err(e.into()),
             Ok(_) => Ok(()),
         }
     }
 
     async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sandboxes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sandboxes WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(sandbox))
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at_ms, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at_ms, id")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(sandbox).collect())
     }
 
     async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM sandboxes WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let deleted = sqlx::query("DELETE FROM sandboxes WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(deleted.rows_affected() > 0)
     }
 
@@ -219,7 +262,10 @@ impl Store for SqliteStore {
     }
 
     async fn get_tombstone(&self, id: &str) -> Result<Option<Tombstone>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sandbox_tombstones WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sandbox_tombstones WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|row| Tombstone {
             id: row.get("id"),
             project: row.get("project"),

@@ -18,30 +18,79 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
 }
 
 async fn contract(store: &dyn Store) {
-    let project = store.create_project("pets", "openapi: 3.0.0", 10).await.unwrap();
+    let project = store
+        .create_project("pets", "openapi: 3.0.0", 10)
+        .await
+        .unwrap();
     assert_eq!(project.latest_revision, 1);
-    assert!(matches!(store.create_project("pets", "x", 11).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.add_revision("pets", "openapi: 3.1.0", 12).await.unwrap(), 2);
-    assert!(matches!(store.add_revision("nope", "x", 12).await, Err(StoreError::NotFound(_))));
-    assert_eq!(store.get_revision("pets", 1).await.unwrap().unwrap().spec, "openapi: 3.0.0");
-    assert_eq!(store.get_project("pets").await.unwrap().unwrap().latest_revision, 2);
+    assert!(matches!(
+        store.create_project("pets", "x", 11).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .add_revision("pets", "openapi: 3.1.0", 12)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(matches!(
+        store.add_revision("nope", "x", 12).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.get_revision("pets", 1).await.unwrap().unwrap().spec,
+        "openapi: 3.0.0"
+    );
+    assert_eq!(
+        store
+            .get_project("pets")
+            .await
+            .unwrap()
+            .unwrap()
+            .latest_revision,
+        2
+    );
 
     store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
-    store.create_sandbox(&sandbox("sbx-b", Some(100))).await.unwrap();
-    assert!(matches!(store.create_sandbox(&sandbox("sbx-a", None)).await, Err(StoreError::Conflict(_))));
+    store
+        .create_sandbox(&sandbox("sbx-b", Some(100)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_sandbox(&sandbox("sbx-a", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.list_sandboxes().await.unwrap().len(), 2);
 
-    assert_eq!(store.expire_sandboxes(99).await.unwrap(), Vec::<String>::new());
-    assert_eq!(store.expire_sandboxes(100).await.unwrap(), vec!["sbx-b".to_owned()]);
+    assert_eq!(
+        store.expire_sandboxes(99).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.expire_sandboxes(100).await.unwrap(),
+        vec!["sbx-b".to_owned()]
+    );
     assert!(store.get_sandbox("sbx-b").await.unwrap().is_none());
-    assert_eq!(store.get_tombstone("sbx-b").await.unwrap().unwrap().expired_at_ms, 100);
+    assert_eq!(
+        store
+            .get_tombstone("sbx-b")
+            .await
+            .unwrap()
+            .unwrap()
+            .expired_at_ms,
+        100
+    );
     assert_eq!(store.prune_tombstones(101).await.unwrap(), 1);
 
     assert!(store.delete_sandbox("sbx-a").await.unwrap());
     assert!(!store.delete_sandbox("sbx-a").await.unwrap());
 
     store.create_sandbox(&sandbox("sbx-c", None)).await.unwrap();
-    assert_eq!(store.delete_project("pets").await.unwrap(), vec!["sbx-c".to_owned()]);
+    assert_eq!(
+        store.delete_project("pets").await.unwrap(),
+        vec!["sbx-c".to_owned()]
+    );
     assert!(store.get_project("pets").await.unwrap().is_none());
     assert!(store.get_revision("pets", 1).await.unwrap().is_none());
 }

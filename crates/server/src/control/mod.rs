@@ -17,13 +17,27 @@ use crate::{app::AppState, error::ApiError, ids::hash_secret};
 
 pub fn router(state: AppState) -> Router<AppState> {
     // JSON string escaping can double a spec's size on the wire.
-    let body_limit = state.config.limits.max_spec_bytes.saturating_mul(2).saturating_add(64 * 1024);
+    let body_limit = state
+        .config
+        .limits
+        .max_spec_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
     let authenticated = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{name}", get(projects::show).delete(projects::delete))
-        .route("/projects/{name}/spec", axum::routing::put(projects::replace_spec))
+        .route(
+            "/projects/{name}",
+            get(projects::show).delete(projects::delete),
+        )
+        .route(
+            "/projects/{name}/spec",
+            axum::routing::put(projects::replace_spec),
+        )
         .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
-        .route("/sandboxes/{id}", get(sandboxes::show).delete(sandboxes::delete))
+        .route(
+            "/sandboxes/{id}",
+            get(sandboxes::show).delete(sandboxes::delete),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()
@@ -40,7 +54,11 @@ async fn health() -> impl IntoResponse {
 async fn no_route(request: Request) -> ApiError {
     ApiError::not_found(
         "no-control-route",
-        format!("{} {} is not a control-plane route; see /api/v1/openapi.json", request.method(), request.uri().path()),
+        format!(
+            "{} {} is not a control-plane route; see /api/v1/openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
     )
 }
 
@@ -49,7 +67,10 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match token {
         None => ApiError::unauthorized("send the admin token as `Authorization: Bearer <token>` (SBX_ADMIN_TOKEN, or the token printed at first start)").into_response(),

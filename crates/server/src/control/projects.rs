@@ -90,7 +90,9 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Err(ApiError::validation(vec![FieldError {
         location: "body".into(),
         pointer: "/name".into(),
-        message: format!("project name {name:?} must be 1-64 of a-z, 0-9, '-', '_', '.', starting with a letter or digit"),
+        message: format!(
+            "project name {name:?} must be 1-64 of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
+        ),
     }]))
 }
 
@@ -114,12 +116,20 @@ fn view(record: &sbx_store::ProjectRecord, compiled: &sbx_engine::CompiledRevisi
     responses((status = 201, body = ProjectView), (status = 409, description = "name taken"),
               (status = 413, description = "spec too large"), (status = 422, description = "the spec has problems")),
     security(("admin" = [])))]
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<ImportProject>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ImportProject>,
+) -> Result<impl IntoResponse, ApiError> {
     check_name(&body.name)?;
     let text = spec_text(body.spec)?;
     let compiled = compile_spec(text.clone(), &state.config.limits).await?;
-    let record = state.store.create_project(&body.name, &text, now_ms()).await?;
-    state.registry.put_compiled(&record.name, record.latest_revision, compiled.clone());
+    let record = state
+        .store
+        .create_project(&body.name, &text, now_ms())
+        .await?;
+    state
+        .registry
+        .put_compiled(&record.name, record.latest_revision, compiled.clone());
     tracing::info!(project = %record.name, operations = compiled.operations.len(), "project imported");
     Ok((StatusCode::CREATED, Json(view(&record, &compiled))))
 }
@@ -134,20 +144,25 @@ pub async fn replace_spec(
     ApiJson(body): ApiJson<ReplaceSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(other) = body.name.as_deref().filter(|n| *n != name) {
-        return Err(ApiError::bad_request(format!("body names project {other:?} but the path names {name:?}")));
+        return Err(ApiError::bad_request(format!(
+            "body names project {other:?} but the path names {name:?}"
+        )));
     }
     if state.store.get_project(&name).await?.is_none() {
-        return Err(ApiError::not_found("not-found", format!("project \"{name}\" does not exist")));
+        return Err(ApiError::not_found(
+            "not-found",
+            format!("project \"{name}\" does not exist"),
+        ));
     }
     let text = spec_text(body.spec)?;
     let compiled = compile_spec(text.clone(), &state.config.limits).await?;
     let revision = state.store.add_revision(&name, &text, now_ms()).await?;
-    state.registry.put_compiled(&name, revision, compiled.clone());
-    let record = state
-        .store
-        .get_project(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not-found", format!("project \"{name}\" does not exist")))?;
+    state
+        .registry
+        .put_compiled(&name, revision, compiled.clone());
+    let record = state.store.get_project(&name).await?.ok_or_else(|| {
+        ApiError::not_found("not-found", format!("project \"{name}\" does not exist"))
+    })?;
     tracing::info!(project = %name, revision, "new revision");
     Ok(Json(view(&record, &compiled)))
 }
@@ -172,12 +187,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, Ap
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
-pub async fn show(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ProjectView>, ApiError> {
-    let record = state
-        .store
-        .get_project(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not-found", format!("project \"{name}\" does not exist")))?;
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let record = state.store.get_project(&name).await?.ok_or_else(|| {
+        ApiError::not_found("not-found", format!("project \"{name}\" does not exist"))
+    })?;
     let compiled = compiled_revision(&state, &name, record.latest_revision).await?;
     Ok(Json(view(&record, &compiled)))
 }
@@ -185,7 +201,10 @@ pub async fn show(State(state): State<AppState>, Path(name): Path<String>) -> Re
 #[utoipa::path(delete, path = "/api/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
     responses((status = 204, description = "deleted with its revisions and sandboxes"), (status = 404)),
     security(("admin" = [])))]
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let removed = state.store.delete_project(&name).await?;
     for id in &removed {
         state.registry.remove(id);

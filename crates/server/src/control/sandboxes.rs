@@ -72,19 +72,32 @@ pub struct ListFilter {
 }
 
 fn invalid(pointer: &str, message: String) -> ApiError {
-    ApiError::validation(vec![FieldError { location: "body".into(), pointer: pointer.into(), message }])
+    ApiError::validation(vec![FieldError {
+        location: "body".into(),
+        pointer: pointer.into(),
+        message,
+    }])
 }
 
 fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> SandboxView {
     let base_path = &sandbox.compiled.model.base_path;
-    let (scheme, authority) = state.public_url.split_once("://").unwrap_or(("http", &state.public_url));
-    let port = authority.rsplit_once(':').map(|(_, p)| format!(":{p}")).unwrap_or_default();
+    let (scheme, authority) = state
+        .public_url
+        .split_once("://")
+        .unwrap_or(("http", &state.public_url));
+    let port = authority
+        .rsplit_once(':')
+        .map(|(_, p)| format!(":{p}"))
+        .unwrap_or_default();
     SandboxView {
         id: sandbox.id.clone(),
         project: sandbox.project.clone(),
         revision: sandbox.revision,
         base_url: format!("{}/sbx/{}{base_path}", state.public_url, sandbox.id),
-        host_url: format!("{scheme}://{}.{}{port}{base_path}", sandbox.id, state.config.base_domain),
+        host_url: format!(
+            "{scheme}://{}.{}{port}{base_path}",
+            sandbox.id, state.config.base_domain
+        ),
         api_key,
         expires_at: sandbox.expires_at_ms.map(rfc3339),
         created_at: rfc3339(sandbox.created_at_ms),
@@ -102,41 +115,70 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
     responses((status = 201, body = SandboxView), (status = 404, description = "no such project or revision"),
               (status = 422, description = "invalid field")),
     security(("admin" = [])))]
-pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<CreateSandbox>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateSandbox>,
+) -> Result<impl IntoResponse, ApiError> {
     let project = state
         .store
         .get_project(&body.project)
         .await?
-        .ok_or_else(|| ApiError::not_found("not-found", format!("project \"{}\" does not exist", body.project)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "not-found",
+                format!("project \"{}\" does not exist", body.project),
+            )
+        })?;
     let revision = body.revision.unwrap_or(project.latest_revision);
     if revision == 0 || revision > project.latest_revision {
         return Err(ApiError::not_found(
             "not-found",
-            format!("project \"{}\" has revisions 1 to {}; there is no revision {revision}", project.name, project.latest_revision),
+            format!(
+                "project \"{}\" has revisions 1 to {}; there is no revision {revision}",
+                project.name, project.latest_revision
+            ),
         ));
     }
     let max_ttl = state.config.limits.max_ttl_seconds;
     if let Some(ttl) = body.ttl_seconds
         && (ttl == 0 || ttl > max_ttl)
     {
-        return Err(invalid("/ttl_seconds", format!("ttl_seconds must be between 1 and {max_ttl}")));
+        return Err(invalid(
+            "/ttl_seconds",
+            format!("ttl_seconds must be between 1 and {max_ttl}"),
+        ));
     }
     let auth = match body.auth.as_deref() {
         None | Some("spec") => "spec",
         Some("none") => "none",
-        Some(other) => return Err(invalid("/auth", format!("auth must be \"spec\" or \"none\", not {other:?}"))),
+        Some(other) => {
+            return Err(invalid(
+                "/auth",
+                format!("auth must be \"spec\" or \"none\", not {other:?}"),
+            ));
+        }
     };
     let id = SandboxId::generate();
     let seed = match body.seed {
         None | Some(Value::Null) => id.to_string(),
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_SEED_CHARS => s,
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(invalid("/seed", format!("seed must be a non-empty string of at most {MAX_SEED_CHARS} characters, or a number"))),
+        Some(_) => {
+            return Err(invalid(
+                "/seed",
+                format!(
+                    "seed must be a non-empty string of at most {MAX_SEED_CHARS} characters, or a number"
+                ),
+            ));
+        }
     };
     if let Some(label) = &body.label
         && label.chars().count() > MAX_LABEL_CHARS
     {
-        return Err(invalid("/label", format!("label is longer than {MAX_LABEL_CHARS} characters")));
+        return Err(invalid(
+            "/label",
+            format!("label is longer than {MAX_LABEL_CHARS} characters"),
+        ));
     }
     let compiled = compiled_revision(&state, &project.name, revision).await?;
     let api_key = generate_api_key();
@@ -150,7 +192,9 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<Create
         auth: auth.to_owned(),
         label: body.label,
         created_at_ms: now,
-        expires_at_ms: body.ttl_seconds.map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
+        expires_at_ms: body
+            .ttl_seconds
+            .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
     };
     state.store.create_sandbox(&record).await?;
     let live = LiveSandbox::from_record(record, Arc::clone(&compiled));
@@ -161,7 +205,10 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<Create
 
 #[utoipa::path(get, path = "/api/v1/sandboxes", tag = "sandboxes", params(ListFilter),
     responses((status = 200, body = SandboxList)), security(("admin" = [])))]
-pub async fn list(State(state): State<AppState>, Query(filter): Query<ListFilter>) -> Json<SandboxList> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(filter): Query<ListFilter>,
+) -> Json<SandboxList> {
     let now = now_ms();
     let items = state
         .registry
@@ -184,16 +231,25 @@ fn live(state: &AppState, id: &str) -> Result<Arc<LiveSandbox>, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SandboxView>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SandboxView>, ApiError> {
     let sandbox = live(&state, &id)?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 204, description = "deleted with its data"), (status = 404)), security(("admin" = [])))]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if !state.store.delete_sandbox(&id).await? {
-        return Err(ApiError::not_found("not-found", format!("sandbox \"{id}\" does not exist")));
+        return Err(ApiError::not_found(
+            "not-found",
+            format!("sandbox \"{id}\" does not exist"),
+        ));
     }
     state.registry.remove(&id);
     Ok(StatusCode::NO_CONTENT)

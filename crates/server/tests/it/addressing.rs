@@ -4,8 +4,20 @@ use crate::helpers::{json_of, spawn_app};
 async fn sandboxes_answer_by_path_host_and_key() {
     let app = spawn_app().await;
     let sandbox = app.petstore("spec").await;
-    assert!(sandbox.base_url.ends_with(&format!("/sbx/{}/v1", sandbox.id)), "{}", sandbox.base_url);
-    let by_path = app.client.get(sandbox.url("/pets/3")).header("x-api-key", &sandbox.api_key).send().await.unwrap();
+    assert!(
+        sandbox
+            .base_url
+            .ends_with(&format!("/sbx/{}/v1", sandbox.id)),
+        "{}",
+        sandbox.base_url
+    );
+    let by_path = app
+        .client
+        .get(sandbox.url("/pets/3"))
+        .header("x-api-key", &sandbox.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_path.headers()["x-sandbox-id"], sandbox.id.as_str());
     let by_path = by_path.bytes().await.unwrap();
     let by_host = app
@@ -18,34 +30,89 @@ async fn sandboxes_answer_by_path_host_and_key() {
         .unwrap();
     assert_eq!(by_host.status(), 200);
     assert_eq!(by_host.bytes().await.unwrap(), by_path);
-    let by_key = app.client.get(format!("{}/v1/pets/3", app.url)).header("x-api-key", &sandbox.api_key).send().await.unwrap();
+    let by_key = app
+        .client
+        .get(format!("{}/v1/pets/3", app.url))
+        .header("x-api-key", &sandbox.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_key.headers()["x-sandbox-id"], sandbox.id.as_str());
     assert_eq!(by_key.bytes().await.unwrap(), by_path);
-    let by_query_key = app.client.get(format!("{}/v1/search?q=abc&api_key={}", app.url, sandbox.api_key)).header("x-request-tier", "paid").send().await.unwrap();
+    let by_query_key = app
+        .client
+        .get(format!(
+            "{}/v1/search?q=abc&api_key={}",
+            app.url, sandbox.api_key
+        ))
+        .header("x-request-tier", "paid")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_query_key.status(), 200);
-    assert_eq!(sandbox.body["host_url"], format!("http://{}.sbx.localhost:{}/v1", sandbox.id, app.url.rsplit(':').next().unwrap()));
+    assert_eq!(
+        sandbox.body["host_url"],
+        format!(
+            "http://{}.sbx.localhost:{}/v1",
+            sandbox.id,
+            app.url.rsplit(':').next().unwrap()
+        )
+    );
 }
 
 #[tokio::test]
 async fn unknown_sandboxes_routes_and_methods() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    let (status, body) = json_of(app.client.get(format!("{}/sbx/sbx-doesnotexist/v1/pets", app.url)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(format!("{}/sbx/sbx-doesnotexist/v1/pets", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:unknown-sandbox");
-    let (status, body) = json_of(app.client.get(format!("{}/v1/pets", app.url)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(format!("{}/v1/pets", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:no-sandbox");
-    let (status, body) = json_of(app.client.get(sandbox.url("/nothing")).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/nothing"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:no-route");
-    let (status, body) = json_of(app.client.get(format!("{}/sbx/{}/pets", app.url, sandbox.id)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(format!("{}/sbx/{}/pets", app.url, sandbox.id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404, "the server base path is part of every route");
     assert!(body["detail"].as_str().unwrap().contains("/v1"));
     let response = app.client.put(sandbox.url("/pets/1")).send().await.unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "DELETE, GET, HEAD");
-    let response = app.client.get(sandbox.url("/pets/mine")).send().await.unwrap();
+    let response = app
+        .client
+        .get(sandbox.url("/pets/mine"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200, "a literal segment beats {{petId}}");
 }
 
@@ -53,11 +120,28 @@ async fn unknown_sandboxes_routes_and_methods() {
 async fn every_answer_carries_ids_and_cors() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    let response = app.client.get(sandbox.url("/pets/1")).header("x-request-id", "trace-123").header("origin", "http://localhost:3000").send().await.unwrap();
+    let response = app
+        .client
+        .get(sandbox.url("/pets/1"))
+        .header("x-request-id", "trace-123")
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-123");
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    let response = app.client.get(sandbox.url("/nothing")).send().await.unwrap();
-    assert!(response.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
+    let response = app
+        .client
+        .get(sandbox.url("/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     assert_eq!(response.headers()["x-sandbox-id"], sandbox.id.as_str());
     let preflight = app
         .client
@@ -69,7 +153,16 @@ async fn every_answer_carries_ids_and_cors() {
         .await
         .unwrap();
     assert!(preflight.status().is_success());
-    assert!(preflight.headers().contains_key("access-control-allow-methods"));
-    let control = app.client.get(format!("{}/api/v1/health", app.url)).send().await.unwrap();
+    assert!(
+        preflight
+            .headers()
+            .contains_key("access-control-allow-methods")
+    );
+    let control = app
+        .client
+        .get(format!("{}/api/v1/health", app.url))
+        .send()
+        .await
+        .unwrap();
     assert!(control.headers().contains_key("x-request-id"));
 }

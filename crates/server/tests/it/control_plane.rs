@@ -12,17 +12,31 @@ async fn import_answers_with_the_operations() {
     assert_eq!(body["base_path"], "/v1");
     let operations = body["operations"].as_array().unwrap();
     assert_eq!(operations.len(), 7);
-    assert!(operations.contains(&json!({"id": "getPet", "method": "GET", "path": "/pets/{petId}"})));
+    assert!(
+        operations.contains(&json!({"id": "getPet", "method": "GET", "path": "/pets/{petId}"}))
+    );
 }
 
 #[tokio::test]
 async fn the_control_plane_needs_the_admin_token() {
     let app = spawn_app().await;
-    let (status, body) = json_of(app.client.get(format!("{}/api/v1/projects", app.url)).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(format!("{}/api/v1/projects", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(body["type"], "urn:sbx:problem:unauthorized");
     let (status, _) = json_of(
-        app.client.get(format!("{}/api/v1/projects", app.url)).bearer_auth("wrong-token-wrong").send().await.unwrap(),
+        app.client
+            .get(format!("{}/api/v1/projects", app.url))
+            .bearer_auth("wrong-token-wrong")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 401);
@@ -52,13 +66,24 @@ paths:
     assert_eq!(body["type"], "urn:sbx:problem:invalid-spec");
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{body}");
-    assert_eq!(errors[0]["pointer"], "/paths/~1a/get/responses/200/content/application~1json/schema/$ref");
+    assert_eq!(
+        errors[0]["pointer"],
+        "/paths/~1a/get/responses/200/content/application~1json/schema/$ref"
+    );
     // Fix the reference: the next problems surface, each located.
     let spec = spec.replace("#/components/schemas/Missing", "#/paths");
     let (status, body) = json_of(app.import("broken", &spec).await).await;
     assert_eq!(status, 422);
-    let pointers: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-    assert!(pointers.contains(&"/paths/~1a/get/parameters/0/in"), "{body}");
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert!(
+        pointers.contains(&"/paths/~1a/get/parameters/0/in"),
+        "{body}"
+    );
     assert!(pointers.contains(&"/paths/~1a/get/responses/2YY"), "{body}");
 }
 
@@ -68,18 +93,31 @@ async fn malformed_and_hostile_specs_get_clear_errors() {
     for (spec, expected) in [
         ("openapi: 3.0.0\ninfo: [unclosed", "invalid YAML"),
         ("{\"openapi\": ", "invalid JSON"),
-        ("openapi: 4.0.0\ninfo: {title: x, version: '1'}\npaths: {}", "unsupported OpenAPI version"),
+        (
+            "openapi: 4.0.0\ninfo: {title: x, version: '1'}\npaths: {}",
+            "unsupported OpenAPI version",
+        ),
         ("just text", "must be a JSON or YAML object"),
         ("info: {title: x}", "not an OpenAPI document"),
     ] {
         let (status, body) = json_of(app.import("bad", spec).await).await;
         assert_eq!(status, 422, "{spec}: {body}");
-        assert!(body["detail"].as_str().unwrap().contains(expected), "{spec}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(expected),
+            "{spec}: {body}"
+        );
     }
-    let nested = format!("openapi: 3.0.0\ninfo: {}{}", "[".repeat(5000), "]".repeat(5000));
+    let nested = format!(
+        "openapi: 3.0.0\ninfo: {}{}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
     let (status, body) = json_of(app.import("deep", &nested).await).await;
     assert_eq!(status, 422);
-    assert!(body["detail"].as_str().unwrap().contains("deeper than"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("deeper than"),
+        "{body}"
+    );
     let (status, body) = json_of(app.import("Bad Name", "openapi: 3.0.0").await).await;
     assert_eq!(status, 422);
     assert_eq!(body["errors"][0]["pointer"], "/name");
@@ -92,12 +130,16 @@ async fn malformed_and_hostile_specs_get_clear_errors() {
 async fn specs_over_the_size_limit_are_refused_with_413() {
     let dir = tempfile::tempdir().unwrap();
     let app = crate::helpers::spawn_app_with(dir, |c| c.limits.max_spec_bytes = 1024 * 1024).await;
-    let mut spec = String::from("openapi: 3.0.0\ninfo: {title: big, version: '1'}\npaths: {}\nx-padding: \"");
+    let mut spec =
+        String::from("openapi: 3.0.0\ninfo: {title: big, version: '1'}\npaths: {}\nx-padding: \"");
     spec.push_str(&"a".repeat(1024 * 1024));
     spec.push('"');
     let (status, body) = json_of(app.import("big", &spec).await).await;
     assert_eq!(status, 413, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("over the limit"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("over the limit"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -106,22 +148,50 @@ async fn external_refs_uploaded_over_the_api_are_named() {
     let spec = "openapi: 3.1.0\ninfo: {title: x, version: '1'}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: 'responses.yaml#/Ok'}\n";
     let (status, body) = json_of(app.import("ext", spec).await).await;
     assert_eq!(status, 422);
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("sbx import"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sbx import"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn bad_json_and_unknown_fields_are_problems() {
     let app = spawn_app().await;
     let (status, body) = json_of(
-        app.admin(Method::POST, "/sandboxes").header("content-type", "application/json").body("{not json").send().await.unwrap(),
+        app.admin(Method::POST, "/sandboxes")
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 400);
     assert_eq!(body["status"], 400);
-    let (status, body) = json_of(app.admin(Method::POST, "/sandboxes").json(&json!({"projec": "x"})).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"projec": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 422);
-    assert!(body["detail"].as_str().unwrap().contains("projec"), "{body}");
-    let (status, _) = json_of(app.admin(Method::POST, "/sandboxes").json(&json!({"project": "nope"})).send().await.unwrap()).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("projec"),
+        "{body}"
+    );
+    let (status, _) = json_of(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"project": "nope"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     let (status, body) = json_of(app.admin(Method::GET, "/nothing").send().await.unwrap()).await;
     assert_eq!(status, 404);
@@ -136,20 +206,44 @@ async fn sandbox_fields_are_validated() {
         (json!({"project": "pets", "ttl_seconds": 0}), "/ttl_seconds"),
         (json!({"project": "pets", "auth": "maybe"}), "/auth"),
         (json!({"project": "pets", "seed": {"a": 1}}), "/seed"),
-        (json!({"project": "pets", "label": "x".repeat(300)}), "/label"),
+        (
+            json!({"project": "pets", "label": "x".repeat(300)}),
+            "/label",
+        ),
     ] {
-        let (status, answer) = json_of(app.admin(Method::POST, "/sandboxes").json(&body).send().await.unwrap()).await;
+        let (status, answer) = json_of(
+            app.admin(Method::POST, "/sandboxes")
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 422, "{body}: {answer}");
         assert_eq!(answer["errors"][0]["pointer"], pointer);
     }
-    let (status, _) = json_of(app.admin(Method::POST, "/sandboxes").json(&json!({"project": "pets", "revision": 2})).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets", "revision": 2}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
 }
 
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let app = spawn_app().await;
-    let (status, doc) = json_of(app.client.get(format!("{}/api/v1/openapi.json", app.url)).send().await.unwrap()).await;
+    let (status, doc) = json_of(
+        app.client
+            .get(format!("{}/api/v1/openapi.json", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();
     let mut documented = Vec::new();
@@ -176,11 +270,23 @@ async fn the_openapi_document_matches_the_routes() {
     // Every documented route is served (never the control plane's "no route").
     for entry in &documented {
         let (method, path) = entry.split_once(' ').unwrap();
-        let path = path.replace("{name}", "x").replace("{id}", "sbx-x").replace("/api/v1", "");
-        let response = app.admin(method.parse().unwrap(), &path).json(&json!({})).send().await.unwrap();
+        let path = path
+            .replace("{name}", "x")
+            .replace("{id}", "sbx-x")
+            .replace("/api/v1", "");
+        let response = app
+            .admin(method.parse().unwrap(), &path)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         let (status, body) = json_of(response).await;
         assert_ne!(status, 405, "{entry}");
-        assert_ne!(body.get("type").and_then(Value::as_str), Some("urn:sbx:problem:no-control-route"), "{entry}");
+        assert_ne!(
+            body.get("type").and_then(Value::as_str),
+            Some("urn:sbx:problem:no-control-route"),
+            "{entry}"
+        );
     }
 }
 
@@ -191,14 +297,30 @@ async fn projects_list_show_and_delete_with_their_sandboxes() {
     let sandbox = app.create_sandbox(json!({"project": "pets"})).await;
     let (_, list) = json_of(app.admin(Method::GET, "/projects").send().await.unwrap()).await;
     assert_eq!(list["items"][0]["name"], "pets");
-    let (status, project) = json_of(app.admin(Method::GET, "/projects/pets").send().await.unwrap()).await;
+    let (status, project) = json_of(
+        app.admin(Method::GET, "/projects/pets")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(project["title"], "Test Petstore");
     let (status, _) = json_of(app.import("pets", PETSTORE).await).await;
     assert_eq!(status, 409);
-    let response = app.admin(Method::DELETE, "/projects/pets").send().await.unwrap();
+    let response = app
+        .admin(Method::DELETE, "/projects/pets")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
-    let (status, _) = json_of(app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id)).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     let (status, _) = json_of(app.client.get(sandbox.url("/pets")).send().await.unwrap()).await;
     assert_eq!(status, 404);

@@ -35,9 +35,18 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(data_dir: TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(data_dir.path());
     adjust(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = sbx_server::start(config, listener).await.expect("server starts");
-    TestApp { url: server.public_url.clone(), client: Client::new(), data_dir, server: Some(server) }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = sbx_server::start(config, listener)
+        .await
+        .expect("server starts");
+    TestApp {
+        url: server.public_url.clone(),
+        client: Client::new(),
+        data_dir,
+        server: Some(server),
+    }
 }
 
 /// A created sandbox as the API answers it.
@@ -50,11 +59,17 @@ pub struct Sandbox {
 
 impl TestApp {
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(ADMIN_TOKEN)
+        self.client
+            .request(method, format!("{}/api/v1{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
     pub async fn import(&self, name: &str, spec: &str) -> Response {
-        self.admin(Method::POST, "/projects").json(&json!({"name": name, "spec": spec})).send().await.expect("import")
+        self.admin(Method::POST, "/projects")
+            .json(&json!({"name": name, "spec": spec}))
+            .send()
+            .await
+            .expect("import")
     }
 
     pub async fn import_ok(&self, name: &str, spec: &str) -> Value {
@@ -66,7 +81,12 @@ impl TestApp {
     }
 
     pub async fn create_sandbox(&self, body: Value) -> Sandbox {
-        let response = self.admin(Method::POST, "/sandboxes").json(&body).send().await.expect("create");
+        let response = self
+            .admin(Method::POST, "/sandboxes")
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
         let status = response.status();
         let body: Value = response.json().await.expect("json");
         assert_eq!(status, 201, "sandbox creation failed: {body}");
@@ -81,7 +101,8 @@ impl TestApp {
     /// Imports the petstore and creates a sandbox of it.
     pub async fn petstore(&self, auth: &str) -> Sandbox {
         self.import_ok("pets", PETSTORE).await;
-        self.create_sandbox(json!({"project": "pets", "auth": auth})).await
+        self.create_sandbox(json!({"project": "pets", "auth": auth}))
+            .await
     }
 
     pub async fn stop(&mut self) {
@@ -100,5 +121,8 @@ impl Sandbox {
 pub async fn json_of(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

@@ -9,23 +9,43 @@ use crate::helpers::{PETSTORE, json_of, spawn_app, spawn_app_with};
 async fn expired_sandboxes_say_so_and_their_data_is_removed() {
     let app = spawn_app().await;
     app.import_ok("pets", PETSTORE).await;
-    let sandbox = app.create_sandbox(json!({"project": "pets", "auth": "none", "ttl_seconds": 1})).await;
+    let sandbox = app
+        .create_sandbox(json!({"project": "pets", "auth": "none", "ttl_seconds": 1}))
+        .await;
     assert!(sandbox.body["expires_at"].is_string());
-    assert_eq!(app.client.get(sandbox.url("/pets/1")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(sandbox.url("/pets/1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Wall-clock TTL: poll (bounded) until the reaper has removed it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, _) = json_of(app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id)).send().await.unwrap()).await;
+        let (status, _) = json_of(
+            app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         if status == 404 {
             break;
         }
         assert!(Instant::now() < deadline, "the sandbox did not expire");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets/1")).send().await.unwrap()).await;
+    let (status, body) =
+        json_of(app.client.get(sandbox.url("/pets/1")).send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:sandbox-expired");
-    assert!(body["detail"].as_str().unwrap().contains("expired at"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired at"),
+        "{body}"
+    );
     let (_, list) = json_of(app.admin(Method::GET, "/sandboxes").send().await.unwrap()).await;
     assert_eq!(list["items"], json!([]));
 }
@@ -34,12 +54,21 @@ async fn expired_sandboxes_say_so_and_their_data_is_removed() {
 async fn deleted_sandboxes_stop_answering() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    let response = app.admin(Method::DELETE, &format!("/sandboxes/{}", sandbox.id)).send().await.unwrap();
+    let response = app
+        .admin(Method::DELETE, &format!("/sandboxes/{}", sandbox.id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets/1")).send().await.unwrap()).await;
+    let (status, body) =
+        json_of(app.client.get(sandbox.url("/pets/1")).send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:unknown-sandbox");
-    let response = app.admin(Method::DELETE, &format!("/sandboxes/{}", sandbox.id)).send().await.unwrap();
+    let response = app
+        .admin(Method::DELETE, &format!("/sandboxes/{}", sandbox.id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
 }
 
@@ -47,15 +76,40 @@ async fn deleted_sandboxes_stop_answering() {
 async fn a_restart_keeps_projects_sandboxes_and_answers() {
     let mut app = spawn_app().await;
     let sandbox = app.petstore("spec").await;
-    let before = app.client.get(sandbox.url("/pets/9")).header("x-api-key", &sandbox.api_key).send().await.unwrap().bytes().await.unwrap();
+    let before = app
+        .client
+        .get(sandbox.url("/pets/9"))
+        .header("x-api-key", &sandbox.api_key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     app.stop().await;
     let data_dir = std::mem::replace(&mut app.data_dir, tempfile::tempdir().unwrap());
     let app = spawn_app_with(data_dir, |_| {}).await;
     let sandbox_url = format!("{}/sbx/{}/v1/pets/9", app.url, sandbox.id);
-    let response = app.client.get(&sandbox_url).header("x-api-key", &sandbox.api_key).send().await.unwrap();
+    let response = app
+        .client
+        .get(&sandbox_url)
+        .header("x-api-key", &sandbox.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap(), before, "same sandbox, same answer after a restart");
-    let (_, project) = json_of(app.admin(Method::GET, "/projects/pets").send().await.unwrap()).await;
+    assert_eq!(
+        response.bytes().await.unwrap(),
+        before,
+        "same sandbox, same answer after a restart"
+    );
+    let (_, project) = json_of(
+        app.admin(Method::GET, "/projects/pets")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(project["revision"], 1);
 }
 
@@ -64,19 +118,63 @@ async fn sandboxes_stay_pinned_to_their_revision() {
     let app = spawn_app().await;
     let old = app.petstore("none").await;
     let v2 = PETSTORE.replace("minimum: 1, maximum: 50", "minimum: 1, maximum: 5");
-    let response = app.admin(Method::PUT, "/projects/pets/spec").json(&json!({"spec": v2})).send().await.unwrap();
+    let response = app
+        .admin(Method::PUT, "/projects/pets/spec")
+        .json(&json!({"spec": v2}))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(response).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["revision"], 2);
-    let new = app.create_sandbox(json!({"project": "pets", "auth": "none"})).await;
+    let new = app
+        .create_sandbox(json!({"project": "pets", "auth": "none"}))
+        .await;
     assert_eq!(new.body["revision"], 2);
-    assert_eq!(app.client.get(old.url("/pets?limit=20")).send().await.unwrap().status(), 200);
-    assert_eq!(app.client.get(new.url("/pets?limit=20")).send().await.unwrap().status(), 400);
-    let pinned = app.create_sandbox(json!({"project": "pets", "auth": "none", "revision": 1})).await;
-    assert_eq!(app.client.get(pinned.url("/pets?limit=20")).send().await.unwrap().status(), 200);
-    let response = app.admin(Method::PUT, "/projects/pets/spec").json(&json!({"spec": "openapi: 9"})).send().await.unwrap();
+    assert_eq!(
+        app.client
+            .get(old.url("/pets?limit=20"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(new.url("/pets?limit=20"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let pinned = app
+        .create_sandbox(json!({"project": "pets", "auth": "none", "revision": 1}))
+        .await;
+    assert_eq!(
+        app.client
+            .get(pinned.url("/pets?limit=20"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let response = app
+        .admin(Method::PUT, "/projects/pets/spec")
+        .json(&json!({"spec": "openapi: 9"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 422);
-    let (_, project) = json_of(app.admin(Method::GET, "/projects/pets").send().await.unwrap()).await;
+    let (_, project) = json_of(
+        app.admin(Method::GET, "/projects/pets")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(project["revision"], 2, "a rejected spec makes no revision");
 }
 
@@ -87,15 +185,26 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     // A slow upload keeps a request in flight while shutdown starts.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(receiver));
-    let request = app.client.post(sandbox.url("/pets")).header("content-type", "application/json").body(body).send();
+    let request = app
+        .client
+        .post(sandbox.url("/pets"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send();
     let in_flight = tokio::spawn(request);
-    sender.send(Ok(br#"{"name": "Rex","#.to_vec())).await.unwrap();
+    sender
+        .send(Ok(br#"{"name": "Rex","#.to_vec()))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let server = app.server.take().unwrap();
     let token = server.shutdown_token();
     let stopping = tokio::spawn(server.wait());
     token.cancel();
-    sender.send(Ok(br#" "kind": "dog"}"#.to_vec())).await.unwrap();
+    sender
+        .send(Ok(br#" "kind": "dog"}"#.to_vec()))
+        .await
+        .unwrap();
     drop(sender);
     let response = in_flight.await.unwrap().unwrap();
     assert_eq!(response.status(), 201);

@@ -8,18 +8,41 @@ use crate::helpers::{PETSTORE, json_of};
 #[tokio::test]
 async fn mock_serves_one_spec_at_the_root() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(PETSTORE.to_owned(), listener, AuthMode::None, Limits::default()).await.unwrap();
+    let server = start_mock(
+        PETSTORE.to_owned(),
+        listener,
+        AuthMode::None,
+        Limits::default(),
+    )
+    .await
+    .unwrap();
     let url = format!("http://{}", server.local_addr);
     let client = reqwest::Client::new();
     let first = client.get(format!("{url}/v1/pets/4")).send().await.unwrap();
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-sandbox-id"], "sbx-mock");
     let first = first.bytes().await.unwrap();
-    let again = client.get(format!("{url}/v1/pets/4")).send().await.unwrap().bytes().await.unwrap();
+    let again = client
+        .get(format!("{url}/v1/pets/4"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(first, again);
     let (status, _) = json_of(client.get(format!("{url}/v1/pets/x")).send().await.unwrap()).await;
     assert_eq!(status, 400);
-    let (status, _) = json_of(client.post(format!("{url}/v1/pets")).header("prefer", "code=422").json(&json!({"name": "a", "kind": "cat"})).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        client
+            .post(format!("{url}/v1/pets"))
+            .header("prefer", "code=422")
+            .json(&json!({"name": "a", "kind": "cat"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 422);
     server.shutdown_token().cancel();
     server.wait().await.unwrap();
@@ -28,11 +51,27 @@ async fn mock_serves_one_spec_at_the_root() {
 #[tokio::test]
 async fn mock_with_auth_spec_enforces_the_schemes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(PETSTORE.to_owned(), listener, AuthMode::Spec, Limits::default()).await.unwrap();
+    let server = start_mock(
+        PETSTORE.to_owned(),
+        listener,
+        AuthMode::Spec,
+        Limits::default(),
+    )
+    .await
+    .unwrap();
     let url = format!("http://{}/v1/pets/1", server.local_addr);
     let client = reqwest::Client::new();
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
-    assert_eq!(client.get(&url).header("x-api-key", "sk_test_anything").send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(&url)
+            .header("x-api-key", "sk_test_anything")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -40,12 +79,36 @@ async fn multi_file_specs_are_bundled_from_disk() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multifile/openapi.yaml");
     let document = sbx_spec::bundle::bundle_file(&root, &sbx_spec::Limits::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(document.to_string(), listener, AuthMode::None, Limits::default()).await.unwrap();
+    let server = start_mock(
+        document.to_string(),
+        listener,
+        AuthMode::None,
+        Limits::default(),
+    )
+    .await
+    .unwrap();
     let client = reqwest::Client::new();
-    let (status, order) = json_of(client.get(format!("http://{}/orders/ord_1234", server.local_addr)).send().await.unwrap()).await;
+    let (status, order) = json_of(
+        client
+            .get(format!("http://{}/orders/ord_1234", server.local_addr))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{order}");
-    assert!(["usd", "eur"].contains(&order["total"]["currency"].as_str().unwrap()), "{order}");
+    assert!(
+        ["usd", "eur"].contains(&order["total"]["currency"].as_str().unwrap()),
+        "{order}"
+    );
     assert!(order["lines"][0]["price"]["amount"].is_i64(), "{order}");
-    let (status, _) = json_of(client.get(format!("http://{}/orders/nope", server.local_addr)).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        client
+            .get(format!("http://{}/orders/nope", server.local_addr))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400, "the bundled parameter's pattern applies");
 }

@@ -6,13 +6,22 @@ use crate::helpers::{PETSTORE, json_of, spawn_app};
 async fn synthesized_answers_follow_the_schema() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    let response = app.client.get(sandbox.url("/pets/42")).send().await.unwrap();
+    let response = app
+        .client
+        .get(sandbox.url("/pets/42"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let (_, pet) = json_of(response).await;
     assert!(pet["id"].as_i64().unwrap() >= 1);
     assert!(["cat", "dog", "bird"].contains(&pet["kind"].as_str().unwrap()));
-    assert!(pet["name"].as_str().is_some_and(|n| !n.is_empty() && n.len() <= 40));
+    assert!(
+        pet["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty() && n.len() <= 40)
+    );
     // writeOnly never leaves the server.
     assert!(pet["owner"].get("secret").is_none(), "{pet}");
 }
@@ -22,30 +31,92 @@ async fn prefer_selects_the_status_and_the_example() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     let new_pet = json!({"name": "Rex", "kind": "dog"});
-    let (status, body) = json_of(app.client.post(sandbox.url("/pets")).json(&new_pet).send().await.unwrap()).await;
-    assert_eq!(status, 201);
-    assert_eq!(body, json!({"id": 7, "name": "Rex", "kind": "dog"}), "the first example is the default");
     let (status, body) = json_of(
-        app.client.post(sandbox.url("/pets")).header("prefer", "example=tweety").json(&new_pet).send().await.unwrap(),
+        app.client
+            .post(sandbox.url("/pets"))
+            .json(&new_pet)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        body,
+        json!({"id": 7, "name": "Rex", "kind": "dog"}),
+        "the first example is the default"
+    );
+    let (status, body) = json_of(
+        app.client
+            .post(sandbox.url("/pets"))
+            .header("prefer", "example=tweety")
+            .json(&new_pet)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 201);
     assert_eq!(body["name"], "Tweety");
     let (status, body) = json_of(
-        app.client.post(sandbox.url("/pets")).header("prefer", "example=nope").json(&new_pet).send().await.unwrap(),
+        app.client
+            .post(sandbox.url("/pets"))
+            .header("prefer", "example=nope")
+            .json(&new_pet)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("rex, tweety"), "{body}");
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets/1")).header("prefer", "code=404").send().await.unwrap()).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("rex, tweety"),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/pets/1"))
+            .header("prefer", "code=404")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
-    assert!(body["code"].as_i64().is_some() && body["message"].is_string(), "{body}");
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets/1")).header("prefer", "code=418").send().await.unwrap()).await;
+    assert!(
+        body["code"].as_i64().is_some() && body["message"].is_string(),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/pets/1"))
+            .header("prefer", "code=418")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("200, 404"), "{body}");
-    let (status, _) = json_of(app.client.get(sandbox.url("/pets/1")).header("prefer", "code=abc").send().await.unwrap()).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("200, 404"),
+        "{body}"
+    );
+    let (status, _) = json_of(
+        app.client
+            .get(sandbox.url("/pets/1"))
+            .header("prefer", "code=abc")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
-    let response = app.client.delete(sandbox.url("/pets/1")).send().await.unwrap();
+    let response = app
+        .client
+        .delete(sandbox.url("/pets/1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert_eq!(response.content_length(), Some(0));
 }
@@ -54,13 +125,28 @@ async fn prefer_selects_the_status_and_the_example() {
 async fn accept_negotiates_the_media_type() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    let response = app.client.get(sandbox.url("/pets")).header("accept", "application/xml").send().await.unwrap();
+    let response = app
+        .client
+        .get(sandbox.url("/pets"))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["content-type"], "application/xml");
     assert!(response.text().await.unwrap().starts_with("<?xml"));
-    let response = app.client.get(sandbox.url("/pets")).header("accept", "text/html").send().await.unwrap();
+    let response = app
+        .client
+        .get(sandbox.url("/pets"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 406);
     let (_, body) = json_of(response).await;
-    assert_eq!(body["available"], json!(["application/json", "application/xml"]));
+    assert_eq!(
+        body["available"],
+        json!(["application/json", "application/xml"])
+    );
 }
 
 #[tokio::test]
@@ -68,7 +154,11 @@ async fn declared_response_headers_are_synthesized() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     let response = app.client.get(sandbox.url("/pets")).send().await.unwrap();
-    let count: i64 = response.headers()["x-total-count"].to_str().unwrap().parse().unwrap();
+    let count: i64 = response.headers()["x-total-count"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(count >= 0);
 }
 
@@ -76,22 +166,51 @@ async fn declared_response_headers_are_synthesized() {
 async fn same_seed_same_bytes_different_seed_different_data() {
     let app = spawn_app().await;
     app.import_ok("pets", PETSTORE).await;
-    let a = app.create_sandbox(json!({"project": "pets", "auth": "none", "seed": "alpha"})).await;
-    let b = app.create_sandbox(json!({"project": "pets", "auth": "none", "seed": "alpha"})).await;
-    let c = app.create_sandbox(json!({"project": "pets", "auth": "none", "seed": "beta"})).await;
+    let a = app
+        .create_sandbox(json!({"project": "pets", "auth": "none", "seed": "alpha"}))
+        .await;
+    let b = app
+        .create_sandbox(json!({"project": "pets", "auth": "none", "seed": "alpha"}))
+        .await;
+    let c = app
+        .create_sandbox(json!({"project": "pets", "auth": "none", "seed": "beta"}))
+        .await;
     let body = |url: String| {
         let client = app.client.clone();
         async move { client.get(url).send().await.unwrap().bytes().await.unwrap() }
     };
     let first = body(a.url("/pets/5")).await;
-    assert_eq!(first, body(a.url("/pets/5")).await, "a sandbox repeats itself");
-    assert_eq!(first, body(b.url("/pets/5")).await, "same seed, same answer");
-    assert_ne!(first, body(c.url("/pets/5")).await, "another seed, other data");
-    assert_ne!(first, body(a.url("/pets/6")).await, "path parameters seed the data");
-    assert_eq!(body(a.url("/pets?limit=3")).await, body(a.url("/pets?limit=4")).await);
+    assert_eq!(
+        first,
+        body(a.url("/pets/5")).await,
+        "a sandbox repeats itself"
+    );
+    assert_eq!(
+        first,
+        body(b.url("/pets/5")).await,
+        "same seed, same answer"
+    );
+    assert_ne!(
+        first,
+        body(c.url("/pets/5")).await,
+        "another seed, other data"
+    );
+    assert_ne!(
+        first,
+        body(a.url("/pets/6")).await,
+        "path parameters seed the data"
+    );
+    assert_eq!(
+        body(a.url("/pets?limit=3")).await,
+        body(a.url("/pets?limit=4")).await
+    );
     // The default seed is the sandbox id: sandboxes differ from one another.
-    let d = app.create_sandbox(json!({"project": "pets", "auth": "none"})).await;
-    let e = app.create_sandbox(json!({"project": "pets", "auth": "none"})).await;
+    let d = app
+        .create_sandbox(json!({"project": "pets", "auth": "none"}))
+        .await;
+    let e = app
+        .create_sandbox(json!({"project": "pets", "auth": "none"}))
+        .await;
     assert_eq!(d.body["seed"], Value::String(d.id.clone()));
     assert_ne!(body(d.url("/pets/5")).await, body(e.url("/pets/5")).await);
 }
@@ -99,27 +218,59 @@ async fn same_seed_same_bytes_different_seed_different_data() {
 #[tokio::test]
 async fn swagger2_specs_are_converted_and_served() {
     let app = spawn_app().await;
-    let body = app.import_ok("legacy", include_str!("../fixtures/swagger2.json")).await;
+    let body = app
+        .import_ok("legacy", include_str!("../fixtures/swagger2.json"))
+        .await;
     assert_eq!(body["base_path"], "/api");
     let sandbox = app.create_sandbox(json!({"project": "legacy"})).await;
-    let response = app.client.get(sandbox.url("/items/3?fields=a,b")).send().await.unwrap();
+    let response = app
+        .client
+        .get(sandbox.url("/items/3?fields=a,b"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("x-rate"));
     let (_, item) = json_of(response).await;
     assert!(item["id"].is_i64() && item["name"].is_string(), "{item}");
-    let (status, _) = json_of(app.client.get(sandbox.url("/items/abc")).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        app.client
+            .get(sandbox.url("/items/abc"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, _) = json_of(
-        app.client.post(sandbox.url("/items")).header("x-key", &sandbox.api_key).json(&json!({"id": 1, "name": "x", "note": null})).send().await.unwrap(),
+        app.client
+            .post(sandbox.url("/items"))
+            .header("x-key", &sandbox.api_key)
+            .json(&json!({"id": 1, "name": "x", "note": null}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 201);
     let (status, body) = json_of(
-        app.client.post(sandbox.url("/upload")).header("content-type", "application/x-www-form-urlencoded").body("count=3").send().await.unwrap(),
+        app.client
+            .post(sandbox.url("/upload"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("count=3")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"][0]["location"], "body");
-    let response = app.client.post(sandbox.url("/upload")).form(&[("title", "t"), ("count", "3")]).send().await.unwrap();
+    let response = app
+        .client
+        .post(sandbox.url("/upload"))
+        .form(&[("title", "t"), ("count", "3")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }

@@ -7,7 +7,12 @@ fn locations(body: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap_or(&Vec::new())
         .iter()
-        .map(|e| (e["location"].as_str().unwrap().to_owned(), e["pointer"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["location"].as_str().unwrap().to_owned(),
+                e["pointer"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -16,31 +21,101 @@ async fn every_parameter_location_is_validated() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     // path
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets/abc")).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/pets/abc"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["type"], "urn:sbx:problem:validation");
     assert_eq!(locations(&body), [("path".to_owned(), "/petId".to_owned())]);
     let (status, _) = json_of(app.client.get(sandbox.url("/pets/0")).send().await.unwrap()).await;
     assert_eq!(status, 400, "minimum applies");
     // query: bounds, enum inside a non-exploded array, both reported
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets?limit=500&tags=cat,fish")).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/pets?limit=500&tags=cat,fish"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(locations(&body), [("query".to_owned(), "/limit".to_owned()), ("query".to_owned(), "/tags/1".to_owned())]);
-    let (status, _) = json_of(app.client.get(sandbox.url("/pets?limit=5&tags=cat,dog")).send().await.unwrap()).await;
+    assert_eq!(
+        locations(&body),
+        [
+            ("query".to_owned(), "/limit".to_owned()),
+            ("query".to_owned(), "/tags/1".to_owned())
+        ]
+    );
+    let (status, _) = json_of(
+        app.client
+            .get(sandbox.url("/pets?limit=5&tags=cat,dog"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     // header format
-    let (status, body) = json_of(app.client.get(sandbox.url("/pets")).header("x-trace", "not-a-uuid").send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/pets"))
+            .header("x-trace", "not-a-uuid")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(locations(&body), [("header".to_owned(), "/X-Trace".to_owned())]);
+    assert_eq!(
+        locations(&body),
+        [("header".to_owned(), "/X-Trace".to_owned())]
+    );
     // required header and query, pattern
-    let (status, body) = json_of(app.client.get(sandbox.url("/search?q=A1")).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/search?q=A1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(locations(&body), [("query".to_owned(), "/q".to_owned()), ("header".to_owned(), "/X-Request-Tier".to_owned())]);
+    assert_eq!(
+        locations(&body),
+        [
+            ("query".to_owned(), "/q".to_owned()),
+            ("header".to_owned(), "/X-Request-Tier".to_owned())
+        ]
+    );
     // cookie
-    let (status, body) = json_of(app.client.get(sandbox.url("/session")).header("cookie", "theme=blue").send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .get(sandbox.url("/session"))
+            .header("cookie", "theme=blue")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(locations(&body), [("cookie".to_owned(), "/theme".to_owned())]);
-    let (status, _) = json_of(app.client.get(sandbox.url("/session")).header("cookie", "a=b; theme=dark").send().await.unwrap()).await;
+    assert_eq!(
+        locations(&body),
+        [("cookie".to_owned(), "/theme".to_owned())]
+    );
+    let (status, _) = json_of(
+        app.client
+            .get(sandbox.url("/session"))
+            .header("cookie", "a=b; theme=dark")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -49,24 +124,64 @@ async fn bodies_are_validated_and_the_declared_error_is_used() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     // The operation declares 422: its shape is used, the reason travels in a header and the message field.
-    let response = app.client.post(sandbox.url("/pets")).json(&json!({"name": "", "kind": "fish", "extra": 1})).send().await.unwrap();
+    let response = app
+        .client
+        .post(sandbox.url("/pets"))
+        .json(&json!({"name": "", "kind": "fish", "extra": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 422);
-    let reason = response.headers()["x-sandbox-error"].to_str().unwrap().to_owned();
+    let reason = response.headers()["x-sandbox-error"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(reason.contains("(and 2 more)"), "{reason}");
     let (_, body) = json_of(response).await;
     assert_eq!(body["message"], reason.as_str());
     assert!((400..=599).contains(&body["code"].as_i64().unwrap()));
     // readOnly properties may be omitted from requests even when required.
-    let (status, _) = json_of(app.client.post(sandbox.url("/pets")).json(&json!({"name": "Rex", "kind": "dog", "birthday": null})).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        app.client
+            .post(sandbox.url("/pets"))
+            .json(&json!({"name": "Rex", "kind": "dog", "birthday": null}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 201);
     // Not JSON at all.
-    let response = app.client.post(sandbox.url("/pets")).header("content-type", "application/json").body("{oops").send().await.unwrap();
+    let response = app
+        .client
+        .post(sandbox.url("/pets"))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 422);
-    assert!(response.headers()["x-sandbox-error"].to_str().unwrap().contains("not valid JSON"));
+    assert!(
+        response.headers()["x-sandbox-error"]
+            .to_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
     // Missing body.
-    let response = app.client.post(sandbox.url("/pets")).header("content-type", "application/json").send().await.unwrap();
+    let response = app
+        .client
+        .post(sandbox.url("/pets"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 422);
-    assert!(response.headers()["x-sandbox-error"].to_str().unwrap().contains("required"));
+    assert!(
+        response.headers()["x-sandbox-error"]
+            .to_str()
+            .unwrap()
+            .contains("required")
+    );
 }
 
 #[tokio::test]
@@ -78,11 +193,33 @@ async fn problem_details_list_body_violations_when_no_error_is_declared() {
         "responses": {"204": {"description": "ok"}}}}}}"#;
     app.import_ok("things", spec).await;
     let sandbox = app.create_sandbox(json!({"project": "things"})).await;
-    let (status, body) = json_of(app.client.post(sandbox.url("/things")).json(&json!({"a": "x", "b": "yesterday"})).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .post(sandbox.url("/things"))
+            .json(&json!({"a": "x", "b": "yesterday"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
-    assert_eq!(locations(&body), [("body".to_owned(), "/a".to_owned()), ("body".to_owned(), "/b".to_owned())]);
-    let (status, _) = json_of(app.client.post(sandbox.url("/things")).json(&json!({"a": 1, "b": null})).send().await.unwrap()).await;
+    assert_eq!(
+        locations(&body),
+        [
+            ("body".to_owned(), "/a".to_owned()),
+            ("body".to_owned(), "/b".to_owned())
+        ]
+    );
+    let (status, _) = json_of(
+        app.client
+            .post(sandbox.url("/things"))
+            .json(&json!({"a": 1, "b": null}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 204);
 }
 
@@ -92,14 +229,36 @@ async fn wrong_media_types_and_oversized_bodies_are_refused() {
     let app = crate::helpers::spawn_app_with(dir, |c| c.limits.max_body_bytes = 1024).await;
     let sandbox = app.petstore("none").await;
     let (status, body) = json_of(
-        app.client.post(sandbox.url("/pets")).header("content-type", "text/plain").body("name=x").send().await.unwrap(),
+        app.client
+            .post(sandbox.url("/pets"))
+            .header("content-type", "text/plain")
+            .body("name=x")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 415);
     assert_eq!(body["supported"], json!(["application/json"]));
     let big = json!({"name": "x".repeat(4096), "kind": "dog"});
-    let (status, body) = json_of(app.client.post(sandbox.url("/pets")).json(&big).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        app.client
+            .post(sandbox.url("/pets"))
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 413, "{body}");
-    let (status, _) = json_of(app.client.get(sandbox.url("/pets")).header("x-huge", "h".repeat(40 * 1024)).send().await.unwrap()).await;
+    let (status, _) = json_of(
+        app.client
+            .get(sandbox.url("/pets"))
+            .header("x-huge", "h".repeat(40 * 1024))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 431);
 }

@@ -4,7 +4,10 @@ use base64::Engine;
 use fake::{
     Fake,
     faker::{
-        address::en::{BuildingNumber, CityName, CountryCode, CountryName, StateName, StreetName, TimeZone, ZipCode},
+        address::en::{
+            BuildingNumber, CityName, CountryCode, CountryName, StateName, StreetName, TimeZone,
+            ZipCode,
+        },
         company::en::CompanyName,
         internet::en::{IPv4, IPv6, SafeEmail, Username},
         lorem::en::{Sentence, Word, Words},
@@ -32,21 +35,31 @@ fn instant(rng: &mut Rng) -> OffsetDateTime {
 
 fn alphanumeric(rng: &mut Rng, length: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..length).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
+    (0..length)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
 }
 
 /// A value for a string `format`, or `None` for formats with no generator.
 pub fn formatted(format: &str, rng: &mut Rng) -> Option<String> {
     Some(match format {
         "date-time" => instant(rng).format(&Rfc3339).ok()?,
-        "date" => instant(rng).format(format_description!("[year]-[month]-[day]")).ok()?,
-        "time" => instant(rng).format(format_description!("[hour]:[minute]:[second]Z")).ok()?,
+        "date" => instant(rng)
+            .format(format_description!("[year]-[month]-[day]"))
+            .ok()?,
+        "time" => instant(rng)
+            .format(format_description!("[hour]:[minute]:[second]Z"))
+            .ok()?,
         "uuid" => {
             let mut bytes = [0u8; 16];
             rng.fill(&mut bytes);
-            uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+            uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .to_string()
         }
-        "email" | "idn-email" => SafeEmail().fake_with_rng::<String, _>(rng).to_ascii_lowercase(),
+        "email" | "idn-email" => SafeEmail()
+            .fake_with_rng::<String, _>(rng)
+            .to_ascii_lowercase(),
         "uri" | "url" | "iri" => format!("https://example.com/{}", word(rng)),
         "uri-reference" | "iri-reference" => format!("/{}", word(rng)),
         "uri-template" => format!("https://example.com/{}/{{id}}", word(rng)),
@@ -61,7 +74,11 @@ pub fn formatted(format: &str, rng: &mut Rng) -> Option<String> {
         "password" => alphanumeric(rng, 16),
         "duration" => format!("P{}D", rng.random_range(1..30)),
         "int32" | "int64" | "integer" => rng.random_range(1..100_000).to_string(),
-        "decimal" | "double" | "float" | "number" => format!("{}.{:02}", rng.random_range(1..1000), rng.random_range(0..100)),
+        "decimal" | "double" | "float" | "number" => format!(
+            "{}.{:02}",
+            rng.random_range(1..1000),
+            rng.random_range(0..100)
+        ),
         "json-pointer" => format!("/{}", word(rng)),
         "regex" => "^[a-z]+$".to_owned(),
         "country-code" => CountryCode().fake_with_rng(rng),
@@ -78,7 +95,10 @@ fn currency(rng: &mut Rng) -> String {
 
 /// Lower-cased with separators removed: `created_at` → `createdat`.
 fn normalized(name: &str) -> String {
-    name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// A string that fits what a property of this name usually holds.
@@ -89,7 +109,9 @@ pub fn for_name(name: Option<&str>, max_length: usize, rng: &mut Rng) -> String 
     let ends = |suffix: &str| n.ends_with(suffix);
     let has = |part: &str| n.contains(part);
     if has("email") {
-        SafeEmail().fake_with_rng::<String, _>(rng).to_ascii_lowercase()
+        SafeEmail()
+            .fake_with_rng::<String, _>(rng)
+            .to_ascii_lowercase()
     } else if n == "firstname" || n == "givenname" {
         FirstName().fake_with_rng(rng)
     } else if n == "lastname" || n == "surname" || n == "familyname" {
@@ -98,27 +120,55 @@ pub fn for_name(name: Option<&str>, max_length: usize, rng: &mut Rng) -> String 
         Username().fake_with_rng(rng)
     } else if has("company") || has("organization") || has("organisation") || n == "employer" {
         CompanyName().fake_with_rng(rng)
-    } else if n == "name" || ends("fullname") || n == "displayname" || n == "customername" || n == "holdername" {
+    } else if n == "name"
+        || ends("fullname")
+        || n == "displayname"
+        || n == "customername"
+        || n == "holdername"
+    {
         Name().fake_with_rng(rng)
     } else if has("city") || n == "town" {
         CityName().fake_with_rng(rng)
     } else if has("country") {
-        if max_length <= 3 { CountryCode().fake_with_rng(rng) } else { CountryName().fake_with_rng(rng) }
+        if max_length <= 3 {
+            CountryCode().fake_with_rng(rng)
+        } else {
+            CountryName().fake_with_rng(rng)
+        }
     } else if n == "state" || n == "province" || n == "region" {
         StateName().fake_with_rng(rng)
     } else if has("street") || n == "address" || n == "line1" || n == "addressline1" {
-        format!("{} {}", BuildingNumber().fake_with_rng::<String, _>(rng), StreetName().fake_with_rng::<String, _>(rng))
+        format!(
+            "{} {}",
+            BuildingNumber().fake_with_rng::<String, _>(rng),
+            StreetName().fake_with_rng::<String, _>(rng)
+        )
     } else if has("zip") || has("postal") || has("postcode") {
         ZipCode().fake_with_rng(rng)
     } else if has("phone") || has("mobile") || n == "tel" || n == "fax" {
         PhoneNumber().fake_with_rng(rng)
     } else if has("currency") {
         currency(rng)
-    } else if n == "description" || n == "summary" || n == "comment" || n == "note" || n == "notes" || n == "message" || n == "bio" || n == "text" {
+    } else if n == "description"
+        || n == "summary"
+        || n == "comment"
+        || n == "note"
+        || n == "notes"
+        || n == "message"
+        || n == "bio"
+        || n == "text"
+    {
         Sentence(3..9).fake_with_rng(rng)
     } else if n == "title" || n == "subject" || n == "label" || n == "headline" || n == "caption" {
         Words(2..4).fake_with_rng::<Vec<String>, _>(rng).join(" ")
-    } else if has("url") || has("website") || has("homepage") || n == "href" || n == "link" || has("avatar") || has("image") {
+    } else if has("url")
+        || has("website")
+        || has("homepage")
+        || n == "href"
+        || n == "link"
+        || has("avatar")
+        || has("image")
+    {
         format!("https://example.com/{}", word(rng))
     } else if has("timezone") || n == "tz" {
         TimeZone().fake_with_rng(rng)
@@ -130,7 +180,12 @@ pub fn for_name(name: Option<&str>, max_length: usize, rng: &mut Rng) -> String 
         format!("#{:06x}", rng.random_range(0..0x100_0000))
     } else if has("password") || has("secret") {
         alphanumeric(rng, 16)
-    } else if raw.ends_with("_at") || raw.ends_with("date") || n == "timestamp" || n == "created" || n == "updated" {
+    } else if raw.ends_with("_at")
+        || raw.ends_with("date")
+        || n == "timestamp"
+        || n == "created"
+        || n == "updated"
+    {
         instant(rng).format(&Rfc3339).unwrap_or_default()
     } else if n == "id" || ends("id") || has("token") || ends("key") {
         alphanumeric(rng, 16)
@@ -144,13 +199,24 @@ pub fn for_name(name: Option<&str>, max_length: usize, rng: &mut Rng) -> String 
 /// A plausible integer range for a property of this name.
 pub fn integer_range(name: Option<&str>) -> (i64, i64) {
     let n = name.map(normalized).unwrap_or_default();
-    if n.contains("amount") || n.contains("price") || n.contains("cost") || n.contains("balance") || n.contains("fee") || n == "total" {
+    if n.contains("amount")
+        || n.contains("price")
+        || n.contains("cost")
+        || n.contains("balance")
+        || n.contains("fee")
+        || n == "total"
+    {
         (100, 100_000)
     } else if n == "age" {
         (18, 90)
     } else if n.contains("year") {
         (1990, 2030)
-    } else if n.contains("count") || n.contains("quantity") || n == "qty" || n == "size" || n == "limit" {
+    } else if n.contains("count")
+        || n.contains("quantity")
+        || n == "qty"
+        || n == "size"
+        || n == "limit"
+    {
         (1, 20)
     } else if n.contains("percent") {
         (0, 100)
@@ -172,7 +238,12 @@ pub fn number_range(name: Option<&str>) -> (f64, f64) {
         (-180.0, 180.0)
     } else if n.contains("percent") || n.contains("rate") {
         (0.0, 100.0)
-    } else if n.contains("amount") || n.contains("price") || n.contains("cost") || n.contains("balance") || n == "total" {
+    } else if n.contains("amount")
+        || n.contains("price")
+        || n.contains("cost")
+        || n.contains("balance")
+        || n == "total"
+    {
         (1.0, 1000.0)
     } else {
         (0.0, 1000.0)

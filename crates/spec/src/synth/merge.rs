@@ -27,7 +27,9 @@ fn merge_into(document: &Value, merged: &mut Map<String, Value>, schema: &Value,
         return;
     }
     let schema = resolve(document, schema, "").map_or(&Value::Bool(true), |(s, _)| s);
-    let Some(object) = schema.as_object() else { return };
+    let Some(object) = schema.as_object() else {
+        return;
+    };
     for (key, value) in object {
         match key.as_str() {
             "allOf" => {
@@ -36,7 +38,9 @@ fn merge_into(document: &Value, merged: &mut Map<String, Value>, schema: &Value,
                 }
             }
             "properties" => {
-                let target = merged.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+                let target = merged
+                    .entry("properties")
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let (Value::Object(target), Value::Object(source)) = (target, value) {
                     for (name, property) in source {
                         match target.get_mut(name) {
@@ -56,7 +60,9 @@ fn merge_into(document: &Value, merged: &mut Map<String, Value>, schema: &Value,
                 }
             }
             "required" => {
-                let target = merged.entry("required").or_insert_with(|| Value::Array(Vec::new()));
+                let target = merged
+                    .entry("required")
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let (Value::Array(target), Value::Array(source)) = (target, value) {
                     for name in source {
                         if !target.contains(name) {
@@ -79,7 +85,12 @@ fn merge_into(document: &Value, merged: &mut Map<String, Value>, schema: &Value,
     }
 }
 
-fn keep_stricter(merged: &mut Map<String, Value>, key: &str, value: &Value, stricter: fn(f64, f64) -> bool) {
+fn keep_stricter(
+    merged: &mut Map<String, Value>,
+    key: &str,
+    value: &Value,
+    stricter: fn(f64, f64) -> bool,
+) {
     let replace = match (merged.get(key).and_then(Value::as_f64), value.as_f64()) {
         (Some(old), Some(new)) => stricter(new, old),
         (None, _) => true,

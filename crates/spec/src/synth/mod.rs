@@ -47,14 +47,20 @@ pub fn synthesize_valid(
     patterns: &PatternCache,
     validator: Option<&SchemaValidator>,
 ) -> (Value, bool) {
-    let Some(schema) = document.pointer(pointer) else { return (Value::Null, false) };
+    let Some(schema) = document.pointer(pointer) else {
+        return (Value::Null, false);
+    };
     let mut last = Value::Null;
     for attempt in 0..MAX_ATTEMPTS {
         let mut synth = Synthesizer::new(document, seed.wrapping_add(u64::from(attempt)), patterns);
         // Schema examples first; they are what the provider wants shown.
         synth.use_examples = attempt == 0;
         // Later attempts fill fewer optional members: fewer ways to fail.
-        synth.optional_depth = if attempt >= MAX_ATTEMPTS / 2 { 0 } else { OPTIONAL_DEPTH };
+        synth.optional_depth = if attempt >= MAX_ATTEMPTS / 2 {
+            0
+        } else {
+            OPTIONAL_DEPTH
+        };
         last = synth.generate(schema, 0, None);
         match validator {
             Some(v) if !v.is_valid(&last) => continue,
@@ -177,12 +183,19 @@ impl<'a> Synthesizer<'a> {
             .iter()
             .filter(|b| self.deref(b).get("type").and_then(Value::as_str) != Some("null"))
             .collect();
-        let candidates = if candidates.is_empty() { branches.iter().collect() } else { candidates };
+        let candidates = if candidates.is_empty() {
+            branches.iter().collect()
+        } else {
+            candidates
+        };
         let branch = candidates[self.rng.random_range(0..candidates.len())];
         // Keywords beside the combinator (shared properties) apply too.
         let mut base = object.clone();
         base.remove(combinator);
-        let mut value = if base.keys().any(|k| matches!(k.as_str(), "properties" | "required" | "type")) {
+        let mut value = if base
+            .keys()
+            .any(|k| matches!(k.as_str(), "properties" | "required" | "type"))
+        {
             let merged = merge::merge_pair(self.document, &Value::Object(base), branch);
             self.generate(&merged, depth, name)
         } else {
@@ -204,7 +217,10 @@ impl<'a> Synthesizer<'a> {
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let max_properties = object.get("maxProperties").and_then(Value::as_u64).map(|m| m as usize);
+        let max_properties = object
+            .get("maxProperties")
+            .and_then(Value::as_u64)
+            .map(|m| m as usize);
         if let Some(Value::Object(properties)) = object.get("properties") {
             for (key, property) in properties {
                 let is_required = required.contains(&key.as_str());
@@ -236,7 +252,10 @@ impl<'a> Synthesizer<'a> {
                 out.insert((*key).to_owned(), value);
             }
         }
-        let min_properties = object.get("minProperties").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let min_properties = object
+            .get("minProperties")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
         let extra_schema = match object.get("additionalProperties") {
             Some(Value::Bool(false)) => None,
             Some(schema @ Value::Object(_)) => Some(schema.clone()),
@@ -244,7 +263,11 @@ impl<'a> Synthesizer<'a> {
         };
         let wants_map = object.get("properties").is_none()
             && matches!(object.get("additionalProperties"), Some(Value::Object(_)));
-        let target = if wants_map && depth < self.optional_depth { min_properties.max(1) } else { min_properties };
+        let target = if wants_map && depth < self.optional_depth {
+            min_properties.max(1)
+        } else {
+            min_properties
+        };
         if let Some(extra_schema) = extra_schema {
             let mut index = 1;
             while out.len() < target && index < 64 {
@@ -263,10 +286,25 @@ impl<'a> Synthesizer<'a> {
         Value::Object(out)
     }
 
-    fn generate_array(&mut self, object: &Map<String, Value>, depth: usize, name: Option<&str>) -> Value {
-        let min = object.get("minItems").and_then(Value::as_u64).unwrap_or(0).min(64) as usize;
-        let max = object.get("maxItems").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
-        let prefix: &[Value] = object.get("prefixItems").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    fn generate_array(
+        &mut self,
+        object: &Map<String, Value>,
+        depth: usize,
+        name: Option<&str>,
+    ) -> Value {
+        let min = object
+            .get("minItems")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(64) as usize;
+        let max = object
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .map_or(usize::MAX, |m| m as usize);
+        let prefix: &[Value] = object
+            .get("prefixItems")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
         let items = object.get("items").cloned().unwrap_or(Value::Bool(true));
         let wanted = if depth >= self.optional_depth || depth >= MAX_DEPTH {
             min
@@ -296,11 +334,18 @@ impl<'a> Synthesizer<'a> {
     fn generate_integer(&mut self, object: &Map<String, Value>, name: Option<&str>) -> Value {
         let (hint_low, hint_high) = fakes::integer_range(name);
         let (low, high) = bounds(object, hint_low as f64, hint_high as f64, true);
-        let multiple = object.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0);
+        let multiple = object
+            .get("multipleOf")
+            .and_then(Value::as_f64)
+            .filter(|m| *m > 0.0);
         let value = match multiple {
             Some(m) => {
                 let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
-                if k_low > k_high { low } else { self.range_f64(k_low, k_high).round() * m }
+                if k_low > k_high {
+                    low
+                } else {
+                    self.range_f64(k_low, k_high).round() * m
+                }
             }
             None => self.range_f64(low, high).round(),
         };
@@ -312,10 +357,18 @@ impl<'a> Synthesizer<'a> {
     fn generate_number(&mut self, object: &Map<String, Value>, name: Option<&str>) -> Value {
         let (hint_low, hint_high) = fakes::number_range(name);
         let (low, high) = bounds(object, hint_low, hint_high, false);
-        let value = match object.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0) {
+        let value = match object
+            .get("multipleOf")
+            .and_then(Value::as_f64)
+            .filter(|m| *m > 0.0)
+        {
             Some(m) => {
                 let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
-                let k = if k_low > k_high { k_low } else { self.range_f64(k_low, k_high).round() };
+                let k = if k_low > k_high {
+                    k_low
+                } else {
+                    self.range_f64(k_low, k_high).round()
+                };
                 // Round away binary noise so the quotient stays integral for the validator.
                 let v = k * m;
                 let decimals = decimals_of(m);
@@ -334,8 +387,15 @@ impl<'a> Synthesizer<'a> {
     }
 
     fn generate_string(&mut self, object: &Map<String, Value>, name: Option<&str>) -> String {
-        let min = object.get("minLength").and_then(Value::as_u64).unwrap_or(0).min(4096) as usize;
-        let max = object.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
+        let min = object
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(4096) as usize;
+        let max = object
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .map_or(usize::MAX, |m| m as usize);
         let format = object.get("format").and_then(Value::as_str);
         let text = if let Some(pattern) = object.get("pattern").and_then(Value::as_str) {
             match self.patterns.sample(pattern, &mut self.rng, min, max) {
@@ -355,11 +415,17 @@ impl<'a> Synthesizer<'a> {
 }
 
 fn infer_type(object: &Map<String, Value>) -> &'static str {
-    if object.contains_key("properties") || object.contains_key("additionalProperties") || object.contains_key("required") {
+    if object.contains_key("properties")
+        || object.contains_key("additionalProperties")
+        || object.contains_key("required")
+    {
         "object"
     } else if object.contains_key("items") || object.contains_key("prefixItems") {
         "array"
-    } else if object.contains_key("minimum") || object.contains_key("maximum") || object.contains_key("multipleOf") {
+    } else if object.contains_key("minimum")
+        || object.contains_key("maximum")
+        || object.contains_key("multipleOf")
+    {
         "number"
     } else {
         "string"
@@ -369,21 +435,36 @@ fn infer_type(object: &Map<String, Value>) -> &'static str {
 /// The inclusive range a number must fall in, hints narrowed to the schema.
 fn bounds(object: &Map<String, Value>, hint_low: f64, hint_high: f64, integer: bool) -> (f64, f64) {
     let step = if integer { 1.0 } else { 0.01 };
-    let low = object
-        .get("minimum")
-        .and_then(Value::as_f64)
-        .or_else(|| object.get("exclusiveMinimum").and_then(Value::as_f64).map(|m| if integer { m.floor() + 1.0 } else { m + step }));
-    let high = object
-        .get("maximum")
-        .and_then(Value::as_f64)
-        .or_else(|| object.get("exclusiveMaximum").and_then(Value::as_f64).map(|m| if integer { m.ceil() - 1.0 } else { m - step }));
+    let low = object.get("minimum").and_then(Value::as_f64).or_else(|| {
+        object
+            .get("exclusiveMinimum")
+            .and_then(Value::as_f64)
+            .map(|m| if integer { m.floor() + 1.0 } else { m + step })
+    });
+    let high = object.get("maximum").and_then(Value::as_f64).or_else(|| {
+        object
+            .get("exclusiveMaximum")
+            .and_then(Value::as_f64)
+            .map(|m| if integer { m.ceil() - 1.0 } else { m - step })
+    });
     let (low, high) = match (low, high) {
         (Some(l), Some(h)) => (l, h),
-        (Some(l), None) => (l, if hint_high > l { hint_high.max(l + 1.0).min(l + 100_000.0) } else { l + 1000.0 }),
+        (Some(l), None) => (
+            l,
+            if hint_high > l {
+                hint_high.max(l + 1.0).min(l + 100_000.0)
+            } else {
+                l + 1000.0
+            },
+        ),
         (None, Some(h)) => (if hint_low < h { hint_low } else { h - 1000.0 }, h),
         (None, None) => (hint_low, hint_high),
     };
-    let (low, high) = if integer { (low.ceil(), high.floor()) } else { (low, high) };
+    let (low, high) = if integer {
+        (low.ceil(), high.floor())
+    } else {
+        (low, high)
+    };
     // Keep well inside what i64 and JSON numbers carry exactly.
     let limit = 9.0e15;
     (low.clamp(-limit, limit), high.clamp(-limit, limit))
@@ -406,7 +487,9 @@ fn round_to(value: f64, decimals: i32) -> f64 {
 
 /// Lengthens an RFC 3339 date-time with fractional seconds, which keeps it valid.
 fn pad_date_time(text: String, min: usize) -> String {
-    let Some(stem) = text.strip_suffix('Z') else { return text };
+    let Some(stem) = text.strip_suffix('Z') else {
+        return text;
+    };
     let digits = min.saturating_sub(stem.chars().count() + 2).max(1);
     format!("{stem}.{}Z", "0".repeat(digits))
 }
@@ -434,7 +517,11 @@ fn minimal(document: &Value, schema: &Value) -> Value {
     if types.contains(&"null") {
         return Value::Null;
     }
-    match types.first().copied().unwrap_or_else(|| schema.as_object().map_or("string", infer_type)) {
+    match types
+        .first()
+        .copied()
+        .unwrap_or_else(|| schema.as_object().map_or("string", infer_type))
+    {
         "object" => Value::Object(Map::new()),
         "array" => Value::Array(Vec::new()),
         "integer" | "number" => Value::Number(0.into()),

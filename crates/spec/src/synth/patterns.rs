@@ -42,7 +42,13 @@ impl PatternCache {
 
     /// A string matching `pattern` within `[min, max]` characters, if one
     /// can be generated in a few tries.
-    pub fn sample(&self, pattern: &str, rng: &mut Xoshiro256PlusPlus, min: usize, max: usize) -> Option<String> {
+    pub fn sample(
+        &self,
+        pattern: &str,
+        rng: &mut Xoshiro256PlusPlus,
+        min: usize,
+        max: usize,
+    ) -> Option<String> {
         let generator = self.generator(pattern, min, max)?;
         for _ in 0..16 {
             let text: String = rng.sample(&*generator);
@@ -67,10 +73,17 @@ fn compile(pattern: &str, min: usize, max: usize) -> Option<rand_regex::Regex> {
         Some(inner) if !inner.ends_with('\\') => inner,
         _ => pattern,
     };
-    let ascii = regex_syntax::ParserBuilder::new().unicode(false).utf8(true).build().parse(pattern);
+    let ascii = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(true)
+        .build()
+        .parse(pattern);
     let hir = match ascii {
         Ok(hir) => hir,
-        Err(_) => regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?,
+        Err(_) => regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(pattern)
+            .ok()?,
     };
     let hir = fit_repetition(hir, min, max);
     let max_repeat = MAX_REPEAT.max(u32::try_from(min).unwrap_or(u32::MAX).min(1024));
@@ -78,10 +91,14 @@ fn compile(pattern: &str, min: usize, max: usize) -> Option<rand_regex::Regex> {
 }
 
 fn fit_repetition(hir: Hir, min: usize, max: usize) -> Hir {
-    let HirKind::Repetition(repetition) = hir.kind() else { return hir };
+    let HirKind::Repetition(repetition) = hir.kind() else {
+        return hir;
+    };
     let single_char = match repetition.sub.kind() {
         HirKind::Class(_) => true,
-        HirKind::Literal(literal) => std::str::from_utf8(&literal.0).is_ok_and(|s| s.chars().count() == 1),
+        HirKind::Literal(literal) => {
+            std::str::from_utf8(&literal.0).is_ok_and(|s| s.chars().count() == 1)
+        }
         _ => false,
     };
     if !single_char {
@@ -97,5 +114,10 @@ fn fit_repetition(hir: Hir, min: usize, max: usize) -> Hir {
     if low > high {
         return hir;
     }
-    Hir::repetition(Repetition { min: low, max: Some(high), greedy: repetition.greedy, sub: repetition.sub.clone() })
+    Hir::repetition(Repetition {
+        min: low,
+        max: Some(high),
+        greedy: repetition.greedy,
+        sub: repetition.sub.clone(),
+    })
 }
