@@ -13,7 +13,9 @@ async fn main() -> std::io::Result<()> {
         Some(path) => Vec::leak(std::fs::read(path)?),
         None => br#"{"ok":true}"#,
     };
-    let app = Router::new().fallback(move || async move { ([(header::CONTENT_TYPE, "application/json")], body).into_response() });
+    let app = Router::new().fallback(move || async move {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, app).await
 }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod body;
+mod cache;
 mod headers;
 mod negotiate;
 mod params;

@@ -209,25 +209,29 @@ fn validate(
         .zip(&operation.parameter_validators)
     {
         let location = param.location.as_str();
-        let at = format!("/{}", sbx_spec::pointer::escape(&param.name));
+        // Built only on failure: the common path allocates nothing here.
+        let at = || format!("/{}", sbx_spec::pointer::escape(&param.name));
         match params::extract(param, &raw) {
             Err(message) => violations.push(Violation {
                 location,
-                pointer: at,
+                pointer: at(),
                 message: format!("{location} parameter \"{}\" {message}", param.name),
             }),
             Ok(None) if param.required => violations.push(Violation {
                 location,
-                pointer: at,
+                pointer: at(),
                 message: format!("{location} parameter \"{}\" is required", param.name),
             }),
             Ok(None) => {}
             Ok(Some(value)) => {
-                if let Some(validator) = validator {
+                if let Some(validator) = validator
+                    && !validator.is_valid(&value)
+                {
+                    let prefix = at();
                     for v in validator.violations(&value) {
                         violations.push(Violation {
                             location,
-                            pointer: format!("{at}{}", v.pointer),
+                            pointer: format!("{prefix}{}", v.pointer),
                             message: format!(
                                 "{location} parameter \"{}\": {}",
                                 param.name, v.message
@@ -284,7 +288,7 @@ fn validate(
         }),
         Ok(None) => {}
         Ok(Some(value)) => {
-            if let Some(validator) = &media.validator {
+            if let Some(validator) = media.validator.as_ref().filter(|v| !v.is_valid(&value)) {
                 violations.extend(validator.violations(&value).into_iter().map(|v| Violation {
                     location: "body",
                     message: if v.pointer.is_empty() {
@@ -363,7 +367,8 @@ fn declared_error(
     )
     .ok()?;
     let mut response = rendered.response;
-    if let Some(mut body) = rendered.value {
+    if let Some(body) = rendered.value {
+        let mut body = body.value.clone();
         let media = declared.content.iter().find(|m| {
             response
                 .headers

@@ -1,11 +1,14 @@
 //! Choosing and rendering the answer: status, media type, body, headers.
 
+use std::sync::Arc;
+
 use sbx_spec::{StatusKey, synth};
 use serde_json::{Value, json};
 
 use crate::{
     Response, SandboxContext,
     body::{essence, is_json},
+    cache::Synthesized,
     negotiate,
     problem::problem_response,
     revision::{CompiledOperation, CompiledResponse, CompiledRevision},
@@ -129,7 +132,7 @@ pub struct Exchange<'a> {
 /// The value of a declared response body before serialization.
 pub struct Rendered {
     pub response: Response,
-    pub value: Option<Value>,
+    pub value: Option<Arc<Synthesized>>,
 }
 
 /// Renders `response` with `status`, honouring `Accept` and `Prefer: example`.
@@ -173,14 +176,17 @@ pub fn render(
             continue;
         };
         let header_seed = synth::seed_from([&seed.to_le_bytes()[..], header.name.as_bytes()]);
-        let (value, _) = synth::synthesize_valid(
-            &revision.response_document,
-            pointer,
-            header_seed,
-            &revision.patterns,
-            header.validator.as_ref(),
-        );
-        headers.push((header.name.to_ascii_lowercase(), header_text(&value)));
+        let value = revision.synthesized.get_or_insert_with(header_seed, || {
+            synth::synthesize_valid(
+                &revision.response_document,
+                pointer,
+                header_seed,
+                &revision.patterns,
+                header.validator.as_ref(),
+            )
+            .0
+        });
+        headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
     }
     let Some(index) = chosen else {
         if let Some(name) = example {
@@ -205,7 +211,7 @@ pub fn render(
                 .chain(declared.content.iter().flat_map(|m| m.spec.examples.iter()))
                 .find(|(n, _)| n == name);
             match found {
-                Some((_, value)) => Some(value.clone()),
+                Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
                 None => {
                     let names: Vec<&str> = declared
                         .content
@@ -217,26 +223,29 @@ pub fn render(
             }
         }
         None => match media.spec.examples.first() {
-            Some((_, value)) => Some(value.clone()),
+            Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
             None => media.spec.schema_pointer.as_ref().map(|pointer| {
                 let media_seed =
                     synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
-                synth::synthesize_valid(
-                    &revision.response_document,
-                    pointer,
-                    media_seed,
-                    &revision.patterns,
-                    media.validator.as_ref(),
-                )
-                .0
+                revision.synthesized.get_or_insert_with(media_seed, || {
+                    synth::synthesize_valid(
+                        &revision.response_document,
+                        pointer,
+                        media_seed,
+                        &revision.patterns,
+                        media.validator.as_ref(),
+                    )
+                    .0
+                })
             }),
         },
     };
     let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
-    let body = value
-        .as_ref()
-        .map(|v| serialize(&content_type, v))
-        .unwrap_or_default();
+    let body = match &value {
+        Some(v) if is_json(&essence(&content_type)) => v.json().to_vec(),
+        Some(v) => serialize(&content_type, &v.value),
+        None => Vec::new(),
+    };
     headers.push(("content-type".to_owned(), content_type));
     Ok(Rendered {
         response: Response {

@@ -8,7 +8,7 @@ use sbx_spec::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::router::Router;
+use crate::{cache::SynthCache, router::Router};
 
 #[derive(Debug, thiserror::Error)]
 #[error("the spec's schemas do not compile ({} problem(s))", .0.len())]
@@ -59,6 +59,8 @@ pub struct CompiledRevision {
     pub router: Router,
     pub operations: Vec<CompiledOperation>,
     pub patterns: PatternCache,
+    /// Synthesized values by seed (see [`SynthCache`]).
+    pub synthesized: SynthCache,
     /// The document as responses see it (`writeOnly` not required).
     pub response_document: std::sync::Arc<Value>,
 }
@@ -153,6 +155,7 @@ impl CompiledRevision {
             router,
             operations,
             patterns: PatternCache::default(),
+            synthesized: SynthCache::default(),
             response_document: compiler.response_document().clone(),
             model,
         })

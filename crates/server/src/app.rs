@@ -187,9 +187,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CorsLayer::permissive())
         .layer(axum_middleware::from_fn_with_state(
             header_limit,
-            middleware::header_limit,
+            middleware::edge,
         ))
-        .layer(axum_middleware::from_fn(middleware::request_id))
 }
 
 /// Opens storage, loads state, and serves on `listener` until shutdown.

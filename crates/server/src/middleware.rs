@@ -1,4 +1,4 @@
-//! Cross-cutting layers: request ids and the header size limit.
+//! The edge layer: header size limit and request ids.
 
 use axum::{
     extract::{Request, State},
@@ -19,16 +19,21 @@ fn generate_request_id() -> String {
     )
 }
 
-/// Accepts a client's `X-Request-Id` (printable, ≤ 200 bytes) or makes one,
-/// and echoes it on the response.
-pub async fn request_id(request: Request, next: Next) -> Response {
+/// Every request's first stop: refuses oversized headers (431), then tags
+/// the request with its correlation id — the client's `X-Request-Id`
+/// (printable, ≤ 200 bytes) or a generated one — echoed on the response.
+/// One layer rather than two: each layer costs on every request.
+pub async fn edge(State(max_header_bytes): State<usize>, request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(generate_request_id, str::to_owned);
-    let mut response = next.run(request).await;
+    let mut response = match header_limit(max_header_bytes, &request) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
@@ -36,29 +41,29 @@ pub async fn request_id(request: Request, next: Next) -> Response {
 }
 
 /// 431 when the request's headers together exceed the configured size.
-pub async fn header_limit(State(limit): State<usize>, request: Request, next: Next) -> Response {
+fn header_limit(limit: usize, request: &Request) -> Option<Response> {
     let size: usize = request
         .headers()
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    if size > limit {
-        let body = serde_json::json!({
-            "type": "urn:sbx:problem:headers-too-large",
-            "title": "Request header fields too large",
-            "status": 431,
-            "detail": format!("the request's headers take {size} bytes; the limit is {limit}"),
-        });
-        let mut response = (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            axum::Json(body),
-        )
-            .into_response();
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        return response;
+    if size <= limit {
+        return None;
     }
-    next.run(request).await
+    let body = serde_json::json!({
+        "type": "urn:sbx:problem:headers-too-large",
+        "title": "Request header fields too large",
+        "status": 431,
+        "detail": format!("the request's headers take {size} bytes; the limit is {limit}"),
+    });
+    let mut response = (
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        axum::Json(body),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    Some(response)
 }

@@ -69,9 +69,8 @@ pub async fn start_mock(
         .layer(CorsLayer::permissive())
         .layer(axum_middleware::from_fn_with_state(
             limits.max_header_bytes,
-            middleware::header_limit,
-        ))
-        .layer(axum_middleware::from_fn(middleware::request_id));
+            middleware::edge,
+        ));
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {

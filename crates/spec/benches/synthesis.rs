@@ -29,19 +29,31 @@ fn benches(c: &mut Criterion) {
     let document = document();
     let compiler = SchemaCompiler::new(document.clone()).expect("compiles");
     let pointer = "/components/schemas/Payment";
-    let validator = compiler.compile(pointer, Direction::Response).expect("compiles");
+    let validator = compiler
+        .compile(pointer, Direction::Response)
+        .expect("compiles");
     let patterns = PatternCache::default();
     let mut seed = 0u64;
     c.bench_function("synthesize_valid/payment", |b| {
         b.iter(|| {
             seed += 1;
-            black_box(synthesize_valid(&document, pointer, seed, &patterns, Some(&validator)))
+            black_box(synthesize_valid(
+                &document,
+                pointer,
+                seed,
+                &patterns,
+                Some(&validator),
+            ))
         })
     });
     let (value, _) = synthesize_valid(&document, pointer, 7, &patterns, Some(&validator));
-    c.bench_function("validate/payment_valid", |b| b.iter(|| black_box(validator.is_valid(black_box(&value)))));
+    c.bench_function("validate/payment_valid", |b| {
+        b.iter(|| black_box(validator.is_valid(black_box(&value))))
+    });
     let invalid = json!({"id": 5, "amount": "x", "currency": "yen"});
-    c.bench_function("validate/payment_violations", |b| b.iter(|| black_box(validator.violations(black_box(&invalid)))));
+    c.bench_function("validate/payment_violations", |b| {
+        b.iter(|| black_box(validator.violations(black_box(&invalid))))
+    });
 }
 
 criterion_group!(synthesis, benches);

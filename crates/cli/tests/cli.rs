@@ -1,0 +1,224 @@
+//! The `sbx` binary end to end: serve, import, sandbox commands, mock,
+//! and graceful shutdown on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+const SBX: &str = env!("CARGO_BIN_EXE_sbx");
+const TOKEN: &str = "cli-test-admin-token-0123";
+
+fn fixtures() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../server/tests/fixtures"
+    ))
+}
+
+/// Starts `sbx` with `args`; returns it and the lines it printed until `until` matched.
+fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
+    let mut child = Command::new(SBX)
+        .args(args)
+        .env("SBX_ADMIN_TOKEN", TOKEN)
+        .env("SBX_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sbx starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("sbx printed its startup lines");
+        let done = line.contains(until);
+        lines.push(line);
+        if done {
+            return (child, lines);
+        }
+    }
+}
+
+fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(str::trim)
+        .expect("label printed")
+}
+
+/// A minimal HTTP/1.1 GET over a TCP socket; returns (status, body).
+fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = TcpStream::connect(authority).expect("connect");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn run(args: &[&str], url: &str) -> (bool, String, String) {
+    let output = Command::new(SBX)
+        .args(args)
+        .env("SBX_URL", url)
+        .env("SBX_TOKEN", TOKEN)
+        .output()
+        .expect("runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn terminate(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[test]
+fn serve_import_create_call_and_stop() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "listening on",
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+
+    let spec = fixtures().join("multifile/openapi.yaml");
+    let (ok, stdout, stderr) = run(
+        &["import", spec.to_str().unwrap(), "--name", "orders"],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let project: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(project["operations"][0]["id"], "getOrder");
+
+    let (ok, stdout, stderr) = run(
+        &["sandbox", "create", "--project", "orders", "--seed", "cli"],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let sandbox: Value = serde_json::from_str(&stdout).unwrap();
+    let base_url = sandbox["base_url"].as_str().unwrap();
+    let (status, body) = http_get(&format!("{base_url}/orders/ord_0001"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let order: Value = serde_json::from_str(&body).unwrap();
+    assert!(order["total"]["amount"].is_i64(), "{order}");
+
+    let id = sandbox["id"].as_str().unwrap();
+    let (ok, stdout, _) = run(&["sandbox", "list", "--project", "orders"], &url);
+    assert!(ok && stdout.contains(id));
+    let (ok, stdout, _) = run(&["sandbox", "show", id], &url);
+    assert!(
+        ok && !stdout.contains("api_key"),
+        "the key is shown once only"
+    );
+    // Importing again adds a revision.
+    let (ok, stdout, _) = run(
+        &["import", spec.to_str().unwrap(), "--name", "orders"],
+        &url,
+    );
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap()["revision"],
+        2
+    );
+    let (ok, _, _) = run(&["sandbox", "delete", id], &url);
+    assert!(ok);
+    let (ok, _, stderr) = run(&["sandbox", "show", id], &url);
+    assert!(!ok && stderr.contains("404"), "{stderr}");
+    terminate(server);
+}
+
+#[test]
+fn serve_demo_prints_a_ready_sandbox() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "try:",
+    );
+    let base_url = field(&lines, "base URL:");
+    let key = field(&lines, "API key:");
+    let (status, body) = http_get(
+        &format!("{base_url}/accounts/acct_demo_gold"),
+        &[("Authorization", &format!("Bearer {key}"))],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("acct_demo_gold"));
+    let (status, _) = http_get(&format!("{base_url}/accounts/acct_demo_gold"), &[]);
+    assert_eq!(status, 401);
+    terminate(server);
+}
+
+#[test]
+fn mock_serves_a_spec_and_rejects_a_broken_one() {
+    let spec = fixtures().join("petstore.yaml");
+    let (server, lines) = start(
+        &["mock", spec.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        "Mocking",
+    );
+    let root = lines.last().unwrap().rsplit(' ').next().unwrap().to_owned();
+    let (status, body) = http_get(&format!("{root}/v1/pets/1"), &[]);
+    assert_eq!(status, 200, "{body}");
+    terminate(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: '#/nowhere'}\n").unwrap();
+    let output = Command::new(SBX)
+        .args(["mock", broken.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/paths/~1a/get/responses/200/$ref"),
+        "{stderr}"
+    );
+}
