@@ -108,20 +108,22 @@ fn init_tracing() {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+/// Cancels `token` on SIGINT or SIGTERM. The handlers are installed before
+/// this returns, so a signal sent right after the ready message is caught.
+fn cancel_on_signal(token: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
         tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        token.cancel();
+    });
+    Ok(())
 }
 
 async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
@@ -132,6 +134,7 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let data_dir = config.data_dir.clone();
     let server = sbx_server::start(config, listener).await?;
+    cancel_on_signal(server.shutdown_token())?;
     println!("SmartSandbox listening on {}", server.public_url);
     println!(
         "  control plane: {}/api/v1  (OpenAPI: {}/api/v1/openapi.json)",
@@ -154,12 +157,6 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
             sandbox.api_key, sandbox.base_url
         );
     }
-    let token = server.shutdown_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        token.cancel();
-    });
     server.wait().await
 }
 
@@ -180,6 +177,7 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
         sbx_server::AuthMode::None
     };
     let server = sbx_server::start_mock(document.to_string(), listener, auth, limits).await?;
+    cancel_on_signal(server.shutdown_token())?;
     println!(
         "Mocking {} ({} operations) on http://{}",
         server.revision.model.title,
@@ -192,11 +190,6 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
             op.method, server.local_addr, server.revision.model.base_path, op.path
         );
     }
-    let token = server.shutdown_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        token.cancel();
-    });
     server.wait().await
 }
 

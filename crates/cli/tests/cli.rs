@@ -23,6 +23,10 @@ fn fixtures() -> &'static Path {
 }
 
 /// Starts `sbx` with `args`; returns it and the lines it printed until `until` matched.
+#[expect(
+    clippy::zombie_processes,
+    reason = "every caller ends the child with `terminate`, which waits for it"
+)]
 fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
     let mut child = Command::new(SBX)
         .args(args)

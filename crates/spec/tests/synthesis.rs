@@ -113,7 +113,7 @@ fn arb_schema() -> impl Strategy<Value = Value> {
             if let Some(len) = len { s["maxLength"] = json!(20 + len % 20); }
             s
         }),
-        (-1000i64..1000, 0i64..1000, 1i64..10).prop_map(|(min, span, step)| json!({"type": "integer", "minimum": min, "maximum": min + span, "multipleOf": step})),
+        (-1000i64..1000, 0i64..1000, 1i64..10).prop_map(|(min, span, step)| json!({"type": "integer", "minimum": min, "maximum": min + span + step, "multipleOf": step})),
         (-100.0f64..100.0, 0.0f64..50.0).prop_map(|(min, span)| json!({"type": "number", "minimum": min, "maximum": min + span + 0.5})),
         Just(json!({"type": "boolean"})),
         prop::sample::select(vec!["date-time", "date", "uuid", "email", "uri", "ipv4", "ipv6", "hostname", "byte"]).prop_map(|f| json!({"type": "string", "format": f})),
