@@ -87,17 +87,7 @@ pub fn parse(essence: &str, bytes: &[u8], schema: &Value) -> Result<Option<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn media(types: &[&str]) -> Vec<MediaTypeSpec> {
-        types
-            .iter()
-            .map(|t| MediaTypeSpec {
-                media_type: (*t).into(),
-                schema_pointer: None,
-                examples: vec![],
-            })
-            .collect()
-    }
+    use crate::test_support::media;
 
     #[test]
     fn exact_types_win_over_ranges() {

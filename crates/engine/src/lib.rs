@@ -17,6 +17,8 @@ mod problem;
 mod respond;
 mod revision;
 mod router;
+#[cfg(test)]
+mod test_support;
 
 pub use headers::HeaderSource;
 pub use pipeline::{AuthMode, Request, Response, SandboxContext, handle};

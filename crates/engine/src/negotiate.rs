@@ -76,17 +76,7 @@ pub fn concrete(declared: &str, accept: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn media(types: &[&str]) -> Vec<MediaTypeSpec> {
-        types
-            .iter()
-            .map(|t| MediaTypeSpec {
-                media_type: (*t).into(),
-                schema_pointer: None,
-                examples: vec![],
-            })
-            .collect()
-    }
+    use crate::test_support::media;
 
     #[test]
     fn picks_by_quality_then_json() {

@@ -60,11 +60,7 @@ enum Kind {
 }
 
 fn schema_kind(schema: &Value) -> Kind {
-    let types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(t)) => t.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
+    let types = sbx_spec::declared_types(schema);
     if types.contains(&"array") || (types.is_empty() && schema.get("items").is_some()) {
         Kind::Array
     } else if types.contains(&"object") || (types.is_empty() && schema.get("properties").is_some())
@@ -185,11 +181,7 @@ fn property_schema(schema: &Value, name: &str) -> Value {
 /// Text → the JSON type the schema expects, when it parses as one. Text
 /// that does not parse stays a string, so the validator names the mismatch.
 pub fn coerce(text: &str, schema: &Value) -> Value {
-    let types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(t)) => t.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
+    let types = sbx_spec::declared_types(schema);
     for t in &types {
         match *t {
             "integer" => {

@@ -94,3 +94,13 @@ fn detect_version(document: &Value) -> Result<SpecVersion, SpecError> {
         )),
     }
 }
+
+/// The types a schema's `type` keyword names (a string or, in 3.1, an
+/// array); empty when it names none.
+pub fn declared_types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,4 +1,4 @@
-use crate::helpers::{json_of, spawn_app};
+use crate::helpers::{send, spawn_app};
 
 #[tokio::test]
 async fn sandboxes_answer_by_path_host_and_key() {
@@ -64,42 +64,22 @@ async fn sandboxes_answer_by_path_host_and_key() {
 async fn unknown_sandboxes_routes_and_methods() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
-            .get(format!("{}/sbx/sbx-doesnotexist/v1/pets", app.url))
-            .send()
-            .await
-            .unwrap(),
+            .get(format!("{}/sbx/sbx-doesnotexist/v1/pets", app.url)),
     )
     .await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:unknown-sandbox");
-    let (status, body) = json_of(
-        app.client
-            .get(format!("{}/v1/pets", app.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.get(format!("{}/v1/pets", app.url))).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:no-sandbox");
-    let (status, body) = json_of(
-        app.client
-            .get(sandbox.url("/nothing"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.get(sandbox.url("/nothing"))).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:no-route");
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
-            .get(format!("{}/sbx/{}/pets", app.url, sandbox.id))
-            .send()
-            .await
-            .unwrap(),
+            .get(format!("{}/sbx/{}/pets", app.url, sandbox.id)),
     )
     .await;
     assert_eq!(status, 404, "the server base path is part of every route");

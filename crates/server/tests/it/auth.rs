@@ -1,6 +1,6 @@
 use base64::Engine;
 
-use crate::helpers::{json_of, spawn_app};
+use crate::helpers::{json_of, spawn_app, status_of};
 
 #[tokio::test]
 async fn each_security_scheme_accepts_the_sandbox_key() {
@@ -10,24 +10,11 @@ async fn each_security_scheme_accepts_the_sandbox_key() {
     let get = |path: &str| app.client.get(sandbox.url(path));
     // apiKey in a header (the global requirement)
     assert_eq!(
-        get("/pets/1")
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(get("/pets/1").header("x-api-key", key)).await,
         200
     );
     // http bearer
-    assert_eq!(
-        get("/pets/mine")
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(get("/pets/mine").bearer_auth(key)).await, 200);
     // http basic, key as user name
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
     let response = app
@@ -56,12 +43,7 @@ async fn each_security_scheme_accepts_the_sandbox_key() {
         200
     );
     assert_eq!(
-        get("/search?q=cats")
-            .header("x-request-tier", "free")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(get("/search?q=cats").header("x-request-tier", "free")).await,
         200
     );
 }
@@ -118,12 +100,7 @@ async fn auth_none_sandboxes_need_no_credentials() {
     let sandbox = app.petstore("none").await;
     assert_eq!(sandbox.body["auth"], "none");
     assert_eq!(
-        app.client
-            .get(sandbox.url("/pets/mine"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(app.client.get(sandbox.url("/pets/mine"))).await,
         200
     );
 }

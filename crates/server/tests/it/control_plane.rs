@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PETSTORE, json_of, spawn_app};
+use crate::helpers::{PETSTORE, json_of, send, spawn_app};
 
 #[tokio::test]
 async fn import_answers_with_the_operations() {
@@ -20,23 +20,13 @@ async fn import_answers_with_the_operations() {
 #[tokio::test]
 async fn the_control_plane_needs_the_admin_token() {
     let app = spawn_app().await;
-    let (status, body) = json_of(
-        app.client
-            .get(format!("{}/api/v1/projects", app.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.get(format!("{}/api/v1/projects", app.url))).await;
     assert_eq!(status, 401);
     assert_eq!(body["type"], "urn:sbx:problem:unauthorized");
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .get(format!("{}/api/v1/projects", app.url))
-            .bearer_auth("wrong-token-wrong")
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth("wrong-token-wrong"),
     )
     .await;
     assert_eq!(status, 401);
@@ -122,7 +112,7 @@ async fn malformed_and_hostile_specs_get_clear_errors() {
     assert_eq!(status, 422);
     assert_eq!(body["errors"][0]["pointer"], "/name");
     // Nothing was stored by any of these.
-    let (_, list) = json_of(app.admin(Method::GET, "/projects").send().await.unwrap()).await;
+    let (_, list) = send(app.admin(Method::GET, "/projects")).await;
     assert_eq!(list["items"], json!([]));
 }
 
@@ -160,23 +150,17 @@ async fn external_refs_uploaded_over_the_api_are_named() {
 #[tokio::test]
 async fn bad_json_and_unknown_fields_are_problems() {
     let app = spawn_app().await;
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.admin(Method::POST, "/sandboxes")
             .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap(),
+            .body("{not json"),
     )
     .await;
     assert_eq!(status, 400);
     assert_eq!(body["status"], 400);
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.admin(Method::POST, "/sandboxes")
-            .json(&json!({"projec": "x"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"projec": "x"})),
     )
     .await;
     assert_eq!(status, 422);
@@ -184,16 +168,13 @@ async fn bad_json_and_unknown_fields_are_problems() {
         body["detail"].as_str().unwrap().contains("projec"),
         "{body}"
     );
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.admin(Method::POST, "/sandboxes")
-            .json(&json!({"project": "nope"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"project": "nope"})),
     )
     .await;
     assert_eq!(status, 404);
-    let (status, body) = json_of(app.admin(Method::GET, "/nothing").send().await.unwrap()).await;
+    let (status, body) = send(app.admin(Method::GET, "/nothing")).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:no-control-route");
 }
@@ -211,23 +192,13 @@ async fn sandbox_fields_are_validated() {
             "/label",
         ),
     ] {
-        let (status, answer) = json_of(
-            app.admin(Method::POST, "/sandboxes")
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, answer) = send(app.admin(Method::POST, "/sandboxes").json(&body)).await;
         assert_eq!(status, 422, "{body}: {answer}");
         assert_eq!(answer["errors"][0]["pointer"], pointer);
     }
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.admin(Method::POST, "/sandboxes")
-            .json(&json!({"project": "pets", "revision": 2}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"project": "pets", "revision": 2})),
     )
     .await;
     assert_eq!(status, 404);
@@ -236,14 +207,7 @@ async fn sandbox_fields_are_validated() {
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let app = spawn_app().await;
-    let (status, doc) = json_of(
-        app.client
-            .get(format!("{}/api/v1/openapi.json", app.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, doc) = send(app.client.get(format!("{}/api/v1/openapi.json", app.url))).await;
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();
     let mut documented = Vec::new();
@@ -295,15 +259,9 @@ async fn projects_list_show_and_delete_with_their_sandboxes() {
     let app = spawn_app().await;
     app.import_ok("pets", PETSTORE).await;
     let sandbox = app.create_sandbox(json!({"project": "pets"})).await;
-    let (_, list) = json_of(app.admin(Method::GET, "/projects").send().await.unwrap()).await;
+    let (_, list) = send(app.admin(Method::GET, "/projects")).await;
     assert_eq!(list["items"][0]["name"], "pets");
-    let (status, project) = json_of(
-        app.admin(Method::GET, "/projects/pets")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, project) = send(app.admin(Method::GET, "/projects/pets")).await;
     assert_eq!(status, 200);
     assert_eq!(project["title"], "Test Petstore");
     let (status, _) = json_of(app.import("pets", PETSTORE).await).await;
@@ -314,14 +272,8 @@ async fn projects_list_show_and_delete_with_their_sandboxes() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    let (status, _) = json_of(
-        app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = send(app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))).await;
     assert_eq!(status, 404);
-    let (status, _) = json_of(app.client.get(sandbox.url("/pets")).send().await.unwrap()).await;
+    let (status, _) = send(app.client.get(sandbox.url("/pets"))).await;
     assert_eq!(status, 404);
 }

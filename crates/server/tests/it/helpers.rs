@@ -126,3 +126,18 @@ pub async fn json_of(response: Response) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// Sends a request and reads the answer as (status, JSON or text).
+pub async fn send(request: RequestBuilder) -> (u16, Value) {
+    json_of(request.send().await.expect("request sent")).await
+}
+
+/// Sends a request and returns only its status.
+pub async fn status_of(request: RequestBuilder) -> u16 {
+    request
+        .send()
+        .await
+        .expect("request sent")
+        .status()
+        .as_u16()
+}

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PETSTORE, json_of, spawn_app, spawn_app_with};
+use crate::helpers::{PETSTORE, json_of, send, spawn_app, spawn_app_with, status_of};
 
 #[tokio::test]
 async fn expired_sandboxes_say_so_and_their_data_is_removed() {
@@ -13,40 +13,25 @@ async fn expired_sandboxes_say_so_and_their_data_is_removed() {
         .create_sandbox(json!({"project": "pets", "auth": "none", "ttl_seconds": 1}))
         .await;
     assert!(sandbox.body["expires_at"].is_string());
-    assert_eq!(
-        app.client
-            .get(sandbox.url("/pets/1"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(app.client.get(sandbox.url("/pets/1"))).await, 200);
     // Wall-clock TTL: poll (bounded) until the reaper has removed it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, _) = json_of(
-            app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, _) = send(app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))).await;
         if status == 404 {
             break;
         }
         assert!(Instant::now() < deadline, "the sandbox did not expire");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (status, body) =
-        json_of(app.client.get(sandbox.url("/pets/1")).send().await.unwrap()).await;
+    let (status, body) = send(app.client.get(sandbox.url("/pets/1"))).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:sandbox-expired");
     assert!(
         body["detail"].as_str().unwrap().contains("expired at"),
         "{body}"
     );
-    let (_, list) = json_of(app.admin(Method::GET, "/sandboxes").send().await.unwrap()).await;
+    let (_, list) = send(app.admin(Method::GET, "/sandboxes")).await;
     assert_eq!(list["items"], json!([]));
 }
 
@@ -60,8 +45,7 @@ async fn deleted_sandboxes_stop_answering() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    let (status, body) =
-        json_of(app.client.get(sandbox.url("/pets/1")).send().await.unwrap()).await;
+    let (status, body) = send(app.client.get(sandbox.url("/pets/1"))).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:unknown-sandbox");
     let response = app
@@ -103,13 +87,7 @@ async fn a_restart_keeps_projects_sandboxes_and_answers() {
         before,
         "same sandbox, same answer after a restart"
     );
-    let (_, project) = json_of(
-        app.admin(Method::GET, "/projects/pets")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, project) = send(app.admin(Method::GET, "/projects/pets")).await;
     assert_eq!(project["revision"], 1);
 }
 
@@ -132,33 +110,18 @@ async fn sandboxes_stay_pinned_to_their_revision() {
         .await;
     assert_eq!(new.body["revision"], 2);
     assert_eq!(
-        app.client
-            .get(old.url("/pets?limit=20"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(app.client.get(old.url("/pets?limit=20"))).await,
         200
     );
     assert_eq!(
-        app.client
-            .get(new.url("/pets?limit=20"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(app.client.get(new.url("/pets?limit=20"))).await,
         400
     );
     let pinned = app
         .create_sandbox(json!({"project": "pets", "auth": "none", "revision": 1}))
         .await;
     assert_eq!(
-        app.client
-            .get(pinned.url("/pets?limit=20"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(app.client.get(pinned.url("/pets?limit=20"))).await,
         200
     );
     let response = app
@@ -168,13 +131,7 @@ async fn sandboxes_stay_pinned_to_their_revision() {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
-    let (_, project) = json_of(
-        app.admin(Method::GET, "/projects/pets")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, project) = send(app.admin(Method::GET, "/projects/pets")).await;
     assert_eq!(project["revision"], 2, "a rejected spec makes no revision");
 }
 

@@ -3,7 +3,7 @@ use std::path::Path;
 use sbx_server::{AuthMode, Limits, start_mock};
 use serde_json::json;
 
-use crate::helpers::{PETSTORE, json_of};
+use crate::helpers::{PETSTORE, send, status_of};
 
 #[tokio::test]
 async fn mock_serves_one_spec_at_the_root() {
@@ -31,16 +31,13 @@ async fn mock_serves_one_spec_at_the_root() {
         .await
         .unwrap();
     assert_eq!(first, again);
-    let (status, _) = json_of(client.get(format!("{url}/v1/pets/x")).send().await.unwrap()).await;
+    let (status, _) = send(client.get(format!("{url}/v1/pets/x"))).await;
     assert_eq!(status, 400);
-    let (status, _) = json_of(
+    let (status, _) = send(
         client
             .post(format!("{url}/v1/pets"))
             .header("prefer", "code=422")
-            .json(&json!({"name": "a", "kind": "cat"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "a", "kind": "cat"})),
     )
     .await;
     assert_eq!(status, 422);
@@ -61,15 +58,9 @@ async fn mock_with_auth_spec_enforces_the_schemes() {
     .unwrap();
     let url = format!("http://{}/v1/pets/1", server.local_addr);
     let client = reqwest::Client::new();
-    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(status_of(client.get(&url)).await, 401);
     assert_eq!(
-        client
-            .get(&url)
-            .header("x-api-key", "sk_test_anything")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(client.get(&url).header("x-api-key", "sk_test_anything")).await,
         200
     );
 }
@@ -88,27 +79,14 @@ async fn multi_file_specs_are_bundled_from_disk() {
     .await
     .unwrap();
     let client = reqwest::Client::new();
-    let (status, order) = json_of(
-        client
-            .get(format!("http://{}/orders/ord_1234", server.local_addr))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, order) =
+        send(client.get(format!("http://{}/orders/ord_1234", server.local_addr))).await;
     assert_eq!(status, 200, "{order}");
     assert!(
         ["usd", "eur"].contains(&order["total"]["currency"].as_str().unwrap()),
         "{order}"
     );
     assert!(order["lines"][0]["price"]["amount"].is_i64(), "{order}");
-    let (status, _) = json_of(
-        client
-            .get(format!("http://{}/orders/nope", server.local_addr))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = send(client.get(format!("http://{}/orders/nope", server.local_addr))).await;
     assert_eq!(status, 400, "the bundled parameter's pattern applies");
 }

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{PETSTORE, json_of, spawn_app};
+use crate::helpers::{PETSTORE, json_of, send, spawn_app};
 
 #[tokio::test]
 async fn synthesized_answers_follow_the_schema() {
@@ -31,41 +31,27 @@ async fn prefer_selects_the_status_and_the_example() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     let new_pet = json!({"name": "Rex", "kind": "dog"});
-    let (status, body) = json_of(
-        app.client
-            .post(sandbox.url("/pets"))
-            .json(&new_pet)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.post(sandbox.url("/pets")).json(&new_pet)).await;
     assert_eq!(status, 201);
     assert_eq!(
         body,
         json!({"id": 7, "name": "Rex", "kind": "dog"}),
         "the first example is the default"
     );
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .post(sandbox.url("/pets"))
             .header("prefer", "example=tweety")
-            .json(&new_pet)
-            .send()
-            .await
-            .unwrap(),
+            .json(&new_pet),
     )
     .await;
     assert_eq!(status, 201);
     assert_eq!(body["name"], "Tweety");
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .post(sandbox.url("/pets"))
             .header("prefer", "example=nope")
-            .json(&new_pet)
-            .send()
-            .await
-            .unwrap(),
+            .json(&new_pet),
     )
     .await;
     assert_eq!(status, 400);
@@ -73,13 +59,10 @@ async fn prefer_selects_the_status_and_the_example() {
         body["detail"].as_str().unwrap().contains("rex, tweety"),
         "{body}"
     );
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .get(sandbox.url("/pets/1"))
-            .header("prefer", "code=404")
-            .send()
-            .await
-            .unwrap(),
+            .header("prefer", "code=404"),
     )
     .await;
     assert_eq!(status, 404);
@@ -87,13 +70,10 @@ async fn prefer_selects_the_status_and_the_example() {
         body["code"].as_i64().is_some() && body["message"].is_string(),
         "{body}"
     );
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .get(sandbox.url("/pets/1"))
-            .header("prefer", "code=418")
-            .send()
-            .await
-            .unwrap(),
+            .header("prefer", "code=418"),
     )
     .await;
     assert_eq!(status, 400);
@@ -101,13 +81,10 @@ async fn prefer_selects_the_status_and_the_example() {
         body["detail"].as_str().unwrap().contains("200, 404"),
         "{body}"
     );
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .get(sandbox.url("/pets/1"))
-            .header("prefer", "code=abc")
-            .send()
-            .await
-            .unwrap(),
+            .header("prefer", "code=abc"),
     )
     .await;
     assert_eq!(status, 400);
@@ -233,34 +210,21 @@ async fn swagger2_specs_are_converted_and_served() {
     assert!(response.headers().contains_key("x-rate"));
     let (_, item) = json_of(response).await;
     assert!(item["id"].is_i64() && item["name"].is_string(), "{item}");
-    let (status, _) = json_of(
-        app.client
-            .get(sandbox.url("/items/abc"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = send(app.client.get(sandbox.url("/items/abc"))).await;
     assert_eq!(status, 400);
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .post(sandbox.url("/items"))
             .header("x-key", &sandbox.api_key)
-            .json(&json!({"id": 1, "name": "x", "note": null}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"id": 1, "name": "x", "note": null})),
     )
     .await;
     assert_eq!(status, 201);
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .post(sandbox.url("/upload"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body("count=3")
-            .send()
-            .await
-            .unwrap(),
+            .body("count=3"),
     )
     .await;
     assert_eq!(status, 400, "{body}");

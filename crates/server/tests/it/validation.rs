@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{json_of, spawn_app};
+use crate::helpers::{json_of, send, spawn_app};
 
 fn locations(body: &Value) -> Vec<(String, String)> {
     body["errors"]
@@ -21,28 +21,14 @@ async fn every_parameter_location_is_validated() {
     let app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     // path
-    let (status, body) = json_of(
-        app.client
-            .get(sandbox.url("/pets/abc"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.get(sandbox.url("/pets/abc"))).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["type"], "urn:sbx:problem:validation");
     assert_eq!(locations(&body), [("path".to_owned(), "/petId".to_owned())]);
-    let (status, _) = json_of(app.client.get(sandbox.url("/pets/0")).send().await.unwrap()).await;
+    let (status, _) = send(app.client.get(sandbox.url("/pets/0"))).await;
     assert_eq!(status, 400, "minimum applies");
     // query: bounds, enum inside a non-exploded array, both reported
-    let (status, body) = json_of(
-        app.client
-            .get(sandbox.url("/pets?limit=500&tags=cat,fish"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.get(sandbox.url("/pets?limit=500&tags=cat,fish"))).await;
     assert_eq!(status, 400);
     assert_eq!(
         locations(&body),
@@ -51,23 +37,13 @@ async fn every_parameter_location_is_validated() {
             ("query".to_owned(), "/tags/1".to_owned())
         ]
     );
-    let (status, _) = json_of(
-        app.client
-            .get(sandbox.url("/pets?limit=5&tags=cat,dog"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = send(app.client.get(sandbox.url("/pets?limit=5&tags=cat,dog"))).await;
     assert_eq!(status, 200);
     // header format
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .get(sandbox.url("/pets"))
-            .header("x-trace", "not-a-uuid")
-            .send()
-            .await
-            .unwrap(),
+            .header("x-trace", "not-a-uuid"),
     )
     .await;
     assert_eq!(status, 400);
@@ -76,14 +52,7 @@ async fn every_parameter_location_is_validated() {
         [("header".to_owned(), "/X-Trace".to_owned())]
     );
     // required header and query, pattern
-    let (status, body) = json_of(
-        app.client
-            .get(sandbox.url("/search?q=A1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.get(sandbox.url("/search?q=A1"))).await;
     assert_eq!(status, 400);
     assert_eq!(
         locations(&body),
@@ -93,13 +62,10 @@ async fn every_parameter_location_is_validated() {
         ]
     );
     // cookie
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .get(sandbox.url("/session"))
-            .header("cookie", "theme=blue")
-            .send()
-            .await
-            .unwrap(),
+            .header("cookie", "theme=blue"),
     )
     .await;
     assert_eq!(status, 400);
@@ -107,13 +73,10 @@ async fn every_parameter_location_is_validated() {
         locations(&body),
         [("cookie".to_owned(), "/theme".to_owned())]
     );
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .get(sandbox.url("/session"))
-            .header("cookie", "a=b; theme=dark")
-            .send()
-            .await
-            .unwrap(),
+            .header("cookie", "a=b; theme=dark"),
     )
     .await;
     assert_eq!(status, 200);
@@ -141,13 +104,10 @@ async fn bodies_are_validated_and_the_declared_error_is_used() {
     assert_eq!(body["message"], reason.as_str());
     assert!((400..=599).contains(&body["code"].as_i64().unwrap()));
     // readOnly properties may be omitted from requests even when required.
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .post(sandbox.url("/pets"))
-            .json(&json!({"name": "Rex", "kind": "dog", "birthday": null}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "Rex", "kind": "dog", "birthday": null})),
     )
     .await;
     assert_eq!(status, 201);
@@ -193,13 +153,10 @@ async fn problem_details_list_body_violations_when_no_error_is_declared() {
         "responses": {"204": {"description": "ok"}}}}}}"#;
     app.import_ok("things", spec).await;
     let sandbox = app.create_sandbox(json!({"project": "things"})).await;
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .post(sandbox.url("/things"))
-            .json(&json!({"a": "x", "b": "yesterday"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"a": "x", "b": "yesterday"})),
     )
     .await;
     assert_eq!(status, 400);
@@ -211,13 +168,10 @@ async fn problem_details_list_body_violations_when_no_error_is_declared() {
             ("body".to_owned(), "/b".to_owned())
         ]
     );
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .post(sandbox.url("/things"))
-            .json(&json!({"a": 1, "b": null}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"a": 1, "b": null})),
     )
     .await;
     assert_eq!(status, 204);
@@ -228,36 +182,22 @@ async fn wrong_media_types_and_oversized_bodies_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let app = crate::helpers::spawn_app_with(dir, |c| c.limits.max_body_bytes = 1024).await;
     let sandbox = app.petstore("none").await;
-    let (status, body) = json_of(
+    let (status, body) = send(
         app.client
             .post(sandbox.url("/pets"))
             .header("content-type", "text/plain")
-            .body("name=x")
-            .send()
-            .await
-            .unwrap(),
+            .body("name=x"),
     )
     .await;
     assert_eq!(status, 415);
     assert_eq!(body["supported"], json!(["application/json"]));
     let big = json!({"name": "x".repeat(4096), "kind": "dog"});
-    let (status, body) = json_of(
-        app.client
-            .post(sandbox.url("/pets"))
-            .json(&big)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = send(app.client.post(sandbox.url("/pets")).json(&big)).await;
     assert_eq!(status, 413, "{body}");
-    let (status, _) = json_of(
+    let (status, _) = send(
         app.client
             .get(sandbox.url("/pets"))
-            .header("x-huge", "h".repeat(40 * 1024))
-            .send()
-            .await
-            .unwrap(),
+            .header("x-huge", "h".repeat(40 * 1024)),
     )
     .await;
     assert_eq!(status, 431);

@@ -136,7 +136,7 @@ impl<'a> Synthesizer<'a> {
                 return self.generate_choice(object, combinator, branches, depth, name);
             }
         }
-        match self.pick_type(object) {
+        match self.pick_type(schema, object) {
             "object" => self.generate_object(object, depth),
             "array" => self.generate_array(object, depth, name),
             "integer" => self.generate_integer(object, name),
@@ -147,12 +147,8 @@ impl<'a> Synthesizer<'a> {
         }
     }
 
-    fn pick_type(&mut self, object: &Map<String, Value>) -> &'static str {
-        let declared: Vec<&str> = match object.get("type") {
-            Some(Value::String(t)) => vec![t.as_str()],
-            Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
+    fn pick_type(&mut self, schema: &Value, object: &Map<String, Value>) -> &'static str {
+        let declared = crate::declared_types(schema);
         let non_null: Vec<&str> = declared.iter().copied().filter(|t| *t != "null").collect();
         let chosen = match (non_null.first(), declared.is_empty()) {
             (Some(t), _) => *t,
@@ -292,15 +288,7 @@ impl<'a> Synthesizer<'a> {
         depth: usize,
         name: Option<&str>,
     ) -> Value {
-        let min = object
-            .get("minItems")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            .min(64) as usize;
-        let max = object
-            .get("maxItems")
-            .and_then(Value::as_u64)
-            .map_or(usize::MAX, |m| m as usize);
+        let (min, max) = bounds_of(object, "minItems", "maxItems", 64);
         let prefix: &[Value] = object
             .get("prefixItems")
             .and_then(Value::as_array)
@@ -387,15 +375,7 @@ impl<'a> Synthesizer<'a> {
     }
 
     fn generate_string(&mut self, object: &Map<String, Value>, name: Option<&str>) -> String {
-        let min = object
-            .get("minLength")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            .min(4096) as usize;
-        let max = object
-            .get("maxLength")
-            .and_then(Value::as_u64)
-            .map_or(usize::MAX, |m| m as usize);
+        let (min, max) = bounds_of(object, "minLength", "maxLength", 4096);
         let format = object.get("format").and_then(Value::as_str);
         let text = if let Some(pattern) = object.get("pattern").and_then(Value::as_str) {
             match self.patterns.sample(pattern, &mut self.rng, min, max) {
@@ -412,6 +392,26 @@ impl<'a> Synthesizer<'a> {
             _ => fit_length(text, min, max, &mut self.rng),
         }
     }
+}
+
+/// A `min*`/`max*` keyword pair as a range; the minimum is capped so a
+/// hostile `minLength: 1e12` cannot make synthesis allocate without end.
+fn bounds_of(
+    object: &Map<String, Value>,
+    min_key: &str,
+    max_key: &str,
+    min_cap: u64,
+) -> (usize, usize) {
+    let min = object
+        .get(min_key)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(min_cap) as usize;
+    let max = object
+        .get(max_key)
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    (min, max)
 }
 
 fn infer_type(object: &Map<String, Value>) -> &'static str {
@@ -509,11 +509,7 @@ fn fit_length(mut text: String, min: usize, max: usize, rng: &mut Xoshiro256Plus
 /// The smallest value a schema plausibly accepts, for where recursion stops.
 fn minimal(document: &Value, schema: &Value) -> Value {
     let schema = resolve(document, schema, "").map_or(&Value::Bool(true), |(s, _)| s);
-    let types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
+    let types = crate::declared_types(schema);
     if types.contains(&"null") {
         return Value::Null;
     }
