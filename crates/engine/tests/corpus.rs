@@ -99,10 +99,7 @@ struct Report {
 
 fn check_spec(path: &Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let limits = Limits {
-        max_spec_bytes: 64 * 1024 * 1024,
-        ..Limits::default()
-    };
+    let limits = Limits::default();
     let model = sbx_spec::load_api(&text, &limits)
         .map_err(|e| format!("load: {:?}", e.problems().first()))?;
     let revision =

@@ -159,3 +159,37 @@ fn patterns_meet_length_bounds_and_date_times_stay_valid_when_padded() {
     );
     assert_eq!(value["sha"].as_str().unwrap().len(), 40);
 }
+
+#[test]
+fn self_referential_composition_terminates() {
+    let doc = Arc::new(json!({"components": {"schemas": {
+        "A": {"oneOf": [{"$ref": "#/components/schemas/A"}, {"allOf": [{"$ref": "#/components/schemas/A"}]}]},
+        "B": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "integer"}]}
+    }}}));
+    let cache = PatternCache::default();
+    let compiler = SchemaCompiler::new(doc.clone()).unwrap();
+    // A has no finite instance; synthesis must still return.
+    let _ = synthesize_valid(&doc, "/components/schemas/A", 1, &cache, None);
+    let validator = compiler
+        .compile("/components/schemas/B", Direction::Response)
+        .unwrap();
+    let (value, valid) =
+        synthesize_valid(&doc, "/components/schemas/B", 1, &cache, Some(&validator));
+    assert!(valid, "{value}");
+}
+
+#[test]
+fn exponential_schemas_are_cut_by_the_node_budget() {
+    let doc = json!({"components": {"schemas": {"T": {"type": "object", "required": ["a", "b", "c"], "properties": {
+        "a": {"$ref": "#/components/schemas/T"}, "b": {"$ref": "#/components/schemas/T"}, "c": {"$ref": "#/components/schemas/T"}
+    }}}}});
+    let started = std::time::Instant::now();
+    let _ = synthesize_valid(
+        &doc,
+        "/components/schemas/T",
+        1,
+        &PatternCache::default(),
+        None,
+    );
+    assert!(started.elapsed().as_secs() < 5);
+}

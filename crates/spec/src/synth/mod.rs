@@ -23,6 +23,10 @@ use crate::{SchemaValidator, pointer::resolve};
 const OPTIONAL_DEPTH: usize = 4;
 /// Nesting at which generation stops recursing (recursive schemas).
 const MAX_DEPTH: usize = 12;
+/// Nesting, composition included, past which only a minimal value is made.
+const MAX_COMPOSED_DEPTH: usize = 48;
+/// Values generated per attempt before the rest are minimal.
+const NODE_BUDGET: usize = 20_000;
 /// Attempts made to find a value that validates.
 pub const MAX_ATTEMPTS: u32 = 12;
 
@@ -76,6 +80,7 @@ pub struct Synthesizer<'a> {
     patterns: &'a PatternCache,
     pub use_examples: bool,
     pub optional_depth: usize,
+    budget: usize,
 }
 
 impl<'a> Synthesizer<'a> {
@@ -86,6 +91,7 @@ impl<'a> Synthesizer<'a> {
             patterns,
             use_examples: true,
             optional_depth: OPTIONAL_DEPTH,
+            budget: NODE_BUDGET,
         }
     }
 
@@ -98,6 +104,14 @@ impl<'a> Synthesizer<'a> {
 
     /// One value for `schema`; `name` is the property it will be stored under.
     pub fn generate(&mut self, schema: &Value, depth: usize, name: Option<&str>) -> Value {
+        // Composition counts as nesting too (`A: oneOf: [$ref: A, …]`), so
+        // every path through a schema ends here at the latest.
+        // A node budget bounds the work a hostile schema (several required
+        // recursive members) can ask for: past it, only minimal values.
+        if depth > MAX_COMPOSED_DEPTH || self.budget == 0 {
+            return minimal(self.document, schema);
+        }
+        self.budget -= 1;
         let schema = self.deref(schema);
         let Some(object) = schema.as_object() else {
             // `true` accepts anything, `false` nothing; a string is a fine answer to both.
@@ -127,7 +141,7 @@ impl<'a> Synthesizer<'a> {
         }
         if object.contains_key("allOf") {
             let merged = merge::all_of(self.document, schema);
-            return self.generate(&merged, depth, name);
+            return self.generate(&merged, depth + 1, name);
         }
         for combinator in ["oneOf", "anyOf"] {
             if let Some(Value::Array(branches)) = object.get(combinator)
@@ -193,9 +207,9 @@ impl<'a> Synthesizer<'a> {
             .any(|k| matches!(k.as_str(), "properties" | "required" | "type"))
         {
             let merged = merge::merge_pair(self.document, &Value::Object(base), branch);
-            self.generate(&merged, depth, name)
+            self.generate(&merged, depth + 1, name)
         } else {
-            self.generate(branch, depth, name)
+            self.generate(branch, depth + 1, name)
         };
         if let (Some(discriminator), Value::Object(map)) = (object.get("discriminator"), &mut value)
             && let Some(property) = discriminator.get("propertyName").and_then(Value::as_str)
