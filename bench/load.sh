@@ -76,6 +76,9 @@ for target in ceiling:4012 sbx:4010 prism:4011; do
     echo "== $name GET"
     RESULT[$name-get]=$(load "http://127.0.0.1:$port/v1/items/1")
     echo "   ${RESULT[$name-get]}"
+    echo "== $name GET, a new id every request"
+    RESULT[$name-varied]=$(load "http://127.0.0.1:$port" bench/get-varied.lua)
+    echo "   ${RESULT[$name-varied]}"
     echo "== $name POST"
     RESULT[$name-post]=$(load "http://127.0.0.1:$port/v1/items" bench/post.lua)
     echo "   ${RESULT[$name-post]}"
@@ -101,19 +104,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s; servers on core 0, wrk on core 1."
     echo
-    echo "| server | GET req/s | GET p50 ms | GET p99 ms | POST req/s | POST p50 ms | POST p99 ms |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| server | run | req/s | p50 ms | p99 ms |"
+    echo "|---|---|---|---|---|"
     for name in ceiling sbx prism; do
-        read -r grps gp50 gp99 <<<"${RESULT[$name-get]}"
-        read -r prps pp50 pp99 <<<"${RESULT[$name-post]}"
-        echo "| $name | $grps | $gp50 | $gp99 | $prps | $pp50 | $pp99 |"
+        for run in get varied post; do
+            read -r rps p50 p99 <<<"${RESULT[$name-$run]}"
+            echo "| $name | $run | $rps | $p50 | $p99 |"
+        done
     done
-    read -r cg _ _ <<<"${RESULT[ceiling-get]}"; read -r cp _ _ <<<"${RESULT[ceiling-post]}"
-    read -r sg _ _ <<<"${RESULT[sbx-get]}"; read -r sp _ _ <<<"${RESULT[sbx-post]}"
-    read -r pg _ _ <<<"${RESULT[prism-get]}"; read -r pq _ _ <<<"${RESULT[prism-post]}"
     echo
-    echo "sbx / ceiling: GET $(ratio "$sg" "$cg"), POST $(ratio "$sp" "$cp")"
-    echo "sbx / prism:   GET $(ratio "$sg" "$pg"), POST $(ratio "$sp" "$pq")"
+    for run in get varied post; do
+        read -r c _ _ <<<"${RESULT[ceiling-$run]}"; read -r s _ _ <<<"${RESULT[sbx-$run]}"; read -r p _ _ <<<"${RESULT[prism-$run]}"
+        echo "$run: sbx / ceiling $(ratio "$s" "$c"), sbx / prism $(ratio "$s" "$p")"
+    done
     echo
     echo "Sandboxes and imports: $SANDBOX_JSON"
 } | tee "$OUT/latest.md"
