@@ -104,3 +104,57 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         reaper_interval: Duration::from_secs(reaper_seconds),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            data_dir: Some(PathBuf::from("/flag/dir")),
+            database_url: None,
+            base_domain: None,
+            public_url: None,
+            config,
+            demo: false,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sbx.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n",
+        )
+        .unwrap();
+        let config = resolve(args(Some(file))).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.data_dir, PathBuf::from("/flag/dir"));
+        assert_eq!(config.base_domain, "sandbox.test");
+        assert_eq!(config.limits.max_body_bytes, 2048);
+        assert_eq!(
+            config.limits.max_header_bytes,
+            Limits::default().max_header_bytes
+        );
+    }
+
+    #[test]
+    fn bad_files_and_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sbx.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let error = format!("{:#}", resolve(args(Some(file.clone()))).unwrap_err());
+        assert!(error.contains("lisen"), "{error}");
+        std::fs::write(&file, "public_url = \"ftp://x\"\n").unwrap();
+        let error = format!("{:#}", resolve(args(Some(file))).unwrap_err());
+        assert!(error.contains("public URL"), "{error}");
+        let error = format!(
+            "{:#}",
+            resolve(args(Some(dir.path().join("missing.toml")))).unwrap_err()
+        );
+        assert!(error.contains("missing.toml"), "{error}");
+    }
+}
