@@ -184,6 +184,9 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
         server.revision.operations.len(),
         server.local_addr
     );
+    for warning in &server.revision.model.warnings {
+        eprintln!("warning: {}: {}", warning.pointer, warning.message);
+    }
     for op in server.revision.summaries() {
         println!(
             "  {:7} http://{}{}{}",

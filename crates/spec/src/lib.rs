@@ -12,6 +12,7 @@ mod error;
 mod load;
 mod model;
 mod normalize;
+mod patterns;
 pub mod pointer;
 mod swagger2;
 pub mod synth;
@@ -59,7 +60,8 @@ pub fn load_api_value(mut document: Value) -> Result<ApiModel, SpecError> {
         return Err(SpecError::Invalid(problems));
     }
     normalize::to_json_schema_2020(&mut document, version);
-    model::extract(Arc::new(document), version)
+    let warnings = patterns::drop_invalid_patterns(&mut document);
+    model::extract(Arc::new(document), version, warnings)
 }
 
 /// Error lists are cut here so a broken 10 MB spec cannot produce a 100 MB answer.

@@ -25,6 +25,8 @@ pub struct ApiModel {
     pub base_path: String,
     pub operations: Vec<Operation>,
     pub security_schemes: BTreeMap<String, SecurityScheme>,
+    /// What was ignored to make the spec usable (invalid regular expressions).
+    pub warnings: Vec<Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,7 +188,11 @@ struct Extractor<'a> {
     problems: Vec<Problem>,
 }
 
-pub fn extract(document: Arc<Value>, version: SpecVersion) -> Result<ApiModel, SpecError> {
+pub fn extract(
+    document: Arc<Value>,
+    version: SpecVersion,
+    warnings: Vec<Problem>,
+) -> Result<ApiModel, SpecError> {
     let mut ex = Extractor {
         document: &document,
         problems: Vec::new(),
@@ -207,6 +213,7 @@ pub fn extract(document: Arc<Value>, version: SpecVersion) -> Result<ApiModel, S
     let base_path = base_path(&document);
     Ok(ApiModel {
         version,
+        warnings,
         title,
         base_path,
         operations,
@@ -379,6 +386,9 @@ impl<'a> Extractor<'a> {
         let mut seen_ids = std::collections::HashSet::new();
         for (path, item) in paths {
             let item_at = join("/paths", path);
+            if path.starts_with("x-") {
+                continue; // a specification extension, not a path
+            }
             if !path.starts_with('/') {
                 self.problem(&item_at, format!("path \"{path}\" must start with '/'"));
                 continue;

@@ -54,6 +54,8 @@ pub struct ProjectView {
     /// The spec's server base path, part of every route (e.g. `/v1`).
     pub base_path: String,
     pub operations: Vec<OperationView>,
+    /// Parts of the spec that were ignored to make it usable, with where they are.
+    pub warnings: Vec<FieldError>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -106,6 +108,16 @@ fn view(record: &sbx_store::ProjectRecord, compiled: &sbx_engine::CompiledRevisi
             .summaries()
             .into_iter()
             .map(|OperationSummary { id, method, path }| OperationView { id, method, path })
+            .collect(),
+        warnings: compiled
+            .model
+            .warnings
+            .iter()
+            .map(|w| FieldError {
+                location: "spec".into(),
+                pointer: w.pointer.clone(),
+                message: w.message.clone(),
+            })
             .collect(),
         created_at: rfc3339(record.created_at_ms),
         updated_at: rfc3339(record.updated_at_ms),

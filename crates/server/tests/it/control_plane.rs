@@ -277,3 +277,22 @@ async fn projects_list_show_and_delete_with_their_sandboxes() {
     let (status, _) = send(app.client.get(sandbox.url("/pets"))).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn invalid_regular_expressions_are_ignored_with_a_warning() {
+    let app = spawn_app().await;
+    let spec = r#"{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"get": {
+        "parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "pattern": "[a-zA-Z]{1-70"}}],
+        "responses": {"200": {"description": "ok"}}}}}}"#;
+    let body = app.import_ok("regex", spec).await;
+    assert_eq!(
+        body["warnings"][0]["pointer"],
+        "/paths/~1a/get/parameters/0/schema/pattern"
+    );
+    assert!(
+        body["warnings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ignored")
+    );
+}

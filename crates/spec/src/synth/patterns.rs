@@ -7,7 +7,9 @@ use std::{
 };
 
 use rand::{RngExt, rngs::Xoshiro256PlusPlus};
-use regex_syntax::hir::{Hir, HirKind, Repetition};
+use regex_syntax::hir::{
+    Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Repetition,
+};
 
 /// Repetitions generated at most for `*`, `+` and open `{n,}`.
 const MAX_REPEAT: u32 = 8;
@@ -66,28 +68,73 @@ impl PatternCache {
 /// generated at a length within `[min, max]` directly, since `minLength: 40`
 /// beside it is common and random repetition would rarely reach it.
 fn compile(pattern: &str, min: usize, max: usize) -> Option<rand_regex::Regex> {
-    // Generators cannot produce anchors; a string generated from the inner
-    // expression matches the anchored pattern all the same.
-    let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
-    let pattern = match pattern.strip_suffix('$') {
-        Some(inner) if !inner.ends_with('\\') => inner,
-        _ => pattern,
-    };
-    let ascii = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(true)
+    let pattern = &without_anchors(pattern);
+    let hir = regex_syntax::ParserBuilder::new()
         .build()
-        .parse(pattern);
-    let hir = match ascii {
-        Ok(hir) => hir,
-        Err(_) => regex_syntax::ParserBuilder::new()
-            .build()
-            .parse(pattern)
-            .ok()?,
-    };
+        .parse(pattern)
+        .ok()?;
+    let hir = printable_ascii(hir);
     let hir = fit_repetition(hir, min, max);
     let max_repeat = MAX_REPEAT.max(u32::try_from(min).unwrap_or(u32::MAX).min(1024));
     rand_regex::Regex::with_hir(hir, max_repeat).ok()
+}
+
+/// The pattern with its `^` and `$` anchors removed (outside classes, not
+/// escaped). Generators cannot produce anchors, and a string generated from
+/// one alternative (`a$|^b` → `a|b`) matches the anchored pattern anyway.
+fn without_anchors(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let (mut escaped, mut in_class) = (false, false);
+    for c in pattern.chars() {
+        if escaped {
+            escaped = false;
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '^' | '$' if !in_class => continue,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Narrows every class to printable ASCII where it has such members:
+/// ECMA-262 `\\d` and `\\w` are ASCII, and `.` or `\\S` drawing from all
+/// of Unicode makes unreadable values.
+fn printable_ascii(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Class(Class::Unicode(class)) => {
+            let mut narrowed = class.clone();
+            narrowed.intersect(&ClassUnicode::new([ClassUnicodeRange::new(' ', '~')]));
+            let kept = if narrowed.ranges().is_empty() {
+                class
+            } else {
+                narrowed
+            };
+            Hir::class(Class::Unicode(kept))
+        }
+        HirKind::Repetition(repetition) => Hir::repetition(Repetition {
+            sub: Box::new(printable_ascii(*repetition.sub)),
+            ..repetition
+        }),
+        HirKind::Capture(capture) => Hir::capture(Capture {
+            sub: Box::new(printable_ascii(*capture.sub)),
+            ..capture
+        }),
+        HirKind::Concat(items) => Hir::concat(items.into_iter().map(printable_ascii).collect()),
+        HirKind::Alternation(items) => {
+            Hir::alternation(items.into_iter().map(printable_ascii).collect())
+        }
+        HirKind::Class(bytes) => Hir::class(bytes),
+        HirKind::Literal(literal) => Hir::literal(literal.0),
+        HirKind::Look(look) => Hir::look(look),
+        HirKind::Empty => Hir::empty(),
+    }
 }
 
 fn fit_repetition(hir: Hir, min: usize, max: usize) -> Hir {
