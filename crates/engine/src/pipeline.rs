@@ -224,7 +224,7 @@ fn validate(
             }),
             Ok(None) => {}
             Ok(Some(value)) => {
-                if let Some(validator) = validator
+                if let Some(validator) = validator.get()
                     && !validator.is_valid(&value)
                 {
                     let prefix = at();
@@ -288,7 +288,7 @@ fn validate(
         }),
         Ok(None) => {}
         Ok(Some(value)) => {
-            if let Some(validator) = media.validator.as_ref().filter(|v| !v.is_valid(&value)) {
+            if let Some(validator) = media.validator.get().filter(|v| !v.is_valid(&value)) {
                 violations.extend(validator.violations(&value).into_iter().map(|v| Violation {
                     location: "body",
                     message: if v.pointer.is_empty() {
@@ -378,7 +378,7 @@ fn declared_error(
         if let Some(slot) = message_slot(&mut body, 0) {
             let original = std::mem::replace(slot, Value::String(reason.to_owned()));
             let still_valid = media
-                .and_then(|m| m.validator.as_ref())
+                .and_then(|m| m.validator.get())
                 .is_none_or(|v| v.is_valid(&body));
             if still_valid {
                 response.body = serde_json::to_vec(&body).unwrap_or_default();

@@ -182,7 +182,7 @@ pub fn render(
                 pointer,
                 header_seed,
                 &revision.patterns,
-                header.validator.as_ref(),
+                header.validator.get(),
             )
             .0
         });
@@ -233,7 +233,7 @@ pub fn render(
                         pointer,
                         media_seed,
                         &revision.patterns,
-                        media.validator.as_ref(),
+                        media.validator.get(),
                     )
                     .0
                 })

@@ -135,12 +135,12 @@ fn check_spec(path: &Path) -> Result<Report, String> {
                     pointer,
                     seed,
                     &revision.patterns,
-                    media.validator.as_ref(),
+                    media.validator.get(),
                 );
                 if !valid {
                     let violations = media
                         .validator
-                        .as_ref()
+                        .get()
                         .map(|v| v.violations(&value))
                         .unwrap_or_default();
                     let first = violations
