@@ -1,10 +1,10 @@
 //! Memoized synthesis. A synthesized value is a pure function of its seed
 //! (sandbox seed, operation, status, path parameters, media type), so it is
 //! computed once and shared. The cache is bounded; once full, each insert
-//! evicts an arbitrary entry.
+//! evicts the oldest entry.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, OnceLock, RwLock},
 };
 
@@ -36,7 +36,14 @@ const CAPACITY: usize = 16_384;
 
 #[derive(Debug, Default)]
 pub struct SynthCache {
-    values: RwLock<HashMap<u64, Arc<Synthesized>>>,
+    entries: RwLock<Entries>,
+}
+
+/// The values, and their seeds in insertion order for first-in-first-out eviction.
+#[derive(Debug, Default)]
+struct Entries {
+    values: HashMap<u64, Arc<Synthesized>>,
+    order: VecDeque<u64>,
 }
 
 impl SynthCache {
@@ -46,23 +53,25 @@ impl SynthCache {
     /// whole scheduler slice.
     pub fn get_or_insert_with(&self, seed: u64, make: impl FnOnce() -> Value) -> Arc<Synthesized> {
         if let Some(found) = self
-            .values
+            .entries
             .try_read()
             .ok()
-            .and_then(|v| v.get(&seed).cloned())
+            .and_then(|e| e.values.get(&seed).cloned())
         {
             return found;
         }
         let value = Arc::new(Synthesized::new(make()));
-        if let Ok(mut values) = self.values.try_write() {
-            // Evict one entry per insert once full: clearing 16k values at
+        if let Ok(mut entries) = self.entries.try_write()
+            && entries.values.insert(seed, value.clone()).is_none()
+        {
+            entries.order.push_back(seed);
+            // One eviction per insert once full: clearing 16k values at
             // once would stall this thread's requests for milliseconds.
-            if values.len() >= CAPACITY
-                && let Some(evicted) = values.keys().next().copied()
+            if entries.order.len() > CAPACITY
+                && let Some(oldest) = entries.order.pop_front()
             {
-                values.remove(&evicted);
+                entries.values.remove(&oldest);
             }
-            values.insert(seed, value.clone());
         }
         value
     }

@@ -60,6 +60,30 @@ pub fn pointer_to_fragment(pointer: &str) -> String {
     out
 }
 
+/// `document.pointer(pointer)` without allocating for tokens that need no
+/// unescaping: `$ref`s are followed on every synthesized response.
+pub fn get<'a>(document: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(document);
+    }
+    let mut current = document;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        let unescaped;
+        let token = if token.contains('~') {
+            unescaped = token.replace("~1", "/").replace("~0", "~");
+            unescaped.as_str()
+        } else {
+            token
+        };
+        current = match current {
+            Value::Object(map) => map.get(token)?,
+            Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
 /// The `$ref` string of a reference object, if `value` is one.
 pub fn reference_of(value: &Value) -> Option<&str> {
     value.as_object()?.get("$ref")?.as_str()
@@ -85,12 +109,29 @@ pub fn resolve<'a>(
                 "external reference \"{reference}\" is not supported here; bundle the spec first"
             )
         })?;
-        current = document
-            .pointer(&target_pointer)
+        current = get(document, &target_pointer)
             .ok_or_else(|| format!("reference \"{reference}\" points to nothing"))?;
         current_pointer = target_pointer;
     }
     Err(format!("reference chain at {pointer} is circular"))
+}
+
+/// [`resolve`] for the hot path: the target only, no allocation unless a
+/// reference is percent-encoded; `None` for broken or circular chains.
+pub fn follow<'a>(document: &'a Value, value: &'a Value) -> Option<&'a Value> {
+    let mut current = value;
+    for _ in 0..MAX_REF_HOPS {
+        let Some(reference) = reference_of(current) else {
+            return Some(current);
+        };
+        let fragment = reference.strip_prefix('#')?;
+        current = if fragment.contains('%') {
+            get(document, &percent_decode(fragment))?
+        } else {
+            get(document, fragment)?
+        };
+    }
+    None
 }
 
 /// Every `$ref` in the document that does not resolve, with where it is.

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::pointer::resolve;
+use crate::pointer::follow;
 
 /// Nested `allOf` levels flattened before giving up (recursive `allOf`).
 const MAX_ALL_OF_DEPTH: usize = 16;
@@ -26,7 +26,7 @@ fn merge_into(document: &Value, merged: &mut Map<String, Value>, schema: &Value,
     if depth > MAX_ALL_OF_DEPTH {
         return;
     }
-    let schema = resolve(document, schema, "").map_or(&Value::Bool(true), |(s, _)| s);
+    let schema = follow(document, schema).unwrap_or(&Value::Bool(true));
     let Some(object) = schema.as_object() else {
         return;
     };

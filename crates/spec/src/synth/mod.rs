@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 pub use patterns::PatternCache;
 
-use crate::{SchemaValidator, pointer::resolve};
+use crate::{SchemaValidator, pointer::follow};
 
 /// Nesting below which optional properties are still filled in.
 const OPTIONAL_DEPTH: usize = 4;
@@ -99,7 +99,7 @@ impl<'a> Synthesizer<'a> {
     where
         'a: 'v,
     {
-        resolve(self.document, schema, "").map_or(&Value::Bool(true), |(s, _)| s)
+        follow(self.document, schema).unwrap_or(&Value::Bool(true))
     }
 
     /// One value for `schema`; `name` is the property it will be stored under.
@@ -522,7 +522,7 @@ fn fit_length(mut text: String, min: usize, max: usize, rng: &mut Xoshiro256Plus
 
 /// The smallest value a schema plausibly accepts, for where recursion stops.
 fn minimal(document: &Value, schema: &Value) -> Value {
-    let schema = resolve(document, schema, "").map_or(&Value::Bool(true), |(s, _)| s);
+    let schema = follow(document, schema).unwrap_or(&Value::Bool(true));
     let types = crate::declared_types(schema);
     if types.contains(&"null") {
         return Value::Null;

@@ -16,9 +16,12 @@ const MAX_REPEAT: u32 = 8;
 /// Distinct patterns cached per revision; beyond it generators are rebuilt.
 const MAX_CACHED: usize = 4096;
 
+type Fitted = (usize, usize, Option<Arc<rand_regex::Regex>>);
+
 #[derive(Default)]
 pub struct PatternCache {
-    generators: RwLock<HashMap<String, Option<Arc<rand_regex::Regex>>>>,
+    /// By pattern, then by the length bounds the generator was fitted to.
+    generators: RwLock<HashMap<String, Vec<Fitted>>>,
 }
 
 impl std::fmt::Debug for PatternCache {
@@ -29,15 +32,24 @@ impl std::fmt::Debug for PatternCache {
 
 impl PatternCache {
     fn generator(&self, pattern: &str, min: usize, max: usize) -> Option<Arc<rand_regex::Regex>> {
-        let key = format!("{min}:{max}:{pattern}");
-        if let Some(found) = self.generators.read().ok()?.get(&key) {
-            return found.clone();
+        let cached = self.generators.read().ok().and_then(|generators| {
+            let fitted = generators.get(pattern)?;
+            fitted
+                .iter()
+                .find(|(lo, hi, _)| (*lo, *hi) == (min, max))
+                .map(|(_, _, g)| g.clone())
+        });
+        if let Some(found) = cached {
+            return found;
         }
         let compiled = compile(pattern, min, max).map(Arc::new);
         if let Ok(mut generators) = self.generators.write()
             && generators.len() < MAX_CACHED
         {
-            generators.insert(key, compiled.clone());
+            generators
+                .entry(pattern.to_owned())
+                .or_default()
+                .push((min, max, compiled.clone()));
         }
         compiled
     }
