@@ -88,7 +88,7 @@ fn problem_error(status: StatusCode, body: &Value) -> anyhow::Error {
 }
 
 fn print(value: &Value) {
-    println!(
+    crate::out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

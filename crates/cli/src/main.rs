@@ -1,6 +1,16 @@
 //! `sbx`: the SmartSandbox command line. Parses arguments and hands off to
 //! the server library or to the HTTP client.
 
+/// `println!` that survives a closed stdout (`sbx mock spec | head -1`):
+/// a server must not die because nobody reads its banner any more.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use out;
+
 mod client;
 mod settings;
 
@@ -135,26 +145,28 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let server = sbx_server::start(config, listener).await?;
     cancel_on_signal(server.shutdown_token())?;
-    println!("SmartSandbox listening on {}", server.public_url);
-    println!(
+    out!("SmartSandbox listening on {}", server.public_url);
+    out!(
         "  control plane: {}/api/v1  (OpenAPI: {}/api/v1/openapi.json)",
-        server.public_url, server.public_url
+        server.public_url,
+        server.public_url
     );
     if let Some(token) = &server.generated_admin_token {
-        println!(
+        out!(
             "  admin token (shown once, saved in {}): {token}",
             data_dir.join("admin-token").display()
         );
     }
     if demo {
         let sandbox = sbx_server::demo::prepare(&server).await?;
-        println!();
-        println!("Demo sandbox {} is ready:", sandbox.id);
-        println!("  base URL: {}", sandbox.base_url);
-        println!("  API key:  {}", sandbox.api_key);
-        println!(
+        out!();
+        out!("Demo sandbox {} is ready:", sandbox.id);
+        out!("  base URL: {}", sandbox.base_url);
+        out!("  API key:  {}", sandbox.api_key);
+        out!(
             "  try:      curl -H 'Authorization: Bearer {}' {}/accounts/acct_demo_gold",
-            sandbox.api_key, sandbox.base_url
+            sandbox.api_key,
+            sandbox.base_url
         );
     }
     server.wait().await
@@ -178,7 +190,7 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
     };
     let server = sbx_server::start_mock(document.to_string(), listener, auth, limits).await?;
     cancel_on_signal(server.shutdown_token())?;
-    println!(
+    out!(
         "Mocking {} ({} operations) on http://{}",
         server.revision.model.title,
         server.revision.operations.len(),
@@ -188,9 +200,12 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
         eprintln!("warning: {}: {}", warning.pointer, warning.message);
     }
     for op in server.revision.summaries() {
-        println!(
+        out!(
             "  {:7} http://{}{}{}",
-            op.method, server.local_addr, server.revision.model.base_path, op.path
+            op.method,
+            server.local_addr,
+            server.revision.model.base_path,
+            op.path
         );
     }
     server.wait().await

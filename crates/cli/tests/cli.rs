@@ -39,10 +39,10 @@ fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more, so the child
+        // never writes into a closed pipe.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
+            let _ = sender.send(line);
         }
     });
     let mut lines = Vec::new();
