@@ -155,11 +155,10 @@ pub async fn create_sandbox(
     label: Option<String>,
 ) -> anyhow::Result<()> {
     let body = json!({"project": project, "revision": revision, "ttl_seconds": ttl, "seed": seed, "auth": auth, "label": label});
-    let (status, body) = call(server, Method::POST, "/sandboxes", Some(body)).await?;
-    if status != StatusCode::CREATED {
-        return Err(problem_error(status, &body));
-    }
-    print(&body);
+    print(&expect(
+        call(server, Method::POST, "/sandboxes", Some(body)).await?,
+        StatusCode::CREATED,
+    )?);
     Ok(())
 }
 
@@ -168,42 +167,39 @@ pub async fn list_sandboxes(server: &ServerArgs, project: Option<&str>) -> anyho
         Some(p) => format!("/sandboxes?project={}", percent_encode(p)),
         None => "/sandboxes".to_owned(),
     };
-    let (status, body) = call(server, Method::GET, &path, None).await?;
-    if !status.is_success() {
-        return Err(problem_error(status, &body));
-    }
-    print(&body);
+    print(&expect(
+        call(server, Method::GET, &path, None).await?,
+        StatusCode::OK,
+    )?);
     Ok(())
 }
 
 pub async fn show_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (status, body) = call(
-        server,
-        Method::GET,
-        &format!("/sandboxes/{}", percent_encode(id)),
-        None,
-    )
-    .await?;
-    if !status.is_success() {
-        return Err(problem_error(status, &body));
-    }
-    print(&body);
+    let path = format!("/sandboxes/{}", percent_encode(id));
+    print(&expect(
+        call(server, Method::GET, &path, None).await?,
+        StatusCode::OK,
+    )?);
     Ok(())
 }
 
 pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (status, body) = call(
-        server,
-        Method::DELETE,
-        &format!("/sandboxes/{}", percent_encode(id)),
-        None,
-    )
-    .await?;
-    if status != StatusCode::NO_CONTENT {
-        return Err(problem_error(status, &body));
-    }
+    let path = format!("/sandboxes/{}", percent_encode(id));
+    expect(
+        call(server, Method::DELETE, &path, None).await?,
+        StatusCode::NO_CONTENT,
+    )?;
     eprintln!("deleted {id}");
     Ok(())
+}
+
+/// The answer's body when its status is `expected`, else the problem as an error.
+fn expect((status, body): (StatusCode, Value), expected: StatusCode) -> anyhow::Result<Value> {
+    if status == expected {
+        Ok(body)
+    } else {
+        Err(problem_error(status, &body))
+    }
 }
 
 fn percent_encode(text: &str) -> String {
