@@ -219,26 +219,11 @@ fn candidate_keys(request: &Request) -> Vec<String> {
         consider(value);
     }
     if let Some(query) = request.uri().query() {
-        for (_, value) in form_urlencoded_pairs(query) {
+        for (_, value) in form_urlencoded::parse(query.as_bytes()) {
             consider(&value);
         }
     }
     keys
-}
-
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((
-                name.to_owned(),
-                percent_encoding::percent_decode_str(value)
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            ))
-        })
-        .collect()
 }
 
 fn expired(id: &str, expired_at_ms: i64) -> Response {
