@@ -76,13 +76,27 @@ fn problem_error(status: StatusCode, body: &Value) -> anyhow::Error {
         .into_iter()
         .flatten()
     {
-        let at = error
-            .get("pointer")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-            .unwrap_or("(root)");
-        let text = error.get("message").and_then(Value::as_str).unwrap_or("");
-        message.push_str(&format!("\n  {at}: {text}"));
+        let field = |name: &str| error.get(name).and_then(Value::as_str).unwrap_or("");
+        let mut at = match field("location") {
+            "" | "body" | "spec" => String::new(),
+            file => file.to_owned(),
+        };
+        if let Some(line) = error.get("line").and_then(Value::as_u64) {
+            at.push_str(&format!(":{line}"));
+            if let Some(column) = error.get("column").and_then(Value::as_u64) {
+                at.push_str(&format!(":{column}"));
+            }
+        }
+        if !field("pointer").is_empty() {
+            if !at.is_empty() {
+                at.push(' ');
+            }
+            at.push_str(field("pointer"));
+        }
+        if at.is_empty() {
+            at = "(root)".to_owned();
+        }
+        message.push_str(&format!("\n  {at}: {}", field("message")));
     }
     anyhow::anyhow!(message)
 }
@@ -107,28 +121,55 @@ pub fn describe_spec_error(path: &Path, error: &sbx_spec::SpecError) -> anyhow::
     anyhow::anyhow!(message)
 }
 
-pub async fn import(server: &ServerArgs, file: &Path, name: &str) -> anyhow::Result<()> {
+/// A spec file, or a project folder (spec, behaviours, templates, fixtures,
+/// env, modules, settings): the spec bundled into one document, and the
+/// files (`None` for a lone spec file).
+pub fn load_project(path: &Path) -> anyhow::Result<(String, Option<sbx_engine::ProjectFiles>)> {
     let limits = sbx_spec::Limits::default();
-    let document =
-        sbx_spec::bundle::bundle_file(file, &limits).map_err(|e| describe_spec_error(file, &e))?;
-    let spec = document.to_string();
-    let (status, body) = call(
-        server,
-        Method::POST,
-        "/projects",
-        Some(json!({"name": name, "spec": spec})),
-    )
-    .await?;
+    let (spec_file, files) = if path.is_dir() {
+        let spec = sbx_engine::project::spec_path(path).with_context(|| {
+            format!(
+                "{} is a folder without openapi.yaml, openapi.yml or openapi.json",
+                path.display()
+            )
+        })?;
+        let files = sbx_engine::project::read_dir(path).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+            anyhow::anyhow!(
+                "{}: the project has problems:\n{}",
+                path.display(),
+                lines.join("\n")
+            )
+        })?;
+        (spec, Some(files))
+    } else {
+        (path.to_owned(), None)
+    };
+    let document = sbx_spec::bundle::bundle_file(&spec_file, &limits)
+        .map_err(|e| describe_spec_error(&spec_file, &e))?;
+    Ok((document.to_string(), files))
+}
+
+pub async fn import(server: &ServerArgs, path: &Path, name: &str) -> anyhow::Result<()> {
+    let (spec, files) = load_project(path)?;
+    let mut body = match &files {
+        Some(files) => serde_json::to_value(files)?,
+        None => json!({}),
+    };
+    body["spec"] = Value::String(spec);
+    let mut create = body.clone();
+    create["name"] = Value::String(name.to_owned());
+    let (status, answer) = call(server, Method::POST, "/projects", Some(create)).await?;
     let (status, body) = if status == StatusCode::CONFLICT {
         call(
             server,
             Method::PUT,
             &format!("/projects/{name}/spec"),
-            Some(json!({"spec": spec})),
+            Some(body),
         )
         .await?
     } else {
-        (status, body)
+        (status, answer)
     };
     if !status.is_success() {
         return Err(problem_error(status, &body));

@@ -45,7 +45,8 @@ enum Command {
 
 #[derive(Args)]
 struct MockArgs {
-    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 document; relative `$ref` files are read too.
+    /// The OpenAPI (3.0, 3.1) or Swagger 2.0 document (relative `$ref`
+    /// files are read too), or a project folder (see docs/projects.md).
     spec: PathBuf,
     #[arg(long, default_value = "127.0.0.1:4010", env = "SBX_MOCK_LISTEN")]
     listen: std::net::SocketAddr,
@@ -53,11 +54,16 @@ struct MockArgs {
     /// spec's security schemes, accepting any `sk_test_` key.
     #[arg(long, default_value = "none", value_parser = ["none", "spec"])]
     auth: String,
+    /// Let forwarding reach loopback and private addresses (refused by default).
+    #[arg(long, env = "SBX_ALLOW_PRIVATE_EGRESS")]
+    allow_private_egress: bool,
 }
 
 #[derive(Args)]
 struct ImportArgs {
-    /// The spec file (YAML or JSON); relative `$ref` files are bundled in.
+    /// The spec file (YAML or JSON; relative `$ref` files are bundled in),
+    /// or a project folder (see docs/projects.md). An existing project
+    /// gets a new revision.
     file: PathBuf,
     /// Project name (1-64 of a-z, 0-9, '-', '_', '.').
     #[arg(long)]
@@ -173,13 +179,7 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn mock(args: MockArgs) -> anyhow::Result<()> {
-    let limits = sbx_server::Limits::default();
-    let spec_limits = sbx_spec::Limits {
-        max_spec_bytes: limits.max_spec_bytes,
-        max_depth: limits.max_spec_depth,
-    };
-    let document = sbx_spec::bundle::bundle_file(&args.spec, &spec_limits)
-        .map_err(|e| client::describe_spec_error(&args.spec, &e))?;
+    let (spec, files) = client::load_project(&args.spec)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -188,7 +188,13 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
     } else {
         sbx_server::AuthMode::None
     };
-    let server = sbx_server::start_mock(document.to_string(), listener, auth, limits).await?;
+    let options = sbx_server::MockOptions {
+        auth,
+        limits: sbx_server::Limits::default(),
+        scripts: sbx_server::ScriptLimits::default(),
+        allow_private_egress: args.allow_private_egress,
+    };
+    let server = sbx_server::start_mock(spec, files.unwrap_or_default(), listener, options).await?;
     cancel_on_signal(server.shutdown_token())?;
     out!(
         "Mocking {} ({} operations) on http://{}",

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use sbx_server::{Config, Limits};
+use sbx_server::{Config, Limits, ScriptLimits};
 use serde::Deserialize;
 
 /// Environment variables read by `sbx serve`, declared in one place.
@@ -17,6 +17,7 @@ pub mod env {
     pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
     pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
     pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
+    pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
 }
 
 #[derive(Args)]
@@ -42,6 +43,9 @@ pub struct ServeArgs {
     /// Load the bundled demo project and print a ready sandbox.
     #[arg(long)]
     pub demo: bool,
+    /// Let forwarding reach loopback and private addresses (refused by default).
+    #[arg(long, env = env::ALLOW_PRIVATE_EGRESS)]
+    pub allow_private_egress: bool,
 }
 
 /// The TOML file's shape; every field optional.
@@ -55,6 +59,8 @@ struct FileSettings {
     public_url: Option<String>,
     reaper_interval_seconds: Option<u64>,
     limits: Option<Limits>,
+    scripts: Option<ScriptLimits>,
+    allow_private_egress: Option<bool>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -93,6 +99,10 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if reaper_seconds == 0 {
         anyhow::bail!("reaper_interval_seconds must be at least 1");
     }
+    let scripts = file.scripts.unwrap_or_default();
+    if scripts.timeout_ms == 0 || scripts.max_operations == 0 || scripts.max_call_depth == 0 {
+        anyhow::bail!("[scripts] timeout_ms, max_operations and max_call_depth must be at least 1");
+    }
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
@@ -102,6 +112,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         admin_token: admin_token.map(Into::into),
         limits: file.limits.unwrap_or_default(),
         reaper_interval: Duration::from_secs(reaper_seconds),
+        scripts,
+        allow_private_egress: args.allow_private_egress
+            || file.allow_private_egress.unwrap_or(false),
     })
 }
 
@@ -118,6 +131,7 @@ mod tests {
             public_url: None,
             config,
             demo: false,
+            allow_private_egress: false,
         }
     }
 
@@ -127,7 +141,7 @@ mod tests {
         let file = dir.path().join("sbx.toml");
         std::fs::write(
             &file,
-            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n",
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n[scripts]\ntimeout_ms = 250\n",
         )
         .unwrap();
         let config = resolve(args(Some(file))).unwrap();
@@ -135,6 +149,11 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/flag/dir"));
         assert_eq!(config.base_domain, "sandbox.test");
         assert_eq!(config.limits.max_body_bytes, 2048);
+        assert_eq!(config.scripts.timeout_ms, 250);
+        assert_eq!(
+            config.scripts.max_operations,
+            ScriptLimits::default().max_operations
+        );
         assert_eq!(
             config.limits.max_header_bytes,
             Limits::default().max_header_bytes

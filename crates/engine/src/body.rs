@@ -1,6 +1,5 @@
 //! Request bodies: which declared media type a body is, and its JSON value.
 
-use sbx_spec::MediaTypeSpec;
 use serde_json::{Map, Value};
 
 use crate::params::coerce;
@@ -33,16 +32,17 @@ pub fn range_covers(range: &str, essence: &str) -> bool {
 
 /// The index of the declared media type that `content_type` is, preferring
 /// exact matches over ranges.
-pub fn match_declared(declared: &[MediaTypeSpec], content_type: &str) -> Option<usize> {
+pub fn match_declared<'a, I>(declared: I, content_type: &str) -> Option<usize>
+where
+    I: IntoIterator<Item = &'a str>,
+    I::IntoIter: Clone,
+{
     let essence = essence(content_type);
+    let declared = declared.into_iter();
     declared
-        .iter()
-        .position(|m| self::essence(&m.media_type) == essence)
-        .or_else(|| {
-            declared
-                .iter()
-                .position(|m| range_covers(&m.media_type, &essence))
-        })
+        .clone()
+        .position(|m| self::essence(m) == essence)
+        .or_else(|| declared.clone().position(|m| range_covers(m, &essence)))
 }
 
 /// Parses a body for validation. `Ok(None)` means "not validated" (binary,

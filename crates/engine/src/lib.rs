@@ -7,24 +7,42 @@
 //! sandbox pinned to it.
 
 mod auth;
+mod behaviour;
 mod body;
 mod cache;
+mod call;
+mod drift;
+mod fixtures;
+mod forward;
 mod headers;
 mod negotiate;
 mod params;
 mod pipeline;
 mod problem;
+pub mod project;
+mod resources;
 mod respond;
 mod revision;
 mod router;
+mod script;
+mod state;
+mod stateful;
+mod templates;
 #[cfg(test)]
 mod test_support;
 
+pub use behaviour::seed;
+pub use call::{EmittedEvent, Journal};
+pub use drift::Drift;
+pub use forward::{Upstream, UpstreamRequest, UpstreamResponse};
 pub use headers::HeaderSource;
-pub use pipeline::{AuthMode, Request, Response, SandboxContext, handle};
+pub use pipeline::{AuthMode, Outcome, Request, Response, SandboxContext, handle};
 pub use problem::problem_response;
+pub use project::{FileProblem, ProjectFiles};
 pub use revision::{CompileError, CompiledRevision, OperationSummary};
 pub use router::{RouteMatch, Router};
+pub use script::ScriptLimits;
+pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
 
 /// Everything a sandbox API key starts with; keys are found by this prefix.
 pub const API_KEY_PREFIX: &str = "sk_test_";

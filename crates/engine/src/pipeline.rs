@@ -1,15 +1,22 @@
 //! One request through the data plane.
 
-use serde_json::{Value, json};
+use std::{rc::Rc, sync::Arc};
+
+use serde_json::{Map, Value, json};
 
 use crate::{
     HeaderSource,
     auth::{self, AuthOutcome},
-    body, params,
+    behaviour, body,
+    call::{Call, CallRequest, CallSandbox, Journal},
+    drift::{self, Drift},
+    forward::Upstream,
+    params,
     problem::problem_response,
-    respond::{self, Exchange},
+    respond::{self, BodySource, Exchange, declared_error},
     revision::{CompiledOperation, CompiledRevision},
     router::RouteMatch,
+    state::SandboxState,
 };
 
 /// Whether a sandbox enforces the spec's security schemes.
@@ -27,6 +34,13 @@ pub struct SandboxContext<'a> {
     pub auth: AuthMode,
     /// Does this credential belong to the sandbox?
     pub key_matches: &'a (dyn Fn(&str) -> bool + Sync),
+    pub state: &'a Arc<SandboxState>,
+    /// The sandbox's overrides of the project's environment parameters.
+    pub env: &'a Arc<Map<String, Value>>,
+    /// Where forwarded requests go; `None` refuses forwarding.
+    pub upstream: Option<&'a Arc<dyn Upstream>>,
+    /// The sandbox clock, in Unix milliseconds.
+    pub now_ms: i64,
 }
 
 pub struct Request<'a> {
@@ -46,6 +60,26 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// A response and what the request changed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub response: Response,
+    /// Resource changes and emitted events, for the server to persist.
+    pub journal: Journal,
+    /// How a behaviour's answer departs from the spec, if it does.
+    pub drift: Option<Drift>,
+}
+
+impl From<Response> for Outcome {
+    fn from(response: Response) -> Self {
+        Self {
+            response,
+            journal: Journal::default(),
+            drift: None,
+        }
+    }
+}
+
 /// A violation of the request against the spec.
 struct Violation {
     location: &'static str,
@@ -54,10 +88,10 @@ struct Violation {
 }
 
 pub fn handle(
-    revision: &CompiledRevision,
+    revision: &Arc<CompiledRevision>,
     context: &SandboxContext<'_>,
     request: &Request<'_>,
-) -> Response {
+) -> Outcome {
     let (operation_index, path_params) = match revision.router.at(request.method, request.path) {
         RouteMatch::Found {
             operation,
@@ -84,7 +118,7 @@ pub fn handle(
                 )
             };
             response.headers.push(("allow".to_owned(), allow));
-            return response;
+            return response.into();
         }
         RouteMatch::NotFound => {
             let base = revision.router.base_path();
@@ -93,7 +127,7 @@ pub fn handle(
             } else {
                 format!(" (operation paths start with {base})")
             };
-            return problem_response(
+            return Outcome::from(problem_response(
                 404,
                 "no-route",
                 "No such operation",
@@ -102,7 +136,7 @@ pub fn handle(
                     request.method, request.path
                 ),
                 None,
-            );
+            ));
         }
     };
     let operation = &revision.operations[operation_index];
@@ -115,7 +149,8 @@ pub fn handle(
                 "Invalid Prefer header",
                 &detail,
                 None,
-            );
+            )
+            .into();
         }
     };
     let exchange = Exchange {
@@ -150,52 +185,125 @@ pub fn handle(
             ),
         };
         if let Some(detail) = detail {
-            let mut response =
-                declared_error(revision, context, operation, &exchange, &[401], &detail)
-                    .unwrap_or_else(|| {
-                        problem_response(401, "unauthorized", "Unauthorized", &detail, None)
-                    });
+            let mut response = declared_error(
+                revision,
+                context.seed,
+                operation,
+                &exchange,
+                &[401],
+                &detail,
+            )
+            .unwrap_or_else(|| {
+                problem_response(401, "unauthorized", "Unauthorized", &detail, None)
+            });
             if let Some(challenge) = challenge {
                 response
                     .headers
                     .push(("www-authenticate".to_owned(), challenge.to_owned()));
             }
-            return response;
+            return response.into();
         }
     }
 
-    let violations = match validate(operation, request, &path_params, &query) {
-        Ok(violations) => violations,
-        Err(unsupported) => return unsupported,
+    let (violations, body) = match validate(operation, request, &path_params, &query) {
+        Ok(validated) => validated,
+        Err(unsupported) => return unsupported.into(),
     };
     if !violations.is_empty() {
-        return validation_failure(revision, context, operation, &exchange, &violations);
+        return validation_failure(revision, context, operation, &exchange, &violations).into();
+    }
+
+    let canned = prefer.code.is_some() || prefer.example.is_some();
+    if !canned && revision.behaviours.is_active(operation_index) {
+        let headers = if revision.behaviours.reads_headers(operation_index) {
+            request
+                .headers
+                .pairs()
+                .into_iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let call = Rc::new(Call::new(
+            revision.clone(),
+            operation_index,
+            CallSandbox {
+                id: context.id.to_owned(),
+                seed: context.seed,
+                state: context.state.clone(),
+                env: context.env.clone(),
+                upstream: context.upstream.cloned(),
+                now_ms: context.now_ms,
+            },
+            CallRequest {
+                method: request.method.to_owned(),
+                path: request.path.to_owned(),
+                raw_query: request.query.map(str::to_owned),
+                accept: request.headers.get("accept").map(str::to_owned),
+                path_params,
+                query,
+                headers,
+                body,
+                raw_body: request.body.to_vec(),
+            },
+        ));
+        return run_behaviour(&call);
     }
 
     let declared = match respond::select(operation, &prefer) {
         Ok(declared) => declared,
-        Err(response) => return response,
+        Err(response) => return response.into(),
     };
-    match respond::render(
-        revision,
-        context,
-        operation,
-        declared,
-        &exchange,
-        prefer.example.as_deref(),
-    ) {
+    let body = match prefer.example.as_deref() {
+        Some(name) => BodySource::Example(name),
+        None => BodySource::Default,
+    };
+    match respond::render(revision, context.seed, operation, declared, &exchange, body) {
         Ok(rendered) => rendered.response,
         Err(response) => response,
     }
+    .into()
 }
 
-/// Every violation of the request; `Err` for an unsupported media type.
+/// Runs the operation's behaviour and checks its answer against the spec.
+fn run_behaviour(call: &Rc<Call>) -> Outcome {
+    let (response, drift) = match behaviour::answer(call) {
+        Ok(rendered) => {
+            let drift = drift::check(
+                call.operation(),
+                &rendered.response,
+                rendered.value.as_ref().map(|v| &v.value),
+            );
+            (rendered.response, drift)
+        }
+        Err(response) => (response, None),
+    };
+    let mut response = response;
+    if let Some(drift) = &drift {
+        if call.revision.behaviours.settings.strict_responses {
+            response = drift.response();
+        } else {
+            response
+                .headers
+                .push(("x-sandbox-drift".to_owned(), drift.summary()));
+        }
+    }
+    Outcome {
+        response,
+        journal: call.journal.take(),
+        drift,
+    }
+}
+
+/// Every violation of the request, and its parsed body; `Err` for an
+/// unsupported media type.
 fn validate(
     operation: &CompiledOperation,
     request: &Request<'_>,
     path_params: &[(String, String)],
     query: &[(String, String)],
-) -> Result<Vec<Violation>, Response> {
+) -> Result<(Vec<Violation>, Option<Value>), Response> {
     let mut violations = Vec::new();
     let raw = params::RawParams {
         path: path_params,
@@ -243,7 +351,7 @@ fn validate(
         }
     }
     let Some(body_spec) = &operation.operation.request_body else {
-        return Ok(violations);
+        return Ok((violations, None));
     };
     if request.body.is_empty() {
         if body_spec.required {
@@ -253,16 +361,17 @@ fn validate(
                 message: "a request body is required".to_owned(),
             });
         }
-        return Ok(violations);
+        return Ok((violations, None));
     }
     if operation.request_content.is_empty() {
-        return Ok(violations);
+        return Ok((violations, None));
     }
     let content_type = request
         .headers
         .get("content-type")
         .unwrap_or("application/octet-stream");
-    let Some(index) = body::match_declared(&body_spec.content, content_type) else {
+    let media_types = body_spec.content.iter().map(|m| m.media_type.as_str());
+    let Some(index) = body::match_declared(media_types, content_type) else {
         let supported: Vec<&str> = body_spec
             .content
             .iter()
@@ -280,6 +389,7 @@ fn validate(
         ));
     };
     let media = &operation.request_content[index];
+    let mut parsed = None;
     match body::parse(&body::essence(content_type), request.body, &media.schema) {
         Err(message) => violations.push(Violation {
             location: "body",
@@ -299,9 +409,10 @@ fn validate(
                     pointer: v.pointer,
                 }));
             }
+            parsed = Some(value);
         }
     }
-    Ok(violations)
+    Ok((violations, parsed))
 }
 
 fn validation_failure(
@@ -318,7 +429,7 @@ fn validation_failure(
     };
     if let Some(response) = declared_error(
         revision,
-        context,
+        context.seed,
         operation,
         exchange,
         &[400, 422],
@@ -337,89 +448,4 @@ fn validation_failure(
         &format!("{} violation(s): {summary}", violations.len()),
         Some(json!({"errors": errors})),
     )
-}
-
-/// The spec's own error response for one of `statuses`, shaped by its
-/// schema, with the reason in `X-Sandbox-Error` (and in the body's message
-/// field when the schema has one).
-fn declared_error(
-    revision: &CompiledRevision,
-    context: &SandboxContext<'_>,
-    operation: &CompiledOperation,
-    exchange: &Exchange<'_>,
-    statuses: &[u16],
-    reason: &str,
-) -> Option<Response> {
-    let (status, declared) = statuses.iter().find_map(|status| {
-        operation
-            .responses
-            .iter()
-            .find(|r| r.spec.status == sbx_spec::StatusKey::Code(*status))
-            .map(|r| (*status, r))
-    })?;
-    let rendered = respond::render(
-        revision,
-        context,
-        operation,
-        Some((status, declared)),
-        exchange,
-        None,
-    )
-    .ok()?;
-    let mut response = rendered.response;
-    if let Some(body) = rendered.value {
-        let mut body = body.value.clone();
-        let media = declared.content.iter().find(|m| {
-            response
-                .headers
-                .iter()
-                .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
-        });
-        if let Some(slot) = message_slot(&mut body, 0) {
-            let original = std::mem::replace(slot, Value::String(reason.to_owned()));
-            let still_valid = media
-                .and_then(|m| m.validator.get())
-                .is_none_or(|v| v.is_valid(&body));
-            if still_valid {
-                response.body = serde_json::to_vec(&body).unwrap_or_default();
-            } else if let Some(slot) = message_slot(&mut body, 0) {
-                *slot = original;
-            }
-        }
-    }
-    let reason: String = reason
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(512)
-        .collect();
-    response
-        .headers
-        .push(("x-sandbox-error".to_owned(), reason));
-    Some(response)
-}
-
-/// The first string member named like a human-readable message, at most two
-/// objects deep (`{"message": …}` or `{"error": {"message": …}}`).
-fn message_slot(value: &mut Value, depth: usize) -> Option<&mut Value> {
-    const NAMES: [&str; 5] = [
-        "message",
-        "detail",
-        "error_description",
-        "description",
-        "title",
-    ];
-    let Value::Object(map) = value else {
-        return None;
-    };
-    if let Some(name) = NAMES
-        .iter()
-        .find(|n| map.get(**n).is_some_and(Value::is_string))
-    {
-        return map.get_mut(*name);
-    }
-    if depth >= 1 {
-        return None;
-    }
-    map.values_mut()
-        .find_map(|child| message_slot(child, depth + 1))
 }

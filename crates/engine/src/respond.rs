@@ -6,7 +6,7 @@ use sbx_spec::{StatusKey, synth};
 use serde_json::{Value, json};
 
 use crate::{
-    Response, SandboxContext,
+    Response,
     body::{essence, is_json},
     cache::Synthesized,
     negotiate,
@@ -135,14 +135,25 @@ pub struct Rendered {
     pub value: Option<Arc<Synthesized>>,
 }
 
-/// Renders `response` with `status`, honouring `Accept` and `Prefer: example`.
+/// Where a rendered body comes from.
+pub enum BodySource<'a> {
+    /// The media type's first example, else synthesis.
+    Default,
+    /// A named example (`Prefer: example=…`).
+    Example(&'a str),
+    /// A value made by a behaviour (a stored record, a script's body).
+    Given(Arc<Synthesized>),
+}
+
+/// Renders `response` with `status`, honouring `Accept`; `seed` is the
+/// sandbox's.
 pub fn render(
     revision: &CompiledRevision,
-    context: &SandboxContext<'_>,
+    seed: u64,
     operation: &CompiledOperation,
     declared: Option<(u16, &CompiledResponse)>,
     exchange: &Exchange<'_>,
-    example: Option<&str>,
+    body: BodySource<'_>,
 ) -> Result<Rendered, Response> {
     let Some((status, declared)) = declared else {
         return Ok(Rendered {
@@ -170,7 +181,7 @@ pub fn render(
         )
     })?;
     let mut headers = Vec::new();
-    let seed = response_seed(context, operation, status, exchange.path_params);
+    let seed = response_seed(seed, operation, status, exchange.path_params);
     for header in &declared.headers {
         let Some(pointer) = &header.schema_pointer else {
             continue;
@@ -189,7 +200,7 @@ pub fn render(
         headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
     }
     let Some(index) = chosen else {
-        if let Some(name) = example {
+        if let BodySource::Example(name) = body {
             return Err(unknown_example(operation, name, &[]));
         }
         return Ok(Rendered {
@@ -202,8 +213,9 @@ pub fn render(
         });
     };
     let media = &declared.content[index];
-    let value = match example {
-        Some(name) => {
+    let value = match body {
+        BodySource::Given(value) => Some(value),
+        BodySource::Example(name) => {
             let found = media
                 .spec
                 .examples
@@ -222,7 +234,7 @@ pub fn render(
                 }
             }
         }
-        None => match media.spec.examples.first() {
+        BodySource::Default => match media.spec.examples.first() {
             Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
             None => media.spec.schema_pointer.as_ref().map(|pointer| {
                 let media_seed =
@@ -278,7 +290,7 @@ fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) ->
 /// Seeds synthesis from (sandbox seed, operation, status, path parameters):
 /// the determinism contract of ARCHITECTURE.md.
 fn response_seed(
-    context: &SandboxContext<'_>,
+    sandbox_seed: u64,
     operation: &CompiledOperation,
     status: u16,
     path_params: &[(String, String)],
@@ -288,7 +300,7 @@ fn response_seed(
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
     sorted.sort();
-    let seed_bytes = context.seed.to_le_bytes();
+    let seed_bytes = sandbox_seed.to_le_bytes();
     let status_text = status.to_string();
     let mut parts: Vec<&[u8]> = vec![
         &seed_bytes,
@@ -359,4 +371,89 @@ fn escape_xml(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// The spec's own error response for one of `statuses`, shaped by its
+/// schema, with the reason in `X-Sandbox-Error` (and in the body's message
+/// field when the schema has one).
+pub fn declared_error(
+    revision: &CompiledRevision,
+    seed: u64,
+    operation: &CompiledOperation,
+    exchange: &Exchange<'_>,
+    statuses: &[u16],
+    reason: &str,
+) -> Option<Response> {
+    let (status, declared) = statuses.iter().find_map(|status| {
+        operation
+            .responses
+            .iter()
+            .find(|r| r.spec.status == sbx_spec::StatusKey::Code(*status))
+            .map(|r| (*status, r))
+    })?;
+    let rendered = render(
+        revision,
+        seed,
+        operation,
+        Some((status, declared)),
+        exchange,
+        BodySource::Default,
+    )
+    .ok()?;
+    let mut response = rendered.response;
+    if let Some(body) = rendered.value {
+        let mut body = body.value.clone();
+        let media = declared.content.iter().find(|m| {
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
+        });
+        if let Some(slot) = message_slot(&mut body, 0) {
+            let original = std::mem::replace(slot, Value::String(reason.to_owned()));
+            let still_valid = media
+                .and_then(|m| m.validator.get())
+                .is_none_or(|v| v.is_valid(&body));
+            if still_valid {
+                response.body = serde_json::to_vec(&body).unwrap_or_default();
+            } else if let Some(slot) = message_slot(&mut body, 0) {
+                *slot = original;
+            }
+        }
+    }
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(512)
+        .collect();
+    response
+        .headers
+        .push(("x-sandbox-error".to_owned(), reason));
+    Some(response)
+}
+
+/// The first string member named like a human-readable message, at most two
+/// objects deep (`{"message": …}` or `{"error": {"message": …}}`).
+fn message_slot(value: &mut Value, depth: usize) -> Option<&mut Value> {
+    const NAMES: [&str; 5] = [
+        "message",
+        "detail",
+        "error_description",
+        "description",
+        "title",
+    ];
+    let Value::Object(map) = value else {
+        return None;
+    };
+    if let Some(name) = NAMES
+        .iter()
+        .find(|n| map.get(**n).is_some_and(Value::is_string))
+    {
+        return map.get_mut(*name);
+    }
+    if depth >= 1 {
+        return None;
+    }
+    map.values_mut()
+        .find_map(|child| message_slot(child, depth + 1))
 }

@@ -10,11 +10,28 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{cache::SynthCache, router::Router};
+use crate::{
+    behaviour::{BehaviourInputs, CompiledBehaviours},
+    cache::SynthCache,
+    project::{FileProblem, ProjectFiles},
+    router::{RouteMatch, Router},
+    script::ScriptLimits,
+};
 
+/// Every problem found compiling a revision: spec problems have the file
+/// `spec` and a pointer; project files have their path, line and column.
 #[derive(Debug, thiserror::Error)]
-#[error("the spec's schemas do not compile ({} problem(s))", .0.len())]
-pub struct CompileError(pub Vec<Problem>);
+#[error("the project does not compile ({} problem(s))", .0.len())]
+pub struct CompileError(pub Vec<FileProblem>);
+
+fn spec_problems(problems: Vec<Problem>) -> CompileError {
+    CompileError(
+        problems
+            .into_iter()
+            .map(|p| FileProblem::new("spec", p.message).pointer(p.pointer))
+            .collect(),
+    )
+}
 
 /// A validator compiled on first use. Compiling one walks every schema its
 /// `$ref`s reach, which for a 20 MB spec (Microsoft Graph: 11,000 operations)
@@ -99,13 +116,24 @@ pub struct CompiledRevision {
     pub synthesized: SynthCache,
     /// The document as responses see it (`writeOnly` not required).
     pub response_document: std::sync::Arc<Value>,
+    /// Scripts, templates, resources, fixtures, forwarding, settings.
+    pub behaviours: CompiledBehaviours,
 }
 
 impl CompiledRevision {
+    /// A spec alone: every answer comes from its examples and synthesis.
     pub fn compile(model: ApiModel) -> Result<Self, CompileError> {
+        Self::compile_project(model, &ProjectFiles::default(), &ScriptLimits::default())
+    }
+
+    pub fn compile_project(
+        model: ApiModel,
+        files: &ProjectFiles,
+        limits: &ScriptLimits,
+    ) -> Result<Self, CompileError> {
         let compiler = Arc::new(SchemaCompiler::new(model.document.clone()).map_err(
             |message| {
-                CompileError(vec![Problem {
+                spec_problems(vec![Problem {
                     pointer: String::new(),
                     message,
                 }])
@@ -113,7 +141,7 @@ impl CompiledRevision {
         )?);
         let problems = check_schemas(&model);
         if !problems.is_empty() {
-            return Err(CompileError(problems));
+            return Err(spec_problems(problems));
         }
         let compile = |pointer: &Option<String>, direction: Direction| {
             LazyValidator::new(pointer, direction, &compiler)
@@ -176,14 +204,37 @@ impl CompiledRevision {
             });
         }
         let router = Router::new(&model.base_path, &model.operations);
+        let patterns = PatternCache::default();
+        let response_document = compiler.response_document().clone();
+        let behaviours = CompiledBehaviours::compile(
+            &BehaviourInputs {
+                model: &model,
+                operations: &operations,
+                response_document: &response_document,
+                patterns: &patterns,
+                limits,
+            },
+            files,
+        )
+        .map_err(CompileError)?;
         Ok(Self {
             router,
             operations,
-            patterns: PatternCache::default(),
+            patterns,
             synthesized: SynthCache::default(),
-            response_document: compiler.response_document().clone(),
+            response_document,
+            behaviours,
             model,
         })
+    }
+
+    /// Whether a request may run long (a script or forwarding answers it):
+    /// the server serves those off its async workers.
+    pub fn may_block(&self, method: &str, path: &str) -> bool {
+        match self.router.at(method, path) {
+            RouteMatch::Found { operation, .. } => self.behaviours.may_block(operation),
+            _ => false,
+        }
     }
 
     pub fn summaries(&self) -> Vec<OperationSummary> {

@@ -14,9 +14,11 @@ use tower_http::cors::CorsLayer;
 use crate::{
     config::Config,
     control, data_plane,
+    drift::DriftReport,
+    egress::HttpUpstream,
     ids::{generate_admin_token, hash_secret},
     middleware, reaper,
-    registry::{LiveSandbox, Registry, compile_spec},
+    registry::{LiveSandbox, Registry, compile_project},
 };
 
 #[derive(Clone)]
@@ -27,6 +29,12 @@ pub struct AppState {
     /// Where clients reach this server, e.g. `http://127.0.0.1:8080`.
     pub public_url: Arc<str>,
     pub admin_token_hash: Arc<str>,
+    pub drift: Arc<DriftReport>,
+    /// Forwarding goes out through here (the egress policy).
+    pub upstream: Arc<dyn sbx_engine::Upstream>,
+    /// Serializes edits of projects: each edit reads the latest revision
+    /// and writes the next.
+    pub edits: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -139,18 +147,29 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
         if record.expires_at_ms.is_some_and(|at| at <= now) {
             continue; // the reaper removes it on its first pass
         }
-        let compiled = compiled_revision(state, &record.project, record.revision)
+        let revision = if record.pinned {
+            record.revision
+        } else {
+            state
+                .store
+                .get_project(&record.project)
+                .await?
+                .map_or(record.revision, |p| p.latest_revision)
+        };
+        let compiled = compiled_revision(state, &record.project, revision)
             .await
             .map_err(|e| {
                 anyhow::anyhow!(
-                    "compiling {} revision {}: {e:?}",
+                    "compiling {} revision {revision}: {}",
                     record.project,
-                    record.revision
+                    e.describe()
                 )
             })?;
+        let rows = state.store.load_resources(&record.id).await?;
+        let record = sbx_store::SandboxRecord { revision, ..record };
         state
             .registry
-            .insert(LiveSandbox::from_record(record, compiled));
+            .insert(LiveSandbox::from_record(record, compiled, rows));
     }
     Ok(())
 }
@@ -163,6 +182,7 @@ pub async fn compiled_revision(
 ) -> Result<Arc<sbx_engine::CompiledRevision>, crate::error::ApiError> {
     let store = state.store.clone();
     let limits = state.config.limits.clone();
+    let script_limits = state.config.scripts.clone();
     let (name, number) = (project.to_owned(), revision);
     state
         .registry
@@ -173,9 +193,17 @@ pub async fn compiled_revision(
                     format!("project {name} has no revision {number}"),
                 )
             })?;
-            compile_spec(record.spec, &limits).await
+            let files = parse_files(&record.files)?;
+            compile_project(record.spec, files, &limits, &script_limits).await
         })
         .await
+}
+
+/// A revision's stored behaviour files.
+pub fn parse_files(text: &str) -> Result<sbx_engine::ProjectFiles, crate::error::ApiError> {
+    serde_json::from_str(text).map_err(|e| {
+        crate::error::ApiError::internal(format!("stored project files do not parse: {e}"))
+    })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -202,6 +230,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         registry: Arc::new(Registry::default()),
         public_url: public_url.clone().into(),
         admin_token_hash: hash_secret(&token).into(),
+        drift: Arc::new(DriftReport::default()),
+        upstream: HttpUpstream::new(config.allow_private_egress)?,
+        edits: Arc::new(tokio::sync::Mutex::new(())),
         config: Arc::new(config),
     };
     load_registry(&state).await?;

@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use sbx_engine::ScriptLimits;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -49,6 +50,10 @@ pub struct Config {
     pub limits: Limits,
     /// How often expired sandboxes are removed.
     pub reaper_interval: std::time::Duration,
+    /// Hard limits on behaviour scripts.
+    pub scripts: ScriptLimits,
+    /// Let forwarding reach loopback and private networks (refused by default).
+    pub allow_private_egress: bool,
 }
 
 impl Default for Config {
@@ -62,6 +67,8 @@ impl Default for Config {
             admin_token: None,
             limits: Limits::default(),
             reaper_interval: std::time::Duration::from_secs(5),
+            scripts: ScriptLimits::default(),
+            allow_private_egress: false,
         }
     }
 }

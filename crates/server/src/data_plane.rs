@@ -7,13 +7,15 @@ use std::sync::Arc;
 use axum::{
     body::{Body, to_bytes},
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, CompiledRevision, HeaderSource, SandboxContext, problem_response,
+    API_KEY_PREFIX, AuthMode, CompiledRevision, Drift, HeaderSource, Journal, Outcome,
+    SandboxContext, SandboxState, Upstream, problem_response,
 };
+use serde_json::{Map, Value};
 
 use crate::{
     app::AppState,
@@ -66,39 +68,112 @@ fn problem(status: u16, slug: &str, title: &str, detail: &str) -> Response {
     to_axum(problem_response(status, slug, title, detail, None))
 }
 
-/// Runs one request through the engine for `sandbox_id` on `compiled`.
-pub async fn serve(
-    compiled: &CompiledRevision,
-    context: &SandboxContext<'_>,
-    request: Request,
-    path: &str,
-    max_body_bytes: usize,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = match to_bytes(body, max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return problem(
-                413,
-                "payload-too-large",
-                "Payload too large",
-                &format!("the request body exceeds the limit of {max_body_bytes} bytes"),
-            );
-        }
+/// Which API keys belong to a sandbox.
+pub enum KeyCheck {
+    /// SHA-256 of its key.
+    Hash(String),
+    /// Any `sk_test_` key (`sbx mock`).
+    AnyTestKey,
+}
+
+/// A sandbox as one request sees it: owned, because a request that runs a
+/// script or forwards is served on the blocking pool.
+pub struct Target {
+    pub id: String,
+    pub seed: u64,
+    pub auth: AuthMode,
+    pub keys: KeyCheck,
+    pub compiled: Arc<CompiledRevision>,
+    pub state: Arc<SandboxState>,
+    pub env: Arc<Map<String, Value>>,
+    pub upstream: Option<Arc<dyn Upstream>>,
+}
+
+/// A response and what its request changed.
+pub struct Served {
+    pub response: Response,
+    pub journal: Journal,
+    pub drift: Option<Drift>,
+}
+
+fn run(target: &Target, parts: &Parts, path: &str, body: &[u8]) -> Outcome {
+    let key_matches = |key: &str| match &target.keys {
+        KeyCheck::Hash(hash) => hash_secret(key) == *hash,
+        KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
+    };
+    let context = SandboxContext {
+        id: &target.id,
+        seed: target.seed,
+        auth: target.auth,
+        key_matches: &key_matches,
+        state: &target.state,
+        env: &target.env,
+        upstream: target.upstream.as_ref(),
+        now_ms: crate::app::now_ms(),
     };
     let headers = Headers(&parts.headers);
-    let engine_request = sbx_engine::Request {
+    let request = sbx_engine::Request {
         method: parts.method.as_str(),
         path,
         query: parts.uri.query(),
         headers: &headers,
-        body: &body,
+        body,
     };
-    let mut response = to_axum(sbx_engine::handle(compiled, context, &engine_request));
-    if let Ok(id) = HeaderValue::from_str(context.id) {
+    sbx_engine::handle(&target.compiled, &context, &request)
+}
+
+/// Runs one request through the engine. Requests that may run long (a
+/// script, forwarding) go to the blocking pool so that a slow or hostile
+/// script never holds an async worker.
+pub async fn serve(
+    target: Target,
+    request: Request,
+    path: String,
+    max_body_bytes: usize,
+) -> Served {
+    let (parts, body) = request.into_parts();
+    let body = match to_bytes(body, max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return Served {
+                response: problem(
+                    413,
+                    "payload-too-large",
+                    "Payload too large",
+                    &format!("the request body exceeds the limit of {max_body_bytes} bytes"),
+                ),
+                journal: Journal::default(),
+                drift: None,
+            };
+        }
+    };
+    let sandbox_id = HeaderValue::from_str(&target.id).ok();
+    let outcome = if target.compiled.may_block(parts.method.as_str(), &path) {
+        tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body))
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "behaviour task failed");
+                problem_response(
+                    500,
+                    "internal",
+                    "Internal error",
+                    "the behaviour failed unexpectedly",
+                    None,
+                )
+                .into()
+            })
+    } else {
+        run(&target, &parts, &path, &body)
+    };
+    let mut response = to_axum(outcome.response);
+    if let Some(id) = sandbox_id {
         response.headers_mut().insert(SANDBOX_ID.clone(), id);
     }
-    response
+    Served {
+        response,
+        journal: outcome.journal,
+        drift: outcome.drift,
+    }
 }
 
 /// How the sandbox of a request was found.
@@ -129,22 +204,70 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     if let Some(expired_at) = sandbox.expired_at(crate::app::now_ms()) {
         return expired(&sandbox.id, expired_at);
     }
-    let key_hash = sandbox.key_hash.clone();
-    let key_matches = move |key: &str| hash_secret(key) == key_hash;
-    let context = SandboxContext {
-        id: &sandbox.id,
+    let serving = sandbox.serving();
+    let target = Target {
+        id: sandbox.id.clone(),
         seed: sandbox.seed,
         auth: sandbox.auth,
-        key_matches: &key_matches,
+        keys: KeyCheck::Hash(sandbox.key_hash.clone()),
+        compiled: serving.compiled,
+        state: sandbox.state.clone(),
+        env: sandbox.env(),
+        upstream: Some(state.upstream.clone()),
     };
-    serve(
-        &sandbox.compiled,
-        &context,
-        request,
-        &path,
-        state.config.limits.max_body_bytes,
-    )
-    .await
+    let served = serve(target, request, path, state.config.limits.max_body_bytes).await;
+    if let Some(drift) = &served.drift {
+        tracing::warn!(sandbox = %sandbox.id, operation = %drift.operation, status = drift.status, pointer = %drift.pointer, "response drift: {}", drift.message);
+        state.drift.record(
+            &sandbox.project,
+            serving.revision,
+            &sandbox.id,
+            drift,
+            crate::app::now_ms(),
+        );
+    }
+    if let Err(error) = persist(&state, &sandbox.id, served.journal).await {
+        tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
+        return problem(
+            503,
+            "storage-unavailable",
+            "Storage unavailable",
+            "the change was applied in memory but could not be saved; retry the request",
+        );
+    }
+    served.response
+}
+
+/// Saves what a request changed: resource rows, then emitted events.
+pub async fn persist(
+    state: &AppState,
+    sandbox_id: &str,
+    journal: Journal,
+) -> Result<(), sbx_store::StoreError> {
+    if !journal.changes.is_empty() {
+        let rows: Vec<sbx_store::ResourceRow> = journal
+            .changes
+            .into_iter()
+            .map(|c| sbx_store::ResourceRow {
+                collection: c.collection,
+                id: c.id,
+                scope: c.scope,
+                seq: c.seq,
+                value: c.value.map(|v| v.to_string()),
+                version: c.version,
+            })
+            .collect();
+        state.store.save_resources(sandbox_id, &rows).await?;
+    }
+    if !journal.events.is_empty() {
+        let events: Vec<(String, String, i64)> = journal
+            .events
+            .into_iter()
+            .map(|e| (e.event_type, e.payload.to_string(), e.created_at_ms))
+            .collect();
+        state.store.append_events(sandbox_id, &events).await?;
+    }
+    Ok(())
 }
 
 fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {

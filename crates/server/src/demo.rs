@@ -1,19 +1,66 @@
-//! The bundled demo project, for `sbx serve --demo`.
+//! The bundled demo project, for `sbx serve --demo`: the example project
+//! of `examples/payments`, compiled into the binary.
 
 use std::sync::Arc;
 
+use sbx_engine::ProjectFiles;
 use sbx_store::SandboxRecord;
 
 use crate::{
     Server,
-    app::{compiled_revision, now_ms},
+    app::{compiled_revision, now_ms, parse_files},
+    control::projects::publish,
     ids::{SandboxId, generate_api_key, hash_secret},
-    registry::{LiveSandbox, compile_spec},
+    registry::LiveSandbox,
 };
 
-/// A small payments API: accounts, customers, payments; bearer auth.
-pub const DEMO_SPEC: &str = include_str!("demo/payments.yaml");
+/// A small payments API: accounts, customers, payments, a balance; bearer auth.
+pub const DEMO_SPEC: &str = include_str!("../../../examples/payments/openapi.yaml");
 pub const DEMO_PROJECT: &str = "demo-payments";
+
+/// The demo's behaviour files as `(path in the folder, text)`.
+pub const DEMO_FILES: [(&str, &str); 8] = [
+    (
+        "behaviours/createPayment.rhai",
+        include_str!("../../../examples/payments/behaviours/createPayment.rhai"),
+    ),
+    (
+        "behaviours/refundPayment.rhai",
+        include_str!("../../../examples/payments/behaviours/refundPayment.rhai"),
+    ),
+    (
+        "modules/cards.rhai",
+        include_str!("../../../examples/payments/modules/cards.rhai"),
+    ),
+    (
+        "templates/getBalance.json.j2",
+        include_str!("../../../examples/payments/templates/getBalance.json.j2"),
+    ),
+    (
+        "fixtures/accounts.yaml",
+        include_str!("../../../examples/payments/fixtures/accounts.yaml"),
+    ),
+    (
+        "fixtures/customers.yaml",
+        include_str!("../../../examples/payments/fixtures/customers.yaml"),
+    ),
+    (
+        "env.yaml",
+        include_str!("../../../examples/payments/env.yaml"),
+    ),
+    (
+        "project.yaml",
+        include_str!("../../../examples/payments/project.yaml"),
+    ),
+];
+
+/// The demo project's files.
+pub fn demo_files() -> anyhow::Result<ProjectFiles> {
+    sbx_engine::project::from_sources(DEMO_FILES).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the bundled demo project is invalid:\n{}", lines.join("\n"))
+    })
+}
 
 /// A sandbox ready to call.
 pub struct DemoSandbox {
@@ -22,40 +69,40 @@ pub struct DemoSandbox {
     pub api_key: String,
 }
 
-/// Imports the demo project (or a new revision when the bundled spec
+/// Imports the demo project (or a new revision when the bundled files
 /// changed) and creates a fresh sandbox of it.
 pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     let state = &server.state;
+    let files = demo_files()?;
+    let describe = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.describe());
     let revision = match state.store.get_project(DEMO_PROJECT).await? {
         None => {
-            let compiled = compile_spec(DEMO_SPEC.to_owned(), &state.config.limits)
+            let (record, _) = publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, true)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            state
-                .store
-                .create_project(DEMO_PROJECT, DEMO_SPEC, now_ms())
-                .await?;
-            state.registry.put_compiled(DEMO_PROJECT, 1, compiled);
-            1
+                .map_err(describe)?;
+            record.latest_revision
         }
         Some(project) => {
             let latest = state
                 .store
                 .get_revision(DEMO_PROJECT, project.latest_revision)
                 .await?;
-            if latest.is_some_and(|r| r.spec == DEMO_SPEC) {
+            let unchanged = latest.is_some_and(|r| {
+                r.spec == DEMO_SPEC && parse_files(&r.files).is_ok_and(|f| f == files)
+            });
+            if unchanged {
                 project.latest_revision
             } else {
-                state
-                    .store
-                    .add_revision(DEMO_PROJECT, DEMO_SPEC, now_ms())
-                    .await?
+                let (record, _) = publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, false)
+                    .await
+                    .map_err(describe)?;
+                record.latest_revision
             }
         }
     };
     let compiled = compiled_revision(state, DEMO_PROJECT, revision)
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(describe)?;
     let id = SandboxId::generate().to_string();
     let api_key = generate_api_key();
     let record = SandboxRecord {
@@ -68,12 +115,16 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         label: Some("demo".to_owned()),
         created_at_ms: now_ms(),
         expires_at_ms: None,
+        pinned: false,
+        env: "{}".to_owned(),
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);
-    state
-        .registry
-        .insert(LiveSandbox::from_record(record, Arc::clone(&compiled)));
+    state.registry.insert(LiveSandbox::from_record(
+        record,
+        Arc::clone(&compiled),
+        Vec::new(),
+    ));
     Ok(DemoSandbox {
         id,
         base_url,

@@ -17,6 +17,11 @@ pub struct FieldError {
     /// JSON pointer inside that location.
     pub pointer: String,
     pub message: String,
+    /// Line and column in a project file (scripts, templates, data files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -183,6 +188,8 @@ where
                 location: "body".into(),
                 pointer: String::new(),
                 message: e.body_text(),
+                line: None,
+                column: None,
             }])),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -5,13 +5,19 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Router, extract::Request, middleware as axum_middleware, response::Response};
-use sbx_engine::{AuthMode, CompiledRevision, SandboxContext};
+use sbx_engine::{AuthMode, CompiledRevision, ProjectFiles, SandboxState, ScriptLimits};
 use sbx_spec::synth::seed_from;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::CorsLayer;
 
-use crate::{config::Limits, data_plane, middleware, registry::compile_spec};
+use crate::{
+    config::Limits,
+    data_plane::{self, KeyCheck, Target},
+    egress::HttpUpstream,
+    middleware,
+    registry::compile_project,
+};
 
 /// The implicit sandbox's id and seed: fixed, so answers are reproducible across runs.
 pub const MOCK_SANDBOX_ID: &str = "sbx-mock";
@@ -33,34 +39,52 @@ impl MockServer {
     }
 }
 
-/// Compiles `spec` and serves it on `listener`. With `auth: AuthMode::Spec`
-/// the spec's security schemes are enforced and any `sk_test_` key passes.
+/// How `sbx mock` serves: the spec's security or none, limits, egress.
+pub struct MockOptions {
+    pub auth: AuthMode,
+    pub limits: Limits,
+    pub scripts: ScriptLimits,
+    pub allow_private_egress: bool,
+}
+
+/// Compiles `spec` with its behaviour files and serves it on `listener`,
+/// state in memory. With `auth: AuthMode::Spec` the spec's security
+/// schemes are enforced and any `sk_test_` key passes.
 pub async fn start_mock(
     spec: String,
+    files: ProjectFiles,
     listener: TcpListener,
-    auth: AuthMode,
-    limits: Limits,
+    options: MockOptions,
 ) -> anyhow::Result<MockServer> {
-    let revision = compile_spec(spec, &limits)
+    let revision = compile_project(spec, files, &options.limits, &options.scripts)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.describe()))?;
     let local_addr = listener.local_addr()?;
     let served = revision.clone();
     let seed = seed_from([MOCK_SANDBOX_ID.as_bytes()]);
-    let max_body = limits.max_body_bytes;
+    let max_body = options.limits.max_body_bytes;
+    let state = Arc::new(SandboxState::load(
+        &revision.behaviours.fixtures,
+        Vec::new(),
+    ));
+    let upstream = HttpUpstream::new(options.allow_private_egress)?;
+    let env = Arc::new(serde_json::Map::new());
+    let auth = options.auth;
     let handler = move |request: Request| {
-        let revision = served.clone();
+        let target = Target {
+            id: MOCK_SANDBOX_ID.to_owned(),
+            seed,
+            auth,
+            keys: KeyCheck::AnyTestKey,
+            compiled: served.clone(),
+            state: state.clone(),
+            env: env.clone(),
+            upstream: Some(upstream.clone()),
+        };
         async move {
-            let accepts_any_test_key = |key: &str| key.starts_with(sbx_engine::API_KEY_PREFIX);
-            let context = SandboxContext {
-                id: MOCK_SANDBOX_ID,
-                seed,
-                auth,
-                key_matches: &accepts_any_test_key,
-            };
             let path = request.uri().path().to_owned();
-            let response: Response =
-                data_plane::serve(&revision, &context, request, &path, max_body).await;
+            let served = data_plane::serve(target, request, path, max_body).await;
+            let response: Response = served.response;
             response
         }
     };
@@ -68,7 +92,7 @@ pub async fn start_mock(
         .fallback(handler)
         .layer(CorsLayer::permissive())
         .layer(axum_middleware::from_fn_with_state(
-            limits.max_header_bytes,
+            options.limits.max_header_bytes,
             middleware::edge,
         ));
     let shutdown = CancellationToken::new();

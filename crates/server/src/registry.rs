@@ -8,9 +8,12 @@ use std::{
     sync::{Arc, Mutex, RwLock},
 };
 
-use sbx_engine::{AuthMode, CompiledRevision};
+use sbx_engine::{
+    AuthMode, CompiledRevision, OverlayRow, ProjectFiles, SandboxState, ScriptLimits,
+};
 use sbx_spec::synth::seed_from;
-use sbx_store::SandboxRecord;
+use sbx_store::{ResourceRow, SandboxRecord};
+use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -18,12 +21,22 @@ use crate::{
     error::{ApiError, FieldError},
 };
 
+/// The revision a sandbox serves, swapped whole on hot reload.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub revision: u32,
+    pub compiled: Arc<CompiledRevision>,
+}
+
 #[derive(Debug)]
 pub struct LiveSandbox {
     pub id: String,
     pub project: String,
-    pub revision: u32,
-    pub compiled: Arc<CompiledRevision>,
+    /// Stays on its revision; otherwise follows the project's latest.
+    pub pinned: bool,
+    serving: RwLock<Serving>,
+    pub state: Arc<SandboxState>,
+    env: RwLock<Arc<Map<String, Value>>>,
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
@@ -33,9 +46,42 @@ pub struct LiveSandbox {
     pub expires_at_ms: Option<i64>,
 }
 
+/// Persisted overlay rows as the engine loads them (bad rows are skipped).
+pub fn overlay(rows: Vec<ResourceRow>) -> Vec<OverlayRow> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let value = match row.value {
+                Some(text) => Some(serde_json::from_str(&text).ok()?),
+                None => None,
+            };
+            Some(OverlayRow {
+                collection: row.collection,
+                id: row.id,
+                scope: row.scope,
+                seq: row.seq,
+                value,
+                version: row.version,
+            })
+        })
+        .collect()
+}
+
 impl LiveSandbox {
-    pub fn from_record(record: SandboxRecord, compiled: Arc<CompiledRevision>) -> Self {
+    pub fn from_record(
+        record: SandboxRecord,
+        compiled: Arc<CompiledRevision>,
+        rows: Vec<ResourceRow>,
+    ) -> Self {
+        let state = SandboxState::load(&compiled.behaviours.fixtures, overlay(rows));
+        let env = serde_json::from_str::<Map<String, Value>>(&record.env).unwrap_or_default();
         Self {
+            pinned: record.pinned,
+            serving: RwLock::new(Serving {
+                revision: record.revision,
+                compiled,
+            }),
+            state: Arc::new(state),
+            env: RwLock::new(Arc::new(env)),
             seed: seed_from([record.seed.as_bytes()]),
             auth: if record.auth == "none" {
                 AuthMode::None
@@ -44,8 +90,6 @@ impl LiveSandbox {
             },
             id: record.id,
             project: record.project,
-            revision: record.revision,
-            compiled,
             seed_text: record.seed,
             key_hash: record.key_hash,
             label: record.label,
@@ -56,6 +100,29 @@ impl LiveSandbox {
 
     pub fn expired_at(&self, now_ms: i64) -> Option<i64> {
         self.expires_at_ms.filter(|at| *at <= now_ms)
+    }
+
+    /// The revision to serve a request with; the request keeps it to the
+    /// end even if a new one is swapped in meanwhile.
+    pub fn serving(&self) -> Serving {
+        self.serving
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new revision; the fixture layer of the state follows.
+    pub fn swap(&self, revision: u32, compiled: Arc<CompiledRevision>) {
+        self.state.rebase(&compiled.behaviours.fixtures);
+        *self.serving.write().unwrap_or_else(|e| e.into_inner()) = Serving { revision, compiled };
+    }
+
+    pub fn env(&self) -> Arc<Map<String, Value>> {
+        self.env.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_env(&self, env: Map<String, Value>) {
+        *self.env.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(env);
     }
 }
 
@@ -110,6 +177,29 @@ impl Registry {
         self.sandboxes.read().map(|s| s.len()).unwrap_or(0)
     }
 
+    /// Serves `compiled` in every sandbox of `project` that follows the latest revision.
+    pub fn swap_project(
+        &self,
+        project: &str,
+        revision: u32,
+        compiled: &Arc<CompiledRevision>,
+    ) -> usize {
+        let followers: Vec<Arc<LiveSandbox>> = self
+            .sandboxes
+            .read()
+            .map(|s| {
+                s.values()
+                    .filter(|s| s.project == project && !s.pinned)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for sandbox in &followers {
+            sandbox.swap(revision, compiled.clone());
+        }
+        followers.len()
+    }
+
     /// Forgets compiled revisions of a deleted project.
     pub fn forget_project(&self, project: &str) {
         if let Ok(mut revisions) = self.revisions.lock() {
@@ -150,46 +240,62 @@ impl Registry {
     }
 }
 
-/// Parses, checks and compiles spec text; CPU-heavy, so it runs on the
-/// blocking pool. Problems come back as field errors with pointers.
-pub async fn compile_spec(
+/// Parses, checks and compiles a spec and its behaviour files; CPU-heavy,
+/// so it runs on the blocking pool. Every problem comes back as a field
+/// error with its file, pointer, line and column.
+pub async fn compile_project(
     text: String,
+    files: ProjectFiles,
     limits: &Limits,
+    script_limits: &ScriptLimits,
 ) -> Result<Arc<CompiledRevision>, ApiError> {
-    let limits = sbx_spec::Limits {
+    let spec_limits = sbx_spec::Limits {
         max_spec_bytes: limits.max_spec_bytes,
         max_depth: limits.max_spec_depth,
     };
+    let script_limits = script_limits.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let model = sbx_spec::load_api(&text, &limits).map_err(|e| {
+        let model = sbx_spec::load_api(&text, &spec_limits).map_err(|e| {
             if let sbx_spec::SpecError::TooLarge { .. } = e {
                 return ApiError::payload_too_large(e.to_string());
             }
-            spec_problems(&e.problems())
+            let problems: Vec<sbx_engine::FileProblem> = e
+                .problems()
+                .into_iter()
+                .map(|p| sbx_engine::FileProblem::new("spec", p.message).pointer(p.pointer))
+                .collect();
+            project_problems(&problems)
         })?;
-        CompiledRevision::compile(model).map_err(|e| spec_problems(&e.0))
+        CompiledRevision::compile_project(model, &files, &script_limits)
+            .map_err(|e| project_problems(&e.0))
     })
     .await
     .map_err(ApiError::internal)??;
     Ok(Arc::new(result))
 }
 
-fn spec_problems(problems: &[sbx_spec::Problem]) -> ApiError {
+pub fn project_problems(problems: &[sbx_engine::FileProblem]) -> ApiError {
     let errors: Vec<FieldError> = problems
         .iter()
         .map(|p| FieldError {
-            location: "spec".into(),
+            location: p.file.clone(),
             pointer: p.pointer.clone(),
             message: p.message.clone(),
+            line: p.line,
+            column: p.column,
         })
         .collect();
-    let detail = match errors.as_slice() {
-        [one] => format!(
+    let detail = match problems {
+        [one] if one.file == "spec" => format!(
             "the spec has a problem at {}: {}",
             display_pointer(&one.pointer),
             one.message
         ),
-        many => format!("the spec has {} problems; see `errors`", many.len()),
+        [one] => format!("{one}"),
+        many if many.iter().all(|p| p.file == "spec") => {
+            format!("the spec has {} problems; see `errors`", many.len())
+        }
+        many => format!("the project has {} problems; see `errors`", many.len()),
     };
     ApiError::invalid_spec(detail, errors)
 }

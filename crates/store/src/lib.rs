@@ -38,6 +38,8 @@ pub struct RevisionRecord {
     pub revision: u32,
     /// The spec text as imported (bundled when it came from several files).
     pub spec: String,
+    /// The behaviour files as one JSON document (`{}`: none).
+    pub files: String,
     pub created_at_ms: i64,
 }
 
@@ -54,6 +56,34 @@ pub struct SandboxRecord {
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// Stays on `revision`; otherwise follows the project's latest.
+    pub pinned: bool,
+    /// Overrides of the project's environment parameters, a JSON object.
+    pub env: String,
+}
+
+/// A record a request changed, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRow {
+    pub collection: String,
+    pub id: String,
+    pub scope: String,
+    pub seq: u64,
+    /// JSON text; `None` once deleted.
+    pub value: Option<String>,
+    /// Orders writes of one sandbox: the highest wins.
+    pub version: u64,
+}
+
+/// An event emitted by a behaviour, bound for the webhook outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub sandbox_id: String,
+    pub event_type: String,
+    /// JSON text.
+    pub payload: String,
+    pub created_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +100,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         name: &str,
         spec: &str,
+        files: &str,
         now_ms: i64,
     ) -> Result<ProjectRecord, StoreError>;
     /// Appends a revision; returns its number.
-    async fn add_revision(&self, name: &str, spec: &str, now_ms: i64) -> Result<u32, StoreError>;
+    async fn add_revision(
+        &self,
+        name: &str,
+        spec: &str,
+        files: &str,
+        now_ms: i64,
+    ) -> Result<u32, StoreError>;
     async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
     /// Deletes a project, its revisions and its sandboxes; returns the sandbox ids removed.
@@ -93,4 +130,30 @@ pub trait Store: Send + Sync + 'static {
     async fn get_tombstone(&self, id: &str) -> Result<Option<Tombstone>, StoreError>;
     /// Forgets tombstones older than `before_ms`.
     async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Replaces a sandbox's environment overrides; false if it does not exist.
+    async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError>;
+
+    /// The records a sandbox's requests changed.
+    async fn load_resources(&self, sandbox_id: &str) -> Result<Vec<ResourceRow>, StoreError>;
+    /// Writes changed records; a row older (by version) than the stored one is ignored.
+    async fn save_resources(
+        &self,
+        sandbox_id: &str,
+        rows: &[ResourceRow],
+    ) -> Result<(), StoreError>;
+    /// Forgets every change (reset to fixtures).
+    async fn clear_resources(&self, sandbox_id: &str) -> Result<(), StoreError>;
+
+    /// Appends emitted events `(type, payload JSON, created_at_ms)`.
+    async fn append_events(
+        &self,
+        sandbox_id: &str,
+        events: &[(String, String, i64)],
+    ) -> Result<(), StoreError>;
+    /// The latest `limit` events of a sandbox, newest first.
+    async fn list_events(
+        &self,
+        sandbox_id: &str,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
 }

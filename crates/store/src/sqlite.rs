@@ -10,7 +10,10 @@ use sqlx::{
     },
 };
 
-use crate::{ProjectRecord, RevisionRecord, SandboxRecord, Store, StoreError, Tombstone};
+use crate::{
+    EventRecord, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store, StoreError,
+    Tombstone,
+};
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -66,6 +69,8 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
         label: row.get("label"),
         created_at_ms: row.get("created_at_ms"),
         expires_at_ms: row.get("expires_at_ms"),
+        pinned: row.get::<i64, _>("pinned") != 0,
+        env: row.get("env"),
     }
 }
 
@@ -79,6 +84,7 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         spec: &str,
+        files: &str,
         now_ms: i64,
     ) -> Result<ProjectRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -97,10 +103,11 @@ impl Store for SqliteStore {
             other => other?,
         };
         sqlx::query(
-            "INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, 1, ?, ?)",
+            "INSERT INTO revisions (project, revision, spec, files, created_at_ms) VALUES (?, 1, ?, ?, ?)",
         )
         .bind(name)
         .bind(spec)
+        .bind(files)
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
@@ -113,7 +120,13 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn add_revision(&self, name: &str, spec: &str, now_ms: i64) -> Result<u32, StoreError> {
+    async fn add_revision(
+        &self,
+        name: &str,
+        spec: &str,
+        files: &str,
+        now_ms: i64,
+    ) -> Result<u32, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE projects SET latest_revision = latest_revision + 1, updated_at_ms = ? WHERE name = ? RETURNING latest_revision",
@@ -125,11 +138,12 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::NotFound(format!("project \"{name}\"")))?;
         let revision: i64 = row.get(0);
         sqlx::query(
-            "INSERT INTO revisions (project, revision, spec, created_at_ms) VALUES (?, ?, ?, ?)",
+            "INSERT INTO revisions (project, revision, spec, files, created_at_ms) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(revision)
         .bind(spec)
+        .bind(files)
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
@@ -186,14 +200,15 @@ impl Store for SqliteStore {
             project: row.get("project"),
             revision: row.get::<i64, _>("revision") as u32,
             spec: row.get("spec"),
+            files: row.get("files"),
             created_at_ms: row.get("created_at_ms"),
         }))
     }
 
     async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -204,6 +219,8 @@ impl Store for SqliteStore {
         .bind(&s.label)
         .bind(s.created_at_ms)
         .bind(s.expires_at_ms)
+        .bind(i64::from(s.pinned))
+        .bind(&s.env)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -279,5 +296,118 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE sandboxes SET env = ? WHERE id = ?")
+            .bind(env)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn load_resources(&self, sandbox_id: &str) -> Result<Vec<ResourceRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM resources WHERE sandbox_id = ? ORDER BY version")
+            .bind(sandbox_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ResourceRow {
+                collection: row.get("collection"),
+                id: row.get("id"),
+                scope: row.get("scope"),
+                seq: row.get::<i64, _>("seq") as u64,
+                value: row.get("value"),
+                version: row.get::<i64, _>("version") as u64,
+            })
+            .collect())
+    }
+
+    async fn save_resources(
+        &self,
+        sandbox_id: &str,
+        rows: &[ResourceRow],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
+                   scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
+                 WHERE excluded.version > resources.version",
+            )
+            .bind(sandbox_id)
+            .bind(&row.collection)
+            .bind(&row.id)
+            .bind(&row.scope)
+            .bind(row.seq as i64)
+            .bind(&row.value)
+            .bind(row.version as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear_resources(&self, sandbox_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM resources WHERE sandbox_id = ?")
+            .bind(sandbox_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_events(
+        &self,
+        sandbox_id: &str,
+        events: &[(String, String, i64)],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (event_type, payload, created_at_ms) in events {
+            sqlx::query(
+                "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) VALUES (?, ?, ?, ?)",
+            )
+            .bind(sandbox_id)
+            .bind(event_type)
+            .bind(payload)
+            .bind(created_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_events(
+        &self,
+        sandbox_id: &str,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE sandbox_id = ? ORDER BY id DESC LIMIT ?")
+                .bind(sandbox_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|row| EventRecord {
+                id: row.get("id"),
+                sandbox_id: row.get("sandbox_id"),
+                event_type: row.get("event_type"),
+                payload: row.get("payload"),
+                created_at_ms: row.get("created_at_ms"),
+            })
+            .collect())
     }
 }

@@ -1,7 +1,7 @@
 //! The store contract, run against real SQLite. A second backend runs the
 //! same functions.
 
-use sbx_store::{SandboxRecord, SqliteStore, Store, StoreError};
+use sbx_store::{ResourceRow, SandboxRecord, SqliteStore, Store, StoreError};
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
     SandboxRecord {
@@ -14,28 +14,41 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         label: None,
         created_at_ms: 1,
         expires_at_ms,
+        pinned: false,
+        env: "{}".to_owned(),
+    }
+}
+
+fn row(id: &str, value: Option<&str>, version: u64) -> ResourceRow {
+    ResourceRow {
+        collection: "pets".to_owned(),
+        id: id.to_owned(),
+        scope: String::new(),
+        seq: 1_000_000,
+        value: value.map(str::to_owned),
+        version,
     }
 }
 
 async fn contract(store: &dyn Store) {
     let project = store
-        .create_project("pets", "openapi: 3.0.0", 10)
+        .create_project("pets", "openapi: 3.0.0", "{}", 10)
         .await
         .unwrap();
     assert_eq!(project.latest_revision, 1);
     assert!(matches!(
-        store.create_project("pets", "x", 11).await,
+        store.create_project("pets", "x", "{}", 11).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
         store
-            .add_revision("pets", "openapi: 3.1.0", 12)
+            .add_revision("pets", "openapi: 3.1.0", r#"{"env":{"a":1}}"#, 12)
             .await
             .unwrap(),
         2
     );
     assert!(matches!(
-        store.add_revision("nope", "x", 12).await,
+        store.add_revision("nope", "x", "{}", 12).await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
@@ -52,7 +65,63 @@ async fn contract(store: &dyn Store) {
         2
     );
 
+    assert_eq!(
+        store.get_revision("pets", 2).await.unwrap().unwrap().files,
+        r#"{"env":{"a":1}}"#
+    );
     store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    assert!(
+        store
+            .set_sandbox_env("sbx-a", r#"{"k":"v"}"#)
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_sandbox_env("sbx-zz", "{}").await.unwrap());
+    assert_eq!(
+        store.get_sandbox("sbx-a").await.unwrap().unwrap().env,
+        r#"{"k":"v"}"#
+    );
+
+    // Resource writes: the highest version wins whatever the arrival order.
+    store
+        .save_resources(
+            "sbx-a",
+            &[row("1", Some("{\"v\":2}"), 2), row("2", Some("{}"), 3)],
+        )
+        .await
+        .unwrap();
+    store
+        .save_resources("sbx-a", &[row("1", Some("{\"v\":1}"), 1)])
+        .await
+        .unwrap();
+    store
+        .save_resources("sbx-a", &[row("2", None, 4)])
+        .await
+        .unwrap();
+    let rows = store.load_resources("sbx-a").await.unwrap();
+    assert_eq!(
+        rows,
+        vec![row("1", Some("{\"v\":2}"), 2), row("2", None, 4)]
+    );
+    assert!(store.load_resources("sbx-other").await.unwrap().is_empty());
+    store.clear_resources("sbx-a").await.unwrap();
+    assert!(store.load_resources("sbx-a").await.unwrap().is_empty());
+
+    store
+        .append_events(
+            "sbx-a",
+            &[
+                ("pet.created".into(), "{}".into(), 5),
+                ("pet.sold".into(), "{}".into(), 6),
+            ],
+        )
+        .await
+        .unwrap();
+    let events = store.list_events("sbx-a", 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].event_type, "pet.sold");
+    assert_eq!(store.list_events("sbx-a", 1).await.unwrap().len(), 1);
+
     store
         .create_sandbox(&sandbox("sbx-b", Some(100)))
         .await
@@ -107,7 +176,7 @@ async fn sqlite_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-        store.create_project("pets", "spec", 1).await.unwrap();
+        store.create_project("pets", "spec", "{}", 1).await.unwrap();
         store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
     }
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();

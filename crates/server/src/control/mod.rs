@@ -1,7 +1,7 @@
 //! The control plane: `/api/v1`, JSON, admin bearer token.
 
 pub mod openapi;
-mod projects;
+pub mod projects;
 mod sandboxes;
 
 use axum::{
@@ -10,7 +10,7 @@ use axum::{
     http::header,
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post, put},
 };
 
 use crate::{app::AppState, error::ApiError, ids::hash_secret};
@@ -29,15 +29,24 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/projects/{name}",
             get(projects::show).delete(projects::delete),
         )
+        .route("/projects/{name}/spec", put(projects::replace_spec))
+        .route("/projects/{name}/env", put(projects::put_env))
+        .route("/projects/{name}/settings", put(projects::put_settings))
+        .route("/projects/{name}/files", get(projects::files))
+        .route("/projects/{name}/drift", get(projects::drift))
         .route(
-            "/projects/{name}/spec",
-            axum::routing::put(projects::replace_spec),
+            "/projects/{name}/{kind}/{item}",
+            put(projects::put_file).delete(projects::delete_file),
         )
         .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
         .route(
             "/sandboxes/{id}",
             get(sandboxes::show).delete(sandboxes::delete),
         )
+        .route("/sandboxes/{id}/reset", post(sandboxes::reset))
+        .route("/sandboxes/{id}/seed", post(sandboxes::seed))
+        .route("/sandboxes/{id}/env", put(sandboxes::put_env))
+        .route("/sandboxes/{id}/events", get(sandboxes::events))
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()

@@ -26,7 +26,10 @@ impl Modify for AdminToken {
     info(title = "SmartSandbox control plane", description = "Projects (OpenAPI specs and their revisions) and sandboxes."),
     paths(
         projects::create, projects::list, projects::show, projects::delete, projects::replace_spec,
+        projects::put_file, projects::delete_file, projects::put_env, projects::put_settings,
+        projects::files, projects::drift,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
+        sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

@@ -1,41 +1,77 @@
 //! Projects: an OpenAPI document and its immutable revisions.
 
+use std::{collections::BTreeMap, sync::Arc};
+
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
-use sbx_engine::OperationSummary;
+use sbx_engine::{CompiledRevision, OperationSummary, ProjectFiles, project::ProjectSettings};
+use sbx_store::ProjectRecord;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::{
-    app::{AppState, compiled_revision, now_ms, rfc3339},
+    app::{AppState, compiled_revision, now_ms, parse_files, rfc3339},
+    drift::DriftFinding,
     error::{ApiError, ApiJson, FieldError},
     ids::valid_project_name,
-    registry::compile_spec,
+    registry::compile_project,
 };
 
+/// A project's spec and behaviour files (see docs/projects.md); the file
+/// fields are each optional.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ImportProject {
-    /// 1–64 of `[a-z0-9_.-]`, starting with a letter or digit.
-    pub name: String,
+pub struct ProjectBody {
+    /// 1–64 of `[a-z0-9_.-]`, starting with a letter or digit. Required
+    /// on import; on `PUT …/spec`, only checked against the path.
+    pub name: Option<String>,
     /// The OpenAPI 3.0/3.1 or Swagger 2.0 document, as YAML or JSON text
     /// (a JSON object is accepted too).
     #[schema(value_type = String)]
     pub spec: Value,
+    /// Rhai source by operation id.
+    #[schema(value_type = Option<Object>)]
+    pub behaviours: Option<BTreeMap<String, String>>,
+    /// minijinja source by file name (`*.json.j2` renders JSON).
+    #[schema(value_type = Option<Object>)]
+    pub templates: Option<BTreeMap<String, String>>,
+    /// Records by collection: a list, or a map from id to record.
+    #[schema(value_type = Option<Object>)]
+    pub fixtures: Option<BTreeMap<String, Value>>,
+    /// Environment parameters.
+    #[schema(value_type = Option<Object>)]
+    pub env: Option<Map<String, Value>>,
+    /// Rhai modules by name, imported with `import "name" as m;`.
+    #[schema(value_type = Option<Object>)]
+    pub modules: Option<BTreeMap<String, String>>,
+    /// `strict_responses`, `forward`.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<ProjectSettings>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceSpec {
-    /// Ignored beyond a consistency check: the name is the one in the path.
-    pub name: Option<String>,
-    #[schema(value_type = String)]
-    pub spec: Value,
+impl ProjectBody {
+    /// The files given, or `None` when the body names none.
+    fn files(&mut self) -> Option<ProjectFiles> {
+        let given = self.behaviours.is_some()
+            || self.templates.is_some()
+            || self.fixtures.is_some()
+            || self.env.is_some()
+            || self.modules.is_some()
+            || self.settings.is_some();
+        given.then(|| ProjectFiles {
+            behaviours: self.behaviours.take().unwrap_or_default(),
+            templates: self.templates.take().unwrap_or_default(),
+            fixtures: self.fixtures.take().unwrap_or_default(),
+            env: self.env.take().unwrap_or_default(),
+            modules: self.modules.take().unwrap_or_default(),
+            settings: self.settings.take().unwrap_or_default(),
+        })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,8 +92,27 @@ pub struct ProjectView {
     pub operations: Vec<OperationView>,
     /// Parts of the spec that were ignored to make it usable, with where they are.
     pub warnings: Vec<FieldError>,
+    /// Stateful collections and the operations bound to them.
+    pub collections: Vec<CollectionView>,
+    /// Operations answered by a script.
+    pub behaviours: Vec<String>,
+    pub templates: Vec<String>,
+    /// Operations forwarded upstream.
+    pub forwards: Vec<String>,
+    pub strict_responses: bool,
     pub created_at: String,
     pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionView {
+    pub name: String,
+    /// The record member holding the id.
+    pub id_field: String,
+    /// `operationId: action` of each bound operation.
+    pub operations: Vec<String>,
+    /// Records every sandbox starts with.
+    pub fixtures: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,6 +136,8 @@ fn spec_text(spec: Value) -> Result<String, ApiError> {
             location: "body".into(),
             pointer: "/spec".into(),
             message: "`spec` must be the document's YAML or JSON text (or a JSON object)".into(),
+            line: None,
+            column: None,
         }])),
     }
 }
@@ -95,11 +152,57 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         message: format!(
             "project name {name:?} must be 1-64 of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
         ),
+        line: None,
+        column: None,
     }]))
 }
 
-fn view(record: &sbx_store::ProjectRecord, compiled: &sbx_engine::CompiledRevision) -> ProjectView {
+fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
+    let behaviours = &compiled.behaviours;
+    let operation_ids = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        compiled
+            .model
+            .operations
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, o)| o.id.clone())
+            .collect()
+    };
+    let collections = behaviours
+        .resources
+        .collections
+        .iter()
+        .enumerate()
+        .map(|(index, c)| CollectionView {
+            name: c.name.clone(),
+            id_field: c.id_field.clone(),
+            operations: behaviours
+                .resources
+                .bindings
+                .iter()
+                .enumerate()
+                .filter_map(|(i, b)| {
+                    let b = b.as_ref().filter(|b| b.collection == index)?;
+                    Some(
+                        format!("{}: {:?}", compiled.model.operations[i].id, b.action)
+                            .to_lowercase(),
+                    )
+                })
+                .collect(),
+            fixtures: behaviours
+                .fixtures
+                .iter()
+                .filter(|f| f.collection == c.name)
+                .count(),
+        })
+        .collect();
     ProjectView {
+        collections,
+        behaviours: operation_ids(&|i| behaviours.behaviour_scripts[i].is_some()),
+        templates: behaviours.templates.names().to_vec(),
+        forwards: operation_ids(&|i| behaviours.forwards[i].is_some()),
+        strict_responses: behaviours.settings.strict_responses,
         name: record.name.clone(),
         revision: record.latest_revision,
         title: compiled.model.title.clone(),
@@ -117,6 +220,8 @@ fn view(record: &sbx_store::ProjectRecord, compiled: &sbx_engine::CompiledRevisi
                 location: "spec".into(),
                 pointer: w.pointer.clone(),
                 message: w.message.clone(),
+                line: None,
+                column: None,
             })
             .collect(),
         created_at: rfc3339(record.created_at_ms),
@@ -124,59 +229,276 @@ fn view(record: &sbx_store::ProjectRecord, compiled: &sbx_engine::CompiledRevisi
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = ImportProject,
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = ProjectBody,
     responses((status = 201, body = ProjectView), (status = 409, description = "name taken"),
               (status = 413, description = "spec too large"), (status = 422, description = "the spec has problems")),
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<ImportProject>,
+    ApiJson(mut body): ApiJson<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_name(&body.name)?;
+    let name = body.name.clone().unwrap_or_default();
+    check_name(&name)?;
+    let files = body.files().unwrap_or_default();
     let text = spec_text(body.spec)?;
-    let compiled = compile_spec(text.clone(), &state.config.limits).await?;
-    let record = state
-        .store
-        .create_project(&body.name, &text, now_ms())
-        .await?;
-    state
-        .registry
-        .put_compiled(&record.name, record.latest_revision, compiled.clone());
+    let _edit = state.edits.lock().await;
+    let (record, compiled) = publish(&state, &name, text, files, true).await?;
     tracing::info!(project = %record.name, operations = compiled.operations.len(), "project imported");
     Ok((StatusCode::CREATED, Json(view(&record, &compiled))))
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{name}/spec", tag = "projects", request_body = ReplaceSpec,
+/// Compiles a spec and its files, then stores them as a new revision (or a
+/// new project) and swaps it into every sandbox that follows the project.
+/// A revision that does not compile is rejected whole: nothing changes.
+pub async fn publish(
+    state: &AppState,
+    name: &str,
+    spec: String,
+    files: ProjectFiles,
+    create: bool,
+) -> Result<(ProjectRecord, Arc<CompiledRevision>), ApiError> {
+    let files_text = serde_json::to_string(&files).map_err(ApiError::internal)?;
+    let compiled = compile_project(
+        spec.clone(),
+        files,
+        &state.config.limits,
+        &state.config.scripts,
+    )
+    .await?;
+    let record = if create {
+        state
+            .store
+            .create_project(name, &spec, &files_text, now_ms())
+            .await?
+    } else {
+        state
+            .store
+            .add_revision(name, &spec, &files_text, now_ms())
+            .await?;
+        state
+            .store
+            .get_project(name)
+            .await?
+            .ok_or_else(|| missing(name))?
+    };
+    state
+        .registry
+        .put_compiled(name, record.latest_revision, compiled.clone());
+    let swapped = state
+        .registry
+        .swap_project(name, record.latest_revision, &compiled);
+    tracing::info!(project = %name, revision = record.latest_revision, sandboxes = swapped, "revision live");
+    Ok((record, compiled))
+}
+
+fn missing(name: &str) -> ApiError {
+    ApiError::not_found("not-found", format!("project \"{name}\" does not exist"))
+}
+
+/// The latest revision's spec text and files.
+async fn latest(state: &AppState, name: &str) -> Result<(String, ProjectFiles), ApiError> {
+    let project = state
+        .store
+        .get_project(name)
+        .await?
+        .ok_or_else(|| missing(name))?;
+    let revision = state
+        .store
+        .get_revision(name, project.latest_revision)
+        .await?
+        .ok_or_else(|| missing(name))?;
+    Ok((revision.spec, parse_files(&revision.files)?))
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{name}/spec", tag = "projects", request_body = ProjectBody,
     params(("name" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404), (status = 422, description = "the spec has problems")),
     security(("admin" = [])))]
 pub async fn replace_spec(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<ReplaceSpec>,
+    ApiJson(mut body): ApiJson<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(other) = body.name.as_deref().filter(|n| *n != name) {
         return Err(ApiError::bad_request(format!(
             "body names project {other:?} but the path names {name:?}"
         )));
     }
-    if state.store.get_project(&name).await?.is_none() {
-        return Err(ApiError::not_found(
-            "not-found",
-            format!("project \"{name}\" does not exist"),
-        ));
-    }
+    let given = body.files();
     let text = spec_text(body.spec)?;
-    let compiled = compile_spec(text.clone(), &state.config.limits).await?;
-    let revision = state.store.add_revision(&name, &text, now_ms()).await?;
-    state
-        .registry
-        .put_compiled(&name, revision, compiled.clone());
-    let record = state.store.get_project(&name).await?.ok_or_else(|| {
-        ApiError::not_found("not-found", format!("project \"{name}\" does not exist"))
-    })?;
-    tracing::info!(project = %name, revision, "new revision");
+    let _edit = state.edits.lock().await;
+    let (_, kept) = latest(&state, &name).await?;
+    let files = given.unwrap_or(kept);
+    let (record, compiled) = publish(&state, &name, text, files, false).await?;
     Ok(Json(view(&record, &compiled)))
+}
+
+/// The kinds of files editable one at a time.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Behaviours,
+    Templates,
+    Modules,
+    Fixtures,
+}
+
+/// A file's text: the raw body, or `{"source": "…"}` sent as JSON.
+fn source_text(headers: &HeaderMap, body: String) -> String {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json
+        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&body)
+        && let Some(Value::String(source)) = map.get("source")
+    {
+        return source.clone();
+    }
+    body
+}
+
+fn apply_file(
+    files: &mut ProjectFiles,
+    kind: FileKind,
+    item: &str,
+    text: Option<String>,
+) -> Result<bool, ApiError> {
+    let existed = match (kind, text) {
+        (FileKind::Behaviours, Some(text)) => {
+            files.behaviours.insert(item.to_owned(), text).is_some()
+        }
+        (FileKind::Templates, Some(text)) => {
+            files.templates.insert(item.to_owned(), text).is_some()
+        }
+        (FileKind::Modules, Some(text)) => files.modules.insert(item.to_owned(), text).is_some(),
+        (FileKind::Fixtures, Some(text)) => {
+            let mut problems = Vec::new();
+            let file = format!("fixtures/{item}.yaml");
+            let Some(records) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
+                return Err(crate::registry::project_problems(&problems));
+            };
+            files.fixtures.insert(item.to_owned(), records).is_some()
+        }
+        (FileKind::Behaviours, None) => files.behaviours.remove(item).is_some(),
+        (FileKind::Templates, None) => files.templates.remove(item).is_some(),
+        (FileKind::Modules, None) => files.modules.remove(item).is_some(),
+        (FileKind::Fixtures, None) => files.fixtures.remove(item).is_some(),
+    };
+    Ok(existed)
+}
+
+async fn edit(
+    state: &AppState,
+    name: &str,
+    change: impl FnOnce(&mut ProjectFiles) -> Result<(), ApiError>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let _edit = state.edits.lock().await;
+    let (spec, mut files) = latest(state, name).await?;
+    change(&mut files)?;
+    let (record, compiled) = publish(state, name, spec, files, false).await?;
+    Ok(Json(view(&record, &compiled)))
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
+    params(("name" = String, Path), ("kind" = FileKind, Path, description = "behaviours (item: operation id), templates (file name), modules (module name) or fixtures (collection)"),
+           ("item" = String, Path)),
+    request_body(content = String, description = "The file's text (Rhai, minijinja, or YAML/JSON records), raw or as `{\"source\": …}`"),
+    responses((status = 200, body = ProjectView, description = "a new revision, live in every sandbox that follows the project"),
+              (status = 404), (status = 422, description = "the file does not compile; the previous revision keeps serving")),
+    security(("admin" = [])))]
+pub async fn put_file(
+    State(state): State<AppState>,
+    Path((name, kind, item)): Path<(String, FileKind, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<ProjectView>, ApiError> {
+    let text = source_text(&headers, body);
+    edit(&state, &name, |files| {
+        apply_file(files, kind, &item, Some(text)).map(drop)
+    })
+    .await
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
+    params(("name" = String, Path), ("kind" = FileKind, Path), ("item" = String, Path)),
+    responses((status = 200, body = ProjectView), (status = 404, description = "no such project or file")),
+    security(("admin" = [])))]
+pub async fn delete_file(
+    State(state): State<AppState>,
+    Path((name, kind, item)): Path<(String, FileKind, String)>,
+) -> Result<Json<ProjectView>, ApiError> {
+    edit(&state, &name, |files| {
+        if apply_file(files, kind, &item, None)? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(
+                "not-found",
+                format!("project \"{name}\" has no {kind:?} file {item:?}").to_lowercase(),
+            ))
+        }
+    })
+    .await
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{name}/env", tag = "projects", params(("name" = String, Path)),
+    request_body(content = Object, description = "Environment parameters; replaces the project's"),
+    responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
+pub async fn put_env(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(env): ApiJson<Map<String, Value>>,
+) -> Result<Json<ProjectView>, ApiError> {
+    edit(&state, &name, |files| {
+        files.env = env;
+        Ok(())
+    })
+    .await
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{name}/settings", tag = "projects", params(("name" = String, Path)),
+    request_body(content = Object, description = "`strict_responses`, `forward`; replaces the project's"),
+    responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(settings): ApiJson<ProjectSettings>,
+) -> Result<Json<ProjectView>, ApiError> {
+    edit(&state, &name, |files| {
+        files.settings = settings;
+        Ok(())
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{name}/files", tag = "projects", params(("name" = String, Path)),
+    responses((status = 200, description = "The latest revision's behaviour files", body = Object), (status = 404)),
+    security(("admin" = [])))]
+pub async fn files(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ProjectFiles>, ApiError> {
+    Ok(Json(latest(&state, &name).await?.1))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DriftList {
+    pub items: Vec<DriftFinding>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{name}/drift", tag = "projects", params(("name" = String, Path)),
+    responses((status = 200, body = DriftList, description = "How answers departed from the spec, most recent first"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn drift(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<DriftList>, ApiError> {
+    if state.store.get_project(&name).await?.is_none() {
+        return Err(missing(&name));
+    }
+    Ok(Json(DriftList {
+        items: state.drift.findings(&name),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
@@ -222,6 +544,7 @@ pub async fn delete(
         state.registry.remove(id);
     }
     state.registry.forget_project(&name);
+    state.drift.forget(&name);
     tracing::info!(project = %name, sandboxes = removed.len(), "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,10 +8,12 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
+use std::collections::BTreeMap;
+
 use sbx_engine::AuthMode;
-use sbx_store::SandboxRecord;
+use sbx_store::{EventRecord, SandboxRecord};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
@@ -29,7 +31,8 @@ const MAX_LABEL_CHARS: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct CreateSandbox {
     pub project: String,
-    /// Defaults to the project's latest revision.
+    /// Pins the sandbox to this revision. Without it, the sandbox follows
+    /// the project: each new revision is swapped in live.
     pub revision: Option<u32>,
     /// The sandbox and its data are removed this long after creation.
     pub ttl_seconds: Option<u64>,
@@ -39,13 +42,19 @@ pub struct CreateSandbox {
     /// `spec` (default) enforces the spec's security schemes with the sandbox key; `none` does not.
     pub auth: Option<String>,
     pub label: Option<String>,
+    /// Overrides of the project's environment parameters.
+    #[schema(value_type = Option<Object>)]
+    pub env: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxView {
     pub id: String,
     pub project: String,
+    /// The revision serving now.
     pub revision: u32,
+    /// Stays on `revision`; otherwise follows the project's latest.
+    pub pinned: bool,
     /// Append operation paths to this URL.
     pub base_url: String,
     /// The same sandbox addressed by host name.
@@ -58,6 +67,11 @@ pub struct SandboxView {
     pub auth: String,
     pub seed: String,
     pub label: Option<String>,
+    /// The sandbox's overrides of the project's environment parameters.
+    #[schema(value_type = Object)]
+    pub env: Map<String, Value>,
+    /// Records per stateful collection.
+    pub resources: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,11 +90,14 @@ fn invalid(pointer: &str, message: String) -> ApiError {
         location: "body".into(),
         pointer: pointer.into(),
         message,
+        line: None,
+        column: None,
     }])
 }
 
 fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> SandboxView {
-    let base_path = &sandbox.compiled.model.base_path;
+    let serving = sandbox.serving();
+    let base_path = &serving.compiled.model.base_path;
     let (scheme, authority) = state
         .public_url
         .split_once("://")
@@ -92,7 +109,8 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
     SandboxView {
         id: sandbox.id.clone(),
         project: sandbox.project.clone(),
-        revision: sandbox.revision,
+        revision: serving.revision,
+        pinned: sandbox.pinned,
         base_url: format!("{}/sbx/{}{base_path}", state.public_url, sandbox.id),
         host_url: format!(
             "{scheme}://{}.{}{port}{base_path}",
@@ -108,6 +126,8 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         .to_owned(),
         seed: sandbox.seed_text.clone(),
         label: sandbox.label.clone(),
+        env: (*sandbox.env()).clone(),
+        resources: sandbox.state.counts(),
     }
 }
 
@@ -195,9 +215,11 @@ pub async fn create(
         expires_at_ms: body
             .ttl_seconds
             .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
+        pinned: body.revision.is_some(),
+        env: Value::Object(body.env.unwrap_or_default()).to_string(),
     };
     state.store.create_sandbox(&record).await?;
-    let live = LiveSandbox::from_record(record, Arc::clone(&compiled));
+    let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());
     let answer = view(&state, &live, Some(api_key));
     state.registry.insert(live);
     Ok((StatusCode::CREATED, Json(answer)))
@@ -253,4 +275,125 @@ pub async fn delete(
     }
     state.registry.remove(&id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/reset", tag = "sandboxes", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxView, description = "back to the fixtures; every change made by requests is gone"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn reset(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    state.store.clear_resources(&id).await?;
+    sandbox
+        .state
+        .reset(&sandbox.serving().compiled.behaviours.fixtures);
+    Ok(Json(view(&state, &sandbox, None)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Seeded {
+    /// Ids of the records loaded, by collection.
+    pub created: BTreeMap<String, Vec<String>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/seed", tag = "sandboxes", params(("id" = String, Path)),
+    request_body(content = Object, description = "Records by collection, e.g. `{\"pets\": [{\"name\": \"Rex\"}]}`; missing members are synthesized, ids generated when absent"),
+    responses((status = 201, body = Seeded), (status = 404), (status = 422, description = "a record does not match the spec; nothing was loaded")),
+    security(("admin" = [])))]
+pub async fn seed(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(records): ApiJson<Map<String, Value>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let sandbox = live(&state, &id)?;
+    let compiled = sandbox.serving().compiled;
+    let changes = sbx_engine::seed(&compiled, sandbox.seed, &sandbox.state, &records).map_err(
+        |problems| {
+            ApiError::validation(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError {
+                        location: "body".into(),
+                        pointer: format!("{}{}", p.file, p.pointer),
+                        message: p.message,
+                        line: None,
+                        column: None,
+                    })
+                    .collect(),
+            )
+        },
+    )?;
+    let mut created: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for change in &changes {
+        created
+            .entry(change.collection.clone())
+            .or_default()
+            .push(change.id.clone());
+    }
+    let journal = sbx_engine::Journal {
+        changes,
+        events: Vec::new(),
+    };
+    crate::data_plane::persist(&state, &id, journal).await?;
+    Ok((StatusCode::CREATED, Json(Seeded { created })))
+}
+
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/env", tag = "sandboxes", params(("id" = String, Path)),
+    request_body(content = Object, description = "The sandbox's overrides of the project's environment parameters; replaces the previous ones"),
+    responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
+pub async fn put_env(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(env): ApiJson<Map<String, Value>>,
+) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    state
+        .store
+        .set_sandbox_env(&id, &Value::Object(env.clone()).to_string())
+        .await?;
+    sandbox.set_env(env);
+    Ok(Json(view(&state, &sandbox, None)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<EventView>,
+}
+
+/// Events listed per call.
+const EVENTS_PAGE: u32 = 100;
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events", tag = "sandboxes", params(("id" = String, Path)),
+    responses((status = 200, body = EventList, description = "The latest events behaviours emitted, newest first"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventList>, ApiError> {
+    live(&state, &id)?;
+    let items = state
+        .store
+        .list_events(&id, EVENTS_PAGE)
+        .await?
+        .into_iter()
+        .map(|e: EventRecord| EventView {
+            id: e.id,
+            event_type: e.event_type,
+            payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
+            created_at: rfc3339(e.created_at_ms),
+        })
+        .collect();
+    Ok(Json(EventList { items }))
 }

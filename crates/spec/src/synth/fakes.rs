@@ -33,7 +33,7 @@ fn instant(rng: &mut Rng) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(EPOCH + offset).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn alphanumeric(rng: &mut Rng, length: usize) -> String {
+pub fn alphanumeric(rng: &mut Rng, length: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..length)
         .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))

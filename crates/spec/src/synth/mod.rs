@@ -41,6 +41,19 @@ pub fn seed_from<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("digest is 32 bytes"))
 }
 
+/// A realistic value of `kind`, a string format (`uuid`, `date-time`,
+/// `email`…) or a property name (`name`, `city`, `iban`…), drawn from `seed`.
+pub fn fake(kind: &str, seed: u64) -> String {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    fakes::formatted(kind, &mut rng).unwrap_or_else(|| fakes::for_name(Some(kind), 64, &mut rng))
+}
+
+/// A random string of `length` lowercase letters and digits, drawn from `seed`.
+pub fn alphanumeric(length: usize, seed: u64) -> String {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    fakes::alphanumeric(&mut rng, length)
+}
+
 /// Generates a value for the schema at `pointer` that passes `validator`,
 /// trying up to [`MAX_ATTEMPTS`] variations; the last attempt is returned
 /// (with `false`) when none validates.

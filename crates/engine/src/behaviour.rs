@@ -1,0 +1,375 @@
+//! What answers an operation beyond the spec's own examples: a script, a
+//! forward rule, a stateful collection or a template — compiled once per
+//! revision, chosen per request.
+
+use std::{rc::Rc, sync::Arc};
+
+use sbx_spec::{ApiModel, synth::PatternCache};
+use serde_json::{Map, Value};
+
+use crate::{
+    Response,
+    cache::Synthesized,
+    call::Call,
+    fixtures::{self, RecordMaker},
+    problem::problem_response,
+    project::{FileProblem, ForwardRule, ProjectFiles, ProjectSettings},
+    resources::{self, Resources},
+    respond::{self, BodySource, Prefer, Rendered},
+    revision::CompiledOperation,
+    script::{Script, ScriptLimits, ScriptOutcome, Scripts},
+    state::{FixtureRecord, ResourceChange, SandboxState},
+    stateful,
+    templates::{self, Templates},
+};
+
+#[derive(Debug)]
+pub struct CompiledBehaviours {
+    pub env: Map<String, Value>,
+    pub settings: ProjectSettings,
+    pub resources: Resources,
+    pub scripts: Scripts,
+    /// One entry per operation.
+    pub behaviour_scripts: Vec<Option<Script>>,
+    pub forwards: Vec<Option<ForwardRule>>,
+    /// The template answering an operation (`templates/<operationId>.json.j2`).
+    pub operation_templates: Vec<Option<String>>,
+    pub templates: Templates,
+    pub fixtures: Vec<FixtureRecord>,
+}
+
+/// What compiling behaviours needs of the revision.
+pub struct BehaviourInputs<'a> {
+    pub model: &'a ApiModel,
+    pub operations: &'a [CompiledOperation],
+    pub response_document: &'a Value,
+    pub patterns: &'a PatternCache,
+    pub limits: &'a ScriptLimits,
+}
+
+impl CompiledBehaviours {
+    pub fn compile<'a>(
+        inputs: &BehaviourInputs<'a>,
+        files: &ProjectFiles,
+    ) -> Result<Self, Vec<FileProblem>> {
+        let model = inputs.model;
+        let mut problems = Vec::new();
+        let index_of = |id: &str| model.operations.iter().position(|o| o.id == id);
+        let known = || {
+            let ids: Vec<&str> = model
+                .operations
+                .iter()
+                .map(|o| o.id.as_str())
+                .take(20)
+                .collect();
+            ids.join(", ")
+        };
+        let mut sources = Vec::new();
+        for (id, source) in &files.behaviours {
+            match index_of(id) {
+                Some(index) => sources.push((index, id.clone(), source.as_str())),
+                None => problems.push(FileProblem::new(
+                    format!("behaviours/{id}.rhai"),
+                    format!("the spec has no operation {id:?}; operations: {}", known()),
+                )),
+            }
+        }
+        let (scripts, compiled) =
+            Scripts::compile(inputs.limits, &files.modules, &sources, &mut problems);
+        let mut behaviour_scripts: Vec<Option<Script>> =
+            model.operations.iter().map(|_| None).collect();
+        for (index, script) in compiled {
+            behaviour_scripts[index] = Some(script);
+        }
+        let mut forwards = vec![None; model.operations.len()];
+        for (id, rule) in &files.settings.forward {
+            let Some(index) = index_of(id) else {
+                problems.push(
+                    FileProblem::new(
+                        "project.yaml",
+                        format!("forward: the spec has no operation {id:?}"),
+                    )
+                    .pointer(sbx_spec::pointer::join("/forward", id)),
+                );
+                continue;
+            };
+            if !(rule.url.starts_with("http://") || rule.url.starts_with("https://")) {
+                problems.push(
+                    FileProblem::new(
+                        "project.yaml",
+                        format!(
+                            "forward URL {:?} must start with http:// or https://",
+                            rule.url
+                        ),
+                    )
+                    .pointer(sbx_spec::pointer::join("/forward", id)),
+                );
+            }
+            forwards[index] = Some(rule.clone());
+        }
+        let templates = Templates::compile(&files.templates, &files.env, &mut problems);
+        let operation_templates = model
+            .operations
+            .iter()
+            .map(|o| {
+                [format!("{}.json.j2", o.id), format!("{}.j2", o.id)]
+                    .into_iter()
+                    .find(|name| templates.contains(name))
+            })
+            .collect();
+        let fixture_names: Vec<&str> = files.fixtures.keys().map(String::as_str).collect();
+        let resources = resources::infer(
+            &model.document,
+            &model.operations,
+            &fixture_names,
+            &mut problems,
+        );
+        let fixtures = fixtures::compile(
+            &files.fixtures,
+            &resources,
+            inputs.operations,
+            |media| RecordMaker {
+                document: inputs.response_document,
+                patterns: inputs.patterns,
+                media,
+            },
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            env: files.env.clone(),
+            settings: files.settings.clone(),
+            resources,
+            scripts,
+            behaviour_scripts,
+            forwards,
+            operation_templates,
+            templates,
+            fixtures,
+        })
+    }
+
+    /// Whether anything but the spec's examples and synthesis answers `operation`.
+    pub fn is_active(&self, operation: usize) -> bool {
+        self.behaviour_scripts[operation].is_some()
+            || self.forwards[operation].is_some()
+            || self.resources.bindings[operation].is_some()
+            || self.operation_templates[operation].is_some()
+    }
+
+    /// Whether `operation` may run for long (scripts, forwarding): such
+    /// requests are served off the async workers.
+    pub fn may_block(&self, operation: usize) -> bool {
+        self.behaviour_scripts[operation].is_some() || self.forwards[operation].is_some()
+    }
+
+    /// Whether `operation` needs the request headers (scripts, forwarding).
+    pub fn reads_headers(&self, operation: usize) -> bool {
+        self.may_block(operation)
+    }
+}
+
+/// The answer without a script: forward, stateful, template, or the spec's.
+pub fn default_answer(call: &Call, _from_script: bool) -> Result<Rendered, Response> {
+    let behaviours = &call.revision.behaviours;
+    if let Some(rule) = &behaviours.forwards[call.operation] {
+        let request = crate::forward::build(call, rule);
+        let response = crate::forward::send(call, request)?;
+        return Ok(Rendered {
+            response: crate::forward::to_response(response),
+            value: None,
+        });
+    }
+    if let Some(binding) = &behaviours.resources.bindings[call.operation] {
+        return stateful::answer(call, binding);
+    }
+    if let Some(name) = &behaviours.operation_templates[call.operation] {
+        let value = behaviours
+            .templates
+            .render(name, &templates::context(call, None))
+            .map_err(|message| template_failure(&message))?;
+        return render_value(call, None, value);
+    }
+    let operation = call.operation();
+    let declared = respond::select(operation, &Prefer::default())?;
+    respond::render(
+        &call.revision,
+        call.seed,
+        operation,
+        declared,
+        &call.exchange(),
+        BodySource::Default,
+    )
+}
+
+fn template_failure(message: &str) -> Response {
+    problem_response(500, "template-error", "Template failed", message, None)
+}
+
+/// `value` as the body of the declared response for `status` (the
+/// operation's success response when `None`).
+fn render_value(call: &Call, status: Option<u16>, value: Value) -> Result<Rendered, Response> {
+    let operation = call.operation();
+    let prefer = Prefer {
+        code: status,
+        example: None,
+    };
+    let value = Arc::new(Synthesized::new(value));
+    match respond::select(operation, &prefer) {
+        Ok(declared) => respond::render(
+            &call.revision,
+            call.seed,
+            operation,
+            declared,
+            &call.exchange(),
+            BodySource::Given(value),
+        ),
+        // Undeclared status: sent as JSON, and reported as drift.
+        Err(_) => Ok(Rendered {
+            response: crate::script::json_response(status.unwrap_or(200), &value.value),
+            value: Some(value),
+        }),
+    }
+}
+
+/// Runs the behaviour of `call`'s operation.
+pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
+    let behaviours = &call.revision.behaviours;
+    let Some(script) = &behaviours.behaviour_scripts[call.operation] else {
+        return default_answer(call, false);
+    };
+    let default_status = respond::select(call.operation(), &Prefer::default())
+        .ok()
+        .flatten()
+        .map_or(200, |(status, _)| status);
+    let outcome = behaviours
+        .scripts
+        .run(call, script, default_status)
+        .map_err(|error| {
+            tracing::warn!(
+                target: "sbx::script",
+                sandbox = %call.sandbox_id,
+                script = %error.file,
+                line = error.line,
+                limit = error.limit,
+                "{}", error.message
+            );
+            error.response()
+        })?;
+    let (status, headers, body) = match outcome {
+        ScriptOutcome::Halted(response) => {
+            return Ok(Rendered {
+                response,
+                value: None,
+            });
+        }
+        ScriptOutcome::Answer {
+            status,
+            headers,
+            body,
+        } => (status, headers, body),
+    };
+    let mut rendered = match body {
+        None if status == default_status => default_answer(call, true)?,
+        None => {
+            let declared = respond::select(
+                call.operation(),
+                &Prefer {
+                    code: Some(status),
+                    example: None,
+                },
+            )?;
+            respond::render(
+                &call.revision,
+                call.seed,
+                call.operation(),
+                declared,
+                &call.exchange(),
+                BodySource::Default,
+            )?
+        }
+        Some(Value::String(text))
+            if headers.iter().any(|(n, v)| {
+                n == "content-type" && !crate::body::is_json(&crate::body::essence(v))
+            }) =>
+        {
+            Rendered {
+                response: Response {
+                    status,
+                    headers: Vec::new(),
+                    body: text.into_bytes(),
+                },
+                value: None,
+            }
+        }
+        Some(value) => render_value(call, Some(status), value)?,
+    };
+    for (name, value) in headers {
+        rendered.response.headers.retain(|(n, _)| *n != name);
+        rendered.response.headers.push((name, value));
+    }
+    Ok(rendered)
+}
+
+/// Completes and checks `records` (a collection → records map, as in a
+/// fixtures file) and inserts them into `state`, journaling the changes.
+pub fn seed(
+    revision: &crate::CompiledRevision,
+    sandbox_seed: u64,
+    state: &SandboxState,
+    records: &Map<String, Value>,
+) -> Result<Vec<ResourceChange>, Vec<FileProblem>> {
+    let resources = &revision.behaviours.resources;
+    let mut problems = Vec::new();
+    let mut prepared = Vec::new();
+    for (collection, list) in records {
+        let file = sbx_spec::pointer::join("", collection);
+        let Some((index, spec)) = resources.collection(collection) else {
+            problems.push(FileProblem::new(
+                file,
+                format!("no collection named {collection:?}"),
+            ));
+            continue;
+        };
+        let Value::Array(items) = list else {
+            problems.push(FileProblem::new(file, "must be a list of records"));
+            continue;
+        };
+        let maker = RecordMaker {
+            document: &revision.response_document,
+            patterns: &revision.patterns,
+            media: fixtures::record_media(&revision.operations, resources, index),
+        };
+        let (mut seq, mut next_int) = state.next_ids(collection);
+        for (i, item) in items.iter().enumerate() {
+            let Value::Object(record) = item else {
+                problems.push(
+                    FileProblem::new(&file, "a record must be an object").pointer(format!("/{i}")),
+                );
+                continue;
+            };
+            let id = match record.get(&spec.id_field).filter(|v| !v.is_null()) {
+                Some(id) => id.clone(),
+                None => stateful::id_at(sandbox_seed, spec, seq, next_int),
+            };
+            seq += 1;
+            next_int += 1;
+            match maker.make(spec, &id, record) {
+                Ok(value) => prepared.push((collection.clone(), stateful::id_text(&id), value)),
+                Err(message) => {
+                    problems.push(FileProblem::new(&file, message).pointer(format!("/{i}")))
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut journal = Vec::new();
+    for (collection, id, value) in prepared {
+        state.put(&collection, &id, "", None, value, &mut journal);
+    }
+    Ok(journal)
+}

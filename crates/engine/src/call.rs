@@ -1,0 +1,216 @@
+//! One request as behaviours see it: owned, so that scripts and templates
+//! (which need `'static` data) can reach it through [`current`] while they
+//! run on this thread.
+
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+    sync::Arc,
+};
+
+use sbx_spec::synth::seed_from;
+use serde_json::{Map, Value};
+
+use crate::{
+    forward::Upstream,
+    respond::Exchange,
+    revision::{CompiledOperation, CompiledRevision},
+    state::{ResourceChange, SandboxState},
+};
+
+/// An event a behaviour emitted, for the webhook outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmittedEvent {
+    pub event_type: String,
+    pub payload: Value,
+    pub created_at_ms: i64,
+}
+
+/// What a request changed, for the server to persist.
+#[derive(Debug, Default)]
+pub struct Journal {
+    pub changes: Vec<ResourceChange>,
+    pub events: Vec<EmittedEvent>,
+}
+
+pub struct Call {
+    pub revision: Arc<CompiledRevision>,
+    pub operation: usize,
+    pub sandbox_id: String,
+    pub seed: u64,
+    pub state: Arc<SandboxState>,
+    /// The sandbox's overrides of the project's environment.
+    pub env: Arc<Map<String, Value>>,
+    pub upstream: Option<Arc<dyn Upstream>>,
+    pub now_ms: i64,
+    pub method: String,
+    /// The path below the sandbox root, as sent.
+    pub path: String,
+    pub raw_query: Option<String>,
+    pub accept: Option<String>,
+    pub path_params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    /// Lower-case names; filled only for scripts and forwarding.
+    pub headers: Vec<(String, String)>,
+    /// The parsed request body (JSON, form or text).
+    pub body: Option<Value>,
+    pub raw_body: Vec<u8>,
+    pub journal: RefCell<Journal>,
+    /// The response a script ended the request with (`fail`).
+    pub halted: RefCell<Option<crate::Response>>,
+    /// Seed of this request's random draws (`uuid()`, new ids).
+    entropy: u64,
+    draws: Cell<u64>,
+}
+
+/// The parts of a [`Call`] that come from the request.
+pub struct CallRequest {
+    pub method: String,
+    pub path: String,
+    pub raw_query: Option<String>,
+    pub accept: Option<String>,
+    pub path_params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub raw_body: Vec<u8>,
+}
+
+/// The parts of a [`Call`] that come from the sandbox.
+pub struct CallSandbox {
+    pub id: String,
+    pub seed: u64,
+    pub state: Arc<SandboxState>,
+    pub env: Arc<Map<String, Value>>,
+    pub upstream: Option<Arc<dyn Upstream>>,
+    pub now_ms: i64,
+}
+
+impl Call {
+    pub fn new(
+        revision: Arc<CompiledRevision>,
+        operation: usize,
+        sandbox: CallSandbox,
+        request: CallRequest,
+    ) -> Self {
+        // Same sandbox, same state, same request: same draws (determinism).
+        let version = sandbox.state.version().to_le_bytes();
+        let entropy = seed_from([
+            &sandbox.seed.to_le_bytes()[..],
+            &version,
+            request.method.as_bytes(),
+            request.path.as_bytes(),
+            request.raw_query.as_deref().unwrap_or("").as_bytes(),
+            &request.raw_body,
+        ]);
+        Self {
+            revision,
+            operation,
+            sandbox_id: sandbox.id,
+            seed: sandbox.seed,
+            state: sandbox.state,
+            env: sandbox.env,
+            upstream: sandbox.upstream,
+            now_ms: sandbox.now_ms,
+            method: request.method,
+            path: request.path,
+            raw_query: request.raw_query,
+            accept: request.accept,
+            path_params: request.path_params,
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+            raw_body: request.raw_body,
+            journal: RefCell::default(),
+            halted: RefCell::default(),
+            entropy,
+            draws: Cell::new(0),
+        }
+    }
+
+    pub fn operation(&self) -> &CompiledOperation {
+        &self.revision.operations[self.operation]
+    }
+
+    pub fn exchange(&self) -> Exchange<'_> {
+        Exchange {
+            accept: self.accept.as_deref(),
+            path_params: &self.path_params,
+        }
+    }
+
+    /// The next seed of this request's random draws.
+    pub fn draw(&self) -> u64 {
+        let n = self.draws.get();
+        self.draws.set(n + 1);
+        seed_from([&self.entropy.to_le_bytes()[..], &n.to_le_bytes()])
+    }
+
+    /// A deterministic UUID (version 4 layout).
+    pub fn uuid(&self) -> String {
+        sbx_spec::synth::fake("uuid", self.draw())
+    }
+
+    /// An environment parameter: the sandbox's override, else the project's.
+    pub fn env_value(&self, key: &str) -> Option<Value> {
+        self.env
+            .get(key)
+            .or_else(|| self.revision.behaviours.env.get(key))
+            .cloned()
+    }
+
+    /// The environment with the sandbox's overrides applied.
+    pub fn env_map(&self) -> Map<String, Value> {
+        let mut env = self.revision.behaviours.env.clone();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn now_rfc3339(&self) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.now_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn emit(&self, event_type: String, payload: Value) {
+        self.journal.borrow_mut().events.push(EmittedEvent {
+            event_type,
+            payload,
+            created_at_ms: self.now_ms,
+        });
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Vec<Rc<Call>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes `call` the current one on this thread until dropped.
+pub struct Entered(());
+
+pub fn enter(call: &Rc<Call>) -> Entered {
+    CURRENT.with(|c| c.borrow_mut().push(call.clone()));
+    Entered(())
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().pop());
+    }
+}
+
+/// The call a script or template on this thread runs for.
+pub fn current() -> Option<Rc<Call>> {
+    CURRENT.with(|c| c.borrow().last().cloned())
+}

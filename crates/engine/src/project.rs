@@ -1,0 +1,289 @@
+//! A project revision's source besides the spec: behaviours, templates,
+//! fixtures, environment, shared modules and settings. Kept as files in git
+//! (see `docs/projects.md`), sent to the control plane as one JSON document,
+//! stored with the revision, compiled with it.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Largest single project file read from disk, in bytes.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectFiles {
+    /// Rhai source by operation id (`behaviours/<operationId>.rhai`).
+    pub behaviours: BTreeMap<String, String>,
+    /// minijinja source by file name (`templates/<name>`); a name ending in
+    /// `.json.j2` or `.json` declares JSON output.
+    pub templates: BTreeMap<String, String>,
+    /// Records by collection (`fixtures/<collection>.yaml`): a list, or a map
+    /// from id to record.
+    pub fixtures: BTreeMap<String, Value>,
+    /// Environment parameters (`env.yaml`), overridable per sandbox.
+    pub env: serde_json::Map<String, Value>,
+    /// Rhai modules by name (`modules/<name>.rhai`), for `import "<name>" as m;`.
+    pub modules: BTreeMap<String, String>,
+    /// `project.yaml`.
+    pub settings: ProjectSettings,
+}
+
+impl ProjectFiles {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// Answer a 500 problem instead of a response that breaks the spec.
+    pub strict_responses: bool,
+    /// Operations served by an upstream, by operation id.
+    pub forward: BTreeMap<String, ForwardRule>,
+}
+
+/// Where and how an operation is forwarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRule {
+    /// Upstream URL; `{name}` is replaced by the path parameter `name`,
+    /// `{env.KEY}` by an environment parameter. The request's query string
+    /// is appended.
+    pub url: String,
+    /// Gives up after this many milliseconds (502 problem).
+    #[serde(default = "default_forward_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Headers set on the upstream request (values substituted like `url`).
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
+    /// Request headers not passed upstream (besides hop-by-hop ones and the
+    /// sandbox's own credentials, which never are).
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+}
+
+fn default_forward_timeout_ms() -> u64 {
+    5_000
+}
+
+/// A problem with one project file, located as precisely as known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileProblem {
+    /// Path inside the project folder, e.g. `behaviours/createPet.rhai`.
+    pub file: String,
+    /// JSON pointer into a data file, when the problem is in one.
+    pub pointer: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl FileProblem {
+    pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            pointer: String::new(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(mut self, line: Option<usize>, column: Option<usize>) -> Self {
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    pub fn pointer(mut self, pointer: impl Into<String>) -> Self {
+        self.pointer = pointer.into();
+        self
+    }
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if !self.pointer.is_empty() {
+            write!(f, " at {}", self.pointer)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The spec file names looked for in a project folder, in order.
+pub const SPEC_FILE_NAMES: [&str; 3] = ["openapi.yaml", "openapi.yml", "openapi.json"];
+
+/// The spec file of a project folder.
+pub fn spec_path(dir: &Path) -> Option<PathBuf> {
+    SPEC_FILE_NAMES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// Reads everything but the spec from a project folder (the spec may span
+/// several files; the caller bundles it). Every problem found is returned,
+/// not just the first.
+pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
+    let mut problems = Vec::new();
+    let mut entries = Vec::new();
+    for folder in ["behaviours", "modules", "templates", "fixtures"] {
+        let Ok(listing) = std::fs::read_dir(dir.join(folder)) else {
+            continue;
+        };
+        for entry in listing.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if path.is_file() && !name.starts_with('.') {
+                entries.push(format!("{folder}/{name}"));
+            }
+        }
+    }
+    for name in [
+        "env.yaml",
+        "env.yml",
+        "env.json",
+        "project.yaml",
+        "project.yml",
+    ] {
+        if dir.join(name).is_file() {
+            entries.push(name.to_owned());
+        }
+    }
+    entries.sort();
+    let mut sources = Vec::new();
+    for entry in entries {
+        if let Some(text) = read_text(&dir.join(&entry), &entry, &mut problems) {
+            sources.push((entry, text));
+        }
+    }
+    let files = from_sources(sources.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    match (files, problems.is_empty()) {
+        (Ok(files), true) => Ok(files),
+        (Ok(_), false) => Err(problems),
+        (Err(more), _) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+/// Builds project files from `(path in the folder, text)` pairs, e.g.
+/// `("behaviours/createPet.rhai", "…")`. Paths outside the folder format
+/// are reported, not ignored.
+pub fn from_sources<'a>(
+    sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<ProjectFiles, Vec<FileProblem>> {
+    let mut files = ProjectFiles::default();
+    let mut problems = Vec::new();
+    for (path, text) in sources {
+        let (folder, name) = path.split_once('/').unwrap_or(("", path));
+        let stem = |extension: &str| name.strip_suffix(extension).map(str::to_owned);
+        match folder {
+            "behaviours" | "modules" => match stem(".rhai") {
+                Some(stem) if folder == "behaviours" => {
+                    files.behaviours.insert(stem, text.to_owned());
+                }
+                Some(stem) => {
+                    files.modules.insert(stem, text.to_owned());
+                }
+                None => problems.push(FileProblem::new(path, "scripts must end in .rhai")),
+            },
+            "templates" => {
+                files.templates.insert(name.to_owned(), text.to_owned());
+            }
+            "fixtures" => match stem(".yaml")
+                .or_else(|| stem(".yml"))
+                .or_else(|| stem(".json"))
+            {
+                Some(collection) => {
+                    if let Some(value) = parse_data(path, text, &mut problems) {
+                        files.fixtures.insert(collection, value);
+                    }
+                }
+                None => problems.push(FileProblem::new(
+                    path,
+                    "fixtures must be .yaml, .yml or .json files",
+                )),
+            },
+            "" if name.starts_with("env.") => match parse_data(path, text, &mut problems) {
+                Some(Value::Object(map)) => files.env = map,
+                Some(Value::Null) | None => {}
+                Some(_) => problems.push(FileProblem::new(
+                    path,
+                    "must be a map of parameter names to values",
+                )),
+            },
+            "" if name.starts_with("project.") => match parse_data(path, text, &mut problems) {
+                Some(Value::Null) | None => {}
+                Some(value) => match serde_json::from_value(value) {
+                    Ok(settings) => files.settings = settings,
+                    Err(error) => problems.push(FileProblem::new(path, error.to_string())),
+                },
+            },
+            _ => problems.push(FileProblem::new(
+                path,
+                "not part of the project folder format (see docs/projects.md)",
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
+/// YAML or JSON data, with the parser's line and column on failure.
+pub fn parse_data(file: &str, text: &str, problems: &mut Vec<FileProblem>) -> Option<Value> {
+    match serde_yaml_ng::from_str::<Value>(text) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            let location = error.location();
+            problems.push(FileProblem::new(file, error.to_string()).at(
+                location.as_ref().map(|l| l.line()),
+                location.map(|l| l.column()),
+            ));
+            None
+        }
+    }
+}
+
+fn read_text(path: &Path, file: &str, problems: &mut Vec<FileProblem>) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            problems.push(FileProblem::new(
+                file,
+                format!("is {} bytes; the limit is {MAX_FILE_BYTES}", meta.len()),
+            ));
+            return None;
+        }
+        Err(error) => {
+            problems.push(FileProblem::new(file, error.to_string()));
+            return None;
+        }
+        Ok(_) => {}
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(error) => {
+            problems.push(FileProblem::new(file, error.to_string()));
+            None
+        }
+    }
+}

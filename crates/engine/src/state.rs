@@ -1,0 +1,361 @@
+//! A sandbox's resources: collections of records held in memory (reads
+//! never touch the database), changed through a journal that the server
+//! persists after each request.
+//!
+//! Records come in two layers: the revision's fixtures, and what requests
+//! changed on top of them (the overlay, which is all that is persisted).
+//! Reset drops the overlay; a new revision swaps the fixture layer under it.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use serde_json::Value;
+
+use crate::cache::Synthesized;
+
+/// Sequence numbers of records created by requests start here, after any
+/// fixture's (fixtures are numbered from 0 in file order).
+pub const FIRST_CREATED_SEQ: u64 = 1_000_000;
+
+/// One record: its id (the key in URLs), its parent scope for nested
+/// collections (`customer=cus_1`), and its value.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub scope: String,
+    pub seq: u64,
+    pub value: Arc<Synthesized>,
+}
+
+/// A change made by a request, to be persisted in order of `version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceChange {
+    pub collection: String,
+    pub id: String,
+    pub scope: String,
+    pub seq: u64,
+    /// `None`: deleted.
+    pub value: Option<Value>,
+    /// Increases with every change of the sandbox; a store keeps the highest.
+    pub version: u64,
+}
+
+/// A persisted overlay row, as loaded back.
+pub type OverlayRow = ResourceChange;
+
+#[derive(Debug, Default)]
+struct Collection {
+    rows: BTreeMap<u64, Record>,
+    by_id: HashMap<String, u64>,
+    /// Highest sequence number ever used, deleted records included.
+    max_seq: u64,
+    /// Highest integer id ever used.
+    max_int_id: i64,
+}
+
+impl Collection {
+    fn put(&mut self, record: Record) {
+        if let Some(old) = self.by_id.insert(record.id.clone(), record.seq)
+            && old != record.seq
+        {
+            self.rows.remove(&old);
+        }
+        self.max_seq = self.max_seq.max(record.seq);
+        if let Ok(n) = record.id.parse::<i64>() {
+            self.max_int_id = self.max_int_id.max(n);
+        }
+        self.rows.insert(record.seq, record);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Record> {
+        let seq = self.by_id.remove(id)?;
+        self.rows.remove(&seq)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    collections: HashMap<String, Collection>,
+    /// `(collection, id)` of records the overlay holds (changed or deleted).
+    overlay: HashSet<(String, String)>,
+    version: u64,
+}
+
+/// The records of one sandbox.
+#[derive(Debug, Default)]
+pub struct SandboxState {
+    inner: Mutex<Inner>,
+}
+
+/// A fixture record ready to load.
+#[derive(Debug, Clone)]
+pub struct FixtureRecord {
+    pub collection: String,
+    pub id: String,
+    pub seq: u64,
+    pub value: Arc<Synthesized>,
+}
+
+impl SandboxState {
+    /// Fixtures with the persisted overlay on top.
+    pub fn load(fixtures: &[FixtureRecord], overlay: Vec<OverlayRow>) -> Self {
+        let state = Self::default();
+        {
+            let mut inner = state.lock();
+            load_fixtures(&mut inner, fixtures);
+            for row in overlay {
+                inner.version = inner.version.max(row.version);
+                apply_overlay(&mut inner, row);
+            }
+        }
+        state
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave records half-written
+        // (each change is one insert or remove), so poison is ignored.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Back to the fixtures alone.
+    pub fn reset(&self, fixtures: &[FixtureRecord]) {
+        let mut inner = self.lock();
+        let version = inner.version;
+        *inner = Inner {
+            version,
+            ..Inner::default()
+        };
+        load_fixtures(&mut inner, fixtures);
+    }
+
+    /// Swaps the fixture layer (a new revision) and keeps the overlay.
+    pub fn rebase(&self, fixtures: &[FixtureRecord]) {
+        let mut inner = self.lock();
+        let old = std::mem::take(&mut *inner);
+        let changed: Vec<(String, Record)> = old
+            .overlay
+            .iter()
+            .filter_map(|(collection, id)| {
+                let c = old.collections.get(collection)?;
+                let record = c.rows.get(c.by_id.get(id)?)?;
+                Some((collection.clone(), record.clone()))
+            })
+            .collect();
+        inner.version = old.version;
+        load_fixtures(&mut inner, fixtures);
+        for (collection, id) in &old.overlay {
+            if let Some(c) = inner.collections.get_mut(collection) {
+                c.remove(id);
+            }
+        }
+        for (collection, record) in changed {
+            inner.collections.entry(collection).or_default().put(record);
+        }
+        for (name, c) in &old.collections {
+            let new = inner.collections.entry(name.clone()).or_default();
+            new.max_seq = new.max_seq.max(c.max_seq);
+            new.max_int_id = new.max_int_id.max(c.max_int_id);
+        }
+        inner.overlay = old.overlay;
+    }
+
+    /// Counts changes; part of what seeds a request's random draws.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    pub fn get(&self, collection: &str, id: &str) -> Option<Record> {
+        let inner = self.lock();
+        let c = inner.collections.get(collection)?;
+        c.rows.get(c.by_id.get(id)?).cloned()
+    }
+
+    /// Records of `collection` in creation order, those of `scope` only
+    /// when given, that `keep` accepts.
+    pub fn scan(
+        &self,
+        collection: &str,
+        scope: Option<&str>,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Vec<Record> {
+        let inner = self.lock();
+        let Some(c) = inner.collections.get(collection) else {
+            return Vec::new();
+        };
+        c.rows
+            .values()
+            .filter(|r| scope.is_none_or(|s| r.scope == s))
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+
+    /// The next sequence number and the next integer id of `collection`.
+    pub fn next_ids(&self, collection: &str) -> (u64, i64) {
+        let inner = self.lock();
+        inner
+            .collections
+            .get(collection)
+            .map_or((FIRST_CREATED_SEQ, 1), |c| {
+                (c.max_seq.max(FIRST_CREATED_SEQ - 1) + 1, c.max_int_id + 1)
+            })
+    }
+
+    /// Inserts or replaces a record, journaling the change.
+    pub fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        scope: &str,
+        seq: Option<u64>,
+        value: Value,
+        journal: &mut Vec<ResourceChange>,
+    ) -> Record {
+        let mut inner = self.lock();
+        inner.version += 1;
+        let version = inner.version;
+        let c = inner.collections.entry(collection.to_owned()).or_default();
+        let seq = seq
+            .or_else(|| c.by_id.get(id).copied())
+            .unwrap_or_else(|| c.max_seq.max(FIRST_CREATED_SEQ - 1) + 1);
+        let record = Record {
+            id: id.to_owned(),
+            scope: scope.to_owned(),
+            seq,
+            value: Arc::new(Synthesized::new(value.clone())),
+        };
+        c.put(record.clone());
+        inner.overlay.insert((collection.to_owned(), id.to_owned()));
+        journal.push(ResourceChange {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            scope: scope.to_owned(),
+            seq,
+            value: Some(value),
+            version,
+        });
+        record
+    }
+
+    /// Deletes a record, journaling the change; the removed record.
+    pub fn delete(
+        &self,
+        collection: &str,
+        id: &str,
+        journal: &mut Vec<ResourceChange>,
+    ) -> Option<Record> {
+        let mut inner = self.lock();
+        let removed = inner.collections.get_mut(collection)?.remove(id)?;
+        inner.version += 1;
+        let version = inner.version;
+        inner.overlay.insert((collection.to_owned(), id.to_owned()));
+        journal.push(ResourceChange {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            scope: removed.scope.clone(),
+            seq: removed.seq,
+            value: None,
+            version,
+        });
+        Some(removed)
+    }
+
+    /// Number of records per collection.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.lock()
+            .collections
+            .iter()
+            .map(|(name, c)| (name.clone(), c.rows.len()))
+            .collect()
+    }
+}
+
+fn load_fixtures(inner: &mut Inner, fixtures: &[FixtureRecord]) {
+    for fixture in fixtures {
+        inner
+            .collections
+            .entry(fixture.collection.clone())
+            .or_default()
+            .put(Record {
+                id: fixture.id.clone(),
+                scope: String::new(),
+                seq: fixture.seq,
+                value: fixture.value.clone(),
+            });
+    }
+}
+
+fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
+    let c = inner.collections.entry(row.collection.clone()).or_default();
+    match row.value {
+        Some(value) => c.put(Record {
+            id: row.id.clone(),
+            scope: row.scope,
+            seq: row.seq,
+            value: Arc::new(Synthesized::new(value)),
+        }),
+        None => {
+            c.remove(&row.id);
+            c.max_seq = c.max_seq.max(row.seq);
+        }
+    }
+    inner.overlay.insert((row.collection, row.id));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture(id: &str, seq: u64) -> FixtureRecord {
+        FixtureRecord {
+            collection: "pets".into(),
+            id: id.into(),
+            seq,
+            value: Arc::new(Synthesized::new(json!({"id": id}))),
+        }
+    }
+
+    #[test]
+    fn overlay_survives_rebase_and_reset_drops_it() {
+        let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new());
+        let mut journal = Vec::new();
+        state.put("pets", "c", "", None, json!({"id": "c"}), &mut journal);
+        state.delete("pets", "a", &mut journal);
+        assert_eq!(journal.len(), 2);
+        assert!(journal[1].version > journal[0].version);
+        state.rebase(&[fixture("a", 0), fixture("b", 1), fixture("z", 2)]);
+        let ids: Vec<String> = state
+            .scan("pets", None, |_| true)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["b", "z", "c"]);
+        state.reset(&[fixture("a", 0)]);
+        let ids: Vec<String> = state
+            .scan("pets", None, |_| true)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["a"]);
+    }
+
+    #[test]
+    fn persisted_overlay_replays_to_the_same_records() {
+        let fixtures = [fixture("a", 0)];
+        let state = SandboxState::load(&fixtures, Vec::new());
+        let mut journal = Vec::new();
+        state.put("pets", "7", "", None, json!({"id": 7}), &mut journal);
+        state.delete("pets", "a", &mut journal);
+        let replayed = SandboxState::load(&fixtures, journal);
+        assert!(replayed.get("pets", "a").is_none());
+        assert_eq!(
+            replayed.get("pets", "7").map(|r| r.seq),
+            Some(FIRST_CREATED_SEQ)
+        );
+        assert_eq!(replayed.next_ids("pets"), (FIRST_CREATED_SEQ + 1, 8));
+    }
+}

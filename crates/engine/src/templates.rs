@@ -1,0 +1,199 @@
+//! minijinja templates of a revision: compiled once, rendered with the
+//! request as context. A template named `*.json.j2` (or `*.json`) declares
+//! JSON output: values print as JSON (strings quoted, escaped) and the
+//! rendered text must parse.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use serde_json::{Map, Value, json};
+
+use crate::{call, project::FileProblem};
+
+/// Instructions a template may execute per render (loops included).
+pub const TEMPLATE_FUEL: u64 = 200_000;
+/// `now()` while checking templates at import.
+const SAMPLE_NOW: &str = "2026-01-01T00:00:00Z";
+/// Largest rendered output, in bytes.
+pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+pub struct Templates {
+    env: Environment<'static>,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
+/// Whether a template's output must be JSON.
+pub fn is_json_template(name: &str) -> bool {
+    let name = name
+        .strip_suffix(".j2")
+        .or_else(|| name.strip_suffix(".jinja"))
+        .unwrap_or(name);
+    name.ends_with(".json")
+}
+
+fn location(error: &minijinja::Error, file: &str) -> FileProblem {
+    let mut message = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        message = format!("{message}: {detail}");
+    }
+    FileProblem::new(format!("templates/{file}"), message).at(error.line(), None)
+}
+
+impl Templates {
+    /// Compiles every template. Outside a request (the import-time check
+    /// of JSON templates) helpers answer fixed sample values.
+    pub fn compile(
+        sources: &BTreeMap<String, String>,
+        project_env: &Map<String, Value>,
+        problems: &mut Vec<FileProblem>,
+    ) -> Self {
+        let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        // In JSON templates a missing value prints as `null`, not nothing.
+        env.set_formatter(|out, state, value| {
+            if value.is_undefined() && is_json_template(state.name()) {
+                out.write_str("null").map_err(minijinja::Error::from)
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        env.add_function("uuid", || {
+            call::current().map_or_else(|| sbx_spec::synth::fake("uuid", 0), |c| c.uuid())
+        });
+        env.add_function("now", || {
+            call::current().map_or_else(|| SAMPLE_NOW.to_owned(), |c| c.now_rfc3339())
+        });
+        env.add_function("fake", |kind: &str| {
+            sbx_spec::synth::fake(kind, call::current().map_or(0, |c| c.draw()))
+        });
+        let mut names = Vec::new();
+        for (name, source) in sources {
+            match env.add_template_owned(name.clone(), source.clone()) {
+                Ok(()) => names.push(name.clone()),
+                Err(error) => problems.push(location(&error, name)),
+            }
+        }
+        let templates = Self { env, names };
+        // JSON templates are tried against an empty request: a syntax
+        // mistake in the JSON around the tags shows up here, at import.
+        for name in templates.names.iter().filter(|n| is_json_template(n)) {
+            let sample = json!({"req": {"params": {}, "query": {}, "headers": {}, "body": null}, "env": project_env, "now": SAMPLE_NOW});
+            if let Ok(text) = templates.render_text(name, &sample)
+                && let Err(error) = serde_json::from_str::<Value>(&text)
+            {
+                problems.push(
+                    FileProblem::new(
+                        format!("templates/{name}"),
+                        format!("renders invalid JSON (with an empty request): {error}"),
+                    )
+                    .at(Some(error.line()), Some(error.column())),
+                );
+            }
+        }
+        templates
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn render_text(&self, name: &str, context: &Value) -> Result<String, String> {
+        let template = self.env.get_template(name).map_err(|_| {
+            format!(
+                "no template named {name:?}; known: {}",
+                self.names.join(", ")
+            )
+        })?;
+        let text = template
+            .render(minijinja::Value::from(minijinja::value::Serde(context)))
+            .map_err(|error| {
+                let limit = if error.kind() == ErrorKind::OutOfFuel {
+                    format!(" (limit: {TEMPLATE_FUEL} instructions)")
+                } else {
+                    String::new()
+                };
+                format!("{}{limit}", location(&error, name))
+            })?;
+        if text.len() > MAX_OUTPUT_BYTES {
+            return Err(format!(
+                "templates/{name}: output of {} bytes exceeds the limit of {MAX_OUTPUT_BYTES}",
+                text.len()
+            ));
+        }
+        Ok(text)
+    }
+
+    /// Renders `name`: a JSON value for JSON templates, a string otherwise.
+    pub fn render(&self, name: &str, context: &Value) -> Result<Value, String> {
+        let text = self.render_text(name, context)?;
+        if is_json_template(name) {
+            serde_json::from_str(&text).map_err(|error| {
+                format!(
+                    "templates/{name} rendered invalid JSON at line {}, column {}: {error}",
+                    error.line(),
+                    error.column()
+                )
+            })
+        } else {
+            Ok(Value::String(text))
+        }
+    }
+}
+
+/// The context templates see: `req`, `env`, `sandbox`, and `extra`'s members.
+pub fn context(call: &call::Call, extra: Option<&Map<String, Value>>) -> Value {
+    let mut context = json!({
+        "req": request_value(call),
+        "env": call.env_map(),
+        "sandbox": call.sandbox_id,
+        "now": call.now_rfc3339(),
+    });
+    if let (Value::Object(map), Some(extra)) = (&mut context, extra) {
+        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    context
+}
+
+/// The request as scripts and templates see it.
+pub fn request_value(call: &call::Call) -> Value {
+    let pairs = |pairs: &[(String, String)]| {
+        let mut map = Map::new();
+        for (name, value) in pairs {
+            match map.get_mut(name) {
+                Some(Value::Array(items)) => items.push(Value::String(value.clone())),
+                Some(first) => {
+                    let first = first.take();
+                    map.insert(name.clone(), json!([first, value]));
+                }
+                None => {
+                    map.insert(name.clone(), Value::String(value.clone()));
+                }
+            }
+        }
+        Value::Object(map)
+    };
+    json!({
+        "method": call.method,
+        "path": call.path,
+        "operation": call.operation().operation.id,
+        "params": pairs(&call.path_params),
+        "query": pairs(&call.query),
+        "headers": pairs(&call.headers),
+        "body": call.body.clone().unwrap_or(Value::Null),
+        "sandbox": call.sandbox_id,
+        "scenario": call.header("x-sandbox-scenario"),
+    })
+}
