@@ -1,17 +1,21 @@
-//! Routing and the whole request pipeline on the demo payments spec, and
-//! routing on a generated 2,000-path spec.
+//! Routing and the whole request pipeline on the demo payments project,
+//! routing on a generated 2,000-path spec, and behaviours (stateful reads,
+//! a 10-line script) beside the same endpoint without them.
 
-use std::hint::black_box;
+use std::{path::Path, sync::Arc};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sbx_engine::{AuthMode, CompiledRevision, Request, SandboxContext, handle};
+use sbx_engine::{
+    AuthMode, CompiledRevision, ProjectFiles, Request, SandboxContext, SandboxState,
+    ScriptLimits, handle,
+};
 use serde_json::{Map, json};
 
-const DEMO: &str = include_str!("../../server/src/demo/payments.yaml");
+const DEMO: &str = include_str!("../../../examples/payments/openapi.yaml");
 
-fn compile(text: &str) -> CompiledRevision {
+fn compile(text: &str, files: &ProjectFiles) -> Arc<CompiledRevision> {
     let model = sbx_spec::load_api(text, &sbx_spec::Limits::default()).expect("loads");
-    CompiledRevision::compile(model).expect("compiles")
+    Arc::new(CompiledRevision::compile_project(model, files, &ScriptLimits::default()).expect("compiles"))
 }
 
 fn large_spec() -> String {
@@ -28,42 +32,71 @@ fn large_spec() -> String {
         .to_string()
 }
 
+/// One operation answering `{"greeting", "length"}`, scripted or not.
+const GREETING_SPEC: &str = r#"{"openapi": "3.1.0", "info": {"title": "g", "version": "1"},
+  "paths": {"/greet/{name}": {"get": {"operationId": "greet",
+    "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                   {"name": "lang", "in": "query", "schema": {"type": "string"}}],
+    "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
+      "type": "object", "required": ["greeting", "length"],
+      "properties": {"greeting": {"type": "string"}, "length": {"type": "integer"}, "lang": {"type": "string"}}}}}}}}}}}"#;
+
+/// The 10-line script of the performance target: reads `req`, writes a body.
+const GREETING_SCRIPT: &str = r#"
+let name = req.params.name;
+let lang = req.query.lang ?? "en";
+let greeting = if lang == "fr" {
+    "Bonjour " + name
+} else {
+    "Hello " + name
+};
+resp.status = 200;
+resp.body = #{ greeting: greeting, length: greeting.len(), lang: lang };
+"#;
+
 fn benches(c: &mut Criterion) {
-    let demo = compile(DEMO);
-    let big = compile(&large_spec());
+    let demo = compile(DEMO, &ProjectFiles::default());
+    let project_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payments");
+    let project = compile(DEMO, &sbx_engine::project::read_dir(&project_dir).expect("example project"));
+    let big = compile(&large_spec(), &ProjectFiles::default());
     c.bench_function("route/demo_templated", |b| {
-        b.iter(|| black_box(demo.router.at("GET", black_box("/v1/payments/pay_123"))))
+        b.iter(|| std::hint::black_box(demo.router.at("GET", std::hint::black_box("/v1/payments/pay_123"))))
     });
     c.bench_function("route/2000_paths", |b| {
-        b.iter(|| black_box(big.router.at("GET", black_box("/resource777/42/items/7"))))
+        b.iter(|| std::hint::black_box(big.router.at("GET", std::hint::black_box("/resource777/42/items/7"))))
     });
 
     let key_matches = |_: &str| true;
+    let state = Arc::new(SandboxState::load(&project.behaviours.fixtures, Vec::new()));
+    let env = Arc::new(Map::new());
     let context = SandboxContext {
         id: "sbx-bench",
         seed: 1,
         auth: AuthMode::Spec,
         key_matches: &key_matches,
+        state: &state,
+        env: &env,
+        upstream: None,
+        now_ms: 1_767_225_600_000,
     };
-    let get_headers = vec![(
-        "authorization".to_owned(),
-        "Bearer sk_test_bench".to_owned(),
-    )];
-    let get = Request {
+    let auth = vec![("authorization".to_owned(), "Bearer sk_test_bench".to_owned())];
+    let get = |path: &'static str| Request {
         method: "GET",
-        path: "/v1/customers/cus_1",
+        path,
         query: None,
-        headers: &get_headers,
+        headers: &auth,
         body: b"",
     };
-    c.bench_function("handle/get_synthesized", |b| {
-        b.iter(|| black_box(handle(&demo, &context, black_box(&get))))
-    });
+    let mut run = |name: &str, revision: &Arc<CompiledRevision>, request: &Request<'_>| {
+        c.bench_function(name, |b| {
+            b.iter(|| std::hint::black_box(handle(revision, &context, std::hint::black_box(request))))
+        });
+    };
+    run("handle/get_synthesized", &demo, &get("/v1/accounts/acct_demo_gold"));
+    run("handle/get_stateful", &project, &get("/v1/accounts/acct_demo_gold"));
+
     let post_headers = vec![
-        (
-            "authorization".to_owned(),
-            "Bearer sk_test_bench".to_owned(),
-        ),
+        ("authorization".to_owned(), "Bearer sk_test_bench".to_owned()),
         ("content-type".to_owned(), "application/json".to_owned()),
     ];
     let body = br#"{"amount": 2000, "currency": "usd", "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}"#;
@@ -74,9 +107,21 @@ fn benches(c: &mut Criterion) {
         headers: &post_headers,
         body,
     };
-    c.bench_function("handle/post_validated", |b| {
-        b.iter(|| black_box(handle(&demo, &context, black_box(&post))))
-    });
+    run("handle/post_validated", &demo, &post);
+
+    let plain = compile(GREETING_SPEC, &ProjectFiles::default());
+    let mut files = ProjectFiles::default();
+    files.behaviours.insert("greet".into(), GREETING_SCRIPT.into());
+    let scripted = compile(GREETING_SPEC, &files);
+    let greet = Request {
+        method: "GET",
+        path: "/greet/ada",
+        query: Some("lang=fr"),
+        headers: &auth,
+        body: b"",
+    };
+    run("handle/greet_unscripted", &plain, &greet);
+    run("handle/greet_scripted", &scripted, &greet);
 }
 
 criterion_group!(pipeline, benches);

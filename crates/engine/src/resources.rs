@@ -1,7 +1,8 @@
 //! Stateful resources inferred from the spec: `POST /pets` creates in
 //! collection `pets`, `GET /pets/{petId}` reads from it, and so on. The
 //! extension `x-sandbox-resource` on an operation overrides the guess:
-//! a collection name, `false`, or `{collection, action, id}`.
+//! a collection name, `false`, or `{collection, action, id}`; at the
+//! document root, `x-sandbox-resources: false` turns inference off.
 
 use std::collections::BTreeMap;
 
@@ -119,11 +120,16 @@ pub fn infer(
     fixture_collections: &[&str],
     problems: &mut Vec<FileProblem>,
 ) -> Resources {
+    // `x-sandbox-resources: false` at the root: only explicit bindings.
+    let inferring = document.get("x-sandbox-resources") != Some(&Value::Bool(false));
     let mut candidates = Vec::new();
     for (index, operation) in operations.iter().enumerate() {
         let extension = document
             .pointer(&operation.pointer)
             .and_then(|op| op.get("x-sandbox-resource"));
+        if extension.is_none() && !inferring {
+            continue;
+        }
         match candidate(index, operation, extension) {
             Ok(Some(found)) => candidates.push(found),
             Ok(None) => {}

@@ -221,14 +221,24 @@ async fn the_openapi_document_matches_the_routes() {
         documented,
         [
             "DELETE /api/v1/projects/{name}",
+            "DELETE /api/v1/projects/{name}/{kind}/{item}",
             "DELETE /api/v1/sandboxes/{id}",
             "GET /api/v1/projects",
             "GET /api/v1/projects/{name}",
+            "GET /api/v1/projects/{name}/drift",
+            "GET /api/v1/projects/{name}/files",
             "GET /api/v1/sandboxes",
             "GET /api/v1/sandboxes/{id}",
+            "GET /api/v1/sandboxes/{id}/events",
             "POST /api/v1/projects",
             "POST /api/v1/sandboxes",
+            "POST /api/v1/sandboxes/{id}/reset",
+            "POST /api/v1/sandboxes/{id}/seed",
+            "PUT /api/v1/projects/{name}/env",
+            "PUT /api/v1/projects/{name}/settings",
             "PUT /api/v1/projects/{name}/spec",
+            "PUT /api/v1/projects/{name}/{kind}/{item}",
+            "PUT /api/v1/sandboxes/{id}/env",
         ]
     );
     // Every documented route is served (never the control plane's "no route").
@@ -236,6 +246,8 @@ async fn the_openapi_document_matches_the_routes() {
         let (method, path) = entry.split_once(' ').unwrap();
         let path = path
             .replace("{name}", "x")
+            .replace("{kind}", "behaviours")
+            .replace("{item}", "op")
             .replace("{id}", "sbx-x")
             .replace("/api/v1", "");
         let response = app

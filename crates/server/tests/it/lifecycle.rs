@@ -92,7 +92,7 @@ async fn a_restart_keeps_projects_sandboxes_and_answers() {
 }
 
 #[tokio::test]
-async fn sandboxes_stay_pinned_to_their_revision() {
+async fn sandboxes_follow_the_latest_revision_unless_pinned() {
     let app = spawn_app().await;
     let old = app.petstore("none").await;
     let v2 = PETSTORE.replace("minimum: 1, maximum: 50", "minimum: 1, maximum: 5");
@@ -111,7 +111,8 @@ async fn sandboxes_stay_pinned_to_their_revision() {
     assert_eq!(new.body["revision"], 2);
     assert_eq!(
         status_of(app.client.get(old.url("/pets?limit=20"))).await,
-        200
+        400,
+        "a sandbox created without a revision follows the project"
     );
     assert_eq!(
         status_of(app.client.get(new.url("/pets?limit=20"))).await,

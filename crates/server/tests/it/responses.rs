@@ -200,6 +200,14 @@ async fn swagger2_specs_are_converted_and_served() {
         .await;
     assert_eq!(body["base_path"], "/api");
     let sandbox = app.create_sandbox(json!({"project": "legacy"})).await;
+    let (status, _) = send(
+        app.client
+            .post(sandbox.url("/items"))
+            .header("x-key", &sandbox.api_key)
+            .json(&json!({"id": 3, "name": "x", "note": null})),
+    )
+    .await;
+    assert_eq!(status, 201, "stateful: POST /items creates what GET /items/{{id}} reads");
     let response = app
         .client
         .get(sandbox.url("/items/3?fields=a,b"))
@@ -212,14 +220,6 @@ async fn swagger2_specs_are_converted_and_served() {
     assert!(item["id"].is_i64() && item["name"].is_string(), "{item}");
     let (status, _) = send(app.client.get(sandbox.url("/items/abc"))).await;
     assert_eq!(status, 400);
-    let (status, _) = send(
-        app.client
-            .post(sandbox.url("/items"))
-            .header("x-key", &sandbox.api_key)
-            .json(&json!({"id": 1, "name": "x", "note": null})),
-    )
-    .await;
-    assert_eq!(status, 201);
     let (status, body) = send(
         app.client
             .post(sandbox.url("/upload"))
