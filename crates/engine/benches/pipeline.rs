@@ -6,8 +6,8 @@ use std::{path::Path, sync::Arc};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sbx_engine::{
-    AuthMode, CompiledRevision, ProjectFiles, Request, SandboxContext, SandboxState,
-    ScriptLimits, handle,
+    AuthMode, CompiledRevision, ProjectFiles, Request, SandboxContext, SandboxState, ScriptLimits,
+    handle,
 };
 use serde_json::{Map, json};
 
@@ -15,7 +15,10 @@ const DEMO: &str = include_str!("../../../examples/payments/openapi.yaml");
 
 fn compile(text: &str, files: &ProjectFiles) -> Arc<CompiledRevision> {
     let model = sbx_spec::load_api(text, &sbx_spec::Limits::default()).expect("loads");
-    Arc::new(CompiledRevision::compile_project(model, files, &ScriptLimits::default()).expect("compiles"))
+    Arc::new(
+        CompiledRevision::compile_project(model, files, &ScriptLimits::default())
+            .expect("compiles"),
+    )
 }
 
 fn large_spec() -> String {
@@ -57,13 +60,26 @@ resp.body = #{ greeting: greeting, length: greeting.len(), lang: lang };
 fn benches(c: &mut Criterion) {
     let demo = compile(DEMO, &ProjectFiles::default());
     let project_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payments");
-    let project = compile(DEMO, &sbx_engine::project::read_dir(&project_dir).expect("example project"));
+    let project = compile(
+        DEMO,
+        &sbx_engine::project::read_dir(&project_dir).expect("example project"),
+    );
     let big = compile(&large_spec(), &ProjectFiles::default());
     c.bench_function("route/demo_templated", |b| {
-        b.iter(|| std::hint::black_box(demo.router.at("GET", std::hint::black_box("/v1/payments/pay_123"))))
+        b.iter(|| {
+            std::hint::black_box(
+                demo.router
+                    .at("GET", std::hint::black_box("/v1/payments/pay_123")),
+            )
+        })
     });
     c.bench_function("route/2000_paths", |b| {
-        b.iter(|| std::hint::black_box(big.router.at("GET", std::hint::black_box("/resource777/42/items/7"))))
+        b.iter(|| {
+            std::hint::black_box(
+                big.router
+                    .at("GET", std::hint::black_box("/resource777/42/items/7")),
+            )
+        })
     });
 
     let key_matches = |_: &str| true;
@@ -79,7 +95,10 @@ fn benches(c: &mut Criterion) {
         upstream: None,
         now_ms: 1_767_225_600_000,
     };
-    let auth = vec![("authorization".to_owned(), "Bearer sk_test_bench".to_owned())];
+    let auth = vec![(
+        "authorization".to_owned(),
+        "Bearer sk_test_bench".to_owned(),
+    )];
     let get = |path: &'static str| Request {
         method: "GET",
         path,
@@ -89,14 +108,27 @@ fn benches(c: &mut Criterion) {
     };
     let mut run = |name: &str, revision: &Arc<CompiledRevision>, request: &Request<'_>| {
         c.bench_function(name, |b| {
-            b.iter(|| std::hint::black_box(handle(revision, &context, std::hint::black_box(request))))
+            b.iter(|| {
+                std::hint::black_box(handle(revision, &context, std::hint::black_box(request)))
+            })
         });
     };
-    run("handle/get_synthesized", &demo, &get("/v1/accounts/acct_demo_gold"));
-    run("handle/get_stateful", &project, &get("/v1/accounts/acct_demo_gold"));
+    run(
+        "handle/get_synthesized",
+        &demo,
+        &get("/v1/accounts/acct_demo_gold"),
+    );
+    run(
+        "handle/get_stateful",
+        &project,
+        &get("/v1/accounts/acct_demo_gold"),
+    );
 
     let post_headers = vec![
-        ("authorization".to_owned(), "Bearer sk_test_bench".to_owned()),
+        (
+            "authorization".to_owned(),
+            "Bearer sk_test_bench".to_owned(),
+        ),
         ("content-type".to_owned(), "application/json".to_owned()),
     ];
     let body = br#"{"amount": 2000, "currency": "usd", "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}"#;
@@ -111,7 +143,9 @@ fn benches(c: &mut Criterion) {
 
     let plain = compile(GREETING_SPEC, &ProjectFiles::default());
     let mut files = ProjectFiles::default();
-    files.behaviours.insert("greet".into(), GREETING_SCRIPT.into());
+    files
+        .behaviours
+        .insert("greet".into(), GREETING_SCRIPT.into());
     let scripted = compile(GREETING_SPEC, &files);
     let greet = Request {
         method: "GET",

@@ -116,6 +116,12 @@ impl Sandbox {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
+
+    /// `url` on another server (the same data dir after a restart).
+    pub fn url_on(&self, server_url: &str, path: &str) -> String {
+        let below = &self.base_url[self.base_url.find("/sbx/").expect("path address")..];
+        format!("{server_url}{below}{path}")
+    }
 }
 
 pub async fn json_of(response: Response) -> (u16, Value) {

@@ -6,5 +6,6 @@ mod control_plane;
 mod helpers;
 mod lifecycle;
 mod mock;
+mod resources;
 mod responses;
 mod validation;

@@ -17,7 +17,12 @@ fn options(auth: AuthMode) -> MockOptions {
 #[tokio::test]
 async fn mock_serves_one_spec_at_the_root() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(PETSTORE.to_owned(), Default::default(), listener, options(AuthMode::None))
+    let server = start_mock(
+        PETSTORE.to_owned(),
+        Default::default(),
+        listener,
+        options(AuthMode::None),
+    )
     .await
     .unwrap();
     let url = format!("http://{}", server.local_addr);
@@ -52,7 +57,12 @@ async fn mock_serves_one_spec_at_the_root() {
 #[tokio::test]
 async fn mock_with_auth_spec_enforces_the_schemes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(PETSTORE.to_owned(), Default::default(), listener, options(AuthMode::Spec))
+    let server = start_mock(
+        PETSTORE.to_owned(),
+        Default::default(),
+        listener,
+        options(AuthMode::Spec),
+    )
     .await
     .unwrap();
     let url = format!("http://{}/v1/pets/1", server.local_addr);
@@ -69,7 +79,12 @@ async fn multi_file_specs_are_bundled_from_disk() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multifile/openapi.yaml");
     let document = sbx_spec::bundle::bundle_file(&root, &sbx_spec::Limits::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(document.to_string(), Default::default(), listener, options(AuthMode::None))
+    let server = start_mock(
+        document.to_string(),
+        Default::default(),
+        listener,
+        options(AuthMode::None),
+    )
     .await
     .unwrap();
     let client = reqwest::Client::new();

@@ -207,7 +207,10 @@ async fn swagger2_specs_are_converted_and_served() {
             .json(&json!({"id": 3, "name": "x", "note": null})),
     )
     .await;
-    assert_eq!(status, 201, "stateful: POST /items creates what GET /items/{{id}} reads");
+    assert_eq!(
+        status, 201,
+        "stateful: POST /items creates what GET /items/{{id}} reads"
+    );
     let response = app
         .client
         .get(sandbox.url("/items/3?fields=a,b"))
