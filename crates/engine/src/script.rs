@@ -52,7 +52,7 @@ impl Default for ScriptLimits {
             max_operations: 1_000_000,
             max_call_depth: 32,
             max_string_bytes: 1024 * 1024,
-            max_array_len: 100_000,
+            max_array_len: 10_000,
             max_map_len: 10_000,
             timeout_ms: 1_000,
         }

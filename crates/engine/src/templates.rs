@@ -86,7 +86,7 @@ impl Templates {
         // JSON templates are tried against an empty request: a syntax
         // mistake in the JSON around the tags shows up here, at import.
         for name in templates.names.iter().filter(|n| is_json_template(n)) {
-            let sample = json!({"req": {"params": {}, "query": {}, "headers": {}, "body": null}, "env": project_env, "now": SAMPLE_NOW});
+            let sample = json!({"req": {"params": {}, "query": {}, "headers": {}, "body": null}, "env": project_env});
             if let Ok(text) = templates.render_text(name, &sample)
                 && let Err(error) = serde_json::from_str::<Value>(&text)
             {
@@ -153,13 +153,13 @@ impl Templates {
     }
 }
 
-/// The context templates see: `req`, `env`, `sandbox`, and `extra`'s members.
+/// The context templates see: `req`, `env`, `sandbox`, and `extra`'s
+/// members; `now()`, `uuid()` and `fake(kind)` are functions.
 pub fn context(call: &call::Call, extra: Option<&Map<String, Value>>) -> Value {
     let mut context = json!({
         "req": request_value(call),
         "env": call.env_map(),
         "sandbox": call.sandbox_id,
-        "now": call.now_rfc3339(),
     });
     if let (Value::Object(map), Some(extra)) = (&mut context, extra) {
         map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -2,6 +2,7 @@
 
 mod addressing;
 mod auth;
+mod behaviours;
 mod control_plane;
 mod helpers;
 mod lifecycle;
