@@ -231,7 +231,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         public_url: public_url.clone().into(),
         admin_token_hash: hash_secret(&token).into(),
         drift: Arc::new(DriftReport::default()),
-        upstream: HttpUpstream::new(config.allow_private_egress)?,
+        upstream: HttpUpstream::shared(config.allow_private_egress)?,
         edits: Arc::new(tokio::sync::Mutex::new(())),
         config: Arc::new(config),
     };

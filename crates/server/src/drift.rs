@@ -78,7 +78,7 @@ impl DriftReport {
     pub fn findings(&self, project: &str) -> Vec<DriftFinding> {
         let projects = self.projects.lock().unwrap_or_else(|e| e.into_inner());
         let mut findings = projects.get(project).cloned().unwrap_or_default();
-        findings.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.last_seen_ms));
         findings
     }
 

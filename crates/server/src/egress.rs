@@ -88,7 +88,7 @@ pub struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    pub fn new(allow_private: bool) -> anyhow::Result<Arc<dyn Upstream>> {
+    pub fn shared(allow_private: bool) -> anyhow::Result<Arc<dyn Upstream>> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("smartsandbox/", env!("CARGO_PKG_VERSION")));

@@ -67,7 +67,7 @@ pub async fn start_mock(
         &revision.behaviours.fixtures,
         Vec::new(),
     ));
-    let upstream = HttpUpstream::new(options.allow_private_egress)?;
+    let upstream = HttpUpstream::shared(options.allow_private_egress)?;
     let env = Arc::new(serde_json::Map::new());
     let auth = options.auth;
     let handler = move |request: Request| {
