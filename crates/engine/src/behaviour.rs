@@ -172,7 +172,7 @@ impl CompiledBehaviours {
 }
 
 /// The answer without a script: forward, stateful, template, or the spec's.
-pub fn default_answer(call: &Call, _from_script: bool) -> Result<Rendered, Response> {
+pub fn default_answer(call: &Call) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
     if let Some(rule) = &behaviours.forwards[call.operation] {
         let request = crate::forward::build(call, rule);
@@ -192,16 +192,7 @@ pub fn default_answer(call: &Call, _from_script: bool) -> Result<Rendered, Respo
             .map_err(|message| template_failure(&message))?;
         return render_value(call, None, value);
     }
-    let operation = call.operation();
-    let declared = respond::select(operation, &Prefer::default())?;
-    respond::render(
-        &call.revision,
-        call.seed,
-        operation,
-        declared,
-        &call.exchange(),
-        BodySource::Default,
-    )
+    call.render(&Prefer::default(), BodySource::Default)
 }
 
 fn template_failure(message: &str) -> Response {
@@ -211,34 +202,26 @@ fn template_failure(message: &str) -> Response {
 /// `value` as the body of the declared response for `status` (the
 /// operation's success response when `None`).
 fn render_value(call: &Call, status: Option<u16>, value: Value) -> Result<Rendered, Response> {
-    let operation = call.operation();
     let prefer = Prefer {
         code: status,
         example: None,
     };
     let value = Arc::new(Synthesized::new(value));
-    match respond::select(operation, &prefer) {
-        Ok(declared) => respond::render(
-            &call.revision,
-            call.seed,
-            operation,
-            declared,
-            &call.exchange(),
-            BodySource::Given(value),
-        ),
+    if respond::select(call.operation(), &prefer).is_err() {
         // Undeclared status: sent as JSON, and reported as drift.
-        Err(_) => Ok(Rendered {
+        return Ok(Rendered {
             response: crate::script::json_response(status.unwrap_or(200), &value.value),
             value: Some(value),
-        }),
+        });
     }
+    call.render(&prefer, BodySource::Given(value))
 }
 
 /// Runs the behaviour of `call`'s operation.
 pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
     let Some(script) = &behaviours.behaviour_scripts[call.operation] else {
-        return default_answer(call, false);
+        return default_answer(call);
     };
     let default_status = respond::select(call.operation(), &Prefer::default())
         .ok()
@@ -250,7 +233,7 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
         .map_err(|error| {
             tracing::warn!(
                 target: "sbx::script",
-                sandbox = %call.sandbox_id,
+                sandbox = %call.sandbox.id,
                 script = %error.file,
                 line = error.line,
                 limit = error.limit,
@@ -272,23 +255,13 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
         } => (status, headers, body),
     };
     let mut rendered = match body {
-        None if status == default_status => default_answer(call, true)?,
+        None if status == default_status => default_answer(call)?,
         None => {
-            let declared = respond::select(
-                call.operation(),
-                &Prefer {
-                    code: Some(status),
-                    example: None,
-                },
-            )?;
-            respond::render(
-                &call.revision,
-                call.seed,
-                call.operation(),
-                declared,
-                &call.exchange(),
-                BodySource::Default,
-            )?
+            let prefer = Prefer {
+                code: Some(status),
+                example: None,
+            };
+            call.render(&prefer, BodySource::Default)?
         }
         Some(Value::String(text))
             if headers.iter().any(|(n, v)| {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     forward::Upstream,
-    respond::Exchange,
+    respond::{self, BodySource, Exchange, Prefer, Rendered},
     revision::{CompiledOperation, CompiledRevision},
     state::{ResourceChange, SandboxState},
 };
@@ -36,13 +36,18 @@ pub struct Journal {
 pub struct Call {
     pub revision: Arc<CompiledRevision>,
     pub operation: usize,
-    pub sandbox_id: String,
-    pub seed: u64,
-    pub state: Arc<SandboxState>,
-    /// The sandbox's overrides of the project's environment.
-    pub env: Arc<Map<String, Value>>,
-    pub upstream: Option<Arc<dyn Upstream>>,
-    pub now_ms: i64,
+    pub sandbox: CallSandbox,
+    pub request: CallRequest,
+    pub journal: RefCell<Journal>,
+    /// The response a script ended the request with (`fail`).
+    pub halted: RefCell<Option<crate::Response>>,
+    /// Seed of this request's random draws (`uuid()`, new ids).
+    entropy: u64,
+    draws: Cell<u64>,
+}
+
+/// The parts of a [`Call`] that come from the request.
+pub struct CallRequest {
     pub method: String,
     /// The path below the sandbox root, as sent.
     pub path: String,
@@ -55,25 +60,6 @@ pub struct Call {
     /// The parsed request body (JSON, form or text).
     pub body: Option<Value>,
     pub raw_body: Vec<u8>,
-    pub journal: RefCell<Journal>,
-    /// The response a script ended the request with (`fail`).
-    pub halted: RefCell<Option<crate::Response>>,
-    /// Seed of this request's random draws (`uuid()`, new ids).
-    entropy: u64,
-    draws: Cell<u64>,
-}
-
-/// The parts of a [`Call`] that come from the request.
-pub struct CallRequest {
-    pub method: String,
-    pub path: String,
-    pub raw_query: Option<String>,
-    pub accept: Option<String>,
-    pub path_params: Vec<(String, String)>,
-    pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
-    pub raw_body: Vec<u8>,
 }
 
 /// The parts of a [`Call`] that come from the sandbox.
@@ -81,6 +67,7 @@ pub struct CallSandbox {
     pub id: String,
     pub seed: u64,
     pub state: Arc<SandboxState>,
+    /// The sandbox's overrides of the project's environment.
     pub env: Arc<Map<String, Value>>,
     pub upstream: Option<Arc<dyn Upstream>>,
     pub now_ms: i64,
@@ -106,21 +93,8 @@ impl Call {
         Self {
             revision,
             operation,
-            sandbox_id: sandbox.id,
-            seed: sandbox.seed,
-            state: sandbox.state,
-            env: sandbox.env,
-            upstream: sandbox.upstream,
-            now_ms: sandbox.now_ms,
-            method: request.method,
-            path: request.path,
-            raw_query: request.raw_query,
-            accept: request.accept,
-            path_params: request.path_params,
-            query: request.query,
-            headers: request.headers,
-            body: request.body,
-            raw_body: request.raw_body,
+            sandbox,
+            request,
             journal: RefCell::default(),
             halted: RefCell::default(),
             entropy,
@@ -132,10 +106,40 @@ impl Call {
         &self.revision.operations[self.operation]
     }
 
+    /// The declared response `prefer` selects (the success one by
+    /// default), rendered with `body`.
+    pub fn render(
+        &self,
+        prefer: &Prefer,
+        body: BodySource<'_>,
+    ) -> Result<Rendered, crate::Response> {
+        let operation = self.operation();
+        let declared = respond::select(operation, prefer)?;
+        respond::render(
+            &self.revision,
+            self.sandbox.seed,
+            operation,
+            declared,
+            &self.exchange(),
+            body,
+        )
+    }
+
+    /// The synthesized success body when it is an object (the base that
+    /// created records and list envelopes are filled into), else `{}`.
+    pub fn synthesized_object(&self) -> Result<Value, crate::Response> {
+        Ok(self
+            .render(&Prefer::default(), BodySource::Default)?
+            .value
+            .map(|v| v.value.clone())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| Value::Object(Map::new())))
+    }
+
     pub fn exchange(&self) -> Exchange<'_> {
         Exchange {
-            accept: self.accept.as_deref(),
-            path_params: &self.path_params,
+            accept: self.request.accept.as_deref(),
+            path_params: &self.request.path_params,
         }
     }
 
@@ -153,7 +157,8 @@ impl Call {
 
     /// An environment parameter: the sandbox's override, else the project's.
     pub fn env_value(&self, key: &str) -> Option<Value> {
-        self.env
+        self.sandbox
+            .env
             .get(key)
             .or_else(|| self.revision.behaviours.env.get(key))
             .cloned()
@@ -162,19 +167,20 @@ impl Call {
     /// The environment with the sandbox's overrides applied.
     pub fn env_map(&self) -> Map<String, Value> {
         let mut env = self.revision.behaviours.env.clone();
-        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(self.sandbox.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.request
+            .headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
     pub fn now_rfc3339(&self) -> String {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.now_ms) * 1_000_000)
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.sandbox.now_ms) * 1_000_000)
             .ok()
             .and_then(|t| {
                 t.format(&time::format_description::well_known::Rfc3339)
@@ -187,7 +193,7 @@ impl Call {
         self.journal.borrow_mut().events.push(EmittedEvent {
             event_type,
             payload,
-            created_at_ms: self.now_ms,
+            created_at_ms: self.sandbox.now_ms,
         });
     }
 }

@@ -70,6 +70,7 @@ pub fn substitute(template: &str, call: &Call) -> String {
                 other => other.to_string(),
             }),
             None => call
+                .request
                 .path_params
                 .iter()
                 .find(|(n, _)| n == name)
@@ -88,7 +89,7 @@ pub fn substitute(template: &str, call: &Call) -> String {
 /// The upstream request for `call` under `rule` (or to `url` with defaults).
 pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
     let mut url = substitute(&rule.url, call);
-    if let Some(query) = call.raw_query.as_deref().filter(|q| !q.is_empty()) {
+    if let Some(query) = call.request.raw_query.as_deref().filter(|q| !q.is_empty()) {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(query);
     }
@@ -104,6 +105,7 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
                 .any(|s| s.eq_ignore_ascii_case(name))
     };
     let mut headers: Vec<(String, String)> = call
+        .request
         .headers
         .iter()
         // The sandbox's own key is never sent anywhere.
@@ -116,10 +118,10 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
             .map(|(name, value)| (name.to_ascii_lowercase(), substitute(value, call))),
     );
     UpstreamRequest {
-        method: call.method.clone(),
+        method: call.request.method.clone(),
         url,
         headers,
-        body: call.raw_body.clone(),
+        body: call.request.raw_body.clone(),
         timeout: Duration::from_millis(rule.timeout_ms.clamp(1, MAX_TIMEOUT_MS)),
     }
 }
@@ -127,7 +129,7 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
 /// Sends `request`; a failure becomes a 502 problem naming the upstream.
 pub fn send(call: &Call, request: UpstreamRequest) -> Result<UpstreamResponse, Response> {
     let url = request.url.clone();
-    let Some(upstream) = &call.upstream else {
+    let Some(upstream) = &call.sandbox.upstream else {
         return Err(problem_response(
             502,
             "upstream-unavailable",

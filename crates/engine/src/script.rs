@@ -313,26 +313,14 @@ fn example(name: &str) -> Fallible {
 
 fn synth(status: Option<i64>) -> Fallible {
     let call = host()?;
-    let operation = call.operation();
     let prefer = respond::Prefer {
         code: status.and_then(|s| u16::try_from(s).ok()),
         example: None,
     };
-    let declared = respond::select(operation, &prefer).map_err(|_| {
-        runtime(format!(
-            "status {status:?} is not declared by {}",
-            operation.operation.id
-        ))
-    })?;
-    let rendered = respond::render(
-        &call.revision,
-        call.seed,
-        operation,
-        declared,
-        &call.exchange(),
-        BodySource::Default,
-    )
-    .map_err(|r| runtime(String::from_utf8_lossy(&r.body).into_owned()))?;
+    // The problem's detail says what is wrong (e.g. the status is not declared).
+    let rendered = call
+        .render(&prefer, BodySource::Default)
+        .map_err(|r| runtime(String::from_utf8_lossy(&r.body).into_owned()))?;
     match rendered.value {
         Some(value) => to_dynamic(&value.value),
         None => Ok(Dynamic::UNIT),
@@ -341,7 +329,7 @@ fn synth(status: Option<i64>) -> Fallible {
 
 fn proceed() -> Fallible {
     let call = host()?;
-    let response = crate::behaviour::default_answer(&call, false)
+    let response = crate::behaviour::default_answer(&call)
         .map(|r| r.response)
         .unwrap_or_else(|r| r);
     to_dynamic(&forward::to_value(&response))
@@ -399,7 +387,7 @@ fn register(engine: &mut Engine) {
         Ok(host()?.now_rfc3339().into())
     });
     engine.register_fn("now_ms", || -> Result<i64, Box<EvalAltResult>> {
-        Ok(host()?.now_ms)
+        Ok(host()?.sandbox.now_ms)
     });
     engine.register_fn("uuid", || -> Result<ImmutableString, Box<EvalAltResult>> {
         Ok(host()?.uuid().into())
@@ -432,7 +420,7 @@ fn register(engine: &mut Engine) {
 fn register_data_api(engine: &mut Engine) {
     engine.register_fn("get", |name: &str, id: Dynamic| -> Fallible {
         let call = host()?;
-        match call.state.get(name, &id_of(&id)?) {
+        match call.sandbox.state.get(name, &id_of(&id)?) {
             Some(record) => to_dynamic(&record.value.value),
             None => Ok(Dynamic::UNIT),
         }
@@ -484,7 +472,7 @@ fn register_data_api(engine: &mut Engine) {
                 stateful::id_text(&id)
             }
         };
-        let record = call.state.put(
+        let record = call.sandbox.state.put(
             name,
             &id,
             "",
@@ -499,11 +487,11 @@ fn register_data_api(engine: &mut Engine) {
         |name: &str, id: Dynamic, patch: Dynamic| -> Fallible {
             let call = host()?;
             let id = id_of(&id)?;
-            let Some(record) = call.state.get(name, &id) else {
+            let Some(record) = call.sandbox.state.get(name, &id) else {
                 return Ok(Dynamic::UNIT);
             };
             let value = stateful::merged(&record.value.value, Some(&to_value(&patch)?), true);
-            let record = call.state.put(
+            let record = call.sandbox.state.put(
                 name,
                 &id,
                 &record.scope,
@@ -520,6 +508,7 @@ fn register_data_api(engine: &mut Engine) {
             let call = host()?;
             let id = id_of(&id)?;
             Ok(call
+                .sandbox
                 .state
                 .delete(name, &id, &mut call.journal.borrow_mut().changes)
                 .is_some())

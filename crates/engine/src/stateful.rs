@@ -24,10 +24,10 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     let id = binding
         .id_param
         .as_ref()
-        .and_then(|p| call.path_params.iter().find(|(n, _)| n == p))
+        .and_then(|p| call.request.path_params.iter().find(|(n, _)| n == p))
         .map(|(_, v)| decode(v));
     match (binding.action, id) {
-        (Action::Create, _) => create(call, spec, &scope, call.body.clone()),
+        (Action::Create, _) => create(call, spec, &scope, call.request.body.clone()),
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
         (Action::Get, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
@@ -35,12 +35,12 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         }
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
-                let value = merged(&record.value.value, call.body.as_ref(), false);
+                let value = merged(&record.value.value, call.request.body.as_ref(), false);
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value);
                 success(call, BodySource::Given(stored.value))
             }
             None if declares(call, 201) => {
-                let mut body = call.body.clone().unwrap_or_else(|| json!({}));
+                let mut body = call.request.body.clone().unwrap_or_else(|| json!({}));
                 set_id(
                     &mut body,
                     spec,
@@ -53,14 +53,15 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         },
         (Action::Update, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
-            let value = merged(&record.value.value, call.body.as_ref(), true);
+            let value = merged(&record.value.value, call.request.body.as_ref(), true);
             let stored = store(call, spec, &id, &scope, Some(record.seq), value);
             success(call, BodySource::Given(stored.value))
         }
         (Action::Delete, Some(id)) => {
             existing(call, spec, &scope, &id)?;
             let removed =
-                call.state
+                call.sandbox
+                    .state
                     .delete(&spec.name, &id, &mut call.journal.borrow_mut().changes);
             match removed {
                 Some(record) => success(call, BodySource::Given(record.value)),
@@ -87,7 +88,7 @@ fn scope_of(call: &Call, binding: &Binding) -> String {
     binding
         .scope_params
         .iter()
-        .filter_map(|p| call.path_params.iter().find(|(n, _)| n == p))
+        .filter_map(|p| call.request.path_params.iter().find(|(n, _)| n == p))
         .map(|(_, v)| decode(v))
         .collect::<Vec<_>>()
         .join("/")
@@ -102,21 +103,13 @@ fn declares(call: &Call, status: u16) -> bool {
 
 /// The operation's success answer with `body`.
 fn success(call: &Call, body: BodySource<'_>) -> Result<Rendered, Response> {
-    let operation = call.operation();
-    let declared = respond::select(operation, &Prefer::default())?;
     // A declared 204 has no content: the body is dropped by `render`.
-    respond::render(
-        &call.revision,
-        call.seed,
-        operation,
-        declared,
-        &call.exchange(),
-        body,
-    )
+    call.render(&Prefer::default(), body)
 }
 
 fn find_in_scope(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Option<Record> {
-    call.state
+    call.sandbox
+        .state
         .get(&spec.name, id)
         .filter(|r| scope.is_empty() || r.scope.is_empty() || r.scope == scope)
 }
@@ -135,7 +128,7 @@ pub fn not_found(call: &Call, spec: &CollectionSpec, id: &str) -> Response {
 pub fn error(call: &Call, status: u16, reason: &str, slug: &str, title: &str) -> Response {
     respond::declared_error(
         &call.revision,
-        call.seed,
+        call.sandbox.seed,
         call.operation(),
         &call.exchange(),
         &[status],
@@ -150,20 +143,7 @@ fn create(
     scope: &str,
     body: Option<Value>,
 ) -> Result<Rendered, Response> {
-    let operation = call.operation();
-    let declared = respond::select(operation, &Prefer::default())?;
-    let base = respond::render(
-        &call.revision,
-        call.seed,
-        operation,
-        declared,
-        &call.exchange(),
-        BodySource::Default,
-    )?
-    .value
-    .map(|v| v.value.clone())
-    .filter(Value::is_object)
-    .unwrap_or_else(|| json!({}));
+    let base = call.synthesized_object()?;
     let mut value = merged(&base, body.as_ref(), false);
     stamp_times(&mut value, call, body.as_ref());
     let requested = body
@@ -172,7 +152,7 @@ fn create(
         .filter(|v| !v.is_null())
         .map(id_text);
     let id = match requested {
-        Some(id) if call.state.get(&spec.name, &id).is_some() => {
+        Some(id) if call.sandbox.state.get(&spec.name, &id).is_some() => {
             let reason = format!("a {} record with id {id:?} already exists", spec.name);
             return Err(error(call, 409, &reason, "conflict", "Conflict"));
         }
@@ -184,14 +164,7 @@ fn create(
         }
     };
     let stored = store(call, spec, &id, scope, None, value);
-    respond::render(
-        &call.revision,
-        call.seed,
-        operation,
-        declared,
-        &call.exchange(),
-        BodySource::Given(stored.value),
-    )
+    success(call, BodySource::Given(stored.value))
 }
 
 fn store(
@@ -202,7 +175,7 @@ fn store(
     seq: Option<u64>,
     value: Value,
 ) -> Record {
-    call.state.put(
+    call.sandbox.state.put(
         &spec.name,
         id,
         scope,
@@ -222,8 +195,8 @@ pub fn id_text(value: &Value) -> String {
 
 /// A new id for `spec`, deterministic in (sandbox seed, collection, sequence).
 pub fn new_id(call: &Call, spec: &CollectionSpec) -> Value {
-    let (seq, next_int) = call.state.next_ids(&spec.name);
-    id_at(call.seed, spec, seq, next_int)
+    let (seq, next_int) = call.sandbox.state.next_ids(&spec.name);
+    id_at(call.sandbox.seed, spec, seq, next_int)
 }
 
 /// The id the record numbered `seq` (or `next_int`) gets in a sandbox seeded `seed`.
@@ -297,7 +270,7 @@ fn stamp_times(value: &mut Value, call: &Call, body: Option<&Value>) {
                 map.insert(name.to_owned(), Value::String(call.now_rfc3339()));
             }
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-                map.insert(name.to_owned(), Value::from(call.now_ms / 1000));
+                map.insert(name.to_owned(), Value::from(call.sandbox.now_ms / 1000));
             }
             _ => {}
         }
@@ -328,7 +301,7 @@ pub fn filtered(
     filters: &Map<String, Value>,
 ) -> Vec<Record> {
     let scope = (!scope.is_empty()).then_some(scope);
-    call.state.scan(collection, scope, |record| {
+    call.sandbox.state.scan(collection, scope, |record| {
         filters.iter().all(|(name, wanted)| {
             record
                 .value
@@ -344,7 +317,8 @@ pub fn filtered(
 
 fn query_value<'a>(call: &'a Call, name: Option<&String>) -> Option<&'a str> {
     let name = name?;
-    call.query
+    call.request
+        .query
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
@@ -364,6 +338,7 @@ fn list(
     let mut filters = Map::new();
     for name in &shape.filters {
         let values: Vec<Value> = call
+            .request
             .query
             .iter()
             .filter(|(n, _)| n == name)
@@ -400,20 +375,7 @@ fn list(
     let Some(field) = &shape.items_field else {
         return success(call, BodySource::Given(Arc::new(Synthesized::new(items))));
     };
-    let operation = call.operation();
-    let declared = respond::select(operation, &Prefer::default())?;
-    let mut envelope = respond::render(
-        &call.revision,
-        call.seed,
-        operation,
-        declared,
-        &call.exchange(),
-        BodySource::Default,
-    )?
-    .value
-    .map(|v| v.value.clone())
-    .filter(Value::is_object)
-    .unwrap_or_else(|| json!({}));
+    let mut envelope = call.synthesized_object()?;
     if let Value::Object(map) = &mut envelope {
         map.insert(field.clone(), items);
         if let Some(name) = &shape.has_more_field {

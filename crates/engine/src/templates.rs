@@ -159,7 +159,7 @@ pub fn context(call: &call::Call, extra: Option<&Map<String, Value>>) -> Value {
     let mut context = json!({
         "req": request_value(call),
         "env": call.env_map(),
-        "sandbox": call.sandbox_id,
+        "sandbox": call.sandbox.id,
     });
     if let (Value::Object(map), Some(extra)) = (&mut context, extra) {
         map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -186,14 +186,14 @@ pub fn request_value(call: &call::Call) -> Value {
         Value::Object(map)
     };
     json!({
-        "method": call.method,
-        "path": call.path,
+        "method": call.request.method,
+        "path": call.request.path,
         "operation": call.operation().operation.id,
-        "params": pairs(&call.path_params),
-        "query": pairs(&call.query),
-        "headers": pairs(&call.headers),
-        "body": call.body.clone().unwrap_or(Value::Null),
-        "sandbox": call.sandbox_id,
+        "params": pairs(&call.request.path_params),
+        "query": pairs(&call.request.query),
+        "headers": pairs(&call.request.headers),
+        "body": call.request.body.clone().unwrap_or(Value::Null),
+        "sandbox": call.sandbox.id,
         "scenario": call.header("x-sandbox-scenario"),
     })
 }
