@@ -84,6 +84,19 @@ for target in ceiling:4012 sbx:4010 prism:4011; do
     echo "   ${RESULT[$name-post]}"
 done
 
+echo "== behaviours: the same endpoint with and without (sbx mock bench/behaviours)"
+taskset -c 0 "$SBX" mock bench/behaviours --listen 127.0.0.1:4013 >"$OUT/sbx-behaviours.log" 2>&1 & BEHAVIOURS_PID=$!
+PIDS+=($BEHAVIOURS_PID)
+wait_for http://127.0.0.1:4013/v1/items/item_1
+for run in hello:/v1/hello/ada?lang=fr greet:/v1/greet/ada?lang=fr samples:/v1/samples/item_1 items:/v1/items/item_1; do
+    name="${run%%:*}"; path="${run#*:}"
+    curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:4013$path" | grep -q 200 || { echo "$path does not answer 200" >&2; exit 1; }
+    echo "== behaviours $name $path"
+    RESULT[behaviours-$name]=$(load "http://127.0.0.1:4013$path")
+    echo "   ${RESULT[behaviours-$name]}"
+done
+kill "$BEHAVIOURS_PID" 2>/dev/null || true
+
 echo "== sandbox creation and memory (sbx serve pinned to core 0)"
 DATA=$(mktemp -d)
 TOKEN="bench-admin-token-$(date +%s)"
@@ -117,6 +130,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         read -r c _ _ <<<"${RESULT[ceiling-$run]}"; read -r s _ _ <<<"${RESULT[sbx-$run]}"; read -r p _ _ <<<"${RESULT[prism-$run]}"
         echo "$run: sbx / ceiling $(ratio "$s" "$c"), sbx / prism $(ratio "$s" "$p")"
     done
+    echo
+    echo "| behaviours run | req/s | p50 ms | p99 ms |"
+    echo "|---|---|---|---|"
+    for name in hello greet samples items; do
+        read -r rps p50 p99 <<<"${RESULT[behaviours-$name]}"
+        echo "| $name | $rps | $p50 | $p99 |"
+    done
+    read -r hello _ _ <<<"${RESULT[behaviours-hello]}"; read -r greet _ _ <<<"${RESULT[behaviours-greet]}"
+    read -r samples _ _ <<<"${RESULT[behaviours-samples]}"; read -r items _ _ <<<"${RESULT[behaviours-items]}"
+    echo
+    echo "scripted / unscripted: $(ratio "$greet" "$hello") (target >= 0.50)"
+    echo "stateful GET / synthesized GET: $(ratio "$items" "$samples") (target >= 0.70)"
     echo
     echo "Sandboxes and imports: $SANDBOX_JSON"
 } | tee "$OUT/latest.md"

@@ -226,3 +226,94 @@ fn mock_serves_a_spec_and_rejects_a_broken_one() {
         "{stderr}"
     );
 }
+
+fn example_project() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payments")
+}
+
+#[test]
+fn import_and_mock_a_project_folder() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "listening on",
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let example = example_project();
+    let (ok, stdout, stderr) = run(
+        &["import", example.to_str().unwrap(), "--name", "payments"],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let project: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        project["behaviours"],
+        serde_json::json!(["createPayment", "refundPayment"])
+    );
+    let (ok, stdout, stderr) = run(
+        &[
+            "sandbox",
+            "create",
+            "--project",
+            "payments",
+            "--auth",
+            "none",
+        ],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let base_url = serde_json::from_str::<Value>(&stdout).unwrap()["base_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = http_get(&format!("{base_url}/customers/cus_demo_alice"), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Alice Martin"));
+
+    // A broken copy is rejected with the file, line and column; nothing changes.
+    let broken = tempfile::tempdir().unwrap();
+    for entry in ["openapi.yaml", "env.yaml"] {
+        std::fs::copy(example.join(entry), broken.path().join(entry)).unwrap();
+    }
+    std::fs::create_dir(broken.path().join("behaviours")).unwrap();
+    std::fs::write(
+        broken.path().join("behaviours/createPayment.rhai"),
+        "let x = 1;\nlet = 2;\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(
+        &[
+            "import",
+            broken.path().to_str().unwrap(),
+            "--name",
+            "payments",
+        ],
+        &url,
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("behaviours/createPayment.rhai:2:"),
+        "{stderr}"
+    );
+    let (status, _) = http_get(&format!("{base_url}/customers/cus_demo_alice"), &[]);
+    assert_eq!(status, 200, "the previous revision keeps serving");
+    terminate(server);
+
+    let (server, lines) = start(
+        &["mock", example.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        "refund",
+    );
+    let root = lines[0].rsplit(' ').next().unwrap().to_owned();
+    let (status, body) = http_get(&format!("{root}/v1/accounts/acct_demo_gold"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(&format!("{root}/v1/balance"), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"object\":\"balance\""), "{body}");
+    terminate(server);
+}

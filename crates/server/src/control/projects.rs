@@ -184,10 +184,8 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
                 .enumerate()
                 .filter_map(|(i, b)| {
                     let b = b.as_ref().filter(|b| b.collection == index)?;
-                    Some(
-                        format!("{}: {:?}", compiled.model.operations[i].id, b.action)
-                            .to_lowercase(),
-                    )
+                    let action = format!("{:?}", b.action).to_lowercase();
+                    Some(format!("{}: {action}", compiled.model.operations[i].id))
                 })
                 .collect(),
             fixtures: behaviours
