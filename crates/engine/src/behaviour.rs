@@ -340,9 +340,15 @@ pub fn seed(
     if !problems.is_empty() {
         return Err(problems);
     }
+    if state.len() + prepared.len() > crate::state::MAX_RECORDS {
+        return Err(vec![FileProblem::new("", crate::state::Full.to_string())]);
+    }
     let mut journal = Vec::new();
     for (collection, id, value) in prepared {
-        state.put(&collection, &id, "", None, value, &mut journal);
+        // Only a concurrent insert can fill the sandbox now: keep what was loaded.
+        if state.put(&collection, &id, "", None, value, &mut journal).is_err() {
+            break;
+        }
     }
     Ok(journal)
 }

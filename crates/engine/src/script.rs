@@ -479,7 +479,8 @@ fn register_data_api(engine: &mut Engine) {
             None,
             value,
             &mut call.journal.borrow_mut().changes,
-        );
+        )
+        .map_err(|full| runtime(full.to_string()))?;
         to_dynamic(&record.value.value)
     });
     engine.register_fn(
@@ -498,7 +499,8 @@ fn register_data_api(engine: &mut Engine) {
                 Some(record.seq),
                 value,
                 &mut call.journal.borrow_mut().changes,
-            );
+            )
+            .map_err(|full| runtime(full.to_string()))?;
             to_dynamic(&record.value.value)
         },
     );

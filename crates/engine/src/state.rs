@@ -15,6 +15,15 @@ use serde_json::Value;
 
 use crate::cache::Synthesized;
 
+/// Most records one sandbox holds, fixtures included: past it, creating
+/// answers 507 (a bound on what one client can make the server keep).
+pub const MAX_RECORDS: usize = 100_000;
+
+/// The sandbox holds [`MAX_RECORDS`] already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the sandbox holds {MAX_RECORDS} records, its limit; delete some or reset it")]
+pub struct Full;
+
 /// Sequence numbers of records created by requests start here, after any
 /// fixture's (fixtures are numbered from 0 in file order).
 pub const FIRST_CREATED_SEQ: u64 = 1_000_000;
@@ -212,8 +221,15 @@ impl SandboxState {
         seq: Option<u64>,
         value: Value,
         journal: &mut Vec<ResourceChange>,
-    ) -> Record {
+    ) -> Result<Record, Full> {
         let mut inner = self.lock();
+        let exists = inner
+            .collections
+            .get(collection)
+            .is_some_and(|c| c.by_id.contains_key(id));
+        if !exists && inner.collections.values().map(|c| c.rows.len()).sum::<usize>() >= MAX_RECORDS {
+            return Err(Full);
+        }
         inner.version += 1;
         let version = inner.version;
         let c = inner.collections.entry(collection.to_owned()).or_default();
@@ -236,7 +252,7 @@ impl SandboxState {
             value: Some(value),
             version,
         });
-        record
+        Ok(record)
     }
 
     /// Deletes a record, journaling the change; the removed record.
@@ -260,6 +276,15 @@ impl SandboxState {
             version,
         });
         Some(removed)
+    }
+
+    /// Number of records held.
+    pub fn len(&self) -> usize {
+        self.lock().collections.values().map(|c| c.rows.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Number of records per collection.
@@ -323,7 +348,7 @@ mod tests {
     fn overlay_survives_rebase_and_reset_drops_it() {
         let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new());
         let mut journal = Vec::new();
-        state.put("pets", "c", "", None, json!({"id": "c"}), &mut journal);
+        state.put("pets", "c", "", None, json!({"id": "c"}), &mut journal).unwrap();
         state.delete("pets", "a", &mut journal);
         assert_eq!(journal.len(), 2);
         assert!(journal[1].version > journal[0].version);
@@ -348,7 +373,7 @@ mod tests {
         let fixtures = [fixture("a", 0)];
         let state = SandboxState::load(&fixtures, Vec::new());
         let mut journal = Vec::new();
-        state.put("pets", "7", "", None, json!({"id": 7}), &mut journal);
+        state.put("pets", "7", "", None, json!({"id": 7}), &mut journal).unwrap();
         state.delete("pets", "a", &mut journal);
         let replayed = SandboxState::load(&fixtures, journal);
         assert!(replayed.get("pets", "a").is_none());

@@ -36,7 +36,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let value = merged(&record.value.value, call.request.body.as_ref(), false);
-                let stored = store(call, spec, &id, &scope, Some(record.seq), value);
+                let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
                 success(call, BodySource::Given(stored.value))
             }
             None if declares(call, 201) => {
@@ -54,7 +54,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::Update, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
             let value = merged(&record.value.value, call.request.body.as_ref(), true);
-            let stored = store(call, spec, &id, &scope, Some(record.seq), value);
+            let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
             success(call, BodySource::Given(stored.value))
         }
         (Action::Delete, Some(id)) => {
@@ -163,7 +163,7 @@ fn create(
             id_text(&id)
         }
     };
-    let stored = store(call, spec, &id, scope, None, value);
+    let stored = store(call, spec, &id, scope, None, value)?;
     success(call, BodySource::Given(stored.value))
 }
 
@@ -174,15 +174,11 @@ fn store(
     scope: &str,
     seq: Option<u64>,
     value: Value,
-) -> Record {
-    call.sandbox.state.put(
-        &spec.name,
-        id,
-        scope,
-        seq,
-        value,
-        &mut call.journal.borrow_mut().changes,
-    )
+) -> Result<Record, Response> {
+    call.sandbox
+        .state
+        .put(&spec.name, id, scope, seq, value, &mut call.journal.borrow_mut().changes)
+        .map_err(|full| problem_response(507, "sandbox-full", "Sandbox full", &full.to_string(), None))
 }
 
 /// The text form of an id value (the key in URLs).
