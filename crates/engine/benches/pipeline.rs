@@ -94,6 +94,7 @@ fn benches(c: &mut Criterion) {
         env: &env,
         upstream: None,
         now_ms: 1_767_225_600_000,
+        may_block: false,
     };
     let auth = vec![(
         "authorization".to_owned(),

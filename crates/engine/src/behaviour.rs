@@ -23,6 +23,21 @@ use crate::{
     templates::{self, Templates},
 };
 
+/// Where a request runs. A hostile or slow script must never hold an async
+/// worker, yet handing every scripted request to another thread costs more
+/// than most scripts take to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// On the async worker: bounded work only.
+    Inline,
+    /// On the worker for at most [`crate::script::INLINE_SLICE`] and without
+    /// side effects; a script that runs longer, writes records or calls out
+    /// yields and the request is run again on the blocking pool.
+    TryInline,
+    /// On the blocking pool (forwarding).
+    Blocking,
+}
+
 #[derive(Debug)]
 pub struct CompiledBehaviours {
     pub env: Map<String, Value>,
@@ -159,15 +174,28 @@ impl CompiledBehaviours {
             || self.operation_templates[operation].is_some()
     }
 
-    /// Whether `operation` may run for long (scripts, forwarding): such
-    /// requests are served off the async workers.
-    pub fn may_block(&self, operation: usize) -> bool {
-        self.behaviour_scripts[operation].is_some() || self.forwards[operation].is_some()
+    /// Where a request for `operation` should run.
+    pub fn execution(&self, operation: usize) -> Execution {
+        if self.behaviour_scripts[operation].is_some() {
+            Execution::TryInline
+        } else if self.forwards[operation].is_some() {
+            Execution::Blocking
+        } else {
+            Execution::Inline
+        }
     }
 
     /// Whether `operation` needs the request headers (scripts, forwarding).
     pub fn reads_headers(&self, operation: usize) -> bool {
-        self.may_block(operation)
+        self.execution(operation) != Execution::Inline
+    }
+
+    /// Whether the answer without a script writes records or calls out.
+    pub fn default_may_block(&self, operation: usize) -> bool {
+        self.forwards[operation].is_some()
+            || self.resources.bindings[operation]
+                .as_ref()
+                .is_some_and(|b| !matches!(b.action, resources::Action::Get | resources::Action::List))
     }
 }
 
@@ -242,6 +270,7 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
             error.response()
         })?;
     let (status, headers, body) = match outcome {
+        ScriptOutcome::Yield => return Err(Response { status: 503, headers: Vec::new(), body: Vec::new() }),
         ScriptOutcome::Halted(response) => {
             return Ok(Rendered {
                 response,

@@ -41,8 +41,10 @@ pub struct Call {
     pub journal: RefCell<Journal>,
     /// The response a script ended the request with (`fail`).
     pub halted: RefCell<Option<crate::Response>>,
-    /// Seed of this request's random draws (`uuid()`, new ids).
-    entropy: u64,
+    /// Set when a script running on an async worker needed to block.
+    pub yielded: Cell<bool>,
+    /// Seed of this request's random draws (`uuid()`, new ids), made on first use.
+    entropy: std::cell::OnceCell<u64>,
     draws: Cell<u64>,
 }
 
@@ -71,6 +73,8 @@ pub struct CallSandbox {
     pub env: Arc<Map<String, Value>>,
     pub upstream: Option<Arc<dyn Upstream>>,
     pub now_ms: i64,
+    /// Whether this thread may block (see [`crate::SandboxContext::may_block`]).
+    pub may_block: bool,
 }
 
 impl Call {
@@ -80,16 +84,6 @@ impl Call {
         sandbox: CallSandbox,
         request: CallRequest,
     ) -> Self {
-        // Same sandbox, same state, same request: same draws (determinism).
-        let version = sandbox.state.version().to_le_bytes();
-        let entropy = seed_from([
-            &sandbox.seed.to_le_bytes()[..],
-            &version,
-            request.method.as_bytes(),
-            request.path.as_bytes(),
-            request.raw_query.as_deref().unwrap_or("").as_bytes(),
-            &request.raw_body,
-        ]);
         Self {
             revision,
             operation,
@@ -97,7 +91,8 @@ impl Call {
             request,
             journal: RefCell::default(),
             halted: RefCell::default(),
-            entropy,
+            yielded: Cell::new(false),
+            entropy: std::cell::OnceCell::new(),
             draws: Cell::new(0),
         }
     }
@@ -145,9 +140,21 @@ impl Call {
 
     /// The next seed of this request's random draws.
     pub fn draw(&self) -> u64 {
+        // Same sandbox, same state, same request: same draws (determinism).
+        let entropy = *self.entropy.get_or_init(|| {
+            let request = &self.request;
+            seed_from([
+                &self.sandbox.seed.to_le_bytes()[..],
+                &self.sandbox.state.version().to_le_bytes(),
+                request.method.as_bytes(),
+                request.path.as_bytes(),
+                request.raw_query.as_deref().unwrap_or("").as_bytes(),
+                &request.raw_body,
+            ])
+        });
         let n = self.draws.get();
         self.draws.set(n + 1);
-        seed_from([&self.entropy.to_le_bytes()[..], &n.to_le_bytes()])
+        seed_from([&entropy.to_le_bytes()[..], &n.to_le_bytes()])
     }
 
     /// A deterministic UUID (version 4 layout).

@@ -31,7 +31,7 @@ mod templates;
 #[cfg(test)]
 mod test_support;
 
-pub use behaviour::seed;
+pub use behaviour::{Execution, seed};
 pub use call::{EmittedEvent, Journal};
 pub use drift::Drift;
 pub use forward::{Upstream, UpstreamRequest, UpstreamResponse};

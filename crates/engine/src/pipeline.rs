@@ -41,6 +41,9 @@ pub struct SandboxContext<'a> {
     pub upstream: Option<&'a Arc<dyn Upstream>>,
     /// The sandbox clock, in Unix milliseconds.
     pub now_ms: i64,
+    /// Whether this thread may block (the blocking pool). When not, a
+    /// script that would block or write yields instead ([`Outcome::yielded`]).
+    pub may_block: bool,
 }
 
 pub struct Request<'a> {
@@ -68,6 +71,8 @@ pub struct Outcome {
     pub journal: Journal,
     /// How a behaviour's answer departs from the spec, if it does.
     pub drift: Option<Drift>,
+    /// The request must run again where it may block; nothing was changed.
+    pub yielded: bool,
 }
 
 impl From<Response> for Outcome {
@@ -76,6 +81,7 @@ impl From<Response> for Outcome {
             response,
             journal: Journal::default(),
             drift: None,
+            yielded: false,
         }
     }
 }
@@ -235,6 +241,7 @@ pub fn handle(
                 env: context.env.clone(),
                 upstream: context.upstream.cloned(),
                 now_ms: context.now_ms,
+                may_block: context.may_block,
             },
             CallRequest {
                 method: request.method.to_owned(),
@@ -268,7 +275,14 @@ pub fn handle(
 
 /// Runs the operation's behaviour and checks its answer against the spec.
 fn run_behaviour(call: &Rc<Call>) -> Outcome {
-    let (response, drift) = match behaviour::answer(call) {
+    let answer = behaviour::answer(call);
+    if call.yielded.get() {
+        return Outcome {
+            yielded: true,
+            ..Outcome::from(problem_response(503, "yielded", "Run again", "the behaviour must run where it may block", None))
+        };
+    }
+    let (response, drift) = match answer {
         Ok(rendered) => {
             let drift = drift::check(
                 call.operation(),
@@ -293,6 +307,7 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         response,
         journal: call.journal.take(),
         drift,
+        yielded: false,
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    behaviour::{BehaviourInputs, CompiledBehaviours},
+    behaviour::{BehaviourInputs, CompiledBehaviours, Execution},
     cache::SynthCache,
     project::{FileProblem, ProjectFiles},
     router::{RouteMatch, Router},
@@ -228,12 +228,11 @@ impl CompiledRevision {
         })
     }
 
-    /// Whether a request may run long (a script or forwarding answers it):
-    /// the server serves those off its async workers.
-    pub fn may_block(&self, method: &str, path: &str) -> bool {
+    /// Where a request should run (see [`Execution`]).
+    pub fn execution(&self, method: &str, path: &str) -> Execution {
         match self.router.at(method, path) {
-            RouteMatch::Found { operation, .. } => self.behaviours.may_block(operation),
-            _ => false,
+            RouteMatch::Found { operation, .. } => self.behaviours.execution(operation),
+            _ => Execution::Inline,
         }
     }
 

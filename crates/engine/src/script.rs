@@ -59,6 +59,20 @@ impl Default for ScriptLimits {
     }
 }
 
+/// How long a script may run on an async worker before it yields and the
+/// request is run again on the blocking pool.
+pub const INLINE_SLICE: Duration = Duration::from_millis(2);
+
+/// Helpers that write records or call out may not run on an async worker:
+/// there, they stop the script, which is run again where it may block.
+fn blocking_allowed(call: &Call) -> Result<(), Box<EvalAltResult>> {
+    if call.sandbox.may_block {
+        return Ok(());
+    }
+    call.yielded.set(true);
+    Err(EvalAltResult::ErrorRuntime(Dynamic::from(Halt), Position::NONE).into())
+}
+
 /// A compiled behaviour.
 #[derive(Debug)]
 pub struct Script {
@@ -329,6 +343,9 @@ fn synth(status: Option<i64>) -> Fallible {
 
 fn proceed() -> Fallible {
     let call = host()?;
+    if call.revision.behaviours.default_may_block(call.operation) {
+        blocking_allowed(&call)?;
+    }
     let response = crate::behaviour::default_answer(&call)
         .map(|r| r.response)
         .unwrap_or_else(|r| r);
@@ -337,6 +354,7 @@ fn proceed() -> Fallible {
 
 fn forward_with(target: Option<Dynamic>) -> Fallible {
     let call = host()?;
+    blocking_allowed(&call)?;
     let configured = call.revision.behaviours.forwards[call.operation].clone();
     let rule = match target.map(|t| to_value(&t)).transpose()? {
         None => configured.ok_or_else(|| {
@@ -462,6 +480,7 @@ fn register_data_api(engine: &mut Engine) {
     engine.register_fn("list", list);
     engine.register_fn("insert", |name: &str, value: Dynamic| -> Fallible {
         let call = host()?;
+        blocking_allowed(&call)?;
         let spec = collection(&call, name);
         let mut value = Value::Object(to_map(&value)?);
         let id = match value.get(&spec.id_field).filter(|v| !v.is_null()) {
@@ -487,6 +506,7 @@ fn register_data_api(engine: &mut Engine) {
         "update",
         |name: &str, id: Dynamic, patch: Dynamic| -> Fallible {
             let call = host()?;
+            blocking_allowed(&call)?;
             let id = id_of(&id)?;
             let Some(record) = call.sandbox.state.get(name, &id) else {
                 return Ok(Dynamic::UNIT);
@@ -508,6 +528,7 @@ fn register_data_api(engine: &mut Engine) {
         "delete",
         |name: &str, id: Dynamic| -> Result<bool, Box<EvalAltResult>> {
             let call = host()?;
+            blocking_allowed(&call)?;
             let id = id_of(&id)?;
             Ok(call
                 .sandbox
@@ -638,10 +659,20 @@ impl Scripts {
         resp.insert("headers".into(), Dynamic::from_map(rhai::Map::new()));
         resp.insert("body".into(), Dynamic::UNIT);
         scope.push("resp", resp);
+        let timeout = Duration::from_millis(self.limits.timeout_ms);
         let result = {
-            let _deadline = Deadline::arm(Duration::from_millis(self.limits.timeout_ms));
+            let slice = if call.sandbox.may_block { timeout } else { timeout.min(INLINE_SLICE) };
+            let _deadline = Deadline::arm(slice);
             self.engine.run_ast_with_scope(&mut scope, &script.ast)
         };
+        let out_of_slice = !call.sandbox.may_block
+            && result
+                .as_ref()
+                .is_err_and(|e| matches!(**e, EvalAltResult::ErrorTerminated(..)));
+        if call.yielded.get() || out_of_slice {
+            call.yielded.set(true);
+            return Ok(ScriptOutcome::Yield);
+        }
         if let Some(response) = call.halted.borrow_mut().take() {
             return Ok(ScriptOutcome::Halted(response));
         }
@@ -700,6 +731,8 @@ impl Scripts {
 
 /// What a script decided.
 pub enum ScriptOutcome {
+    /// The script must run again where it may block.
+    Yield,
     /// `fail(...)` was called.
     Halted(Response),
     Answer {

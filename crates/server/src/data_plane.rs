@@ -12,7 +12,7 @@ use axum::{
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, AuthMode, CompiledRevision, Drift, HeaderSource, Journal, Outcome,
+    API_KEY_PREFIX, AuthMode, CompiledRevision, Drift, Execution, HeaderSource, Journal, Outcome,
     SandboxContext, SandboxState, Upstream, problem_response,
 };
 use serde_json::{Map, Value};
@@ -96,7 +96,8 @@ pub struct Served {
     pub drift: Option<Drift>,
 }
 
-fn run(target: &Target, parts: &Parts, path: &str, body: &[u8]) -> Outcome {
+/// One run of the pipeline; `may_block` on the blocking pool only.
+fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool) -> Outcome {
     let key_matches = |key: &str| match &target.keys {
         KeyCheck::Hash(hash) => hash_secret(key) == *hash,
         KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
@@ -110,6 +111,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8]) -> Outcome {
         env: &target.env,
         upstream: target.upstream.as_ref(),
         now_ms: crate::app::now_ms(),
+        may_block,
     };
     let headers = Headers(&parts.headers);
     let request = sbx_engine::Request {
@@ -122,9 +124,10 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8]) -> Outcome {
     sbx_engine::handle(&target.compiled, &context, &request)
 }
 
-/// Runs one request through the engine. Requests that may run long (a
-/// script, forwarding) go to the blocking pool so that a slow or hostile
-/// script never holds an async worker.
+/// Runs one request through the engine. Forwarding runs on the blocking
+/// pool; a script runs on the async worker only while it is quick and has
+/// no side effects (see [`Execution::TryInline`]), else again on the pool,
+/// so that a slow or hostile script never holds a worker for long.
 pub async fn serve(
     target: Target,
     request: Request,
@@ -148,8 +151,16 @@ pub async fn serve(
         }
     };
     let sandbox_id = HeaderValue::from_str(&target.id).ok();
-    let outcome = if target.compiled.may_block(parts.method.as_str(), &path) {
-        tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body))
+    let execution = target.compiled.execution(parts.method.as_str(), &path);
+    let mut outcome = match execution {
+        Execution::Blocking => Outcome {
+            yielded: true,
+            ..Outcome::from(problem_response(503, "yielded", "Run again", "", None))
+        },
+        Execution::Inline | Execution::TryInline => run(&target, &parts, &path, &body, false),
+    };
+    if outcome.yielded {
+        outcome = tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body, true))
             .await
             .unwrap_or_else(|error| {
                 tracing::error!(%error, "behaviour task failed");
@@ -161,10 +172,8 @@ pub async fn serve(
                     None,
                 )
                 .into()
-            })
-    } else {
-        run(&target, &parts, &path, &body)
-    };
+            });
+    }
     let mut response = to_axum(outcome.response);
     if let Some(id) = sandbox_id {
         response.headers_mut().insert(SANDBOX_ID.clone(), id);
