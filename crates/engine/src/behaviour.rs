@@ -195,7 +195,9 @@ impl CompiledBehaviours {
         self.forwards[operation].is_some()
             || self.resources.bindings[operation]
                 .as_ref()
-                .is_some_and(|b| !matches!(b.action, resources::Action::Get | resources::Action::List))
+                .is_some_and(|b| {
+                    !matches!(b.action, resources::Action::Get | resources::Action::List)
+                })
     }
 }
 
@@ -235,14 +237,28 @@ fn render_value(call: &Call, status: Option<u16>, value: Value) -> Result<Render
         example: None,
     };
     let value = Arc::new(Synthesized::new(value));
-    if respond::select(call.operation(), &prefer).is_err() {
-        // Undeclared status: sent as JSON, and reported as drift.
-        return Ok(Rendered {
-            response: crate::script::json_response(status.unwrap_or(200), &value.value),
-            value: Some(value),
-        });
-    }
-    call.render(&prefer, BodySource::Given(value))
+    let declared = match respond::select(call.operation(), &prefer) {
+        Ok(Some((status, response))) if !response.content.is_empty() => status,
+        // An undeclared status, or a body where the spec declares none:
+        // sent as JSON as the behaviour asked, and reported as drift.
+        other => {
+            let status = match other {
+                Ok(Some((status, _))) => status,
+                _ => status.unwrap_or(200),
+            };
+            return Ok(Rendered {
+                response: crate::script::json_response(status, &value.value),
+                value: Some(value),
+            });
+        }
+    };
+    call.render(
+        &Prefer {
+            code: Some(declared),
+            example: None,
+        },
+        BodySource::Given(value),
+    )
 }
 
 /// Runs the behaviour of `call`'s operation.
@@ -270,7 +286,13 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
             error.response()
         })?;
     let (status, headers, body) = match outcome {
-        ScriptOutcome::Yield => return Err(Response { status: 503, headers: Vec::new(), body: Vec::new() }),
+        ScriptOutcome::Yield => {
+            return Err(Response {
+                status: 503,
+                headers: Vec::new(),
+                body: Vec::new(),
+            });
+        }
         ScriptOutcome::Halted(response) => {
             return Ok(Rendered {
                 response,
@@ -375,7 +397,10 @@ pub fn seed(
     let mut journal = Vec::new();
     for (collection, id, value) in prepared {
         // Only a concurrent insert can fill the sandbox now: keep what was loaded.
-        if state.put(&collection, &id, "", None, value, &mut journal).is_err() {
+        if state
+            .put(&collection, &id, "", None, value, &mut journal)
+            .is_err()
+        {
             break;
         }
     }

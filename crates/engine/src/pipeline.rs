@@ -279,7 +279,13 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
     if call.yielded.get() {
         return Outcome {
             yielded: true,
-            ..Outcome::from(problem_response(503, "yielded", "Run again", "the behaviour must run where it may block", None))
+            ..Outcome::from(problem_response(
+                503,
+                "yielded",
+                "Run again",
+                "the behaviour must run where it may block",
+                None,
+            ))
         };
     }
     let (response, drift) = match answer {

@@ -491,15 +491,18 @@ fn register_data_api(engine: &mut Engine) {
                 stateful::id_text(&id)
             }
         };
-        let record = call.sandbox.state.put(
-            name,
-            &id,
-            "",
-            None,
-            value,
-            &mut call.journal.borrow_mut().changes,
-        )
-        .map_err(|full| runtime(full.to_string()))?;
+        let record = call
+            .sandbox
+            .state
+            .put(
+                name,
+                &id,
+                "",
+                None,
+                value,
+                &mut call.journal.borrow_mut().changes,
+            )
+            .map_err(|full| runtime(full.to_string()))?;
         to_dynamic(&record.value.value)
     });
     engine.register_fn(
@@ -512,15 +515,18 @@ fn register_data_api(engine: &mut Engine) {
                 return Ok(Dynamic::UNIT);
             };
             let value = stateful::merged(&record.value.value, Some(&to_value(&patch)?), true);
-            let record = call.sandbox.state.put(
-                name,
-                &id,
-                &record.scope,
-                Some(record.seq),
-                value,
-                &mut call.journal.borrow_mut().changes,
-            )
-            .map_err(|full| runtime(full.to_string()))?;
+            let record = call
+                .sandbox
+                .state
+                .put(
+                    name,
+                    &id,
+                    &record.scope,
+                    Some(record.seq),
+                    value,
+                    &mut call.journal.borrow_mut().changes,
+                )
+                .map_err(|full| runtime(full.to_string()))?;
             to_dynamic(&record.value.value)
         },
     );
@@ -537,6 +543,54 @@ fn register_data_api(engine: &mut Engine) {
                 .is_some())
         },
     );
+}
+
+/// `req` as scripts see it: the same members as templates' `req`
+/// ([`crate::templates::request_value`]), built directly as Rhai values
+/// because this runs on every scripted request.
+fn request_dynamic(call: &Call) -> Fallible {
+    fn pairs(pairs: &[(String, String)]) -> Dynamic {
+        let mut map = rhai::Map::new();
+        for (name, value) in pairs {
+            let value = Dynamic::from(value.clone());
+            match map.get_mut(name.as_str()) {
+                Some(existing) if existing.is_array() => {
+                    if let Some(mut items) = existing.write_lock::<rhai::Array>() {
+                        items.push(value);
+                    }
+                }
+                Some(existing) => {
+                    let first = std::mem::take(existing);
+                    *existing = Dynamic::from_array(vec![first, value]);
+                }
+                None => {
+                    map.insert(name.as_str().into(), value);
+                }
+            }
+        }
+        Dynamic::from_map(map)
+    }
+    let request = &call.request;
+    let text = |s: &str| Dynamic::from(s.to_owned());
+    let mut map = rhai::Map::new();
+    map.insert("method".into(), text(&request.method));
+    map.insert("path".into(), text(&request.path));
+    map.insert("operation".into(), text(&call.operation().operation.id));
+    map.insert("params".into(), pairs(&request.path_params));
+    map.insert("query".into(), pairs(&request.query));
+    map.insert("headers".into(), pairs(&request.headers));
+    let body = match &request.body {
+        Some(body) => to_dynamic(body)?,
+        None => Dynamic::UNIT,
+    };
+    map.insert("body".into(), body);
+    map.insert("sandbox".into(), text(&call.sandbox.id));
+    map.insert(
+        "scenario".into(),
+        call.header("x-sandbox-scenario")
+            .map_or(Dynamic::UNIT, text),
+    );
+    Ok(Dynamic::from_map(map))
 }
 
 /// Arms the wall-time limit for the run on this thread until dropped.
@@ -650,9 +704,8 @@ impl Scripts {
         default_status: u16,
     ) -> Result<ScriptOutcome, ScriptError> {
         let _entered = call::enter(call);
-        let request = crate::templates::request_value(call);
         let mut scope = Scope::new();
-        let req = to_dynamic(&request).map_err(|e| describe(&e, &script.file, &self.limits))?;
+        let req = request_dynamic(call).map_err(|e| describe(&e, &script.file, &self.limits))?;
         scope.push("req", req);
         let mut resp = rhai::Map::new();
         resp.insert("status".into(), Dynamic::from(i64::from(default_status)));
@@ -661,7 +714,11 @@ impl Scripts {
         scope.push("resp", resp);
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         let result = {
-            let slice = if call.sandbox.may_block { timeout } else { timeout.min(INLINE_SLICE) };
+            let slice = if call.sandbox.may_block {
+                timeout
+            } else {
+                timeout.min(INLINE_SLICE)
+            };
             let _deadline = Deadline::arm(slice);
             self.engine.run_ast_with_scope(&mut scope, &script.ast)
         };

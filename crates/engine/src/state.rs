@@ -227,7 +227,14 @@ impl SandboxState {
             .collections
             .get(collection)
             .is_some_and(|c| c.by_id.contains_key(id));
-        if !exists && inner.collections.values().map(|c| c.rows.len()).sum::<usize>() >= MAX_RECORDS {
+        if !exists
+            && inner
+                .collections
+                .values()
+                .map(|c| c.rows.len())
+                .sum::<usize>()
+                >= MAX_RECORDS
+        {
             return Err(Full);
         }
         inner.version += 1;
@@ -348,7 +355,9 @@ mod tests {
     fn overlay_survives_rebase_and_reset_drops_it() {
         let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new());
         let mut journal = Vec::new();
-        state.put("pets", "c", "", None, json!({"id": "c"}), &mut journal).unwrap();
+        state
+            .put("pets", "c", "", None, json!({"id": "c"}), &mut journal)
+            .unwrap();
         state.delete("pets", "a", &mut journal);
         assert_eq!(journal.len(), 2);
         assert!(journal[1].version > journal[0].version);
@@ -373,7 +382,9 @@ mod tests {
         let fixtures = [fixture("a", 0)];
         let state = SandboxState::load(&fixtures, Vec::new());
         let mut journal = Vec::new();
-        state.put("pets", "7", "", None, json!({"id": 7}), &mut journal).unwrap();
+        state
+            .put("pets", "7", "", None, json!({"id": 7}), &mut journal)
+            .unwrap();
         state.delete("pets", "a", &mut journal);
         let replayed = SandboxState::load(&fixtures, journal);
         assert!(replayed.get("pets", "a").is_none());

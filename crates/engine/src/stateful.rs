@@ -177,8 +177,17 @@ fn store(
 ) -> Result<Record, Response> {
     call.sandbox
         .state
-        .put(&spec.name, id, scope, seq, value, &mut call.journal.borrow_mut().changes)
-        .map_err(|full| problem_response(507, "sandbox-full", "Sandbox full", &full.to_string(), None))
+        .put(
+            &spec.name,
+            id,
+            scope,
+            seq,
+            value,
+            &mut call.journal.borrow_mut().changes,
+        )
+        .map_err(|full| {
+            problem_response(507, "sandbox-full", "Sandbox full", &full.to_string(), None)
+        })
 }
 
 /// The text form of an id value (the key in URLs).

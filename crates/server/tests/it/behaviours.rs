@@ -50,6 +50,7 @@ switch req.params.kind {
     "array" => { let a = []; loop { a.push(1); } }
     "map" => { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }
     "throw" => { throw "out of cheese"; }
+    "busy" => { let n = 0; for i in 0..100000 { n += i; } resp.body = `${n}`; }
     _ => { resp.body = "fine"; }
 }
 "#;
@@ -382,6 +383,10 @@ async fn hostile_scripts_stop_at_their_limits_while_others_are_served() {
         200,
         "the server is fine"
     );
+    // Longer than the inline slice but within every limit: run again off
+    // the worker, and answered.
+    let (status, sum) = send(app.client.get(sandbox.url("/hostile/busy"))).await;
+    assert_eq!((status, sum), (200, json!("4999950000")));
 }
 
 #[tokio::test]
