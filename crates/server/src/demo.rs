@@ -131,3 +131,21 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         api_key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_bundled_demo_is_the_example_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payments");
+        let on_disk = sbx_engine::project::read_dir(&dir).expect("the example project reads");
+        assert_eq!(
+            super::demo_files().unwrap(),
+            on_disk,
+            "DEMO_FILES lists every file of examples/payments"
+        );
+        let spec = std::fs::read_to_string(dir.join("openapi.yaml")).unwrap();
+        assert_eq!(super::DEMO_SPEC, spec);
+    }
+}
