@@ -178,6 +178,18 @@ impl Call {
         env
     }
 
+    /// Path parameters percent-decoded, as scripts and templates see them.
+    pub fn decoded_path_params(&self) -> Vec<(String, String)> {
+        self.request
+            .path_params
+            .iter()
+            .map(|(name, value)| {
+                let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                (name.clone(), decoded.into_owned())
+            })
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.request
             .headers

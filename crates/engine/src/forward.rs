@@ -52,8 +52,8 @@ const HOP_BY_HOP: [&str; 10] = [
 /// Longest upstream wait allowed, whatever a rule or script asks.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
-/// Replaces `{name}` by the path parameter and `{env.KEY}` by an
-/// environment parameter; unknown names are left as written.
+/// Replaces `{name}` by the path parameter (else the query parameter) and
+/// `{env.KEY}` by an environment parameter; unknown names are left as written.
 pub fn substitute(template: &str, call: &Call) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -69,12 +69,23 @@ pub fn substitute(template: &str, call: &Call) -> String {
                 Value::String(s) => s,
                 other => other.to_string(),
             }),
+            // Path parameters as sent (still encoded), else query values.
             None => call
                 .request
                 .path_params
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone()),
+                .map(|(_, v)| v.clone())
+                .or_else(|| {
+                    let (_, value) = call.request.query.iter().find(|(n, _)| n == name)?;
+                    Some(
+                        percent_encoding::utf8_percent_encode(
+                            value,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        )
+                        .to_string(),
+                    )
+                }),
         };
         match value {
             Some(value) => out.push_str(&value),

@@ -52,9 +52,9 @@ pub struct ProjectSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardRule {
-    /// Upstream URL; `{name}` is replaced by the path parameter `name`,
-    /// `{env.KEY}` by an environment parameter. The request's query string
-    /// is appended.
+    /// Upstream URL; `{name}` is replaced by the path (else query)
+    /// parameter `name`, `{env.KEY}` by an environment parameter. The
+    /// request's query string is appended.
     pub url: String,
     /// Gives up after this many milliseconds (502 problem).
     #[serde(default = "default_forward_timeout_ms")]

@@ -576,7 +576,7 @@ fn request_dynamic(call: &Call) -> Fallible {
     map.insert("method".into(), text(&request.method));
     map.insert("path".into(), text(&request.path));
     map.insert("operation".into(), text(&call.operation().operation.id));
-    map.insert("params".into(), pairs(&request.path_params));
+    map.insert("params".into(), pairs(&call.decoded_path_params()));
     map.insert("query".into(), pairs(&request.query));
     map.insert("headers".into(), pairs(&request.headers));
     let body = match &request.body {

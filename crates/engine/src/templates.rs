@@ -189,7 +189,7 @@ pub fn request_value(call: &call::Call) -> Value {
         "method": call.request.method,
         "path": call.request.path,
         "operation": call.operation().operation.id,
-        "params": pairs(&call.request.path_params),
+        "params": pairs(&call.decoded_path_params()),
         "query": pairs(&call.request.query),
         "headers": pairs(&call.request.headers),
         "body": call.request.body.clone().unwrap_or(Value::Null),

@@ -99,6 +99,11 @@ async fn scripts_read_the_request_and_shape_the_answer() {
         (status, hello),
         (200, json!({"greeting": "Hello ada", "revision": 1}))
     );
+    let (_, spaced) = send(client.get(sandbox.url("/greet/ada%20lovelace"))).await;
+    assert_eq!(
+        spaced["greeting"], "Hello ada lovelace",
+        "path parameters arrive decoded"
+    );
     let (_, bonjour) = send(client.get(sandbox.url("/greet/ada?lang=fr"))).await;
     assert_eq!(bonjour["greeting"], "Bonjour ada");
 

@@ -66,7 +66,7 @@ fn project(upstream: &str) -> Value {
         "behaviours": {"getForecast": FORECAST},
         "env": {"upstream_key": "k-123"},
         "settings": {"forward": {
-            "getWeather": rule("/v2/weather/{city}", 2_000),
+            "getWeather": rule("/v2/weather/{city}/{units}", 2_000),
             "getForecast": rule("/v2/forecast/{city}", 2_000),
             "slow": rule("/slow", 200),
         }},
@@ -102,7 +102,7 @@ async fn operations_forward_to_an_upstream_and_scripts_reshape_the_answer() {
     .await;
     assert_eq!(status, 200, "{echoed}");
     assert_eq!(
-        echoed["path"], "/v2/weather/paris",
+        echoed["path"], "/v2/weather/paris/metric",
         "path parameters substituted"
     );
     assert_eq!(echoed["query"], "units=metric", "query passed on");
