@@ -331,3 +331,46 @@ async fn an_empty_collection_lists_nothing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn lists_page_with_page_and_per_page() {
+    let spec = r##"{"openapi": "3.1.0", "info": {"title": "tags", "version": "1"}, "paths": {"/tags": {
+      "post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Tag"}}}},
+               "responses": {"201": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Tag"}}}}}},
+      "get": {"parameters": [{"name": "page", "in": "query", "schema": {"type": "integer"}},
+                             {"name": "per_page", "in": "query", "schema": {"type": "integer"}}],
+              "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["results", "count"],
+                "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
+                               "count": {"type": "integer"}}}}}}}}}},
+      "components": {"schemas": {"Tag": {"type": "object", "required": ["label"],
+        "properties": {"id": {"type": "string"}, "label": {"type": "string"}}}}}}"##;
+    let app = spawn_app().await;
+    app.import_ok("tags", spec).await;
+    let sandbox = app.create_sandbox(json!({"project": "tags"})).await;
+    for label in ["a", "b", "c", "d", "e"] {
+        let (status, tag) = send(
+            app.client
+                .post(sandbox.url("/tags"))
+                .json(&json!({"label": label})),
+        )
+        .await;
+        assert_eq!(status, 201, "{tag}");
+        assert!(tag["id"].as_str().unwrap().starts_with("tag_"), "{tag}");
+    }
+    let response = app
+        .client
+        .get(sandbox.url("/tags?page=2&per_page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-sandbox-drift").is_none());
+    let (_, page) = crate::helpers::json_of(response).await;
+    let labels: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert_eq!((labels, page["count"].clone()), (vec!["c", "d"], json!(5)));
+}
