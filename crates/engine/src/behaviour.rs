@@ -261,6 +261,30 @@ fn render_value(call: &Call, status: Option<u16>, value: Value) -> Result<Render
     )
 }
 
+/// A script's body with members in the order the declared response's
+/// schema gives them (Rhai maps sort them by name).
+fn ordered(call: &Call, status: u16, value: Value) -> Value {
+    let prefer = Prefer {
+        code: Some(status),
+        example: None,
+    };
+    let document = &call.revision.response_document;
+    let schema = respond::select(call.operation(), &prefer)
+        .ok()
+        .flatten()
+        .and_then(|(_, response)| {
+            let media = response
+                .content
+                .iter()
+                .find(|m| crate::body::is_json(&crate::body::essence(&m.spec.media_type)))?;
+            document.pointer(media.spec.schema_pointer.as_ref()?)
+        });
+    match schema {
+        Some(schema) => crate::order::by_schema(document, schema, value),
+        None => value,
+    }
+}
+
 /// Runs the behaviour of `call`'s operation.
 pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
@@ -328,7 +352,7 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
                 value: None,
             }
         }
-        Some(value) => render_value(call, Some(status), value)?,
+        Some(value) => render_value(call, Some(status), ordered(call, status, value))?,
     };
     for (name, value) in headers {
         rendered.response.headers.retain(|(n, _)| *n != name);

@@ -16,6 +16,7 @@ mod fixtures;
 mod forward;
 mod headers;
 mod negotiate;
+mod order;
 mod params;
 mod pipeline;
 mod problem;

@@ -307,21 +307,37 @@ pub fn success_schema<'a>(document: &'a Value, operation: &Operation) -> Option<
     pointer::follow(document, schema)
 }
 
-fn properties<'a>(document: &'a Value, schema: &'a Value) -> Vec<(&'a str, &'a Value)> {
+/// How deep `allOf` is followed when collecting properties (cyclic specs end here).
+const MAX_ALL_OF_DEPTH: usize = 16;
+
+/// The properties of an object schema, `allOf` parts included, in order.
+pub fn properties<'a>(document: &'a Value, schema: &'a Value) -> Vec<(&'a str, &'a Value)> {
+    properties_within(document, schema, 0)
+}
+
+fn properties_within<'a>(
+    document: &'a Value,
+    schema: &'a Value,
+    depth: usize,
+) -> Vec<(&'a str, &'a Value)> {
     let mut found = Vec::new();
+    if depth > MAX_ALL_OF_DEPTH {
+        return found;
+    }
+    // `allOf: [Base, {extension}]`: the base's members come first.
+    if let Some(Value::Array(parts)) = schema.get("allOf") {
+        for part in parts {
+            if let Some(part) = pointer::follow(document, part) {
+                found.extend(properties_within(document, part, depth + 1));
+            }
+        }
+    }
     if let Some(Value::Object(props)) = schema.get("properties") {
         for (name, value) in props {
             found.push((
                 name.as_str(),
                 pointer::follow(document, value).unwrap_or(value),
             ));
-        }
-    }
-    if let Some(Value::Array(parts)) = schema.get("allOf") {
-        for part in parts {
-            if let Some(part) = pointer::follow(document, part) {
-                found.extend(properties(document, part));
-            }
         }
     }
     found

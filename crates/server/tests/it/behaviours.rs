@@ -126,6 +126,12 @@ async fn scripts_read_the_request_and_shape_the_answer() {
     .await;
     assert_eq!(status, 201, "{order}");
     assert_eq!(order["status"], "confirmed");
+    let members: Vec<&String> = order.as_object().unwrap().keys().collect();
+    assert_eq!(
+        members,
+        ["id", "sku", "quantity", "status"],
+        "in the schema's order"
+    );
     let id = order["id"].as_str().unwrap();
     let (_, stored) = send(client.get(sandbox.url(&format!("/orders/{id}")))).await;
     assert_eq!(
