@@ -202,7 +202,7 @@ impl CompiledBehaviours {
 }
 
 /// The answer without a script: forward, stateful, template, or the spec's.
-pub fn default_answer(call: &Call) -> Result<Rendered, Response> {
+pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
     if let Some(rule) = &behaviours.forwards[call.operation] {
         let request = crate::forward::build(call, rule);
@@ -216,6 +216,8 @@ pub fn default_answer(call: &Call) -> Result<Rendered, Response> {
         return stateful::answer(call, binding);
     }
     if let Some(name) = &behaviours.operation_templates[call.operation] {
+        // Template helpers (`now()`, `uuid()`…) find the request through this.
+        let _entered = crate::call::enter(call);
         let value = behaviours
             .templates
             .render(name, &templates::context(call, None))

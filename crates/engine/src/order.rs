@@ -24,6 +24,7 @@ fn reorder(document: &Value, schema: &Value, value: Value, depth: usize) -> Valu
     }
     match value {
         Value::Object(mut members) => {
+            let schema = branch(document, schema, &members);
             let declared = properties(document, schema);
             if declared.is_empty() {
                 return Value::Object(members);
@@ -53,6 +54,25 @@ fn reorder(document: &Value, schema: &Value, value: Value, depth: usize) -> Valu
     }
 }
 
+/// For `oneOf`/`anyOf`, the branch declaring most of `members`.
+fn branch<'a>(document: &'a Value, schema: &'a Value, members: &Map<String, Value>) -> &'a Value {
+    let branches = ["oneOf", "anyOf"]
+        .iter()
+        .filter_map(|k| schema.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|b| sbx_spec::pointer::follow(document, b));
+    let covered = |b: &Value| {
+        properties(document, b)
+            .iter()
+            .filter(|(name, _)| members.contains_key(*name))
+            .count()
+    };
+    branches
+        .max_by_key(|b| covered(b))
+        .filter(|b| covered(b) > 0)
+        .unwrap_or(schema)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -66,6 +86,13 @@ mod tests {
         let schema = json!({"allOf": [{"$ref": "#/components/schemas/Base"}],
                             "properties": {"tags": {"items": {"properties": {"z": {}, "a": {}}}}}});
         let value = json!({"extra": 1, "tags": [{"a": 1, "z": 2}], "name": "n", "id": 7});
+        let one_of =
+            json!({"oneOf": [{"properties": {"q": {}}}, {"properties": {"type": {}, "b": {}}}]});
+        let picked = by_schema(&document, &one_of, json!({"b": 1, "type": "x"}));
+        assert_eq!(
+            serde_json::to_string(&picked).unwrap(),
+            r#"{"type":"x","b":1}"#
+        );
         let ordered = by_schema(&document, &schema, value);
         assert_eq!(
             serde_json::to_string(&ordered).unwrap(),

@@ -152,6 +152,10 @@ async fn scripts_read_the_request_and_shape_the_answer() {
     assert!(response.headers().get("x-sandbox-drift").is_none());
     let (status, receipt) = crate::helpers::json_of(response).await;
     assert_eq!(status, 200, "{receipt}");
+    assert_ne!(
+        receipt["issued_at"], "2026-01-01T00:00:00Z",
+        "now() is the clock, not the import-time sample"
+    );
     assert_eq!(
         (
             receipt["order"].clone(),
