@@ -11,6 +11,7 @@ mod behaviour;
 mod body;
 mod cache;
 mod call;
+pub mod chaos;
 mod drift;
 mod fixtures;
 mod forward;
@@ -34,6 +35,7 @@ mod test_support;
 
 pub use behaviour::{Execution, seed};
 pub use call::{EmittedEvent, Journal};
+pub use chaos::{ChaosEffect, ChaosSpec};
 pub use drift::Drift;
 pub use forward::{Upstream, UpstreamRequest, UpstreamResponse};
 pub use headers::HeaderSource;

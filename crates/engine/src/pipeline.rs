@@ -9,6 +9,7 @@ use crate::{
     auth::{self, AuthOutcome},
     behaviour, body,
     call::{Call, CallRequest, CallSandbox, Journal},
+    chaos::{ChaosEffect, ChaosSpec},
     drift::{self, Drift},
     forward::Upstream,
     params,
@@ -44,6 +45,8 @@ pub struct SandboxContext<'a> {
     /// Whether this thread may block (the blocking pool). When not, a
     /// script that would block or write yields instead ([`Outcome::yielded`]).
     pub may_block: bool,
+    /// The sandbox's chaos profile (an `X-Chaos` header replaces it).
+    pub chaos: Option<&'a ChaosSpec>,
 }
 
 pub struct Request<'a> {
@@ -73,6 +76,8 @@ pub struct Outcome {
     pub drift: Option<Drift>,
     /// The request must run again where it may block; nothing was changed.
     pub yielded: bool,
+    /// Delay, drop or trickle the answer (the server's part of chaos).
+    pub chaos: ChaosEffect,
 }
 
 impl From<Response> for Outcome {
@@ -82,6 +87,7 @@ impl From<Response> for Outcome {
             journal: Journal::default(),
             drift: None,
             yielded: false,
+            chaos: ChaosEffect::default(),
         }
     }
 }
@@ -146,6 +152,22 @@ pub fn handle(
         }
     };
     let operation = &revision.operations[operation_index];
+    let chaos = match request.headers.get("x-chaos") {
+        Some(header) => match ChaosSpec::parse(header) {
+            Ok(spec) => Some(spec),
+            Err(detail) => {
+                return problem_response(
+                    400,
+                    "invalid-chaos",
+                    "Invalid X-Chaos header",
+                    &detail,
+                    None,
+                )
+                .into();
+            }
+        },
+        None => context.chaos.cloned(),
+    };
     let prefer = match respond::parse_prefer(request.headers.get("prefer")) {
         Ok(prefer) => prefer,
         Err(detail) => {
@@ -218,6 +240,33 @@ pub fn handle(
     if !violations.is_empty() {
         return validation_failure(revision, context, operation, &exchange, &violations).into();
     }
+    let chaos = chaos
+        .as_ref()
+        .map(|spec| spec.decide(context.state.next_chaos_draw()))
+        .unwrap_or_default();
+    if chaos.drop || chaos.error.is_some() {
+        let response = match chaos.error {
+            Some(status) => {
+                let reason = format!("chaos: injected {status}");
+                declared_error(
+                    revision,
+                    context.seed,
+                    operation,
+                    &exchange,
+                    &[status],
+                    &reason,
+                )
+                .unwrap_or_else(|| {
+                    problem_response(status, "chaos", "Injected by chaos", &reason, None)
+                })
+            }
+            None => problem_response(503, "chaos", "Injected by chaos", "dropped", None),
+        };
+        return Outcome {
+            chaos,
+            ..Outcome::from(response)
+        };
+    }
 
     let canned = prefer.code.is_some() || prefer.example.is_some();
     if !canned && revision.behaviours.is_active(operation_index) {
@@ -255,22 +304,25 @@ pub fn handle(
                 raw_body: request.body.to_vec(),
             },
         ));
-        return run_behaviour(&call);
+        return Outcome {
+            chaos,
+            ..run_behaviour(&call)
+        };
     }
 
-    let declared = match respond::select(operation, &prefer) {
-        Ok(declared) => declared,
-        Err(response) => return response.into(),
-    };
     let body = match prefer.example.as_deref() {
         Some(name) => BodySource::Example(name),
         None => BodySource::Default,
     };
-    match respond::render(revision, context.seed, operation, declared, &exchange, body) {
-        Ok(rendered) => rendered.response,
-        Err(response) => response,
+    let response = respond::select(operation, &prefer)
+        .and_then(|declared| {
+            respond::render(revision, context.seed, operation, declared, &exchange, body)
+        })
+        .map_or_else(|response| response, |rendered| rendered.response);
+    Outcome {
+        chaos,
+        ..response.into()
     }
-    .into()
 }
 
 /// Runs the operation's behaviour and checks its answer against the spec.
@@ -314,6 +366,7 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         journal: call.journal.take(),
         drift,
         yielded: false,
+        chaos: ChaosEffect::default(),
     }
 }
 

@@ -92,10 +92,12 @@ struct Inner {
     version: u64,
 }
 
-/// The records of one sandbox.
+/// The records of one sandbox, and its other runtime counters.
 #[derive(Debug, Default)]
 pub struct SandboxState {
     inner: Mutex<Inner>,
+    /// Requests that drew a chaos outcome: seeded chaos replays in order.
+    chaos_draws: std::sync::atomic::AtomicU64,
 }
 
 /// A fixture record ready to load.
@@ -168,6 +170,12 @@ impl SandboxState {
             new.max_int_id = new.max_int_id.max(c.max_int_id);
         }
         inner.overlay = old.overlay;
+    }
+
+    /// The number of this sandbox's next chaos draw.
+    pub fn next_chaos_draw(&self) -> u64 {
+        self.chaos_draws
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counts changes; part of what seeds a request's random draws.

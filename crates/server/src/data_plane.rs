@@ -12,8 +12,8 @@ use axum::{
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, AuthMode, CompiledRevision, Drift, Execution, HeaderSource, Journal, Outcome,
-    SandboxContext, SandboxState, Upstream, problem_response,
+    API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Drift, Execution,
+    HeaderSource, Journal, Outcome, SandboxContext, SandboxState, Upstream, problem_response,
 };
 use serde_json::{Map, Value};
 
@@ -24,6 +24,53 @@ use crate::{
 };
 
 static SANDBOX_ID: HeaderName = HeaderName::from_static("x-sandbox-id");
+static CHAOS: HeaderName = HeaderName::from_static("x-sandbox-chaos");
+
+/// What chaos did, for the `X-Sandbox-Chaos` header.
+fn chaos_note(chaos: &ChaosEffect) -> Option<HeaderValue> {
+    let mut parts = Vec::new();
+    if !chaos.delay.is_zero() {
+        parts.push(format!("latency={}ms", chaos.delay.as_millis()));
+    }
+    if let Some(status) = chaos.error {
+        parts.push(format!("error={status}"));
+    }
+    if !chaos.slow.is_zero() {
+        parts.push(format!("slow={}ms", chaos.slow.as_millis()));
+    }
+    HeaderValue::from_str(&parts.join(","))
+        .ok()
+        .filter(|_| !parts.is_empty())
+}
+
+/// An answer whose body fails before its first byte: hyper closes the
+/// connection without sending anything (chaos `drop`).
+fn dropped() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, _>(std::io::Error::other("dropped by chaos"))
+    });
+    Response::new(Body::from_stream(failing))
+}
+
+/// The same answer with its body sent in ten pieces spread over `over`.
+async fn trickled(response: Response, over: std::time::Duration) -> Response {
+    use futures_util::StreamExt as _;
+    const PIECES: usize = 10;
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let piece = bytes.len().div_ceil(PIECES).max(1);
+    let chunks: Vec<axum::body::Bytes> = bytes
+        .chunks(piece)
+        .map(axum::body::Bytes::copy_from_slice)
+        .collect();
+    let pause = over / u32::try_from(chunks.len().max(1)).unwrap_or(1);
+    let stream = futures_util::stream::iter(chunks).then(move |chunk| async move {
+        tokio::time::sleep(pause).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
 
 /// Header access for the engine over axum's map.
 struct Headers<'a>(&'a HeaderMap);
@@ -87,6 +134,8 @@ pub struct Target {
     pub state: Arc<SandboxState>,
     pub env: Arc<Map<String, Value>>,
     pub upstream: Option<Arc<dyn Upstream>>,
+    /// The sandbox's chaos profile.
+    pub chaos: Option<Arc<ChaosSpec>>,
 }
 
 /// A response and what its request changed.
@@ -112,6 +161,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool)
         upstream: target.upstream.as_ref(),
         now_ms: crate::app::now_ms(),
         may_block,
+        chaos: target.chaos.as_deref(),
     };
     let headers = Headers(&parts.headers);
     let request = sbx_engine::Request {
@@ -174,9 +224,23 @@ pub async fn serve(
                 .into()
             });
     }
-    let mut response = to_axum(outcome.response);
+    let chaos = outcome.chaos;
+    if !chaos.delay.is_zero() {
+        tokio::time::sleep(chaos.delay).await;
+    }
+    let mut response = if chaos.drop {
+        dropped()
+    } else {
+        to_axum(outcome.response)
+    };
+    if !chaos.slow.is_zero() && !chaos.drop {
+        response = trickled(response, chaos.slow).await;
+    }
     if let Some(id) = sandbox_id {
         response.headers_mut().insert(SANDBOX_ID.clone(), id);
+    }
+    if let Some(note) = chaos_note(&chaos) {
+        response.headers_mut().insert(CHAOS.clone(), note);
     }
     Served {
         response,
@@ -223,6 +287,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         state: sandbox.state.clone(),
         env: sandbox.env(),
         upstream: Some(state.upstream.clone()),
+        chaos: sandbox.chaos().map(|(_, spec)| spec),
     };
     let served = serve(target, request, path, state.config.limits.max_body_bytes).await;
     if let Some(drift) = &served.drift {

@@ -117,6 +117,7 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         expires_at_ms: None,
         pinned: false,
         env: "{}".to_owned(),
+        chaos: None,
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);

@@ -80,6 +80,7 @@ pub async fn start_mock(
             state: state.clone(),
             env: env.clone(),
             upstream: Some(upstream.clone()),
+            chaos: None,
         };
         async move {
             let path = request.uri().path().to_owned();

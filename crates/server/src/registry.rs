@@ -9,7 +9,7 @@ use std::{
 };
 
 use sbx_engine::{
-    AuthMode, CompiledRevision, OverlayRow, ProjectFiles, SandboxState, ScriptLimits,
+    AuthMode, ChaosSpec, CompiledRevision, OverlayRow, ProjectFiles, SandboxState, ScriptLimits,
 };
 use sbx_spec::synth::seed_from;
 use sbx_store::{ResourceRow, SandboxRecord};
@@ -37,6 +37,7 @@ pub struct LiveSandbox {
     serving: RwLock<Serving>,
     pub state: Arc<SandboxState>,
     env: RwLock<Arc<Map<String, Value>>>,
+    chaos: RwLock<Option<(String, Arc<ChaosSpec>)>>,
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
@@ -74,6 +75,11 @@ impl LiveSandbox {
     ) -> Self {
         let state = SandboxState::load(&compiled.behaviours.fixtures, overlay(rows));
         let env = serde_json::from_str::<Map<String, Value>>(&record.env).unwrap_or_default();
+        // Stored profiles were checked when set; one that no longer parses is dropped.
+        let chaos = record
+            .chaos
+            .as_ref()
+            .and_then(|text| Some((text.clone(), Arc::new(ChaosSpec::parse(text).ok()?))));
         Self {
             pinned: record.pinned,
             serving: RwLock::new(Serving {
@@ -82,6 +88,7 @@ impl LiveSandbox {
             }),
             state: Arc::new(state),
             env: RwLock::new(Arc::new(env)),
+            chaos: RwLock::new(chaos),
             seed: seed_from([record.seed.as_bytes()]),
             auth: if record.auth == "none" {
                 AuthMode::None
@@ -123,6 +130,15 @@ impl LiveSandbox {
 
     pub fn set_env(&self, env: Map<String, Value>) {
         *self.env.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(env);
+    }
+
+    /// The chaos profile, as text and parsed.
+    pub fn chaos(&self) -> Option<(String, Arc<ChaosSpec>)> {
+        self.chaos.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_chaos(&self, chaos: Option<(String, Arc<ChaosSpec>)>) {
+        *self.chaos.write().unwrap_or_else(|e| e.into_inner()) = chaos;
     }
 }
 

@@ -60,6 +60,8 @@ pub struct SandboxRecord {
     pub pinned: bool,
     /// Overrides of the project's environment parameters, a JSON object.
     pub env: String,
+    /// The chaos profile, as `X-Chaos` would say it.
+    pub chaos: Option<String>,
 }
 
 /// A record a request changed, as persisted.
@@ -132,6 +134,8 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Replaces a sandbox's environment overrides; false if it does not exist.
     async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError>;
+    /// Sets or clears a sandbox's chaos profile; false if it does not exist.
+    async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;
 
     /// The records a sandbox's requests changed.
     async fn load_resources(&self, sandbox_id: &str) -> Result<Vec<ResourceRow>, StoreError>;

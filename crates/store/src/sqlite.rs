@@ -71,6 +71,7 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
         expires_at_ms: row.get("expires_at_ms"),
         pinned: row.get::<i64, _>("pinned") != 0,
         env: row.get("env"),
+        chaos: row.get("chaos"),
     }
 }
 
@@ -207,8 +208,8 @@ impl Store for SqliteStore {
 
     async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -221,6 +222,7 @@ impl Store for SqliteStore {
         .bind(s.expires_at_ms)
         .bind(i64::from(s.pinned))
         .bind(&s.env)
+        .bind(&s.chaos)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -301,6 +303,15 @@ impl Store for SqliteStore {
     async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE sandboxes SET env = ? WHERE id = ?")
             .bind(env)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE sandboxes SET chaos = ? WHERE id = ?")
+            .bind(chaos)
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -16,6 +16,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         expires_at_ms,
         pinned: false,
         env: "{}".to_owned(),
+        chaos: None,
     }
 }
 
@@ -77,6 +78,27 @@ async fn contract(store: &dyn Store) {
             .unwrap()
     );
     assert!(!store.set_sandbox_env("sbx-zz", "{}").await.unwrap());
+    assert!(
+        store
+            .set_sandbox_chaos("sbx-a", Some("error=5%"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_sandbox("sbx-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .chaos
+            .as_deref(),
+        Some("error=5%")
+    );
+    assert!(store.set_sandbox_chaos("sbx-a", None).await.unwrap());
+    assert_eq!(
+        store.get_sandbox("sbx-a").await.unwrap().unwrap().chaos,
+        None
+    );
     assert_eq!(
         store.get_sandbox("sbx-a").await.unwrap().unwrap().env,
         r#"{"k":"v"}"#

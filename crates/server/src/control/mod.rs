@@ -47,6 +47,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/seed", post(sandboxes::seed))
         .route("/sandboxes/{id}/env", put(sandboxes::put_env))
         .route("/sandboxes/{id}/events", get(sandboxes::events))
+        .route(
+            "/sandboxes/{id}/chaos",
+            put(sandboxes::put_chaos).delete(sandboxes::delete_chaos),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()

@@ -30,6 +30,7 @@ impl Modify for AdminToken {
         projects::files, projects::drift,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
         sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
+        sandboxes::put_chaos, sandboxes::delete_chaos,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

@@ -72,6 +72,8 @@ pub struct SandboxView {
     pub env: Map<String, Value>,
     /// Records per stateful collection.
     pub resources: BTreeMap<String, usize>,
+    /// The chaos profile every request without `X-Chaos` gets.
+    pub chaos: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,6 +130,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         label: sandbox.label.clone(),
         env: (*sandbox.env()).clone(),
         resources: sandbox.state.counts(),
+        chaos: sandbox.chaos().map(|(text, _)| text),
     }
 }
 
@@ -217,6 +220,7 @@ pub async fn create(
             .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
         pinned: body.revision.is_some(),
         env: Value::Object(body.env.unwrap_or_default()).to_string(),
+        chaos: None,
     };
     state.store.create_sandbox(&record).await?;
     let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());
@@ -396,4 +400,44 @@ pub async fn events(
         })
         .collect();
     Ok(Json(EventList { items }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosProfile {
+    /// As the `X-Chaos` header says it: `latency=300ms,jitter=50ms,error=5%,status=503,drop=1%,slow=2s,seed=42`.
+    pub profile: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/chaos", tag = "sandboxes", params(("id" = String, Path)),
+    request_body = ChaosProfile,
+    responses((status = 200, body = SandboxView), (status = 404), (status = 422, description = "the profile does not parse")),
+    security(("admin" = [])))]
+pub async fn put_chaos(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ChaosProfile>,
+) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    let spec = sbx_engine::ChaosSpec::parse(&body.profile)
+        .map_err(|message| invalid("/profile", message))?;
+    state
+        .store
+        .set_sandbox_chaos(&id, Some(&body.profile))
+        .await?;
+    sandbox.set_chaos(Some((body.profile, Arc::new(spec))));
+    Ok(Json(view(&state, &sandbox, None)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/chaos", tag = "sandboxes", params(("id" = String, Path)),
+    responses((status = 200, body = SandboxView, description = "no chaos any more"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn delete_chaos(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    state.store.set_sandbox_chaos(&id, None).await?;
+    sandbox.set_chaos(None);
+    Ok(Json(view(&state, &sandbox, None)))
 }

@@ -223,6 +223,7 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /api/v1/projects/{name}",
             "DELETE /api/v1/projects/{name}/{kind}/{item}",
             "DELETE /api/v1/sandboxes/{id}",
+            "DELETE /api/v1/sandboxes/{id}/chaos",
             "GET /api/v1/projects",
             "GET /api/v1/projects/{name}",
             "GET /api/v1/projects/{name}/drift",
@@ -238,6 +239,7 @@ async fn the_openapi_document_matches_the_routes() {
             "PUT /api/v1/projects/{name}/settings",
             "PUT /api/v1/projects/{name}/spec",
             "PUT /api/v1/projects/{name}/{kind}/{item}",
+            "PUT /api/v1/sandboxes/{id}/chaos",
             "PUT /api/v1/sandboxes/{id}/env",
         ]
     );

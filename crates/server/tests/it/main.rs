@@ -3,6 +3,7 @@
 mod addressing;
 mod auth;
 mod behaviours;
+mod chaos;
 mod control_plane;
 mod forwarding;
 mod helpers;
