@@ -95,6 +95,7 @@ fn benches(c: &mut Criterion) {
         upstream: None,
         now_ms: 1_767_225_600_000,
         may_block: false,
+        chaos: None,
     };
     let auth = vec![(
         "authorization".to_owned(),
