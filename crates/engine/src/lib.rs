@@ -39,7 +39,9 @@ pub use chaos::{ChaosEffect, ChaosSpec};
 pub use drift::Drift;
 pub use forward::{Upstream, UpstreamRequest, UpstreamResponse};
 pub use headers::HeaderSource;
-pub use pipeline::{AuthMode, Outcome, Request, Response, SandboxContext, handle};
+pub use pipeline::{
+    AuthMode, Outcome, Request, Response, SandboxContext, declared_error_for, handle,
+};
 pub use problem::problem_response;
 pub use project::{FileProblem, ProjectFiles};
 pub use revision::{CompileError, CompiledRevision, OperationSummary};

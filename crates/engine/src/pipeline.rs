@@ -78,6 +78,9 @@ pub struct Outcome {
     pub yielded: bool,
     /// Delay, drop or trickle the answer (the server's part of chaos).
     pub chaos: ChaosEffect,
+    /// The request passed validation and chaos and was answered by the
+    /// operation: an answer an idempotent retry may replay.
+    pub answered: bool,
 }
 
 impl From<Response> for Outcome {
@@ -88,6 +91,7 @@ impl From<Response> for Outcome {
             drift: None,
             yielded: false,
             chaos: ChaosEffect::default(),
+            answered: false,
         }
     }
 }
@@ -306,6 +310,7 @@ pub fn handle(
         ));
         return Outcome {
             chaos,
+            answered: true,
             ..run_behaviour(&call)
         };
     }
@@ -321,8 +326,40 @@ pub fn handle(
         .map_or_else(|response| response, |rendered| rendered.response);
     Outcome {
         chaos,
+        answered: true,
         ..response.into()
     }
+}
+
+/// The operation's declared error for one of `statuses` (shaped by its
+/// schema, `reason` in its message field and `X-Sandbox-Error`), for
+/// answers the server makes itself, such as idempotency errors.
+pub fn declared_error_for(
+    revision: &CompiledRevision,
+    seed: u64,
+    request: &Request<'_>,
+    statuses: &[u16],
+    reason: &str,
+) -> Option<Response> {
+    let RouteMatch::Found {
+        operation,
+        path_params,
+    } = revision.router.at(request.method, request.path)
+    else {
+        return None;
+    };
+    let exchange = Exchange {
+        accept: request.headers.get("accept"),
+        path_params: &path_params,
+    };
+    declared_error(
+        revision,
+        seed,
+        &revision.operations[operation],
+        &exchange,
+        statuses,
+        reason,
+    )
 }
 
 /// Runs the operation's behaviour and checks its answer against the spec.
@@ -367,6 +404,7 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         drift,
         yielded: false,
         chaos: ChaosEffect::default(),
+        answered: false,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::{
     control, data_plane,
     drift::DriftReport,
     egress::HttpUpstream,
+    idempotency::Idempotency,
     ids::{generate_admin_token, hash_secret},
     middleware, reaper,
     registry::{LiveSandbox, Registry, compile_project},
@@ -35,6 +36,7 @@ pub struct AppState {
     /// Serializes edits of projects: each edit reads the latest revision
     /// and writes the next.
     pub edits: Arc<tokio::sync::Mutex<()>>,
+    pub idempotency: Idempotency,
 }
 
 pub fn now_ms() -> i64 {
@@ -226,13 +228,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let (token, generated) = admin_token(&config)?;
     let public_url = config.public_url(local_addr);
     let state = AppState {
-        store,
+        store: store.clone(),
         registry: Arc::new(Registry::default()),
         public_url: public_url.clone().into(),
         admin_token_hash: hash_secret(&token).into(),
         drift: Arc::new(DriftReport::default()),
         upstream: HttpUpstream::shared(config.allow_private_egress)?,
         edits: Arc::new(tokio::sync::Mutex::new(())),
+        idempotency: Idempotency {
+            store: store.clone(),
+            in_flight: Arc::default(),
+        },
         config: Arc::new(config),
     };
     load_registry(&state).await?;

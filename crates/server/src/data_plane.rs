@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     app::AppState,
+    idempotency::{Check, Idempotency},
     ids::{SandboxId, hash_secret},
     registry::LiveSandbox,
 };
@@ -73,9 +74,9 @@ async fn trickled(response: Response, over: std::time::Duration) -> Response {
 }
 
 /// Header access for the engine over axum's map.
-struct Headers<'a>(&'a HeaderMap);
+pub(crate) struct EngineHeaders<'a>(pub &'a HeaderMap);
 
-impl HeaderSource for Headers<'_> {
+impl HeaderSource for EngineHeaders<'_> {
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(|v| v.to_str().ok())
     }
@@ -163,7 +164,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool)
         may_block,
         chaos: target.chaos.as_deref(),
     };
-    let headers = Headers(&parts.headers);
+    let headers = EngineHeaders(&parts.headers);
     let request = sbx_engine::Request {
         method: parts.method.as_str(),
         path,
@@ -183,6 +184,7 @@ pub async fn serve(
     request: Request,
     path: String,
     max_body_bytes: usize,
+    idempotency: Option<&Idempotency>,
 ) -> Served {
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, max_body_bytes).await {
@@ -201,6 +203,26 @@ pub async fn serve(
         }
     };
     let sandbox_id = HeaderValue::from_str(&target.id).ok();
+    let pending = match idempotency {
+        Some(idempotency) => match idempotency
+            .check(&target, &parts, &path, &body, crate::app::now_ms())
+            .await
+        {
+            Check::Proceed(pending) => pending,
+            Check::Answer(response) => {
+                let mut response = to_axum(response);
+                if let Some(id) = sandbox_id {
+                    response.headers_mut().insert(SANDBOX_ID.clone(), id);
+                }
+                return Served {
+                    response,
+                    journal: Journal::default(),
+                    drift: None,
+                };
+            }
+        },
+        None => None,
+    };
     let execution = target.compiled.execution(parts.method.as_str(), &path);
     let mut outcome = match execution {
         Execution::Blocking => Outcome {
@@ -224,9 +246,14 @@ pub async fn serve(
                 .into()
             });
     }
-    let chaos = outcome.chaos;
+    let chaos = outcome.chaos.clone();
     if !chaos.delay.is_zero() {
         tokio::time::sleep(chaos.delay).await;
+    }
+    if let (Some(idempotency), Some(pending)) = (idempotency, pending) {
+        idempotency
+            .finish(pending, &outcome, crate::app::now_ms())
+            .await;
     }
     let mut response = if chaos.drop {
         dropped()
@@ -289,7 +316,14 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         upstream: Some(state.upstream.clone()),
         chaos: sandbox.chaos().map(|(_, spec)| spec),
     };
-    let served = serve(target, request, path, state.config.limits.max_body_bytes).await;
+    let served = serve(
+        target,
+        request,
+        path,
+        state.config.limits.max_body_bytes,
+        Some(&state.idempotency),
+    )
+    .await;
     if let Some(drift) = &served.drift {
         tracing::warn!(sandbox = %sandbox.id, operation = %drift.operation, status = drift.status, pointer = %drift.pointer, "response drift: {}", drift.message);
         state.drift.record(

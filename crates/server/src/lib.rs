@@ -13,6 +13,7 @@ pub mod demo;
 mod drift;
 mod egress;
 mod error;
+mod idempotency;
 mod ids;
 mod middleware;
 mod mock;

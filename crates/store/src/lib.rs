@@ -88,6 +88,19 @@ pub struct EventRecord {
     pub created_at_ms: i64,
 }
 
+/// A stored answer to a request sent with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentAnswer {
+    pub key: String,
+    /// Hex SHA-256 of the request it answered.
+    pub fingerprint: String,
+    pub status: u16,
+    /// JSON array of `[name, value]` pairs.
+    pub headers: String,
+    pub body: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
     pub id: String,
@@ -160,4 +173,18 @@ pub trait Store: Send + Sync + 'static {
         sandbox_id: &str,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Stores the answer to an idempotent request (first writer wins).
+    async fn put_idempotent(
+        &self,
+        sandbox_id: &str,
+        answer: &IdempotentAnswer,
+    ) -> Result<(), StoreError>;
+    async fn get_idempotent(
+        &self,
+        sandbox_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentAnswer>, StoreError>;
+    /// Forgets answers stored before `before_ms`; returns how many.
+    async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

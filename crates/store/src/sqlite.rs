@@ -11,8 +11,8 @@ use sqlx::{
 };
 
 use crate::{
-    EventRecord, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store, StoreError,
-    Tombstone,
+    EventRecord, IdempotentAnswer, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord,
+    Store, StoreError, Tombstone,
 };
 
 #[derive(Debug, Clone)]
@@ -420,5 +420,54 @@ impl Store for SqliteStore {
                 created_at_ms: row.get("created_at_ms"),
             })
             .collect())
+    }
+
+    async fn put_idempotent(
+        &self,
+        sandbox_id: &str,
+        answer: &IdempotentAnswer,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sandbox_id, key) DO NOTHING",
+        )
+        .bind(sandbox_id)
+        .bind(&answer.key)
+        .bind(&answer.fingerprint)
+        .bind(i64::from(answer.status))
+        .bind(&answer.headers)
+        .bind(&answer.body)
+        .bind(answer.created_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_idempotent(
+        &self,
+        sandbox_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentAnswer>, StoreError> {
+        let row = sqlx::query("SELECT * FROM idempotency_keys WHERE sandbox_id = ? AND key = ?")
+            .bind(sandbox_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| IdempotentAnswer {
+            key: row.get("key"),
+            fingerprint: row.get("fingerprint"),
+            status: row.get::<i64, _>("status") as u16,
+            headers: row.get("headers"),
+            body: row.get("body"),
+            created_at_ms: row.get("created_at_ms"),
+        }))
+    }
+
+    async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 }

@@ -1,7 +1,7 @@
 //! The store contract, run against real SQLite. A second backend runs the
 //! same functions.
 
-use sbx_store::{ResourceRow, SandboxRecord, SqliteStore, Store, StoreError};
+use sbx_store::{IdempotentAnswer, ResourceRow, SandboxRecord, SqliteStore, Store, StoreError};
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
     SandboxRecord {
@@ -139,6 +139,30 @@ async fn contract(store: &dyn Store) {
         )
         .await
         .unwrap();
+    let answer = |fingerprint: &str, at: i64| IdempotentAnswer {
+        key: "k1".into(),
+        fingerprint: fingerprint.into(),
+        status: 201,
+        headers: r#"[["content-type","application/json"]]"#.into(),
+        body: b"{}".to_vec(),
+        created_at_ms: at,
+    };
+    store
+        .put_idempotent("sbx-a", &answer("f1", 10))
+        .await
+        .unwrap();
+    store
+        .put_idempotent("sbx-a", &answer("f2", 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_idempotent("sbx-a", "k1").await.unwrap(),
+        Some(answer("f1", 10)),
+        "first writer wins"
+    );
+    assert_eq!(store.get_idempotent("sbx-other", "k1").await.unwrap(), None);
+    assert_eq!(store.prune_idempotent(11).await.unwrap(), 1);
+    assert_eq!(store.get_idempotent("sbx-a", "k1").await.unwrap(), None);
     let events = store.list_events("sbx-a", 10).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].event_type, "pet.sold");

@@ -7,6 +7,7 @@ mod chaos;
 mod control_plane;
 mod forwarding;
 mod helpers;
+mod idempotency;
 mod lifecycle;
 mod mock;
 mod resources;

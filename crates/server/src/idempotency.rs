@@ -1,0 +1,212 @@
+//! `Idempotency-Key` with Stripe's semantics: the first answer to a key is
+//! stored per sandbox and replayed to retries (`Idempotent-Replayed: true`);
+//! the same key with another request is an error naming the mismatch; a
+//! duplicate while the first is still running answers 409. Answers are kept
+//! 24 hours and survive restarts (they live in the store).
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
+use axum::http::request::Parts;
+use sbx_engine::{Outcome, Response, problem_response};
+use sbx_store::{IdempotentAnswer, Store};
+use sha2::{Digest, Sha256};
+
+use crate::data_plane::{EngineHeaders, Target};
+
+/// How long an answer is replayed.
+pub const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
+/// Longest key accepted.
+pub const MAX_KEY_CHARS: usize = 255;
+
+/// What idempotency needs from the server.
+#[derive(Clone)]
+pub struct Idempotency {
+    pub store: Arc<dyn Store>,
+    /// Keys of requests still running, per sandbox.
+    pub in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// A key being answered; dropping it frees the key (even on cancellation).
+pub struct Pending {
+    key: (String, String),
+    fingerprint: String,
+    in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+pub enum Check {
+    /// Run the request (and store its answer when `Some`).
+    Proceed(Option<Pending>),
+    /// Answer this instead: a replay or an error.
+    Answer(Response),
+}
+
+fn fingerprint(parts: &Parts, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        parts.method.as_str().as_bytes(),
+        path.as_bytes(),
+        parts.uri.query().unwrap_or("").as_bytes(),
+        body,
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// The operation's declared error for `status` (else a problem).
+fn error(
+    target: &Target,
+    parts: &Parts,
+    path: &str,
+    status: u16,
+    slug: &str,
+    reason: &str,
+) -> Response {
+    let headers = EngineHeaders(&parts.headers);
+    let request = sbx_engine::Request {
+        method: parts.method.as_str(),
+        path,
+        query: parts.uri.query(),
+        headers: &headers,
+        body: b"",
+    };
+    sbx_engine::declared_error_for(&target.compiled, target.seed, &request, &[status], reason)
+        .unwrap_or_else(|| problem_response(status, slug, "Idempotency error", reason, None))
+}
+
+impl Idempotency {
+    /// Decides what a request with (or without) a key does.
+    pub async fn check(
+        &self,
+        target: &Target,
+        parts: &Parts,
+        path: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Check {
+        let safe = matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+        let Some(key) = parts.headers.get("idempotency-key").filter(|_| !safe) else {
+            return Check::Proceed(None);
+        };
+        let key = match key
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.chars().count() <= MAX_KEY_CHARS)
+        {
+            Some(key) => key.to_owned(),
+            None => {
+                let reason =
+                    format!("Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible characters");
+                return Check::Answer(error(
+                    target,
+                    parts,
+                    path,
+                    400,
+                    "idempotency-key-invalid",
+                    &reason,
+                ));
+            }
+        };
+        let fingerprint = fingerprint(parts, path, body);
+        match self.store.get_idempotent(&target.id, &key).await {
+            Ok(Some(stored)) if stored.created_at_ms + KEY_TTL_MS > now_ms => {
+                if stored.fingerprint == fingerprint {
+                    return Check::Answer(replay(stored));
+                }
+                let reason = format!(
+                    "Keys for idempotent requests can only be used with the same request they were first used with: key {key:?} was first used with a different method, path, query or body"
+                );
+                return Check::Answer(error(
+                    target,
+                    parts,
+                    path,
+                    400,
+                    "idempotency-key-reused",
+                    &reason,
+                ));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "idempotency lookup failed");
+                return Check::Answer(problem_response(
+                    503,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    "the idempotency key could not be checked; retry",
+                    None,
+                ));
+            }
+        }
+        let entry = (target.id.clone(), key);
+        let fresh = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(entry.clone());
+        if !fresh {
+            let reason = format!(
+                "a request with Idempotency-Key {:?} is still being processed; retry when it has answered",
+                entry.1
+            );
+            return Check::Answer(error(
+                target,
+                parts,
+                path,
+                409,
+                "idempotency-key-in-use",
+                &reason,
+            ));
+        }
+        Check::Proceed(Some(Pending {
+            key: entry,
+            fingerprint,
+            in_flight: self.in_flight.clone(),
+        }))
+    }
+
+    /// Stores the answer for retries, when the operation answered it (not a
+    /// validation failure, an injected error or a server error).
+    pub async fn finish(&self, pending: Pending, outcome: &Outcome, now_ms: i64) {
+        if !outcome.answered || outcome.response.status >= 500 {
+            return;
+        }
+        let headers =
+            serde_json::to_string(&outcome.response.headers).unwrap_or_else(|_| "[]".into());
+        let answer = IdempotentAnswer {
+            key: pending.key.1.clone(),
+            fingerprint: pending.fingerprint.clone(),
+            status: outcome.response.status,
+            headers,
+            body: outcome.response.body.clone(),
+            created_at_ms: now_ms,
+        };
+        if let Err(error) = self.store.put_idempotent(&pending.key.0, &answer).await {
+            tracing::error!(%error, "storing an idempotent answer failed");
+        }
+    }
+}
+
+fn replay(stored: IdempotentAnswer) -> Response {
+    let mut headers: Vec<(String, String)> =
+        serde_json::from_str(&stored.headers).unwrap_or_default();
+    headers.push(("idempotent-replayed".to_owned(), "true".to_owned()));
+    Response {
+        status: stored.status,
+        headers,
+        body: stored.body,
+    }
+}
