@@ -96,6 +96,7 @@ fn benches(c: &mut Criterion) {
         now_ms: 1_767_225_600_000,
         may_block: false,
         chaos: None,
+        default_scenario: None,
     };
     let auth = vec![(
         "authorization".to_owned(),

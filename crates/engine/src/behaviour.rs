@@ -17,6 +17,7 @@ use crate::{
     resources::{self, Resources},
     respond::{self, BodySource, Prefer, Rendered},
     revision::CompiledOperation,
+    scenarios::{ScenarioInputs, Scenarios},
     script::{Script, ScriptLimits, ScriptOutcome, Scripts},
     state::{FixtureRecord, ResourceChange, SandboxState},
     stateful,
@@ -51,6 +52,7 @@ pub struct CompiledBehaviours {
     pub operation_templates: Vec<Option<String>>,
     pub templates: Templates,
     pub fixtures: Vec<FixtureRecord>,
+    pub scenarios: Scenarios,
 }
 
 /// What compiling behaviours needs of the revision.
@@ -150,10 +152,32 @@ impl CompiledBehaviours {
             },
             &mut problems,
         );
+        let scenarios = Scenarios::compile(
+            &files.scenarios,
+            &ScenarioInputs {
+                operation_ids: model.operations.iter().map(|o| o.id.as_str()).collect(),
+                examples: model
+                    .operations
+                    .iter()
+                    .map(|o| {
+                        o.responses
+                            .iter()
+                            .flat_map(|r| &r.content)
+                            .flat_map(|m| m.examples.iter().map(|(n, _)| n.as_str()))
+                            .collect()
+                    })
+                    .collect(),
+                scripts: &scripts,
+                templates: &templates,
+                resources: &resources,
+            },
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Self {
+            scenarios,
             env: files.env.clone(),
             settings: files.settings.clone(),
             resources,
@@ -168,7 +192,8 @@ impl CompiledBehaviours {
 
     /// Whether anything but the spec's examples and synthesis answers `operation`.
     pub fn is_active(&self, operation: usize) -> bool {
-        self.behaviour_scripts[operation].is_some()
+        !self.scenarios.by_operation[operation].is_empty()
+            || self.behaviour_scripts[operation].is_some()
             || self.forwards[operation].is_some()
             || self.resources.bindings[operation].is_some()
             || self.operation_templates[operation].is_some()
@@ -192,7 +217,10 @@ impl CompiledBehaviours {
 
     /// Whether the answer without a script writes records or calls out.
     pub fn default_may_block(&self, operation: usize) -> bool {
-        self.forwards[operation].is_some()
+        self.scenarios.by_operation[operation]
+            .iter()
+            .any(|s| s.writes())
+            || self.forwards[operation].is_some()
             || self.resources.bindings[operation]
                 .as_ref()
                 .is_some_and(|b| {
@@ -204,6 +232,9 @@ impl CompiledBehaviours {
 /// The answer without a script: forward, stateful, template, or the spec's.
 pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
+    if let Some(index) = call.scenario.get() {
+        return crate::scenarios::answer(call, index);
+    }
     if let Some(rule) = &behaviours.forwards[call.operation] {
         let request = crate::forward::build(call, rule);
         let response = crate::forward::send(call, request)?;

@@ -43,6 +43,8 @@ pub struct Call {
     pub halted: RefCell<Option<crate::Response>>,
     /// Set when a script running on an async worker needed to block.
     pub yielded: Cell<bool>,
+    /// The scenario selected for this request (an index into the operation's).
+    pub scenario: Cell<Option<usize>>,
     /// Seed of this request's random draws (`uuid()`, new ids), made on first use.
     entropy: std::cell::OnceCell<u64>,
     draws: Cell<u64>,
@@ -92,6 +94,7 @@ impl Call {
             journal: RefCell::default(),
             halted: RefCell::default(),
             yielded: Cell::new(false),
+            scenario: Cell::new(None),
             entropy: std::cell::OnceCell::new(),
             draws: Cell::new(0),
         }
@@ -188,6 +191,13 @@ impl Call {
                 (name.clone(), decoded.into_owned())
             })
             .collect()
+    }
+
+    /// The name of the scenario selected for this request.
+    pub fn scenario_name(&self) -> Option<&str> {
+        let index = self.scenario.get()?;
+        let scenarios = &self.revision.behaviours.scenarios.by_operation[self.operation];
+        Some(scenarios[index].name.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -26,6 +26,7 @@ mod resources;
 mod respond;
 mod revision;
 mod router;
+mod scenarios;
 mod script;
 mod state;
 mod stateful;
@@ -46,6 +47,7 @@ pub use problem::problem_response;
 pub use project::{FileProblem, ProjectFiles};
 pub use revision::{CompileError, CompiledRevision, OperationSummary};
 pub use router::{RouteMatch, Router};
+pub use scenarios::ScenarioSummary;
 pub use script::ScriptLimits;
 pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
 

@@ -17,6 +17,7 @@ use crate::{
     respond::{self, BodySource, Exchange, declared_error},
     revision::{CompiledOperation, CompiledRevision},
     router::RouteMatch,
+    scenarios,
     state::SandboxState,
 };
 
@@ -47,6 +48,9 @@ pub struct SandboxContext<'a> {
     pub may_block: bool,
     /// The sandbox's chaos profile (an `X-Chaos` header replaces it).
     pub chaos: Option<&'a ChaosSpec>,
+    /// The scenario operations that declare it answer with, unless the
+    /// request selects another.
+    pub default_scenario: Option<&'a str>,
 }
 
 pub struct Request<'a> {
@@ -272,6 +276,12 @@ pub fn handle(
         };
     }
 
+    let scenario_header = request.headers.get("x-sandbox-scenario");
+    if let Some(name) = scenario_header
+        && revision.behaviours.scenarios.by_operation[operation_index].is_empty()
+    {
+        return scenarios::unknown(&operation.operation.id, name, &[]).into();
+    }
     let canned = prefer.code.is_some() || prefer.example.is_some();
     if !canned && revision.behaviours.is_active(operation_index) {
         let headers = if revision.behaviours.reads_headers(operation_index) {
@@ -308,6 +318,16 @@ pub fn handle(
                 raw_body: request.body.to_vec(),
             },
         ));
+        let mut chaos = chaos;
+        match scenarios::select(&call, scenario_header, context.default_scenario) {
+            Err(unknown) => return unknown.into(),
+            Ok(Some(index)) => {
+                call.scenario.set(Some(index));
+                chaos.delay +=
+                    revision.behaviours.scenarios.by_operation[operation_index][index].delay;
+            }
+            Ok(None) => {}
+        }
         return Outcome {
             chaos,
             answered: true,

@@ -31,6 +31,9 @@ pub struct ProjectFiles {
     pub modules: BTreeMap<String, String>,
     /// `project.yaml`.
     pub settings: ProjectSettings,
+    /// Scenario packs by name (`scenarios/<pack>.yaml`): operation id →
+    /// scenario name → outcome.
+    pub scenarios: BTreeMap<String, Value>,
 }
 
 impl ProjectFiles {
@@ -140,7 +143,13 @@ pub fn spec_path(dir: &Path) -> Option<PathBuf> {
 pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
     let mut problems = Vec::new();
     let mut entries = Vec::new();
-    for folder in ["behaviours", "modules", "templates", "fixtures"] {
+    for folder in [
+        "behaviours",
+        "modules",
+        "templates",
+        "fixtures",
+        "scenarios",
+    ] {
         let Ok(listing) = std::fs::read_dir(dir.join(folder)) else {
             continue;
         };
@@ -207,18 +216,23 @@ pub fn from_sources<'a>(
             "templates" => {
                 files.templates.insert(name.to_owned(), text.to_owned());
             }
-            "fixtures" => match stem(".yaml")
+            "fixtures" | "scenarios" => match stem(".yaml")
                 .or_else(|| stem(".yml"))
                 .or_else(|| stem(".json"))
             {
-                Some(collection) => {
+                Some(name) => {
                     if let Some(value) = parse_data(path, text, &mut problems) {
-                        files.fixtures.insert(collection, value);
+                        let target = if folder == "fixtures" {
+                            &mut files.fixtures
+                        } else {
+                            &mut files.scenarios
+                        };
+                        target.insert(name, value);
                     }
                 }
                 None => problems.push(FileProblem::new(
                     path,
-                    "fixtures must be .yaml, .yml or .json files",
+                    format!("{folder} must be .yaml, .yml or .json files"),
                 )),
             },
             "" if name.starts_with("env.") => match parse_data(path, text, &mut problems) {

@@ -548,7 +548,7 @@ fn register_data_api(engine: &mut Engine) {
 /// `req` as scripts see it: the same members as templates' `req`
 /// ([`crate::templates::request_value`]), built directly as Rhai values
 /// because this runs on every scripted request.
-fn request_dynamic(call: &Call) -> Fallible {
+pub(crate) fn request_dynamic(call: &Call) -> Fallible {
     fn pairs(pairs: &[(String, String)]) -> Dynamic {
         let mut map = rhai::Map::new();
         for (name, value) in pairs {
@@ -587,8 +587,7 @@ fn request_dynamic(call: &Call) -> Fallible {
     map.insert("sandbox".into(), text(&call.sandbox.id));
     map.insert(
         "scenario".into(),
-        call.header("x-sandbox-scenario")
-            .map_or(Dynamic::UNIT, text),
+        call.scenario_name().map_or(Dynamic::UNIT, text),
     );
     Ok(Dynamic::from_map(map))
 }
@@ -610,6 +609,32 @@ impl Drop for Deadline {
 }
 
 impl Scripts {
+    /// Compiles a scenario rule: one Rhai expression over `req` or `record`.
+    pub fn compile_condition(&self, text: &str) -> Result<AST, String> {
+        self.engine.compile_expression(text).map_err(|error| {
+            let (line, column) = position(error.1);
+            format!(
+                "{} (line {}, column {})",
+                error.0,
+                line.unwrap_or(1),
+                column.unwrap_or(1)
+            )
+        })
+    }
+
+    /// Whether a rule holds for `req` and `record`; a rule that fails to
+    /// evaluate (a missing member, a limit) does not hold.
+    pub fn condition_holds(&self, rule: &AST, req: Dynamic, record: Dynamic) -> bool {
+        let mut scope = Scope::new();
+        scope.push("req", req);
+        scope.push("record", record);
+        let _deadline =
+            Deadline::arm(Duration::from_millis(self.limits.timeout_ms).min(INLINE_SLICE));
+        self.engine
+            .eval_ast_with_scope::<bool>(&mut scope, rule)
+            .unwrap_or(false)
+    }
+
     /// Compiles modules first (behaviours import them), then behaviours;
     /// every problem is reported with its file, line and column.
     pub fn compile(

@@ -194,6 +194,6 @@ pub fn request_value(call: &call::Call) -> Value {
         "headers": pairs(&call.request.headers),
         "body": call.request.body.clone().unwrap_or(Value::Null),
         "sandbox": call.sandbox.id,
-        "scenario": call.header("x-sandbox-scenario"),
+        "scenario": call.scenario_name(),
     })
 }

@@ -137,6 +137,7 @@ pub struct Target {
     pub upstream: Option<Arc<dyn Upstream>>,
     /// The sandbox's chaos profile.
     pub chaos: Option<Arc<ChaosSpec>>,
+    pub default_scenario: Option<Arc<str>>,
 }
 
 /// A response and what its request changed.
@@ -163,6 +164,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool)
         now_ms: crate::app::now_ms(),
         may_block,
         chaos: target.chaos.as_deref(),
+        default_scenario: target.default_scenario.as_deref(),
     };
     let headers = EngineHeaders(&parts.headers);
     let request = sbx_engine::Request {
@@ -315,6 +317,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         env: sandbox.env(),
         upstream: Some(state.upstream.clone()),
         chaos: sandbox.chaos().map(|(_, spec)| spec),
+        default_scenario: sandbox.scenario(),
     };
     let served = serve(
         target,

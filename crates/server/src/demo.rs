@@ -19,7 +19,7 @@ pub const DEMO_SPEC: &str = include_str!("../../../examples/payments/openapi.yam
 pub const DEMO_PROJECT: &str = "demo-payments";
 
 /// The demo's behaviour files as `(path in the folder, text)`.
-pub const DEMO_FILES: [(&str, &str); 8] = [
+pub const DEMO_FILES: [(&str, &str); 9] = [
     (
         "behaviours/createPayment.rhai",
         include_str!("../../../examples/payments/behaviours/createPayment.rhai"),
@@ -29,8 +29,12 @@ pub const DEMO_FILES: [(&str, &str); 8] = [
         include_str!("../../../examples/payments/behaviours/refundPayment.rhai"),
     ),
     (
-        "modules/cards.rhai",
-        include_str!("../../../examples/payments/modules/cards.rhai"),
+        "modules/money.rhai",
+        include_str!("../../../examples/payments/modules/money.rhai"),
+    ),
+    (
+        "scenarios/payments.yaml",
+        include_str!("../../../examples/payments/scenarios/payments.yaml"),
     ),
     (
         "templates/getBalance.json.j2",
@@ -118,6 +122,7 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         pinned: false,
         env: "{}".to_owned(),
         chaos: None,
+        scenario: None,
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);

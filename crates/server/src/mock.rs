@@ -81,6 +81,7 @@ pub async fn start_mock(
             env: env.clone(),
             upstream: Some(upstream.clone()),
             chaos: None,
+            default_scenario: None,
         };
         async move {
             let path = request.uri().path().to_owned();

@@ -38,6 +38,7 @@ pub struct LiveSandbox {
     pub state: Arc<SandboxState>,
     env: RwLock<Arc<Map<String, Value>>>,
     chaos: RwLock<Option<(String, Arc<ChaosSpec>)>>,
+    scenario: RwLock<Option<Arc<str>>>,
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
@@ -89,6 +90,7 @@ impl LiveSandbox {
             state: Arc::new(state),
             env: RwLock::new(Arc::new(env)),
             chaos: RwLock::new(chaos),
+            scenario: RwLock::new(record.scenario.as_deref().map(Arc::from)),
             seed: seed_from([record.seed.as_bytes()]),
             auth: if record.auth == "none" {
                 AuthMode::None
@@ -130,6 +132,18 @@ impl LiveSandbox {
 
     pub fn set_env(&self, env: Map<String, Value>) {
         *self.env.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(env);
+    }
+
+    /// The default scenario.
+    pub fn scenario(&self) -> Option<Arc<str>> {
+        self.scenario
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_scenario(&self, scenario: Option<&str>) {
+        *self.scenario.write().unwrap_or_else(|e| e.into_inner()) = scenario.map(Arc::from);
     }
 
     /// The chaos profile, as text and parsed.

@@ -62,6 +62,8 @@ pub struct SandboxRecord {
     pub env: String,
     /// The chaos profile, as `X-Chaos` would say it.
     pub chaos: Option<String>,
+    /// The default scenario.
+    pub scenario: Option<String>,
 }
 
 /// A record a request changed, as persisted.
@@ -147,6 +149,12 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Replaces a sandbox's environment overrides; false if it does not exist.
     async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError>;
+    /// Sets or clears a sandbox's default scenario; false if it does not exist.
+    async fn set_sandbox_scenario(
+        &self,
+        id: &str,
+        scenario: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's chaos profile; false if it does not exist.
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;
 

@@ -72,6 +72,7 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
         pinned: row.get::<i64, _>("pinned") != 0,
         env: row.get("env"),
         chaos: row.get("chaos"),
+        scenario: row.get("scenario"),
     }
 }
 
@@ -303,6 +304,19 @@ impl Store for SqliteStore {
     async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE sandboxes SET env = ? WHERE id = ?")
             .bind(env)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_sandbox_scenario(
+        &self,
+        id: &str,
+        scenario: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE sandboxes SET scenario = ? WHERE id = ?")
+            .bind(scenario)
             .bind(id)
             .execute(&self.pool)
             .await?;

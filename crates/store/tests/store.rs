@@ -17,6 +17,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         pinned: false,
         env: "{}".to_owned(),
         chaos: None,
+        scenario: None,
     }
 }
 
@@ -95,6 +96,22 @@ async fn contract(store: &dyn Store) {
         Some("error=5%")
     );
     assert!(store.set_sandbox_chaos("sbx-a", None).await.unwrap());
+    assert!(
+        store
+            .set_sandbox_scenario("sbx-a", Some("declined"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_sandbox("sbx-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .scenario
+            .as_deref(),
+        Some("declined")
+    );
     assert_eq!(
         store.get_sandbox("sbx-a").await.unwrap().unwrap().chaos,
         None

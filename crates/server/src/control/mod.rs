@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/projects/{name}/settings", put(projects::put_settings))
         .route("/projects/{name}/files", get(projects::files))
         .route("/projects/{name}/drift", get(projects::drift))
+        .route("/projects/{name}/coverage", get(projects::coverage))
         .route(
             "/projects/{name}/{kind}/{item}",
             put(projects::put_file).delete(projects::delete_file),
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/seed", post(sandboxes::seed))
         .route("/sandboxes/{id}/env", put(sandboxes::put_env))
         .route("/sandboxes/{id}/events", get(sandboxes::events))
+        .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
+        .route("/sandboxes/{id}/scenario", put(sandboxes::put_scenario))
         .route(
             "/sandboxes/{id}/chaos",
             put(sandboxes::put_chaos).delete(sandboxes::delete_chaos),

@@ -27,10 +27,10 @@ impl Modify for AdminToken {
     paths(
         projects::create, projects::list, projects::show, projects::delete, projects::replace_spec,
         projects::put_file, projects::delete_file, projects::put_env, projects::put_settings,
-        projects::files, projects::drift,
+        projects::files, projects::drift, projects::coverage,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
         sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
-        sandboxes::put_chaos, sandboxes::delete_chaos,
+        sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

@@ -52,6 +52,9 @@ pub struct ProjectBody {
     /// `strict_responses`, `forward`.
     #[schema(value_type = Option<Object>)]
     pub settings: Option<ProjectSettings>,
+    /// Scenario packs by name: operation id → scenario name → outcome.
+    #[schema(value_type = Option<Object>)]
+    pub scenarios: Option<BTreeMap<String, Value>>,
 }
 
 impl ProjectBody {
@@ -62,7 +65,8 @@ impl ProjectBody {
             || self.fixtures.is_some()
             || self.env.is_some()
             || self.modules.is_some()
-            || self.settings.is_some();
+            || self.settings.is_some()
+            || self.scenarios.is_some();
         given.then(|| ProjectFiles {
             behaviours: self.behaviours.take().unwrap_or_default(),
             templates: self.templates.take().unwrap_or_default(),
@@ -70,6 +74,7 @@ impl ProjectBody {
             env: self.env.take().unwrap_or_default(),
             modules: self.modules.take().unwrap_or_default(),
             settings: self.settings.take().unwrap_or_default(),
+            scenarios: self.scenarios.take().unwrap_or_default(),
         })
     }
 }
@@ -339,6 +344,7 @@ pub enum FileKind {
     Templates,
     Modules,
     Fixtures,
+    Scenarios,
 }
 
 /// A file's text: the raw body, or `{"source": "…"}` sent as JSON.
@@ -370,18 +376,29 @@ fn apply_file(
             files.templates.insert(item.to_owned(), text).is_some()
         }
         (FileKind::Modules, Some(text)) => files.modules.insert(item.to_owned(), text).is_some(),
-        (FileKind::Fixtures, Some(text)) => {
+        (FileKind::Fixtures | FileKind::Scenarios, Some(text)) => {
             let mut problems = Vec::new();
-            let file = format!("fixtures/{item}.yaml");
-            let Some(records) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
+            let folder = if matches!(kind, FileKind::Fixtures) {
+                "fixtures"
+            } else {
+                "scenarios"
+            };
+            let file = format!("{folder}/{item}.yaml");
+            let Some(data) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
                 return Err(crate::registry::project_problems(&problems));
             };
-            files.fixtures.insert(item.to_owned(), records).is_some()
+            let target = if matches!(kind, FileKind::Fixtures) {
+                &mut files.fixtures
+            } else {
+                &mut files.scenarios
+            };
+            target.insert(item.to_owned(), data).is_some()
         }
         (FileKind::Behaviours, None) => files.behaviours.remove(item).is_some(),
         (FileKind::Templates, None) => files.templates.remove(item).is_some(),
         (FileKind::Modules, None) => files.modules.remove(item).is_some(),
         (FileKind::Fixtures, None) => files.fixtures.remove(item).is_some(),
+        (FileKind::Scenarios, None) => files.scenarios.remove(item).is_some(),
     };
     Ok(existed)
 }
@@ -545,4 +562,67 @@ pub async fn delete(
     state.drift.forget(&name);
     tracing::info!(project = %name, sandboxes = removed.len(), "project deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationCoverage {
+    pub operation: String,
+    /// Error statuses the spec declares (4xx/5xx; `4XX`/`default` as written).
+    pub declared: Vec<String>,
+    /// Those a scenario answers with.
+    pub covered: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Coverage {
+    pub declared: usize,
+    pub covered: usize,
+    pub items: Vec<OperationCoverage>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{name}/coverage", tag = "projects", params(("name" = String, Path)),
+    responses((status = 200, body = Coverage, description = "Which declared error responses a scenario can produce"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn coverage(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Coverage>, ApiError> {
+    let record = state
+        .store
+        .get_project(&name)
+        .await?
+        .ok_or_else(|| missing(&name))?;
+    let compiled = compiled_revision(&state, &name, record.latest_revision).await?;
+    let mut items = Vec::new();
+    for (index, operation) in compiled.model.operations.iter().enumerate() {
+        let scenarios = &compiled.behaviours.scenarios.by_operation[index];
+        let mut declared = Vec::new();
+        let mut covered = Vec::new();
+        for response in &operation.responses {
+            let (label, is_error) = match response.status {
+                sbx_spec::StatusKey::Code(code) => (code.to_string(), code >= 400),
+                sbx_spec::StatusKey::Range(digit) => (format!("{digit}XX"), digit >= 4),
+                sbx_spec::StatusKey::Default => ("default".to_owned(), true),
+            };
+            if !is_error {
+                continue;
+            }
+            if scenarios.iter().any(|s| response.status.matches(s.status)) {
+                covered.push(label.clone());
+            }
+            declared.push(label);
+        }
+        if !declared.is_empty() {
+            items.push(OperationCoverage {
+                operation: operation.id.clone(),
+                declared,
+                covered,
+            });
+        }
+    }
+    Ok(Json(Coverage {
+        declared: items.iter().map(|i| i.declared.len()).sum(),
+        covered: items.iter().map(|i| i.covered.len()).sum(),
+        items,
+    }))
 }

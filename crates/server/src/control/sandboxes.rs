@@ -221,6 +221,7 @@ pub async fn create(
         pinned: body.revision.is_some(),
         env: Value::Object(body.env.unwrap_or_default()).to_string(),
         chaos: None,
+        scenario: None,
     };
     state.store.create_sandbox(&record).await?;
     let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());
@@ -440,4 +441,91 @@ pub async fn delete_chaos(
     state.store.set_sandbox_chaos(&id, None).await?;
     sandbox.set_chaos(None);
     Ok(Json(view(&state, &sandbox, None)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultScenario {
+    /// The scenario every operation that declares it answers with; `null` clears it.
+    pub scenario: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationScenarios {
+    pub operation: String,
+    pub method: String,
+    pub path: String,
+    #[schema(value_type = Vec<Object>)]
+    pub scenarios: Vec<sbx_engine::ScenarioSummary>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScenarioList {
+    /// The sandbox's default scenario.
+    pub default: Option<String>,
+    pub items: Vec<OperationScenarios>,
+}
+
+fn scenario_list(sandbox: &LiveSandbox) -> ScenarioList {
+    let compiled = sandbox.serving().compiled;
+    let scenarios = &compiled.behaviours.scenarios;
+    let items = compiled
+        .model
+        .operations
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !scenarios.by_operation[*i].is_empty())
+        .map(|(i, op)| OperationScenarios {
+            operation: op.id.clone(),
+            method: op.method.clone(),
+            path: op.path.clone(),
+            scenarios: scenarios.summaries(i),
+        })
+        .collect();
+    ScenarioList {
+        default: sandbox.scenario().map(|s| s.to_string()),
+        items,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/scenarios", tag = "sandboxes", params(("id" = String, Path)),
+    responses((status = 200, body = ScenarioList, description = "Scenarios per operation, and the default"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn scenarios(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ScenarioList>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    Ok(Json(scenario_list(&sandbox)))
+}
+
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/scenario", tag = "sandboxes", params(("id" = String, Path)),
+    request_body = DefaultScenario,
+    responses((status = 200, body = ScenarioList), (status = 404), (status = 422, description = "no operation declares that scenario")),
+    security(("admin" = [])))]
+pub async fn put_scenario(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DefaultScenario>,
+) -> Result<Json<ScenarioList>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    if let Some(name) = &body.scenario {
+        let list = scenario_list(&sandbox);
+        let known = list
+            .items
+            .iter()
+            .any(|op| op.scenarios.iter().any(|s| s.name == *name));
+        if !known {
+            return Err(invalid(
+                "/scenario",
+                format!("no operation of this sandbox declares a scenario {name:?}"),
+            ));
+        }
+    }
+    state
+        .store
+        .set_sandbox_scenario(&id, body.scenario.as_deref())
+        .await?;
+    sandbox.set_scenario(body.scenario.as_deref());
+    Ok(Json(scenario_list(&sandbox)))
 }

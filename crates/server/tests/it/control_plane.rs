@@ -226,11 +226,13 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /api/v1/sandboxes/{id}/chaos",
             "GET /api/v1/projects",
             "GET /api/v1/projects/{name}",
+            "GET /api/v1/projects/{name}/coverage",
             "GET /api/v1/projects/{name}/drift",
             "GET /api/v1/projects/{name}/files",
             "GET /api/v1/sandboxes",
             "GET /api/v1/sandboxes/{id}",
             "GET /api/v1/sandboxes/{id}/events",
+            "GET /api/v1/sandboxes/{id}/scenarios",
             "POST /api/v1/projects",
             "POST /api/v1/sandboxes",
             "POST /api/v1/sandboxes/{id}/reset",
@@ -241,6 +243,7 @@ async fn the_openapi_document_matches_the_routes() {
             "PUT /api/v1/projects/{name}/{kind}/{item}",
             "PUT /api/v1/sandboxes/{id}/chaos",
             "PUT /api/v1/sandboxes/{id}/env",
+            "PUT /api/v1/sandboxes/{id}/scenario",
         ]
     );
     // Every documented route is served (never the control plane's "no route").

@@ -12,4 +12,5 @@ mod lifecycle;
 mod mock;
 mod resources;
 mod responses;
+mod scenarios;
 mod validation;

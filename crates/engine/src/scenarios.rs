@@ -1,0 +1,482 @@
+//! Scenario packs: named outcomes per operation (the card decline, the
+//! frozen account), chosen by the `X-Sandbox-Scenario` header, by rules on
+//! the request (`when:`), by the state of the record addressed
+//! (`when_state:`), or by the sandbox's default scenario.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use rhai::AST;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{
+    Response,
+    cache::Synthesized,
+    call::Call,
+    project::FileProblem,
+    resources::Resources,
+    respond::{BodySource, Prefer, Rendered},
+    script::Scripts,
+    templates::Templates,
+};
+
+/// One outcome as written in a pack.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeSpec {
+    status: u16,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// A literal body.
+    #[serde(default)]
+    body: Option<Value>,
+    /// A named example of the operation.
+    #[serde(default)]
+    example: Option<String>,
+    /// A template rendering the body.
+    #[serde(default)]
+    template: Option<String>,
+    /// The spec's declared error for `status`, with this message.
+    #[serde(default)]
+    message: Option<String>,
+    /// Added before answering (`300ms`, `2s`).
+    #[serde(default)]
+    delay: Option<String>,
+    /// A Rhai expression on `req` choosing this outcome.
+    #[serde(default)]
+    when: Option<String>,
+    /// A Rhai expression on `record` (the record addressed) choosing it.
+    #[serde(default)]
+    when_state: Option<String>,
+    /// A merge patch applied to the record addressed.
+    #[serde(default)]
+    set: Option<Map<String, Value>>,
+    /// Events emitted: `{type, payload?}` (the answer's body by default).
+    #[serde(default)]
+    emit: Vec<EmitSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmitSpec {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    payload: Option<Value>,
+}
+
+#[derive(Debug)]
+enum Body {
+    Literal(Arc<Synthesized>),
+    Example(String),
+    Template(String),
+    Message(String),
+    Spec,
+}
+
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub status: u16,
+    pub description: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Body,
+    pub delay: Duration,
+    when: Option<AST>,
+    when_state: Option<AST>,
+    set: Option<Map<String, Value>>,
+    emit: Vec<EmitSpec>,
+}
+
+impl Scenario {
+    /// Whether answering with it changes a record.
+    pub fn writes(&self) -> bool {
+        self.set.is_some()
+    }
+
+    /// How this scenario is reached besides the header.
+    pub fn trigger(&self) -> &'static str {
+        match (&self.when, &self.when_state) {
+            (Some(_), _) => "request",
+            (None, Some(_)) => "state",
+            (None, None) => "header",
+        }
+    }
+}
+
+/// What the scenario launcher shows of a scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSummary {
+    pub name: String,
+    pub status: u16,
+    pub description: Option<String>,
+    /// `header` (only by name), `request` (a rule on the request) or
+    /// `state` (a rule on the record addressed).
+    pub trigger: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct Scenarios {
+    /// One list per operation, in the packs' order.
+    pub by_operation: Vec<Vec<Scenario>>,
+}
+
+/// What compiling scenario packs needs of the revision.
+pub struct ScenarioInputs<'a> {
+    pub operation_ids: Vec<&'a str>,
+    pub examples: Vec<Vec<&'a str>>,
+    pub scripts: &'a Scripts,
+    pub templates: &'a Templates,
+    pub resources: &'a Resources,
+}
+
+impl Scenarios {
+    pub fn compile(
+        packs: &BTreeMap<String, Value>,
+        inputs: &ScenarioInputs<'_>,
+        problems: &mut Vec<FileProblem>,
+    ) -> Self {
+        let mut by_operation: Vec<Vec<Scenario>> =
+            inputs.operation_ids.iter().map(|_| Vec::new()).collect();
+        for (pack, content) in packs {
+            let file = format!("scenarios/{pack}.yaml");
+            let Value::Object(operations) = content else {
+                if !content.is_null() {
+                    problems.push(FileProblem::new(
+                        &file,
+                        "must map operation ids to scenarios",
+                    ));
+                }
+                continue;
+            };
+            for (operation_id, scenarios) in operations {
+                let at = sbx_spec::pointer::join("", operation_id);
+                let Some(index) = inputs
+                    .operation_ids
+                    .iter()
+                    .position(|id| id == operation_id)
+                else {
+                    problems.push(
+                        FileProblem::new(
+                            &file,
+                            format!("the spec has no operation {operation_id:?}"),
+                        )
+                        .pointer(at),
+                    );
+                    continue;
+                };
+                let Value::Object(scenarios) = scenarios else {
+                    problems.push(
+                        FileProblem::new(&file, "must map scenario names to outcomes").pointer(at),
+                    );
+                    continue;
+                };
+                for (name, outcome) in scenarios {
+                    let at = sbx_spec::pointer::join(&at, name);
+                    if by_operation[index].iter().any(|s| s.name == *name) {
+                        problems.push(
+                            FileProblem::new(
+                                &file,
+                                format!("scenario {name:?} is declared twice for {operation_id}"),
+                            )
+                            .pointer(at),
+                        );
+                        continue;
+                    }
+                    match compile_one(name, outcome, index, inputs) {
+                        Ok(scenario) => by_operation[index].push(scenario),
+                        Err((pointer, message)) => problems.push(
+                            FileProblem::new(&file, message).pointer(format!("{at}{pointer}")),
+                        ),
+                    }
+                }
+            }
+        }
+        Self { by_operation }
+    }
+
+    pub fn summaries(&self, operation: usize) -> Vec<ScenarioSummary> {
+        self.by_operation[operation]
+            .iter()
+            .map(|s| ScenarioSummary {
+                name: s.name.clone(),
+                status: s.status,
+                description: s.description.clone(),
+                trigger: s.trigger(),
+            })
+            .collect()
+    }
+}
+
+fn compile_one(
+    name: &str,
+    outcome: &Value,
+    operation: usize,
+    inputs: &ScenarioInputs<'_>,
+) -> Result<Scenario, (String, String)> {
+    let spec: OutcomeSpec =
+        serde_json::from_value(outcome.clone()).map_err(|e| (String::new(), e.to_string()))?;
+    if !(100..=599).contains(&spec.status) {
+        return Err((
+            "/status".into(),
+            format!("{} is not an HTTP status", spec.status),
+        ));
+    }
+    let given = [
+        spec.body.is_some(),
+        spec.example.is_some(),
+        spec.template.is_some(),
+        spec.message.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err((
+            String::new(),
+            "give at most one of body, example, template, message".into(),
+        ));
+    }
+    let body = if let Some(value) = spec.body {
+        Body::Literal(Arc::new(Synthesized::new(value)))
+    } else if let Some(example) = spec.example {
+        if !inputs.examples[operation].contains(&example.as_str()) {
+            return Err((
+                "/example".into(),
+                format!(
+                    "the operation has no example {example:?}; it has {}",
+                    inputs.examples[operation].join(", ")
+                ),
+            ));
+        }
+        Body::Example(example)
+    } else if let Some(template) = spec.template {
+        if !inputs.templates.contains(&template) {
+            return Err((
+                "/template".into(),
+                format!("no template named {template:?}"),
+            ));
+        }
+        Body::Template(template)
+    } else if let Some(message) = spec.message {
+        Body::Message(message)
+    } else {
+        Body::Spec
+    };
+    let delay = match &spec.delay {
+        Some(text) => crate::chaos::ChaosSpec::parse(&format!("latency={text}"))
+            .map(|c| c.latency)
+            .map_err(|e| ("/delay".to_owned(), e.replace("latency", "delay")))?,
+        None => Duration::ZERO,
+    };
+    let condition =
+        |text: &Option<String>, pointer: &str| -> Result<Option<AST>, (String, String)> {
+            text.as_ref()
+                .map(|t| {
+                    inputs
+                        .scripts
+                        .compile_condition(t)
+                        .map_err(|e| (pointer.to_owned(), e))
+                })
+                .transpose()
+        };
+    let when = condition(&spec.when, "/when")?;
+    let when_state = condition(&spec.when_state, "/when_state")?;
+    let addresses_record = inputs.resources.bindings[operation]
+        .as_ref()
+        .is_some_and(|b| b.id_param.is_some());
+    if (when_state.is_some() || spec.set.is_some()) && !addresses_record {
+        return Err((String::new(), "when_state and set need an operation that addresses a stored record (e.g. GET /accounts/{id})".into()));
+    }
+    Ok(Scenario {
+        name: name.to_owned(),
+        status: spec.status,
+        description: spec.description,
+        headers: spec
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body,
+        delay,
+        when,
+        when_state,
+        set: spec.set,
+        emit: spec.emit,
+    })
+}
+
+/// Why a request names a scenario that does not exist.
+pub fn unknown(call_operation: &str, name: &str, known: &[ScenarioSummary]) -> Response {
+    let names: Vec<&str> = known.iter().map(|s| s.name.as_str()).collect();
+    crate::problem::problem_response(
+        400,
+        "unknown-scenario",
+        "Unknown scenario",
+        &format!(
+            "operation {call_operation} has no scenario {name:?}; {}",
+            if names.is_empty() {
+                "it has none".to_owned()
+            } else {
+                format!("it has {}", names.join(", "))
+            }
+        ),
+        Some(serde_json::json!({"scenarios": names})),
+    )
+}
+
+/// The record the operation addresses, if it is bound to one.
+fn addressed_record(call: &Call) -> Option<Value> {
+    let binding = call.revision.behaviours.resources.bindings[call.operation].as_ref()?;
+    let param = binding.id_param.as_ref()?;
+    let (_, id) = call
+        .decoded_path_params()
+        .into_iter()
+        .find(|(n, _)| n == param)?;
+    let collection = &call.revision.behaviours.resources.collections[binding.collection].name;
+    Some(call.sandbox.state.get(collection, &id)?.value.value.clone())
+}
+
+/// Picks the scenario for `call`: the header, then request rules, then
+/// state rules, then the sandbox default.
+pub fn select(
+    call: &Call,
+    header: Option<&str>,
+    default: Option<&str>,
+) -> Result<Option<usize>, Response> {
+    let behaviours = &call.revision.behaviours;
+    let scenarios = &behaviours.scenarios.by_operation[call.operation];
+    if let Some(name) = header {
+        return match scenarios.iter().position(|s| s.name == name) {
+            Some(index) => Ok(Some(index)),
+            None => Err(unknown(
+                &call.operation().operation.id,
+                name,
+                &behaviours.scenarios.summaries(call.operation),
+            )),
+        };
+    }
+    if scenarios.is_empty() {
+        return Ok(None);
+    }
+    let scripts = &behaviours.scripts;
+    if scenarios.iter().any(|s| s.when.is_some()) {
+        let _entered_req = crate::script::request_dynamic(call).ok();
+        if let Some(req) = _entered_req {
+            for (index, scenario) in scenarios.iter().enumerate() {
+                if let Some(rule) = &scenario.when
+                    && scripts.condition_holds(rule, req.clone(), rhai::Dynamic::UNIT)
+                {
+                    return Ok(Some(index));
+                }
+            }
+        }
+    }
+    if scenarios.iter().any(|s| s.when_state.is_some())
+        && let Some(record) = addressed_record(call)
+        && let Ok(record) = rhai::serde::to_dynamic(&record)
+    {
+        for (index, scenario) in scenarios.iter().enumerate() {
+            if let Some(rule) = &scenario.when_state
+                && scripts.condition_holds(rule, rhai::Dynamic::UNIT, record.clone())
+            {
+                return Ok(Some(index));
+            }
+        }
+    }
+    Ok(default.and_then(|name| scenarios.iter().position(|s| s.name == name)))
+}
+
+/// Answers with scenario `index` of `call`'s operation: its body, headers,
+/// state change and events.
+pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
+    let scenario = &call.revision.behaviours.scenarios.by_operation[call.operation][index];
+    let prefer = Prefer {
+        code: Some(scenario.status),
+        example: None,
+    };
+    let mut rendered = match &scenario.body {
+        Body::Literal(value) => call.render(&prefer, BodySource::Given(value.clone()))?,
+        Body::Example(name) => call.render(&prefer, BodySource::Example(name))?,
+        Body::Template(name) => {
+            let value = call
+                .revision
+                .behaviours
+                .templates
+                .render(name, &crate::templates::context(call, None))
+                .map_err(|m| {
+                    crate::problem::problem_response(
+                        500,
+                        "template-error",
+                        "Template failed",
+                        &m,
+                        None,
+                    )
+                })?;
+            call.render(
+                &prefer,
+                BodySource::Given(Arc::new(Synthesized::new(value))),
+            )?
+        }
+        Body::Message(message) => Rendered {
+            response: crate::stateful::error(
+                call,
+                scenario.status,
+                message,
+                "scenario",
+                "Scenario",
+            ),
+            value: None,
+        },
+        Body::Spec => call.render(&prefer, BodySource::Default)?,
+    };
+    if let Some(patch) = &scenario.set
+        && let Some(binding) = call.revision.behaviours.resources.bindings[call.operation].as_ref()
+        && let Some(param) = &binding.id_param
+        && let Some((_, id)) = call
+            .decoded_path_params()
+            .into_iter()
+            .find(|(n, _)| n == param)
+    {
+        let collection = &call.revision.behaviours.resources.collections[binding.collection].name;
+        if let Some(record) = call.sandbox.state.get(collection, &id) {
+            let value = crate::stateful::merged(
+                &record.value.value,
+                Some(&Value::Object(patch.clone())),
+                true,
+            );
+            let mut journal = call.journal.borrow_mut();
+            // A full sandbox keeps the record as it was; the answer still goes out.
+            let _ = call.sandbox.state.put(
+                collection,
+                &id,
+                &record.scope,
+                Some(record.seq),
+                value,
+                &mut journal.changes,
+            );
+        }
+    }
+    let body = rendered
+        .value
+        .as_ref()
+        .map(|v| v.value.clone())
+        .unwrap_or(Value::Null);
+    for event in &scenario.emit {
+        call.emit(
+            event.event_type.clone(),
+            event.payload.clone().unwrap_or_else(|| body.clone()),
+        );
+    }
+    for (name, value) in &scenario.headers {
+        rendered.response.headers.retain(|(n, _)| n != name);
+        rendered
+            .response
+            .headers
+            .push((name.clone(), value.clone()));
+    }
+    rendered
+        .response
+        .headers
+        .push(("x-sandbox-scenario".to_owned(), scenario.name.clone()));
+    Ok(rendered)
+}
