@@ -20,6 +20,7 @@ use crate::{
     ids::{generate_admin_token, hash_secret},
     middleware, reaper,
     registry::{LiveSandbox, Registry, compile_project},
+    writer::Writer,
 };
 
 #[derive(Clone)]
@@ -37,6 +38,8 @@ pub struct AppState {
     /// and writes the next.
     pub edits: Arc<tokio::sync::Mutex<()>>,
     pub idempotency: Idempotency,
+    /// Writes requests' changes in batches (group commit).
+    pub writer: Writer,
 }
 
 pub fn now_ms() -> i64 {
@@ -235,6 +238,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         drift: Arc::new(DriftReport::default()),
         upstream: HttpUpstream::shared(config.allow_private_egress)?,
         edits: Arc::new(tokio::sync::Mutex::new(())),
+        writer: Writer::start(store.clone()),
         idempotency: Idempotency {
             store: store.clone(),
             in_flight: Arc::default(),

@@ -349,14 +349,12 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     served.response
 }
 
-/// Saves what a request changed: resource rows, then emitted events.
-pub async fn persist(
-    state: &AppState,
-    sandbox_id: &str,
-    journal: Journal,
-) -> Result<(), sbx_store::StoreError> {
-    if !journal.changes.is_empty() {
-        let rows: Vec<sbx_store::ResourceRow> = journal
+/// Saves what a request changed (resource rows, emitted events), returning
+/// once it is committed.
+pub async fn persist(state: &AppState, sandbox_id: &str, journal: Journal) -> Result<(), String> {
+    let change = sbx_store::ChangeSet {
+        sandbox_id: sandbox_id.to_owned(),
+        rows: journal
             .changes
             .into_iter()
             .map(|c| sbx_store::ResourceRow {
@@ -367,18 +365,14 @@ pub async fn persist(
                 value: c.value.map(|v| v.to_string()),
                 version: c.version,
             })
-            .collect();
-        state.store.save_resources(sandbox_id, &rows).await?;
-    }
-    if !journal.events.is_empty() {
-        let events: Vec<(String, String, i64)> = journal
+            .collect(),
+        events: journal
             .events
             .into_iter()
             .map(|e| (e.event_type, e.payload.to_string(), e.created_at_ms))
-            .collect();
-        state.store.append_events(sandbox_id, &events).await?;
-    }
-    Ok(())
+            .collect(),
+    };
+    state.writer.save(change).await
 }
 
 fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {

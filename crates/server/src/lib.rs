@@ -19,6 +19,7 @@ mod middleware;
 mod mock;
 mod reaper;
 mod registry;
+mod writer;
 
 pub use app::{Server, start};
 pub use config::{Config, Limits};

@@ -79,6 +79,15 @@ pub struct ResourceRow {
     pub version: u64,
 }
 
+/// What one request changed in one sandbox: records, and emitted events
+/// `(type, payload JSON, created_at_ms)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    pub sandbox_id: String,
+    pub rows: Vec<ResourceRow>,
+    pub events: Vec<(String, String, i64)>,
+}
+
 /// An event emitted by a behaviour, bound for the webhook outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
@@ -160,21 +169,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The records a sandbox's requests changed.
     async fn load_resources(&self, sandbox_id: &str) -> Result<Vec<ResourceRow>, StoreError>;
-    /// Writes changed records; a row older (by version) than the stored one is ignored.
-    async fn save_resources(
-        &self,
-        sandbox_id: &str,
-        rows: &[ResourceRow],
-    ) -> Result<(), StoreError>;
+    /// Writes what requests changed, several requests' worth in one
+    /// transaction (group commit); a row older (by version) than the stored
+    /// one is ignored.
+    async fn save_changes(&self, batch: &[ChangeSet]) -> Result<(), StoreError>;
     /// Forgets every change (reset to fixtures).
     async fn clear_resources(&self, sandbox_id: &str) -> Result<(), StoreError>;
 
-    /// Appends emitted events `(type, payload JSON, created_at_ms)`.
-    async fn append_events(
-        &self,
-        sandbox_id: &str,
-        events: &[(String, String, i64)],
-    ) -> Result<(), StoreError>;
     /// The latest `limit` events of a sandbox, newest first.
     async fn list_events(
         &self,

@@ -11,8 +11,8 @@ use sqlx::{
 };
 
 use crate::{
-    EventRecord, IdempotentAnswer, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord,
-    Store, StoreError, Tombstone,
+    ChangeSet, EventRecord, IdempotentAnswer, ProjectRecord, ResourceRow, RevisionRecord,
+    SandboxRecord, Store, StoreError, Tombstone,
 };
 
 #[derive(Debug, Clone)]
@@ -350,32 +350,44 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn save_resources(
-        &self,
-        sandbox_id: &str,
-        rows: &[ResourceRow],
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
+    async fn save_changes(&self, batch: &[ChangeSet]) -> Result<(), StoreError> {
+        if batch
+            .iter()
+            .all(|c| c.rows.is_empty() && c.events.is_empty())
+        {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for row in rows {
-            sqlx::query(
-                "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
-                   scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
-                 WHERE excluded.version > resources.version",
-            )
-            .bind(sandbox_id)
-            .bind(&row.collection)
-            .bind(&row.id)
-            .bind(&row.scope)
-            .bind(row.seq as i64)
-            .bind(&row.value)
-            .bind(row.version as i64)
-            .execute(&mut *tx)
-            .await?;
+        for change in batch {
+            for row in &change.rows {
+                sqlx::query(
+                    "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
+                       scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
+                     WHERE excluded.version > resources.version",
+                )
+                .bind(&change.sandbox_id)
+                .bind(&row.collection)
+                .bind(&row.id)
+                .bind(&row.scope)
+                .bind(row.seq as i64)
+                .bind(&row.value)
+                .bind(row.version as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (event_type, payload, created_at_ms) in &change.events {
+                sqlx::query(
+                    "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) VALUES (?, ?, ?, ?)",
+                )
+                .bind(&change.sandbox_id)
+                .bind(event_type)
+                .bind(payload)
+                .bind(created_at_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -386,30 +398,6 @@ impl Store for SqliteStore {
             .bind(sandbox_id)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-
-    async fn append_events(
-        &self,
-        sandbox_id: &str,
-        events: &[(String, String, i64)],
-    ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for (event_type, payload, created_at_ms) in events {
-            sqlx::query(
-                "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) VALUES (?, ?, ?, ?)",
-            )
-            .bind(sandbox_id)
-            .bind(event_type)
-            .bind(payload)
-            .bind(created_at_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! The store contract, run against real SQLite. A second backend runs the
 //! same functions.
 
-use sbx_store::{IdempotentAnswer, ResourceRow, SandboxRecord, SqliteStore, Store, StoreError};
+use sbx_store::{
+    ChangeSet, IdempotentAnswer, ResourceRow, SandboxRecord, SqliteStore, Store, StoreError,
+};
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
     SandboxRecord {
@@ -121,20 +123,25 @@ async fn contract(store: &dyn Store) {
         r#"{"k":"v"}"#
     );
 
-    // Resource writes: the highest version wins whatever the arrival order.
+    // Resource writes: the highest version wins whatever the arrival order,
+    // also within one batch.
+    let changes = |rows: Vec<ResourceRow>| ChangeSet {
+        sandbox_id: "sbx-a".into(),
+        rows,
+        events: Vec::new(),
+    };
     store
-        .save_resources(
-            "sbx-a",
-            &[row("1", Some("{\"v\":2}"), 2), row("2", Some("{}"), 3)],
-        )
+        .save_changes(&[
+            changes(vec![
+                row("1", Some("{\"v\":2}"), 2),
+                row("2", Some("{}"), 3),
+            ]),
+            changes(vec![row("1", Some("{\"v\":1}"), 1)]),
+        ])
         .await
         .unwrap();
     store
-        .save_resources("sbx-a", &[row("1", Some("{\"v\":1}"), 1)])
-        .await
-        .unwrap();
-    store
-        .save_resources("sbx-a", &[row("2", None, 4)])
+        .save_changes(&[changes(vec![row("2", None, 4)])])
         .await
         .unwrap();
     let rows = store.load_resources("sbx-a").await.unwrap();
@@ -147,13 +154,14 @@ async fn contract(store: &dyn Store) {
     assert!(store.load_resources("sbx-a").await.unwrap().is_empty());
 
     store
-        .append_events(
-            "sbx-a",
-            &[
+        .save_changes(&[ChangeSet {
+            sandbox_id: "sbx-a".into(),
+            rows: Vec::new(),
+            events: vec![
                 ("pet.created".into(), "{}".into(), 5),
                 ("pet.sold".into(), "{}".into(), 6),
             ],
-        )
+        }])
         .await
         .unwrap();
     let answer = |fingerprint: &str, at: i64| IdempotentAnswer {

@@ -341,7 +341,9 @@ pub async fn seed(
         changes,
         events: Vec::new(),
     };
-    crate::data_plane::persist(&state, &id, journal).await?;
+    crate::data_plane::persist(&state, &id, journal)
+        .await
+        .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(Seeded { created })))
 }
 

@@ -1,0 +1,69 @@
+//! Group commit: what requests change is written by one task, many
+//! requests per transaction. A request still waits until its own changes are
+//! committed before it is answered, but under load a transaction's cost is
+//! shared by every request that arrived while the previous one was written.
+
+use std::sync::Arc;
+
+use sbx_store::{ChangeSet, Store};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most change sets written in one transaction.
+const MAX_BATCH: usize = 512;
+/// Change sets waiting for the writer before requests wait to queue.
+const QUEUE: usize = 8192;
+
+struct Job {
+    change: ChangeSet,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writing task; it ends when the last `Writer` is dropped.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, queue));
+        Self { jobs }
+    }
+
+    /// Writes `change`, returning once it is committed.
+    pub async fn save(&self, change: ChangeSet) -> Result<(), String> {
+        if change.rows.is_empty() && change.events.is_empty() {
+            return Ok(());
+        }
+        let (done, committed) = oneshot::channel();
+        self.jobs
+            .send(Job { change, done })
+            .await
+            .map_err(|_| "the writer has stopped".to_owned())?;
+        committed
+            .await
+            .unwrap_or_else(|_| Err("the writer has stopped".to_owned()))
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (changes, waiting): (Vec<ChangeSet>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.change, job.done)).unzip();
+        let result = store
+            .save_changes(&changes)
+            .await
+            .map_err(|e| e.to_string());
+        for done in waiting {
+            let _ = done.send(result.clone());
+        }
+    }
+}
