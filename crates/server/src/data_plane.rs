@@ -15,11 +15,12 @@ use sbx_engine::{
     API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Drift, Execution,
     HeaderSource, Journal, Outcome, SandboxContext, SandboxState, Upstream, problem_response,
 };
+use sbx_store::IdempotentAnswer;
 use serde_json::{Map, Value};
 
 use crate::{
     app::AppState,
-    idempotency::{Check, Idempotency},
+    idempotency::{Check, Idempotency, Pending},
     ids::{SandboxId, hash_secret},
     registry::LiveSandbox,
 };
@@ -145,6 +146,9 @@ pub struct Served {
     pub response: Response,
     pub journal: Journal,
     pub drift: Option<Drift>,
+    /// The idempotency key held until the answer is committed, and the
+    /// answer to store for it.
+    pub idempotent: Option<(Pending, Option<IdempotentAnswer>)>,
 }
 
 /// One run of the pipeline; `may_block` on the blocking pool only.
@@ -201,6 +205,7 @@ pub async fn serve(
                 ),
                 journal: Journal::default(),
                 drift: None,
+                idempotent: None,
             };
         }
     };
@@ -220,6 +225,7 @@ pub async fn serve(
                     response,
                     journal: Journal::default(),
                     drift: None,
+                    idempotent: None,
                 };
             }
         },
@@ -252,11 +258,10 @@ pub async fn serve(
     if !chaos.delay.is_zero() {
         tokio::time::sleep(chaos.delay).await;
     }
-    if let (Some(idempotency), Some(pending)) = (idempotency, pending) {
-        idempotency
-            .finish(pending, &outcome, crate::app::now_ms())
-            .await;
-    }
+    let idempotent = pending.map(|pending| {
+        let answer = pending.answer(&outcome, crate::app::now_ms());
+        (pending, answer)
+    });
     let mut response = if chaos.drop {
         dropped()
     } else {
@@ -275,6 +280,7 @@ pub async fn serve(
         response,
         journal: outcome.journal,
         drift: outcome.drift,
+        idempotent,
     }
 }
 
@@ -337,7 +343,9 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             crate::app::now_ms(),
         );
     }
-    if let Err(error) = persist(&state, &sandbox.id, served.journal).await {
+    // The key stays held until its answer is committed with the changes.
+    let (held, answer) = served.idempotent.unzip();
+    if let Err(error) = persist(&state, &sandbox.id, served.journal, answer.flatten()).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(
             503,
@@ -346,12 +354,18 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             "the change was applied in memory but could not be saved; retry the request",
         );
     }
+    drop(held);
     served.response
 }
 
 /// Saves what a request changed (resource rows, emitted events), returning
 /// once it is committed.
-pub async fn persist(state: &AppState, sandbox_id: &str, journal: Journal) -> Result<(), String> {
+pub async fn persist(
+    state: &AppState,
+    sandbox_id: &str,
+    journal: Journal,
+    answer: Option<IdempotentAnswer>,
+) -> Result<(), String> {
     let change = sbx_store::ChangeSet {
         sandbox_id: sandbox_id.to_owned(),
         rows: journal
@@ -371,6 +385,7 @@ pub async fn persist(state: &AppState, sandbox_id: &str, journal: Journal) -> Re
             .into_iter()
             .map(|e| (e.event_type, e.payload.to_string(), e.created_at_ms))
             .collect(),
+        answers: answer.into_iter().collect(),
     };
     state.writer.save(change).await
 }

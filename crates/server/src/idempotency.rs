@@ -177,26 +177,26 @@ impl Idempotency {
             in_flight: self.in_flight.clone(),
         }))
     }
+}
 
-    /// Stores the answer for retries, when the operation answered it (not a
-    /// validation failure, an injected error or a server error).
-    pub async fn finish(&self, pending: Pending, outcome: &Outcome, now_ms: i64) {
+impl Pending {
+    /// The answer to store for retries (written with the request's other
+    /// changes), when the operation answered: not a validation failure, an
+    /// injected error or a server error.
+    pub fn answer(&self, outcome: &Outcome, now_ms: i64) -> Option<IdempotentAnswer> {
         if !outcome.answered || outcome.response.status >= 500 {
-            return;
+            return None;
         }
         let headers =
             serde_json::to_string(&outcome.response.headers).unwrap_or_else(|_| "[]".into());
-        let answer = IdempotentAnswer {
-            key: pending.key.1.clone(),
-            fingerprint: pending.fingerprint.clone(),
+        Some(IdempotentAnswer {
+            key: self.key.1.clone(),
+            fingerprint: self.fingerprint.clone(),
             status: outcome.response.status,
             headers,
             body: outcome.response.body.clone(),
             created_at_ms: now_ms,
-        };
-        if let Err(error) = self.store.put_idempotent(&pending.key.0, &answer).await {
-            tracing::error!(%error, "storing an idempotent answer failed");
-        }
+        })
     }
 }
 

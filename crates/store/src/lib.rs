@@ -86,6 +86,8 @@ pub struct ChangeSet {
     pub sandbox_id: String,
     pub rows: Vec<ResourceRow>,
     pub events: Vec<(String, String, i64)>,
+    /// Answers to replay to retries of idempotent requests.
+    pub answers: Vec<IdempotentAnswer>,
 }
 
 /// An event emitted by a behaviour, bound for the webhook outbox.
@@ -183,12 +185,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError>;
 
-    /// Stores the answer to an idempotent request (first writer wins).
-    async fn put_idempotent(
-        &self,
-        sandbox_id: &str,
-        answer: &IdempotentAnswer,
-    ) -> Result<(), StoreError>;
     async fn get_idempotent(
         &self,
         sandbox_id: &str,

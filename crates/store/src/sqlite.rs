@@ -80,6 +80,28 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Stores an idempotent answer unless one exists for the key (first wins).
+async fn put_answer(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sandbox_id: &str,
+    answer: &IdempotentAnswer,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sandbox_id, key) DO NOTHING",
+    )
+    .bind(sandbox_id)
+    .bind(&answer.key)
+    .bind(&answer.fingerprint)
+    .bind(i64::from(answer.status))
+    .bind(&answer.headers)
+    .bind(&answer.body)
+    .bind(answer.created_at_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_project(
@@ -353,7 +375,7 @@ impl Store for SqliteStore {
     async fn save_changes(&self, batch: &[ChangeSet]) -> Result<(), StoreError> {
         if batch
             .iter()
-            .all(|c| c.rows.is_empty() && c.events.is_empty())
+            .all(|c| c.rows.is_empty() && c.events.is_empty() && c.answers.is_empty())
         {
             return Ok(());
         }
@@ -387,6 +409,9 @@ impl Store for SqliteStore {
                 .bind(created_at_ms)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for answer in &change.answers {
+                put_answer(&mut tx, &change.sandbox_id, answer).await?;
             }
         }
         tx.commit().await?;
@@ -422,27 +447,6 @@ impl Store for SqliteStore {
                 created_at_ms: row.get("created_at_ms"),
             })
             .collect())
-    }
-
-    async fn put_idempotent(
-        &self,
-        sandbox_id: &str,
-        answer: &IdempotentAnswer,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sandbox_id, key) DO NOTHING",
-        )
-        .bind(sandbox_id)
-        .bind(&answer.key)
-        .bind(&answer.fingerprint)
-        .bind(i64::from(answer.status))
-        .bind(&answer.headers)
-        .bind(&answer.body)
-        .bind(answer.created_at_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn get_idempotent(

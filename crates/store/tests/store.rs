@@ -128,7 +128,7 @@ async fn contract(store: &dyn Store) {
     let changes = |rows: Vec<ResourceRow>| ChangeSet {
         sandbox_id: "sbx-a".into(),
         rows,
-        events: Vec::new(),
+        ..ChangeSet::default()
     };
     store
         .save_changes(&[
@@ -161,6 +161,7 @@ async fn contract(store: &dyn Store) {
                 ("pet.created".into(), "{}".into(), 5),
                 ("pet.sold".into(), "{}".into(), 6),
             ],
+            answers: Vec::new(),
         }])
         .await
         .unwrap();
@@ -172,14 +173,14 @@ async fn contract(store: &dyn Store) {
         body: b"{}".to_vec(),
         created_at_ms: at,
     };
-    store
-        .put_idempotent("sbx-a", &answer("f1", 10))
-        .await
-        .unwrap();
-    store
-        .put_idempotent("sbx-a", &answer("f2", 20))
-        .await
-        .unwrap();
+    for (fingerprint, at) in [("f1", 10), ("f2", 20)] {
+        let change = ChangeSet {
+            sandbox_id: "sbx-a".into(),
+            answers: vec![answer(fingerprint, at)],
+            ..ChangeSet::default()
+        };
+        store.save_changes(&[change]).await.unwrap();
+    }
     assert_eq!(
         store.get_idempotent("sbx-a", "k1").await.unwrap(),
         Some(answer("f1", 10)),

@@ -341,7 +341,7 @@ pub async fn seed(
         changes,
         events: Vec::new(),
     };
-    crate::data_plane::persist(&state, &id, journal)
+    crate::data_plane::persist(&state, &id, journal, None)
         .await
         .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(Seeded { created })))
