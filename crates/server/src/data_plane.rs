@@ -139,6 +139,8 @@ pub struct Target {
     /// The sandbox's chaos profile.
     pub chaos: Option<Arc<ChaosSpec>>,
     pub default_scenario: Option<Arc<str>>,
+    /// The sandbox clock when the request arrived.
+    pub now_ms: i64,
 }
 
 /// A response and what its request changed.
@@ -165,7 +167,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool)
         state: &target.state,
         env: &target.env,
         upstream: target.upstream.as_ref(),
-        now_ms: crate::app::now_ms(),
+        now_ms: target.now_ms,
         may_block,
         chaos: target.chaos.as_deref(),
         default_scenario: target.default_scenario.as_deref(),
@@ -212,7 +214,7 @@ pub async fn serve(
     let sandbox_id = HeaderValue::from_str(&target.id).ok();
     let pending = match idempotency {
         Some(idempotency) => match idempotency
-            .check(&target, &parts, &path, &body, crate::app::now_ms())
+            .check(&target, &parts, &path, &body, target.now_ms)
             .await
         {
             Check::Proceed(pending) => pending,
@@ -231,6 +233,7 @@ pub async fn serve(
         },
         None => None,
     };
+    let now_ms = target.now_ms;
     let execution = target.compiled.execution(parts.method.as_str(), &path);
     let mut outcome = match execution {
         Execution::Blocking => Outcome {
@@ -259,7 +262,7 @@ pub async fn serve(
         tokio::time::sleep(chaos.delay).await;
     }
     let idempotent = pending.map(|pending| {
-        let answer = pending.answer(&outcome, crate::app::now_ms());
+        let answer = pending.answer(&outcome, now_ms);
         (pending, answer)
     });
     let mut response = if chaos.drop {
@@ -324,6 +327,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         upstream: Some(state.upstream.clone()),
         chaos: sandbox.chaos().map(|(_, spec)| spec),
         default_scenario: sandbox.scenario(),
+        now_ms: sandbox.now_ms(),
     };
     let served = serve(
         target,

@@ -123,6 +123,8 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         env: "{}".to_owned(),
         chaos: None,
         scenario: None,
+        clock_offset_ms: 0,
+        clock_frozen_ms: None,
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);

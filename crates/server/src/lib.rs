@@ -6,6 +6,7 @@
 //! port 0 and the CLI binds what the user asked for.
 
 mod app;
+mod clock;
 pub mod config;
 mod control;
 mod data_plane;

@@ -82,6 +82,7 @@ pub async fn start_mock(
             upstream: Some(upstream.clone()),
             chaos: None,
             default_scenario: None,
+            now_ms: crate::app::now_ms(),
         };
         async move {
             let path = request.uri().path().to_owned();

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
+    clock::Clock,
     config::Limits,
     error::{ApiError, FieldError},
 };
@@ -39,6 +40,7 @@ pub struct LiveSandbox {
     env: RwLock<Arc<Map<String, Value>>>,
     chaos: RwLock<Option<(String, Arc<ChaosSpec>)>>,
     scenario: RwLock<Option<Arc<str>>>,
+    clock: RwLock<Clock>,
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
@@ -91,6 +93,10 @@ impl LiveSandbox {
             env: RwLock::new(Arc::new(env)),
             chaos: RwLock::new(chaos),
             scenario: RwLock::new(record.scenario.as_deref().map(Arc::from)),
+            clock: RwLock::new(Clock {
+                offset_ms: record.clock_offset_ms,
+                frozen_ms: record.clock_frozen_ms,
+            }),
             seed: seed_from([record.seed.as_bytes()]),
             auth: if record.auth == "none" {
                 AuthMode::None
@@ -132,6 +138,19 @@ impl LiveSandbox {
 
     pub fn set_env(&self, env: Map<String, Value>) {
         *self.env.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(env);
+    }
+
+    pub fn clock(&self) -> Clock {
+        *self.clock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_clock(&self, clock: Clock) {
+        *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
+    }
+
+    /// The sandbox clock's time, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock().now_ms(crate::app::now_ms())
     }
 
     /// The default scenario.

@@ -64,6 +64,10 @@ pub struct SandboxRecord {
     pub chaos: Option<String>,
     /// The default scenario.
     pub scenario: Option<String>,
+    /// The sandbox clock: real time plus this offset…
+    pub clock_offset_ms: i64,
+    /// …or frozen here.
+    pub clock_frozen_ms: Option<i64>,
 }
 
 /// A record a request changed, as persisted.
@@ -165,6 +169,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
         scenario: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Sets a sandbox's clock; false if it does not exist.
+    async fn set_sandbox_clock(
+        &self,
+        id: &str,
+        offset_ms: i64,
+        frozen_ms: Option<i64>,
     ) -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's chaos profile; false if it does not exist.
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;

@@ -73,6 +73,8 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
         env: row.get("env"),
         chaos: row.get("chaos"),
         scenario: row.get("scenario"),
+        clock_offset_ms: row.get("clock_offset_ms"),
+        clock_frozen_ms: row.get("clock_frozen_ms"),
     }
 }
 
@@ -329,6 +331,23 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_sandbox_clock(
+        &self,
+        id: &str,
+        offset_ms: i64,
+        frozen_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE sandboxes SET clock_offset_ms = ?, clock_frozen_ms = ? WHERE id = ?",
+        )
+        .bind(offset_ms)
+        .bind(frozen_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(updated.rows_affected() > 0)
     }
 

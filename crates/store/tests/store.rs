@@ -20,6 +20,8 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         env: "{}".to_owned(),
         chaos: None,
         scenario: None,
+        clock_offset_ms: 0,
+        clock_frozen_ms: None,
     }
 }
 
@@ -98,6 +100,17 @@ async fn contract(store: &dyn Store) {
         Some("error=5%")
     );
     assert!(store.set_sandbox_chaos("sbx-a", None).await.unwrap());
+    assert!(
+        store
+            .set_sandbox_clock("sbx-a", 86_400_000, Some(7))
+            .await
+            .unwrap()
+    );
+    let clocked = store.get_sandbox("sbx-a").await.unwrap().unwrap();
+    assert_eq!(
+        (clocked.clock_offset_ms, clocked.clock_frozen_ms),
+        (86_400_000, Some(7))
+    );
     assert!(
         store
             .set_sandbox_scenario("sbx-a", Some("declined"))

@@ -49,6 +49,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/env", put(sandboxes::put_env))
         .route("/sandboxes/{id}/events", get(sandboxes::events))
         .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
+        .route(
+            "/sandboxes/{id}/clock",
+            get(sandboxes::clock).post(sandboxes::change_clock),
+        )
         .route("/sandboxes/{id}/scenario", put(sandboxes::put_scenario))
         .route(
             "/sandboxes/{id}/chaos",

@@ -31,6 +31,7 @@ impl Modify for AdminToken {
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
         sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
+        sandboxes::clock, sandboxes::change_clock,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

@@ -4,6 +4,7 @@ mod addressing;
 mod auth;
 mod behaviours;
 mod chaos;
+mod clock;
 mod control_plane;
 mod forwarding;
 mod helpers;
