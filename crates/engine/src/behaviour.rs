@@ -301,19 +301,19 @@ fn ordered(call: &Call, status: u16, value: Value) -> Value {
         code: Some(status),
         example: None,
     };
-    let document = &call.revision.response_document;
-    let schema = respond::select(call.operation(), &prefer)
+    let media = respond::select(call.operation(), &prefer)
         .ok()
         .flatten()
         .and_then(|(_, response)| {
-            let media = response
+            response
                 .content
                 .iter()
-                .find(|m| crate::body::is_json(&crate::body::essence(&m.spec.media_type)))?;
-            document.pointer(media.spec.schema_pointer.as_ref()?)
+                .find(|m| crate::body::is_json(&crate::body::essence(&m.spec.media_type)))
         });
-    match schema {
-        Some(schema) => crate::order::by_schema(document, schema, value),
+    match media {
+        Some(media) => media
+            .order_plan(&call.revision.response_document)
+            .apply(value),
         None => value,
     }
 }

@@ -31,8 +31,6 @@ mod script;
 mod state;
 mod stateful;
 mod templates;
-#[cfg(test)]
-mod test_support;
 
 pub use behaviour::{Execution, seed};
 pub use call::{EmittedEvent, Journal};

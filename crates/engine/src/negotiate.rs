@@ -1,19 +1,17 @@
 //! `Accept` negotiation over an operation's declared response media types.
 
-use sbx_spec::MediaTypeSpec;
-
 use crate::body::{essence, is_json, range_covers};
 
 /// The index of the best declared media type for `accept`, `Err` when the
 /// client accepts none of them. Ties go to JSON, then to declaration order.
-pub fn choose(accept: Option<&str>, available: &[MediaTypeSpec]) -> Result<Option<usize>, ()> {
+pub fn choose(accept: Option<&str>, available: &[&str]) -> Result<Option<usize>, ()> {
     if available.is_empty() {
         return Ok(None);
     }
     let json_first = || {
         available
             .iter()
-            .position(|m| is_json(&essence(&m.media_type)))
+            .position(|m| is_json(&essence(m)))
             .unwrap_or(0)
     };
     let ranges: Vec<(String, f32)> = match accept {
@@ -23,7 +21,7 @@ pub fn choose(accept: Option<&str>, available: &[MediaTypeSpec]) -> Result<Optio
     };
     let mut best: Option<(usize, f32, bool)> = None;
     for (index, media) in available.iter().enumerate() {
-        let declared = essence(&media.media_type);
+        let declared = essence(media);
         let quality = ranges
             .iter()
             .filter(|(range, _)| range_covers(range, &declared) || range_covers(&declared, range))
@@ -76,11 +74,10 @@ pub fn concrete(declared: &str, accept: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::media;
 
     #[test]
     fn picks_by_quality_then_json() {
-        let both = media(&["application/xml", "application/json"]);
+        let both = ["application/xml", "application/json"];
         assert_eq!(choose(None, &both), Ok(Some(1)));
         assert_eq!(choose(Some("application/xml"), &both), Ok(Some(0)));
         assert_eq!(
@@ -90,7 +87,7 @@ mod tests {
         assert_eq!(choose(Some("*/*"), &both), Ok(Some(1)));
         assert_eq!(choose(Some("text/html"), &both), Err(()));
         assert_eq!(
-            choose(Some("application/json;q=0"), &media(&["application/json"])),
+            choose(Some("application/json;q=0"), &["application/json"]),
             Err(())
         );
     }

@@ -1,76 +1,104 @@
 //! Member order of a behaviour's JSON answer. Script values pass through
 //! Rhai maps, which order members by name; answers read better (and match
 //! the spec's examples) with members in the order the schema declares them.
+//! The order is planned once per response schema and applied per answer.
 
 use serde_json::{Map, Value};
 
 use crate::resources::properties;
 
-/// Nesting followed; deeper values keep their order.
-const MAX_DEPTH: usize = 32;
+/// Nesting planned; deeper values keep their order.
+const MAX_DEPTH: usize = 8;
+/// Plan nodes per schema (recursive schemas stop growing here).
+const NODE_BUDGET: usize = 2_000;
 
-/// `value` with object members in the order of `schema`'s properties
-/// (undeclared members after them, as they were).
-pub fn by_schema(document: &Value, schema: &Value, value: Value) -> Value {
-    reorder(document, schema, value, 0)
+/// How to order a value of one schema.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Declared members in order, with the plan of each.
+    members: Vec<(String, Plan)>,
+    /// The plan of array items.
+    items: Option<Box<Plan>>,
+    /// `oneOf`/`anyOf` branches: the one declaring most members applies.
+    branches: Vec<Plan>,
 }
 
-fn reorder(document: &Value, schema: &Value, value: Value, depth: usize) -> Value {
-    let Some(schema) = sbx_spec::pointer::follow(document, schema) else {
-        return value;
-    };
-    if depth >= MAX_DEPTH {
-        return value;
+impl Plan {
+    pub fn new(document: &Value, schema: &Value) -> Self {
+        let mut budget = NODE_BUDGET;
+        build(document, schema, 0, &mut budget)
     }
-    match value {
-        Value::Object(mut members) => {
-            let schema = branch(document, schema, &members);
-            let declared = properties(document, schema);
-            if declared.is_empty() {
-                return Value::Object(members);
-            }
-            let mut ordered = Map::with_capacity(members.len());
-            for (name, member_schema) in declared {
-                if let Some(member) = members.remove(name) {
-                    ordered.insert(
-                        name.to_owned(),
-                        reorder(document, member_schema, member, depth + 1),
-                    );
+
+    /// `value` with object members in the planned order (undeclared
+    /// members after them, as they were).
+    pub fn apply(&self, value: Value) -> Value {
+        match value {
+            Value::Object(members) => {
+                let plan = self.branch(&members);
+                if plan.members.is_empty() {
+                    return Value::Object(members);
                 }
+                let mut members = members;
+                let mut ordered = Map::with_capacity(members.len());
+                for (name, member_plan) in &plan.members {
+                    if let Some(member) = members.remove(name) {
+                        ordered.insert(name.clone(), member_plan.apply(member));
+                    }
+                }
+                ordered.extend(members);
+                Value::Object(ordered)
             }
-            ordered.extend(members);
-            Value::Object(ordered)
+            Value::Array(items) => match &self.items {
+                Some(plan) => {
+                    Value::Array(items.into_iter().map(|item| plan.apply(item)).collect())
+                }
+                None => Value::Array(items),
+            },
+            other => other,
         }
-        Value::Array(items) => match schema.get("items") {
-            Some(item_schema) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| reorder(document, item_schema, item, depth + 1))
-                    .collect(),
-            ),
-            None => Value::Array(items),
-        },
-        other => other,
+    }
+
+    fn branch(&self, members: &Map<String, Value>) -> &Plan {
+        let covered = |plan: &Plan| {
+            plan.members
+                .iter()
+                .filter(|(name, _)| members.contains_key(name))
+                .count()
+        };
+        self.branches
+            .iter()
+            .max_by_key(|plan| covered(plan))
+            .filter(|plan| covered(plan) > covered(self))
+            .unwrap_or(self)
     }
 }
 
-/// For `oneOf`/`anyOf`, the branch declaring most of `members`.
-fn branch<'a>(document: &'a Value, schema: &'a Value, members: &Map<String, Value>) -> &'a Value {
+fn build(document: &Value, schema: &Value, depth: usize, budget: &mut usize) -> Plan {
+    let Some(schema) = sbx_spec::pointer::follow(document, schema) else {
+        return Plan::default();
+    };
+    if depth >= MAX_DEPTH || *budget == 0 {
+        return Plan::default();
+    }
+    *budget -= 1;
+    let members = properties(document, schema)
+        .into_iter()
+        .map(|(name, member)| (name.to_owned(), build(document, member, depth + 1, budget)))
+        .collect();
+    let items = schema
+        .get("items")
+        .map(|items| Box::new(build(document, items, depth + 1, budget)));
     let branches = ["oneOf", "anyOf"]
         .iter()
         .filter_map(|k| schema.get(*k).and_then(Value::as_array))
         .flatten()
-        .filter_map(|b| sbx_spec::pointer::follow(document, b));
-    let covered = |b: &Value| {
-        properties(document, b)
-            .iter()
-            .filter(|(name, _)| members.contains_key(*name))
-            .count()
-    };
-    branches
-        .max_by_key(|b| covered(b))
-        .filter(|b| covered(b) > 0)
-        .unwrap_or(schema)
+        .map(|branch| build(document, branch, depth + 1, budget))
+        .collect();
+    Plan {
+        members,
+        items,
+        branches,
+    }
 }
 
 #[cfg(test)]
@@ -86,17 +114,31 @@ mod tests {
         let schema = json!({"allOf": [{"$ref": "#/components/schemas/Base"}],
                             "properties": {"tags": {"items": {"properties": {"z": {}, "a": {}}}}}});
         let value = json!({"extra": 1, "tags": [{"a": 1, "z": 2}], "name": "n", "id": 7});
+        let ordered = Plan::new(&document, &schema).apply(value);
+        assert_eq!(
+            serde_json::to_string(&ordered).unwrap(),
+            r#"{"id":7,"name":"n","tags":[{"z":2,"a":1}],"extra":1}"#
+        );
         let one_of =
             json!({"oneOf": [{"properties": {"q": {}}}, {"properties": {"type": {}, "b": {}}}]});
-        let picked = by_schema(&document, &one_of, json!({"b": 1, "type": "x"}));
+        let picked = Plan::new(&document, &one_of).apply(json!({"b": 1, "type": "x"}));
         assert_eq!(
             serde_json::to_string(&picked).unwrap(),
             r#"{"type":"x","b":1}"#
         );
-        let ordered = by_schema(&document, &schema, value);
+    }
+
+    #[test]
+    fn recursive_schemas_plan_within_a_budget() {
+        let document = json!({"components": {"schemas": {"Node": {"properties": {
+            "a": {"$ref": "#/components/schemas/Node"}, "b": {"$ref": "#/components/schemas/Node"},
+            "c": {"$ref": "#/components/schemas/Node"}}}}}});
+        let schema = json!({"$ref": "#/components/schemas/Node"});
+        let plan = Plan::new(&document, &schema);
+        let ordered = plan.apply(json!({"c": 1, "a": {"c": 2, "b": 3}}));
         assert_eq!(
             serde_json::to_string(&ordered).unwrap(),
-            r#"{"id":7,"name":"n","tags":[{"z":2,"a":1}],"extra":1}"#
+            r#"{"a":{"b":3,"c":2},"c":1}"#
         );
     }
 }

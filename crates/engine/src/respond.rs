@@ -165,9 +165,12 @@ pub fn render(
             value: None,
         });
     };
-    let media_specs: Vec<_> = declared.content.iter().map(|m| m.spec.clone()).collect();
-    let chosen = negotiate::choose(exchange.accept, &media_specs).map_err(|()| {
-        let available: Vec<&str> = media_specs.iter().map(|m| m.media_type.as_str()).collect();
+    let available: Vec<&str> = declared
+        .content
+        .iter()
+        .map(|m| m.spec.media_type.as_str())
+        .collect();
+    let chosen = negotiate::choose(exchange.accept, &available).map_err(|()| {
         problem_response(
             406,
             "not-acceptable",
@@ -181,12 +184,17 @@ pub fn render(
         )
     })?;
     let mut headers = Vec::new();
-    let seed = response_seed(seed, operation, status, exchange.path_params);
+    // Hashed only when something is synthesized.
+    let sandbox_seed = seed;
+    let seed = std::cell::OnceCell::new();
+    let seed = || {
+        *seed.get_or_init(|| response_seed(sandbox_seed, operation, status, exchange.path_params))
+    };
     for header in &declared.headers {
         let Some(pointer) = &header.schema_pointer else {
             continue;
         };
-        let header_seed = synth::seed_from([&seed.to_le_bytes()[..], header.name.as_bytes()]);
+        let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
         let value = revision.synthesized.get_or_insert_with(header_seed, || {
             synth::synthesize_valid(
                 &revision.response_document,
@@ -238,7 +246,7 @@ pub fn render(
             Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
             None => media.spec.schema_pointer.as_ref().map(|pointer| {
                 let media_seed =
-                    synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
+                    synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
                 revision.synthesized.get_or_insert_with(media_seed, || {
                     synth::synthesize_valid(
                         &revision.response_document,

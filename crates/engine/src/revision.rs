@@ -73,6 +73,22 @@ pub struct CompiledMedia {
     pub validator: LazyValidator,
     /// The schema with its top-level `$ref` resolved (form field coercion).
     pub schema: Value,
+    /// Member order of behaviours' bodies, planned on first use.
+    order: OnceLock<crate::order::Plan>,
+}
+
+impl CompiledMedia {
+    /// The member order of this media type's schema.
+    pub fn order_plan(&self, document: &Value) -> &crate::order::Plan {
+        self.order.get_or_init(|| {
+            self.spec
+                .schema_pointer
+                .as_ref()
+                .and_then(|p| document.pointer(p))
+                .map(|schema| crate::order::Plan::new(document, schema))
+                .unwrap_or_default()
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -169,6 +185,7 @@ impl CompiledRevision {
                     validator: compile(&media.schema_pointer, Direction::Request),
                     schema: resolved(&media.schema_pointer),
                     spec: media.clone(),
+                    order: OnceLock::new(),
                 })
                 .collect();
             let responses = operation
@@ -182,6 +199,7 @@ impl CompiledRevision {
                             validator: compile(&media.schema_pointer, Direction::Response),
                             schema: Value::Null,
                             spec: media.clone(),
+                            order: OnceLock::new(),
                         })
                         .collect(),
                     headers: response
