@@ -435,6 +435,30 @@ fn register(engine: &mut Engine) {
     register_data_api(engine);
 }
 
+/// Stores a record for the data API; the stored value back.
+fn store(
+    call: &Call,
+    name: &str,
+    id: &str,
+    scope: &str,
+    seq: Option<u64>,
+    value: Value,
+) -> Fallible {
+    let record = call
+        .sandbox
+        .state
+        .put(
+            name,
+            id,
+            scope,
+            seq,
+            value,
+            &mut call.journal.borrow_mut().changes,
+        )
+        .map_err(|full| runtime(full.to_string()))?;
+    to_dynamic(&record.value.value)
+}
+
 fn register_data_api(engine: &mut Engine) {
     engine.register_fn("get", |name: &str, id: Dynamic| -> Fallible {
         let call = host()?;
@@ -491,19 +515,7 @@ fn register_data_api(engine: &mut Engine) {
                 stateful::id_text(&id)
             }
         };
-        let record = call
-            .sandbox
-            .state
-            .put(
-                name,
-                &id,
-                "",
-                None,
-                value,
-                &mut call.journal.borrow_mut().changes,
-            )
-            .map_err(|full| runtime(full.to_string()))?;
-        to_dynamic(&record.value.value)
+        store(&call, name, &id, "", None, value)
     });
     engine.register_fn(
         "update",
@@ -515,19 +527,7 @@ fn register_data_api(engine: &mut Engine) {
                 return Ok(Dynamic::UNIT);
             };
             let value = stateful::merged(&record.value.value, Some(&to_value(&patch)?), true);
-            let record = call
-                .sandbox
-                .state
-                .put(
-                    name,
-                    &id,
-                    &record.scope,
-                    Some(record.seq),
-                    value,
-                    &mut call.journal.borrow_mut().changes,
-                )
-                .map_err(|full| runtime(full.to_string()))?;
-            to_dynamic(&record.value.value)
+            store(&call, name, &id, &record.scope, Some(record.seq), value)
         },
     );
     engine.register_fn(

@@ -153,6 +153,22 @@ pub struct Served {
     pub idempotent: Option<(Pending, Option<IdempotentAnswer>)>,
 }
 
+/// The engine's view of a request.
+pub(crate) fn engine_request<'a>(
+    parts: &'a Parts,
+    path: &'a str,
+    headers: &'a EngineHeaders<'a>,
+    body: &'a [u8],
+) -> sbx_engine::Request<'a> {
+    sbx_engine::Request {
+        method: parts.method.as_str(),
+        path,
+        query: parts.uri.query(),
+        headers,
+        body,
+    }
+}
+
 /// One run of the pipeline; `may_block` on the blocking pool only.
 fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool) -> Outcome {
     let key_matches = |key: &str| match &target.keys {
@@ -173,13 +189,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool)
         default_scenario: target.default_scenario.as_deref(),
     };
     let headers = EngineHeaders(&parts.headers);
-    let request = sbx_engine::Request {
-        method: parts.method.as_str(),
-        path,
-        query: parts.uri.query(),
-        headers: &headers,
-        body,
-    };
+    let request = engine_request(parts, path, &headers, body);
     sbx_engine::handle(&target.compiled, &context, &request)
 }
 

@@ -14,7 +14,7 @@ use sbx_engine::{Outcome, Response, problem_response};
 use sbx_store::{IdempotentAnswer, Store};
 use sha2::{Digest, Sha256};
 
-use crate::data_plane::{EngineHeaders, Target};
+use crate::data_plane::{EngineHeaders, Target, engine_request};
 
 /// How long an answer is replayed.
 pub const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -76,13 +76,7 @@ fn error(
     reason: &str,
 ) -> Response {
     let headers = EngineHeaders(&parts.headers);
-    let request = sbx_engine::Request {
-        method: parts.method.as_str(),
-        path,
-        query: parts.uri.query(),
-        headers: &headers,
-        body: b"",
-    };
+    let request = engine_request(parts, path, &headers, b"");
     sbx_engine::declared_error_for(&target.compiled, target.seed, &request, &[status], reason)
         .unwrap_or_else(|| problem_response(status, slug, "Idempotency error", reason, None))
 }
