@@ -210,9 +210,11 @@ impl CompiledBehaviours {
         }
     }
 
-    /// Whether `operation` needs the request headers (scripts, forwarding).
+    /// Whether `operation` needs the request headers (scripts, forwarding,
+    /// scenario rules).
     pub fn reads_headers(&self, operation: usize) -> bool {
         self.execution(operation) != Execution::Inline
+            || !self.scenarios.by_operation[operation].is_empty()
     }
 
     /// Whether the answer without a script writes records or calls out.

@@ -103,6 +103,19 @@ async fn scenarios_are_selected_by_header_rule_state_and_default() {
         "an operation without scenarios has none to name"
     );
 
+    // Rules may read headers too.
+    let mut project = payments_project("beta");
+    project["scenarios"]["beta"] = json!({"getAccount": {"beta_only": {
+        "status": 403, "message": "beta", "when": "req.headers[\"x-beta\"] == \"1\""}}});
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+    let beta = app
+        .create_sandbox(json!({"project": "beta", "auth": "none"}))
+        .await;
+    let gold = beta.url("/accounts/acct_demo_gold");
+    assert_eq!(send(client.get(&gold).header("x-beta", "1")).await.0, 403);
+    assert_eq!(send(client.get(&gold)).await.0, 200);
+
     // Record state: the frozen fixture account.
     let (status, frozen) = send(client.get(sandbox.url("/accounts/acct_demo_frozen"))).await;
     assert_eq!(status, 403, "{frozen}");
