@@ -325,7 +325,7 @@ pub fn unknown(call_operation: &str, name: &str, known: &[ScenarioSummary]) -> R
 }
 
 /// The record the operation addresses, if it is bound to one.
-fn addressed_record(call: &Call) -> Option<Value> {
+fn addressed_record(call: &Call) -> Option<crate::state::Record> {
     let binding = call.revision.behaviours.resources.bindings[call.operation].as_ref()?;
     let param = binding.id_param.as_ref()?;
     let (_, id) = call
@@ -333,7 +333,7 @@ fn addressed_record(call: &Call) -> Option<Value> {
         .into_iter()
         .find(|(n, _)| n == param)?;
     let collection = &call.revision.behaviours.resources.collections[binding.collection].name;
-    Some(call.sandbox.state.get(collection, &id)?.value.value.clone())
+    call.sandbox.state.get(collection, &id)
 }
 
 /// Picks the scenario for `call`: the header, then request rules, then
@@ -359,22 +359,21 @@ pub fn select(
         return Ok(None);
     }
     let scripts = &behaviours.scripts;
-    if scenarios.iter().any(|s| s.when.is_some()) {
-        let _entered_req = crate::script::request_dynamic(call).ok();
-        if let Some(req) = _entered_req {
-            for (index, scenario) in scenarios.iter().enumerate() {
-                if let Some(rule) = &scenario.when
-                    && scripts.condition_holds(rule, req.clone(), rhai::Dynamic::UNIT)
-                {
-                    return Ok(Some(index));
-                }
+    if scenarios.iter().any(|s| s.when.is_some())
+        && let Ok(req) = crate::script::request_dynamic(call)
+    {
+        for (index, scenario) in scenarios.iter().enumerate() {
+            if let Some(rule) = &scenario.when
+                && scripts.condition_holds(rule, req.clone(), rhai::Dynamic::UNIT)
+            {
+                return Ok(Some(index));
             }
         }
     }
     if scenarios.iter().any(|s| s.when_state.is_some())
         && let Some(record) = addressed_record(call)
-        && let Ok(record) = rhai::serde::to_dynamic(&record)
     {
+        let record = crate::script::dynamic_of(&record.value.value);
         for (index, scenario) in scenarios.iter().enumerate() {
             if let Some(rule) = &scenario.when_state
                 && scripts.condition_holds(rule, rhai::Dynamic::UNIT, record.clone())

@@ -197,7 +197,28 @@ fn host() -> Result<Rc<Call>, Box<EvalAltResult>> {
 }
 
 fn to_dynamic(value: &Value) -> Fallible {
-    rhai::serde::to_dynamic(value)
+    Ok(dynamic_of(value))
+}
+
+/// A JSON value as a Rhai value, built directly (serde's generic path
+/// costs more than most scripts take to run).
+pub(crate) fn dynamic_of(value: &Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => Dynamic::from(s.clone()),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(dynamic_of).collect()),
+        Value::Object(members) => Dynamic::from_map(
+            members
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), dynamic_of(v)))
+                .collect(),
+        ),
+    }
 }
 
 fn to_value(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
