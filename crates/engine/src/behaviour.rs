@@ -170,6 +170,29 @@ impl CompiledBehaviours {
                 scripts: &scripts,
                 templates: &templates,
                 resources: &resources,
+                document: &model.document,
+                request_schemas: inputs
+                    .operations
+                    .iter()
+                    .map(|o| {
+                        let media = o.request_content.iter().find(|m| {
+                            crate::body::is_json(&crate::body::essence(&m.spec.media_type))
+                        })?;
+                        model.document.pointer(media.spec.schema_pointer.as_ref()?)
+                    })
+                    .collect(),
+                record_schemas: resources
+                    .bindings
+                    .iter()
+                    .map(|b| {
+                        let media = fixtures::record_media(
+                            inputs.operations,
+                            &resources,
+                            b.as_ref()?.collection,
+                        )?;
+                        model.document.pointer(media.spec.schema_pointer.as_ref()?)
+                    })
+                    .collect(),
             },
             &mut problems,
         );

@@ -130,6 +130,76 @@ pub struct ScenarioInputs<'a> {
     pub scripts: &'a Scripts,
     pub templates: &'a Templates,
     pub resources: &'a Resources,
+    pub document: &'a Value,
+    /// Per operation: the JSON request body's schema.
+    pub request_schemas: Vec<Option<&'a Value>>,
+    /// Per operation: the schema of the record it addresses.
+    pub record_schemas: Vec<Option<&'a Value>>,
+}
+
+/// Checks the member chains a rule reads (`req.body.a.b`, `record.status`)
+/// against the schema they read from; free-form objects are not checked.
+fn check_members(
+    rule: &str,
+    root: &str,
+    document: &Value,
+    schema: Option<&Value>,
+) -> Result<(), String> {
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    let pattern = format!(
+        r"\b{}((?:\??\.[A-Za-z_][A-Za-z0-9_]*)+)",
+        regex::escape(root)
+    );
+    let Ok(chains) = regex::Regex::new(&pattern) else {
+        return Ok(());
+    };
+    for found in chains.captures_iter(rule) {
+        let mut current = schema;
+        let mut path = root.to_owned();
+        for member in found[1]
+            .split('.')
+            .map(|m| m.trim_end_matches('?'))
+            .filter(|m| !m.is_empty())
+        {
+            let declared = declared_members(document, current);
+            if declared.is_empty() {
+                break;
+            }
+            let Some((_, next)) = declared.iter().find(|(name, _)| *name == member) else {
+                let names: Vec<&str> = declared.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "{path} has no member {member:?}; it has {}",
+                    names.join(", ")
+                ));
+            };
+            path = format!("{path}.{member}");
+            current = next;
+        }
+    }
+    Ok(())
+}
+
+/// Members a schema declares, its `allOf`, `oneOf` and `anyOf` parts included.
+fn declared_members<'a>(document: &'a Value, schema: &'a Value) -> Vec<(&'a str, &'a Value)> {
+    let Some(schema) = sbx_spec::pointer::follow(document, schema) else {
+        return Vec::new();
+    };
+    let mut members = crate::resources::properties(document, schema);
+    for key in ["oneOf", "anyOf"] {
+        for branch in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(branch) = sbx_spec::pointer::follow(document, branch) {
+                members.extend(crate::resources::properties(document, branch));
+            }
+        }
+    }
+    members
 }
 
 impl Scenarios {
@@ -281,6 +351,24 @@ fn compile_one(
         };
     let when = condition(&spec.when, "/when")?;
     let when_state = condition(&spec.when_state, "/when_state")?;
+    if let Some(rule) = &spec.when {
+        check_members(
+            rule,
+            "req.body",
+            inputs.document,
+            inputs.request_schemas[operation],
+        )
+        .map_err(|e| ("/when".to_owned(), e))?;
+    }
+    if let Some(rule) = &spec.when_state {
+        check_members(
+            rule,
+            "record",
+            inputs.document,
+            inputs.record_schemas[operation],
+        )
+        .map_err(|e| ("/when_state".to_owned(), e))?;
+    }
     let addresses_record = inputs.resources.bindings[operation]
         .as_ref()
         .is_some_and(|b| b.id_param.is_some());

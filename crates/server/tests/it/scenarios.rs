@@ -231,6 +231,19 @@ async fn invalid_scenario_packs_are_rejected_with_their_location() {
             json!({"getBalance": {"x": {"status": 403, "when_state": "record.status == 1"}}}),
             "/getBalance/x",
         ),
+        // Rules on members the schema does not declare.
+        (
+            json!({"createPayment": {"x": {"status": 402, "when": "req.body.amout > 5"}}}),
+            "/createPayment/x/when",
+        ),
+        (
+            json!({"createPayment": {"x": {"status": 402, "when": "req.body?.payment_method.numbr == \"1\""}}}),
+            "/createPayment/x/when",
+        ),
+        (
+            json!({"getAccount": {"x": {"status": 403, "when_state": "record.state == \"frozen\""}}}),
+            "/getAccount/x/when_state",
+        ),
     ];
     for (pack, pointer) in cases {
         let mut project = payments_project("payments");
