@@ -32,7 +32,7 @@ mod state;
 mod stateful;
 mod templates;
 
-pub use behaviour::{Execution, seed};
+pub use behaviour::seed;
 pub use call::{EmittedEvent, Journal};
 pub use chaos::{ChaosEffect, ChaosSpec};
 pub use drift::Drift;

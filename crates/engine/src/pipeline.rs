@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use crate::{
     HeaderSource,
     auth::{self, AuthOutcome},
-    behaviour, body,
+    behaviour::{self, Execution},
+    body,
     call::{Call, CallRequest, CallSandbox, Journal},
     chaos::{ChaosEffect, ChaosSpec},
     drift::{self, Drift},
@@ -160,6 +161,19 @@ pub fn handle(
         }
     };
     let operation = &revision.operations[operation_index];
+    if !context.may_block && revision.behaviours.execution(operation_index) == Execution::Blocking {
+        return Outcome {
+            yielded: true,
+            ..problem_response(
+                503,
+                "yielded",
+                "Run again",
+                "forwarding runs where it may block",
+                None,
+            )
+            .into()
+        };
+    }
     let chaos = match request.headers.get("x-chaos") {
         Some(header) => match ChaosSpec::parse(header) {
             Ok(spec) => Some(spec),

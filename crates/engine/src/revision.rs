@@ -11,10 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    behaviour::{BehaviourInputs, CompiledBehaviours, Execution},
+    behaviour::{BehaviourInputs, CompiledBehaviours},
     cache::SynthCache,
     project::{FileProblem, ProjectFiles},
-    router::{RouteMatch, Router},
+    router::Router,
     script::ScriptLimits,
 };
 
@@ -244,14 +244,6 @@ impl CompiledRevision {
             behaviours,
             model,
         })
-    }
-
-    /// Where a request should run (see [`Execution`]).
-    pub fn execution(&self, method: &str, path: &str) -> Execution {
-        match self.router.at(method, path) {
-            RouteMatch::Found { operation, .. } => self.behaviours.execution(operation),
-            _ => Execution::Inline,
-        }
     }
 
     pub fn summaries(&self) -> Vec<OperationSummary> {

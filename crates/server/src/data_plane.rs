@@ -12,8 +12,8 @@ use axum::{
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Drift, Execution,
-    HeaderSource, Journal, Outcome, SandboxContext, SandboxState, Upstream, problem_response,
+    API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Drift, HeaderSource,
+    Journal, Outcome, SandboxContext, SandboxState, Upstream, problem_response,
 };
 use sbx_store::IdempotentAnswer;
 use serde_json::{Map, Value};
@@ -244,14 +244,9 @@ pub async fn serve(
         None => None,
     };
     let now_ms = target.now_ms;
-    let execution = target.compiled.execution(parts.method.as_str(), &path);
-    let mut outcome = match execution {
-        Execution::Blocking => Outcome {
-            yielded: true,
-            ..Outcome::from(problem_response(503, "yielded", "Run again", "", None))
-        },
-        Execution::Inline | Execution::TryInline => run(&target, &parts, &path, &body, false),
-    };
+    // Every request starts on the worker; the engine yields the ones that
+    // must block (forwarding, long or writing scripts) right where it knows.
+    let mut outcome = run(&target, &parts, &path, &body, false);
     if outcome.yielded {
         outcome = tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body, true))
             .await
