@@ -186,11 +186,14 @@ impl Call {
         self.request
             .path_params
             .iter()
-            .map(|(name, value)| {
-                let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-                (name.clone(), decoded.into_owned())
-            })
+            .map(|(name, value)| (name.clone(), decode(value)))
             .collect()
+    }
+
+    /// One path parameter, percent-decoded.
+    pub fn path_param(&self, name: &str) -> Option<String> {
+        let (_, value) = self.request.path_params.iter().find(|(n, _)| n == name)?;
+        Some(decode(value))
     }
 
     /// The name of the scenario selected for this request.
@@ -225,6 +228,12 @@ impl Call {
             created_at_ms: self.sandbox.now_ms,
         });
     }
+}
+
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 thread_local! {

@@ -413,15 +413,11 @@ pub fn unknown(call_operation: &str, name: &str, known: &[ScenarioSummary]) -> R
 }
 
 /// The record the operation addresses, if it is bound to one.
-fn addressed_record(call: &Call) -> Option<crate::state::Record> {
+fn addressed_record(call: &Call) -> Option<(&str, crate::state::Record)> {
     let binding = call.revision.behaviours.resources.bindings[call.operation].as_ref()?;
-    let param = binding.id_param.as_ref()?;
-    let (_, id) = call
-        .decoded_path_params()
-        .into_iter()
-        .find(|(n, _)| n == param)?;
+    let id = call.path_param(binding.id_param.as_ref()?)?;
     let collection = &call.revision.behaviours.resources.collections[binding.collection].name;
-    call.sandbox.state.get(collection, &id)
+    Some((collection, call.sandbox.state.get(collection, &id)?))
 }
 
 /// Picks the scenario for `call`: the header, then request rules, then
@@ -461,7 +457,7 @@ pub fn select(
     if scenarios.iter().any(|s| s.when_state.is_some())
         && let Some(record) = addressed_record(call)
     {
-        let record = crate::script::dynamic_of(&record.value.value);
+        let record = crate::script::dynamic_of(&record.1.value.value);
         for (index, scenario) in scenarios.iter().enumerate() {
             if let Some(rule) = &scenario.when_state
                 && scripts.condition_holds(rule, rhai::Dynamic::UNIT, record.clone())
@@ -517,31 +513,20 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
         Body::Spec => call.render(&prefer, BodySource::Default)?,
     };
     if let Some(patch) = &scenario.set
-        && let Some(binding) = call.revision.behaviours.resources.bindings[call.operation].as_ref()
-        && let Some(param) = &binding.id_param
-        && let Some((_, id)) = call
-            .decoded_path_params()
-            .into_iter()
-            .find(|(n, _)| n == param)
+        && let Some((collection, record)) = addressed_record(call)
     {
-        let collection = &call.revision.behaviours.resources.collections[binding.collection].name;
-        if let Some(record) = call.sandbox.state.get(collection, &id) {
-            let value = crate::stateful::merged(
-                &record.value.value,
-                Some(&Value::Object(patch.clone())),
-                true,
-            );
-            let mut journal = call.journal.borrow_mut();
-            // A full sandbox keeps the record as it was; the answer still goes out.
-            let _ = call.sandbox.state.put(
-                collection,
-                &id,
-                &record.scope,
-                Some(record.seq),
-                value,
-                &mut journal.changes,
-            );
-        }
+        let patch = Value::Object(patch.clone());
+        let value = crate::stateful::merged(&record.value.value, Some(&patch), true);
+        let mut journal = call.journal.borrow_mut();
+        // A full sandbox keeps the record as it was; the answer still goes out.
+        let _ = call.sandbox.state.put(
+            collection,
+            &record.id,
+            &record.scope,
+            Some(record.seq),
+            value,
+            &mut journal.changes,
+        );
     }
     let body = rendered
         .value

@@ -21,11 +21,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     let revision = &call.revision;
     let spec = &revision.behaviours.resources.collections[binding.collection];
     let scope = scope_of(call, binding);
-    let id = binding
-        .id_param
-        .as_ref()
-        .and_then(|p| call.request.path_params.iter().find(|(n, _)| n == p))
-        .map(|(_, v)| decode(v));
+    let id = binding.id_param.as_ref().and_then(|p| call.path_param(p));
     match (binding.action, id) {
         (Action::Create, _) => create(call, spec, &scope, call.request.body.clone()),
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
@@ -78,18 +74,11 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     }
 }
 
-fn decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 fn scope_of(call: &Call, binding: &Binding) -> String {
     binding
         .scope_params
         .iter()
-        .filter_map(|p| call.request.path_params.iter().find(|(n, _)| n == p))
-        .map(|(_, v)| decode(v))
+        .filter_map(|p| call.path_param(p))
         .collect::<Vec<_>>()
         .join("/")
 }
