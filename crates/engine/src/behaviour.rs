@@ -2,7 +2,7 @@
 //! forward rule, a stateful collection or a template — compiled once per
 //! revision, chosen per request.
 
-use std::{rc::Rc, sync::Arc};
+use std::{collections::BTreeMap, rc::Rc, sync::Arc};
 
 use sbx_spec::{ApiModel, synth::PatternCache};
 use serde_json::{Map, Value};
@@ -12,6 +12,7 @@ use crate::{
     cache::Synthesized,
     call::Call,
     fixtures::{self, RecordMaker},
+    lifecycle::Lifecycles,
     problem::problem_response,
     project::{FileProblem, ForwardRule, ProjectFiles, ProjectSettings},
     resources::{self, Resources},
@@ -53,6 +54,9 @@ pub struct CompiledBehaviours {
     pub templates: Templates,
     pub fixtures: Vec<FixtureRecord>,
     pub scenarios: Scenarios,
+    /// `jobs/<name>.rhai`, run by scheduled jobs.
+    pub job_scripts: BTreeMap<String, Script>,
+    pub lifecycles: Lifecycles,
 }
 
 /// What compiling behaviours needs of the revision.
@@ -91,8 +95,13 @@ impl CompiledBehaviours {
                 )),
             }
         }
-        let (scripts, compiled) =
-            Scripts::compile(inputs.limits, &files.modules, &sources, &mut problems);
+        let (scripts, compiled, job_scripts) = Scripts::compile(
+            inputs.limits,
+            &files.modules,
+            &sources,
+            &files.jobs,
+            &mut problems,
+        );
         let mut behaviour_scripts: Vec<Option<Script>> =
             model.operations.iter().map(|_| None).collect();
         for (index, script) in compiled {
@@ -141,9 +150,22 @@ impl CompiledBehaviours {
             &fixture_names,
             &mut problems,
         );
+        let operation_paths: Vec<(&str, &str)> = model
+            .operations
+            .iter()
+            .map(|o| (o.id.as_str(), o.path.as_str()))
+            .collect();
+        let lifecycles = Lifecycles::compile(
+            &files.lifecycles,
+            &operation_paths,
+            &resources,
+            &|collection| record_members(inputs, &resources, collection),
+            &mut problems,
+        );
         let fixtures = fixtures::compile(
             &files.fixtures,
             &resources,
+            &lifecycles,
             inputs.operations,
             |media| RecordMaker {
                 document: inputs.response_document,
@@ -169,6 +191,7 @@ impl CompiledBehaviours {
                     .collect(),
                 scripts: &scripts,
                 templates: &templates,
+                jobs: &job_scripts,
                 resources: &resources,
                 document: &model.document,
                 request_schemas: inputs
@@ -210,6 +233,8 @@ impl CompiledBehaviours {
             operation_templates,
             templates,
             fixtures,
+            job_scripts,
+            lifecycles,
         })
     }
 
@@ -220,6 +245,7 @@ impl CompiledBehaviours {
             || self.forwards[operation].is_some()
             || self.resources.bindings[operation].is_some()
             || self.operation_templates[operation].is_some()
+            || self.lifecycles.by_operation[operation].is_some()
     }
 
     /// Where a request for `operation` should run.
@@ -252,6 +278,34 @@ impl CompiledBehaviours {
                     !matches!(b.action, resources::Action::Get | resources::Action::List)
                 })
     }
+}
+
+/// The members of a collection's records (with their `enum`, if any), as
+/// its record schema declares them; `None` when it has no schema.
+fn record_members(
+    inputs: &BehaviourInputs<'_>,
+    resources: &Resources,
+    collection: usize,
+) -> Option<Vec<(String, Option<Vec<Value>>)>> {
+    let media = fixtures::record_media(inputs.operations, resources, collection)?;
+    let document = &inputs.model.document;
+    let schema = document.pointer(media.spec.schema_pointer.as_ref()?)?;
+    let members = resources::properties(document, schema);
+    if members.is_empty() {
+        return None;
+    }
+    Some(
+        members
+            .into_iter()
+            .map(|(name, schema)| {
+                let allowed = sbx_spec::pointer::follow(document, schema)
+                    .and_then(|s| s.get("enum"))
+                    .and_then(Value::as_array)
+                    .cloned();
+                (name.to_owned(), allowed)
+            })
+            .collect(),
+    )
 }
 
 /// The answer without a script: forward, stateful, template, or the spec's.
@@ -426,6 +480,7 @@ pub fn seed(
     sandbox_seed: u64,
     state: &SandboxState,
     records: &Map<String, Value>,
+    now_ms: i64,
 ) -> Result<Vec<ResourceChange>, Vec<FileProblem>> {
     let resources = &revision.behaviours.resources;
     let mut problems = Vec::new();
@@ -462,8 +517,25 @@ pub fn seed(
             };
             seq += 1;
             next_int += 1;
-            match maker.make(spec, &id, record) {
-                Ok(value) => prepared.push((collection.clone(), stateful::id_text(&id), value)),
+            let mut record = record.clone();
+            if let Err((member, message)) =
+                fixtures::start_state(&revision.behaviours.lifecycles, collection, &mut record)
+            {
+                problems.push(
+                    FileProblem::new(&file, message)
+                        .pointer(sbx_spec::pointer::join(&format!("/{i}"), &member)),
+                );
+                continue;
+            }
+            match maker.make(spec, &id, &record) {
+                Ok((mut value, relative)) => {
+                    for date in relative {
+                        if let Some(slot) = value.pointer_mut(&date.pointer) {
+                            *slot = date.resolve(now_ms);
+                        }
+                    }
+                    prepared.push((collection.clone(), stateful::id_text(&id), value))
+                }
                 Err(message) => {
                     problems.push(FileProblem::new(&file, message).pointer(format!("/{i}")))
                 }

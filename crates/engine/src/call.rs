@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     forward::Upstream,
+    jobs::{JobAction, MAX_JOBS_PER_CALL, ScheduledJob},
     respond::{self, BodySource, Exchange, Prefer, Rendered},
     revision::{CompiledOperation, CompiledRevision},
     state::{ResourceChange, SandboxState},
@@ -26,11 +27,28 @@ pub struct EmittedEvent {
     pub created_at_ms: i64,
 }
 
-/// What a request changed, for the server to persist.
+/// A record's move from one lifecycle state to another, for its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub collection: String,
+    pub id: String,
+    /// `None`: the record was created in `to`.
+    pub from: Option<String>,
+    pub to: String,
+    /// Sandbox time of the change.
+    pub at_ms: i64,
+    /// What made it: `operation createPayment`, `scenario card_declined`,
+    /// `after P2D`, `job settle`.
+    pub cause: String,
+}
+
+/// What a request or job changed, for the server to persist.
 #[derive(Debug, Default)]
 pub struct Journal {
     pub changes: Vec<ResourceChange>,
     pub events: Vec<EmittedEvent>,
+    pub jobs: Vec<ScheduledJob>,
+    pub transitions: Vec<StateChange>,
 }
 
 pub struct Call {
@@ -45,6 +63,9 @@ pub struct Call {
     pub yielded: Cell<bool>,
     /// The scenario selected for this request (an index into the operation's).
     pub scenario: Cell<Option<usize>>,
+    /// Set for a scheduled job (which has no operation and no real
+    /// request): what it is, as history names causes.
+    pub job: Option<String>,
     /// Seed of this request's random draws (`uuid()`, new ids), made on first use.
     entropy: std::cell::OnceCell<u64>,
     draws: Cell<u64>,
@@ -95,9 +116,75 @@ impl Call {
             halted: RefCell::default(),
             yielded: Cell::new(false),
             scenario: Cell::new(None),
+            job: None,
             entropy: std::cell::OnceCell::new(),
             draws: Cell::new(0),
         }
+    }
+
+    /// A call for a scheduled job: `request` carries its id and payload
+    /// (which seed its random draws); request helpers refuse to run.
+    pub fn for_job(
+        revision: Arc<CompiledRevision>,
+        sandbox: CallSandbox,
+        request: CallRequest,
+        job: String,
+    ) -> Self {
+        Self {
+            job: Some(job),
+            ..Self::new(revision, 0, sandbox, request)
+        }
+    }
+
+    /// What is making changes, as a record's history names it.
+    pub fn cause(&self) -> String {
+        if let Some(job) = &self.job {
+            return job.clone();
+        }
+        let operation = &self.operation().operation.id;
+        match self.scenario_name() {
+            Some(scenario) => format!("scenario {scenario} ({operation})"),
+            None => format!("operation {operation}"),
+        }
+    }
+
+    /// Schedules `action` at `when` (an ISO 8601 duration from now, or an
+    /// RFC 3339 instant) on the sandbox clock; the job's id.
+    pub fn schedule(
+        &self,
+        when: &str,
+        action: JobAction,
+        payload: Value,
+    ) -> Result<String, String> {
+        let due_ms = crate::clock::resolve_when(self.sandbox.now_ms, when)?;
+        let mut journal = self.journal.borrow_mut();
+        if journal.jobs.len() >= MAX_JOBS_PER_CALL {
+            return Err(format!(
+                "one request or job may schedule at most {MAX_JOBS_PER_CALL} jobs"
+            ));
+        }
+        let id = format!("job_{}", sbx_spec::synth::alphanumeric(14, self.draw()));
+        journal.jobs.push(ScheduledJob {
+            id: id.clone(),
+            due_ms,
+            action,
+            payload,
+            scheduled_at_ms: self.sandbox.now_ms,
+        });
+        Ok(id)
+    }
+
+    /// Notes a lifecycle state change for the record's history.
+    pub fn record_transition(&self, collection: &str, id: &str, from: Option<String>, to: &str) {
+        let cause = self.cause();
+        self.journal.borrow_mut().transitions.push(StateChange {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            from,
+            to: to.to_owned(),
+            at_ms: self.sandbox.now_ms,
+            cause,
+        });
     }
 
     pub fn operation(&self) -> &CompiledOperation {
@@ -212,13 +299,7 @@ impl Call {
     }
 
     pub fn now_rfc3339(&self) -> String {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.sandbox.now_ms) * 1_000_000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
+        crate::clock::rfc3339(self.sandbox.now_ms)
     }
 
     pub fn emit(&self, event_type: String, payload: Value) {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     cache::Synthesized,
+    lifecycle::Lifecycles,
     project::FileProblem,
     resources::{Action, CollectionSpec, IdKind, Resources},
     revision::{CompiledMedia, CompiledOperation},
@@ -53,13 +54,101 @@ pub struct RecordMaker<'a> {
     pub media: Option<&'a CompiledMedia>,
 }
 
+/// A fixture date written relative to the sandbox clock (`now - P3D`),
+/// resolved when a sandbox is seeded so that fixtures never rot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelativeDate {
+    /// Where in the record.
+    pub pointer: String,
+    /// `-1` (before now), `0` (now) or `1` (after).
+    pub sign: i8,
+    pub duration: String,
+    /// An integer member holds Unix seconds; otherwise RFC 3339 text.
+    pub unix_seconds: bool,
+}
+
+impl RelativeDate {
+    /// `now`, `now - P3D`, `now + PT2H`: `(sign, duration)`.
+    fn parse(text: &str) -> Option<Result<(i8, String), String>> {
+        let rest = text.trim().strip_prefix("now")?;
+        let rest = rest.trim_start();
+        if rest.is_empty() {
+            return Some(Ok((0, String::new())));
+        }
+        let (sign, duration) = match rest.split_at(1) {
+            ("-", d) => (-1, d.trim()),
+            ("+", d) => (1, d.trim()),
+            _ => return None,
+        };
+        Some(
+            crate::clock::add_duration(0, duration)
+                .map(|_| (sign, duration.to_owned()))
+                .map_err(|e| format!("{text:?}: {e}")),
+        )
+    }
+
+    /// The value at `seeded_at_ms` (sandbox clock).
+    pub fn resolve(&self, seeded_at_ms: i64) -> Value {
+        let at = match self.sign {
+            0 => Ok(seeded_at_ms),
+            s if s < 0 => crate::clock::sub_duration(seeded_at_ms, &self.duration),
+            _ => crate::clock::add_duration(seeded_at_ms, &self.duration),
+        }
+        .unwrap_or(seeded_at_ms);
+        if self.unix_seconds {
+            Value::from(at.div_euclid(1000))
+        } else {
+            Value::String(crate::clock::rfc3339(at))
+        }
+    }
+}
+
+/// Replaces relative dates in `given` by a stand-in of the right type
+/// (the type the synthesized `base` has there), noting where they were.
+fn take_relative_dates(
+    given: &mut Value,
+    base: &Value,
+    pointer: &str,
+    found: &mut Vec<RelativeDate>,
+) -> Result<(), String> {
+    match given {
+        Value::String(text) => {
+            if let Some(parsed) = RelativeDate::parse(text) {
+                let (sign, duration) = parsed?;
+                let unix_seconds = base.pointer(pointer).is_some_and(Value::is_number);
+                let date = RelativeDate {
+                    pointer: pointer.to_owned(),
+                    sign,
+                    duration,
+                    unix_seconds,
+                };
+                *given = date.resolve(0);
+                found.push(date);
+            }
+        }
+        Value::Object(map) => {
+            for (key, value) in map {
+                take_relative_dates(value, base, &sbx_spec::pointer::join(pointer, key), found)?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, value) in items.iter_mut().enumerate() {
+                take_relative_dates(value, base, &format!("{pointer}/{i}"), found)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl RecordMaker<'_> {
+    /// The record, and the relative dates to resolve per sandbox.
     pub fn make(
         &self,
         spec: &CollectionSpec,
         id: &Value,
         given: &Map<String, Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<(Value, Vec<RelativeDate>), String> {
         let seed = synth::seed_from([spec.name.as_bytes(), stateful::id_text(id).as_bytes()]);
         let base = self
             .media
@@ -78,7 +167,10 @@ impl RecordMaker<'_> {
             })
             .filter(Value::is_object)
             .unwrap_or_else(|| Value::Object(Map::new()));
-        let mut value = stateful::merged(&base, Some(&Value::Object(given.clone())), false);
+        let mut given = Value::Object(given.clone());
+        let mut relative = Vec::new();
+        take_relative_dates(&mut given, &base, "", &mut relative)?;
+        let mut value = stateful::merged(&base, Some(&given), false);
         stateful::set_id(
             &mut value,
             spec,
@@ -102,7 +194,43 @@ impl RecordMaker<'_> {
                 .collect();
             return Err(format!("does not match the spec: {}", text.join("; ")));
         }
-        Ok(value)
+        Ok((value, relative))
+    }
+}
+
+/// Puts a record of a collection under a lifecycle in its initial state
+/// unless it names a state; a state not declared is `(member, message)`.
+pub fn start_state(
+    lifecycles: &Lifecycles,
+    collection: &str,
+    record: &mut Map<String, Value>,
+) -> Result<(), (String, String)> {
+    let Some(lifecycle) = lifecycles.of(collection) else {
+        return Ok(());
+    };
+    match record.get(&lifecycle.field) {
+        None => {
+            record.insert(
+                lifecycle.field.clone(),
+                Value::String(lifecycle.initial.clone()),
+            );
+            Ok(())
+        }
+        Some(state)
+            if lifecycle
+                .states
+                .iter()
+                .any(|s| Some(s.as_str()) == state.as_str()) =>
+        {
+            Ok(())
+        }
+        Some(state) => Err((
+            lifecycle.field.clone(),
+            format!(
+                "{state} is not a state of the {collection} lifecycle; states: {}",
+                lifecycle.states.join(", ")
+            ),
+        )),
     }
 }
 
@@ -133,6 +261,7 @@ fn fixture_id(
 pub fn compile<'a>(
     files: &std::collections::BTreeMap<String, Value>,
     resources: &Resources,
+    lifecycles: &Lifecycles,
     operations: &'a [CompiledOperation],
     maker: impl Fn(Option<&'a CompiledMedia>) -> RecordMaker<'a>,
     problems: &mut Vec<FileProblem>,
@@ -182,12 +311,21 @@ pub fn compile<'a>(
                 continue;
             };
             let id = fixture_id(spec, record, key, position);
-            match maker.make(spec, &id, record) {
-                Ok(value) => records.push(FixtureRecord {
+            let mut record = record.clone();
+            if let Err((member, message)) = start_state(lifecycles, collection, &mut record) {
+                problems.push(
+                    FileProblem::new(&file, message)
+                        .pointer(sbx_spec::pointer::join(&pointer, &member)),
+                );
+                continue;
+            }
+            match maker.make(spec, &id, &record) {
+                Ok((value, relative)) => records.push(FixtureRecord {
                     collection: collection.clone(),
                     id: stateful::id_text(&id),
                     seq: position as u64,
                     value: Arc::new(Synthesized::new(value)),
+                    relative,
                 }),
                 Err(message) => problems.push(FileProblem::new(&file, message).pointer(pointer)),
             }

@@ -13,13 +13,14 @@ use crate::{
     chaos::{ChaosEffect, ChaosSpec},
     drift::{self, Drift},
     forward::Upstream,
+    lifecycle::{self, Lifecycle, Refused, Transition},
     params,
     problem::problem_response,
     respond::{self, BodySource, Exchange, declared_error},
     revision::{CompiledOperation, CompiledRevision},
     router::RouteMatch,
     scenarios,
-    state::SandboxState,
+    state::{Record, SandboxState},
 };
 
 /// Whether a sandbox enforces the spec's security schemes.
@@ -397,7 +398,70 @@ pub fn declared_error_for(
 }
 
 /// Runs the operation's behaviour and checks its answer against the spec.
+/// The lifecycle transition `call`'s operation triggers (`on:`), with the
+/// record it moves, when that record exists.
+fn triggered(call: &Call) -> Option<(&Lifecycle, &Transition, Record)> {
+    let lifecycles = &call.revision.behaviours.lifecycles;
+    let (lifecycle, transition, param) = lifecycles.by_operation.get(call.operation)?.as_ref()?;
+    let lifecycle = &lifecycles.all[*lifecycle];
+    let record = call
+        .sandbox
+        .state
+        .get(&lifecycle.collection, &call.path_param(param)?)?;
+    Some((lifecycle, &lifecycle.transitions[*transition], record))
+}
+
+/// Moves the record `call` triggered a transition of, after a successful
+/// answer, and shows the new state in the answer when it is the record.
+fn make_transition(
+    call: &Call,
+    (lifecycle, transition, record): (&Lifecycle, &Transition, Record),
+    response: &mut Response,
+) -> Result<(), Response> {
+    // The behaviour may have moved it already.
+    let Some(current) = call.sandbox.state.get(&lifecycle.collection, &record.id) else {
+        return Ok(());
+    };
+    if lifecycle.state_of(&current.value.value) != lifecycle.state_of(&record.value.value) {
+        return Ok(());
+    }
+    let mut value = current.value.value.clone();
+    let to = Value::String(transition.to.clone());
+    if let Some(object) = value.as_object_mut() {
+        object.insert(lifecycle.field.clone(), to.clone());
+    }
+    lifecycle::write(
+        call,
+        &lifecycle.collection,
+        &record.id,
+        &record.scope,
+        Some(record.seq),
+        value,
+    )
+    .map_err(|refused| refused.response(call))?;
+    if let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&response.body)
+        && body.contains_key(&lifecycle.field)
+        && body
+            .values()
+            .any(|v| v.as_str() == Some(record.id.as_str()))
+    {
+        body.insert(lifecycle.field.clone(), to);
+        response.body = Value::Object(body).to_string().into_bytes();
+    }
+    Ok(())
+}
+
 fn run_behaviour(call: &Rc<Call>) -> Outcome {
+    let trigger = triggered(call);
+    if let Some((lifecycle, transition, record)) = &trigger
+        && let Err(disallowed) = lifecycle.check(
+            &record.id,
+            lifecycle.state_of(&record.value.value),
+            &transition.to,
+        )
+    {
+        return Outcome::from(Refused::Disallowed(disallowed).response(call));
+    }
     let answer = behaviour::answer(call);
     if call.yielded.get() {
         return Outcome {
@@ -423,6 +487,12 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         Err(response) => (response, None),
     };
     let mut response = response;
+    if let Some(trigger) = trigger
+        && (200..300).contains(&response.status)
+        && let Err(refused) = make_transition(call, trigger, &mut response)
+    {
+        response = refused;
+    }
     if let Some(drift) = &drift {
         if call.revision.behaviours.settings.strict_responses {
             response = drift.response();

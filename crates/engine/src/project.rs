@@ -34,6 +34,10 @@ pub struct ProjectFiles {
     /// Scenario packs by name (`scenarios/<pack>.yaml`): operation id →
     /// scenario name → outcome.
     pub scenarios: BTreeMap<String, Value>,
+    /// Rhai source by job name (`jobs/<name>.rhai`), run by `schedule()`.
+    pub jobs: BTreeMap<String, String>,
+    /// State machines by collection (`lifecycles/<collection>.yaml`).
+    pub lifecycles: BTreeMap<String, Value>,
 }
 
 impl ProjectFiles {
@@ -149,6 +153,8 @@ pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
         "templates",
         "fixtures",
         "scenarios",
+        "jobs",
+        "lifecycles",
     ] {
         let Ok(listing) = std::fs::read_dir(dir.join(folder)) else {
             continue;
@@ -204,28 +210,30 @@ pub fn from_sources<'a>(
         let (folder, name) = path.split_once('/').unwrap_or(("", path));
         let stem = |extension: &str| name.strip_suffix(extension).map(str::to_owned);
         match folder {
-            "behaviours" | "modules" => match stem(".rhai") {
-                Some(stem) if folder == "behaviours" => {
-                    files.behaviours.insert(stem, text.to_owned());
-                }
+            "behaviours" | "modules" | "jobs" => match stem(".rhai") {
                 Some(stem) => {
-                    files.modules.insert(stem, text.to_owned());
+                    let target = match folder {
+                        "behaviours" => &mut files.behaviours,
+                        "modules" => &mut files.modules,
+                        _ => &mut files.jobs,
+                    };
+                    target.insert(stem, text.to_owned());
                 }
                 None => problems.push(FileProblem::new(path, "scripts must end in .rhai")),
             },
             "templates" => {
                 files.templates.insert(name.to_owned(), text.to_owned());
             }
-            "fixtures" | "scenarios" => match stem(".yaml")
+            "fixtures" | "scenarios" | "lifecycles" => match stem(".yaml")
                 .or_else(|| stem(".yml"))
                 .or_else(|| stem(".json"))
             {
                 Some(name) => {
                     if let Some(value) = parse_data(path, text, &mut problems) {
-                        let target = if folder == "fixtures" {
-                            &mut files.fixtures
-                        } else {
-                            &mut files.scenarios
+                        let target = match folder {
+                            "fixtures" => &mut files.fixtures,
+                            "scenarios" => &mut files.scenarios,
+                            _ => &mut files.lifecycles,
                         };
                         target.insert(name, value);
                     }

@@ -13,6 +13,7 @@ use crate::{
     Response,
     cache::Synthesized,
     call::Call,
+    jobs::JobAction,
     project::FileProblem,
     resources::Resources,
     respond::{BodySource, Prefer, Rendered},
@@ -56,6 +57,26 @@ struct OutcomeSpec {
     /// Events emitted: `{type, payload?}` (the answer's body by default).
     #[serde(default)]
     emit: Vec<EmitSpec>,
+    /// Jobs left on the sandbox clock.
+    #[serde(default)]
+    schedule: Vec<ScheduleSpec>,
+}
+
+/// `{after, job | emit | set, payload?}`: run `jobs/<job>.rhai`, emit an
+/// event, or merge `set` into the record addressed, `after` from now.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleSpec {
+    after: String,
+    #[serde(default)]
+    job: Option<String>,
+    #[serde(default)]
+    emit: Option<String>,
+    #[serde(default)]
+    set: Option<Map<String, Value>>,
+    /// The job's or event's payload; the answer's body by default.
+    #[serde(default)]
+    payload: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +109,7 @@ pub struct Scenario {
     when_state: Option<AST>,
     set: Option<Map<String, Value>>,
     emit: Vec<EmitSpec>,
+    schedule: Vec<ScheduleSpec>,
 }
 
 impl Scenario {
@@ -129,6 +151,7 @@ pub struct ScenarioInputs<'a> {
     pub examples: Vec<Vec<&'a str>>,
     pub scripts: &'a Scripts,
     pub templates: &'a Templates,
+    pub jobs: &'a BTreeMap<String, crate::script::Script>,
     pub resources: &'a Resources,
     pub document: &'a Value,
     /// Per operation: the JSON request body's schema.
@@ -372,6 +395,36 @@ fn compile_one(
     let addresses_record = inputs.resources.bindings[operation]
         .as_ref()
         .is_some_and(|b| b.id_param.is_some());
+    for (i, job) in spec.schedule.iter().enumerate() {
+        let at = format!("/schedule/{i}");
+        crate::clock::add_duration(0, &job.after).map_err(|e| (format!("{at}/after"), e))?;
+        let kinds = [job.job.is_some(), job.emit.is_some(), job.set.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err((at, "give exactly one of job, emit, set".into()));
+        }
+        if let Some(name) = &job.job
+            && !inputs.jobs.contains_key(name)
+        {
+            let names: Vec<&str> = inputs.jobs.keys().map(String::as_str).collect();
+            return Err((
+                format!("{at}/job"),
+                format!(
+                    "no job {name:?} (jobs/{name}.rhai); jobs: {}",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
+        if job.set.is_some() && !addresses_record {
+            return Err((
+                format!("{at}/set"),
+                "set needs an operation that addresses a stored record".into(),
+            ));
+        }
+    }
     if (when_state.is_some() || spec.set.is_some()) && !addresses_record {
         return Err((String::new(), "when_state and set need an operation that addresses a stored record (e.g. GET /accounts/{id})".into()));
     }
@@ -390,7 +443,18 @@ fn compile_one(
         when_state,
         set: spec.set,
         emit: spec.emit,
+        schedule: spec.schedule,
     })
+}
+
+fn scheduling_failed(message: &str) -> Response {
+    crate::problem::problem_response(
+        500,
+        "scenario-schedule",
+        "Scenario could not schedule",
+        message,
+        None,
+    )
 }
 
 /// Why a request names a scenario that does not exist.
@@ -503,7 +567,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
         Body::Message(message) => Rendered {
             response: crate::stateful::error(
                 call,
-                scenario.status,
+                &[scenario.status],
                 message,
                 "scenario",
                 "Scenario",
@@ -512,21 +576,26 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
         },
         Body::Spec => call.render(&prefer, BodySource::Default)?,
     };
+    let addressed = addressed_record(call);
     if let Some(patch) = &scenario.set
-        && let Some((collection, record)) = addressed_record(call)
+        && let Some((collection, record)) = &addressed
     {
         let patch = Value::Object(patch.clone());
         let value = crate::stateful::merged(&record.value.value, Some(&patch), true);
-        let mut journal = call.journal.borrow_mut();
-        // A full sandbox keeps the record as it was; the answer still goes out.
-        let _ = call.sandbox.state.put(
+        match crate::lifecycle::write(
+            call,
             collection,
             &record.id,
             &record.scope,
             Some(record.seq),
             value,
-            &mut journal.changes,
-        );
+        ) {
+            Err(refused @ crate::lifecycle::Refused::Disallowed(_)) => {
+                return Err(refused.response(call));
+            }
+            // A full sandbox keeps the record as it was; the answer still goes out.
+            Err(crate::lifecycle::Refused::Full(_)) | Ok(_) => {}
+        }
     }
     let body = rendered
         .value
@@ -538,6 +607,27 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
             event.event_type.clone(),
             event.payload.clone().unwrap_or_else(|| body.clone()),
         );
+    }
+    for job in &scenario.schedule {
+        let payload = job.payload.clone().unwrap_or_else(|| body.clone());
+        let action = match (&job.job, &job.emit, &job.set, &addressed) {
+            (Some(name), ..) => JobAction::Script { name: name.clone() },
+            (_, Some(event_type), ..) => JobAction::Emit {
+                event_type: event_type.clone(),
+            },
+            (_, _, Some(patch), Some((collection, record))) => {
+                let action = JobAction::Update {
+                    collection: (*collection).to_owned(),
+                    id: record.id.clone(),
+                };
+                call.schedule(&job.after, action, Value::Object(patch.clone()))
+                    .map_err(|m| scheduling_failed(&m))?;
+                continue;
+            }
+            _ => continue,
+        };
+        call.schedule(&job.after, action, payload)
+            .map_err(|m| scheduling_failed(&m))?;
     }
     for (name, value) in &scenario.headers {
         rendered.response.headers.retain(|(n, _)| n != name);

@@ -20,6 +20,8 @@ use crate::{
     Response,
     call::{self, Call},
     forward,
+    jobs::{JobAction, ScheduledJob},
+    lifecycle::Refused,
     problem::problem_response,
     project::{FileProblem, ForwardRule},
     resources::{CollectionSpec, IdKind},
@@ -111,6 +113,19 @@ pub struct ScriptError {
     pub message: String,
 }
 
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
 impl ScriptError {
     pub fn response(&self) -> Response {
         let (slug, title) = if self.limit.is_some() {
@@ -118,16 +133,11 @@ impl ScriptError {
         } else {
             ("script-error", "Script failed")
         };
-        let at = match (self.line, self.column) {
-            (Some(line), Some(column)) => format!("{}:{line}:{column}", self.file),
-            (Some(line), None) => format!("{}:{line}", self.file),
-            _ => self.file.clone(),
-        };
         problem_response(
             500,
             slug,
             title,
-            &format!("{at}: {}", self.message),
+            &self.to_string(),
             Some(json!({
                 "script": self.file,
                 "line": self.line,
@@ -194,6 +204,17 @@ fn runtime(message: impl Into<String>) -> Box<EvalAltResult> {
 
 fn host() -> Result<Rc<Call>, Box<EvalAltResult>> {
     call::current().ok_or_else(|| runtime("helpers are available only while serving a request"))
+}
+
+/// The call, for helpers that answer a request (jobs have none).
+fn request_host(helper: &str) -> Result<Rc<Call>, Box<EvalAltResult>> {
+    let call = host()?;
+    if call.job.is_some() {
+        return Err(runtime(format!(
+            "{helper}() answers a request; a job has none (use the data API, emit and schedule)"
+        )));
+    }
+    Ok(call)
 }
 
 fn to_dynamic(value: &Value) -> Fallible {
@@ -271,17 +292,24 @@ fn halt(call: &Call, response: Response) -> Box<EvalAltResult> {
 
 fn fail(status: i64, body: Dynamic, headers: Dynamic) -> Fallible {
     let call = host()?;
+    if call.job.is_some() {
+        // In a job, `fail` fails the job with its message.
+        return Err(runtime(format!(
+            "fail({status}): {}",
+            text_of(&to_value(&body)?)
+        )));
+    }
     let status = u16::try_from(status)
         .ok()
         .filter(|s| (100..=599).contains(s))
         .ok_or_else(|| runtime(format!("fail(): {status} is not an HTTP status")))?;
     let mut response = match to_value(&body)? {
         Value::String(reason) => {
-            stateful::error(&call, status, &reason, "failed", "Request failed")
+            stateful::error(&call, &[status], &reason, "failed", "Request failed")
         }
         Value::Null => stateful::error(
             &call,
-            status,
+            &[status],
             "failed by the behaviour",
             "failed",
             "Request failed",
@@ -315,7 +343,7 @@ pub fn json_response(status: u16, value: &Value) -> Response {
 }
 
 fn template(name: &str, context: Dynamic) -> Fallible {
-    let call = host()?;
+    let call = request_host("template")?;
     let extra = to_map(&context)?;
     let context = crate::templates::context(&call, Some(&extra));
     let value = call
@@ -328,7 +356,7 @@ fn template(name: &str, context: Dynamic) -> Fallible {
 }
 
 fn example(name: &str) -> Fallible {
-    let call = host()?;
+    let call = request_host("example")?;
     let found = call
         .operation()
         .responses
@@ -347,7 +375,7 @@ fn example(name: &str) -> Fallible {
 }
 
 fn synth(status: Option<i64>) -> Fallible {
-    let call = host()?;
+    let call = request_host("synth")?;
     let prefer = respond::Prefer {
         code: status.and_then(|s| u16::try_from(s).ok()),
         example: None,
@@ -363,7 +391,7 @@ fn synth(status: Option<i64>) -> Fallible {
 }
 
 fn proceed() -> Fallible {
-    let call = host()?;
+    let call = request_host("proceed")?;
     if call.revision.behaviours.default_may_block(call.operation) {
         blocking_allowed(&call)?;
     }
@@ -374,7 +402,7 @@ fn proceed() -> Fallible {
 }
 
 fn forward_with(target: Option<Dynamic>) -> Fallible {
-    let call = host()?;
+    let call = request_host("forward")?;
     blocking_allowed(&call)?;
     let configured = call.revision.behaviours.forwards[call.operation].clone();
     let rule = match target.map(|t| to_value(&t)).transpose()? {
@@ -454,9 +482,97 @@ fn register(engine: &mut Engine) {
         },
     );
     register_data_api(engine);
+    register_scheduling(engine);
 }
 
-/// Stores a record for the data API; the stored value back.
+/// `schedule(when, job, payload)` and friends: `when` is an ISO 8601
+/// duration from now (`P2D`) or an RFC 3339 instant; each returns the job id.
+fn register_scheduling(engine: &mut Engine) {
+    fn schedule(when: &str, action: JobAction, payload: &Dynamic) -> Fallible {
+        let call = host()?;
+        let payload = if payload.is_unit() {
+            Value::Null
+        } else {
+            to_value(payload)?
+        };
+        call.schedule(when, action, payload)
+            .map(Dynamic::from)
+            .map_err(runtime)
+    }
+    let job = |when: &str, name: &str, payload: Dynamic| -> Fallible {
+        let call = host()?;
+        if !call.revision.behaviours.job_scripts.contains_key(name) {
+            let names: Vec<&str> = call
+                .revision
+                .behaviours
+                .job_scripts
+                .keys()
+                .map(String::as_str)
+                .collect();
+            return Err(runtime(format!(
+                "schedule(): no job {name:?} (jobs/{name}.rhai); jobs: {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        let action = JobAction::Script {
+            name: name.to_owned(),
+        };
+        schedule(when, action, &payload)
+    };
+    engine.register_fn("schedule", move |when: &str, name: &str| {
+        job(when, name, Dynamic::UNIT)
+    });
+    engine.register_fn("schedule", job);
+    engine.register_fn(
+        "schedule_emit",
+        |when: &str, event_type: &str, payload: Dynamic| -> Fallible {
+            let action = JobAction::Emit {
+                event_type: event_type.to_owned(),
+            };
+            schedule(when, action, &payload)
+        },
+    );
+    engine.register_fn(
+        "schedule_update",
+        |when: &str, name: &str, id: Dynamic, patch: Dynamic| -> Fallible {
+            let action = JobAction::Update {
+                collection: name.to_owned(),
+                id: id_of(&id)?,
+            };
+            schedule(when, action, &patch)
+        },
+    );
+    engine.register_fn(
+        "transition",
+        |name: &str, id: Dynamic, to: &str| -> Fallible {
+            let call = host()?;
+            blocking_allowed(&call)?;
+            let id = id_of(&id)?;
+            let lifecycle = call
+                .revision
+                .behaviours
+                .lifecycles
+                .of(name)
+                .ok_or_else(|| runtime(format!("transition(): {name} has no lifecycle")))?;
+            let record =
+                call.sandbox.state.get(name, &id).ok_or_else(|| {
+                    runtime(format!("transition(): no {name} record has id {id:?}"))
+                })?;
+            let mut value = record.value.value.clone();
+            if let Some(object) = value.as_object_mut() {
+                object.insert(lifecycle.field.clone(), Value::String(to.to_owned()));
+            }
+            store(&call, name, &id, &record.scope, Some(record.seq), value)
+        },
+    );
+}
+
+/// Stores a record for the data API; the stored value back. A transition
+/// its lifecycle forbids ends a request with the spec's 409 (a job fails).
 fn store(
     call: &Call,
     name: &str,
@@ -465,19 +581,13 @@ fn store(
     seq: Option<u64>,
     value: Value,
 ) -> Fallible {
-    let record = call
-        .sandbox
-        .state
-        .put(
-            name,
-            id,
-            scope,
-            seq,
-            value,
-            &mut call.journal.borrow_mut().changes,
-        )
-        .map_err(|full| runtime(full.to_string()))?;
-    to_dynamic(&record.value.value)
+    match crate::lifecycle::write(call, name, id, scope, seq, value) {
+        Ok(record) => to_dynamic(&record.value.value),
+        Err(refused @ Refused::Disallowed(_)) if call.job.is_none() => {
+            Err(halt(call, refused.response(call)))
+        }
+        Err(refused) => Err(runtime(refused.into_message())),
+    }
 }
 
 fn register_data_api(engine: &mut Engine) {
@@ -662,8 +772,9 @@ impl Scripts {
         limits: &ScriptLimits,
         modules: &BTreeMap<String, String>,
         behaviours: &[(usize, String, &str)],
+        jobs: &BTreeMap<String, String>,
         problems: &mut Vec<FileProblem>,
-    ) -> (Self, Vec<(usize, Script)>) {
+    ) -> (Self, Vec<(usize, Script)>, BTreeMap<String, Script>) {
         let mut engine = Engine::new();
         engine.set_max_operations(limits.max_operations);
         engine.set_max_call_levels(limits.max_call_depth);
@@ -717,27 +828,84 @@ impl Scripts {
             }
         }
         engine.set_module_resolver(resolver);
-        let mut scripts = Vec::new();
-        for (operation, id, source) in behaviours {
-            let file = format!("behaviours/{id}.rhai");
-            match engine.compile(source) {
-                Ok(mut ast) => {
-                    ast.set_source(file.clone());
-                    scripts.push((*operation, Script { file, ast }));
-                }
-                Err(error) => {
-                    let (line, column) = position(error.1);
-                    problems.push(FileProblem::new(file, error.0.to_string()).at(line, column));
-                }
+        let mut compile_file = |file: String, source: &str| match engine.compile(source) {
+            Ok(mut ast) => {
+                ast.set_source(file.clone());
+                Some(Script { file, ast })
             }
-        }
+            Err(error) => {
+                let (line, column) = position(error.1);
+                problems.push(FileProblem::new(file, error.0.to_string()).at(line, column));
+                None
+            }
+        };
+        let scripts = behaviours
+            .iter()
+            .filter_map(|(operation, id, source)| {
+                Some((
+                    *operation,
+                    compile_file(format!("behaviours/{id}.rhai"), source)?,
+                ))
+            })
+            .collect();
+        let job_scripts = jobs
+            .iter()
+            .filter_map(|(name, source)| {
+                Some((
+                    name.clone(),
+                    compile_file(format!("jobs/{name}.rhai"), source)?,
+                ))
+            })
+            .collect();
         (
             Self {
                 engine,
                 limits: limits.clone(),
             },
             scripts,
+            job_scripts,
         )
+    }
+
+    /// Runs a job script: `job` (`id`, `name`, `payload`, `due_at`,
+    /// `scheduled_at`) and `payload` in scope, the clock at its due time.
+    pub fn run_job(
+        &self,
+        call: &Rc<Call>,
+        script: &Script,
+        job: &ScheduledJob,
+    ) -> Result<(), ScriptError> {
+        let _entered = call::enter(call);
+        let payload = dynamic_of(&job.payload);
+        let mut info = rhai::Map::new();
+        info.insert("id".into(), Dynamic::from(job.id.clone()));
+        if let JobAction::Script { name } = &job.action {
+            info.insert("name".into(), Dynamic::from(name.clone()));
+        }
+        info.insert("payload".into(), payload.clone());
+        info.insert(
+            "due_at".into(),
+            Dynamic::from(crate::clock::rfc3339(job.due_ms)),
+        );
+        info.insert(
+            "scheduled_at".into(),
+            Dynamic::from(crate::clock::rfc3339(job.scheduled_at_ms)),
+        );
+        let mut scope = Scope::new();
+        scope.push("job", info);
+        scope.push("payload", payload);
+        let _deadline = Deadline::arm(Duration::from_millis(self.limits.timeout_ms));
+        self.engine
+            .run_ast_with_scope(&mut scope, &script.ast)
+            .map_err(|error| {
+                let mut described = describe(&error, &script.file, &self.limits);
+                if let EvalAltResult::ErrorRuntime(value, _) = &*error
+                    && value.is::<ImmutableString>()
+                {
+                    described.message = value.to_string();
+                }
+                described
+            })
     }
 
     /// Runs `script` for `call`: the response it leaves in `resp`, or

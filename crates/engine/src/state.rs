@@ -107,15 +107,34 @@ pub struct FixtureRecord {
     pub id: String,
     pub seq: u64,
     pub value: Arc<Synthesized>,
+    /// Dates resolved against the sandbox clock when it is seeded.
+    pub relative: Vec<crate::fixtures::RelativeDate>,
+}
+
+impl FixtureRecord {
+    /// The value in a sandbox seeded at `seeded_at_ms` (sandbox clock).
+    fn value_at(&self, seeded_at_ms: i64) -> Arc<Synthesized> {
+        if self.relative.is_empty() {
+            return self.value.clone();
+        }
+        let mut value = self.value.value.clone();
+        for date in &self.relative {
+            if let Some(slot) = value.pointer_mut(&date.pointer) {
+                *slot = date.resolve(seeded_at_ms);
+            }
+        }
+        Arc::new(Synthesized::new(value))
+    }
 }
 
 impl SandboxState {
-    /// Fixtures with the persisted overlay on top.
-    pub fn load(fixtures: &[FixtureRecord], overlay: Vec<OverlayRow>) -> Self {
+    /// Fixtures (their relative dates resolved at `seeded_at_ms`) with the
+    /// persisted overlay on top.
+    pub fn load(fixtures: &[FixtureRecord], overlay: Vec<OverlayRow>, seeded_at_ms: i64) -> Self {
         let state = Self::default();
         {
             let mut inner = state.lock();
-            load_fixtures(&mut inner, fixtures);
+            load_fixtures(&mut inner, fixtures, seeded_at_ms);
             for row in overlay {
                 inner.version = inner.version.max(row.version);
                 apply_overlay(&mut inner, row);
@@ -130,19 +149,19 @@ impl SandboxState {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Back to the fixtures alone.
-    pub fn reset(&self, fixtures: &[FixtureRecord]) {
+    /// Back to the fixtures alone, seeded at `seeded_at_ms`.
+    pub fn reset(&self, fixtures: &[FixtureRecord], seeded_at_ms: i64) {
         let mut inner = self.lock();
         let version = inner.version;
         *inner = Inner {
             version,
             ..Inner::default()
         };
-        load_fixtures(&mut inner, fixtures);
+        load_fixtures(&mut inner, fixtures, seeded_at_ms);
     }
 
     /// Swaps the fixture layer (a new revision) and keeps the overlay.
-    pub fn rebase(&self, fixtures: &[FixtureRecord]) {
+    pub fn rebase(&self, fixtures: &[FixtureRecord], seeded_at_ms: i64) {
         let mut inner = self.lock();
         let old = std::mem::take(&mut *inner);
         let changed: Vec<(String, Record)> = old
@@ -155,7 +174,7 @@ impl SandboxState {
             })
             .collect();
         inner.version = old.version;
-        load_fixtures(&mut inner, fixtures);
+        load_fixtures(&mut inner, fixtures, seeded_at_ms);
         for (collection, id) in &old.overlay {
             if let Some(c) = inner.collections.get_mut(collection) {
                 c.remove(id);
@@ -312,7 +331,7 @@ impl SandboxState {
     }
 }
 
-fn load_fixtures(inner: &mut Inner, fixtures: &[FixtureRecord]) {
+fn load_fixtures(inner: &mut Inner, fixtures: &[FixtureRecord], seeded_at_ms: i64) {
     for fixture in fixtures {
         inner
             .collections
@@ -322,7 +341,7 @@ fn load_fixtures(inner: &mut Inner, fixtures: &[FixtureRecord]) {
                 id: fixture.id.clone(),
                 scope: String::new(),
                 seq: fixture.seq,
-                value: fixture.value.clone(),
+                value: fixture.value_at(seeded_at_ms),
             });
     }
 }

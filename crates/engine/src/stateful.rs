@@ -110,20 +110,24 @@ fn existing(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Result
 /// The spec's declared 404 (shaped by its schema), else a problem.
 pub fn not_found(call: &Call, spec: &CollectionSpec, id: &str) -> Response {
     let reason = format!("no {} record has id {id:?}", spec.name);
-    error(call, 404, &reason, "not-found", "Not found")
+    error(call, &[404], &reason, "not-found", "Not found")
 }
 
-/// The spec's declared `status` error with `reason`, else a problem.
-pub fn error(call: &Call, status: u16, reason: &str, slug: &str, title: &str) -> Response {
+/// The spec's declared error for the first of `statuses` it declares, with
+/// `reason`; else a problem with the first status.
+pub fn error(call: &Call, statuses: &[u16], reason: &str, slug: &str, title: &str) -> Response {
     respond::declared_error(
         &call.revision,
         call.sandbox.seed,
         call.operation(),
         &call.exchange(),
-        &[status],
+        statuses,
         reason,
     )
-    .unwrap_or_else(|| problem_response(status, slug, title, reason, None))
+    .unwrap_or_else(|| {
+        let status = statuses.first().copied().unwrap_or(500);
+        problem_response(status, slug, title, reason, None)
+    })
 }
 
 fn create(
@@ -135,6 +139,16 @@ fn create(
     let base = call.synthesized_object()?;
     let mut value = merged(&base, body.as_ref(), false);
     stamp_times(&mut value, call, body.as_ref());
+    // A record under a lifecycle starts in its initial state, whatever
+    // the synthesized value or the client said.
+    if let Some(lifecycle) = call.revision.behaviours.lifecycles.of(&spec.name)
+        && let Some(object) = value.as_object_mut()
+    {
+        object.insert(
+            lifecycle.field.clone(),
+            Value::String(lifecycle.initial.clone()),
+        );
+    }
     let requested = body
         .as_ref()
         .and_then(|b| b.get(&spec.id_field))
@@ -143,7 +157,7 @@ fn create(
     let id = match requested {
         Some(id) if call.sandbox.state.get(&spec.name, &id).is_some() => {
             let reason = format!("a {} record with id {id:?} already exists", spec.name);
-            return Err(error(call, 409, &reason, "conflict", "Conflict"));
+            return Err(error(call, &[409], &reason, "conflict", "Conflict"));
         }
         Some(id) => id,
         None => {
@@ -164,19 +178,8 @@ fn store(
     seq: Option<u64>,
     value: Value,
 ) -> Result<Record, Response> {
-    call.sandbox
-        .state
-        .put(
-            &spec.name,
-            id,
-            scope,
-            seq,
-            value,
-            &mut call.journal.borrow_mut().changes,
-        )
-        .map_err(|full| {
-            problem_response(507, "sandbox-full", "Sandbox full", &full.to_string(), None)
-        })
+    crate::lifecycle::write(call, &spec.name, id, scope, seq, value)
+        .map_err(|refused| refused.response(call))
 }
 
 /// The text form of an id value (the key in URLs).

@@ -20,6 +20,7 @@ use crate::{
     ids::{generate_admin_token, hash_secret},
     middleware, reaper,
     registry::{LiveSandbox, Registry, compile_project},
+    scheduler,
     writer::Writer,
 };
 
@@ -65,6 +66,7 @@ pub struct Server {
     shutdown: CancellationToken,
     serve_task: JoinHandle<std::io::Result<()>>,
     reaper_task: JoinHandle<()>,
+    scheduler_task: JoinHandle<()>,
 }
 
 impl Server {
@@ -79,6 +81,7 @@ impl Server {
         let served = self.serve_task.await.context("server task panicked")?;
         self.shutdown.cancel();
         let _ = self.reaper_task.await;
+        let _ = self.scheduler_task.await;
         served.context("server failed")
     }
 
@@ -248,6 +251,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     load_registry(&state).await?;
     let shutdown = CancellationToken::new();
     let reaper_task = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
+    let scheduler_task = tokio::spawn(scheduler::run(state.clone(), shutdown.clone()));
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
     let serve_task = tokio::spawn(async move {
@@ -264,5 +268,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         shutdown,
         serve_task,
         reaper_task,
+        scheduler_task,
     })
 }

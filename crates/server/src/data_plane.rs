@@ -367,15 +367,34 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     served.response
 }
 
-/// Saves what a request changed (resource rows, emitted events), returning
-/// once it is committed.
+/// Saves what a request changed (resource rows, emitted events, jobs,
+/// transitions), returning once it is committed.
 pub async fn persist(
     state: &AppState,
     sandbox_id: &str,
     journal: Journal,
     answer: Option<IdempotentAnswer>,
 ) -> Result<(), String> {
-    let change = sbx_store::ChangeSet {
+    let first_job = journal.jobs.iter().map(|job| job.due_ms).min();
+    state
+        .writer
+        .save(change_set(sandbox_id, journal, answer))
+        .await?;
+    if let Some(due_ms) = first_job
+        && let Some(sandbox) = state.registry.get(sandbox_id)
+    {
+        sandbox.job_pending(due_ms);
+    }
+    Ok(())
+}
+
+/// What a request or job changed, as the store writes it.
+pub fn change_set(
+    sandbox_id: &str,
+    journal: Journal,
+    answer: Option<IdempotentAnswer>,
+) -> sbx_store::ChangeSet {
+    sbx_store::ChangeSet {
         sandbox_id: sandbox_id.to_owned(),
         rows: journal
             .changes
@@ -395,8 +414,25 @@ pub async fn persist(
             .map(|e| (e.event_type, e.payload.to_string(), e.created_at_ms))
             .collect(),
         answers: answer.into_iter().collect(),
-    };
-    state.writer.save(change).await
+        jobs: journal
+            .jobs
+            .iter()
+            .map(crate::scheduler::to_record)
+            .collect(),
+        finished_jobs: Vec::new(),
+        transitions: journal
+            .transitions
+            .into_iter()
+            .map(|t| sbx_store::TransitionRecord {
+                collection: t.collection,
+                resource_id: t.id,
+                from: t.from,
+                to: t.to,
+                at_ms: t.at_ms,
+                cause: t.cause,
+            })
+            .collect(),
+    }
 }
 
 fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {

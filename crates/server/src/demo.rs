@@ -125,6 +125,7 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         scenario: None,
         clock_offset_ms: 0,
         clock_frozen_ms: None,
+        seeded_at_ms: now_ms(),
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);

@@ -20,6 +20,7 @@ mod middleware;
 mod mock;
 mod reaper;
 mod registry;
+mod scheduler;
 mod writer;
 
 pub use app::{Server, start};

@@ -66,6 +66,7 @@ pub async fn start_mock(
     let state = Arc::new(SandboxState::load(
         &revision.behaviours.fixtures,
         Vec::new(),
+        crate::app::now_ms(),
     ));
     let upstream = HttpUpstream::shared(options.allow_private_egress)?;
     let env = Arc::new(serde_json::Map::new());

@@ -5,7 +5,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
 };
 
 use sbx_engine::{
@@ -41,6 +44,12 @@ pub struct LiveSandbox {
     chaos: RwLock<Option<(String, Arc<ChaosSpec>)>>,
     scenario: RwLock<Option<Arc<str>>>,
     clock: RwLock<Clock>,
+    /// Sandbox time the fixtures were seeded at.
+    seeded_at_ms: AtomicI64,
+    /// Sandbox time the earliest pending job falls due (`i64::MAX`: none).
+    next_job_ms: AtomicI64,
+    /// Held while the sandbox's due jobs run, so each runs once.
+    pub jobs: tokio::sync::Mutex<()>,
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
@@ -76,7 +85,11 @@ impl LiveSandbox {
         compiled: Arc<CompiledRevision>,
         rows: Vec<ResourceRow>,
     ) -> Self {
-        let state = SandboxState::load(&compiled.behaviours.fixtures, overlay(rows));
+        let state = SandboxState::load(
+            &compiled.behaviours.fixtures,
+            overlay(rows),
+            record.seeded_at_ms,
+        );
         let env = serde_json::from_str::<Map<String, Value>>(&record.env).unwrap_or_default();
         // Stored profiles were checked when set; one that no longer parses is dropped.
         let chaos = record
@@ -97,6 +110,9 @@ impl LiveSandbox {
                 offset_ms: record.clock_offset_ms,
                 frozen_ms: record.clock_frozen_ms,
             }),
+            seeded_at_ms: AtomicI64::new(record.seeded_at_ms),
+            next_job_ms: AtomicI64::new(i64::MAX),
+            jobs: tokio::sync::Mutex::new(()),
             seed: seed_from([record.seed.as_bytes()]),
             auth: if record.auth == "none" {
                 AuthMode::None
@@ -128,8 +144,37 @@ impl LiveSandbox {
 
     /// Swaps in a new revision; the fixture layer of the state follows.
     pub fn swap(&self, revision: u32, compiled: Arc<CompiledRevision>) {
-        self.state.rebase(&compiled.behaviours.fixtures);
+        self.state
+            .rebase(&compiled.behaviours.fixtures, self.seeded_at_ms());
         *self.serving.write().unwrap_or_else(|e| e.into_inner()) = Serving { revision, compiled };
+    }
+
+    pub fn seeded_at_ms(&self) -> i64 {
+        self.seeded_at_ms.load(Ordering::Relaxed)
+    }
+
+    /// Back to the fixtures, seeded at the sandbox's present time.
+    pub fn reseed(&self, seeded_at_ms: i64) {
+        self.seeded_at_ms.store(seeded_at_ms, Ordering::Relaxed);
+        self.next_job_ms.store(i64::MAX, Ordering::Relaxed);
+        self.state
+            .reset(&self.serving().compiled.behaviours.fixtures, seeded_at_ms);
+    }
+
+    /// When the earliest pending job falls due, if any is pending.
+    pub fn next_job_ms(&self) -> Option<i64> {
+        Some(self.next_job_ms.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
+    }
+
+    /// Notes a job falling due at `due_ms` (keeps the earliest).
+    pub fn job_pending(&self, due_ms: i64) {
+        self.next_job_ms.fetch_min(due_ms, Ordering::Relaxed);
+    }
+
+    /// Sets the earliest pending job as the store now says.
+    pub fn set_next_job(&self, due_ms: Option<i64>) {
+        self.next_job_ms
+            .store(due_ms.unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub fn env(&self) -> Arc<Map<String, Value>> {

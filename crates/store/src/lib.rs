@@ -68,6 +68,9 @@ pub struct SandboxRecord {
     pub clock_offset_ms: i64,
     /// …or frozen here.
     pub clock_frozen_ms: Option<i64>,
+    /// Sandbox time of the last seeding (creation or reset), which
+    /// relative fixture dates resolve against.
+    pub seeded_at_ms: i64,
 }
 
 /// A record a request changed, as persisted.
@@ -92,6 +95,51 @@ pub struct ChangeSet {
     pub events: Vec<(String, String, i64)>,
     /// Answers to replay to retries of idempotent requests.
     pub answers: Vec<IdempotentAnswer>,
+    /// Jobs scheduled.
+    pub jobs: Vec<JobRecord>,
+    /// Jobs run: `(id, None)` is forgotten, `(id, Some(error))` kept as failed.
+    pub finished_jobs: Vec<(String, Option<String>)>,
+    /// Lifecycle state changes.
+    pub transitions: Vec<TransitionRecord>,
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.events.is_empty()
+            && self.answers.is_empty()
+            && self.jobs.is_empty()
+            && self.finished_jobs.is_empty()
+            && self.transitions.is_empty()
+    }
+}
+
+/// A job on a sandbox clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    /// Orders jobs due at the same time (scheduling order); set by the store.
+    pub seq: i64,
+    /// Sandbox time, Unix milliseconds.
+    pub due_at_ms: i64,
+    /// JSON: what the job does.
+    pub action: String,
+    /// JSON.
+    pub payload: String,
+    pub scheduled_at_ms: i64,
+    /// Why it failed, once it has.
+    pub error: Option<String>,
+}
+
+/// A record's lifecycle state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransitionRecord {
+    pub collection: String,
+    pub resource_id: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub at_ms: i64,
+    pub cause: String,
 }
 
 /// An event emitted by a behaviour, bound for the webhook outbox.
@@ -186,8 +234,30 @@ pub trait Store: Send + Sync + 'static {
     /// transaction (group commit); a row older (by version) than the stored
     /// one is ignored.
     async fn save_changes(&self, batch: &[ChangeSet]) -> Result<(), StoreError>;
-    /// Forgets every change (reset to fixtures).
-    async fn clear_resources(&self, sandbox_id: &str) -> Result<(), StoreError>;
+    /// Forgets every change, pending job and transition (reset to the
+    /// fixtures, seeded anew at sandbox time `seeded_at_ms`).
+    async fn clear_resources(&self, sandbox_id: &str, seeded_at_ms: i64) -> Result<(), StoreError>;
+
+    /// Pending jobs of a sandbox due by `until_ms` (all when `None`), in
+    /// the order they run, at most `limit`.
+    async fn pending_jobs(
+        &self,
+        sandbox_id: &str,
+        until_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, StoreError>;
+    /// Jobs that failed, latest first.
+    async fn failed_jobs(&self, sandbox_id: &str, limit: u32)
+    -> Result<Vec<JobRecord>, StoreError>;
+    /// The earliest pending job of every sandbox that has one.
+    async fn next_jobs(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// A record's lifecycle history, oldest first.
+    async fn list_transitions(
+        &self,
+        sandbox_id: &str,
+        collection: &str,
+        resource_id: &str,
+    ) -> Result<Vec<TransitionRecord>, StoreError>;
 
     /// The latest `limit` events of a sandbox, newest first.
     async fn list_events(

@@ -11,8 +11,8 @@ use sqlx::{
 };
 
 use crate::{
-    ChangeSet, EventRecord, IdempotentAnswer, ProjectRecord, ResourceRow, RevisionRecord,
-    SandboxRecord, Store, StoreError, Tombstone,
+    ChangeSet, EventRecord, IdempotentAnswer, JobRecord, ProjectRecord, ResourceRow,
+    RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
 };
 
 #[derive(Debug, Clone)]
@@ -75,6 +75,21 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
         scenario: row.get("scenario"),
         clock_offset_ms: row.get("clock_offset_ms"),
         clock_frozen_ms: row.get("clock_frozen_ms"),
+        seeded_at_ms: row
+            .get::<Option<i64>, _>("seeded_at_ms")
+            .unwrap_or_else(|| row.get("created_at_ms")),
+    }
+}
+
+fn job(row: &SqliteRow) -> JobRecord {
+    JobRecord {
+        id: row.get("id"),
+        seq: row.get("seq"),
+        due_at_ms: row.get("due_at_ms"),
+        action: row.get("action"),
+        payload: row.get("payload"),
+        scheduled_at_ms: row.get("scheduled_at_ms"),
+        error: row.get("error"),
     }
 }
 
@@ -101,6 +116,56 @@ async fn put_answer(
     .bind(answer.created_at_ms)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Writes a change set's scheduled and finished jobs and its transitions.
+async fn save_jobs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    change: &ChangeSet,
+) -> Result<(), StoreError> {
+    for job in &change.jobs {
+        sqlx::query(
+            "INSERT INTO jobs (sandbox_id, id, due_at_ms, action, payload, scheduled_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sandbox_id, id) DO NOTHING",
+        )
+        .bind(&change.sandbox_id)
+        .bind(&job.id)
+        .bind(job.due_at_ms)
+        .bind(&job.action)
+        .bind(&job.payload)
+        .bind(job.scheduled_at_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (id, error) in &change.finished_jobs {
+        let query = match error {
+            None => sqlx::query("DELETE FROM jobs WHERE sandbox_id = ? AND id = ?"),
+            Some(error) => {
+                sqlx::query("UPDATE jobs SET error = ? WHERE sandbox_id = ? AND id = ?").bind(error)
+            }
+        };
+        query
+            .bind(&change.sandbox_id)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for t in &change.transitions {
+        sqlx::query(
+            "INSERT INTO transitions (sandbox_id, collection, resource_id, from_state, to_state, at_ms, cause)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&change.sandbox_id)
+        .bind(&t.collection)
+        .bind(&t.resource_id)
+        .bind(&t.from)
+        .bind(&t.to)
+        .bind(t.at_ms)
+        .bind(&t.cause)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -233,8 +298,8 @@ impl Store for SqliteStore {
 
     async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -248,6 +313,7 @@ impl Store for SqliteStore {
         .bind(i64::from(s.pinned))
         .bind(&s.env)
         .bind(&s.chaos)
+        .bind(s.seeded_at_ms)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -392,10 +458,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_changes(&self, batch: &[ChangeSet]) -> Result<(), StoreError> {
-        if batch
-            .iter()
-            .all(|c| c.rows.is_empty() && c.events.is_empty() && c.answers.is_empty())
-        {
+        if batch.iter().all(ChangeSet::is_empty) {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
@@ -432,17 +495,96 @@ impl Store for SqliteStore {
             for answer in &change.answers {
                 put_answer(&mut tx, &change.sandbox_id, answer).await?;
             }
+            save_jobs(&mut tx, change).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn clear_resources(&self, sandbox_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM resources WHERE sandbox_id = ?")
+    async fn clear_resources(&self, sandbox_id: &str, seeded_at_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["resources", "jobs", "transitions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE sandbox_id = ?"))
+                .bind(sandbox_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE sandboxes SET seeded_at_ms = ? WHERE id = ?")
+            .bind(seeded_at_ms)
             .bind(sandbox_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn pending_jobs(
+        &self,
+        sandbox_id: &str,
+        until_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE sandbox_id = ? AND error IS NULL AND due_at_ms <= ?
+             ORDER BY due_at_ms, seq LIMIT ?",
+        )
+        .bind(sandbox_id)
+        .bind(until_ms.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job).collect())
+    }
+
+    async fn failed_jobs(
+        &self,
+        sandbox_id: &str,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE sandbox_id = ? AND error IS NOT NULL ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(sandbox_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job).collect())
+    }
+
+    async fn next_jobs(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sandbox_id, MIN(due_at_ms) FROM jobs WHERE error IS NULL GROUP BY sandbox_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    async fn list_transitions(
+        &self,
+        sandbox_id: &str,
+        collection: &str,
+        resource_id: &str,
+    ) -> Result<Vec<TransitionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM transitions WHERE sandbox_id = ? AND collection = ? AND resource_id = ? ORDER BY seq",
+        )
+        .bind(sandbox_id)
+        .bind(collection)
+        .bind(resource_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| TransitionRecord {
+                collection: row.get("collection"),
+                resource_id: row.get("resource_id"),
+                from: row.get("from_state"),
+                to: row.get("to_state"),
+                at_ms: row.get("at_ms"),
+                cause: row.get("cause"),
+            })
+            .collect())
     }
 
     async fn list_events(

@@ -1,5 +1,6 @@
 //! The control plane: `/api/v1`, JSON, admin bearer token.
 
+mod clock;
 pub mod openapi;
 pub mod projects;
 mod sandboxes;
@@ -51,9 +52,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
         .route(
             "/sandboxes/{id}/clock",
-            get(sandboxes::clock).post(sandboxes::change_clock),
+            get(clock::clock).post(clock::change_clock),
         )
         .route("/sandboxes/{id}/scenario", put(sandboxes::put_scenario))
+        .route(
+            "/sandboxes/{id}/resources/{collection}/{rid}/history",
+            get(clock::history),
+        )
         .route(
             "/sandboxes/{id}/chaos",
             put(sandboxes::put_chaos).delete(sandboxes::delete_chaos),

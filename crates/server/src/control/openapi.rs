@@ -6,7 +6,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{projects, sandboxes};
+use super::{clock, projects, sandboxes};
 use crate::error::FieldError;
 
 struct AdminToken;
@@ -31,7 +31,7 @@ impl Modify for AdminToken {
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
         sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
-        sandboxes::clock, sandboxes::change_clock,
+        clock::clock, clock::change_clock, clock::history,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

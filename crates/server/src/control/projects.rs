@@ -55,6 +55,12 @@ pub struct ProjectBody {
     /// Scenario packs by name: operation id → scenario name → outcome.
     #[schema(value_type = Option<Object>)]
     pub scenarios: Option<BTreeMap<String, Value>>,
+    /// Job scripts by name (Rhai), run by `schedule()`.
+    #[schema(value_type = Option<Object>)]
+    pub jobs: Option<BTreeMap<String, String>>,
+    /// Lifecycles by collection: states and transitions.
+    #[schema(value_type = Option<Object>)]
+    pub lifecycles: Option<BTreeMap<String, Value>>,
 }
 
 impl ProjectBody {
@@ -66,7 +72,9 @@ impl ProjectBody {
             || self.env.is_some()
             || self.modules.is_some()
             || self.settings.is_some()
-            || self.scenarios.is_some();
+            || self.scenarios.is_some()
+            || self.jobs.is_some()
+            || self.lifecycles.is_some();
         given.then(|| ProjectFiles {
             behaviours: self.behaviours.take().unwrap_or_default(),
             templates: self.templates.take().unwrap_or_default(),
@@ -75,6 +83,8 @@ impl ProjectBody {
             modules: self.modules.take().unwrap_or_default(),
             settings: self.settings.take().unwrap_or_default(),
             scenarios: self.scenarios.take().unwrap_or_default(),
+            jobs: self.jobs.take().unwrap_or_default(),
+            lifecycles: self.lifecycles.take().unwrap_or_default(),
         })
     }
 }
@@ -345,6 +355,8 @@ pub enum FileKind {
     Modules,
     Fixtures,
     Scenarios,
+    Jobs,
+    Lifecycles,
 }
 
 /// A file's text: the raw body, or `{"source": "…"}` sent as JSON.
@@ -376,21 +388,17 @@ fn apply_file(
             files.templates.insert(item.to_owned(), text).is_some()
         }
         (FileKind::Modules, Some(text)) => files.modules.insert(item.to_owned(), text).is_some(),
-        (FileKind::Fixtures | FileKind::Scenarios, Some(text)) => {
+        (FileKind::Jobs, Some(text)) => files.jobs.insert(item.to_owned(), text).is_some(),
+        (FileKind::Fixtures | FileKind::Scenarios | FileKind::Lifecycles, Some(text)) => {
             let mut problems = Vec::new();
-            let folder = if matches!(kind, FileKind::Fixtures) {
-                "fixtures"
-            } else {
-                "scenarios"
+            let (folder, target) = match kind {
+                FileKind::Fixtures => ("fixtures", &mut files.fixtures),
+                FileKind::Scenarios => ("scenarios", &mut files.scenarios),
+                _ => ("lifecycles", &mut files.lifecycles),
             };
             let file = format!("{folder}/{item}.yaml");
             let Some(data) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
                 return Err(crate::registry::project_problems(&problems));
-            };
-            let target = if matches!(kind, FileKind::Fixtures) {
-                &mut files.fixtures
-            } else {
-                &mut files.scenarios
             };
             target.insert(item.to_owned(), data).is_some()
         }
@@ -399,6 +407,8 @@ fn apply_file(
         (FileKind::Modules, None) => files.modules.remove(item).is_some(),
         (FileKind::Fixtures, None) => files.fixtures.remove(item).is_some(),
         (FileKind::Scenarios, None) => files.scenarios.remove(item).is_some(),
+        (FileKind::Jobs, None) => files.jobs.remove(item).is_some(),
+        (FileKind::Lifecycles, None) => files.lifecycles.remove(item).is_some(),
     };
     Ok(existed)
 }
@@ -416,7 +426,7 @@ async fn edit(
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
-    params(("name" = String, Path), ("kind" = FileKind, Path, description = "behaviours (item: operation id), templates (file name), modules (module name) or fixtures (collection)"),
+    params(("name" = String, Path), ("kind" = FileKind, Path, description = "behaviours (item: operation id), templates (file name), modules (module name), fixtures (collection), scenarios (pack), jobs (job name) or lifecycles (collection)"),
            ("item" = String, Path)),
     request_body(content = String, description = "The file's text (Rhai, minijinja, or YAML/JSON records), raw or as `{\"source\": …}`"),
     responses((status = 200, body = ProjectView, description = "a new revision, live in every sandbox that follows the project"),

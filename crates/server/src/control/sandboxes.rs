@@ -87,7 +87,7 @@ pub struct ListFilter {
     pub project: Option<String>,
 }
 
-fn invalid(pointer: &str, message: String) -> ApiError {
+pub(crate) fn invalid(pointer: &str, message: String) -> ApiError {
     ApiError::validation(vec![FieldError {
         location: "body".into(),
         pointer: pointer.into(),
@@ -224,6 +224,7 @@ pub async fn create(
         scenario: None,
         clock_offset_ms: 0,
         clock_frozen_ms: None,
+        seeded_at_ms: now,
     };
     state.store.create_sandbox(&record).await?;
     let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());
@@ -250,7 +251,7 @@ pub async fn list(
     Json(SandboxList { items })
 }
 
-fn live(state: &AppState, id: &str) -> Result<Arc<LiveSandbox>, ApiError> {
+pub(crate) fn live(state: &AppState, id: &str) -> Result<Arc<LiveSandbox>, ApiError> {
     state
         .registry
         .get(id)
@@ -292,10 +293,10 @@ pub async fn reset(
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
     let sandbox = live(&state, &id)?;
-    state.store.clear_resources(&id).await?;
-    sandbox
-        .state
-        .reset(&sandbox.serving().compiled.behaviours.fixtures);
+    let _jobs = sandbox.jobs.lock().await;
+    let seeded_at_ms = sandbox.now_ms();
+    state.store.clear_resources(&id, seeded_at_ms).await?;
+    sandbox.reseed(seeded_at_ms);
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -316,22 +317,27 @@ pub async fn seed(
 ) -> Result<impl IntoResponse, ApiError> {
     let sandbox = live(&state, &id)?;
     let compiled = sandbox.serving().compiled;
-    let changes = sbx_engine::seed(&compiled, sandbox.seed, &sandbox.state, &records).map_err(
-        |problems| {
-            ApiError::validation(
-                problems
-                    .into_iter()
-                    .map(|p| FieldError {
-                        location: "body".into(),
-                        pointer: format!("{}{}", p.file, p.pointer),
-                        message: p.message,
-                        line: None,
-                        column: None,
-                    })
-                    .collect(),
-            )
-        },
-    )?;
+    let changes = sbx_engine::seed(
+        &compiled,
+        sandbox.seed,
+        &sandbox.state,
+        &records,
+        sandbox.now_ms(),
+    )
+    .map_err(|problems| {
+        ApiError::validation(
+            problems
+                .into_iter()
+                .map(|p| FieldError {
+                    location: "body".into(),
+                    pointer: format!("{}{}", p.file, p.pointer),
+                    message: p.message,
+                    line: None,
+                    column: None,
+                })
+                .collect(),
+        )
+    })?;
     let mut created: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for change in &changes {
         created
@@ -341,7 +347,7 @@ pub async fn seed(
     }
     let journal = sbx_engine::Journal {
         changes,
-        events: Vec::new(),
+        ..Default::default()
     };
     crate::data_plane::persist(&state, &id, journal, None)
         .await
@@ -532,90 +538,4 @@ pub async fn put_scenario(
         .await?;
     sandbox.set_scenario(body.scenario.as_deref());
     Ok(Json(scenario_list(&sandbox)))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClockView {
-    /// The sandbox's time.
-    pub now: String,
-    pub frozen: bool,
-    /// How far the clock is from real time, in milliseconds.
-    pub offset_ms: i64,
-}
-
-/// Exactly one of the fields.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClockChange {
-    /// Moves the clock forward by an ISO 8601 duration (`P30D`, `PT2H`, `P1M`).
-    pub advance: Option<String>,
-    /// Stops the clock at this RFC 3339 instant.
-    pub freeze_at: Option<String>,
-    /// `true`: stops the clock where it is.
-    pub freeze: Option<bool>,
-    /// `true`: the clock runs again from where it stood.
-    pub resume: Option<bool>,
-}
-
-fn clock_view(sandbox: &LiveSandbox) -> ClockView {
-    let clock = sandbox.clock();
-    let real = now_ms();
-    ClockView {
-        now: rfc3339(clock.now_ms(real)),
-        frozen: clock.frozen_ms.is_some(),
-        offset_ms: clock.now_ms(real) - real,
-    }
-}
-
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/clock", tag = "sandboxes", params(("id" = String, Path)),
-    responses((status = 200, body = ClockView), (status = 404)), security(("admin" = [])))]
-pub async fn clock(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<ClockView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    Ok(Json(clock_view(&sandbox)))
-}
-
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/clock", tag = "sandboxes", params(("id" = String, Path)),
-    request_body = ClockChange,
-    responses((status = 200, body = ClockView), (status = 404), (status = 422, description = "not exactly one change, or a bad duration or instant")),
-    security(("admin" = [])))]
-pub async fn change_clock(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(change): ApiJson<ClockChange>,
-) -> Result<Json<ClockView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    let clock = sandbox.clock();
-    let real = now_ms();
-    let changed = match (
-        &change.advance,
-        &change.freeze_at,
-        change.freeze,
-        change.resume,
-    ) {
-        (Some(duration), None, None, None) => clock
-            .advanced(duration, real)
-            .map_err(|message| invalid("/advance", message))?,
-        (None, Some(instant), None, None) => {
-            let at = crate::clock::parse_instant(instant)
-                .map_err(|message| invalid("/freeze_at", message))?;
-            clock.frozen_at(at)
-        }
-        (None, None, Some(true), None) => clock.frozen_at(clock.now_ms(real)),
-        (None, None, None, Some(true)) => clock.resumed(real),
-        _ => {
-            return Err(invalid(
-                "",
-                "send exactly one of {\"advance\": \"P30D\"}, {\"freeze_at\": \"…\"}, {\"freeze\": true}, {\"resume\": true}".into(),
-            ));
-        }
-    };
-    state
-        .store
-        .set_sandbox_clock(&id, changed.offset_ms, changed.frozen_ms)
-        .await?;
-    sandbox.set_clock(changed);
-    Ok(Json(clock_view(&sandbox)))
 }
