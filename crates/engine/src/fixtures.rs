@@ -212,7 +212,7 @@ pub fn start_state(
         None => {
             record.insert(
                 lifecycle.field.clone(),
-                Value::String(lifecycle.initial.clone()),
+                Value::String(lifecycle.default_state().to_owned()),
             );
             Ok(())
         }

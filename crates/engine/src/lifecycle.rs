@@ -20,8 +20,8 @@ struct LifecycleSpec {
     /// The record member holding the state.
     #[serde(default = "default_field")]
     field: String,
-    /// The state of created records.
-    initial: String,
+    /// The states a record may be created in; the first is the default.
+    initial: OneOrMany,
     states: Vec<String>,
     #[serde(default)]
     transitions: Vec<TransitionSpec>,
@@ -76,7 +76,8 @@ pub struct Transition {
 pub struct Lifecycle {
     pub collection: String,
     pub field: String,
-    pub initial: String,
+    /// States a record may start in; never empty, the first is the default.
+    pub initial: Vec<String>,
     pub states: Vec<String>,
     pub transitions: Vec<Transition>,
 }
@@ -86,6 +87,11 @@ pub struct Lifecycle {
 pub struct Disallowed(pub String);
 
 impl Lifecycle {
+    /// The state of a record created without one.
+    pub fn default_state(&self) -> &str {
+        self.initial.first().map_or("", String::as_str)
+    }
+
     /// The state a record value is in.
     pub fn state_of<'a>(&self, value: &'a Value) -> Option<&'a str> {
         value.get(&self.field).and_then(Value::as_str)
@@ -115,9 +121,19 @@ impl Lifecycle {
                 self.states.join(", ")
             )));
         }
-        let Some(from) = from.filter(|from| *from != to) else {
-            return Ok(None);
+        let Some(from) = from else {
+            if self.initial.iter().any(|s| s == to) {
+                return Ok(None);
+            }
+            return Err(Disallowed(format!(
+                "{} records start as {}, not {to}",
+                self.collection,
+                self.initial.join(" or ")
+            )));
         };
+        if from == to {
+            return Ok(None);
+        }
         self.transitions
             .iter()
             .find(|t| t.to == to && t.from.iter().any(|f| f == from))
@@ -282,12 +298,15 @@ fn compile_one(
         fail("/states", "declare at least one state".into());
     }
     let known = |state: &str| spec.states.iter().any(|s| s == state);
-    if !known(&spec.initial) {
+    let initial = spec.initial.into_vec();
+    if initial.is_empty() {
+        fail("/initial", "name the state records start in".into());
+    }
+    for state in initial.iter().filter(|s| !known(s)) {
         fail(
             "/initial",
             format!(
-                "initial state {:?} is not one of the states: {}",
-                spec.initial,
+                "initial state {state:?} is not one of the states: {}",
                 spec.states.join(", ")
             ),
         );
@@ -386,9 +405,9 @@ fn compile_one(
             emit: transition.emit,
         });
     }
-    // Every state must be reachable from the initial one.
-    let mut reached = BTreeSet::from([spec.initial.as_str()]);
-    let mut queue = VecDeque::from([spec.initial.as_str()]);
+    // Every state must be reachable from an initial one.
+    let mut reached: BTreeSet<&str> = initial.iter().map(String::as_str).collect();
+    let mut queue: VecDeque<&str> = reached.iter().copied().collect();
     while let Some(state) = queue.pop_front() {
         for t in transitions
             .iter()
@@ -404,8 +423,9 @@ fn compile_one(
             fail(
                 &format!("/states/{i}"),
                 format!(
-                    "state {state:?} is unreachable from the initial state {:?}",
-                    spec.initial
+                    "state {state:?} is unreachable from the initial state{} {}",
+                    if initial.len() > 1 { "s" } else { "" },
+                    initial.join(", ")
                 ),
             );
         }
@@ -413,7 +433,7 @@ fn compile_one(
     (problems_before.get() == 0).then(|| Lifecycle {
         collection: collection.to_owned(),
         field: spec.field,
-        initial: spec.initial,
+        initial,
         states: spec.states,
         transitions,
     })
@@ -491,13 +511,11 @@ pub fn write(
     let to = match lifecycle.state_of(&value) {
         Some(to) => to.to_owned(),
         None => {
+            let state = lifecycle.default_state().to_owned();
             if let Some(object) = value.as_object_mut() {
-                object.insert(
-                    lifecycle.field.clone(),
-                    Value::String(lifecycle.initial.clone()),
-                );
+                object.insert(lifecycle.field.clone(), Value::String(state.clone()));
             }
-            lifecycle.initial.clone()
+            state
         }
     };
     let transition = lifecycle

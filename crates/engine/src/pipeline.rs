@@ -13,7 +13,7 @@ use crate::{
     chaos::{ChaosEffect, ChaosSpec},
     drift::{self, Drift},
     forward::Upstream,
-    lifecycle::{self, Lifecycle, Refused, Transition},
+    lifecycle::{self, Disallowed, Lifecycle, Refused, Transition},
     params,
     problem::problem_response,
     respond::{self, BodySource, Exchange, declared_error},
@@ -453,14 +453,18 @@ fn make_transition(
 
 fn run_behaviour(call: &Rc<Call>) -> Outcome {
     let trigger = triggered(call);
-    if let Some((lifecycle, transition, record)) = &trigger
-        && let Err(disallowed) = lifecycle.check(
-            &record.id,
-            lifecycle.state_of(&record.value.value),
-            &transition.to,
-        )
-    {
-        return Outcome::from(Refused::Disallowed(disallowed).response(call));
+    if let Some((lifecycle, transition, record)) = &trigger {
+        let state = lifecycle.state_of(&record.value.value).unwrap_or("");
+        if !transition.from.iter().any(|from| from == state) {
+            let reason = format!(
+                "{} {} is {state}; {} needs it to be {}",
+                lifecycle.collection,
+                record.id,
+                call.operation().operation.id,
+                transition.from.join(" or ")
+            );
+            return Outcome::from(Refused::Disallowed(Disallowed(reason)).response(call));
+        }
     }
     let answer = behaviour::answer(call);
     if call.yielded.get() {

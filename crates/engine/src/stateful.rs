@@ -146,7 +146,7 @@ fn create(
     {
         object.insert(
             lifecycle.field.clone(),
-            Value::String(lifecycle.initial.clone()),
+            Value::String(lifecycle.default_state().to_owned()),
         );
     }
     let requested = body

@@ -19,7 +19,7 @@ pub const DEMO_SPEC: &str = include_str!("../../../examples/payments/openapi.yam
 pub const DEMO_PROJECT: &str = "demo-payments";
 
 /// The demo's behaviour files as `(path in the folder, text)`.
-pub const DEMO_FILES: [(&str, &str); 9] = [
+pub const DEMO_FILES: [(&str, &str); 11] = [
     (
         "behaviours/createPayment.rhai",
         include_str!("../../../examples/payments/behaviours/createPayment.rhai"),
@@ -27,6 +27,14 @@ pub const DEMO_FILES: [(&str, &str); 9] = [
     (
         "behaviours/refundPayment.rhai",
         include_str!("../../../examples/payments/behaviours/refundPayment.rhai"),
+    ),
+    (
+        "jobs/review.rhai",
+        include_str!("../../../examples/payments/jobs/review.rhai"),
+    ),
+    (
+        "lifecycles/payments.yaml",
+        include_str!("../../../examples/payments/lifecycles/payments.yaml"),
     ),
     (
         "modules/money.rhai",

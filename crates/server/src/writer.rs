@@ -33,7 +33,7 @@ impl Writer {
 
     /// Writes `change`, returning once it is committed.
     pub async fn save(&self, change: ChangeSet) -> Result<(), String> {
-        if change.rows.is_empty() && change.events.is_empty() && change.answers.is_empty() {
+        if change.is_empty() {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();

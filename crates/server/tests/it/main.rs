@@ -9,6 +9,7 @@ mod control_plane;
 mod forwarding;
 mod helpers;
 mod idempotency;
+mod jobs;
 mod lifecycle;
 mod mock;
 mod resources;
