@@ -290,7 +290,7 @@ fn record_members(
     let media = fixtures::record_media(inputs.operations, resources, collection)?;
     let document = &inputs.model.document;
     let schema = document.pointer(media.spec.schema_pointer.as_ref()?)?;
-    let members = resources::properties(document, schema);
+    let members = resources::properties(document, sbx_spec::pointer::follow(document, schema)?);
     if members.is_empty() {
         return None;
     }

@@ -15,4 +15,5 @@ mod mock;
 mod resources;
 mod responses;
 mod scenarios;
+mod states;
 mod validation;
