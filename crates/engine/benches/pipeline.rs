@@ -83,7 +83,11 @@ fn benches(c: &mut Criterion) {
     });
 
     let key_matches = |_: &str| true;
-    let state = Arc::new(SandboxState::load(&project.behaviours.fixtures, Vec::new()));
+    let state = Arc::new(SandboxState::load(
+        &project.behaviours.fixtures,
+        Vec::new(),
+        0,
+    ));
     let env = Arc::new(Map::new());
     let context = SandboxContext {
         id: "sbx-bench",

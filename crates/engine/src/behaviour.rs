@@ -286,7 +286,7 @@ fn record_members(
     inputs: &BehaviourInputs<'_>,
     resources: &Resources,
     collection: usize,
-) -> Option<Vec<(String, Option<Vec<Value>>)>> {
+) -> Option<crate::lifecycle::Members> {
     let media = fixtures::record_media(inputs.operations, resources, collection)?;
     let document = &inputs.model.document;
     let schema = document.pointer(media.spec.schema_pointer.as_ref()?)?;

@@ -160,6 +160,9 @@ impl Lifecycle {
     }
 }
 
+/// A record schema's members, each with its `enum` when it has one.
+pub type Members = Vec<(String, Option<Vec<Value>>)>;
+
 /// The revision's lifecycles, and the transitions operations trigger.
 #[derive(Debug, Default)]
 pub struct Lifecycles {
@@ -180,7 +183,7 @@ impl Lifecycles {
         files: &BTreeMap<String, Value>,
         operations: &[(&str, &str)],
         resources: &Resources,
-        record_schema: &dyn Fn(usize) -> Option<Vec<(String, Option<Vec<Value>>)>>,
+        record_schema: &dyn Fn(usize) -> Option<Members>,
         problems: &mut Vec<FileProblem>,
     ) -> Self {
         let mut lifecycles = Self {
@@ -277,7 +280,7 @@ fn compile_one(
     operations: &[(&str, &str)],
     resources: &Resources,
     index: usize,
-    members: Option<Vec<(String, Option<Vec<Value>>)>>,
+    members: Option<Members>,
     report: &mut dyn FnMut(&str, String),
 ) -> Option<Lifecycle> {
     let problems_before = std::cell::Cell::new(0usize);

@@ -375,12 +375,13 @@ mod tests {
             id: id.into(),
             seq,
             value: Arc::new(Synthesized::new(json!({"id": id}))),
+            relative: Vec::new(),
         }
     }
 
     #[test]
     fn overlay_survives_rebase_and_reset_drops_it() {
-        let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new());
+        let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new(), 0);
         let mut journal = Vec::new();
         state
             .put("pets", "c", "", None, json!({"id": "c"}), &mut journal)
@@ -388,14 +389,14 @@ mod tests {
         state.delete("pets", "a", &mut journal);
         assert_eq!(journal.len(), 2);
         assert!(journal[1].version > journal[0].version);
-        state.rebase(&[fixture("a", 0), fixture("b", 1), fixture("z", 2)]);
+        state.rebase(&[fixture("a", 0), fixture("b", 1), fixture("z", 2)], 0);
         let ids: Vec<String> = state
             .scan("pets", None, |_| true)
             .into_iter()
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, ["b", "z", "c"]);
-        state.reset(&[fixture("a", 0)]);
+        state.reset(&[fixture("a", 0)], 0);
         let ids: Vec<String> = state
             .scan("pets", None, |_| true)
             .into_iter()
@@ -407,13 +408,13 @@ mod tests {
     #[test]
     fn persisted_overlay_replays_to_the_same_records() {
         let fixtures = [fixture("a", 0)];
-        let state = SandboxState::load(&fixtures, Vec::new());
+        let state = SandboxState::load(&fixtures, Vec::new(), 0);
         let mut journal = Vec::new();
         state
             .put("pets", "7", "", None, json!({"id": 7}), &mut journal)
             .unwrap();
         state.delete("pets", "a", &mut journal);
-        let replayed = SandboxState::load(&fixtures, journal);
+        let replayed = SandboxState::load(&fixtures, journal, 0);
         assert!(replayed.get("pets", "a").is_none());
         assert_eq!(
             replayed.get("pets", "7").map(|r| r.seq),

@@ -2,7 +2,8 @@
 //! same functions.
 
 use sbx_store::{
-    ChangeSet, IdempotentAnswer, ResourceRow, SandboxRecord, SqliteStore, Store, StoreError,
+    ChangeSet, IdempotentAnswer, JobRecord, ResourceRow, SandboxRecord, SqliteStore, Store,
+    StoreError, TransitionRecord,
 };
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
@@ -22,7 +23,102 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         scenario: None,
         clock_offset_ms: 0,
         clock_frozen_ms: None,
+        seeded_at_ms: 1,
     }
+}
+
+fn job(id: &str, due_at_ms: i64) -> JobRecord {
+    JobRecord {
+        id: id.to_owned(),
+        seq: 0,
+        due_at_ms,
+        action: r#"{"kind":"script","name":"settle"}"#.to_owned(),
+        payload: "{}".to_owned(),
+        scheduled_at_ms: 0,
+        error: None,
+    }
+}
+
+/// Jobs run in (due, scheduling) order; finished ones go, failed ones stay
+/// with their error; transitions are kept per record; reset drops both.
+async fn jobs_contract(store: &dyn Store) {
+    let ids = |jobs: Vec<JobRecord>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let scheduled = ChangeSet {
+        sandbox_id: "sbx-a".into(),
+        jobs: vec![job("j3", 30), job("j1", 10), job("j2", 10), job("j4", 40)],
+        transitions: vec![TransitionRecord {
+            collection: "pets".into(),
+            resource_id: "1".into(),
+            from: None,
+            to: "available".into(),
+            at_ms: 5,
+            cause: "operation createPet".into(),
+        }],
+        ..ChangeSet::default()
+    };
+    store.save_changes(&[scheduled]).await.unwrap();
+    assert_eq!(
+        ids(store.pending_jobs("sbx-a", Some(30), 10).await.unwrap()),
+        ["j1", "j2", "j3"]
+    );
+    assert_eq!(
+        ids(store.pending_jobs("sbx-a", None, 2).await.unwrap()),
+        ["j1", "j2"]
+    );
+    assert_eq!(
+        store.next_jobs().await.unwrap(),
+        vec![("sbx-a".to_owned(), 10)]
+    );
+    let finished = ChangeSet {
+        sandbox_id: "sbx-a".into(),
+        finished_jobs: vec![("j1".into(), None), ("j2".into(), Some("boom".into()))],
+        ..ChangeSet::default()
+    };
+    store.save_changes(&[finished]).await.unwrap();
+    assert_eq!(
+        ids(store.pending_jobs("sbx-a", None, 10).await.unwrap()),
+        ["j3", "j4"]
+    );
+    let failed = store.failed_jobs("sbx-a", 10).await.unwrap();
+    assert_eq!(
+        (failed[0].id.as_str(), failed[0].error.as_deref()),
+        ("j2", Some("boom"))
+    );
+    let history = store.list_transitions("sbx-a", "pets", "1").await.unwrap();
+    assert_eq!((history.len(), history[0].to.as_str()), (1, "available"));
+    assert!(
+        store
+            .list_transitions("sbx-other", "pets", "1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store.clear_resources("sbx-a", 77).await.unwrap();
+    assert!(
+        store
+            .pending_jobs("sbx-a", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.failed_jobs("sbx-a", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_transitions("sbx-a", "pets", "1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_sandbox("sbx-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .seeded_at_ms,
+        77
+    );
 }
 
 fn row(id: &str, value: Option<&str>, version: u64) -> ResourceRow {
@@ -163,8 +259,9 @@ async fn contract(store: &dyn Store) {
         vec![row("1", Some("{\"v\":2}"), 2), row("2", None, 4)]
     );
     assert!(store.load_resources("sbx-other").await.unwrap().is_empty());
-    store.clear_resources("sbx-a").await.unwrap();
+    store.clear_resources("sbx-a", 1).await.unwrap();
     assert!(store.load_resources("sbx-a").await.unwrap().is_empty());
+    jobs_contract(store).await;
 
     store
         .save_changes(&[ChangeSet {
@@ -174,7 +271,7 @@ async fn contract(store: &dyn Store) {
                 ("pet.created".into(), "{}".into(), 5),
                 ("pet.sold".into(), "{}".into(), 6),
             ],
-            answers: Vec::new(),
+            ..ChangeSet::default()
         }])
         .await
         .unwrap();

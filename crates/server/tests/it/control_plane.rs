@@ -233,6 +233,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/sandboxes/{id}",
             "GET /api/v1/sandboxes/{id}/clock",
             "GET /api/v1/sandboxes/{id}/events",
+            "GET /api/v1/sandboxes/{id}/resources/{collection}/{rid}/history",
             "GET /api/v1/sandboxes/{id}/scenarios",
             "POST /api/v1/projects",
             "POST /api/v1/sandboxes",

@@ -69,7 +69,7 @@ async fn scenarios_are_selected_by_header_rule_state_and_default() {
     let (status, paid) = send(pay("4242424242424242")).await;
     assert_eq!(
         (status, paid["status"].as_str()),
-        (201, Some("succeeded")),
+        (201, Some("processing")),
         "{paid}"
     );
 
