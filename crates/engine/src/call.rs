@@ -163,7 +163,7 @@ impl Call {
                 "one request or job may schedule at most {MAX_JOBS_PER_CALL} jobs"
             ));
         }
-        let id = format!("job_{}", sbx_spec::synth::alphanumeric(14, self.draw()));
+        let id = format!("job_{}", sbx_spec::synth::alphanumeric(14, unique_seed()));
         journal.jobs.push(ScheduledJob {
             id: id.clone(),
             due_ms,
@@ -309,6 +309,25 @@ impl Call {
             created_at_ms: self.sandbox.now_ms,
         });
     }
+}
+
+/// A seed never drawn before in this process nor (with its start time in
+/// it) in an earlier one: job ids must be unique even when the same
+/// request schedules the same jobs twice.
+fn unique_seed() -> u64 {
+    use std::sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    };
+    static NONCE: LazyLock<u64> = LazyLock::new(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        seed_from([&nanos.to_le_bytes()[..], &std::process::id().to_le_bytes()])
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    seed_from([&NONCE.to_le_bytes()[..], &n.to_le_bytes()])
 }
 
 fn decode(text: &str) -> String {

@@ -13,6 +13,7 @@ mod cache;
 mod call;
 pub mod chaos;
 pub mod clock;
+mod conditions;
 mod drift;
 mod fixtures;
 mod forward;

@@ -5,7 +5,6 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use rhai::AST;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -13,6 +12,7 @@ use crate::{
     Response,
     cache::Synthesized,
     call::Call,
+    conditions::{self, Condition, Inputs},
     jobs::JobAction,
     project::FileProblem,
     resources::Resources,
@@ -105,8 +105,8 @@ pub struct Scenario {
     headers: Vec<(String, String)>,
     body: Body,
     pub delay: Duration,
-    when: Option<AST>,
-    when_state: Option<AST>,
+    when: Option<Condition>,
+    when_state: Option<Condition>,
     set: Option<Map<String, Value>>,
     emit: Vec<EmitSpec>,
     schedule: Vec<ScheduleSpec>,
@@ -362,15 +362,18 @@ fn compile_one(
         None => Duration::ZERO,
     };
     let condition =
-        |text: &Option<String>, pointer: &str| -> Result<Option<AST>, (String, String)> {
-            text.as_ref()
-                .map(|t| {
-                    inputs
-                        .scripts
-                        .compile_condition(t)
-                        .map_err(|e| (pointer.to_owned(), e))
-                })
-                .transpose()
+        |text: &Option<String>, pointer: &str| -> Result<Option<Condition>, (String, String)> {
+            let Some(text) = text else {
+                return Ok(None);
+            };
+            if let Some(comparisons) = conditions::native(text) {
+                return Ok(Some(Condition::Native(comparisons)));
+            }
+            inputs
+                .scripts
+                .compile_condition(text)
+                .map(|ast| Some(Condition::Script(ast)))
+                .map_err(|e| (pointer.to_owned(), e))
         };
     let when = condition(&spec.when, "/when")?;
     let when_state = condition(&spec.when_state, "/when_state")?;
@@ -507,25 +510,60 @@ pub fn select(
         return Ok(None);
     }
     let scripts = &behaviours.scripts;
-    if scenarios.iter().any(|s| s.when.is_some())
-        && let Ok(req) = crate::script::request_dynamic(call)
-    {
+    if scenarios.iter().any(|s| s.when.is_some()) {
+        let params = call.decoded_path_params();
+        let inputs = Inputs {
+            body: call.request.body.as_ref(),
+            query: &call.request.query,
+            headers: &call.request.headers,
+            params: &params,
+            record: None,
+        };
+        // Built only for a rule that runs in Rhai.
+        let mut req = None;
         for (index, scenario) in scenarios.iter().enumerate() {
-            if let Some(rule) = &scenario.when
-                && scripts.condition_holds(rule, req.clone(), rhai::Dynamic::UNIT)
-            {
+            let holds = match &scenario.when {
+                None => false,
+                Some(Condition::Native(comparisons)) => conditions::all_hold(comparisons, &inputs),
+                Some(Condition::Script(rule)) => {
+                    if req.is_none() {
+                        req = Some(
+                            crate::script::request_dynamic(call).unwrap_or(rhai::Dynamic::UNIT),
+                        );
+                    }
+                    let req = req.clone().unwrap_or(rhai::Dynamic::UNIT);
+                    scripts.condition_holds(rule, req, rhai::Dynamic::UNIT)
+                }
+            };
+            if holds {
                 return Ok(Some(index));
             }
         }
     }
     if scenarios.iter().any(|s| s.when_state.is_some())
-        && let Some(record) = addressed_record(call)
+        && let Some((_, record)) = addressed_record(call)
     {
-        let record = crate::script::dynamic_of(&record.1.value.value);
+        let value = &record.value.value;
+        let inputs = Inputs {
+            body: None,
+            query: &[],
+            headers: &[],
+            params: &[],
+            record: Some(value),
+        };
+        let mut dynamic = None;
         for (index, scenario) in scenarios.iter().enumerate() {
-            if let Some(rule) = &scenario.when_state
-                && scripts.condition_holds(rule, rhai::Dynamic::UNIT, record.clone())
-            {
+            let holds = match &scenario.when_state {
+                None => false,
+                Some(Condition::Native(comparisons)) => conditions::all_hold(comparisons, &inputs),
+                Some(Condition::Script(rule)) => {
+                    let record = dynamic
+                        .get_or_insert_with(|| crate::script::dynamic_of(value))
+                        .clone();
+                    scripts.condition_holds(rule, rhai::Dynamic::UNIT, record)
+                }
+            };
+            if holds {
                 return Ok(Some(index));
             }
         }

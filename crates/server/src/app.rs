@@ -242,13 +242,15 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         upstream: HttpUpstream::shared(config.allow_private_egress)?,
         edits: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone()),
-        idempotency: Idempotency {
-            store: store.clone(),
-            in_flight: Arc::default(),
-        },
+        idempotency: Idempotency::new(store.clone()),
         config: Arc::new(config),
     };
     load_registry(&state).await?;
+    state
+        .idempotency
+        .load()
+        .await
+        .context("indexing idempotency keys")?;
     let shutdown = CancellationToken::new();
     let reaper_task = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
     let scheduler_task = tokio::spawn(scheduler::run(state.clone(), shutdown.clone()));

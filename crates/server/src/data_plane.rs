@@ -354,7 +354,9 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     }
     // The key stays held until its answer is committed with the changes.
     let (held, answer) = served.idempotent.unzip();
-    if let Err(error) = persist(&state, &sandbox.id, served.journal, answer.flatten()).await {
+    let answer = answer.flatten();
+    let remembered = answer.as_ref().map(|a| (a.key.clone(), a.created_at_ms));
+    if let Err(error) = persist(&state, &sandbox.id, served.journal, answer).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(
             503,
@@ -362,6 +364,9 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             "Storage unavailable",
             "the change was applied in memory but could not be saved; retry the request",
         );
+    }
+    if let Some((key, created_at_ms)) = remembered {
+        state.idempotency.remember(&sandbox.id, &key, created_at_ms);
     }
     drop(held);
     served.response

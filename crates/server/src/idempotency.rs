@@ -5,7 +5,7 @@
 //! 24 hours and survive restarts (they live in the store).
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -27,6 +27,12 @@ pub struct Idempotency {
     pub store: Arc<dyn Store>,
     /// Keys of requests still running, per sandbox.
     pub in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Every stored key, as a hash of `(sandbox, key)` with its creation
+    /// time: a key not in here has no stored answer, so a request with a
+    /// fresh key — the common case — is decided without reading the store.
+    /// (One process owns the store; replicas sharing PostgreSQL will need
+    /// the read back, or a shared index.)
+    pub known: Arc<Mutex<HashMap<u64, i64>>>,
 }
 
 /// A key being answered; dropping it frees the key (even on cancellation).
@@ -81,7 +87,52 @@ fn error(
         .unwrap_or_else(|| problem_response(status, slug, "Idempotency error", reason, None))
 }
 
+fn key_hash(sandbox_id: &str, key: &str) -> u64 {
+    sbx_spec::synth::seed_from([sandbox_id.as_bytes(), key.as_bytes()])
+}
+
 impl Idempotency {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            in_flight: Arc::default(),
+            known: Arc::default(),
+        }
+    }
+
+    /// Indexes the stored keys (at start).
+    pub async fn load(&self) -> Result<(), sbx_store::StoreError> {
+        let keys = self.store.idempotency_keys().await?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for (sandbox_id, key, created_at_ms) in keys {
+            known.insert(key_hash(&sandbox_id, &key), created_at_ms);
+        }
+        Ok(())
+    }
+
+    /// Notes an answer committed for `key`.
+    pub fn remember(&self, sandbox_id: &str, key: &str, created_at_ms: i64) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key_hash(sandbox_id, key), created_at_ms);
+    }
+
+    /// Drops the index entries of answers stored before `before_ms`.
+    pub fn forget_before(&self, before_ms: i64) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, created| *created >= before_ms);
+    }
+
+    fn may_be_stored(&self, sandbox_id: &str, key: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key_hash(sandbox_id, key))
+    }
+
     /// Decides what a request with (or without) a key does.
     pub async fn check(
         &self,
@@ -116,7 +167,12 @@ impl Idempotency {
             }
         };
         let fingerprint = fingerprint(parts, path, body);
-        match self.store.get_idempotent(&target.id, &key).await {
+        let stored = if self.may_be_stored(&target.id, &key) {
+            self.store.get_idempotent(&target.id, &key).await
+        } else {
+            Ok(None)
+        };
+        match stored {
             Ok(Some(stored)) if stored.created_at_ms + KEY_TTL_MS > now_ms => {
                 if stored.fingerprint == fingerprint {
                     return Check::Answer(replay(stored));

@@ -41,7 +41,8 @@ async fn reap(state: &AppState) {
         tracing::warn!(%error, "pruning tombstones failed");
     }
     let horizon = now - crate::idempotency::KEY_TTL_MS;
-    if let Err(error) = state.store.prune_idempotent(horizon).await {
-        tracing::warn!(%error, "pruning idempotency keys failed");
+    match state.store.prune_idempotent(horizon).await {
+        Ok(_) => state.idempotency.forget_before(horizon),
+        Err(error) => tracing::warn!(%error, "pruning idempotency keys failed"),
     }
 }

@@ -271,6 +271,9 @@ pub trait Store: Send + Sync + 'static {
         sandbox_id: &str,
         key: &str,
     ) -> Result<Option<IdempotentAnswer>, StoreError>;
+    /// Every stored answer's `(sandbox id, key, created_at_ms)`, to index
+    /// them in memory at start.
+    async fn idempotency_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -630,6 +630,16 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn idempotency_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT sandbox_id, key, created_at_ms FROM idempotency_keys")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect())
+    }
+
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_ms < ?")
             .bind(before_ms)

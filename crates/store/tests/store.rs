@@ -297,6 +297,10 @@ async fn contract(store: &dyn Store) {
         "first writer wins"
     );
     assert_eq!(store.get_idempotent("sbx-other", "k1").await.unwrap(), None);
+    assert_eq!(
+        store.idempotency_keys().await.unwrap(),
+        vec![("sbx-a".to_owned(), "k1".to_owned(), 10)]
+    );
     assert_eq!(store.prune_idempotent(11).await.unwrap(), 1);
     assert_eq!(store.get_idempotent("sbx-a", "k1").await.unwrap(), None);
     let events = store.list_events("sbx-a", 10).await.unwrap();

@@ -200,22 +200,25 @@ async fn jobs_scheduled_by_jobs_run_in_the_same_advance_when_due_inside_it() {
     let app = spawn_app().await;
     let sandbox = ticks_sandbox(&app).await;
     let clock = format!("/sandboxes/{}/clock", sandbox.id);
-    send(
-        app.client
-            .post(sandbox.url("/plans"))
-            .json(&json!({"count": 1, "step": 10, "chain": 3})),
-    )
-    .await;
+    // The same request twice schedules twice (job ids are unique).
+    for _ in 0..2 {
+        send(
+            app.client
+                .post(sandbox.url("/plans"))
+                .json(&json!({"count": 1, "step": 10, "chain": 3})),
+        )
+        .await;
+    }
     // Due at +10 s, +11 s, +12 s, +13 s; the window ends at +12 s.
     let (_, moved) = send(
         app.admin(Method::POST, &clock)
             .json(&json!({"advance": "PT12S"})),
     )
     .await;
-    assert_eq!(moved["ran_jobs"], 3, "{moved}");
+    assert_eq!(moved["ran_jobs"], 6, "{moved}");
     let pending = moved["pending_jobs"].as_array().unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0]["due_at"], "2030-01-01T00:00:13Z");
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[1]["due_at"], "2030-01-01T00:00:13Z");
     let (_, ticks) = send(app.client.get(sandbox.url("/ticks?limit=1000"))).await;
     let at: Vec<&str> = ticks
         .as_array()

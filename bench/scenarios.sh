@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# What issue 4's features cost, against `sbx serve` with examples/payments:
+# scenario selection (a `when_state` rule on the record read) and an
+# idempotency lookup, each as a ratio to the same request without it, run
+# side by side; then advancing a clock over JOBS scheduled jobs.
+# The server is pinned to core 0, wrk to core 1; each load run is done
+# twice and the second counted (the first warms SQLite's files).
+#
+#   bench/scenarios.sh
+#   DURATION=10 JOBS=10000 bench/scenarios.sh
+#   SBX=/tmp/sbx-before bench/scenarios.sh     # another build, e.g. a baseline
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-5}"
+CONNECTIONS="${CONNECTIONS:-32}"
+JOBS="${JOBS:-10000}"
+PORT="${PORT:-18480}"
+OUT="bench/results"
+TARGET="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+if [ -z "${SBX:-}" ]; then   # SBX=path/to/sbx measures another build (a baseline)
+    cargo build --release --quiet -p sbx-cli
+    SBX="$TARGET/release/sbx"
+fi
+DATA="$(mktemp -d)"
+export SBX_URL="http://127.0.0.1:$PORT" SBX_TOKEN="bench-admin-token-0123456789"
+SBX_ADMIN_TOKEN="$SBX_TOKEN" taskset -c 0 "$SBX" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
+    >"$OUT/scenarios-serve.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
+for _ in $(seq 1 300); do curl -s -o /dev/null "$SBX_URL/api/v1/health" && break; sleep 0.1; done
+
+admin() { # METHOD PATH [JSON]
+    curl -sf -X "$1" -H "Authorization: Bearer $SBX_TOKEN" -H 'content-type: application/json' \
+        "$SBX_URL/api/v1$2" ${3:+-d "$3"}
+}
+sandbox() { # PROJECT → base URL
+    admin POST /sandboxes "{\"project\": \"$1\", \"auth\": \"none\"}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])'
+}
+rps() { # URL [script] → requests per second (second of two runs)
+    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s")
+    [ -n "${2:-}" ] && args+=(-s "$2")
+    taskset -c 1 wrk "${args[@]}" "$1" >/dev/null
+    taskset -c 1 wrk "${args[@]}" "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+"$SBX" import examples/payments --name payments >/dev/null
+BASE="$(sandbox payments)"
+
+echo "== reads: a scenario state rule (GET /accounts/{id}) vs none (GET /customers/{id})"
+plain_get="$(rps "$BASE/customers/cus_demo_alice")"
+rule_get="$(rps "$BASE/accounts/acct_demo_gold")"
+echo "no rule $plain_get req/s, state rule $rule_get req/s: ratio $(ratio "$rule_get" "$plain_get")"
+
+echo "== creates: a fresh Idempotency-Key per request vs none (POST /customers)"
+plain_post="$(rps "$BASE/customers" bench/customers.lua)"
+keyed_post="$(rps "$BASE/customers" bench/idempotency.lua)"
+echo "no key $plain_post req/s, key $keyed_post req/s: ratio $(ratio "$keyed_post" "$plain_post")"
+
+echo "== clock advance over $JOBS scheduled jobs"
+"$SBX" import bench/jobs --name ticks >/dev/null
+TICKS="$(sandbox ticks)"
+ID="${TICKS#*/sbx/}"; ID="${ID%%/*}"
+admin POST "/sandboxes/$ID/clock" '{"freeze": true}' >/dev/null
+for _ in $(seq 1 $((JOBS / 1000))); do
+    curl -sf -H 'content-type: application/json' "$TICKS/plans" -d '{"count": 1000}' >/dev/null
+done
+seconds="$(curl -sf -o "$OUT/scenarios-advance.json" -w '%{time_total}' -X POST \
+    -H "Authorization: Bearer $SBX_TOKEN" -H 'content-type: application/json' \
+    "$SBX_URL/api/v1/sandboxes/$ID/clock" -d '{"advance": "P30D"}')"
+ran="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ran_jobs"])' "$OUT/scenarios-advance.json")"
+echo "advance ran $ran jobs in $seconds s"
