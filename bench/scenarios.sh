@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-5}"
+CREATE_DURATION="${CREATE_DURATION:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 JOBS="${JOBS:-10000}"
 PORT="${PORT:-18480}"
@@ -41,11 +42,21 @@ sandbox() { # PROJECT → base URL
     admin POST /sandboxes "{\"project\": \"$1\", \"auth\": \"none\"}" |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])'
 }
-rps() { # URL [script] → requests per second (second of two runs)
-    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s")
-    [ -n "${2:-}" ] && args+=(-s "$2")
-    taskset -c 1 wrk "${args[@]}" "$1" >/dev/null
-    taskset -c 1 wrk "${args[@]}" "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+wrk_rps() { # SECONDS URL [script] → requests per second; fails on non-2xx answers
+    local args=(-t1 -c"$CONNECTIONS" -d"$1s")
+    [ -n "${3:-}" ] && args+=(-s "$3")
+    taskset -c 1 wrk "${args[@]}" "$2" | awk '
+        /Non-2xx/ {bad=$NF} /Requests\/sec/ {rps=$2}
+        END {if (bad) {print "non-2xx answers: " bad > "/dev/stderr"; exit 1} printf "%.0f", rps}'
+}
+rps() { # URL → requests per second (second of two runs)
+    wrk_rps "$DURATION" "$1" >/dev/null
+    wrk_rps "$DURATION" "$1"
+}
+create_rps() { # PATH script → creates per second, each run in a fresh sandbox
+    # (a sandbox holds 100,000 records: runs are kept short enough).
+    wrk_rps "$CREATE_DURATION" "$(sandbox payments)$1" "$2" >/dev/null
+    wrk_rps "$CREATE_DURATION" "$(sandbox payments)$1" "$2"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -58,8 +69,8 @@ rule_get="$(rps "$BASE/accounts/acct_demo_gold")"
 echo "no rule $plain_get req/s, state rule $rule_get req/s: ratio $(ratio "$rule_get" "$plain_get")"
 
 echo "== creates: a fresh Idempotency-Key per request vs none (POST /customers)"
-plain_post="$(rps "$BASE/customers" bench/customers.lua)"
-keyed_post="$(rps "$BASE/customers" bench/idempotency.lua)"
+plain_post="$(create_rps /customers bench/customers.lua)"
+keyed_post="$(create_rps /customers bench/idempotency.lua)"
 echo "no key $plain_post req/s, key $keyed_post req/s: ratio $(ratio "$keyed_post" "$plain_post")"
 
 echo "== clock advance over $JOBS scheduled jobs"

@@ -101,6 +101,7 @@ fn benches(c: &mut Criterion) {
         may_block: false,
         chaos: None,
         default_scenario: None,
+        chaos_draw: None,
     };
     let auth = vec![(
         "authorization".to_owned(),

@@ -53,6 +53,9 @@ pub struct SandboxContext<'a> {
     /// The scenario operations that declare it answer with, unless the
     /// request selects another.
     pub default_scenario: Option<&'a str>,
+    /// The chaos draw to use: a request run again after yielding replays
+    /// its first run's ([`Outcome::chaos_draw`]); `None` takes the next.
+    pub chaos_draw: Option<u64>,
 }
 
 pub struct Request<'a> {
@@ -87,6 +90,8 @@ pub struct Outcome {
     /// The request passed validation and chaos and was answered by the
     /// operation: an answer an idempotent retry may replay.
     pub answered: bool,
+    /// The chaos draw this request used, if chaos applied.
+    pub chaos_draw: Option<u64>,
 }
 
 impl From<Response> for Outcome {
@@ -98,6 +103,7 @@ impl From<Response> for Outcome {
             yielded: false,
             chaos: ChaosEffect::default(),
             answered: false,
+            chaos_draw: None,
         }
     }
 }
@@ -263,9 +269,15 @@ pub fn handle(
     if !violations.is_empty() {
         return validation_failure(revision, context, operation, &exchange, &violations).into();
     }
+    let chaos_draw = chaos.as_ref().map(|_| {
+        context
+            .chaos_draw
+            .unwrap_or_else(|| context.state.next_chaos_draw())
+    });
     let chaos = chaos
         .as_ref()
-        .map(|spec| spec.decide(context.state.next_chaos_draw()))
+        .zip(chaos_draw)
+        .map(|(spec, draw)| spec.decide(draw))
         .unwrap_or_default();
     if chaos.drop || chaos.error.is_some() {
         let response = match chaos.error {
@@ -346,6 +358,7 @@ pub fn handle(
         return Outcome {
             chaos,
             answered: true,
+            chaos_draw,
             ..run_behaviour(&call)
         };
     }
@@ -513,6 +526,7 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         yielded: false,
         chaos: ChaosEffect::default(),
         answered: false,
+        chaos_draw: None,
     }
 }
 

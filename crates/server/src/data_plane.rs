@@ -169,8 +169,16 @@ pub(crate) fn engine_request<'a>(
     }
 }
 
-/// One run of the pipeline; `may_block` on the blocking pool only.
-fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool) -> Outcome {
+/// One run of the pipeline; `may_block` on the blocking pool only, where a
+/// yielded request runs again with its first run's chaos draw.
+fn run(
+    target: &Target,
+    parts: &Parts,
+    path: &str,
+    body: &[u8],
+    may_block: bool,
+    chaos_draw: Option<u64>,
+) -> Outcome {
     let key_matches = |key: &str| match &target.keys {
         KeyCheck::Hash(hash) => hash_secret(key) == *hash,
         KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
@@ -187,6 +195,7 @@ fn run(target: &Target, parts: &Parts, path: &str, body: &[u8], may_block: bool)
         may_block,
         chaos: target.chaos.as_deref(),
         default_scenario: target.default_scenario.as_deref(),
+        chaos_draw,
     };
     let headers = EngineHeaders(&parts.headers);
     let request = engine_request(parts, path, &headers, body);
@@ -246,21 +255,23 @@ pub async fn serve(
     let now_ms = target.now_ms;
     // Every request starts on the worker; the engine yields the ones that
     // must block (forwarding, long or writing scripts) right where it knows.
-    let mut outcome = run(&target, &parts, &path, &body, false);
+    let mut outcome = run(&target, &parts, &path, &body, false, None);
     if outcome.yielded {
-        outcome = tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body, true))
-            .await
-            .unwrap_or_else(|error| {
-                tracing::error!(%error, "behaviour task failed");
-                problem_response(
-                    500,
-                    "internal",
-                    "Internal error",
-                    "the behaviour failed unexpectedly",
-                    None,
-                )
-                .into()
-            });
+        let draw = outcome.chaos_draw;
+        outcome =
+            tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body, true, draw))
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, "behaviour task failed");
+                    problem_response(
+                        500,
+                        "internal",
+                        "Internal error",
+                        "the behaviour failed unexpectedly",
+                        None,
+                    )
+                    .into()
+                });
     }
     let chaos = outcome.chaos.clone();
     if !chaos.delay.is_zero() {

@@ -186,3 +186,38 @@ async fn a_sandbox_profile_applies_until_a_header_or_a_delete_says_otherwise() {
     );
     assert_eq!(status_of(app.client.get(sandbox.url("/pets/1"))).await, 200);
 }
+
+#[tokio::test]
+async fn seeded_chaos_draws_once_per_request_even_when_a_script_runs_it_twice() {
+    let app = spawn_app().await;
+    let (status, _) = send(
+        app.admin(Method::POST, "/projects")
+            .json(&crate::scenarios::payments_project("payments")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mut patterns = Vec::new();
+    // createPayment's script writes, so it yields and runs again on the
+    // blocking pool; getCustomer runs once. Same seed, same pattern.
+    for scripted in [true, false] {
+        let sandbox = app
+            .create_sandbox(json!({"project": "payments", "auth": "none"}))
+            .await;
+        let mut pattern = Vec::new();
+        for _ in 0..40 {
+            let request = if scripted {
+                app.client.post(sandbox.url("/payments")).json(&json!({
+                    "amount": 2000, "currency": "usd",
+                    "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}
+                }))
+            } else {
+                app.client.get(sandbox.url("/customers/cus_demo_alice"))
+            };
+            let status = status_of(request.header("x-chaos", "error=50%,seed=7")).await;
+            pattern.push(status >= 500);
+        }
+        patterns.push(pattern);
+    }
+    assert!(patterns[0].iter().any(|e| *e) && patterns[0].iter().any(|e| !*e));
+    assert_eq!(patterns[0], patterns[1]);
+}
