@@ -234,6 +234,21 @@ pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Shows a sandbox's clock, or changes it (`change`: the clock API's body).
+pub async fn clock(server: &ServerArgs, id: &str, change: Option<Value>) -> anyhow::Result<()> {
+    let path = format!("/sandboxes/{}/clock", percent_encode(id));
+    let method = if change.is_some() {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    print(&expect(
+        call(server, method, &path, change).await?,
+        StatusCode::OK,
+    )?);
+    Ok(())
+}
+
 /// The answer's body when its status is `expected`, else the problem as an error.
 fn expect((status, body): (StatusCode, Value), expected: StatusCode) -> anyhow::Result<Value> {
     if status == expected {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use serde_json::json;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +47,41 @@ enum Command {
     /// Create, list, show and delete sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Show or move a sandbox's test clock.
+    #[command(subcommand)]
+    Clock(ClockCommand),
+}
+
+#[derive(Subcommand)]
+enum ClockCommand {
+    /// The sandbox's time and the jobs waiting on it.
+    Show {
+        id: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Move the clock forward by an ISO 8601 duration (P2D, PT1H, P1M);
+    /// every job that falls due on the way has run when this returns.
+    Advance {
+        id: String,
+        duration: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Stop the clock where it is, or at an RFC 3339 instant (--at).
+    Freeze {
+        id: String,
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Run the clock again from where it stood.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
 }
 
 #[derive(Args)]
@@ -245,6 +281,24 @@ async fn main() -> std::process::ExitCode {
             }
             SandboxCommand::Show { id, server } => client::show_sandbox(&server, &id).await,
             SandboxCommand::Delete { id, server } => client::delete_sandbox(&server, &id).await,
+        },
+        Command::Clock(command) => match command {
+            ClockCommand::Show { id, server } => client::clock(&server, &id, None).await,
+            ClockCommand::Advance {
+                id,
+                duration,
+                server,
+            } => client::clock(&server, &id, Some(json!({"advance": duration}))).await,
+            ClockCommand::Freeze { id, at, server } => {
+                let change = match at {
+                    Some(at) => json!({"freeze_at": at}),
+                    None => json!({"freeze": true}),
+                };
+                client::clock(&server, &id, Some(change)).await
+            }
+            ClockCommand::Resume { id, server } => {
+                client::clock(&server, &id, Some(json!({"resume": true}))).await
+            }
         },
     };
     match result {

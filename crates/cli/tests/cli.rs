@@ -268,13 +268,29 @@ fn import_and_mock_a_project_folder() {
         &url,
     );
     assert!(ok, "{stderr}");
-    let base_url = serde_json::from_str::<Value>(&stdout).unwrap()["base_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    let base_url = created["base_url"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap();
     let (status, body) = http_get(&format!("{base_url}/customers/cus_demo_alice"), &[]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Alice Martin"));
+
+    // The test clock: freeze, advance (running due jobs), show.
+    let (ok, stdout, stderr) = run(
+        &["clock", "freeze", id, "--at", "2030-01-01T00:00:00Z"],
+        &url,
+    );
+    assert!(
+        ok && stdout.contains("\"frozen\": true"),
+        "{stdout}{stderr}"
+    );
+    let (ok, stdout, _) = run(&["clock", "advance", id, "P2D"], &url);
+    assert!(
+        ok && stdout.contains("2030-01-03T00:00:00Z") && stdout.contains("ran_jobs"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = run(&["clock", "advance", id, "two days"], &url);
+    assert!(!ok && stderr.contains("ISO 8601"), "{stderr}");
 
     // A broken copy is rejected with the file, line and column; nothing changes.
     let broken = tempfile::tempdir().unwrap();

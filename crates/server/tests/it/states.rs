@@ -300,3 +300,69 @@ async fn invalid_lifecycles_are_rejected_at_import_with_their_location() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn scenario_outcomes_leave_work_on_the_clock() {
+    let app = spawn_app().await;
+    let mut project = payments_project("payments");
+    project["scenarios"]["later"] = json!({"getAccount": {"reviewed_later": {
+        "status": 200,
+        "schedule": [
+            {"after": "PT1H", "emit": "account.reviewed"},
+            {"after": "PT2H", "set": {"tier": "platinum"}},
+            {"after": "PT3H", "job": "review", "payload": {"payment": "pay_none"}}
+        ]
+    }}});
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app
+        .create_sandbox(json!({"project": "payments", "auth": "none"}))
+        .await;
+    let account = sandbox.url("/accounts/acct_demo_gold");
+    let response = app
+        .client
+        .get(&account)
+        .header("x-sandbox-scenario", "reviewed_later")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let clock = format!("/sandboxes/{}/clock", sandbox.id);
+    let (_, waiting) = send(app.admin(Method::GET, &clock)).await;
+    assert_eq!(
+        waiting["pending_jobs"].as_array().unwrap().len(),
+        3,
+        "{waiting}"
+    );
+    let (_, moved) = send(
+        app.admin(Method::POST, &clock)
+            .json(&json!({"advance": "PT3H"})),
+    )
+    .await;
+    assert_eq!(
+        (moved["ran_jobs"].clone(), moved["failed_now"].clone()),
+        (json!(3), json!(0)),
+        "{moved}"
+    );
+    let (_, events) =
+        send(app.admin(Method::GET, &format!("/sandboxes/{}/events", sandbox.id))).await;
+    assert_eq!(events["items"][0]["type"], "account.reviewed");
+    assert_eq!(
+        events["items"][0]["payload"]["id"], "acct_demo_gold",
+        "the answer's body"
+    );
+    let (_, read) = send(app.client.get(&account)).await;
+    assert_eq!(read["tier"], "platinum");
+
+    // A schedule naming no job is refused at import.
+    let mut project = payments_project("broken");
+    project["scenarios"]["later"] = json!({"getAccount": {"x": {
+        "status": 200, "schedule": [{"after": "PT1H", "job": "nope"}]
+    }}});
+    let (status, problem) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/getAccount/x/schedule/0/job",
+        "{problem}"
+    );
+}
