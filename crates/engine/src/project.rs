@@ -114,15 +114,26 @@ impl FileProblem {
     }
 }
 
+/// `file:line:column`, as far as known.
+pub(crate) fn write_location(
+    f: &mut std::fmt::Formatter<'_>,
+    file: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> std::fmt::Result {
+    write!(f, "{file}")?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+        if let Some(column) = column {
+            write!(f, ":{column}")?;
+        }
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for FileProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
+        write_location(f, &self.file, self.line, self.column)?;
         if !self.pointer.is_empty() {
             write!(f, " at {}", self.pointer)?;
         }

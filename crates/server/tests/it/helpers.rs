@@ -99,6 +99,23 @@ impl TestApp {
     }
 
     /// Imports the petstore and creates a sandbox of it.
+    /// Imports `project` (a `POST /projects` body) and creates a sandbox of
+    /// it without auth, its clock frozen at 2030-01-01T00:00:00Z.
+    pub async fn frozen_sandbox(&self, project: &Value) -> Sandbox {
+        let (status, body) = send(self.admin(Method::POST, "/projects").json(project)).await;
+        assert_eq!(status, 201, "{body}");
+        let sandbox = self
+            .create_sandbox(json!({"project": project["name"], "auth": "none"}))
+            .await;
+        let (status, _) = send(
+            self.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+                .json(&json!({"freeze_at": "2030-01-01T00:00:00Z"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        sandbox
+    }
+
     pub async fn petstore(&self, auth: &str) -> Sandbox {
         self.import_ok("pets", PETSTORE).await;
         self.create_sandbox(json!({"project": "pets", "auth": auth}))

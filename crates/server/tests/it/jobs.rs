@@ -102,18 +102,7 @@ fn project(name: &str) -> Value {
 }
 
 async fn ticks_sandbox(app: &TestApp) -> crate::helpers::Sandbox {
-    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project("ticks"))).await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "ticks", "auth": "none"}))
-        .await;
-    let (status, _) = send(
-        app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
-            .json(&json!({"freeze_at": "2030-01-01T00:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    sandbox
+    app.frozen_sandbox(&project("ticks")).await
 }
 
 fn millis(rfc3339: &str) -> i64 {

@@ -11,22 +11,7 @@ use crate::{
 };
 
 async fn payments(app: &TestApp) -> crate::helpers::Sandbox {
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await;
-    let (status, _) = send(
-        app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
-            .json(&json!({"freeze_at": "2030-01-01T00:00:00Z"})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    sandbox
+    app.frozen_sandbox(&payments_project("payments")).await
 }
 
 fn payment(amount: i64) -> Value {
