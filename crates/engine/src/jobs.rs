@@ -71,6 +71,42 @@ pub struct JobSandbox {
     pub env: Arc<Map<String, Value>>,
 }
 
+/// A call with no request, for work done outside one: a job, or a
+/// transition the developer triggers. `label` and `payload` seed its draws.
+fn background_call(
+    revision: &Arc<CompiledRevision>,
+    sandbox: &JobSandbox,
+    now_ms: i64,
+    label: &str,
+    payload: &Value,
+    cause: String,
+) -> Rc<Call> {
+    Rc::new(Call::for_job(
+        revision.clone(),
+        CallSandbox {
+            id: sandbox.id.clone(),
+            seed: sandbox.seed,
+            state: sandbox.state.clone(),
+            env: sandbox.env.clone(),
+            upstream: None,
+            now_ms,
+            may_block: true,
+        },
+        CallRequest {
+            method: "JOB".to_owned(),
+            path: label.to_owned(),
+            raw_query: None,
+            accept: None,
+            path_params: Vec::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Some(payload.clone()),
+            raw_body: payload.to_string().into_bytes(),
+        },
+        cause,
+    ))
+}
+
 /// Runs one due job with the clock at its due time: what it changed, and
 /// why it failed if it did (its changes up to the failure stay, as a
 /// request's do).
@@ -79,31 +115,88 @@ pub fn run(
     sandbox: &JobSandbox,
     job: &ScheduledJob,
 ) -> (Journal, Result<(), String>) {
-    let call = Rc::new(Call::for_job(
-        revision.clone(),
-        CallSandbox {
-            id: sandbox.id.clone(),
-            seed: sandbox.seed,
-            state: sandbox.state.clone(),
-            env: sandbox.env.clone(),
-            upstream: None,
-            now_ms: job.due_ms,
-            may_block: true,
-        },
-        CallRequest {
-            method: "JOB".to_owned(),
-            path: job.id.clone(),
-            raw_query: None,
-            accept: None,
-            path_params: Vec::new(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: Some(job.payload.clone()),
-            raw_body: job.payload.to_string().into_bytes(),
-        },
+    let call = background_call(
+        revision,
+        sandbox,
+        job.due_ms,
+        &job.id,
+        &job.payload,
         job.action.describe(),
-    ));
+    );
     let result = perform(&call, job);
+    let journal = std::mem::take(&mut *call.journal.borrow_mut());
+    (journal, result)
+}
+
+/// Where a developer-triggered transition goes.
+pub enum Target<'a> {
+    /// This state.
+    State(&'a str),
+    /// Where the lifecycle's `on_event` transition for this event goes.
+    Event(&'a str),
+}
+
+/// Why a developer-triggered transition was not made.
+#[derive(Debug)]
+pub enum NotMade {
+    /// No such record, or its collection has no lifecycle.
+    NotFound(String),
+    /// The lifecycle forbids it (or the sandbox is full).
+    Refused(String),
+}
+
+/// Moves a record along its lifecycle at the developer's request (like
+/// Stripe's test helpers), at sandbox time `now_ms`: what changed, and the
+/// record as it now is.
+pub fn transition(
+    revision: &Arc<CompiledRevision>,
+    sandbox: &JobSandbox,
+    now_ms: i64,
+    (collection, id): (&str, &str),
+    target: Target<'_>,
+) -> (Journal, Result<Value, NotMade>) {
+    let cause = match target {
+        Target::State(_) => "control plane".to_owned(),
+        Target::Event(event) => format!("event {event}"),
+    };
+    let call = background_call(revision, sandbox, now_ms, id, &Value::Null, cause);
+    let result =
+        (|| {
+            let lifecycle = revision.behaviours.lifecycles.of(collection).ok_or_else(|| {
+            NotMade::NotFound(format!(
+                "collection {collection:?} declares no lifecycle (lifecycles/{collection}.yaml)"
+            ))
+        })?;
+            let record = sandbox.state.get(collection, id).ok_or_else(|| {
+                NotMade::NotFound(format!("no {collection} record has id {id:?}"))
+            })?;
+            let current = lifecycle.state_of(&record.value.value).unwrap_or("");
+            let to = match target {
+                Target::State(state) if state == current => {
+                    return Err(NotMade::Refused(format!(
+                        "{collection} {id} is already {state}"
+                    )));
+                }
+                Target::State(state) => state,
+                Target::Event(event) => lifecycle
+                    .on_event(current, event)
+                    .map_err(|d| NotMade::Refused(d.0))?,
+            };
+            let mut value = record.value.value.clone();
+            if let Some(object) = value.as_object_mut() {
+                object.insert(lifecycle.field.clone(), Value::String(to.to_owned()));
+            }
+            lifecycle::write(
+                &call,
+                collection,
+                id,
+                &record.scope,
+                Some(record.seq),
+                value,
+            )
+            .map(|stored| stored.value.value.clone())
+            .map_err(|refused| NotMade::Refused(refused.into_message()))
+        })();
     let journal = std::mem::take(&mut *call.journal.borrow_mut());
     (journal, result)
 }

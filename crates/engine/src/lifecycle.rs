@@ -45,6 +45,10 @@ struct TransitionSpec {
     /// An event emitted with the record when the transition is made.
     #[serde(default)]
     emit: Option<String>,
+    /// Made when a developer triggers this event on the record
+    /// (`POST …/resources/{collection}/{id}/transition {"event": …}`).
+    #[serde(default)]
+    on_event: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +74,7 @@ pub struct Transition {
     pub on: Option<usize>,
     pub after: Option<String>,
     pub emit: Option<String>,
+    pub on_event: Option<String>,
 }
 
 #[derive(Debug)]
@@ -150,6 +155,28 @@ impl Lifecycle {
                     }
                 ))
             })
+    }
+
+    /// The state `event` moves a record in `state` to.
+    pub fn on_event(&self, state: &str, event: &str) -> Result<&str, Disallowed> {
+        let from_here = || {
+            self.transitions
+                .iter()
+                .filter(|t| t.from.iter().any(|f| f == state))
+        };
+        if let Some(t) = from_here().find(|t| t.on_event.as_deref() == Some(event)) {
+            return Ok(&t.to);
+        }
+        let events: Vec<&str> = from_here().filter_map(|t| t.on_event.as_deref()).collect();
+        Err(Disallowed(format!(
+            "event {event} moves no {} record that is {state}; from {state}: {}",
+            self.collection,
+            if events.is_empty() {
+                "no events".to_owned()
+            } else {
+                events.join(", ")
+            }
+        )))
     }
 
     /// Transitions made by time once a record enters `state`.
@@ -406,6 +433,7 @@ fn compile_one(
             on,
             after: transition.after,
             emit: transition.emit,
+            on_event: transition.on_event,
         });
     }
     // Every state must be reachable from an initial one.

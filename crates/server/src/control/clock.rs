@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use sbx_engine::jobs::{JobSandbox, NotMade, Target};
+
 use crate::{
     app::{AppState, now_ms, rfc3339},
     control::sandboxes::{invalid, live},
+    data_plane::persist,
     error::{ApiError, ApiJson},
     registry::LiveSandbox,
     scheduler::{self, RunReport},
@@ -215,6 +218,15 @@ pub async fn history(
     Path((id, collection, rid)): Path<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
     let sandbox = live(&state, &id)?;
+    Ok(Json(history_of(&state, &sandbox, collection, rid).await?))
+}
+
+async fn history_of(
+    state: &AppState,
+    sandbox: &LiveSandbox,
+    collection: String,
+    rid: String,
+) -> Result<History, ApiError> {
     let compiled = sandbox.serving().compiled;
     let Some(lifecycle) = compiled.behaviours.lifecycles.of(&collection) else {
         return Err(ApiError::not_found(
@@ -225,14 +237,17 @@ pub async fn history(
         ));
     };
     let record = sandbox.state.get(&collection, &rid);
-    let transitions = state.store.list_transitions(&id, &collection, &rid).await?;
+    let transitions = state
+        .store
+        .list_transitions(&sandbox.id, &collection, &rid)
+        .await?;
     if record.is_none() && transitions.is_empty() {
         return Err(ApiError::not_found(
             "not-found",
             format!("no {collection} record has id {rid:?}"),
         ));
     }
-    Ok(Json(History {
+    Ok(History {
         state: record.and_then(|r| lifecycle.state_of(&r.value.value).map(str::to_owned)),
         collection,
         id: rid,
@@ -245,5 +260,64 @@ pub async fn history(
                 cause: t.cause,
             })
             .collect(),
-    }))
+    })
+}
+
+/// Exactly one of the fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// Move the record to this state.
+    pub to: Option<String>,
+    /// Trigger this event on the record: the lifecycle's `on_event`
+    /// transition out of its present state says where it goes.
+    pub event: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/transition", tag = "sandboxes",
+    params(("id" = String, Path), ("collection" = String, Path), ("rid" = String, Path, description = "the record's id")),
+    request_body = TransitionRequest,
+    responses((status = 200, body = History, description = "moved, as a behaviour would move it: the transition's event is emitted and its timed transitions scheduled"),
+              (status = 404, description = "no such sandbox, record, or lifecycle"),
+              (status = 409, description = "the lifecycle allows no such move from the record's state"),
+              (status = 422, description = "not exactly one of to, event")),
+    security(("admin" = [])))]
+pub async fn transition(
+    State(state): State<AppState>,
+    Path((id, collection, rid)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<TransitionRequest>,
+) -> Result<Json<History>, ApiError> {
+    let sandbox = live(&state, &id)?;
+    let target = match (&body.to, &body.event) {
+        (Some(to), None) => Target::State(to),
+        (None, Some(event)) => Target::Event(event),
+        _ => {
+            return Err(invalid(
+                "",
+                "send exactly one of {\"to\": \"<state>\"}, {\"event\": \"<event type>\"}".into(),
+            ));
+        }
+    };
+    let compiled = sandbox.serving().compiled;
+    let context = JobSandbox {
+        id: sandbox.id.clone(),
+        seed: sandbox.seed,
+        state: sandbox.state.clone(),
+        env: sandbox.env(),
+    };
+    let (journal, result) = sbx_engine::jobs::transition(
+        &compiled,
+        &context,
+        sandbox.now_ms(),
+        (&collection, &rid),
+        target,
+    );
+    persist(&state, &id, journal, None)
+        .await
+        .map_err(ApiError::internal)?;
+    match result {
+        Ok(_) => Ok(Json(history_of(&state, &sandbox, collection, rid).await?)),
+        Err(NotMade::NotFound(message)) => Err(ApiError::not_found("not-found", message)),
+        Err(NotMade::Refused(message)) => Err(ApiError::conflict(message)),
+    }
 }

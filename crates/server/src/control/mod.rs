@@ -60,6 +60,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(clock::history),
         )
         .route(
+            "/sandboxes/{id}/resources/{collection}/{rid}/transition",
+            post(clock::transition),
+        )
+        .route(
             "/sandboxes/{id}/chaos",
             put(sandboxes::put_chaos).delete(sandboxes::delete_chaos),
         )

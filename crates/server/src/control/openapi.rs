@@ -31,7 +31,7 @@ impl Modify for AdminToken {
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
         sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
-        clock::clock, clock::change_clock, clock::history,
+        clock::clock, clock::change_clock, clock::history, clock::transition,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

@@ -239,6 +239,7 @@ async fn the_openapi_document_matches_the_routes() {
             "POST /api/v1/sandboxes",
             "POST /api/v1/sandboxes/{id}/clock",
             "POST /api/v1/sandboxes/{id}/reset",
+            "POST /api/v1/sandboxes/{id}/resources/{collection}/{rid}/transition",
             "POST /api/v1/sandboxes/{id}/seed",
             "PUT /api/v1/projects/{name}/env",
             "PUT /api/v1/projects/{name}/settings",

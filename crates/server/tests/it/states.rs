@@ -351,3 +351,77 @@ async fn scenario_outcomes_leave_work_on_the_clock() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn developers_trigger_transitions_and_events_from_the_control_plane() {
+    let app = spawn_app().await;
+    let sandbox = payments(&app).await;
+    let (_, paid) = send(
+        app.client
+            .post(sandbox.url("/payments"))
+            .json(&payment(2000)),
+    )
+    .await;
+    let id = paid["id"].as_str().unwrap();
+    let transition = format!(
+        "/sandboxes/{}/resources/payments/{id}/transition",
+        sandbox.id
+    );
+    let post = |body: Value| app.admin(Method::POST, &transition).json(&body);
+
+    // Not settled yet: the dispute event moves nothing, and says what would.
+    let (status, refused) = send(post(json!({"event": "charge.dispute.created"}))).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("from processing"),
+        "{refused}"
+    );
+
+    let (status, moved) = send(post(json!({"to": "succeeded"}))).await;
+    assert_eq!(
+        (status, moved["state"].as_str()),
+        (200, Some("succeeded")),
+        "{moved}"
+    );
+    assert_eq!(moved["transitions"][1]["cause"], "control plane");
+    let (status, moved) = send(post(json!({"event": "charge.dispute.created"}))).await;
+    assert_eq!(
+        (status, moved["state"].as_str()),
+        (200, Some("disputed")),
+        "{moved}"
+    );
+    assert_eq!(
+        moved["transitions"][2]["cause"],
+        "event charge.dispute.created"
+    );
+    let (_, events) =
+        send(app.admin(Method::GET, &format!("/sandboxes/{}/events", sandbox.id))).await;
+    assert_eq!(events["items"][0]["type"], "charge.dispute.created");
+    let (_, read) = send(app.client.get(sandbox.url(&format!("/payments/{id}")))).await;
+    assert_eq!(read["status"], "disputed");
+
+    for (body, expected) in [
+        (json!({"to": "processing"}), 409),
+        (json!({"to": "disputed"}), 409),
+        (json!({"to": "limbo"}), 409),
+        (json!({"to": "failed", "event": "x"}), 422),
+        (json!({}), 422),
+    ] {
+        assert_eq!(send(post(body.clone())).await.0, expected, "{body}");
+    }
+    let (status, _) = send(
+        app.admin(
+            Method::POST,
+            &format!(
+                "/sandboxes/{}/resources/payments/pay_none/transition",
+                sandbox.id
+            ),
+        )
+        .json(&json!({"to": "failed"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
