@@ -177,6 +177,28 @@ async fn bad_json_and_unknown_fields_are_problems() {
     let (status, body) = send(app.admin(Method::GET, "/nothing")).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:no-control-route");
+
+    // JSON as `curl -d` sends it (labelled a form, or unlabelled) is taken
+    // as JSON; another media type is refused.
+    for label in [Some("application/x-www-form-urlencoded"), None] {
+        let mut request = app
+            .admin(Method::POST, "/sandboxes")
+            .body(r#"{"project": "nope"}"#);
+        if let Some(label) = label {
+            request = request.header("content-type", label);
+        }
+        assert_eq!(send(request).await.0, 404, "{label:?}");
+    }
+    let (status, body) = send(
+        app.admin(Method::POST, "/sandboxes")
+            .header("content-type", "text/plain")
+            .body(r#"{"project": "nope"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body["title"].as_str()),
+        (415, Some("Unsupported media type"))
+    );
 }
 
 #[tokio::test]
