@@ -4,7 +4,7 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    Row, SqlitePool,
+    QueryBuilder, Row, Sqlite, SqlitePool,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
@@ -14,6 +14,9 @@ use crate::{
     ChangeSet, EventRecord, IdempotentAnswer, JobRecord, ProjectRecord, ResourceRow,
     RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
 };
+
+/// Rows per multi-row statement (SQLite binds at most 32,766 values).
+const ROWS_PER_STATEMENT: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -97,74 +100,80 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Stores an idempotent answer unless one exists for the key (first wins).
-async fn put_answer(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    sandbox_id: &str,
-    answer: &IdempotentAnswer,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sandbox_id, key) DO NOTHING",
-    )
-    .bind(sandbox_id)
-    .bind(&answer.key)
-    .bind(&answer.fingerprint)
-    .bind(i64::from(answer.status))
-    .bind(&answer.headers)
-    .bind(&answer.body)
-    .bind(answer.created_at_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Writes a change set's scheduled and finished jobs and its transitions.
+/// Writes the batch's scheduled and finished jobs and its transitions, in
+/// multi-row statements (jobs scheduled first: a job can be scheduled and
+/// finished in one batch).
 async fn save_jobs(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    change: &ChangeSet,
+    batch: &[ChangeSet],
 ) -> Result<(), StoreError> {
-    for job in &change.jobs {
-        sqlx::query(
-            "INSERT INTO jobs (sandbox_id, id, due_at_ms, action, payload, scheduled_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sandbox_id, id) DO NOTHING",
-        )
-        .bind(&change.sandbox_id)
-        .bind(&job.id)
-        .bind(job.due_at_ms)
-        .bind(&job.action)
-        .bind(&job.payload)
-        .bind(job.scheduled_at_ms)
-        .execute(&mut **tx)
-        .await?;
+    let jobs: Vec<_> = batch
+        .iter()
+        .flat_map(|c| c.jobs.iter().map(move |j| (c.sandbox_id.as_str(), j)))
+        .collect();
+    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO jobs (sandbox_id, id, due_at_ms, action, payload, scheduled_at_ms) ",
+        );
+        insert.push_values(chunk, |mut values, (sandbox_id, job)| {
+            values
+                .push_bind(*sandbox_id)
+                .push_bind(&job.id)
+                .push_bind(job.due_at_ms)
+                .push_bind(&job.action)
+                .push_bind(&job.payload)
+                .push_bind(job.scheduled_at_ms);
+        });
+        insert.push(" ON CONFLICT (sandbox_id, id) DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
     }
-    for (id, error) in &change.finished_jobs {
-        let query = match error {
-            None => sqlx::query("DELETE FROM jobs WHERE sandbox_id = ? AND id = ?"),
-            Some(error) => {
-                sqlx::query("UPDATE jobs SET error = ? WHERE sandbox_id = ? AND id = ?").bind(error)
+    for change in batch {
+        let (done, failed): (Vec<_>, Vec<_>) = change
+            .finished_jobs
+            .iter()
+            .partition(|(_, error)| error.is_none());
+        for chunk in done.chunks(ROWS_PER_STATEMENT) {
+            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM jobs WHERE sandbox_id = ");
+            delete.push_bind(&change.sandbox_id).push(" AND id IN (");
+            let mut ids = delete.separated(", ");
+            for (id, _) in chunk {
+                ids.push_bind(id);
             }
-        };
-        query
-            .bind(&change.sandbox_id)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+            delete.push(")");
+            delete.build().execute(&mut **tx).await?;
+        }
+        for (id, error) in failed {
+            sqlx::query("UPDATE jobs SET error = ? WHERE sandbox_id = ? AND id = ?")
+                .bind(error)
+                .bind(&change.sandbox_id)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
     }
-    for t in &change.transitions {
-        sqlx::query(
-            "INSERT INTO transitions (sandbox_id, collection, resource_id, from_state, to_state, at_ms, cause)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&change.sandbox_id)
-        .bind(&t.collection)
-        .bind(&t.resource_id)
-        .bind(&t.from)
-        .bind(&t.to)
-        .bind(t.at_ms)
-        .bind(&t.cause)
-        .execute(&mut **tx)
-        .await?;
+    let transitions: Vec<_> = batch
+        .iter()
+        .flat_map(|c| {
+            c.transitions
+                .iter()
+                .map(move |t| (c.sandbox_id.as_str(), t))
+        })
+        .collect();
+    for chunk in transitions.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO transitions (sandbox_id, collection, resource_id, from_state, to_state, at_ms, cause) ",
+        );
+        insert.push_values(chunk, |mut values, (sandbox_id, t)| {
+            values
+                .push_bind(*sandbox_id)
+                .push_bind(&t.collection)
+                .push_bind(&t.resource_id)
+                .push_bind(&t.from)
+                .push_bind(&t.to)
+                .push_bind(t.at_ms)
+                .push_bind(&t.cause);
+        });
+        insert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -461,42 +470,77 @@ impl Store for SqliteStore {
         if batch.iter().all(ChangeSet::is_empty) {
             return Ok(());
         }
+        // Each statement is a round trip to SQLite's connection thread:
+        // rows of every request in the batch go in multi-row statements.
         let mut tx = self.pool.begin().await?;
-        for change in batch {
-            for row in &change.rows {
-                sqlx::query(
-                    "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
-                       scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
-                     WHERE excluded.version > resources.version",
-                )
-                .bind(&change.sandbox_id)
-                .bind(&row.collection)
-                .bind(&row.id)
-                .bind(&row.scope)
-                .bind(row.seq as i64)
-                .bind(&row.value)
-                .bind(row.version as i64)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for (event_type, payload, created_at_ms) in &change.events {
-                sqlx::query(
-                    "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) VALUES (?, ?, ?, ?)",
-                )
-                .bind(&change.sandbox_id)
-                .bind(event_type)
-                .bind(payload)
-                .bind(created_at_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for answer in &change.answers {
-                put_answer(&mut tx, &change.sandbox_id, answer).await?;
-            }
-            save_jobs(&mut tx, change).await?;
+        let rows: Vec<_> = batch
+            .iter()
+            .flat_map(|c| c.rows.iter().map(move |r| (c.sandbox_id.as_str(), r)))
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version) ",
+            );
+            insert.push_values(chunk, |mut values, (sandbox_id, row)| {
+                values
+                    .push_bind(*sandbox_id)
+                    .push_bind(&row.collection)
+                    .push_bind(&row.id)
+                    .push_bind(&row.scope)
+                    .push_bind(row.seq as i64)
+                    .push_bind(&row.value)
+                    .push_bind(row.version as i64);
+            });
+            insert.push(
+                " ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
+                   scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
+                 WHERE excluded.version > resources.version",
+            );
+            insert.build().execute(&mut *tx).await?;
         }
+        let events: Vec<_> = batch
+            .iter()
+            .flat_map(|c| c.events.iter().map(move |e| (c.sandbox_id.as_str(), e)))
+            .collect();
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) ",
+            );
+            insert.push_values(
+                chunk,
+                |mut values, (sandbox_id, (event_type, payload, at))| {
+                    values
+                        .push_bind(*sandbox_id)
+                        .push_bind(event_type)
+                        .push_bind(payload)
+                        .push_bind(*at);
+                },
+            );
+            insert.build().execute(&mut *tx).await?;
+        }
+        let answers: Vec<_> = batch
+            .iter()
+            .flat_map(|c| c.answers.iter().map(move |a| (c.sandbox_id.as_str(), a)))
+            .collect();
+        for chunk in answers.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms) ",
+            );
+            insert.push_values(chunk, |mut values, (sandbox_id, answer)| {
+                values
+                    .push_bind(*sandbox_id)
+                    .push_bind(&answer.key)
+                    .push_bind(&answer.fingerprint)
+                    .push_bind(i64::from(answer.status))
+                    .push_bind(&answer.headers)
+                    .push_bind(&answer.body)
+                    .push_bind(answer.created_at_ms);
+            });
+            // The first answer to a key wins.
+            insert.push(" ON CONFLICT (sandbox_id, key) DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
+        }
+        save_jobs(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
