@@ -135,7 +135,8 @@ fn resolve<'a>(comparison: &Comparison, inputs: &Inputs<'a>) -> Result<Option<Co
         }
     };
     for (member, safe) in members {
-        current = match current {
+        // JSON null is Rhai's `()`.
+        current = match current.filter(|v| !v.is_null()) {
             Some(Cow::Borrowed(Value::Object(map))) => map.get(member).map(Cow::Borrowed),
             Some(Cow::Owned(Value::Object(mut map))) => map.remove(member).map(Cow::Owned),
             None if *safe => None,
@@ -246,6 +247,81 @@ mod tests {
             "(req.body.a == 1)",
         ] {
             assert!(native(rule).is_none(), "{rule}");
+        }
+    }
+
+    mod against_rhai {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::script::{ScriptLimits, Scripts, dynamic_of};
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (-3i64..4).prop_map(Value::from),
+                (-3i64..4).prop_map(|n| Value::from(n as f64 + 0.5)),
+                prop::sample::select(vec!["a", "b", "frozen"]).prop_map(Value::from),
+            ]
+        }
+
+        fn body() -> impl Strategy<Value = Value> {
+            let member = prop::sample::select(vec!["x", "y", "z"]);
+            let inner = prop::collection::btree_map(member.clone(), scalar(), 0..3).prop_map(|m| {
+                Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            });
+            let value = prop_oneof![scalar(), inner];
+            prop::collection::btree_map(member, value, 0..3).prop_map(|m| {
+                Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            })
+        }
+
+        fn rule() -> impl Strategy<Value = String> {
+            let path = prop::collection::vec(
+                (prop::sample::select(vec!["x", "y", "z"]), any::<bool>()),
+                1..3,
+            )
+            .prop_map(|members| {
+                members
+                    .into_iter()
+                    .map(|(m, safe)| format!("{}{m}", if safe { "?." } else { "." }))
+                    .collect::<String>()
+            });
+            let op = prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">="]);
+            let literal = prop::sample::select(vec![
+                "\"a\"",
+                "\"frozen\"",
+                "1",
+                "-2",
+                "0.5",
+                "true",
+                "false",
+            ]);
+            let term = (path, op, literal).prop_map(|(p, o, l)| format!("req.body{p} {o} {l}"));
+            prop::collection::vec(term, 1..3).prop_map(|terms| terms.join(" && "))
+        }
+
+        proptest! {
+            /// Native evaluation agrees with Rhai on every rule and body.
+            #[test]
+            fn native_rules_agree_with_rhai(body in body(), rule in rule()) {
+                let mut problems = Vec::new();
+                let (scripts, _, _) = Scripts::compile(
+                    &ScriptLimits::default(),
+                    &Default::default(),
+                    &[],
+                    &Default::default(),
+                    &mut problems,
+                );
+                let ast = scripts.compile_condition(&rule).unwrap();
+                let comparisons = native(&rule).unwrap();
+                let mut req = rhai::Map::new();
+                req.insert("body".into(), dynamic_of(&body));
+                let rhai = scripts.condition_holds(&ast, rhai::Dynamic::from_map(req), rhai::Dynamic::UNIT);
+                let inputs = Inputs { body: Some(&body), query: &[], headers: &[], params: &[], record: None };
+                prop_assert_eq!(all_hold(&comparisons, &inputs), rhai, "{} on {}", rule, body);
+            }
         }
     }
 }
