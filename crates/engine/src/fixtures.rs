@@ -333,3 +333,39 @@ pub fn compile<'a>(
     }
     records
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn relative_dates_take_the_type_the_schema_gives_the_member() {
+        let base = json!({"created": 1, "seen": "2020-01-01T00:00:00Z", "nested": {"at": 5}});
+        let mut given = json!({
+            "created": "now - P3D",
+            "seen": "now",
+            "nested": {"at": "now + PT1H"},
+            "note": "nowhere near",
+        });
+        let mut found = Vec::new();
+        take_relative_dates(&mut given, &base, "", &mut found).unwrap();
+        assert_eq!(given["note"], "nowhere near", "only `now` expressions");
+        let at = crate::clock::parse_instant("2030-01-10T00:00:00Z").unwrap();
+        let resolved: Vec<(String, Value)> = found
+            .iter()
+            .map(|d| (d.pointer.clone(), d.resolve(at)))
+            .collect();
+        assert_eq!(
+            resolved,
+            [
+                ("/created".to_owned(), json!(1_893_974_400)),
+                ("/seen".to_owned(), json!("2030-01-10T00:00:00Z")),
+                ("/nested/at".to_owned(), json!(1_894_237_200)),
+            ]
+        );
+        let mut bad = json!({"created": "now - 3 days"});
+        assert!(take_relative_dates(&mut bad, &base, "", &mut Vec::new()).is_err());
+    }
+}
