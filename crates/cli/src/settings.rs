@@ -115,6 +115,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         scripts,
         allow_private_egress: args.allow_private_egress
             || file.allow_private_egress.unwrap_or(false),
+        ..defaults
     })
 }
 

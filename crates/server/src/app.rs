@@ -13,7 +13,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::{
     config::Config,
-    control, data_plane,
+    control, data_plane, deliveries,
     drift::DriftReport,
     egress::HttpUpstream,
     idempotency::Idempotency,
@@ -33,8 +33,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub admin_token_hash: Arc<str>,
     pub drift: Arc<DriftReport>,
-    /// Forwarding goes out through here (the egress policy).
-    pub upstream: Arc<dyn sbx_engine::Upstream>,
+    /// Forwarding and webhooks go out through here (the egress policy).
+    pub upstream: Arc<HttpUpstream>,
     /// Serializes edits of projects: each edit reads the latest revision
     /// and writes the next.
     pub edits: Arc<tokio::sync::Mutex<()>>,
@@ -67,6 +67,7 @@ pub struct Server {
     serve_task: JoinHandle<std::io::Result<()>>,
     reaper_task: JoinHandle<()>,
     scheduler_task: JoinHandle<()>,
+    delivery_task: JoinHandle<()>,
 }
 
 impl Server {
@@ -82,6 +83,7 @@ impl Server {
         self.shutdown.cancel();
         let _ = self.reaper_task.await;
         let _ = self.scheduler_task.await;
+        let _ = self.delivery_task.await;
         served.context("server failed")
     }
 
@@ -254,6 +256,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let shutdown = CancellationToken::new();
     let reaper_task = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
     let scheduler_task = tokio::spawn(scheduler::run(state.clone(), shutdown.clone()));
+    let delivery_task = tokio::spawn(deliveries::run(state.clone(), shutdown.clone()));
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
     let serve_task = tokio::spawn(async move {
@@ -271,5 +274,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         serve_task,
         reaper_task,
         scheduler_task,
+        delivery_task,
     })
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub scripts: ScriptLimits,
     /// Let forwarding reach loopback and private networks (refused by default).
     pub allow_private_egress: bool,
+    /// A webhook endpoint failing this many deliveries in a row is disabled.
+    pub webhook_disable_after_failures: i64,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             reaper_interval: std::time::Duration::from_secs(5),
             scripts: ScriptLimits::default(),
             allow_private_egress: false,
+            webhook_disable_after_failures: 100,
         }
     }
 }

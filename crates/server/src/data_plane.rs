@@ -392,14 +392,19 @@ pub async fn persist(
     answer: Option<IdempotentAnswer>,
 ) -> Result<(), String> {
     let first_job = journal.jobs.iter().map(|job| job.due_ms).min();
+    let first_event = journal.events.iter().map(|e| e.created_at_ms).min();
     state
         .writer
         .save(change_set(sandbox_id, journal, answer))
         .await?;
-    if let Some(due_ms) = first_job
-        && let Some(sandbox) = state.registry.get(sandbox_id)
-    {
-        sandbox.job_pending(due_ms);
+    if let Some(sandbox) = state.registry.get(sandbox_id) {
+        if let Some(due_ms) = first_job {
+            sandbox.next_job.note(due_ms);
+        }
+        // Its deliveries (if any endpoint listens) are due at once.
+        if let Some(at_ms) = first_event {
+            sandbox.next_delivery.note(at_ms);
+        }
     }
     Ok(())
 }

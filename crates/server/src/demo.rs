@@ -134,6 +134,7 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         clock_offset_ms: 0,
         clock_frozen_ms: None,
         seeded_at_ms: now_ms(),
+        webhook_schedule: "standard".to_owned(),
     };
     state.store.create_sandbox(&record).await?;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);

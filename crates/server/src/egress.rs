@@ -88,7 +88,7 @@ pub struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    pub fn shared(allow_private: bool) -> anyhow::Result<Arc<dyn Upstream>> {
+    pub fn shared(allow_private: bool) -> anyhow::Result<Arc<Self>> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("smartsandbox/", env!("CARGO_PKG_VERSION")));
@@ -102,7 +102,8 @@ impl HttpUpstream {
         }))
     }
 
-    async fn send_async(&self, request: UpstreamRequest) -> Result<UpstreamResponse, String> {
+    /// Sends `request` under the policy, from async code.
+    pub async fn send_async(&self, request: UpstreamRequest) -> Result<UpstreamResponse, String> {
         let url = reqwest::Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-fn random_token(length: usize) -> String {
+pub(crate) fn random_token(length: usize) -> String {
     let mut rng = rand::rng();
     (0..length)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))

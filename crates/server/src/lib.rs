@@ -10,6 +10,7 @@ mod clock;
 pub mod config;
 mod control;
 mod data_plane;
+mod deliveries;
 pub mod demo;
 mod drift;
 mod egress;

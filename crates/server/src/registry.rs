@@ -46,8 +46,11 @@ pub struct LiveSandbox {
     clock: RwLock<Clock>,
     /// Sandbox time the fixtures were seeded at.
     seeded_at_ms: AtomicI64,
-    /// Sandbox time the earliest pending job falls due (`i64::MAX`: none).
-    next_job_ms: AtomicI64,
+    /// When the earliest pending job falls due.
+    pub next_job: DueAt,
+    /// When the earliest pending webhook delivery is due.
+    pub next_delivery: DueAt,
+    pub webhook_schedule: sbx_webhooks::ScheduleName,
     /// Held while the sandbox's due jobs run, so each runs once.
     pub jobs: tokio::sync::Mutex<()>,
     pub seed_text: String,
@@ -57,6 +60,33 @@ pub struct LiveSandbox {
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+}
+
+/// Sandbox time something pending next falls due (a job, a delivery), kept
+/// in memory so the workers find due work without asking the store.
+#[derive(Debug)]
+pub struct DueAt(AtomicI64);
+
+impl Default for DueAt {
+    fn default() -> Self {
+        Self(AtomicI64::new(i64::MAX))
+    }
+}
+
+impl DueAt {
+    pub fn get(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
+    }
+
+    /// Notes something due at `ms` (the earliest wins).
+    pub fn note(&self, ms: i64) {
+        self.0.fetch_min(ms, Ordering::Relaxed);
+    }
+
+    /// Sets it as the store now says.
+    pub fn set(&self, ms: Option<i64>) {
+        self.0.store(ms.unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
 }
 
 /// Persisted overlay rows as the engine loads them (bad rows are skipped).
@@ -111,7 +141,10 @@ impl LiveSandbox {
                 frozen_ms: record.clock_frozen_ms,
             }),
             seeded_at_ms: AtomicI64::new(record.seeded_at_ms),
-            next_job_ms: AtomicI64::new(i64::MAX),
+            next_job: DueAt::default(),
+            next_delivery: DueAt::default(),
+            webhook_schedule: sbx_webhooks::ScheduleName::parse(&record.webhook_schedule)
+                .unwrap_or(sbx_webhooks::ScheduleName::Standard),
             jobs: tokio::sync::Mutex::new(()),
             seed: seed_from([record.seed.as_bytes()]),
             auth: if record.auth == "none" {
@@ -156,25 +189,9 @@ impl LiveSandbox {
     /// Back to the fixtures, seeded at the sandbox's present time.
     pub fn reseed(&self, seeded_at_ms: i64) {
         self.seeded_at_ms.store(seeded_at_ms, Ordering::Relaxed);
-        self.next_job_ms.store(i64::MAX, Ordering::Relaxed);
+        self.next_job.set(None);
         self.state
             .reset(&self.serving().compiled.behaviours.fixtures, seeded_at_ms);
-    }
-
-    /// When the earliest pending job falls due, if any is pending.
-    pub fn next_job_ms(&self) -> Option<i64> {
-        Some(self.next_job_ms.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
-    }
-
-    /// Notes a job falling due at `due_ms` (keeps the earliest).
-    pub fn job_pending(&self, due_ms: i64) {
-        self.next_job_ms.fetch_min(due_ms, Ordering::Relaxed);
-    }
-
-    /// Sets the earliest pending job as the store now says.
-    pub fn set_next_job(&self, due_ms: Option<i64>) {
-        self.next_job_ms
-            .store(due_ms.unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub fn env(&self) -> Arc<Map<String, Value>> {

@@ -89,6 +89,10 @@ pub async fn run_due(
             .save_changes(&changes)
             .await
             .map_err(|e| e.to_string())?;
+        // Events the jobs emitted are due for delivery at once.
+        if let Some(first) = changes.iter().flat_map(|c| &c.events).map(|e| e.2).min() {
+            sandbox.next_delivery.note(first);
+        }
     }
     let next = state
         .store
@@ -96,7 +100,7 @@ pub async fn run_due(
         .await
         .map_err(|e| e.to_string())?;
     let next = next.first().map(|job| job.due_at_ms);
-    sandbox.set_next_job(next);
+    sandbox.next_job.set(next);
     if report.stopped_at_ms.is_none() {
         // More were due than one run loads.
         report.stopped_at_ms = next.filter(|due| *due <= until_ms);
@@ -192,7 +196,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         Ok(next) => {
             for (id, due_ms) in next {
                 if let Some(sandbox) = state.registry.get(&id) {
-                    sandbox.job_pending(due_ms);
+                    sandbox.next_job.note(due_ms);
                 }
             }
         }
@@ -209,7 +213,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 
 async fn fire_due(state: &AppState) {
     for sandbox in state.registry.all() {
-        let Some(due_ms) = sandbox.next_job_ms() else {
+        let Some(due_ms) = sandbox.next_job.get() else {
             continue;
         };
         let now_ms = sandbox.now_ms();
@@ -223,7 +227,7 @@ async fn fire_due(state: &AppState) {
         if let Err(error) = run_due(state, &sandbox, now_ms).await {
             tracing::warn!(sandbox = %sandbox.id, %error, "running due jobs failed");
             // Retry later rather than spin on the same failure.
-            sandbox.set_next_job(Some(now_ms.saturating_add(60_000)));
+            sandbox.next_job.set(Some(now_ms.saturating_add(60_000)));
         }
     }
 }

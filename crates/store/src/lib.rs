@@ -71,6 +71,8 @@ pub struct SandboxRecord {
     /// Sandbox time of the last seeding (creation or reset), which
     /// relative fixture dates resolve against.
     pub seeded_at_ms: i64,
+    /// The retry schedule of its webhook deliveries (`standard`, `compressed`).
+    pub webhook_schedule: String,
 }
 
 /// A record a request changed, as persisted.
@@ -164,6 +166,91 @@ pub struct IdempotentAnswer {
     pub headers: String,
     pub body: Vec<u8>,
     pub created_at_ms: i64,
+}
+
+/// A sandbox's webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    pub id: String,
+    pub sandbox_id: String,
+    pub url: String,
+    /// JSON array of event types; `["*"]` is every type.
+    pub events: String,
+    pub description: Option<String>,
+    pub secret: String,
+    /// The secret before the last rotation, still signing until…
+    pub previous_secret: Option<String>,
+    /// …this real time.
+    pub previous_secret_expires_ms: Option<i64>,
+    /// `None`: enabled.
+    pub disabled_reason: Option<String>,
+    pub failures_in_row: i64,
+    pub created_at_ms: i64,
+}
+
+/// A delivery due now, with what sending it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub sandbox_id: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Sandbox time it is due.
+    pub next_attempt_ms: i64,
+    pub event_id: i64,
+    pub event_type: String,
+    /// JSON text.
+    pub payload: String,
+    pub event_created_at_ms: i64,
+    pub endpoint: EndpointRecord,
+}
+
+/// One attempt at a delivery and what it leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub endpoint_id: String,
+    /// 1-based.
+    pub attempt: i64,
+    /// Sandbox time.
+    pub at_ms: i64,
+    /// JSON object of the headers sent.
+    pub request_headers: String,
+    pub status: Option<u16>,
+    pub body_excerpt: Option<String>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// `delivered`, `pending` (tried again at `next_attempt_ms`) or `dead`.
+    pub state: &'static str,
+    pub next_attempt_ms: Option<i64>,
+    /// Disables the endpoint with this reason (too many failures in a row).
+    pub disable_endpoint: Option<String>,
+}
+
+/// A delivery as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub event_id: i64,
+    pub event_type: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_ms: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// An attempt as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub at_ms: i64,
+    pub request_headers: String,
+    pub status: Option<i64>,
+    pub body_excerpt: Option<String>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +361,48 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored answer's `(sandbox id, key, created_at_ms)`, to index
     /// them in memory at start.
     async fn idempotency_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
+    async fn create_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
+    async fn list_endpoints(&self, sandbox_id: &str) -> Result<Vec<EndpointRecord>, StoreError>;
+    async fn get_endpoint(
+        &self,
+        sandbox_id: &str,
+        id: &str,
+    ) -> Result<Option<EndpointRecord>, StoreError>;
+    /// Replaces an endpoint's url, events, description, secrets, disabled
+    /// reason and failure count; false if it does not exist.
+    async fn update_endpoint(&self, endpoint: &EndpointRecord) -> Result<bool, StoreError>;
+    async fn delete_endpoint(&self, sandbox_id: &str, id: &str) -> Result<bool, StoreError>;
+    /// Pending deliveries of a sandbox due by `until_ms` (sandbox time),
+    /// earliest first, at most `limit`.
+    async fn due_deliveries(
+        &self,
+        sandbox_id: &str,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// The earliest pending delivery of every sandbox that has one.
+    async fn next_deliveries(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Records an attempt and moves its delivery (and endpoint) on, in one
+    /// transaction.
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), StoreError>;
+    /// An endpoint's deliveries, latest first.
+    async fn list_deliveries(
+        &self,
+        sandbox_id: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    async fn list_attempts(&self, delivery_id: i64) -> Result<Vec<AttemptView>, StoreError>;
+    /// Makes deliveries pending again, due at `at_ms` (redelivery of one
+    /// event, or requeueing an endpoint's dead letters); how many.
+    async fn requeue_deliveries(
+        &self,
+        sandbox_id: &str,
+        endpoint_id: &str,
+        event_id: Option<i64>,
+        at_ms: i64,
+    ) -> Result<u64, StoreError>;
+
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

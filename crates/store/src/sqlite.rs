@@ -11,8 +11,9 @@ use sqlx::{
 };
 
 use crate::{
-    ChangeSet, EventRecord, IdempotentAnswer, JobRecord, ProjectRecord, ResourceRow,
-    RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
+    AttemptRecord, AttemptView, ChangeSet, DeliveryRecord, DueDelivery, EndpointRecord,
+    EventRecord, IdempotentAnswer, JobRecord, ProjectRecord, ResourceRow, RevisionRecord,
+    SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -81,8 +82,27 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
         seeded_at_ms: row
             .get::<Option<i64>, _>("seeded_at_ms")
             .unwrap_or_else(|| row.get("created_at_ms")),
+        webhook_schedule: row.get("webhook_schedule"),
     }
 }
+
+fn endpoint(row: &SqliteRow) -> EndpointRecord {
+    EndpointRecord {
+        id: row.get("id"),
+        sandbox_id: row.get("sandbox_id"),
+        url: row.get("url"),
+        events: row.get("events"),
+        description: row.get("description"),
+        secret: row.get("secret"),
+        previous_secret: row.get("previous_secret"),
+        previous_secret_expires_ms: row.get("previous_secret_expires_ms"),
+        disabled_reason: row.get("disabled_reason"),
+        failures_in_row: row.get("failures_in_row"),
+        created_at_ms: row.get("created_at_ms"),
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "ep.id, ep.sandbox_id, ep.url, ep.events, ep.description, ep.secret, ep.previous_secret, ep.previous_secret_expires_ms, ep.disabled_reason, ep.failures_in_row, ep.created_at_ms";
 
 fn job(row: &SqliteRow) -> JobRecord {
     JobRecord {
@@ -307,8 +327,8 @@ impl Store for SqliteStore {
 
     async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -323,6 +343,7 @@ impl Store for SqliteStore {
         .bind(&s.env)
         .bind(&s.chaos)
         .bind(s.seeded_at_ms)
+        .bind(&s.webhook_schedule)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -502,6 +523,13 @@ impl Store for SqliteStore {
             .iter()
             .flat_map(|c| c.events.iter().map(move |e| (c.sandbox_id.as_str(), e)))
             .collect();
+        let before: i64 = if events.is_empty() {
+            0
+        } else {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                .fetch_one(&mut *tx)
+                .await?
+        };
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) ",
@@ -517,6 +545,21 @@ impl Store for SqliteStore {
                 },
             );
             insert.build().execute(&mut *tx).await?;
+        }
+        if !events.is_empty() {
+            // The outbox: every new event, to every enabled endpoint of its
+            // sandbox that listens to its type, in the same transaction.
+            sqlx::query(
+                "INSERT INTO deliveries (sandbox_id, endpoint_id, event_id, state, next_attempt_ms)
+                 SELECT ev.sandbox_id, ep.id, ev.id, 'pending', ev.created_at_ms
+                 FROM events ev JOIN webhook_endpoints ep ON ep.sandbox_id = ev.sandbox_id
+                 WHERE ev.id > ? AND ep.disabled_reason IS NULL
+                   AND EXISTS (SELECT 1 FROM json_each(ep.events) WHERE value IN (ev.event_type, '*'))
+                 ORDER BY ev.id",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
         }
         let answers: Vec<_> = batch
             .iter()
@@ -682,6 +725,253 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect())
+    }
+
+    async fn create_endpoint(&self, e: &EndpointRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, sandbox_id, url, events, description, secret, previous_secret, previous_secret_expires_ms, disabled_reason, failures_in_row, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(&e.sandbox_id)
+        .bind(&e.url)
+        .bind(&e.events)
+        .bind(&e.description)
+        .bind(&e.secret)
+        .bind(&e.previous_secret)
+        .bind(e.previous_secret_expires_ms)
+        .bind(&e.disabled_reason)
+        .bind(e.failures_in_row)
+        .bind(e.created_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_endpoints(&self, sandbox_id: &str) -> Result<Vec<EndpointRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ep WHERE ep.sandbox_id = ? ORDER BY ep.created_at_ms, ep.id"
+        ))
+        .bind(sandbox_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(endpoint).collect())
+    }
+
+    async fn get_endpoint(
+        &self,
+        sandbox_id: &str,
+        id: &str,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ep WHERE ep.sandbox_id = ? AND ep.id = ?"
+        ))
+        .bind(sandbox_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(endpoint))
+    }
+
+    async fn update_endpoint(&self, e: &EndpointRecord) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE webhook_endpoints SET url = ?, events = ?, description = ?, secret = ?, previous_secret = ?,
+               previous_secret_expires_ms = ?, disabled_reason = ?, failures_in_row = ?
+             WHERE sandbox_id = ? AND id = ?",
+        )
+        .bind(&e.url)
+        .bind(&e.events)
+        .bind(&e.description)
+        .bind(&e.secret)
+        .bind(&e.previous_secret)
+        .bind(e.previous_secret_expires_ms)
+        .bind(&e.disabled_reason)
+        .bind(e.failures_in_row)
+        .bind(&e.sandbox_id)
+        .bind(&e.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn delete_endpoint(&self, sandbox_id: &str, id: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE sandbox_id = ? AND id = ?")
+            .bind(sandbox_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn due_deliveries(
+        &self,
+        sandbox_id: &str,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT d.id AS delivery_id, d.attempts, d.next_attempt_ms, ev.id AS event_id, ev.event_type, ev.payload,
+                    ev.created_at_ms AS event_created_at_ms, {ENDPOINT_COLUMNS}
+             FROM deliveries d
+             JOIN events ev ON ev.id = d.event_id
+             JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
+             WHERE d.sandbox_id = ? AND d.state = 'pending' AND d.next_attempt_ms <= ?
+               AND ep.disabled_reason IS NULL
+             ORDER BY d.next_attempt_ms, d.id LIMIT ?"
+        ))
+        .bind(sandbox_id)
+        .bind(until_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| DueDelivery {
+                id: row.get("delivery_id"),
+                sandbox_id: row.get("sandbox_id"),
+                attempts: row.get("attempts"),
+                next_attempt_ms: row.get("next_attempt_ms"),
+                event_id: row.get("event_id"),
+                event_type: row.get("event_type"),
+                payload: row.get("payload"),
+                event_created_at_ms: row.get("event_created_at_ms"),
+                endpoint: endpoint(row),
+            })
+            .collect())
+    }
+
+    async fn next_deliveries(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sandbox_id, MIN(next_attempt_ms) FROM deliveries WHERE state = 'pending' GROUP BY sandbox_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    async fn record_attempt(&self, a: &AttemptRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, request_headers, status, body_excerpt, latency_ms, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.delivery_id)
+        .bind(a.attempt)
+        .bind(a.at_ms)
+        .bind(&a.request_headers)
+        .bind(a.status.map(i64::from))
+        .bind(&a.body_excerpt)
+        .bind(a.latency_ms)
+        .bind(&a.error)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_ms = ?, last_status = ?, last_error = ? WHERE id = ?",
+        )
+        .bind(a.state)
+        .bind(a.attempt)
+        .bind(a.next_attempt_ms)
+        .bind(a.status.map(i64::from))
+        .bind(&a.error)
+        .bind(a.delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        let delivered = a.state == "delivered";
+        sqlx::query(
+            "UPDATE webhook_endpoints SET
+               failures_in_row = CASE WHEN ? THEN 0 ELSE failures_in_row + 1 END,
+               disabled_reason = COALESCE(?, disabled_reason)
+             WHERE id = ?",
+        )
+        .bind(delivered)
+        .bind(&a.disable_endpoint)
+        .bind(&a.endpoint_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        sandbox_id: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.endpoint_id, d.event_id, ev.event_type, d.state, d.attempts, d.next_attempt_ms, d.last_status, d.last_error
+             FROM deliveries d JOIN events ev ON ev.id = d.event_id
+             WHERE d.sandbox_id = ? AND d.endpoint_id = ? ORDER BY d.id DESC LIMIT ?",
+        )
+        .bind(sandbox_id)
+        .bind(endpoint_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| DeliveryRecord {
+                id: row.get("id"),
+                endpoint_id: row.get("endpoint_id"),
+                event_id: row.get("event_id"),
+                event_type: row.get("event_type"),
+                state: row.get("state"),
+                attempts: row.get("attempts"),
+                next_attempt_ms: row.get("next_attempt_ms"),
+                last_status: row.get("last_status"),
+                last_error: row.get("last_error"),
+            })
+            .collect())
+    }
+
+    async fn list_attempts(&self, delivery_id: i64) -> Result<Vec<AttemptView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AttemptView {
+                attempt: row.get("attempt"),
+                at_ms: row.get("at_ms"),
+                request_headers: row.get("request_headers"),
+                status: row.get("status"),
+                body_excerpt: row.get("body_excerpt"),
+                latency_ms: row.get("latency_ms"),
+                error: row.get("error"),
+            })
+            .collect())
+    }
+
+    async fn requeue_deliveries(
+        &self,
+        sandbox_id: &str,
+        endpoint_id: &str,
+        event_id: Option<i64>,
+        at_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let updated = match event_id {
+            Some(event_id) => sqlx::query(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_ms = ?
+                 WHERE sandbox_id = ? AND endpoint_id = ? AND event_id = ?",
+            )
+            .bind(at_ms)
+            .bind(sandbox_id)
+            .bind(endpoint_id)
+            .bind(event_id),
+            None => sqlx::query(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_ms = ?
+                 WHERE sandbox_id = ? AND endpoint_id = ? AND state = 'dead'",
+            )
+            .bind(at_ms)
+            .bind(sandbox_id)
+            .bind(endpoint_id),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected())
     }
 
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError> {

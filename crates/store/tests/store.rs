@@ -24,6 +24,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         clock_offset_ms: 0,
         clock_frozen_ms: None,
         seeded_at_ms: 1,
+        webhook_schedule: "standard".to_owned(),
     }
 }
 

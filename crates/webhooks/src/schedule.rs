@@ -72,10 +72,19 @@ mod tests {
         let schedule = RetrySchedule::named(ScheduleName::Standard);
         assert_eq!(schedule.attempts(), 8);
         assert_eq!(schedule.delay_before(0, 0.7), Some(Duration::ZERO));
-        assert_eq!(schedule.delay_before(2, 0.0), Some(Duration::from_secs(240)));
-        assert_eq!(schedule.delay_before(2, 1.0), Some(Duration::from_secs(360)));
+        assert_eq!(
+            schedule.delay_before(2, 0.0),
+            Some(Duration::from_secs(240))
+        );
+        assert_eq!(
+            schedule.delay_before(2, 1.0),
+            Some(Duration::from_secs(360))
+        );
         assert_eq!(schedule.delay_before(8, 0.5), None);
-        assert_eq!(ScheduleName::parse("compressed"), Some(ScheduleName::Compressed));
+        assert_eq!(
+            ScheduleName::parse("compressed"),
+            Some(ScheduleName::Compressed)
+        );
         assert_eq!(ScheduleName::parse("fast"), None);
     }
 }

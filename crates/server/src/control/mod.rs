@@ -4,6 +4,7 @@ mod clock;
 pub mod openapi;
 pub mod projects;
 mod sandboxes;
+mod webhooks;
 
 use axum::{
     Json, Router,
@@ -62,6 +63,28 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/sandboxes/{id}/resources/{collection}/{rid}/transition",
             post(clock::transition),
+        )
+        .route(
+            "/sandboxes/{id}/webhook-endpoints",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/sandboxes/{id}/webhook-endpoints/{endpoint}",
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver",
+            post(webhooks::redeliver),
         )
         .route(
             "/sandboxes/{id}/chaos",

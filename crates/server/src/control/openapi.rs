@@ -6,7 +6,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{clock, projects, sandboxes};
+use super::{clock, projects, sandboxes, webhooks};
 use crate::error::FieldError;
 
 struct AdminToken;
@@ -32,6 +32,8 @@ impl Modify for AdminToken {
         sandboxes::reset, sandboxes::seed, sandboxes::put_env, sandboxes::events,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
         clock::clock, clock::change_clock, clock::history, clock::transition,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
     ),
     components(schemas(FieldError)),
     modifiers(&AdminToken),

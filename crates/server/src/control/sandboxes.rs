@@ -45,6 +45,9 @@ pub struct CreateSandbox {
     /// Overrides of the project's environment parameters.
     #[schema(value_type = Option<Object>)]
     pub env: Option<Map<String, Value>>,
+    /// The retry schedule of webhook deliveries: `standard` (default:
+    /// 5 s … 10 h) or `compressed` (1 s … 64 s, for tests).
+    pub webhook_schedule: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -181,6 +184,15 @@ pub async fn create(
             ));
         }
     };
+    let webhook_schedule = match body.webhook_schedule.as_deref() {
+        None => sbx_webhooks::ScheduleName::Standard,
+        Some(name) => sbx_webhooks::ScheduleName::parse(name).ok_or_else(|| {
+            invalid(
+                "/webhook_schedule",
+                format!("webhook_schedule must be \"standard\" or \"compressed\", not {name:?}"),
+            )
+        })?,
+    };
     let id = SandboxId::generate();
     let seed = match body.seed {
         None | Some(Value::Null) => id.to_string(),
@@ -225,6 +237,7 @@ pub async fn create(
         clock_offset_ms: 0,
         clock_frozen_ms: None,
         seeded_at_ms: now,
+        webhook_schedule: webhook_schedule.as_str().to_owned(),
     };
     state.store.create_sandbox(&record).await?;
     let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());

@@ -17,3 +17,4 @@ mod responses;
 mod scenarios;
 mod states;
 mod validation;
+mod webhooks;

@@ -1,0 +1,368 @@
+//! Webhook endpoints and delivery: Standard Webhooks signatures checked by
+//! the specification's reference library (Python `standardwebhooks`),
+//! retries on the sandbox clock, dead letters, redelivery, rotation.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, send, spawn_app, spawn_app_with},
+    scenarios::payments_project,
+};
+
+/// What a receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Answer 500 to this many requests first.
+    failures: Arc<AtomicUsize>,
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    receiver.got.lock().unwrap().push(Received {
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let failing = receiver
+        .failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+async fn receiver() -> (String, Receiver) {
+    let receiver = Receiver::default();
+    let app = Router::new()
+        .route("/hooks", post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, receiver)
+}
+
+/// Verifies a delivery with the reference library; its error otherwise.
+fn verify(secret: &str, received: &Received) -> Result<(), String> {
+    let headers: serde_json::Map<String, Value> = received
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+        .collect();
+    let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+secret, headers, body = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+Webhook(secret).verify(body, headers)
+"#;
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            secret,
+            &Value::Object(headers).to_string(),
+            &received.body,
+        ])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = receiver.got.lock().unwrap().clone();
+        if got.len() >= count {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} deliveries arrived",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sandbox_with_endpoint(app: &TestApp, url: &str) -> (crate::helpers::Sandbox, Value) {
+    let (status, body) = send(
+        app.admin(Method::POST, "/projects")
+            .json(&payments_project("payments")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app
+        .create_sandbox(
+            json!({"project": "payments", "auth": "none", "webhook_schedule": "compressed"}),
+        )
+        .await;
+    let (status, endpoint) = send(
+        app.admin(
+            Method::POST,
+            &format!("/sandboxes/{}/webhook-endpoints", sandbox.id),
+        )
+        .json(&json!({"url": url, "events": ["payment.processing", "payment.succeeded"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+    assert!(endpoint["secret"].as_str().unwrap().starts_with("whsec_"));
+    (sandbox, endpoint)
+}
+
+fn payment() -> Value {
+    json!({"amount": 2000, "currency": "usd",
+           "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}})
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_as_standard_webhooks_and_retried_on_the_sandbox_clock() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |c| {
+        c.allow_private_egress = true
+    })
+    .await;
+    let (url, receiver) = receiver().await;
+    let (sandbox, endpoint) = sandbox_with_endpoint(&app, &url).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let endpoint_path = format!(
+        "/sandboxes/{}/webhook-endpoints/{}",
+        sandbox.id,
+        endpoint["id"].as_str().unwrap()
+    );
+
+    // Emitted by the create script: delivered, signed, verified by the
+    // reference library.
+    let (status, paid) = send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
+    assert_eq!(status, 201);
+    let got = wait_for(&receiver, 1).await;
+    verify(&secret, &got[0]).unwrap();
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "payment.processing");
+    assert_eq!(body["data"]["id"], paid["id"]);
+    let header = |name: &str| {
+        got[0]
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("webhook-id").as_deref(), body["id"].as_str());
+    let tampered = Received {
+        body: got[0].body.replace("processing", "succeeded"),
+        ..got[0].clone()
+    };
+    assert!(
+        verify(&secret, &tampered).is_err(),
+        "the reference library rejects a changed body"
+    );
+
+    // The receiver fails twice: retried on the compressed schedule, on the
+    // sandbox clock (advancing it fires the retry due meanwhile).
+    receiver.failures.store(2, Ordering::SeqCst);
+    send(
+        app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+            .json(&json!({"advance": "P2D"})),
+    )
+    .await;
+    let got = wait_for(&receiver, 2).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&got[1].body).unwrap()["type"],
+        "payment.succeeded"
+    );
+    for _ in 0..2 {
+        send(
+            app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+                .json(&json!({"advance": "PT1M"})),
+        )
+        .await;
+    }
+    let got = wait_for(&receiver, 4).await;
+    assert_eq!(got[1].body, got[3].body, "a retry sends the same event");
+    let (_, deliveries) =
+        send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
+    let settled = &deliveries["items"][0];
+    assert_eq!(settled["event_type"], "payment.succeeded");
+    assert_eq!(settled["state"], "delivered", "{deliveries}");
+    let attempts = settled["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[0]["status"], 500);
+    assert_eq!(attempts[2]["status"], 204);
+    assert!(attempts[0]["request_headers"]["webhook-signature"].is_string());
+
+    // Rotation: both secrets sign for a day.
+    let (_, rotated) =
+        send(app.admin(Method::POST, &format!("{endpoint_path}/rotate-secret"))).await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    let event = settled["event_id"].as_str().unwrap();
+    let (status, requeued) = send(
+        app.admin(Method::POST, &format!("{endpoint_path}/redeliver"))
+            .json(&json!({"event": event})),
+    )
+    .await;
+    assert_eq!((status, requeued["requeued"].clone()), (200, json!(1)));
+    let got = wait_for(&receiver, 5).await;
+    let signatures = got[4]
+        .headers
+        .iter()
+        .find(|(n, _)| n == "webhook-signature")
+        .map(|(_, v)| v.split(' ').count());
+    assert_eq!(signatures, Some(2));
+    verify(&new_secret, &got[4]).unwrap();
+    verify(&secret, &got[4]).unwrap();
+    assert_eq!(
+        got[4].body, got[1].body,
+        "redelivery sends the same event, same id"
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |c| {
+        c.allow_private_egress = true;
+        c.webhook_disable_after_failures = 10;
+    })
+    .await;
+    let (url, receiver) = receiver().await;
+    let (sandbox, endpoint) = sandbox_with_endpoint(&app, &url).await;
+    let endpoint_path = format!(
+        "/sandboxes/{}/webhook-endpoints/{}",
+        sandbox.id,
+        endpoint["id"].as_str().unwrap()
+    );
+    receiver.failures.store(usize::MAX / 2, Ordering::SeqCst);
+    send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
+    // Eight attempts on the compressed schedule, each made due by the clock.
+    for attempt in 1..=8 {
+        wait_for(&receiver, attempt).await;
+        send(
+            app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+                .json(&json!({"advance": "PT2M"})),
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let (_, deliveries) =
+            send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
+        let first = deliveries["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["event_type"] == "payment.processing")
+            .cloned()
+            .unwrap();
+        if first["state"] == "dead" {
+            break first;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never dead-lettered: {deliveries}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead["attempts"].as_array().unwrap().len(), 8);
+
+    // Requeue every dead letter: delivered once the receiver recovers.
+    receiver.failures.store(0, Ordering::SeqCst);
+    let (status, requeued) = send(
+        app.admin(Method::POST, &format!("{endpoint_path}/redeliver"))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!((status, requeued["requeued"].clone()), (200, json!(1)));
+    wait_for(&receiver, 9).await;
+
+    // Failing ten times in a row disables the endpoint, with the reason.
+    receiver.failures.store(usize::MAX / 2, Ordering::SeqCst);
+    for _ in 0..2 {
+        send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
+    }
+    for _ in 0..12 {
+        send(
+            app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+                .json(&json!({"advance": "PT2M"})),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (_, shown) = send(app.admin(Method::GET, &endpoint_path)).await;
+    assert_eq!(shown["enabled"], false, "{shown}");
+    assert!(
+        shown["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("in a row"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn endpoints_are_validated_and_private_targets_refused_by_default() {
+    let app = spawn_app().await;
+    let (status, _) = send(
+        app.admin(Method::POST, "/projects")
+            .json(&payments_project("payments")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let sandbox = app
+        .create_sandbox(json!({"project": "payments", "auth": "none"}))
+        .await;
+    let endpoints = format!("/sandboxes/{}/webhook-endpoints", sandbox.id);
+    for (body, pointer) in [
+        (json!({"url": "http://127.0.0.1:9/hooks"}), "/url"),
+        (json!({"url": "http://localhost/hooks"}), "/url"),
+        (json!({"url": "ftp://example.com/hooks"}), "/url"),
+        (
+            json!({"url": "https://example.com/hooks", "events": []}),
+            "/events",
+        ),
+        (json!({}), "/url"),
+    ] {
+        let (status, problem) = send(app.admin(Method::POST, &endpoints).json(&body)).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+    let (status, created) = send(
+        app.admin(Method::POST, &endpoints)
+            .json(&json!({"url": "https://example.com/hooks", "description": "prod-like"})),
+    )
+    .await;
+    assert_eq!((status, created["events"].clone()), (201, json!(["*"])));
+    let one = format!("{endpoints}/{}", created["id"].as_str().unwrap());
+    let (status, updated) = send(
+        app.admin(Method::PATCH, &one)
+            .json(&json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!((status, updated["enabled"].clone()), (200, json!(false)));
+    let (_, listed) = send(app.admin(Method::GET, &endpoints)).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(send(app.admin(Method::DELETE, &one)).await.0, 204);
+    assert_eq!(send(app.admin(Method::GET, &one)).await.0, 404);
+}
