@@ -249,6 +249,105 @@ pub async fn clock(server: &ServerArgs, id: &str, change: Option<Value>) -> anyh
     Ok(())
 }
 
+/// Fires an event in a sandbox (its golden payload unless `data` is given).
+pub async fn trigger(
+    server: &ServerArgs,
+    sandbox: &str,
+    event_type: &str,
+    data: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut body = json!({"type": event_type});
+    if let Some(data) = data {
+        body["data"] = serde_json::from_str(data).context("--data must be JSON")?;
+    }
+    let path = format!("/sandboxes/{}/events", percent_encode(sandbox));
+    print(&expect(
+        call(server, Method::POST, &path, Some(body)).await?,
+        StatusCode::CREATED,
+    )?);
+    Ok(())
+}
+
+/// Streams a sandbox's events and posts each one, signed, to `forward_to`,
+/// printing a line per delivery — until interrupted.
+pub async fn listen(server: &ServerArgs, sandbox: &str, forward_to: &str) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/v1/sandboxes/{}/events/stream",
+        server.url.trim_end_matches('/'),
+        percent_encode(sandbox)
+    );
+    let mut response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(server.token()?)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        return Err(problem_error(status, &body));
+    }
+    let forwarder = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let mut buffer = String::new();
+    while let Some(chunk) = response.chunk().await? {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (kind, data) = parse_sse(&block);
+            let Ok(data) = serde_json::from_str::<Value>(&data) else {
+                continue; // keep-alive comments and the like
+            };
+            match kind.as_str() {
+                "ready" => eprintln!(
+                    "Ready! Forwarding events of {sandbox} to {forward_to}\nYour webhook signing secret is {} (^C to quit)",
+                    data["secret"].as_str().unwrap_or("")
+                ),
+                "delivery" => forward(&forwarder, forward_to, &data).await,
+                _ => {}
+            }
+        }
+    }
+    anyhow::bail!("the server closed the event stream")
+}
+
+/// The event name and the joined `data:` lines of one server-sent event.
+fn parse_sse(block: &str) -> (String, String) {
+    let mut kind = String::from("message");
+    let mut data = Vec::new();
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            kind = value.trim().to_owned();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    (kind, data.join("\n"))
+}
+
+/// Posts one streamed delivery to the local URL and prints how it went.
+async fn forward(client: &reqwest::Client, url: &str, delivery: &Value) {
+    let mut request = client.post(url);
+    for (name, value) in delivery["headers"].as_object().into_iter().flatten() {
+        request = request.header(name.as_str(), value.as_str().unwrap_or(""));
+    }
+    let body = delivery["body"].as_str().unwrap_or("").to_owned();
+    let started = std::time::Instant::now();
+    let outcome = match request.body(body).send().await {
+        Ok(response) => response.status().as_u16().to_string(),
+        Err(error) => format!("failed: {error}"),
+    };
+    crate::out!(
+        "{} [{}] --> {} ({} ms)",
+        delivery["type"].as_str().unwrap_or(""),
+        delivery["id"].as_str().unwrap_or(""),
+        outcome,
+        started.elapsed().as_millis()
+    );
+}
+
 /// The answer's body when its status is `expected`, else the problem as an error.
 fn expect((status, body): (StatusCode, Value), expected: StatusCode) -> anyhow::Result<Value> {
     if status == expected {

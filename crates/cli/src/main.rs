@@ -50,6 +50,28 @@ enum Command {
     /// Show or move a sandbox's test clock.
     #[command(subcommand)]
     Clock(ClockCommand),
+    /// Fire an event in a sandbox: delivered to its webhook endpoints.
+    Trigger {
+        /// The event type, e.g. payment.succeeded.
+        event_type: String,
+        #[arg(long)]
+        sandbox: String,
+        /// The payload (JSON); the type's golden payload when absent.
+        #[arg(long)]
+        data: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Forward a sandbox's events, signed, to a local URL (like `stripe listen`).
+    Listen {
+        #[arg(long)]
+        sandbox: String,
+        /// Where to post each event, e.g. http://localhost:3000/webhooks.
+        #[arg(long)]
+        forward_to: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -282,6 +304,17 @@ async fn main() -> std::process::ExitCode {
             SandboxCommand::Show { id, server } => client::show_sandbox(&server, &id).await,
             SandboxCommand::Delete { id, server } => client::delete_sandbox(&server, &id).await,
         },
+        Command::Trigger {
+            event_type,
+            sandbox,
+            data,
+            server,
+        } => client::trigger(&server, &sandbox, &event_type, data.as_deref()).await,
+        Command::Listen {
+            sandbox,
+            forward_to,
+            server,
+        } => client::listen(&server, &sandbox, &forward_to).await,
         Command::Clock(command) => match command {
             ClockCommand::Show { id, server } => client::clock(&server, &id, None).await,
             ClockCommand::Advance {

@@ -333,3 +333,126 @@ fn import_and_mock_a_project_folder() {
     assert!(body.contains("\"object\":\"balance\""), "{body}");
     terminate(server);
 }
+
+/// A request as a receiver got it: lower-case headers, body.
+type Arrived = (Vec<(String, String)>, String);
+
+/// Accepts one HTTP request on a local port, answering 204: its URL, and
+/// what arrived.
+fn one_request_receiver() -> (String, mpsc::Receiver<Arrived>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap(); // request line
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                break;
+            };
+            headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (&stream)
+            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let _ = sender.send((headers, String::from_utf8(body).unwrap()));
+    });
+    (url, receiver)
+}
+
+#[test]
+fn listen_forwards_signed_events_to_a_local_url_and_trigger_fires_them() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "listening on",
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+    let (ok, stdout, _) = run(&["sandbox", "create", "--project", "payments"], &url);
+    assert!(ok);
+    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (hooks, arrived) = one_request_receiver();
+    let mut listen = Command::new(SBX)
+        .args(["listen", "--sandbox", &id, "--forward-to", &hooks])
+        .env("SBX_URL", &url)
+        .env("SBX_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(listen.stderr.take().unwrap()).lines();
+    let secret = loop {
+        let line = stderr.next().expect("listen says it is ready").unwrap();
+        if let Some(secret) = line.strip_prefix("Your webhook signing secret is ") {
+            break secret.split(' ').next().unwrap().to_owned();
+        }
+    };
+    let (ok, stdout, stderr_text) = run(&["trigger", "payment.succeeded", "--sandbox", &id], &url);
+    assert!(ok, "{stderr_text}");
+    let event = serde_json::from_str::<Value>(&stdout).unwrap();
+    assert_eq!(event["data"]["status"], "succeeded", "the golden payload");
+
+    let (headers, body) = arrived
+        .recv_timeout(Duration::from_secs(10))
+        .expect("forwarded");
+    let verified = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\nfrom standardwebhooks.webhooks import Webhook\nWebhook(sys.argv[1]).verify(sys.argv[3], json.loads(sys.argv[2]))",
+            &secret,
+            &serde_json::to_string(&headers.into_iter().collect::<std::collections::BTreeMap<_, _>>()).unwrap(),
+            &body,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let mut stdout = BufReader::new(listen.stdout.take().unwrap()).lines();
+    let line = stdout.next().unwrap().unwrap();
+    assert!(
+        line.starts_with("payment.succeeded [evt_") && line.contains("--> 204"),
+        "{line}"
+    );
+
+    // An unknown type needs data.
+    let (ok, _, stderr_text) = run(&["trigger", "nothing.happened", "--sandbox", &id], &url);
+    assert!(
+        !ok && stderr_text.contains("not in the event catalog"),
+        "{stderr_text}"
+    );
+    listen.kill().unwrap();
+    listen.wait().unwrap();
+    terminate(server);
+}

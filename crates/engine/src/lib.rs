@@ -15,6 +15,7 @@ pub mod chaos;
 pub mod clock;
 mod conditions;
 mod drift;
+pub mod events;
 mod fixtures;
 mod forward;
 mod headers;

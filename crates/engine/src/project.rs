@@ -38,6 +38,8 @@ pub struct ProjectFiles {
     pub jobs: BTreeMap<String, String>,
     /// State machines by collection (`lifecycles/<collection>.yaml`).
     pub lifecycles: BTreeMap<String, Value>,
+    /// Event types by name (`events/<type>.yaml`): schema, golden payload.
+    pub events: BTreeMap<String, Value>,
 }
 
 impl ProjectFiles {
@@ -166,6 +168,7 @@ pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
         "scenarios",
         "jobs",
         "lifecycles",
+        "events",
     ] {
         let Ok(listing) = std::fs::read_dir(dir.join(folder)) else {
             continue;
@@ -235,7 +238,7 @@ pub fn from_sources<'a>(
             "templates" => {
                 files.templates.insert(name.to_owned(), text.to_owned());
             }
-            "fixtures" | "scenarios" | "lifecycles" => match stem(".yaml")
+            "fixtures" | "scenarios" | "lifecycles" | "events" => match stem(".yaml")
                 .or_else(|| stem(".yml"))
                 .or_else(|| stem(".json"))
             {
@@ -244,7 +247,8 @@ pub fn from_sources<'a>(
                         let target = match folder {
                             "fixtures" => &mut files.fixtures,
                             "scenarios" => &mut files.scenarios,
-                            _ => &mut files.lifecycles,
+                            "lifecycles" => &mut files.lifecycles,
+                            _ => &mut files.events,
                         };
                         target.insert(name, value);
                     }

@@ -134,6 +134,8 @@ pub struct CompiledRevision {
     pub response_document: std::sync::Arc<Value>,
     /// Scripts, templates, resources, fixtures, forwarding, settings.
     pub behaviours: CompiledBehaviours,
+    /// The event types its sandboxes emit.
+    pub events: crate::events::EventCatalog,
 }
 
 impl CompiledRevision {
@@ -224,6 +226,17 @@ impl CompiledRevision {
         let router = Router::new(&model.base_path, &model.operations);
         let patterns = PatternCache::default();
         let response_document = compiler.response_document().clone();
+        let mut event_problems = Vec::new();
+        let events = crate::events::EventCatalog::compile(
+            &model.document,
+            &compiler,
+            &patterns,
+            &files.events,
+            &mut event_problems,
+        );
+        if !event_problems.is_empty() {
+            return Err(CompileError(event_problems));
+        }
         let behaviours = CompiledBehaviours::compile(
             &BehaviourInputs {
                 model: &model,
@@ -242,6 +255,7 @@ impl CompiledRevision {
             synthesized: SynthCache::default(),
             response_document,
             behaviours,
+            events,
             model,
         })
     }

@@ -19,7 +19,7 @@ pub const DEMO_SPEC: &str = include_str!("../../../examples/payments/openapi.yam
 pub const DEMO_PROJECT: &str = "demo-payments";
 
 /// The demo's behaviour files as `(path in the folder, text)`.
-pub const DEMO_FILES: [(&str, &str); 11] = [
+pub const DEMO_FILES: [(&str, &str); 15] = [
     (
         "behaviours/createPayment.rhai",
         include_str!("../../../examples/payments/behaviours/createPayment.rhai"),
@@ -27,6 +27,22 @@ pub const DEMO_FILES: [(&str, &str); 11] = [
     (
         "behaviours/refundPayment.rhai",
         include_str!("../../../examples/payments/behaviours/refundPayment.rhai"),
+    ),
+    (
+        "events/charge.dispute.created.yaml",
+        include_str!("../../../examples/payments/events/charge.dispute.created.yaml"),
+    ),
+    (
+        "events/payment.processing.yaml",
+        include_str!("../../../examples/payments/events/payment.processing.yaml"),
+    ),
+    (
+        "events/payment.refunded.yaml",
+        include_str!("../../../examples/payments/events/payment.refunded.yaml"),
+    ),
+    (
+        "events/payment.succeeded.yaml",
+        include_str!("../../../examples/payments/events/payment.succeeded.yaml"),
     ),
     (
         "jobs/review.rhai",

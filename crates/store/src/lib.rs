@@ -346,6 +346,22 @@ pub trait Store: Send + Sync + 'static {
         resource_id: &str,
     ) -> Result<Vec<TransitionRecord>, StoreError>;
 
+    /// Stores one event (and its deliveries, in the same transaction);
+    /// its id.
+    async fn emit_event(
+        &self,
+        sandbox_id: &str,
+        event_type: &str,
+        payload: &str,
+        created_at_ms: i64,
+    ) -> Result<i64, StoreError>;
+    /// Events of a sandbox after `after_id`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        sandbox_id: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
     /// The latest `limit` events of a sandbox, newest first.
     async fn list_events(
         &self,

@@ -86,6 +86,16 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
     }
 }
 
+fn event(row: &SqliteRow) -> EventRecord {
+    EventRecord {
+        id: row.get("id"),
+        sandbox_id: row.get("sandbox_id"),
+        event_type: row.get("event_type"),
+        payload: row.get("payload"),
+        created_at_ms: row.get("created_at_ms"),
+    }
+}
+
 fn endpoint(row: &SqliteRow) -> EndpointRecord {
     EndpointRecord {
         id: row.get("id"),
@@ -118,6 +128,26 @@ fn job(row: &SqliteRow) -> JobRecord {
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The outbox: every event after `after_id`, to every enabled endpoint
+/// of its sandbox that listens to its type, in the caller's transaction.
+async fn fan_out(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    after_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deliveries (sandbox_id, endpoint_id, event_id, state, next_attempt_ms)
+         SELECT ev.sandbox_id, ep.id, ev.id, 'pending', ev.created_at_ms
+         FROM events ev JOIN webhook_endpoints ep ON ep.sandbox_id = ev.sandbox_id
+         WHERE ev.id > ? AND ep.disabled_reason IS NULL
+           AND EXISTS (SELECT 1 FROM json_each(ep.events) WHERE value IN (ev.event_type, '*'))
+         ORDER BY ev.id",
+    )
+    .bind(after_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Writes the batch's scheduled and finished jobs and its transitions, in
@@ -547,19 +577,7 @@ impl Store for SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         if !events.is_empty() {
-            // The outbox: every new event, to every enabled endpoint of its
-            // sandbox that listens to its type, in the same transaction.
-            sqlx::query(
-                "INSERT INTO deliveries (sandbox_id, endpoint_id, event_id, state, next_attempt_ms)
-                 SELECT ev.sandbox_id, ep.id, ev.id, 'pending', ev.created_at_ms
-                 FROM events ev JOIN webhook_endpoints ep ON ep.sandbox_id = ev.sandbox_id
-                 WHERE ev.id > ? AND ep.disabled_reason IS NULL
-                   AND EXISTS (SELECT 1 FROM json_each(ep.events) WHERE value IN (ev.event_type, '*'))
-                 ORDER BY ev.id",
-            )
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
+            fan_out(&mut tx, before).await?;
         }
         let answers: Vec<_> = batch
             .iter()
@@ -674,6 +692,44 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn emit_event(
+        &self,
+        sandbox_id: &str,
+        event_type: &str,
+        payload: &str,
+        created_at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(sandbox_id)
+        .bind(event_type)
+        .bind(payload)
+        .bind(created_at_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        fan_out(&mut tx, id - 1).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn events_after(
+        &self,
+        sandbox_id: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE sandbox_id = ? AND id > ? ORDER BY id LIMIT ?")
+                .bind(sandbox_id)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(event).collect())
+    }
+
     async fn list_events(
         &self,
         sandbox_id: &str,
@@ -685,16 +741,7 @@ impl Store for SqliteStore {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows
-            .iter()
-            .map(|row| EventRecord {
-                id: row.get("id"),
-                sandbox_id: row.get("sandbox_id"),
-                event_type: row.get("event_type"),
-                payload: row.get("payload"),
-                created_at_ms: row.get("created_at_ms"),
-            })
-            .collect())
+        Ok(rows.iter().map(event).collect())
     }
 
     async fn get_idempotent(

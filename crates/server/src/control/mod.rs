@@ -1,6 +1,7 @@
 //! The control plane: `/api/v1`, JSON, admin bearer token.
 
 mod clock;
+mod events;
 pub mod openapi;
 pub mod projects;
 mod sandboxes;
@@ -49,7 +50,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/reset", post(sandboxes::reset))
         .route("/sandboxes/{id}/seed", post(sandboxes::seed))
         .route("/sandboxes/{id}/env", put(sandboxes::put_env))
-        .route("/sandboxes/{id}/events", get(sandboxes::events))
+        .route(
+            "/sandboxes/{id}/events",
+            get(events::list).post(events::trigger),
+        )
+        .route("/sandboxes/{id}/events/stream", get(events::stream))
+        .route("/sandboxes/{id}/event-types", get(events::types))
         .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
         .route(
             "/sandboxes/{id}/clock",

@@ -61,6 +61,9 @@ pub struct ProjectBody {
     /// Lifecycles by collection: states and transitions.
     #[schema(value_type = Option<Object>)]
     pub lifecycles: Option<BTreeMap<String, Value>>,
+    /// Event types by name: `{description?, schema?: {$ref}, payload?}`.
+    #[schema(value_type = Option<Object>)]
+    pub events: Option<BTreeMap<String, Value>>,
 }
 
 impl ProjectBody {
@@ -74,7 +77,8 @@ impl ProjectBody {
             || self.settings.is_some()
             || self.scenarios.is_some()
             || self.jobs.is_some()
-            || self.lifecycles.is_some();
+            || self.lifecycles.is_some()
+            || self.events.is_some();
         given.then(|| ProjectFiles {
             behaviours: self.behaviours.take().unwrap_or_default(),
             templates: self.templates.take().unwrap_or_default(),
@@ -85,6 +89,7 @@ impl ProjectBody {
             scenarios: self.scenarios.take().unwrap_or_default(),
             jobs: self.jobs.take().unwrap_or_default(),
             lifecycles: self.lifecycles.take().unwrap_or_default(),
+            events: self.events.take().unwrap_or_default(),
         })
     }
 }
@@ -357,6 +362,7 @@ pub enum FileKind {
     Scenarios,
     Jobs,
     Lifecycles,
+    Events,
 }
 
 /// A file's text: the raw body, or `{"source": "…"}` sent as JSON.
@@ -389,12 +395,16 @@ fn apply_file(
         }
         (FileKind::Modules, Some(text)) => files.modules.insert(item.to_owned(), text).is_some(),
         (FileKind::Jobs, Some(text)) => files.jobs.insert(item.to_owned(), text).is_some(),
-        (FileKind::Fixtures | FileKind::Scenarios | FileKind::Lifecycles, Some(text)) => {
+        (
+            FileKind::Fixtures | FileKind::Scenarios | FileKind::Lifecycles | FileKind::Events,
+            Some(text),
+        ) => {
             let mut problems = Vec::new();
             let (folder, target) = match kind {
                 FileKind::Fixtures => ("fixtures", &mut files.fixtures),
                 FileKind::Scenarios => ("scenarios", &mut files.scenarios),
-                _ => ("lifecycles", &mut files.lifecycles),
+                FileKind::Lifecycles => ("lifecycles", &mut files.lifecycles),
+                _ => ("events", &mut files.events),
             };
             let file = format!("{folder}/{item}.yaml");
             let Some(data) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
@@ -409,6 +419,7 @@ fn apply_file(
         (FileKind::Scenarios, None) => files.scenarios.remove(item).is_some(),
         (FileKind::Jobs, None) => files.jobs.remove(item).is_some(),
         (FileKind::Lifecycles, None) => files.lifecycles.remove(item).is_some(),
+        (FileKind::Events, None) => files.events.remove(item).is_some(),
     };
     Ok(existed)
 }

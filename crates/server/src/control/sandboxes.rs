@@ -11,7 +11,7 @@ use axum::{
 use std::collections::BTreeMap;
 
 use sbx_engine::AuthMode;
-use sbx_store::{EventRecord, SandboxRecord};
+use sbx_store::SandboxRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -383,47 +383,6 @@ pub async fn put_env(
         .await?;
     sandbox.set_env(env);
     Ok(Json(view(&state, &sandbox, None)))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventView {
-    pub id: i64,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub created_at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventList {
-    pub items: Vec<EventView>,
-}
-
-/// Events listed per call.
-const EVENTS_PAGE: u32 = 100;
-
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events", tag = "sandboxes", params(("id" = String, Path)),
-    responses((status = 200, body = EventList, description = "The latest events behaviours emitted, newest first"), (status = 404)),
-    security(("admin" = [])))]
-pub async fn events(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<EventList>, ApiError> {
-    live(&state, &id)?;
-    let items = state
-        .store
-        .list_events(&id, EVENTS_PAGE)
-        .await?
-        .into_iter()
-        .map(|e: EventRecord| EventView {
-            id: e.id,
-            event_type: e.event_type,
-            payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
-            created_at: rfc3339(e.created_at_ms),
-        })
-        .collect();
-    Ok(Json(EventList { items }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -141,7 +141,7 @@ async fn scripts_read_the_request_and_shape_the_answer() {
     let (_, events) =
         send(app.admin(Method::GET, &format!("/sandboxes/{}/events", sandbox.id))).await;
     assert_eq!(events["items"][0]["type"], "order.confirmed", "{events}");
-    assert_eq!(events["items"][0]["payload"]["id"], id);
+    assert_eq!(events["items"][0]["data"]["id"], id);
 
     // A template named after its operation answers it, as valid JSON.
     let response = client

@@ -333,7 +333,7 @@ async fn scenario_outcomes_leave_work_on_the_clock() {
         send(app.admin(Method::GET, &format!("/sandboxes/{}/events", sandbox.id))).await;
     assert_eq!(events["items"][0]["type"], "account.reviewed");
     assert_eq!(
-        events["items"][0]["payload"]["id"], "acct_demo_gold",
+        events["items"][0]["data"]["id"], "acct_demo_gold",
         "the answer's body"
     );
     let (_, read) = send(app.client.get(&account)).await;
