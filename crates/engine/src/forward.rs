@@ -13,6 +13,7 @@ use crate::{
     project::ForwardRule,
 };
 
+#[derive(Debug, Clone)]
 pub struct UpstreamRequest {
     pub method: String,
     pub url: String,

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use futures_util::future::join_all;
 use sbx_engine::UpstreamRequest;
 use sbx_store::{AttemptRecord, DueDelivery};
-use sbx_webhooks::RetrySchedule;
+use sbx_webhooks::{Faults, RetrySchedule};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -92,9 +92,19 @@ async fn deliver_due(
         if due.is_empty() {
             break;
         }
-        let attempts = due.into_iter().map(|d| attempt(state, sandbox, d, now_ms));
+        // Endpoints that asked for reordering get theirs newest first, one
+        // at a time; the rest go out together.
+        let (mut reordered, together): (Vec<_>, Vec<_>) =
+            due.into_iter().partition(|d| faults(&d.endpoint).reorder);
+        let attempts = together
+            .into_iter()
+            .map(|d| attempt(state, sandbox, d, now_ms));
         for recorded in join_all(attempts).await {
             recorded?;
+        }
+        reordered.reverse();
+        for delivery in reordered {
+            attempt(state, sandbox, delivery, now_ms).await?;
         }
     }
     let next = state.store.due_deliveries(&sandbox.id, i64::MAX, 1).await?;
@@ -120,9 +130,10 @@ async fn attempt(
         delivery.event_created_at_ms,
         &delivery.payload,
     );
+    let faults = faults(endpoint);
     // Receivers check the timestamp against their own clock: real time,
-    // not the sandbox's.
-    let timestamp = real_ms / 1000;
+    // not the sandbox's (skewed when the endpoint asked for it).
+    let timestamp = real_ms / 1000 + faults.skew_seconds.unwrap_or(0);
     let mut secrets = vec![endpoint.secret.as_str()];
     if let (Some(previous), Some(until)) = (
         &endpoint.previous_secret,
@@ -143,20 +154,29 @@ async fn attempt(
             Vec::new()
         }
     };
+    let request = UpstreamRequest {
+        method: "POST".to_owned(),
+        url: endpoint.url.clone(),
+        headers: headers.clone(),
+        body: payload,
+        timeout: ATTEMPT_TIMEOUT,
+    };
     let started = std::time::Instant::now();
     let sent = if headers.is_empty() {
         Err("the endpoint's secret cannot sign".to_owned())
     } else {
-        state
-            .upstream
-            .send_async(UpstreamRequest {
-                method: "POST".to_owned(),
-                url: endpoint.url.clone(),
-                headers: headers.clone(),
-                body: payload,
-                timeout: ATTEMPT_TIMEOUT,
-            })
-            .await
+        let duplicate = faults
+            .duplicate
+            .is_some_and(|p| f64::from(rand_fraction()) < p)
+            .then(|| request.clone());
+        let sent = state.upstream.send_async(request).await;
+        if let Some(again) = duplicate
+            && sent.as_ref().is_ok_and(|r| (200..300).contains(&r.status))
+        {
+            // The same delivery, same `webhook-id`, sent twice.
+            let _ = state.upstream.send_async(again).await;
+        }
+        sent
     };
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (status, excerpt, error) = match &sent {
@@ -219,7 +239,16 @@ async fn attempt(
     state.store.record_attempt(&record).await
 }
 
-/// A uniform draw in `[0, 1)` for retry jitter.
+/// The faults an endpoint opted into (none when unreadable).
+fn faults(endpoint: &sbx_store::EndpointRecord) -> Faults {
+    endpoint
+        .faults
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_default()
+}
+
+/// A uniform draw in `[0, 1)` for retry jitter and injected duplicates.
 fn rand_fraction() -> f32 {
     use rand::RngExt;
     rand::rng().random::<f32>()

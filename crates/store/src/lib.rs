@@ -186,6 +186,8 @@ pub struct EndpointRecord {
     pub disabled_reason: Option<String>,
     pub failures_in_row: i64,
     pub created_at_ms: i64,
+    /// Delivery faults opted into (JSON), if any.
+    pub faults: Option<String>,
 }
 
 /// A delivery due now, with what sending it needs.

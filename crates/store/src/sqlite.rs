@@ -109,10 +109,11 @@ fn endpoint(row: &SqliteRow) -> EndpointRecord {
         disabled_reason: row.get("disabled_reason"),
         failures_in_row: row.get("failures_in_row"),
         created_at_ms: row.get("created_at_ms"),
+        faults: row.get("faults"),
     }
 }
 
-const ENDPOINT_COLUMNS: &str = "ep.id, ep.sandbox_id, ep.url, ep.events, ep.description, ep.secret, ep.previous_secret, ep.previous_secret_expires_ms, ep.disabled_reason, ep.failures_in_row, ep.created_at_ms";
+const ENDPOINT_COLUMNS: &str = "ep.id, ep.sandbox_id, ep.url, ep.events, ep.description, ep.secret, ep.previous_secret, ep.previous_secret_expires_ms, ep.disabled_reason, ep.failures_in_row, ep.created_at_ms, ep.faults";
 
 fn job(row: &SqliteRow) -> JobRecord {
     JobRecord {
@@ -138,7 +139,8 @@ async fn fan_out(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO deliveries (sandbox_id, endpoint_id, event_id, state, next_attempt_ms)
-         SELECT ev.sandbox_id, ep.id, ev.id, 'pending', ev.created_at_ms
+         SELECT ev.sandbox_id, ep.id, ev.id, 'pending',
+                ev.created_at_ms + COALESCE(json_extract(ep.faults, '$.delay_ms'), 0)
          FROM events ev JOIN webhook_endpoints ep ON ep.sandbox_id = ev.sandbox_id
          WHERE ev.id > ? AND ep.disabled_reason IS NULL
            AND EXISTS (SELECT 1 FROM json_each(ep.events) WHERE value IN (ev.event_type, '*'))
@@ -776,8 +778,8 @@ impl Store for SqliteStore {
 
     async fn create_endpoint(&self, e: &EndpointRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO webhook_endpoints (id, sandbox_id, url, events, description, secret, previous_secret, previous_secret_expires_ms, disabled_reason, failures_in_row, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webhook_endpoints (id, sandbox_id, url, events, description, secret, previous_secret, previous_secret_expires_ms, disabled_reason, failures_in_row, created_at_ms, faults)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&e.id)
         .bind(&e.sandbox_id)
@@ -790,6 +792,7 @@ impl Store for SqliteStore {
         .bind(&e.disabled_reason)
         .bind(e.failures_in_row)
         .bind(e.created_at_ms)
+        .bind(&e.faults)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -823,7 +826,7 @@ impl Store for SqliteStore {
     async fn update_endpoint(&self, e: &EndpointRecord) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE webhook_endpoints SET url = ?, events = ?, description = ?, secret = ?, previous_secret = ?,
-               previous_secret_expires_ms = ?, disabled_reason = ?, failures_in_row = ?
+               previous_secret_expires_ms = ?, disabled_reason = ?, failures_in_row = ?, faults = ?
              WHERE sandbox_id = ? AND id = ?",
         )
         .bind(&e.url)
@@ -834,6 +837,7 @@ impl Store for SqliteStore {
         .bind(e.previous_secret_expires_ms)
         .bind(&e.disabled_reason)
         .bind(e.failures_in_row)
+        .bind(&e.faults)
         .bind(&e.sandbox_id)
         .bind(&e.id)
         .execute(&self.pool)

@@ -6,8 +6,10 @@
 //! Storage, the outbox and the delivery worker live with the server; this
 //! crate knows nothing of HTTP frameworks or databases.
 
+mod faults;
 mod schedule;
 mod signing;
 
+pub use faults::Faults;
 pub use schedule::{RetrySchedule, ScheduleName};
 pub use signing::{SECRET_PREFIX, SignError, generate_secret, sign, signature_header};

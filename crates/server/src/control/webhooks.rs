@@ -6,6 +6,7 @@ use axum::{
     http::StatusCode,
 };
 use sbx_store::EndpointRecord;
+use sbx_webhooks::Faults;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -38,6 +39,9 @@ pub struct EndpointView {
     pub disabled_reason: Option<String>,
     pub failures_in_row: i64,
     pub created_at: String,
+    /// Delivery faults injected for this endpoint.
+    #[schema(value_type = Object)]
+    pub faults: Faults,
 }
 
 impl From<EndpointRecord> for EndpointView {
@@ -52,6 +56,11 @@ impl From<EndpointRecord> for EndpointView {
             disabled_reason: e.disabled_reason,
             failures_in_row: e.failures_in_row,
             created_at: rfc3339(e.created_at_ms),
+            faults: e
+                .faults
+                .as_deref()
+                .and_then(|f| serde_json::from_str(f).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -73,6 +82,18 @@ pub struct EndpointChange {
     pub description: Option<String>,
     /// `true` re-enables a disabled endpoint; `false` disables it.
     pub enabled: Option<bool>,
+    /// Faults to inject into its deliveries (`{}`: none): `duplicate`
+    /// (probability), `delay_ms`, `skew_seconds`, `reorder`.
+    #[schema(value_type = Option<Object>)]
+    pub faults: Option<Faults>,
+}
+
+fn checked_faults(faults: Option<Faults>) -> Result<Option<String>, ApiError> {
+    let Some(faults) = faults.filter(|f| !f.is_none()) else {
+        return Ok(None);
+    };
+    faults.check().map_err(|m| invalid("/faults", m))?;
+    Ok(serde_json::to_string(&faults).ok())
 }
 
 fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
@@ -159,6 +180,7 @@ pub async fn create(
         disabled_reason: (body.enabled == Some(false)).then(|| "disabled by request".to_owned()),
         failures_in_row: 0,
         created_at_ms: now_ms(),
+        faults: checked_faults(body.faults)?,
     };
     state.store.create_endpoint(&record).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
@@ -206,6 +228,9 @@ pub async fn update(
     }
     if body.description.is_some() {
         record.description = body.description;
+    }
+    if body.faults.is_some() {
+        record.faults = checked_faults(body.faults)?;
     }
     match body.enabled {
         Some(true) => {

@@ -366,3 +366,75 @@ async fn endpoints_are_validated_and_private_targets_refused_by_default() {
     assert_eq!(send(app.admin(Method::DELETE, &one)).await.0, 204);
     assert_eq!(send(app.admin(Method::GET, &one)).await.0, 404);
 }
+
+#[tokio::test]
+async fn opted_in_faults_delay_duplicate_skew_and_reorder_deliveries() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |c| {
+        c.allow_private_egress = true
+    })
+    .await;
+    let (url, receiver) = receiver().await;
+    let (sandbox, endpoint) = sandbox_with_endpoint(&app, &url).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let endpoint_path = format!(
+        "/sandboxes/{}/webhook-endpoints/{}",
+        sandbox.id,
+        endpoint["id"].as_str().unwrap()
+    );
+    let faults =
+        json!({"duplicate": 1.0, "delay_ms": 60000, "skew_seconds": -600, "reorder": true});
+    let (status, updated) = send(
+        app.admin(Method::PATCH, &endpoint_path)
+            .json(&json!({"faults": faults, "events": ["*"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["faults"].clone()),
+        (200, faults),
+        "{updated}"
+    );
+    let (status, _) = send(
+        app.admin(Method::PATCH, &endpoint_path)
+            .json(&json!({"faults": {"duplicate": 3}})),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    let events = format!("/sandboxes/{}/events", sandbox.id);
+    for n in [1, 2] {
+        let (status, _) = send(
+            app.admin(Method::POST, &events)
+                .json(&json!({"type": "payment.refunded", "data": {"n": n}})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        receiver.got.lock().unwrap().is_empty(),
+        "held back by delay_ms"
+    );
+    send(
+        app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+            .json(&json!({"advance": "PT2M"})),
+    )
+    .await;
+    let got = wait_for(&receiver, 4).await;
+    let n = |r: &Received| serde_json::from_str::<Value>(&r.body).unwrap()["data"]["n"].clone();
+    let id = |r: &Received| {
+        r.headers
+            .iter()
+            .find(|(h, _)| h == "webhook-id")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(
+        got.iter().map(n).collect::<Vec<_>>(),
+        [json!(2), json!(2), json!(1), json!(1)],
+        "newest first, each twice"
+    );
+    assert_eq!(id(&got[0]), id(&got[1]), "a duplicate keeps its webhook-id");
+    let rejected = verify(&secret, &got[0]).unwrap_err();
+    assert!(rejected.contains("too old"), "{rejected}");
+}

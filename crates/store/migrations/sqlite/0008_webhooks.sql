@@ -50,3 +50,7 @@ CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts(delivery_id, att
 
 -- The retry schedule deliveries of a sandbox follow (standard | compressed).
 ALTER TABLE sandboxes ADD COLUMN webhook_schedule TEXT NOT NULL DEFAULT 'standard';
+
+-- Delivery faults a developer opted into for an endpoint (JSON, NULL:
+-- none): {"duplicate": 0..1, "delay_ms", "skew_seconds", "reorder"}.
+ALTER TABLE webhook_endpoints ADD COLUMN faults TEXT;
