@@ -456,3 +456,149 @@ fn listen_forwards_signed_events_to_a_local_url_and_trigger_fires_them() {
     listen.wait().unwrap();
     terminate(server);
 }
+
+/// Counts the distinct `webhook-id`s it receives (any number of requests
+/// and connections), answering 204 after `pause`.
+fn counting_receiver(
+    pause: Duration,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let shared = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let seen = shared.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let (mut length, mut id) = (0, String::new());
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        let Some((name, value)) = line.trim_end().split_once(':') else {
+                            break;
+                        };
+                        match name.to_ascii_lowercase().as_str() {
+                            "content-length" => length = value.trim().parse().unwrap(),
+                            "webhook-id" => id = value.trim().to_owned(),
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    std::thread::sleep(pause);
+                    seen.lock().unwrap().insert(id);
+                    if (&stream)
+                        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn every_event_is_delivered_after_a_kill_9_mid_delivery() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let serve = |listen: &str| {
+        start(
+            &[
+                "serve",
+                "--listen",
+                listen,
+                "--data-dir",
+                &dir,
+                "--allow-private-egress",
+            ],
+            "listening on",
+        )
+    };
+    let (mut server, lines) = serve("127.0.0.1:0");
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+    let (_, stdout, _) = run(&["sandbox", "create", "--project", "payments"], &url);
+    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A slow receiver, so the kill lands while deliveries are in flight.
+    let (hooks, seen) = counting_receiver(Duration::from_millis(500));
+    let body = format!(r#"{{"url": "{hooks}"}}"#);
+    let created = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-d",
+            &body,
+        ])
+        .arg(format!("{url}/api/v1/sandboxes/{id}/webhook-endpoints"))
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    const EVENTS: usize = 60;
+    for n in 0..EVENTS {
+        let data = format!(r#"{{"n": {n}}}"#);
+        assert!(
+            run(
+                &[
+                    "trigger",
+                    "payment.refunded",
+                    "--sandbox",
+                    &id,
+                    "--data",
+                    &data
+                ],
+                &url
+            )
+            .0
+        );
+    }
+    assert!(
+        seen.lock().unwrap().len() < EVENTS,
+        "the kill must come mid-delivery"
+    );
+    Command::new("kill")
+        .args(["-KILL", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    let delivered_before = seen.lock().unwrap().len();
+
+    let port = url.rsplit(':').next().unwrap();
+    let (server, _) = serve(&format!("127.0.0.1:{port}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < EVENTS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {EVENTS} events delivered ({delivered_before} before the kill)",
+            seen.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    terminate(server);
+}
