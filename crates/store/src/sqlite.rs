@@ -555,13 +555,11 @@ impl Store for SqliteStore {
             .iter()
             .flat_map(|c| c.events.iter().map(move |e| (c.sandbox_id.as_str(), e)))
             .collect();
-        let before: i64 = if events.is_empty() {
-            0
-        } else {
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
-                .fetch_one(&mut *tx)
-                .await?
-        };
+        // The first new event's id comes from the inserts themselves:
+        // reading before writing would make the transaction upgrade its
+        // lock, which SQLite refuses outright (SQLITE_BUSY) under
+        // concurrent writers.
+        let mut first_event: Option<i64> = None;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) ",
@@ -576,10 +574,12 @@ impl Store for SqliteStore {
                         .push_bind(*at);
                 },
             );
-            insert.build().execute(&mut *tx).await?;
+            insert.push(" RETURNING id");
+            let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            first_event = first_event.into_iter().chain(ids).min();
         }
-        if !events.is_empty() {
-            fan_out(&mut tx, before).await?;
+        if let Some(first) = first_event {
+            fan_out(&mut tx, first - 1).await?;
         }
         let answers: Vec<_> = batch
             .iter()
