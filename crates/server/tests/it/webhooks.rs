@@ -19,6 +19,12 @@ use crate::{
     scenarios::payments_project,
 };
 
+fn millis(rfc3339: &str) -> i64 {
+    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// What a receiver got.
 #[derive(Clone, Debug)]
 struct Received {
@@ -256,7 +262,29 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
     );
     receiver.failures.store(usize::MAX / 2, Ordering::SeqCst);
     send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
-    // Eight attempts on the compressed schedule, each made due by the clock.
+    // After the first failure the next attempt is due 1 s (±20%) later on
+    // the sandbox clock: the compressed schedule.
+    wait_for(&receiver, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (first_at, next_at) = loop {
+        let (_, deliveries) =
+            send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
+        let delivery = &deliveries["items"][0];
+        if let (Some(at), Some(next)) = (
+            delivery["attempts"][0]["at"].as_str(),
+            delivery["next_attempt_at"].as_str(),
+        ) {
+            break (millis(at), millis(next));
+        }
+        assert!(Instant::now() < deadline, "{deliveries}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        (800..=1200).contains(&(next_at - first_at)),
+        "{}",
+        next_at - first_at
+    );
+    // Eight attempts in all, each made due by the clock.
     for attempt in 1..=8 {
         wait_for(&receiver, attempt).await;
         send(
