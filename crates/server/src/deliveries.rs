@@ -66,12 +66,22 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             _ = interval.tick() => {
                 for sandbox in state.registry.all() {
                     let now_ms = sandbox.now_ms();
-                    if sandbox.next_delivery.get().is_some_and(|due| due <= now_ms)
-                        && let Err(error) = deliver_due(&state, &sandbox, now_ms).await
-                    {
-                        tracing::warn!(sandbox = %sandbox.id, %error, "webhook delivery failed; retrying later");
-                        sandbox.next_delivery.set(Some(now_ms.saturating_add(5_000)));
+                    if sandbox.next_delivery.get().is_none_or(|due| due > now_ms) {
+                        continue;
                     }
+                    // Each sandbox on its own task: a slow receiver of one
+                    // never holds up another's deliveries.
+                    let Ok(running) = sandbox.delivering.clone().try_lock_owned() else {
+                        continue;
+                    };
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = deliver_due(&state, &sandbox, now_ms).await {
+                            tracing::warn!(sandbox = %sandbox.id, %error, "webhook delivery failed; retrying later");
+                            sandbox.next_delivery.set(Some(now_ms.saturating_add(5_000)));
+                        }
+                        drop(running);
+                    });
                 }
             }
         }
@@ -84,6 +94,7 @@ async fn deliver_due(
     sandbox: &Arc<LiveSandbox>,
     now_ms: i64,
 ) -> Result<(), sbx_store::StoreError> {
+    sandbox.next_delivery.begin();
     loop {
         let due = state
             .store

@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
 };
 
@@ -50,6 +50,8 @@ pub struct LiveSandbox {
     pub next_job: DueAt,
     /// When the earliest pending webhook delivery is due.
     pub next_delivery: DueAt,
+    /// Held while the sandbox's due deliveries are being sent.
+    pub delivering: Arc<tokio::sync::Mutex<()>>,
     pub webhook_schedule: sbx_webhooks::ScheduleName,
     /// Held while the sandbox's due jobs run, so each runs once.
     pub jobs: tokio::sync::Mutex<()>,
@@ -65,27 +67,44 @@ pub struct LiveSandbox {
 /// Sandbox time something pending next falls due (a job, a delivery), kept
 /// in memory so the workers find due work without asking the store.
 #[derive(Debug)]
-pub struct DueAt(AtomicI64);
+pub struct DueAt {
+    at: AtomicI64,
+    /// Set by `note`: something was added since the runner last looked.
+    noted: AtomicBool,
+}
 
 impl Default for DueAt {
     fn default() -> Self {
-        Self(AtomicI64::new(i64::MAX))
+        Self {
+            at: AtomicI64::new(i64::MAX),
+            noted: AtomicBool::new(false),
+        }
     }
 }
 
 impl DueAt {
     pub fn get(&self) -> Option<i64> {
-        Some(self.0.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
+        Some(self.at.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
     }
 
     /// Notes something due at `ms` (the earliest wins).
     pub fn note(&self, ms: i64) {
-        self.0.fetch_min(ms, Ordering::Relaxed);
+        self.at.fetch_min(ms, Ordering::Relaxed);
+        self.noted.store(true, Ordering::Release);
     }
 
-    /// Sets it as the store now says.
+    /// A runner starts reading the store: later notes are kept in mind.
+    pub fn begin(&self) {
+        self.noted.store(false, Ordering::Release);
+    }
+
+    /// Sets it as the store said; if something was noted since `begin`
+    /// (the store may not have shown it yet), the runner looks again.
     pub fn set(&self, ms: Option<i64>) {
-        self.0.store(ms.unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.at.store(ms.unwrap_or(i64::MAX), Ordering::Relaxed);
+        if self.noted.swap(false, Ordering::AcqRel) {
+            self.at.store(i64::MIN, Ordering::Relaxed);
+        }
     }
 }
 
@@ -143,6 +162,7 @@ impl LiveSandbox {
             seeded_at_ms: AtomicI64::new(record.seeded_at_ms),
             next_job: DueAt::default(),
             next_delivery: DueAt::default(),
+            delivering: Arc::default(),
             webhook_schedule: sbx_webhooks::ScheduleName::parse(&record.webhook_schedule)
                 .unwrap_or(sbx_webhooks::ScheduleName::Standard),
             jobs: tokio::sync::Mutex::new(()),

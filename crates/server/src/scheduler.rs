@@ -63,6 +63,7 @@ pub async fn run_due(
     sandbox: &Arc<LiveSandbox>,
     until_ms: i64,
 ) -> Result<RunReport, String> {
+    sandbox.next_job.begin();
     let limit = u32::try_from(MAX_JOBS_PER_RUN).unwrap_or(u32::MAX);
     let stored = state
         .store
