@@ -89,6 +89,8 @@ struct Declared {
     source: String,
     pointer: Option<String>,
     example: Option<Value>,
+    /// The example is a project file's `payload` (which must be valid).
+    example_from_file: bool,
     description: Option<String>,
 }
 
@@ -121,6 +123,7 @@ fn declared_in(document: &Value, path_item: &str, source: String) -> Option<Decl
                 source,
                 pointer: None,
                 example: None,
+                example_from_file: false,
                 description,
             });
         };
@@ -141,6 +144,7 @@ fn declared_in(document: &Value, path_item: &str, source: String) -> Option<Decl
             source,
             pointer,
             example,
+            example_from_file: false,
             description,
         });
     }
@@ -232,10 +236,14 @@ impl EventCatalog {
                 source: file.clone(),
                 pointer: None,
                 example: None,
+                example_from_file: false,
                 description: None,
             });
             entry.pointer = pointer.or(entry.pointer.take());
-            entry.example = spec.payload.or(entry.example.take());
+            if let Some(payload) = spec.payload {
+                entry.example = Some(payload);
+                entry.example_from_file = true;
+            }
             entry.description = spec.description.or(entry.description.take());
         }
         let mut types = BTreeMap::new();
@@ -248,7 +256,8 @@ impl EventCatalog {
                 let seed = synth::seed_from([b"event".as_slice(), name.as_bytes()]);
                 synth::synthesize_valid(document, pointer, seed, patterns, validator).0
             };
-            let from_file = declared.source.starts_with("events/");
+            let from_file = declared.example_from_file;
+            let file = format!("events/{name}.yaml");
             let mut event = EventType {
                 name: name.clone(),
                 description: declared.description,
@@ -271,12 +280,10 @@ impl EventCatalog {
                         event.golden = synthesized(pointer, event.validator.as_ref());
                     }
                     _ => {
+                        let at = if from_file { file } else { event.source };
                         problems.push(
-                            FileProblem::new(
-                                &event.source,
-                                format!("the golden payload {message}"),
-                            )
-                            .pointer("/payload"),
+                            FileProblem::new(at, format!("the golden payload {message}"))
+                                .pointer("/payload"),
                         );
                         continue;
                     }

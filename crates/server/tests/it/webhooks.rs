@@ -466,3 +466,129 @@ async fn opted_in_faults_delay_duplicate_skew_and_reorder_deliveries() {
     let rejected = verify(&secret, &got[0]).unwrap_err();
     assert!(rejected.contains("too old"), "{rejected}");
 }
+
+const CATALOG_SPEC: &str = r##"
+openapi: 3.1.0
+info: { title: Orders, version: "1" }
+paths:
+  /orders:
+    post:
+      operationId: createOrder
+      responses:
+        "201": { description: created }
+      callbacks:
+        order.shipped:
+          "{$request.body#/callback}":
+            post:
+              summary: The order left the warehouse
+              requestBody:
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/Shipment" }
+              responses:
+                "200": { description: ok }
+webhooks:
+  order.created:
+    post:
+      summary: An order was placed
+      requestBody:
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Order" }
+            example: { id: ord_golden, total: 4200 }
+      responses:
+        "200": { description: ok }
+components:
+  schemas:
+    Order:
+      type: object
+      required: [id, total]
+      properties:
+        id: { type: string }
+        total: { type: integer, minimum: 0 }
+    Shipment:
+      type: object
+      required: [order, carrier]
+      properties:
+        order: { type: string }
+        carrier: { type: string, enum: [ups, dhl] }
+"##;
+
+#[tokio::test]
+async fn the_event_catalog_comes_from_webhooks_callbacks_and_event_files() {
+    let app = spawn_app().await;
+    let project = json!({
+        "name": "orders",
+        "spec": CATALOG_SPEC,
+        "events": {"order.refunded": {"description": "Money went back", "payload": {"order": "ord_1"}}},
+    });
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app
+        .create_sandbox(json!({"project": "orders", "auth": "none"}))
+        .await;
+    let (_, types) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/event-types", sandbox.id),
+    ))
+    .await;
+    let by_name = |name: &str| {
+        types["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {types}"))
+    };
+    assert_eq!(
+        by_name("order.created")["golden"],
+        json!({"id": "ord_golden", "total": 4200})
+    );
+    assert_eq!(by_name("order.created")["source"], "webhooks");
+    let shipped = by_name("order.shipped");
+    assert_eq!(shipped["source"], "callbacks");
+    assert!(
+        ["ups", "dhl"].contains(&shipped["golden"]["carrier"].as_str().unwrap()),
+        "synthesized from the schema: {shipped}"
+    );
+    assert_eq!(by_name("order.refunded")["description"], "Money went back");
+
+    let events = format!("/sandboxes/{}/events", sandbox.id);
+    let (status, fired) = send(
+        app.admin(Method::POST, &events)
+            .json(&json!({"type": "order.created"})),
+    )
+    .await;
+    assert_eq!(
+        (status, fired["data"]["id"].clone()),
+        (201, json!("ord_golden"))
+    );
+    assert!(fired["id"].as_str().unwrap().starts_with("evt_"));
+    let (status, problem) = send(
+        app.admin(Method::POST, &events)
+            .json(&json!({"type": "order.created", "data": {"id": "ord_2", "total": -1}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/data");
+    let (status, _) = send(
+        app.admin(Method::POST, &events)
+            .json(&json!({"type": "anything.else", "data": {"x": 1}})),
+    )
+    .await;
+    assert_eq!(status, 201, "an uncatalogued type with data is accepted");
+
+    // A project file whose golden payload breaks its schema is refused.
+    let broken = json!({
+        "name": "broken",
+        "spec": CATALOG_SPEC,
+        "events": {"order.created": {"payload": {"id": 7}}},
+    });
+    let (status, problem) = send(app.admin(Method::POST, "/projects").json(&broken)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["location"],
+        "events/order.created.yaml"
+    );
+}
