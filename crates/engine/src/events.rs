@@ -13,7 +13,7 @@ use sbx_spec::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::project::FileProblem;
+use crate::{project::FileProblem, templates::Templates};
 
 /// `events/<type>.yaml`.
 #[derive(Debug, Deserialize)]
@@ -27,6 +27,10 @@ struct EventFile {
     /// The golden payload sent when an event is triggered without data.
     #[serde(default)]
     payload: Option<Value>,
+    /// Or a JSON template (`templates/<name>.json.j2`) rendering it when
+    /// the event is triggered, with the sandbox's `now()`, `env`, `sandbox`.
+    #[serde(default)]
+    template: Option<String>,
 }
 
 #[derive(Debug)]
@@ -39,6 +43,8 @@ pub struct EventType {
     pub schema_pointer: Option<String>,
     validator: Option<SchemaValidator>,
     pub golden: Value,
+    /// Renders the payload when triggered (else `golden` is sent).
+    pub template: Option<String>,
 }
 
 impl EventType {
@@ -86,6 +92,7 @@ pub struct EventCatalog {
 
 /// A declared payload: where its schema is, its example, its description.
 struct Declared {
+    template: Option<String>,
     source: String,
     pointer: Option<String>,
     example: Option<Value>,
@@ -120,6 +127,7 @@ fn declared_in(document: &Value, path_item: &str, source: String) -> Option<Decl
             .map(str::to_owned);
         let Some((media_type, media)) = media else {
             return Some(Declared {
+                template: None,
                 source,
                 pointer: None,
                 example: None,
@@ -141,6 +149,7 @@ fn declared_in(document: &Value, path_item: &str, source: String) -> Option<Decl
             )
         });
         return Some(Declared {
+            template: None,
             source,
             pointer,
             example,
@@ -156,7 +165,7 @@ impl EventCatalog {
         document: &Value,
         compiler: &SchemaCompiler,
         patterns: &PatternCache,
-        files: &BTreeMap<String, Value>,
+        (files, templates): (&BTreeMap<String, Value>, &Templates),
         problems: &mut Vec<FileProblem>,
     ) -> Self {
         let mut declared: BTreeMap<String, Declared> = BTreeMap::new();
@@ -232,7 +241,27 @@ impl EventCatalog {
                     }
                 },
             };
+            if spec.payload.is_some() && spec.template.is_some() {
+                problems.push(FileProblem::new(
+                    &file,
+                    "give a payload or a template, not both",
+                ));
+                continue;
+            }
+            if let Some(template) = &spec.template
+                && !(templates.contains(template) && crate::templates::is_json_template(template))
+            {
+                problems.push(
+                    FileProblem::new(
+                        &file,
+                        format!("no JSON template {template:?} (templates/<name>.json.j2)"),
+                    )
+                    .pointer("/template"),
+                );
+                continue;
+            }
             let entry = declared.entry(name.clone()).or_insert(Declared {
+                template: None,
                 source: file.clone(),
                 pointer: None,
                 example: None,
@@ -240,6 +269,21 @@ impl EventCatalog {
                 description: None,
             });
             entry.pointer = pointer.or(entry.pointer.take());
+            if let Some(template) = spec.template {
+                // The golden payload is a sample rendering.
+                match templates.render(
+                    &template,
+                    &serde_json::json!({"env": {}, "sandbox": "sbx-sample"}),
+                ) {
+                    Ok(sample) => entry.example = Some(sample),
+                    Err(message) => {
+                        problems.push(FileProblem::new(&file, message).pointer("/template"));
+                        continue;
+                    }
+                }
+                entry.template = Some(template);
+                entry.example_from_file = true;
+            }
             if let Some(payload) = spec.payload {
                 entry.example = Some(payload);
                 entry.example_from_file = true;
@@ -265,6 +309,7 @@ impl EventCatalog {
                 schema_pointer: declared.pointer.clone(),
                 validator: None,
                 golden: Value::Object(serde_json::Map::new()),
+                template: declared.template,
             };
             event.golden = match (declared.example, &declared.pointer) {
                 (Some(example), _) => example,

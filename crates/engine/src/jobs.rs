@@ -128,6 +128,33 @@ pub fn run(
     (journal, result)
 }
 
+/// The payload of an event triggered without data: its type's template
+/// rendered in `sandbox` at sandbox time `now_ms` (`now()`, `env`,
+/// `sandbox`, `uuid()`), else its golden payload; checked against its schema.
+pub fn event_payload(
+    revision: &Arc<CompiledRevision>,
+    sandbox: &JobSandbox,
+    now_ms: i64,
+    event: &crate::events::EventType,
+) -> Result<Value, String> {
+    let Some(template) = &event.template else {
+        return Ok(event.golden.clone());
+    };
+    let call = background_call(
+        revision,
+        sandbox,
+        now_ms,
+        &event.name,
+        &Value::Null,
+        format!("event {}", event.name),
+    );
+    let _entered = crate::call::enter(&call);
+    let context = serde_json::json!({"env": call.env_map(), "sandbox": sandbox.id});
+    let payload = revision.behaviours.templates.render(template, &context)?;
+    event.check(&payload)?;
+    Ok(payload)
+}
+
 /// Where a developer-triggered transition goes.
 pub enum Target<'a> {
     /// This state.

@@ -226,17 +226,6 @@ impl CompiledRevision {
         let router = Router::new(&model.base_path, &model.operations);
         let patterns = PatternCache::default();
         let response_document = compiler.response_document().clone();
-        let mut event_problems = Vec::new();
-        let events = crate::events::EventCatalog::compile(
-            &model.document,
-            &compiler,
-            &patterns,
-            &files.events,
-            &mut event_problems,
-        );
-        if !event_problems.is_empty() {
-            return Err(CompileError(event_problems));
-        }
         let behaviours = CompiledBehaviours::compile(
             &BehaviourInputs {
                 model: &model,
@@ -248,6 +237,17 @@ impl CompiledRevision {
             files,
         )
         .map_err(CompileError)?;
+        let mut event_problems = Vec::new();
+        let events = crate::events::EventCatalog::compile(
+            &model.document,
+            &compiler,
+            &patterns,
+            (&files.events, &behaviours.templates),
+            &mut event_problems,
+        );
+        if !event_problems.is_empty() {
+            return Err(CompileError(event_problems));
+        }
         Ok(Self {
             router,
             operations,

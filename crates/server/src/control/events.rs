@@ -124,7 +124,16 @@ pub async fn trigger(
             data
         }
         (Some(data), None) => data,
-        (None, Some(declared)) => declared.golden.clone(),
+        (None, Some(declared)) => {
+            let context = sbx_engine::jobs::JobSandbox {
+                id: sandbox.id.clone(),
+                seed: sandbox.seed,
+                state: sandbox.state.clone(),
+                env: sandbox.env(),
+            };
+            sbx_engine::jobs::event_payload(&compiled, &context, sandbox.now_ms(), declared)
+                .map_err(|m| invalid("/type", m))?
+        }
         (None, None) => {
             let known: Vec<&str> = compiled.events.types.keys().map(String::as_str).collect();
             return Err(invalid(

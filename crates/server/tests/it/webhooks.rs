@@ -520,7 +520,8 @@ async fn the_event_catalog_comes_from_webhooks_callbacks_and_event_files() {
     let project = json!({
         "name": "orders",
         "spec": CATALOG_SPEC,
-        "events": {"order.refunded": {"description": "Money went back", "payload": {"order": "ord_1"}}},
+        "events": {"order.refunded": {"description": "Money went back", "template": "refunded.json.j2"}},
+        "templates": {"refunded.json.j2": r#"{"order": "ord_1", "at": {{ now() }}, "sandbox": {{ sandbox }}}"#},
     });
     let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
     assert_eq!(status, 201, "{body}");
@@ -578,6 +579,22 @@ async fn the_event_catalog_comes_from_webhooks_callbacks_and_event_files() {
     )
     .await;
     assert_eq!(status, 201, "an uncatalogued type with data is accepted");
+    // A templated payload renders in the sandbox, on its clock.
+    send(
+        app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+            .json(&json!({"freeze_at": "2030-05-01T00:00:00Z"})),
+    )
+    .await;
+    let (status, refunded) = send(
+        app.admin(Method::POST, &events)
+            .json(&json!({"type": "order.refunded"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{refunded}");
+    assert_eq!(
+        refunded["data"],
+        json!({"order": "ord_1", "at": "2030-05-01T00:00:00Z", "sandbox": sandbox.id})
+    );
 
     // A project file whose golden payload breaks its schema is refused.
     let broken = json!({
