@@ -57,21 +57,10 @@ impl EventType {
         if violations.is_empty() {
             return Ok(());
         }
-        let text: Vec<String> = violations
-            .iter()
-            .take(3)
-            .map(|v| {
-                if v.pointer.is_empty() {
-                    v.message.clone()
-                } else {
-                    format!("{}: {}", v.pointer, v.message)
-                }
-            })
-            .collect();
         Err(format!(
             "does not match the schema of {}: {}",
             self.name,
-            text.join("; ")
+            crate::fixtures::summarize(&violations)
         ))
     }
 }

@@ -180,19 +180,10 @@ impl RecordMaker<'_> {
         if let Some(validator) = self.media.and_then(|m| m.validator.get())
             && !validator.is_valid(&value)
         {
-            let violations = validator.violations(&value);
-            let text: Vec<String> = violations
-                .iter()
-                .take(3)
-                .map(|v| {
-                    if v.pointer.is_empty() {
-                        v.message.clone()
-                    } else {
-                        format!("{}: {}", v.pointer, v.message)
-                    }
-                })
-                .collect();
-            return Err(format!("does not match the spec: {}", text.join("; ")));
+            return Err(format!(
+                "does not match the spec: {}",
+                summarize(&validator.violations(&value))
+            ));
         }
         Ok((value, relative))
     }
@@ -232,6 +223,22 @@ pub fn start_state(
             ),
         )),
     }
+}
+
+/// The first three violations, on one line.
+pub(crate) fn summarize(violations: &[sbx_spec::Violation]) -> String {
+    let text: Vec<String> = violations
+        .iter()
+        .take(3)
+        .map(|v| {
+            if v.pointer.is_empty() {
+                v.message.clone()
+            } else {
+                format!("{}: {}", v.pointer, v.message)
+            }
+        })
+        .collect();
+    text.join("; ")
 }
 
 /// The id a fixture record states, or a stable one from its position.

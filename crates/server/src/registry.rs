@@ -214,6 +214,17 @@ impl LiveSandbox {
             .reset(&self.serving().compiled.behaviours.fixtures, seeded_at_ms);
     }
 
+    /// The sandbox as work done outside a request (jobs, triggered
+    /// transitions and events) sees it.
+    pub fn background(&self) -> sbx_engine::jobs::JobSandbox {
+        sbx_engine::jobs::JobSandbox {
+            id: self.id.clone(),
+            seed: self.seed,
+            state: self.state.clone(),
+            env: self.env(),
+        }
+    }
+
     pub fn env(&self) -> Arc<Map<String, Value>> {
         self.env.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

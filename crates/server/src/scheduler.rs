@@ -73,12 +73,7 @@ pub async fn run_due(
     let mut report = RunReport::default();
     if !stored.is_empty() {
         let compiled = sandbox.serving().compiled;
-        let context = JobSandbox {
-            id: sandbox.id.clone(),
-            seed: sandbox.seed,
-            state: sandbox.state.clone(),
-            env: sandbox.env(),
-        };
+        let context = sandbox.background();
         let (changes, ran) = tokio::task::spawn_blocking(move || {
             run_in_order(&compiled, &context, &stored, until_ms)
         })

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use sbx_engine::jobs::{JobSandbox, NotMade, Target};
+use sbx_engine::jobs::{NotMade, Target};
 
 use crate::{
     app::{AppState, now_ms, rfc3339},
@@ -299,12 +299,7 @@ pub async fn transition(
         }
     };
     let compiled = sandbox.serving().compiled;
-    let context = JobSandbox {
-        id: sandbox.id.clone(),
-        seed: sandbox.seed,
-        state: sandbox.state.clone(),
-        env: sandbox.env(),
-    };
+    let context = sandbox.background();
     let (journal, result) = sbx_engine::jobs::transition(
         &compiled,
         &context,

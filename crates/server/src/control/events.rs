@@ -125,12 +125,7 @@ pub async fn trigger(
         }
         (Some(data), None) => data,
         (None, Some(declared)) => {
-            let context = sbx_engine::jobs::JobSandbox {
-                id: sandbox.id.clone(),
-                seed: sandbox.seed,
-                state: sandbox.state.clone(),
-                env: sandbox.env(),
-            };
+            let context = sandbox.background();
             sbx_engine::jobs::event_payload(&compiled, &context, sandbox.now_ms(), declared)
                 .map_err(|m| invalid("/type", m))?
         }
