@@ -20,6 +20,7 @@ use crate::{
     ids::{generate_admin_token, hash_secret},
     middleware, reaper,
     registry::{LiveSandbox, Registry, compile_project},
+    request_log::RequestLog,
     scheduler,
     writer::Writer,
 };
@@ -41,6 +42,8 @@ pub struct AppState {
     pub idempotency: Idempotency,
     /// Writes requests' changes in batches (group commit).
     pub writer: Writer,
+    /// Every data-plane request, off the hot path.
+    pub request_log: RequestLog,
 }
 
 pub fn now_ms() -> i64 {
@@ -245,6 +248,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         edits: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone()),
         idempotency: Idempotency::new(store.clone()),
+        request_log: RequestLog::start(store.clone()),
         config: Arc::new(config),
     };
     load_registry(&state).await?;

@@ -151,6 +151,39 @@ pub struct Served {
     /// The idempotency key held until the answer is committed, and the
     /// answer to store for it.
     pub idempotent: Option<(Pending, Option<IdempotentAnswer>)>,
+    /// The exchange, for the request log (when asked for).
+    pub captured: Option<Captured>,
+}
+
+/// A request and its answer as sent, for the request log.
+#[derive(Default)]
+pub struct Captured {
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: axum::body::Bytes,
+    pub status: u16,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Vec<u8>,
+}
+
+impl Captured {
+    fn request(parts: &Parts, body: &axum::body::Bytes) -> Self {
+        Self {
+            request_headers: parts
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            request_body: body.clone(),
+            ..Self::default()
+        }
+    }
+
+    fn answer(mut self, response: &sbx_engine::Response) -> Self {
+        self.status = response.status;
+        self.response_headers = response.headers.clone();
+        self.response_body = response.body.clone();
+        self
+    }
 }
 
 /// The engine's view of a request.
@@ -212,24 +245,30 @@ pub async fn serve(
     path: String,
     max_body_bytes: usize,
     idempotency: Option<&Idempotency>,
+    capture: bool,
 ) -> Served {
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
+            let refused = problem_response(
+                413,
+                "payload-too-large",
+                "Payload too large",
+                &format!("the request body exceeds the limit of {max_body_bytes} bytes"),
+                None,
+            );
             return Served {
-                response: problem(
-                    413,
-                    "payload-too-large",
-                    "Payload too large",
-                    &format!("the request body exceeds the limit of {max_body_bytes} bytes"),
-                ),
+                captured: capture
+                    .then(|| Captured::request(&parts, &Default::default()).answer(&refused)),
+                response: to_axum(refused),
                 journal: Journal::default(),
                 drift: None,
                 idempotent: None,
             };
         }
     };
+    let captured = capture.then(|| Captured::request(&parts, &body));
     let sandbox_id = HeaderValue::from_str(&target.id).ok();
     let pending = match idempotency {
         Some(idempotency) => match idempotency
@@ -238,6 +277,7 @@ pub async fn serve(
         {
             Check::Proceed(pending) => pending,
             Check::Answer(response) => {
+                let captured = captured.map(|c| c.answer(&response));
                 let mut response = to_axum(response);
                 if let Some(id) = sandbox_id {
                     response.headers_mut().insert(SANDBOX_ID.clone(), id);
@@ -247,6 +287,7 @@ pub async fn serve(
                     journal: Journal::default(),
                     drift: None,
                     idempotent: None,
+                    captured,
                 };
             }
         },
@@ -281,6 +322,15 @@ pub async fn serve(
         let answer = pending.answer(&outcome, now_ms);
         (pending, answer)
     });
+    let note = chaos_note(&chaos);
+    let captured = captured.map(|c| {
+        let mut c = c.answer(&outcome.response);
+        if let Some(note) = note.as_ref().and_then(|n| n.to_str().ok()) {
+            c.response_headers
+                .push((CHAOS.as_str().to_owned(), note.to_owned()));
+        }
+        c
+    });
     let mut response = if chaos.drop {
         dropped()
     } else {
@@ -292,7 +342,7 @@ pub async fn serve(
     if let Some(id) = sandbox_id {
         response.headers_mut().insert(SANDBOX_ID.clone(), id);
     }
-    if let Some(note) = chaos_note(&chaos) {
+    if let Some(note) = note {
         response.headers_mut().insert(CHAOS.clone(), note);
     }
     Served {
@@ -300,6 +350,7 @@ pub async fn serve(
         journal: outcome.journal,
         drift: outcome.drift,
         idempotent,
+        captured,
     }
 }
 
@@ -311,6 +362,7 @@ enum Resolved {
 }
 
 pub async fn handler(State(state): State<AppState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let raw_path = request.uri().path().to_owned();
     let resolved = resolve(&state, &request, &raw_path);
     let (sandbox, path) = match resolved {
@@ -345,14 +397,41 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         default_scenario: sandbox.scenario(),
         now_ms: sandbox.now_ms(),
     };
-    let served = serve(
+    let request_id = request
+        .extensions()
+        .get::<crate::middleware::RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let method = request.method().as_str().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let logged_path = path.clone();
+    let revision = target.compiled.clone();
+    let mut served = serve(
         target,
         request,
         path,
         state.config.limits.max_body_bytes,
         Some(&state.idempotency),
+        true,
     )
     .await;
+    if let Some(captured) = served.captured.take() {
+        state.request_log.record(crate::request_log::Entry {
+            sandbox_id: sandbox.id.clone(),
+            request_id,
+            at_ms: crate::app::now_ms(),
+            method,
+            path: logged_path,
+            query,
+            status: captured.status,
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            request_headers: captured.request_headers,
+            request_body: captured.request_body.to_vec(),
+            response_headers: captured.response_headers,
+            response_body: captured.response_body,
+            revision,
+        });
+    }
     if let Some(drift) = &served.drift {
         tracing::warn!(sandbox = %sandbox.id, operation = %drift.operation, status = drift.status, pointer = %drift.pointer, "response drift: {}", drift.message);
         state.drift.record(

@@ -111,6 +111,23 @@ impl ApiError {
         error
     }
 
+    /// A query parameter with a bad value (400, naming it).
+    pub fn bad_query(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Bad query parameter",
+            detail,
+        );
+        error.errors = errors;
+        error
+    }
+
     /// An unexpected failure: logged here, once, and opaque to the client.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");

@@ -21,6 +21,7 @@ mod middleware;
 mod mock;
 mod reaper;
 mod registry;
+mod request_log;
 mod scheduler;
 mod writer;
 

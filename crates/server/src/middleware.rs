@@ -10,6 +10,10 @@ use rand::RngExt;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request's correlation id, for handlers (the request log).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 fn generate_request_id() -> String {
     let mut rng = rand::rng();
     format!(
@@ -23,13 +27,18 @@ fn generate_request_id() -> String {
 /// the request with its correlation id — the client's `X-Request-Id`
 /// (printable, ≤ 200 bytes) or a generated one — echoed on the response.
 /// One layer rather than two: each layer costs on every request.
-pub async fn edge(State(max_header_bytes): State<usize>, request: Request, next: Next) -> Response {
+pub async fn edge(
+    State(max_header_bytes): State<usize>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(generate_request_id, str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = match header_limit(max_header_bytes, &request) {
         Some(refused) => refused,
         None => next.run(request).await,

@@ -87,7 +87,7 @@ pub async fn start_mock(
         };
         async move {
             let path = request.uri().path().to_owned();
-            let served = data_plane::serve(target, request, path, max_body, None).await;
+            let served = data_plane::serve(target, request, path, max_body, None, false).await;
             if let Some(drift) = &served.drift {
                 tracing::warn!(operation = %drift.operation, status = drift.status, pointer = %drift.pointer, "response drift: {}", drift.message);
             }

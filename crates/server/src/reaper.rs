@@ -40,6 +40,13 @@ async fn reap(state: &AppState) {
     {
         tracing::warn!(%error, "pruning tombstones failed");
     }
+    if let Err(error) = state
+        .store
+        .prune_logs(now - crate::request_log::RETENTION_MS)
+        .await
+    {
+        tracing::warn!(%error, "pruning the request log failed");
+    }
     let horizon = now - crate::idempotency::KEY_TTL_MS;
     match state.store.prune_idempotent(horizon).await {
         Ok(_) => state.idempotency.forget_before(horizon),

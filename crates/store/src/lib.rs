@@ -255,6 +255,44 @@ pub struct AttemptView {
     pub error: Option<String>,
 }
 
+/// One logged request, redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRecord {
+    /// Orders the log; the cursor of its pages.
+    pub seq: i64,
+    pub sandbox_id: String,
+    pub request_id: String,
+    /// Real time.
+    pub at_ms: i64,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub operation: Option<String>,
+    pub status: i64,
+    pub latency_us: i64,
+    pub scenario: Option<String>,
+    pub chaos: Option<String>,
+    pub replayed: bool,
+    /// JSON object.
+    pub request_headers: String,
+    pub request_body: String,
+    /// JSON object.
+    pub response_headers: String,
+    pub response_body: String,
+}
+
+/// Which logged requests to list: newest first, before `before_seq`.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub status: Option<i64>,
+    pub operation: Option<String>,
+    pub since_ms: Option<i64>,
+    /// In the path, query or bodies.
+    pub text: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
     pub id: String,
@@ -420,6 +458,22 @@ pub trait Store: Send + Sync + 'static {
         event_id: Option<i64>,
         at_ms: i64,
     ) -> Result<u64, StoreError>;
+
+    /// Appends logged requests (their `seq` is set by the store), keeping
+    /// each sandbox's latest `keep`.
+    async fn save_logs(&self, logs: &[LogRecord], keep: u32) -> Result<(), StoreError>;
+    async fn list_logs(
+        &self,
+        sandbox_id: &str,
+        query: &LogQuery,
+    ) -> Result<Vec<LogRecord>, StoreError>;
+    async fn get_log(
+        &self,
+        sandbox_id: &str,
+        request_id: &str,
+    ) -> Result<Option<LogRecord>, StoreError>;
+    /// Forgets logged requests older than `before_ms`; how many.
+    async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;

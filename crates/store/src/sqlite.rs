@@ -12,8 +12,8 @@ use sqlx::{
 
 use crate::{
     AttemptRecord, AttemptView, ChangeSet, DeliveryRecord, DueDelivery, EndpointRecord,
-    EventRecord, IdempotentAnswer, JobRecord, ProjectRecord, ResourceRow, RevisionRecord,
-    SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
+    EventRecord, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ProjectRecord, ResourceRow,
+    RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -83,6 +83,28 @@ fn sandbox(row: &SqliteRow) -> SandboxRecord {
             .get::<Option<i64>, _>("seeded_at_ms")
             .unwrap_or_else(|| row.get("created_at_ms")),
         webhook_schedule: row.get("webhook_schedule"),
+    }
+}
+
+fn log(row: &SqliteRow) -> LogRecord {
+    LogRecord {
+        seq: row.get("seq"),
+        sandbox_id: row.get("sandbox_id"),
+        request_id: row.get("request_id"),
+        at_ms: row.get("at_ms"),
+        method: row.get("method"),
+        path: row.get("path"),
+        query: row.get("query"),
+        operation: row.get("operation"),
+        status: row.get("status"),
+        latency_us: row.get("latency_us"),
+        scenario: row.get("scenario"),
+        chaos: row.get("chaos"),
+        replayed: row.get::<i64, _>("replayed") != 0,
+        request_headers: row.get("request_headers"),
+        request_body: row.get("request_body"),
+        response_headers: row.get("response_headers"),
+        response_body: row.get("response_body"),
     }
 }
 
@@ -1023,6 +1045,121 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected())
+    }
+
+    async fn save_logs(&self, logs: &[LogRecord], keep: u32) -> Result<(), StoreError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
+                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body) ",
+            );
+            insert.push_values(chunk, |mut values, log| {
+                values
+                    .push_bind(&log.sandbox_id)
+                    .push_bind(&log.request_id)
+                    .push_bind(log.at_ms)
+                    .push_bind(&log.method)
+                    .push_bind(&log.path)
+                    .push_bind(&log.query)
+                    .push_bind(&log.operation)
+                    .push_bind(log.status)
+                    .push_bind(log.latency_us)
+                    .push_bind(&log.scenario)
+                    .push_bind(&log.chaos)
+                    .push_bind(log.replayed)
+                    .push_bind(&log.request_headers)
+                    .push_bind(&log.request_body)
+                    .push_bind(&log.response_headers)
+                    .push_bind(&log.response_body);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let sandboxes: std::collections::BTreeSet<&str> =
+            logs.iter().map(|l| l.sandbox_id.as_str()).collect();
+        for sandbox_id in sandboxes {
+            sqlx::query(
+                "DELETE FROM request_logs WHERE sandbox_id = ?1 AND seq <= (
+                   SELECT seq FROM request_logs WHERE sandbox_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+            )
+            .bind(sandbox_id)
+            .bind(i64::from(keep))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_logs(
+        &self,
+        sandbox_id: &str,
+        q: &LogQuery,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT * FROM request_logs WHERE sandbox_id = ");
+        select.push_bind(sandbox_id);
+        if let Some(status) = q.status {
+            select.push(" AND status = ").push_bind(status);
+        }
+        if let Some(operation) = &q.operation {
+            select.push(" AND operation = ").push_bind(operation);
+        }
+        if let Some(since) = q.since_ms {
+            select.push(" AND at_ms >= ").push_bind(since);
+        }
+        if let Some(before) = q.before_seq {
+            select.push(" AND seq < ").push_bind(before);
+        }
+        if let Some(text) = &q.text {
+            let pattern = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            select
+                .push(" AND (path LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR IFNULL(query, '') LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR request_body LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR response_body LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        select
+            .push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        let rows = select.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(log).collect())
+    }
+
+    async fn get_log(
+        &self,
+        sandbox_id: &str,
+        request_id: &str,
+    ) -> Result<Option<LogRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM request_logs WHERE sandbox_id = ? AND request_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(sandbox_id)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(log))
+    }
+
+    async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM request_logs WHERE at_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -2,6 +2,7 @@
 
 mod clock;
 mod events;
+mod logs;
 pub mod openapi;
 pub mod projects;
 mod sandboxes;
@@ -55,6 +56,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(events::list).post(events::trigger),
         )
         .route("/sandboxes/{id}/events/stream", get(events::stream))
+        .route("/sandboxes/{id}/logs", get(logs::list))
+        .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
         .route("/sandboxes/{id}/event-types", get(events::types))
         .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
         .route(

@@ -11,6 +11,7 @@ mod helpers;
 mod idempotency;
 mod jobs;
 mod lifecycle;
+mod logs;
 mod mock;
 mod resources;
 mod responses;

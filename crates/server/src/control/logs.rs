@@ -1,0 +1,195 @@
+//! A sandbox's request log: listed with filters and a cursor, or one
+//! request by its id.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use sbx_store::{LogQuery, LogRecord};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::{
+    app::{AppState, rfc3339},
+    control::sandboxes::live,
+    error::{ApiError, FieldError},
+};
+
+/// Entries per page: the default and the most.
+const PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogView {
+    pub request_id: String,
+    pub at: String,
+    pub method: String,
+    /// Below the sandbox root.
+    pub path: String,
+    pub query: Option<String>,
+    /// The operation routed to, if any.
+    pub operation: Option<String>,
+    pub status: i64,
+    pub latency_ms: f64,
+    pub scenario: Option<String>,
+    /// What chaos did, as `X-Sandbox-Chaos` says it.
+    pub chaos: Option<String>,
+    /// Answered from a stored idempotent answer.
+    pub idempotent_replay: bool,
+    /// Redacted: credentials and `sk_test_` keys never reach the log.
+    #[schema(value_type = Object)]
+    pub request_headers: Value,
+    pub request_body: String,
+    #[schema(value_type = Object)]
+    pub response_headers: Value,
+    pub response_body: String,
+}
+
+impl From<LogRecord> for LogView {
+    fn from(r: LogRecord) -> Self {
+        Self {
+            request_id: r.request_id,
+            at: rfc3339(r.at_ms),
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            operation: r.operation,
+            status: r.status,
+            latency_ms: r.latency_us as f64 / 1000.0,
+            scenario: r.scenario,
+            chaos: r.chaos,
+            idempotent_replay: r.replayed,
+            request_headers: serde_json::from_str(&r.request_headers).unwrap_or_default(),
+            request_body: r.request_body,
+            response_headers: serde_json::from_str(&r.response_headers).unwrap_or_default(),
+            response_body: r.response_body,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogPage {
+    pub items: Vec<LogView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last.
+    pub next_cursor: Option<String>,
+    /// Entries the server dropped instead of making requests wait (since start).
+    pub dropped: u64,
+}
+
+fn bad(parameter: &str, message: String) -> ApiError {
+    ApiError::bad_query(vec![FieldError {
+        location: "query".into(),
+        pointer: parameter.into(),
+        message,
+        line: None,
+        column: None,
+    }])
+}
+
+fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiError> {
+    let mut query = LogQuery {
+        limit: PAGE,
+        ..LogQuery::default()
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "status" => {
+                query.status = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|s| (100..=599).contains(s))
+                        .ok_or_else(|| {
+                            bad(
+                                name,
+                                format!("status must be an HTTP status, not {value:?}"),
+                            )
+                        })?,
+                );
+            }
+            "operation" => query.operation = Some(value.clone()),
+            "since" => {
+                query.since_ms =
+                    Some(crate::clock::parse_instant(value).map_err(|m| bad(name, m))?);
+            }
+            "text" => query.text = Some(value.clone()).filter(|t| !t.is_empty()),
+            "cursor" => {
+                query.before_seq = Some(value.parse::<i64>().map_err(|_| {
+                    bad(
+                        name,
+                        format!("{value:?} is not a cursor from a previous page"),
+                    )
+                })?);
+            }
+            "limit" => {
+                query.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=MAX_PAGE).contains(l))
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            format!("limit must be 1 to {MAX_PAGE}, not {value:?}"),
+                        )
+                    })?;
+            }
+            _ => {
+                return Err(bad(
+                    name,
+                    format!(
+                        "unknown filter {name:?}; filters: status, operation, since, text, cursor, limit"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(query)
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs", tag = "logs",
+    params(("id" = String, Path),
+           ("status" = Option<u16>, Query), ("operation" = Option<String>, Query),
+           ("since" = Option<String>, Query, description = "RFC 3339"),
+           ("text" = Option<String>, Query, description = "in the path, query or bodies"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
+    responses((status = 200, body = LogPage, description = "newest first"), (status = 400, description = "a filter with a bad value, named"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<LogPage>, ApiError> {
+    live(&state, &id)?;
+    let query = query(&params)?;
+    let records = state.store.list_logs(&id, &query).await?;
+    let next_cursor = (records.len() == query.limit as usize)
+        .then(|| records.last().map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(Json(LogPage {
+        items: records.into_iter().map(LogView::from).collect(),
+        next_cursor,
+        dropped: state.request_log.dropped(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}", tag = "logs",
+    params(("id" = String, Path), ("request_id" = String, Path, description = "its `X-Request-Id`")),
+    responses((status = 200, body = LogView), (status = 404, description = "no such sandbox, or no request with that id in its log")),
+    security(("admin" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path((id, request_id)): Path<(String, String)>,
+) -> Result<Json<LogView>, ApiError> {
+    live(&state, &id)?;
+    let record = state.store.get_log(&id, &request_id).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "not-found",
+            format!("the log of {id} has no request {request_id:?} (it keeps the latest 10,000, for 7 days)"),
+        )
+    })?;
+    Ok(Json(record.into()))
+}
