@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Let forwarding reach loopback and private addresses (refused by default).
     #[arg(long, env = env::ALLOW_PRIVATE_EGRESS)]
     pub allow_private_egress: bool,
+    /// Keep no request log (for benchmarks; it is on by default).
+    #[arg(long)]
+    pub no_request_log: bool,
 }
 
 /// The TOML file's shape; every field optional.
@@ -61,6 +64,7 @@ struct FileSettings {
     limits: Option<Limits>,
     scripts: Option<ScriptLimits>,
     allow_private_egress: Option<bool>,
+    request_log: Option<bool>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -115,6 +119,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         scripts,
         allow_private_egress: args.allow_private_egress
             || file.allow_private_egress.unwrap_or(false),
+        request_log: !args.no_request_log && file.request_log.unwrap_or(true),
         ..defaults
     })
 }
@@ -133,6 +138,7 @@ mod tests {
             config,
             demo: false,
             allow_private_egress: false,
+            no_request_log: false,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub allow_private_egress: bool,
     /// A webhook endpoint failing this many deliveries in a row is disabled.
     pub webhook_disable_after_failures: i64,
+    /// Log every data-plane request (`GET /api/v1/sandboxes/{id}/logs`).
+    pub request_log: bool,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             scripts: ScriptLimits::default(),
             allow_private_egress: false,
             webhook_disable_after_failures: 100,
+            request_log: true,
         }
     }
 }

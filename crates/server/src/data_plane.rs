@@ -412,7 +412,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         path,
         state.config.limits.max_body_bytes,
         Some(&state.idempotency),
-        true,
+        state.config.request_log && state.request_log.has_room(),
     )
     .await;
     if let Some(captured) = served.captured.take() {

@@ -8,17 +8,21 @@ use crate::app::{AppState, now_ms};
 /// How long an expired sandbox's id keeps answering "expired".
 const TOMBSTONE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 
+/// How often old request-log entries are pruned (a scan of the log).
+const LOG_PRUNE_INTERVAL_MS: i64 = 10 * 60 * 1000;
+
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(state.config.reaper_interval);
+    let mut logs_pruned_at = 0;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = interval.tick() => reap(&state).await,
+            _ = interval.tick() => reap(&state, &mut logs_pruned_at).await,
         }
     }
 }
 
-async fn reap(state: &AppState) {
+async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
     let now = now_ms();
     match state.store.expire_sandboxes(now).await {
         Ok(ids) => {
@@ -40,12 +44,15 @@ async fn reap(state: &AppState) {
     {
         tracing::warn!(%error, "pruning tombstones failed");
     }
-    if let Err(error) = state
-        .store
-        .prune_logs(now - crate::request_log::RETENTION_MS)
-        .await
-    {
-        tracing::warn!(%error, "pruning the request log failed");
+    if now - *logs_pruned_at >= LOG_PRUNE_INTERVAL_MS {
+        *logs_pruned_at = now;
+        if let Err(error) = state
+            .store
+            .prune_logs(now - crate::request_log::RETENTION_MS)
+            .await
+        {
+            tracing::warn!(%error, "pruning the request log failed");
+        }
     }
     let horizon = now - crate::idempotency::KEY_TTL_MS;
     match state.store.prune_idempotent(horizon).await {

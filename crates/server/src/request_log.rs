@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 const QUEUE: usize = 10_000;
 /// Entries written per transaction, at most.
 const BATCH: usize = 500;
+/// Entries written per second, at most: past it the queue fills and
+/// entries are dropped (counted), so a load test never pays for its log.
+pub const MAX_RATE: u32 = 2_000;
 /// Entries kept per sandbox (older ones are forgotten).
 pub const KEEP_PER_SANDBOX: u32 = 10_000;
 /// How long entries are kept.
@@ -69,6 +72,16 @@ impl RequestLog {
         }
     }
 
+    /// Whether an entry would be queued now; when not, the request skips
+    /// capturing it (and it is counted as dropped).
+    pub fn has_room(&self) -> bool {
+        let room = self.sender.capacity() > 0;
+        if !room {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
     /// Queues an entry; never waits (a full queue drops it, counted).
     pub fn record(&self, entry: Entry) {
         if self.sender.try_send(entry).is_err() {
@@ -89,6 +102,10 @@ async fn write(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Entry>) {
         if let Err(error) = store.save_logs(&records, KEEP_PER_SANDBOX).await {
             tracing::warn!(%error, count = records.len(), "writing the request log failed; entries lost");
         }
+        let pace = std::time::Duration::from_secs(1)
+            * u32::try_from(records.len()).unwrap_or(u32::MAX)
+            / MAX_RATE;
+        tokio::time::sleep(pace).await;
     }
 }
 

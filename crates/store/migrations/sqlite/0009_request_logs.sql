@@ -19,6 +19,6 @@ CREATE TABLE request_logs (
     response_headers TEXT NOT NULL,
     response_body    TEXT NOT NULL
 );
+-- One index: every query is per sandbox (pages by seq; a request id is
+-- found among at most the 10,000 kept); age pruning walks seq order.
 CREATE INDEX request_logs_by_sandbox ON request_logs(sandbox_id, seq);
-CREATE INDEX request_logs_by_id ON request_logs(sandbox_id, request_id);
-CREATE INDEX request_logs_age ON request_logs(at_ms);
