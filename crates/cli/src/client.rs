@@ -313,6 +313,81 @@ pub async fn listen(server: &ServerArgs, sandbox: &str, forward_to: &str) -> any
     anyhow::bail!("the server closed the event stream")
 }
 
+/// One line per logged request.
+fn log_line(entry: &Value) -> String {
+    let text = |name: &str| entry[name].as_str().unwrap_or("").to_owned();
+    let mut line = format!(
+        "{} {} {} --> {} ({:.1} ms) {}",
+        text("at"),
+        text("method"),
+        text("path"),
+        entry["status"],
+        entry["latency_ms"].as_f64().unwrap_or(0.0),
+        text("request_id"),
+    );
+    for (label, name) in [
+        ("operation", "operation"),
+        ("scenario", "scenario"),
+        ("chaos", "chaos"),
+    ] {
+        if let Some(value) = entry[name].as_str() {
+            line.push_str(&format!(" {label}={value}"));
+        }
+    }
+    line
+}
+
+/// Prints a sandbox's latest logged requests (oldest first), then, with
+/// `follow`, each new one as it is logged.
+pub async fn logs(
+    server: &ServerArgs,
+    sandbox: &str,
+    limit: u32,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let path = format!("/sandboxes/{}/logs?limit={limit}", percent_encode(sandbox));
+    let page = expect(
+        call(server, Method::GET, &path, None).await?,
+        StatusCode::OK,
+    )?;
+    for entry in page["items"].as_array().into_iter().flatten().rev() {
+        crate::out!("{}", log_line(entry));
+    }
+    if !follow {
+        return Ok(());
+    }
+    let url = format!(
+        "{}/api/v1/sandboxes/{}/logs/stream",
+        server.url.trim_end_matches('/'),
+        percent_encode(sandbox)
+    );
+    let mut response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(server.token()?)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        return Err(problem_error(status, &body));
+    }
+    let mut buffer = String::new();
+    while let Some(chunk) = response.chunk().await? {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (kind, data) = parse_sse(&block);
+            if kind == "request"
+                && let Ok(entry) = serde_json::from_str::<Value>(&data)
+            {
+                crate::out!("{}", log_line(&entry));
+            }
+        }
+    }
+    anyhow::bail!("the server closed the log stream")
+}
+
 /// The event name and the joined `data:` lines of one server-sent event.
 fn parse_sse(block: &str) -> (String, String) {
     let mut kind = String::from("message");

@@ -62,6 +62,18 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Print a sandbox's latest requests; with --follow, each new one as it comes.
+    Logs {
+        #[arg(long)]
+        sandbox: String,
+        /// How many recent requests to print first (1 to 200).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Forward a sandbox's events, signed, to a local URL (like `stripe listen`).
     Listen {
         #[arg(long)]
@@ -315,6 +327,12 @@ async fn main() -> std::process::ExitCode {
             forward_to,
             server,
         } => client::listen(&server, &sandbox, &forward_to).await,
+        Command::Logs {
+            sandbox,
+            limit,
+            follow,
+            server,
+        } => client::logs(&server, &sandbox, limit, follow).await,
         Command::Clock(command) => match command {
             ClockCommand::Show { id, server } => client::clock(&server, &id, None).await,
             ClockCommand::Advance {

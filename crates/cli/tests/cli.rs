@@ -602,3 +602,96 @@ fn every_event_is_delivered_after_a_kill_9_mid_delivery() {
     }
     terminate(server);
 }
+
+#[test]
+fn logs_prints_recent_requests_and_follows_new_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "listening on",
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+    let (_, stdout, _) = run(
+        &[
+            "sandbox",
+            "create",
+            "--project",
+            "payments",
+            "--auth",
+            "none",
+        ],
+        &url,
+    );
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    let (id, base_url) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["base_url"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(
+        http_get(
+            &format!("{base_url}/customers/cus_demo_alice"),
+            &[("X-Request-Id", "req-first")]
+        )
+        .0,
+        200
+    );
+    // Logged off the hot path: wait until it shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, stdout, _) = run(&["logs", "--sandbox", &id], &url);
+        if ok && stdout.contains("req-first") {
+            assert!(
+                stdout.contains("GET /v1/customers/cus_demo_alice --> 200"),
+                "{stdout}"
+            );
+            assert!(stdout.contains("operation=getCustomer"), "{stdout}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never logged: {stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut follow = Command::new(SBX)
+        .args(["logs", "--sandbox", &id, "--follow", "--limit", "1"])
+        .env("SBX_URL", &url)
+        .env("SBX_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("req-first"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        http_get(
+            &format!("{base_url}/accounts/acct_demo_frozen"),
+            &[("X-Request-Id", "req-second")]
+        )
+        .0,
+        403
+    );
+    let followed = lines.next().unwrap().unwrap();
+    assert!(
+        followed.contains("req-second") && followed.contains("scenario=account_frozen"),
+        "{followed}"
+    );
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    terminate(server);
+}

@@ -193,3 +193,64 @@ pub async fn show(
     })?;
     Ok(Json(record.into()))
 }
+
+/// How often a tail looks for new entries.
+const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", tag = "logs", params(("id" = String, Path)),
+    responses((status = 200, description = "Server-sent events: one `request` per new log entry (the `LogView` JSON), oldest first"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    live(&state, &id)?;
+    let newest = LogQuery {
+        limit: 1,
+        ..LogQuery::default()
+    };
+    let last = state
+        .store
+        .list_logs(&id, &newest)
+        .await?
+        .first()
+        .map_or(0, |r| r.seq);
+    let entries = futures_util::stream::unfold(
+        (state, id, last, Vec::<Event>::new()),
+        |(state, id, mut last, mut queued)| async move {
+            loop {
+                if let Some(event) = queued.pop() {
+                    return Some((Ok(event), (state, id, last, queued)));
+                }
+                tokio::time::sleep(TAIL_POLL).await;
+                let newer = LogQuery {
+                    limit: MAX_PAGE,
+                    ..LogQuery::default()
+                };
+                // Newest first; only those after `last`, queued oldest last
+                // so that `pop` yields them oldest first.
+                let Ok(found) = state.store.list_logs(&id, &newer).await else {
+                    continue;
+                };
+                let fresh: Vec<LogRecord> = found.into_iter().filter(|r| r.seq > last).collect();
+                if let Some(newest) = fresh.first() {
+                    last = newest.seq;
+                }
+                queued.extend(fresh.into_iter().map(|record| {
+                    let view = LogView::from(record);
+                    Event::default()
+                        .event("request")
+                        .id(view.request_id.clone())
+                        .data(serde_json::to_string(&view).unwrap_or_default())
+                }));
+            }
+        },
+    );
+    Ok(Sse::new(entries).keep_alive(KeepAlive::default()))
+}

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/sandboxes/{id}/events/stream", get(events::stream))
         .route("/sandboxes/{id}/logs", get(logs::list))
+        .route("/sandboxes/{id}/logs/stream", get(logs::stream))
         .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
         .route("/sandboxes/{id}/event-types", get(events::types))
         .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))

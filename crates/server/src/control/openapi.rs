@@ -29,7 +29,7 @@ impl Modify for AdminToken {
         projects::put_file, projects::delete_file, projects::put_env, projects::put_settings,
         projects::files, projects::drift, projects::coverage,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
-        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show,
+        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show, logs::stream,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
         clock::clock, clock::change_clock, clock::history, clock::transition,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
