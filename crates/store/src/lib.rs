@@ -293,6 +293,22 @@ pub struct LogQuery {
     pub limit: u32,
 }
 
+/// A control-plane change, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at_ms: i64,
+    /// Who: `admin` (the admin token) for now.
+    pub actor: String,
+    /// What: the method and route, e.g. `POST /api/v1/sandboxes/{id}/clock`.
+    pub action: String,
+    /// On what: the path as called.
+    pub target: String,
+    /// The outcome: the answer's status.
+    pub status: i64,
+    pub request_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
     pub id: String,
@@ -474,6 +490,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<LogRecord>, StoreError>;
     /// Forgets logged requests older than `before_ms`; how many.
     async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    async fn add_audit(&self, entry: &AuditRecord) -> Result<(), StoreError>;
+    /// The latest entries, newest first, before `before_seq`.
+    async fn list_audit(
+        &self,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;

@@ -11,9 +11,9 @@ use sqlx::{
 };
 
 use crate::{
-    AttemptRecord, AttemptView, ChangeSet, DeliveryRecord, DueDelivery, EndpointRecord,
-    EventRecord, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ProjectRecord, ResourceRow,
-    RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
+    AttemptRecord, AttemptView, AuditRecord, ChangeSet, DeliveryRecord, DueDelivery,
+    EndpointRecord, EventRecord, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ProjectRecord,
+    ResourceRow, RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -1160,6 +1160,45 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn add_audit(&self, e: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (at_ms, actor, action, target, status, request_id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at_ms)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.target)
+        .bind(e.status)
+        .bind(&e.request_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?")
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AuditRecord {
+                seq: row.get("seq"),
+                at_ms: row.get("at_ms"),
+                actor: row.get("actor"),
+                action: row.get("action"),
+                target: row.get("target"),
+                status: row.get("status"),
+                request_id: row.get("request_id"),
+            })
+            .collect())
     }
 
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError> {

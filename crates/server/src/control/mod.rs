@@ -1,5 +1,6 @@
 //! The control plane: `/api/v1`, JSON, admin bearer token.
 
+mod audit;
 mod clock;
 mod events;
 mod logs;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(events::list).post(events::trigger),
         )
         .route("/sandboxes/{id}/events/stream", get(events::stream))
+        .route("/audit", get(audit::list))
         .route("/sandboxes/{id}/logs", get(logs::list))
         .route("/sandboxes/{id}/logs/stream", get(logs::stream))
         .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
@@ -134,11 +136,46 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    match token {
+    let actor = match token {
+        Some(token) if hash_secret(token) == *state.admin_token_hash => "admin",
+        _ => "anonymous",
+    };
+    let changes = !matches!(request.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    let action = format!(
+        "{} {}",
+        request.method(),
+        request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or(request.uri().path(), |p| p.as_str())
+    );
+    // Inside the nested router the path lacks its `/api/v1` prefix.
+    let target = format!("/api/v1{}", request.uri().path());
+    let request_id = request
+        .extensions()
+        .get::<crate::middleware::RequestId>()
+        .map(|id| id.0.clone());
+    let response = match token {
         None => ApiError::unauthorized("send the admin token as `Authorization: Bearer <token>` (SBX_ADMIN_TOKEN, or the token printed at first start)").into_response(),
-        Some(token) if hash_secret(token) != *state.admin_token_hash => {
+        Some(_) if actor != "admin" => {
             ApiError::unauthorized("the admin token is not valid").into_response()
         }
         Some(_) => next.run(request).await,
+    };
+    // Every change, and every refused attempt at one, is audited.
+    if changes {
+        let entry = sbx_store::AuditRecord {
+            seq: 0,
+            at_ms: crate::app::now_ms(),
+            actor: actor.to_owned(),
+            action,
+            target,
+            status: i64::from(response.status().as_u16()),
+            request_id,
+        };
+        if let Err(error) = state.store.add_audit(&entry).await {
+            tracing::error!(%error, "writing the audit log failed");
+        }
     }
+    response
 }

@@ -247,6 +247,7 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /api/v1/sandboxes/{id}",
             "DELETE /api/v1/sandboxes/{id}/chaos",
             "DELETE /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
+            "GET /api/v1/audit",
             "GET /api/v1/projects",
             "GET /api/v1/projects/{name}",
             "GET /api/v1/projects/{name}/coverage",
@@ -352,4 +353,67 @@ async fn invalid_regular_expressions_are_ignored_with_a_warning() {
             .unwrap()
             .contains("ignored")
     );
+}
+
+#[tokio::test]
+async fn every_control_plane_change_is_audited() {
+    let app = spawn_app().await;
+    let sandbox = app.petstore("none").await;
+    let (status, _) = send(
+        app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
+            .header("x-request-id", "req-audited")
+            .json(&json!({"advance": "P1D"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let refused = app
+        .client
+        .delete(format!("{}/api/v1/projects/pets", app.url))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let (_, listed) = send(app.admin(Method::GET, "/projects")).await;
+    assert!(listed.is_object());
+
+    let (status, audit) = send(app.admin(Method::GET, "/audit")).await;
+    assert_eq!(status, 200, "{audit}");
+    let entries: Vec<(String, String, i64)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (
+                "anonymous".to_owned(),
+                "DELETE /api/v1/projects/{name}".to_owned(),
+                401
+            ),
+            (
+                "admin".to_owned(),
+                "POST /api/v1/sandboxes/{id}/clock".to_owned(),
+                200
+            ),
+            ("admin".to_owned(), "POST /api/v1/sandboxes".to_owned(), 201),
+            ("admin".to_owned(), "POST /api/v1/projects".to_owned(), 201),
+        ],
+        "reads are not audited; changes and refused attempts are"
+    );
+    assert_eq!(audit["items"][1]["request_id"], "req-audited");
+    assert_eq!(
+        audit["items"][1]["target"],
+        format!("/api/v1/sandboxes/{}/clock", sandbox.id)
+    );
+    let (status, _) = send(app.admin(Method::GET, "/audit?cursor=x")).await;
+    assert_eq!(status, 400);
 }
