@@ -271,43 +271,19 @@ pub async fn trigger(
 /// Streams a sandbox's events and posts each one, signed, to `forward_to`,
 /// printing a line per delivery — until interrupted.
 pub async fn listen(server: &ServerArgs, sandbox: &str, forward_to: &str) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/api/v1/sandboxes/{}/events/stream",
-        server.url.trim_end_matches('/'),
-        percent_encode(sandbox)
-    );
-    let mut response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(server.token()?)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        return Err(problem_error(status, &body));
-    }
+    let path = format!("/sandboxes/{}/events/stream", percent_encode(sandbox));
+    let mut stream = EventStream::open(server, &path).await?;
     let forwarder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
-    let mut buffer = String::new();
-    while let Some(chunk) = response.chunk().await? {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (kind, data) = parse_sse(&block);
-            let Ok(data) = serde_json::from_str::<Value>(&data) else {
-                continue; // keep-alive comments and the like
-            };
-            match kind.as_str() {
-                "ready" => eprintln!(
-                    "Ready! Forwarding events of {sandbox} to {forward_to}\nYour webhook signing secret is {} (^C to quit)",
-                    data["secret"].as_str().unwrap_or("")
-                ),
-                "delivery" => forward(&forwarder, forward_to, &data).await,
-                _ => {}
-            }
+    while let Some((kind, data)) = stream.next().await? {
+        match kind.as_str() {
+            "ready" => eprintln!(
+                "Ready! Forwarding events of {sandbox} to {forward_to}\nYour webhook signing secret is {} (^C to quit)",
+                data["secret"].as_str().unwrap_or("")
+            ),
+            "delivery" => forward(&forwarder, forward_to, &data).await,
+            _ => {}
         }
     }
     anyhow::bail!("the server closed the event stream")
@@ -356,50 +332,68 @@ pub async fn logs(
     if !follow {
         return Ok(());
     }
-    let url = format!(
-        "{}/api/v1/sandboxes/{}/logs/stream",
-        server.url.trim_end_matches('/'),
-        percent_encode(sandbox)
-    );
-    let mut response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(server.token()?)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        return Err(problem_error(status, &body));
-    }
-    let mut buffer = String::new();
-    while let Some(chunk) = response.chunk().await? {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (kind, data) = parse_sse(&block);
-            if kind == "request"
-                && let Ok(entry) = serde_json::from_str::<Value>(&data)
-            {
-                crate::out!("{}", log_line(&entry));
-            }
+    let path = format!("/sandboxes/{}/logs/stream", percent_encode(sandbox));
+    let mut stream = EventStream::open(server, &path).await?;
+    while let Some((kind, entry)) = stream.next().await? {
+        if kind == "request" {
+            crate::out!("{}", log_line(&entry));
         }
     }
     anyhow::bail!("the server closed the log stream")
 }
 
-/// The event name and the joined `data:` lines of one server-sent event.
-fn parse_sse(block: &str) -> (String, String) {
-    let mut kind = String::from("message");
-    let mut data = Vec::new();
-    for line in block.lines() {
-        if let Some(value) = line.strip_prefix("event:") {
-            kind = value.trim().to_owned();
-        } else if let Some(value) = line.strip_prefix("data:") {
-            data.push(value.strip_prefix(' ').unwrap_or(value));
+/// A server-sent event stream of the control plane, read event by event.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    async fn open(server: &ServerArgs, path: &str) -> anyhow::Result<Self> {
+        let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(server.token()?)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            return Err(problem_error(status, &body));
+        }
+        Ok(Self {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event with JSON data, as (event name, data); `None` when
+    /// the server closes the stream. Keep-alive comments are skipped.
+    async fn next(&mut self) -> anyhow::Result<Option<(String, Value)>> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut kind = String::from("message");
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        kind = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value));
+                    }
+                }
+                if let Ok(data) = serde_json::from_str::<Value>(&data.join("\n")) {
+                    return Ok(Some((kind, data)));
+                }
+            }
+            match self.response.chunk().await? {
+                Some(chunk) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                None => return Ok(None),
+            }
         }
     }
-    (kind, data.join("\n"))
 }
 
 /// Posts one streamed delivery to the local URL and prints how it went.

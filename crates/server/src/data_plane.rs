@@ -476,7 +476,10 @@ pub async fn persist(
         .writer
         .save(change_set(sandbox_id, journal, answer))
         .await?;
-    if let Some(sandbox) = state.registry.get(sandbox_id) {
+    // Most requests schedule and emit nothing: no registry lookup then.
+    if (first_job.is_some() || first_event.is_some())
+        && let Some(sandbox) = state.registry.get(sandbox_id)
+    {
         if let Some(due_ms) = first_job {
             sandbox.next_job.note(due_ms);
         }

@@ -96,34 +96,37 @@ impl ApiError {
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(|e| e.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut error = Self::new(
+        Self::with_errors(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",
             "Invalid request",
-            detail,
-        );
-        error.errors = errors;
-        error
+            errors,
+        )
     }
 
     /// A query parameter with a bad value (400, naming it).
     pub fn bad_query(errors: Vec<FieldError>) -> Self {
+        Self::with_errors(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Bad query parameter",
+            errors,
+        )
+    }
+
+    /// A problem whose detail is its field errors' messages.
+    fn with_errors(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        errors: Vec<FieldError>,
+    ) -> Self {
         let detail = errors
             .iter()
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
             .join("; ");
-        let mut error = Self::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Bad query parameter",
-            detail,
-        );
+        let mut error = Self::new(status, slug, title, detail);
         error.errors = errors;
         error
     }

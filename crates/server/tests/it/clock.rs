@@ -4,17 +4,11 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::{
-    helpers::{send, spawn_app_with},
+    helpers::{millis, send, spawn_app_with},
     scenarios::payments_project,
 };
 
 const DAY_MS: i64 = 86_400_000;
-
-fn millis(rfc3339: &str) -> i64 {
-    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .unwrap();
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 #[tokio::test]
 async fn clocks_advance_freeze_and_resume_and_everything_dated_follows() {

@@ -164,3 +164,10 @@ pub async fn status_of(request: RequestBuilder) -> u16 {
         .status()
         .as_u16()
 }
+
+/// RFC 3339 text as Unix milliseconds.
+pub fn millis(rfc3339: &str) -> i64 {
+    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| panic!("{rfc3339} is RFC 3339"));
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}

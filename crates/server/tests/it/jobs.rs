@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, send, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, millis, send, spawn_app, spawn_app_with};
 
 const SPEC: &str = r##"
 openapi: 3.0.3
@@ -103,12 +103,6 @@ fn project(name: &str) -> Value {
 
 async fn ticks_sandbox(app: &TestApp) -> crate::helpers::Sandbox {
     app.frozen_sandbox(&project("ticks")).await
-}
-
-fn millis(rfc3339: &str) -> i64 {
-    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| panic!("{rfc3339} is RFC 3339"));
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[tokio::test]

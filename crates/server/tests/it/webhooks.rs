@@ -15,15 +15,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, send, spawn_app, spawn_app_with},
+    helpers::{TestApp, millis, send, spawn_app, spawn_app_with},
     scenarios::payments_project,
 };
-
-fn millis(rfc3339: &str) -> i64 {
-    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .unwrap();
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// What a receiver got.
 #[derive(Clone, Debug)]
@@ -115,7 +109,12 @@ async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
     }
 }
 
-async fn sandbox_with_endpoint(app: &TestApp, url: &str) -> (crate::helpers::Sandbox, Value) {
+/// A payments sandbox (compressed retries) with an endpoint delivering to
+/// `url`: the sandbox, the endpoint, and the endpoint's control-plane path.
+async fn sandbox_with_endpoint(
+    app: &TestApp,
+    url: &str,
+) -> (crate::helpers::Sandbox, Value, String) {
     let (status, body) = send(
         app.admin(Method::POST, "/projects")
             .json(&payments_project("payments")),
@@ -137,7 +136,12 @@ async fn sandbox_with_endpoint(app: &TestApp, url: &str) -> (crate::helpers::San
     .await;
     assert_eq!(status, 201, "{endpoint}");
     assert!(endpoint["secret"].as_str().unwrap().starts_with("whsec_"));
-    (sandbox, endpoint)
+    let path = format!(
+        "/sandboxes/{}/webhook-endpoints/{}",
+        sandbox.id,
+        endpoint["id"].as_str().unwrap()
+    );
+    (sandbox, endpoint, path)
 }
 
 fn payment() -> Value {
@@ -152,13 +156,8 @@ async fn deliveries_are_signed_as_standard_webhooks_and_retried_on_the_sandbox_c
     })
     .await;
     let (url, receiver) = receiver().await;
-    let (sandbox, endpoint) = sandbox_with_endpoint(&app, &url).await;
+    let (sandbox, endpoint, endpoint_path) = sandbox_with_endpoint(&app, &url).await;
     let secret = endpoint["secret"].as_str().unwrap().to_owned();
-    let endpoint_path = format!(
-        "/sandboxes/{}/webhook-endpoints/{}",
-        sandbox.id,
-        endpoint["id"].as_str().unwrap()
-    );
 
     // Emitted by the create script: delivered, signed, verified by the
     // reference library.
@@ -254,12 +253,7 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
     })
     .await;
     let (url, receiver) = receiver().await;
-    let (sandbox, endpoint) = sandbox_with_endpoint(&app, &url).await;
-    let endpoint_path = format!(
-        "/sandboxes/{}/webhook-endpoints/{}",
-        sandbox.id,
-        endpoint["id"].as_str().unwrap()
-    );
+    let (sandbox, _, endpoint_path) = sandbox_with_endpoint(&app, &url).await;
     receiver.failures.store(usize::MAX / 2, Ordering::SeqCst);
     send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
     // After the first failure the next attempt is due 1 s (±20%) later on
@@ -402,13 +396,8 @@ async fn opted_in_faults_delay_duplicate_skew_and_reorder_deliveries() {
     })
     .await;
     let (url, receiver) = receiver().await;
-    let (sandbox, endpoint) = sandbox_with_endpoint(&app, &url).await;
+    let (sandbox, endpoint, endpoint_path) = sandbox_with_endpoint(&app, &url).await;
     let secret = endpoint["secret"].as_str().unwrap().to_owned();
-    let endpoint_path = format!(
-        "/sandboxes/{}/webhook-endpoints/{}",
-        sandbox.id,
-        endpoint["id"].as_str().unwrap()
-    );
     let faults =
         json!({"duplicate": 1.0, "delay_ms": 60000, "skew_seconds": -600, "reorder": true});
     let (status, updated) = send(
