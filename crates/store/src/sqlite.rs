@@ -153,6 +153,21 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Items of every change set in `batch`, each with its sandbox id.
+fn per_sandbox<'a, T>(
+    batch: &'a [ChangeSet],
+    items: impl Fn(&'a ChangeSet) -> &'a [T],
+) -> Vec<(&'a str, &'a T)> {
+    batch
+        .iter()
+        .flat_map(|c| {
+            items(c)
+                .iter()
+                .map(move |item| (c.sandbox_id.as_str(), item))
+        })
+        .collect()
+}
+
 /// The outbox: every event after `after_id`, to every enabled endpoint
 /// of its sandbox that listens to its type, in the caller's transaction.
 async fn fan_out(
@@ -181,10 +196,7 @@ async fn save_jobs(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     batch: &[ChangeSet],
 ) -> Result<(), StoreError> {
-    let jobs: Vec<_> = batch
-        .iter()
-        .flat_map(|c| c.jobs.iter().map(move |j| (c.sandbox_id.as_str(), j)))
-        .collect();
+    let jobs = per_sandbox(batch, |c| &c.jobs);
     for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO jobs (sandbox_id, id, due_at_ms, action, payload, scheduled_at_ms) ",
@@ -225,14 +237,7 @@ async fn save_jobs(
                 .await?;
         }
     }
-    let transitions: Vec<_> = batch
-        .iter()
-        .flat_map(|c| {
-            c.transitions
-                .iter()
-                .map(move |t| (c.sandbox_id.as_str(), t))
-        })
-        .collect();
+    let transitions = per_sandbox(batch, |c| &c.transitions);
     for chunk in transitions.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO transitions (sandbox_id, collection, resource_id, from_state, to_state, at_ms, cause) ",
@@ -548,10 +553,7 @@ impl Store for SqliteStore {
         // Each statement is a round trip to SQLite's connection thread:
         // rows of every request in the batch go in multi-row statements.
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<_> = batch
-            .iter()
-            .flat_map(|c| c.rows.iter().map(move |r| (c.sandbox_id.as_str(), r)))
-            .collect();
+        let rows = per_sandbox(batch, |c| &c.rows);
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version) ",
@@ -573,10 +575,7 @@ impl Store for SqliteStore {
             );
             insert.build().execute(&mut *tx).await?;
         }
-        let events: Vec<_> = batch
-            .iter()
-            .flat_map(|c| c.events.iter().map(move |e| (c.sandbox_id.as_str(), e)))
-            .collect();
+        let events = per_sandbox(batch, |c| &c.events);
         // The first new event's id comes from the inserts themselves:
         // reading before writing would make the transaction upgrade its
         // lock, which SQLite refuses outright (SQLITE_BUSY) under
@@ -603,10 +602,7 @@ impl Store for SqliteStore {
         if let Some(first) = first_event {
             fan_out(&mut tx, first - 1).await?;
         }
-        let answers: Vec<_> = batch
-            .iter()
-            .flat_map(|c| c.answers.iter().map(move |a| (c.sandbox_id.as_str(), a)))
-            .collect();
+        let answers = per_sandbox(batch, |c| &c.answers);
         for chunk in answers.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms) ",
