@@ -102,6 +102,7 @@ fn benches(c: &mut Criterion) {
         chaos: None,
         default_scenario: None,
         chaos_draw: None,
+        trace: false,
     };
     let auth = vec![(
         "authorization".to_owned(),

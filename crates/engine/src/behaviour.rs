@@ -15,6 +15,7 @@ use crate::{
     lifecycle::Lifecycles,
     problem::problem_response,
     project::{FileProblem, ForwardRule, ProjectFiles, ProjectSettings},
+    redaction::Redactions,
     resources::{self, Resources},
     respond::{self, BodySource, Prefer, Rendered},
     revision::CompiledOperation,
@@ -57,6 +58,8 @@ pub struct CompiledBehaviours {
     /// `jobs/<name>.rhai`, run by scheduled jobs.
     pub job_scripts: BTreeMap<String, Script>,
     pub lifecycles: Lifecycles,
+    /// What the request log masks in bodies.
+    pub redactions: Redactions,
 }
 
 /// What compiling behaviours needs of the revision.
@@ -133,6 +136,7 @@ impl CompiledBehaviours {
             }
             forwards[index] = Some(rule.clone());
         }
+        let redactions = Redactions::compile(&files.settings.redact, &mut problems);
         let templates = Templates::compile(&files.templates, &files.env, &mut problems);
         let operation_templates = model
             .operations
@@ -235,6 +239,7 @@ impl CompiledBehaviours {
             fixtures,
             job_scripts,
             lifecycles,
+            redactions,
         })
     }
 
@@ -419,7 +424,9 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
                 limit = error.limit,
                 "{}", error.message
             );
-            error.response()
+            let response = error.response();
+            call.script_error.replace(Some(error));
+            response
         })?;
     let (status, headers, body) = match outcome {
         ScriptOutcome::Yield => {

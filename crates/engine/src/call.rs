@@ -63,6 +63,8 @@ pub struct Call {
     pub yielded: Cell<bool>,
     /// The scenario selected for this request (an index into the operation's).
     pub scenario: Cell<Option<usize>>,
+    /// How the behaviour's script failed, for `explain`.
+    pub script_error: RefCell<Option<crate::script::ScriptError>>,
     /// Set for a scheduled job (which has no operation and no real
     /// request): what it is, as history names causes.
     pub job: Option<String>,
@@ -116,6 +118,7 @@ impl Call {
             halted: RefCell::default(),
             yielded: Cell::new(false),
             scenario: Cell::new(None),
+            script_error: RefCell::new(None),
             job: None,
             entropy: std::cell::OnceCell::new(),
             draws: Cell::new(0),

@@ -21,12 +21,14 @@ mod forward;
 mod headers;
 pub mod jobs;
 mod lifecycle;
+mod near_miss;
 mod negotiate;
 mod order;
 mod params;
 mod pipeline;
 mod problem;
 pub mod project;
+pub mod redaction;
 mod resources;
 mod respond;
 mod revision;
@@ -36,6 +38,7 @@ mod script;
 mod state;
 mod stateful;
 mod templates;
+mod trace;
 
 pub use behaviour::seed;
 pub use call::{EmittedEvent, Journal, StateChange};
@@ -43,6 +46,7 @@ pub use chaos::{ChaosEffect, ChaosSpec};
 pub use drift::Drift;
 pub use forward::{Upstream, UpstreamRequest, UpstreamResponse};
 pub use headers::HeaderSource;
+pub use near_miss::{NearMiss, near_misses};
 pub use pipeline::{
     AuthMode, Outcome, Request, Response, SandboxContext, declared_error_for, handle,
 };
@@ -53,6 +57,7 @@ pub use router::{RouteMatch, Router};
 pub use scenarios::ScenarioSummary;
 pub use script::ScriptLimits;
 pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
+pub use trace::{Step, Verdict};
 
 /// Everything a sandbox API key starts with; keys are found by this prefix.
 pub const API_KEY_PREFIX: &str = "sk_test_";

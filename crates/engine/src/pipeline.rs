@@ -14,6 +14,7 @@ use crate::{
     drift::{self, Drift},
     forward::Upstream,
     lifecycle::{self, Disallowed, Lifecycle, Refused, Transition},
+    near_miss::near_misses,
     params,
     problem::problem_response,
     respond::{self, BodySource, Exchange, declared_error},
@@ -21,6 +22,7 @@ use crate::{
     router::RouteMatch,
     scenarios,
     state::{Record, SandboxState},
+    trace::{Step, Trace, Verdict},
 };
 
 /// Whether a sandbox enforces the spec's security schemes.
@@ -56,6 +58,8 @@ pub struct SandboxContext<'a> {
     /// The chaos draw to use: a request run again after yielding replays
     /// its first run's ([`Outcome::chaos_draw`]); `None` takes the next.
     pub chaos_draw: Option<u64>,
+    /// Record how the request was decided ([`Outcome::trace`]).
+    pub trace: bool,
 }
 
 pub struct Request<'a> {
@@ -92,6 +96,8 @@ pub struct Outcome {
     pub answered: bool,
     /// The chaos draw this request used, if chaos applied.
     pub chaos_draw: Option<u64>,
+    /// How the request was decided, when [`SandboxContext::trace`] asked.
+    pub trace: Vec<Step>,
 }
 
 impl From<Response> for Outcome {
@@ -104,6 +110,7 @@ impl From<Response> for Outcome {
             chaos: ChaosEffect::default(),
             answered: false,
             chaos_draw: None,
+            trace: Vec::new(),
         }
     }
 }
@@ -113,12 +120,26 @@ struct Violation {
     location: &'static str,
     pointer: String,
     message: String,
+    /// Where in the schema the rule broken is, and the value that broke it.
+    schema: Option<(String, Value)>,
 }
 
 pub fn handle(
     revision: &Arc<CompiledRevision>,
     context: &SandboxContext<'_>,
     request: &Request<'_>,
+) -> Outcome {
+    let mut trace = Trace::new(context.trace);
+    let mut outcome = decide(revision, context, request, &mut trace);
+    outcome.trace = trace.into_steps();
+    outcome
+}
+
+fn decide(
+    revision: &Arc<CompiledRevision>,
+    context: &SandboxContext<'_>,
+    request: &Request<'_>,
+    trace: &mut Trace,
 ) -> Outcome {
     let (operation_index, path_params) = match revision.router.at(request.method, request.path) {
         RouteMatch::Found {
@@ -127,6 +148,19 @@ pub fn handle(
         } => (operation, path_params),
         RouteMatch::MethodNotAllowed(allowed) => {
             let allow = allowed.join(", ");
+            trace.note(|| {
+                Step::new(
+                    "route",
+                    Verdict::Failed,
+                    format!(
+                        "{} is declared, but not for {}: it takes {allow}",
+                        request.path, request.method
+                    ),
+                )
+                .with_detail(json!({
+                    "near_misses": near_misses(revision, request.method, request.path)
+                }))
+            });
             let mut response = if request.method.eq_ignore_ascii_case("OPTIONS") {
                 Response {
                     status: 204,
@@ -155,19 +189,41 @@ pub fn handle(
             } else {
                 format!(" (operation paths start with {base})")
             };
+            let detail = format!(
+                "no operation matches {} {}{hint}",
+                request.method, request.path
+            );
+            let near = near_misses(revision, request.method, request.path);
+            let near = (!near.is_empty()).then(|| json!({ "near_misses": near }));
+            trace.note(|| {
+                let step = Step::new("route", Verdict::Failed, detail.clone());
+                match &near {
+                    Some(near) => step.with_detail(near.clone()),
+                    None => step,
+                }
+            });
             return Outcome::from(problem_response(
                 404,
                 "no-route",
                 "No such operation",
-                &format!(
-                    "no operation matches {} {}{hint}",
-                    request.method, request.path
-                ),
-                None,
+                &detail,
+                near,
             ));
         }
     };
     let operation = &revision.operations[operation_index];
+    trace.note(|| {
+        let declared = &operation.operation;
+        Step::new(
+            "route",
+            Verdict::Passed,
+            format!(
+                "{} {} is operation {} ({} {})",
+                request.method, request.path, declared.id, declared.method, declared.path
+            ),
+        )
+        .with_detail(json!({"operation": declared.id, "spec": declared.pointer}))
+    });
     if !context.may_block && revision.behaviours.execution(operation_index) == Execution::Blocking {
         return Outcome {
             yielded: true,
@@ -185,6 +241,7 @@ pub fn handle(
         Some(header) => match ChaosSpec::parse(header) {
             Ok(spec) => Some(spec),
             Err(detail) => {
+                trace.note(|| Step::new("chaos", Verdict::Failed, format!("X-Chaos: {detail}")));
                 return problem_response(
                     400,
                     "invalid-chaos",
@@ -200,6 +257,7 @@ pub fn handle(
     let prefer = match respond::parse_prefer(request.headers.get("prefer")) {
         Ok(prefer) => prefer,
         Err(detail) => {
+            trace.note(|| Step::new("prefer", Verdict::Failed, format!("Prefer: {detail}")));
             return problem_response(
                 400,
                 "invalid-prefer",
@@ -228,7 +286,16 @@ pub fn handle(
             context.key_matches,
         );
         let (detail, challenge) = match outcome {
-            AuthOutcome::Allowed => (None, None),
+            AuthOutcome::Allowed => {
+                trace.note(|| {
+                    Step::new(
+                        "auth",
+                        Verdict::Passed,
+                        "the operation's security requirements are met",
+                    )
+                });
+                (None, None)
+            }
             AuthOutcome::Missing {
                 expected,
                 challenge,
@@ -242,6 +309,7 @@ pub fn handle(
             ),
         };
         if let Some(detail) = detail {
+            trace.note(|| Step::new("auth", Verdict::Failed, detail.clone()));
             let mut response = declared_error(
                 revision,
                 context.seed,
@@ -260,12 +328,24 @@ pub fn handle(
             }
             return response.into();
         }
+    } else {
+        trace.note(|| {
+            Step::new(
+                "auth",
+                Verdict::Skipped,
+                "the sandbox does not check credentials",
+            )
+        });
     }
 
     let (violations, body) = match validate(operation, request, &path_params, &query) {
         Ok(validated) => validated,
-        Err(unsupported) => return unsupported.into(),
+        Err(unsupported) => {
+            trace.note(|| Step::new("validate", Verdict::Failed, problem_detail(&unsupported)));
+            return unsupported.into();
+        }
     };
+    trace.note(|| explain_validation(&violations));
     if !violations.is_empty() {
         return validation_failure(revision, context, operation, &exchange, &violations).into();
     }
@@ -279,6 +359,7 @@ pub fn handle(
         .zip(chaos_draw)
         .map(|(spec, draw)| spec.decide(draw))
         .unwrap_or_default();
+    trace.note(|| explain_chaos(&chaos));
     if chaos.drop || chaos.error.is_some() {
         let response = match chaos.error {
             Some(status) => {
@@ -307,6 +388,15 @@ pub fn handle(
     if let Some(name) = scenario_header
         && revision.behaviours.scenarios.by_operation[operation_index].is_empty()
     {
+        trace.note(|| {
+            Step::new(
+                "scenario",
+                Verdict::Failed,
+                format!(
+                    "X-Sandbox-Scenario names {name:?}, but the operation declares no scenarios"
+                ),
+            )
+        });
         return scenarios::unknown(&operation.operation.id, name, &[]).into();
     }
     let canned = prefer.code.is_some() || prefer.example.is_some();
@@ -346,7 +436,9 @@ pub fn handle(
             },
         ));
         let mut chaos = chaos;
-        match scenarios::select(&call, scenario_header, context.default_scenario) {
+        let selected = scenarios::select(&call, scenario_header, context.default_scenario);
+        trace.note(|| explain_scenario(&call, scenario_header, &selected));
+        match selected {
             Err(unknown) => return unknown.into(),
             Ok(Some(index)) => {
                 call.scenario.set(Some(index));
@@ -359,7 +451,7 @@ pub fn handle(
             chaos,
             answered: true,
             chaos_draw,
-            ..run_behaviour(&call)
+            ..run_behaviour(&call, trace)
         };
     }
 
@@ -372,6 +464,20 @@ pub fn handle(
             respond::render(revision, context.seed, operation, declared, &exchange, body)
         })
         .map_or_else(|response| response, |rendered| rendered.response);
+    trace.note(|| {
+        let how = match (&prefer.example, prefer.code) {
+            (Some(name), _) => format!("the spec's example {name:?} (Prefer)"),
+            (None, Some(code)) => format!("the spec's {code} response (Prefer)"),
+            (None, None) => {
+                "the spec (its example, or data synthesized from the schema)".to_owned()
+            }
+        };
+        Step::new(
+            "respond",
+            Verdict::Passed,
+            format!("answered {} from {how}", response.status),
+        )
+    });
     Outcome {
         chaos,
         answered: true,
@@ -464,7 +570,7 @@ fn make_transition(
     Ok(())
 }
 
-fn run_behaviour(call: &Rc<Call>) -> Outcome {
+fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
     let trigger = triggered(call);
     if let Some((lifecycle, transition, record)) = &trigger {
         let state = lifecycle.state_of(&record.value.value).unwrap_or("");
@@ -476,6 +582,7 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
                 call.operation().operation.id,
                 transition.from.join(" or ")
             );
+            trace.note(|| Step::new("lifecycle", Verdict::Failed, reason.clone()));
             return Outcome::from(Refused::Disallowed(Disallowed(reason)).response(call));
         }
     }
@@ -508,9 +615,12 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         && (200..300).contains(&response.status)
         && let Err(refused) = make_transition(call, trigger, &mut response)
     {
+        trace.note(|| Step::new("lifecycle", Verdict::Failed, problem_detail(&refused)));
         response = refused;
     }
+    trace.note(|| explain_behaviour(call, &response));
     if let Some(drift) = &drift {
+        trace.note(|| Step::new("contract", Verdict::Failed, drift.summary()));
         if call.revision.behaviours.settings.strict_responses {
             response = drift.response();
         } else {
@@ -527,6 +637,7 @@ fn run_behaviour(call: &Rc<Call>) -> Outcome {
         chaos: ChaosEffect::default(),
         answered: false,
         chaos_draw: None,
+        trace: Vec::new(),
     }
 }
 
@@ -558,11 +669,13 @@ fn validate(
                 location,
                 pointer: at(),
                 message: format!("{location} parameter \"{}\" {message}", param.name),
+                schema: None,
             }),
             Ok(None) if param.required => violations.push(Violation {
                 location,
                 pointer: at(),
                 message: format!("{location} parameter \"{}\" is required", param.name),
+                schema: None,
             }),
             Ok(None) => {}
             Ok(Some(value)) => {
@@ -578,6 +691,7 @@ fn validate(
                                 "{location} parameter \"{}\": {}",
                                 param.name, v.message
                             ),
+                            schema: Some((v.schema_path, v.got)),
                         });
                     }
                 }
@@ -593,6 +707,7 @@ fn validate(
                 location: "body",
                 pointer: String::new(),
                 message: "a request body is required".to_owned(),
+                schema: None,
             });
         }
         return Ok((violations, None));
@@ -629,6 +744,7 @@ fn validate(
             location: "body",
             pointer: String::new(),
             message,
+            schema: None,
         }),
         Ok(None) => {}
         Ok(Some(value)) => {
@@ -641,6 +757,7 @@ fn validate(
                         format!("{}: {}", v.pointer, v.message)
                     },
                     pointer: v.pointer,
+                    schema: Some((v.schema_path, v.got)),
                 }));
             }
             parsed = Some(value);
@@ -681,5 +798,146 @@ fn validation_failure(
         "The request does not match the API contract",
         &format!("{} violation(s): {summary}", violations.len()),
         Some(json!({"errors": errors})),
+    )
+}
+
+/// The `detail` of a problem answer, or its status.
+fn problem_detail(response: &Response) -> String {
+    serde_json::from_slice::<Value>(&response.body)
+        .ok()
+        .and_then(|body| body.get("detail")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("answered {}", response.status))
+}
+
+fn explain_validation(violations: &[Violation]) -> Step {
+    if violations.is_empty() {
+        return Step::new(
+            "validate",
+            Verdict::Passed,
+            "the parameters and body match the contract",
+        );
+    }
+    let detail: Vec<Value> = violations
+        .iter()
+        .map(|v| {
+            let mut entry =
+                json!({"location": v.location, "pointer": v.pointer, "message": v.message});
+            if let Some((schema_path, got)) = &v.schema {
+                entry["schema_path"] = json!(schema_path);
+                entry["got"] = got.clone();
+            }
+            entry
+        })
+        .collect();
+    Step::new(
+        "validate",
+        Verdict::Failed,
+        format!("{} violation(s) of the contract", violations.len()),
+    )
+    .with_detail(json!(detail))
+}
+
+fn explain_chaos(chaos: &ChaosEffect) -> Step {
+    let mut effects = Vec::new();
+    if let Some(status) = chaos.error {
+        effects.push(format!("answered {status} instead"));
+    }
+    if chaos.drop {
+        effects.push("dropped the connection".to_owned());
+    }
+    if !chaos.delay.is_zero() {
+        effects.push(format!("added {} ms of latency", chaos.delay.as_millis()));
+    }
+    if !chaos.slow.is_zero() {
+        effects.push(format!(
+            "trickled the body over {} ms",
+            chaos.slow.as_millis()
+        ));
+    }
+    if effects.is_empty() {
+        Step::new(
+            "chaos",
+            Verdict::Passed,
+            "chaos applied but drew nothing this time",
+        )
+    } else {
+        Step::new("chaos", Verdict::Applied, effects.join("; "))
+    }
+}
+
+fn explain_scenario(
+    call: &Call,
+    header: Option<&str>,
+    selected: &Result<Option<usize>, Response>,
+) -> Step {
+    let declared = &call.revision.behaviours.scenarios.by_operation[call.operation];
+    match selected {
+        Err(unknown) => Step::new("scenario", Verdict::Failed, problem_detail(unknown)),
+        Ok(None) if declared.is_empty() => Step::new(
+            "scenario",
+            Verdict::Skipped,
+            "the operation declares no scenarios",
+        ),
+        Ok(None) => Step::new(
+            "scenario",
+            Verdict::Passed,
+            format!(
+                "none of the {} scenario(s) applied; the operation's own answer",
+                declared.len()
+            ),
+        ),
+        Ok(Some(index)) => {
+            let scenario = &declared[*index];
+            let how = match (header, scenario.trigger()) {
+                (Some(_), _) => "the X-Sandbox-Scenario header named it",
+                (None, "request") => "its rule on the request matched",
+                (None, "state") => "its rule on the addressed record matched",
+                _ => "it is the sandbox's default scenario",
+            };
+            Step::new(
+                "scenario",
+                Verdict::Applied,
+                format!("scenario {:?} ({}): {how}", scenario.name, scenario.status),
+            )
+        }
+    }
+}
+
+/// Which behaviour answered, or how its script failed.
+fn explain_behaviour(call: &Call, response: &Response) -> Step {
+    if let Some(error) = call.script_error.borrow().as_ref() {
+        return Step::new("behaviour", Verdict::Failed, error.to_string()).with_detail(json!({
+            "script": error.file,
+            "line": error.line,
+            "column": error.column,
+            "limit": error.limit,
+            "message": error.message,
+        }));
+    }
+    let behaviours = &call.revision.behaviours;
+    let operation = call.operation;
+    let by = if let Some(index) = call.scenario.get() {
+        format!(
+            "scenario {:?}",
+            behaviours.scenarios.by_operation[operation][index].name
+        )
+    } else if let Some(script) = &behaviours.behaviour_scripts[operation] {
+        format!("script {}", script.file)
+    } else if behaviours.forwards[operation].is_some() {
+        "forwarding to the upstream".to_owned()
+    } else if let Some(binding) = &behaviours.resources.bindings[operation] {
+        format!(
+            "the stateful collection {:?}",
+            behaviours.resources.collections[binding.collection].name
+        )
+    } else if behaviours.operation_templates[operation].is_some() {
+        "the operation's template".to_owned()
+    } else {
+        "the spec".to_owned()
+    };
+    Step::new(
+        "respond",
+        Verdict::Passed,
+        format!("answered {} by {by}", response.status),
     )
 }

@@ -55,6 +55,9 @@ pub struct ProjectSettings {
     pub strict_responses: bool,
     /// Operations served by an upstream, by operation id.
     pub forward: BTreeMap<String, ForwardRule>,
+    /// JSON paths masked in the request log's bodies (`card.number`,
+    /// `$..password`), besides credentials, which always are.
+    pub redact: Vec<String>,
 }
 
 /// Where and how an operation is forwarded.

@@ -163,6 +163,8 @@ pub struct Captured {
     pub status: u16,
     pub response_headers: Vec<(String, String)>,
     pub response_body: Vec<u8>,
+    /// How the engine decided.
+    pub trace: Vec<sbx_engine::Step>,
 }
 
 impl Captured {
@@ -211,6 +213,7 @@ fn run(
     body: &[u8],
     may_block: bool,
     chaos_draw: Option<u64>,
+    trace: bool,
 ) -> Outcome {
     let key_matches = |key: &str| match &target.keys {
         KeyCheck::Hash(hash) => hash_secret(key) == *hash,
@@ -229,6 +232,7 @@ fn run(
         chaos: target.chaos.as_deref(),
         default_scenario: target.default_scenario.as_deref(),
         chaos_draw,
+        trace,
     };
     let headers = EngineHeaders(&parts.headers);
     let request = engine_request(parts, path, &headers, body);
@@ -296,23 +300,24 @@ pub async fn serve(
     let now_ms = target.now_ms;
     // Every request starts on the worker; the engine yields the ones that
     // must block (forwarding, long or writing scripts) right where it knows.
-    let mut outcome = run(&target, &parts, &path, &body, false, None);
+    let mut outcome = run(&target, &parts, &path, &body, false, None, capture);
     if outcome.yielded {
         let draw = outcome.chaos_draw;
-        outcome =
-            tokio::task::spawn_blocking(move || run(&target, &parts, &path, &body, true, draw))
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::error!(%error, "behaviour task failed");
-                    problem_response(
-                        500,
-                        "internal",
-                        "Internal error",
-                        "the behaviour failed unexpectedly",
-                        None,
-                    )
-                    .into()
-                });
+        outcome = tokio::task::spawn_blocking(move || {
+            run(&target, &parts, &path, &body, true, draw, capture)
+        })
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "behaviour task failed");
+            problem_response(
+                500,
+                "internal",
+                "Internal error",
+                "the behaviour failed unexpectedly",
+                None,
+            )
+            .into()
+        });
     }
     let chaos = outcome.chaos.clone();
     if !chaos.delay.is_zero() {
@@ -325,6 +330,7 @@ pub async fn serve(
     let note = chaos_note(&chaos);
     let captured = captured.map(|c| {
         let mut c = c.answer(&outcome.response);
+        c.trace = std::mem::take(&mut outcome.trace);
         if let Some(note) = note.as_ref().and_then(|n| n.to_str().ok()) {
             c.response_headers
                 .push((CHAOS.as_str().to_owned(), note.to_owned()));
@@ -356,7 +362,8 @@ pub async fn serve(
 
 /// How the sandbox of a request was found.
 enum Resolved {
-    Found(Arc<LiveSandbox>, String),
+    /// The sandbox, the path below its root, and how it was found.
+    Found(Arc<LiveSandbox>, String, &'static str),
     Unknown(String),
     Unaddressed,
 }
@@ -365,8 +372,8 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     let started = std::time::Instant::now();
     let raw_path = request.uri().path().to_owned();
     let resolved = resolve(&state, &request, &raw_path);
-    let (sandbox, path) = match resolved {
-        Resolved::Found(sandbox, path) => (sandbox, path),
+    let (sandbox, path, resolved_by) = match resolved {
+        Resolved::Found(sandbox, path, resolved_by) => (sandbox, path, resolved_by),
         Resolved::Unknown(id) => return unknown_sandbox(&state, &id).await,
         Resolved::Unaddressed => {
             return problem(
@@ -380,6 +387,22 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             );
         }
     };
+    let keys = KeyCheck::Hash(sandbox.key_hash.clone());
+    answer(&state, sandbox, path, resolved_by, keys, request, started).await
+}
+
+/// Answers a request for a sandbox already found (`resolved_by` says how)
+/// — logged, its changes persisted. Replays from the control plane enter
+/// here, with a key check of their own.
+pub async fn answer(
+    state: &AppState,
+    sandbox: Arc<LiveSandbox>,
+    path: String,
+    resolved_by: &'static str,
+    keys: KeyCheck,
+    request: Request,
+    started: std::time::Instant,
+) -> Response {
     if let Some(expired_at) = sandbox.expired_at(crate::app::now_ms()) {
         return expired(&sandbox.id, expired_at);
     }
@@ -388,7 +411,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         id: sandbox.id.clone(),
         seed: sandbox.seed,
         auth: sandbox.auth,
-        keys: KeyCheck::Hash(sandbox.key_hash.clone()),
+        keys,
         compiled: serving.compiled,
         state: sandbox.state.clone(),
         env: sandbox.env(),
@@ -429,6 +452,8 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             request_body: captured.request_body.to_vec(),
             response_headers: captured.response_headers,
             response_body: captured.response_body,
+            trace: captured.trace,
+            resolved_by,
             revision,
         });
     }
@@ -446,7 +471,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     let (held, answer) = served.idempotent.unzip();
     let answer = answer.flatten();
     let remembered = answer.as_ref().map(|a| (a.key.clone(), a.created_at_ms));
-    if let Err(error) = persist(&state, &sandbox.id, served.journal, answer).await {
+    if let Err(error) = persist(state, &sandbox.id, served.journal, answer).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(
             503,
@@ -550,7 +575,7 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
             format!("/{below}")
         };
         return match state.registry.get(id) {
-            Some(sandbox) => Resolved::Found(sandbox, below),
+            Some(sandbox) => Resolved::Found(sandbox, below, "its path prefix /sbx/{id}"),
             None => Resolved::Unknown(id.to_owned()),
         };
     }
@@ -573,7 +598,7 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
             && !id.contains('.')
         {
             return match state.registry.get(id) {
-                Some(sandbox) => Resolved::Found(sandbox, raw_path.to_owned()),
+                Some(sandbox) => Resolved::Found(sandbox, raw_path.to_owned(), "the Host header"),
                 None => Resolved::Unknown(id.to_owned()),
             };
         }
@@ -581,7 +606,7 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
     // 3. An API key anywhere a client would send one.
     for key in candidate_keys(request) {
         if let Some(sandbox) = state.registry.by_key_hash(&hash_secret(&key)) {
-            return Resolved::Found(sandbox, raw_path.to_owned());
+            return Resolved::Found(sandbox, raw_path.to_owned(), "the API key sent");
         }
     }
     Resolved::Unaddressed

@@ -23,6 +23,7 @@ mod reaper;
 mod registry;
 mod request_log;
 mod scheduler;
+mod snippets;
 mod writer;
 
 pub use app::{Server, start};

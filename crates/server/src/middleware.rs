@@ -14,7 +14,7 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn generate_request_id() -> String {
+pub fn generate_request_id() -> String {
     let mut rng = rand::rng();
     format!(
         "req_{:016x}{:08x}",

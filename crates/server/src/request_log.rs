@@ -8,7 +8,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use sbx_engine::{CompiledRevision, RouteMatch};
+use sbx_engine::{CompiledRevision, RouteMatch, Step, Verdict, redaction::Redactions};
 use sbx_store::{LogRecord, Store};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ pub const KEEP_PER_SANDBOX: u32 = 10_000;
 pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Longest body kept, in bytes.
 const MAX_BODY: usize = 16 * 1024;
-const REDACTED: &str = "[redacted]";
+use sbx_engine::redaction::REDACTED;
 
 /// Headers never stored as sent.
 const SECRET_HEADERS: [&str; 5] = [
@@ -51,7 +51,12 @@ pub struct Entry {
     pub request_body: Vec<u8>,
     pub response_headers: Vec<(String, String)>,
     pub response_body: Vec<u8>,
-    /// To name the operation (routed by the writer, off the hot path).
+    /// How the engine decided.
+    pub trace: Vec<Step>,
+    /// How the sandbox was found, in words.
+    pub resolved_by: &'static str,
+    /// To name the operation (routed by the writer, off the hot path) and
+    /// to apply the project's redaction rules.
     pub revision: Arc<CompiledRevision>,
 }
 
@@ -126,15 +131,24 @@ fn record(entry: Entry) -> LogRecord {
         _ => None,
     };
     let response = &entry.response_headers;
+    let replayed = header(response, "idempotent-replayed") == Some("true");
+    let redactions = &entry.revision.behaviours.redactions;
+    let request_json = json_body(&entry.request_body);
+    let trace = full_trace(&entry, replayed, request_json.as_ref(), redactions);
     LogRecord {
         seq: 0,
         scenario: header(response, "x-sandbox-scenario").map(str::to_owned),
         chaos: header(response, "x-sandbox-chaos").map(str::to_owned),
-        replayed: header(response, "idempotent-replayed") == Some("true"),
+        replayed,
         request_headers: redacted_headers(&entry.request_headers),
-        request_body: redacted_body(&entry.request_body),
+        request_body: redacted_body(&entry.request_body, request_json, redactions),
         response_headers: redacted_headers(&entry.response_headers),
-        response_body: redacted_body(&entry.response_body),
+        response_body: redacted_body(
+            &entry.response_body,
+            json_body(&entry.response_body),
+            redactions,
+        ),
+        trace: redact_text(&serde_json::to_string(&trace).unwrap_or_default()),
         sandbox_id: entry.sandbox_id,
         request_id: entry.request_id,
         at_ms: entry.at_ms,
@@ -145,6 +159,53 @@ fn record(entry: Entry) -> LogRecord {
         status: i64::from(entry.status),
         latency_us: i64::try_from(entry.latency_us).unwrap_or(i64::MAX),
     }
+}
+
+/// The engine's steps with the server's around them: how the sandbox was
+/// found, and answers made before the engine ran (idempotent replays).
+/// Values the project redacts are masked in validation details too.
+fn full_trace(
+    entry: &Entry,
+    replayed: bool,
+    request_json: Option<&Value>,
+    redactions: &Redactions,
+) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(entry.trace.len() + 2);
+    steps.push(Step::new(
+        "resolve",
+        Verdict::Passed,
+        format!(
+            "sandbox {} found by {}",
+            entry.sandbox_id, entry.resolved_by
+        ),
+    ));
+    if replayed {
+        steps.push(Step::new(
+            "idempotency",
+            Verdict::Applied,
+            "replayed the answer stored for this Idempotency-Key; the operation did not run again",
+        ));
+    } else if entry.trace.is_empty() {
+        let detail = json_body(&entry.response_body)
+            .and_then(|body| body.get("detail")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("answered {} before the operation ran", entry.status));
+        steps.push(Step::new("server", Verdict::Failed, detail));
+    }
+    steps.extend(entry.trace.iter().cloned().map(|mut step| {
+        if let (Some(body), Some(Value::Array(violations))) = (
+            request_json.filter(|_| !redactions.is_empty()),
+            step.detail.as_mut(),
+        ) {
+            for violation in violations {
+                let pointer = violation["pointer"].as_str().unwrap_or_default().to_owned();
+                if violation["location"] == "body" && redactions.covers(&pointer, body) {
+                    violation["got"] = Value::String(REDACTED.to_owned());
+                }
+            }
+        }
+        step
+    }));
+    steps
 }
 
 /// `sk_test_…` keys anywhere in `text` masked.
@@ -171,7 +232,13 @@ fn redacted_headers(headers: &[(String, String)]) -> String {
         .map(|(name, value)| {
             let lower = name.to_ascii_lowercase();
             let value = if SECRET_HEADERS.contains(&lower.as_str()) {
-                REDACTED.to_owned()
+                // The scheme stays: replays and snippets send the key the same way.
+                match value.split_once(' ') {
+                    Some((scheme, _)) if lower.ends_with("authorization") => {
+                        format!("{scheme} {REDACTED}")
+                    }
+                    _ => REDACTED.to_owned(),
+                }
             } else {
                 redact_text(value)
             };
@@ -181,8 +248,20 @@ fn redacted_headers(headers: &[(String, String)]) -> String {
     Value::Object(map).to_string()
 }
 
-/// The body as text, keys masked, cut at [`MAX_BODY`] bytes.
-fn redacted_body(body: &[u8]) -> String {
+/// The body, parsed, when it is JSON.
+fn json_body(body: &[u8]) -> Option<Value> {
+    matches!(body.first(), Some(b'{' | b'[')).then(|| serde_json::from_slice(body).ok())?
+}
+
+/// The body as text, keys and the project's redacted paths masked, cut at
+/// [`MAX_BODY`] bytes.
+fn redacted_body(body: &[u8], json: Option<Value>, redactions: &Redactions) -> String {
+    let masked = json.and_then(|mut value| {
+        redactions
+            .apply(&mut value)
+            .then(|| serde_json::to_vec(&value).ok())?
+    });
+    let body = masked.as_deref().unwrap_or(body);
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]);
     let mut text = redact_text(&text);
     if body.len() > MAX_BODY {
@@ -205,9 +284,10 @@ mod tests {
         assert!(!headers.contains("sk_test_"), "{headers}");
         assert!(headers.contains("key=[redacted];x=1"), "{headers}");
         assert!(headers.contains("application/json"));
-        let body = redacted_body(br#"{"key": "sk_test_abc", "n": 1}"#);
+        let none = Redactions::default();
+        let body = redacted_body(br#"{"key": "sk_test_abc", "n": 1}"#, None, &none);
         assert_eq!(body, r#"{"key": "[redacted]", "n": 1}"#);
-        let big = redacted_body(&vec![b'a'; MAX_BODY + 10]);
+        let big = redacted_body(&vec![b'a'; MAX_BODY + 10], None, &none);
         assert!(big.ends_with(&format!("[{} bytes in all]", MAX_BODY + 10)));
     }
 }

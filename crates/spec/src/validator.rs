@@ -43,6 +43,10 @@ pub struct Violation {
     /// JSON pointer into the validated value.
     pub pointer: String,
     pub message: String,
+    /// JSON pointer to the broken rule, within the schema.
+    pub schema_path: String,
+    /// The value that broke it.
+    pub got: Value,
 }
 
 /// A compiled schema.
@@ -115,6 +119,8 @@ impl SchemaValidator {
             .map(|error| Violation {
                 pointer: error.instance_path().to_string(),
                 message: error.to_string(),
+                schema_path: error.schema_path().to_string(),
+                got: error.instance().clone().into_owned(),
             })
             .collect()
     }

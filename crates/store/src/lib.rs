@@ -279,6 +279,8 @@ pub struct LogRecord {
     /// JSON object.
     pub response_headers: String,
     pub response_body: String,
+    /// How the pipeline decided: a JSON array of steps.
+    pub trace: String,
 }
 
 /// Which logged requests to list: newest first, before `before_seq`.
@@ -483,9 +485,10 @@ pub trait Store: Send + Sync + 'static {
         sandbox_id: &str,
         query: &LogQuery,
     ) -> Result<Vec<LogRecord>, StoreError>;
+    /// The latest request logged with `request_id`, in one sandbox or any.
     async fn get_log(
         &self,
-        sandbox_id: &str,
+        sandbox_id: Option<&str>,
         request_id: &str,
     ) -> Result<Option<LogRecord>, StoreError>;
     /// Forgets logged requests older than `before_ms`; how many.

@@ -105,6 +105,7 @@ fn log(row: &SqliteRow) -> LogRecord {
         request_body: row.get("request_body"),
         response_headers: row.get("response_headers"),
         response_body: row.get("response_body"),
+        trace: row.get("trace"),
     }
 }
 
@@ -1051,7 +1052,7 @@ impl Store for SqliteStore {
         for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
-                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body) ",
+                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace) ",
             );
             insert.push_values(chunk, |mut values, log| {
                 values
@@ -1070,7 +1071,8 @@ impl Store for SqliteStore {
                     .push_bind(&log.request_headers)
                     .push_bind(&log.request_body)
                     .push_bind(&log.response_headers)
-                    .push_bind(&log.response_body);
+                    .push_bind(&log.response_body)
+                    .push_bind(&log.trace);
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -1137,13 +1139,18 @@ impl Store for SqliteStore {
 
     async fn get_log(
         &self,
-        sandbox_id: &str,
+        sandbox_id: Option<&str>,
         request_id: &str,
     ) -> Result<Option<LogRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM request_logs WHERE sandbox_id = ? AND request_id = ? ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(sandbox_id)
+        let row = match sandbox_id {
+            Some(sandbox_id) => sqlx::query(
+                "SELECT * FROM request_logs WHERE sandbox_id = ? AND request_id = ? ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(sandbox_id),
+            None => sqlx::query(
+                "SELECT * FROM request_logs WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
+            ),
+        }
         .bind(request_id)
         .fetch_optional(&self.pool)
         .await?;

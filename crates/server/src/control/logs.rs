@@ -184,14 +184,30 @@ pub async fn show(
     State(state): State<AppState>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<LogView>, ApiError> {
-    live(&state, &id)?;
-    let record = state.store.get_log(&id, &request_id).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "not-found",
-            format!("the log of {id} has no request {request_id:?} (it keeps the latest 10,000, for 7 days)"),
-        )
-    })?;
-    Ok(Json(record.into()))
+    Ok(Json(logged(&state, &id, &request_id).await?.into()))
+}
+
+/// A live sandbox's logged request, or 404 naming what is missing.
+pub(crate) async fn logged(
+    state: &AppState,
+    id: &str,
+    request_id: &str,
+) -> Result<LogRecord, ApiError> {
+    live(state, id)?;
+    state
+        .store
+        .get_log(Some(id), request_id)
+        .await?
+        .ok_or_else(|| no_request(request_id, &format!("the log of {id}")))
+}
+
+pub(crate) fn no_request(request_id: &str, scope: &str) -> ApiError {
+    ApiError::not_found(
+        "not-found",
+        format!(
+            "{scope} has no request {request_id:?} (logs keep a sandbox's latest 10,000 requests, for 7 days)"
+        ),
+    )
 }
 
 /// How often a tail looks for new entries.

@@ -3,9 +3,11 @@
 mod audit;
 mod clock;
 mod events;
+mod explain;
 mod logs;
 pub mod openapi;
 pub mod projects;
+mod replay;
 mod sandboxes;
 mod webhooks;
 
@@ -61,6 +63,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/logs", get(logs::list))
         .route("/sandboxes/{id}/logs/stream", get(logs::stream))
         .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
+        .route(
+            "/sandboxes/{id}/logs/{request_id}/explain",
+            get(explain::in_sandbox),
+        )
+        .route("/requests/{request_id}/explain", get(explain::anywhere))
+        .route(
+            "/sandboxes/{id}/logs/{request_id}/snippets",
+            get(replay::snippets),
+        )
+        .route(
+            "/sandboxes/{id}/logs/{request_id}/replay",
+            post(replay::replay),
+        )
         .route("/sandboxes/{id}/event-types", get(events::types))
         .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
         .route(

@@ -88,7 +88,10 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     assert_eq!(first["operation"], "createPayment");
     assert_eq!(first["status"], 201);
     assert!(first["latency_ms"].as_f64().unwrap() > 0.0);
-    assert_eq!(first["request_headers"]["authorization"], "[redacted]");
+    assert_eq!(
+        first["request_headers"]["authorization"],
+        "Bearer [redacted]"
+    );
     assert!(
         first["request_body"]
             .as_str()
@@ -177,4 +180,12 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
         "a key reached the store"
     );
     assert!(!everything.contains("sk_test_"), "a key reached the store");
+    assert!(
+        !everything.contains("4242424242424242"),
+        "a card number the project redacts reached the store"
+    );
+    assert!(
+        everything.contains(r#"\"number\":\"[redacted]\""#),
+        "{everything}"
+    );
 }

@@ -6,6 +6,7 @@ mod behaviours;
 mod chaos;
 mod clock;
 mod control_plane;
+mod explain;
 mod forwarding;
 mod helpers;
 mod idempotency;

@@ -1,0 +1,88 @@
+//! Explain: how the pipeline decided a logged request, step by step —
+//! which sandbox, which operation (or the near misses), auth, every
+//! validation error, the scenario, chaos, the script error.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use sbx_store::LogRecord;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::{
+    app::{AppState, rfc3339},
+    control::logs::{logged, no_request},
+    error::ApiError,
+};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Explanation {
+    pub request_id: String,
+    pub sandbox_id: String,
+    pub at: String,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub operation: Option<String>,
+    /// The decisive step in one sentence: the first that failed, else the
+    /// answer.
+    pub verdict: String,
+    /// Each stage in pipeline order: `stage`, `verdict` (passed, failed,
+    /// skipped, applied), `summary`, and `detail` where there is more
+    /// (violations with schema path and value, near misses, script line).
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Vec<Value>,
+}
+
+impl From<LogRecord> for Explanation {
+    fn from(record: LogRecord) -> Self {
+        let steps: Vec<Value> = serde_json::from_str(&record.trace).unwrap_or_default();
+        let summary = |step: &Value| step["summary"].as_str().map(str::to_owned);
+        let verdict = steps
+            .iter()
+            .find(|s| s["verdict"] == "failed")
+            .or_else(|| steps.last())
+            .and_then(summary)
+            .unwrap_or_else(|| format!("answered {}", record.status));
+        Self {
+            request_id: record.request_id,
+            sandbox_id: record.sandbox_id,
+            at: rfc3339(record.at_ms),
+            method: record.method,
+            path: record.path,
+            status: record.status,
+            operation: record.operation,
+            verdict,
+            steps,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/explain", tag = "logs",
+    params(("id" = String, Path), ("request_id" = String, Path, description = "its `X-Request-Id`")),
+    responses((status = 200, body = Explanation), (status = 404, description = "no such sandbox, or no request with that id in its log")),
+    security(("admin" = [])))]
+pub async fn in_sandbox(
+    State(state): State<AppState>,
+    Path((id, request_id)): Path<(String, String)>,
+) -> Result<Json<Explanation>, ApiError> {
+    Ok(Json(logged(&state, &id, &request_id).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/requests/{request_id}/explain", tag = "logs",
+    params(("request_id" = String, Path, description = "its `X-Request-Id`; the latest request with it, in any sandbox")),
+    responses((status = 200, body = Explanation), (status = 404, description = "no logged request with that id")),
+    security(("admin" = [])))]
+pub async fn anywhere(
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Explanation>, ApiError> {
+    let record = state
+        .store
+        .get_log(None, &request_id)
+        .await?
+        .ok_or_else(|| no_request(&request_id, "no sandbox's log"))?;
+    Ok(Json(record.into()))
+}
