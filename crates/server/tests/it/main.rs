@@ -14,6 +14,7 @@ mod jobs;
 mod lifecycle;
 mod logs;
 mod mock;
+mod replay;
 mod resources;
 mod responses;
 mod scenarios;
