@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use sbx_server::{Config, Limits, ScriptLimits};
+use sbx_server::{Config, Limits, RequestLogLimits, ScriptLimits};
 use serde::Deserialize;
 
 /// Environment variables read by `sbx serve`, declared in one place.
@@ -65,6 +65,7 @@ struct FileSettings {
     scripts: Option<ScriptLimits>,
     allow_private_egress: Option<bool>,
     request_log: Option<bool>,
+    request_log_limits: Option<RequestLogLimits>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -120,6 +121,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         allow_private_egress: args.allow_private_egress
             || file.allow_private_egress.unwrap_or(false),
         request_log: !args.no_request_log && file.request_log.unwrap_or(true),
+        request_log_limits: file.request_log_limits.unwrap_or_default(),
         ..defaults
     })
 }

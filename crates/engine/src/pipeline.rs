@@ -98,6 +98,8 @@ pub struct Outcome {
     pub chaos_draw: Option<u64>,
     /// How the request was decided, when [`SandboxContext::trace`] asked.
     pub trace: Vec<Step>,
+    /// The operation routed to (an index into the revision's), if any.
+    pub operation: Option<usize>,
 }
 
 impl From<Response> for Outcome {
@@ -111,6 +113,7 @@ impl From<Response> for Outcome {
             answered: false,
             chaos_draw: None,
             trace: Vec::new(),
+            operation: None,
         }
     }
 }
@@ -211,6 +214,27 @@ fn decide(
             ));
         }
     };
+    let mut outcome = decide_operation(
+        revision,
+        context,
+        request,
+        trace,
+        operation_index,
+        path_params,
+    );
+    outcome.operation = Some(operation_index);
+    outcome
+}
+
+/// The rest of the pipeline, for a request routed to an operation.
+fn decide_operation(
+    revision: &Arc<CompiledRevision>,
+    context: &SandboxContext<'_>,
+    request: &Request<'_>,
+    trace: &mut Trace,
+    operation_index: usize,
+    path_params: Vec<(String, String)>,
+) -> Outcome {
     let operation = &revision.operations[operation_index];
     trace.note(|| {
         let declared = &operation.operation;
@@ -638,6 +662,7 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
         answered: false,
         chaos_draw: None,
         trace: Vec::new(),
+        operation: None,
     }
 }
 

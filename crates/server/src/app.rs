@@ -18,6 +18,7 @@ use crate::{
     egress::HttpUpstream,
     idempotency::Idempotency,
     ids::{generate_admin_token, hash_secret},
+    metrics::Metrics,
     middleware, reaper,
     registry::{LiveSandbox, Registry, compile_project},
     request_log::RequestLog,
@@ -44,6 +45,7 @@ pub struct AppState {
     pub writer: Writer,
     /// Every data-plane request, off the hot path.
     pub request_log: RequestLog,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn now_ms() -> i64 {
@@ -223,6 +225,7 @@ pub fn router(state: AppState) -> Router {
     let header_limit = state.config.limits.max_header_bytes;
     Router::new()
         .nest("/api/v1", control::router(state.clone()))
+        .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .fallback(data_plane::handler)
         .with_state(state)
         .layer(CorsLayer::permissive())
@@ -238,6 +241,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let store = open_store(&config).await?;
     let (token, generated) = admin_token(&config)?;
     let public_url = config.public_url(local_addr);
+    let request_log = RequestLog::start(store.clone(), &config.request_log_limits);
     let state = AppState {
         store: store.clone(),
         registry: Arc::new(Registry::default()),
@@ -248,7 +252,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         edits: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone()),
         idempotency: Idempotency::new(store.clone()),
-        request_log: RequestLog::start(store.clone()),
+        metrics: Arc::new(Metrics::new(request_log.dropped_counter())),
+        request_log,
         config: Arc::new(config),
     };
     load_registry(&state).await?;

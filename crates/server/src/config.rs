@@ -7,6 +7,26 @@ use sbx_engine::ScriptLimits;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+/// How much the request log may hold and write: past these, entries are
+/// dropped (and counted) rather than make requests wait.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestLogLimits {
+    /// Entries waiting to be written, at most.
+    pub queue: usize,
+    /// Entries written per second, at most.
+    pub max_per_second: u32,
+}
+
+impl Default for RequestLogLimits {
+    fn default() -> Self {
+        Self {
+            queue: 10_000,
+            max_per_second: 2_000,
+        }
+    }
+}
+
 /// Explicit bounds on what one client can make the server hold or do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +78,7 @@ pub struct Config {
     pub webhook_disable_after_failures: i64,
     /// Log every data-plane request (`GET /api/v1/sandboxes/{id}/logs`).
     pub request_log: bool,
+    pub request_log_limits: RequestLogLimits,
 }
 
 impl Default for Config {
@@ -75,6 +96,7 @@ impl Default for Config {
             allow_private_egress: false,
             webhook_disable_after_failures: 100,
             request_log: true,
+            request_log_limits: RequestLogLimits::default(),
         }
     }
 }

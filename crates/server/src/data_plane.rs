@@ -13,7 +13,7 @@ use axum::{
 use base64::Engine;
 use sbx_engine::{
     API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Drift, HeaderSource,
-    Journal, Outcome, SandboxContext, SandboxState, Upstream, problem_response,
+    Journal, Outcome, RouteMatch, SandboxContext, SandboxState, Upstream, problem_response,
 };
 use sbx_store::IdempotentAnswer;
 use serde_json::{Map, Value};
@@ -153,6 +153,8 @@ pub struct Served {
     pub idempotent: Option<(Pending, Option<IdempotentAnswer>)>,
     /// The exchange, for the request log (when asked for).
     pub captured: Option<Captured>,
+    /// The operation the engine routed to, when it ran.
+    pub operation: Option<usize>,
 }
 
 /// A request and its answer as sent, for the request log.
@@ -269,6 +271,7 @@ pub async fn serve(
                 journal: Journal::default(),
                 drift: None,
                 idempotent: None,
+                operation: None,
             };
         }
     };
@@ -292,6 +295,7 @@ pub async fn serve(
                     drift: None,
                     idempotent: None,
                     captured,
+                    operation: None,
                 };
             }
         },
@@ -357,6 +361,7 @@ pub async fn serve(
         drift: outcome.drift,
         idempotent,
         captured,
+        operation: outcome.operation,
     }
 }
 
@@ -438,6 +443,19 @@ pub async fn answer(
         state.config.request_log && state.request_log.has_room(),
     )
     .await;
+    let operation = served.operation.map_or_else(
+        || match revision.router.at(&method, &logged_path) {
+            RouteMatch::Found { operation, .. } => Some(operation),
+            _ => None,
+        },
+        Some,
+    );
+    state.metrics.request(
+        &sandbox.project,
+        operation.map(|i| revision.operations[i].operation.id.as_str()),
+        served.response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     if let Some(captured) = served.captured.take() {
         state.request_log.record(crate::request_log::Entry {
             sandbox_id: sandbox.id.clone(),
@@ -454,6 +472,7 @@ pub async fn answer(
             response_body: captured.response_body,
             trace: captured.trace,
             resolved_by,
+            operation,
             revision,
         });
     }
@@ -580,28 +599,11 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
         };
     }
     // 2. Host `{id}.{base_domain}`.
-    if let Some(host) = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    {
-        let host = host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                host
-            }
-        });
-        if let Some(id) = host
-            .strip_suffix(&state.config.base_domain)
-            .and_then(|h| h.strip_suffix('.'))
-            && !id.contains('.')
-        {
-            return match state.registry.get(id) {
-                Some(sandbox) => Resolved::Found(sandbox, raw_path.to_owned(), "the Host header"),
-                None => Resolved::Unknown(id.to_owned()),
-            };
-        }
+    if let Some(id) = host_sandbox_id(state, request) {
+        return match state.registry.get(id) {
+            Some(sandbox) => Resolved::Found(sandbox, raw_path.to_owned(), "the Host header"),
+            None => Resolved::Unknown(id.to_owned()),
+        };
     }
     // 3. An API key anywhere a client would send one.
     for key in candidate_keys(request) {
@@ -610,6 +612,27 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
         }
     }
     Resolved::Unaddressed
+}
+
+/// The sandbox id a `{id}.{base_domain}` Host header names.
+fn host_sandbox_id<'a>(state: &AppState, request: &'a Request) -> Option<&'a str> {
+    let host = request.headers().get(header::HOST)?.to_str().ok()?;
+    let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    host.strip_suffix(state.config.base_domain.as_str())
+        .and_then(|h| h.strip_suffix('.'))
+        .filter(|id| !id.contains('.'))
+}
+
+/// Whether the request names a sandbox by its Host header: then even a
+/// path the server itself serves (`/metrics`) is the sandbox's.
+pub fn addressed_by_host(state: &AppState, request: &Request) -> bool {
+    host_sandbox_id(state, request).is_some()
 }
 
 /// Every `sk_test_…` token in the headers (Bearer, Basic, custom), query and cookies.

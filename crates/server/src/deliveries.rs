@@ -227,6 +227,10 @@ async fn attempt(
             error.as_deref().unwrap_or("")
         )
     });
+    state.metrics.webhook_attempt(match delivery_state {
+        "pending" => "retrying",
+        other => other,
+    });
     let record = AttemptRecord {
         delivery_id: delivery.id,
         endpoint_id: endpoint.id.clone(),

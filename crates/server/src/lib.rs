@@ -17,6 +17,7 @@ mod egress;
 mod error;
 mod idempotency;
 mod ids;
+mod metrics;
 mod middleware;
 mod mock;
 mod reaper;
@@ -27,7 +28,7 @@ mod snippets;
 mod writer;
 
 pub use app::{Server, start};
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, RequestLogLimits};
 pub use control::openapi::control_plane_openapi;
 pub use mock::{MockOptions, MockServer, start_mock};
 pub use sbx_engine::{AuthMode, ScriptLimits};

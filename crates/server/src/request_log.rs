@@ -3,23 +3,19 @@
 //! and never wait on it; when the queue is full the entry is dropped and
 //! counted. One task drains the queue in batches into the store.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
-use sbx_engine::{CompiledRevision, RouteMatch, Step, Verdict, redaction::Redactions};
+use prometheus_client::metrics::counter::Counter;
+
+use sbx_engine::{CompiledRevision, Step, Verdict, redaction::Redactions};
 use sbx_store::{LogRecord, Store};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-/// Entries waiting to be written, at most.
-const QUEUE: usize = 10_000;
+use crate::config::RequestLogLimits;
+
 /// Entries written per transaction, at most.
 const BATCH: usize = 500;
-/// Entries written per second, at most: past it the queue fills and
-/// entries are dropped (counted), so a load test never pays for its log.
-pub const MAX_RATE: u32 = 2_000;
 /// Entries kept per sandbox (older ones are forgotten).
 pub const KEEP_PER_SANDBOX: u32 = 10_000;
 /// How long entries are kept.
@@ -55,25 +51,28 @@ pub struct Entry {
     pub trace: Vec<Step>,
     /// How the sandbox was found, in words.
     pub resolved_by: &'static str,
-    /// To name the operation (routed by the writer, off the hot path) and
-    /// to apply the project's redaction rules.
+    /// The operation answering (an index into the revision's), if any.
+    pub operation: Option<usize>,
+    /// To name the operation and apply the project's redaction rules.
     pub revision: Arc<CompiledRevision>,
 }
 
 #[derive(Clone)]
 pub struct RequestLog {
     sender: mpsc::Sender<Entry>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
 }
 
 impl RequestLog {
-    /// Starts the writer task.
-    pub fn start(store: Arc<dyn Store>) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, receiver));
+    /// Starts the writer task. Past `limits.max_per_second` writes the
+    /// queue fills and entries are dropped (counted), so a load test never
+    /// pays for its log.
+    pub fn start(store: Arc<dyn Store>, limits: &RequestLogLimits) -> Self {
+        let (sender, receiver) = mpsc::channel(limits.queue.max(1));
+        tokio::spawn(write(store, receiver, limits.max_per_second.max(1)));
         Self {
             sender,
-            dropped: Arc::default(),
+            dropped: Counter::default(),
         }
     }
 
@@ -82,7 +81,7 @@ impl RequestLog {
     pub fn has_room(&self) -> bool {
         let room = self.sender.capacity() > 0;
         if !room {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
         room
     }
@@ -90,17 +89,22 @@ impl RequestLog {
     /// Queues an entry; never waits (a full queue drops it, counted).
     pub fn record(&self, entry: Entry) {
         if self.sender.try_send(entry).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
     /// Entries dropped because the queue was full, since start.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
+    }
+
+    /// The drop counter, for `/metrics`.
+    pub fn dropped_counter(&self) -> Counter {
+        self.dropped.clone()
     }
 }
 
-async fn write(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Entry>) {
+async fn write(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Entry>, max_rate: u32) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let records: Vec<LogRecord> = batch.drain(..).map(record).collect();
@@ -109,7 +113,7 @@ async fn write(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Entry>) {
         }
         let pace = std::time::Duration::from_secs(1)
             * u32::try_from(records.len()).unwrap_or(u32::MAX)
-            / MAX_RATE;
+            / max_rate;
         tokio::time::sleep(pace).await;
     }
 }
@@ -122,14 +126,10 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn record(entry: Entry) -> LogRecord {
-    let operation = match entry.revision.router.at(&entry.method, &entry.path) {
-        RouteMatch::Found { operation, .. } => entry
-            .revision
-            .operations
-            .get(operation)
-            .map(|o| o.operation.id.clone()),
-        _ => None,
-    };
+    let operation = entry
+        .operation
+        .and_then(|index| entry.revision.operations.get(index))
+        .map(|o| o.operation.id.clone());
     let response = &entry.response_headers;
     let replayed = header(response, "idempotent-replayed") == Some("true");
     let redactions = &entry.revision.behaviours.redactions;

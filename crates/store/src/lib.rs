@@ -479,6 +479,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends logged requests (their `seq` is set by the store), keeping
     /// each sandbox's latest `keep`.
+    /// Deliveries waiting for an attempt, in every sandbox.
+    async fn pending_delivery_count(&self) -> Result<u64, StoreError>;
+
     async fn save_logs(&self, logs: &[LogRecord], keep: u32) -> Result<(), StoreError>;
     async fn list_logs(
         &self,

@@ -1044,6 +1044,14 @@ impl Store for SqliteStore {
         Ok(updated.rows_affected())
     }
 
+    async fn pending_delivery_count(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn save_logs(&self, logs: &[LogRecord], keep: u32) -> Result<(), StoreError> {
         if logs.is_empty() {
             return Ok(());

@@ -253,6 +253,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/projects/{name}/coverage",
             "GET /api/v1/projects/{name}/drift",
             "GET /api/v1/projects/{name}/files",
+            "GET /api/v1/requests/{request_id}/explain",
             "GET /api/v1/sandboxes",
             "GET /api/v1/sandboxes/{id}",
             "GET /api/v1/sandboxes/{id}/clock",
@@ -262,6 +263,8 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/sandboxes/{id}/logs",
             "GET /api/v1/sandboxes/{id}/logs/stream",
             "GET /api/v1/sandboxes/{id}/logs/{request_id}",
+            "GET /api/v1/sandboxes/{id}/logs/{request_id}/explain",
+            "GET /api/v1/sandboxes/{id}/logs/{request_id}/snippets",
             "GET /api/v1/sandboxes/{id}/resources/{collection}/{rid}/history",
             "GET /api/v1/sandboxes/{id}/scenarios",
             "GET /api/v1/sandboxes/{id}/webhook-endpoints",
@@ -272,6 +275,7 @@ async fn the_openapi_document_matches_the_routes() {
             "POST /api/v1/sandboxes",
             "POST /api/v1/sandboxes/{id}/clock",
             "POST /api/v1/sandboxes/{id}/events",
+            "POST /api/v1/sandboxes/{id}/logs/{request_id}/replay",
             "POST /api/v1/sandboxes/{id}/reset",
             "POST /api/v1/sandboxes/{id}/resources/{collection}/{rid}/transition",
             "POST /api/v1/sandboxes/{id}/seed",
@@ -295,6 +299,7 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{kind}", "behaviours")
             .replace("{item}", "op")
             .replace("{id}", "sbx-x")
+            .replace("{request_id}", "req_x")
             .replace("/api/v1", "");
         let response = app
             .admin(method.parse().unwrap(), &path)

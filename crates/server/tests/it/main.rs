@@ -13,6 +13,7 @@ mod idempotency;
 mod jobs;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod mock;
 mod replay;
 mod resources;
