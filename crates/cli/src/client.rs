@@ -37,7 +37,7 @@ impl ServerArgs {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &ServerArgs,
     method: Method,
     path: &str,
@@ -101,7 +101,7 @@ fn problem_error(status: StatusCode, body: &Value) -> anyhow::Error {
     anyhow::anyhow!(message)
 }
 
-fn print(value: &Value) {
+pub(crate) fn print(value: &Value) {
     crate::out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
@@ -418,7 +418,10 @@ async fn forward(client: &reqwest::Client, url: &str, delivery: &Value) {
 }
 
 /// The answer's body when its status is `expected`, else the problem as an error.
-fn expect((status, body): (StatusCode, Value), expected: StatusCode) -> anyhow::Result<Value> {
+pub(crate) fn expect(
+    (status, body): (StatusCode, Value),
+    expected: StatusCode,
+) -> anyhow::Result<Value> {
     if status == expected {
         Ok(body)
     } else {
@@ -426,6 +429,6 @@ fn expect((status, body): (StatusCode, Value), expected: StatusCode) -> anyhow::
     }
 }
 
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

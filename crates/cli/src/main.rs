@@ -12,6 +12,7 @@ macro_rules! out {
 pub(crate) use out;
 
 mod client;
+mod explain;
 mod settings;
 
 /// The request path allocates many small, short-lived values (JSON, script
@@ -71,6 +72,21 @@ enum Command {
         limit: u32,
         #[arg(long, short)]
         follow: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// How the sandbox decided a logged request: sandbox, route (or the
+    /// near misses), auth, each validation error, scenario, chaos, script.
+    Explain {
+        /// The request's `X-Request-Id` (echoed on every answer).
+        request_id: String,
+        /// Look only in this sandbox's log [default: the latest request with
+        /// that id in any sandbox].
+        #[arg(long)]
+        sandbox: Option<String>,
+        /// Print the explanation as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: client::ServerArgs,
     },
@@ -333,6 +349,12 @@ async fn main() -> std::process::ExitCode {
             follow,
             server,
         } => client::logs(&server, &sandbox, limit, follow).await,
+        Command::Explain {
+            request_id,
+            sandbox,
+            json,
+            server,
+        } => explain::explain(&server, &request_id, sandbox.as_deref(), json).await,
         Command::Clock(command) => match command {
             ClockCommand::Show { id, server } => client::clock(&server, &id, None).await,
             ClockCommand::Advance {

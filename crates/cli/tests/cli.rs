@@ -695,3 +695,80 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
     follow.wait().unwrap();
     terminate(server);
 }
+
+#[test]
+fn explain_prints_why_a_request_failed() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "listening on",
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+    let (_, stdout, _) = run(&["sandbox", "create", "--project", "payments"], &url);
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    let (id, base_url) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["base_url"].as_str().unwrap().to_owned(),
+    );
+    let unauthenticated = http_get(
+        &format!("{base_url}/customers/cus_demo_alice"),
+        &[("X-Request-Id", "req-no-key")],
+    );
+    assert_eq!(unauthenticated.0, 401);
+    let typo = http_get(
+        &format!("{base_url}/custmers/cus_demo_alice"),
+        &[("X-Request-Id", "req-typo")],
+    );
+    assert_eq!(typo.0, 404);
+
+    // Logged off the hot path: wait until the second shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let typo_explained = loop {
+        let (ok, stdout, stderr) = run(&["explain", "req-typo"], &url);
+        if ok {
+            break stdout;
+        }
+        assert!(stderr.contains("404"), "{stderr}");
+        assert!(std::time::Instant::now() < deadline, "never logged");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        typo_explained.contains("GET /v1/custmers/cus_demo_alice --> 404"),
+        "{typo_explained}"
+    );
+    assert!(
+        typo_explained.contains("did you mean GET /v1/customers/{customer_id} (getCustomer)"),
+        "{typo_explained}"
+    );
+
+    let (ok, auth_explained, _) = run(&["explain", "req-no-key", "--sandbox", &id], &url);
+    assert!(ok);
+    assert!(auth_explained.contains("FAIL auth"), "{auth_explained}");
+    let (ok, json_explained, _) = run(&["explain", "req-no-key", "--json"], &url);
+    assert!(ok);
+    let document: Value = serde_json::from_str(&json_explained).unwrap();
+    assert_eq!(document["status"], 401);
+    assert_eq!(document["operation"], "getCustomer");
+
+    let (ok, _, stderr) = run(&["explain", "req-never-sent"], &url);
+    assert!(!ok);
+    assert!(
+        stderr.contains("404") && stderr.contains("req-never-sent"),
+        "{stderr}"
+    );
+    terminate(server);
+}

@@ -66,15 +66,71 @@ impl Redactions {
         !pointers.is_empty()
     }
 
-    /// Whether the value at `pointer` (a JSON pointer into a body) is one a
-    /// rule masks, or lies inside one.
-    pub fn covers(&self, body_pointer: &str, body: &Value) -> bool {
-        self.paths.iter().any(|path| {
-            path.query_located(body).locations().any(|location| {
-                let masked = location.to_json_pointer();
-                body_pointer == masked || body_pointer.starts_with(&format!("{masked}/"))
-            })
+    /// The values the rules select in `body`, to scrub from text that
+    /// quotes them (a validation message, an error echoed in a response).
+    pub fn secrets(&self, body: &Value) -> Secrets {
+        let mut found = Vec::new();
+        for path in &self.paths {
+            for value in path.query(body).all() {
+                collect_leaves(value, &mut found);
+            }
+        }
+        found.sort();
+        found.dedup();
+        // Longest first, so a secret containing another is masked whole.
+        found.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        Secrets(found)
+    }
+}
+
+fn collect_leaves(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(text) if !text.is_empty() && text != REDACTED => {
+            found.push(text.clone());
+            let escaped = Value::String(text.clone()).to_string();
+            let escaped = &escaped[1..escaped.len() - 1];
+            if escaped != text {
+                found.push(escaped.to_owned());
+            }
+        }
+        Value::Number(number) => found.push(number.to_string()),
+        Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, found)),
+        Value::Object(fields) => fields.values().for_each(|item| collect_leaves(item, found)),
+        _ => {}
+    }
+}
+
+/// Values a request carried that the project masks, wherever they are
+/// quoted again.
+#[derive(Debug, Default)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `text` with every secret masked.
+    pub fn scrub_text(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_owned(), |text, secret| {
+            text.replace(secret, REDACTED)
         })
+    }
+
+    /// Masks secrets inside every string of `value`, and numbers equal to
+    /// one; the document stays well formed.
+    pub fn scrub(&self, value: &mut Value) {
+        match value {
+            Value::String(text) if self.0.iter().any(|secret| text.contains(secret.as_str())) => {
+                *text = self.scrub_text(text);
+            }
+            Value::Number(number) if self.0.contains(&number.to_string()) => {
+                *value = Value::String(REDACTED.to_owned());
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.scrub(item)),
+            Value::Object(fields) => fields.values_mut().for_each(|item| self.scrub(item)),
+            _ => {}
+        }
     }
 }
 
@@ -103,5 +159,31 @@ mod tests {
         assert_eq!(body["users"][1]["password"], REDACTED);
         let mut untouched = json!({"amount": 5});
         assert!(!rules.apply(&mut untouched));
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_wherever_they_are_quoted() {
+        let rules = Redactions::compile(&["card".into(), "pin".into()], &mut Vec::new());
+        let body = json!({"card": {"number": "4242 \"42\"", "cvc": 123}, "pin": ""});
+        let secrets = rules.secrets(&body);
+        let mut quoted = json!({
+            "message": format!("{} is not valid", body["card"]),
+            "got": body["card"].clone(),
+            "count": 123,
+            "other": 1234,
+        });
+        secrets.scrub(&mut quoted);
+        assert_eq!(quoted["got"], json!({"number": REDACTED, "cvc": REDACTED}));
+        assert_eq!(quoted["count"], REDACTED);
+        assert_eq!(
+            quoted["other"], 1234,
+            "numbers are masked whole or not at all"
+        );
+        let message = quoted["message"].as_str().unwrap();
+        assert!(!message.contains("4242"), "{message}");
+        assert_eq!(
+            secrets.scrub_text("card 4242 \"42\"!"),
+            format!("card {REDACTED}!")
+        );
     }
 }

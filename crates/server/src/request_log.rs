@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 
-use sbx_engine::{CompiledRevision, Step, Verdict, redaction::Redactions};
+use sbx_engine::{
+    CompiledRevision, Step, Verdict,
+    redaction::{Redactions, Secrets},
+};
 use sbx_store::{LogRecord, Store};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -134,21 +137,29 @@ fn record(entry: Entry) -> LogRecord {
     let replayed = header(response, "idempotent-replayed") == Some("true");
     let redactions = &entry.revision.behaviours.redactions;
     let request_json = json_body(&entry.request_body);
-    let trace = full_trace(&entry, replayed, request_json.as_ref(), redactions);
+    // What the rules mask in the request is masked wherever it is quoted
+    // again: validation messages and values, errors echoed in the answer.
+    let secrets = match &request_json {
+        Some(body) if !redactions.is_empty() => redactions.secrets(body),
+        _ => Secrets::default(),
+    };
+    let mut trace = serde_json::to_value(full_trace(&entry, replayed)).unwrap_or_default();
+    secrets.scrub(&mut trace);
     LogRecord {
         seq: 0,
         scenario: header(response, "x-sandbox-scenario").map(str::to_owned),
         chaos: header(response, "x-sandbox-chaos").map(str::to_owned),
         replayed,
-        request_headers: redacted_headers(&entry.request_headers),
-        request_body: redacted_body(&entry.request_body, request_json, redactions),
-        response_headers: redacted_headers(&entry.response_headers),
+        request_headers: redacted_headers(&entry.request_headers, &secrets),
+        request_body: redacted_body(&entry.request_body, request_json, redactions, &secrets),
+        response_headers: redacted_headers(&entry.response_headers, &secrets),
         response_body: redacted_body(
             &entry.response_body,
             json_body(&entry.response_body),
             redactions,
+            &secrets,
         ),
-        trace: redact_text(&serde_json::to_string(&trace).unwrap_or_default()),
+        trace: redact_text(&trace.to_string()),
         sandbox_id: entry.sandbox_id,
         request_id: entry.request_id,
         at_ms: entry.at_ms,
@@ -163,13 +174,7 @@ fn record(entry: Entry) -> LogRecord {
 
 /// The engine's steps with the server's around them: how the sandbox was
 /// found, and answers made before the engine ran (idempotent replays).
-/// Values the project redacts are masked in validation details too.
-fn full_trace(
-    entry: &Entry,
-    replayed: bool,
-    request_json: Option<&Value>,
-    redactions: &Redactions,
-) -> Vec<Step> {
+fn full_trace(entry: &Entry, replayed: bool) -> Vec<Step> {
     let mut steps = Vec::with_capacity(entry.trace.len() + 2);
     steps.push(Step::new(
         "resolve",
@@ -191,20 +196,7 @@ fn full_trace(
             .unwrap_or_else(|| format!("answered {} before the operation ran", entry.status));
         steps.push(Step::new("server", Verdict::Failed, detail));
     }
-    steps.extend(entry.trace.iter().cloned().map(|mut step| {
-        if let (Some(body), Some(Value::Array(violations))) = (
-            request_json.filter(|_| !redactions.is_empty()),
-            step.detail.as_mut(),
-        ) {
-            for violation in violations {
-                let pointer = violation["pointer"].as_str().unwrap_or_default().to_owned();
-                if violation["location"] == "body" && redactions.covers(&pointer, body) {
-                    violation["got"] = Value::String(REDACTED.to_owned());
-                }
-            }
-        }
-        step
-    }));
+    steps.extend(entry.trace.iter().cloned());
     steps
 }
 
@@ -226,7 +218,7 @@ fn redact_text(text: &str) -> String {
         .collect()
 }
 
-fn redacted_headers(headers: &[(String, String)]) -> String {
+fn redacted_headers(headers: &[(String, String)], secrets: &Secrets) -> String {
     let map: Map<String, Value> = headers
         .iter()
         .map(|(name, value)| {
@@ -240,7 +232,7 @@ fn redacted_headers(headers: &[(String, String)]) -> String {
                     _ => REDACTED.to_owned(),
                 }
             } else {
-                redact_text(value)
+                redact_text(&secrets.scrub_text(value))
             };
             (lower, Value::String(value))
         })
@@ -253,17 +245,24 @@ fn json_body(body: &[u8]) -> Option<Value> {
     matches!(body.first(), Some(b'{' | b'[')).then(|| serde_json::from_slice(body).ok())?
 }
 
-/// The body as text, keys and the project's redacted paths masked, cut at
-/// [`MAX_BODY`] bytes.
-fn redacted_body(body: &[u8], json: Option<Value>, redactions: &Redactions) -> String {
+/// The body as text, keys, the project's redacted paths and the request's
+/// secrets masked, cut at [`MAX_BODY`] bytes.
+fn redacted_body(
+    body: &[u8],
+    json: Option<Value>,
+    redactions: &Redactions,
+    secrets: &Secrets,
+) -> String {
     let masked = json.and_then(|mut value| {
-        redactions
-            .apply(&mut value)
-            .then(|| serde_json::to_vec(&value).ok())?
+        let masked = redactions.apply(&mut value);
+        if !secrets.is_empty() {
+            secrets.scrub(&mut value);
+        }
+        (masked || !secrets.is_empty()).then(|| serde_json::to_vec(&value).ok())?
     });
     let body = masked.as_deref().unwrap_or(body);
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]);
-    let mut text = redact_text(&text);
+    let mut text = redact_text(&secrets.scrub_text(&text));
     if body.len() > MAX_BODY {
         text.push_str(&format!("… [{} bytes in all]", body.len()));
     }
@@ -276,18 +275,26 @@ mod tests {
 
     #[test]
     fn keys_and_secret_headers_never_reach_the_log() {
-        let headers = redacted_headers(&[
-            ("Authorization".into(), "Bearer sk_test_abc123".into()),
-            ("X-Custom".into(), "key=sk_test_zzz9;x=1".into()),
-            ("Accept".into(), "application/json".into()),
-        ]);
+        let headers = redacted_headers(
+            &[
+                ("Authorization".into(), "Bearer sk_test_abc123".into()),
+                ("X-Custom".into(), "key=sk_test_zzz9;x=1".into()),
+                ("Accept".into(), "application/json".into()),
+            ],
+            &Secrets::default(),
+        );
         assert!(!headers.contains("sk_test_"), "{headers}");
         assert!(headers.contains("key=[redacted];x=1"), "{headers}");
         assert!(headers.contains("application/json"));
         let none = Redactions::default();
-        let body = redacted_body(br#"{"key": "sk_test_abc", "n": 1}"#, None, &none);
+        let body = redacted_body(
+            br#"{"key": "sk_test_abc", "n": 1}"#,
+            None,
+            &none,
+            &Secrets::default(),
+        );
         assert_eq!(body, r#"{"key": "[redacted]", "n": 1}"#);
-        let big = redacted_body(&vec![b'a'; MAX_BODY + 10], None, &none);
+        let big = redacted_body(&vec![b'a'; MAX_BODY + 10], None, &none, &Secrets::default());
         assert!(big.ends_with(&format!("[{} bytes in all]", MAX_BODY + 10)));
     }
 }

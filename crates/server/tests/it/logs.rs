@@ -160,6 +160,34 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     .await;
     assert_eq!(status, 404);
 
+    // A refused payment quotes the card in its violations and its answer:
+    // the project's rule masks it there too.
+    let (status, refused) = send(
+        app.client
+            .post(sandbox.url("/payments"))
+            .header("authorization", &key)
+            .header("x-request-id", "req-bad-card")
+            .json(&json!({"amount": 2000, "currency": "usd", "payment_method": {"number": "4242424242424242"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    wait_for_logs(&app, &sandbox.id, 6).await;
+    let (status, explained) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs/req-bad-card/explain", sandbox.id),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let violation = explained["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["stage"] == "validate")
+        .map(|step| step["detail"][0].clone())
+        .unwrap();
+    assert_eq!(violation["pointer"], "/payment_method", "{violation}");
+    assert_eq!(violation["got"]["number"], "[redacted]", "{violation}");
+
     // No key ever reaches the database.
     app.stop().await;
     let store = SqliteStore::open_dir(&path).await.unwrap();
@@ -173,7 +201,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
         )
         .await
         .unwrap();
-    assert_eq!(stored.len(), 5);
+    assert_eq!(stored.len(), 6);
     let everything = format!("{stored:?}");
     assert!(
         !everything.contains(&sandbox.api_key),
