@@ -342,6 +342,17 @@ pub async fn logs(
     anyhow::bail!("the server closed the log stream")
 }
 
+/// Prints a sandbox's log as HAR 1.2: the newest `limit` requests, or all.
+pub async fn har(server: &ServerArgs, sandbox: &str, limit: Option<u32>) -> anyhow::Result<()> {
+    let limit = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
+    let path = format!("/sandboxes/{}/logs.har{limit}", percent_encode(sandbox));
+    print(&expect(
+        call(server, Method::GET, &path, None).await?,
+        StatusCode::OK,
+    )?);
+    Ok(())
+}
+
 /// A server-sent event stream of the control plane, read event by event.
 struct EventStream {
     response: reqwest::Response,

@@ -63,15 +63,20 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
-    /// Print a sandbox's latest requests; with --follow, each new one as it comes.
+    /// Print a sandbox's latest requests; with --follow, each new one as it
+    /// comes; with --har, the whole log as HAR 1.2 (`> sandbox.har`).
     Logs {
         #[arg(long)]
         sandbox: String,
-        /// How many recent requests to print first (1 to 200).
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
-        limit: u32,
-        #[arg(long, short)]
+        /// How many recent requests to print first (1 to 200) [default: 20,
+        /// or all with --har].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: Option<u32>,
+        #[arg(long, short, conflicts_with = "har")]
         follow: bool,
+        /// Print the log as an HTTP Archive that browsers, Postman or k6 open.
+        #[arg(long)]
+        har: bool,
         #[command(flatten)]
         server: client::ServerArgs,
     },
@@ -346,9 +351,17 @@ async fn main() -> std::process::ExitCode {
         Command::Logs {
             sandbox,
             limit,
-            follow,
+            follow: _,
+            har: true,
             server,
-        } => client::logs(&server, &sandbox, limit, follow).await,
+        } => client::har(&server, &sandbox, limit).await,
+        Command::Logs {
+            sandbox,
+            limit,
+            follow,
+            har: false,
+            server,
+        } => client::logs(&server, &sandbox, limit.unwrap_or(20), follow).await,
         Command::Explain {
             request_id,
             sandbox,

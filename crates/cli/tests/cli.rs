@@ -667,6 +667,14 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (ok, har, stderr) = run(&["logs", "--sandbox", &id, "--har"], &url);
+    assert!(ok, "{stderr}");
+    let har: Value = serde_json::from_str(&har).unwrap();
+    assert_eq!(har["log"]["version"], "1.2");
+    assert_eq!(
+        har["log"]["entries"][0]["request"]["url"],
+        format!("{base_url}/customers/cus_demo_alice")
+    );
     let mut follow = Command::new(SBX)
         .args(["logs", "--sandbox", &id, "--follow", "--limit", "1"])
         .env("SBX_URL", &url)

@@ -25,7 +25,14 @@ pub const KEEP_PER_SANDBOX: u32 = 10_000;
 pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Longest body kept, in bytes.
 const MAX_BODY: usize = 16 * 1024;
+/// How a body cut at [`MAX_BODY`] ends in the log.
+const CUT_MARK: &str = " bytes in all]";
 use sbx_engine::redaction::REDACTED;
+
+/// Whether a logged body was cut short (so it cannot be sent again as is).
+pub fn is_cut(logged_body: &str) -> bool {
+    logged_body.ends_with(CUT_MARK)
+}
 
 /// Headers never stored as sent.
 const SECRET_HEADERS: [&str; 5] = [
@@ -264,7 +271,7 @@ fn redacted_body(
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]);
     let mut text = redact_text(&secrets.scrub_text(&text));
     if body.len() > MAX_BODY {
-        text.push_str(&format!("… [{} bytes in all]", body.len()));
+        text.push_str(&format!("… [{}{CUT_MARK}", body.len()));
     }
     text
 }

@@ -20,7 +20,7 @@ use crate::{
 
 /// Entries per page: the default and the most.
 const PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
+pub(crate) const MAX_PAGE: u32 = 200;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogView {
@@ -89,7 +89,8 @@ fn bad(parameter: &str, message: String) -> ApiError {
     }])
 }
 
-fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiError> {
+/// The filters of a log listing, each bad value answered 400 naming it.
+pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiError> {
     let mut query = LogQuery {
         limit: PAGE,
         ..LogQuery::default()

@@ -4,6 +4,7 @@ mod audit;
 mod clock;
 mod events;
 mod explain;
+mod har;
 mod logs;
 pub mod openapi;
 pub mod projects;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/audit", get(audit::list))
         .route("/sandboxes/{id}/logs", get(logs::list))
         .route("/sandboxes/{id}/logs/stream", get(logs::stream))
+        .route("/sandboxes/{id}/logs.har", get(har::export))
         .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
         .route(
             "/sandboxes/{id}/logs/{request_id}/explain",

@@ -6,7 +6,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{audit, clock, events, explain, logs, projects, replay, sandboxes, webhooks};
+use super::{audit, clock, events, explain, har, logs, projects, replay, sandboxes, webhooks};
 use crate::error::FieldError;
 
 struct AdminToken;
@@ -29,7 +29,7 @@ impl Modify for AdminToken {
         projects::put_file, projects::delete_file, projects::put_env, projects::put_settings,
         projects::files, projects::drift, projects::coverage,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
-        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show, logs::stream, explain::in_sandbox, explain::anywhere, replay::snippets, replay::replay, audit::list,
+        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show, logs::stream, har::export, explain::in_sandbox, explain::anywhere, replay::snippets, replay::replay, audit::list,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
         clock::clock, clock::change_clock, clock::history, clock::transition,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,

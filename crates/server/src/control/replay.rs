@@ -31,7 +31,7 @@ const VOLATILE: [&str; 4] = ["date", "x-request-id", "content-length", "x-sandbo
 /// Why the logged request may not be the one sent.
 fn caveats(record: &LogRecord) -> Vec<String> {
     let mut caveats = Vec::new();
-    if record.request_body.ends_with(" bytes in all]") {
+    if crate::request_log::is_cut(&record.request_body) {
         caveats.push("the body was cut at 16 KiB in the log".to_owned());
     }
     if record.request_body.contains(REDACTED) {
@@ -101,7 +101,7 @@ pub async fn replay(
 ) -> Result<Json<Replay>, ApiError> {
     let record = logged(&state, &id, &request_id).await?;
     let caveats = caveats(&record);
-    if record.request_body.ends_with(" bytes in all]") {
+    if crate::request_log::is_cut(&record.request_body) {
         return Err(ApiError::conflict(format!(
             "{request_id} cannot be replayed: its body was cut at 16 KiB in the log"
         )));

@@ -261,6 +261,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/sandboxes/{id}/events",
             "GET /api/v1/sandboxes/{id}/events/stream",
             "GET /api/v1/sandboxes/{id}/logs",
+            "GET /api/v1/sandboxes/{id}/logs.har",
             "GET /api/v1/sandboxes/{id}/logs/stream",
             "GET /api/v1/sandboxes/{id}/logs/{request_id}",
             "GET /api/v1/sandboxes/{id}/logs/{request_id}/explain",

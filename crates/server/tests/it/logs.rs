@@ -217,3 +217,122 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
         "{everything}"
     );
 }
+
+#[tokio::test]
+async fn the_log_exports_as_har() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |_| {}).await;
+    let (status, _) = send(
+        app.admin(Method::POST, "/projects")
+            .json(&payments_project("payments")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let sandbox = app.create_sandbox(json!({"project": "payments"})).await;
+    let key = format!("Bearer {}", sandbox.api_key);
+    let (status, _) = send(
+        app.client
+            .post(sandbox.url("/payments"))
+            .header("authorization", &key)
+            .header("x-request-id", "req-har-1")
+            .json(&json!({"amount": 2000, "currency": "usd", "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        app.client
+            .get(sandbox.url("/accounts?status=active&limit=2"))
+            .header("authorization", &key)
+            .header("x-request-id", "req-har-2"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = send(app.client.get(sandbox.url("/nowhere"))).await;
+    assert_eq!(status, 404);
+    wait_for_logs(&app, &sandbox.id, 3).await;
+
+    let export = |query: &str| {
+        app.admin(
+            Method::GET,
+            &format!("/sandboxes/{}/logs.har{query}", sandbox.id),
+        )
+        .send()
+    };
+    let response = export("").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        format!("attachment; filename=\"{}.har\"", sandbox.id).as_str()
+    );
+    let text = response.text().await.unwrap();
+    let archive = har::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(archive.version(), har::HarVersion::V1_2);
+    let har::Spec::V1_2(log) = archive.log else {
+        unreachable!()
+    };
+    assert_eq!(log.creator.name, "SmartSandbox");
+    assert_eq!(log.entries.len(), 3);
+    let payment = &log.entries[0];
+    assert_eq!(payment.request.method, "POST");
+    assert_eq!(payment.request.url, sandbox.url("/payments"));
+    let posted = payment.request.post_data.as_ref().unwrap();
+    assert_eq!(posted.mime_type, "application/json");
+    let posted: Value = serde_json::from_str(posted.text.as_deref().unwrap()).unwrap();
+    assert_eq!(posted["amount"], 2000);
+    assert_eq!(posted["payment_method"]["number"], "[redacted]");
+    let authorization = payment
+        .request
+        .headers
+        .iter()
+        .find(|h| h.name == "authorization")
+        .unwrap();
+    assert_eq!(authorization.value, "Bearer [redacted]");
+    assert_eq!(
+        (
+            payment.response.status,
+            payment.response.status_text.as_str()
+        ),
+        (201, "Created")
+    );
+    let answer: Value =
+        serde_json::from_str(payment.response.content.text.as_deref().unwrap()).unwrap();
+    assert!(
+        answer["id"].as_str().unwrap().starts_with("pay_"),
+        "{answer}"
+    );
+    assert!(payment.time > 0.0);
+    let comment = payment.comment.as_deref().unwrap();
+    assert!(
+        comment.contains("req-har-1") && comment.contains("operation createPayment"),
+        "{comment}"
+    );
+    let listing = &log.entries[1];
+    assert_eq!(
+        listing
+            .request
+            .query_string
+            .iter()
+            .map(|q| (q.name.as_str(), q.value.as_str()))
+            .collect::<Vec<_>>(),
+        [("status", "active"), ("limit", "2")]
+    );
+    assert!(listing.request.post_data.is_none());
+    assert_eq!(log.entries[2].response.status, 404);
+
+    // The list's filters apply; bad ones are named.
+    let text = export("?status=404").await.unwrap().text().await.unwrap();
+    let har::Spec::V1_2(only_404) = har::from_str(&text).unwrap().log else {
+        unreachable!()
+    };
+    assert_eq!(only_404.entries.len(), 1);
+    let (status, problem) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs.har?since=yesterday", sandbox.id),
+    ))
+    .await;
+    assert_eq!(
+        (status, problem["errors"][0]["pointer"].as_str()),
+        (400, Some("since"))
+    );
+    let (status, _) = send(app.admin(Method::GET, "/sandboxes/sbx-nope/logs.har")).await;
+    assert_eq!(status, 404);
+}
