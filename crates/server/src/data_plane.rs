@@ -434,6 +434,7 @@ pub async fn answer(
     let query = request.uri().query().map(str::to_owned);
     let logged_path = path.clone();
     let revision = target.compiled.clone();
+    let sandbox_at_ms = target.now_ms;
     let mut served = serve(
         target,
         request,
@@ -459,8 +460,9 @@ pub async fn answer(
     if let Some(captured) = served.captured.take() {
         state.request_log.record(crate::request_log::Entry {
             sandbox_id: sandbox.id.clone(),
-            request_id,
+            request_id: request_id.clone(),
             at_ms: crate::app::now_ms(),
+            sandbox_at_ms,
             method,
             path: logged_path,
             query,
@@ -490,7 +492,8 @@ pub async fn answer(
     let (held, answer) = served.idempotent.unzip();
     let answer = answer.flatten();
     let remembered = answer.as_ref().map(|a| (a.key.clone(), a.created_at_ms));
-    if let Err(error) = persist(state, &sandbox.id, served.journal, answer).await {
+    let origin = sbx_store::Origin::request(&request_id);
+    if let Err(error) = persist(state, &sandbox.id, served.journal, answer, origin).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(
             503,
@@ -507,18 +510,20 @@ pub async fn answer(
 }
 
 /// Saves what a request changed (resource rows, emitted events, jobs,
-/// transitions), returning once it is committed.
+/// transitions), returning once it is committed; `origin` (see
+/// [`sbx_store::Origin`]) links them to their cause on the timeline.
 pub async fn persist(
     state: &AppState,
     sandbox_id: &str,
     journal: Journal,
     answer: Option<IdempotentAnswer>,
+    origin: String,
 ) -> Result<(), String> {
     let first_job = journal.jobs.iter().map(|job| job.due_ms).min();
     let first_event = journal.events.iter().map(|e| e.created_at_ms).min();
     state
         .writer
-        .save(change_set(sandbox_id, journal, answer))
+        .save(change_set(sandbox_id, journal, answer, origin))
         .await?;
     // Most requests schedule and emit nothing: no registry lookup then.
     if (first_job.is_some() || first_event.is_some())
@@ -540,9 +545,11 @@ pub fn change_set(
     sandbox_id: &str,
     journal: Journal,
     answer: Option<IdempotentAnswer>,
+    origin: String,
 ) -> sbx_store::ChangeSet {
     sbx_store::ChangeSet {
         sandbox_id: sandbox_id.to_owned(),
+        origin: Some(origin),
         rows: journal
             .changes
             .into_iter()

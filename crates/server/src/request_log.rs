@@ -48,6 +48,8 @@ pub struct Entry {
     pub sandbox_id: String,
     pub request_id: String,
     pub at_ms: i64,
+    /// The sandbox clock's time when it arrived.
+    pub sandbox_at_ms: i64,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
@@ -170,6 +172,7 @@ fn record(entry: Entry) -> LogRecord {
         sandbox_id: entry.sandbox_id,
         request_id: entry.request_id,
         at_ms: entry.at_ms,
+        sandbox_at_ms: Some(entry.sandbox_at_ms),
         method: entry.method,
         path: entry.path,
         query: entry.query.map(|q| redact_text(&q)),

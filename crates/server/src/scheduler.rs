@@ -9,7 +9,7 @@ use sbx_engine::{
     CompiledRevision,
     jobs::{JobAction, JobSandbox, ScheduledJob},
 };
-use sbx_store::{ChangeSet, JobRecord};
+use sbx_store::{ChangeSet, JobRecord, Origin};
 use tokio_util::sync::CancellationToken;
 
 use crate::{app::AppState, data_plane::change_set, registry::LiveSandbox};
@@ -40,6 +40,7 @@ pub fn to_record(job: &ScheduledJob) -> JobRecord {
         payload: job.payload.to_string(),
         scheduled_at_ms: job.scheduled_at_ms,
         error: None,
+        origin: None,
     }
 }
 
@@ -108,7 +109,19 @@ pub async fn run_due(
 /// (stored jobs by their sequence, jobs scheduled during the run after).
 struct Queued {
     job: ScheduledJob,
-    stored: bool,
+    /// What scheduled it, when it was scheduled during this run (and so is
+    /// not stored yet).
+    unstored_origin: Option<String>,
+}
+
+impl Queued {
+    /// The job as stored, with what scheduled it.
+    fn record(&self) -> JobRecord {
+        JobRecord {
+            origin: self.unstored_origin.clone(),
+            ..to_record(&self.job)
+        }
+    }
 }
 
 fn run_in_order(
@@ -125,7 +138,10 @@ fn run_in_order(
         match from_record(record) {
             Ok(job) => {
                 heap.push(Reverse((job.due_ms, record.seq, queued.len())));
-                queued.push(Queued { job, stored: true });
+                queued.push(Queued {
+                    job,
+                    unstored_origin: None,
+                });
             }
             Err(error) => {
                 report.failed += 1;
@@ -144,8 +160,8 @@ fn run_in_order(
             // Jobs scheduled during the run and not run yet must be kept.
             let left = std::iter::once(index)
                 .chain(heap.drain().map(|Reverse((_, _, i))| i))
-                .filter(|i| !queued[*i].stored)
-                .map(|i| to_record(&queued[i].job))
+                .filter(|i| queued[*i].unstored_origin.is_some())
+                .map(|i| queued[i].record())
                 .collect();
             changes.push(ChangeSet {
                 sandbox_id: sandbox.id.clone(),
@@ -155,7 +171,7 @@ fn run_in_order(
             break;
         }
         report.ran += 1;
-        let Queued { job, stored } = &queued[index];
+        let job = &queued[index].job;
         let (mut journal, result) = sbx_engine::jobs::run(compiled, sandbox, job);
         if let Err(error) = &result {
             report.failed += 1;
@@ -165,21 +181,20 @@ fn run_in_order(
             .into_iter()
             .partition(|new| new.due_ms <= until_ms);
         journal.jobs = later;
-        let mut change = change_set(&sandbox.id, journal, None);
-        if !stored && result.is_err() {
-            // Run in this window without being stored: keep it, as failed.
-            change.jobs.push(to_record(job));
+        let origin = Origin::job(&job.id);
+        let mut change = change_set(&sandbox.id, journal, None, origin.clone());
+        if queued[index].unstored_origin.is_some() {
+            // Scheduled and run in this window: stored now, as run.
+            change.jobs.push(queued[index].record());
         }
-        if *stored || result.is_err() {
-            change.finished_jobs.push((job.id.clone(), result.err()));
-        }
+        change.finished_jobs.push((job.id.clone(), result.err()));
         changes.push(change);
         for new in now {
             heap.push(Reverse((new.due_ms, next_order, queued.len())));
             next_order += 1;
             queued.push(Queued {
                 job: new,
-                stored: false,
+                unstored_origin: Some(origin.clone()),
             });
         }
     }

@@ -6,6 +6,7 @@
 //! is keyed by the sandbox id; nothing reads across tenants.
 
 mod sqlite;
+mod sqlite_timeline;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -103,6 +104,26 @@ pub struct ChangeSet {
     pub finished_jobs: Vec<(String, Option<String>)>,
     /// Lifecycle state changes.
     pub transitions: Vec<TransitionRecord>,
+    /// What made these changes, stamped on the events, jobs and
+    /// transitions (see [`Origin`]).
+    pub origin: Option<String>,
+}
+
+/// What caused a change, as the timeline links it: `request:<request id>`
+/// (a data-plane request), `job:<job id>` (a job on the sandbox clock) or
+/// `control:<request id>` (a control-plane call).
+pub struct Origin;
+
+impl Origin {
+    pub fn request(request_id: &str) -> String {
+        format!("request:{request_id}")
+    }
+    pub fn job(job_id: &str) -> String {
+        format!("job:{job_id}")
+    }
+    pub fn control(request_id: &str) -> String {
+        format!("control:{request_id}")
+    }
 }
 
 impl ChangeSet {
@@ -131,6 +152,9 @@ pub struct JobRecord {
     pub scheduled_at_ms: i64,
     /// Why it failed, once it has.
     pub error: Option<String>,
+    /// What scheduled it, when not its change set's origin (a job
+    /// scheduled by another in the same run).
+    pub origin: Option<String>,
 }
 
 /// A record's lifecycle state change.
@@ -281,6 +305,8 @@ pub struct LogRecord {
     pub response_body: String,
     /// How the pipeline decided: a JSON array of steps.
     pub trace: String,
+    /// The sandbox clock's time when it arrived (Unix ms).
+    pub sandbox_at_ms: Option<i64>,
 }
 
 /// Which logged requests to list: newest first, before `before_seq`.
@@ -309,6 +335,80 @@ pub struct AuditRecord {
     /// The outcome: the answer's status.
     pub status: i64,
     pub request_id: Option<String>,
+}
+
+/// A move of a sandbox clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockChange {
+    pub sandbox_id: String,
+    /// Real time of the change.
+    pub at_ms: i64,
+    /// Sandbox time before and after.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// In words: `advance P2D`, `freeze`, `resume`.
+    pub change: String,
+    pub request_id: Option<String>,
+}
+
+/// What a sandbox's timeline holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineKind {
+    Clock,
+    Request,
+    Transition,
+    Job,
+    Event,
+    Delivery,
+}
+
+impl TimelineKind {
+    pub const ALL: [TimelineKind; 6] = [
+        Self::Clock,
+        Self::Request,
+        Self::Transition,
+        Self::Job,
+        Self::Event,
+        Self::Delivery,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Clock => "clock",
+            Self::Request => "request",
+            Self::Transition => "transition",
+            Self::Job => "job",
+            Self::Event => "event",
+            Self::Delivery => "delivery",
+        }
+    }
+}
+
+/// Which timeline entries to list: sandbox time in `[since_ms, until_ms)`,
+/// oldest first, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct TimelineQuery {
+    pub kinds: Vec<TimelineKind>,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub limit: u32,
+}
+
+/// One thing that happened in a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRecord {
+    pub kind: TimelineKind,
+    /// Sandbox time.
+    pub at_ms: i64,
+    /// Real time, where known (requests and clock changes).
+    pub real_at_ms: Option<i64>,
+    /// The request id, event number, job id, `collection/id` of a
+    /// transition, `delivery/attempt` of a delivery attempt.
+    pub id: String,
+    /// What caused it (see [`Origin`]; `event:<number>` for deliveries).
+    pub origin: Option<String>,
+    /// The kind's particulars, a JSON object.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,6 +512,7 @@ pub trait Store: Send + Sync + 'static {
         event_type: &str,
         payload: &str,
         created_at_ms: i64,
+        origin: Option<&str>,
     ) -> Result<i64, StoreError>;
     /// Events of a sandbox after `after_id`, oldest first, at most `limit`.
     async fn events_after(
@@ -477,11 +578,11 @@ pub trait Store: Send + Sync + 'static {
         at_ms: i64,
     ) -> Result<u64, StoreError>;
 
-    /// Appends logged requests (their `seq` is set by the store), keeping
-    /// each sandbox's latest `keep`.
     /// Deliveries waiting for an attempt, in every sandbox.
     async fn pending_delivery_count(&self) -> Result<u64, StoreError>;
 
+    /// Appends logged requests (their `seq` is set by the store), keeping
+    /// each sandbox's latest `keep`.
     async fn save_logs(&self, logs: &[LogRecord], keep: u32) -> Result<(), StoreError>;
     async fn list_logs(
         &self,
@@ -504,6 +605,15 @@ pub trait Store: Send + Sync + 'static {
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    async fn add_clock_change(&self, change: &ClockChange) -> Result<(), StoreError>;
+    /// A sandbox's requests, clock moves, transitions, jobs, events and
+    /// delivery attempts in sandbox-time order.
+    async fn timeline(
+        &self,
+        sandbox_id: &str,
+        query: &TimelineQuery,
+    ) -> Result<Vec<TimelineRecord>, StoreError>;
 
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;

@@ -11,9 +11,10 @@ use sqlx::{
 };
 
 use crate::{
-    AttemptRecord, AttemptView, AuditRecord, ChangeSet, DeliveryRecord, DueDelivery,
+    AttemptRecord, AttemptView, AuditRecord, ChangeSet, ClockChange, DeliveryRecord, DueDelivery,
     EndpointRecord, EventRecord, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ProjectRecord,
-    ResourceRow, RevisionRecord, SandboxRecord, Store, StoreError, Tombstone, TransitionRecord,
+    ResourceRow, RevisionRecord, SandboxRecord, Store, StoreError, TimelineQuery, TimelineRecord,
+    Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -106,6 +107,7 @@ fn log(row: &SqliteRow) -> LogRecord {
         response_headers: row.get("response_headers"),
         response_body: row.get("response_body"),
         trace: row.get("trace"),
+        sandbox_at_ms: row.get("sandbox_at_ms"),
     }
 }
 
@@ -147,6 +149,7 @@ fn job(row: &SqliteRow) -> JobRecord {
         payload: row.get("payload"),
         scheduled_at_ms: row.get("scheduled_at_ms"),
         error: row.get("error"),
+        origin: row.get("origin"),
     }
 }
 
@@ -158,14 +161,10 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 fn per_sandbox<'a, T>(
     batch: &'a [ChangeSet],
     items: impl Fn(&'a ChangeSet) -> &'a [T],
-) -> Vec<(&'a str, &'a T)> {
+) -> Vec<(&'a ChangeSet, &'a T)> {
     batch
         .iter()
-        .flat_map(|c| {
-            items(c)
-                .iter()
-                .map(move |item| (c.sandbox_id.as_str(), item))
-        })
+        .flat_map(|c| items(c).iter().map(move |item| (c, item)))
         .collect()
 }
 
@@ -200,16 +199,17 @@ async fn save_jobs(
     let jobs = per_sandbox(batch, |c| &c.jobs);
     for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO jobs (sandbox_id, id, due_at_ms, action, payload, scheduled_at_ms) ",
+            "INSERT INTO jobs (sandbox_id, id, due_at_ms, action, payload, scheduled_at_ms, origin) ",
         );
-        insert.push_values(chunk, |mut values, (sandbox_id, job)| {
+        insert.push_values(chunk, |mut values, (change, job)| {
             values
-                .push_bind(*sandbox_id)
+                .push_bind(&change.sandbox_id)
                 .push_bind(&job.id)
                 .push_bind(job.due_at_ms)
                 .push_bind(&job.action)
                 .push_bind(&job.payload)
-                .push_bind(job.scheduled_at_ms);
+                .push_bind(job.scheduled_at_ms)
+                .push_bind(job.origin.as_ref().or(change.origin.as_ref()));
         });
         insert.push(" ON CONFLICT (sandbox_id, id) DO NOTHING");
         insert.build().execute(&mut **tx).await?;
@@ -219,15 +219,18 @@ async fn save_jobs(
             .finished_jobs
             .iter()
             .partition(|(_, error)| error.is_none());
+        // Run jobs stay, for the timeline; a job runs at its due time.
         for chunk in done.chunks(ROWS_PER_STATEMENT) {
-            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM jobs WHERE sandbox_id = ");
-            delete.push_bind(&change.sandbox_id).push(" AND id IN (");
-            let mut ids = delete.separated(", ");
+            let mut ran = QueryBuilder::<Sqlite>::new(
+                "UPDATE jobs SET ran_at_ms = due_at_ms WHERE sandbox_id = ",
+            );
+            ran.push_bind(&change.sandbox_id).push(" AND id IN (");
+            let mut ids = ran.separated(", ");
             for (id, _) in chunk {
                 ids.push_bind(id);
             }
-            delete.push(")");
-            delete.build().execute(&mut **tx).await?;
+            ran.push(")");
+            ran.build().execute(&mut **tx).await?;
         }
         for (id, error) in failed {
             sqlx::query("UPDATE jobs SET error = ? WHERE sandbox_id = ? AND id = ?")
@@ -241,17 +244,18 @@ async fn save_jobs(
     let transitions = per_sandbox(batch, |c| &c.transitions);
     for chunk in transitions.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO transitions (sandbox_id, collection, resource_id, from_state, to_state, at_ms, cause) ",
+            "INSERT INTO transitions (sandbox_id, collection, resource_id, from_state, to_state, at_ms, cause, origin) ",
         );
-        insert.push_values(chunk, |mut values, (sandbox_id, t)| {
+        insert.push_values(chunk, |mut values, (change, t)| {
             values
-                .push_bind(*sandbox_id)
+                .push_bind(&change.sandbox_id)
                 .push_bind(&t.collection)
                 .push_bind(&t.resource_id)
                 .push_bind(&t.from)
                 .push_bind(&t.to)
                 .push_bind(t.at_ms)
-                .push_bind(&t.cause);
+                .push_bind(&t.cause)
+                .push_bind(&change.origin);
         });
         insert.build().execute(&mut **tx).await?;
     }
@@ -559,9 +563,9 @@ impl Store for SqliteStore {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version) ",
             );
-            insert.push_values(chunk, |mut values, (sandbox_id, row)| {
+            insert.push_values(chunk, |mut values, (change, row)| {
                 values
-                    .push_bind(*sandbox_id)
+                    .push_bind(&change.sandbox_id)
                     .push_bind(&row.collection)
                     .push_bind(&row.id)
                     .push_bind(&row.scope)
@@ -584,18 +588,16 @@ impl Store for SqliteStore {
         let mut first_event: Option<i64> = None;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) ",
+                "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms, origin) ",
             );
-            insert.push_values(
-                chunk,
-                |mut values, (sandbox_id, (event_type, payload, at))| {
-                    values
-                        .push_bind(*sandbox_id)
-                        .push_bind(event_type)
-                        .push_bind(payload)
-                        .push_bind(*at);
-                },
-            );
+            insert.push_values(chunk, |mut values, (change, (event_type, payload, at))| {
+                values
+                    .push_bind(&change.sandbox_id)
+                    .push_bind(event_type)
+                    .push_bind(payload)
+                    .push_bind(*at)
+                    .push_bind(&change.origin);
+            });
             insert.push(" RETURNING id");
             let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
             first_event = first_event.into_iter().chain(ids).min();
@@ -608,9 +610,9 @@ impl Store for SqliteStore {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO idempotency_keys (sandbox_id, key, fingerprint, status, headers, body, created_at_ms) ",
             );
-            insert.push_values(chunk, |mut values, (sandbox_id, answer)| {
+            insert.push_values(chunk, |mut values, (change, answer)| {
                 values
-                    .push_bind(*sandbox_id)
+                    .push_bind(&change.sandbox_id)
                     .push_bind(&answer.key)
                     .push_bind(&answer.fingerprint)
                     .push_bind(i64::from(answer.status))
@@ -651,7 +653,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE sandbox_id = ? AND error IS NULL AND due_at_ms <= ?
+            "SELECT * FROM jobs WHERE sandbox_id = ? AND error IS NULL AND ran_at_ms IS NULL AND due_at_ms <= ?
              ORDER BY due_at_ms, seq LIMIT ?",
         )
         .bind(sandbox_id)
@@ -679,7 +681,7 @@ impl Store for SqliteStore {
 
     async fn next_jobs(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT sandbox_id, MIN(due_at_ms) FROM jobs WHERE error IS NULL GROUP BY sandbox_id",
+            "SELECT sandbox_id, MIN(due_at_ms) FROM jobs WHERE error IS NULL AND ran_at_ms IS NULL GROUP BY sandbox_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -719,15 +721,17 @@ impl Store for SqliteStore {
         event_type: &str,
         payload: &str,
         created_at_ms: i64,
+        origin: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms, origin) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(sandbox_id)
         .bind(event_type)
         .bind(payload)
         .bind(created_at_ms)
+        .bind(origin)
         .fetch_one(&mut *tx)
         .await?;
         fan_out(&mut tx, id - 1).await?;
@@ -1060,7 +1064,7 @@ impl Store for SqliteStore {
         for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
-                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace) ",
+                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms) ",
             );
             insert.push_values(chunk, |mut values, log| {
                 values
@@ -1080,7 +1084,8 @@ impl Store for SqliteStore {
                     .push_bind(&log.request_body)
                     .push_bind(&log.response_headers)
                     .push_bind(&log.response_body)
-                    .push_bind(&log.trace);
+                    .push_bind(&log.trace)
+                    .push_bind(log.sandbox_at_ms);
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -1218,5 +1223,28 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn add_clock_change(&self, change: &ClockChange) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clock_changes (sandbox_id, at_ms, from_ms, to_ms, change, request_id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&change.sandbox_id)
+        .bind(change.at_ms)
+        .bind(change.from_ms)
+        .bind(change.to_ms)
+        .bind(&change.change)
+        .bind(&change.request_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn timeline(
+        &self,
+        sandbox_id: &str,
+        query: &TimelineQuery,
+    ) -> Result<Vec<TimelineRecord>, StoreError> {
+        crate::sqlite_timeline::timeline(&self.pool, sandbox_id, query).await
     }
 }

@@ -2,9 +2,10 @@
 //! history of its records (dated by that clock).
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
 };
+use sbx_store::Origin;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -16,6 +17,7 @@ use crate::{
     control::sandboxes::{invalid, live},
     data_plane::persist,
     error::{ApiError, ApiJson},
+    middleware::RequestId,
     registry::LiveSandbox,
     scheduler::{self, RunReport},
 };
@@ -136,6 +138,7 @@ pub async fn clock(
 pub async fn change_clock(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(change): ApiJson<ClockChange>,
 ) -> Result<Json<ClockView>, ApiError> {
     let sandbox = live(&state, &id)?;
@@ -143,22 +146,25 @@ pub async fn change_clock(
     let _jobs = sandbox.jobs.lock().await;
     let clock = sandbox.clock();
     let real = now_ms();
-    let mut changed = match (
+    let (mut changed, described) = match (
         &change.advance,
         &change.freeze_at,
         change.freeze,
         change.resume,
     ) {
-        (Some(duration), None, None, None) => clock
-            .advanced(duration, real)
-            .map_err(|message| invalid("/advance", message))?,
+        (Some(duration), None, None, None) => (
+            clock
+                .advanced(duration, real)
+                .map_err(|message| invalid("/advance", message))?,
+            format!("advance {duration}"),
+        ),
         (None, Some(instant), None, None) => {
             let at = crate::clock::parse_instant(instant)
                 .map_err(|message| invalid("/freeze_at", message))?;
-            clock.frozen_at(at)
+            (clock.frozen_at(at), format!("freeze at {instant}"))
         }
-        (None, None, Some(true), None) => clock.frozen_at(clock.now_ms(real)),
-        (None, None, None, Some(true)) => clock.resumed(real),
+        (None, None, Some(true), None) => (clock.frozen_at(clock.now_ms(real)), "freeze".into()),
+        (None, None, None, Some(true)) => (clock.resumed(real), "resume".into()),
         _ => {
             return Err(invalid(
                 "",
@@ -176,6 +182,17 @@ pub async fn change_clock(
     state
         .store
         .set_sandbox_clock(&id, changed.offset_ms, changed.frozen_ms)
+        .await?;
+    state
+        .store
+        .add_clock_change(&sbx_store::ClockChange {
+            sandbox_id: id.clone(),
+            at_ms: real,
+            from_ms: clock.now_ms(real),
+            to_ms: changed.now_ms(real),
+            change: described,
+            request_id: Some(request_id),
+        })
         .await?;
     sandbox.set_clock(changed);
     if let Some(stopped) = report.stopped_at_ms {
@@ -285,6 +302,7 @@ pub struct TransitionRequest {
 pub async fn transition(
     State(state): State<AppState>,
     Path((id, collection, rid)): Path<(String, String, String)>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(body): ApiJson<TransitionRequest>,
 ) -> Result<Json<History>, ApiError> {
     let sandbox = live(&state, &id)?;
@@ -307,7 +325,7 @@ pub async fn transition(
         (&collection, &rid),
         target,
     );
-    persist(&state, &id, journal, None)
+    persist(&state, &id, journal, None, Origin::control(&request_id))
         .await
         .map_err(ApiError::internal)?;
     match result {

@@ -4,7 +4,7 @@
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
     http::StatusCode,
     response::sse::{Event, KeepAlive, Sse},
@@ -12,7 +12,7 @@ use axum::{
 use base64::Engine;
 use futures_util::Stream;
 use sbx_engine::events::EventTypeSummary;
-use sbx_store::EventRecord;
+use sbx_store::{EventRecord, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -23,6 +23,7 @@ use crate::{
     control::sandboxes::{invalid, live},
     deliveries::{body, event_id},
     error::{ApiError, ApiJson},
+    middleware::RequestId,
     registry::LiveSandbox,
 };
 
@@ -110,6 +111,7 @@ pub struct Trigger {
 pub async fn trigger(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(body): ApiJson<Trigger>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
     let sandbox = live(&state, &id)?;
@@ -148,7 +150,13 @@ pub async fn trigger(
     let created_at_ms = sandbox.now_ms();
     let number = state
         .store
-        .emit_event(&id, &body.event_type, &data.to_string(), created_at_ms)
+        .emit_event(
+            &id,
+            &body.event_type,
+            &data.to_string(),
+            created_at_ms,
+            Some(&Origin::control(&request_id)),
+        )
         .await?;
     sandbox.next_delivery.note(created_at_ms);
     Ok((

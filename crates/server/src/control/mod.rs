@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod projects;
 mod replay;
 mod sandboxes;
+mod timeline;
 mod webhooks;
 
 use axum::{
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sandboxes/{id}/logs", get(logs::list))
         .route("/sandboxes/{id}/logs/stream", get(logs::stream))
         .route("/sandboxes/{id}/logs.har", get(har::export))
+        .route("/sandboxes/{id}/timeline", get(timeline::timeline))
         .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
         .route(
             "/sandboxes/{id}/logs/{request_id}/explain",

@@ -6,7 +6,9 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{audit, clock, events, explain, har, logs, projects, replay, sandboxes, webhooks};
+use super::{
+    audit, clock, events, explain, har, logs, projects, replay, sandboxes, timeline, webhooks,
+};
 use crate::error::FieldError;
 
 struct AdminToken;
@@ -29,7 +31,7 @@ impl Modify for AdminToken {
         projects::put_file, projects::delete_file, projects::put_env, projects::put_settings,
         projects::files, projects::drift, projects::coverage,
         sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
-        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show, logs::stream, har::export, explain::in_sandbox, explain::anywhere, replay::snippets, replay::replay, audit::list,
+        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show, logs::stream, har::export, timeline::timeline, explain::in_sandbox, explain::anywhere, replay::snippets, replay::replay, audit::list,
         sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
         clock::clock, clock::change_clock, clock::history, clock::transition,
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, State},
     http::StatusCode,
     response::IntoResponse,
@@ -20,6 +20,7 @@ use crate::{
     app::{AppState, compiled_revision, now_ms, rfc3339},
     error::{ApiError, ApiJson, FieldError},
     ids::{SandboxId, generate_api_key, hash_secret},
+    middleware::RequestId,
     registry::LiveSandbox,
 };
 
@@ -326,6 +327,7 @@ pub struct Seeded {
 pub async fn seed(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(records): ApiJson<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let sandbox = live(&state, &id)?;
@@ -362,7 +364,8 @@ pub async fn seed(
         changes,
         ..Default::default()
     };
-    crate::data_plane::persist(&state, &id, journal, None)
+    let origin = sbx_store::Origin::control(&request_id);
+    crate::data_plane::persist(&state, &id, journal, None, origin)
         .await
         .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(Seeded { created })))

@@ -268,6 +268,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/sandboxes/{id}/logs/{request_id}/snippets",
             "GET /api/v1/sandboxes/{id}/resources/{collection}/{rid}/history",
             "GET /api/v1/sandboxes/{id}/scenarios",
+            "GET /api/v1/sandboxes/{id}/timeline",
             "GET /api/v1/sandboxes/{id}/webhook-endpoints",
             "GET /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
             "GET /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries",

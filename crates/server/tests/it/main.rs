@@ -20,5 +20,6 @@ mod resources;
 mod responses;
 mod scenarios;
 mod states;
+mod timeline;
 mod validation;
 mod webhooks;

@@ -21,13 +21,13 @@ use crate::{
 
 /// What a receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: Vec<(String, String)>,
     body: String,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answer 500 to this many requests first.
     failures: Arc<AtomicUsize>,
@@ -52,7 +52,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     }
 }
 
-async fn receiver() -> (String, Receiver) {
+pub(crate) async fn receiver() -> (String, Receiver) {
     let receiver = Receiver::default();
     let app = Router::new()
         .route("/hooks", post(receive))
@@ -93,7 +93,7 @@ Webhook(secret).verify(body, headers)
     }
 }
 
-async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
+pub(crate) async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let got = receiver.got.lock().unwrap().clone();
@@ -111,7 +111,7 @@ async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
 
 /// A payments sandbox (compressed retries) with an endpoint delivering to
 /// `url`: the sandbox, the endpoint, and the endpoint's control-plane path.
-async fn sandbox_with_endpoint(
+pub(crate) async fn sandbox_with_endpoint(
     app: &TestApp,
     url: &str,
 ) -> (crate::helpers::Sandbox, Value, String) {

@@ -1,0 +1,250 @@
+//! One timeline per sandbox: requests, clock moves, jobs, state
+//! transitions, events and delivery attempts in sandbox-time order, each
+//! linked to what caused it.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use sbx_store::{TimelineKind, TimelineQuery, TimelineRecord};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::{
+    app::{AppState, rfc3339},
+    control::sandboxes::live,
+    deliveries::event_id,
+    error::{ApiError, FieldError},
+};
+
+/// Entries per answer: the default and the most.
+const DEFAULT_LIMIT: u32 = 200;
+const MAX_LIMIT: u32 = 1000;
+
+/// What caused an entry: the `request` (its id, as in the request log),
+/// the `job`, the `event`, or a `control`-plane call (its request id, as
+/// in the audit log).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cause {
+    pub kind: String,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    /// `clock`, `request`, `job`, `transition`, `event` or `delivery`.
+    pub kind: &'static str,
+    /// Sandbox time (the test clock's).
+    pub at: String,
+    /// Real time, for requests and clock moves.
+    pub real_at: Option<String>,
+    /// The request id, job id, `evt_…` event id, `collection/id` of the
+    /// record, or `delivery/attempt`.
+    pub id: String,
+    /// In one line.
+    pub summary: String,
+    pub caused_by: Option<Cause>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    /// Oldest first.
+    pub items: Vec<TimelineEntry>,
+    /// More entries match: ask again with `since` at the last entry's `at`.
+    pub truncated: bool,
+}
+
+fn bad(parameter: &str, message: String) -> ApiError {
+    ApiError::bad_query(vec![FieldError {
+        location: "query".into(),
+        pointer: parameter.into(),
+        message,
+        line: None,
+        column: None,
+    }])
+}
+
+fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {
+    let mut query = TimelineQuery {
+        kinds: TimelineKind::ALL.to_vec(),
+        since_ms: i64::MIN,
+        until_ms: i64::MAX,
+        limit: DEFAULT_LIMIT,
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "kinds" => {
+                query.kinds = value
+                    .split(',')
+                    .map(|kind| {
+                        TimelineKind::ALL
+                            .into_iter()
+                            .find(|k| k.name() == kind.trim())
+                            .ok_or_else(|| {
+                                bad(
+                                    name,
+                                    format!(
+                                        "{kind:?} is not a kind; kinds: clock, request, job, transition, event, delivery"
+                                    ),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "since" => {
+                query.since_ms = crate::clock::parse_instant(value).map_err(|m| bad(name, m))?;
+            }
+            "until" => {
+                query.until_ms = crate::clock::parse_instant(value).map_err(|m| bad(name, m))?;
+            }
+            "limit" => {
+                query.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            format!("limit must be 1 to {MAX_LIMIT}, not {value:?}"),
+                        )
+                    })?;
+            }
+            _ => {
+                return Err(bad(
+                    name,
+                    format!("unknown filter {name:?}; filters: kinds, since, until, limit"),
+                ));
+            }
+        }
+    }
+    Ok(query)
+}
+
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/timeline", tag = "logs",
+    params(("id" = String, Path),
+           ("kinds" = Option<String>, Query, description = "comma-separated: clock, request, job, transition, event, delivery (default all)"),
+           ("since" = Option<String>, Query, description = "sandbox time, RFC 3339, inclusive"),
+           ("until" = Option<String>, Query, description = "sandbox time, RFC 3339, exclusive"),
+           ("limit" = Option<u32>, Query, description = "1 to 1000, default 200")),
+    responses((status = 200, body = Timeline, description = "oldest first, by the sandbox clock; pending jobs come last, at the time they fall due"),
+              (status = 400, description = "a filter with a bad value, named"), (status = 404)),
+    security(("admin" = [])))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Timeline>, ApiError> {
+    live(&state, &id)?;
+    let mut query = query(&params)?;
+    let limit = query.limit as usize;
+    query.limit += 1;
+    let mut records = state.store.timeline(&id, &query).await?;
+    let truncated = records.len() > limit;
+    records.truncate(limit);
+    Ok(Json(Timeline {
+        items: records.into_iter().map(entry).collect(),
+        truncated,
+    }))
+}
+
+fn entry(record: TimelineRecord) -> TimelineEntry {
+    let detail: Value = serde_json::from_str(&record.detail).unwrap_or_default();
+    let id = match record.kind {
+        TimelineKind::Event => record
+            .id
+            .parse()
+            .map_or_else(|_| record.id.clone(), event_id),
+        _ => record.id,
+    };
+    TimelineEntry {
+        kind: record.kind.name(),
+        at: rfc3339(record.at_ms),
+        real_at: record.real_at_ms.map(rfc3339),
+        summary: summary(record.kind, &detail),
+        caused_by: record.origin.as_deref().and_then(cause),
+        id,
+        detail,
+    }
+}
+
+/// `request:req_1` → the request; `event:12` → `evt_12`.
+fn cause(origin: &str) -> Option<Cause> {
+    let (kind, id) = origin.split_once(':')?;
+    let id = match kind {
+        "event" => id.parse().map_or_else(|_| id.to_owned(), event_id),
+        _ => id.to_owned(),
+    };
+    Some(Cause {
+        kind: kind.to_owned(),
+        id,
+    })
+}
+
+fn summary(kind: TimelineKind, detail: &Value) -> String {
+    let text = |name: &str| detail[name].as_str().unwrap_or("").to_owned();
+    match kind {
+        TimelineKind::Clock => {
+            let to = detail["to_ms"].as_i64().map(rfc3339).unwrap_or_default();
+            format!("clock: {} (now {to})", text("change"))
+        }
+        TimelineKind::Request => {
+            let mut line = format!(
+                "{} {} --> {}",
+                text("method"),
+                text("path"),
+                detail["status"]
+            );
+            for (label, name) in [("", "operation"), ("scenario ", "scenario")] {
+                if let Some(value) = detail[name].as_str() {
+                    line.push_str(&format!(" ({label}{value})"));
+                }
+            }
+            line
+        }
+        TimelineKind::Job => {
+            let action = &detail["action"];
+            let what = match action["kind"].as_str() {
+                Some("transition") => format!(
+                    "move {}/{} to {}",
+                    action["collection"].as_str().unwrap_or(""),
+                    action["id"].as_str().unwrap_or(""),
+                    action["to"].as_str().unwrap_or("")
+                ),
+                Some(other) => other.to_owned(),
+                None => "job".to_owned(),
+            };
+            match text("state").as_str() {
+                "failed" => format!("job failed: {what}: {}", text("error")),
+                "ran" => format!("job ran: {what}"),
+                _ => format!("job due: {what}"),
+            }
+        }
+        TimelineKind::Transition => {
+            let from = detail["from"].as_str().unwrap_or("(new)");
+            format!(
+                "{}/{}: {from} -> {} ({})",
+                text("collection"),
+                text("id"),
+                text("to"),
+                text("cause")
+            )
+        }
+        TimelineKind::Event => format!("event {}", text("type")),
+        TimelineKind::Delivery => {
+            let outcome = match detail["status"].as_i64() {
+                Some(status) => format!("answered {status}"),
+                None => format!("failed: {}", text("error")),
+            };
+            format!(
+                "delivery attempt {} to {}: {outcome}",
+                detail["attempt"],
+                text("endpoint")
+            )
+        }
+    }
+}
