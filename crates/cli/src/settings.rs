@@ -18,6 +18,7 @@ pub mod env {
     pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
     pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
     pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
+    pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
 }
 
 #[derive(Args)]
@@ -49,6 +50,10 @@ pub struct ServeArgs {
     /// Keep no request log (for benchmarks; it is on by default).
     #[arg(long)]
     pub no_request_log: bool,
+    /// Send a trace span per sandbox request to this OpenTelemetry
+    /// collector (OTLP over HTTP, e.g. http://localhost:4318).
+    #[arg(long, env = env::OTLP_ENDPOINT)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The TOML file's shape; every field optional.
@@ -66,6 +71,7 @@ struct FileSettings {
     allow_private_egress: Option<bool>,
     request_log: Option<bool>,
     request_log_limits: Option<RequestLogLimits>,
+    otlp_endpoint: Option<String>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -122,6 +128,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             || file.allow_private_egress.unwrap_or(false),
         request_log: !args.no_request_log && file.request_log.unwrap_or(true),
         request_log_limits: file.request_log_limits.unwrap_or_default(),
+        otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         ..defaults
     })
 }
@@ -141,6 +148,7 @@ mod tests {
             demo: false,
             allow_private_egress: false,
             no_request_log: false,
+            otlp_endpoint: None,
         }
     }
 

@@ -46,6 +46,8 @@ pub struct AppState {
     /// Every data-plane request, off the hot path.
     pub request_log: RequestLog,
     pub metrics: Arc<Metrics>,
+    /// Traces to an OTLP collector, when one is configured.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -89,6 +91,9 @@ impl Server {
         let _ = self.reaper_task.await;
         let _ = self.scheduler_task.await;
         let _ = self.delivery_task.await;
+        if let Some(telemetry) = self.state.telemetry.clone() {
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+        }
         served.context("server failed")
     }
 
@@ -238,11 +243,16 @@ pub fn router(state: AppState) -> Router {
 /// Opens storage, loads state, and serves on `listener` until shutdown.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
     let local_addr = listener.local_addr()?;
+    let telemetry = match &config.otlp_endpoint {
+        Some(endpoint) => Some(Arc::new(crate::telemetry::Telemetry::new(endpoint)?)),
+        None => None,
+    };
     let store = open_store(&config).await?;
     let (token, generated) = admin_token(&config)?;
     let public_url = config.public_url(local_addr);
     let request_log = RequestLog::start(store.clone(), &config.request_log_limits);
     let state = AppState {
+        telemetry,
         store: store.clone(),
         registry: Arc::new(Registry::default()),
         public_url: public_url.clone().into(),

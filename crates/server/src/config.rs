@@ -79,6 +79,8 @@ pub struct Config {
     /// Log every data-plane request (`GET /api/v1/sandboxes/{id}/logs`).
     pub request_log: bool,
     pub request_log_limits: RequestLogLimits,
+    /// Export a span per sandbox request to this OTLP/HTTP collector.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             webhook_disable_after_failures: 100,
             request_log: true,
             request_log_limits: RequestLogLimits::default(),
+            otlp_endpoint: None,
         }
     }
 }

@@ -432,6 +432,10 @@ pub async fn answer(
         .unwrap_or_default();
     let method = request.method().as_str().to_owned();
     let query = request.uri().query().map(str::to_owned);
+    let trace_context = state
+        .telemetry
+        .as_ref()
+        .map(|_| crate::telemetry::trace_context(request.headers()));
     let logged_path = path.clone();
     let revision = target.compiled.clone();
     let sandbox_at_ms = target.now_ms;
@@ -451,12 +455,30 @@ pub async fn answer(
         },
         Some,
     );
+    let declared = operation.map(|i| &revision.operations[i].operation);
+    let status = served.response.status().as_u16();
     state.metrics.request(
         &sandbox.project,
-        operation.map(|i| revision.operations[i].operation.id.as_str()),
-        served.response.status().as_u16(),
+        declared.map(|o| o.id.as_str()),
+        status,
         started.elapsed().as_secs_f64(),
     );
+    if let (Some(telemetry), Some(headers)) = (&state.telemetry, &trace_context) {
+        telemetry.record(
+            headers,
+            crate::telemetry::RequestSpan {
+                started: std::time::SystemTime::now() - started.elapsed(),
+                method: &method,
+                route: declared.map_or(logged_path.as_str(), |o| o.path.as_str()),
+                sandbox_id: &sandbox.id,
+                project: &sandbox.project,
+                revision: serving.revision,
+                operation: declared.map(|o| o.id.as_str()),
+                status,
+                request_id: &request_id,
+            },
+        );
+    }
     if let Some(captured) = served.captured.take() {
         state.request_log.record(crate::request_log::Entry {
             sandbox_id: sandbox.id.clone(),

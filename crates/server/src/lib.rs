@@ -25,6 +25,7 @@ mod registry;
 mod request_log;
 mod scheduler;
 mod snippets;
+mod telemetry;
 mod writer;
 
 pub use app::{Server, start};

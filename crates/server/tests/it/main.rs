@@ -20,6 +20,7 @@ mod resources;
 mod responses;
 mod scenarios;
 mod states;
+mod telemetry;
 mod timeline;
 mod validation;
 mod webhooks;
