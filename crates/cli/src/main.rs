@@ -80,6 +80,22 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// What happened in a sandbox, in sandbox-clock order: requests, clock
+    /// moves, jobs, state transitions, events and webhook deliveries, each
+    /// with what caused it.
+    Timeline {
+        #[arg(long)]
+        sandbox: String,
+        /// Only these kinds, comma-separated (clock, request, job,
+        /// transition, event, delivery).
+        #[arg(long)]
+        kinds: Option<String>,
+        /// From this sandbox time on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// How the sandbox decided a logged request: sandbox, route (or the
     /// near misses), auth, each validation error, scenario, chaos, script.
     Explain {
@@ -362,6 +378,12 @@ async fn main() -> std::process::ExitCode {
             har: false,
             server,
         } => client::logs(&server, &sandbox, limit.unwrap_or(20), follow).await,
+        Command::Timeline {
+            sandbox,
+            kinds,
+            since,
+            server,
+        } => explain::timeline(&server, &sandbox, kinds.as_deref(), since.as_deref()).await,
         Command::Explain {
             request_id,
             sandbox,

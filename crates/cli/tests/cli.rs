@@ -772,6 +772,21 @@ fn explain_prints_why_a_request_failed() {
     assert_eq!(document["status"], 401);
     assert_eq!(document["operation"], "getCustomer");
 
+    let (ok, timeline, stderr) = run(&["timeline", "--sandbox", &id], &url);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = timeline.lines().collect();
+    assert_eq!(lines.len(), 2, "{timeline}");
+    assert!(
+        lines[0].contains("request    GET /v1/customers/cus_demo_alice --> 401"),
+        "{timeline}"
+    );
+    assert!(
+        lines[1].contains("GET /v1/custmers/cus_demo_alice --> 404"),
+        "{timeline}"
+    );
+    let (ok, _, stderr) = run(&["timeline", "--sandbox", &id, "--kinds", "requests"], &url);
+    assert!(!ok && stderr.contains("kinds"), "{stderr}");
+
     let (ok, _, stderr) = run(&["explain", "req-never-sent"], &url);
     assert!(!ok);
     assert!(
