@@ -56,6 +56,9 @@ pub struct ServeArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+/// The most request-log entries a server may hold in memory.
+const MAX_LOG_QUEUE: usize = 1_000_000;
+
 /// The TOML file's shape; every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -114,6 +117,14 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if scripts.timeout_ms == 0 || scripts.max_operations == 0 || scripts.max_call_depth == 0 {
         anyhow::bail!("[scripts] timeout_ms, max_operations and max_call_depth must be at least 1");
     }
+    let request_log_limits = file.request_log_limits.unwrap_or_default();
+    if !(1..=MAX_LOG_QUEUE).contains(&request_log_limits.queue)
+        || request_log_limits.max_per_second == 0
+    {
+        anyhow::bail!(
+            "[request_log_limits] queue must be 1 to {MAX_LOG_QUEUE} and max_per_second at least 1"
+        );
+    }
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
@@ -127,7 +138,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         allow_private_egress: args.allow_private_egress
             || file.allow_private_egress.unwrap_or(false),
         request_log: !args.no_request_log && file.request_log.unwrap_or(true),
-        request_log_limits: file.request_log_limits.unwrap_or_default(),
+        request_log_limits,
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         ..defaults
     })
@@ -192,5 +203,20 @@ mod tests {
             resolve(args(Some(dir.path().join("missing.toml")))).unwrap_err()
         );
         assert!(error.contains("missing.toml"), "{error}");
+        let file = dir.path().join("queue.toml");
+        std::fs::write(
+            &file,
+            "[request_log_limits]\nqueue = 0\nmax_per_second = 10\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", resolve(args(Some(file))).unwrap_err());
+        assert!(error.contains("request_log_limits"), "{error}");
+        let file = dir.path().join("otlp.toml");
+        std::fs::write(&file, "otlp_endpoint = \"http://collector:4318\"\n").unwrap();
+        let config = resolve(args(Some(file))).unwrap();
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://collector:4318")
+        );
     }
 }

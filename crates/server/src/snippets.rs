@@ -88,7 +88,7 @@ impl<'a> Logged<'a> {
             lines.push(format!("-H {}", shell(&format!("{name}: {value}"))));
         }
         if !self.body.is_empty() {
-            lines.push(format!("--data-raw {}", shell(self.body)));
+            lines.push(format!("--data-raw {}", word(self.body)));
         }
         lines.join(" \\\n  ")
     }
@@ -103,7 +103,7 @@ impl<'a> Logged<'a> {
             lines.push(shell(&format!("{name}:{value}")));
         }
         if !self.body.is_empty() {
-            lines.push(format!("--raw {}", shell(self.body)));
+            lines.push(format!("--raw {}", word(self.body)));
         }
         lines.join(" \\\n  ")
     }
@@ -149,7 +149,8 @@ impl<'a> Logged<'a> {
     }
 }
 
-/// `text` as one shell word; `[redacted]` becomes the key variable.
+/// `text` (the URL or a header) as one shell word; `[redacted]` becomes the
+/// key variable.
 fn shell(text: &str) -> String {
     let variable = format!("\"${KEY_VARIABLE}\"");
     text.split(REDACTED)
@@ -157,11 +158,17 @@ fn shell(text: &str) -> String {
             if part.is_empty() {
                 String::new()
             } else {
-                shlex::try_quote(part).map_or_else(|_| shell_fallback(part), |q| q.into_owned())
+                word(part)
             }
         })
         .collect::<Vec<_>>()
         .join(&variable)
+}
+
+/// `text` as one shell word, as is: a body's `[redacted]` may be a value
+/// the project masks, not the key, so it stays (as in every snippet).
+fn word(text: &str) -> String {
+    shlex::try_quote(text).map_or_else(|_| shell_fallback(text), |q| q.into_owned())
 }
 
 /// Single quotes for text `shlex` refuses (it holds a NUL byte, which no
@@ -204,6 +211,7 @@ mod tests {
             "'Authorization: Bearer '\"$SBX_API_KEY\""
         );
         assert_eq!(shell("it's"), "\"it's\"");
+        assert_eq!(word(r#"{"n":"[redacted]"}"#), r#"'{"n":"[redacted]"}'"#);
         assert_eq!(
             spliced("Bearer [redacted]", "K"),
             "\"Bearer \" + K".to_owned()
