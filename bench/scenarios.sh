@@ -73,20 +73,33 @@ plain_post="$(create_rps /customers bench/customers.lua)"
 keyed_post="$(create_rps /customers bench/idempotency.lua)"
 echo "no key $plain_post req/s, key $keyed_post req/s: ratio $(ratio "$keyed_post" "$plain_post")"
 
-echo "== request log: the same GET against a second server started with --no-request-log"
-QUIET_PORT=$((PORT + 1))
-QUIET_DATA="$(mktemp -d)"
-SBX_URL="http://127.0.0.1:$QUIET_PORT" SBX_ADMIN_TOKEN="$SBX_TOKEN" taskset -c 0 "$SBX" serve --listen "127.0.0.1:$QUIET_PORT" \
-    --data-dir "$QUIET_DATA" --no-request-log >"$OUT/scenarios-quiet.log" 2>&1 &
-QUIET=$!
-for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$QUIET_PORT/api/v1/health" && break; sleep 0.1; done
-SBX_URL="http://127.0.0.1:$QUIET_PORT" "$SBX" import examples/payments --name payments >/dev/null
-QUIET_BASE="$(curl -sf -H "Authorization: Bearer $SBX_TOKEN" "http://127.0.0.1:$QUIET_PORT/api/v1/sandboxes" \
-    -d '{"project": "payments", "auth": "none"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])')"
+other_server() { # PORT [serve flags…] → the base URL of a payments sandbox on a server pinned like the first
+    local port="$1" data; shift
+    data="$(mktemp -d)"
+    OTHER_DATA+=("$data")
+    SBX_ADMIN_TOKEN="$SBX_TOKEN" taskset -c 0 "$SBX" serve --listen "127.0.0.1:$port" \
+        --data-dir "$data" "$@" >"$OUT/scenarios-$port.log" 2>&1 &
+    OTHERS+=($!)
+    for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/api/v1/health" && break; sleep 0.1; done
+    SBX_URL="http://127.0.0.1:$port" "$SBX" import examples/payments --name payments >/dev/null
+    curl -sf -H "Authorization: Bearer $SBX_TOKEN" "http://127.0.0.1:$port/api/v1/sandboxes" \
+        -d '{"project": "payments", "auth": "none"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])'
+}
+OTHERS=(); OTHER_DATA=()
+trap 'kill $PID "${OTHERS[@]}" 2>/dev/null || true; rm -rf "$DATA" "${OTHER_DATA[@]}"' EXIT
+
+echo "== request log: the same GET against servers with the log off, and with no write cap"
+UNCAPPED_CONFIG="$(mktemp)"
+OTHER_DATA+=("$UNCAPPED_CONFIG")
+printf '[request_log_limits]\nqueue = 1000000\nmax_per_second = 1000000\n' >"$UNCAPPED_CONFIG"
+QUIET_BASE="$(other_server $((PORT + 1)) --no-request-log)"
+UNCAPPED_BASE="$(other_server $((PORT + 2)) --config "$UNCAPPED_CONFIG")"
 unlogged="$(rps "$QUIET_BASE/customers/cus_demo_alice")"
 logged="$(rps "$BASE/customers/cus_demo_alice")"
-kill $QUIET; rm -rf "$QUIET_DATA"
-echo "logged $logged req/s, unlogged $unlogged req/s: ratio $(ratio "$logged" "$unlogged")"
+uncapped="$(rps "$UNCAPPED_BASE/customers/cus_demo_alice")"
+kill "${OTHERS[@]}"; OTHERS=()
+echo "logged (default cap: 2,000 written/s, the rest dropped and counted) $logged req/s, unlogged $unlogged req/s: ratio $(ratio "$logged" "$unlogged")"
+echo "logged with no cap (every request written) $uncapped req/s: ratio $(ratio "$uncapped" "$unlogged")"
 
 echo "== clock advance over $JOBS scheduled jobs"
 "$SBX" import bench/jobs --name ticks >/dev/null

@@ -58,6 +58,38 @@ fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
     }
 }
 
+/// `sbx serve` on a random port: the server, its URL, and its data dir
+/// (removed when dropped).
+fn serve() -> (Child, String, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let (server, lines) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        "listening on",
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    (server, url, data)
+}
+
+/// [`serve`] with the payments example imported.
+fn serve_payments() -> (Child, String, tempfile::TempDir) {
+    let (server, url, data) = serve();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+    (server, url, data)
+}
+
 fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
     lines
         .iter()
@@ -114,18 +146,7 @@ fn terminate(mut child: Child) {
 
 #[test]
 fn serve_import_create_call_and_stop() {
-    let data = tempfile::tempdir().unwrap();
-    let (server, lines) = start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        "listening on",
-    );
-    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (server, url, _data) = serve();
 
     let spec = fixtures().join("multifile/openapi.yaml");
     let (ok, stdout, stderr) = run(
@@ -233,18 +254,7 @@ fn example_project() -> std::path::PathBuf {
 
 #[test]
 fn import_and_mock_a_project_folder() {
-    let data = tempfile::tempdir().unwrap();
-    let (server, lines) = start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        "listening on",
-    );
-    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (server, url, _data) = serve();
     let example = example_project();
     let (ok, stdout, stderr) = run(
         &["import", example.to_str().unwrap(), "--name", "payments"],
@@ -373,26 +383,7 @@ fn one_request_receiver() -> (String, mpsc::Receiver<Arrived>) {
 
 #[test]
 fn listen_forwards_signed_events_to_a_local_url_and_trigger_fires_them() {
-    let data = tempfile::tempdir().unwrap();
-    let (server, lines) = start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        "listening on",
-    );
-    let url = field(&lines, "SmartSandbox listening on").to_owned();
-    let example = example_project();
-    assert!(
-        run(
-            &["import", example.to_str().unwrap(), "--name", "payments"],
-            &url
-        )
-        .0
-    );
+    let (server, url, _data) = serve_payments();
     let (ok, stdout, _) = run(&["sandbox", "create", "--project", "payments"], &url);
     assert!(ok);
     let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"]
@@ -605,26 +596,7 @@ fn every_event_is_delivered_after_a_kill_9_mid_delivery() {
 
 #[test]
 fn logs_prints_recent_requests_and_follows_new_ones() {
-    let data = tempfile::tempdir().unwrap();
-    let (server, lines) = start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        "listening on",
-    );
-    let url = field(&lines, "SmartSandbox listening on").to_owned();
-    let example = example_project();
-    assert!(
-        run(
-            &["import", example.to_str().unwrap(), "--name", "payments"],
-            &url
-        )
-        .0
-    );
+    let (server, url, _data) = serve_payments();
     let (_, stdout, _) = run(
         &[
             "sandbox",
@@ -706,26 +678,7 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
 
 #[test]
 fn explain_prints_why_a_request_failed() {
-    let data = tempfile::tempdir().unwrap();
-    let (server, lines) = start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        "listening on",
-    );
-    let url = field(&lines, "SmartSandbox listening on").to_owned();
-    let example = example_project();
-    assert!(
-        run(
-            &["import", example.to_str().unwrap(), "--name", "payments"],
-            &url
-        )
-        .0
-    );
+    let (server, url, _data) = serve_payments();
     let (_, stdout, _) = run(&["sandbox", "create", "--project", "payments"], &url);
     let created: Value = serde_json::from_str(&stdout).unwrap();
     let (id, base_url) = (

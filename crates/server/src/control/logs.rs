@@ -79,7 +79,8 @@ pub struct LogPage {
     pub dropped: u64,
 }
 
-fn bad(parameter: &str, message: String) -> ApiError {
+/// A 400 naming the query parameter with a bad value.
+pub(crate) fn bad(parameter: &str, message: String) -> ApiError {
     ApiError::bad_query(vec![FieldError {
         location: "query".into(),
         pointer: parameter.into(),

@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::sandboxes::live,
+    control::{logs::bad, sandboxes::live},
     deliveries::event_id,
-    error::{ApiError, FieldError},
+    error::ApiError,
 };
 
 /// Entries per answer: the default and the most.
@@ -57,16 +57,6 @@ pub struct Timeline {
     pub items: Vec<TimelineEntry>,
     /// More entries match: ask again with `since` at the last entry's `at`.
     pub truncated: bool,
-}
-
-fn bad(parameter: &str, message: String) -> ApiError {
-    ApiError::bad_query(vec![FieldError {
-        location: "query".into(),
-        pointer: parameter.into(),
-        message,
-        line: None,
-        column: None,
-    }])
 }
 
 fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {

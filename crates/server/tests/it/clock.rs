@@ -3,10 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{
-    helpers::{millis, send, spawn_app_with},
-    scenarios::payments_project,
-};
+use crate::helpers::{millis, send, spawn_app_with};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -15,15 +12,7 @@ async fn clocks_advance_freeze_and_resume_and_everything_dated_follows() {
     let data_dir = tempfile::tempdir().unwrap();
     let path = data_dir.path().to_owned();
     let mut app = spawn_app_with(data_dir, |_| {}).await;
-    let (status, _) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app
-        .create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await;
+    let sandbox = app.payments_sandbox("none").await;
     let clock = format!("/sandboxes/{}/clock", sandbox.id);
 
     let (_, before) = send(app.admin(Method::GET, &clock)).await;

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use crate::{
     behaviours::shop_project,
     helpers::{Sandbox, TestApp, send, spawn_app},
-    scenarios::payments_project,
 };
 
 /// The explanation of `request_id`, once the log writer has stored it.
@@ -39,13 +38,7 @@ fn step<'a>(explanation: &'a Value, stage: &str) -> &'a Value {
 }
 
 async fn payments(app: &TestApp) -> Sandbox {
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    app.create_sandbox(json!({"project": "payments"})).await
+    app.payments_sandbox("spec").await
 }
 
 #[tokio::test]

@@ -36,10 +36,7 @@ async fn upstream() -> String {
         "late"
     }
     let app = Router::new().route("/slow", get(slow)).fallback(echo);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    crate::helpers::serve_router(app).await
 }
 
 const FORECAST: &str = r#"

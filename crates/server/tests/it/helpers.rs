@@ -27,6 +27,16 @@ pub fn test_config(data_dir: &Path) -> Config {
     }
 }
 
+/// Serves `router` on a random local port; its base URL.
+pub async fn serve_router(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
 pub async fn spawn_app() -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     spawn_app_with(data_dir, |_| {}).await
@@ -114,6 +124,16 @@ impl TestApp {
         .await;
         assert_eq!(status, 200);
         sandbox
+    }
+
+    /// Imports the payments example as `payments` and creates a sandbox
+    /// of it with `auth` (`spec` or `none`).
+    pub async fn payments_sandbox(&self, auth: &str) -> Sandbox {
+        let project = crate::scenarios::payments_project("payments");
+        let (status, body) = send(self.admin(Method::POST, "/projects").json(&project)).await;
+        assert_eq!(status, 201, "{body}");
+        self.create_sandbox(json!({"project": "payments", "auth": auth}))
+            .await
     }
 
     pub async fn petstore(&self, auth: &str) -> Sandbox {

@@ -7,10 +7,7 @@ use reqwest::Method;
 use sbx_store::{LogQuery, SqliteStore, Store};
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{TestApp, send, spawn_app_with},
-    scenarios::payments_project,
-};
+use crate::helpers::{TestApp, send, spawn_app_with};
 
 async fn logs(app: &TestApp, sandbox: &str, query: &str) -> (u16, Value) {
     send(app.admin(Method::GET, &format!("/sandboxes/{sandbox}/logs{query}"))).await
@@ -33,13 +30,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     let data_dir = tempfile::tempdir().unwrap();
     let path = data_dir.path().to_owned();
     let mut app = spawn_app_with(data_dir, |_| {}).await;
-    let (status, _) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app.create_sandbox(json!({"project": "payments"})).await;
+    let sandbox = app.payments_sandbox("spec").await;
     let key = format!("Bearer {}", sandbox.api_key);
     let pay = || {
         app.client
@@ -221,13 +212,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
 #[tokio::test]
 async fn the_log_exports_as_har() {
     let app = spawn_app_with(tempfile::tempdir().unwrap(), |_| {}).await;
-    let (status, _) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app.create_sandbox(json!({"project": "payments"})).await;
+    let sandbox = app.payments_sandbox("spec").await;
     let key = format!("Bearer {}", sandbox.api_key);
     let (status, _) = send(
         app.client

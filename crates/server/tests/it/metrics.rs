@@ -5,12 +5,9 @@ use std::time::{Duration, Instant};
 
 use prometheus_parse::{Sample, Scrape, Value as Metric};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::{
-    helpers::{TestApp, send, spawn_app_with},
-    scenarios::payments_project,
-};
+use crate::helpers::{TestApp, send, spawn_app_with};
 
 async fn scrape(app: &TestApp) -> Vec<Sample> {
     let response = app
@@ -55,15 +52,7 @@ fn counter(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
 async fn metrics_count_requests_by_project_operation_and_status() {
     let data_dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(data_dir, |_| {}).await;
-    let (status, _) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app
-        .create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await;
+    let sandbox = app.payments_sandbox("none").await;
     for _ in 0..3 {
         let (status, _) = send(app.client.get(sandbox.url("/accounts/acct_demo_gold"))).await;
         assert_eq!(status, 200);
@@ -118,15 +107,7 @@ async fn an_overloaded_log_drops_entries_counts_them_and_never_holds_a_request()
         config.request_log_limits.max_per_second = 1;
     })
     .await;
-    let (status, _) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app
-        .create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await;
+    let sandbox = app.payments_sandbox("none").await;
     const SENT: u64 = 40;
     let requests = (0..SENT).map(|_| send(app.client.get(sandbox.url("/accounts/acct_demo_gold"))));
     let started = Instant::now();

@@ -8,19 +8,10 @@ use std::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{Sandbox, TestApp, send, spawn_app},
-    scenarios::payments_project,
-};
+use crate::helpers::{Sandbox, TestApp, send, spawn_app};
 
 async fn payments(app: &TestApp) -> Sandbox {
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    app.create_sandbox(json!({"project": "payments"})).await
+    app.payments_sandbox("spec").await
 }
 
 /// The log entry of `request_id`, once written.

@@ -24,14 +24,7 @@ fn card(number: &str) -> Value {
 }
 
 async fn payments(app: &TestApp) -> crate::helpers::Sandbox {
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    app.create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await
+    app.payments_sandbox("none").await
 }
 
 #[tokio::test]

@@ -10,9 +10,8 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use prost::Message;
-use serde_json::json;
 
-use crate::{helpers::spawn_app_with, scenarios::payments_project};
+use crate::helpers::spawn_app_with;
 
 type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
 
@@ -28,10 +27,7 @@ async fn collector() -> (String, Received) {
     let app = Router::new()
         .route("/v1/traces", post(collect))
         .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
+    (crate::helpers::serve_router(app).await, received)
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
@@ -50,15 +46,7 @@ async fn each_request_is_exported_as_a_span_in_the_callers_trace() {
         c.otlp_endpoint = Some(collector_url)
     })
     .await;
-    let (status, _) = crate::helpers::send(
-        app.admin(reqwest::Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app
-        .create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await;
+    let sandbox = app.payments_sandbox("none").await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let response = app

@@ -57,10 +57,10 @@ pub(crate) async fn receiver() -> (String, Receiver) {
     let app = Router::new()
         .route("/hooks", post(receive))
         .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, receiver)
+    (
+        format!("{}/hooks", crate::helpers::serve_router(app).await),
+        receiver,
+    )
 }
 
 /// Verifies a delivery with the reference library; its error otherwise.
@@ -346,15 +346,7 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
 #[tokio::test]
 async fn endpoints_are_validated_and_private_targets_refused_by_default() {
     let app = spawn_app().await;
-    let (status, _) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&payments_project("payments")),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let sandbox = app
-        .create_sandbox(json!({"project": "payments", "auth": "none"}))
-        .await;
+    let sandbox = app.payments_sandbox("none").await;
     let endpoints = format!("/sandboxes/{}/webhook-endpoints", sandbox.id);
     for (body, pointer) in [
         (json!({"url": "http://127.0.0.1:9/hooks"}), "/url"),
