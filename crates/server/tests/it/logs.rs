@@ -321,3 +321,63 @@ async fn the_log_exports_as_har() {
     let (status, _) = send(app.admin(Method::GET, "/sandboxes/sbx-nope/logs.har")).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_live_tail_streams_each_new_request_as_it_is_logged() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |_| {}).await;
+    let sandbox = app.payments_sandbox("none").await;
+    let mut tail = app
+        .admin(
+            Method::GET,
+            &format!("/sandboxes/{}/logs/stream", sandbox.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    assert_eq!(tail.headers()["content-type"], "text/event-stream");
+    for (request_id, path) in [
+        ("req-tail-1", "/customers/cus_demo_alice"),
+        ("req-tail-2", "/accounts/acct_demo_frozen"),
+    ] {
+        send(
+            app.client
+                .get(sandbox.url(path))
+                .header("x-request-id", request_id),
+        )
+        .await;
+    }
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text.contains("id: req-tail-2") {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(remaining, tail.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the tail sent only {text:?}"))
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter(|event| event.lines().any(|l| l == "event: request"))
+        .map(|event| {
+            let data = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    let seen: Vec<(&str, i64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["request_id"].as_str().unwrap(),
+                e["status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("req-tail-1", 200), ("req-tail-2", 403)]);
+    assert_eq!(events[1]["scenario"], "account_frozen");
+}
