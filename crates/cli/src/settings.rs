@@ -56,8 +56,11 @@ pub struct ServeArgs {
     pub otlp_endpoint: Option<String>,
 }
 
-/// The most request-log entries a server may hold in memory.
+/// The most request-log entries a server may hold in memory, a sandbox's
+/// log may keep, and for the most days.
 const MAX_LOG_QUEUE: usize = 1_000_000;
+const MAX_LOG_KEEP: u32 = 1_000_000;
+const MAX_LOG_DAYS: u32 = 3650;
 
 /// The TOML file's shape; every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -120,9 +123,11 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     let request_log_limits = file.request_log_limits.unwrap_or_default();
     if !(1..=MAX_LOG_QUEUE).contains(&request_log_limits.queue)
         || request_log_limits.max_per_second == 0
+        || !(1..=MAX_LOG_KEEP).contains(&request_log_limits.keep_per_sandbox)
+        || !(1..=MAX_LOG_DAYS).contains(&request_log_limits.keep_days)
     {
         anyhow::bail!(
-            "[request_log_limits] queue must be 1 to {MAX_LOG_QUEUE} and max_per_second at least 1"
+            "[request_log_limits] queue must be 1 to {MAX_LOG_QUEUE}, max_per_second at least 1, keep_per_sandbox 1 to {MAX_LOG_KEEP} and keep_days 1 to {MAX_LOG_DAYS}"
         );
     }
     Ok(Config {

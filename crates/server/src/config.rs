@@ -16,6 +16,10 @@ pub struct RequestLogLimits {
     pub queue: usize,
     /// Entries written per second, at most.
     pub max_per_second: u32,
+    /// Each sandbox keeps its latest this many requests…
+    pub keep_per_sandbox: u32,
+    /// …for this many days.
+    pub keep_days: u32,
 }
 
 impl Default for RequestLogLimits {
@@ -23,7 +27,24 @@ impl Default for RequestLogLimits {
         Self {
             queue: 10_000,
             max_per_second: 2_000,
+            keep_per_sandbox: 10_000,
+            keep_days: 7,
         }
+    }
+}
+
+impl RequestLogLimits {
+    /// How long entries are kept, in milliseconds.
+    pub fn retention_ms(&self) -> i64 {
+        i64::from(self.keep_days) * 24 * 3600 * 1000
+    }
+
+    /// The retention, in words for messages.
+    pub fn retention(&self) -> String {
+        format!(
+            "logs keep a sandbox's latest {} requests, for {} days",
+            self.keep_per_sandbox, self.keep_days
+        )
     }
 }
 

@@ -48,7 +48,7 @@ async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
         *logs_pruned_at = now;
         if let Err(error) = state
             .store
-            .prune_logs(now - crate::request_log::RETENTION_MS)
+            .prune_logs(now - state.config.request_log_limits.retention_ms())
             .await
         {
             tracing::warn!(%error, "pruning the request log failed");

@@ -19,10 +19,6 @@ use crate::config::RequestLogLimits;
 
 /// Entries written per transaction, at most.
 const BATCH: usize = 500;
-/// Entries kept per sandbox (older ones are forgotten).
-pub const KEEP_PER_SANDBOX: u32 = 10_000;
-/// How long entries are kept.
-pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Longest body kept, in bytes.
 const MAX_BODY: usize = 16 * 1024;
 /// How a body cut at [`MAX_BODY`] ends in the log.
@@ -81,7 +77,12 @@ impl RequestLog {
     /// pays for its log.
     pub fn start(store: Arc<dyn Store>, limits: &RequestLogLimits) -> Self {
         let (sender, receiver) = mpsc::channel(limits.queue.max(1));
-        tokio::spawn(write(store, receiver, limits.max_per_second.max(1)));
+        tokio::spawn(write(
+            store,
+            receiver,
+            limits.max_per_second.max(1),
+            limits.keep_per_sandbox.max(1),
+        ));
         Self {
             sender,
             dropped: Counter::default(),
@@ -116,11 +117,16 @@ impl RequestLog {
     }
 }
 
-async fn write(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Entry>, max_rate: u32) {
+async fn write(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Entry>,
+    max_rate: u32,
+    keep_per_sandbox: u32,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let records: Vec<LogRecord> = batch.drain(..).map(record).collect();
-        if let Err(error) = store.save_logs(&records, KEEP_PER_SANDBOX).await {
+        if let Err(error) = store.save_logs(&records, keep_per_sandbox).await {
             tracing::warn!(%error, count = records.len(), "writing the request log failed; entries lost");
         }
         let pace = std::time::Duration::from_secs(1)

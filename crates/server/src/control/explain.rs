@@ -83,6 +83,6 @@ pub async fn anywhere(
         .store
         .get_log(None, &request_id)
         .await?
-        .ok_or_else(|| no_request(&request_id, "no sandbox's log"))?;
+        .ok_or_else(|| no_request(&state, &request_id, "no sandbox's log"))?;
     Ok(Json(record.into()))
 }

@@ -25,9 +25,6 @@ use crate::{
     error::ApiError,
 };
 
-/// The most entries one export holds: all a log keeps.
-const MAX_ENTRIES: usize = crate::request_log::KEEP_PER_SANDBOX as usize;
-
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs.har", tag = "logs",
     params(("id" = String, Path),
            ("status" = Option<u16>, Query), ("operation" = Option<String>, Query),
@@ -44,10 +41,11 @@ pub async fn export(
 ) -> Result<impl IntoResponse, ApiError> {
     live(&state, &id)?;
     let mut filter = query(&params)?;
+    // All the log keeps, unless a limit asks for fewer.
     let wanted = if params.contains_key("limit") {
         filter.limit as usize
     } else {
-        MAX_ENTRIES
+        state.config.request_log_limits.keep_per_sandbox as usize
     };
     filter.limit = MAX_PAGE;
     let mut records = Vec::new();

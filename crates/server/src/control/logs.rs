@@ -200,14 +200,15 @@ pub(crate) async fn logged(
         .store
         .get_log(Some(id), request_id)
         .await?
-        .ok_or_else(|| no_request(request_id, &format!("the log of {id}")))
+        .ok_or_else(|| no_request(state, request_id, &format!("the log of {id}")))
 }
 
-pub(crate) fn no_request(request_id: &str, scope: &str) -> ApiError {
+pub(crate) fn no_request(state: &AppState, request_id: &str, scope: &str) -> ApiError {
     ApiError::not_found(
         "not-found",
         format!(
-            "{scope} has no request {request_id:?} (logs keep a sandbox's latest 10,000 requests, for 7 days)"
+            "{scope} has no request {request_id:?} ({})",
+            state.config.request_log_limits.retention()
         ),
     )
 }

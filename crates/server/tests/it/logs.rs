@@ -381,3 +381,48 @@ async fn the_live_tail_streams_each_new_request_as_it_is_logged() {
     assert_eq!(seen, [("req-tail-1", 200), ("req-tail-2", 403)]);
     assert_eq!(events[1]["scenario"], "account_frozen");
 }
+
+#[tokio::test]
+async fn each_sandbox_keeps_its_latest_requests() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.request_log_limits.keep_per_sandbox = 3;
+    })
+    .await;
+    let sandbox = app.payments_sandbox("none").await;
+    for n in 1..=5 {
+        let request = app
+            .client
+            .get(sandbox.url("/customers/cus_demo_alice"))
+            .header("x-request-id", format!("req-keep-{n}"));
+        assert_eq!(send(request).await.0, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = logs(&app, &sandbox.id, "").await;
+        let ids: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["request_id"].as_str().unwrap())
+            .collect();
+        if ids.first() == Some(&"req-keep-5") {
+            assert_eq!(ids, ["req-keep-5", "req-keep-4", "req-keep-3"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, problem) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs/req-keep-1", sandbox.id),
+    ))
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("latest 3 requests, for 7 days"),
+        "{problem}"
+    );
+}
