@@ -73,8 +73,8 @@ plain_post="$(create_rps /customers bench/customers.lua)"
 keyed_post="$(create_rps /customers bench/idempotency.lua)"
 echo "no key $plain_post req/s, key $keyed_post req/s: ratio $(ratio "$keyed_post" "$plain_post")"
 
-other_server() { # PORT [serve flags…] → the base URL of a payments sandbox on a server pinned like the first
-    local port="$1" data; shift
+other_server() { # NAME PORT [serve flags…]: another server, pinned like the first; sets $NAME to a payments sandbox's base URL
+    local name="$1" port="$2" data base; shift 2
     data="$(mktemp -d)"
     OTHER_DATA+=("$data")
     SBX_ADMIN_TOKEN="$SBX_TOKEN" taskset -c 0 "$SBX" serve --listen "127.0.0.1:$port" \
@@ -82,8 +82,9 @@ other_server() { # PORT [serve flags…] → the base URL of a payments sandbox 
     OTHERS+=($!)
     for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/api/v1/health" && break; sleep 0.1; done
     SBX_URL="http://127.0.0.1:$port" "$SBX" import examples/payments --name payments >/dev/null
-    curl -sf -H "Authorization: Bearer $SBX_TOKEN" "http://127.0.0.1:$port/api/v1/sandboxes" \
-        -d '{"project": "payments", "auth": "none"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])'
+    base="$(curl -sf -H "Authorization: Bearer $SBX_TOKEN" "http://127.0.0.1:$port/api/v1/sandboxes" \
+        -d '{"project": "payments", "auth": "none"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])')"
+    printf -v "$name" '%s' "$base"
 }
 OTHERS=(); OTHER_DATA=()
 trap 'kill $PID "${OTHERS[@]}" 2>/dev/null || true; rm -rf "$DATA" "${OTHER_DATA[@]}"' EXIT
@@ -92,8 +93,8 @@ echo "== request log: the same GET against servers with the log off, and with no
 UNCAPPED_CONFIG="$(mktemp)"
 OTHER_DATA+=("$UNCAPPED_CONFIG")
 printf '[request_log_limits]\nqueue = 1000000\nmax_per_second = 1000000\n' >"$UNCAPPED_CONFIG"
-QUIET_BASE="$(other_server $((PORT + 1)) --no-request-log)"
-UNCAPPED_BASE="$(other_server $((PORT + 2)) --config "$UNCAPPED_CONFIG")"
+other_server QUIET_BASE $((PORT + 1)) --no-request-log
+other_server UNCAPPED_BASE $((PORT + 2)) --config "$UNCAPPED_CONFIG"
 unlogged="$(rps "$QUIET_BASE/customers/cus_demo_alice")"
 logged="$(rps "$BASE/customers/cus_demo_alice")"
 uncapped="$(rps "$UNCAPPED_BASE/customers/cus_demo_alice")"
