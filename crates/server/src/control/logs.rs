@@ -46,11 +46,39 @@ pub struct LogView {
     #[schema(value_type = Object)]
     pub response_headers: Value,
     pub response_body: String,
+    /// Each violation of the contract (`location`, `pointer`, `message`,
+    /// `schema_path`, `got`); empty when the request was valid.
+    #[schema(value_type = Vec<Object>)]
+    pub validation_errors: Vec<Value>,
+    /// How the behaviour's script failed (`message`, `script`, `line`,
+    /// `column`, `limit`), if it did.
+    #[schema(value_type = Option<Object>)]
+    pub script_error: Option<Value>,
+    /// The sandbox clock's time when it arrived.
+    pub sandbox_at: Option<String>,
+}
+
+/// The failed step of `stage` in a logged trace, if any.
+fn failed_step(trace: &[Value], stage: &str) -> Option<Value> {
+    trace
+        .iter()
+        .find(|s| s["stage"] == stage && s["verdict"] == "failed")
+        .map(|s| s["detail"].clone())
 }
 
 impl From<LogRecord> for LogView {
     fn from(r: LogRecord) -> Self {
+        let trace: Vec<Value> = serde_json::from_str(&r.trace).unwrap_or_default();
+        let validation_errors = match failed_step(&trace, "validate") {
+            Some(Value::Array(violations)) => violations,
+            _ => Vec::new(),
+        };
+        let script_error =
+            failed_step(&trace, "behaviour").filter(|detail| detail.get("script").is_some());
         Self {
+            validation_errors,
+            script_error,
+            sandbox_at: r.sandbox_at_ms.map(rfc3339),
             request_id: r.request_id,
             at: rfc3339(r.at_ms),
             method: r.method,

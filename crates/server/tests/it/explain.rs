@@ -236,6 +236,22 @@ async fn a_script_error_is_explained_with_its_line_and_bad_redaction_rules_are_r
             .unwrap()
             .contains("no greetings today")
     );
+    // The log entry carries it too.
+    let (status, logged) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs/req-script", sandbox.id),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            logged["script_error"]["script"].as_str(),
+            logged["script_error"]["line"].as_u64()
+        ),
+        (Some("behaviours/greet.rhai"), Some(2)),
+        "{logged}"
+    );
+    assert_eq!(logged["validation_errors"], json!([]));
 
     let (status, problem) = send(
         app.admin(Method::PUT, "/projects/shop/settings")

@@ -178,6 +178,14 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
         .unwrap();
     assert_eq!(violation["pointer"], "/payment_method", "{violation}");
     assert_eq!(violation["got"]["number"], "[redacted]", "{violation}");
+    let (_, logged) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs/req-bad-card", sandbox.id),
+    ))
+    .await;
+    assert_eq!(logged["validation_errors"][0], violation, "{logged}");
+    assert_eq!(logged["script_error"], Value::Null);
+    assert!(logged["sandbox_at"].is_string(), "{logged}");
 
     // No key ever reaches the database.
     app.stop().await;
