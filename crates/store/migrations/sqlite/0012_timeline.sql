@@ -12,6 +12,7 @@ DROP INDEX jobs_due;
 CREATE INDEX jobs_due ON jobs(sandbox_id, due_at_ms, seq) WHERE error IS NULL AND ran_at_ms IS NULL;
 CREATE INDEX events_by_sandbox_time ON events(sandbox_id, created_at_ms);
 CREATE INDEX transitions_by_sandbox_time ON transitions(sandbox_id, at_ms);
+CREATE INDEX deliveries_by_sandbox ON deliveries(sandbox_id);
 CREATE TABLE clock_changes (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
