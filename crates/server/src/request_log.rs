@@ -151,12 +151,17 @@ fn record(entry: Entry) -> LogRecord {
     let response = &entry.response_headers;
     let replayed = header(response, "idempotent-replayed") == Some("true");
     let redactions = &entry.revision.behaviours.redactions;
-    let request_json = json_body(&entry.request_body);
+    // Bodies are parsed only for a project that masks values in them.
+    let request_json = if redactions.is_empty() {
+        None
+    } else {
+        json_body(&entry.request_body)
+    };
     // What the rules mask in the request is masked wherever it is quoted
     // again: validation messages and values, errors echoed in the answer.
     let secrets = match &request_json {
-        Some(body) if !redactions.is_empty() => redactions.secrets(body),
-        _ => Secrets::default(),
+        Some(body) => redactions.secrets(body),
+        None => Secrets::default(),
     };
     let mut trace = serde_json::to_value(full_trace(&entry, replayed)).unwrap_or_default();
     secrets.scrub(&mut trace);
@@ -170,7 +175,9 @@ fn record(entry: Entry) -> LogRecord {
         response_headers: redacted_headers(&entry.response_headers, &secrets),
         response_body: redacted_body(
             &entry.response_body,
-            json_body(&entry.response_body),
+            (!redactions.is_empty())
+                .then(|| json_body(&entry.response_body))
+                .flatten(),
             redactions,
             &secrets,
         ),

@@ -40,7 +40,8 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
             .header("idempotency-key", "k-1")
             .json(&json!({"amount": 2000, "currency": "usd", "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}))
     };
-    assert_eq!(send(pay()).await.0, 201);
+    let (status, paid) = send(pay()).await;
+    assert_eq!(status, 201);
     assert_eq!(send(pay()).await.0, 201, "a replay");
     let get = |path: &str| {
         app.client
@@ -151,6 +152,18 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     .await;
     assert_eq!(status, 404);
 
+    // Reading the payment back: the answer holds the card, masked in the log.
+    let (status, read) = send(
+        app.client
+            .get(sandbox.url(&format!("/payments/{}", paid["id"].as_str().unwrap())))
+            .header("authorization", &key),
+    )
+    .await;
+    assert_eq!(
+        (status, read["payment_method"]["number"].as_str()),
+        (200, Some("4242424242424242"))
+    );
+
     // A refused payment quotes the card in its violations and its answer:
     // the project's rule masks it there too.
     let (status, refused) = send(
@@ -162,7 +175,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     )
     .await;
     assert_eq!(status, 400, "{refused}");
-    wait_for_logs(&app, &sandbox.id, 6).await;
+    wait_for_logs(&app, &sandbox.id, 7).await;
     let (status, explained) = send(app.admin(
         Method::GET,
         &format!("/sandboxes/{}/logs/req-bad-card/explain", sandbox.id),
@@ -200,7 +213,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
         )
         .await
         .unwrap();
-    assert_eq!(stored.len(), 6);
+    assert_eq!(stored.len(), 7);
     let everything = format!("{stored:?}");
     assert!(
         !everything.contains(&sandbox.api_key),
