@@ -49,16 +49,31 @@ pub async fn export(
     };
     filter.limit = MAX_PAGE;
     let mut records = Vec::new();
-    loop {
+    let mut bytes = 0;
+    let mut cut_at_budget = false;
+    'pages: loop {
         let page = state.store.list_logs(&id, &filter).await?;
         let more = page.len() == MAX_PAGE as usize;
         filter.before_seq = page.last().map(|r| r.seq);
-        records.extend(page);
-        if !more || records.len() >= wanted {
+        for record in page {
+            bytes += size(&record);
+            if records.len() == wanted || bytes > MAX_EXPORT_BYTES {
+                cut_at_budget = bytes > MAX_EXPORT_BYTES;
+                break 'pages;
+            }
+            records.push(record);
+        }
+        if !more {
             break;
         }
     }
-    records.truncate(wanted);
+    let mut comment = format!("the request log of sandbox {id}");
+    if cut_at_budget {
+        comment.push_str(&format!(
+            "; only the newest {} requests fit in one export (64 MiB): export older ones with `since` and `status`",
+            records.len()
+        ));
+    }
     let root = format!("{}/sbx/{id}", state.public_url);
     let log = Log {
         creator: Creator {
@@ -67,7 +82,7 @@ pub async fn export(
             comment: None,
         },
         entries: records.iter().rev().map(|r| entry(&root, r)).collect(),
-        comment: Some(format!("the request log of sandbox {id}")),
+        comment: Some(comment),
         ..Log::default()
     };
     let disposition = format!("attachment; filename=\"{id}.har\"");
@@ -77,6 +92,16 @@ pub async fn export(
             log: Spec::V1_2(log),
         }),
     ))
+}
+
+/// The most bytes of headers and bodies one export holds.
+const MAX_EXPORT_BYTES: usize = 64 * 1024 * 1024;
+
+fn size(record: &LogRecord) -> usize {
+    record.request_headers.len()
+        + record.request_body.len()
+        + record.response_headers.len()
+        + record.response_body.len()
 }
 
 fn entry(root: &str, record: &LogRecord) -> Entries {
