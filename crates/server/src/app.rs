@@ -26,8 +26,20 @@ use crate::{
     writer::Writer,
 };
 
+/// What every handler shares: one pointer, cloned per request (axum's
+/// `State`), so a clone is one reference count however many parts it has.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
@@ -251,7 +263,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let (token, generated) = admin_token(&config)?;
     let public_url = config.public_url(local_addr);
     let request_log = RequestLog::start(store.clone(), &config.request_log_limits);
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         telemetry,
         store: store.clone(),
         registry: Arc::new(Registry::default()),
@@ -265,7 +277,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         metrics: Arc::new(Metrics::new(request_log.dropped_counter())),
         request_log,
         config: Arc::new(config),
-    };
+    }));
     load_registry(&state).await?;
     state
         .idempotency
