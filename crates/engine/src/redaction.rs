@@ -16,12 +16,16 @@ pub const REDACTED: &str = "[redacted]";
 #[derive(Debug, Default)]
 pub struct Redactions {
     paths: Vec<JsonPath>,
+    /// Each rule's last member name as it appears in JSON (`"number"`),
+    /// when it ends in one: a body without any of them needs no parsing.
+    needles: Option<Vec<String>>,
 }
 
 impl Redactions {
     /// Compiles `rules`, reporting each that does not parse.
     pub fn compile(rules: &[String], problems: &mut Vec<FileProblem>) -> Self {
         let mut paths = Vec::with_capacity(rules.len());
+        let mut needles = Some(Vec::with_capacity(rules.len()));
         for (index, rule) in rules.iter().enumerate() {
             let text = if rule.starts_with('$') {
                 rule.clone()
@@ -29,7 +33,13 @@ impl Redactions {
                 format!("$.{rule}")
             };
             match JsonPath::parse(&text) {
-                Ok(path) => paths.push(path),
+                Ok(path) => {
+                    paths.push(path);
+                    needles = needles.zip(last_name(&text)).map(|(mut all, name)| {
+                        all.push(Value::String(name).to_string());
+                        all
+                    });
+                }
                 Err(error) => problems.push(
                     FileProblem::new(
                         "project.yaml",
@@ -39,11 +49,27 @@ impl Redactions {
                 ),
             }
         }
-        Self { paths }
+        Self { paths, needles }
     }
 
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
+    }
+
+    /// Whether a rule may select something in the JSON text `body`: false
+    /// only when no rule's member name appears in it (nor any `\u` escape
+    /// that could spell one), so the body need not be parsed.
+    pub fn may_match(&self, body: &[u8]) -> bool {
+        if self.paths.is_empty() {
+            return false;
+        }
+        let Some(needles) = &self.needles else {
+            return true;
+        };
+        memchr::memmem::find(body, b"\\u").is_some()
+            || needles
+                .iter()
+                .any(|needle| memchr::memmem::find(body, needle.as_bytes()).is_some())
     }
 
     /// Masks every value a rule selects; whether any was.
@@ -81,6 +107,21 @@ impl Redactions {
         found.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
         Secrets(found)
     }
+}
+
+/// The member name a path ends in (`$.card.number`, `$..password`,
+/// `$['a b']`), or `None` when it ends otherwise (`[*]`, a filter).
+fn last_name(path: &str) -> Option<String> {
+    for quote in ['\'', '"'] {
+        if let Some(rest) = path.strip_suffix(&format!("{quote}]")) {
+            let start = rest.rfind(&format!("[{quote}"))?;
+            let name = &rest[start + 2..];
+            return (!name.contains(['\\', quote])).then(|| name.to_owned());
+        }
+    }
+    let name = &path[path.rfind('.')? + 1..];
+    (!name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+        .then(|| name.to_owned())
 }
 
 fn collect_leaves(value: &Value, found: &mut Vec<String>) {
@@ -159,6 +200,22 @@ mod tests {
         assert_eq!(body["users"][1]["password"], REDACTED);
         let mut untouched = json!({"amount": 5});
         assert!(!rules.apply(&mut untouched));
+    }
+
+    #[test]
+    fn bodies_without_a_rule_s_member_name_need_no_parsing() {
+        let rules = Redactions::compile(
+            &["card.number".into(), "$..password".into(), "$['api key']".into()],
+            &mut Vec::new(),
+        );
+        assert!(!rules.may_match(br#"{"id": "cus_1", "name": "Alice"}"#));
+        assert!(rules.may_match(br#"{"card": {"number": "4242"}}"#));
+        assert!(rules.may_match(br#"{"user": {"password": "x"}}"#));
+        assert!(rules.may_match(br#"{"api key": "x"}"#));
+        assert!(rules.may_match(br#"{"\u006eumber": "4242"}"#), "an escape may spell one");
+        let wildcard = Redactions::compile(&["$.cards[*]".into()], &mut Vec::new());
+        assert!(wildcard.may_match(br#"{"id": 1}"#), "no name to look for");
+        assert!(!Redactions::default().may_match(br#"{"number": 1}"#));
     }
 
     #[test]

@@ -151,11 +151,11 @@ fn record(entry: Entry) -> LogRecord {
     let response = &entry.response_headers;
     let replayed = header(response, "idempotent-replayed") == Some("true");
     let redactions = &entry.revision.behaviours.redactions;
-    // Bodies are parsed only for a project that masks values in them.
-    let request_json = if redactions.is_empty() {
-        None
-    } else {
+    // Bodies are parsed only when a project's rule may select in them.
+    let request_json = if redactions.may_match(&entry.request_body) {
         json_body(&entry.request_body)
+    } else {
+        None
     };
     // What the rules mask in the request is masked wherever it is quoted
     // again: validation messages and values, errors echoed in the answer.
@@ -163,8 +163,14 @@ fn record(entry: Entry) -> LogRecord {
         Some(body) => redactions.secrets(body),
         None => Secrets::default(),
     };
-    let mut trace = serde_json::to_value(full_trace(&entry, replayed)).unwrap_or_default();
-    secrets.scrub(&mut trace);
+    let steps = full_trace(&entry, replayed);
+    let trace = if secrets.is_empty() {
+        serde_json::to_string(&steps).unwrap_or_default()
+    } else {
+        let mut trace = serde_json::to_value(steps).unwrap_or_default();
+        secrets.scrub(&mut trace);
+        trace.to_string()
+    };
     LogRecord {
         seq: 0,
         scenario: header(response, "x-sandbox-scenario").map(str::to_owned),
@@ -175,13 +181,14 @@ fn record(entry: Entry) -> LogRecord {
         response_headers: redacted_headers(&entry.response_headers, &secrets),
         response_body: redacted_body(
             &entry.response_body,
-            (!redactions.is_empty())
+            redactions
+                .may_match(&entry.response_body)
                 .then(|| json_body(&entry.response_body))
                 .flatten(),
             redactions,
             &secrets,
         ),
-        trace: redact_text(&trace.to_string()),
+        trace: redact_text(&trace),
         sandbox_id: entry.sandbox_id,
         request_id: entry.request_id,
         at_ms: entry.at_ms,
