@@ -108,43 +108,44 @@ impl<'a> Logged<'a> {
         lines.join(" \\\n  ")
     }
 
-    fn python(&self) -> String {
-        let key = format!("os.environ[\"{KEY_VARIABLE}\"]");
-        let headers: Vec<String> = self
+    /// Header entries of a Python dict or JS object literal, one per line,
+    /// with the key read from `key` (an environment lookup).
+    fn header_entries(&self, key: &str, indent: &str) -> String {
+        let entries: Vec<String> = self
             .headers
             .iter()
-            .map(|(name, value)| format!("        {}: {},", quoted(name), spliced(value, &key)))
+            .map(|(name, value)| format!("{indent}{}: {},", quoted(name), spliced(value, key)))
             .collect();
+        entries.join("\n")
+    }
+
+    fn python(&self) -> String {
+        let key = format!("os.environ[\"{KEY_VARIABLE}\"]");
+        let headers = self.header_entries(&key, "        ");
         let body = if self.body.is_empty() {
             String::new()
         } else {
             format!("    data={}.encode(),\n", quoted(self.body))
         };
         format!(
-            "import os\n\nimport requests\n\nresponse = requests.request(\n    {},\n    {},\n    headers={{\n{}\n    }},\n{body})\nprint(response.status_code)\nprint(response.text)\n",
+            "import os\n\nimport requests\n\nresponse = requests.request(\n    {},\n    {},\n    headers={{\n{headers}\n    }},\n{body})\nprint(response.status_code)\nprint(response.text)\n",
             quoted(self.method),
             spliced(&self.url, &key),
-            headers.join("\n"),
         )
     }
 
     fn javascript(&self) -> String {
         let key = format!("process.env.{KEY_VARIABLE}");
-        let headers: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(name, value)| format!("    {}: {},", quoted(name), spliced(value, &key)))
-            .collect();
+        let headers = self.header_entries(&key, "    ");
         let body = if self.body.is_empty() {
             String::new()
         } else {
             format!("  body: {},\n", quoted(self.body))
         };
         format!(
-            "const response = await fetch({}, {{\n  method: {},\n  headers: {{\n{}\n  }},\n{body}}});\nconsole.log(response.status);\nconsole.log(await response.text());\n",
+            "const response = await fetch({}, {{\n  method: {},\n  headers: {{\n{headers}\n  }},\n{body}}});\nconsole.log(response.status);\nconsole.log(await response.text());\n",
             spliced(&self.url, &key),
             quoted(self.method),
-            headers.join("\n"),
         )
     }
 }
