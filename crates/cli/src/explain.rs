@@ -54,7 +54,7 @@ pub async fn timeline(
     for entry in timeline["items"].as_array().into_iter().flatten() {
         let text = |name: &str| entry[name].as_str().unwrap_or("");
         let mut line = format!("{} {:<10} {}", text("at"), text("kind"), text("summary"));
-        if matches!(text("kind"), "job" | "event" | "delivery") {
+        if matches!(text("kind"), "request" | "job" | "event" | "delivery") {
             line.push_str(&format!("  [{}]", text("id")));
         }
         if let Some(cause) = entry["caused_by"].as_object() {

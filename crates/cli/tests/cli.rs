@@ -730,7 +730,9 @@ fn explain_prints_why_a_request_failed() {
     let lines: Vec<&str> = timeline.lines().collect();
     assert_eq!(lines.len(), 2, "{timeline}");
     assert!(
-        lines[0].contains("request    GET /v1/customers/cus_demo_alice --> 401"),
+        lines[0].contains(
+            "request    GET /v1/customers/cus_demo_alice --> 401 (getCustomer)  [req-no-key]"
+        ),
         "{timeline}"
     );
     assert!(

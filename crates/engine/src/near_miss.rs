@@ -22,17 +22,24 @@ pub struct NearMiss {
     distance: usize,
 }
 
+/// `path` below the server base path `base`, or `None` when it is not
+/// under it (`/v1x` is not under `/v1`).
+pub(crate) fn below_base<'a>(path: &'a str, base: &str) -> Option<&'a str> {
+    if base.is_empty() {
+        return Some(path);
+    }
+    path.strip_prefix(base)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The operations closest to `method path` (the path as sent below the
 /// sandbox root), best first; empty when none is close.
 pub fn near_misses(revision: &CompiledRevision, method: &str, path: &str) -> Vec<NearMiss> {
     let base = revision.router.base_path();
     let path = path.split('?').next().unwrap_or(path);
-    let (below_base, base_missing) = match path.strip_prefix(base) {
-        Some(rest) if !base.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
-            (rest, false)
-        }
-        _ if base.is_empty() => (path, false),
-        _ => (path, true),
+    let (below_base, base_missing) = match below_base(path, base) {
+        Some(rest) => (rest, false),
+        None => (path, true),
     };
     let sent: Vec<&str> = segments(below_base);
     let mut misses: Vec<NearMiss> = revision

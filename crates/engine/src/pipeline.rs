@@ -14,7 +14,7 @@ use crate::{
     drift::{self, Drift},
     forward::Upstream,
     lifecycle::{self, Disallowed, Lifecycle, Refused, Transition},
-    near_miss::near_misses,
+    near_miss::{below_base, near_misses},
     params,
     problem::problem_response,
     respond::{self, BodySource, Exchange, declared_error},
@@ -187,7 +187,8 @@ fn decide(
         }
         RouteMatch::NotFound => {
             let base = revision.router.base_path();
-            let hint = if base.is_empty() {
+            let path = request.path.split('?').next().unwrap_or_default();
+            let hint = if below_base(path, base).is_some() {
                 String::new()
             } else {
                 format!(" (operation paths start with {base})")

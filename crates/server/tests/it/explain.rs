@@ -141,6 +141,11 @@ async fn a_404_names_the_near_misses_and_the_scenario_and_answer_are_explained()
     )
     .await;
     assert_eq!(status, 404);
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.ends_with("(operation paths start with /v1)"),
+        "{detail}"
+    );
     let best = &problem["near_misses"][0];
     assert_eq!(
         (best["method"].as_str(), best["path"].as_str()),
@@ -158,6 +163,19 @@ async fn a_404_names_the_near_misses_and_the_scenario_and_answer_are_explained()
     assert_eq!(
         route["detail"]["near_misses"][0]["operation"],
         "createPayment"
+    );
+
+    // Under the base path, the base is not blamed.
+    let (status, problem) = send(
+        app.client
+            .post(sandbox.url("/paymnts"))
+            .header("authorization", &key),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        problem["detail"], "no operation matches POST /v1/paymnts",
+        "{problem:#}"
     );
 
     // A wrong method: the operations of that path.
