@@ -440,6 +440,14 @@ pub(crate) fn expect(
     }
 }
 
+/// Everything but RFC 3986's unreserved characters, so ids and names
+/// (`sbx-…`, `req_…`) travel, and show in logs, as they are. Dots stay
+/// encoded: a `..` id must not become a dot-segment.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
 pub(crate) fn percent_encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }

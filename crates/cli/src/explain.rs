@@ -1,5 +1,5 @@
-//! `sbx explain` and `sbx timeline`: how a sandbox decided a request, and
-//! what happened in it, rendered for a terminal.
+//! `sbx explain`: how a sandbox decided a request, rendered for a
+//! terminal.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -30,41 +30,6 @@ pub async fn explain(
         crate::client::print(&explanation);
     } else {
         crate::out!("{}", render(&explanation));
-    }
-    Ok(())
-}
-
-/// Prints a sandbox's timeline, one line per entry with its cause.
-pub async fn timeline(
-    server: &ServerArgs,
-    sandbox: &str,
-    kinds: Option<&str>,
-    since: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut path = format!("/sandboxes/{}/timeline?limit=1000", percent_encode(sandbox));
-    for (name, value) in [("kinds", kinds), ("since", since)] {
-        if let Some(value) = value {
-            path.push_str(&format!("&{name}={}", percent_encode(value)));
-        }
-    }
-    let timeline = expect(
-        call(server, Method::GET, &path, None).await?,
-        StatusCode::OK,
-    )?;
-    for entry in timeline["items"].as_array().into_iter().flatten() {
-        let text = |name: &str| entry[name].as_str().unwrap_or("");
-        let mut line = format!("{} {:<10} {}", text("at"), text("kind"), text("summary"));
-        if matches!(text("kind"), "request" | "job" | "event" | "delivery") {
-            line.push_str(&format!("  [{}]", text("id")));
-        }
-        if let Some(cause) = entry["caused_by"].as_object() {
-            let field = |name: &str| cause.get(name).and_then(Value::as_str).unwrap_or("");
-            line.push_str(&format!("  <- {} {}", field("kind"), field("id")));
-        }
-        crate::out!("{line}");
-    }
-    if timeline["truncated"] == true {
-        crate::out!("… more entries: ask again with --since at the last entry's time");
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub(crate) use out;
 
 mod client;
 mod explain;
+mod history;
 mod settings;
 
 /// The request path allocates many small, short-lived values (JSON, script
@@ -93,6 +94,27 @@ enum Command {
         /// From this sandbox time on (RFC 3339).
         #[arg(long)]
         since: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Who changed what on the server, newest first: each control-plane
+    /// change or refused attempt, its outcome, what it created, why it failed.
+    Audit {
+        /// Only changes whose path or created resource contains this (a
+        /// sandbox id, a project name).
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this actor: admin, anonymous or system.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only succeeded, refused or failed changes.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// From this time on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
         #[command(flatten)]
         server: client::ServerArgs,
     },
@@ -383,7 +405,24 @@ async fn main() -> std::process::ExitCode {
             kinds,
             since,
             server,
-        } => explain::timeline(&server, &sandbox, kinds.as_deref(), since.as_deref()).await,
+        } => history::timeline(&server, &sandbox, kinds.as_deref(), since.as_deref()).await,
+        Command::Audit {
+            target,
+            actor,
+            outcome,
+            since,
+            limit,
+            server,
+        } => {
+            let filters = history::AuditFilters {
+                target: target.as_deref(),
+                actor: actor.as_deref(),
+                outcome: outcome.as_deref(),
+                since: since.as_deref(),
+                limit,
+            };
+            history::audit(&server, &filters).await
+        }
         Command::Explain {
             request_id,
             sandbox,

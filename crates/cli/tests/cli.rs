@@ -218,6 +218,39 @@ fn serve_demo_prints_a_ready_sandbox() {
     assert!(body.contains("acct_demo_gold"));
     let (status, _) = http_get(&format!("{base_url}/accounts/acct_demo_gold"), &[]);
     assert_eq!(status, 401);
+
+    // The demo's set-up is in the audit log, as the server's own doing.
+    let url = field(&lines, "SmartSandbox listening on");
+    let sandbox = base_url
+        .split('/')
+        .nth(4)
+        .expect("sandbox id in the base URL");
+    let (ok, audit, stderr) = run(&["audit"], url);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = audit.lines().collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert!(
+        lines[0].contains(&format!(
+            "system               succeeded 201 POST /api/v1/sandboxes -> /api/v1/sandboxes/{sandbox}"
+        )),
+        "{audit}"
+    );
+    assert!(
+        lines[1].contains("POST /api/v1/projects -> /api/v1/projects/demo-payments"),
+        "{audit}"
+    );
+    let (ok, _, _) = run(&["sandbox", "delete", "sbx-nope"], url);
+    assert!(!ok);
+    let (ok, failed, _) = run(&["audit", "--outcome", "failed"], url);
+    assert!(ok);
+    assert!(
+        failed.contains("admin@127.0.0.1")
+            && failed.contains("failed    404 DELETE /api/v1/sandboxes/sbx-nope")
+            && failed.contains("sbx-nope"),
+        "{failed}"
+    );
+    let (ok, _, stderr) = run(&["audit", "--outcome", "maybe"], url);
+    assert!(!ok && stderr.contains("outcome"), "{stderr}");
     terminate(server);
 }
 

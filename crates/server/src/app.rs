@@ -291,6 +291,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
     let serve_task = tokio::spawn(async move {
+        // The peer address is the audit log's `client`.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(token_for_serve.cancelled_owned())
             .await

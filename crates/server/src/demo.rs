@@ -9,7 +9,7 @@ use sbx_store::SandboxRecord;
 use crate::{
     Server,
     app::{compiled_revision, now_ms, parse_files},
-    control::projects::publish,
+    control::{audit, projects::publish},
     ids::{SandboxId, generate_api_key, hash_secret},
     registry::LiveSandbox,
 };
@@ -108,6 +108,13 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
             let (record, _) = publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, true)
                 .await
                 .map_err(describe)?;
+            let entry = audit::by_system(
+                "POST /api/v1/projects",
+                format!("/api/v1/projects/{DEMO_PROJECT}"),
+                201,
+                "sbx serve --demo: the bundled demo project",
+            );
+            audit::record(state, entry).await;
             record.latest_revision
         }
         Some(project) => {
@@ -124,6 +131,13 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
                 let (record, _) = publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, false)
                     .await
                     .map_err(describe)?;
+                let entry = audit::by_system(
+                    "PUT /api/v1/projects/{name}/spec",
+                    format!("/api/v1/projects/{DEMO_PROJECT}/spec"),
+                    200,
+                    "sbx serve --demo: the bundled demo project changed",
+                );
+                audit::record(state, entry).await;
                 record.latest_revision
             }
         }
@@ -153,6 +167,13 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         webhook_schedule: "standard".to_owned(),
     };
     state.store.create_sandbox(&record).await?;
+    let entry = audit::by_system(
+        "POST /api/v1/sandboxes",
+        format!("/api/v1/sandboxes/{id}"),
+        201,
+        "sbx serve --demo: the demo sandbox",
+    );
+    audit::record(state, entry).await;
     let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);
     state.registry.insert(LiveSandbox::from_record(
         record,

@@ -24,6 +24,10 @@ pub struct FieldError {
     pub column: Option<usize>,
 }
 
+/// A problem answer's detail, carried on the response for the audit log.
+#[derive(Debug, Clone)]
+pub struct ProblemDetail(pub String);
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -187,6 +191,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        response.extensions_mut().insert(ProblemDetail(self.detail));
         response
     }
 }

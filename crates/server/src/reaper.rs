@@ -3,7 +3,10 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppState, now_ms};
+use crate::{
+    app::{AppState, now_ms},
+    control::audit,
+};
 
 /// How long an expired sandbox's id keeps answering "expired".
 const TOMBSTONE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -27,6 +30,14 @@ async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
     match state.store.expire_sandboxes(now).await {
         Ok(ids) => {
             for id in &ids {
+                // Audited first, so an expired sandbox is never gone unaccounted.
+                let entry = audit::by_system(
+                    "DELETE /api/v1/sandboxes/{id}",
+                    format!("/api/v1/sandboxes/{id}"),
+                    204,
+                    "expired: its time to live ended",
+                );
+                audit::record(state, entry).await;
                 state.registry.remove(id);
             }
             if !ids.is_empty() {

@@ -326,7 +326,8 @@ pub struct LogQuery {
 pub struct AuditRecord {
     pub seq: i64,
     pub at_ms: i64,
-    /// Who: `admin` (the admin token) for now.
+    /// Who: `admin` (the admin token), `anonymous` (a refused attempt) or
+    /// `system` (the server itself: the demo, expiry).
     pub actor: String,
     /// What: the method and route, e.g. `POST /api/v1/sandboxes/{id}/clock`.
     pub action: String,
@@ -335,6 +336,57 @@ pub struct AuditRecord {
     /// The outcome: the answer's status.
     pub status: i64,
     pub request_id: Option<String>,
+    /// From where: the caller's IP address.
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
+    /// What the change created (its `Location`), e.g. `/api/v1/sandboxes/sbx-…`.
+    pub resource: Option<String>,
+    /// Why it failed (the problem's detail), or why the system acted.
+    pub detail: Option<String>,
+}
+
+/// How a control-plane change ended, from its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// Below 400.
+    Succeeded,
+    /// 401 or 403: the caller was not allowed.
+    Refused,
+    /// Any other 4xx or 5xx.
+    Failed,
+}
+
+impl AuditOutcome {
+    pub fn of(status: i64) -> Self {
+        match status {
+            401 | 403 => Self::Refused,
+            400.. => Self::Failed,
+            _ => Self::Succeeded,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Which audit entries to list: newest first, before `before_seq`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    /// In the action (`DELETE`, `/clock`), case-insensitive.
+    pub action: Option<String>,
+    /// In the target or the resource (a sandbox id, a project name).
+    pub target: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
 }
 
 /// A move of a sandbox clock.
@@ -599,12 +651,8 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     async fn add_audit(&self, entry: &AuditRecord) -> Result<(), StoreError>;
-    /// The latest entries, newest first, before `before_seq`.
-    async fn list_audit(
-        &self,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The latest entries that match, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 
     async fn add_clock_change(&self, change: &ClockChange) -> Result<(), StoreError>;
     /// A sandbox's requests, clock moves, transitions, jobs, events and

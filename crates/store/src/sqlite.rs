@@ -11,10 +11,10 @@ use sqlx::{
 };
 
 use crate::{
-    AttemptRecord, AttemptView, AuditRecord, ChangeSet, ClockChange, DeliveryRecord, DueDelivery,
-    EndpointRecord, EventRecord, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ProjectRecord,
-    ResourceRow, RevisionRecord, SandboxRecord, Store, StoreError, TimelineQuery, TimelineRecord,
-    Tombstone, TransitionRecord,
+    AttemptRecord, AttemptView, AuditOutcome, AuditQuery, AuditRecord, ChangeSet, ClockChange,
+    DeliveryRecord, DueDelivery, EndpointRecord, EventRecord, IdempotentAnswer, JobRecord,
+    LogQuery, LogRecord, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store,
+    StoreError, TimelineQuery, TimelineRecord, Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -1126,12 +1126,7 @@ impl Store for SqliteStore {
             select.push(" AND seq < ").push_bind(before);
         }
         if let Some(text) = &q.text {
-            let pattern = format!(
-                "%{}%",
-                text.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let pattern = like_pattern(text);
             select
                 .push(" AND (path LIKE ")
                 .push_bind(pattern.clone())
@@ -1180,7 +1175,8 @@ impl Store for SqliteStore {
 
     async fn add_audit(&self, e: &AuditRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit (at_ms, actor, action, target, status, request_id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (at_ms, actor, action, target, status, request_id, client, user_agent, resource, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(e.at_ms)
         .bind(&e.actor)
@@ -1188,21 +1184,52 @@ impl Store for SqliteStore {
         .bind(&e.target)
         .bind(e.status)
         .bind(&e.request_id)
+        .bind(&e.client)
+        .bind(&e.user_agent)
+        .bind(&e.resource)
+        .bind(&e.detail)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn list_audit(
-        &self,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?")
-            .bind(before_seq.unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+    async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new("SELECT * FROM audit WHERE seq < ");
+        select.push_bind(q.before_seq.unwrap_or(i64::MAX));
+        if let Some(actor) = &q.actor {
+            select.push(" AND actor = ").push_bind(actor);
+        }
+        if let Some(action) = &q.action {
+            select
+                .push(" AND action LIKE ")
+                .push_bind(like_pattern(action))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(target) = &q.target {
+            let pattern = like_pattern(target);
+            select
+                .push(" AND (target LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR IFNULL(resource, '') LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        select.push(match q.outcome {
+            None => "",
+            Some(AuditOutcome::Succeeded) => " AND status < 400",
+            Some(AuditOutcome::Refused) => " AND status IN (401, 403)",
+            Some(AuditOutcome::Failed) => " AND status >= 400 AND status NOT IN (401, 403)",
+        });
+        if let Some(since) = q.since_ms {
+            select.push(" AND at_ms >= ").push_bind(since);
+        }
+        if let Some(until) = q.until_ms {
+            select.push(" AND at_ms < ").push_bind(until);
+        }
+        select
+            .push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        let rows = select.build().fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|row| AuditRecord {
@@ -1213,6 +1240,10 @@ impl Store for SqliteStore {
                 target: row.get("target"),
                 status: row.get("status"),
                 request_id: row.get("request_id"),
+                client: row.get("client"),
+                user_agent: row.get("user_agent"),
+                resource: row.get("resource"),
+                detail: row.get("detail"),
             })
             .collect())
     }
@@ -1247,4 +1278,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<TimelineRecord>, StoreError> {
         crate::sqlite_timeline::timeline(&self.pool, sandbox_id, query).await
     }
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching values that contain `text`.
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
 }

@@ -1,91 +1,233 @@
-//! The audit log: every control-plane change, who made it and how it ended.
+//! The audit log: every control-plane change, and every refused attempt at
+//! one — who, from where, what, on what, what it created, how it ended.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, net::SocketAddr};
 
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::{ConnectInfo, MatchedPath, Query, Request, State},
+    http::header,
+    response::Response,
 };
+use sbx_store::{AuditOutcome, AuditQuery, AuditRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    app::{AppState, rfc3339},
-    error::{ApiError, FieldError},
+    app::{AppState, now_ms, rfc3339},
+    control::filters,
+    error::{ApiError, ProblemDetail},
+    middleware::RequestId,
 };
 
 const PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+/// Longest user agent and detail kept, in bytes.
+const MAX_TEXT: usize = 512;
+
+/// A change being made, before its answer.
+pub struct Call(AuditRecord);
+
+impl Call {
+    pub fn of(request: &Request, actor: &str) -> Self {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(request.uri().path(), MatchedPath::as_str);
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(capped);
+        Self(AuditRecord {
+            seq: 0,
+            at_ms: now_ms(),
+            actor: actor.to_owned(),
+            action: format!("{} {route}", request.method()),
+            // Inside the nested router the path lacks its `/api/v1` prefix.
+            target: format!("/api/v1{}", request.uri().path()),
+            status: 0,
+            request_id: request
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.0.clone()),
+            client: request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip().to_string()),
+            user_agent,
+            resource: None,
+            detail: None,
+        })
+    }
+
+    /// The entry, completed by the answer: its status, the `Location` of
+    /// what it created, the problem's detail when it failed.
+    pub fn answered(mut self, response: &Response) -> AuditRecord {
+        self.0.status = i64::from(response.status().as_u16());
+        self.0.resource = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.0.detail = response
+            .extensions()
+            .get::<ProblemDetail>()
+            .map(|problem| capped(&problem.0));
+        self.0
+    }
+}
+
+/// A change the server made on its own (the demo set-up, an expiry), in
+/// the words of the call that would have made it: `action` and `status`
+/// as that call, `path` its target (or what it created, for a 201), and
+/// `why` in words.
+pub fn by_system(action: &str, path: String, status: u16, why: &str) -> AuditRecord {
+    let (target, resource) = match action.split_once(' ') {
+        Some((_, route)) if status == 201 => (route.to_owned(), Some(path)),
+        _ => (path, None),
+    };
+    AuditRecord {
+        seq: 0,
+        at_ms: now_ms(),
+        actor: "system".to_owned(),
+        action: action.to_owned(),
+        target,
+        status: i64::from(status),
+        request_id: None,
+        client: None,
+        user_agent: None,
+        resource,
+        detail: Some(why.to_owned()),
+    }
+}
+
+/// Stores an entry; a failure is logged, never turned into the caller's.
+pub async fn record(state: &AppState, entry: AuditRecord) {
+    if let Err(error) = state.store.add_audit(&entry).await {
+        tracing::error!(%error, action = %entry.action, "writing the audit log failed");
+    }
+}
+
+fn capped(text: &str) -> String {
+    let mut end = text.len().min(MAX_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
     pub at: String,
-    /// `admin`, or `anonymous` for a refused attempt.
+    /// `admin`, `anonymous` (a refused attempt) or `system` (the server
+    /// itself: the demo set-up, a sandbox's expiry).
     pub actor: String,
+    /// The caller's IP address.
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
     /// The method and route, e.g. `POST /api/v1/sandboxes/{id}/clock`.
     pub action: String,
     /// The path as called.
     pub target: String,
-    /// The answer's status: the outcome.
+    /// What the change created, e.g. `/api/v1/sandboxes/sbx-…`.
+    pub resource: Option<String>,
+    /// `succeeded`, `refused` (401, 403) or `failed`.
+    pub outcome: &'static str,
     pub status: i64,
+    /// Why it failed, or why the system acted.
+    pub detail: Option<String>,
     pub request_id: Option<String>,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            at: rfc3339(r.at_ms),
+            actor: r.actor,
+            client: r.client,
+            user_agent: r.user_agent,
+            action: r.action,
+            target: r.target,
+            resource: r.resource,
+            outcome: AuditOutcome::of(r.status).as_str(),
+            status: r.status,
+            detail: r.detail,
+            request_id: r.request_id,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditView>,
-    /// Pass as `cursor` for older entries.
+    /// Pass as `cursor` for older entries; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
+const FILTERS: &str = "actor, action, target, outcome, since, until, cursor, limit";
+
+fn query(params: &HashMap<String, String>) -> Result<AuditQuery, ApiError> {
+    let mut query = AuditQuery {
+        limit: PAGE,
+        ..AuditQuery::default()
+    };
+    for (name, value) in params {
+        let text = || Some(value.clone()).filter(|v| !v.is_empty());
+        match name.as_str() {
+            "actor" => query.actor = text(),
+            "action" => query.action = text(),
+            "target" => query.target = text(),
+            "outcome" => {
+                query.outcome = Some(
+                    [
+                        AuditOutcome::Succeeded,
+                        AuditOutcome::Refused,
+                        AuditOutcome::Failed,
+                    ]
+                    .into_iter()
+                    .find(|o| o.as_str() == value)
+                    .ok_or_else(|| {
+                        filters::bad(
+                            name,
+                            format!("outcome must be succeeded, refused or failed, not {value:?}"),
+                        )
+                    })?,
+                );
+            }
+            "since" => query.since_ms = Some(filters::instant(name, value)?),
+            "until" => query.until_ms = Some(filters::instant(name, value)?),
+            "cursor" => query.before_seq = Some(filters::cursor(name, value)?),
+            "limit" => query.limit = filters::limit(name, value, MAX_PAGE)?,
+            _ => return Err(filters::unknown(name, FILTERS)),
+        }
+    }
+    Ok(query)
+}
+
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
-    params(("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, body = AuditPage, description = "the latest 100 changes, newest first"), (status = 400)),
+    params(("actor" = Option<String>, Query, description = "`admin`, `anonymous` or `system`"),
+           ("action" = Option<String>, Query, description = "in the action, e.g. `DELETE` or `/clock`"),
+           ("target" = Option<String>, Query, description = "in the target or the resource, e.g. a sandbox id"),
+           ("outcome" = Option<String>, Query, description = "`succeeded`, `refused` or `failed`"),
+           ("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
+           ("until" = Option<String>, Query, description = "RFC 3339, exclusive"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, body = AuditPage, description = "newest first"),
+              (status = 400, description = "a filter with a bad value, named")),
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let mut before = None;
-    for (name, value) in &params {
-        let bad = |message: String| {
-            ApiError::bad_query(vec![FieldError {
-                location: "query".into(),
-                pointer: name.clone(),
-                message,
-                line: None,
-                column: None,
-            }])
-        };
-        match name.as_str() {
-            "cursor" => {
-                before =
-                    Some(value.parse::<i64>().map_err(|_| {
-                        bad(format!("{value:?} is not a cursor from a previous page"))
-                    })?);
-            }
-            _ => {
-                return Err(bad(format!(
-                    "unknown parameter {name:?}; parameters: cursor"
-                )));
-            }
-        }
-    }
-    let records = state.store.list_audit(before, PAGE).await?;
-    let next_cursor = (records.len() == PAGE as usize)
+    let query = query(&params)?;
+    let records = state.store.list_audit(&query).await?;
+    let next_cursor = (records.len() == query.limit as usize)
         .then(|| records.last().map(|r| r.seq.to_string()))
         .flatten();
     Ok(Json(AuditPage {
-        items: records
-            .into_iter()
-            .map(|r| AuditView {
-                at: rfc3339(r.at_ms),
-                actor: r.actor,
-                action: r.action,
-                target: r.target,
-                status: r.status,
-                request_id: r.request_id,
-            })
-            .collect(),
+        items: records.into_iter().map(AuditView::from).collect(),
         next_cursor,
     }))
 }

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::sandboxes::live,
-    error::{ApiError, FieldError},
+    control::{filters, sandboxes::live},
+    error::ApiError,
 };
 
 /// Entries per page: the default and the most.
@@ -107,17 +107,6 @@ pub struct LogPage {
     pub dropped: u64,
 }
 
-/// A 400 naming the query parameter with a bad value.
-pub(crate) fn bad(parameter: &str, message: String) -> ApiError {
-    ApiError::bad_query(vec![FieldError {
-        location: "query".into(),
-        pointer: parameter.into(),
-        message,
-        line: None,
-        column: None,
-    }])
-}
-
 /// The filters of a log listing, each bad value answered 400 naming it.
 pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiError> {
     let mut query = LogQuery {
@@ -133,7 +122,7 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
                         .ok()
                         .filter(|s| (100..=599).contains(s))
                         .ok_or_else(|| {
-                            bad(
+                            filters::bad(
                                 name,
                                 format!("status must be an HTTP status, not {value:?}"),
                             )
@@ -141,37 +130,14 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
                 );
             }
             "operation" => query.operation = Some(value.clone()),
-            "since" => {
-                query.since_ms =
-                    Some(crate::clock::parse_instant(value).map_err(|m| bad(name, m))?);
-            }
+            "since" => query.since_ms = Some(filters::instant(name, value)?),
             "text" => query.text = Some(value.clone()).filter(|t| !t.is_empty()),
-            "cursor" => {
-                query.before_seq = Some(value.parse::<i64>().map_err(|_| {
-                    bad(
-                        name,
-                        format!("{value:?} is not a cursor from a previous page"),
-                    )
-                })?);
-            }
-            "limit" => {
-                query.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_PAGE).contains(l))
-                    .ok_or_else(|| {
-                        bad(
-                            name,
-                            format!("limit must be 1 to {MAX_PAGE}, not {value:?}"),
-                        )
-                    })?;
-            }
+            "cursor" => query.before_seq = Some(filters::cursor(name, value)?),
+            "limit" => query.limit = filters::limit(name, value, MAX_PAGE)?,
             _ => {
-                return Err(bad(
+                return Err(filters::unknown(
                     name,
-                    format!(
-                        "unknown filter {name:?}; filters: status, operation, since, text, cursor, limit"
-                    ),
+                    "status, operation, since, text, cursor, limit",
                 ));
             }
         }

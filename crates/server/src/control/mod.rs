@@ -1,9 +1,10 @@
 //! The control plane: `/api/v1`, JSON, admin bearer token.
 
-mod audit;
+pub(crate) mod audit;
 mod clock;
 mod events;
 mod explain;
+mod filters;
 mod har;
 mod logs;
 pub mod openapi;
@@ -16,7 +17,7 @@ mod webhooks;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::header,
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -130,6 +131,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .fallback(no_route)
 }
 
+/// A 201 answer carrying the new resource's `Location`, which the audit
+/// log records as what the change created.
+fn created(location: String, body: impl serde::Serialize) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::try_from(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
 async fn health() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -160,20 +171,7 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         _ => "anonymous",
     };
     let changes = !matches!(request.method().as_str(), "GET" | "HEAD" | "OPTIONS");
-    let action = format!(
-        "{} {}",
-        request.method(),
-        request
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .map_or(request.uri().path(), |p| p.as_str())
-    );
-    // Inside the nested router the path lacks its `/api/v1` prefix.
-    let target = format!("/api/v1{}", request.uri().path());
-    let request_id = request
-        .extensions()
-        .get::<crate::middleware::RequestId>()
-        .map(|id| id.0.clone());
+    let call = changes.then(|| audit::Call::of(&request, actor));
     let response = match token {
         None => ApiError::unauthorized("send the admin token as `Authorization: Bearer <token>` (SBX_ADMIN_TOKEN, or the token printed at first start)").into_response(),
         Some(_) if actor != "admin" => {
@@ -182,19 +180,8 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         Some(_) => next.run(request).await,
     };
     // Every change, and every refused attempt at one, is audited.
-    if changes {
-        let entry = sbx_store::AuditRecord {
-            seq: 0,
-            at_ms: crate::app::now_ms(),
-            actor: actor.to_owned(),
-            action,
-            target,
-            status: i64::from(response.status().as_u16()),
-            request_id,
-        };
-        if let Err(error) = state.store.add_audit(&entry).await {
-            tracing::error!(%error, "writing the audit log failed");
-        }
+    if let Some(call) = call {
+        audit::record(&state, call.answered(&response)).await;
     }
     response
 }

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, compiled_revision, now_ms, parse_files, rfc3339},
+    control::created,
     drift::DriftFinding,
     error::{ApiError, ApiJson, FieldError},
     ids::valid_project_name,
@@ -248,7 +249,7 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
 }
 
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = ProjectBody,
-    responses((status = 201, body = ProjectView), (status = 409, description = "name taken"),
+    responses((status = 201, body = ProjectView, headers(("location" = String, description = "the new project"))), (status = 409, description = "name taken"),
               (status = 413, description = "spec too large"), (status = 422, description = "the spec has problems")),
     security(("admin" = [])))]
 pub async fn create(
@@ -262,7 +263,10 @@ pub async fn create(
     let _edit = state.edits.lock().await;
     let (record, compiled) = publish(&state, &name, text, files, true).await?;
     tracing::info!(project = %record.name, operations = compiled.operations.len(), "project imported");
-    Ok((StatusCode::CREATED, Json(view(&record, &compiled))))
+    Ok(created(
+        format!("/api/v1/projects/{}", record.name),
+        view(&record, &compiled),
+    ))
 }
 
 /// Compiles a spec and its files, then stores them as a new revision (or a

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     app::{AppState, compiled_revision, now_ms, rfc3339},
+    control::created,
     error::{ApiError, ApiJson, FieldError},
     ids::{SandboxId, generate_api_key, hash_secret},
     middleware::RequestId,
@@ -139,7 +140,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
 }
 
 #[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
-    responses((status = 201, body = SandboxView), (status = 404, description = "no such project or revision"),
+    responses((status = 201, body = SandboxView, headers(("location" = String, description = "the new sandbox"))), (status = 404, description = "no such project or revision"),
               (status = 422, description = "invalid field")),
     security(("admin" = [])))]
 pub async fn create(
@@ -244,7 +245,7 @@ pub async fn create(
     let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());
     let answer = view(&state, &live, Some(api_key));
     state.registry.insert(live);
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok(created(format!("/api/v1/sandboxes/{}", answer.id), answer))
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes", tag = "sandboxes", params(ListFilter),

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::{logs::bad, sandboxes::live},
+    control::{filters, sandboxes::live},
     deliveries::event_id,
     error::ApiError,
 };
@@ -76,7 +76,7 @@ fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {
                             .into_iter()
                             .find(|k| k.name() == kind.trim())
                             .ok_or_else(|| {
-                                bad(
+                                filters::bad(
                                     name,
                                     format!(
                                         "{kind:?} is not a kind; kinds: clock, request, job, transition, event, delivery"
@@ -86,30 +86,10 @@ fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {
                     })
                     .collect::<Result<_, _>>()?;
             }
-            "since" => {
-                query.since_ms = crate::clock::parse_instant(value).map_err(|m| bad(name, m))?;
-            }
-            "until" => {
-                query.until_ms = crate::clock::parse_instant(value).map_err(|m| bad(name, m))?;
-            }
-            "limit" => {
-                query.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        bad(
-                            name,
-                            format!("limit must be 1 to {MAX_LIMIT}, not {value:?}"),
-                        )
-                    })?;
-            }
-            _ => {
-                return Err(bad(
-                    name,
-                    format!("unknown filter {name:?}; filters: kinds, since, until, limit"),
-                ));
-            }
+            "since" => query.since_ms = filters::instant(name, value)?,
+            "until" => query.until_ms = filters::instant(name, value)?,
+            "limit" => query.limit = filters::limit(name, value, MAX_LIMIT)?,
+            _ => return Err(filters::unknown(name, "kinds, since, until, limit")),
         }
     }
     Ok(query)

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, now_ms, rfc3339},
+    control::created,
     control::sandboxes::{invalid, live},
     error::{ApiError, ApiJson},
 };
@@ -149,13 +150,13 @@ async fn endpoint(state: &AppState, id: &str, endpoint: &str) -> Result<Endpoint
 
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints", tag = "webhooks", params(("id" = String, Path)),
     request_body = EndpointChange,
-    responses((status = 201, body = EndpointView, description = "events emitted from now on are delivered to it"), (status = 404), (status = 422)),
+    responses((status = 201, body = EndpointView, description = "events emitted from now on are delivered to it", headers(("location" = String, description = "the new endpoint"))), (status = 404), (status = 422)),
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EndpointChange>,
-) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     live(&state, &id)?;
     let url = body
         .url
@@ -183,7 +184,11 @@ pub async fn create(
         faults: checked_faults(body.faults)?,
     };
     state.store.create_endpoint(&record).await?;
-    Ok((StatusCode::CREATED, Json(record.into())))
+    let location = format!(
+        "/api/v1/sandboxes/{}/webhook-endpoints/{}",
+        record.sandbox_id, record.id
+    );
+    Ok(created(location, EndpointView::from(record)))
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints", tag = "webhooks", params(("id" = String, Path)),

@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PETSTORE, json_of, send, spawn_app};
+use crate::helpers::{PETSTORE, json_of, send, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn import_answers_with_the_operations() {
@@ -364,11 +364,12 @@ async fn invalid_regular_expressions_are_ignored_with_a_warning() {
 
 #[tokio::test]
 async fn every_control_plane_change_is_audited() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let sandbox = app.petstore("none").await;
     let (status, _) = send(
         app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
             .header("x-request-id", "req-audited")
+            .header("user-agent", "audit-test/1.0")
             .json(&json!({"advance": "P1D"})),
     )
     .await;
@@ -381,19 +382,26 @@ async fn every_control_plane_change_is_audited() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    let (status, failed) = send(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"project": "nope"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{failed}");
     let (_, listed) = send(app.admin(Method::GET, "/projects")).await;
     assert!(listed.is_object());
 
     let (status, audit) = send(app.admin(Method::GET, "/audit")).await;
     assert_eq!(status, 200, "{audit}");
-    let entries: Vec<(String, String, i64)> = audit["items"]
+    let entries: Vec<(&str, &str, &str, i64)> = audit["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| {
             (
-                e["actor"].as_str().unwrap().to_owned(),
-                e["action"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
                 e["status"].as_i64().unwrap(),
             )
         })
@@ -401,26 +409,121 @@ async fn every_control_plane_change_is_audited() {
     assert_eq!(
         entries,
         [
+            ("admin", "POST /api/v1/sandboxes", "failed", 404),
             (
-                "anonymous".to_owned(),
-                "DELETE /api/v1/projects/{name}".to_owned(),
+                "anonymous",
+                "DELETE /api/v1/projects/{name}",
+                "refused",
                 401
             ),
             (
-                "admin".to_owned(),
-                "POST /api/v1/sandboxes/{id}/clock".to_owned(),
+                "admin",
+                "POST /api/v1/sandboxes/{id}/clock",
+                "succeeded",
                 200
             ),
-            ("admin".to_owned(), "POST /api/v1/sandboxes".to_owned(), 201),
-            ("admin".to_owned(), "POST /api/v1/projects".to_owned(), 201),
+            ("admin", "POST /api/v1/sandboxes", "succeeded", 201),
+            ("admin", "POST /api/v1/projects", "succeeded", 201),
         ],
         "reads are not audited; changes and refused attempts are"
     );
-    assert_eq!(audit["items"][1]["request_id"], "req-audited");
+    let items = audit["items"].as_array().unwrap();
     assert_eq!(
-        audit["items"][1]["target"],
+        items[0]["detail"], failed["detail"],
+        "a failure says why, as its answer did"
+    );
+    let clock = &items[2];
+    assert_eq!(clock["request_id"], "req-audited");
+    assert_eq!(
+        clock["target"],
         format!("/api/v1/sandboxes/{}/clock", sandbox.id)
     );
-    let (status, _) = send(app.admin(Method::GET, "/audit?cursor=x")).await;
-    assert_eq!(status, 400);
+    assert_eq!(clock["client"], "127.0.0.1");
+    assert_eq!(clock["user_agent"], "audit-test/1.0");
+    assert_eq!(clock["resource"], Value::Null);
+    assert_eq!(
+        items[3]["resource"],
+        format!("/api/v1/sandboxes/{}", sandbox.id),
+        "a creation names what it created"
+    );
+    assert_eq!(items[4]["resource"], "/api/v1/projects/pets");
+
+    // Filters: by what a change touched, by outcome, actor, action, time.
+    let filtered = |query: String| {
+        let request = app.admin(Method::GET, &format!("/audit?{query}"));
+        async move {
+            let (status, page) = send(request).await;
+            assert_eq!(status, 200, "{query}: {page}");
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["action"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        filtered(format!("target={}", sandbox.id)).await,
+        [
+            "POST /api/v1/sandboxes/{id}/clock",
+            "POST /api/v1/sandboxes"
+        ]
+    );
+    assert_eq!(
+        filtered("outcome=refused".into()).await,
+        ["DELETE /api/v1/projects/{name}"]
+    );
+    assert_eq!(filtered("actor=anonymous".into()).await.len(), 1);
+    assert_eq!(
+        filtered("outcome=failed&action=sandboxes".into())
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(filtered("action=/clock".into()).await.len(), 1);
+    assert!(
+        filtered("since=2999-01-01T00:00:00Z".into())
+            .await
+            .is_empty()
+    );
+    assert_eq!(filtered("until=2999-01-01T00:00:00Z".into()).await.len(), 5);
+
+    // Pages of two, older with each cursor, five entries in all.
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let (status, page) = send(app.admin(Method::GET, &format!("/audit?{query}"))).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["at"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+
+    for (query, parameter) in [
+        ("cursor=x", "cursor"),
+        ("limit=0", "limit"),
+        ("outcome=maybe", "outcome"),
+        ("since=yesterday", "since"),
+        ("who=me", "who"),
+    ] {
+        let (status, problem) = send(app.admin(Method::GET, &format!("/audit?{query}"))).await;
+        assert_eq!(status, 400, "{query}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], parameter, "{problem}");
+    }
+
+    // The audit log is kept in the store: a restart keeps it.
+    app.stop().await;
+    let data_dir = std::mem::replace(&mut app.data_dir, tempfile::tempdir().unwrap());
+    let app = spawn_app_with(data_dir, |_| {}).await;
+    let (_, after) = send(app.admin(Method::GET, "/audit?limit=5")).await;
+    assert_eq!(after["items"], audit["items"]);
 }

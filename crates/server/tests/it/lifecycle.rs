@@ -33,6 +33,26 @@ async fn expired_sandboxes_say_so_and_their_data_is_removed() {
     );
     let (_, list) = send(app.admin(Method::GET, "/sandboxes")).await;
     assert_eq!(list["items"], json!([]));
+    // The reaper removes it on its next round, and audits that.
+    let audit = loop {
+        let (_, audit) = send(app.admin(Method::GET, "/audit?actor=system")).await;
+        if audit["items"][0].is_object() {
+            break audit;
+        }
+        assert!(Instant::now() < deadline, "the expiry was not audited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let expiry = &audit["items"][0];
+    assert_eq!(
+        (&expiry["action"], &expiry["outcome"]),
+        (&json!("DELETE /api/v1/sandboxes/{id}"), &json!("succeeded")),
+        "{audit}"
+    );
+    assert_eq!(
+        expiry["target"],
+        format!("/api/v1/sandboxes/{}", sandbox.id)
+    );
+    assert!(expiry["detail"].as_str().unwrap().contains("expired"));
 }
 
 #[tokio::test]
