@@ -262,6 +262,11 @@ fn decide_operation(
             .into()
         };
     }
+    // Where chaos comes from, for the trace: the header replaces a profile.
+    let chaos_source = match request.headers.get("x-chaos") {
+        Some(_) => Some("X-Chaos"),
+        None => context.chaos.map(|_| "the sandbox's chaos profile"),
+    };
     let chaos = match request.headers.get("x-chaos") {
         Some(header) => match ChaosSpec::parse(header) {
             Ok(spec) => Some(spec),
@@ -384,7 +389,9 @@ fn decide_operation(
         .zip(chaos_draw)
         .map(|(spec, draw)| spec.decide(draw))
         .unwrap_or_default();
-    trace.note(|| explain_chaos(&chaos));
+    if let Some(spec) = chaos_draw.and(chaos_source) {
+        trace.note(|| explain_chaos(spec, &chaos));
+    }
     if chaos.drop || chaos.error.is_some() {
         let response = match chaos.error {
             Some(status) => {
@@ -863,7 +870,7 @@ fn explain_validation(violations: &[Violation]) -> Step {
     .with_detail(json!(detail))
 }
 
-fn explain_chaos(chaos: &ChaosEffect) -> Step {
+fn explain_chaos(source: &str, chaos: &ChaosEffect) -> Step {
     let mut effects = Vec::new();
     if let Some(status) = chaos.error {
         effects.push(format!("answered {status} instead"));
@@ -884,10 +891,14 @@ fn explain_chaos(chaos: &ChaosEffect) -> Step {
         Step::new(
             "chaos",
             Verdict::Passed,
-            "chaos applied but drew nothing this time",
+            format!("{source} drew nothing this time"),
         )
     } else {
-        Step::new("chaos", Verdict::Applied, effects.join("; "))
+        Step::new(
+            "chaos",
+            Verdict::Applied,
+            format!("{source}: {}", effects.join("; ")),
+        )
     }
 }
 

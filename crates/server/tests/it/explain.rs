@@ -212,6 +212,32 @@ async fn a_404_names_the_near_misses_and_the_scenario_and_answer_are_explained()
         "{scenario}"
     );
     assert_eq!(step(&explained, "respond")["verdict"], "passed");
+    let stages: Vec<&Value> = explained["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["stage"])
+        .collect();
+    assert!(
+        !stages.contains(&&json!("chaos")),
+        "no chaos asked: {stages:?}"
+    );
+
+    let (status, _) = send(
+        app.client
+            .get(sandbox.url("/accounts/acct_demo_gold"))
+            .header("authorization", &key)
+            .header("x-chaos", "latency=1ms")
+            .header("x-request-id", "req-chaos"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let explained = explain(&app, &sandbox, "req-chaos").await;
+    let chaos = step(&explained, "chaos");
+    assert_eq!(
+        (&chaos["verdict"], &chaos["summary"]),
+        (&json!("applied"), &json!("X-Chaos: added 1 ms of latency"))
+    );
 }
 
 #[tokio::test]
