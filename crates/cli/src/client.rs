@@ -315,13 +315,61 @@ fn log_line(entry: &Value) -> String {
 
 /// Prints a sandbox's latest logged requests (oldest first), then, with
 /// `follow`, each new one as it is logged.
+/// Which logged requests `sbx logs` shows (or exports, or follows).
+#[derive(Debug, Args)]
+pub struct LogFilters {
+    /// Only this status (404) or class of them (4xx).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only this method.
+    #[arg(long)]
+    method: Option<String>,
+    /// Only this operation id.
+    #[arg(long)]
+    operation: Option<String>,
+    /// Only requests with this text in the path, query or bodies.
+    #[arg(long)]
+    text: Option<String>,
+}
+
+impl LogFilters {
+    /// The filters as query parameters, each starting `&`.
+    fn query(&self) -> String {
+        let named = [
+            ("status", &self.status),
+            ("method", &self.method),
+            ("operation", &self.operation),
+            ("text", &self.text),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(name, value)| {
+                Some(format!("&{name}={}", percent_encode(value.as_ref()?)))
+            })
+            .collect()
+    }
+}
+
+/// `path` with `parameters` (each starting `&`) as its query, if any.
+fn with_query(path: String, parameters: &str) -> String {
+    match parameters.strip_prefix('&') {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    }
+}
+
 pub async fn logs(
     server: &ServerArgs,
     sandbox: &str,
     limit: u32,
     follow: bool,
+    filters: &LogFilters,
 ) -> anyhow::Result<()> {
-    let path = format!("/sandboxes/{}/logs?limit={limit}", percent_encode(sandbox));
+    let filters = filters.query();
+    let path = format!(
+        "/sandboxes/{}/logs?limit={limit}{filters}",
+        percent_encode(sandbox)
+    );
     let page = expect(
         call(server, Method::GET, &path, None).await?,
         StatusCode::OK,
@@ -332,7 +380,10 @@ pub async fn logs(
     if !follow {
         return Ok(());
     }
-    let path = format!("/sandboxes/{}/logs/stream", percent_encode(sandbox));
+    let path = with_query(
+        format!("/sandboxes/{}/logs/stream", percent_encode(sandbox)),
+        &filters,
+    );
     let mut stream = EventStream::open(server, &path).await?;
     while let Some((kind, entry)) = stream.next().await? {
         if kind == "request" {
@@ -343,9 +394,17 @@ pub async fn logs(
 }
 
 /// Prints a sandbox's log as HAR 1.2: the newest `limit` requests, or all.
-pub async fn har(server: &ServerArgs, sandbox: &str, limit: Option<u32>) -> anyhow::Result<()> {
-    let limit = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
-    let path = format!("/sandboxes/{}/logs.har{limit}", percent_encode(sandbox));
+pub async fn har(
+    server: &ServerArgs,
+    sandbox: &str,
+    limit: Option<u32>,
+    filters: &LogFilters,
+) -> anyhow::Result<()> {
+    let limit = limit.map(|l| format!("&limit={l}")).unwrap_or_default();
+    let path = with_query(
+        format!("/sandboxes/{}/logs.har", percent_encode(sandbox)),
+        &format!("{}{limit}", filters.query()),
+    );
     print(&expect(
         call(server, Method::GET, &path, None).await?,
         StatusCode::OK,

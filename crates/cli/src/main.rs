@@ -79,6 +79,8 @@ enum Command {
         #[arg(long)]
         har: bool,
         #[command(flatten)]
+        filters: client::LogFilters,
+        #[command(flatten)]
         server: client::ServerArgs,
     },
     /// What happened in a sandbox, in sandbox-clock order: requests, clock
@@ -391,15 +393,17 @@ async fn main() -> std::process::ExitCode {
             limit,
             follow: _,
             har: true,
+            filters,
             server,
-        } => client::har(&server, &sandbox, limit).await,
+        } => client::har(&server, &sandbox, limit, &filters).await,
         Command::Logs {
             sandbox,
             limit,
             follow,
             har: false,
+            filters,
             server,
-        } => client::logs(&server, &sandbox, limit.unwrap_or(20), follow).await,
+        } => client::logs(&server, &sandbox, limit.unwrap_or(20), follow, &filters).await,
         Command::Timeline {
             sandbox,
             kinds,

@@ -706,6 +706,28 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
     );
     follow.kill().unwrap();
     follow.wait().unwrap();
+
+    // Filters select, for the listing and the export alike.
+    let (ok, refused, stderr) = run(&["logs", "--sandbox", &id, "--status", "4xx"], &url);
+    assert!(ok, "{stderr}");
+    assert_eq!(refused.lines().count(), 1, "{refused}");
+    assert!(refused.contains("req-second"), "{refused}");
+    let (ok, har, _) = run(
+        &[
+            "logs",
+            "--sandbox",
+            &id,
+            "--har",
+            "--operation",
+            "getCustomer",
+        ],
+        &url,
+    );
+    assert!(ok);
+    let har: Value = serde_json::from_str(&har).unwrap();
+    assert_eq!(har["log"]["entries"].as_array().unwrap().len(), 1);
+    let (ok, _, stderr) = run(&["logs", "--sandbox", &id, "--status", "9xx"], &url);
+    assert!(!ok && stderr.contains("status"), "{stderr}");
     terminate(server);
 }
 

@@ -309,15 +309,19 @@ pub struct LogRecord {
     pub sandbox_at_ms: Option<i64>,
 }
 
-/// Which logged requests to list: newest first, before `before_seq`.
+/// Which logged requests to list: newest first, before `before_seq`; or,
+/// with `after_seq`, oldest first after it (a tail catching up).
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
-    pub status: Option<i64>,
+    /// Statuses from the first to the second, inclusive (`4xx` is 400–499).
+    pub status: Option<(i64, i64)>,
+    pub method: Option<String>,
     pub operation: Option<String>,
     pub since_ms: Option<i64>,
     /// In the path, query or bodies.
     pub text: Option<String>,
     pub before_seq: Option<i64>,
+    pub after_seq: Option<i64>,
     pub limit: u32,
 }
 

@@ -1113,8 +1113,15 @@ impl Store for SqliteStore {
         let mut select =
             QueryBuilder::<Sqlite>::new("SELECT * FROM request_logs WHERE sandbox_id = ");
         select.push_bind(sandbox_id);
-        if let Some(status) = q.status {
-            select.push(" AND status = ").push_bind(status);
+        if let Some((lowest, highest)) = q.status {
+            select
+                .push(" AND status BETWEEN ")
+                .push_bind(lowest)
+                .push(" AND ")
+                .push_bind(highest);
+        }
+        if let Some(method) = &q.method {
+            select.push(" AND method = ").push_bind(method);
         }
         if let Some(operation) = &q.operation {
             select.push(" AND operation = ").push_bind(operation);
@@ -1138,9 +1145,14 @@ impl Store for SqliteStore {
                 .push_bind(pattern)
                 .push(" ESCAPE '\\')");
         }
-        select
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(q.limit));
+        match q.after_seq {
+            Some(after) => select
+                .push(" AND seq > ")
+                .push_bind(after)
+                .push(" ORDER BY seq ASC"),
+            None => select.push(" ORDER BY seq DESC"),
+        };
+        select.push(" LIMIT ").push_bind(i64::from(q.limit));
         let rows = select.build().fetch_all(&self.pool).await?;
         Ok(rows.iter().map(log).collect())
     }

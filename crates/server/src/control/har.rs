@@ -27,7 +27,7 @@ use crate::{
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs.har", tag = "logs",
     params(("id" = String, Path),
-           ("status" = Option<u16>, Query), ("operation" = Option<String>, Query),
+           ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
            ("since" = Option<String>, Query, description = "RFC 3339"),
            ("text" = Option<String>, Query, description = "in the path, query or bodies"),
            ("limit" = Option<u32>, Query, description = "only the newest this many (1 to 200); all by default")),

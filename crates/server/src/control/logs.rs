@@ -107,6 +107,27 @@ pub struct LogPage {
     pub dropped: u64,
 }
 
+/// A status (`404`) or a class of them (`4xx`), as the lowest and highest.
+fn statuses(name: &str, value: &str) -> Result<(i64, i64), ApiError> {
+    let class = value
+        .strip_suffix("xx")
+        .or_else(|| value.strip_suffix("XX"))
+        .and_then(|digit| digit.parse::<i64>().ok())
+        .filter(|digit| (1..=5).contains(digit))
+        .map(|digit| (digit * 100, digit * 100 + 99));
+    let exact = value
+        .parse::<i64>()
+        .ok()
+        .filter(|status| (100..=599).contains(status))
+        .map(|status| (status, status));
+    class.or(exact).ok_or_else(|| {
+        filters::bad(
+            name,
+            format!("status must be an HTTP status (404) or a class (4xx), not {value:?}"),
+        )
+    })
+}
+
 /// The filters of a log listing, each bad value answered 400 naming it.
 pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiError> {
     let mut query = LogQuery {
@@ -115,20 +136,8 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
     };
     for (name, value) in params {
         match name.as_str() {
-            "status" => {
-                query.status = Some(
-                    value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|s| (100..=599).contains(s))
-                        .ok_or_else(|| {
-                            filters::bad(
-                                name,
-                                format!("status must be an HTTP status, not {value:?}"),
-                            )
-                        })?,
-                );
-            }
+            "status" => query.status = Some(statuses(name, value)?),
+            "method" => query.method = Some(value.to_ascii_uppercase()),
             "operation" => query.operation = Some(value.clone()),
             "since" => query.since_ms = Some(filters::instant(name, value)?),
             "text" => query.text = Some(value.clone()).filter(|t| !t.is_empty()),
@@ -137,7 +146,7 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
             _ => {
                 return Err(filters::unknown(
                     name,
-                    "status, operation, since, text, cursor, limit",
+                    "status, method, operation, since, text, cursor, limit",
                 ));
             }
         }
@@ -147,7 +156,7 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs", tag = "logs",
     params(("id" = String, Path),
-           ("status" = Option<u16>, Query), ("operation" = Option<String>, Query),
+           ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
            ("since" = Option<String>, Query, description = "RFC 3339"),
            ("text" = Option<String>, Query, description = "in the path, query or bodies"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -210,12 +219,17 @@ pub(crate) fn no_request(state: &AppState, request_id: &str, scope: &str) -> Api
 /// How often a tail looks for new entries.
 const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", tag = "logs", params(("id" = String, Path)),
-    responses((status = 200, description = "Server-sent events: one `request` per new log entry (the `LogView` JSON), oldest first"), (status = 404)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", tag = "logs",
+    params(("id" = String, Path),
+           ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
+           ("text" = Option<String>, Query, description = "in the path, query or bodies")),
+    responses((status = 200, description = "Server-sent events: one `request` per new log entry that matches (the `LogView` JSON), oldest first"),
+              (status = 400, description = "a filter with a bad value, named"), (status = 404)),
     security(("admin" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<
     axum::response::sse::Sse<
         impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -224,6 +238,8 @@ pub async fn stream(
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
     live(&state, &id)?;
+    let mut tail = query(&params)?;
+    tail.limit = MAX_PAGE;
     let newest = LogQuery {
         limit: 1,
         ..LogQuery::default()
@@ -234,28 +250,23 @@ pub async fn stream(
         .await?
         .first()
         .map_or(0, |r| r.seq);
+    tail.after_seq = Some(last);
     let entries = futures_util::stream::unfold(
-        (state, id, last, Vec::<Event>::new()),
-        |(state, id, mut last, mut queued)| async move {
+        (state, id, tail, std::collections::VecDeque::<Event>::new()),
+        |(state, id, mut tail, mut queued)| async move {
             loop {
-                if let Some(event) = queued.pop() {
-                    return Some((Ok(event), (state, id, last, queued)));
+                if let Some(event) = queued.pop_front() {
+                    return Some((Ok(event), (state, id, tail, queued)));
                 }
-                tokio::time::sleep(TAIL_POLL).await;
-                let newer = LogQuery {
-                    limit: MAX_PAGE,
-                    ..LogQuery::default()
-                };
-                // Newest first; only those after `last`, queued oldest last
-                // so that `pop` yields them oldest first.
-                let Ok(found) = state.store.list_logs(&id, &newer).await else {
+                // Oldest first after the last one sent, until none is left;
+                // then wait for more.
+                let found = state.store.list_logs(&id, &tail).await.unwrap_or_default();
+                let Some(newest) = found.last() else {
+                    tokio::time::sleep(TAIL_POLL).await;
                     continue;
                 };
-                let fresh: Vec<LogRecord> = found.into_iter().filter(|r| r.seq > last).collect();
-                if let Some(newest) = fresh.first() {
-                    last = newest.seq;
-                }
-                queued.extend(fresh.into_iter().map(|record| {
+                tail.after_seq = Some(newest.seq);
+                queued.extend(found.into_iter().map(|record| {
                     let view = LogView::from(record);
                     Event::default()
                         .event("request")

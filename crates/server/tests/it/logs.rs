@@ -7,7 +7,7 @@ use reqwest::Method;
 use sbx_store::{LogQuery, SqliteStore, Store};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, send, spawn_app_with};
+use crate::helpers::{Sandbox, TestApp, send, spawn_app_with};
 
 async fn logs(app: &TestApp, sandbox: &str, query: &str) -> (u16, Value) {
     send(app.admin(Method::GET, &format!("/sandboxes/{sandbox}/logs{query}"))).await
@@ -109,6 +109,14 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     // Filters and the cursor.
     let (_, frozen) = logs(&app, &sandbox.id, "?status=403").await;
     assert_eq!(frozen["items"].as_array().unwrap().len(), 1);
+    let count = |keep: &dyn Fn(&Value) -> bool| items.iter().filter(|i| keep(i)).count();
+    let client_errors = count(&|i| (400..500).contains(&i["status"].as_i64().unwrap()));
+    assert!(client_errors >= 2, "{items:?}");
+    let (_, by_class) = logs(&app, &sandbox.id, "?status=4xx").await;
+    assert_eq!(by_class["items"].as_array().unwrap().len(), client_errors);
+    let posts = count(&|i| i["method"] == "POST");
+    let (_, by_method) = logs(&app, &sandbox.id, "?method=post").await;
+    assert_eq!(by_method["items"].as_array().unwrap().len(), posts);
     let (_, by_operation) = logs(&app, &sandbox.id, "?operation=getAccount").await;
     assert_eq!(by_operation["items"].as_array().unwrap().len(), 2);
     let (_, by_text) = logs(&app, &sandbox.id, "?text=acct_demo_gold").await;
@@ -128,6 +136,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     assert_eq!(page1["dropped"], 0);
     for (query, parameter) in [
         ("?status=abc", "status"),
+        ("?status=6xx", "status"),
         ("?since=yesterday", "since"),
         ("?limit=0", "limit"),
         ("?colour=red", "colour"),
@@ -343,20 +352,57 @@ async fn the_log_exports_as_har() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
-async fn the_live_tail_streams_each_new_request_as_it_is_logged() {
-    let app = spawn_app_with(tempfile::tempdir().unwrap(), |_| {}).await;
-    let sandbox = app.payments_sandbox("none").await;
-    let mut tail = app
+/// Opens a live tail of the sandbox's log with `filters`.
+async fn tail(app: &TestApp, sandbox: &Sandbox, filters: &str) -> reqwest::Response {
+    let tail = app
         .admin(
             Method::GET,
-            &format!("/sandboxes/{}/logs/stream", sandbox.id),
+            &format!("/sandboxes/{}/logs/stream{filters}", sandbox.id),
         )
         .send()
         .await
         .unwrap();
     assert_eq!(tail.status(), 200);
     assert_eq!(tail.headers()["content-type"], "text/event-stream");
+    tail
+}
+
+/// The `request` events a tail sends until the one with id `last`.
+async fn events_until(tail: &mut reqwest::Response, last: &str) -> Vec<Value> {
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let needle = format!("id: {last}\n");
+    // Until the event with that id has arrived whole.
+    while !text
+        .find(&needle)
+        .is_some_and(|at| text[at..].contains("\n\n"))
+    {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(remaining, tail.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the tail sent only {text:?}"))
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.split("\n\n")
+        .filter(|event| event.lines().any(|l| l == "event: request"))
+        .map(|event| {
+            let data = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_live_tail_streams_each_new_request_as_it_is_logged() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |_| {}).await;
+    let sandbox = app.payments_sandbox("none").await;
+    let mut everything = tail(&app, &sandbox, "").await;
+    let mut refused = tail(&app, &sandbox, "?status=4xx").await;
     for (request_id, path) in [
         ("req-tail-1", "/customers/cus_demo_alice"),
         ("req-tail-2", "/accounts/acct_demo_frozen"),
@@ -368,28 +414,7 @@ async fn the_live_tail_streams_each_new_request_as_it_is_logged() {
         )
         .await;
     }
-    let mut text = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !text.contains("id: req-tail-2") {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(remaining, tail.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("the tail sent only {text:?}"))
-            .unwrap()
-            .expect("the stream stays open");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let events: Vec<Value> = text
-        .split("\n\n")
-        .filter(|event| event.lines().any(|l| l == "event: request"))
-        .map(|event| {
-            let data = event
-                .lines()
-                .find_map(|l| l.strip_prefix("data: "))
-                .unwrap();
-            serde_json::from_str(data).unwrap()
-        })
-        .collect();
+    let events = events_until(&mut everything, "req-tail-2").await;
     let seen: Vec<(&str, i64)> = events
         .iter()
         .map(|e| {
@@ -401,6 +426,38 @@ async fn the_live_tail_streams_each_new_request_as_it_is_logged() {
         .collect();
     assert_eq!(seen, [("req-tail-1", 200), ("req-tail-2", 403)]);
     assert_eq!(events[1]["scenario"], "account_frozen");
+    let filtered = events_until(&mut refused, "req-tail-2").await;
+    assert_eq!(
+        filtered.len(),
+        1,
+        "only what the filter selects: {filtered:?}"
+    );
+
+    // A burst larger than a page reaches the tail whole, in order.
+    let burst: Vec<String> = (0..450).map(|n| format!("req-burst-{n}")).collect();
+    for request_id in &burst {
+        send(
+            app.client
+                .get(sandbox.url("/customers/cus_demo_alice"))
+                .header("x-request-id", request_id),
+        )
+        .await;
+    }
+    let arrived = events_until(&mut everything, "req-burst-449").await;
+    let ids: Vec<&str> = arrived
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, burst);
+    let (status, problem) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs/stream?status=teapot", sandbox.id),
+    ))
+    .await;
+    assert_eq!(
+        (status, &problem["errors"][0]["pointer"]),
+        (400, &json!("status"))
+    );
 }
 
 #[tokio::test]
