@@ -48,9 +48,11 @@ fn render(explanation: &Value) -> String {
             text("at"),
         ),
         format!("operation: {}", text("operation")),
-        format!("verdict:   {}", text("verdict")),
-        String::new(),
     ];
+    if let Some(trace_id) = explanation["trace_id"].as_str() {
+        out.push(format!("trace:     {trace_id}"));
+    }
+    out.extend([format!("verdict:   {}", text("verdict")), String::new()]);
     for step in explanation["steps"].as_array().into_iter().flatten() {
         let mark = match step["verdict"].as_str() {
             Some("passed") => "ok  ",

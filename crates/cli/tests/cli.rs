@@ -747,7 +747,13 @@ fn explain_prints_why_a_request_failed() {
     assert_eq!(unauthenticated.0, 401);
     let typo = http_get(
         &format!("{base_url}/custmers/cus_demo_alice"),
-        &[("X-Request-Id", "req-typo")],
+        &[
+            ("X-Request-Id", "req-typo"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ],
     );
     assert_eq!(typo.0, 404);
 
@@ -764,6 +770,10 @@ fn explain_prints_why_a_request_failed() {
     };
     assert!(
         typo_explained.contains("GET /v1/custmers/cus_demo_alice --> 404"),
+        "{typo_explained}"
+    );
+    assert!(
+        typo_explained.contains("trace:     4bf92f3577b34da6a3ce929d0e0e4736"),
         "{typo_explained}"
     );
     assert!(

@@ -436,6 +436,8 @@ pub async fn answer(
         .telemetry
         .as_ref()
         .map(|_| crate::telemetry::trace_context(request.headers()));
+    // With telemetry on, the exported span's trace id replaces it below.
+    let mut trace_id = crate::telemetry::incoming_trace_id(request.headers());
     let logged_path = path.clone();
     let revision = target.compiled.clone();
     let sandbox_at_ms = target.now_ms;
@@ -464,7 +466,7 @@ pub async fn answer(
         started.elapsed().as_secs_f64(),
     );
     if let (Some(telemetry), Some(headers)) = (&state.telemetry, &trace_context) {
-        telemetry.record(
+        trace_id = Some(telemetry.record(
             headers,
             crate::telemetry::RequestSpan {
                 started: std::time::SystemTime::now() - started.elapsed(),
@@ -477,7 +479,7 @@ pub async fn answer(
                 status,
                 request_id: &request_id,
             },
-        );
+        ));
     }
     if let Some(captured) = served.captured.take() {
         state.request_log.record(crate::request_log::Entry {
@@ -485,6 +487,7 @@ pub async fn answer(
             request_id: request_id.clone(),
             at_ms: crate::app::now_ms(),
             sandbox_at_ms,
+            trace_id,
             method,
             path: logged_path,
             query,

@@ -46,6 +46,8 @@ pub struct Entry {
     pub at_ms: i64,
     /// The sandbox clock's time when it arrived.
     pub sandbox_at_ms: i64,
+    /// The W3C trace it belongs to, when there is one.
+    pub trace_id: Option<String>,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
@@ -193,6 +195,7 @@ fn record(entry: Entry) -> LogRecord {
         request_id: entry.request_id,
         at_ms: entry.at_ms,
         sandbox_at_ms: Some(entry.sandbox_at_ms),
+        trace_id: entry.trace_id,
         method: entry.method,
         path: entry.path,
         query: entry.query.map(|q| redact_text(&q)),

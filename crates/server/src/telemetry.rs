@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderName};
 use opentelemetry::{
     KeyValue,
     propagation::{Extractor, TextMapPropagator},
-    trace::{Span, SpanKind, Status, Tracer, TracerProvider},
+    trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider},
 };
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::{
@@ -80,8 +80,8 @@ impl Telemetry {
     }
 
     /// Records the span of one request; `headers` carry the caller's trace
-    /// context, if any.
-    pub fn record(&self, headers: &HeaderMap, request: RequestSpan<'_>) {
+    /// context, if any. Answers the span's trace id.
+    pub fn record(&self, headers: &HeaderMap, request: RequestSpan<'_>) -> String {
         let parent = self.propagator.extract(&Headers(headers));
         let mut attributes = vec![
             KeyValue::new("http.request.method", request.method.to_owned()),
@@ -105,7 +105,9 @@ impl Telemetry {
         if request.status >= 500 {
             span.set_status(Status::error(format!("answered {}", request.status)));
         }
+        let trace_id = span.span_context().trace_id().to_string();
         span.end();
+        trace_id
     }
 
     /// Sends what is still batched; blocks until done (or timed out).
@@ -114,6 +116,18 @@ impl Telemetry {
             tracing::warn!(%error, "flushing traces failed");
         }
     }
+}
+
+/// The trace id of a valid W3C `traceparent` among `headers`, so a logged
+/// request names the caller's trace even when no span is exported.
+pub fn incoming_trace_id(headers: &HeaderMap) -> Option<String> {
+    headers.get("traceparent")?;
+    let context = TraceContextPropagator::new().extract(&Headers(headers));
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 /// The W3C trace context headers of a request, kept past its body.

@@ -307,6 +307,8 @@ pub struct LogRecord {
     pub trace: String,
     /// The sandbox clock's time when it arrived (Unix ms).
     pub sandbox_at_ms: Option<i64>,
+    /// The W3C trace id (32 hex digits) the request belongs to.
+    pub trace_id: Option<String>,
 }
 
 /// Which logged requests to list: newest first, before `before_seq`; or,

@@ -108,6 +108,7 @@ fn log(row: &SqliteRow) -> LogRecord {
         response_body: row.get("response_body"),
         trace: row.get("trace"),
         sandbox_at_ms: row.get("sandbox_at_ms"),
+        trace_id: row.get("trace_id"),
     }
 }
 
@@ -1064,7 +1065,7 @@ impl Store for SqliteStore {
         for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
-                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms) ",
+                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms, trace_id) ",
             );
             insert.push_values(chunk, |mut values, log| {
                 values
@@ -1085,7 +1086,8 @@ impl Store for SqliteStore {
                     .push_bind(&log.response_headers)
                     .push_bind(&log.response_body)
                     .push_bind(&log.trace)
-                    .push_bind(log.sandbox_at_ms);
+                    .push_bind(log.sandbox_at_ms)
+                    .push_bind(&log.trace_id);
             });
             insert.build().execute(&mut *tx).await?;
         }

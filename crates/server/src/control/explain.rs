@@ -26,6 +26,8 @@ pub struct Explanation {
     pub path: String,
     pub status: i64,
     pub operation: Option<String>,
+    /// The W3C trace it belongs to, to find its spans in a tracing tool.
+    pub trace_id: Option<String>,
     /// The decisive step in one sentence: the first that failed, else the
     /// answer.
     pub verdict: String,
@@ -54,6 +56,7 @@ impl From<LogRecord> for Explanation {
             path: record.path,
             status: record.status,
             operation: record.operation,
+            trace_id: record.trace_id,
             verdict,
             steps,
         }

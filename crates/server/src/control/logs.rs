@@ -56,6 +56,9 @@ pub struct LogView {
     pub script_error: Option<Value>,
     /// The sandbox clock's time when it arrived.
     pub sandbox_at: Option<String>,
+    /// The W3C trace it belongs to (32 hex digits): the caller's
+    /// `traceparent`, or the span exported with `--otlp-endpoint`.
+    pub trace_id: Option<String>,
 }
 
 /// The failed step of `stage` in a logged trace, if any.
@@ -79,6 +82,7 @@ impl From<LogRecord> for LogView {
             validation_errors,
             script_error,
             sandbox_at: r.sandbox_at_ms.map(rfc3339),
+            trace_id: r.trace_id,
             request_id: r.request_id,
             at: rfc3339(r.at_ms),
             method: r.method,

@@ -48,11 +48,21 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
             .get(sandbox.url(path))
             .header("authorization", &key)
     };
-    assert_eq!(send(get("/accounts/acct_demo_frozen")).await.0, 403);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     assert_eq!(
-        send(get("/accounts/acct_demo_gold").header("x-chaos", "latency=5ms"))
+        send(get("/accounts/acct_demo_frozen").header("traceparent", traceparent))
             .await
             .0,
+        403
+    );
+    assert_eq!(
+        send(
+            get("/accounts/acct_demo_gold")
+                .header("x-chaos", "latency=5ms")
+                .header("traceparent", "00-not-a-trace-01")
+        )
+        .await
+        .0,
         200
     );
     assert_eq!(
@@ -98,6 +108,9 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
     assert_eq!(first["idempotent_replay"], false);
     assert_eq!(items[3]["idempotent_replay"], true);
     assert_eq!(items[2]["scenario"], "account_frozen");
+    assert_eq!(items[2]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(items[1]["trace_id"], Value::Null, "a malformed traceparent");
+    assert_eq!(first["trace_id"], Value::Null, "no traceparent");
     assert_eq!(items[1]["chaos"], "latency=5ms");
     assert_eq!(items[0]["status"], 400);
     assert!(

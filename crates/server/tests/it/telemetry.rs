@@ -2,7 +2,10 @@
 //! server span (sandbox, project, revision, operation), received here by a
 //! stand-in collector that decodes OTLP/HTTP protobuf as a real one does.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{Router, body::Bytes, extract::State, routing::post};
 use opentelemetry_proto::tonic::{
@@ -10,8 +13,9 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use prost::Message;
+use reqwest::Method;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{TestApp, send, spawn_app_with};
 
 type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
 
@@ -65,6 +69,8 @@ async fn each_request_is_exported_as_a_span_in_the_callers_trace() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+    // The log names each request's trace, to look it up in the collector.
+    let logged = logged_trace_ids(&app, &sandbox.id).await;
 
     // Stopping flushes the batch.
     app.stop().await;
@@ -125,6 +131,31 @@ async fn each_request_is_exported_as_a_span_in_the_callers_trace() {
         .expect("the 404's span");
     assert_eq!(attribute(missed, "sbx.operation"), None);
     assert_eq!(missed.name, "GET /v1/nowhere");
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(
+        logged,
+        [hex(&missed.trace_id), trace_id.to_owned()],
+        "newest first: a fresh trace for the 404, the caller's for the other"
+    );
+}
+
+/// The `trace_id` of each logged request of a sandbox, newest first, once
+/// both are logged.
+async fn logged_trace_ids(app: &TestApp, sandbox_id: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) =
+            send(app.admin(Method::GET, &format!("/sandboxes/{sandbox_id}/logs"))).await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == 2 {
+            return items
+                .iter()
+                .map(|item| item["trace_id"].as_str().expect("a trace id").to_owned())
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "never logged: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
