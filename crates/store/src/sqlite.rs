@@ -1,6 +1,6 @@
 //! The embedded SQLite store: one file in the data directory, WAL mode.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{collections::HashMap, path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -23,6 +23,12 @@ const ROWS_PER_STATEMENT: usize = 200;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// How many entries each sandbox's request log holds, counted once per
+    /// process and kept with each write, so that retention deletes only the
+    /// excess instead of scanning `keep` index entries per batch. Held for
+    /// the whole write: log writes are serialized (SQLite serializes them
+    /// anyway).
+    log_counts: Arc<tokio::sync::Mutex<HashMap<String, i64>>>,
 }
 
 impl SqliteStore {
@@ -50,7 +56,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            log_counts: Arc::default(),
+        })
     }
 }
 
@@ -1061,6 +1070,7 @@ impl Store for SqliteStore {
         if logs.is_empty() {
             return Ok(());
         }
+        let mut counts = self.log_counts.lock().await;
         let mut tx = self.pool.begin().await?;
         for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
             let mut insert = QueryBuilder::<Sqlite>::new(
@@ -1091,19 +1101,44 @@ impl Store for SqliteStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        let sandboxes: std::collections::BTreeSet<&str> =
-            logs.iter().map(|l| l.sandbox_id.as_str()).collect();
-        for sandbox_id in sandboxes {
-            sqlx::query(
-                "DELETE FROM request_logs WHERE sandbox_id = ?1 AND seq <= (
-                   SELECT seq FROM request_logs WHERE sandbox_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-            )
-            .bind(sandbox_id)
-            .bind(i64::from(keep))
-            .execute(&mut *tx)
-            .await?;
+        let mut added: HashMap<&str, i64> = HashMap::new();
+        for log in logs {
+            *added.entry(&log.sandbox_id).or_default() += 1;
+        }
+        let mut held = Vec::with_capacity(added.len());
+        for (sandbox_id, added) in added {
+            let before = match counts.get(sandbox_id) {
+                Some(count) => *count,
+                None => {
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM request_logs WHERE sandbox_id = ?",
+                    )
+                    .bind(sandbox_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                        - added
+                }
+            };
+            let excess = before + added - i64::from(keep);
+            if excess > 0 {
+                sqlx::query(
+                    "DELETE FROM request_logs WHERE seq IN (
+                       SELECT seq FROM request_logs WHERE sandbox_id = ? ORDER BY seq LIMIT ?)",
+                )
+                .bind(sandbox_id)
+                .bind(excess)
+                .execute(&mut *tx)
+                .await?;
+            }
+            held.push((sandbox_id, before + added - excess.max(0)));
+        }
+        // Until the commit succeeds the counts are unknown: a failed write
+        // leaves them to be counted again.
+        for (sandbox_id, _) in &held {
+            counts.remove(*sandbox_id);
         }
         tx.commit().await?;
+        counts.extend(held.into_iter().map(|(id, count)| (id.to_owned(), count)));
         Ok(())
     }
 
@@ -1180,6 +1215,10 @@ impl Store for SqliteStore {
     }
 
     async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
+        // Counted again on the next write (this also forgets sandboxes
+        // that are gone); no write runs in between.
+        let mut counts = self.log_counts.lock().await;
+        counts.clear();
         let deleted = sqlx::query("DELETE FROM request_logs WHERE at_ms < ?")
             .bind(before_ms)
             .execute(&self.pool)

@@ -2,8 +2,8 @@
 //! same functions.
 
 use sbx_store::{
-    ChangeSet, IdempotentAnswer, JobRecord, ResourceRow, SandboxRecord, SqliteStore, Store,
-    StoreError, TransitionRecord,
+    ChangeSet, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ResourceRow, SandboxRecord,
+    SqliteStore, Store, StoreError, TransitionRecord,
 };
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
@@ -370,4 +370,90 @@ async fn sqlite_data_survives_reopening() {
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
     assert_eq!(store.list_sandboxes().await.unwrap().len(), 1);
     assert_eq!(store.list_projects().await.unwrap()[0].name, "pets");
+}
+
+fn logged(sandbox_id: &str, n: i64) -> LogRecord {
+    LogRecord {
+        seq: 0,
+        sandbox_id: sandbox_id.to_owned(),
+        request_id: format!("req-{n}"),
+        at_ms: n,
+        method: "GET".to_owned(),
+        path: "/v1/pets".to_owned(),
+        query: None,
+        operation: None,
+        status: 200,
+        latency_us: 1,
+        scenario: None,
+        chaos: None,
+        replayed: false,
+        request_headers: "{}".to_owned(),
+        request_body: String::new(),
+        response_headers: "{}".to_owned(),
+        response_body: String::new(),
+        trace: "[]".to_owned(),
+        sandbox_at_ms: None,
+        trace_id: None,
+    }
+}
+
+/// The request ids a sandbox's log holds, oldest first.
+async fn log_of(store: &SqliteStore, sandbox_id: &str) -> Vec<String> {
+    let query = LogQuery {
+        limit: 1000,
+        ..LogQuery::default()
+    };
+    let mut ids: Vec<String> = store
+        .list_logs(sandbox_id, &query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    ids.reverse();
+    ids
+}
+
+fn ids(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
+    range.map(|n| format!("req-{n}")).collect()
+}
+
+#[tokio::test]
+async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    store.create_project("pets", "spec", "{}", 1).await.unwrap();
+    store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    store.create_sandbox(&sandbox("sbx-b", None)).await.unwrap();
+    let save = |logs: Vec<LogRecord>| {
+        let store = store.clone();
+        async move { store.save_logs(&logs, 5).await.unwrap() }
+    };
+
+    // Batches mixing sandboxes, one larger than what is kept.
+    save((1..=3).map(|n| logged("sbx-a", n)).collect()).await;
+    save(
+        (4..=10)
+            .map(|n| logged("sbx-a", n))
+            .chain([logged("sbx-b", 100)])
+            .collect(),
+    )
+    .await;
+    assert_eq!(log_of(&store, "sbx-a").await, ids(6..=10));
+    assert_eq!(log_of(&store, "sbx-b").await, ids(100..=100));
+
+    // Pruning by age leaves fewer than kept; the next writes count from there.
+    assert_eq!(store.prune_logs(9).await.unwrap(), 3);
+    save(vec![logged("sbx-a", 11)]).await;
+    assert_eq!(log_of(&store, "sbx-a").await, ids(9..=11));
+    save((12..=14).map(|n| logged("sbx-a", n)).collect()).await;
+    assert_eq!(log_of(&store, "sbx-a").await, ids(10..=14));
+
+    // Another process counts what the database holds.
+    drop(store);
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    store.save_logs(&[logged("sbx-a", 15)], 5).await.unwrap();
+    assert_eq!(log_of(&store, "sbx-a").await, ids(11..=15));
+    store.save_logs(&[logged("sbx-b", 101)], 5).await.unwrap();
+    assert_eq!(log_of(&store, "sbx-b").await, ids(100..=101));
 }

@@ -1,0 +1,103 @@
+//! Writing the request log: batches of 500 entries the size of a logged
+//! `GET /customers/{id}` (~1.9 KB: headers, body, trace) into SQLite, with
+//! the sandbox already at its 10,000-entry retention, so every batch also
+//! forgets as many as it adds — the steady state of a sandbox under load.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sbx_store::{LogRecord, SandboxRecord, SqliteStore, Store};
+
+const BATCH: usize = 500;
+const SANDBOX: &str = "sbx-oo0sx5ap74vy";
+const KEEP: u32 = 10_000;
+
+const TRACE: &str = r#"[{"stage":"resolve","verdict":"passed","summary":"sandbox sbx-oo0sx5ap74vy found by its path prefix /sbx/{id}"},{"stage":"route","verdict":"passed","summary":"GET /v1/customers/cus_demo_alice is operation getCustomer (GET /customers/{customer_id})","detail":{"operation":"getCustomer","spec":"/paths/~1customers~1{customer_id}/get"}},{"stage":"auth","verdict":"passed","summary":"the operation's security requirements are met"},{"stage":"validate","verdict":"passed","summary":"the parameters and body match the contract"},{"stage":"scenario","verdict":"passed","summary":"none of the 4 scenario(s) applied; the operation's own answer"},{"stage":"respond","verdict":"passed","summary":"answered 200 from the sandbox's customers collection"}]"#;
+
+fn entry(n: usize) -> LogRecord {
+    LogRecord {
+        seq: 0,
+        sandbox_id: SANDBOX.to_owned(),
+        request_id: format!("req_{n:024x}"),
+        at_ms: 1_795_519_356_000 + n as i64,
+        method: "GET".to_owned(),
+        path: "/v1/customers/cus_demo_alice".to_owned(),
+        query: None,
+        operation: Some("getCustomer".to_owned()),
+        status: 200,
+        latency_us: 310,
+        scenario: None,
+        chaos: None,
+        replayed: false,
+        request_headers: r#"{"host":"127.0.0.1:18480","user-agent":"curl/7.88.1","accept":"*/*","authorization":"Bearer [redacted]"}"#.to_owned(),
+        request_body: String::new(),
+        response_headers: r#"{"content-type":"application/json","request-id":"req_RwwJkW5wOtLz6b"}"#.to_owned(),
+        response_body: r#"{"id":"cus_demo_alice","object":"customer","name":"Alice Martin","email":"alice@example.com","account":"acct_demo_gold","created_at":"2026-01-05T10:00:00Z","metadata":{"tier":"gold"}}"#.to_owned(),
+        trace: TRACE.to_owned(),
+        sandbox_at_ms: Some(1_795_519_356_000 + n as i64),
+        trace_id: None,
+    }
+}
+
+fn save_logs(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = runtime
+        .block_on(SqliteStore::open_dir(dir.path()))
+        .expect("a store");
+    let sandbox = SandboxRecord {
+        id: SANDBOX.to_owned(),
+        project: "payments".to_owned(),
+        revision: 1,
+        key_hash: "hash".to_owned(),
+        seed: SANDBOX.to_owned(),
+        auth: "spec".to_owned(),
+        label: None,
+        created_at_ms: 1,
+        expires_at_ms: None,
+        pinned: false,
+        env: "{}".to_owned(),
+        chaos: None,
+        scenario: None,
+        clock_offset_ms: 0,
+        clock_frozen_ms: None,
+        seeded_at_ms: 1,
+        webhook_schedule: "standard".to_owned(),
+    };
+    runtime.block_on(async {
+        store
+            .create_project("payments", "openapi: 3.1.0", "{}", 1)
+            .await
+            .expect("a project");
+        store.create_sandbox(&sandbox).await.expect("a sandbox");
+    });
+    let mut next = 0;
+    let mut batch = || {
+        let logs: Vec<LogRecord> = (next..next + BATCH).map(entry).collect();
+        next += BATCH;
+        logs
+    };
+    for _ in 0..(KEEP as usize / BATCH) {
+        runtime
+            .block_on(store.save_logs(&batch(), KEEP))
+            .expect("saved");
+    }
+    let mut group = c.benchmark_group("request_log");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("save_500_at_retention", |b| {
+        b.iter_batched(
+            &mut batch,
+            |logs| {
+                runtime
+                    .block_on(store.save_logs(&logs, KEEP))
+                    .expect("saved")
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, save_logs);
+criterion_main!(benches);
