@@ -335,19 +335,21 @@ pub struct LogFilters {
 impl LogFilters {
     /// The filters as query parameters, each starting `&`.
     fn query(&self) -> String {
-        let named = [
-            ("status", &self.status),
-            ("method", &self.method),
-            ("operation", &self.operation),
-            ("text", &self.text),
-        ];
-        named
-            .into_iter()
-            .filter_map(|(name, value)| {
-                Some(format!("&{name}={}", percent_encode(value.as_ref()?)))
-            })
-            .collect()
+        parameters(&[
+            ("status", self.status.as_deref()),
+            ("method", self.method.as_deref()),
+            ("operation", self.operation.as_deref()),
+            ("text", self.text.as_deref()),
+        ])
     }
+}
+
+/// The parameters given a value, percent-encoded, each starting `&`.
+pub(crate) fn parameters(named: &[(&str, Option<&str>)]) -> String {
+    named
+        .iter()
+        .filter_map(|(name, value)| Some(format!("&{name}={}", percent_encode((*value)?))))
+        .collect()
 }
 
 /// `path` with `parameters` (each starting `&`) as its query, if any.

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::client::{ServerArgs, call, expect, percent_encode};
+use crate::client::{ServerArgs, call, expect, parameters, percent_encode};
 
 /// Prints a sandbox's timeline, one line per entry with its cause.
 pub async fn timeline(
@@ -13,12 +13,11 @@ pub async fn timeline(
     kinds: Option<&str>,
     since: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut path = format!("/sandboxes/{}/timeline?limit=1000", percent_encode(sandbox));
-    for (name, value) in [("kinds", kinds), ("since", since)] {
-        if let Some(value) = value {
-            path.push_str(&format!("&{name}={}", percent_encode(value)));
-        }
-    }
+    let path = format!(
+        "/sandboxes/{}/timeline?limit=1000{}",
+        percent_encode(sandbox),
+        parameters(&[("kinds", kinds), ("since", since)])
+    );
     let timeline = expect(
         call(server, Method::GET, &path, None).await?,
         StatusCode::OK,
@@ -53,18 +52,16 @@ pub struct AuditFilters<'a> {
 /// Prints the latest control-plane changes, newest first: when, who from
 /// where, the outcome, the call, what it created and why it failed.
 pub async fn audit(server: &ServerArgs, filters: &AuditFilters<'_>) -> anyhow::Result<()> {
-    let mut path = format!("/audit?limit={}", filters.limit);
-    let named = [
-        ("target", filters.target),
-        ("actor", filters.actor),
-        ("outcome", filters.outcome),
-        ("since", filters.since),
-    ];
-    for (name, value) in named {
-        if let Some(value) = value {
-            path.push_str(&format!("&{name}={}", percent_encode(value)));
-        }
-    }
+    let path = format!(
+        "/audit?limit={}{}",
+        filters.limit,
+        parameters(&[
+            ("target", filters.target),
+            ("actor", filters.actor),
+            ("outcome", filters.outcome),
+            ("since", filters.since),
+        ])
+    );
     let page = expect(
         call(server, Method::GET, &path, None).await?,
         StatusCode::OK,
