@@ -37,7 +37,7 @@ impl Modify for AdminToken {
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
     ),
-    components(schemas(FieldError)),
+    components(schemas(FieldError, projects::FileKind)),
     modifiers(&AdminToken),
 )]
 struct ControlPlaneDoc;

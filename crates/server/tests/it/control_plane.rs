@@ -317,6 +317,30 @@ async fn the_openapi_document_matches_the_routes() {
             "{entry}"
         );
     }
+    // Every reference resolves, so generators and fuzzers can use it.
+    let mut references = Vec::new();
+    collect_references(&doc, &mut references);
+    assert!(!references.is_empty());
+    for reference in references {
+        let pointer = reference.strip_prefix('#').expect("a local reference");
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+}
+
+fn collect_references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(members) => {
+            if let Some(Value::String(reference)) = members.get("$ref") {
+                found.push(reference.clone());
+            }
+            members.values().for_each(|v| collect_references(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, found)),
+        _ => {}
+    }
 }
 
 #[tokio::test]
