@@ -3,7 +3,10 @@
 use axum::Json;
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ResponseBuilder,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use super::{
@@ -20,6 +23,47 @@ impl Modify for AdminToken {
             "admin",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The answers every call can give before its handler runs: 401
+        // without the token, 400 for a malformed parameter, and the body
+        // extractor's 400, 413, 415 and 422.
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut answers = Vec::new();
+                if operation.security.is_some() {
+                    answers.push(("401", "the admin token is missing or wrong"));
+                }
+                if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    answers.push(("400", "a parameter is malformed (the problem names it)"));
+                }
+                if operation.request_body.is_some() {
+                    answers.extend([
+                        ("400", "the body is not JSON"),
+                        ("413", "the body is too large"),
+                        ("415", "the body is not labelled JSON"),
+                        ("422", "the body does not have the documented shape"),
+                    ]);
+                }
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
     }
 }
 

@@ -317,6 +317,17 @@ async fn the_openapi_document_matches_the_routes() {
             "{entry}"
         );
     }
+    // Every call behind the token documents the 401 it answers without it.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("security").is_some() {
+                assert!(
+                    operation["responses"].get("401").is_some(),
+                    "{method} {path} does not document 401"
+                );
+            }
+        }
+    }
     // Every reference resolves, so generators and fuzzers can use it.
     let mut references = Vec::new();
     collect_references(&doc, &mut references);
