@@ -2,6 +2,8 @@
 //! Rhai maps, which order members by name; answers read better (and match
 //! the spec's examples) with members in the order the schema declares them.
 //! The order is planned once per response schema and applied per answer.
+//! The same plan knows the members the schema marks `writeOnly`, which an
+//! answer must never carry back (a card's CVC a script stored).
 
 use serde_json::{Map, Value};
 
@@ -21,6 +23,10 @@ pub struct Plan {
     items: Option<Box<Plan>>,
     /// `oneOf`/`anyOf` branches: the one declaring most members applies.
     branches: Vec<Plan>,
+    /// The schema marks the value `writeOnly`.
+    write_only: bool,
+    /// Some member, item or branch within is `writeOnly`.
+    hides: bool,
 }
 
 impl Plan {
@@ -58,6 +64,39 @@ impl Plan {
         }
     }
 
+    /// Whether any member within is `writeOnly` (else stripping finds none).
+    pub fn hides_write_only(&self) -> bool {
+        self.hides
+    }
+
+    /// Removes the members the schema marks `writeOnly`, at any planned
+    /// depth; whether any was there.
+    pub fn strip_write_only(&self, value: &mut Value) -> bool {
+        if !self.hides {
+            return false;
+        }
+        match value {
+            Value::Object(members) => {
+                let plan = self.branch(members);
+                let mut removed = false;
+                for (name, member_plan) in &plan.members {
+                    if member_plan.write_only {
+                        removed |= members.remove(name).is_some();
+                    } else if let Some(member) = members.get_mut(name) {
+                        removed |= member_plan.strip_write_only(member);
+                    }
+                }
+                removed
+            }
+            Value::Array(items) => self.items.as_ref().is_some_and(|plan| {
+                items
+                    .iter_mut()
+                    .fold(false, |removed, item| plan.strip_write_only(item) | removed)
+            }),
+            _ => false,
+        }
+    }
+
     fn branch(&self, members: &Map<String, Value>) -> &Plan {
         let covered = |plan: &Plan| {
             plan.members
@@ -81,23 +120,28 @@ fn build(document: &Value, schema: &Value, depth: usize, budget: &mut usize) -> 
         return Plan::default();
     }
     *budget -= 1;
-    let members = properties(document, schema)
+    let members: Vec<(String, Plan)> = properties(document, schema)
         .into_iter()
         .map(|(name, member)| (name.to_owned(), build(document, member, depth + 1, budget)))
         .collect();
     let items = schema
         .get("items")
         .map(|items| Box::new(build(document, items, depth + 1, budget)));
-    let branches = ["oneOf", "anyOf"]
+    let branches: Vec<Plan> = ["oneOf", "anyOf"]
         .iter()
         .filter_map(|k| schema.get(*k).and_then(Value::as_array))
         .flatten()
         .map(|branch| build(document, branch, depth + 1, budget))
         .collect();
+    let hides = members.iter().any(|(_, m)| m.write_only || m.hides)
+        || items.as_ref().is_some_and(|i| i.hides)
+        || branches.iter().any(|b| b.hides);
     Plan {
         members,
         items,
         branches,
+        write_only: schema.get("writeOnly") == Some(&Value::Bool(true)),
+        hides,
     }
 }
 
@@ -126,6 +170,29 @@ mod tests {
             serde_json::to_string(&picked).unwrap(),
             r#"{"type":"x","b":1}"#
         );
+    }
+
+    #[test]
+    fn write_only_members_are_stripped_in_the_branch_that_declares_them() {
+        let document = json!({"components": {"schemas": {
+            "Card": {"properties": {"type": {}, "number": {}, "cvc": {"writeOnly": true}}},
+            "Bank": {"properties": {"type": {}, "iban": {}}}}}});
+        let schema = json!({"properties": {"id": {}, "password": {"type": "string", "writeOnly": true},
+            "methods": {"items": {"oneOf": [{"$ref": "#/components/schemas/Card"},
+                                            {"$ref": "#/components/schemas/Bank"}]}}}});
+        let plan = Plan::new(&document, &schema);
+        let mut value = json!({"id": 1, "password": "p", "methods": [
+            {"type": "card", "number": "4242", "cvc": "123", "extra": true},
+            {"type": "bank", "iban": "DE89"}]});
+        assert!(plan.strip_write_only(&mut value));
+        assert_eq!(
+            value,
+            json!({"id": 1, "methods": [{"type": "card", "number": "4242", "extra": true},
+                                        {"type": "bank", "iban": "DE89"}]})
+        );
+        assert!(!plan.strip_write_only(&mut value), "nothing left to strip");
+        let plain = Plan::new(&document, &json!({"properties": {"id": {}}}));
+        assert!(!plain.hides);
     }
 
     #[test]

@@ -221,6 +221,7 @@ pub fn render(
         });
     };
     let media = &declared.content[index];
+    let synthesized = matches!(body, BodySource::Default) && media.spec.examples.is_empty();
     let value = match body {
         BodySource::Given(value) => Some(value),
         BodySource::Example(name) => {
@@ -259,6 +260,21 @@ pub fn render(
                 })
             }),
         },
+    };
+    // What behaviours and examples give may hold members the response
+    // schema marks `writeOnly` (a stored card's CVC): never sent back.
+    // Synthesized values never hold them.
+    let plan = || media.order_plan(&revision.response_document);
+    let value = match value {
+        Some(given) if !synthesized && plan().hides_write_only() => {
+            let mut stripped = given.value.clone();
+            if plan().strip_write_only(&mut stripped) {
+                Some(Arc::new(Synthesized::new(stripped)))
+            } else {
+                Some(given)
+            }
+        }
+        other => other,
     };
     let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
     let body = match &value {

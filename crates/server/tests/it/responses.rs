@@ -241,3 +241,32 @@ async fn swagger2_specs_are_converted_and_served() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn write_only_members_a_behaviour_stored_are_never_sent_back() {
+    let app = spawn_app().await;
+    let sandbox = app.payments_sandbox("none").await;
+    // The demo's script stores the payment as sent, CVC (`writeOnly`) included.
+    let response = app
+        .client
+        .post(sandbox.url("/payments"))
+        .json(
+            &json!({"amount": 2000, "currency": "usd", "payment_method": {
+            "type": "card", "number": "4242424242424242", "exp_month": 12,
+            "exp_year": 2030, "cvc": "123"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-sandbox-drift").is_none());
+    let (status, created) = json_of(response).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["payment_method"]["number"], "4242424242424242");
+    assert_eq!(created["payment_method"].get("cvc"), None, "{created}");
+    let id = created["id"].as_str().unwrap();
+    for path in [format!("/payments/{id}"), "/payments".to_owned()] {
+        let (status, read) = send(app.client.get(sandbox.url(&path))).await;
+        assert_eq!(status, 200, "{read}");
+        assert!(!read.to_string().contains("cvc"), "{path}: {read}");
+    }
+}
