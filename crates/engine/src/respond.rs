@@ -276,13 +276,18 @@ pub fn render(
         }
         other => other,
     };
+    // 204 and 304 never carry a body (RFC 9110), whatever a spec declares.
+    let value = value.filter(|_| !matches!(status, 204 | 304));
     let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
     let body = match &value {
         Some(v) if is_json(&essence(&content_type)) => v.json().to_vec(),
         Some(v) => serialize(&content_type, &v.value),
         None => Vec::new(),
     };
-    headers.push(("content-type".to_owned(), content_type));
+    // An empty body is not JSON (or anything else) to label.
+    if !body.is_empty() {
+        headers.push(("content-type".to_owned(), content_type));
+    }
     Ok(Rendered {
         response: Response {
             status,

@@ -270,3 +270,37 @@ async fn write_only_members_a_behaviour_stored_are_never_sent_back() {
         assert!(!read.to_string().contains("cvc"), "{path}: {read}");
     }
 }
+
+#[tokio::test]
+async fn no_content_answers_carry_no_body_and_no_content_type() {
+    let app = spawn_app().await;
+    // Real-world specs declare a JSON body on a 204, or a media type
+    // without a schema.
+    let spec = r#"{"openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+      "paths": {
+        "/things/{id}": {"delete": {"x-sandbox-resource": false, "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+          "responses": {"204": {"description": "gone", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/ping": {"get": {"responses": {"200": {"description": "ok", "content": {"application/json": {}}}}}}}}"#;
+    app.import_ok("nocontent", spec).await;
+    let sandbox = app
+        .create_sandbox(json!({"project": "nocontent", "auth": "none"}))
+        .await;
+    for (method, path, status) in [
+        (reqwest::Method::DELETE, "/things/1", 204),
+        (reqwest::Method::GET, "/ping", 200),
+    ] {
+        let response = app
+            .client
+            .request(method, sandbox.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert!(
+            response.headers().get("content-type").is_none(),
+            "{path}: {:?}",
+            response.headers()
+        );
+        assert!(response.bytes().await.unwrap().is_empty(), "{path}");
+    }
+}
