@@ -404,7 +404,10 @@ fn escape_xml(text: &str) -> String {
 
 /// The spec's own error response for one of `statuses`, shaped by its
 /// schema, with the reason in `X-Sandbox-Error` (and in the body's message
-/// field when the schema has one).
+/// field when the schema has one). Without one of those codes, the first
+/// status is answered in the shape of its declared range (`4XX`), else of
+/// `default` when the operation declares a success beside it (a `default`
+/// alone is the success of older specs).
 pub fn declared_error(
     revision: &CompiledRevision,
     seed: u64,
@@ -413,13 +416,24 @@ pub fn declared_error(
     statuses: &[u16],
     reason: &str,
 ) -> Option<Response> {
-    let (status, declared) = statuses.iter().find_map(|status| {
-        operation
-            .responses
-            .iter()
-            .find(|r| r.spec.status == sbx_spec::StatusKey::Code(*status))
-            .map(|r| (*status, r))
-    })?;
+    use sbx_spec::StatusKey;
+    let declared_as = |key: StatusKey| operation.responses.iter().find(|r| r.spec.status == key);
+    let has_success = operation.responses.iter().any(|r| match r.spec.status {
+        StatusKey::Code(code) => (200..300).contains(&code),
+        StatusKey::Range(range) => range == 2,
+        StatusKey::Default => false,
+    });
+    let first = *statuses.first()?;
+    let (status, declared) = statuses
+        .iter()
+        .find_map(|status| declared_as(StatusKey::Code(*status)).map(|r| (*status, r)))
+        .or_else(|| declared_as(StatusKey::Range(first / 100)).map(|r| (first, r)))
+        .or_else(|| {
+            has_success
+                .then(|| declared_as(StatusKey::Default))
+                .flatten()
+                .map(|r| (first, r))
+        })?;
     let rendered = render(
         revision,
         seed,

@@ -202,3 +202,52 @@ async fn wrong_media_types_and_oversized_bodies_are_refused() {
     .await;
     assert_eq!(status, 431);
 }
+
+#[tokio::test]
+async fn errors_take_the_shape_of_a_declared_range_or_default() {
+    let app = spawn_app().await;
+    let error = json!({"type": "object", "required": ["ok", "error"], "properties": {
+        "ok": {"type": "boolean"}, "error": {"type": "string"}}});
+    let limit = json!([{"name": "limit", "in": "query", "schema": {"type": "integer"}}]);
+    let ok = json!({"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}});
+    let failed =
+        json!({"description": "failed", "content": {"application/json": {"schema": error}}});
+    let spec = json!({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {
+        // Slack's way: a success, and `default` for every error.
+        "/slack": {"get": {"parameters": limit, "responses": {"200": ok, "default": failed}}},
+        "/range": {"get": {"parameters": limit, "responses": {"200": ok, "4XX": failed}}},
+        // Older specs' way: `default` is the success.
+        "/old": {"get": {"parameters": limit, "responses": {"default": ok}}}}});
+    app.import_ok("shapes", &spec.to_string()).await;
+    let sandbox = app
+        .create_sandbox(json!({"project": "shapes", "auth": "none"}))
+        .await;
+    for (path, declared) in [("/slack", true), ("/range", true), ("/old", false)] {
+        let response = app
+            .client
+            .get(sandbox.url(&format!("{path}?limit=many")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            response.headers().get("x-sandbox-error").is_some() || !declared,
+            "{path}"
+        );
+        let (_, body) = json_of(response).await;
+        if declared {
+            assert_eq!(content_type, "application/json", "{path}");
+            assert!(
+                body["ok"].is_boolean() && body["error"].is_string(),
+                "{path}: {body}"
+            );
+        } else {
+            assert_eq!(content_type, "application/problem+json", "{path}");
+            assert_eq!(body["type"], "urn:sbx:problem:validation", "{path}: {body}");
+        }
+    }
+}
