@@ -31,7 +31,8 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         }
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
-                let value = merged(&record.value.value, call.request.body.as_ref(), false);
+                let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
+                keep_declared(&mut value, closed_members(call).as_deref());
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
                 success(call, BodySource::Given(stored.value))
             }
@@ -49,7 +50,8 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         },
         (Action::Update, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
-            let value = merged(&record.value.value, call.request.body.as_ref(), true);
+            let mut value = merged(&record.value.value, call.request.body.as_ref(), true);
+            keep_declared(&mut value, closed_members(call).as_deref());
             let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
             success(call, BodySource::Given(stored.value))
         }
@@ -138,6 +140,8 @@ fn create(
 ) -> Result<Rendered, Response> {
     let base = call.synthesized_object()?;
     let mut value = merged(&base, body.as_ref(), false);
+    let closed = closed_members(call);
+    keep_declared(&mut value, closed.as_deref());
     stamp_times(&mut value, call, body.as_ref());
     // A record under a lifecycle starts in its initial state, whatever
     // the synthesized value or the client said.
@@ -162,12 +166,49 @@ fn create(
         Some(id) => id,
         None => {
             let id = new_id(call, spec);
-            set_id(&mut value, spec, id.clone(), false);
+            // A closed answer without the id field is kept by its key only.
+            if closed.as_ref().is_none_or(|m| m.contains(&spec.id_field)) {
+                set_id(&mut value, spec, id.clone(), false);
+            }
             id_text(&id)
         }
     };
     let stored = store(call, spec, &id, scope, None, value)?;
     success(call, BodySource::Given(stored.value))
+}
+
+/// The members the operation's success answer may hold when its schema is
+/// closed (`additionalProperties: false`); `None` when it is open. A record
+/// keeps only those, so that what it answers stays within the contract
+/// (RPC-style specs such as Slack's close every answer).
+fn closed_members(call: &Call) -> Option<Vec<String>> {
+    let (_, declared) = respond::select(call.operation(), &Prefer::default())
+        .ok()
+        .flatten()?;
+    let media = declared
+        .content
+        .iter()
+        .find(|m| crate::body::is_json(&crate::body::essence(&m.spec.media_type)))?;
+    let document = &call.revision.response_document;
+    let schema = media
+        .spec
+        .schema_pointer
+        .as_ref()
+        .and_then(|p| document.pointer(p))?;
+    let schema = sbx_spec::pointer::follow(document, schema)?;
+    (schema.get("additionalProperties") == Some(&Value::Bool(false))).then(|| {
+        crate::resources::properties(document, schema)
+            .into_iter()
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    })
+}
+
+/// Drops the members of `value` outside `members` (when given).
+fn keep_declared(value: &mut Value, members: Option<&[String]>) {
+    if let (Value::Object(map), Some(members)) = (value, members) {
+        map.retain(|name, _| members.contains(name));
+    }
 }
 
 fn store(

@@ -374,3 +374,51 @@ async fn lists_page_with_page_and_per_page() {
         .collect();
     assert_eq!((labels, page["count"].clone()), (vec!["c", "d"], json!(5)));
 }
+
+#[tokio::test]
+async fn records_of_closed_answers_keep_only_declared_members() {
+    let app = crate::helpers::spawn_app().await;
+    let note = serde_json::json!({"type": "object", "additionalProperties": false,
+        "properties": {"id": {"type": "string"}, "title": {"type": "string"}}});
+    let answer = |status: &str| {
+        serde_json::json!({status: {"description": "a note",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Note"}}}}})
+    };
+    let spec = serde_json::json!({"openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+        "components": {"schemas": {"Note": note}},
+        "paths": {
+            "/notes": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                                "responses": answer("201")}},
+            "/notes/{id}": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                            "get": {"responses": answer("200")},
+                            "patch": {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                                      "responses": answer("200")}}}});
+    app.import_ok("notes", &spec.to_string()).await;
+    let sandbox = app
+        .create_sandbox(serde_json::json!({"project": "notes", "auth": "none"}))
+        .await;
+    let response = app
+        .client
+        .post(sandbox.url("/notes"))
+        .json(&serde_json::json!({"title": "hello", "secret": "not in the contract"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-sandbox-drift").is_none());
+    let (status, created) = crate::helpers::json_of(response).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["title"], "hello");
+    assert_eq!(created.get("secret"), None, "{created}");
+    let id = created["id"].as_str().expect("the declared id").to_owned();
+    let response = app
+        .client
+        .patch(sandbox.url(&format!("/notes/{id}")))
+        .json(&serde_json::json!({"title": "bye", "colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-sandbox-drift").is_none());
+    let (_, read) =
+        crate::helpers::send(app.client.get(sandbox.url(&format!("/notes/{id}")))).await;
+    assert_eq!(read, serde_json::json!({"id": id, "title": "bye"}));
+}
