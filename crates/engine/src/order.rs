@@ -27,6 +27,9 @@ pub struct Plan {
     write_only: bool,
     /// Some member, item or branch within is `writeOnly`.
     hides: bool,
+    /// The schema admits no members but those declared
+    /// (`additionalProperties: false`).
+    closed: bool,
 }
 
 impl Plan {
@@ -62,6 +65,16 @@ impl Plan {
             },
             other => other,
         }
+    }
+
+    /// Whether the schema admits only its declared members.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the schema declares a member `name`.
+    pub fn declares(&self, name: &str) -> bool {
+        self.members.iter().any(|(member, _)| member == name)
     }
 
     /// Whether any member within is `writeOnly` (else stripping finds none).
@@ -142,6 +155,7 @@ fn build(document: &Value, schema: &Value, depth: usize, budget: &mut usize) -> 
         branches,
         write_only: schema.get("writeOnly") == Some(&Value::Bool(true)),
         hides,
+        closed: schema.get("additionalProperties") == Some(&Value::Bool(false)),
     }
 }
 

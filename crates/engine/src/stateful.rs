@@ -10,6 +10,7 @@ use crate::{
     Response,
     cache::Synthesized,
     call::Call,
+    order::Plan,
     problem::problem_response,
     resources::{Action, Binding, CollectionSpec, IdKind, ListShape},
     respond::{self, BodySource, Prefer, Rendered},
@@ -32,7 +33,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
-                keep_declared(&mut value, closed_members(call).as_deref());
+                keep_declared(&mut value, closed_answer(call));
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
                 success(call, BodySource::Given(stored.value))
             }
@@ -51,7 +52,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::Update, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
             let mut value = merged(&record.value.value, call.request.body.as_ref(), true);
-            keep_declared(&mut value, closed_members(call).as_deref());
+            keep_declared(&mut value, closed_answer(call));
             let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
             success(call, BodySource::Given(stored.value))
         }
@@ -140,8 +141,8 @@ fn create(
 ) -> Result<Rendered, Response> {
     let base = call.synthesized_object()?;
     let mut value = merged(&base, body.as_ref(), false);
-    let closed = closed_members(call);
-    keep_declared(&mut value, closed.as_deref());
+    let closed = closed_answer(call);
+    keep_declared(&mut value, closed);
     stamp_times(&mut value, call, body.as_ref());
     // A record under a lifecycle starts in its initial state, whatever
     // the synthesized value or the client said.
@@ -167,7 +168,7 @@ fn create(
         None => {
             let id = new_id(call, spec);
             // A closed answer without the id field is kept by its key only.
-            if closed.as_ref().is_none_or(|m| m.contains(&spec.id_field)) {
+            if closed.is_none_or(|plan| plan.declares(&spec.id_field)) {
                 set_id(&mut value, spec, id.clone(), false);
             }
             id_text(&id)
@@ -177,11 +178,11 @@ fn create(
     success(call, BodySource::Given(stored.value))
 }
 
-/// The members the operation's success answer may hold when its schema is
-/// closed (`additionalProperties: false`); `None` when it is open. A record
-/// keeps only those, so that what it answers stays within the contract
-/// (RPC-style specs such as Slack's close every answer).
-fn closed_members(call: &Call) -> Option<Vec<String>> {
+/// The plan of the operation's success answer when its schema is closed
+/// (`additionalProperties: false`): a record keeps only the members it
+/// declares, so that what it answers stays within the contract (RPC-style
+/// specs such as Slack's close every answer).
+fn closed_answer(call: &Call) -> Option<&Plan> {
     let (_, declared) = respond::select(call.operation(), &Prefer::default())
         .ok()
         .flatten()?;
@@ -189,25 +190,14 @@ fn closed_members(call: &Call) -> Option<Vec<String>> {
         .content
         .iter()
         .find(|m| crate::body::is_json(&crate::body::essence(&m.spec.media_type)))?;
-    let document = &call.revision.response_document;
-    let schema = media
-        .spec
-        .schema_pointer
-        .as_ref()
-        .and_then(|p| document.pointer(p))?;
-    let schema = sbx_spec::pointer::follow(document, schema)?;
-    (schema.get("additionalProperties") == Some(&Value::Bool(false))).then(|| {
-        crate::resources::properties(document, schema)
-            .into_iter()
-            .map(|(name, _)| name.to_owned())
-            .collect()
-    })
+    let plan = media.order_plan(&call.revision.response_document);
+    plan.is_closed().then_some(plan)
 }
 
-/// Drops the members of `value` outside `members` (when given).
-fn keep_declared(value: &mut Value, members: Option<&[String]>) {
-    if let (Value::Object(map), Some(members)) = (value, members) {
-        map.retain(|name, _| members.contains(name));
+/// Drops the members of `value` that a closed answer does not declare.
+fn keep_declared(value: &mut Value, closed: Option<&Plan>) {
+    if let (Value::Object(map), Some(plan)) = (value, closed) {
+        map.retain(|name, _| plan.declares(name));
     }
 }
 
