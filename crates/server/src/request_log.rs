@@ -153,12 +153,7 @@ fn record(entry: Entry) -> LogRecord {
     let response = &entry.response_headers;
     let replayed = header(response, "idempotent-replayed") == Some("true");
     let redactions = &entry.revision.behaviours.redactions;
-    // Bodies are parsed only when a project's rule may select in them.
-    let request_json = if redactions.may_match(&entry.request_body) {
-        json_body(&entry.request_body)
-    } else {
-        None
-    };
+    let request_json = maskable_json(redactions, &entry.request_body);
     // What the rules mask in the request is masked wherever it is quoted
     // again: validation messages and values, errors echoed in the answer.
     let secrets = match &request_json {
@@ -183,10 +178,7 @@ fn record(entry: Entry) -> LogRecord {
         response_headers: redacted_headers(&entry.response_headers, &secrets),
         response_body: redacted_body(
             &entry.response_body,
-            redactions
-                .may_match(&entry.response_body)
-                .then(|| json_body(&entry.response_body))
-                .flatten(),
+            maskable_json(redactions, &entry.response_body),
             redactions,
             &secrets,
         ),
@@ -271,6 +263,15 @@ fn redacted_headers(headers: &[(String, String)], secrets: &Secrets) -> String {
         })
         .collect();
     Value::Object(map).to_string()
+}
+
+/// The body, parsed, when it is JSON and a project's rule may select in it
+/// (the rest are never parsed).
+fn maskable_json(redactions: &Redactions, body: &[u8]) -> Option<Value> {
+    redactions
+        .may_match(body)
+        .then(|| json_body(body))
+        .flatten()
 }
 
 /// The body, parsed, when it is JSON.
