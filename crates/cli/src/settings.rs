@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use sbx_server::{Config, Limits, RequestLogLimits, ScriptLimits};
+use sbx_server::{AuditLimits, Config, Limits, RequestLogLimits, ScriptLimits};
 use serde::Deserialize;
 
 /// Environment variables read by `sbx serve`, declared in one place.
@@ -19,6 +19,7 @@ pub mod env {
     pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
     pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
     pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
+    pub const PUBLIC_METRICS: &str = "SBX_PUBLIC_METRICS";
 }
 
 #[derive(Args)]
@@ -54,6 +55,10 @@ pub struct ServeArgs {
     /// collector (OTLP over HTTP, e.g. http://localhost:4318).
     #[arg(long, env = env::OTLP_ENDPOINT)]
     pub otlp_endpoint: Option<String>,
+    /// Serve /metrics without the admin token (it names every project and
+    /// operation; by default a scraper sends the token).
+    #[arg(long, env = env::PUBLIC_METRICS)]
+    pub public_metrics: bool,
 }
 
 /// The most request-log entries a server may hold in memory, a sandbox's
@@ -78,6 +83,9 @@ struct FileSettings {
     request_log: Option<bool>,
     request_log_limits: Option<RequestLogLimits>,
     otlp_endpoint: Option<String>,
+    audit: Option<AuditLimits>,
+    public_metrics: Option<bool>,
+    control_origins: Option<Vec<String>>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -130,6 +138,23 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             "[request_log_limits] queue must be 1 to {MAX_LOG_QUEUE}, max_per_second at least 1, keep_per_sandbox 1 to {MAX_LOG_KEEP} and keep_days 1 to {MAX_LOG_DAYS}"
         );
     }
+    let limits = file.limits.unwrap_or_default();
+    if limits.header_read_timeout_ms == 0 || limits.idle_timeout_ms == 0 {
+        anyhow::bail!("[limits] header_read_timeout_ms and idle_timeout_ms must be at least 1");
+    }
+    let audit = file.audit.unwrap_or_default();
+    if audit.keep_days == 0 || audit.keep_entries == 0 || audit.refused_per_minute == 0 {
+        anyhow::bail!("[audit] keep_days, keep_entries and refused_per_minute must be at least 1");
+    }
+    let control_origins = file.control_origins.unwrap_or_default();
+    if let Some(origin) = control_origins
+        .iter()
+        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+    {
+        anyhow::bail!(
+            "control_origins: {origin:?} must be an origin such as https://portal.example.com"
+        );
+    }
     Ok(Config {
         listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
@@ -137,7 +162,10 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         base_domain,
         public_url,
         admin_token: admin_token.map(Into::into),
-        limits: file.limits.unwrap_or_default(),
+        limits,
+        audit,
+        public_metrics: args.public_metrics || file.public_metrics.unwrap_or(false),
+        control_origins,
         reaper_interval: Duration::from_secs(reaper_seconds),
         scripts,
         allow_private_egress: args.allow_private_egress
@@ -165,6 +193,7 @@ mod tests {
             allow_private_egress: false,
             no_request_log: false,
             otlp_endpoint: None,
+            public_metrics: false,
         }
     }
 

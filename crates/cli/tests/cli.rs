@@ -815,3 +815,68 @@ fn explain_prints_why_a_request_failed() {
     );
     terminate(server);
 }
+
+/// A minimal project folder in `dir`, its spec carrying `extra` at the top.
+fn project_folder(dir: &Path, extra: &str) {
+    std::fs::write(
+        dir.join("openapi.yaml"),
+        format!(
+            "openapi: 3.0.3\ninfo: {{ title: T, version: '1' }}\n{extra}\npaths:\n  /x:\n    get:\n      operationId: getX\n      responses:\n        '200': {{ description: ok }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// `sbx import DIR` never reads outside the folder: a template linked to
+/// a file elsewhere, or a `$ref` by absolute path or `../`, stops the
+/// import with a message naming the file, before anything is uploaded
+/// (the server address is unreachable: the refusal comes first).
+#[test]
+fn import_refuses_files_outside_the_project_folder() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "SBX_TOKEN=SECRET-VALUE").unwrap();
+    std::fs::write(outside.path().join("secret.yaml"), "leak: SECRET-VALUE\n").unwrap();
+    let unreachable = "http://127.0.0.1:9";
+
+    let linked = tempfile::tempdir().unwrap();
+    project_folder(linked.path(), "");
+    std::fs::create_dir(linked.path().join("templates")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        linked.path().join("templates/getX.j2"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&["import", linked.path().to_str().unwrap()], unreachable);
+    assert!(!ok);
+    assert!(
+        stderr.contains("templates/getX.j2") && stderr.contains("outside the project folder"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRET-VALUE"), "{stderr}");
+
+    for (reference, says) in [
+        ("/etc/passwd", "absolute path"),
+        ("../escape/secret.yaml", "outside the spec's folder"),
+    ] {
+        let parent = tempfile::tempdir().unwrap();
+        let project = parent.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        std::fs::create_dir(parent.path().join("escape")).unwrap();
+        std::fs::copy(
+            outside.path().join("secret.yaml"),
+            parent.path().join("escape/secret.yaml"),
+        )
+        .unwrap();
+        project_folder(&project, &format!("x-leak: {{ $ref: \"{reference}\" }}"));
+        let (ok, _, stderr) = run(&["import", project.to_str().unwrap()], unreachable);
+        assert!(!ok, "{reference}");
+        assert!(
+            stderr.contains(reference) && stderr.contains(says),
+            "{reference}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("SECRET-VALUE") && !stderr.contains("root:"),
+            "{stderr}"
+        );
+    }
+}

@@ -78,6 +78,7 @@ impl CompiledBehaviours {
     ) -> Result<Self, Vec<FileProblem>> {
         let model = inputs.model;
         let mut problems = Vec::new();
+        files.check_names(&mut problems);
         let index_of = |id: &str| model.operations.iter().position(|o| o.id == id);
         let known = || {
             let ids: Vec<&str> = model
@@ -253,11 +254,31 @@ impl CompiledBehaviours {
             || self.lifecycles.by_operation[operation].is_some()
     }
 
-    /// Where a request for `operation` should run.
+    /// Whether answering `operation` may change records, and so must hold
+    /// the sandbox's write turn; `safe` for GET, HEAD and OPTIONS, which
+    /// change a stateful collection only through a script, a lifecycle
+    /// or a scenario.
+    pub fn may_write(&self, operation: usize, safe: bool) -> bool {
+        self.behaviour_scripts[operation].is_some()
+            || self.lifecycles.by_operation[operation].is_some()
+            || self.scenarios.by_operation[operation]
+                .iter()
+                .any(|s| s.writes())
+            || (!safe && self.resources.bindings[operation].is_some())
+    }
+
+    /// Where a request for `operation` should run. Templates render on
+    /// the blocking pool: their cost is bounded by fuel, not by time, and
+    /// one instruction may build a large string.
     pub fn execution(&self, operation: usize) -> Execution {
         if self.behaviour_scripts[operation].is_some() {
             Execution::TryInline
-        } else if self.forwards[operation].is_some() {
+        } else if self.forwards[operation].is_some()
+            || self.operation_templates[operation].is_some()
+            || self.scenarios.by_operation[operation]
+                .iter()
+                .any(|s| s.renders_template())
+        {
             Execution::Blocking
         } else {
             Execution::Inline
@@ -489,6 +510,8 @@ pub fn seed(
     records: &Map<String, Value>,
     now_ms: i64,
 ) -> Result<Vec<ResourceChange>, Vec<FileProblem>> {
+    // Ids are read and records written as one step (see `SandboxState::write_turn`).
+    let _turn = state.write_turn();
     let resources = &revision.behaviours.resources;
     let mut problems = Vec::new();
     let mut prepared = Vec::new();
@@ -557,7 +580,6 @@ pub fn seed(
     }
     let mut journal = Vec::new();
     for (collection, id, value) in prepared {
-        // Only a concurrent insert can fill the sandbox now: keep what was loaded.
         if state
             .put(&collection, &id, "", None, value, &mut journal)
             .is_err()

@@ -78,7 +78,11 @@ pub fn substitute(template: &str, call: &Call) -> String {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
                 .or_else(|| {
-                    let (_, value) = call.request.query.iter().find(|(n, _)| n == name)?;
+                    let (_, value) = call
+                        .request
+                        .query
+                        .iter()
+                        .find(|(n, v)| n == name && !carries_key(v))?;
                     Some(
                         percent_encoding::utf8_percent_encode(
                             value,
@@ -98,12 +102,40 @@ pub fn substitute(template: &str, call: &Call) -> String {
     out
 }
 
+/// Whether `text` (a header value, or a `name=value` pair of a query)
+/// holds a sandbox key: as written, percent-encoded, or inside HTTP Basic
+/// credentials.
+fn carries_key(text: &str) -> bool {
+    use base64::Engine as _;
+    if text.contains(API_KEY_PREFIX) {
+        return true;
+    }
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    if decoded.contains(API_KEY_PREFIX) {
+        return true;
+    }
+    text.split_whitespace().any(|word| {
+        base64::engine::general_purpose::STANDARD
+            .decode(word.trim_end_matches(','))
+            .is_ok_and(|bytes| memchr::memmem::find(&bytes, API_KEY_PREFIX.as_bytes()).is_some())
+    })
+}
+
 /// The upstream request for `call` under `rule` (or to `url` with defaults).
 pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
     let mut url = substitute(&rule.url, call);
-    if let Some(query) = call.request.raw_query.as_deref().filter(|q| !q.is_empty()) {
+    // The sandbox's own key is never sent anywhere: not in the query…
+    let query: Vec<&str> = call
+        .request
+        .raw_query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !carries_key(pair))
+        .collect();
+    if !query.is_empty() {
         url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(query);
+        url.push_str(&query.join("&"));
     }
     let removed = |name: &str| {
         HOP_BY_HOP.contains(&name)
@@ -120,8 +152,8 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
         .request
         .headers
         .iter()
-        // The sandbox's own key is never sent anywhere.
-        .filter(|(name, value)| !removed(name) && !value.contains(API_KEY_PREFIX))
+        // …nor in a header, however encoded.
+        .filter(|(name, value)| !removed(name) && !carries_key(value))
         .cloned()
         .collect();
     headers.extend(

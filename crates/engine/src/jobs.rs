@@ -115,6 +115,7 @@ pub fn run(
     sandbox: &JobSandbox,
     job: &ScheduledJob,
 ) -> (Journal, Result<(), String>) {
+    let _turn = sandbox.state.write_turn();
     let call = background_call(
         revision,
         sandbox,
@@ -186,6 +187,7 @@ pub fn transition(
         Target::State(_) => "control plane".to_owned(),
         Target::Event(event) => format!("event {event}"),
     };
+    let _turn = sandbox.state.write_turn();
     let call = background_call(revision, sandbox, now_ms, id, &Value::Null, cause);
     let result =
         (|| {

@@ -250,18 +250,21 @@ fn decide_operation(
         .with_detail(json!({"operation": declared.id, "spec": declared.pointer}))
     });
     if !context.may_block && revision.behaviours.execution(operation_index) == Execution::Blocking {
-        return Outcome {
-            yielded: true,
-            ..problem_response(
-                503,
-                "yielded",
-                "Run again",
-                "forwarding runs where it may block",
-                None,
-            )
-            .into()
-        };
+        return yielded("forwarding runs where it may block");
     }
+    // Held to the end of the request: its reads and writes of records are
+    // one step, never interleaved with another writer's.
+    let safe = matches!(request.method, "GET" | "HEAD" | "OPTIONS");
+    let _turn = if !revision.behaviours.may_write(operation_index, safe) {
+        None
+    } else if context.may_block {
+        Some(context.state.write_turn())
+    } else {
+        match context.state.try_write_turn() {
+            Some(turn) => Some(turn),
+            None => return yielded("another request is changing this sandbox's records"),
+        }
+    };
     // Where chaos comes from, for the trace: the header replaces a profile.
     let chaos_source = match request.headers.get("x-chaos") {
         Some(_) => Some("X-Chaos"),
@@ -620,16 +623,7 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
     }
     let answer = behaviour::answer(call);
     if call.yielded.get() {
-        return Outcome {
-            yielded: true,
-            ..Outcome::from(problem_response(
-                503,
-                "yielded",
-                "Run again",
-                "the behaviour must run where it may block",
-                None,
-            ))
-        };
+        return yielded("the behaviour must run where it may block");
     }
     let (response, drift) = match answer {
         Ok(rendered) => {
@@ -671,6 +665,15 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
         chaos_draw: None,
         trace: Vec::new(),
         operation: None,
+    }
+}
+
+/// The request must run again on the blocking pool, for `reason`; nothing
+/// was changed.
+fn yielded(reason: &str) -> Outcome {
+    Outcome {
+        yielded: true,
+        ..problem_response(503, "yielded", "Run again", reason, None).into()
     }
 }
 

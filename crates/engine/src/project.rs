@@ -46,6 +46,53 @@ impl ProjectFiles {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// Reports every file name that is not one plain file name in its
+    /// folder: names travel into paths, module imports and messages, so
+    /// `../x`, `/etc/x`, a NUL or a control character is refused.
+    pub fn check_names(&self, problems: &mut Vec<FileProblem>) {
+        let folders: [(&str, Vec<&String>); 8] = [
+            ("behaviours", self.behaviours.keys().collect()),
+            ("templates", self.templates.keys().collect()),
+            ("fixtures", self.fixtures.keys().collect()),
+            ("modules", self.modules.keys().collect()),
+            ("scenarios", self.scenarios.keys().collect()),
+            ("jobs", self.jobs.keys().collect()),
+            ("lifecycles", self.lifecycles.keys().collect()),
+            ("events", self.events.keys().collect()),
+        ];
+        for (folder, names) in folders {
+            for name in names {
+                if let Err(reason) = plain_file_name(name) {
+                    let shown: String = name.escape_debug().take(80).collect();
+                    problems.push(FileProblem::new(
+                        format!("{folder}/{shown}"),
+                        format!("is not a valid file name: {reason}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Longest name of a project file, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 128;
+
+/// Why `name` is not one plain file name, if it is not.
+fn plain_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name.len() > MAX_FILE_NAME_BYTES {
+        Err("it is longer than 128 bytes")
+    } else if name.chars().any(char::is_control) {
+        Err("it holds a control character (NUL, newline…)")
+    } else if name.contains(['/', '\\']) {
+        Err("it holds a path separator; files live directly in their folder")
+    } else if name.starts_with('.') {
+        Err("it starts with a dot")
+    } else {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -160,9 +207,17 @@ pub fn spec_path(dir: &Path) -> Option<PathBuf> {
 /// Reads everything but the spec from a project folder (the spec may span
 /// several files; the caller bundles it). Every problem found is returned,
 /// not just the first.
+///
+/// Only files inside `dir` are read: a symbolic link that leads out of it
+/// (`templates/x.j2 → /proc/self/environ`) or anything but a regular file
+/// is reported, never read.
 pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
     let mut problems = Vec::new();
     let mut entries = Vec::new();
+    let folder = match dir.canonicalize() {
+        Ok(folder) => folder,
+        Err(error) => return Err(vec![FileProblem::new("", error.to_string())]),
+    };
     for folder in [
         "behaviours",
         "modules",
@@ -200,7 +255,7 @@ pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
     entries.sort();
     let mut sources = Vec::new();
     for entry in entries {
-        if let Some(text) = read_text(&dir.join(&entry), &entry, &mut problems) {
+        if let Some(text) = read_text(&folder, &dir.join(&entry), &entry, &mut problems) {
             sources.push((entry, text));
         }
     }
@@ -304,8 +359,34 @@ pub fn parse_data(file: &str, text: &str, problems: &mut Vec<FileProblem>) -> Op
     }
 }
 
-fn read_text(path: &Path, file: &str, problems: &mut Vec<FileProblem>) -> Option<String> {
+fn read_text(
+    folder: &Path,
+    path: &Path,
+    file: &str,
+    problems: &mut Vec<FileProblem>,
+) -> Option<String> {
+    match path.canonicalize() {
+        Ok(resolved) if !resolved.starts_with(folder) => {
+            problems.push(FileProblem::new(
+                file,
+                format!(
+                    "resolves to {}, outside the project folder; only files inside it are read (copy the file in instead of linking to it)",
+                    resolved.display()
+                ),
+            ));
+            return None;
+        }
+        Err(error) => {
+            problems.push(FileProblem::new(file, error.to_string()));
+            return None;
+        }
+        Ok(_) => {}
+    }
     match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            problems.push(FileProblem::new(file, "is not a regular file"));
+            return None;
+        }
         Ok(meta) if meta.len() > MAX_FILE_BYTES => {
             problems.push(FileProblem::new(
                 file,

@@ -118,6 +118,11 @@ impl Scenario {
         self.set.is_some()
     }
 
+    /// Whether its answer is rendered from a template.
+    pub fn renders_template(&self) -> bool {
+        matches!(self.body, Body::Template(_))
+    }
+
     /// How this scenario is reached besides the header.
     pub fn trigger(&self) -> &'static str {
         match (&self.when, &self.when_state) {

@@ -96,8 +96,20 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct SandboxState {
     inner: Mutex<Inner>,
+    /// Held by whatever may change records (a request, a job, a seed) for
+    /// all of its reads and writes: a create reads the next id and writes
+    /// the record, an update reads the record and writes it back, and two
+    /// of those interleaved would mint one id twice or lose a write.
+    writes: Mutex<()>,
     /// Requests that drew a chaos outcome: seeded chaos replays in order.
     chaos_draws: std::sync::atomic::AtomicU64,
+}
+
+/// Exclusive right to change a sandbox's records, until dropped (see
+/// [`SandboxState::write_turn`]).
+#[must_use = "the turn ends when dropped"]
+pub struct WriteTurn<'a> {
+    _held: MutexGuard<'a, ()>,
 }
 
 /// A fixture record ready to load.
@@ -147,6 +159,25 @@ impl SandboxState {
         // A panic while holding the lock cannot leave records half-written
         // (each change is one insert or remove), so poison is ignored.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The sandbox's write turn, waiting for it: only where blocking is
+    /// allowed (the blocking pool), as its holder may run a script.
+    pub fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn {
+            _held: self.writes.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// The write turn when it is free, for a caller that must not wait.
+    pub fn try_write_turn(&self) -> Option<WriteTurn<'_>> {
+        match self.writes.try_lock() {
+            Ok(_held) => Some(WriteTurn { _held }),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(WriteTurn {
+                _held: e.into_inner(),
+            }),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Back to the fixtures alone, seeded at `seeded_at_ms`.

@@ -3,13 +3,14 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::SystemTime};
 
 use anyhow::Context;
+use axum::http::HeaderValue;
 use axum::{Router, middleware as axum_middleware};
 use sbx_store::{SqliteStore, Store};
 use secrecy::ExposeSecret;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     config::Config,
@@ -23,6 +24,7 @@ use crate::{
     registry::{LiveSandbox, Registry, compile_project},
     request_log::RequestLog,
     scheduler,
+    user_work::UserWork,
     writer::Writer,
 };
 
@@ -60,6 +62,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Traces to an OTLP collector, when one is configured.
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// Where scripts, templates, jobs and seeds run (bounded).
+    pub user_work: UserWork,
+    /// Refused control-plane calls, counted per client.
+    pub refusals: crate::control::Refusals,
 }
 
 pub fn now_ms() -> i64 {
@@ -130,8 +136,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         }
         Some(url) => anyhow::bail!("unsupported --database-url {url:?}: expected sqlite:…"),
         None => {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+            // The store creates the data dir, readable by its owner only.
             Ok(Arc::new(
                 SqliteStore::open_dir(&config.data_dir)
                     .await
@@ -157,7 +162,11 @@ fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
         }
     }
     let token = generate_admin_token();
-    std::fs::create_dir_all(&config.data_dir)?;
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+    folder.create(&config.data_dir)?;
     write_private(&path, &token)
         .with_context(|| format!("saving the admin token to {}", path.display()))?;
     Ok((token, true))
@@ -240,12 +249,29 @@ pub fn parse_files(text: &str) -> Result<sbx_engine::ProjectFiles, crate::error:
 
 pub fn router(state: AppState) -> Router {
     let header_limit = state.config.limits.max_header_bytes;
-    Router::new()
-        .nest("/api/v1", control::router(state.clone()))
-        .route("/metrics", axum::routing::get(crate::metrics::scrape))
+    // The data plane is a public API: any origin may call it. The control
+    // plane answers browsers only from the origins configured.
+    let control_origins: Vec<HeaderValue> = state
+        .config
+        .control_origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    let control = control::router(state.clone()).layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(control_origins))
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers(tower_http::cors::Any),
+    );
+    let sandboxes = Router::new()
         .fallback(data_plane::handler)
-        .with_state(state)
         .layer(CorsLayer::permissive())
+        .with_state(state.clone());
+    Router::new()
+        .nest("/api/v1", control)
+        .route("/metrics", axum::routing::get(crate::metrics::scrape))
+        .fallback_service(sandboxes)
+        .with_state(state)
         .layer(axum_middleware::from_fn_with_state(
             header_limit,
             middleware::edge,
@@ -276,6 +302,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         idempotency: Idempotency::new(store.clone()),
         metrics: Arc::new(Metrics::new(request_log.dropped_counter())),
         request_log,
+        user_work: UserWork::new(config.limits.parallel_scripts()),
+        refusals: crate::control::Refusals::new(config.audit.refused_per_minute),
         config: Arc::new(config),
     }));
     load_registry(&state).await?;
@@ -290,13 +318,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let delivery_task = tokio::spawn(deliveries::run(state.clone(), shutdown.clone()));
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
-    let serve_task = tokio::spawn(async move {
-        // The peer address is the audit log's `client`.
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token_for_serve.cancelled_owned())
-            .await
-    });
+    let timeouts = crate::listener::Timeouts::of(&state.config.limits);
+    // The peer address is the audit log's `client`.
+    let serve_task = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        timeouts,
+        token_for_serve,
+    ));
     tracing::info!(%local_addr, sandboxes = state.registry.count(), "serving");
     Ok(Server {
         local_addr,

@@ -62,6 +62,17 @@ pub struct Limits {
     pub max_spec_depth: usize,
     /// Longest sandbox TTL a client may ask for, in seconds.
     pub max_ttl_seconds: u64,
+    /// How long a client may take to send a request's headers, from its
+    /// first byte (or from the previous answer on a kept-alive
+    /// connection), in milliseconds; then the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// How long a connection may stay open without a request in flight,
+    /// in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Scripts, templates, jobs and seeds running at once, at most (0: one
+    /// less than the cores, at least one); the rest wait their turn, so
+    /// hostile scripts never take every core from other requests.
+    pub max_parallel_scripts: usize,
 }
 
 impl Default for Limits {
@@ -72,7 +83,52 @@ impl Default for Limits {
             max_header_bytes: 32 * 1024,
             max_spec_depth: 128,
             max_ttl_seconds: 90 * 24 * 3600,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_parallel_scripts: 0,
         }
+    }
+}
+
+impl Limits {
+    /// [`Limits::max_parallel_scripts`], with 0 resolved for this machine.
+    pub fn parallel_scripts(&self) -> usize {
+        match self.max_parallel_scripts {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
+            n => n,
+        }
+    }
+}
+
+/// How the audit log is bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditLimits {
+    /// Entries are kept this many days…
+    pub keep_days: u32,
+    /// …and only the latest this many.
+    pub keep_entries: u64,
+    /// Refused control-plane calls (a missing or wrong token) answered per
+    /// client address per minute; past it, 429 and no audit entry.
+    pub refused_per_minute: u32,
+}
+
+impl Default for AuditLimits {
+    fn default() -> Self {
+        Self {
+            keep_days: 90,
+            keep_entries: 100_000,
+            refused_per_minute: 30,
+        }
+    }
+}
+
+impl AuditLimits {
+    /// How long entries are kept, in milliseconds.
+    pub fn retention_ms(&self) -> i64 {
+        i64::from(self.keep_days) * 24 * 3600 * 1000
     }
 }
 
@@ -102,6 +158,14 @@ pub struct Config {
     pub request_log_limits: RequestLogLimits,
     /// Export a span per sandbox request to this OTLP/HTTP collector.
     pub otlp_endpoint: Option<String>,
+    pub audit: AuditLimits,
+    /// Serve `/metrics` without the admin token (for a scraper that
+    /// cannot send one); it names every project and operation.
+    pub public_metrics: bool,
+    /// Browser origins allowed to call the control plane (CORS); none by
+    /// default. The data plane answers CORS for any origin, as a public
+    /// API would.
+    pub control_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -121,6 +185,9 @@ impl Default for Config {
             request_log: true,
             request_log_limits: RequestLogLimits::default(),
             otlp_endpoint: None,
+            audit: AuditLimits::default(),
+            public_metrics: false,
+            control_origins: Vec::new(),
         }
     }
 }

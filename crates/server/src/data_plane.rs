@@ -23,6 +23,7 @@ use crate::{
     idempotency::{Check, Idempotency, Pending},
     ids::{SandboxId, hash_secret},
     registry::LiveSandbox,
+    user_work::UserWork,
 };
 
 static SANDBOX_ID: HeaderName = HeaderName::from_static("x-sandbox-id");
@@ -141,6 +142,8 @@ pub struct Target {
     pub default_scenario: Option<Arc<str>>,
     /// The sandbox clock when the request arrived.
     pub now_ms: i64,
+    /// Where a request that must block runs.
+    pub work: UserWork,
 }
 
 /// A response and what its request changed.
@@ -307,21 +310,21 @@ pub async fn serve(
     let mut outcome = run(&target, &parts, &path, &body, false, None, capture);
     if outcome.yielded {
         let draw = outcome.chaos_draw;
-        outcome = tokio::task::spawn_blocking(move || {
-            run(&target, &parts, &path, &body, true, draw, capture)
-        })
-        .await
-        .unwrap_or_else(|error| {
-            tracing::error!(%error, "behaviour task failed");
-            problem_response(
-                500,
-                "internal",
-                "Internal error",
-                "the behaviour failed unexpectedly",
-                None,
-            )
-            .into()
-        });
+        let work = target.work.clone();
+        outcome = work
+            .run(move || run(&target, &parts, &path, &body, true, draw, capture))
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "behaviour task failed");
+                problem_response(
+                    500,
+                    "internal",
+                    "Internal error",
+                    "the behaviour failed unexpectedly",
+                    None,
+                )
+                .into()
+            });
     }
     let chaos = outcome.chaos.clone();
     if !chaos.delay.is_zero() {
@@ -424,6 +427,7 @@ pub async fn answer(
         chaos: sandbox.chaos().map(|(_, spec)| spec),
         default_scenario: sandbox.scenario(),
         now_ms: sandbox.now_ms(),
+        work: state.user_work.clone(),
     };
     let request_id = request
         .extensions()

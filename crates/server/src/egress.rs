@@ -14,15 +14,39 @@ use sbx_engine::{Upstream, UpstreamRequest, UpstreamResponse};
 /// Largest upstream body passed on, in bytes.
 pub const MAX_UPSTREAM_BODY: usize = 8 * 1024 * 1024;
 
-/// Whether `ip` is reachable by anyone on the internet.
+/// Whether `ip` is reachable by anyone on the internet. An IPv6 address
+/// that carries an IPv4 one (mapped, compatible, NAT64, 6to4) is judged
+/// by the IPv4 address it leads to.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_public_v4(v4),
             None => is_public_v6(v6),
         },
     }
+}
+
+/// The IPv4 address an IPv6 one routes to, when it embeds one.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let low = Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
+    if let Some(mapped) = ip.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    // IPv4-compatible (::a.b.c.d, deprecated); `::` and `::1` are not.
+    if s[..6].iter().all(|&x| x == 0) && !(s[6] == 0 && s[7] <= 1) {
+        return Some(low);
+    }
+    // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052).
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0) {
+        return Some(low);
+    }
+    // 6to4 2002:AABB:CCDD::/48 (RFC 3056).
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
+    }
+    None
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
@@ -41,13 +65,20 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let first = s[0];
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first & 0xffc0) == 0xfec0 // site local (deprecated)
+        || (first == 0x64 && s[1] == 0xff9b) // local-use NAT64 (64:ff9b:1::/48)
+        || (first == 0x100 && s[1..4].iter().all(|&x| x == 0)) // discard-only
+        || (first == 0x2001 && s[1] == 0) // Teredo: tunnels to an address it hides
+        || (first == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking
+        || (first == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID
+        || first == 0x2001 && s[1] == 0x0db8) // documentation
 }
 
 /// Resolves names, keeping only addresses the policy allows.
@@ -57,22 +88,17 @@ impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| is_public(a.ip()))
-                .collect();
+            let allowed: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(|found| found.filter(|a| is_public(a.ip())).collect())
+                .unwrap_or_default();
             if allowed.is_empty() {
-                let message = if found.is_empty() {
-                    format!("{host} does not resolve")
-                } else {
-                    format!(
-                        "{host} resolves only to private or loopback addresses, which the egress policy refuses (allow them with --allow-private-egress)"
-                    )
-                };
-                return Err(message.into());
+                // One message whether the name does not exist or leads
+                // inside: the answer must not tell which internal names exist.
+                return Err(format!(
+                    "{host} has no public address; the egress policy refuses names that do not resolve or resolve to private or loopback addresses (allow private ones with --allow-private-egress)"
+                )
+                .into());
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -197,10 +223,26 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "255.255.255.255",
+            // IPv4 inside IPv6: NAT64, 6to4, IPv4-compatible.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "::a9fe:a9fe",
+            "::10.0.0.1",
+            "64:ff9b:1::1",
+            "fec0::1",
+            "2001::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -35,6 +35,8 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     errors: Vec<FieldError>,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -50,6 +52,22 @@ impl ApiError {
             title,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// A client that was refused too often: it waits `retry_after` seconds.
+    pub fn too_many_refusals(retry_after: u64, per_minute: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-refusals",
+                "Too many refused calls",
+                format!(
+                    "more than {per_minute} calls from this address were refused in a minute (a missing or wrong admin token); retry in {retry_after} s"
+                ),
+            )
         }
     }
 
@@ -191,6 +209,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(ProblemDetail(self.detail));
         response
     }

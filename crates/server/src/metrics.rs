@@ -137,6 +137,17 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
     if crate::data_plane::addressed_by_host(&state, &request) {
         return crate::data_plane::handler(State(state), request).await;
     }
+    // The metrics name every project and operation: the admin token's,
+    // unless the operator made them public.
+    if !state.config.public_metrics && !crate::control::is_admin(&state, &request) {
+        if let Err(refused) = crate::control::refusal_allowed(&state, &request) {
+            return refused;
+        }
+        return crate::error::ApiError::unauthorized(
+            "send the admin token as `Authorization: Bearer <token>` to read /metrics, or start the server with --public-metrics",
+        )
+        .into_response();
+    }
     let metrics = &state.metrics;
     metrics
         .live_sandboxes

@@ -71,6 +71,7 @@ pub async fn start_mock(
     let upstream = HttpUpstream::shared(options.allow_private_egress)?;
     let env = Arc::new(serde_json::Map::new());
     let auth = options.auth;
+    let work = crate::user_work::UserWork::new(options.limits.parallel_scripts());
     let handler = move |request: Request| {
         let target = Target {
             id: MOCK_SANDBOX_ID.to_owned(),
@@ -84,6 +85,7 @@ pub async fn start_mock(
             chaos: None,
             default_scenario: None,
             now_ms: crate::app::now_ms(),
+            work: work.clone(),
         };
         async move {
             let path = request.uri().path().to_owned();
@@ -104,11 +106,8 @@ pub async fn start_mock(
         ));
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-    });
+    let timeouts = crate::listener::Timeouts::of(&options.limits);
+    let task = tokio::spawn(crate::listener::serve(listener, app, timeouts, token));
     Ok(MockServer {
         local_addr,
         revision,

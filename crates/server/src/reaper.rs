@@ -64,6 +64,14 @@ async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
         {
             tracing::warn!(%error, "pruning the request log failed");
         }
+        let audit = &state.config.audit;
+        if let Err(error) = state
+            .store
+            .prune_audit(now - audit.retention_ms(), audit.keep_entries)
+            .await
+        {
+            tracing::warn!(%error, "pruning the audit log failed");
+        }
     }
     let horizon = now - crate::idempotency::KEY_TTL_MS;
     match state.store.prune_idempotent(horizon).await {

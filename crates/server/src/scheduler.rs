@@ -75,11 +75,11 @@ pub async fn run_due(
     if !stored.is_empty() {
         let compiled = sandbox.serving().compiled;
         let context = sandbox.background();
-        let (changes, ran) = tokio::task::spawn_blocking(move || {
-            run_in_order(&compiled, &context, &stored, until_ms)
-        })
-        .await
-        .map_err(|e| format!("the job runner failed: {e}"))?;
+        let (changes, ran) = state
+            .user_work
+            .run(move || run_in_order(&compiled, &context, &stored, until_ms))
+            .await
+            .map_err(|e| format!("the job runner failed: {e}"))?;
         report = ran;
         state
             .store

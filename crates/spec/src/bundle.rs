@@ -5,6 +5,11 @@
 //! to a copy of its target, hoisted under the top-level `x-sbx-bundled`
 //! member. Each target is copied once, so recursive schemas across files
 //! stay finite.
+//!
+//! Only files inside the spec's own folder are read: an absolute path, a
+//! `../` that climbs out, or a symbolic link pointing elsewhere is refused,
+//! so importing a cloned repository can never upload `/etc/passwd` or the
+//! importing user's environment.
 
 use std::{
     collections::HashMap,
@@ -23,6 +28,8 @@ struct Bundler {
     limits: Limits,
     files: HashMap<PathBuf, Value>,
     root: PathBuf,
+    /// The folder every file read must be inside (canonical).
+    folder: PathBuf,
     /// (file, pointer) → internal pointer of its hoisted copy.
     hoisted: HashMap<(PathBuf, String), String>,
     bundled: Map<String, Value>,
@@ -31,11 +38,17 @@ struct Bundler {
 
 /// Reads the spec at `path` and every file it references.
 pub fn bundle_file(path: &Path, limits: &Limits) -> Result<Value, SpecError> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => canonical(parent)?,
+        _ => canonical(Path::new("."))?,
+    };
     let root = canonical(path)?;
+    within(&folder, &root, &path.display().to_string())?;
     let mut bundler = Bundler {
         limits: limits.clone(),
         files: HashMap::new(),
         root: root.clone(),
+        folder,
         hoisted: HashMap::new(),
         bundled: Map::new(),
         total_bytes: 0,
@@ -53,6 +66,22 @@ pub fn bundle_file(path: &Path, limits: &Limits) -> Result<Value, SpecError> {
     Ok(document)
 }
 
+/// Refuses `resolved` (a canonical path, `named` as the spec wrote it)
+/// unless it is inside `folder`.
+fn within(folder: &Path, resolved: &Path, named: &str) -> Result<(), SpecError> {
+    if resolved.starts_with(folder) {
+        return Ok(());
+    }
+    Err(SpecError::single(
+        "",
+        format!(
+            "{named} resolves to {}, outside the spec's folder {}; only files inside it are read (copy the file in, and use no symbolic link that leaves the folder)",
+            resolved.display(),
+            folder.display()
+        ),
+    ))
+}
+
 fn canonical(path: &Path) -> Result<PathBuf, SpecError> {
     path.canonicalize()
         .map_err(|e| SpecError::single("", format!("cannot read {}: {e}", path.display())))
@@ -66,6 +95,22 @@ impl Bundler {
                     "",
                     format!("the spec references more than {MAX_FILES} files"),
                 ));
+            }
+            let meta = std::fs::metadata(path).map_err(|e| {
+                SpecError::single("", format!("cannot read {}: {e}", path.display()))
+            })?;
+            if !meta.is_file() {
+                return Err(SpecError::single(
+                    "",
+                    format!("{} is not a regular file", path.display()),
+                ));
+            }
+            let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            if self.total_bytes.saturating_add(size) > self.limits.max_spec_bytes {
+                return Err(SpecError::TooLarge {
+                    size: self.total_bytes.saturating_add(size),
+                    limit: self.limits.max_spec_bytes,
+                });
             }
             let text = std::fs::read_to_string(path).map_err(|e| {
                 SpecError::single("", format!("cannot read {}: {e}", path.display()))
@@ -138,8 +183,23 @@ impl Bundler {
         let target_file = if file_part.is_empty() {
             file.to_owned()
         } else {
+            if Path::new(file_part).is_absolute() || file_part.starts_with('~') {
+                return Err(SpecError::single(
+                    "",
+                    format!(
+                        "reference \"{reference}\" in {} names an absolute path; reference files by a path relative to the spec, inside its folder",
+                        file.display()
+                    ),
+                ));
+            }
             let base = file.parent().unwrap_or(Path::new("."));
-            canonical(&base.join(file_part))?
+            let target = canonical(&base.join(file_part))?;
+            within(
+                &self.folder,
+                &target,
+                &format!("reference \"{reference}\" in {}", file.display()),
+            )?;
+            target
         };
         let target_pointer = pointer::ref_to_pointer(&format!("#{fragment}")).unwrap_or_default();
         let key = (target_file.clone(), target_pointer.clone());

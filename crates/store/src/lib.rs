@@ -23,6 +23,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -659,6 +664,9 @@ pub trait Store: Send + Sync + 'static {
     async fn add_audit(&self, entry: &AuditRecord) -> Result<(), StoreError>;
     /// The latest entries that match, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Forgets entries older than `before_ms`, and all but the latest
+    /// `keep`; how many.
+    async fn prune_audit(&self, before_ms: i64, keep: u64) -> Result<u64, StoreError>;
 
     async fn add_clock_change(&self, change: &ClockChange) -> Result<(), StoreError>;
     /// A sandbox's requests, clock moves, transitions, jobs, events and

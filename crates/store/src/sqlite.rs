@@ -33,8 +33,17 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) `sbx.db` in `data_dir` and migrates it.
+    ///
+    /// The folder is made readable by its owner only (0700), and so are
+    /// the database and its WAL and shared-memory files (0600): they hold
+    /// every sandbox's data and request log.
     pub async fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new().filename(data_dir.join("sbx.db"));
+        let database = data_dir.join("sbx.db");
+        make_private(data_dir, &database).map_err(|source| StoreError::Io {
+            context: format!("securing the data dir {}", data_dir.display()),
+            source,
+        })?;
+        let options = SqliteConnectOptions::new().filename(database);
         Self::open(options).await
     }
 
@@ -61,6 +70,32 @@ impl SqliteStore {
             log_counts: Arc::default(),
         })
     }
+}
+
+/// Creates `dir` (0700) and `database` (0600) when missing, and takes
+/// group and other access away from existing ones. SQLite creates the WAL
+/// and shared-memory files with the database file's mode.
+fn make_private(dir: &Path, database: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(database)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = database.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn project(row: &SqliteRow) -> ProjectRecord {
@@ -1244,6 +1279,19 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn prune_audit(&self, before_ms: i64, keep: u64) -> Result<u64, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let deleted = sqlx::query(
+            "DELETE FROM audit WHERE at_ms < ?
+                OR seq <= (SELECT MAX(seq) FROM audit) - ?",
+        )
+        .bind(before_ms)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {

@@ -457,3 +457,48 @@ async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_res
     store.save_logs(&[logged("sbx-b", 101)], 5).await.unwrap();
     assert_eq!(log_of(&store, "sbx-b").await, ids(100..=101));
 }
+
+fn audited(at_ms: i64) -> sbx_store::AuditRecord {
+    sbx_store::AuditRecord {
+        seq: 0,
+        at_ms,
+        actor: "anonymous".to_owned(),
+        action: "DELETE /sandboxes/{id}".to_owned(),
+        target: format!("/api/v1/sandboxes/sbx-{at_ms}"),
+        status: 401,
+        request_id: None,
+        client: Some("127.0.0.1".to_owned()),
+        user_agent: None,
+        resource: None,
+        detail: None,
+    }
+}
+
+/// Audit retention: entries older than the horizon go, and so do all but
+/// the latest `keep`; the newest are the ones kept.
+#[tokio::test]
+async fn audit_is_pruned_by_age_and_by_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    for at_ms in 1..=10 {
+        store.add_audit(&audited(at_ms)).await.unwrap();
+    }
+    let query = sbx_store::AuditQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let times = |entries: Vec<sbx_store::AuditRecord>| {
+        entries.into_iter().map(|e| e.at_ms).collect::<Vec<_>>()
+    };
+    assert_eq!(store.prune_audit(3, 1_000).await.unwrap(), 2);
+    assert_eq!(
+        times(store.list_audit(&query).await.unwrap()),
+        [10, 9, 8, 7, 6, 5, 4, 3]
+    );
+    assert_eq!(store.prune_audit(0, 5).await.unwrap(), 3);
+    assert_eq!(
+        times(store.list_audit(&query).await.unwrap()),
+        [10, 9, 8, 7, 6]
+    );
+    assert_eq!(store.prune_audit(0, 5).await.unwrap(), 0);
+}

@@ -22,7 +22,8 @@ use crate::{
 
 const PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
-/// Longest user agent and detail kept, in bytes.
+/// Longest action, target, user agent and detail kept, in bytes: an
+/// anonymous caller chooses them, and must not be able to store much.
 const MAX_TEXT: usize = 512;
 
 /// A change being made, before its answer.
@@ -43,9 +44,9 @@ impl Call {
             seq: 0,
             at_ms: now_ms(),
             actor: actor.to_owned(),
-            action: format!("{} {route}", request.method()),
+            action: capped(&format!("{} {route}", request.method())),
             // Inside the nested router the path lacks its `/api/v1` prefix.
-            target: format!("/api/v1{}", request.uri().path()),
+            target: capped(&format!("/api/v1{}", request.uri().path())),
             status: 0,
             request_id: request
                 .extensions()
@@ -109,12 +110,16 @@ pub async fn record(state: &AppState, entry: AuditRecord) {
     }
 }
 
+/// `text` cut to [`MAX_TEXT`] bytes, marked with `…` when cut.
 fn capped(text: &str) -> String {
-    let mut end = text.len().min(MAX_TEXT);
+    if text.len() <= MAX_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_TEXT;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_owned()
+    format!("{}…", &text[..end])
 }
 
 #[derive(Debug, Serialize, ToSchema)]

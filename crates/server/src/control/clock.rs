@@ -306,25 +306,34 @@ pub async fn transition(
     ApiJson(body): ApiJson<TransitionRequest>,
 ) -> Result<Json<History>, ApiError> {
     let sandbox = live(&state, &id)?;
-    let target = match (&body.to, &body.event) {
-        (Some(to), None) => Target::State(to),
-        (None, Some(event)) => Target::Event(event),
-        _ => {
-            return Err(invalid(
-                "",
-                "send exactly one of {\"to\": \"<state>\"}, {\"event\": \"<event type>\"}".into(),
-            ));
-        }
-    };
+    if body.to.is_some() == body.event.is_some() {
+        return Err(invalid(
+            "",
+            "send exactly one of {\"to\": \"<state>\"}, {\"event\": \"<event type>\"}".into(),
+        ));
+    }
     let compiled = sandbox.serving().compiled;
     let context = sandbox.background();
-    let (journal, result) = sbx_engine::jobs::transition(
-        &compiled,
-        &context,
-        sandbox.now_ms(),
-        (&collection, &rid),
-        target,
-    );
+    let now_ms = sandbox.now_ms();
+    let (moved_collection, moved_id) = (collection.clone(), rid.clone());
+    // It waits for the sandbox's write turn: not on an async worker.
+    let (journal, result) = state
+        .user_work
+        .run(move || {
+            let target = match (&body.to, &body.event) {
+                (Some(to), _) => Target::State(to),
+                (None, event) => Target::Event(event.as_deref().unwrap_or_default()),
+            };
+            sbx_engine::jobs::transition(
+                &compiled,
+                &context,
+                now_ms,
+                (&moved_collection, &moved_id),
+                target,
+            )
+        })
+        .await
+        .map_err(ApiError::internal)?;
     persist(&state, &id, journal, None, Origin::control(&request_id))
         .await
         .map_err(ApiError::internal)?;

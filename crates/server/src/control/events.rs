@@ -126,9 +126,21 @@ pub async fn trigger(
             data
         }
         (Some(data), None) => data,
-        (None, Some(declared)) => {
+        (None, Some(_)) => {
+            // A template renders it: not on an async worker.
             let context = sandbox.background();
-            sbx_engine::jobs::event_payload(&compiled, &context, sandbox.now_ms(), declared)
+            let now_ms = sandbox.now_ms();
+            let (revision, event_type) = (compiled.clone(), body.event_type.clone());
+            state
+                .user_work
+                .run(move || match revision.events.types.get(&event_type) {
+                    Some(declared) => {
+                        sbx_engine::jobs::event_payload(&revision, &context, now_ms, declared)
+                    }
+                    None => Err(format!("{event_type:?} is not in the event catalog")),
+                })
+                .await
+                .map_err(ApiError::internal)?
                 .map_err(|m| invalid("/type", m))?
         }
         (None, None) => {

@@ -9,6 +9,7 @@ mod har;
 mod logs;
 pub mod openapi;
 pub mod projects;
+mod refusals;
 mod replay;
 mod sandboxes;
 mod timeline;
@@ -22,6 +23,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post, put},
 };
+
+pub use refusals::Refusals;
 
 use crate::{app::AppState, error::ApiError, ids::hash_secret};
 
@@ -156,20 +159,34 @@ async fn no_route(request: Request) -> ApiError {
     )
 }
 
-async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let token = request
+/// The bearer token of `Authorization`, the scheme matched in any case
+/// (RFC 9110 §11.1).
+pub(crate) fn bearer_token(request: &Request) -> Option<&str> {
+    let value = request
         .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Whether `request` carries the admin token.
+pub(crate) fn is_admin(state: &AppState, request: &Request) -> bool {
+    bearer_token(request).is_some_and(|token| hash_secret(token) == *state.admin_token_hash)
+}
+
+async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let token = bearer_token(&request);
     let actor = match token {
         Some(token) if hash_secret(token) == *state.admin_token_hash => "admin",
         _ => "anonymous",
     };
+    if actor != "admin"
+        && let Err(response) = refusal_allowed(&state, &request)
+    {
+        return response;
+    }
     let changes = !matches!(request.method().as_str(), "GET" | "HEAD" | "OPTIONS");
     let call = changes.then(|| audit::Call::of(&request, actor));
     let response = match token {
@@ -184,4 +201,20 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         audit::record(&state, call.answered(&response)).await;
     }
     response
+}
+
+/// Counts a refused call of the request's client: past the limit, the
+/// 429 to answer (neither audited nor checked further).
+pub(crate) fn refusal_allowed(state: &AppState, request: &Request) -> Result<(), Response> {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    state
+        .refusals
+        .count(client, crate::app::now_ms())
+        .map_err(|retry_after| {
+            ApiError::too_many_refusals(retry_after, state.config.audit.refused_per_minute)
+                .into_response()
+        })
 }

@@ -333,27 +333,28 @@ pub async fn seed(
 ) -> Result<impl IntoResponse, ApiError> {
     let sandbox = live(&state, &id)?;
     let compiled = sandbox.serving().compiled;
-    let changes = sbx_engine::seed(
-        &compiled,
-        sandbox.seed,
-        &sandbox.state,
-        &records,
-        sandbox.now_ms(),
-    )
-    .map_err(|problems| {
-        ApiError::validation(
-            problems
-                .into_iter()
-                .map(|p| FieldError {
-                    location: "body".into(),
-                    pointer: format!("{}{}", p.file, p.pointer),
-                    message: p.message,
-                    line: None,
-                    column: None,
-                })
-                .collect(),
-        )
-    })?;
+    let (seed, records_state, now_ms) = (sandbox.seed, sandbox.state.clone(), sandbox.now_ms());
+    // Seeding waits for the sandbox's write turn and synthesizes records:
+    // not on an async worker.
+    let changes = state
+        .user_work
+        .run(move || sbx_engine::seed(&compiled, seed, &records_state, &records, now_ms))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|problems| {
+            ApiError::validation(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError {
+                        location: "body".into(),
+                        pointer: format!("{}{}", p.file, p.pointer),
+                        message: p.message,
+                        line: None,
+                        column: None,
+                    })
+                    .collect(),
+            )
+        })?;
     let mut created: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for change in &changes {
         created

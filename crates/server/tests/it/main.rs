@@ -5,6 +5,7 @@ mod auth;
 mod behaviours;
 mod chaos;
 mod clock;
+mod concurrency;
 mod contract;
 mod control_plane;
 mod explain;
