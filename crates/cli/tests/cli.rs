@@ -846,7 +846,10 @@ fn import_refuses_files_outside_the_project_folder() {
         linked.path().join("templates/getX.j2"),
     )
     .unwrap();
-    let (ok, _, stderr) = run(&["import", linked.path().to_str().unwrap()], unreachable);
+    let (ok, _, stderr) = run(
+        &["import", linked.path().to_str().unwrap(), "--name", "x"],
+        unreachable,
+    );
     assert!(!ok);
     assert!(
         stderr.contains("templates/getX.j2") && stderr.contains("outside the project folder"),
@@ -868,7 +871,10 @@ fn import_refuses_files_outside_the_project_folder() {
         )
         .unwrap();
         project_folder(&project, &format!("x-leak: {{ $ref: \"{reference}\" }}"));
-        let (ok, _, stderr) = run(&["import", project.to_str().unwrap()], unreachable);
+        let (ok, _, stderr) = run(
+            &["import", project.to_str().unwrap(), "--name", "x"],
+            unreachable,
+        );
         assert!(!ok, "{reference}");
         assert!(
             stderr.contains(reference) && stderr.contains(says),

@@ -15,6 +15,9 @@ use serde_json::Value;
 pub struct Synthesized {
     pub value: Value,
     json: OnceLock<Vec<u8>>,
+    /// How the value breaks its schema, when synthesis could not satisfy
+    /// it (an answer carrying it is flagged as drift).
+    pub unsatisfied: Option<String>,
 }
 
 impl Synthesized {
@@ -22,6 +25,15 @@ impl Synthesized {
         Self {
             value,
             json: OnceLock::new(),
+            unsatisfied: None,
+        }
+    }
+
+    /// A value that breaks its schema, and how.
+    pub fn unsatisfied(value: Value, how: String) -> Self {
+        Self {
+            unsatisfied: Some(how),
+            ..Self::new(value)
         }
     }
 
@@ -51,7 +63,11 @@ impl SynthCache {
     /// computed (or not stored) instead of waiting. A thread preempted while
     /// holding a lock would otherwise stall every request behind it for a
     /// whole scheduler slice.
-    pub fn get_or_insert_with(&self, seed: u64, make: impl FnOnce() -> Value) -> Arc<Synthesized> {
+    pub fn get_or_insert_with(
+        &self,
+        seed: u64,
+        make: impl FnOnce() -> Synthesized,
+    ) -> Arc<Synthesized> {
         if let Some(found) = self
             .entries
             .try_read()
@@ -60,7 +76,7 @@ impl SynthCache {
         {
             return found;
         }
-        let value = Arc::new(Synthesized::new(make()));
+        let value = Arc::new(make());
         if let Ok(mut entries) = self.entries.try_write()
             && entries.values.insert(seed, value.clone()).is_none()
         {

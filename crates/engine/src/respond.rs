@@ -196,14 +196,7 @@ pub fn render(
         };
         let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
         let value = revision.synthesized.get_or_insert_with(header_seed, || {
-            synth::synthesize_valid(
-                &revision.response_document,
-                pointer,
-                header_seed,
-                &revision.patterns,
-                header.validator.get(),
-            )
-            .0
+            synthesize(revision, pointer, header_seed, header.validator.get())
         });
         headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
     }
@@ -249,14 +242,7 @@ pub fn render(
                 let media_seed =
                     synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
                 revision.synthesized.get_or_insert_with(media_seed, || {
-                    synth::synthesize_valid(
-                        &revision.response_document,
-                        pointer,
-                        media_seed,
-                        &revision.patterns,
-                        media.validator.get(),
-                    )
-                    .0
+                    synthesize(revision, pointer, media_seed, media.validator.get())
                 })
             }),
         },
@@ -288,6 +274,9 @@ pub fn render(
     if !body.is_empty() {
         headers.push(("content-type".to_owned(), content_type));
     }
+    if let Some(how) = value.as_ref().and_then(|v| v.unsatisfied.as_ref()) {
+        headers.push(("x-sandbox-drift".to_owned(), how.clone()));
+    }
     Ok(Rendered {
         response: Response {
             status,
@@ -296,6 +285,44 @@ pub fn render(
         },
         value,
     })
+}
+
+/// A value for the schema at `pointer`; when no attempt satisfies it (a
+/// schema whose rules contradict each other, or beyond what synthesis
+/// reaches), the value says how it breaks the schema, so that the answer
+/// is flagged as drift rather than sent as if it were valid.
+fn synthesize(
+    revision: &CompiledRevision,
+    pointer: &str,
+    seed: u64,
+    validator: Option<&sbx_spec::SchemaValidator>,
+) -> Synthesized {
+    let (value, valid) = synth::synthesize_valid(
+        &revision.response_document,
+        pointer,
+        seed,
+        &revision.patterns,
+        validator,
+    );
+    match validator.and_then(|v| v.violations(&value).into_iter().next()) {
+        Some(violation) if !valid => {
+            let at = if violation.pointer.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", violation.pointer)
+            };
+            let how: String = format!(
+                "synthesis could not satisfy the schema: {at}{}",
+                violation.message
+            )
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
+            Synthesized::unsatisfied(value, how)
+        }
+        _ => Synthesized::new(value),
+    }
 }
 
 fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) -> Response {

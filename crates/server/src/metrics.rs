@@ -140,7 +140,7 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
     // The metrics name every project and operation: the admin token's,
     // unless the operator made them public.
     if !state.config.public_metrics && !crate::control::is_admin(&state, &request) {
-        if let Err(refused) = crate::control::refusal_allowed(&state, &request) {
+        if let Some(refused) = crate::control::refused_too_often(&state, &request) {
             return refused;
         }
         return crate::error::ApiError::unauthorized(

@@ -117,7 +117,31 @@ pub fn follow<'a>(document: &'a Value, value: &'a Value) -> Option<&'a Value> {
     None
 }
 
-/// Every `$ref` in the document that does not resolve, with where it is.
+/// The loop, as `a → b → a`, when the reference object at `start` (a
+/// pointer) is part of a chain of references that comes back to it
+/// without reaching anything else. A reference that merely leads into
+/// such a loop is not part of it (the loop is reported where it is).
+fn reference_cycle(document: &Value, start: &str) -> Option<String> {
+    let mut chain = vec![start.to_owned()];
+    for _ in 0..MAX_REF_HOPS {
+        let current = chain.last()?;
+        let next = ref_to_pointer(reference_of(document.pointer(current)?)?)?;
+        if next == start {
+            chain.push(next);
+            return Some(chain.join(" → "));
+        }
+        if chain.contains(&next) {
+            return None;
+        }
+        chain.push(next);
+    }
+    Some(format!(
+        "more than {MAX_REF_HOPS} references in a row from {start}"
+    ))
+}
+
+/// Every `$ref` in the document that does not resolve or only leads to
+/// more references in a loop, with where it is.
 pub fn check_references(document: &Value) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut stack = vec![(document, String::new())];
@@ -139,7 +163,16 @@ pub fn check_references(document: &Value) -> Vec<Problem> {
                                 message: format!("reference \"{reference}\" points to nothing"),
                             });
                         }
-                        Some(_) => {}
+                        Some(_) => {
+                            if let Some(cycle) = reference_cycle(document, &pointer) {
+                                problems.push(Problem {
+                                    pointer: ref_pointer,
+                                    message: format!(
+                                        "reference \"{reference}\" is circular: {cycle} (a chain of references that never reaches a schema)"
+                                    ),
+                                });
+                            }
+                        }
                     }
                 }
                 for (key, child) in map {
@@ -184,6 +217,36 @@ mod tests {
             resolve(&doc, &doc["x"], "/x")
                 .unwrap_err()
                 .contains("circular")
+        );
+    }
+
+    #[test]
+    fn reports_pure_reference_cycles_but_not_recursive_schemas() {
+        let document = json!({
+            "components": {"schemas": {
+                "A": {"$ref": "#/components/schemas/B"},
+                "B": {"$ref": "#/components/schemas/A"},
+                "Self": {"$ref": "#/components/schemas/Self"},
+                "Tree": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/components/schemas/Tree"}}}},
+                "Alias": {"$ref": "#/components/schemas/Tree"}
+            }}
+        });
+        let problems = check_references(&document);
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/components/schemas/A/$ref",
+                "/components/schemas/B/$ref",
+                "/components/schemas/Self/$ref"
+            ]
+        );
+        assert!(
+            problems[0]
+                .message
+                .contains("/components/schemas/A → /components/schemas/B → /components/schemas/A"),
+            "{}",
+            problems[0].message
         );
     }
 

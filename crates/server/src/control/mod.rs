@@ -183,7 +183,7 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         _ => "anonymous",
     };
     if actor != "admin"
-        && let Err(response) = refusal_allowed(&state, &request)
+        && let Some(response) = refused_too_often(&state, &request)
     {
         return response;
     }
@@ -204,8 +204,8 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
 }
 
 /// Counts a refused call of the request's client: past the limit, the
-/// 429 to answer (neither audited nor checked further).
-pub(crate) fn refusal_allowed(state: &AppState, request: &Request) -> Result<(), Response> {
+/// 429 to answer instead (neither audited nor checked further).
+pub(crate) fn refused_too_often(state: &AppState, request: &Request) -> Option<Response> {
     let client = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -213,7 +213,8 @@ pub(crate) fn refusal_allowed(state: &AppState, request: &Request) -> Result<(),
     state
         .refusals
         .count(client, crate::app::now_ms())
-        .map_err(|retry_after| {
+        .err()
+        .map(|retry_after| {
             ApiError::too_many_refusals(retry_after, state.config.audit.refused_per_minute)
                 .into_response()
         })

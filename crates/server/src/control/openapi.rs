@@ -24,7 +24,8 @@ impl Modify for AdminToken {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         // The answers every call can give before its handler runs: 401
-        // without the token, 400 for a malformed parameter, and the body
+        // without the token (429 once a client was refused too often), 400
+        // for a malformed parameter, and the body
         // extractor's 400, 413, 415 and 422.
         for item in openapi.paths.paths.values_mut() {
             let operations = [
@@ -37,7 +38,13 @@ impl Modify for AdminToken {
             for operation in operations.into_iter().flatten() {
                 let mut answers = Vec::new();
                 if operation.security.is_some() {
-                    answers.push(("401", "the admin token is missing or wrong"));
+                    answers.extend([
+                        ("401", "the admin token is missing or wrong"),
+                        (
+                            "429",
+                            "too many calls from this address were refused in the last minute; `Retry-After` says when to try again",
+                        ),
+                    ]);
                 }
                 if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                     answers.push(("400", "a parameter is malformed (the problem names it)"));

@@ -166,3 +166,44 @@ async fn the_egress_policy_refuses_loopback_by_default() {
         "names resolve before the check: {problem}"
     );
 }
+
+/// Wherever a client puts the sandbox key — the query (plain or
+/// percent-encoded), a cookie, any header, HTTP Basic credentials — it is
+/// never passed on to the upstream; everything else is.
+#[tokio::test]
+async fn the_sandbox_key_never_reaches_the_upstream_however_it_is_sent() {
+    use base64::Engine as _;
+    let upstream = upstream().await;
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.allow_private_egress = true;
+    })
+    .await;
+    let (status, body) = send(
+        app.admin(Method::POST, "/projects")
+            .json(&project(&upstream)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app.create_sandbox(json!({"project": "shop"})).await;
+    let key = &sandbox.api_key;
+    let encoded = key.replace('_', "%5F");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
+    for request in [
+        app.client
+            .get(sandbox.url(&format!("/weather/paris?api_key={key}&units=metric")))
+            .header("cookie", format!("theme=dark; sid={key}"))
+            .header("x-note", format!("signed {key}")),
+        app.client
+            .get(sandbox.url(&format!("/weather/paris?units=metric&token={encoded}")))
+            .header("authorization", format!("Basic {basic}")),
+    ] {
+        let (status, echoed) = send(request).await;
+        assert_eq!(status, 200, "{echoed}");
+        assert_eq!(echoed["query"], "units=metric", "{echoed}");
+        let sent = echoed.to_string();
+        assert!(
+            !sent.contains(key.as_str()) && !sent.contains(&basic) && !sent.contains(&encoded),
+            "the key reached the upstream: {echoed}"
+        );
+    }
+}

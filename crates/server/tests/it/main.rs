@@ -10,6 +10,7 @@ mod contract;
 mod control_plane;
 mod explain;
 mod forwarding;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod jobs;

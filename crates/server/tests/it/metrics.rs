@@ -7,12 +7,17 @@ use prometheus_parse::{Sample, Scrape, Value as Metric};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, send, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, TestApp, send, spawn_app_with};
 
+/// Scrapes as a Prometheus job holding the admin token would (the auth
+/// scheme's name is case-insensitive: RFC 9110 §11.1).
 async fn scrape(app: &TestApp) -> Vec<Sample> {
+    let (status, refused) = send(app.client.get(format!("{}/metrics", app.url))).await;
+    assert_eq!(status, 401, "metrics name every project: {refused}");
     let response = app
         .client
         .get(format!("{}/metrics", app.url))
+        .header("authorization", format!("BEARER {ADMIN_TOKEN}"))
         .send()
         .await
         .unwrap();
@@ -145,4 +150,15 @@ async fn an_overloaded_log_drops_entries_counts_them_and_never_holds_a_request()
         assert!(Instant::now() < deadline, "{logged} logged: {page}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn public_metrics_need_no_token_when_the_operator_says_so() {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.public_metrics = true;
+    })
+    .await;
+    let (status, text) = send(app.client.get(format!("{}/metrics", app.url))).await;
+    assert_eq!(status, 200);
+    assert!(text.as_str().unwrap_or("").contains("sbx_"), "{text}");
 }

@@ -533,23 +533,57 @@ fn fit_length(mut text: String, min: usize, max: usize, rng: &mut Xoshiro256Plus
     text
 }
 
-/// The smallest value a schema plausibly accepts, for where recursion stops.
+/// The smallest value a schema plausibly accepts, for where recursion
+/// stops: within the schema's bounds (`minLength`, `minimum`, `minItems`),
+/// never deeper than a few levels.
 fn minimal(document: &Value, schema: &Value) -> Value {
+    minimal_at(document, schema, 0)
+}
+
+fn minimal_at(document: &Value, schema: &Value, depth: usize) -> Value {
+    const MAX_DEPTH: usize = 4;
     let schema = follow(document, schema).unwrap_or(&Value::Bool(true));
     let types = crate::declared_types(schema);
     if types.contains(&"null") {
         return Value::Null;
     }
-    match types
-        .first()
-        .copied()
-        .unwrap_or_else(|| schema.as_object().map_or("string", infer_type))
+    let empty = Map::new();
+    let object = schema.as_object().unwrap_or(&empty);
+    if let Some(value) = object.get("const") {
+        return value.clone();
+    }
+    if let Some(first) = object
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|values| values.first())
     {
+        return first.clone();
+    }
+    match types.first().copied().unwrap_or_else(|| infer_type(object)) {
         "object" => Value::Object(Map::new()),
-        "array" => Value::Array(Vec::new()),
-        "integer" | "number" => Value::Number(0.into()),
+        "array" => {
+            let (min, _) = bounds_of(object, "minItems", "maxItems", 16);
+            let item = object.get("items").unwrap_or(&Value::Bool(true));
+            if min == 0 || depth >= MAX_DEPTH {
+                return Value::Array(Vec::new());
+            }
+            Value::Array(vec![minimal_at(document, item, depth + 1); min])
+        }
+        kind @ ("integer" | "number") => {
+            let integer = kind == "integer";
+            let (low, high) = bounds(object, 0.0, 0.0, integer);
+            let value = if low <= 0.0 && 0.0 <= high { 0.0 } else { low };
+            if integer {
+                Value::Number(Number::from(value as i64))
+            } else {
+                Number::from_f64(value).map_or(Value::Number(0.into()), Value::Number)
+            }
+        }
         "boolean" => Value::Bool(false),
-        _ => Value::String(String::new()),
+        _ => {
+            let (min, _) = bounds_of(object, "minLength", "maxLength", 4096);
+            Value::String("a".repeat(min))
+        }
     }
 }
 
