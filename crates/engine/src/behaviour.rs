@@ -138,7 +138,8 @@ impl CompiledBehaviours {
             forwards[index] = Some(rule.clone());
         }
         let redactions = Redactions::compile(&files.settings.redact, &mut problems);
-        let templates = Templates::compile(&files.templates, &files.env, &mut problems);
+        let templates =
+            Templates::compile(&files.templates, &files.env, inputs.limits, &mut problems);
         let operation_templates = model
             .operations
             .iter()
@@ -267,18 +268,18 @@ impl CompiledBehaviours {
             || (!safe && self.resources.bindings[operation].is_some())
     }
 
-    /// Where a request for `operation` should run. Templates render on
-    /// the blocking pool: their cost is bounded by fuel, not by time, and
-    /// one instruction may build a large string.
+    /// Where a request for `operation` should run. Scripts and templates
+    /// start on the async worker within a small slice (time, fuel, bytes)
+    /// and yield to the blocking pool when they outgrow it.
     pub fn execution(&self, operation: usize) -> Execution {
-        if self.behaviour_scripts[operation].is_some() {
-            Execution::TryInline
-        } else if self.forwards[operation].is_some()
+        if self.behaviour_scripts[operation].is_some()
             || self.operation_templates[operation].is_some()
             || self.scenarios.by_operation[operation]
                 .iter()
                 .any(|s| s.renders_template())
         {
+            Execution::TryInline
+        } else if self.forwards[operation].is_some() {
             Execution::Blocking
         } else {
             Execution::Inline
@@ -356,7 +357,7 @@ pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
         let _entered = crate::call::enter(call);
         let value = behaviours
             .templates
-            .render(name, &templates::context(call, None))
+            .render_for(call, name, &templates::context(call, None))
             .map_err(|message| template_failure(&message))?;
         return render_value(call, None, value);
     }

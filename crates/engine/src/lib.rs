@@ -37,6 +37,7 @@ mod scenarios;
 mod script;
 mod state;
 mod stateful;
+mod template_bounds;
 mod templates;
 mod trace;
 

@@ -592,7 +592,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
                 .revision
                 .behaviours
                 .templates
-                .render(name, &crate::templates::context(call, None))
+                .render_for(call, name, &crate::templates::context(call, None))
                 .map_err(|m| {
                     crate::problem::problem_response(
                         500,

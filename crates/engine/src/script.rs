@@ -44,8 +44,11 @@ pub struct ScriptLimits {
     pub max_array_len: usize,
     /// Most members of one object map.
     pub max_map_len: usize,
-    /// Wall time per request, in milliseconds.
+    /// Wall time per request, in milliseconds (templates too).
     pub timeout_ms: u64,
+    /// Bytes one template render may produce (strings built by `~`, `+`,
+    /// `*` and filters, values printed).
+    pub template_memory_bytes: usize,
 }
 
 impl Default for ScriptLimits {
@@ -57,6 +60,7 @@ impl Default for ScriptLimits {
             max_array_len: 10_000,
             max_map_len: 10_000,
             timeout_ms: 1_000,
+            template_memory_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -338,15 +342,18 @@ pub fn json_response(status: u16, value: &Value) -> Response {
 
 fn template(name: &str, context: Dynamic) -> Fallible {
     let call = request_host("template")?;
-    blocking_allowed(&call)?;
     let extra = to_map(&context)?;
     let context = crate::templates::context(&call, Some(&extra));
-    let value = call
+    let rendered = call
         .revision
         .behaviours
         .templates
-        .render(name, &context)
-        .map_err(runtime)?;
+        .render_for(&call, name, &context);
+    if call.yielded.get() {
+        // Outgrew the async worker's slice: the script stops and runs again.
+        return Err(EvalAltResult::ErrorRuntime(Dynamic::from(Halt), Position::NONE).into());
+    }
+    let value = rendered.map_err(runtime)?;
     to_dynamic(&value)
 }
 
