@@ -69,9 +69,10 @@ pub struct Limits {
     /// How long a connection may stay open without a request in flight,
     /// in milliseconds.
     pub idle_timeout_ms: u64,
-    /// Scripts, templates, jobs and seeds running at once, at most (0: one
-    /// less than the cores, at least one); the rest wait their turn, so
-    /// hostile scripts never take every core from other requests.
+    /// Scripts, templates, jobs and seeds running on the blocking pool at
+    /// once, at most (0: as many as cores, at least two), half of them
+    /// for one sandbox at most; the rest wait their turn, so hostile
+    /// scripts never take every core or slot from other sandboxes.
     pub max_parallel_scripts: usize,
 }
 
@@ -95,8 +96,8 @@ impl Limits {
     pub fn parallel_scripts(&self) -> usize {
         match self.max_parallel_scripts {
             0 => std::thread::available_parallelism()
-                .map_or(1, |n| n.get().saturating_sub(1))
-                .max(1),
+                .map_or(2, std::num::NonZero::get)
+                .max(2),
             n => n,
         }
     }

@@ -311,8 +311,9 @@ pub async fn serve(
     if outcome.yielded {
         let draw = outcome.chaos_draw;
         let work = target.work.clone();
+        let owner = target.id.clone();
         outcome = work
-            .run(move || run(&target, &parts, &path, &body, true, draw, capture))
+            .run(&owner, move || run(&target, &parts, &path, &body, true, draw, capture))
             .await
             .unwrap_or_else(|error| {
                 tracing::error!(%error, "behaviour task failed");

@@ -77,7 +77,9 @@ pub async fn run_due(
         let context = sandbox.background();
         let (changes, ran) = state
             .user_work
-            .run(move || run_in_order(&compiled, &context, &stored, until_ms))
+            .run(&sandbox.id, move || {
+                run_in_order(&compiled, &context, &stored, until_ms)
+            })
             .await
             .map_err(|e| format!("the job runner failed: {e}"))?;
         report = ran;

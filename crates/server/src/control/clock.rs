@@ -319,7 +319,7 @@ pub async fn transition(
     // It waits for the sandbox's write turn: not on an async worker.
     let (journal, result) = state
         .user_work
-        .run(move || {
+        .run(&id, move || {
             let target = match (&body.to, &body.event) {
                 (Some(to), _) => Target::State(to),
                 (None, event) => Target::Event(event.as_deref().unwrap_or_default()),

@@ -133,7 +133,7 @@ pub async fn trigger(
             let (revision, event_type) = (compiled.clone(), body.event_type.clone());
             state
                 .user_work
-                .run(move || match revision.events.types.get(&event_type) {
+                .run(&id, move || match revision.events.types.get(&event_type) {
                     Some(declared) => {
                         sbx_engine::jobs::event_payload(&revision, &context, now_ms, declared)
                     }

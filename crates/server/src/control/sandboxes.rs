@@ -338,7 +338,9 @@ pub async fn seed(
     // not on an async worker.
     let changes = state
         .user_work
-        .run(move || sbx_engine::seed(&compiled, seed, &records_state, &records, now_ms))
+        .run(&id, move || {
+            sbx_engine::seed(&compiled, seed, &records_state, &records, now_ms)
+        })
         .await
         .map_err(ApiError::internal)?
         .map_err(|problems| {

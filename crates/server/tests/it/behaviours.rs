@@ -51,6 +51,7 @@ switch req.params.kind {
     "map" => { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }
     "throw" => { throw "out of cheese"; }
     "busy" => { let n = 0; for i in 0..100000 { n += i; } resp.body = `${n}`; }
+    "copies" => { let s = "x"; s.pad(900000, "x"); loop { let t = s + "y"; } }
     _ => { resp.body = "fine"; }
 }
 "#;
@@ -75,7 +76,7 @@ pub fn shop_project(name: &str) -> Value {
     })
 }
 
-async fn shop(app: &TestApp) -> crate::helpers::Sandbox {
+pub async fn shop(app: &TestApp) -> crate::helpers::Sandbox {
     let (status, body) = send(
         app.admin(Method::POST, "/projects")
             .json(&shop_project("shop")),

@@ -319,3 +319,42 @@ async fn template_bombs_stop_at_their_budget_while_other_sandboxes_are_served() 
     let grown = peak_rss().saturating_sub(before);
     assert!(grown < 1 << 30, "peak memory grew by {} MB", grown >> 20);
 }
+
+/// Eight scripts copying megabyte strings at once: each stops at its
+/// wall-clock limit however many run (they take turns on the bounded
+/// pool, one sandbox at most half of it), and another sandbox is served
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_scripts_keep_their_time_limit_under_contention() {
+    const LIMIT_MS: u64 = 300;
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.scripts.timeout_ms = LIMIT_MS;
+    })
+    .await;
+    let shop = crate::behaviours::shop(&app).await;
+    let bystander = app.petstore("none").await;
+    let started = std::time::Instant::now();
+    let attacks: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(send(app.client.get(shop.url("/hostile/copies")))))
+        .collect();
+    let mut latencies = Vec::new();
+    while latencies.len() < 50 {
+        let asked = std::time::Instant::now();
+        let (status, _) = send(app.client.get(bystander.url("/pets/1"))).await;
+        assert_eq!(status, 200);
+        latencies.push(asked.elapsed());
+    }
+    for attack in attacks {
+        let (status, problem) = attack.await.unwrap();
+        assert_eq!(status, 500, "{problem}");
+        assert_eq!(problem["limit"], "timeout_ms", "{problem}");
+    }
+    // Eight runs of at most the limit each, one at a time for this sandbox.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(8 * LIMIT_MS * 2 + 2_000),
+        "eight runs took {took:?}"
+    );
+    latencies.sort();
+    assert!(latencies[49] < Duration::from_millis(500), "bystander {:?}", latencies[49]);
+}
