@@ -68,15 +68,28 @@ impl SynthCache {
         seed: u64,
         make: impl FnOnce() -> Synthesized,
     ) -> Arc<Synthesized> {
+        match self.get_or_try_insert_with(seed, || Some(make())) {
+            Some(value) => value,
+            None => unreachable!("make always gives a value"),
+        }
+    }
+
+    /// [`SynthCache::get_or_insert_with`] where `make` may decline (`None`:
+    /// the value is to be made elsewhere).
+    pub fn get_or_try_insert_with(
+        &self,
+        seed: u64,
+        make: impl FnOnce() -> Option<Synthesized>,
+    ) -> Option<Arc<Synthesized>> {
         if let Some(found) = self
             .entries
             .try_read()
             .ok()
             .and_then(|e| e.values.get(&seed).cloned())
         {
-            return found;
+            return Some(found);
         }
-        let value = Arc::new(make());
+        let value = Arc::new(make()?);
         if let Ok(mut entries) = self.entries.try_write()
             && entries.values.insert(seed, value.clone()).is_none()
         {
@@ -89,6 +102,6 @@ impl SynthCache {
                 entries.values.remove(&oldest);
             }
         }
-        value
+        Some(value)
     }
 }

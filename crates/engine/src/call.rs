@@ -228,6 +228,9 @@ impl Call {
         Exchange {
             accept: self.request.accept.as_deref(),
             path_params: &self.request.path_params,
+            // Behaviours synthesize where they run (their answers are
+            // composed from several renders, errors included).
+            yielded: None,
         }
     }
 

@@ -304,6 +304,7 @@ fn decide_operation(
     let exchange = Exchange {
         accept: request.headers.get("accept"),
         path_params: &path_params,
+        yielded: None,
     };
     let query: Vec<(String, String)> = request
         .query
@@ -494,11 +495,24 @@ fn decide_operation(
         Some(name) => BodySource::Example(name),
         None => BodySource::Default,
     };
+    // A costly cold synthesis yields to the blocking pool.
+    let cold = std::cell::Cell::new(false);
+    let exchange = Exchange {
+        yielded: (!context.may_block).then_some(&cold),
+        ..exchange
+    };
     let response = respond::select(operation, &prefer)
         .and_then(|declared| {
             respond::render(revision, context.seed, operation, declared, &exchange, body)
         })
         .map_or_else(|response| response, |rendered| rendered.response);
+    if cold.get() {
+        // Run again with this run's chaos draw.
+        return Outcome {
+            chaos_draw,
+            ..yielded("synthesizing this answer may take long: it runs where it may block")
+        };
+    }
     trace.note(|| {
         let how = match (&prefer.example, prefer.code) {
             (Some(name), _) => format!("the spec's example {name:?} (Prefer)"),
@@ -540,6 +554,7 @@ pub fn declared_error_for(
     let exchange = Exchange {
         accept: request.headers.get("accept"),
         path_params: &path_params,
+        yielded: None,
     };
     declared_error(
         revision,
@@ -980,4 +995,74 @@ fn explain_behaviour(call: &Call, response: &Response) -> Step {
         Verdict::Passed,
         format!("answered {} by {by}", response.status),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ProjectFiles, ScriptLimits};
+
+    const SPEC: &str = r#"{"openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+      "paths": {"/things/{id}": {"get": {"operationId": "getThing",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {
+          "type": "array", "minItems": 3, "items": {"type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string"}}}}}}}}}}}}"#;
+
+    /// A cold synthesis whose cost is not known yet yields from an async
+    /// worker; once measured (and cheap), cold values are made in place.
+    #[test]
+    fn cold_synthesis_yields_until_it_is_known_to_be_cheap() {
+        let model = sbx_spec::load_api(SPEC, &sbx_spec::Limits::default()).unwrap();
+        let revision = Arc::new(
+            CompiledRevision::compile_project(
+                model,
+                &ProjectFiles::default(),
+                &ScriptLimits::default(),
+            )
+            .unwrap(),
+        );
+        let state = Arc::new(SandboxState::default());
+        let env = Arc::new(Map::new());
+        let key_matches = |_: &str| true;
+        let context = SandboxContext {
+            id: "sbx-test",
+            seed: 1,
+            auth: AuthMode::None,
+            key_matches: &key_matches,
+            state: &state,
+            env: &env,
+            upstream: None,
+            now_ms: 0,
+            may_block: false,
+            chaos: None,
+            default_scenario: None,
+            chaos_draw: None,
+            trace: false,
+        };
+        let headers: Vec<(String, String)> = Vec::new();
+        let get = |path| Request {
+            method: "GET",
+            path,
+            query: None,
+            headers: &headers,
+            body: b"",
+        };
+        let first = handle(&revision, &context, &get("/things/1"));
+        assert!(first.yielded, "unmeasured: {}", first.response.status);
+        let blocking = SandboxContext {
+            may_block: true,
+            ..context
+        };
+        let made = handle(&revision, &blocking, &get("/things/1"));
+        assert_eq!(made.response.status, 200);
+        // Cached: served in place, the same bytes.
+        let again = handle(&revision, &context, &get("/things/1"));
+        assert!(!again.yielded);
+        assert_eq!(again.response.body, made.response.body);
+        // Another id is cold, but this schema is now known to be cheap.
+        let other = handle(&revision, &context, &get("/things/2"));
+        assert!(!other.yielded);
+        assert_eq!(other.response.status, 200);
+    }
 }

@@ -127,6 +127,9 @@ fn declared_statuses(operation: &CompiledOperation) -> String {
 pub struct Exchange<'a> {
     pub accept: Option<&'a str>,
     pub path_params: &'a [(String, String)],
+    /// On an async worker: set when synthesis would be cold and costly,
+    /// and the request must run again on the blocking pool.
+    pub yielded: Option<&'a std::cell::Cell<bool>>,
 }
 
 /// The value of a declared response body before serialization.
@@ -238,13 +241,41 @@ pub fn render(
         }
         BodySource::Default => match media.spec.examples.first() {
             Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
-            None => media.spec.schema_pointer.as_ref().map(|pointer| {
-                let media_seed =
-                    synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
-                revision.synthesized.get_or_insert_with(media_seed, || {
-                    synthesize(revision, pointer, media_seed, media.validator.get())
-                })
-            }),
+            None => match &media.spec.schema_pointer {
+                None => None,
+                Some(pointer) => {
+                    let media_seed = synth::seed_from([
+                        &seed().to_le_bytes()[..],
+                        media.spec.media_type.as_bytes(),
+                    ]);
+                    let made = revision.synthesized.get_or_try_insert_with(media_seed, || {
+                        // A cold value of a schema whose synthesis is costly (or
+                        // not measured yet) is made on the blocking pool.
+                        if let Some(yielded) = exchange.yielded
+                            && !media.cheap_to_synthesize()
+                        {
+                            yielded.set(true);
+                            return None;
+                        }
+                        let started = std::time::Instant::now();
+                        let made = synthesize(revision, pointer, media_seed, media.validator.get());
+                        media.synthesized_in(started.elapsed());
+                        Some(made)
+                    });
+                    match made {
+                        Some(value) => Some(value),
+                        None => {
+                            return Err(problem_response(
+                                503,
+                                "yielded",
+                                "Run again",
+                                "synthesis runs where it may block",
+                                None,
+                            ));
+                        }
+                    }
+                }
+            },
         },
     };
     // What behaviours and examples give may hold members the response

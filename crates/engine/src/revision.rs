@@ -75,9 +75,36 @@ pub struct CompiledMedia {
     pub schema: Value,
     /// Member order of behaviours' bodies, planned on first use.
     order: OnceLock<crate::order::Plan>,
+    /// The longest a synthesis of this schema took, in microseconds
+    /// (`u32::MAX` until one was measured).
+    synthesis_us: std::sync::atomic::AtomicU32,
 }
 
+/// Longest synthesis an async worker does itself; a schema measured
+/// slower than this is synthesized on the blocking pool.
+const INLINE_SYNTHESIS: std::time::Duration = std::time::Duration::from_millis(1);
+
 impl CompiledMedia {
+    /// Whether a cold value of this schema may be synthesized on an async
+    /// worker: once one was measured, and fast.
+    pub fn cheap_to_synthesize(&self) -> bool {
+        let us = self.synthesis_us.load(std::sync::atomic::Ordering::Relaxed);
+        u128::from(us) < INLINE_SYNTHESIS.as_micros()
+    }
+
+    /// Records how long a synthesis of this schema took.
+    pub fn synthesized_in(&self, took: std::time::Duration) {
+        let us = u32::try_from(took.as_micros()).unwrap_or(u32::MAX - 1);
+        let slot = &self.synthesis_us;
+        let current = slot.load(std::sync::atomic::Ordering::Relaxed);
+        let next = if current == u32::MAX {
+            us
+        } else {
+            current.max(us)
+        };
+        slot.store(next, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The member order of this media type's schema.
     pub fn order_plan(&self, document: &Value) -> &crate::order::Plan {
         self.order.get_or_init(|| {
@@ -188,6 +215,7 @@ impl CompiledRevision {
                     schema: resolved(&media.schema_pointer),
                     spec: media.clone(),
                     order: OnceLock::new(),
+                    synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
                 })
                 .collect();
             let responses = operation
@@ -202,6 +230,7 @@ impl CompiledRevision {
                             schema: Value::Null,
                             spec: media.clone(),
                             order: OnceLock::new(),
+                            synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
                         })
                         .collect(),
                     headers: response

@@ -313,7 +313,9 @@ pub async fn serve(
         let work = target.work.clone();
         let owner = target.id.clone();
         outcome = work
-            .run(&owner, move || run(&target, &parts, &path, &body, true, draw, capture))
+            .run(&owner, move || {
+                run(&target, &parts, &path, &body, true, draw, capture)
+            })
             .await
             .unwrap_or_else(|error| {
                 tracing::error!(%error, "behaviour task failed");

@@ -356,5 +356,9 @@ async fn heavy_scripts_keep_their_time_limit_under_contention() {
         "eight runs took {took:?}"
     );
     latencies.sort();
-    assert!(latencies[49] < Duration::from_millis(500), "bystander {:?}", latencies[49]);
+    assert!(
+        latencies[49] < Duration::from_millis(500),
+        "bystander {:?}",
+        latencies[49]
+    );
 }
