@@ -572,7 +572,14 @@ fn minimal_at(document: &Value, schema: &Value, depth: usize) -> Value {
         kind @ ("integer" | "number") => {
             let integer = kind == "integer";
             let (low, high) = bounds(object, 0.0, 0.0, integer);
-            let value = if low <= 0.0 && 0.0 <= high { 0.0 } else { low };
+            // The value closest to zero within the bounds.
+            let value = if low > 0.0 {
+                low
+            } else if high < 0.0 {
+                high
+            } else {
+                0.0
+            };
             if integer {
                 Value::Number(Number::from(value as i64))
             } else {
@@ -600,4 +607,40 @@ fn discriminator_tag(discriminator: &Value, branch: &Value) -> Option<String> {
         }
     }
     reference.rsplit('/').next().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Where synthesis stops recursing, the value still keeps the schema's
+    /// bounds (it used to be `""` and `0` whatever `minLength` and
+    /// `minimum` said).
+    #[test]
+    fn minimal_values_keep_their_bounds() {
+        let document = json!({});
+        for (schema, expected) in [
+            (json!({"type": "string", "minLength": 3}), json!("aaa")),
+            (json!({"type": "integer", "minimum": 5}), json!(5)),
+            (json!({"type": "integer", "exclusiveMinimum": 5}), json!(6)),
+            (json!({"type": "number", "maximum": -2}), json!(-2.0)),
+            (
+                json!({"type": "integer", "minimum": -3, "maximum": 3}),
+                json!(0),
+            ),
+            (json!({"enum": ["b", "c"]}), json!("b")),
+            (
+                json!({"type": "array", "minItems": 2, "items": {"type": "string", "minLength": 1}}),
+                json!(["a", "a"]),
+            ),
+            (
+                json!({"type": ["string", "null"], "minLength": 2}),
+                json!(null),
+            ),
+        ] {
+            assert_eq!(minimal(&document, &schema), expected, "{schema}");
+        }
+    }
 }
