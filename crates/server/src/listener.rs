@@ -23,6 +23,9 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+/// How long shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// How long connections may dawdle.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -75,7 +78,17 @@ pub async fn serve(
     }
     drop(listener);
     connections.close();
-    connections.wait().await;
+    // In-flight requests finish; a stream that never ends (a log tail
+    // left open) does not hold the shutdown for longer than this.
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
     Ok(())
 }
 
