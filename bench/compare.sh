@@ -21,28 +21,8 @@ OUT="bench/results"
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-wait_for() { # URL
-    for _ in $(seq 1 300); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "server at $1 did not start" >&2
-    return 1
-}
-
-load() { # URL [script] → "rps p99ms"
-    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency)
-    [ -n "${2:-}" ] && args+=(-s "$2")
-    taskset -c 1 wrk "${args[@]}" "$1" | awk '
-        /Requests\/sec/ {rps=$2}
-        /^ +99%/ {p99=$2}
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        END {printf "%.0f %.3f\n", rps, ms(p99)}'
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 RUNS=(get:/v1/items/1: varied::bench/get-varied.lua post:/v1/items:bench/post.lua
       hello:/v1/hello/ada?lang=fr:: greet:/v1/greet/ada?lang=fr:: items:/v1/items/item_1::)
@@ -71,9 +51,9 @@ measure() { # build run port
     for spec in "${RUNS[@]}"; do
         [ "${spec%%:*}" = "$2" ] || continue
         path="$(cut -d: -f2 <<<"$spec")"; script="$(cut -d: -f3 <<<"$spec")"
-        result=$(load "http://127.0.0.1:$3$path" "$script")
+        read -r rps _ p99 <<<"$(load "http://127.0.0.1:$3$path" "$script")"
+        result="$rps $p99"
         echo "   $1 $2: $result"
-        read -r rps _ <<<"$result"
         local key="$1-$2"
         if [ -z "${WORST[$key]:-}" ] || [ "$rps" -lt "${WORST[$key]%% *}" ]; then
             WORST[$key]="$result"

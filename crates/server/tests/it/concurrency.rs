@@ -137,15 +137,7 @@ async fn assert_stored(
 async fn concurrent_creates_in_one_sandbox_each_get_their_own_id_and_keep_their_body() {
     let mut app = spawn_app().await;
     let payments = app.payments_sandbox("none").await;
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&json!({"name": "notes", "spec": NOTES})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let notes = app
-        .create_sandbox(json!({"project": "notes", "auth": "none"}))
-        .await;
+    let notes = app.open_sandbox("notes", NOTES).await;
     let total = CLIENTS * CREATES_PER_CLIENT;
 
     // A scripted create with a lifecycle, and an unscripted collection.
@@ -209,15 +201,7 @@ async fn concurrent_creates_in_one_sandbox_each_get_their_own_id_and_keep_their_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_updates_all_land_and_an_acknowledged_delete_stays_deleted() {
     let app = spawn_app().await;
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&json!({"name": "notes", "spec": NOTES})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let notes = app
-        .create_sandbox(json!({"project": "notes", "auth": "none"}))
-        .await;
+    let notes = app.open_sandbox("notes", NOTES).await;
     let ids: Vec<String> = create_concurrently(
         &app.client,
         &notes.url("/notes"),

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     behaviours::SHOP,
-    helpers::{send, spawn_app, spawn_app_with},
+    helpers::{Sandbox, TestApp, send, spawn_app, spawn_app_with},
 };
 
 /// An upstream that echoes what it received; `/slow` answers after 3 s.
@@ -70,16 +70,16 @@ fn project(upstream: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn operations_forward_to_an_upstream_and_scripts_reshape_the_answer() {
-    let upstream = upstream().await;
+/// A server that may reach 127.0.0.1, with the forwarding shop imported
+/// (to `upstream`) and a sandbox of it.
+async fn forwarding_shop(upstream: &str) -> (TestApp, Sandbox) {
     let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
         config.allow_private_egress = true;
     })
     .await;
     let (status, body) = send(
         app.admin(Method::POST, "/projects")
-            .json(&project(&upstream)),
+            .json(&project(upstream)),
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -88,6 +88,13 @@ async fn operations_forward_to_an_upstream_and_scripts_reshape_the_answer() {
         json!(["getWeather", "getForecast", "slow"])
     );
     let sandbox = app.create_sandbox(json!({"project": "shop"})).await;
+    (app, sandbox)
+}
+
+#[tokio::test]
+async fn operations_forward_to_an_upstream_and_scripts_reshape_the_answer() {
+    let upstream = upstream().await;
+    let (app, sandbox) = forwarding_shop(&upstream).await;
 
     let (status, echoed) = send(
         app.client
@@ -174,17 +181,7 @@ async fn the_egress_policy_refuses_loopback_by_default() {
 async fn the_sandbox_key_never_reaches_the_upstream_however_it_is_sent() {
     use base64::Engine as _;
     let upstream = upstream().await;
-    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
-        config.allow_private_egress = true;
-    })
-    .await;
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&project(&upstream)),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app.create_sandbox(json!({"project": "shop"})).await;
+    let (app, sandbox) = forwarding_shop(&upstream).await;
     let key = &sandbox.api_key;
     let encoded = key.replace('_', "%5F");
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));

@@ -228,15 +228,7 @@ paths:
               schema: { type: object, required: [code], properties: { code: { type: string, minLength: 5, maxLength: 2 } } }
 "#;
     let app = spawn_app().await;
-    let (status, body) = send(
-        app.admin(Method::POST, "/projects")
-            .json(&json!({"name": "odd", "spec": SPEC})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "odd", "auth": "none"}))
-        .await;
+    let sandbox = app.open_sandbox("odd", SPEC).await;
     let response = app.client.get(sandbox.url("/odd")).send().await.unwrap();
     let drift = response
         .headers()

@@ -108,6 +108,19 @@ impl TestApp {
         }
     }
 
+    /// Imports `spec` as project `name` and creates a sandbox of it
+    /// without auth.
+    pub async fn open_sandbox(&self, name: &str, spec: &str) -> Sandbox {
+        let (status, body) = send(
+            self.admin(Method::POST, "/projects")
+                .json(&json!({"name": name, "spec": spec})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        self.create_sandbox(json!({"project": name, "auth": "none"}))
+            .await
+    }
+
     /// Imports the petstore and creates a sandbox of it.
     /// Imports `project` (a `POST /projects` body) and creates a sandbox of
     /// it without auth, its clock frozen at 2030-01-01T00:00:00Z.

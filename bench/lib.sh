@@ -1,0 +1,27 @@
+# Shared by the bench scripts: server start-up waits, a wrk run, and
+# stopping every server a script started (by PID) when it exits.
+# shellcheck shell=bash
+
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_for() { # URL
+    for _ in $(seq 1 300); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "server at $1 did not start" >&2
+    return 1
+}
+
+# wrk on core 1 with latency percentiles; prints "rps p50 p99" (milliseconds).
+load() { # URL [script]
+    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency)
+    [ -n "${2:-}" ] && args+=(-s "$2")
+    taskset -c 1 wrk "${args[@]}" "$1" | awk '
+        /Requests\/sec/ {rps=$2}
+        /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        END {printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99)}'
+}
