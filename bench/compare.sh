@@ -6,8 +6,8 @@
 #   BASE=/path/to/old/sbx bench/compare.sh [NEW]   # NEW: target/release/sbx
 #   DURATION=10 ROUNDS=2 BASE=… bench/compare.sh
 #
-# ROUNDS alternates base and new that many times and keeps each one's
-# worse run, so a noisy moment does not favour either. Traffic goes to
+# Each run is measured ROUNDS times for each build, back to back, the
+# order alternating by round; the worse of each build's runs is kept. Traffic goes to
 # 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,43 +28,45 @@ RUNS=(get:/v1/items/1: varied::bench/get-varied.lua post:/v1/items:bench/post.lu
       hello:/v1/hello/ada?lang=fr:: greet:/v1/greet/ada?lang=fr:: items:/v1/items/item_1::)
 declare -A WORST
 
-one_build() { # name binary
-    local name="$1" bin="$2" pid
-    taskset -c 0 "$bin" mock bench/spec.yaml --listen 127.0.0.1:4030 >"$OUT/compare-$name.log" 2>&1 & pid=$!
-    PIDS+=("$pid")
-    wait_for http://127.0.0.1:4030/v1/items/1
-    for run in get varied post; do
-        measure "$name" "$run" 4030
+# Both builds serve at once (idle while the other is measured); each run
+# measures them back to back, the order alternating by round, so that a
+# noisy moment falls on both.
+start_pair() { # spec-or-folder base-port
+    local pid
+    for build in base new; do
+        local bin="$BASE" port="$2"
+        [ "$build" = new ] && bin="$NEW" port=$(( $2 + 1 ))
+        taskset -c 0 "$bin" mock "$1" --listen "127.0.0.1:$port" >>"$OUT/compare-$build.log" 2>&1 & pid=$!
+        PIDS+=("$pid")
     done
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-    taskset -c 0 "$bin" mock bench/behaviours --listen 127.0.0.1:4031 >>"$OUT/compare-$name.log" 2>&1 & pid=$!
-    PIDS+=("$pid")
-    wait_for http://127.0.0.1:4031/v1/items/item_1
-    for run in hello greet items; do
-        measure "$name" "$run" 4031
-    done
-    kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-measure() { # build run port
-    local spec path script result rps
+measure() { # round run port-of-base
+    local spec path script rps p99 build port order=(base new)
+    [ $(( $1 % 2 )) -eq 0 ] && order=(new base)
     for spec in "${RUNS[@]}"; do
         [ "${spec%%:*}" = "$2" ] || continue
         path="$(cut -d: -f2 <<<"$spec")"; script="$(cut -d: -f3 <<<"$spec")"
-        read -r rps _ p99 <<<"$(load "http://127.0.0.1:$3$path" "$script")"
-        result="$rps $p99"
-        echo "   $1 $2: $result"
-        local key="$1-$2"
-        if [ -z "${WORST[$key]:-}" ] || [ "$rps" -lt "${WORST[$key]%% *}" ]; then
-            WORST[$key]="$result"
-        fi
+        for build in "${order[@]}"; do
+            port="$3"; [ "$build" = new ] && port=$(( $3 + 1 ))
+            read -r rps _ p99 <<<"$(load "http://127.0.0.1:$port$path" "$script")"
+            echo "   $build $2: $rps $p99"
+            local key="$build-$2"
+            if [ -z "${WORST[$key]:-}" ] || [ "$rps" -lt "${WORST[$key]%% *}" ]; then
+                WORST[$key]="$rps $p99"
+            fi
+        done
     done
 }
 
+start_pair bench/spec.yaml 4030
+start_pair bench/behaviours 4032
+wait_for http://127.0.0.1:4030/v1/items/1; wait_for http://127.0.0.1:4031/v1/items/1
+wait_for http://127.0.0.1:4032/v1/items/item_1; wait_for http://127.0.0.1:4033/v1/items/item_1
 for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round"
-    one_build base "$BASE"
-    one_build new "$NEW"
+    for run in get varied post; do measure "$round" "$run" 4030; done
+    for run in hello greet items; do measure "$round" "$run" 4032; done
 done
 
 {

@@ -257,8 +257,10 @@ pub fn render(
                             yielded.set(true);
                             return None;
                         }
+                        // The validator compiles on first use: not part of the cost.
+                        let validator = media.validator.get();
                         let started = std::time::Instant::now();
-                        let made = synthesize(revision, pointer, media_seed, media.validator.get());
+                        let made = synthesize(revision, pointer, media_seed, validator);
                         media.synthesized_in(started.elapsed());
                         Some(made)
                     });
@@ -335,8 +337,11 @@ fn synthesize(
         &revision.patterns,
         validator,
     );
+    if valid {
+        return Synthesized::new(value);
+    }
     match validator.and_then(|v| v.violations(&value).into_iter().next()) {
-        Some(violation) if !valid => {
+        Some(violation) => {
             let at = if violation.pointer.is_empty() {
                 String::new()
             } else {

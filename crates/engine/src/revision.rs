@@ -75,7 +75,7 @@ pub struct CompiledMedia {
     pub schema: Value,
     /// Member order of behaviours' bodies, planned on first use.
     order: OnceLock<crate::order::Plan>,
-    /// The longest a synthesis of this schema took, in microseconds
+    /// How long the latest synthesis of this schema took, in microseconds
     /// (`u32::MAX` until one was measured).
     synthesis_us: std::sync::atomic::AtomicU32,
 }
@@ -92,17 +92,13 @@ impl CompiledMedia {
         u128::from(us) < INLINE_SYNTHESIS.as_micros()
     }
 
-    /// Records how long a synthesis of this schema took.
+    /// Records how long a synthesis of this schema took: the latest
+    /// counts, so one run slowed by a busy machine sends only the next
+    /// cold value to the blocking pool, where it is measured again.
     pub fn synthesized_in(&self, took: std::time::Duration) {
         let us = u32::try_from(took.as_micros()).unwrap_or(u32::MAX - 1);
-        let slot = &self.synthesis_us;
-        let current = slot.load(std::sync::atomic::Ordering::Relaxed);
-        let next = if current == u32::MAX {
-            us
-        } else {
-            current.max(us)
-        };
-        slot.store(next, std::sync::atomic::Ordering::Relaxed);
+        self.synthesis_us
+            .store(us, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The member order of this media type's schema.

@@ -789,8 +789,8 @@ impl Scripts {
         engine.disable_symbol("eval");
         engine.on_progress(|operations| {
             // Often enough that one slow operation (a megabyte copied)
-            // times 16 stays far below the limit, even on a busy core.
-            if operations % 16 != 0 {
+            // times 64 stays far below the limit, even on a busy core.
+            if operations % 64 != 0 {
                 return None;
             }
             let late = DEADLINE

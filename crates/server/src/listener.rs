@@ -4,13 +4,10 @@
 //! headers and an idle limit, and shutdown lets in-flight requests finish.
 
 use std::{
+    future::Future,
     io,
     net::SocketAddr,
     pin::{Pin, pin},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -99,13 +96,7 @@ async fn connection(
     timeouts: Timeouts,
     shutdown: CancellationToken,
 ) {
-    let started = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        started,
-        last_ms: activity.clone(),
-    });
+    let io = TokioIo::new(Tracked::new(stream, timeouts.idle));
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let mut app = app.clone();
@@ -116,44 +107,57 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read);
     let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
-    let mut closing = false;
-    loop {
-        let idle_since = started + Duration::from_millis(activity.load(Ordering::Relaxed));
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "connection ended");
-                }
-                return;
-            }
-            () = shutdown.cancelled(), if !closing => {
-                closing = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            () = tokio::time::sleep_until((idle_since + timeouts.idle).into()), if !closing => {
-                let idle_since = started + Duration::from_millis(activity.load(Ordering::Relaxed));
-                if idle_since.elapsed() >= timeouts.idle {
-                    tracing::debug!(%peer, "closing an idle connection");
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-            }
+    let result = tokio::select! {
+        biased;
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
         }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended");
     }
 }
 
-/// A stream that notes when it last moved a byte (milliseconds after
-/// `started`), for the idle limit.
+/// A stream that ends (reads as closed) once no byte has moved either way
+/// for `idle`: hyper then closes the connection. The timer is reset only
+/// when it fires, so a busy connection pays for no timer per request.
 struct Tracked {
     inner: TcpStream,
-    started: Instant,
-    last_ms: Arc<AtomicU64>,
+    idle: Duration,
+    /// When a byte last moved.
+    last: Instant,
+    /// Fires at the earliest moment the connection may be idle too long.
+    check: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Tracked {
-    fn moved(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn new(inner: TcpStream, idle: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            idle,
+            last: now,
+            check: Box::pin(tokio::time::sleep_until((now + idle).into())),
+        }
+    }
+
+    fn moved(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// Whether the connection has been idle too long; else the timer is
+    /// armed for the next possible moment.
+    fn idle_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.check.as_mut().poll(cx).is_ready() {
+            let due = self.last + self.idle;
+            if Instant::now() >= due {
+                return true;
+            }
+            self.check.as_mut().reset(due.into());
+        }
+        false
     }
 }
 
@@ -164,11 +168,17 @@ impl AsyncRead for Tracked {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.moved();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            // Nothing to read: an idle connection reads as closed.
+            Poll::Pending if self.idle_too_long(cx) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 }
 
