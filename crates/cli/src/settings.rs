@@ -125,8 +125,14 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         anyhow::bail!("reaper_interval_seconds must be at least 1");
     }
     let scripts = file.scripts.unwrap_or_default();
-    if scripts.timeout_ms == 0 || scripts.max_operations == 0 || scripts.max_call_depth == 0 {
-        anyhow::bail!("[scripts] timeout_ms, max_operations and max_call_depth must be at least 1");
+    if scripts.timeout_ms == 0
+        || scripts.max_operations == 0
+        || scripts.max_call_depth == 0
+        || scripts.template_memory_bytes == 0
+    {
+        anyhow::bail!(
+            "[scripts] timeout_ms, max_operations, max_call_depth and template_memory_bytes must be at least 1"
+        );
     }
     let request_log_limits = file.request_log_limits.unwrap_or_default();
     if !(1..=MAX_LOG_QUEUE).contains(&request_log_limits.queue)
