@@ -63,19 +63,8 @@ impl SynthCache {
     /// computed (or not stored) instead of waiting. A thread preempted while
     /// holding a lock would otherwise stall every request behind it for a
     /// whole scheduler slice.
-    pub fn get_or_insert_with(
-        &self,
-        seed: u64,
-        make: impl FnOnce() -> Synthesized,
-    ) -> Arc<Synthesized> {
-        match self.get_or_try_insert_with(seed, || Some(make())) {
-            Some(value) => value,
-            None => unreachable!("make always gives a value"),
-        }
-    }
-
-    /// [`SynthCache::get_or_insert_with`] where `make` may decline (`None`:
-    /// the value is to be made elsewhere).
+    ///
+    /// `make` may decline (`None`: the value is to be made elsewhere).
     pub fn get_or_try_insert_with(
         &self,
         seed: u64,

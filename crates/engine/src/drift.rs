@@ -25,12 +25,7 @@ pub struct Drift {
 impl Drift {
     /// One line for the `X-Sandbox-Drift` header.
     pub fn summary(&self) -> String {
-        let text = if self.pointer.is_empty() {
-            self.message.clone()
-        } else {
-            format!("{}: {}", self.pointer, self.message)
-        };
-        text.chars().filter(|c| !c.is_control()).take(300).collect()
+        summary(&self.pointer, &self.message)
     }
 
     /// The 500 problem strict projects answer instead.
@@ -53,6 +48,16 @@ impl Drift {
             Some(json!({"pointer": self.pointer, "operation": self.operation})),
         )
     }
+}
+
+/// `pointer: message` as one header-safe line of at most 300 characters.
+pub fn summary(pointer: &str, message: &str) -> String {
+    let text = if pointer.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{pointer}: {message}")
+    };
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
 /// The first way `response` departs from what `operation` declares.

@@ -198,9 +198,19 @@ pub fn render(
             continue;
         };
         let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
-        let value = revision.synthesized.get_or_insert_with(header_seed, || {
-            synthesize(revision, pointer, header_seed, header.validator.get())
-        });
+        let Some(value) = revision
+            .synthesized
+            .get_or_try_insert_with(header_seed, || {
+                Some(synthesize(
+                    revision,
+                    pointer,
+                    header_seed,
+                    header.validator.get(),
+                ))
+            })
+        else {
+            continue;
+        };
         headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
     }
     let Some(index) = chosen else {
@@ -342,22 +352,14 @@ fn synthesize(
     }
     match validator.and_then(|v| v.violations(&value).into_iter().next()) {
         Some(violation) => {
-            let at = if violation.pointer.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", violation.pointer)
-            };
-            let how: String = format!(
-                "synthesis could not satisfy the schema: {at}{}",
+            let message = format!(
+                "synthesis could not satisfy the schema: {}",
                 violation.message
-            )
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(300)
-            .collect();
+            );
+            let how = crate::drift::summary(&violation.pointer, &message);
             Synthesized::unsatisfied(value, how)
         }
-        _ => Synthesized::new(value),
+        None => Synthesized::new(value),
     }
 }
 

@@ -453,7 +453,6 @@ impl Walker<'_> {
                 self.expr(&call.call.expr, d);
                 self.args(&call.call.args, d);
             }
-            #[allow(unreachable_patterns)]
             _ => {}
         }
     }

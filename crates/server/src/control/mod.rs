@@ -178,9 +178,10 @@ pub(crate) fn is_admin(state: &AppState, request: &Request) -> bool {
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let token = bearer_token(&request);
-    let actor = match token {
-        Some(token) if hash_secret(token) == *state.admin_token_hash => "admin",
-        _ => "anonymous",
+    let actor = if is_admin(&state, &request) {
+        "admin"
+    } else {
+        "anonymous"
     };
     if actor != "admin"
         && let Some(response) = refused_too_often(&state, &request)
