@@ -49,20 +49,13 @@ pub enum Mode {
 }
 
 /// Why a render gave no value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// It must run again where it may block ([`Mode::Blocking`]).
+    #[error("the template must run where it may block")]
     Yield,
+    #[error("{0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for RenderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Yield => f.write_str("the template must run where it may block"),
-            Self::Failed(message) => f.write_str(message),
-        }
-    }
 }
 
 impl std::fmt::Debug for Templates {
