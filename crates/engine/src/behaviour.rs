@@ -13,7 +13,7 @@ use crate::{
     call::Call,
     fixtures::{self, RecordMaker},
     lifecycle::Lifecycles,
-    problem::problem_response,
+    problem::ProblemType,
     project::{FileProblem, ForwardRule, ProjectFiles, ProjectSettings},
     redaction::Redactions,
     resources::{self, Resources},
@@ -365,7 +365,7 @@ pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
 }
 
 fn template_failure(message: &str) -> Response {
-    problem_response(500, "template-error", "Template failed", message, None)
+    ProblemType::TemplateError.response(message)
 }
 
 /// `value` as the body of the declared response for `status` (the

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::{
     Response,
     body::{essence, is_json, match_declared},
-    problem::problem_response,
+    problem::ProblemType,
     revision::CompiledOperation,
 };
 
@@ -30,10 +30,8 @@ impl Drift {
 
     /// The 500 problem strict projects answer instead.
     pub fn response(&self) -> Response {
-        problem_response(
+        ProblemType::ResponseDrift.response_with(
             500,
-            "response-drift",
-            "Response does not match the spec",
             &format!(
                 "the answer of {} (status {}) breaks the spec at {}: {}",
                 self.operation,

@@ -9,7 +9,7 @@ use crate::{
     API_KEY_PREFIX, Response,
     body::{essence, is_json},
     call::Call,
-    problem::problem_response,
+    problem::ProblemType,
     project::ForwardRule,
 };
 
@@ -174,19 +174,15 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
 pub fn send(call: &Call, request: UpstreamRequest) -> Result<UpstreamResponse, Response> {
     let url = request.url.clone();
     let Some(upstream) = &call.sandbox.upstream else {
-        return Err(problem_response(
+        return Err(ProblemType::UpstreamUnavailable.response_with(
             502,
-            "upstream-unavailable",
-            "Upstream unavailable",
             "forwarding is not available in this server",
             Some(json!({"upstream": url})),
         ));
     };
     upstream.send(request).map_err(|reason| {
-        problem_response(
+        ProblemType::UpstreamUnavailable.response_with(
             502,
-            "upstream-unavailable",
-            "Upstream unavailable",
             &format!("forwarding to {url} failed: {reason}"),
             Some(json!({"upstream": url})),
         )

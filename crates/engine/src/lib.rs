@@ -49,9 +49,10 @@ pub use forward::{Upstream, UpstreamRequest, UpstreamResponse};
 pub use headers::HeaderSource;
 pub use near_miss::{NearMiss, near_misses};
 pub use pipeline::{
-    AuthMode, Outcome, Request, Response, SandboxContext, declared_error_for, handle,
+    AuthMode, Decision, Outcome, Request, Response, SandboxContext, Yield, declared_error_for,
+    handle,
 };
-pub use problem::problem_response;
+pub use problem::ProblemType;
 pub use project::{FileProblem, ProjectFiles};
 pub use revision::{CompileError, CompiledRevision, OperationSummary};
 pub use router::{RouteMatch, Router};

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    Response, call::Call, jobs::JobAction, project::FileProblem, resources::Resources,
-    state::Record,
+    Response, call::Call, jobs::JobAction, problem::ProblemType, project::FileProblem,
+    resources::Resources, state::Record,
 };
 
 #[derive(Debug, Deserialize)]
@@ -489,19 +489,12 @@ impl Refused {
     /// declared 409 (else 400, 422) for a disallowed transition.
     pub fn response(self, call: &Call) -> Response {
         match self {
-            Self::Full(full) => crate::problem::problem_response(
-                507,
-                "sandbox-full",
-                "Sandbox full",
-                &full.to_string(),
-                None,
-            ),
+            Self::Full(full) => ProblemType::SandboxFull.response(&full.to_string()),
             Self::Disallowed(Disallowed(reason)) => crate::stateful::error(
                 call,
                 &[409, 400, 422],
                 &reason,
-                "invalid-transition",
-                "Invalid state transition",
+                ProblemType::InvalidTransition,
             ),
         }
     }

@@ -16,12 +16,12 @@ use crate::{
     lifecycle::{self, Disallowed, Lifecycle, Refused, Transition},
     near_miss::{below_base, near_misses},
     params,
-    problem::problem_response,
-    respond::{self, BodySource, Exchange, declared_error},
+    problem::ProblemType,
+    respond::{self, BodySource, Exchange, Prefer, declared_error},
     revision::{CompiledOperation, CompiledRevision},
     router::RouteMatch,
     scenarios,
-    state::{Record, SandboxState},
+    state::{Record, SandboxState, WriteTurn},
     trace::{Step, Trace, Verdict},
 };
 
@@ -30,6 +30,25 @@ use crate::{
 pub enum AuthMode {
     Spec,
     None,
+}
+
+impl AuthMode {
+    /// The mode's name in the API and the store: `spec` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spec => "spec",
+            Self::None => "none",
+        }
+    }
+
+    /// The mode named `spec` or `none`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "spec" => Some(Self::Spec),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
 }
 
 /// The sandbox a request is served for.
@@ -87,8 +106,6 @@ pub struct Outcome {
     pub journal: Journal,
     /// How a behaviour's answer departs from the spec, if it does.
     pub drift: Option<Drift>,
-    /// The request must run again where it may block; nothing was changed.
-    pub yielded: bool,
     /// Delay, drop or trickle the answer (the server's part of chaos).
     pub chaos: ChaosEffect,
     /// The request passed validation and chaos and was answered by the
@@ -108,7 +125,6 @@ impl From<Response> for Outcome {
             response,
             journal: Journal::default(),
             drift: None,
-            yielded: false,
             chaos: ChaosEffect::default(),
             answered: false,
             chaos_draw: None,
@@ -131,11 +147,61 @@ pub fn handle(
     revision: &Arc<CompiledRevision>,
     context: &SandboxContext<'_>,
     request: &Request<'_>,
-) -> Outcome {
+) -> Decision {
     let mut trace = Trace::new(context.trace);
-    let mut outcome = decide(revision, context, request, &mut trace);
+    let mut outcome = match decide(revision, context, request, &mut trace) {
+        Ok(outcome) => outcome,
+        Err(Stop::Answer(outcome)) => *outcome,
+        Err(Stop::Yield(pending)) => return Decision::Yield(pending),
+    };
     outcome.trace = trace.into_steps();
-    outcome
+    Decision::Answer(outcome)
+}
+
+/// What the pipeline decided for a request.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "an answer is the common case: boxing it would allocate on every request to save bytes on the rare yield"
+)]
+pub enum Decision {
+    /// The answer, and what the request changed.
+    Answer(Outcome),
+    /// The request must run again where it may block
+    /// ([`SandboxContext::may_block`]); nothing was changed.
+    Yield(Yield),
+}
+
+/// Why a request yields, and what its run again must reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Yield {
+    pub reason: &'static str,
+    /// The chaos draw this run took, for the next to replay
+    /// ([`SandboxContext::chaos_draw`]).
+    pub chaos_draw: Option<u64>,
+}
+
+impl Yield {
+    fn because(reason: &'static str) -> Stop {
+        Stop::Yield(Self {
+            reason,
+            chaos_draw: None,
+        })
+    }
+}
+
+/// Why a stage of the pipeline ends the request early: it is answered
+/// (refused, failed, or answered by chaos), or it must yield.
+enum Stop {
+    /// Boxed: a stage's result stays small on the common path.
+    Answer(Box<Outcome>),
+    Yield(Yield),
+}
+
+impl From<Response> for Stop {
+    fn from(response: Response) -> Self {
+        Self::Answer(Box::new(response.into()))
+    }
 }
 
 fn decide(
@@ -143,7 +209,7 @@ fn decide(
     context: &SandboxContext<'_>,
     request: &Request<'_>,
     trace: &mut Trace,
-) -> Outcome {
+) -> Result<Outcome, Stop> {
     let (operation_index, path_params) = match revision.router.at(request.method, request.path) {
         RouteMatch::Found {
             operation,
@@ -171,19 +237,13 @@ fn decide(
                     body: Vec::new(),
                 }
             } else {
-                problem_response(
-                    405,
-                    "method-not-allowed",
-                    "Method not allowed",
-                    &format!(
-                        "{} is not declared for {}; allowed: {allow}",
-                        request.method, request.path
-                    ),
-                    None,
-                )
+                ProblemType::MethodNotAllowed.response(&format!(
+                    "{} is not declared for {}; allowed: {allow}",
+                    request.method, request.path
+                ))
             };
             response.headers.push(("allow".to_owned(), allow));
-            return response.into();
+            return Ok(response.into());
         }
         RouteMatch::NotFound => {
             let base = revision.router.base_path();
@@ -206,16 +266,12 @@ fn decide(
                     None => step,
                 }
             });
-            return Outcome::from(problem_response(
-                404,
-                "no-route",
-                "No such operation",
-                &detail,
-                near,
-            ));
+            return Ok(ProblemType::NoRoute
+                .response_with(404, &detail, near)
+                .into());
         }
     };
-    let mut outcome = decide_operation(
+    let decided = decide_operation(
         revision,
         context,
         request,
@@ -223,11 +279,28 @@ fn decide(
         operation_index,
         path_params,
     );
-    outcome.operation = Some(operation_index);
-    outcome
+    let routed = |mut outcome: Outcome| {
+        outcome.operation = Some(operation_index);
+        outcome
+    };
+    match decided {
+        Ok(outcome) => Ok(routed(outcome)),
+        Err(Stop::Answer(outcome)) => Ok(routed(*outcome)),
+        Err(Stop::Yield(pending)) => Err(Stop::Yield(pending)),
+    }
 }
 
-/// The rest of the pipeline, for a request routed to an operation.
+/// A request routed to an operation, as each stage of the pipeline sees it.
+struct Routed<'a> {
+    revision: &'a Arc<CompiledRevision>,
+    context: &'a SandboxContext<'a>,
+    request: &'a Request<'a>,
+    index: usize,
+    operation: &'a CompiledOperation,
+}
+
+/// The rest of the pipeline, for a request routed to an operation: each
+/// stage passes the request on, or ends it ([`Stop`]).
 fn decide_operation(
     revision: &Arc<CompiledRevision>,
     context: &SandboxContext<'_>,
@@ -235,10 +308,16 @@ fn decide_operation(
     trace: &mut Trace,
     operation_index: usize,
     path_params: Vec<(String, String)>,
-) -> Outcome {
-    let operation = &revision.operations[operation_index];
+) -> Result<Outcome, Stop> {
+    let routed = Routed {
+        revision,
+        context,
+        request,
+        index: operation_index,
+        operation: &revision.operations[operation_index],
+    };
     trace.note(|| {
-        let declared = &operation.operation;
+        let declared = &routed.operation.operation;
         Step::new(
             "route",
             Verdict::Passed,
@@ -249,58 +328,10 @@ fn decide_operation(
         )
         .with_detail(json!({"operation": declared.id, "spec": declared.pointer}))
     });
-    if !context.may_block && revision.behaviours.execution(operation_index) == Execution::Blocking {
-        return yielded("forwarding runs where it may block");
-    }
     // Held to the end of the request: its reads and writes of records are
     // one step, never interleaved with another writer's.
-    let safe = matches!(request.method, "GET" | "HEAD" | "OPTIONS");
-    let _turn = if !revision.behaviours.may_write(operation_index, safe) {
-        None
-    } else if context.may_block {
-        Some(context.state.write_turn())
-    } else {
-        match context.state.try_write_turn() {
-            Some(turn) => Some(turn),
-            None => return yielded("another request is changing this sandbox's records"),
-        }
-    };
-    // Where chaos comes from, for the trace: the header replaces a profile.
-    let chaos_source = match request.headers.get("x-chaos") {
-        Some(_) => Some("X-Chaos"),
-        None => context.chaos.map(|_| "the sandbox's chaos profile"),
-    };
-    let chaos = match request.headers.get("x-chaos") {
-        Some(header) => match ChaosSpec::parse(header) {
-            Ok(spec) => Some(spec),
-            Err(detail) => {
-                trace.note(|| Step::new("chaos", Verdict::Failed, format!("X-Chaos: {detail}")));
-                return problem_response(
-                    400,
-                    "invalid-chaos",
-                    "Invalid X-Chaos header",
-                    &detail,
-                    None,
-                )
-                .into();
-            }
-        },
-        None => context.chaos.cloned(),
-    };
-    let prefer = match respond::parse_prefer(request.headers.get("prefer")) {
-        Ok(prefer) => prefer,
-        Err(detail) => {
-            trace.note(|| Step::new("prefer", Verdict::Failed, format!("Prefer: {detail}")));
-            return problem_response(
-                400,
-                "invalid-prefer",
-                "Invalid Prefer header",
-                &detail,
-                None,
-            )
-            .into();
-        }
-    };
+    let _turn = routed.admit()?;
+    let (chaos, prefer) = routed.controls(trace)?;
     let exchange = Exchange {
         accept: request.headers.get("accept"),
         path_params: &path_params,
@@ -310,13 +341,89 @@ fn decide_operation(
         .query
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    routed.authenticate(&query, &exchange, trace)?;
+    let body = routed.check_contract(&path_params, &query, &exchange, trace)?;
+    let (chaos, chaos_draw) = routed.chaos(chaos.as_ref(), &exchange, trace)?;
+    routed.scenario_declared(trace)?;
+    let canned = prefer.code.is_some() || prefer.example.is_some();
+    if !canned && revision.behaviours.is_active(operation_index) {
+        let call = routed.call(path_params, query, body);
+        return routed.run_behaviours(&call, chaos, chaos_draw, trace);
+    }
+    routed.answer_from_spec(&prefer, exchange, chaos, chaos_draw, trace)
+}
 
-    if context.auth == AuthMode::Spec {
+impl Routed<'_> {
+    /// Whether the request may run here: forwarding and a record writer
+    /// that must wait yield from an async worker. The write turn, when the
+    /// operation may write.
+    fn admit(&self) -> Result<Option<WriteTurn<'_>>, Stop> {
+        let (behaviours, context) = (&self.revision.behaviours, self.context);
+        if !context.may_block && behaviours.execution(self.index) == Execution::Blocking {
+            return Err(Yield::because("forwarding runs where it may block"));
+        }
+        let safe = matches!(self.request.method, "GET" | "HEAD" | "OPTIONS");
+        if !behaviours.may_write(self.index, safe) {
+            Ok(None)
+        } else if context.may_block {
+            Ok(Some(context.state.write_turn()))
+        } else {
+            match context.state.try_write_turn() {
+                Some(turn) => Ok(Some(turn)),
+                None => Err(Yield::because(
+                    "another request is changing this sandbox's records",
+                )),
+            }
+        }
+    }
+
+    /// The chaos (an `X-Chaos` header replaces the sandbox's profile) and
+    /// the `Prefer` header the request asks for.
+    fn controls(&self, trace: &mut Trace) -> Result<(Option<ChaosSpec>, Prefer), Stop> {
+        let headers = self.request.headers;
+        let chaos = match headers.get("x-chaos") {
+            Some(header) => match ChaosSpec::parse(header) {
+                Ok(spec) => Some(spec),
+                Err(detail) => {
+                    trace
+                        .note(|| Step::new("chaos", Verdict::Failed, format!("X-Chaos: {detail}")));
+                    return Err(ProblemType::InvalidChaos.response(&detail).into());
+                }
+            },
+            None => self.context.chaos.cloned(),
+        };
+        match respond::parse_prefer(headers.get("prefer")) {
+            Ok(prefer) => Ok((chaos, prefer)),
+            Err(detail) => {
+                trace.note(|| Step::new("prefer", Verdict::Failed, format!("Prefer: {detail}")));
+                Err(ProblemType::InvalidPrefer.response(&detail).into())
+            }
+        }
+    }
+
+    /// The operation's security requirements, when the sandbox checks them.
+    fn authenticate(
+        &self,
+        query: &[(String, String)],
+        exchange: &Exchange<'_>,
+        trace: &mut Trace,
+    ) -> Result<(), Stop> {
+        let context = self.context;
+        if context.auth != AuthMode::Spec {
+            trace.note(|| {
+                Step::new(
+                    "auth",
+                    Verdict::Skipped,
+                    "the sandbox does not check credentials",
+                )
+            });
+            return Ok(());
+        }
         let outcome = auth::check(
-            &operation.operation,
-            &revision.model.security_schemes,
-            request.headers,
-            &query,
+            &self.operation.operation,
+            &self.revision.model.security_schemes,
+            self.request.headers,
+            query,
             context.key_matches,
         );
         let (detail, challenge) = match outcome {
@@ -328,102 +435,126 @@ fn decide_operation(
                         "the operation's security requirements are met",
                     )
                 });
-                (None, None)
+                return Ok(());
             }
             AuthOutcome::Missing {
                 expected,
                 challenge,
             } => (
-                Some(format!("this operation needs credentials: send {expected}")),
+                format!("this operation needs credentials: send {expected}"),
                 challenge,
             ),
             AuthOutcome::Invalid { challenge } => (
-                Some("the credentials sent are not this sandbox's API key".to_owned()),
+                "the credentials sent are not this sandbox's API key".to_owned(),
                 challenge,
             ),
         };
-        if let Some(detail) = detail {
-            trace.note(|| Step::new("auth", Verdict::Failed, detail.clone()));
-            let mut response = declared_error(
-                revision,
-                context.seed,
-                operation,
-                &exchange,
-                &[401],
-                &detail,
-            )
-            .unwrap_or_else(|| {
-                problem_response(401, "unauthorized", "Unauthorized", &detail, None)
-            });
-            if let Some(challenge) = challenge {
-                response
-                    .headers
-                    .push(("www-authenticate".to_owned(), challenge.to_owned()));
-            }
-            return response.into();
+        trace.note(|| Step::new("auth", Verdict::Failed, detail.clone()));
+        let mut response = declared_error(
+            self.revision,
+            context.seed,
+            self.operation,
+            exchange,
+            &[401],
+            &detail,
+        )
+        .unwrap_or_else(|| ProblemType::Unauthorized.response(&detail));
+        if let Some(challenge) = challenge {
+            response
+                .headers
+                .push(("www-authenticate".to_owned(), challenge.to_owned()));
         }
-    } else {
-        trace.note(|| {
-            Step::new(
-                "auth",
-                Verdict::Skipped,
-                "the sandbox does not check credentials",
-            )
-        });
+        Err(response.into())
     }
 
-    let (violations, body) = match validate(operation, request, &path_params, &query) {
-        Ok(validated) => validated,
-        Err(unsupported) => {
-            trace.note(|| Step::new("validate", Verdict::Failed, problem_detail(&unsupported)));
-            return unsupported.into();
+    /// The request against the operation's parameters and body schema;
+    /// the body, parsed.
+    fn check_contract(
+        &self,
+        path_params: &[(String, String)],
+        query: &[(String, String)],
+        exchange: &Exchange<'_>,
+        trace: &mut Trace,
+    ) -> Result<Option<Value>, Stop> {
+        let (violations, body) = match validate(self.operation, self.request, path_params, query) {
+            Ok(validated) => validated,
+            Err(unsupported) => {
+                trace.note(|| Step::new("validate", Verdict::Failed, problem_detail(&unsupported)));
+                return Err(unsupported.into());
+            }
+        };
+        trace.note(|| explain_validation(&violations));
+        if !violations.is_empty() {
+            let context = self.context;
+            let failure = validation_failure(
+                self.revision,
+                context,
+                self.operation,
+                exchange,
+                &violations,
+            );
+            return Err(failure.into());
         }
-    };
-    trace.note(|| explain_validation(&violations));
-    if !violations.is_empty() {
-        return validation_failure(revision, context, operation, &exchange, &violations).into();
+        Ok(body)
     }
-    let chaos_draw = chaos.as_ref().map(|_| {
-        context
-            .chaos_draw
-            .unwrap_or_else(|| context.state.next_chaos_draw())
-    });
-    let chaos = chaos
-        .as_ref()
-        .zip(chaos_draw)
-        .map(|(spec, draw)| spec.decide(draw))
-        .unwrap_or_default();
-    if let Some(spec) = chaos_draw.and(chaos_source) {
-        trace.note(|| explain_chaos(spec, &chaos));
-    }
-    if chaos.drop || chaos.error.is_some() {
+
+    /// Chaos drawn for the request: an injected error or drop ends it;
+    /// otherwise the effect (delays) and the draw taken.
+    fn chaos(
+        &self,
+        spec: Option<&ChaosSpec>,
+        exchange: &Exchange<'_>,
+        trace: &mut Trace,
+    ) -> Result<(ChaosEffect, Option<u64>), Stop> {
+        let context = self.context;
+        let chaos_draw = spec.map(|_| {
+            context
+                .chaos_draw
+                .unwrap_or_else(|| context.state.next_chaos_draw())
+        });
+        let chaos = spec
+            .zip(chaos_draw)
+            .map(|(spec, draw)| spec.decide(draw))
+            .unwrap_or_default();
+        if chaos_draw.is_some() {
+            let source = match self.request.headers.get("x-chaos") {
+                Some(_) => "X-Chaos",
+                None => "the sandbox's chaos profile",
+            };
+            trace.note(|| explain_chaos(source, &chaos));
+        }
+        if !chaos.drop && chaos.error.is_none() {
+            return Ok((chaos, chaos_draw));
+        }
         let response = match chaos.error {
             Some(status) => {
                 let reason = format!("chaos: injected {status}");
                 declared_error(
-                    revision,
+                    self.revision,
                     context.seed,
-                    operation,
-                    &exchange,
+                    self.operation,
+                    exchange,
                     &[status],
                     &reason,
                 )
-                .unwrap_or_else(|| {
-                    problem_response(status, "chaos", "Injected by chaos", &reason, None)
-                })
+                .unwrap_or_else(|| ProblemType::Chaos.response_with(status, &reason, None))
             }
-            None => problem_response(503, "chaos", "Injected by chaos", "dropped", None),
+            None => ProblemType::Chaos.response("dropped"),
         };
-        return Outcome {
+        Err(Stop::Answer(Box::new(Outcome {
             chaos,
             ..Outcome::from(response)
-        };
+        })))
     }
 
-    let scenario_header = request.headers.get("x-sandbox-scenario");
-    if let Some(name) = scenario_header
-        && revision.behaviours.scenarios.by_operation[operation_index].is_empty()
-    {
+    /// An `X-Sandbox-Scenario` the operation cannot honour: it declares none.
+    fn scenario_declared(&self, trace: &mut Trace) -> Result<(), Stop> {
+        let Some(name) = self.request.headers.get("x-sandbox-scenario") else {
+            return Ok(());
+        };
+        if !self.revision.behaviours.scenarios.by_operation[self.index].is_empty() {
+            return Ok(());
+        }
         trace.note(|| {
             Step::new(
                 "scenario",
@@ -433,11 +564,18 @@ fn decide_operation(
                 ),
             )
         });
-        return scenarios::unknown(&operation.operation.id, name, &[]).into();
+        Err(scenarios::unknown(&self.operation.operation.id, name, &[]).into())
     }
-    let canned = prefer.code.is_some() || prefer.example.is_some();
-    if !canned && revision.behaviours.is_active(operation_index) {
-        let headers = if revision.behaviours.reads_headers(operation_index) {
+
+    /// The call behaviours answer: the request, parsed, and the sandbox.
+    fn call(
+        &self,
+        path_params: Vec<(String, String)>,
+        query: Vec<(String, String)>,
+        body: Option<Value>,
+    ) -> Rc<Call> {
+        let (context, request) = (self.context, self.request);
+        let headers = if self.revision.behaviours.reads_headers(self.index) {
             request
                 .headers
                 .pairs()
@@ -447,9 +585,9 @@ fn decide_operation(
         } else {
             Vec::new()
         };
-        let call = Rc::new(Call::new(
-            revision.clone(),
-            operation_index,
+        Rc::new(Call::new(
+            self.revision.clone(),
+            self.index,
             CallSandbox {
                 id: context.id.to_owned(),
                 seed: context.seed,
@@ -470,67 +608,109 @@ fn decide_operation(
                 body,
                 raw_body: request.body.to_vec(),
             },
-        ));
-        let mut chaos = chaos;
-        let selected = scenarios::select(&call, scenario_header, context.default_scenario);
-        trace.note(|| explain_scenario(&call, scenario_header, &selected));
+        ))
+    }
+
+    /// The scenario selected (header, else the sandbox's default), then
+    /// the operation's behaviours.
+    fn run_behaviours(
+        &self,
+        call: &Rc<Call>,
+        mut chaos: ChaosEffect,
+        chaos_draw: Option<u64>,
+        trace: &mut Trace,
+    ) -> Result<Outcome, Stop> {
+        let header = self.request.headers.get("x-sandbox-scenario");
+        let selected = scenarios::select(call, header, self.context.default_scenario);
+        trace.note(|| explain_scenario(call, header, &selected));
         match selected {
-            Err(unknown) => return unknown.into(),
+            Err(unknown) => return Err(unknown.into()),
             Ok(Some(index)) => {
                 call.scenario.set(Some(index));
                 chaos.delay +=
-                    revision.behaviours.scenarios.by_operation[operation_index][index].delay;
+                    self.revision.behaviours.scenarios.by_operation[self.index][index].delay;
             }
             Ok(None) => {}
         }
-        return Outcome {
+        let outcome = run_behaviour(call, trace).map_err(|stop| with_draw(stop, chaos_draw))?;
+        Ok(Outcome {
             chaos,
             answered: true,
             chaos_draw,
-            ..run_behaviour(&call, trace)
-        };
+            ..outcome
+        })
     }
 
-    let body = match prefer.example.as_deref() {
-        Some(name) => BodySource::Example(name),
-        None => BodySource::Default,
-    };
-    // A costly cold synthesis yields to the blocking pool.
-    let cold = std::cell::Cell::new(false);
-    let exchange = Exchange {
-        yielded: (!context.may_block).then_some(&cold),
-        ..exchange
-    };
-    let response = respond::select(operation, &prefer)
-        .and_then(|declared| {
-            respond::render(revision, context.seed, operation, declared, &exchange, body)
+    /// The answer the spec declares: the `Prefer`red response or example,
+    /// else its example or data synthesized from its schema.
+    fn answer_from_spec(
+        &self,
+        prefer: &Prefer,
+        exchange: Exchange<'_>,
+        chaos: ChaosEffect,
+        chaos_draw: Option<u64>,
+        trace: &mut Trace,
+    ) -> Result<Outcome, Stop> {
+        let body = match prefer.example.as_deref() {
+            Some(name) => BodySource::Example(name),
+            None => BodySource::Default,
+        };
+        // A costly cold synthesis yields to the blocking pool.
+        let cold = std::cell::Cell::new(false);
+        let exchange = Exchange {
+            yielded: (!self.context.may_block).then_some(&cold),
+            ..exchange
+        };
+        let (revision, operation) = (self.revision, self.operation);
+        let response = respond::select(operation, prefer)
+            .and_then(|declared| {
+                respond::render(
+                    revision,
+                    self.context.seed,
+                    operation,
+                    declared,
+                    &exchange,
+                    body,
+                )
+            })
+            .map_or_else(|response| response, |rendered| rendered.response);
+        if cold.get() {
+            // Run again with this run's chaos draw.
+            return Err(Stop::Yield(Yield {
+                reason: "synthesizing this answer may take long: it runs where it may block",
+                chaos_draw,
+            }));
+        }
+        trace.note(|| {
+            let how = match (&prefer.example, prefer.code) {
+                (Some(name), _) => format!("the spec's example {name:?} (Prefer)"),
+                (None, Some(code)) => format!("the spec's {code} response (Prefer)"),
+                (None, None) => {
+                    "the spec (its example, or data synthesized from the schema)".to_owned()
+                }
+            };
+            Step::new(
+                "respond",
+                Verdict::Passed,
+                format!("answered {} from {how}", response.status),
+            )
+        });
+        Ok(Outcome {
+            chaos,
+            answered: true,
+            ..response.into()
         })
-        .map_or_else(|response| response, |rendered| rendered.response);
-    if cold.get() {
-        // Run again with this run's chaos draw.
-        return Outcome {
-            chaos_draw,
-            ..yielded("synthesizing this answer may take long: it runs where it may block")
-        };
     }
-    trace.note(|| {
-        let how = match (&prefer.example, prefer.code) {
-            (Some(name), _) => format!("the spec's example {name:?} (Prefer)"),
-            (None, Some(code)) => format!("the spec's {code} response (Prefer)"),
-            (None, None) => {
-                "the spec (its example, or data synthesized from the schema)".to_owned()
-            }
-        };
-        Step::new(
-            "respond",
-            Verdict::Passed,
-            format!("answered {} from {how}", response.status),
-        )
-    });
-    Outcome {
-        chaos,
-        answered: true,
-        ..response.into()
+}
+
+/// A yield that replays `chaos_draw` when run again.
+fn with_draw(stop: Stop, chaos_draw: Option<u64>) -> Stop {
+    match stop {
+        Stop::Yield(pending) => Stop::Yield(Yield {
+            chaos_draw,
+            ..pending
+        }),
+        answered => answered,
     }
 }
 
@@ -620,7 +800,7 @@ fn make_transition(
     Ok(())
 }
 
-fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
+fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Result<Outcome, Stop> {
     let trigger = triggered(call);
     if let Some((lifecycle, transition, record)) = &trigger {
         let state = lifecycle.state_of(&record.value.value).unwrap_or("");
@@ -633,12 +813,14 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
                 transition.from.join(" or ")
             );
             trace.note(|| Step::new("lifecycle", Verdict::Failed, reason.clone()));
-            return Outcome::from(Refused::Disallowed(Disallowed(reason)).response(call));
+            return Ok(Refused::Disallowed(Disallowed(reason))
+                .response(call)
+                .into());
         }
     }
     let answer = behaviour::answer(call);
     if call.yielded.get() {
-        return yielded("the behaviour must run where it may block");
+        return Err(Yield::because("the behaviour must run where it may block"));
     }
     let (response, drift) = match answer {
         Ok(rendered) => {
@@ -670,26 +852,16 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Outcome {
                 .push(("x-sandbox-drift".to_owned(), drift.summary()));
         }
     }
-    Outcome {
+    Ok(Outcome {
         response,
         journal: call.journal.take(),
         drift,
-        yielded: false,
         chaos: ChaosEffect::default(),
         answered: false,
         chaos_draw: None,
         trace: Vec::new(),
         operation: None,
-    }
-}
-
-/// The request must run again on the blocking pool, for `reason`; nothing
-/// was changed.
-fn yielded(reason: &str) -> Outcome {
-    Outcome {
-        yielded: true,
-        ..problem_response(503, "yielded", "Run again", reason, None).into()
-    }
+    })
 }
 
 /// Every violation of the request, and its parsed body; `Err` for an
@@ -777,10 +949,8 @@ fn validate(
             .iter()
             .map(|m| m.media_type.as_str())
             .collect();
-        return Err(problem_response(
+        return Err(ProblemType::UnsupportedMediaType.response_with(
             415,
-            "unsupported-media-type",
-            "Unsupported media type",
             &format!(
                 "Content-Type `{content_type}` is not accepted here; send {}",
                 supported.join(" or ")
@@ -843,10 +1013,8 @@ fn validation_failure(
         .iter()
         .map(|v| json!({"location": v.location, "pointer": v.pointer, "message": v.message}))
         .collect();
-    problem_response(
+    ProblemType::ContractViolation.response_with(
         400,
-        "validation",
-        "The request does not match the API contract",
         &format!("{} violation(s): {summary}", violations.len()),
         Some(json!({"errors": errors})),
     )
@@ -1048,21 +1216,23 @@ mod tests {
             headers: &headers,
             body: b"",
         };
+        let answered = |decision| match decision {
+            Decision::Answer(outcome) => outcome,
+            Decision::Yield(pending) => panic!("yielded: {}", pending.reason),
+        };
         let first = handle(&revision, &context, &get("/things/1"));
-        assert!(first.yielded, "unmeasured: {}", first.response.status);
+        assert!(matches!(first, Decision::Yield(_)), "unmeasured, it yields");
         let blocking = SandboxContext {
             may_block: true,
             ..context
         };
-        let made = handle(&revision, &blocking, &get("/things/1"));
+        let made = answered(handle(&revision, &blocking, &get("/things/1")));
         assert_eq!(made.response.status, 200);
         // Cached: served in place, the same bytes.
-        let again = handle(&revision, &context, &get("/things/1"));
-        assert!(!again.yielded);
+        let again = answered(handle(&revision, &context, &get("/things/1")));
         assert_eq!(again.response.body, made.response.body);
         // Another id is cold, but this schema is now known to be cheap.
-        let other = handle(&revision, &context, &get("/things/2"));
-        assert!(!other.yielded);
+        let other = answered(handle(&revision, &context, &get("/things/2")));
         assert_eq!(other.response.status, 200);
     }
 }

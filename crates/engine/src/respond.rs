@@ -10,7 +10,7 @@ use crate::{
     body::{essence, is_json},
     cache::Synthesized,
     negotiate,
-    problem::problem_response,
+    problem::ProblemType,
     revision::{CompiledOperation, CompiledResponse, CompiledRevision},
 };
 
@@ -73,17 +73,11 @@ pub fn select<'a>(
             });
         return match found {
             Some(response) => Ok(Some((code, response))),
-            None => Err(problem_response(
-                400,
-                "prefer-unknown-code",
-                "Preferred status not declared",
-                &format!(
-                    "`Prefer: code={code}` names no response of operation {}; it declares {}",
-                    operation.operation.id,
-                    declared_statuses(operation)
-                ),
-                None,
-            )),
+            None => Err(ProblemType::PreferUnknownCode.response(&format!(
+                "`Prefer: code={code}` names no response of operation {}; it declares {}",
+                operation.operation.id,
+                declared_statuses(operation)
+            ))),
         };
     }
     let success = responses
@@ -174,10 +168,8 @@ pub fn render(
         .map(|m| m.spec.media_type.as_str())
         .collect();
     let chosen = negotiate::choose(exchange.accept, &available).map_err(|()| {
-        problem_response(
+        ProblemType::NotAcceptable.response_with(
             406,
-            "not-acceptable",
-            "Not acceptable",
             &format!(
                 "`Accept: {}` matches none of {}",
                 exchange.accept.unwrap_or(""),
@@ -276,14 +268,14 @@ pub fn render(
                     });
                     match made {
                         Some(value) => Some(value),
+                        // The caller sees the yield in `exchange.yielded`
+                        // and never sends this.
                         None => {
-                            return Err(problem_response(
-                                503,
-                                "yielded",
-                                "Run again",
-                                "synthesis runs where it may block",
-                                None,
-                            ));
+                            return Err(Response {
+                                status: 503,
+                                headers: Vec::new(),
+                                body: Vec::new(),
+                            });
                         }
                     }
                 }
@@ -364,10 +356,8 @@ fn synthesize(
 }
 
 fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) -> Response {
-    problem_response(
+    ProblemType::PreferUnknownExample.response_with(
         400,
-        "prefer-unknown-example",
-        "Preferred example not declared",
         &format!(
             "`Prefer: example={name}` names no example of operation {}; {}",
             operation.operation.id,

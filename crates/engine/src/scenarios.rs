@@ -14,6 +14,7 @@ use crate::{
     call::Call,
     conditions::{self, Condition, Inputs},
     jobs::JobAction,
+    problem::ProblemType,
     project::FileProblem,
     resources::Resources,
     respond::{BodySource, Prefer, Rendered},
@@ -456,22 +457,14 @@ fn compile_one(
 }
 
 fn scheduling_failed(message: &str) -> Response {
-    crate::problem::problem_response(
-        500,
-        "scenario-schedule",
-        "Scenario could not schedule",
-        message,
-        None,
-    )
+    ProblemType::ScenarioSchedule.response(message)
 }
 
 /// Why a request names a scenario that does not exist.
 pub fn unknown(call_operation: &str, name: &str, known: &[ScenarioSummary]) -> Response {
     let names: Vec<&str> = known.iter().map(|s| s.name.as_str()).collect();
-    crate::problem::problem_response(
+    ProblemType::UnknownScenario.response_with(
         400,
-        "unknown-scenario",
-        "Unknown scenario",
         &format!(
             "operation {call_operation} has no scenario {name:?}; {}",
             if names.is_empty() {
@@ -593,15 +586,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
                 .behaviours
                 .templates
                 .render_for(call, name, &crate::templates::context(call, None))
-                .map_err(|m| {
-                    crate::problem::problem_response(
-                        500,
-                        "template-error",
-                        "Template failed",
-                        &m,
-                        None,
-                    )
-                })?;
+                .map_err(|m| ProblemType::TemplateError.response(&m))?;
             call.render(
                 &prefer,
                 BodySource::Given(Arc::new(Synthesized::new(value))),
@@ -612,8 +597,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
                 call,
                 &[scenario.status],
                 message,
-                "scenario",
-                "Scenario",
+                ProblemType::Scenario,
             ),
             value: None,
         },

@@ -22,7 +22,7 @@ use crate::{
     forward,
     jobs::{JobAction, ScheduledJob},
     lifecycle::Refused,
-    problem::problem_response,
+    problem::ProblemType,
     project::{FileProblem, ForwardRule},
     resources::{CollectionSpec, IdKind},
     respond::{self, BodySource},
@@ -126,15 +126,13 @@ impl std::fmt::Display for ScriptError {
 
 impl ScriptError {
     pub fn response(&self) -> Response {
-        let (slug, title) = if self.limit.is_some() {
-            ("script-limit", "Script stopped at a limit")
+        let kind = if self.limit.is_some() {
+            ProblemType::ScriptLimit
         } else {
-            ("script-error", "Script failed")
+            ProblemType::ScriptError
         };
-        problem_response(
-            500,
-            slug,
-            title,
+        kind.response_with(
+            kind.status(),
             &self.to_string(),
             Some(json!({
                 "script": self.file,
@@ -302,15 +300,12 @@ fn fail(status: i64, body: Dynamic, headers: Dynamic) -> Fallible {
         .filter(|s| (100..=599).contains(s))
         .ok_or_else(|| runtime(format!("fail(): {status} is not an HTTP status")))?;
     let mut response = match to_value(&body)? {
-        Value::String(reason) => {
-            stateful::error(&call, &[status], &reason, "failed", "Request failed")
-        }
+        Value::String(reason) => stateful::error(&call, &[status], &reason, ProblemType::Failed),
         Value::Null => stateful::error(
             &call,
             &[status],
             "failed by the behaviour",
-            "failed",
-            "Request failed",
+            ProblemType::Failed,
         ),
         value => json_response(status, &value),
     };

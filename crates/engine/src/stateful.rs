@@ -11,7 +11,7 @@ use crate::{
     cache::Synthesized,
     call::Call,
     order::Plan,
-    problem::problem_response,
+    problem::ProblemType,
     resources::{Action, Binding, CollectionSpec, IdKind, ListShape},
     respond::{self, BodySource, Prefer, Rendered},
     state::Record,
@@ -67,13 +67,8 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 None => Err(not_found(call, spec, &id)),
             }
         }
-        (_, None) => Err(problem_response(
-            500,
-            "resource-binding",
-            "Resource binding incomplete",
-            "this operation is bound to a collection but its id parameter is missing",
-            None,
-        )),
+        (_, None) => Err(ProblemType::ResourceBinding
+            .response("this operation is bound to a collection but its id parameter is missing")),
     }
 }
 
@@ -113,12 +108,12 @@ fn existing(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Result
 /// The spec's declared 404 (shaped by its schema), else a problem.
 pub fn not_found(call: &Call, spec: &CollectionSpec, id: &str) -> Response {
     let reason = format!("no {} record has id {id:?}", spec.name);
-    error(call, &[404], &reason, "not-found", "Not found")
+    error(call, &[404], &reason, ProblemType::NotFound)
 }
 
 /// The spec's declared error for the first of `statuses` it declares, with
 /// `reason`; else a problem with the first status.
-pub fn error(call: &Call, statuses: &[u16], reason: &str, slug: &str, title: &str) -> Response {
+pub fn error(call: &Call, statuses: &[u16], reason: &str, kind: ProblemType) -> Response {
     respond::declared_error(
         &call.revision,
         call.sandbox.seed,
@@ -128,8 +123,8 @@ pub fn error(call: &Call, statuses: &[u16], reason: &str, slug: &str, title: &st
         reason,
     )
     .unwrap_or_else(|| {
-        let status = statuses.first().copied().unwrap_or(500);
-        problem_response(status, slug, title, reason, None)
+        let status = statuses.first().copied().unwrap_or(kind.status());
+        kind.response_with(status, reason, None)
     })
 }
 
@@ -162,7 +157,7 @@ fn create(
     let id = match requested {
         Some(id) if call.sandbox.state.get(&spec.name, &id).is_some() => {
             let reason = format!("a {} record with id {id:?} already exists", spec.name);
-            return Err(error(call, &[409], &reason, "conflict", "Conflict"));
+            return Err(error(call, &[409], &reason, ProblemType::Conflict));
         }
         Some(id) => id,
         None => {

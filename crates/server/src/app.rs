@@ -21,7 +21,7 @@ use crate::{
     ids::{generate_admin_token, hash_secret},
     metrics::Metrics,
     middleware, reaper,
-    registry::{LiveSandbox, Registry, compile_project},
+    registry::{LiveSandbox, Registry},
     request_log::RequestLog,
     scheduler,
     user_work::UserWork,
@@ -197,15 +197,10 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
                 .await?
                 .map_or(record.revision, |p| p.latest_revision)
         };
-        let compiled = compiled_revision(state, &record.project, revision)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "compiling {} revision {revision}: {}",
-                    record.project,
-                    e.describe()
-                )
-            })?;
+        let compiled =
+            crate::service::projects::compiled_revision(state, &record.project, revision)
+                .await
+                .with_context(|| format!("compiling {} revision {revision}", record.project))?;
         let rows = state.store.load_resources(&record.id).await?;
         let record = sbx_store::SandboxRecord { revision, ..record };
         state
@@ -213,38 +208,6 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
             .insert(LiveSandbox::from_record(record, compiled, rows));
     }
     Ok(())
-}
-
-/// A revision compiled from the store, shared through the registry.
-pub async fn compiled_revision(
-    state: &AppState,
-    project: &str,
-    revision: u32,
-) -> Result<Arc<sbx_engine::CompiledRevision>, crate::error::ApiError> {
-    let store = state.store.clone();
-    let limits = state.config.limits.clone();
-    let script_limits = state.config.scripts.clone();
-    let (name, number) = (project.to_owned(), revision);
-    state
-        .registry
-        .compiled(project, revision, || async move {
-            let record = store.get_revision(&name, number).await?.ok_or_else(|| {
-                crate::error::ApiError::not_found(
-                    "not-found",
-                    format!("project {name} has no revision {number}"),
-                )
-            })?;
-            let files = parse_files(&record.files)?;
-            compile_project(record.spec, files, &limits, &script_limits).await
-        })
-        .await
-}
-
-/// A revision's stored behaviour files.
-pub fn parse_files(text: &str) -> Result<sbx_engine::ProjectFiles, crate::error::ApiError> {
-    serde_json::from_str(text).map_err(|e| {
-        crate::error::ApiError::internal(format!("stored project files do not parse: {e}"))
-    })
 }
 
 pub fn router(state: AppState) -> Router {

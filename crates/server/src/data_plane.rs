@@ -12,8 +12,8 @@ use axum::{
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Drift, HeaderSource,
-    Journal, Outcome, RouteMatch, SandboxContext, SandboxState, Upstream, problem_response,
+    API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Decision, Drift,
+    HeaderSource, Journal, ProblemType, RouteMatch, SandboxContext, SandboxState, Upstream,
 };
 use sbx_store::IdempotentAnswer;
 use serde_json::{Map, Value};
@@ -114,8 +114,8 @@ fn to_axum(response: sbx_engine::Response) -> Response {
     out
 }
 
-fn problem(status: u16, slug: &str, title: &str, detail: &str) -> Response {
-    to_axum(problem_response(status, slug, title, detail, None))
+fn problem(kind: ProblemType, detail: &str) -> Response {
+    to_axum(kind.response(detail))
 }
 
 /// Which API keys belong to a sandbox.
@@ -219,7 +219,7 @@ fn run(
     may_block: bool,
     chaos_draw: Option<u64>,
     trace: bool,
-) -> Outcome {
+) -> Decision {
     let key_matches = |key: &str| match &target.keys {
         KeyCheck::Hash(hash) => hash_secret(key) == *hash,
         KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
@@ -260,13 +260,9 @@ pub async fn serve(
     let body = match to_bytes(body, max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            let refused = problem_response(
-                413,
-                "payload-too-large",
-                "Payload too large",
-                &format!("the request body exceeds the limit of {max_body_bytes} bytes"),
-                None,
-            );
+            let refused = ProblemType::PayloadTooLarge.response(&format!(
+                "the request body exceeds the limit of {max_body_bytes} bytes"
+            ));
             return Served {
                 captured: capture
                     .then(|| Captured::request(&parts, &Default::default()).answer(&refused)),
@@ -307,28 +303,37 @@ pub async fn serve(
     let now_ms = target.now_ms;
     // Every request starts on the worker; the engine yields the ones that
     // must block (forwarding, long or writing scripts) right where it knows.
-    let mut outcome = run(&target, &parts, &path, &body, false, None, capture);
-    if outcome.yielded {
-        let draw = outcome.chaos_draw;
-        let work = target.work.clone();
-        let owner = target.id.clone();
-        outcome = work
-            .run(&owner, move || {
-                run(&target, &parts, &path, &body, true, draw, capture)
-            })
-            .await
-            .unwrap_or_else(|error| {
-                tracing::error!(%error, "behaviour task failed");
-                problem_response(
-                    500,
-                    "internal",
-                    "Internal error",
-                    "the behaviour failed unexpectedly",
-                    None,
-                )
-                .into()
-            });
-    }
+    let mut outcome = match run(&target, &parts, &path, &body, false, None, capture) {
+        Decision::Answer(outcome) => outcome,
+        Decision::Yield(pending) => {
+            let work = target.work.clone();
+            let owner = target.id.clone();
+            let draw = pending.chaos_draw;
+            let decided = work
+                .run(&owner, move || {
+                    run(&target, &parts, &path, &body, true, draw, capture)
+                })
+                .await;
+            match decided {
+                Ok(Decision::Answer(outcome)) => outcome,
+                Ok(Decision::Yield(again)) => {
+                    tracing::error!(
+                        reason = again.reason,
+                        "a request yielded where it may block"
+                    );
+                    ProblemType::Internal
+                        .response("the behaviour failed unexpectedly")
+                        .into()
+                }
+                Err(error) => {
+                    tracing::error!(%error, "behaviour task failed");
+                    ProblemType::Internal
+                        .response("the behaviour failed unexpectedly")
+                        .into()
+                }
+            }
+        }
+    };
     let chaos = outcome.chaos.clone();
     if !chaos.delay.is_zero() {
         tokio::time::sleep(chaos.delay).await;
@@ -388,9 +393,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         Resolved::Unknown(id) => return unknown_sandbox(&state, &id).await,
         Resolved::Unaddressed => {
             return problem(
-                404,
-                "no-sandbox",
-                "No sandbox addressed",
+                ProblemType::NoSandbox,
                 &format!(
                     "address a sandbox by path (/sbx/{{id}}/…), by host ({{id}}.{}), or by sending its sk_test_ API key; the control plane is under /api/v1",
                     state.config.base_domain
@@ -528,9 +531,7 @@ pub async fn answer(
     if let Err(error) = persist(state, &sandbox.id, served.journal, answer, origin).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(
-            503,
-            "storage-unavailable",
-            "Storage unavailable",
+            ProblemType::StorageUnavailable,
             "the change was applied in memory but could not be saved; retry the request",
         );
     }
@@ -550,7 +551,7 @@ pub async fn persist(
     journal: Journal,
     answer: Option<IdempotentAnswer>,
     origin: String,
-) -> Result<(), String> {
+) -> Result<(), crate::writer::WriteFailed> {
     let first_job = journal.jobs.iter().map(|job| job.due_ms).min();
     let first_event = journal.events.iter().map(|e| e.created_at_ms).min();
     state
@@ -706,9 +707,7 @@ fn candidate_keys(request: &Request) -> Vec<String> {
 
 fn expired(id: &str, expired_at_ms: i64) -> Response {
     problem(
-        404,
-        "sandbox-expired",
-        "Sandbox expired",
+        ProblemType::SandboxExpired,
         &format!(
             "sandbox {id} expired at {}; its data has been removed",
             crate::app::rfc3339(expired_at_ms)
@@ -719,18 +718,14 @@ fn expired(id: &str, expired_at_ms: i64) -> Response {
 async fn unknown_sandbox(state: &AppState, id: &str) -> Response {
     if SandboxId::parse(id).is_none() {
         return problem(
-            404,
-            "unknown-sandbox",
-            "Unknown sandbox",
+            ProblemType::UnknownSandbox,
             &format!("{id:?} is not a sandbox id (sbx-…)"),
         );
     }
     match state.store.get_tombstone(id).await {
         Ok(Some(tombstone)) => expired(id, tombstone.expired_at_ms),
         Ok(None) => problem(
-            404,
-            "unknown-sandbox",
-            "Unknown sandbox",
+            ProblemType::UnknownSandbox,
             &format!("no sandbox {id} exists"),
         ),
         Err(error) => {

@@ -1,17 +1,15 @@
 //! The bundled demo project, for `sbx serve --demo`: the example project
 //! of `examples/payments`, compiled into the binary.
 
-use std::sync::Arc;
-
 use sbx_engine::ProjectFiles;
-use sbx_store::SandboxRecord;
 
 use crate::{
     Server,
-    app::{compiled_revision, now_ms, parse_files},
-    control::{audit, projects::publish},
-    ids::{SandboxId, generate_api_key, hash_secret},
-    registry::LiveSandbox,
+    service::{
+        audit,
+        projects::{self, Publish},
+        sandboxes::{self, NewSandbox},
+    },
 };
 
 /// A small payments API: accounts, customers, payments, a balance; bearer auth.
@@ -102,71 +100,39 @@ pub struct DemoSandbox {
 pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     let state = &server.state;
     let files = demo_files()?;
-    let describe = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.describe());
-    let revision = match state.store.get_project(DEMO_PROJECT).await? {
-        None => {
-            let (record, _) = publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, true)
-                .await
-                .map_err(describe)?;
-            let entry = audit::by_system(
-                "POST /api/v1/projects",
-                format!("/api/v1/projects/{DEMO_PROJECT}"),
-                201,
-                "sbx serve --demo: the bundled demo project",
-            );
-            audit::record(state, entry).await;
-            record.latest_revision
-        }
-        Some(project) => {
-            let latest = state
-                .store
-                .get_revision(DEMO_PROJECT, project.latest_revision)
-                .await?;
-            let unchanged = latest.is_some_and(|r| {
-                r.spec == DEMO_SPEC && parse_files(&r.files).is_ok_and(|f| f == files)
-            });
-            if unchanged {
-                project.latest_revision
-            } else {
-                let (record, _) = publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, false)
-                    .await
-                    .map_err(describe)?;
-                let entry = audit::by_system(
+    let published = match state.store.get_project(DEMO_PROJECT).await? {
+        None => Some((
+            Publish::NewProject,
+            "POST /api/v1/projects",
+            format!("/api/v1/projects/{DEMO_PROJECT}"),
+            201,
+            "sbx serve --demo: the bundled demo project",
+        )),
+        Some(_) => {
+            let (spec, latest) = projects::latest(state, DEMO_PROJECT).await?;
+            (spec != DEMO_SPEC || latest != files).then(|| {
+                (
+                    Publish::NewRevision,
                     "PUT /api/v1/projects/{name}/spec",
                     format!("/api/v1/projects/{DEMO_PROJECT}/spec"),
                     200,
                     "sbx serve --demo: the bundled demo project changed",
-                );
-                audit::record(state, entry).await;
-                record.latest_revision
-            }
+                )
+            })
         }
     };
-    let compiled = compiled_revision(state, DEMO_PROJECT, revision)
-        .await
-        .map_err(describe)?;
-    let id = SandboxId::generate().to_string();
-    let api_key = generate_api_key();
-    let record = SandboxRecord {
-        id: id.clone(),
-        project: DEMO_PROJECT.to_owned(),
-        revision,
-        key_hash: hash_secret(&api_key),
-        seed: "demo".to_owned(),
-        auth: "spec".to_owned(),
+    if let Some((kind, action, path, status, why)) = published {
+        let _edit = state.edits.lock().await;
+        projects::publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, kind).await?;
+        audit::record(state, audit::by_system(action, path, status, why)).await;
+    }
+    let new = NewSandbox {
+        seed: Some("demo".to_owned()),
         label: Some("demo".to_owned()),
-        created_at_ms: now_ms(),
-        expires_at_ms: None,
-        pinned: false,
-        env: "{}".to_owned(),
-        chaos: None,
-        scenario: None,
-        clock_offset_ms: 0,
-        clock_frozen_ms: None,
-        seeded_at_ms: now_ms(),
-        webhook_schedule: "standard".to_owned(),
+        ..NewSandbox::of(DEMO_PROJECT)
     };
-    state.store.create_sandbox(&record).await?;
+    let made = sandboxes::create(state, new).await?;
+    let id = made.sandbox.id.clone();
     let entry = audit::by_system(
         "POST /api/v1/sandboxes",
         format!("/api/v1/sandboxes/{id}"),
@@ -174,16 +140,11 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         "sbx serve --demo: the demo sandbox",
     );
     audit::record(state, entry).await;
-    let base_url = format!("{}/sbx/{id}{}", state.public_url, compiled.model.base_path);
-    state.registry.insert(LiveSandbox::from_record(
-        record,
-        Arc::clone(&compiled),
-        Vec::new(),
-    ));
+    let base_path = &made.sandbox.serving().compiled.model.base_path;
     Ok(DemoSandbox {
+        base_url: format!("{}/sbx/{id}{base_path}", state.public_url),
         id,
-        base_url,
-        api_key,
+        api_key: made.api_key,
     })
 }
 

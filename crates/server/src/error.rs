@@ -7,22 +7,11 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use sbx_engine::ProblemType;
 use serde_json::json;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// Where the problem is: `body`, `spec`, `query`, …
-    pub location: String,
-    /// JSON pointer inside that location.
-    pub pointer: String,
-    pub message: String,
-    /// Line and column in a project file (scripts, templates, data files).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<usize>,
-}
+pub use crate::service::FieldError;
+use crate::service::ServiceError;
 
 /// A problem answer's detail, carried on the response for the audit log.
 #[derive(Debug, Clone)]
@@ -30,9 +19,7 @@ pub struct ProblemDetail(pub String);
 
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    slug: &'static str,
-    title: &'static str,
+    kind: ProblemType,
     detail: String,
     errors: Vec<FieldError>,
     /// Seconds for a `Retry-After` header.
@@ -40,16 +27,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(kind: ProblemType, detail: impl Into<String>) -> Self {
         Self {
-            status,
-            slug,
-            title,
+            kind,
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
@@ -61,9 +41,7 @@ impl ApiError {
         Self {
             retry_after: Some(retry_after),
             ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-refusals",
-                "Too many refused calls",
+                ProblemType::TooManyRefusals,
                 format!(
                     "more than {per_minute} calls from this address were refused in a minute (a missing or wrong admin token); retry in {retry_after} s"
                 ),
@@ -72,110 +50,50 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Bad request",
-            detail,
-        )
+        Self::new(ProblemType::BadRequest, detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        )
+        Self::new(ProblemType::Unauthorized, detail)
     }
 
-    pub fn not_found(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, slug, "Not found", detail)
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ProblemType::NotFound, detail)
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
-    }
-
-    pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-            detail,
-        )
-    }
-
-    pub fn invalid_spec(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        let mut error = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-spec",
-            "The spec has problems",
-            detail,
-        );
-        error.errors = errors;
-        error
+        Self::new(ProblemType::Conflict, detail)
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        Self::with_errors(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            "Invalid request",
-            errors,
-        )
+        Self::with_errors(ProblemType::Validation, errors)
     }
 
     /// A query parameter with a bad value (400, naming it).
     pub fn bad_query(errors: Vec<FieldError>) -> Self {
-        Self::with_errors(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Bad query parameter",
-            errors,
-        )
+        Self::with_errors(ProblemType::BadQuery, errors)
     }
 
     /// A problem whose detail is its field errors' messages.
-    fn with_errors(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        errors: Vec<FieldError>,
-    ) -> Self {
+    fn with_errors(kind: ProblemType, errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
             .join("; ");
-        let mut error = Self::new(status, slug, title, detail);
-        error.errors = errors;
-        error
+        Self {
+            errors,
+            ..Self::new(kind, detail)
+        }
     }
 
     /// An unexpected failure: logged here, once, and opaque to the client.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
+            ProblemType::Internal,
             "the server failed to handle this request; it has been logged",
         )
-    }
-
-    /// The problem as text for a terminal: the detail, then one line per field error.
-    pub fn describe(&self) -> String {
-        let mut text = self.detail.clone();
-        for error in &self.errors {
-            let at = if error.pointer.is_empty() {
-                "(root)"
-            } else {
-                &error.pointer
-            };
-            text.push_str(&format!("\n  {at}: {}", error.message));
-        }
-        text
     }
 }
 
@@ -186,25 +104,40 @@ impl From<sbx_store::StoreError> for ApiError {
                 Self::conflict(format!("{what} already exists"))
             }
             sbx_store::StoreError::NotFound(what) => {
-                Self::not_found("not-found", format!("{what} does not exist"))
+                Self::not_found(format!("{what} does not exist"))
             }
             other => Self::internal(other),
         }
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::NotFound(detail) => Self::not_found(detail),
+            ServiceError::NoLifecycle(detail) => Self::new(ProblemType::NoLifecycle, detail),
+            ServiceError::Invalid(errors) => Self::validation(errors),
+            ServiceError::InvalidProject { detail, errors } => Self {
+                errors,
+                ..Self::new(ProblemType::InvalidSpec, detail)
+            },
+            ServiceError::TooLarge(detail) => Self::new(ProblemType::PayloadTooLarge, detail),
+            ServiceError::Conflict(detail) => Self::conflict(detail),
+            ServiceError::Store(error) => error.into(),
+            ServiceError::Internal(error) => Self::internal(format!("{error:#}")),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("urn:sbx:problem:{}", self.slug),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
+        let status = self.kind.status();
+        let mut body = self.kind.document(status, &self.detail);
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
-        let mut response = (self.status, Json(body)).into_response();
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -264,15 +197,13 @@ where
                 column: None,
             }])),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
+                ProblemType::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             )),
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::payload_too_large(e.body_text()))
+                Err(ApiError::new(ProblemType::PayloadTooLarge, e.body_text()))
             }
             Err(other) => Err(ApiError::bad_request(other.body_text())),
         }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use axum::http::request::Parts;
-use sbx_engine::{Outcome, Response, problem_response};
+use sbx_engine::{Outcome, ProblemType, Response};
 use sbx_store::{IdempotentAnswer, Store};
 use sha2::{Digest, Sha256};
 
@@ -73,18 +73,17 @@ fn fingerprint(parts: &Parts, path: &str, body: &[u8]) -> String {
 }
 
 /// The operation's declared error for `status` (else a problem).
-fn error(
-    target: &Target,
-    parts: &Parts,
-    path: &str,
-    status: u16,
-    slug: &str,
-    reason: &str,
-) -> Response {
+fn error(target: &Target, parts: &Parts, path: &str, kind: ProblemType, reason: &str) -> Response {
     let headers = EngineHeaders(&parts.headers);
     let request = engine_request(parts, path, &headers, b"");
-    sbx_engine::declared_error_for(&target.compiled, target.seed, &request, &[status], reason)
-        .unwrap_or_else(|| problem_response(status, slug, "Idempotency error", reason, None))
+    sbx_engine::declared_error_for(
+        &target.compiled,
+        target.seed,
+        &request,
+        &[kind.status()],
+        reason,
+    )
+    .unwrap_or_else(|| kind.response(reason))
 }
 
 fn key_hash(sandbox_id: &str, key: &str) -> u64 {
@@ -160,8 +159,7 @@ impl Idempotency {
                     target,
                     parts,
                     path,
-                    400,
-                    "idempotency-key-invalid",
+                    ProblemType::IdempotencyKeyInvalid,
                     &reason,
                 ));
             }
@@ -184,21 +182,17 @@ impl Idempotency {
                     target,
                     parts,
                     path,
-                    400,
-                    "idempotency-key-reused",
+                    ProblemType::IdempotencyKeyReused,
                     &reason,
                 ));
             }
             Ok(_) => {}
             Err(error) => {
                 tracing::error!(%error, "idempotency lookup failed");
-                return Check::Answer(problem_response(
-                    503,
-                    "storage-unavailable",
-                    "Storage unavailable",
-                    "the idempotency key could not be checked; retry",
-                    None,
-                ));
+                return Check::Answer(
+                    ProblemType::StorageUnavailable
+                        .response("the idempotency key could not be checked; retry"),
+                );
             }
         }
         let entry = (target.id.clone(), key);
@@ -216,8 +210,7 @@ impl Idempotency {
                 target,
                 parts,
                 path,
-                409,
-                "idempotency-key-in-use",
+                ProblemType::IdempotencyKeyInUse,
                 &reason,
             ));
         }

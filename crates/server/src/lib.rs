@@ -25,6 +25,7 @@ mod reaper;
 mod registry;
 mod request_log;
 mod scheduler;
+mod service;
 mod snippets;
 mod telemetry;
 mod user_work;

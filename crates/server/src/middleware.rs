@@ -59,12 +59,11 @@ fn header_limit(limit: usize, request: &Request) -> Option<Response> {
     if size <= limit {
         return None;
     }
-    let body = serde_json::json!({
-        "type": "urn:sbx:problem:headers-too-large",
-        "title": "Request header fields too large",
-        "status": 431,
-        "detail": format!("the request's headers take {size} bytes; the limit is {limit}"),
-    });
+    let kind = sbx_engine::ProblemType::HeadersTooLarge;
+    let body = kind.document(
+        kind.status(),
+        &format!("the request's headers take {size} bytes; the limit is {limit}"),
+    );
     let mut response = (
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         axum::Json(body),

@@ -16,7 +16,7 @@ use crate::{
     data_plane::{self, KeyCheck, Target},
     egress::HttpUpstream,
     middleware,
-    registry::compile_project,
+    service::projects::compile,
 };
 
 /// The implicit sandbox's id and seed: fixed, so answers are reproducible across runs.
@@ -56,7 +56,7 @@ pub async fn start_mock(
     listener: TcpListener,
     options: MockOptions,
 ) -> anyhow::Result<MockServer> {
-    let revision = compile_project(spec, files, &options.limits, &options.scripts)
+    let revision = compile(spec, files, &options.limits, &options.scripts)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.describe()))?;
     let local_addr = listener.local_addr()?;

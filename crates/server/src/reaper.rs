@@ -5,11 +5,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{AppState, now_ms},
-    control::audit,
+    service::sandboxes,
 };
-
-/// How long an expired sandbox's id keeps answering "expired".
-const TOMBSTONE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// How often old request-log entries are pruned (a scan of the log).
 const LOG_PRUNE_INTERVAL_MS: i64 = 10 * 60 * 1000;
@@ -27,33 +24,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 
 async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
     let now = now_ms();
-    match state.store.expire_sandboxes(now).await {
-        Ok(ids) => {
-            for id in &ids {
-                // Audited first, so an expired sandbox is never gone unaccounted.
-                let entry = audit::by_system(
-                    "DELETE /api/v1/sandboxes/{id}",
-                    format!("/api/v1/sandboxes/{id}"),
-                    204,
-                    "expired: its time to live ended",
-                );
-                audit::record(state, entry).await;
-                state.registry.remove(id);
-            }
-            if !ids.is_empty() {
-                tracing::info!(count = ids.len(), "expired sandboxes removed");
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick")
-        }
-    }
-    if let Err(error) = state
-        .store
-        .prune_tombstones(now - TOMBSTONE_RETENTION_MS)
-        .await
-    {
-        tracing::warn!(%error, "pruning tombstones failed");
+    if let Err(error) = sandboxes::expire(state, now).await {
+        tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }
     if now - *logs_pruned_at >= LOG_PRUNE_INTERVAL_MS {
         *logs_pruned_at = now;

@@ -11,19 +11,13 @@ use std::{
     },
 };
 
-use sbx_engine::{
-    AuthMode, ChaosSpec, CompiledRevision, OverlayRow, ProjectFiles, SandboxState, ScriptLimits,
-};
+use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
 use sbx_spec::synth::seed_from;
 use sbx_store::{ResourceRow, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::{
-    clock::Clock,
-    config::Limits,
-    error::{ApiError, FieldError},
-};
+use crate::{clock::Clock, service::ServiceError};
 
 /// The revision a sandbox serves, swapped whole on hot reload.
 #[derive(Debug, Clone)]
@@ -278,14 +272,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn insert(&self, sandbox: LiveSandbox) {
+    /// Makes `sandbox` live; returns it as the registry shares it.
+    pub fn insert(&self, sandbox: LiveSandbox) -> Arc<LiveSandbox> {
         let sandbox = Arc::new(sandbox);
         if let Ok(mut keys) = self.by_key_hash.write() {
             keys.insert(sandbox.key_hash.clone(), sandbox.id.clone());
         }
         if let Ok(mut sandboxes) = self.sandboxes.write() {
-            sandboxes.insert(sandbox.id.clone(), sandbox);
+            sandboxes.insert(sandbox.id.clone(), sandbox.clone());
         }
+        sandbox
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveSandbox>> {
@@ -355,16 +351,13 @@ impl Registry {
         project: &str,
         revision: u32,
         load: F,
-    ) -> Result<Arc<CompiledRevision>, ApiError>
+    ) -> Result<Arc<CompiledRevision>, ServiceError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Arc<CompiledRevision>, ApiError>>,
+        Fut: Future<Output = Result<Arc<CompiledRevision>, ServiceError>>,
     {
         let cell = {
-            let mut revisions = self
-                .revisions
-                .lock()
-                .map_err(|_| ApiError::internal("revision cache poisoned"))?;
+            let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
             revisions
                 .entry((project.to_owned(), revision))
                 .or_default()
@@ -379,73 +372,5 @@ impl Registry {
             let cell = OnceCell::new_with(Some(compiled));
             revisions.insert((project.to_owned(), revision), Arc::new(cell));
         }
-    }
-}
-
-/// Parses, checks and compiles a spec and its behaviour files; CPU-heavy,
-/// so it runs on the blocking pool. Every problem comes back as a field
-/// error with its file, pointer, line and column.
-pub async fn compile_project(
-    text: String,
-    files: ProjectFiles,
-    limits: &Limits,
-    script_limits: &ScriptLimits,
-) -> Result<Arc<CompiledRevision>, ApiError> {
-    let spec_limits = sbx_spec::Limits {
-        max_spec_bytes: limits.max_spec_bytes,
-        max_depth: limits.max_spec_depth,
-    };
-    let script_limits = script_limits.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let model = sbx_spec::load_api(&text, &spec_limits).map_err(|e| {
-            if let sbx_spec::SpecError::TooLarge { .. } = e {
-                return ApiError::payload_too_large(e.to_string());
-            }
-            let problems: Vec<sbx_engine::FileProblem> = e
-                .problems()
-                .into_iter()
-                .map(|p| sbx_engine::FileProblem::new("spec", p.message).pointer(p.pointer))
-                .collect();
-            project_problems(&problems)
-        })?;
-        CompiledRevision::compile_project(model, &files, &script_limits)
-            .map_err(|e| project_problems(&e.0))
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(Arc::new(result))
-}
-
-pub fn project_problems(problems: &[sbx_engine::FileProblem]) -> ApiError {
-    let errors: Vec<FieldError> = problems
-        .iter()
-        .map(|p| FieldError {
-            location: p.file.clone(),
-            pointer: p.pointer.clone(),
-            message: p.message.clone(),
-            line: p.line,
-            column: p.column,
-        })
-        .collect();
-    let detail = match problems {
-        [one] if one.file == "spec" => format!(
-            "the spec has a problem at {}: {}",
-            display_pointer(&one.pointer),
-            one.message
-        ),
-        [one] => format!("{one}"),
-        many if many.iter().all(|p| p.file == "spec") => {
-            format!("the spec has {} problems; see `errors`", many.len())
-        }
-        many => format!("the project has {} problems; see `errors`", many.len()),
-    };
-    ApiError::invalid_spec(detail, errors)
-}
-
-fn display_pointer(pointer: &str) -> &str {
-    if pointer.is_empty() {
-        "the root"
-    } else {
-        pointer
     }
 }

@@ -21,6 +21,15 @@ pub const MAX_JOBS_PER_RUN: usize = 100_000;
 /// How often the worker looks for jobs that fell due in real time.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Why a run of due jobs did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailed {
+    #[error(transparent)]
+    Store(#[from] sbx_store::StoreError),
+    #[error("the job runner failed: {0}")]
+    Work(#[from] crate::user_work::WorkFailed),
+}
+
 /// What a run did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RunReport {
@@ -63,14 +72,13 @@ pub async fn run_due(
     state: &AppState,
     sandbox: &Arc<LiveSandbox>,
     until_ms: i64,
-) -> Result<RunReport, String> {
+) -> Result<RunReport, RunFailed> {
     sandbox.next_job.begin();
     let limit = u32::try_from(MAX_JOBS_PER_RUN).unwrap_or(u32::MAX);
     let stored = state
         .store
         .pending_jobs(&sandbox.id, Some(until_ms), limit)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut report = RunReport::default();
     if !stored.is_empty() {
         let compiled = sandbox.serving().compiled;
@@ -80,24 +88,15 @@ pub async fn run_due(
             .run(&sandbox.id, move || {
                 run_in_order(&compiled, &context, &stored, until_ms)
             })
-            .await
-            .map_err(|e| format!("the job runner failed: {e}"))?;
+            .await?;
         report = ran;
-        state
-            .store
-            .save_changes(&changes)
-            .await
-            .map_err(|e| e.to_string())?;
+        state.store.save_changes(&changes).await?;
         // Events the jobs emitted are due for delivery at once.
         if let Some(first) = changes.iter().flat_map(|c| &c.events).map(|e| e.2).min() {
             sandbox.next_delivery.note(first);
         }
     }
-    let next = state
-        .store
-        .pending_jobs(&sandbox.id, None, 1)
-        .await
-        .map_err(|e| e.to_string())?;
+    let next = state.store.pending_jobs(&sandbox.id, None, 1).await?;
     let next = next.first().map(|job| job.due_at_ms);
     sandbox.next_job.set(next);
     if report.stopped_at_ms.is_none() {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sbx_store::{ChangeSet, Store};
+use sbx_store::{ChangeSet, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most change sets written in one transaction.
@@ -15,7 +15,18 @@ const QUEUE: usize = 8192;
 
 struct Job {
     change: ChangeSet,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), WriteFailed>>,
+}
+
+/// Why a change set was not committed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteFailed {
+    /// The store refused the batch the change set was in (shared by every
+    /// change set of that batch).
+    #[error("committing the batch failed: {0}")]
+    Store(Arc<StoreError>),
+    #[error("the writer has stopped")]
+    Stopped,
 }
 
 #[derive(Clone)]
@@ -32,7 +43,7 @@ impl Writer {
     }
 
     /// Writes `change`, returning once it is committed.
-    pub async fn save(&self, change: ChangeSet) -> Result<(), String> {
+    pub async fn save(&self, change: ChangeSet) -> Result<(), WriteFailed> {
         if change.is_empty() {
             return Ok(());
         }
@@ -40,10 +51,8 @@ impl Writer {
         self.jobs
             .send(Job { change, done })
             .await
-            .map_err(|_| "the writer has stopped".to_owned())?;
-        committed
-            .await
-            .unwrap_or_else(|_| Err("the writer has stopped".to_owned()))
+            .map_err(|_| WriteFailed::Stopped)?;
+        committed.await.unwrap_or(Err(WriteFailed::Stopped))
     }
 }
 
@@ -61,7 +70,7 @@ async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
         let result = store
             .save_changes(&changes)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| WriteFailed::Store(Arc::new(e)));
         for done in waiting {
             let _ = done.send(result.clone());
         }

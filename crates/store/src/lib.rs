@@ -412,6 +412,10 @@ pub struct ClockChange {
     /// In words: `advance P2D`, `freeze`, `resume`.
     pub change: String,
     pub request_id: Option<String>,
+    /// The clock's setting after the move: its distance from real time,
+    /// and the instant it stands still at, when frozen.
+    pub offset_ms: i64,
+    pub frozen_ms: Option<i64>,
 }
 
 /// What a sandbox's timeline holds.
@@ -525,13 +529,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
         scenario: Option<&str>,
-    ) -> Result<bool, StoreError>;
-    /// Sets a sandbox's clock; false if it does not exist.
-    async fn set_sandbox_clock(
-        &self,
-        id: &str,
-        offset_ms: i64,
-        frozen_ms: Option<i64>,
     ) -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's chaos profile; false if it does not exist.
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;
@@ -668,7 +665,9 @@ pub trait Store: Send + Sync + 'static {
     /// `keep`; how many.
     async fn prune_audit(&self, before_ms: i64, keep: u64) -> Result<u64, StoreError>;
 
-    async fn add_clock_change(&self, change: &ClockChange) -> Result<(), StoreError>;
+    /// Sets a sandbox's clock and records the move, in one transaction;
+    /// false (nothing recorded) if the sandbox does not exist.
+    async fn move_clock(&self, change: &ClockChange) -> Result<bool, StoreError>;
     /// A sandbox's requests, clock moves, transitions, jobs, events and
     /// delivery attempts in sandbox-time order.
     async fn timeline(

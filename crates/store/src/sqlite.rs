@@ -539,23 +539,6 @@ impl Store for SqliteStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    async fn set_sandbox_clock(
-        &self,
-        id: &str,
-        offset_ms: i64,
-        frozen_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE sandboxes SET clock_offset_ms = ?, clock_frozen_ms = ? WHERE id = ?",
-        )
-        .bind(offset_ms)
-        .bind(frozen_ms)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() > 0)
-    }
-
     async fn set_sandbox_scenario(
         &self,
         id: &str,
@@ -1357,7 +1340,19 @@ impl Store for SqliteStore {
         Ok(deleted.rows_affected())
     }
 
-    async fn add_clock_change(&self, change: &ClockChange) -> Result<(), StoreError> {
+    async fn move_clock(&self, change: &ClockChange) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE sandboxes SET clock_offset_ms = ?, clock_frozen_ms = ? WHERE id = ?",
+        )
+        .bind(change.offset_ms)
+        .bind(change.frozen_ms)
+        .bind(&change.sandbox_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO clock_changes (sandbox_id, at_ms, from_ms, to_ms, change, request_id) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -1367,9 +1362,10 @@ impl Store for SqliteStore {
         .bind(change.to_ms)
         .bind(&change.change)
         .bind(&change.request_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn timeline(

@@ -2,8 +2,8 @@
 //! same functions.
 
 use sbx_store::{
-    ChangeSet, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ResourceRow, SandboxRecord,
-    SqliteStore, Store, StoreError, TransitionRecord,
+    ChangeSet, ClockChange, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ResourceRow,
+    SandboxRecord, SqliteStore, Store, StoreError, TransitionRecord,
 };
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
@@ -198,12 +198,38 @@ async fn contract(store: &dyn Store) {
         Some("error=5%")
     );
     assert!(store.set_sandbox_chaos("sbx-a", None).await.unwrap());
+    let advance = ClockChange {
+        sandbox_id: "sbx-a".into(),
+        at_ms: 1,
+        from_ms: 1,
+        to_ms: 86_400_001,
+        change: "advance P1D".into(),
+        request_id: None,
+        offset_ms: 86_400_000,
+        frozen_ms: Some(7),
+    };
+    assert!(store.move_clock(&advance).await.unwrap());
+    let missing = ClockChange {
+        sandbox_id: "sbx-none".into(),
+        ..advance
+    };
     assert!(
-        store
-            .set_sandbox_clock("sbx-a", 86_400_000, Some(7))
-            .await
-            .unwrap()
+        !store.move_clock(&missing).await.unwrap(),
+        "no sandbox, no move"
     );
+    let moves = store
+        .timeline(
+            "sbx-a",
+            &sbx_store::TimelineQuery {
+                kinds: vec![sbx_store::TimelineKind::Clock],
+                since_ms: i64::MIN,
+                until_ms: i64::MAX,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moves.len(), 1, "the move is recorded with the clock");
     let clocked = store.get_sandbox("sbx-a").await.unwrap().unwrap();
     assert_eq!(
         (clocked.clock_offset_ms, clocked.clock_frozen_ms),

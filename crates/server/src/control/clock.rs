@@ -5,21 +5,21 @@ use axum::{
     Extension, Json,
     extract::{Path, State},
 };
-use sbx_store::Origin;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use sbx_engine::jobs::{NotMade, Target};
-
 use crate::{
     app::{AppState, now_ms, rfc3339},
-    control::sandboxes::{invalid, live},
-    data_plane::persist,
     error::{ApiError, ApiJson},
     middleware::RequestId,
     registry::LiveSandbox,
-    scheduler::{self, RunReport},
+    scheduler::RunReport,
+    service::{
+        ServiceError,
+        clock::{self as service, ClockMove, History, Move},
+        sandboxes::live,
+    },
 };
 
 /// Most pending and failed jobs listed.
@@ -141,89 +141,23 @@ pub async fn change_clock(
     Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(change): ApiJson<ClockChange>,
 ) -> Result<Json<ClockView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    // One clock change (and one job runner) at a time per sandbox.
-    let _jobs = sandbox.jobs.lock().await;
-    let clock = sandbox.clock();
-    let real = now_ms();
-    let (mut changed, described) = match (
-        &change.advance,
-        &change.freeze_at,
-        change.freeze,
-        change.resume,
-    ) {
-        (Some(duration), None, None, None) => (
-            clock
-                .advanced(duration, real)
-                .map_err(|message| invalid("/advance", message))?,
-            format!("advance {duration}"),
-        ),
-        (None, Some(instant), None, None) => {
-            let at = crate::clock::parse_instant(instant)
-                .map_err(|message| invalid("/freeze_at", message))?;
-            (clock.frozen_at(at), format!("freeze at {instant}"))
-        }
-        (None, None, Some(true), None) => (clock.frozen_at(clock.now_ms(real)), "freeze".into()),
-        (None, None, None, Some(true)) => (clock.resumed(real), "resume".into()),
-        _ => {
-            return Err(invalid(
-                "",
-                "send exactly one of {\"advance\": \"P30D\"}, {\"freeze_at\": \"…\"}, {\"freeze\": true}, {\"resume\": true}".into(),
-            ));
-        }
-    };
-    let target = changed.now_ms(real);
-    let report = scheduler::run_due(&state, &sandbox, target)
-        .await
-        .map_err(ApiError::internal)?;
-    if let Some(stopped) = report.stopped_at_ms {
-        changed = changed.moved_to(stopped, real);
-    }
-    state
-        .store
-        .set_sandbox_clock(&id, changed.offset_ms, changed.frozen_ms)
-        .await?;
-    state
-        .store
-        .add_clock_change(&sbx_store::ClockChange {
-            sandbox_id: id.clone(),
-            at_ms: real,
-            from_ms: clock.now_ms(real),
-            to_ms: changed.now_ms(real),
-            change: described,
-            request_id: Some(request_id),
-        })
-        .await?;
-    sandbox.set_clock(changed);
-    if let Some(stopped) = report.stopped_at_ms {
-        return Err(ApiError::conflict(format!(
-            "{} jobs ran, the most one advance runs; the clock stopped at {}, where more are due (does a job keep scheduling itself?). Advance again to go on.",
-            report.ran,
-            rfc3339(stopped)
-        )));
-    }
+    let (sandbox, report) = service::move_clock(&state, &id, change.parse()?, &request_id).await?;
     Ok(Json(clock_view(&state, &sandbox, Some(report)).await?))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TransitionView {
-    /// `null` when the record was created in `to`.
-    pub from: Option<String>,
-    pub to: String,
-    /// Sandbox time of the change.
-    pub at: String,
-    /// What made it: `operation createPayment`, `scenario card_declined
-    /// (createPayment)`, `after P2D`, `job settle`.
-    pub cause: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct History {
-    pub collection: String,
-    pub id: String,
-    /// The record's present state, when it still exists.
-    pub state: Option<String>,
-    pub transitions: Vec<TransitionView>,
+impl ClockChange {
+    fn parse(self) -> Result<ClockMove, ServiceError> {
+        match (self.advance, self.freeze_at, self.freeze, self.resume) {
+            (Some(duration), None, None, None) => Ok(ClockMove::Advance(duration)),
+            (None, Some(instant), None, None) => Ok(ClockMove::FreezeAt(instant)),
+            (None, None, Some(true), None) => Ok(ClockMove::Freeze),
+            (None, None, None, Some(true)) => Ok(ClockMove::Resume),
+            _ => Err(ServiceError::invalid(
+                "",
+                "send exactly one of {\"advance\": \"P30D\"}, {\"freeze_at\": \"…\"}, {\"freeze\": true}, {\"resume\": true}",
+            )),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/history", tag = "sandboxes",
@@ -234,50 +168,7 @@ pub async fn history(
     State(state): State<AppState>,
     Path((id, collection, rid)): Path<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    Ok(Json(history_of(&state, &sandbox, collection, rid).await?))
-}
-
-async fn history_of(
-    state: &AppState,
-    sandbox: &LiveSandbox,
-    collection: String,
-    rid: String,
-) -> Result<History, ApiError> {
-    let compiled = sandbox.serving().compiled;
-    let Some(lifecycle) = compiled.behaviours.lifecycles.of(&collection) else {
-        return Err(ApiError::not_found(
-            "no-lifecycle",
-            format!(
-                "collection {collection:?} of this sandbox declares no lifecycle (lifecycles/{collection}.yaml)"
-            ),
-        ));
-    };
-    let record = sandbox.state.get(&collection, &rid);
-    let transitions = state
-        .store
-        .list_transitions(&sandbox.id, &collection, &rid)
-        .await?;
-    if record.is_none() && transitions.is_empty() {
-        return Err(ApiError::not_found(
-            "not-found",
-            format!("no {collection} record has id {rid:?}"),
-        ));
-    }
-    Ok(History {
-        state: record.and_then(|r| lifecycle.state_of(&r.value.value).map(str::to_owned)),
-        collection,
-        id: rid,
-        transitions: transitions
-            .into_iter()
-            .map(|t| TransitionView {
-                from: t.from,
-                to: t.to,
-                at: rfc3339(t.at_ms),
-                cause: t.cause,
-            })
-            .collect(),
-    })
+    Ok(Json(service::history(&state, &id, collection, rid).await?))
 }
 
 /// Exactly one of the fields.
@@ -305,41 +196,17 @@ pub async fn transition(
     Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(body): ApiJson<TransitionRequest>,
 ) -> Result<Json<History>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    if body.to.is_some() == body.event.is_some() {
-        return Err(invalid(
-            "",
-            "send exactly one of {\"to\": \"<state>\"}, {\"event\": \"<event type>\"}".into(),
-        ));
-    }
-    let compiled = sandbox.serving().compiled;
-    let context = sandbox.background();
-    let now_ms = sandbox.now_ms();
-    let (moved_collection, moved_id) = (collection.clone(), rid.clone());
-    // It waits for the sandbox's write turn: not on an async worker.
-    let (journal, result) = state
-        .user_work
-        .run(&id, move || {
-            let target = match (&body.to, &body.event) {
-                (Some(to), _) => Target::State(to),
-                (None, event) => Target::Event(event.as_deref().unwrap_or_default()),
-            };
-            sbx_engine::jobs::transition(
-                &compiled,
-                &context,
-                now_ms,
-                (&moved_collection, &moved_id),
-                target,
+    let to = match (body.to, body.event) {
+        (Some(to), None) => Move::ToState(to),
+        (None, Some(event)) => Move::ByEvent(event),
+        _ => {
+            return Err(ServiceError::invalid(
+                "",
+                "send exactly one of {\"to\": \"<state>\"}, {\"event\": \"<event type>\"}",
             )
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    persist(&state, &id, journal, None, Origin::control(&request_id))
-        .await
-        .map_err(ApiError::internal)?;
-    match result {
-        Ok(_) => Ok(Json(history_of(&state, &sandbox, collection, rid).await?)),
-        Err(NotMade::NotFound(message)) => Err(ApiError::not_found("not-found", message)),
-        Err(NotMade::Refused(message)) => Err(ApiError::conflict(message)),
-    }
+            .into());
+        }
+    };
+    let moved = service::transition(&state, &id, (collection, rid), to, &request_id);
+    Ok(Json(moved.await?))
 }

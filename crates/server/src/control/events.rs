@@ -12,7 +12,7 @@ use axum::{
 use base64::Engine;
 use futures_util::Stream;
 use sbx_engine::events::EventTypeSummary;
-use sbx_store::{EventRecord, Origin};
+use sbx_store::EventRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -20,11 +20,11 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::sandboxes::{invalid, live},
     deliveries::{body, event_id},
     error::{ApiError, ApiJson},
     middleware::RequestId,
     registry::LiveSandbox,
+    service::{events as service, sandboxes::live},
 };
 
 /// Events listed per call.
@@ -114,72 +114,14 @@ pub async fn trigger(
     Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(body): ApiJson<Trigger>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
-    let sandbox = live(&state, &id)?;
-    if body.event_type.is_empty() || body.event_type.len() > 200 {
-        return Err(invalid("/type", "type must be 1 to 200 characters".into()));
-    }
-    let compiled = sandbox.serving().compiled;
-    let declared = compiled.events.types.get(&body.event_type);
-    let data = match (body.data, declared) {
-        (Some(data), Some(declared)) => {
-            declared.check(&data).map_err(|m| invalid("/data", m))?;
-            data
-        }
-        (Some(data), None) => data,
-        (None, Some(_)) => {
-            // A template renders it: not on an async worker.
-            let context = sandbox.background();
-            let now_ms = sandbox.now_ms();
-            let (revision, event_type) = (compiled.clone(), body.event_type.clone());
-            state
-                .user_work
-                .run(&id, move || match revision.events.types.get(&event_type) {
-                    Some(declared) => {
-                        sbx_engine::jobs::event_payload(&revision, &context, now_ms, declared)
-                    }
-                    None => Err(format!("{event_type:?} is not in the event catalog")),
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(|m| invalid("/type", m))?
-        }
-        (None, None) => {
-            let known: Vec<&str> = compiled.events.types.keys().map(String::as_str).collect();
-            return Err(invalid(
-                "/type",
-                format!(
-                    "{:?} is not in the event catalog, so it has no golden payload: send data, or one of {}",
-                    body.event_type,
-                    if known.is_empty() {
-                        "(none declared)".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
-        }
+    let emitted = service::trigger(&state, &id, body.event_type, body.data, &request_id).await?;
+    let event = EventView {
+        id: event_id(emitted.number),
+        event_type: emitted.event_type,
+        data: emitted.data,
+        created_at: rfc3339(emitted.created_at_ms),
     };
-    let created_at_ms = sandbox.now_ms();
-    let number = state
-        .store
-        .emit_event(
-            &id,
-            &body.event_type,
-            &data.to_string(),
-            created_at_ms,
-            Some(&Origin::control(&request_id)),
-        )
-        .await?;
-    sandbox.next_delivery.note(created_at_ms);
-    Ok((
-        StatusCode::CREATED,
-        Json(EventView {
-            id: event_id(number),
-            event_type: body.event_type,
-            data,
-            created_at: rfc3339(created_at_ms),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(event)))
 }
 
 /// The secret `sbx listen` deliveries are signed with: stable per

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::logs::{logged, no_request},
     error::ApiError,
+    service::logs::{logged, logged_anywhere},
 };
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,10 +82,5 @@ pub async fn anywhere(
     State(state): State<AppState>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Explanation>, ApiError> {
-    let record = state
-        .store
-        .get_log(None, &request_id)
-        .await?
-        .ok_or_else(|| no_request(&state, &request_id, "no sandbox's log"))?;
-    Ok(Json(record.into()))
+    Ok(Json(logged_anywhere(&state, &request_id).await?.into()))
 }

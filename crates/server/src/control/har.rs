@@ -18,11 +18,9 @@ use serde_json::Value;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::{
-        logs::{MAX_PAGE, query},
-        sandboxes::live,
-    },
+    control::logs::query,
     error::ApiError,
+    service::logs::{self, Export},
 };
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs.har", tag = "logs",
@@ -39,34 +37,17 @@ pub async fn export(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    live(&state, &id)?;
-    let mut filter = query(&params)?;
+    let filter = query(&params)?;
     // All the log keeps, unless a limit asks for fewer.
     let wanted = if params.contains_key("limit") {
         filter.limit as usize
     } else {
         state.config.request_log_limits.keep_per_sandbox as usize
     };
-    filter.limit = MAX_PAGE;
-    let mut records = Vec::new();
-    let mut bytes = 0;
-    let mut cut_at_budget = false;
-    'pages: loop {
-        let page = state.store.list_logs(&id, &filter).await?;
-        let more = page.len() == MAX_PAGE as usize;
-        filter.before_seq = page.last().map(|r| r.seq);
-        for record in page {
-            bytes += size(&record);
-            if records.len() == wanted || bytes > MAX_EXPORT_BYTES {
-                cut_at_budget = bytes > MAX_EXPORT_BYTES;
-                break 'pages;
-            }
-            records.push(record);
-        }
-        if !more {
-            break;
-        }
-    }
+    let Export {
+        records,
+        cut_at_budget,
+    } = logs::export(&state, &id, filter, wanted).await?;
     let mut comment = format!("the request log of sandbox {id}");
     if cut_at_budget {
         comment.push_str(&format!(
@@ -92,16 +73,6 @@ pub async fn export(
             log: Spec::V1_2(log),
         }),
     ))
-}
-
-/// The most bytes of headers and bodies one export holds.
-const MAX_EXPORT_BYTES: usize = 64 * 1024 * 1024;
-
-fn size(record: &LogRecord) -> usize {
-    record.request_headers.len()
-        + record.request_body.len()
-        + record.response_headers.len()
-        + record.response_body.len()
 }
 
 fn entry(root: &str, record: &LogRecord) -> Entries {

@@ -14,8 +14,12 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::{filters, sandboxes::live},
+    control::filters,
     error::ApiError,
+    service::{
+        logs::{self, logged},
+        sandboxes::live,
+    },
 };
 
 /// Entries per page: the default and the most.
@@ -196,33 +200,6 @@ pub async fn show(
     Ok(Json(logged(&state, &id, &request_id).await?.into()))
 }
 
-/// A live sandbox's logged request, or 404 naming what is missing.
-pub(crate) async fn logged(
-    state: &AppState,
-    id: &str,
-    request_id: &str,
-) -> Result<LogRecord, ApiError> {
-    live(state, id)?;
-    state
-        .store
-        .get_log(Some(id), request_id)
-        .await?
-        .ok_or_else(|| no_request(state, request_id, &format!("the log of {id}")))
-}
-
-pub(crate) fn no_request(state: &AppState, request_id: &str, scope: &str) -> ApiError {
-    ApiError::not_found(
-        "not-found",
-        format!(
-            "{scope} has no request {request_id:?} ({})",
-            state.config.request_log_limits.retention()
-        ),
-    )
-}
-
-/// How often a tail looks for new entries.
-const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", tag = "logs",
     params(("id" = String, Path),
            ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
@@ -241,44 +218,13 @@ pub async fn stream(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    live(&state, &id)?;
-    let mut tail = query(&params)?;
-    tail.limit = MAX_PAGE;
-    let newest = LogQuery {
-        limit: 1,
-        ..LogQuery::default()
-    };
-    let last = state
-        .store
-        .list_logs(&id, &newest)
-        .await?
-        .first()
-        .map_or(0, |r| r.seq);
-    tail.after_seq = Some(last);
-    let entries = futures_util::stream::unfold(
-        (state, id, tail, std::collections::VecDeque::<Event>::new()),
-        |(state, id, mut tail, mut queued)| async move {
-            loop {
-                if let Some(event) = queued.pop_front() {
-                    return Some((Ok(event), (state, id, tail, queued)));
-                }
-                // Oldest first after the last one sent, until none is left;
-                // then wait for more.
-                let found = state.store.list_logs(&id, &tail).await.unwrap_or_default();
-                let Some(newest) = found.last() else {
-                    tokio::time::sleep(TAIL_POLL).await;
-                    continue;
-                };
-                tail.after_seq = Some(newest.seq);
-                queued.extend(found.into_iter().map(|record| {
-                    let view = LogView::from(record);
-                    Event::default()
-                        .event("request")
-                        .id(view.request_id.clone())
-                        .data(serde_json::to_string(&view).unwrap_or_default())
-                }));
-            }
-        },
-    );
-    Ok(Sse::new(entries).keep_alive(KeepAlive::default()))
+    let entries = logs::follow(&state, &id, query(&params)?).await?;
+    let events = futures_util::StreamExt::map(entries, |record| {
+        let view = LogView::from(record);
+        Ok(Event::default()
+            .event("request")
+            .id(view.request_id.clone())
+            .data(serde_json::to_string(&view).unwrap_or_default()))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

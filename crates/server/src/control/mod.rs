@@ -149,8 +149,8 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn no_route(request: Request) -> ApiError {
-    ApiError::not_found(
-        "no-control-route",
+    ApiError::new(
+        sbx_engine::ProblemType::NoControlRoute,
         format!(
             "{} {} is not a control-plane route; see /api/v1/openapi.json",
             request.method(),
@@ -199,7 +199,7 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
     };
     // Every change, and every refused attempt at one, is audited.
     if let Some(call) = call {
-        audit::record(&state, call.answered(&response)).await;
+        crate::service::audit::record(&state, call.answered(&response)).await;
     }
     response
 }

@@ -88,7 +88,7 @@ impl Modify for AdminToken {
         webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
     ),
-    components(schemas(FieldError, projects::FileKind)),
+    components(schemas(FieldError, crate::service::projects::FileKind)),
     modifiers(&AdminToken),
 )]
 struct ControlPlaneDoc;

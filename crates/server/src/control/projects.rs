@@ -1,6 +1,6 @@
 //! Projects: an OpenAPI document and its immutable revisions.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use axum::{
     Json,
@@ -15,12 +15,14 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::{
-    app::{AppState, compiled_revision, now_ms, parse_files, rfc3339},
+    app::{AppState, rfc3339},
     control::created,
     drift::DriftFinding,
     error::{ApiError, ApiJson, FieldError},
-    ids::valid_project_name,
-    registry::compile_project,
+    service::{
+        ServiceError,
+        projects::{self as service, Coverage, FileKind},
+    },
 };
 
 /// A project's spec and behaviour files (see docs/projects.md); the file
@@ -149,33 +151,15 @@ pub struct ProjectList {
     pub items: Vec<ProjectSummary>,
 }
 
-fn spec_text(spec: Value) -> Result<String, ApiError> {
+fn spec_text(spec: Value) -> Result<String, ServiceError> {
     match spec {
         Value::String(text) => Ok(text),
         Value::Object(_) => Ok(spec.to_string()),
-        _ => Err(ApiError::validation(vec![FieldError {
-            location: "body".into(),
-            pointer: "/spec".into(),
-            message: "`spec` must be the document's YAML or JSON text (or a JSON object)".into(),
-            line: None,
-            column: None,
-        }])),
+        _ => Err(ServiceError::invalid(
+            "/spec",
+            "`spec` must be the document's YAML or JSON text (or a JSON object)",
+        )),
     }
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if valid_project_name(name) {
-        return Ok(());
-    }
-    Err(ApiError::validation(vec![FieldError {
-        location: "body".into(),
-        pointer: "/name".into(),
-        message: format!(
-            "project name {name:?} must be 1-64 of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
-        ),
-        line: None,
-        column: None,
-    }]))
 }
 
 fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
@@ -257,79 +241,13 @@ pub async fn create(
     ApiJson(mut body): ApiJson<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = body.name.clone().unwrap_or_default();
-    check_name(&name)?;
     let files = body.files().unwrap_or_default();
     let text = spec_text(body.spec)?;
-    let _edit = state.edits.lock().await;
-    let (record, compiled) = publish(&state, &name, text, files, true).await?;
-    tracing::info!(project = %record.name, operations = compiled.operations.len(), "project imported");
+    let (record, compiled) = service::import(&state, &name, text, files).await?;
     Ok(created(
         format!("/api/v1/projects/{}", record.name),
         view(&record, &compiled),
     ))
-}
-
-/// Compiles a spec and its files, then stores them as a new revision (or a
-/// new project) and swaps it into every sandbox that follows the project.
-/// A revision that does not compile is rejected whole: nothing changes.
-pub async fn publish(
-    state: &AppState,
-    name: &str,
-    spec: String,
-    files: ProjectFiles,
-    create: bool,
-) -> Result<(ProjectRecord, Arc<CompiledRevision>), ApiError> {
-    let files_text = serde_json::to_string(&files).map_err(ApiError::internal)?;
-    let compiled = compile_project(
-        spec.clone(),
-        files,
-        &state.config.limits,
-        &state.config.scripts,
-    )
-    .await?;
-    let record = if create {
-        state
-            .store
-            .create_project(name, &spec, &files_text, now_ms())
-            .await?
-    } else {
-        state
-            .store
-            .add_revision(name, &spec, &files_text, now_ms())
-            .await?;
-        state
-            .store
-            .get_project(name)
-            .await?
-            .ok_or_else(|| missing(name))?
-    };
-    state
-        .registry
-        .put_compiled(name, record.latest_revision, compiled.clone());
-    let swapped = state
-        .registry
-        .swap_project(name, record.latest_revision, &compiled);
-    tracing::info!(project = %name, revision = record.latest_revision, sandboxes = swapped, "revision live");
-    Ok((record, compiled))
-}
-
-fn missing(name: &str) -> ApiError {
-    ApiError::not_found("not-found", format!("project \"{name}\" does not exist"))
-}
-
-/// The latest revision's spec text and files.
-async fn latest(state: &AppState, name: &str) -> Result<(String, ProjectFiles), ApiError> {
-    let project = state
-        .store
-        .get_project(name)
-        .await?
-        .ok_or_else(|| missing(name))?;
-    let revision = state
-        .store
-        .get_revision(name, project.latest_revision)
-        .await?
-        .ok_or_else(|| missing(name))?;
-    Ok((revision.spec, parse_files(&revision.files)?))
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/spec", tag = "projects", request_body = ProjectBody,
@@ -346,27 +264,10 @@ pub async fn replace_spec(
             "body names project {other:?} but the path names {name:?}"
         )));
     }
-    let given = body.files();
+    let files = body.files();
     let text = spec_text(body.spec)?;
-    let _edit = state.edits.lock().await;
-    let (_, kept) = latest(&state, &name).await?;
-    let files = given.unwrap_or(kept);
-    let (record, compiled) = publish(&state, &name, text, files, false).await?;
+    let (record, compiled) = service::replace_spec(&state, &name, text, files).await?;
     Ok(Json(view(&record, &compiled)))
-}
-
-/// The kinds of files editable one at a time.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FileKind {
-    Behaviours,
-    Templates,
-    Modules,
-    Fixtures,
-    Scenarios,
-    Jobs,
-    Lifecycles,
-    Events,
 }
 
 /// A file's text: the raw body, or `{"source": "…"}` sent as JSON.
@@ -384,60 +285,11 @@ fn source_text(headers: &HeaderMap, body: String) -> String {
     body
 }
 
-fn apply_file(
-    files: &mut ProjectFiles,
-    kind: FileKind,
-    item: &str,
-    text: Option<String>,
-) -> Result<bool, ApiError> {
-    let existed = match (kind, text) {
-        (FileKind::Behaviours, Some(text)) => {
-            files.behaviours.insert(item.to_owned(), text).is_some()
-        }
-        (FileKind::Templates, Some(text)) => {
-            files.templates.insert(item.to_owned(), text).is_some()
-        }
-        (FileKind::Modules, Some(text)) => files.modules.insert(item.to_owned(), text).is_some(),
-        (FileKind::Jobs, Some(text)) => files.jobs.insert(item.to_owned(), text).is_some(),
-        (
-            FileKind::Fixtures | FileKind::Scenarios | FileKind::Lifecycles | FileKind::Events,
-            Some(text),
-        ) => {
-            let mut problems = Vec::new();
-            let (folder, target) = match kind {
-                FileKind::Fixtures => ("fixtures", &mut files.fixtures),
-                FileKind::Scenarios => ("scenarios", &mut files.scenarios),
-                FileKind::Lifecycles => ("lifecycles", &mut files.lifecycles),
-                _ => ("events", &mut files.events),
-            };
-            let file = format!("{folder}/{item}.yaml");
-            let Some(data) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
-                return Err(crate::registry::project_problems(&problems));
-            };
-            target.insert(item.to_owned(), data).is_some()
-        }
-        (FileKind::Behaviours, None) => files.behaviours.remove(item).is_some(),
-        (FileKind::Templates, None) => files.templates.remove(item).is_some(),
-        (FileKind::Modules, None) => files.modules.remove(item).is_some(),
-        (FileKind::Fixtures, None) => files.fixtures.remove(item).is_some(),
-        (FileKind::Scenarios, None) => files.scenarios.remove(item).is_some(),
-        (FileKind::Jobs, None) => files.jobs.remove(item).is_some(),
-        (FileKind::Lifecycles, None) => files.lifecycles.remove(item).is_some(),
-        (FileKind::Events, None) => files.events.remove(item).is_some(),
-    };
-    Ok(existed)
-}
-
-async fn edit(
-    state: &AppState,
-    name: &str,
-    change: impl FnOnce(&mut ProjectFiles) -> Result<(), ApiError>,
-) -> Result<Json<ProjectView>, ApiError> {
-    let _edit = state.edits.lock().await;
-    let (spec, mut files) = latest(state, name).await?;
-    change(&mut files)?;
-    let (record, compiled) = publish(state, name, spec, files, false).await?;
-    Ok(Json(view(&record, &compiled)))
+/// A project at its new revision.
+fn revised(
+    (record, compiled): (ProjectRecord, std::sync::Arc<CompiledRevision>),
+) -> Json<ProjectView> {
+    Json(view(&record, &compiled))
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
@@ -454,10 +306,9 @@ pub async fn put_file(
     body: String,
 ) -> Result<Json<ProjectView>, ApiError> {
     let text = source_text(&headers, body);
-    edit(&state, &name, |files| {
-        apply_file(files, kind, &item, Some(text)).map(drop)
-    })
-    .await
+    Ok(revised(
+        service::edit_file(&state, &name, kind, &item, Some(text)).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
@@ -468,17 +319,9 @@ pub async fn delete_file(
     State(state): State<AppState>,
     Path((name, kind, item)): Path<(String, FileKind, String)>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    edit(&state, &name, |files| {
-        if apply_file(files, kind, &item, None)? {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(
-                "not-found",
-                format!("project \"{name}\" has no {kind:?} file {item:?}").to_lowercase(),
-            ))
-        }
-    })
-    .await
+    Ok(revised(
+        service::edit_file(&state, &name, kind, &item, None).await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/env", tag = "projects", params(("name" = String, Path)),
@@ -489,11 +332,11 @@ pub async fn put_env(
     Path(name): Path<String>,
     ApiJson(env): ApiJson<Map<String, Value>>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    edit(&state, &name, |files| {
+    let edited = service::edit_files(&state, &name, |files| {
         files.env = env;
         Ok(())
-    })
-    .await
+    });
+    Ok(revised(edited.await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/settings", tag = "projects", params(("name" = String, Path)),
@@ -504,11 +347,11 @@ pub async fn put_settings(
     Path(name): Path<String>,
     ApiJson(settings): ApiJson<ProjectSettings>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    edit(&state, &name, |files| {
+    let edited = service::edit_files(&state, &name, |files| {
         files.settings = settings;
         Ok(())
-    })
-    .await
+    });
+    Ok(revised(edited.await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}/files", tag = "projects", params(("name" = String, Path)),
@@ -518,7 +361,7 @@ pub async fn files(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ProjectFiles>, ApiError> {
-    Ok(Json(latest(&state, &name).await?.1))
+    Ok(Json(service::latest(&state, &name).await?.1))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -533,9 +376,7 @@ pub async fn drift(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<DriftList>, ApiError> {
-    if state.store.get_project(&name).await?.is_none() {
-        return Err(missing(&name));
-    }
+    service::get(&state, &name).await?;
     Ok(Json(DriftList {
         items: state.drift.findings(&name),
     }))
@@ -565,11 +406,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let record = state.store.get_project(&name).await?.ok_or_else(|| {
-        ApiError::not_found("not-found", format!("project \"{name}\" does not exist"))
-    })?;
-    let compiled = compiled_revision(&state, &name, record.latest_revision).await?;
-    Ok(Json(view(&record, &compiled)))
+    Ok(revised(service::latest_compiled(&state, &name).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
@@ -579,30 +416,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let removed = state.store.delete_project(&name).await?;
-    for id in &removed {
-        state.registry.remove(id);
-    }
-    state.registry.forget_project(&name);
-    state.drift.forget(&name);
-    tracing::info!(project = %name, sandboxes = removed.len(), "project deleted");
+    service::delete(&state, &name).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OperationCoverage {
-    pub operation: String,
-    /// Error statuses the spec declares (4xx/5xx; `4XX`/`default` as written).
-    pub declared: Vec<String>,
-    /// Those a scenario answers with.
-    pub covered: Vec<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Coverage {
-    pub declared: usize,
-    pub covered: usize,
-    pub items: Vec<OperationCoverage>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}/coverage", tag = "projects", params(("name" = String, Path)),
@@ -612,42 +427,5 @@ pub async fn coverage(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Coverage>, ApiError> {
-    let record = state
-        .store
-        .get_project(&name)
-        .await?
-        .ok_or_else(|| missing(&name))?;
-    let compiled = compiled_revision(&state, &name, record.latest_revision).await?;
-    let mut items = Vec::new();
-    for (index, operation) in compiled.model.operations.iter().enumerate() {
-        let scenarios = &compiled.behaviours.scenarios.by_operation[index];
-        let mut declared = Vec::new();
-        let mut covered = Vec::new();
-        for response in &operation.responses {
-            let (label, is_error) = match response.status {
-                sbx_spec::StatusKey::Code(code) => (code.to_string(), code >= 400),
-                sbx_spec::StatusKey::Range(digit) => (format!("{digit}XX"), digit >= 4),
-                sbx_spec::StatusKey::Default => ("default".to_owned(), true),
-            };
-            if !is_error {
-                continue;
-            }
-            if scenarios.iter().any(|s| response.status.matches(s.status)) {
-                covered.push(label.clone());
-            }
-            declared.push(label);
-        }
-        if !declared.is_empty() {
-            items.push(OperationCoverage {
-                operation: operation.id.clone(),
-                declared,
-                covered,
-            });
-        }
-    }
-    Ok(Json(Coverage {
-        declared: items.iter().map(|i| i.declared.len()).sum(),
-        covered: items.iter().map(|i| i.covered.len()).sum(),
-        items,
-    }))
+    Ok(Json(service::coverage(&state, &name).await?))
 }

@@ -1,6 +1,6 @@
 //! Sandboxes: isolated instances of one project revision.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use axum::{
     Extension, Json,
@@ -8,26 +8,23 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use std::collections::BTreeMap;
-
 use sbx_engine::AuthMode;
-use sbx_store::SandboxRecord;
+use sbx_webhooks::ScheduleName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    app::{AppState, compiled_revision, now_ms, rfc3339},
+    app::{AppState, rfc3339},
     control::created,
-    error::{ApiError, ApiJson, FieldError},
-    ids::{SandboxId, generate_api_key, hash_secret},
+    error::{ApiError, ApiJson},
     middleware::RequestId,
     registry::LiveSandbox,
+    service::{
+        ServiceError,
+        sandboxes::{self as service, NewSandbox},
+    },
 };
-
-/// Longest accepted seed and label.
-const MAX_SEED_CHARS: usize = 128;
-const MAX_LABEL_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,16 +89,6 @@ pub struct ListFilter {
     pub project: Option<String>,
 }
 
-pub(crate) fn invalid(pointer: &str, message: String) -> ApiError {
-    ApiError::validation(vec![FieldError {
-        location: "body".into(),
-        pointer: pointer.into(),
-        message,
-        line: None,
-        column: None,
-    }])
-}
-
 fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> SandboxView {
     let serving = sandbox.serving();
     let base_path = &serving.compiled.model.base_path;
@@ -126,11 +113,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         api_key,
         expires_at: sandbox.expires_at_ms.map(rfc3339),
         created_at: rfc3339(sandbox.created_at_ms),
-        auth: match sandbox.auth {
-            AuthMode::Spec => "spec",
-            AuthMode::None => "none",
-        }
-        .to_owned(),
+        auth: sandbox.auth.as_str().to_owned(),
         seed: sandbox.seed_text.clone(),
         label: sandbox.label.clone(),
         env: (*sandbox.env()).clone(),
@@ -147,105 +130,52 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSandbox>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = state
-        .store
-        .get_project(&body.project)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "not-found",
-                format!("project \"{}\" does not exist", body.project),
-            )
-        })?;
-    let revision = body.revision.unwrap_or(project.latest_revision);
-    if revision == 0 || revision > project.latest_revision {
-        return Err(ApiError::not_found(
-            "not-found",
-            format!(
-                "project \"{}\" has revisions 1 to {}; there is no revision {revision}",
-                project.name, project.latest_revision
-            ),
-        ));
-    }
-    let max_ttl = state.config.limits.max_ttl_seconds;
-    if let Some(ttl) = body.ttl_seconds
-        && (ttl == 0 || ttl > max_ttl)
-    {
-        return Err(invalid(
-            "/ttl_seconds",
-            format!("ttl_seconds must be between 1 and {max_ttl}"),
-        ));
-    }
-    let auth = match body.auth.as_deref() {
-        None | Some("spec") => "spec",
-        Some("none") => "none",
-        Some(other) => {
-            return Err(invalid(
-                "/auth",
-                format!("auth must be \"spec\" or \"none\", not {other:?}"),
-            ));
-        }
-    };
-    let webhook_schedule = match body.webhook_schedule.as_deref() {
-        None => sbx_webhooks::ScheduleName::Standard,
-        Some(name) => sbx_webhooks::ScheduleName::parse(name).ok_or_else(|| {
-            invalid(
-                "/webhook_schedule",
-                format!("webhook_schedule must be \"standard\" or \"compressed\", not {name:?}"),
-            )
-        })?,
-    };
-    let id = SandboxId::generate();
-    let seed = match body.seed {
-        None | Some(Value::Null) => id.to_string(),
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_SEED_CHARS => s,
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => {
-            return Err(invalid(
-                "/seed",
-                format!(
-                    "seed must be a non-empty string of at most {MAX_SEED_CHARS} characters, or a number"
-                ),
-            ));
-        }
-    };
-    if let Some(label) = &body.label
-        && label.chars().count() > MAX_LABEL_CHARS
-    {
-        return Err(invalid(
-            "/label",
-            format!("label is longer than {MAX_LABEL_CHARS} characters"),
-        ));
-    }
-    let compiled = compiled_revision(&state, &project.name, revision).await?;
-    let api_key = generate_api_key();
-    let now = now_ms();
-    let record = SandboxRecord {
-        id: id.to_string(),
-        project: project.name.clone(),
-        revision,
-        key_hash: hash_secret(&api_key),
-        seed,
-        auth: auth.to_owned(),
-        label: body.label,
-        created_at_ms: now,
-        expires_at_ms: body
-            .ttl_seconds
-            .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
-        pinned: body.revision.is_some(),
-        env: Value::Object(body.env.unwrap_or_default()).to_string(),
-        chaos: None,
-        scenario: None,
-        clock_offset_ms: 0,
-        clock_frozen_ms: None,
-        seeded_at_ms: now,
-        webhook_schedule: webhook_schedule.as_str().to_owned(),
-    };
-    state.store.create_sandbox(&record).await?;
-    let live = LiveSandbox::from_record(record, Arc::clone(&compiled), Vec::new());
-    let answer = view(&state, &live, Some(api_key));
-    state.registry.insert(live);
+    let new = body.parse()?;
+    let made = service::create(&state, new).await?;
+    let answer = view(&state, &made.sandbox, Some(made.api_key));
     Ok(created(format!("/api/v1/sandboxes/{}", answer.id), answer))
+}
+
+impl CreateSandbox {
+    /// The body's choices, named values turned into their types.
+    fn parse(self) -> Result<NewSandbox, ServiceError> {
+        let auth = match self.auth.as_deref() {
+            None => AuthMode::Spec,
+            Some(name) => AuthMode::parse(name).ok_or_else(|| {
+                ServiceError::invalid(
+                    "/auth",
+                    format!("auth must be \"spec\" or \"none\", not {name:?}"),
+                )
+            })?,
+        };
+        let webhook_schedule = match self.webhook_schedule.as_deref() {
+            None => ScheduleName::Standard,
+            Some(name) => ScheduleName::parse(name).ok_or_else(|| {
+                ServiceError::invalid(
+                    "/webhook_schedule",
+                    format!(
+                        "webhook_schedule must be \"standard\" or \"compressed\", not {name:?}"
+                    ),
+                )
+            })?,
+        };
+        let seed = match self.seed {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => return Err(service::bad_seed()),
+        };
+        Ok(NewSandbox {
+            project: self.project,
+            revision: self.revision,
+            ttl_seconds: self.ttl_seconds,
+            seed,
+            auth,
+            label: self.label,
+            env: self.env.unwrap_or_default(),
+            webhook_schedule,
+        })
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes", tag = "sandboxes", params(ListFilter),
@@ -254,24 +184,11 @@ pub async fn list(
     State(state): State<AppState>,
     Query(filter): Query<ListFilter>,
 ) -> Json<SandboxList> {
-    let now = now_ms();
-    let items = state
-        .registry
-        .all()
+    let items = service::list(&state, filter.project.as_deref())
         .iter()
-        .filter(|s| filter.project.as_ref().is_none_or(|p| *p == s.project))
-        .filter(|s| s.expired_at(now).is_none())
         .map(|s| view(&state, s, None))
         .collect();
     Json(SandboxList { items })
-}
-
-pub(crate) fn live(state: &AppState, id: &str) -> Result<Arc<LiveSandbox>, ApiError> {
-    state
-        .registry
-        .get(id)
-        .filter(|s| s.expired_at(now_ms()).is_none())
-        .ok_or_else(|| ApiError::not_found("not-found", format!("sandbox \"{id}\" does not exist")))
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
@@ -280,7 +197,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = live(&state, &id)?;
+    let sandbox = service::live(&state, &id)?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -290,13 +207,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.delete_sandbox(&id).await? {
-        return Err(ApiError::not_found(
-            "not-found",
-            format!("sandbox \"{id}\" does not exist"),
-        ));
-    }
-    state.registry.remove(&id);
+    service::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -307,11 +218,7 @@ pub async fn reset(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    let _jobs = sandbox.jobs.lock().await;
-    let seeded_at_ms = sandbox.now_ms();
-    state.store.clear_resources(&id, seeded_at_ms).await?;
-    sandbox.reseed(seeded_at_ms);
+    let sandbox = service::reset(&state, &id).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -331,47 +238,7 @@ pub async fn seed(
     Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(records): ApiJson<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let sandbox = live(&state, &id)?;
-    let compiled = sandbox.serving().compiled;
-    let (seed, records_state, now_ms) = (sandbox.seed, sandbox.state.clone(), sandbox.now_ms());
-    // Seeding waits for the sandbox's write turn and synthesizes records:
-    // not on an async worker.
-    let changes = state
-        .user_work
-        .run(&id, move || {
-            sbx_engine::seed(&compiled, seed, &records_state, &records, now_ms)
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|problems| {
-            ApiError::validation(
-                problems
-                    .into_iter()
-                    .map(|p| FieldError {
-                        location: "body".into(),
-                        pointer: format!("{}{}", p.file, p.pointer),
-                        message: p.message,
-                        line: None,
-                        column: None,
-                    })
-                    .collect(),
-            )
-        })?;
-    let mut created: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for change in &changes {
-        created
-            .entry(change.collection.clone())
-            .or_default()
-            .push(change.id.clone());
-    }
-    let journal = sbx_engine::Journal {
-        changes,
-        ..Default::default()
-    };
-    let origin = sbx_store::Origin::control(&request_id);
-    crate::data_plane::persist(&state, &id, journal, None, origin)
-        .await
-        .map_err(ApiError::internal)?;
+    let created = service::seed(&state, &id, records, &request_id).await?;
     Ok((StatusCode::CREATED, Json(Seeded { created })))
 }
 
@@ -383,12 +250,7 @@ pub async fn put_env(
     Path(id): Path<String>,
     ApiJson(env): ApiJson<Map<String, Value>>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    state
-        .store
-        .set_sandbox_env(&id, &Value::Object(env.clone()).to_string())
-        .await?;
-    sandbox.set_env(env);
+    let sandbox = service::set_env(&state, &id, env).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -408,14 +270,7 @@ pub async fn put_chaos(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ChaosProfile>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    let spec = sbx_engine::ChaosSpec::parse(&body.profile)
-        .map_err(|message| invalid("/profile", message))?;
-    state
-        .store
-        .set_sandbox_chaos(&id, Some(&body.profile))
-        .await?;
-    sandbox.set_chaos(Some((body.profile, Arc::new(spec))));
+    let sandbox = service::set_chaos(&state, &id, Some(body.profile)).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -426,9 +281,7 @@ pub async fn delete_chaos(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    state.store.set_sandbox_chaos(&id, None).await?;
-    sandbox.set_chaos(None);
+    let sandbox = service::set_chaos(&state, &id, None).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -456,19 +309,13 @@ pub struct ScenarioList {
 }
 
 fn scenario_list(sandbox: &LiveSandbox) -> ScenarioList {
-    let compiled = sandbox.serving().compiled;
-    let scenarios = &compiled.behaviours.scenarios;
-    let items = compiled
-        .model
-        .operations
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !scenarios.by_operation[*i].is_empty())
-        .map(|(i, op)| OperationScenarios {
-            operation: op.id.clone(),
-            method: op.method.clone(),
-            path: op.path.clone(),
-            scenarios: scenarios.summaries(i),
+    let items = service::scenarios(sandbox)
+        .into_iter()
+        .map(|op| OperationScenarios {
+            operation: op.operation,
+            method: op.method,
+            path: op.path,
+            scenarios: op.scenarios,
         })
         .collect();
     ScenarioList {
@@ -484,7 +331,7 @@ pub async fn scenarios(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ScenarioList>, ApiError> {
-    let sandbox = live(&state, &id)?;
+    let sandbox = service::live(&state, &id)?;
     Ok(Json(scenario_list(&sandbox)))
 }
 
@@ -497,24 +344,6 @@ pub async fn put_scenario(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DefaultScenario>,
 ) -> Result<Json<ScenarioList>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    if let Some(name) = &body.scenario {
-        let list = scenario_list(&sandbox);
-        let known = list
-            .items
-            .iter()
-            .any(|op| op.scenarios.iter().any(|s| s.name == *name));
-        if !known {
-            return Err(invalid(
-                "/scenario",
-                format!("no operation of this sandbox declares a scenario {name:?}"),
-            ));
-        }
-    }
-    state
-        .store
-        .set_sandbox_scenario(&id, body.scenario.as_deref())
-        .await?;
-    sandbox.set_scenario(body.scenario.as_deref());
+    let sandbox = service::set_scenario(&state, &id, body.scenario.as_deref()).await?;
     Ok(Json(scenario_list(&sandbox)))
 }

@@ -15,9 +15,10 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    control::{filters, sandboxes::live},
+    control::filters,
     deliveries::event_id,
     error::ApiError,
+    service::sandboxes::live,
 };
 
 /// Entries per answer: the default and the most.

@@ -12,16 +12,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::{
-    app::{AppState, now_ms, rfc3339},
+    app::{AppState, rfc3339},
     control::created,
-    control::sandboxes::{invalid, live},
     error::{ApiError, ApiJson},
+    service::webhooks::{self as service, EndpointChange},
 };
 
-/// How long a rotated-out secret keeps signing.
-const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
-/// Endpoints per sandbox.
-const MAX_ENDPOINTS: usize = 20;
 /// Deliveries listed per endpoint.
 const LISTED_DELIVERIES: u32 = 100;
 
@@ -71,83 +67,6 @@ pub struct EndpointList {
     pub items: Vec<EndpointView>,
 }
 
-/// `url` is required on creation; on update every field is optional.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointChange {
-    /// `http://` or `https://`; private and loopback hosts are refused
-    /// unless the server allows private egress.
-    pub url: Option<String>,
-    /// Event types to deliver (default `["*"]`, every type).
-    pub events: Option<Vec<String>>,
-    pub description: Option<String>,
-    /// `true` re-enables a disabled endpoint; `false` disables it.
-    pub enabled: Option<bool>,
-    /// Faults to inject into its deliveries (`{}`: none): `duplicate`
-    /// (probability), `delay_ms`, `skew_seconds`, `reorder`.
-    #[schema(value_type = Option<Object>)]
-    pub faults: Option<Faults>,
-}
-
-fn checked_faults(faults: Option<Faults>) -> Result<Option<String>, ApiError> {
-    let Some(faults) = faults.filter(|f| !f.is_none()) else {
-        return Ok(None);
-    };
-    faults.check().map_err(|m| invalid("/faults", m))?;
-    Ok(serde_json::to_string(&faults).ok())
-}
-
-fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| invalid("/url", format!("{url:?} is not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid(
-            "/url",
-            "the URL must be http:// or https://".into(),
-        ));
-    }
-    let literal = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-        Some(url::Host::Domain("localhost")) => Some(std::net::IpAddr::from([127, 0, 0, 1])),
-        _ => None,
-    };
-    if !state.config.allow_private_egress && literal.is_some_and(|ip| !crate::egress::is_public(ip))
-    {
-        return Err(invalid(
-            "/url",
-            format!(
-                "{url} is a private or loopback address, which the egress policy refuses (start the server with --allow-private-egress to deliver to one)"
-            ),
-        ));
-    }
-    Ok(url.to_owned())
-}
-
-fn checked_events(events: Option<Vec<String>>) -> Result<String, ApiError> {
-    let events = events.unwrap_or_else(|| vec!["*".to_owned()]);
-    if events.is_empty() || events.iter().any(|e| e.is_empty() || e.len() > 200) {
-        return Err(invalid(
-            "/events",
-            "name one or more event types (or \"*\"), each 1 to 200 characters".into(),
-        ));
-    }
-    Ok(serde_json::to_string(&events).unwrap_or_else(|_| "[\"*\"]".into()))
-}
-
-async fn endpoint(state: &AppState, id: &str, endpoint: &str) -> Result<EndpointRecord, ApiError> {
-    state
-        .store
-        .get_endpoint(id, endpoint)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "not-found",
-                format!("sandbox {id} has no webhook endpoint {endpoint:?}"),
-            )
-        })
-}
-
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints", tag = "webhooks", params(("id" = String, Path)),
     request_body = EndpointChange,
     responses((status = 201, body = EndpointView, description = "events emitted from now on are delivered to it", headers(("location" = String, description = "the new endpoint"))), (status = 404), (status = 422)),
@@ -157,33 +76,7 @@ pub async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EndpointChange>,
 ) -> Result<axum::response::Response, ApiError> {
-    live(&state, &id)?;
-    let url = body
-        .url
-        .as_deref()
-        .ok_or_else(|| invalid("/url", "url is required".into()))?;
-    let url = checked_url(&state, url)?;
-    let events = checked_events(body.events)?;
-    if state.store.list_endpoints(&id).await?.len() >= MAX_ENDPOINTS {
-        return Err(ApiError::conflict(format!(
-            "a sandbox has at most {MAX_ENDPOINTS} webhook endpoints"
-        )));
-    }
-    let record = EndpointRecord {
-        id: format!("we_{}", crate::ids::random_token(16)),
-        sandbox_id: id,
-        url,
-        events,
-        description: body.description,
-        secret: sbx_webhooks::generate_secret(),
-        previous_secret: None,
-        previous_secret_expires_ms: None,
-        disabled_reason: (body.enabled == Some(false)).then(|| "disabled by request".to_owned()),
-        failures_in_row: 0,
-        created_at_ms: now_ms(),
-        faults: checked_faults(body.faults)?,
-    };
-    state.store.create_endpoint(&record).await?;
+    let record = service::create_endpoint(&state, &id, body).await?;
     let location = format!(
         "/api/v1/sandboxes/{}/webhook-endpoints/{}",
         record.sandbox_id, record.id
@@ -197,8 +90,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointList>, ApiError> {
-    live(&state, &id)?;
-    let items = state.store.list_endpoints(&id).await?;
+    let items = service::endpoints(&state, &id).await?;
     Ok(Json(EndpointList {
         items: items.into_iter().map(EndpointView::from).collect(),
     }))
@@ -211,8 +103,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    live(&state, &id)?;
-    Ok(Json(endpoint(&state, &id, &endpoint_id).await?.into()))
+    Ok(Json(
+        service::endpoint(&state, &id, &endpoint_id).await?.into(),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", tag = "webhooks",
@@ -223,36 +116,8 @@ pub async fn update(
     Path((id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointChange>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    live(&state, &id)?;
-    let mut record = endpoint(&state, &id, &endpoint_id).await?;
-    if let Some(url) = &body.url {
-        record.url = checked_url(&state, url)?;
-    }
-    if body.events.is_some() {
-        record.events = checked_events(body.events)?;
-    }
-    if body.description.is_some() {
-        record.description = body.description;
-    }
-    if body.faults.is_some() {
-        record.faults = checked_faults(body.faults)?;
-    }
-    match body.enabled {
-        Some(true) => {
-            record.disabled_reason = None;
-            record.failures_in_row = 0;
-        }
-        Some(false) => record.disabled_reason = Some("disabled by request".to_owned()),
-        None => {}
-    }
-    state.store.update_endpoint(&record).await?;
-    if record.disabled_reason.is_none()
-        && let Some(sandbox) = state.registry.get(&id)
-    {
-        // Deliveries held while it was disabled are due again.
-        sandbox.next_delivery.note(i64::MIN);
-    }
-    Ok(Json(record.into()))
+    let updated = service::update_endpoint(&state, &id, &endpoint_id, body).await?;
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", tag = "webhooks",
@@ -262,17 +127,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    live(&state, &id)?;
-    if state.store.delete_endpoint(&id, &endpoint_id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(endpoint(&state, &id, &endpoint_id)
-            .await
-            .err()
-            .unwrap_or_else(|| {
-                ApiError::not_found("not-found", format!("no webhook endpoint {endpoint_id:?}"))
-            }))
-    }
+    service::delete_endpoint(&state, &id, &endpoint_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret", tag = "webhooks",
@@ -283,15 +139,8 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    live(&state, &id)?;
-    let mut record = endpoint(&state, &id, &endpoint_id).await?;
-    record.previous_secret = Some(std::mem::replace(
-        &mut record.secret,
-        sbx_webhooks::generate_secret(),
-    ));
-    record.previous_secret_expires_ms = Some(now_ms() + ROTATION_OVERLAP_MS);
-    state.store.update_endpoint(&record).await?;
-    Ok(Json(record.into()))
+    let rotated = service::rotate_secret(&state, &id, &endpoint_id).await?;
+    Ok(Json(rotated.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -331,8 +180,7 @@ pub async fn deliveries(
     State(state): State<AppState>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    live(&state, &id)?;
-    endpoint(&state, &id, &endpoint_id).await?;
+    service::endpoint(&state, &id, &endpoint_id).await?;
     let mut items = Vec::new();
     for delivery in state
         .store
@@ -384,30 +232,6 @@ pub async fn redeliver(
     Path((id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Redelivery>,
 ) -> Result<Json<Requeued>, ApiError> {
-    let sandbox = live(&state, &id)?;
-    endpoint(&state, &id, &endpoint_id).await?;
-    let event = match &body.event {
-        Some(text) => Some(
-            text.strip_prefix("evt_")
-                .and_then(|n| n.parse::<i64>().ok())
-                .ok_or_else(|| invalid("/event", format!("{text:?} is not an event id (evt_…)")))?,
-        ),
-        None => None,
-    };
-    let now = sandbox.now_ms();
-    let requeued = state
-        .store
-        .requeue_deliveries(&id, &endpoint_id, event, now)
-        .await?;
-    if requeued == 0 && event.is_some() {
-        return Err(ApiError::not_found(
-            "not-found",
-            format!(
-                "event {} was never delivered to {endpoint_id}",
-                body.event.unwrap_or_default()
-            ),
-        ));
-    }
-    sandbox.next_delivery.note(now);
+    let requeued = service::redeliver(&state, &id, &endpoint_id, body.event.as_deref()).await?;
     Ok(Json(Requeued { requeued }))
 }

@@ -1,0 +1,395 @@
+//! Projects: compiling a spec with its behaviour files, publishing it as a
+//! new revision, editing one file at a time, and the compiled revisions
+//! sandboxes serve.
+
+use std::sync::Arc;
+
+use sbx_engine::{CompiledRevision, FileProblem, ProjectFiles, ScriptLimits};
+use sbx_store::{ProjectRecord, RevisionRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{FieldError, ServiceError, ServiceResult};
+use crate::{
+    app::{AppState, now_ms},
+    config::Limits,
+    ids::valid_project_name,
+};
+
+/// Parses, checks and compiles a spec and its behaviour files; CPU-heavy,
+/// so it runs on the blocking pool. Every problem comes back as a field
+/// error with its file, pointer, line and column.
+pub async fn compile(
+    text: String,
+    files: ProjectFiles,
+    limits: &Limits,
+    script_limits: &ScriptLimits,
+) -> ServiceResult<Arc<CompiledRevision>> {
+    let spec_limits = sbx_spec::Limits {
+        max_spec_bytes: limits.max_spec_bytes,
+        max_depth: limits.max_spec_depth,
+    };
+    let script_limits = script_limits.clone();
+    let compiled = tokio::task::spawn_blocking(move || {
+        let model = sbx_spec::load_api(&text, &spec_limits).map_err(|e| {
+            if let sbx_spec::SpecError::TooLarge { .. } = e {
+                return ServiceError::TooLarge(e.to_string());
+            }
+            let problems: Vec<FileProblem> = e
+                .problems()
+                .into_iter()
+                .map(|p| FileProblem::new("spec", p.message).pointer(p.pointer))
+                .collect();
+            project_problems(&problems)
+        })?;
+        CompiledRevision::compile_project(model, &files, &script_limits)
+            .map_err(|e| project_problems(&e.0))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("compiling a project: {e}"))??;
+    Ok(Arc::new(compiled))
+}
+
+/// Problems of a project as one error: a detail that reads alone, and every
+/// problem with its place.
+pub fn project_problems(problems: &[FileProblem]) -> ServiceError {
+    let errors: Vec<FieldError> = problems
+        .iter()
+        .map(|p| FieldError {
+            location: p.file.clone(),
+            pointer: p.pointer.clone(),
+            message: p.message.clone(),
+            line: p.line,
+            column: p.column,
+        })
+        .collect();
+    let detail = match problems {
+        [one] if one.file == "spec" => format!(
+            "the spec has a problem at {}: {}",
+            if one.pointer.is_empty() {
+                "the root"
+            } else {
+                &one.pointer
+            },
+            one.message
+        ),
+        [one] => format!("{one}"),
+        many if many.iter().all(|p| p.file == "spec") => {
+            format!("the spec has {} problems; see `errors`", many.len())
+        }
+        many => format!("the project has {} problems; see `errors`", many.len()),
+    };
+    ServiceError::InvalidProject { detail, errors }
+}
+
+/// A revision compiled from the store, shared through the registry.
+pub async fn compiled_revision(
+    state: &AppState,
+    project: &str,
+    revision: u32,
+) -> ServiceResult<Arc<CompiledRevision>> {
+    let store = state.store.clone();
+    let limits = state.config.limits.clone();
+    let script_limits = state.config.scripts.clone();
+    let (name, number) = (project.to_owned(), revision);
+    state
+        .registry
+        .compiled(project, revision, || async move {
+            let record = store.get_revision(&name, number).await?.ok_or_else(|| {
+                ServiceError::NotFound(format!("project {name} has no revision {number}"))
+            })?;
+            let files = stored_files(&record)?;
+            compile(record.spec, files, &limits, &script_limits).await
+        })
+        .await
+}
+
+fn missing(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("project \"{name}\" does not exist"))
+}
+
+/// The project's record.
+pub async fn get(state: &AppState, name: &str) -> ServiceResult<ProjectRecord> {
+    state
+        .store
+        .get_project(name)
+        .await?
+        .ok_or_else(|| missing(name))
+}
+
+/// The project's record and its latest revision, compiled.
+pub async fn latest_compiled(
+    state: &AppState,
+    name: &str,
+) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    let record = get(state, name).await?;
+    let compiled = compiled_revision(state, name, record.latest_revision).await?;
+    Ok((record, compiled))
+}
+
+/// The latest revision's spec text and files.
+pub async fn latest(state: &AppState, name: &str) -> ServiceResult<(String, ProjectFiles)> {
+    let project = get(state, name).await?;
+    let revision = state
+        .store
+        .get_revision(name, project.latest_revision)
+        .await?
+        .ok_or_else(|| missing(name))?;
+    let files = stored_files(&revision)?;
+    Ok((revision.spec, files))
+}
+
+/// A revision's behaviour files, decoded from the store; a row that does
+/// not decode is an error naming it.
+pub fn stored_files(revision: &RevisionRecord) -> ServiceResult<ProjectFiles> {
+    serde_json::from_str(&revision.files).map_err(|e| {
+        ServiceError::Internal(anyhow::anyhow!(
+            "the stored files of {} revision {} do not decode: {e}",
+            revision.project,
+            revision.revision
+        ))
+    })
+}
+
+/// Whether a publish makes a project or a revision of an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    NewProject,
+    NewRevision,
+}
+
+/// Compiles a spec and its files, then stores them as a new revision (or a
+/// new project) and swaps it into every sandbox that follows the project.
+/// A revision that does not compile is rejected whole: nothing changes.
+/// The caller holds the edit lock ([`AppState::edits`]).
+pub async fn publish(
+    state: &AppState,
+    name: &str,
+    spec: String,
+    files: ProjectFiles,
+    kind: Publish,
+) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    let files_text = serde_json::to_string(&files)
+        .map_err(|e| anyhow::anyhow!("encoding the files of {name}: {e}"))?;
+    let compiled = compile(
+        spec.clone(),
+        files,
+        &state.config.limits,
+        &state.config.scripts,
+    )
+    .await?;
+    let record = match kind {
+        Publish::NewProject => {
+            state
+                .store
+                .create_project(name, &spec, &files_text, now_ms())
+                .await?
+        }
+        Publish::NewRevision => {
+            state
+                .store
+                .add_revision(name, &spec, &files_text, now_ms())
+                .await?;
+            get(state, name).await?
+        }
+    };
+    state
+        .registry
+        .put_compiled(name, record.latest_revision, compiled.clone());
+    let swapped = state
+        .registry
+        .swap_project(name, record.latest_revision, &compiled);
+    tracing::info!(project = %name, revision = record.latest_revision, sandboxes = swapped, "revision live");
+    Ok((record, compiled))
+}
+
+/// Checks a new project's name.
+fn check_name(name: &str) -> ServiceResult<()> {
+    if valid_project_name(name) {
+        return Ok(());
+    }
+    Err(ServiceError::invalid(
+        "/name",
+        format!(
+            "project name {name:?} must be 1-64 of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
+        ),
+    ))
+}
+
+/// Imports a new project: its first revision.
+pub async fn import(
+    state: &AppState,
+    name: &str,
+    spec: String,
+    files: ProjectFiles,
+) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    check_name(name)?;
+    let _edit = state.edits.lock().await;
+    let published = publish(state, name, spec, files, Publish::NewProject).await?;
+    tracing::info!(project = %name, operations = published.1.operations.len(), "project imported");
+    Ok(published)
+}
+
+/// A new revision with a new spec; the files given replace the latest
+/// revision's, which are kept when `files` is `None`.
+pub async fn replace_spec(
+    state: &AppState,
+    name: &str,
+    spec: String,
+    files: Option<ProjectFiles>,
+) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    let _edit = state.edits.lock().await;
+    let (_, kept) = latest(state, name).await?;
+    let files = files.unwrap_or(kept);
+    publish(state, name, spec, files, Publish::NewRevision).await
+}
+
+/// A new revision with the latest revision's files changed by `change`.
+pub async fn edit_files(
+    state: &AppState,
+    name: &str,
+    change: impl FnOnce(&mut ProjectFiles) -> ServiceResult<()>,
+) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    let _edit = state.edits.lock().await;
+    let (spec, mut files) = latest(state, name).await?;
+    change(&mut files)?;
+    publish(state, name, spec, files, Publish::NewRevision).await
+}
+
+/// The kinds of files editable one at a time.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Behaviours,
+    Templates,
+    Modules,
+    Fixtures,
+    Scenarios,
+    Jobs,
+    Lifecycles,
+    Events,
+}
+
+/// A new revision with one file written (`text`) or removed (`None`);
+/// removing a file that does not exist is `NotFound`.
+pub async fn edit_file(
+    state: &AppState,
+    name: &str,
+    kind: FileKind,
+    item: &str,
+    text: Option<String>,
+) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    let removing = text.is_none();
+    edit_files(state, name, |files| {
+        let existed = apply_file(files, kind, item, text)?;
+        if removing && !existed {
+            return Err(ServiceError::NotFound(
+                format!("project \"{name}\" has no {kind:?} file {item:?}").to_lowercase(),
+            ));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Writes or removes one file; whether it existed before.
+fn apply_file(
+    files: &mut ProjectFiles,
+    kind: FileKind,
+    item: &str,
+    text: Option<String>,
+) -> ServiceResult<bool> {
+    let sources = match kind {
+        FileKind::Behaviours => Some(&mut files.behaviours),
+        FileKind::Templates => Some(&mut files.templates),
+        FileKind::Modules => Some(&mut files.modules),
+        FileKind::Jobs => Some(&mut files.jobs),
+        _ => None,
+    };
+    if let Some(sources) = sources {
+        return Ok(match text {
+            Some(text) => sources.insert(item.to_owned(), text).is_some(),
+            None => sources.remove(item).is_some(),
+        });
+    }
+    let (folder, data) = match kind {
+        FileKind::Fixtures => ("fixtures", &mut files.fixtures),
+        FileKind::Scenarios => ("scenarios", &mut files.scenarios),
+        FileKind::Lifecycles => ("lifecycles", &mut files.lifecycles),
+        _ => ("events", &mut files.events),
+    };
+    let Some(text) = text else {
+        return Ok(data.remove(item).is_some());
+    };
+    let mut problems = Vec::new();
+    let file = format!("{folder}/{item}.yaml");
+    let Some(parsed) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
+        return Err(project_problems(&problems));
+    };
+    Ok(data.insert(item.to_owned(), parsed).is_some())
+}
+
+/// Deletes a project with its revisions and sandboxes.
+pub async fn delete(state: &AppState, name: &str) -> ServiceResult<()> {
+    let removed = state.store.delete_project(name).await?;
+    for id in &removed {
+        state.registry.remove(id);
+    }
+    state.registry.forget_project(name);
+    state.drift.forget(name);
+    tracing::info!(project = %name, sandboxes = removed.len(), "project deleted");
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationCoverage {
+    pub operation: String,
+    /// Error statuses the spec declares (4xx/5xx; `4XX`/`default` as written).
+    pub declared: Vec<String>,
+    /// Those a scenario answers with.
+    pub covered: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Coverage {
+    pub declared: usize,
+    pub covered: usize,
+    pub items: Vec<OperationCoverage>,
+}
+
+/// Which declared error responses of the latest revision a scenario produces.
+pub async fn coverage(state: &AppState, name: &str) -> ServiceResult<Coverage> {
+    let (_, compiled) = latest_compiled(state, name).await?;
+    let mut items = Vec::new();
+    for (index, operation) in compiled.model.operations.iter().enumerate() {
+        let scenarios = &compiled.behaviours.scenarios.by_operation[index];
+        let mut declared = Vec::new();
+        let mut covered = Vec::new();
+        for response in &operation.responses {
+            let (label, is_error) = match response.status {
+                sbx_spec::StatusKey::Code(code) => (code.to_string(), code >= 400),
+                sbx_spec::StatusKey::Range(digit) => (format!("{digit}XX"), digit >= 4),
+                sbx_spec::StatusKey::Default => ("default".to_owned(), true),
+            };
+            if !is_error {
+                continue;
+            }
+            if scenarios.iter().any(|s| response.status.matches(s.status)) {
+                covered.push(label.clone());
+            }
+            declared.push(label);
+        }
+        if !declared.is_empty() {
+            items.push(OperationCoverage {
+                operation: operation.id.clone(),
+                declared,
+                covered,
+            });
+        }
+    }
+    Ok(Coverage {
+        declared: items.iter().map(|i| i.declared.len()).sum(),
+        covered: items.iter().map(|i| i.covered.len()).sum(),
+        items,
+    })
+}

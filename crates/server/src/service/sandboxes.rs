@@ -1,0 +1,337 @@
+//! Sandboxes: isolated instances of one project revision, with their
+//! records, environment, chaos profile and default scenario.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use sbx_engine::{AuthMode, ChaosSpec, Journal, ScenarioSummary};
+use sbx_store::{Origin, SandboxRecord};
+use sbx_webhooks::ScheduleName;
+use serde_json::{Map, Value};
+
+use super::{FieldError, ServiceError, ServiceResult, projects};
+use crate::{
+    app::{AppState, now_ms},
+    ids::{SandboxId, generate_api_key, hash_secret},
+    registry::LiveSandbox,
+};
+
+/// How long an expired sandbox's id keeps answering "expired".
+const TOMBSTONE_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Longest accepted seed and label.
+const MAX_SEED_CHARS: usize = 128;
+const MAX_LABEL_CHARS: usize = 200;
+
+/// What a new sandbox is made of; everything optional has its default.
+#[derive(Debug, Clone)]
+pub struct NewSandbox {
+    pub project: String,
+    /// Pins the sandbox to this revision; `None` follows the project.
+    pub revision: Option<u32>,
+    pub ttl_seconds: Option<u64>,
+    /// Two sandboxes with the same seed answer identically; `None`: its id.
+    pub seed: Option<String>,
+    pub auth: AuthMode,
+    pub label: Option<String>,
+    /// Overrides of the project's environment parameters.
+    pub env: Map<String, Value>,
+    pub webhook_schedule: ScheduleName,
+}
+
+impl NewSandbox {
+    /// A sandbox of `project`'s latest revision, every option at its default.
+    pub fn of(project: &str) -> Self {
+        Self {
+            project: project.to_owned(),
+            revision: None,
+            ttl_seconds: None,
+            seed: None,
+            auth: AuthMode::Spec,
+            label: None,
+            env: Map::new(),
+            webhook_schedule: ScheduleName::Standard,
+        }
+    }
+}
+
+/// A sandbox just made, with its key (shown once; stored hashed).
+pub struct Created {
+    pub sandbox: Arc<LiveSandbox>,
+    pub api_key: String,
+}
+
+/// Checks `new` against the limits, stores the sandbox and makes it live.
+pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created> {
+    let project = projects::get(state, &new.project).await?;
+    let revision = new.revision.unwrap_or(project.latest_revision);
+    if revision == 0 || revision > project.latest_revision {
+        return Err(ServiceError::NotFound(format!(
+            "project \"{}\" has revisions 1 to {}; there is no revision {revision}",
+            project.name, project.latest_revision
+        )));
+    }
+    let max_ttl = state.config.limits.max_ttl_seconds;
+    if let Some(ttl) = new.ttl_seconds
+        && (ttl == 0 || ttl > max_ttl)
+    {
+        return Err(ServiceError::invalid(
+            "/ttl_seconds",
+            format!("ttl_seconds must be between 1 and {max_ttl}"),
+        ));
+    }
+    if new
+        .seed
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.chars().count() > MAX_SEED_CHARS)
+    {
+        return Err(bad_seed());
+    }
+    if let Some(label) = &new.label
+        && label.chars().count() > MAX_LABEL_CHARS
+    {
+        return Err(ServiceError::invalid(
+            "/label",
+            format!("label is longer than {MAX_LABEL_CHARS} characters"),
+        ));
+    }
+    let compiled = projects::compiled_revision(state, &project.name, revision).await?;
+    let id = SandboxId::generate().to_string();
+    let api_key = generate_api_key();
+    let now = now_ms();
+    let record = SandboxRecord {
+        seed: new.seed.unwrap_or_else(|| id.clone()),
+        id,
+        project: project.name,
+        revision,
+        key_hash: hash_secret(&api_key),
+        auth: new.auth.as_str().to_owned(),
+        label: new.label,
+        created_at_ms: now,
+        expires_at_ms: new
+            .ttl_seconds
+            .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
+        pinned: new.revision.is_some(),
+        env: Value::Object(new.env).to_string(),
+        chaos: None,
+        scenario: None,
+        clock_offset_ms: 0,
+        clock_frozen_ms: None,
+        seeded_at_ms: now,
+        webhook_schedule: new.webhook_schedule.as_str().to_owned(),
+    };
+    state.store.create_sandbox(&record).await?;
+    let sandbox = state
+        .registry
+        .insert(LiveSandbox::from_record(record, compiled, Vec::new()));
+    Ok(Created { sandbox, api_key })
+}
+
+/// What a seed must be.
+pub fn bad_seed() -> ServiceError {
+    ServiceError::invalid(
+        "/seed",
+        format!(
+            "seed must be a non-empty string of at most {MAX_SEED_CHARS} characters, or a number"
+        ),
+    )
+}
+
+/// A sandbox that exists and has not expired.
+pub fn live(state: &AppState, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
+    state
+        .registry
+        .get(id)
+        .filter(|s| s.expired_at(now_ms()).is_none())
+        .ok_or_else(|| ServiceError::NotFound(format!("sandbox \"{id}\" does not exist")))
+}
+
+/// Live sandboxes, of one project or of all.
+pub fn list(state: &AppState, project: Option<&str>) -> Vec<Arc<LiveSandbox>> {
+    let now = now_ms();
+    state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|s| project.is_none_or(|p| p == s.project))
+        .filter(|s| s.expired_at(now).is_none())
+        .collect()
+}
+
+/// Deletes a sandbox with its data.
+pub async fn delete(state: &AppState, id: &str) -> ServiceResult<()> {
+    if !state.store.delete_sandbox(id).await? {
+        return Err(ServiceError::NotFound(format!(
+            "sandbox \"{id}\" does not exist"
+        )));
+    }
+    state.registry.remove(id);
+    Ok(())
+}
+
+/// Back to the fixtures: every change made by requests is gone.
+pub async fn reset(state: &AppState, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, id)?;
+    let _jobs = sandbox.jobs.lock().await;
+    let seeded_at_ms = sandbox.now_ms();
+    state.store.clear_resources(id, seeded_at_ms).await?;
+    sandbox.reseed(seeded_at_ms);
+    drop(_jobs);
+    Ok(sandbox)
+}
+
+/// Loads records into the sandbox's collections, synthesizing missing
+/// members; all or nothing. Returns the ids made, by collection.
+pub async fn seed(
+    state: &AppState,
+    id: &str,
+    records: Map<String, Value>,
+    request_id: &str,
+) -> ServiceResult<BTreeMap<String, Vec<String>>> {
+    let sandbox = live(state, id)?;
+    let compiled = sandbox.serving().compiled;
+    let (seed, records_state, now_ms) = (sandbox.seed, sandbox.state.clone(), sandbox.now_ms());
+    // Seeding waits for the sandbox's write turn and synthesizes records:
+    // not on an async worker.
+    let changes = state
+        .user_work
+        .run(id, move || {
+            sbx_engine::seed(&compiled, seed, &records_state, &records, now_ms)
+        })
+        .await?
+        .map_err(|problems| {
+            ServiceError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError::body(&format!("{}{}", p.file, p.pointer), p.message))
+                    .collect(),
+            )
+        })?;
+    let mut created: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for change in &changes {
+        created
+            .entry(change.collection.clone())
+            .or_default()
+            .push(change.id.clone());
+    }
+    let journal = Journal {
+        changes,
+        ..Default::default()
+    };
+    crate::data_plane::persist(state, id, journal, None, Origin::control(request_id)).await?;
+    Ok(created)
+}
+
+/// Replaces the sandbox's overrides of the project's environment.
+pub async fn set_env(
+    state: &AppState,
+    id: &str,
+    env: Map<String, Value>,
+) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, id)?;
+    state
+        .store
+        .set_sandbox_env(id, &Value::Object(env.clone()).to_string())
+        .await?;
+    sandbox.set_env(env);
+    Ok(sandbox)
+}
+
+/// Sets (or with `None` clears) the chaos profile every request without
+/// `X-Chaos` gets.
+pub async fn set_chaos(
+    state: &AppState,
+    id: &str,
+    profile: Option<String>,
+) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, id)?;
+    let chaos = match profile {
+        Some(text) => {
+            let spec = ChaosSpec::parse(&text)
+                .map_err(|message| ServiceError::invalid("/profile", message))?;
+            Some((text, Arc::new(spec)))
+        }
+        None => None,
+    };
+    state
+        .store
+        .set_sandbox_chaos(id, chaos.as_ref().map(|(text, _)| text.as_str()))
+        .await?;
+    sandbox.set_chaos(chaos);
+    Ok(sandbox)
+}
+
+/// The scenarios one operation declares.
+pub struct OperationScenarios {
+    pub operation: String,
+    pub method: String,
+    pub path: String,
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// Scenarios per operation of the revision the sandbox serves.
+pub fn scenarios(sandbox: &LiveSandbox) -> Vec<OperationScenarios> {
+    let compiled = sandbox.serving().compiled;
+    let scenarios = &compiled.behaviours.scenarios;
+    compiled
+        .model
+        .operations
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !scenarios.by_operation[*i].is_empty())
+        .map(|(i, op)| OperationScenarios {
+            operation: op.id.clone(),
+            method: op.method.clone(),
+            path: op.path.clone(),
+            scenarios: scenarios.summaries(i),
+        })
+        .collect()
+}
+
+/// Sets (or with `None` clears) the scenario every operation that
+/// declares it answers with.
+pub async fn set_scenario(
+    state: &AppState,
+    id: &str,
+    scenario: Option<&str>,
+) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, id)?;
+    if let Some(name) = scenario {
+        let known = scenarios(&sandbox)
+            .iter()
+            .any(|op| op.scenarios.iter().any(|s| s.name == name));
+        if !known {
+            return Err(ServiceError::invalid(
+                "/scenario",
+                format!("no operation of this sandbox declares a scenario {name:?}"),
+            ));
+        }
+    }
+    state.store.set_sandbox_scenario(id, scenario).await?;
+    sandbox.set_scenario(scenario);
+    Ok(sandbox)
+}
+
+/// Removes the sandboxes whose time to live ended by `now` (rows and
+/// memory, each audited first, so none is gone unaccounted), leaving
+/// tombstones that answer "expired" for a while; forgets old tombstones.
+pub async fn expire(state: &AppState, now: i64) -> ServiceResult<usize> {
+    let ids = state.store.expire_sandboxes(now).await?;
+    for id in &ids {
+        let entry = super::audit::by_system(
+            "DELETE /api/v1/sandboxes/{id}",
+            format!("/api/v1/sandboxes/{id}"),
+            204,
+            "expired: its time to live ended",
+        );
+        super::audit::record(state, entry).await;
+        state.registry.remove(id);
+    }
+    if !ids.is_empty() {
+        tracing::info!(count = ids.len(), "expired sandboxes removed");
+    }
+    state
+        .store
+        .prune_tombstones(now - TOMBSTONE_RETENTION_MS)
+        .await?;
+    Ok(ids.len())
+}
