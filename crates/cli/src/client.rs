@@ -7,16 +7,18 @@ use clap::Args;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::env;
+
 #[derive(Args, Clone)]
 pub struct ServerArgs {
     /// The server's URL.
-    #[arg(long, env = "SBX_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = env::URL, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// The admin token [default: read from <data-dir>/admin-token].
-    #[arg(long, env = "SBX_TOKEN", hide_env_values = true)]
+    #[arg(long, env = env::TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Where a local server keeps its admin token.
-    #[arg(long, env = "SBX_DATA_DIR", default_value = ".sbx")]
+    #[arg(long, env = env::DATA_DIR, default_value = ".sbx")]
     pub data_dir: PathBuf,
 }
 

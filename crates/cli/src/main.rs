@@ -12,6 +12,7 @@ macro_rules! out {
 pub(crate) use out;
 
 mod client;
+mod env;
 mod explain;
 mod history;
 mod settings;
@@ -24,7 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -89,10 +90,9 @@ enum Command {
     Timeline {
         #[arg(long)]
         sandbox: String,
-        /// Only these kinds, comma-separated (clock, request, job,
-        /// transition, event, delivery).
-        #[arg(long)]
-        kinds: Option<String>,
+        /// Only these kinds, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<TimelineKind>,
         /// From this sandbox time on (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -106,12 +106,12 @@ enum Command {
         /// sandbox id, a project name).
         #[arg(long)]
         target: Option<String>,
-        /// Only this actor: admin, anonymous or system.
+        /// Only this actor.
         #[arg(long)]
-        actor: Option<String>,
-        /// Only succeeded, refused or failed changes.
+        actor: Option<Actor>,
+        /// Only changes that ended so.
         #[arg(long)]
-        outcome: Option<String>,
+        outcome: Option<AuditOutcome>,
         /// From this time on (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -147,25 +147,100 @@ enum Command {
     },
 }
 
+/// The sandbox a command is about: `--sandbox sbx-…`, as every command
+/// names it (the id as the first argument, the earlier form, still works).
+#[derive(Args)]
+struct SandboxArg {
+    /// The sandbox's id (sbx-…).
+    #[arg(long = "sandbox", value_name = "ID", required_unless_present = "id")]
+    sandbox: Option<String>,
+    /// Same as --sandbox.
+    #[arg(value_name = "ID", hide = true, conflicts_with = "sandbox")]
+    id: Option<String>,
+}
+
+impl SandboxArg {
+    fn id(self) -> String {
+        self.sandbox.or(self.id).unwrap_or_default()
+    }
+}
+
+/// Whether a sandbox checks the spec's security schemes.
+#[derive(Clone, Copy, ValueEnum)]
+enum Auth {
+    Spec,
+    None,
+}
+
+impl Auth {
+    fn mode(self) -> sbx_server::AuthMode {
+        match self {
+            Self::Spec => sbx_server::AuthMode::Spec,
+            Self::None => sbx_server::AuthMode::None,
+        }
+    }
+}
+
+/// Who made an audited change.
+#[derive(Clone, Copy, ValueEnum)]
+enum Actor {
+    Admin,
+    Anonymous,
+    System,
+}
+
+/// How an audited change ended.
+#[derive(Clone, Copy, ValueEnum)]
+enum AuditOutcome {
+    Succeeded,
+    Refused,
+    Failed,
+}
+
+/// What a timeline entry is.
+#[derive(Clone, Copy, ValueEnum)]
+enum TimelineKind {
+    Clock,
+    Request,
+    Job,
+    Transition,
+    Event,
+    Delivery,
+}
+
+/// A value's name on the command line, as the API takes it too.
+fn name_of(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 #[derive(Subcommand)]
 enum ClockCommand {
     /// The sandbox's time and the jobs waiting on it.
     Show {
-        id: String,
+        #[command(flatten)]
+        sandbox: SandboxArg,
         #[command(flatten)]
         server: client::ServerArgs,
     },
     /// Move the clock forward by an ISO 8601 duration (P2D, PT1H, P1M);
     /// every job that falls due on the way has run when this returns.
     Advance {
-        id: String,
-        duration: String,
+        /// The sandbox's id (sbx-…).
+        #[arg(long, value_name = "ID")]
+        sandbox: Option<String>,
+        /// The duration (`ID DURATION`, the earlier form, still works).
+        #[arg(value_name = "DURATION", num_args = 1..=2, required = true)]
+        words: Vec<String>,
         #[command(flatten)]
         server: client::ServerArgs,
     },
     /// Stop the clock where it is, or at an RFC 3339 instant (--at).
     Freeze {
-        id: String,
+        #[command(flatten)]
+        sandbox: SandboxArg,
         #[arg(long)]
         at: Option<String>,
         #[command(flatten)]
@@ -173,10 +248,24 @@ enum ClockCommand {
     },
     /// Run the clock again from where it stood.
     Resume {
-        id: String,
+        #[command(flatten)]
+        sandbox: SandboxArg,
         #[command(flatten)]
         server: client::ServerArgs,
     },
+}
+
+/// The sandbox and duration of `sbx clock advance`, in either form.
+fn advance_args(sandbox: Option<String>, words: Vec<String>) -> anyhow::Result<(String, String)> {
+    match (sandbox, <[String; 2]>::try_from(words)) {
+        (None, Ok([id, duration])) => Ok((id, duration)),
+        (Some(id), Err(words)) if words.len() == 1 => {
+            Ok((id, words.into_iter().next().unwrap_or_default()))
+        }
+        _ => anyhow::bail!(
+            "name the sandbox and the duration: sbx clock advance --sandbox sbx-… P2D"
+        ),
+    }
 }
 
 #[derive(Args)]
@@ -184,14 +273,14 @@ struct MockArgs {
     /// The OpenAPI (3.0, 3.1) or Swagger 2.0 document (relative `$ref`
     /// files are read too), or a project folder (see docs/projects.md).
     spec: PathBuf,
-    #[arg(long, default_value = "127.0.0.1:4010", env = "SBX_MOCK_LISTEN")]
+    #[arg(long, default_value = "127.0.0.1:4010", env = env::MOCK_LISTEN)]
     listen: std::net::SocketAddr,
-    /// `none` (default) answers without credentials; `spec` enforces the
-    /// spec's security schemes, accepting any `sk_test_` key.
-    #[arg(long, default_value = "none", value_parser = ["none", "spec"])]
-    auth: String,
+    /// `none` answers without credentials; `spec` enforces the spec's
+    /// security schemes, accepting any `sk_test_` key.
+    #[arg(long, value_enum, default_value_t = Auth::None)]
+    auth: Auth,
     /// Let forwarding reach loopback and private addresses (refused by default).
-    #[arg(long, env = "SBX_ALLOW_PRIVATE_EGRESS")]
+    #[arg(long, env = env::ALLOW_PRIVATE_EGRESS)]
     allow_private_egress: bool,
 }
 
@@ -222,8 +311,8 @@ enum SandboxCommand {
         /// Same seed, same answers (defaults to the sandbox id).
         #[arg(long)]
         seed: Option<String>,
-        #[arg(long, value_parser = ["spec", "none"])]
-        auth: Option<String>,
+        #[arg(long)]
+        auth: Option<Auth>,
         #[arg(long)]
         label: Option<String>,
         #[command(flatten)]
@@ -236,24 +325,26 @@ enum SandboxCommand {
         server: client::ServerArgs,
     },
     Show {
-        id: String,
+        #[command(flatten)]
+        sandbox: SandboxArg,
         #[command(flatten)]
         server: client::ServerArgs,
     },
     Delete {
-        id: String,
+        #[command(flatten)]
+        sandbox: SandboxArg,
         #[command(flatten)]
         server: client::ServerArgs,
     },
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SBX_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("SBX_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    if std::env::var(env::LOG_FORMAT).is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
         builder.init();
@@ -319,13 +410,8 @@ async fn mock(args: MockArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let auth = if args.auth == "spec" {
-        sbx_server::AuthMode::Spec
-    } else {
-        sbx_server::AuthMode::None
-    };
     let options = sbx_server::MockOptions {
-        auth,
+        auth: args.auth.mode(),
         limits: sbx_server::Limits::default(),
         scripts: sbx_server::ScriptLimits::default(),
         allow_private_egress: args.allow_private_egress,
@@ -370,12 +456,19 @@ async fn main() -> std::process::ExitCode {
                 auth,
                 label,
                 server,
-            } => client::create_sandbox(&server, &project, revision, ttl, seed, auth, label).await,
+            } => {
+                let auth = auth.map(name_of);
+                client::create_sandbox(&server, &project, revision, ttl, seed, auth, label).await
+            }
             SandboxCommand::List { project, server } => {
                 client::list_sandboxes(&server, project.as_deref()).await
             }
-            SandboxCommand::Show { id, server } => client::show_sandbox(&server, &id).await,
-            SandboxCommand::Delete { id, server } => client::delete_sandbox(&server, &id).await,
+            SandboxCommand::Show { sandbox, server } => {
+                client::show_sandbox(&server, &sandbox.id()).await
+            }
+            SandboxCommand::Delete { sandbox, server } => {
+                client::delete_sandbox(&server, &sandbox.id()).await
+            }
         },
         Command::Trigger {
             event_type,
@@ -409,7 +502,11 @@ async fn main() -> std::process::ExitCode {
             kinds,
             since,
             server,
-        } => history::timeline(&server, &sandbox, kinds.as_deref(), since.as_deref()).await,
+        } => {
+            let kinds = kinds.into_iter().map(name_of).collect::<Vec<_>>().join(",");
+            let kinds = Some(kinds.as_str()).filter(|k| !k.is_empty());
+            history::timeline(&server, &sandbox, kinds, since.as_deref()).await
+        }
         Command::Audit {
             target,
             actor,
@@ -418,6 +515,7 @@ async fn main() -> std::process::ExitCode {
             limit,
             server,
         } => {
+            let (actor, outcome) = (actor.map(name_of), outcome.map(name_of));
             let filters = history::AuditFilters {
                 target: target.as_deref(),
                 actor: actor.as_deref(),
@@ -434,21 +532,32 @@ async fn main() -> std::process::ExitCode {
             server,
         } => explain::explain(&server, &request_id, sandbox.as_deref(), json).await,
         Command::Clock(command) => match command {
-            ClockCommand::Show { id, server } => client::clock(&server, &id, None).await,
+            ClockCommand::Show { sandbox, server } => {
+                client::clock(&server, &sandbox.id(), None).await
+            }
             ClockCommand::Advance {
-                id,
-                duration,
+                sandbox,
+                words,
                 server,
-            } => client::clock(&server, &id, Some(json!({"advance": duration}))).await,
-            ClockCommand::Freeze { id, at, server } => {
+            } => match advance_args(sandbox, words) {
+                Ok((id, duration)) => {
+                    client::clock(&server, &id, Some(json!({"advance": duration}))).await
+                }
+                Err(error) => Err(error),
+            },
+            ClockCommand::Freeze {
+                sandbox,
+                at,
+                server,
+            } => {
                 let change = match at {
                     Some(at) => json!({"freeze_at": at}),
                     None => json!({"freeze": true}),
                 };
-                client::clock(&server, &id, Some(change)).await
+                client::clock(&server, &sandbox.id(), Some(change)).await
             }
-            ClockCommand::Resume { id, server } => {
-                client::clock(&server, &id, Some(json!({"resume": true}))).await
+            ClockCommand::Resume { sandbox, server } => {
+                client::clock(&server, &sandbox.id(), Some(json!({"resume": true}))).await
             }
         },
     };

@@ -9,18 +9,7 @@ use sbx_server::{AuditLimits, Config, Limits, RequestLogLimits, ScriptLimits};
 use serde::Deserialize;
 
 /// Environment variables read by `sbx serve`, declared in one place.
-pub mod env {
-    pub const CONFIG: &str = "SBX_CONFIG";
-    pub const LISTEN: &str = "SBX_LISTEN";
-    pub const DATA_DIR: &str = "SBX_DATA_DIR";
-    pub const DATABASE_URL: &str = "SBX_DATABASE_URL";
-    pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
-    pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
-    pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
-    pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
-    pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
-    pub const PUBLIC_METRICS: &str = "SBX_PUBLIC_METRICS";
-}
+use crate::env;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -63,11 +52,6 @@ pub struct ServeArgs {
 
 /// The most request-log entries a server may hold in memory, a sandbox's
 /// log may keep, and for the most days.
-const MAX_LOG_QUEUE: usize = 1_000_000;
-const MAX_LOG_KEEP: u32 = 1_000_000;
-const MAX_LOG_DAYS: u32 = 3650;
-
-/// The TOML file's shape; every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileSettings {
@@ -99,88 +83,37 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         None => FileSettings::default(),
     };
     let defaults = Config::default();
-    let base_domain = args
-        .base_domain
-        .or(file.base_domain)
-        .unwrap_or(defaults.base_domain);
-    if base_domain.is_empty() || base_domain.starts_with('.') || base_domain.contains('/') {
-        anyhow::bail!("base domain {base_domain:?} must be a host name such as sbx.localhost");
-    }
-    let public_url = args.public_url.or(file.public_url);
-    if let Some(url) = &public_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        anyhow::bail!("public URL {url:?} must start with http:// or https://");
-    }
     let admin_token = std::env::var(env::ADMIN_TOKEN)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-        anyhow::bail!("{} must be at least 16 characters", env::ADMIN_TOKEN);
-    }
     let reaper_seconds = file
         .reaper_interval_seconds
         .unwrap_or(defaults.reaper_interval.as_secs());
-    if reaper_seconds == 0 {
-        anyhow::bail!("reaper_interval_seconds must be at least 1");
-    }
-    let scripts = file.scripts.unwrap_or_default();
-    if scripts.timeout_ms == 0
-        || scripts.max_operations == 0
-        || scripts.max_call_depth == 0
-        || scripts.template_memory_bytes == 0
-    {
-        anyhow::bail!(
-            "[scripts] timeout_ms, max_operations, max_call_depth and template_memory_bytes must be at least 1"
-        );
-    }
-    let request_log_limits = file.request_log_limits.unwrap_or_default();
-    if !(1..=MAX_LOG_QUEUE).contains(&request_log_limits.queue)
-        || request_log_limits.max_per_second == 0
-        || !(1..=MAX_LOG_KEEP).contains(&request_log_limits.keep_per_sandbox)
-        || !(1..=MAX_LOG_DAYS).contains(&request_log_limits.keep_days)
-    {
-        anyhow::bail!(
-            "[request_log_limits] queue must be 1 to {MAX_LOG_QUEUE}, max_per_second at least 1, keep_per_sandbox 1 to {MAX_LOG_KEEP} and keep_days 1 to {MAX_LOG_DAYS}"
-        );
-    }
-    let limits = file.limits.unwrap_or_default();
-    if limits.header_read_timeout_ms == 0 || limits.idle_timeout_ms == 0 {
-        anyhow::bail!("[limits] header_read_timeout_ms and idle_timeout_ms must be at least 1");
-    }
-    let audit = file.audit.unwrap_or_default();
-    if audit.keep_days == 0 || audit.keep_entries == 0 || audit.refused_per_minute == 0 {
-        anyhow::bail!("[audit] keep_days, keep_entries and refused_per_minute must be at least 1");
-    }
-    let control_origins = file.control_origins.unwrap_or_default();
-    if let Some(origin) = control_origins
-        .iter()
-        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
-    {
-        anyhow::bail!(
-            "control_origins: {origin:?} must be an origin such as https://portal.example.com"
-        );
-    }
-    Ok(Config {
+    let config = Config {
         listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
         database_url: args.database_url.or(file.database_url),
-        base_domain,
-        public_url,
+        base_domain: args
+            .base_domain
+            .or(file.base_domain)
+            .unwrap_or(defaults.base_domain),
+        public_url: args.public_url.or(file.public_url),
         admin_token: admin_token.map(Into::into),
-        limits,
-        audit,
+        limits: file.limits.unwrap_or_default(),
+        audit: file.audit.unwrap_or_default(),
         public_metrics: args.public_metrics || file.public_metrics.unwrap_or(false),
-        control_origins,
+        control_origins: file.control_origins.unwrap_or_default(),
         reaper_interval: Duration::from_secs(reaper_seconds),
-        scripts,
+        scripts: file.scripts.unwrap_or_default(),
         allow_private_egress: args.allow_private_egress
             || file.allow_private_egress.unwrap_or(false),
         request_log: !args.no_request_log && file.request_log.unwrap_or(true),
-        request_log_limits,
+        request_log_limits: file.request_log_limits.unwrap_or_default(),
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         ..defaults
-    })
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -237,7 +170,7 @@ mod tests {
         assert!(error.contains("lisen"), "{error}");
         std::fs::write(&file, "public_url = \"ftp://x\"\n").unwrap();
         let error = format!("{:#}", resolve(args(Some(file))).unwrap_err());
-        assert!(error.contains("public URL"), "{error}");
+        assert!(error.contains("public_url"), "{error}");
         let error = format!(
             "{:#}",
             resolve(args(Some(dir.path().join("missing.toml")))).unwrap_err()

@@ -172,7 +172,7 @@ fn serve_import_create_call_and_stop() {
     let id = sandbox["id"].as_str().unwrap();
     let (ok, stdout, _) = run(&["sandbox", "list", "--project", "orders"], &url);
     assert!(ok && stdout.contains(id));
-    let (ok, stdout, _) = run(&["sandbox", "show", id], &url);
+    let (ok, stdout, _) = run(&["sandbox", "show", "--sandbox", id], &url);
     assert!(
         ok && !stdout.contains("api_key"),
         "the key is shown once only"
@@ -327,7 +327,7 @@ fn import_and_mock_a_project_folder() {
         ok && stdout.contains("\"frozen\": true"),
         "{stdout}{stderr}"
     );
-    let (ok, stdout, _) = run(&["clock", "advance", id, "P2D"], &url);
+    let (ok, stdout, _) = run(&["clock", "advance", "--sandbox", id, "P2D"], &url);
     assert!(
         ok && stdout.contains("2030-01-03T00:00:00Z") && stdout.contains("ran_jobs"),
         "{stdout}"

@@ -243,6 +243,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Opens storage, loads state, and serves on `listener` until shutdown.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+    config.validate().context("invalid configuration")?;
     let local_addr = listener.local_addr()?;
     let telemetry = match &config.otlp_endpoint {
         Some(endpoint) => Some(Arc::new(crate::telemetry::Telemetry::new(endpoint)?)),

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use sbx_engine::ScriptLimits;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// How much the request log may hold and write: past these, entries are
@@ -193,7 +193,106 @@ impl Default for Config {
     }
 }
 
+/// A setting out of its range, named with what it must be.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {rule}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub rule: String,
+}
+
+fn check(ok: bool, setting: &'static str, rule: impl Into<String>) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            setting,
+            rule: rule.into(),
+        })
+    }
+}
+
+/// Most request-log entries queued, kept per sandbox, and days kept.
+const MAX_LOG_QUEUE: usize = 1_000_000;
+const MAX_LOG_KEEP: u32 = 1_000_000;
+const MAX_LOG_DAYS: u32 = 3650;
+/// Shortest admin token accepted.
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 impl Config {
+    /// Checks every setting against its documented range. [`crate::start`]
+    /// refuses a config that does not pass, whoever built it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let domain = &self.base_domain;
+        check(
+            !domain.is_empty() && !domain.starts_with('.') && !domain.contains('/'),
+            "base_domain",
+            format!("{domain:?} must be a host name such as sbx.localhost"),
+        )?;
+        if let Some(url) = &self.public_url {
+            check(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "public_url",
+                format!("{url:?} must start with http:// or https://"),
+            )?;
+        }
+        if let Some(token) = &self.admin_token {
+            check(
+                token.expose_secret().chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+                "admin_token",
+                format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+            )?;
+        }
+        check(
+            !self.reaper_interval.is_zero(),
+            "reaper_interval_seconds",
+            "must be at least 1",
+        )?;
+        let scripts = &self.scripts;
+        check(
+            scripts.timeout_ms > 0
+                && scripts.max_operations > 0
+                && scripts.max_call_depth > 0
+                && scripts.template_memory_bytes > 0,
+            "scripts",
+            "timeout_ms, max_operations, max_call_depth and template_memory_bytes must be at least 1",
+        )?;
+        let log = &self.request_log_limits;
+        check(
+            (1..=MAX_LOG_QUEUE).contains(&log.queue)
+                && log.max_per_second > 0
+                && (1..=MAX_LOG_KEEP).contains(&log.keep_per_sandbox)
+                && (1..=MAX_LOG_DAYS).contains(&log.keep_days),
+            "request_log_limits",
+            format!(
+                "queue must be 1 to {MAX_LOG_QUEUE}, max_per_second at least 1, keep_per_sandbox 1 to {MAX_LOG_KEEP} and keep_days 1 to {MAX_LOG_DAYS}"
+            ),
+        )?;
+        check(
+            self.limits.header_read_timeout_ms > 0 && self.limits.idle_timeout_ms > 0,
+            "limits",
+            "header_read_timeout_ms and idle_timeout_ms must be at least 1",
+        )?;
+        let audit = &self.audit;
+        check(
+            audit.keep_days > 0 && audit.keep_entries > 0 && audit.refused_per_minute > 0,
+            "audit",
+            "keep_days, keep_entries and refused_per_minute must be at least 1",
+        )?;
+        if let Some(origin) = self
+            .control_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
+            check(
+                false,
+                "control_origins",
+                format!("{origin:?} must be an origin such as https://portal.example.com"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// The server's public base URL without a trailing slash.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {

@@ -32,7 +32,7 @@ mod user_work;
 mod writer;
 
 pub use app::{Server, start};
-pub use config::{AuditLimits, Config, Limits, RequestLogLimits};
+pub use config::{AuditLimits, Config, ConfigError, Limits, RequestLogLimits};
 pub use control::openapi::control_plane_openapi;
 pub use mock::{MockOptions, MockServer, start_mock};
 pub use sbx_engine::{AuthMode, ScriptLimits};

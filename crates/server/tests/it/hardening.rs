@@ -12,7 +12,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{PETSTORE, send, spawn_app, spawn_app_with};
+use crate::helpers::{PETSTORE, send, spawn_app, spawn_app_with, test_config};
 
 /// Reads until the server closes the connection; how long that took, or
 /// `None` when it was still open after `patience`.
@@ -353,4 +353,29 @@ async fn heavy_scripts_keep_their_time_limit_under_contention() {
         "bystander {:?}",
         latencies[49]
     );
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_on_a_config_out_of_range() {
+    let data_dir = tempfile::tempdir().unwrap();
+    type Spoil = fn(&mut sbx_server::Config);
+    let bad: [(&str, Spoil); 3] = [
+        ("reaper_interval_seconds", |c| {
+            c.reaper_interval = Duration::ZERO
+        }),
+        ("admin_token", |c| {
+            c.admin_token = Some("short".to_owned().into())
+        }),
+        ("control_origins", |c| {
+            c.control_origins = vec!["portal.example.com".into()]
+        }),
+    ];
+    for (setting, spoil) in bad {
+        let mut config = test_config(data_dir.path());
+        spoil(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = sbx_server::start(config, listener).await.err();
+        let message = format!("{:#}", refused.expect("an invalid config is refused"));
+        assert!(message.contains(setting), "{setting}: {message}");
+    }
 }

@@ -1,0 +1,46 @@
+//! Every environment variable `sbx` reads, in one place; each stands in
+//! for the flag of the same name (docs/configuration.md lists them).
+
+/// `sbx serve`: the TOML config file.
+pub const CONFIG: &str = "SBX_CONFIG";
+pub const LISTEN: &str = "SBX_LISTEN";
+/// Also where client commands look for the admin token.
+pub const DATA_DIR: &str = "SBX_DATA_DIR";
+pub const DATABASE_URL: &str = "SBX_DATABASE_URL";
+pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
+pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
+/// The admin token `sbx serve` accepts (no flag: it would show in `ps`).
+pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
+pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
+pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
+pub const PUBLIC_METRICS: &str = "SBX_PUBLIC_METRICS";
+/// `sbx mock --listen`.
+pub const MOCK_LISTEN: &str = "SBX_MOCK_LISTEN";
+/// The log filter (tracing's syntax) and format (`json`).
+pub const LOG: &str = "SBX_LOG";
+pub const LOG_FORMAT: &str = "SBX_LOG_FORMAT";
+/// Client commands: the server's URL and the admin token they send.
+pub const URL: &str = "SBX_URL";
+pub const TOKEN: &str = "SBX_TOKEN";
+
+#[cfg(test)]
+mod tests {
+    /// The configuration docs name every variable declared here.
+    #[test]
+    fn every_variable_is_documented() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let source = include_str!("env.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub const "))
+            .filter_map(|line| line.split('"').nth(1))
+            .collect();
+        assert_eq!(declared.len(), 15);
+        for name in declared {
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "{name} is not documented"
+            );
+        }
+    }
+}
