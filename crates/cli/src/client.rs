@@ -370,6 +370,18 @@ pub async fn logs(
     filters: &LogFilters,
 ) -> anyhow::Result<()> {
     let filters = filters.query();
+    // Following, the stream opens first: a request logged while the recent
+    // ones are fetched comes on the stream (once, even if the page has it).
+    let mut stream = match follow {
+        true => {
+            let path = with_query(
+                format!("/sandboxes/{}/logs/stream", percent_encode(sandbox)),
+                &filters,
+            );
+            Some(EventStream::open(server, &path).await?)
+        }
+        false => None,
+    };
     let path = format!(
         "/sandboxes/{}/logs?limit={limit}{filters}",
         percent_encode(sandbox)
@@ -378,19 +390,25 @@ pub async fn logs(
         call(server, Method::GET, &path, None).await?,
         StatusCode::OK,
     )?;
-    for entry in page["items"].as_array().into_iter().flatten().rev() {
+    let recent: Vec<&Value> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .collect();
+    for entry in &recent {
         crate::out!("{}", log_line(entry));
     }
-    if !follow {
+    let Some(stream) = stream.as_mut() else {
         return Ok(());
-    }
-    let path = with_query(
-        format!("/sandboxes/{}/logs/stream", percent_encode(sandbox)),
-        &filters,
-    );
-    let mut stream = EventStream::open(server, &path).await?;
+    };
+    let shown = |entry: &Value| {
+        recent
+            .iter()
+            .any(|e| e["request_id"] == entry["request_id"] && e["at"] == entry["at"])
+    };
     while let Some((kind, entry)) = stream.next().await? {
-        if kind == "request" {
+        if kind == "request" && !shown(&entry) {
             crate::out!("{}", log_line(&entry));
         }
     }

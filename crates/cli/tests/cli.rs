@@ -121,6 +121,40 @@ fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     (status, body)
 }
 
+/// A minimal HTTP/1.1 POST of a JSON body; (status, headers, body), or
+/// `None` when the server is gone.
+fn http_post(url: &str, body: &str) -> Option<(u16, String, String)> {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (authority, path) = rest.split_once('/').expect("a path");
+    let mut stream = TcpStream::connect(authority).ok()?;
+    let request = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((status, head.to_owned(), body.to_owned()))
+}
+
+/// Checks `check` until it gives a value, for at most ten seconds: for
+/// what a separate server process does off its hot path. Panics naming `what`.
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn run(args: &[&str], url: &str) -> (bool, String, String) {
     let output = Command::new(SBX)
         .args(args)
@@ -483,15 +517,27 @@ fn listen_forwards_signed_events_to_a_local_url_and_trigger_fires_them() {
 
 /// Counts the distinct `webhook-id`s it receives (any number of requests
 /// and connections), answering 204 after `pause`.
-fn counting_receiver(
-    pause: Duration,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-) {
+/// Webhook ids a receiver got, and a signal for each new one.
+type Seen = std::sync::Arc<(
+    std::sync::Mutex<std::collections::HashSet<String>>,
+    std::sync::Condvar,
+)>;
+
+/// Waits (on the receiver's signal, at most `within`) until `seen` holds
+/// `count` ids; how many it holds.
+fn wait_for_count(seen: &Seen, count: usize, within: Duration) -> usize {
+    let (ids, arrived) = &**seen;
+    let ids = ids.lock().unwrap();
+    let (ids, _) = arrived
+        .wait_timeout_while(ids, within, |ids| ids.len() < count)
+        .unwrap();
+    ids.len()
+}
+
+fn counting_receiver(pause: Duration) -> (String, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let seen: Seen = std::sync::Arc::default();
     let shared = seen.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
@@ -519,7 +565,8 @@ fn counting_receiver(
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
                     std::thread::sleep(pause);
-                    seen.lock().unwrap().insert(id);
+                    seen.0.lock().unwrap().insert(id);
+                    seen.1.notify_all();
                     if (&stream)
                         .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
                         .is_err()
@@ -603,7 +650,7 @@ fn every_event_is_delivered_after_a_kill_9_mid_delivery() {
         );
     }
     assert!(
-        seen.lock().unwrap().len() < EVENTS,
+        seen.0.lock().unwrap().len() < EVENTS,
         "the kill must come mid-delivery"
     );
     Command::new("kill")
@@ -611,19 +658,15 @@ fn every_event_is_delivered_after_a_kill_9_mid_delivery() {
         .status()
         .unwrap();
     server.wait().unwrap();
-    let delivered_before = seen.lock().unwrap().len();
+    let delivered_before = seen.0.lock().unwrap().len();
 
     let port = url.rsplit(':').next().unwrap();
     let (server, _) = serve(&format!("127.0.0.1:{port}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while seen.lock().unwrap().len() < EVENTS {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {EVENTS} events delivered ({delivered_before} before the kill)",
-            seen.lock().unwrap().len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let delivered = wait_for_count(&seen, EVENTS, Duration::from_secs(30));
+    assert_eq!(
+        delivered, EVENTS,
+        "events delivered ({delivered_before} before the kill)"
+    );
     terminate(server);
 }
 
@@ -654,24 +697,16 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
         .0,
         200
     );
-    // Logged off the hot path: wait until it shows.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    // Logged off the hot path: it shows soon after.
+    let stdout = eventually("req-first logged", || {
         let (ok, stdout, _) = run(&["logs", "--sandbox", &id], &url);
-        if ok && stdout.contains("req-first") {
-            assert!(
-                stdout.contains("GET /v1/customers/cus_demo_alice --> 200"),
-                "{stdout}"
-            );
-            assert!(stdout.contains("operation=getCustomer"), "{stdout}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never logged: {stdout}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (ok && stdout.contains("req-first")).then_some(stdout)
+    });
+    assert!(
+        stdout.contains("GET /v1/customers/cus_demo_alice --> 200"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("operation=getCustomer"), "{stdout}");
     let (ok, har, stderr) = run(&["logs", "--sandbox", &id, "--har"], &url);
     assert!(ok, "{stderr}");
     let har: Value = serde_json::from_str(&har).unwrap();
@@ -689,8 +724,8 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    // The recent request printed, the follower is following.
     assert!(lines.next().unwrap().unwrap().contains("req-first"));
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         http_get(
             &format!("{base_url}/accounts/acct_demo_frozen"),
@@ -758,16 +793,11 @@ fn explain_prints_why_a_request_failed() {
     assert_eq!(typo.0, 404);
 
     // Logged off the hot path: wait until the second shows.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let typo_explained = loop {
+    let typo_explained = eventually("req-typo logged", || {
         let (ok, stdout, stderr) = run(&["explain", "req-typo"], &url);
-        if ok {
-            break stdout;
-        }
-        assert!(stderr.contains("404"), "{stderr}");
-        assert!(std::time::Instant::now() < deadline, "never logged");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        assert!(ok || stderr.contains("404"), "{stderr}");
+        ok.then_some(stdout)
+    });
     assert!(
         typo_explained.contains("GET /v1/custmers/cus_demo_alice --> 404"),
         "{typo_explained}"
@@ -885,4 +915,106 @@ fn import_refuses_files_outside_the_project_folder() {
             "{stderr}"
         );
     }
+}
+
+/// SIGTERM while clients are writing: every change and every request-log
+/// entry the server acknowledged is there when it starts again.
+#[test]
+fn sigterm_under_load_loses_no_acknowledged_change_or_log_entry() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let serve = || {
+        let (server, lines) = start(
+            &["serve", "--listen", "127.0.0.1:0", "--data-dir", &dir],
+            "listening on",
+        );
+        let url = field(&lines, "SmartSandbox listening on").to_owned();
+        (server, url)
+    };
+    let (server, url) = serve();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+    let (_, stdout, _) = run(
+        &[
+            "sandbox",
+            "create",
+            "--project",
+            "payments",
+            "--auth",
+            "none",
+        ],
+        &url,
+    );
+    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customers = format!("{url}/sbx/{id}/v1/customers");
+    // Four clients create customers until the server stops answering; each
+    // keeps what the server acknowledged: (customer id, request id).
+    let (acknowledged, answered) = (mpsc::channel(), mpsc::channel::<()>());
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (customers, acknowledged, answered) = (
+                customers.clone(),
+                acknowledged.0.clone(),
+                answered.0.clone(),
+            );
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    let body = format!(
+                        r#"{{"name": "c{client}-{n}", "email": "c{client}-{n}@example.com"}}"#
+                    );
+                    let Some((status, head, body)) = http_post(&customers, &body) else {
+                        return;
+                    };
+                    if status != 201 {
+                        return;
+                    }
+                    let request_id = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("x-request-id: "))
+                        .expect("x-request-id")
+                        .to_owned();
+                    let customer: Value = serde_json::from_str(&body).unwrap();
+                    let customer = customer["id"].as_str().unwrap().to_owned();
+                    let _ = acknowledged.send((customer, request_id));
+                    let _ = answered.send(());
+                }
+            })
+        })
+        .collect();
+    drop(answered.0);
+    // SIGTERM once the clients are well under way.
+    for _ in 0..200 {
+        answered
+            .1
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the clients are served");
+    }
+    terminate(server);
+    for client in clients {
+        client.join().unwrap();
+    }
+    drop(acknowledged.0);
+    let acknowledged: Vec<(String, String)> = acknowledged.1.iter().collect();
+    assert!(acknowledged.len() >= 200, "{}", acknowledged.len());
+
+    let (server, url) = serve();
+    for (customer, request_id) in &acknowledged {
+        let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
+        assert_eq!(status, 200, "customer {customer} was acknowledged: {body}");
+        let (status, body) = http_get(
+            &format!("{url}/api/v1/sandboxes/{id}/logs/{request_id}"),
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+        );
+        assert_eq!(status, 200, "request {request_id} was acknowledged: {body}");
+    }
+    terminate(server);
 }

@@ -25,6 +25,7 @@ use crate::{
     request_log::RequestLog,
     scheduler,
     user_work::UserWork,
+    workers::Workers,
     writer::Writer,
 };
 
@@ -66,6 +67,8 @@ pub struct Shared {
     pub user_work: UserWork,
     /// Refused control-plane calls, counted per client.
     pub refusals: crate::control::Refusals,
+    /// Owns every background task, joined at shutdown.
+    pub workers: Workers,
 }
 
 pub fn now_ms() -> i64 {
@@ -90,9 +93,6 @@ pub struct Server {
     pub(crate) state: AppState,
     shutdown: CancellationToken,
     serve_task: JoinHandle<std::io::Result<()>>,
-    reaper_task: JoinHandle<()>,
-    scheduler_task: JoinHandle<()>,
-    delivery_task: JoinHandle<()>,
 }
 
 impl Server {
@@ -101,18 +101,30 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Waits until the server has stopped (after the token is cancelled),
-    /// in-flight requests finished.
+    /// Waits until the server has stopped (after the token is cancelled):
+    /// in-flight requests finished, background workers joined, and every
+    /// change and request-log entry they produced written.
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.serve_task.await.context("server task panicked")?;
         self.shutdown.cancel();
-        let _ = self.reaper_task.await;
-        let _ = self.scheduler_task.await;
-        let _ = self.delivery_task.await;
+        self.state.workers.shut_down().await;
         if let Some(telemetry) = self.state.telemetry.clone() {
             let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
         served.context("server failed")
+    }
+
+    /// Runs, now, what the background workers would do on their next
+    /// rounds, and returns when it is done: expired sandboxes removed, due
+    /// jobs run, due webhook deliveries attempted, and every request-log
+    /// entry queued so far written. For tests and tools that must not wait
+    /// on a timer.
+    pub async fn drain(&self) {
+        let state = &self.state;
+        reaper::reap_once(state).await;
+        scheduler::fire_due(state).await;
+        deliveries::deliver_all_due(state).await;
+        state.request_log.flush().await;
     }
 
     /// Stops the server and waits for it.
@@ -252,7 +264,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let store = open_store(&config).await?;
     let (token, generated) = admin_token(&config)?;
     let public_url = config.public_url(local_addr);
-    let request_log = RequestLog::start(store.clone(), &config.request_log_limits);
+    let workers = Workers::default();
+    let request_log = RequestLog::start(store.clone(), &config.request_log_limits, &workers);
     let state = AppState(Arc::new(Shared {
         telemetry,
         store: store.clone(),
@@ -262,13 +275,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         drift: Arc::new(DriftReport::default()),
         upstream: HttpUpstream::shared(config.allow_private_egress)?,
         edits: Arc::new(tokio::sync::Mutex::new(())),
-        writer: Writer::start(store.clone()),
+        writer: Writer::start(store.clone(), &workers),
         idempotency: Idempotency::new(store.clone()),
         metrics: Arc::new(Metrics::new(request_log.dropped_counter())),
         request_log,
         user_work: UserWork::new(config.limits.parallel_scripts()),
         refusals: crate::control::Refusals::new(config.audit.refused_per_minute),
         config: Arc::new(config),
+        workers: workers.clone(),
     }));
     load_registry(&state).await?;
     state
@@ -277,9 +291,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         .await
         .context("indexing idempotency keys")?;
     let shutdown = CancellationToken::new();
-    let reaper_task = tokio::spawn(reaper::run(state.clone(), shutdown.clone()));
-    let scheduler_task = tokio::spawn(scheduler::run(state.clone(), shutdown.clone()));
-    let delivery_task = tokio::spawn(deliveries::run(state.clone(), shutdown.clone()));
+    workers.spawn(reaper::run(state.clone(), workers.stopping()));
+    workers.spawn(scheduler::run(state.clone(), workers.stopping()));
+    workers.spawn(deliveries::run(state.clone(), workers.stopping()));
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
     let timeouts = crate::listener::Timeouts::of(&state.config.limits);
@@ -298,8 +312,5 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         state,
         shutdown,
         serve_task,
-        reaper_task,
-        scheduler_task,
-        delivery_task,
     })
 }

@@ -74,17 +74,37 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                     let Ok(running) = sandbox.delivering.clone().try_lock_owned() else {
                         continue;
                     };
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        if let Err(error) = deliver_due(&state, &sandbox, now_ms).await {
-                            tracing::warn!(sandbox = %sandbox.id, %error, "webhook delivery failed; retrying later");
-                            sandbox.next_delivery.set(Some(now_ms.saturating_add(5_000)));
-                        }
+                    let worker = state.clone();
+                    state.workers.spawn(async move {
+                        deliver_or_retry(&worker, &sandbox, now_ms).await;
                         drop(running);
                     });
                 }
             }
         }
+    }
+}
+
+/// Sends the due deliveries of every sandbox and returns when they are
+/// made (one round of the worker, waiting for rounds already running).
+pub async fn deliver_all_due(state: &AppState) {
+    let rounds = state.registry.all().into_iter().map(|sandbox| async move {
+        let now_ms = sandbox.now_ms();
+        if sandbox.next_delivery.get().is_none_or(|due| due > now_ms) {
+            return;
+        }
+        let _running = sandbox.delivering.lock().await;
+        deliver_or_retry(state, &sandbox, now_ms).await;
+    });
+    join_all(rounds).await;
+}
+
+async fn deliver_or_retry(state: &AppState, sandbox: &Arc<LiveSandbox>, now_ms: i64) {
+    if let Err(error) = deliver_due(state, sandbox, now_ms).await {
+        tracing::warn!(sandbox = %sandbox.id, %error, "webhook delivery failed; retrying later");
+        sandbox
+            .next_delivery
+            .set(Some(now_ms.saturating_add(5_000)));
     }
 }
 

@@ -29,6 +29,7 @@ mod service;
 mod snippets;
 mod telemetry;
 mod user_work;
+mod workers;
 mod writer;
 
 pub use app::{Server, start};

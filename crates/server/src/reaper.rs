@@ -22,6 +22,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// One round of the reaper, log and audit pruning included.
+pub async fn reap_once(state: &AppState) {
+    reap(state, &mut 0).await;
+}
+
 async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
     let now = now_ms();
     if let Err(error) = sandboxes::expire(state, now).await {

@@ -13,9 +13,13 @@ use sbx_engine::{
 };
 use sbx_store::{LogRecord, Store};
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-use crate::config::RequestLogLimits;
+use crate::{
+    config::RequestLogLimits,
+    workers::{Workers, next},
+};
 
 /// Entries written per transaction, at most.
 const BATCH: usize = 500;
@@ -67,9 +71,20 @@ pub struct Entry {
     pub revision: Arc<CompiledRevision>,
 }
 
+/// What the writer task takes: an entry, or a request to say when every
+/// entry queued before it is written.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every item is an entry: boxing it would allocate once more per request"
+)]
+enum Item {
+    Entry(Entry),
+    Flush(oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct RequestLog {
-    sender: mpsc::Sender<Entry>,
+    sender: mpsc::Sender<Item>,
     dropped: Counter,
 }
 
@@ -77,14 +92,13 @@ impl RequestLog {
     /// Starts the writer task. Past `limits.max_per_second` writes the
     /// queue fills and entries are dropped (counted), so a load test never
     /// pays for its log.
-    pub fn start(store: Arc<dyn Store>, limits: &RequestLogLimits) -> Self {
+    pub fn start(store: Arc<dyn Store>, limits: &RequestLogLimits, workers: &Workers) -> Self {
         let (sender, receiver) = mpsc::channel(limits.queue.max(1));
-        tokio::spawn(write(
-            store,
-            receiver,
-            limits.max_per_second.max(1),
-            limits.keep_per_sandbox.max(1),
-        ));
+        let pace = Pace {
+            max_per_second: limits.max_per_second.max(1),
+            keep_per_sandbox: limits.keep_per_sandbox.max(1),
+        };
+        workers.spawn_sink(write(store, receiver, pace, workers.closing()));
         Self {
             sender,
             dropped: Counter::default(),
@@ -103,8 +117,17 @@ impl RequestLog {
 
     /// Queues an entry; never waits (a full queue drops it, counted).
     pub fn record(&self, entry: Entry) {
-        if self.sender.try_send(entry).is_err() {
+        if self.sender.try_send(Item::Entry(entry)).is_err() {
             self.dropped.inc();
+        }
+    }
+
+    /// Returns once every entry queued before the call is written (or the
+    /// log has stopped).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.sender.send(Item::Flush(done)).await.is_ok() {
+            let _ = written.await;
         }
     }
 
@@ -119,22 +142,49 @@ impl RequestLog {
     }
 }
 
+/// How fast the log is written, and how much of it is kept.
+struct Pace {
+    max_per_second: u32,
+    keep_per_sandbox: u32,
+}
+
 async fn write(
     store: Arc<dyn Store>,
-    mut receiver: mpsc::Receiver<Entry>,
-    max_rate: u32,
-    keep_per_sandbox: u32,
+    mut receiver: mpsc::Receiver<Item>,
+    pace: Pace,
+    closing: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        let records: Vec<LogRecord> = batch.drain(..).map(record).collect();
-        if let Err(error) = store.save_logs(&records, keep_per_sandbox).await {
+    let mut records = Vec::with_capacity(BATCH);
+    let mut flushed = Vec::new();
+    while let Some(first) = next(&mut receiver, &closing).await {
+        let mut item = Some(first);
+        while let Some(taken) = item.take() {
+            match taken {
+                Item::Entry(entry) => records.push(record(entry)),
+                Item::Flush(done) => flushed.push(done),
+            }
+            if records.len() < BATCH {
+                item = receiver.try_recv().ok();
+            }
+        }
+        if !records.is_empty()
+            && let Err(error) = store.save_logs(&records, pace.keep_per_sandbox).await
+        {
             tracing::warn!(%error, count = records.len(), "writing the request log failed; entries lost");
         }
-        let pace = std::time::Duration::from_secs(1)
-            * u32::try_from(records.len()).unwrap_or(u32::MAX)
-            / max_rate;
-        tokio::time::sleep(pace).await;
+        for done in flushed.drain(..) {
+            let _ = done.send(());
+        }
+        let written = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        records.clear();
+        // Paced to the rate allowed; a closing log writes what is left at once.
+        if !closing.is_cancelled() {
+            let pause = std::time::Duration::from_secs(1) * written / pace.max_per_second;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = closing.cancelled() => {}
+            }
+        }
     }
 }
 

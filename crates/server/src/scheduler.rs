@@ -223,7 +223,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-async fn fire_due(state: &AppState) {
+/// Runs the due jobs of every sandbox (one round of the scheduler).
+pub async fn fire_due(state: &AppState) {
     for sandbox in state.registry.all() {
         let Some(due_ms) = sandbox.next_job.get() else {
             continue;

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use sbx_store::{ChangeSet, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::workers::{Workers, next};
 
 /// Most change sets written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -35,10 +38,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writing task; it ends when the last `Writer` is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the writing task; when the workers close, it commits what
+    /// is queued and ends.
+    pub fn start(store: Arc<dyn Store>, workers: &Workers) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, queue));
+        workers.spawn_sink(run(store, queue, workers.closing()));
         Self { jobs }
     }
 
@@ -56,8 +60,8 @@ impl Writer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>) {
-    while let Some(first) = queue.recv().await {
+async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, closing: CancellationToken) {
+    while let Some(first) = next(&mut queue, &closing).await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match queue.try_recv() {

@@ -11,7 +11,7 @@ use std::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, send, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, send, spawn_app, spawn_app_with};
 
 pub const SHOP: &str = include_str!("../fixtures/shop.yaml");
 
@@ -466,7 +466,17 @@ async fn twenty_revisions_swap_in_under_load_without_a_failed_request() {
         .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["revision"], revision);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Requests answered between each swap and the next.
+        let before = served.load(Ordering::Relaxed);
+        eventually(
+            "a request served after the swap",
+            Duration::from_secs(10),
+            || {
+                let now = served.load(Ordering::Relaxed);
+                async move { (now > before).then_some(()) }
+            },
+        )
+        .await;
     }
     stop.store(true, Ordering::Relaxed);
     for task in load {

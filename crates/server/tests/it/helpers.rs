@@ -1,6 +1,10 @@
 //! `spawn_app()`: a server on port 0 with its own temp data dir.
 
-use std::{path::Path, time::Duration};
+use std::{
+    future::Future,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use reqwest::{Client, Method, RequestBuilder, Response};
 use sbx_server::{Config, Server};
@@ -56,6 +60,27 @@ pub async fn spawn_app_with(data_dir: TempDir, adjust: impl FnOnce(&mut Config))
         client: Client::new(),
         data_dir,
         server: Some(server),
+    }
+}
+
+/// Checks `check` until it gives a value, for at most `within`, running
+/// the server's background work before each look: for what only real time
+/// brings (a time to live, a retry's backoff). Panics naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -153,6 +178,16 @@ impl TestApp {
         self.import_ok("pets", PETSTORE).await;
         self.create_sandbox(json!({"project": "pets", "auth": auth}))
             .await
+    }
+
+    /// What the server's background workers would do next, done now: the
+    /// request log written, due jobs run, due deliveries attempted.
+    pub async fn drain(&self) {
+        self.server
+            .as_ref()
+            .expect("the server is running")
+            .drain()
+            .await;
     }
 
     pub async fn stop(&mut self) {

@@ -1,9 +1,11 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PETSTORE, json_of, send, spawn_app, spawn_app_with, status_of};
+use crate::helpers::{PETSTORE, eventually, json_of, send, spawn_app, spawn_app_with, status_of};
 
 #[tokio::test]
 async fn expired_sandboxes_say_so_and_their_data_is_removed() {
@@ -14,16 +16,13 @@ async fn expired_sandboxes_say_so_and_their_data_is_removed() {
         .await;
     assert!(sandbox.body["expires_at"].is_string());
     assert_eq!(status_of(app.client.get(sandbox.url("/pets/1"))).await, 200);
-    // Wall-clock TTL: poll (bounded) until the reaper has removed it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _) = send(app.admin(Method::GET, &format!("/sandboxes/{}", sandbox.id))).await;
-        if status == 404 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sandbox did not expire");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Wall-clock TTL: its second must pass; the reaper then removes it.
+    let shown = format!("/sandboxes/{}", sandbox.id);
+    eventually("the sandbox expired", Duration::from_secs(10), || async {
+        app.drain().await;
+        (send(app.admin(Method::GET, &shown)).await.0 == 404).then_some(())
+    })
+    .await;
     let (status, body) = send(app.client.get(sandbox.url("/pets/1"))).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "urn:sbx:problem:sandbox-expired");
@@ -33,15 +32,13 @@ async fn expired_sandboxes_say_so_and_their_data_is_removed() {
     );
     let (_, list) = send(app.admin(Method::GET, "/sandboxes")).await;
     assert_eq!(list["items"], json!([]));
-    // The reaper removes it on its next round, and audits that.
-    let audit = loop {
-        let (_, audit) = send(app.admin(Method::GET, "/audit?actor=system")).await;
-        if audit["items"][0].is_object() {
-            break audit;
-        }
-        assert!(Instant::now() < deadline, "the expiry was not audited");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The reaper removed it, and audited that.
+    app.drain().await;
+    let (_, audit) = send(app.admin(Method::GET, "/audit?actor=system")).await;
+    assert!(
+        audit["items"][0].is_object(),
+        "the expiry is audited: {audit}"
+    );
     let expiry = &audit["items"][0];
     assert_eq!(
         (&expiry["action"], &expiry["outcome"]),
@@ -160,37 +157,29 @@ async fn sandboxes_follow_the_latest_revision_unless_pinned() {
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut app = spawn_app().await;
     let sandbox = app.petstore("none").await;
-    // A slow upload keeps a request in flight while shutdown starts.
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    let body = reqwest::Body::wrap_stream(tokio_stream_from(receiver));
-    let request = app
-        .client
-        .post(sandbox.url("/pets"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send();
-    let in_flight = tokio::spawn(request);
-    sender
-        .send(Ok(br#"{"name": "Rex","#.to_vec()))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A slow upload keeps a request in flight while shutdown starts: the
+    // server is reading its body once it answers `100 Continue`.
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = br#"{"name": "Rex", "kind": "dog"}"#;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nexpect: 100-continue\r\n\r\n",
+        sandbox.url("/pets").trim_start_matches(&app.url),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = stream.read(&mut answer).await.unwrap();
+    let interim = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
     let server = app.server.take().unwrap();
     let token = server.shutdown_token();
     let stopping = tokio::spawn(server.wait());
     token.cancel();
-    sender
-        .send(Ok(br#" "kind": "dog"}"#.to_vec()))
-        .await
-        .unwrap();
-    drop(sender);
-    let response = in_flight.await.unwrap().unwrap();
-    assert_eq!(response.status(), 201);
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
     stopping.await.unwrap().unwrap();
-}
-
-fn tokio_stream_from(
-    mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
-) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }

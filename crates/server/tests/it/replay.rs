@@ -1,9 +1,6 @@
 //! Replay: snippets that run as they are, and re-execution with a diff.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,19 +13,14 @@ async fn payments(app: &TestApp) -> Sandbox {
 
 /// The log entry of `request_id`, once written.
 async fn logged(app: &TestApp, sandbox: &Sandbox, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = send(app.admin(
-            Method::GET,
-            &format!("/sandboxes/{}/logs/{request_id}", sandbox.id),
-        ))
-        .await;
-        if status == 200 {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{request_id} never logged");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.drain().await;
+    let (status, body) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}/logs/{request_id}", sandbox.id),
+    ))
+    .await;
+    assert_eq!(status, 200, "{request_id} is logged: {body}");
+    body
 }
 
 /// Runs `program args…` with the sandbox key in `$SBX_API_KEY`, off the

@@ -7,7 +7,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, millis, send, spawn_app, spawn_app_with},
+    helpers::{TestApp, eventually, millis, send, spawn_app, spawn_app_with},
     scenarios::payments_project,
 };
 
@@ -93,20 +93,16 @@ Webhook(secret).verify(body, headers)
     }
 }
 
-pub(crate) async fn wait_for(receiver: &Receiver, count: usize) -> Vec<Received> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+/// The requests `receiver` got, once it has `count`: due deliveries are
+/// made at once; a retry waits for its time on the sandbox clock.
+pub(crate) async fn wait_for(app: &TestApp, receiver: &Receiver, count: usize) -> Vec<Received> {
+    let what = format!("{count} deliveries");
+    eventually(&what, Duration::from_secs(15), || async {
+        app.drain().await;
         let got = receiver.got.lock().unwrap().clone();
-        if got.len() >= count {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} deliveries arrived",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (got.len() >= count).then_some(got)
+    })
+    .await
 }
 
 /// A payments sandbox (compressed retries) with an endpoint delivering to
@@ -163,7 +159,7 @@ async fn deliveries_are_signed_as_standard_webhooks_and_retried_on_the_sandbox_c
     // reference library.
     let (status, paid) = send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
     assert_eq!(status, 201);
-    let got = wait_for(&receiver, 1).await;
+    let got = wait_for(&app, &receiver, 1).await;
     verify(&secret, &got[0]).unwrap();
     let body: Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(body["type"], "payment.processing");
@@ -193,7 +189,7 @@ async fn deliveries_are_signed_as_standard_webhooks_and_retried_on_the_sandbox_c
             .json(&json!({"advance": "P2D"})),
     )
     .await;
-    let got = wait_for(&receiver, 2).await;
+    let got = wait_for(&app, &receiver, 2).await;
     assert_eq!(
         serde_json::from_str::<Value>(&got[1].body).unwrap()["type"],
         "payment.succeeded"
@@ -205,7 +201,7 @@ async fn deliveries_are_signed_as_standard_webhooks_and_retried_on_the_sandbox_c
         )
         .await;
     }
-    let got = wait_for(&receiver, 4).await;
+    let got = wait_for(&app, &receiver, 4).await;
     assert_eq!(got[1].body, got[3].body, "a retry sends the same event");
     let (_, deliveries) =
         send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
@@ -230,7 +226,7 @@ async fn deliveries_are_signed_as_standard_webhooks_and_retried_on_the_sandbox_c
     )
     .await;
     assert_eq!((status, requeued["requeued"].clone()), (200, json!(1)));
-    let got = wait_for(&receiver, 5).await;
+    let got = wait_for(&app, &receiver, 5).await;
     let signatures = got[4]
         .headers
         .iter()
@@ -258,20 +254,16 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
     send(app.client.post(sandbox.url("/payments")).json(&payment())).await;
     // After the first failure the next attempt is due 1 s (±20%) later on
     // the sandbox clock: the compressed schedule.
-    wait_for(&receiver, 1).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (first_at, next_at) = loop {
-        let (_, deliveries) =
-            send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
-        let delivery = &deliveries["items"][0];
-        if let (Some(at), Some(next)) = (
-            delivery["attempts"][0]["at"].as_str(),
-            delivery["next_attempt_at"].as_str(),
-        ) {
-            break (millis(at), millis(next));
-        }
-        assert!(Instant::now() < deadline, "{deliveries}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for(&app, &receiver, 1).await;
+    let (_, deliveries) =
+        send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
+    let delivery = &deliveries["items"][0];
+    let (first_at, next_at) = match (
+        delivery["attempts"][0]["at"].as_str(),
+        delivery["next_attempt_at"].as_str(),
+    ) {
+        (Some(at), Some(next)) => (millis(at), millis(next)),
+        _ => panic!("an attempt and the next one's time: {deliveries}"),
     };
     assert!(
         (800..=1200).contains(&(next_at - first_at)),
@@ -280,33 +272,24 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
     );
     // Eight attempts in all, each made due by the clock.
     for attempt in 1..=8 {
-        wait_for(&receiver, attempt).await;
+        wait_for(&app, &receiver, attempt).await;
         send(
             app.admin(Method::POST, &format!("/sandboxes/{}/clock", sandbox.id))
                 .json(&json!({"advance": "PT2M"})),
         )
         .await;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let dead = loop {
-        let (_, deliveries) =
-            send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
-        let first = deliveries["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["event_type"] == "payment.processing")
-            .cloned()
-            .unwrap();
-        if first["state"] == "dead" {
-            break first;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never dead-lettered: {deliveries}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    app.drain().await;
+    let (_, deliveries) =
+        send(app.admin(Method::GET, &format!("{endpoint_path}/deliveries"))).await;
+    let dead = deliveries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["event_type"] == "payment.processing")
+        .cloned()
+        .unwrap();
+    assert_eq!(dead["state"], "dead", "dead-lettered: {deliveries}");
     assert_eq!(dead["attempts"].as_array().unwrap().len(), 8);
 
     // Requeue every dead letter: delivered once the receiver recovers.
@@ -317,7 +300,7 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
     )
     .await;
     assert_eq!((status, requeued["requeued"].clone()), (200, json!(1)));
-    wait_for(&receiver, 9).await;
+    wait_for(&app, &receiver, 9).await;
 
     // Failing ten times in a row disables the endpoint, with the reason.
     receiver.failures.store(usize::MAX / 2, Ordering::SeqCst);
@@ -330,7 +313,7 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
                 .json(&json!({"advance": "PT2M"})),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.drain().await;
     }
     let (_, shown) = send(app.admin(Method::GET, &endpoint_path)).await;
     assert_eq!(shown["enabled"], false, "{shown}");
@@ -418,7 +401,7 @@ async fn opted_in_faults_delay_duplicate_skew_and_reorder_deliveries() {
         .await;
         assert_eq!(status, 201);
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.drain().await;
     assert!(
         receiver.got.lock().unwrap().is_empty(),
         "held back by delay_ms"
@@ -428,7 +411,7 @@ async fn opted_in_faults_delay_duplicate_skew_and_reorder_deliveries() {
             .json(&json!({"advance": "PT2M"})),
     )
     .await;
-    let got = wait_for(&receiver, 4).await;
+    let got = wait_for(&app, &receiver, 4).await;
     let n = |r: &Received| serde_json::from_str::<Value>(&r.body).unwrap()["data"]["n"].clone();
     let id = |r: &Received| {
         r.headers
