@@ -35,8 +35,7 @@ pub fn event_id(number: i64) -> String {
 }
 
 /// What a receiver gets: the event as Standard Webhooks shapes it.
-pub fn body(event_number: i64, event_type: &str, created_at_ms: i64, payload: &str) -> Vec<u8> {
-    let data: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+pub fn body(event_number: i64, event_type: &str, created_at_ms: i64, data: &Value) -> Vec<u8> {
     json!({
         "id": event_id(event_number),
         "type": event_type,
@@ -276,11 +275,7 @@ async fn attempt(
 
 /// The faults an endpoint opted into (none when unreadable).
 fn faults(endpoint: &sbx_store::EndpointRecord) -> Faults {
-    endpoint
-        .faults
-        .as_deref()
-        .and_then(|f| serde_json::from_str(f).ok())
-        .unwrap_or_default()
+    endpoint.faults.clone().unwrap_or_default()
 }
 
 /// A uniform draw in `[0, 1)` for retry jitter and injected duplicates.

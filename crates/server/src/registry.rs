@@ -13,7 +13,7 @@ use std::{
 
 use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
 use sbx_spec::synth::seed_from;
-use sbx_store::{ResourceRow, SandboxRecord};
+use sbx_store::{ResourceRow, SandboxRecord, StoreError};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -123,23 +123,31 @@ pub fn overlay(rows: Vec<ResourceRow>) -> Vec<OverlayRow> {
 }
 
 impl LiveSandbox {
+    /// A live sandbox from its stored row; a row naming an unknown auth
+    /// mode is corrupt.
     pub fn from_record(
         record: SandboxRecord,
         compiled: Arc<CompiledRevision>,
         rows: Vec<ResourceRow>,
-    ) -> Self {
+    ) -> Result<Self, StoreError> {
+        let auth = AuthMode::parse(&record.auth).ok_or_else(|| StoreError::Corrupt {
+            table: "sandboxes",
+            key: record.id.clone(),
+            column: "auth",
+            cause: format!("{:?} is not an auth mode", record.auth),
+        })?;
         let state = SandboxState::load(
             &compiled.behaviours.fixtures,
             overlay(rows),
             record.seeded_at_ms,
         );
-        let env = serde_json::from_str::<Map<String, Value>>(&record.env).unwrap_or_default();
+        let env = record.env;
         // Stored profiles were checked when set; one that no longer parses is dropped.
         let chaos = record
             .chaos
             .as_ref()
             .and_then(|text| Some((text.clone(), Arc::new(ChaosSpec::parse(text).ok()?))));
-        Self {
+        Ok(Self {
             pinned: record.pinned,
             serving: RwLock::new(Serving {
                 revision: record.revision,
@@ -157,15 +165,10 @@ impl LiveSandbox {
             next_job: DueAt::default(),
             next_delivery: DueAt::default(),
             delivering: Arc::default(),
-            webhook_schedule: sbx_webhooks::ScheduleName::parse(&record.webhook_schedule)
-                .unwrap_or(sbx_webhooks::ScheduleName::Standard),
+            webhook_schedule: record.webhook_schedule,
             jobs: tokio::sync::Mutex::new(()),
             seed: seed_from([record.seed.as_bytes()]),
-            auth: if record.auth == "none" {
-                AuthMode::None
-            } else {
-                AuthMode::Spec
-            },
+            auth,
             id: record.id,
             project: record.project,
             seed_text: record.seed,
@@ -173,7 +176,7 @@ impl LiveSandbox {
             label: record.label,
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
-        }
+        })
     }
 
     pub fn expired_at(&self, now_ms: i64) -> Option<i64> {

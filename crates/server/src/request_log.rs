@@ -210,14 +210,14 @@ fn record(entry: Entry) -> LogRecord {
         Some(body) => redactions.secrets(body),
         None => Secrets::default(),
     };
-    let steps = full_trace(&entry, replayed);
-    let trace = if secrets.is_empty() {
-        serde_json::to_string(&steps).unwrap_or_default()
-    } else {
-        let mut trace = serde_json::to_value(steps).unwrap_or_default();
-        secrets.scrub(&mut trace);
-        trace.to_string()
-    };
+    let mut trace = Value::Array(
+        full_trace(&entry, replayed)
+            .iter()
+            .map(|step| serde_json::to_value(step).unwrap_or(Value::Null))
+            .collect(),
+    );
+    secrets.scrub(&mut trace);
+    redact_strings(&mut trace);
     LogRecord {
         seq: 0,
         scenario: header(response, "x-sandbox-scenario").map(str::to_owned),
@@ -232,7 +232,7 @@ fn record(entry: Entry) -> LogRecord {
             redactions,
             &secrets,
         ),
-        trace: redact_text(&trace),
+        trace,
         sandbox_id: entry.sandbox_id,
         request_id: entry.request_id,
         at_ms: entry.at_ms,
@@ -276,6 +276,18 @@ fn full_trace(entry: &Entry, replayed: bool) -> Vec<Step> {
 }
 
 /// `sk_test_…` keys anywhere in `text` masked.
+/// [`redact_text`] applied to every string of `value`.
+fn redact_strings(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains(sbx_engine::API_KEY_PREFIX) => {
+            *text = redact_text(text);
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_strings),
+        Value::Object(members) => members.values_mut().for_each(redact_strings),
+        _ => {}
+    }
+}
+
 fn redact_text(text: &str) -> String {
     if !text.contains(sbx_engine::API_KEY_PREFIX) {
         return text.to_owned();
@@ -293,7 +305,7 @@ fn redact_text(text: &str) -> String {
         .collect()
 }
 
-fn redacted_headers(headers: &[(String, String)], secrets: &Secrets) -> String {
+fn redacted_headers(headers: &[(String, String)], secrets: &Secrets) -> Value {
     let map: Map<String, Value> = headers
         .iter()
         .map(|(name, value)| {
@@ -312,7 +324,7 @@ fn redacted_headers(headers: &[(String, String)], secrets: &Secrets) -> String {
             (lower, Value::String(value))
         })
         .collect();
-    Value::Object(map).to_string()
+    Value::Object(map)
 }
 
 /// The body, parsed, when it is JSON and a project's rule may select in it
@@ -366,7 +378,8 @@ mod tests {
                 ("Accept".into(), "application/json".into()),
             ],
             &Secrets::default(),
-        );
+        )
+        .to_string();
         assert!(!headers.contains("sk_test_"), "{headers}");
         assert!(headers.contains("key=[redacted];x=1"), "{headers}");
         assert!(headers.contains("application/json"));

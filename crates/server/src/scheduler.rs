@@ -7,7 +7,7 @@ use std::{cmp::Reverse, collections::BinaryHeap, sync::Arc, time::Duration};
 
 use sbx_engine::{
     CompiledRevision,
-    jobs::{JobAction, JobSandbox, ScheduledJob},
+    jobs::{JobSandbox, ScheduledJob},
 };
 use sbx_store::{ChangeSet, JobRecord, Origin};
 use tokio_util::sync::CancellationToken;
@@ -45,21 +45,21 @@ pub fn to_record(job: &ScheduledJob) -> JobRecord {
         id: job.id.clone(),
         seq: 0,
         due_at_ms: job.due_ms,
-        action: serde_json::to_string(&job.action).unwrap_or_default(),
-        payload: job.payload.to_string(),
+        action: serde_json::to_value(&job.action).unwrap_or(serde_json::Value::Null),
+        payload: job.payload.clone(),
         scheduled_at_ms: job.scheduled_at_ms,
         error: None,
         origin: None,
     }
 }
 
-pub fn from_record(record: &JobRecord) -> Result<ScheduledJob, String> {
+/// A stored job as the engine runs it; its action must be one the engine knows.
+pub fn from_record(record: &JobRecord) -> Result<ScheduledJob, serde_json::Error> {
     Ok(ScheduledJob {
         id: record.id.clone(),
         due_ms: record.due_at_ms,
-        action: serde_json::from_str::<JobAction>(&record.action)
-            .map_err(|e| format!("unreadable job action: {e}"))?,
-        payload: serde_json::from_str(&record.payload).unwrap_or_default(),
+        action: serde::Deserialize::deserialize(&record.action)?,
+        payload: record.payload.clone(),
         scheduled_at_ms: record.scheduled_at_ms,
     })
 }
@@ -148,7 +148,10 @@ fn run_in_order(
                 report.failed += 1;
                 changes.push(ChangeSet {
                     sandbox_id: sandbox.id.clone(),
-                    finished_jobs: vec![(record.id.clone(), Some(error))],
+                    finished_jobs: vec![(
+                        record.id.clone(),
+                        Some(format!("unreadable job action: {error}")),
+                    )],
                     ..ChangeSet::default()
                 });
             }

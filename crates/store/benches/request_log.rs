@@ -27,11 +27,11 @@ fn entry(n: usize) -> LogRecord {
         scenario: None,
         chaos: None,
         replayed: false,
-        request_headers: r#"{"host":"127.0.0.1:18480","user-agent":"curl/7.88.1","accept":"*/*","authorization":"Bearer [redacted]"}"#.to_owned(),
+        request_headers: serde_json::from_str(r#"{"host":"127.0.0.1:18480","user-agent":"curl/7.88.1","accept":"*/*","authorization":"Bearer [redacted]"}"#).unwrap(),
         request_body: String::new(),
-        response_headers: r#"{"content-type":"application/json","request-id":"req_RwwJkW5wOtLz6b"}"#.to_owned(),
+        response_headers: serde_json::from_str(r#"{"content-type":"application/json","request-id":"req_RwwJkW5wOtLz6b"}"#).unwrap(),
         response_body: r#"{"id":"cus_demo_alice","object":"customer","name":"Alice Martin","email":"alice@example.com","account":"acct_demo_gold","created_at":"2026-01-05T10:00:00Z","metadata":{"tier":"gold"}}"#.to_owned(),
-        trace: TRACE.to_owned(),
+        trace: serde_json::from_str(TRACE).unwrap(),
         sandbox_at_ms: Some(1_795_519_356_000 + n as i64),
         trace_id: None,
     }
@@ -57,13 +57,13 @@ fn save_logs(c: &mut Criterion) {
         created_at_ms: 1,
         expires_at_ms: None,
         pinned: false,
-        env: "{}".to_owned(),
+        env: serde_json::Map::new(),
         chaos: None,
         scenario: None,
         clock_offset_ms: 0,
         clock_frozen_ms: None,
         seeded_at_ms: 1,
-        webhook_schedule: "standard".to_owned(),
+        webhook_schedule: sbx_webhooks::ScheduleName::Standard,
     };
     runtime.block_on(async {
         store

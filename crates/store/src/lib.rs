@@ -9,7 +9,9 @@ mod sqlite;
 mod sqlite_timeline;
 
 use async_trait::async_trait;
+use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 pub use sqlite::SqliteStore;
 
@@ -23,6 +25,14 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row that does not decode: named, never read as a default.
+    #[error("{table} {key}: column {column} does not decode: {cause}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        column: &'static str,
+        cause: String,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -64,8 +74,8 @@ pub struct SandboxRecord {
     pub expires_at_ms: Option<i64>,
     /// Stays on `revision`; otherwise follows the project's latest.
     pub pinned: bool,
-    /// Overrides of the project's environment parameters, a JSON object.
-    pub env: String,
+    /// Overrides of the project's environment parameters.
+    pub env: Map<String, Value>,
     /// The chaos profile, as `X-Chaos` would say it.
     pub chaos: Option<String>,
     /// The default scenario.
@@ -77,8 +87,8 @@ pub struct SandboxRecord {
     /// Sandbox time of the last seeding (creation or reset), which
     /// relative fixture dates resolve against.
     pub seeded_at_ms: i64,
-    /// The retry schedule of its webhook deliveries (`standard`, `compressed`).
-    pub webhook_schedule: String,
+    /// The retry schedule of its webhook deliveries.
+    pub webhook_schedule: ScheduleName,
 }
 
 /// A record a request changed, as persisted.
@@ -150,10 +160,9 @@ pub struct JobRecord {
     pub seq: i64,
     /// Sandbox time, Unix milliseconds.
     pub due_at_ms: i64,
-    /// JSON: what the job does.
-    pub action: String,
-    /// JSON.
-    pub payload: String,
+    /// What the job does.
+    pub action: Value,
+    pub payload: Value,
     pub scheduled_at_ms: i64,
     /// Why it failed, once it has.
     pub error: Option<String>,
@@ -179,8 +188,7 @@ pub struct EventRecord {
     pub id: i64,
     pub sandbox_id: String,
     pub event_type: String,
-    /// JSON text.
-    pub payload: String,
+    pub payload: Value,
     pub created_at_ms: i64,
 }
 
@@ -191,20 +199,20 @@ pub struct IdempotentAnswer {
     /// Hex SHA-256 of the request it answered.
     pub fingerprint: String,
     pub status: u16,
-    /// JSON array of `[name, value]` pairs.
-    pub headers: String,
+    /// `[name, value]` pairs.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub created_at_ms: i64,
 }
 
 /// A sandbox's webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRecord {
     pub id: String,
     pub sandbox_id: String,
     pub url: String,
-    /// JSON array of event types; `["*"]` is every type.
-    pub events: String,
+    /// Event types; `["*"]` is every type.
+    pub events: Vec<String>,
     pub description: Option<String>,
     pub secret: String,
     /// The secret before the last rotation, still signing until…
@@ -215,12 +223,12 @@ pub struct EndpointRecord {
     pub disabled_reason: Option<String>,
     pub failures_in_row: i64,
     pub created_at_ms: i64,
-    /// Delivery faults opted into (JSON), if any.
-    pub faults: Option<String>,
+    /// Delivery faults opted into, if any.
+    pub faults: Option<Faults>,
 }
 
 /// A delivery due now, with what sending it needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DueDelivery {
     pub id: i64,
     pub sandbox_id: String,
@@ -230,8 +238,7 @@ pub struct DueDelivery {
     pub next_attempt_ms: i64,
     pub event_id: i64,
     pub event_type: String,
-    /// JSON text.
-    pub payload: String,
+    pub payload: Value,
     pub event_created_at_ms: i64,
     pub endpoint: EndpointRecord,
 }
@@ -277,7 +284,7 @@ pub struct DeliveryRecord {
 pub struct AttemptView {
     pub attempt: i64,
     pub at_ms: i64,
-    pub request_headers: String,
+    pub request_headers: Value,
     pub status: Option<i64>,
     pub body_excerpt: Option<String>,
     pub latency_ms: i64,
@@ -303,13 +310,13 @@ pub struct LogRecord {
     pub chaos: Option<String>,
     pub replayed: bool,
     /// JSON object.
-    pub request_headers: String,
+    pub request_headers: Value,
     pub request_body: String,
     /// JSON object.
-    pub response_headers: String,
+    pub response_headers: Value,
     pub response_body: String,
     /// How the pipeline decided: a JSON array of steps.
-    pub trace: String,
+    pub trace: Value,
     /// The sandbox clock's time when it arrived (Unix ms).
     pub sandbox_at_ms: Option<i64>,
     /// The W3C trace id (32 hex digits) the request belongs to.
@@ -475,7 +482,7 @@ pub struct TimelineRecord {
     /// What caused it (see [`Origin`]; `event:<number>` for deliveries).
     pub origin: Option<String>,
     /// The kind's particulars, a JSON object.
-    pub detail: String,
+    pub detail: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -523,7 +530,8 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets tombstones older than `before_ms`.
     async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Replaces a sandbox's environment overrides; false if it does not exist.
-    async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError>;
+    async fn set_sandbox_env(&self, id: &str, env: &Map<String, Value>)
+    -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's default scenario; false if it does not exist.
     async fn set_sandbox_scenario(
         &self,

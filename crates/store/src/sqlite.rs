@@ -3,6 +3,8 @@
 use std::{collections::HashMap, path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use sbx_webhooks::ScheduleName;
+use serde_json::{Value, json};
 use sqlx::{
     QueryBuilder, Row, Sqlite, SqlitePool,
     sqlite::{
@@ -98,104 +100,182 @@ fn make_private(dir: &Path, database: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn project(row: &SqliteRow) -> ProjectRecord {
-    ProjectRecord {
-        name: row.get("name"),
-        latest_revision: row.get::<i64, _>("latest_revision") as u32,
-        created_at_ms: row.get("created_at_ms"),
-        updated_at_ms: row.get("updated_at_ms"),
+/// A column of a row, or an error naming both.
+pub(crate) fn column<'r, T>(
+    row: &'r SqliteRow,
+    table: &'static str,
+    name: &'static str,
+) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(name).map_err(|e| StoreError::Corrupt {
+        table,
+        key: row_key(row),
+        column: name,
+        cause: e.to_string(),
+    })
+}
+
+/// A JSON column of a row, decoded.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    table: &'static str,
+    name: &'static str,
+) -> Result<T, StoreError> {
+    let text: String = column(row, table, name)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        table,
+        key: row_key(row),
+        column: name,
+        cause: e.to_string(),
+    })
+}
+
+/// A nullable JSON column of a row, decoded.
+fn json_or_null<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    table: &'static str,
+    name: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = column(row, table, name)?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            table,
+            key: row_key(row),
+            column: name,
+            cause: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+/// What names a row in an error: its id (and sandbox), as far as it has them.
+fn row_key(row: &SqliteRow) -> String {
+    let text = |name: &str| {
+        row.try_get::<String, _>(name)
+            .ok()
+            .or_else(|| row.try_get::<i64, _>(name).ok().map(|n| n.to_string()))
+    };
+    match (text("sandbox_id"), text("id").or_else(|| text("name"))) {
+        (Some(sandbox), Some(id)) => format!("{id} of sandbox {sandbox}"),
+        (None, Some(id)) => id,
+        (Some(sandbox), None) => format!("of sandbox {sandbox}"),
+        (None, None) => "(unnamed)".to_owned(),
     }
 }
 
-fn sandbox(row: &SqliteRow) -> SandboxRecord {
-    SandboxRecord {
-        id: row.get("id"),
-        project: row.get("project"),
-        revision: row.get::<i64, _>("revision") as u32,
-        key_hash: row.get("key_hash"),
-        seed: row.get("seed"),
-        auth: row.get("auth"),
-        label: row.get("label"),
-        created_at_ms: row.get("created_at_ms"),
-        expires_at_ms: row.get("expires_at_ms"),
-        pinned: row.get::<i64, _>("pinned") != 0,
-        env: row.get("env"),
-        chaos: row.get("chaos"),
-        scenario: row.get("scenario"),
-        clock_offset_ms: row.get("clock_offset_ms"),
-        clock_frozen_ms: row.get("clock_frozen_ms"),
-        seeded_at_ms: row
-            .get::<Option<i64>, _>("seeded_at_ms")
-            .unwrap_or_else(|| row.get("created_at_ms")),
-        webhook_schedule: row.get("webhook_schedule"),
-    }
+fn project(row: &SqliteRow) -> Result<ProjectRecord, StoreError> {
+    let get = |name| column::<i64>(row, "projects", name);
+    Ok(ProjectRecord {
+        name: column(row, "projects", "name")?,
+        latest_revision: get("latest_revision")? as u32,
+        created_at_ms: get("created_at_ms")?,
+        updated_at_ms: get("updated_at_ms")?,
+    })
 }
 
-fn log(row: &SqliteRow) -> LogRecord {
-    LogRecord {
-        seq: row.get("seq"),
-        sandbox_id: row.get("sandbox_id"),
-        request_id: row.get("request_id"),
-        at_ms: row.get("at_ms"),
-        method: row.get("method"),
-        path: row.get("path"),
-        query: row.get("query"),
-        operation: row.get("operation"),
-        status: row.get("status"),
-        latency_us: row.get("latency_us"),
-        scenario: row.get("scenario"),
-        chaos: row.get("chaos"),
-        replayed: row.get::<i64, _>("replayed") != 0,
-        request_headers: row.get("request_headers"),
-        request_body: row.get("request_body"),
-        response_headers: row.get("response_headers"),
-        response_body: row.get("response_body"),
-        trace: row.get("trace"),
-        sandbox_at_ms: row.get("sandbox_at_ms"),
-        trace_id: row.get("trace_id"),
-    }
+fn sandbox(row: &SqliteRow) -> Result<SandboxRecord, StoreError> {
+    const T: &str = "sandboxes";
+    let created_at_ms = column(row, T, "created_at_ms")?;
+    Ok(SandboxRecord {
+        id: column(row, T, "id")?,
+        project: column(row, T, "project")?,
+        revision: column::<i64>(row, T, "revision")? as u32,
+        key_hash: column(row, T, "key_hash")?,
+        seed: column(row, T, "seed")?,
+        auth: column(row, T, "auth")?,
+        label: column(row, T, "label")?,
+        created_at_ms,
+        expires_at_ms: column(row, T, "expires_at_ms")?,
+        pinned: column::<i64>(row, T, "pinned")? != 0,
+        env: json(row, T, "env")?,
+        chaos: column(row, T, "chaos")?,
+        scenario: column(row, T, "scenario")?,
+        clock_offset_ms: column(row, T, "clock_offset_ms")?,
+        clock_frozen_ms: column(row, T, "clock_frozen_ms")?,
+        seeded_at_ms: column::<Option<i64>>(row, T, "seeded_at_ms")?.unwrap_or(created_at_ms),
+        webhook_schedule: {
+            let name: String = column(row, T, "webhook_schedule")?;
+            ScheduleName::parse(&name).ok_or_else(|| StoreError::Corrupt {
+                table: T,
+                key: row_key(row),
+                column: "webhook_schedule",
+                cause: format!("{name:?} is not a schedule"),
+            })?
+        },
+    })
 }
 
-fn event(row: &SqliteRow) -> EventRecord {
-    EventRecord {
-        id: row.get("id"),
-        sandbox_id: row.get("sandbox_id"),
-        event_type: row.get("event_type"),
-        payload: row.get("payload"),
-        created_at_ms: row.get("created_at_ms"),
-    }
+fn log(row: &SqliteRow) -> Result<LogRecord, StoreError> {
+    const T: &str = "request_log";
+    Ok(LogRecord {
+        seq: column(row, T, "seq")?,
+        sandbox_id: column(row, T, "sandbox_id")?,
+        request_id: column(row, T, "request_id")?,
+        at_ms: column(row, T, "at_ms")?,
+        method: column(row, T, "method")?,
+        path: column(row, T, "path")?,
+        query: column(row, T, "query")?,
+        operation: column(row, T, "operation")?,
+        status: column(row, T, "status")?,
+        latency_us: column(row, T, "latency_us")?,
+        scenario: column(row, T, "scenario")?,
+        chaos: column(row, T, "chaos")?,
+        replayed: column::<i64>(row, T, "replayed")? != 0,
+        request_headers: json(row, T, "request_headers")?,
+        request_body: column(row, T, "request_body")?,
+        response_headers: json(row, T, "response_headers")?,
+        response_body: column(row, T, "response_body")?,
+        trace: json(row, T, "trace")?,
+        sandbox_at_ms: column(row, T, "sandbox_at_ms")?,
+        trace_id: column(row, T, "trace_id")?,
+    })
 }
 
-fn endpoint(row: &SqliteRow) -> EndpointRecord {
-    EndpointRecord {
-        id: row.get("id"),
-        sandbox_id: row.get("sandbox_id"),
-        url: row.get("url"),
-        events: row.get("events"),
-        description: row.get("description"),
-        secret: row.get("secret"),
-        previous_secret: row.get("previous_secret"),
-        previous_secret_expires_ms: row.get("previous_secret_expires_ms"),
-        disabled_reason: row.get("disabled_reason"),
-        failures_in_row: row.get("failures_in_row"),
-        created_at_ms: row.get("created_at_ms"),
-        faults: row.get("faults"),
-    }
+fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
+    const T: &str = "events";
+    Ok(EventRecord {
+        id: column(row, T, "id")?,
+        sandbox_id: column(row, T, "sandbox_id")?,
+        event_type: column(row, T, "event_type")?,
+        payload: json(row, T, "payload")?,
+        created_at_ms: column(row, T, "created_at_ms")?,
+    })
+}
+
+fn endpoint(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
+    const T: &str = "webhook_endpoints";
+    Ok(EndpointRecord {
+        id: column(row, T, "id")?,
+        sandbox_id: column(row, T, "sandbox_id")?,
+        url: column(row, T, "url")?,
+        events: json(row, T, "events")?,
+        description: column(row, T, "description")?,
+        secret: column(row, T, "secret")?,
+        previous_secret: column(row, T, "previous_secret")?,
+        previous_secret_expires_ms: column(row, T, "previous_secret_expires_ms")?,
+        disabled_reason: column(row, T, "disabled_reason")?,
+        failures_in_row: column(row, T, "failures_in_row")?,
+        created_at_ms: column(row, T, "created_at_ms")?,
+        faults: json_or_null(row, T, "faults")?,
+    })
 }
 
 const ENDPOINT_COLUMNS: &str = "ep.id, ep.sandbox_id, ep.url, ep.events, ep.description, ep.secret, ep.previous_secret, ep.previous_secret_expires_ms, ep.disabled_reason, ep.failures_in_row, ep.created_at_ms, ep.faults";
 
-fn job(row: &SqliteRow) -> JobRecord {
-    JobRecord {
-        id: row.get("id"),
-        seq: row.get("seq"),
-        due_at_ms: row.get("due_at_ms"),
-        action: row.get("action"),
-        payload: row.get("payload"),
-        scheduled_at_ms: row.get("scheduled_at_ms"),
-        error: row.get("error"),
-        origin: row.get("origin"),
-    }
+fn job(row: &SqliteRow) -> Result<JobRecord, StoreError> {
+    const T: &str = "jobs";
+    Ok(JobRecord {
+        id: column(row, T, "id")?,
+        seq: column(row, T, "seq")?,
+        due_at_ms: column(row, T, "due_at_ms")?,
+        action: json(row, T, "action")?,
+        payload: json(row, T, "payload")?,
+        scheduled_at_ms: column(row, T, "scheduled_at_ms")?,
+        error: column(row, T, "error")?,
+        origin: column(row, T, "origin")?,
+    })
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -251,8 +331,8 @@ async fn save_jobs(
                 .push_bind(&change.sandbox_id)
                 .push_bind(&job.id)
                 .push_bind(job.due_at_ms)
-                .push_bind(&job.action)
-                .push_bind(&job.payload)
+                .push_bind(job.action.to_string())
+                .push_bind(job.payload.to_string())
                 .push_bind(job.scheduled_at_ms)
                 .push_bind(job.origin.as_ref().or(change.origin.as_ref()));
         });
@@ -385,14 +465,14 @@ impl Store for SqliteStore {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(project))
+        row.as_ref().map(project).transpose()
     }
 
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM projects ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(project).collect())
+        rows.iter().map(project).collect()
     }
 
     async fn delete_project(&self, name: &str) -> Result<Vec<String>, StoreError> {
@@ -449,10 +529,10 @@ impl Store for SqliteStore {
         .bind(s.created_at_ms)
         .bind(s.expires_at_ms)
         .bind(i64::from(s.pinned))
-        .bind(&s.env)
+        .bind(Value::Object(s.env.clone()).to_string())
         .bind(&s.chaos)
         .bind(s.seeded_at_ms)
-        .bind(&s.webhook_schedule)
+        .bind(s.webhook_schedule.as_str())
         .execute(&self.pool)
         .await;
         match inserted {
@@ -469,14 +549,14 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(sandbox))
+        row.as_ref().map(sandbox).transpose()
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at_ms, id")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(sandbox).collect())
+        rows.iter().map(sandbox).collect()
     }
 
     async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError> {
@@ -530,9 +610,13 @@ impl Store for SqliteStore {
         Ok(deleted.rows_affected())
     }
 
-    async fn set_sandbox_env(&self, id: &str, env: &str) -> Result<bool, StoreError> {
+    async fn set_sandbox_env(
+        &self,
+        id: &str,
+        env: &serde_json::Map<String, Value>,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE sandboxes SET env = ? WHERE id = ?")
-            .bind(env)
+            .bind(json!(env).to_string())
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -644,7 +728,7 @@ impl Store for SqliteStore {
                     .push_bind(&answer.key)
                     .push_bind(&answer.fingerprint)
                     .push_bind(i64::from(answer.status))
-                    .push_bind(&answer.headers)
+                    .push_bind(json!(answer.headers).to_string())
                     .push_bind(&answer.body)
                     .push_bind(answer.created_at_ms);
             });
@@ -689,7 +773,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(job).collect())
+        rows.iter().map(job).collect()
     }
 
     async fn failed_jobs(
@@ -704,7 +788,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(job).collect())
+        rows.iter().map(job).collect()
     }
 
     async fn next_jobs(&self) -> Result<Vec<(String, i64)>, StoreError> {
@@ -780,7 +864,7 @@ impl Store for SqliteStore {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.iter().map(event).collect())
+        rows.iter().map(event).collect()
     }
 
     async fn list_events(
@@ -794,7 +878,7 @@ impl Store for SqliteStore {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.iter().map(event).collect())
+        rows.iter().map(event).collect()
     }
 
     async fn get_idempotent(
@@ -807,14 +891,18 @@ impl Store for SqliteStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| IdempotentAnswer {
-            key: row.get("key"),
-            fingerprint: row.get("fingerprint"),
-            status: row.get::<i64, _>("status") as u16,
-            headers: row.get("headers"),
-            body: row.get("body"),
-            created_at_ms: row.get("created_at_ms"),
-        }))
+        const T: &str = "idempotency_keys";
+        row.map(|row| {
+            Ok(IdempotentAnswer {
+                key: column(&row, T, "key")?,
+                fingerprint: column(&row, T, "fingerprint")?,
+                status: column::<i64>(&row, T, "status")? as u16,
+                headers: json(&row, T, "headers")?,
+                body: column(&row, T, "body")?,
+                created_at_ms: column(&row, T, "created_at_ms")?,
+            })
+        })
+        .transpose()
     }
 
     async fn idempotency_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
@@ -835,7 +923,7 @@ impl Store for SqliteStore {
         .bind(&e.id)
         .bind(&e.sandbox_id)
         .bind(&e.url)
-        .bind(&e.events)
+        .bind(json!(e.events).to_string())
         .bind(&e.description)
         .bind(&e.secret)
         .bind(&e.previous_secret)
@@ -843,7 +931,7 @@ impl Store for SqliteStore {
         .bind(&e.disabled_reason)
         .bind(e.failures_in_row)
         .bind(e.created_at_ms)
-        .bind(&e.faults)
+        .bind(e.faults.as_ref().map(|f| json!(f).to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -856,7 +944,7 @@ impl Store for SqliteStore {
         .bind(sandbox_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(endpoint).collect())
+        rows.iter().map(endpoint).collect()
     }
 
     async fn get_endpoint(
@@ -871,7 +959,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(endpoint))
+        row.as_ref().map(endpoint).transpose()
     }
 
     async fn update_endpoint(&self, e: &EndpointRecord) -> Result<bool, StoreError> {
@@ -881,14 +969,14 @@ impl Store for SqliteStore {
              WHERE sandbox_id = ? AND id = ?",
         )
         .bind(&e.url)
-        .bind(&e.events)
+        .bind(json!(e.events).to_string())
         .bind(&e.description)
         .bind(&e.secret)
         .bind(&e.previous_secret)
         .bind(e.previous_secret_expires_ms)
         .bind(&e.disabled_reason)
         .bind(e.failures_in_row)
-        .bind(&e.faults)
+        .bind(e.faults.as_ref().map(|f| json!(f).to_string()))
         .bind(&e.sandbox_id)
         .bind(&e.id)
         .execute(&self.pool)
@@ -926,20 +1014,21 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| DueDelivery {
-                id: row.get("delivery_id"),
-                sandbox_id: row.get("sandbox_id"),
-                attempts: row.get("attempts"),
-                next_attempt_ms: row.get("next_attempt_ms"),
-                event_id: row.get("event_id"),
-                event_type: row.get("event_type"),
-                payload: row.get("payload"),
-                event_created_at_ms: row.get("event_created_at_ms"),
-                endpoint: endpoint(row),
+        rows.iter()
+            .map(|row| {
+                Ok(DueDelivery {
+                    id: row.get("delivery_id"),
+                    sandbox_id: row.get("sandbox_id"),
+                    attempts: row.get("attempts"),
+                    next_attempt_ms: row.get("next_attempt_ms"),
+                    event_id: row.get("event_id"),
+                    event_type: row.get("event_type"),
+                    payload: json(row, "events", "payload")?,
+                    event_created_at_ms: row.get("event_created_at_ms"),
+                    endpoint: endpoint(row)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn next_deliveries(&self) -> Result<Vec<(String, i64)>, StoreError> {
@@ -1033,18 +1122,20 @@ impl Store for SqliteStore {
         .bind(delivery_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| AttemptView {
-                attempt: row.get("attempt"),
-                at_ms: row.get("at_ms"),
-                request_headers: row.get("request_headers"),
-                status: row.get("status"),
-                body_excerpt: row.get("body_excerpt"),
-                latency_ms: row.get("latency_ms"),
-                error: row.get("error"),
+        const T: &str = "delivery_attempts";
+        rows.iter()
+            .map(|row| {
+                Ok(AttemptView {
+                    attempt: column(row, T, "attempt")?,
+                    at_ms: column(row, T, "at_ms")?,
+                    request_headers: json(row, T, "request_headers")?,
+                    status: column(row, T, "status")?,
+                    body_excerpt: column(row, T, "body_excerpt")?,
+                    latency_ms: column(row, T, "latency_ms")?,
+                    error: column(row, T, "error")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn requeue_deliveries(
@@ -1109,11 +1200,11 @@ impl Store for SqliteStore {
                     .push_bind(&log.scenario)
                     .push_bind(&log.chaos)
                     .push_bind(log.replayed)
-                    .push_bind(&log.request_headers)
+                    .push_bind(log.request_headers.to_string())
                     .push_bind(&log.request_body)
-                    .push_bind(&log.response_headers)
+                    .push_bind(log.response_headers.to_string())
                     .push_bind(&log.response_body)
-                    .push_bind(&log.trace)
+                    .push_bind(log.trace.to_string())
                     .push_bind(log.sandbox_at_ms)
                     .push_bind(&log.trace_id);
             });
@@ -1209,7 +1300,7 @@ impl Store for SqliteStore {
         };
         select.push(" LIMIT ").push_bind(i64::from(q.limit));
         let rows = select.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(log).collect())
+        rows.iter().map(log).collect()
     }
 
     async fn get_log(
@@ -1229,7 +1320,7 @@ impl Store for SqliteStore {
         .bind(request_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(log))
+        row.as_ref().map(log).transpose()
     }
 
     async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {

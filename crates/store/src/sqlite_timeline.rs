@@ -1,9 +1,12 @@
 //! The sandbox timeline in SQLite: one `UNION ALL` over the tables that
 //! record what happened, in sandbox-time order.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::{StoreError, TimelineKind, TimelineQuery, TimelineRecord};
+use crate::{
+    StoreError, TimelineKind, TimelineQuery, TimelineRecord,
+    sqlite::{column, json},
+};
 
 /// Each kind's rows as `(kind, at_ms, real_at_ms, id, origin, detail, ord)`
 /// (named in every part: any may come first), `at_ms` in sandbox time; `?S`, `?F`, `?U` stand for the sandbox id and
@@ -88,18 +91,26 @@ pub(crate) async fn timeline(
     );
     sql.push_bind(i64::from(query.limit));
     let rows = sql.build().fetch_all(pool).await?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| {
-            let kind: String = row.get(0);
-            Some(TimelineRecord {
-                kind: TimelineKind::ALL.into_iter().find(|k| k.name() == kind)?,
-                at_ms: row.get(1),
-                real_at_ms: row.get(2),
-                id: row.get(3),
-                origin: row.get(4),
-                detail: row.get(5),
+    const T: &str = "timeline";
+    rows.iter()
+        .map(|row| {
+            let kind: String = column(row, T, "kind")?;
+            Ok(TimelineRecord {
+                kind: TimelineKind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == kind)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        table: T,
+                        key: kind.clone(),
+                        column: "kind",
+                        cause: "not a kind of entry".to_owned(),
+                    })?,
+                at_ms: column(row, T, "at_ms")?,
+                real_at_ms: column(row, T, "real_at_ms")?,
+                id: column(row, T, "id")?,
+                origin: column(row, T, "origin")?,
+                detail: json(row, T, "detail")?,
             })
         })
-        .collect())
+        .collect()
 }

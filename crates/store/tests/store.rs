@@ -18,13 +18,13 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         created_at_ms: 1,
         expires_at_ms,
         pinned: false,
-        env: "{}".to_owned(),
+        env: serde_json::Map::new(),
         chaos: None,
         scenario: None,
         clock_offset_ms: 0,
         clock_frozen_ms: None,
         seeded_at_ms: 1,
-        webhook_schedule: "standard".to_owned(),
+        webhook_schedule: sbx_webhooks::ScheduleName::Standard,
     }
 }
 
@@ -34,8 +34,8 @@ fn job(id: &str, due_at_ms: i64) -> JobRecord {
         id: id.to_owned(),
         seq: 0,
         due_at_ms,
-        action: r#"{"kind":"script","name":"settle"}"#.to_owned(),
-        payload: "{}".to_owned(),
+        action: serde_json::json!({"kind": "script", "name": "settle"}),
+        payload: serde_json::json!({}),
         scheduled_at_ms: 0,
         error: None,
     }
@@ -174,13 +174,9 @@ async fn contract(store: &dyn Store) {
         r#"{"env":{"a":1}}"#
     );
     store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
-    assert!(
-        store
-            .set_sandbox_env("sbx-a", r#"{"k":"v"}"#)
-            .await
-            .unwrap()
-    );
-    assert!(!store.set_sandbox_env("sbx-zz", "{}").await.unwrap());
+    let env = serde_json::json!({"k": "v"}).as_object().unwrap().clone();
+    assert!(store.set_sandbox_env("sbx-a", &env).await.unwrap());
+    assert!(!store.set_sandbox_env("sbx-zz", &env).await.unwrap());
     assert!(
         store
             .set_sandbox_chaos("sbx-a", Some("error=5%"))
@@ -256,8 +252,8 @@ async fn contract(store: &dyn Store) {
         None
     );
     assert_eq!(
-        store.get_sandbox("sbx-a").await.unwrap().unwrap().env,
-        r#"{"k":"v"}"#
+        serde_json::Value::Object(store.get_sandbox("sbx-a").await.unwrap().unwrap().env),
+        serde_json::json!({"k": "v"})
     );
 
     // Resource writes: the highest version wins whatever the arrival order,
@@ -307,7 +303,7 @@ async fn contract(store: &dyn Store) {
         key: "k1".into(),
         fingerprint: fingerprint.into(),
         status: 201,
-        headers: r#"[["content-type","application/json"]]"#.into(),
+        headers: vec![("content-type".into(), "application/json".into())],
         body: b"{}".to_vec(),
         created_at_ms: at,
     };
@@ -413,11 +409,11 @@ fn logged(sandbox_id: &str, n: i64) -> LogRecord {
         scenario: None,
         chaos: None,
         replayed: false,
-        request_headers: "{}".to_owned(),
+        request_headers: serde_json::json!({}),
         request_body: String::new(),
-        response_headers: "{}".to_owned(),
+        response_headers: serde_json::json!({}),
         response_body: String::new(),
-        trace: "[]".to_owned(),
+        trace: serde_json::json!([]),
         sandbox_at_ms: None,
         trace_id: None,
     }
@@ -527,4 +523,48 @@ async fn audit_is_pruned_by_age_and_by_count() {
         [10, 9, 8, 7, 6]
     );
     assert_eq!(store.prune_audit(0, 5).await.unwrap(), 0);
+}
+
+/// A row whose JSON or enum column does not decode is an error naming the
+/// table, the row and the column: never read as a default, never a panic.
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    store.create_project("pets", "{}", "{}", 1).await.unwrap();
+    store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    let raw =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("sbx.db").display()))
+            .await
+            .unwrap();
+    for (column, spoiled) in [("env", "{not json"), ("webhook_schedule", "hourly")] {
+        sqlx::query(&format!(
+            "UPDATE sandboxes SET {column} = ? WHERE id = 'sbx-a'"
+        ))
+        .bind(spoiled)
+        .execute(&raw)
+        .await
+        .unwrap();
+        let error = store.get_sandbox("sbx-a").await.unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Corrupt { table: "sandboxes", column: c, .. } if *c == column),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("sbx-a") && message.contains(column),
+            "{message}"
+        );
+        assert!(store.list_sandboxes().await.is_err(), "listing fails too");
+        sqlx::query(
+            "UPDATE sandboxes SET env = '{}', webhook_schedule = 'standard' WHERE id = 'sbx-a'",
+        )
+        .execute(&raw)
+        .await
+        .unwrap();
+    }
+    assert!(
+        store.get_sandbox("sbx-a").await.unwrap().is_some(),
+        "mended, it reads"
+    );
 }

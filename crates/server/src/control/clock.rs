@@ -49,8 +49,8 @@ impl From<sbx_store::JobRecord> for JobView {
             id: job.id,
             due_at: rfc3339(job.due_at_ms),
             scheduled_at: rfc3339(job.scheduled_at_ms),
-            action: serde_json::from_str(&job.action).unwrap_or_default(),
-            payload: serde_json::from_str(&job.payload).unwrap_or_default(),
+            action: job.action,
+            payload: job.payload,
             error: job.error,
         }
     }

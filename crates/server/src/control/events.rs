@@ -49,7 +49,7 @@ impl From<EventRecord> for EventView {
         Self {
             id: event_id(e.id),
             event_type: e.event_type,
-            data: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
+            data: e.payload,
             created_at: rfc3339(e.created_at_ms),
         }
     }

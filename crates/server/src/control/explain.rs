@@ -40,7 +40,7 @@ pub struct Explanation {
 
 impl From<LogRecord> for Explanation {
     fn from(record: LogRecord) -> Self {
-        let steps: Vec<Value> = serde_json::from_str(&record.trace).unwrap_or_default();
+        let steps = record.trace.as_array().cloned().unwrap_or_default();
         let summary = |step: &Value| step["summary"].as_str().map(str::to_owned);
         let verdict = steps
             .iter()

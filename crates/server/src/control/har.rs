@@ -162,14 +162,14 @@ fn entry(root: &str, record: &LogRecord) -> Entries {
 }
 
 /// Headers as logged (a JSON object of lower-case names).
-fn headers(logged: &str) -> Vec<Headers> {
-    let Ok(Value::Object(map)) = serde_json::from_str(logged) else {
+fn headers(logged: &Value) -> Vec<Headers> {
+    let Value::Object(map) = logged else {
         return Vec::new();
     };
-    map.into_iter()
+    map.iter()
         .filter_map(|(name, value)| {
             Some(Headers {
-                name,
+                name: name.clone(),
                 value: value.as_str()?.to_owned(),
                 comment: None,
             })

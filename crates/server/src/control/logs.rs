@@ -75,7 +75,7 @@ fn failed_step(trace: &[Value], stage: &str) -> Option<Value> {
 
 impl From<LogRecord> for LogView {
     fn from(r: LogRecord) -> Self {
-        let trace: Vec<Value> = serde_json::from_str(&r.trace).unwrap_or_default();
+        let trace = r.trace.as_array().cloned().unwrap_or_default();
         let validation_errors = match failed_step(&trace, "validate") {
             Some(Value::Array(violations)) => violations,
             _ => Vec::new(),
@@ -98,9 +98,9 @@ impl From<LogRecord> for LogView {
             scenario: r.scenario,
             chaos: r.chaos,
             idempotent_replay: r.replayed,
-            request_headers: serde_json::from_str(&r.request_headers).unwrap_or_default(),
+            request_headers: r.request_headers,
             request_body: r.request_body,
-            response_headers: serde_json::from_str(&r.response_headers).unwrap_or_default(),
+            response_headers: r.response_headers,
             response_body: r.response_body,
         }
     }

@@ -33,7 +33,7 @@ pub async fn snippets(
         &record.method,
         &record.path,
         record.query.as_deref(),
-        &headers,
+        headers,
         &record.request_body,
     );
     Ok(Json(request.snippets(caveats(&record))))

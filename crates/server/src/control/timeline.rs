@@ -124,7 +124,7 @@ pub async fn timeline(
 }
 
 fn entry(record: TimelineRecord) -> TimelineEntry {
-    let detail: Value = serde_json::from_str(&record.detail).unwrap_or_default();
+    let detail = record.detail;
     let id = match record.kind {
         TimelineKind::Event => record
             .id

@@ -44,7 +44,7 @@ pub struct EndpointView {
 impl From<EndpointRecord> for EndpointView {
     fn from(e: EndpointRecord) -> Self {
         Self {
-            events: serde_json::from_str(&e.events).unwrap_or_default(),
+            events: e.events,
             enabled: e.disabled_reason.is_none(),
             id: e.id,
             url: e.url,
@@ -53,11 +53,7 @@ impl From<EndpointRecord> for EndpointView {
             disabled_reason: e.disabled_reason,
             failures_in_row: e.failures_in_row,
             created_at: rfc3339(e.created_at_ms),
-            faults: e
-                .faults
-                .as_deref()
-                .and_then(|f| serde_json::from_str(f).ok())
-                .unwrap_or_default(),
+            faults: e.faults.unwrap_or_default(),
         }
     }
 }
@@ -198,7 +194,7 @@ pub async fn deliveries(
                 .map(|a| AttemptItem {
                     attempt: a.attempt,
                     at: rfc3339(a.at_ms),
-                    request_headers: serde_json::from_str(&a.request_headers).unwrap_or_default(),
+                    request_headers: a.request_headers,
                     status: a.status,
                     body_excerpt: a.body_excerpt,
                     latency_ms: a.latency_ms,

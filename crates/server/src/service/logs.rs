@@ -87,9 +87,10 @@ pub async fn export(
 
 /// The bytes an entry's headers and bodies take.
 fn size(record: &LogRecord) -> usize {
-    record.request_headers.len()
+    let text = |value: &serde_json::Value| value.to_string().len();
+    text(&record.request_headers)
         + record.request_body.len()
-        + record.response_headers.len()
+        + text(&record.response_headers)
         + record.response_body.len()
 }
 

@@ -37,8 +37,8 @@ pub fn caveats(record: &LogRecord) -> Vec<String> {
 }
 
 /// The logged request's headers.
-pub fn headers_of(record: &LogRecord) -> Value {
-    serde_json::from_str(&record.request_headers).unwrap_or_default()
+pub fn headers_of(record: &LogRecord) -> &Value {
+    &record.request_headers
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -113,7 +113,7 @@ pub async fn replay(state: &AppState, id: &str, request_id: &str) -> ServiceResu
     };
     let original = Answer {
         status: record.status,
-        headers: serde_json::from_str(&record.response_headers).unwrap_or_default(),
+        headers: record.response_headers.clone(),
         body: record.response_body,
     };
     let diff = diff(&original, &replay);
@@ -128,9 +128,11 @@ pub async fn replay(state: &AppState, id: &str, request_id: &str) -> ServiceResu
 }
 
 fn failed_auth(record: &LogRecord) -> bool {
-    serde_json::from_str::<Vec<Value>>(&record.trace)
-        .unwrap_or_default()
-        .iter()
+    record
+        .trace
+        .as_array()
+        .into_iter()
+        .flatten()
         .any(|step| step["stage"] == "auth" && step["verdict"] == "failed")
 }
 

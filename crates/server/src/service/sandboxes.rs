@@ -111,18 +111,18 @@ pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created>
             .ttl_seconds
             .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
         pinned: new.revision.is_some(),
-        env: Value::Object(new.env).to_string(),
+        env: new.env,
         chaos: None,
         scenario: None,
         clock_offset_ms: 0,
         clock_frozen_ms: None,
         seeded_at_ms: now,
-        webhook_schedule: new.webhook_schedule.as_str().to_owned(),
+        webhook_schedule: new.webhook_schedule,
     };
     state.store.create_sandbox(&record).await?;
     let sandbox = state
         .registry
-        .insert(LiveSandbox::from_record(record, compiled, Vec::new()));
+        .insert(LiveSandbox::from_record(record, compiled, Vec::new())?);
     Ok(Created { sandbox, api_key })
 }
 
@@ -228,10 +228,7 @@ pub async fn set_env(
     env: Map<String, Value>,
 ) -> ServiceResult<Arc<LiveSandbox>> {
     let sandbox = live(state, id)?;
-    state
-        .store
-        .set_sandbox_env(id, &Value::Object(env.clone()).to_string())
-        .await?;
+    state.store.set_sandbox_env(id, &env).await?;
     sandbox.set_env(env);
     Ok(sandbox)
 }

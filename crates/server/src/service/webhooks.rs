@@ -32,16 +32,14 @@ pub struct EndpointChange {
     pub faults: Option<Faults>,
 }
 
-fn checked_faults(faults: Option<Faults>) -> ServiceResult<Option<String>> {
+fn checked_faults(faults: Option<Faults>) -> ServiceResult<Option<Faults>> {
     let Some(faults) = faults.filter(|f| !f.is_none()) else {
         return Ok(None);
     };
     faults
         .check()
         .map_err(|m| ServiceError::invalid("/faults", m))?;
-    let text = serde_json::to_string(&faults)
-        .map_err(|e| anyhow::anyhow!("encoding delivery faults: {e}"))?;
-    Ok(Some(text))
+    Ok(Some(faults))
 }
 
 fn checked_url(state: &AppState, url: &str) -> ServiceResult<String> {
@@ -71,7 +69,7 @@ fn checked_url(state: &AppState, url: &str) -> ServiceResult<String> {
     Ok(url.to_owned())
 }
 
-fn checked_events(events: Option<Vec<String>>) -> ServiceResult<String> {
+fn checked_events(events: Option<Vec<String>>) -> ServiceResult<Vec<String>> {
     let events = events.unwrap_or_else(|| vec!["*".to_owned()]);
     if events.is_empty() || events.iter().any(|e| e.is_empty() || e.len() > 200) {
         return Err(ServiceError::invalid(
@@ -79,7 +77,7 @@ fn checked_events(events: Option<Vec<String>>) -> ServiceResult<String> {
             "name one or more event types (or \"*\"), each 1 to 200 characters",
         ));
     }
-    Ok(serde_json::to_string(&events).map_err(|e| anyhow::anyhow!("encoding event types: {e}"))?)
+    Ok(events)
 }
 
 /// The endpoint of a live sandbox.
