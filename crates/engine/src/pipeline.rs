@@ -662,18 +662,16 @@ impl Routed<'_> {
             ..exchange
         };
         let (revision, operation) = (self.revision, self.operation);
-        let response = respond::select(operation, prefer)
-            .and_then(|declared| {
-                respond::render(
-                    revision,
-                    self.context.seed,
-                    operation,
-                    declared,
-                    &exchange,
-                    body,
-                )
-            })
-            .map_or_else(|response| response, |rendered| rendered.response);
+        let rendered = respond::select(operation, prefer).and_then(|declared| {
+            respond::render(
+                revision,
+                self.context.seed,
+                operation,
+                declared,
+                &exchange,
+                body,
+            )
+        });
         if cold.get() {
             // Run again with this run's chaos draw.
             return Err(Stop::Yield(Yield {
@@ -681,6 +679,18 @@ impl Routed<'_> {
                 chaos_draw,
             }));
         }
+        let response = match rendered {
+            Ok(rendered) => rendered.response,
+            // `Prefer` or `Accept` asks for what the operation does not declare.
+            Err(refused) => {
+                trace.note(|| Step::new("respond", Verdict::Failed, problem_detail(&refused)));
+                return Ok(Outcome {
+                    chaos,
+                    answered: true,
+                    ..refused.into()
+                });
+            }
+        };
         trace.note(|| {
             let how = match (&prefer.example, prefer.code) {
                 (Some(name), _) => format!("the spec's example {name:?} (Prefer)"),

@@ -1,0 +1,274 @@
+//! The pipeline as a pure function: requests through `handle()` with no
+//! server, each answer and the trace of how it was decided held in a
+//! snapshot (`tests/snapshots/`; `INSTA_UPDATE=always` rewrites them after
+//! a deliberate change, and the diff is the review).
+//!
+//! Every input is fixed (seed, sandbox clock, records), so every answer is
+//! too: nothing needs redacting.
+
+use std::{path::Path, sync::Arc};
+
+use sbx_engine::{
+    AuthMode, CompiledRevision, Decision, Outcome, ProjectFiles, Request, SandboxContext,
+    SandboxState, ScriptLimits, handle,
+};
+use serde_json::{Map, Value, json};
+
+/// 2026-03-01T12:00:00Z on the sandbox clock.
+const NOW_MS: i64 = 1_772_366_400_000;
+
+fn compile(spec: &str, files: &ProjectFiles) -> Arc<CompiledRevision> {
+    let model = sbx_spec::load_api(spec, &sbx_spec::Limits::default()).expect("the spec loads");
+    Arc::new(
+        CompiledRevision::compile_project(model, files, &ScriptLimits::default())
+            .expect("the project compiles"),
+    )
+}
+
+/// The payments example: fixtures, two behaviours, scenarios, a lifecycle.
+fn payments() -> Arc<CompiledRevision> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/payments");
+    let spec = std::fs::read_to_string(dir.join("openapi.yaml")).unwrap();
+    let files = sbx_engine::project::read_dir(&dir).expect("the example reads");
+    compile(&spec, &files)
+}
+
+/// A sandbox of one revision: its records, and how it is set up.
+struct Sandbox {
+    revision: Arc<CompiledRevision>,
+    state: Arc<SandboxState>,
+    env: Arc<Map<String, Value>>,
+    auth: AuthMode,
+    default_scenario: Option<&'static str>,
+}
+
+impl Sandbox {
+    fn of(revision: Arc<CompiledRevision>) -> Self {
+        let state = SandboxState::load(&revision.behaviours.fixtures, Vec::new(), NOW_MS);
+        Self {
+            revision,
+            state: Arc::new(state),
+            env: Arc::new(Map::new()),
+            auth: AuthMode::None,
+            default_scenario: None,
+        }
+    }
+
+    /// Sends a request where it may block (as the blocking pool runs it);
+    /// the answer, or a panic when the pipeline yields anyway.
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Outcome {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let request = Request {
+            method,
+            path,
+            query,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let key_matches = |key: &str| key == "sk_test_engine";
+        let context = SandboxContext {
+            id: "sbx-engine",
+            seed: 7,
+            auth: self.auth,
+            key_matches: &key_matches,
+            state: &self.state,
+            env: &self.env,
+            upstream: None,
+            now_ms: NOW_MS,
+            may_block: true,
+            chaos: None,
+            default_scenario: self.default_scenario,
+            chaos_draw: None,
+            trace: true,
+        };
+        match handle(&self.revision, &context, &request) {
+            Decision::Answer(outcome) => outcome,
+            Decision::Yield(pending) => panic!("yielded where it may block: {}", pending.reason),
+        }
+    }
+}
+
+/// What a snapshot holds of an answer: status, headers, body, what it
+/// changed, and the trace (stage, verdict, summary).
+fn seen(outcome: &Outcome) -> Value {
+    let mut headers: Vec<&(String, String)> = outcome.response.headers.iter().collect();
+    headers.sort();
+    let body = serde_json::from_slice::<Value>(&outcome.response.body).unwrap_or_else(|_| {
+        Value::String(String::from_utf8_lossy(&outcome.response.body).into_owned())
+    });
+    let changes: Vec<Value> = outcome
+        .journal
+        .changes
+        .iter()
+        .map(|c| json!({"collection": c.collection, "id": c.id, "deleted": c.value.is_none()}))
+        .collect();
+    let events: Vec<&str> = outcome
+        .journal
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    let trace: Vec<Value> = outcome
+        .trace
+        .iter()
+        .map(|step| {
+            let step = serde_json::to_value(step).unwrap();
+            json!({"stage": step["stage"], "verdict": step["verdict"], "summary": step["summary"]})
+        })
+        .collect();
+    json!({
+        "status": outcome.response.status,
+        "headers": headers,
+        "body": body,
+        "changes": changes,
+        "events": events,
+        "jobs": outcome.journal.jobs.len(),
+        "trace": trace,
+    })
+}
+
+const CARD: &str = r#"{"amount": 2000, "currency": "usd", "customer": "cus_demo_alice",
+    "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}}"#;
+
+#[test]
+fn a_fixture_is_read_from_the_sandbox_collection() {
+    let sandbox = Sandbox::of(payments());
+    let outcome = sandbox.send("GET", "/v1/customers/cus_demo_alice", &[], "");
+    insta::assert_json_snapshot!(seen(&outcome));
+}
+
+#[test]
+fn a_behaviour_creates_a_payment_that_enters_its_lifecycle() {
+    let sandbox = Sandbox::of(payments());
+    let json = [("content-type", "application/json")];
+    let created = sandbox.send("POST", "/v1/payments", &json, CARD);
+    insta::assert_json_snapshot!("created", seen(&created));
+    let id = serde_json::from_slice::<Value>(&created.response.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The engine changes the sandbox's records itself; the server only persists them.
+    let read = sandbox.send("GET", &format!("/v1/payments/{id}"), &[], "");
+    assert_eq!(read.response.status, 200);
+    let cancelled = sandbox.send("POST", &format!("/v1/payments/{id}/cancel"), &json, "{}");
+    insta::assert_json_snapshot!("cancelled", seen(&cancelled));
+    let again = sandbox.send("POST", &format!("/v1/payments/{id}/cancel"), &json, "{}");
+    insta::assert_json_snapshot!("cancelled_twice", seen(&again));
+}
+
+#[test]
+fn scenarios_answer_by_header_by_rule_and_by_default() {
+    let mut sandbox = Sandbox::of(payments());
+    let json = ("content-type", "application/json");
+    let by_header = sandbox.send(
+        "POST",
+        "/v1/payments",
+        &[json, ("x-sandbox-scenario", "rate_limited")],
+        CARD,
+    );
+    insta::assert_json_snapshot!("by_header", seen(&by_header));
+    let declined = CARD.replace("4242424242424242", "4000000000000002");
+    let by_rule = sandbox.send("POST", "/v1/payments", &[json], &declined);
+    insta::assert_json_snapshot!("by_rule", seen(&by_rule));
+    let unknown = sandbox.send(
+        "POST",
+        "/v1/payments",
+        &[json, ("x-sandbox-scenario", "no_such_thing")],
+        CARD,
+    );
+    insta::assert_json_snapshot!("unknown", seen(&unknown));
+    sandbox.default_scenario = Some("account_frozen");
+    let by_default = sandbox.send("GET", "/v1/accounts/acct_demo_gold", &[], "");
+    insta::assert_json_snapshot!("by_default", seen(&by_default));
+}
+
+#[test]
+fn auth_refuses_a_missing_or_foreign_key_with_a_challenge() {
+    let mut sandbox = Sandbox::of(payments());
+    sandbox.auth = AuthMode::Spec;
+    let missing = sandbox.send("GET", "/v1/customers/cus_demo_alice", &[], "");
+    insta::assert_json_snapshot!("missing", seen(&missing));
+    let foreign = [("authorization", "Bearer sk_test_other")];
+    let refused = sandbox.send("GET", "/v1/customers/cus_demo_alice", &foreign, "");
+    assert_eq!(refused.response.status, 401);
+    let own = [("authorization", "Bearer sk_test_engine")];
+    let allowed = sandbox.send("GET", "/v1/customers/cus_demo_alice", &own, "");
+    assert_eq!(allowed.response.status, 200);
+}
+
+const PETS: &str = r##"
+openapi: 3.0.3
+info: { title: Pets, version: "1" }
+paths:
+  /pets/{id}:
+    parameters:
+      - { name: id, in: path, required: true, schema: { type: string } }
+    get:
+      operationId: getPet
+      responses:
+        "200":
+          description: a pet
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Pet" }
+              examples:
+                rex: { value: { id: "1", name: Rex } }
+                tom: { value: { id: "2", name: Tom } }
+            text/csv:
+              schema: { type: string }
+              example: "id,name\n1,Rex\n"
+        "404":
+          description: none
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+    delete:
+      operationId: deletePet
+      responses:
+        "204": { description: gone }
+        "404": { description: none }
+components:
+  schemas:
+    Pet:
+      type: object
+      required: [id, name]
+      properties: { id: { type: string }, name: { type: string, maxLength: 20 } }
+    Error:
+      type: object
+      required: [message]
+      properties: { message: { type: string } }
+"##;
+
+#[test]
+fn prefer_and_accept_choose_the_declared_response() {
+    let sandbox = Sandbox::of(compile(PETS, &ProjectFiles::default()));
+    let example = sandbox.send("GET", "/pets/1", &[("prefer", "example=tom")], "");
+    insta::assert_json_snapshot!("example", seen(&example));
+    let code = sandbox.send("GET", "/pets/1", &[("prefer", "code=404")], "");
+    insta::assert_json_snapshot!("code", seen(&code));
+    let undeclared = sandbox.send("GET", "/pets/1", &[("prefer", "code=418")], "");
+    insta::assert_json_snapshot!("undeclared_code", seen(&undeclared));
+    let csv = sandbox.send("GET", "/pets/1", &[("accept", "text/csv")], "");
+    insta::assert_json_snapshot!("csv", seen(&csv));
+    let refused = sandbox.send("GET", "/pets/1", &[("accept", "application/xml")], "");
+    insta::assert_json_snapshot!("not_acceptable", seen(&refused));
+}
+
+#[test]
+fn a_204_has_no_body_and_a_wrong_method_names_the_allowed_ones() {
+    let sandbox = Sandbox::of(compile(PETS, &ProjectFiles::default()));
+    let deleted = sandbox.send("DELETE", "/pets/1", &[], "");
+    assert_eq!(deleted.response.status, 204);
+    assert!(deleted.response.body.is_empty(), "a 204 has no body");
+    let wrong = sandbox.send("PUT", "/pets/1", &[], "");
+    insta::assert_json_snapshot!("method_not_allowed", seen(&wrong));
+    let nowhere = sandbox.send("GET", "/pet/1", &[], "");
+    insta::assert_json_snapshot!("no_route", seen(&nowhere));
+}
