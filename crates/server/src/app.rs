@@ -14,19 +14,21 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     config::Config,
-    control, data_plane, deliveries,
-    drift::DriftReport,
-    egress::HttpUpstream,
-    idempotency::Idempotency,
-    ids::{generate_admin_token, hash_secret},
-    metrics::Metrics,
-    middleware, reaper,
-    registry::{LiveSandbox, Registry},
-    request_log::RequestLog,
-    scheduler,
-    user_work::UserWork,
+    control, data_plane,
+    data_plane::drift::DriftReport,
+    data_plane::egress::HttpUpstream,
+    data_plane::idempotency::Idempotency,
+    http::middleware,
+    observability::metrics::Metrics,
+    runtime::ids::{generate_admin_token, hash_secret},
+    runtime::registry::{LiveSandbox, Registry},
     workers::Workers,
-    writer::Writer,
+    workers::deliveries,
+    workers::reaper,
+    workers::request_log::RequestLog,
+    workers::scheduler,
+    workers::user_work::UserWork,
+    workers::writer::Writer,
 };
 
 /// What every handler shares: one pointer, cloned per request (axum's
@@ -62,11 +64,11 @@ pub struct Shared {
     pub request_log: RequestLog,
     pub metrics: Arc<Metrics>,
     /// Traces to an OTLP collector, when one is configured.
-    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    pub telemetry: Option<Arc<crate::observability::telemetry::Telemetry>>,
     /// Where scripts, templates, jobs and seeds run (bounded).
     pub user_work: UserWork,
     /// Refused control-plane calls, counted per client.
-    pub refusals: crate::control::Refusals,
+    pub refusals: crate::http::refusals::Refusals,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -244,7 +246,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .nest("/api/v1", control)
-        .route("/metrics", axum::routing::get(crate::metrics::scrape))
+        .route(
+            "/metrics",
+            axum::routing::get(crate::observability::metrics::scrape),
+        )
         .fallback_service(sandboxes)
         .with_state(state)
         .layer(axum_middleware::from_fn_with_state(
@@ -258,7 +263,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     config.validate().context("invalid configuration")?;
     let local_addr = listener.local_addr()?;
     let telemetry = match &config.otlp_endpoint {
-        Some(endpoint) => Some(Arc::new(crate::telemetry::Telemetry::new(endpoint)?)),
+        Some(endpoint) => Some(Arc::new(crate::observability::telemetry::Telemetry::new(
+            endpoint,
+        )?)),
         None => None,
     };
     let store = open_store(&config).await?;
@@ -280,7 +287,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         metrics: Arc::new(Metrics::new(request_log.dropped_counter())),
         request_log,
         user_work: UserWork::new(config.limits.parallel_scripts()),
-        refusals: crate::control::Refusals::new(config.audit.refused_per_minute),
+        refusals: crate::http::refusals::Refusals::new(config.audit.refused_per_minute),
         config: Arc::new(config),
         workers: workers.clone(),
     }));
@@ -296,9 +303,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     workers.spawn(deliveries::run(state.clone(), workers.stopping()));
     let app = router(state.clone());
     let token_for_serve = shutdown.clone();
-    let timeouts = crate::listener::Timeouts::of(&state.config.limits);
+    let timeouts = crate::http::listener::Timeouts::of(&state.config.limits);
     // The peer address is the audit log's `client`.
-    let serve_task = tokio::spawn(crate::listener::serve(
+    let serve_task = tokio::spawn(crate::http::listener::serve(
         listener,
         app,
         timeouts,

@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 use crate::{
     app::{AppState, now_ms, rfc3339},
     control::filters,
-    error::{ApiError, ProblemDetail},
-    middleware::RequestId,
+    http::error::{ApiError, ProblemDetail},
+    http::middleware::RequestId,
     service::audit::capped,
 };
 

@@ -11,15 +11,15 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, now_ms, rfc3339},
-    error::{ApiError, ApiJson},
-    middleware::RequestId,
-    registry::LiveSandbox,
-    scheduler::RunReport,
+    http::error::{ApiError, ApiJson},
+    http::middleware::RequestId,
+    runtime::registry::LiveSandbox,
     service::{
         ServiceError,
         clock::{self as service, ClockMove, History, Move},
         sandboxes::live,
     },
+    workers::scheduler::RunReport,
 };
 
 /// Most pending and failed jobs listed.

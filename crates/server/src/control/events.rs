@@ -20,11 +20,11 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    deliveries::{body, event_id},
-    error::{ApiError, ApiJson},
-    middleware::RequestId,
-    registry::LiveSandbox,
+    http::error::{ApiError, ApiJson},
+    http::middleware::RequestId,
+    runtime::registry::LiveSandbox,
     service::{events as service, sandboxes::live},
+    workers::deliveries::{body, event_id},
 };
 
 /// Events listed per call.

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::{
     app::{AppState, rfc3339},
-    error::ApiError,
+    http::error::ApiError,
     service::logs::{logged, logged_anywhere},
 };
 

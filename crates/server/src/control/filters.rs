@@ -1,7 +1,7 @@
 //! Query-parameter parsing shared by the listings (logs, timeline, audit):
 //! each bad value is a 400 naming its parameter.
 
-use crate::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError};
 
 /// A 400 naming the query parameter with a bad value.
 pub fn bad(parameter: &str, message: String) -> ApiError {
@@ -35,7 +35,7 @@ pub fn cursor(name: &str, value: &str) -> Result<i64, ApiError> {
 
 /// An RFC 3339 instant, as milliseconds since the epoch.
 pub fn instant(name: &str, value: &str) -> Result<i64, ApiError> {
-    crate::clock::parse_instant(value).map_err(|message| bad(name, message))
+    crate::runtime::clock::parse_instant(value).map_err(|message| bad(name, message))
 }
 
 /// The answer to a parameter no listing knows, listing those it does.

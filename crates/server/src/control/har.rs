@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::{
     app::{AppState, rfc3339},
     control::logs::query,
-    error::ApiError,
+    http::error::ApiError,
     service::logs::{self, Export},
 };
 
@@ -192,7 +192,7 @@ fn content_type(headers: &[Headers]) -> String {
 
 /// The body's size in bytes; -1 (unknown, as HAR has it) when the log cut it.
 fn body_size(logged: &str) -> i64 {
-    if crate::request_log::is_cut(logged) {
+    if crate::workers::request_log::is_cut(logged) {
         -1
     } else {
         i64::try_from(logged.len()).unwrap_or(-1)

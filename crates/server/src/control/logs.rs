@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::{
     app::{AppState, rfc3339},
     control::filters,
-    error::ApiError,
+    http::error::ApiError,
     service::{
         logs::{self, logged},
         sandboxes::live,

@@ -9,9 +9,9 @@ mod har;
 mod logs;
 pub mod openapi;
 pub mod projects;
-mod refusals;
 mod replay;
 mod sandboxes;
+pub mod snippets;
 mod timeline;
 mod webhooks;
 
@@ -24,9 +24,13 @@ use axum::{
     routing::{get, post, put},
 };
 
-pub use refusals::Refusals;
-
-use crate::{app::AppState, error::ApiError, ids::hash_secret};
+use crate::{
+    app::AppState,
+    http::{
+        access::{bearer_token, is_admin, refused_too_often},
+        error::ApiError,
+    },
+};
 
 pub fn router(state: AppState) -> Router<AppState> {
     // JSON string escaping can double a spec's size on the wire.
@@ -159,23 +163,6 @@ async fn no_route(request: Request) -> ApiError {
     )
 }
 
-/// The bearer token of `Authorization`, the scheme matched in any case
-/// (RFC 9110 §11.1).
-pub(crate) fn bearer_token(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Whether `request` carries the admin token.
-pub(crate) fn is_admin(state: &AppState, request: &Request) -> bool {
-    bearer_token(request).is_some_and(|token| hash_secret(token) == *state.admin_token_hash)
-}
-
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let token = bearer_token(&request);
     let actor = if is_admin(&state, &request) {
@@ -202,21 +189,4 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         crate::service::audit::record(&state, call.answered(&response)).await;
     }
     response
-}
-
-/// Counts a refused call of the request's client: past the limit, the
-/// 429 to answer instead (neither audited nor checked further).
-pub(crate) fn refused_too_often(state: &AppState, request: &Request) -> Option<Response> {
-    let client = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
-    state
-        .refusals
-        .count(client, crate::app::now_ms())
-        .err()
-        .map(|retry_after| {
-            ApiError::too_many_refusals(retry_after, state.config.audit.refused_per_minute)
-                .into_response()
-        })
 }

@@ -12,7 +12,7 @@ use utoipa::{
 use super::{
     audit, clock, events, explain, har, logs, projects, replay, sandboxes, timeline, webhooks,
 };
-use crate::error::FieldError;
+use crate::http::error::FieldError;
 
 struct AdminToken;
 

@@ -17,8 +17,8 @@ use utoipa::ToSchema;
 use crate::{
     app::{AppState, rfc3339},
     control::created,
-    drift::DriftFinding,
-    error::{ApiError, ApiJson, FieldError},
+    data_plane::drift::DriftFinding,
+    http::error::{ApiError, ApiJson, FieldError},
     service::{
         ServiceError,
         projects::{self as service, Coverage, FileKind},

@@ -9,12 +9,12 @@ use axum::{
 
 use crate::{
     app::AppState,
-    error::ApiError,
+    control::snippets::{Logged, Snippets},
+    http::error::ApiError,
     service::{
         logs::logged,
         replay::{self as service, Replay, caveats, headers_of},
     },
-    snippets::{Logged, Snippets},
 };
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/snippets", tag = "logs",

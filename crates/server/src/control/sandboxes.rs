@@ -17,9 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     app::{AppState, rfc3339},
     control::created,
-    error::{ApiError, ApiJson},
-    middleware::RequestId,
-    registry::LiveSandbox,
+    http::error::{ApiError, ApiJson},
+    http::middleware::RequestId,
+    runtime::registry::LiveSandbox,
     service::{
         ServiceError,
         sandboxes::{self as service, NewSandbox},

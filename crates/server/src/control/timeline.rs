@@ -16,9 +16,9 @@ use utoipa::ToSchema;
 use crate::{
     app::{AppState, rfc3339},
     control::filters,
-    deliveries::event_id,
-    error::ApiError,
+    http::error::ApiError,
     service::sandboxes::live,
+    workers::deliveries::event_id,
 };
 
 /// Entries per answer: the default and the most.

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use super::{ServiceError, ServiceResult, sandboxes::live};
 use crate::{
     app::{AppState, now_ms, rfc3339},
-    registry::LiveSandbox,
-    scheduler::{self, RunReport},
+    runtime::registry::LiveSandbox,
+    workers::scheduler::{self, RunReport},
 };
 
 impl From<scheduler::RunFailed> for ServiceError {
@@ -58,7 +58,7 @@ pub async fn move_clock(
             format!("advance {duration}"),
         ),
         ClockMove::FreezeAt(instant) => {
-            let at = crate::clock::parse_instant(instant)
+            let at = crate::runtime::clock::parse_instant(instant)
                 .map_err(|message| ServiceError::invalid("/freeze_at", message))?;
             (clock.frozen_at(at), format!("freeze at {instant}"))
         }

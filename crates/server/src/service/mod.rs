@@ -109,14 +109,14 @@ impl ServiceError {
     }
 }
 
-impl From<crate::writer::WriteFailed> for ServiceError {
-    fn from(error: crate::writer::WriteFailed) -> Self {
+impl From<crate::workers::writer::WriteFailed> for ServiceError {
+    fn from(error: crate::workers::writer::WriteFailed) -> Self {
         Self::Internal(anyhow::Error::new(error).context("saving the changes"))
     }
 }
 
-impl From<crate::user_work::WorkFailed> for ServiceError {
-    fn from(error: crate::user_work::WorkFailed) -> Self {
+impl From<crate::workers::user_work::WorkFailed> for ServiceError {
+    fn from(error: crate::workers::user_work::WorkFailed) -> Self {
         Self::Internal(anyhow::Error::new(error).context("running user work"))
     }
 }

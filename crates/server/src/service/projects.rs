@@ -13,7 +13,7 @@ use super::{FieldError, ServiceError, ServiceResult};
 use crate::{
     app::{AppState, now_ms},
     config::Limits,
-    ids::valid_project_name,
+    runtime::ids::valid_project_name,
 };
 
 /// Parses, checks and compiles a spec and its behaviour files; CPU-heavy,

@@ -14,7 +14,7 @@ use super::{ServiceError, ServiceResult, logs::logged, sandboxes::live};
 use crate::{
     app::AppState,
     data_plane::{self, KeyCheck},
-    middleware::{RequestId, generate_request_id},
+    http::middleware::{RequestId, generate_request_id},
 };
 use sbx_engine::redaction::REDACTED;
 
@@ -27,7 +27,7 @@ const VOLATILE: [&str; 4] = ["date", "x-request-id", "content-length", "x-sandbo
 /// Why the logged request may not be the one sent.
 pub fn caveats(record: &LogRecord) -> Vec<String> {
     let mut caveats = Vec::new();
-    if crate::request_log::is_cut(&record.request_body) {
+    if crate::workers::request_log::is_cut(&record.request_body) {
         caveats.push("the body was cut at 16 KiB in the log".to_owned());
     }
     if record.request_body.contains(REDACTED) {
@@ -72,7 +72,7 @@ pub struct Replay {
 pub async fn replay(state: &AppState, id: &str, request_id: &str) -> ServiceResult<Replay> {
     let record = logged(state, id, request_id).await?;
     let caveats = caveats(&record);
-    if crate::request_log::is_cut(&record.request_body) {
+    if crate::workers::request_log::is_cut(&record.request_body) {
         return Err(ServiceError::Conflict(format!(
             "{request_id} cannot be replayed: its body was cut at 16 KiB in the log"
         )));

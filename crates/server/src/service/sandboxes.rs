@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use super::{FieldError, ServiceError, ServiceResult, projects};
 use crate::{
     app::{AppState, now_ms},
-    ids::{SandboxId, generate_api_key, hash_secret},
-    registry::LiveSandbox,
+    runtime::ids::{SandboxId, generate_api_key, hash_secret},
+    runtime::registry::LiveSandbox,
 };
 
 /// How long an expired sandbox's id keeps answering "expired".

@@ -57,7 +57,8 @@ fn checked_url(state: &AppState, url: &str) -> ServiceResult<String> {
         Some(url::Host::Domain("localhost")) => Some(std::net::IpAddr::from([127, 0, 0, 1])),
         _ => None,
     };
-    if !state.config.allow_private_egress && literal.is_some_and(|ip| !crate::egress::is_public(ip))
+    if !state.config.allow_private_egress
+        && literal.is_some_and(|ip| !crate::data_plane::egress::is_public(ip))
     {
         return Err(ServiceError::invalid(
             "/url",
@@ -118,7 +119,7 @@ pub async fn create_endpoint(
         )));
     }
     let record = EndpointRecord {
-        id: format!("we_{}", crate::ids::random_token(16)),
+        id: format!("we_{}", crate::runtime::ids::random_token(16)),
         sandbox_id: id.to_owned(),
         url,
         events,

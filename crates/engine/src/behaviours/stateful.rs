@@ -1,0 +1,420 @@
+//! CRUD on a sandbox's collections, for operations bound to one (see
+//! [`crate::compile::resources`]) and for the data API of scripts.
+
+use std::sync::Arc;
+
+use sbx_spec::synth;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    Response,
+    behaviours::call::Call,
+    compile::resources::{Action, Binding, CollectionSpec, IdKind, ListShape},
+    pipeline::cache::Synthesized,
+    pipeline::order::Plan,
+    pipeline::problem::ProblemType,
+    pipeline::respond::{self, BodySource, Prefer, Rendered},
+    state::Record,
+};
+
+/// Answers an operation bound to a collection.
+pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
+    let revision = &call.revision;
+    let spec = &revision.behaviours.resources.collections[binding.collection];
+    let scope = scope_of(call, binding);
+    let id = binding.id_param.as_ref().and_then(|p| call.path_param(p));
+    match (binding.action, id) {
+        (Action::Create, _) => create(call, spec, &scope, call.request.body.clone()),
+        (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
+        (Action::Get, Some(id)) => {
+            let record = existing(call, spec, &scope, &id)?;
+            success(call, BodySource::Given(record.value))
+        }
+        (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
+            Some(record) => {
+                let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
+                keep_declared(&mut value, closed_answer(call));
+                let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
+                success(call, BodySource::Given(stored.value))
+            }
+            None if declares(call, 201) => {
+                let mut body = call.request.body.clone().unwrap_or_else(|| json!({}));
+                set_id(
+                    &mut body,
+                    spec,
+                    Value::String(id.clone()),
+                    spec.id_kind == IdKind::Integer,
+                );
+                create(call, spec, &scope, Some(body))
+            }
+            None => Err(not_found(call, spec, &id)),
+        },
+        (Action::Update, Some(id)) => {
+            let record = existing(call, spec, &scope, &id)?;
+            let mut value = merged(&record.value.value, call.request.body.as_ref(), true);
+            keep_declared(&mut value, closed_answer(call));
+            let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
+            success(call, BodySource::Given(stored.value))
+        }
+        (Action::Delete, Some(id)) => {
+            existing(call, spec, &scope, &id)?;
+            let removed =
+                call.sandbox
+                    .state
+                    .delete(&spec.name, &id, &mut call.journal.borrow_mut().changes);
+            match removed {
+                Some(record) => success(call, BodySource::Given(record.value)),
+                None => Err(not_found(call, spec, &id)),
+            }
+        }
+        (_, None) => Err(ProblemType::ResourceBinding
+            .response("this operation is bound to a collection but its id parameter is missing")),
+    }
+}
+
+fn scope_of(call: &Call, binding: &Binding) -> String {
+    binding
+        .scope_params
+        .iter()
+        .filter_map(|p| call.path_param(p))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn declares(call: &Call, status: u16) -> bool {
+    call.operation()
+        .responses
+        .iter()
+        .any(|r| r.spec.status == sbx_spec::StatusKey::Code(status))
+}
+
+/// The operation's success answer with `body`.
+fn success(call: &Call, body: BodySource<'_>) -> Result<Rendered, Response> {
+    // A declared 204 has no content: the body is dropped by `render`.
+    call.render(&Prefer::default(), body)
+}
+
+fn find_in_scope(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Option<Record> {
+    call.sandbox
+        .state
+        .get(&spec.name, id)
+        .filter(|r| scope.is_empty() || r.scope.is_empty() || r.scope == scope)
+}
+
+fn existing(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Result<Record, Response> {
+    find_in_scope(call, spec, scope, id).ok_or_else(|| not_found(call, spec, id))
+}
+
+/// The spec's declared 404 (shaped by its schema), else a problem.
+pub fn not_found(call: &Call, spec: &CollectionSpec, id: &str) -> Response {
+    let reason = format!("no {} record has id {id:?}", spec.name);
+    error(call, &[404], &reason, ProblemType::NotFound)
+}
+
+/// The spec's declared error for the first of `statuses` it declares, with
+/// `reason`; else a problem with the first status.
+pub fn error(call: &Call, statuses: &[u16], reason: &str, kind: ProblemType) -> Response {
+    respond::declared_error(
+        &call.revision,
+        call.sandbox.seed,
+        call.operation(),
+        &call.exchange(),
+        statuses,
+        reason,
+    )
+    .unwrap_or_else(|| {
+        let status = statuses.first().copied().unwrap_or(kind.status());
+        kind.response_with(status, reason, None)
+    })
+}
+
+fn create(
+    call: &Call,
+    spec: &CollectionSpec,
+    scope: &str,
+    body: Option<Value>,
+) -> Result<Rendered, Response> {
+    let base = call.synthesized_object()?;
+    let mut value = merged(&base, body.as_ref(), false);
+    let closed = closed_answer(call);
+    keep_declared(&mut value, closed);
+    stamp_times(&mut value, call, body.as_ref());
+    // A record under a lifecycle starts in its initial state, whatever
+    // the synthesized value or the client said.
+    if let Some(lifecycle) = call.revision.behaviours.lifecycles.of(&spec.name)
+        && let Some(object) = value.as_object_mut()
+    {
+        object.insert(
+            lifecycle.field.clone(),
+            Value::String(lifecycle.default_state().to_owned()),
+        );
+    }
+    let requested = body
+        .as_ref()
+        .and_then(|b| b.get(&spec.id_field))
+        .filter(|v| !v.is_null())
+        .map(id_text);
+    let id = match requested {
+        Some(id) if call.sandbox.state.get(&spec.name, &id).is_some() => {
+            let reason = format!("a {} record with id {id:?} already exists", spec.name);
+            return Err(error(call, &[409], &reason, ProblemType::Conflict));
+        }
+        Some(id) => id,
+        None => {
+            let id = new_id(call, spec);
+            // A closed answer without the id field is kept by its key only.
+            if closed.is_none_or(|plan| plan.declares(&spec.id_field)) {
+                set_id(&mut value, spec, id.clone(), false);
+            }
+            id_text(&id)
+        }
+    };
+    let stored = store(call, spec, &id, scope, None, value)?;
+    success(call, BodySource::Given(stored.value))
+}
+
+/// The plan of the operation's success answer when its schema is closed
+/// (`additionalProperties: false`): a record keeps only the members it
+/// declares, so that what it answers stays within the contract (RPC-style
+/// specs such as Slack's close every answer).
+fn closed_answer(call: &Call) -> Option<&Plan> {
+    let (_, declared) = respond::select(call.operation(), &Prefer::default())
+        .ok()
+        .flatten()?;
+    let media = declared.content.iter().find(|m| {
+        crate::request::body::is_json(&crate::request::body::essence(&m.spec.media_type))
+    })?;
+    let plan = media.order_plan(&call.revision.response_document);
+    plan.is_closed().then_some(plan)
+}
+
+/// Drops the members of `value` that a closed answer does not declare.
+fn keep_declared(value: &mut Value, closed: Option<&Plan>) {
+    if let (Value::Object(map), Some(plan)) = (value, closed) {
+        map.retain(|name, _| plan.declares(name));
+    }
+}
+
+fn store(
+    call: &Call,
+    spec: &CollectionSpec,
+    id: &str,
+    scope: &str,
+    seq: Option<u64>,
+    value: Value,
+) -> Result<Record, Response> {
+    crate::behaviours::lifecycle::write(call, &spec.name, id, scope, seq, value)
+        .map_err(|refused| refused.response(call))
+}
+
+/// The text form of an id value (the key in URLs).
+pub fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A new id for `spec`, deterministic in (sandbox seed, collection, sequence).
+pub fn new_id(call: &Call, spec: &CollectionSpec) -> Value {
+    let (seq, next_int) = call.sandbox.state.next_ids(&spec.name);
+    id_at(call.sandbox.seed, spec, seq, next_int)
+}
+
+/// The id the record numbered `seq` (or `next_int`) gets in a sandbox seeded `seed`.
+pub fn id_at(seed: u64, spec: &CollectionSpec, seq: u64, next_int: i64) -> Value {
+    let seed = synth::seed_from([
+        &seed.to_le_bytes()[..],
+        spec.name.as_bytes(),
+        &seq.to_le_bytes(),
+    ]);
+    match &spec.id_kind {
+        IdKind::Integer => Value::from(next_int),
+        IdKind::Uuid => Value::String(synth::fake("uuid", seed)),
+        IdKind::Prefixed(prefix) => {
+            Value::String(format!("{prefix}{}", synth::alphanumeric(14, seed)))
+        }
+    }
+}
+
+pub fn set_id(value: &mut Value, spec: &CollectionSpec, id: Value, numeric: bool) {
+    let id = match (&id, numeric) {
+        (Value::String(text), true) => text.parse::<i64>().map_or(id.clone(), Value::from),
+        _ => id,
+    };
+    if let Value::Object(map) = value {
+        map.insert(spec.id_field.clone(), id);
+    }
+}
+
+/// `body` merged into `base`: members replace those of the same name;
+/// with `patch`, objects merge recursively and `null` removes (RFC 7386).
+pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
+    let Some(body) = body else {
+        return base.clone();
+    };
+    match (base, body) {
+        (Value::Object(base), Value::Object(changes)) => {
+            let mut out = base.clone();
+            for (key, change) in changes {
+                if patch && change.is_null() {
+                    out.remove(key);
+                } else if patch && let Some(old) = base.get(key).filter(|o| o.is_object()) {
+                    out.insert(key.clone(), merged(old, Some(change), true));
+                } else {
+                    out.insert(key.clone(), change.clone());
+                }
+            }
+            Value::Object(out)
+        }
+        _ => body.clone(),
+    }
+}
+
+/// Creation and update times the client did not send become the sandbox
+/// clock's now, in the form the synthesized value had (RFC 3339 or Unix seconds).
+fn stamp_times(value: &mut Value, call: &Call, body: Option<&Value>) {
+    const NAMES: [&str; 6] = [
+        "created",
+        "created_at",
+        "createdAt",
+        "updated",
+        "updated_at",
+        "updatedAt",
+    ];
+    let Value::Object(map) = value else { return };
+    for name in NAMES {
+        if body.is_some_and(|b| b.get(name).is_some()) {
+            continue;
+        }
+        match map.get(name) {
+            Some(Value::String(_)) => {
+                map.insert(name.to_owned(), Value::String(call.now_rfc3339()));
+            }
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                map.insert(name.to_owned(), Value::from(call.sandbox.now_ms / 1000));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Equality as a query string sees it: `"7"` matches `7` and `true` matches `"true"`.
+pub fn loosely_equal(record: &Value, wanted: &Value) -> bool {
+    if record == wanted {
+        return true;
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    };
+    match (text(record), text(wanted)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Records of `collection` (in `scope` when not empty) whose members equal `filters`.
+pub fn filtered(
+    call: &Call,
+    collection: &str,
+    scope: &str,
+    filters: &Map<String, Value>,
+) -> Vec<Record> {
+    let scope = (!scope.is_empty()).then_some(scope);
+    call.sandbox.state.scan(collection, scope, |record| {
+        filters.iter().all(|(name, wanted)| {
+            record
+                .value
+                .value
+                .get(name)
+                .is_some_and(|have| match wanted {
+                    Value::Array(any) => any.iter().any(|w| loosely_equal(have, w)),
+                    one => loosely_equal(have, one),
+                })
+        })
+    })
+}
+
+fn query_value<'a>(call: &'a Call, name: Option<&String>) -> Option<&'a str> {
+    let name = name?;
+    call.request
+        .query
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn list(
+    call: &Call,
+    spec: &CollectionSpec,
+    scope: &str,
+    shape: Option<&ListShape>,
+) -> Result<Rendered, Response> {
+    let default_shape = ListShape {
+        default_limit: crate::compile::resources::MAX_UNPAGED,
+        ..ListShape::default()
+    };
+    let shape = shape.unwrap_or(&default_shape);
+    let mut filters = Map::new();
+    for name in &shape.filters {
+        let values: Vec<Value> = call
+            .request
+            .query
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(|v| Value::String(v.to_owned()))
+            .collect();
+        if !values.is_empty() {
+            filters.insert(name.clone(), Value::Array(values));
+        }
+    }
+    let records = filtered(call, &spec.name, scope, &filters);
+    let total = records.len();
+    let limit = query_value(call, shape.limit_param.as_ref())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(shape.default_limit)
+        .clamp(1, crate::compile::resources::MAX_UNPAGED);
+    let mut start = query_value(call, shape.offset_param.as_ref())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if let Some(page) =
+        query_value(call, shape.page_param.as_ref()).and_then(|v| v.parse::<usize>().ok())
+    {
+        start = page.saturating_sub(1).saturating_mul(limit);
+    }
+    if let Some(cursor) = query_value(call, shape.cursor_param.as_ref()).filter(|c| !c.is_empty()) {
+        start = records
+            .iter()
+            .position(|r| r.id == cursor)
+            .map_or(total, |i| i + 1);
+    }
+    let page: Vec<&Record> = records.iter().skip(start).take(limit).collect();
+    let has_more = start.saturating_add(page.len()) < total;
+    let items = Value::Array(page.iter().map(|r| r.value.value.clone()).collect());
+    let Some(field) = &shape.items_field else {
+        return success(call, BodySource::Given(Arc::new(Synthesized::new(items))));
+    };
+    let mut envelope = call.synthesized_object()?;
+    if let Value::Object(map) = &mut envelope {
+        map.insert(field.clone(), items);
+        if let Some(name) = &shape.has_more_field {
+            map.insert(name.clone(), Value::Bool(has_more));
+        }
+        if let Some(name) = &shape.total_field {
+            map.insert(name.clone(), Value::from(total));
+        }
+        if let Some(name) = &shape.next_cursor_field {
+            match page.last().filter(|_| has_more) {
+                Some(last) => map.insert(name.clone(), Value::String(last.id.clone())),
+                None => map.remove(name),
+            };
+        }
+    }
+    success(
+        call,
+        BodySource::Given(Arc::new(Synthesized::new(envelope))),
+    )
+}

@@ -1,0 +1,312 @@
+//! minijinja templates of a revision: compiled once, rendered with the
+//! request as context. A template named `*.json.j2` (or `*.json`) declares
+//! JSON output: values print as JSON (strings quoted, escaped) and the
+//! rendered text must parse.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    behaviours::call,
+    behaviours::script::ScriptLimits,
+    behaviours::template_bounds::{self, Budget, Exceeded},
+    compile::project::FileProblem,
+};
+
+/// Instructions a template may execute per render (loops included), at
+/// most: fewer when its loops repeat long raw text (see [`Templates::fuel`]).
+pub const TEMPLATE_FUEL: u64 = 200_000;
+/// Fewest instructions a render is given, however long its raw text.
+const MIN_FUEL: u64 = 1_000;
+/// `now()` while checking templates at import.
+const SAMPLE_NOW: &str = "2026-01-01T00:00:00Z";
+/// Largest rendered output, in bytes.
+pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+/// What a render may do on an async worker before it yields to the
+/// blocking pool: instructions, bytes produced, time.
+const INLINE_FUEL: u64 = 20_000;
+const INLINE_BYTES: usize = 256 * 1024;
+const INLINE_TIME: Duration = Duration::from_millis(20);
+
+pub struct Templates {
+    env: Environment<'static>,
+    names: Vec<String>,
+    /// Bytes and time one render may use where it may block.
+    bytes: usize,
+    timeout: Duration,
+}
+
+/// Where a render runs: it is bounded tighter on an async worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Inline,
+    Blocking,
+}
+
+/// Why a render gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// It must run again where it may block ([`Mode::Blocking`]).
+    #[error("the template must run where it may block")]
+    Yield,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
+/// Whether a template's output must be JSON.
+pub fn is_json_template(name: &str) -> bool {
+    let name = name
+        .strip_suffix(".j2")
+        .or_else(|| name.strip_suffix(".jinja"))
+        .unwrap_or(name);
+    name.ends_with(".json")
+}
+
+fn location(error: &minijinja::Error, file: &str) -> FileProblem {
+    let mut message = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        message = format!("{message}: {detail}");
+    }
+    FileProblem::new(format!("templates/{file}"), message).at(error.line(), None)
+}
+
+impl Templates {
+    /// Compiles every template. Outside a request (the import-time check
+    /// of JSON templates) helpers answer fixed sample values.
+    pub fn compile(
+        sources: &BTreeMap<String, String>,
+        project_env: &Map<String, Value>,
+        limits: &ScriptLimits,
+        problems: &mut Vec<FileProblem>,
+    ) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        template_bounds::register(&mut env);
+        // In JSON templates a missing value prints as `null`, not nothing.
+        env.set_formatter(|out, state, value| {
+            template_bounds::printed(state, value)?;
+            if value.is_undefined() && is_json_template(state.name()) {
+                out.write_str("null").map_err(minijinja::Error::from)
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        env.add_function("uuid", || {
+            call::current().map_or_else(|| sbx_spec::synth::fake("uuid", 0), |c| c.uuid())
+        });
+        env.add_function("now", || {
+            call::current().map_or_else(|| SAMPLE_NOW.to_owned(), |c| c.now_rfc3339())
+        });
+        env.add_function("fake", |kind: &str| {
+            sbx_spec::synth::fake(kind, call::current().map_or(0, |c| c.draw()))
+        });
+        let mut names = Vec::new();
+        let mut repeated_raw = 0;
+        for (name, source) in sources {
+            let instrumented = match template_bounds::instrument(source) {
+                Ok(instrumented) => instrumented,
+                Err(problem) => {
+                    problems.push(FileProblem::new(format!("templates/{name}"), problem));
+                    continue;
+                }
+            };
+            repeated_raw = repeated_raw.max(instrumented.max_repeated_raw);
+            match env.add_template_owned(name.clone(), instrumented.source) {
+                Ok(()) => names.push(name.clone()),
+                Err(error) => problems.push(location(&error, name)),
+            }
+        }
+        let bytes = limits.template_memory_bytes;
+        env.set_fuel(Some(Self::fuel(bytes, repeated_raw)));
+        let templates = Self {
+            env,
+            names,
+            bytes,
+            timeout: Duration::from_millis(limits.timeout_ms),
+        };
+        // JSON templates are tried against an empty request: a syntax
+        // mistake in the JSON around the tags shows up here, at import.
+        for name in templates.names.iter().filter(|n| is_json_template(n)) {
+            let sample = json!({"req": {"params": {}, "query": {}, "headers": {}, "body": null}, "env": project_env});
+            if let Ok(text) = templates.render_text(name, &sample, Mode::Blocking)
+                && let Err(error) = serde_json::from_str::<Value>(&text)
+            {
+                problems.push(
+                    FileProblem::new(
+                        format!("templates/{name}"),
+                        format!("renders invalid JSON (with an empty request): {error}"),
+                    )
+                    .at(Some(error.line()), Some(error.column())),
+                );
+            }
+        }
+        templates
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The fuel of every render: [`TEMPLATE_FUEL`], less when raw text
+    /// that loops or macros repeat is long, so that fuel times that text
+    /// stays within the byte budget (raw text is printed without a hook).
+    fn fuel(bytes: usize, repeated_raw: usize) -> u64 {
+        let by_raw = u64::try_from(bytes / repeated_raw.max(1)).unwrap_or(u64::MAX);
+        by_raw.clamp(MIN_FUEL, TEMPLATE_FUEL)
+    }
+
+    fn render_text(&self, name: &str, context: &Value, mode: Mode) -> Result<String, RenderError> {
+        let template = self.env.get_template(name).map_err(|_| {
+            RenderError::Failed(format!(
+                "no template named {name:?}; known: {}",
+                self.names.join(", ")
+            ))
+        })?;
+        let budget = match mode {
+            Mode::Inline => Budget {
+                bytes: self.bytes.min(INLINE_BYTES),
+                deadline: Instant::now() + INLINE_TIME.min(self.timeout),
+                fuel_slice: Some(INLINE_FUEL),
+            },
+            Mode::Blocking => Budget {
+                bytes: self.bytes,
+                deadline: Instant::now() + self.timeout,
+                fuel_slice: None,
+            },
+        };
+        let (rendered, exceeded) = template_bounds::within(budget, || {
+            template.render(minijinja::Value::from(minijinja::value::Serde(context)))
+        });
+        let text = match (rendered, exceeded) {
+            (Ok(text), _) => text,
+            (Err(_), Some(Exceeded::Slice)) => return Err(RenderError::Yield),
+            (Err(error), _) if error.kind() == ErrorKind::OutOfFuel && mode == Mode::Inline => {
+                return Err(RenderError::Yield);
+            }
+            (Err(error), _) => {
+                let limit = if error.kind() == ErrorKind::OutOfFuel {
+                    let fuel = self.env.fuel().unwrap_or(TEMPLATE_FUEL);
+                    format!(" (limit: {fuel} instructions)")
+                } else {
+                    String::new()
+                };
+                return Err(RenderError::Failed(format!(
+                    "{}{limit}",
+                    location(&error, name)
+                )));
+            }
+        };
+        if text.len() > MAX_OUTPUT_BYTES {
+            return Err(RenderError::Failed(format!(
+                "templates/{name}: output of {} bytes exceeds the limit of {MAX_OUTPUT_BYTES}",
+                text.len()
+            )));
+        }
+        Ok(text)
+    }
+
+    /// Renders `name` where it may block (a job, an import-time check): a
+    /// JSON value for JSON templates, a string otherwise.
+    pub fn render(&self, name: &str, context: &Value) -> Result<Value, String> {
+        self.render_in(name, context, Mode::Blocking)
+            .map_err(|error| error.to_string())
+    }
+
+    /// Renders `name` for `call`: on an async worker a render that outgrows
+    /// its slice stops, and the request runs again on the blocking pool.
+    pub fn render_for(
+        &self,
+        call: &call::Call,
+        name: &str,
+        context: &Value,
+    ) -> Result<Value, String> {
+        let mode = if call.sandbox.may_block {
+            Mode::Blocking
+        } else {
+            Mode::Inline
+        };
+        self.render_in(name, context, mode).map_err(|error| {
+            if error == RenderError::Yield {
+                call.yielded.set(true);
+            }
+            error.to_string()
+        })
+    }
+
+    fn render_in(&self, name: &str, context: &Value, mode: Mode) -> Result<Value, RenderError> {
+        let text = self.render_text(name, context, mode)?;
+        if is_json_template(name) {
+            serde_json::from_str(&text).map_err(|error| {
+                RenderError::Failed(format!(
+                    "templates/{name} rendered invalid JSON at line {}, column {}: {error}",
+                    error.line(),
+                    error.column()
+                ))
+            })
+        } else {
+            Ok(Value::String(text))
+        }
+    }
+}
+
+/// The context templates see: `req`, `env`, `sandbox`, and `extra`'s
+/// members; `now()`, `uuid()` and `fake(kind)` are functions.
+pub fn context(call: &call::Call, extra: Option<&Map<String, Value>>) -> Value {
+    let mut context = json!({
+        "req": request_value(call),
+        "env": call.env_map(),
+        "sandbox": call.sandbox.id,
+    });
+    if let (Value::Object(map), Some(extra)) = (&mut context, extra) {
+        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    context
+}
+
+/// The request as scripts and templates see it.
+pub fn request_value(call: &call::Call) -> Value {
+    let pairs = |pairs: &[(String, String)]| {
+        let mut map = Map::new();
+        for (name, value) in pairs {
+            match map.get_mut(name) {
+                Some(Value::Array(items)) => items.push(Value::String(value.clone())),
+                Some(first) => {
+                    let first = first.take();
+                    map.insert(name.clone(), json!([first, value]));
+                }
+                None => {
+                    map.insert(name.clone(), Value::String(value.clone()));
+                }
+            }
+        }
+        Value::Object(map)
+    };
+    json!({
+        "method": call.request.method,
+        "path": call.request.path,
+        "operation": call.operation().operation.id,
+        "params": pairs(&call.decoded_path_params()),
+        "query": pairs(&call.request.query),
+        "headers": pairs(&call.request.headers),
+        "body": call.request.body.clone().unwrap_or(Value::Null),
+        "sandbox": call.sandbox.id,
+        "scenario": call.scenario_name(),
+    })
+}

@@ -1,0 +1,537 @@
+//! Stateful resources inferred from the spec: `POST /pets` creates in
+//! collection `pets`, `GET /pets/{petId}` reads from it, and so on. The
+//! extension `x-sandbox-resource` on an operation overrides the guess:
+//! a collection name, `false`, or `{collection, action, id}`; at the
+//! document root, `x-sandbox-resources: false` turns inference off.
+
+use std::collections::BTreeMap;
+
+use sbx_spec::{Operation, ParamLocation, StatusKey, pointer};
+use serde_json::Value;
+
+use crate::compile::project::FileProblem;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    List,
+    Get,
+    /// PUT: the body replaces the record.
+    Replace,
+    /// PATCH, or POST on an item (Stripe's convention): merged in.
+    Update,
+    Delete,
+}
+
+impl Action {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "create" => Self::Create,
+            "list" => Self::List,
+            "get" => Self::Get,
+            "replace" => Self::Replace,
+            "update" => Self::Update,
+            "delete" => Self::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// How new ids of a collection look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdKind {
+    Integer,
+    Uuid,
+    /// `{prefix}{random}`, e.g. `pay_` + 14 characters.
+    Prefixed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectionSpec {
+    pub name: String,
+    /// The record member holding the id.
+    pub id_field: String,
+    pub id_kind: IdKind,
+}
+
+/// Where a list response puts its records and paging facts.
+#[derive(Debug, Clone, Default)]
+pub struct ListShape {
+    /// The array member of an envelope object; `None`: the body is the array.
+    pub items_field: Option<String>,
+    pub has_more_field: Option<String>,
+    pub total_field: Option<String>,
+    pub next_cursor_field: Option<String>,
+    pub limit_param: Option<String>,
+    pub offset_param: Option<String>,
+    pub page_param: Option<String>,
+    pub cursor_param: Option<String>,
+    pub default_limit: usize,
+    /// Query parameters named like a record member: equality filters.
+    pub filters: Vec<String>,
+}
+
+/// An operation bound to a collection.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub collection: usize,
+    pub action: Action,
+    /// The path parameter holding the record id (item operations).
+    pub id_param: Option<String>,
+    /// Path parameters above the collection, in order: the record's scope.
+    pub scope_params: Vec<String>,
+    pub list: Option<ListShape>,
+}
+
+#[derive(Debug, Default)]
+pub struct Resources {
+    pub collections: Vec<CollectionSpec>,
+    /// One entry per operation.
+    pub bindings: Vec<Option<Binding>>,
+}
+
+impl Resources {
+    pub fn collection(&self, name: &str) -> Option<(usize, &CollectionSpec)> {
+        self.collections
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == name)
+    }
+}
+
+/// Largest page a list answers when the spec names no limit parameter.
+pub const MAX_UNPAGED: usize = 1_000;
+
+struct Candidate {
+    operation: usize,
+    name: String,
+    action: Action,
+    id_param: Option<String>,
+    scope_params: Vec<String>,
+    explicit: bool,
+}
+
+/// Binds operations to collections. Collections exist where something
+/// creates records (a create operation) or where fixtures seed them;
+/// read-only paths of anything else stay synthesized.
+pub fn infer(
+    document: &Value,
+    operations: &[Operation],
+    fixture_collections: &[&str],
+    problems: &mut Vec<FileProblem>,
+) -> Resources {
+    // `x-sandbox-resources: false` at the root: only explicit bindings.
+    let inferring = document.get("x-sandbox-resources") != Some(&Value::Bool(false));
+    let mut candidates = Vec::new();
+    for (index, operation) in operations.iter().enumerate() {
+        let extension = document
+            .pointer(&operation.pointer)
+            .and_then(|op| op.get("x-sandbox-resource"));
+        if extension.is_none() && !inferring {
+            continue;
+        }
+        match candidate(index, operation, extension) {
+            Ok(Some(found)) => candidates.push(found),
+            Ok(None) => {}
+            Err(message) => problems.push(
+                FileProblem::new("openapi", message)
+                    .pointer(pointer::join(&operation.pointer, "x-sandbox-resource")),
+            ),
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for c in &candidates {
+        let wanted = c.explicit
+            || c.action == Action::Create
+            || fixture_collections.contains(&c.name.as_str());
+        if wanted && !names.contains(&c.name) {
+            names.push(c.name.clone());
+        }
+    }
+    let mut resources = Resources {
+        collections: Vec::new(),
+        bindings: vec![None; operations.len()],
+    };
+    for name in names {
+        let members: Vec<&Candidate> = candidates.iter().filter(|c| c.name == name).collect();
+        let spec = collection_spec(document, operations, &name, &members);
+        let index = resources.collections.len();
+        resources.collections.push(spec);
+        for member in members {
+            let operation = &operations[member.operation];
+            let list = (member.action == Action::List).then(|| list_shape(document, operation));
+            resources.bindings[member.operation] = Some(Binding {
+                collection: index,
+                action: member.action,
+                id_param: member.id_param.clone(),
+                scope_params: member.scope_params.clone(),
+                list,
+            });
+        }
+    }
+    resources
+}
+
+fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+fn param_name(segment: &str) -> Option<&str> {
+    segment.strip_prefix('{')?.strip_suffix('}')
+}
+
+fn looks_plural(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    lower.ends_with('s') && !["ss", "us", "is"].iter().any(|end| lower.ends_with(end))
+}
+
+fn candidate(
+    index: usize,
+    operation: &Operation,
+    extension: Option<&Value>,
+) -> Result<Option<Candidate>, String> {
+    let parts = segments(&operation.path);
+    let (item_param, collection_parts) = match parts.split_last() {
+        Some((last, rest)) => match param_name(last) {
+            Some(name) => (Some(name.to_owned()), rest),
+            None => (None, parts.as_slice()),
+        },
+        None => (None, parts.as_slice()),
+    };
+    // Below a parameter, only plural nouns are collections
+    // (`/customers/{id}/payments`); `/payments/{id}/refund` is an action.
+    let nested = collection_parts.len() >= 2
+        && param_name(collection_parts[collection_parts.len() - 2]).is_some();
+    let inferred_name = collection_parts
+        .last()
+        .filter(|s| param_name(s).is_none())
+        .filter(|s| !nested || looks_plural(s))
+        .map(|s| (*s).to_owned());
+    let scope_params: Vec<String> = collection_parts
+        .iter()
+        .filter_map(|s| param_name(s).map(str::to_owned))
+        .collect();
+    let method = operation.method.to_ascii_uppercase();
+    let inferred_action = match (item_param.is_some(), method.as_str()) {
+        (false, "POST") => Some(Action::Create),
+        (false, "GET") => Some(Action::List),
+        (true, "GET") => Some(Action::Get),
+        (true, "PUT") => Some(Action::Replace),
+        (true, "PATCH" | "POST") => Some(Action::Update),
+        (true, "DELETE") => Some(Action::Delete),
+        _ => None,
+    };
+    let (name, action, id_param, explicit) = match extension {
+        None => (inferred_name, inferred_action, item_param, false),
+        Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::String(name)) => (Some(name.clone()), inferred_action, item_param, true),
+        Some(Value::Object(map)) => {
+            let name = match map.get("collection") {
+                Some(Value::String(name)) => Some(name.clone()),
+                Some(_) => return Err("`collection` must be a string".to_owned()),
+                None => inferred_name,
+            };
+            let action = match map.get("action") {
+                Some(Value::String(text)) => Some(Action::parse(text).ok_or_else(|| {
+                    format!(
+                        "unknown action {text:?}; use create, list, get, replace, update or delete"
+                    )
+                })?),
+                Some(_) => return Err("`action` must be a string".to_owned()),
+                None => inferred_action,
+            };
+            let id_param = match map.get("id") {
+                Some(Value::String(id)) => {
+                    if !operation
+                        .parameters
+                        .iter()
+                        .any(|p| p.location == ParamLocation::Path && p.name == *id)
+                    {
+                        return Err(format!(
+                            "`id` names {id:?}, which is no path parameter of this operation"
+                        ));
+                    }
+                    Some(id.clone())
+                }
+                Some(_) => return Err("`id` must be a path parameter name".to_owned()),
+                None => item_param,
+            };
+            (name, action, id_param, true)
+        }
+        Some(_) => {
+            return Err(
+                "x-sandbox-resource must be a collection name, false, or {collection, action, id}"
+                    .to_owned(),
+            );
+        }
+    };
+    let (Some(name), Some(action)) = (name, action) else {
+        if explicit {
+            return Err(format!(
+                "cannot tell the collection or action of {} {}; name both",
+                operation.method, operation.path
+            ));
+        }
+        return Ok(None);
+    };
+    let item_action = matches!(
+        action,
+        Action::Get | Action::Replace | Action::Update | Action::Delete
+    );
+    if item_action && id_param.is_none() {
+        return Err(format!(
+            "action {action:?} needs the id's path parameter; set `id`"
+        ));
+    }
+    Ok(Some(Candidate {
+        operation: index,
+        name,
+        action,
+        id_param: if item_action { id_param } else { None },
+        scope_params,
+        explicit,
+    }))
+}
+
+/// The JSON schema of an operation's first 2xx response, `$ref`s followed.
+pub fn success_schema<'a>(document: &'a Value, operation: &Operation) -> Option<&'a Value> {
+    let response = operation
+        .responses
+        .iter()
+        .find(|r| matches!(r.status, StatusKey::Code(200..=299) | StatusKey::Range(2)))?;
+    let media = response
+        .content
+        .iter()
+        .find(|m| crate::request::body::is_json(&crate::request::body::essence(&m.media_type)))?;
+    let schema = document.pointer(media.schema_pointer.as_ref()?)?;
+    pointer::follow(document, schema)
+}
+
+/// How deep `allOf` is followed when collecting properties (cyclic specs end here).
+const MAX_ALL_OF_DEPTH: usize = 16;
+
+/// The properties of an object schema, `allOf` parts included, in order.
+pub fn properties<'a>(document: &'a Value, schema: &'a Value) -> Vec<(&'a str, &'a Value)> {
+    properties_within(document, schema, 0)
+}
+
+fn properties_within<'a>(
+    document: &'a Value,
+    schema: &'a Value,
+    depth: usize,
+) -> Vec<(&'a str, &'a Value)> {
+    let mut found = Vec::new();
+    if depth > MAX_ALL_OF_DEPTH {
+        return found;
+    }
+    // `allOf: [Base, {extension}]`: the base's members come first.
+    if let Some(Value::Array(parts)) = schema.get("allOf") {
+        for part in parts {
+            if let Some(part) = pointer::follow(document, part) {
+                found.extend(properties_within(document, part, depth + 1));
+            }
+        }
+    }
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for (name, value) in props {
+            found.push((
+                name.as_str(),
+                pointer::follow(document, value).unwrap_or(value),
+            ));
+        }
+    }
+    found
+}
+
+fn collection_spec(
+    document: &Value,
+    operations: &[Operation],
+    name: &str,
+    members: &[&Candidate],
+) -> CollectionSpec {
+    let record = members
+        .iter()
+        .filter(|m| m.action == Action::Get)
+        .chain(members.iter().filter(|m| m.action == Action::Create))
+        .find_map(|m| success_schema(document, &operations[m.operation]));
+    let props = record.map(|r| properties(document, r)).unwrap_or_default();
+    let id_param = members.iter().find_map(|m| m.id_param.as_deref());
+    let id_field = props
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n == "id")
+        .or_else(|| id_param.filter(|p| props.iter().any(|(n, _)| n == p)))
+        .or_else(|| {
+            props
+                .iter()
+                .map(|(n, _)| *n)
+                .find(|n| n.to_ascii_lowercase().ends_with("id"))
+        })
+        .unwrap_or("id")
+        .to_owned();
+    let id_schema = props.iter().find(|(n, _)| *n == id_field).map(|(_, s)| *s);
+    let id_kind = match id_schema {
+        Some(s) if sbx_spec::declared_types(s).contains(&"integer") => IdKind::Integer,
+        Some(s) if s.get("format").and_then(Value::as_str) == Some("uuid") => IdKind::Uuid,
+        Some(s) => IdKind::Prefixed(prefix_from_example(s).unwrap_or_else(|| default_prefix(name))),
+        None => IdKind::Prefixed(default_prefix(name)),
+    };
+    CollectionSpec {
+        name: name.to_owned(),
+        id_field,
+        id_kind,
+    }
+}
+
+/// `pay_` from an example like `pay_1Nv0FGQ9`.
+fn prefix_from_example(schema: &Value) -> Option<String> {
+    let example = schema
+        .get("example")
+        .or_else(|| schema.get("examples").and_then(|e| e.get(0)))?
+        .as_str()?;
+    let (prefix, rest) = example.split_once('_')?;
+    (!prefix.is_empty()
+        && prefix.len() <= 8
+        && !rest.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_alphanumeric()))
+    .then(|| format!("{prefix}_"))
+}
+
+/// `pet_` for `pets`, `cus_` for `customers`.
+fn default_prefix(collection: &str) -> String {
+    let letters: String = collection
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(3)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if letters.is_empty() {
+        "id_".to_owned()
+    } else {
+        format!("{letters}_")
+    }
+}
+
+const ITEMS_FIELDS: [&str; 7] = [
+    "data", "items", "results", "records", "content", "values", "entries",
+];
+const LIMIT_PARAMS: [&str; 10] = [
+    "limit",
+    "per_page",
+    "perpage",
+    "page_size",
+    "pagesize",
+    "size",
+    "count",
+    "max_results",
+    "maxresults",
+    "top",
+];
+const OFFSET_PARAMS: [&str; 3] = ["offset", "skip", "start"];
+const PAGE_PARAMS: [&str; 3] = ["page", "page_number", "pagenumber"];
+const CURSOR_PARAMS: [&str; 8] = [
+    "cursor",
+    "after",
+    "starting_after",
+    "page_token",
+    "pagetoken",
+    "next",
+    "next_token",
+    "continuation_token",
+];
+
+fn list_shape(document: &Value, operation: &Operation) -> ListShape {
+    let mut shape = ListShape {
+        default_limit: MAX_UNPAGED,
+        ..ListShape::default()
+    };
+    let schema = success_schema(document, operation);
+    let mut record_members: Vec<String> = Vec::new();
+    if let Some(schema) = schema {
+        let props = properties(document, schema);
+        let is_array = sbx_spec::declared_types(schema).contains(&"array");
+        let array_member = |n: &&&str| {
+            props
+                .iter()
+                .any(|(p, s)| p == *n && sbx_spec::declared_types(s).contains(&"array"))
+        };
+        let items_schema = if is_array {
+            schema.get("items")
+        } else {
+            let field = ITEMS_FIELDS
+                .iter()
+                .find(array_member)
+                .map(|s| (*s).to_owned())
+                .or_else(|| {
+                    props
+                        .iter()
+                        .find(|(_, s)| sbx_spec::declared_types(s).contains(&"array"))
+                        .map(|(n, _)| (*n).to_owned())
+                });
+            let items = field
+                .as_ref()
+                .and_then(|f| props.iter().find(|(n, _)| n == f))
+                .and_then(|(_, s)| s.get("items"));
+            shape.items_field = field;
+            let member = |names: &[&str]| {
+                names
+                    .iter()
+                    .find(|n| props.iter().any(|(p, _)| p == *n))
+                    .map(|s| (*s).to_owned())
+            };
+            shape.has_more_field = member(&["has_more", "hasMore", "has_next", "hasNext"]);
+            shape.total_field = member(&["total", "total_count", "totalCount", "count"]);
+            shape.next_cursor_field = member(&[
+                "next_cursor",
+                "nextCursor",
+                "next_page_token",
+                "nextPageToken",
+                "cursor",
+            ]);
+            items
+        };
+        if let Some(items) = items_schema.and_then(|i| pointer::follow(document, i)) {
+            record_members = properties(document, items)
+                .into_iter()
+                .map(|(n, _)| n.to_owned())
+                .collect();
+        }
+    }
+    let mut defaults: BTreeMap<String, usize> = BTreeMap::new();
+    for param in &operation.parameters {
+        if param.location != ParamLocation::Query {
+            continue;
+        }
+        let lower = param.name.to_ascii_lowercase();
+        let set = |slot: &mut Option<String>, names: &[&str]| {
+            if slot.is_none() && names.contains(&lower.as_str()) {
+                *slot = Some(param.name.clone());
+                true
+            } else {
+                false
+            }
+        };
+        if set(&mut shape.limit_param, &LIMIT_PARAMS) {
+            let default = param
+                .schema
+                .get("default")
+                .and_then(Value::as_u64)
+                .unwrap_or(20);
+            defaults.insert(param.name.clone(), default as usize);
+        } else if !(set(&mut shape.offset_param, &OFFSET_PARAMS)
+            || set(&mut shape.page_param, &PAGE_PARAMS)
+            || set(&mut shape.cursor_param, &CURSOR_PARAMS))
+            && record_members.contains(&param.name)
+        {
+            shape.filters.push(param.name.clone());
+        }
+    }
+    if let Some(limit) = &shape.limit_param {
+        shape.default_limit = defaults
+            .get(limit)
+            .copied()
+            .unwrap_or(20)
+            .clamp(1, MAX_UNPAGED);
+    }
+    shape
+}

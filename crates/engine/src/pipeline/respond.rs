@@ -1,0 +1,557 @@
+//! Choosing and rendering the answer: status, media type, body, headers.
+
+use std::sync::Arc;
+
+use sbx_spec::{StatusKey, synth};
+use serde_json::{Value, json};
+
+use crate::{
+    Response,
+    compile::revision::{CompiledOperation, CompiledResponse, CompiledRevision},
+    pipeline::cache::Synthesized,
+    pipeline::problem::ProblemType,
+    request::body::{essence, is_json},
+    request::negotiate,
+};
+
+/// The `Prefer` preferences the sandbox honours (Prism's convention).
+#[derive(Debug, Default)]
+pub struct Prefer {
+    pub code: Option<u16>,
+    pub example: Option<String>,
+}
+
+/// Parses `Prefer: code=404, example=not_found`; unknown preferences are
+/// ignored as RFC 7240 asks, malformed values of known ones are errors.
+pub fn parse_prefer(header: Option<&str>) -> Result<Prefer, String> {
+    let mut prefer = Prefer::default();
+    let Some(header) = header else {
+        return Ok(prefer);
+    };
+    for token in header.split([',', ';']) {
+        let Some((name, value)) = token.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        match name.trim().to_ascii_lowercase().as_str() {
+            "code" => {
+                let code = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| {
+                        format!("`Prefer: code={value}` is not an HTTP status code (100-599)")
+                    })?;
+                prefer.code = Some(code);
+            }
+            "example" => prefer.example = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    Ok(prefer)
+}
+
+/// The declared response to answer with, and its concrete status.
+pub fn select<'a>(
+    operation: &'a CompiledOperation,
+    prefer: &Prefer,
+) -> Result<Option<(u16, &'a CompiledResponse)>, Response> {
+    let responses = &operation.responses;
+    if let Some(code) = prefer.code {
+        let found = responses
+            .iter()
+            .find(|r| r.spec.status == StatusKey::Code(code))
+            .or_else(|| {
+                responses
+                    .iter()
+                    .find(|r| r.spec.status == StatusKey::Range(code / 100))
+            })
+            .or_else(|| {
+                responses
+                    .iter()
+                    .find(|r| r.spec.status == StatusKey::Default)
+            });
+        return match found {
+            Some(response) => Ok(Some((code, response))),
+            None => Err(ProblemType::PreferUnknownCode.response(&format!(
+                "`Prefer: code={code}` names no response of operation {}; it declares {}",
+                operation.operation.id,
+                declared_statuses(operation)
+            ))),
+        };
+    }
+    let success = responses
+        .iter()
+        .find(|r| matches!(r.spec.status, StatusKey::Code(200..=299)))
+        .or_else(|| {
+            responses
+                .iter()
+                .find(|r| r.spec.status == StatusKey::Range(2))
+        });
+    if let Some(response) = success {
+        return Ok(Some((response.spec.status.code(), response)));
+    }
+    if let Some(response) = responses
+        .iter()
+        .find(|r| r.spec.status == StatusKey::Default)
+    {
+        return Ok(Some((200, response)));
+    }
+    Ok(responses.first().map(|r| (r.spec.status.code(), r)))
+}
+
+fn declared_statuses(operation: &CompiledOperation) -> String {
+    let list: Vec<String> = operation
+        .responses
+        .iter()
+        .map(|r| match r.spec.status {
+            StatusKey::Code(c) => c.to_string(),
+            StatusKey::Range(d) => format!("{d}XX"),
+            StatusKey::Default => "default".to_owned(),
+        })
+        .collect();
+    if list.is_empty() {
+        "no responses".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Request facts that shape an answer.
+pub struct Exchange<'a> {
+    pub accept: Option<&'a str>,
+    pub path_params: &'a [(String, String)],
+    /// On an async worker: set when synthesis would be cold and costly,
+    /// and the request must run again on the blocking pool.
+    pub yielded: Option<&'a std::cell::Cell<bool>>,
+}
+
+/// The value of a declared response body before serialization.
+pub struct Rendered {
+    pub response: Response,
+    pub value: Option<Arc<Synthesized>>,
+}
+
+/// Where a rendered body comes from.
+pub enum BodySource<'a> {
+    /// The media type's first example, else synthesis.
+    Default,
+    /// A named example (`Prefer: example=…`).
+    Example(&'a str),
+    /// A value made by a behaviour (a stored record, a script's body).
+    Given(Arc<Synthesized>),
+}
+
+/// Renders `response` with `status`, honouring `Accept`; `seed` is the
+/// sandbox's.
+pub fn render(
+    revision: &CompiledRevision,
+    seed: u64,
+    operation: &CompiledOperation,
+    declared: Option<(u16, &CompiledResponse)>,
+    exchange: &Exchange<'_>,
+    body: BodySource<'_>,
+) -> Result<Rendered, Response> {
+    let Some((status, declared)) = declared else {
+        return Ok(Rendered {
+            response: Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            value: None,
+        });
+    };
+    let available: Vec<&str> = declared
+        .content
+        .iter()
+        .map(|m| m.spec.media_type.as_str())
+        .collect();
+    let chosen = negotiate::choose(exchange.accept, &available).map_err(|()| {
+        ProblemType::NotAcceptable.response_with(
+            406,
+            &format!(
+                "`Accept: {}` matches none of {}",
+                exchange.accept.unwrap_or(""),
+                available.join(", ")
+            ),
+            Some(json!({"available": available})),
+        )
+    })?;
+    let mut headers = Vec::new();
+    // Hashed only when something is synthesized.
+    let sandbox_seed = seed;
+    let seed = std::cell::OnceCell::new();
+    let seed = || {
+        *seed.get_or_init(|| response_seed(sandbox_seed, operation, status, exchange.path_params))
+    };
+    for header in &declared.headers {
+        let Some(pointer) = &header.schema_pointer else {
+            continue;
+        };
+        let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
+        let Some(value) = revision
+            .synthesized
+            .get_or_try_insert_with(header_seed, || {
+                Some(synthesize(
+                    revision,
+                    pointer,
+                    header_seed,
+                    header.validator.get(),
+                ))
+            })
+        else {
+            continue;
+        };
+        headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
+    }
+    let Some(index) = chosen else {
+        if let BodySource::Example(name) = body {
+            return Err(unknown_example(operation, name, &[]));
+        }
+        return Ok(Rendered {
+            response: Response {
+                status,
+                headers,
+                body: Vec::new(),
+            },
+            value: None,
+        });
+    };
+    let media = &declared.content[index];
+    let synthesized = matches!(body, BodySource::Default) && media.spec.examples.is_empty();
+    let value = match body {
+        BodySource::Given(value) => Some(value),
+        BodySource::Example(name) => {
+            let found = media
+                .spec
+                .examples
+                .iter()
+                .chain(declared.content.iter().flat_map(|m| m.spec.examples.iter()))
+                .find(|(n, _)| n == name);
+            match found {
+                Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
+                None => {
+                    let names: Vec<&str> = declared
+                        .content
+                        .iter()
+                        .flat_map(|m| m.spec.examples.iter().map(|(n, _)| n.as_str()))
+                        .collect();
+                    return Err(unknown_example(operation, name, &names));
+                }
+            }
+        }
+        BodySource::Default => match media.spec.examples.first() {
+            Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
+            None => match &media.spec.schema_pointer {
+                None => None,
+                Some(pointer) => {
+                    let media_seed = synth::seed_from([
+                        &seed().to_le_bytes()[..],
+                        media.spec.media_type.as_bytes(),
+                    ]);
+                    let made = revision.synthesized.get_or_try_insert_with(media_seed, || {
+                        // A cold value of a schema whose synthesis is costly (or
+                        // not measured yet) is made on the blocking pool.
+                        if let Some(yielded) = exchange.yielded
+                            && !media.cheap_to_synthesize()
+                        {
+                            yielded.set(true);
+                            return None;
+                        }
+                        // The validator compiles on first use: not part of the cost.
+                        let validator = media.validator.get();
+                        let started = std::time::Instant::now();
+                        let made = synthesize(revision, pointer, media_seed, validator);
+                        media.synthesized_in(started.elapsed());
+                        Some(made)
+                    });
+                    match made {
+                        Some(value) => Some(value),
+                        // The caller sees the yield in `exchange.yielded`
+                        // and never sends this.
+                        None => {
+                            return Err(Response {
+                                status: 503,
+                                headers: Vec::new(),
+                                body: Vec::new(),
+                            });
+                        }
+                    }
+                }
+            },
+        },
+    };
+    // What behaviours and examples give may hold members the response
+    // schema marks `writeOnly` (a stored card's CVC): never sent back.
+    // Synthesized values never hold them.
+    let plan = || media.order_plan(&revision.response_document);
+    let value = match value {
+        Some(given) if !synthesized && plan().hides_write_only() => {
+            let mut stripped = given.value.clone();
+            if plan().strip_write_only(&mut stripped) {
+                Some(Arc::new(Synthesized::new(stripped)))
+            } else {
+                Some(given)
+            }
+        }
+        other => other,
+    };
+    // 204 and 304 never carry a body (RFC 9110), whatever a spec declares.
+    let value = value.filter(|_| !matches!(status, 204 | 304));
+    let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
+    let body = match &value {
+        Some(v) if is_json(&essence(&content_type)) => v.json().to_vec(),
+        Some(v) => serialize(&content_type, &v.value),
+        None => Vec::new(),
+    };
+    // An empty body is not JSON (or anything else) to label.
+    if !body.is_empty() {
+        headers.push(("content-type".to_owned(), content_type));
+    }
+    if let Some(how) = value.as_ref().and_then(|v| v.unsatisfied.as_ref()) {
+        headers.push(("x-sandbox-drift".to_owned(), how.clone()));
+    }
+    Ok(Rendered {
+        response: Response {
+            status,
+            headers,
+            body,
+        },
+        value,
+    })
+}
+
+/// A value for the schema at `pointer`; when no attempt satisfies it (a
+/// schema whose rules contradict each other, or beyond what synthesis
+/// reaches), the value says how it breaks the schema, so that the answer
+/// is flagged as drift rather than sent as if it were valid.
+fn synthesize(
+    revision: &CompiledRevision,
+    pointer: &str,
+    seed: u64,
+    validator: Option<&sbx_spec::SchemaValidator>,
+) -> Synthesized {
+    let (value, valid) = synth::synthesize_valid(
+        &revision.response_document,
+        pointer,
+        seed,
+        &revision.patterns,
+        validator,
+    );
+    if valid {
+        return Synthesized::new(value);
+    }
+    match validator.and_then(|v| v.violations(&value).into_iter().next()) {
+        Some(violation) => {
+            let message = format!(
+                "synthesis could not satisfy the schema: {}",
+                violation.message
+            );
+            let how = crate::pipeline::drift::summary(&violation.pointer, &message);
+            Synthesized::unsatisfied(value, how)
+        }
+        None => Synthesized::new(value),
+    }
+}
+
+fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) -> Response {
+    ProblemType::PreferUnknownExample.response_with(
+        400,
+        &format!(
+            "`Prefer: example={name}` names no example of operation {}; {}",
+            operation.operation.id,
+            if names.is_empty() {
+                "it declares none".to_owned()
+            } else {
+                format!("it declares {}", names.join(", "))
+            }
+        ),
+        Some(json!({"examples": names})),
+    )
+}
+
+/// Seeds synthesis from (sandbox seed, operation, status, path parameters):
+/// the determinism contract of ARCHITECTURE.md.
+fn response_seed(
+    sandbox_seed: u64,
+    operation: &CompiledOperation,
+    status: u16,
+    path_params: &[(String, String)],
+) -> u64 {
+    let mut sorted: Vec<String> = path_params
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    sorted.sort();
+    let seed_bytes = sandbox_seed.to_le_bytes();
+    let status_text = status.to_string();
+    let mut parts: Vec<&[u8]> = vec![
+        &seed_bytes,
+        operation.operation.id.as_bytes(),
+        status_text.as_bytes(),
+    ];
+    parts.extend(sorted.iter().map(String::as_bytes));
+    synth::seed_from(parts)
+}
+
+fn header_text(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(header_text).collect::<Vec<_>>().join(","),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k},{}", header_text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// Serializes per media type: JSON, text as is, XML from the JSON shape.
+pub fn serialize(content_type: &str, value: &Value) -> Vec<u8> {
+    let essence = essence(content_type);
+    if is_json(&essence) {
+        return serde_json::to_vec(value).unwrap_or_default();
+    }
+    if essence.ends_with("xml") {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+        xml(&mut out, "root", value);
+        return out.into_bytes();
+    }
+    match value {
+        Value::String(text) => text.clone().into_bytes(),
+        other => serde_json::to_vec(other).unwrap_or_default(),
+    }
+}
+
+fn xml(out: &mut String, name: &str, value: &Value) {
+    let tag: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| xml(out, &tag, item)),
+        Value::Object(map) => {
+            out.push_str(&format!("<{tag}>"));
+            map.iter().for_each(|(k, v)| xml(out, k, v));
+            out.push_str(&format!("</{tag}>"));
+        }
+        Value::Null => out.push_str(&format!("<{tag}/>")),
+        Value::String(s) => out.push_str(&format!("<{tag}>{}</{tag}>", escape_xml(s))),
+        other => out.push_str(&format!("<{tag}>{other}</{tag}>")),
+    }
+}
+
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The spec's own error response for one of `statuses`, shaped by its
+/// schema, with the reason in `X-Sandbox-Error` (and in the body's message
+/// field when the schema has one). Without one of those codes, the first
+/// status is answered in the shape of its declared range (`4XX`), else of
+/// `default` when the operation declares a success beside it (a `default`
+/// alone is the success of older specs).
+pub fn declared_error(
+    revision: &CompiledRevision,
+    seed: u64,
+    operation: &CompiledOperation,
+    exchange: &Exchange<'_>,
+    statuses: &[u16],
+    reason: &str,
+) -> Option<Response> {
+    use sbx_spec::StatusKey;
+    let declared_as = |key: StatusKey| operation.responses.iter().find(|r| r.spec.status == key);
+    let has_success = operation.responses.iter().any(|r| match r.spec.status {
+        StatusKey::Code(code) => (200..300).contains(&code),
+        StatusKey::Range(range) => range == 2,
+        StatusKey::Default => false,
+    });
+    let first = *statuses.first()?;
+    let (status, declared) = statuses
+        .iter()
+        .find_map(|status| declared_as(StatusKey::Code(*status)).map(|r| (*status, r)))
+        .or_else(|| declared_as(StatusKey::Range(first / 100)).map(|r| (first, r)))
+        .or_else(|| {
+            has_success
+                .then(|| declared_as(StatusKey::Default))
+                .flatten()
+                .map(|r| (first, r))
+        })?;
+    let rendered = render(
+        revision,
+        seed,
+        operation,
+        Some((status, declared)),
+        exchange,
+        BodySource::Default,
+    )
+    .ok()?;
+    let mut response = rendered.response;
+    if let Some(body) = rendered.value {
+        let mut body = body.value.clone();
+        let media = declared.content.iter().find(|m| {
+            response
+                .headers
+                .iter()
+                .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
+        });
+        if let Some(slot) = message_slot(&mut body, 0) {
+            let original = std::mem::replace(slot, Value::String(reason.to_owned()));
+            let still_valid = media
+                .and_then(|m| m.validator.get())
+                .is_none_or(|v| v.is_valid(&body));
+            if still_valid {
+                response.body = serde_json::to_vec(&body).unwrap_or_default();
+            } else if let Some(slot) = message_slot(&mut body, 0) {
+                *slot = original;
+            }
+        }
+    }
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(512)
+        .collect();
+    response
+        .headers
+        .push(("x-sandbox-error".to_owned(), reason));
+    Some(response)
+}
+
+/// The first string member named like a human-readable message, at most two
+/// objects deep (`{"message": …}` or `{"error": {"message": …}}`).
+fn message_slot(value: &mut Value, depth: usize) -> Option<&mut Value> {
+    const NAMES: [&str; 5] = [
+        "message",
+        "detail",
+        "error_description",
+        "description",
+        "title",
+    ];
+    let Value::Object(map) = value else {
+        return None;
+    };
+    if let Some(name) = NAMES
+        .iter()
+        .find(|n| map.get(**n).is_some_and(Value::is_string))
+    {
+        return map.get_mut(*name);
+    }
+    if depth >= 1 {
+        return None;
+    }
+    map.values_mut()
+        .find_map(|child| message_slot(child, depth + 1))
+}

@@ -1,0 +1,327 @@
+//! Turns raw parameter text into JSON values, per the parameter's style,
+//! `explode` flag and schema type, ready for schema validation.
+
+use std::borrow::Cow;
+
+use sbx_spec::{ParamLocation, ParamStyle, Parameter};
+use serde_json::{Map, Value};
+
+use crate::{HeaderSource, request::headers::cookie};
+
+/// The raw sources of a request's parameters.
+pub struct RawParams<'a> {
+    pub path: &'a [(String, String)],
+    pub query: &'a [(String, String)],
+    pub headers: &'a dyn HeaderSource,
+}
+
+/// The parameter's value, `None` when absent. Errors describe malformed text.
+pub fn extract(param: &Parameter, raw: &RawParams<'_>) -> Result<Option<Value>, String> {
+    let kind = schema_kind(&param.schema);
+    if param.json_content {
+        let Some(text) = single_raw(param, raw) else {
+            return Ok(None);
+        };
+        return serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("is not valid JSON: {e}"));
+    }
+    match param.location {
+        ParamLocation::Query => Ok(query_value(param, raw.query, kind)),
+        _ => Ok(single_raw(param, raw).map(|text| from_text(param, &text, kind))),
+    }
+}
+
+fn single_raw(param: &Parameter, raw: &RawParams<'_>) -> Option<String> {
+    match param.location {
+        ParamLocation::Path => raw
+            .path
+            .iter()
+            .find(|(n, _)| *n == param.name)
+            .map(|(_, v)| v.clone()),
+        ParamLocation::Query => raw
+            .query
+            .iter()
+            .find(|(n, _)| *n == param.name)
+            .map(|(_, v)| v.clone()),
+        ParamLocation::Header => {
+            let values = raw.headers.get_all(&param.name.to_ascii_lowercase());
+            (!values.is_empty()).then(|| values.join(","))
+        }
+        ParamLocation::Cookie => cookie(raw.headers, &param.name).map(str::to_owned),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Array,
+    Object,
+    Scalar,
+}
+
+fn schema_kind(schema: &Value) -> Kind {
+    let types = sbx_spec::declared_types(schema);
+    if types.contains(&"array") || (types.is_empty() && schema.get("items").is_some()) {
+        Kind::Array
+    } else if types.contains(&"object") || (types.is_empty() && schema.get("properties").is_some())
+    {
+        Kind::Object
+    } else {
+        Kind::Scalar
+    }
+}
+
+fn query_value(param: &Parameter, query: &[(String, String)], kind: Kind) -> Option<Value> {
+    let own: Vec<&str> = query
+        .iter()
+        .filter(|(n, _)| *n == param.name)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    match (kind, param.style, param.explode) {
+        (Kind::Object, ParamStyle::DeepObject, _) => {
+            let prefix = format!("{}[", param.name);
+            let mut object = Map::new();
+            for (name, value) in query {
+                if let Some(key) = name.strip_prefix(&prefix).and_then(|k| k.strip_suffix(']')) {
+                    let schema = property_schema(&param.schema, key);
+                    object.insert(key.to_owned(), coerce(value, &schema));
+                }
+            }
+            (!object.is_empty()).then_some(Value::Object(object))
+        }
+        (Kind::Object, ParamStyle::Form, true) => {
+            // Exploded form objects spread their properties over the query.
+            let properties = param.schema.get("properties").and_then(Value::as_object);
+            let mut object = Map::new();
+            for (name, value) in query {
+                if properties.is_some_and(|p| p.contains_key(name)) {
+                    object.insert(
+                        name.clone(),
+                        coerce(value, &property_schema(&param.schema, name)),
+                    );
+                }
+            }
+            (!object.is_empty()).then_some(Value::Object(object))
+        }
+        (Kind::Array, ParamStyle::Form, true) if !own.is_empty() => {
+            let items = param.schema.get("items").cloned().unwrap_or(Value::Null);
+            Some(Value::Array(
+                own.iter().map(|v| coerce(v, &items)).collect(),
+            ))
+        }
+        _ => own.last().map(|text| from_text(param, text, kind)),
+    }
+}
+
+/// Interprets one serialized value (path, header, cookie, or a non-exploded query).
+fn from_text(param: &Parameter, text: &str, kind: Kind) -> Value {
+    let text: Cow<'_, str> = match param.style {
+        ParamStyle::Label => Cow::Borrowed(text.strip_prefix('.').unwrap_or(text)),
+        ParamStyle::Matrix => {
+            let prefix = format!(";{}=", param.name);
+            Cow::Owned(
+                text.strip_prefix(&prefix)
+                    .or_else(|| text.strip_prefix(';'))
+                    .unwrap_or(text)
+                    .to_owned(),
+            )
+        }
+        _ => Cow::Borrowed(text),
+    };
+    let separator = match param.style {
+        ParamStyle::SpaceDelimited => ' ',
+        ParamStyle::PipeDelimited => '|',
+        ParamStyle::Label if param.explode => '.',
+        _ => ',',
+    };
+    match kind {
+        Kind::Scalar => coerce(&text, &param.schema),
+        Kind::Array => {
+            let items = param.schema.get("items").cloned().unwrap_or(Value::Null);
+            if text.is_empty() {
+                return Value::Array(Vec::new());
+            }
+            Value::Array(text.split(separator).map(|v| coerce(v, &items)).collect())
+        }
+        Kind::Object => {
+            let mut object = Map::new();
+            if param.explode {
+                for pair in text.split(separator) {
+                    if let Some((key, value)) = pair.split_once('=') {
+                        object.insert(
+                            key.to_owned(),
+                            coerce(value, &property_schema(&param.schema, key)),
+                        );
+                    }
+                }
+            } else {
+                let parts: Vec<&str> = text.split(separator).collect();
+                for pair in parts.chunks(2) {
+                    if let [key, value] = pair {
+                        object.insert(
+                            (*key).to_owned(),
+                            coerce(value, &property_schema(&param.schema, key)),
+                        );
+                    }
+                }
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+fn property_schema(schema: &Value, name: &str) -> Value {
+    schema
+        .get("properties")
+        .and_then(|p| p.get(name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Text → the JSON type the schema expects, when it parses as one. Text
+/// that does not parse stays a string, so the validator names the mismatch.
+pub fn coerce(text: &str, schema: &Value) -> Value {
+    let types = sbx_spec::declared_types(schema);
+    for t in &types {
+        match *t {
+            "integer" => {
+                if let Ok(i) = text.parse::<i64>() {
+                    return Value::from(i);
+                }
+            }
+            "number" => {
+                if let Ok(i) = text.parse::<i64>() {
+                    return Value::from(i);
+                }
+                if let Some(n) = text
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                {
+                    return Value::Number(n);
+                }
+            }
+            "boolean" => match text {
+                "true" => return Value::Bool(true),
+                "false" => return Value::Bool(false),
+                _ => {}
+            },
+            "null" if text.is_empty() || text == "null" => return Value::Null,
+            _ => {}
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn param(
+        location: ParamLocation,
+        style: ParamStyle,
+        explode: bool,
+        schema: Value,
+    ) -> Parameter {
+        Parameter {
+            name: "p".into(),
+            location,
+            required: false,
+            style,
+            explode,
+            schema_pointer: None,
+            schema,
+            json_content: false,
+        }
+    }
+
+    fn run(p: &Parameter, path: &[(String, String)], query: &[(String, String)]) -> Option<Value> {
+        let headers: Vec<(String, String)> = vec![("x".into(), "1".into())];
+        extract(
+            p,
+            &RawParams {
+                path,
+                query,
+                headers: &headers,
+            },
+        )
+        .unwrap()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn query_styles() {
+        let ints = json!({"type": "array", "items": {"type": "integer"}});
+        let exploded = param(ParamLocation::Query, ParamStyle::Form, true, ints.clone());
+        assert_eq!(
+            run(&exploded, &[], &pairs(&[("p", "1"), ("p", "2")])),
+            Some(json!([1, 2]))
+        );
+        let csv = param(ParamLocation::Query, ParamStyle::Form, false, ints.clone());
+        assert_eq!(
+            run(&csv, &[], &pairs(&[("p", "1,x")])),
+            Some(json!([1, "x"]))
+        );
+        let pipes = param(ParamLocation::Query, ParamStyle::PipeDelimited, false, ints);
+        assert_eq!(
+            run(&pipes, &[], &pairs(&[("p", "3|4")])),
+            Some(json!([3, 4]))
+        );
+        let deep = param(
+            ParamLocation::Query,
+            ParamStyle::DeepObject,
+            true,
+            json!({"type": "object", "properties": {"a": {"type": "integer"}}}),
+        );
+        assert_eq!(
+            run(&deep, &[], &pairs(&[("p[a]", "5"), ("p[b]", "x")])),
+            Some(json!({"a": 5, "b": "x"}))
+        );
+        let absent = param(
+            ParamLocation::Query,
+            ParamStyle::Form,
+            true,
+            json!({"type": "integer"}),
+        );
+        assert_eq!(run(&absent, &[], &[]), None);
+    }
+
+    #[test]
+    fn path_styles() {
+        let label = param(
+            ParamLocation::Path,
+            ParamStyle::Label,
+            false,
+            json!({"type": "array", "items": {"type": "string"}}),
+        );
+        assert_eq!(
+            run(&label, &pairs(&[("p", ".a,b")]), &[]),
+            Some(json!(["a", "b"]))
+        );
+        let matrix = param(
+            ParamLocation::Path,
+            ParamStyle::Matrix,
+            false,
+            json!({"type": "integer"}),
+        );
+        assert_eq!(run(&matrix, &pairs(&[("p", ";p=5")]), &[]), Some(json!(5)));
+        let object = param(
+            ParamLocation::Path,
+            ParamStyle::Simple,
+            true,
+            json!({"type": "object"}),
+        );
+        assert_eq!(
+            run(&object, &pairs(&[("p", "a=1,b=2")]), &[]),
+            Some(json!({"a": "1", "b": "2"}))
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Prometheus metrics at `/metrics` (OpenMetrics text): data-plane
+//! requests and latency by project, operation and status; webhook
+//! attempts by outcome and the delivery queue; dropped log entries; live
+//! sandboxes.
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::app::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    project: String,
+    /// Empty when no operation matched (404, 405).
+    operation: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LatencyLabels {
+    project: String,
+    operation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    /// `delivered`, `retrying` or `dead`.
+    outcome: &'static str,
+}
+
+type LatencyFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    webhook_attempts: Family<OutcomeLabels, Counter>,
+    webhook_queue: Gauge,
+    live_sandboxes: Gauge,
+}
+
+impl Metrics {
+    /// `dropped_logs` is the request log's own counter.
+    pub fn new(dropped_logs: Counter) -> Self {
+        let mut registry = Registry::with_prefix("sbx");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Data-plane requests answered, by project, operation and status",
+            requests.clone(),
+        );
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Data-plane request latency, by project and operation",
+            latency.clone(),
+        );
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts, by outcome",
+            webhook_attempts.clone(),
+        );
+        let webhook_queue = Gauge::default();
+        registry.register(
+            "webhook_deliveries_pending",
+            "Webhook deliveries waiting for their next attempt",
+            webhook_queue.clone(),
+        );
+        registry.register(
+            "request_log_dropped",
+            "Request-log entries dropped because the log's queue was full",
+            dropped_logs,
+        );
+        let live_sandboxes = Gauge::default();
+        registry.register(
+            "sandboxes_live",
+            "Sandboxes this server serves",
+            live_sandboxes.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            webhook_attempts,
+            webhook_queue,
+            live_sandboxes,
+        }
+    }
+
+    pub fn request(&self, project: &str, operation: Option<&str>, status: u16, seconds: f64) {
+        let operation = operation.unwrap_or_default().to_owned();
+        self.latency
+            .get_or_create(&LatencyLabels {
+                project: project.to_owned(),
+                operation: operation.clone(),
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                project: project.to_owned(),
+                operation,
+                status,
+            })
+            .inc();
+    }
+
+    /// `outcome`: `delivered`, `retrying` or `dead`.
+    pub fn webhook_attempt(&self, outcome: &'static str) {
+        self.webhook_attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+}
+
+/// `GET /metrics`. A request addressed to a sandbox by host goes to the
+/// sandbox instead (its API may have a `/metrics` of its own).
+pub async fn scrape(State(state): State<AppState>, request: Request) -> Response {
+    if crate::data_plane::addressed_by_host(&state, &request) {
+        return crate::data_plane::handler(State(state), request).await;
+    }
+    // The metrics name every project and operation: the admin token's,
+    // unless the operator made them public.
+    if !state.config.public_metrics && !crate::http::access::is_admin(&state, &request) {
+        if let Some(refused) = crate::http::access::refused_too_often(&state, &request) {
+            return refused;
+        }
+        return crate::http::error::ApiError::unauthorized(
+            "send the admin token as `Authorization: Bearer <token>` to read /metrics, or start the server with --public-metrics",
+        )
+        .into_response();
+    }
+    let metrics = &state.metrics;
+    metrics
+        .live_sandboxes
+        .set(i64::try_from(state.registry.count()).unwrap_or(i64::MAX));
+    match state.store.pending_delivery_count().await {
+        Ok(pending) => {
+            metrics
+                .webhook_queue
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+        Err(error) => tracing::warn!(%error, "counting pending deliveries failed"),
+    }
+    let mut text = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &metrics.registry) {
+        tracing::error!(%error, "encoding metrics failed");
+    }
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,6 @@
+//! What a running server holds in memory: live sandboxes and compiled
+//! revisions (the registry), sandbox clocks, and the ids it mints.
+
+pub mod clock;
+pub mod ids;
+pub mod registry;

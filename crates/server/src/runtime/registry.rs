@@ -1,0 +1,379 @@
+//! What the data plane reads on every request, held in memory: live
+//! sandboxes, their key hashes, and compiled revisions shared between them.
+//! The database is the source of truth; this is loaded from it at start and
+//! kept in step by the control plane.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+};
+
+use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
+use sbx_spec::synth::seed_from;
+use sbx_store::{ResourceRow, SandboxRecord, StoreError};
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use crate::{runtime::clock::Clock, service::ServiceError};
+
+/// The revision a sandbox serves, swapped whole on hot reload.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub revision: u32,
+    pub compiled: Arc<CompiledRevision>,
+}
+
+#[derive(Debug)]
+pub struct LiveSandbox {
+    pub id: String,
+    pub project: String,
+    /// Stays on its revision; otherwise follows the project's latest.
+    pub pinned: bool,
+    serving: RwLock<Serving>,
+    pub state: Arc<SandboxState>,
+    env: RwLock<Arc<Map<String, Value>>>,
+    chaos: RwLock<Option<(String, Arc<ChaosSpec>)>>,
+    scenario: RwLock<Option<Arc<str>>>,
+    clock: RwLock<Clock>,
+    /// Sandbox time the fixtures were seeded at.
+    seeded_at_ms: AtomicI64,
+    /// When the earliest pending job falls due.
+    pub next_job: DueAt,
+    /// When the earliest pending webhook delivery is due.
+    pub next_delivery: DueAt,
+    /// Held while the sandbox's due deliveries are being sent.
+    pub delivering: Arc<tokio::sync::Mutex<()>>,
+    pub webhook_schedule: sbx_webhooks::ScheduleName,
+    /// Held while the sandbox's due jobs run, so each runs once.
+    pub jobs: tokio::sync::Mutex<()>,
+    pub seed_text: String,
+    pub seed: u64,
+    pub auth: AuthMode,
+    pub key_hash: String,
+    pub label: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Sandbox time something pending next falls due (a job, a delivery), kept
+/// in memory so the workers find due work without asking the store.
+#[derive(Debug)]
+pub struct DueAt {
+    at: AtomicI64,
+    /// Set by `note`: something was added since the runner last looked.
+    noted: AtomicBool,
+}
+
+impl Default for DueAt {
+    fn default() -> Self {
+        Self {
+            at: AtomicI64::new(i64::MAX),
+            noted: AtomicBool::new(false),
+        }
+    }
+}
+
+impl DueAt {
+    pub fn get(&self) -> Option<i64> {
+        Some(self.at.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
+    }
+
+    /// Notes something due at `ms` (the earliest wins).
+    pub fn note(&self, ms: i64) {
+        self.at.fetch_min(ms, Ordering::Relaxed);
+        self.noted.store(true, Ordering::Release);
+    }
+
+    /// A runner starts reading the store: later notes are kept in mind.
+    pub fn begin(&self) {
+        self.noted.store(false, Ordering::Release);
+    }
+
+    /// Sets it as the store said; if something was noted since `begin`
+    /// (the store may not have shown it yet), the runner looks again.
+    pub fn set(&self, ms: Option<i64>) {
+        self.at.store(ms.unwrap_or(i64::MAX), Ordering::Relaxed);
+        if self.noted.swap(false, Ordering::AcqRel) {
+            self.at.store(i64::MIN, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Persisted overlay rows as the engine loads them (bad rows are skipped).
+pub fn overlay(rows: Vec<ResourceRow>) -> Vec<OverlayRow> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let value = match row.value {
+                Some(text) => Some(serde_json::from_str(&text).ok()?),
+                None => None,
+            };
+            Some(OverlayRow {
+                collection: row.collection,
+                id: row.id,
+                scope: row.scope,
+                seq: row.seq,
+                value,
+                version: row.version,
+            })
+        })
+        .collect()
+}
+
+impl LiveSandbox {
+    /// A live sandbox from its stored row; a row naming an unknown auth
+    /// mode is corrupt.
+    pub fn from_record(
+        record: SandboxRecord,
+        compiled: Arc<CompiledRevision>,
+        rows: Vec<ResourceRow>,
+    ) -> Result<Self, StoreError> {
+        let auth = AuthMode::parse(&record.auth).ok_or_else(|| StoreError::Corrupt {
+            table: "sandboxes",
+            key: record.id.clone(),
+            column: "auth",
+            cause: format!("{:?} is not an auth mode", record.auth),
+        })?;
+        let state = SandboxState::load(
+            &compiled.behaviours.fixtures,
+            overlay(rows),
+            record.seeded_at_ms,
+        );
+        let env = record.env;
+        // Stored profiles were checked when set; one that no longer parses is dropped.
+        let chaos = record
+            .chaos
+            .as_ref()
+            .and_then(|text| Some((text.clone(), Arc::new(ChaosSpec::parse(text).ok()?))));
+        Ok(Self {
+            pinned: record.pinned,
+            serving: RwLock::new(Serving {
+                revision: record.revision,
+                compiled,
+            }),
+            state: Arc::new(state),
+            env: RwLock::new(Arc::new(env)),
+            chaos: RwLock::new(chaos),
+            scenario: RwLock::new(record.scenario.as_deref().map(Arc::from)),
+            clock: RwLock::new(Clock {
+                offset_ms: record.clock_offset_ms,
+                frozen_ms: record.clock_frozen_ms,
+            }),
+            seeded_at_ms: AtomicI64::new(record.seeded_at_ms),
+            next_job: DueAt::default(),
+            next_delivery: DueAt::default(),
+            delivering: Arc::default(),
+            webhook_schedule: record.webhook_schedule,
+            jobs: tokio::sync::Mutex::new(()),
+            seed: seed_from([record.seed.as_bytes()]),
+            auth,
+            id: record.id,
+            project: record.project,
+            seed_text: record.seed,
+            key_hash: record.key_hash,
+            label: record.label,
+            created_at_ms: record.created_at_ms,
+            expires_at_ms: record.expires_at_ms,
+        })
+    }
+
+    pub fn expired_at(&self, now_ms: i64) -> Option<i64> {
+        self.expires_at_ms.filter(|at| *at <= now_ms)
+    }
+
+    /// The revision to serve a request with; the request keeps it to the
+    /// end even if a new one is swapped in meanwhile.
+    pub fn serving(&self) -> Serving {
+        self.serving
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new revision; the fixture layer of the state follows.
+    pub fn swap(&self, revision: u32, compiled: Arc<CompiledRevision>) {
+        self.state
+            .rebase(&compiled.behaviours.fixtures, self.seeded_at_ms());
+        *self.serving.write().unwrap_or_else(|e| e.into_inner()) = Serving { revision, compiled };
+    }
+
+    pub fn seeded_at_ms(&self) -> i64 {
+        self.seeded_at_ms.load(Ordering::Relaxed)
+    }
+
+    /// Back to the fixtures, seeded at the sandbox's present time.
+    pub fn reseed(&self, seeded_at_ms: i64) {
+        self.seeded_at_ms.store(seeded_at_ms, Ordering::Relaxed);
+        self.next_job.set(None);
+        self.state
+            .reset(&self.serving().compiled.behaviours.fixtures, seeded_at_ms);
+    }
+
+    /// The sandbox as work done outside a request (jobs, triggered
+    /// transitions and events) sees it.
+    pub fn background(&self) -> sbx_engine::jobs::JobSandbox {
+        sbx_engine::jobs::JobSandbox {
+            id: self.id.clone(),
+            seed: self.seed,
+            state: self.state.clone(),
+            env: self.env(),
+        }
+    }
+
+    pub fn env(&self) -> Arc<Map<String, Value>> {
+        self.env.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_env(&self, env: Map<String, Value>) {
+        *self.env.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(env);
+    }
+
+    pub fn clock(&self) -> Clock {
+        *self.clock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_clock(&self, clock: Clock) {
+        *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
+    }
+
+    /// The sandbox clock's time, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock().now_ms(crate::app::now_ms())
+    }
+
+    /// The default scenario.
+    pub fn scenario(&self) -> Option<Arc<str>> {
+        self.scenario
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_scenario(&self, scenario: Option<&str>) {
+        *self.scenario.write().unwrap_or_else(|e| e.into_inner()) = scenario.map(Arc::from);
+    }
+
+    /// The chaos profile, as text and parsed.
+    pub fn chaos(&self) -> Option<(String, Arc<ChaosSpec>)> {
+        self.chaos.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_chaos(&self, chaos: Option<(String, Arc<ChaosSpec>)>) {
+        *self.chaos.write().unwrap_or_else(|e| e.into_inner()) = chaos;
+    }
+}
+
+type RevisionKey = (String, u32);
+
+#[derive(Default)]
+pub struct Registry {
+    sandboxes: RwLock<HashMap<String, Arc<LiveSandbox>>>,
+    by_key_hash: RwLock<HashMap<String, String>>,
+    revisions: Mutex<HashMap<RevisionKey, Arc<OnceCell<Arc<CompiledRevision>>>>>,
+}
+
+impl Registry {
+    /// Makes `sandbox` live; returns it as the registry shares it.
+    pub fn insert(&self, sandbox: LiveSandbox) -> Arc<LiveSandbox> {
+        let sandbox = Arc::new(sandbox);
+        if let Ok(mut keys) = self.by_key_hash.write() {
+            keys.insert(sandbox.key_hash.clone(), sandbox.id.clone());
+        }
+        if let Ok(mut sandboxes) = self.sandboxes.write() {
+            sandboxes.insert(sandbox.id.clone(), sandbox.clone());
+        }
+        sandbox
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<LiveSandbox>> {
+        self.sandboxes.read().ok()?.get(id).cloned()
+    }
+
+    pub fn by_key_hash(&self, hash: &str) -> Option<Arc<LiveSandbox>> {
+        let id = self.by_key_hash.read().ok()?.get(hash).cloned()?;
+        self.get(&id)
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<LiveSandbox>> {
+        let removed = self.sandboxes.write().ok()?.remove(id)?;
+        if let Ok(mut keys) = self.by_key_hash.write() {
+            keys.remove(&removed.key_hash);
+        }
+        Some(removed)
+    }
+
+    pub fn all(&self) -> Vec<Arc<LiveSandbox>> {
+        let mut all: Vec<_> = self
+            .sandboxes
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        all
+    }
+
+    pub fn count(&self) -> usize {
+        self.sandboxes.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Serves `compiled` in every sandbox of `project` that follows the latest revision.
+    pub fn swap_project(
+        &self,
+        project: &str,
+        revision: u32,
+        compiled: &Arc<CompiledRevision>,
+    ) -> usize {
+        let followers: Vec<Arc<LiveSandbox>> = self
+            .sandboxes
+            .read()
+            .map(|s| {
+                s.values()
+                    .filter(|s| s.project == project && !s.pinned)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for sandbox in &followers {
+            sandbox.swap(revision, compiled.clone());
+        }
+        followers.len()
+    }
+
+    /// Forgets compiled revisions of a deleted project.
+    pub fn forget_project(&self, project: &str) {
+        if let Ok(mut revisions) = self.revisions.lock() {
+            revisions.retain(|(name, _), _| name != project);
+        }
+    }
+
+    /// The compiled revision, compiling it (once, off the async threads) on first use.
+    pub async fn compiled<F, Fut>(
+        &self,
+        project: &str,
+        revision: u32,
+        load: F,
+    ) -> Result<Arc<CompiledRevision>, ServiceError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Arc<CompiledRevision>, ServiceError>>,
+    {
+        let cell = {
+            let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+            revisions
+                .entry((project.to_owned(), revision))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(load).await.cloned()
+    }
+
+    /// Seeds the cache with a revision compiled elsewhere (at import).
+    pub fn put_compiled(&self, project: &str, revision: u32, compiled: Arc<CompiledRevision>) {
+        if let Ok(mut revisions) = self.revisions.lock() {
+            let cell = OnceCell::new_with(Some(compiled));
+            revisions.insert((project.to_owned(), revision), Arc::new(cell));
+        }
+    }
+}
