@@ -16,7 +16,7 @@ pub use behaviours::{chaos, events, jobs};
 pub use compile::{project, redaction};
 pub use state::clock;
 
-pub use behaviours::behaviour::seed;
+pub use behaviours::behaviour::{OperationBehaviour, OperationIndex, seed};
 pub use behaviours::call::{EmittedEvent, Journal, StateChange};
 pub use behaviours::forward::{Upstream, UpstreamRequest, UpstreamResponse};
 pub use behaviours::scenarios::ScenarioSummary;

@@ -47,11 +47,8 @@ pub struct CompiledBehaviours {
     pub settings: ProjectSettings,
     pub resources: Resources,
     pub scripts: Scripts,
-    /// One entry per operation.
-    pub behaviour_scripts: Vec<Option<Script>>,
-    pub forwards: Vec<Option<ForwardRule>>,
-    /// The template answering an operation (`templates/<operationId>.json.j2`).
-    pub operation_templates: Vec<Option<String>>,
+    /// One per operation of the revision, in its order.
+    operations: Vec<OperationBehaviour>,
     pub templates: Templates,
     pub fixtures: Vec<FixtureRecord>,
     pub scenarios: Scenarios,
@@ -61,6 +58,21 @@ pub struct CompiledBehaviours {
     /// What the request log masks in bodies.
     pub redactions: Redactions,
 }
+
+/// What a project adds to one operation of the spec.
+#[derive(Debug, Default)]
+pub struct OperationBehaviour {
+    /// `behaviours/<operationId>.rhai`.
+    pub script: Option<Script>,
+    /// Forwarded upstream (`project.yaml` `forward:`).
+    pub forward: Option<ForwardRule>,
+    /// The template answering it (`templates/<operationId>.json.j2`).
+    pub template: Option<String>,
+}
+
+/// An operation's place among its revision's operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OperationIndex(pub usize);
 
 /// What compiling behaviours needs of the revision.
 pub struct BehaviourInputs<'a> {
@@ -106,12 +118,14 @@ impl CompiledBehaviours {
             &files.jobs,
             &mut problems,
         );
-        let mut behaviour_scripts: Vec<Option<Script>> =
-            model.operations.iter().map(|_| None).collect();
+        let mut operations: Vec<OperationBehaviour> = model
+            .operations
+            .iter()
+            .map(|_| OperationBehaviour::default())
+            .collect();
         for (index, script) in compiled {
-            behaviour_scripts[index] = Some(script);
+            operations[index].script = Some(script);
         }
-        let mut forwards = vec![None; model.operations.len()];
         for (id, rule) in &files.settings.forward {
             let Some(index) = index_of(id) else {
                 problems.push(
@@ -135,20 +149,19 @@ impl CompiledBehaviours {
                     .pointer(sbx_spec::pointer::join("/forward", id)),
                 );
             }
-            forwards[index] = Some(rule.clone());
+            operations[index].forward = Some(rule.clone());
         }
         let redactions = Redactions::compile(&files.settings.redact, &mut problems);
         let templates =
             Templates::compile(&files.templates, &files.env, inputs.limits, &mut problems);
-        let operation_templates = model
-            .operations
-            .iter()
-            .map(|o| {
-                [format!("{}.json.j2", o.id), format!("{}.j2", o.id)]
-                    .into_iter()
-                    .find(|name| templates.contains(name))
-            })
-            .collect();
+        for (behaviour, operation) in operations.iter_mut().zip(&model.operations) {
+            behaviour.template = [
+                format!("{}.json.j2", operation.id),
+                format!("{}.j2", operation.id),
+            ]
+            .into_iter()
+            .find(|name| templates.contains(name));
+        }
         let fixture_names: Vec<&str> = files.fixtures.keys().map(String::as_str).collect();
         let resources = resources::infer(
             &model.document,
@@ -236,9 +249,7 @@ impl CompiledBehaviours {
             settings: files.settings.clone(),
             resources,
             scripts,
-            behaviour_scripts,
-            forwards,
-            operation_templates,
+            operations,
             templates,
             fixtures,
             job_scripts,
@@ -247,41 +258,48 @@ impl CompiledBehaviours {
         })
     }
 
+    /// What the project adds to `operation`.
+    pub fn operation(&self, operation: OperationIndex) -> &OperationBehaviour {
+        &self.operations[operation.0]
+    }
+
     /// Whether anything but the spec's examples and synthesis answers `operation`.
-    pub fn is_active(&self, operation: usize) -> bool {
-        !self.scenarios.by_operation[operation].is_empty()
-            || self.behaviour_scripts[operation].is_some()
-            || self.forwards[operation].is_some()
-            || self.resources.bindings[operation].is_some()
-            || self.operation_templates[operation].is_some()
-            || self.lifecycles.by_operation[operation].is_some()
+    pub fn is_active(&self, operation: OperationIndex) -> bool {
+        let own = self.operation(operation);
+        let i = operation.0;
+        !self.scenarios.by_operation[i].is_empty()
+            || own.script.is_some()
+            || own.forward.is_some()
+            || self.resources.bindings[i].is_some()
+            || own.template.is_some()
+            || self.lifecycles.by_operation[i].is_some()
     }
 
     /// Whether answering `operation` may change records, and so must hold
     /// the sandbox's write turn; `safe` for GET, HEAD and OPTIONS, which
     /// change a stateful collection only through a script, a lifecycle
     /// or a scenario.
-    pub fn may_write(&self, operation: usize, safe: bool) -> bool {
-        self.behaviour_scripts[operation].is_some()
-            || self.lifecycles.by_operation[operation].is_some()
-            || self.scenarios.by_operation[operation]
-                .iter()
-                .any(|s| s.writes())
-            || (!safe && self.resources.bindings[operation].is_some())
+    pub fn may_write(&self, operation: OperationIndex, safe: bool) -> bool {
+        let i = operation.0;
+        self.operation(operation).script.is_some()
+            || self.lifecycles.by_operation[i].is_some()
+            || self.scenarios.by_operation[i].iter().any(|s| s.writes())
+            || (!safe && self.resources.bindings[i].is_some())
     }
 
     /// Where a request for `operation` should run. Scripts and templates
     /// start on the async worker within a small slice (time, fuel, bytes)
     /// and yield to the blocking pool when they outgrow it.
-    pub fn execution(&self, operation: usize) -> Execution {
-        if self.behaviour_scripts[operation].is_some()
-            || self.operation_templates[operation].is_some()
-            || self.scenarios.by_operation[operation]
+    pub fn execution(&self, operation: OperationIndex) -> Execution {
+        let own = self.operation(operation);
+        if own.script.is_some()
+            || own.template.is_some()
+            || self.scenarios.by_operation[operation.0]
                 .iter()
                 .any(|s| s.renders_template())
         {
             Execution::TryInline
-        } else if self.forwards[operation].is_some() {
+        } else if own.forward.is_some() {
             Execution::Blocking
         } else {
             Execution::Inline
@@ -290,22 +308,19 @@ impl CompiledBehaviours {
 
     /// Whether `operation` needs the request headers (scripts, forwarding,
     /// scenario rules).
-    pub fn reads_headers(&self, operation: usize) -> bool {
+    pub fn reads_headers(&self, operation: OperationIndex) -> bool {
         self.execution(operation) != Execution::Inline
-            || !self.scenarios.by_operation[operation].is_empty()
+            || !self.scenarios.by_operation[operation.0].is_empty()
     }
 
     /// Whether the answer without a script writes records or calls out.
-    pub fn default_may_block(&self, operation: usize) -> bool {
-        self.scenarios.by_operation[operation]
-            .iter()
-            .any(|s| s.writes())
-            || self.forwards[operation].is_some()
-            || self.resources.bindings[operation]
-                .as_ref()
-                .is_some_and(|b| {
-                    !matches!(b.action, resources::Action::Get | resources::Action::List)
-                })
+    pub fn default_may_block(&self, operation: OperationIndex) -> bool {
+        let i = operation.0;
+        self.scenarios.by_operation[i].iter().any(|s| s.writes())
+            || self.operation(operation).forward.is_some()
+            || self.resources.bindings[i].as_ref().is_some_and(|b| {
+                !matches!(b.action, resources::Action::Get | resources::Action::List)
+            })
     }
 }
 
@@ -343,7 +358,7 @@ pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     if let Some(index) = call.scenario.get() {
         return crate::behaviours::scenarios::answer(call, index);
     }
-    if let Some(rule) = &behaviours.forwards[call.operation] {
+    if let Some(rule) = &behaviours.operation(OperationIndex(call.operation)).forward {
         let request = crate::behaviours::forward::build(call, rule);
         let response = crate::behaviours::forward::send(call, request)?;
         return Ok(Rendered {
@@ -354,7 +369,10 @@ pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     if let Some(binding) = &behaviours.resources.bindings[call.operation] {
         return stateful::answer(call, binding);
     }
-    if let Some(name) = &behaviours.operation_templates[call.operation] {
+    if let Some(name) = &behaviours
+        .operation(OperationIndex(call.operation))
+        .template
+    {
         // Template helpers (`now()`, `uuid()`…) find the request through this.
         let _entered = crate::behaviours::call::enter(call);
         let value = behaviours
@@ -428,7 +446,7 @@ fn ordered(call: &Call, status: u16, value: Value) -> Value {
 /// Runs the behaviour of `call`'s operation.
 pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
-    let Some(script) = &behaviours.behaviour_scripts[call.operation] else {
+    let Some(script) = &behaviours.operation(OperationIndex(call.operation)).script else {
         return default_answer(call);
     };
     let default_status = respond::select(call.operation(), &Prefer::default())

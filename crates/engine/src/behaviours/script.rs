@@ -389,7 +389,11 @@ fn synth(status: Option<i64>) -> Fallible {
 
 fn proceed() -> Fallible {
     let call = request_host("proceed")?;
-    if call.revision.behaviours.default_may_block(call.operation) {
+    if call
+        .revision
+        .behaviours
+        .default_may_block(crate::behaviours::behaviour::OperationIndex(call.operation))
+    {
         blocking_allowed(&call)?;
     }
     let response = crate::behaviours::behaviour::default_answer(&call)
@@ -401,7 +405,13 @@ fn proceed() -> Fallible {
 fn forward_with(target: Option<Dynamic>) -> Fallible {
     let call = request_host("forward")?;
     blocking_allowed(&call)?;
-    let configured = call.revision.behaviours.forwards[call.operation].clone();
+    let operation = crate::behaviours::behaviour::OperationIndex(call.operation);
+    let configured = call
+        .revision
+        .behaviours
+        .operation(operation)
+        .forward
+        .clone();
     let rule = match target.map(|t| to_value(&t)).transpose()? {
         None => configured.ok_or_else(|| {
             runtime("forward(): no upstream is configured for this operation in project.yaml; pass a URL")

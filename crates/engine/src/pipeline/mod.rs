@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     HeaderSource,
-    behaviours::behaviour::{self, Execution},
+    behaviours::behaviour::{self, Execution, OperationIndex},
     behaviours::call::{Call, CallRequest, CallSandbox, Journal},
     behaviours::chaos::{ChaosEffect, ChaosSpec},
     behaviours::forward::Upstream,
@@ -302,7 +302,7 @@ struct Routed<'a> {
     revision: &'a Arc<CompiledRevision>,
     context: &'a SandboxContext<'a>,
     request: &'a Request<'a>,
-    index: usize,
+    index: OperationIndex,
     operation: &'a CompiledOperation,
 }
 
@@ -320,7 +320,7 @@ fn decide_operation(
         revision,
         context,
         request,
-        index: operation_index,
+        index: OperationIndex(operation_index),
         operation: &revision.operations[operation_index],
     };
     trace.note(|| {
@@ -353,7 +353,7 @@ fn decide_operation(
     let (chaos, chaos_draw) = routed.chaos(chaos.as_ref(), &exchange, trace)?;
     routed.scenario_declared(trace)?;
     let canned = prefer.code.is_some() || prefer.example.is_some();
-    if !canned && revision.behaviours.is_active(operation_index) {
+    if !canned && revision.behaviours.is_active(routed.index) {
         let call = routed.call(path_params, query, body);
         return routed.run_behaviours(&call, chaos, chaos_draw, trace);
     }
@@ -559,7 +559,7 @@ impl Routed<'_> {
         let Some(name) = self.request.headers.get("x-sandbox-scenario") else {
             return Ok(());
         };
-        if !self.revision.behaviours.scenarios.by_operation[self.index].is_empty() {
+        if !self.revision.behaviours.scenarios.by_operation[self.index.0].is_empty() {
             return Ok(());
         }
         trace.note(|| {
@@ -594,7 +594,7 @@ impl Routed<'_> {
         };
         Rc::new(Call::new(
             self.revision.clone(),
-            self.index,
+            self.index.0,
             CallSandbox {
                 id: context.id.to_owned(),
                 seed: context.seed,
@@ -635,7 +635,7 @@ impl Routed<'_> {
             Ok(Some(index)) => {
                 call.scenario.set(Some(index));
                 chaos.delay +=
-                    self.revision.behaviours.scenarios.by_operation[self.index][index].delay;
+                    self.revision.behaviours.scenarios.by_operation[self.index.0][index].delay;
             }
             Ok(None) => {}
         }
@@ -1161,16 +1161,24 @@ fn explain_behaviour(call: &Call, response: &Response) -> Step {
             "scenario {:?}",
             behaviours.scenarios.by_operation[operation][index].name
         )
-    } else if let Some(script) = &behaviours.behaviour_scripts[operation] {
+    } else if let Some(script) = &behaviours.operation(OperationIndex(operation)).script {
         format!("script {}", script.file)
-    } else if behaviours.forwards[operation].is_some() {
+    } else if behaviours
+        .operation(OperationIndex(operation))
+        .forward
+        .is_some()
+    {
         "forwarding to the upstream".to_owned()
     } else if let Some(binding) = &behaviours.resources.bindings[operation] {
         format!(
             "the stateful collection {:?}",
             behaviours.resources.collections[binding.collection].name
         )
-    } else if behaviours.operation_templates[operation].is_some() {
+    } else if behaviours
+        .operation(OperationIndex(operation))
+        .template
+        .is_some()
+    {
         "the operation's template".to_owned()
     } else {
         "the spec".to_owned()

@@ -8,7 +8,9 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
-use sbx_engine::{CompiledRevision, OperationSummary, ProjectFiles, project::ProjectSettings};
+use sbx_engine::{
+    CompiledRevision, OperationIndex, OperationSummary, ProjectFiles, project::ProjectSettings,
+};
 use sbx_store::ProjectRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -202,9 +204,9 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
         .collect();
     ProjectView {
         collections,
-        behaviours: operation_ids(&|i| behaviours.behaviour_scripts[i].is_some()),
+        behaviours: operation_ids(&|i| behaviours.operation(OperationIndex(i)).script.is_some()),
         templates: behaviours.templates.names().to_vec(),
-        forwards: operation_ids(&|i| behaviours.forwards[i].is_some()),
+        forwards: operation_ids(&|i| behaviours.operation(OperationIndex(i)).forward.is_some()),
         strict_responses: behaviours.settings.strict_responses,
         name: record.name.clone(),
         revision: record.latest_revision,
