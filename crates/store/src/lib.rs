@@ -121,23 +121,57 @@ pub struct ChangeSet {
     pub transitions: Vec<TransitionRecord>,
     /// What made these changes, stamped on the events, jobs and
     /// transitions (see [`Origin`]).
-    pub origin: Option<String>,
+    pub origin: Option<Origin>,
 }
 
-/// What caused a change, as the timeline links it: `request:<request id>`
-/// (a data-plane request), `job:<job id>` (a job on the sandbox clock) or
-/// `control:<request id>` (a control-plane call).
-pub struct Origin;
+/// What caused a change, as the timeline links it; stored as
+/// `request:<request id>`, `job:<job id>`, `control:<request id>` or
+/// `event:<number>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A data-plane request.
+    Request(String),
+    /// A job on the sandbox clock.
+    Job(String),
+    /// A control-plane call.
+    Control(String),
+    /// An event (what a delivery attempt delivers).
+    Event(i64),
+}
 
 impl Origin {
-    pub fn request(request_id: &str) -> String {
-        format!("request:{request_id}")
+    /// `request`, `job`, `control` or `event`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Request(_) => "request",
+            Self::Job(_) => "job",
+            Self::Control(_) => "control",
+            Self::Event(_) => "event",
+        }
     }
-    pub fn job(job_id: &str) -> String {
-        format!("job:{job_id}")
+
+    /// The origin as stored, e.g. `request:req_1`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, id) = text.split_once(':')?;
+        let id = id.to_owned();
+        match kind {
+            "request" => Some(Self::Request(id)),
+            "job" => Some(Self::Job(id)),
+            "control" => Some(Self::Control(id)),
+            "event" => id.parse().ok().map(Self::Event),
+            _ => None,
+        }
     }
-    pub fn control(request_id: &str) -> String {
-        format!("control:{request_id}")
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request(id) | Self::Job(id) | Self::Control(id) => {
+                write!(f, "{}:{id}", self.kind())
+            }
+            Self::Event(number) => write!(f, "event:{number}"),
+        }
     }
 }
 
@@ -168,7 +202,7 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// What scheduled it, when not its change set's origin (a job
     /// scheduled by another in the same run).
-    pub origin: Option<String>,
+    pub origin: Option<Origin>,
 }
 
 /// A record's lifecycle state change.
@@ -480,7 +514,7 @@ pub struct TimelineRecord {
     /// transition, `delivery/attempt` of a delivery attempt.
     pub id: String,
     /// What caused it (see [`Origin`]; `event:<number>` for deliveries).
-    pub origin: Option<String>,
+    pub origin: Option<Origin>,
     /// The kind's particulars, a JSON object.
     pub detail: Value,
 }
@@ -580,7 +614,7 @@ pub trait Store: Send + Sync + 'static {
         event_type: &str,
         payload: &str,
         created_at_ms: i64,
-        origin: Option<&str>,
+        origin: Option<&Origin>,
     ) -> Result<i64, StoreError>;
     /// Events of a sandbox after `after_id`, oldest first, at most `limit`.
     async fn events_after(

@@ -15,7 +15,7 @@ use sqlx::{
 use crate::{
     AttemptRecord, AttemptView, AuditOutcome, AuditQuery, AuditRecord, ChangeSet, ClockChange,
     DeliveryRecord, DueDelivery, EndpointRecord, EventRecord, IdempotentAnswer, JobRecord,
-    LogQuery, LogRecord, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store,
+    LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store,
     StoreError, TimelineQuery, TimelineRecord, Tombstone, TransitionRecord,
 };
 
@@ -150,6 +150,20 @@ fn json_or_null<T: serde::de::DeserializeOwned>(
     .transpose()
 }
 
+/// The `origin` column of a row, parsed.
+pub(crate) fn origin(row: &SqliteRow, table: &'static str) -> Result<Option<Origin>, StoreError> {
+    let text: Option<String> = column(row, table, "origin")?;
+    text.map(|text| {
+        Origin::parse(&text).ok_or_else(|| StoreError::Corrupt {
+            table,
+            key: row_key(row),
+            column: "origin",
+            cause: format!("{text:?} is not an origin"),
+        })
+    })
+    .transpose()
+}
+
 /// What names a row in an error: its id (and sandbox), as far as it has them.
 fn row_key(row: &SqliteRow) -> String {
     let text = |name: &str| {
@@ -274,7 +288,7 @@ fn job(row: &SqliteRow) -> Result<JobRecord, StoreError> {
         payload: json(row, T, "payload")?,
         scheduled_at_ms: column(row, T, "scheduled_at_ms")?,
         error: column(row, T, "error")?,
-        origin: column(row, T, "origin")?,
+        origin: origin(row, T)?,
     })
 }
 
@@ -334,7 +348,12 @@ async fn save_jobs(
                 .push_bind(job.action.to_string())
                 .push_bind(job.payload.to_string())
                 .push_bind(job.scheduled_at_ms)
-                .push_bind(job.origin.as_ref().or(change.origin.as_ref()));
+                .push_bind(
+                    job.origin
+                        .as_ref()
+                        .or(change.origin.as_ref())
+                        .map(Origin::to_string),
+                );
         });
         insert.push(" ON CONFLICT (sandbox_id, id) DO NOTHING");
         insert.build().execute(&mut **tx).await?;
@@ -380,7 +399,7 @@ async fn save_jobs(
                 .push_bind(&t.to)
                 .push_bind(t.at_ms)
                 .push_bind(&t.cause)
-                .push_bind(&change.origin);
+                .push_bind(change.origin.as_ref().map(Origin::to_string));
         });
         insert.build().execute(&mut **tx).await?;
     }
@@ -708,7 +727,7 @@ impl Store for SqliteStore {
                     .push_bind(event_type)
                     .push_bind(payload)
                     .push_bind(*at)
-                    .push_bind(&change.origin);
+                    .push_bind(change.origin.as_ref().map(Origin::to_string));
             });
             insert.push(" RETURNING id");
             let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
@@ -833,7 +852,7 @@ impl Store for SqliteStore {
         event_type: &str,
         payload: &str,
         created_at_ms: i64,
-        origin: Option<&str>,
+        origin: Option<&Origin>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -843,7 +862,7 @@ impl Store for SqliteStore {
         .bind(event_type)
         .bind(payload)
         .bind(created_at_ms)
-        .bind(origin)
+        .bind(origin.map(Origin::to_string))
         .fetch_one(&mut *tx)
         .await?;
         fan_out(&mut tx, id - 1).await?;

@@ -5,7 +5,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::{
     StoreError, TimelineKind, TimelineQuery, TimelineRecord,
-    sqlite::{column, json},
+    sqlite::{column, json, origin},
 };
 
 /// Each kind's rows as `(kind, at_ms, real_at_ms, id, origin, detail, ord)`
@@ -108,7 +108,7 @@ pub(crate) async fn timeline(
                 at_ms: column(row, T, "at_ms")?,
                 real_at_ms: column(row, T, "real_at_ms")?,
                 id: column(row, T, "id")?,
-                origin: column(row, T, "origin")?,
+                origin: origin(row, T)?,
                 detail: json(row, T, "detail")?,
             })
         })

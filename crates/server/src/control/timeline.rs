@@ -8,7 +8,7 @@ use axum::{
     Json,
     extract::{Path, Query, State},
 };
-use sbx_store::{TimelineKind, TimelineQuery, TimelineRecord};
+use sbx_store::{Origin, TimelineKind, TimelineQuery, TimelineRecord};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -137,23 +137,22 @@ fn entry(record: TimelineRecord) -> TimelineEntry {
         at: rfc3339(record.at_ms),
         real_at: record.real_at_ms.map(rfc3339),
         summary: summary(record.kind, &detail),
-        caused_by: record.origin.as_deref().and_then(cause),
+        caused_by: record.origin.as_ref().map(cause),
         id,
         detail,
     }
 }
 
-/// `request:req_1` → the request; `event:12` → `evt_12`.
-fn cause(origin: &str) -> Option<Cause> {
-    let (kind, id) = origin.split_once(':')?;
-    let id = match kind {
-        "event" => id.parse().map_or_else(|_| id.to_owned(), event_id),
-        _ => id.to_owned(),
+/// A request, job or call by its id; an event as `evt_12`.
+fn cause(origin: &Origin) -> Cause {
+    let id = match origin {
+        Origin::Request(id) | Origin::Job(id) | Origin::Control(id) => id.clone(),
+        Origin::Event(number) => event_id(*number),
     };
-    Some(Cause {
-        kind: kind.to_owned(),
+    Cause {
+        kind: origin.kind().to_owned(),
         id,
-    })
+    }
 }
 
 fn summary(kind: TimelineKind, detail: &Value) -> String {

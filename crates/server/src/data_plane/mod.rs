@@ -534,7 +534,7 @@ pub async fn answer(
     let (held, answer) = served.idempotent.unzip();
     let answer = answer.flatten();
     let remembered = answer.as_ref().map(|a| (a.key.clone(), a.created_at_ms));
-    let origin = sbx_store::Origin::request(&request_id);
+    let origin = sbx_store::Origin::Request(request_id.clone());
     if let Err(error) = persist(state, &sandbox.id, served.journal, answer, origin).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(
@@ -557,7 +557,7 @@ pub async fn persist(
     sandbox_id: &str,
     journal: Journal,
     answer: Option<IdempotentAnswer>,
-    origin: String,
+    origin: sbx_store::Origin,
 ) -> Result<(), crate::workers::writer::WriteFailed> {
     let first_job = journal.jobs.iter().map(|job| job.due_ms).min();
     let first_event = journal.events.iter().map(|e| e.created_at_ms).min();
@@ -585,7 +585,7 @@ pub fn change_set(
     sandbox_id: &str,
     journal: Journal,
     answer: Option<IdempotentAnswer>,
-    origin: String,
+    origin: sbx_store::Origin,
 ) -> sbx_store::ChangeSet {
     sbx_store::ChangeSet {
         sandbox_id: sandbox_id.to_owned(),

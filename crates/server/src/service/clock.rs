@@ -208,7 +208,14 @@ pub async fn transition(
             )
         })
         .await?;
-    crate::data_plane::persist(state, id, journal, None, Origin::control(request_id)).await?;
+    crate::data_plane::persist(
+        state,
+        id,
+        journal,
+        None,
+        Origin::Control(request_id.to_owned()),
+    )
+    .await?;
     match result {
         Ok(_) => history_of(state, &sandbox, collection, rid).await,
         Err(NotMade::NotFound(message)) => Err(ServiceError::NotFound(message)),

@@ -81,7 +81,7 @@ pub async fn trigger(
             &event_type,
             &data.to_string(),
             created_at_ms,
-            Some(&Origin::control(request_id)),
+            Some(&Origin::Control(request_id.to_owned())),
         )
         .await?;
     sandbox.next_delivery.note(created_at_ms);

@@ -217,7 +217,14 @@ pub async fn seed(
         changes,
         ..Default::default()
     };
-    crate::data_plane::persist(state, id, journal, None, Origin::control(request_id)).await?;
+    crate::data_plane::persist(
+        state,
+        id,
+        journal,
+        None,
+        Origin::Control(request_id.to_owned()),
+    )
+    .await?;
     Ok(created)
 }
 

@@ -112,7 +112,7 @@ struct Queued {
     job: ScheduledJob,
     /// What scheduled it, when it was scheduled during this run (and so is
     /// not stored yet).
-    unstored_origin: Option<String>,
+    unstored_origin: Option<Origin>,
 }
 
 impl Queued {
@@ -185,7 +185,7 @@ fn run_in_order(
             .into_iter()
             .partition(|new| new.due_ms <= until_ms);
         journal.jobs = later;
-        let origin = Origin::job(&job.id);
+        let origin = Origin::Job(job.id.clone());
         let mut change = change_set(&sandbox.id, journal, None, origin.clone());
         if queued[index].unstored_origin.is_some() {
             // Scheduled and run in this window: stored now, as run.
