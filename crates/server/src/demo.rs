@@ -143,7 +143,7 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     let base_path = &made.sandbox.serving().compiled.model.base_path;
     Ok(DemoSandbox {
         base_url: format!("{}/sbx/{id}{base_path}", state.public_url),
-        id,
+        id: id.to_string(),
         api_key: made.api_key,
     })
 }

@@ -47,8 +47,8 @@ fn save_logs(c: &mut Criterion) {
         .block_on(SqliteStore::open_dir(dir.path()))
         .expect("a store");
     let sandbox = SandboxRecord {
-        id: SANDBOX.to_owned(),
-        project: "payments".to_owned(),
+        id: SANDBOX.into(),
+        project: "payments".into(),
         revision: 1,
         key_hash: "hash".to_owned(),
         seed: SANDBOX.to_owned(),

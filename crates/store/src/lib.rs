@@ -5,6 +5,7 @@
 //! test suite) when several replicas must share state. Every sandbox query
 //! is keyed by the sandbox id; nothing reads across tenants.
 
+pub mod ids;
 mod sqlite;
 mod sqlite_timeline;
 
@@ -13,6 +14,7 @@ use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use ids::{ProjectName, SandboxId};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,7 @@ pub enum StoreError {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectRecord {
-    pub name: String,
+    pub name: ProjectName,
     pub latest_revision: u32,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -50,7 +52,7 @@ pub struct ProjectRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevisionRecord {
-    pub project: String,
+    pub project: ProjectName,
     pub revision: u32,
     /// The spec text as imported (bundled when it came from several files).
     pub spec: String,
@@ -61,8 +63,8 @@ pub struct RevisionRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxRecord {
-    pub id: String,
-    pub project: String,
+    pub id: SandboxId,
+    pub project: ProjectName,
     pub revision: u32,
     /// SHA-256 of the API key, hex; the key itself is never stored.
     pub key_hash: String,

@@ -441,7 +441,7 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(ProjectRecord {
-            name: name.to_owned(),
+            name: name.into(),
             latest_revision: 1,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,

@@ -8,8 +8,8 @@ use sbx_store::{
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
     SandboxRecord {
-        id: id.to_owned(),
-        project: "pets".to_owned(),
+        id: id.into(),
+        project: "pets".into(),
         revision: 1,
         key_hash: format!("hash-{id}"),
         seed: id.to_owned(),

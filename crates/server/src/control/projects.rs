@@ -208,7 +208,7 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
         templates: behaviours.templates.names().to_vec(),
         forwards: operation_ids(&|i| behaviours.operation(OperationIndex(i)).forward.is_some()),
         strict_responses: behaviours.settings.strict_responses,
-        name: record.name.clone(),
+        name: record.name.to_string(),
         revision: record.latest_revision,
         title: compiled.model.title.clone(),
         base_path: compiled.model.base_path.clone(),
@@ -393,7 +393,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, Ap
         .await?
         .into_iter()
         .map(|p| ProjectSummary {
-            name: p.name,
+            name: p.name.to_string(),
             revision: p.latest_revision,
             created_at: rfc3339(p.created_at_ms),
             updated_at: rfc3339(p.updated_at_ms),

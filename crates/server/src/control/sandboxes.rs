@@ -101,8 +101,8 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         .map(|(_, p)| format!(":{p}"))
         .unwrap_or_default();
     SandboxView {
-        id: sandbox.id.clone(),
-        project: sandbox.project.clone(),
+        id: sandbox.id.to_string(),
+        project: sandbox.project.to_string(),
         revision: serving.revision,
         pinned: sandbox.pinned,
         base_url: format!("{}/sbx/{}{base_path}", state.public_url, sandbox.id),

@@ -195,7 +195,7 @@ impl Idempotency {
                 );
             }
         }
-        let entry = (target.id.clone(), key);
+        let entry = (target.id.to_string(), key);
         let fresh = self
             .in_flight
             .lock()

@@ -74,7 +74,7 @@ pub async fn start_mock(
     let work = crate::workers::user_work::UserWork::new(options.limits.parallel_scripts());
     let handler = move |request: Request| {
         let target = Target {
-            id: MOCK_SANDBOX_ID.to_owned(),
+            id: MOCK_SANDBOX_ID.into(),
             seed,
             auth,
             keys: KeyCheck::AnyTestKey,

@@ -26,10 +26,10 @@ use serde_json::{Map, Value};
 use crate::{
     app::AppState,
     data_plane::idempotency::{Check, Idempotency, Pending},
-    runtime::ids::{SandboxId, hash_secret},
-    runtime::registry::LiveSandbox,
-    workers::user_work::UserWork,
+    runtime::ids::{hash_secret, parse_sandbox_id},
 };
+use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
+use sbx_store::SandboxId;
 
 static SANDBOX_ID: HeaderName = HeaderName::from_static("x-sandbox-id");
 static CHAOS: HeaderName = HeaderName::from_static("x-sandbox-chaos");
@@ -134,7 +134,7 @@ pub enum KeyCheck {
 /// A sandbox as one request sees it: owned, because a request that runs a
 /// script or forwards is served on the blocking pool.
 pub struct Target {
-    pub id: String,
+    pub id: SandboxId,
     pub seed: u64,
     pub auth: AuthMode,
     pub keys: KeyCheck,
@@ -500,7 +500,7 @@ pub async fn answer(
         state
             .request_log
             .record(crate::workers::request_log::Entry {
-                sandbox_id: sandbox.id.clone(),
+                sandbox_id: sandbox.id.to_string(),
                 request_id: request_id.clone(),
                 at_ms: crate::app::now_ms(),
                 sandbox_at_ms,
@@ -723,7 +723,7 @@ fn expired(id: &str, expired_at_ms: i64) -> Response {
 }
 
 async fn unknown_sandbox(state: &AppState, id: &str) -> Response {
-    if SandboxId::parse(id).is_none() {
+    if parse_sandbox_id(id).is_none() {
         return problem(
             ProblemType::UnknownSandbox,
             &format!("{id:?} is not a sandbox id (sbx-…)"),

@@ -1,8 +1,7 @@
 //! Identifiers and secrets, parsed at the edge and trusted after.
 
-use std::fmt;
-
 use rand::RngExt;
+use sbx_store::SandboxId;
 use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -14,33 +13,24 @@ pub(crate) fn random_token(length: usize) -> String {
         .collect()
 }
 
-/// `sbx-` and 12 lowercase letters or digits: safe as a DNS label.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SandboxId(String);
+/// What every sandbox id starts with.
+const SANDBOX_PREFIX: &str = "sbx-";
 
-impl SandboxId {
-    pub const PREFIX: &'static str = "sbx-";
-
-    pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, random_token(12)))
-    }
-
-    /// Accepts any well-formed id (`sbx-` + 1–59 of `[a-z0-9]`).
-    pub fn parse(text: &str) -> Option<Self> {
-        let rest = text.strip_prefix(Self::PREFIX)?;
-        let well_formed = !rest.is_empty()
-            && rest.len() <= 59
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        well_formed.then(|| Self(text.to_owned()))
-    }
+/// A new sandbox id: `sbx-` and 12 lowercase letters or digits, safe as a
+/// DNS label.
+pub fn new_sandbox_id() -> SandboxId {
+    SandboxId::from(format!("{SANDBOX_PREFIX}{}", random_token(12)))
 }
 
-impl fmt::Display for SandboxId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A well-formed sandbox id (`sbx-` + 1–59 of `[a-z0-9]`), or `None`.
+pub fn parse_sandbox_id(text: &str) -> Option<SandboxId> {
+    let rest = text.strip_prefix(SANDBOX_PREFIX)?;
+    let well_formed = !rest.is_empty()
+        && rest.len() <= 59
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    well_formed.then(|| SandboxId::from(text))
 }
 
 /// A fresh sandbox API key (`sk_test_` + 32 characters).
@@ -75,12 +65,12 @@ mod tests {
 
     #[test]
     fn sandbox_ids_are_dns_labels() {
-        let id = SandboxId::generate();
-        assert!(SandboxId::parse(&id.to_string()).is_some());
+        let id = new_sandbox_id();
+        assert!(parse_sandbox_id(&id).is_some());
         assert_eq!(id.to_string().len(), 16);
-        assert!(SandboxId::parse("sbx-ABC").is_none());
-        assert!(SandboxId::parse("sbx-").is_none());
-        assert!(SandboxId::parse("box-abc").is_none());
+        assert!(parse_sandbox_id("sbx-ABC").is_none());
+        assert!(parse_sandbox_id("sbx-").is_none());
+        assert!(parse_sandbox_id("box-abc").is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{
 
 use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
 use sbx_spec::synth::seed_from;
-use sbx_store::{ResourceRow, SandboxRecord, StoreError};
+use sbx_store::{ProjectName, ResourceRow, SandboxId, SandboxRecord, StoreError};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -28,8 +28,8 @@ pub struct Serving {
 
 #[derive(Debug)]
 pub struct LiveSandbox {
-    pub id: String,
-    pub project: String,
+    pub id: SandboxId,
+    pub project: ProjectName,
     /// Stays on its revision; otherwise follows the project's latest.
     pub pinned: bool,
     serving: RwLock<Serving>,
@@ -132,7 +132,7 @@ impl LiveSandbox {
     ) -> Result<Self, StoreError> {
         let auth = AuthMode::parse(&record.auth).ok_or_else(|| StoreError::Corrupt {
             table: "sandboxes",
-            key: record.id.clone(),
+            key: record.id.to_string(),
             column: "auth",
             cause: format!("{:?} is not an auth mode", record.auth),
         })?;
@@ -215,7 +215,7 @@ impl LiveSandbox {
     /// transitions and events) sees it.
     pub fn background(&self) -> sbx_engine::jobs::JobSandbox {
         sbx_engine::jobs::JobSandbox {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             seed: self.seed,
             state: self.state.clone(),
             env: self.env(),
@@ -265,12 +265,12 @@ impl LiveSandbox {
     }
 }
 
-type RevisionKey = (String, u32);
+type RevisionKey = (ProjectName, u32);
 
 #[derive(Default)]
 pub struct Registry {
-    sandboxes: RwLock<HashMap<String, Arc<LiveSandbox>>>,
-    by_key_hash: RwLock<HashMap<String, String>>,
+    sandboxes: RwLock<HashMap<SandboxId, Arc<LiveSandbox>>>,
+    by_key_hash: RwLock<HashMap<String, SandboxId>>,
     revisions: Mutex<HashMap<RevisionKey, Arc<OnceCell<Arc<CompiledRevision>>>>>,
 }
 
@@ -362,7 +362,7 @@ impl Registry {
         let cell = {
             let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
             revisions
-                .entry((project.to_owned(), revision))
+                .entry((ProjectName::from(project), revision))
                 .or_default()
                 .clone()
         };
@@ -373,7 +373,7 @@ impl Registry {
     pub fn put_compiled(&self, project: &str, revision: u32, compiled: Arc<CompiledRevision>) {
         if let Ok(mut revisions) = self.revisions.lock() {
             let cell = OnceCell::new_with(Some(compiled));
-            revisions.insert((project.to_owned(), revision), Arc::new(cell));
+            revisions.insert((ProjectName::from(project), revision), Arc::new(cell));
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::{FieldError, ServiceError, ServiceResult, projects};
 use crate::{
     app::{AppState, now_ms},
-    runtime::ids::{SandboxId, generate_api_key, hash_secret},
+    runtime::ids::{generate_api_key, hash_secret, new_sandbox_id},
     runtime::registry::LiveSandbox,
 };
 
@@ -95,11 +95,11 @@ pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created>
         ));
     }
     let compiled = projects::compiled_revision(state, &project.name, revision).await?;
-    let id = SandboxId::generate().to_string();
+    let id = new_sandbox_id();
     let api_key = generate_api_key();
     let now = now_ms();
     let record = SandboxRecord {
-        seed: new.seed.unwrap_or_else(|| id.clone()),
+        seed: new.seed.unwrap_or_else(|| id.to_string()),
         id,
         project: project.name,
         revision,
@@ -152,7 +152,7 @@ pub fn list(state: &AppState, project: Option<&str>) -> Vec<Arc<LiveSandbox>> {
         .registry
         .all()
         .into_iter()
-        .filter(|s| project.is_none_or(|p| p == s.project))
+        .filter(|s| project.is_none_or(|p| s.project == p))
         .filter(|s| s.expired_at(now).is_none())
         .collect()
 }
