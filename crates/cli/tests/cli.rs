@@ -90,6 +90,23 @@ fn serve_payments() -> (Child, String, tempfile::TempDir) {
     (server, url, data)
 }
 
+/// A sandbox of the payments project that checks no credentials, as created.
+fn open_payments_sandbox(url: &str) -> Value {
+    let (ok, stdout, stderr) = run(
+        &[
+            "sandbox",
+            "create",
+            "--project",
+            "payments",
+            "--auth",
+            "none",
+        ],
+        url,
+    );
+    assert!(ok, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
 fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
     lines
         .iter()
@@ -673,18 +690,7 @@ fn every_event_is_delivered_after_a_kill_9_mid_delivery() {
 #[test]
 fn logs_prints_recent_requests_and_follows_new_ones() {
     let (server, url, _data) = serve_payments();
-    let (_, stdout, _) = run(
-        &[
-            "sandbox",
-            "create",
-            "--project",
-            "payments",
-            "--auth",
-            "none",
-        ],
-        &url,
-    );
-    let created: Value = serde_json::from_str(&stdout).unwrap();
+    let created = open_payments_sandbox(&url);
     let (id, base_url) = (
         created["id"].as_str().unwrap().to_owned(),
         created["base_url"].as_str().unwrap().to_owned(),
@@ -940,18 +946,7 @@ fn sigterm_under_load_loses_no_acknowledged_change_or_log_entry() {
         )
         .0
     );
-    let (_, stdout, _) = run(
-        &[
-            "sandbox",
-            "create",
-            "--project",
-            "payments",
-            "--auth",
-            "none",
-        ],
-        &url,
-    );
-    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"]
+    let id = open_payments_sandbox(&url)["id"]
         .as_str()
         .unwrap()
         .to_owned();

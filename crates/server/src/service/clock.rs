@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use sbx_engine::jobs::{NotMade, Target};
-use sbx_store::Origin;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -208,14 +207,7 @@ pub async fn transition(
             )
         })
         .await?;
-    crate::data_plane::persist(
-        state,
-        id,
-        journal,
-        None,
-        Origin::Control(request_id.to_owned()),
-    )
-    .await?;
+    super::persist_call(state, id, journal, request_id).await?;
     match result {
         Ok(_) => history_of(state, &sandbox, collection, rid).await,
         Err(NotMade::NotFound(message)) => Err(ServiceError::NotFound(message)),

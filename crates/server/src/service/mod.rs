@@ -122,3 +122,16 @@ impl From<crate::workers::user_work::WorkFailed> for ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Saves what a control-plane call changed in a sandbox's records, linked
+/// on its timeline to the call.
+async fn persist_call(
+    state: &crate::app::AppState,
+    sandbox_id: &str,
+    journal: sbx_engine::Journal,
+    request_id: &str,
+) -> ServiceResult<()> {
+    let origin = sbx_store::Origin::Control(request_id.to_owned());
+    crate::data_plane::persist(state, sandbox_id, journal, None, origin).await?;
+    Ok(())
+}

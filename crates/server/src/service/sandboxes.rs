@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use sbx_engine::{AuthMode, ChaosSpec, Journal, ScenarioSummary};
-use sbx_store::{Origin, SandboxRecord};
+use sbx_store::SandboxRecord;
 use sbx_webhooks::ScheduleName;
 use serde_json::{Map, Value};
 
@@ -217,14 +217,7 @@ pub async fn seed(
         changes,
         ..Default::default()
     };
-    crate::data_plane::persist(
-        state,
-        id,
-        journal,
-        None,
-        Origin::Control(request_id.to_owned()),
-    )
-    .await?;
+    super::persist_call(state, id, journal, request_id).await?;
     Ok(created)
 }
 
