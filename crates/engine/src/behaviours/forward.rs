@@ -29,10 +29,22 @@ pub struct UpstreamResponse {
     pub body: Vec<u8>,
 }
 
+/// Why a request did not reach its upstream, or its answer did not come
+/// back whole; the text names the cause (and its causes, on one line).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The egress policy does not send there (scheme, private address).
+    #[error("{0}")]
+    Refused(String),
+    /// The connection or the exchange failed, or the answer was too large.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Sends requests upstream. Called on a thread that may block (never an
-/// async worker); refusals by the egress policy are errors like any other.
+/// async worker).
 pub trait Upstream: Send + Sync {
-    fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, String>;
+    fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
 }
 
 /// Headers never passed on in either direction (RFC 9110 §7.6.1), plus the

@@ -9,7 +9,7 @@ use std::{
 };
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use sbx_engine::{Upstream, UpstreamRequest, UpstreamResponse};
+use sbx_engine::{Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
 
 /// Largest upstream body passed on, in bytes.
 pub const MAX_UPSTREAM_BODY: usize = 8 * 1024 * 1024;
@@ -129,13 +129,17 @@ impl HttpUpstream {
     }
 
     /// Sends `request` under the policy, from async code.
-    pub async fn send_async(&self, request: UpstreamRequest) -> Result<UpstreamResponse, String> {
-        let url = reqwest::Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
+    pub async fn send_async(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let url = reqwest::Url::parse(&request.url)
+            .map_err(|e| UpstreamError::Refused(format!("invalid URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
+            return Err(UpstreamError::Refused(format!(
                 "scheme {} is not allowed; use http or https",
                 url.scheme()
-            ));
+            )));
         }
         if !self.allow_private {
             let literal = match url.host() {
@@ -144,13 +148,13 @@ impl HttpUpstream {
                 _ => None,
             };
             if let Some(ip) = literal.filter(|ip| !is_public(*ip)) {
-                return Err(format!(
+                return Err(UpstreamError::Refused(format!(
                     "{ip} is a private or loopback address, which the egress policy refuses (allow them with --allow-private-egress)"
-                ));
+                )));
             }
         }
-        let method =
-            reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| UpstreamError::Refused(e.to_string()))?;
         let mut builder = self.client.request(method, url).timeout(request.timeout);
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -168,9 +172,9 @@ impl HttpUpstream {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
             if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                return Err(format!(
+                return Err(UpstreamError::Failed(format!(
                     "the upstream body exceeds {MAX_UPSTREAM_BODY} bytes"
-                ));
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -183,7 +187,7 @@ impl HttpUpstream {
 }
 
 /// The error and its causes on one line (reqwest hides the root cause).
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &reqwest::Error) -> UpstreamError {
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else {
@@ -195,11 +199,11 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    UpstreamError::Failed(text)
 }
 
 impl Upstream for HttpUpstream {
-    fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, String> {
+    fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
         self.runtime.block_on(self.send_async(request))
     }
 }

@@ -193,7 +193,9 @@ async fn attempt(
     };
     let started = std::time::Instant::now();
     let sent = if headers.is_empty() {
-        Err("the endpoint's secret cannot sign".to_owned())
+        Err(sbx_engine::UpstreamError::Failed(
+            "the endpoint's secret cannot sign".to_owned(),
+        ))
     } else {
         let duplicate = faults
             .duplicate
@@ -218,7 +220,7 @@ async fn attempt(
                 .then(|| format!("the endpoint answered {}", response.status));
             (Some(response.status), Some(excerpt), error)
         }
-        Err(error) => (None, None, Some(error.clone())),
+        Err(error) => (None, None, Some(error.to_string())),
     };
     let attempt = delivery.attempts + 1;
     let schedule = RetrySchedule::named(sandbox.webhook_schedule);
