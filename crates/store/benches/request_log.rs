@@ -16,7 +16,7 @@ fn entry(n: usize) -> LogRecord {
     LogRecord {
         seq: 0,
         sandbox_id: SANDBOX.to_owned(),
-        request_id: format!("req_{n:024x}"),
+        request_id: format!("req_{n:024x}").into(),
         at_ms: 1_795_519_356_000 + n as i64,
         method: "GET".to_owned(),
         path: "/v1/customers/cus_demo_alice".to_owned(),

@@ -82,3 +82,8 @@ typed_id!(
     /// 1–64 of `[a-z0-9_.-]`: a project, in URLs and the CLI.
     ProjectName
 );
+typed_id!(
+    /// A request's `X-Request-Id`: the one the client sent, or one minted
+    /// for it; what the log, the audit log and the timeline link by.
+    RequestId
+);

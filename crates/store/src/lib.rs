@@ -14,7 +14,7 @@ use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use ids::{ProjectName, SandboxId};
+pub use ids::{ProjectName, RequestId, SandboxId};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +132,11 @@ pub struct ChangeSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A data-plane request.
-    Request(String),
+    Request(RequestId),
     /// A job on the sandbox clock.
     Job(String),
     /// A control-plane call.
-    Control(String),
+    Control(RequestId),
     /// An event (what a delivery attempt delivers).
     Event(i64),
 }
@@ -157,9 +157,9 @@ impl Origin {
         let (kind, id) = text.split_once(':')?;
         let id = id.to_owned();
         match kind {
-            "request" => Some(Self::Request(id)),
+            "request" => Some(Self::Request(id.into())),
             "job" => Some(Self::Job(id)),
-            "control" => Some(Self::Control(id)),
+            "control" => Some(Self::Control(id.into())),
             "event" => id.parse().ok().map(Self::Event),
             _ => None,
         }
@@ -169,9 +169,8 @@ impl Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Request(id) | Self::Job(id) | Self::Control(id) => {
-                write!(f, "{}:{id}", self.kind())
-            }
+            Self::Request(id) | Self::Control(id) => write!(f, "{}:{id}", self.kind()),
+            Self::Job(id) => write!(f, "job:{id}"),
             Self::Event(number) => write!(f, "event:{number}"),
         }
     }
@@ -333,7 +332,7 @@ pub struct LogRecord {
     /// Orders the log; the cursor of its pages.
     pub seq: i64,
     pub sandbox_id: String,
-    pub request_id: String,
+    pub request_id: RequestId,
     /// Real time.
     pub at_ms: i64,
     pub method: String,
@@ -389,7 +388,7 @@ pub struct AuditRecord {
     pub target: String,
     /// The outcome: the answer's status.
     pub status: i64,
-    pub request_id: Option<String>,
+    pub request_id: Option<RequestId>,
     /// From where: the caller's IP address.
     pub client: Option<String>,
     pub user_agent: Option<String>,

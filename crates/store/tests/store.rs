@@ -398,7 +398,7 @@ fn logged(sandbox_id: &str, n: i64) -> LogRecord {
     LogRecord {
         seq: 0,
         sandbox_id: sandbox_id.to_owned(),
-        request_id: format!("req-{n}"),
+        request_id: format!("req-{n}").into(),
         at_ms: n,
         method: "GET".to_owned(),
         path: "/v1/pets".to_owned(),
@@ -430,7 +430,7 @@ async fn log_of(store: &SqliteStore, sandbox_id: &str) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.request_id)
+        .map(|r| r.request_id.to_string())
         .collect();
     ids.reverse();
     ids

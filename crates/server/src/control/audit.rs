@@ -46,10 +46,7 @@ impl Call {
             // Inside the nested router the path lacks its `/api/v1` prefix.
             target: capped(&format!("/api/v1{}", request.uri().path())),
             status: 0,
-            request_id: request
-                .extensions()
-                .get::<RequestId>()
-                .map(|id| id.0.clone()),
+            request_id: request.extensions().get::<RequestId>().cloned(),
             client: request
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
@@ -113,7 +110,7 @@ impl From<AuditRecord> for AuditView {
             outcome: AuditOutcome::of(r.status).as_str(),
             status: r.status,
             detail: r.detail,
-            request_id: r.request_id,
+            request_id: r.request_id.map(|id| id.to_string()),
         }
     }
 }

@@ -138,7 +138,7 @@ pub async fn clock(
 pub async fn change_clock(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(request_id): Extension<RequestId>,
     ApiJson(change): ApiJson<ClockChange>,
 ) -> Result<Json<ClockView>, ApiError> {
     let (sandbox, report) = service::move_clock(&state, &id, change.parse()?, &request_id).await?;
@@ -193,7 +193,7 @@ pub struct TransitionRequest {
 pub async fn transition(
     State(state): State<AppState>,
     Path((id, collection, rid)): Path<(String, String, String)>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<TransitionRequest>,
 ) -> Result<Json<History>, ApiError> {
     let to = match (body.to, body.event) {

@@ -111,7 +111,7 @@ pub struct Trigger {
 pub async fn trigger(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<Trigger>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
     let emitted = service::trigger(&state, &id, body.event_type, body.data, &request_id).await?;

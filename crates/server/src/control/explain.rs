@@ -49,7 +49,7 @@ impl From<LogRecord> for Explanation {
             .and_then(summary)
             .unwrap_or_else(|| format!("answered {}", record.status));
         Self {
-            request_id: record.request_id,
+            request_id: record.request_id.to_string(),
             sandbox_id: record.sandbox_id,
             at: rfc3339(record.at_ms),
             method: record.method,

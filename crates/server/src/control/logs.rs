@@ -87,7 +87,7 @@ impl From<LogRecord> for LogView {
             script_error,
             sandbox_at: r.sandbox_at_ms.map(rfc3339),
             trace_id: r.trace_id,
-            request_id: r.request_id,
+            request_id: r.request_id.to_string(),
             at: rfc3339(r.at_ms),
             method: r.method,
             path: r.path,

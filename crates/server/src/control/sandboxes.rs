@@ -235,7 +235,7 @@ pub struct Seeded {
 pub async fn seed(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(request_id): Extension<RequestId>,
     ApiJson(records): ApiJson<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let created = service::seed(&state, &id, records, &request_id).await?;

@@ -146,7 +146,8 @@ fn entry(record: TimelineRecord) -> TimelineEntry {
 /// A request, job or call by its id; an event as `evt_12`.
 fn cause(origin: &Origin) -> Cause {
     let id = match origin {
-        Origin::Request(id) | Origin::Job(id) | Origin::Control(id) => id.clone(),
+        Origin::Request(id) | Origin::Control(id) => id.to_string(),
+        Origin::Job(id) => id.clone(),
         Origin::Event(number) => event_id(*number),
     };
     Cause {

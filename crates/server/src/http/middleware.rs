@@ -10,9 +10,7 @@ use rand::RngExt;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request's correlation id, for handlers (the request log).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub use sbx_store::RequestId;
 
 pub fn generate_request_id() -> String {
     let mut rng = rand::rng();
@@ -38,7 +36,9 @@ pub async fn edge(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(generate_request_id, str::to_owned);
-    request.extensions_mut().insert(RequestId(id.clone()));
+    request
+        .extensions_mut()
+        .insert(RequestId::from(id.as_str()));
     let mut response = match header_limit(max_header_bytes, &request) {
         Some(refused) => refused,
         None => next.run(request).await,

@@ -81,7 +81,7 @@ pub async fn trigger(
             &event_type,
             &data.to_string(),
             created_at_ms,
-            Some(&Origin::Control(request_id.to_owned())),
+            Some(&Origin::Control(request_id.into())),
         )
         .await?;
     sandbox.next_delivery.note(created_at_ms);

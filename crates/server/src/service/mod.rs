@@ -131,7 +131,7 @@ async fn persist_call(
     journal: sbx_engine::Journal,
     request_id: &str,
 ) -> ServiceResult<()> {
-    let origin = sbx_store::Origin::Control(request_id.to_owned());
+    let origin = sbx_store::Origin::Control(request_id.into());
     crate::data_plane::persist(state, sandbox_id, journal, None, origin).await?;
     Ok(())
 }

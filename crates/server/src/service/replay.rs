@@ -166,9 +166,7 @@ fn rebuild(record: &LogRecord, request_id: &str) -> ServiceResult<Request<Body>>
             }
         }
     }
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.to_owned()));
+    request.extensions_mut().insert(RequestId::from(request_id));
     Ok(request)
 }
 

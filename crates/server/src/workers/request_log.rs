@@ -234,7 +234,7 @@ fn record(entry: Entry) -> LogRecord {
         ),
         trace,
         sandbox_id: entry.sandbox_id,
-        request_id: entry.request_id,
+        request_id: entry.request_id.into(),
         at_ms: entry.at_ms,
         sandbox_at_ms: Some(entry.sandbox_at_ms),
         trace_id: entry.trace_id,
