@@ -15,7 +15,7 @@ const TRACE: &str = r#"[{"stage":"resolve","verdict":"passed","summary":"sandbox
 fn entry(n: usize) -> LogRecord {
     LogRecord {
         seq: 0,
-        sandbox_id: SANDBOX.to_owned(),
+        sandbox_id: SANDBOX.into(),
         request_id: format!("req_{n:024x}").into(),
         at_ms: 1_795_519_356_000 + n as i64,
         method: "GET".to_owned(),

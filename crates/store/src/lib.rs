@@ -221,7 +221,7 @@ pub struct TransitionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
     pub id: i64,
-    pub sandbox_id: String,
+    pub sandbox_id: SandboxId,
     pub event_type: String,
     pub payload: Value,
     pub created_at_ms: i64,
@@ -244,7 +244,7 @@ pub struct IdempotentAnswer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRecord {
     pub id: String,
-    pub sandbox_id: String,
+    pub sandbox_id: SandboxId,
     pub url: String,
     /// Event types; `["*"]` is every type.
     pub events: Vec<String>,
@@ -266,7 +266,7 @@ pub struct EndpointRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueDelivery {
     pub id: i64,
-    pub sandbox_id: String,
+    pub sandbox_id: SandboxId,
     /// Attempts made so far.
     pub attempts: i64,
     /// Sandbox time it is due.
@@ -331,7 +331,7 @@ pub struct AttemptView {
 pub struct LogRecord {
     /// Orders the log; the cursor of its pages.
     pub seq: i64,
-    pub sandbox_id: String,
+    pub sandbox_id: SandboxId,
     pub request_id: RequestId,
     /// Real time.
     pub at_ms: i64,
@@ -445,7 +445,7 @@ pub struct AuditQuery {
 /// A move of a sandbox clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClockChange {
-    pub sandbox_id: String,
+    pub sandbox_id: SandboxId,
     /// Real time of the change.
     pub at_ms: i64,
     /// Sandbox time before and after.

@@ -397,7 +397,7 @@ async fn sqlite_data_survives_reopening() {
 fn logged(sandbox_id: &str, n: i64) -> LogRecord {
     LogRecord {
         seq: 0,
-        sandbox_id: sandbox_id.to_owned(),
+        sandbox_id: sandbox_id.into(),
         request_id: format!("req-{n}").into(),
         at_ms: n,
         method: "GET".to_owned(),

@@ -50,7 +50,7 @@ impl From<LogRecord> for Explanation {
             .unwrap_or_else(|| format!("answered {}", record.status));
         Self {
             request_id: record.request_id.to_string(),
-            sandbox_id: record.sandbox_id,
+            sandbox_id: record.sandbox_id.to_string(),
             at: rfc3339(record.at_ms),
             method: record.method,
             path: record.path,

@@ -500,7 +500,7 @@ pub async fn answer(
         state
             .request_log
             .record(crate::workers::request_log::Entry {
-                sandbox_id: sandbox.id.to_string(),
+                sandbox_id: sandbox.id.clone(),
                 request_id: request_id.clone(),
                 at_ms: crate::app::now_ms(),
                 sandbox_at_ms,

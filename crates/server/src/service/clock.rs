@@ -71,7 +71,7 @@ pub async fn move_clock(
     let recorded = state
         .store
         .move_clock(&sbx_store::ClockChange {
-            sandbox_id: id.to_owned(),
+            sandbox_id: id.into(),
             at_ms: real,
             from_ms: clock.now_ms(real),
             to_ms: changed.now_ms(real),

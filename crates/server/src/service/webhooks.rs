@@ -120,7 +120,7 @@ pub async fn create_endpoint(
     }
     let record = EndpointRecord {
         id: format!("we_{}", crate::runtime::ids::random_token(16)),
-        sandbox_id: id.to_owned(),
+        sandbox_id: id.into(),
         url,
         events,
         description: change.description,

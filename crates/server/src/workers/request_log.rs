@@ -11,7 +11,7 @@ use sbx_engine::{
     CompiledRevision, Step, Verdict,
     redaction::{Redactions, Secrets},
 };
-use sbx_store::{LogRecord, Store};
+use sbx_store::{LogRecord, SandboxId, Store};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ const SECRET_HEADERS: [&str; 5] = [
 
 /// A request and its answer, as the data plane saw them.
 pub struct Entry {
-    pub sandbox_id: String,
+    pub sandbox_id: SandboxId,
     pub request_id: String,
     pub at_ms: i64,
     /// The sandbox clock's time when it arrived.
