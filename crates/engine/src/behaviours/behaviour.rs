@@ -12,7 +12,7 @@ use crate::{
     behaviours::call::Call,
     behaviours::fixtures::{self, RecordMaker},
     behaviours::lifecycle::Lifecycles,
-    behaviours::scenarios::{ScenarioInputs, Scenarios},
+    behaviours::scenarios::{Scenario, ScenarioInputs, Scenarios},
     behaviours::script::{Script, ScriptLimits, ScriptOutcome, Scripts},
     behaviours::stateful,
     behaviours::templates::{self, Templates},
@@ -263,16 +263,31 @@ impl CompiledBehaviours {
         &self.operations[operation.0]
     }
 
+    /// The scenarios `operation` declares, in the packs' order.
+    pub fn scenarios_of(&self, operation: OperationIndex) -> &[Scenario] {
+        &self.scenarios.by_operation[operation.0]
+    }
+
+    /// The stateful collection `operation` is bound to, if any.
+    pub fn binding(&self, operation: OperationIndex) -> Option<&resources::Binding> {
+        self.resources.bindings[operation.0].as_ref()
+    }
+
+    /// The lifecycle transition `operation` triggers (`on:`): the
+    /// lifecycle, the transition, and the path parameter holding the id.
+    pub fn trigger(&self, operation: OperationIndex) -> Option<&(usize, usize, String)> {
+        self.lifecycles.by_operation.get(operation.0)?.as_ref()
+    }
+
     /// Whether anything but the spec's examples and synthesis answers `operation`.
     pub fn is_active(&self, operation: OperationIndex) -> bool {
         let own = self.operation(operation);
-        let i = operation.0;
-        !self.scenarios.by_operation[i].is_empty()
+        !self.scenarios_of(operation).is_empty()
             || own.script.is_some()
             || own.forward.is_some()
-            || self.resources.bindings[i].is_some()
+            || self.binding(operation).is_some()
             || own.template.is_some()
-            || self.lifecycles.by_operation[i].is_some()
+            || self.trigger(operation).is_some()
     }
 
     /// Whether answering `operation` may change records, and so must hold
@@ -280,11 +295,10 @@ impl CompiledBehaviours {
     /// change a stateful collection only through a script, a lifecycle
     /// or a scenario.
     pub fn may_write(&self, operation: OperationIndex, safe: bool) -> bool {
-        let i = operation.0;
         self.operation(operation).script.is_some()
-            || self.lifecycles.by_operation[i].is_some()
-            || self.scenarios.by_operation[i].iter().any(|s| s.writes())
-            || (!safe && self.resources.bindings[i].is_some())
+            || self.trigger(operation).is_some()
+            || self.scenarios_of(operation).iter().any(|s| s.writes())
+            || (!safe && self.binding(operation).is_some())
     }
 
     /// Where a request for `operation` should run. Scripts and templates
@@ -294,7 +308,8 @@ impl CompiledBehaviours {
         let own = self.operation(operation);
         if own.script.is_some()
             || own.template.is_some()
-            || self.scenarios.by_operation[operation.0]
+            || self
+                .scenarios_of(operation)
                 .iter()
                 .any(|s| s.renders_template())
         {
@@ -309,16 +324,14 @@ impl CompiledBehaviours {
     /// Whether `operation` needs the request headers (scripts, forwarding,
     /// scenario rules).
     pub fn reads_headers(&self, operation: OperationIndex) -> bool {
-        self.execution(operation) != Execution::Inline
-            || !self.scenarios.by_operation[operation.0].is_empty()
+        self.execution(operation) != Execution::Inline || !self.scenarios_of(operation).is_empty()
     }
 
     /// Whether the answer without a script writes records or calls out.
     pub fn default_may_block(&self, operation: OperationIndex) -> bool {
-        let i = operation.0;
-        self.scenarios.by_operation[i].iter().any(|s| s.writes())
+        self.scenarios_of(operation).iter().any(|s| s.writes())
             || self.operation(operation).forward.is_some()
-            || self.resources.bindings[i].as_ref().is_some_and(|b| {
+            || self.binding(operation).is_some_and(|b| {
                 !matches!(b.action, resources::Action::Get | resources::Action::List)
             })
     }
@@ -358,7 +371,7 @@ pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     if let Some(index) = call.scenario.get() {
         return crate::behaviours::scenarios::answer(call, index);
     }
-    if let Some(rule) = &behaviours.operation(OperationIndex(call.operation)).forward {
+    if let Some(rule) = &behaviours.operation(call.index()).forward {
         let request = crate::behaviours::forward::build(call, rule);
         let response = crate::behaviours::forward::send(call, request)?;
         return Ok(Rendered {
@@ -366,13 +379,10 @@ pub fn default_answer(call: &Rc<Call>) -> Result<Rendered, Response> {
             value: None,
         });
     }
-    if let Some(binding) = &behaviours.resources.bindings[call.operation] {
+    if let Some(binding) = behaviours.binding(call.index()) {
         return stateful::answer(call, binding);
     }
-    if let Some(name) = &behaviours
-        .operation(OperationIndex(call.operation))
-        .template
-    {
+    if let Some(name) = &behaviours.operation(call.index()).template {
         // Template helpers (`now()`, `uuid()`…) find the request through this.
         let _entered = crate::behaviours::call::enter(call);
         let value = behaviours
@@ -446,7 +456,7 @@ fn ordered(call: &Call, status: u16, value: Value) -> Value {
 /// Runs the behaviour of `call`'s operation.
 pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
-    let Some(script) = &behaviours.operation(OperationIndex(call.operation)).script else {
+    let Some(script) = &behaviours.operation(call.index()).script else {
         return default_answer(call);
     };
     let default_status = respond::select(call.operation(), &Prefer::default())

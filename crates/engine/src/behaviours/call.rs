@@ -289,10 +289,15 @@ impl Call {
         Some(decode(value))
     }
 
+    /// The operation answering, as the revision's behaviours index it.
+    pub fn index(&self) -> crate::behaviours::behaviour::OperationIndex {
+        crate::behaviours::behaviour::OperationIndex(self.operation)
+    }
+
     /// The name of the scenario selected for this request.
     pub fn scenario_name(&self) -> Option<&str> {
         let index = self.scenario.get()?;
-        let scenarios = &self.revision.behaviours.scenarios.by_operation[self.operation];
+        let scenarios = self.revision.behaviours.scenarios_of(self.index());
         Some(scenarios[index].name.as_str())
     }
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Response,
+    behaviours::behaviour::OperationIndex,
     behaviours::call::Call,
     behaviours::conditions::{self, Condition, Inputs},
     behaviours::jobs::JobAction,
@@ -296,8 +297,8 @@ impl Scenarios {
         Self { by_operation }
     }
 
-    pub fn summaries(&self, operation: usize) -> Vec<ScenarioSummary> {
-        self.by_operation[operation]
+    pub fn summaries(&self, operation: OperationIndex) -> Vec<ScenarioSummary> {
+        self.by_operation[operation.0]
             .iter()
             .map(|s| ScenarioSummary {
                 name: s.name.clone(),
@@ -479,7 +480,7 @@ pub fn unknown(call_operation: &str, name: &str, known: &[ScenarioSummary]) -> R
 
 /// The record the operation addresses, if it is bound to one.
 fn addressed_record(call: &Call) -> Option<(&str, crate::state::Record)> {
-    let binding = call.revision.behaviours.resources.bindings[call.operation].as_ref()?;
+    let binding = call.revision.behaviours.binding(call.index())?;
     let id = call.path_param(binding.id_param.as_ref()?)?;
     let collection = &call.revision.behaviours.resources.collections[binding.collection].name;
     Some((collection, call.sandbox.state.get(collection, &id)?))
@@ -493,14 +494,14 @@ pub fn select(
     default: Option<&str>,
 ) -> Result<Option<usize>, Response> {
     let behaviours = &call.revision.behaviours;
-    let scenarios = &behaviours.scenarios.by_operation[call.operation];
+    let scenarios = behaviours.scenarios_of(call.index());
     if let Some(name) = header {
         return match scenarios.iter().position(|s| s.name == name) {
             Some(index) => Ok(Some(index)),
             None => Err(unknown(
                 &call.operation().operation.id,
                 name,
-                &behaviours.scenarios.summaries(call.operation),
+                &behaviours.scenarios.summaries(call.index()),
             )),
         };
     }
@@ -573,7 +574,7 @@ pub fn select(
 /// Answers with scenario `index` of `call`'s operation: its body, headers,
 /// state change and events.
 pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
-    let scenario = &call.revision.behaviours.scenarios.by_operation[call.operation][index];
+    let scenario = &call.revision.behaviours.scenarios_of(call.index())[index];
     let prefer = Prefer {
         code: Some(scenario.status),
         example: None,

@@ -389,11 +389,7 @@ fn synth(status: Option<i64>) -> Fallible {
 
 fn proceed() -> Fallible {
     let call = request_host("proceed")?;
-    if call
-        .revision
-        .behaviours
-        .default_may_block(crate::behaviours::behaviour::OperationIndex(call.operation))
-    {
+    if call.revision.behaviours.default_may_block(call.index()) {
         blocking_allowed(&call)?;
     }
     let response = crate::behaviours::behaviour::default_answer(&call)
@@ -405,7 +401,7 @@ fn proceed() -> Fallible {
 fn forward_with(target: Option<Dynamic>) -> Fallible {
     let call = request_host("forward")?;
     blocking_allowed(&call)?;
-    let operation = crate::behaviours::behaviour::OperationIndex(call.operation);
+    let operation = call.index();
     let configured = call
         .revision
         .behaviours

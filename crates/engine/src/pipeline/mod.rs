@@ -559,7 +559,7 @@ impl Routed<'_> {
         let Some(name) = self.request.headers.get("x-sandbox-scenario") else {
             return Ok(());
         };
-        if !self.revision.behaviours.scenarios.by_operation[self.index.0].is_empty() {
+        if !self.revision.behaviours.scenarios_of(self.index).is_empty() {
             return Ok(());
         }
         trace.note(|| {
@@ -634,8 +634,7 @@ impl Routed<'_> {
             Err(unknown) => return Err(unknown.into()),
             Ok(Some(index)) => {
                 call.scenario.set(Some(index));
-                chaos.delay +=
-                    self.revision.behaviours.scenarios.by_operation[self.index.0][index].delay;
+                chaos.delay += self.revision.behaviours.scenarios_of(self.index)[index].delay;
             }
             Ok(None) => {}
         }
@@ -768,7 +767,7 @@ pub fn declared_error_for(
 /// record it moves, when that record exists.
 fn triggered(call: &Call) -> Option<(&Lifecycle, &Transition, Record)> {
     let lifecycles = &call.revision.behaviours.lifecycles;
-    let (lifecycle, transition, param) = lifecycles.by_operation.get(call.operation)?.as_ref()?;
+    let (lifecycle, transition, param) = call.revision.behaviours.trigger(call.index())?;
     let lifecycle = &lifecycles.all[*lifecycle];
     let record = call
         .sandbox
@@ -1110,7 +1109,7 @@ fn explain_scenario(
     header: Option<&str>,
     selected: &Result<Option<usize>, Response>,
 ) -> Step {
-    let declared = &call.revision.behaviours.scenarios.by_operation[call.operation];
+    let declared = call.revision.behaviours.scenarios_of(call.index());
     match selected {
         Err(unknown) => Step::new("scenario", Verdict::Failed, problem_detail(unknown)),
         Ok(None) if declared.is_empty() => Step::new(
@@ -1155,30 +1154,22 @@ fn explain_behaviour(call: &Call, response: &Response) -> Step {
         }));
     }
     let behaviours = &call.revision.behaviours;
-    let operation = call.operation;
+    let operation = call.index();
     let by = if let Some(index) = call.scenario.get() {
         format!(
             "scenario {:?}",
-            behaviours.scenarios.by_operation[operation][index].name
+            behaviours.scenarios_of(operation)[index].name
         )
-    } else if let Some(script) = &behaviours.operation(OperationIndex(operation)).script {
+    } else if let Some(script) = &behaviours.operation(operation).script {
         format!("script {}", script.file)
-    } else if behaviours
-        .operation(OperationIndex(operation))
-        .forward
-        .is_some()
-    {
+    } else if behaviours.operation(operation).forward.is_some() {
         "forwarding to the upstream".to_owned()
-    } else if let Some(binding) = &behaviours.resources.bindings[operation] {
+    } else if let Some(binding) = behaviours.binding(operation) {
         format!(
             "the stateful collection {:?}",
             behaviours.resources.collections[binding.collection].name
         )
-    } else if behaviours
-        .operation(OperationIndex(operation))
-        .template
-        .is_some()
-    {
+    } else if behaviours.operation(operation).template.is_some() {
         "the operation's template".to_owned()
     } else {
         "the spec".to_owned()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sbx_engine::{CompiledRevision, FileProblem, ProjectFiles, ScriptLimits};
+use sbx_engine::{CompiledRevision, FileProblem, OperationIndex, ProjectFiles, ScriptLimits};
 use sbx_store::{ProjectRecord, RevisionRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -362,7 +362,7 @@ pub async fn coverage(state: &AppState, name: &str) -> ServiceResult<Coverage> {
     let (_, compiled) = latest_compiled(state, name).await?;
     let mut items = Vec::new();
     for (index, operation) in compiled.model.operations.iter().enumerate() {
-        let scenarios = &compiled.behaviours.scenarios.by_operation[index];
+        let scenarios = compiled.behaviours.scenarios_of(OperationIndex(index));
         let mut declared = Vec::new();
         let mut covered = Vec::new();
         for response in &operation.responses {

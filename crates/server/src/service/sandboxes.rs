@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use sbx_engine::{AuthMode, ChaosSpec, Journal, ScenarioSummary};
+use sbx_engine::{AuthMode, ChaosSpec, Journal, OperationIndex, ScenarioSummary};
 use sbx_store::SandboxRecord;
 use sbx_webhooks::ScheduleName;
 use serde_json::{Map, Value};
@@ -268,18 +268,19 @@ pub struct OperationScenarios {
 /// Scenarios per operation of the revision the sandbox serves.
 pub fn scenarios(sandbox: &LiveSandbox) -> Vec<OperationScenarios> {
     let compiled = sandbox.serving().compiled;
-    let scenarios = &compiled.behaviours.scenarios;
+    let behaviours = &compiled.behaviours;
     compiled
         .model
         .operations
         .iter()
         .enumerate()
-        .filter(|(i, _)| !scenarios.by_operation[*i].is_empty())
+        .map(|(i, op)| (OperationIndex(i), op))
+        .filter(|(i, _)| !behaviours.scenarios_of(*i).is_empty())
         .map(|(i, op)| OperationScenarios {
             operation: op.id.clone(),
             method: op.method.clone(),
             path: op.path.clone(),
-            scenarios: scenarios.summaries(i),
+            scenarios: behaviours.scenarios.summaries(i),
         })
         .collect()
 }
