@@ -87,3 +87,11 @@ typed_id!(
     /// for it; what the log, the audit log and the timeline link by.
     RequestId
 );
+typed_id!(
+    /// `we_…`: a sandbox's webhook endpoint.
+    EndpointId
+);
+typed_id!(
+    /// A job on a sandbox clock.
+    JobId
+);

@@ -14,7 +14,7 @@ use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use ids::{ProjectName, RequestId, SandboxId};
+pub use ids::{EndpointId, JobId, ProjectName, RequestId, SandboxId};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +190,7 @@ impl ChangeSet {
 /// A job on a sandbox clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
-    pub id: String,
+    pub id: JobId,
     /// Orders jobs due at the same time (scheduling order); set by the store.
     pub seq: i64,
     /// Sandbox time, Unix milliseconds.
@@ -243,7 +243,7 @@ pub struct IdempotentAnswer {
 /// A sandbox's webhook endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRecord {
-    pub id: String,
+    pub id: EndpointId,
     pub sandbox_id: SandboxId,
     pub url: String,
     /// Event types; `["*"]` is every type.
@@ -282,7 +282,7 @@ pub struct DueDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     /// 1-based.
     pub attempt: i64,
     /// Sandbox time.
@@ -304,7 +304,7 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryRecord {
     pub id: i64,
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     pub event_id: i64,
     pub event_type: String,
     pub state: String,

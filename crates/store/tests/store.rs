@@ -31,7 +31,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
 fn job(id: &str, due_at_ms: i64) -> JobRecord {
     JobRecord {
         origin: None,
-        id: id.to_owned(),
+        id: id.into(),
         seq: 0,
         due_at_ms,
         action: serde_json::json!({"kind": "script", "name": "settle"}),

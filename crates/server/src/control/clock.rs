@@ -46,7 +46,7 @@ pub struct JobView {
 impl From<sbx_store::JobRecord> for JobView {
     fn from(job: sbx_store::JobRecord) -> Self {
         Self {
-            id: job.id,
+            id: job.id.to_string(),
             due_at: rfc3339(job.due_at_ms),
             scheduled_at: rfc3339(job.scheduled_at_ms),
             action: job.action,

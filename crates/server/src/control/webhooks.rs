@@ -46,7 +46,7 @@ impl From<EndpointRecord> for EndpointView {
         Self {
             events: e.events,
             enabled: e.disabled_reason.is_none(),
-            id: e.id,
+            id: e.id.to_string(),
             url: e.url,
             description: e.description,
             secret: e.secret,

@@ -119,7 +119,7 @@ pub async fn create_endpoint(
         )));
     }
     let record = EndpointRecord {
-        id: format!("we_{}", crate::runtime::ids::random_token(16)),
+        id: format!("we_{}", crate::runtime::ids::random_token(16)).into(),
         sandbox_id: id.into(),
         url,
         events,

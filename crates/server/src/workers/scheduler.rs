@@ -42,7 +42,7 @@ pub struct RunReport {
 
 pub fn to_record(job: &ScheduledJob) -> JobRecord {
     JobRecord {
-        id: job.id.clone(),
+        id: job.id.as_str().into(),
         seq: 0,
         due_at_ms: job.due_ms,
         action: serde_json::to_value(&job.action).unwrap_or(serde_json::Value::Null),
@@ -56,7 +56,7 @@ pub fn to_record(job: &ScheduledJob) -> JobRecord {
 /// A stored job as the engine runs it; its action must be one the engine knows.
 pub fn from_record(record: &JobRecord) -> Result<ScheduledJob, serde_json::Error> {
     Ok(ScheduledJob {
-        id: record.id.clone(),
+        id: record.id.to_string(),
         due_ms: record.due_at_ms,
         action: serde::Deserialize::deserialize(&record.action)?,
         payload: record.payload.clone(),
@@ -149,7 +149,7 @@ fn run_in_order(
                 changes.push(ChangeSet {
                     sandbox_id: sandbox.id.clone(),
                     finished_jobs: vec![(
-                        record.id.clone(),
+                        record.id.to_string(),
                         Some(format!("unreadable job action: {error}")),
                     )],
                     ..ChangeSet::default()
