@@ -95,3 +95,28 @@ typed_id!(
     /// A job on a sandbox clock.
     JobId
 );
+
+/// An event: its number in the sandbox's outbox, `evt_<number>` outside
+/// (also the `webhook-id` of every delivery of it, the same across retries,
+/// so receivers can deduplicate by it).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct EventId(pub i64);
+
+impl EventId {
+    const PREFIX: &'static str = "evt_";
+
+    /// `evt_<number>`, or `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        text.strip_prefix(Self::PREFIX)?.parse().ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, self.0)
+    }
+}

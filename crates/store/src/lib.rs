@@ -14,7 +14,7 @@ use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use ids::{EndpointId, JobId, ProjectName, RequestId, SandboxId};
+pub use ids::{EndpointId, EventId, JobId, ProjectName, RequestId, SandboxId};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +138,7 @@ pub enum Origin {
     /// A control-plane call.
     Control(RequestId),
     /// An event (what a delivery attempt delivers).
-    Event(i64),
+    Event(EventId),
 }
 
 impl Origin {
@@ -160,7 +160,7 @@ impl Origin {
             "request" => Some(Self::Request(id.into())),
             "job" => Some(Self::Job(id)),
             "control" => Some(Self::Control(id.into())),
-            "event" => id.parse().ok().map(Self::Event),
+            "event" => id.parse().ok().map(|n| Self::Event(EventId(n))),
             _ => None,
         }
     }
@@ -171,7 +171,7 @@ impl std::fmt::Display for Origin {
         match self {
             Self::Request(id) | Self::Control(id) => write!(f, "{}:{id}", self.kind()),
             Self::Job(id) => write!(f, "job:{id}"),
-            Self::Event(number) => write!(f, "event:{number}"),
+            Self::Event(event) => write!(f, "event:{}", event.0),
         }
     }
 }
@@ -220,7 +220,7 @@ pub struct TransitionRecord {
 /// An event emitted by a behaviour, bound for the webhook outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
-    pub id: i64,
+    pub id: EventId,
     pub sandbox_id: SandboxId,
     pub event_type: String,
     pub payload: Value,
@@ -271,7 +271,7 @@ pub struct DueDelivery {
     pub attempts: i64,
     /// Sandbox time it is due.
     pub next_attempt_ms: i64,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub event_type: String,
     pub payload: Value,
     pub event_created_at_ms: i64,
@@ -305,7 +305,7 @@ pub struct AttemptRecord {
 pub struct DeliveryRecord {
     pub id: i64,
     pub endpoint_id: EndpointId,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub event_type: String,
     pub state: String,
     pub attempts: i64,
@@ -616,7 +616,7 @@ pub trait Store: Send + Sync + 'static {
         payload: &str,
         created_at_ms: i64,
         origin: Option<&Origin>,
-    ) -> Result<i64, StoreError>;
+    ) -> Result<EventId, StoreError>;
     /// Events of a sandbox after `after_id`, oldest first, at most `limit`.
     async fn events_after(
         &self,
@@ -677,7 +677,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         sandbox_id: &str,
         endpoint_id: &str,
-        event_id: Option<i64>,
+        event_id: Option<EventId>,
         at_ms: i64,
     ) -> Result<u64, StoreError>;
 

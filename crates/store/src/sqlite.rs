@@ -14,7 +14,7 @@ use sqlx::{
 
 use crate::{
     AttemptRecord, AttemptView, AuditOutcome, AuditQuery, AuditRecord, ChangeSet, ClockChange,
-    DeliveryRecord, DueDelivery, EndpointRecord, EventRecord, IdempotentAnswer, JobRecord,
+    DeliveryRecord, DueDelivery, EndpointRecord, EventId, EventRecord, IdempotentAnswer, JobRecord,
     LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store,
     StoreError, TimelineQuery, TimelineRecord, Tombstone, TransitionRecord,
 };
@@ -853,7 +853,7 @@ impl Store for SqliteStore {
         payload: &str,
         created_at_ms: i64,
         origin: Option<&Origin>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<EventId, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms, origin) VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -867,7 +867,7 @@ impl Store for SqliteStore {
         .await?;
         fan_out(&mut tx, id - 1).await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(EventId(id))
     }
 
     async fn events_after(
@@ -1161,7 +1161,7 @@ impl Store for SqliteStore {
         &self,
         sandbox_id: &str,
         endpoint_id: &str,
-        event_id: Option<i64>,
+        event_id: Option<EventId>,
         at_ms: i64,
     ) -> Result<u64, StoreError> {
         let updated = match event_id {

@@ -24,7 +24,7 @@ use crate::{
     http::middleware::RequestId,
     runtime::registry::LiveSandbox,
     service::{events as service, sandboxes::live},
-    workers::deliveries::{body, event_id},
+    workers::deliveries::body,
 };
 
 /// Events listed per call.
@@ -47,7 +47,7 @@ pub struct EventView {
 impl From<EventRecord> for EventView {
     fn from(e: EventRecord) -> Self {
         Self {
-            id: event_id(e.id),
+            id: e.id.to_string(),
             event_type: e.event_type,
             data: e.payload,
             created_at: rfc3339(e.created_at_ms),
@@ -116,7 +116,7 @@ pub async fn trigger(
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
     let emitted = service::trigger(&state, &id, body.event_type, body.data, &request_id).await?;
     let event = EventView {
-        id: event_id(emitted.number),
+        id: emitted.id.to_string(),
         event_type: emitted.event_type,
         data: emitted.data,
         created_at: rfc3339(emitted.created_at_ms),
@@ -154,7 +154,7 @@ pub async fn stream(
         .list_events(&id, 1)
         .await?
         .first()
-        .map_or(0, |e| e.id);
+        .map_or(0, |e| e.id.0);
     let ready = Event::default()
         .event("ready")
         .data(json!({"sandbox": id, "secret": secret}).to_string());
@@ -171,7 +171,7 @@ pub async fn stream(
                     continue;
                 };
                 for record in found.into_iter().rev() {
-                    last = last.max(record.id);
+                    last = last.max(record.id.0);
                     queued.push(signed(&record, &secret));
                 }
             }
@@ -192,7 +192,7 @@ fn signed(record: &EventRecord, secret: &str) -> Event {
         record.created_at_ms,
         &record.payload,
     );
-    let id = event_id(record.id);
+    let id = record.id.to_string();
     let timestamp = crate::app::now_ms() / 1000;
     let signature =
         sbx_webhooks::signature_header(&[secret], &id, timestamp, &payload).unwrap_or_default();

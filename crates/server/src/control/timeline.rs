@@ -18,7 +18,6 @@ use crate::{
     control::filters,
     http::error::ApiError,
     service::sandboxes::live,
-    workers::deliveries::event_id,
 };
 
 /// Entries per answer: the default and the most.
@@ -129,7 +128,7 @@ fn entry(record: TimelineRecord) -> TimelineEntry {
         TimelineKind::Event => record
             .id
             .parse()
-            .map_or_else(|_| record.id.clone(), event_id),
+            .map_or_else(|_| record.id.clone(), |n| sbx_store::EventId(n).to_string()),
         _ => record.id,
     };
     TimelineEntry {
@@ -148,7 +147,7 @@ fn cause(origin: &Origin) -> Cause {
     let id = match origin {
         Origin::Request(id) | Origin::Control(id) => id.to_string(),
         Origin::Job(id) => id.clone(),
-        Origin::Event(number) => event_id(*number),
+        Origin::Event(event) => event.to_string(),
     };
     Cause {
         kind: origin.kind().to_owned(),

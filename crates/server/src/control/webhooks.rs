@@ -185,7 +185,7 @@ pub async fn deliveries(
     {
         let attempts = state.store.list_attempts(delivery.id).await?;
         items.push(DeliveryItem {
-            event_id: crate::workers::deliveries::event_id(delivery.event_id),
+            event_id: delivery.event_id.to_string(),
             event_type: delivery.event_type,
             state: delivery.state,
             next_attempt_at: delivery.next_attempt_ms.map(rfc3339),

@@ -9,7 +9,7 @@ use crate::app::AppState;
 
 /// An event just emitted.
 pub struct Emitted {
-    pub number: i64,
+    pub id: sbx_store::EventId,
     pub event_type: String,
     pub data: Value,
     /// Sandbox time.
@@ -74,7 +74,7 @@ pub async fn trigger(
         }
     };
     let created_at_ms = sandbox.now_ms();
-    let number = state
+    let id = state
         .store
         .emit_event(
             id,
@@ -86,7 +86,7 @@ pub async fn trigger(
         .await?;
     sandbox.next_delivery.note(created_at_ms);
     Ok(Emitted {
-        number,
+        id,
         event_type,
         data,
         created_at_ms,

@@ -1,7 +1,7 @@
 //! A sandbox's webhook endpoints, their secrets, and the requeueing of
 //! their deliveries.
 
-use sbx_store::EndpointRecord;
+use sbx_store::{EndpointRecord, EventId};
 use sbx_webhooks::Faults;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -214,13 +214,9 @@ pub async fn redeliver(
     let sandbox = live(state, id)?;
     endpoint(state, id, endpoint_id).await?;
     let number = match event {
-        Some(text) => Some(
-            text.strip_prefix("evt_")
-                .and_then(|n| n.parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ServiceError::invalid("/event", format!("{text:?} is not an event id (evt_…)"))
-                })?,
-        ),
+        Some(text) => Some(EventId::parse(text).ok_or_else(|| {
+            ServiceError::invalid("/event", format!("{text:?} is not an event id (evt_…)"))
+        })?),
         None => None,
     };
     let now = sandbox.now_ms();

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::future::join_all;
 use sbx_engine::UpstreamRequest;
-use sbx_store::{AttemptRecord, DueDelivery};
+use sbx_store::{AttemptRecord, DueDelivery, EventId};
 use sbx_webhooks::{Faults, RetrySchedule};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -27,17 +27,10 @@ const BATCH: u32 = 64;
 /// Longest part of a receiver's answer kept with the attempt.
 const EXCERPT_BYTES: usize = 1024;
 
-/// `evt_` and the event's number: the id of the event and of every
-/// delivery of it (`webhook-id`), the same across retries, so receivers
-/// can deduplicate by it.
-pub fn event_id(number: i64) -> String {
-    format!("evt_{number}")
-}
-
 /// What a receiver gets: the event as Standard Webhooks shapes it.
-pub fn body(event_number: i64, event_type: &str, created_at_ms: i64, data: &Value) -> Vec<u8> {
+pub fn body(event: EventId, event_type: &str, created_at_ms: i64, data: &Value) -> Vec<u8> {
     json!({
-        "id": event_id(event_number),
+        "id": event.to_string(),
         "type": event_type,
         "timestamp": rfc3339(created_at_ms),
         "data": data,
@@ -153,7 +146,7 @@ async fn attempt(
 ) -> Result<(), sbx_store::StoreError> {
     let real_ms = crate::app::now_ms();
     let endpoint = &delivery.endpoint;
-    let id = event_id(delivery.event_id);
+    let id = delivery.event_id.to_string();
     let payload = body(
         delivery.event_id,
         &delivery.event_type,
