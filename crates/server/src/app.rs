@@ -219,7 +219,7 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
         let record = sbx_store::SandboxRecord { revision, ..record };
         state
             .registry
-            .insert(LiveSandbox::from_record(record, compiled, rows)?);
+            .insert(LiveSandbox::from_record(record, compiled, rows));
     }
     Ok(())
 }

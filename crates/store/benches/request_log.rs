@@ -52,7 +52,7 @@ fn save_logs(c: &mut Criterion) {
         revision: 1,
         key_hash: "hash".to_owned(),
         seed: SANDBOX.to_owned(),
-        auth: "spec".to_owned(),
+        auth: sbx_engine::AuthMode::Spec,
         label: None,
         created_at_ms: 1,
         expires_at_ms: None,
@@ -67,7 +67,12 @@ fn save_logs(c: &mut Criterion) {
     };
     runtime.block_on(async {
         store
-            .create_project("payments", "openapi: 3.1.0", "{}", 1)
+            .create_project(
+                "payments",
+                "openapi: 3.1.0",
+                &sbx_engine::ProjectFiles::default(),
+                1,
+            )
             .await
             .expect("a project");
         store.create_sandbox(&sandbox).await.expect("a sandbox");

@@ -10,6 +10,7 @@ mod sqlite;
 mod sqlite_timeline;
 
 use async_trait::async_trait;
+use sbx_engine::{AuthMode, ProjectFiles};
 use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -50,14 +51,14 @@ pub struct ProjectRecord {
     pub updated_at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RevisionRecord {
     pub project: ProjectName,
     pub revision: u32,
     /// The spec text as imported (bundled when it came from several files).
     pub spec: String,
-    /// The behaviour files as one JSON document (`{}`: none).
-    pub files: String,
+    /// The behaviour files (stored as one JSON document).
+    pub files: ProjectFiles,
     pub created_at_ms: i64,
 }
 
@@ -69,8 +70,8 @@ pub struct SandboxRecord {
     /// SHA-256 of the API key, hex; the key itself is never stored.
     pub key_hash: String,
     pub seed: String,
-    /// `spec` or `none`.
-    pub auth: String,
+    /// Whether it checks the spec's security schemes.
+    pub auth: AuthMode,
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
@@ -534,7 +535,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         name: &str,
         spec: &str,
-        files: &str,
+        files: &ProjectFiles,
         now_ms: i64,
     ) -> Result<ProjectRecord, StoreError>;
     /// Appends a revision; returns its number.
@@ -542,7 +543,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         name: &str,
         spec: &str,
-        files: &str,
+        files: &ProjectFiles,
         now_ms: i64,
     ) -> Result<u32, StoreError>;
     async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;

@@ -3,6 +3,7 @@
 use std::{collections::HashMap, path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use sbx_engine::{AuthMode, ProjectFiles};
 use sbx_webhooks::ScheduleName;
 use serde_json::{Value, json};
 use sqlx::{
@@ -198,7 +199,15 @@ fn sandbox(row: &SqliteRow) -> Result<SandboxRecord, StoreError> {
         revision: column::<i64>(row, T, "revision")? as u32,
         key_hash: column(row, T, "key_hash")?,
         seed: column(row, T, "seed")?,
-        auth: column(row, T, "auth")?,
+        auth: {
+            let name: String = column(row, T, "auth")?;
+            AuthMode::parse(&name).ok_or_else(|| StoreError::Corrupt {
+                table: T,
+                key: row_key(row),
+                column: "auth",
+                cause: format!("{name:?} is not an auth mode"),
+            })?
+        },
         label: column(row, T, "label")?,
         created_at_ms,
         expires_at_ms: column(row, T, "expires_at_ms")?,
@@ -412,7 +421,7 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         spec: &str,
-        files: &str,
+        files: &ProjectFiles,
         now_ms: i64,
     ) -> Result<ProjectRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -435,7 +444,7 @@ impl Store for SqliteStore {
         )
         .bind(name)
         .bind(spec)
-        .bind(files)
+        .bind(json!(files).to_string())
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
@@ -452,7 +461,7 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         spec: &str,
-        files: &str,
+        files: &ProjectFiles,
         now_ms: i64,
     ) -> Result<u32, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -471,7 +480,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(revision)
         .bind(spec)
-        .bind(files)
+        .bind(json!(files).to_string())
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
@@ -524,13 +533,17 @@ impl Store for SqliteStore {
             .bind(i64::from(revision))
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| RevisionRecord {
-            project: row.get("project"),
-            revision: row.get::<i64, _>("revision") as u32,
-            spec: row.get("spec"),
-            files: row.get("files"),
-            created_at_ms: row.get("created_at_ms"),
-        }))
+        const T: &str = "revisions";
+        row.map(|row| {
+            Ok(RevisionRecord {
+                project: column(&row, T, "project")?,
+                revision: column::<i64>(&row, T, "revision")? as u32,
+                spec: column(&row, T, "spec")?,
+                files: json(&row, T, "files")?,
+                created_at_ms: column(&row, T, "created_at_ms")?,
+            })
+        })
+        .transpose()
     }
 
     async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
@@ -543,7 +556,7 @@ impl Store for SqliteStore {
         .bind(i64::from(s.revision))
         .bind(&s.key_hash)
         .bind(&s.seed)
-        .bind(&s.auth)
+        .bind(s.auth.as_str())
         .bind(&s.label)
         .bind(s.created_at_ms)
         .bind(s.expires_at_ms)

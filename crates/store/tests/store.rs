@@ -1,10 +1,19 @@
 //! The store contract, run against real SQLite. A second backend runs the
 //! same functions.
 
+use sbx_engine::ProjectFiles;
 use sbx_store::{
     ChangeSet, ClockChange, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ResourceRow,
     SandboxRecord, SqliteStore, Store, StoreError, TransitionRecord,
 };
+
+/// Files with one environment parameter.
+fn with_env() -> ProjectFiles {
+    ProjectFiles {
+        env: serde_json::json!({"a": 1}).as_object().unwrap().clone(),
+        ..ProjectFiles::default()
+    }
+}
 
 fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
     SandboxRecord {
@@ -13,7 +22,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         revision: 1,
         key_hash: format!("hash-{id}"),
         seed: id.to_owned(),
-        auth: "spec".to_owned(),
+        auth: sbx_engine::AuthMode::Spec,
         label: None,
         created_at_ms: 1,
         expires_at_ms,
@@ -136,23 +145,27 @@ fn row(id: &str, value: Option<&str>, version: u64) -> ResourceRow {
 
 async fn contract(store: &dyn Store) {
     let project = store
-        .create_project("pets", "openapi: 3.0.0", "{}", 10)
+        .create_project("pets", "openapi: 3.0.0", &ProjectFiles::default(), 10)
         .await
         .unwrap();
     assert_eq!(project.latest_revision, 1);
     assert!(matches!(
-        store.create_project("pets", "x", "{}", 11).await,
+        store
+            .create_project("pets", "x", &ProjectFiles::default(), 11)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
         store
-            .add_revision("pets", "openapi: 3.1.0", r#"{"env":{"a":1}}"#, 12)
+            .add_revision("pets", "openapi: 3.1.0", &with_env(), 12)
             .await
             .unwrap(),
         2
     );
     assert!(matches!(
-        store.add_revision("nope", "x", "{}", 12).await,
+        store
+            .add_revision("nope", "x", &ProjectFiles::default(), 12)
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
@@ -171,7 +184,7 @@ async fn contract(store: &dyn Store) {
 
     assert_eq!(
         store.get_revision("pets", 2).await.unwrap().unwrap().files,
-        r#"{"env":{"a":1}}"#
+        with_env()
     );
     store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
     let env = serde_json::json!({"k": "v"}).as_object().unwrap().clone();
@@ -386,7 +399,10 @@ async fn sqlite_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-        store.create_project("pets", "spec", "{}", 1).await.unwrap();
+        store
+            .create_project("pets", "spec", &ProjectFiles::default(), 1)
+            .await
+            .unwrap();
         store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
     }
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
@@ -444,7 +460,10 @@ fn ids(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
 async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-    store.create_project("pets", "spec", "{}", 1).await.unwrap();
+    store
+        .create_project("pets", "spec", &ProjectFiles::default(), 1)
+        .await
+        .unwrap();
     store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
     store.create_sandbox(&sandbox("sbx-b", None)).await.unwrap();
     let save = |logs: Vec<LogRecord>| {
@@ -531,13 +550,20 @@ async fn audit_is_pruned_by_age_and_by_count() {
 async fn a_corrupt_row_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-    store.create_project("pets", "{}", "{}", 1).await.unwrap();
+    store
+        .create_project("pets", "{}", &ProjectFiles::default(), 1)
+        .await
+        .unwrap();
     store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
     let raw =
         sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("sbx.db").display()))
             .await
             .unwrap();
-    for (column, spoiled) in [("env", "{not json"), ("webhook_schedule", "hourly")] {
+    for (column, spoiled) in [
+        ("env", "{not json"),
+        ("webhook_schedule", "hourly"),
+        ("auth", "sometimes"),
+    ] {
         sqlx::query(&format!(
             "UPDATE sandboxes SET {column} = ? WHERE id = 'sbx-a'"
         ))
@@ -557,7 +583,7 @@ async fn a_corrupt_row_is_an_error_that_names_it() {
         );
         assert!(store.list_sandboxes().await.is_err(), "listing fails too");
         sqlx::query(
-            "UPDATE sandboxes SET env = '{}', webhook_schedule = 'standard' WHERE id = 'sbx-a'",
+            "UPDATE sandboxes SET env = '{}', webhook_schedule = 'standard', auth = 'spec' WHERE id = 'sbx-a'",
         )
         .execute(&raw)
         .await

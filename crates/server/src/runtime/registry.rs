@@ -13,7 +13,7 @@ use std::{
 
 use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
 use sbx_spec::synth::seed_from;
-use sbx_store::{ProjectName, ResourceRow, SandboxId, SandboxRecord, StoreError};
+use sbx_store::{ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -123,19 +123,12 @@ pub fn overlay(rows: Vec<ResourceRow>) -> Vec<OverlayRow> {
 }
 
 impl LiveSandbox {
-    /// A live sandbox from its stored row; a row naming an unknown auth
-    /// mode is corrupt.
+    /// A live sandbox from its stored row and the records its requests changed.
     pub fn from_record(
         record: SandboxRecord,
         compiled: Arc<CompiledRevision>,
         rows: Vec<ResourceRow>,
-    ) -> Result<Self, StoreError> {
-        let auth = AuthMode::parse(&record.auth).ok_or_else(|| StoreError::Corrupt {
-            table: "sandboxes",
-            key: record.id.to_string(),
-            column: "auth",
-            cause: format!("{:?} is not an auth mode", record.auth),
-        })?;
+    ) -> Self {
         let state = SandboxState::load(
             &compiled.behaviours.fixtures,
             overlay(rows),
@@ -147,7 +140,7 @@ impl LiveSandbox {
             .chaos
             .as_ref()
             .and_then(|text| Some((text.clone(), Arc::new(ChaosSpec::parse(text).ok()?))));
-        Ok(Self {
+        Self {
             pinned: record.pinned,
             serving: RwLock::new(Serving {
                 revision: record.revision,
@@ -168,7 +161,7 @@ impl LiveSandbox {
             webhook_schedule: record.webhook_schedule,
             jobs: tokio::sync::Mutex::new(()),
             seed: seed_from([record.seed.as_bytes()]),
-            auth,
+            auth: record.auth,
             id: record.id,
             project: record.project,
             seed_text: record.seed,
@@ -176,7 +169,7 @@ impl LiveSandbox {
             label: record.label,
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
-        })
+        }
     }
 
     pub fn expired_at(&self, now_ms: i64) -> Option<i64> {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sbx_engine::{CompiledRevision, FileProblem, OperationIndex, ProjectFiles, ScriptLimits};
-use sbx_store::{ProjectRecord, RevisionRecord};
+use sbx_store::ProjectRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -98,8 +98,7 @@ pub async fn compiled_revision(
             let record = store.get_revision(&name, number).await?.ok_or_else(|| {
                 ServiceError::NotFound(format!("project {name} has no revision {number}"))
             })?;
-            let files = stored_files(&record)?;
-            compile(record.spec, files, &limits, &script_limits).await
+            compile(record.spec, record.files, &limits, &script_limits).await
         })
         .await
 }
@@ -135,20 +134,7 @@ pub async fn latest(state: &AppState, name: &str) -> ServiceResult<(String, Proj
         .get_revision(name, project.latest_revision)
         .await?
         .ok_or_else(|| missing(name))?;
-    let files = stored_files(&revision)?;
-    Ok((revision.spec, files))
-}
-
-/// A revision's behaviour files, decoded from the store; a row that does
-/// not decode is an error naming it.
-pub fn stored_files(revision: &RevisionRecord) -> ServiceResult<ProjectFiles> {
-    serde_json::from_str(&revision.files).map_err(|e| {
-        ServiceError::Internal(anyhow::anyhow!(
-            "the stored files of {} revision {} do not decode: {e}",
-            revision.project,
-            revision.revision
-        ))
-    })
+    Ok((revision.spec, revision.files))
 }
 
 /// Whether a publish makes a project or a revision of an existing one.
@@ -169,11 +155,9 @@ pub async fn publish(
     files: ProjectFiles,
     kind: Publish,
 ) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
-    let files_text = serde_json::to_string(&files)
-        .map_err(|e| anyhow::anyhow!("encoding the files of {name}: {e}"))?;
     let compiled = compile(
         spec.clone(),
-        files,
+        files.clone(),
         &state.config.limits,
         &state.config.scripts,
     )
@@ -182,13 +166,13 @@ pub async fn publish(
         Publish::NewProject => {
             state
                 .store
-                .create_project(name, &spec, &files_text, now_ms())
+                .create_project(name, &spec, &files, now_ms())
                 .await?
         }
         Publish::NewRevision => {
             state
                 .store
-                .add_revision(name, &spec, &files_text, now_ms())
+                .add_revision(name, &spec, &files, now_ms())
                 .await?;
             get(state, name).await?
         }

@@ -104,7 +104,7 @@ pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created>
         project: project.name,
         revision,
         key_hash: hash_secret(&api_key),
-        auth: new.auth.as_str().to_owned(),
+        auth: new.auth,
         label: new.label,
         created_at_ms: now,
         expires_at_ms: new
@@ -122,7 +122,7 @@ pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created>
     state.store.create_sandbox(&record).await?;
     let sandbox = state
         .registry
-        .insert(LiveSandbox::from_record(record, compiled, Vec::new())?);
+        .insert(LiveSandbox::from_record(record, compiled, Vec::new()));
     Ok(Created { sandbox, api_key })
 }
 
