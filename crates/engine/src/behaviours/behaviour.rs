@@ -11,8 +11,8 @@ use crate::{
     Response,
     behaviours::call::Call,
     behaviours::fixtures::{self, RecordMaker},
-    behaviours::lifecycle::Lifecycles,
-    behaviours::scenarios::{Scenario, ScenarioInputs, Scenarios},
+    behaviours::lifecycle::{Lifecycles, Trigger},
+    behaviours::scenarios::{self, Scenario, ScenarioInputs, ScenarioSummary},
     behaviours::script::{Script, ScriptLimits, ScriptOutcome, Scripts},
     behaviours::stateful,
     behaviours::templates::{self, Templates},
@@ -51,7 +51,6 @@ pub struct CompiledBehaviours {
     operations: Vec<OperationBehaviour>,
     pub templates: Templates,
     pub fixtures: Vec<FixtureRecord>,
-    pub scenarios: Scenarios,
     /// `jobs/<name>.rhai`, run by scheduled jobs.
     pub job_scripts: BTreeMap<String, Script>,
     pub lifecycles: Lifecycles,
@@ -68,6 +67,10 @@ pub struct OperationBehaviour {
     pub forward: Option<ForwardRule>,
     /// The template answering it (`templates/<operationId>.json.j2`).
     pub template: Option<String>,
+    /// Its scenarios, in the packs' order.
+    pub scenarios: Vec<Scenario>,
+    /// The lifecycle transition it triggers (`on:`).
+    pub trigger: Option<Trigger>,
 }
 
 /// An operation's place among its revision's operations.
@@ -174,7 +177,7 @@ impl CompiledBehaviours {
             .iter()
             .map(|o| (o.id.as_str(), o.path.as_str()))
             .collect();
-        let lifecycles = Lifecycles::compile(
+        let (lifecycles, triggers) = Lifecycles::compile(
             &files.lifecycles,
             &operation_paths,
             &resources,
@@ -193,7 +196,7 @@ impl CompiledBehaviours {
             },
             &mut problems,
         );
-        let scenarios = Scenarios::compile(
+        let scenarios = scenarios::compile(
             &files.scenarios,
             &ScenarioInputs {
                 operation_ids: model.operations.iter().map(|o| o.id.as_str()).collect(),
@@ -243,8 +246,11 @@ impl CompiledBehaviours {
         if !problems.is_empty() {
             return Err(problems);
         }
+        for ((operation, declared), trigger) in operations.iter_mut().zip(scenarios).zip(triggers) {
+            operation.scenarios = declared;
+            operation.trigger = trigger;
+        }
         Ok(Self {
-            scenarios,
             env: files.env.clone(),
             settings: files.settings.clone(),
             resources,
@@ -265,7 +271,12 @@ impl CompiledBehaviours {
 
     /// The scenarios `operation` declares, in the packs' order.
     pub fn scenarios_of(&self, operation: OperationIndex) -> &[Scenario] {
-        &self.scenarios.by_operation[operation.0]
+        &self.operation(operation).scenarios
+    }
+
+    /// What the API lists of `operation`'s scenarios.
+    pub fn scenario_summaries(&self, operation: OperationIndex) -> Vec<ScenarioSummary> {
+        scenarios::summaries(self.scenarios_of(operation))
     }
 
     /// The stateful collection `operation` is bound to, if any.
@@ -275,8 +286,8 @@ impl CompiledBehaviours {
 
     /// The lifecycle transition `operation` triggers (`on:`): the
     /// lifecycle, the transition, and the path parameter holding the id.
-    pub fn trigger(&self, operation: OperationIndex) -> Option<&(usize, usize, String)> {
-        self.lifecycles.by_operation.get(operation.0)?.as_ref()
+    pub fn trigger(&self, operation: OperationIndex) -> Option<&Trigger> {
+        self.operation(operation).trigger.as_ref()
     }
 
     /// Whether anything but the spec's examples and synthesis answers `operation`.

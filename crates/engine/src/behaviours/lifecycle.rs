@@ -190,14 +190,15 @@ impl Lifecycle {
 /// A record schema's members, each with its `enum` when it has one.
 pub type Members = Vec<(String, Option<Vec<Value>>)>;
 
-/// The revision's lifecycles, and the transitions operations trigger.
+/// The revision's lifecycles.
 #[derive(Debug, Default)]
 pub struct Lifecycles {
     pub all: Vec<Lifecycle>,
-    /// Per operation: `(lifecycle, transition, path parameter holding the
-    /// record id)` it triggers.
-    pub by_operation: Vec<Option<(usize, usize, String)>>,
 }
+
+/// The transition an operation triggers (`on:`): the lifecycle's index,
+/// the transition's, and the path parameter holding the record id.
+pub type Trigger = (usize, usize, String);
 
 impl Lifecycles {
     pub fn of(&self, collection: &str) -> Option<&Lifecycle> {
@@ -206,17 +207,16 @@ impl Lifecycles {
 
     /// What compiling needs of the revision: its operations' ids and path
     /// templates, inferred collections, and each collection's record schema.
+    /// The lifecycles, and the transition each operation triggers.
     pub fn compile(
         files: &BTreeMap<String, Value>,
         operations: &[(&str, &str)],
         resources: &Resources,
         record_schema: &dyn Fn(usize) -> Option<Members>,
         problems: &mut Vec<FileProblem>,
-    ) -> Self {
-        let mut lifecycles = Self {
-            all: Vec::new(),
-            by_operation: vec![None; operations.len()],
-        };
+    ) -> (Self, Vec<Option<Trigger>>) {
+        let mut lifecycles = Self { all: Vec::new() };
+        let mut triggers: Vec<Option<Trigger>> = vec![None; operations.len()];
         for (collection, content) in files {
             let file = format!("lifecycles/{collection}.yaml");
             let mut report = |pointer: &str, message: String| {
@@ -263,7 +263,7 @@ impl Lifecycles {
                     let Some(operation) = transition.on else {
                         continue;
                     };
-                    if let Some((other, _, _)) = &lifecycles.by_operation[operation] {
+                    if let Some((other, _, _)) = &triggers[operation] {
                         report(
                             &format!("/transitions/{t}/on"),
                             format!(
@@ -274,12 +274,12 @@ impl Lifecycles {
                         continue;
                     }
                     let param = record_param(operations[operation].1, resources, operation, index);
-                    lifecycles.by_operation[operation] = param.map(|p| (before, t, p));
+                    triggers[operation] = param.map(|p| (before, t, p));
                 }
                 lifecycles.all.push(lifecycle);
             }
         }
-        lifecycles
+        (lifecycles, triggers)
     }
 }
 

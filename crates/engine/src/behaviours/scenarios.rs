@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 
 use crate::{
     Response,
-    behaviours::behaviour::OperationIndex,
     behaviours::call::Call,
     behaviours::conditions::{self, Condition, Inputs},
     behaviours::jobs::JobAction,
@@ -146,12 +145,6 @@ pub struct ScenarioSummary {
     pub trigger: &'static str,
 }
 
-#[derive(Debug, Default)]
-pub struct Scenarios {
-    /// One list per operation, in the packs' order.
-    pub by_operation: Vec<Vec<Scenario>>,
-}
-
 /// What compiling scenario packs needs of the revision.
 pub struct ScenarioInputs<'a> {
     pub operation_ids: Vec<&'a str>,
@@ -232,82 +225,78 @@ fn declared_members<'a>(document: &'a Value, schema: &'a Value) -> Vec<(&'a str,
     members
 }
 
-impl Scenarios {
-    pub fn compile(
-        packs: &BTreeMap<String, Value>,
-        inputs: &ScenarioInputs<'_>,
-        problems: &mut Vec<FileProblem>,
-    ) -> Self {
-        let mut by_operation: Vec<Vec<Scenario>> =
-            inputs.operation_ids.iter().map(|_| Vec::new()).collect();
-        for (pack, content) in packs {
-            let file = format!("scenarios/{pack}.yaml");
-            let Value::Object(operations) = content else {
-                if !content.is_null() {
-                    problems.push(FileProblem::new(
-                        &file,
-                        "must map operation ids to scenarios",
-                    ));
-                }
+/// Compiles the scenario packs: one list per operation, in the packs' order.
+pub fn compile(
+    packs: &BTreeMap<String, Value>,
+    inputs: &ScenarioInputs<'_>,
+    problems: &mut Vec<FileProblem>,
+) -> Vec<Vec<Scenario>> {
+    let mut by_operation: Vec<Vec<Scenario>> =
+        inputs.operation_ids.iter().map(|_| Vec::new()).collect();
+    for (pack, content) in packs {
+        let file = format!("scenarios/{pack}.yaml");
+        let Value::Object(operations) = content else {
+            if !content.is_null() {
+                problems.push(FileProblem::new(
+                    &file,
+                    "must map operation ids to scenarios",
+                ));
+            }
+            continue;
+        };
+        for (operation_id, scenarios) in operations {
+            let at = sbx_spec::pointer::join("", operation_id);
+            let Some(index) = inputs
+                .operation_ids
+                .iter()
+                .position(|id| id == operation_id)
+            else {
+                problems.push(
+                    FileProblem::new(&file, format!("the spec has no operation {operation_id:?}"))
+                        .pointer(at),
+                );
                 continue;
             };
-            for (operation_id, scenarios) in operations {
-                let at = sbx_spec::pointer::join("", operation_id);
-                let Some(index) = inputs
-                    .operation_ids
-                    .iter()
-                    .position(|id| id == operation_id)
-                else {
+            let Value::Object(scenarios) = scenarios else {
+                problems.push(
+                    FileProblem::new(&file, "must map scenario names to outcomes").pointer(at),
+                );
+                continue;
+            };
+            for (name, outcome) in scenarios {
+                let at = sbx_spec::pointer::join(&at, name);
+                if by_operation[index].iter().any(|s| s.name == *name) {
                     problems.push(
                         FileProblem::new(
                             &file,
-                            format!("the spec has no operation {operation_id:?}"),
+                            format!("scenario {name:?} is declared twice for {operation_id}"),
                         )
                         .pointer(at),
                     );
                     continue;
-                };
-                let Value::Object(scenarios) = scenarios else {
-                    problems.push(
-                        FileProblem::new(&file, "must map scenario names to outcomes").pointer(at),
-                    );
-                    continue;
-                };
-                for (name, outcome) in scenarios {
-                    let at = sbx_spec::pointer::join(&at, name);
-                    if by_operation[index].iter().any(|s| s.name == *name) {
-                        problems.push(
-                            FileProblem::new(
-                                &file,
-                                format!("scenario {name:?} is declared twice for {operation_id}"),
-                            )
-                            .pointer(at),
-                        );
-                        continue;
-                    }
-                    match compile_one(name, outcome, index, inputs) {
-                        Ok(scenario) => by_operation[index].push(scenario),
-                        Err((pointer, message)) => problems.push(
-                            FileProblem::new(&file, message).pointer(format!("{at}{pointer}")),
-                        ),
-                    }
+                }
+                match compile_one(name, outcome, index, inputs) {
+                    Ok(scenario) => by_operation[index].push(scenario),
+                    Err((pointer, message)) => problems
+                        .push(FileProblem::new(&file, message).pointer(format!("{at}{pointer}"))),
                 }
             }
         }
-        Self { by_operation }
     }
+    by_operation
+}
 
-    pub fn summaries(&self, operation: OperationIndex) -> Vec<ScenarioSummary> {
-        self.by_operation[operation.0]
-            .iter()
-            .map(|s| ScenarioSummary {
-                name: s.name.clone(),
-                status: s.status,
-                description: s.description.clone(),
-                trigger: s.trigger(),
-            })
-            .collect()
-    }
+/// What the API lists of each scenario.
+pub fn summaries(scenarios: &[Scenario]) -> Vec<ScenarioSummary> {
+    scenarios
+        .iter()
+        .map(|s| ScenarioSummary {
+            name: s.name.clone(),
+            status: s.status,
+            description: s.description.clone(),
+            trigger: s.trigger(),
+        })
+        .collect()
 }
 
 fn compile_one(
@@ -501,7 +490,7 @@ pub fn select(
             None => Err(unknown(
                 &call.operation().operation.id,
                 name,
-                &behaviours.scenarios.summaries(call.index()),
+                &summaries(behaviours.scenarios_of(call.index())),
             )),
         };
     }

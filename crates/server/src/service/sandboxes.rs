@@ -280,7 +280,7 @@ pub fn scenarios(sandbox: &LiveSandbox) -> Vec<OperationScenarios> {
             operation: op.id.clone(),
             method: op.method.clone(),
             path: op.path.clone(),
-            scenarios: behaviours.scenarios.summaries(i),
+            scenarios: behaviours.scenario_summaries(i),
         })
         .collect()
 }
