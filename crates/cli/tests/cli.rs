@@ -350,19 +350,7 @@ fn import_and_mock_a_project_folder() {
         project["behaviours"],
         serde_json::json!(["createPayment", "refundPayment"])
     );
-    let (ok, stdout, stderr) = run(
-        &[
-            "sandbox",
-            "create",
-            "--project",
-            "payments",
-            "--auth",
-            "none",
-        ],
-        &url,
-    );
-    assert!(ok, "{stderr}");
-    let created: Value = serde_json::from_str(&stdout).unwrap();
+    let created = open_payments_sandbox(&url);
     let base_url = created["base_url"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap();
     let (status, body) = http_get(&format!("{base_url}/customers/cus_demo_alice"), &[]);

@@ -443,8 +443,8 @@ pub async fn answer(
     let request_id = request
         .extensions()
         .get::<crate::http::middleware::RequestId>()
-        .map(|id| id.to_string())
-        .unwrap_or_default();
+        .cloned()
+        .unwrap_or_else(|| "".into());
     let method = request.method().as_str().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let trace_context = state
@@ -534,7 +534,7 @@ pub async fn answer(
     let (held, answer) = served.idempotent.unzip();
     let answer = answer.flatten();
     let remembered = answer.as_ref().map(|a| (a.key.clone(), a.created_at_ms));
-    let origin = sbx_store::Origin::Request(request_id.as_str().into());
+    let origin = sbx_store::Origin::Request(request_id);
     if let Err(error) = persist(state, &sandbox.id, served.journal, answer, origin).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
         return problem(

@@ -41,39 +41,27 @@ pub fn body(event: EventId, event_type: &str, created_at_ms: i64, data: &Value) 
 
 /// Sends due deliveries until shutdown.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    match state.store.next_deliveries().await {
-        Ok(next) => {
-            for (id, due_ms) in next {
-                if let Some(sandbox) = state.registry.get(&id) {
-                    sandbox.next_delivery.note(due_ms);
-                }
-            }
+    let due = state.store.next_deliveries().await;
+    super::note_due(&state, due, "deliveries", |sandbox| &sandbox.next_delivery);
+    super::every(POLL, shutdown, || async { start_due(&state) }).await;
+}
+
+/// Starts the due deliveries of every sandbox, each sandbox on its own
+/// task: a slow receiver of one never holds up another's deliveries.
+fn start_due(state: &AppState) {
+    for sandbox in state.registry.all() {
+        let now_ms = sandbox.now_ms();
+        if sandbox.next_delivery.get().is_none_or(|due| due > now_ms) {
+            continue;
         }
-        Err(error) => tracing::warn!(%error, "loading pending deliveries failed"),
-    }
-    let mut interval = tokio::time::interval(POLL);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {
-                for sandbox in state.registry.all() {
-                    let now_ms = sandbox.now_ms();
-                    if sandbox.next_delivery.get().is_none_or(|due| due > now_ms) {
-                        continue;
-                    }
-                    // Each sandbox on its own task: a slow receiver of one
-                    // never holds up another's deliveries.
-                    let Ok(running) = sandbox.delivering.clone().try_lock_owned() else {
-                        continue;
-                    };
-                    let worker = state.clone();
-                    state.workers.spawn(async move {
-                        deliver_or_retry(&worker, &sandbox, now_ms).await;
-                        drop(running);
-                    });
-                }
-            }
-        }
+        let Ok(running) = sandbox.delivering.clone().try_lock_owned() else {
+            continue;
+        };
+        let worker = state.clone();
+        state.workers.spawn(async move {
+            deliver_or_retry(&worker, &sandbox, now_ms).await;
+            drop(running);
+        });
     }
 }
 

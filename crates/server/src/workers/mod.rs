@@ -11,10 +11,17 @@ pub mod scheduler;
 pub mod user_work;
 pub mod writer;
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
+
+use sbx_store::StoreError;
 
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    app::AppState,
+    runtime::registry::{DueAt, LiveSandbox},
+};
 
 #[derive(Clone, Default)]
 pub struct Workers {
@@ -68,6 +75,41 @@ pub async fn next<T>(queue: &mut mpsc::Receiver<T>, closing: &CancellationToken)
             queue.close();
             queue.recv().await
         }
+    }
+}
+
+/// Runs `round` every `period` until `stopping` is cancelled (a round in
+/// progress finishes first).
+pub async fn every<F>(period: Duration, stopping: CancellationToken, mut round: impl FnMut() -> F)
+where
+    F: Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = interval.tick() => round().await,
+        }
+    }
+}
+
+/// Tells each live sandbox when its first stored piece of work (a job, a
+/// delivery) falls due, as the store listed them at start.
+pub fn note_due(
+    state: &AppState,
+    due: Result<Vec<(String, i64)>, StoreError>,
+    what: &str,
+    at: impl Fn(&LiveSandbox) -> &DueAt,
+) {
+    match due {
+        Ok(due) => {
+            for (id, due_ms) in due {
+                if let Some(sandbox) = state.registry.get(&id) {
+                    at(&sandbox).note(due_ms);
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "loading pending {what} failed"),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Removes expired sandboxes (database rows and memory), leaving tombstones
 //! so their addresses keep answering "expired" for a while.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -12,28 +14,25 @@ use crate::{
 const LOG_PRUNE_INTERVAL_MS: i64 = 10 * 60 * 1000;
 
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(state.config.reaper_interval);
-    let mut logs_pruned_at = 0;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => reap(&state, &mut logs_pruned_at).await,
-        }
-    }
+    let logs_pruned_at = AtomicI64::new(0);
+    let period = state.config.reaper_interval;
+    super::every(period, shutdown, || reap(&state, &logs_pruned_at)).await;
 }
 
 /// One round of the reaper, log and audit pruning included.
 pub async fn reap_once(state: &AppState) {
-    reap(state, &mut 0).await;
+    reap(state, &AtomicI64::new(0)).await;
 }
 
-async fn reap(state: &AppState, logs_pruned_at: &mut i64) {
+/// Removes what expired; prunes the logs when they were last pruned (real
+/// time, `logs_pruned_at`) long enough ago.
+async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     let now = now_ms();
     if let Err(error) = sandboxes::expire(state, now).await {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }
-    if now - *logs_pruned_at >= LOG_PRUNE_INTERVAL_MS {
-        *logs_pruned_at = now;
+    if now - logs_pruned_at.load(Ordering::Relaxed) >= LOG_PRUNE_INTERVAL_MS {
+        logs_pruned_at.store(now, Ordering::Relaxed);
         if let Err(error) = state
             .store
             .prune_logs(now - state.config.request_log_limits.retention_ms())

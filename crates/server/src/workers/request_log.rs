@@ -11,7 +11,7 @@ use sbx_engine::{
     CompiledRevision, Step, Verdict,
     redaction::{Redactions, Secrets},
 };
-use sbx_store::{LogRecord, SandboxId, Store};
+use sbx_store::{LogRecord, RequestId, SandboxId, Store};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,7 @@ const SECRET_HEADERS: [&str; 5] = [
 /// A request and its answer, as the data plane saw them.
 pub struct Entry {
     pub sandbox_id: SandboxId,
-    pub request_id: String,
+    pub request_id: RequestId,
     pub at_ms: i64,
     /// The sandbox clock's time when it arrived.
     pub sandbox_at_ms: i64,
@@ -234,7 +234,7 @@ fn record(entry: Entry) -> LogRecord {
         ),
         trace,
         sandbox_id: entry.sandbox_id,
-        request_id: entry.request_id.into(),
+        request_id: entry.request_id,
         at_ms: entry.at_ms,
         sandbox_at_ms: Some(entry.sandbox_at_ms),
         trace_id: entry.trace_id,

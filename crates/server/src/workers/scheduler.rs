@@ -207,23 +207,9 @@ fn run_in_order(
 
 /// Fires jobs that fall due in real time, until shutdown.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    match state.store.next_jobs().await {
-        Ok(next) => {
-            for (id, due_ms) in next {
-                if let Some(sandbox) = state.registry.get(&id) {
-                    sandbox.next_job.note(due_ms);
-                }
-            }
-        }
-        Err(error) => tracing::warn!(%error, "loading pending jobs failed"),
-    }
-    let mut interval = tokio::time::interval(POLL);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => fire_due(&state).await,
-        }
-    }
+    let due = state.store.next_jobs().await;
+    super::note_due(&state, due, "jobs", |sandbox| &sandbox.next_job);
+    super::every(POLL, shutdown, || fire_due(&state)).await;
 }
 
 /// Runs the due jobs of every sandbox (one round of the scheduler).
