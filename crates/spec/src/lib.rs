@@ -21,8 +21,8 @@ mod validator;
 pub use error::{Problem, SpecError};
 pub use load::{Limits, parse_document};
 pub use model::{
-    ApiModel, MediaTypeSpec, Operation, ParamLocation, ParamStyle, Parameter, RequestBody,
-    ResponseHeader, ResponseSpec, SecurityRequirement, SecurityScheme, StatusKey,
+    ApiModel, MediaTypeSpec, Operation, ParamLocation, ParamStyle, Parameter, PropertyEncoding,
+    RequestBody, ResponseHeader, ResponseSpec, SecurityRequirement, SecurityScheme, StatusKey,
 };
 pub use validator::{Direction, SchemaCompiler, SchemaValidator, Violation};
 

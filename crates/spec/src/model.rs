@@ -103,6 +103,17 @@ pub struct MediaTypeSpec {
     pub schema_pointer: Option<String>,
     /// Named examples; a lone `example` is named "example".
     pub examples: Vec<(String, Value)>,
+    /// The encoding object of a form or multipart body, by property name.
+    pub encoding: Vec<(String, PropertyEncoding)>,
+}
+
+/// How one property of a form or multipart body is serialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyEncoding {
+    pub style: ParamStyle,
+    pub explode: bool,
+    /// The part's declared media type (`application/json` parts hold JSON).
+    pub content_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -620,6 +631,7 @@ impl<'a> Extractor<'a> {
                 media_type: media_type.to_ascii_lowercase(),
                 schema_pointer,
                 examples,
+                encoding: property_encodings(media.get("encoding")),
             });
         }
         out
@@ -703,6 +715,39 @@ pub fn template_names(path: &str) -> Vec<String> {
         rest = &rest[open + close + 1..];
     }
     names
+}
+
+/// A media type's `encoding` map; unknown styles fall back to `form`, the
+/// default for form bodies.
+fn property_encodings(encoding: Option<&Value>) -> Vec<(String, PropertyEncoding)> {
+    let Some(Value::Object(encoding)) = encoding else {
+        return Vec::new();
+    };
+    encoding
+        .iter()
+        .map(|(name, entry)| {
+            let style = match entry.get("style").and_then(Value::as_str) {
+                Some("deepObject") => ParamStyle::DeepObject,
+                Some("spaceDelimited") => ParamStyle::SpaceDelimited,
+                Some("pipeDelimited") => ParamStyle::PipeDelimited,
+                _ => ParamStyle::Form,
+            };
+            let explode = entry
+                .get("explode")
+                .and_then(Value::as_bool)
+                .unwrap_or(style == ParamStyle::Form);
+            let content_type = entry
+                .get("contentType")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            let property = PropertyEncoding {
+                style,
+                explode,
+                content_type,
+            };
+            (name.clone(), property)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -230,6 +230,7 @@ fn split_parameters(
     let mut body = None;
     let mut form_fields = Map::new();
     let mut form_required = Vec::new();
+    let mut form_encoding = Map::new();
     let mut has_file = false;
     for param in params {
         match param.get("in").and_then(Value::as_str) {
@@ -244,6 +245,9 @@ fn split_parameters(
                     form_required.push(Value::String(name.clone()));
                 }
                 let schema = schema_from_parameter(&param);
+                if let Some(encoding) = form_array_encoding(&param) {
+                    form_encoding.insert(name.clone(), encoding);
+                }
                 has_file |= schema.get("format").and_then(Value::as_str) == Some("binary");
                 form_fields.insert(name, schema);
             }
@@ -276,11 +280,30 @@ fn split_parameters(
         };
         let content: Map<String, Value> = media_types
             .into_iter()
-            .map(|m| (m, json!({"schema": schema.clone()})))
+            .map(|m| {
+                let media = json!({"schema": schema.clone(), "encoding": form_encoding.clone()});
+                (m, media)
+            })
             .collect();
         body = Some(json!({"content": content}));
     }
     (out, body)
+}
+
+/// The 3.0 encoding of a 2.0 array form field: `multi` repeats the key,
+/// `csv` (the default), `ssv` and `pipes` join the items.
+fn form_array_encoding(param: &Value) -> Option<Value> {
+    if param.get("type").and_then(Value::as_str) != Some("array") {
+        return None;
+    }
+    Some(
+        match param.get("collectionFormat").and_then(Value::as_str) {
+            Some("multi") => json!({"style": "form", "explode": true}),
+            Some("ssv") => json!({"style": "spaceDelimited", "explode": false}),
+            Some("pipes") => json!({"style": "pipeDelimited", "explode": false}),
+            _ => json!({"style": "form", "explode": false}),
+        },
+    )
 }
 
 fn is_body_reference(param: &Value, body_params: &[String]) -> bool {

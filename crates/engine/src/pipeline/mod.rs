@@ -483,7 +483,13 @@ impl Routed<'_> {
         exchange: &Exchange<'_>,
         trace: &mut Trace,
     ) -> Result<Option<Value>, Stop> {
-        let (violations, body) = match validate(self.operation, self.request, path_params, query) {
+        let (violations, body) = match validate(
+            self.operation,
+            self.request,
+            path_params,
+            query,
+            &self.revision.model.document,
+        ) {
             Ok(validated) => validated,
             Err(unsupported) => {
                 trace.note(|| Step::new("validate", Verdict::Failed, problem_detail(&unsupported)));
@@ -887,12 +893,14 @@ fn validate(
     request: &Request<'_>,
     path_params: &[(String, String)],
     query: &[(String, String)],
+    document: &Value,
 ) -> Result<(Vec<Violation>, Option<Value>), Response> {
     let mut violations = Vec::new();
     let raw = params::RawParams {
         path: path_params,
         query,
         headers: request.headers,
+        document,
     };
     for (param, validator) in operation
         .operation
@@ -976,7 +984,13 @@ fn validate(
     };
     let media = &operation.request_content[index];
     let mut parsed = None;
-    match body::parse(&body::essence(content_type), request.body, &media.schema) {
+    match body::parse(
+        content_type,
+        request.body,
+        &media.spec,
+        &media.schema,
+        document,
+    ) {
         Err(message) => violations.push(Violation {
             location: "body",
             pointer: String::new(),

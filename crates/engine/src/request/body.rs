@@ -1,8 +1,11 @@
 //! Request bodies: which declared media type a body is, and its JSON value.
 
-use serde_json::{Map, Value};
+use std::{convert::Infallible, future::Future, task::Poll};
 
-use crate::request::params::coerce;
+use sbx_spec::{MediaTypeSpec, PropertyEncoding};
+use serde_json::Value;
+
+use crate::request::form::{Fields, Leaf};
 
 /// `Application/JSON; charset=utf-8` → `application/json`.
 pub fn essence(content_type: &str) -> String {
@@ -45,36 +48,32 @@ where
         .or_else(|| declared.clone().position(|m| range_covers(m, &essence)))
 }
 
-/// Parses a body for validation. `Ok(None)` means "not validated" (binary,
-/// multipart); errors are messages for a 400.
-pub fn parse(essence: &str, bytes: &[u8], schema: &Value) -> Result<Option<Value>, String> {
-    if is_json(essence) {
+/// Parses a body for validation. `Ok(None)` means "not validated"
+/// (binary); errors are messages for a 400. Form and multipart bodies
+/// decode per the media type's encoding object (see [`form`]).
+pub fn parse(
+    content_type: &str,
+    bytes: &[u8],
+    media: &MediaTypeSpec,
+    schema: &Value,
+    document: &Value,
+) -> Result<Option<Value>, String> {
+    let essence = essence(content_type);
+    if is_json(&essence) {
         return serde_json::from_slice(bytes)
             .map(Some)
             .map_err(|e| format!("the body is not valid JSON: {e}"));
     }
     if essence == "application/x-www-form-urlencoded" {
-        let mut object = Map::new();
+        let mut fields = Fields::default();
         for (name, value) in form_urlencoded::parse(bytes) {
-            let property = schema
-                .get("properties")
-                .and_then(|p| p.get(name.as_ref()))
-                .cloned()
-                .unwrap_or(Value::Null);
-            let is_array = property.get("type").and_then(Value::as_str) == Some("array");
-            if is_array {
-                let items = property.get("items").cloned().unwrap_or(Value::Null);
-                let entry = object
-                    .entry(name.into_owned())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(values) = entry {
-                    values.push(coerce(&value, &items));
-                }
-            } else {
-                object.insert(name.into_owned(), coerce(&value, &property));
-            }
+            fields.insert(&name, Leaf::Text(value.into_owned()));
         }
-        return Ok(Some(Value::Object(object)));
+        return Ok(Some(fields.into_value(schema, &media.encoding, document)));
+    }
+    if essence == "multipart/form-data" {
+        let fields = multipart_fields(content_type, bytes, &media.encoding)?;
+        return Ok(Some(fields.into_value(schema, &media.encoding, document)));
     }
     if essence.starts_with("text/") {
         return std::str::from_utf8(bytes)
@@ -82,6 +81,58 @@ pub fn parse(essence: &str, bytes: &[u8], schema: &Value) -> Result<Option<Value
             .map_err(|_| "the body is not valid UTF-8 text".to_owned());
     }
     Ok(None)
+}
+
+/// A multipart body's parts as fields: JSON parts (by their own
+/// `Content-Type` or the encoding's `contentType`) parsed, files kept as
+/// text, other parts typed by the schema.
+fn multipart_fields(
+    content_type: &str,
+    bytes: &[u8],
+    encoding: &[(String, PropertyEncoding)],
+) -> Result<Fields, String> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| format!("the multipart body cannot be read: {e}"))?;
+    let body = bytes::Bytes::copy_from_slice(bytes);
+    let stream = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(body)));
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let parts = async move {
+        let mut fields = Fields::default();
+        while let Some(part) = multipart.next_field().await? {
+            let name = part.name().unwrap_or_default().to_owned();
+            let declared = encoding
+                .iter()
+                .find(|(property, _)| *property == name)
+                .and_then(|(_, e)| e.content_type.clone());
+            let part_type = part.content_type().map(|m| m.essence_str().to_owned());
+            let is_file = part.file_name().is_some();
+            let content = part.bytes().await?;
+            let text = String::from_utf8_lossy(&content).into_owned();
+            let json_part = part_type.or(declared).is_some_and(|t| is_json(&t));
+            let leaf = if json_part {
+                match serde_json::from_str(&text) {
+                    Ok(value) => Leaf::Value(value),
+                    Err(e) => return Ok(Err(format!("part \"{name}\" is not valid JSON: {e}"))),
+                }
+            } else if is_file {
+                Leaf::Value(Value::String(text))
+            } else {
+                Leaf::Text(text)
+            };
+            fields.insert(&name, leaf);
+        }
+        Ok::<_, multer::Error>(Ok(fields))
+    };
+    // The whole body is in memory, so the parser never waits: one poll ends it.
+    let mut parts = std::pin::pin!(parts);
+    match parts
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(Ok(fields)) => fields,
+        Poll::Ready(Err(e)) => Err(format!("the multipart body cannot be read: {e}")),
+        Poll::Pending => Err("the multipart body cannot be read: it ended early".to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -99,13 +150,69 @@ mod tests {
         assert_eq!(match_declared(["text/plain"], "application/json"), None);
     }
 
+    fn media(media_type: &str) -> MediaTypeSpec {
+        MediaTypeSpec {
+            media_type: media_type.into(),
+            schema_pointer: None,
+            examples: Vec::new(),
+            encoding: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn multipart_parts_are_typed_and_nested() {
+        let body = "--B\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\ndispute_evidence\r\n\
+            --B\r\nContent-Disposition: form-data; name=\"file_link_data[create]\"\r\n\r\ntrue\r\n\
+            --B\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{\"a\": [1]}\r\n\
+            --B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n123\r\n--B--\r\n";
+        let schema = serde_json::json!({"properties": {
+            "file_link_data": {"properties": {"create": {"type": "boolean"}}},
+            "file": {"type": "string", "format": "binary"},
+        }});
+        let value = parse(
+            "multipart/form-data; boundary=B",
+            body.as_bytes(),
+            &media("multipart/form-data"),
+            &schema,
+            &Value::Null,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"purpose": "dispute_evidence", "file_link_data": {"create": true}, "meta": {"a": [1]}, "file": "123"})
+        );
+        let broken = parse(
+            "multipart/form-data; boundary=B",
+            b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx",
+            &media("multipart/form-data"),
+            &schema,
+            &Value::Null,
+        );
+        assert!(
+            broken
+                .unwrap_err()
+                .starts_with("the multipart body cannot be read")
+        );
+        let unbounded = parse(
+            "multipart/form-data",
+            b"",
+            &media("multipart/form-data"),
+            &schema,
+            &Value::Null,
+        );
+        assert!(unbounded.is_err());
+    }
+
     #[test]
     fn forms_are_coerced_by_schema() {
         let schema = serde_json::json!({"properties": {"n": {"type": "integer"}, "t": {"type": "array", "items": {"type": "string"}}}});
         let value = parse(
             "application/x-www-form-urlencoded",
             b"n=3&t=a&t=b&x=y",
+            &media("application/x-www-form-urlencoded"),
             &schema,
+            &Value::Null,
         )
         .unwrap()
         .unwrap();

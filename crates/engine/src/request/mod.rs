@@ -4,6 +4,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod form;
 pub(crate) mod headers;
 pub(crate) mod near_miss;
 pub(crate) mod negotiate;

@@ -6,13 +6,21 @@ use std::borrow::Cow;
 use sbx_spec::{ParamLocation, ParamStyle, Parameter};
 use serde_json::{Map, Value};
 
-use crate::{HeaderSource, request::headers::cookie};
+use crate::{
+    HeaderSource,
+    request::{
+        form::{Fields, Leaf},
+        headers::cookie,
+    },
+};
 
 /// The raw sources of a request's parameters.
 pub struct RawParams<'a> {
     pub path: &'a [(String, String)],
     pub query: &'a [(String, String)],
     pub headers: &'a dyn HeaderSource,
+    /// The document, for the `$ref`s inside nested parameter schemas.
+    pub document: &'a Value,
 }
 
 /// The parameter's value, `None` when absent. Errors describe malformed text.
@@ -27,7 +35,7 @@ pub fn extract(param: &Parameter, raw: &RawParams<'_>) -> Result<Option<Value>, 
             .map_err(|e| format!("is not valid JSON: {e}"));
     }
     match param.location {
-        ParamLocation::Query => Ok(query_value(param, raw.query, kind)),
+        ParamLocation::Query => Ok(query_value(param, raw.query, kind, raw.document)),
         _ => Ok(single_raw(param, raw).map(|text| from_text(param, &text, kind))),
     }
 }
@@ -71,7 +79,12 @@ fn schema_kind(schema: &Value) -> Kind {
     }
 }
 
-fn query_value(param: &Parameter, query: &[(String, String)], kind: Kind) -> Option<Value> {
+fn query_value(
+    param: &Parameter,
+    query: &[(String, String)],
+    kind: Kind,
+    document: &Value,
+) -> Option<Value> {
     let own: Vec<&str> = query
         .iter()
         .filter(|(n, _)| *n == param.name)
@@ -80,14 +93,13 @@ fn query_value(param: &Parameter, query: &[(String, String)], kind: Kind) -> Opt
     match (kind, param.style, param.explode) {
         (Kind::Object, ParamStyle::DeepObject, _) => {
             let prefix = format!("{}[", param.name);
-            let mut object = Map::new();
+            let mut fields = Fields::default();
             for (name, value) in query {
-                if let Some(key) = name.strip_prefix(&prefix).and_then(|k| k.strip_suffix(']')) {
-                    let schema = property_schema(&param.schema, key);
-                    object.insert(key.to_owned(), coerce(value, &schema));
+                if name.starts_with(&prefix) {
+                    fields.insert(name, Leaf::Text(value.clone()));
                 }
             }
-            (!object.is_empty()).then_some(Value::Object(object))
+            fields.into_member(&param.name, &param.schema, document)
         }
         (Kind::Object, ParamStyle::Form, true) => {
             // Exploded form objects spread their properties over the query.
@@ -181,8 +193,12 @@ fn property_schema(schema: &Value, name: &str) -> Value {
 /// Text → the JSON type the schema expects, when it parses as one. Text
 /// that does not parse stays a string, so the validator names the mismatch.
 pub fn coerce(text: &str, schema: &Value) -> Value {
-    let types = sbx_spec::declared_types(schema);
-    for t in &types {
+    coerce_to(text, &sbx_spec::declared_types(schema))
+}
+
+/// Text → the first of `types` it parses as; a string otherwise.
+pub fn coerce_to(text: &str, types: &[&str]) -> Value {
+    for t in types {
         match *t {
             "integer" => {
                 if let Ok(i) = text.parse::<i64>() {
@@ -245,6 +261,7 @@ mod tests {
                 path,
                 query,
                 headers: &headers,
+                document: &Value::Null,
             },
         )
         .unwrap()
