@@ -10,6 +10,7 @@ mod behaviours;
 mod compile;
 mod pipeline;
 mod request;
+mod schema_view;
 mod state;
 
 pub use behaviours::{chaos, events, jobs};
@@ -28,6 +29,7 @@ pub use pipeline::problem::ProblemType;
 pub use pipeline::trace::{Step, Verdict};
 pub use pipeline::{
     AuthMode, Decision, Outcome, Request, Response, SandboxContext, Yield, declared_error_for,
+    failure::{Culprit, Failure, FailureKind},
     handle,
 };
 pub use project::{FileProblem, ProjectFiles};

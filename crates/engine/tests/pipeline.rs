@@ -272,3 +272,126 @@ fn a_204_has_no_body_and_a_wrong_method_names_the_allowed_ones() {
     let nowhere = sandbox.send("GET", "/pet/1", &[], "");
     insta::assert_json_snapshot!("no_route", seen(&nowhere));
 }
+
+/// A Stripe-shaped API: form bodies with nested keys, one error schema.
+const FORMS: &str = r##"
+openapi: 3.0.3
+info: { title: Forms, version: "1" }
+paths:
+  /v1/customers:
+    post:
+      operationId: PostCustomers
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [email]
+              properties:
+                email: { type: string, maxLength: 50 }
+                balance: { type: integer }
+                metadata:
+                  anyOf:
+                    - { type: object, additionalProperties: { type: string } }
+                    - { type: string, enum: [""] }
+                expand: { type: array, items: { type: string } }
+            encoding:
+              metadata: { style: deepObject, explode: true }
+              expand: { style: deepObject, explode: true }
+      responses:
+        "200":
+          description: the customer
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/customer" }
+        default:
+          description: an error
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/error" }
+  /v1/customers/{customer}:
+    get:
+      operationId: GetCustomersCustomer
+      parameters:
+        - { name: customer, in: path, required: true, schema: { type: string } }
+      responses:
+        "200":
+          description: the customer
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/customer" }
+        default:
+          description: an error
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/error" }
+components:
+  schemas:
+    customer:
+      type: object
+      required: [id, email]
+      properties:
+        id: { type: string }
+        email: { type: string }
+        balance: { type: integer }
+        metadata: { type: object, additionalProperties: { type: string } }
+    error:
+      type: object
+      required: [error]
+      properties:
+        error:
+          type: object
+          required: [type]
+          properties:
+            type: { type: string, enum: [api_error, card_error, idempotency_error, invalid_request_error] }
+            code: { type: string, maxLength: 100 }
+            param: { type: string, maxLength: 100 }
+            message: { type: string, maxLength: 1000 }
+            doc_url: { type: string, maxLength: 200 }
+            decline_code: { type: string, maxLength: 100 }
+"##;
+
+#[test]
+fn form_bodies_nest_and_errors_say_what_failed() {
+    let mut files = ProjectFiles::default();
+    files.settings.errors = serde_yaml_ng::from_str(
+        "not_found: { doc_url: 'https://docs.example.com/errors#resource_missing' }",
+    )
+    .unwrap();
+    let sandbox = Sandbox::of(compile(FORMS, &files));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let created = sandbox.send(
+        "POST",
+        "/v1/customers",
+        &form,
+        "email=a%40b.c&balance=12&metadata[order]=42&expand[]=default_source",
+    );
+    assert_eq!(created.response.status, 200, "{}", seen(&created));
+    let body: Value = serde_json::from_slice(&created.response.body).unwrap();
+    assert_eq!(body["metadata"], json!({"order": "42"}));
+    assert_eq!(body["balance"], json!(12));
+
+    let missing = sandbox.send("POST", "/v1/customers", &form, "metadata[order]=42");
+    assert_eq!(missing.response.status, 400);
+    let error: Value = serde_json::from_slice(&missing.response.body).unwrap();
+    assert_eq!(
+        error,
+        json!({"error": {"type": "invalid_request_error", "code": "parameter_missing", "message": "\"email\" is a required property", "param": "email"}})
+    );
+
+    let nested = sandbox.send("POST", "/v1/customers", &form, "email=a&balance=x");
+    let error: Value = serde_json::from_slice(&nested.response.body).unwrap();
+    assert_eq!(error["error"]["code"], json!("parameter_invalid"));
+    assert_eq!(error["error"]["param"], json!("balance"));
+
+    let unknown = sandbox.send("GET", "/v1/customers/cus_nope", &[], "");
+    assert_eq!(unknown.response.status, 404, "{}", seen(&unknown));
+    let error: Value = serde_json::from_slice(&unknown.response.body).unwrap();
+    assert_eq!(error["error"]["type"], json!("invalid_request_error"));
+    assert_eq!(error["error"]["code"], json!("resource_missing"));
+    assert_eq!(
+        error["error"]["doc_url"],
+        json!("https://docs.example.com/errors#resource_missing")
+    );
+}

@@ -47,6 +47,8 @@ pub struct Violation {
     pub schema_path: String,
     /// The value that broke it.
     pub got: Value,
+    /// The member a `required` rule found missing.
+    pub missing: Option<String>,
 }
 
 /// A compiled schema.
@@ -121,6 +123,12 @@ impl SchemaValidator {
                 message: error.to_string(),
                 schema_path: error.schema_path().to_string(),
                 got: error.instance().clone().into_owned(),
+                missing: match error.kind() {
+                    jsonschema::error::ValidationErrorKind::Required { property } => {
+                        property.as_str().map(str::to_owned)
+                    }
+                    _ => None,
+                },
             })
             .collect()
     }

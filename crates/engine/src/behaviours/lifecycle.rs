@@ -10,8 +10,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    Response, behaviours::call::Call, behaviours::jobs::JobAction, compile::project::FileProblem,
-    compile::resources::Resources, pipeline::problem::ProblemType, state::Record,
+    Response,
+    behaviours::call::Call,
+    behaviours::jobs::JobAction,
+    compile::project::FileProblem,
+    compile::resources::Resources,
+    pipeline::failure::{Failure, FailureKind},
+    pipeline::problem::ProblemType,
+    state::Record,
 };
 
 #[derive(Debug, Deserialize)]
@@ -493,7 +499,7 @@ impl Refused {
             Self::Disallowed(Disallowed(reason)) => crate::behaviours::stateful::error(
                 call,
                 &[409, 400, 422],
-                &reason,
+                &Failure::new(FailureKind::Conflict, &reason),
                 ProblemType::InvalidTransition,
             ),
         }

@@ -18,6 +18,7 @@ use crate::{
     compile::project::FileProblem,
     compile::resources::Resources,
     pipeline::cache::Synthesized,
+    pipeline::failure::{Failure, FailureKind},
     pipeline::problem::ProblemType,
     pipeline::respond::{BodySource, Prefer, Rendered},
 };
@@ -591,7 +592,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
             response: crate::behaviours::stateful::error(
                 call,
                 &[scenario.status],
-                message,
+                &Failure::new(FailureKind::of_status(scenario.status), message),
                 ProblemType::Scenario,
             ),
             value: None,

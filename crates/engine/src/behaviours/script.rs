@@ -25,6 +25,7 @@ use crate::{
     behaviours::stateful,
     compile::project::{FileProblem, ForwardRule},
     compile::resources::{CollectionSpec, IdKind},
+    pipeline::failure::{Failure, FailureKind},
     pipeline::problem::ProblemType,
     pipeline::respond::{self, BodySource},
 };
@@ -300,13 +301,14 @@ fn fail(status: i64, body: Dynamic, headers: Dynamic) -> Fallible {
         .filter(|s| (100..=599).contains(s))
         .ok_or_else(|| runtime(format!("fail(): {status} is not an HTTP status")))?;
     let mut response = match to_value(&body)? {
-        Value::String(reason) => stateful::error(&call, &[status], &reason, ProblemType::Failed),
-        Value::Null => stateful::error(
-            &call,
-            &[status],
-            "failed by the behaviour",
-            ProblemType::Failed,
-        ),
+        Value::String(reason) => {
+            let failure = Failure::new(FailureKind::of_status(status), &reason);
+            stateful::error(&call, &[status], &failure, ProblemType::Failed)
+        }
+        Value::Null => {
+            let failure = Failure::new(FailureKind::of_status(status), "failed by the behaviour");
+            stateful::error(&call, &[status], &failure, ProblemType::Failed)
+        }
         value => json_response(status, &value),
     };
     for (name, value) in to_map(&headers)? {

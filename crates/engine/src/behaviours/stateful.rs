@@ -11,6 +11,7 @@ use crate::{
     behaviours::call::Call,
     compile::resources::{Action, Binding, CollectionSpec, IdKind, ListShape},
     pipeline::cache::Synthesized,
+    pipeline::failure::{Culprit, Failure, FailureKind},
     pipeline::order::Plan,
     pipeline::problem::ProblemType,
     pipeline::respond::{self, BodySource, Prefer, Rendered},
@@ -108,23 +109,32 @@ fn existing(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Result
 /// The spec's declared 404 (shaped by its schema), else a problem.
 pub fn not_found(call: &Call, spec: &CollectionSpec, id: &str) -> Response {
     let reason = format!("no {} record has id {id:?}", spec.name);
-    error(call, &[404], &reason, ProblemType::NotFound)
+    let failure = Failure::new(FailureKind::NotFound, &reason).about(Some(Culprit {
+        name: spec.id_field.clone(),
+        pointer: format!("/{}", sbx_spec::pointer::escape(&spec.id_field)),
+    }));
+    error(call, &[404], &failure, ProblemType::NotFound)
 }
 
-/// The spec's declared error for the first of `statuses` it declares, with
-/// `reason`; else a problem with the first status.
-pub fn error(call: &Call, statuses: &[u16], reason: &str, kind: ProblemType) -> Response {
+/// The spec's declared error for the first of `statuses` it declares,
+/// saying `failure`; else a `problem` with the first status.
+pub fn error(
+    call: &Call,
+    statuses: &[u16],
+    failure: &Failure<'_>,
+    problem: ProblemType,
+) -> Response {
     respond::declared_error(
         &call.revision,
         call.sandbox.seed,
         call.operation(),
         &call.exchange(),
         statuses,
-        reason,
+        failure,
     )
     .unwrap_or_else(|| {
-        let status = statuses.first().copied().unwrap_or(kind.status());
-        kind.response_with(status, reason, None)
+        let status = statuses.first().copied().unwrap_or(problem.status());
+        problem.response_with(status, failure.reason, None)
     })
 }
 
@@ -157,7 +167,8 @@ fn create(
     let id = match requested {
         Some(id) if call.sandbox.state.get(&spec.name, &id).is_some() => {
             let reason = format!("a {} record with id {id:?} already exists", spec.name);
-            return Err(error(call, &[409], &reason, ProblemType::Conflict));
+            let failure = Failure::new(FailureKind::Conflict, &reason);
+            return Err(error(call, &[409], &failure, ProblemType::Conflict));
         }
         Some(id) => id,
         None => {

@@ -105,6 +105,9 @@ pub struct ProjectSettings {
     /// JSON paths masked in the request log's bodies (`card.number`,
     /// `$..password`), besides credentials, which always are.
     pub redact: Vec<String>,
+    /// Exact member values of the error bodies the sandbox answers itself,
+    /// by failure (`not_found: {code: resource_missing}`).
+    pub errors: BTreeMap<crate::pipeline::failure::FailureKind, serde_json::Map<String, Value>>,
 }
 
 /// Where and how an operation is forwarded.

@@ -2,6 +2,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod drift;
+pub(crate) mod failure;
 pub(crate) mod order;
 pub(crate) mod problem;
 pub(crate) mod respond;
@@ -21,6 +22,7 @@ use crate::{
     behaviours::scenarios,
     compile::revision::{CompiledOperation, CompiledRevision},
     pipeline::drift::Drift,
+    pipeline::failure::{Culprit, Failure, FailureKind},
     pipeline::problem::ProblemType,
     pipeline::respond::{BodySource, Exchange, Prefer, declared_error},
     pipeline::trace::{Step, Trace, Verdict},
@@ -148,6 +150,34 @@ struct Violation {
     message: String,
     /// Where in the schema the rule broken is, and the value that broke it.
     schema: Option<(String, Value)>,
+    /// The member a `required` rule found missing.
+    missing: Option<String>,
+}
+
+impl Violation {
+    /// The parameter or body member at fault, named as clients name it:
+    /// `metadata[order]` in a form body, `customer.email` in JSON.
+    fn culprit(&self, form_body: bool) -> Culprit {
+        let mut segments: Vec<String> = self
+            .pointer
+            .split('/')
+            .skip(1)
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        segments.extend(self.missing.iter().cloned());
+        let pointer: String = segments
+            .iter()
+            .map(|s| format!("/{}", sbx_spec::pointer::escape(s)))
+            .collect();
+        let name = match segments.split_first() {
+            None => String::new(),
+            Some((first, rest)) if form_body || self.location != "body" => rest
+                .iter()
+                .fold(first.clone(), |name, s| format!("{name}[{s}]")),
+            Some(_) => segments.join("."),
+        };
+        Culprit { name, pointer }
+    }
 }
 
 pub fn handle(
@@ -463,7 +493,7 @@ impl Routed<'_> {
             self.operation,
             exchange,
             &[401],
-            &detail,
+            &Failure::new(FailureKind::Authentication, &detail),
         )
         .unwrap_or_else(|| ProblemType::Unauthorized.response(&detail));
         if let Some(challenge) = challenge {
@@ -498,13 +528,18 @@ impl Routed<'_> {
         };
         trace.note(|| explain_validation(&violations));
         if !violations.is_empty() {
-            let context = self.context;
+            let content_type = self.request.headers.get("content-type").unwrap_or("");
+            let form_body = matches!(
+                body::essence(content_type).as_str(),
+                "application/x-www-form-urlencoded" | "multipart/form-data"
+            );
             let failure = validation_failure(
                 self.revision,
-                context,
+                self.context,
                 self.operation,
                 exchange,
                 &violations,
+                form_body,
             );
             return Err(failure.into());
         }
@@ -548,7 +583,7 @@ impl Routed<'_> {
                     self.operation,
                     exchange,
                     &[status],
-                    &reason,
+                    &Failure::new(FailureKind::of_status(status), &reason),
                 )
                 .unwrap_or_else(|| ProblemType::Chaos.response_with(status, &reason, None))
             }
@@ -744,7 +779,7 @@ pub fn declared_error_for(
     seed: u64,
     request: &Request<'_>,
     statuses: &[u16],
-    reason: &str,
+    failure: &Failure<'_>,
 ) -> Option<Response> {
     let RouteMatch::Found {
         operation,
@@ -764,7 +799,7 @@ pub fn declared_error_for(
         &revision.operations[operation],
         &exchange,
         statuses,
-        reason,
+        failure,
     )
 }
 
@@ -917,12 +952,14 @@ fn validate(
                 pointer: at(),
                 message: format!("{location} parameter \"{}\" {message}", param.name),
                 schema: None,
+                missing: None,
             }),
             Ok(None) if param.required => violations.push(Violation {
                 location,
                 pointer: at(),
                 message: format!("{location} parameter \"{}\" is required", param.name),
                 schema: None,
+                missing: None,
             }),
             Ok(None) => {}
             Ok(Some(value)) => {
@@ -939,6 +976,7 @@ fn validate(
                                 param.name, v.message
                             ),
                             schema: Some((v.schema_path, v.got)),
+                            missing: v.missing,
                         });
                     }
                 }
@@ -955,6 +993,7 @@ fn validate(
                 pointer: String::new(),
                 message: "a request body is required".to_owned(),
                 schema: None,
+                missing: None,
             });
         }
         return Ok((violations, None));
@@ -996,6 +1035,7 @@ fn validate(
             pointer: String::new(),
             message,
             schema: None,
+            missing: None,
         }),
         Ok(None) => {}
         Ok(Some(value)) => {
@@ -1009,6 +1049,7 @@ fn validate(
                     },
                     pointer: v.pointer,
                     schema: Some((v.schema_path, v.got)),
+                    missing: v.missing,
                 }));
             }
             parsed = Some(value);
@@ -1023,19 +1064,28 @@ fn validation_failure(
     operation: &CompiledOperation,
     exchange: &Exchange<'_>,
     violations: &[Violation],
+    form_body: bool,
 ) -> Response {
     let summary = match violations {
         [only] => only.message.clone(),
         [first, rest @ ..] => format!("{} (and {} more)", first.message, rest.len()),
         [] => String::new(),
     };
+    let first = violations.first();
+    let kind = match first {
+        Some(v) if v.missing.is_some() || v.message.ends_with("is required") => {
+            FailureKind::MissingParameter
+        }
+        _ => FailureKind::InvalidRequest,
+    };
+    let failure = Failure::new(kind, &summary).about(first.map(|v| v.culprit(form_body)));
     if let Some(response) = declared_error(
         revision,
         context.seed,
         operation,
         exchange,
         &[400, 422],
-        &summary,
+        &failure,
     ) {
         return response;
     }

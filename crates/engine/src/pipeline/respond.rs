@@ -7,11 +7,13 @@ use serde_json::{Value, json};
 
 use crate::{
     Response,
-    compile::revision::{CompiledOperation, CompiledResponse, CompiledRevision},
+    compile::revision::{CompiledMedia, CompiledOperation, CompiledResponse, CompiledRevision},
     pipeline::cache::Synthesized,
+    pipeline::failure::{self, Failure},
     pipeline::problem::ProblemType,
     request::body::{essence, is_json},
     request::negotiate,
+    schema_view::SchemaView,
 };
 
 /// The `Prefer` preferences the sandbox honours (Prism's convention).
@@ -469,7 +471,7 @@ pub fn declared_error(
     operation: &CompiledOperation,
     exchange: &Exchange<'_>,
     statuses: &[u16],
-    reason: &str,
+    failure: &Failure<'_>,
 ) -> Option<Response> {
     use sbx_spec::StatusKey;
     let declared_as = |key: StatusKey| operation.responses.iter().find(|r| r.spec.status == key);
@@ -500,26 +502,18 @@ pub fn declared_error(
     .ok()?;
     let mut response = rendered.response;
     if let Some(body) = rendered.value {
-        let mut body = body.value.clone();
         let media = declared.content.iter().find(|m| {
             response
                 .headers
                 .iter()
                 .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
         });
-        if let Some(slot) = message_slot(&mut body, 0) {
-            let original = std::mem::replace(slot, Value::String(reason.to_owned()));
-            let still_valid = media
-                .and_then(|m| m.validator.get())
-                .is_none_or(|v| v.is_valid(&body));
-            if still_valid {
-                response.body = serde_json::to_vec(&body).unwrap_or_default();
-            } else if let Some(slot) = message_slot(&mut body, 0) {
-                *slot = original;
-            }
+        if let Some(filled) = media.and_then(|m| said(revision, m, &body.value, failure, status)) {
+            response.body = filled;
         }
     }
-    let reason: String = reason
+    let reason: String = failure
+        .reason
         .chars()
         .filter(|c| !c.is_control())
         .take(512)
@@ -528,6 +522,50 @@ pub fn declared_error(
         .headers
         .push(("x-sandbox-error".to_owned(), reason));
     Some(response)
+}
+
+/// `body` (the declared error, synthesized) filled to say `failure`, when
+/// the result still validates; else with the reason in its message member
+/// only, when that does; else `None` (the body stays as synthesized).
+fn said(
+    revision: &CompiledRevision,
+    media: &CompiledMedia,
+    body: &Value,
+    failure: &Failure<'_>,
+    status: u16,
+) -> Option<Vec<u8>> {
+    let valid = |value: &Value| media.validator.get().is_none_or(|v| v.is_valid(value));
+    let document = &revision.response_document;
+    let schema = media
+        .spec
+        .schema_pointer
+        .as_deref()
+        .and_then(|p| document.pointer(p))
+        .unwrap_or(&Value::Null);
+    let overrides = revision.behaviours.settings.errors.get(&failure.kind);
+    let origin = if media.spec.examples.is_empty() {
+        failure::Origin::Synthesized
+    } else {
+        failure::Origin::Example
+    };
+    let mut filled = body.clone();
+    failure::fill(
+        &mut filled,
+        (schema, origin),
+        SchemaView::new(document),
+        failure,
+        status,
+        overrides,
+    );
+    if valid(&filled) {
+        return serde_json::to_vec(&filled).ok();
+    }
+    let mut messaged = body.clone();
+    let slot = message_slot(&mut messaged, 0)?;
+    *slot = Value::String(failure.reason.to_owned());
+    valid(&messaged)
+        .then(|| serde_json::to_vec(&messaged).ok())
+        .flatten()
 }
 
 /// The first string member named like a human-readable message, at most two

@@ -10,12 +10,10 @@
 use sbx_spec::{ParamStyle, PropertyEncoding};
 use serde_json::{Map, Value};
 
-use crate::request::params::coerce_to;
+use crate::{request::params::coerce_to, schema_view::SchemaView};
 
 /// Deepest bracket nesting decoded; deeper keys stay literal.
 const MAX_DEPTH: usize = 32;
-/// How many `$ref`/combinator hops a schema lookup follows.
-const MAX_SCHEMA_HOPS: usize = 16;
 
 /// One decoded field value before it is typed.
 #[derive(Debug, Clone)]
@@ -83,7 +81,7 @@ impl Fields {
     pub fn into_member(mut self, name: &str, schema: &Value, document: &Value) -> Option<Value> {
         let index = self.entries.iter().position(|(key, _)| key == name)?;
         let (_, node) = self.entries.swap_remove(index);
-        Some(Schemas { document }.shape(node, schema, None))
+        Some(Schemas::new(document).shape(node, schema, None))
     }
 
     /// The fields as the object `schema` describes; `encoding` says how the
@@ -94,10 +92,10 @@ impl Fields {
         encoding: &[(String, PropertyEncoding)],
         document: &Value,
     ) -> Value {
-        let schemas = Schemas { document };
+        let schemas = Schemas::new(document);
         let mut object = Map::new();
         for (key, node) in self.entries {
-            let property = schemas.property(schema, &key);
+            let property = schemas.view.property(schema, &key);
             let encoding = encoding.iter().find(|(name, _)| *name == key);
             let value = schemas.shape(node, property, encoding.map(|(_, e)| e));
             object.insert(key, value);
@@ -127,79 +125,16 @@ fn split_key(name: &str) -> Vec<&str> {
     if rest.is_empty() { keys } else { vec![name] }
 }
 
-/// Schema lookups that follow `$ref`s into the document.
+/// Shapes decoded fields by their schema.
 struct Schemas<'a> {
-    document: &'a Value,
+    view: SchemaView<'a>,
 }
 
 impl<'a> Schemas<'a> {
-    /// The schema and the branches of its combinators, `$ref`s followed.
-    fn branches(&self, schema: &'a Value) -> Vec<&'a Value> {
-        let mut out = Vec::new();
-        let mut pending = vec![schema];
-        while let Some(schema) = pending.pop() {
-            if out.len() >= MAX_SCHEMA_HOPS {
-                break;
-            }
-            let Some(schema) = sbx_spec::pointer::follow(self.document, schema) else {
-                continue;
-            };
-            out.push(schema);
-            for combinator in ["allOf", "anyOf", "oneOf"] {
-                if let Some(Value::Array(members)) = schema.get(combinator) {
-                    pending.extend(members.iter().rev());
-                }
-            }
+    fn new(document: &'a Value) -> Self {
+        Self {
+            view: SchemaView::new(document),
         }
-        out
-    }
-
-    fn types(&self, schema: &'a Value) -> Vec<&'a str> {
-        let mut types = Vec::new();
-        for branch in self.branches(schema) {
-            for t in sbx_spec::declared_types(branch) {
-                if !types.contains(&t) {
-                    types.push(t);
-                }
-            }
-        }
-        types
-    }
-
-    fn is_array(&self, schema: &'a Value) -> bool {
-        self.branches(schema)
-            .iter()
-            .any(|b| sbx_spec::declared_types(b).contains(&"array") || b.get("items").is_some())
-    }
-
-    fn is_object(&self, schema: &'a Value) -> bool {
-        self.branches(schema).iter().any(|b| {
-            sbx_spec::declared_types(b).contains(&"object")
-                || b.get("properties").is_some()
-                || b.get("additionalProperties").is_some()
-        })
-    }
-
-    fn items(&self, schema: &'a Value) -> &'a Value {
-        self.branches(schema)
-            .into_iter()
-            .find_map(|b| b.get("items"))
-            .unwrap_or(&Value::Null)
-    }
-
-    /// The schema of member `key`: a declared property, else the
-    /// `additionalProperties` schema.
-    fn property(&self, schema: &'a Value, key: &str) -> &'a Value {
-        let branches = self.branches(schema);
-        branches
-            .iter()
-            .find_map(|b| b.get("properties").and_then(|p| p.get(key)))
-            .or_else(|| {
-                branches
-                    .iter()
-                    .find_map(|b| b.get("additionalProperties").filter(|a| a.is_object()))
-            })
-            .unwrap_or(&Value::Null)
     }
 
     fn shape(&self, node: Node, schema: &'a Value, encoding: Option<&PropertyEncoding>) -> Value {
@@ -210,14 +145,14 @@ impl<'a> Schemas<'a> {
                     .entries
                     .iter()
                     .all(|(k, _)| k.is_empty() || k.parse::<u32>().is_ok());
-                if indexed && (self.is_array(schema) || !self.is_object(schema)) {
-                    let items = self.items(schema);
+                if indexed && (self.view.is_array(schema) || !self.view.is_object(schema)) {
+                    let items = self.view.items(schema);
                     let mut entries = fields.entries;
                     // Stable: `[]` entries keep their order, indices sort.
                     entries.sort_by_key(|(k, _)| k.parse::<u32>().unwrap_or(u32::MAX));
                     let mut array = Vec::with_capacity(entries.len());
                     for (_, node) in entries {
-                        match (node, self.is_array(items)) {
+                        match (node, self.view.is_array(items)) {
                             // `expand[]=a&expand[]=b`: each `[]` holds one item.
                             (Node::Leaves(leaves), false) => {
                                 array.extend(leaves.into_iter().map(|leaf| self.typed(leaf, items)))
@@ -229,7 +164,7 @@ impl<'a> Schemas<'a> {
                 } else {
                     let mut object = Map::new();
                     for (key, node) in fields.entries {
-                        let value = self.shape(node, self.property(schema, &key), None);
+                        let value = self.shape(node, self.view.property(schema, &key), None);
                         object.insert(key, value);
                     }
                     Value::Object(object)
@@ -244,8 +179,8 @@ impl<'a> Schemas<'a> {
         schema: &'a Value,
         encoding: Option<&PropertyEncoding>,
     ) -> Value {
-        if self.is_array(schema) {
-            let items = self.items(schema);
+        if self.view.is_array(schema) {
+            let items = self.view.items(schema);
             let separator = encoding.filter(|e| !e.explode).map(|e| match e.style {
                 ParamStyle::SpaceDelimited => ' ',
                 ParamStyle::PipeDelimited => '|',
@@ -281,7 +216,7 @@ impl<'a> Schemas<'a> {
     fn typed(&self, leaf: Leaf, schema: &'a Value) -> Value {
         match leaf {
             Leaf::Value(value) => value,
-            Leaf::Text(text) => coerce_to(&text, &self.types(schema)),
+            Leaf::Text(text) => coerce_to(&text, &self.view.types(schema)),
         }
     }
 }

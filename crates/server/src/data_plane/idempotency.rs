@@ -81,7 +81,7 @@ fn error(target: &Target, parts: &Parts, path: &str, kind: ProblemType, reason: 
         target.seed,
         &request,
         &[kind.status()],
-        reason,
+        &sbx_engine::Failure::new(sbx_engine::FailureKind::Idempotency, reason),
     )
     .unwrap_or_else(|| kind.response(reason))
 }
