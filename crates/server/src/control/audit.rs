@@ -162,7 +162,7 @@ fn query(params: &HashMap<String, String>) -> Result<AuditQuery, ApiError> {
     Ok(query)
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAuditEntries", tag = "audit",
     params(("actor" = Option<String>, Query, description = "`admin`, `anonymous` or `system`"),
            ("action" = Option<String>, Query, description = "in the action, e.g. `DELETE` or `/clock`"),
            ("target" = Option<String>, Query, description = "in the target or the resource, e.g. a sandbox id"),

@@ -119,7 +119,7 @@ async fn clock_view(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/clock", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/clock", operation_id = "getSandboxClock", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = ClockView), (status = 404)), security(("admin" = [])))]
 pub async fn clock(
     State(state): State<AppState>,
@@ -129,7 +129,7 @@ pub async fn clock(
     Ok(Json(clock_view(&state, &sandbox, None).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/clock", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/clock", operation_id = "moveSandboxClock", tag = "sandboxes", params(("id" = String, Path)),
     request_body = ClockChange,
     responses((status = 200, body = ClockView, description = "the clock moved; every job that fell due on the way has run, in time order, and its effects are committed"),
               (status = 404), (status = 409, description = "more jobs fell due than one advance runs; the clock stopped at the first left waiting"),
@@ -160,7 +160,7 @@ impl ClockChange {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/history", tag = "sandboxes",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/history", operation_id = "getResourceHistory", tag = "sandboxes",
     params(("id" = String, Path), ("collection" = String, Path), ("rid" = String, Path, description = "the record's id")),
     responses((status = 200, body = History), (status = 404, description = "no such sandbox, collection without a lifecycle, or a record never seen")),
     security(("admin" = [])))]
@@ -182,7 +182,7 @@ pub struct TransitionRequest {
     pub event: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/transition", tag = "sandboxes",
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/transition", operation_id = "transitionResource", tag = "sandboxes",
     params(("id" = String, Path), ("collection" = String, Path), ("rid" = String, Path, description = "the record's id")),
     request_body = TransitionRequest,
     responses((status = 200, body = History, description = "moved, as a behaviour would move it: the transition's event is emitted and its timed transitions scheduled"),

@@ -60,7 +60,7 @@ pub struct EventList {
     pub items: Vec<EventView>,
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events", operation_id = "listEvents", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = EventList, description = "The latest 100 events, newest first"), (status = 404)),
     security(("admin" = [])))]
 pub async fn list(
@@ -80,7 +80,7 @@ pub struct EventTypeList {
     pub items: Vec<EventTypeSummary>,
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/event-types", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/event-types", operation_id = "listEventTypes", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = EventTypeList, description = "the event catalog of the sandbox's revision: `{name, description, source, golden}`"), (status = 404)),
     security(("admin" = [])))]
 pub async fn types(
@@ -103,7 +103,7 @@ pub struct Trigger {
     pub data: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/events", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/events", operation_id = "triggerEvent", tag = "webhooks", params(("id" = String, Path)),
     request_body = Trigger,
     responses((status = 201, body = EventView, description = "stored and queued for every endpoint that listens to its type"), (status = 404),
               (status = 422, description = "an unknown type without data, or data that breaks the type's schema")),
@@ -139,7 +139,7 @@ pub fn listen_secret(sandbox: &LiveSandbox) -> String {
     )
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events/stream", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events/stream", operation_id = "streamEvents", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, description = "Server-sent events: first `ready` with `{secret}`, then one `delivery` per new event with `{id, type, headers, body}` — the request a webhook endpoint would get, signed with that secret"),
               (status = 404)),
     security(("admin" = [])))]

@@ -63,7 +63,7 @@ impl From<LogRecord> for Explanation {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/explain", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/explain", operation_id = "explainSandboxRequest", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path, description = "its `X-Request-Id`")),
     responses((status = 200, body = Explanation), (status = 404, description = "no such sandbox, or no request with that id in its log")),
     security(("admin" = [])))]
@@ -74,7 +74,7 @@ pub async fn in_sandbox(
     Ok(Json(logged(&state, &id, &request_id).await?.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests/{request_id}/explain", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/requests/{request_id}/explain", operation_id = "explainRequest", tag = "logs",
     params(("request_id" = String, Path, description = "its `X-Request-Id`; the latest request with it, in any sandbox")),
     responses((status = 200, body = Explanation), (status = 404, description = "no logged request with that id")),
     security(("admin" = [])))]

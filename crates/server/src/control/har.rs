@@ -23,7 +23,7 @@ use crate::{
     service::logs::{self, Export},
 };
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs.har", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs.har", operation_id = "exportLogsHar", tag = "logs",
     params(("id" = String, Path),
            ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
            ("since" = Option<String>, Query, description = "RFC 3339"),

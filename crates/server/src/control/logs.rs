@@ -162,7 +162,7 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
     Ok(query)
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs", operation_id = "listLogs", tag = "logs",
     params(("id" = String, Path),
            ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
            ("since" = Option<String>, Query, description = "RFC 3339"),
@@ -189,7 +189,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}", operation_id = "getLogEntry", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path, description = "its `X-Request-Id`")),
     responses((status = 200, body = LogView), (status = 404, description = "no such sandbox, or no request with that id in its log")),
     security(("admin" = [])))]
@@ -200,7 +200,7 @@ pub async fn show(
     Ok(Json(logged(&state, &id, &request_id).await?.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", operation_id = "streamLogs", tag = "logs",
     params(("id" = String, Path),
            ("status" = Option<String>, Query, description = "a status (404) or a class (4xx)"), ("method" = Option<String>, Query), ("operation" = Option<String>, Query),
            ("text" = Option<String>, Query, description = "in the path, query or bodies")),

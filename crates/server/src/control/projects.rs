@@ -234,7 +234,7 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = ProjectBody,
+#[utoipa::path(post, path = "/api/v1/projects", operation_id = "createProject", tag = "projects", request_body = ProjectBody,
     responses((status = 201, body = ProjectView, headers(("location" = String, description = "the new project"))), (status = 409, description = "name taken"),
               (status = 413, description = "spec too large"), (status = 422, description = "the spec has problems")),
     security(("admin" = [])))]
@@ -252,7 +252,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{name}/spec", tag = "projects", request_body = ProjectBody,
+#[utoipa::path(put, path = "/api/v1/projects/{name}/spec", operation_id = "replaceProjectSpec", tag = "projects", request_body = ProjectBody,
     params(("name" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404), (status = 422, description = "the spec has problems")),
     security(("admin" = [])))]
@@ -294,7 +294,7 @@ fn revised(
     Json(view(&record, &compiled))
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
+#[utoipa::path(put, path = "/api/v1/projects/{name}/{kind}/{item}", operation_id = "putProjectFile", tag = "projects",
     params(("name" = String, Path), ("kind" = FileKind, Path, description = "behaviours (item: operation id), templates (file name), modules (module name), fixtures (collection), scenarios (pack), jobs (job name) or lifecycles (collection)"),
            ("item" = String, Path)),
     request_body(content = String, description = "The file's text (Rhai, minijinja, or YAML/JSON records), raw or as `{\"source\": …}`"),
@@ -313,7 +313,7 @@ pub async fn put_file(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{name}/{kind}/{item}", tag = "projects",
+#[utoipa::path(delete, path = "/api/v1/projects/{name}/{kind}/{item}", operation_id = "deleteProjectFile", tag = "projects",
     params(("name" = String, Path), ("kind" = FileKind, Path), ("item" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404, description = "no such project or file")),
     security(("admin" = [])))]
@@ -326,7 +326,7 @@ pub async fn delete_file(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{name}/env", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/projects/{name}/env", operation_id = "putProjectEnv", tag = "projects", params(("name" = String, Path)),
     request_body(content = Object, description = "Environment parameters; replaces the project's"),
     responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
 pub async fn put_env(
@@ -341,7 +341,7 @@ pub async fn put_env(
     Ok(revised(edited.await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{name}/settings", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/projects/{name}/settings", operation_id = "putProjectSettings", tag = "projects", params(("name" = String, Path)),
     request_body(content = Object, description = "`strict_responses`, `forward`; replaces the project's"),
     responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
 pub async fn put_settings(
@@ -356,7 +356,7 @@ pub async fn put_settings(
     Ok(revised(edited.await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{name}/files", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{name}/files", operation_id = "getProjectFiles", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, description = "The latest revision's behaviour files", body = Object), (status = 404)),
     security(("admin" = [])))]
 pub async fn files(
@@ -371,7 +371,7 @@ pub struct DriftList {
     pub items: Vec<DriftFinding>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{name}/drift", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{name}/drift", operation_id = "getProjectDrift", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = DriftList, description = "How answers departed from the spec, most recent first"), (status = 404)),
     security(("admin" = [])))]
 pub async fn drift(
@@ -384,7 +384,7 @@ pub async fn drift(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+#[utoipa::path(get, path = "/api/v1/projects", operation_id = "listProjects", tag = "projects",
     responses((status = 200, body = ProjectList)), security(("admin" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
     let items = state
@@ -402,7 +402,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, Ap
     Ok(Json(ProjectList { items }))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{name}", operation_id = "getProject", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -411,7 +411,7 @@ pub async fn show(
     Ok(revised(service::latest_compiled(&state, &name).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/projects/{name}", operation_id = "deleteProject", tag = "projects", params(("name" = String, Path)),
     responses((status = 204, description = "deleted with its revisions and sandboxes"), (status = 404)),
     security(("admin" = [])))]
 pub async fn delete(
@@ -422,7 +422,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{name}/coverage", tag = "projects", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{name}/coverage", operation_id = "getProjectCoverage", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = Coverage, description = "Which declared error responses a scenario can produce"), (status = 404)),
     security(("admin" = [])))]
 pub async fn coverage(

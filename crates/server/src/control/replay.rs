@@ -17,7 +17,7 @@ use crate::{
     },
 };
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/snippets", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/snippets", operation_id = "getRequestSnippets", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path)),
     responses((status = 200, body = Snippets, description = "curl, HTTPie, Python requests and JavaScript fetch; the key is read from $SBX_API_KEY"), (status = 404)),
     security(("admin" = [])))]
@@ -39,7 +39,7 @@ pub async fn snippets(
     Ok(Json(request.snippets(caveats(&record))))
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/logs/{request_id}/replay", tag = "logs",
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/logs/{request_id}/replay", operation_id = "replayRequest", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path)),
     responses((status = 200, body = Replay, description = "The request ran again against the sandbox's current state"), (status = 404), (status = 409, description = "the logged body was cut short")),
     security(("admin" = [])))]

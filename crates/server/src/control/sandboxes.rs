@@ -84,6 +84,7 @@ pub struct SandboxList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListFilter {
     /// Only sandboxes of this project.
     pub project: Option<String>,
@@ -122,7 +123,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
+#[utoipa::path(post, path = "/api/v1/sandboxes", operation_id = "createSandbox", tag = "sandboxes", request_body = CreateSandbox,
     responses((status = 201, body = SandboxView, headers(("location" = String, description = "the new sandbox"))), (status = 404, description = "no such project or revision"),
               (status = 422, description = "invalid field")),
     security(("admin" = [])))]
@@ -178,7 +179,7 @@ impl CreateSandbox {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes", tag = "sandboxes", params(ListFilter),
+#[utoipa::path(get, path = "/api/v1/sandboxes", operation_id = "listSandboxes", tag = "sandboxes", params(ListFilter),
     responses((status = 200, body = SandboxList)), security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -191,7 +192,7 @@ pub async fn list(
     Json(SandboxList { items })
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}", operation_id = "getSandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -201,7 +202,7 @@ pub async fn show(
     Ok(Json(view(&state, &sandbox, None)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}", operation_id = "deleteSandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 204, description = "deleted with its data"), (status = 404)), security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -211,7 +212,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/reset", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/reset", operation_id = "resetSandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView, description = "back to the fixtures; every change made by requests is gone"), (status = 404)),
     security(("admin" = [])))]
 pub async fn reset(
@@ -228,7 +229,7 @@ pub struct Seeded {
     pub created: BTreeMap<String, Vec<String>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/seed", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/seed", operation_id = "seedSandbox", tag = "sandboxes", params(("id" = String, Path)),
     request_body(content = Object, description = "Records by collection, e.g. `{\"pets\": [{\"name\": \"Rex\"}]}`; missing members are synthesized, ids generated when absent"),
     responses((status = 201, body = Seeded), (status = 404), (status = 422, description = "a record does not match the spec; nothing was loaded")),
     security(("admin" = [])))]
@@ -242,7 +243,7 @@ pub async fn seed(
     Ok((StatusCode::CREATED, Json(Seeded { created })))
 }
 
-#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/env", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/env", operation_id = "putSandboxEnv", tag = "sandboxes", params(("id" = String, Path)),
     request_body(content = Object, description = "The sandbox's overrides of the project's environment parameters; replaces the previous ones"),
     responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
 pub async fn put_env(
@@ -261,7 +262,7 @@ pub struct ChaosProfile {
     pub profile: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/chaos", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/chaos", operation_id = "putSandboxChaos", tag = "sandboxes", params(("id" = String, Path)),
     request_body = ChaosProfile,
     responses((status = 200, body = SandboxView), (status = 404), (status = 422, description = "the profile does not parse")),
     security(("admin" = [])))]
@@ -274,7 +275,7 @@ pub async fn put_chaos(
     Ok(Json(view(&state, &sandbox, None)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/chaos", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/chaos", operation_id = "deleteSandboxChaos", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView, description = "no chaos any more"), (status = 404)),
     security(("admin" = [])))]
 pub async fn delete_chaos(
@@ -324,7 +325,7 @@ fn scenario_list(sandbox: &LiveSandbox) -> ScenarioList {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/scenarios", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/scenarios", operation_id = "listSandboxScenarios", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = ScenarioList, description = "Scenarios per operation, and the default"), (status = 404)),
     security(("admin" = [])))]
 pub async fn scenarios(
@@ -335,7 +336,7 @@ pub async fn scenarios(
     Ok(Json(scenario_list(&sandbox)))
 }
 
-#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/scenario", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/scenario", operation_id = "putSandboxScenario", tag = "sandboxes", params(("id" = String, Path)),
     request_body = DefaultScenario,
     responses((status = 200, body = ScenarioList), (status = 404), (status = 422, description = "no operation declares that scenario")),
     security(("admin" = [])))]

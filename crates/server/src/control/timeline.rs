@@ -95,7 +95,7 @@ fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {
     Ok(query)
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/timeline", tag = "logs",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/timeline", operation_id = "getSandboxTimeline", tag = "logs",
     params(("id" = String, Path),
            ("kinds" = Option<String>, Query, description = "comma-separated: clock, request, job, transition, event, delivery (default all)"),
            ("since" = Option<String>, Query, description = "sandbox time, RFC 3339, inclusive"),

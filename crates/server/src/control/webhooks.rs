@@ -63,7 +63,7 @@ pub struct EndpointList {
     pub items: Vec<EndpointView>,
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints", operation_id = "createWebhookEndpoint", tag = "webhooks", params(("id" = String, Path)),
     request_body = EndpointChange,
     responses((status = 201, body = EndpointView, description = "events emitted from now on are delivered to it", headers(("location" = String, description = "the new endpoint"))), (status = 404), (status = 422)),
     security(("admin" = [])))]
@@ -80,7 +80,7 @@ pub async fn create(
     Ok(created(location, EndpointView::from(record)))
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = EndpointList), (status = 404)), security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", operation_id = "getWebhookEndpoint", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
     responses((status = 200, body = EndpointView), (status = 404)), security(("admin" = [])))]
 pub async fn show(
@@ -104,7 +104,7 @@ pub async fn show(
     ))
 }
 
-#[utoipa::path(patch, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", tag = "webhooks",
+#[utoipa::path(patch, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", operation_id = "updateWebhookEndpoint", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)), request_body = EndpointChange,
     responses((status = 200, body = EndpointView), (status = 404), (status = 422)), security(("admin" = [])))]
 pub async fn update(
@@ -116,7 +116,7 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", tag = "webhooks",
+#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", operation_id = "deleteWebhookEndpoint", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
     responses((status = 204), (status = 404)), security(("admin" = [])))]
 pub async fn delete(
@@ -127,7 +127,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret", operation_id = "rotateWebhookSecret", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
     responses((status = 200, body = EndpointView, description = "a new secret; for 24 hours deliveries carry both signatures, the new one and the old one"), (status = 404)),
     security(("admin" = [])))]
@@ -168,7 +168,7 @@ pub struct DeliveryList {
     pub items: Vec<DeliveryItem>,
 }
 
-#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries", operation_id = "listDeliveries", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
     responses((status = 200, body = DeliveryList, description = "the latest 100, newest first, each with every attempt"), (status = 404)),
     security(("admin" = [])))]
@@ -219,7 +219,7 @@ pub struct Requeued {
     pub requeued: u64,
 }
 
-#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver", operation_id = "redeliverEvent", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)), request_body = Redelivery,
     responses((status = 200, body = Requeued), (status = 404, description = "no such endpoint, or the event was never delivered to it"), (status = 422)),
     security(("admin" = [])))]
