@@ -2,7 +2,8 @@
 //! stored per sandbox and replayed to retries (`Idempotent-Replayed: true`);
 //! the same key with another request is an error naming the mismatch; a
 //! duplicate while the first is still running answers 409. Answers are kept
-//! 24 hours and survive restarts (they live in the store).
+//! 24 hours and survive restarts (they live in the store); `sbx mock` keeps
+//! them in memory for as long as it runs.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -24,7 +25,7 @@ pub const MAX_KEY_CHARS: usize = 255;
 /// What idempotency needs from the server.
 #[derive(Clone)]
 pub struct Idempotency {
-    pub store: Arc<dyn Store>,
+    answers: Answers,
     /// Keys of requests still running, per sandbox.
     pub in_flight: Arc<Mutex<HashSet<(String, String)>>>,
     /// Every stored key, as a hash of `(sandbox, key)` with its creation
@@ -90,18 +91,84 @@ fn key_hash(sandbox_id: &str, key: &str) -> u64 {
     sbx_spec::synth::seed_from([sandbox_id.as_bytes(), key.as_bytes()])
 }
 
+/// Where answers are kept between a request and its retries.
+#[derive(Clone)]
+enum Answers {
+    /// Written with the request's other changes; read back here.
+    Store(Arc<dyn Store>),
+    /// This process only, by `(sandbox, key)`; entries older than
+    /// [`KEY_TTL_MS`] are swept when the map has doubled since the last sweep.
+    Memory(Arc<Mutex<MemoryAnswers>>),
+}
+
+#[derive(Default)]
+struct MemoryAnswers {
+    by_key: HashMap<(String, String), IdempotentAnswer>,
+    sweep_at_len: usize,
+}
+
 impl Idempotency {
     pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with(Answers::Store(store))
+    }
+
+    /// Answers kept in memory, for a server without a store (`sbx mock`):
+    /// [`Idempotency::keep`] holds each answer.
+    pub fn in_memory() -> Self {
+        Self::with(Answers::Memory(Arc::default()))
+    }
+
+    fn with(answers: Answers) -> Self {
         Self {
-            store,
+            answers,
             in_flight: Arc::default(),
             known: Arc::default(),
         }
     }
 
+    /// Keeps `answer` for retries, when answers live in memory (a store
+    /// gets it with the request's other changes instead).
+    pub fn keep(&self, sandbox_id: &str, answer: IdempotentAnswer) {
+        let Answers::Memory(memory) = &self.answers else {
+            return;
+        };
+        let (key, created_at_ms) = (answer.key.clone(), answer.created_at_ms);
+        {
+            let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
+            if memory.by_key.len() >= memory.sweep_at_len {
+                let horizon = created_at_ms - KEY_TTL_MS;
+                memory.by_key.retain(|_, a| a.created_at_ms >= horizon);
+                memory.sweep_at_len = (memory.by_key.len() * 2).max(1024);
+            }
+            memory
+                .by_key
+                .insert((sandbox_id.to_owned(), key.clone()), answer);
+        }
+        self.remember(sandbox_id, &key, created_at_ms);
+    }
+
+    async fn stored(
+        &self,
+        sandbox_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentAnswer>, sbx_store::StoreError> {
+        match &self.answers {
+            Answers::Store(store) => store.get_idempotent(sandbox_id, key).await,
+            Answers::Memory(memory) => Ok(memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .by_key
+                .get(&(sandbox_id.to_owned(), key.to_owned()))
+                .cloned()),
+        }
+    }
+
     /// Indexes the stored keys (at start).
     pub async fn load(&self) -> Result<(), sbx_store::StoreError> {
-        let keys = self.store.idempotency_keys().await?;
+        let Answers::Store(store) = &self.answers else {
+            return Ok(());
+        };
+        let keys = store.idempotency_keys().await?;
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for (sandbox_id, key, created_at_ms) in keys {
             known.insert(key_hash(&sandbox_id, &key), created_at_ms);
@@ -166,7 +233,7 @@ impl Idempotency {
         };
         let fingerprint = fingerprint(parts, path, body);
         let stored = if self.may_be_stored(&target.id, &key) {
-            self.store.get_idempotent(&target.id, &key).await
+            self.stored(&target.id, &key).await
         } else {
             Ok(None)
         };

@@ -14,7 +14,7 @@ use tower_http::cors::CorsLayer;
 use crate::{
     config::Limits,
     data_plane::egress::HttpUpstream,
-    data_plane::{self, KeyCheck, Target},
+    data_plane::{self, KeyCheck, Target, idempotency::Idempotency},
     http::middleware,
     service::projects::compile,
 };
@@ -72,6 +72,7 @@ pub async fn start_mock(
     let env = Arc::new(serde_json::Map::new());
     let auth = options.auth;
     let work = crate::workers::user_work::UserWork::new(options.limits.parallel_scripts());
+    let idempotency = Arc::new(Idempotency::in_memory());
     let handler = move |request: Request| {
         let target = Target {
             id: MOCK_SANDBOX_ID.into(),
@@ -87,9 +88,17 @@ pub async fn start_mock(
             now_ms: crate::app::now_ms(),
             work: work.clone(),
         };
+        let idempotency = idempotency.clone();
         async move {
             let path = request.uri().path().to_owned();
-            let served = data_plane::serve(target, request, path, max_body, None, false).await;
+            let served =
+                data_plane::serve(target, request, path, max_body, Some(&idempotency), false).await;
+            // Held until its answer is kept, like the server's commit.
+            let (held, answer) = served.idempotent.unzip();
+            if let Some(answer) = answer.flatten() {
+                idempotency.keep(MOCK_SANDBOX_ID, answer);
+            }
+            drop(held);
             if let Some(drift) = &served.drift {
                 tracing::warn!(operation = %drift.operation, status = drift.status, pointer = %drift.pointer, "response drift: {}", drift.message);
             }

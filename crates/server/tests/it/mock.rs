@@ -99,3 +99,42 @@ async fn multi_file_specs_are_bundled_from_disk() {
     let (status, _) = send(client.get(format!("http://{}/orders/nope", server.local_addr))).await;
     assert_eq!(status, 400, "the bundled parameter's pattern applies");
 }
+
+/// SDKs send an `Idempotency-Key` on every POST: the mock replays the first
+/// answer to a retry, refuses the key with another request, and keeps keys
+/// apart from each other — the semantics of `sbx serve`, in memory.
+#[tokio::test]
+async fn mock_keeps_idempotency_keys() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = start_mock(
+        PETSTORE.to_owned(),
+        Default::default(),
+        listener,
+        options(AuthMode::None),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/v1/pets", server.local_addr);
+    let client = reqwest::Client::new();
+    let create = |key: &str, name: &str| {
+        client
+            .post(&url)
+            .header("idempotency-key", key)
+            .json(&json!({"name": name, "kind": "cat"}))
+            .send()
+    };
+    let first = create("k-1", "Tom").await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = first.text().await.unwrap();
+    let retry = create("k-1", "Tom").await.unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.text().await.unwrap(), first);
+    let other = create("k-2", "Tom").await.unwrap();
+    assert!(other.headers().get("idempotent-replayed").is_none());
+    let misuse = create("k-1", "Felix").await.unwrap();
+    assert_eq!(misuse.status(), 400);
+    server.shutdown_token().cancel();
+    server.wait().await.unwrap();
+}
