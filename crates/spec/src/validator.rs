@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use jsonschema::{Draft, Registry};
+use jsonschema::{Draft, Registry, error::ValidationErrorKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -49,6 +49,8 @@ pub struct Violation {
     pub got: Value,
     /// The member a `required` rule found missing.
     pub missing: Option<String>,
+    /// The members an `additionalProperties: false` rule found undeclared.
+    pub unexpected: Vec<String>,
 }
 
 /// A compiled schema.
@@ -124,10 +126,14 @@ impl SchemaValidator {
                 schema_path: error.schema_path().to_string(),
                 got: error.instance().clone().into_owned(),
                 missing: match error.kind() {
-                    jsonschema::error::ValidationErrorKind::Required { property } => {
+                    ValidationErrorKind::Required { property } => {
                         property.as_str().map(str::to_owned)
                     }
                     _ => None,
+                },
+                unexpected: match error.kind() {
+                    ValidationErrorKind::AdditionalProperties { unexpected } => unexpected.clone(),
+                    _ => Vec::new(),
                 },
             })
             .collect()

@@ -262,6 +262,13 @@ fn fixture_id(
             synth::seed_from([spec.name.as_bytes(), &index.to_le_bytes()]),
         )),
         IdKind::Prefixed(prefix) => Value::String(format!("{prefix}fixture{}", index + 1)),
+        IdKind::Pattern { pattern, min, max } => {
+            let seed = synth::seed_from([spec.name.as_bytes(), &index.to_le_bytes()]);
+            Value::String(
+                synth::matching(pattern, *min, *max, seed)
+                    .unwrap_or_else(|| format!("fixture{}", index + 1)),
+            )
+        }
     }
 }
 

@@ -29,14 +29,14 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
         (Action::Get, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
-            success(call, BodySource::Given(record.value))
+            success(call, BodySource::Record(record.value))
         }
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
                 keep_declared(&mut value, closed_answer(call));
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
-                success(call, BodySource::Given(stored.value))
+                success(call, BodySource::Record(stored.value))
             }
             None if declares(call, 201) => {
                 let mut body = call.request.body.clone().unwrap_or_else(|| json!({}));
@@ -55,7 +55,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
             let mut value = merged(&record.value.value, call.request.body.as_ref(), true);
             keep_declared(&mut value, closed_answer(call));
             let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
-            success(call, BodySource::Given(stored.value))
+            success(call, BodySource::Record(stored.value))
         }
         (Action::Delete, Some(id)) => {
             existing(call, spec, &scope, &id)?;
@@ -64,7 +64,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                     .state
                     .delete(&spec.name, &id, &mut call.journal.borrow_mut().changes);
             match removed {
-                Some(record) => success(call, BodySource::Given(record.value)),
+                Some(record) => success(call, BodySource::Record(record.value)),
                 None => Err(not_found(call, spec, &id)),
             }
         }
@@ -180,8 +180,12 @@ fn create(
             id_text(&id)
         }
     };
-    let stored = store(call, spec, &id, scope, None, value)?;
-    success(call, BodySource::Given(stored.value))
+    // Stored as answered: repaired to the answer's schema (see `conform`).
+    let record = Arc::new(Synthesized::new(value));
+    let rendered = success(call, BodySource::Record(record.clone()))?;
+    let value = rendered.value.as_ref().unwrap_or(&record).value.clone();
+    store(call, spec, &id, scope, None, value)?;
+    Ok(rendered)
 }
 
 /// The plan of the operation's success answer when its schema is closed
@@ -226,10 +230,26 @@ pub fn id_text(value: &Value) -> String {
     }
 }
 
-/// A new id for `spec`, deterministic in (sandbox seed, collection, sequence).
+/// Shortest id drawn from a pattern that allows longer ones.
+const UNIQUE_ID_CHARS: usize = 18;
+
+/// A new id for `spec`, deterministic in (sandbox seed, collection,
+/// sequence), and not one a record has (a narrow pattern may repeat).
 pub fn new_id(call: &Call, spec: &CollectionSpec) -> Value {
     let (seq, next_int) = call.sandbox.state.next_ids(&spec.name);
-    id_at(call.sandbox.seed, spec, seq, next_int)
+    let mut id = Value::Null;
+    for attempt in 0..16 {
+        id = id_at(
+            call.sandbox.seed,
+            spec,
+            seq + attempt,
+            next_int + attempt as i64,
+        );
+        if call.sandbox.state.get(&spec.name, &id_text(&id)).is_none() {
+            break;
+        }
+    }
+    id
 }
 
 /// The id the record numbered `seq` (or `next_int`) gets in a sandbox seeded `seed`.
@@ -244,6 +264,15 @@ pub fn id_at(seed: u64, spec: &CollectionSpec, seq: u64, next_int: i64) -> Value
         IdKind::Uuid => Value::String(synth::fake("uuid", seed)),
         IdKind::Prefixed(prefix) => {
             Value::String(format!("{prefix}{}", synth::alphanumeric(14, seed)))
+        }
+        IdKind::Pattern { pattern, min, max } => {
+            // Long enough not to repeat when the pattern allows (`^pay_[a-z0-9]+$`).
+            let roomy = (*min).max(UNIQUE_ID_CHARS).min(*max);
+            Value::String(
+                synth::matching(pattern, roomy, *max, seed)
+                    .or_else(|| synth::matching(pattern, *min, *max, seed))
+                    .unwrap_or_else(|| synth::alphanumeric(14, seed)),
+            )
         }
     }
 }
@@ -406,7 +435,7 @@ fn list(
     let has_more = start.saturating_add(page.len()) < total;
     let items = Value::Array(page.iter().map(|r| r.value.value.clone()).collect());
     let Some(field) = &shape.items_field else {
-        return success(call, BodySource::Given(Arc::new(Synthesized::new(items))));
+        return success(call, BodySource::Record(Arc::new(Synthesized::new(items))));
     };
     let mut envelope = call.synthesized_object()?;
     if let Value::Object(map) = &mut envelope {
@@ -426,6 +455,6 @@ fn list(
     }
     success(
         call,
-        BodySource::Given(Arc::new(Synthesized::new(envelope))),
+        BodySource::Record(Arc::new(Synthesized::new(envelope))),
     )
 }

@@ -44,6 +44,12 @@ pub enum IdKind {
     Uuid,
     /// `{prefix}{random}`, e.g. `pay_` + 14 characters.
     Prefixed(String),
+    /// Drawn from the id member's `pattern` (`^AC[0-9a-f]{32}$`).
+    Pattern {
+        pattern: String,
+        min: usize,
+        max: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -373,6 +379,14 @@ fn collection_spec(
     let id_kind = match id_schema {
         Some(s) if sbx_spec::declared_types(s).contains(&"integer") => IdKind::Integer,
         Some(s) if s.get("format").and_then(Value::as_str) == Some("uuid") => IdKind::Uuid,
+        Some(s) if let Some(pattern) = s.get("pattern").and_then(Value::as_str) => {
+            let bound = |key: &str| s.get(key).and_then(Value::as_u64).map(|n| n as usize);
+            IdKind::Pattern {
+                pattern: pattern.to_owned(),
+                min: bound("minLength").unwrap_or(1),
+                max: bound("maxLength").unwrap_or(64).max(1),
+            }
+        }
         Some(s) => IdKind::Prefixed(prefix_from_example(s).unwrap_or_else(|| default_prefix(name))),
         None => IdKind::Prefixed(default_prefix(name)),
     };

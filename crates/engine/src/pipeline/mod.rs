@@ -1,6 +1,7 @@
 //! One request through the data plane.
 
 pub(crate) mod cache;
+pub(crate) mod conform;
 pub(crate) mod drift;
 pub(crate) mod failure;
 pub(crate) mod order;

@@ -9,6 +9,7 @@ use crate::{
     Response,
     compile::revision::{CompiledMedia, CompiledOperation, CompiledResponse, CompiledRevision},
     pipeline::cache::Synthesized,
+    pipeline::conform,
     pipeline::failure::{self, Failure},
     pipeline::problem::ProblemType,
     request::body::{essence, is_json},
@@ -140,8 +141,11 @@ pub enum BodySource<'a> {
     Default,
     /// A named example (`Prefer: example=…`).
     Example(&'a str),
-    /// A value made by a behaviour (a stored record, a script's body).
+    /// A value made by a behaviour (a script's body, a template's).
     Given(Arc<Synthesized>),
+    /// A stored record: answered as it is when it meets the response
+    /// schema, else repaired to meet it (see [`conform`]).
+    Record(Arc<Synthesized>),
 }
 
 /// Renders `response` with `status`, honouring `Accept`; `seed` is the
@@ -243,45 +247,18 @@ pub fn render(
                 }
             }
         }
+        BodySource::Record(record) => match media.validator.get() {
+            Some(validator) if !validator.is_valid(&record.value) => {
+                let base = synthesized_body(revision, media, seed(), exchange)?;
+                let repaired =
+                    conform::conformed(&record.value, base.as_ref().map(|b| &b.value), validator);
+                Some(Arc::new(Synthesized::new(repaired)))
+            }
+            _ => Some(record),
+        },
         BodySource::Default => match media.spec.examples.first() {
             Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
-            None => match &media.spec.schema_pointer {
-                None => None,
-                Some(pointer) => {
-                    let media_seed = synth::seed_from([
-                        &seed().to_le_bytes()[..],
-                        media.spec.media_type.as_bytes(),
-                    ]);
-                    let made = revision.synthesized.get_or_try_insert_with(media_seed, || {
-                        // A cold value of a schema whose synthesis is costly (or
-                        // not measured yet) is made on the blocking pool.
-                        if let Some(yielded) = exchange.yielded
-                            && !media.cheap_to_synthesize()
-                        {
-                            yielded.set(true);
-                            return None;
-                        }
-                        // The validator compiles on first use: not part of the cost.
-                        let validator = media.validator.get();
-                        let started = std::time::Instant::now();
-                        let made = synthesize(revision, pointer, media_seed, validator);
-                        media.synthesized_in(started.elapsed());
-                        Some(made)
-                    });
-                    match made {
-                        Some(value) => Some(value),
-                        // The caller sees the yield in `exchange.yielded`
-                        // and never sends this.
-                        None => {
-                            return Err(Response {
-                                status: 503,
-                                headers: Vec::new(),
-                                body: Vec::new(),
-                            });
-                        }
-                    }
-                }
-            },
+            None => synthesized_body(revision, media, seed(), exchange)?,
         },
     };
     // What behaviours and examples give may hold members the response
@@ -322,6 +299,45 @@ pub fn render(
         },
         value,
     })
+}
+
+/// The media type's schema synthesized for `seed` (cached); `None` without
+/// a schema. A cold value of a costly schema yields (see
+/// [`Exchange::yielded`]) with a placeholder error the caller never sends.
+fn synthesized_body(
+    revision: &CompiledRevision,
+    media: &CompiledMedia,
+    seed: u64,
+    exchange: &Exchange<'_>,
+) -> Result<Option<Arc<Synthesized>>, Response> {
+    let Some(pointer) = &media.spec.schema_pointer else {
+        return Ok(None);
+    };
+    let media_seed = synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
+    let made = revision.synthesized.get_or_try_insert_with(media_seed, || {
+        // A cold value of a schema whose synthesis is costly (or
+        // not measured yet) is made on the blocking pool.
+        if let Some(yielded) = exchange.yielded
+            && !media.cheap_to_synthesize()
+        {
+            yielded.set(true);
+            return None;
+        }
+        // The validator compiles on first use: not part of the cost.
+        let validator = media.validator.get();
+        let started = std::time::Instant::now();
+        let made = synthesize(revision, pointer, media_seed, validator);
+        media.synthesized_in(started.elapsed());
+        Some(made)
+    });
+    match made {
+        Some(value) => Ok(Some(value)),
+        None => Err(Response {
+            status: 503,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }),
+    }
 }
 
 /// A value for the schema at `pointer`; when no attempt satisfies it (a

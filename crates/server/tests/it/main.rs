@@ -22,6 +22,7 @@ mod replay;
 mod resources;
 mod responses;
 mod scenarios;
+mod sdk;
 mod states;
 mod telemetry;
 mod timeline;

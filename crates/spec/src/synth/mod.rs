@@ -54,6 +54,15 @@ pub fn alphanumeric(length: usize, seed: u64) -> String {
     fakes::alphanumeric(&mut rng, length)
 }
 
+/// A string matching `pattern` (ECMA-262) of `min..=max` characters, drawn
+/// from `seed`; `None` when the pattern cannot be generated.
+pub fn matching(pattern: &str, min: usize, max: usize, seed: u64) -> Option<String> {
+    static PATTERNS: std::sync::LazyLock<PatternCache> =
+        std::sync::LazyLock::new(PatternCache::default);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    PATTERNS.sample(pattern, &mut rng, min, max)
+}
+
 /// Generates a value for the schema at `pointer` that passes `validator`,
 /// trying up to [`MAX_ATTEMPTS`] variations; the last attempt is returned
 /// (with `false`) when none validates.
