@@ -103,6 +103,7 @@ fn benches(c: &mut Criterion) {
         default_scenario: None,
         chaos_draw: None,
         trace: false,
+        base_url: "http://127.0.0.1:4010",
     };
     let auth = vec![(
         "authorization".to_owned(),

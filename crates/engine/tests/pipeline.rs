@@ -87,6 +87,7 @@ impl Sandbox {
             default_scenario: self.default_scenario,
             chaos_draw: None,
             trace: true,
+            base_url: "http://sandbox.test",
         };
         match handle(&self.revision, &context, &request) {
             Decision::Answer(outcome) => outcome,

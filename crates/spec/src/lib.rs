@@ -23,6 +23,7 @@ pub use load::{Limits, parse_document};
 pub use model::{
     ApiModel, MediaTypeSpec, Operation, ParamLocation, ParamStyle, Parameter, PropertyEncoding,
     RequestBody, ResponseHeader, ResponseSpec, SecurityRequirement, SecurityScheme, StatusKey,
+    server_origins,
 };
 pub use validator::{Direction, SchemaCompiler, SchemaValidator, Violation};
 

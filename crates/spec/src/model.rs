@@ -233,11 +233,8 @@ pub fn extract(
     })
 }
 
-/// The path of `servers[0].url`, variables replaced by their defaults.
-fn base_path(document: &Value) -> String {
-    let Some(server) = document.pointer("/servers/0") else {
-        return String::new();
-    };
+/// A server's URL, variables replaced by their defaults.
+fn server_url(server: &Value) -> String {
     let mut url = server
         .get("url")
         .and_then(Value::as_str)
@@ -252,6 +249,42 @@ fn base_path(document: &Value) -> String {
             url = url.replace(&format!("{{{name}}}"), default);
         }
     }
+    url
+}
+
+/// The origins (`https://api.example.com`) of the document's absolute
+/// server URLs: where the provider's own links point.
+pub fn server_origins(document: &Value) -> Vec<String> {
+    let mut origins: Vec<String> = Vec::new();
+    for server in document
+        .get("servers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let url = server_url(server);
+        let Some(scheme_end) = url.find("://") else {
+            continue;
+        };
+        let rest = &url[scheme_end + 3..];
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if host_end == 0 || rest[..host_end].contains(['{', '}', ' ']) {
+            continue;
+        }
+        let origin = url[..scheme_end + 3 + host_end].to_ascii_lowercase();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    origins
+}
+
+/// The path of `servers[0].url`, variables replaced by their defaults.
+fn base_path(document: &Value) -> String {
+    let Some(server) = document.pointer("/servers/0") else {
+        return String::new();
+    };
+    let url = server_url(server);
     let path = match url.find("://") {
         Some(scheme_end) => {
             let rest = &url[scheme_end + 3..];
@@ -762,6 +795,12 @@ mod tests {
             "host": {"default": "example.com"}, "version": {"default": "v2"}}}]});
         assert_eq!(base_path(&doc), "/api/v2");
         assert_eq!(base_path(&json!({"servers": [{"url": "/v1"}]})), "/v1");
+        assert_eq!(
+            server_origins(
+                &json!({"servers": [{"url": "https://API.github.com/v3"}, {"url": "/v1"}, {"url": "https://api.github.com"}]})
+            ),
+            vec!["https://api.github.com"]
+        );
         assert_eq!(
             base_path(&json!({"servers": [{"url": "https://x.io"}]})),
             ""

@@ -100,6 +100,8 @@ pub struct CallSandbox {
     pub now_ms: i64,
     /// Whether this thread may block (see [`crate::SandboxContext::may_block`]).
     pub may_block: bool,
+    /// See [`crate::SandboxContext::base_url`]; empty in jobs.
+    pub base_url: String,
 }
 
 impl Call {

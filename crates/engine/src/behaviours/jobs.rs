@@ -91,6 +91,7 @@ fn background_call(
             upstream: None,
             now_ms,
             may_block: true,
+            base_url: String::new(),
         },
         CallRequest {
             method: "JOB".to_owned(),

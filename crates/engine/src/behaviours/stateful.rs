@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     Response,
     behaviours::call::Call,
-    compile::resources::{Action, Binding, CollectionSpec, IdKind, ListShape},
+    compile::resources::{Action, Binding, CollectionSpec, IdKind, ListShape, Page},
     pipeline::cache::Synthesized,
     pipeline::failure::{Culprit, Failure, FailureKind},
     pipeline::order::Plan,
@@ -68,8 +68,8 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 None => Err(not_found(call, spec, &id)),
             }
         }
-        (_, None) => Err(ProblemType::ResourceBinding
-            .response("this operation is bound to a collection but its id parameter is missing")),
+        // The id parameter is optional and absent: the spec's own answer.
+        (_, None) => success(call, BodySource::Default),
     }
 }
 
@@ -287,8 +287,10 @@ pub fn set_id(value: &mut Value, spec: &CollectionSpec, id: Value, numeric: bool
     }
 }
 
-/// `body` merged into `base`: members replace those of the same name;
-/// with `patch`, objects merge recursively and `null` removes (RFC 7386).
+/// `body` merged into `base`: members replace those of the same name
+/// (a request's `To` or `status-callback` is the record's `to` or
+/// `status_callback`: names match ignoring case, `_` and `-`); with
+/// `patch`, objects merge recursively and `null` removes (RFC 7386).
 pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
     let Some(body) = body else {
         return base.clone();
@@ -297,6 +299,7 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
         (Value::Object(base), Value::Object(changes)) => {
             let mut out = base.clone();
             for (key, change) in changes {
+                let key = &record_member(base, key);
                 if patch && change.is_null() {
                     out.remove(key);
                 } else if patch && let Some(old) = base.get(key).filter(|o| o.is_object()) {
@@ -309,6 +312,26 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
         }
         _ => body.clone(),
     }
+}
+
+/// The member of `record` that a request's member `name` sets: the same
+/// name, else the one equal to it ignoring case, `_` and `-`, else `name`.
+fn record_member(record: &Map<String, Value>, name: &str) -> String {
+    if record.contains_key(name) {
+        return name.to_owned();
+    }
+    let normalized = |text: &str| -> String {
+        text.chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = normalized(name);
+    record
+        .keys()
+        .find(|key| normalized(key) == wanted)
+        .cloned()
+        .unwrap_or_else(|| name.to_owned())
 }
 
 /// Creation and update times the client did not send become the sandbox
@@ -453,8 +476,144 @@ fn list(
             };
         }
     }
-    success(
+    let paging = Paging {
+        call,
+        shape,
+        limit,
+        start,
+        total,
+        last_id: page.last().filter(|_| has_more).map(|r| r.id.as_str()),
+    };
+    if let Value::Object(map) = &mut envelope {
+        for (name, link) in &shape.links {
+            // The form the spec's own value has: a path, or a URL.
+            let absolute = match map.get(name).and_then(Value::as_str) {
+                Some(text) => !text.starts_with('/'),
+                None => link.absolute,
+            };
+            let url = paging.url(link.page, absolute);
+            map.insert(name.clone(), url.map_or(Value::Null, Value::String));
+        }
+    }
+    let mut rendered = success(
         call,
         BodySource::Record(Arc::new(Synthesized::new(envelope))),
-    )
+    )?;
+    if shape.link_header {
+        let header = paging.link_header();
+        let headers = &mut rendered.response.headers;
+        headers.retain(|(name, _)| name != "link");
+        if !header.is_empty() {
+            headers.push(("link".to_owned(), header));
+        }
+    }
+    Ok(rendered)
+}
+
+/// Where the pages around one list answer are.
+struct Paging<'a> {
+    call: &'a Call,
+    shape: &'a ListShape,
+    limit: usize,
+    start: usize,
+    total: usize,
+    /// The last record answered, when more follow.
+    last_id: Option<&'a str>,
+}
+
+impl Paging<'_> {
+    /// The URL of `page` (a path when not `absolute`), by the operation's
+    /// own paging parameters; `None` when there is no such page or no
+    /// parameter reaches it.
+    fn url(&self, page: Page, absolute: bool) -> Option<String> {
+        let shape = self.shape;
+        let mut set: Vec<(&String, String)> = Vec::new();
+        let mut drop: Vec<&String> = Vec::new();
+        let page_number = self.start / self.limit.max(1) + 1;
+        match page {
+            Page::Current => {}
+            Page::First => {
+                drop.extend(shape.offset_param.iter().chain(&shape.cursor_param));
+                set.extend(shape.page_param.iter().map(|p| (p, "1".to_owned())));
+            }
+            Page::Next => {
+                let last = self.last_id?;
+                if let Some(cursor) = &shape.cursor_param {
+                    set.push((cursor, last.to_owned()));
+                    set.extend(
+                        shape
+                            .page_param
+                            .iter()
+                            .map(|p| (p, page_number.to_string())),
+                    );
+                } else if let Some(offset) = &shape.offset_param {
+                    set.push((offset, (self.start + self.limit).to_string()));
+                } else if let Some(number) = &shape.page_param {
+                    set.push((number, (page_number + 1).to_string()));
+                } else {
+                    return None;
+                }
+            }
+            Page::Last => {
+                let last = self.total.div_ceil(self.limit.max(1)).max(1);
+                if shape.cursor_param.is_some() {
+                    return None;
+                } else if let Some(offset) = &shape.offset_param {
+                    set.push((offset, ((last - 1) * self.limit).to_string()));
+                } else if let Some(number) = &shape.page_param {
+                    set.push((number, last.to_string()));
+                } else {
+                    return None;
+                }
+            }
+            Page::Previous => {
+                if self.start == 0 {
+                    return None;
+                }
+                if let Some(offset) = &shape.offset_param {
+                    set.push((offset, self.start.saturating_sub(self.limit).to_string()));
+                } else if let Some(number) = &shape.page_param {
+                    set.push((number, (page_number - 1).max(1).to_string()));
+                } else {
+                    return None;
+                }
+            }
+        }
+        let request = &self.call.request;
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &request.query {
+            if !drop.contains(&name) && !set.iter().any(|(n, _)| *n == name) {
+                query.append_pair(name, value);
+            }
+        }
+        for (name, value) in &set {
+            query.append_pair(name, value);
+        }
+        let query = query.finish();
+        let base = if absolute {
+            self.call.sandbox.base_url.as_str()
+        } else {
+            ""
+        };
+        let separator = if query.is_empty() { "" } else { "?" };
+        Some(format!("{base}{}{separator}{query}", request.path))
+    }
+
+    /// `Link` (RFC 8288): next, prev, first and, when pages are numbered or
+    /// offset, last.
+    fn link_header(&self) -> String {
+        let mut links = Vec::new();
+        let pages = [
+            (Page::Next, "next"),
+            (Page::Previous, "prev"),
+            (Page::First, "first"),
+            (Page::Last, "last"),
+        ];
+        for (page, rel) in pages {
+            if let Some(url) = self.url(page, true) {
+                links.push(format!("<{url}>; rel=\"{rel}\""));
+            }
+        }
+        links.join(", ")
+    }
 }

@@ -75,6 +75,51 @@ pub struct ListShape {
     pub default_limit: usize,
     /// Query parameters named like a record member: equality filters.
     pub filters: Vec<String>,
+    /// Envelope members holding links to pages (`next_page_uri`, `next`).
+    pub links: Vec<(String, PageLink)>,
+    /// The operation declares a `Link` response header (RFC 8288).
+    pub link_header: bool,
+}
+
+/// Which page a link member points at, and in which form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLink {
+    pub page: Page,
+    /// `…_uri` members hold the path (Twilio); `…_url`, `next`, `…Link`
+    /// an absolute URL.
+    pub absolute: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Next,
+    Previous,
+    First,
+    Last,
+    Current,
+}
+
+/// A list envelope's member that links to a page, by its name.
+fn page_link(name: &str) -> Option<PageLink> {
+    let lower: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '@' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    let page = match lower.as_str() {
+        "next" | "nextpage" | "nextpageuri" | "nextpageurl" | "nexturl" | "nexturi"
+        | "nextlink" | "odatanextlink" | "nexthref" => Page::Next,
+        "previous" | "prev" | "previouspage" | "previouspageuri" | "previouspageurl"
+        | "prevpageurl" | "prevurl" | "previousurl" | "previouslink" | "prevlink" => Page::Previous,
+        "firstpageuri" | "firstpageurl" | "first" | "firstlink" => Page::First,
+        "lastpageuri" | "lastpageurl" | "last" | "lastlink" => Page::Last,
+        "uri" | "url" | "self" | "selflink" | "href" => Page::Current,
+        _ => return None,
+    };
+    Some(PageLink {
+        page,
+        absolute: !lower.ends_with("uri"),
+    })
 }
 
 /// An operation bound to a collection.
@@ -182,8 +227,34 @@ fn segments(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
+/// `{id}` (or `{Sid}.json`: a format suffix is no part of the id) → `id`;
+/// a segment of literals or of several parameters (`{type}-{version}`) is none.
 fn param_name(segment: &str) -> Option<&str> {
-    segment.strip_prefix('{')?.strip_suffix('}')
+    let inner = segment.strip_prefix('{')?;
+    let (name, rest) = inner.split_once('}')?;
+    (!name.is_empty() && !name.contains('{') && (rest.is_empty() || format_suffix(rest)))
+        .then_some(name)
+}
+
+/// `.json`, `.xml`: a response format named in the path (Twilio's API).
+fn format_suffix(text: &str) -> bool {
+    text.strip_prefix('.').is_some_and(|ext| {
+        !ext.is_empty() && ext.len() <= 8 && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// The collection a literal segment names: `Messages.json` → `Messages`.
+fn literal_name(segment: &str) -> &str {
+    match segment.rsplit_once('.') {
+        Some((name, ext)) if !name.is_empty() && format_suffix(&format!(".{ext}")) => name,
+        _ => segment,
+    }
+}
+
+/// A segment mixing literals and parameters (`{type}-{version}`,
+/// `v{major}`): no record is addressed by it.
+fn mixed(segment: &str) -> bool {
+    segment.contains('{') && param_name(segment).is_none()
 }
 
 fn looks_plural(segment: &str) -> bool {
@@ -197,6 +268,9 @@ fn candidate(
     extension: Option<&Value>,
 ) -> Result<Option<Candidate>, String> {
     let parts = segments(&operation.path);
+    if extension.is_none() && parts.iter().any(|s| mixed(s)) {
+        return Ok(None);
+    }
     let (item_param, collection_parts) = match parts.split_last() {
         Some((last, rest)) => match param_name(last) {
             Some(name) => (Some(name.to_owned()), rest),
@@ -211,8 +285,9 @@ fn candidate(
     let inferred_name = collection_parts
         .last()
         .filter(|s| param_name(s).is_none())
+        .map(|s| literal_name(s))
         .filter(|s| !nested || looks_plural(s))
-        .map(|s| (*s).to_owned());
+        .map(str::to_owned);
     let scope_params: Vec<String> = collection_parts
         .iter()
         .filter_map(|s| param_name(s).map(str::to_owned))
@@ -362,19 +437,7 @@ fn collection_spec(
         .find_map(|m| success_schema(document, &operations[m.operation]));
     let props = record.map(|r| properties(document, r)).unwrap_or_default();
     let id_param = members.iter().find_map(|m| m.id_param.as_deref());
-    let id_field = props
-        .iter()
-        .map(|(n, _)| *n)
-        .find(|n| *n == "id")
-        .or_else(|| id_param.filter(|p| props.iter().any(|(n, _)| n == p)))
-        .or_else(|| {
-            props
-                .iter()
-                .map(|(n, _)| *n)
-                .find(|n| n.to_ascii_lowercase().ends_with("id"))
-        })
-        .unwrap_or("id")
-        .to_owned();
+    let id_field = id_member(&props, id_param).unwrap_or("id").to_owned();
     let id_schema = props.iter().find(|(n, _)| *n == id_field).map(|(_, s)| *s);
     let id_kind = match id_schema {
         Some(s) if sbx_spec::declared_types(s).contains(&"integer") => IdKind::Integer,
@@ -395,6 +458,35 @@ fn collection_spec(
         id_field,
         id_kind,
     }
+}
+
+/// The record member the item path's parameter names: `id` when there is
+/// one; else the member named like the parameter ignoring case, `_` and
+/// `-` (Twilio's `{Sid}` is `sid`); else the longest member the parameter
+/// ends with (GitHub's `{issue_number}` is `number`); else one ending in `id`.
+fn id_member<'a>(props: &[(&'a str, &Value)], id_param: Option<&str>) -> Option<&'a str> {
+    let names = || props.iter().map(|(name, _)| *name);
+    let normalized = |text: &str| -> String {
+        text.chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    if let Some(found) = names().find(|n| *n == "id") {
+        return Some(found);
+    }
+    if let Some(param) = id_param.map(normalized) {
+        if let Some(found) = names().find(|n| normalized(n) == param) {
+            return Some(found);
+        }
+        let suffix = names()
+            .filter(|n| n.len() >= 3 && param.ends_with(&normalized(n)))
+            .max_by_key(|n| n.len());
+        if suffix.is_some() {
+            return suffix;
+        }
+    }
+    names().find(|n| n.to_ascii_lowercase().ends_with("id"))
 }
 
 /// `pay_` from an example like `pay_1Nv0FGQ9`.
@@ -495,6 +587,14 @@ fn list_shape(document: &Value, operation: &Operation) -> ListShape {
             };
             shape.has_more_field = member(&["has_more", "hasMore", "has_next", "hasNext"]);
             shape.total_field = member(&["total", "total_count", "totalCount", "count"]);
+            shape.links = props
+                .iter()
+                .filter(|(_, s)| {
+                    let types = sbx_spec::declared_types(s);
+                    types.is_empty() || types.contains(&"string")
+                })
+                .filter_map(|(n, _)| page_link(n).map(|link| ((*n).to_owned(), link)))
+                .collect();
             shape.next_cursor_field = member(&[
                 "next_cursor",
                 "nextCursor",
@@ -540,6 +640,12 @@ fn list_shape(document: &Value, operation: &Operation) -> ListShape {
             shape.filters.push(param.name.clone());
         }
     }
+    shape.link_header = operation.responses.iter().any(|r| {
+        matches!(r.status, StatusKey::Code(200..=299) | StatusKey::Range(2))
+            && r.headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("link"))
+    });
     if let Some(limit) = &shape.limit_param {
         shape.default_limit = defaults
             .get(limit)

@@ -159,6 +159,9 @@ pub struct CompiledRevision {
     pub behaviours: CompiledBehaviours,
     /// The event types its sandboxes emit.
     pub events: crate::behaviours::events::EventCatalog,
+    /// Origins of absolute URLs that answers point into the sandbox instead
+    /// (see [`crate::pipeline::links`]).
+    pub link_origins: Vec<String>,
 }
 
 impl CompiledRevision {
@@ -273,6 +276,8 @@ impl CompiledRevision {
         if !event_problems.is_empty() {
             return Err(CompileError(event_problems));
         }
+        let mut link_origins = sbx_spec::server_origins(&model.document);
+        link_origins.push(crate::pipeline::links::SYNTHESIZED_ORIGIN.to_owned());
         Ok(Self {
             router,
             operations,
@@ -281,6 +286,7 @@ impl CompiledRevision {
             response_document,
             behaviours,
             events,
+            link_origins,
             model,
         })
     }

@@ -4,6 +4,7 @@ pub(crate) mod cache;
 pub(crate) mod conform;
 pub(crate) mod drift;
 pub(crate) mod failure;
+pub(crate) mod links;
 pub(crate) mod order;
 pub(crate) mod problem;
 pub(crate) mod respond;
@@ -89,6 +90,9 @@ pub struct SandboxContext<'a> {
     pub chaos_draw: Option<u64>,
     /// Record how the request was decided ([`Outcome::trace`]).
     pub trace: bool,
+    /// The URL the sandbox's paths are below (`http://127.0.0.1:8080/sbx/sbx-1`,
+    /// no trailing slash): where links in answers point. Empty: links stay.
+    pub base_url: &'a str,
 }
 
 pub struct Request<'a> {
@@ -192,6 +196,11 @@ pub fn handle(
         Err(Stop::Answer(outcome)) => *outcome,
         Err(Stop::Yield(pending)) => return Decision::Yield(pending),
     };
+    links::rewrite(
+        &mut outcome.response,
+        &revision.link_origins,
+        context.base_url,
+    );
     outcome.trace = trace.into_steps();
     Decision::Answer(outcome)
 }
@@ -645,6 +654,7 @@ impl Routed<'_> {
                 upstream: context.upstream.cloned(),
                 now_ms: context.now_ms,
                 may_block: context.may_block,
+                base_url: context.base_url.to_owned(),
             },
             CallRequest {
                 method: request.method.to_owned(),
@@ -1288,6 +1298,7 @@ mod tests {
             default_scenario: None,
             chaos_draw: None,
             trace: false,
+            base_url: "",
         };
         let headers: Vec<(String, String)> = Vec::new();
         let get = |path| Request {

@@ -86,7 +86,6 @@ problem_types! {
     ScriptLimit = ("script-limit", 500, "Script stopped at a limit"),
     TemplateError = ("template-error", 500, "Template failed"),
     ScenarioSchedule = ("scenario-schedule", 500, "Scenario could not schedule"),
-    ResourceBinding = ("resource-binding", 500, "Resource binding incomplete"),
     ResponseDrift = ("response-drift", 500, "Response does not match the spec"),
     UpstreamUnavailable = ("upstream-unavailable", 502, "Upstream unavailable"),
     StorageUnavailable = ("storage-unavailable", 503, "Storage unavailable"),

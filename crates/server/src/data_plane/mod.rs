@@ -214,6 +214,26 @@ pub(crate) fn engine_request<'a>(
     }
 }
 
+/// The URL the client reached the sandbox's paths under: its `Host` and
+/// the path prefix (`/sbx/{id}`) above `path`; empty without a `Host`.
+fn base_url(parts: &Parts, path: &str) -> String {
+    let Some(host) = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', '"', '\\', ' ']))
+    else {
+        return String::new();
+    };
+    let full = parts.uri.path();
+    let prefix = full.strip_suffix(path).unwrap_or("");
+    let scheme = match parts.headers.get("x-forwarded-proto").map(|p| p.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}{prefix}")
+}
+
 /// One run of the pipeline; `may_block` on the blocking pool only, where a
 /// yielded request runs again with its first run's chaos draw.
 fn run(
@@ -229,6 +249,7 @@ fn run(
         KeyCheck::Hash(hash) => hash_secret(key) == *hash,
         KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
     };
+    let base_url = base_url(parts, path);
     let context = SandboxContext {
         id: &target.id,
         seed: target.seed,
@@ -243,6 +264,7 @@ fn run(
         default_scenario: target.default_scenario.as_deref(),
         chaos_draw,
         trace,
+        base_url: &base_url,
     };
     let headers = EngineHeaders(&parts.headers);
     let request = engine_request(parts, path, &headers, body);

@@ -65,3 +65,8 @@ async fn run_flow(spec: String, script: &str) {
 async fn stripes_python_sdk_runs_its_flows() {
     run_flow(corpus_spec("stripe.com.json"), "stripe_flows.py").await;
 }
+
+#[tokio::test]
+async fn twilios_python_sdk_runs_its_flows() {
+    run_flow(corpus_spec("twilio.com/api.json"), "twilio_flows.py").await;
+}

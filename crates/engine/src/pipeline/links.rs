@@ -1,0 +1,132 @@
+//! Links in answers lead back into the sandbox. The provider's absolute
+//! URLs (its servers' origins, from examples and records) and the
+//! synthesizer's `https://example.com` ones are rewritten to the sandbox's
+//! base URL, in bodies and in `Link`/`Location` headers: a client that
+//! follows `url`, `next_page_url` or `Link: <…>; rel="next"` stays in the
+//! sandbox (PyGithub refuses a host other than its base URL's).
+
+use memchr::memmem;
+
+use crate::Response;
+
+/// The origin of the URLs synthesis makes up (`format: uri`, `*_url`).
+pub const SYNTHESIZED_ORIGIN: &str = "https://example.com";
+
+/// Headers that carry URLs.
+const LINK_HEADERS: [&str; 3] = ["link", "location", "content-location"];
+
+/// Rewrites `origins` to `base_url` in `response` (text bodies only).
+pub fn rewrite(response: &mut Response, origins: &[String], base_url: &str) {
+    if base_url.is_empty() {
+        return;
+    }
+    let text = response
+        .headers
+        .iter()
+        .find(|(name, _)| name == "content-type")
+        .is_some_and(|(_, value)| is_text(value));
+    if text && let Some(body) = rewritten(&response.body, origins, base_url) {
+        response.body = body;
+    }
+    for (name, value) in &mut response.headers {
+        if LINK_HEADERS.contains(&name.as_str())
+            && let Some(new) = rewritten(value.as_bytes(), origins, base_url)
+        {
+            *value = String::from_utf8(new).unwrap_or_default();
+        }
+    }
+}
+
+fn is_text(content_type: &str) -> bool {
+    let essence = crate::request::body::essence(content_type);
+    crate::request::body::is_json(&essence)
+        || essence.starts_with("text/")
+        || essence.ends_with("xml")
+        || essence.ends_with("+yaml")
+}
+
+/// `bytes` with every `origin` (followed by `/`, `?`, `#`, a quote, a
+/// delimiter or the end) replaced by `base_url`; `None` when none occurs.
+fn rewritten(bytes: &[u8], origins: &[String], base_url: &str) -> Option<Vec<u8>> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for origin in origins {
+        for start in memmem::find_iter(bytes, origin.as_bytes()) {
+            let end = start + origin.len();
+            let bounded = matches!(
+                bytes.get(end),
+                None | Some(b'/' | b'?' | b'#' | b'"' | b'>' | b' ' | b'<' | b'\'')
+            );
+            if bounded {
+                spans.push((start, end));
+            }
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    spans.sort_unstable();
+    let mut out = Vec::with_capacity(bytes.len() + spans.len() * base_url.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        if start < at {
+            continue;
+        }
+        out.extend_from_slice(&bytes[at..start]);
+        out.extend_from_slice(base_url.as_bytes());
+        at = end;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origins() -> Vec<String> {
+        vec!["https://api.github.com".into(), SYNTHESIZED_ORIGIN.into()]
+    }
+
+    #[test]
+    fn provider_and_synthesized_urls_point_into_the_sandbox() {
+        let mut response = Response {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                (
+                    "link".into(),
+                    "<https://api.github.com/repos/o/r/issues?page=2>; rel=\"next\"".into(),
+                ),
+            ],
+            body: br#"{"url":"https://api.github.com/repos/o/r","home":"https://api.github.community/x","blog":"https://example.com","next":"https://example.com?p=2"}"#.to_vec(),
+        };
+        rewrite(&mut response, &origins(), "http://127.0.0.1:9/sbx/sbx-1");
+        assert_eq!(
+            String::from_utf8(response.body).unwrap(),
+            r#"{"url":"http://127.0.0.1:9/sbx/sbx-1/repos/o/r","home":"https://api.github.community/x","blog":"http://127.0.0.1:9/sbx/sbx-1","next":"http://127.0.0.1:9/sbx/sbx-1?p=2"}"#
+        );
+        assert_eq!(
+            response.headers[1].1,
+            "<http://127.0.0.1:9/sbx/sbx-1/repos/o/r/issues?page=2>; rel=\"next\""
+        );
+    }
+
+    #[test]
+    fn binary_bodies_and_an_unknown_base_are_left_alone() {
+        let body = b"https://example.com/x".to_vec();
+        let mut image = Response {
+            status: 200,
+            headers: vec![("content-type".into(), "image/png".into())],
+            body: body.clone(),
+        };
+        rewrite(&mut image, &origins(), "http://h");
+        assert_eq!(image.body, body);
+        let mut text = Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.clone(),
+        };
+        rewrite(&mut text, &origins(), "");
+        assert_eq!(text.body, body);
+    }
+}
