@@ -29,14 +29,20 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
         (Action::Get, Some(id)) => {
             let record = existing(call, spec, &scope, &id)?;
-            success(call, BodySource::Record(record.value))
+            success(
+                call,
+                BodySource::Record(linked(call, binding.collection, record)),
+            )
         }
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
                 keep_declared(&mut value, closed_answer(call));
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
-                success(call, BodySource::Record(stored.value))
+                success(
+                    call,
+                    BodySource::Record(linked(call, binding.collection, stored)),
+                )
             }
             None if declares(call, 201) => {
                 let mut body = call.request.body.clone().unwrap_or_else(|| json!({}));
@@ -55,7 +61,10 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
             let mut value = merged(&record.value.value, call.request.body.as_ref(), true);
             keep_declared(&mut value, closed_answer(call));
             let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
-            success(call, BodySource::Record(stored.value))
+            success(
+                call,
+                BodySource::Record(linked(call, binding.collection, stored)),
+            )
         }
         (Action::Delete, Some(id)) => {
             existing(call, spec, &scope, &id)?;
@@ -180,6 +189,9 @@ fn create(
             id_text(&id)
         }
     };
+    if let Some((collection, _)) = call.revision.behaviours.resources.collection(&spec.name) {
+        set_self_links(call, collection, &id, &mut value);
+    }
     // Stored as answered: repaired to the answer's schema (see `conform`).
     let record = Arc::new(Synthesized::new(value));
     let rendered = success(call, BodySource::Record(record.clone()))?;
@@ -430,7 +442,11 @@ fn list(
             .flat_map(|(_, v)| v.split(','))
             .map(|v| Value::String(v.to_owned()))
             .collect();
-        if !values.is_empty() {
+        // `state=all` (GitHub) asks for no filter.
+        let everything = values
+            .iter()
+            .any(|v| matches!(v.as_str(), Some("all" | "any" | "*")));
+        if !values.is_empty() && !everything {
             filters.insert(name.clone(), Value::Array(values));
         }
     }
@@ -456,13 +472,60 @@ fn list(
     }
     let page: Vec<&Record> = records.iter().skip(start).take(limit).collect();
     let has_more = start.saturating_add(page.len()) < total;
-    let items = Value::Array(page.iter().map(|r| r.value.value.clone()).collect());
-    let Some(field) = &shape.items_field else {
-        return success(call, BodySource::Record(Arc::new(Synthesized::new(items))));
+    let collection = call
+        .revision
+        .behaviours
+        .resources
+        .collection(&spec.name)
+        .map(|(index, _)| index);
+    let items = Value::Array(
+        page.iter()
+            .map(|r| {
+                let mut value = r.value.value.clone();
+                if let Some(collection) = collection {
+                    set_self_links(call, collection, &r.id, &mut value);
+                }
+                value
+            })
+            .collect(),
+    );
+    let body = match &shape.items_field {
+        None => items,
+        Some(field) => envelope(call, shape, field, items, (has_more, total), &page)?,
     };
+    let paging = Paging {
+        call,
+        shape,
+        limit,
+        start,
+        total,
+        last_id: page.last().filter(|_| has_more).map(|r| r.id.as_str()),
+    };
+    let body = paging.linked(body);
+    let mut rendered = success(call, BodySource::Record(Arc::new(Synthesized::new(body))))?;
+    if shape.link_header {
+        let header = paging.link_header();
+        let headers = &mut rendered.response.headers;
+        headers.retain(|(name, _)| name != "link");
+        if !header.is_empty() {
+            headers.push(("link".to_owned(), header));
+        }
+    }
+    Ok(rendered)
+}
+
+/// The list envelope (synthesized) holding `items` and the paging facts.
+fn envelope(
+    call: &Call,
+    shape: &ListShape,
+    field: &str,
+    items: Value,
+    (has_more, total): (bool, usize),
+    page: &[&Record],
+) -> Result<Value, Response> {
     let mut envelope = call.synthesized_object()?;
     if let Value::Object(map) = &mut envelope {
-        map.insert(field.clone(), items);
+        map.insert(field.to_owned(), items);
         if let Some(name) = &shape.has_more_field {
             map.insert(name.clone(), Value::Bool(has_more));
         }
@@ -476,38 +539,101 @@ fn list(
             };
         }
     }
-    let paging = Paging {
-        call,
-        shape,
-        limit,
-        start,
-        total,
-        last_id: page.last().filter(|_| has_more).map(|r| r.id.as_str()),
+    Ok(envelope)
+}
+
+/// `record`'s value with its self links (`url`, `self`, `href`,
+/// `links.self`, `_links.self.href`) pointing at the operation that reads it.
+fn linked(call: &Call, collection: usize, record: Record) -> Arc<Synthesized> {
+    let has_links = record.value.value.as_object().is_some_and(|o| {
+        SELF_LINKS.iter().any(|name| o.contains_key(*name))
+            || o.contains_key("links")
+            || o.contains_key("_links")
+    });
+    if !has_links {
+        return record.value;
+    }
+    let mut value = record.value.value.clone();
+    set_self_links(call, collection, &record.id, &mut value);
+    Arc::new(Synthesized::new(value))
+}
+
+/// Members that hold a record's own URL.
+const SELF_LINKS: [&str; 3] = ["url", "self", "href"];
+
+fn set_self_links(call: &Call, collection: usize, id: &str, value: &mut Value) {
+    let Value::Object(map) = value else {
+        return;
     };
-    if let Value::Object(map) = &mut envelope {
-        for (name, link) in &shape.links {
-            // The form the spec's own value has: a path, or a URL.
-            let absolute = match map.get(name).and_then(Value::as_str) {
-                Some(text) => !text.starts_with('/'),
-                None => link.absolute,
-            };
-            let url = paging.url(link.page, absolute);
-            map.insert(name.clone(), url.map_or(Value::Null, Value::String));
+    let Some(url) = read_url(call, collection, id) else {
+        return;
+    };
+    for name in SELF_LINKS {
+        if let Some(slot) = map.get_mut(name).filter(|v| v.is_string()) {
+            *slot = Value::String(url.clone());
         }
     }
-    let mut rendered = success(
-        call,
-        BodySource::Record(Arc::new(Synthesized::new(envelope))),
-    )?;
-    if shape.link_header {
-        let header = paging.link_header();
-        let headers = &mut rendered.response.headers;
-        headers.retain(|(name, _)| name != "link");
-        if !header.is_empty() {
-            headers.push(("link".to_owned(), header));
-        }
+    if let Some(slot) = map
+        .get_mut("links")
+        .and_then(|l| l.get_mut("self"))
+        .filter(|v| v.is_string())
+    {
+        *slot = Value::String(url.clone());
     }
-    Ok(rendered)
+    if let Some(slot) = map
+        .get_mut("_links")
+        .and_then(|l| l.get_mut("self"))
+        .and_then(|s| s.get_mut("href"))
+        .filter(|v| v.is_string())
+    {
+        *slot = Value::String(url);
+    }
+}
+
+/// The URL of the collection's read operation for record `id`, its other
+/// path parameters taken from this request (they scope the record).
+fn read_url(call: &Call, collection: usize, id: &str) -> Option<String> {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let revision = &call.revision;
+    let (index, binding) = revision
+        .behaviours
+        .resources
+        .bindings
+        .iter()
+        .enumerate()
+        .find_map(|(i, b)| {
+            b.as_ref()
+                .filter(|b| b.collection == collection && b.action == Action::Get)
+                .map(|b| (i, b))
+        })?;
+    let id_param = binding.id_param.as_deref()?;
+    if call.sandbox.base_url.is_empty() {
+        return None;
+    }
+    let template = &revision.operations[index].operation.path;
+    let mut path = String::with_capacity(template.len() + id.len());
+    let mut rest = template.as_str();
+    while let Some(open) = rest.find('{') {
+        let close = open + rest[open..].find('}')?;
+        let name = &rest[open + 1..close];
+        let value = if name == id_param {
+            id.to_owned()
+        } else {
+            call.path_param(name)?
+        };
+        path.push_str(&rest[..open]);
+        path.extend(percent_encoding::utf8_percent_encode(&value, SEGMENT));
+        rest = &rest[close + 1..];
+    }
+    path.push_str(rest);
+    Some(format!(
+        "{}{}{path}",
+        call.sandbox.base_url, revision.model.base_path
+    ))
 }
 
 /// Where the pages around one list answer are.
@@ -522,6 +648,22 @@ struct Paging<'a> {
 }
 
 impl Paging<'_> {
+    /// `body` (an envelope) with its page links built from this page.
+    fn linked(&self, mut body: Value) -> Value {
+        if let Value::Object(map) = &mut body {
+            for (name, link) in &self.shape.links {
+                // The form the spec's own value has: a path, or a URL.
+                let absolute = match map.get(name).and_then(Value::as_str) {
+                    Some(text) => !text.starts_with('/'),
+                    None => link.absolute,
+                };
+                let url = self.url(link.page, absolute);
+                map.insert(name.clone(), url.map_or(Value::Null, Value::String));
+            }
+        }
+        body
+    }
+
     /// The URL of `page` (a path when not `absolute`), by the operation's
     /// own paging parameters; `None` when there is no such page or no
     /// parameter reaches it.

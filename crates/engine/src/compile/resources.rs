@@ -460,10 +460,11 @@ fn collection_spec(
     }
 }
 
-/// The record member the item path's parameter names: `id` when there is
-/// one; else the member named like the parameter ignoring case, `_` and
-/// `-` (Twilio's `{Sid}` is `sid`); else the longest member the parameter
-/// ends with (GitHub's `{issue_number}` is `number`); else one ending in `id`.
+/// The record member the item path's parameter names: the member named
+/// like the parameter ignoring case, `_` and `-` (Twilio's `{Sid}` is
+/// `sid`); else the longest member (3 characters or more) the parameter
+/// ends with (GitHub's `{issue_number}` is `number`); else `id`; else one
+/// ending in `id`.
 fn id_member<'a>(props: &[(&'a str, &Value)], id_param: Option<&str>) -> Option<&'a str> {
     let names = || props.iter().map(|(name, _)| *name);
     let normalized = |text: &str| -> String {
@@ -472,9 +473,6 @@ fn id_member<'a>(props: &[(&'a str, &Value)], id_param: Option<&str>) -> Option<
             .flat_map(char::to_lowercase)
             .collect()
     };
-    if let Some(found) = names().find(|n| *n == "id") {
-        return Some(found);
-    }
     if let Some(param) = id_param.map(normalized) {
         if let Some(found) = names().find(|n| normalized(n) == param) {
             return Some(found);
@@ -486,7 +484,9 @@ fn id_member<'a>(props: &[(&'a str, &Value)], id_param: Option<&str>) -> Option<
             return suffix;
         }
     }
-    names().find(|n| n.to_ascii_lowercase().ends_with("id"))
+    names()
+        .find(|n| *n == "id")
+        .or_else(|| names().find(|n| n.to_ascii_lowercase().ends_with("id")))
 }
 
 /// `pay_` from an example like `pay_1Nv0FGQ9`.

@@ -70,3 +70,12 @@ async fn stripes_python_sdk_runs_its_flows() {
 async fn twilios_python_sdk_runs_its_flows() {
     run_flow(corpus_spec("twilio.com/api.json"), "twilio_flows.py").await;
 }
+
+#[tokio::test]
+async fn pygithub_follows_links_inside_the_sandbox() {
+    run_flow(
+        corpus_spec("github.com/api.github.com.json"),
+        "github_flows.py",
+    )
+    .await;
+}
