@@ -396,3 +396,132 @@ fn form_bodies_nest_and_errors_say_what_failed() {
         json!("https://docs.example.com/errors#resource_missing")
     );
 }
+
+/// Twilio-shaped: format-suffixed paths, `Sid` ids by pattern, capitalized
+/// form fields, page links, and no documented 404.
+const MESSAGES: &str = r##"
+openapi: 3.0.3
+info: { title: Messages, version: "1" }
+servers: [{ url: "https://api.twilio.com" }]
+paths:
+  /Accounts/{AccountSid}/Messages.json:
+    parameters:
+      - { name: AccountSid, in: path, required: true, schema: { type: string } }
+    post:
+      operationId: CreateMessage
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [To]
+              properties: { To: { type: string }, Body: { type: string } }
+      responses:
+        "201":
+          description: created
+          content:
+            application/json: { schema: { $ref: "#/components/schemas/message" } }
+    get:
+      operationId: ListMessage
+      parameters:
+        - { name: PageSize, in: query, schema: { type: integer } }
+        - { name: PageToken, in: query, schema: { type: string } }
+      responses:
+        "200":
+          description: a page
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  messages: { type: array, items: { $ref: "#/components/schemas/message" } }
+                  next_page_uri: { type: string, nullable: true }
+                  uri: { type: string }
+  /Accounts/{AccountSid}/Messages/{Sid}.json:
+    parameters:
+      - { name: AccountSid, in: path, required: true, schema: { type: string } }
+      - { name: Sid, in: path, required: true, schema: { type: string } }
+    get:
+      operationId: FetchMessage
+      responses:
+        "200":
+          description: the message
+          content:
+            application/json: { schema: { $ref: "#/components/schemas/message" } }
+    delete:
+      operationId: DeleteMessage
+      responses:
+        "204": { description: deleted }
+components:
+  schemas:
+    message:
+      type: object
+      required: [sid, to, status]
+      properties:
+        sid: { type: string, pattern: "^SM[0-9a-f]{32}$" }
+        to: { type: string }
+        body: { type: string }
+        status: { type: string, enum: [queued, sent] }
+        uri: { type: string, example: "/Accounts/AC1/Messages/SM1.json" }
+"##;
+
+#[test]
+fn records_keep_the_contract_and_links_stay_in_the_sandbox() {
+    let sandbox = Sandbox::of(compile(MESSAGES, &ProjectFiles::default()));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let mut sids = Vec::new();
+    for to in ["+1555", "+1556", "+1557"] {
+        let created = sandbox.send(
+            "POST",
+            "/Accounts/AC1/Messages.json",
+            &form,
+            &format!("To={}&Body=hi", to.replace('+', "%2B")),
+        );
+        assert_eq!(created.response.status, 201, "{}", seen(&created));
+        let body: Value = serde_json::from_slice(&created.response.body).unwrap();
+        let sid = body["sid"].as_str().unwrap().to_owned();
+        assert!(sid.starts_with("SM") && sid.len() == 34, "{sid}");
+        assert_eq!(body["to"], json!(to), "To is the record's to");
+        assert_eq!(
+            body["uri"],
+            json!(format!("/Accounts/AC1/Messages/{sid}.json"))
+        );
+        sids.push(sid);
+    }
+    let page = sandbox.send("GET", "/Accounts/AC1/Messages.json?PageSize=2", &[], "");
+    let body: Value = serde_json::from_slice(&page.response.body).unwrap();
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+    let next = body["next_page_uri"].as_str().unwrap();
+    assert_eq!(
+        next,
+        format!(
+            "/Accounts/AC1/Messages.json?PageSize=2&PageToken={}",
+            sids[1]
+        )
+    );
+    let last = sandbox.send("GET", next, &[], "");
+    let body: Value = serde_json::from_slice(&last.response.body).unwrap();
+    assert_eq!(body["messages"][0]["sid"], json!(sids[2]));
+    assert_eq!(body["next_page_uri"], Value::Null);
+
+    // No 404 is documented: an unknown sid reads as a record, the same each time.
+    let path = format!("/Accounts/AC1/Messages/SM{}.json", "0".repeat(32));
+    let unknown = sandbox.send("GET", &path, &[], "");
+    assert_eq!(unknown.response.status, 200, "{}", seen(&unknown));
+    assert_eq!(
+        unknown.response.body,
+        sandbox.send("GET", &path, &[], "").response.body
+    );
+    // A deleted one stays gone.
+    let deleted = format!("/Accounts/AC1/Messages/{}.json", sids[0]);
+    assert_eq!(
+        sandbox.send("DELETE", &deleted, &[], "").response.status,
+        204
+    );
+    assert_eq!(sandbox.send("GET", &deleted, &[], "").response.status, 404);
+
+    let mut strict = ProjectFiles::default();
+    strict.settings.strict_not_found = true;
+    let sandbox = Sandbox::of(compile(MESSAGES, &strict));
+    assert_eq!(sandbox.send("GET", &path, &[], "").response.status, 404);
+}

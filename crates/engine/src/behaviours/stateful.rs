@@ -27,13 +27,17 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     match (binding.action, id) {
         (Action::Create, _) => create(call, spec, &scope, call.request.body.clone()),
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
-        (Action::Get, Some(id)) => {
-            let record = existing(call, spec, &scope, &id)?;
-            success(
+        (Action::Get, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
+            Some(record) => success(
                 call,
                 BodySource::Record(linked(call, binding.collection, record)),
-            )
-        }
+            ),
+            None if materializes(call, spec, &id) => {
+                let value = materialized(call, spec, binding.collection, &id)?;
+                success(call, BodySource::Record(Arc::new(Synthesized::new(value))))
+            }
+            None => Err(not_found(call, spec, &id)),
+        },
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
@@ -57,16 +61,26 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
             None => Err(not_found(call, spec, &id)),
         },
         (Action::Update, Some(id)) => {
-            let record = existing(call, spec, &scope, &id)?;
-            let mut value = merged(&record.value.value, call.request.body.as_ref(), true);
+            let (current, seq) = match find_in_scope(call, spec, &scope, &id) {
+                Some(record) => (record.value.value.clone(), Some(record.seq)),
+                None if materializes(call, spec, &id) => {
+                    (materialized(call, spec, binding.collection, &id)?, None)
+                }
+                None => return Err(not_found(call, spec, &id)),
+            };
+            let mut value = merged(&current, call.request.body.as_ref(), true);
             keep_declared(&mut value, closed_answer(call));
-            let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
+            let stored = store(call, spec, &id, &scope, seq, value)?;
             success(
                 call,
                 BodySource::Record(linked(call, binding.collection, stored)),
             )
         }
         (Action::Delete, Some(id)) => {
+            if find_in_scope(call, spec, &scope, &id).is_none() && materializes(call, spec, &id) {
+                let value = materialized(call, spec, binding.collection, &id)?;
+                return success(call, BodySource::Record(Arc::new(Synthesized::new(value))));
+            }
             existing(call, spec, &scope, &id)?;
             let removed =
                 call.sandbox
@@ -113,6 +127,37 @@ fn find_in_scope(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> O
 
 fn existing(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Result<Record, Response> {
     find_in_scope(call, spec, scope, id).ok_or_else(|| not_found(call, spec, id))
+}
+
+/// Whether an unknown id gets a record rather than a 404: when the
+/// operation documents no 404 (nor `4XX`, nor a `default` error), an
+/// undocumented 404 would break the contract; `strict_not_found` in
+/// `project.yaml` asks for the 404 anyway, and a deleted record stays
+/// gone (a 404, as the provider would answer).
+fn materializes(call: &Call, spec: &CollectionSpec, id: &str) -> bool {
+    !call.revision.behaviours.settings.strict_not_found
+        && !respond::declares(call.operation(), 404)
+        && !call.sandbox.state.was_deleted(&spec.name, id)
+}
+
+/// The record an unknown id reads as: the operation's synthesized answer
+/// (the same for the same id, every time) with that id. Not stored: a
+/// read changes nothing.
+fn materialized(
+    call: &Call,
+    spec: &CollectionSpec,
+    collection: usize,
+    id: &str,
+) -> Result<Value, Response> {
+    let mut value = call.synthesized_object()?;
+    set_id(
+        &mut value,
+        spec,
+        Value::String(id.to_owned()),
+        spec.id_kind == IdKind::Integer,
+    );
+    set_self_links(call, collection, id, &mut value);
+    Ok(value)
 }
 
 /// The spec's declared 404 (shaped by its schema), else a problem.
@@ -542,7 +587,7 @@ fn envelope(
     Ok(envelope)
 }
 
-/// `record`'s value with its self links (`url`, `self`, `href`,
+/// `record`'s value with its self links (`url`, `uri`, `self`, `href`,
 /// `links.self`, `_links.self.href`) pointing at the operation that reads it.
 fn linked(call: &Call, collection: usize, record: Record) -> Arc<Synthesized> {
     let has_links = record.value.value.as_object().is_some_and(|o| {
@@ -558,19 +603,22 @@ fn linked(call: &Call, collection: usize, record: Record) -> Arc<Synthesized> {
     Arc::new(Synthesized::new(value))
 }
 
-/// Members that hold a record's own URL.
-const SELF_LINKS: [&str; 3] = ["url", "self", "href"];
+/// Members that hold a record's own URL (or path, as Twilio's `uri`).
+const SELF_LINKS: [&str; 4] = ["url", "uri", "self", "href"];
 
 fn set_self_links(call: &Call, collection: usize, id: &str, value: &mut Value) {
     let Value::Object(map) = value else {
         return;
     };
-    let Some(url) = read_url(call, collection, id) else {
+    let Some(path) = read_path(call, collection, id) else {
         return;
     };
+    let url = format!("{}{path}", call.sandbox.base_url);
     for name in SELF_LINKS {
         if let Some(slot) = map.get_mut(name).filter(|v| v.is_string()) {
-            *slot = Value::String(url.clone());
+            // `uri` holds a path; the others the form the record's value has.
+            let relative = name == "uri" || slot.as_str().is_some_and(|s| s.starts_with('/'));
+            *slot = Value::String(if relative { path.clone() } else { url.clone() });
         }
     }
     if let Some(slot) = map
@@ -590,9 +638,10 @@ fn set_self_links(call: &Call, collection: usize, id: &str, value: &mut Value) {
     }
 }
 
-/// The URL of the collection's read operation for record `id`, its other
-/// path parameters taken from this request (they scope the record).
-fn read_url(call: &Call, collection: usize, id: &str) -> Option<String> {
+/// The path (below the sandbox's base URL) of the collection's read
+/// operation for record `id`, its other path parameters taken from this
+/// request (they scope the record); `None` without a base URL.
+fn read_path(call: &Call, collection: usize, id: &str) -> Option<String> {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'.')
@@ -630,10 +679,7 @@ fn read_url(call: &Call, collection: usize, id: &str) -> Option<String> {
         rest = &rest[close + 1..];
     }
     path.push_str(rest);
-    Some(format!(
-        "{}{}{path}",
-        call.sandbox.base_url, revision.model.base_path
-    ))
+    Some(format!("{}{path}", revision.model.base_path))
 }
 
 /// Where the pages around one list answer are.
@@ -652,11 +698,13 @@ impl Paging<'_> {
     fn linked(&self, mut body: Value) -> Value {
         if let Value::Object(map) = &mut body {
             for (name, link) in &self.shape.links {
-                // The form the spec's own value has: a path, or a URL.
-                let absolute = match map.get(name).and_then(Value::as_str) {
-                    Some(text) => !text.starts_with('/'),
-                    None => link.absolute,
-                };
+                // `…uri` members hold paths; others the form the spec's own
+                // value has (Stripe's `url` is `/v1/customers`).
+                let absolute = link.absolute
+                    && !map
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .is_some_and(|text| text.starts_with('/'));
                 let url = self.url(link.page, absolute);
                 map.insert(name.clone(), url.map_or(Value::Null, Value::String));
             }

@@ -100,6 +100,9 @@ fn plain_file_name(name: &str) -> Result<(), &'static str> {
 pub struct ProjectSettings {
     /// Answer a 500 problem instead of a response that breaks the spec.
     pub strict_responses: bool,
+    /// Answer 404 for an unknown id even where the operation documents no
+    /// 404 (by default such a record is materialized: see docs/projects.md).
+    pub strict_not_found: bool,
     /// Operations served by an upstream, by operation id.
     pub forward: BTreeMap<String, ForwardRule>,
     /// JSON paths masked in the request log's bodies (`card.number`,

@@ -489,24 +489,7 @@ pub fn declared_error(
     statuses: &[u16],
     failure: &Failure<'_>,
 ) -> Option<Response> {
-    use sbx_spec::StatusKey;
-    let declared_as = |key: StatusKey| operation.responses.iter().find(|r| r.spec.status == key);
-    let has_success = operation.responses.iter().any(|r| match r.spec.status {
-        StatusKey::Code(code) => (200..300).contains(&code),
-        StatusKey::Range(range) => range == 2,
-        StatusKey::Default => false,
-    });
-    let first = *statuses.first()?;
-    let (status, declared) = statuses
-        .iter()
-        .find_map(|status| declared_as(StatusKey::Code(*status)).map(|r| (*status, r)))
-        .or_else(|| declared_as(StatusKey::Range(first / 100)).map(|r| (first, r)))
-        .or_else(|| {
-            has_success
-                .then(|| declared_as(StatusKey::Default))
-                .flatten()
-                .map(|r| (first, r))
-        })?;
+    let (status, declared) = declared_for(operation, statuses)?;
     let rendered = render(
         revision,
         seed,
@@ -538,6 +521,38 @@ pub fn declared_error(
         .headers
         .push(("x-sandbox-error".to_owned(), reason));
     Some(response)
+}
+
+/// The response the operation declares for the first of `statuses` it
+/// names, else for its range (`4XX`), else its `default` when a success is
+/// declared beside it (a `default` alone is the success of older specs).
+fn declared_for<'a>(
+    operation: &'a CompiledOperation,
+    statuses: &[u16],
+) -> Option<(u16, &'a CompiledResponse)> {
+    let declared_as = |key: StatusKey| operation.responses.iter().find(|r| r.spec.status == key);
+    let has_success = operation.responses.iter().any(|r| match r.spec.status {
+        StatusKey::Code(code) => (200..300).contains(&code),
+        StatusKey::Range(range) => range == 2,
+        StatusKey::Default => false,
+    });
+    let first = *statuses.first()?;
+    statuses
+        .iter()
+        .find_map(|status| declared_as(StatusKey::Code(*status)).map(|r| (*status, r)))
+        .or_else(|| declared_as(StatusKey::Range(first / 100)).map(|r| (first, r)))
+        .or_else(|| {
+            has_success
+                .then(|| declared_as(StatusKey::Default))
+                .flatten()
+                .map(|r| (first, r))
+        })
+}
+
+/// Whether the operation documents an answer of `status` (itself, its
+/// range, or a `default` beside a success).
+pub fn declares(operation: &CompiledOperation, status: u16) -> bool {
+    declared_for(operation, &[status]).is_some()
 }
 
 /// `body` (the declared error, synthesized) filled to say `failure`, when

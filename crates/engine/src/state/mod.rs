@@ -345,6 +345,19 @@ impl SandboxState {
         Some(removed)
     }
 
+    /// Whether `id` was held and deleted (reset forgets it).
+    pub fn was_deleted(&self, collection: &str, id: &str) -> bool {
+        let inner = self.lock();
+        let present = inner
+            .collections
+            .get(collection)
+            .is_some_and(|c| c.by_id.contains_key(id));
+        !present
+            && inner
+                .overlay
+                .contains(&(collection.to_owned(), id.to_owned()))
+    }
+
     /// Number of records held.
     pub fn len(&self) -> usize {
         self.lock().collections.values().map(|c| c.rows.len()).sum()
