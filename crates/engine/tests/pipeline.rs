@@ -6,24 +6,13 @@
 //! Every input is fixed (seed, sandbox clock, records), so every answer is
 //! too: nothing needs redacting.
 
+mod common;
+
 use std::{path::Path, sync::Arc};
 
-use sbx_engine::{
-    AuthMode, CompiledRevision, Decision, Outcome, ProjectFiles, Request, SandboxContext,
-    SandboxState, ScriptLimits, handle,
-};
-use serde_json::{Map, Value, json};
-
-/// 2026-03-01T12:00:00Z on the sandbox clock.
-const NOW_MS: i64 = 1_772_366_400_000;
-
-fn compile(spec: &str, files: &ProjectFiles) -> Arc<CompiledRevision> {
-    let model = sbx_spec::load_api(spec, &sbx_spec::Limits::default()).expect("the spec loads");
-    Arc::new(
-        CompiledRevision::compile_project(model, files, &ScriptLimits::default())
-            .expect("the project compiles"),
-    )
-}
+use common::{Sandbox, compile};
+use sbx_engine::{AuthMode, CompiledRevision, Outcome, ProjectFiles};
+use serde_json::{Value, json};
 
 /// The payments example: fixtures, two behaviours, scenarios, a lifecycle.
 fn payments() -> Arc<CompiledRevision> {
@@ -31,69 +20,6 @@ fn payments() -> Arc<CompiledRevision> {
     let spec = std::fs::read_to_string(dir.join("openapi.yaml")).unwrap();
     let files = sbx_engine::project::read_dir(&dir).expect("the example reads");
     compile(&spec, &files)
-}
-
-/// A sandbox of one revision: its records, and how it is set up.
-struct Sandbox {
-    revision: Arc<CompiledRevision>,
-    state: Arc<SandboxState>,
-    env: Arc<Map<String, Value>>,
-    auth: AuthMode,
-    default_scenario: Option<&'static str>,
-}
-
-impl Sandbox {
-    fn of(revision: Arc<CompiledRevision>) -> Self {
-        let state = SandboxState::load(&revision.behaviours.fixtures, Vec::new(), NOW_MS);
-        Self {
-            revision,
-            state: Arc::new(state),
-            env: Arc::new(Map::new()),
-            auth: AuthMode::None,
-            default_scenario: None,
-        }
-    }
-
-    /// Sends a request where it may block (as the blocking pool runs it);
-    /// the answer, or a panic when the pipeline yields anyway.
-    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Outcome {
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect();
-        let (path, query) = match path.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (path, None),
-        };
-        let request = Request {
-            method,
-            path,
-            query,
-            headers: &headers,
-            body: body.as_bytes(),
-        };
-        let key_matches = |key: &str| key == "sk_test_engine";
-        let context = SandboxContext {
-            id: "sbx-engine",
-            seed: 7,
-            auth: self.auth,
-            key_matches: &key_matches,
-            state: &self.state,
-            env: &self.env,
-            upstream: None,
-            now_ms: NOW_MS,
-            may_block: true,
-            chaos: None,
-            default_scenario: self.default_scenario,
-            chaos_draw: None,
-            trace: true,
-            base_url: "http://sandbox.test",
-        };
-        match handle(&self.revision, &context, &request) {
-            Decision::Answer(outcome) => outcome,
-            Decision::Yield(pending) => panic!("yielded where it may block: {}", pending.reason),
-        }
-    }
 }
 
 /// What a snapshot holds of an answer: status, headers, body, what it
