@@ -451,3 +451,137 @@ fn records_keep_the_contract_and_links_stay_in_the_sandbox() {
     let sandbox = Sandbox::of(compile(MESSAGES, &strict));
     assert_eq!(sandbox.send("GET", &path, &[], "").response.status, 404);
 }
+
+/// JSON:API: resources wrapped in `data`, attributes merged, links in it.
+const ARTICLES: &str = r##"
+openapi: 3.0.3
+info: { title: Articles, version: "1" }
+paths:
+  /articles:
+    post:
+      operationId: createArticle
+      requestBody:
+        content:
+          application/vnd.api+json:
+            schema:
+              type: object
+              required: [data]
+              properties:
+                data:
+                  type: object
+                  required: [type, attributes]
+                  properties:
+                    type: { type: string, enum: [articles] }
+                    attributes: { $ref: "#/components/schemas/attributes" }
+      responses:
+        "201":
+          description: created
+          content:
+            application/vnd.api+json: { schema: { $ref: "#/components/schemas/document" } }
+    get:
+      operationId: listArticles
+      parameters:
+        - { name: "page[size]", in: query, schema: { type: integer } }
+      responses:
+        "200":
+          description: a page
+          content:
+            application/vnd.api+json:
+              schema:
+                type: object
+                required: [data]
+                properties:
+                  data: { type: array, items: { $ref: "#/components/schemas/resource" } }
+  /articles/{id}:
+    parameters:
+      - { name: id, in: path, required: true, schema: { type: string } }
+    get:
+      operationId: getArticle
+      responses:
+        "200":
+          description: the article
+          content:
+            application/vnd.api+json: { schema: { $ref: "#/components/schemas/document" } }
+        "404": { description: none }
+    patch:
+      operationId: updateArticle
+      requestBody:
+        content:
+          application/vnd.api+json:
+            schema:
+              type: object
+              properties:
+                data:
+                  type: object
+                  properties: { attributes: { type: object, properties: { title: { type: string } } } }
+      responses:
+        "200":
+          description: the article
+          content:
+            application/vnd.api+json: { schema: { $ref: "#/components/schemas/document" } }
+components:
+  schemas:
+    attributes:
+      type: object
+      required: [title]
+      properties: { title: { type: string }, body: { type: string } }
+    resource:
+      type: object
+      required: [id, type, attributes, links]
+      properties:
+        id: { type: string }
+        type: { type: string, enum: [articles] }
+        attributes: { $ref: "#/components/schemas/attributes" }
+        links:
+          type: object
+          required: [self]
+          properties: { self: { type: string, format: uri } }
+    document:
+      type: object
+      required: [data]
+      properties:
+        data: { $ref: "#/components/schemas/resource" }
+"##;
+
+#[test]
+fn json_api_resources_are_unwrapped_and_linked() {
+    let sandbox = Sandbox::of(compile(ARTICLES, &ProjectFiles::default()));
+    let json_api = [("content-type", "application/vnd.api+json")];
+    let created = sandbox.send(
+        "POST",
+        "/articles",
+        &json_api,
+        r#"{"data": {"type": "articles", "attributes": {"title": "Hello", "body": "World"}}}"#,
+    );
+    assert_eq!(created.response.status, 201, "{}", seen(&created));
+    let body: Value = serde_json::from_slice(&created.response.body).unwrap();
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        body["data"]["attributes"],
+        json!({"title": "Hello", "body": "World"})
+    );
+    let url = format!("http://sandbox.test/articles/{id}");
+    assert_eq!(body["data"]["links"]["self"], json!(url));
+
+    let read = sandbox.send("GET", &format!("/articles/{id}"), &[], "");
+    assert_eq!(read.response.status, 200);
+    let body: Value = serde_json::from_slice(&read.response.body).unwrap();
+    assert_eq!(body["data"]["id"], json!(id));
+
+    let updated = sandbox.send(
+        "PATCH",
+        &format!("/articles/{id}"),
+        &json_api,
+        r#"{"data": {"attributes": {"title": "Hi"}}}"#,
+    );
+    let body: Value = serde_json::from_slice(&updated.response.body).unwrap();
+    assert_eq!(
+        body["data"]["attributes"],
+        json!({"title": "Hi", "body": "World"})
+    );
+
+    let list = sandbox.send("GET", "/articles", &[], "");
+    let body: Value = serde_json::from_slice(&list.response.body).unwrap();
+    assert_eq!(body["data"][0]["id"], json!(id), "{body}");
+    assert_eq!(body["data"][0]["links"]["self"], json!(url));
+}

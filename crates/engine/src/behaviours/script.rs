@@ -264,6 +264,7 @@ fn collection(call: &Call, name: &str) -> CollectionSpec {
         .unwrap_or_else(|| CollectionSpec {
             name: name.to_owned(),
             id_field: "id".to_owned(),
+            wrapper: None,
             id_kind: IdKind::Prefixed(format!(
                 "{}_",
                 name.chars()

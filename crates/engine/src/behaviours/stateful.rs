@@ -156,7 +156,7 @@ fn materialized(
         Value::String(id.to_owned()),
         spec.id_kind == IdKind::Integer,
     );
-    set_self_links(call, collection, id, &mut value);
+    set_record_links(call, collection, id, &mut value);
     Ok(value)
 }
 
@@ -199,7 +199,8 @@ fn create(
     body: Option<Value>,
 ) -> Result<Rendered, Response> {
     let base = call.synthesized_object()?;
-    let mut value = merged(&base, body.as_ref(), false);
+    // A wrapped resource (`{data: {type, attributes}}`) merges member by member.
+    let mut value = merged(&base, body.as_ref(), spec.wrapper.is_some());
     let closed = closed_answer(call);
     keep_declared(&mut value, closed);
     stamp_times(&mut value, call, body.as_ref());
@@ -215,7 +216,7 @@ fn create(
     }
     let requested = body
         .as_ref()
-        .and_then(|b| b.get(&spec.id_field))
+        .and_then(|b| spec.resource(b).get(&spec.id_field))
         .filter(|v| !v.is_null())
         .map(id_text);
     let id = match requested {
@@ -235,7 +236,7 @@ fn create(
         }
     };
     if let Some((collection, _)) = call.revision.behaviours.resources.collection(&spec.name) {
-        set_self_links(call, collection, &id, &mut value);
+        set_record_links(call, collection, &id, &mut value);
     }
     // Stored as answered: repaired to the answer's schema (see `conform`).
     let record = Arc::new(Synthesized::new(value));
@@ -339,7 +340,7 @@ pub fn set_id(value: &mut Value, spec: &CollectionSpec, id: Value, numeric: bool
         (Value::String(text), true) => text.parse::<i64>().map_or(id.clone(), Value::from),
         _ => id,
     };
-    if let Value::Object(map) = value {
+    if let Value::Object(map) = spec.resource_mut(value) {
         map.insert(spec.id_field.clone(), id);
     }
 }
@@ -526,7 +527,7 @@ fn list(
     let items = Value::Array(
         page.iter()
             .map(|r| {
-                let mut value = r.value.value.clone();
+                let mut value = spec.resource(&r.value.value).clone();
                 if let Some(collection) = collection {
                     set_self_links(call, collection, &r.id, &mut value);
                 }
@@ -590,17 +591,30 @@ fn envelope(
 /// `record`'s value with its self links (`url`, `uri`, `self`, `href`,
 /// `links.self`, `_links.self.href`) pointing at the operation that reads it.
 fn linked(call: &Call, collection: usize, record: Record) -> Arc<Synthesized> {
-    let has_links = record.value.value.as_object().is_some_and(|o| {
-        SELF_LINKS.iter().any(|name| o.contains_key(*name))
-            || o.contains_key("links")
-            || o.contains_key("_links")
-    });
-    if !has_links {
+    let spec = &call.revision.behaviours.resources.collections[collection];
+    let has_links = |value: &Value| {
+        value.as_object().is_some_and(|o| {
+            SELF_LINKS.iter().any(|name| o.contains_key(*name))
+                || o.contains_key("links")
+                || o.contains_key("_links")
+        })
+    };
+    let value = &record.value.value;
+    if !has_links(value) && !has_links(spec.resource(value)) {
         return record.value;
     }
-    let mut value = record.value.value.clone();
-    set_self_links(call, collection, &record.id, &mut value);
+    let mut value = value.clone();
+    set_record_links(call, collection, &record.id, &mut value);
     Arc::new(Synthesized::new(value))
+}
+
+/// Self links of a record and, when it wraps its resource, of the resource.
+fn set_record_links(call: &Call, collection: usize, id: &str, value: &mut Value) {
+    set_self_links(call, collection, id, value);
+    let spec = &call.revision.behaviours.resources.collections[collection];
+    if spec.wrapper.is_some() {
+        set_self_links(call, collection, id, spec.resource_mut(value));
+    }
 }
 
 /// Members that hold a record's own URL (or path, as Twilio's `uri`).

@@ -58,6 +58,28 @@ pub struct CollectionSpec {
     /// The record member holding the id.
     pub id_field: String,
     pub id_kind: IdKind,
+    /// The member a single resource is wrapped in (`data` in JSON:API's
+    /// `{data: {id, type, attributes}}`): ids, links and list items live in it.
+    pub wrapper: Option<String>,
+}
+
+impl CollectionSpec {
+    /// The resource inside a record (the record itself unless wrapped).
+    pub fn resource<'v>(&self, record: &'v Value) -> &'v Value {
+        match &self.wrapper {
+            Some(wrapper) => record.get(wrapper).unwrap_or(record),
+            None => record,
+        }
+    }
+
+    pub fn resource_mut<'v>(&self, record: &'v mut Value) -> &'v mut Value {
+        match &self.wrapper {
+            Some(wrapper) if record.get(wrapper).is_some_and(Value::is_object) => {
+                &mut record[wrapper.as_str()]
+            }
+            _ => record,
+        }
+    }
 }
 
 /// Where a list response puts its records and paging facts.
@@ -435,8 +457,19 @@ fn collection_spec(
         .filter(|m| m.action == Action::Get)
         .chain(members.iter().filter(|m| m.action == Action::Create))
         .find_map(|m| success_schema(document, &operations[m.operation]));
-    let props = record.map(|r| properties(document, r)).unwrap_or_default();
+    let mut props = record.map(|r| properties(document, r)).unwrap_or_default();
     let id_param = members.iter().find_map(|m| m.id_param.as_deref());
+    // `{data: {id, …}}` with no id of its own: the resource is wrapped.
+    let wrapped = props
+        .iter()
+        .find(|(name, _)| *name == "data")
+        .map(|(_, schema)| properties(document, schema))
+        .filter(|inner| inner.iter().any(|(n, _)| *n == "id"))
+        .filter(|_| id_member(&props, id_param).is_none());
+    let wrapper = wrapped.as_ref().map(|_| "data".to_owned());
+    if let Some(inner) = wrapped {
+        props = inner;
+    }
     let id_field = id_member(&props, id_param).unwrap_or("id").to_owned();
     let id_schema = props.iter().find(|(n, _)| *n == id_field).map(|(_, s)| *s);
     let id_kind = match id_schema {
@@ -457,6 +490,7 @@ fn collection_spec(
         name: name.to_owned(),
         id_field,
         id_kind,
+        wrapper,
     }
 }
 
