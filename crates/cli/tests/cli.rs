@@ -1001,3 +1001,32 @@ fn sigterm_under_load_loses_no_acknowledged_change_or_log_entry() {
     }
     terminate(server);
 }
+
+/// The corpus conformance script (scripts/conformance.py) on a fixed sample
+/// that fits CI's time: `sbx mock` of each spec, security stripped, must
+/// answer ≥ 99% of schemathesis's valid requests as documented and reject
+/// ≥ 99% of its invalid ones. The full run (40 specs, the largest among
+/// them) is in bench/README.md.
+#[test]
+fn corpus_sample_conforms() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new("python3")
+        .arg(root.join("scripts/conformance.py"))
+        .args(["--sbx", SBX, "--max-examples", "1", "--spec-timeout", "120", "--min", "0.99"])
+        .arg("--specs")
+        .args(CONFORMANCE_SAMPLE)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 cannot run ({e}); .ci/run installs it"));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Small and diverse: form bodies, 2.0 and 3.x, ids in paths, no 404s.
+const CONFORMANCE_SAMPLE: &[&str] = &[
+    "nytimes.com/article_search.json",
+    "twilio.com/api.json",
+];

@@ -307,6 +307,10 @@ fn form_bodies_nest_and_errors_say_what_failed() {
         json!({"error": {"type": "invalid_request_error", "code": "parameter_missing", "message": "\"email\" is a required property", "param": "email"}})
     );
 
+    let undeclared = sandbox.send("POST", "/v1/customers", &form, "email=a&nickname=x");
+    let error: Value = serde_json::from_slice(&undeclared.response.body).unwrap();
+    assert_eq!(error["error"]["param"], json!("nickname"), "{error}");
+
     let nested = sandbox.send("POST", "/v1/customers", &form, "email=a&balance=x");
     let error: Value = serde_json::from_slice(&nested.response.body).unwrap();
     assert_eq!(error["error"]["code"], json!("parameter_invalid"));

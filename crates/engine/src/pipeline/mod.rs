@@ -157,6 +157,8 @@ struct Violation {
     schema: Option<(String, Value)>,
     /// The member a `required` rule found missing.
     missing: Option<String>,
+    /// The first member an `additionalProperties: false` rule refused.
+    unexpected: Option<String>,
 }
 
 impl Violation {
@@ -169,7 +171,7 @@ impl Violation {
             .skip(1)
             .map(|s| s.replace("~1", "/").replace("~0", "~"))
             .collect();
-        segments.extend(self.missing.iter().cloned());
+        segments.extend(self.missing.iter().chain(&self.unexpected).cloned());
         let pointer: String = segments
             .iter()
             .map(|s| format!("/{}", sbx_spec::pointer::escape(s)))
@@ -964,6 +966,7 @@ fn validate(
                 message: format!("{location} parameter \"{}\" {message}", param.name),
                 schema: None,
                 missing: None,
+                unexpected: None,
             }),
             Ok(None) if param.required => violations.push(Violation {
                 location,
@@ -971,6 +974,7 @@ fn validate(
                 message: format!("{location} parameter \"{}\" is required", param.name),
                 schema: None,
                 missing: None,
+                unexpected: None,
             }),
             Ok(None) => {}
             Ok(Some(value)) => {
@@ -988,6 +992,7 @@ fn validate(
                             ),
                             schema: Some((v.schema_path, v.got)),
                             missing: v.missing,
+                            unexpected: v.unexpected.into_iter().next(),
                         });
                     }
                 }
@@ -1005,6 +1010,7 @@ fn validate(
                 message: "a request body is required".to_owned(),
                 schema: None,
                 missing: None,
+                unexpected: None,
             });
         }
         return Ok((violations, None));
@@ -1047,6 +1053,7 @@ fn validate(
             message,
             schema: None,
             missing: None,
+            unexpected: None,
         }),
         Ok(None) => {}
         Ok(Some(value)) => {
@@ -1061,6 +1068,7 @@ fn validate(
                     pointer: v.pointer,
                     schema: Some((v.schema_path, v.got)),
                     missing: v.missing,
+                    unexpected: v.unexpected.into_iter().next(),
                 }));
             }
             parsed = Some(value);
