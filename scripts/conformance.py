@@ -112,8 +112,8 @@ def base_path(document):
     url = servers[0].get("url", "/")
     for name, variable in (servers[0].get("variables") or {}).items():
         url = url.replace("{" + name + "}", str(variable.get("default", "")))
-    if "://" in url:
-        rest = url.split("://", 1)[1]
+    if "://" in url or url.startswith("//"):
+        rest = url.split("//", 1)[1]
         url = "/" + rest.split("/", 1)[1] if "/" in rest else ""
     return url.split("?")[0].rstrip("/")
 

@@ -1012,7 +1012,16 @@ fn corpus_sample_conforms() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let output = Command::new("python3")
         .arg(root.join("scripts/conformance.py"))
-        .args(["--sbx", SBX, "--max-examples", "1", "--spec-timeout", "120", "--min", "0.99"])
+        .args([
+            "--sbx",
+            SBX,
+            "--max-examples",
+            "1",
+            "--spec-timeout",
+            "120",
+            "--min",
+            "0.99",
+        ])
         .arg("--specs")
         .args(CONFORMANCE_SAMPLE)
         .output()
@@ -1026,7 +1035,4 @@ fn corpus_sample_conforms() {
 }
 
 /// Small and diverse: form bodies, 2.0 and 3.x, ids in paths, no 404s.
-const CONFORMANCE_SAMPLE: &[&str] = &[
-    "nytimes.com/article_search.json",
-    "twilio.com/api.json",
-];
+const CONFORMANCE_SAMPLE: &[&str] = &["nytimes.com/article_search.json", "twilio.com/api.json"];

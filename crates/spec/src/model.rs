@@ -285,9 +285,14 @@ fn base_path(document: &Value) -> String {
         return String::new();
     };
     let url = server_url(server);
-    let path = match url.find("://") {
-        Some(scheme_end) => {
-            let rest = &url[scheme_end + 3..];
+    // `https://host/v1`, or scheme-relative `//host/v1`: the path after the host.
+    let authority = url
+        .find("://")
+        .map(|scheme_end| scheme_end + 3)
+        .or_else(|| url.starts_with("//").then_some(2));
+    let path = match authority {
+        Some(start) => {
+            let rest = &url[start..];
             rest.find('/').map_or("", |slash| &rest[slash..])
         }
         None => url.as_str(),
@@ -795,6 +800,14 @@ mod tests {
             "host": {"default": "example.com"}, "version": {"default": "v2"}}}]});
         assert_eq!(base_path(&doc), "/api/v2");
         assert_eq!(base_path(&json!({"servers": [{"url": "/v1"}]})), "/v1");
+        assert_eq!(
+            base_path(&json!({"servers": [{"url": "//kubernetes.local"}]})),
+            ""
+        );
+        assert_eq!(
+            base_path(&json!({"servers": [{"url": "//h.io/api/"}]})),
+            "/api"
+        );
         assert_eq!(
             server_origins(
                 &json!({"servers": [{"url": "https://API.github.com/v3"}, {"url": "/v1"}, {"url": "https://api.github.com"}]})
