@@ -259,7 +259,10 @@ fn decide(
     request: &Request<'_>,
     trace: &mut Trace,
 ) -> Result<Outcome, Stop> {
-    let (operation_index, path_params) = match revision.router.at(request.method, request.path) {
+    let routed = revision
+        .router
+        .at_with_query(request.method, request.path, request.query);
+    let (operation_index, path_params) = match routed {
         RouteMatch::Found {
             operation,
             path_params,
@@ -797,7 +800,9 @@ pub fn declared_error_for(
     let RouteMatch::Found {
         operation,
         path_params,
-    } = revision.router.at(request.method, request.path)
+    } = revision
+        .router
+        .at_with_query(request.method, request.path, request.query)
     else {
         return None;
     };

@@ -14,8 +14,33 @@ use sbx_spec::Operation;
 struct PathEntry {
     /// Spec parameter names, in template order.
     names: Vec<String>,
-    /// (upper-case method, operation index)
-    methods: Vec<(String, usize)>,
+    /// (upper-case method, operation index, discriminator)
+    methods: Vec<(String, usize, Option<Discriminator>)>,
+}
+
+/// The query parameter that tells apart operations sharing a path and a
+/// method, from the path key's fragment or query (`/#Action=RunInstances`,
+/// AWS's style): clients send it as `?Action=RunInstances`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Discriminator {
+    name: String,
+    value: String,
+}
+
+impl Discriminator {
+    fn of(path_key: &str) -> Option<Self> {
+        let (_, tail) = path_key.split_once(['#', '?'])?;
+        let (name, value) = tail.split('&').next()?.split_once('=')?;
+        (!name.is_empty()).then(|| Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    fn holds(&self, query: Option<&str>) -> bool {
+        form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .any(|(name, value)| name == self.name.as_str() && value == self.value.as_str())
+    }
 }
 
 /// Maps request paths to operations.
@@ -53,17 +78,18 @@ impl Router {
             // Some specs tell operations apart with a fragment or query in
             // the path key (`/files/{id}#add_link`); requests never carry one.
             let template = op.path.split(['#', '?']).next().unwrap_or("");
+            let discriminator = Discriminator::of(&op.path);
             let (route, names) = positional(template);
             if let Some(existing) = by_template.iter().find(|(r, _, _)| *r == route) {
                 router.entries[existing.2]
                     .methods
-                    .push((op.method.clone(), index));
+                    .push((op.method.clone(), index, discriminator));
                 continue;
             }
             let entry = router.entries.len();
             router.entries.push(PathEntry {
                 names: names.clone(),
-                methods: vec![(op.method.clone(), index)],
+                methods: vec![(op.method.clone(), index, discriminator)],
             });
             by_template.push((route.clone(), names, entry));
             if router.tree.insert(route.clone(), entry).is_err() {
@@ -89,6 +115,12 @@ impl Router {
 
     /// Resolves a raw (still percent-encoded) request path.
     pub fn at(&self, method: &str, path: &str) -> RouteMatch {
+        self.at_with_query(method, path, None)
+    }
+
+    /// Resolves a request path; among operations sharing its path and
+    /// method, the one whose discriminator the query holds (else the first).
+    pub fn at_with_query(&self, method: &str, path: &str, query: Option<&str>) -> RouteMatch {
         let Some(path) = strip_base(&self.base_path, path) else {
             return RouteMatch::NotFound;
         };
@@ -117,18 +149,18 @@ impl Router {
         };
         let entry_ref = &self.entries[entry];
         let method = method.to_ascii_uppercase();
-        let operation = entry_ref
-            .methods
-            .iter()
-            .find(|(m, _)| *m == method)
-            .or_else(|| {
-                // HEAD is answered by GET when the spec declares no HEAD.
-                (method == "HEAD")
-                    .then(|| entry_ref.methods.iter().find(|(m, _)| m == "GET"))
-                    .flatten()
-            });
+        let of_method = |wanted: &str| {
+            let mut candidates = entry_ref.methods.iter().filter(move |(m, ..)| m == wanted);
+            let first = candidates.clone().next();
+            candidates
+                .find(|(.., d)| d.as_ref().is_some_and(|d| d.holds(query)))
+                .or(first)
+        };
+        // HEAD is answered by GET when the spec declares no HEAD.
+        let operation =
+            of_method(&method).or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten());
         match operation {
-            Some((_, operation)) => RouteMatch::Found {
+            Some((_, operation, _)) => RouteMatch::Found {
                 operation: *operation,
                 path_params: entry_ref
                     .names
@@ -143,11 +175,12 @@ impl Router {
             },
             None => {
                 let mut allowed: Vec<String> =
-                    entry_ref.methods.iter().map(|(m, _)| m.clone()).collect();
+                    entry_ref.methods.iter().map(|(m, ..)| m.clone()).collect();
                 if allowed.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
                     allowed.push("HEAD".to_owned());
                 }
                 allowed.sort();
+                allowed.dedup();
                 RouteMatch::MethodNotAllowed(allowed)
             }
         }
@@ -233,6 +266,29 @@ mod tests {
             responses: Vec::new(),
             security: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_query_discriminator_tells_apart_operations_on_one_path() {
+        let router = Router::new(
+            "",
+            &[
+                op("GET", "/#Action=DescribeVpcs"),
+                op("GET", "/#Action=RunInstances"),
+                op("POST", "/#Action=RunInstances"),
+            ],
+        );
+        let operation = |query| match router.at_with_query("GET", "/", query) {
+            RouteMatch::Found { operation, .. } => operation,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(operation(Some("Action=RunInstances&Version=1")), 1);
+        assert_eq!(operation(Some("Version=1&Action=DescribeVpcs")), 0);
+        assert_eq!(operation(None), 0);
+        assert_eq!(
+            router.at("DELETE", "/"),
+            RouteMatch::MethodNotAllowed(vec!["GET".into(), "HEAD".into(), "POST".into()])
+        );
     }
 
     #[test]
