@@ -156,6 +156,7 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Error" }
+        "406": { description: no declared type is acceptable }
     delete:
       operationId: deletePet
       responses:

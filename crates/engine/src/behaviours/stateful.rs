@@ -48,7 +48,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                     BodySource::Record(linked(call, binding.collection, stored)),
                 )
             }
-            None if declares(call, 201) => {
+            None if declares(call, 201) || materializes(call, spec, &id) => {
                 let mut body = call.request.body.clone().unwrap_or_else(|| json!({}));
                 set_id(
                     &mut body,
@@ -220,7 +220,12 @@ fn create(
         .filter(|v| !v.is_null())
         .map(id_text);
     let id = match requested {
-        Some(id) if call.sandbox.state.get(&spec.name, &id).is_some() => {
+        // Where no 409 is documented, the client's id names the record it
+        // writes (an upsert) rather than an undocumented conflict.
+        Some(id)
+            if call.sandbox.state.get(&spec.name, &id).is_some()
+                && respond::declares(call.operation(), 409) =>
+        {
             let reason = format!("a {} record with id {id:?} already exists", spec.name);
             let failure = Failure::new(FailureKind::Conflict, &reason);
             return Err(error(call, &[409], &failure, ProblemType::Conflict));
