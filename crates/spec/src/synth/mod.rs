@@ -134,6 +134,7 @@ impl<'a> Synthesizer<'a> {
             return minimal(self.document, schema);
         }
         self.budget -= 1;
+        let reference = schema.get("$ref").and_then(Value::as_str);
         let schema = self.deref(schema);
         let Some(object) = schema.as_object() else {
             // `true` accepts anything, `false` nothing; a string is a fine answer to both.
@@ -161,9 +162,27 @@ impl<'a> Synthesizer<'a> {
                 return example.clone();
             }
         }
+        // A base whose discriminator maps its subtypes (`Media` → `Photo`,
+        // `Video`) is answered as one of them, as the API would.
+        if let Some(subtype) = mapped_subtype(object, reference) {
+            let target = serde_json::json!({"$ref": subtype});
+            if self
+                .document
+                .pointer(subtype.trim_start_matches('#'))
+                .is_some()
+            {
+                return self.generate(&target, depth + 1, name);
+            }
+        }
         if object.contains_key("allOf") {
             let merged = merge::all_of(self.document, schema);
-            return self.generate(&merged, depth + 1, name);
+            let mut value = self.generate(&merged, depth + 1, name);
+            // A subtype of a base with a discriminator (`Photo: allOf: [Media, …]`)
+            // says which subtype it is.
+            if let Some(discriminator) = merged.get("discriminator") {
+                tag_subtype(&mut value, discriminator, reference);
+            }
+            return value;
         }
         for combinator in ["oneOf", "anyOf"] {
             if let Some(Value::Array(branches)) = object.get(combinator)
@@ -601,6 +620,64 @@ fn minimal_at(document: &Value, schema: &Value, depth: usize) -> Value {
             Value::String("a".repeat(min))
         }
     }
+}
+
+/// The first subtype (`#/components/schemas/Photo`) the discriminator of a
+/// base schema reached by `reference` maps to; none for a schema that
+/// composes itself (`oneOf`, `allOf`) or is itself one of the targets.
+fn mapped_subtype(object: &Map<String, Value>, reference: Option<&str>) -> Option<String> {
+    let reference = reference?;
+    if ["oneOf", "anyOf", "allOf"]
+        .iter()
+        .any(|k| object.contains_key(*k))
+    {
+        return None;
+    }
+    let Some(Value::Object(mapping)) = object.get("discriminator")?.get("mapping") else {
+        return None;
+    };
+    let targets: Vec<String> = mapping
+        .values()
+        .filter_map(Value::as_str)
+        .map(|t| {
+            if t.starts_with('#') {
+                t.to_owned()
+            } else {
+                format!("#/components/schemas/{t}")
+            }
+        })
+        .collect();
+    if targets.iter().any(|t| t == reference) {
+        return None;
+    }
+    targets.into_iter().next()
+}
+
+/// Sets the discriminator property of `value` (a subtype made through
+/// `allOf`) to the tag naming `reference`, or to the first tag when the
+/// value's own is none of the mapping's.
+fn tag_subtype(value: &mut Value, discriminator: &Value, reference: Option<&str>) {
+    let (Some(property), Some(Value::Object(mapping)), Value::Object(map)) = (
+        discriminator.get("propertyName").and_then(Value::as_str),
+        discriminator.get("mapping"),
+        value,
+    ) else {
+        return;
+    };
+    let named = reference.and_then(|reference| {
+        let branch = serde_json::json!({"$ref": reference});
+        discriminator_tag(discriminator, &branch).filter(|tag| mapping.contains_key(tag))
+    });
+    let current = map.get(property).and_then(Value::as_str);
+    let tag = match named {
+        Some(tag) => tag,
+        None if current.is_some_and(|c| mapping.contains_key(c)) => return,
+        None => match mapping.keys().next() {
+            Some(first) => first.clone(),
+            None => return,
+        },
+    };
+    map.insert(property.to_owned(), Value::String(tag));
 }
 
 /// The discriminator value naming `branch`: a `mapping` key, else the
