@@ -665,6 +665,11 @@ impl<'a> Extractor<'a> {
                     }
                 }
             }
+            if is_json_media(media_type) {
+                for (_, example) in &mut examples {
+                    decode_json_text(example);
+                }
+            }
             out.push(MediaTypeSpec {
                 media_type: media_type.to_ascii_lowercase(),
                 schema_pointer,
@@ -755,6 +760,27 @@ pub fn template_names(path: &str) -> Vec<String> {
     names
 }
 
+fn is_json_media(media_type: &str) -> bool {
+    let essence = media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// An example of a JSON body given as its JSON text (`"{\"id\": 1}"`, as
+/// Jira's spec does) is the value that text holds.
+fn decode_json_text(example: &mut Value) {
+    if let Value::String(text) = example
+        && text.trim_start().starts_with(['{', '['])
+        && let Ok(value) = serde_json::from_str::<Value>(text)
+    {
+        *example = value;
+    }
+}
+
 /// A media type's `encoding` map; unknown styles fall back to `form`, the
 /// default for form bodies.
 fn property_encodings(encoding: Option<&Value>) -> Vec<(String, PropertyEncoding)> {
@@ -818,6 +844,18 @@ mod tests {
             base_path(&json!({"servers": [{"url": "https://x.io"}]})),
             ""
         );
+    }
+
+    #[test]
+    fn json_examples_given_as_text_are_their_values() {
+        let mut text = json!("{\"id\": 1, \"name\": \"scheme\"}");
+        decode_json_text(&mut text);
+        assert_eq!(text, json!({"id": 1, "name": "scheme"}));
+        let mut prose = json!("{ not json");
+        decode_json_text(&mut prose);
+        assert_eq!(prose, json!("{ not json"));
+        assert!(is_json_media("application/vnd.api+json; charset=utf-8"));
+        assert!(!is_json_media("text/plain"));
     }
 
     #[test]
