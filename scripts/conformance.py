@@ -156,8 +156,9 @@ def run_pass(spec_file, url, mode, checks, args, report):
         "--report-ndjson-path", str(report),
     ]
     try:
+        # In the work folder: schemathesis keeps a cache where it runs.
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=args.spec_timeout, check=False)
+                       timeout=args.spec_timeout, check=False, cwd=report.parent)
     except subprocess.TimeoutExpired:
         pass
     return tally(report)
