@@ -1034,5 +1034,12 @@ fn corpus_sample_conforms() {
     );
 }
 
-/// Small and diverse: form bodies, 2.0 and 3.x, ids in paths, no 404s.
-const CONFORMANCE_SAMPLE: &[&str] = &["nytimes.com/article_search.json", "twilio.com/api.json"];
+/// Small and diverse: form bodies and format-suffixed paths without a
+/// documented 404 (Twilio), query APIs, JSON CRUD.
+const CONFORMANCE_SAMPLE: &[&str] = &[
+    "nytimes.com/article_search.json",
+    "twilio.com/api.json",
+    "openai.com.json",
+    "circleci.com.json",
+    "medcorder.com.json",
+];
