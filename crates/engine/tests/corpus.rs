@@ -16,49 +16,15 @@ use std::{
 use sbx_engine::{CompiledRevision, RouteMatch};
 use sbx_spec::{Limits, synth};
 
-/// Diverse specs: the largest, deep allOf/oneOf users, patterns, formats, 3.0 and 3.1.
-const CURATED: &[&str] = &[
-    "github.com/api.github.com.json",
-    "loket.nl.json",
-    "stripe.com.json",
-    "kubernetes.io.json",
-    "amazonaws.com/ec2.json",
-    "squareup.com.json",
-    "mailchimp.com.json",
-    "zuora.com.json",
-    "unicourt.com.json",
-    "twilio.com/api.json",
-    "slack.com.json",
-    "box.com.json",
-    "digitalocean.com.json",
-    "docusign.net.json",
-    "spotify.com.json",
-    "twitter.com/current.json",
-    "xero.com/xero_accounting.json",
-    "bitbucket.org.json",
-    "adyen.com/CheckoutService.json",
-    "nytimes.com/article_search.json",
-    "openai.com.json",
-    "asana.com.json",
-    "atlassian.com/jira.json",
-    "pandascore.co.json",
-    "discourse.local.json",
-    "vimeo.com.json",
-    "trello.com.json",
-    "plaid.com.json",
-    "apple.com/app-store-connect.json",
-    "azure.com/cognitiveservices-Face.json",
-    "googleapis.com/youtube.json",
-    "netlify.com.json",
-    "medcorder.com.json",
-    "ably.io/platform.json",
-    "1password.com/events.json",
-    "adafruit.com.json",
-    "circleci.com.json",
-    "gitlab.com.json",
-    "launchdarkly.com.json",
-    "shutterstock.com.json",
-];
+/// Diverse specs (one per line in `corpus-specs.txt`, shared with
+/// `scripts/conformance.py`): the largest, deep allOf/oneOf users, patterns,
+/// formats, 3.0 and 3.1.
+fn curated() -> Vec<&'static str> {
+    include_str!("corpus-specs.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+}
 
 fn corpus_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("SBX_CORPUS_DIR") {
@@ -215,7 +181,7 @@ fn synthesized_bodies_validate_across_the_corpus() {
     } else if std::env::var("SBX_CORPUS_ALL").is_ok() {
         all_specs(&dir)
     } else {
-        CURATED.iter().map(|name| dir.join(name)).collect()
+        curated().into_iter().map(|name| dir.join(name)).collect()
     };
     let (mut bodies, mut failed_bodies, mut operations, mut unloadable) = (0, 0, 0, Vec::new());
     let mut failing_specs = Vec::new();

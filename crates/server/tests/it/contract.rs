@@ -5,7 +5,7 @@
 
 use std::{path::Path, process::Command};
 
-use crate::helpers::{ADMIN_TOKEN, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, assert_succeeds, spawn_app};
 
 /// Runs `schemathesis run` from `dir` with `arguments` after the schema;
 /// fails the test with its report unless every check passed.
@@ -16,16 +16,7 @@ async fn schemathesis(dir: &Path, schema: &str, arguments: &[&str]) {
         .args(["-m", "schemathesis.cli", "run", schema])
         .args(arguments)
         .args(["--max-examples", "10", "--seed", "20261124", "--no-color"]);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("python3 cannot run ({e}); .ci/run installs it"));
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeds(command).await;
 }
 
 #[tokio::test]
@@ -84,16 +75,7 @@ async fn the_control_planes_document_passes_a_strict_validator() {
     std::fs::write(&path, &document).unwrap();
     let mut command = Command::new("python3");
     command.args(["-m", "openapi_spec_validator"]).arg(&path);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("python3 cannot run ({e}); .ci/run installs it"));
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeds(command).await;
     let parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
     let mut ids: Vec<&str> = parsed["paths"]
         .as_object()

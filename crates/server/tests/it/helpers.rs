@@ -239,3 +239,33 @@ pub fn millis(rfc3339: &str) -> i64 {
         .unwrap_or_else(|_| panic!("{rfc3339} is RFC 3339"));
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// Runs `command` (a tool nobody here wrote: schemathesis, a validator, an
+/// SDK's flow) off the async workers; fails the test with its output
+/// unless it succeeds.
+pub async fn assert_succeeds(mut command: std::process::Command) {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the tool cannot run ({e}); .ci/run installs it"));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `sbx mock` of `spec` on a random port, state in memory.
+pub async fn mock(spec: String, auth: sbx_server::AuthMode) -> sbx_server::MockServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = sbx_server::MockOptions {
+        auth,
+        limits: sbx_server::Limits::default(),
+        scripts: sbx_server::ScriptLimits::default(),
+        allow_private_egress: false,
+    };
+    sbx_server::start_mock(spec, Default::default(), listener, options)
+        .await
+        .expect("the mock starts")
+}

@@ -1,30 +1,13 @@
 use std::path::Path;
 
-use sbx_server::{AuthMode, Limits, MockOptions, ScriptLimits, start_mock};
+use sbx_server::AuthMode;
 use serde_json::json;
 
-use crate::helpers::{PETSTORE, send, status_of};
-
-fn options(auth: AuthMode) -> MockOptions {
-    MockOptions {
-        auth,
-        limits: Limits::default(),
-        scripts: ScriptLimits::default(),
-        allow_private_egress: false,
-    }
-}
+use crate::helpers::{PETSTORE, mock, send, status_of};
 
 #[tokio::test]
 async fn mock_serves_one_spec_at_the_root() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(
-        PETSTORE.to_owned(),
-        Default::default(),
-        listener,
-        options(AuthMode::None),
-    )
-    .await
-    .unwrap();
+    let server = mock(PETSTORE.to_owned(), AuthMode::None).await;
     let url = format!("http://{}", server.local_addr);
     let client = reqwest::Client::new();
     let first = client.get(format!("{url}/v1/pets/4")).send().await.unwrap();
@@ -56,15 +39,7 @@ async fn mock_serves_one_spec_at_the_root() {
 
 #[tokio::test]
 async fn mock_with_auth_spec_enforces_the_schemes() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(
-        PETSTORE.to_owned(),
-        Default::default(),
-        listener,
-        options(AuthMode::Spec),
-    )
-    .await
-    .unwrap();
+    let server = mock(PETSTORE.to_owned(), AuthMode::Spec).await;
     let url = format!("http://{}/v1/pets/1", server.local_addr);
     let client = reqwest::Client::new();
     assert_eq!(status_of(client.get(&url)).await, 401);
@@ -78,15 +53,7 @@ async fn mock_with_auth_spec_enforces_the_schemes() {
 async fn multi_file_specs_are_bundled_from_disk() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multifile/openapi.yaml");
     let document = sbx_spec::bundle::bundle_file(&root, &sbx_spec::Limits::default()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(
-        document.to_string(),
-        Default::default(),
-        listener,
-        options(AuthMode::None),
-    )
-    .await
-    .unwrap();
+    let server = mock(document.to_string(), AuthMode::None).await;
     let client = reqwest::Client::new();
     let (status, order) =
         send(client.get(format!("http://{}/orders/ord_1234", server.local_addr))).await;
@@ -105,15 +72,7 @@ async fn multi_file_specs_are_bundled_from_disk() {
 /// apart from each other — the semantics of `sbx serve`, in memory.
 #[tokio::test]
 async fn mock_keeps_idempotency_keys() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = start_mock(
-        PETSTORE.to_owned(),
-        Default::default(),
-        listener,
-        options(AuthMode::None),
-    )
-    .await
-    .unwrap();
+    let server = mock(PETSTORE.to_owned(), AuthMode::None).await;
     let url = format!("http://{}/v1/pets", server.local_addr);
     let client = reqwest::Client::new();
     let create = |key: &str, name: &str| {

@@ -9,7 +9,9 @@ use std::{
     process::Command,
 };
 
-use sbx_server::{AuthMode, Limits, MockOptions, ScriptLimits, start_mock};
+use sbx_server::AuthMode;
+
+use crate::helpers::{assert_succeeds, mock};
 
 /// The corpus spec at `relative` (e.g. `stripe.com.json`).
 fn corpus_spec(relative: &str) -> String {
@@ -31,34 +33,16 @@ fn corpus_spec(relative: &str) -> String {
 /// Serves `spec` with `sbx mock` and runs the flow script `script` (under
 /// `tests/sdk/`) against its root URL; fails with the script's output.
 async fn run_flow(spec: String, script: &str) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = MockOptions {
-        auth: AuthMode::None,
-        limits: Limits::default(),
-        scripts: ScriptLimits::default(),
-        allow_private_egress: false,
-    };
-    let server = start_mock(spec, Default::default(), listener, options)
-        .await
-        .unwrap();
+    let server = mock(spec, AuthMode::None).await;
     let url = format!("http://{}", server.local_addr);
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sdk")
         .join(script);
     let mut command = Command::new("python3");
     command.arg(&script).arg(&url);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("python3 cannot run ({e}); .ci/run installs it"));
+    assert_succeeds(command).await;
     server.shutdown_token().cancel();
     server.wait().await.unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[tokio::test]
