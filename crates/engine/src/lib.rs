@@ -38,5 +38,15 @@ pub use request::near_miss::{NearMiss, near_misses};
 pub use request::router::{RouteMatch, Router};
 pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
 
+/// A member or parameter name as APIs spell it loosely: lower case, without
+/// `_` and `-` (`To`, `status-callback`, `errorCode` → `to`,
+/// `statuscallback`, `errorcode`), for matching names across conventions.
+pub(crate) fn loose_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Everything a sandbox API key starts with; keys are found by this prefix.
 pub const API_KEY_PREFIX: &str = "sk_test_";

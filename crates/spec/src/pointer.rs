@@ -12,6 +12,11 @@ pub fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
+/// Unescapes one reference token of a JSON pointer (RFC 6901).
+pub fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
 /// Appends a token to a pointer.
 pub fn join(pointer: &str, token: &str) -> String {
     format!("{pointer}/{}", escape(token))
@@ -53,7 +58,7 @@ pub fn get<'a>(document: &'a Value, pointer: &str) -> Option<&'a Value> {
     for token in pointer.strip_prefix('/')?.split('/') {
         let unescaped;
         let token = if token.contains('~') {
-            unescaped = token.replace("~1", "/").replace("~0", "~");
+            unescaped = unescape(token);
             unescaped.as_str()
         } else {
             token

@@ -383,16 +383,10 @@ fn record_member(record: &Map<String, Value>, name: &str) -> String {
     if record.contains_key(name) {
         return name.to_owned();
     }
-    let normalized = |text: &str| -> String {
-        text.chars()
-            .filter(|c| !matches!(c, '_' | '-'))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    let wanted = normalized(name);
+    let wanted = crate::loose_name(name);
     record
         .keys()
-        .find(|key| normalized(key) == wanted)
+        .find(|key| crate::loose_name(key) == wanted)
         .cloned()
         .unwrap_or_else(|| name.to_owned())
 }

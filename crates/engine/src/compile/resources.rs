@@ -123,11 +123,8 @@ pub enum Page {
 
 /// A list envelope's member that links to a page, by its name.
 fn page_link(name: &str) -> Option<PageLink> {
-    let lower: String = name
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '@' | '.'))
-        .flat_map(char::to_lowercase)
-        .collect();
+    // `@odata.nextLink` too.
+    let lower = crate::loose_name(name).replace(['@', '.'], "");
     let page = match lower.as_str() {
         "next" | "nextpage" | "nextpageuri" | "nextpageurl" | "nexturl" | "nexturi"
         | "nextlink" | "odatanextlink" | "nexthref" => Page::Next,
@@ -501,12 +498,7 @@ fn collection_spec(
 /// ending in `id`.
 fn id_member<'a>(props: &[(&'a str, &Value)], id_param: Option<&str>) -> Option<&'a str> {
     let names = || props.iter().map(|(name, _)| *name);
-    let normalized = |text: &str| -> String {
-        text.chars()
-            .filter(|c| !matches!(c, '_' | '-'))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
+    let normalized = crate::loose_name;
     if let Some(param) = id_param.map(normalized) {
         if let Some(found) = names().find(|n| normalized(n) == param) {
             return Some(found);

@@ -108,7 +108,7 @@ fn remove(value: &mut Value, pointer: &str) -> bool {
     let Some((parent, token)) = pointer.rsplit_once('/') else {
         return false;
     };
-    let token = token.replace("~1", "/").replace("~0", "~");
+    let token = sbx_spec::pointer::unescape(token);
     match value.pointer_mut(parent) {
         Some(Value::Object(object)) => object.shift_remove(&token).is_some(),
         Some(Value::Array(items)) => match token.parse::<usize>() {

@@ -227,12 +227,7 @@ enum Role {
 }
 
 fn role(name: &str, value: &Value) -> Option<Role> {
-    let normalized: String = name
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-'))
-        .flat_map(char::to_lowercase)
-        .collect();
-    Some(match normalized.as_str() {
+    Some(match crate::loose_name(name).as_str() {
         "message" | "detail" | "errordescription" | "description" | "errormessage" | "msg"
         | "developermessage" | "usermessage" | "displaymessage" | "reasonphrase" => Role::Message,
         "title" => Role::Title,

@@ -169,7 +169,7 @@ impl Violation {
             .pointer
             .split('/')
             .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .map(sbx_spec::pointer::unescape)
             .collect();
         segments.extend(self.missing.iter().chain(&self.unexpected).cloned());
         let pointer: String = segments

@@ -37,9 +37,10 @@ impl Discriminator {
         })
     }
 
-    fn holds(&self, query: Option<&str>) -> bool {
-        form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .any(|(name, value)| name == self.name.as_str() && value == self.value.as_str())
+    fn holds(&self, query: &[(String, String)]) -> bool {
+        query
+            .iter()
+            .any(|(name, value)| *name == self.name && *value == self.value)
     }
 }
 
@@ -149,11 +150,20 @@ impl Router {
         };
         let entry_ref = &self.entries[entry];
         let method = method.to_ascii_uppercase();
+        // Decoded once, and only where operations share a path and method.
+        let pairs = std::cell::OnceCell::new();
+        let pairs = || {
+            pairs.get_or_init(|| {
+                form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                    .collect::<Vec<_>>()
+            })
+        };
         let of_method = |wanted: &str| {
             let mut candidates = entry_ref.methods.iter().filter(move |(m, ..)| m == wanted);
             let first = candidates.clone().next();
             candidates
-                .find(|(.., d)| d.as_ref().is_some_and(|d| d.holds(query)))
+                .find(|(.., d)| d.as_ref().is_some_and(|d| d.holds(pairs())))
                 .or(first)
         };
         // HEAD is answered by GET when the spec declares no HEAD.
