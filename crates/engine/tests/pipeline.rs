@@ -346,7 +346,7 @@ paths:
             schema:
               type: object
               required: [To]
-              properties: { To: { type: string }, Body: { type: string } }
+              properties: { To: { type: string }, Body: { type: string }, Text: { type: string } }
       responses:
         "201":
           description: created
@@ -455,6 +455,53 @@ fn records_keep_the_contract_and_links_stay_in_the_sandbox() {
     strict.settings.strict_not_found = true;
     let sandbox = Sandbox::of(compile(MESSAGES, &strict));
     assert_eq!(sandbox.send("GET", &path, &[], "").response.status, 404);
+}
+
+#[test]
+fn the_project_maps_request_members_no_name_rule_can_match() {
+    let mut files: ProjectFiles = serde_json::from_value(json!({
+        "settings": {"collections": {"Messages": {"members": {"Text": "body"}}}}
+    }))
+    .unwrap();
+    let sandbox = Sandbox::of(compile(MESSAGES, &files));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let created = sandbox.send(
+        "POST",
+        "/Accounts/AC1/Messages.json",
+        &form,
+        "To=1&Text=hello",
+    );
+    assert_eq!(created.response.status, 201, "{}", seen(&created));
+    let body: Value = serde_json::from_slice(&created.response.body).unwrap();
+    assert_eq!(body["body"], json!("hello"), "{body}");
+    assert!(body.get("Text").is_none(), "{body}");
+
+    // A mapping onto a member the records lack, or a collection nobody serves, is refused.
+    files
+        .settings
+        .collections
+        .get_mut("Messages")
+        .unwrap()
+        .members = [("Text".to_owned(), "text".to_owned())].into();
+    files
+        .settings
+        .collections
+        .insert("letters".to_owned(), Default::default());
+    let model = sbx_spec::load_api(MESSAGES, &sbx_spec::Limits::default()).unwrap();
+    let problems = CompiledRevision::compile_project(model, &files, &Default::default())
+        .err()
+        .expect("the mapping is refused")
+        .0
+        .iter()
+        .map(|problem| format!("{problem}\n"))
+        .collect::<String>();
+    assert!(problems.contains("\"Text\" maps to \"text\", which Messages records do not have; members: sid, to, body, status, uri"), "{problems}");
+    assert!(
+        problems.contains(
+            "no operation of the spec serves a collection named \"letters\"; collections: Messages"
+        ),
+        "{problems}"
+    );
 }
 
 /// JSON:API: resources wrapped in `data`, attributes merged, links in it.

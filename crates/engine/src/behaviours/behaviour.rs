@@ -166,12 +166,13 @@ impl CompiledBehaviours {
             .find(|name| templates.contains(name));
         }
         let fixture_names: Vec<&str> = files.fixtures.keys().map(String::as_str).collect();
-        let resources = resources::infer(
+        let mut resources = resources::infer(
             &model.document,
             &model.operations,
             &fixture_names,
             &mut problems,
         );
+        map_request_members(inputs, &mut resources, &files.settings, &mut problems);
         let operation_paths: Vec<(&str, &str)> = model
             .operations
             .iter()
@@ -345,6 +346,56 @@ impl CompiledBehaviours {
             || self.binding(operation).is_some_and(|b| {
                 !matches!(b.action, resources::Action::Get | resources::Action::List)
             })
+    }
+}
+
+/// Attaches `project.yaml`'s `collections.<name>.members` to the collections
+/// they name, refusing unknown collections and record members the record
+/// schema does not declare.
+fn map_request_members(
+    inputs: &BehaviourInputs<'_>,
+    resources: &mut Resources,
+    settings: &ProjectSettings,
+    problems: &mut Vec<FileProblem>,
+) {
+    for (name, overrides) in &settings.collections {
+        let here = sbx_spec::pointer::join("/collections", name);
+        let Some((index, _)) = resources.collection(name) else {
+            let known: Vec<&str> = resources
+                .collections
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            problems.push(
+                FileProblem::new(
+                    "project.yaml",
+                    format!(
+                        "collections: no operation of the spec serves a collection named {name:?}; collections: {}",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ),
+                )
+                .pointer(here),
+            );
+            continue;
+        };
+        if let Some(declared) = record_members(inputs, resources, index) {
+            for (request, record) in &overrides.members {
+                if !declared.iter().any(|(member, _)| member == record) {
+                    let names: Vec<&str> = declared.iter().map(|(m, _)| m.as_str()).collect();
+                    problems.push(
+                        FileProblem::new(
+                            "project.yaml",
+                            format!(
+                                "collections: {request:?} maps to {record:?}, which {name} records do not have; members: {}",
+                                names.join(", ")
+                            ),
+                        )
+                        .pointer(sbx_spec::pointer::join(&format!("{here}/members"), request)),
+                    );
+                }
+            }
+        }
+        resources.collections[index].request_members = overrides.members.clone();
     }
 }
 

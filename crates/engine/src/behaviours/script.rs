@@ -265,6 +265,7 @@ fn collection(call: &Call, name: &str) -> CollectionSpec {
             name: name.to_owned(),
             id_field: "id".to_owned(),
             wrapper: None,
+            request_members: Default::default(),
             id_kind: IdKind::Prefixed(format!(
                 "{}_",
                 name.chars()

@@ -25,7 +25,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     let scope = scope_of(call, binding);
     let id = binding.id_param.as_ref().and_then(|p| call.path_param(p));
     match (binding.action, id) {
-        (Action::Create, _) => create(call, spec, &scope, call.request.body.clone()),
+        (Action::Create, _) => create(call, spec, &scope, request_body(call, spec)),
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
         (Action::Get, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => success(
@@ -40,7 +40,8 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         },
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
-                let mut value = merged(&record.value.value, call.request.body.as_ref(), false);
+                let body = request_body(call, spec);
+                let mut value = merged(&record.value.value, body.as_ref(), false);
                 keep_declared(&mut value, closed_answer(call));
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
                 success(
@@ -49,7 +50,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 )
             }
             None if declares(call, 201) || materializes(call, spec, &id) => {
-                let mut body = call.request.body.clone().unwrap_or_else(|| json!({}));
+                let mut body = request_body(call, spec).unwrap_or_else(|| json!({}));
                 set_id(
                     &mut body,
                     spec,
@@ -68,7 +69,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 }
                 None => return Err(not_found(call, spec, &id)),
             };
-            let mut value = merged(&current, call.request.body.as_ref(), true);
+            let mut value = merged(&current, request_body(call, spec).as_ref(), true);
             keep_declared(&mut value, closed_answer(call));
             let stored = store(call, spec, &id, &scope, seq, value)?;
             success(
@@ -93,6 +94,23 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         }
         // The id parameter is optional and absent: the spec's own answer.
         (_, None) => success(call, BodySource::Default),
+    }
+}
+
+/// The request's body, its members renamed as the project maps them onto
+/// record members (`collections.<name>.members` in `project.yaml`).
+fn request_body(call: &Call, spec: &CollectionSpec) -> Option<Value> {
+    match call.request.body.clone()? {
+        Value::Object(members) if !spec.request_members.is_empty() => Some(Value::Object(
+            members
+                .into_iter()
+                .map(|(name, value)| match spec.request_members.get(&name) {
+                    Some(record) => (record.clone(), value),
+                    None => (name, value),
+                })
+                .collect(),
+        )),
+        body => Some(body),
     }
 }
 

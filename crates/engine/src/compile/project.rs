@@ -111,6 +111,18 @@ pub struct ProjectSettings {
     /// Exact member values of the error bodies the sandbox answers itself,
     /// by failure (`not_found: {code: resource_missing}`).
     pub errors: BTreeMap<crate::pipeline::failure::FailureKind, serde_json::Map<String, Value>>,
+    /// Per collection, what the inference cannot guess (see docs/projects.md).
+    pub collections: BTreeMap<String, CollectionSettings>,
+}
+
+/// A collection's overrides in `project.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectionSettings {
+    /// Request body member → the record member it sets, for names that
+    /// neither match exactly nor ignoring case, `_` and `-`
+    /// (`MediaUrl: media_urls`).
+    pub members: BTreeMap<String, String>,
 }
 
 /// Where and how an operation is forwarded.

@@ -61,6 +61,8 @@ pub struct CollectionSpec {
     /// The member a single resource is wrapped in (`data` in JSON:API's
     /// `{data: {id, type, attributes}}`): ids, links and list items live in it.
     pub wrapper: Option<String>,
+    /// Request member → record member, from `project.yaml`'s `collections:`.
+    pub request_members: BTreeMap<String, String>,
 }
 
 impl CollectionSpec {
@@ -488,6 +490,7 @@ fn collection_spec(
         id_field,
         id_kind,
         wrapper,
+        request_members: BTreeMap::new(),
     }
 }
 
