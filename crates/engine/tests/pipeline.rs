@@ -504,6 +504,89 @@ fn the_project_maps_request_members_no_name_rule_can_match() {
     );
 }
 
+/// Xero: two templates of the same shape, told apart by their parameters.
+const ATTACHMENTS: &str = r##"
+openapi: 3.0.3
+info: { title: Attachments, version: "1" }
+paths:
+  /Receipts/{ReceiptID}/Attachments/{AttachmentID}:
+    get:
+      operationId: byId
+      parameters:
+        - { name: ReceiptID, in: path, required: true, schema: { type: string, format: uuid } }
+        - { name: AttachmentID, in: path, required: true, schema: { type: string, format: uuid } }
+      responses:
+        "200": { description: by id, content: { application/json: { schema: { type: object, properties: { by: { type: string, enum: [id] } }, required: [by] } } } }
+  /Receipts/{ReceiptID}/Attachments/{FileName}:
+    get:
+      operationId: byName
+      parameters:
+        - { name: ReceiptID, in: path, required: true, schema: { type: string, format: uuid } }
+        - { name: FileName, in: path, required: true, schema: { type: string } }
+      responses:
+        "200": { description: by name, content: { application/json: { schema: { type: object, properties: { by: { type: string, enum: [name] } }, required: [by] } } } }
+"##;
+
+#[test]
+fn templates_of_one_shape_are_told_apart_by_their_parameters() {
+    let sandbox = Sandbox::of(compile(ATTACHMENTS, &ProjectFiles::default()));
+    let receipt = "/Receipts/00000000-0000-0000-0000-000000000000/Attachments";
+    for (tail, by) in [
+        ("3b1d2a4c-0000-4000-8000-000000000001", "id"),
+        ("xero-dev.jpg", "name"),
+    ] {
+        let answer = sandbox.send("GET", &format!("{receipt}/{tail}"), &[], "");
+        assert_eq!(answer.response.status, 200, "{}", seen(&answer));
+        let body: Value = serde_json::from_slice(&answer.response.body).unwrap();
+        assert_eq!(body["by"], json!(by), "{tail}");
+    }
+}
+
+/// A spec whose example breaks its own schema still answers within it.
+const BROKEN_EXAMPLE: &str = r##"
+openapi: 3.0.3
+info: { title: Courts, version: "1" }
+paths:
+  /courts/{id}:
+    get:
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      responses:
+        "200":
+          description: a court
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [name, createdDate]
+                properties:
+                  name: { type: string }
+                  createdDate:
+                    anyOf:
+                      - { type: string, format: date-time, minLength: 25, maxLength: 25 }
+                      - { type: "null" }
+              example: { name: Tarrant County Court, createdDate: "2025-10-15T13:53:25.028Z" }
+"##;
+
+#[test]
+fn an_example_that_breaks_its_schema_is_repaired() {
+    let sandbox = Sandbox::of(compile(BROKEN_EXAMPLE, &ProjectFiles::default()));
+    let answer = sandbox.send("GET", "/courts/c1", &[], "");
+    assert_eq!(answer.response.status, 200, "{}", seen(&answer));
+    let body: Value = serde_json::from_slice(&answer.response.body).unwrap();
+    assert_eq!(
+        body["name"],
+        json!("Tarrant County Court"),
+        "the valid part is kept"
+    );
+    let date = body["createdDate"].as_str().unwrap_or_default();
+    assert!(date.is_empty() || date.len() == 25, "{body}");
+    let schema = &sbx_spec::load_api(BROKEN_EXAMPLE, &Default::default())
+        .unwrap()
+        .document["paths"]["/courts/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert!(jsonschema::is_valid(schema, &body), "{body}");
+}
+
 /// JSON:API: resources wrapped in `data`, attributes merged, links in it.
 const ARTICLES: &str = r##"
 openapi: 3.0.3

@@ -2,8 +2,8 @@
 //! synthesis cache, built once and shared by every sandbox on the revision.
 
 use sbx_spec::{
-    ApiModel, Direction, MediaTypeSpec, Operation, Problem, ResponseSpec, SchemaCompiler,
-    SchemaValidator, synth::PatternCache,
+    ApiModel, Direction, MediaTypeSpec, Operation, ParamLocation, Problem, ResponseSpec,
+    SchemaCompiler, SchemaValidator, synth::PatternCache,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -14,8 +14,9 @@ use crate::{
     behaviours::behaviour::{BehaviourInputs, CompiledBehaviours},
     behaviours::script::ScriptLimits,
     compile::project::{FileProblem, ProjectFiles},
-    pipeline::cache::SynthCache,
-    request::router::Router,
+    pipeline::cache::{SynthCache, Synthesized},
+    request::params::{self, RawParams},
+    request::router::{RouteMatch, Router},
 };
 
 /// Every problem found compiling a revision: spec problems have the file
@@ -78,6 +79,9 @@ pub struct CompiledMedia {
     /// How long the latest synthesis of this schema took, in microseconds
     /// (`u32::MAX` until one was measured).
     synthesis_us: std::sync::atomic::AtomicU32,
+    /// Each example as answered: itself, or repaired to the schema when the
+    /// spec's own example breaks it; checked on first use.
+    served_examples: Box<[OnceLock<Arc<Synthesized>>]>,
 }
 
 /// Longest synthesis an async worker does itself; a schema measured
@@ -85,6 +89,32 @@ pub struct CompiledMedia {
 const INLINE_SYNTHESIS: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl CompiledMedia {
+    fn new(spec: &MediaTypeSpec, validator: LazyValidator, schema: Value) -> Self {
+        Self {
+            validator,
+            schema,
+            served_examples: spec.examples.iter().map(|_| OnceLock::new()).collect(),
+            spec: spec.clone(),
+            order: OnceLock::new(),
+            synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// The example at `index` as answered, once checked against the schema;
+    /// `check` gives the answer the first time.
+    pub fn served_example(
+        &self,
+        index: usize,
+        check: impl FnOnce(&Value) -> Result<Arc<Synthesized>, crate::Response>,
+    ) -> Result<Arc<Synthesized>, crate::Response> {
+        let slot = &self.served_examples[index];
+        if let Some(served) = slot.get() {
+            return Ok(served.clone());
+        }
+        let served = check(&self.spec.examples[index].1)?;
+        Ok(slot.get_or_init(|| served).clone())
+    }
+
     /// Whether a cold value of this schema may be synthesized on an async
     /// worker: once one was measured, and fast.
     pub fn cheap_to_synthesize(&self) -> bool {
@@ -209,12 +239,12 @@ impl CompiledRevision {
                 .request_body
                 .iter()
                 .flat_map(|b| &b.content)
-                .map(|media| CompiledMedia {
-                    validator: compile(&media.schema_pointer, Direction::Request),
-                    schema: resolved(&media.schema_pointer),
-                    spec: media.clone(),
-                    order: OnceLock::new(),
-                    synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
+                .map(|media| {
+                    CompiledMedia::new(
+                        media,
+                        compile(&media.schema_pointer, Direction::Request),
+                        resolved(&media.schema_pointer),
+                    )
                 })
                 .collect();
             let responses = operation
@@ -224,12 +254,12 @@ impl CompiledRevision {
                     content: response
                         .content
                         .iter()
-                        .map(|media| CompiledMedia {
-                            validator: compile(&media.schema_pointer, Direction::Response),
-                            schema: Value::Null,
-                            spec: media.clone(),
-                            order: OnceLock::new(),
-                            synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
+                        .map(|media| {
+                            CompiledMedia::new(
+                                media,
+                                compile(&media.schema_pointer, Direction::Response),
+                                Value::Null,
+                            )
                         })
                         .collect(),
                     headers: response
@@ -289,6 +319,31 @@ impl CompiledRevision {
             link_origins,
             model,
         })
+    }
+
+    /// The operation a request is for (see [`Router::route`]): where
+    /// several share its path and method, the first whose path parameters
+    /// are valid.
+    pub fn route(&self, method: &str, path: &str, query: Option<&str>) -> RouteMatch {
+        let no_headers: Vec<(String, String)> = Vec::new();
+        self.router
+            .route(method, path, query, |index, path_params| {
+                let raw = RawParams {
+                    path: path_params,
+                    query: &[],
+                    headers: &no_headers,
+                    document: &self.model.document,
+                };
+                let operation = &self.operations[index];
+                let parameters = operation.operation.parameters.iter();
+                parameters
+                    .zip(&operation.parameter_validators)
+                    .filter(|(param, _)| param.location == ParamLocation::Path)
+                    .all(|(param, validator)| match params::extract(param, &raw) {
+                        Ok(Some(value)) => validator.get().is_none_or(|v| v.is_valid(&value)),
+                        Ok(None) | Err(_) => false,
+                    })
+            })
     }
 
     pub fn summaries(&self) -> Vec<OperationSummary> {

@@ -259,9 +259,7 @@ fn decide(
     request: &Request<'_>,
     trace: &mut Trace,
 ) -> Result<Outcome, Stop> {
-    let routed = revision
-        .router
-        .at_with_query(request.method, request.path, request.query);
+    let routed = revision.route(request.method, request.path, request.query);
     let (operation_index, path_params) = match routed {
         RouteMatch::Found {
             operation,
@@ -800,9 +798,7 @@ pub fn declared_error_for(
     let RouteMatch::Found {
         operation,
         path_params,
-    } = revision
-        .router
-        .at_with_query(request.method, request.path, request.query)
+    } = revision.route(request.method, request.path, request.query)
     else {
         return None;
     };

@@ -235,14 +235,11 @@ pub fn render(
     let value = match body {
         BodySource::Given(value) => Some(value),
         BodySource::Example(name) => {
-            let found = media
-                .spec
-                .examples
-                .iter()
-                .chain(declared.content.iter().flat_map(|m| m.spec.examples.iter()))
-                .find(|(n, _)| n == name);
+            let found = std::iter::once(media)
+                .chain(&declared.content)
+                .find_map(|m| Some((m, m.spec.examples.iter().position(|(n, _)| n == name)?)));
             match found {
-                Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
+                Some((owner, index)) => Some(served_example(revision, owner, index, exchange)?),
                 None => {
                     let names: Vec<&str> = declared
                         .content
@@ -262,10 +259,10 @@ pub fn render(
             }
             _ => Some(record),
         },
-        BodySource::Default => match media.spec.examples.first() {
-            Some((_, value)) => Some(Arc::new(Synthesized::new(value.clone()))),
-            None => synthesized_body(revision, media, seed(), exchange)?,
-        },
+        BodySource::Default if !media.spec.examples.is_empty() => {
+            Some(served_example(revision, media, 0, exchange)?)
+        }
+        BodySource::Default => synthesized_body(revision, media, seed(), exchange)?,
     };
     // What behaviours and examples give may hold members the response
     // schema marks `writeOnly` (a stored card's CVC): never sent back.
@@ -304,6 +301,30 @@ pub fn render(
             body,
         },
         value,
+    })
+}
+
+/// The spec's example `index` of `media` as answered: a spec's example that
+/// breaks its own schema (a date shorter than its `minLength`) is repaired
+/// like a record, from a value synthesized for the example's name, so
+/// every answer keeps the contract. Checked once per revision.
+fn served_example(
+    revision: &CompiledRevision,
+    media: &CompiledMedia,
+    index: usize,
+    exchange: &Exchange<'_>,
+) -> Result<Arc<Synthesized>, Response> {
+    media.served_example(index, |example| {
+        let repaired = match media.validator.get() {
+            Some(validator) if !validator.is_valid(example) => {
+                let name = &media.spec.examples[index].0;
+                let seed = synth::seed_from([b"example".as_slice(), name.as_bytes()]);
+                let base = synthesized_body(revision, media, seed, exchange)?;
+                conform::conformed(example, base.as_ref().map(|b| &b.value), validator)
+            }
+            _ => example.clone(),
+        };
+        Ok(Arc::new(Synthesized::new(repaired)))
     })
 }
 

@@ -10,12 +10,21 @@ use percent_encoding::percent_decode_str;
 use regex::Regex;
 use sbx_spec::Operation;
 
+/// Operations whose templates match the same paths (`/files/{id}` and
+/// `/files/{name}` too).
 #[derive(Debug)]
 struct PathEntry {
-    /// Spec parameter names, in template order.
+    methods: Vec<Candidate>,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    /// Upper-case.
+    method: String,
+    operation: usize,
+    discriminator: Option<Discriminator>,
+    /// Its template's parameter names, in order.
     names: Vec<String>,
-    /// (upper-case method, operation index, discriminator)
-    methods: Vec<(String, usize, Option<Discriminator>)>,
 }
 
 /// The query parameter that tells apart operations sharing a path and a
@@ -73,7 +82,7 @@ impl Router {
             fallback: Vec::new(),
             entries: Vec::new(),
         };
-        let mut by_template: Vec<(String, Vec<String>, usize)> = Vec::new();
+        let mut by_template: Vec<(String, usize)> = Vec::new();
         let mut templates: Vec<String> = Vec::new();
         for (index, op) in operations.iter().enumerate() {
             // Some specs tell operations apart with a fragment or query in
@@ -81,18 +90,21 @@ impl Router {
             let template = op.path.split(['#', '?']).next().unwrap_or("");
             let discriminator = Discriminator::of(&op.path);
             let (route, names) = positional(template);
-            if let Some(existing) = by_template.iter().find(|(r, _, _)| *r == route) {
-                router.entries[existing.2]
-                    .methods
-                    .push((op.method.clone(), index, discriminator));
+            let candidate = Candidate {
+                method: op.method.to_ascii_uppercase(),
+                operation: index,
+                discriminator,
+                names,
+            };
+            if let Some((_, existing)) = by_template.iter().find(|(r, _)| *r == route) {
+                router.entries[*existing].methods.push(candidate);
                 continue;
             }
             let entry = router.entries.len();
             router.entries.push(PathEntry {
-                names: names.clone(),
-                methods: vec![(op.method.clone(), index, discriminator)],
+                methods: vec![candidate],
             });
-            by_template.push((route.clone(), names, entry));
+            by_template.push((route.clone(), entry));
             if router.tree.insert(route.clone(), entry).is_err() {
                 router.fallback.push((template_regex(template), entry));
             }
@@ -122,15 +134,31 @@ impl Router {
     /// Resolves a request path; among operations sharing its path and
     /// method, the one whose discriminator the query holds (else the first).
     pub fn at_with_query(&self, method: &str, path: &str, query: Option<&str>) -> RouteMatch {
+        self.route(method, path, query, |_, _| true)
+    }
+
+    /// Resolves a request path. Among operations sharing its path and
+    /// method: the one whose discriminator the query holds, else the first
+    /// whose path parameters `accepts` (Xero's `/Attachments/{AttachmentID}`,
+    /// a UUID, beside `/Attachments/{FileName}`), else the first.
+    pub fn route(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        accepts: impl Fn(usize, &[(String, String)]) -> bool,
+    ) -> RouteMatch {
         let Some(path) = strip_base(&self.base_path, path) else {
             return RouteMatch::NotFound;
         };
-        let (entry, raw_values): (usize, Vec<String>) = match self.tree.at(path) {
+        let (entry, raw_values): (usize, Vec<&str>) = match self.tree.at(path) {
             Ok(found) => {
-                let values = (0..self.entries[*found.value].names.len())
-                    .map(|i| found.params.get(format!("p{i}")).unwrap_or("").to_owned())
+                let entry = *found.value;
+                let count = self.entries[entry].methods[0].names.len();
+                let values = (0..count)
+                    .map(|i| found.params.get(format!("p{i}")).unwrap_or(""))
                     .collect();
-                (*found.value, values)
+                (entry, values)
             }
             Err(_) => match self
                 .fallback
@@ -141,13 +169,17 @@ impl Router {
                     let values = captures
                         .iter()
                         .skip(1)
-                        .map(|m| m.map_or("", |m| m.as_str()).to_owned())
+                        .map(|m| m.map_or("", |m| m.as_str()))
                         .collect();
                     (entry, values)
                 }
                 None => return RouteMatch::NotFound,
             },
         };
+        let decoded: Vec<String> = raw_values
+            .iter()
+            .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
+            .collect();
         let entry_ref = &self.entries[entry];
         let method = method.to_ascii_uppercase();
         // Decoded once, and only where operations share a path and method.
@@ -159,33 +191,36 @@ impl Router {
                     .collect::<Vec<_>>()
             })
         };
+        let params_of = |candidate: &Candidate| -> Vec<(String, String)> {
+            candidate
+                .names
+                .iter()
+                .cloned()
+                .zip(decoded.iter().cloned())
+                .collect()
+        };
         let of_method = |wanted: &str| {
-            let mut candidates = entry_ref.methods.iter().filter(move |(m, ..)| m == wanted);
-            let first = candidates.clone().next();
-            candidates
-                .find(|(.., d)| d.as_ref().is_some_and(|d| d.holds(pairs())))
-                .or(first)
+            let candidates = || entry_ref.methods.iter().filter(move |c| c.method == wanted);
+            let mut shared = candidates().skip(1).peekable();
+            if shared.peek().is_none() {
+                return candidates().next();
+            }
+            candidates()
+                .find(|c| c.discriminator.as_ref().is_some_and(|d| d.holds(pairs())))
+                .or_else(|| candidates().find(|c| accepts(c.operation, &params_of(c))))
+                .or_else(|| candidates().next())
         };
         // HEAD is answered by GET when the spec declares no HEAD.
-        let operation =
+        let chosen =
             of_method(&method).or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten());
-        match operation {
-            Some((_, operation, _)) => RouteMatch::Found {
-                operation: *operation,
-                path_params: entry_ref
-                    .names
-                    .iter()
-                    .cloned()
-                    .zip(
-                        raw_values
-                            .iter()
-                            .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned()),
-                    )
-                    .collect(),
+        match chosen {
+            Some(candidate) => RouteMatch::Found {
+                operation: candidate.operation,
+                path_params: params_of(candidate),
             },
             None => {
                 let mut allowed: Vec<String> =
-                    entry_ref.methods.iter().map(|(m, ..)| m.clone()).collect();
+                    entry_ref.methods.iter().map(|c| c.method.clone()).collect();
                 if allowed.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
                     allowed.push("HEAD".to_owned());
                 }
