@@ -174,6 +174,8 @@ def measure(name, root, args, work):
             result[mode] = {"cases": cases, "failed": failed, "classes": dict(classes)}
         if process.poll() is not None:
             result["error"] = f"sbx mock exited with {process.returncode}"
+        else:
+            result["peak_rss_mb"] = peak_rss_mb(process.pid)
         return result
     finally:
         process.terminate()
@@ -182,6 +184,17 @@ def measure(name, root, args, work):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def peak_rss_mb(pid):
+    """The server's peak resident memory, in MiB (Linux), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
 
 
 def score(entry):
@@ -219,6 +232,8 @@ def main():
             line += " ".join(
                 f"{mode} {score(result[mode]):.1%} of {result[mode]['cases']}" for mode in ("positive", "negative")
             )
+        if result.get("peak_rss_mb") is not None:
+            line += f" peak RSS {result['peak_rss_mb']} MiB"
         line += f" {result.get('error', '')} ({time.time() - started:.0f}s)"
         print(line, flush=True)
 

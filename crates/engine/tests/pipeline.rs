@@ -565,6 +565,19 @@ paths:
                       - { type: string, format: date-time, minLength: 25, maxLength: 25 }
                       - { type: "null" }
               example: { name: Tarrant County Court, createdDate: "2025-10-15T13:53:25.028Z" }
+  /judges/{id}:
+    get:
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      responses:
+        "200":
+          description: a judge
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [judge]
+                properties: { judge: { type: string, minLength: 30 } }
+              example: { judge: Judy }
 "##;
 
 #[test]
@@ -580,11 +593,24 @@ fn an_example_that_breaks_its_schema_is_repaired() {
     );
     let date = body["createdDate"].as_str().unwrap_or_default();
     assert!(date.is_empty() || date.len() == 25, "{body}");
-    let schema = &sbx_spec::load_api(BROKEN_EXAMPLE, &Default::default())
+    let document = sbx_spec::load_api(BROKEN_EXAMPLE, &Default::default())
         .unwrap()
-        .document["paths"]["/courts/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
-        ["schema"];
-    assert!(jsonschema::is_valid(schema, &body), "{body}");
+        .document;
+    let schema_of = |path: &str| {
+        document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    assert!(
+        jsonschema::is_valid(&schema_of("/courts/{id}"), &body),
+        "{body}"
+    );
+    // Another operation's example of the same name is repaired from its own schema.
+    let judge = sandbox.send("GET", "/judges/j1", &[], "");
+    let judge: Value = serde_json::from_slice(&judge.response.body).unwrap();
+    assert!(
+        jsonschema::is_valid(&schema_of("/judges/{id}"), &judge),
+        "{judge}"
+    );
 }
 
 /// JSON:API: resources wrapped in `data`, attributes merged, links in it.

@@ -317,8 +317,12 @@ fn served_example(
     media.served_example(index, |example| {
         let repaired = match media.validator.get() {
             Some(validator) if !validator.is_valid(example) => {
+                // Unique to this media type and example: the synthesis
+                // cache is shared by every operation of the revision.
                 let name = &media.spec.examples[index].0;
-                let seed = synth::seed_from([b"example".as_slice(), name.as_bytes()]);
+                let schema = media.spec.schema_pointer.as_deref().unwrap_or_default();
+                let seed =
+                    synth::seed_from([b"example".as_slice(), schema.as_bytes(), name.as_bytes()]);
                 let base = synthesized_body(revision, media, seed, exchange)?;
                 conform::conformed(example, base.as_ref().map(|b| &b.value), validator)
             }
