@@ -450,6 +450,11 @@ fn records_keep_the_contract_and_links_stay_in_the_sandbox() {
         204
     );
     assert_eq!(sandbox.send("GET", &deleted, &[], "").response.status, 404);
+    // Deleting again is idempotent: no 404 is documented, so the success again.
+    assert_eq!(
+        sandbox.send("DELETE", &deleted, &[], "").response.status,
+        204
+    );
 
     let mut strict = ProjectFiles::default();
     strict.settings.strict_not_found = true;

@@ -98,6 +98,24 @@ fn detect_version(document: &Value) -> Result<SpecVersion, SpecError> {
     }
 }
 
+/// Whether `flag` (`readOnly`, `writeOnly`) is true for `schema`: on it,
+/// behind its `$ref`, or on an `allOf` member (`allOf: [{$ref: Position}]`
+/// where `Position` is `writeOnly`), as readers of the spec apply it.
+pub fn flagged(document: &Value, schema: &Value, flag: &str) -> bool {
+    fn walk(document: &Value, schema: &Value, flag: &str, depth: usize) -> bool {
+        let Some(schema) = pointer::follow(document, schema) else {
+            return false;
+        };
+        schema.get(flag) == Some(&Value::Bool(true))
+            || (depth < 8
+                && schema
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .is_some_and(|all| all.iter().any(|s| walk(document, s, flag, depth + 1))))
+    }
+    walk(document, schema, flag, 0)
+}
+
 /// The types a schema's `type` keyword names (a string or, in 3.1, an
 /// array); empty when it names none.
 pub fn declared_types(schema: &Value) -> Vec<&str> {

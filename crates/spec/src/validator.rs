@@ -171,8 +171,7 @@ fn without_required_flagged(document: &Value, flag: &str) -> Value {
                     let flagged = |name: &Value| {
                         name.as_str()
                             .and_then(|name| properties.get(name))
-                            .and_then(|p| crate::pointer::resolve(document, p, "").ok())
-                            .is_some_and(|(p, _)| p.get(flag) == Some(&Value::Bool(true)))
+                            .is_some_and(|p| crate::flagged(document, p, flag))
                     };
                     let kept: Vec<Value> =
                         required.iter().filter(|n| !flagged(n)).cloned().collect();

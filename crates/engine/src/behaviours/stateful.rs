@@ -78,9 +78,16 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
             )
         }
         (Action::Delete, Some(id)) => {
-            if find_in_scope(call, spec, &scope, &id).is_none() && materializes(call, spec, &id) {
-                let value = materialized(call, spec, binding.collection, &id)?;
-                return success(call, BodySource::Record(Arc::new(Synthesized::new(value))));
+            if find_in_scope(call, spec, &scope, &id).is_none() {
+                if materializes(call, spec, &id) {
+                    let value = materialized(call, spec, binding.collection, &id)?;
+                    return success(call, BodySource::Record(Arc::new(Synthesized::new(value))));
+                }
+                // DELETE is idempotent (RFC 9110, 9.2.2): deleting again
+                // answers the success again where no 404 is documented.
+                if !strict_not_found(call) && !respond::declares(call.operation(), 404) {
+                    return success(call, BodySource::Default);
+                }
             }
             existing(call, spec, &scope, &id)?;
             let removed =
@@ -153,9 +160,13 @@ fn existing(call: &Call, spec: &CollectionSpec, scope: &str, id: &str) -> Result
 /// `project.yaml` asks for the 404 anyway, and a deleted record stays
 /// gone (a 404, as the provider would answer).
 fn materializes(call: &Call, spec: &CollectionSpec, id: &str) -> bool {
-    !call.revision.behaviours.settings.strict_not_found
+    !strict_not_found(call)
         && !respond::declares(call.operation(), 404)
         && !call.sandbox.state.was_deleted(&spec.name, id)
+}
+
+fn strict_not_found(call: &Call) -> bool {
+    call.revision.behaviours.settings.strict_not_found
 }
 
 /// The record an unknown id reads as: the operation's synthesized answer

@@ -153,7 +153,7 @@ fn build(document: &Value, schema: &Value, depth: usize, budget: &mut usize) -> 
         members,
         items,
         branches,
-        write_only: schema.get("writeOnly") == Some(&Value::Bool(true)),
+        write_only: sbx_spec::flagged(document, schema, "writeOnly"),
         hides,
         closed: schema.get("additionalProperties") == Some(&Value::Bool(false)),
     }

@@ -281,8 +281,7 @@ impl<'a> Synthesizer<'a> {
                 if !is_required && max_properties.is_some_and(|m| out.len() >= m) {
                     continue;
                 }
-                let resolved = self.deref(property);
-                if resolved.get("writeOnly").and_then(Value::as_bool) == Some(true) {
+                if crate::flagged(self.document, property, "writeOnly") {
                     continue;
                 }
                 if depth >= MAX_DEPTH {
@@ -294,8 +293,12 @@ impl<'a> Synthesizer<'a> {
             }
         }
         // Required names with no declared schema still have to be present.
+        let properties = object.get("properties");
         for key in &required {
-            if !out.contains_key(*key) {
+            let write_only = properties
+                .and_then(|p| p.get(*key))
+                .is_some_and(|p| crate::flagged(self.document, p, "writeOnly"));
+            if !out.contains_key(*key) && !write_only {
                 let value = match object.get("additionalProperties") {
                     Some(extra @ Value::Object(_)) => self.generate(extra, depth + 1, Some(key)),
                     _ => Value::String(fakes::word(&mut self.rng)),
@@ -704,6 +707,27 @@ mod tests {
     /// Where synthesis stops recursing, the value still keeps the schema's
     /// bounds (it used to be `""` and `0` whatever `minLength` and
     /// `minimum` said).
+    #[test]
+    fn write_only_members_are_left_out_even_when_required() {
+        let document = json!({"components": {"schemas": {
+            "Position": {"type": "object", "writeOnly": true,
+                         "properties": {"row": {"type": "integer"}}, "required": ["row"]},
+            "Gadget": {"type": "object", "required": ["id", "position"], "properties": {
+                "id": {"type": "integer"},
+                "position": {"allOf": [{"$ref": "#/components/schemas/Position"}], "readOnly": true}
+            }}
+        }}});
+        let (gadget, _) = synthesize_valid(
+            &document,
+            "/components/schemas/Gadget",
+            7,
+            &PatternCache::default(),
+            None,
+        );
+        assert!(gadget.get("id").is_some(), "{gadget}");
+        assert!(gadget.get("position").is_none(), "{gadget}");
+    }
+
     #[test]
     fn minimal_values_keep_their_bounds() {
         let document = json!({});
