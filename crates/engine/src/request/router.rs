@@ -60,6 +60,9 @@ pub struct Router {
     tree: matchit::Router<usize>,
     fallback: Vec<(Regex, usize)>,
     entries: Vec<PathEntry>,
+    /// Each entry's template, and (built on first need) its expression.
+    templates: Vec<String>,
+    expressions: std::sync::OnceLock<Vec<Regex>>,
 }
 
 /// What a path resolved to.
@@ -81,9 +84,10 @@ impl Router {
             tree: matchit::Router::new(),
             fallback: Vec::new(),
             entries: Vec::new(),
+            templates: Vec::new(),
+            expressions: std::sync::OnceLock::new(),
         };
         let mut by_template: Vec<(String, usize)> = Vec::new();
-        let mut templates: Vec<String> = Vec::new();
         for (index, op) in operations.iter().enumerate() {
             // Some specs tell operations apart with a fragment or query in
             // the path key (`/files/{id}#add_link`); requests never carry one.
@@ -108,12 +112,12 @@ impl Router {
             if router.tree.insert(route.clone(), entry).is_err() {
                 router.fallback.push((template_regex(template), entry));
             }
-            templates.push(template.to_owned());
+            router.templates.push(template.to_owned());
         }
         // matchit does not backtrack between a parameter with a suffix
         // (`{id}.json`) and one without at the same position; a template it
         // cannot find again is matched by expression instead.
-        for (entry, template) in templates.iter().enumerate() {
+        for (entry, template) in router.templates.iter().enumerate() {
             let in_fallback = router.fallback.iter().any(|(_, e)| *e == entry);
             if !in_fallback && router.tree.at(&sample_path(template)).is_err() {
                 router.fallback.push((template_regex(template), entry));
@@ -176,11 +180,6 @@ impl Router {
                 None => return RouteMatch::NotFound,
             },
         };
-        let decoded: Vec<String> = raw_values
-            .iter()
-            .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
-            .collect();
-        let entry_ref = &self.entries[entry];
         let method = method.to_ascii_uppercase();
         // Decoded once, and only where operations share a path and method.
         let pairs = std::cell::OnceCell::new();
@@ -191,44 +190,68 @@ impl Router {
                     .collect::<Vec<_>>()
             })
         };
-        let params_of = |candidate: &Candidate| -> Vec<(String, String)> {
-            candidate
-                .names
+        let choose = |entry: usize, raw: &[&str]| {
+            let decoded: Vec<String> = raw
                 .iter()
-                .cloned()
-                .zip(decoded.iter().cloned())
-                .collect()
-        };
-        let of_method = |wanted: &str| {
-            let candidates = || entry_ref.methods.iter().filter(move |c| c.method == wanted);
-            let mut shared = candidates().skip(1).peekable();
-            if shared.peek().is_none() {
-                return candidates().next();
-            }
-            candidates()
-                .find(|c| c.discriminator.as_ref().is_some_and(|d| d.holds(pairs())))
-                .or_else(|| candidates().find(|c| accepts(c.operation, &params_of(c))))
-                .or_else(|| candidates().next())
-        };
-        // HEAD is answered by GET when the spec declares no HEAD.
-        let chosen =
-            of_method(&method).or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten());
-        match chosen {
-            Some(candidate) => RouteMatch::Found {
-                operation: candidate.operation,
-                path_params: params_of(candidate),
-            },
-            None => {
-                let mut allowed: Vec<String> =
-                    entry_ref.methods.iter().map(|c| c.method.clone()).collect();
-                if allowed.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
-                    allowed.push("HEAD".to_owned());
+                .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
+                .collect();
+            let params_of = |candidate: &Candidate| -> Vec<(String, String)> {
+                candidate.names.iter().cloned().zip(decoded.iter().cloned()).collect()
+            };
+            let of_method = |wanted: &str| {
+                let candidates =
+                    || self.entries[entry].methods.iter().filter(move |c| c.method == wanted);
+                let mut shared = candidates().skip(1).peekable();
+                if shared.peek().is_none() {
+                    return candidates().next();
                 }
-                allowed.sort();
-                allowed.dedup();
-                RouteMatch::MethodNotAllowed(allowed)
+                candidates()
+                    .find(|c| c.discriminator.as_ref().is_some_and(|d| d.holds(pairs())))
+                    .or_else(|| candidates().find(|c| accepts(c.operation, &params_of(c))))
+                    .or_else(|| candidates().next())
+            };
+            // HEAD is answered by GET when the spec declares no HEAD.
+            of_method(&method)
+                .or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten())
+                .map(|candidate| RouteMatch::Found {
+                    operation: candidate.operation,
+                    path_params: params_of(candidate),
+                })
+        };
+        if let Some(found) = choose(entry, &raw_values) {
+            return found;
+        }
+        // `/services/pipelines-email` declares only PUT, `/services/{slug}`
+        // a DELETE: the template serves the method the literal path lacks.
+        let expressions = self
+            .expressions
+            .get_or_init(|| self.templates.iter().map(|t| template_regex(t)).collect());
+        for (other, expression) in expressions.iter().enumerate() {
+            if other == entry {
+                continue;
+            }
+            if let Some(captures) = expression.captures(path) {
+                let raw: Vec<&str> = captures
+                    .iter()
+                    .skip(1)
+                    .map(|m| m.map_or("", |m| m.as_str()))
+                    .collect();
+                if let Some(found) = choose(other, &raw) {
+                    return found;
+                }
             }
         }
+        let mut allowed: Vec<String> = self.entries[entry]
+            .methods
+            .iter()
+            .map(|c| c.method.clone())
+            .collect();
+        if allowed.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
+            allowed.push("HEAD".to_owned());
+        }
+        allowed.sort();
+        allowed.dedup();
+        RouteMatch::MethodNotAllowed(allowed)
     }
 }
 
@@ -311,6 +334,28 @@ mod tests {
             responses: Vec::new(),
             security: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_template_serves_the_method_a_literal_path_lacks() {
+        let router = Router::new(
+            "",
+            &[
+                op("PUT", "/services/pipelines-email"),
+                op("DELETE", "/services/{slug}"),
+            ],
+        );
+        assert_eq!(
+            router.at("DELETE", "/services/pipelines-email"),
+            RouteMatch::Found {
+                operation: 1,
+                path_params: vec![("slug".into(), "pipelines-email".into())]
+            }
+        );
+        assert_eq!(
+            router.at("PATCH", "/services/pipelines-email"),
+            RouteMatch::MethodNotAllowed(vec!["PUT".into()])
+        );
     }
 
     #[test]
