@@ -18,6 +18,10 @@ impl<'a> SchemaView<'a> {
         Self { document }
     }
 
+    pub fn document(&self) -> &'a Value {
+        self.document
+    }
+
     /// The schema and the branches of its combinators, `$ref`s followed.
     pub fn branches(&self, schema: &'a Value) -> Vec<&'a Value> {
         let mut out = Vec::new();

@@ -12,6 +12,7 @@ use crate::{
         form::{Fields, Leaf},
         headers::cookie,
     },
+    schema_view::SchemaView,
 };
 
 /// The raw sources of a request's parameters.
@@ -25,7 +26,8 @@ pub struct RawParams<'a> {
 
 /// The parameter's value, `None` when absent. Errors describe malformed text.
 pub fn extract(param: &Parameter, raw: &RawParams<'_>) -> Result<Option<Value>, String> {
-    let kind = schema_kind(&param.schema);
+    let view = SchemaView::new(raw.document);
+    let kind = schema_kind(view, &param.schema);
     if param.json_content {
         let Some(text) = single_raw(param, raw) else {
             return Ok(None);
@@ -35,8 +37,8 @@ pub fn extract(param: &Parameter, raw: &RawParams<'_>) -> Result<Option<Value>, 
             .map_err(|e| format!("is not valid JSON: {e}"));
     }
     match param.location {
-        ParamLocation::Query => Ok(query_value(param, raw.query, kind, raw.document)),
-        _ => Ok(single_raw(param, raw).map(|text| from_text(param, &text, kind))),
+        ParamLocation::Query => Ok(query_value(param, raw.query, kind, view)),
+        _ => Ok(single_raw(param, raw).map(|text| from_text(param, &text, kind, view))),
     }
 }
 
@@ -67,23 +69,31 @@ enum Kind {
     Scalar,
 }
 
-fn schema_kind(schema: &Value) -> Kind {
-    let types = sbx_spec::declared_types(schema);
-    if types.contains(&"array") || (types.is_empty() && schema.get("items").is_some()) {
+/// What the schema holds, through `$ref`s and combinators: `page` as
+/// `oneOf: [integer, {number, size}]` is an object (or its scalar).
+fn schema_kind(view: SchemaView<'_>, schema: &Value) -> Kind {
+    if view.is_array(schema) {
         Kind::Array
-    } else if types.contains(&"object") || (types.is_empty() && schema.get("properties").is_some())
-    {
+    } else if view.is_object(schema) {
         Kind::Object
     } else {
         Kind::Scalar
     }
 }
 
+/// Whether some branch of the schema is a scalar (`page=2` for a page that
+/// is `oneOf: [integer, object]`).
+fn admits_scalar(view: SchemaView<'_>, schema: &Value) -> bool {
+    view.types(schema)
+        .iter()
+        .any(|t| matches!(*t, "integer" | "number" | "string" | "boolean"))
+}
+
 fn query_value(
     param: &Parameter,
     query: &[(String, String)],
     kind: Kind,
-    document: &Value,
+    view: SchemaView<'_>,
 ) -> Option<Value> {
     let own: Vec<&str> = query
         .iter()
@@ -99,34 +109,41 @@ fn query_value(
                     fields.insert(name, Leaf::Text(value.clone()));
                 }
             }
-            fields.into_member(&param.name, &param.schema, document)
+            fields.into_member(&param.name, &param.schema, view.document())
         }
         (Kind::Object, ParamStyle::Form, true) => {
+            if let Some(text) = own.last()
+                && admits_scalar(view, &param.schema)
+            {
+                return Some(coerce(text, &param.schema, view));
+            }
             // Exploded form objects spread their properties over the query.
-            let properties = param.schema.get("properties").and_then(Value::as_object);
+            let declares = |name: &str| {
+                view.branches(&param.schema)
+                    .iter()
+                    .any(|b| b.get("properties").and_then(|p| p.get(name)).is_some())
+            };
             let mut object = Map::new();
             for (name, value) in query {
-                if properties.is_some_and(|p| p.contains_key(name)) {
-                    object.insert(
-                        name.clone(),
-                        coerce(value, &property_schema(&param.schema, name)),
-                    );
+                if declares(name) {
+                    let schema = view.property(&param.schema, name);
+                    object.insert(name.clone(), coerce(value, schema, view));
                 }
             }
             (!object.is_empty()).then_some(Value::Object(object))
         }
         (Kind::Array, ParamStyle::Form, true) if !own.is_empty() => {
-            let items = param.schema.get("items").cloned().unwrap_or(Value::Null);
+            let items = view.items(&param.schema);
             Some(Value::Array(
-                own.iter().map(|v| coerce(v, &items)).collect(),
+                own.iter().map(|v| coerce(v, items, view)).collect(),
             ))
         }
-        _ => own.last().map(|text| from_text(param, text, kind)),
+        _ => own.last().map(|text| from_text(param, text, kind, view)),
     }
 }
 
 /// Interprets one serialized value (path, header, cookie, or a non-exploded query).
-fn from_text(param: &Parameter, text: &str, kind: Kind) -> Value {
+fn from_text(param: &Parameter, text: &str, kind: Kind, view: SchemaView<'_>) -> Value {
     let text: Cow<'_, str> = match param.style {
         ParamStyle::Label => Cow::Borrowed(text.strip_prefix('.').unwrap_or(text)),
         ParamStyle::Matrix => {
@@ -146,34 +163,40 @@ fn from_text(param: &Parameter, text: &str, kind: Kind) -> Value {
         ParamStyle::Label if param.explode => '.',
         _ => ',',
     };
+    let schema = &param.schema;
     match kind {
-        Kind::Scalar => coerce(&text, &param.schema),
+        Kind::Scalar => coerce(&text, schema, view),
+        Kind::Object if !text.contains([separator, '=']) && admits_scalar(view, schema) => {
+            coerce(&text, schema, view)
+        }
         Kind::Array => {
-            let items = param.schema.get("items").cloned().unwrap_or(Value::Null);
+            let items = view.items(schema);
             if text.is_empty() {
                 return Value::Array(Vec::new());
             }
-            Value::Array(text.split(separator).map(|v| coerce(v, &items)).collect())
+            Value::Array(
+                text.split(separator)
+                    .map(|v| coerce(v, items, view))
+                    .collect(),
+            )
         }
         Kind::Object => {
             let mut object = Map::new();
+            let mut insert = |key: &str, value: &str| {
+                let member = coerce(value, view.property(schema, key), view);
+                object.insert(key.to_owned(), member);
+            };
             if param.explode {
                 for pair in text.split(separator) {
                     if let Some((key, value)) = pair.split_once('=') {
-                        object.insert(
-                            key.to_owned(),
-                            coerce(value, &property_schema(&param.schema, key)),
-                        );
+                        insert(key, value);
                     }
                 }
             } else {
                 let parts: Vec<&str> = text.split(separator).collect();
                 for pair in parts.chunks(2) {
                     if let [key, value] = pair {
-                        object.insert(
-                            (*key).to_owned(),
-                            coerce(value, &property_schema(&param.schema, key)),
-                        );
+                        insert(key, value);
                     }
                 }
             }
@@ -182,18 +205,11 @@ fn from_text(param: &Parameter, text: &str, kind: Kind) -> Value {
     }
 }
 
-fn property_schema(schema: &Value, name: &str) -> Value {
-    schema
-        .get("properties")
-        .and_then(|p| p.get(name))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-/// Text → the JSON type the schema expects, when it parses as one. Text
-/// that does not parse stays a string, so the validator names the mismatch.
-pub fn coerce(text: &str, schema: &Value) -> Value {
-    coerce_to(text, &sbx_spec::declared_types(schema))
+/// Text → the JSON type the schema expects (through `$ref`s and
+/// combinators), when it parses as one. Text that does not parse stays a
+/// string, so the validator names the mismatch.
+fn coerce(text: &str, schema: &Value, view: SchemaView<'_>) -> Value {
+    coerce_to(text, &view.types(schema))
 }
 
 /// Text → the first of `types` it parses as; a string otherwise.
@@ -309,6 +325,30 @@ mod tests {
             json!({"type": "integer"}),
         );
         assert_eq!(run(&absent, &[], &[]), None);
+    }
+
+    #[test]
+    fn one_of_a_scalar_and_an_object_reads_either() {
+        // Pandascore: `page=2`, or `page` spread as `number=2&size=30`.
+        let page = param(
+            ParamLocation::Query,
+            ParamStyle::Form,
+            true,
+            json!({"oneOf": [
+                {"type": "integer"},
+                {"type": "object", "properties": {"number": {"type": "integer"}, "size": {"type": "integer"}}}
+            ]}),
+        );
+        assert_eq!(run(&page, &[], &pairs(&[("p", "2")])), Some(json!(2)));
+        assert_eq!(
+            run(
+                &page,
+                &[],
+                &pairs(&[("number", "2"), ("size", "0.5"), ("q", "x")])
+            ),
+            Some(json!({"number": 2, "size": "0.5"}))
+        );
+        assert_eq!(run(&page, &[], &pairs(&[("q", "x")])), None);
     }
 
     #[test]

@@ -196,11 +196,20 @@ impl Router {
                 .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
                 .collect();
             let params_of = |candidate: &Candidate| -> Vec<(String, String)> {
-                candidate.names.iter().cloned().zip(decoded.iter().cloned()).collect()
+                candidate
+                    .names
+                    .iter()
+                    .cloned()
+                    .zip(decoded.iter().cloned())
+                    .collect()
             };
             let of_method = |wanted: &str| {
-                let candidates =
-                    || self.entries[entry].methods.iter().filter(move |c| c.method == wanted);
+                let candidates = || {
+                    self.entries[entry]
+                        .methods
+                        .iter()
+                        .filter(move |c| c.method == wanted)
+                };
                 let mut shared = candidates().skip(1).peekable();
                 if shared.peek().is_none() {
                     return candidates().next();
