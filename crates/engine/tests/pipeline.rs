@@ -494,8 +494,7 @@ fn the_project_maps_request_members_no_name_rule_can_match() {
         .insert("letters".to_owned(), Default::default());
     let model = sbx_spec::load_api(MESSAGES, &sbx_spec::Limits::default()).unwrap();
     let problems = CompiledRevision::compile_project(model, &files, &Default::default())
-        .err()
-        .expect("the mapping is refused")
+        .expect_err("the mapping is refused")
         .0
         .iter()
         .map(|problem| format!("{problem}\n"))
