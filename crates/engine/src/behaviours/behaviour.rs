@@ -669,7 +669,10 @@ pub fn seed(
         return Err(problems);
     }
     if state.len() + prepared.len() > crate::state::MAX_RECORDS {
-        return Err(vec![FileProblem::new("", crate::state::Full.to_string())]);
+        return Err(vec![FileProblem::new(
+            "",
+            crate::state::Full::Records.to_string(),
+        )]);
     }
     let mut journal = Vec::new();
     for (collection, id, value) in prepared {

@@ -21,10 +21,20 @@ use crate::pipeline::cache::Synthesized;
 /// answers 507 (a bound on what one client can make the server keep).
 pub const MAX_RECORDS: usize = 100_000;
 
-/// The sandbox holds [`MAX_RECORDS`] already.
+/// Most record data requests may make one sandbox hold, in bytes of JSON
+/// (approximately; fixtures do not count): held in memory as values, records take several
+/// times this, so a client creating large records hits this bound before
+/// [`MAX_RECORDS`].
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
+/// The sandbox holds as much as it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the sandbox holds {MAX_RECORDS} records, its limit; delete some or reset it")]
-pub struct Full;
+pub enum Full {
+    #[error("the sandbox holds {MAX_RECORDS} records, its limit; delete some or reset it")]
+    Records,
+    #[error("the sandbox's records reach 64 MiB of JSON, its limit; delete some or reset it")]
+    Bytes,
+}
 
 /// Sequence numbers of records created by requests start here, after any
 /// fixture's (fixtures are numbered from 0 in file order).
@@ -60,6 +70,9 @@ pub type OverlayRow = ResourceChange;
 struct Collection {
     rows: BTreeMap<u64, Record>,
     by_id: HashMap<String, u64>,
+    /// Each row's size ([`json_bytes`]), and their sum.
+    sizes: HashMap<u64, usize>,
+    bytes: usize,
     /// Highest sequence number ever used, deleted records included.
     max_seq: u64,
     /// Highest integer id ever used.
@@ -67,22 +80,58 @@ struct Collection {
 }
 
 impl Collection {
-    fn put(&mut self, record: Record) {
+    /// Holds `record`, counted as `size` bytes (0 for fixtures: they are
+    /// the project's, bounded by its file limits, and shared).
+    fn put(&mut self, record: Record, size: usize) {
         if let Some(old) = self.by_id.insert(record.id.clone(), record.seq)
             && old != record.seq
         {
             self.rows.remove(&old);
+            self.forget_size(old);
         }
         self.max_seq = self.max_seq.max(record.seq);
         if let Ok(n) = record.id.parse::<i64>() {
             self.max_int_id = self.max_int_id.max(n);
         }
+        self.forget_size(record.seq);
+        self.sizes.insert(record.seq, size);
+        self.bytes += size;
         self.rows.insert(record.seq, record);
     }
 
     fn remove(&mut self, id: &str) -> Option<Record> {
         let seq = self.by_id.remove(id)?;
+        self.forget_size(seq);
         self.rows.remove(&seq)
+    }
+
+    fn forget_size(&mut self, seq: u64) {
+        self.bytes -= self.sizes.remove(&seq).unwrap_or(0);
+    }
+
+    /// The size of the record `id`, if held.
+    fn size_of(&self, id: &str) -> usize {
+        self.by_id
+            .get(id)
+            .and_then(|seq| self.sizes.get(seq))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// About the length of `value` as JSON, without writing it.
+fn json_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| json_bytes(v) + 1).sum::<usize>(),
+        Value::Object(members) => {
+            2 + members
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_bytes(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -197,13 +246,13 @@ impl SandboxState {
     pub fn rebase(&self, fixtures: &[FixtureRecord], seeded_at_ms: i64) {
         let mut inner = self.lock();
         let old = std::mem::take(&mut *inner);
-        let changed: Vec<(String, Record)> = old
+        let changed: Vec<(String, Record, usize)> = old
             .overlay
             .iter()
             .filter_map(|(collection, id)| {
                 let c = old.collections.get(collection)?;
                 let record = c.rows.get(c.by_id.get(id)?)?;
-                Some((collection.clone(), record.clone()))
+                Some((collection.clone(), record.clone(), c.size_of(id)))
             })
             .collect();
         inner.version = old.version;
@@ -213,8 +262,12 @@ impl SandboxState {
                 c.remove(id);
             }
         }
-        for (collection, record) in changed {
-            inner.collections.entry(collection).or_default().put(record);
+        for (collection, record, size) in changed {
+            inner
+                .collections
+                .entry(collection)
+                .or_default()
+                .put(record, size);
         }
         for (name, c) in &old.collections {
             let new = inner.collections.entry(name.clone()).or_default();
@@ -283,10 +336,9 @@ impl SandboxState {
         journal: &mut Vec<ResourceChange>,
     ) -> Result<Record, Full> {
         let mut inner = self.lock();
-        let exists = inner
-            .collections
-            .get(collection)
-            .is_some_and(|c| c.by_id.contains_key(id));
+        let held = inner.collections.get(collection);
+        let exists = held.is_some_and(|c| c.by_id.contains_key(id));
+        let replaced = held.map_or(0, |c| c.size_of(id));
         if !exists
             && inner
                 .collections
@@ -295,7 +347,12 @@ impl SandboxState {
                 .sum::<usize>()
                 >= MAX_RECORDS
         {
-            return Err(Full);
+            return Err(Full::Records);
+        }
+        let bytes: usize = inner.collections.values().map(|c| c.bytes).sum();
+        let size = json_bytes(&value);
+        if bytes - replaced + size > MAX_RECORD_BYTES {
+            return Err(Full::Bytes);
         }
         inner.version += 1;
         let version = inner.version;
@@ -309,7 +366,7 @@ impl SandboxState {
             seq,
             value: Arc::new(Synthesized::new(value.clone())),
         };
-        c.put(record.clone());
+        c.put(record.clone(), size);
         inner.overlay.insert((collection.to_owned(), id.to_owned()));
         journal.push(ResourceChange {
             collection: collection.to_owned(),
@@ -383,24 +440,33 @@ fn load_fixtures(inner: &mut Inner, fixtures: &[FixtureRecord], seeded_at_ms: i6
             .collections
             .entry(fixture.collection.clone())
             .or_default()
-            .put(Record {
-                id: fixture.id.clone(),
-                scope: String::new(),
-                seq: fixture.seq,
-                value: fixture.value_at(seeded_at_ms),
-            });
+            .put(
+                Record {
+                    id: fixture.id.clone(),
+                    scope: String::new(),
+                    seq: fixture.seq,
+                    value: fixture.value_at(seeded_at_ms),
+                },
+                0,
+            );
     }
 }
 
 fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
     let c = inner.collections.entry(row.collection.clone()).or_default();
     match row.value {
-        Some(value) => c.put(Record {
-            id: row.id.clone(),
-            scope: row.scope,
-            seq: row.seq,
-            value: Arc::new(Synthesized::new(value)),
-        }),
+        Some(value) => {
+            let size = json_bytes(&value);
+            c.put(
+                Record {
+                    id: row.id.clone(),
+                    scope: row.scope,
+                    seq: row.seq,
+                    value: Arc::new(Synthesized::new(value)),
+                },
+                size,
+            );
+        }
         None => {
             c.remove(&row.id);
             c.max_seq = c.max_seq.max(row.seq);
@@ -449,6 +515,37 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, ["a"]);
+    }
+
+    #[test]
+    fn record_bytes_are_bounded_and_deleting_frees_them() {
+        let state = SandboxState::default();
+        let mut journal = Vec::new();
+        let big = json!({"text": "x".repeat(MAX_RECORD_BYTES / 4)});
+        for id in ["a", "b", "c"] {
+            state
+                .put("notes", id, "", None, big.clone(), &mut journal)
+                .unwrap();
+        }
+        // Replacing a record counts its new size, not both.
+        state
+            .put("notes", "a", "", None, big.clone(), &mut journal)
+            .unwrap();
+        assert_eq!(
+            state
+                .put("notes", "d", "", None, big.clone(), &mut journal)
+                .err(),
+            Some(Full::Bytes)
+        );
+        assert!(state.get("notes", "d").is_none(), "nothing half-written");
+        state.delete("notes", "b", &mut journal);
+        state
+            .put("notes", "d", "", None, big, &mut journal)
+            .unwrap();
+        assert_eq!(
+            Full::Bytes.to_string(),
+            "the sandbox's records reach 64 MiB of JSON, its limit; delete some or reset it"
+        );
     }
 
     #[test]
