@@ -100,6 +100,15 @@ impl Fields {
             let value = schemas.shape(node, property, encoding.map(|(_, e)| e));
             object.insert(key, value);
         }
+        // A form cannot say "an empty list": a required array it leaves
+        // out is one (`minItems` still applies).
+        for name in schemas.view.required(schema) {
+            if !object.contains_key(name)
+                && schemas.view.is_array(schemas.view.property(schema, name))
+            {
+                object.insert(name.to_owned(), Value::Array(Vec::new()));
+            }
+        }
         Value::Object(object)
     }
 }
@@ -271,6 +280,17 @@ mod tests {
                 "expand": ["customer", "invoice"],
                 "items": [{"quantity": 2, "tax_rates": ["txr_1"]}, {"quantity": 3}],
             })
+        );
+    }
+
+    #[test]
+    fn a_required_list_left_out_is_empty() {
+        let schema = json!({"type": "object", "required": ["message", "actions"], "properties": {
+            "message": {"type": "string"}, "actions": {"type": "array", "items": {}}
+        }});
+        assert_eq!(
+            decode(&[("message", "m")], &schema, &Value::Null),
+            json!({"message": "m", "actions": []})
         );
     }
 
