@@ -169,14 +169,7 @@ impl Router {
                 .iter()
                 .find_map(|(re, entry)| re.captures(path).map(|c| (c, *entry)))
             {
-                Some((captures, entry)) => {
-                    let values = captures
-                        .iter()
-                        .skip(1)
-                        .map(|m| m.map_or("", |m| m.as_str()))
-                        .collect();
-                    (entry, values)
-                }
+                Some((captures, entry)) => (entry, captured(&captures)),
                 None => return RouteMatch::NotFound,
             },
         };
@@ -239,15 +232,10 @@ impl Router {
             if other == entry {
                 continue;
             }
-            if let Some(captures) = expression.captures(path) {
-                let raw: Vec<&str> = captures
-                    .iter()
-                    .skip(1)
-                    .map(|m| m.map_or("", |m| m.as_str()))
-                    .collect();
-                if let Some(found) = choose(other, &raw) {
-                    return found;
-                }
+            if let Some(captures) = expression.captures(path)
+                && let Some(found) = choose(other, &captured(&captures))
+            {
+                return found;
             }
         }
         let mut allowed: Vec<String> = self.entries[entry]
@@ -262,6 +250,15 @@ impl Router {
         allowed.dedup();
         RouteMatch::MethodNotAllowed(allowed)
     }
+}
+
+/// A template expression's parameter values, in order.
+fn captured<'p>(captures: &regex::Captures<'p>) -> Vec<&'p str> {
+    captures
+        .iter()
+        .skip(1)
+        .map(|m| m.map_or("", |m| m.as_str()))
+        .collect()
 }
 
 fn strip_base<'a>(base: &str, path: &'a str) -> Option<&'a str> {
