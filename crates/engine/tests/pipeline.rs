@@ -546,6 +546,43 @@ fn templates_of_one_shape_are_told_apart_by_their_parameters() {
     }
 }
 
+/// Azure: one path and method twice, told apart by the body's media type.
+const OVERLOADS: &str = r##"
+openapi: 3.0.3
+info: { title: Faces, version: "1" }
+paths:
+  /faces:
+    post:
+      operationId: fromUrl
+      requestBody: { content: { application/json: { schema: { type: object, properties: { url: { type: string } } } } } }
+      responses:
+        "200": { description: by url, content: { application/json: { schema: { type: object, properties: { from: { type: string, enum: [url] } }, required: [from] } } } }
+  /faces#overload=stream:
+    post:
+      operationId: fromStream
+      requestBody: { content: { application/octet-stream: { schema: { type: string, format: binary } } } }
+      responses:
+        "200": { description: by bytes, content: { application/json: { schema: { type: object, properties: { from: { type: string, enum: [stream] } }, required: [from] } } } }
+"##;
+
+#[test]
+fn one_path_and_method_twice_is_told_apart_by_the_body() {
+    let sandbox = Sandbox::of(compile(OVERLOADS, &ProjectFiles::default()));
+    for (content_type, body, from) in [
+        (
+            "application/json",
+            r#"{"url": "https://example.com/a.jpg"}"#,
+            "url",
+        ),
+        ("application/octet-stream", "\u{1}\u{2}", "stream"),
+    ] {
+        let answer = sandbox.send("POST", "/faces", &[("content-type", content_type)], body);
+        assert_eq!(answer.response.status, 200, "{}", seen(&answer));
+        let body: Value = serde_json::from_slice(&answer.response.body).unwrap();
+        assert_eq!(body["from"], json!(from));
+    }
+}
+
 /// A spec whose example breaks its own schema still answers within it.
 const BROKEN_EXAMPLE: &str = r##"
 openapi: 3.0.3

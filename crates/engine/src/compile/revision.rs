@@ -323,26 +323,49 @@ impl CompiledRevision {
 
     /// The operation a request is for (see [`Router::route`]): where
     /// several share its path and method, the first whose path parameters
-    /// are valid.
-    pub fn route(&self, method: &str, path: &str, query: Option<&str>) -> RouteMatch {
-        let no_headers: Vec<(String, String)> = Vec::new();
+    /// are valid and whose request body takes `content_type` (Azure's
+    /// `/persistedfaces` taking a JSON URL, and `#overload=stream` the
+    /// image's bytes).
+    pub fn route(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        content_type: Option<&str>,
+    ) -> RouteMatch {
         self.router
             .route(method, path, query, |index, path_params| {
-                let raw = RawParams {
-                    path: path_params,
-                    query: &[],
-                    headers: &no_headers,
-                    document: &self.model.document,
-                };
                 let operation = &self.operations[index];
-                let parameters = operation.operation.parameters.iter();
-                parameters
-                    .zip(&operation.parameter_validators)
-                    .filter(|(param, _)| param.location == ParamLocation::Path)
-                    .all(|(param, validator)| match params::extract(param, &raw) {
-                        Ok(Some(value)) => validator.get().is_none_or(|v| v.is_valid(&value)),
-                        Ok(None) | Err(_) => false,
-                    })
+                self.takes_body(operation, content_type) && self.path_valid(operation, path_params)
+            })
+    }
+
+    fn takes_body(&self, operation: &CompiledOperation, content_type: Option<&str>) -> bool {
+        match (content_type, &operation.operation.request_body) {
+            (Some(content_type), Some(body)) => crate::request::body::match_declared(
+                body.content.iter().map(|m| m.media_type.as_str()),
+                content_type,
+            )
+            .is_some(),
+            _ => true,
+        }
+    }
+
+    fn path_valid(&self, operation: &CompiledOperation, path_params: &[(String, String)]) -> bool {
+        let no_headers: Vec<(String, String)> = Vec::new();
+        let raw = RawParams {
+            path: path_params,
+            query: &[],
+            headers: &no_headers,
+            document: &self.model.document,
+        };
+        let parameters = operation.operation.parameters.iter();
+        parameters
+            .zip(&operation.parameter_validators)
+            .filter(|(param, _)| param.location == ParamLocation::Path)
+            .all(|(param, validator)| match params::extract(param, &raw) {
+                Ok(Some(value)) => validator.get().is_none_or(|v| v.is_valid(&value)),
+                Ok(None) | Err(_) => false,
             })
     }
 

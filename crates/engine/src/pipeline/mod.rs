@@ -259,7 +259,12 @@ fn decide(
     request: &Request<'_>,
     trace: &mut Trace,
 ) -> Result<Outcome, Stop> {
-    let routed = revision.route(request.method, request.path, request.query);
+    let routed = revision.route(
+        request.method,
+        request.path,
+        request.query,
+        request.headers.get("content-type"),
+    );
     let (operation_index, path_params) = match routed {
         RouteMatch::Found {
             operation,
@@ -798,7 +803,12 @@ pub fn declared_error_for(
     let RouteMatch::Found {
         operation,
         path_params,
-    } = revision.route(request.method, request.path, request.query)
+    } = revision.route(
+        request.method,
+        request.path,
+        request.query,
+        request.headers.get("content-type"),
+    )
     else {
         return None;
     };

@@ -488,7 +488,7 @@ pub async fn answer(
     )
     .await;
     let operation = served.operation.map_or_else(
-        || match revision.route(&method, &logged_path, query.as_deref()) {
+        || match revision.route(&method, &logged_path, query.as_deref(), None) {
             RouteMatch::Found { operation, .. } => Some(operation),
             _ => None,
         },
