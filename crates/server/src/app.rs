@@ -240,10 +240,11 @@ pub fn router(state: AppState) -> Router {
             .allow_methods(tower_http::cors::Any)
             .allow_headers(tower_http::cors::Any),
     );
-    let sandboxes = Router::new()
-        .fallback(data_plane::handler)
-        .layer(CorsLayer::permissive())
-        .with_state(state.clone());
+    let sandboxes = crate::http::cors::any_origin(
+        Router::new()
+            .fallback(data_plane::handler)
+            .with_state(state.clone()),
+    );
     Router::new()
         .nest("/api/v1", control)
         .route(

@@ -9,7 +9,6 @@ use sbx_engine::{AuthMode, CompiledRevision, ProjectFiles, SandboxState, ScriptL
 use sbx_spec::synth::seed_from;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::CorsLayer;
 
 use crate::{
     config::Limits,
@@ -106,13 +105,9 @@ pub async fn start_mock(
             response
         }
     };
-    let app = Router::new()
-        .fallback(handler)
-        .layer(CorsLayer::permissive())
-        .layer(axum_middleware::from_fn_with_state(
-            options.limits.max_header_bytes,
-            middleware::edge,
-        ));
+    let app = crate::http::cors::any_origin(Router::new().fallback(handler)).layer(
+        axum_middleware::from_fn_with_state(options.limits.max_header_bytes, middleware::edge),
+    );
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let timeouts = crate::http::listener::Timeouts::of(&options.limits);

@@ -2,6 +2,7 @@
 //! edge middleware, the control plane's problem type, and who may call.
 
 pub mod access;
+pub mod cors;
 pub mod error;
 pub mod listener;
 pub mod middleware;

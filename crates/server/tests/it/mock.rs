@@ -97,3 +97,45 @@ async fn mock_keeps_idempotency_keys() {
     server.shutdown_token().cancel();
     server.wait().await.unwrap();
 }
+
+/// A declared `OPTIONS` is the spec's; a CORS preflight is still answered.
+#[tokio::test]
+async fn options_reaches_the_spec_and_preflights_still_pass() {
+    let spec = r#"
+openapi: 3.0.3
+info: { title: Uploads, version: "1" }
+paths:
+  /files/content:
+    options:
+      responses:
+        "200":
+          description: the upload would be accepted
+          content:
+            application/json:
+              schema: { type: object, required: [upload_url], properties: { upload_url: { type: string } } }
+    post:
+      responses: { "201": { description: uploaded } }
+  /files:
+    get:
+      responses: { "200": { description: the files } }
+"#;
+    let server = mock(spec.to_owned(), AuthMode::None).await;
+    let url = format!("http://{}", server.local_addr);
+    let client = reqwest::Client::new();
+    let options = |path: &str| client.request(reqwest::Method::OPTIONS, format!("{url}{path}"));
+    let (status, body) = send(options("/files/content")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["upload_url"].is_string(), "{body}");
+    // Undeclared: the methods the path takes.
+    let undeclared = options("/files").send().await.unwrap();
+    assert_eq!(undeclared.status(), 204);
+    assert_eq!(undeclared.headers()["allow"], "GET, HEAD");
+    let preflight = options("/files/content")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+}
