@@ -105,9 +105,14 @@ pub async fn start_mock(
             response
         }
     };
-    let app = crate::http::cors::any_origin(Router::new().fallback(handler)).layer(
-        axum_middleware::from_fn_with_state(options.limits.max_header_bytes, middleware::edge),
-    );
+    let app = Router::new()
+        .fallback_service(crate::http::cors::any_origin(
+            Router::new().fallback(handler),
+        ))
+        .layer(axum_middleware::from_fn_with_state(
+            options.limits.max_header_bytes,
+            middleware::edge,
+        ));
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let timeouts = crate::http::listener::Timeouts::of(&options.limits);
