@@ -72,6 +72,13 @@ enum Kind {
 /// What the schema holds, through `$ref`s and combinators: `page` as
 /// `oneOf: [integer, {number, size}]` is an object (or its scalar).
 fn schema_kind(view: SchemaView<'_>, schema: &Value) -> Kind {
+    // The common case, a plain `type: …`, without following anything.
+    match schema.get("type").and_then(Value::as_str) {
+        Some("array") => return Kind::Array,
+        Some("object") => return Kind::Object,
+        Some(_) => return Kind::Scalar,
+        None => {}
+    }
     if view.is_array(schema) {
         Kind::Array
     } else if view.is_object(schema) {
@@ -209,7 +216,10 @@ fn from_text(param: &Parameter, text: &str, kind: Kind, view: SchemaView<'_>) ->
 /// combinators), when it parses as one. Text that does not parse stays a
 /// string, so the validator names the mismatch.
 fn coerce(text: &str, schema: &Value, view: SchemaView<'_>) -> Value {
-    coerce_to(text, &view.types(schema))
+    match schema.get("type") {
+        Some(Value::String(t)) => coerce_to(text, &[t.as_str()]),
+        _ => coerce_to(text, &view.types(schema)),
+    }
 }
 
 /// Text → the first of `types` it parses as; a string otherwise.
