@@ -1,7 +1,7 @@
 //! CRUD on a sandbox's collections, for operations bound to one (see
 //! [`crate::compile::resources`]) and for the data API of scripts.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use sbx_spec::synth;
 use serde_json::{Map, Value, json};
@@ -25,7 +25,10 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     let scope = scope_of(call, binding);
     let id = binding.id_param.as_ref().and_then(|p| call.path_param(p));
     match (binding.action, id) {
-        (Action::Create, _) => create(call, spec, &scope, request_body(call, spec)),
+        (Action::Create, _) => {
+            let body = request_body(call, spec).map(Cow::into_owned);
+            create(call, spec, &scope, body)
+        }
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
         (Action::Get, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => success(
@@ -41,7 +44,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let body = request_body(call, spec);
-                let mut value = merged(&record.value.value, body.as_ref(), false);
+                let mut value = merged(&record.value.value, body.as_deref(), false);
                 keep_declared(&mut value, closed_answer(call));
                 let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
                 success(
@@ -50,7 +53,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 )
             }
             None if declares(call, 201) || materializes(call, spec, &id) => {
-                let mut body = request_body(call, spec).unwrap_or_else(|| json!({}));
+                let mut body = request_body(call, spec).map_or_else(|| json!({}), Cow::into_owned);
                 set_id(
                     &mut body,
                     spec,
@@ -69,7 +72,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 }
                 None => return Err(not_found(call, spec, &id)),
             };
-            let mut value = merged(&current, request_body(call, spec).as_ref(), true);
+            let mut value = merged(&current, request_body(call, spec).as_deref(), true);
             keep_declared(&mut value, closed_answer(call));
             let stored = store(call, spec, &id, &scope, seq, value)?;
             success(
@@ -106,18 +109,20 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
 
 /// The request's body, its members renamed as the project maps them onto
 /// record members (`collections.<name>.members` in `project.yaml`).
-fn request_body(call: &Call, spec: &CollectionSpec) -> Option<Value> {
-    match call.request.body.clone()? {
-        Value::Object(members) if !spec.request_members.is_empty() => Some(Value::Object(
-            members
-                .into_iter()
-                .map(|(name, value)| match spec.request_members.get(&name) {
-                    Some(record) => (record.clone(), value),
-                    None => (name, value),
-                })
-                .collect(),
-        )),
-        body => Some(body),
+fn request_body<'c>(call: &'c Call, spec: &CollectionSpec) -> Option<Cow<'c, Value>> {
+    match call.request.body.as_ref()? {
+        Value::Object(members) if !spec.request_members.is_empty() => {
+            Some(Cow::Owned(Value::Object(
+                members
+                    .iter()
+                    .map(|(name, value)| {
+                        let name = spec.request_members.get(name).unwrap_or(name);
+                        (name.clone(), value.clone())
+                    })
+                    .collect(),
+            )))
+        }
+        body => Some(Cow::Borrowed(body)),
     }
 }
 

@@ -125,8 +125,9 @@ fn query_value(
                 return Some(coerce(text, &param.schema, view));
             }
             // Exploded form objects spread their properties over the query.
+            let branches = view.branches(&param.schema);
             let declares = |name: &str| {
-                view.branches(&param.schema)
+                branches
                     .iter()
                     .any(|b| b.get("properties").and_then(|p| p.get(name)).is_some())
             };

@@ -203,8 +203,7 @@ impl Router {
                         .iter()
                         .filter(move |c| c.method == wanted)
                 };
-                let mut shared = candidates().skip(1).peekable();
-                if shared.peek().is_none() {
+                if candidates().nth(1).is_none() {
                     return candidates().next();
                 }
                 candidates()
@@ -213,12 +212,12 @@ impl Router {
                     .or_else(|| candidates().next())
             };
             // HEAD is answered by GET when the spec declares no HEAD.
-            of_method(&method)
-                .or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten())
-                .map(|candidate| RouteMatch::Found {
-                    operation: candidate.operation,
-                    path_params: params_of(candidate),
-                })
+            let chosen = of_method(&method)
+                .or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten())?;
+            Some(RouteMatch::Found {
+                operation: chosen.operation,
+                path_params: chosen.names.iter().cloned().zip(decoded).collect(),
+            })
         };
         if let Some(found) = choose(entry, &raw_values) {
             return found;

@@ -295,10 +295,12 @@ impl<'a> Synthesizer<'a> {
         // Required names with no declared schema still have to be present.
         let properties = object.get("properties");
         for key in &required {
-            let write_only = properties
-                .and_then(|p| p.get(*key))
-                .is_some_and(|p| crate::flagged(self.document, p, "writeOnly"));
-            if !out.contains_key(*key) && !write_only {
+            let write_only = || {
+                properties
+                    .and_then(|p| p.get(*key))
+                    .is_some_and(|p| crate::flagged(self.document, p, "writeOnly"))
+            };
+            if !out.contains_key(*key) && !write_only() {
                 let value = match object.get("additionalProperties") {
                     Some(extra @ Value::Object(_)) => self.generate(extra, depth + 1, Some(key)),
                     _ => Value::String(fakes::word(&mut self.rng)),
