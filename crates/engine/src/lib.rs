@@ -29,7 +29,7 @@ pub use pipeline::problem::ProblemType;
 pub use pipeline::trace::{Step, Verdict};
 pub use pipeline::{
     AuthMode, Decision, Outcome, Request, Response, SandboxContext, Yield, declared_error_for,
-    failure::{Culprit, Failure, FailureKind},
+    failure::{Culprit, DOCS_PATH, Failure, FailureKind},
     handle,
 };
 pub use project::{FileProblem, ProjectFiles};

@@ -305,7 +305,8 @@ fn form_bodies_nest_and_errors_say_what_failed() {
     let error: Value = serde_json::from_slice(&missing.response.body).unwrap();
     assert_eq!(
         error,
-        json!({"error": {"type": "invalid_request_error", "code": "parameter_missing", "message": "\"email\" is a required property", "param": "email"}})
+        json!({"error": {"type": "invalid_request_error", "code": "parameter_missing", "message": "\"email\" is a required property", "param": "email",
+            "doc_url": "http://sandbox.test/__sbx/errors/missing_parameter"}})
     );
 
     let undeclared = sandbox.send("POST", "/v1/customers", &form, "email=a&nickname=x");

@@ -8,12 +8,17 @@
 //! parameter, `pointer` its JSON pointer, `message`/`detail` the reason,
 //! `status` the status; optional members without a meaning are left out.
 //! A project maps failures to exact member values (`errors:` in
-//! `project.yaml`).
+//! `project.yaml`). Link members (`doc_url`, a problem's URI `type`) point
+//! at the sandbox's own page about the failure ([`DOCS_PATH`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::schema_view::SchemaView;
+
+/// Where below a sandbox's root its pages about failures are served
+/// (`/__sbx/errors/missing_parameter`): what error bodies link to.
+pub const DOCS_PATH: &str = "/__sbx/errors";
 
 /// Deepest nesting of error objects filled (`{error: {errors: [{…}]}}`).
 const MAX_DEPTH: usize = 6;
@@ -53,6 +58,91 @@ impl FailureKind {
         }
     }
 
+    /// The kind's name, as `errors:` in `project.yaml` and its docs page
+    /// name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::MissingParameter => "missing_parameter",
+            Self::Authentication => "authentication",
+            Self::Permission => "permission",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::RateLimit => "rate_limit",
+            Self::Idempotency => "idempotency",
+            Self::Server => "server",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The kind named `name` (see [`Self::name`]).
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// What the failure means and what a client does about it, for the
+    /// docs page error bodies link to.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => {
+                "A parameter, header or body member breaks the operation's contract: a wrong type or format, a value outside its enum or bounds, or a member the schema does not allow. The body's param/field/pointer member names the offending value; fix it and send the request again."
+            }
+            Self::MissingParameter => {
+                "A parameter, header or body member the operation requires is absent. The body's param/field/pointer member names it; add it and send the request again."
+            }
+            Self::Authentication => {
+                "The request carries no credential, or one the sandbox does not accept. Send the sandbox's API key (sk_test_…) the way the API's security scheme says: a bearer token, basic auth or the named header or query parameter."
+            }
+            Self::Permission => {
+                "The credential is valid but may not do this. In a sandbox this answer comes from a scenario, chaos or a behaviour script that simulates it."
+            }
+            Self::NotFound => {
+                "No record has this id: it was never created in this sandbox, or it was deleted. Create it first, or list the collection to find a valid id."
+            }
+            Self::Conflict => {
+                "The request conflicts with the record's current state: it exists already, or its state forbids the operation."
+            }
+            Self::RateLimit => {
+                "Too many requests in too short a time. Wait as long as Retry-After says (the RateLimit headers give the window), then retry."
+            }
+            Self::Idempotency => {
+                "An Idempotency-Key was reused with a different request, or its first request is still running. Use a new key for a new request; retry the same request with the same key to get the first answer again."
+            }
+            Self::Server => {
+                "The sandbox simulated a server failure (a scenario, chaos or a script), or a behaviour script failed. Retrying with backoff is what a client should do against production too."
+            }
+            Self::Unavailable => {
+                "The sandbox simulated an unavailable or timed-out upstream. Retry with backoff."
+            }
+        }
+    }
+
+    /// Statuses a failure of this kind is usually answered with.
+    pub fn statuses(self) -> &'static [u16] {
+        match self {
+            Self::InvalidRequest => &[400, 422],
+            Self::MissingParameter => &[400, 422],
+            Self::Authentication => &[401],
+            Self::Permission => &[403],
+            Self::NotFound => &[404, 410],
+            Self::Conflict => &[409],
+            Self::RateLimit => &[429],
+            Self::Idempotency => &[400, 409, 422],
+            Self::Server => &[500],
+            Self::Unavailable => &[502, 503, 504],
+        }
+    }
+
+    /// The link error bodies carry to this kind's docs page, on the
+    /// synthesized origin that the pipeline rewrites to the sandbox's own.
+    fn docs_link(self) -> String {
+        format!(
+            "{}{DOCS_PATH}/{}",
+            crate::pipeline::links::SYNTHESIZED_ORIGIN,
+            self.name()
+        )
+    }
+
     /// The code a free-form `code`/`type` member gets.
     fn code(self) -> &'static str {
         match self {
@@ -69,7 +159,7 @@ impl FailureKind {
         }
     }
 
-    fn title(self) -> &'static str {
+    pub fn title(self) -> &'static str {
         match self {
             Self::InvalidRequest => "Invalid request",
             Self::MissingParameter => "Missing parameter",
@@ -166,7 +256,7 @@ impl FailureKind {
         }
     }
 
-    const ALL: [Self; 10] = [
+    pub const ALL: [Self; 10] = [
         Self::InvalidRequest,
         Self::MissingParameter,
         Self::Authentication,
@@ -231,7 +321,7 @@ fn role(name: &str, value: &Value) -> Option<Role> {
         "message" | "detail" | "errordescription" | "description" | "errormessage" | "msg"
         | "developermessage" | "usermessage" | "displaymessage" | "reasonphrase" => Role::Message,
         "title" => Role::Title,
-        "error" | "errors" | "fault" | "problem" | "innererror"
+        "error" | "errors" | "fault" | "problem" | "innererror" | "links"
             if value.is_object() || value.is_array() =>
         {
             Role::Container
@@ -368,6 +458,7 @@ impl Filler<'_> {
                 .culprit
                 .as_ref()
                 .map(|c| Value::String(c.pointer.clone())),
+            Role::Link if current.is_string() => Some(Value::String(failure.kind.docs_link())),
             Role::Link | Role::Container => None,
         }
     }
@@ -391,8 +482,8 @@ impl Filler<'_> {
             .as_str()
             .is_some_and(|s| s.contains("://") || s.starts_with("urn:") || s.starts_with("about:"));
         if uri_like {
-            // RFC 9457: the status says it all.
-            return Value::String("about:blank".to_owned());
+            // RFC 9457: a type URI leads to documentation about it.
+            return Value::String(kind.docs_link());
         }
         Value::String(kind.code().to_owned())
     }
@@ -512,7 +603,8 @@ mod tests {
         );
         assert_eq!(
             filled(body.clone(), schema.clone(), &failure, 400),
-            json!({"error": {"type": "invalid_request_error", "code": "parameter_missing", "param": "amount", "message": "amount is required"}})
+            json!({"error": {"type": "invalid_request_error", "code": "parameter_missing", "param": "amount", "message": "amount is required",
+                "doc_url": "https://example.com/__sbx/errors/missing_parameter"}})
         );
         let idempotency = Failure::new(FailureKind::Idempotency, "key reused");
         assert_eq!(
@@ -534,7 +626,7 @@ mod tests {
                 &failure,
                 404
             ),
-            json!({"type": "about:blank", "title": "Not found", "status": 404, "detail": "no pet 7"})
+            json!({"type": "https://example.com/__sbx/errors/not_found", "title": "Not found", "status": 404, "detail": "no pet 7"})
         );
         let json_api = json!({"type": "object", "properties": {"errors": {"type": "array", "items": {
             "type": "object", "properties": {"status": {"type": "string"}, "code": {"type": "string"},
@@ -571,6 +663,29 @@ mod tests {
         assert_eq!(
             body,
             json!({"error": {"type": "authentication_error", "code": "api_key_invalid", "message": "send a key", "doc_url": "https://docs"}})
+        );
+    }
+
+    #[test]
+    fn kinds_are_named_as_project_yaml_names_them() {
+        for kind in FailureKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.name()));
+            assert_eq!(FailureKind::named(kind.name()), Some(kind));
+        }
+        assert_eq!(FailureKind::named("nonsense"), None);
+    }
+
+    #[test]
+    fn json_api_links_lead_to_the_failure_page() {
+        let schema = json!({"type": "object", "properties": {"errors": {"type": "array", "items": {
+            "type": "object", "properties": {"links": {"type": "object", "properties": {"about": {"type": "string"}}},
+            "detail": {"type": "string"}}}}}});
+        let body =
+            json!({"errors": [{"links": {"about": "https://example.com/lorem"}, "detail": "x"}]});
+        let failure = Failure::new(FailureKind::Conflict, "exists");
+        assert_eq!(
+            filled(body, schema, &failure, 409),
+            json!({"errors": [{"links": {"about": "https://example.com/__sbx/errors/conflict"}, "detail": "exists"}]})
         );
     }
 

@@ -4,6 +4,7 @@
 
 pub mod drift;
 pub mod egress;
+pub mod error_docs;
 pub mod idempotency;
 pub mod mock;
 
@@ -165,6 +166,29 @@ pub struct Served {
     pub operation: Option<usize>,
 }
 
+impl Served {
+    /// An answer made before the engine ran (a refusal, a kept idempotent
+    /// answer, a docs page): nothing changed.
+    fn before_engine(
+        target: &Target,
+        answer: sbx_engine::Response,
+        captured: Option<Captured>,
+    ) -> Self {
+        let mut response = to_axum(answer);
+        if let Ok(id) = HeaderValue::from_str(&target.id) {
+            response.headers_mut().insert(SANDBOX_ID.clone(), id);
+        }
+        Self {
+            response,
+            journal: Journal::default(),
+            drift: None,
+            idempotent: None,
+            captured,
+            operation: None,
+        }
+    }
+}
+
 /// A request and its answer as sent, for the request log.
 #[derive(Default)]
 pub struct Captured {
@@ -284,21 +308,23 @@ pub async fn serve(
     capture: bool,
 ) -> Served {
     let (parts, body) = request.into_parts();
+    if let Some(below) = error_docs::docs_path(&path) {
+        let accept = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let answer = error_docs::answer(parts.method.as_str(), below, accept);
+        return Served::before_engine(&target, answer, None);
+    }
     let body = match to_bytes(body, max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
             let refused = ProblemType::PayloadTooLarge.response(&format!(
                 "the request body exceeds the limit of {max_body_bytes} bytes"
             ));
-            return Served {
-                captured: capture
-                    .then(|| Captured::request(&parts, &Default::default()).answer(&refused)),
-                response: to_axum(refused),
-                journal: Journal::default(),
-                drift: None,
-                idempotent: None,
-                operation: None,
-            };
+            let captured =
+                capture.then(|| Captured::request(&parts, &Default::default()).answer(&refused));
+            return Served::before_engine(&target, refused, captured);
         }
     };
     let captured = capture.then(|| Captured::request(&parts, &body));
@@ -311,18 +337,7 @@ pub async fn serve(
             Check::Proceed(pending) => pending,
             Check::Answer(response) => {
                 let captured = captured.map(|c| c.answer(&response));
-                let mut response = to_axum(response);
-                if let Some(id) = sandbox_id {
-                    response.headers_mut().insert(SANDBOX_ID.clone(), id);
-                }
-                return Served {
-                    response,
-                    journal: Journal::default(),
-                    drift: None,
-                    idempotent: None,
-                    captured,
-                    operation: None,
-                };
+                return Served::before_engine(&target, response, captured);
             }
         },
         None => None,

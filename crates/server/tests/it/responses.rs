@@ -301,3 +301,83 @@ async fn no_content_answers_carry_no_body_and_no_content_type() {
         assert!(response.bytes().await.unwrap().is_empty(), "{path}");
     }
 }
+
+/// RFC 9457 problems: the `type` URI a sandbox fills in leads to its own
+/// page about the failure, public and inside the sandbox.
+const PROBLEMS: &str = r#"
+openapi: 3.0.3
+info: { title: Problems, version: "1" }
+servers: [{ url: "https://api.example.org/v2" }]
+paths:
+  /orders/{id}:
+    get:
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: integer } }
+      responses:
+        "200": { description: ok, content: { application/json: { schema: { type: object } } } }
+        "400":
+          description: bad
+          content:
+            application/problem+json:
+              schema:
+                type: object
+                required: [type, title, status]
+                properties:
+                  type: { type: string, format: uri }
+                  title: { type: string }
+                  status: { type: integer }
+                  detail: { type: string }
+"#;
+
+#[tokio::test]
+async fn error_links_lead_to_the_sandboxs_page_about_the_failure() {
+    let app = spawn_app().await;
+    let sandbox = app.open_sandbox("problems", PROBLEMS).await;
+    let (status, problem) = send(app.client.get(sandbox.url("/orders/x"))).await;
+    assert_eq!(status, 400, "{problem}");
+    let root = sandbox.base_url.strip_suffix("/v2").unwrap();
+    let link = format!("{root}/__sbx/errors/invalid_request");
+    assert_eq!(problem["type"], json!(link), "{problem}");
+    assert_eq!(problem["title"], json!("Invalid request"));
+
+    // No token needed: the link works for whoever got the error.
+    let page = app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.headers().contains_key("x-sandbox-id"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Invalid request</h1>") && html.contains("project.yaml"),
+        "{html}"
+    );
+
+    let (status, described) =
+        send(app.client.get(&link).header("accept", "application/json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(described["name"], json!("invalid_request"));
+    assert_eq!(described["statuses"], json!([400, 422]));
+
+    let (status, index) = send(
+        app.client
+            .get(format!("{root}/__sbx/errors"))
+            .header("accept", "text/html;q=0.5, application/json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(index["items"].as_array().map(Vec::len), Some(10), "{index}");
+
+    let (status, unknown) = send(app.client.get(format!("{root}/__sbx/errors/bogus"))).await;
+    assert_eq!(status, 404);
+    assert!(
+        unknown["detail"].as_str().unwrap().contains("not_found"),
+        "{unknown}"
+    );
+    let refused = app.client.post(&link).send().await.unwrap();
+    assert_eq!(refused.status(), 405);
+    assert_eq!(refused.headers()["allow"], "GET, HEAD");
+}

@@ -3,6 +3,7 @@ published OpenAPI document: the flows its users run first. Exits non-zero
 with the failing step named. Usage: stripe_flows.py BASE_URL"""
 
 import sys
+import urllib.request
 
 import stripe
 
@@ -90,6 +91,12 @@ except stripe.InvalidRequestError as error:
     check(error.http_status == 400, f"400: {error.http_status}")
     check(error.param == "amount", f"param names the missing member: {error.param}")
     check(error.code == "parameter_missing", f"code: {error.code}")
+    # Its doc_url is the sandbox's own page about the failure.
+    doc_url = error.error.doc_url
+    check(doc_url.startswith(sys.argv[1]), f"doc_url inside the sandbox: {doc_url}")
+    with urllib.request.urlopen(doc_url) as page:
+        html = page.read().decode()
+    check("Missing parameter" in html, f"the docs page explains it: {html[:200]}")
 try:
     stripe.Customer.retrieve("cus_doesnotexist")
     raise AssertionError("an unknown customer is a 404")
