@@ -156,7 +156,6 @@ fn benches(c: &mut Criterion) {
         headers: &post_headers,
         body,
     };
-    run("handle/post_validated", &demo, &post);
 
     let plain = compile(GREETING_SPEC, &ProjectFiles::default());
     let mut files = ProjectFiles::default();
@@ -172,7 +171,105 @@ fn benches(c: &mut Criterion) {
         body: b"",
     };
     run("handle/greet_unscripted", &plain, &greet);
+
     run("handle/greet_scripted", &scripted, &greet);
+
+    // Creates, each batch in a fresh sandbox: one that fills up would
+    // measure refusals instead.
+    let fixtures = &demo.behaviours.fixtures;
+    let first = SandboxState::load(fixtures, Vec::new(), 0);
+    match answer(
+        &demo,
+        &SandboxContext {
+            state: &Arc::new(first),
+            ..context
+        },
+        &post,
+    ) {
+        sbx_engine::Decision::Answer(outcome) => assert_eq!(outcome.response.status, 201),
+        sbx_engine::Decision::Yield(_) => unreachable!("answered where it may block"),
+    }
+    c.bench_function("handle/post_validated", |b| {
+        b.iter_custom(|iterations| {
+            let mut took = std::time::Duration::ZERO;
+            let mut left = iterations;
+            while left > 0 {
+                let batch = left.min(5_000);
+                let state = Arc::new(SandboxState::load(fixtures, Vec::new(), 0));
+                let fresh = SandboxContext {
+                    state: &state,
+                    ..context
+                };
+                let started = std::time::Instant::now();
+                for _ in 0..batch {
+                    std::hint::black_box(answer(&demo, &fresh, &post));
+                }
+                took += started.elapsed();
+                left -= batch;
+            }
+            took
+        })
+    });
+
+    // The load harness's varied GET: a fresh id every time, so every
+    // answer is synthesized anew (the cache only ever misses).
+    let load_spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/spec.yaml"),
+    )
+    .expect("bench/spec.yaml");
+    let load = compile(&load_spec, &ProjectFiles::default());
+    let warm = SandboxContext {
+        may_block: true,
+        ..context
+    };
+    handle(&load, &warm, &get_owned("/v1/items/1", &auth));
+    match handle(&load, &context, &get_owned("/v1/items/2", &auth)) {
+        sbx_engine::Decision::Answer(outcome) => assert_eq!(
+            outcome.response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&outcome.response.body)
+        ),
+        sbx_engine::Decision::Yield(_) => panic!("a fresh id yields"),
+    }
+    let mut next = 1u64;
+    c.bench_function("handle/get_varied", |b| {
+        b.iter(|| {
+            next += 1;
+            let path = format!("/v1/items/{next}");
+            let request = get_owned(&path, &auth);
+            std::hint::black_box(answer(&load, &context, &request))
+        })
+    });
+}
+
+/// The server's way: a request that yields (a cold value of a schema
+/// whose synthesis was once slow) runs again where it may block.
+fn answer(
+    revision: &Arc<CompiledRevision>,
+    context: &SandboxContext<'_>,
+    request: &Request<'_>,
+) -> sbx_engine::Decision {
+    match handle(revision, context, request) {
+        sbx_engine::Decision::Yield(_) => {
+            let blocking = SandboxContext {
+                may_block: true,
+                ..*context
+            };
+            handle(revision, &blocking, request)
+        }
+        answered => answered,
+    }
+}
+
+fn get_owned<'a>(path: &'a str, headers: &'a Vec<(String, String)>) -> Request<'a> {
+    Request {
+        method: "GET",
+        path,
+        query: None,
+        headers,
+        body: b"",
+    }
 }
 
 criterion_group!(pipeline, benches);

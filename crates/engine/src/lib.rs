@@ -42,10 +42,18 @@ pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
 /// `_` and `-` (`To`, `status-callback`, `errorCode` → `to`,
 /// `statuscallback`, `errorcode`), for matching names across conventions.
 pub(crate) fn loose_name(name: &str) -> String {
+    loose_chars(name).collect()
+}
+
+/// Whether `a` and `b` have the same [`loose_name`], without allocating.
+pub(crate) fn loosely_named(a: &str, b: &str) -> bool {
+    loose_chars(a).eq(loose_chars(b))
+}
+
+fn loose_chars(name: &str) -> impl Iterator<Item = char> + '_ {
     name.chars()
         .filter(|c| !matches!(c, '_' | '-'))
         .flat_map(char::to_lowercase)
-        .collect()
 }
 
 /// Everything a sandbox API key starts with; keys are found by this prefix.

@@ -102,16 +102,27 @@ fn detect_version(document: &Value) -> Result<SpecVersion, SpecError> {
 /// behind its `$ref`, or on an `allOf` member (`allOf: [{$ref: Position}]`
 /// where `Position` is `writeOnly`), as readers of the spec apply it.
 pub fn flagged(document: &Value, schema: &Value, flag: &str) -> bool {
+    // One pass over the members, no hashing: this runs for every property
+    // of every synthesized object.
     fn walk(document: &Value, schema: &Value, flag: &str, depth: usize) -> bool {
-        let Some(schema) = pointer::follow(document, schema) else {
+        let Some(members) = schema.as_object() else {
             return false;
         };
-        schema.get(flag) == Some(&Value::Bool(true))
-            || (depth < 8
-                && schema
-                    .get("allOf")
-                    .and_then(Value::as_array)
-                    .is_some_and(|all| all.iter().any(|s| walk(document, s, flag, depth + 1))))
+        let mut all_of = None;
+        for (name, value) in members {
+            match name.as_str() {
+                "$ref" => {
+                    return depth < 8
+                        && pointer::follow(document, schema)
+                            .is_some_and(|target| walk(document, target, flag, depth + 1));
+                }
+                "allOf" => all_of = value.as_array(),
+                name if name == flag && value == &Value::Bool(true) => return true,
+                _ => {}
+            }
+        }
+        depth < 8
+            && all_of.is_some_and(|all| all.iter().any(|s| walk(document, s, flag, depth + 1)))
     }
     walk(document, schema, flag, 0)
 }

@@ -161,6 +161,27 @@ fn patterns_meet_length_bounds_and_date_times_stay_valid_when_padded() {
 }
 
 #[test]
+fn prefixed_patterns_reach_long_lengths() {
+    // Ids like Stripe's and Twilio's: a literal prefix, then one repeated
+    // class, asked for at least 18 characters.
+    for (pattern, min, max) in [
+        ("^pay_[a-z0-9_]+$", 18, usize::MAX),
+        ("^AC[0-9a-f]{32}$", 34, 34),
+        ("^acct_[a-z0-9]{4,20}$", 18, 25),
+    ] {
+        for seed in 0..20 {
+            let id = sbx_spec::synth::matching(pattern, min, max, seed)
+                .unwrap_or_else(|| panic!("{pattern} at {min}..{max}"));
+            assert!((min..=max).contains(&id.len()), "{pattern}: {id}");
+            assert!(
+                regex::Regex::new(pattern).unwrap().is_match(&id),
+                "{pattern}: {id}"
+            );
+        }
+    }
+}
+
+#[test]
 fn self_referential_composition_terminates() {
     let doc = Arc::new(json!({"components": {"schemas": {
         "A": {"oneOf": [{"$ref": "#/components/schemas/A"}, {"allOf": [{"$ref": "#/components/schemas/A"}]}]},

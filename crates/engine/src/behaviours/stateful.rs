@@ -365,8 +365,10 @@ pub fn id_at(seed: u64, spec: &CollectionSpec, seq: u64, next_int: i64) -> Value
         IdKind::Pattern { pattern, min, max } => {
             // Long enough not to repeat when the pattern allows (`^pay_[a-z0-9]+$`).
             let roomy = (*min).max(UNIQUE_ID_CHARS).min(*max);
+            // A few characters of spread, not up to a `maxLength` of 255.
+            let concise = roomy.saturating_add(8).min(*max);
             Value::String(
-                synth::matching(pattern, roomy, *max, seed)
+                synth::matching(pattern, roomy, concise, seed)
                     .or_else(|| synth::matching(pattern, *min, *max, seed))
                     .unwrap_or_else(|| synth::alphanumeric(14, seed)),
             )
@@ -417,10 +419,9 @@ fn record_member(record: &Map<String, Value>, name: &str) -> String {
     if record.contains_key(name) {
         return name.to_owned();
     }
-    let wanted = crate::loose_name(name);
     record
         .keys()
-        .find(|key| crate::loose_name(key) == wanted)
+        .find(|key| crate::loosely_named(key, name))
         .cloned()
         .unwrap_or_else(|| name.to_owned())
 }
@@ -657,6 +658,12 @@ fn set_self_links(call: &Call, collection: usize, id: &str, value: &mut Value) {
     let Value::Object(map) = value else {
         return;
     };
+    let has_links = SELF_LINKS.iter().any(|name| map.contains_key(*name))
+        || map.contains_key("links")
+        || map.contains_key("_links");
+    if !has_links {
+        return;
+    }
     let Some(path) = read_path(call, collection, id) else {
         return;
     };

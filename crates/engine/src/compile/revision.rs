@@ -191,7 +191,7 @@ pub struct CompiledRevision {
     pub events: crate::behaviours::events::EventCatalog,
     /// Origins of absolute URLs that answers point into the sandbox instead
     /// (see [`crate::pipeline::links`]).
-    pub link_origins: Vec<String>,
+    pub link_origins: crate::pipeline::links::Origins,
 }
 
 impl CompiledRevision {
@@ -306,8 +306,8 @@ impl CompiledRevision {
         if !event_problems.is_empty() {
             return Err(CompileError(event_problems));
         }
-        let mut link_origins = sbx_spec::server_origins(&model.document);
-        link_origins.push(crate::pipeline::links::SYNTHESIZED_ORIGIN.to_owned());
+        let link_origins =
+            crate::pipeline::links::Origins::new(sbx_spec::server_origins(&model.document));
         Ok(Self {
             router,
             operations,

@@ -79,18 +79,21 @@ impl SynthCache {
             return Some(found);
         }
         let value = Arc::new(make()?);
-        if let Ok(mut entries) = self.entries.try_write()
-            && entries.values.insert(seed, value.clone()).is_none()
-        {
+        let evicted = self.entries.try_write().ok().and_then(|mut entries| {
+            if entries.values.insert(seed, value.clone()).is_some() {
+                return None;
+            }
             entries.order.push_back(seed);
             // One eviction per insert once full: clearing 16k values at
             // once would stall this thread's requests for milliseconds.
-            if entries.order.len() > CAPACITY
-                && let Some(oldest) = entries.order.pop_front()
-            {
-                entries.values.remove(&oldest);
+            if entries.order.len() > CAPACITY {
+                let oldest = entries.order.pop_front()?;
+                return entries.values.remove(&oldest);
             }
-        }
+            None
+        });
+        // Freed once the lock is released: other readers need not wait.
+        drop(evicted);
         Some(value)
     }
 }

@@ -15,8 +15,28 @@ pub const SYNTHESIZED_ORIGIN: &str = "https://example.com";
 /// Headers that carry URLs.
 const LINK_HEADERS: [&str; 3] = ["link", "location", "content-location"];
 
+/// The origins a revision's answers point into the sandbox instead, with
+/// their searchers built once.
+#[derive(Debug)]
+pub struct Origins {
+    finders: Vec<memmem::Finder<'static>>,
+}
+
+impl Origins {
+    /// `origins` (the spec's servers' origins) and the synthesized one.
+    pub fn new(origins: Vec<String>) -> Self {
+        let finders = origins
+            .iter()
+            .map(String::as_str)
+            .chain([SYNTHESIZED_ORIGIN])
+            .map(|origin| memmem::Finder::new(origin).into_owned())
+            .collect();
+        Self { finders }
+    }
+}
+
 /// Rewrites `origins` to `base_url` in `response` (text bodies only).
-pub fn rewrite(response: &mut Response, origins: &[String], base_url: &str) {
+pub fn rewrite(response: &mut Response, origins: &Origins, base_url: &str) {
     if base_url.is_empty() {
         return;
     }
@@ -47,11 +67,13 @@ fn is_text(content_type: &str) -> bool {
 
 /// `bytes` with every `origin` (followed by `/`, `?`, `#`, a quote, a
 /// delimiter or the end) replaced by `base_url`; `None` when none occurs.
-fn rewritten(bytes: &[u8], origins: &[String], base_url: &str) -> Option<Vec<u8>> {
+fn rewritten(bytes: &[u8], origins: &Origins, base_url: &str) -> Option<Vec<u8>> {
+    // Every origin has a `//`: most answers have none and cost one pass.
+    memchr::memchr_iter(b'/', bytes).find(|&at| bytes.get(at + 1) == Some(&b'/'))?;
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for origin in origins {
-        for start in memmem::find_iter(bytes, origin.as_bytes()) {
-            let end = start + origin.len();
+    for finder in &origins.finders {
+        for start in finder.find_iter(bytes) {
+            let end = start + finder.needle().len();
             let bounded = matches!(
                 bytes.get(end),
                 None | Some(b'/' | b'?' | b'#' | b'"' | b'>' | b' ' | b'<' | b'\'')
@@ -83,8 +105,8 @@ fn rewritten(bytes: &[u8], origins: &[String], base_url: &str) -> Option<Vec<u8>
 mod tests {
     use super::*;
 
-    fn origins() -> Vec<String> {
-        vec!["https://api.github.com".into(), SYNTHESIZED_ORIGIN.into()]
+    fn origins() -> Origins {
+        Origins::new(vec!["https://api.github.com".into()])
     }
 
     #[test]

@@ -157,12 +157,8 @@ impl Router {
         };
         let (entry, raw_values): (usize, Vec<&str>) = match self.tree.at(path) {
             Ok(found) => {
-                let entry = *found.value;
-                let count = self.entries[entry].methods[0].names.len();
-                let values = (0..count)
-                    .map(|i| found.params.get(format!("p{i}")).unwrap_or(""))
-                    .collect();
-                (entry, values)
+                // Named `p0`, `p1`… in path order, which is matchit's order.
+                (*found.value, found.params.iter().map(|(_, v)| v).collect())
             }
             Err(_) => match self
                 .fallback
@@ -173,7 +169,11 @@ impl Router {
                 None => return RouteMatch::NotFound,
             },
         };
-        let method = method.to_ascii_uppercase();
+        let method: std::borrow::Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            method.to_ascii_uppercase().into()
+        } else {
+            method.into()
+        };
         // Decoded once, and only where operations share a path and method.
         let pairs = std::cell::OnceCell::new();
         let pairs = || {

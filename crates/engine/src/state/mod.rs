@@ -335,6 +335,7 @@ impl SandboxState {
         value: Value,
         journal: &mut Vec<ResourceChange>,
     ) -> Result<Record, Full> {
+        let size = json_bytes(&value);
         let mut inner = self.lock();
         let held = inner.collections.get(collection);
         let exists = held.is_some_and(|c| c.by_id.contains_key(id));
@@ -350,7 +351,6 @@ impl SandboxState {
             return Err(Full::Records);
         }
         let bytes: usize = inner.collections.values().map(|c| c.bytes).sum();
-        let size = json_bytes(&value);
         if bytes - replaced + size > MAX_RECORD_BYTES {
             return Err(Full::Bytes);
         }

@@ -203,12 +203,18 @@ impl<'a> Synthesizer<'a> {
     }
 
     fn pick_type(&mut self, schema: &Value, object: &Map<String, Value>) -> &'static str {
-        let declared = crate::declared_types(schema);
-        let non_null: Vec<&str> = declared.iter().copied().filter(|t| *t != "null").collect();
-        let chosen = match (non_null.first(), declared.is_empty()) {
-            (Some(t), _) => *t,
-            (None, false) => "null",
-            (None, true) => infer_type(object),
+        // The first type that is not `null`; read in place, as this runs
+        // for every node synthesized.
+        let chosen = match schema.get("type") {
+            Some(Value::String(t)) => t.as_str(),
+            Some(Value::Array(types)) => {
+                let mut named = types.iter().filter_map(Value::as_str).peekable();
+                match named.peek() {
+                    None => infer_type(object),
+                    Some(_) => named.find(|t| *t != "null").unwrap_or("null"),
+                }
+            }
+            _ => infer_type(object),
         };
         match chosen {
             "object" => "object",

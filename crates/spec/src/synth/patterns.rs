@@ -149,7 +149,39 @@ fn printable_ascii(hir: Hir) -> Hir {
     }
 }
 
+/// `hir` with its one repeated character fitted to `[min, max]`: the
+/// whole pattern (`[0-9a-f]+`), or the one part of a sequence whose length
+/// varies (`pay_[a-z0-9]+`, `AC[0-9a-f]+`), less the fixed parts' length.
 fn fit_repetition(hir: Hir, min: usize, max: usize) -> Hir {
+    let HirKind::Concat(parts) = hir.kind() else {
+        return fit_one_repetition(hir, min, max);
+    };
+    let exact = |part: &Hir| {
+        let properties = part.properties();
+        properties
+            .minimum_len()
+            .filter(|low| properties.maximum_len() == Some(*low))
+    };
+    let mut varying = parts.iter().enumerate().filter(|(_, p)| exact(p).is_none());
+    let (Some((at, _)), None) = (varying.next(), varying.next()) else {
+        return hir;
+    };
+    let fixed: usize = parts.iter().filter_map(exact).sum();
+    let mut parts = parts.clone();
+    let fitted = fit_one_repetition(
+        parts[at].clone(),
+        min.saturating_sub(fixed),
+        if max == usize::MAX {
+            max
+        } else {
+            max.saturating_sub(fixed)
+        },
+    );
+    parts[at] = fitted;
+    Hir::concat(parts)
+}
+
+fn fit_one_repetition(hir: Hir, min: usize, max: usize) -> Hir {
     let HirKind::Repetition(repetition) = hir.kind() else {
         return hir;
     };
