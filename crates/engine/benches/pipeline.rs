@@ -1,6 +1,7 @@
 //! Routing and the whole request pipeline on the demo payments project,
-//! routing on a generated 2,000-path spec, and behaviours (stateful reads,
-//! a 10-line script) beside the same endpoint without them.
+//! routing on a generated 2,000-path spec, behaviours (stateful reads and
+//! creates, a 10-line script) beside the same endpoint without them, and
+//! the load harness's GET with a new id every call.
 
 use std::{path::Path, sync::Arc};
 
@@ -109,13 +110,6 @@ fn benches(c: &mut Criterion) {
         "authorization".to_owned(),
         "Bearer sk_test_bench".to_owned(),
     )];
-    let get = |path: &'static str| Request {
-        method: "GET",
-        path,
-        query: None,
-        headers: &auth,
-        body: b"",
-    };
     let mut run = |name: &str, revision: &Arc<CompiledRevision>, request: &Request<'_>| {
         // As the server does: a request whose cold synthesis is not yet
         // measured runs once where it may block, then on the worker.
@@ -133,12 +127,12 @@ fn benches(c: &mut Criterion) {
     run(
         "handle/get_synthesized",
         &demo,
-        &get("/v1/accounts/acct_demo_gold"),
+        &get("/v1/accounts/acct_demo_gold", &auth),
     );
     run(
         "handle/get_stateful",
         &project,
-        &get("/v1/accounts/acct_demo_gold"),
+        &get("/v1/accounts/acct_demo_gold", &auth),
     );
 
     let post_headers = vec![
@@ -222,8 +216,8 @@ fn benches(c: &mut Criterion) {
         may_block: true,
         ..context
     };
-    handle(&load, &warm, &get_owned("/v1/items/1", &auth));
-    match handle(&load, &context, &get_owned("/v1/items/2", &auth)) {
+    handle(&load, &warm, &get("/v1/items/1", &auth));
+    match handle(&load, &context, &get("/v1/items/2", &auth)) {
         sbx_engine::Decision::Answer(outcome) => assert_eq!(
             outcome.response.status,
             200,
@@ -237,7 +231,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             next += 1;
             let path = format!("/v1/items/{next}");
-            let request = get_owned(&path, &auth);
+            let request = get(&path, &auth);
             std::hint::black_box(answer(&load, &context, &request))
         })
     });
@@ -262,7 +256,8 @@ fn answer(
     }
 }
 
-fn get_owned<'a>(path: &'a str, headers: &'a Vec<(String, String)>) -> Request<'a> {
+/// A GET of `path` with `headers`.
+fn get<'a>(path: &'a str, headers: &'a Vec<(String, String)>) -> Request<'a> {
     Request {
         method: "GET",
         path,

@@ -142,3 +142,26 @@ fn index_html(prefix: &str) -> String {
         .collect();
     format!("<h1>Sandbox errors</h1><ul>{rows}</ul>")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_docs_prefix_is_taken() {
+        assert_eq!(docs_path("/__sbx/errors"), Some(""));
+        assert_eq!(docs_path("/__sbx/errors/not_found"), Some("/not_found"));
+        assert_eq!(docs_path("/__sbx/errorsome"), None);
+        assert_eq!(docs_path("/v1/__sbx/errors"), None);
+    }
+
+    #[test]
+    fn json_only_when_ranked_above_html() {
+        assert!(prefers_json("application/json"));
+        assert!(prefers_json("text/html;q=0.5, application/json"));
+        assert!(!prefers_json(
+            "text/html,application/xhtml+xml,application/json;q=0.9"
+        ));
+        assert!(!prefers_json("*/*"));
+    }
+}
