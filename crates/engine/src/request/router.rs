@@ -169,11 +169,6 @@ impl Router {
                 None => return RouteMatch::NotFound,
             },
         };
-        let method: std::borrow::Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            method.to_ascii_uppercase().into()
-        } else {
-            method.into()
-        };
         // Decoded once, and only where operations share a path and method.
         let pairs = std::cell::OnceCell::new();
         let pairs = || {
@@ -201,7 +196,7 @@ impl Router {
                     self.entries[entry]
                         .methods
                         .iter()
-                        .filter(move |c| c.method == wanted)
+                        .filter(move |c| c.method.eq_ignore_ascii_case(wanted))
                 };
                 if candidates().nth(1).is_none() {
                     return candidates().next();
@@ -212,8 +207,12 @@ impl Router {
                     .or_else(|| candidates().next())
             };
             // HEAD is answered by GET when the spec declares no HEAD.
-            let chosen = of_method(&method)
-                .or_else(|| (method == "HEAD").then(|| of_method("GET")).flatten())?;
+            let chosen = of_method(method).or_else(|| {
+                method
+                    .eq_ignore_ascii_case("HEAD")
+                    .then(|| of_method("GET"))
+                    .flatten()
+            })?;
             Some(RouteMatch::Found {
                 operation: chosen.operation,
                 path_params: chosen.names.iter().cloned().zip(decoded).collect(),

@@ -167,17 +167,14 @@ fn fit_repetition(hir: Hir, min: usize, max: usize) -> Hir {
         return hir;
     };
     let fixed: usize = parts.iter().filter_map(exact).sum();
+    // An open maximum stays open, not `usize::MAX - fixed`.
+    let max = if max == usize::MAX {
+        max
+    } else {
+        max.saturating_sub(fixed)
+    };
     let mut parts = parts.clone();
-    let fitted = fit_one_repetition(
-        parts[at].clone(),
-        min.saturating_sub(fixed),
-        if max == usize::MAX {
-            max
-        } else {
-            max.saturating_sub(fixed)
-        },
-    );
-    parts[at] = fitted;
+    parts[at] = fit_one_repetition(parts[at].clone(), min.saturating_sub(fixed), max);
     Hir::concat(parts)
 }
 
