@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::SystemTime};
 
 use anyhow::Context;
 use axum::http::HeaderValue;
-use axum::{Router, middleware as axum_middleware};
+use axum::{Router, extract::State};
 use sbx_store::{SqliteStore, Store};
 use secrecy::ExposeSecret;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -18,7 +18,7 @@ use crate::{
     data_plane::drift::DriftReport,
     data_plane::egress::HttpUpstream,
     data_plane::idempotency::Idempotency,
-    http::middleware,
+    http::front::{Front, SandboxHandler},
     observability::metrics::Metrics,
     runtime::ids::{generate_admin_token, hash_secret},
     runtime::registry::{LiveSandbox, Registry},
@@ -224,8 +224,9 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn router(state: AppState) -> Router {
-    let header_limit = state.config.limits.max_header_bytes;
+/// Every entry point of `sbx serve`: the control plane under `/api/v1`,
+/// metrics, and the sandboxes everywhere else.
+pub fn front(state: AppState) -> Front {
     // The data plane is a public API: any origin may call it. The control
     // plane answers browsers only from the origins configured.
     let control_origins: Vec<HeaderValue> = state
@@ -240,23 +241,19 @@ pub fn router(state: AppState) -> Router {
             .allow_methods(tower_http::cors::Any)
             .allow_headers(tower_http::cors::Any),
     );
-    let sandboxes = crate::http::cors::any_origin(
-        Router::new()
-            .fallback(data_plane::handler)
-            .with_state(state.clone()),
-    );
-    Router::new()
+    let control = Router::new()
         .nest("/api/v1", control)
         .route(
             "/metrics",
             axum::routing::get(crate::observability::metrics::scrape),
         )
-        .fallback_service(sandboxes)
-        .with_state(state)
-        .layer(axum_middleware::from_fn_with_state(
-            header_limit,
-            middleware::edge,
-        ))
+        .with_state(state.clone());
+    let header_limit = state.config.limits.max_header_bytes;
+    let sandboxes: SandboxHandler = Arc::new(move |request| {
+        let state = state.clone();
+        Box::pin(async move { data_plane::handler(State(state), request).await })
+    });
+    Front::new(header_limit, Some(control), sandboxes)
 }
 
 /// Opens storage, loads state, and serves on `listener` until shutdown.
@@ -302,7 +299,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     workers.spawn(reaper::run(state.clone(), workers.stopping()));
     workers.spawn(scheduler::run(state.clone(), workers.stopping()));
     workers.spawn(deliveries::run(state.clone(), workers.stopping()));
-    let app = router(state.clone());
+    let app = front(state.clone());
     let token_for_serve = shutdown.clone();
     let timeouts = crate::http::listener::Timeouts::of(&state.config.limits);
     // The peer address is the audit log's `client`.

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{Router, extract::Request, middleware as axum_middleware, response::Response};
+use axum::{extract::Request, response::Response};
 use sbx_engine::{AuthMode, CompiledRevision, ProjectFiles, SandboxState, ScriptLimits};
 use sbx_spec::synth::seed_from;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -14,7 +14,7 @@ use crate::{
     config::Limits,
     data_plane::egress::HttpUpstream,
     data_plane::{self, KeyCheck, Target, idempotency::Idempotency},
-    http::middleware,
+    http::front::{Front, SandboxHandler},
     service::projects::compile,
 };
 
@@ -105,14 +105,8 @@ pub async fn start_mock(
             response
         }
     };
-    let app = Router::new()
-        .fallback_service(crate::http::cors::any_origin(
-            Router::new().fallback(handler),
-        ))
-        .layer(axum_middleware::from_fn_with_state(
-            options.limits.max_header_bytes,
-            middleware::edge,
-        ));
+    let handler: SandboxHandler = Arc::new(move |request| Box::pin(handler(request)));
+    let app = Front::new(options.limits.max_header_bytes, None, handler);
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let timeouts = crate::http::listener::Timeouts::of(&options.limits);

@@ -12,13 +12,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, extract::ConnectInfo};
+use axum::body::Body;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::http::front::Front;
 
 /// How long shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -42,11 +44,11 @@ impl Timeouts {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then waits for in-flight
-/// requests. Each request carries its peer's [`ConnectInfo`].
+/// Serves `front` on `listener` until `shutdown`, then waits for in-flight
+/// requests.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    front: Front,
     timeouts: Timeouts,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -68,7 +70,7 @@ pub async fn serve(
         connections.spawn(connection(
             stream,
             peer,
-            app.clone(),
+            front.for_peer(peer),
             timeouts,
             shutdown.clone(),
         ));
@@ -92,15 +94,14 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    front: Front,
     timeouts: Timeouts,
     shutdown: CancellationToken,
 ) {
     let io = TokioIo::new(Tracked::new(stream, timeouts.idle));
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        let mut app = app.clone();
-        async move { tower::Service::call(&mut app, request).await }
+    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        let answer = front.call(request.map(Body::new));
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -1,9 +1,8 @@
-//! The edge layer: header size limit and request ids.
+//! What every request goes through first: header size limit and request ids.
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderName, HeaderValue, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use rand::RngExt;
@@ -21,36 +20,19 @@ pub fn generate_request_id() -> String {
     )
 }
 
-/// Every request's first stop: refuses oversized headers (431), then tags
-/// the request with its correlation id — the client's `X-Request-Id`
-/// (printable, ≤ 200 bytes) or a generated one — echoed on the response.
-/// One layer rather than two: each layer costs on every request.
-pub async fn edge(
-    State(max_header_bytes): State<usize>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let id = request
+/// The request's correlation id: the client's `X-Request-Id` (printable,
+/// ≤ 200 bytes) or a generated one, echoed on the response.
+pub fn request_id(request: &Request) -> String {
+    request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(generate_request_id, str::to_owned);
-    request
-        .extensions_mut()
-        .insert(RequestId::from(id.as_str()));
-    let mut response = match header_limit(max_header_bytes, &request) {
-        Some(refused) => refused,
-        None => next.run(request).await,
-    };
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
-    }
-    response
+        .map_or_else(generate_request_id, str::to_owned)
 }
 
 /// 431 when the request's headers together exceed the configured size.
-fn header_limit(limit: usize, request: &Request) -> Option<Response> {
+pub fn header_limit(limit: usize, request: &Request) -> Option<Response> {
     let size: usize = request
         .headers()
         .iter()

@@ -2,8 +2,8 @@
 //! edge middleware, the control plane's problem type, and who may call.
 
 pub mod access;
-pub mod cors;
 pub mod error;
+pub mod front;
 pub mod listener;
 pub mod middleware;
 pub mod refusals;

@@ -1,0 +1,154 @@
+//! The front door: every request's way from the connection to the control
+//! plane or a sandbox. One plain service rather than a stack of routers and
+//! middleware: nested axum routers and `from_fn` layers box and clone a
+//! service per layer per request, which cost a sandbox's answer a fifth of
+//! its CPU. Here a request is tagged (id, header limit), sent to the
+//! control plane by its prefix or to the sandboxes through CORS, and its
+//! answer tagged back.
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+
+use axum::{
+    Router,
+    extract::{ConnectInfo, Request},
+    http::{HeaderValue, Method, header::ACCESS_CONTROL_REQUEST_METHOD},
+    response::Response,
+};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{Cors, CorsLayer};
+
+use crate::http::middleware::{REQUEST_ID, RequestId, header_limit, request_id};
+
+/// A sandbox answer in the making.
+pub type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// What answers requests addressed to sandboxes.
+pub type SandboxHandler = Arc<dyn Fn(Request) -> Answer + Send + Sync>;
+
+/// The paths the control plane owns; everything else is a sandbox's.
+fn is_control(path: &str) -> bool {
+    path == "/metrics"
+        || path
+            .strip_prefix("/api/v1")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+#[derive(Clone)]
+pub struct Front {
+    max_header_bytes: usize,
+    /// `/api/v1` and `/metrics` (`sbx serve`; `sbx mock` has none).
+    control: Option<Router>,
+    sandboxes: Sandboxes,
+    /// Any origin may call a sandbox: the data plane is a public API.
+    cors: Cors<Sandboxes>,
+    /// The connection's peer, for the control plane's audit log.
+    peer: Option<SocketAddr>,
+}
+
+impl Front {
+    pub fn new(max_header_bytes: usize, control: Option<Router>, sandboxes: SandboxHandler) -> Self {
+        let sandboxes = Sandboxes(sandboxes);
+        // With `*` for origins, methods and headers no answer depends on the
+        // request's CORS headers: no `Vary` (tower-http joins one per request).
+        let cors = CorsLayer::permissive().vary([]).layer(sandboxes.clone());
+        Self {
+            max_header_bytes,
+            control,
+            sandboxes,
+            cors,
+            peer: None,
+        }
+    }
+
+    /// This front as a connection from `peer` sees it.
+    pub fn for_peer(&self, peer: SocketAddr) -> Self {
+        Self {
+            peer: Some(peer),
+            ..self.clone()
+        }
+    }
+
+    /// Answers one request; never fails.
+    pub fn call(&self, mut request: Request) -> impl Future<Output = Response> + Send + use<> {
+        let id = request_id(&request);
+        request
+            .extensions_mut()
+            .insert(RequestId::from(id.as_str()));
+        let answer = match header_limit(self.max_header_bytes, &request) {
+            Some(refused) => Routed::Ready(refused),
+            None => self.route(request),
+        };
+        async move {
+            let mut response = match answer {
+                Routed::Ready(response) => response,
+                Routed::Pending(future) => future.await,
+                Routed::Cors(future) => match future.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+            };
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(REQUEST_ID.clone(), value);
+            }
+            response
+        }
+    }
+
+    fn route(&self, mut request: Request) -> Routed {
+        if let Some(control) = self
+            .control
+            .as_ref()
+            .filter(|_| is_control(request.uri().path()))
+        {
+            if let Some(peer) = self.peer {
+                request.extensions_mut().insert(ConnectInfo(peer));
+            }
+            let control = control.clone();
+            return Routed::Pending(Box::pin(async move {
+                match control.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }));
+        }
+        // tower-http answers every `OPTIONS` as a preflight, but one without
+        // `Access-Control-Request-Method` is none, and a spec may declare it
+        // (Box's `OPTIONS /files/content`): it reaches the sandbox.
+        let preflight_or_plain = request.method() != Method::OPTIONS
+            || request
+                .headers()
+                .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        if !preflight_or_plain {
+            return Routed::Pending((self.sandboxes.0)(request));
+        }
+        Routed::Cors(self.cors.clone().call(request))
+    }
+}
+
+enum Routed {
+    Ready(Response),
+    Pending(Answer),
+    Cors(tower_http::cors::ResponseFuture<<Sandboxes as Service<Request>>::Future>),
+}
+
+/// The sandbox handler as a tower service, for the CORS layer.
+#[derive(Clone)]
+struct Sandboxes(SandboxHandler);
+
+impl Service<Request> for Sandboxes {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::Map<Answer, fn(Response) -> Result<Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        use futures_util::FutureExt as _;
+        (self.0)(request).map(Ok)
+    }
+}
