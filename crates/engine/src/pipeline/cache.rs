@@ -5,6 +5,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    hash::{BuildHasher, Hasher, RandomState},
     sync::{Arc, OnceLock, RwLock},
 };
 
@@ -49,6 +50,9 @@ const CAPACITY: usize = 16_384;
 #[derive(Debug, Default)]
 pub struct SynthCache {
     entries: RwLock<Entries>,
+    /// Keys the cache's hash, per process: a client choosing path
+    /// parameters cannot make two answers share an entry.
+    keys: RandomState,
 }
 
 /// The values, and their seeds in insertion order for first-in-first-out eviction.
@@ -59,12 +63,24 @@ struct Entries {
 }
 
 impl SynthCache {
+    /// The entry for what a value is a function of. Computed on every
+    /// request, so a keyed SipHash rather than the synthesis seed's SHA-256,
+    /// which is paid only when the value is made.
+    pub fn key<'a>(&self, parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+        let mut hasher = self.keys.build_hasher();
+        for part in parts {
+            hasher.write_usize(part.len());
+            hasher.write(part);
+        }
+        hasher.finish()
+    }
+
     /// Never blocks: when another thread holds the lock, the value is
     /// computed (or not stored) instead of waiting. A thread preempted while
     /// holding a lock would otherwise stall every request behind it for a
     /// whole scheduler slice.
     ///
-    /// `make` may decline (`None`: the value is to be made elsewhere).
+    /// `key` comes from [`Self::key`]. `make` may decline (`None`: the value is to be made elsewhere).
     pub fn get_or_try_insert_with(
         &self,
         seed: u64,

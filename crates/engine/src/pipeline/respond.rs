@@ -191,28 +191,32 @@ pub fn render(
         }
     };
     let mut headers = Vec::new();
-    // Hashed only when something is synthesized.
+    // The synthesis seed is hashed only when something is synthesized; the
+    // cache's key, cheaper, on every request.
     let sandbox_seed = seed;
     let seed = std::cell::OnceCell::new();
     let seed = || {
         *seed.get_or_init(|| response_seed(sandbox_seed, operation, status, exchange.path_params))
     };
+    let key = std::cell::OnceCell::new();
+    let key =
+        || *key.get_or_init(|| answer_key(revision, sandbox_seed, operation, status, exchange));
     for header in &declared.headers {
         let Some(pointer) = &header.schema_pointer else {
             continue;
         };
-        let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
-        let Some(value) = revision
+        let header_key = revision
             .synthesized
-            .get_or_try_insert_with(header_seed, || {
-                Some(synthesize(
-                    revision,
-                    pointer,
-                    header_seed,
-                    header.validator.get(),
-                ))
-            })
-        else {
+            .key([&key().to_le_bytes()[..], header.name.as_bytes()]);
+        let Some(value) = revision.synthesized.get_or_try_insert_with(header_key, || {
+            let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
+            Some(synthesize(
+                revision,
+                pointer,
+                header_seed,
+                header.validator.get(),
+            ))
+        }) else {
             continue;
         };
         headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
@@ -252,7 +256,7 @@ pub fn render(
         }
         BodySource::Record(record) => match media.validator.get() {
             Some(validator) if !validator.is_valid(&record.value) => {
-                let base = synthesized_body(revision, media, seed(), exchange)?;
+                let base = synthesized_body(revision, media, key(), &seed, exchange)?;
                 let repaired =
                     conform::conformed(&record.value, base.as_ref().map(|b| &b.value), validator);
                 Some(Arc::new(Synthesized::new(repaired)))
@@ -262,7 +266,7 @@ pub fn render(
         BodySource::Default if !media.spec.examples.is_empty() => {
             Some(served_example(revision, media, 0, exchange)?)
         }
-        BodySource::Default => synthesized_body(revision, media, seed(), exchange)?,
+        BodySource::Default => synthesized_body(revision, media, key(), &seed, exchange)?,
     };
     // What behaviours and examples give may hold members the response
     // schema marks `writeOnly` (a stored card's CVC): never sent back.
@@ -323,7 +327,7 @@ fn served_example(
                 let schema = media.spec.schema_pointer.as_deref().unwrap_or_default();
                 let seed =
                     synth::seed_from([b"example".as_slice(), schema.as_bytes(), name.as_bytes()]);
-                let base = synthesized_body(revision, media, seed, exchange)?;
+                let base = synthesized_body(revision, media, seed, &|| seed, exchange)?;
                 conform::conformed(example, base.as_ref().map(|b| &b.value), validator)
             }
             _ => example.clone(),
@@ -332,20 +336,24 @@ fn served_example(
     })
 }
 
-/// The media type's schema synthesized for `seed` (cached); `None` without
-/// a schema. A cold value of a costly schema yields (see
-/// [`Exchange::yielded`]) with a placeholder error the caller never sends.
+/// The media type's schema synthesized for `seed` (cached under `key`, what
+/// the seed is a function of); `None` without a schema. A cold value of a
+/// costly schema yields (see [`Exchange::yielded`]) with a placeholder error
+/// the caller never sends.
 fn synthesized_body(
     revision: &CompiledRevision,
     media: &CompiledMedia,
-    seed: u64,
+    key: u64,
+    seed: &dyn Fn() -> u64,
     exchange: &Exchange<'_>,
 ) -> Result<Option<Arc<Synthesized>>, Response> {
     let Some(pointer) = &media.spec.schema_pointer else {
         return Ok(None);
     };
-    let media_seed = synth::seed_from([&seed.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
-    let made = revision.synthesized.get_or_try_insert_with(media_seed, || {
+    let media_key = revision
+        .synthesized
+        .key([&key.to_le_bytes()[..], media.spec.media_type.as_bytes()]);
+    let made = revision.synthesized.get_or_try_insert_with(media_key, || {
         // A cold value of a schema whose synthesis is costly (or
         // not measured yet) is made on the blocking pool.
         if let Some(yielded) = exchange.yielded
@@ -356,6 +364,8 @@ fn synthesized_body(
         }
         // The validator compiles on first use: not part of the cost.
         let validator = media.validator.get();
+        let media_seed =
+            synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
         let started = std::time::Instant::now();
         let made = synthesize(revision, pointer, media_seed, validator);
         media.synthesized_in(started.elapsed());
@@ -442,6 +452,29 @@ fn response_seed(
     ];
     parts.extend(sorted.iter().map(String::as_bytes));
     synth::seed_from(parts)
+}
+
+/// The cache's key for what [`response_seed`] hashes: the same parts, in
+/// the router's (fixed) parameter order.
+fn answer_key(
+    revision: &CompiledRevision,
+    sandbox_seed: u64,
+    operation: &CompiledOperation,
+    status: u16,
+    exchange: &Exchange<'_>,
+) -> u64 {
+    let seed_bytes = sandbox_seed.to_le_bytes();
+    let status_bytes = status.to_le_bytes();
+    let head = [
+        &seed_bytes[..],
+        operation.operation.id.as_bytes(),
+        &status_bytes[..],
+    ];
+    let params = exchange
+        .path_params
+        .iter()
+        .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]);
+    revision.synthesized.key(head.into_iter().chain(params))
 }
 
 fn header_text(value: &Value) -> String {

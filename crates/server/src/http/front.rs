@@ -46,7 +46,11 @@ pub struct Front {
 }
 
 impl Front {
-    pub fn new(max_header_bytes: usize, control: Option<Router>, sandboxes: SandboxHandler) -> Self {
+    pub fn new(
+        max_header_bytes: usize,
+        control: Option<Router>,
+        sandboxes: SandboxHandler,
+    ) -> Self {
         let sandboxes = Sandboxes(sandboxes);
         // With `*` for origins, methods and headers no answer depends on the
         // request's CORS headers: no `Vary` (tower-http joins one per request).
@@ -150,5 +154,27 @@ impl Service<Request> for Sandboxes {
     fn call(&mut self, request: Request) -> Self::Future {
         use futures_util::FutureExt as _;
         (self.0)(request).map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_control;
+
+    #[test]
+    fn the_control_plane_owns_its_prefix_and_nothing_that_merely_starts_like_it() {
+        for path in ["/api/v1", "/api/v1/", "/api/v1/sandboxes", "/metrics"] {
+            assert!(is_control(path), "{path}");
+        }
+        for path in [
+            "/api/v10",
+            "/api/v1x/a",
+            "/api",
+            "/metrics/x",
+            "/sbx/a/api/v1",
+            "/",
+        ] {
+            assert!(!is_control(path), "{path}");
+        }
     }
 }
