@@ -16,12 +16,18 @@ wait_for() { # URL
 }
 
 # wrk on core 1 with latency percentiles; prints "rps p50 p99" (milliseconds).
+# With REQUIRE_2XX=1 a run with any other answer fails, saying how many.
 load() { # URL [script]
-    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency)
+    local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency) out
     [ -n "${2:-}" ] && args+=(-s "$2")
-    taskset -c 1 wrk "${args[@]}" "$1" | awk '
+    out="$(taskset -c 1 wrk "${args[@]}" "$1")"
+    if [ "${REQUIRE_2XX:-}" = 1 ] && grep -q 'Non-2xx' <<<"$out"; then
+        echo "$1 ${2:-}: $(grep 'Non-2xx' <<<"$out" | xargs)" >&2
+        return 1
+    fi
+    awk '
         /Requests\/sec/ {rps=$2}
         /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        END {printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99)}'
+        END {printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99)}' <<<"$out"
 }
