@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, rc::Rc, sync::Arc};
 
+use bytes::Bytes;
 use sbx_spec::{ApiModel, synth::PatternCache};
 use serde_json::{Map, Value};
 
@@ -546,7 +547,7 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
             return Err(Response {
                 status: 503,
                 headers: Vec::new(),
-                body: Vec::new(),
+                body: Bytes::new(),
             });
         }
         ScriptOutcome::Halted(response) => {
@@ -580,7 +581,7 @@ pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
                 response: Response {
                     status,
                     headers: Vec::new(),
-                    body: text.into_bytes(),
+                    body: text.into_bytes().into(),
                 },
                 value: None,
             }

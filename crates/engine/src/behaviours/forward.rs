@@ -210,7 +210,7 @@ pub fn to_response(upstream: UpstreamResponse) -> Response {
             .into_iter()
             .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
             .collect(),
-        body: upstream.body,
+        body: upstream.body.into(),
     }
 }
 

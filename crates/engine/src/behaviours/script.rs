@@ -335,7 +335,7 @@ pub fn json_response(status: u16, value: &Value) -> Response {
     Response {
         status,
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-        body: serde_json::to_vec(value).unwrap_or_default(),
+        body: serde_json::to_vec(value).unwrap_or_default().into(),
     }
 }
 

@@ -9,13 +9,14 @@ use std::{
     sync::{Arc, OnceLock, RwLock},
 };
 
+use bytes::Bytes;
 use serde_json::Value;
 
 /// A synthesized value and, once asked for, its JSON bytes.
 #[derive(Debug)]
 pub struct Synthesized {
     pub value: Value,
-    json: OnceLock<Vec<u8>>,
+    json: OnceLock<Bytes>,
     /// How the value breaks its schema, when synthesis could not satisfy
     /// it (an answer carrying it is flagged as drift).
     pub unsatisfied: Option<String>,
@@ -38,9 +39,10 @@ impl Synthesized {
         }
     }
 
-    pub fn json(&self) -> &[u8] {
+    /// Serialized once; every answer after shares the bytes.
+    pub fn json(&self) -> &Bytes {
         self.json
-            .get_or_init(|| serde_json::to_vec(&self.value).unwrap_or_default())
+            .get_or_init(|| serde_json::to_vec(&self.value).unwrap_or_default().into())
     }
 }
 

@@ -46,7 +46,7 @@ pub fn rewrite(response: &mut Response, origins: &Origins, base_url: &str) {
         .find(|(name, _)| name == "content-type")
         .is_some_and(|(_, value)| is_text(value));
     if text && let Some(body) = rewritten(&response.body, origins, base_url) {
-        response.body = body;
+        response.body = body.into();
     }
     for (name, value) in &mut response.headers {
         if LINK_HEADERS.contains(&name.as_str())
@@ -120,11 +120,11 @@ mod tests {
                     "<https://api.github.com/repos/o/r/issues?page=2>; rel=\"next\"".into(),
                 ),
             ],
-            body: br#"{"url":"https://api.github.com/repos/o/r","home":"https://api.github.community/x","blog":"https://example.com","next":"https://example.com?p=2"}"#.to_vec(),
+            body: br#"{"url":"https://api.github.com/repos/o/r","home":"https://api.github.community/x","blog":"https://example.com","next":"https://example.com?p=2"}"#.to_vec().into(),
         };
         rewrite(&mut response, &origins(), "http://127.0.0.1:9/sbx/sbx-1");
         assert_eq!(
-            String::from_utf8(response.body).unwrap(),
+            std::str::from_utf8(&response.body).unwrap(),
             r#"{"url":"http://127.0.0.1:9/sbx/sbx-1/repos/o/r","home":"https://api.github.community/x","blog":"http://127.0.0.1:9/sbx/sbx-1","next":"http://127.0.0.1:9/sbx/sbx-1?p=2"}"#
         );
         assert_eq!(
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn binary_bodies_and_an_unknown_base_are_left_alone() {
-        let body = b"https://example.com/x".to_vec();
+        let body = bytes::Bytes::from_static(b"https://example.com/x");
         let mut image = Response {
             status: 200,
             headers: vec![("content-type".into(), "image/png".into())],

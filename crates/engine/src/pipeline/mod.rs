@@ -12,6 +12,7 @@ pub(crate) mod trace;
 
 use std::{rc::Rc, sync::Arc};
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -109,7 +110,8 @@ pub struct Response {
     pub status: u16,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared, not copied, when it is a memoized answer's.
+    pub body: Bytes,
 }
 
 /// A response and what the request changed.
@@ -289,7 +291,7 @@ fn decide(
                 Response {
                     status: 204,
                     headers: Vec::new(),
-                    body: Vec::new(),
+                    body: Bytes::new(),
                 }
             } else {
                 ProblemType::MethodNotAllowed.response(&format!(
@@ -876,7 +878,7 @@ fn make_transition(
             .any(|v| v.as_str() == Some(record.id.as_str()))
     {
         body.insert(lifecycle.field.clone(), to);
-        response.body = Value::Object(body).to_string().into_bytes();
+        response.body = Value::Object(body).to_string().into_bytes().into();
     }
     Ok(())
 }

@@ -120,7 +120,7 @@ impl ProblemType {
                 "content-type".to_owned(),
                 "application/problem+json".to_owned(),
             )],
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: serde_json::to_vec(&body).unwrap_or_default().into(),
         }
     }
 }

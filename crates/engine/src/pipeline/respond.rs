@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use sbx_spec::{StatusKey, synth};
 use serde_json::{Value, json};
 
@@ -163,7 +164,7 @@ pub fn render(
             response: Response {
                 status: 200,
                 headers: Vec::new(),
-                body: Vec::new(),
+                body: Bytes::new(),
             },
             value: None,
         });
@@ -229,7 +230,7 @@ pub fn render(
             response: Response {
                 status,
                 headers,
-                body: Vec::new(),
+                body: Bytes::new(),
             },
             value: None,
         });
@@ -287,9 +288,9 @@ pub fn render(
     let value = value.filter(|_| !matches!(status, 204 | 304));
     let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
     let body = match &value {
-        Some(v) if is_json(&essence(&content_type)) => v.json().to_vec(),
-        Some(v) => serialize(&content_type, &v.value),
-        None => Vec::new(),
+        Some(v) if is_json(&essence(&content_type)) => v.json().clone(),
+        Some(v) => serialize(&content_type, &v.value).into(),
+        None => Bytes::new(),
     };
     // An empty body is not JSON (or anything else) to label.
     if !body.is_empty() {
@@ -376,7 +377,7 @@ fn synthesized_body(
         None => Err(Response {
             status: 503,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Bytes::new(),
         }),
     }
 }
@@ -572,7 +573,7 @@ pub fn declared_error(
                 .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
         });
         if let Some(filled) = media.and_then(|m| said(revision, m, &body.value, failure, status)) {
-            response.body = filled;
+            response.body = filled.into();
         }
     }
     let reason: String = failure

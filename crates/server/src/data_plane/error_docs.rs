@@ -82,7 +82,7 @@ fn json_answer(value: &serde_json::Value) -> Response {
     Response {
         status: 200,
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-        body: serde_json::to_vec(value).unwrap_or_default(),
+        body: serde_json::to_vec(value).unwrap_or_default().into(),
     }
 }
 
@@ -101,7 +101,7 @@ fn html_answer(title: &str, main: &str) -> Response {
             "content-type".to_owned(),
             "text/html; charset=utf-8".to_owned(),
         )],
-        body: page.into_bytes(),
+        body: page.into_bytes().into(),
     }
 }
 

@@ -303,7 +303,7 @@ impl Pending {
             fingerprint: self.fingerprint.clone(),
             status: outcome.response.status,
             headers,
-            body: outcome.response.body.clone(),
+            body: outcome.response.body.to_vec(),
             created_at_ms: now_ms,
         })
     }
@@ -315,6 +315,6 @@ fn replay(stored: IdempotentAnswer) -> Response {
     Response {
         status: stored.status,
         headers,
-        body: stored.body,
+        body: stored.body.into(),
     }
 }

@@ -109,10 +109,12 @@ fn to_axum(response: sbx_engine::Response) -> Response {
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    out.headers_mut().reserve(response.headers.len() + 4);
     for (name, value) in response.headers {
+        // Owned: the value's bytes move into the header, not copied.
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
+            HeaderValue::try_from(value),
         ) {
             out.headers_mut().append(name, value);
         }
@@ -196,7 +198,7 @@ pub struct Captured {
     pub request_body: axum::body::Bytes,
     pub status: u16,
     pub response_headers: Vec<(String, String)>,
-    pub response_body: Vec<u8>,
+    pub response_body: axum::body::Bytes,
     /// How the engine decided.
     pub trace: Vec<sbx_engine::Step>,
 }

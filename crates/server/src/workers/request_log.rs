@@ -60,7 +60,7 @@ pub struct Entry {
     pub request_headers: Vec<(String, String)>,
     pub request_body: Vec<u8>,
     pub response_headers: Vec<(String, String)>,
-    pub response_body: Vec<u8>,
+    pub response_body: axum::body::Bytes,
     /// How the engine decided.
     pub trace: Vec<Step>,
     /// How the sandbox was found, in words.
