@@ -36,6 +36,7 @@ pub use project::{FileProblem, ProjectFiles};
 pub use request::headers::HeaderSource;
 pub use request::near_miss::{NearMiss, near_misses};
 pub use request::router::{RouteMatch, Router};
+pub use pipeline::cache::Synthesized;
 pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
 
 /// A member or parameter name as APIs spell it loosely: lower case, without

@@ -4,7 +4,10 @@
 //! by an operation (`on:`), by time (`after:`, a job on the sandbox clock),
 //! or by any behaviour that changes the state member.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::Arc,
+};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,6 +18,7 @@ use crate::{
     behaviours::jobs::JobAction,
     compile::project::FileProblem,
     compile::resources::Resources,
+    pipeline::cache::Synthesized,
     pipeline::failure::{Failure, FailureKind},
     pipeline::problem::ProblemType,
     state::Record,
@@ -517,10 +521,22 @@ pub fn write(
     id: &str,
     scope: &str,
     seq: Option<u64>,
-    mut value: Value,
+    value: Value,
+) -> Result<Record, Refused> {
+    write_shared(call, collection, id, scope, seq, Synthesized::shared(value))
+}
+
+/// [`write`] for a value already shared (an answer's): stored without a copy.
+pub fn write_shared(
+    call: &Call,
+    collection: &str,
+    id: &str,
+    scope: &str,
+    seq: Option<u64>,
+    value: Arc<Synthesized>,
 ) -> Result<Record, Refused> {
     let state = &call.sandbox.state;
-    let put = |value: Value| {
+    let put = |value: Arc<Synthesized>| {
         state
             .put(
                 collection,
@@ -538,14 +554,15 @@ pub fn write(
     let from = state
         .get(collection, id)
         .and_then(|r| lifecycle.state_of(&r.value.value).map(str::to_owned));
-    let to = match lifecycle.state_of(&value) {
-        Some(to) => to.to_owned(),
+    let (to, value) = match lifecycle.state_of(&value.value) {
+        Some(to) => (to.to_owned(), value),
         None => {
             let state = lifecycle.default_state().to_owned();
-            if let Some(object) = value.as_object_mut() {
+            let mut started = value.value.clone();
+            if let Some(object) = started.as_object_mut() {
                 object.insert(lifecycle.field.clone(), Value::String(state.clone()));
             }
-            state
+            (state, Synthesized::shared(started))
         }
     };
     let transition = lifecycle

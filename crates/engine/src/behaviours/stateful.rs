@@ -280,8 +280,9 @@ fn create(
     // Stored as answered: repaired to the answer's schema (see `conform`).
     let record = Arc::new(Synthesized::new(value));
     let rendered = success(call, BodySource::Record(record.clone()))?;
-    let value = rendered.value.as_ref().unwrap_or(&record).value.clone();
-    store(call, spec, &id, scope, None, value)?;
+    let stored = rendered.value.clone().unwrap_or(record);
+    crate::behaviours::lifecycle::write_shared(call, &spec.name, &id, scope, None, stored)
+        .map_err(|refused| refused.response(call))?;
     Ok(rendered)
 }
 

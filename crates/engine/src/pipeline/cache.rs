@@ -22,6 +22,15 @@ pub struct Synthesized {
     pub unsatisfied: Option<String>,
 }
 
+/// Equal when their values are: the bytes are only a cache.
+impl PartialEq for Synthesized {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.unsatisfied == other.unsatisfied
+    }
+}
+
+impl Eq for Synthesized {}
+
 impl Synthesized {
     pub fn new(value: Value) -> Self {
         Self {
@@ -29,6 +38,11 @@ impl Synthesized {
             json: OnceLock::new(),
             unsatisfied: None,
         }
+    }
+
+    /// A new value, to share.
+    pub fn shared(value: Value) -> Arc<Self> {
+        Arc::new(Self::new(value))
     }
 
     /// A value that breaks its schema, and how.

@@ -57,8 +57,8 @@ pub struct ResourceChange {
     pub id: String,
     pub scope: String,
     pub seq: u64,
-    /// `None`: deleted.
-    pub value: Option<Value>,
+    /// `None`: deleted. Shared with the record the sandbox holds.
+    pub value: Option<Arc<Synthesized>>,
     /// Increases with every change of the sandbox; a store keeps the highest.
     pub version: u64,
 }
@@ -332,10 +332,10 @@ impl SandboxState {
         id: &str,
         scope: &str,
         seq: Option<u64>,
-        value: Value,
+        value: Arc<Synthesized>,
         journal: &mut Vec<ResourceChange>,
     ) -> Result<Record, Full> {
-        let size = json_bytes(&value);
+        let size = json_bytes(&value.value);
         let mut inner = self.lock();
         let held = inner.collections.get(collection);
         let exists = held.is_some_and(|c| c.by_id.contains_key(id));
@@ -364,7 +364,7 @@ impl SandboxState {
             id: id.to_owned(),
             scope: scope.to_owned(),
             seq,
-            value: Arc::new(Synthesized::new(value.clone())),
+            value: value.clone(),
         };
         c.put(record.clone(), size);
         inner.overlay.insert((collection.to_owned(), id.to_owned()));
@@ -456,13 +456,13 @@ fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
     let c = inner.collections.entry(row.collection.clone()).or_default();
     match row.value {
         Some(value) => {
-            let size = json_bytes(&value);
+            let size = json_bytes(&value.value);
             c.put(
                 Record {
                     id: row.id.clone(),
                     scope: row.scope,
                     seq: row.seq,
-                    value: Arc::new(Synthesized::new(value)),
+                    value,
                 },
                 size,
             );
@@ -496,7 +496,7 @@ mod tests {
         let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new(), 0);
         let mut journal = Vec::new();
         state
-            .put("pets", "c", "", None, json!({"id": "c"}), &mut journal)
+            .put("pets", "c", "", None, Synthesized::shared(json!({"id": "c"})), &mut journal)
             .unwrap();
         state.delete("pets", "a", &mut journal);
         assert_eq!(journal.len(), 2);
@@ -524,23 +524,23 @@ mod tests {
         let big = json!({"text": "x".repeat(MAX_RECORD_BYTES / 4)});
         for id in ["a", "b", "c"] {
             state
-                .put("notes", id, "", None, big.clone(), &mut journal)
+                .put("notes", id, "", None, Synthesized::shared(big.clone()), &mut journal)
                 .unwrap();
         }
         // Replacing a record counts its new size, not both.
         state
-            .put("notes", "a", "", None, big.clone(), &mut journal)
+            .put("notes", "a", "", None, Synthesized::shared(big.clone()), &mut journal)
             .unwrap();
         assert_eq!(
             state
-                .put("notes", "d", "", None, big.clone(), &mut journal)
+                .put("notes", "d", "", None, Synthesized::shared(big.clone()), &mut journal)
                 .err(),
             Some(Full::Bytes)
         );
         assert!(state.get("notes", "d").is_none(), "nothing half-written");
         state.delete("notes", "b", &mut journal);
         state
-            .put("notes", "d", "", None, big, &mut journal)
+            .put("notes", "d", "", None, Synthesized::shared(big), &mut journal)
             .unwrap();
         assert_eq!(
             Full::Bytes.to_string(),
@@ -554,7 +554,7 @@ mod tests {
         let state = SandboxState::load(&fixtures, Vec::new(), 0);
         let mut journal = Vec::new();
         state
-            .put("pets", "7", "", None, json!({"id": 7}), &mut journal)
+            .put("pets", "7", "", None, Synthesized::shared(json!({"id": 7})), &mut journal)
             .unwrap();
         state.delete("pets", "a", &mut journal);
         let replayed = SandboxState::load(&fixtures, journal, 0);

@@ -637,7 +637,10 @@ pub fn change_set(
                 id: c.id,
                 scope: c.scope,
                 seq: c.seq,
-                value: c.value.map(|v| v.to_string()),
+                // Serialized once: the answer shares these bytes.
+                value: c
+                    .value
+                    .map(|v| String::from_utf8_lossy(v.json()).into_owned()),
                 version: c.version,
             })
             .collect(),

@@ -107,7 +107,9 @@ pub fn overlay(rows: Vec<ResourceRow>) -> Vec<OverlayRow> {
     rows.into_iter()
         .filter_map(|row| {
             let value = match row.value {
-                Some(text) => Some(serde_json::from_str(&text).ok()?),
+                Some(text) => Some(sbx_engine::Synthesized::shared(
+                    serde_json::from_str(&text).ok()?,
+                )),
                 None => None,
             };
             Some(OverlayRow {
