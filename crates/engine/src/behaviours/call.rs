@@ -15,6 +15,7 @@ use crate::{
     behaviours::forward::Upstream,
     behaviours::jobs::{JobAction, MAX_JOBS_PER_CALL, ScheduledJob},
     compile::revision::{CompiledOperation, CompiledRevision},
+    pipeline::cache::Synthesized,
     pipeline::respond::{self, BodySource, Exchange, Prefer, Rendered},
     state::{ResourceChange, SandboxState},
 };
@@ -219,11 +220,17 @@ impl Call {
     /// created records and list envelopes are filled into), else `{}`.
     pub fn synthesized_object(&self) -> Result<Value, crate::Response> {
         Ok(self
+            .synthesized()?
+            .map_or_else(|| Value::Object(Map::new()), |v| v.value.clone()))
+    }
+
+    /// The operation's synthesized success answer when it is an object,
+    /// shared (the cache's): for a caller that only reads it.
+    pub fn synthesized(&self) -> Result<Option<Arc<Synthesized>>, crate::Response> {
+        Ok(self
             .render(&Prefer::default(), BodySource::Default)?
             .value
-            .map(|v| v.value.clone())
-            .filter(Value::is_object)
-            .unwrap_or_else(|| Value::Object(Map::new())))
+            .filter(|v| v.value.is_object()))
     }
 
     pub fn exchange(&self) -> Exchange<'_> {

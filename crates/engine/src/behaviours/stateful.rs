@@ -232,9 +232,11 @@ fn create(
     scope: &str,
     body: Option<Value>,
 ) -> Result<Rendered, Response> {
-    let base = call.synthesized_object()?;
+    let base = call.synthesized()?;
+    let empty = Value::Object(Map::new());
+    let base = base.as_ref().map_or(&empty, |b| &b.value);
     // A wrapped resource (`{data: {type, attributes}}`) merges member by member.
-    let mut value = merged(&base, body.as_ref(), spec.wrapper.is_some());
+    let mut value = merged(base, body.as_ref(), spec.wrapper.is_some());
     let closed = closed_answer(call);
     keep_declared(&mut value, closed);
     stamp_times(&mut value, call, body.as_ref());
