@@ -24,6 +24,7 @@ pub use behaviours::scenarios::ScenarioSummary;
 pub use behaviours::script::ScriptLimits;
 pub use chaos::{ChaosEffect, ChaosSpec};
 pub use compile::revision::{CompileError, CompiledRevision, OperationSummary};
+pub use pipeline::cache::Synthesized;
 pub use pipeline::drift::Drift;
 pub use pipeline::problem::ProblemType;
 pub use pipeline::trace::{Step, Verdict};
@@ -36,7 +37,6 @@ pub use project::{FileProblem, ProjectFiles};
 pub use request::headers::HeaderSource;
 pub use request::near_miss::{NearMiss, near_misses};
 pub use request::router::{RouteMatch, Router};
-pub use pipeline::cache::Synthesized;
 pub use state::{FixtureRecord, OverlayRow, ResourceChange, SandboxState};
 
 /// A member or parameter name as APIs spell it loosely: lower case, without

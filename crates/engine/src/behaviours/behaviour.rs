@@ -678,7 +678,14 @@ pub fn seed(
     let mut journal = Vec::new();
     for (collection, id, value) in prepared {
         if state
-            .put(&collection, &id, "", None, Synthesized::shared(value), &mut journal)
+            .put(
+                &collection,
+                &id,
+                "",
+                None,
+                Synthesized::shared(value),
+                &mut journal,
+            )
             .is_err()
         {
             break;

@@ -684,7 +684,7 @@ fn register_data_api(engine: &mut Engine) {
 }
 
 /// `req` as scripts see it: the same members as templates' `req`
-/// ([`crate::behaviours::templates::request_value`]), built directly as Rhai values
+/// (as templates see it), built directly as Rhai values
 /// because this runs on every scripted request.
 pub(crate) fn request_dynamic(call: &Call) -> Fallible {
     fn pairs(pairs: &[(String, String)]) -> Dynamic {

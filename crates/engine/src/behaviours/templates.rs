@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value as TemplateValue};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -141,6 +141,7 @@ impl Templates {
         // mistake in the JSON around the tags shows up here, at import.
         for name in templates.names.iter().filter(|n| is_json_template(n)) {
             let sample = json!({"req": {"params": {}, "query": {}, "headers": {}, "body": null}, "env": project_env});
+            let sample = from_json(&sample);
             if let Ok(text) = templates.render_text(name, &sample, Mode::Blocking)
                 && let Err(error) = serde_json::from_str::<Value>(&text)
             {
@@ -172,7 +173,12 @@ impl Templates {
         by_raw.clamp(MIN_FUEL, TEMPLATE_FUEL)
     }
 
-    fn render_text(&self, name: &str, context: &Value, mode: Mode) -> Result<String, RenderError> {
+    fn render_text(
+        &self,
+        name: &str,
+        context: &TemplateValue,
+        mode: Mode,
+    ) -> Result<String, RenderError> {
         let template = self.env.get_template(name).map_err(|_| {
             RenderError::Failed(format!(
                 "no template named {name:?}; known: {}",
@@ -191,9 +197,7 @@ impl Templates {
                 fuel_slice: None,
             },
         };
-        let (rendered, exceeded) = template_bounds::within(budget, || {
-            template.render(minijinja::Value::from(minijinja::value::Serde(context)))
-        });
+        let (rendered, exceeded) = template_bounds::within(budget, || template.render(context));
         let text = match (rendered, exceeded) {
             (Ok(text), _) => text,
             (Err(_), Some(Exceeded::Slice)) => return Err(RenderError::Yield),
@@ -225,7 +229,8 @@ impl Templates {
     /// Renders `name` where it may block (a job, an import-time check): a
     /// JSON value for JSON templates, a string otherwise.
     pub fn render(&self, name: &str, context: &Value) -> Result<Value, String> {
-        self.render_in(name, context, Mode::Blocking)
+        let context = from_json(context);
+        self.render_in(name, &context, Mode::Blocking)
             .map_err(|error| error.to_string())
     }
 
@@ -235,7 +240,7 @@ impl Templates {
         &self,
         call: &call::Call,
         name: &str,
-        context: &Value,
+        context: &TemplateValue,
     ) -> Result<Value, String> {
         let mode = if call.sandbox.may_block {
             Mode::Blocking
@@ -250,7 +255,12 @@ impl Templates {
         })
     }
 
-    fn render_in(&self, name: &str, context: &Value, mode: Mode) -> Result<Value, RenderError> {
+    fn render_in(
+        &self,
+        name: &str,
+        context: &TemplateValue,
+        mode: Mode,
+    ) -> Result<Value, RenderError> {
         let text = self.render_text(name, context, mode)?;
         if is_json_template(name) {
             serde_json::from_str(&text).map_err(|error| {
@@ -267,46 +277,64 @@ impl Templates {
 }
 
 /// The context templates see: `req`, `env`, `sandbox`, and `extra`'s
-/// members; `now()`, `uuid()` and `fake(kind)` are functions.
-pub fn context(call: &call::Call, extra: Option<&Map<String, Value>>) -> Value {
-    let mut context = json!({
-        "req": request_value(call),
-        "env": call.env_map(),
-        "sandbox": call.sandbox.id,
-    });
-    if let (Value::Object(map), Some(extra)) = (&mut context, extra) {
-        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+/// members; `now()`, `uuid()` and `fake(kind)` are functions. Built as
+/// template values directly: through JSON, building it cost a templated
+/// answer a sixth of its time.
+pub fn context(call: &call::Call, extra: Option<&Map<String, Value>>) -> TemplateValue {
+    let mut members = vec![
+        ("req", request_context(call)),
+        ("env", from_json(call.env_map())),
+        ("sandbox", TemplateValue::from(call.sandbox.id.as_str())),
+    ];
+    for (name, value) in extra.into_iter().flatten() {
+        members.push((name.as_str(), from_json(value)));
     }
-    context
+    TemplateValue::from_pairs(members)
 }
 
-/// The request as scripts and templates see it.
-pub fn request_value(call: &call::Call) -> Value {
+fn from_json(value: impl serde::Serialize) -> TemplateValue {
+    TemplateValue::from(minijinja::value::Serde(value))
+}
+
+/// The request as templates see it (scripts see the same members, built
+/// as Rhai values: `script::request_dynamic`).
+fn request_context(call: &call::Call) -> TemplateValue {
+    // A repeated name (`?tag=a&tag=b`) is a list of its values.
     let pairs = |pairs: &[(String, String)]| {
-        let mut map = Map::new();
+        let mut grouped: Vec<(&str, Vec<&str>)> = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
-            match map.get_mut(name) {
-                Some(Value::Array(items)) => items.push(Value::String(value.clone())),
-                Some(first) => {
-                    let first = first.take();
-                    map.insert(name.clone(), json!([first, value]));
-                }
-                None => {
-                    map.insert(name.clone(), Value::String(value.clone()));
-                }
+            match grouped.iter_mut().find(|(n, _)| n == name) {
+                Some((_, values)) => values.push(value),
+                None => grouped.push((name, vec![value])),
             }
         }
-        Value::Object(map)
+        TemplateValue::from_pairs(grouped.into_iter().map(|(name, values)| {
+            let value = match values.as_slice() {
+                [one] => TemplateValue::from(*one),
+                many => TemplateValue::from_iter(many.iter().copied()),
+            };
+            (name, value)
+        }))
     };
-    json!({
-        "method": call.request.method,
-        "path": call.request.path,
-        "operation": call.operation().operation.id,
-        "params": pairs(&call.decoded_path_params()),
-        "query": pairs(&call.request.query),
-        "headers": pairs(&call.request.headers),
-        "body": call.request.body.clone().unwrap_or(Value::Null),
-        "sandbox": call.sandbox.id,
-        "scenario": call.scenario_name(),
-    })
+    let none = || TemplateValue::from(());
+    TemplateValue::from_pairs([
+        ("method", TemplateValue::from(call.request.method.as_str())),
+        ("path", TemplateValue::from(call.request.path.as_str())),
+        (
+            "operation",
+            TemplateValue::from(call.operation().operation.id.as_str()),
+        ),
+        ("params", pairs(&call.decoded_path_params())),
+        ("query", pairs(&call.request.query)),
+        ("headers", pairs(&call.request.headers)),
+        (
+            "body",
+            call.request.body.as_ref().map_or_else(none, from_json),
+        ),
+        ("sandbox", TemplateValue::from(call.sandbox.id.as_str())),
+        (
+            "scenario",
+            call.scenario_name().map_or_else(none, TemplateValue::from),
+        ),
+    ])
 }

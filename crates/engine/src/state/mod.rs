@@ -496,7 +496,14 @@ mod tests {
         let state = SandboxState::load(&[fixture("a", 0), fixture("b", 1)], Vec::new(), 0);
         let mut journal = Vec::new();
         state
-            .put("pets", "c", "", None, Synthesized::shared(json!({"id": "c"})), &mut journal)
+            .put(
+                "pets",
+                "c",
+                "",
+                None,
+                Synthesized::shared(json!({"id": "c"})),
+                &mut journal,
+            )
             .unwrap();
         state.delete("pets", "a", &mut journal);
         assert_eq!(journal.len(), 2);
@@ -524,23 +531,51 @@ mod tests {
         let big = json!({"text": "x".repeat(MAX_RECORD_BYTES / 4)});
         for id in ["a", "b", "c"] {
             state
-                .put("notes", id, "", None, Synthesized::shared(big.clone()), &mut journal)
+                .put(
+                    "notes",
+                    id,
+                    "",
+                    None,
+                    Synthesized::shared(big.clone()),
+                    &mut journal,
+                )
                 .unwrap();
         }
         // Replacing a record counts its new size, not both.
         state
-            .put("notes", "a", "", None, Synthesized::shared(big.clone()), &mut journal)
+            .put(
+                "notes",
+                "a",
+                "",
+                None,
+                Synthesized::shared(big.clone()),
+                &mut journal,
+            )
             .unwrap();
         assert_eq!(
             state
-                .put("notes", "d", "", None, Synthesized::shared(big.clone()), &mut journal)
+                .put(
+                    "notes",
+                    "d",
+                    "",
+                    None,
+                    Synthesized::shared(big.clone()),
+                    &mut journal
+                )
                 .err(),
             Some(Full::Bytes)
         );
         assert!(state.get("notes", "d").is_none(), "nothing half-written");
         state.delete("notes", "b", &mut journal);
         state
-            .put("notes", "d", "", None, Synthesized::shared(big), &mut journal)
+            .put(
+                "notes",
+                "d",
+                "",
+                None,
+                Synthesized::shared(big),
+                &mut journal,
+            )
             .unwrap();
         assert_eq!(
             Full::Bytes.to_string(),
@@ -554,7 +589,14 @@ mod tests {
         let state = SandboxState::load(&fixtures, Vec::new(), 0);
         let mut journal = Vec::new();
         state
-            .put("pets", "7", "", None, Synthesized::shared(json!({"id": 7})), &mut journal)
+            .put(
+                "pets",
+                "7",
+                "",
+                None,
+                Synthesized::shared(json!({"id": 7})),
+                &mut journal,
+            )
             .unwrap();
         state.delete("pets", "a", &mut journal);
         let replayed = SandboxState::load(&fixtures, journal, 0);

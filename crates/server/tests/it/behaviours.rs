@@ -60,7 +60,8 @@ const RECEIPT: &str = r#"{
   "order": {{ req.params.orderId }},
   "total": {{ env.unit_price * 3 }},
   "currency": {{ env.currency }},
-  "issued_at": {{ now() }}
+  "issued_at": {{ now() }},
+  "seen": {"tags": {{ req.query.tag }}, "method": {{ req.method }}, "operation": {{ req.operation }}}
 }"#;
 
 /// The shop project with scripts, a module, a template and environment.
@@ -146,7 +147,7 @@ async fn scripts_read_the_request_and_shape_the_answer() {
 
     // A template named after its operation answers it, as valid JSON.
     let response = client
-        .get(sandbox.url("/receipts/ord_1"))
+        .get(sandbox.url("/receipts/ord_1?tag=a&tag=b"))
         .send()
         .await
         .unwrap();
@@ -164,6 +165,11 @@ async fn scripts_read_the_request_and_shape_the_answer() {
             receipt["currency"].clone()
         ),
         (json!("ord_1"), json!(750), json!("eur"))
+    );
+    assert_eq!(
+        receipt["seen"],
+        json!({"tags": ["a", "b"], "method": "GET", "operation": "getReceipt"}),
+        "a repeated query parameter is a list"
     );
 
     // Environment: a sandbox overrides the project's parameters.
