@@ -11,12 +11,18 @@ import time
 from urllib.parse import urlparse
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def reset_peak(pid):
+    """Starts VmHWM (peak RSS) over from the current RSS (Linux >= 4.0)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")
 
 
 def main():
@@ -59,11 +65,16 @@ def main():
     for index, path in enumerate(large_specs):
         with open(path) as f:
             text = f.read()
+        rss_before = rss_kib(pid)
+        reset_peak(pid)
         started = time.perf_counter()
         status, body = call("POST", "/api/v1/projects", {"name": f"large-{index}", "spec": text})
         elapsed = time.perf_counter() - started
+        time.sleep(0.5)
         result["imports"].append({"spec": path.split("/api/")[-1], "mib": round(len(text) / 2**20, 1),
-                                  "status": status, "seconds": round(elapsed, 2)})
+                                  "status": status, "seconds": round(elapsed, 2),
+                                  "peak_added_mib": round((rss_kib(pid, "VmHWM") - rss_before) / 1024, 1),
+                                  "kept_added_mib": round((rss_kib(pid) - rss_before) / 1024, 1)})
     print(json.dumps(result))
 
 
