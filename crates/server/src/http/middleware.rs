@@ -11,13 +11,13 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub use sbx_store::RequestId;
 
+/// `req_` and 24 random hex digits.
 pub fn generate_request_id() -> String {
-    let mut rng = rand::rng();
-    format!(
-        "req_{:016x}{:08x}",
-        rng.random::<u64>(),
-        rng.random::<u32>()
-    )
+    let bytes: [u8; 12] = rand::rng().random();
+    let mut id = String::with_capacity(28);
+    id.push_str("req_");
+    id.push_str(&hex::encode(bytes));
+    id
 }
 
 /// The request's correlation id: the client's `X-Request-Id` (printable,

@@ -46,7 +46,7 @@ pub fn generate_admin_token() -> String {
 /// Keys and tokens are stored and compared as SHA-256 hex digests.
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// Project names appear in URLs and the CLI: 1–64 of `[a-z0-9_.-]`, starting alphanumeric.
