@@ -129,7 +129,7 @@ pub async fn trigger(
 pub fn listen_secret(sandbox: &LiveSandbox) -> String {
     let digest = Sha256::new()
         .chain_update(b"sbx-listen\0")
-        .chain_update(sandbox.key_hash.as_bytes())
+        .chain_update(sandbox.key_hash.to_hex().as_bytes())
         .chain_update(sandbox.id.as_bytes())
         .finalize();
     format!(

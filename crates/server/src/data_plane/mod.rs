@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::{
     app::AppState,
     data_plane::idempotency::{Check, Idempotency, Pending},
-    runtime::ids::{hash_secret, parse_sandbox_id},
+    runtime::ids::{KeyHash, parse_sandbox_id},
 };
 use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
 use sbx_store::SandboxId;
@@ -129,7 +129,7 @@ fn problem(kind: ProblemType, detail: &str) -> Response {
 /// Which API keys belong to a sandbox.
 pub enum KeyCheck {
     /// SHA-256 of its key.
-    Hash(String),
+    Hash(KeyHash),
     /// Any `sk_test_` key (`sbx mock`).
     AnyTestKey,
 }
@@ -272,7 +272,7 @@ fn run(
     trace: bool,
 ) -> Decision {
     let key_matches = |key: &str| match &target.keys {
-        KeyCheck::Hash(hash) => hash_secret(key) == *hash,
+        KeyCheck::Hash(hash) => KeyHash::of(key) == *hash,
         KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
     };
     let base_url = base_url(parts, path);
@@ -445,7 +445,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             );
         }
     };
-    let keys = KeyCheck::Hash(sandbox.key_hash.clone());
+    let keys = KeyCheck::Hash(sandbox.key_hash);
     answer(&state, sandbox, path, resolved_by, keys, request, started).await
 }
 
@@ -696,7 +696,7 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
     }
     // 3. An API key anywhere a client would send one.
     for key in candidate_keys(request) {
-        if let Some(sandbox) = state.registry.by_key_hash(&hash_secret(&key)) {
+        if let Some(sandbox) = state.registry.by_key_hash(&KeyHash::of(&key)) {
             return Resolved::Found(sandbox, raw_path.to_owned(), "the API key sent");
         }
     }

@@ -45,8 +45,32 @@ pub fn generate_admin_token() -> String {
 
 /// Keys and tokens are stored and compared as SHA-256 hex digests.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    hex::encode(digest)
+    KeyHash::of(secret).to_hex()
+}
+
+/// A sandbox key's SHA-256 digest as held in memory: 32 bytes where the
+/// store keeps 64 hex digits, compared without encoding on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct KeyHash([u8; 32]);
+
+impl KeyHash {
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// A stored digest; one that is not 64 hex digits (never written by
+    /// this server) reads as all zeros, which no key hashes to.
+    pub fn from_hex(hex_digits: &str) -> Self {
+        let mut bytes = [0; 32];
+        match hex::decode_to_slice(hex_digits, &mut bytes) {
+            Ok(()) => Self(bytes),
+            Err(_) => Self::default(),
+        }
+    }
+
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
 }
 
 /// Project names appear in URLs and the CLI: 1–64 of `[a-z0-9_.-]`, starting alphanumeric.
@@ -62,6 +86,19 @@ pub fn valid_project_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_hashes_read_back_from_their_stored_hex_and_malformed_ones_match_nothing() {
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        let stored = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash_secret("abc"), stored);
+        assert_eq!(KeyHash::from_hex(stored), KeyHash::of("abc"));
+        assert_eq!(KeyHash::of("abc").to_hex(), stored);
+        for malformed in ["", "zz", &stored[..62]] {
+            assert_eq!(KeyHash::from_hex(malformed), KeyHash::default());
+            assert_ne!(KeyHash::from_hex(malformed), KeyHash::of(""));
+        }
+    }
 
     #[test]
     fn sandbox_ids_are_dns_labels() {

@@ -17,7 +17,7 @@ use sbx_store::{ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::{runtime::clock::Clock, service::ServiceError};
+use crate::{runtime::clock::Clock, runtime::ids::KeyHash, service::ServiceError};
 
 /// The revision a sandbox serves, swapped whole on hot reload.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub struct LiveSandbox {
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
-    pub key_hash: String,
+    pub key_hash: KeyHash,
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
@@ -179,7 +179,7 @@ impl LiveSandbox {
             id: record.id,
             project: record.project,
             seed_text: record.seed,
-            key_hash: record.key_hash,
+            key_hash: KeyHash::from_hex(&record.key_hash),
             label: record.label,
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
@@ -277,7 +277,7 @@ type RevisionKey = (ProjectName, u32);
 #[derive(Default)]
 pub struct Registry {
     sandboxes: RwLock<HashMap<SandboxId, Arc<LiveSandbox>>>,
-    by_key_hash: RwLock<HashMap<String, SandboxId>>,
+    by_key_hash: RwLock<HashMap<KeyHash, SandboxId>>,
     revisions: Mutex<HashMap<RevisionKey, Arc<OnceCell<Arc<CompiledRevision>>>>>,
 }
 
@@ -286,7 +286,7 @@ impl Registry {
     pub fn insert(&self, sandbox: LiveSandbox) -> Arc<LiveSandbox> {
         let sandbox = Arc::new(sandbox);
         if let Ok(mut keys) = self.by_key_hash.write() {
-            keys.insert(sandbox.key_hash.clone(), sandbox.id.clone());
+            keys.insert(sandbox.key_hash, sandbox.id.clone());
         }
         if let Ok(mut sandboxes) = self.sandboxes.write() {
             sandboxes.insert(sandbox.id.clone(), sandbox.clone());
@@ -298,7 +298,7 @@ impl Registry {
         self.sandboxes.read().ok()?.get(id).cloned()
     }
 
-    pub fn by_key_hash(&self, hash: &str) -> Option<Arc<LiveSandbox>> {
+    pub fn by_key_hash(&self, hash: &KeyHash) -> Option<Arc<LiveSandbox>> {
         let id = self.by_key_hash.read().ok()?.get(hash).cloned()?;
         self.get(&id)
     }

@@ -83,7 +83,7 @@ pub async fn replay(state: &AppState, id: &str, request_id: &str) -> ServiceResu
     // A request that failed auth must fail it again: it keeps a key that
     // is not the sandbox's.
     let keys = if failed_auth(&record) {
-        KeyCheck::Hash(sandbox.key_hash.clone())
+        KeyCheck::Hash(sandbox.key_hash)
     } else {
         KeyCheck::AnyTestKey
     };
