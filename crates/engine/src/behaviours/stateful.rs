@@ -46,7 +46,14 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                 let body = request_body(call, spec);
                 let mut value = merged(&record.value.value, body.as_deref(), false);
                 keep_declared(&mut value, closed_answer(call));
-                let stored = store(call, spec, &id, &scope, Some(record.seq), value)?;
+                let stored = store(
+                    call,
+                    spec,
+                    &id,
+                    &scope,
+                    Some(record.seq),
+                    Synthesized::shared(value),
+                )?;
                 success(
                     call,
                     BodySource::Record(linked(call, binding.collection, stored)),
@@ -74,7 +81,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
             };
             let mut value = merged(&current, request_body(call, spec).as_deref(), true);
             keep_declared(&mut value, closed_answer(call));
-            let stored = store(call, spec, &id, &scope, seq, value)?;
+            let stored = store(call, spec, &id, &scope, seq, Synthesized::shared(value))?;
             success(
                 call,
                 BodySource::Record(linked(call, binding.collection, stored)),
@@ -282,9 +289,14 @@ fn create(
     // Stored as answered: repaired to the answer's schema (see `conform`).
     let record = Arc::new(Synthesized::new(value));
     let rendered = success(call, BodySource::Record(record.clone()))?;
-    let stored = rendered.value.clone().unwrap_or(record);
-    crate::behaviours::lifecycle::write_shared(call, &spec.name, &id, scope, None, stored)
-        .map_err(|refused| refused.response(call))?;
+    store(
+        call,
+        spec,
+        &id,
+        scope,
+        None,
+        rendered.value.clone().unwrap_or(record),
+    )?;
     Ok(rendered)
 }
 
@@ -316,9 +328,9 @@ fn store(
     id: &str,
     scope: &str,
     seq: Option<u64>,
-    value: Value,
+    value: Arc<Synthesized>,
 ) -> Result<Record, Response> {
-    crate::behaviours::lifecycle::write(call, &spec.name, id, scope, seq, value)
+    crate::behaviours::lifecycle::write_shared(call, &spec.name, id, scope, seq, value)
         .map_err(|refused| refused.response(call))
 }
 

@@ -109,6 +109,8 @@ fn to_axum(response: sbx_engine::Response) -> Response {
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Room for what is added on the way out: the sandbox id, the request
+    // id and CORS's two.
     out.headers_mut().reserve(response.headers.len() + 4);
     for (name, value) in response.headers {
         // Owned: the value's bytes move into the header, not copied.
