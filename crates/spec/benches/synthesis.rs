@@ -3,10 +3,7 @@
 use std::{hint::black_box, sync::Arc};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sbx_spec::{
-    Direction, SchemaCompiler,
-    synth::{PatternCache, synthesize_valid},
-};
+use sbx_spec::{Direction, SchemaCompiler, synth::Plans};
 use serde_json::json;
 
 fn document() -> Arc<serde_json::Value> {
@@ -32,21 +29,15 @@ fn benches(c: &mut Criterion) {
     let validator = compiler
         .compile(pointer, Direction::Response)
         .expect("compiles");
-    let patterns = PatternCache::default();
+    let plans = Plans::new(document.clone());
     let mut seed = 0u64;
-    c.bench_function("synthesize_valid/payment", |b| {
+    c.bench_function("synthesize/payment", |b| {
         b.iter(|| {
             seed += 1;
-            black_box(synthesize_valid(
-                &document,
-                pointer,
-                seed,
-                &patterns,
-                Some(&validator),
-            ))
+            black_box(plans.synthesize(pointer, seed, Some(&validator)))
         })
     });
-    let (value, _) = synthesize_valid(&document, pointer, 7, &patterns, Some(&validator));
+    let value = plans.synthesize(pointer, 7, Some(&validator)).value;
     c.bench_function("validate/payment_valid", |b| {
         b.iter(|| black_box(validator.is_valid(black_box(&value))))
     });

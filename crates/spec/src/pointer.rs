@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::Problem;
 
 /// How many `$ref` hops are followed before a chain is declared circular.
-const MAX_REF_HOPS: usize = 64;
+pub(crate) const MAX_REF_HOPS: usize = 64;
 
 /// Escapes one reference token of a JSON pointer (RFC 6901).
 pub fn escape(token: &str) -> String {

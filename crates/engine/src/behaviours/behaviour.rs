@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, rc::Rc, sync::Arc};
 
 use bytes::Bytes;
-use sbx_spec::{ApiModel, synth::PatternCache};
+use sbx_spec::{ApiModel, synth::Plans};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -83,7 +83,8 @@ pub struct BehaviourInputs<'a> {
     pub model: &'a ApiModel,
     pub operations: &'a [CompiledOperation],
     pub response_document: &'a Value,
-    pub patterns: &'a PatternCache,
+    /// Synthesis over the response document.
+    pub plans: &'a Plans,
     pub limits: &'a ScriptLimits,
 }
 
@@ -192,8 +193,7 @@ impl CompiledBehaviours {
             &lifecycles,
             inputs.operations,
             |media| RecordMaker {
-                document: inputs.response_document,
-                patterns: inputs.patterns,
+                plans: inputs.plans,
                 media,
             },
             &mut problems,
@@ -623,8 +623,7 @@ pub fn seed(
             continue;
         };
         let maker = RecordMaker {
-            document: &revision.response_document,
-            patterns: &revision.patterns,
+            plans: &revision.plans,
             media: fixtures::record_media(&revision.operations, resources, index),
         };
         let (mut seq, mut next_int) = state.next_ids(collection);

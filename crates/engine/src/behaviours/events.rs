@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sbx_spec::{
     Direction, SchemaCompiler, SchemaValidator,
-    synth::{self, PatternCache},
+    synth::{self, Plans},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -151,12 +151,12 @@ fn declared_in(document: &Value, path_item: &str, source: String) -> Option<Decl
 
 impl EventCatalog {
     pub fn compile(
-        document: &Value,
+        plans: &Plans,
         compiler: &SchemaCompiler,
-        patterns: &PatternCache,
         (files, templates): (&BTreeMap<String, Value>, &Templates),
         problems: &mut Vec<FileProblem>,
     ) -> Self {
+        let document = &**plans.document();
         let mut declared: BTreeMap<String, Declared> = BTreeMap::new();
         for (name, _) in document
             .get("webhooks")
@@ -288,7 +288,7 @@ impl EventCatalog {
                 .and_then(|p| compiler.compile(p, Direction::Request).ok());
             let synthesized = |pointer: &str, validator: Option<&SchemaValidator>| {
                 let seed = synth::seed_from([b"event".as_slice(), name.as_bytes()]);
-                synth::synthesize_valid(document, pointer, seed, patterns, validator).0
+                plans.synthesize(pointer, seed, validator).value
             };
             let from_file = declared.example_from_file;
             let file = format!("events/{name}.yaml");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sbx_spec::synth::{self, PatternCache};
+use sbx_spec::synth::{self, Plans};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -50,8 +50,7 @@ pub fn record_media<'a>(
 /// A record completed to the collection's schema: `given` merged over a
 /// value synthesized for `(collection, id)`, then checked.
 pub struct RecordMaker<'a> {
-    pub document: &'a Value,
-    pub patterns: &'a PatternCache,
+    pub plans: &'a Plans,
     pub media: Option<&'a CompiledMedia>,
 }
 
@@ -156,14 +155,9 @@ impl RecordMaker<'_> {
             .and_then(|m| {
                 let pointer = m.spec.schema_pointer.as_ref()?;
                 Some(
-                    synth::synthesize_valid(
-                        self.document,
-                        pointer,
-                        seed,
-                        self.patterns,
-                        m.validator.get(),
-                    )
-                    .0,
+                    self.plans
+                        .synthesize(pointer, seed, m.validator.get())
+                        .value,
                 )
             })
             .filter(Value::is_object)

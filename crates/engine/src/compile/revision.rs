@@ -3,7 +3,7 @@
 
 use sbx_spec::{
     ApiModel, Direction, MediaTypeSpec, Operation, ParamLocation, Problem, ResponseSpec,
-    SchemaCompiler, SchemaValidator, synth::PatternCache,
+    SchemaCompiler, SchemaValidator, synth::Plans,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -180,7 +180,8 @@ pub struct CompiledRevision {
     pub model: ApiModel,
     pub router: Router,
     pub operations: Vec<CompiledOperation>,
-    pub patterns: PatternCache,
+    /// Synthesis plans over the response document.
+    pub plans: Plans,
     /// Synthesized values by seed (see [`SynthCache`]).
     pub synthesized: SynthCache,
     /// The document as responses see it (`writeOnly` not required).
@@ -282,14 +283,14 @@ impl CompiledRevision {
             });
         }
         let router = Router::new(&model.base_path, &model.operations);
-        let patterns = PatternCache::default();
         let response_document = compiler.response_document().clone();
+        let plans = Plans::new(response_document.clone());
         let behaviours = CompiledBehaviours::compile(
             &BehaviourInputs {
                 model: &model,
                 operations: &operations,
                 response_document: &response_document,
-                patterns: &patterns,
+                plans: &plans,
                 limits,
             },
             files,
@@ -297,9 +298,8 @@ impl CompiledRevision {
         .map_err(CompileError)?;
         let mut event_problems = Vec::new();
         let events = crate::behaviours::events::EventCatalog::compile(
-            &model.document,
+            &Plans::new(model.document.clone()),
             &compiler,
-            &patterns,
             (&files.events, &behaviours.templates),
             &mut event_problems,
         );
@@ -311,7 +311,7 @@ impl CompiledRevision {
         Ok(Self {
             router,
             operations,
-            patterns,
+            plans,
             synthesized: SynthCache::default(),
             response_document,
             behaviours,

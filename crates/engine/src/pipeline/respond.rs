@@ -392,13 +392,7 @@ fn synthesize(
     seed: u64,
     validator: Option<&sbx_spec::SchemaValidator>,
 ) -> Synthesized {
-    let (value, valid) = synth::synthesize_valid(
-        &revision.response_document,
-        pointer,
-        seed,
-        &revision.patterns,
-        validator,
-    );
+    let synth::Synthesis { value, valid, .. } = revision.plans.synthesize(pointer, seed, validator);
     if valid {
         return Synthesized::new(value);
     }

@@ -103,96 +103,172 @@ fn normalized(name: &str) -> String {
 
 /// A string that fits what a property of this name usually holds.
 pub fn for_name(name: Option<&str>, max_length: usize, rng: &mut Rng) -> String {
-    let Some(name) = name else { return word(rng) };
-    let raw = name.to_ascii_lowercase();
-    let n = normalized(name);
-    let ends = |suffix: &str| n.ends_with(suffix);
-    let has = |part: &str| n.contains(part);
-    if has("email") {
-        SafeEmail()
-            .fake_with_rng::<String, _>(rng)
-            .to_ascii_lowercase()
-    } else if n == "firstname" || n == "givenname" {
-        FirstName().fake_with_rng(rng)
-    } else if n == "lastname" || n == "surname" || n == "familyname" {
-        LastName().fake_with_rng(rng)
-    } else if has("username") || n == "login" || n == "handle" {
-        Username().fake_with_rng(rng)
-    } else if has("company") || has("organization") || has("organisation") || n == "employer" {
-        CompanyName().fake_with_rng(rng)
-    } else if n == "name"
-        || ends("fullname")
-        || n == "displayname"
-        || n == "customername"
-        || n == "holdername"
-    {
-        Name().fake_with_rng(rng)
-    } else if has("city") || n == "town" {
-        CityName().fake_with_rng(rng)
-    } else if has("country") {
-        if max_length <= 3 {
-            CountryCode().fake_with_rng(rng)
+    NameFake::of(name, max_length).generate(rng)
+}
+
+/// What a property's name says its strings look like, decided once per
+/// schema (a synthesis plan keeps it) rather than per value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameFake {
+    Word,
+    Email,
+    FirstName,
+    LastName,
+    Username,
+    Company,
+    FullName,
+    City,
+    CountryCode,
+    CountryName,
+    State,
+    Street,
+    Zip,
+    Phone,
+    Currency,
+    Sentence,
+    Title,
+    Url,
+    TimeZone,
+    Ip,
+    Locale,
+    Color,
+    Secret,
+    Instant,
+    Identifier,
+    Slug,
+}
+
+impl NameFake {
+    /// The fake for a property called `name` whose strings are at most
+    /// `max_length` characters (a country is a code when that is 3 or less).
+    pub fn of(name: Option<&str>, max_length: usize) -> Self {
+        let Some(name) = name else { return Self::Word };
+        let raw = name.to_ascii_lowercase();
+        let n = normalized(name);
+        let ends = |suffix: &str| n.ends_with(suffix);
+        let has = |part: &str| n.contains(part);
+        if has("email") {
+            Self::Email
+        } else if n == "firstname" || n == "givenname" {
+            Self::FirstName
+        } else if n == "lastname" || n == "surname" || n == "familyname" {
+            Self::LastName
+        } else if has("username") || n == "login" || n == "handle" {
+            Self::Username
+        } else if has("company") || has("organization") || has("organisation") || n == "employer" {
+            Self::Company
+        } else if n == "name"
+            || ends("fullname")
+            || n == "displayname"
+            || n == "customername"
+            || n == "holdername"
+        {
+            Self::FullName
+        } else if has("city") || n == "town" {
+            Self::City
+        } else if has("country") {
+            if max_length <= 3 {
+                Self::CountryCode
+            } else {
+                Self::CountryName
+            }
+        } else if n == "state" || n == "province" || n == "region" {
+            Self::State
+        } else if has("street") || n == "address" || n == "line1" || n == "addressline1" {
+            Self::Street
+        } else if has("zip") || has("postal") || has("postcode") {
+            Self::Zip
+        } else if has("phone") || has("mobile") || n == "tel" || n == "fax" {
+            Self::Phone
+        } else if has("currency") {
+            Self::Currency
+        } else if n == "description"
+            || n == "summary"
+            || n == "comment"
+            || n == "note"
+            || n == "notes"
+            || n == "message"
+            || n == "bio"
+            || n == "text"
+        {
+            Self::Sentence
+        } else if n == "title"
+            || n == "subject"
+            || n == "label"
+            || n == "headline"
+            || n == "caption"
+        {
+            Self::Title
+        } else if has("url")
+            || has("website")
+            || has("homepage")
+            || n == "href"
+            || n == "link"
+            || has("avatar")
+            || has("image")
+        {
+            Self::Url
+        } else if has("timezone") || n == "tz" {
+            Self::TimeZone
+        } else if n == "ip" || has("ipaddress") {
+            Self::Ip
+        } else if n == "locale" || n == "language" || n == "lang" {
+            Self::Locale
+        } else if n == "color" || n == "colour" {
+            Self::Color
+        } else if has("password") || has("secret") {
+            Self::Secret
+        } else if raw.ends_with("_at")
+            || raw.ends_with("date")
+            || n == "timestamp"
+            || n == "created"
+            || n == "updated"
+        {
+            Self::Instant
+        } else if n == "id" || ends("id") || has("token") || ends("key") {
+            Self::Identifier
+        } else if n == "slug" {
+            Self::Slug
         } else {
-            CountryName().fake_with_rng(rng)
+            Self::Word
         }
-    } else if n == "state" || n == "province" || n == "region" {
-        StateName().fake_with_rng(rng)
-    } else if has("street") || n == "address" || n == "line1" || n == "addressline1" {
-        format!(
-            "{} {}",
-            BuildingNumber().fake_with_rng::<String, _>(rng),
-            StreetName().fake_with_rng::<String, _>(rng)
-        )
-    } else if has("zip") || has("postal") || has("postcode") {
-        ZipCode().fake_with_rng(rng)
-    } else if has("phone") || has("mobile") || n == "tel" || n == "fax" {
-        PhoneNumber().fake_with_rng(rng)
-    } else if has("currency") {
-        currency(rng)
-    } else if n == "description"
-        || n == "summary"
-        || n == "comment"
-        || n == "note"
-        || n == "notes"
-        || n == "message"
-        || n == "bio"
-        || n == "text"
-    {
-        Sentence(3..9).fake_with_rng(rng)
-    } else if n == "title" || n == "subject" || n == "label" || n == "headline" || n == "caption" {
-        Words(2..4).fake_with_rng::<Vec<String>, _>(rng).join(" ")
-    } else if has("url")
-        || has("website")
-        || has("homepage")
-        || n == "href"
-        || n == "link"
-        || has("avatar")
-        || has("image")
-    {
-        format!("https://example.com/{}", word(rng))
-    } else if has("timezone") || n == "tz" {
-        TimeZone().fake_with_rng(rng)
-    } else if n == "ip" || has("ipaddress") {
-        IPv4().fake_with_rng(rng)
-    } else if n == "locale" || n == "language" || n == "lang" {
-        "en-US".to_owned()
-    } else if n == "color" || n == "colour" {
-        format!("#{:06x}", rng.random_range(0..0x100_0000))
-    } else if has("password") || has("secret") {
-        alphanumeric(rng, 16)
-    } else if raw.ends_with("_at")
-        || raw.ends_with("date")
-        || n == "timestamp"
-        || n == "created"
-        || n == "updated"
-    {
-        instant(rng).format(&Rfc3339).unwrap_or_default()
-    } else if n == "id" || ends("id") || has("token") || ends("key") {
-        alphanumeric(rng, 16)
-    } else if n == "slug" {
-        format!("{}-{}", word(rng), word(rng))
-    } else {
-        word(rng)
+    }
+
+    pub fn generate(self, rng: &mut Rng) -> String {
+        match self {
+            Self::Word => word(rng),
+            Self::Email => SafeEmail()
+                .fake_with_rng::<String, _>(rng)
+                .to_ascii_lowercase(),
+            Self::FirstName => FirstName().fake_with_rng(rng),
+            Self::LastName => LastName().fake_with_rng(rng),
+            Self::Username => Username().fake_with_rng(rng),
+            Self::Company => CompanyName().fake_with_rng(rng),
+            Self::FullName => Name().fake_with_rng(rng),
+            Self::City => CityName().fake_with_rng(rng),
+            Self::CountryCode => CountryCode().fake_with_rng(rng),
+            Self::CountryName => CountryName().fake_with_rng(rng),
+            Self::State => StateName().fake_with_rng(rng),
+            Self::Street => format!(
+                "{} {}",
+                BuildingNumber().fake_with_rng::<String, _>(rng),
+                StreetName().fake_with_rng::<String, _>(rng)
+            ),
+            Self::Zip => ZipCode().fake_with_rng(rng),
+            Self::Phone => PhoneNumber().fake_with_rng(rng),
+            Self::Currency => currency(rng),
+            Self::Sentence => Sentence(3..9).fake_with_rng(rng),
+            Self::Title => Words(2..4).fake_with_rng::<Vec<String>, _>(rng).join(" "),
+            Self::Url => format!("https://example.com/{}", word(rng)),
+            Self::TimeZone => TimeZone().fake_with_rng(rng),
+            Self::Ip => IPv4().fake_with_rng(rng),
+            Self::Locale => "en-US".to_owned(),
+            Self::Color => format!("#{:06x}", rng.random_range(0..0x100_0000)),
+            Self::Secret => alphanumeric(rng, 16),
+            Self::Instant => instant(rng).format(&Rfc3339).unwrap_or_default(),
+            Self::Identifier => alphanumeric(rng, 16),
+            Self::Slug => format!("{}-{}", word(rng), word(rng)),
+        }
     }
 }
 

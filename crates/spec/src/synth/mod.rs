@@ -3,19 +3,24 @@
 //! The same schema, seed and attempt always give the same value. Values look
 //! real: formats are honoured, property names pick matching fakes (`email`,
 //! `city`, `amount`, `created_at`…), and every constraint the schema states is
-//! aimed at. A caller that must guarantee validity checks the result with
-//! the schema's validator and asks for another attempt when it fails (see
-//! [`synthesize_valid`]).
+//! aimed at. Each schema is compiled once into a plan (see [`plan`]); a
+//! value the plan cannot prove valid is checked with the schema's
+//! validator, and another attempt made when it fails (see
+//! [`Plans::synthesize`]).
 
 mod fakes;
 mod merge;
 mod patterns;
+mod plan;
+
+use std::sync::{Arc, RwLock};
 
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
 pub use patterns::PatternCache;
+use plan::{Arena, ArrayPlan, Kind, Node, NodeId, ObjectPlan, StringPlan};
 
 use crate::{SchemaValidator, pointer::follow};
 
@@ -63,9 +68,66 @@ pub fn matching(pattern: &str, min: usize, max: usize, seed: u64) -> Option<Stri
     PATTERNS.sample(pattern, &mut rng, min, max)
 }
 
-/// Generates a value for the schema at `pointer` that passes `validator`,
-/// trying up to [`MAX_ATTEMPTS`] variations; the last attempt is returned
-/// (with `false`) when none validates.
+/// Synthesis plans of one document, compiled as schemas are first asked
+/// for and shared by every synthesis after (see [`plan`]).
+#[derive(Debug)]
+pub struct Plans {
+    document: Arc<Value>,
+    patterns: PatternCache,
+    arena: RwLock<Arena>,
+}
+
+/// A synthesized value, and whether it validates.
+#[derive(Debug)]
+pub struct Synthesis {
+    pub value: Value,
+    pub valid: bool,
+    /// Valid by construction: the plan proved it, no validator ran.
+    pub proven: bool,
+}
+
+impl Plans {
+    pub fn new(document: Arc<Value>) -> Self {
+        Self {
+            document,
+            patterns: PatternCache::default(),
+            arena: RwLock::default(),
+        }
+    }
+
+    pub fn document(&self) -> &Arc<Value> {
+        &self.document
+    }
+
+    /// Generates a value for the schema at `pointer` that passes
+    /// `validator`, trying up to [`MAX_ATTEMPTS`] variations; the last
+    /// attempt is returned (not valid) when none validates. A value the
+    /// plan proves valid is not validated again.
+    pub fn synthesize(
+        &self,
+        pointer: &str,
+        seed: u64,
+        validator: Option<&SchemaValidator>,
+    ) -> Synthesis {
+        let compiled = self.arena.read().ok().and_then(|arena| arena.root(pointer));
+        if compiled.is_none()
+            && let Ok(mut arena) = self.arena.write()
+        {
+            arena.compile(&self.document, pointer, &self.patterns);
+        }
+        match self.arena.read() {
+            Ok(arena) => attempts(&arena, arena.root(pointer).flatten(), seed, validator),
+            Err(_) => Synthesis {
+                value: Value::Null,
+                valid: false,
+                proven: false,
+            },
+        }
+    }
+}
+
+/// [`Plans::synthesize`] for a document synthesized from once (compiling
+/// its plan is not amortized).
 pub fn synthesize_valid(
     document: &Value,
     pointer: &str,
@@ -73,272 +135,178 @@ pub fn synthesize_valid(
     patterns: &PatternCache,
     validator: Option<&SchemaValidator>,
 ) -> (Value, bool) {
-    let Some(schema) = document.pointer(pointer) else {
-        return (Value::Null, false);
+    let mut arena = Arena::default();
+    let root = arena.compile(document, pointer, patterns);
+    let made = attempts(&arena, root, seed, validator);
+    (made.value, made.valid)
+}
+
+fn attempts(
+    arena: &Arena,
+    root: Option<NodeId>,
+    seed: u64,
+    validator: Option<&SchemaValidator>,
+) -> Synthesis {
+    let Some(root) = root else {
+        return Synthesis {
+            value: Value::Null,
+            valid: false,
+            proven: false,
+        };
     };
     let mut last = Value::Null;
     for attempt in 0..MAX_ATTEMPTS {
-        let mut synth = Synthesizer::new(document, seed.wrapping_add(u64::from(attempt)), patterns);
-        // Schema examples first; they are what the provider wants shown.
-        synth.use_examples = attempt == 0;
-        // Later attempts fill fewer optional members: fewer ways to fail.
-        synth.optional_depth = if attempt >= MAX_ATTEMPTS / 2 {
-            0
-        } else {
-            OPTIONAL_DEPTH
-        };
-        last = synth.generate(schema, 0, None);
-        match validator {
-            Some(v) if !v.is_valid(&last) => continue,
-            _ => return (last, true),
-        }
-    }
-    (last, false)
-}
-
-pub struct Synthesizer<'a> {
-    document: &'a Value,
-    rng: Xoshiro256PlusPlus,
-    patterns: &'a PatternCache,
-    pub use_examples: bool,
-    pub optional_depth: usize,
-    budget: usize,
-}
-
-impl<'a> Synthesizer<'a> {
-    pub fn new(document: &'a Value, seed: u64, patterns: &'a PatternCache) -> Self {
-        Self {
-            document,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
-            patterns,
-            use_examples: true,
-            optional_depth: OPTIONAL_DEPTH,
+        let mut generator = Generator {
+            nodes: &arena.nodes,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(u64::from(attempt))),
+            // Schema examples first; they are what the provider wants shown.
+            use_examples: attempt == 0,
+            // Later attempts fill fewer optional members: fewer ways to fail.
+            optional_depth: if attempt >= MAX_ATTEMPTS / 2 {
+                0
+            } else {
+                OPTIONAL_DEPTH
+            },
             budget: NODE_BUDGET,
+            doubtful: false,
+        };
+        last = generator.generate(root, 0);
+        let proven = arena.nodes[root].certain && !generator.doubtful;
+        match validator {
+            Some(v) if !proven && !v.is_valid(&last) => continue,
+            _ => {
+                return Synthesis {
+                    value: last,
+                    valid: true,
+                    proven,
+                };
+            }
         }
     }
+    Synthesis {
+        value: last,
+        valid: false,
+        proven: false,
+    }
+}
 
-    fn deref<'v>(&self, schema: &'v Value) -> &'v Value
-    where
-        'a: 'v,
-    {
-        follow(self.document, schema).unwrap_or(&Value::Bool(true))
+/// One attempt at a value, walking compiled nodes.
+struct Generator<'a> {
+    nodes: &'a [Node],
+    rng: Xoshiro256PlusPlus,
+    use_examples: bool,
+    optional_depth: usize,
+    budget: usize,
+    /// Set when the value took a path its plan cannot vouch for (an
+    /// example, a minimal value, a fallback): it must be validated.
+    doubtful: bool,
+}
+
+impl Generator<'_> {
+    fn minimal(&mut self, id: NodeId) -> Value {
+        self.doubtful = true;
+        self.nodes[id].minimal.clone()
     }
 
-    /// One value for `schema`; `name` is the property it will be stored under.
-    pub fn generate(&mut self, schema: &Value, depth: usize, name: Option<&str>) -> Value {
+    fn generate(&mut self, id: NodeId, depth: usize) -> Value {
         // Composition counts as nesting too (`A: oneOf: [$ref: A, …]`), so
         // every path through a schema ends here at the latest.
         // A node budget bounds the work a hostile schema (several required
         // recursive members) can ask for: past it, only minimal values.
         if depth > MAX_COMPOSED_DEPTH || self.budget == 0 {
-            return minimal(self.document, schema);
+            return self.minimal(id);
         }
         self.budget -= 1;
-        let reference = schema.get("$ref").and_then(Value::as_str);
-        let schema = self.deref(schema);
-        let Some(object) = schema.as_object() else {
+        let node = &self.nodes[id];
+        match &node.kind {
             // `true` accepts anything, `false` nothing; a string is a fine answer to both.
-            return Value::String(fakes::word(&mut self.rng));
-        };
-        if let Some(value) = object.get("const") {
-            return value.clone();
+            Kind::Word => return Value::String(fakes::word(&mut self.rng)),
+            Kind::Const(value) => return value.clone(),
+            Kind::Enum(values) if values.is_empty() => return Value::Null,
+            Kind::Enum(values) => return values[self.rng.random_range(0..values.len())].clone(),
+            _ => {}
         }
-        if let Some(Value::Array(values)) = object.get("enum")
-            && !values.is_empty()
+        if self.use_examples
+            && let Some(example) = &node.example
         {
-            let non_null: Vec<&Value> = values.iter().filter(|v| !v.is_null()).collect();
-            if non_null.is_empty() {
-                return Value::Null;
-            }
-            return non_null[self.rng.random_range(0..non_null.len())].clone();
+            self.doubtful = true;
+            return example.clone();
         }
-        if self.use_examples {
-            if let Some(Value::Array(examples)) = object.get("examples")
-                && let Some(first) = examples.first()
-            {
-                return first.clone();
-            }
-            if let Some(example) = object.get("example") {
-                return example.clone();
-            }
-        }
-        // A base whose discriminator maps its subtypes (`Media` → `Photo`,
-        // `Video`) is answered as one of them, as the API would.
-        if let Some(subtype) = mapped_subtype(object, reference) {
-            let target = serde_json::json!({"$ref": subtype});
-            if self
-                .document
-                .pointer(subtype.trim_start_matches('#'))
-                .is_some()
-            {
-                return self.generate(&target, depth + 1, name);
-            }
-        }
-        if object.contains_key("allOf") {
-            let merged = merge::all_of(self.document, schema);
-            let mut value = self.generate(&merged, depth + 1, name);
-            // A subtype of a base with a discriminator (`Photo: allOf: [Media, …]`)
-            // says which subtype it is.
-            if let Some(discriminator) = merged.get("discriminator") {
-                tag_subtype(&mut value, discriminator, reference);
-            }
-            return value;
-        }
-        for combinator in ["oneOf", "anyOf"] {
-            if let Some(Value::Array(branches)) = object.get(combinator)
-                && !branches.is_empty()
-            {
-                return self.generate_choice(object, combinator, branches, depth, name);
-            }
-        }
-        match self.pick_type(schema, object) {
-            "object" => self.generate_object(object, depth),
-            "array" => self.generate_array(object, depth, name),
-            "integer" => self.generate_integer(object, name),
-            "number" => self.generate_number(object, name),
-            "boolean" => Value::Bool(self.rng.random_bool(0.5)),
-            "null" => Value::Null,
-            _ => Value::String(self.generate_string(object, name)),
-        }
-    }
-
-    fn pick_type(&mut self, schema: &Value, object: &Map<String, Value>) -> &'static str {
-        // The first type that is not `null`; read in place, as this runs
-        // for every node synthesized.
-        let chosen = match schema.get("type") {
-            Some(Value::String(t)) => t.as_str(),
-            Some(Value::Array(types)) => {
-                let mut named = types.iter().filter_map(Value::as_str).peekable();
-                match named.peek() {
-                    None => infer_type(object),
-                    Some(_) => named.find(|t| *t != "null").unwrap_or("null"),
+        match &node.kind {
+            Kind::Subtype(subtype) => self.generate(*subtype, depth + 1),
+            Kind::AllOf { merged, tag } => {
+                let mut value = self.generate(*merged, depth + 1);
+                if let Some(tag) = tag {
+                    tag.apply(&mut value);
                 }
+                value
             }
-            _ => infer_type(object),
-        };
-        match chosen {
-            "object" => "object",
-            "array" => "array",
-            "integer" => "integer",
-            "number" => "number",
-            "boolean" => "boolean",
-            "null" => "null",
-            _ => "string",
+            Kind::Choice { branches, property } => {
+                let (branch, tag) = &branches[self.rng.random_range(0..branches.len())];
+                let mut value = self.generate(*branch, depth + 1);
+                if let (Some(property), Some(tag), Value::Object(map)) = (property, tag, &mut value)
+                {
+                    map.insert(property.clone(), Value::String(tag.clone()));
+                }
+                value
+            }
+            Kind::Object(object) => self.object(object, depth),
+            Kind::Array(array) => self.array(array, depth),
+            Kind::Integer {
+                low,
+                high,
+                multiple,
+            } => self.integer(*low, *high, *multiple),
+            Kind::Number {
+                low,
+                high,
+                multiple,
+            } => self.number(*low, *high, *multiple),
+            Kind::Boolean => Value::Bool(self.rng.random_bool(0.5)),
+            Kind::Null => Value::Null,
+            Kind::String(string) => Value::String(self.string(string)),
+            Kind::Word | Kind::Const(_) | Kind::Enum(_) | Kind::Minimal => self.minimal(id),
         }
     }
 
-    fn generate_choice(
-        &mut self,
-        object: &Map<String, Value>,
-        combinator: &str,
-        branches: &[Value],
-        depth: usize,
-        name: Option<&str>,
-    ) -> Value {
-        // Prefer branches that are not just `null`, so answers carry data.
-        let candidates: Vec<&Value> = branches
-            .iter()
-            .filter(|b| self.deref(b).get("type").and_then(Value::as_str) != Some("null"))
-            .collect();
-        let candidates = if candidates.is_empty() {
-            branches.iter().collect()
-        } else {
-            candidates
-        };
-        let branch = candidates[self.rng.random_range(0..candidates.len())];
-        // Keywords beside the combinator (shared properties) apply too.
-        let mut base = object.clone();
-        base.remove(combinator);
-        let mut value = if base
-            .keys()
-            .any(|k| matches!(k.as_str(), "properties" | "required" | "type"))
-        {
-            let merged = merge::merge_pair(self.document, &Value::Object(base), branch);
-            self.generate(&merged, depth + 1, name)
-        } else {
-            self.generate(branch, depth + 1, name)
-        };
-        if let (Some(discriminator), Value::Object(map)) = (object.get("discriminator"), &mut value)
-            && let Some(property) = discriminator.get("propertyName").and_then(Value::as_str)
-            && let Some(tag) = discriminator_tag(discriminator, branch)
-        {
-            map.insert(property.to_owned(), Value::String(tag));
-        }
-        value
-    }
-
-    fn generate_object(&mut self, object: &Map<String, Value>, depth: usize) -> Value {
+    fn object(&mut self, object: &ObjectPlan, depth: usize) -> Value {
         let mut out = Map::new();
-        let required: Vec<&str> = object
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let max_properties = object
-            .get("maxProperties")
-            .and_then(Value::as_u64)
-            .map(|m| m as usize);
-        if let Some(Value::Object(properties)) = object.get("properties") {
-            for (key, property) in properties {
-                let is_required = required.contains(&key.as_str());
-                if !is_required && (depth >= self.optional_depth || depth >= MAX_DEPTH) {
-                    continue;
-                }
-                if !is_required && max_properties.is_some_and(|m| out.len() >= m) {
-                    continue;
-                }
-                if crate::flagged(self.document, property, "writeOnly") {
-                    continue;
-                }
-                if depth >= MAX_DEPTH {
-                    out.insert(key.clone(), minimal(self.document, property));
-                    continue;
-                }
-                let value = self.generate(property, depth + 1, Some(key));
-                out.insert(key.clone(), value);
+        for (key, property, required) in &object.properties {
+            if !required && (depth >= self.optional_depth || depth >= MAX_DEPTH) {
+                continue;
             }
+            if !required && object.max_properties.is_some_and(|m| out.len() >= m) {
+                continue;
+            }
+            let value = if depth >= MAX_DEPTH {
+                self.minimal(*property)
+            } else {
+                self.generate(*property, depth + 1)
+            };
+            out.insert(key.clone(), value);
         }
         // Required names with no declared schema still have to be present.
-        let properties = object.get("properties");
-        for key in &required {
-            let write_only = || {
-                properties
-                    .and_then(|p| p.get(*key))
-                    .is_some_and(|p| crate::flagged(self.document, p, "writeOnly"))
+        for (key, schema) in &object.undeclared {
+            let value = match schema {
+                Some(schema) => self.generate(*schema, depth + 1),
+                None => Value::String(fakes::word(&mut self.rng)),
             };
-            if !out.contains_key(*key) && !write_only() {
-                let value = match object.get("additionalProperties") {
-                    Some(extra @ Value::Object(_)) => self.generate(extra, depth + 1, Some(key)),
-                    _ => Value::String(fakes::word(&mut self.rng)),
-                };
-                out.insert((*key).to_owned(), value);
-            }
+            out.insert(key.clone(), value);
         }
-        let min_properties = object
-            .get("minProperties")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize;
-        let extra_schema = match object.get("additionalProperties") {
-            Some(Value::Bool(false)) => None,
-            Some(schema @ Value::Object(_)) => Some(schema.clone()),
-            _ => Some(Value::Bool(true)),
-        };
-        let wants_map = object.get("properties").is_none()
-            && matches!(object.get("additionalProperties"), Some(Value::Object(_)));
-        let target = if wants_map && depth < self.optional_depth {
-            min_properties.max(1)
+        let target = if object.wants_map && depth < self.optional_depth {
+            object.min_properties.max(1)
         } else {
-            min_properties
+            object.min_properties
         };
-        if let Some(extra_schema) = extra_schema {
+        if let Some(extra) = object.extra {
             let mut index = 1;
             while out.len() < target && index < 64 {
                 let key = format!("{}_{index}", fakes::word(&mut self.rng));
                 if !out.contains_key(&key) {
                     let value = if depth >= MAX_DEPTH {
-                        minimal(self.document, &extra_schema)
+                        self.minimal(extra)
                     } else {
-                        self.generate(&extra_schema, depth + 1, None)
+                        self.generate(extra, depth + 1)
                     };
                     out.insert(key, value);
                 }
@@ -348,50 +316,38 @@ impl<'a> Synthesizer<'a> {
         Value::Object(out)
     }
 
-    fn generate_array(
-        &mut self,
-        object: &Map<String, Value>,
-        depth: usize,
-        name: Option<&str>,
-    ) -> Value {
-        let (min, max) = bounds_of(object, "minItems", "maxItems", 64);
-        let prefix: &[Value] = object
-            .get("prefixItems")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice);
-        let items = object.get("items").cloned().unwrap_or(Value::Bool(true));
+    fn array(&mut self, array: &ArrayPlan, depth: usize) -> Value {
         let wanted = if depth >= self.optional_depth || depth >= MAX_DEPTH {
-            min
+            array.min
         } else {
-            min.max(self.rng.random_range(1..=2)).max(prefix.len())
+            array
+                .min
+                .max(self.rng.random_range(1..=2))
+                .max(array.prefix.len())
         };
-        let count = wanted.min(max);
-        let unique = object.get("uniqueItems").and_then(Value::as_bool) == Some(true);
+        let count = wanted.min(array.max);
         let mut out: Vec<Value> = Vec::with_capacity(count);
         let mut tries = 0;
         while out.len() < count && tries < count * 8 + 8 {
             tries += 1;
-            let schema = prefix.get(out.len()).unwrap_or(&items);
+            let schema = array.prefix.get(out.len()).copied().unwrap_or(array.items);
             let value = if depth >= MAX_DEPTH {
-                minimal(self.document, schema)
+                self.minimal(schema)
             } else {
-                self.generate(schema, depth + 1, name)
+                self.generate(schema, depth + 1)
             };
-            if unique && out.contains(&value) {
+            if array.unique && out.contains(&value) {
                 continue;
             }
             out.push(value);
         }
+        if out.len() < array.min {
+            self.doubtful = true;
+        }
         Value::Array(out)
     }
 
-    fn generate_integer(&mut self, object: &Map<String, Value>, name: Option<&str>) -> Value {
-        let (hint_low, hint_high) = fakes::integer_range(name);
-        let (low, high) = bounds(object, hint_low as f64, hint_high as f64, true);
-        let multiple = object
-            .get("multipleOf")
-            .and_then(Value::as_f64)
-            .filter(|m| *m > 0.0);
+    fn integer(&mut self, low: f64, high: f64, multiple: Option<f64>) -> Value {
         let value = match multiple {
             Some(m) => {
                 let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
@@ -408,15 +364,9 @@ impl<'a> Synthesizer<'a> {
         Value::Number(Number::from(clamped as i64))
     }
 
-    fn generate_number(&mut self, object: &Map<String, Value>, name: Option<&str>) -> Value {
-        let (hint_low, hint_high) = fakes::number_range(name);
-        let (low, high) = bounds(object, hint_low, hint_high, false);
-        let value = match object
-            .get("multipleOf")
-            .and_then(Value::as_f64)
-            .filter(|m| *m > 0.0)
-        {
-            Some(m) => {
+    fn number(&mut self, low: f64, high: f64, multiple: Option<(f64, i32)>) -> Value {
+        let value = match multiple {
+            Some((m, decimals)) => {
                 let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
                 let k = if k_low > k_high {
                     k_low
@@ -424,9 +374,7 @@ impl<'a> Synthesizer<'a> {
                     self.range_f64(k_low, k_high).round()
                 };
                 // Round away binary noise so the quotient stays integral for the validator.
-                let v = k * m;
-                let decimals = decimals_of(m);
-                round_to(v, decimals)
+                round_to(k * m, decimals)
             }
             None => round_to(self.range_f64(low, high), 2).clamp(low, high.max(low)),
         };
@@ -440,23 +388,58 @@ impl<'a> Synthesizer<'a> {
         low + self.rng.random::<f64>() * (high - low)
     }
 
-    fn generate_string(&mut self, object: &Map<String, Value>, name: Option<&str>) -> String {
-        let (min, max) = bounds_of(object, "minLength", "maxLength", 4096);
-        let format = object.get("format").and_then(Value::as_str);
-        let text = if let Some(pattern) = object.get("pattern").and_then(Value::as_str) {
-            match self.patterns.sample(pattern, &mut self.rng, min, max) {
+    fn string(&mut self, string: &StringPlan) -> String {
+        let (min, max) = (string.min, string.max);
+        let format = string.format.as_deref();
+        let text = if let Some(generator) = &string.pattern {
+            match generator
+                .as_ref()
+                .and_then(|g| patterns::sample(g, &mut self.rng, min, max))
+            {
                 Some(text) => return text,
-                None => fakes::word(&mut self.rng),
+                None => {
+                    self.doubtful = true;
+                    fakes::word(&mut self.rng)
+                }
             }
         } else if let Some(text) = format.and_then(|f| fakes::formatted(f, &mut self.rng)) {
             text
         } else {
-            fakes::for_name(name, max, &mut self.rng)
+            string.fake.generate(&mut self.rng)
         };
+        let length = text.chars().count();
+        if format.is_some() && !(min..=max).contains(&length) {
+            // Cut or padded, a formatted value may no longer be one.
+            self.doubtful = true;
+        }
         match format {
-            Some("date-time") if text.chars().count() < min => pad_date_time(text, min),
+            Some("date-time") if length < min => pad_date_time(text, min),
             _ => fit_length(text, min, max, &mut self.rng),
         }
+    }
+}
+
+/// The type a value is generated as: the first named that is not `null`.
+fn pick_type(schema: &Value, object: &Map<String, Value>) -> &'static str {
+    let chosen = match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(types)) => {
+            let mut named = types.iter().filter_map(Value::as_str).peekable();
+            match named.peek() {
+                None => infer_type(object),
+                Some(_) => named.find(|t| *t != "null").unwrap_or("null"),
+            }
+        }
+        _ => infer_type(object),
+    };
+    match chosen {
+        "object" => "object",
+        "array" => "array",
+        "integer" => "integer",
+        "number" => "number",
+        "boolean" => "boolean",
+        "null" => "null",
+        _ => "string",
     }
 }
 
@@ -662,33 +645,6 @@ fn mapped_subtype(object: &Map<String, Value>, reference: Option<&str>) -> Optio
         return None;
     }
     targets.into_iter().next()
-}
-
-/// Sets the discriminator property of `value` (a subtype made through
-/// `allOf`) to the tag naming `reference`, or to the first tag when the
-/// value's own is none of the mapping's.
-fn tag_subtype(value: &mut Value, discriminator: &Value, reference: Option<&str>) {
-    let (Some(property), Some(Value::Object(mapping)), Value::Object(map)) = (
-        discriminator.get("propertyName").and_then(Value::as_str),
-        discriminator.get("mapping"),
-        value,
-    ) else {
-        return;
-    };
-    let named = reference.and_then(|reference| {
-        let branch = serde_json::json!({"$ref": reference});
-        discriminator_tag(discriminator, &branch).filter(|tag| mapping.contains_key(tag))
-    });
-    let current = map.get(property).and_then(Value::as_str);
-    let tag = match named {
-        Some(tag) => tag,
-        None if current.is_some_and(|c| mapping.contains_key(c)) => return,
-        None => match mapping.keys().next() {
-            Some(first) => first.clone(),
-            None => return,
-        },
-    };
-    map.insert(property.to_owned(), Value::String(tag));
 }
 
 /// The discriminator value naming `branch`: a `mapping` key, else the

@@ -31,7 +31,14 @@ impl std::fmt::Debug for PatternCache {
 }
 
 impl PatternCache {
-    fn generator(&self, pattern: &str, min: usize, max: usize) -> Option<Arc<rand_regex::Regex>> {
+    /// The generator of `pattern` fitted to `[min, max]` characters; `None`
+    /// when the pattern cannot be generated.
+    pub(super) fn generator(
+        &self,
+        pattern: &str,
+        min: usize,
+        max: usize,
+    ) -> Option<Arc<rand_regex::Regex>> {
         let cached = self.generators.read().ok().and_then(|generators| {
             let fitted = generators.get(pattern)?;
             fitted
@@ -63,16 +70,26 @@ impl PatternCache {
         min: usize,
         max: usize,
     ) -> Option<String> {
-        let generator = self.generator(pattern, min, max)?;
-        for _ in 0..16 {
-            let text: String = rng.sample(&*generator);
-            let length = text.chars().count();
-            if (min..=max).contains(&length) {
-                return Some(text);
-            }
-        }
-        None
+        sample(&*self.generator(pattern, min, max)?, rng, min, max)
     }
+}
+
+/// A string from `generator` within `[min, max]` characters, if one comes
+/// in a few tries.
+pub(super) fn sample(
+    generator: &rand_regex::Regex,
+    rng: &mut Xoshiro256PlusPlus,
+    min: usize,
+    max: usize,
+) -> Option<String> {
+    for _ in 0..16 {
+        let text: String = rng.sample(generator);
+        let length = text.chars().count();
+        if (min..=max).contains(&length) {
+            return Some(text);
+        }
+    }
+    None
 }
 
 /// ECMA-262 classes (`\d`, `\w`) are ASCII; so are the strings generated.
