@@ -1,12 +1,17 @@
 //! Memoized synthesis. A synthesized value is a pure function of its seed
 //! (sandbox seed, operation, status, path parameters, media type), so it is
 //! computed once and shared. The cache is bounded; once full, each insert
-//! evicts the oldest entry.
+//! evicts the oldest entry. A value is stored the second time it is asked
+//! for: a stream of answers that never repeat (a new id on every request)
+//! costs no insert and evicts none of the answers that do.
 
 use std::{
     collections::{HashMap, VecDeque},
     hash::{BuildHasher, Hasher, RandomState},
-    sync::{Arc, OnceLock, RwLock},
+    sync::{
+        Arc, OnceLock, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use bytes::Bytes;
@@ -63,12 +68,38 @@ impl Synthesized {
 /// Entries kept per compiled revision before the cache starts over.
 const CAPACITY: usize = 16_384;
 
-#[derive(Debug, Default)]
+/// Bits of the record of keys asked for once (16 KiB).
+const SEEN_BITS: usize = 1 << 17;
+
 pub struct SynthCache {
     entries: RwLock<Entries>,
     /// Keys the cache's hash, per process: a client choosing path
     /// parameters cannot make two answers share an entry.
     keys: RandomState,
+    /// Keys asked for once, one bit each (a shared bit only admits a value
+    /// early); cleared when half full, so it keeps to recent requests.
+    seen: Box<[AtomicU64]>,
+    first_sightings: AtomicUsize,
+}
+
+impl std::fmt::Debug for SynthCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stored = self.entries.read().map_or(0, |e| e.values.len());
+        f.debug_struct("SynthCache")
+            .field("stored", &stored)
+            .finish()
+    }
+}
+
+impl Default for SynthCache {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::default(),
+            keys: RandomState::default(),
+            seen: (0..SEEN_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            first_sightings: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// The values, and their seeds in insertion order for first-in-first-out eviction.
@@ -111,6 +142,9 @@ impl SynthCache {
             return Some(found);
         }
         let value = Arc::new(make()?);
+        if !self.seen_before(seed) {
+            return Some(value);
+        }
         let evicted = self.entries.try_write().ok().and_then(|mut entries| {
             if entries.values.insert(seed, value.clone()).is_some() {
                 return None;
@@ -127,5 +161,22 @@ impl SynthCache {
         // Freed once the lock is released: other readers need not wait.
         drop(evicted);
         Some(value)
+    }
+
+    /// Whether `key` was asked for before; records it if not.
+    fn seen_before(&self, key: u64) -> bool {
+        let bit = (key as usize) % SEEN_BITS;
+        let mask = 1u64 << (bit % 64);
+        let previous = self.seen[bit / 64].fetch_or(mask, Ordering::Relaxed);
+        if previous & mask != 0 {
+            return true;
+        }
+        if self.first_sightings.fetch_add(1, Ordering::Relaxed) >= SEEN_BITS / 2 {
+            self.first_sightings.store(0, Ordering::Relaxed);
+            for word in &self.seen {
+                word.store(0, Ordering::Relaxed);
+            }
+        }
+        false
     }
 }
