@@ -550,7 +550,7 @@ impl Routed<'_> {
         if !violations.is_empty() {
             let content_type = self.request.headers.get("content-type").unwrap_or("");
             let form_body = matches!(
-                body::essence(content_type).as_str(),
+                body::essence(content_type).as_ref(),
                 "application/x-www-form-urlencoded" | "multipart/form-data"
             );
             let failure = validation_failure(

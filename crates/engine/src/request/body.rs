@@ -1,6 +1,6 @@
 //! Request bodies: which declared media type a body is, and its JSON value.
 
-use std::{convert::Infallible, future::Future, task::Poll};
+use std::{borrow::Cow, convert::Infallible, future::Future, task::Poll};
 
 use sbx_spec::{MediaTypeSpec, PropertyEncoding};
 use serde_json::Value;
@@ -8,13 +8,15 @@ use serde_json::Value;
 use crate::request::form::{Fields, Leaf};
 
 /// `Application/JSON; charset=utf-8` → `application/json`.
-pub fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+pub fn essence(content_type: &str) -> Cow<'_, str> {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    // Read on every request with a body and every answer: borrowed unless
+    // a client wrote it with capitals.
+    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    }
 }
 
 pub fn is_json(essence: &str) -> bool {

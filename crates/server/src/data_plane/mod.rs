@@ -86,7 +86,21 @@ pub(crate) struct EngineHeaders<'a>(pub &'a HeaderMap);
 
 impl HeaderSource for EngineHeaders<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(|v| v.to_str().ok())
+        // The names the engine reads on every request, without parsing
+        // them again each time.
+        static PREFER: HeaderName = HeaderName::from_static("prefer");
+        static CHAOS: HeaderName = HeaderName::from_static("x-chaos");
+        static SCENARIO: HeaderName = HeaderName::from_static("x-sandbox-scenario");
+        let found = match name {
+            "content-type" => self.0.get(header::CONTENT_TYPE),
+            "accept" => self.0.get(header::ACCEPT),
+            "authorization" => self.0.get(header::AUTHORIZATION),
+            "prefer" => self.0.get(&PREFER),
+            "x-chaos" => self.0.get(&CHAOS),
+            "x-sandbox-scenario" => self.0.get(&SCENARIO),
+            _ => self.0.get(name),
+        };
+        found.and_then(|v| v.to_str().ok())
     }
 
     fn get_all(&self, name: &str) -> Vec<&str> {

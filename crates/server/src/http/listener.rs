@@ -9,7 +9,7 @@ use std::{
     net::SocketAddr,
     pin::{Pin, pin},
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::body::Body;
@@ -122,41 +122,43 @@ async fn connection(
 }
 
 /// A stream that ends (reads as closed) once no byte has moved either way
-/// for `idle`: hyper then closes the connection. The timer is reset only
-/// when it fires, so a busy connection pays for no timer per request.
+/// for a whole `idle` period: hyper then closes the connection, between
+/// `idle` and twice that after its last byte. The timer is reset only when
+/// it fires, and traffic only sets a flag, so a busy connection pays for
+/// no timer and no clock read per request.
 struct Tracked {
     inner: TcpStream,
     idle: Duration,
-    /// When a byte last moved.
-    last: Instant,
-    /// Fires at the earliest moment the connection may be idle too long.
+    /// Whether a byte moved since the timer last fired.
+    moved: bool,
+    /// Fires at the end of each period.
     check: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Tracked {
     fn new(inner: TcpStream, idle: Duration) -> Self {
-        let now = Instant::now();
         Self {
             inner,
             idle,
-            last: now,
-            check: Box::pin(tokio::time::sleep_until((now + idle).into())),
+            moved: false,
+            check: Box::pin(tokio::time::sleep(idle)),
         }
     }
 
     fn moved(&mut self) {
-        self.last = Instant::now();
+        self.moved = true;
     }
 
-    /// Whether the connection has been idle too long; else the timer is
-    /// armed for the next possible moment.
+    /// Whether a whole period passed without a byte moving; else the timer
+    /// is armed for the next period.
     fn idle_too_long(&mut self, cx: &mut Context<'_>) -> bool {
         while self.check.as_mut().poll(cx).is_ready() {
-            let due = self.last + self.idle;
-            if Instant::now() >= due {
+            if !std::mem::take(&mut self.moved) {
                 return true;
             }
-            self.check.as_mut().reset(due.into());
+            self.check
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.idle);
         }
         false
     }
