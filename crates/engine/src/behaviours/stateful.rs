@@ -410,13 +410,31 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
         return base.clone();
     };
     match (base, body) {
+        (Value::Object(base), Value::Object(changes)) if !patch => {
+            // What the body sets is not cloned from the base to be replaced.
+            let set: Vec<(String, &Value)> = changes
+                .iter()
+                .map(|(key, change)| (record_member(base, key), change))
+                .collect();
+            let last = |key: &str| set.iter().rev().find(|(k, _)| k == key).map(|(_, c)| *c);
+            let mut out = Map::with_capacity(base.len() + set.len());
+            for (key, value) in base {
+                out.insert(key.clone(), last(key).unwrap_or(value).clone());
+            }
+            for (key, _) in &set {
+                if !out.contains_key(key) {
+                    out.insert(key.clone(), last(key).cloned().unwrap_or_default());
+                }
+            }
+            Value::Object(out)
+        }
         (Value::Object(base), Value::Object(changes)) => {
             let mut out = base.clone();
             for (key, change) in changes {
                 let key = &record_member(base, key);
-                if patch && change.is_null() {
+                if change.is_null() {
                     out.remove(key);
-                } else if patch && let Some(old) = base.get(key).filter(|o| o.is_object()) {
+                } else if let Some(old) = base.get(key).filter(|o| o.is_object()) {
                     out.insert(key.clone(), merged(old, Some(change), true));
                 } else {
                     out.insert(key.clone(), change.clone());

@@ -363,8 +363,9 @@ fn synthesized_body(
             yielded.set(true);
             return None;
         }
-        // The validator compiles on first use: not part of the cost.
+        // The validator and the plan compile on first use: not part of the cost.
         let validator = media.validator.get();
+        revision.plans.prepare(pointer);
         let media_seed =
             synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
         let started = std::time::Instant::now();

@@ -68,15 +68,21 @@ pub type OverlayRow = ResourceChange;
 
 #[derive(Debug, Default)]
 struct Collection {
-    rows: BTreeMap<u64, Record>,
+    rows: BTreeMap<u64, Row>,
     by_id: HashMap<String, u64>,
-    /// Each row's size ([`json_bytes`]), and their sum.
-    sizes: HashMap<u64, usize>,
+    /// The rows' sizes summed.
     bytes: usize,
     /// Highest sequence number ever used, deleted records included.
     max_seq: u64,
     /// Highest integer id ever used.
     max_int_id: i64,
+}
+
+/// A record and its size ([`json_bytes`]).
+#[derive(Debug, Clone)]
+struct Row {
+    record: Record,
+    size: usize,
 }
 
 impl Collection {
@@ -86,36 +92,39 @@ impl Collection {
         if let Some(old) = self.by_id.insert(record.id.clone(), record.seq)
             && old != record.seq
         {
-            self.rows.remove(&old);
-            self.forget_size(old);
+            self.remove_row(old);
         }
         self.max_seq = self.max_seq.max(record.seq);
         if let Ok(n) = record.id.parse::<i64>() {
             self.max_int_id = self.max_int_id.max(n);
         }
-        self.forget_size(record.seq);
-        self.sizes.insert(record.seq, size);
         self.bytes += size;
-        self.rows.insert(record.seq, record);
+        if let Some(replaced) = self.rows.insert(record.seq, Row { record, size }) {
+            self.bytes -= replaced.size;
+        }
     }
 
     fn remove(&mut self, id: &str) -> Option<Record> {
         let seq = self.by_id.remove(id)?;
-        self.forget_size(seq);
-        self.rows.remove(&seq)
+        self.remove_row(seq)
     }
 
-    fn forget_size(&mut self, seq: u64) {
-        self.bytes -= self.sizes.remove(&seq).unwrap_or(0);
+    fn remove_row(&mut self, seq: u64) -> Option<Record> {
+        let row = self.rows.remove(&seq)?;
+        self.bytes -= row.size;
+        Some(row.record)
+    }
+
+    fn record(&self, id: &str) -> Option<&Record> {
+        self.rows.get(self.by_id.get(id)?).map(|row| &row.record)
     }
 
     /// The size of the record `id`, if held.
     fn size_of(&self, id: &str) -> usize {
         self.by_id
             .get(id)
-            .and_then(|seq| self.sizes.get(seq))
-            .copied()
-            .unwrap_or(0)
+            .and_then(|seq| self.rows.get(seq))
+            .map_or(0, |row| row.size)
     }
 }
 
@@ -251,7 +260,7 @@ impl SandboxState {
             .iter()
             .filter_map(|(collection, id)| {
                 let c = old.collections.get(collection)?;
-                let record = c.rows.get(c.by_id.get(id)?)?;
+                let record = c.record(id)?;
                 Some((collection.clone(), record.clone(), c.size_of(id)))
             })
             .collect();
@@ -291,7 +300,7 @@ impl SandboxState {
     pub fn get(&self, collection: &str, id: &str) -> Option<Record> {
         let inner = self.lock();
         let c = inner.collections.get(collection)?;
-        c.rows.get(c.by_id.get(id)?).cloned()
+        c.record(id).cloned()
     }
 
     /// Records of `collection` in creation order, those of `scope` only
@@ -308,6 +317,7 @@ impl SandboxState {
         };
         c.rows
             .values()
+            .map(|row| &row.record)
             .filter(|r| scope.is_none_or(|s| r.scope == s))
             .filter(|r| keep(r))
             .cloned()

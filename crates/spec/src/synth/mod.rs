@@ -99,6 +99,17 @@ impl Plans {
         &self.document
     }
 
+    /// Compiles the plan of the schema at `pointer`, unless done: what
+    /// its first synthesis pays once, apart from what each one costs.
+    pub fn prepare(&self, pointer: &str) {
+        let compiled = self.arena.read().ok().and_then(|arena| arena.root(pointer));
+        if compiled.is_none()
+            && let Ok(mut arena) = self.arena.write()
+        {
+            arena.compile(&self.document, pointer, &self.patterns);
+        }
+    }
+
     /// Generates a value for the schema at `pointer` that passes
     /// `validator`, trying up to [`MAX_ATTEMPTS`] variations; the last
     /// attempt is returned (not valid) when none validates. A value the
@@ -109,12 +120,7 @@ impl Plans {
         seed: u64,
         validator: Option<&SchemaValidator>,
     ) -> Synthesis {
-        let compiled = self.arena.read().ok().and_then(|arena| arena.root(pointer));
-        if compiled.is_none()
-            && let Ok(mut arena) = self.arena.write()
-        {
-            arena.compile(&self.document, pointer, &self.patterns);
-        }
+        self.prepare(pointer);
         match self.arena.read() {
             Ok(arena) => attempts(&arena, arena.root(pointer).flatten(), seed, validator),
             Err(_) => Synthesis {
