@@ -142,10 +142,44 @@ impl SchemaValidator {
 
 /// The request and response views of a document, when they differ from it.
 fn views(document: &Value) -> (Option<Value>, Option<Value>) {
-    let text_has = |flag: &str| contains_true_flag(document, flag);
-    let request = text_has("readOnly").then(|| without_required_flagged(document, "readOnly"));
-    let response = text_has("writeOnly").then(|| without_required_flagged(document, "writeOnly"));
+    // A view is a whole copy of the document: made only when some schema
+    // requires a flagged property (Microsoft Graph marks 102 properties
+    // `readOnly` and requires none of them).
+    let differs = |flag: &str| {
+        contains_true_flag(document, flag) && requires_flagged(document, document, flag)
+    };
+    let request = differs("readOnly").then(|| without_required_flagged(document, "readOnly"));
+    let response = differs("writeOnly").then(|| without_required_flagged(document, "writeOnly"));
     (request, response)
+}
+
+/// Whether the property `name` of `properties` is marked `flag`.
+fn flagged_member(
+    document: &Value,
+    properties: &serde_json::Map<String, Value>,
+    name: &Value,
+    flag: &str,
+) -> bool {
+    name.as_str()
+        .and_then(|name| properties.get(name))
+        .is_some_and(|p| crate::flagged(document, p, flag))
+}
+
+/// Whether an object schema in `value` requires a property marked `flag`.
+fn requires_flagged(value: &Value, document: &Value, flag: &str) -> bool {
+    match value {
+        Value::Object(map) => {
+            let requires = match (map.get("properties"), map.get("required")) {
+                (Some(Value::Object(properties)), Some(Value::Array(required))) => required
+                    .iter()
+                    .any(|name| flagged_member(document, properties, name, flag)),
+                _ => false,
+            };
+            requires || map.values().any(|v| requires_flagged(v, document, flag))
+        }
+        Value::Array(items) => items.iter().any(|v| requires_flagged(v, document, flag)),
+        _ => false,
+    }
 }
 
 fn contains_true_flag(value: &Value, flag: &str) -> bool {
@@ -168,13 +202,11 @@ fn without_required_flagged(document: &Value, flag: &str) -> Value {
                 if let (Some(Value::Object(properties)), Some(Value::Array(required))) =
                     (map.get("properties"), map.get("required"))
                 {
-                    let flagged = |name: &Value| {
-                        name.as_str()
-                            .and_then(|name| properties.get(name))
-                            .is_some_and(|p| crate::flagged(document, p, flag))
-                    };
-                    let kept: Vec<Value> =
-                        required.iter().filter(|n| !flagged(n)).cloned().collect();
+                    let kept: Vec<Value> = required
+                        .iter()
+                        .filter(|n| !flagged_member(document, properties, n, flag))
+                        .cloned()
+                        .collect();
                     map.insert("required".into(), Value::Array(kept));
                 }
                 map.values_mut().for_each(|v| walk(v, document, flag));
@@ -255,7 +287,7 @@ mod view_tests {
                 "password": {"type": "string", "writeOnly": true}
             }}}),
         );
-        let compiler = SchemaCompiler::new(doc).unwrap();
+        let compiler = SchemaCompiler::new(doc.clone()).unwrap();
         assert!(
             compiler
                 .compile("/s", Direction::Request)
@@ -274,5 +306,24 @@ mod view_tests {
                 .unwrap()
                 .is_valid(&json!({"password": "x"}))
         );
+        // The response view is a copy of its own: it differs.
+        assert!(!Arc::ptr_eq(compiler.response_document(), &doc));
+    }
+
+    /// A flag no `required` list names changes nothing: the document is
+    /// shared, not copied (a copy of Microsoft Graph is 150+ MiB).
+    #[test]
+    fn flags_that_no_schema_requires_make_no_copy() {
+        let doc = Arc::new(
+            json!({"s": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"},
+                "password": {"type": "string", "writeOnly": true}
+            }}}),
+        );
+        let compiler = SchemaCompiler::new(doc.clone()).unwrap();
+        assert!(Arc::ptr_eq(compiler.response_document(), &doc));
+        let response = compiler.compile("/s", Direction::Response).unwrap();
+        assert!(!response.is_valid(&json!({})));
+        assert!(response.is_valid(&json!({"name": "x"})));
     }
 }
