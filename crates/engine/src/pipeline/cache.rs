@@ -122,10 +122,10 @@ impl SynthCache {
         hasher.finish()
     }
 
-    /// Never blocks: when another thread holds the lock, the value is
-    /// computed (or not stored) instead of waiting. A thread preempted while
-    /// holding a lock would otherwise stall every request behind it for a
-    /// whole scheduler slice.
+    /// A read never recomputes a stored value: readers share the lock and
+    /// wait only for an insert in progress (a few map operations; the value
+    /// an insert evicts is freed after the lock is released). An insert
+    /// never waits: when the lock is taken, the value is answered unstored.
     ///
     /// `key` comes from [`Self::key`]. `make` may decline (`None`: the value is to be made elsewhere).
     pub fn get_or_try_insert_with(
@@ -135,7 +135,7 @@ impl SynthCache {
     ) -> Option<Arc<Synthesized>> {
         if let Some(found) = self
             .entries
-            .try_read()
+            .read()
             .ok()
             .and_then(|e| e.values.get(&seed).cloned())
         {

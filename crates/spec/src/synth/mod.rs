@@ -120,6 +120,11 @@ impl Plans {
         seed: u64,
         validator: Option<&SchemaValidator>,
     ) -> Synthesis {
+        if let Ok(arena) = self.arena.read()
+            && let Some(root) = arena.root(pointer)
+        {
+            return attempts(&arena, root, seed, validator);
+        }
         self.prepare(pointer);
         match self.arena.read() {
             Ok(arena) => attempts(&arena, arena.root(pointer).flatten(), seed, validator),
