@@ -82,6 +82,8 @@ pub struct CompiledMedia {
     /// Each example as answered: itself, or repaired to the schema when the
     /// spec's own example breaks it; checked on first use.
     served_examples: Box<[OnceLock<Arc<Synthesized>>]>,
+    /// The synthesis plan of the schema, looked up once.
+    plan: OnceLock<Option<sbx_spec::synth::Root>>,
 }
 
 /// Longest synthesis an async worker does itself; a schema measured
@@ -97,7 +99,17 @@ impl CompiledMedia {
             spec: spec.clone(),
             order: OnceLock::new(),
             synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
+            plan: OnceLock::new(),
         }
+    }
+
+    /// The synthesis plan of this media type's schema, compiled the first
+    /// time; `None` without a schema.
+    pub fn plan(&self, plans: &sbx_spec::synth::Plans) -> Option<sbx_spec::synth::Root> {
+        *self.plan.get_or_init(|| {
+            let pointer = self.spec.schema_pointer.as_deref()?;
+            plans.root(pointer)
+        })
     }
 
     /// The example at `index` as answered, once checked against the schema;

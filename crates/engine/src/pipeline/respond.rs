@@ -211,11 +211,10 @@ pub fn render(
             .key([&key().to_le_bytes()[..], header.name.as_bytes()]);
         let Some(value) = revision.synthesized.get_or_try_insert_with(header_key, || {
             let header_seed = synth::seed_from([&seed().to_le_bytes()[..], header.name.as_bytes()]);
-            Some(synthesize(
-                revision,
-                pointer,
-                header_seed,
-                header.validator.get(),
+            let validator = header.validator.get();
+            Some(settled(
+                revision.plans.synthesize(pointer, header_seed, validator),
+                validator,
             ))
         }) else {
             continue;
@@ -365,11 +364,15 @@ fn synthesized_body(
         }
         // The validator and the plan compile on first use: not part of the cost.
         let validator = media.validator.get();
-        revision.plans.prepare(pointer);
+        let plan = media.plan(&revision.plans);
         let media_seed =
             synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
         let started = std::time::Instant::now();
-        let made = synthesize(revision, pointer, media_seed, validator);
+        let made = match plan {
+            Some(plan) => revision.plans.synthesize_root(plan, media_seed, validator),
+            None => revision.plans.synthesize(pointer, media_seed, validator),
+        };
+        let made = settled(made, validator);
         media.synthesized_in(started.elapsed());
         Some(made)
     });
@@ -383,17 +386,12 @@ fn synthesized_body(
     }
 }
 
-/// A value for the schema at `pointer`; when no attempt satisfies it (a
-/// schema whose rules contradict each other, or beyond what synthesis
-/// reaches), the value says how it breaks the schema, so that the answer
-/// is flagged as drift rather than sent as if it were valid.
-fn synthesize(
-    revision: &CompiledRevision,
-    pointer: &str,
-    seed: u64,
-    validator: Option<&sbx_spec::SchemaValidator>,
-) -> Synthesized {
-    let synth::Synthesis { value, valid, .. } = revision.plans.synthesize(pointer, seed, validator);
+/// A synthesized value as answered; when no attempt satisfied its schema
+/// (rules that contradict each other, or beyond what synthesis reaches),
+/// it says how it breaks the schema, so that the answer is flagged as
+/// drift rather than sent as if it were valid.
+fn settled(made: synth::Synthesis, validator: Option<&sbx_spec::SchemaValidator>) -> Synthesized {
+    let synth::Synthesis { value, valid, .. } = made;
     if valid {
         return Synthesized::new(value);
     }

@@ -99,14 +99,30 @@ impl Plans {
         &self.document
     }
 
-    /// Compiles the plan of the schema at `pointer`, unless done: what
-    /// its first synthesis pays once, apart from what each one costs.
-    pub fn prepare(&self, pointer: &str) {
-        let compiled = self.arena.read().ok().and_then(|arena| arena.root(pointer));
-        if compiled.is_none()
-            && let Ok(mut arena) = self.arena.write()
-        {
-            arena.compile(&self.document, pointer, &self.patterns);
+    /// The plan of the schema at `pointer`, compiled the first time (what
+    /// its first synthesis pays once, apart from what each one costs);
+    /// `None` when the pointer names nothing.
+    pub fn root(&self, pointer: &str) -> Option<Root> {
+        if let Some(compiled) = self.arena.read().ok().and_then(|a| a.root(pointer)) {
+            return compiled.map(Root);
+        }
+        let mut arena = self.arena.write().ok()?;
+        arena
+            .compile(&self.document, pointer, &self.patterns)
+            .map(Root)
+    }
+
+    /// [`Self::synthesize`] for a root already looked up: a caller that
+    /// synthesizes one schema often keeps its root.
+    pub fn synthesize_root(
+        &self,
+        root: Root,
+        seed: u64,
+        validator: Option<&SchemaValidator>,
+    ) -> Synthesis {
+        match self.arena.read() {
+            Ok(arena) => attempts(&arena, Some(root.0), seed, validator),
+            Err(_) => nothing(),
         }
     }
 
@@ -120,19 +136,9 @@ impl Plans {
         seed: u64,
         validator: Option<&SchemaValidator>,
     ) -> Synthesis {
-        if let Ok(arena) = self.arena.read()
-            && let Some(root) = arena.root(pointer)
-        {
-            return attempts(&arena, root, seed, validator);
-        }
-        self.prepare(pointer);
-        match self.arena.read() {
-            Ok(arena) => attempts(&arena, arena.root(pointer).flatten(), seed, validator),
-            Err(_) => Synthesis {
-                value: Value::Null,
-                valid: false,
-                proven: false,
-            },
+        match self.root(pointer) {
+            Some(root) => self.synthesize_root(root, seed, validator),
+            None => nothing(),
         }
     }
 }
@@ -152,6 +158,19 @@ pub fn synthesize_valid(
     (made.value, made.valid)
 }
 
+/// The compiled plan of one schema (see [`Plans::root`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Root(NodeId);
+
+/// What a pointer that names no schema synthesizes.
+fn nothing() -> Synthesis {
+    Synthesis {
+        value: Value::Null,
+        valid: false,
+        proven: false,
+    }
+}
+
 fn attempts(
     arena: &Arena,
     root: Option<NodeId>,
@@ -159,11 +178,7 @@ fn attempts(
     validator: Option<&SchemaValidator>,
 ) -> Synthesis {
     let Some(root) = root else {
-        return Synthesis {
-            value: Value::Null,
-            valid: false,
-            proven: false,
-        };
+        return nothing();
     };
     let mut last = Value::Null;
     for attempt in 0..MAX_ATTEMPTS {
@@ -281,7 +296,7 @@ impl Generator<'_> {
     }
 
     fn object(&mut self, object: &ObjectPlan, depth: usize) -> Value {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(object.properties.len() + object.undeclared.len());
         for (key, property, required) in &object.properties {
             if !required && (depth >= self.optional_depth || depth >= MAX_DEPTH) {
                 continue;
