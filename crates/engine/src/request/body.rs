@@ -9,7 +9,11 @@ use crate::request::form::{Fields, Leaf};
 
 /// `Application/JSON; charset=utf-8` → `application/json`.
 pub fn essence(content_type: &str) -> Cow<'_, str> {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let end = content_type
+        .bytes()
+        .position(|b| b == b';')
+        .unwrap_or(content_type.len());
+    let essence = content_type[..end].trim();
     // Read on every request with a body and every answer: borrowed unless
     // a client wrote it with capitals.
     if essence.bytes().any(|b| b.is_ascii_uppercase()) {
