@@ -214,7 +214,7 @@ pub fn render(
             let validator = header.validator.get();
             Some(settled(
                 revision.plans.synthesize(pointer, header_seed, validator),
-                validator,
+                &|| validator,
             ))
         }) else {
             continue;
@@ -362,17 +362,18 @@ fn synthesized_body(
             yielded.set(true);
             return None;
         }
-        // The validator and the plan compile on first use: not part of the cost.
-        let validator = media.validator.get();
+        // The plan compiles on first use: not part of the cost. The
+        // validator compiles only if a value needs checking.
+        let validator = || media.validator.get();
         let plan = media.plan(&revision.plans);
         let media_seed =
             synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
         let started = std::time::Instant::now();
         let made = match plan {
-            Some(plan) => revision.plans.synthesize_root(plan, media_seed, validator),
-            None => revision.plans.synthesize(pointer, media_seed, validator),
+            Some(plan) => revision.plans.synthesize_root(plan, media_seed, &validator),
+            None => revision.plans.synthesize(pointer, media_seed, validator()),
         };
-        let made = settled(made, validator);
+        let made = settled(made, &validator);
         media.synthesized_in(started.elapsed());
         Some(made)
     });
@@ -390,12 +391,15 @@ fn synthesized_body(
 /// (rules that contradict each other, or beyond what synthesis reaches),
 /// it says how it breaks the schema, so that the answer is flagged as
 /// drift rather than sent as if it were valid.
-fn settled(made: synth::Synthesis, validator: Option<&sbx_spec::SchemaValidator>) -> Synthesized {
+fn settled<'v>(
+    made: synth::Synthesis,
+    validator: &dyn Fn() -> Option<&'v sbx_spec::SchemaValidator>,
+) -> Synthesized {
     let synth::Synthesis { value, valid, .. } = made;
     if valid {
         return Synthesized::new(value);
     }
-    match validator.and_then(|v| v.violations(&value).into_iter().next()) {
+    match validator().and_then(|v| v.violations(&value).into_iter().next()) {
         Some(violation) => {
             let message = format!(
                 "synthesis could not satisfy the schema: {}",

@@ -112,13 +112,16 @@ impl Plans {
             .map(Root)
     }
 
-    /// [`Self::synthesize`] for a root already looked up: a caller that
-    /// synthesizes one schema often keeps its root.
-    pub fn synthesize_root(
+    /// [`Self::synthesize`] for a root already looked up (a caller that
+    /// synthesizes one schema often keeps its root), with the validator
+    /// asked for only when a value needs checking: a schema whose values
+    /// are proven valid never compiles one (a compiled validator of a
+    /// Stripe response holds ~7 MiB).
+    pub fn synthesize_root<'v>(
         &self,
         root: Root,
         seed: u64,
-        validator: Option<&SchemaValidator>,
+        validator: &dyn Fn() -> Option<&'v SchemaValidator>,
     ) -> Synthesis {
         match self.arena.read() {
             Ok(arena) => attempts(&arena, Some(root.0), seed, validator),
@@ -137,7 +140,7 @@ impl Plans {
         validator: Option<&SchemaValidator>,
     ) -> Synthesis {
         match self.root(pointer) {
-            Some(root) => self.synthesize_root(root, seed, validator),
+            Some(root) => self.synthesize_root(root, seed, &|| validator),
             None => nothing(),
         }
     }
@@ -154,7 +157,7 @@ pub fn synthesize_valid(
 ) -> (Value, bool) {
     let mut arena = Arena::default();
     let root = arena.compile(document, pointer, patterns);
-    let made = attempts(&arena, root, seed, validator);
+    let made = attempts(&arena, root, seed, &|| validator);
     (made.value, made.valid)
 }
 
@@ -171,11 +174,11 @@ fn nothing() -> Synthesis {
     }
 }
 
-fn attempts(
+fn attempts<'v>(
     arena: &Arena,
     root: Option<NodeId>,
     seed: u64,
-    validator: Option<&SchemaValidator>,
+    validator: &dyn Fn() -> Option<&'v SchemaValidator>,
 ) -> Synthesis {
     let Some(root) = root else {
         return nothing();
@@ -198,8 +201,10 @@ fn attempts(
         };
         last = generator.generate(root, 0);
         let proven = arena.nodes[root].certain && !generator.doubtful;
-        match validator {
-            Some(v) if !proven && !v.is_valid(&last) => continue,
+        // Asked for only here: a proven value never compiles the validator.
+        let check = if proven { None } else { validator() };
+        match check {
+            Some(v) if !v.is_valid(&last) => continue,
             _ => {
                 return Synthesis {
                     value: last,
