@@ -180,3 +180,41 @@ impl SynthCache {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn ask(cache: &SynthCache, key: u64, made: &Cell<u32>) -> Arc<Synthesized> {
+        cache
+            .get_or_try_insert_with(key, || {
+                made.set(made.get() + 1);
+                Some(Synthesized::new(json!({"n": made.get()})))
+            })
+            .expect("made")
+    }
+
+    /// A one-off answer is not stored; one asked for again is, and is then
+    /// shared without being made a third time.
+    #[test]
+    fn a_value_is_kept_the_second_time_it_is_asked_for() {
+        let cache = SynthCache::default();
+        let made = Cell::new(0);
+        let key = cache.key([b"op".as_slice(), b"42"]);
+        let first = ask(&cache, key, &made);
+        let second = ask(&cache, key, &made);
+        let third = ask(&cache, key, &made);
+        assert_eq!(made.get(), 2);
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(Arc::ptr_eq(&second, &third));
+
+        let other = cache.key([b"op".as_slice(), b"43"]);
+        ask(&cache, other, &made);
+        assert_eq!(made.get(), 3, "a new key is made");
+        assert_eq!(format!("{cache:?}"), "SynthCache { stored: 1 }");
+    }
+}
