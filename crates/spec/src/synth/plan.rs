@@ -192,13 +192,11 @@ impl Arena {
             return root;
         }
         let root = document.pointer(pointer).map(|schema| {
-            let reference = schema.get("$ref").and_then(Value::as_str);
             let first = self.nodes.len();
             let mut queue = Vec::new();
             let root = self.edge(
                 document,
                 (&Source::Document, schema, pointer),
-                reference,
                 None,
                 0,
                 &mut queue,
@@ -219,17 +217,17 @@ impl Arena {
         &mut self,
         document: &Value,
         (source, schema, at): (&Source, &Value, &str),
-        reference: Option<&str>,
         name: Option<&str>,
         merges: usize,
         queue: &mut Vec<Pending>,
     ) -> NodeId {
+        let reference = pointer::reference_of(schema);
         let constrained_ref = reference.is_some()
             && schema
                 .as_object()
                 .is_some_and(|o| o.keys().any(|k| k != "$ref" && !is_annotation(k)));
         // A `$ref` leads into the document; anything else stays where it is.
-        let (target, source, at, merges) = if pointer::reference_of(schema).is_some() {
+        let (target, source, at, merges) = if reference.is_some() {
             match resolve(document, schema) {
                 Some((target, at)) => (Some(target), Source::Document, at, 0),
                 None => (None, Source::Document, String::new(), 0),
@@ -299,13 +297,9 @@ impl Arena {
         pending: Pending,
         queue: &mut Vec<Pending>,
     ) {
-        let merged_root;
         let schema = match &pending.source {
             Source::Document => pointer::get(document, &pending.pointer),
-            Source::Merged(value) => {
-                merged_root = value.clone();
-                pointer::get(&merged_root, &pending.pointer)
-            }
+            Source::Merged(value) => pointer::get(value, &pending.pointer),
         };
         let schema = schema.unwrap_or(&Value::Bool(true));
         let minimal = minimal(document, schema);
@@ -547,11 +541,9 @@ impl NodeCompiler<'_> {
     }
 
     fn child_at(&mut self, child: &Value, at: &str, name: Option<&str>) -> NodeId {
-        let reference = child.get("$ref").and_then(Value::as_str);
         self.arena.edge(
             self.document,
             (&self.pending.source, child, at),
-            reference,
             name,
             self.pending.merges,
             self.queue,
@@ -565,7 +557,6 @@ impl NodeCompiler<'_> {
         self.arena.edge(
             self.document,
             (&Source::Merged(value.clone()), &value, ""),
-            None,
             name,
             self.pending.merges + 1,
             self.queue,
