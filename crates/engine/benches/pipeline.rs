@@ -104,7 +104,7 @@ fn benches(c: &mut Criterion) {
         default_scenario: None,
         chaos_draw: None,
         trace: false,
-        base_url: "http://127.0.0.1:4010",
+        base_url: "http://127.0.0.1:4010".into(),
     };
     let auth = vec![(
         "authorization".to_owned(),

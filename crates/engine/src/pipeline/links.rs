@@ -35,8 +35,64 @@ impl Origins {
     }
 }
 
+/// The URL a sandbox's paths are below (`http://127.0.0.1:8080/sbx/sbx-1`,
+/// no trailing slash), kept as borrowed parts of the request (scheme, its
+/// `Host`, the path prefix) and joined only where a link needs it: most
+/// answers have none. Empty: links stay.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BaseUrl<'a> {
+    parts: [&'a str; 3],
+}
+
+impl<'a> BaseUrl<'a> {
+    /// `{scheme}://{host}{prefix}`.
+    pub fn new(scheme: &'a str, host: &'a str, prefix: &'a str) -> Self {
+        Self {
+            parts: [scheme, host, prefix],
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(|p| p.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        match self.parts {
+            [url, "", ""] => url.len(),
+            [scheme, host, prefix] => scheme.len() + "://".len() + host.len() + prefix.len(),
+        }
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self.parts {
+            [url, "", ""] => out.extend_from_slice(url.as_bytes()),
+            [scheme, host, prefix] => {
+                for part in [scheme, "://", host, prefix] {
+                    out.extend_from_slice(part.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// A whole URL (a job's or a test's).
+impl<'a> From<&'a str> for BaseUrl<'a> {
+    fn from(url: &'a str) -> Self {
+        Self::new(url, "", "")
+    }
+}
+
+impl std::fmt::Display for BaseUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.parts {
+            [url, "", ""] => f.write_str(url),
+            [scheme, host, prefix] => write!(f, "{scheme}://{host}{prefix}"),
+        }
+    }
+}
+
 /// Rewrites `origins` to `base_url` in `response` (text bodies only).
-pub fn rewrite(response: &mut Response, origins: &Origins, base_url: &str) {
+pub fn rewrite(response: &mut Response, origins: &Origins, base_url: BaseUrl<'_>) {
     if base_url.is_empty() {
         return;
     }
@@ -67,7 +123,7 @@ fn is_text(content_type: &str) -> bool {
 
 /// `bytes` with every `origin` (followed by `/`, `?`, `#`, a quote, a
 /// delimiter or the end) replaced by `base_url`; `None` when none occurs.
-fn rewritten(bytes: &[u8], origins: &Origins, base_url: &str) -> Option<Vec<u8>> {
+fn rewritten(bytes: &[u8], origins: &Origins, base_url: BaseUrl<'_>) -> Option<Vec<u8>> {
     // Every origin has a `//`: most answers have none and cost one pass.
     memchr::memchr_iter(b'/', bytes).find(|&at| bytes.get(at + 1) == Some(&b'/'))?;
     let mut spans: Vec<(usize, usize)> = Vec::new();
@@ -94,7 +150,7 @@ fn rewritten(bytes: &[u8], origins: &Origins, base_url: &str) -> Option<Vec<u8>>
             continue;
         }
         out.extend_from_slice(&bytes[at..start]);
-        out.extend_from_slice(base_url.as_bytes());
+        base_url.write_to(&mut out);
         at = end;
     }
     out.extend_from_slice(&bytes[at..]);
@@ -122,7 +178,11 @@ mod tests {
             ],
             body: br#"{"url":"https://api.github.com/repos/o/r","home":"https://api.github.community/x","blog":"https://example.com","next":"https://example.com?p=2"}"#.to_vec().into(),
         };
-        rewrite(&mut response, &origins(), "http://127.0.0.1:9/sbx/sbx-1");
+        rewrite(
+            &mut response,
+            &origins(),
+            BaseUrl::new("http", "127.0.0.1:9", "/sbx/sbx-1"),
+        );
         assert_eq!(
             std::str::from_utf8(&response.body).unwrap(),
             r#"{"url":"http://127.0.0.1:9/sbx/sbx-1/repos/o/r","home":"https://api.github.community/x","blog":"http://127.0.0.1:9/sbx/sbx-1","next":"http://127.0.0.1:9/sbx/sbx-1?p=2"}"#
@@ -141,14 +201,14 @@ mod tests {
             headers: vec![("content-type".into(), "image/png".into())],
             body: body.clone(),
         };
-        rewrite(&mut image, &origins(), "http://h");
+        rewrite(&mut image, &origins(), "http://h".into());
         assert_eq!(image.body, body);
         let mut text = Response {
             status: 200,
             headers: vec![("content-type".into(), "text/plain".into())],
             body: body.clone(),
         };
-        rewrite(&mut text, &origins(), "");
+        rewrite(&mut text, &origins(), BaseUrl::default());
         assert_eq!(text.body, body);
     }
 }

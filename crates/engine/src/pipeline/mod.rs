@@ -5,6 +5,7 @@ pub(crate) mod conform;
 pub(crate) mod drift;
 pub(crate) mod failure;
 pub(crate) mod links;
+pub use links::BaseUrl;
 pub(crate) mod order;
 pub(crate) mod problem;
 pub(crate) mod respond;
@@ -91,9 +92,8 @@ pub struct SandboxContext<'a> {
     pub chaos_draw: Option<u64>,
     /// Record how the request was decided ([`Outcome::trace`]).
     pub trace: bool,
-    /// The URL the sandbox's paths are below (`http://127.0.0.1:8080/sbx/sbx-1`,
-    /// no trailing slash): where links in answers point. Empty: links stay.
-    pub base_url: &'a str,
+    /// Where links in answers point.
+    pub base_url: BaseUrl<'a>,
 }
 
 pub struct Request<'a> {
@@ -664,7 +664,7 @@ impl Routed<'_> {
                 upstream: context.upstream.cloned(),
                 now_ms: context.now_ms,
                 may_block: context.may_block,
-                base_url: context.base_url.to_owned(),
+                base_url: context.base_url.to_string(),
             },
             CallRequest {
                 method: request.method.to_owned(),
@@ -1319,7 +1319,7 @@ mod tests {
             default_scenario: None,
             chaos_draw: None,
             trace: false,
-            base_url: "",
+            base_url: BaseUrl::default(),
         };
         let headers: Vec<(String, String)> = Vec::new();
         let get = |path| Request {

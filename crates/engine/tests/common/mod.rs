@@ -74,7 +74,7 @@ impl Sandbox {
             default_scenario: self.default_scenario,
             chaos_draw: None,
             trace: true,
-            base_url: "http://sandbox.test",
+            base_url: "http://sandbox.test".into(),
         };
         match handle(&self.revision, &context, &request) {
             Decision::Answer(outcome) => outcome,

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{extract::Request, response::Response};
+use axum::{extract::Request, http::HeaderValue, response::Response};
 use sbx_engine::{AuthMode, CompiledRevision, ProjectFiles, SandboxState, ScriptLimits};
 use sbx_spec::synth::seed_from;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -75,6 +75,7 @@ pub async fn start_mock(
     let handler = move |request: Request| {
         let target = Target {
             id: MOCK_SANDBOX_ID.into(),
+            id_header: Some(HeaderValue::from_static(MOCK_SANDBOX_ID)),
             seed,
             auth,
             keys: KeyCheck::AnyTestKey,
@@ -89,9 +90,8 @@ pub async fn start_mock(
         };
         let idempotency = idempotency.clone();
         async move {
-            let path = request.uri().path().to_owned();
             let served =
-                data_plane::serve(target, request, path, max_body, Some(&idempotency), false).await;
+                data_plane::serve(target, request, None, max_body, Some(&idempotency), false).await;
             // Held until its answer is kept, like the server's commit.
             let (held, answer) = served.idempotent.unzip();
             if let Some(answer) = answer.flatten() {

@@ -18,7 +18,7 @@ use axum::{
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, AuthMode, ChaosEffect, ChaosSpec, CompiledRevision, Decision, Drift,
+    API_KEY_PREFIX, AuthMode, BaseUrl, ChaosEffect, ChaosSpec, CompiledRevision, Decision, Drift,
     HeaderSource, Journal, ProblemType, RouteMatch, SandboxContext, SandboxState, Upstream,
 };
 use sbx_store::IdempotentAnswer;
@@ -154,6 +154,8 @@ pub enum KeyCheck {
 /// script or forwards is served on the blocking pool.
 pub struct Target {
     pub id: SandboxId,
+    /// The id as `X-Sandbox-Id` sends it.
+    pub id_header: Option<HeaderValue>,
     pub seed: u64,
     pub auth: AuthMode,
     pub keys: KeyCheck,
@@ -193,8 +195,10 @@ impl Served {
         captured: Option<Captured>,
     ) -> Self {
         let mut response = to_axum(answer);
-        if let Ok(id) = HeaderValue::from_str(&target.id) {
-            response.headers_mut().insert(SANDBOX_ID.clone(), id);
+        if let Some(id) = &target.id_header {
+            response
+                .headers_mut()
+                .insert(SANDBOX_ID.clone(), id.clone());
         }
         Self {
             response,
@@ -258,14 +262,14 @@ pub(crate) fn engine_request<'a>(
 
 /// The URL the client reached the sandbox's paths under: its `Host` and
 /// the path prefix (`/sbx/{id}`) above `path`; empty without a `Host`.
-fn base_url(parts: &Parts, path: &str) -> String {
+fn base_url<'a>(parts: &'a Parts, path: &str) -> BaseUrl<'a> {
     let Some(host) = parts
         .headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && !h.contains(['/', '"', '\\', ' ']))
     else {
-        return String::new();
+        return BaseUrl::default();
     };
     let full = parts.uri.path();
     let prefix = full.strip_suffix(path).unwrap_or("");
@@ -273,7 +277,7 @@ fn base_url(parts: &Parts, path: &str) -> String {
         Some(b"https") => "https",
         _ => "http",
     };
-    format!("{scheme}://{host}{prefix}")
+    BaseUrl::new(scheme, host, prefix)
 }
 
 /// One run of the pipeline; `may_block` on the blocking pool only, where a
@@ -306,7 +310,7 @@ fn run(
         default_scenario: target.default_scenario.as_deref(),
         chaos_draw,
         trace,
-        base_url: &base_url,
+        base_url,
     };
     let headers = EngineHeaders(&parts.headers);
     let request = engine_request(parts, path, &headers, body);
@@ -317,16 +321,19 @@ fn run(
 /// pool; a script runs on the async worker only while it is quick and has
 /// no side effects (see [`Execution::TryInline`]), else again on the pool,
 /// so that a slow or hostile script never holds a worker for long.
+///
+/// `path` is the path below the sandbox's root; `None`: the request's own
+/// (`sbx mock`, whose sandbox is at the root).
 pub async fn serve(
     target: Target,
     request: Request,
-    path: String,
+    path: Option<String>,
     max_body_bytes: usize,
     idempotency: Option<&Idempotency>,
     capture: bool,
 ) -> Served {
     let (parts, body) = request.into_parts();
-    if let Some(below) = error_docs::docs_path(&path) {
+    if let Some(below) = error_docs::docs_path(below_root(&path, &parts)) {
         let accept = parts
             .headers
             .get(header::ACCEPT)
@@ -346,10 +353,16 @@ pub async fn serve(
         }
     };
     let captured = capture.then(|| Captured::request(&parts, &body));
-    let sandbox_id = HeaderValue::from_str(&target.id).ok();
+    let sandbox_id = target.id_header.clone();
     let pending = match idempotency {
         Some(idempotency) => match idempotency
-            .check(&target, &parts, &path, &body, target.now_ms)
+            .check(
+                &target,
+                &parts,
+                below_root(&path, &parts),
+                &body,
+                target.now_ms,
+            )
             .await
         {
             Check::Proceed(pending) => pending,
@@ -363,7 +376,8 @@ pub async fn serve(
     let now_ms = target.now_ms;
     // Every request starts on the worker; the engine yields the ones that
     // must block (forwarding, long or writing scripts) right where it knows.
-    let mut outcome = match run(&target, &parts, &path, &body, false, None, capture) {
+    let below = below_root(&path, &parts);
+    let mut outcome = match run(&target, &parts, below, &body, false, None, capture) {
         Decision::Answer(outcome) => outcome,
         Decision::Yield(pending) => {
             let work = target.work.clone();
@@ -371,7 +385,8 @@ pub async fn serve(
             let draw = pending.chaos_draw;
             let decided = work
                 .run(&owner, move || {
-                    run(&target, &parts, &path, &body, true, draw, capture)
+                    let below = below_root(&path, &parts);
+                    run(&target, &parts, below, &body, true, draw, capture)
                 })
                 .await;
             match decided {
@@ -436,6 +451,11 @@ pub async fn serve(
     }
 }
 
+/// The path below the sandbox's root: `path`, or the request's own.
+fn below_root<'a>(path: &'a Option<String>, parts: &'a Parts) -> &'a str {
+    path.as_deref().unwrap_or(parts.uri.path())
+}
+
 /// How the sandbox of a request was found.
 enum Resolved {
     /// The sandbox, the path below its root, and how it was found.
@@ -483,6 +503,7 @@ pub async fn answer(
     let serving = sandbox.serving();
     let target = Target {
         id: sandbox.id.clone(),
+        id_header: HeaderValue::from_str(&sandbox.id).ok(),
         seed: sandbox.seed,
         auth: sandbox.auth,
         keys,
@@ -514,7 +535,7 @@ pub async fn answer(
     let mut served = serve(
         target,
         request,
-        path,
+        Some(path),
         state.config.limits.max_body_bytes,
         Some(&state.idempotency),
         state.config.request_log && state.request_log.has_room(),

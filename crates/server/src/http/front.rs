@@ -11,7 +11,13 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::
 use axum::{
     Router,
     extract::{ConnectInfo, Request},
-    http::{HeaderValue, Method, header::ACCESS_CONTROL_REQUEST_METHOD},
+    http::{
+        HeaderValue, Method,
+        header::{
+            ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS,
+            ACCESS_CONTROL_REQUEST_METHOD,
+        },
+    },
     response::Response,
 };
 use tower::{Layer, Service, ServiceExt};
@@ -75,9 +81,12 @@ impl Front {
     /// Answers one request; never fails.
     pub fn call(&self, mut request: Request) -> impl Future<Output = Response> + Send + use<> {
         let id = request_id(&request);
-        request
-            .extensions_mut()
-            .insert(RequestId::from(id.as_str()));
+        // For the handlers that log it: the control plane's and `sbx
+        // serve`'s sandboxes (a front with a control plane).
+        if self.control.is_some() {
+            let logged = RequestId::from(id.to_str().unwrap_or_default());
+            request.extensions_mut().insert(logged);
+        }
         let answer = match header_limit(self.max_header_bytes, &request) {
             Some(refused) => Routed::Ready(refused),
             None => self.route(request),
@@ -86,14 +95,19 @@ impl Front {
             let mut response = match answer {
                 Routed::Ready(response) => response,
                 Routed::Pending(future) => future.await,
-                Routed::Cors(future) => match future.await {
+                Routed::Shared(future) => {
+                    let mut response = future.await;
+                    let headers = response.headers_mut();
+                    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY.clone());
+                    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, ANY.clone());
+                    response
+                }
+                Routed::Preflight(future) => match future.await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 },
             };
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert(REQUEST_ID.clone(), value);
-            }
+            response.headers_mut().insert(REQUEST_ID.clone(), id);
             response
         }
     }
@@ -125,14 +139,24 @@ impl Front {
         if !preflight_or_plain {
             return Routed::Pending((self.sandboxes.0)(request));
         }
-        Routed::Cors(self.cors.clone().call(request))
+        if request.method() == Method::OPTIONS {
+            return Routed::Preflight(self.cors.clone().call(request));
+        }
+        Routed::Shared((self.sandboxes.0)(request))
     }
 }
+
+/// `*`: what CORS allows every origin and exposes of every answer.
+static ANY: HeaderValue = HeaderValue::from_static("*");
 
 enum Routed {
     Ready(Response),
     Pending(Answer),
-    Cors(tower_http::cors::ResponseFuture<<Sandboxes as Service<Request>>::Future>),
+    /// A sandbox's answer to any origin: the two headers tower-http's
+    /// permissive CORS adds to an answer that is not a preflight's, set
+    /// here without building and merging a header map per request.
+    Shared(Answer),
+    Preflight(tower_http::cors::ResponseFuture<<Sandboxes as Service<Request>>::Future>),
 }
 
 /// The sandbox handler as a tower service, for the CORS layer.

@@ -15,7 +15,7 @@ pub use sbx_store::RequestId;
 ///
 /// Unique, not secret (every answer shows its own): drawn from a fast
 /// generator per thread, seeded from the operating system's.
-pub fn generate_request_id() -> String {
+pub fn generate_request_id() -> HeaderValue {
     thread_local! {
         static IDS: std::cell::RefCell<Xoshiro256PlusPlus> =
             std::cell::RefCell::new(Xoshiro256PlusPlus::from_rng(&mut rand::rng()));
@@ -24,18 +24,17 @@ pub fn generate_request_id() -> String {
     let mut id = *b"req_000000000000000000000000";
     // 12 bytes fill the 24 digits exactly: encoding cannot fail.
     let _ = hex::encode_to_slice(bytes, &mut id[4..]);
-    String::from_utf8(id.to_vec()).unwrap_or_default()
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("req_"))
 }
 
 /// The request's correlation id: the client's `X-Request-Id` (printable,
 /// ≤ 200 bytes) or a generated one, echoed on the response.
-pub fn request_id(request: &Request) -> String {
+pub fn request_id(request: &Request) -> HeaderValue {
     request
         .headers()
         .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(generate_request_id, str::to_owned)
+        .filter(|v| v.to_str().is_ok_and(|v| !v.is_empty() && v.len() <= 200))
+        .map_or_else(generate_request_id, HeaderValue::clone)
 }
 
 /// 431 when the request's headers together exceed the configured size.

@@ -78,7 +78,10 @@ pub async fn replay(state: &AppState, id: &str, request_id: &str) -> ServiceResu
         )));
     }
     let sandbox = live(state, id)?;
-    let new_id = generate_request_id();
+    let new_id = generate_request_id()
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
     let request = rebuild(&record, &new_id)?;
     // A request that failed auth must fail it again: it keeps a key that
     // is not the sandbox's.
