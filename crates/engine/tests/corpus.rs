@@ -105,6 +105,24 @@ fn check_spec(path: &Path) -> Result<Report, String> {
                     let made = revision
                         .plans
                         .synthesize(pointer, seed, media.validator.get());
+                    // Written as JSON, the same value, byte for byte.
+                    if let Some(root) = media.plan(&revision.plans) {
+                        let json = match revision
+                            .plans
+                            .synthesize_json(root, seed, &|| media.validator.get())
+                        {
+                            synth::Made::Json(json) | synth::Made::Value(_, Some(json)) => {
+                                Some(json)
+                            }
+                            synth::Made::Value(..) => None,
+                        };
+                        if json.is_some_and(|j| j != serde_json::to_vec(&made.value).unwrap()) {
+                            report.failures.push(format!(
+                                "{} {} {:?} {}: its JSON differs from its value's",
+                                op.method, op.path, response.spec.status, media.spec.media_type
+                            ));
+                        }
+                    }
                     let (value, mut valid) = (made.value, made.valid);
                     // What the plan proves valid skips the validator when
                     // serving: here it must agree.

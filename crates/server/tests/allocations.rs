@@ -208,7 +208,7 @@ fn every_answer_keeps_to_its_allocation_budget() {
 
 const BUDGET_GET: u64 = 22;
 const BUDGET_LIST: u64 = 16;
-const BUDGET_VARIED: u64 = 56;
+const BUDGET_VARIED: u64 = 38;
 const BUDGET_POST: u64 = 32;
 const BUDGET_CREATE: u64 = 94;
 const BUDGET_SCRIPTED: u64 = 106;

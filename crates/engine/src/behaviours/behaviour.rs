@@ -479,7 +479,7 @@ fn render_value(call: &Call, status: Option<u16>, value: Value) -> Result<Render
                 _ => status.unwrap_or(200),
             };
             return Ok(Rendered {
-                response: crate::behaviours::script::json_response(status, &value.value),
+                response: crate::behaviours::script::json_response(status, value.value()),
                 value: Some(value),
             });
         }

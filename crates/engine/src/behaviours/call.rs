@@ -221,7 +221,7 @@ impl Call {
     pub fn synthesized_object(&self) -> Result<Value, crate::Response> {
         Ok(self
             .synthesized()?
-            .map_or_else(|| Value::Object(Map::new()), |v| v.value.clone()))
+            .map_or_else(|| Value::Object(Map::new()), |v| v.value().clone()))
     }
 
     /// The operation's synthesized success answer when it is an object,
@@ -230,7 +230,7 @@ impl Call {
         Ok(self
             .render(&Prefer::default(), BodySource::Default)?
             .value
-            .filter(|v| v.value.is_object()))
+            .filter(|v| v.value().is_object()))
     }
 
     pub fn exchange(&self) -> Exchange<'_> {

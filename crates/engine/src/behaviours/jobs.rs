@@ -200,7 +200,7 @@ pub fn transition(
             let record = sandbox.state.get(collection, id).ok_or_else(|| {
                 NotMade::NotFound(format!("no {collection} record has id {id:?}"))
             })?;
-            let current = lifecycle.state_of(&record.value.value).unwrap_or("");
+            let current = lifecycle.state_of(record.value.value()).unwrap_or("");
             let to = match target {
                 Target::State(state) if state == current => {
                     return Err(NotMade::Refused(format!(
@@ -212,7 +212,7 @@ pub fn transition(
                     .on_event(current, event)
                     .map_err(|d| NotMade::Refused(d.0))?,
             };
-            let mut value = record.value.value.clone();
+            let mut value = record.value.value().clone();
             if let Some(object) = value.as_object_mut() {
                 object.insert(lifecycle.field.clone(), Value::String(to.to_owned()));
             }
@@ -224,7 +224,7 @@ pub fn transition(
                 Some(record.seq),
                 value,
             )
-            .map(|stored| stored.value.value.clone())
+            .map(|stored| stored.value.value().clone())
             .map_err(|refused| NotMade::Refused(refused.into_message()))
         })();
     let journal = std::mem::take(&mut *call.journal.borrow_mut());
@@ -256,7 +256,7 @@ fn perform(call: &Rc<Call>, job: &ScheduledJob) -> Result<(), String> {
                 .state
                 .get(collection, id)
                 .ok_or_else(|| format!("no {collection} record has id {id:?}"))?;
-            let value = stateful::merged(&record.value.value, Some(&job.payload), true);
+            let value = stateful::merged(record.value.value(), Some(&job.payload), true);
             lifecycle::write(call, collection, id, &record.scope, Some(record.seq), value)
                 .map(|_| ())
                 .map_err(Refused::into_message)
@@ -274,10 +274,10 @@ fn perform(call: &Rc<Call>, job: &ScheduledJob) -> Result<(), String> {
             let Some(lifecycle) = revision.behaviours.lifecycles.of(collection) else {
                 return Ok(());
             };
-            if lifecycle.state_of(&record.value.value) != Some(from.as_str()) {
+            if lifecycle.state_of(record.value.value()) != Some(from.as_str()) {
                 return Ok(()); // It moved on meanwhile.
             }
-            let mut value = record.value.value.clone();
+            let mut value = record.value.value().clone();
             if let Some(object) = value.as_object_mut() {
                 object.insert(lifecycle.field.clone(), Value::String(to.clone()));
             }

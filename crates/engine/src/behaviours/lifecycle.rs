@@ -553,12 +553,12 @@ pub fn write_shared(
     };
     let from = state
         .get(collection, id)
-        .and_then(|r| lifecycle.state_of(&r.value.value).map(str::to_owned));
-    let (to, value) = match lifecycle.state_of(&value.value) {
+        .and_then(|r| lifecycle.state_of(r.value.value()).map(str::to_owned));
+    let (to, value) = match lifecycle.state_of(value.value()) {
         Some(to) => (to.to_owned(), value),
         None => {
             let state = lifecycle.default_state().to_owned();
-            let mut started = value.value.clone();
+            let mut started = value.value().clone();
             if let Some(object) = started.as_object_mut() {
                 object.insert(lifecycle.field.clone(), Value::String(state.clone()));
             }
@@ -574,7 +574,7 @@ pub fn write_shared(
     }
     call.record_transition(collection, id, from, &to);
     if let Some(event_type) = transition.and_then(|t| t.emit.as_ref()) {
-        call.emit(event_type.clone(), record.value.value.clone());
+        call.emit(event_type.clone(), record.value.value().clone());
     }
     for timed in lifecycle.timed_from(&to) {
         let after = timed.after.clone().unwrap_or_default();

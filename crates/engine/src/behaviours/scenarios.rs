@@ -533,7 +533,7 @@ pub fn select(
     if scenarios.iter().any(|s| s.when_state.is_some())
         && let Some((_, record)) = addressed_record(call)
     {
-        let value = &record.value.value;
+        let value = &record.value.value();
         let inputs = Inputs {
             body: None,
             query: &[],
@@ -604,7 +604,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
         && let Some((collection, record)) = &addressed
     {
         let patch = Value::Object(patch.clone());
-        let value = crate::behaviours::stateful::merged(&record.value.value, Some(&patch), true);
+        let value = crate::behaviours::stateful::merged(record.value.value(), Some(&patch), true);
         match crate::behaviours::lifecycle::write(
             call,
             collection,
@@ -623,7 +623,7 @@ pub fn answer(call: &Call, index: usize) -> Result<Rendered, Response> {
     let body = rendered
         .value
         .as_ref()
-        .map(|v| v.value.clone())
+        .map(|v| v.value().clone())
         .unwrap_or(Value::Null);
     for event in &scenario.emit {
         call.emit(

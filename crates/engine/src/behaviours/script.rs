@@ -386,7 +386,7 @@ fn synth(status: Option<i64>) -> Fallible {
         .render(&prefer, BodySource::Default)
         .map_err(|r| runtime(String::from_utf8_lossy(&r.body).into_owned()))?;
     match rendered.value {
-        Some(value) => to_dynamic(&value.value),
+        Some(value) => to_dynamic(value.value()),
         None => Ok(Dynamic::UNIT),
     }
 }
@@ -569,7 +569,7 @@ fn register_scheduling(engine: &mut Engine) {
                 call.sandbox.state.get(name, &id).ok_or_else(|| {
                     runtime(format!("transition(): no {name} record has id {id:?}"))
                 })?;
-            let mut value = record.value.value.clone();
+            let mut value = record.value.value().clone();
             if let Some(object) = value.as_object_mut() {
                 object.insert(lifecycle.field.clone(), Value::String(to.to_owned()));
             }
@@ -589,7 +589,7 @@ fn store(
     value: Value,
 ) -> Fallible {
     match crate::behaviours::lifecycle::write(call, name, id, scope, seq, value) {
-        Ok(record) => to_dynamic(&record.value.value),
+        Ok(record) => to_dynamic(record.value.value()),
         Err(refused @ Refused::Disallowed(_)) if call.job.is_none() => {
             Err(halt(call, refused.response(call)))
         }
@@ -601,7 +601,7 @@ fn register_data_api(engine: &mut Engine) {
     engine.register_fn("get", |name: &str, id: Dynamic| -> Fallible {
         let call = host()?;
         match call.sandbox.state.get(name, &id_of(&id)?) {
-            Some(record) => to_dynamic(&record.value.value),
+            Some(record) => to_dynamic(record.value.value()),
             None => Ok(Dynamic::UNIT),
         }
     });
@@ -612,7 +612,7 @@ fn register_data_api(engine: &mut Engine) {
             .into_iter()
             .next()
         {
-            Some(record) => to_dynamic(&record.value.value),
+            Some(record) => to_dynamic(record.value.value()),
             None => Ok(Dynamic::UNIT),
         }
     });
@@ -634,7 +634,7 @@ fn register_data_api(engine: &mut Engine) {
             .into_iter()
             .skip(offset)
             .take(limit)
-            .map(|r| r.value.value.clone())
+            .map(|r| r.value.value().clone())
             .collect();
         to_dynamic(&Value::Array(page))
     };
@@ -664,7 +664,7 @@ fn register_data_api(engine: &mut Engine) {
             let Some(record) = call.sandbox.state.get(name, &id) else {
                 return Ok(Dynamic::UNIT);
             };
-            let value = stateful::merged(&record.value.value, Some(&to_value(&patch)?), true);
+            let value = stateful::merged(record.value.value(), Some(&to_value(&patch)?), true);
             store(&call, name, &id, &record.scope, Some(record.seq), value)
         },
     );

@@ -44,7 +44,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         (Action::Replace, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
             Some(record) => {
                 let body = request_body(call, spec);
-                let mut value = merged(&record.value.value, body.as_deref(), false);
+                let mut value = merged(record.value.value(), body.as_deref(), false);
                 keep_declared(&mut value, closed_answer(call));
                 let stored = store(
                     call,
@@ -73,7 +73,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
         },
         (Action::Update, Some(id)) => {
             let (current, seq) = match find_in_scope(call, spec, &scope, &id) {
-                Some(record) => (record.value.value.clone(), Some(record.seq)),
+                Some(record) => (record.value.value().clone(), Some(record.seq)),
                 None if materializes(call, spec, &id) => {
                     (materialized(call, spec, binding.collection, &id)?, None)
                 }
@@ -241,7 +241,7 @@ fn create(
 ) -> Result<Rendered, Response> {
     let base = call.synthesized()?;
     let empty = Value::Object(Map::new());
-    let base = base.as_ref().map_or(&empty, |b| &b.value);
+    let base = base.as_ref().map_or(&empty, |b| b.value());
     // A wrapped resource (`{data: {type, attributes}}`) merges member by member.
     let mut value = merged(base, body.as_ref(), spec.wrapper.is_some());
     let closed = closed_answer(call);
@@ -515,7 +515,7 @@ pub fn filtered(
         filters.iter().all(|(name, wanted)| {
             record
                 .value
-                .value
+                .value()
                 .get(name)
                 .is_some_and(|have| match wanted {
                     Value::Array(any) => any.iter().any(|w| loosely_equal(have, w)),
@@ -594,7 +594,7 @@ fn list(
     let items = Value::Array(
         page.iter()
             .map(|r| {
-                let mut value = spec.resource(&r.value.value).clone();
+                let mut value = spec.resource(r.value.value()).clone();
                 if let Some(collection) = collection {
                     set_self_links(call, collection, &r.id, &mut value);
                 }
@@ -666,7 +666,7 @@ fn linked(call: &Call, collection: usize, record: Record) -> Arc<Synthesized> {
                 || o.contains_key("_links")
         })
     };
-    let value = &record.value.value;
+    let value = record.value.value();
     if !has_links(value) && !has_links(spec.resource(value)) {
         return record.value;
     }

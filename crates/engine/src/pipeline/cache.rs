@@ -17,10 +17,12 @@ use std::{
 use bytes::Bytes;
 use serde_json::Value;
 
-/// A synthesized value and, once asked for, its JSON bytes.
+/// A synthesized value as a tree, its JSON bytes, or both: each is made
+/// from the other when first asked for. A value written straight out as
+/// JSON is usually only sent, never read as a tree.
 #[derive(Debug)]
 pub struct Synthesized {
-    pub value: Value,
+    value: OnceLock<Value>,
     json: OnceLock<Bytes>,
     /// How the value breaks its schema, when synthesis could not satisfy
     /// it (an answer carrying it is flagged as drift).
@@ -30,7 +32,7 @@ pub struct Synthesized {
 /// Equal when their values are: the bytes are only a cache.
 impl PartialEq for Synthesized {
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value && self.unsatisfied == other.unsatisfied
+        self.value() == other.value() && self.unsatisfied == other.unsatisfied
     }
 }
 
@@ -39,8 +41,17 @@ impl Eq for Synthesized {}
 impl Synthesized {
     pub fn new(value: Value) -> Self {
         Self {
-            value,
+            value: OnceLock::from(value),
             json: OnceLock::new(),
+            unsatisfied: None,
+        }
+    }
+
+    /// A value known by its JSON (and its tree, when it was read back).
+    pub fn from_json(json: Bytes, value: Option<Value>) -> Self {
+        Self {
+            value: value.map_or_else(OnceLock::new, OnceLock::from),
+            json: OnceLock::from(json),
             unsatisfied: None,
         }
     }
@@ -58,10 +69,21 @@ impl Synthesized {
         }
     }
 
+    /// The value as a tree; read from its JSON the first time when it was
+    /// written as JSON.
+    pub fn value(&self) -> &Value {
+        self.value.get_or_init(|| {
+            self.json
+                .get()
+                .and_then(|json| serde_json::from_slice(json).ok())
+                .unwrap_or_default()
+        })
+    }
+
     /// Serialized once; every answer after shares the bytes.
     pub fn json(&self) -> &Bytes {
         self.json
-            .get_or_init(|| serde_json::to_vec(&self.value).unwrap_or_default().into())
+            .get_or_init(|| serde_json::to_vec(self.value()).unwrap_or_default().into())
     }
 }
 

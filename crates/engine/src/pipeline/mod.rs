@@ -854,10 +854,10 @@ fn make_transition(
     let Some(current) = call.sandbox.state.get(&lifecycle.collection, &record.id) else {
         return Ok(());
     };
-    if lifecycle.state_of(&current.value.value) != lifecycle.state_of(&record.value.value) {
+    if lifecycle.state_of(current.value.value()) != lifecycle.state_of(record.value.value()) {
         return Ok(());
     }
-    let mut value = current.value.value.clone();
+    let mut value = current.value.value().clone();
     let to = Value::String(transition.to.clone());
     if let Some(object) = value.as_object_mut() {
         object.insert(lifecycle.field.clone(), to.clone());
@@ -886,7 +886,7 @@ fn make_transition(
 fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Result<Outcome, Stop> {
     let trigger = triggered(call);
     if let Some((lifecycle, transition, record)) = &trigger {
-        let state = lifecycle.state_of(&record.value.value).unwrap_or("");
+        let state = lifecycle.state_of(record.value.value()).unwrap_or("");
         if !transition.from.iter().any(|from| from == state) {
             let reason = format!(
                 "{} {} is {state}; {} needs it to be {}",
@@ -910,7 +910,7 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Result<Outcome, Stop> {
             let drift = drift::check(
                 call.operation(),
                 &rendered.response,
-                rendered.value.as_ref().map(|v| &v.value),
+                rendered.value.as_ref().map(|v| v.value()),
             );
             (rendered.response, drift)
         }

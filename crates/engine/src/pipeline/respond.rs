@@ -197,7 +197,14 @@ pub fn render(
     let sandbox_seed = seed;
     let seed = std::cell::OnceCell::new();
     let seed = || {
-        *seed.get_or_init(|| response_seed(sandbox_seed, operation, status, exchange.path_params))
+        *seed.get_or_init(|| {
+            response_seed(
+                sandbox_seed,
+                &operation.operation.id,
+                status,
+                exchange.path_params,
+            )
+        })
     };
     let key = std::cell::OnceCell::new();
     let key =
@@ -219,7 +226,7 @@ pub fn render(
         }) else {
             continue;
         };
-        headers.push((header.name.to_ascii_lowercase(), header_text(&value.value)));
+        headers.push((header.name.to_ascii_lowercase(), header_text(value.value())));
     }
     let Some(index) = chosen else {
         if let BodySource::Example(name) = body {
@@ -255,10 +262,10 @@ pub fn render(
             }
         }
         BodySource::Record(record) => match media.validator.get() {
-            Some(validator) if !validator.is_valid(&record.value) => {
+            Some(validator) if !validator.is_valid(record.value()) => {
                 let base = synthesized_body(revision, media, key(), &seed, exchange)?;
                 let repaired =
-                    conform::conformed(&record.value, base.as_ref().map(|b| &b.value), validator);
+                    conform::conformed(record.value(), base.as_ref().map(|b| b.value()), validator);
                 Some(Arc::new(Synthesized::new(repaired)))
             }
             _ => Some(record),
@@ -274,7 +281,7 @@ pub fn render(
     let plan = || media.order_plan(&revision.response_document);
     let value = match value {
         Some(given) if !synthesized && plan().hides_write_only() => {
-            let mut stripped = given.value.clone();
+            let mut stripped = given.value().clone();
             if plan().strip_write_only(&mut stripped) {
                 Some(Arc::new(Synthesized::new(stripped)))
             } else {
@@ -288,7 +295,7 @@ pub fn render(
     let content_type = negotiate::concrete(&media.spec.media_type, exchange.accept);
     let body = match &value {
         Some(v) if is_json(&essence(&content_type)) => v.json().clone(),
-        Some(v) => serialize(&content_type, &v.value).into(),
+        Some(v) => serialize(&content_type, v.value()).into(),
         None => Bytes::new(),
     };
     // An empty body is not JSON (or anything else) to label.
@@ -328,7 +335,7 @@ fn served_example(
                 let seed =
                     synth::seed_from([b"example".as_slice(), schema.as_bytes(), name.as_bytes()]);
                 let base = synthesized_body(revision, media, seed, &|| seed, exchange)?;
-                conform::conformed(example, base.as_ref().map(|b| &b.value), validator)
+                conform::conformed(example, base.as_ref().map(|b| b.value()), validator)
             }
             _ => example.clone(),
         };
@@ -370,11 +377,19 @@ fn synthesized_body(
             synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
         let started = std::time::Instant::now();
         let made = match plan {
-            Some(plan) => revision.plans.synthesize_root(plan, media_seed, &validator),
+            Some(plan) => match revision.plans.synthesize_json(plan, media_seed, &validator) {
+                synth::Made::Json(json) => Synthesized::from_json(json.into(), None),
+                synth::Made::Value(made, Some(json)) if made.valid => {
+                    Synthesized::from_json(json.into(), Some(made.value))
+                }
+                synth::Made::Value(made, _) => settled(made, &validator),
+            },
             // The pointer names no schema: nothing to check.
-            None => revision.plans.synthesize(pointer, media_seed, None),
+            None => settled(
+                revision.plans.synthesize(pointer, media_seed, None),
+                &validator,
+            ),
         };
-        let made = settled(made, &validator);
         media.synthesized_in(started.elapsed());
         Some(made)
     });
@@ -433,24 +448,49 @@ fn unknown_example(operation: &CompiledOperation, name: &str, names: &[&str]) ->
 /// the determinism contract of ARCHITECTURE.md.
 fn response_seed(
     sandbox_seed: u64,
-    operation: &CompiledOperation,
+    operation_id: &str,
     status: u16,
     path_params: &[(String, String)],
 ) -> u64 {
-    let mut sorted: Vec<String> = path_params
-        .iter()
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    sorted.sort();
-    let seed_bytes = sandbox_seed.to_le_bytes();
-    let status_text = status.to_string();
-    let mut parts: Vec<&[u8]> = vec![
-        &seed_bytes,
-        operation.operation.id.as_bytes(),
-        status_text.as_bytes(),
-    ];
-    parts.extend(sorted.iter().map(String::as_bytes));
-    synth::seed_from(parts)
+    let mut seed = synth::SeedHasher::default();
+    seed.part(&[&sandbox_seed.to_le_bytes()]);
+    seed.part(&[operation_id.as_bytes()]);
+    let mut status_text = [0u8; 5];
+    let digits = decimal(status, &mut status_text);
+    seed.part(&[digits]);
+    // Parameters as `name=value` texts in sorted order.
+    fn text((name, value): &(String, String)) -> [&[u8]; 3] {
+        [name.as_bytes(), b"=", value.as_bytes()]
+    }
+    if let [param] = path_params {
+        seed.part(&text(param));
+    } else {
+        let mut sorted: Vec<&(String, String)> = path_params.iter().collect();
+        sorted.sort_by(|a, b| {
+            text(a)
+                .iter()
+                .copied()
+                .flatten()
+                .cmp(text(b).iter().copied().flatten())
+        });
+        for param in sorted {
+            seed.part(&text(param));
+        }
+    }
+    seed.finish()
+}
+
+/// `number` in decimal digits, written into `buffer`.
+fn decimal(mut number: u16, buffer: &mut [u8; 5]) -> &[u8] {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            return &buffer[start..];
+        }
+    }
 }
 
 /// The cache's key for what [`response_seed`] hashes: the same parts, in
@@ -570,7 +610,7 @@ pub fn declared_error(
                 .iter()
                 .any(|(n, v)| n == "content-type" && *v == m.spec.media_type)
         });
-        if let Some(filled) = media.and_then(|m| said(revision, m, &body.value, failure, status)) {
+        if let Some(filled) = media.and_then(|m| said(revision, m, body.value(), failure, status)) {
             response.body = filled.into();
         }
     }
@@ -686,4 +726,40 @@ fn message_slot(value: &mut Value, depth: usize) -> Option<&mut Value> {
     }
     map.values_mut()
         .find_map(|child| message_slot(child, depth + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed is `seed_from` of the sandbox seed, operation, status and
+    /// the sorted `name=value` texts, whatever the parameters' order: every
+    /// synthesized value depends on it staying so.
+    #[test]
+    fn the_response_seed_hashes_sorted_parameter_texts() {
+        let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).into(), (*v).into()))
+                .collect()
+        };
+        let expected = |texts: &[&str]| {
+            let head = [&7u64.to_le_bytes()[..], b"getItem", b"200"];
+            synth::seed_from(head.into_iter().chain(texts.iter().map(|t| t.as_bytes())))
+        };
+        assert_eq!(response_seed(7, "getItem", 200, &[]), expected(&[]));
+        assert_eq!(
+            response_seed(7, "getItem", 200, &params(&[("id", "42")])),
+            expected(&["id=42"])
+        );
+        let unsorted = params(&[("b", "2"), ("a", "10"), ("a", "1"), ("a=", "")]);
+        assert_eq!(
+            response_seed(7, "getItem", 200, &unsorted),
+            expected(&["a=1", "a=10", "a==", "b=2"])
+        );
+        assert_ne!(
+            response_seed(7, "getItem", 201, &[]),
+            response_seed(7, "getItem", 200, &[])
+        );
+    }
 }

@@ -189,7 +189,7 @@ impl FixtureRecord {
         if self.relative.is_empty() {
             return self.value.clone();
         }
-        let mut value = self.value.value.clone();
+        let mut value = self.value.value().clone();
         for date in &self.relative {
             if let Some(slot) = value.pointer_mut(&date.pointer) {
                 *slot = date.resolve(seeded_at_ms);
@@ -345,7 +345,7 @@ impl SandboxState {
         value: Arc<Synthesized>,
         journal: &mut Vec<ResourceChange>,
     ) -> Result<Record, Full> {
-        let size = json_bytes(&value.value);
+        let size = json_bytes(value.value());
         let mut inner = self.lock();
         let held = inner.collections.get(collection);
         let exists = held.is_some_and(|c| c.by_id.contains_key(id));
@@ -466,7 +466,7 @@ fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
     let c = inner.collections.entry(row.collection.clone()).or_default();
     match row.value {
         Some(value) => {
-            let size = json_bytes(&value.value);
+            let size = json_bytes(value.value());
             c.put(
                 Record {
                     id: row.id.clone(),

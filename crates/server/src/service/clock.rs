@@ -153,7 +153,7 @@ async fn history_of(
         )));
     }
     Ok(History {
-        state: record.and_then(|r| lifecycle.state_of(&r.value.value).map(str::to_owned)),
+        state: record.and_then(|r| lifecycle.state_of(r.value.value()).map(str::to_owned)),
         collection,
         id: rid,
         transitions: transitions

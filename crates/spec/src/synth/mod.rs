@@ -12,6 +12,7 @@ mod fakes;
 mod merge;
 mod patterns;
 mod plan;
+mod sink;
 
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub use patterns::PatternCache;
 use plan::{Arena, ArrayPlan, Kind, Node, NodeId, ObjectPlan, StringPlan};
+use sink::{JsonSink, Sink, ValueSink};
 
 use crate::{SchemaValidator, pointer::follow};
 
@@ -37,13 +39,32 @@ pub const MAX_ATTEMPTS: u32 = 12;
 
 /// Derives a 64-bit seed from parts, stable across platforms and releases.
 pub fn seed_from<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
-    let mut hasher = Sha256::new();
+    let mut seed = SeedHasher::default();
     for part in parts {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
+        seed.part(&[part]);
     }
-    let digest = hasher.finalize();
-    u64::from_le_bytes(digest[..8].try_into().expect("digest is 32 bytes"))
+    seed.finish()
+}
+
+/// [`seed_from`] fed part by part, a part in pieces: a caller whose parts
+/// are joined text (`name=value`) hashes them without joining them.
+#[derive(Default)]
+pub struct SeedHasher(Sha256);
+
+impl SeedHasher {
+    /// Adds the part made of `pieces` one after another.
+    pub fn part(&mut self, pieces: &[&[u8]]) {
+        let length: usize = pieces.iter().map(|p| p.len()).sum();
+        self.0.update((length as u64).to_le_bytes());
+        for piece in pieces {
+            self.0.update(piece);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        let digest = self.0.finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("digest is 32 bytes"))
+    }
 }
 
 /// A realistic value of `kind`, a string format (`uuid`, `date-time`,
@@ -129,6 +150,46 @@ impl Plans {
         }
     }
 
+    /// [`Self::synthesize_root`] written as JSON: a value its plan proves
+    /// valid is written straight out, never built as a tree (most of what
+    /// a fresh answer cost was building, hashing and freeing the tree). A
+    /// doubtful one is read back and checked; when it fails, the next
+    /// attempts are made as trees.
+    pub fn synthesize_json<'v>(
+        &self,
+        root: Root,
+        seed: u64,
+        validator: &dyn Fn() -> Option<&'v SchemaValidator>,
+    ) -> Made {
+        let Ok(arena) = self.arena.read() else {
+            return Made::Value(nothing(), None);
+        };
+        if !arena.nodes[root.0].certain {
+            return Made::Value(attempts(&arena, Some(root.0), seed, validator), None);
+        }
+        let mut generator = Generator::new(&arena.nodes, seed, 0);
+        let mut sink = JsonSink::with_capacity(JSON_CAPACITY);
+        generator.generate(root.0, 0, &mut sink);
+        let json = sink.finish();
+        if !generator.doubtful {
+            return Made::Json(json);
+        }
+        let value: Value = serde_json::from_slice(&json).unwrap_or_default();
+        match validator() {
+            Some(v) if !v.is_valid(&value) => {
+                Made::Value(attempts_from(&arena, root.0, seed, 1, validator), None)
+            }
+            _ => {
+                let synthesis = Synthesis {
+                    value,
+                    valid: true,
+                    proven: false,
+                };
+                Made::Value(synthesis, Some(json))
+            }
+        }
+    }
+
     /// Generates a value for the schema at `pointer` that passes
     /// `validator`, trying up to [`MAX_ATTEMPTS`] variations; the last
     /// attempt is returned (not valid) when none validates. A value the
@@ -161,6 +222,19 @@ pub fn synthesize_valid(
     (made.value, made.valid)
 }
 
+/// Bytes first reserved for a value written as JSON: most answers fit.
+const JSON_CAPACITY: usize = 512;
+
+/// What [`Plans::synthesize_json`] made.
+#[derive(Debug)]
+pub enum Made {
+    /// Proven valid: only its JSON was written.
+    Json(Vec<u8>),
+    /// Checked or failed (see [`Synthesis`]), with its JSON when that was
+    /// written first.
+    Value(Synthesis, Option<Vec<u8>>),
+}
+
 /// The compiled plan of one schema (see [`Plans::root`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Root(NodeId);
@@ -180,26 +254,25 @@ fn attempts<'v>(
     seed: u64,
     validator: &dyn Fn() -> Option<&'v SchemaValidator>,
 ) -> Synthesis {
-    let Some(root) = root else {
-        return nothing();
-    };
+    match root {
+        Some(root) => attempts_from(arena, root, seed, 0, validator),
+        None => nothing(),
+    }
+}
+
+/// The attempts from `first` on: each a variation of the last, until one
+/// validates.
+fn attempts_from<'v>(
+    arena: &Arena,
+    root: NodeId,
+    seed: u64,
+    first: u32,
+    validator: &dyn Fn() -> Option<&'v SchemaValidator>,
+) -> Synthesis {
     let mut last = Value::Null;
-    for attempt in 0..MAX_ATTEMPTS {
-        let mut generator = Generator {
-            nodes: &arena.nodes,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(u64::from(attempt))),
-            // Schema examples first; they are what the provider wants shown.
-            use_examples: attempt == 0,
-            // Later attempts fill fewer optional members: fewer ways to fail.
-            optional_depth: if attempt >= MAX_ATTEMPTS / 2 {
-                0
-            } else {
-                OPTIONAL_DEPTH
-            },
-            budget: NODE_BUDGET,
-            doubtful: false,
-        };
-        last = generator.generate(root, 0);
+    for attempt in first..MAX_ATTEMPTS {
+        let mut generator = Generator::new(&arena.nodes, seed, attempt);
+        last = generator.value_of(root, 0);
         let proven = arena.nodes[root].certain && !generator.doubtful;
         // Asked for only here: a proven value never compiles the validator.
         let check = if proven { None } else { validator() };
@@ -233,121 +306,167 @@ struct Generator<'a> {
     doubtful: bool,
 }
 
-impl Generator<'_> {
-    fn minimal(&mut self, id: NodeId) -> Value {
-        self.doubtful = true;
-        self.nodes[id].minimal.clone()
+impl<'a> Generator<'a> {
+    /// Attempt number `attempt` for `seed`.
+    fn new(nodes: &'a [Node], seed: u64, attempt: u32) -> Self {
+        Self {
+            nodes,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(u64::from(attempt))),
+            // Schema examples first; they are what the provider wants shown.
+            use_examples: attempt == 0,
+            // Later attempts fill fewer optional members: fewer ways to fail.
+            optional_depth: if attempt >= MAX_ATTEMPTS / 2 {
+                0
+            } else {
+                OPTIONAL_DEPTH
+            },
+            budget: NODE_BUDGET,
+            doubtful: false,
+        }
     }
 
-    fn generate(&mut self, id: NodeId, depth: usize) -> Value {
+    /// The value of node `id` as a tree: what a caller that reads or
+    /// changes it (a discriminator's tag, a uniqueness check) needs.
+    fn value_of(&mut self, id: NodeId, depth: usize) -> Value {
+        let mut sink = ValueSink::default();
+        self.generate(id, depth, &mut sink);
+        sink.finish()
+    }
+
+    fn minimal(&mut self, id: NodeId, out: &mut impl Sink) {
+        self.doubtful = true;
+        out.value(&self.nodes[id].minimal);
+    }
+
+    /// A member or item of a value at `depth`: minimal past [`MAX_DEPTH`].
+    fn member(&mut self, id: NodeId, depth: usize, out: &mut impl Sink) {
+        if depth >= MAX_DEPTH {
+            self.minimal(id, out);
+        } else {
+            self.generate(id, depth + 1, out);
+        }
+    }
+
+    fn generate(&mut self, id: NodeId, depth: usize, out: &mut impl Sink) {
         // Composition counts as nesting too (`A: oneOf: [$ref: A, …]`), so
         // every path through a schema ends here at the latest.
         // A node budget bounds the work a hostile schema (several required
         // recursive members) can ask for: past it, only minimal values.
         if depth > MAX_COMPOSED_DEPTH || self.budget == 0 {
-            return self.minimal(id);
+            return self.minimal(id, out);
         }
         self.budget -= 1;
         let node = &self.nodes[id];
         match &node.kind {
             // `true` accepts anything, `false` nothing; a string is a fine answer to both.
-            Kind::Word => return Value::String(fakes::word(&mut self.rng)),
-            Kind::Const(value) => return value.clone(),
-            Kind::Enum(values) if values.is_empty() => return Value::Null,
-            Kind::Enum(values) => return values[self.rng.random_range(0..values.len())].clone(),
+            Kind::Word => return out.string(fakes::word(&mut self.rng)),
+            Kind::Const(value) => return out.value(value),
+            Kind::Enum(values) if values.is_empty() => return out.null(),
+            Kind::Enum(values) => {
+                return out.value(&values[self.rng.random_range(0..values.len())]);
+            }
             _ => {}
         }
         if self.use_examples
             && let Some(example) = &node.example
         {
             self.doubtful = true;
-            return example.clone();
+            return out.value(example);
         }
         match &node.kind {
-            Kind::Subtype(subtype) => self.generate(*subtype, depth + 1),
-            Kind::AllOf { merged, tag } => {
-                let mut value = self.generate(*merged, depth + 1);
-                if let Some(tag) = tag {
-                    tag.apply(&mut value);
-                }
-                value
+            Kind::Subtype(subtype) => self.generate(*subtype, depth + 1, out),
+            Kind::AllOf {
+                merged,
+                tag: Some(tag),
+            } => {
+                let mut value = self.value_of(*merged, depth + 1);
+                tag.apply(&mut value);
+                out.owned(value);
             }
+            Kind::AllOf { merged, tag: None } => self.generate(*merged, depth + 1, out),
             Kind::Choice { branches, property } => {
                 let (branch, tag) = &branches[self.rng.random_range(0..branches.len())];
-                let mut value = self.generate(*branch, depth + 1);
-                if let (Some(property), Some(tag), Value::Object(map)) = (property, tag, &mut value)
-                {
+                let (Some(property), Some(tag)) = (property, tag) else {
+                    return self.generate(*branch, depth + 1, out);
+                };
+                let mut value = self.value_of(*branch, depth + 1);
+                if let Value::Object(map) = &mut value {
                     map.insert(property.clone(), Value::String(tag.clone()));
                 }
-                value
+                out.owned(value);
             }
-            Kind::Object(object) => self.object(object, depth),
-            Kind::Array(array) => self.array(array, depth),
+            Kind::Object(object) => self.object(object, depth, out),
+            Kind::Array(array) => self.array(array, depth, out),
             Kind::Integer {
                 low,
                 high,
                 multiple,
-            } => self.integer(*low, *high, *multiple),
+            } => out.number(self.integer(*low, *high, *multiple)),
             Kind::Number {
                 low,
                 high,
                 multiple,
-            } => self.number(*low, *high, *multiple),
-            Kind::Boolean => Value::Bool(self.rng.random_bool(0.5)),
-            Kind::Null => Value::Null,
-            Kind::String(string) => Value::String(self.string(string)),
-            Kind::Word | Kind::Const(_) | Kind::Enum(_) | Kind::Minimal => self.minimal(id),
+            } => out.number(self.number(*low, *high, *multiple)),
+            Kind::Boolean => out.boolean(self.rng.random_bool(0.5)),
+            Kind::Null => out.null(),
+            Kind::String(string) => out.string(self.string(string)),
+            Kind::Word | Kind::Const(_) | Kind::Enum(_) | Kind::Minimal => self.minimal(id, out),
         }
     }
 
-    fn object(&mut self, object: &ObjectPlan, depth: usize) -> Value {
-        let mut out = Map::with_capacity(object.properties.len() + object.undeclared.len());
-        for (key, property, required) in &object.properties {
-            if !required && (depth >= self.optional_depth || depth >= MAX_DEPTH) {
-                continue;
-            }
-            if !required && object.max_properties.is_some_and(|m| out.len() >= m) {
-                continue;
-            }
-            let value = if depth >= MAX_DEPTH {
-                self.minimal(*property)
-            } else {
-                self.generate(*property, depth + 1)
-            };
-            out.insert(key.clone(), value);
-        }
-        // Required names with no declared schema still have to be present.
-        for (key, schema) in &object.undeclared {
-            let value = match schema {
-                Some(schema) => self.generate(*schema, depth + 1),
-                None => Value::String(fakes::word(&mut self.rng)),
-            };
-            out.insert(key.clone(), value);
-        }
+    fn object(&mut self, object: &ObjectPlan, depth: usize, out: &mut impl Sink) {
         let target = if object.wants_map && depth < self.optional_depth {
             object.min_properties.max(1)
         } else {
             object.min_properties
         };
-        if let Some(extra) = object.extra {
+        // The names written, kept only where made-up names must not repeat one.
+        let mut names: Option<Vec<String>> = (object.extra.is_some() && target > 0).then(Vec::new);
+        let mut written = 0;
+        out.begin_object(object.properties.len() + object.undeclared.len());
+        for (key, property, required) in &object.properties {
+            if !required && (depth >= self.optional_depth || depth >= MAX_DEPTH) {
+                continue;
+            }
+            if !required && object.max_properties.is_some_and(|m| written >= m) {
+                continue;
+            }
+            out.key(key);
+            self.member(*property, depth, out);
+            written += 1;
+            if let Some(names) = &mut names {
+                names.push(key.clone());
+            }
+        }
+        // Required names with no declared schema still have to be present.
+        for (key, schema) in &object.undeclared {
+            out.key(key);
+            match schema {
+                Some(schema) => self.generate(*schema, depth + 1, out),
+                None => out.string(fakes::word(&mut self.rng)),
+            }
+            written += 1;
+            if let Some(names) = &mut names {
+                names.push(key.clone());
+            }
+        }
+        if let (Some(extra), Some(mut names)) = (object.extra, names) {
             let mut index = 1;
-            while out.len() < target && index < 64 {
+            while written < target && index < 64 {
                 let key = format!("{}_{index}", fakes::word(&mut self.rng));
-                if !out.contains_key(&key) {
-                    let value = if depth >= MAX_DEPTH {
-                        self.minimal(extra)
-                    } else {
-                        self.generate(extra, depth + 1)
-                    };
-                    out.insert(key, value);
+                if !names.contains(&key) {
+                    out.key(&key);
+                    self.member(extra, depth, out);
+                    written += 1;
+                    names.push(key);
                 }
                 index += 1;
             }
         }
-        Value::Object(out)
+        out.end_object();
     }
 
-    fn array(&mut self, array: &ArrayPlan, depth: usize) -> Value {
+    fn array(&mut self, array: &ArrayPlan, depth: usize, out: &mut impl Sink) {
         let wanted = if depth >= self.optional_depth || depth >= MAX_DEPTH {
             array.min
         } else {
@@ -357,28 +476,38 @@ impl Generator<'_> {
                 .max(array.prefix.len())
         };
         let count = wanted.min(array.max);
-        let mut out: Vec<Value> = Vec::with_capacity(count);
+        let schema_at = |index: usize| array.prefix.get(index).copied().unwrap_or(array.items);
+        if !array.unique {
+            out.begin_array(count);
+            for index in 0..count {
+                self.member(schema_at(index), depth, out);
+            }
+            out.end_array();
+            if count < array.min {
+                self.doubtful = true;
+            }
+            return;
+        }
+        // Unique items are compared: made as trees.
+        let mut items: Vec<Value> = Vec::with_capacity(count);
         let mut tries = 0;
-        while out.len() < count && tries < count * 8 + 8 {
+        while items.len() < count && tries < count * 8 + 8 {
             tries += 1;
-            let schema = array.prefix.get(out.len()).copied().unwrap_or(array.items);
-            let value = if depth >= MAX_DEPTH {
-                self.minimal(schema)
-            } else {
-                self.generate(schema, depth + 1)
-            };
-            if array.unique && out.contains(&value) {
+            let mut sink = ValueSink::default();
+            self.member(schema_at(items.len()), depth, &mut sink);
+            let value = sink.finish();
+            if items.contains(&value) {
                 continue;
             }
-            out.push(value);
+            items.push(value);
         }
-        if out.len() < array.min {
+        if items.len() < array.min {
             self.doubtful = true;
         }
-        Value::Array(out)
+        out.owned(Value::Array(items));
     }
 
-    fn integer(&mut self, low: f64, high: f64, multiple: Option<f64>) -> Value {
+    fn integer(&mut self, low: f64, high: f64, multiple: Option<f64>) -> Number {
         let value = match multiple {
             Some(m) => {
                 let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
@@ -392,10 +521,10 @@ impl Generator<'_> {
         };
         let clamped = value.clamp(low, high.max(low));
         // f64 covers every bound a JSON document can state; i64 is the wire type.
-        Value::Number(Number::from(clamped as i64))
+        Number::from(clamped as i64)
     }
 
-    fn number(&mut self, low: f64, high: f64, multiple: Option<(f64, i32)>) -> Value {
+    fn number(&mut self, low: f64, high: f64, multiple: Option<(f64, i32)>) -> Number {
         let value = match multiple {
             Some((m, decimals)) => {
                 let (k_low, k_high) = ((low / m).ceil(), (high / m).floor());
@@ -409,7 +538,7 @@ impl Generator<'_> {
             }
             None => round_to(self.range_f64(low, high), 2).clamp(low, high.max(low)),
         };
-        Number::from_f64(value).map_or(Value::Number(0.into()), Value::Number)
+        Number::from_f64(value).unwrap_or_else(|| 0.into())
     }
 
     fn range_f64(&mut self, low: f64, high: f64) -> f64 {
