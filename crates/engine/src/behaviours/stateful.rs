@@ -26,8 +26,8 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
     let id = binding.id_param.as_ref().and_then(|p| call.path_param(p));
     match (binding.action, id) {
         (Action::Create, _) => {
-            let body = request_body(call, spec).map(Cow::into_owned);
-            create(call, spec, &scope, body)
+            let body = request_body(call, spec);
+            create(call, spec, &scope, body.as_deref())
         }
         (Action::List, _) => list(call, spec, &scope, binding.list.as_ref()),
         (Action::Get, Some(id)) => match find_in_scope(call, spec, &scope, &id) {
@@ -67,7 +67,7 @@ pub fn answer(call: &Call, binding: &Binding) -> Result<Rendered, Response> {
                     Value::String(id.clone()),
                     spec.id_kind == IdKind::Integer,
                 );
-                create(call, spec, &scope, Some(body))
+                create(call, spec, &scope, Some(&body))
             }
             None => Err(not_found(call, spec, &id)),
         },
@@ -237,16 +237,16 @@ fn create(
     call: &Call,
     spec: &CollectionSpec,
     scope: &str,
-    body: Option<Value>,
+    body: Option<&Value>,
 ) -> Result<Rendered, Response> {
     let base = call.synthesized()?;
     let empty = Value::Object(Map::new());
     let base = base.as_ref().map_or(&empty, |b| b.value());
     // A wrapped resource (`{data: {type, attributes}}`) merges member by member.
-    let mut value = merged(base, body.as_ref(), spec.wrapper.is_some());
+    let mut value = merged(base, body, spec.wrapper.is_some());
     let closed = closed_answer(call);
     keep_declared(&mut value, closed);
-    stamp_times(&mut value, call, body.as_ref());
+    stamp_times(&mut value, call, body);
     // A record under a lifecycle starts in its initial state, whatever
     // the synthesized value or the client said.
     if let Some(lifecycle) = call.revision.behaviours.lifecycles.of(&spec.name)
@@ -258,7 +258,6 @@ fn create(
         );
     }
     let requested = body
-        .as_ref()
         .and_then(|b| spec.resource(b).get(&spec.id_field))
         .filter(|v| !v.is_null())
         .map(id_text);
@@ -412,18 +411,18 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
     match (base, body) {
         (Value::Object(base), Value::Object(changes)) if !patch => {
             // What the body sets is not cloned from the base to be replaced.
-            let set: Vec<(String, &Value)> = changes
+            let set: Vec<(&str, &Value)> = changes
                 .iter()
                 .map(|(key, change)| (record_member(base, key), change))
                 .collect();
-            let last = |key: &str| set.iter().rev().find(|(k, _)| k == key).map(|(_, c)| *c);
+            let last = |key: &str| set.iter().rev().find(|(k, _)| *k == key).map(|(_, c)| *c);
             let mut out = Map::with_capacity(base.len() + set.len());
             for (key, value) in base {
                 out.insert(key.clone(), last(key).unwrap_or(value).clone());
             }
             for (key, _) in &set {
-                if !out.contains_key(key) {
-                    out.insert(key.clone(), last(key).cloned().unwrap_or_default());
+                if !out.contains_key(*key) {
+                    out.insert((*key).to_owned(), last(key).cloned().unwrap_or_default());
                 }
             }
             Value::Object(out)
@@ -431,13 +430,13 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
         (Value::Object(base), Value::Object(changes)) => {
             let mut out = base.clone();
             for (key, change) in changes {
-                let key = &record_member(base, key);
+                let key = record_member(base, key);
                 if change.is_null() {
                     out.remove(key);
                 } else if let Some(old) = base.get(key).filter(|o| o.is_object()) {
-                    out.insert(key.clone(), merged(old, Some(change), true));
+                    out.insert(key.to_owned(), merged(old, Some(change), true));
                 } else {
-                    out.insert(key.clone(), change.clone());
+                    out.insert(key.to_owned(), change.clone());
                 }
             }
             Value::Object(out)
@@ -448,15 +447,14 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
 
 /// The member of `record` that a request's member `name` sets: the same
 /// name, else the one equal to it ignoring case, `_` and `-`, else `name`.
-fn record_member(record: &Map<String, Value>, name: &str) -> String {
+fn record_member<'a>(record: &'a Map<String, Value>, name: &'a str) -> &'a str {
     if record.contains_key(name) {
-        return name.to_owned();
+        return name;
     }
     record
         .keys()
         .find(|key| crate::loosely_named(key, name))
-        .cloned()
-        .unwrap_or_else(|| name.to_owned())
+        .map_or(name, String::as_str)
 }
 
 /// Creation and update times the client did not send become the sandbox

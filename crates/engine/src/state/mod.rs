@@ -76,19 +76,24 @@ struct Collection {
     max_seq: u64,
     /// Highest integer id ever used.
     max_int_id: i64,
+    /// Ids of records requests deleted: with the rows marked `changed`,
+    /// the overlay (what a reset drops and a rebase keeps).
+    deleted: HashSet<String>,
 }
 
-/// A record and its size ([`json_bytes`]).
+/// A record, its size ([`json_bytes`]) and whether a request wrote it
+/// (rather than the fixtures).
 #[derive(Debug, Clone)]
 struct Row {
     record: Record,
     size: usize,
+    changed: bool,
 }
 
 impl Collection {
     /// Holds `record`, counted as `size` bytes (0 for fixtures: they are
     /// the project's, bounded by its file limits, and shared).
-    fn put(&mut self, record: Record, size: usize) {
+    fn put(&mut self, record: Record, size: usize, changed: bool) {
         if let Some(old) = self.by_id.insert(record.id.clone(), record.seq)
             && old != record.seq
         {
@@ -99,7 +104,12 @@ impl Collection {
             self.max_int_id = self.max_int_id.max(n);
         }
         self.bytes += size;
-        if let Some(replaced) = self.rows.insert(record.seq, Row { record, size }) {
+        let row = Row {
+            record,
+            size,
+            changed,
+        };
+        if let Some(replaced) = self.rows.insert(row.record.seq, row) {
             self.bytes -= replaced.size;
         }
     }
@@ -117,6 +127,14 @@ impl Collection {
 
     fn record(&self, id: &str) -> Option<&Record> {
         self.rows.get(self.by_id.get(id)?).map(|row| &row.record)
+    }
+
+    /// The ids the overlay holds: records requests wrote or deleted.
+    fn overlay(&self) -> impl Iterator<Item = &str> {
+        let written = self.rows.values().filter(|row| row.changed);
+        written
+            .map(|row| row.record.id.as_str())
+            .chain(self.deleted.iter().map(String::as_str))
     }
 
     /// The size of the record `id`, if held.
@@ -147,8 +165,6 @@ fn json_bytes(value: &Value) -> usize {
 #[derive(Debug, Default)]
 struct Inner {
     collections: HashMap<String, Collection>,
-    /// `(collection, id)` of records the overlay holds (changed or deleted).
-    overlay: HashSet<(String, String)>,
     version: u64,
 }
 
@@ -255,35 +271,20 @@ impl SandboxState {
     pub fn rebase(&self, fixtures: &[FixtureRecord], seeded_at_ms: i64) {
         let mut inner = self.lock();
         let old = std::mem::take(&mut *inner);
-        let changed: Vec<(String, Record, usize)> = old
-            .overlay
-            .iter()
-            .filter_map(|(collection, id)| {
-                let c = old.collections.get(collection)?;
-                let record = c.record(id)?;
-                Some((collection.clone(), record.clone(), c.size_of(id)))
-            })
-            .collect();
         inner.version = old.version;
         load_fixtures(&mut inner, fixtures, seeded_at_ms);
-        for (collection, id) in &old.overlay {
-            if let Some(c) = inner.collections.get_mut(collection) {
-                c.remove(id);
+        for (name, c) in old.collections {
+            let new = inner.collections.entry(name).or_default();
+            for id in c.overlay() {
+                new.remove(id);
             }
-        }
-        for (collection, record, size) in changed {
-            inner
-                .collections
-                .entry(collection)
-                .or_default()
-                .put(record, size);
-        }
-        for (name, c) in &old.collections {
-            let new = inner.collections.entry(name.clone()).or_default();
+            for row in c.rows.into_values().filter(|row| row.changed) {
+                new.put(row.record, row.size, true);
+            }
             new.max_seq = new.max_seq.max(c.max_seq);
             new.max_int_id = new.max_int_id.max(c.max_int_id);
+            new.deleted = c.deleted;
         }
-        inner.overlay = old.overlay;
     }
 
     /// The number of this sandbox's next chaos draw.
@@ -366,7 +367,11 @@ impl SandboxState {
         }
         inner.version += 1;
         let version = inner.version;
-        let c = inner.collections.entry(collection.to_owned()).or_default();
+        // Named by a new `String` only the first time.
+        let c = match inner.collections.get_mut(collection) {
+            Some(c) => c,
+            None => inner.collections.entry(collection.to_owned()).or_default(),
+        };
         let seq = seq
             .or_else(|| c.by_id.get(id).copied())
             .unwrap_or_else(|| c.max_seq.max(FIRST_CREATED_SEQ - 1) + 1);
@@ -376,8 +381,7 @@ impl SandboxState {
             seq,
             value: value.clone(),
         };
-        c.put(record.clone(), size);
-        inner.overlay.insert((collection.to_owned(), id.to_owned()));
+        c.put(record.clone(), size, true);
         journal.push(ResourceChange {
             collection: collection.to_owned(),
             id: id.to_owned(),
@@ -397,10 +401,11 @@ impl SandboxState {
         journal: &mut Vec<ResourceChange>,
     ) -> Option<Record> {
         let mut inner = self.lock();
-        let removed = inner.collections.get_mut(collection)?.remove(id)?;
+        let c = inner.collections.get_mut(collection)?;
+        let removed = c.remove(id)?;
+        c.deleted.insert(id.to_owned());
         inner.version += 1;
         let version = inner.version;
-        inner.overlay.insert((collection.to_owned(), id.to_owned()));
         journal.push(ResourceChange {
             collection: collection.to_owned(),
             id: id.to_owned(),
@@ -415,14 +420,10 @@ impl SandboxState {
     /// Whether `id` was held and deleted (reset forgets it).
     pub fn was_deleted(&self, collection: &str, id: &str) -> bool {
         let inner = self.lock();
-        let present = inner
+        inner
             .collections
             .get(collection)
-            .is_some_and(|c| c.by_id.contains_key(id));
-        !present
-            && inner
-                .overlay
-                .contains(&(collection.to_owned(), id.to_owned()))
+            .is_some_and(|c| !c.by_id.contains_key(id) && c.deleted.contains(id))
     }
 
     /// Number of records held.
@@ -458,6 +459,7 @@ fn load_fixtures(inner: &mut Inner, fixtures: &[FixtureRecord], seeded_at_ms: i6
                     value: fixture.value_at(seeded_at_ms),
                 },
                 0,
+                false,
             );
     }
 }
@@ -469,20 +471,21 @@ fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
             let size = json_bytes(value.value());
             c.put(
                 Record {
-                    id: row.id.clone(),
+                    id: row.id,
                     scope: row.scope,
                     seq: row.seq,
                     value,
                 },
                 size,
+                true,
             );
         }
         None => {
             c.remove(&row.id);
             c.max_seq = c.max_seq.max(row.seq);
+            c.deleted.insert(row.id);
         }
     }
-    inner.overlay.insert((row.collection, row.id));
 }
 
 #[cfg(test)]
