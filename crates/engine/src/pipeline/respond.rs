@@ -169,17 +169,16 @@ pub fn render(
             value: None,
         });
     };
-    let available: Vec<&str> = declared
-        .content
-        .iter()
-        .map(|m| m.spec.media_type.as_str())
-        .collect();
-    let chosen = match negotiate::choose(exchange.accept, &available) {
+    let available = || declared.content.iter().map(|m| m.spec.media_type.as_str());
+    let chosen = match negotiate::choose(exchange.accept, available()) {
         Ok(chosen) => chosen,
         // An undocumented 406 would break the contract more than a type
         // the client did not ask for: the one it would get without `Accept`.
-        Err(()) if !declares(operation, 406) => negotiate::choose(None, &available).unwrap_or(None),
+        Err(()) if !declares(operation, 406) => {
+            negotiate::choose(None, available()).unwrap_or(None)
+        }
         Err(()) => {
+            let available: Vec<&str> = available().collect();
             return Err(ProblemType::NotAcceptable.response_with(
                 406,
                 &format!(
@@ -300,7 +299,7 @@ pub fn render(
     };
     // An empty body is not JSON (or anything else) to label.
     if !body.is_empty() {
-        headers.push(("content-type".to_owned(), content_type));
+        headers.push(("content-type".to_owned(), content_type.into_owned()));
     }
     if let Some(how) = value.as_ref().and_then(|v| v.unsatisfied.as_ref()) {
         headers.push(("x-sandbox-drift".to_owned(), how.clone()));

@@ -1,26 +1,31 @@
 //! `Accept` negotiation over an operation's declared response media types.
 
+use std::borrow::Cow;
+
 use crate::request::body::{essence, is_json, range_covers};
 
 /// The index of the best declared media type for `accept`, `Err` when the
 /// client accepts none of them. Ties go to JSON, then to declaration order.
-pub fn choose(accept: Option<&str>, available: &[&str]) -> Result<Option<usize>, ()> {
-    if available.is_empty() {
+pub fn choose<'a>(
+    accept: Option<&str>,
+    available: impl Iterator<Item = &'a str> + Clone,
+) -> Result<Option<usize>, ()> {
+    if available.clone().next().is_none() {
         return Ok(None);
     }
     let json_first = || {
         available
-            .iter()
+            .clone()
             .position(|m| is_json(&essence(m)))
             .unwrap_or(0)
     };
-    let ranges: Vec<(String, f32)> = match accept {
+    let ranges: Vec<(Cow<'_, str>, f32)> = match accept {
         None => return Ok(Some(json_first())),
         Some(accept) if accept.trim().is_empty() => return Ok(Some(json_first())),
         Some(accept) => accept.split(',').filter_map(parse_range).collect(),
     };
     let mut best: Option<(usize, f32, bool)> = None;
-    for (index, media) in available.iter().enumerate() {
+    for (index, media) in available.enumerate() {
         let declared = essence(media);
         let quality = ranges
             .iter()
@@ -42,9 +47,15 @@ pub fn choose(accept: Option<&str>, available: &[&str]) -> Result<Option<usize>,
     best.map(|(index, _, _)| Some(index)).ok_or(())
 }
 
-fn parse_range(part: &str) -> Option<(String, f32)> {
+fn parse_range(part: &str) -> Option<(Cow<'_, str>, f32)> {
     let mut pieces = part.split(';');
-    let range = pieces.next()?.trim().to_ascii_lowercase();
+    let range = pieces.next()?.trim();
+    // Lower-cased only when it has capitals: most clients send it so.
+    let range: Cow<'_, str> = if range.bytes().any(|b| b.is_ascii_uppercase()) {
+        range.to_ascii_lowercase().into()
+    } else {
+        range.into()
+    };
     if range.is_empty() {
         return None;
     }
@@ -56,10 +67,10 @@ fn parse_range(part: &str) -> Option<(String, f32)> {
 }
 
 /// The concrete `Content-Type` to answer with for a declared media range.
-pub fn concrete(declared: &str, accept: Option<&str>) -> String {
+pub fn concrete<'a>(declared: &'a str, accept: Option<&str>) -> Cow<'a, str> {
     let declared_essence = essence(declared);
     if !declared_essence.contains('*') {
-        return declared.to_owned();
+        return declared.into();
     }
     // A wildcard declaration: answer with what the client asked for if it is concrete.
     accept
@@ -68,7 +79,7 @@ pub fn concrete(declared: &str, accept: Option<&str>) -> String {
         .filter_map(parse_range)
         .map(|(range, _)| range)
         .find(|range| !range.contains('*') && range_covers(&declared_essence, range))
-        .unwrap_or_else(|| "application/json".to_owned())
+        .map_or("application/json".into(), |range| range.into_owned().into())
 }
 
 #[cfg(test)]
@@ -78,16 +89,20 @@ mod tests {
     #[test]
     fn picks_by_quality_then_json() {
         let both = ["application/xml", "application/json"];
-        assert_eq!(choose(None, &both), Ok(Some(1)));
-        assert_eq!(choose(Some("application/xml"), &both), Ok(Some(0)));
+        let both = || both.into_iter();
+        assert_eq!(choose(None, both()), Ok(Some(1)));
+        assert_eq!(choose(Some("application/xml"), both()), Ok(Some(0)));
         assert_eq!(
-            choose(Some("application/xml;q=0.5, application/json"), &both),
+            choose(Some("application/xml;q=0.5, application/json"), both()),
             Ok(Some(1))
         );
-        assert_eq!(choose(Some("*/*"), &both), Ok(Some(1)));
-        assert_eq!(choose(Some("text/html"), &both), Err(()));
+        assert_eq!(choose(Some("*/*"), both()), Ok(Some(1)));
+        assert_eq!(choose(Some("text/html"), both()), Err(()));
         assert_eq!(
-            choose(Some("application/json;q=0"), &["application/json"]),
+            choose(
+                Some("application/json;q=0"),
+                ["application/json"].into_iter()
+            ),
             Err(())
         );
     }
