@@ -265,8 +265,8 @@ fn create(
         // Where no 409 is documented, the client's id names the record it
         // writes (an upsert) rather than an undocumented conflict.
         Some(id)
-            if call.sandbox.state.get(&spec.name, &id).is_some()
-                && respond::declares(call.operation(), 409) =>
+            if respond::declares(call.operation(), 409)
+                && call.sandbox.state.contains(&spec.name, &id) =>
         {
             let reason = format!("a {} record with id {id:?} already exists", spec.name);
             let failure = Failure::new(FailureKind::Conflict, &reason);
@@ -356,7 +356,7 @@ pub fn new_id(call: &Call, spec: &CollectionSpec) -> Value {
             seq + attempt,
             next_int + attempt as i64,
         );
-        if call.sandbox.state.get(&spec.name, &id_text(&id)).is_none() {
+        if !call.sandbox.state.contains(&spec.name, &id_text(&id)) {
             break;
         }
     }

@@ -42,23 +42,24 @@ pub fn extract(param: &Parameter, raw: &RawParams<'_>) -> Result<Option<Value>, 
     }
 }
 
-fn single_raw(param: &Parameter, raw: &RawParams<'_>) -> Option<String> {
+/// The parameter's text as sent (several header lines joined by commas).
+fn single_raw<'r>(param: &Parameter, raw: &RawParams<'r>) -> Option<Cow<'r, str>> {
     match param.location {
         ParamLocation::Path => raw
             .path
             .iter()
             .find(|(n, _)| *n == param.name)
-            .map(|(_, v)| v.clone()),
+            .map(|(_, v)| v.as_str().into()),
         ParamLocation::Query => raw
             .query
             .iter()
             .find(|(n, _)| *n == param.name)
-            .map(|(_, v)| v.clone()),
+            .map(|(_, v)| v.as_str().into()),
         ParamLocation::Header => {
             let values = raw.headers.get_all(&param.name.to_ascii_lowercase());
-            (!values.is_empty()).then(|| values.join(","))
+            (!values.is_empty()).then(|| values.join(",").into())
         }
-        ParamLocation::Cookie => cookie(raw.headers, &param.name).map(str::to_owned),
+        ParamLocation::Cookie => cookie(raw.headers, &param.name).map(Into::into),
     }
 }
 

@@ -155,17 +155,17 @@ impl Router {
         let Some(path) = strip_base(&self.base_path, path) else {
             return RouteMatch::NotFound;
         };
-        let (entry, raw_values): (usize, Vec<&str>) = match self.tree.at(path) {
+        let (entry, values) = match self.tree.at(path) {
             Ok(found) => {
                 // Named `p0`, `p1`… in path order, which is matchit's order.
-                (*found.value, found.params.iter().map(|(_, v)| v).collect())
+                (*found.value, decoded(found.params.iter().map(|(_, v)| v)))
             }
             Err(_) => match self
                 .fallback
                 .iter()
                 .find_map(|(re, entry)| re.captures(path).map(|c| (c, *entry)))
             {
-                Some((captures, entry)) => (entry, captured(&captures)),
+                Some((captures, entry)) => (entry, decoded(captured(&captures))),
                 None => return RouteMatch::NotFound,
             },
         };
@@ -178,18 +178,10 @@ impl Router {
                     .collect::<Vec<_>>()
             })
         };
-        let choose = |entry: usize, raw: &[&str]| {
-            let decoded: Vec<String> = raw
-                .iter()
-                .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
-                .collect();
+        let choose = |entry: usize, mut params: Vec<(String, String)>| {
             let params_of = |candidate: &Candidate| -> Vec<(String, String)> {
-                candidate
-                    .names
-                    .iter()
-                    .cloned()
-                    .zip(decoded.iter().cloned())
-                    .collect()
+                let values = params.iter().map(|(_, v)| v.clone());
+                candidate.names.iter().cloned().zip(values).collect()
             };
             let of_method = |wanted: &str| {
                 let candidates = || {
@@ -213,12 +205,16 @@ impl Router {
                     .then(|| of_method("GET"))
                     .flatten()
             })?;
+            params.truncate(chosen.names.len());
+            for ((name, _), named) in params.iter_mut().zip(&chosen.names) {
+                named.clone_into(name);
+            }
             Some(RouteMatch::Found {
                 operation: chosen.operation,
-                path_params: chosen.names.iter().cloned().zip(decoded).collect(),
+                path_params: params,
             })
         };
-        if let Some(found) = choose(entry, &raw_values) {
+        if let Some(found) = choose(entry, values) {
             return found;
         }
         // `/services/pipelines-email` declares only PUT, `/services/{slug}`
@@ -231,7 +227,7 @@ impl Router {
                 continue;
             }
             if let Some(captures) = expression.captures(path)
-                && let Some(found) = choose(other, &captured(&captures))
+                && let Some(found) = choose(other, decoded(captured(&captures)))
             {
                 return found;
             }
@@ -251,11 +247,20 @@ impl Router {
 }
 
 /// A template expression's parameter values, in order.
-fn captured<'p>(captures: &regex::Captures<'p>) -> Vec<&'p str> {
+fn captured<'c, 'p>(captures: &'c regex::Captures<'p>) -> impl Iterator<Item = &'p str> + 'c {
     captures
         .iter()
         .skip(1)
         .map(|m| m.map_or("", |m| m.as_str()))
+}
+
+/// Path parameter values, percent-decoded; named once the operation is chosen.
+fn decoded<'p>(values: impl Iterator<Item = &'p str>) -> Vec<(String, String)> {
+    values
+        .map(|v| {
+            let value = percent_decode_str(v).decode_utf8_lossy().into_owned();
+            (String::new(), value)
+        })
         .collect()
 }
 

@@ -304,6 +304,15 @@ impl SandboxState {
         c.record(id).cloned()
     }
 
+    /// Whether `collection` holds `id`, without copying the record.
+    pub fn contains(&self, collection: &str, id: &str) -> bool {
+        let inner = self.lock();
+        inner
+            .collections
+            .get(collection)
+            .is_some_and(|c| c.by_id.contains_key(id))
+    }
+
     /// Records of `collection` in creation order, those of `scope` only
     /// when given, that `keep` accepts.
     pub fn scan(

@@ -72,9 +72,10 @@ pub async fn start_mock(
     let auth = options.auth;
     let work = crate::workers::user_work::UserWork::new(options.limits.parallel_scripts());
     let idempotency = Arc::new(Idempotency::in_memory());
+    let id: Arc<str> = Arc::from(MOCK_SANDBOX_ID);
     let handler = move |request: Request| {
         let target = Target {
-            id: MOCK_SANDBOX_ID.into(),
+            id: id.clone(),
             id_header: Some(HeaderValue::from_static(MOCK_SANDBOX_ID)),
             seed,
             auth,

@@ -30,7 +30,6 @@ use crate::{
     runtime::ids::{KeyHash, parse_sandbox_id},
 };
 use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
-use sbx_store::SandboxId;
 
 static SANDBOX_ID: HeaderName = HeaderName::from_static("x-sandbox-id");
 static CHAOS: HeaderName = HeaderName::from_static("x-sandbox-chaos");
@@ -153,7 +152,8 @@ pub enum KeyCheck {
 /// A sandbox as one request sees it: owned, because a request that runs a
 /// script or forwards is served on the blocking pool.
 pub struct Target {
-    pub id: SandboxId,
+    /// Shared: `sbx mock` makes it once, not per request.
+    pub id: Arc<str>,
     /// The id as `X-Sandbox-Id` sends it.
     pub id_header: Option<HeaderValue>,
     pub seed: u64,
@@ -502,7 +502,7 @@ pub async fn answer(
     }
     let serving = sandbox.serving();
     let target = Target {
-        id: sandbox.id.clone(),
+        id: Arc::from(sandbox.id.as_str()),
         id_header: HeaderValue::from_str(&sandbox.id).ok(),
         seed: sandbox.seed,
         auth: sandbox.auth,
