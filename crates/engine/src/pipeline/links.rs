@@ -56,6 +56,13 @@ impl<'a> BaseUrl<'a> {
         self.parts.iter().all(|p| p.is_empty())
     }
 
+    /// The URL as one string, allocated once at its length.
+    pub fn joined(&self) -> String {
+        let mut url = Vec::with_capacity(self.len());
+        self.write_to(&mut url);
+        String::from_utf8(url).unwrap_or_default()
+    }
+
     fn len(&self) -> usize {
         match self.parts {
             [url, "", ""] => url.len(),
@@ -79,15 +86,6 @@ impl<'a> BaseUrl<'a> {
 impl<'a> From<&'a str> for BaseUrl<'a> {
     fn from(url: &'a str) -> Self {
         Self::new(url, "", "")
-    }
-}
-
-impl std::fmt::Display for BaseUrl<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.parts {
-            [url, "", ""] => f.write_str(url),
-            [scheme, host, prefix] => write!(f, "{scheme}://{host}{prefix}"),
-        }
     }
 }
 

@@ -664,7 +664,7 @@ impl Routed<'_> {
                 upstream: context.upstream.cloned(),
                 now_ms: context.now_ms,
                 may_block: context.may_block,
-                base_url: context.base_url.to_string(),
+                base_url: context.base_url.joined(),
             },
             CallRequest {
                 method: request.method.to_owned(),
