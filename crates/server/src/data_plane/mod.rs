@@ -354,16 +354,19 @@ pub async fn serve(
     };
     let captured = capture.then(|| Captured::request(&parts, &body));
     let sandbox_id = target.id_header.clone();
-    let pending = match idempotency {
-        Some(idempotency) => match idempotency
-            .check(
-                &target,
-                &parts,
-                below_root(&path, &parts),
-                &body,
-                target.now_ms,
-            )
-            .await
+    // The rare awaits are boxed: their futures would otherwise make every
+    // request's future larger, and it is moved (copied) on its way to the
+    // connection's task.
+    let keyed = parts.headers.contains_key("idempotency-key");
+    let pending = match idempotency.filter(|_| keyed) {
+        Some(idempotency) => match Box::pin(idempotency.check(
+            &target,
+            &parts,
+            below_root(&path, &parts),
+            &body,
+            target.now_ms,
+        ))
+        .await
         {
             Check::Proceed(pending) => pending,
             Check::Answer(response) => {
@@ -383,12 +386,11 @@ pub async fn serve(
             let work = target.work.clone();
             let owner = target.id.clone();
             let draw = pending.chaos_draw;
-            let decided = work
-                .run(&owner, move || {
-                    let below = below_root(&path, &parts);
-                    run(&target, &parts, below, &body, true, draw, capture)
-                })
-                .await;
+            let decided = Box::pin(work.run(&owner, move || {
+                let below = below_root(&path, &parts);
+                run(&target, &parts, below, &body, true, draw, capture)
+            }))
+            .await;
             match decided {
                 Ok(Decision::Answer(outcome)) => outcome,
                 Ok(Decision::Yield(again)) => {
@@ -411,7 +413,7 @@ pub async fn serve(
     };
     let chaos = outcome.chaos.clone();
     if !chaos.delay.is_zero() {
-        tokio::time::sleep(chaos.delay).await;
+        Box::pin(tokio::time::sleep(chaos.delay)).await;
     }
     let idempotent = pending.map(|pending| {
         let answer = pending.answer(&outcome, now_ms);
@@ -433,7 +435,7 @@ pub async fn serve(
         to_axum(outcome.response)
     };
     if !chaos.slow.is_zero() && !chaos.drop {
-        response = trickled(response, chaos.slow).await;
+        response = Box::pin(trickled(response, chaos.slow)).await;
     }
     if let Some(id) = sandbox_id {
         response.headers_mut().insert(SANDBOX_ID.clone(), id);
