@@ -79,6 +79,8 @@ pub struct CompiledMedia {
     /// How long the latest synthesis of this schema took, in microseconds
     /// (`u32::MAX` until one was measured).
     synthesis_us: std::sync::atomic::AtomicU32,
+    /// Syntheses of this schema, for timing one in [`TIMED_EVERY`].
+    syntheses: std::sync::atomic::AtomicU32,
     /// Each example as answered: itself, or repaired to the schema when the
     /// spec's own example breaks it; checked on first use.
     served_examples: Box<[OnceLock<Arc<Synthesized>>]>,
@@ -90,6 +92,10 @@ pub struct CompiledMedia {
 /// slower than this is synthesized on the blocking pool.
 const INLINE_SYNTHESIS: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// A schema known to synthesize fast is timed once in this many
+/// syntheses: two clock reads cost about as much as a small answer's seed.
+const TIMED_EVERY: u32 = 32;
+
 impl CompiledMedia {
     fn new(spec: &MediaTypeSpec, validator: LazyValidator, schema: Value) -> Self {
         Self {
@@ -99,6 +105,7 @@ impl CompiledMedia {
             spec: spec.clone(),
             order: OnceLock::new(),
             synthesis_us: std::sync::atomic::AtomicU32::new(u32::MAX),
+            syntheses: std::sync::atomic::AtomicU32::new(0),
             plan: OnceLock::new(),
         }
     }
@@ -132,6 +139,15 @@ impl CompiledMedia {
     pub fn cheap_to_synthesize(&self) -> bool {
         let us = self.synthesis_us.load(std::sync::atomic::Ordering::Relaxed);
         u128::from(us) < INLINE_SYNTHESIS.as_micros()
+    }
+
+    /// Whether to time this synthesis: each one until the schema is known
+    /// to be cheap, then one in [`TIMED_EVERY`].
+    pub fn times_synthesis(&self) -> bool {
+        let count = self
+            .syntheses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        !self.cheap_to_synthesize() || count.is_multiple_of(TIMED_EVERY)
     }
 
     /// Records how long a synthesis of this schema took: the latest

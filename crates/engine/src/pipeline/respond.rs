@@ -374,7 +374,7 @@ fn synthesized_body(
         let plan = media.plan(&revision.plans);
         let media_seed =
             synth::seed_from([&seed().to_le_bytes()[..], media.spec.media_type.as_bytes()]);
-        let started = std::time::Instant::now();
+        let started = media.times_synthesis().then(std::time::Instant::now);
         let made = match plan {
             Some(plan) => match revision.plans.synthesize_json(plan, media_seed, &validator) {
                 synth::Made::Json(json) => Synthesized::from_json(json.into(), None),
@@ -389,7 +389,9 @@ fn synthesized_body(
                 &validator,
             ),
         };
-        media.synthesized_in(started.elapsed());
+        if let Some(started) = started {
+            media.synthesized_in(started.elapsed());
+        }
         Some(made)
     });
     match made {
