@@ -3,8 +3,9 @@
 //! middleware: nested axum routers and `from_fn` layers box and clone a
 //! service per layer per request, which cost a sandbox's answer a fifth of
 //! its CPU. Here a request is tagged (id, header limit), sent to the
-//! control plane by its prefix or to the sandboxes through CORS, and its
-//! answer tagged back.
+//! control plane by its prefix or to the sandboxes, and its answer tagged
+//! back. A sandbox answers any origin: a plain answer gets CORS's two
+//! constant headers here, a preflight goes through tower-http's CORS.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
