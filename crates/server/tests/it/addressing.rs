@@ -110,6 +110,9 @@ async fn every_answer_carries_ids_and_cors() {
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-123");
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    // A browser's script may read every answer header (its request id).
+    assert_eq!(response.headers()["access-control-expose-headers"], "*");
+    assert!(response.headers().get("vary").is_none());
     let response = app
         .client
         .get(sandbox.url("/nothing"))
