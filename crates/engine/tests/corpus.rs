@@ -111,10 +111,8 @@ fn check_spec(path: &Path) -> Result<Report, String> {
                             .plans
                             .synthesize_json(root, seed, &|| media.validator.get())
                         {
-                            synth::Made::Json(json) | synth::Made::Value(_, Some(json)) => {
-                                Some(json)
-                            }
-                            synth::Made::Value(..) => None,
+                            synth::Made::Json(json) | synth::Made::Checked(_, json) => Some(json),
+                            synth::Made::Value(_) => None,
                         };
                         if json.is_some_and(|j| j != serde_json::to_vec(&made.value).unwrap()) {
                             report.failures.push(format!(

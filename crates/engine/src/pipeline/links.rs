@@ -41,14 +41,15 @@ impl Origins {
 /// answers have none. Empty: links stay.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BaseUrl<'a> {
-    parts: [&'a str; 3],
+    /// The URL's pieces, in order.
+    parts: [&'a str; 4],
 }
 
 impl<'a> BaseUrl<'a> {
     /// `{scheme}://{host}{prefix}`.
     pub fn new(scheme: &'a str, host: &'a str, prefix: &'a str) -> Self {
         Self {
-            parts: [scheme, host, prefix],
+            parts: [scheme, "://", host, prefix],
         }
     }
 
@@ -58,26 +59,16 @@ impl<'a> BaseUrl<'a> {
 
     /// The URL as one string, allocated once at its length.
     pub fn joined(&self) -> String {
-        let mut url = Vec::with_capacity(self.len());
-        self.write_to(&mut url);
-        String::from_utf8(url).unwrap_or_default()
+        self.parts.concat()
     }
 
     fn len(&self) -> usize {
-        match self.parts {
-            [url, "", ""] => url.len(),
-            [scheme, host, prefix] => scheme.len() + "://".len() + host.len() + prefix.len(),
-        }
+        self.parts.iter().map(|p| p.len()).sum()
     }
 
     fn write_to(&self, out: &mut Vec<u8>) {
-        match self.parts {
-            [url, "", ""] => out.extend_from_slice(url.as_bytes()),
-            [scheme, host, prefix] => {
-                for part in [scheme, "://", host, prefix] {
-                    out.extend_from_slice(part.as_bytes());
-                }
-            }
+        for part in self.parts {
+            out.extend_from_slice(part.as_bytes());
         }
     }
 }
@@ -85,7 +76,9 @@ impl<'a> BaseUrl<'a> {
 /// A whole URL (a job's or a test's).
 impl<'a> From<&'a str> for BaseUrl<'a> {
     fn from(url: &'a str) -> Self {
-        Self::new(url, "", "")
+        Self {
+            parts: [url, "", "", ""],
+        }
     }
 }
 

@@ -378,10 +378,10 @@ fn synthesized_body(
         let made = match plan {
             Some(plan) => match revision.plans.synthesize_json(plan, media_seed, &validator) {
                 synth::Made::Json(json) => Synthesized::from_json(json.into(), None),
-                synth::Made::Value(made, Some(json)) if made.valid => {
-                    Synthesized::from_json(json.into(), Some(made.value))
+                synth::Made::Checked(value, json) => {
+                    Synthesized::from_json(json.into(), Some(value))
                 }
-                synth::Made::Value(made, _) => settled(made, &validator),
+                synth::Made::Value(made) => settled(made, &validator),
             },
             // The pointer names no schema: nothing to check.
             None => settled(
@@ -456,9 +456,7 @@ fn response_seed(
     let mut seed = synth::SeedHasher::default();
     seed.part(&[&sandbox_seed.to_le_bytes()]);
     seed.part(&[operation_id.as_bytes()]);
-    let mut status_text = [0u8; 5];
-    let digits = decimal(status, &mut status_text);
-    seed.part(&[digits]);
+    seed.part(&[itoa::Buffer::new().format(status).as_bytes()]);
     // Parameters as `name=value` texts in sorted order.
     fn text((name, value): &(String, String)) -> [&[u8]; 3] {
         [name.as_bytes(), b"=", value.as_bytes()]
@@ -479,19 +477,6 @@ fn response_seed(
         }
     }
     seed.finish()
-}
-
-/// `number` in decimal digits, written into `buffer`.
-fn decimal(mut number: u16, buffer: &mut [u8; 5]) -> &[u8] {
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (number % 10) as u8;
-        number /= 10;
-        if number == 0 {
-            return &buffer[start..];
-        }
-    }
 }
 
 /// The cache's key for what [`response_seed`] hashes: the same parts, in

@@ -13,13 +13,16 @@ pub fn essence(content_type: &str) -> Cow<'_, str> {
         .bytes()
         .position(|b| b == b';')
         .unwrap_or(content_type.len());
-    let essence = content_type[..end].trim();
-    // Read on every request with a body and every answer: borrowed unless
-    // a client wrote it with capitals.
-    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(essence.to_ascii_lowercase())
+    // Read on every request with a body and every answer.
+    lower_case(content_type[..end].trim())
+}
+
+/// `text` in ASCII lower case, borrowed unless a client wrote capitals.
+pub fn lower_case(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
     } else {
-        Cow::Borrowed(essence)
+        Cow::Borrowed(text)
     }
 }
 

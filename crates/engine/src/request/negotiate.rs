@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::request::body::{essence, is_json, range_covers};
+use crate::request::body::{essence, is_json, lower_case, range_covers};
 
 /// The index of the best declared media type for `accept`, `Err` when the
 /// client accepts none of them. Ties go to JSON, then to declaration order.
@@ -49,13 +49,7 @@ pub fn choose<'a>(
 
 fn parse_range(part: &str) -> Option<(Cow<'_, str>, f32)> {
     let mut pieces = part.split(';');
-    let range = pieces.next()?.trim();
-    // Lower-cased only when it has capitals: most clients send it so.
-    let range: Cow<'_, str> = if range.bytes().any(|b| b.is_ascii_uppercase()) {
-        range.to_ascii_lowercase().into()
-    } else {
-        range.into()
-    };
+    let range = lower_case(pieces.next()?.trim());
     if range.is_empty() {
         return None;
     }

@@ -162,10 +162,11 @@ impl Plans {
         validator: &dyn Fn() -> Option<&'v SchemaValidator>,
     ) -> Made {
         let Ok(arena) = self.arena.read() else {
-            return Made::Value(nothing(), None);
+            return Made::Value(nothing());
         };
+        let as_trees = || Made::Value(attempts(&arena, Some(root.0), seed, validator));
         if !arena.nodes[root.0].certain {
-            return Made::Value(attempts(&arena, Some(root.0), seed, validator), None);
+            return as_trees();
         }
         let mut generator = Generator::new(&arena.nodes, seed, 0);
         let mut sink = JsonSink::with_capacity(JSON_CAPACITY);
@@ -174,19 +175,15 @@ impl Plans {
         if !generator.doubtful {
             return Made::Json(json);
         }
-        let value: Value = serde_json::from_slice(&json).unwrap_or_default();
+        // Past serde_json's nesting limit (a deep `const`), made as trees.
+        let Ok(value) = serde_json::from_slice::<Value>(&json) else {
+            return as_trees();
+        };
         match validator() {
             Some(v) if !v.is_valid(&value) => {
-                Made::Value(attempts_from(&arena, root.0, seed, 1, validator), None)
+                Made::Value(attempts_from(&arena, root.0, seed, 1, validator))
             }
-            _ => {
-                let synthesis = Synthesis {
-                    value,
-                    valid: true,
-                    proven: false,
-                };
-                Made::Value(synthesis, Some(json))
-            }
+            _ => Made::Checked(value, json),
         }
     }
 
@@ -230,9 +227,11 @@ const JSON_CAPACITY: usize = 512;
 pub enum Made {
     /// Proven valid: only its JSON was written.
     Json(Vec<u8>),
-    /// Checked or failed (see [`Synthesis`]), with its JSON when that was
-    /// written first.
-    Value(Synthesis, Option<Vec<u8>>),
+    /// Written as JSON, read back and validated: both.
+    Checked(Value, Vec<u8>),
+    /// Made as trees (see [`Synthesis`]): its plan proves nothing, or the
+    /// JSON attempt failed its check.
+    Value(Synthesis),
 }
 
 /// The compiled plan of one schema (see [`Plans::root`]).
