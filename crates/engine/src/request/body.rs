@@ -69,7 +69,7 @@ pub fn parse(
 ) -> Result<Option<Value>, String> {
     let essence = essence(content_type);
     if is_json(&essence) {
-        return serde_json::from_slice(bytes)
+        return super::json::from_slice(bytes)
             .map(Some)
             .map_err(|e| format!("the body is not valid JSON: {e}"));
     }

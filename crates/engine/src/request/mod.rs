@@ -6,6 +6,7 @@ pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod form;
 pub(crate) mod headers;
+pub(crate) mod json;
 pub(crate) mod near_miss;
 pub(crate) mod negotiate;
 pub(crate) mod params;

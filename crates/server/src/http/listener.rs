@@ -8,12 +8,16 @@ use std::{
     io,
     net::SocketAddr,
     pin::{Pin, pin},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
 use axum::body::Body;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -28,8 +32,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long connections may dawdle.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// From the first byte of a request (or the end of the previous answer)
-    /// to the end of its headers.
+    /// From the first byte of a request's head (or the connection's
+    /// opening, for its first) to the end of the head, however the bytes
+    /// trickle in.
     pub header_read: Duration,
     /// With no byte read or written.
     pub idle: Duration,
@@ -98,16 +103,20 @@ async fn connection(
     timeouts: Timeouts,
     shutdown: CancellationToken,
 ) {
-    let io = TokioIo::new(Tracked::new(stream, timeouts.idle));
+    let exchanges = Arc::new(Exchanges::default());
+    let io = TokioIo::new(Tracked::new(stream, timeouts, exchanges.clone()));
     let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        exchanges.heads.fetch_add(1, Ordering::Relaxed);
         let answer = front.call(request.map(Body::new));
-        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        let exchanges = exchanges.clone();
+        async move {
+            let answer = answer.await;
+            exchanges.answers.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, std::convert::Infallible>(answer)
+        }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read);
-    let mut connection = pin!(builder.serve_connection(io, service).with_upgrades());
+    let mut connection =
+        pin!(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
     let result = tokio::select! {
         biased;
         result = connection.as_mut() => result,
@@ -121,44 +130,101 @@ async fn connection(
     }
 }
 
-/// A stream that ends (reads as closed) once no byte has moved either way
-/// for a whole `idle` period: hyper then closes the connection, between
-/// `idle` and twice that after its last byte. The timer is reset only when
-/// it fires, and traffic only sets a flag, so a busy connection pays for
-/// no timer and no clock read per request.
+/// How many requests of a connection hyper has parsed and answered, so its
+/// stream knows whether bytes it reads are a request's head (none in
+/// service) or a body (one in service).
+#[derive(Default)]
+struct Exchanges {
+    heads: AtomicU64,
+    answers: AtomicU64,
+}
+
+/// A stream that ends (reads as closed) when its peer dawdles: a request
+/// head still incomplete `header_read` after its first byte (or after the
+/// connection opened), or no byte moved either way for `idle`. Both are
+/// counted in periods of one timer, so each fires between its limit and
+/// one period later. The timer is reset only when it fires, and traffic
+/// only sets a flag, so a busy connection pays for no timer and no clock
+/// read per request (hyper's own header timeout arms one per request).
 struct Tracked {
     inner: TcpStream,
-    idle: Duration,
+    exchanges: Arc<Exchanges>,
+    /// Fires at the end of each period.
+    clock: Pin<Box<tokio::time::Sleep>>,
+    period: Duration,
+    /// Periods a head may take, and periods without traffic allowed.
+    header_periods: u32,
+    idle_periods: u32,
+    /// Periods since the connection opened.
+    periods: u32,
+    /// Periods in a row with no byte moved.
+    quiet_periods: u32,
     /// Whether a byte moved since the timer last fired.
     moved: bool,
-    /// Fires at the end of each period.
-    check: Pin<Box<tokio::time::Sleep>>,
+    /// The period in which the head being read began, and how many heads
+    /// were complete then.
+    head_began: Option<(u32, u64)>,
 }
 
 impl Tracked {
-    fn new(inner: TcpStream, idle: Duration) -> Self {
+    fn new(inner: TcpStream, timeouts: Timeouts, exchanges: Arc<Exchanges>) -> Self {
+        let period = timeouts
+            .header_read
+            .min(timeouts.idle)
+            .max(Duration::from_millis(1));
+        let periods_in = |limit: Duration| {
+            u32::try_from(limit.as_nanos().div_ceil(period.as_nanos())).unwrap_or(u32::MAX)
+        };
         Self {
             inner,
-            idle,
+            exchanges,
+            clock: Box::pin(tokio::time::sleep(period)),
+            period,
+            header_periods: periods_in(timeouts.header_read),
+            idle_periods: periods_in(timeouts.idle),
+            periods: 0,
+            quiet_periods: 0,
             moved: false,
-            check: Box::pin(tokio::time::sleep(idle)),
+            // A new connection owes its first head from the start.
+            head_began: Some((0, 0)),
         }
     }
 
-    fn moved(&mut self) {
+    /// Bytes were read: between requests they begin a head.
+    fn read_some(&mut self) {
         self.moved = true;
+        let heads = self.exchanges.heads.load(Ordering::Relaxed);
+        match self.head_began {
+            Some((_, complete)) if complete == heads => {}
+            _ => {
+                let between_requests = heads == self.exchanges.answers.load(Ordering::Relaxed);
+                self.head_began = between_requests.then_some((self.periods, heads));
+            }
+        }
     }
 
-    /// Whether a whole period passed without a byte moving; else the timer
-    /// is armed for the next period.
-    fn idle_too_long(&mut self, cx: &mut Context<'_>) -> bool {
-        while self.check.as_mut().poll(cx).is_ready() {
-            if !std::mem::take(&mut self.moved) {
+    /// Whether the peer dawdled past a limit; else the timer is armed for
+    /// the next period.
+    fn dawdled(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.clock.as_mut().poll(cx).is_ready() {
+            self.periods = self.periods.saturating_add(1);
+            self.quiet_periods = match std::mem::take(&mut self.moved) {
+                true => 0,
+                false => self.quiet_periods + 1,
+            };
+            if self.quiet_periods >= self.idle_periods {
                 return true;
             }
-            self.check
+            if let Some((began, complete)) = self.head_began {
+                if self.exchanges.heads.load(Ordering::Relaxed) != complete {
+                    self.head_began = None;
+                } else if self.periods - began > self.header_periods {
+                    return true;
+                }
+            }
+            self.clock
                 .as_mut()
-                .reset(tokio::time::Instant::now() + self.idle);
+                .reset(tokio::time::Instant::now() + self.period);
         }
         false
     }
@@ -174,12 +240,12 @@ impl AsyncRead for Tracked {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
-                    self.moved();
+                    self.read_some();
                 }
                 Poll::Ready(result)
             }
-            // Nothing to read: an idle connection reads as closed.
-            Poll::Pending if self.idle_too_long(cx) => Poll::Ready(Ok(())),
+            // Nothing to read: a dawdling peer's connection reads as closed.
+            Poll::Pending if self.dawdled(cx) => Poll::Ready(Ok(())),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -193,7 +259,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.moved();
+            self.moved = true;
         }
         polled
     }
@@ -205,7 +271,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.moved();
+            self.moved = true;
         }
         polled
     }

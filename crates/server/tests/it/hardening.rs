@@ -53,6 +53,31 @@ async fn half_sent_and_silent_connections_are_closed() {
         "a half-sent request keeps its connection"
     );
 
+    // Headers trickled a byte at a time, each well within the idle limit:
+    // the head's own deadline closes it.
+    let trickled = TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = trickled.into_split();
+    let trickle = tokio::spawn(async move {
+        for byte in b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let closed = async {
+        let mut buffer = [0u8; 64];
+        matches!(reader.read(&mut buffer).await, Ok(0) | Err(_))
+    };
+    assert!(
+        tokio::time::timeout(patience, closed).await == Ok(true),
+        "a request head trickled in keeps its connection"
+    );
+    trickle.abort();
+
     // A connection that says nothing.
     let mut silent = TcpStream::connect(&address).await.unwrap();
     assert!(
