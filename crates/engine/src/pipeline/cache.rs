@@ -69,13 +69,32 @@ impl Synthesized {
         }
     }
 
+    /// The same value holding only its JSON, when that was made. For what
+    /// is kept long and mostly sent (a record): its tree, several times the
+    /// size of its JSON, is freed now and made again only if read.
+    pub fn json_only(self: &Arc<Self>) -> Arc<Self> {
+        match (self.json.get(), self.value.get()) {
+            (Some(json), Some(_)) => Arc::new(Self {
+                value: OnceLock::new(),
+                json: OnceLock::from(json.clone()),
+                unsatisfied: self.unsatisfied.clone(),
+            }),
+            _ => self.clone(),
+        }
+    }
+
+    /// The JSON, if it was made (asking for it does not make it).
+    pub fn made_json(&self) -> Option<&Bytes> {
+        self.json.get()
+    }
+
     /// The value as a tree; read from its JSON the first time when it was
     /// written as JSON.
     pub fn value(&self) -> &Value {
         self.value.get_or_init(|| {
             self.json
                 .get()
-                .and_then(|json| serde_json::from_slice(json).ok())
+                .and_then(|json| crate::request::json::from_slice(json).ok())
                 .unwrap_or_default()
         })
     }

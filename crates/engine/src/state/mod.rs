@@ -81,7 +81,7 @@ struct Collection {
     deleted: HashSet<String>,
 }
 
-/// A record, its size ([`json_bytes`]) and whether a request wrote it
+/// A record, its size ([`size_of`]) and whether a request wrote it
 /// (rather than the fixtures).
 #[derive(Debug, Clone)]
 struct Row {
@@ -144,6 +144,14 @@ impl Collection {
             .and_then(|seq| self.rows.get(seq))
             .map_or(0, |row| row.size)
     }
+}
+
+/// The length of a record's JSON, or about that when it was not written
+/// (reading no JSON back into a tree).
+fn size_of(value: &Synthesized) -> usize {
+    value
+        .made_json()
+        .map_or_else(|| json_bytes(value.value()), bytes::Bytes::len)
 }
 
 /// About the length of `value` as JSON, without writing it.
@@ -355,7 +363,8 @@ impl SandboxState {
         value: Arc<Synthesized>,
         journal: &mut Vec<ResourceChange>,
     ) -> Result<Record, Full> {
-        let size = json_bytes(value.value());
+        let kept = value.json_only();
+        let size = size_of(&kept);
         let mut inner = self.lock();
         let held = inner.collections.get(collection);
         let exists = held.is_some_and(|c| c.by_id.contains_key(id));
@@ -384,22 +393,23 @@ impl SandboxState {
         let seq = seq
             .or_else(|| c.by_id.get(id).copied())
             .unwrap_or_else(|| c.max_seq.max(FIRST_CREATED_SEQ - 1) + 1);
-        let record = Record {
+        let record = |value| Record {
             id: id.to_owned(),
             scope: scope.to_owned(),
             seq,
-            value: value.clone(),
+            value,
         };
-        c.put(record.clone(), size, true);
+        c.put(record(kept.clone()), size, true);
         journal.push(ResourceChange {
             collection: collection.to_owned(),
             id: id.to_owned(),
             scope: scope.to_owned(),
             seq,
-            value: Some(value),
+            value: Some(kept),
             version,
         });
-        Ok(record)
+        // The caller answers with it: the tree it made is handed back.
+        Ok(record(value))
     }
 
     /// Deletes a record, journaling the change; the removed record.
@@ -477,7 +487,7 @@ fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
     let c = inner.collections.entry(row.collection.clone()).or_default();
     match row.value {
         Some(value) => {
-            let size = json_bytes(value.value());
+            let size = size_of(&value);
             c.put(
                 Record {
                     id: row.id,

@@ -107,9 +107,15 @@ pub fn overlay(rows: Vec<ResourceRow>) -> Vec<OverlayRow> {
     rows.into_iter()
         .filter_map(|row| {
             let value = match row.value {
-                Some(text) => Some(sbx_engine::Synthesized::shared(
-                    serde_json::from_str(&text).ok()?,
-                )),
+                // Kept as JSON, checked but not built into a tree: most
+                // records are only ever sent again.
+                Some(text) => {
+                    serde_json::from_str::<serde::de::IgnoredAny>(&text).ok()?;
+                    Some(Arc::new(sbx_engine::Synthesized::from_json(
+                        text.into(),
+                        None,
+                    )))
+                }
                 None => None,
             };
             Some(OverlayRow {
