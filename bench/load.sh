@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
-# A sandbox holds at most 100,000 records: the create run is kept short.
+# A sandbox holds at most 100,000 records: the create run is kept short
+# (and its ids cycle after 90,000, see bench/create.lua).
 CREATE_DURATION="${CREATE_DURATION:-1}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SANDBOXES="${SANDBOXES:-10000}"
