@@ -123,10 +123,30 @@ async fn connection(
             .writev(false)
             .serve_connection(io, service)
     );
-    let result = tokio::select! {
-        biased;
-        result = connection.as_mut() => result,
-        () = shutdown.cancelled() => {
+    // The token's future is polled until it holds this task's waker (it
+    // wakes the task when shutdown begins); after that the token is only
+    // read. Polled on every wake, as `select!` would, it takes a lock per
+    // request.
+    let mut cancelled = pin!(shutdown.cancelled());
+    let mut watching = false;
+    let ended = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        let shutting_down = match watching {
+            true => shutdown.is_cancelled(),
+            false => cancelled.as_mut().poll(cx).is_ready(),
+        };
+        watching = true;
+        match shutting_down {
+            true => Poll::Ready(None),
+            false => Poll::Pending,
+        }
+    })
+    .await;
+    let result = match ended {
+        Some(result) => result,
+        None => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
@@ -167,6 +187,8 @@ struct Tracked {
     quiet_periods: u32,
     /// Whether a byte moved since the timer last fired.
     moved: bool,
+    /// Whether the timer was polled since it was last reset.
+    armed: bool,
     /// The period in which the head being read began, and how many heads
     /// were complete then.
     head_began: Option<(u32, u64)>,
@@ -191,6 +213,7 @@ impl Tracked {
             periods: 0,
             quiet_periods: 0,
             moved: false,
+            armed: false,
             // A new connection owes its first head from the start.
             head_began: Some((0, 0)),
         }
@@ -212,6 +235,11 @@ impl Tracked {
     /// Whether the peer dawdled past a limit; else the timer is armed for
     /// the next period.
     fn dawdled(&mut self, cx: &mut Context<'_>) -> bool {
+        // Once polled, the timer holds this task's waker: until it fires,
+        // a read that finds nothing need not poll it again.
+        if self.armed && !self.clock.is_elapsed() {
+            return false;
+        }
         while self.clock.as_mut().poll(cx).is_ready() {
             self.periods = self.periods.saturating_add(1);
             self.quiet_periods = match std::mem::take(&mut self.moved) {
@@ -232,6 +260,7 @@ impl Tracked {
                 .as_mut()
                 .reset(tokio::time::Instant::now() + self.period);
         }
+        self.armed = true;
         false
     }
 }
