@@ -93,7 +93,7 @@ impl<'de> Visitor<'de> for AnyValue {
             }
             Ok(())
         })();
-        let items = SCRATCH.with_borrow_mut(|scratch| scratch.items.split_off(start));
+        let items = SCRATCH.with_borrow_mut(|scratch| scratch.items.drain(start..).collect());
         gathered.map(|()| Value::Array(items))
     }
 
@@ -138,6 +138,18 @@ mod tests {
         ] {
             same_as_serde_json(text);
         }
+    }
+
+    #[test]
+    fn arrays_are_made_at_their_final_size() {
+        let Ok(Value::Array(outer)) = from_slice(b"[1, [2, 3, 4], 5]") else {
+            panic!("not an array");
+        };
+        let Value::Array(inner) = &outer[1] else {
+            panic!("not an array");
+        };
+        assert_eq!((outer.len(), outer.capacity()), (3, 3));
+        assert_eq!((inner.len(), inner.capacity()), (3, 3));
     }
 
     #[test]

@@ -81,7 +81,7 @@ struct Collection {
     deleted: HashSet<String>,
 }
 
-/// A record, its size ([`size_of`]) and whether a request wrote it
+/// A record, its size ([`record_bytes`]) and whether a request wrote it
 /// (rather than the fixtures).
 #[derive(Debug, Clone)]
 struct Row {
@@ -148,7 +148,7 @@ impl Collection {
 
 /// The length of a record's JSON, or about that when it was not written
 /// (reading no JSON back into a tree).
-fn size_of(value: &Synthesized) -> usize {
+fn record_bytes(value: &Synthesized) -> usize {
     value
         .made_json()
         .map_or_else(|| json_bytes(value.value()), bytes::Bytes::len)
@@ -364,7 +364,7 @@ impl SandboxState {
         journal: &mut Vec<ResourceChange>,
     ) -> Result<Record, Full> {
         let kept = value.json_only();
-        let size = size_of(&kept);
+        let size = record_bytes(&kept);
         let mut inner = self.lock();
         let held = inner.collections.get(collection);
         let exists = held.is_some_and(|c| c.by_id.contains_key(id));
@@ -487,7 +487,7 @@ fn apply_overlay(inner: &mut Inner, row: OverlayRow) {
     let c = inner.collections.entry(row.collection.clone()).or_default();
     match row.value {
         Some(value) => {
-            let size = size_of(&value);
+            let size = record_bytes(&value);
             c.put(
                 Record {
                     id: row.id,

@@ -133,14 +133,16 @@ async fn connection(
         if let Poll::Ready(result) = connection.as_mut().poll(cx) {
             return Poll::Ready(Some(result));
         }
-        let shutting_down = match watching {
-            true => shutdown.is_cancelled(),
-            false => cancelled.as_mut().poll(cx).is_ready(),
+        let shutting_down = if watching {
+            shutdown.is_cancelled()
+        } else {
+            watching = true;
+            cancelled.as_mut().poll(cx).is_ready()
         };
-        watching = true;
-        match shutting_down {
-            true => Poll::Ready(None),
-            false => Poll::Pending,
+        if shutting_down {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
         }
     })
     .await;
@@ -187,7 +189,7 @@ struct Tracked {
     quiet_periods: u32,
     /// Whether a byte moved since the timer last fired.
     moved: bool,
-    /// Whether the timer was polled since it was last reset.
+    /// Whether the timer was polled, and so holds this task's waker.
     armed: bool,
     /// The period in which the head being read began, and how many heads
     /// were complete then.
@@ -242,9 +244,10 @@ impl Tracked {
         }
         while self.clock.as_mut().poll(cx).is_ready() {
             self.periods = self.periods.saturating_add(1);
-            self.quiet_periods = match std::mem::take(&mut self.moved) {
-                true => 0,
-                false => self.quiet_periods + 1,
+            self.quiet_periods = if std::mem::take(&mut self.moved) {
+                0
+            } else {
+                self.quiet_periods + 1
             };
             if self.quiet_periods >= self.idle_periods {
                 return true;
