@@ -6,6 +6,7 @@ use std::{
     cell::Cell,
     collections::BTreeMap,
     rc::Rc,
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -89,8 +90,11 @@ pub struct Script {
 }
 
 /// The revision's script engine: helpers registered, modules resolved.
+/// A revision without scripts builds it on first use (a scenario's `when`
+/// rule), if ever: the engine and its packages are a megabyte of code a
+/// plain mock never needs resident.
 pub struct Scripts {
-    engine: Engine,
+    engine: OnceLock<Engine>,
     limits: ScriptLimits,
 }
 
@@ -432,6 +436,39 @@ fn forward_with(target: Option<Dynamic>) -> Fallible {
     to_dynamic(&forward::to_value(&response))
 }
 
+/// An engine under `limits`, helpers registered, imports resolving to nothing.
+fn new_engine(limits: &ScriptLimits) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_depth);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_string_size(limits.max_string_bytes);
+    engine.set_max_array_size(limits.max_array_len);
+    engine.set_max_map_size(limits.max_map_len);
+    engine.set_max_modules(64);
+    engine.set_max_variables(1_000);
+    engine.disable_symbol("eval");
+    engine.on_progress(|operations| {
+        // Often enough that one slow operation (a megabyte copied)
+        // times 64 stays far below the limit, even on a busy core.
+        if operations % 64 != 0 {
+            return None;
+        }
+        let late = DEADLINE
+            .with(|d| d.get())
+            .is_some_and(|at| Instant::now() >= at);
+        late.then(|| Dynamic::from("timeout"))
+    });
+    engine.on_print(|text| tracing::info!(target: "sbx::script", "{text}"));
+    engine.on_debug(|text, source, pos| {
+            tracing::debug!(target: "sbx::script", source = source.unwrap_or(""), line = pos.line(), "{text}");
+        });
+    register(&mut engine);
+    // Until modules are compiled, imports resolve to nothing.
+    engine.set_module_resolver(StaticModuleResolver::new());
+    engine
+}
+
 fn register(engine: &mut Engine) {
     engine.register_fn("template", |name: &str| template(name, Dynamic::UNIT));
     engine.register_fn("template", template);
@@ -749,7 +786,7 @@ impl Drop for Deadline {
 impl Scripts {
     /// Compiles a scenario rule: one Rhai expression over `req` or `record`.
     pub fn compile_condition(&self, text: &str) -> Result<AST, String> {
-        self.engine.compile_expression(text).map_err(|error| {
+        self.engine().compile_expression(text).map_err(|error| {
             let (line, column) = position(error.1);
             format!(
                 "{} (line {}, column {})",
@@ -768,9 +805,13 @@ impl Scripts {
         scope.push("record", record);
         let _deadline =
             Deadline::arm(Duration::from_millis(self.limits.timeout_ms).min(INLINE_SLICE));
-        self.engine
+        self.engine()
             .eval_ast_with_scope::<bool>(&mut scope, rule)
             .unwrap_or(false)
+    }
+
+    fn engine(&self) -> &Engine {
+        self.engine.get_or_init(|| new_engine(&self.limits))
     }
 
     /// Compiles modules first (behaviours import them), then behaviours;
@@ -782,34 +823,14 @@ impl Scripts {
         jobs: &BTreeMap<String, String>,
         problems: &mut Vec<FileProblem>,
     ) -> (Self, Vec<(usize, Script)>, BTreeMap<String, Script>) {
-        let mut engine = Engine::new();
-        engine.set_max_operations(limits.max_operations);
-        engine.set_max_call_levels(limits.max_call_depth);
-        engine.set_max_expr_depths(64, 32);
-        engine.set_max_string_size(limits.max_string_bytes);
-        engine.set_max_array_size(limits.max_array_len);
-        engine.set_max_map_size(limits.max_map_len);
-        engine.set_max_modules(64);
-        engine.set_max_variables(1_000);
-        engine.disable_symbol("eval");
-        engine.on_progress(|operations| {
-            // Often enough that one slow operation (a megabyte copied)
-            // times 64 stays far below the limit, even on a busy core.
-            if operations % 64 != 0 {
-                return None;
-            }
-            let late = DEADLINE
-                .with(|d| d.get())
-                .is_some_and(|at| Instant::now() >= at);
-            late.then(|| Dynamic::from("timeout"))
-        });
-        engine.on_print(|text| tracing::info!(target: "sbx::script", "{text}"));
-        engine.on_debug(|text, source, pos| {
-            tracing::debug!(target: "sbx::script", source = source.unwrap_or(""), line = pos.line(), "{text}");
-        });
-        register(&mut engine);
-        // Until modules are compiled, imports resolve to nothing.
-        engine.set_module_resolver(StaticModuleResolver::new());
+        if modules.is_empty() && behaviours.is_empty() && jobs.is_empty() {
+            let scripts = Self {
+                engine: OnceLock::new(),
+                limits: limits.clone(),
+            };
+            return (scripts, Vec::new(), BTreeMap::new());
+        }
+        let mut engine = new_engine(limits);
         let mut resolver = StaticModuleResolver::new();
         for (name, source) in modules {
             let file = format!("modules/{name}.rhai");
@@ -868,7 +889,7 @@ impl Scripts {
             .collect();
         (
             Self {
-                engine,
+                engine: OnceLock::from(engine),
                 limits: limits.clone(),
             },
             scripts,
@@ -904,7 +925,7 @@ impl Scripts {
         scope.push("job", info);
         scope.push("payload", payload);
         let _deadline = Deadline::arm(Duration::from_millis(self.limits.timeout_ms));
-        self.engine
+        self.engine()
             .run_ast_with_scope(&mut scope, &script.ast)
             .map_err(|error| {
                 let mut described = describe(&error, &script.file, &self.limits);
@@ -943,7 +964,7 @@ impl Scripts {
                 timeout.min(INLINE_SLICE)
             };
             let _deadline = Deadline::arm(slice);
-            self.engine.run_ast_with_scope(&mut scope, &script.ast)
+            self.engine().run_ast_with_scope(&mut scope, &script.ast)
         };
         let out_of_slice = !call.sandbox.may_block
             && result

@@ -34,7 +34,9 @@ const INLINE_BYTES: usize = 256 * 1024;
 const INLINE_TIME: Duration = Duration::from_millis(20);
 
 pub struct Templates {
-    env: Environment<'static>,
+    /// None when the revision has no templates: a plain mock never pays
+    /// for minijinja's built-ins (code resident, maps built).
+    env: Option<Environment<'static>>,
     names: Vec<String>,
     /// Bytes and time one render may use where it may block.
     bytes: usize,
@@ -92,6 +94,16 @@ impl Templates {
         limits: &ScriptLimits,
         problems: &mut Vec<FileProblem>,
     ) -> Self {
+        let bytes = limits.template_memory_bytes;
+        let timeout = Duration::from_millis(limits.timeout_ms);
+        if sources.is_empty() {
+            return Self {
+                env: None,
+                names: Vec::new(),
+                bytes,
+                timeout,
+            };
+        }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         template_bounds::register(&mut env);
@@ -129,13 +141,12 @@ impl Templates {
                 Err(error) => problems.push(location(&error, name)),
             }
         }
-        let bytes = limits.template_memory_bytes;
         env.set_fuel(Some(Self::fuel(bytes, repeated_raw)));
         let templates = Self {
-            env,
+            env: Some(env),
             names,
             bytes,
-            timeout: Duration::from_millis(limits.timeout_ms),
+            timeout,
         };
         // JSON templates are tried against an empty request: a syntax
         // mistake in the JSON around the tags shows up here, at import.
@@ -179,12 +190,15 @@ impl Templates {
         context: &TemplateValue,
         mode: Mode,
     ) -> Result<String, RenderError> {
-        let template = self.env.get_template(name).map_err(|_| {
-            RenderError::Failed(format!(
-                "no template named {name:?}; known: {}",
-                self.names.join(", ")
-            ))
-        })?;
+        let env = self.env.as_ref();
+        let template = env
+            .and_then(|env| env.get_template(name).ok())
+            .ok_or_else(|| {
+                RenderError::Failed(format!(
+                    "no template named {name:?}; known: {}",
+                    self.names.join(", ")
+                ))
+            })?;
         let budget = match mode {
             Mode::Inline => Budget {
                 bytes: self.bytes.min(INLINE_BYTES),
@@ -206,7 +220,7 @@ impl Templates {
             }
             (Err(error), _) => {
                 let limit = if error.kind() == ErrorKind::OutOfFuel {
-                    let fuel = self.env.fuel().unwrap_or(TEMPLATE_FUEL);
+                    let fuel = env.and_then(Environment::fuel).unwrap_or(TEMPLATE_FUEL);
                     format!(" (limit: {fuel} instructions)")
                 } else {
                     String::new()

@@ -5,7 +5,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -108,24 +108,35 @@ impl Resolve for PolicyResolver {
 
 /// Sends upstream requests with reqwest, under the egress policy.
 pub struct HttpUpstream {
-    client: reqwest::Client,
+    /// Built on the first request out: its TLS set-up (roots, providers)
+    /// is code and memory a sandbox that never forwards or delivers does
+    /// not need.
+    client: OnceLock<reqwest::Client>,
     runtime: tokio::runtime::Handle,
     allow_private: bool,
 }
 
 impl HttpUpstream {
-    pub fn shared(allow_private: bool) -> anyhow::Result<Arc<Self>> {
+    pub fn shared(allow_private: bool) -> Arc<Self> {
+        Arc::new(Self {
+            client: OnceLock::new(),
+            runtime: tokio::runtime::Handle::current(),
+            allow_private,
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, UpstreamError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("smartsandbox/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
+        if !self.allow_private {
             builder = builder.dns_resolver(Arc::new(PolicyResolver));
         }
-        Ok(Arc::new(Self {
-            client: builder.build()?,
-            runtime: tokio::runtime::Handle::current(),
-            allow_private,
-        }))
+        let client = builder.build().map_err(|e| describe(&e))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// Sends `request` under the policy, from async code.
@@ -155,7 +166,7 @@ impl HttpUpstream {
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| UpstreamError::Refused(e.to_string()))?;
-        let mut builder = self.client.request(method, url).timeout(request.timeout);
+        let mut builder = self.client()?.request(method, url).timeout(request.timeout);
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }

@@ -67,7 +67,7 @@ pub async fn start_mock(
         Vec::new(),
         crate::app::now_ms(),
     ));
-    let upstream = HttpUpstream::shared(options.allow_private_egress)?;
+    let upstream = HttpUpstream::shared(options.allow_private_egress);
     let env = Arc::new(serde_json::Map::new());
     let auth = options.auth;
     let work = crate::workers::user_work::UserWork::new(options.limits.parallel_scripts());
