@@ -14,6 +14,8 @@ pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
 pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
 pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
 pub const PUBLIC_METRICS: &str = "SBX_PUBLIC_METRICS";
+/// `sbx serve --signup`.
+pub const SIGNUP: &str = "SBX_SIGNUP";
 /// `sbx mock --listen`.
 pub const MOCK_LISTEN: &str = "SBX_MOCK_LISTEN";
 /// The log filter (tracing's syntax) and format (`json`).
@@ -35,7 +37,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("pub const "))
             .filter_map(|line| line.split('"').nth(1))
             .collect();
-        assert_eq!(declared.len(), 15);
+        assert_eq!(declared.len(), 16);
         for name in declared {
             assert!(
                 docs.contains(&format!("`{name}`")),

@@ -5,7 +5,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use sbx_server::{AuditLimits, Config, Limits, RequestLogLimits, ScriptLimits};
+use sbx_server::{
+    AccountSettings, AuditLimits, Config, Limits, RequestLogLimits, ScriptLimits, SignupMode,
+};
 use serde::Deserialize;
 
 /// Environment variables read by `sbx serve`, declared in one place.
@@ -48,6 +50,10 @@ pub struct ServeArgs {
     /// operation; by default a scraper sends the token).
     #[arg(long, env = env::PUBLIC_METRICS)]
     pub public_metrics: bool,
+    /// Who may make a developer account: anyone (`open`, the default),
+    /// holders of an admin's invitation (`invite`), or nobody (`closed`).
+    #[arg(long, env = env::SIGNUP, value_parser = ["open", "invite", "closed"])]
+    pub signup: Option<String>,
 }
 
 /// The most request-log entries a server may hold in memory, a sandbox's
@@ -70,6 +76,7 @@ struct FileSettings {
     audit: Option<AuditLimits>,
     public_metrics: Option<bool>,
     control_origins: Option<Vec<String>>,
+    accounts: Option<AccountSettings>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -103,6 +110,16 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         audit: file.audit.unwrap_or_default(),
         public_metrics: args.public_metrics || file.public_metrics.unwrap_or(false),
         control_origins: file.control_origins.unwrap_or_default(),
+        accounts: {
+            let mut accounts = file.accounts.unwrap_or_default();
+            accounts.signup = match args.signup.as_deref() {
+                Some("open") => SignupMode::Open,
+                Some("invite") => SignupMode::Invite,
+                Some(_) => SignupMode::Closed,
+                None => accounts.signup,
+            };
+            accounts
+        },
         reaper_interval: Duration::from_secs(reaper_seconds),
         scripts: file.scripts.unwrap_or_default(),
         allow_private_egress: args.allow_private_egress
@@ -133,6 +150,7 @@ mod tests {
             no_request_log: false,
             otlp_endpoint: None,
             public_metrics: false,
+            signup: None,
         }
     }
 
@@ -142,10 +160,19 @@ mod tests {
         let file = dir.path().join("sbx.toml");
         std::fs::write(
             &file,
-            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n[scripts]\ntimeout_ms = 250\n",
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n[scripts]\ntimeout_ms = 250\n[accounts]\nsignup = \"invite\"\nsession_hours = 2\n",
         )
         .unwrap();
-        let config = resolve(args(Some(file))).unwrap();
+        let config = resolve(args(Some(file.clone()))).unwrap();
+        assert_eq!(config.accounts.signup, SignupMode::Invite);
+        assert_eq!(config.accounts.session_hours, 2);
+        let closed = resolve(ServeArgs {
+            signup: Some("closed".to_owned()),
+            ..args(Some(file.clone()))
+        })
+        .unwrap();
+        assert_eq!(closed.accounts.signup, SignupMode::Closed);
+        assert_eq!(closed.accounts.session_hours, 2);
         assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(config.data_dir, PathBuf::from("/flag/dir"));
         assert_eq!(config.base_domain, "sandbox.test");

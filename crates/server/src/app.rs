@@ -69,6 +69,8 @@ pub struct Shared {
     pub user_work: UserWork,
     /// Refused control-plane calls, counted per client.
     pub refusals: crate::http::refusals::Refusals,
+    /// Failed sign-ins, counted per account email.
+    pub failed_sign_ins: crate::http::refusals::Refusals<String>,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -286,6 +288,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         request_log,
         user_work: UserWork::new(config.limits.parallel_scripts()),
         refusals: crate::http::refusals::Refusals::new(config.audit.refused_per_minute),
+        failed_sign_ins: crate::http::refusals::Refusals::new(
+            config.accounts.failed_sign_ins_per_minute,
+        ),
         config: Arc::new(config),
         workers: workers.clone(),
     }));

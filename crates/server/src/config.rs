@@ -133,6 +133,45 @@ impl AuditLimits {
     }
 }
 
+/// Who may make a developer account without an admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// Anyone who reaches the server.
+    Open,
+    /// Whoever holds an admin's invitation.
+    Invite,
+    /// Nobody: admins create accounts.
+    Closed,
+}
+
+/// Developer accounts, sign-in and sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    pub signup: SignupMode,
+    /// Shortest password accepted, in characters.
+    pub min_password_chars: usize,
+    /// How long a browser session lasts, in hours.
+    pub session_hours: u32,
+    /// How long an invitation stays open, in days.
+    pub invitation_days: u32,
+    /// Failed sign-ins to one account per minute; past it, 429.
+    pub failed_sign_ins_per_minute: u32,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            signup: SignupMode::Open,
+            min_password_chars: 10,
+            session_hours: 12,
+            invitation_days: 7,
+            failed_sign_ins_per_minute: 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -167,6 +206,7 @@ pub struct Config {
     /// default. The data plane answers CORS for any origin, as a public
     /// API would.
     pub control_origins: Vec<String>,
+    pub accounts: AccountSettings,
 }
 
 impl Default for Config {
@@ -189,6 +229,7 @@ impl Default for Config {
             audit: AuditLimits::default(),
             public_metrics: false,
             control_origins: Vec::new(),
+            accounts: AccountSettings::default(),
         }
     }
 }
@@ -216,6 +257,9 @@ fn check(ok: bool, setting: &'static str, rule: impl Into<String>) -> Result<(),
 const MAX_LOG_QUEUE: usize = 1_000_000;
 const MAX_LOG_KEEP: u32 = 1_000_000;
 const MAX_LOG_DAYS: u32 = 3650;
+/// Longest password accepted, in characters (hashing is the cost a
+/// caller can make the server pay).
+pub const MAX_PASSWORD_CHARS: usize = 256;
 /// Shortest admin token accepted.
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -278,6 +322,17 @@ impl Config {
             audit.keep_days > 0 && audit.keep_entries > 0 && audit.refused_per_minute > 0,
             "audit",
             "keep_days, keep_entries and refused_per_minute must be at least 1",
+        )?;
+        let accounts = &self.accounts;
+        check(
+            (8..=MAX_PASSWORD_CHARS).contains(&accounts.min_password_chars)
+                && accounts.session_hours > 0
+                && accounts.invitation_days > 0
+                && accounts.failed_sign_ins_per_minute > 0,
+            "accounts",
+            format!(
+                "min_password_chars must be 8 to {MAX_PASSWORD_CHARS}; session_hours, invitation_days and failed_sign_ins_per_minute at least 1"
+            ),
         )?;
         if let Some(origin) = self
             .control_origins

@@ -4,6 +4,7 @@
 use sbx_engine::ProjectFiles;
 
 use crate::{
+    service::caller::Caller,
     Server,
     service::{
         audit,
@@ -99,6 +100,7 @@ pub struct DemoSandbox {
 /// changed) and creates a fresh sandbox of it.
 pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     let state = &server.state;
+    let caller = &Caller::System;
     let files = demo_files()?;
     let published = match state.store.get_project(DEMO_PROJECT).await? {
         None => Some((
@@ -109,7 +111,7 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
             "sbx serve --demo: the bundled demo project",
         )),
         Some(_) => {
-            let (spec, latest) = projects::latest(state, DEMO_PROJECT).await?;
+            let (spec, latest) = projects::latest(state, caller, DEMO_PROJECT).await?;
             (spec != DEMO_SPEC || latest != files).then(|| {
                 (
                     Publish::NewRevision,
@@ -124,20 +126,21 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     if let Some((kind, action, path, status, why)) = published {
         let _edit = state.edits.lock().await;
         projects::publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, kind).await?;
-        audit::record(state, audit::by_system(action, path, status, why)).await;
+        audit::record(state, audit::by_system(action, path, status, why, None)).await;
     }
     let new = NewSandbox {
         seed: Some("demo".to_owned()),
         label: Some("demo".to_owned()),
         ..NewSandbox::of(DEMO_PROJECT)
     };
-    let made = sandboxes::create(state, new).await?;
+    let made = sandboxes::create(state, caller, new).await?;
     let id = made.sandbox.id.clone();
     let entry = audit::by_system(
         "POST /api/v1/sandboxes",
         format!("/api/v1/sandboxes/{id}"),
         201,
         "sbx serve --demo: the demo sandbox",
+        None,
     );
     audit::record(state, entry).await;
     let base_path = &made.sandbox.serving().compiled.model.base_path;

@@ -17,7 +17,9 @@ mod service;
 mod workers;
 
 pub use app::{Server, start};
-pub use config::{AuditLimits, Config, ConfigError, Limits, RequestLogLimits};
+pub use config::{
+    AccountSettings, AuditLimits, Config, ConfigError, Limits, RequestLogLimits, SignupMode,
+};
 pub use control::openapi::control_plane_openapi;
 pub use data_plane::mock::{MockOptions, MockServer, start_mock};
 pub use sbx_engine::{AuthMode, ScriptLimits};

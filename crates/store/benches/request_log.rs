@@ -64,6 +64,7 @@ fn save_logs(c: &mut Criterion) {
         clock_frozen_ms: None,
         seeded_at_ms: 1,
         webhook_schedule: sbx_webhooks::ScheduleName::Standard,
+        owner: None,
     };
     runtime.block_on(async {
         store

@@ -95,6 +95,15 @@ typed_id!(
     /// A job on a sandbox clock.
     JobId
 );
+typed_id!(
+    /// `usr_…`: a developer or admin account.
+    AccountId
+);
+typed_id!(
+    /// `tok_…`: a personal access token or a browser session (not the
+    /// secret itself).
+    TokenId
+);
 
 /// An event: its number in the sandbox's outbox, `evt_<number>` outside
 /// (also the `webhook-id` of every delivery of it, the same across retries,

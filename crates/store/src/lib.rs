@@ -5,8 +5,10 @@
 //! test suite) when several replicas must share state. Every sandbox query
 //! is keyed by the sandbox id; nothing reads across tenants.
 
+mod accounts;
 pub mod ids;
 mod sqlite;
+mod sqlite_accounts;
 mod sqlite_timeline;
 
 use async_trait::async_trait;
@@ -15,7 +17,8 @@ use sbx_webhooks::{Faults, ScheduleName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use ids::{EndpointId, EventId, JobId, ProjectName, RequestId, SandboxId};
+pub use accounts::{AccountRecord, Accounts, InvitationRecord, Role, TokenKind, TokenRecord};
+pub use ids::{AccountId, EndpointId, EventId, JobId, ProjectName, RequestId, SandboxId, TokenId};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,8 @@ pub struct SandboxRecord {
     pub seeded_at_ms: i64,
     /// The retry schedule of its webhook deliveries.
     pub webhook_schedule: ScheduleName,
+    /// The account it belongs to; `None`: the admin token's or the server's.
+    pub owner: Option<AccountId>,
 }
 
 /// A record a request changed, as persisted.
@@ -380,8 +385,8 @@ pub struct LogQuery {
 pub struct AuditRecord {
     pub seq: i64,
     pub at_ms: i64,
-    /// Who: `admin` (the admin token), `anonymous` (a refused attempt) or
-    /// `system` (the server itself: the demo, expiry).
+    /// Who: `admin` (the admin token), an account (`usr_…`), `anonymous`
+    /// (a refused attempt) or `system` (the server itself: the demo, expiry).
     pub actor: String,
     /// What: the method and route, e.g. `POST /api/v1/sandboxes/{id}/clock`.
     pub action: String,
@@ -397,6 +402,10 @@ pub struct AuditRecord {
     pub resource: Option<String>,
     /// Why it failed (the problem's detail), or why the system acted.
     pub detail: Option<String>,
+    /// The account the entry concerns: the caller's, or the owner of the
+    /// sandbox the server acted on.
+    #[serde(skip)]
+    pub owner: Option<AccountId>,
 }
 
 /// How a control-plane change ended, from its status.
@@ -431,6 +440,8 @@ impl AuditOutcome {
 /// Which audit entries to list: newest first, before `before_seq`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
+    /// Only entries that concern this account (a developer's own).
+    pub owner: Option<AccountId>,
     pub actor: Option<String>,
     /// In the action (`DELETE`, `/clock`), case-insensitive.
     pub action: Option<String>,
@@ -529,7 +540,7 @@ pub struct Tombstone {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Accounts + Send + Sync + 'static {
     /// Creates a project with its first revision.
     async fn create_project(
         &self,

@@ -35,6 +35,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating if needed) `sbx.db` in `data_dir` and migrates it.
     ///
     /// The folder is made readable by its owner only (0700), and so are
@@ -166,7 +170,7 @@ pub(crate) fn origin(row: &SqliteRow, table: &'static str) -> Result<Option<Orig
 }
 
 /// What names a row in an error: its id (and sandbox), as far as it has them.
-fn row_key(row: &SqliteRow) -> String {
+pub(crate) fn row_key(row: &SqliteRow) -> String {
     let text = |name: &str| {
         row.try_get::<String, _>(name)
             .ok()
@@ -227,6 +231,7 @@ fn sandbox(row: &SqliteRow) -> Result<SandboxRecord, StoreError> {
                 cause: format!("{name:?} is not a schedule"),
             })?
         },
+        owner: column(row, T, "owner")?,
     })
 }
 
@@ -301,7 +306,7 @@ fn job(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     })
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -548,8 +553,8 @@ impl Store for SqliteStore {
 
     async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule, owner)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -565,6 +570,7 @@ impl Store for SqliteStore {
         .bind(&s.chaos)
         .bind(s.seeded_at_ms)
         .bind(s.webhook_schedule.as_str())
+        .bind(&s.owner)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -1369,8 +1375,8 @@ impl Store for SqliteStore {
 
     async fn add_audit(&self, e: &AuditRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit (at_ms, actor, action, target, status, request_id, client, user_agent, resource, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (at_ms, actor, action, target, status, request_id, client, user_agent, resource, detail, owner)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(e.at_ms)
         .bind(&e.actor)
@@ -1382,6 +1388,7 @@ impl Store for SqliteStore {
         .bind(&e.user_agent)
         .bind(&e.resource)
         .bind(&e.detail)
+        .bind(&e.owner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1403,6 +1410,9 @@ impl Store for SqliteStore {
     async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let mut select = QueryBuilder::<Sqlite>::new("SELECT * FROM audit WHERE seq < ");
         select.push_bind(q.before_seq.unwrap_or(i64::MAX));
+        if let Some(owner) = &q.owner {
+            select.push(" AND owner = ").push_bind(owner);
+        }
         if let Some(actor) = &q.actor {
             select.push(" AND actor = ").push_bind(actor);
         }
@@ -1451,6 +1461,7 @@ impl Store for SqliteStore {
                 user_agent: row.get("user_agent"),
                 resource: row.get("resource"),
                 detail: row.get("detail"),
+                owner: row.get("owner"),
             })
             .collect())
     }

@@ -3,8 +3,9 @@
 
 use sbx_engine::ProjectFiles;
 use sbx_store::{
-    ChangeSet, ClockChange, IdempotentAnswer, JobRecord, LogQuery, LogRecord, ResourceRow,
-    SandboxRecord, SqliteStore, Store, StoreError, TransitionRecord,
+    AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord,
+    LogQuery, LogRecord, ResourceRow, Role, SandboxRecord, SqliteStore, Store, StoreError,
+    TokenKind, TokenRecord, TransitionRecord,
 };
 
 /// Files with one environment parameter.
@@ -34,6 +35,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         clock_frozen_ms: None,
         seeded_at_ms: 1,
         webhook_schedule: sbx_webhooks::ScheduleName::Standard,
+        owner: None,
     }
 }
 
@@ -387,11 +389,144 @@ async fn contract(store: &dyn Store) {
     assert!(store.get_revision("pets", 1).await.unwrap().is_none());
 }
 
+fn account(id: &str, email: &str) -> AccountRecord {
+    AccountRecord {
+        id: id.into(),
+        email: email.to_owned(),
+        password_hash: "$argon2id$hash".to_owned(),
+        role: Role::Developer,
+        created_at_ms: 10,
+        disabled_at_ms: None,
+    }
+}
+
+fn token(id: &str, account: &str, kind: TokenKind, expires_at_ms: Option<i64>) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        account_id: account.into(),
+        kind,
+        name: format!("token {id}"),
+        prefix: "sbx_pat_abcd".to_owned(),
+        token_hash: format!("hash-{id}"),
+        created_at_ms: 20,
+        last_used_at_ms: None,
+        expires_at_ms,
+        revoked_at_ms: None,
+    }
+}
+
+/// Accounts, their tokens and invitations; who owns a sandbox and an
+/// audit entry.
+async fn accounts_contract(store: &dyn Store) {
+    let alice = account("usr_alice", "alice@example.com");
+    store.create_account(&alice).await.unwrap();
+    let twin = account("usr_twin", "alice@example.com");
+    assert!(matches!(
+        store.create_account(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.account_by_email("alice@example.com").await.unwrap(),
+        Some(alice.clone())
+    );
+    let mut changed = alice.clone();
+    changed.role = Role::Admin;
+    changed.disabled_at_ms = Some(30);
+    assert!(store.update_account(&changed).await.unwrap());
+    assert_eq!(store.get_account("usr_alice").await.unwrap(), Some(changed));
+    assert!(!store.update_account(&twin).await.unwrap());
+
+    let personal = token("tok_a", "usr_alice", TokenKind::Personal, None);
+    let session = token("tok_b", "usr_alice", TokenKind::Session, Some(100));
+    store.create_token(&personal).await.unwrap();
+    store.create_token(&session).await.unwrap();
+    let (found, owner) = store.token_by_hash("hash-tok_a").await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), owner.id.as_str()), ("tok_a", "usr_alice"));
+    assert!(store.token_by_hash("hash-nothing").await.unwrap().is_none());
+    let listed = store
+        .list_tokens("usr_alice", TokenKind::Personal)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![personal.clone()]);
+    store.touch_tokens(&[("tok_a".into(), 50)]).await.unwrap();
+    store.touch_tokens(&[("tok_a".into(), 40)]).await.unwrap();
+    let (touched, _) = store.token_by_hash("hash-tok_a").await.unwrap().unwrap();
+    assert_eq!(touched.last_used_at_ms, Some(50), "last use never goes back");
+    assert!(!store.revoke_token("usr_other", "tok_a", 60).await.unwrap());
+    assert!(store.revoke_token("usr_alice", "tok_a", 60).await.unwrap());
+    assert!(!store.revoke_token("usr_alice", "tok_a", 61).await.unwrap());
+    let (revoked, _) = store.token_by_hash("hash-tok_a").await.unwrap().unwrap();
+    assert!(!revoked.usable_at(61) && !session.usable_at(100) && session.usable_at(99));
+    assert_eq!(store.prune_tokens(101).await.unwrap(), 2);
+    assert!(store.token_by_hash("hash-tok_b").await.unwrap().is_none());
+
+    let invitation = InvitationRecord {
+        code_hash: "code".to_owned(),
+        email: "bob@example.com".to_owned(),
+        role: Role::Admin,
+        created_by: "admin".to_owned(),
+        created_at_ms: 10,
+        expires_at_ms: 1_000,
+        accepted_at_ms: None,
+    };
+    store.create_invitation(&invitation).await.unwrap();
+    assert!(store.open_invitation("code", 1_000).await.unwrap().is_none());
+    assert_eq!(
+        store.open_invitation("code", 999).await.unwrap(),
+        Some(invitation)
+    );
+    let bob = account("usr_bob", "bob@example.com");
+    let mallory = AccountRecord {
+        created_at_ms: 500,
+        ..account("usr_mallory", "mallory@example.com")
+    };
+    assert!(
+        !store.create_invited_account(&mallory, "code").await.unwrap(),
+        "an invitation is for its email only"
+    );
+    assert!(store.get_account("usr_mallory").await.unwrap().is_none());
+    assert!(store.create_invited_account(&bob, "code").await.unwrap());
+    let bob_again = account("usr_bob2", "bob@example.com");
+    assert!(!store.create_invited_account(&bob_again, "code").await.unwrap());
+    assert_eq!(store.list_accounts().await.unwrap().len(), 2);
+
+    store
+        .create_project("pets", "spec", &ProjectFiles::default(), 1)
+        .await
+        .unwrap();
+    let owned = SandboxRecord {
+        owner: Some("usr_bob".into()),
+        ..sandbox("sbx-owned", None)
+    };
+    store.create_sandbox(&owned).await.unwrap();
+    assert_eq!(store.get_sandbox("sbx-owned").await.unwrap(), Some(owned));
+    let mut entry = audited(7);
+    entry.owner = Some("usr_bob".into());
+    store.add_audit(&entry).await.unwrap();
+    store.add_audit(&audited(8)).await.unwrap();
+    let bobs = store
+        .list_audit(&sbx_store::AuditQuery {
+            owner: Some("usr_bob".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(bobs.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [7]);
+}
+
 #[tokio::test]
 async fn sqlite_store_honours_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
     contract(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_honours_the_accounts_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    accounts_contract(&store).await;
 }
 
 #[tokio::test]
@@ -512,6 +647,7 @@ fn audited(at_ms: i64) -> sbx_store::AuditRecord {
         user_agent: None,
         resource: None,
         detail: None,
+        owner: None,
     }
 }
 

@@ -56,6 +56,9 @@ problem_types! {
     NoControlRoute = ("no-control-route", 404, "Not found"),
     NoLifecycle = ("no-lifecycle", 404, "Not found"),
     TooManyRefusals = ("too-many-refusals", 429, "Too many refused calls"),
+    Forbidden = ("forbidden", 403, "Forbidden"),
+    CsrfRefused = ("csrf", 403, "Cross-site request refused"),
+    TooManyAttempts = ("too-many-attempts", 429, "Too many failed sign-ins"),
     // The data plane: addressing.
     NoSandbox = ("no-sandbox", 404, "No sandbox addressed"),
     UnknownSandbox = ("unknown-sandbox", 404, "Unknown sandbox"),

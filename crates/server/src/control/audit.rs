@@ -4,12 +4,12 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{ConnectInfo, MatchedPath, Query, Request, State},
     http::header,
     response::Response,
 };
-use sbx_store::{AuditOutcome, AuditQuery, AuditRecord};
+use sbx_store::{AccountId, AuditOutcome, AuditQuery, AuditRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,6 +19,7 @@ use crate::{
     http::error::{ApiError, ProblemDetail},
     http::middleware::RequestId,
     service::audit::capped,
+    service::caller::Caller,
 };
 
 const PAGE: u32 = 100;
@@ -54,12 +55,14 @@ impl Call {
             user_agent,
             resource: None,
             detail: None,
+            owner: None,
         })
     }
 
     /// The entry, completed by the answer: its status, the `Location` of
     /// what it created, the problem's detail when it failed.
-    pub fn answered(mut self, response: &Response) -> AuditRecord {
+    pub fn answered(mut self, response: &Response, owner: Option<AccountId>) -> AuditRecord {
+        self.0.owner = owner;
         self.0.status = i64::from(response.status().as_u16());
         self.0.resource = response
             .headers()
@@ -176,10 +179,11 @@ fn query(params: &HashMap<String, String>) -> Result<AuditQuery, ApiError> {
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let query = query(&params)?;
-    let records = state.store.list_audit(&query).await?;
+    let records = crate::service::audit::list(&state, &caller, query.clone()).await?;
     let next_cursor = (records.len() == query.limit as usize)
         .then(|| records.last().map(|r| r.seq.to_string()))
         .flatten();

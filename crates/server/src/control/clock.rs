@@ -14,6 +14,7 @@ use crate::{
     http::error::{ApiError, ApiJson},
     http::middleware::RequestId,
     runtime::registry::LiveSandbox,
+    service::caller::Caller,
     service::{
         ServiceError,
         clock::{self as service, ClockMove, History, Move},
@@ -123,9 +124,10 @@ async fn clock_view(
     responses((status = 200, body = ClockView), (status = 404)), security(("admin" = [])))]
 pub async fn clock(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<ClockView>, ApiError> {
-    let sandbox = live(&state, &id)?;
+    let sandbox = live(&state, &caller, &id)?;
     Ok(Json(clock_view(&state, &sandbox, None).await?))
 }
 
@@ -137,11 +139,12 @@ pub async fn clock(
     security(("admin" = [])))]
 pub async fn change_clock(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Extension(request_id): Extension<RequestId>,
     ApiJson(change): ApiJson<ClockChange>,
 ) -> Result<Json<ClockView>, ApiError> {
-    let (sandbox, report) = service::move_clock(&state, &id, change.parse()?, &request_id).await?;
+    let (sandbox, report) = service::move_clock(&state, &caller, &id, change.parse()?, &request_id).await?;
     Ok(Json(clock_view(&state, &sandbox, Some(report)).await?))
 }
 
@@ -166,9 +169,10 @@ impl ClockChange {
     security(("admin" = [])))]
 pub async fn history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, collection, rid)): Path<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
-    Ok(Json(service::history(&state, &id, collection, rid).await?))
+    Ok(Json(service::history(&state, &caller, &id, collection, rid).await?))
 }
 
 /// Exactly one of the fields.
@@ -192,6 +196,7 @@ pub struct TransitionRequest {
     security(("admin" = [])))]
 pub async fn transition(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, collection, rid)): Path<(String, String, String)>,
     Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<TransitionRequest>,
@@ -207,6 +212,6 @@ pub async fn transition(
             .into());
         }
     };
-    let moved = service::transition(&state, &id, (collection, rid), to, &request_id);
+    let moved = service::transition(&state, &caller, &id, (collection, rid), to, &request_id);
     Ok(Json(moved.await?))
 }

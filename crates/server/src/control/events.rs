@@ -23,6 +23,7 @@ use crate::{
     http::error::{ApiError, ApiJson},
     http::middleware::RequestId,
     runtime::registry::LiveSandbox,
+    service::caller::Caller,
     service::{events as service, sandboxes::live},
     workers::deliveries::body,
 };
@@ -65,9 +66,10 @@ pub struct EventList {
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<EventList>, ApiError> {
-    live(&state, &id)?;
+    live(&state, &caller, &id)?;
     let items = state.store.list_events(&id, EVENTS_PAGE).await?;
     Ok(Json(EventList {
         items: items.into_iter().map(EventView::from).collect(),
@@ -85,9 +87,10 @@ pub struct EventTypeList {
     security(("admin" = [])))]
 pub async fn types(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<EventTypeList>, ApiError> {
-    let sandbox = live(&state, &id)?;
+    let sandbox = live(&state, &caller, &id)?;
     Ok(Json(EventTypeList {
         items: sandbox.serving().compiled.events.summaries(),
     }))
@@ -110,11 +113,12 @@ pub struct Trigger {
     security(("admin" = [])))]
 pub async fn trigger(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<Trigger>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
-    let emitted = service::trigger(&state, &id, body.event_type, body.data, &request_id).await?;
+    let emitted = service::trigger(&state, &caller, &id, body.event_type, body.data, &request_id).await?;
     let event = EventView {
         id: emitted.id.to_string(),
         event_type: emitted.event_type,
@@ -145,9 +149,10 @@ pub fn listen_secret(sandbox: &LiveSandbox) -> String {
     security(("admin" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let sandbox = live(&state, &id)?;
+    let sandbox = live(&state, &caller, &id)?;
     let secret = listen_secret(&sandbox);
     let last = state
         .store

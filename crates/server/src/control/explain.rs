@@ -3,7 +3,7 @@
 //! validation error, the scenario, chaos, the script error.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
 };
 use sbx_store::LogRecord;
@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::{
     app::{AppState, rfc3339},
     http::error::ApiError,
+    service::caller::Caller,
     service::logs::{logged, logged_anywhere},
 };
 
@@ -69,9 +70,10 @@ impl From<LogRecord> for Explanation {
     security(("admin" = [])))]
 pub async fn in_sandbox(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<Explanation>, ApiError> {
-    Ok(Json(logged(&state, &id, &request_id).await?.into()))
+    Ok(Json(logged(&state, &caller, &id, &request_id).await?.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/requests/{request_id}/explain", operation_id = "explainRequest", tag = "logs",
@@ -80,7 +82,8 @@ pub async fn in_sandbox(
     security(("admin" = [])))]
 pub async fn anywhere(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Explanation>, ApiError> {
-    Ok(Json(logged_anywhere(&state, &request_id).await?.into()))
+    Ok(Json(logged_anywhere(&state, &caller, &request_id).await?.into()))
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, State},
     http::header,
     response::IntoResponse,
@@ -20,6 +20,7 @@ use crate::{
     app::{AppState, rfc3339},
     control::logs::query,
     http::error::ApiError,
+    service::caller::Caller,
     service::logs::{self, Export},
 };
 
@@ -34,6 +35,7 @@ use crate::{
     security(("admin" = [])))]
 pub async fn export(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -47,7 +49,7 @@ pub async fn export(
     let Export {
         records,
         cut_at_budget,
-    } = logs::export(&state, &id, filter, wanted).await?;
+    } = logs::export(&state, &caller, &id, filter, wanted).await?;
     let mut comment = format!("the request log of sandbox {id}");
     if cut_at_budget {
         comment.push_str(&format!(

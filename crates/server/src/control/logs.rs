@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, State},
 };
 use sbx_store::{LogQuery, LogRecord};
@@ -16,6 +16,7 @@ use crate::{
     app::{AppState, rfc3339},
     control::filters,
     http::error::ApiError,
+    service::caller::Caller,
     service::{
         logs::{self, logged},
         sandboxes::live,
@@ -173,10 +174,11 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<LogPage>, ApiError> {
-    live(&state, &id)?;
+    live(&state, &caller, &id)?;
     let query = query(&params)?;
     let records = state.store.list_logs(&id, &query).await?;
     let next_cursor = (records.len() == query.limit as usize)
@@ -195,9 +197,10 @@ pub async fn list(
     security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<LogView>, ApiError> {
-    Ok(Json(logged(&state, &id, &request_id).await?.into()))
+    Ok(Json(logged(&state, &caller, &id, &request_id).await?.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", operation_id = "streamLogs", tag = "logs",
@@ -209,6 +212,7 @@ pub async fn show(
     security(("admin" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<
@@ -218,7 +222,7 @@ pub async fn stream(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let entries = logs::follow(&state, &id, query(&params)?).await?;
+    let entries = logs::follow(&state, &caller, &id, query(&params)?).await?;
     let events = futures_util::StreamExt::map(entries, |record| {
         let view = LogView::from(record);
         Ok(Event::default()

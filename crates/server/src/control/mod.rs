@@ -1,5 +1,6 @@
 //! The control plane: `/api/v1`, JSON, admin bearer token.
 
+mod accounts;
 pub(crate) mod audit;
 mod clock;
 mod events;
@@ -21,15 +22,13 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 
 use crate::{
     app::AppState,
-    http::{
-        access::{bearer_token, is_admin, refused_too_often},
-        error::ApiError,
-    },
+    http::{access, error::ApiError},
+    service::caller::Caller,
 };
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -40,7 +39,20 @@ pub fn router(state: AppState) -> Router<AppState> {
         .max_spec_bytes
         .saturating_mul(2)
         .saturating_add(64 * 1024);
-    let authenticated = Router::new()
+    let signed_in = Router::new()
+        .route("/me", get(accounts::me))
+        .route(
+            "/me/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route("/me/tokens/{token}", delete(accounts::revoke_token))
+        .route("/auth/logout", post(accounts::sign_out))
+        .route("/accounts", get(accounts::list))
+        .route(
+            "/accounts/{account}",
+            get(accounts::show).patch(accounts::update),
+        )
+        .route("/invitations", post(accounts::invite))
         .route("/projects", get(projects::list).post(projects::create))
         .route(
             "/projects/{name}",
@@ -130,11 +142,24 @@ pub fn router(state: AppState) -> Router<AppState> {
             put(sandboxes::put_chaos).delete(sandboxes::delete_chaos),
         )
         .layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state(state, require_admin));
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Entry::SignedIn),
+            authenticate,
+        ));
+    // Sign-up and sign-in serve anonymous callers (an admin may sign up
+    // others while signed in).
+    let open = Router::new()
+        .route("/accounts", post(accounts::sign_up))
+        .route("/auth/login", post(accounts::sign_in))
+        .route_layer(middleware::from_fn_with_state(
+            (state, Entry::Open),
+            authenticate,
+        ));
     Router::new()
         .route("/openapi.json", get(openapi::serve))
         .route("/health", get(health))
-        .merge(authenticated)
+        .merge(open)
+        .merge(signed_in)
         .fallback(no_route)
 }
 
@@ -163,30 +188,57 @@ async fn no_route(request: Request) -> ApiError {
     )
 }
 
-async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let token = bearer_token(&request);
-    let actor = if is_admin(&state, &request) {
-        "admin"
-    } else {
-        "anonymous"
-    };
-    if actor != "admin"
-        && let Some(response) = refused_too_often(&state, &request)
+/// Whether a route needs a caller, or also serves anonymous ones (sign-up
+/// and sign-in, which an admin may call signed in).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    SignedIn,
+    Open,
+}
+
+/// Identifies the caller (a [`Caller`] in the request's extensions), refuses
+/// the unidentified where a caller is needed, and audits every change and
+/// every refused attempt at one.
+async fn authenticate(
+    State((state, entry)): State<(AppState, Entry)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let changes = access::changes(&request);
+    let identified = access::identify(&state, request.headers(), changes).await;
+    let caller = identified.as_ref().ok().cloned().flatten();
+    if caller.is_none()
+        && let Some(response) = access::refused_too_often(&state, &request)
     {
         return response;
     }
-    let changes = !matches!(request.method().as_str(), "GET" | "HEAD" | "OPTIONS");
-    let call = changes.then(|| audit::Call::of(&request, actor));
-    let response = match token {
-        None => ApiError::unauthorized("send the admin token as `Authorization: Bearer <token>` (SBX_ADMIN_TOKEN, or the token printed at first start)").into_response(),
-        Some(_) if actor != "admin" => {
-            ApiError::unauthorized("the admin token is not valid").into_response()
+    let actor = caller
+        .as_ref()
+        .map_or("anonymous".to_owned(), Caller::actor);
+    let caller_owner = caller.as_ref().and_then(Caller::owner).cloned();
+    let call = changes.then(|| audit::Call::of(&request, &actor));
+    let response = match (identified, caller) {
+        (Err(refused), _) => refused,
+        (Ok(_), None) if entry == Entry::SignedIn => ApiError::unauthorized(
+            "sign in: send the admin token or a personal access token as `Authorization: Bearer <token>`, or the session cookie",
+        )
+        .into_response(),
+        (Ok(_), caller) => {
+            if let Some(caller) = &caller {
+                request.extensions_mut().insert(caller.clone());
+            }
+            next.run(request).await
         }
-        Some(_) => next.run(request).await,
     };
-    // Every change, and every refused attempt at one, is audited.
     if let Some(call) = call {
-        crate::service::audit::record(&state, call.answered(&response)).await;
+        // A sign-up or sign-in names the account it concerns on its answer.
+        let owner = response
+            .extensions()
+            .get::<Caller>()
+            .and_then(Caller::owner)
+            .cloned()
+            .or(caller_owner);
+        crate::service::audit::record(&state, call.answered(&response, owner)).await;
     }
     response
 }

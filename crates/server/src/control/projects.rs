@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
@@ -21,6 +21,7 @@ use crate::{
     control::created,
     data_plane::drift::DriftFinding,
     http::error::{ApiError, ApiJson, FieldError},
+    service::caller::Caller,
     service::{
         ServiceError,
         projects::{self as service, Coverage, FileKind},
@@ -240,12 +241,13 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(mut body): ApiJson<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = body.name.clone().unwrap_or_default();
     let files = body.files().unwrap_or_default();
     let text = spec_text(body.spec)?;
-    let (record, compiled) = service::import(&state, &name, text, files).await?;
+    let (record, compiled) = service::import(&state, &caller, &name, text, files).await?;
     Ok(created(
         format!("/api/v1/projects/{}", record.name),
         view(&record, &compiled),
@@ -258,6 +260,7 @@ pub async fn create(
     security(("admin" = [])))]
 pub async fn replace_spec(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     ApiJson(mut body): ApiJson<ProjectBody>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -268,7 +271,7 @@ pub async fn replace_spec(
     }
     let files = body.files();
     let text = spec_text(body.spec)?;
-    let (record, compiled) = service::replace_spec(&state, &name, text, files).await?;
+    let (record, compiled) = service::replace_spec(&state, &caller, &name, text, files).await?;
     Ok(Json(view(&record, &compiled)))
 }
 
@@ -303,13 +306,14 @@ fn revised(
     security(("admin" = [])))]
 pub async fn put_file(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((name, kind, item)): Path<(String, FileKind, String)>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Json<ProjectView>, ApiError> {
     let text = source_text(&headers, body);
     Ok(revised(
-        service::edit_file(&state, &name, kind, &item, Some(text)).await?,
+        service::edit_file(&state, &caller, &name, kind, &item, Some(text)).await?,
     ))
 }
 
@@ -319,10 +323,11 @@ pub async fn put_file(
     security(("admin" = [])))]
 pub async fn delete_file(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((name, kind, item)): Path<(String, FileKind, String)>,
 ) -> Result<Json<ProjectView>, ApiError> {
     Ok(revised(
-        service::edit_file(&state, &name, kind, &item, None).await?,
+        service::edit_file(&state, &caller, &name, kind, &item, None).await?,
     ))
 }
 
@@ -331,10 +336,11 @@ pub async fn delete_file(
     responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
 pub async fn put_env(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     ApiJson(env): ApiJson<Map<String, Value>>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let edited = service::edit_files(&state, &name, |files| {
+    let edited = service::edit_files(&state, &caller, &name, |files| {
         files.env = env;
         Ok(())
     });
@@ -346,10 +352,11 @@ pub async fn put_env(
     responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     ApiJson(settings): ApiJson<ProjectSettings>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let edited = service::edit_files(&state, &name, |files| {
+    let edited = service::edit_files(&state, &caller, &name, |files| {
         files.settings = settings;
         Ok(())
     });
@@ -361,9 +368,10 @@ pub async fn put_settings(
     security(("admin" = [])))]
 pub async fn files(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<ProjectFiles>, ApiError> {
-    Ok(Json(service::latest(&state, &name).await?.1))
+    Ok(Json(service::latest(&state, &caller, &name).await?.1))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -376,11 +384,11 @@ pub struct DriftList {
     security(("admin" = [])))]
 pub async fn drift(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<DriftList>, ApiError> {
-    service::get(&state, &name).await?;
     Ok(Json(DriftList {
-        items: state.drift.findings(&name),
+        items: service::drift(&state, &caller, &name).await?,
     }))
 }
 
@@ -416,9 +424,10 @@ pub async fn show(
     security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete(&state, &name).await?;
+    service::delete(&state, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -427,7 +436,8 @@ pub async fn delete(
     security(("admin" = [])))]
 pub async fn coverage(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Coverage>, ApiError> {
-    Ok(Json(service::coverage(&state, &name).await?))
+    Ok(Json(service::coverage(&state, &caller, &name).await?))
 }

@@ -3,7 +3,7 @@
 //! ([`crate::service::replay`]).
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
 };
 
@@ -11,6 +11,7 @@ use crate::{
     app::AppState,
     control::snippets::{Logged, Snippets},
     http::error::ApiError,
+    service::caller::Caller,
     service::{
         logs::logged,
         replay::{self as service, Replay, caveats, headers_of},
@@ -23,9 +24,10 @@ use crate::{
     security(("admin" = [])))]
 pub async fn snippets(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<Snippets>, ApiError> {
-    let record = logged(&state, &id, &request_id).await?;
+    let record = logged(&state, &caller, &id, &request_id).await?;
     let headers = headers_of(&record);
     let root = format!("{}/sbx/{id}", state.public_url);
     let request = Logged::new(
@@ -45,7 +47,8 @@ pub async fn snippets(
     security(("admin" = [])))]
 pub async fn replay(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<Replay>, ApiError> {
-    Ok(Json(service::replay(&state, &id, &request_id).await?))
+    Ok(Json(service::replay(&state, &caller, &id, &request_id).await?))
 }

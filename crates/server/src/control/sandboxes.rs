@@ -20,6 +20,7 @@ use crate::{
     http::error::{ApiError, ApiJson},
     http::middleware::RequestId,
     runtime::registry::LiveSandbox,
+    service::caller::Caller,
     service::{
         ServiceError,
         sandboxes::{self as service, NewSandbox},
@@ -129,10 +130,11 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateSandbox>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = body.parse()?;
-    let made = service::create(&state, new).await?;
+    let made = service::create(&state, &caller, new).await?;
     let answer = view(&state, &made.sandbox, Some(made.api_key));
     Ok(created(format!("/api/v1/sandboxes/{}", answer.id), answer))
 }
@@ -183,9 +185,10 @@ impl CreateSandbox {
     responses((status = 200, body = SandboxList)), security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(filter): Query<ListFilter>,
 ) -> Json<SandboxList> {
-    let items = service::list(&state, filter.project.as_deref())
+    let items = service::list(&state, &caller, filter.project.as_deref())
         .iter()
         .map(|s| view(&state, s, None))
         .collect();
@@ -196,9 +199,10 @@ pub async fn list(
     responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = service::live(&state, &id)?;
+    let sandbox = service::live(&state, &caller, &id)?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -206,9 +210,10 @@ pub async fn show(
     responses((status = 204, description = "deleted with its data"), (status = 404)), security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete(&state, &id).await?;
+    service::delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -217,9 +222,10 @@ pub async fn delete(
     security(("admin" = [])))]
 pub async fn reset(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = service::reset(&state, &id).await?;
+    let sandbox = service::reset(&state, &caller, &id).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -235,11 +241,12 @@ pub struct Seeded {
     security(("admin" = [])))]
 pub async fn seed(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Extension(request_id): Extension<RequestId>,
     ApiJson(records): ApiJson<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let created = service::seed(&state, &id, records, &request_id).await?;
+    let created = service::seed(&state, &caller, &id, records, &request_id).await?;
     Ok((StatusCode::CREATED, Json(Seeded { created })))
 }
 
@@ -248,10 +255,11 @@ pub async fn seed(
     responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
 pub async fn put_env(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(env): ApiJson<Map<String, Value>>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = service::set_env(&state, &id, env).await?;
+    let sandbox = service::set_env(&state, &caller, &id, env).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -268,10 +276,11 @@ pub struct ChaosProfile {
     security(("admin" = [])))]
 pub async fn put_chaos(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ChaosProfile>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = service::set_chaos(&state, &id, Some(body.profile)).await?;
+    let sandbox = service::set_chaos(&state, &caller, &id, Some(body.profile)).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -280,9 +289,10 @@ pub async fn put_chaos(
     security(("admin" = [])))]
 pub async fn delete_chaos(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<SandboxView>, ApiError> {
-    let sandbox = service::set_chaos(&state, &id, None).await?;
+    let sandbox = service::set_chaos(&state, &caller, &id, None).await?;
     Ok(Json(view(&state, &sandbox, None)))
 }
 
@@ -330,9 +340,10 @@ fn scenario_list(sandbox: &LiveSandbox) -> ScenarioList {
     security(("admin" = [])))]
 pub async fn scenarios(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<ScenarioList>, ApiError> {
-    let sandbox = service::live(&state, &id)?;
+    let sandbox = service::live(&state, &caller, &id)?;
     Ok(Json(scenario_list(&sandbox)))
 }
 
@@ -342,9 +353,10 @@ pub async fn scenarios(
     security(("admin" = [])))]
 pub async fn put_scenario(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DefaultScenario>,
 ) -> Result<Json<ScenarioList>, ApiError> {
-    let sandbox = service::set_scenario(&state, &id, body.scenario.as_deref()).await?;
+    let sandbox = service::set_scenario(&state, &caller, &id, body.scenario.as_deref()).await?;
     Ok(Json(scenario_list(&sandbox)))
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, State},
 };
 use sbx_store::{Origin, TimelineKind, TimelineQuery, TimelineRecord};
@@ -17,6 +17,7 @@ use crate::{
     app::{AppState, rfc3339},
     control::filters,
     http::error::ApiError,
+    service::caller::Caller,
     service::sandboxes::live,
 };
 
@@ -106,10 +107,11 @@ fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {
     security(("admin" = [])))]
 pub async fn timeline(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Timeline>, ApiError> {
-    live(&state, &id)?;
+    live(&state, &caller, &id)?;
     let mut query = query(&params)?;
     let limit = query.limit as usize;
     query.limit += 1;

@@ -1,7 +1,7 @@
 //! A sandbox's webhook endpoints, their secrets and their deliveries.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
     http::StatusCode,
 };
@@ -15,6 +15,7 @@ use crate::{
     app::{AppState, rfc3339},
     control::created,
     http::error::{ApiError, ApiJson},
+    service::caller::Caller,
     service::webhooks::{self as service, EndpointChange},
 };
 
@@ -69,10 +70,11 @@ pub struct EndpointList {
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EndpointChange>,
 ) -> Result<axum::response::Response, ApiError> {
-    let record = service::create_endpoint(&state, &id, body).await?;
+    let record = service::create_endpoint(&state, &caller, &id, body).await?;
     let location = format!(
         "/api/v1/sandboxes/{}/webhook-endpoints/{}",
         record.sandbox_id, record.id
@@ -84,9 +86,10 @@ pub async fn create(
     responses((status = 200, body = EndpointList), (status = 404)), security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointList>, ApiError> {
-    let items = service::endpoints(&state, &id).await?;
+    let items = service::endpoints(&state, &caller, &id).await?;
     Ok(Json(EndpointList {
         items: items.into_iter().map(EndpointView::from).collect(),
     }))
@@ -97,10 +100,11 @@ pub async fn list(
     responses((status = 200, body = EndpointView), (status = 404)), security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
-        service::endpoint(&state, &id, &endpoint_id).await?.into(),
+        service::endpoint(&state, &caller, &id, &endpoint_id).await?.into(),
     ))
 }
 
@@ -109,10 +113,11 @@ pub async fn show(
     responses((status = 200, body = EndpointView), (status = 404), (status = 422)), security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointChange>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    let updated = service::update_endpoint(&state, &id, &endpoint_id, body).await?;
+    let updated = service::update_endpoint(&state, &caller, &id, &endpoint_id, body).await?;
     Ok(Json(updated.into()))
 }
 
@@ -121,9 +126,10 @@ pub async fn update(
     responses((status = 204), (status = 404)), security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete_endpoint(&state, &id, &endpoint_id).await?;
+    service::delete_endpoint(&state, &caller, &id, &endpoint_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,9 +139,10 @@ pub async fn delete(
     security(("admin" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    let rotated = service::rotate_secret(&state, &id, &endpoint_id).await?;
+    let rotated = service::rotate_secret(&state, &caller, &id, &endpoint_id).await?;
     Ok(Json(rotated.into()))
 }
 
@@ -174,9 +181,10 @@ pub struct DeliveryList {
     security(("admin" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    service::endpoint(&state, &id, &endpoint_id).await?;
+    service::endpoint(&state, &caller, &id, &endpoint_id).await?;
     let mut items = Vec::new();
     for delivery in state
         .store
@@ -225,9 +233,10 @@ pub struct Requeued {
     security(("admin" = [])))]
 pub async fn redeliver(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Redelivery>,
 ) -> Result<Json<Requeued>, ApiError> {
-    let requeued = service::redeliver(&state, &id, &endpoint_id, body.event.as_deref()).await?;
+    let requeued = service::redeliver(&state, &caller, &id, &endpoint_id, body.event.as_deref()).await?;
     Ok(Json(Requeued { requeued }))
 }

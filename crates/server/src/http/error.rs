@@ -123,6 +123,15 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::TooLarge(detail) => Self::new(ProblemType::PayloadTooLarge, detail),
             ServiceError::Conflict(detail) => Self::conflict(detail),
+            ServiceError::Forbidden(detail) => Self::new(ProblemType::Forbidden, detail),
+            ServiceError::Unauthenticated(detail) => Self::unauthorized(detail),
+            ServiceError::TooManyAttempts {
+                detail,
+                retry_after,
+            } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(ProblemType::TooManyAttempts, detail)
+            },
             ServiceError::Store(error) => error.into(),
             ServiceError::Internal(error) => Self::internal(format!("{error:#}")),
         }

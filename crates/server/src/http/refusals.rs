@@ -2,9 +2,9 @@
 //! address in one-minute windows: past the limit a client is answered 429
 //! and its attempts are no longer audited one by one, so a flood of bad
 //! calls can neither fill the disk through the audit log nor try tokens
-//! at line rate.
+//! at line rate. Failed sign-ins are counted the same way per account.
 
-use std::{collections::HashMap, net::IpAddr, sync::Mutex};
+use std::{collections::HashMap, hash::Hash, net::IpAddr, sync::Mutex};
 
 /// Clients tracked at most; past it, windows that ended are forgotten
 /// first, then everything (a flood from many addresses resets counts
@@ -12,9 +12,10 @@ use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 const MAX_CLIENTS: usize = 10_000;
 const WINDOW_MS: i64 = 60_000;
 
-pub struct Refusals {
+/// Counts per key (a client address, an account's email).
+pub struct Refusals<K = IpAddr> {
     per_minute: u32,
-    clients: Mutex<HashMap<IpAddr, Window>>,
+    clients: Mutex<HashMap<K, Window>>,
 }
 
 #[derive(Clone, Copy)]
@@ -23,7 +24,7 @@ struct Window {
     count: u32,
 }
 
-impl Refusals {
+impl<K: Hash + Eq> Refusals<K> {
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute: per_minute.max(1),
@@ -33,7 +34,7 @@ impl Refusals {
 
     /// Counts one refusal of `client` at `now_ms`: `Ok` while it is within
     /// the limit, else `Err` with the seconds until its window ends.
-    pub fn count(&self, client: IpAddr, now_ms: i64) -> Result<(), u64> {
+    pub fn count(&self, client: K, now_ms: i64) -> Result<(), u64> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
             clients.retain(|_, w| now_ms - w.started_ms < WINDOW_MS);
@@ -52,6 +53,20 @@ impl Refusals {
             };
         }
         window.count = window.count.saturating_add(1);
+        self.verdict(*window, now_ms)
+    }
+
+    /// Whether `client` is past its limit at `now_ms`, without counting:
+    /// `Err` with the seconds until its window ends.
+    pub fn check(&self, client: &K, now_ms: i64) -> Result<(), u64> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        match clients.get(client) {
+            Some(window) if now_ms - window.started_ms < WINDOW_MS => self.verdict(*window, now_ms),
+            _ => Ok(()),
+        }
+    }
+
+    fn verdict(&self, window: Window, now_ms: i64) -> Result<(), u64> {
         if window.count <= self.per_minute {
             Ok(())
         } else {
@@ -77,5 +92,18 @@ mod tests {
         assert_eq!(refusals.count(a, 31_000), Err(30));
         assert!(refusals.count(b, 31_000).is_ok());
         assert!(refusals.count(a, 61_000).is_ok());
+    }
+
+    #[test]
+    fn checking_does_not_count() {
+        let refusals = Refusals::new(1);
+        let key = "a@example.com".to_owned();
+        assert!(refusals.count(key.clone(), 0).is_ok());
+        for _ in 0..5 {
+            assert!(refusals.check(&key, 1_000).is_ok());
+        }
+        assert_eq!(refusals.count(key.clone(), 1_000), Err(59));
+        assert_eq!(refusals.check(&key, 2_000), Err(58));
+        assert!(refusals.check(&key, 60_000).is_ok());
     }
 }

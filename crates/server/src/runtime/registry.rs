@@ -13,7 +13,7 @@ use std::{
 
 use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
 use sbx_spec::synth::seed_from;
-use sbx_store::{ProjectName, ResourceRow, SandboxId, SandboxRecord};
+use sbx_store::{AccountId, ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -56,6 +56,8 @@ pub struct LiveSandbox {
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// The account it belongs to; `None`: the admin token's or the server's.
+    pub owner: Option<AccountId>,
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -189,6 +191,7 @@ impl LiveSandbox {
             label: record.label,
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
+            owner: record.owner,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The audit log's writing side: entries for the changes the server makes
 //! on its own, and storing an entry without ever failing the change.
 
-use sbx_store::AuditRecord;
+use sbx_store::{AccountId, AuditQuery, AuditRecord};
+
+use super::{ServiceError, ServiceResult, caller::Caller};
 
 use crate::app::{AppState, now_ms};
 
@@ -12,8 +14,14 @@ const MAX_TEXT: usize = 512;
 /// A change the server made on its own (the demo set-up, an expiry), in
 /// the words of the call that would have made it: `action` and `status`
 /// as that call, `path` its target (or what it created, for a 201), and
-/// `why` in words.
-pub fn by_system(action: &str, path: String, status: u16, why: &str) -> AuditRecord {
+/// `why` in words; `owner`, the account whose object it changed.
+pub fn by_system(
+    action: &str,
+    path: String,
+    status: u16,
+    why: &str,
+    owner: Option<AccountId>,
+) -> AuditRecord {
     let (target, resource) = match action.split_once(' ') {
         Some((_, route)) if status == 201 => (route.to_owned(), Some(path)),
         _ => (path, None),
@@ -30,7 +38,25 @@ pub fn by_system(action: &str, path: String, status: u16, why: &str) -> AuditRec
         user_agent: None,
         resource,
         detail: Some(why.to_owned()),
+        owner,
     }
+}
+
+/// The entries that match `query`, newest first: a developer's own only.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    mut query: AuditQuery,
+) -> ServiceResult<Vec<AuditRecord>> {
+    if !caller.is_admin() {
+        query.owner = Some(
+            caller
+                .owner()
+                .cloned()
+                .ok_or_else(|| ServiceError::Forbidden("only admins may read the audit log".into()))?,
+        );
+    }
+    Ok(state.store.list_audit(&query).await?)
 }
 
 /// Stores an entry; a failure is logged, never turned into the caller's.

@@ -7,7 +7,7 @@ use sbx_engine::jobs::{NotMade, Target};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ServiceError, ServiceResult, sandboxes::live};
+use super::{ServiceError, ServiceResult, caller::Caller, sandboxes::live};
 use crate::{
     app::{AppState, now_ms, rfc3339},
     runtime::registry::LiveSandbox,
@@ -40,11 +40,12 @@ pub enum ClockMove {
 /// answer is a `Conflict` saying so.
 pub async fn move_clock(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     change: ClockMove,
     request_id: &str,
 ) -> ServiceResult<(Arc<LiveSandbox>, RunReport)> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     // One clock change (and one job runner) at a time per sandbox.
     let _jobs = sandbox.jobs.lock().await;
     let clock = sandbox.clock();
@@ -122,11 +123,12 @@ pub struct History {
 /// A record's lifecycle: its state and every transition it went through.
 pub async fn history(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     collection: String,
     rid: String,
 ) -> ServiceResult<History> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     history_of(state, &sandbox, collection, rid).await
 }
 
@@ -180,12 +182,13 @@ pub enum Move {
 /// allow is a `Conflict`.
 pub async fn transition(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     (collection, rid): (String, String),
     to: Move,
     request_id: &str,
 ) -> ServiceResult<History> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     let compiled = sandbox.serving().compiled;
     let context = sandbox.background();
     let now_ms = sandbox.now_ms();

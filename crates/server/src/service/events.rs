@@ -4,7 +4,7 @@
 use sbx_store::Origin;
 use serde_json::Value;
 
-use super::{ServiceError, ServiceResult, sandboxes::live};
+use super::{ServiceError, ServiceResult, caller::Caller, sandboxes::live};
 use crate::app::AppState;
 
 /// An event just emitted.
@@ -20,12 +20,13 @@ pub struct Emitted {
 /// schema when the catalog declares it, or the type's golden payload.
 pub async fn trigger(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     event_type: String,
     data: Option<Value>,
     request_id: &str,
 ) -> ServiceResult<Emitted> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     if event_type.is_empty() || event_type.len() > 200 {
         return Err(ServiceError::invalid(
             "/type",

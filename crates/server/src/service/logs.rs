@@ -6,7 +6,7 @@ use std::{collections::VecDeque, time::Duration};
 use futures_util::Stream;
 use sbx_store::{LogQuery, LogRecord};
 
-use super::{ServiceError, ServiceResult, sandboxes::live};
+use super::{ServiceError, ServiceResult, caller::Caller, sandboxes::live};
 use crate::app::AppState;
 
 /// Log entries read per store query.
@@ -24,8 +24,13 @@ fn no_request(state: &AppState, request_id: &str, scope: &str) -> ServiceError {
 }
 
 /// One logged request of a live sandbox.
-pub async fn logged(state: &AppState, id: &str, request_id: &str) -> ServiceResult<LogRecord> {
-    live(state, id)?;
+pub async fn logged(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    request_id: &str,
+) -> ServiceResult<LogRecord> {
+    live(state, caller, id)?;
     state
         .store
         .get_log(Some(id), request_id)
@@ -33,13 +38,27 @@ pub async fn logged(state: &AppState, id: &str, request_id: &str) -> ServiceResu
         .ok_or_else(|| no_request(state, request_id, &format!("the log of {id}")))
 }
 
-/// The latest logged request with this id, in any sandbox.
-pub async fn logged_anywhere(state: &AppState, request_id: &str) -> ServiceResult<LogRecord> {
-    state
-        .store
-        .get_log(None, request_id)
-        .await?
-        .ok_or_else(|| no_request(state, request_id, "no sandbox's log"))
+/// The latest logged request with this id, in any sandbox the caller
+/// sees (a developer's own; an admin's, all).
+pub async fn logged_anywhere(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &str,
+) -> ServiceResult<LogRecord> {
+    let found = if caller.is_admin() {
+        state.store.get_log(None, request_id).await?
+    } else {
+        let mut latest: Option<LogRecord> = None;
+        for sandbox in super::sandboxes::list(state, caller, None) {
+            if let Some(record) = state.store.get_log(Some(&sandbox.id), request_id).await?
+                && latest.as_ref().is_none_or(|l| record.at_ms > l.at_ms)
+            {
+                latest = Some(record);
+            }
+        }
+        latest
+    };
+    found.ok_or_else(|| no_request(state, request_id, "no sandbox's log"))
 }
 
 /// Entries of an export, newest first.
@@ -53,11 +72,12 @@ pub struct Export {
 /// [`MAX_EXPORT_BYTES`].
 pub async fn export(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     mut filter: LogQuery,
     wanted: usize,
 ) -> ServiceResult<Export> {
-    live(state, id)?;
+    live(state, caller, id)?;
     filter.limit = BATCH;
     let mut records = Vec::new();
     let mut bytes = 0;
@@ -98,10 +118,11 @@ fn size(record: &LogRecord) -> usize {
 /// none skipped however fast they come.
 pub async fn follow(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     mut filter: LogQuery,
 ) -> ServiceResult<impl Stream<Item = LogRecord> + use<>> {
-    live(state, id)?;
+    live(state, caller, id)?;
     filter.limit = BATCH;
     let newest = LogQuery {
         limit: 1,

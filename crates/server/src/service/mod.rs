@@ -5,7 +5,9 @@
 //! changes the store and the registry together, and says what went wrong
 //! as a [`ServiceError`], never as an HTTP answer.
 
+pub mod accounts;
 pub mod audit;
+pub mod caller;
 pub mod clock;
 pub mod events;
 pub mod logs;
@@ -70,6 +72,16 @@ pub enum ServiceError {
     /// The change contradicts the present state.
     #[error("{0}")]
     Conflict(String),
+    /// The caller is known but may not do this (a developer publishing a
+    /// project). Another tenant's object is [`Self::NotFound`] instead.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The credentials are wrong (a sign-in).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Too many failed attempts; the caller waits `retry_after` seconds.
+    #[error("{detail}")]
+    TooManyAttempts { detail: String, retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A failure of the server itself (a worker gone, a corrupt row).

@@ -9,7 +9,7 @@ use sbx_store::ProjectRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldError, ServiceError, ServiceResult};
+use super::{FieldError, ServiceError, ServiceResult, caller::Caller};
 use crate::{
     app::{AppState, now_ms},
     config::Limits,
@@ -127,7 +127,12 @@ pub async fn latest_compiled(
 }
 
 /// The latest revision's spec text and files.
-pub async fn latest(state: &AppState, name: &str) -> ServiceResult<(String, ProjectFiles)> {
+pub async fn latest(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ServiceResult<(String, ProjectFiles)> {
+    caller.must_be_admin("read a project's files")?;
     let project = get(state, name).await?;
     let revision = state
         .store
@@ -203,10 +208,12 @@ fn check_name(name: &str) -> ServiceResult<()> {
 /// Imports a new project: its first revision.
 pub async fn import(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     spec: String,
     files: ProjectFiles,
 ) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    caller.must_be_admin("publish projects")?;
     check_name(name)?;
     let _edit = state.edits.lock().await;
     let published = publish(state, name, spec, files, Publish::NewProject).await?;
@@ -218,12 +225,14 @@ pub async fn import(
 /// revision's, which are kept when `files` is `None`.
 pub async fn replace_spec(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     spec: String,
     files: Option<ProjectFiles>,
 ) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    caller.must_be_admin("publish projects")?;
     let _edit = state.edits.lock().await;
-    let (_, kept) = latest(state, name).await?;
+    let (_, kept) = latest(state, caller, name).await?;
     let files = files.unwrap_or(kept);
     publish(state, name, spec, files, Publish::NewRevision).await
 }
@@ -231,11 +240,13 @@ pub async fn replace_spec(
 /// A new revision with the latest revision's files changed by `change`.
 pub async fn edit_files(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     change: impl FnOnce(&mut ProjectFiles) -> ServiceResult<()>,
 ) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
+    caller.must_be_admin("change projects")?;
     let _edit = state.edits.lock().await;
-    let (spec, mut files) = latest(state, name).await?;
+    let (spec, mut files) = latest(state, caller, name).await?;
     change(&mut files)?;
     publish(state, name, spec, files, Publish::NewRevision).await
 }
@@ -258,13 +269,14 @@ pub enum FileKind {
 /// removing a file that does not exist is `NotFound`.
 pub async fn edit_file(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     kind: FileKind,
     item: &str,
     text: Option<String>,
 ) -> ServiceResult<(ProjectRecord, Arc<CompiledRevision>)> {
     let removing = text.is_none();
-    edit_files(state, name, |files| {
+    edit_files(state, caller, name, |files| {
         let existed = apply_file(files, kind, item, text)?;
         if removing && !existed {
             return Err(ServiceError::NotFound(
@@ -314,7 +326,8 @@ fn apply_file(
 }
 
 /// Deletes a project with its revisions and sandboxes.
-pub async fn delete(state: &AppState, name: &str) -> ServiceResult<()> {
+pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<()> {
+    caller.must_be_admin("delete projects")?;
     let removed = state.store.delete_project(name).await?;
     for id in &removed {
         state.registry.remove(id);
@@ -341,8 +354,20 @@ pub struct Coverage {
     pub items: Vec<OperationCoverage>,
 }
 
+/// How the project's answers departed from its spec, most recent first.
+pub async fn drift(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ServiceResult<Vec<crate::data_plane::drift::DriftFinding>> {
+    caller.must_be_admin("read a project's drift")?;
+    get(state, name).await?;
+    Ok(state.drift.findings(name))
+}
+
 /// Which declared error responses of the latest revision a scenario produces.
-pub async fn coverage(state: &AppState, name: &str) -> ServiceResult<Coverage> {
+pub async fn coverage(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<Coverage> {
+    caller.must_be_admin("read a project's coverage")?;
     let (_, compiled) = latest_compiled(state, name).await?;
     let mut items = Vec::new();
     for (index, operation) in compiled.model.operations.iter().enumerate() {

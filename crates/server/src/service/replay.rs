@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{ServiceError, ServiceResult, logs::logged, sandboxes::live};
+use super::{ServiceError, ServiceResult, caller::Caller, logs::logged, sandboxes::live};
 use crate::{
     app::AppState,
     data_plane::{self, KeyCheck},
@@ -69,15 +69,20 @@ pub struct Replay {
 /// Runs a logged request again against the sandbox's present state, under
 /// a new request id, and compares the answers. A request whose body the
 /// log cut cannot be replayed (`Conflict`).
-pub async fn replay(state: &AppState, id: &str, request_id: &str) -> ServiceResult<Replay> {
-    let record = logged(state, id, request_id).await?;
+pub async fn replay(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    request_id: &str,
+) -> ServiceResult<Replay> {
+    let record = logged(state, caller, id, request_id).await?;
     let caveats = caveats(&record);
     if crate::workers::request_log::is_cut(&record.request_body) {
         return Err(ServiceError::Conflict(format!(
             "{request_id} cannot be replayed: its body was cut at 16 KiB in the log"
         )));
     }
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     let new_id = generate_request_id()
         .to_str()
         .unwrap_or_default()

@@ -8,7 +8,7 @@ use sbx_store::SandboxRecord;
 use sbx_webhooks::ScheduleName;
 use serde_json::{Map, Value};
 
-use super::{FieldError, ServiceError, ServiceResult, projects};
+use super::{FieldError, ServiceError, ServiceResult, caller::Caller, projects};
 use crate::{
     app::{AppState, now_ms},
     runtime::ids::{generate_api_key, hash_secret, new_sandbox_id},
@@ -60,8 +60,9 @@ pub struct Created {
     pub api_key: String,
 }
 
-/// Checks `new` against the limits, stores the sandbox and makes it live.
-pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created> {
+/// Checks `new` against the limits, stores the sandbox (the caller's) and
+/// makes it live.
+pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> ServiceResult<Created> {
     let project = projects::get(state, &new.project).await?;
     let revision = new.revision.unwrap_or(project.latest_revision);
     if revision == 0 || revision > project.latest_revision {
@@ -118,6 +119,7 @@ pub async fn create(state: &AppState, new: NewSandbox) -> ServiceResult<Created>
         clock_frozen_ms: None,
         seeded_at_ms: now,
         webhook_schedule: new.webhook_schedule,
+        owner: caller.owner().cloned(),
     };
     state.store.create_sandbox(&record).await?;
     let sandbox = state
@@ -136,29 +138,33 @@ pub fn bad_seed() -> ServiceError {
     )
 }
 
-/// A sandbox that exists and has not expired.
-pub fn live(state: &AppState, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
+/// A sandbox that exists, has not expired and is the caller's to see:
+/// another developer's answers as if it did not exist.
+pub fn live(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
     state
         .registry
         .get(id)
         .filter(|s| s.expired_at(now_ms()).is_none())
+        .filter(|s| caller.sees(s.owner.as_ref()))
         .ok_or_else(|| ServiceError::NotFound(format!("sandbox \"{id}\" does not exist")))
 }
 
-/// Live sandboxes, of one project or of all.
-pub fn list(state: &AppState, project: Option<&str>) -> Vec<Arc<LiveSandbox>> {
+/// The caller's live sandboxes (an admin's: all), of one project or of all.
+pub fn list(state: &AppState, caller: &Caller, project: Option<&str>) -> Vec<Arc<LiveSandbox>> {
     let now = now_ms();
     state
         .registry
         .all()
         .into_iter()
+        .filter(|s| caller.sees(s.owner.as_ref()))
         .filter(|s| project.is_none_or(|p| s.project == p))
         .filter(|s| s.expired_at(now).is_none())
         .collect()
 }
 
 /// Deletes a sandbox with its data.
-pub async fn delete(state: &AppState, id: &str) -> ServiceResult<()> {
+pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<()> {
+    live(state, caller, id)?;
     if !state.store.delete_sandbox(id).await? {
         return Err(ServiceError::NotFound(format!(
             "sandbox \"{id}\" does not exist"
@@ -169,8 +175,8 @@ pub async fn delete(state: &AppState, id: &str) -> ServiceResult<()> {
 }
 
 /// Back to the fixtures: every change made by requests is gone.
-pub async fn reset(state: &AppState, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
-    let sandbox = live(state, id)?;
+pub async fn reset(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, caller, id)?;
     let _jobs = sandbox.jobs.lock().await;
     let seeded_at_ms = sandbox.now_ms();
     state.store.clear_resources(id, seeded_at_ms).await?;
@@ -183,11 +189,12 @@ pub async fn reset(state: &AppState, id: &str) -> ServiceResult<Arc<LiveSandbox>
 /// members; all or nothing. Returns the ids made, by collection.
 pub async fn seed(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     records: Map<String, Value>,
     request_id: &str,
 ) -> ServiceResult<BTreeMap<String, Vec<String>>> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     let compiled = sandbox.serving().compiled;
     let (seed, records_state, now_ms) = (sandbox.seed, sandbox.state.clone(), sandbox.now_ms());
     // Seeding waits for the sandbox's write turn and synthesizes records:
@@ -224,10 +231,11 @@ pub async fn seed(
 /// Replaces the sandbox's overrides of the project's environment.
 pub async fn set_env(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     env: Map<String, Value>,
 ) -> ServiceResult<Arc<LiveSandbox>> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     state.store.set_sandbox_env(id, &env).await?;
     sandbox.set_env(env);
     Ok(sandbox)
@@ -237,10 +245,11 @@ pub async fn set_env(
 /// `X-Chaos` gets.
 pub async fn set_chaos(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     profile: Option<String>,
 ) -> ServiceResult<Arc<LiveSandbox>> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     let chaos = match profile {
         Some(text) => {
             let spec = ChaosSpec::parse(&text)
@@ -289,10 +298,11 @@ pub fn scenarios(sandbox: &LiveSandbox) -> Vec<OperationScenarios> {
 /// declares it answers with.
 pub async fn set_scenario(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     scenario: Option<&str>,
 ) -> ServiceResult<Arc<LiveSandbox>> {
-    let sandbox = live(state, id)?;
+    let sandbox = live(state, caller, id)?;
     if let Some(name) = scenario {
         let known = scenarios(&sandbox)
             .iter()
@@ -315,11 +325,13 @@ pub async fn set_scenario(
 pub async fn expire(state: &AppState, now: i64) -> ServiceResult<usize> {
     let ids = state.store.expire_sandboxes(now).await?;
     for id in &ids {
+        let owner = state.registry.get(id).and_then(|s| s.owner.clone());
         let entry = super::audit::by_system(
             "DELETE /api/v1/sandboxes/{id}",
             format!("/api/v1/sandboxes/{id}"),
             204,
             "expired: its time to live ended",
+            owner,
         );
         super::audit::record(state, entry).await;
         state.registry.remove(id);

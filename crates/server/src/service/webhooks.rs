@@ -6,7 +6,7 @@ use sbx_webhooks::Faults;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ServiceError, ServiceResult, sandboxes::live};
+use super::{ServiceError, ServiceResult, caller::Caller, sandboxes::live};
 use crate::app::{AppState, now_ms};
 
 /// How long a rotated-out secret keeps signing.
@@ -82,8 +82,13 @@ fn checked_events(events: Option<Vec<String>>) -> ServiceResult<Vec<String>> {
 }
 
 /// The endpoint of a live sandbox.
-pub async fn endpoint(state: &AppState, id: &str, endpoint: &str) -> ServiceResult<EndpointRecord> {
-    live(state, id)?;
+pub async fn endpoint(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    endpoint: &str,
+) -> ServiceResult<EndpointRecord> {
+    live(state, caller, id)?;
     state
         .store
         .get_endpoint(id, endpoint)
@@ -94,8 +99,12 @@ pub async fn endpoint(state: &AppState, id: &str, endpoint: &str) -> ServiceResu
 }
 
 /// The endpoints of a live sandbox.
-pub async fn endpoints(state: &AppState, id: &str) -> ServiceResult<Vec<EndpointRecord>> {
-    live(state, id)?;
+pub async fn endpoints(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ServiceResult<Vec<EndpointRecord>> {
+    live(state, caller, id)?;
     Ok(state.store.list_endpoints(id).await?)
 }
 
@@ -103,10 +112,11 @@ pub async fn endpoints(state: &AppState, id: &str) -> ServiceResult<Vec<Endpoint
 /// delivered to it.
 pub async fn create_endpoint(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     change: EndpointChange,
 ) -> ServiceResult<EndpointRecord> {
-    live(state, id)?;
+    live(state, caller, id)?;
     let url = change
         .url
         .as_deref()
@@ -139,11 +149,12 @@ pub async fn create_endpoint(
 /// Changes the fields given; re-enabling makes held deliveries due again.
 pub async fn update_endpoint(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     endpoint_id: &str,
     change: EndpointChange,
 ) -> ServiceResult<EndpointRecord> {
-    let mut record = endpoint(state, id, endpoint_id).await?;
+    let mut record = endpoint(state, caller, id, endpoint_id).await?;
     if let Some(url) = &change.url {
         record.url = checked_url(state, url)?;
     }
@@ -175,12 +186,17 @@ pub async fn update_endpoint(
 }
 
 /// Deletes an endpoint and its deliveries.
-pub async fn delete_endpoint(state: &AppState, id: &str, endpoint_id: &str) -> ServiceResult<()> {
-    live(state, id)?;
+pub async fn delete_endpoint(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    endpoint_id: &str,
+) -> ServiceResult<()> {
+    live(state, caller, id)?;
     if state.store.delete_endpoint(id, endpoint_id).await? {
         return Ok(());
     }
-    Err(endpoint(state, id, endpoint_id)
+    Err(endpoint(state, caller, id, endpoint_id)
         .await
         .err()
         .unwrap_or_else(|| ServiceError::NotFound(format!("no webhook endpoint {endpoint_id:?}"))))
@@ -190,10 +206,11 @@ pub async fn delete_endpoint(state: &AppState, id: &str, endpoint_id: &str) -> S
 /// one and the old one.
 pub async fn rotate_secret(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     endpoint_id: &str,
 ) -> ServiceResult<EndpointRecord> {
-    let mut record = endpoint(state, id, endpoint_id).await?;
+    let mut record = endpoint(state, caller, id, endpoint_id).await?;
     record.previous_secret = Some(std::mem::replace(
         &mut record.secret,
         sbx_webhooks::generate_secret(),
@@ -207,12 +224,13 @@ pub async fn rotate_secret(
 /// one event's (`evt_…`), or every dead letter's. How many.
 pub async fn redeliver(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     endpoint_id: &str,
     event: Option<&str>,
 ) -> ServiceResult<u64> {
-    let sandbox = live(state, id)?;
-    endpoint(state, id, endpoint_id).await?;
+    let sandbox = live(state, caller, id)?;
+    endpoint(state, caller, id, endpoint_id).await?;
     let number = match event {
         Some(text) => Some(EventId::parse(text).ok_or_else(|| {
             ServiceError::invalid("/event", format!("{text:?} is not an event id (evt_…)"))
