@@ -3,8 +3,8 @@
 use std::{net::SocketAddr, path::Path, sync::Arc, time::SystemTime};
 
 use anyhow::Context;
+use axum::extract::State;
 use axum::http::HeaderValue;
-use axum::{Router, extract::State};
 use sbx_store::{SqliteStore, Store};
 use secrecy::ExposeSecret;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -243,12 +243,12 @@ pub fn front(state: AppState) -> Front {
             .allow_methods(tower_http::cors::Any)
             .allow_headers(tower_http::cors::Any),
     );
-    let control = Router::new()
-        .nest("/api/v1", control)
+    let control = control
         .route(
             "/metrics",
             axum::routing::get(crate::observability::metrics::scrape),
         )
+        .fallback(control::no_route)
         .with_state(state.clone());
     let header_limit = state.config.limits.max_header_bytes;
     let sandboxes: SandboxHandler = Arc::new(move |request| {

@@ -4,8 +4,8 @@
 use sbx_engine::ProjectFiles;
 
 use crate::{
-    service::caller::Caller,
     Server,
+    service::caller::Caller,
     service::{
         audit,
         projects::{self, Publish},

@@ -3,9 +3,9 @@
 
 use sbx_engine::ProjectFiles;
 use sbx_store::{
-    AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord,
-    LogQuery, LogRecord, ResourceRow, Role, SandboxRecord, SqliteStore, Store, StoreError,
-    TokenKind, TokenRecord, TransitionRecord,
+    AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord, LogQuery,
+    LogRecord, ResourceRow, Role, SandboxRecord, SqliteStore, Store, StoreError, TokenKind,
+    TokenRecord, TransitionRecord,
 };
 
 /// Files with one environment parameter.
@@ -441,7 +441,10 @@ async fn accounts_contract(store: &dyn Store) {
     store.create_token(&personal).await.unwrap();
     store.create_token(&session).await.unwrap();
     let (found, owner) = store.token_by_hash("hash-tok_a").await.unwrap().unwrap();
-    assert_eq!((found.id.as_str(), owner.id.as_str()), ("tok_a", "usr_alice"));
+    assert_eq!(
+        (found.id.as_str(), owner.id.as_str()),
+        ("tok_a", "usr_alice")
+    );
     assert!(store.token_by_hash("hash-nothing").await.unwrap().is_none());
     let listed = store
         .list_tokens("usr_alice", TokenKind::Personal)
@@ -451,7 +454,11 @@ async fn accounts_contract(store: &dyn Store) {
     store.touch_tokens(&[("tok_a".into(), 50)]).await.unwrap();
     store.touch_tokens(&[("tok_a".into(), 40)]).await.unwrap();
     let (touched, _) = store.token_by_hash("hash-tok_a").await.unwrap().unwrap();
-    assert_eq!(touched.last_used_at_ms, Some(50), "last use never goes back");
+    assert_eq!(
+        touched.last_used_at_ms,
+        Some(50),
+        "last use never goes back"
+    );
     assert!(!store.revoke_token("usr_other", "tok_a", 60).await.unwrap());
     assert!(store.revoke_token("usr_alice", "tok_a", 60).await.unwrap());
     assert!(!store.revoke_token("usr_alice", "tok_a", 61).await.unwrap());
@@ -470,7 +477,13 @@ async fn accounts_contract(store: &dyn Store) {
         accepted_at_ms: None,
     };
     store.create_invitation(&invitation).await.unwrap();
-    assert!(store.open_invitation("code", 1_000).await.unwrap().is_none());
+    assert!(
+        store
+            .open_invitation("code", 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.open_invitation("code", 999).await.unwrap(),
         Some(invitation)
@@ -481,13 +494,21 @@ async fn accounts_contract(store: &dyn Store) {
         ..account("usr_mallory", "mallory@example.com")
     };
     assert!(
-        !store.create_invited_account(&mallory, "code").await.unwrap(),
+        !store
+            .create_invited_account(&mallory, "code")
+            .await
+            .unwrap(),
         "an invitation is for its email only"
     );
     assert!(store.get_account("usr_mallory").await.unwrap().is_none());
     assert!(store.create_invited_account(&bob, "code").await.unwrap());
     let bob_again = account("usr_bob2", "bob@example.com");
-    assert!(!store.create_invited_account(&bob_again, "code").await.unwrap());
+    assert!(
+        !store
+            .create_invited_account(&bob_again, "code")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.list_accounts().await.unwrap().len(), 2);
 
     store

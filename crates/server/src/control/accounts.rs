@@ -230,7 +230,10 @@ fn session_cookie(state: &AppState, token: &str, max_age_seconds: i64) -> Header
 #[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "signOut", tag = "accounts",
     responses((status = 204, description = "the session presented (cookie or bearer) has ended; the cookie is cleared")),
     security(("bearer" = [])))]
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let token = match access::presented(&state, &headers) {
         Presented::Bearer(token) | Presented::Cookie(token) => Some(token),
         Presented::None => None,
@@ -263,7 +266,11 @@ pub async fn me(
         Some(id) => Some(service::get(&state, &caller, id).await?.into()),
         None => None,
     };
-    let role = if caller.is_admin() { "admin" } else { "developer" };
+    let role = if caller.is_admin() {
+        "admin"
+    } else {
+        "developer"
+    };
     Ok(Json(Me {
         account,
         role: role.to_owned(),

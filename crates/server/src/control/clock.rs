@@ -121,7 +121,7 @@ async fn clock_view(
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/clock", operation_id = "getSandboxClock", tag = "sandboxes", params(("id" = String, Path)),
-    responses((status = 200, body = ClockView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = ClockView), (status = 404)), security(("bearer" = [])))]
 pub async fn clock(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -136,7 +136,7 @@ pub async fn clock(
     responses((status = 200, body = ClockView, description = "the clock moved; every job that fell due on the way has run, in time order, and its effects are committed"),
               (status = 404), (status = 409, description = "more jobs fell due than one advance runs; the clock stopped at the first left waiting"),
               (status = 422, description = "not exactly one change, or a bad duration or instant")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn change_clock(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -144,7 +144,8 @@ pub async fn change_clock(
     Extension(request_id): Extension<RequestId>,
     ApiJson(change): ApiJson<ClockChange>,
 ) -> Result<Json<ClockView>, ApiError> {
-    let (sandbox, report) = service::move_clock(&state, &caller, &id, change.parse()?, &request_id).await?;
+    let (sandbox, report) =
+        service::move_clock(&state, &caller, &id, change.parse()?, &request_id).await?;
     Ok(Json(clock_view(&state, &sandbox, Some(report)).await?))
 }
 
@@ -166,13 +167,15 @@ impl ClockChange {
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/resources/{collection}/{rid}/history", operation_id = "getResourceHistory", tag = "sandboxes",
     params(("id" = String, Path), ("collection" = String, Path), ("rid" = String, Path, description = "the record's id")),
     responses((status = 200, body = History), (status = 404, description = "no such sandbox, collection without a lifecycle, or a record never seen")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, collection, rid)): Path<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
-    Ok(Json(service::history(&state, &caller, &id, collection, rid).await?))
+    Ok(Json(
+        service::history(&state, &caller, &id, collection, rid).await?,
+    ))
 }
 
 /// Exactly one of the fields.
@@ -193,7 +196,7 @@ pub struct TransitionRequest {
               (status = 404, description = "no such sandbox, record, or lifecycle"),
               (status = 409, description = "the lifecycle allows no such move from the record's state"),
               (status = 422, description = "not exactly one of to, event")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn transition(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

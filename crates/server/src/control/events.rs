@@ -63,7 +63,7 @@ pub struct EventList {
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events", operation_id = "listEvents", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = EventList, description = "The latest 100 events, newest first"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -84,7 +84,7 @@ pub struct EventTypeList {
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/event-types", operation_id = "listEventTypes", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = EventTypeList, description = "the event catalog of the sandbox's revision: `{name, description, source, golden}`"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn types(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -110,7 +110,7 @@ pub struct Trigger {
     request_body = Trigger,
     responses((status = 201, body = EventView, description = "stored and queued for every endpoint that listens to its type"), (status = 404),
               (status = 422, description = "an unknown type without data, or data that breaks the type's schema")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn trigger(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -118,7 +118,15 @@ pub async fn trigger(
     Extension(request_id): Extension<RequestId>,
     ApiJson(body): ApiJson<Trigger>,
 ) -> Result<(StatusCode, Json<EventView>), ApiError> {
-    let emitted = service::trigger(&state, &caller, &id, body.event_type, body.data, &request_id).await?;
+    let emitted = service::trigger(
+        &state,
+        &caller,
+        &id,
+        body.event_type,
+        body.data,
+        &request_id,
+    )
+    .await?;
     let event = EventView {
         id: emitted.id.to_string(),
         event_type: emitted.event_type,
@@ -146,7 +154,7 @@ pub fn listen_secret(sandbox: &LiveSandbox) -> String {
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/events/stream", operation_id = "streamEvents", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, description = "Server-sent events: first `ready` with `{secret}`, then one `delivery` per new event with `{id, type, headers, body}` — the request a webhook endpoint would get, signed with that secret"),
               (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

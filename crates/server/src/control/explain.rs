@@ -67,23 +67,27 @@ impl From<LogRecord> for Explanation {
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/explain", operation_id = "explainSandboxRequest", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path, description = "its `X-Request-Id`")),
     responses((status = 200, body = Explanation), (status = 404, description = "no such sandbox, or no request with that id in its log")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn in_sandbox(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<Explanation>, ApiError> {
-    Ok(Json(logged(&state, &caller, &id, &request_id).await?.into()))
+    Ok(Json(
+        logged(&state, &caller, &id, &request_id).await?.into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/requests/{request_id}/explain", operation_id = "explainRequest", tag = "logs",
     params(("request_id" = String, Path, description = "its `X-Request-Id`; the latest request with it, in any sandbox")),
     responses((status = 200, body = Explanation), (status = 404, description = "no logged request with that id")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn anywhere(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Explanation>, ApiError> {
-    Ok(Json(logged_anywhere(&state, &caller, &request_id).await?.into()))
+    Ok(Json(
+        logged_anywhere(&state, &caller, &request_id).await?.into(),
+    ))
 }

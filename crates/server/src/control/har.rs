@@ -32,7 +32,7 @@ use crate::{
            ("limit" = Option<u32>, Query, description = "only the newest this many (1 to 200); all by default")),
     responses((status = 200, content_type = "application/json", description = "HAR 1.2, oldest request first; keys and redacted values stay masked"),
               (status = 400, description = "a filter with a bad value, named"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

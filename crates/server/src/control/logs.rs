@@ -171,7 +171,7 @@ pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiErr
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
            ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
     responses((status = 200, body = LogPage, description = "newest first"), (status = 400, description = "a filter with a bad value, named"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -194,13 +194,15 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}", operation_id = "getLogEntry", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path, description = "its `X-Request-Id`")),
     responses((status = 200, body = LogView), (status = 404, description = "no such sandbox, or no request with that id in its log")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<LogView>, ApiError> {
-    Ok(Json(logged(&state, &caller, &id, &request_id).await?.into()))
+    Ok(Json(
+        logged(&state, &caller, &id, &request_id).await?.into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/stream", operation_id = "streamLogs", tag = "logs",
@@ -209,7 +211,7 @@ pub async fn show(
            ("text" = Option<String>, Query, description = "in the path, query or bodies")),
     responses((status = 200, description = "Server-sent events: one `request` per new log entry that matches (the `LogView` JSON), oldest first"),
               (status = 400, description = "a filter with a bad value, named"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -22,14 +22,80 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{delete, get, post, put},
+    routing::get,
 };
+
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     app::AppState,
     http::{access, error::ApiError},
     service::caller::Caller,
 };
+
+/// The routes a caller must be signed in for, and those anonymous callers
+/// may call too (sign-up and sign-in; an admin may sign others up): one
+/// table, from which both the router and the OpenAPI document are made,
+/// so no route can be missing from the document (or from the tests
+/// generated from it).
+fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let signed_in = OpenApiRouter::new()
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::list_tokens, accounts::create_token))
+        .routes(routes!(accounts::revoke_token))
+        .routes(routes!(accounts::sign_out))
+        .routes(routes!(accounts::list))
+        .routes(routes!(accounts::show, accounts::update))
+        .routes(routes!(accounts::invite))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::show, projects::delete))
+        .routes(routes!(projects::replace_spec))
+        .routes(routes!(projects::put_env))
+        .routes(routes!(projects::put_settings))
+        .routes(routes!(projects::files))
+        .routes(routes!(projects::drift))
+        .routes(routes!(projects::coverage))
+        .routes(routes!(projects::put_file, projects::delete_file))
+        .routes(routes!(sandboxes::list, sandboxes::create))
+        .routes(routes!(sandboxes::show, sandboxes::delete))
+        .routes(routes!(sandboxes::reset))
+        .routes(routes!(sandboxes::seed))
+        .routes(routes!(sandboxes::put_env))
+        .routes(routes!(events::list, events::trigger))
+        .routes(routes!(events::stream))
+        .routes(routes!(audit::list))
+        .routes(routes!(logs::list))
+        .routes(routes!(logs::stream))
+        .routes(routes!(har::export))
+        .routes(routes!(timeline::timeline))
+        .routes(routes!(logs::show))
+        .routes(routes!(explain::in_sandbox))
+        .routes(routes!(explain::anywhere))
+        .routes(routes!(replay::snippets))
+        .routes(routes!(replay::replay))
+        .routes(routes!(events::types))
+        .routes(routes!(sandboxes::scenarios))
+        .routes(routes!(clock::clock, clock::change_clock))
+        .routes(routes!(sandboxes::put_scenario))
+        .routes(routes!(clock::history))
+        .routes(routes!(clock::transition))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::show, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(sandboxes::put_chaos, sandboxes::delete_chaos));
+    let open = OpenApiRouter::new()
+        .routes(routes!(accounts::sign_up))
+        .routes(routes!(accounts::sign_in));
+    (signed_in, open)
+}
+
+/// The control plane's document, made from the route table.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (signed_in, open) = table();
+    openapi::finish(signed_in.merge(open).into_openapi())
+}
 
 pub fn router(state: AppState) -> Router<AppState> {
     // JSON string escaping can double a spec's size on the wire.
@@ -39,128 +105,27 @@ pub fn router(state: AppState) -> Router<AppState> {
         .max_spec_bytes
         .saturating_mul(2)
         .saturating_add(64 * 1024);
-    let signed_in = Router::new()
-        .route("/me", get(accounts::me))
-        .route(
-            "/me/tokens",
-            get(accounts::list_tokens).post(accounts::create_token),
-        )
-        .route("/me/tokens/{token}", delete(accounts::revoke_token))
-        .route("/auth/logout", post(accounts::sign_out))
-        .route("/accounts", get(accounts::list))
-        .route(
-            "/accounts/{account}",
-            get(accounts::show).patch(accounts::update),
-        )
-        .route("/invitations", post(accounts::invite))
-        .route("/projects", get(projects::list).post(projects::create))
-        .route(
-            "/projects/{name}",
-            get(projects::show).delete(projects::delete),
-        )
-        .route("/projects/{name}/spec", put(projects::replace_spec))
-        .route("/projects/{name}/env", put(projects::put_env))
-        .route("/projects/{name}/settings", put(projects::put_settings))
-        .route("/projects/{name}/files", get(projects::files))
-        .route("/projects/{name}/drift", get(projects::drift))
-        .route("/projects/{name}/coverage", get(projects::coverage))
-        .route(
-            "/projects/{name}/{kind}/{item}",
-            put(projects::put_file).delete(projects::delete_file),
-        )
-        .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
-        .route(
-            "/sandboxes/{id}",
-            get(sandboxes::show).delete(sandboxes::delete),
-        )
-        .route("/sandboxes/{id}/reset", post(sandboxes::reset))
-        .route("/sandboxes/{id}/seed", post(sandboxes::seed))
-        .route("/sandboxes/{id}/env", put(sandboxes::put_env))
-        .route(
-            "/sandboxes/{id}/events",
-            get(events::list).post(events::trigger),
-        )
-        .route("/sandboxes/{id}/events/stream", get(events::stream))
-        .route("/audit", get(audit::list))
-        .route("/sandboxes/{id}/logs", get(logs::list))
-        .route("/sandboxes/{id}/logs/stream", get(logs::stream))
-        .route("/sandboxes/{id}/logs.har", get(har::export))
-        .route("/sandboxes/{id}/timeline", get(timeline::timeline))
-        .route("/sandboxes/{id}/logs/{request_id}", get(logs::show))
-        .route(
-            "/sandboxes/{id}/logs/{request_id}/explain",
-            get(explain::in_sandbox),
-        )
-        .route("/requests/{request_id}/explain", get(explain::anywhere))
-        .route(
-            "/sandboxes/{id}/logs/{request_id}/snippets",
-            get(replay::snippets),
-        )
-        .route(
-            "/sandboxes/{id}/logs/{request_id}/replay",
-            post(replay::replay),
-        )
-        .route("/sandboxes/{id}/event-types", get(events::types))
-        .route("/sandboxes/{id}/scenarios", get(sandboxes::scenarios))
-        .route(
-            "/sandboxes/{id}/clock",
-            get(clock::clock).post(clock::change_clock),
-        )
-        .route("/sandboxes/{id}/scenario", put(sandboxes::put_scenario))
-        .route(
-            "/sandboxes/{id}/resources/{collection}/{rid}/history",
-            get(clock::history),
-        )
-        .route(
-            "/sandboxes/{id}/resources/{collection}/{rid}/transition",
-            post(clock::transition),
-        )
-        .route(
-            "/sandboxes/{id}/webhook-endpoints",
-            get(webhooks::list).post(webhooks::create),
-        )
-        .route(
-            "/sandboxes/{id}/webhook-endpoints/{endpoint}",
-            get(webhooks::show)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route(
-            "/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret",
-            post(webhooks::rotate_secret),
-        )
-        .route(
-            "/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries",
-            get(webhooks::deliveries),
-        )
-        .route(
-            "/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver",
-            post(webhooks::redeliver),
-        )
-        .route(
-            "/sandboxes/{id}/chaos",
-            put(sandboxes::put_chaos).delete(sandboxes::delete_chaos),
-        )
+    let (signed_in, open) = table();
+    let signed_in = signed_in
+        .split_for_parts()
+        .0
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Entry::SignedIn),
             authenticate,
         ));
-    // Sign-up and sign-in serve anonymous callers (an admin may sign up
-    // others while signed in).
-    let open = Router::new()
-        .route("/accounts", post(accounts::sign_up))
-        .route("/auth/login", post(accounts::sign_in))
+    let open = open
+        .split_for_parts()
+        .0
         .route_layer(middleware::from_fn_with_state(
             (state, Entry::Open),
             authenticate,
         ));
     Router::new()
-        .route("/openapi.json", get(openapi::serve))
-        .route("/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/health", get(health))
         .merge(open)
         .merge(signed_in)
-        .fallback(no_route)
 }
 
 /// A 201 answer carrying the new resource's `Location`, which the audit
@@ -177,7 +142,7 @@ async fn health() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn no_route(request: Request) -> ApiError {
+pub(crate) async fn no_route(request: Request) -> ApiError {
     ApiError::new(
         sbx_engine::ProblemType::NoControlRoute,
         format!(

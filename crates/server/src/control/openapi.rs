@@ -1,27 +1,44 @@
 //! The control plane's own OpenAPI document, generated from the handlers.
 
+use std::sync::OnceLock;
+
 use axum::Json;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
         ResponseBuilder,
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
     },
 };
 
-use super::{
-    audit, clock, events, explain, har, logs, projects, replay, sandboxes, timeline, webhooks,
-};
 use crate::http::error::FieldError;
 
-struct AdminToken;
+/// The credentials every signed-in call takes, and the answers any call
+/// can give before its handler runs.
+struct Credentials;
 
-impl Modify for AdminToken {
+impl Modify for Credentials {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "admin",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The admin token, a personal access token (`sbx_pat_…`) or a session token",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "sbx_session",
+                "The browser session of `POST /api/v1/auth/login` (`__Host-sbx_session` over HTTPS); changes also send its `X-CSRF-Token`",
+            ))),
         );
         // The answers every call can give before its handler runs: 401
         // without the token (429 once a client was refused too often), 400
@@ -37,9 +54,23 @@ impl Modify for AdminToken {
             ];
             for operation in operations.into_iter().flatten() {
                 let mut answers = Vec::new();
-                if operation.security.is_some() {
+                let signed_in = operation.security.as_ref().is_some_and(|alternatives| {
+                    alternatives.iter().any(|requirement| {
+                        serde_json::to_value(requirement)
+                            .is_ok_and(|value| value.get("bearer").is_some())
+                    })
+                });
+                if signed_in {
+                    if let Some(alternatives) = operation.security.as_mut() {
+                        alternatives
+                            .push(SecurityRequirement::new("session", Vec::<String>::new()));
+                    }
                     answers.extend([
-                        ("401", "the admin token is missing or wrong"),
+                        ("401", "no credentials, or a wrong, revoked or expired token or session"),
+                        (
+                            "403",
+                            "a developer asked what only admins may do, or a change made with the session cookie came without its `X-CSRF-Token`",
+                        ),
                         (
                             "429",
                             "too many calls from this address were refused in the last minute; `Retry-After` says when to try again",
@@ -76,28 +107,29 @@ impl Modify for AdminToken {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "SmartSandbox control plane", description = "Projects (OpenAPI specs and their revisions) and sandboxes."),
-    paths(
-        projects::create, projects::list, projects::show, projects::delete, projects::replace_spec,
-        projects::put_file, projects::delete_file, projects::put_env, projects::put_settings,
-        projects::files, projects::drift, projects::coverage,
-        sandboxes::create, sandboxes::list, sandboxes::show, sandboxes::delete,
-        sandboxes::reset, sandboxes::seed, sandboxes::put_env, events::list, events::trigger, events::types, events::stream, logs::list, logs::show, logs::stream, har::export, timeline::timeline, explain::in_sandbox, explain::anywhere, replay::snippets, replay::replay, audit::list,
-        sandboxes::put_chaos, sandboxes::delete_chaos, sandboxes::scenarios, sandboxes::put_scenario,
-        clock::clock, clock::change_clock, clock::history, clock::transition,
-        webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::delete,
-        webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
+    info(
+        title = "SmartSandbox control plane",
+        description = "Accounts, projects (OpenAPI specs and their revisions) and sandboxes."
     ),
-    components(schemas(FieldError, crate::service::projects::FileKind)),
-    modifiers(&AdminToken),
+    components(schemas(FieldError, crate::service::projects::FileKind))
 )]
 struct ControlPlaneDoc;
 
-/// The document served at `/api/v1/openapi.json`.
-pub fn control_plane_openapi() -> utoipa::openapi::OpenApi {
-    ControlPlaneDoc::openapi()
+/// The document of the routes in `paths`: title, shared schemas, the
+/// credentials and the answers every call can give.
+pub(super) fn finish(paths: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut document = ControlPlaneDoc::openapi();
+    document.merge(paths);
+    Credentials.modify(&mut document);
+    document
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+/// The document served at `/api/v1/openapi.json`, made once.
+pub fn control_plane_openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(super::document)
+}
+
+pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(control_plane_openapi())
 }

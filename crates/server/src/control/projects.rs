@@ -238,7 +238,7 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
 #[utoipa::path(post, path = "/api/v1/projects", operation_id = "createProject", tag = "projects", request_body = ProjectBody,
     responses((status = 201, body = ProjectView, headers(("location" = String, description = "the new project"))), (status = 409, description = "name taken"),
               (status = 413, description = "spec too large"), (status = 422, description = "the spec has problems")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -257,7 +257,7 @@ pub async fn create(
 #[utoipa::path(put, path = "/api/v1/projects/{name}/spec", operation_id = "replaceProjectSpec", tag = "projects", request_body = ProjectBody,
     params(("name" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404), (status = 422, description = "the spec has problems")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn replace_spec(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -303,7 +303,7 @@ fn revised(
     request_body(content = String, description = "The file's text (Rhai, minijinja, or YAML/JSON records), raw or as `{\"source\": …}`"),
     responses((status = 200, body = ProjectView, description = "a new revision, live in every sandbox that follows the project"),
               (status = 404), (status = 422, description = "the file does not compile; the previous revision keeps serving")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn put_file(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -320,7 +320,7 @@ pub async fn put_file(
 #[utoipa::path(delete, path = "/api/v1/projects/{name}/{kind}/{item}", operation_id = "deleteProjectFile", tag = "projects",
     params(("name" = String, Path), ("kind" = FileKind, Path), ("item" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404, description = "no such project or file")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn delete_file(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -333,7 +333,7 @@ pub async fn delete_file(
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/env", operation_id = "putProjectEnv", tag = "projects", params(("name" = String, Path)),
     request_body(content = Object, description = "Environment parameters; replaces the project's"),
-    responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = [])))]
 pub async fn put_env(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -349,7 +349,7 @@ pub async fn put_env(
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/settings", operation_id = "putProjectSettings", tag = "projects", params(("name" = String, Path)),
     request_body(content = Object, description = "`strict_responses`, `forward`; replaces the project's"),
-    responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -365,7 +365,7 @@ pub async fn put_settings(
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}/files", operation_id = "getProjectFiles", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, description = "The latest revision's behaviour files", body = Object), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn files(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -381,7 +381,7 @@ pub struct DriftList {
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}/drift", operation_id = "getProjectDrift", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = DriftList, description = "How answers departed from the spec, most recent first"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn drift(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -393,7 +393,7 @@ pub async fn drift(
 }
 
 #[utoipa::path(get, path = "/api/v1/projects", operation_id = "listProjects", tag = "projects",
-    responses((status = 200, body = ProjectList)), security(("admin" = [])))]
+    responses((status = 200, body = ProjectList)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
     let items = state
         .store
@@ -411,7 +411,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, Ap
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}", operation_id = "getProject", tag = "projects", params(("name" = String, Path)),
-    responses((status = 200, body = ProjectView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -421,7 +421,7 @@ pub async fn show(
 
 #[utoipa::path(delete, path = "/api/v1/projects/{name}", operation_id = "deleteProject", tag = "projects", params(("name" = String, Path)),
     responses((status = 204, description = "deleted with its revisions and sandboxes"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -433,7 +433,7 @@ pub async fn delete(
 
 #[utoipa::path(get, path = "/api/v1/projects/{name}/coverage", operation_id = "getProjectCoverage", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = Coverage, description = "Which declared error responses a scenario can produce"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn coverage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

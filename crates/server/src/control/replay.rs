@@ -21,7 +21,7 @@ use crate::{
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/logs/{request_id}/snippets", operation_id = "getRequestSnippets", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path)),
     responses((status = 200, body = Snippets, description = "curl, HTTPie, Python requests and JavaScript fetch; the key is read from $SBX_API_KEY"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn snippets(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -44,11 +44,13 @@ pub async fn snippets(
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/logs/{request_id}/replay", operation_id = "replayRequest", tag = "logs",
     params(("id" = String, Path), ("request_id" = String, Path)),
     responses((status = 200, body = Replay, description = "The request ran again against the sandbox's current state"), (status = 404), (status = 409, description = "the logged body was cut short")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn replay(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<Replay>, ApiError> {
-    Ok(Json(service::replay(&state, &caller, &id, &request_id).await?))
+    Ok(Json(
+        service::replay(&state, &caller, &id, &request_id).await?,
+    ))
 }

@@ -127,7 +127,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
 #[utoipa::path(post, path = "/api/v1/sandboxes", operation_id = "createSandbox", tag = "sandboxes", request_body = CreateSandbox,
     responses((status = 201, body = SandboxView, headers(("location" = String, description = "the new sandbox"))), (status = 404, description = "no such project or revision"),
               (status = 422, description = "invalid field")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -182,7 +182,7 @@ impl CreateSandbox {
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes", operation_id = "listSandboxes", tag = "sandboxes", params(ListFilter),
-    responses((status = 200, body = SandboxList)), security(("admin" = [])))]
+    responses((status = 200, body = SandboxList)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -196,7 +196,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}", operation_id = "getSandbox", tag = "sandboxes", params(("id" = String, Path)),
-    responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = SandboxView), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -207,7 +207,7 @@ pub async fn show(
 }
 
 #[utoipa::path(delete, path = "/api/v1/sandboxes/{id}", operation_id = "deleteSandbox", tag = "sandboxes", params(("id" = String, Path)),
-    responses((status = 204, description = "deleted with its data"), (status = 404)), security(("admin" = [])))]
+    responses((status = 204, description = "deleted with its data"), (status = 404)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -219,7 +219,7 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/reset", operation_id = "resetSandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView, description = "back to the fixtures; every change made by requests is gone"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn reset(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -238,7 +238,7 @@ pub struct Seeded {
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/seed", operation_id = "seedSandbox", tag = "sandboxes", params(("id" = String, Path)),
     request_body(content = Object, description = "Records by collection, e.g. `{\"pets\": [{\"name\": \"Rex\"}]}`; missing members are synthesized, ids generated when absent"),
     responses((status = 201, body = Seeded), (status = 404), (status = 422, description = "a record does not match the spec; nothing was loaded")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn seed(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -252,7 +252,7 @@ pub async fn seed(
 
 #[utoipa::path(put, path = "/api/v1/sandboxes/{id}/env", operation_id = "putSandboxEnv", tag = "sandboxes", params(("id" = String, Path)),
     request_body(content = Object, description = "The sandbox's overrides of the project's environment parameters; replaces the previous ones"),
-    responses((status = 200, body = SandboxView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = SandboxView), (status = 404)), security(("bearer" = [])))]
 pub async fn put_env(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -273,7 +273,7 @@ pub struct ChaosProfile {
 #[utoipa::path(put, path = "/api/v1/sandboxes/{id}/chaos", operation_id = "putSandboxChaos", tag = "sandboxes", params(("id" = String, Path)),
     request_body = ChaosProfile,
     responses((status = 200, body = SandboxView), (status = 404), (status = 422, description = "the profile does not parse")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn put_chaos(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -286,7 +286,7 @@ pub async fn put_chaos(
 
 #[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/chaos", operation_id = "deleteSandboxChaos", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = SandboxView, description = "no chaos any more"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn delete_chaos(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -337,7 +337,7 @@ fn scenario_list(sandbox: &LiveSandbox) -> ScenarioList {
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/scenarios", operation_id = "listSandboxScenarios", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = ScenarioList, description = "Scenarios per operation, and the default"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn scenarios(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -350,7 +350,7 @@ pub async fn scenarios(
 #[utoipa::path(put, path = "/api/v1/sandboxes/{id}/scenario", operation_id = "putSandboxScenario", tag = "sandboxes", params(("id" = String, Path)),
     request_body = DefaultScenario,
     responses((status = 200, body = ScenarioList), (status = 404), (status = 422, description = "no operation declares that scenario")),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn put_scenario(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

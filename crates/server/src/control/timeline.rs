@@ -104,7 +104,7 @@ fn query(params: &HashMap<String, String>) -> Result<TimelineQuery, ApiError> {
            ("limit" = Option<u32>, Query, description = "1 to 1000, default 200")),
     responses((status = 200, body = Timeline, description = "oldest first, by the sandbox clock; pending jobs come last, at the time they fall due"),
               (status = 400, description = "a filter with a bad value, named"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn timeline(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -67,7 +67,7 @@ pub struct EndpointList {
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints", operation_id = "createWebhookEndpoint", tag = "webhooks", params(("id" = String, Path)),
     request_body = EndpointChange,
     responses((status = 201, body = EndpointView, description = "events emitted from now on are delivered to it", headers(("location" = String, description = "the new endpoint"))), (status = 404), (status = 422)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -83,7 +83,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = EndpointList), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = EndpointList), (status = 404)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -97,20 +97,22 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", operation_id = "getWebhookEndpoint", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
-    responses((status = 200, body = EndpointView), (status = 404)), security(("admin" = [])))]
+    responses((status = 200, body = EndpointView), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
     Ok(Json(
-        service::endpoint(&state, &caller, &id, &endpoint_id).await?.into(),
+        service::endpoint(&state, &caller, &id, &endpoint_id)
+            .await?
+            .into(),
     ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", operation_id = "updateWebhookEndpoint", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)), request_body = EndpointChange,
-    responses((status = 200, body = EndpointView), (status = 404), (status = 422)), security(("admin" = [])))]
+    responses((status = 200, body = EndpointView), (status = 404), (status = 422)), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -123,7 +125,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}", operation_id = "deleteWebhookEndpoint", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
-    responses((status = 204), (status = 404)), security(("admin" = [])))]
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -136,7 +138,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret", operation_id = "rotateWebhookSecret", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
     responses((status = 200, body = EndpointView, description = "a new secret; for 24 hours deliveries carry both signatures, the new one and the old one"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -178,7 +180,7 @@ pub struct DeliveryList {
 #[utoipa::path(get, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries", operation_id = "listDeliveries", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)),
     responses((status = 200, body = DeliveryList, description = "the latest 100, newest first, each with every attempt"), (status = 404)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -230,13 +232,14 @@ pub struct Requeued {
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver", operation_id = "redeliverEvent", tag = "webhooks",
     params(("id" = String, Path), ("endpoint" = String, Path)), request_body = Redelivery,
     responses((status = 200, body = Requeued), (status = 404, description = "no such endpoint, or the event was never delivered to it"), (status = 422)),
-    security(("admin" = [])))]
+    security(("bearer" = [])))]
 pub async fn redeliver(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Redelivery>,
 ) -> Result<Json<Requeued>, ApiError> {
-    let requeued = service::redeliver(&state, &caller, &id, &endpoint_id, body.event.as_deref()).await?;
+    let requeued =
+        service::redeliver(&state, &caller, &id, &endpoint_id, body.event.as_deref()).await?;
     Ok(Json(Requeued { requeued }))
 }

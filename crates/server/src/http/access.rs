@@ -83,7 +83,7 @@ pub async fn identify(
     match identified {
         Ok(Some(identified)) => {
             if cookie && changes {
-                check_csrf(state, headers, token)?;
+                check_csrf(state, headers, token).map_err(IntoResponse::into_response)?;
             }
             Ok(Some(identified))
         }
@@ -107,7 +107,7 @@ pub fn changes(request: &Request) -> bool {
 
 /// A change by cookie must name the session's CSRF token, and come from a
 /// page of this server (when the browser says where it came from).
-fn check_csrf(state: &AppState, headers: &HeaderMap, session: &str) -> Result<(), Response> {
+fn check_csrf(state: &AppState, headers: &HeaderMap, session: &str) -> Result<(), ApiError> {
     let foreign_origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -120,8 +120,7 @@ fn check_csrf(state: &AppState, headers: &HeaderMap, session: &str) -> Result<()
             format!(
                 "a change made with the session cookie must come from this server's pages with the session's `{CSRF_HEADER}` header"
             ),
-        )
-        .into_response());
+        ));
     }
     Ok(())
 }

@@ -49,12 +49,10 @@ pub async fn list(
     mut query: AuditQuery,
 ) -> ServiceResult<Vec<AuditRecord>> {
     if !caller.is_admin() {
-        query.owner = Some(
-            caller
-                .owner()
-                .cloned()
-                .ok_or_else(|| ServiceError::Forbidden("only admins may read the audit log".into()))?,
-        );
+        query.owner =
+            Some(caller.owner().cloned().ok_or_else(|| {
+                ServiceError::Forbidden("only admins may read the audit log".into())
+            })?);
     }
     Ok(state.store.list_audit(&query).await?)
 }
