@@ -172,8 +172,12 @@ async fn authenticate(
     let changes = access::changes(&request);
     let identified = access::identify(&state, request.headers(), changes).await;
     let caller = identified.as_ref().ok().cloned().flatten();
+    // An anonymous call of an open route (a sign-up, a sign-in) counts
+    // only if it is refused.
+    let anonymous_open = caller.is_none() && identified.is_ok() && entry == Entry::Open;
+    let client = access::client_of(&request);
     if caller.is_none()
-        && let Some(response) = access::refused_too_often(&state, &request)
+        && let Some(response) = access::refused_too_often(&state, &request, !anonymous_open)
     {
         return response;
     }
@@ -195,6 +199,10 @@ async fn authenticate(
             next.run(request).await
         }
     };
+    if anonymous_open && matches!(response.status().as_u16(), 401 | 403) {
+        // Its verdict is for the next call, checked above.
+        let _ = state.refusals.count(client, crate::app::now_ms());
+    }
     if let Some(call) = call {
         // A sign-up or sign-in names the account it concerns on its answer.
         let owner = response

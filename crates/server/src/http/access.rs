@@ -131,19 +131,27 @@ pub fn is_admin_token(state: &AppState, request: &Request) -> bool {
         .is_some_and(|token| crate::runtime::ids::hash_secret(token) == *state.admin_token_hash)
 }
 
-/// Counts a refused call of the request's client: past the limit, the
-/// 429 to answer instead (neither audited nor checked further).
-pub fn refused_too_often(state: &AppState, request: &Request) -> Option<Response> {
-    let client = request
+/// The address the request came from.
+pub fn client_of(request: &Request) -> std::net::IpAddr {
+    request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
-    state
-        .refusals
-        .count(client, crate::app::now_ms())
-        .err()
-        .map(|retry_after| {
-            ApiError::too_many_refusals(retry_after, state.config.audit.refused_per_minute)
-                .into_response()
-        })
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
+}
+
+/// Counts a refused call of the request's client (or, with `count`
+/// false, only looks whether it was refused too often already): past the
+/// limit, the 429 to answer instead (neither audited nor checked further).
+pub fn refused_too_often(state: &AppState, request: &Request, count: bool) -> Option<Response> {
+    let client = client_of(request);
+    let now = crate::app::now_ms();
+    let verdict = if count {
+        state.refusals.count(client, now)
+    } else {
+        state.refusals.check(&client, now)
+    };
+    verdict.err().map(|retry_after| {
+        ApiError::too_many_refusals(retry_after, state.config.audit.refused_per_minute)
+            .into_response()
+    })
 }

@@ -140,7 +140,7 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
     // The metrics name every project and operation: the admin token's,
     // unless the operator made them public.
     if !state.config.public_metrics && !crate::http::access::is_admin_token(&state, &request) {
-        if let Some(refused) = crate::http::access::refused_too_often(&state, &request) {
+        if let Some(refused) = crate::http::access::refused_too_often(&state, &request, true) {
             return refused;
         }
         return crate::http::error::ApiError::unauthorized(

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on a random port, over HTTP.
 
+mod accounts;
 mod addressing;
 mod auth;
 mod behaviours;
