@@ -26,6 +26,7 @@ mod scenarios;
 mod sdk;
 mod states;
 mod telemetry;
+mod tenancy;
 mod timeline;
 mod validation;
 mod webhooks;
