@@ -14,7 +14,8 @@ pub struct ServerArgs {
     /// The server's URL.
     #[arg(long, env = env::URL, default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// The admin token [default: read from <data-dir>/admin-token].
+    /// The admin token or a personal access token [default: the one `sbx
+    /// login` kept for this URL, else <data-dir>/admin-token].
     #[arg(long, env = env::TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Where a local server keeps its admin token.
@@ -27,12 +28,15 @@ impl ServerArgs {
         if let Some(token) = &self.token {
             return Ok(token.clone());
         }
+        if let Some(token) = crate::login::stored_token(&self.url) {
+            return Ok(token);
+        }
         let path = self.data_dir.join("admin-token");
         std::fs::read_to_string(&path)
             .map(|t| t.trim().to_owned())
             .with_context(|| {
                 format!(
-                    "no admin token: set SBX_TOKEN or pass --token (none found at {})",
+                    "no token: run `sbx login`, set SBX_TOKEN or pass --token (no admin token at {})",
                     path.display()
                 )
             })

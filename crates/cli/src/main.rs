@@ -15,6 +15,7 @@ mod client;
 mod env;
 mod explain;
 mod history;
+mod login;
 mod settings;
 
 /// The request path allocates many small, short-lived values (JSON, script
@@ -106,9 +107,9 @@ enum Command {
         /// sandbox id, a project name).
         #[arg(long)]
         target: Option<String>,
-        /// Only this actor.
+        /// Only this actor: admin, anonymous, system or an account id (usr_…).
         #[arg(long)]
-        actor: Option<Actor>,
+        actor: Option<String>,
         /// Only changes that ended so.
         #[arg(long)]
         outcome: Option<AuditOutcome>,
@@ -134,6 +135,25 @@ enum Command {
         json: bool,
         #[command(flatten)]
         server: client::ServerArgs,
+    },
+    /// Sign in to a server with an account's email and password: a
+    /// personal access token is made and kept for the other commands.
+    Login {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The server's URL.
+        #[arg(long, env = env::URL, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// Revoke the token `sbx login` kept for a server, and forget it.
+    Logout {
+        /// The server's URL.
+        #[arg(long, env = env::URL, default_value = "http://127.0.0.1:8080")]
+        url: String,
     },
     /// Forward a sandbox's events, signed, to a local URL (like `stripe listen`).
     Listen {
@@ -179,14 +199,6 @@ impl Auth {
             Self::None => sbx_server::AuthMode::None,
         }
     }
-}
-
-/// Who made an audited change.
-#[derive(Clone, Copy, ValueEnum)]
-enum Actor {
-    Admin,
-    Anonymous,
-    System,
 }
 
 /// How an audited change ended.
@@ -481,6 +493,12 @@ async fn main() -> std::process::ExitCode {
             forward_to,
             server,
         } => client::listen(&server, &sandbox, &forward_to).await,
+        Command::Login {
+            email,
+            password_stdin,
+            url,
+        } => login::login(&url, &email, password_stdin).await,
+        Command::Logout { url } => login::logout(&url).await,
         Command::Logs {
             sandbox,
             limit,
@@ -515,7 +533,7 @@ async fn main() -> std::process::ExitCode {
             limit,
             server,
         } => {
-            let (actor, outcome) = (actor.map(name_of), outcome.map(name_of));
+            let outcome = outcome.map(name_of);
             let filters = history::AuditFilters {
                 target: target.as_deref(),
                 actor: actor.as_deref(),

@@ -1043,3 +1043,120 @@ const CONFORMANCE_SAMPLE: &[&str] = &[
     "circleci.com.json",
     "medcorder.com.json",
 ];
+
+/// `sbx` as a developer: no SBX_TOKEN, a config home of its own.
+fn run_as_developer(args: &[&str], url: &str, home: &Path, stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(SBX)
+        .args(args)
+        .env("SBX_URL", url)
+        .env_remove("SBX_TOKEN")
+        .env("XDG_CONFIG_HOME", home)
+        .env("SBX_DATA_DIR", home.join("no-data-dir"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn login_keeps_a_token_the_other_commands_use_and_logout_revokes_it() {
+    let (server, url, _data) = serve_payments();
+    let home = tempfile::tempdir().unwrap();
+    let (status, _, body) = http_post(
+        &format!("{url}/api/v1/accounts"),
+        r#"{"email": "dev@example.com", "password": "a long enough password"}"#,
+    )
+    .expect("sign-up answered");
+    assert_eq!(status, 201, "{body}");
+
+    let (ok, _, stderr) = run_as_developer(&["sandbox", "list"], &url, home.path(), "");
+    assert!(!ok && stderr.contains("sbx login"), "{stderr}");
+    let (ok, _, stderr) = run_as_developer(
+        &["login", "--email", "dev@example.com", "--password-stdin"],
+        &url,
+        home.path(),
+        "wrong password\n",
+    );
+    assert!(!ok && stderr.contains("401"), "{stderr}");
+    let (ok, stdout, stderr) = run_as_developer(
+        &["login", "--email", "dev@example.com", "--password-stdin"],
+        &url,
+        home.path(),
+        "a long enough password\n",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("as dev@example.com (developer)"),
+        "{stdout}"
+    );
+    let kept = home.path().join("sbx/credentials.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("sbx_pat_"));
+
+    let (ok, stdout, stderr) = run_as_developer(
+        &["sandbox", "create", "--project", "payments"],
+        &url,
+        home.path(),
+        "",
+    );
+    assert!(ok, "{stderr}");
+    let made: Value = serde_json::from_str(&stdout).unwrap();
+    let (ok, stdout, _) = run_as_developer(&["sandbox", "list"], &url, home.path(), "");
+    assert!(
+        ok && stdout.contains(made["id"].as_str().unwrap()),
+        "{stdout}"
+    );
+    // The admin sees it too; the developer may not publish.
+    let (ok, stdout, _) = run(&["sandbox", "list"], &url);
+    assert!(ok && stdout.contains(made["id"].as_str().unwrap()));
+    let example = example_project();
+    let (ok, _, stderr) = run_as_developer(
+        &["import", example.to_str().unwrap(), "--name", "mine"],
+        &url,
+        home.path(),
+        "",
+    );
+    assert!(!ok && stderr.contains("only admins"), "{stderr}");
+
+    let token = std::fs::read_to_string(&kept).unwrap();
+    let (ok, stdout, stderr) = run_as_developer(&["logout"], &url, home.path(), "");
+    assert!(ok && stdout.contains("revoked"), "{stdout}{stderr}");
+    assert!(!std::fs::read_to_string(&kept).unwrap().contains("sbx_pat_"));
+    let token: std::collections::BTreeMap<String, String> = serde_json::from_str(&token).unwrap();
+    let (ok, _, stderr) = Command::new(SBX)
+        .args(["sandbox", "list"])
+        .env("SBX_URL", &url)
+        .env("SBX_TOKEN", token.values().next().unwrap())
+        .output()
+        .map(|o| {
+            (
+                o.status.success(),
+                (),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert!(
+        !ok && stderr.contains("401"),
+        "the revoked token stops: {stderr}"
+    );
+    terminate(server);
+}

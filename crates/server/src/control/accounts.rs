@@ -228,7 +228,7 @@ fn session_cookie(state: &AppState, token: &str, max_age_seconds: i64) -> Header
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "signOut", tag = "accounts",
-    responses((status = 204, description = "the session presented (cookie or bearer) has ended; the cookie is cleared")),
+    responses((status = 204, description = "the session or personal access token presented has stopped working (the admin token cannot be signed out); the cookie is cleared")),
     security(("bearer" = [])))]
 pub async fn sign_out(
     State(state): State<AppState>,
@@ -238,7 +238,7 @@ pub async fn sign_out(
         Presented::Bearer(token) | Presented::Cookie(token) => Some(token),
         Presented::None => None,
     };
-    if let Some(token) = token.filter(|t| t.starts_with(service::SESSION_TOKEN_PREFIX)) {
+    if let Some(token) = token {
         service::sign_out(&state, token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();

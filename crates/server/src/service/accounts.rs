@@ -21,8 +21,8 @@ use crate::{
 };
 
 /// Prefixes that tell a secret's kind at a glance (and to secret scanners).
-pub const PERSONAL_TOKEN_PREFIX: &str = "sbx_pat_";
-pub const SESSION_TOKEN_PREFIX: &str = "sbx_ses_";
+const PERSONAL_TOKEN_PREFIX: &str = "sbx_pat_";
+const SESSION_TOKEN_PREFIX: &str = "sbx_ses_";
 const INVITATION_PREFIX: &str = "sbx_inv_";
 /// Characters of a token shown in lists, prefix included.
 const SHOWN_CHARS: usize = 12;
@@ -250,7 +250,8 @@ pub async fn sign_in(
     })
 }
 
-/// Ends the session (or revokes the token) that `token` is.
+/// Ends the session, or revokes the personal access token, that `token`
+/// is (`sbx logout`). The admin token is not a stored token: nothing ends.
 pub async fn sign_out(state: &AppState, token: &str) -> ServiceResult<()> {
     if let Some((record, _)) = state.store.token_by_hash(&hash_secret(token)).await? {
         state
