@@ -70,6 +70,7 @@ struct FileSettings {
     limits: Option<Limits>,
     scripts: Option<ScriptLimits>,
     allow_private_egress: Option<bool>,
+    egress_allow: Option<Vec<String>>,
     request_log: Option<bool>,
     request_log_limits: Option<RequestLogLimits>,
     otlp_endpoint: Option<String>,
@@ -124,6 +125,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         scripts: file.scripts.unwrap_or_default(),
         allow_private_egress: args.allow_private_egress
             || file.allow_private_egress.unwrap_or(false),
+        egress_allow: file.egress_allow.unwrap_or_default(),
         request_log: !args.no_request_log && file.request_log.unwrap_or(true),
         request_log_limits: file.request_log_limits.unwrap_or_default(),
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),

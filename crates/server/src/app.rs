@@ -280,7 +280,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         public_url: public_url.clone().into(),
         admin_token_hash: hash_secret(&token).into(),
         drift: Arc::new(DriftReport::default()),
-        upstream: HttpUpstream::shared(config.allow_private_egress),
+        upstream: HttpUpstream::shared(config.egress_policy()?),
         edits: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone(), &workers),
         idempotency: Idempotency::new(store.clone()),

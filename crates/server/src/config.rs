@@ -191,6 +191,9 @@ pub struct Config {
     pub scripts: ScriptLimits,
     /// Let forwarding reach loopback and private networks (refused by default).
     pub allow_private_egress: bool,
+    /// Address ranges (CIDR) outbound calls may reach whatever they are:
+    /// the only way to reach link-local and cloud-metadata addresses.
+    pub egress_allow: Vec<String>,
     /// A webhook endpoint failing this many deliveries in a row is disabled.
     pub webhook_disable_after_failures: i64,
     /// Log every data-plane request (`GET /api/v1/sandboxes/{id}/logs`).
@@ -222,6 +225,7 @@ impl Default for Config {
             reaper_interval: std::time::Duration::from_secs(5),
             scripts: ScriptLimits::default(),
             allow_private_egress: false,
+            egress_allow: Vec::new(),
             webhook_disable_after_failures: 100,
             request_log: true,
             request_log_limits: RequestLogLimits::default(),
@@ -323,6 +327,7 @@ impl Config {
             "audit",
             "keep_days, keep_entries and refused_per_minute must be at least 1",
         )?;
+        self.egress_policy()?;
         let accounts = &self.accounts;
         check(
             (8..=MAX_PASSWORD_CHARS).contains(&accounts.min_password_chars)
@@ -346,6 +351,28 @@ impl Config {
             )?;
         }
         Ok(())
+    }
+
+    /// The egress policy of forwards and webhook deliveries.
+    pub fn egress_policy(&self) -> Result<crate::data_plane::egress::EgressPolicy, ConfigError> {
+        let allow = self
+            .egress_allow
+            .iter()
+            .map(|text| {
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError {
+                        setting: "egress_allow",
+                        rule: format!(
+                            "{text:?} must be an address or a CIDR range such as 169.254.170.2/32"
+                        ),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(crate::data_plane::egress::EgressPolicy {
+            allow_private: self.allow_private_egress,
+            allow,
+        })
     }
 
     /// The server's public base URL without a trailing slash.

@@ -1,7 +1,9 @@
-//! The one way out: forwarding (and, later, webhooks) send through here.
-//! Loopback, private, link-local and other non-public addresses are refused
-//! unless the operator allows them — checked on the addresses a name
-//! resolves to, so DNS cannot smuggle a private target past the check.
+//! The one way out: forwarding and webhooks send through here. Loopback,
+//! private, link-local and other non-public addresses are refused unless
+//! the operator allows them — checked on the addresses a name resolves to,
+//! so DNS cannot smuggle a private target past the check. Allowing private
+//! ranges never opens link-local and cloud-metadata addresses: those only
+//! an explicit `egress_allow` entry reaches.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -81,22 +83,72 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || first == 0x2001 && s[1] == 0x0db8) // documentation
 }
 
+/// Link-local addresses (where cloud metadata services answer) and the
+/// metadata addresses outside that range: never opened by allowing
+/// private ranges.
+fn is_link_local_or_metadata(ip: IpAddr) -> bool {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => embedded_v4(v6),
+    };
+    match (ip, v4) {
+        (_, Some(v4)) => v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200),
+        (IpAddr::V6(v6), None) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
+        }
+        (IpAddr::V4(_), None) => false,
+    }
+}
+
+/// Which addresses outbound calls (forwards, webhook deliveries) may reach.
+#[derive(Debug, Clone, Default)]
+pub struct EgressPolicy {
+    /// Loopback and private ranges too (`--allow-private-egress`), for
+    /// local receivers; link-local and metadata addresses stay refused.
+    pub allow_private: bool,
+    /// Ranges reached whatever they are (`egress_allow`).
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl EgressPolicy {
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|net| net.contains(&ip))
+            || is_public(ip)
+            || (self.allow_private && !is_link_local_or_metadata(ip))
+    }
+
+    /// Why `ip` is refused, and what would allow it.
+    pub fn refusal(&self, ip: IpAddr) -> String {
+        if is_link_local_or_metadata(ip) {
+            format!(
+                "{ip} is a link-local or cloud-metadata address, which the egress policy refuses even with --allow-private-egress (list it in egress_allow to reach it)"
+            )
+        } else {
+            format!(
+                "{ip} is a private or loopback address, which the egress policy refuses (allow them with --allow-private-egress)"
+            )
+        }
+    }
+}
+
 /// Resolves names, keeping only addresses the policy allows.
-struct PolicyResolver;
+struct PolicyResolver(Arc<EgressPolicy>);
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let allowed: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map(|found| found.filter(|a| is_public(a.ip())).collect())
+                .map(|found| found.filter(|a| policy.permits(a.ip())).collect())
                 .unwrap_or_default();
             if allowed.is_empty() {
                 // One message whether the name does not exist or leads
                 // inside: the answer must not tell which internal names exist.
                 return Err(format!(
-                    "{host} has no public address; the egress policy refuses names that do not resolve or resolve to private or loopback addresses (allow private ones with --allow-private-egress)"
+                    "{host} has no address the egress policy allows; it refuses names that do not resolve or resolve to private, loopback, link-local or metadata addresses (allow private ones with --allow-private-egress, others with egress_allow)"
                 )
                 .into());
             }
@@ -113,29 +165,32 @@ pub struct HttpUpstream {
     /// not need.
     client: OnceLock<reqwest::Client>,
     runtime: tokio::runtime::Handle,
-    allow_private: bool,
+    policy: Arc<EgressPolicy>,
 }
 
 impl HttpUpstream {
-    pub fn shared(allow_private: bool) -> Arc<Self> {
+    pub fn shared(policy: EgressPolicy) -> Arc<Self> {
         Arc::new(Self {
             client: OnceLock::new(),
             runtime: tokio::runtime::Handle::current(),
-            allow_private,
+            policy: Arc::new(policy),
         })
+    }
+
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
     }
 
     fn client(&self) -> Result<&reqwest::Client, UpstreamError> {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let mut builder = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("smartsandbox/", env!("CARGO_PKG_VERSION")));
-        if !self.allow_private {
-            builder = builder.dns_resolver(Arc::new(PolicyResolver));
-        }
-        let client = builder.build().map_err(|e| describe(&e))?;
+            .user_agent(concat!("smartsandbox/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(PolicyResolver(self.policy.clone())))
+            .build()
+            .map_err(|e| describe(&e))?;
         Ok(self.client.get_or_init(|| client))
     }
 
@@ -152,17 +207,13 @@ impl HttpUpstream {
                 url.scheme()
             )));
         }
-        if !self.allow_private {
-            let literal = match url.host() {
-                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-                _ => None,
-            };
-            if let Some(ip) = literal.filter(|ip| !is_public(*ip)) {
-                return Err(UpstreamError::Refused(format!(
-                    "{ip} is a private or loopback address, which the egress policy refuses (allow them with --allow-private-egress)"
-                )));
-            }
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
+            return Err(UpstreamError::Refused(self.policy.refusal(ip)));
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| UpstreamError::Refused(e.to_string()))?;
@@ -222,6 +273,38 @@ impl Upstream for HttpUpstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowing_private_ranges_keeps_link_local_and_metadata_refused() {
+        let private = EgressPolicy {
+            allow_private: true,
+            allow: Vec::new(),
+        };
+        for ip in ["127.0.0.1", "10.0.0.5", "192.168.1.1", "::1", "fc00::1"] {
+            assert!(private.permits(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "fe80::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!private.permits(ip), "{ip}");
+            assert!(private.refusal(ip).contains("egress_allow"), "{ip}");
+        }
+        let listed = EgressPolicy {
+            allow_private: false,
+            allow: vec!["169.254.170.2/32".parse().unwrap()],
+        };
+        assert!(listed.permits("169.254.170.2".parse().unwrap()));
+        assert!(!listed.permits("169.254.169.254".parse().unwrap()));
+        assert!(!listed.permits("10.0.0.5".parse().unwrap()));
+        assert!(listed.permits("93.184.216.34".parse().unwrap()));
+    }
 
     #[test]
     fn private_and_special_addresses_are_not_public() {

@@ -67,7 +67,10 @@ pub async fn start_mock(
         Vec::new(),
         crate::app::now_ms(),
     ));
-    let upstream = HttpUpstream::shared(options.allow_private_egress);
+    let upstream = HttpUpstream::shared(crate::data_plane::egress::EgressPolicy {
+        allow_private: options.allow_private_egress,
+        allow: Vec::new(),
+    });
     let env = Arc::new(serde_json::Map::new());
     let auth = options.auth;
     let work = crate::workers::user_work::UserWork::new(options.limits.parallel_scripts());

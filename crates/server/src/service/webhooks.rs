@@ -57,14 +57,11 @@ fn checked_url(state: &AppState, url: &str) -> ServiceResult<String> {
         Some(url::Host::Domain("localhost")) => Some(std::net::IpAddr::from([127, 0, 0, 1])),
         _ => None,
     };
-    if !state.config.allow_private_egress
-        && literal.is_some_and(|ip| !crate::data_plane::egress::is_public(ip))
-    {
+    let policy = state.upstream.policy();
+    if let Some(ip) = literal.filter(|ip| !policy.permits(*ip)) {
         return Err(ServiceError::invalid(
             "/url",
-            format!(
-                "{url} is a private or loopback address, which the egress policy refuses (start the server with --allow-private-egress to deliver to one)"
-            ),
+            format!("{url}: {}", policy.refusal(ip)),
         ));
     }
     Ok(url.to_owned())

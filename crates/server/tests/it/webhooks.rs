@@ -326,6 +326,62 @@ async fn dead_letters_are_kept_and_requeued_and_failing_endpoints_are_disabled()
     );
 }
 
+/// `--allow-private-egress` opens loopback and private ranges for local
+/// receivers, never link-local and cloud-metadata addresses: only an
+/// `egress_allow` entry reaches those.
+#[tokio::test]
+async fn allowing_private_egress_keeps_metadata_addresses_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::helpers::spawn_app_with(dir, |config| {
+        config.allow_private_egress = true;
+        config.egress_allow = vec!["169.254.170.2".to_owned()];
+    })
+    .await;
+    let sandbox = app.payments_sandbox("none").await;
+    let endpoints = format!("/sandboxes/{}/webhook-endpoints", sandbox.id);
+    for url in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00:ec2::254]/latest",
+        "http://[fe80::1]/hooks",
+        "http://[::ffff:169.254.169.254]/hooks",
+        "http://100.100.100.200/hooks",
+    ] {
+        let (status, problem) = send(
+            app.admin(Method::POST, &endpoints)
+                .json(&json!({"url": url})),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("egress_allow"),
+            "{problem}"
+        );
+    }
+    for url in [
+        "http://127.0.0.1:9/hooks",
+        "http://10.1.2.3/hooks",
+        "http://169.254.170.2/creds",
+    ] {
+        let (status, problem) = send(
+            app.admin(Method::POST, &endpoints)
+                .json(&json!({"url": url})),
+        )
+        .await;
+        assert_eq!(status, 201, "{url}: {problem}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let result = sbx_server::start(
+        sbx_server::Config {
+            egress_allow: vec!["not a range".to_owned()],
+            ..crate::helpers::test_config(dir.path())
+        },
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await;
+    let error = format!("{:#}", result.err().expect("refused"));
+    assert!(error.contains("egress_allow"), "{error}");
+}
+
 #[tokio::test]
 async fn endpoints_are_validated_and_private_targets_refused_by_default() {
     let app = spawn_app().await;
