@@ -83,7 +83,7 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let key_matches = |_: &str| true;
+    let key_check = |_: &str, _: &sbx_spec::Operation| sbx_engine::KeyVerdict::Valid;
     let state = Arc::new(SandboxState::load(
         &project.behaviours.fixtures,
         Vec::new(),
@@ -94,7 +94,7 @@ fn benches(c: &mut Criterion) {
         id: "sbx-bench",
         seed: 1,
         auth: AuthMode::Spec,
-        key_matches: &key_matches,
+        key_check: &key_check,
         state: &state,
         env: &env,
         upstream: None,

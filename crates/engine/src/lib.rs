@@ -35,6 +35,7 @@ pub use pipeline::{
     handle,
 };
 pub use project::{FileProblem, ProjectFiles};
+pub use request::auth::KeyVerdict;
 pub use request::headers::HeaderSource;
 pub use request::near_miss::{NearMiss, near_misses};
 pub use request::router::{RouteMatch, Router};
@@ -58,5 +59,21 @@ fn loose_chars(name: &str) -> impl Iterator<Item = char> + '_ {
         .flat_map(char::to_lowercase)
 }
 
-/// Everything a sandbox API key starts with; keys are found by this prefix.
+/// What a sandbox's secret API key starts with.
 pub const API_KEY_PREFIX: &str = "sk_test_";
+/// What each kind of sandbox API key starts with (secret, restricted,
+/// publishable); keys are found by these prefixes.
+pub const API_KEY_PREFIXES: [&str; 3] = [API_KEY_PREFIX, "rk_test_", "pk_test_"];
+
+/// Whether `token` starts like a sandbox API key.
+pub fn is_key_like(token: &str) -> bool {
+    API_KEY_PREFIXES
+        .iter()
+        .any(|prefix| token.starts_with(prefix))
+}
+
+/// Whether `text` holds something that starts like a sandbox API key.
+pub fn mentions_key(text: &str) -> bool {
+    memchr::memmem::find_iter(text.as_bytes(), b"_test_")
+        .any(|at| at >= 2 && matches!(&text.as_bytes()[at - 2..at], b"sk" | b"rk" | b"pk"))
+}

@@ -200,6 +200,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Loads every live sandbox, compiling the revisions they are pinned to.
 async fn load_registry(state: &AppState) -> anyhow::Result<()> {
     let now = now_ms();
+    let mut keys: std::collections::HashMap<sbx_store::SandboxId, Vec<_>> = Default::default();
+    for record in state.store.live_keys().await? {
+        if let Some(key) = crate::runtime::keys::LiveKey::of(&record) {
+            keys.entry(record.sandbox_id).or_default().push(key);
+        }
+    }
     for record in state.store.list_sandboxes().await? {
         if record.expires_at_ms.is_some_and(|at| at <= now) {
             continue; // the reaper removes it on its first pass
@@ -219,9 +225,10 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
                 .with_context(|| format!("compiling {} revision {revision}", record.project))?;
         let rows = state.store.load_resources(&record.id).await?;
         let record = sbx_store::SandboxRecord { revision, ..record };
+        let keys = keys.remove(&record.id).unwrap_or_default();
         state
             .registry
-            .insert(LiveSandbox::from_record(record, compiled, rows));
+            .insert(LiveSandbox::from_record(record, compiled, rows), keys);
     }
     Ok(())
 }

@@ -42,6 +42,9 @@ pub struct Operation {
     pub responses: Vec<ResponseSpec>,
     /// Alternatives, any one of which authenticates; empty means no auth.
     pub security: Vec<SecurityRequirement>,
+    /// `x-sandbox-publishable: true`: a sandbox's publishable key
+    /// (`pk_test_`, for browsers) may call it, as a secret key would.
+    pub publishable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -489,6 +492,8 @@ impl<'a> Extractor<'a> {
                     request_body,
                     responses,
                     security,
+                    publishable: op.get("x-sandbox-publishable").and_then(Value::as_bool)
+                        == Some(true),
                 });
             }
         }

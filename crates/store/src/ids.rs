@@ -96,6 +96,10 @@ typed_id!(
     JobId
 );
 typed_id!(
+    /// `key_…`: one of a sandbox's API keys (not the secret itself).
+    KeyId
+);
+typed_id!(
     /// `usr_…`: a developer or admin account.
     AccountId
 );

@@ -7,8 +7,10 @@
 
 mod accounts;
 pub mod ids;
+mod keys;
 mod sqlite;
 mod sqlite_accounts;
+mod sqlite_keys;
 mod sqlite_timeline;
 
 use async_trait::async_trait;
@@ -18,7 +20,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use accounts::{AccountRecord, Accounts, InvitationRecord, Role, TokenKind, TokenRecord};
-pub use ids::{AccountId, EndpointId, EventId, JobId, ProjectName, RequestId, SandboxId, TokenId};
+pub use ids::{
+    AccountId, EndpointId, EventId, JobId, KeyId, ProjectName, RequestId, SandboxId, TokenId,
+};
+pub use keys::{KeyKind, KeyPermissions, KeyRecord, SandboxKeys};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -540,7 +545,7 @@ pub struct Tombstone {
 }
 
 #[async_trait]
-pub trait Store: Accounts + Send + Sync + 'static {
+pub trait Store: Accounts + SandboxKeys + Send + Sync + 'static {
     /// Creates a project with its first revision.
     async fn create_project(
         &self,

@@ -3,9 +3,9 @@
 
 use sbx_engine::ProjectFiles;
 use sbx_store::{
-    AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord, LogQuery,
-    LogRecord, ResourceRow, Role, SandboxRecord, SqliteStore, Store, StoreError, TokenKind,
-    TokenRecord, TransitionRecord,
+    AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord, KeyKind,
+    KeyPermissions, KeyRecord, LogQuery, LogRecord, ResourceRow, Role, SandboxRecord, SqliteStore,
+    Store, StoreError, TokenKind, TokenRecord, TransitionRecord,
 };
 
 /// Files with one environment parameter.
@@ -541,6 +541,81 @@ async fn sqlite_store_honours_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
     contract(&store).await;
+}
+
+/// A sandbox's keys: made, listed, expired (a roll), revoked, touched,
+/// and gone with their sandbox.
+async fn keys_contract(store: &dyn Store) {
+    store
+        .create_project("pets", "spec", &ProjectFiles::default(), 1)
+        .await
+        .unwrap();
+    store.create_sandbox(&sandbox("sbx-k", None)).await.unwrap();
+    let key = |id: &str, kind: KeyKind, permissions: KeyPermissions| KeyRecord {
+        id: id.into(),
+        sandbox_id: "sbx-k".into(),
+        kind,
+        name: Some(id.to_owned()),
+        key_hash: format!("hash-{id}"),
+        redacted: "rk_test_…abcd".to_owned(),
+        permissions,
+        created_at_ms: 5,
+        last_used_at_ms: None,
+        expires_at_ms: None,
+        revoked_at_ms: None,
+    };
+    let restricted = key(
+        "key_r",
+        KeyKind::Restricted,
+        KeyPermissions {
+            read_only: true,
+            operations: Some(vec!["listPets".to_owned()]),
+        },
+    );
+    let publishable = key("key_p", KeyKind::Publishable, KeyPermissions::default());
+    store.create_key(&restricted).await.unwrap();
+    store.create_key(&publishable).await.unwrap();
+    assert!(
+        store.create_key(&restricted).await.is_err(),
+        "ids and hashes are unique"
+    );
+    assert_eq!(
+        store.list_keys("sbx-k").await.unwrap(),
+        vec![publishable.clone(), restricted.clone()]
+    );
+    assert!(store.expire_key("sbx-k", "key_r", 100).await.unwrap());
+    assert!(store.expire_key("sbx-k", "key_r", 200).await.unwrap());
+    assert!(!store.expire_key("sbx-other", "key_r", 50).await.unwrap());
+    store.touch_keys(&[("key_p".into(), 70)]).await.unwrap();
+    assert!(store.revoke_key("sbx-k", "key_p", 80).await.unwrap());
+    assert!(!store.revoke_key("sbx-k", "key_p", 81).await.unwrap());
+    let listed = store.list_keys("sbx-k").await.unwrap();
+    assert_eq!(listed[0].last_used_at_ms, Some(70));
+    assert_eq!(listed[0].revoked_at_ms, Some(80));
+    assert_eq!(
+        listed[1].expires_at_ms,
+        Some(100),
+        "an expiry only comes closer"
+    );
+    assert_eq!(
+        store
+            .live_keys()
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| k.id.to_string())
+            .collect::<Vec<_>>(),
+        ["key_r"]
+    );
+    assert!(store.delete_sandbox("sbx-k").await.unwrap());
+    assert!(store.list_keys("sbx-k").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_store_honours_the_keys_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    keys_contract(&store).await;
 }
 
 #[tokio::test]

@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    API_KEY_PREFIX, Response,
+    Response,
     behaviours::call::Call,
     compile::project::ForwardRule,
+    mentions_key,
     pipeline::problem::ProblemType,
     request::body::{essence, is_json},
 };
@@ -119,17 +120,17 @@ pub fn substitute(template: &str, call: &Call) -> String {
 /// credentials.
 fn carries_key(text: &str) -> bool {
     use base64::Engine as _;
-    if text.contains(API_KEY_PREFIX) {
+    if mentions_key(text) {
         return true;
     }
     let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
-    if decoded.contains(API_KEY_PREFIX) {
+    if mentions_key(&decoded) {
         return true;
     }
     text.split_whitespace().any(|word| {
         base64::engine::general_purpose::STANDARD
             .decode(word.trim_end_matches(','))
-            .is_ok_and(|bytes| memchr::memmem::find(&bytes, API_KEY_PREFIX.as_bytes()).is_some())
+            .is_ok_and(|bytes| mentions_key(&String::from_utf8_lossy(&bytes)))
     })
 }
 

@@ -30,7 +30,7 @@ use crate::{
     pipeline::problem::ProblemType,
     pipeline::respond::{BodySource, Exchange, Prefer, declared_error},
     pipeline::trace::{Step, Trace, Verdict},
-    request::auth::{self, AuthOutcome},
+    request::auth::{self, AuthOutcome, KeyVerdict},
     request::body,
     request::near_miss::{below_base, near_misses},
     request::params,
@@ -71,7 +71,8 @@ pub struct SandboxContext<'a> {
     pub seed: u64,
     pub auth: AuthMode,
     /// Does this credential belong to the sandbox?
-    pub key_matches: &'a (dyn Fn(&str) -> bool + Sync),
+    /// What a credential sent is, for the operation called.
+    pub key_check: &'a (dyn Fn(&str, &sbx_spec::Operation) -> KeyVerdict + Sync),
     pub state: &'a Arc<SandboxState>,
     /// The sandbox's overrides of the project's environment parameters.
     pub env: &'a Arc<Map<String, Value>>,
@@ -481,7 +482,7 @@ impl Routed<'_> {
             &self.revision.model.security_schemes,
             self.request.headers,
             query,
-            context.key_matches,
+            context.key_check,
         );
         let (detail, challenge) = match outcome {
             AuthOutcome::Allowed => {
@@ -505,6 +506,19 @@ impl Routed<'_> {
                 "the credentials sent are not this sandbox's API key".to_owned(),
                 challenge,
             ),
+            AuthOutcome::Forbidden(why) => {
+                trace.note(|| Step::new("auth", Verdict::Failed, why.clone()));
+                let response = declared_error(
+                    self.revision,
+                    context.seed,
+                    self.operation,
+                    exchange,
+                    &[403],
+                    &Failure::new(FailureKind::Authentication, &why),
+                )
+                .unwrap_or_else(|| ProblemType::Forbidden.response(&why));
+                return Err(response.into());
+            }
         };
         trace.note(|| Step::new("auth", Verdict::Failed, detail.clone()));
         let mut response = declared_error(
@@ -1304,12 +1318,12 @@ mod tests {
         );
         let state = Arc::new(SandboxState::default());
         let env = Arc::new(Map::new());
-        let key_matches = |_: &str| true;
+        let key_check = |_: &str, _: &sbx_spec::Operation| KeyVerdict::Valid;
         let context = SandboxContext {
             id: "sbx-test",
             seed: 1,
             auth: AuthMode::None,
-            key_matches: &key_matches,
+            key_check: &key_check,
             state: &state,
             env: &env,
             upstream: None,

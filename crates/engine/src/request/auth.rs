@@ -7,8 +7,21 @@ use sbx_spec::{Operation, ParamLocation, SecurityScheme};
 
 use crate::{HeaderSource, request::headers::cookie};
 
+/// What a credential sent is, for one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyVerdict {
+    /// One of the sandbox's keys, allowed this operation.
+    Valid,
+    /// Not a key of this sandbox (or expired, or revoked).
+    Unknown,
+    /// The sandbox's key, not allowed this operation: why.
+    NotAllowed(String),
+}
+
 pub enum AuthOutcome {
     Allowed,
+    /// A key of the sandbox that may not call this operation.
+    Forbidden(String),
     /// No credential was sent; says where one is expected.
     Missing {
         expected: String,
@@ -90,12 +103,13 @@ pub fn check(
     schemes: &BTreeMap<String, SecurityScheme>,
     headers: &dyn HeaderSource,
     query: &[(String, String)],
-    key_matches: &dyn Fn(&str) -> bool,
+    key_check: &dyn Fn(&str, &Operation) -> KeyVerdict,
 ) -> AuthOutcome {
     if operation.security.is_empty() {
         return AuthOutcome::Allowed;
     }
     let mut any_sent = false;
+    let mut not_allowed = None;
     for requirement in &operation.security {
         let mut satisfied = true;
         for name in &requirement.schemes {
@@ -106,10 +120,14 @@ pub fn check(
                 // Nothing a sandbox key can prove (mutual TLS…): not enforced.
                 continue;
             }
-            match credential(scheme, headers, query) {
-                Some(value) if key_matches(&value) => {}
-                Some(_) => {
+            match credential(scheme, headers, query).map(|value| key_check(&value, operation)) {
+                Some(KeyVerdict::Valid) => {}
+                Some(KeyVerdict::Unknown) => {
                     any_sent = true;
+                    satisfied = false;
+                }
+                Some(KeyVerdict::NotAllowed(why)) => {
+                    not_allowed.get_or_insert(why);
                     satisfied = false;
                 }
                 None => satisfied = false,
@@ -124,6 +142,9 @@ pub fn check(
         .first()
         .and_then(|n| schemes.get(n).map(|s| (n, s)));
     let challenge = first.and_then(|(_, s)| challenge(s));
+    if let Some(why) = not_allowed {
+        return AuthOutcome::Forbidden(why);
+    }
     if any_sent {
         return AuthOutcome::Invalid { challenge };
     }

@@ -342,6 +342,7 @@ mod tests {
             request_body: None,
             responses: Vec::new(),
             security: Vec::new(),
+            publishable: false,
         }
     }
 

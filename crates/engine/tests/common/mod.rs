@@ -59,12 +59,18 @@ impl Sandbox {
             headers: &headers,
             body: body.as_bytes(),
         };
-        let key_matches = |key: &str| key == "sk_test_engine";
+        let key_check = |key: &str, _: &sbx_spec::Operation| {
+            if key == "sk_test_engine" {
+                sbx_engine::KeyVerdict::Valid
+            } else {
+                sbx_engine::KeyVerdict::Unknown
+            }
+        };
         let context = SandboxContext {
             id: "sbx-engine",
             seed: 7,
             auth: self.auth,
-            key_matches: &key_matches,
+            key_check: &key_check,
             state: &self.state,
             env: &self.env,
             upstream: None,

@@ -7,6 +7,7 @@ mod events;
 mod explain;
 mod filters;
 mod har;
+mod keys;
 mod logs;
 pub mod openapi;
 pub mod projects;
@@ -84,7 +85,10 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::redeliver))
-        .routes(routes!(sandboxes::put_chaos, sandboxes::delete_chaos));
+        .routes(routes!(sandboxes::put_chaos, sandboxes::delete_chaos))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::roll))
+        .routes(routes!(keys::revoke));
     let open = OpenApiRouter::new()
         .routes(routes!(accounts::sign_up))
         .routes(routes!(accounts::sign_in));

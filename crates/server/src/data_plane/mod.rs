@@ -19,15 +19,17 @@ use axum::{
 use base64::Engine;
 use sbx_engine::{
     API_KEY_PREFIX, AuthMode, BaseUrl, ChaosEffect, ChaosSpec, CompiledRevision, Decision, Drift,
-    HeaderSource, Journal, ProblemType, RouteMatch, SandboxContext, SandboxState, Upstream,
+    HeaderSource, Journal, KeyVerdict, ProblemType, RouteMatch, SandboxContext, SandboxState,
+    Upstream,
 };
 use sbx_store::IdempotentAnswer;
 use serde_json::{Map, Value};
 
 use crate::{
-    app::AppState,
+    app::{AppState, now_ms},
     data_plane::idempotency::{Check, Idempotency, Pending},
     runtime::ids::{KeyHash, parse_sandbox_id},
+    runtime::keys::LiveKey,
 };
 use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
 
@@ -153,8 +155,8 @@ fn problem(kind: ProblemType, detail: &str) -> Response {
 
 /// Which API keys belong to a sandbox.
 pub enum KeyCheck {
-    /// SHA-256 of its key.
-    Hash(KeyHash),
+    /// Its keys in use.
+    Keys(Arc<[Arc<LiveKey>]>),
     /// Any `sk_test_` key (`sbx mock`).
     AnyTestKey,
 }
@@ -301,16 +303,18 @@ fn run(
     chaos_draw: Option<u64>,
     trace: bool,
 ) -> Decision {
-    let key_matches = |key: &str| match &target.keys {
-        KeyCheck::Hash(hash) => KeyHash::of(key) == *hash,
-        KeyCheck::AnyTestKey => key.starts_with(API_KEY_PREFIX),
+    let key_check = |key: &str, operation: &sbx_spec::Operation| match &target.keys {
+        // Keys expire in real time, whatever the sandbox clock says.
+        KeyCheck::Keys(keys) => crate::runtime::keys::verdict(keys, key, operation, now_ms()),
+        KeyCheck::AnyTestKey if key.starts_with(API_KEY_PREFIX) => KeyVerdict::Valid,
+        KeyCheck::AnyTestKey => KeyVerdict::Unknown,
     };
     let base_url = base_url(parts, path);
     let context = SandboxContext {
         id: &target.id,
         seed: target.seed,
         auth: target.auth,
-        key_matches: &key_matches,
+        key_check: &key_check,
         state: &target.state,
         env: &target.env,
         upstream: target.upstream.as_ref(),
@@ -493,7 +497,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             );
         }
     };
-    let keys = KeyCheck::Hash(sandbox.key_hash);
+    let keys = KeyCheck::Keys(sandbox.keys());
     answer(&state, sandbox, path, resolved_by, keys, request, started).await
 }
 
@@ -778,7 +782,7 @@ fn candidate_keys(request: &Request) -> Vec<String> {
     let mut keys = Vec::new();
     let mut consider = |text: &str| {
         for token in text.split([' ', ',', ';', '=', '&', ':']) {
-            if token.starts_with(API_KEY_PREFIX) && token.len() <= 128 {
+            if sbx_engine::is_key_like(token) && token.len() <= 128 {
                 keys.push(token.to_owned());
             }
         }

@@ -33,11 +33,6 @@ pub fn parse_sandbox_id(text: &str) -> Option<SandboxId> {
     well_formed.then(|| SandboxId::from(text))
 }
 
-/// A fresh sandbox API key (`sk_test_` + 32 characters).
-pub fn generate_api_key() -> String {
-    format!("{}{}", sbx_engine::API_KEY_PREFIX, random_token(32))
-}
-
 /// A fresh admin token.
 pub fn generate_admin_token() -> String {
     format!("sbx_admin_{}", random_token(40))

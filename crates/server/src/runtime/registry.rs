@@ -17,7 +17,9 @@ use sbx_store::{AccountId, ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::{runtime::clock::Clock, runtime::ids::KeyHash, service::ServiceError};
+use crate::{
+    runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey, service::ServiceError,
+};
 
 /// The revision a sandbox serves, swapped whole on hot reload.
 #[derive(Debug, Clone)]
@@ -52,7 +54,10 @@ pub struct LiveSandbox {
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
+    /// The digest of its first key: seeds the `sbx listen` secret.
     pub key_hash: KeyHash,
+    /// Its API keys in use (secret, restricted, publishable).
+    keys: RwLock<Arc<[Arc<LiveKey>]>>,
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
@@ -188,11 +193,21 @@ impl LiveSandbox {
             project: record.project,
             seed_text: record.seed,
             key_hash: KeyHash::from_hex(&record.key_hash),
+            keys: RwLock::new(Arc::from([])),
             label: record.label,
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
             owner: record.owner,
         }
+    }
+
+    /// Its keys in use, as a request checks them.
+    pub fn keys(&self) -> Arc<[Arc<LiveKey>]> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_keys(&self, keys: Vec<Arc<LiveKey>>) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(keys);
     }
 
     pub fn expired_at(&self, now_ms: i64) -> Option<i64> {
@@ -291,16 +306,28 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Makes `sandbox` live; returns it as the registry shares it.
-    pub fn insert(&self, sandbox: LiveSandbox) -> Arc<LiveSandbox> {
+    /// Makes `sandbox` live with its `keys`; returns it as the registry
+    /// shares it.
+    pub fn insert(&self, sandbox: LiveSandbox, keys: Vec<Arc<LiveKey>>) -> Arc<LiveSandbox> {
         let sandbox = Arc::new(sandbox);
-        if let Ok(mut keys) = self.by_key_hash.write() {
-            keys.insert(sandbox.key_hash, sandbox.id.clone());
-        }
         if let Ok(mut sandboxes) = self.sandboxes.write() {
             sandboxes.insert(sandbox.id.clone(), sandbox.clone());
         }
+        self.set_keys(&sandbox, keys);
         sandbox
+    }
+
+    /// Replaces `sandbox`'s keys: requests see the new set at once.
+    pub fn set_keys(&self, sandbox: &LiveSandbox, keys: Vec<Arc<LiveKey>>) {
+        if let Ok(mut index) = self.by_key_hash.write() {
+            for old in sandbox.keys().iter() {
+                index.remove(&old.hash);
+            }
+            for key in &keys {
+                index.insert(key.hash, sandbox.id.clone());
+            }
+        }
+        sandbox.set_keys(keys);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveSandbox>> {
@@ -314,8 +341,10 @@ impl Registry {
 
     pub fn remove(&self, id: &str) -> Option<Arc<LiveSandbox>> {
         let removed = self.sandboxes.write().ok()?.remove(id)?;
-        if let Ok(mut keys) = self.by_key_hash.write() {
-            keys.remove(&removed.key_hash);
+        if let Ok(mut index) = self.by_key_hash.write() {
+            for key in removed.keys().iter() {
+                index.remove(&key.hash);
+            }
         }
         Some(removed)
     }

@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use super::{FieldError, ServiceError, ServiceResult, caller::Caller, projects};
 use crate::{
     app::{AppState, now_ms},
-    runtime::ids::{generate_api_key, hash_secret, new_sandbox_id},
+    runtime::ids::new_sandbox_id,
+    runtime::keys::LiveKey,
     runtime::registry::LiveSandbox,
 };
 
@@ -97,14 +98,19 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
     }
     let compiled = projects::compiled_revision(state, &project.name, revision).await?;
     let id = new_sandbox_id();
-    let api_key = generate_api_key();
+    let (key, api_key) = super::keys::mint(
+        &id,
+        sbx_store::KeyKind::Secret,
+        Some("default".to_owned()),
+        sbx_store::KeyPermissions::default(),
+    );
     let now = now_ms();
     let record = SandboxRecord {
         seed: new.seed.unwrap_or_else(|| id.to_string()),
         id,
         project: project.name,
         revision,
-        key_hash: hash_secret(&api_key),
+        key_hash: key.key_hash.clone(),
         auth: new.auth,
         label: new.label,
         created_at_ms: now,
@@ -122,9 +128,15 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         owner: caller.owner().cloned(),
     };
     state.store.create_sandbox(&record).await?;
+    if let Err(error) = state.store.create_key(&key).await {
+        // Nothing half made: a sandbox without its key is removed.
+        let _ = state.store.delete_sandbox(&record.id).await;
+        return Err(error.into());
+    }
+    let keys = LiveKey::of(&key).into_iter().collect();
     let sandbox = state
         .registry
-        .insert(LiveSandbox::from_record(record, compiled, Vec::new()));
+        .insert(LiveSandbox::from_record(record, compiled, Vec::new()), keys);
     Ok(Created { sandbox, api_key })
 }
 

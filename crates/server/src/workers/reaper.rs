@@ -31,6 +31,13 @@ async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     if let Err(error) = sandboxes::expire(state, now).await {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }
+    if let Err(error) = crate::service::keys::save_uses(state).await {
+        tracing::warn!(%error, "saving when keys were last used failed; retrying next tick");
+    }
+    // Revoked and expired tokens stay listed for a month.
+    if let Err(error) = state.store.prune_tokens(now - 30 * 24 * 3600 * 1000).await {
+        tracing::warn!(%error, "pruning ended sessions and tokens failed");
+    }
     if now - logs_pruned_at.load(Ordering::Relaxed) >= LOG_PRUNE_INTERVAL_MS {
         logs_pruned_at.store(now, Ordering::Relaxed);
         if let Err(error) = state

@@ -275,11 +275,11 @@ fn full_trace(entry: &Entry, replayed: bool) -> Vec<Step> {
     steps
 }
 
-/// `sk_test_…` keys anywhere in `text` masked.
+/// Sandbox keys (`sk_test_…`, `rk_test_…`, `pk_test_…`) anywhere in `text` masked.
 /// [`redact_text`] applied to every string of `value`.
 fn redact_strings(value: &mut Value) {
     match value {
-        Value::String(text) if text.contains(sbx_engine::API_KEY_PREFIX) => {
+        Value::String(text) if sbx_engine::mentions_key(text) => {
             *text = redact_text(text);
         }
         Value::Array(items) => items.iter_mut().for_each(redact_strings),
@@ -289,12 +289,12 @@ fn redact_strings(value: &mut Value) {
 }
 
 fn redact_text(text: &str) -> String {
-    if !text.contains(sbx_engine::API_KEY_PREFIX) {
+    if !sbx_engine::mentions_key(text) {
         return text.to_owned();
     }
     text.split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .map(|token| {
-            if token.starts_with(sbx_engine::API_KEY_PREFIX) {
+            if sbx_engine::is_key_like(token) {
                 let tail =
                     token.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
                 format!("{REDACTED}{tail}")

@@ -15,6 +15,7 @@ mod hardening;
 mod helpers;
 mod idempotency;
 mod jobs;
+mod keys;
 mod lifecycle;
 mod logs;
 mod metrics;

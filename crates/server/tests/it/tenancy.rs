@@ -19,6 +19,7 @@ struct Owned {
     developer: Developer,
     sandbox: String,
     endpoint: String,
+    key: String,
     request_id: String,
     payment: String,
 }
@@ -56,7 +57,10 @@ async fn furnish(app: &TestApp, email: &str) -> Owned {
         .unwrap()
         .to_owned();
     let payment: Value = response.json().await.unwrap();
+    let (_, keys) =
+        send(app.as_developer(&developer, Method::GET, &format!("/sandboxes/{id}/keys"))).await;
     Owned {
+        key: keys["items"][0]["id"].as_str().unwrap().to_owned(),
         developer,
         sandbox: id,
         endpoint: endpoint["id"].as_str().unwrap().to_owned(),
@@ -82,6 +86,7 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
     let filled = path
         .replace("{id}", &owned.sandbox)
         .replace("{endpoint}", &owned.endpoint)
+        .replace("{key}", &owned.key)
         .replace("{request_id}", &owned.request_id)
         .replace("{collection}", "payments")
         .replace("{rid}", &owned.payment)

@@ -1,0 +1,135 @@
+//! Sandbox API keys in SQLite.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{
+    KeyKind, KeyRecord, SandboxKeys, StoreError,
+    ids::KeyId,
+    sqlite::{SqliteStore, column, json, row_key},
+};
+
+fn key(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+    const T: &str = "sandbox_keys";
+    let kind: String = column(row, T, "kind")?;
+    Ok(KeyRecord {
+        id: column(row, T, "id")?,
+        sandbox_id: column(row, T, "sandbox_id")?,
+        kind: KeyKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            table: T,
+            key: row_key(row),
+            column: "kind",
+            cause: format!("{kind:?} is not a key kind"),
+        })?,
+        name: column(row, T, "name")?,
+        key_hash: column(row, T, "key_hash")?,
+        redacted: column(row, T, "redacted")?,
+        permissions: json(row, T, "permissions")?,
+        created_at_ms: column(row, T, "created_at_ms")?,
+        last_used_at_ms: column(row, T, "last_used_at_ms")?,
+        expires_at_ms: column(row, T, "expires_at_ms")?,
+        revoked_at_ms: column(row, T, "revoked_at_ms")?,
+    })
+}
+
+#[async_trait]
+impl SandboxKeys for SqliteStore {
+    async fn create_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
+        let permissions =
+            serde_json::to_string(&k.permissions).map_err(|e| StoreError::Corrupt {
+                table: "sandbox_keys",
+                key: k.id.to_string(),
+                column: "permissions",
+                cause: e.to_string(),
+            })?;
+        sqlx::query(
+            "INSERT INTO sandbox_keys (id, sandbox_id, kind, name, key_hash, redacted, permissions, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.id)
+        .bind(&k.sandbox_id)
+        .bind(k.kind.as_str())
+        .bind(&k.name)
+        .bind(&k.key_hash)
+        .bind(&k.redacted)
+        .bind(permissions)
+        .bind(k.created_at_ms)
+        .bind(k.last_used_at_ms)
+        .bind(k.expires_at_ms)
+        .bind(k.revoked_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn list_keys(&self, sandbox_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sandbox_keys WHERE sandbox_id = ? ORDER BY created_at_ms, id",
+        )
+        .bind(sandbox_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(key).collect()
+    }
+
+    async fn live_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sandbox_keys WHERE revoked_at_ms IS NULL ORDER BY created_at_ms, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(key).collect()
+    }
+
+    async fn expire_key(
+        &self,
+        sandbox_id: &str,
+        key_id: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE sandbox_keys SET expires_at_ms = MIN(IFNULL(expires_at_ms, ?), ?)
+             WHERE id = ? AND sandbox_id = ? AND revoked_at_ms IS NULL",
+        )
+        .bind(at_ms)
+        .bind(at_ms)
+        .bind(key_id)
+        .bind(sandbox_id)
+        .execute(self.pool())
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn revoke_key(
+        &self,
+        sandbox_id: &str,
+        key_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE sandbox_keys SET revoked_at_ms = ?
+             WHERE id = ? AND sandbox_id = ? AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(key_id)
+        .bind(sandbox_id)
+        .execute(self.pool())
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn touch_keys(&self, used: &[(KeyId, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (id, at_ms) in used {
+            sqlx::query(
+                "UPDATE sandbox_keys SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE id = ?",
+            )
+            .bind(at_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
