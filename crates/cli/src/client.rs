@@ -240,6 +240,30 @@ pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A call of a sandbox's keys API (`below`: after `/keys`); prints the
+/// answer, or says what was revoked.
+pub async fn keys(
+    server: &ServerArgs,
+    id: &str,
+    method: Method,
+    below: &str,
+    body: Option<Value>,
+) -> anyhow::Result<()> {
+    let path = format!("/sandboxes/{}/keys{below}", percent_encode(id));
+    let expected = match method {
+        Method::GET => StatusCode::OK,
+        Method::DELETE => StatusCode::NO_CONTENT,
+        _ => StatusCode::CREATED,
+    };
+    let answer = expect(call(server, method, &path, body).await?, expected)?;
+    if expected == StatusCode::NO_CONTENT {
+        eprintln!("revoked {}", below.trim_start_matches('/'));
+    } else {
+        print(&answer);
+    }
+    Ok(())
+}
+
 /// Shows a sandbox's clock, or changes it (`change`: the clock API's body).
 pub async fn clock(server: &ServerArgs, id: &str, change: Option<Value>) -> anyhow::Result<()> {
     let path = format!("/sandboxes/{}/clock", percent_encode(id));

@@ -51,6 +51,9 @@ enum Command {
     /// Create, list, show and delete sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Make, list, roll and revoke a sandbox's API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Show or move a sandbox's test clock.
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -350,6 +353,56 @@ enum SandboxCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a key; prints it (shown once).
+    Create {
+        #[arg(long)]
+        sandbox: String,
+        /// secret (sk_test_), restricted (rk_test_) or publishable (pk_test_).
+        #[arg(long, value_parser = ["secret", "restricted", "publishable"], default_value = "secret")]
+        kind: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A restricted key that may only read.
+        #[arg(long)]
+        read_only: bool,
+        /// A restricted key that may call only these operations (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        operations: Vec<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// The sandbox's keys, redacted, with their last use.
+    List {
+        #[arg(long)]
+        sandbox: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Replace a key with a new one; the old one works for a grace period.
+    Roll {
+        /// The key's id (key_…).
+        key: String,
+        #[arg(long)]
+        sandbox: String,
+        /// Seconds the old key keeps working (0 to 604800) [default: 86400].
+        #[arg(long)]
+        expires_in: Option<u64>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Revoke a key: it stops working at once.
+    Revoke {
+        /// The key's id (key_…).
+        key: String,
+        #[arg(long)]
+        sandbox: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -480,6 +533,62 @@ async fn main() -> std::process::ExitCode {
             }
             SandboxCommand::Delete { sandbox, server } => {
                 client::delete_sandbox(&server, &sandbox.id()).await
+            }
+        },
+        Command::Keys(command) => match command {
+            KeysCommand::Create {
+                sandbox,
+                kind,
+                name,
+                read_only,
+                operations,
+                server,
+            } => {
+                let mut permissions = serde_json::Map::new();
+                if read_only {
+                    permissions.insert("read_only".into(), true.into());
+                }
+                if !operations.is_empty() {
+                    permissions.insert("operations".into(), operations.into());
+                }
+                let mut body = serde_json::json!({"kind": kind, "name": name});
+                if !permissions.is_empty() {
+                    body["permissions"] = permissions.into();
+                }
+                client::keys(&server, &sandbox, reqwest::Method::POST, "", Some(body)).await
+            }
+            KeysCommand::List { sandbox, server } => {
+                client::keys(&server, &sandbox, reqwest::Method::GET, "", None).await
+            }
+            KeysCommand::Roll {
+                key,
+                sandbox,
+                expires_in,
+                server,
+            } => {
+                let body = serde_json::json!({"expires_in_seconds": expires_in});
+                client::keys(
+                    &server,
+                    &sandbox,
+                    reqwest::Method::POST,
+                    &format!("/{key}/roll"),
+                    Some(body),
+                )
+                .await
+            }
+            KeysCommand::Revoke {
+                key,
+                sandbox,
+                server,
+            } => {
+                client::keys(
+                    &server,
+                    &sandbox,
+                    reqwest::Method::DELETE,
+                    &format!("/{key}"),
+                    None,
+                )
+                .await
             }
         },
         Command::Trigger {

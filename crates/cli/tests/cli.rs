@@ -1160,3 +1160,43 @@ fn login_keeps_a_token_the_other_commands_use_and_logout_revokes_it() {
     );
     terminate(server);
 }
+
+#[test]
+fn keys_are_made_listed_rolled_and_revoked() {
+    let (server, url, _data) = serve_payments();
+    let sandbox = open_payments_sandbox(&url);
+    let id = sandbox["id"].as_str().unwrap();
+    let (ok, stdout, stderr) = run(
+        &[
+            "keys",
+            "create",
+            "--sandbox",
+            id,
+            "--kind",
+            "restricted",
+            "--read-only",
+            "--name",
+            "dashboard",
+        ],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let made: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(made["key"].as_str().unwrap().starts_with("rk_test_"));
+    assert_eq!(made["permissions"]["read_only"], true);
+    let key_id = made["id"].as_str().unwrap();
+    let (ok, stdout, _) = run(&["keys", "list", "--sandbox", id], &url);
+    assert!(ok && stdout.contains("dashboard") && !stdout.contains(made["key"].as_str().unwrap()));
+    let (ok, stdout, stderr) = run(
+        &["keys", "roll", key_id, "--sandbox", id, "--expires-in", "0"],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let rolled: Value = serde_json::from_str(&stdout).unwrap();
+    let new_id = rolled["key"]["id"].as_str().unwrap();
+    let (ok, _, stderr) = run(&["keys", "revoke", new_id, "--sandbox", id], &url);
+    assert!(ok && stderr.contains("revoked"), "{stderr}");
+    let (ok, _, stderr) = run(&["keys", "revoke", new_id, "--sandbox", id], &url);
+    assert!(!ok && stderr.contains("404"), "{stderr}");
+    terminate(server);
+}
