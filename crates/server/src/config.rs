@@ -172,6 +172,39 @@ impl Default for AccountSettings {
     }
 }
 
+/// What one developer may use; admins are exempt. Against cost explosions:
+/// no developer's sandbox lives forever or idles forever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    /// Live sandboxes per developer.
+    pub sandboxes: usize,
+    /// Longest time to live a developer may ask for, in seconds…
+    pub max_ttl_seconds: u64,
+    /// …and what a developer's sandbox gets when it asks for none.
+    pub default_ttl_seconds: u64,
+    /// Data-plane requests per developer per UTC day, over all its sandboxes.
+    pub requests_per_day: u64,
+    /// Webhook endpoints per developer, over all its sandboxes.
+    pub webhook_endpoints: usize,
+    /// A developer's sandbox without a request for this many days is
+    /// removed (0: never).
+    pub inactive_days: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            sandboxes: 50,
+            max_ttl_seconds: 30 * 24 * 3600,
+            default_ttl_seconds: 7 * 24 * 3600,
+            requests_per_day: 100_000,
+            webhook_endpoints: 50,
+            inactive_days: 14,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -210,6 +243,7 @@ pub struct Config {
     /// API would.
     pub control_origins: Vec<String>,
     pub accounts: AccountSettings,
+    pub quotas: Quotas,
 }
 
 impl Default for Config {
@@ -234,6 +268,7 @@ impl Default for Config {
             public_metrics: false,
             control_origins: Vec::new(),
             accounts: AccountSettings::default(),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -328,6 +363,14 @@ impl Config {
             "keep_days, keep_entries and refused_per_minute must be at least 1",
         )?;
         self.egress_policy()?;
+        let quotas = &self.quotas;
+        check(
+            quotas.default_ttl_seconds > 0
+                && quotas.default_ttl_seconds <= quotas.max_ttl_seconds
+                && quotas.max_ttl_seconds <= self.limits.max_ttl_seconds,
+            "quotas",
+            "default_ttl_seconds must be at least 1 and at most max_ttl_seconds, which must be at most limits.max_ttl_seconds",
+        )?;
         let accounts = &self.accounts;
         check(
             (8..=MAX_PASSWORD_CHARS).contains(&accounts.min_password_chars)

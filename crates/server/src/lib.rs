@@ -18,7 +18,7 @@ mod workers;
 
 pub use app::{Server, start};
 pub use config::{
-    AccountSettings, AuditLimits, Config, ConfigError, Limits, RequestLogLimits, SignupMode,
+    AccountSettings, AuditLimits, Config, ConfigError, Limits, Quotas, RequestLogLimits, SignupMode,
 };
 pub use control::openapi::control_plane_openapi;
 pub use data_plane::mock::{MockOptions, MockServer, start_mock};

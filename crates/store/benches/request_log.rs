@@ -65,6 +65,7 @@ fn save_logs(c: &mut Criterion) {
         seeded_at_ms: 1,
         webhook_schedule: sbx_webhooks::ScheduleName::Standard,
         owner: None,
+        last_active_at_ms: None,
     };
     runtime.block_on(async {
         store

@@ -102,6 +102,8 @@ pub struct SandboxRecord {
     pub webhook_schedule: ScheduleName,
     /// The account it belongs to; `None`: the admin token's or the server's.
     pub owner: Option<AccountId>,
+    /// When it last answered a request, as last written.
+    pub last_active_at_ms: Option<i64>,
 }
 
 /// A record a request changed, as persisted.
@@ -576,6 +578,8 @@ pub trait Store: Accounts + SandboxKeys + Send + Sync + 'static {
     async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError>;
     async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
     async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError>;
+    /// Notes when sandboxes last answered a request.
+    async fn touch_sandboxes(&self, active: &[(SandboxId, i64)]) -> Result<(), StoreError>;
     /// Removes every sandbox expired at `now_ms`, leaving tombstones; returns their ids.
     async fn expire_sandboxes(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
     async fn get_tombstone(&self, id: &str) -> Result<Option<Tombstone>, StoreError>;

@@ -232,6 +232,7 @@ fn sandbox(row: &SqliteRow) -> Result<SandboxRecord, StoreError> {
             })?
         },
         owner: column(row, T, "owner")?,
+        last_active_at_ms: column(row, T, "last_active_at_ms")?,
     })
 }
 
@@ -603,6 +604,21 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn touch_sandboxes(&self, active: &[(crate::SandboxId, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, at_ms) in active {
+            sqlx::query(
+                "UPDATE sandboxes SET last_active_at_ms = MAX(IFNULL(last_active_at_ms, 0), ?) WHERE id = ?",
+            )
+            .bind(at_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn expire_sandboxes(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {

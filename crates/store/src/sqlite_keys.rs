@@ -64,7 +64,7 @@ impl SandboxKeys for SqliteStore {
 
     async fn list_keys(&self, sandbox_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM sandbox_keys WHERE sandbox_id = ? ORDER BY created_at_ms, id",
+            "SELECT * FROM sandbox_keys WHERE sandbox_id = ? ORDER BY created_at_ms, rowid",
         )
         .bind(sandbox_id)
         .fetch_all(self.pool())
@@ -74,7 +74,7 @@ impl SandboxKeys for SqliteStore {
 
     async fn live_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM sandbox_keys WHERE revoked_at_ms IS NULL ORDER BY created_at_ms, id",
+            "SELECT * FROM sandbox_keys WHERE revoked_at_ms IS NULL ORDER BY created_at_ms, rowid",
         )
         .fetch_all(self.pool())
         .await?;

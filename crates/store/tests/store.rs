@@ -36,6 +36,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         seeded_at_ms: 1,
         webhook_schedule: sbx_webhooks::ScheduleName::Standard,
         owner: None,
+        last_active_at_ms: None,
     }
 }
 
@@ -581,7 +582,8 @@ async fn keys_contract(store: &dyn Store) {
     );
     assert_eq!(
         store.list_keys("sbx-k").await.unwrap(),
-        vec![publishable.clone(), restricted.clone()]
+        vec![restricted.clone(), publishable.clone()],
+        "oldest first, in the order made"
     );
     assert!(store.expire_key("sbx-k", "key_r", 100).await.unwrap());
     assert!(store.expire_key("sbx-k", "key_r", 200).await.unwrap());
@@ -590,10 +592,10 @@ async fn keys_contract(store: &dyn Store) {
     assert!(store.revoke_key("sbx-k", "key_p", 80).await.unwrap());
     assert!(!store.revoke_key("sbx-k", "key_p", 81).await.unwrap());
     let listed = store.list_keys("sbx-k").await.unwrap();
-    assert_eq!(listed[0].last_used_at_ms, Some(70));
-    assert_eq!(listed[0].revoked_at_ms, Some(80));
+    assert_eq!(listed[1].last_used_at_ms, Some(70));
+    assert_eq!(listed[1].revoked_at_ms, Some(80));
     assert_eq!(
-        listed[1].expires_at_ms,
+        listed[0].expires_at_ms,
         Some(100),
         "an expiry only comes closer"
     );
@@ -606,6 +608,20 @@ async fn keys_contract(store: &dyn Store) {
             .map(|k| k.id.to_string())
             .collect::<Vec<_>>(),
         ["key_r"]
+    );
+    store
+        .touch_sandboxes(&[("sbx-k".into(), 900)])
+        .await
+        .unwrap();
+    store
+        .touch_sandboxes(&[("sbx-k".into(), 800)])
+        .await
+        .unwrap();
+    let touched = store.get_sandbox("sbx-k").await.unwrap().unwrap();
+    assert_eq!(
+        touched.last_active_at_ms,
+        Some(900),
+        "activity never goes back"
     );
     assert!(store.delete_sandbox("sbx-k").await.unwrap());
     assert!(store.list_keys("sbx-k").await.unwrap().is_empty());

@@ -59,6 +59,8 @@ problem_types! {
     Forbidden = ("forbidden", 403, "Forbidden"),
     CsrfRefused = ("csrf", 403, "Cross-site request refused"),
     TooManyAttempts = ("too-many-attempts", 429, "Too many failed sign-ins"),
+    /// A developer's quota reached (403; 429 for requests per day).
+    QuotaExceeded = ("quota-exceeded", 403, "Quota exceeded"),
     // The data plane: addressing.
     NoSandbox = ("no-sandbox", 404, "No sandbox addressed"),
     UnknownSandbox = ("unknown-sandbox", 404, "Unknown sandbox"),

@@ -254,6 +254,8 @@ pub struct Me {
     pub account: Option<AccountView>,
     /// `admin` or `developer`.
     pub role: String,
+    /// A developer's use of its quotas (admins have none).
+    pub quotas: Option<crate::service::quotas::Usage>,
 }
 
 #[utoipa::path(get, path = "/api/v1/me", operation_id = "getMe", tag = "accounts",
@@ -274,6 +276,7 @@ pub async fn me(
     Ok(Json(Me {
         account,
         role: role.to_owned(),
+        quotas: crate::service::quotas::usage(&state, &caller).await?,
     }))
 }
 

@@ -497,6 +497,14 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             );
         }
     };
+    let now = now_ms();
+    sandbox.note_activity(now);
+    if let Some(usage) = &sandbox.usage {
+        let limit = state.config.quotas.requests_per_day;
+        if let Err((made, retry_after)) = usage.count(now, limit) {
+            return quota_spent(made, limit, retry_after);
+        }
+    }
     let keys = KeyCheck::Keys(sandbox.keys());
     answer(&state, sandbox, path, resolved_by, keys, request, started).await
 }
@@ -805,6 +813,18 @@ fn candidate_keys(request: &Request) -> Vec<String> {
         }
     }
     keys
+}
+
+/// The owner's requests for the day are spent: 429 until the UTC day ends.
+fn quota_spent(made: u64, limit: u64, retry_after: u64) -> Response {
+    let detail = format!(
+        "quota requests_per_day: {made} of {limit} requests made today over the owner's sandboxes; the count starts again at 00:00 UTC"
+    );
+    let mut response = to_axum(ProblemType::QuotaExceeded.response_with(429, &detail, None));
+    if let Ok(value) = HeaderValue::try_from(retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn expired(id: &str, expired_at_ms: i64) -> Response {

@@ -124,6 +124,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooLarge(detail) => Self::new(ProblemType::PayloadTooLarge, detail),
             ServiceError::Conflict(detail) => Self::conflict(detail),
             ServiceError::Forbidden(detail) => Self::new(ProblemType::Forbidden, detail),
+            ServiceError::QuotaExceeded(detail) => Self::new(ProblemType::QuotaExceeded, detail),
             ServiceError::Unauthenticated(detail) => Self::unauthorized(detail),
             ServiceError::TooManyAttempts {
                 detail,

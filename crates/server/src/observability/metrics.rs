@@ -36,6 +36,11 @@ struct LatencyLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
     /// `delivered`, `retrying` or `dead`.
     outcome: &'static str,
@@ -55,6 +60,8 @@ pub struct Metrics {
     webhook_attempts: Family<OutcomeLabels, Counter>,
     webhook_queue: Gauge,
     live_sandboxes: Gauge,
+    developer_requests: Family<AccountLabels, Gauge>,
+    developer_sandboxes: Family<AccountLabels, Gauge>,
 }
 
 impl Metrics {
@@ -96,7 +103,21 @@ impl Metrics {
             "Sandboxes this server serves",
             live_sandboxes.clone(),
         );
+        let developer_requests = Family::<AccountLabels, Gauge>::default();
+        registry.register(
+            "developer_requests_today",
+            "Data-plane requests today (UTC) over each developer's sandboxes, against quotas.requests_per_day",
+            developer_requests.clone(),
+        );
+        let developer_sandboxes = Family::<AccountLabels, Gauge>::default();
+        registry.register(
+            "developer_sandboxes_live",
+            "Live sandboxes of each developer, against quotas.sandboxes",
+            developer_sandboxes.clone(),
+        );
         Self {
+            developer_requests,
+            developer_sandboxes,
             registry,
             requests,
             latency,
@@ -152,6 +173,26 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
     metrics
         .live_sandboxes
         .set(i64::try_from(state.registry.count()).unwrap_or(i64::MAX));
+    let now = crate::app::now_ms();
+    for (account, usage) in state.registry.owners() {
+        let labels = AccountLabels {
+            account: account.to_string(),
+        };
+        let requests = i64::try_from(usage.requests_on(now)).unwrap_or(i64::MAX);
+        metrics
+            .developer_requests
+            .get_or_create(&labels)
+            .set(requests);
+        metrics.developer_sandboxes.get_or_create(&labels).set(0);
+    }
+    for sandbox in state.registry.all() {
+        if let Some(owner) = &sandbox.owner {
+            let labels = AccountLabels {
+                account: owner.to_string(),
+            };
+            metrics.developer_sandboxes.get_or_create(&labels).inc();
+        }
+    }
     match state.store.pending_delivery_count().await {
         Ok(pending) => {
             metrics

@@ -5,3 +5,4 @@ pub mod clock;
 pub mod ids;
 pub mod keys;
 pub mod registry;
+pub mod usage;

@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey, service::ServiceError,
+    runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey,
+    runtime::usage::OwnerUsage, service::ServiceError,
 };
 
 /// The revision a sandbox serves, swapped whole on hot reload.
@@ -63,6 +64,12 @@ pub struct LiveSandbox {
     pub expires_at_ms: Option<i64>,
     /// The account it belongs to; `None`: the admin token's or the server's.
     pub owner: Option<AccountId>,
+    /// Its owner's usage, shared by all the owner's sandboxes.
+    pub usage: Option<Arc<OwnerUsage>>,
+    /// When it last answered a request…
+    last_active_ms: AtomicI64,
+    /// …and what the store has.
+    saved_active_ms: AtomicI64,
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -198,7 +205,34 @@ impl LiveSandbox {
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
             owner: record.owner,
+            usage: None,
+            last_active_ms: AtomicI64::new(
+                record.last_active_at_ms.unwrap_or(record.created_at_ms),
+            ),
+            saved_active_ms: AtomicI64::new(record.last_active_at_ms.unwrap_or(0)),
         }
+    }
+
+    /// Notes a request answered at `now_ms` (at most once a second).
+    pub fn note_activity(&self, now_ms: i64) {
+        if now_ms - self.last_active_ms.load(Ordering::Relaxed) >= 1_000 {
+            self.last_active_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// When it last answered a request (or was made).
+    pub fn last_active_ms(&self) -> i64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+
+    /// Its last activity, if the store does not have it yet.
+    pub fn unsaved_activity(&self) -> Option<i64> {
+        let active = self.last_active_ms();
+        (active > self.saved_active_ms.load(Ordering::Relaxed)).then_some(active)
+    }
+
+    pub fn activity_saved(&self, at_ms: i64) {
+        self.saved_active_ms.fetch_max(at_ms, Ordering::Relaxed);
     }
 
     /// Its keys in use, as a request checks them.
@@ -302,19 +336,36 @@ type RevisionKey = (ProjectName, u32);
 pub struct Registry {
     sandboxes: RwLock<HashMap<SandboxId, Arc<LiveSandbox>>>,
     by_key_hash: RwLock<HashMap<KeyHash, SandboxId>>,
+    owners: Mutex<HashMap<AccountId, Arc<OwnerUsage>>>,
     revisions: Mutex<HashMap<RevisionKey, Arc<OnceCell<Arc<CompiledRevision>>>>>,
 }
 
 impl Registry {
     /// Makes `sandbox` live with its `keys`; returns it as the registry
     /// shares it.
-    pub fn insert(&self, sandbox: LiveSandbox, keys: Vec<Arc<LiveKey>>) -> Arc<LiveSandbox> {
+    pub fn insert(&self, mut sandbox: LiveSandbox, keys: Vec<Arc<LiveKey>>) -> Arc<LiveSandbox> {
+        sandbox.usage = sandbox.owner.as_ref().map(|owner| self.usage_of(owner));
         let sandbox = Arc::new(sandbox);
         if let Ok(mut sandboxes) = self.sandboxes.write() {
             sandboxes.insert(sandbox.id.clone(), sandbox.clone());
         }
         self.set_keys(&sandbox, keys);
         sandbox
+    }
+
+    /// What `owner` uses, shared by its sandboxes.
+    pub fn usage_of(&self, owner: &AccountId) -> Arc<OwnerUsage> {
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.entry(owner.clone()).or_default().clone()
+    }
+
+    /// Every owner's usage, as known since start.
+    pub fn owners(&self) -> Vec<(AccountId, Arc<OwnerUsage>)> {
+        let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners
+            .iter()
+            .map(|(id, usage)| (id.clone(), usage.clone()))
+            .collect()
     }
 
     /// Replaces `sandbox`'s keys: requests see the new set at once.

@@ -13,6 +13,7 @@ pub mod events;
 pub mod keys;
 pub mod logs;
 pub mod projects;
+pub mod quotas;
 pub mod replay;
 pub mod sandboxes;
 pub mod webhooks;
@@ -77,6 +78,9 @@ pub enum ServiceError {
     /// project). Another tenant's object is [`Self::NotFound`] instead.
     #[error("{0}")]
     Forbidden(String),
+    /// A developer's quota is reached: which, and its use.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The credentials are wrong (a sign-in).
     #[error("{0}")]
     Unauthenticated(String),

@@ -72,7 +72,12 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
             project.name, project.latest_revision
         )));
     }
-    let max_ttl = state.config.limits.max_ttl_seconds;
+    let quotas = &state.config.quotas;
+    let max_ttl = if caller.is_admin() {
+        state.config.limits.max_ttl_seconds
+    } else {
+        quotas.max_ttl_seconds
+    };
     if let Some(ttl) = new.ttl_seconds
         && (ttl == 0 || ttl > max_ttl)
     {
@@ -80,6 +85,18 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
             "/ttl_seconds",
             format!("ttl_seconds must be between 1 and {max_ttl}"),
         ));
+    }
+    let mut new = new;
+    if !caller.is_admin() {
+        // No developer's sandbox lives forever.
+        new.ttl_seconds = new.ttl_seconds.or(Some(quotas.default_ttl_seconds));
+        let live = list(state, caller, None).len();
+        if live >= quotas.sandboxes {
+            return Err(ServiceError::QuotaExceeded(format!(
+                "quota sandboxes: {live} of {} live sandboxes in use; delete one first",
+                quotas.sandboxes
+            )));
+        }
     }
     if new
         .seed
@@ -126,6 +143,7 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         seeded_at_ms: now,
         webhook_schedule: new.webhook_schedule,
         owner: caller.owner().cloned(),
+        last_active_at_ms: None,
     };
     state.store.create_sandbox(&record).await?;
     if let Err(error) = state.store.create_key(&key).await {
@@ -329,6 +347,57 @@ pub async fn set_scenario(
     state.store.set_sandbox_scenario(id, scenario).await?;
     sandbox.set_scenario(scenario);
     Ok(sandbox)
+}
+
+/// Removes developers' sandboxes that answered no request for
+/// `quotas.inactive_days` (admins' stay), each audited; how many.
+pub async fn remove_inactive(state: &AppState, now: i64) -> ServiceResult<usize> {
+    let days = state.config.quotas.inactive_days;
+    if days == 0 {
+        return Ok(0);
+    }
+    let horizon = now - i64::from(days) * 24 * 3600 * 1000;
+    let idle: Vec<_> = state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|s| s.owner.is_some() && s.last_active_ms() < horizon)
+        .collect();
+    for sandbox in &idle {
+        let entry = super::audit::by_system(
+            "DELETE /api/v1/sandboxes/{id}",
+            format!("/api/v1/sandboxes/{}", sandbox.id),
+            204,
+            &format!("inactive: no request for {days} days"),
+            sandbox.owner.clone(),
+        );
+        super::audit::record(state, entry).await;
+        delete(state, &Caller::System, &sandbox.id).await?;
+    }
+    if !idle.is_empty() {
+        tracing::info!(count = idle.len(), "inactive sandboxes removed");
+    }
+    Ok(idle.len())
+}
+
+/// Writes when sandboxes last answered a request, where the store does
+/// not have it yet (the reaper calls it: never the request path).
+pub async fn save_activity(state: &AppState) -> ServiceResult<()> {
+    let active: Vec<_> = state
+        .registry
+        .all()
+        .into_iter()
+        .filter_map(|s| s.unsaved_activity().map(|at| (s, at)))
+        .collect();
+    if active.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = active.iter().map(|(s, at)| (s.id.clone(), *at)).collect();
+    state.store.touch_sandboxes(&rows).await?;
+    for (sandbox, at) in active {
+        sandbox.activity_saved(at);
+    }
+    Ok(())
 }
 
 /// Removes the sandboxes whose time to live ended by `now` (rows and

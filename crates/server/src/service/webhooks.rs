@@ -95,6 +95,15 @@ pub async fn endpoint(
         })
 }
 
+/// How many webhook endpoints the caller's sandboxes have.
+pub async fn endpoints_of(state: &AppState, caller: &Caller) -> ServiceResult<usize> {
+    let mut count = 0;
+    for sandbox in super::sandboxes::list(state, caller, None) {
+        count += state.store.list_endpoints(&sandbox.id).await?.len();
+    }
+    Ok(count)
+}
+
 /// The endpoints of a live sandbox.
 pub async fn endpoints(
     state: &AppState,
@@ -124,6 +133,15 @@ pub async fn create_endpoint(
         return Err(ServiceError::Conflict(format!(
             "a sandbox has at most {MAX_ENDPOINTS} webhook endpoints"
         )));
+    }
+    if !caller.is_admin() {
+        let quota = state.config.quotas.webhook_endpoints;
+        let used = endpoints_of(state, caller).await?;
+        if used >= quota {
+            return Err(ServiceError::QuotaExceeded(format!(
+                "quota webhook_endpoints: {used} of {quota} endpoints in use over your sandboxes; delete one first"
+            )));
+        }
     }
     let record = EndpointRecord {
         id: format!("we_{}", crate::runtime::ids::random_token(16)).into(),

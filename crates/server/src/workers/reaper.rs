@@ -31,6 +31,12 @@ async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     if let Err(error) = sandboxes::expire(state, now).await {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }
+    if let Err(error) = sandboxes::save_activity(state).await {
+        tracing::warn!(%error, "saving sandboxes' last activity failed; retrying next tick");
+    }
+    if let Err(error) = sandboxes::remove_inactive(state, now).await {
+        tracing::warn!(%error, "removing inactive sandboxes failed; retrying next tick");
+    }
     if let Err(error) = crate::service::keys::save_uses(state).await {
         tracing::warn!(%error, "saving when keys were last used failed; retrying next tick");
     }

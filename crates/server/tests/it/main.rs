@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod mock;
+mod quotas;
 mod replay;
 mod resources;
 mod responses;

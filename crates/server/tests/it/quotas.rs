@@ -1,0 +1,241 @@
+//! A developer's quotas: live sandboxes, time to live, requests per day,
+//! webhook endpoints — each refused with the quota named and its use —
+//! and inactive sandboxes removed. Admins are exempt.
+
+use reqwest::{Method, header};
+use serde_json::json;
+
+use crate::helpers::{millis, send, spawn_app_with};
+
+fn tight(config: &mut sbx_server::Config) {
+    config.quotas = sbx_server::Quotas {
+        sandboxes: 2,
+        max_ttl_seconds: 3_600,
+        default_ttl_seconds: 600,
+        requests_per_day: 3,
+        webhook_endpoints: 1,
+        inactive_days: 1,
+    };
+}
+
+#[tokio::test]
+async fn a_developer_is_held_to_its_quotas_and_admins_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(dir, tight).await;
+    app.import_ok("pets", crate::helpers::PETSTORE).await;
+    let dev = app.developer("quota@example.com").await;
+    let create = |body: serde_json::Value| {
+        app.as_developer(&dev, Method::POST, "/sandboxes")
+            .json(&body)
+    };
+
+    let (status, problem) = send(create(json!({"project": "pets", "ttl_seconds": 7_200}))).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("3600"));
+    let (status, first) = send(create(json!({"project": "pets", "auth": "none"}))).await;
+    assert_eq!(status, 201, "{first}");
+    let lives = millis(first["expires_at"].as_str().unwrap())
+        - millis(first["created_at"].as_str().unwrap());
+    assert_eq!(
+        lives, 600_000,
+        "a developer's sandbox gets the default time to live"
+    );
+    let (status, _) = send(create(json!({"project": "pets", "ttl_seconds": 3_600}))).await;
+    assert_eq!(status, 201);
+    let (status, problem) = send(create(json!({"project": "pets"}))).await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["type"], "urn:sbx:problem:quota-exceeded");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sandboxes: 2 of 2"),
+        "{problem}"
+    );
+    let (status, admins) = send(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(admins["expires_at"].is_null(), "admins are exempt");
+
+    // Requests per day, over all the developer's sandboxes.
+    let base = first["base_url"].as_str().unwrap();
+    for _ in 0..3 {
+        let status = app
+            .client
+            .get(format!("{base}/pets/1"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let response = app
+        .client
+        .get(format!("{base}/pets/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry_after));
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("requests_per_day: 3 of 3"),
+        "{problem}"
+    );
+    let admin_base = admins["base_url"].as_str().unwrap();
+    let status = app
+        .client
+        .get(format!("{admin_base}/pets/1"))
+        .header("x-api-key", admins["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "an admin's sandbox is not counted");
+
+    // Webhook endpoints, over all the developer's sandboxes.
+    let endpoints = format!(
+        "/sandboxes/{}/webhook-endpoints",
+        first["id"].as_str().unwrap()
+    );
+    let endpoint = json!({"url": "https://hooks.example.com/in"});
+    let (status, _) = send(
+        app.as_developer(&dev, Method::POST, &endpoints)
+            .json(&endpoint),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, problem) = send(
+        app.as_developer(&dev, Method::POST, &endpoints)
+            .json(&endpoint),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("webhook_endpoints: 1 of 1")
+    );
+
+    // The developer sees its use; the operator sees it in /metrics.
+    let (status, me) = send(app.as_developer(&dev, Method::GET, "/me")).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["quotas"]["sandboxes"], json!({"used": 2, "limit": 2}));
+    assert_eq!(
+        me["quotas"]["requests_today"],
+        json!({"used": 3, "limit": 3})
+    );
+    assert_eq!(
+        me["quotas"]["webhook_endpoints"],
+        json!({"used": 1, "limit": 1})
+    );
+    let (_, admin_me) = send(app.admin(Method::GET, "/me")).await;
+    assert!(admin_me["quotas"].is_null());
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sbx_developer_requests_today{{account=\"{}\"}} 3",
+            dev.id
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "sbx_developer_sandboxes_live{{account=\"{}\"}} 2",
+        dev.id
+    )));
+}
+
+#[tokio::test]
+async fn a_developers_sandbox_without_requests_for_its_inactive_days_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(dir, tight).await;
+    app.import_ok("pets", crate::helpers::PETSTORE).await;
+    let dev = app.developer("idle@example.com").await;
+    let (_, idle) = send(
+        app.as_developer(&dev, Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets", "auth": "none"})),
+    )
+    .await;
+    let (_, busy) = send(
+        app.as_developer(&dev, Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets", "auth": "none"})),
+    )
+    .await;
+    let (_, admins) = send(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets"})),
+    )
+    .await;
+    let mut app = app;
+    app.stop().await;
+    // Two days pass for all three; one of them is called meanwhile.
+    let database = app.data_dir.path().join("sbx.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    let two_days_ago = sbx_test_now() - 2 * 24 * 3600 * 1000;
+    sqlx::query("UPDATE sandboxes SET created_at_ms = ?, last_active_at_ms = NULL")
+        .bind(two_days_ago)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sandboxes SET last_active_at_ms = ? WHERE id = ?")
+        .bind(sbx_test_now() - 3_600_000)
+        .bind(busy["id"].as_str().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let app = spawn_app_with(app.data_dir, tight).await;
+    app.drain().await;
+    let (status, _) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{}", idle["id"].as_str().unwrap()),
+    ))
+    .await;
+    assert_eq!(status, 404, "the idle developer sandbox is gone");
+    for kept in [&busy, &admins] {
+        let (status, _) = send(app.admin(
+            Method::GET,
+            &format!("/sandboxes/{}", kept["id"].as_str().unwrap()),
+        ))
+        .await;
+        assert_eq!(status, 200, "{kept}");
+    }
+    let (_, audit) = send(app.as_developer(&dev, Method::GET, "/audit?actor=system")).await;
+    assert!(
+        audit["items"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("inactive"),
+        "the owner sees why: {audit}"
+    );
+}
+
+fn sbx_test_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
