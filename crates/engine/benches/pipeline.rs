@@ -95,6 +95,7 @@ fn benches(c: &mut Criterion) {
         seed: 1,
         auth: AuthMode::Spec,
         key_check: &key_check,
+        rate_check: &|| Ok(()),
         state: &state,
         env: &env,
         upstream: None,

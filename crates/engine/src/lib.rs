@@ -29,7 +29,7 @@ pub use pipeline::drift::Drift;
 pub use pipeline::problem::ProblemType;
 pub use pipeline::trace::{Step, Verdict};
 pub use pipeline::{
-    AuthMode, BaseUrl, Decision, Outcome, Request, Response, SandboxContext, Yield,
+    AuthMode, BaseUrl, Decision, Outcome, RateLimited, Request, Response, SandboxContext, Yield,
     declared_error_for,
     failure::{Culprit, DOCS_PATH, Failure, FailureKind},
     handle,

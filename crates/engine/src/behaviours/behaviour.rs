@@ -156,6 +156,18 @@ impl CompiledBehaviours {
             }
             operations[index].forward = Some(rule.clone());
         }
+        let limits = files.settings.rate_limits;
+        for (name, rate) in [
+            ("per_key", limits.per_key),
+            ("per_sandbox", limits.per_sandbox),
+        ] {
+            if let Some(problem) = rate.and_then(crate::project::Rate::problem) {
+                problems.push(
+                    FileProblem::new("project.yaml", format!("rate_limits.{name}: {problem}"))
+                        .pointer(format!("/rate_limits/{name}")),
+                );
+            }
+        }
         let redactions = Redactions::compile(&files.settings.redact, &mut problems);
         let templates =
             Templates::compile(&files.templates, &files.env, inputs.limits, &mut problems);

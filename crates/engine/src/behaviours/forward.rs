@@ -152,6 +152,8 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
     }
     let removed = |name: &str| {
         HOP_BY_HOP.contains(&name)
+            // The server's own admin token never leaves it.
+            || name.eq_ignore_ascii_case("x-sandbox-admin-token")
             || rule
                 .remove_headers
                 .iter()

@@ -113,6 +113,44 @@ pub struct ProjectSettings {
     pub errors: BTreeMap<crate::pipeline::failure::FailureKind, serde_json::Map<String, Value>>,
     /// Per collection, what the inference cannot guess (see docs/projects.md).
     pub collections: BTreeMap<String, CollectionSettings>,
+    /// Production's published rate limits, mirrored (see docs/accounts.md).
+    pub rate_limits: RateLimits,
+}
+
+/// Rate limits per API key and per sandbox (GCRA: a steady rate with a
+/// burst); none by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Each key (each credential) of a sandbox.
+    pub per_key: Option<Rate>,
+    /// All requests of a sandbox together.
+    pub per_sandbox: Option<Rate>,
+}
+
+/// A steady rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub requests_per_second: u32,
+    /// Requests allowed at once [default: `requests_per_second`].
+    pub burst: Option<u32>,
+}
+
+/// The highest rate and burst accepted.
+pub const MAX_RATE: u32 = 1_000_000;
+
+impl Rate {
+    pub fn burst(self) -> u32 {
+        self.burst.unwrap_or(self.requests_per_second)
+    }
+
+    /// Why it cannot be used, if it cannot.
+    pub fn problem(self) -> Option<String> {
+        let valid = |n: u32| (1..=MAX_RATE).contains(&n);
+        (!valid(self.requests_per_second) || !valid(self.burst()))
+            .then(|| format!("requests_per_second and burst must be 1 to {MAX_RATE}"))
+    }
 }
 
 /// A collection's overrides in `project.yaml`.

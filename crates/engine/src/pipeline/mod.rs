@@ -70,9 +70,11 @@ pub struct SandboxContext<'a> {
     /// Seed of all synthesized data (derived from the sandbox's seed string).
     pub seed: u64,
     pub auth: AuthMode,
-    /// Does this credential belong to the sandbox?
     /// What a credential sent is, for the operation called.
     pub key_check: &'a (dyn Fn(&str, &sbx_spec::Operation) -> KeyVerdict + Sync),
+    /// Whether the request is within the sandbox's rate limits (checked
+    /// after authentication, so a key's own limit applies).
+    pub rate_check: &'a (dyn Fn() -> Result<(), RateLimited> + Sync),
     pub state: &'a Arc<SandboxState>,
     /// The sandbox's overrides of the project's environment parameters.
     pub env: &'a Arc<Map<String, Value>>,
@@ -95,6 +97,18 @@ pub struct SandboxContext<'a> {
     pub trace: bool,
     /// Where links in answers point.
     pub base_url: BaseUrl<'a>,
+}
+
+/// A request over a rate limit: which, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    /// `per_key` or `per_sandbox`.
+    pub scope: &'static str,
+    /// Requests per second allowed.
+    pub limit: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+    pub retry_after_ms: u64,
 }
 
 pub struct Request<'a> {
@@ -400,6 +414,7 @@ fn decide_operation(
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     routed.authenticate(&query, &exchange, trace)?;
+    routed.rate_limit(&exchange, trace)?;
     let body = routed.check_contract(&path_params, &query, &exchange, trace)?;
     let (chaos, chaos_draw) = routed.chaos(chaos.as_ref(), &exchange, trace)?;
     routed.scenario_declared(trace)?;
@@ -459,6 +474,42 @@ impl Routed<'_> {
         }
     }
 
+    /// The sandbox's rate limits: over one, the spec's 429 (or a problem)
+    /// with `Retry-After` and `RateLimit-*` headers.
+    fn rate_limit(&self, exchange: &Exchange<'_>, trace: &mut Trace) -> Result<(), Stop> {
+        let Err(limited) = (self.context.rate_check)() else {
+            return Ok(());
+        };
+        let retry_after = limited.retry_after_ms.div_ceil(1000).max(1);
+        let detail = format!(
+            "rate limit {}: {} requests per second (burst {}); retry in {retry_after} s",
+            limited.scope, limited.limit, limited.burst
+        );
+        trace.note(|| Step::new("rate limit", Verdict::Failed, detail.clone()));
+        let mut response = declared_error(
+            self.revision,
+            self.context.seed,
+            self.operation,
+            exchange,
+            &[429],
+            &Failure::new(FailureKind::RateLimit, &detail),
+        )
+        .unwrap_or_else(|| ProblemType::RateLimited.response(&detail));
+        for (name, value) in [
+            ("retry-after", retry_after.to_string()),
+            ("ratelimit-limit", limited.burst.to_string()),
+            ("ratelimit-remaining", "0".to_owned()),
+            ("ratelimit-reset", retry_after.to_string()),
+            (
+                "ratelimit-policy",
+                format!("{};w=1;burst={}", limited.limit, limited.burst),
+            ),
+        ] {
+            response.headers.push((name.to_owned(), value));
+        }
+        Err(response.into())
+    }
+
     /// The operation's security requirements, when the sandbox checks them.
     fn authenticate(
         &self,
@@ -514,7 +565,7 @@ impl Routed<'_> {
                     self.operation,
                     exchange,
                     &[403],
-                    &Failure::new(FailureKind::Authentication, &why),
+                    &Failure::new(FailureKind::Permission, &why),
                 )
                 .unwrap_or_else(|| ProblemType::Forbidden.response(&why));
                 return Err(response.into());
@@ -1319,11 +1370,13 @@ mod tests {
         let state = Arc::new(SandboxState::default());
         let env = Arc::new(Map::new());
         let key_check = |_: &str, _: &sbx_spec::Operation| KeyVerdict::Valid;
+        let rate_check = || Ok(());
         let context = SandboxContext {
             id: "sbx-test",
             seed: 1,
             auth: AuthMode::None,
             key_check: &key_check,
+            rate_check: &rate_check,
             state: &state,
             env: &env,
             upstream: None,

@@ -76,6 +76,7 @@ problem_types! {
     PreferUnknownCode = ("prefer-unknown-code", 400, "Preferred status not declared"),
     PreferUnknownExample = ("prefer-unknown-example", 400, "Preferred example not declared"),
     InvalidChaos = ("invalid-chaos", 400, "Invalid X-Chaos header"),
+    RateLimited = ("rate-limited", 429, "Too many requests"),
     UnknownScenario = ("unknown-scenario", 400, "Unknown scenario"),
     IdempotencyKeyInvalid = ("idempotency-key-invalid", 400, "Idempotency error"),
     IdempotencyKeyReused = ("idempotency-key-reused", 400, "Idempotency error"),

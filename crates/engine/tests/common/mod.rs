@@ -71,6 +71,7 @@ impl Sandbox {
             seed: 7,
             auth: self.auth,
             key_check: &key_check,
+            rate_check: &|| Ok(()),
             state: &self.state,
             env: &self.env,
             upstream: None,

@@ -76,6 +76,7 @@ pub async fn start_mock(
     let work = crate::workers::user_work::UserWork::new(options.limits.parallel_scripts());
     let idempotency = Arc::new(Idempotency::in_memory());
     let id: Arc<str> = Arc::from(MOCK_SANDBOX_ID);
+    let limiters = crate::runtime::rate::Limiters::of(served.behaviours.settings.rate_limits);
     let handler = move |request: Request| {
         let target = Target {
             id: id.clone(),
@@ -91,6 +92,9 @@ pub async fn start_mock(
             default_scenario: None,
             now_ms: crate::app::now_ms(),
             work: work.clone(),
+            limiters: limiters.clone(),
+            unlimited: false,
+            rate_verdict: std::sync::OnceLock::new(),
         };
         let idempotency = idempotency.clone();
         async move {

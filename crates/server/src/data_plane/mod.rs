@@ -30,6 +30,7 @@ use crate::{
     data_plane::idempotency::{Check, Idempotency, Pending},
     runtime::ids::{KeyHash, parse_sandbox_id},
     runtime::keys::LiveKey,
+    runtime::rate::Limiters,
 };
 use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
 
@@ -182,6 +183,14 @@ pub struct Target {
     pub now_ms: i64,
     /// Where a request that must block runs.
     pub work: UserWork,
+    /// Its rate limits.
+    pub limiters: Arc<Limiters>,
+    /// The request carries the admin token in `X-Sandbox-Admin-Token`:
+    /// rate limits do not apply.
+    pub unlimited: bool,
+    /// The rate limits' verdict, counted once however often the pipeline
+    /// runs (a request that yields runs again on the blocking pool).
+    pub rate_verdict: std::sync::OnceLock<Result<(), sbx_engine::RateLimited>>,
 }
 
 /// A response and what its request changed.
@@ -303,11 +312,28 @@ fn run(
     chaos_draw: Option<u64>,
     trace: bool,
 ) -> Decision {
-    let key_check = |key: &str, operation: &sbx_spec::Operation| match &target.keys {
-        // Keys expire in real time, whatever the sandbox clock says.
-        KeyCheck::Keys(keys) => crate::runtime::keys::verdict(keys, key, operation, now_ms()),
-        KeyCheck::AnyTestKey if key.starts_with(API_KEY_PREFIX) => KeyVerdict::Valid,
-        KeyCheck::AnyTestKey => KeyVerdict::Unknown,
+    // The key that authenticated, for its own rate limit.
+    let authenticated = std::sync::Mutex::new(None);
+    let key_check = |key: &str, operation: &sbx_spec::Operation| {
+        let verdict = match &target.keys {
+            // Keys expire in real time, whatever the sandbox clock says.
+            KeyCheck::Keys(keys) => crate::runtime::keys::verdict(keys, key, operation, now_ms()),
+            KeyCheck::AnyTestKey if key.starts_with(API_KEY_PREFIX) => KeyVerdict::Valid,
+            KeyCheck::AnyTestKey => KeyVerdict::Unknown,
+        };
+        if verdict == KeyVerdict::Valid && target.limiters.per_key() {
+            *authenticated.lock().unwrap_or_else(|e| e.into_inner()) = Some(KeyHash::of(key));
+        }
+        verdict
+    };
+    let rate_check = || {
+        if target.unlimited {
+            return Ok(());
+        }
+        *target.rate_verdict.get_or_init(|| {
+            let key = *authenticated.lock().unwrap_or_else(|e| e.into_inner());
+            target.limiters.check(key.as_ref())
+        })
     };
     let base_url = base_url(parts, path);
     let context = SandboxContext {
@@ -315,6 +341,7 @@ fn run(
         seed: target.seed,
         auth: target.auth,
         key_check: &key_check,
+        rate_check: &rate_check,
         state: &target.state,
         env: &target.env,
         upstream: target.upstream.as_ref(),
@@ -499,7 +526,11 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     };
     let now = now_ms();
     sandbox.note_activity(now);
-    if let Some(usage) = &sandbox.usage {
+    if let Some(usage) = sandbox
+        .usage
+        .as_ref()
+        .filter(|_| !carries_admin_token(&state, &request))
+    {
         let limit = state.config.quotas.requests_per_day;
         if let Err((made, retry_after)) = usage.count(now, limit) {
             return quota_spent(made, limit, retry_after);
@@ -539,6 +570,9 @@ pub async fn answer(
         default_scenario: sandbox.scenario(),
         now_ms: sandbox.now_ms(),
         work: state.user_work.clone(),
+        limiters: sandbox.limiters(),
+        unlimited: carries_admin_token(state, &request),
+        rate_verdict: std::sync::OnceLock::new(),
     };
     let request_id = request
         .extensions()
@@ -813,6 +847,16 @@ fn candidate_keys(request: &Request) -> Vec<String> {
         }
     }
     keys
+}
+
+/// Whether the request carries the admin token in `X-Sandbox-Admin-Token`
+/// (rate limits and the daily quota do not apply to it).
+fn carries_admin_token(state: &AppState, request: &Request) -> bool {
+    request
+        .headers()
+        .get("x-sandbox-admin-token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|token| crate::runtime::ids::hash_secret(token) == *state.admin_token_hash)
 }
 
 /// The owner's requests for the day are spent: 429 until the UTC day ends.

@@ -4,5 +4,6 @@
 pub mod clock;
 pub mod ids;
 pub mod keys;
+pub mod rate;
 pub mod registry;
 pub mod usage;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey,
+    runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey, runtime::rate::Limiters,
     runtime::usage::OwnerUsage, service::ServiceError,
 };
 
@@ -59,6 +59,8 @@ pub struct LiveSandbox {
     pub key_hash: KeyHash,
     /// Its API keys in use (secret, restricted, publishable).
     keys: RwLock<Arc<[Arc<LiveKey>]>>,
+    /// Its rate limits, as the revision it serves sets them.
+    limiters: RwLock<Arc<Limiters>>,
     pub label: Option<String>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
@@ -174,6 +176,7 @@ impl LiveSandbox {
             .chaos
             .as_ref()
             .and_then(|text| Some((text.clone(), Arc::new(ChaosSpec::parse(text).ok()?))));
+        let limiters = Limiters::of(compiled.behaviours.settings.rate_limits);
         Self {
             pinned: record.pinned,
             serving: RwLock::new(Serving {
@@ -201,6 +204,7 @@ impl LiveSandbox {
             seed_text: record.seed,
             key_hash: KeyHash::from_hex(&record.key_hash),
             keys: RwLock::new(Arc::from([])),
+            limiters: RwLock::new(limiters),
             label: record.label,
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
@@ -257,8 +261,21 @@ impl LiveSandbox {
             .clone()
     }
 
-    /// Swaps in a new revision; the fixture layer of the state follows.
+    /// Its rate limits' buckets.
+    pub fn limiters(&self) -> Arc<Limiters> {
+        self.limiters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new revision; the fixture layer of the state follows, and
+    /// the rate limits when they changed.
     pub fn swap(&self, revision: u32, compiled: Arc<CompiledRevision>) {
+        let limits = compiled.behaviours.settings.rate_limits;
+        if self.serving().compiled.behaviours.settings.rate_limits != limits {
+            *self.limiters.write().unwrap_or_else(|e| e.into_inner()) = Limiters::of(limits);
+        }
         self.state
             .rebase(&compiled.behaviours.fixtures, self.seeded_at_ms());
         *self.serving.write().unwrap_or_else(|e| e.into_inner()) = Serving { revision, compiled };

@@ -35,12 +35,13 @@ pub fn is_cut(logged_body: &str) -> bool {
 }
 
 /// Headers never stored as sent.
-const SECRET_HEADERS: [&str; 5] = [
+const SECRET_HEADERS: [&str; 6] = [
     "authorization",
     "proxy-authorization",
     "cookie",
     "set-cookie",
     "x-api-key",
+    "x-sandbox-admin-token",
 ];
 
 /// A request and its answer, as the data plane saw them.

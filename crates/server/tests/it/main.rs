@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod mock;
 mod quotas;
+mod rate_limits;
 mod replay;
 mod resources;
 mod responses;
