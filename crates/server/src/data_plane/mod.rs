@@ -30,7 +30,7 @@ use crate::{
     data_plane::idempotency::{Check, Idempotency, Pending},
     runtime::ids::{KeyHash, parse_sandbox_id},
     runtime::keys::LiveKey,
-    runtime::rate::Limiters,
+    runtime::rate::{KeyTag, Limiters},
 };
 use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
 
@@ -313,27 +313,32 @@ fn run(
     trace: bool,
 ) -> Decision {
     // The key that authenticated, for its own rate limit.
-    let authenticated = std::sync::Mutex::new(None);
-    let key_check = |key: &str, operation: &sbx_spec::Operation| {
-        let verdict = match &target.keys {
+    let authenticated = std::sync::OnceLock::new();
+    let key_check = |key: &str, operation: &sbx_spec::Operation| match &target.keys {
+        KeyCheck::Keys(keys) => {
+            let hash = KeyHash::of(key);
             // Keys expire in real time, whatever the sandbox clock says.
-            KeyCheck::Keys(keys) => crate::runtime::keys::verdict(keys, key, operation, now_ms()),
-            KeyCheck::AnyTestKey if key.starts_with(API_KEY_PREFIX) => KeyVerdict::Valid,
-            KeyCheck::AnyTestKey => KeyVerdict::Unknown,
-        };
-        if verdict == KeyVerdict::Valid && target.limiters.per_key() {
-            *authenticated.lock().unwrap_or_else(|e| e.into_inner()) = Some(KeyHash::of(key));
+            let verdict = crate::runtime::keys::verdict(keys, &hash, operation, now_ms());
+            if verdict == KeyVerdict::Valid {
+                let _ = authenticated.set(KeyTag::of_digest(&hash));
+            }
+            verdict
         }
-        verdict
+        KeyCheck::AnyTestKey if key.starts_with(API_KEY_PREFIX) => {
+            if target.limiters.per_key() {
+                let _ = authenticated.set(KeyTag::of_key(key));
+            }
+            KeyVerdict::Valid
+        }
+        KeyCheck::AnyTestKey => KeyVerdict::Unknown,
     };
     let rate_check = || {
         if target.unlimited {
             return Ok(());
         }
-        *target.rate_verdict.get_or_init(|| {
-            let key = *authenticated.lock().unwrap_or_else(|e| e.into_inner());
-            target.limiters.check(key.as_ref())
-        })
+        *target
+            .rate_verdict
+            .get_or_init(|| target.limiters.check(authenticated.get()))
     };
     let base_url = base_url(parts, path);
     let context = SandboxContext {

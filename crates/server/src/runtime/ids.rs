@@ -66,6 +66,13 @@ impl KeyHash {
     pub fn to_hex(self) -> String {
         hex::encode(self.0)
     }
+
+    /// 64 of its bits, to key a map by.
+    pub fn low_bits(&self) -> u64 {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(bytes)
+    }
 }
 
 /// Project names appear in URLs and the CLI: 1–64 of `[a-z0-9_.-]`, starting alphanumeric.

@@ -98,18 +98,17 @@ impl LiveKey {
     }
 }
 
-/// What `presented` is among `keys`, for `operation` at `now_ms`; a use of
-/// a key is noted.
+/// What the key with digest `hash` is among `keys`, for `operation` at
+/// `now_ms`; a use of a key is noted.
 pub fn verdict(
     keys: &[Arc<LiveKey>],
-    presented: &str,
+    hash: &KeyHash,
     operation: &Operation,
     now_ms: i64,
 ) -> KeyVerdict {
-    let hash = KeyHash::of(presented);
     let Some(key) = keys
         .iter()
-        .find(|key| key.hash == hash && key.usable_at(now_ms))
+        .find(|key| key.hash == *hash && key.usable_at(now_ms))
     else {
         return KeyVerdict::Unknown;
     };
@@ -188,7 +187,7 @@ mod tests {
         let list = operation("listThings", "GET", false);
         let create = operation("createThing", "POST", false);
         let token = operation("createToken", "POST", true);
-        let at = |key: &str, op: &Operation, now: i64| verdict(&keys, key, op, now);
+        let at = |key: &str, op: &Operation, now: i64| verdict(&keys, &KeyHash::of(key), op, now);
         assert_eq!(at("sk_test_a", &create, 99), KeyVerdict::Valid);
         assert_eq!(
             at("sk_test_a", &create, 100),

@@ -5,8 +5,7 @@
 use std::{num::NonZeroU32, sync::Arc};
 
 use governor::{
-    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock,
 };
 use sbx_engine::{RateLimited, project::RateLimits};
 
@@ -19,12 +18,31 @@ struct Bucket<L> {
     burst: u32,
 }
 
+/// A key as its rate limit knows it: 64 bits of its SHA-256 digest where
+/// the key was verified (`sbx serve`), or of a keyed hash where any test
+/// key passes (`sbx mock`, which computes no digest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyTag(u64);
+
+impl KeyTag {
+    pub fn of_digest(digest: &KeyHash) -> Self {
+        Self(digest.low_bits())
+    }
+
+    pub fn of_key(key: &str) -> Self {
+        use std::hash::BuildHasher;
+        static HASHER: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        Self(HASHER.get_or_init(Default::default).hash_one(key))
+    }
+}
+
 #[derive(Default)]
 pub struct Limiters {
     per_sandbox: Option<Bucket<DefaultDirectRateLimiter>>,
-    /// Keyed by the digests of keys that authenticated: at most a
+    /// Keyed by the keys that authenticated ([`KeyTag`]): at most a
     /// sandbox's keys in use.
-    per_key: Option<Bucket<DefaultKeyedRateLimiter<KeyHash>>>,
+    per_key: Option<Bucket<DefaultKeyedRateLimiter<KeyTag>>>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -77,20 +95,20 @@ impl Limiters {
 
     /// Counts a request made with `key` (the digest of the key that
     /// authenticated, if any) against the buckets.
-    pub fn check(&self, key: Option<&KeyHash>) -> Result<(), RateLimited> {
+    pub fn check(&self, key: Option<&KeyTag>) -> Result<(), RateLimited> {
         // The key's own bucket first: a request its key may not make
-        // takes nothing from the sandbox's.
-        let clock = DefaultClock::default();
+        // takes nothing from the sandbox's. Each limiter's own clock is
+        // read only for a refusal.
         if let (Some(bucket), Some(key)) = (&self.per_key, key)
             && let Err(not_until) = bucket.limiter.check_key(key)
         {
-            let wait = not_until.wait_time_from(clock.now());
+            let wait = not_until.wait_time_from(bucket.limiter.clock().now());
             return Err(limited("per_key", bucket.limit, bucket.burst, wait));
         }
         if let Some(bucket) = &self.per_sandbox
             && let Err(not_until) = bucket.limiter.check()
         {
-            let wait = not_until.wait_time_from(clock.now());
+            let wait = not_until.wait_time_from(bucket.limiter.clock().now());
             return Err(limited("per_sandbox", bucket.limit, bucket.burst, wait));
         }
         Ok(())
@@ -123,7 +141,10 @@ mod tests {
                 burst: Some(3),
             }),
         });
-        let (a, b) = (KeyHash::of("sk_test_a"), KeyHash::of("sk_test_b"));
+        let (a, b) = (
+            KeyTag::of_key("sk_test_a"),
+            KeyTag::of_digest(&KeyHash::of("sk_test_b")),
+        );
         assert!(limits.check(Some(&a)).is_ok());
         assert!(limits.check(Some(&a)).is_ok());
         let over = limits.check(Some(&a)).unwrap_err();
