@@ -77,7 +77,10 @@ fn save_logs(c: &mut Criterion) {
             )
             .await
             .expect("a project");
-        store.create_sandbox(&sandbox).await.expect("a sandbox");
+        store
+            .create_sandbox(&sandbox, &[])
+            .await
+            .expect("a sandbox");
     });
     let mut next = 0;
     let mut batch = || {

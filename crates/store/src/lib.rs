@@ -574,7 +574,12 @@ pub trait Store: Accounts + SandboxKeys + Send + Sync + 'static {
         revision: u32,
     ) -> Result<Option<RevisionRecord>, StoreError>;
 
-    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StoreError>;
+    /// Stores a sandbox with its first keys, in one transaction.
+    async fn create_sandbox(
+        &self,
+        sandbox: &SandboxRecord,
+        keys: &[KeyRecord],
+    ) -> Result<(), StoreError>;
     async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError>;
     async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError>;
     async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError>;

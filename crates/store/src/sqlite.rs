@@ -552,7 +552,12 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
+    async fn create_sandbox(
+        &self,
+        s: &SandboxRecord,
+        keys: &[crate::KeyRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule, owner)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -572,15 +577,22 @@ impl Store for SqliteStore {
         .bind(s.seeded_at_ms)
         .bind(s.webhook_schedule.as_str())
         .bind(&s.owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => {
-                Err(StoreError::Conflict(format!("sandbox \"{}\"", s.id)))
+                return Err(StoreError::Conflict(format!("sandbox \"{}\"", s.id)));
             }
-            Err(e) => Err(e.into()),
-            Ok(_) => Ok(()),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
         }
+        for key in keys {
+            crate::sqlite_keys::insert_key(key)?
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn get_sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError> {

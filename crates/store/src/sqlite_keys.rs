@@ -32,33 +32,37 @@ fn key(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
     })
 }
 
+/// The insert of a key (also run inside a sandbox's creation).
+pub(crate) fn insert_key(
+    k: &KeyRecord,
+) -> Result<sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>>, StoreError> {
+    let permissions = serde_json::to_string(&k.permissions).map_err(|e| StoreError::Corrupt {
+        table: "sandbox_keys",
+        key: k.id.to_string(),
+        column: "permissions",
+        cause: e.to_string(),
+    })?;
+    Ok(sqlx::query(
+        "INSERT INTO sandbox_keys (id, sandbox_id, kind, name, key_hash, redacted, permissions, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&k.id)
+    .bind(&k.sandbox_id)
+    .bind(k.kind.as_str())
+    .bind(&k.name)
+    .bind(&k.key_hash)
+    .bind(&k.redacted)
+    .bind(permissions)
+    .bind(k.created_at_ms)
+    .bind(k.last_used_at_ms)
+    .bind(k.expires_at_ms)
+    .bind(k.revoked_at_ms))
+}
+
 #[async_trait]
 impl SandboxKeys for SqliteStore {
     async fn create_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
-        let permissions =
-            serde_json::to_string(&k.permissions).map_err(|e| StoreError::Corrupt {
-                table: "sandbox_keys",
-                key: k.id.to_string(),
-                column: "permissions",
-                cause: e.to_string(),
-            })?;
-        sqlx::query(
-            "INSERT INTO sandbox_keys (id, sandbox_id, kind, name, key_hash, redacted, permissions, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&k.id)
-        .bind(&k.sandbox_id)
-        .bind(k.kind.as_str())
-        .bind(&k.name)
-        .bind(&k.key_hash)
-        .bind(&k.redacted)
-        .bind(permissions)
-        .bind(k.created_at_ms)
-        .bind(k.last_used_at_ms)
-        .bind(k.expires_at_ms)
-        .bind(k.revoked_at_ms)
-        .execute(self.pool())
-        .await?;
+        insert_key(k)?.execute(self.pool()).await?;
         Ok(())
     }
 

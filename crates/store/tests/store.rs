@@ -189,7 +189,10 @@ async fn contract(store: &dyn Store) {
         store.get_revision("pets", 2).await.unwrap().unwrap().files,
         with_env()
     );
-    store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-a", None), &[])
+        .await
+        .unwrap();
     let env = serde_json::json!({"k": "v"}).as_object().unwrap().clone();
     assert!(store.set_sandbox_env("sbx-a", &env).await.unwrap());
     assert!(!store.set_sandbox_env("sbx-zz", &env).await.unwrap());
@@ -349,11 +352,11 @@ async fn contract(store: &dyn Store) {
     assert_eq!(store.list_events("sbx-a", 1).await.unwrap().len(), 1);
 
     store
-        .create_sandbox(&sandbox("sbx-b", Some(100)))
+        .create_sandbox(&sandbox("sbx-b", Some(100)), &[])
         .await
         .unwrap();
     assert!(matches!(
-        store.create_sandbox(&sandbox("sbx-a", None)).await,
+        store.create_sandbox(&sandbox("sbx-a", None), &[]).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.list_sandboxes().await.unwrap().len(), 2);
@@ -381,7 +384,10 @@ async fn contract(store: &dyn Store) {
     assert!(store.delete_sandbox("sbx-a").await.unwrap());
     assert!(!store.delete_sandbox("sbx-a").await.unwrap());
 
-    store.create_sandbox(&sandbox("sbx-c", None)).await.unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-c", None), &[])
+        .await
+        .unwrap();
     assert_eq!(
         store.delete_project("pets").await.unwrap(),
         vec!["sbx-c".to_owned()]
@@ -520,7 +526,7 @@ async fn accounts_contract(store: &dyn Store) {
         owner: Some("usr_bob".into()),
         ..sandbox("sbx-owned", None)
     };
-    store.create_sandbox(&owned).await.unwrap();
+    store.create_sandbox(&owned, &[]).await.unwrap();
     assert_eq!(store.get_sandbox("sbx-owned").await.unwrap(), Some(owned));
     let mut entry = audited(7);
     entry.owner = Some("usr_bob".into());
@@ -551,7 +557,10 @@ async fn keys_contract(store: &dyn Store) {
         .create_project("pets", "spec", &ProjectFiles::default(), 1)
         .await
         .unwrap();
-    store.create_sandbox(&sandbox("sbx-k", None)).await.unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-k", None), &[])
+        .await
+        .unwrap();
     let key = |id: &str, kind: KeyKind, permissions: KeyPermissions| KeyRecord {
         id: id.into(),
         sandbox_id: "sbx-k".into(),
@@ -650,7 +659,10 @@ async fn sqlite_data_survives_reopening() {
             .create_project("pets", "spec", &ProjectFiles::default(), 1)
             .await
             .unwrap();
-        store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+        store
+            .create_sandbox(&sandbox("sbx-a", None), &[])
+            .await
+            .unwrap();
     }
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
     assert_eq!(store.list_sandboxes().await.unwrap().len(), 1);
@@ -711,8 +723,14 @@ async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_res
         .create_project("pets", "spec", &ProjectFiles::default(), 1)
         .await
         .unwrap();
-    store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
-    store.create_sandbox(&sandbox("sbx-b", None)).await.unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-a", None), &[])
+        .await
+        .unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-b", None), &[])
+        .await
+        .unwrap();
     let save = |logs: Vec<LogRecord>| {
         let store = store.clone();
         async move { store.save_logs(&logs, 5).await.unwrap() }
@@ -802,7 +820,10 @@ async fn a_corrupt_row_is_an_error_that_names_it() {
         .create_project("pets", "{}", &ProjectFiles::default(), 1)
         .await
         .unwrap();
-    store.create_sandbox(&sandbox("sbx-a", None)).await.unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-a", None), &[])
+        .await
+        .unwrap();
     let raw =
         sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("sbx.db").display()))
             .await

@@ -66,7 +66,12 @@ fn quota(rate: sbx_engine::project::Rate) -> Option<(Quota, u32, u32)> {
 
 impl Limiters {
     /// Buckets for `limits` (a revision's settings, checked when compiled).
+    /// Sandboxes without limits share one empty set.
     pub fn of(limits: RateLimits) -> Arc<Self> {
+        static NONE: std::sync::LazyLock<Arc<Limiters>> = std::sync::LazyLock::new(Arc::default);
+        if limits == RateLimits::default() {
+            return NONE.clone();
+        }
         Arc::new(Self {
             per_sandbox: limits
                 .per_sandbox

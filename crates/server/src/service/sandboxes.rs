@@ -145,12 +145,10 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         owner: caller.owner().cloned(),
         last_active_at_ms: None,
     };
-    state.store.create_sandbox(&record).await?;
-    if let Err(error) = state.store.create_key(&key).await {
-        // Nothing half made: a sandbox without its key is removed.
-        let _ = state.store.delete_sandbox(&record.id).await;
-        return Err(error.into());
-    }
+    state
+        .store
+        .create_sandbox(&record, std::slice::from_ref(&key))
+        .await?;
     let keys = LiveKey::of(&key).into_iter().collect();
     let sandbox = state
         .registry
