@@ -96,6 +96,6 @@ pub trait SandboxKeys: Send + Sync {
         key_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
-    /// Notes when keys were last used.
-    async fn touch_keys(&self, used: &[(KeyId, i64)]) -> Result<(), StoreError>;
+    /// Notes when keys were last used, by their digests (hex).
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError>;
 }

@@ -5,7 +5,6 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::{
     KeyKind, KeyRecord, SandboxKeys, StoreError,
-    ids::KeyId,
     sqlite::{SqliteStore, column, json, row_key},
 };
 
@@ -122,14 +121,14 @@ impl SandboxKeys for SqliteStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    async fn touch_keys(&self, used: &[(KeyId, i64)]) -> Result<(), StoreError> {
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        for (id, at_ms) in used {
+        for (hash, at_ms) in used {
             sqlx::query(
-                "UPDATE sandbox_keys SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE id = ?",
+                "UPDATE sandbox_keys SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE key_hash = ?",
             )
             .bind(at_ms)
-            .bind(id)
+            .bind(hash)
             .execute(&mut *tx)
             .await?;
         }

@@ -597,7 +597,10 @@ async fn keys_contract(store: &dyn Store) {
     assert!(store.expire_key("sbx-k", "key_r", 100).await.unwrap());
     assert!(store.expire_key("sbx-k", "key_r", 200).await.unwrap());
     assert!(!store.expire_key("sbx-other", "key_r", 50).await.unwrap());
-    store.touch_keys(&[("key_p".into(), 70)]).await.unwrap();
+    store
+        .touch_keys(&[("hash-key_p".into(), 70)])
+        .await
+        .unwrap();
     assert!(store.revoke_key("sbx-k", "key_p", 80).await.unwrap());
     assert!(!store.revoke_key("sbx-k", "key_p", 81).await.unwrap());
     let listed = store.list_keys("sbx-k").await.unwrap();

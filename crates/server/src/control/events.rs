@@ -22,7 +22,6 @@ use crate::{
     app::{AppState, rfc3339},
     http::error::{ApiError, ApiJson},
     http::middleware::RequestId,
-    runtime::registry::LiveSandbox,
     service::caller::Caller,
     service::{events as service, sandboxes::live},
     workers::deliveries::body,
@@ -137,11 +136,12 @@ pub async fn trigger(
 }
 
 /// The secret `sbx listen` deliveries are signed with: stable per
-/// sandbox, derived from what only the server knows.
-pub fn listen_secret(sandbox: &LiveSandbox) -> String {
+/// sandbox, derived from what only the server knows (the digest of the
+/// sandbox's first key, as stored).
+pub fn listen_secret(sandbox: &sbx_store::SandboxRecord) -> String {
     let digest = Sha256::new()
         .chain_update(b"sbx-listen\0")
-        .chain_update(sandbox.key_hash.to_hex().as_bytes())
+        .chain_update(sandbox.key_hash.as_bytes())
         .chain_update(sandbox.id.as_bytes())
         .finalize();
     format!(
@@ -160,8 +160,13 @@ pub async fn stream(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let sandbox = live(&state, &caller, &id)?;
-    let secret = listen_secret(&sandbox);
+    live(&state, &caller, &id)?;
+    let record = state
+        .store
+        .get_sandbox(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("sandbox \"{id}\" does not exist")))?;
+    let secret = listen_secret(&record);
     let last = state
         .store
         .list_events(&id, 1)

@@ -157,7 +157,7 @@ fn problem(kind: ProblemType, detail: &str) -> Response {
 /// Which API keys belong to a sandbox.
 pub enum KeyCheck {
     /// Its keys in use.
-    Keys(Arc<[Arc<LiveKey>]>),
+    Keys(Arc<[LiveKey]>),
     /// Any `sk_test_` key (`sbx mock`).
     AnyTestKey,
 }

@@ -2,68 +2,59 @@
 //! digests in memory, each with what it may call and when it was last used
 //! (written to the store now and then, never on the request path).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicI64, Ordering},
-};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use sbx_engine::KeyVerdict;
 use sbx_spec::Operation;
-use sbx_store::{KeyId, KeyKind, KeyPermissions, KeyRecord};
+use sbx_store::{KeyKind, KeyPermissions, KeyRecord};
 
 use crate::runtime::ids::KeyHash;
 
 /// Uses closer together than this are noted once.
 const USE_GRANULARITY_MS: i64 = 1_000;
 
+/// Kept small: every sandbox holds at least one.
 #[derive(Debug)]
 pub struct LiveKey {
-    pub id: KeyId,
     pub hash: KeyHash,
     pub kind: KeyKind,
-    pub permissions: KeyPermissions,
-    /// A rolled key works until then.
-    pub expires_at_ms: Option<i64>,
+    /// A restricted key's limits.
+    permissions: Option<Box<KeyPermissions>>,
+    /// A rolled key works until then (`i64::MAX`: no end).
+    expires_at_ms: i64,
     /// When it was last used (0: not since start).
     used_at_ms: AtomicI64,
-    /// The last use the store has.
-    saved_at_ms: AtomicI64,
 }
 
 impl LiveKey {
     /// The key of a stored record; `None` for a revoked one.
-    pub fn of(record: &KeyRecord) -> Option<Arc<Self>> {
-        record.revoked_at_ms.is_none().then(|| {
-            let used = record.last_used_at_ms.unwrap_or(0);
-            Arc::new(Self {
-                id: record.id.clone(),
-                hash: KeyHash::from_hex(&record.key_hash),
-                kind: record.kind,
-                permissions: record.permissions.clone(),
-                expires_at_ms: record.expires_at_ms,
-                used_at_ms: AtomicI64::new(used),
-                saved_at_ms: AtomicI64::new(used),
-            })
+    pub fn of(record: &KeyRecord) -> Option<Self> {
+        record.revoked_at_ms.is_none().then(|| Self {
+            hash: KeyHash::from_hex(&record.key_hash),
+            kind: record.kind,
+            permissions: (record.kind == KeyKind::Restricted)
+                .then(|| Box::new(record.permissions.clone())),
+            expires_at_ms: record.expires_at_ms.unwrap_or(i64::MAX),
+            used_at_ms: AtomicI64::new(record.last_used_at_ms.unwrap_or(0)),
         })
     }
 
+    /// The same key carrying `earlier`'s last use (a reload keeps it).
+    pub fn with_use_of(self, earlier: &LiveKey) -> Self {
+        self.used_at_ms.fetch_max(
+            earlier.used_at_ms.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self
+    }
+
     fn usable_at(&self, now_ms: i64) -> bool {
-        self.expires_at_ms.is_none_or(|at| now_ms < at)
+        now_ms < self.expires_at_ms
     }
 
     /// When it was last used, as far as this process knows.
     pub fn used_at_ms(&self) -> Option<i64> {
         Some(self.used_at_ms.load(Ordering::Relaxed)).filter(|at| *at > 0)
-    }
-
-    /// The last use to write, if the store does not have it yet.
-    pub fn unsaved_use(&self) -> Option<i64> {
-        let used = self.used_at_ms.load(Ordering::Relaxed);
-        (used > self.saved_at_ms.load(Ordering::Relaxed)).then_some(used)
-    }
-
-    pub fn saved(&self, at_ms: i64) {
-        self.saved_at_ms.fetch_max(at_ms, Ordering::Relaxed);
     }
 
     /// Whether this key may call `operation`, and why not.
@@ -72,17 +63,19 @@ impl LiveKey {
         match self.kind {
             KeyKind::Secret => KeyVerdict::Valid,
             KeyKind::Restricted => {
+                let Some(permissions) = &self.permissions else {
+                    return KeyVerdict::Valid;
+                };
                 let reads = matches!(operation.method.as_str(), "GET" | "HEAD" | "OPTIONS");
-                if self.permissions.read_only && !reads {
+                if permissions.read_only && !reads {
                     return refuse(format!(
-                        "the restricted key {} may only read; {} is {} {}",
-                        self.id, operation.id, operation.method, operation.path
+                        "this restricted key may only read; {} is {} {}",
+                        operation.id, operation.method, operation.path
                     ));
                 }
-                match &self.permissions.operations {
+                match &permissions.operations {
                     Some(allowed) if !allowed.contains(&operation.id) => refuse(format!(
-                        "the restricted key {} may call only {}; not {}",
-                        self.id,
+                        "this restricted key may call only {}; not {}",
                         allowed.join(", "),
                         operation.id
                     )),
@@ -100,12 +93,7 @@ impl LiveKey {
 
 /// What the key with digest `hash` is among `keys`, for `operation` at
 /// `now_ms`; a use of a key is noted.
-pub fn verdict(
-    keys: &[Arc<LiveKey>],
-    hash: &KeyHash,
-    operation: &Operation,
-    now_ms: i64,
-) -> KeyVerdict {
+pub fn verdict(keys: &[LiveKey], hash: &KeyHash, operation: &Operation, now_ms: i64) -> KeyVerdict {
     let Some(key) = keys
         .iter()
         .find(|key| key.hash == *hash && key.usable_at(now_ms))
@@ -141,7 +129,7 @@ mod tests {
         kind: KeyKind,
         permissions: KeyPermissions,
         expires: Option<i64>,
-    ) -> Arc<LiveKey> {
+    ) -> LiveKey {
         LiveKey::of(&KeyRecord {
             id: format!("key_{kind:?}").into(),
             sandbox_id: "sbx-a".into(),
@@ -210,8 +198,5 @@ mod tests {
         );
         at("pk_test_p", &token, 5_000);
         assert_eq!(keys[3].used_at_ms(), Some(5_000));
-        assert_eq!(keys[3].unsaved_use(), Some(5_000));
-        keys[3].saved(5_000);
-        assert_eq!(keys[3].unsaved_use(), None);
     }
 }

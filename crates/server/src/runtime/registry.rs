@@ -55,10 +55,8 @@ pub struct LiveSandbox {
     pub seed_text: String,
     pub seed: u64,
     pub auth: AuthMode,
-    /// The digest of its first key: seeds the `sbx listen` secret.
-    pub key_hash: KeyHash,
     /// Its API keys in use (secret, restricted, publishable).
-    keys: RwLock<Arc<[Arc<LiveKey>]>>,
+    keys: RwLock<Arc<[LiveKey]>>,
     /// Its rate limits, as the revision it serves sets them.
     limiters: RwLock<Arc<Limiters>>,
     pub label: Option<String>,
@@ -68,10 +66,8 @@ pub struct LiveSandbox {
     pub owner: Option<AccountId>,
     /// Its owner's usage, shared by all the owner's sandboxes.
     pub usage: Option<Arc<OwnerUsage>>,
-    /// When it last answered a request…
+    /// When it last answered a request (or was made).
     last_active_ms: AtomicI64,
-    /// …and what the store has.
-    saved_active_ms: AtomicI64,
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -202,7 +198,6 @@ impl LiveSandbox {
             id: record.id,
             project: record.project,
             seed_text: record.seed,
-            key_hash: KeyHash::from_hex(&record.key_hash),
             keys: RwLock::new(Arc::from([])),
             limiters: RwLock::new(limiters),
             label: record.label,
@@ -213,7 +208,6 @@ impl LiveSandbox {
             last_active_ms: AtomicI64::new(
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
-            saved_active_ms: AtomicI64::new(record.last_active_at_ms.unwrap_or(0)),
         }
     }
 
@@ -229,22 +223,12 @@ impl LiveSandbox {
         self.last_active_ms.load(Ordering::Relaxed)
     }
 
-    /// Its last activity, if the store does not have it yet.
-    pub fn unsaved_activity(&self) -> Option<i64> {
-        let active = self.last_active_ms();
-        (active > self.saved_active_ms.load(Ordering::Relaxed)).then_some(active)
-    }
-
-    pub fn activity_saved(&self, at_ms: i64) {
-        self.saved_active_ms.fetch_max(at_ms, Ordering::Relaxed);
-    }
-
     /// Its keys in use, as a request checks them.
-    pub fn keys(&self) -> Arc<[Arc<LiveKey>]> {
+    pub fn keys(&self) -> Arc<[LiveKey]> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set_keys(&self, keys: Vec<Arc<LiveKey>>) {
+    fn set_keys(&self, keys: Vec<LiveKey>) {
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(keys);
     }
 
@@ -354,13 +338,16 @@ pub struct Registry {
     sandboxes: RwLock<HashMap<SandboxId, Arc<LiveSandbox>>>,
     by_key_hash: RwLock<HashMap<KeyHash, SandboxId>>,
     owners: Mutex<HashMap<AccountId, Arc<OwnerUsage>>>,
+    /// Activity and key uses up to then are in the store (the reaper
+    /// writes what is newer).
+    pub saved_at_ms: AtomicI64,
     revisions: Mutex<HashMap<RevisionKey, Arc<OnceCell<Arc<CompiledRevision>>>>>,
 }
 
 impl Registry {
     /// Makes `sandbox` live with its `keys`; returns it as the registry
     /// shares it.
-    pub fn insert(&self, mut sandbox: LiveSandbox, keys: Vec<Arc<LiveKey>>) -> Arc<LiveSandbox> {
+    pub fn insert(&self, mut sandbox: LiveSandbox, keys: Vec<LiveKey>) -> Arc<LiveSandbox> {
         sandbox.usage = sandbox.owner.as_ref().map(|owner| self.usage_of(owner));
         let sandbox = Arc::new(sandbox);
         if let Ok(mut sandboxes) = self.sandboxes.write() {
@@ -386,7 +373,7 @@ impl Registry {
     }
 
     /// Replaces `sandbox`'s keys: requests see the new set at once.
-    pub fn set_keys(&self, sandbox: &LiveSandbox, keys: Vec<Arc<LiveKey>>) {
+    pub fn set_keys(&self, sandbox: &LiveSandbox, keys: Vec<LiveKey>) {
         if let Ok(mut index) = self.by_key_hash.write() {
             for old in sandbox.keys().iter() {
                 index.remove(&old.hash);

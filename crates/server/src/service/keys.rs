@@ -11,7 +11,7 @@ use super::{ServiceError, ServiceResult, caller::Caller, sandboxes::live};
 use crate::{
     app::{AppState, now_ms},
     runtime::{
-        ids::{hash_secret, random_token},
+        ids::{KeyHash, hash_secret, random_token},
         keys::LiveKey,
         registry::LiveSandbox,
     },
@@ -118,8 +118,10 @@ pub async fn list(
     let sandbox = live(state, caller, id)?;
     let mut records = state.store.list_keys(id).await?;
     // Uses not yet written are known here.
+    let live = sandbox.keys();
     for record in &mut records {
-        if let Some(key) = sandbox.keys().iter().find(|k| k.id == record.id) {
+        let hash = KeyHash::from_hex(&record.key_hash);
+        if let Some(key) = live.iter().find(|k| k.hash == hash) {
             record.last_used_at_ms = record.last_used_at_ms.max(key.used_at_ms());
         }
     }
@@ -208,37 +210,24 @@ async fn reload(state: &AppState, sandbox: &LiveSandbox) -> ServiceResult<()> {
         .await?
         .iter()
         .filter_map(LiveKey::of)
-        .map(|key| {
-            current
-                .iter()
-                .find(|k| k.id == key.id && k.expires_at_ms == key.expires_at_ms)
-                .cloned()
-                .unwrap_or(key)
+        .map(|key| match current.iter().find(|k| k.hash == key.hash) {
+            Some(earlier) => key.with_use_of(earlier),
+            None => key,
         })
         .collect();
     state.registry.set_keys(sandbox, keys);
     Ok(())
 }
 
-/// Writes the last uses of keys the store does not have yet (the reaper
-/// calls it now and then: never the request path).
-pub async fn save_uses(state: &AppState) -> ServiceResult<()> {
+/// Key uses since `since_ms` (the last save), by digest, for the store.
+pub fn uses_since(state: &AppState, since_ms: i64) -> Vec<(String, i64)> {
     let mut used = Vec::new();
-    let mut keys = Vec::new();
     for sandbox in state.registry.all() {
         for key in sandbox.keys().iter() {
-            if let Some(at) = key.unsaved_use() {
-                used.push((key.id.clone(), at));
-                keys.push((key.clone(), at));
+            if let Some(at) = key.used_at_ms().filter(|at| *at >= since_ms) {
+                used.push((key.hash.to_hex(), at));
             }
         }
     }
-    if used.is_empty() {
-        return Ok(());
-    }
-    state.store.touch_keys(&used).await?;
-    for (key, at) in keys {
-        key.saved(at);
-    }
-    Ok(())
+    used
 }

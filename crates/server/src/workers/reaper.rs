@@ -32,13 +32,10 @@ async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }
     if let Err(error) = sandboxes::save_activity(state).await {
-        tracing::warn!(%error, "saving sandboxes' last activity failed; retrying next tick");
+        tracing::warn!(%error, "saving sandboxes' and keys' last use failed; retrying next tick");
     }
     if let Err(error) = sandboxes::remove_inactive(state, now).await {
         tracing::warn!(%error, "removing inactive sandboxes failed; retrying next tick");
-    }
-    if let Err(error) = crate::service::keys::save_uses(state).await {
-        tracing::warn!(%error, "saving when keys were last used failed; retrying next tick");
     }
     // Revoked and expired tokens stay listed for a month.
     if let Err(error) = state.store.prune_tokens(now - 30 * 24 * 3600 * 1000).await {
