@@ -307,6 +307,26 @@ fn job(row: &SqliteRow) -> Result<JobRecord, StoreError> {
     })
 }
 
+/// Runs `sql` (binding a time, then a key) for each row, in one
+/// transaction: the "last used" and "last active" marks, which only move
+/// forward (`MAX` in the statement).
+pub(crate) async fn touch_rows(
+    pool: &SqlitePool,
+    sql: &str,
+    rows: &[(&str, i64)],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    for (key, at_ms) in rows {
+        sqlx::query(sql)
+            .bind(at_ms)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -619,18 +639,13 @@ impl Store for SqliteStore {
     }
 
     async fn touch_sandboxes(&self, active: &[(crate::SandboxId, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (id, at_ms) in active {
-            sqlx::query(
-                "UPDATE sandboxes SET last_active_at_ms = MAX(IFNULL(last_active_at_ms, 0), ?) WHERE id = ?",
-            )
-            .bind(at_ms)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let rows: Vec<(&str, i64)> = active.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        touch_rows(
+            &self.pool,
+            "UPDATE sandboxes SET last_active_at_ms = MAX(IFNULL(last_active_at_ms, 0), ?) WHERE id = ?",
+            &rows,
+        )
+        .await
     }
 
     async fn expire_sandboxes(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::{
     AccountRecord, Accounts, InvitationRecord, Role, StoreError, TokenKind, TokenRecord,
     ids::TokenId,
-    sqlite::{SqliteStore, column, is_unique_violation, row_key},
+    sqlite::{SqliteStore, column, is_unique_violation, row_key, touch_rows},
 };
 
 fn role(row: &SqliteRow, table: &'static str) -> Result<Role, StoreError> {
@@ -236,18 +236,13 @@ impl Accounts for SqliteStore {
     }
 
     async fn touch_tokens(&self, used: &[(TokenId, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for (id, at_ms) in used {
-            sqlx::query(
-                "UPDATE access_tokens SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE id = ?",
-            )
-            .bind(at_ms)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let rows: Vec<(&str, i64)> = used.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        touch_rows(
+            self.pool(),
+            "UPDATE access_tokens SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE id = ?",
+            &rows,
+        )
+        .await
     }
 
     async fn prune_tokens(&self, before_ms: i64) -> Result<u64, StoreError> {

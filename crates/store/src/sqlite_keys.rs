@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::{
     KeyKind, KeyRecord, SandboxKeys, StoreError,
-    sqlite::{SqliteStore, column, json, row_key},
+    sqlite::{SqliteStore, column, json, row_key, touch_rows},
 };
 
 fn key(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
@@ -122,17 +122,12 @@ impl SandboxKeys for SqliteStore {
     }
 
     async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for (hash, at_ms) in used {
-            sqlx::query(
-                "UPDATE sandbox_keys SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE key_hash = ?",
-            )
-            .bind(at_ms)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let rows: Vec<(&str, i64)> = used.iter().map(|(hash, at)| (hash.as_str(), *at)).collect();
+        touch_rows(
+            self.pool(),
+            "UPDATE sandbox_keys SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE key_hash = ?",
+            &rows,
+        )
+        .await
     }
 }
