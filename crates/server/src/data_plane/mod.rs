@@ -162,6 +162,13 @@ pub enum KeyCheck {
     AnyTestKey,
 }
 
+/// What a request is held to: the keys it may authenticate with, and
+/// whether rate limits apply (not with the admin token).
+pub struct Checks {
+    pub keys: KeyCheck,
+    pub unlimited: bool,
+}
+
 /// A sandbox as one request sees it: owned, because a request that runs a
 /// script or forwards is served on the blocking pool.
 pub struct Target {
@@ -531,18 +538,16 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     };
     let now = now_ms();
     sandbox.note_activity(now);
-    if let Some(usage) = sandbox
-        .usage
-        .as_ref()
-        .filter(|_| !carries_admin_token(&state, &request))
-    {
+    let unlimited = carries_admin_token(&state, &request);
+    if let Some(usage) = sandbox.usage.as_ref().filter(|_| !unlimited) {
         let limit = state.config.quotas.requests_per_day;
         if let Err((made, retry_after)) = usage.count(now, limit) {
             return quota_spent(made, limit, retry_after);
         }
     }
     let keys = KeyCheck::Keys(sandbox.keys());
-    answer(&state, sandbox, path, resolved_by, keys, request, started).await
+    let checks = Checks { keys, unlimited };
+    answer(&state, sandbox, path, resolved_by, checks, request, started).await
 }
 
 /// Answers a request for a sandbox already found (`resolved_by` says how)
@@ -553,7 +558,7 @@ pub async fn answer(
     sandbox: Arc<LiveSandbox>,
     path: String,
     resolved_by: &'static str,
-    keys: KeyCheck,
+    checks: Checks,
     request: Request,
     started: std::time::Instant,
 ) -> Response {
@@ -566,7 +571,7 @@ pub async fn answer(
         id_header: HeaderValue::from_str(&sandbox.id).ok(),
         seed: sandbox.seed,
         auth: sandbox.auth,
-        keys,
+        keys: checks.keys,
         compiled: serving.compiled,
         state: sandbox.state.clone(),
         env: sandbox.env(),
@@ -576,7 +581,7 @@ pub async fn answer(
         now_ms: sandbox.now_ms(),
         work: state.user_work.clone(),
         limiters: sandbox.limiters(),
-        unlimited: carries_admin_token(state, &request),
+        unlimited: checks.unlimited,
         rate_verdict: std::sync::OnceLock::new(),
     };
     let request_id = request

@@ -100,7 +100,10 @@ pub async fn replay(
         sandbox,
         record.path.clone(),
         "a replay from the control plane",
-        keys,
+        data_plane::Checks {
+            keys,
+            unlimited: false,
+        },
         request,
         std::time::Instant::now(),
     )

@@ -223,6 +223,15 @@ pub async fn send(request: RequestBuilder) -> (u16, Value) {
     json_of(request.send().await.expect("request sent")).await
 }
 
+/// The seconds an answer's `Retry-After` says to wait.
+pub fn retry_after(response: &Response) -> u64 {
+    response.headers()[reqwest::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Sends a request and returns only its status.
 pub async fn status_of(request: RequestBuilder) -> u16 {
     request

@@ -11,7 +11,7 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, send, spawn_app_with};
 
 /// Scrapes as a Prometheus job holding the admin token would (the auth
 /// scheme's name is case-insensitive: RFC 9110 §11.1).
-async fn scrape(app: &TestApp) -> Vec<Sample> {
+pub async fn scrape(app: &TestApp) -> Vec<Sample> {
     let (status, refused) = send(app.client.get(format!("{}/metrics", app.url))).await;
     assert_eq!(status, 401, "metrics name every project: {refused}");
     let response = app
@@ -34,7 +34,11 @@ async fn scrape(app: &TestApp) -> Vec<Sample> {
         .samples
 }
 
-fn find<'a>(samples: &'a [Sample], metric: &str, labels: &[(&str, &str)]) -> Option<&'a Metric> {
+pub fn find<'a>(
+    samples: &'a [Sample],
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a Metric> {
     samples
         .iter()
         .find(|s| {

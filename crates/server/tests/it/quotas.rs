@@ -2,7 +2,7 @@
 //! webhook endpoints — each refused with the quota named and its use —
 //! and inactive sandboxes removed. Admins are exempt.
 
-use reqwest::{Method, header};
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{millis, send, spawn_app_with};
@@ -79,11 +79,7 @@ async fn a_developer_is_held_to_its_quotas_and_admins_are_not() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
-    let retry_after: u64 = response.headers()[header::RETRY_AFTER]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = crate::helpers::retry_after(&response);
     assert!((1..=86_400).contains(&retry_after));
     let problem: serde_json::Value = response.json().await.unwrap();
     assert!(
@@ -143,27 +139,14 @@ async fn a_developer_is_held_to_its_quotas_and_admins_are_not() {
     );
     let (_, admin_me) = send(app.admin(Method::GET, "/me")).await;
     assert!(admin_me["quotas"].is_null());
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(&format!(
-            "sbx_developer_requests_today{{account=\"{}\"}} 3",
-            dev.id
-        )),
-        "{metrics}"
-    );
-    assert!(metrics.contains(&format!(
-        "sbx_developer_sandboxes_live{{account=\"{}\"}} 2",
-        dev.id
-    )));
+    let samples = crate::metrics::scrape(&app).await;
+    let gauge = |metric: &str| match crate::metrics::find(&samples, metric, &[("account", &dev.id)])
+    {
+        Some(prometheus_parse::Value::Gauge(value)) => *value,
+        other => panic!("{metric}: {other:?}"),
+    };
+    assert_eq!(gauge("sbx_developer_requests_today"), 3.0);
+    assert_eq!(gauge("sbx_developer_sandboxes_live"), 2.0);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! sandbox (GCRA), answered in the spec's 429 shape with `Retry-After` and
 //! `RateLimit-*` headers; the admin token passes.
 
-use reqwest::{Method, header};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, send, spawn_app};
@@ -80,11 +80,7 @@ async fn keys_and_sandboxes_are_held_to_the_projects_rate_limits() {
     // The sixth request the sandbox takes is one too many.
     let response = get(&third).await.unwrap();
     assert_eq!(response.status(), 429);
-    let retry_after: u64 = response.headers()[header::RETRY_AFTER]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = crate::helpers::retry_after(&response);
     assert!((1..=5).contains(&retry_after), "{retry_after}");
     assert_eq!(response.headers()["ratelimit-limit"], "5");
     assert_eq!(response.headers()["ratelimit-remaining"], "0");
