@@ -866,7 +866,7 @@ fn carries_admin_token(state: &AppState, request: &Request) -> bool {
         .headers()
         .get("x-sandbox-admin-token")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|token| crate::runtime::ids::hash_secret(token) == *state.admin_token_hash)
+        .is_some_and(|token| crate::http::access::is_admin_secret(state, token))
 }
 
 /// The owner's requests for the day are spent: 429 until the UTC day ends.

@@ -125,10 +125,14 @@ fn check_csrf(state: &AppState, headers: &HeaderMap, session: &str) -> Result<()
     Ok(())
 }
 
+/// Whether `token` is the admin token.
+pub fn is_admin_secret(state: &AppState, token: &str) -> bool {
+    crate::runtime::ids::hash_secret(token) == *state.admin_token_hash
+}
+
 /// Whether `request` carries the admin token (for `/metrics`).
 pub fn is_admin_token(state: &AppState, request: &Request) -> bool {
-    bearer_token(request.headers())
-        .is_some_and(|token| crate::runtime::ids::hash_secret(token) == *state.admin_token_hash)
+    bearer_token(request.headers()).is_some_and(|token| is_admin_secret(state, token))
 }
 
 /// The address the request came from.
