@@ -21,7 +21,7 @@ use crate::{
     http::front::{Front, SandboxHandler},
     observability::metrics::Metrics,
     runtime::ids::{generate_admin_token, hash_secret},
-    runtime::registry::{LiveSandbox, Registry},
+    runtime::registry::Registry,
     workers::Workers,
     workers::deliveries,
     workers::reaper,
@@ -226,9 +226,7 @@ async fn load_registry(state: &AppState) -> anyhow::Result<()> {
         let rows = state.store.load_resources(&record.id).await?;
         let record = sbx_store::SandboxRecord { revision, ..record };
         let keys = keys.remove(&record.id).unwrap_or_default();
-        state
-            .registry
-            .insert(LiveSandbox::from_record(record, compiled, rows), keys);
+        state.registry.insert(record, compiled, rows, keys);
     }
     Ok(())
 }

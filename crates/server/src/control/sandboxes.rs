@@ -116,11 +116,11 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         expires_at: sandbox.expires_at_ms.map(rfc3339),
         created_at: rfc3339(sandbox.created_at_ms),
         auth: sandbox.auth.as_str().to_owned(),
-        seed: sandbox.seed_text.clone(),
-        label: sandbox.label.clone(),
+        seed: sandbox.seed_text().to_owned(),
+        label: sandbox.label.as_deref().map(str::to_owned),
         env: (*sandbox.env()).clone(),
         resources: sandbox.state.counts(),
-        chaos: sandbox.chaos().map(|(text, _)| text),
+        chaos: sandbox.chaos().map(|chaos| chaos.text.clone()),
     }
 }
 

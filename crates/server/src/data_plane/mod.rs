@@ -539,7 +539,12 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     let now = now_ms();
     sandbox.note_activity(now);
     let unlimited = carries_admin_token(&state, &request);
-    if let Some(usage) = sandbox.usage.as_ref().filter(|_| !unlimited) {
+    if let Some(usage) = sandbox
+        .owner
+        .as_ref()
+        .map(|o| &o.usage)
+        .filter(|_| !unlimited)
+    {
         let limit = state.config.quotas.requests_per_day;
         if let Err((made, retry_after)) = usage.count(now, limit) {
             return quota_spent(made, limit, retry_after);
@@ -576,11 +581,11 @@ pub async fn answer(
         state: sandbox.state.clone(),
         env: sandbox.env(),
         upstream: Some(state.upstream.clone()),
-        chaos: sandbox.chaos().map(|(_, spec)| spec),
+        chaos: sandbox.chaos().map(|chaos| chaos.spec.clone()),
         default_scenario: sandbox.scenario(),
         now_ms: sandbox.now_ms(),
         work: state.user_work.clone(),
-        limiters: sandbox.limiters(),
+        limiters: serving.limiters,
         unlimited: checks.unlimited,
         rate_verdict: std::sync::OnceLock::new(),
     };

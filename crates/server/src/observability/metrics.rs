@@ -174,11 +174,11 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
         .live_sandboxes
         .set(i64::try_from(state.registry.count()).unwrap_or(i64::MAX));
     let now = crate::app::now_ms();
-    for (account, usage) in state.registry.owners() {
+    for owner in state.registry.owners() {
         let labels = AccountLabels {
-            account: account.to_string(),
+            account: owner.id.to_string(),
         };
-        let requests = i64::try_from(usage.requests_on(now)).unwrap_or(i64::MAX);
+        let requests = i64::try_from(owner.usage.requests_on(now)).unwrap_or(i64::MAX);
         metrics
             .developer_requests
             .get_or_create(&labels)
@@ -186,7 +186,7 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
         metrics.developer_sandboxes.get_or_create(&labels).set(0);
     }
     for sandbox in state.registry.all() {
-        if let Some(owner) = &sandbox.owner {
+        if let Some(owner) = sandbox.owner_id() {
             let labels = AccountLabels {
                 account: owner.to_string(),
             };

@@ -4,7 +4,7 @@
 //! kept in step by the control plane.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicI64, Ordering},
@@ -19,7 +19,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey, runtime::rate::Limiters,
-    runtime::usage::OwnerUsage, service::ServiceError,
+    runtime::usage::Owner, service::ServiceError,
 };
 
 /// The revision a sandbox serves, swapped whole on hot reload.
@@ -27,8 +27,19 @@ use crate::{
 pub struct Serving {
     pub revision: u32,
     pub compiled: Arc<CompiledRevision>,
+    /// Its rate limits' buckets, as the revision sets them.
+    pub limiters: Arc<Limiters>,
 }
 
+/// A chaos profile as it was set, and parsed.
+#[derive(Debug)]
+pub struct LiveChaos {
+    pub text: String,
+    pub spec: Arc<ChaosSpec>,
+}
+
+/// Kept small (every idle sandbox costs its size): rarely set fields are
+/// boxed or shared.
 #[derive(Debug)]
 pub struct LiveSandbox {
     pub id: SandboxId,
@@ -38,7 +49,7 @@ pub struct LiveSandbox {
     serving: RwLock<Serving>,
     pub state: Arc<SandboxState>,
     env: RwLock<Arc<Map<String, Value>>>,
-    chaos: RwLock<Option<(String, Arc<ChaosSpec>)>>,
+    chaos: RwLock<Option<Arc<LiveChaos>>>,
     scenario: RwLock<Option<Arc<str>>>,
     clock: RwLock<Clock>,
     /// Sandbox time the fixtures were seeded at.
@@ -52,20 +63,18 @@ pub struct LiveSandbox {
     pub webhook_schedule: sbx_webhooks::ScheduleName,
     /// Held while the sandbox's due jobs run, so each runs once.
     pub jobs: tokio::sync::Mutex<()>,
-    pub seed_text: String,
+    /// The seed as given; `None`: its id.
+    seed_text: Option<Box<str>>,
     pub seed: u64,
     pub auth: AuthMode,
     /// Its API keys in use (secret, restricted, publishable).
     keys: RwLock<Arc<[LiveKey]>>,
-    /// Its rate limits, as the revision it serves sets them.
-    limiters: RwLock<Arc<Limiters>>,
-    pub label: Option<String>,
+    pub label: Option<Box<str>>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
-    /// The account it belongs to; `None`: the admin token's or the server's.
-    pub owner: Option<AccountId>,
-    /// Its owner's usage, shared by all the owner's sandboxes.
-    pub usage: Option<Arc<OwnerUsage>>,
+    /// The account it belongs to, with the usage all its sandboxes share;
+    /// `None`: the admin token's or the server's.
+    pub owner: Option<Arc<Owner>>,
     /// When it last answered a request (or was made).
     last_active_ms: AtomicI64,
 }
@@ -156,10 +165,11 @@ fn shared_env(env: Map<String, Value>) -> Arc<Map<String, Value>> {
 
 impl LiveSandbox {
     /// A live sandbox from its stored row and the records its requests changed.
-    pub fn from_record(
+    fn from_record(
         record: SandboxRecord,
         compiled: Arc<CompiledRevision>,
         rows: Vec<ResourceRow>,
+        owner: Option<Arc<Owner>>,
     ) -> Self {
         let state = SandboxState::load(
             &compiled.behaviours.fixtures,
@@ -168,16 +178,20 @@ impl LiveSandbox {
         );
         let env = record.env;
         // Stored profiles were checked when set; one that no longer parses is dropped.
-        let chaos = record
-            .chaos
-            .as_ref()
-            .and_then(|text| Some((text.clone(), Arc::new(ChaosSpec::parse(text).ok()?))));
+        let chaos = record.chaos.as_ref().and_then(|text| {
+            let spec = Arc::new(ChaosSpec::parse(text).ok()?);
+            Some(Arc::new(LiveChaos {
+                text: text.clone(),
+                spec,
+            }))
+        });
         let limiters = Limiters::of(compiled.behaviours.settings.rate_limits);
         Self {
             pinned: record.pinned,
             serving: RwLock::new(Serving {
                 revision: record.revision,
                 compiled,
+                limiters,
             }),
             state: Arc::new(state),
             env: RwLock::new(shared_env(env)),
@@ -194,17 +208,15 @@ impl LiveSandbox {
             webhook_schedule: record.webhook_schedule,
             jobs: tokio::sync::Mutex::new(()),
             seed: seed_from([record.seed.as_bytes()]),
+            seed_text: (record.seed != record.id.as_str()).then(|| record.seed.into()),
             auth: record.auth,
             id: record.id,
             project: record.project,
-            seed_text: record.seed,
             keys: RwLock::new(Arc::from([])),
-            limiters: RwLock::new(limiters),
-            label: record.label,
+            label: record.label.map(String::into_boxed_str),
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
-            owner: record.owner,
-            usage: None,
+            owner,
             last_active_ms: AtomicI64::new(
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
@@ -245,24 +257,33 @@ impl LiveSandbox {
             .clone()
     }
 
-    /// Its rate limits' buckets.
-    pub fn limiters(&self) -> Arc<Limiters> {
-        self.limiters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The seed its synthesized data follows.
+    pub fn seed_text(&self) -> &str {
+        self.seed_text.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    /// The account it belongs to.
+    pub fn owner_id(&self) -> Option<&AccountId> {
+        self.owner.as_ref().map(|owner| &owner.id)
     }
 
     /// Swaps in a new revision; the fixture layer of the state follows, and
     /// the rate limits when they changed.
     pub fn swap(&self, revision: u32, compiled: Arc<CompiledRevision>) {
         let limits = compiled.behaviours.settings.rate_limits;
-        if self.serving().compiled.behaviours.settings.rate_limits != limits {
-            *self.limiters.write().unwrap_or_else(|e| e.into_inner()) = Limiters::of(limits);
-        }
+        let serving = self.serving();
+        let limiters = if serving.compiled.behaviours.settings.rate_limits == limits {
+            serving.limiters
+        } else {
+            Limiters::of(limits)
+        };
         self.state
             .rebase(&compiled.behaviours.fixtures, self.seeded_at_ms());
-        *self.serving.write().unwrap_or_else(|e| e.into_inner()) = Serving { revision, compiled };
+        *self.serving.write().unwrap_or_else(|e| e.into_inner()) = Serving {
+            revision,
+            compiled,
+            limiters,
+        };
     }
 
     pub fn seeded_at_ms(&self) -> i64 {
@@ -322,22 +343,47 @@ impl LiveSandbox {
     }
 
     /// The chaos profile, as text and parsed.
-    pub fn chaos(&self) -> Option<(String, Arc<ChaosSpec>)> {
+    pub fn chaos(&self) -> Option<Arc<LiveChaos>> {
         self.chaos.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set_chaos(&self, chaos: Option<(String, Arc<ChaosSpec>)>) {
+    pub fn set_chaos(&self, chaos: Option<Arc<LiveChaos>>) {
         *self.chaos.write().unwrap_or_else(|e| e.into_inner()) = chaos;
     }
 }
 
 type RevisionKey = (ProjectName, u32);
 
+/// A live sandbox in the registry's set, found by its id (no second copy
+/// of the id as a key).
+#[derive(Clone)]
+struct ById(Arc<LiveSandbox>);
+
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        self.0.id.as_str()
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.as_str().hash(state);
+    }
+}
+
 #[derive(Default)]
 pub struct Registry {
-    sandboxes: RwLock<HashMap<SandboxId, Arc<LiveSandbox>>>,
-    by_key_hash: RwLock<HashMap<KeyHash, SandboxId>>,
-    owners: Mutex<HashMap<AccountId, Arc<OwnerUsage>>>,
+    sandboxes: RwLock<HashSet<ById>>,
+    by_key_hash: RwLock<HashMap<KeyHash, Arc<LiveSandbox>>>,
+    owners: Mutex<HashMap<AccountId, Arc<Owner>>>,
     /// Activity and key uses up to then are in the store (the reaper
     /// writes what is newer).
     pub saved_at_ms: AtomicI64,
@@ -345,57 +391,68 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Makes `sandbox` live with its `keys`; returns it as the registry
-    /// shares it.
-    pub fn insert(&self, mut sandbox: LiveSandbox, keys: Vec<LiveKey>) -> Arc<LiveSandbox> {
-        sandbox.usage = sandbox.owner.as_ref().map(|owner| self.usage_of(owner));
-        let sandbox = Arc::new(sandbox);
+    /// Makes the sandbox of `record` live, serving `compiled` with the
+    /// records its requests changed (`rows`) and its `keys`; returns it as
+    /// the registry shares it.
+    pub fn insert(
+        &self,
+        record: SandboxRecord,
+        compiled: Arc<CompiledRevision>,
+        rows: Vec<ResourceRow>,
+        keys: Vec<LiveKey>,
+    ) -> Arc<LiveSandbox> {
+        let owner = record.owner.as_ref().map(|owner| self.owner(owner));
+        let sandbox = Arc::new(LiveSandbox::from_record(record, compiled, rows, owner));
         if let Ok(mut sandboxes) = self.sandboxes.write() {
-            sandboxes.insert(sandbox.id.clone(), sandbox.clone());
+            sandboxes.replace(ById(sandbox.clone()));
         }
         self.set_keys(&sandbox, keys);
         sandbox
     }
 
-    /// What `owner` uses, shared by its sandboxes.
-    pub fn usage_of(&self, owner: &AccountId) -> Arc<OwnerUsage> {
+    /// The account `id`, with what it uses, shared by its sandboxes.
+    pub fn owner(&self, id: &AccountId) -> Arc<Owner> {
         let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        owners.entry(owner.clone()).or_default().clone()
+        owners
+            .entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(Owner {
+                    id: id.clone(),
+                    usage: Default::default(),
+                })
+            })
+            .clone()
     }
 
-    /// Every owner's usage, as known since start.
-    pub fn owners(&self) -> Vec<(AccountId, Arc<OwnerUsage>)> {
+    /// Every owner, as known since start.
+    pub fn owners(&self) -> Vec<Arc<Owner>> {
         let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        owners
-            .iter()
-            .map(|(id, usage)| (id.clone(), usage.clone()))
-            .collect()
+        owners.values().cloned().collect()
     }
 
     /// Replaces `sandbox`'s keys: requests see the new set at once.
-    pub fn set_keys(&self, sandbox: &LiveSandbox, keys: Vec<LiveKey>) {
+    pub fn set_keys(&self, sandbox: &Arc<LiveSandbox>, keys: Vec<LiveKey>) {
         if let Ok(mut index) = self.by_key_hash.write() {
             for old in sandbox.keys().iter() {
                 index.remove(&old.hash);
             }
             for key in &keys {
-                index.insert(key.hash, sandbox.id.clone());
+                index.insert(key.hash, sandbox.clone());
             }
         }
         sandbox.set_keys(keys);
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveSandbox>> {
-        self.sandboxes.read().ok()?.get(id).cloned()
+        Some(self.sandboxes.read().ok()?.get(id)?.0.clone())
     }
 
     pub fn by_key_hash(&self, hash: &KeyHash) -> Option<Arc<LiveSandbox>> {
-        let id = self.by_key_hash.read().ok()?.get(hash).cloned()?;
-        self.get(&id)
+        self.by_key_hash.read().ok()?.get(hash).cloned()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<LiveSandbox>> {
-        let removed = self.sandboxes.write().ok()?.remove(id)?;
+        let removed = self.sandboxes.write().ok()?.take(id)?.0;
         if let Ok(mut index) = self.by_key_hash.write() {
             for key in removed.keys().iter() {
                 index.remove(&key.hash);
@@ -408,7 +465,7 @@ impl Registry {
         let mut all: Vec<_> = self
             .sandboxes
             .read()
-            .map(|s| s.values().cloned().collect())
+            .map(|s| s.iter().map(|s| s.0.clone()).collect())
             .unwrap_or_default();
         all.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         all
@@ -429,9 +486,9 @@ impl Registry {
             .sandboxes
             .read()
             .map(|s| {
-                s.values()
-                    .filter(|s| s.project == project && !s.pinned)
-                    .cloned()
+                s.iter()
+                    .filter(|s| s.0.project == project && !s.0.pinned)
+                    .map(|s| s.0.clone())
                     .collect()
             })
             .unwrap_or_default();
@@ -475,5 +532,19 @@ impl Registry {
             let cell = OnceCell::new_with(Some(compiled));
             revisions.insert((ProjectName::from(project), revision), Arc::new(cell));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100,000 idle sandboxes must fit in 100 MB: the allocator rounds a
+    /// sandbox up to its size class (448 bytes), so growing past it costs
+    /// every idle sandbox 64 more bytes.
+    #[test]
+    fn a_live_sandbox_fits_its_size_class() {
+        let size = std::mem::size_of::<LiveSandbox>();
+        assert!(size <= 448, "LiveSandbox is {size} bytes");
     }
 }

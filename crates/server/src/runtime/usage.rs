@@ -6,6 +6,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// A developer account as its sandboxes share it.
+#[derive(Debug)]
+pub struct Owner {
+    pub id: sbx_store::AccountId,
+    pub usage: OwnerUsage,
+}
+
 #[derive(Debug, Default)]
 pub struct OwnerUsage {
     /// The UTC day `requests` counts (days since the epoch).

@@ -202,7 +202,7 @@ fn no_key(id: &str, key_id: &str) -> ServiceError {
 }
 
 /// The sandbox's keys in memory, as stored; uses noted here are kept.
-async fn reload(state: &AppState, sandbox: &LiveSandbox) -> ServiceResult<()> {
+async fn reload(state: &AppState, sandbox: &Arc<LiveSandbox>) -> ServiceResult<()> {
     let current = sandbox.keys();
     let keys = state
         .store

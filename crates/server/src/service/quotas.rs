@@ -40,7 +40,7 @@ pub async fn usage(state: &AppState, caller: &Caller) -> ServiceResult<Option<Us
     let quotas = &state.config.quotas;
     let sandboxes = super::sandboxes::list(state, caller, None).len();
     let endpoints = super::webhooks::endpoints_of(state, caller).await?;
-    let requests = state.registry.usage_of(owner).requests_on(now_ms());
+    let requests = state.registry.owner(owner).usage.requests_on(now_ms());
     Ok(Some(Usage {
         sandboxes: Use {
             used: count(sandboxes),

@@ -13,7 +13,7 @@ use crate::{
     app::{AppState, now_ms},
     runtime::ids::new_sandbox_id,
     runtime::keys::LiveKey,
-    runtime::registry::LiveSandbox,
+    runtime::registry::{LiveChaos, LiveSandbox},
 };
 
 /// How long an expired sandbox's id keeps answering "expired".
@@ -150,9 +150,7 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         .create_sandbox(&record, std::slice::from_ref(&key))
         .await?;
     let keys = LiveKey::of(&key).into_iter().collect();
-    let sandbox = state
-        .registry
-        .insert(LiveSandbox::from_record(record, compiled, Vec::new()), keys);
+    let sandbox = state.registry.insert(record, compiled, Vec::new(), keys);
     Ok(Created { sandbox, api_key })
 }
 
@@ -173,7 +171,7 @@ pub fn live(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<Li
         .registry
         .get(id)
         .filter(|s| s.expired_at(now_ms()).is_none())
-        .filter(|s| caller.sees(s.owner.as_ref()))
+        .filter(|s| caller.sees(s.owner_id()))
         .ok_or_else(|| ServiceError::NotFound(format!("sandbox \"{id}\" does not exist")))
 }
 
@@ -184,7 +182,7 @@ pub fn list(state: &AppState, caller: &Caller, project: Option<&str>) -> Vec<Arc
         .registry
         .all()
         .into_iter()
-        .filter(|s| caller.sees(s.owner.as_ref()))
+        .filter(|s| caller.sees(s.owner_id()))
         .filter(|s| project.is_none_or(|p| s.project == p))
         .filter(|s| s.expired_at(now).is_none())
         .collect()
@@ -282,13 +280,16 @@ pub async fn set_chaos(
         Some(text) => {
             let spec = ChaosSpec::parse(&text)
                 .map_err(|message| ServiceError::invalid("/profile", message))?;
-            Some((text, Arc::new(spec)))
+            Some(Arc::new(LiveChaos {
+                text,
+                spec: Arc::new(spec),
+            }))
         }
         None => None,
     };
     state
         .store
-        .set_sandbox_chaos(id, chaos.as_ref().map(|(text, _)| text.as_str()))
+        .set_sandbox_chaos(id, chaos.as_ref().map(|chaos| chaos.text.as_str()))
         .await?;
     sandbox.set_chaos(chaos);
     Ok(sandbox)
@@ -367,7 +368,7 @@ pub async fn remove_inactive(state: &AppState, now: i64) -> ServiceResult<usize>
             format!("/api/v1/sandboxes/{}", sandbox.id),
             204,
             &format!("inactive: no request for {days} days"),
-            sandbox.owner.clone(),
+            sandbox.owner_id().cloned(),
         );
         super::audit::record(state, entry).await;
         delete(state, &Caller::System, &sandbox.id).await?;
@@ -409,7 +410,7 @@ pub async fn save_activity(state: &AppState) -> ServiceResult<()> {
 pub async fn expire(state: &AppState, now: i64) -> ServiceResult<usize> {
     let ids = state.store.expire_sandboxes(now).await?;
     for id in &ids {
-        let owner = state.registry.get(id).and_then(|s| s.owner.clone());
+        let owner = state.registry.get(id).and_then(|s| s.owner_id().cloned());
         let entry = super::audit::by_system(
             "DELETE /api/v1/sandboxes/{id}",
             format!("/api/v1/sandboxes/{id}"),
