@@ -240,16 +240,17 @@ pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A call of a sandbox's keys API (`below`: after `/keys`); prints the
-/// answer, or says what was revoked.
-pub async fn keys(
+/// A call of one of a sandbox's collections (`keys`, `oauth/clients`;
+/// `below`: after it); prints the answer, or says what was removed.
+pub async fn sandbox_items(
     server: &ServerArgs,
     id: &str,
+    items: &str,
     method: Method,
     below: &str,
     body: Option<Value>,
 ) -> anyhow::Result<()> {
-    let path = format!("/sandboxes/{}/keys{below}", percent_encode(id));
+    let path = format!("/sandboxes/{}/{items}{below}", percent_encode(id));
     let expected = match method {
         Method::GET => StatusCode::OK,
         Method::DELETE => StatusCode::NO_CONTENT,
@@ -257,9 +258,78 @@ pub async fn keys(
     };
     let answer = expect(call(server, method, &path, body).await?, expected)?;
     if expected == StatusCode::NO_CONTENT {
-        eprintln!("revoked {}", below.trim_start_matches('/'));
+        let removed = if items == "keys" {
+            "revoked"
+        } else {
+            "deleted"
+        };
+        eprintln!("{removed} {}", below.trim_start_matches('/'));
     } else {
         print(&answer);
+    }
+    Ok(())
+}
+
+/// An OAuth client's credentials.
+pub struct OAuthClient<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+}
+
+/// Fetches a client-credentials token from the sandbox's provider and
+/// prints it (or the whole answer).
+pub async fn token(
+    server: &ServerArgs,
+    sandbox: &str,
+    client: OAuthClient<'_>,
+    scope: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/sbx/{}/__sbx/oauth/token",
+        server.url.trim_end_matches('/'),
+        percent_encode(sandbox)
+    );
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let encode =
+        |text: &str| -> String { form_urlencoded::byte_serialize(text.as_bytes()).collect() };
+    let response = reqwest::Client::new()
+        .post(&url)
+        .basic_auth(encode(client.id), Some(encode(client.secret)))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let field = |name: &str| answer.get(name).and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!(
+            "{status}: {} ({})",
+            field("error_description"),
+            field("error")
+        );
+    }
+    if json {
+        print(&answer);
+    } else {
+        crate::out!(
+            "{}",
+            answer
+                .get("access_token")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -11,6 +11,10 @@ pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
 pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
 /// The admin token `sbx serve` accepts (no flag: it would show in `ps`).
 pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
+/// The key stored secrets are sealed under (32 bytes, base64), and the
+/// keys of earlier rotations, comma-separated.
+pub const SECRETS_KEY: &str = "SBX_SECRETS_KEY";
+pub const SECRETS_PREVIOUS_KEYS: &str = "SBX_SECRETS_PREVIOUS_KEYS";
 pub const ALLOW_PRIVATE_EGRESS: &str = "SBX_ALLOW_PRIVATE_EGRESS";
 pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
 pub const PUBLIC_METRICS: &str = "SBX_PUBLIC_METRICS";
@@ -24,6 +28,8 @@ pub const LOG_FORMAT: &str = "SBX_LOG_FORMAT";
 /// Client commands: the server's URL and the admin token they send.
 pub const URL: &str = "SBX_URL";
 pub const TOKEN: &str = "SBX_TOKEN";
+/// `sbx token`: the OAuth client's secret.
+pub const CLIENT_SECRET: &str = "SBX_CLIENT_SECRET";
 
 #[cfg(test)]
 mod tests {
@@ -37,7 +43,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("pub const "))
             .filter_map(|line| line.split('"').nth(1))
             .collect();
-        assert_eq!(declared.len(), 16);
+        assert_eq!(declared.len(), 19);
         for name in declared {
             assert!(
                 docs.contains(&format!("`{name}`")),

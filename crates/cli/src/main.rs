@@ -54,6 +54,28 @@ enum Command {
     /// Make, list, roll and revoke a sandbox's API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage a sandbox's OAuth 2 / OpenID Connect test provider.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+    /// Fetch an access token for a sandbox with the client credentials
+    /// grant; prints the token alone (handy in CI: `$(sbx token …)`).
+    Token {
+        #[arg(long)]
+        sandbox: String,
+        #[arg(long)]
+        client_id: String,
+        /// The client's secret (no flag: it would show in `ps`).
+        #[arg(long, env = env::CLIENT_SECRET, hide_env_values = true)]
+        client_secret: String,
+        /// Space-separated scopes [default: those the client may have].
+        #[arg(long)]
+        scope: Option<String>,
+        /// Print the whole token response (JSON).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Show or move a sandbox's test clock.
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -354,6 +376,51 @@ enum SandboxCommand {
 }
 
 #[derive(Subcommand)]
+enum OauthCommand {
+    /// Register, list and delete OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Register a client; prints it with its secret (shown once).
+    Create {
+        #[arg(long)]
+        sandbox: String,
+        #[arg(long)]
+        name: String,
+        /// Where users are sent back after authorizing (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A scope it may be granted (repeatable) [default: any].
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE only.
+        #[arg(long)]
+        public: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// The sandbox's clients (never their secrets).
+    List {
+        #[arg(long)]
+        sandbox: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Delete a client; its refresh tokens stop working.
+    Delete {
+        /// The client's id (cli_…).
+        client_id: String,
+        #[arg(long)]
+        sandbox: String,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Make a key; prints it (shown once).
     Create {
@@ -555,10 +622,19 @@ async fn main() -> std::process::ExitCode {
                 if !permissions.is_empty() {
                     body["permissions"] = permissions.into();
                 }
-                client::keys(&server, &sandbox, reqwest::Method::POST, "", Some(body)).await
+                client::sandbox_items(
+                    &server,
+                    &sandbox,
+                    "keys",
+                    reqwest::Method::POST,
+                    "",
+                    Some(body),
+                )
+                .await
             }
             KeysCommand::List { sandbox, server } => {
-                client::keys(&server, &sandbox, reqwest::Method::GET, "", None).await
+                client::sandbox_items(&server, &sandbox, "keys", reqwest::Method::GET, "", None)
+                    .await
             }
             KeysCommand::Roll {
                 key,
@@ -567,9 +643,10 @@ async fn main() -> std::process::ExitCode {
                 server,
             } => {
                 let body = serde_json::json!({"expires_in_seconds": expires_in});
-                client::keys(
+                client::sandbox_items(
                     &server,
                     &sandbox,
+                    "keys",
                     reqwest::Method::POST,
                     &format!("/{key}/roll"),
                     Some(body),
@@ -581,9 +658,10 @@ async fn main() -> std::process::ExitCode {
                 sandbox,
                 server,
             } => {
-                client::keys(
+                client::sandbox_items(
                     &server,
                     &sandbox,
+                    "keys",
                     reqwest::Method::DELETE,
                     &format!("/{key}"),
                     None,
@@ -591,6 +669,70 @@ async fn main() -> std::process::ExitCode {
                 .await
             }
         },
+        Command::Oauth(OauthCommand::Clients(command)) => match command {
+            ClientsCommand::Create {
+                sandbox,
+                name,
+                redirect_uris,
+                scopes,
+                public,
+                server,
+            } => {
+                let kind = if public { "public" } else { "confidential" };
+                let body = serde_json::json!({
+                    "name": name, "redirect_uris": redirect_uris, "scopes": scopes, "kind": kind,
+                });
+                client::sandbox_items(
+                    &server,
+                    &sandbox,
+                    "oauth/clients",
+                    reqwest::Method::POST,
+                    "",
+                    Some(body),
+                )
+                .await
+            }
+            ClientsCommand::List { sandbox, server } => {
+                client::sandbox_items(
+                    &server,
+                    &sandbox,
+                    "oauth/clients",
+                    reqwest::Method::GET,
+                    "",
+                    None,
+                )
+                .await
+            }
+            ClientsCommand::Delete {
+                client_id,
+                sandbox,
+                server,
+            } => {
+                client::sandbox_items(
+                    &server,
+                    &sandbox,
+                    "oauth/clients",
+                    reqwest::Method::DELETE,
+                    &format!("/{client_id}"),
+                    None,
+                )
+                .await
+            }
+        },
+        Command::Token {
+            sandbox,
+            client_id,
+            client_secret,
+            scope,
+            json,
+            server,
+        } => {
+            let client = client::OAuthClient {
+                id: &client_id,
+                secret: &client_secret,
+            };
+            client::token(&server, &sandbox, client, scope.as_deref(), json).await
+        }
         Command::Trigger {
             event_type,
             sandbox,

@@ -94,6 +94,16 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     let admin_token = std::env::var(env::ADMIN_TOKEN)
         .ok()
         .filter(|t| !t.trim().is_empty());
+    let secrets_key = std::env::var(env::SECRETS_KEY)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let secrets_previous_keys = std::env::var(env::SECRETS_PREVIOUS_KEYS)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| key.to_owned().into())
+        .collect();
     let reaper_seconds = file
         .reaper_interval_seconds
         .unwrap_or(defaults.reaper_interval.as_secs());
@@ -107,6 +117,8 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             .unwrap_or(defaults.base_domain),
         public_url: args.public_url.or(file.public_url),
         admin_token: admin_token.map(Into::into),
+        secrets_key: secrets_key.map(Into::into),
+        secrets_previous_keys,
         limits: file.limits.unwrap_or_default(),
         audit: file.audit.unwrap_or_default(),
         public_metrics: args.public_metrics || file.public_metrics.unwrap_or(false),

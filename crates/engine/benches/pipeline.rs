@@ -83,7 +83,8 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let key_check = |_: &str, _: &sbx_spec::Operation| sbx_engine::KeyVerdict::Valid;
+    let key_check =
+        |_: sbx_engine::Credential<'_>, _: &sbx_spec::Operation| sbx_engine::KeyVerdict::Valid;
     let state = Arc::new(SandboxState::load(
         &project.behaviours.fixtures,
         Vec::new(),

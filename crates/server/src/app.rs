@@ -71,6 +71,8 @@ pub struct Shared {
     pub refusals: crate::http::refusals::Refusals,
     /// Failed sign-ins, counted per account email.
     pub failed_sign_ins: crate::http::refusals::Refusals<String>,
+    /// Each sandbox's OAuth provider: keys, codes, verified tokens.
+    pub oauth: crate::runtime::oauth::OAuthRuntime,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -139,29 +141,69 @@ impl Server {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    match config.database_url.as_deref() {
-        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(
-            SqliteStore::open_url(url)
-                .await
-                .with_context(|| format!("opening {url}"))?,
-        )),
+    let sealer = Arc::new(sealer(config)?);
+    let store = match config.database_url.as_deref() {
+        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url)
+            .await
+            .with_context(|| format!("opening {url}"))?,
         Some(url) if url.starts_with("postgres") => {
             anyhow::bail!(
                 "PostgreSQL storage is not available in this build yet; use the embedded SQLite store (omit --database-url)"
             )
         }
         Some(url) => anyhow::bail!("unsupported --database-url {url:?}: expected sqlite:…"),
-        None => {
-            // The store creates the data dir, readable by its owner only.
-            Ok(Arc::new(
-                SqliteStore::open_dir(&config.data_dir)
-                    .await
-                    .with_context(|| {
-                        format!("opening the database in {}", config.data_dir.display())
-                    })?,
-            ))
-        }
+        // The store creates the data dir, readable by its owner only.
+        None => SqliteStore::open_dir(&config.data_dir)
+            .await
+            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?,
+    };
+    let store = store.with_sealer(sealer);
+    let resealed = store
+        .reseal_secrets()
+        .await
+        .context("re-sealing stored secrets under the current secrets key")?;
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            "stored secrets re-sealed under the current secrets key"
+        );
     }
+    Ok(Arc::new(store))
+}
+
+/// Seals stored secrets: the configured key (`SBX_SECRETS_KEY`, with
+/// `SBX_SECRETS_PREVIOUS_KEYS` during a rotation), else a key generated
+/// into the data dir (readable by the owner only).
+fn sealer(config: &Config) -> anyhow::Result<sbx_store::Sealer> {
+    use sbx_store::sealed::{generate_key, parse_key};
+    let previous = config
+        .secrets_previous_keys
+        .iter()
+        .map(|key| parse_key(key.expose_secret()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("SBX_SECRETS_PREVIOUS_KEYS")?;
+    let current = match &config.secrets_key {
+        Some(key) => parse_key(key.expose_secret()).context("SBX_SECRETS_KEY")?,
+        None => {
+            let path = config.data_dir.join("secrets-key");
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(_) => {
+                    let text = generate_key();
+                    let mut folder = std::fs::DirBuilder::new();
+                    folder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+                    folder.create(&config.data_dir)?;
+                    write_private(&path, &text)
+                        .with_context(|| format!("saving the secrets key to {}", path.display()))?;
+                    text
+                }
+            };
+            parse_key(&text).with_context(|| format!("the secrets key in {}", path.display()))?
+        }
+    };
+    Ok(sbx_store::Sealer::new(&current, &previous))
 }
 
 /// The admin token: configured, else read from the data dir, else generated
@@ -297,6 +339,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
             config.accounts.failed_sign_ins_per_minute,
         ),
         config: Arc::new(config),
+        oauth: Default::default(),
         workers: workers.clone(),
     }));
     load_registry(&state).await?;

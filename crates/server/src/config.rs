@@ -217,6 +217,12 @@ pub struct Config {
     /// Public URL clients use to reach the server; derived from `listen` when absent.
     pub public_url: Option<String>,
     pub admin_token: Option<SecretString>,
+    /// Seals stored secrets (webhook signing secrets, OAuth signing keys):
+    /// 32 bytes, base64. `None`: a key generated into the data dir.
+    pub secrets_key: Option<SecretString>,
+    /// Keys sealed under before a rotation; values are re-sealed under
+    /// `secrets_key` at start.
+    pub secrets_previous_keys: Vec<SecretString>,
     pub limits: Limits,
     /// How often expired sandboxes are removed.
     pub reaper_interval: std::time::Duration,
@@ -255,6 +261,8 @@ impl Default for Config {
             base_domain: "sbx.localhost".to_owned(),
             public_url: None,
             admin_token: None,
+            secrets_key: None,
+            secrets_previous_keys: Vec::new(),
             limits: Limits::default(),
             reaper_interval: std::time::Duration::from_secs(5),
             scripts: ScriptLimits::default(),

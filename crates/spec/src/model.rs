@@ -185,8 +185,12 @@ pub enum SecurityScheme {
         location: ParamLocation,
     },
     Basic,
-    /// HTTP bearer, OAuth 2 and OpenID Connect: a token in `Authorization`.
+    /// HTTP bearer: a sandbox key in `Authorization`.
     Bearer,
+    /// OAuth 2 and OpenID Connect: an access token from the sandbox's own
+    /// authorization server in `Authorization: Bearer`, with the scopes
+    /// the requirement names.
+    OAuth2,
     /// Schemes a sandbox key cannot satisfy (mutual TLS, exotic HTTP schemes).
     Unsupported(String),
 }
@@ -195,6 +199,9 @@ pub enum SecurityScheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityRequirement {
     pub schemes: Vec<String>,
+    /// The scopes each scheme requires, in the order of `schemes` (OAuth 2
+    /// and OpenID Connect; empty for the others).
+    pub scopes: Vec<Vec<String>>,
 }
 
 struct Extractor<'a> {
@@ -380,7 +387,7 @@ impl<'a> Extractor<'a> {
                         continue;
                     }
                 },
-                "oauth2" | "openIdConnect" => SecurityScheme::Bearer,
+                "oauth2" | "openIdConnect" => SecurityScheme::OAuth2,
                 other => SecurityScheme::Unsupported(other.to_owned()),
             };
             schemes.insert(name.clone(), parsed);
@@ -407,9 +414,19 @@ impl<'a> Extractor<'a> {
                 continue;
             };
             let mut names = Vec::new();
-            for name in requirement.keys() {
+            let mut scopes = Vec::new();
+            for (name, required) in requirement {
                 if schemes.contains_key(name) {
                     names.push(name.clone());
+                    scopes.push(
+                        required
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect(),
+                    );
                 } else {
                     self.problem(
                         join(&format!("{at}/{index}"), name),
@@ -417,7 +434,10 @@ impl<'a> Extractor<'a> {
                     );
                 }
             }
-            out.push(SecurityRequirement { schemes: names });
+            out.push(SecurityRequirement {
+                schemes: names,
+                scopes,
+            });
         }
         out
     }

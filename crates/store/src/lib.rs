@@ -8,9 +8,12 @@
 mod accounts;
 pub mod ids;
 mod keys;
+pub mod oauth;
+pub mod sealed;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_keys;
+mod sqlite_oauth;
 mod sqlite_timeline;
 
 use async_trait::async_trait;
@@ -24,6 +27,7 @@ pub use ids::{
     AccountId, EndpointId, EventId, JobId, KeyId, ProjectName, RequestId, SandboxId, TokenId,
 };
 pub use keys::{KeyKind, KeyPermissions, KeyRecord, SandboxKeys};
+pub use sealed::{SealError, Sealer};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -547,7 +551,7 @@ pub struct Tombstone {
 }
 
 #[async_trait]
-pub trait Store: Accounts + SandboxKeys + Send + Sync + 'static {
+pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'static {
     /// Creates a project with its first revision.
     async fn create_project(
         &self,

@@ -16,8 +16,8 @@ use sqlx::{
 use crate::{
     AttemptRecord, AttemptView, AuditOutcome, AuditQuery, AuditRecord, ChangeSet, ClockChange,
     DeliveryRecord, DueDelivery, EndpointRecord, EventId, EventRecord, IdempotentAnswer, JobRecord,
-    LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Store,
-    StoreError, TimelineQuery, TimelineRecord, Tombstone, TransitionRecord,
+    LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Sealer,
+    Store, StoreError, TimelineQuery, TimelineRecord, Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -32,11 +32,24 @@ pub struct SqliteStore {
     /// the whole write: log writes are serialized (SQLite serializes them
     /// anyway).
     log_counts: Arc<tokio::sync::Mutex<HashMap<String, i64>>>,
+    /// Seals the secrets the server must use again (see [`Sealer`]).
+    sealer: Arc<Sealer>,
 }
 
 impl SqliteStore {
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// Seals secrets under `sealer` from now on. Until called, a random key
+    /// that lives as long as the process does (enough for tests).
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// Opens (creating if needed) `sbx.db` in `data_dir` and migrates it.
@@ -72,9 +85,12 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let key = crate::sealed::parse_key(&crate::sealed::generate_key())
+            .expect("a generated key parses");
         Ok(Self {
             pool,
             log_counts: Arc::default(),
+            sealer: Arc::new(Sealer::new(&key, &[])),
         })
     }
 }
@@ -273,7 +289,26 @@ fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     })
 }
 
-fn endpoint(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
+/// A sealed column, opened.
+pub(crate) fn sealed(
+    sealer: &Sealer,
+    row: &SqliteRow,
+    table: &'static str,
+    name: &'static str,
+) -> Result<Option<String>, StoreError> {
+    column::<Option<String>>(row, table, name)?
+        .map(|text| {
+            sealer.open(&text).map_err(|e| StoreError::Corrupt {
+                table,
+                key: row_key(row),
+                column: name,
+                cause: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+fn endpoint(sealer: &Sealer, row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
     const T: &str = "webhook_endpoints";
     Ok(EndpointRecord {
         id: column(row, T, "id")?,
@@ -281,8 +316,8 @@ fn endpoint(row: &SqliteRow) -> Result<EndpointRecord, StoreError> {
         url: column(row, T, "url")?,
         events: json(row, T, "events")?,
         description: column(row, T, "description")?,
-        secret: column(row, T, "secret")?,
-        previous_secret: column(row, T, "previous_secret")?,
+        secret: sealed(sealer, row, T, "secret")?.unwrap_or_default(),
+        previous_secret: sealed(sealer, row, T, "previous_secret")?,
         previous_secret_expires_ms: column(row, T, "previous_secret_expires_ms")?,
         disabled_reason: column(row, T, "disabled_reason")?,
         failures_in_row: column(row, T, "failures_in_row")?,
@@ -1006,8 +1041,8 @@ impl Store for SqliteStore {
         .bind(&e.url)
         .bind(json!(e.events).to_string())
         .bind(&e.description)
-        .bind(&e.secret)
-        .bind(&e.previous_secret)
+        .bind(self.sealer.seal(&e.secret))
+        .bind(e.previous_secret.as_deref().map(|s| self.sealer.seal(s)))
         .bind(e.previous_secret_expires_ms)
         .bind(&e.disabled_reason)
         .bind(e.failures_in_row)
@@ -1025,7 +1060,7 @@ impl Store for SqliteStore {
         .bind(sandbox_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(endpoint).collect()
+        rows.iter().map(|row| endpoint(&self.sealer, row)).collect()
     }
 
     async fn get_endpoint(
@@ -1040,7 +1075,9 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(endpoint).transpose()
+        row.as_ref()
+            .map(|row| endpoint(&self.sealer, row))
+            .transpose()
     }
 
     async fn update_endpoint(&self, e: &EndpointRecord) -> Result<bool, StoreError> {
@@ -1052,8 +1089,8 @@ impl Store for SqliteStore {
         .bind(&e.url)
         .bind(json!(e.events).to_string())
         .bind(&e.description)
-        .bind(&e.secret)
-        .bind(&e.previous_secret)
+        .bind(self.sealer.seal(&e.secret))
+        .bind(e.previous_secret.as_deref().map(|s| self.sealer.seal(s)))
         .bind(e.previous_secret_expires_ms)
         .bind(&e.disabled_reason)
         .bind(e.failures_in_row)
@@ -1106,7 +1143,7 @@ impl Store for SqliteStore {
                     event_type: row.get("event_type"),
                     payload: json(row, "events", "payload")?,
                     event_created_at_ms: row.get("event_created_at_ms"),
-                    endpoint: endpoint(row)?,
+                    endpoint: endpoint(&self.sealer, row)?,
                 })
             })
             .collect()

@@ -115,6 +115,25 @@ pub struct ProjectSettings {
     pub collections: BTreeMap<String, CollectionSettings>,
     /// Production's published rate limits, mirrored (see docs/accounts.md).
     pub rate_limits: RateLimits,
+    /// The sandbox's OAuth 2 / OpenID Connect test provider (docs/oauth.md).
+    pub oauth: OAuthSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// Test users every sandbox of the project has, besides those added
+    /// through the API.
+    pub users: Vec<TestUser>,
+}
+
+/// A test user: its subject and the claims its ID tokens and userinfo carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestUser {
+    pub sub: String,
+    #[serde(default)]
+    pub claims: serde_json::Map<String, Value>,
 }
 
 /// Rate limits per API key and per sandbox (GCRA: a steady rate with a

@@ -30,7 +30,7 @@ use crate::{
     pipeline::problem::ProblemType,
     pipeline::respond::{BodySource, Exchange, Prefer, declared_error},
     pipeline::trace::{Step, Trace, Verdict},
-    request::auth::{self, AuthOutcome, KeyVerdict},
+    request::auth::{self, AuthOutcome, Credential, KeyVerdict},
     request::body,
     request::near_miss::{below_base, near_misses},
     request::params,
@@ -71,7 +71,7 @@ pub struct SandboxContext<'a> {
     pub seed: u64,
     pub auth: AuthMode,
     /// What a credential sent is, for the operation called.
-    pub key_check: &'a (dyn Fn(&str, &sbx_spec::Operation) -> KeyVerdict + Sync),
+    pub key_check: &'a (dyn Fn(Credential<'_>, &sbx_spec::Operation) -> KeyVerdict + Sync),
     /// Whether the request is within the sandbox's rate limits (checked
     /// after authentication, so a key's own limit applies).
     pub rate_check: &'a (dyn Fn() -> Result<(), RateLimited> + Sync),
@@ -553,11 +553,14 @@ impl Routed<'_> {
                 format!("this operation needs credentials: send {expected}"),
                 challenge,
             ),
-            AuthOutcome::Invalid { challenge } => (
-                "the credentials sent are not this sandbox's API key".to_owned(),
+            AuthOutcome::Invalid { why, challenge } => (
+                match why {
+                    Some(why) => format!("the access token is not valid here: {why}"),
+                    None => "the credentials sent are not this sandbox's API key".to_owned(),
+                },
                 challenge,
             ),
-            AuthOutcome::Forbidden(why) => {
+            AuthOutcome::Forbidden { why, challenge } => {
                 trace.note(|| Step::new("auth", Verdict::Failed, why.clone()));
                 let response = declared_error(
                     self.revision,
@@ -568,6 +571,12 @@ impl Routed<'_> {
                     &Failure::new(FailureKind::Permission, &why),
                 )
                 .unwrap_or_else(|| ProblemType::Forbidden.response(&why));
+                let mut response = response;
+                if let Some(challenge) = challenge {
+                    response
+                        .headers
+                        .push(("www-authenticate".to_owned(), challenge));
+                }
                 return Err(response.into());
             }
         };
@@ -584,7 +593,7 @@ impl Routed<'_> {
         if let Some(challenge) = challenge {
             response
                 .headers
-                .push(("www-authenticate".to_owned(), challenge.to_owned()));
+                .push(("www-authenticate".to_owned(), challenge));
         }
         Err(response.into())
     }
@@ -1369,7 +1378,7 @@ mod tests {
         );
         let state = Arc::new(SandboxState::default());
         let env = Arc::new(Map::new());
-        let key_check = |_: &str, _: &sbx_spec::Operation| KeyVerdict::Valid;
+        let key_check = |_: Credential<'_>, _: &sbx_spec::Operation| KeyVerdict::Valid;
         let rate_check = || Ok(());
         let context = SandboxContext {
             id: "sbx-test",

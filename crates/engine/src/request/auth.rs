@@ -1,4 +1,6 @@
-//! The spec's security requirements, satisfied by the sandbox's API key.
+//! The spec's security requirements, satisfied by the sandbox's API keys,
+//! or for OAuth 2 / OpenID Connect schemes by access tokens its own
+//! authorization server issued (challenges per RFC 6750).
 
 use std::collections::BTreeMap;
 
@@ -16,20 +18,52 @@ pub enum KeyVerdict {
     Unknown,
     /// The sandbox's key, not allowed this operation: why.
     NotAllowed(String),
+    /// An access token that does not verify here (signature, issuer,
+    /// audience, expiry): why.
+    InvalidToken(String),
+    /// A valid access token without every scope the operation requires.
+    InsufficientScope,
+}
+
+/// A credential sent, as the operation's scheme asks for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// An API key (header, query, cookie, bearer or basic).
+    Key(&'a str),
+    /// An OAuth 2 access token, which must carry `scopes`.
+    Token {
+        token: &'a str,
+        scopes: &'a [String],
+    },
+}
+
+impl<'a> Credential<'a> {
+    /// The text sent.
+    pub fn text(&self) -> &'a str {
+        match self {
+            Self::Key(key) => key,
+            Self::Token { token, .. } => token,
+        }
+    }
 }
 
 pub enum AuthOutcome {
     Allowed,
-    /// A key of the sandbox that may not call this operation.
-    Forbidden(String),
+    /// A credential of the sandbox that may not call this operation; the
+    /// challenge to send with the 403 (insufficient scope).
+    Forbidden {
+        why: String,
+        challenge: Option<String>,
+    },
     /// No credential was sent; says where one is expected.
     Missing {
         expected: String,
-        challenge: Option<&'static str>,
+        challenge: Option<String>,
     },
-    /// A credential was sent but is not this sandbox's key.
+    /// A credential was sent but is not this sandbox's (why, for tokens).
     Invalid {
-        challenge: Option<&'static str>,
+        why: Option<String>,
+        challenge: Option<String>,
     },
 }
 
@@ -49,7 +83,7 @@ fn credential<'a>(
             ParamLocation::Cookie => cookie(headers, name).map(str::to_owned),
             ParamLocation::Path => None,
         },
-        SecurityScheme::Bearer => {
+        SecurityScheme::Bearer | SecurityScheme::OAuth2 => {
             let value = headers.get("authorization")?;
             let (kind, token) = value.trim().split_once(' ')?;
             kind.eq_ignore_ascii_case("bearer")
@@ -85,17 +119,35 @@ fn describe(name: &str, scheme: &SecurityScheme) -> String {
             location,
         } => format!("the API key in {} `{key}`", location.as_str()),
         SecurityScheme::Bearer => "`Authorization: Bearer <sandbox key>`".to_owned(),
+        SecurityScheme::OAuth2 => format!(
+            "`Authorization: Bearer <access token>` for scheme `{name}`, from the sandbox's authorization server (/__sbx/oauth/token, or `sbx token`)"
+        ),
         SecurityScheme::Basic => "HTTP basic auth with the sandbox key as user name".to_owned(),
         SecurityScheme::Unsupported(kind) => format!("scheme `{name}` ({kind})"),
     }
 }
 
-fn challenge(scheme: &SecurityScheme) -> Option<&'static str> {
+fn challenge(scheme: &SecurityScheme) -> Option<String> {
     match scheme {
-        SecurityScheme::Bearer => Some("Bearer realm=\"sandbox\""),
-        SecurityScheme::Basic => Some("Basic realm=\"sandbox\""),
+        SecurityScheme::Bearer | SecurityScheme::OAuth2 => Some(BEARER.to_owned()),
+        SecurityScheme::Basic => Some("Basic realm=\"sandbox\"".to_owned()),
         _ => None,
     }
+}
+
+const BEARER: &str = "Bearer realm=\"sandbox\"";
+
+/// An RFC 6750 challenge with an error code (quoted strings kept plain).
+fn bearer_error(error: &str, description: &str, scope: Option<&[String]>) -> String {
+    let plain = |text: &str| text.replace(['"', '\\'], "'");
+    let mut challenge = format!(
+        "{BEARER}, error=\"{error}\", error_description=\"{}\"",
+        plain(description)
+    );
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(", scope=\"{}\"", plain(&scope.join(" "))));
+    }
+    challenge
 }
 
 pub fn check(
@@ -103,16 +155,18 @@ pub fn check(
     schemes: &BTreeMap<String, SecurityScheme>,
     headers: &dyn HeaderSource,
     query: &[(String, String)],
-    key_check: &dyn Fn(&str, &Operation) -> KeyVerdict,
+    key_check: &dyn Fn(Credential<'_>, &Operation) -> KeyVerdict,
 ) -> AuthOutcome {
     if operation.security.is_empty() {
         return AuthOutcome::Allowed;
     }
     let mut any_sent = false;
     let mut not_allowed = None;
+    let mut bad_token = None;
+    let mut missing_scopes: Option<&[String]> = None;
     for requirement in &operation.security {
         let mut satisfied = true;
-        for name in &requirement.schemes {
+        for (index, name) in requirement.schemes.iter().enumerate() {
             let Some(scheme) = schemes.get(name) else {
                 continue;
             };
@@ -120,22 +174,53 @@ pub fn check(
                 // Nothing a sandbox key can prove (mutual TLS…): not enforced.
                 continue;
             }
-            match credential(scheme, headers, query).map(|value| key_check(&value, operation)) {
-                Some(KeyVerdict::Valid) => {}
-                Some(KeyVerdict::Unknown) => {
+            let scopes = requirement.scopes.get(index).map_or(&[][..], Vec::as_slice);
+            let Some(value) = credential(scheme, headers, query) else {
+                satisfied = false;
+                continue;
+            };
+            let sent = match scheme {
+                SecurityScheme::OAuth2 => Credential::Token {
+                    token: &value,
+                    scopes,
+                },
+                _ => Credential::Key(&value),
+            };
+            match key_check(sent, operation) {
+                KeyVerdict::Valid => {}
+                KeyVerdict::Unknown => {
                     any_sent = true;
                     satisfied = false;
                 }
-                Some(KeyVerdict::NotAllowed(why)) => {
+                KeyVerdict::InvalidToken(why) => {
+                    any_sent = true;
+                    bad_token.get_or_insert(why);
+                    satisfied = false;
+                }
+                KeyVerdict::InsufficientScope => {
+                    missing_scopes.get_or_insert(scopes);
+                    satisfied = false;
+                }
+                KeyVerdict::NotAllowed(why) => {
                     not_allowed.get_or_insert(why);
                     satisfied = false;
                 }
-                None => satisfied = false,
             }
         }
         if satisfied {
             return AuthOutcome::Allowed;
         }
+    }
+    if let Some(scopes) = missing_scopes {
+        let why = format!(
+            "the access token lacks a scope this operation requires: {}",
+            scopes.join(", ")
+        );
+        let challenge = bearer_error("insufficient_scope", &why, Some(scopes));
+        return AuthOutcome::Forbidden {
+            why,
+            challenge: Some(challenge),
+        };
     }
     let first = operation.security[0]
         .schemes
@@ -143,10 +228,23 @@ pub fn check(
         .and_then(|n| schemes.get(n).map(|s| (n, s)));
     let challenge = first.and_then(|(_, s)| challenge(s));
     if let Some(why) = not_allowed {
-        return AuthOutcome::Forbidden(why);
+        return AuthOutcome::Forbidden {
+            why,
+            challenge: None,
+        };
+    }
+    if let Some(why) = bad_token {
+        let challenge = bearer_error("invalid_token", &why, None);
+        return AuthOutcome::Invalid {
+            why: Some(why),
+            challenge: Some(challenge),
+        };
     }
     if any_sent {
-        return AuthOutcome::Invalid { challenge };
+        return AuthOutcome::Invalid {
+            why: None,
+            challenge,
+        };
     }
     let expected = operation
         .security

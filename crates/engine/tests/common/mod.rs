@@ -59,8 +59,8 @@ impl Sandbox {
             headers: &headers,
             body: body.as_bytes(),
         };
-        let key_check = |key: &str, _: &sbx_spec::Operation| {
-            if key == "sk_test_engine" {
+        let key_check = |sent: sbx_engine::Credential<'_>, _: &sbx_spec::Operation| {
+            if sent.text() == "sk_test_engine" {
                 sbx_engine::KeyVerdict::Valid
             } else {
                 sbx_engine::KeyVerdict::Unknown

@@ -9,6 +9,7 @@ mod filters;
 mod har;
 mod keys;
 mod logs;
+mod oauth;
 pub mod openapi;
 pub mod projects;
 mod replay;
@@ -88,7 +89,13 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(sandboxes::put_chaos, sandboxes::delete_chaos))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::roll))
-        .routes(routes!(keys::revoke));
+        .routes(routes!(keys::revoke))
+        .routes(routes!(oauth::provider))
+        .routes(routes!(oauth::list_clients, oauth::create_client))
+        .routes(routes!(oauth::delete_client))
+        .routes(routes!(oauth::list_users))
+        .routes(routes!(oauth::put_user, oauth::delete_user))
+        .routes(routes!(oauth::rotate_keys));
     let open = OpenApiRouter::new()
         .routes(routes!(accounts::sign_up))
         .routes(routes!(accounts::sign_in));

@@ -7,6 +7,7 @@ pub mod egress;
 pub mod error_docs;
 pub mod idempotency;
 pub mod mock;
+pub mod oauth;
 
 use std::sync::Arc;
 
@@ -18,9 +19,9 @@ use axum::{
 };
 use base64::Engine;
 use sbx_engine::{
-    API_KEY_PREFIX, AuthMode, BaseUrl, ChaosEffect, ChaosSpec, CompiledRevision, Decision, Drift,
-    HeaderSource, Journal, KeyVerdict, ProblemType, RouteMatch, SandboxContext, SandboxState,
-    Upstream,
+    API_KEY_PREFIX, AuthMode, BaseUrl, ChaosEffect, ChaosSpec, CompiledRevision, Credential,
+    Decision, Drift, HeaderSource, Journal, KeyVerdict, ProblemType, RouteMatch, SandboxContext,
+    SandboxState, Upstream,
 };
 use sbx_store::IdempotentAnswer;
 use serde_json::{Map, Value};
@@ -30,6 +31,7 @@ use crate::{
     data_plane::idempotency::{Check, Idempotency, Pending},
     runtime::ids::{KeyHash, parse_sandbox_id},
     runtime::keys::LiveKey,
+    runtime::oauth::Verified,
     runtime::rate::{KeyTag, Limiters},
 };
 use crate::{runtime::registry::LiveSandbox, workers::user_work::UserWork};
@@ -150,14 +152,25 @@ fn to_axum(response: sbx_engine::Response) -> Response {
     out
 }
 
+/// The bearer token of `Authorization` when it looks like a JWT (three
+/// dot-separated parts; API keys never hold a dot).
+fn bearer_jwt(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.bytes().filter(|b| *b == b'.').count() == 2)
+        .then_some(token)
+}
+
 fn problem(kind: ProblemType, detail: &str) -> Response {
     to_axum(kind.response(detail))
 }
 
 /// Which API keys belong to a sandbox.
 pub enum KeyCheck {
-    /// Its keys in use.
-    Keys(Arc<[LiveKey]>),
+    /// Its keys in use, and the verdict on the access token sent, if any
+    /// (checked before the pipeline runs: verifying may load the keys).
+    Keys(Arc<[LiveKey]>, Option<Result<Verified, String>>),
     /// Any `sk_test_` key (`sbx mock`).
     AnyTestKey,
 }
@@ -321,8 +334,26 @@ fn run(
 ) -> Decision {
     // The key that authenticated, for its own rate limit.
     let authenticated = std::sync::OnceLock::new();
-    let key_check = |key: &str, operation: &sbx_spec::Operation| match &target.keys {
-        KeyCheck::Keys(keys) => {
+    let key_check = |sent: Credential<'_>, operation: &sbx_spec::Operation| {
+        match &target.keys {
+        KeyCheck::Keys(_, token) if let Credential::Token { token: sent, scopes } = sent => {
+            match token {
+                Some(Ok(verified)) if verified.has_scopes(scopes) => {
+                    if target.limiters.per_key() {
+                        let _ = authenticated.set(KeyTag::of_key(sent));
+                    }
+                    KeyVerdict::Valid
+                }
+                Some(Ok(_)) => KeyVerdict::InsufficientScope,
+                Some(Err(why)) => KeyVerdict::InvalidToken(why.clone()),
+                None => KeyVerdict::InvalidToken(
+                    "an OAuth access token (a JWT) from the sandbox's /__sbx/oauth/token is expected; an API key is not one"
+                        .to_owned(),
+                ),
+            }
+        }
+        KeyCheck::Keys(keys, _) => {
+            let key = sent.text();
             let hash = KeyHash::of(key);
             // Keys expire in real time, whatever the sandbox clock says.
             let verdict = crate::runtime::keys::verdict(keys, &hash, operation, now_ms());
@@ -331,13 +362,14 @@ fn run(
             }
             verdict
         }
-        KeyCheck::AnyTestKey if key.starts_with(API_KEY_PREFIX) => {
+        KeyCheck::AnyTestKey if sent.text().starts_with(API_KEY_PREFIX) => {
             if target.limiters.per_key() {
-                let _ = authenticated.set(KeyTag::of_key(key));
+                let _ = authenticated.set(KeyTag::of_key(sent.text()));
             }
             KeyVerdict::Valid
         }
         KeyCheck::AnyTestKey => KeyVerdict::Unknown,
+    }
     };
     let rate_check = || {
         if target.unlimited {
@@ -538,6 +570,10 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     };
     let now = now_ms();
     sandbox.note_activity(now);
+    if let Some(below) = path.strip_prefix(oauth::PREFIX) {
+        let below = below.to_owned();
+        return Box::pin(oauth::serve(&state, &sandbox, &below, request)).await;
+    }
     let unlimited = carries_admin_token(&state, &request);
     if let Some(usage) = sandbox
         .owner
@@ -550,7 +586,13 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             return quota_spent(made, limit, retry_after);
         }
     }
-    let keys = KeyCheck::Keys(sandbox.keys());
+    let token = match bearer_jwt(request.headers()) {
+        Some(token) if sandbox.auth == AuthMode::Spec => {
+            Some(Box::pin(crate::service::oauth::verify(&state, &sandbox, token)).await)
+        }
+        _ => None,
+    };
+    let keys = KeyCheck::Keys(sandbox.keys(), token);
     let checks = Checks { keys, unlimited };
     answer(&state, sandbox, path, resolved_by, checks, request, started).await
 }

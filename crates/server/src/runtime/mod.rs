@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod ids;
 pub mod keys;
+pub mod oauth;
 pub mod rate;
 pub mod registry;
 pub mod usage;

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod events;
 pub mod keys;
 pub mod logs;
+pub mod oauth;
 pub mod projects;
 pub mod quotas;
 pub mod replay;

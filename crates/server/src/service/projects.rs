@@ -331,6 +331,7 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &str) -> ServiceRes
     let removed = state.store.delete_project(name).await?;
     for id in &removed {
         state.registry.remove(id);
+        state.oauth.forget(id);
     }
     state.registry.forget_project(name);
     state.drift.forget(name);

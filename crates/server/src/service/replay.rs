@@ -91,7 +91,7 @@ pub async fn replay(
     // A request that failed auth must fail it again: it keeps a key that
     // is not the sandbox's.
     let keys = if failed_auth(&record) {
-        KeyCheck::Keys(sandbox.keys())
+        KeyCheck::Keys(sandbox.keys(), None)
     } else {
         KeyCheck::AnyTestKey
     };

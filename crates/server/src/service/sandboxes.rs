@@ -197,6 +197,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResul
         )));
     }
     state.registry.remove(id);
+    state.oauth.forget(id);
     Ok(())
 }
 
@@ -333,9 +334,10 @@ pub async fn set_scenario(
 ) -> ServiceResult<Arc<LiveSandbox>> {
     let sandbox = live(state, caller, id)?;
     if let Some(name) = scenario {
-        let known = scenarios(&sandbox)
-            .iter()
-            .any(|op| op.scenarios.iter().any(|s| s.name == name));
+        let known = super::oauth::SCENARIOS.contains(&name)
+            || scenarios(&sandbox)
+                .iter()
+                .any(|op| op.scenarios.iter().any(|s| s.name == name));
         if !known {
             return Err(ServiceError::invalid(
                 "/scenario",
@@ -420,6 +422,7 @@ pub async fn expire(state: &AppState, now: i64) -> ServiceResult<usize> {
         );
         super::audit::record(state, entry).await;
         state.registry.remove(id);
+        state.oauth.forget(id);
     }
     if !ids.is_empty() {
         tracing::info!(count = ids.len(), "expired sandboxes removed");

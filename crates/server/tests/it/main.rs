@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod mock;
+mod oauth;
 mod quotas;
 mod rate_limits;
 mod replay;

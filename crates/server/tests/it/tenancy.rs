@@ -22,6 +22,7 @@ struct Owned {
     key: String,
     request_id: String,
     payment: String,
+    client: String,
 }
 
 async fn furnish(app: &TestApp, email: &str) -> Owned {
@@ -59,7 +60,18 @@ async fn furnish(app: &TestApp, email: &str) -> Owned {
     let payment: Value = response.json().await.unwrap();
     let (_, keys) =
         send(app.as_developer(&developer, Method::GET, &format!("/sandboxes/{id}/keys"))).await;
+    let (status, client) = send(
+        app.as_developer(
+            &developer,
+            Method::POST,
+            &format!("/sandboxes/{id}/oauth/clients"),
+        )
+        .json(&json!({"name": "app"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{client}");
     Owned {
+        client: client["client_id"].as_str().unwrap().to_owned(),
         key: keys["items"][0]["id"].as_str().unwrap().to_owned(),
         developer,
         sandbox: id,
@@ -94,7 +106,9 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
         .replace("{token}", &owned.developer.token_id)
         .replace("{name}", "payments")
         .replace("{kind}", "fixtures")
-        .replace("{item}", "extra");
+        .replace("{item}", "extra")
+        .replace("{client_id}", &owned.client)
+        .replace("{sub}", "user_test");
     assert!(
         !filled.contains('{'),
         "{method} {path}: a parameter this test does not know; teach `aimed` what it names"
@@ -153,6 +167,8 @@ fn body_for(route: &str) -> Value {
         && !route.ends_with("/rotate-secret")
     {
         json!({"url": "https://hooks.example.com/other"})
+    } else if route.ends_with("/oauth/clients") {
+        json!({"name": "other"})
     } else if route == "/invitations" {
         json!({"email": "carol@example.com"})
     } else if route == "/projects" {
@@ -228,7 +244,7 @@ async fn developers_cannot_see_or_touch_each_others_objects_through_any_route() 
             Expect::NotFound => {
                 tried_not_found += 1;
                 assert_eq!(status, 404, "bob {method} {route}: {answer}");
-                for secret in [&alice.payment, &alice.endpoint] {
+                for secret in [&alice.payment, &alice.endpoint, &alice.client] {
                     assert!(
                         !text.contains(secret.as_str()) || route.contains(secret.as_str()),
                         "bob {method} {route} leaks: {answer}"
