@@ -28,12 +28,26 @@ fn fixtures() -> &'static Path {
     reason = "every caller ends the child with `terminate`, which waits for it"
 )]
 fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
+    start_with(args, until, &[("SBX_LOG", "warn")], Stdio::null())
+}
+
+/// [`start`] with more environment and its log (stderr) sent to `log`.
+#[expect(
+    clippy::zombie_processes,
+    reason = "every caller ends the child with `terminate`, which waits for it"
+)]
+fn start_with(
+    args: &[&str],
+    until: &str,
+    envs: &[(&str, &str)],
+    log: Stdio,
+) -> (Child, Vec<String>) {
     let mut child = Command::new(SBX)
         .args(args)
         .env("SBX_ADMIN_TOKEN", TOKEN)
-        .env("SBX_LOG", "warn")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("sbx starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -141,11 +155,24 @@ fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
 /// A minimal HTTP/1.1 POST of a JSON body; (status, headers, body), or
 /// `None` when the server is gone.
 fn http_post(url: &str, body: &str) -> Option<(u16, String, String)> {
+    http_post_with(url, &[], body)
+}
+
+/// [`http_post`] with more headers.
+fn http_post_with(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
     let rest = url.strip_prefix("http://").expect("http url");
     let (authority, path) = rest.split_once('/').expect("a path");
     let mut stream = TcpStream::connect(authority).ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).ok()?;
@@ -1199,4 +1226,213 @@ fn keys_are_made_listed_rolled_and_revoked() {
     let (ok, _, stderr) = run(&["keys", "revoke", new_id, "--sandbox", id], &url);
     assert!(!ok && stderr.contains("404"), "{stderr}");
     terminate(server);
+}
+
+/// Every file below `dir`, read.
+fn files_below(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_below(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn no_secret_is_stored_or_logged_in_clear_and_a_new_secrets_key_reseals_them() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log_path = logs.path().join("server.log");
+    let serve_args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ];
+    let log = std::fs::File::create(&log_path).unwrap();
+    let (server, lines) = start_with(
+        &serve_args,
+        "listening on",
+        &[("SBX_LOG", "debug,sqlx=warn,hyper=warn")],
+        log.into(),
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &url
+        )
+        .0
+    );
+
+    // A developer's password and personal access token.
+    let password = "correct horse battery staple";
+    let (status, _, body) = http_post(
+        &format!("{url}/api/v1/accounts"),
+        &format!(r#"{{"email": "dev@example.com", "password": "{password}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let home = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run_as_developer(
+        &["login", "--email", "dev@example.com", "--password-stdin"],
+        &url,
+        home.path(),
+        &format!("{password}\n"),
+    );
+    assert!(ok, "{stderr}");
+    let kept: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("sbx/credentials.json")).unwrap(),
+    )
+    .unwrap();
+    let personal_token = kept.to_string();
+    let personal_token = personal_token
+        .split('"')
+        .find(|part| part.len() > 30 && !part.contains("://"))
+        .expect("a token in the credentials file")
+        .to_owned();
+
+    // A sandbox key, a webhook secret, an OAuth client secret and a token.
+    let (ok, stdout, stderr) = run(&["sandbox", "create", "--project", "payments"], &url);
+    assert!(ok, "{stderr}");
+    let sandbox: Value = serde_json::from_str(&stdout).unwrap();
+    let id = sandbox["id"].as_str().unwrap().to_owned();
+    let api_key = sandbox["api_key"].as_str().unwrap().to_owned();
+    let (status, _, body) = http_post_with(
+        &format!("{url}/api/v1/sandboxes/{id}/webhook-endpoints"),
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        r#"{"url": "https://hooks.example.com/in"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let endpoint: Value = serde_json::from_str(&body).unwrap();
+    let webhook_secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let (ok, stdout, stderr) = run(
+        &[
+            "oauth",
+            "clients",
+            "create",
+            "--sandbox",
+            &id,
+            "--name",
+            "ci",
+        ],
+        &url,
+    );
+    assert!(ok, "{stderr}");
+    let client: Value = serde_json::from_str(&stdout).unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let client_secret = client["client_secret"].as_str().unwrap().to_owned();
+    let token = |url: &str| {
+        let output = Command::new(SBX)
+            .args(["token", "--sandbox", &id, "--client-id", &client_id])
+            .env("SBX_URL", url)
+            .env("SBX_CLIENT_SECRET", &client_secret)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let access_token = token(&url);
+    assert_eq!(access_token.split('.').count(), 3, "a JWT: {access_token}");
+    let (status, _) = http_get(
+        &format!("{url}/sbx/{id}/v1/payments"),
+        &[("Authorization", &format!("Bearer {api_key}"))],
+    );
+    assert_eq!(status, 200);
+    terminate(server);
+
+    let mut places = files_below(data.path());
+    places.push((log_path.clone(), std::fs::read(&log_path).unwrap()));
+    assert!(places.iter().any(|(path, _)| path.ends_with("sbx.db")));
+    let log_text = String::from_utf8_lossy(&places.last().unwrap().1).into_owned();
+    assert!(
+        log_text.contains(" INFO sbx_server::app: serving"),
+        "the log was captured: {log_text}"
+    );
+    for (what, secret) in [
+        ("password", password),
+        ("personal access token", &personal_token),
+        ("admin token", TOKEN),
+        ("sandbox key", &api_key),
+        ("webhook secret", &webhook_secret),
+        ("OAuth client secret", &client_secret),
+        ("access token", &access_token),
+        // The PKCS#8 header of every P-256 private key, base64.
+        (
+            "OAuth signing key",
+            "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg",
+        ),
+    ] {
+        for (path, bytes) in &places {
+            assert!(
+                !contains(bytes, secret),
+                "the {what} is in clear in {}",
+                path.display()
+            );
+        }
+    }
+
+    // A new secrets key, the old one listed as previous: everything is
+    // re-sealed at start and keeps working; then the old key can go.
+    let old_key = std::fs::read_to_string(data.path().join("secrets-key")).unwrap();
+    let new_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let (server, lines) = start_with(
+        &serve_args,
+        "listening on",
+        &[
+            ("SBX_LOG", "warn"),
+            ("SBX_SECRETS_KEY", new_key),
+            ("SBX_SECRETS_PREVIOUS_KEYS", old_key.trim()),
+        ],
+        Stdio::null(),
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    assert_eq!(token(&url).split('.').count(), 3);
+    terminate(server);
+    let (server, lines) = start_with(
+        &serve_args,
+        "listening on",
+        &[("SBX_LOG", "warn"), ("SBX_SECRETS_KEY", new_key)],
+        Stdio::null(),
+    );
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (ok, stdout, stderr) = run(&["sandbox", "show", &id], &url);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&id));
+    assert_eq!(
+        token(&url).split('.').count(),
+        3,
+        "signed with the re-sealed key"
+    );
+    terminate(server);
+
+    // A key the secrets were not sealed under stops the start, saying why.
+    let output = Command::new(SBX)
+        .args(serve_args)
+        .env("SBX_ADMIN_TOKEN", TOKEN)
+        .env("SBX_SECRETS_KEY", old_key.trim())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("previous_keys"),
+        "{stderr}"
+    );
 }
