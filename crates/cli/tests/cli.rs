@@ -23,10 +23,6 @@ fn fixtures() -> &'static Path {
 }
 
 /// Starts `sbx` with `args`; returns it and the lines it printed until `until` matched.
-#[expect(
-    clippy::zombie_processes,
-    reason = "every caller ends the child with `terminate`, which waits for it"
-)]
 fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
     start_with(args, until, &[("SBX_LOG", "warn")], Stdio::null())
 }
