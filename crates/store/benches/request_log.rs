@@ -66,6 +66,7 @@ fn save_logs(c: &mut Criterion) {
         webhook_schedule: sbx_webhooks::ScheduleName::Standard,
         owner: None,
         last_active_at_ms: None,
+        rate_limits: None,
     };
     runtime.block_on(async {
         store

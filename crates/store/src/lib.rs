@@ -108,6 +108,8 @@ pub struct SandboxRecord {
     pub owner: Option<AccountId>,
     /// When it last answered a request, as last written.
     pub last_active_at_ms: Option<i64>,
+    /// Its own rate limits, replacing its project's.
+    pub rate_limits: Option<sbx_engine::project::RateLimits>,
 }
 
 /// A record a request changed, as persisted.
@@ -605,6 +607,12 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     ) -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's chaos profile; false if it does not exist.
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;
+    /// Sets (or with `None` drops) the sandbox's own rate limits.
+    async fn set_sandbox_rate_limits(
+        &self,
+        id: &str,
+        limits: Option<&sbx_engine::project::RateLimits>,
+    ) -> Result<bool, StoreError>;
 
     /// The records a sandbox's requests changed.
     async fn load_resources(&self, sandbox_id: &str) -> Result<Vec<ResourceRow>, StoreError>;

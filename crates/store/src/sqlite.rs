@@ -248,6 +248,7 @@ fn sandbox(row: &SqliteRow) -> Result<SandboxRecord, StoreError> {
             })?
         },
         owner: column(row, T, "owner")?,
+        rate_limits: json_or_null(row, T, "rate_limits")?,
         last_active_at_ms: column(row, T, "last_active_at_ms")?,
     })
 }
@@ -614,8 +615,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule, owner)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule, owner, rate_limits)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -632,6 +633,7 @@ impl Store for SqliteStore {
         .bind(s.seeded_at_ms)
         .bind(s.webhook_schedule.as_str())
         .bind(&s.owner)
+        .bind(s.rate_limits.as_ref().map(|l| json!(l).to_string()))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -755,6 +757,19 @@ impl Store for SqliteStore {
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE sandboxes SET chaos = ? WHERE id = ?")
             .bind(chaos)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_sandbox_rate_limits(
+        &self,
+        id: &str,
+        limits: Option<&sbx_engine::project::RateLimits>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE sandboxes SET rate_limits = ? WHERE id = ?")
+            .bind(limits.map(|l| json!(l).to_string()))
             .bind(id)
             .execute(&self.pool)
             .await?;

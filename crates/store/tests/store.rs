@@ -37,6 +37,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         webhook_schedule: sbx_webhooks::ScheduleName::Standard,
         owner: None,
         last_active_at_ms: None,
+        rate_limits: None,
     }
 }
 

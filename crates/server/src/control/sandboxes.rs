@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use sbx_engine::AuthMode;
+use sbx_engine::{AuthMode, project::RateLimits};
 use sbx_webhooks::ScheduleName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -48,6 +48,10 @@ pub struct CreateSandbox {
     /// The retry schedule of webhook deliveries: `standard` (default:
     /// 5 s … 10 h) or `compressed` (1 s … 64 s, for tests).
     pub webhook_schedule: Option<String>,
+    /// Its own rate limits, replacing the project's: `{"per_key":
+    /// {"requests_per_second", "burst"?}, "per_sandbox": {…}}`.
+    #[schema(value_type = Option<Object>)]
+    pub rate_limits: Option<RateLimits>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,6 +81,9 @@ pub struct SandboxView {
     pub resources: BTreeMap<String, usize>,
     /// The chaos profile every request without `X-Chaos` gets.
     pub chaos: Option<String>,
+    /// Its own rate limits; `null`: its project's.
+    #[schema(value_type = Option<Object>)]
+    pub rate_limits: Option<RateLimits>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,6 +128,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         env: (*sandbox.env()).clone(),
         resources: sandbox.state.counts(),
         chaos: sandbox.chaos().map(|chaos| chaos.text.clone()),
+        rate_limits: sandbox.own_rate_limits(),
     }
 }
 
@@ -177,6 +185,7 @@ impl CreateSandbox {
             label: self.label,
             env: self.env.unwrap_or_default(),
             webhook_schedule,
+            rate_limits: self.rate_limits,
         })
     }
 }
@@ -345,6 +354,29 @@ pub async fn scenarios(
 ) -> Result<Json<ScenarioList>, ApiError> {
     let sandbox = service::live(&state, &caller, &id)?;
     Ok(Json(scenario_list(&sandbox)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxRateLimits {
+    /// The sandbox's own limits; `null` or absent: its project's again.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub rate_limits: Option<RateLimits>,
+}
+
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/rate-limits", operation_id = "putSandboxRateLimits", tag = "sandboxes", params(("id" = String, Path)),
+    request_body = SandboxRateLimits,
+    responses((status = 200, body = SandboxView), (status = 404), (status = 422, description = "a rate of 0 or above 1,000,000")),
+    security(("bearer" = [])))]
+pub async fn put_rate_limits(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SandboxRateLimits>,
+) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = service::set_rate_limits(&state, &caller, &id, body.rate_limits).await?;
+    Ok(Json(view(&state, &sandbox, None)))
 }
 
 #[utoipa::path(put, path = "/api/v1/sandboxes/{id}/scenario", operation_id = "putSandboxScenario", tag = "sandboxes", params(("id" = String, Path)),

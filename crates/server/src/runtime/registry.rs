@@ -11,7 +11,9 @@ use std::{
     },
 };
 
-use sbx_engine::{AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState};
+use sbx_engine::{
+    AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState, project::RateLimits,
+};
 use sbx_spec::synth::seed_from;
 use sbx_store::{AccountId, ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
@@ -69,6 +71,8 @@ pub struct LiveSandbox {
     pub auth: AuthMode,
     /// Its API keys in use (secret, restricted, publishable).
     keys: RwLock<Arc<[LiveKey]>>,
+    /// Its own rate limits, replacing the revision's (boxed: rarely set).
+    own_rate_limits: RwLock<Option<Box<RateLimits>>>,
     pub label: Option<Box<str>>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
@@ -185,7 +189,13 @@ impl LiveSandbox {
                 spec,
             }))
         });
-        let limiters = Limiters::of(compiled.behaviours.settings.rate_limits);
+        let own_rate_limits = record.rate_limits.map(Box::new);
+        let limiters = Limiters::of(
+            own_rate_limits
+                .as_deref()
+                .copied()
+                .unwrap_or(compiled.behaviours.settings.rate_limits),
+        );
         Self {
             pinned: record.pinned,
             serving: RwLock::new(Serving {
@@ -213,6 +223,7 @@ impl LiveSandbox {
             id: record.id,
             project: record.project,
             keys: RwLock::new(Arc::from([])),
+            own_rate_limits: RwLock::new(own_rate_limits),
             label: record.label.map(String::into_boxed_str),
             created_at_ms: record.created_at_ms,
             expires_at_ms: record.expires_at_ms,
@@ -257,6 +268,27 @@ impl LiveSandbox {
             .clone()
     }
 
+    /// Its own rate limits, when it has some.
+    pub fn own_rate_limits(&self) -> Option<RateLimits> {
+        self.own_rate_limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .copied()
+    }
+
+    /// Sets (or drops, back to the revision's) its own rate limits; the
+    /// buckets start full.
+    pub fn set_own_rate_limits(&self, limits: Option<RateLimits>) {
+        *self
+            .own_rate_limits
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = limits.map(Box::new);
+        let mut serving = self.serving.write().unwrap_or_else(|e| e.into_inner());
+        serving.limiters =
+            Limiters::of(limits.unwrap_or(serving.compiled.behaviours.settings.rate_limits));
+    }
+
     /// The seed its synthesized data follows.
     pub fn seed_text(&self) -> &str {
         self.seed_text.as_deref().unwrap_or(self.id.as_str())
@@ -272,7 +304,8 @@ impl LiveSandbox {
     pub fn swap(&self, revision: u32, compiled: Arc<CompiledRevision>) {
         let limits = compiled.behaviours.settings.rate_limits;
         let serving = self.serving();
-        let limiters = if serving.compiled.behaviours.settings.rate_limits == limits {
+        let same = serving.compiled.behaviours.settings.rate_limits == limits;
+        let limiters = if same || self.own_rate_limits().is_some() {
             serving.limiters
         } else {
             Limiters::of(limits)

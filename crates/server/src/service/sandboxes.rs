@@ -3,7 +3,9 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use sbx_engine::{AuthMode, ChaosSpec, Journal, OperationIndex, ScenarioSummary};
+use sbx_engine::{
+    AuthMode, ChaosSpec, Journal, OperationIndex, ScenarioSummary, project::RateLimits,
+};
 use sbx_store::SandboxRecord;
 use sbx_webhooks::ScheduleName;
 use serde_json::{Map, Value};
@@ -37,6 +39,8 @@ pub struct NewSandbox {
     /// Overrides of the project's environment parameters.
     pub env: Map<String, Value>,
     pub webhook_schedule: ScheduleName,
+    /// Its own rate limits; `None`: its project's.
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl NewSandbox {
@@ -51,6 +55,7 @@ impl NewSandbox {
             label: None,
             env: Map::new(),
             webhook_schedule: ScheduleName::Standard,
+            rate_limits: None,
         }
     }
 }
@@ -113,6 +118,9 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
             format!("label is longer than {MAX_LABEL_CHARS} characters"),
         ));
     }
+    if let Some(limits) = &new.rate_limits {
+        check_rate_limits(limits)?;
+    }
     let compiled = projects::compiled_revision(state, &project.name, revision).await?;
     let id = new_sandbox_id();
     let (key, api_key) = super::keys::mint(
@@ -144,6 +152,7 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         webhook_schedule: new.webhook_schedule,
         owner: caller.owner().cloned(),
         last_active_at_ms: None,
+        rate_limits: new.rate_limits,
     };
     state
         .store
@@ -152,6 +161,40 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
     let keys = LiveKey::of(&key).into_iter().collect();
     let sandbox = state.registry.insert(record, compiled, Vec::new(), keys);
     Ok(Created { sandbox, api_key })
+}
+
+fn check_rate_limits(limits: &RateLimits) -> ServiceResult<()> {
+    for (name, rate) in [
+        ("per_key", limits.per_key),
+        ("per_sandbox", limits.per_sandbox),
+    ] {
+        if let Some(problem) = rate.and_then(sbx_engine::project::Rate::problem) {
+            return Err(ServiceError::invalid(
+                &format!("/rate_limits/{name}"),
+                format!("rate_limits.{name}: {problem}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Gives the sandbox its own rate limits, or with `None` its project's again.
+pub async fn set_rate_limits(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    limits: Option<RateLimits>,
+) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, caller, id)?;
+    if let Some(limits) = &limits {
+        check_rate_limits(limits)?;
+    }
+    state
+        .store
+        .set_sandbox_rate_limits(id, limits.as_ref())
+        .await?;
+    sandbox.set_own_rate_limits(limits);
+    Ok(sandbox)
 }
 
 /// What a seed must be.

@@ -313,6 +313,7 @@ async fn the_openapi_document_matches_the_routes() {
             "PUT /api/v1/sandboxes/{id}/chaos",
             "PUT /api/v1/sandboxes/{id}/env",
             "PUT /api/v1/sandboxes/{id}/oauth/users/{sub}",
+            "PUT /api/v1/sandboxes/{id}/rate-limits",
             "PUT /api/v1/sandboxes/{id}/scenario",
         ]
     );

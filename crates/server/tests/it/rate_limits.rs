@@ -136,3 +136,68 @@ async fn a_rate_limit_that_cannot_be_used_is_refused_at_import() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn a_sandbox_can_have_its_own_rate_limits_and_go_back_to_its_projects() {
+    let app = spawn_app().await;
+    app.import_ok("open", API).await;
+    let own = json!({"per_sandbox": {"requests_per_second": 1, "burst": 1}});
+    let limited = app
+        .create_sandbox(json!({"project": "open", "rate_limits": own}))
+        .await;
+    assert_eq!(
+        limited.body["rate_limits"]["per_sandbox"],
+        own["per_sandbox"]
+    );
+    let unlimited = app.create_sandbox(json!({"project": "open"})).await;
+    let statuses = |sandbox: &crate::helpers::Sandbox| {
+        let (client, url, key) = (
+            app.client.clone(),
+            sandbox.url("/things"),
+            sandbox.api_key.clone(),
+        );
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                let response = client.get(&url).bearer_auth(&key).send().await.unwrap();
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }
+    };
+    assert_eq!(statuses(&limited).await, [200, 429, 429]);
+    assert_eq!(
+        statuses(&unlimited).await,
+        [200, 200, 200],
+        "the project has none"
+    );
+
+    // Back to the project's limits (none), and limits set on a live sandbox.
+    let route =
+        |sandbox: &crate::helpers::Sandbox| format!("/sandboxes/{}/rate-limits", sandbox.id);
+    let (status, view) = send(
+        app.admin(Method::PUT, &route(&limited))
+            .json(&json!({"rate_limits": null})),
+    )
+    .await;
+    assert_eq!((status, &view["rate_limits"]), (200, &Value::Null));
+    assert_eq!(statuses(&limited).await, [200, 200, 200]);
+    let (status, _) = send(
+        app.admin(Method::PUT, &route(&unlimited))
+            .json(&json!({"rate_limits": own})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(statuses(&unlimited).await, [200, 429, 429]);
+
+    // A rate that cannot be used is refused, naming it; nothing changes.
+    let (status, problem) = send(
+        app.admin(Method::PUT, &route(&limited))
+            .json(&json!({"rate_limits": {"per_key": {"requests_per_second": 0}}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/rate_limits/per_key");
+    let (_, shown) = send(app.admin(Method::GET, &format!("/sandboxes/{}", limited.id))).await;
+    assert_eq!(shown["rate_limits"], Value::Null);
+}
