@@ -384,6 +384,11 @@ impl OAuthError {
 
 type OAuthResult<T> = Result<T, OAuthError>;
 
+/// RFC 6749's answer to a code or refresh token that cannot be used.
+fn invalid_grant(description: impl Into<String>) -> OAuthError {
+    OAuthError::new("invalid_grant", description)
+}
+
 /// How a client authenticated at the token endpoint.
 pub struct ClientAuth {
     pub client_id: String,
@@ -476,18 +481,15 @@ fn now_s() -> i64 {
     now_ms() / 1000
 }
 
-/// An access token (and maybe a refresh and an ID token) for `sub`.
-struct Issue<'a> {
-    client: &'a ClientRecord,
-    sub: &'a str,
-    scope: String,
-    /// A refresh token of this family is issued (none for client credentials).
-    family: Option<String>,
-    nonce: Option<String>,
+/// The tokens for a grant: an access token, maybe a refresh token (a
+/// grant with a family) and an ID token (the `openid` scope).
+async fn issue(
+    state: &AppState,
+    sandbox: &LiveSandbox,
+    client: &ClientRecord,
+    grant: Granted,
     jti: String,
-}
-
-async fn issue(state: &AppState, sandbox: &LiveSandbox, grant: Issue<'_>) -> OAuthResult<Tokens> {
+) -> OAuthResult<Tokens> {
     let keys = signing_keys(state, &sandbox.id)
         .await
         .map_err(OAuthError::server)?;
@@ -495,12 +497,12 @@ async fn issue(state: &AppState, sandbox: &LiveSandbox, grant: Issue<'_>) -> OAu
     let iss = issuer(state, &sandbox.id);
     let claims = AccessClaims {
         iss: iss.clone(),
-        sub: grant.sub.to_owned(),
+        sub: grant.sub.clone(),
         aud: sandbox.id.to_string(),
         exp: now + ACCESS_TOKEN_SECONDS,
         iat: now,
-        jti: grant.jti.clone(),
-        client_id: grant.client.id.clone(),
+        jti,
+        client_id: client.id.clone(),
         scope: grant.scope.clone(),
     };
     let access_token = keys.sign("at+jwt", &claims).ok_or_else(|| {
@@ -515,8 +517,8 @@ async fn issue(state: &AppState, sandbox: &LiveSandbox, grant: Issue<'_>) -> OAu
             .find(|u| u.sub == grant.sub);
         let mut id_claims = user.map(|u| u.claims).unwrap_or_default();
         id_claims.insert("iss".into(), iss.into());
-        id_claims.insert("sub".into(), grant.sub.into());
-        id_claims.insert("aud".into(), grant.client.id.clone().into());
+        id_claims.insert("sub".into(), grant.sub.clone().into());
+        id_claims.insert("aud".into(), client.id.clone().into());
         id_claims.insert("exp".into(), (now + ACCESS_TOKEN_SECONDS).into());
         id_claims.insert("iat".into(), now.into());
         id_claims.insert("auth_time".into(), now.into());
@@ -533,8 +535,8 @@ async fn issue(state: &AppState, sandbox: &LiveSandbox, grant: Issue<'_>) -> OAu
             let record = RefreshTokenRecord {
                 token_hash: hash_secret(&token),
                 sandbox_id: sandbox.id.clone(),
-                client_id: grant.client.id.clone(),
-                sub: Some(grant.sub.to_owned()),
+                client_id: client.id.clone(),
+                sub: Some(grant.sub.clone()),
                 scope: grant.scope.clone(),
                 family,
                 expires_at_ms: now_ms() + REFRESH_MS,
@@ -567,6 +569,15 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     well_formed && B64.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
+/// What a grant gives, before the tokens are made.
+struct Granted {
+    sub: String,
+    scope: String,
+    /// A refresh token of this family is issued (none for client credentials).
+    family: Option<String>,
+    nonce: Option<String>,
+}
+
 /// The token endpoint: a grant exchanged for tokens, or an RFC 6749 error.
 pub async fn token(
     state: &AppState,
@@ -576,176 +587,160 @@ pub async fn token(
     scenario: Option<&str>,
 ) -> OAuthResult<Tokens> {
     let client = authenticate_client(state, sandbox, &auth).await?;
-    let scripted_invalid = scenario == Some("oauth.invalid_grant");
     let jti = random_token(24);
-    match grant {
-        Grant::ClientCredentials { scope } => {
-            if client.secret_hash.is_none() {
-                return Err(OAuthError::new(
-                    "unauthorized_client",
-                    "a public client cannot use the client credentials grant",
-                ));
-            }
-            let scope = granted_scopes(&client, scope.as_deref())?;
-            let sub = client.id.clone();
-            issue(
-                state,
-                sandbox,
-                Issue {
-                    client: &client,
-                    sub: &sub,
-                    scope,
-                    family: None,
-                    nonce: None,
-                    jti,
-                },
-            )
-            .await
-        }
+    let granted = match grant {
+        Grant::ClientCredentials { scope } => client_credentials(&client, scope.as_deref())?,
         Grant::AuthorizationCode {
             code,
             redirect_uri,
             code_verifier,
         } => {
-            let family = random_token(24);
-            let pending = match state.oauth.take_code(&code, (jti.clone(), family.clone())) {
-                Ok(Some(pending)) if pending.sandbox == sandbox.id => pending,
-                Ok(_) => {
-                    return Err(OAuthError::new(
-                        "invalid_grant",
-                        "the authorization code is not valid",
-                    ));
-                }
-                Err((earlier_jti, earlier_family)) => {
-                    state.oauth.revoke(&earlier_jti);
-                    let _ = state.store.revoke_refresh_family(&earlier_family).await;
-                    return Err(OAuthError::new(
-                        "invalid_grant",
-                        "the authorization code was already used; the tokens it gave were revoked",
-                    ));
-                }
+            let exchange = CodeExchange {
+                code,
+                redirect_uri,
+                code_verifier,
             };
-            if scripted_invalid {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "refused by the scenario oauth.invalid_grant",
-                ));
-            }
-            if pending.expires_at_ms <= now_ms() || scenario == Some("oauth.code_expired") {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "the authorization code expired",
-                ));
-            }
-            if pending.client_id != client.id {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "the authorization code was issued to another client",
-                ));
-            }
-            if redirect_uri.as_deref() != Some(pending.redirect_uri.as_str()) {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "redirect_uri does not match the authorization request's",
-                ));
-            }
-            let Some(verifier) = code_verifier else {
-                return Err(OAuthError::new(
-                    "invalid_request",
-                    "code_verifier is required (PKCE)",
-                ));
-            };
-            if !pkce_matches(&verifier, &pending.code_challenge) {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "code_verifier does not match the code_challenge",
-                ));
-            }
-            issue(
-                state,
-                sandbox,
-                Issue {
-                    client: &client,
-                    sub: &pending.sub,
-                    scope: pending.scope,
-                    family: Some(family),
-                    nonce: pending.nonce,
-                    jti,
-                },
-            )
-            .await
+            exchange_code(state, sandbox, &client, exchange, scenario, &jti).await?
         }
         Grant::RefreshToken {
             refresh_token,
             scope,
-        } => {
-            if scripted_invalid {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "refused by the scenario oauth.invalid_grant",
-                ));
-            }
-            let spent = state
-                .store
-                .spend_refresh_token(&sandbox.id, &hash_secret(&refresh_token), now_ms())
-                .await
-                .map_err(|e| OAuthError::server(e.into()))?;
-            let record = match spent {
-                Spent::Fresh(record) => record,
-                Spent::Replayed => {
-                    return Err(OAuthError::new(
-                        "invalid_grant",
-                        "the refresh token was already used; every token of its grant was revoked",
-                    ));
-                }
-                Spent::Unknown => {
-                    return Err(OAuthError::new(
-                        "invalid_grant",
-                        "the refresh token is not valid",
-                    ));
-                }
-            };
-            if record.client_id != client.id {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "the refresh token was issued to another client",
-                ));
-            }
-            if record.expires_at_ms <= now_ms() {
-                return Err(OAuthError::new(
-                    "invalid_grant",
-                    "the refresh token expired",
-                ));
-            }
-            let granted: Vec<&str> = record.scope.split_whitespace().collect();
-            let scope = match scope {
-                Some(asked) => {
-                    if let Some(wider) = asked.split_whitespace().find(|s| !granted.contains(s)) {
-                        return Err(OAuthError::new(
-                            "invalid_scope",
-                            format!("{wider:?} was not granted to the refresh token"),
-                        ));
-                    }
-                    asked.split_whitespace().collect::<Vec<_>>().join(" ")
-                }
-                None => record.scope.clone(),
-            };
-            let sub = record.sub.clone().unwrap_or_else(|| client.id.clone());
-            issue(
-                state,
-                sandbox,
-                Issue {
-                    client: &client,
-                    sub: &sub,
-                    scope,
-                    family: Some(record.family),
-                    nonce: None,
-                    jti,
-                },
-            )
-            .await
-        }
+        } => refresh(state, sandbox, &client, &refresh_token, scope, scenario).await?,
+    };
+    issue(state, sandbox, &client, granted, jti).await
+}
+
+fn client_credentials(client: &ClientRecord, scope: Option<&str>) -> OAuthResult<Granted> {
+    if client.secret_hash.is_none() {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "a public client cannot use the client credentials grant",
+        ));
     }
+    Ok(Granted {
+        sub: client.id.clone(),
+        scope: granted_scopes(client, scope)?,
+        family: None,
+        nonce: None,
+    })
+}
+
+struct CodeExchange {
+    code: String,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+async fn exchange_code(
+    state: &AppState,
+    sandbox: &LiveSandbox,
+    client: &ClientRecord,
+    exchange: CodeExchange,
+    scenario: Option<&str>,
+    jti: &str,
+) -> OAuthResult<Granted> {
+    let family = random_token(24);
+    let pending = match state
+        .oauth
+        .take_code(&exchange.code, (jti.to_owned(), family.clone()))
+    {
+        Ok(Some(pending)) if pending.sandbox == sandbox.id => pending,
+        Ok(_) => return Err(invalid_grant("the authorization code is not valid")),
+        Err((earlier_jti, earlier_family)) => {
+            state.oauth.revoke(&earlier_jti);
+            let _ = state.store.revoke_refresh_family(&earlier_family).await;
+            return Err(invalid_grant(
+                "the authorization code was already used; the tokens it gave were revoked",
+            ));
+        }
+    };
+    if scenario == Some("oauth.invalid_grant") {
+        return Err(invalid_grant("refused by the scenario oauth.invalid_grant"));
+    }
+    if pending.expires_at_ms <= now_ms() || scenario == Some("oauth.code_expired") {
+        return Err(invalid_grant("the authorization code expired"));
+    }
+    if pending.client_id != client.id {
+        return Err(invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if exchange.redirect_uri.as_deref() != Some(pending.redirect_uri.as_str()) {
+        return Err(invalid_grant(
+            "redirect_uri does not match the authorization request's",
+        ));
+    }
+    let Some(verifier) = exchange.code_verifier else {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_verifier is required (PKCE)",
+        ));
+    };
+    if !pkce_matches(&verifier, &pending.code_challenge) {
+        return Err(invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    Ok(Granted {
+        sub: pending.sub,
+        scope: pending.scope,
+        family: Some(family),
+        nonce: pending.nonce,
+    })
+}
+
+async fn refresh(
+    state: &AppState,
+    sandbox: &LiveSandbox,
+    client: &ClientRecord,
+    refresh_token: &str,
+    scope: Option<String>,
+    scenario: Option<&str>,
+) -> OAuthResult<Granted> {
+    if scenario == Some("oauth.invalid_grant") {
+        return Err(invalid_grant("refused by the scenario oauth.invalid_grant"));
+    }
+    let spent = state
+        .store
+        .spend_refresh_token(&sandbox.id, &hash_secret(refresh_token), now_ms())
+        .await
+        .map_err(|e| OAuthError::server(e.into()))?;
+    let record = match spent {
+        Spent::Fresh(record) => record,
+        Spent::Replayed => {
+            return Err(invalid_grant(
+                "the refresh token was already used; every token of its grant was revoked",
+            ));
+        }
+        Spent::Unknown => return Err(invalid_grant("the refresh token is not valid")),
+    };
+    if record.client_id != client.id {
+        return Err(invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if record.expires_at_ms <= now_ms() {
+        return Err(invalid_grant("the refresh token expired"));
+    }
+    let granted: Vec<&str> = record.scope.split_whitespace().collect();
+    let scope = match scope {
+        Some(asked) => {
+            if let Some(wider) = asked.split_whitespace().find(|s| !granted.contains(s)) {
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    format!("{wider:?} was not granted to the refresh token"),
+                ));
+            }
+            asked.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+        None => record.scope.clone(),
+    };
+    Ok(Granted {
+        sub: record.sub.unwrap_or_else(|| client.id.clone()),
+        scope,
+        family: Some(record.family),
+        nonce: None,
+    })
 }
 
 /// An authorization request (RFC 6749 §4.1.1, RFC 7636, OIDC).
