@@ -111,7 +111,7 @@ async fn clock_view(
         frozen: clock.frozen_ms.is_some(),
         offset_ms: now - real,
         expires_at: sandbox
-            .expires_at_ms
+            .expires_at_ms()
             .map(|at| rfc3339(now.saturating_add(at - real))),
         pending_jobs: pending.into_iter().map(JobView::from).collect(),
         failed_jobs: failed.into_iter().map(JobView::from).collect(),

@@ -84,6 +84,10 @@ pub struct SandboxView {
     /// Its own rate limits; `null`: its project's.
     #[schema(value_type = Option<Object>)]
     pub rate_limits: Option<RateLimits>,
+    /// Data-plane requests it answered today (UTC; counted since the server started).
+    pub requests_today: u64,
+    /// When it last answered a request (or was made).
+    pub last_active_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,7 +124,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
             sandbox.id, state.config.base_domain
         ),
         api_key,
-        expires_at: sandbox.expires_at_ms.map(rfc3339),
+        expires_at: sandbox.expires_at_ms().map(rfc3339),
         created_at: rfc3339(sandbox.created_at_ms),
         auth: sandbox.auth.as_str().to_owned(),
         seed: sandbox.seed_text().to_owned(),
@@ -129,6 +133,8 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         resources: sandbox.state.counts(),
         chaos: sandbox.chaos().map(|chaos| chaos.text.clone()),
         rate_limits: sandbox.own_rate_limits(),
+        requests_today: sandbox.requests.requests_on(crate::app::now_ms()),
+        last_active_at: rfc3339(sandbox.last_active_ms()),
     }
 }
 

@@ -570,6 +570,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     };
     let now = now_ms();
     sandbox.note_activity(now);
+    sandbox.requests.note(now);
     if let Some(below) = path.strip_prefix(oauth::PREFIX) {
         let below = below.to_owned();
         return Box::pin(oauth::serve(&state, &sandbox, &below, request)).await;

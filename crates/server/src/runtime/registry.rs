@@ -20,8 +20,12 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    runtime::clock::Clock, runtime::ids::KeyHash, runtime::keys::LiveKey, runtime::rate::Limiters,
-    runtime::usage::Owner, service::ServiceError,
+    runtime::clock::Clock,
+    runtime::ids::KeyHash,
+    runtime::keys::LiveKey,
+    runtime::rate::Limiters,
+    runtime::usage::{DailyRequests, Owner},
+    service::ServiceError,
 };
 
 /// The revision a sandbox serves, swapped whole on hot reload.
@@ -75,12 +79,15 @@ pub struct LiveSandbox {
     own_rate_limits: RwLock<Option<Box<RateLimits>>>,
     pub label: Option<Box<str>>,
     pub created_at_ms: i64,
-    pub expires_at_ms: Option<i64>,
+    /// When its time to live ends (`i64::MAX`: never).
+    expires_at_ms: i64,
     /// The account it belongs to, with the usage all its sandboxes share;
     /// `None`: the admin token's or the server's.
     pub owner: Option<Arc<Owner>>,
     /// When it last answered a request (or was made).
     last_active_ms: AtomicI64,
+    /// Its data-plane requests today (UTC).
+    pub requests: DailyRequests,
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -226,11 +233,12 @@ impl LiveSandbox {
             own_rate_limits: RwLock::new(own_rate_limits),
             label: record.label.map(String::into_boxed_str),
             created_at_ms: record.created_at_ms,
-            expires_at_ms: record.expires_at_ms,
+            expires_at_ms: record.expires_at_ms.unwrap_or(i64::MAX),
             owner,
             last_active_ms: AtomicI64::new(
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
+            requests: DailyRequests::default(),
         }
     }
 
@@ -256,7 +264,12 @@ impl LiveSandbox {
     }
 
     pub fn expired_at(&self, now_ms: i64) -> Option<i64> {
-        self.expires_at_ms.filter(|at| *at <= now_ms)
+        self.expires_at_ms().filter(|at| *at <= now_ms)
+    }
+
+    /// When its time to live ends, if it does.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        Some(self.expires_at_ms).filter(|at| *at != i64::MAX)
     }
 
     /// The revision to serve a request with; the request keeps it to the

@@ -171,6 +171,8 @@ async fn a_sandbox_can_have_its_own_rate_limits_and_go_back_to_its_projects() {
         [200, 200, 200],
         "the project has none"
     );
+    let (_, shown) = send(app.admin(Method::GET, &format!("/sandboxes/{}", unlimited.id))).await;
+    assert_eq!(shown["requests_today"], 3, "usage per sandbox: {shown}");
 
     // Back to the project's limits (none), and limits set on a live sandbox.
     let route =
