@@ -22,30 +22,59 @@ fn fixtures() -> &'static Path {
     ))
 }
 
+/// A child `sbx` that is killed if the test panics before ending it, so a
+/// failed test leaves no server or `listen` running.
+struct Running(Child);
+
+impl Running {
+    fn spawn(command: &mut Command) -> Self {
+        Self(command.spawn().expect("sbx starts"))
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `sbx` with `args`; returns it and the lines it printed until `until` matched.
-fn start(args: &[&str], until: &str) -> (Child, Vec<String>) {
+fn start(args: &[&str], until: &str) -> (Running, Vec<String>) {
     start_with(args, until, &[("SBX_LOG", "warn")], Stdio::null())
 }
 
 /// [`start`] with more environment and its log (stderr) sent to `log`.
-#[expect(
-    clippy::zombie_processes,
-    reason = "every caller ends the child with `terminate`, which waits for it"
-)]
 fn start_with(
     args: &[&str],
     until: &str,
     envs: &[(&str, &str)],
     log: Stdio,
-) -> (Child, Vec<String>) {
-    let mut child = Command::new(SBX)
-        .args(args)
-        .env("SBX_ADMIN_TOKEN", TOKEN)
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("sbx starts");
+) -> (Running, Vec<String>) {
+    let mut child = Running::spawn(
+        Command::new(SBX)
+            .args(args)
+            .env("SBX_ADMIN_TOKEN", TOKEN)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(log),
+    );
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -70,7 +99,7 @@ fn start_with(
 
 /// `sbx serve` on a random port: the server, its URL, and its data dir
 /// (removed when dropped).
-fn serve() -> (Child, String, tempfile::TempDir) {
+fn serve() -> (Running, String, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let (server, lines) = start(
         &[
@@ -87,7 +116,7 @@ fn serve() -> (Child, String, tempfile::TempDir) {
 }
 
 /// [`serve`] with the payments example imported.
-fn serve_payments() -> (Child, String, tempfile::TempDir) {
+fn serve_payments() -> (Running, String, tempfile::TempDir) {
     let (server, url, data) = serve();
     let example = example_project();
     assert!(
@@ -209,7 +238,7 @@ fn run(args: &[&str], url: &str) -> (bool, String, String) {
     )
 }
 
-fn terminate(mut child: Child) {
+fn terminate(mut child: Running) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -487,14 +516,14 @@ fn listen_forwards_signed_events_to_a_local_url_and_trigger_fires_them() {
         .to_owned();
 
     let (hooks, arrived) = one_request_receiver();
-    let mut listen = Command::new(SBX)
-        .args(["listen", "--sandbox", &id, "--forward-to", &hooks])
-        .env("SBX_URL", &url)
-        .env("SBX_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut listen = Running::spawn(
+        Command::new(SBX)
+            .args(["listen", "--sandbox", &id, "--forward-to", &hooks])
+            .env("SBX_URL", &url)
+            .env("SBX_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut stderr = BufReader::new(listen.stderr.take().unwrap()).lines();
     let secret = loop {
         let line = stderr.next().expect("listen says it is ready").unwrap();
@@ -732,14 +761,14 @@ fn logs_prints_recent_requests_and_follows_new_ones() {
         har["log"]["entries"][0]["request"]["url"],
         format!("{base_url}/customers/cus_demo_alice")
     );
-    let mut follow = Command::new(SBX)
-        .args(["logs", "--sandbox", &id, "--follow", "--limit", "1"])
-        .env("SBX_URL", &url)
-        .env("SBX_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut follow = Running::spawn(
+        Command::new(SBX)
+            .args(["logs", "--sandbox", &id, "--follow", "--limit", "1"])
+            .env("SBX_URL", &url)
+            .env("SBX_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
     // The recent request printed, the follower is following.
     assert!(lines.next().unwrap().unwrap().contains("req-first"));

@@ -245,10 +245,12 @@ pub struct OAuthRuntime {
     consents: Mutex<HashMap<String, PendingConsent>>,
 }
 
-fn bounded<V>(map: &mut HashMap<String, V>, expires: impl Fn(&V) -> i64, now_ms: i64) {
+/// Whether `map` has room for one more: the expired entries go first.
+fn has_room<V>(map: &mut HashMap<String, V>, expires: impl Fn(&V) -> i64, now_ms: i64) -> bool {
     if map.len() >= MAX_PENDING {
         map.retain(|_, v| expires(v) > now_ms);
     }
+    map.len() < MAX_PENDING
 }
 
 impl OAuthRuntime {
@@ -307,14 +309,15 @@ impl OAuthRuntime {
         }
     }
 
-    /// A new code for `pending`.
-    pub fn issue_code(&self, pending: PendingCode, now_ms: i64) -> String {
-        let code = random_token(43);
-        if let Ok(mut codes) = self.codes.lock() {
-            bounded(&mut codes, |c| c.expires_at_ms, now_ms);
-            codes.insert(code.clone(), pending);
+    /// A new code for `pending`; `None` when too many are waiting.
+    pub fn issue_code(&self, pending: PendingCode, now_ms: i64) -> Option<String> {
+        let mut codes = self.codes.lock().ok()?;
+        if !has_room(&mut codes, |c| c.expires_at_ms, now_ms) {
+            return None;
         }
-        code
+        let code = random_token(43);
+        codes.insert(code.clone(), pending);
+        Some(code)
     }
 
     /// The code's grant, marked exchanged; `Err` with the earlier grant's
@@ -336,13 +339,15 @@ impl OAuthRuntime {
         Ok(Some(found))
     }
 
-    pub fn ask_consent(&self, pending: PendingConsent, now_ms: i64) -> String {
-        let id = random_token(32);
-        if let Ok(mut consents) = self.consents.lock() {
-            bounded(&mut consents, |c| c.expires_at_ms, now_ms);
-            consents.insert(id.clone(), pending);
+    /// A consent page's id for `pending`; `None` when too many are waiting.
+    pub fn ask_consent(&self, pending: PendingConsent, now_ms: i64) -> Option<String> {
+        let mut consents = self.consents.lock().ok()?;
+        if !has_room(&mut consents, |c| c.expires_at_ms, now_ms) {
+            return None;
         }
-        id
+        let id = random_token(32);
+        consents.insert(id.clone(), pending);
+        Some(id)
     }
 
     /// The consent request `id`, once.

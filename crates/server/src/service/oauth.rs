@@ -885,7 +885,9 @@ pub async fn authorize(
         .split_whitespace()
         .any(|p| p == "consent" || p == "login" || p == "select_account");
     if asks {
-        let id = state.oauth.ask_consent(pending, now_ms());
+        let Some(id) = state.oauth.ask_consent(pending, now_ms()) else {
+            return fail("temporarily_unavailable", BUSY);
+        };
         return Ok(Authorized::Consent {
             id,
             client_name: client.name,
@@ -908,9 +910,12 @@ pub async fn authorize(
     Ok(grant_code(state, pending, &user.sub))
 }
 
+/// Why an authorization request is turned away when memory is full.
+const BUSY: &str = "too many authorization requests are waiting; try again in a minute";
+
 fn grant_code(state: &AppState, pending: PendingConsent, sub: &str) -> Authorized {
     let now = now_ms();
-    let code = state.oauth.issue_code(
+    let issued = state.oauth.issue_code(
         PendingCode {
             sandbox: pending.sandbox,
             client_id: pending.client_id,
@@ -924,6 +929,14 @@ fn grant_code(state: &AppState, pending: PendingConsent, sub: &str) -> Authorize
         },
         now,
     );
+    let Some(code) = issued else {
+        return redirect_error(
+            &pending.redirect_uri,
+            pending.state.as_deref(),
+            "temporarily_unavailable",
+            BUSY,
+        );
+    };
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = pending.state.as_deref() {
         params.push(("state", state));
