@@ -43,6 +43,9 @@ pub struct Limiters {
     /// Keyed by the keys that authenticated ([`KeyTag`]): at most a
     /// sandbox's keys in use.
     per_key: Option<Bucket<DefaultKeyedRateLimiter<KeyTag>>>,
+    /// The sandbox's own limits these buckets were made for (they replace
+    /// its revision's); `None`: the revision's.
+    pub own: Option<RateLimits>,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -89,7 +92,24 @@ impl Limiters {
                     limit,
                     burst,
                 }),
+            own: None,
         })
+    }
+
+    /// Buckets for a sandbox's own limits (kept with them, so that a new
+    /// revision leaves them alone).
+    pub fn own(limits: RateLimits) -> Arc<Self> {
+        let mut made = Self::of(limits);
+        match Arc::get_mut(&mut made) {
+            Some(fresh) => fresh.own = Some(limits),
+            None => {
+                made = Arc::new(Self {
+                    own: Some(limits),
+                    ..Self::default()
+                })
+            }
+        }
+        made
     }
 
     /// Whether keys are limited one by one (the key that authenticated is
