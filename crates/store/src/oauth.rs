@@ -104,6 +104,14 @@ pub trait OAuthStore: Send + Sync {
     ) -> Result<Spent, StoreError>;
     /// Revokes every refresh token of one grant (a replayed code).
     async fn revoke_refresh_family(&self, family: &str) -> Result<(), StoreError>;
+    /// Revokes the refresh token with this digest, and its whole grant, if
+    /// it is the client's; whether there was one.
+    async fn revoke_refresh_token(
+        &self,
+        sandbox_id: &str,
+        client_id: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Revokes every refresh token of a client (its deletion).
     async fn revoke_client_tokens(
         &self,

@@ -305,6 +305,24 @@ impl OAuthStore for SqliteStore {
         Ok(())
     }
 
+    async fn revoke_refresh_token(
+        &self,
+        sandbox_id: &str,
+        client_id: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM oauth_refresh_tokens WHERE family IN
+               (SELECT family FROM oauth_refresh_tokens WHERE sandbox_id = ? AND client_id = ? AND token_hash = ?)",
+        )
+        .bind(sandbox_id)
+        .bind(client_id)
+        .bind(token_hash)
+        .execute(self.pool())
+        .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
     async fn revoke_client_tokens(
         &self,
         sandbox_id: &str,

@@ -113,6 +113,7 @@ pub async fn serve(
             }
         }
         ("POST", "/token") => token(state, sandbox, request).await,
+        ("POST", "/revoke") => revoke(state, sandbox, request).await,
         ("GET" | "POST", "/userinfo") => {
             let token = request
                 .headers()
@@ -141,6 +142,7 @@ pub async fn serve(
             | "/jwks.json"
             | "/authorize"
             | "/token"
+            | "/revoke"
             | "/userinfo",
         ) => oauth_error(&OAuthError {
             status: 405,
@@ -213,65 +215,92 @@ fn basic_client(headers: &HeaderMap) -> Option<Result<ClientAuth, ()>> {
                 .next()
                 .map(|(_, v)| v.into_owned())
         };
+        // An empty password is a public client's way of saying none.
+        let secret = unescape(secret)?;
         Some(ClientAuth {
             client_id: unescape(id)?,
-            secret: Some(unescape(secret)?),
+            secret: (!secret.is_empty()).then_some(secret),
         })
     };
     Some(decode().ok_or(()))
 }
 
-async fn token(state: &AppState, sandbox: &LiveSandbox, request: Request) -> Response {
-    let headers = request.headers().clone();
-    let scenario = scenario(&headers, None, sandbox);
-    let form = match form(request).await {
-        Ok(form) => form,
-        Err(message) => {
-            return oauth_error(&OAuthError {
-                status: 400,
-                error: "invalid_request",
-                description: message,
-            });
-        }
-    };
+fn invalid_request(description: &str) -> Response {
+    oauth_error(&OAuthError {
+        status: 400,
+        error: "invalid_request",
+        description: description.to_owned(),
+    })
+}
+
+fn invalid_client(description: &str) -> Response {
+    oauth_error(&OAuthError {
+        status: 401,
+        error: "invalid_client",
+        description: description.to_owned(),
+    })
+}
+
+/// A client's request to the token or revocation endpoint: its form and
+/// how the client authenticated (Basic, or `client_id` and maybe
+/// `client_secret` in the form), or the refusal.
+async fn client_request(request: Request) -> Result<(Vec<(String, String)>, ClientAuth), Response> {
+    let basic = basic_client(request.headers());
+    let form = form(request).await.map_err(|m| invalid_request(&m))?;
     let get = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let invalid = |description: &str| {
-        oauth_error(&OAuthError {
-            status: 400,
-            error: "invalid_request",
-            description: description.to_owned(),
-        })
-    };
-    let client = match (
-        basic_client(&headers),
-        get("client_id"),
-        get("client_secret"),
-    ) {
-        (Some(Ok(basic)), None | Some(_), None) => {
-            if get("client_id").is_some_and(|id| id != basic.client_id) {
-                return invalid("client_id differs from the one authenticated");
+    let client = match (basic, get("client_id"), get("client_secret")) {
+        (Some(Ok(basic)), id, None) => {
+            if id.is_some_and(|id| id != basic.client_id) {
+                return Err(invalid_request(
+                    "client_id differs from the one authenticated",
+                ));
             }
             basic
         }
-        (Some(Err(())), _, _) => {
-            return oauth_error(&OAuthError {
-                status: 401,
-                error: "invalid_client",
-                description: "the Basic credentials do not decode".to_owned(),
-            });
-        }
+        (Some(Err(())), _, _) => return Err(invalid_client("the Basic credentials do not decode")),
         (Some(Ok(_)), _, Some(_)) => {
-            return invalid("authenticate the client one way: Basic or client_secret, not both");
+            return Err(invalid_request(
+                "authenticate the client one way: Basic or client_secret, not both",
+            ));
         }
         (None, Some(client_id), secret) => ClientAuth { client_id, secret },
         (None, None, _) => {
-            return oauth_error(&OAuthError {
-                status: 401,
-                error: "invalid_client",
-                description: "client authentication is required (Basic, or client_id)".to_owned(),
-            });
+            return Err(invalid_client(
+                "client authentication is required (Basic, or client_id)",
+            ));
         }
     };
+    Ok((form, client))
+}
+
+/// The revocation endpoint (RFC 7009): 200 whether or not the token was
+/// known.
+async fn revoke(state: &AppState, sandbox: &LiveSandbox, request: Request) -> Response {
+    let (form, client) = match client_request(request).await {
+        Ok(parts) => parts,
+        Err(refusal) => return refusal,
+    };
+    let Some(token) = form.iter().find(|(n, _)| n == "token").map(|(_, v)| v) else {
+        return invalid_request("token is required");
+    };
+    match service::revoke(state, sandbox, client, token).await {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(error) => oauth_error(&error),
+    }
+}
+
+async fn token(state: &AppState, sandbox: &LiveSandbox, request: Request) -> Response {
+    let scenario = scenario(request.headers(), None, sandbox);
+    let (form, client) = match client_request(request).await {
+        Ok(parts) => parts,
+        Err(refusal) => return refusal,
+    };
+    let get = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let invalid = invalid_request;
     let grant = match get("grant_type").as_deref() {
         Some("client_credentials") => Grant::ClientCredentials {
             scope: get("scope"),

@@ -63,6 +63,8 @@ pub fn discovery(state: &AppState, id: &str) -> Value {
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/jwks.json"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
@@ -979,6 +981,36 @@ pub async fn consent(
         ));
     }
     Ok(grant_code(state, pending, sub))
+}
+
+/// Revocation (RFC 7009): a refresh token ends with its whole grant; an
+/// access token of this sandbox and client stops verifying. Tokens that
+/// are unknown, or another client's, are left alone: the answer is the
+/// same either way.
+pub async fn revoke(
+    state: &AppState,
+    sandbox: &LiveSandbox,
+    auth: ClientAuth,
+    token: &str,
+) -> OAuthResult<()> {
+    let client = authenticate_client(state, sandbox, &auth).await?;
+    let revoked = state
+        .store
+        .revoke_refresh_token(&sandbox.id, &client.id, &hash_secret(token))
+        .await
+        .map_err(|e| OAuthError::server(e.into()))?;
+    if revoked {
+        return Ok(());
+    }
+    let keys = signing_keys(state, &sandbox.id)
+        .await
+        .map_err(OAuthError::server)?;
+    if let Ok(claims) = keys.verify(token, &issuer(state, &sandbox.id), &sandbox.id)
+        && claims.client_id == client.id
+    {
+        state.oauth.revoke(&claims.jti);
+    }
+    Ok(())
 }
 
 /// The verdict on an access token sent to sandbox `sandbox`.

@@ -63,6 +63,7 @@ app = OAuth2Session(
     scope="openid things:read things:write offline_access",
     code_challenge_method="S256",
     token_endpoint_auth_method="none",
+    revocation_endpoint_auth_method="none",
 )
 verifier = secrets.token_urlsafe(48)
 nonce = secrets.token_urlsafe(16)
@@ -114,5 +115,27 @@ try:
     step("a PKCE verifier mismatch is refused", False, "it was accepted")
 except OAuthError as error:
     step("a PKCE verifier mismatch is refused", error.error == "invalid_grant", error)
+
+# Revocation (RFC 7009): an access token stops working; a refresh token ends its grant.
+step("discovery names the revocation endpoint", meta.get("revocation_endpoint", "").endswith("/revoke"), meta)
+doomed = machine.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+before = requests.get(f"{api}/things", headers={"Authorization": f"Bearer {doomed['access_token']}"}, timeout=10)
+step("a fresh token reads", before.status_code == 200, before.text)
+revoked = machine.revoke_token(meta["revocation_endpoint"], token=doomed["access_token"], token_type_hint="access_token")
+step("revoking answers 200", revoked.status_code == 200, revoked.text)
+after = requests.get(f"{api}/things", headers={"Authorization": f"Bearer {doomed['access_token']}"}, timeout=10)
+step("a revoked access token is refused", after.status_code == 401, (after.status_code, after.text))
+url, _ = app.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier)
+location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+granted = app.fetch_token(meta["token_endpoint"], authorization_response=location, code_verifier=verifier)
+revoked = app.revoke_token(meta["revocation_endpoint"], token=granted["refresh_token"], token_type_hint="refresh_token")
+step("revoking a refresh token answers 200", revoked.status_code == 200, revoked.text)
+try:
+    app.refresh_token(meta["token_endpoint"], refresh_token=granted["refresh_token"])
+    step("a revoked refresh token is refused", False, "it was accepted")
+except OAuthError as error:
+    step("a revoked refresh token is refused", error.error == "invalid_grant", error)
+unknown = app.revoke_token(meta["revocation_endpoint"], token="not-a-token")
+step("revoking an unknown token answers 200 too", unknown.status_code == 200, unknown.text)
 
 print(json.dumps({"client_credentials_token": token["access_token"], "user_token": tokens["access_token"]}))
