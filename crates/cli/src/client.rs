@@ -240,34 +240,56 @@ pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A call of one of a sandbox's collections (`keys`, `oauth/clients`;
-/// `below`: after it); prints the answer, or says what was removed.
-pub async fn sandbox_items(
-    server: &ServerArgs,
-    id: &str,
-    items: &str,
-    method: Method,
-    below: &str,
-    body: Option<Value>,
-) -> anyhow::Result<()> {
-    let path = format!("/sandboxes/{}/{items}{below}", percent_encode(id));
-    let expected = match method {
-        Method::GET => StatusCode::OK,
-        Method::DELETE => StatusCode::NO_CONTENT,
-        _ => StatusCode::CREATED,
-    };
-    let answer = expect(call(server, method, &path, body).await?, expected)?;
-    if expected == StatusCode::NO_CONTENT {
-        let removed = if items == "keys" {
-            "revoked"
-        } else {
-            "deleted"
-        };
-        eprintln!("{removed} {}", below.trim_start_matches('/'));
-    } else {
-        print(&answer);
+/// One of a sandbox's collections on the control plane (`keys`,
+/// `oauth/clients`): each call prints the answer, or says what was removed.
+pub struct SandboxItems<'a> {
+    pub server: &'a ServerArgs,
+    pub sandbox: &'a str,
+    pub items: &'static str,
+}
+
+impl SandboxItems<'_> {
+    pub async fn list(&self) -> anyhow::Result<()> {
+        self.call(Method::GET, "", None).await
     }
-    Ok(())
+
+    pub async fn create(&self, body: Value) -> anyhow::Result<()> {
+        self.call(Method::POST, "", Some(body)).await
+    }
+
+    /// A POST below one item, e.g. `/{key}/roll`.
+    pub async fn post(&self, below: &str, body: Value) -> anyhow::Result<()> {
+        self.call(Method::POST, below, Some(body)).await
+    }
+
+    pub async fn delete(&self, item: &str) -> anyhow::Result<()> {
+        self.call(Method::DELETE, &format!("/{item}"), None).await
+    }
+
+    async fn call(&self, method: Method, below: &str, body: Option<Value>) -> anyhow::Result<()> {
+        let path = format!(
+            "/sandboxes/{}/{}{below}",
+            percent_encode(self.sandbox),
+            self.items
+        );
+        let expected = match method {
+            Method::GET => StatusCode::OK,
+            Method::DELETE => StatusCode::NO_CONTENT,
+            _ => StatusCode::CREATED,
+        };
+        let answer = expect(call(self.server, method, &path, body).await?, expected)?;
+        if expected == StatusCode::NO_CONTENT {
+            let removed = if self.items == "keys" {
+                "revoked"
+            } else {
+                "deleted"
+            };
+            eprintln!("{removed} {}", below.trim_start_matches('/'));
+        } else {
+            print(&answer);
+        }
+        Ok(())
+    }
 }
 
 /// An OAuth client's credentials.

@@ -470,6 +470,22 @@ enum KeysCommand {
     },
 }
 
+fn keys<'a>(server: &'a client::ServerArgs, sandbox: &'a str) -> client::SandboxItems<'a> {
+    client::SandboxItems {
+        server,
+        sandbox,
+        items: "keys",
+    }
+}
+
+fn oauth_clients<'a>(server: &'a client::ServerArgs, sandbox: &'a str) -> client::SandboxItems<'a> {
+    client::SandboxItems {
+        server,
+        sandbox,
+        items: "oauth/clients",
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -624,20 +640,9 @@ async fn main() -> std::process::ExitCode {
                 if !permissions.is_empty() {
                     body["permissions"] = permissions.into();
                 }
-                client::sandbox_items(
-                    &server,
-                    &sandbox,
-                    "keys",
-                    reqwest::Method::POST,
-                    "",
-                    Some(body),
-                )
-                .await
+                keys(&server, &sandbox).create(body).await
             }
-            KeysCommand::List { sandbox, server } => {
-                client::sandbox_items(&server, &sandbox, "keys", reqwest::Method::GET, "", None)
-                    .await
-            }
+            KeysCommand::List { sandbox, server } => keys(&server, &sandbox).list().await,
             KeysCommand::Roll {
                 key,
                 sandbox,
@@ -645,31 +650,15 @@ async fn main() -> std::process::ExitCode {
                 server,
             } => {
                 let body = serde_json::json!({"expires_in_seconds": expires_in});
-                client::sandbox_items(
-                    &server,
-                    &sandbox,
-                    "keys",
-                    reqwest::Method::POST,
-                    &format!("/{key}/roll"),
-                    Some(body),
-                )
-                .await
+                keys(&server, &sandbox)
+                    .post(&format!("/{key}/roll"), body)
+                    .await
             }
             KeysCommand::Revoke {
                 key,
                 sandbox,
                 server,
-            } => {
-                client::sandbox_items(
-                    &server,
-                    &sandbox,
-                    "keys",
-                    reqwest::Method::DELETE,
-                    &format!("/{key}"),
-                    None,
-                )
-                .await
-            }
+            } => keys(&server, &sandbox).delete(&key).await,
         },
         Command::Oauth(OauthCommand::Clients(command)) => match command {
             ClientsCommand::Create {
@@ -684,42 +673,16 @@ async fn main() -> std::process::ExitCode {
                 let body = serde_json::json!({
                     "name": name, "redirect_uris": redirect_uris, "scopes": scopes, "kind": kind,
                 });
-                client::sandbox_items(
-                    &server,
-                    &sandbox,
-                    "oauth/clients",
-                    reqwest::Method::POST,
-                    "",
-                    Some(body),
-                )
-                .await
+                oauth_clients(&server, &sandbox).create(body).await
             }
             ClientsCommand::List { sandbox, server } => {
-                client::sandbox_items(
-                    &server,
-                    &sandbox,
-                    "oauth/clients",
-                    reqwest::Method::GET,
-                    "",
-                    None,
-                )
-                .await
+                oauth_clients(&server, &sandbox).list().await
             }
             ClientsCommand::Delete {
                 client_id,
                 sandbox,
                 server,
-            } => {
-                client::sandbox_items(
-                    &server,
-                    &sandbox,
-                    "oauth/clients",
-                    reqwest::Method::DELETE,
-                    &format!("/{client_id}"),
-                    None,
-                )
-                .await
-            }
+            } => oauth_clients(&server, &sandbox).delete(&client_id).await,
         },
         Command::Token {
             sandbox,
