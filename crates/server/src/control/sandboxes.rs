@@ -66,6 +66,9 @@ pub struct SandboxView {
     pub base_url: String,
     /// The same sandbox addressed by host name.
     pub host_url: String,
+    /// Its OAuth 2 / OpenID Connect issuer (discovery at
+    /// `{oauth_issuer}/.well-known/openid-configuration`).
+    pub oauth_issuer: String,
     /// Shown once, at creation; stored hashed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
@@ -123,6 +126,7 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
             "{scheme}://{}.{}{port}{base_path}",
             sandbox.id, state.config.base_domain
         ),
+        oauth_issuer: crate::service::oauth::issuer(state, &sandbox.id),
         api_key,
         expires_at: sandbox.expires_at_ms().map(rfc3339),
         created_at: rfc3339(sandbox.created_at_ms),

@@ -104,6 +104,7 @@ async fn read_with(app: &TestApp, sandbox: &Sandbox, token: &str) -> (u16, Strin
 async fn authlib_completes_both_grants_and_pyjwt_verifies_the_tokens() {
     let app = spawn_app().await;
     let (a, b) = store(&app).await;
+    assert_eq!(a.body["oauth_issuer"], issuer(&app, &a));
     let confidential = client(
         &app,
         &a,
