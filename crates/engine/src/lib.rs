@@ -35,7 +35,7 @@ pub use pipeline::{
     handle,
 };
 pub use project::{FileProblem, ProjectFiles};
-pub use request::auth::{Credential, KeyVerdict};
+pub use request::auth::{Credential, KeyVerdict, bearer_error as bearer_challenge};
 pub use request::headers::HeaderSource;
 pub use request::near_miss::{NearMiss, near_misses};
 pub use request::router::{RouteMatch, Router};

@@ -138,7 +138,7 @@ fn challenge(scheme: &SecurityScheme) -> Option<String> {
 const BEARER: &str = "Bearer realm=\"sandbox\"";
 
 /// An RFC 6750 challenge with an error code (quoted strings kept plain).
-fn bearer_error(error: &str, description: &str, scope: Option<&[String]>) -> String {
+pub fn bearer_error(error: &str, description: &str, scope: Option<&[String]>) -> String {
     let plain = |text: &str| text.replace(['"', '\\'], "'");
     let mut challenge = format!(
         "{BEARER}, error=\"{error}\", error_description=\"{}\"",

@@ -152,14 +152,25 @@ fn to_axum(response: sbx_engine::Response) -> Response {
     out
 }
 
+/// What an access token sent for an OAuth scheme is, from its verdict
+/// taken before the pipeline ran (`None`: no JWT was sent).
+fn token_verdict(verdict: Option<&Result<Verified, String>>, scopes: &[String]) -> KeyVerdict {
+    match verdict {
+        Some(Ok(verified)) if verified.has_scopes(scopes) => KeyVerdict::Valid,
+        Some(Ok(_)) => KeyVerdict::InsufficientScope,
+        Some(Err(why)) => KeyVerdict::InvalidToken(why.clone()),
+        None => KeyVerdict::InvalidToken(
+            "an OAuth access token (a JWT) from the sandbox's /__sbx/oauth/token is expected; an API key is not one"
+                .to_owned(),
+        ),
+    }
+}
+
 /// The bearer token of `Authorization` when it looks like a JWT (three
 /// dot-separated parts; API keys never hold a dot).
 fn bearer_jwt(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && token.bytes().filter(|b| *b == b'.').count() == 2)
-        .then_some(token)
+    crate::http::access::bearer_token(headers)
+        .filter(|token| token.bytes().filter(|b| *b == b'.').count() == 2)
 }
 
 fn problem(kind: ProblemType, detail: &str) -> Response {
@@ -334,43 +345,32 @@ fn run(
 ) -> Decision {
     // The key that authenticated, for its own rate limit.
     let authenticated = std::sync::OnceLock::new();
-    let key_check = |sent: Credential<'_>, operation: &sbx_spec::Operation| {
-        match &target.keys {
-        KeyCheck::Keys(_, token) if let Credential::Token { token: sent, scopes } = sent => {
-            match token {
-                Some(Ok(verified)) if verified.has_scopes(scopes) => {
-                    if target.limiters.per_key() {
-                        let _ = authenticated.set(KeyTag::of_key(sent));
-                    }
-                    KeyVerdict::Valid
+    let key_check =
+        |sent: Credential<'_>, operation: &sbx_spec::Operation| match (&target.keys, sent) {
+            (KeyCheck::Keys(_, verdict), Credential::Token { token, scopes }) => {
+                let verdict = token_verdict(verdict.as_ref(), scopes);
+                if verdict == KeyVerdict::Valid && target.limiters.per_key() {
+                    let _ = authenticated.set(KeyTag::of_key(token));
                 }
-                Some(Ok(_)) => KeyVerdict::InsufficientScope,
-                Some(Err(why)) => KeyVerdict::InvalidToken(why.clone()),
-                None => KeyVerdict::InvalidToken(
-                    "an OAuth access token (a JWT) from the sandbox's /__sbx/oauth/token is expected; an API key is not one"
-                        .to_owned(),
-                ),
+                verdict
             }
-        }
-        KeyCheck::Keys(keys, _) => {
-            let key = sent.text();
-            let hash = KeyHash::of(key);
-            // Keys expire in real time, whatever the sandbox clock says.
-            let verdict = crate::runtime::keys::verdict(keys, &hash, operation, now_ms());
-            if verdict == KeyVerdict::Valid {
-                let _ = authenticated.set(KeyTag::of_digest(&hash));
+            (KeyCheck::Keys(keys, _), sent) => {
+                let hash = KeyHash::of(sent.text());
+                // Keys expire in real time, whatever the sandbox clock says.
+                let verdict = crate::runtime::keys::verdict(keys, &hash, operation, now_ms());
+                if verdict == KeyVerdict::Valid {
+                    let _ = authenticated.set(KeyTag::of_digest(&hash));
+                }
+                verdict
             }
-            verdict
-        }
-        KeyCheck::AnyTestKey if sent.text().starts_with(API_KEY_PREFIX) => {
-            if target.limiters.per_key() {
-                let _ = authenticated.set(KeyTag::of_key(sent.text()));
+            (KeyCheck::AnyTestKey, sent) if sent.text().starts_with(API_KEY_PREFIX) => {
+                if target.limiters.per_key() {
+                    let _ = authenticated.set(KeyTag::of_key(sent.text()));
+                }
+                KeyVerdict::Valid
             }
-            KeyVerdict::Valid
-        }
-        KeyCheck::AnyTestKey => KeyVerdict::Unknown,
-    }
-    };
+            (KeyCheck::AnyTestKey, _) => KeyVerdict::Unknown,
+        };
     let rate_check = || {
         if target.unlimited {
             return Ok(());

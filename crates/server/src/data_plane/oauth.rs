@@ -115,17 +115,10 @@ pub async fn serve(
         ("POST", "/token") => token(state, sandbox, request).await,
         ("POST", "/revoke") => revoke(state, sandbox, request).await,
         ("GET" | "POST", "/userinfo") => {
-            let token = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim().to_owned());
-            let Some(token) = token else {
+            let Some(token) = crate::http::access::bearer_token(request.headers()) else {
                 return bearer_refusal(StatusCode::UNAUTHORIZED, None, "");
             };
-            match service::userinfo(state, sandbox, &token).await {
+            match service::userinfo(state, sandbox, token).await {
                 Ok(claims) => json_answer(StatusCode::OK, &Value::Object(claims)),
                 Err(why) if why == "insufficient_scope" => bearer_refusal(
                     StatusCode::FORBIDDEN,
@@ -371,13 +364,10 @@ fn oauth_error(error: &OAuthError) -> Response {
 
 /// An RFC 6750 refusal of a bearer token.
 fn bearer_refusal(status: StatusCode, error: Option<&str>, description: &str) -> Response {
-    let mut challenge = "Bearer realm=\"sandbox\"".to_owned();
-    if let Some(error) = error {
-        let plain = description.replace(['"', '\\'], "'");
-        challenge.push_str(&format!(
-            ", error=\"{error}\", error_description=\"{plain}\""
-        ));
-    }
+    let challenge = match error {
+        Some(error) => sbx_engine::bearer_challenge(error, description, None),
+        None => "Bearer realm=\"sandbox\"".to_owned(),
+    };
     let mut response = json_answer(
         status,
         &json!({"error": error.unwrap_or("invalid_request"), "error_description": description}),

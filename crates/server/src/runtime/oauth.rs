@@ -184,6 +184,7 @@ pub struct AccessClaims {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub sandbox: SandboxId,
+    pub sub: String,
     pub scopes: Vec<String>,
     pub expires_at_s: i64,
     pub jti: String,
@@ -193,6 +194,7 @@ impl Verified {
     pub fn of(sandbox: &SandboxId, claims: &AccessClaims) -> Self {
         Self {
             sandbox: sandbox.clone(),
+            sub: claims.sub.clone(),
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
             expires_at_s: claims.exp,
             jti: claims.jti.clone(),

@@ -98,6 +98,18 @@ pub async fn signing_keys(state: &AppState, id: &SandboxId) -> ServiceResult<Arc
     Ok(keys)
 }
 
+/// A sandbox's keys for verifying, as stored: none are made here, so a
+/// stray JWT sent to a sandbox that never used OAuth writes nothing.
+async fn verifying_keys(state: &AppState, id: &SandboxId) -> ServiceResult<Arc<SigningKeys>> {
+    if let Some(keys) = state.oauth.keys(id) {
+        return Ok(keys);
+    }
+    let records = state.store.signing_keys(id).await?;
+    let keys = Arc::new(SigningKeys::of(&records, now_ms(), RETIRED_KEY_MS));
+    state.oauth.set_keys(id, keys.clone());
+    Ok(keys)
+}
+
 /// A new signing key for the sandbox; the others are retired but stay in
 /// the JWKS for a day. Returns the new key's id.
 pub async fn rotate_keys(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<String> {
@@ -1002,7 +1014,7 @@ pub async fn revoke(
     if revoked {
         return Ok(());
     }
-    let keys = signing_keys(state, &sandbox.id)
+    let keys = verifying_keys(state, &sandbox.id)
         .await
         .map_err(OAuthError::server)?;
     if let Ok(claims) = keys.verify(token, &issuer(state, &sandbox.id), &sandbox.id)
@@ -1027,7 +1039,7 @@ pub async fn verify(
             Err("its audience is not this sandbox (a token of another sandbox?)".to_owned())
         };
     }
-    let keys = signing_keys(state, &sandbox.id)
+    let keys = verifying_keys(state, &sandbox.id)
         .await
         .map_err(|_| "the sandbox's keys could not be loaded".to_owned())?;
     let claims = keys.verify(token, &issuer(state, &sandbox.id), &sandbox.id)?;
@@ -1049,16 +1061,12 @@ pub async fn userinfo(
     if !verified.scopes.iter().any(|s| s == "openid") {
         return Err("insufficient_scope".to_owned());
     }
-    let keys = signing_keys(state, &sandbox.id)
-        .await
-        .map_err(|_| "the sandbox's keys could not be loaded".to_owned())?;
-    let claims = keys.verify(token, &issuer(state, &sandbox.id), &sandbox.id)?;
     let user = users(state, sandbox)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
-        .find(|u| u.sub == claims.sub);
+        .find(|u| u.sub == verified.sub);
     let mut out = user.map(|u| u.claims).unwrap_or_default();
-    out.insert("sub".into(), claims.sub.into());
+    out.insert("sub".into(), verified.sub.into());
     Ok(out)
 }
