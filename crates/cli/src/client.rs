@@ -243,12 +243,20 @@ pub async fn delete_sandbox(server: &ServerArgs, id: &str) -> anyhow::Result<()>
 /// One of a sandbox's collections on the control plane (`keys`,
 /// `oauth/clients`): each call prints the answer, or says what was removed.
 pub struct SandboxItems<'a> {
-    pub server: &'a ServerArgs,
-    pub sandbox: &'a str,
-    pub items: &'static str,
+    server: &'a ServerArgs,
+    sandbox: &'a str,
+    items: &'static str,
 }
 
-impl SandboxItems<'_> {
+impl<'a> SandboxItems<'a> {
+    pub fn new(server: &'a ServerArgs, sandbox: &'a str, items: &'static str) -> Self {
+        Self {
+            server,
+            sandbox,
+            items,
+        }
+    }
+
     pub async fn list(&self) -> anyhow::Result<()> {
         self.call(Method::GET, "", None).await
     }

@@ -470,22 +470,6 @@ enum KeysCommand {
     },
 }
 
-fn keys<'a>(server: &'a client::ServerArgs, sandbox: &'a str) -> client::SandboxItems<'a> {
-    client::SandboxItems {
-        server,
-        sandbox,
-        items: "keys",
-    }
-}
-
-fn oauth_clients<'a>(server: &'a client::ServerArgs, sandbox: &'a str) -> client::SandboxItems<'a> {
-    client::SandboxItems {
-        server,
-        sandbox,
-        items: "oauth/clients",
-    }
-}
-
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -640,9 +624,15 @@ async fn main() -> std::process::ExitCode {
                 if !permissions.is_empty() {
                     body["permissions"] = permissions.into();
                 }
-                keys(&server, &sandbox).create(body).await
+                client::SandboxItems::new(&server, &sandbox, "keys")
+                    .create(body)
+                    .await
             }
-            KeysCommand::List { sandbox, server } => keys(&server, &sandbox).list().await,
+            KeysCommand::List { sandbox, server } => {
+                client::SandboxItems::new(&server, &sandbox, "keys")
+                    .list()
+                    .await
+            }
             KeysCommand::Roll {
                 key,
                 sandbox,
@@ -650,7 +640,7 @@ async fn main() -> std::process::ExitCode {
                 server,
             } => {
                 let body = serde_json::json!({"expires_in_seconds": expires_in});
-                keys(&server, &sandbox)
+                client::SandboxItems::new(&server, &sandbox, "keys")
                     .post(&format!("/{key}/roll"), body)
                     .await
             }
@@ -658,7 +648,11 @@ async fn main() -> std::process::ExitCode {
                 key,
                 sandbox,
                 server,
-            } => keys(&server, &sandbox).delete(&key).await,
+            } => {
+                client::SandboxItems::new(&server, &sandbox, "keys")
+                    .delete(&key)
+                    .await
+            }
         },
         Command::Oauth(OauthCommand::Clients(command)) => match command {
             ClientsCommand::Create {
@@ -673,16 +667,24 @@ async fn main() -> std::process::ExitCode {
                 let body = serde_json::json!({
                     "name": name, "redirect_uris": redirect_uris, "scopes": scopes, "kind": kind,
                 });
-                oauth_clients(&server, &sandbox).create(body).await
+                client::SandboxItems::new(&server, &sandbox, "oauth/clients")
+                    .create(body)
+                    .await
             }
             ClientsCommand::List { sandbox, server } => {
-                oauth_clients(&server, &sandbox).list().await
+                client::SandboxItems::new(&server, &sandbox, "oauth/clients")
+                    .list()
+                    .await
             }
             ClientsCommand::Delete {
                 client_id,
                 sandbox,
                 server,
-            } => oauth_clients(&server, &sandbox).delete(&client_id).await,
+            } => {
+                client::SandboxItems::new(&server, &sandbox, "oauth/clients")
+                    .delete(&client_id)
+                    .await
+            }
         },
         Command::Token {
             sandbox,

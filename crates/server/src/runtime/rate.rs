@@ -75,7 +75,17 @@ impl Limiters {
         if limits == RateLimits::default() {
             return NONE.clone();
         }
-        Arc::new(Self {
+        Arc::new(Self::buckets(limits, None))
+    }
+
+    /// Buckets for a sandbox's own limits (kept with them, so that a new
+    /// revision leaves them alone).
+    pub fn own(limits: RateLimits) -> Arc<Self> {
+        Arc::new(Self::buckets(limits, Some(limits)))
+    }
+
+    fn buckets(limits: RateLimits, own: Option<RateLimits>) -> Self {
+        Self {
             per_sandbox: limits
                 .per_sandbox
                 .and_then(quota)
@@ -92,24 +102,8 @@ impl Limiters {
                     limit,
                     burst,
                 }),
-            own: None,
-        })
-    }
-
-    /// Buckets for a sandbox's own limits (kept with them, so that a new
-    /// revision leaves them alone).
-    pub fn own(limits: RateLimits) -> Arc<Self> {
-        let mut made = Self::of(limits);
-        match Arc::get_mut(&mut made) {
-            Some(fresh) => fresh.own = Some(limits),
-            None => {
-                made = Arc::new(Self {
-                    own: Some(limits),
-                    ..Self::default()
-                })
-            }
+            own,
         }
-        made
     }
 
     /// Whether keys are limited one by one (the key that authenticated is
