@@ -527,6 +527,13 @@ async fn serve(args: settings::ServeArgs) -> anyhow::Result<()> {
     if demo {
         let sandbox = sbx_server::demo::prepare(&server).await?;
         out!();
+        out!("Developer portal: {}", sandbox.portal_url);
+        out!(
+            "  sign in as {} with the password {} (new at every start)",
+            sandbox.email,
+            sandbox.password
+        );
+        out!();
         out!("Demo sandbox {} is ready:", sandbox.id);
         out!("  base URL: {}", sandbox.base_url);
         out!("  API key:  {}", sandbox.api_key);

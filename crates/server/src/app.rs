@@ -295,14 +295,26 @@ pub fn front(state: AppState) -> Front {
             "/metrics",
             axum::routing::get(crate::observability::metrics::scrape),
         )
-        .fallback(control::no_route)
+        .merge(crate::portal::router())
+        .fallback(|request: axum::extract::Request| async move {
+            if crate::portal::owns_path(request.uri().path()) {
+                crate::portal::not_found(request).await
+            } else {
+                axum::response::IntoResponse::into_response(control::no_route(request).await)
+            }
+        })
         .with_state(state.clone());
+    let portal_state = state.clone();
+    let own_pages: crate::http::front::OwnPage = Arc::new(move |request| {
+        crate::portal::owns_path(request.uri().path())
+            && !data_plane::names_a_sandbox(&portal_state, request)
+    });
     let header_limit = state.config.limits.max_header_bytes;
     let sandboxes: SandboxHandler = Arc::new(move |request| {
         let state = state.clone();
         Box::pin(async move { data_plane::handler(State(state), request).await })
     });
-    Front::new(header_limit, Some(control), sandboxes)
+    Front::new(header_limit, Some(control), sandboxes).with_own_pages(own_pages)
 }
 
 /// Opens storage, loads state, and serves on `listener` until shutdown.

@@ -7,7 +7,7 @@ use crate::{
     Server,
     service::caller::Caller,
     service::{
-        audit,
+        accounts, audit,
         projects::{self, Publish},
         sandboxes::{self, NewSandbox},
     },
@@ -89,11 +89,19 @@ pub fn demo_files() -> anyhow::Result<ProjectFiles> {
     })
 }
 
-/// A sandbox ready to call.
+/// The demo developer's email address.
+pub const DEMO_EMAIL: &str = "developer@example.com";
+
+/// A sandbox ready to call, and the developer who owns it.
 pub struct DemoSandbox {
     pub id: String,
     pub base_url: String,
     pub api_key: String,
+    /// The portal's address.
+    pub portal_url: String,
+    pub email: String,
+    /// New at every start.
+    pub password: String,
 }
 
 /// Imports the demo project (or a new revision when the bundled files
@@ -128,19 +136,30 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         projects::publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, kind).await?;
         audit::record(state, audit::by_system(action, path, status, why, None)).await;
     }
+    let (account, password) = accounts::demo_account(state, DEMO_EMAIL).await?;
+    let developer = Caller::Account {
+        id: account.id.clone(),
+        role: account.role,
+    };
+    // One demo sandbox at a time: the last start's goes.
+    for old in sandboxes::list(state, &developer, Some(DEMO_PROJECT)) {
+        if old.label.as_deref() == Some("demo") {
+            sandboxes::delete(state, &developer, &old.id).await?;
+        }
+    }
     let new = NewSandbox {
         seed: Some("demo".to_owned()),
         label: Some("demo".to_owned()),
         ..NewSandbox::of(DEMO_PROJECT)
     };
-    let made = sandboxes::create(state, caller, new).await?;
+    let made = sandboxes::create(state, &developer, new).await?;
     let id = made.sandbox.id.clone();
     let entry = audit::by_system(
         "POST /api/v1/sandboxes",
         format!("/api/v1/sandboxes/{id}"),
         201,
         "sbx serve --demo: the demo sandbox",
-        None,
+        Some(account.id.clone()),
     );
     audit::record(state, entry).await;
     let base_path = &made.sandbox.serving().compiled.model.base_path;
@@ -148,6 +167,9 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         base_url: format!("{}/sbx/{id}{base_path}", state.public_url),
         id: id.to_string(),
         api_key: made.api_key,
+        portal_url: format!("{}/", state.public_url),
+        email: account.email,
+        password,
     })
 }
 

@@ -12,6 +12,7 @@ mod data_plane;
 pub mod demo;
 mod http;
 mod observability;
+mod portal;
 mod runtime;
 mod service;
 mod workers;

@@ -193,7 +193,7 @@ pub async fn sign_in(
 ) -> Result<Response, ApiError> {
     let session = service::sign_in(&state, &body.email, body.password, peer.ip()).await?;
     let max_age = i64::from(state.config.accounts.session_hours) * 3600;
-    let cookie = session_cookie(&state, &session.token, max_age);
+    let cookie = access::session_cookie(&state, &session.token, max_age);
     let owner = Caller::Account {
         id: session.account.id.clone(),
         role: session.account.role,
@@ -210,21 +210,6 @@ pub async fn sign_in(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.extensions_mut().insert(owner);
     Ok(response)
-}
-
-/// The session cookie: HttpOnly (no script reads it), `SameSite=Lax` (no
-/// cross-site change sends it), `Secure` and `__Host-` over HTTPS.
-fn session_cookie(state: &AppState, token: &str, max_age_seconds: i64) -> HeaderValue {
-    let name = access::session_cookie_name(state);
-    let secure = if state.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let text = format!(
-        "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
-    );
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "signOut", tag = "accounts",
@@ -244,7 +229,7 @@ pub async fn sign_out(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+        .insert(header::SET_COOKIE, access::session_cookie(&state, "", 0));
     Ok(response)
 }
 

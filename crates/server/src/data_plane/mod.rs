@@ -871,6 +871,15 @@ fn host_sandbox_id<'a>(state: &AppState, request: &'a Request) -> Option<&'a str
         .filter(|id| !id.contains('.'))
 }
 
+/// Whether the request names a sandbox by its Host header or by a key it
+/// carries: then a page of the portal's (`/`) is the sandbox's instead.
+pub fn names_a_sandbox(state: &AppState, request: &Request) -> bool {
+    host_sandbox_id(state, request).is_some()
+        || candidate_keys(request)
+            .iter()
+            .any(|key| state.registry.by_key_hash(&KeyHash::of(key)).is_some())
+}
+
 /// Whether the request names a sandbox by its Host header: then even a
 /// path the server itself serves (`/metrics`) is the sandbox's.
 pub fn addressed_by_host(state: &AppState, request: &Request) -> bool {

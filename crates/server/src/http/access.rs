@@ -5,7 +5,7 @@
 
 use axum::{
     extract::Request,
-    http::{HeaderMap, header},
+    http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use sbx_engine::ProblemType;
@@ -24,6 +24,21 @@ pub fn session_cookie_name(state: &AppState) -> &'static str {
     } else {
         "sbx_session"
     }
+}
+
+/// The session cookie: HttpOnly (no script reads it), `SameSite=Lax` (no
+/// cross-site change sends it), `Secure` and `__Host-` over HTTPS.
+pub fn session_cookie(state: &AppState, token: &str, max_age_seconds: i64) -> HeaderValue {
+    let name = session_cookie_name(state);
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    );
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The header a page sends its session's CSRF token in.

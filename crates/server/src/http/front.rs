@@ -32,6 +32,10 @@ pub type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// What answers requests addressed to sandboxes.
 pub type SandboxHandler = Arc<dyn Fn(Request) -> Answer + Send + Sync>;
 
+/// Whether a request outside the control plane's prefix is the server's own
+/// page (the portal's) rather than a sandbox's.
+pub type OwnPage = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
+
 /// The paths the control plane owns; everything else is a sandbox's.
 fn is_control(path: &str) -> bool {
     path == "/metrics"
@@ -43,8 +47,11 @@ fn is_control(path: &str) -> bool {
 #[derive(Clone)]
 pub struct Front {
     max_header_bytes: usize,
-    /// `/api/v1` and `/metrics` (`sbx serve`; `sbx mock` has none).
+    /// `/api/v1` and `/metrics`, and the portal (`sbx serve`; `sbx mock`
+    /// has none).
     control: Option<Router>,
+    /// Which other requests `control` answers (the portal's pages).
+    own_pages: Option<OwnPage>,
     sandboxes: Sandboxes,
     /// Any origin may call a sandbox: the data plane is a public API.
     cors: Cors<Sandboxes>,
@@ -65,9 +72,18 @@ impl Front {
         Self {
             max_header_bytes,
             control,
+            own_pages: None,
             sandboxes,
             cors,
             peer: None,
+        }
+    }
+
+    /// The control router also answers the requests `own_pages` picks.
+    pub fn with_own_pages(self, own_pages: OwnPage) -> Self {
+        Self {
+            own_pages: Some(own_pages),
+            ..self
         }
     }
 
@@ -114,11 +130,10 @@ impl Front {
     }
 
     fn route(&self, mut request: Request) -> Routed {
-        if let Some(control) = self
-            .control
-            .as_ref()
-            .filter(|_| is_control(request.uri().path()))
-        {
+        if let Some(control) = self.control.as_ref().filter(|_| {
+            is_control(request.uri().path())
+                || self.own_pages.as_ref().is_some_and(|own| own(&request))
+        }) {
             if let Some(peer) = self.peer {
                 request.extensions_mut().insert(ConnectInfo(peer));
             }

@@ -198,6 +198,30 @@ pub async fn sign_up(
     }
 }
 
+/// The demo's developer account (`sbx serve --demo` prints its sign-in):
+/// made if missing, enabled, and given a new random password each time.
+pub async fn demo_account(state: &AppState, email: &str) -> ServiceResult<(AccountRecord, String)> {
+    let password = random_token(16);
+    match state.store.account_by_email(email).await? {
+        Some(mut account) => {
+            account.password_hash = hash_password(password.clone()).await?;
+            account.disabled_at_ms = None;
+            state.store.update_account(&account).await?;
+            Ok((account, password))
+        }
+        None => {
+            let new = NewAccount {
+                email: email.to_owned(),
+                password: password.clone(),
+                invitation: None,
+                role: Some(Role::Developer),
+            };
+            let account = sign_up(state, Some(&Caller::System), new).await?;
+            Ok((account, password))
+        }
+    }
+}
+
 /// Signs in with email and password: a new browser session. Failures say
 /// only that the pair is wrong; past the per-account limit they are 429.
 pub async fn sign_in(

@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod mock;
 mod oauth;
+mod portal;
 mod quotas;
 mod rate_limits;
 mod replay;

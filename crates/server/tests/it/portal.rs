@@ -1,0 +1,544 @@
+//! The developer portal over HTTP: its forms post to the same services as
+//! the control plane, as the signed-in developer; bad input comes back
+//! inline with what was typed; forms without the session's CSRF token and
+//! other developers' sandboxes are refused. (`portal_browser.rs` drives the
+//! same flows in a real browser.)
+
+use reqwest::{Client, Method, StatusCode, redirect::Policy};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, send, spawn_app};
+
+/// Pages stay light enough for a phone on a slow network.
+const MAX_PAGE_BYTES: usize = 200 * 1024;
+
+/// A browser's view of the portal: its session cookie and the CSRF token
+/// its pages carry. Redirects are not followed, so each is checked.
+struct Browser {
+    url: String,
+    client: Client,
+    cookie: String,
+    csrf: String,
+}
+
+/// The value of the first `name="{name}" value="…"` of a page.
+fn hidden(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')?;
+    Some(page[start..start + end].to_owned())
+}
+
+async fn sign_up(app: &TestApp, email: &str) -> Browser {
+    let client = Client::builder().redirect(Policy::none()).build().unwrap();
+    let response = client
+        .post(at(app, "/portal/signup"))
+        .form(&[("email", email), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser {
+        url: app.url.clone(),
+        client,
+        cookie,
+        csrf: String::new(),
+    };
+    let (status, page) = browser.get("/").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(email), "the page names who is signed in");
+    browser.csrf = hidden(&page, "csrf").expect("the dashboard's forms carry the CSRF token");
+    browser
+}
+
+impl Browser {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let page = response.text().await.unwrap();
+        assert!(page.len() < MAX_PAGE_BYTES, "{path}: {} bytes", page.len());
+        (status, page)
+    }
+
+    /// Posts a form with the session's CSRF token; the status and either
+    /// the page or where it redirects.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post_raw(path, &form, None).await
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("cookie", &self.cookie)
+            .form(form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        if let Some(location) = response.headers().get("location") {
+            return (status, location.to_str().unwrap().to_owned());
+        }
+        (status, response.text().await.unwrap())
+    }
+}
+
+async fn payments(app: &TestApp) {
+    let project = crate::scenarios::payments_project("payments");
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// The id of the sandbox a sandbox page shows.
+fn sandbox_id(page: &str) -> String {
+    let start = page.find("<code>sbx-").expect("the page shows the id") + "<code>".len();
+    let end = page[start..].find('<').unwrap();
+    page[start..start + end].to_owned()
+}
+
+fn new_key(page: &str) -> String {
+    let start =
+        page.find("id=\"new-key\">").expect("the new key is shown") + "id=\"new-key\">".len();
+    let end = page[start..].find('<').unwrap();
+    page[start..start + end].to_owned()
+}
+
+#[tokio::test]
+async fn a_developer_creates_a_sandbox_triggers_a_scenario_and_moves_the_clock() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let ada = sign_up(&app, "ada@example.com").await;
+
+    // A time to live that does not parse comes back beside its field, with
+    // everything typed kept, and nothing is made.
+    let (status, page) = ada
+        .post(
+            "/portal/sandboxes",
+            &[
+                ("project", "payments"),
+                ("ttl", "7 weeks"),
+                ("label", "checkout tests"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("is not a time to live"), "{page}");
+    assert!(page.contains("value=\"7 weeks\""), "the bad value is kept");
+    assert!(
+        page.contains("value=\"checkout tests\""),
+        "the other fields are kept"
+    );
+    assert!(page.contains("aria-invalid=\"true\""));
+    let (_, listed) = send(app.admin(Method::GET, "/sandboxes")).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0);
+
+    // Over the quota's longest lifetime: the service's own message, inline.
+    let (status, page) = ada
+        .post(
+            "/portal/sandboxes",
+            &[("project", "payments"), ("ttl", "9999d")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("ttl_seconds must be between 1 and"), "{page}");
+
+    let (status, page) = ada
+        .post(
+            "/portal/sandboxes",
+            &[
+                ("project", "payments"),
+                ("ttl", "2h"),
+                ("label", "checkout tests"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{page}");
+    assert!(page.contains("TEST ONLY"), "every sandbox page says so");
+    let id = sandbox_id(&page);
+    let key = new_key(&page);
+    assert!(key.starts_with("sk_test_"), "{key}");
+
+    // The key is shown once: the page, loaded again, shows it redacted.
+    let (status, page) = ada.get(&format!("/portal/sandboxes/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&key));
+    assert!(page.contains("checkout tests"));
+    assert!(
+        page.contains("card_declined"),
+        "the scenario launcher lists the pack"
+    );
+
+    // The key works, the sandbox is Ada's, and its TTL is the one asked.
+    let base = format!("{}/sbx/{id}/v1", app.url);
+    let card = json!({"amount": 2000, "currency": "usd",
+        "payment_method": {"type": "card", "number": "4242424242424242", "exp_month": 12, "exp_year": 2030}});
+    let pay = || {
+        app.client
+            .post(format!("{base}/payments"))
+            .bearer_auth(&key)
+            .json(&card)
+    };
+    let (status, body) = send(pay()).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, shown) = send(app.admin(Method::GET, &format!("/sandboxes/{id}"))).await;
+    let lives = crate::helpers::millis(shown["expires_at"].as_str().unwrap())
+        - crate::helpers::millis(shown["created_at"].as_str().unwrap());
+    assert_eq!(lives, 2 * 3600 * 1000);
+
+    // A scenario pressed answers every call of its operation that way.
+    let (status, to) = ada
+        .post(
+            &format!("/portal/sandboxes/{id}/scenario"),
+            &[("scenario", "card_declined")],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (
+            303,
+            format!("/portal/sandboxes/{id}?done=scenario-set").as_str()
+        )
+    );
+    let (status, body) = send(pay()).await;
+    assert_eq!(status, 402, "{body}");
+    let (_, page) = ada
+        .get(&format!("/portal/sandboxes/{id}?done=scenario-set"))
+        .await;
+    assert!(page.contains("Every call now answers as <strong>card_declined</strong>"));
+    assert!(page.contains("Scenario set"), "the notice is shown");
+    let (status, page) = ada
+        .post(
+            &format!("/portal/sandboxes/{id}/scenario"),
+            &[("scenario", "no_such_thing")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("no operation of this sandbox declares a scenario"),
+        "{page}"
+    );
+    ada.post(
+        &format!("/portal/sandboxes/{id}/scenario"),
+        &[("scenario", "")],
+    )
+    .await;
+    assert_eq!(send(pay()).await.0, 201, "cleared");
+
+    // The clock: a duration that does not parse stays in its field.
+    let (status, page) = ada
+        .post(
+            &format!("/portal/sandboxes/{id}/clock"),
+            &[("advance", "30 days")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("value=\"30 days\""));
+    let (status, _) = ada
+        .post(
+            &format!("/portal/sandboxes/{id}/clock"),
+            &[("advance", "P30D")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, clock) = send(app.admin(Method::GET, &format!("/sandboxes/{id}/clock"))).await;
+    let ahead = clock["offset_ms"].as_i64().unwrap();
+    assert!(
+        (30 * 86_400_000..31 * 86_400_000).contains(&ahead),
+        "{clock}"
+    );
+
+    // Chaos that does not parse is refused with the parser's words.
+    let (status, page) = ada
+        .post(
+            &format!("/portal/sandboxes/{id}/chaos"),
+            &[("chaos", "latency=fast")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("value=\"latency=fast\""));
+
+    // The explorer lists every operation with a body to send.
+    let (status, page) = ada.get(&format!("/portal/sandboxes/{id}/explorer")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-operation=\"createPayment\""));
+    assert!(page.contains("data-key-in=\"bearer\""));
+    assert!(page.contains("&quot;amount&quot;"), "the body is prefilled");
+
+    // The changes are audited as Ada's, in the control plane's words.
+    let (_, audit) = send(app.admin(Method::GET, "/audit")).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"] == "from the portal")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "POST /api/v1/sandboxes",
+        "PUT /api/v1/sandboxes/{id}/scenario",
+        "POST /api/v1/sandboxes/{id}/clock",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+
+    // Deleting it from the dashboard ends it.
+    let (status, to) = ada
+        .post(&format!("/portal/sandboxes/{id}/delete"), &[])
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/?done=deleted"));
+    assert_eq!(send(pay()).await.0, 404);
+}
+
+#[tokio::test]
+async fn forms_without_the_session_token_or_from_elsewhere_change_nothing() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let ada = sign_up(&app, "ada@example.com").await;
+    let create = [("project", "payments")];
+    let mut forged = vec![("csrf", "not-the-token")];
+    forged.extend_from_slice(&create);
+    assert_eq!(
+        ada.post_raw("/portal/sandboxes", &forged, None).await.0,
+        403
+    );
+    assert_eq!(
+        ada.post_raw("/portal/sandboxes", &create, None).await.0,
+        403
+    );
+    let mut genuine = vec![("csrf", ada.csrf.as_str())];
+    genuine.extend_from_slice(&create);
+    let (status, _) = ada
+        .post_raw("/portal/sandboxes", &genuine, Some("https://evil.example"))
+        .await;
+    assert_eq!(status, 403);
+    let (_, listed) = send(app.admin(Method::GET, "/sandboxes")).await;
+    assert_eq!(listed["items"], json!([]));
+    // The same form from this server's page works.
+    let (status, _) = ada
+        .post_raw("/portal/sandboxes", &genuine, Some(&app.url))
+        .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn a_developer_cannot_see_or_change_another_developers_sandbox() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let ada = sign_up(&app, "ada@example.com").await;
+    let bob = sign_up(&app, "bob@example.com").await;
+    let (_, page) = ada
+        .post("/portal/sandboxes", &[("project", "payments")])
+        .await;
+    let id = sandbox_id(&page);
+
+    let (_, dashboard) = bob.get("/").await;
+    assert!(!dashboard.contains(&id), "Bob's dashboard lists only his");
+    for path in ["", "/explorer"] {
+        let (status, page) = bob.get(&format!("/portal/sandboxes/{id}{path}")).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(page.contains("does not exist"), "{page}");
+    }
+    for (path, fields) in [
+        ("delete", vec![]),
+        ("reset", vec![]),
+        ("clock", vec![("advance", "P1D")]),
+        ("scenario", vec![("scenario", "card_declined")]),
+        ("keys", vec![("kind", "secret")]),
+    ] {
+        let (status, _) = bob
+            .post(&format!("/portal/sandboxes/{id}/{path}"), &fields)
+            .await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = send(app.admin(Method::GET, &format!("/sandboxes/{id}"))).await;
+    assert_eq!(status, 200, "Ada's sandbox is untouched");
+    let (_, clock) = send(app.admin(Method::GET, &format!("/sandboxes/{id}/clock"))).await;
+    assert!(clock["offset_ms"].as_i64().unwrap() < 60_000, "{clock}");
+}
+
+#[tokio::test]
+async fn signing_in_and_out_and_what_needs_a_session() {
+    let app = spawn_app().await;
+    let client = Client::builder().redirect(Policy::none()).build().unwrap();
+    // Pages need a session; the sign-in page comes back to where one was.
+    let response = client
+        .get(at(&app, "/portal/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/portal/signin?next=%2Fportal%2Faccount"
+    );
+
+    let ada = sign_up(&app, "ada@example.com").await;
+    // A wrong password keeps the email typed and says only that the pair is wrong.
+    let response = client
+        .post(at(&app, "/portal/signin"))
+        .form(&[
+            ("email", "ada@example.com"),
+            ("password", "wrong password!"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("The email address or the password is wrong."),
+        "{page}"
+    );
+    assert!(page.contains("value=\"ada@example.com\""));
+    // A `next` pointing off the server is not followed.
+    let response = client
+        .post(at(&app, "/portal/signin"))
+        .form(&[
+            ("email", "ada@example.com"),
+            ("password", "correct horse battery"),
+            ("next", "//evil.example/x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/");
+    // Signing up twice with one address says so, beside the form.
+    let response = client
+        .post(at(&app, "/portal/signup"))
+        .form(&[
+            ("email", "ada@example.com"),
+            ("password", "another long one"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("value=\"ada@example.com\""), "{page}");
+
+    // The account page: quotas, and a token shown once that works on the API.
+    let (status, page) = ada.get("/portal/account").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Live sandboxes"));
+    let (status, page) = ada
+        .post(
+            "/portal/account/tokens",
+            &[("name", "laptop"), ("days", "soon")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("value=\"soon\""), "{page}");
+    let (status, page) = ada
+        .post(
+            "/portal/account/tokens",
+            &[("name", "laptop"), ("days", "30")],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let token = hidden_code(&page, "new-token");
+    assert!(token.starts_with("sbx_pat_"), "{token}");
+    let (status, me) = send(app.client.get(at(&app, "/api/v1/me")).bearer_auth(&token)).await;
+    assert_eq!(
+        (status, me["account"]["email"].as_str()),
+        (200, Some("ada@example.com"))
+    );
+
+    // Signing out ends the session: its cookie opens nothing after.
+    let (status, to) = ada.post("/portal/signout", &[]).await;
+    assert_eq!((status, to.as_str()), (303, "/portal/signin"));
+    let (status, to) = ada.get("/").await;
+    assert_eq!(status, 303, "{to}");
+}
+
+fn hidden_code(page: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = page.find(&marker).expect("shown") + marker.len();
+    let end = page[start..].find('<').unwrap();
+    page[start..start + end].to_owned()
+}
+
+#[tokio::test]
+async fn the_root_is_the_portal_unless_a_request_names_a_sandbox() {
+    let app = spawn_app().await;
+    let sandbox = app
+        .open_sandbox("root", "openapi: 3.0.3\ninfo: {title: Root, version: '1'}\npaths:\n  /:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              example: {root: true}\n")
+        .await;
+    let client = Client::builder().redirect(Policy::none()).build().unwrap();
+    // A browser gets the portal…
+    let response = client.get(at(&app, "/")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    // …a client with a sandbox's key gets the sandbox's `/`.
+    let (status, body) = send(client.get(at(&app, "/")).bearer_auth(&sandbox.api_key)).await;
+    assert_eq!((status, body), (200, json!({"root": true})));
+    // …and so does the sandbox's host name.
+    let response = client
+        .get(at(&app, "/"))
+        .header("host", format!("{}.sbx.localhost", sandbox.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"root": true})
+    );
+    // Unknown portal pages are pages too, and assets are served.
+    let response = client
+        .get(at(&app, "/portal/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("There is no page at &#x2f;portal&#x2f;nowhere.")
+    );
+    for asset in ["portal.css", "portal.js", "explorer.js"] {
+        let response = client
+            .get(at(&app, &format!("/portal/assets/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+    let page = client.get(at(&app, "/portal/signin")).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'"),
+        "{policy}"
+    );
+}
+
+fn at(app: &TestApp, path: &str) -> String {
+    format!("{}{path}", app.url)
+}
