@@ -542,3 +542,48 @@ async fn the_root_is_the_portal_unless_a_request_names_a_sandbox() {
 fn at(app: &TestApp, path: &str) -> String {
     format!("{}{path}", app.url)
 }
+
+/// The flows of `tests/portal/e2e.py` in headless Chromium (Selenium):
+/// sign up, create a sandbox, call it from the explorer, press a scenario
+/// and see the call declined and explained, advance the clock, sign out;
+/// a second developer cannot open the first one's sandbox. axe-core checks
+/// every page; pages must not scroll sideways at a phone's width.
+/// `SBX_SCREENSHOTS=docs/screenshots` keeps the pictures it takes.
+#[tokio::test]
+async fn the_portal_in_a_real_browser() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let here = env!("CARGO_MANIFEST_DIR");
+    let shots = tempfile::tempdir().unwrap();
+    let shots_dir = std::env::var("SBX_SCREENSHOTS").map_or_else(
+        |_| shots.path().to_owned(),
+        |dir| std::path::Path::new(here).join("../..").join(dir),
+    );
+    let config = json!({
+        "url": app.url,
+        "project": "payments",
+        "screenshots": shots_dir,
+        "axe": format!("{here}/tests/portal/node_modules/axe-core/axe.min.js"),
+    });
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(format!("{here}/tests/portal/e2e.py"))
+        .arg(config.to_string());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("python3 runs; .ci/run installs selenium, chromium, chromium-driver and axe-core");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    println!("{report}");
+    assert_eq!(
+        report["screenshots"].as_array().unwrap().len(),
+        9,
+        "{report}"
+    );
+}

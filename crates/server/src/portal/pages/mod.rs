@@ -20,9 +20,7 @@ pub struct SandboxSummary {
     project: String,
     revision: u32,
     pinned: bool,
-    /// Append operation paths to this.
-    base_url: String,
-    /// `base_url` with the API's base path.
+    /// Append operation paths to this (the API's base path included).
     base_path_url: String,
     host_url: String,
     oauth_issuer: String,
@@ -59,7 +57,6 @@ impl SandboxSummary {
             revision: serving.revision,
             pinned: sandbox.pinned,
             base_path_url: format!("{base_url}{base_path}"),
-            base_url,
             host_url: format!(
                 "{scheme}://{}.{}{port}{base_path}",
                 sandbox.id, state.config.base_domain
