@@ -73,6 +73,8 @@ pub struct Shared {
     pub failed_sign_ins: crate::http::refusals::Refusals<String>,
     /// Each sandbox's OAuth provider: keys, codes, verified tokens.
     pub oauth: crate::runtime::oauth::OAuthRuntime,
+    /// What each sandbox's built-in webhook receiver got.
+    pub receiver: crate::runtime::receiver::Receiver,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -352,6 +354,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         ),
         config: Arc::new(config),
         oauth: Default::default(),
+        receiver: Default::default(),
         workers: workers.clone(),
     }));
     load_registry(&state).await?;

@@ -186,14 +186,10 @@ pub async fn deliveries(
     Extension(caller): Extension<Caller>,
     Path((id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    service::endpoint(&state, &caller, &id, &endpoint_id).await?;
     let mut items = Vec::new();
-    for delivery in state
-        .store
-        .list_deliveries(&id, &endpoint_id, LISTED_DELIVERIES)
-        .await?
+    for (delivery, attempts) in
+        service::deliveries(&state, &caller, &id, &endpoint_id, LISTED_DELIVERIES).await?
     {
-        let attempts = state.store.list_attempts(delivery.id).await?;
         items.push(DeliveryItem {
             event_id: delivery.event_id.to_string(),
             event_type: delivery.event_type,

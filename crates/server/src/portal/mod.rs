@@ -36,7 +36,7 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 pub fn router() -> Router<AppState> {
-    use pages::{account, dashboard, explorer, sandbox};
+    use pages::{account, dashboard, explorer, sandbox, webhooks};
     Router::new()
         .route("/", get(dashboard::show))
         .route("/portal", get(|| async { Redirect::to("/") }))
@@ -76,6 +76,30 @@ pub fn router() -> Router<AppState> {
         .route("/portal/sandboxes/{id}/chaos", post(sandbox::set_chaos))
         .route("/portal/sandboxes/{id}/reset", post(sandbox::reset))
         .route("/portal/sandboxes/{id}/explorer", get(explorer::show))
+        .route(
+            "/portal/sandboxes/{id}/webhooks",
+            get(webhooks::show).post(webhooks::create),
+        )
+        .route(
+            "/portal/sandboxes/{id}/webhooks/test",
+            post(webhooks::send_test),
+        )
+        .route(
+            "/portal/sandboxes/{id}/webhooks/{endpoint}/enabled",
+            post(webhooks::set_enabled),
+        )
+        .route(
+            "/portal/sandboxes/{id}/webhooks/{endpoint}/rotate",
+            post(webhooks::rotate),
+        )
+        .route(
+            "/portal/sandboxes/{id}/webhooks/{endpoint}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route(
+            "/portal/sandboxes/{id}/webhooks/{endpoint}/delete",
+            post(webhooks::delete),
+        )
 }
 
 /// A path of the portal's with no page.
@@ -238,7 +262,7 @@ pub fn forged() -> Response {
 
 /// What a page says after a change it redirected to: fixed sentences by
 /// code, so a link cannot make a page say what it likes.
-const NOTICES: [(&str, &str); 12] = [
+const NOTICES: [(&str, &str); 17] = [
     ("created", "The sandbox is ready."),
     ("deleted", "The sandbox and its data are gone."),
     (
@@ -263,6 +287,23 @@ const NOTICES: [(&str, &str); 12] = [
     ("chaos-cleared", "Chaos cleared."),
     ("reset", "The sandbox's data is back to how it was made."),
     ("token-revoked", "The token is revoked."),
+    ("endpoint-enabled", "The endpoint is enabled."),
+    (
+        "endpoint-disabled",
+        "The endpoint is disabled: nothing is delivered to it until you enable it.",
+    ),
+    (
+        "endpoint-deleted",
+        "The endpoint and its deliveries are gone.",
+    ),
+    (
+        "redelivering",
+        "Queued again: the deliveries go out in a moment.",
+    ),
+    (
+        "event-sent",
+        "The test event is emitted: its deliveries go out in a moment.",
+    ),
 ];
 
 /// The notice a page shows for `?done={code}`.

@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("signin.html", include_str!("templates/signin.html")),
@@ -21,6 +21,7 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("sandbox.html", include_str!("templates/sandbox.html")),
     ("explorer.html", include_str!("templates/explorer.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
 ];
 
 /// Pages may not be framed, run scripts or load anything but this server's

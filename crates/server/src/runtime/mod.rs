@@ -6,5 +6,6 @@ pub mod ids;
 pub mod keys;
 pub mod oauth;
 pub mod rate;
+pub mod receiver;
 pub mod registry;
 pub mod usage;

@@ -241,6 +241,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResul
     }
     state.registry.remove(id);
     state.oauth.forget(id);
+    state.receiver.forget(id);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! A sandbox's webhook endpoints, their secrets, and the requeueing of
 //! their deliveries.
 
-use sbx_store::{EndpointRecord, EventId};
+use sbx_store::{AttemptView, DeliveryRecord, EndpointRecord, EventId};
 use sbx_webhooks::Faults;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -42,7 +42,12 @@ fn checked_faults(faults: Option<Faults>) -> ServiceResult<Option<Faults>> {
     Ok(Some(faults))
 }
 
-fn checked_url(state: &AppState, url: &str) -> ServiceResult<String> {
+/// An endpoint URL that can be delivered to: public `http(s)` (or private,
+/// as the egress policy allows), or the sandbox's built-in receiver.
+fn checked_url(state: &AppState, sandbox_id: &str, url: &str) -> ServiceResult<String> {
+    if url == crate::runtime::receiver::url_of(&state.public_url, sandbox_id) {
+        return Ok(url.to_owned());
+    }
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| ServiceError::invalid("/url", format!("{url:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -127,7 +132,7 @@ pub async fn create_endpoint(
         .url
         .as_deref()
         .ok_or_else(|| ServiceError::invalid("/url", "url is required"))?;
-    let url = checked_url(state, url)?;
+    let url = checked_url(state, id, url)?;
     let events = checked_events(change.events)?;
     if state.store.list_endpoints(id).await?.len() >= MAX_ENDPOINTS {
         return Err(ServiceError::Conflict(format!(
@@ -171,7 +176,7 @@ pub async fn update_endpoint(
 ) -> ServiceResult<EndpointRecord> {
     let mut record = endpoint(state, caller, id, endpoint_id).await?;
     if let Some(url) = &change.url {
-        record.url = checked_url(state, url)?;
+        record.url = checked_url(state, id, url)?;
     }
     if change.events.is_some() {
         record.events = checked_events(change.events)?;
@@ -215,6 +220,24 @@ pub async fn delete_endpoint(
         .await
         .err()
         .unwrap_or_else(|| ServiceError::NotFound(format!("no webhook endpoint {endpoint_id:?}"))))
+}
+
+/// An endpoint's latest deliveries (at most `limit`), newest first, each
+/// with its attempts.
+pub async fn deliveries(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    endpoint_id: &str,
+    limit: u32,
+) -> ServiceResult<Vec<(DeliveryRecord, Vec<AttemptView>)>> {
+    endpoint(state, caller, id, endpoint_id).await?;
+    let mut deliveries = Vec::new();
+    for delivery in state.store.list_deliveries(id, endpoint_id, limit).await? {
+        let attempts = state.store.list_attempts(delivery.id).await?;
+        deliveries.push((delivery, attempts));
+    }
+    Ok(deliveries)
 }
 
 /// A new secret; for a while deliveries carry both signatures, the new

@@ -583,7 +583,88 @@ async fn the_portal_in_a_real_browser() {
     println!("{report}");
     assert_eq!(
         report["screenshots"].as_array().unwrap().len(),
-        9,
+        10,
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn webhooks_from_the_portal_reach_the_built_in_receiver_signed() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let ada = sign_up(&app, "ada@example.com").await;
+    let (_, page) = ada
+        .post("/portal/sandboxes", &[("project", "payments")])
+        .await;
+    let id = sandbox_id(&page);
+    let webhooks = format!("/portal/sandboxes/{id}/webhooks");
+
+    // Bad URLs come back beside the field, as typed.
+    for (url, said) in [
+        ("ftp://example.com/hook", "must be http:// or https://"),
+        ("http://127.0.0.1:9/hook", "127.0.0.1"),
+    ] {
+        let (status, page) = ada.post(&webhooks, &[("url", url), ("events", "*")]).await;
+        assert_eq!(status, 422, "{url}: {page}");
+        assert!(page.contains(&escaped(said)), "{url}: {page}");
+        assert!(
+            page.contains(&format!("value=\"{}\"", escaped(url))),
+            "{url} kept"
+        );
+    }
+    let (status, page) = ada.post(&webhooks, &[("receiver", "yes")]).await;
+    assert_eq!(status, 201, "{page}");
+    let secret = hidden_code(&page, "new-secret");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+
+    let (status, page) = ada
+        .post(&format!("{webhooks}/test"), &[("type", "no.such.event")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("is not in the event catalog"), "{page}");
+    let (status, to) = ada
+        .post(
+            &format!("{webhooks}/test"),
+            &[("type", "payment.succeeded")],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("{webhooks}?done=event-sent").as_str())
+    );
+    app.drain().await;
+    let (_, page) = ada.get(&webhooks).await;
+    assert!(page.contains("data-testid=\"received\""), "{page}");
+    assert!(page.contains("webhook-signature: v1,"), "signed");
+    assert!(
+        page.contains("&quot;type&quot;:&quot;payment.succeeded&quot;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<strong>delivered</strong>"),
+        "the delivery is listed"
+    );
+
+    // Another developer sees none of it.
+    let bob = sign_up(&app, "bob@example.com").await;
+    assert_eq!(bob.get(&webhooks).await.0, 404);
+    assert_eq!(
+        bob.post(
+            &format!("{webhooks}/test"),
+            &[("type", "payment.succeeded")]
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+/// `text` as the pages' templates escape it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
 }

@@ -13,6 +13,7 @@ import sys
 import time
 
 from selenium import webdriver
+from standardwebhooks.webhooks import Webhook
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
@@ -176,6 +177,30 @@ try:
     advance.submit()
     wait.until(ready.presence_of_element_located((By.ID, "e-advance")))
     assert driver.find_element(By.ID, "f-advance").get_attribute("value") == "thirty days"
+
+    # A test webhook to the built-in receiver, its signature checked with
+    # the Standard Webhooks reference library.
+    driver.get(f"{sandbox_url}/webhooks")
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=use-receiver]").click()
+    secret = wait.until(ready.presence_of_element_located((By.ID, "new-secret"))).text
+    assert secret.startswith("whsec_"), secret
+    driver.find_element(By.CSS_SELECTOR, "button[data-send-event='payment.succeeded']").click()
+    wait.until(lambda _: "The test event is emitted" in text())
+    for _ in range(50):
+        received = driver.find_elements(By.CSS_SELECTOR, "[data-testid=received]")
+        if received:
+            break
+        time.sleep(0.2)
+        driver.refresh()
+    assert received, "the receiver got the delivery"
+    lines = received[0].find_element(By.CSS_SELECTOR, "[data-received-headers]").text.splitlines()
+    sent_headers = dict(line.split(": ", 1) for line in lines)
+    body = received[0].find_element(By.CSS_SELECTOR, "[data-received-body]").text
+    Webhook(secret).verify(body, sent_headers)
+    assert json.loads(body)["type"] == "payment.succeeded"
+    deliveries = driver.find_elements(By.CSS_SELECTOR, "[data-testid=delivery]")
+    assert deliveries and "delivered" in deliveries[0].text, [d.text for d in deliveries]
+    page("webhooks")
 
     driver.get(f"{URL}/portal/account")
     page("account")

@@ -4,6 +4,7 @@ pub mod account;
 pub mod dashboard;
 pub mod explorer;
 pub mod sandbox;
+pub mod webhooks;
 
 use serde::Serialize;
 

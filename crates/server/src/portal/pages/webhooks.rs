@@ -1,0 +1,600 @@
+//! A sandbox's webhooks page: endpoints (add, enable or disable, rotate
+//! the secret, delete), the event catalog with "send test event", every
+//! delivery with its attempts and redelivery, and the built-in receiver.
+
+use axum::{
+    Extension, Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{SandboxSummary, account::Done};
+use crate::{
+    app::{AppState, rfc3339},
+    http::middleware::RequestId,
+    portal::{
+        Base, Failure, audited, done, forged, notice_of,
+        session::{self, Visitor},
+        templates::page,
+    },
+    runtime::{receiver, registry::LiveSandbox},
+    service::{
+        events, sandboxes,
+        webhooks::{self, EndpointChange},
+    },
+};
+
+/// Deliveries listed per endpoint.
+const LISTED_DELIVERIES: u32 = 20;
+
+#[derive(Serialize)]
+struct EndpointRow {
+    id: String,
+    url: String,
+    events: String,
+    description: Option<String>,
+    disabled: Option<String>,
+    failures: i64,
+    is_receiver: bool,
+    deliveries: Vec<DeliveryRow>,
+}
+
+#[derive(Serialize)]
+struct DeliveryRow {
+    event_id: String,
+    event_type: String,
+    state: String,
+    next_attempt_at: Option<String>,
+    attempts: Vec<AttemptRow>,
+}
+
+#[derive(Serialize)]
+struct AttemptRow {
+    attempt: i64,
+    at: String,
+    status: Option<i64>,
+    latency_ms: i64,
+    error: Option<String>,
+    /// The request's headers, one per line (signatures included).
+    headers: String,
+    excerpt: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventTypeRow {
+    name: String,
+    description: Option<String>,
+    golden: String,
+}
+
+#[derive(Serialize)]
+struct ReceivedRow {
+    at: String,
+    headers: String,
+    body: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub struct EndpointForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    events: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Serialize)]
+struct WebhooksPage {
+    #[serde(flatten)]
+    base: Base,
+    sandbox: SandboxSummary,
+    receiver_url: String,
+    endpoints: Vec<EndpointRow>,
+    event_types: Vec<EventTypeRow>,
+    received: Vec<ReceivedRow>,
+    revealed: Option<String>,
+    form: EndpointForm,
+}
+
+fn here(id: &str) -> String {
+    format!("/portal/sandboxes/{id}/webhooks")
+}
+
+fn header_lines(headers: impl IntoIterator<Item = (String, String)>) -> String {
+    headers
+        .into_iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<Done>,
+) -> Response {
+    let visitor = match session::signed_in(&state, &headers, &here(&id)).await {
+        Ok(visitor) => visitor,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let sandbox = match sandboxes::live(&state, &visitor.caller, &id) {
+        Ok(sandbox) => sandbox,
+        Err(error) => return missing(&visitor, Failure::from(error)),
+    };
+    let mut base = Base::of(&visitor, "sandboxes");
+    if let Some(notice) = notice_of(query.done.as_deref()) {
+        base = base.notice(notice);
+    }
+    webhooks_page(
+        &state,
+        &visitor,
+        &sandbox,
+        StatusCode::OK,
+        base,
+        None,
+        EndpointForm::default(),
+    )
+    .await
+}
+
+fn missing(visitor: &Visitor, failure: Failure) -> Response {
+    let base = Base::of(visitor, "sandboxes").failed(&failure, &[]);
+    crate::portal::message(failure.status, base)
+}
+
+async fn webhooks_page(
+    state: &AppState,
+    visitor: &Visitor,
+    sandbox: &LiveSandbox,
+    status: StatusCode,
+    base: Base,
+    revealed: Option<String>,
+    form: EndpointForm,
+) -> Response {
+    let receiver_url = receiver::url_of(&state.public_url, &sandbox.id);
+    let records = match webhooks::endpoints(state, &visitor.caller, &sandbox.id).await {
+        Ok(records) => records,
+        Err(error) => return missing(visitor, Failure::from(error)),
+    };
+    let mut endpoints = Vec::new();
+    for record in records {
+        let deliveries = webhooks::deliveries(
+            state,
+            &visitor.caller,
+            &sandbox.id,
+            &record.id,
+            LISTED_DELIVERIES,
+        )
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(delivery, attempts)| DeliveryRow {
+            event_id: delivery.event_id.to_string(),
+            event_type: delivery.event_type,
+            state: delivery.state,
+            next_attempt_at: delivery.next_attempt_ms.map(rfc3339),
+            attempts: attempts
+                .into_iter()
+                .map(|a| AttemptRow {
+                    attempt: a.attempt,
+                    at: rfc3339(a.at_ms),
+                    status: a.status,
+                    latency_ms: a.latency_ms,
+                    error: a.error,
+                    headers: header_lines(
+                        a.request_headers
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+                    ),
+                    excerpt: a.body_excerpt.filter(|e| !e.is_empty()),
+                })
+                .collect(),
+        })
+        .collect();
+        endpoints.push(EndpointRow {
+            id: record.id.to_string(),
+            is_receiver: record.url == receiver_url,
+            url: record.url,
+            events: record.events.join(", "),
+            description: record.description,
+            disabled: record.disabled_reason,
+            failures: record.failures_in_row,
+            deliveries,
+        });
+    }
+    let compiled = sandbox.serving().compiled;
+    let event_types = compiled
+        .events
+        .types
+        .values()
+        .map(|t| EventTypeRow {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            golden: serde_json::to_string_pretty(&t.golden).unwrap_or_default(),
+        })
+        .collect();
+    let received = state
+        .receiver
+        .received(&sandbox.id)
+        .into_iter()
+        .map(|r| ReceivedRow {
+            at: rfc3339(r.at_ms),
+            headers: header_lines(r.headers),
+            body: r.body,
+        })
+        .collect();
+    page(
+        status,
+        "webhooks.html",
+        WebhooksPage {
+            base,
+            sandbox: SandboxSummary::of(state, sandbox),
+            receiver_url,
+            endpoints,
+            event_types,
+            received,
+            revealed,
+            form,
+        },
+    )
+}
+
+/// The visitor and their sandbox for a form post, or the answer instead.
+async fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    csrf: &str,
+) -> Result<(Visitor, std::sync::Arc<LiveSandbox>), Response> {
+    let visitor = session::signed_in(state, headers, &here(id)).await?;
+    if !session::form_is_ours(state, headers, &visitor, csrf) {
+        return Err(forged());
+    }
+    match sandboxes::live(state, &visitor.caller, id) {
+        Ok(sandbox) => Ok((visitor, sandbox)),
+        Err(error) => Err(missing(&visitor, Failure::from(error))),
+    }
+}
+
+async fn refused(
+    state: &AppState,
+    visitor: &Visitor,
+    sandbox: &LiveSandbox,
+    failure: Failure,
+    form: EndpointForm,
+) -> Response {
+    let fields = [
+        ("/url", "url"),
+        ("/events", "events"),
+        ("/description", "description"),
+    ];
+    let base = Base::of(visitor, "sandboxes").failed(&failure, &fields);
+    webhooks_page(state, visitor, sandbox, failure.status, base, None, form).await
+}
+
+#[derive(Deserialize)]
+pub struct NewEndpoint {
+    #[serde(default)]
+    csrf: String,
+    /// Present: the sandbox's built-in receiver, whatever `url` says.
+    receiver: Option<String>,
+    #[serde(flatten)]
+    form: EndpointForm,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(NewEndpoint {
+        csrf,
+        receiver,
+        form,
+    }): Form<NewEndpoint>,
+) -> Response {
+    let (visitor, sandbox) = match posted(&state, &headers, &id, &csrf).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let url = match receiver {
+        Some(_) => receiver::url_of(&state.public_url, &id),
+        None => form.url.trim().to_owned(),
+    };
+    let events: Vec<String> = form
+        .events
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let change = EndpointChange {
+        url: Some(url),
+        events: (!events.is_empty()).then_some(events),
+        description: Some(form.description.trim().to_owned()).filter(|d| !d.is_empty()),
+        ..EndpointChange::default()
+    };
+    match webhooks::create_endpoint(&state, &visitor.caller, &id, change).await {
+        Ok(record) => {
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "POST /api/v1/sandboxes/{id}/webhook-endpoints",
+                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{}", record.id),
+                201,
+            )
+            .await;
+            let base = Base::of(&visitor, "sandboxes")
+                .notice("The endpoint is added: events emitted from now on are delivered to it.");
+            webhooks_page(
+                &state,
+                &visitor,
+                &sandbox,
+                StatusCode::CREATED,
+                base,
+                Some(record.secret),
+                EndpointForm::default(),
+            )
+            .await
+        }
+        Err(error) => refused(&state, &visitor, &sandbox, Failure::from(error), form).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Enabled {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    enabled: String,
+}
+
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, endpoint)): Path<(String, String)>,
+    Form(form): Form<Enabled>,
+) -> Response {
+    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let enabled = form.enabled == "true";
+    let change = EndpointChange {
+        enabled: Some(enabled),
+        ..EndpointChange::default()
+    };
+    match webhooks::update_endpoint(&state, &visitor.caller, &id, &endpoint, change).await {
+        Ok(_) => {
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "PATCH /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
+                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}"),
+                200,
+            )
+            .await;
+            done(
+                &here(&id),
+                if enabled {
+                    "endpoint-enabled"
+                } else {
+                    "endpoint-disabled"
+                },
+            )
+        }
+        Err(error) => {
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                Failure::from(error),
+                EndpointForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Confirmed {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, endpoint)): Path<(String, String)>,
+    Form(form): Form<Confirmed>,
+) -> Response {
+    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    match webhooks::rotate_secret(&state, &visitor.caller, &id, &endpoint).await {
+        Ok(record) => {
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "POST /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret",
+                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret"),
+                200,
+            )
+            .await;
+            let base = Base::of(&visitor, "sandboxes").notice(
+                "A new secret: deliveries carry both signatures, new and old, for 24 hours.",
+            );
+            webhooks_page(
+                &state,
+                &visitor,
+                &sandbox,
+                StatusCode::OK,
+                base,
+                Some(record.secret),
+                EndpointForm::default(),
+            )
+            .await
+        }
+        Err(error) => {
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                Failure::from(error),
+                EndpointForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, endpoint)): Path<(String, String)>,
+    Form(form): Form<Confirmed>,
+) -> Response {
+    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    match webhooks::delete_endpoint(&state, &visitor.caller, &id, &endpoint).await {
+        Ok(()) => {
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "DELETE /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
+                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}"),
+                204,
+            )
+            .await;
+            done(&here(&id), "endpoint-deleted")
+        }
+        Err(error) => {
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                Failure::from(error),
+                EndpointForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Redeliver {
+    #[serde(default)]
+    csrf: String,
+    /// One event's delivery; absent: every dead letter.
+    event: Option<String>,
+}
+
+pub async fn redeliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, endpoint)): Path<(String, String)>,
+    Form(form): Form<Redeliver>,
+) -> Response {
+    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let event = form
+        .event
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    match webhooks::redeliver(&state, &visitor.caller, &id, &endpoint, event).await {
+        Ok(_) => {
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "POST /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver",
+                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver"),
+                200,
+            )
+            .await;
+            done(&here(&id), "redelivering")
+        }
+        Err(error) => {
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                Failure::from(error),
+                EndpointForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TestEvent {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default, rename = "type")]
+    event_type: String,
+}
+
+pub async fn send_test(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request_id: Option<Extension<RequestId>>,
+    Path(id): Path<String>,
+    Form(form): Form<TestEvent>,
+) -> Response {
+    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let request_id = request_id
+        .map(|Extension(id)| id.to_string())
+        .unwrap_or_default();
+    match events::trigger(
+        &state,
+        &visitor.caller,
+        &id,
+        form.event_type,
+        None,
+        &request_id,
+    )
+    .await
+    {
+        Ok(emitted) => {
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "POST /api/v1/sandboxes/{id}/events",
+                format!("/api/v1/sandboxes/{id}/events/{}", emitted.id),
+                201,
+            )
+            .await;
+            done(&here(&id), "event-sent")
+        }
+        Err(error) => {
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                Failure::from(error),
+                EndpointForm::default(),
+            )
+            .await
+        }
+    }
+}
