@@ -14,7 +14,7 @@ import time
 
 from selenium import webdriver
 from standardwebhooks.webhooks import Webhook
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -82,8 +82,8 @@ def submit(form_action):
 def text():
     """The page's text; empty while a new page replaces it."""
     try:
-        return driver.find_element(By.TAG_NAME, "body").text
-    except (StaleElementReferenceException, NoSuchElementException):
+        return driver.execute_script("return document.body ? document.body.innerText : ''")
+    except WebDriverException:
         return ""
 
 
