@@ -41,14 +41,8 @@ pub struct Explanation {
 
 impl From<LogRecord> for Explanation {
     fn from(record: LogRecord) -> Self {
+        let verdict = crate::service::logs::verdict(&record);
         let steps = record.trace.as_array().cloned().unwrap_or_default();
-        let summary = |step: &Value| step["summary"].as_str().map(str::to_owned);
-        let verdict = steps
-            .iter()
-            .find(|s| s["verdict"] == "failed")
-            .or_else(|| steps.last())
-            .and_then(summary)
-            .unwrap_or_else(|| format!("answered {}", record.status));
         Self {
             request_id: record.request_id.to_string(),
             sandbox_id: record.sandbox_id.to_string(),

@@ -17,10 +17,7 @@ use crate::{
     control::filters,
     http::error::ApiError,
     service::caller::Caller,
-    service::{
-        logs::{self, logged},
-        sandboxes::live,
-    },
+    service::logs::{self, logged},
 };
 
 /// Entries per page: the default and the most.
@@ -67,22 +64,11 @@ pub struct LogView {
 }
 
 /// The failed step of `stage` in a logged trace, if any.
-fn failed_step(trace: &[Value], stage: &str) -> Option<Value> {
-    trace
-        .iter()
-        .find(|s| s["stage"] == stage && s["verdict"] == "failed")
-        .map(|s| s["detail"].clone())
-}
-
 impl From<LogRecord> for LogView {
     fn from(r: LogRecord) -> Self {
-        let trace = r.trace.as_array().cloned().unwrap_or_default();
-        let validation_errors = match failed_step(&trace, "validate") {
-            Some(Value::Array(violations)) => violations,
-            _ => Vec::new(),
-        };
+        let validation_errors = logs::violations(&r);
         let script_error =
-            failed_step(&trace, "behaviour").filter(|detail| detail.get("script").is_some());
+            logs::failed_step(&r, "behaviour").filter(|detail| detail.get("script").is_some());
         Self {
             validation_errors,
             script_error,
@@ -118,18 +104,7 @@ pub struct LogPage {
 
 /// A status (`404`) or a class of them (`4xx`), as the lowest and highest.
 fn statuses(name: &str, value: &str) -> Result<(i64, i64), ApiError> {
-    let class = value
-        .strip_suffix("xx")
-        .or_else(|| value.strip_suffix("XX"))
-        .and_then(|digit| digit.parse::<i64>().ok())
-        .filter(|digit| (1..=5).contains(digit))
-        .map(|digit| (digit * 100, digit * 100 + 99));
-    let exact = value
-        .parse::<i64>()
-        .ok()
-        .filter(|status| (100..=599).contains(status))
-        .map(|status| (status, status));
-    class.or(exact).ok_or_else(|| {
+    logs::status_range(value).ok_or_else(|| {
         filters::bad(
             name,
             format!("status must be an HTTP status (404) or a class (4xx), not {value:?}"),
@@ -137,7 +112,6 @@ fn statuses(name: &str, value: &str) -> Result<(i64, i64), ApiError> {
     })
 }
 
-/// The filters of a log listing, each bad value answered 400 naming it.
 pub(crate) fn query(params: &HashMap<String, String>) -> Result<LogQuery, ApiError> {
     let mut query = LogQuery {
         limit: PAGE,
@@ -178,9 +152,8 @@ pub async fn list(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<LogPage>, ApiError> {
-    live(&state, &caller, &id)?;
     let query = query(&params)?;
-    let records = state.store.list_logs(&id, &query).await?;
+    let records = logs::list(&state, &caller, &id, &query).await?;
     let next_cursor = (records.len() == query.limit as usize)
         .then(|| records.last().map(|r| r.seq.to_string()))
         .flatten();

@@ -14,7 +14,6 @@ pub mod openapi;
 pub mod projects;
 mod replay;
 mod sandboxes;
-pub mod snippets;
 mod timeline;
 mod webhooks;
 

@@ -9,12 +9,12 @@ use axum::{
 
 use crate::{
     app::AppState,
-    control::snippets::{Logged, Snippets},
     http::error::ApiError,
     service::caller::Caller,
     service::{
         logs::logged,
-        replay::{self as service, Replay, caveats, headers_of},
+        replay::{self as service, Replay},
+        snippets::Snippets,
     },
 };
 
@@ -28,17 +28,7 @@ pub async fn snippets(
     Path((id, request_id)): Path<(String, String)>,
 ) -> Result<Json<Snippets>, ApiError> {
     let record = logged(&state, &caller, &id, &request_id).await?;
-    let headers = headers_of(&record);
-    let root = format!("{}/sbx/{id}", state.public_url);
-    let request = Logged::new(
-        &root,
-        &record.method,
-        &record.path,
-        record.query.as_deref(),
-        headers,
-        &record.request_body,
-    );
-    Ok(Json(request.snippets(caveats(&record))))
+    Ok(Json(service::snippets(&state, &record)))
 }
 
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/logs/{request_id}/replay", operation_id = "replayRequest", tag = "logs",

@@ -9,7 +9,7 @@ use axum::{
 };
 
 /// `(name, media type, contents)`.
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 4] = [
     (
         "portal.css",
         "text/css; charset=utf-8",
@@ -19,6 +19,11 @@ const ASSETS: [(&str, &str, &str); 3] = [
         "portal.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/portal.js"),
+    ),
+    (
+        "logs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/logs.js"),
     ),
     (
         "explorer.js",

@@ -36,7 +36,7 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 pub fn router() -> Router<AppState> {
-    use pages::{account, dashboard, explorer, sandbox, webhooks};
+    use pages::{account, dashboard, explorer, logs, sandbox, webhooks};
     Router::new()
         .route("/", get(dashboard::show))
         .route("/portal", get(|| async { Redirect::to("/") }))
@@ -76,6 +76,12 @@ pub fn router() -> Router<AppState> {
         .route("/portal/sandboxes/{id}/chaos", post(sandbox::set_chaos))
         .route("/portal/sandboxes/{id}/reset", post(sandbox::reset))
         .route("/portal/sandboxes/{id}/explorer", get(explorer::show))
+        .route("/portal/sandboxes/{id}/logs", get(logs::list))
+        .route("/portal/sandboxes/{id}/logs/{request}", get(logs::show))
+        .route(
+            "/portal/sandboxes/{id}/logs/{request}/replay",
+            post(logs::replay_request),
+        )
         .route(
             "/portal/sandboxes/{id}/webhooks",
             get(webhooks::show).post(webhooks::create),

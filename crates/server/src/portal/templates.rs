@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("signin.html", include_str!("templates/signin.html")),
@@ -22,6 +22,8 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("explorer.html", include_str!("templates/explorer.html")),
     ("message.html", include_str!("templates/message.html")),
     ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("logs.html", include_str!("templates/logs.html")),
+    ("request.html", include_str!("templates/request.html")),
 ];
 
 /// Pages may not be framed, run scripts or load anything but this server's

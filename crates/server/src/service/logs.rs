@@ -23,6 +23,67 @@ fn no_request(state: &AppState, request_id: &str, scope: &str) -> ServiceError {
     ))
 }
 
+/// A live sandbox's logged requests that match `query`, newest first.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    query: &LogQuery,
+) -> ServiceResult<Vec<LogRecord>> {
+    live(state, caller, id)?;
+    Ok(state.store.list_logs(id, query).await?)
+}
+
+/// A status filter's range: a status (`404`) or a class (`4xx`).
+pub fn status_range(text: &str) -> Option<(i64, i64)> {
+    let class = text
+        .strip_suffix("xx")
+        .or_else(|| text.strip_suffix("XX"))
+        .and_then(|digit| digit.parse::<i64>().ok())
+        .filter(|digit| (1..=5).contains(digit))
+        .map(|digit| (digit * 100, digit * 100 + 99));
+    let exact = text
+        .parse::<i64>()
+        .ok()
+        .filter(|status| (100..=599).contains(status))
+        .map(|status| (status, status));
+    class.or(exact)
+}
+
+/// The decisive step of a logged request in one sentence: the first that
+/// failed, else the last (the answer).
+pub fn verdict(record: &LogRecord) -> String {
+    let steps = record
+        .trace
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    steps
+        .iter()
+        .find(|s| s["verdict"] == "failed")
+        .or_else(|| steps.last())
+        .and_then(|step| step["summary"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("answered {}", record.status))
+}
+
+/// The detail of the step `stage` when it failed.
+pub fn failed_step(record: &LogRecord, stage: &str) -> Option<serde_json::Value> {
+    record
+        .trace
+        .as_array()?
+        .iter()
+        .find(|s| s["stage"] == stage && s["verdict"] == "failed")
+        .map(|s| s["detail"].clone())
+}
+
+/// Each violation of the contract the request or its answer made.
+pub fn violations(record: &LogRecord) -> Vec<serde_json::Value> {
+    match failed_step(record, "validate") {
+        Some(serde_json::Value::Array(violations)) => violations,
+        _ => Vec::new(),
+    }
+}
+
 /// One logged request of a live sandbox.
 pub async fn logged(
     state: &AppState,

@@ -17,6 +17,7 @@ pub mod projects;
 pub mod quotas;
 pub mod replay;
 pub mod sandboxes;
+pub mod snippets;
 pub mod webhooks;
 
 use sbx_store::StoreError;

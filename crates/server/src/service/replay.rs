@@ -10,7 +10,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{ServiceError, ServiceResult, caller::Caller, logs::logged, sandboxes::live};
+use super::{
+    ServiceError, ServiceResult,
+    caller::Caller,
+    logs::logged,
+    sandboxes::live,
+    snippets::{Logged, Snippets},
+};
 use crate::{
     app::AppState,
     data_plane::{self, KeyCheck},
@@ -64,6 +70,20 @@ pub struct Replay {
     #[schema(value_type = Object)]
     pub diff: Value,
     pub caveats: Vec<String>,
+}
+
+/// The logged request as curl, HTTPie, Python and Node code.
+pub fn snippets(state: &AppState, record: &LogRecord) -> Snippets {
+    let root = format!("{}/sbx/{}", state.public_url, record.sandbox_id);
+    let request = Logged::new(
+        &root,
+        &record.method,
+        &record.path,
+        record.query.as_deref(),
+        headers_of(record),
+        &record.request_body,
+    );
+    request.snippets(caveats(record))
 }
 
 /// Runs a logged request again against the sandbox's present state, under

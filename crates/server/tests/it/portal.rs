@@ -583,7 +583,7 @@ async fn the_portal_in_a_real_browser() {
     println!("{report}");
     assert_eq!(
         report["screenshots"].as_array().unwrap().len(),
-        10,
+        12,
         "{report}"
     );
 }
@@ -667,4 +667,61 @@ fn escaped(text: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#x27;")
         .replace('/', "&#x2f;")
+}
+
+#[tokio::test]
+async fn the_request_log_pages_explain_replay_and_filter() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let ada = sign_up(&app, "ada@example.com").await;
+    let (_, page) = ada
+        .post("/portal/sandboxes", &[("project", "payments")])
+        .await;
+    let (id, key) = (sandbox_id(&page), new_key(&page));
+    let response = app
+        .client
+        .get(format!("{}/sbx/{id}/v1/accounts/acct_nobody", app.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.status(), 404);
+    app.drain().await;
+
+    let logs = format!("/portal/sandboxes/{id}/logs");
+    let (status, page) = ada.get(&logs).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&request_id), "{page}");
+    let (status, page) = ada.get(&format!("{logs}?status=2xx")).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&request_id), "filtered out");
+    let (status, page) = ada.get(&format!("{logs}?status=teapot")).await;
+    assert_eq!(status, 200, "the page, with the filter's error beside it");
+    assert!(
+        page.contains("is not a status (404) or a class (4xx)"),
+        "{page}"
+    );
+
+    let (status, page) = ada.get(&format!("{logs}/{request_id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-testid=\"verdict\""));
+    assert!(page.contains("curl"), "snippets");
+    assert!(!page.contains(&key), "the key never reaches the log");
+    let (status, page) = ada.post(&format!("{logs}/{request_id}/replay"), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The same answer as the original."), "{page}");
+
+    let bob = sign_up(&app, "bob@example.com").await;
+    assert_eq!(bob.get(&format!("{logs}/{request_id}")).await.0, 404);
+    assert_eq!(bob.get(&logs).await.0, 404);
+    assert_eq!(
+        bob.post(&format!("{logs}/{request_id}/replay"), &[])
+            .await
+            .0,
+        404
+    );
 }

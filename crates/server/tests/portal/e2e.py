@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 
 from selenium import webdriver
 from standardwebhooks.webhooks import Webhook
@@ -30,7 +31,8 @@ options.binary_location = "/usr/bin/chromium"
 for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"]:
     options.add_argument(flag)
 driver = webdriver.Chrome(service=webdriver.ChromeService("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 10)
+# Generous: CI runs this beside the rest of the suite on two cores.
+wait = WebDriverWait(driver, 20)
 timings = {}
 shots = []
 
@@ -160,7 +162,22 @@ try:
     explain = article.find_element(By.CSS_SELECTOR, "[data-explain]").get_attribute("href")
     page("explorer-declined", article)
     driver.get(explain)
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=verdict]")))
     assert "card_declined" in text(), text()[:500]
+    assert driver.find_element(By.CSS_SELECTOR, "[data-testid=status]").text == "402"
+    page("request")
+
+    # The log's live tail shows a call made elsewhere as it happens.
+    driver.get(f"{sandbox_url}/logs")
+    driver.find_element(By.CSS_SELECTOR, "[data-live-tail]").click()
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "[data-live-tail][data-following]")))
+    base = driver.find_element(By.CSS_SELECTOR, "[data-testid=log]")
+    before = len(base.find_elements(By.CSS_SELECTOR, "tbody tr"))
+    urllib.request.urlopen(urllib.request.Request(
+        f"{URL}/sbx/{sandbox_url.rsplit('/', 1)[1]}/v1/balance", headers={"Authorization": f"Bearer {key}"}))
+    wait.until(lambda _: len(driver.find_elements(By.CSS_SELECTOR, "[data-testid=log] tbody tr")) > before)
+    assert "/balance" in driver.find_element(By.CSS_SELECTOR, "[data-testid=log] tbody tr").text
+    page("logs")
 
     # The clock advanced thirty days with one press.
     driver.get(sandbox_url)

@@ -104,7 +104,9 @@ async function send(form) {
   const requestId = response.headers.get("x-request-id");
   result.dataset.requestId = requestId || "";
   const explain = result.querySelector("[data-explain]");
-  explain.href = requestId ? logUrl(requestId, "/explain") : "#";
+  explain.href = requestId
+    ? `/portal/sandboxes/${encodeURIComponent(sandbox)}/logs/${encodeURIComponent(requestId)}`
+    : "#";
   if (requestId) field("verdict").textContent = `· ${verdictOf(await logEntry(requestId))}`;
 }
 

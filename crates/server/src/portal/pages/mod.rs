@@ -3,6 +3,7 @@
 pub mod account;
 pub mod dashboard;
 pub mod explorer;
+pub mod logs;
 pub mod sandbox;
 pub mod webhooks;
 
