@@ -328,6 +328,22 @@ pub fn done(to: &str, code: &str) -> Response {
     Redirect::to(&format!("{to}{separator}done={code}")).into_response()
 }
 
+/// After a change a form asked for: audited as the API `call` (action,
+/// target, status) that makes it, and back to `to` with the notice of
+/// `code`.
+pub async fn changed(
+    state: &AppState,
+    visitor: &Visitor,
+    headers: &HeaderMap,
+    call: (&str, String, u16),
+    to: &str,
+    code: &str,
+) -> Response {
+    let (action, target, status) = call;
+    audited(state, &visitor.caller, headers, action, target, status).await;
+    done(to, code)
+}
+
 /// Records a change made from the portal in the audit log, in the words
 /// of the control-plane call that makes the same change.
 pub async fn audited(

@@ -3,7 +3,8 @@
 //! forms (the session's token in a hidden field, and no foreign `Origin`).
 
 use axum::{
-    http::{HeaderMap, header},
+    extract::FromRequestParts,
+    http::{HeaderMap, Method, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 use sbx_store::AccountRecord;
@@ -20,6 +21,21 @@ pub struct Visitor {
     pub account: AccountRecord,
     /// The session's CSRF token, for the page's forms and scripts.
     pub csrf: String,
+}
+
+/// As a handler's argument: a page needs a signed-in visitor, and one
+/// without a session is sent to sign in, coming back to the page after
+/// (to the dashboard, from a form's post).
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let here = match parts.method {
+            Method::GET => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            _ => "/",
+        };
+        signed_in(state, &parts.headers, here).await
+    }
 }
 
 /// The signed-in visitor, if the cookie names a live session of an enabled

@@ -16,7 +16,7 @@ use crate::{
     config::SignupMode,
     http::access,
     portal::{
-        Base, Failure, audited, done, forged, notice_of,
+        Base, Failure, audited, changed, forged, notice_of,
         session::{self, Visitor},
         templates::page,
     },
@@ -288,13 +288,9 @@ pub struct Done {
 
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Query(query): Query<Done>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, "/portal/account").await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     let mut base = Base::of(&visitor, "account");
     if let Some(notice) = notice_of(query.done.as_deref()) {
         base = base.notice(notice);
@@ -390,13 +386,10 @@ pub struct NewToken {
 
 pub async fn create_token(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Form(form): Form<NewToken>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, "/portal/account").await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     if !session::form_is_ours(&state, &headers, &visitor, &form.csrf) {
         return forged();
     }
@@ -451,29 +444,29 @@ pub async fn create_token(
 
 pub async fn revoke_token(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(token): Path<String>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, "/portal/account").await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     if !session::form_is_ours(&state, &headers, &visitor, &form.csrf) {
         return forged();
     }
     match accounts::revoke_token(&state, &visitor.caller, &token).await {
         Ok(()) => {
-            audited(
+            changed(
                 &state,
-                &visitor.caller,
+                &visitor,
                 &headers,
-                "DELETE /api/v1/me/tokens/{token}",
-                format!("/api/v1/me/tokens/{token}"),
-                204,
+                (
+                    "DELETE /api/v1/me/tokens/{token}",
+                    format!("/api/v1/me/tokens/{token}"),
+                    204,
+                ),
+                "/portal/account",
+                "token-revoked",
             )
-            .await;
-            done("/portal/account", "token-revoked")
+            .await
         }
         Err(error) => {
             let failure = Failure::from(error);

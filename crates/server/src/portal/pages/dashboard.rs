@@ -9,11 +9,11 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{SandboxSummary, account::Done, duration_words};
+use super::{Confirmed, SandboxSummary, account::Done, duration_words};
 use crate::{
     app::{AppState, rfc3339},
     portal::{
-        Base, Failure, audited, done, forged, notice_of,
+        Base, Failure, audited, changed, forged, notice_of,
         session::{self, Visitor},
         templates::page,
     },
@@ -63,13 +63,9 @@ const FIELDS: [(&str, &str); 5] = [
 
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Query(query): Query<Done>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, "/").await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     let mut base = Base::of(&visitor, "sandboxes");
     if let Some(notice) = notice_of(query.done.as_deref()) {
         base = base.notice(notice);
@@ -193,13 +189,10 @@ pub struct Create {
 
 pub async fn create(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Form(Create { csrf, form }): Form<Create>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, "/").await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     if !session::form_is_ours(&state, &headers, &visitor, &csrf) {
         return forged();
     }
@@ -248,37 +241,31 @@ pub async fn create(
     }
 }
 
-#[derive(Deserialize)]
-pub struct Confirmed {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn delete(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, "/").await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     if !session::form_is_ours(&state, &headers, &visitor, &form.csrf) {
         return forged();
     }
     match sandboxes::delete(&state, &visitor.caller, &id).await {
         Ok(()) => {
-            audited(
+            changed(
                 &state,
-                &visitor.caller,
+                &visitor,
                 &headers,
-                "DELETE /api/v1/sandboxes/{id}",
-                format!("/api/v1/sandboxes/{id}"),
-                204,
+                (
+                    "DELETE /api/v1/sandboxes/{id}",
+                    format!("/api/v1/sandboxes/{id}"),
+                    204,
+                ),
+                "/",
+                "deleted",
             )
-            .await;
-            done("/", "deleted")
+            .await
         }
         Err(error) => {
             let failure = Failure::from(error);

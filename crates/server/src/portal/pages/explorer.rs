@@ -5,17 +5,17 @@
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::Response,
 };
 use sbx_spec::{Operation, ParamLocation, SecurityScheme, StatusKey, synth};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::SandboxSummary;
+use super::{SandboxSummary, Visitor, shown};
 use crate::{
     app::AppState,
-    portal::{Base, Failure, session, templates::page},
+    portal::{Base, templates::page},
     runtime::registry::LiveSandbox,
     service::sandboxes,
 };
@@ -80,21 +80,12 @@ struct ExplorerPage {
 
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    let here = format!("/portal/sandboxes/{id}/explorer");
-    let visitor = match session::signed_in(&state, &headers, &here).await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
-    let sandbox = match sandboxes::live(&state, &visitor.caller, &id) {
+    let sandbox = match shown(&state, &visitor, &id) {
         Ok(sandbox) => sandbox,
-        Err(error) => {
-            let failure = Failure::from(error);
-            let base = Base::of(&visitor, "sandboxes").failed(&failure, &[]);
-            return crate::portal::message(failure.status, base);
-        }
+        Err(answer) => return *answer,
     };
     let serving = sandbox.serving();
     page(

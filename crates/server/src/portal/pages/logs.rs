@@ -12,7 +12,7 @@ use sbx_store::{LogQuery, LogRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::SandboxSummary;
+use super::{Confirmed, SandboxSummary, header_lines, missing, shown};
 use crate::{
     app::{AppState, rfc3339},
     portal::{
@@ -72,25 +72,15 @@ fn contract(record: &LogRecord) -> String {
     }
 }
 
-fn missing(visitor: &Visitor, failure: Failure) -> Response {
-    let base = Base::of(visitor, "sandboxes").failed(&failure, &[]);
-    crate::portal::message(failure.status, base)
-}
-
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<String>,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let here = format!("/portal/sandboxes/{id}/logs");
-    let visitor = match session::signed_in(&state, &headers, &here).await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
-    let sandbox = match sandboxes::live(&state, &visitor.caller, &id) {
+    let sandbox = match shown(&state, &visitor, &id) {
         Ok(sandbox) => sandbox,
-        Err(error) => return missing(&visitor, Failure::from(error)),
+        Err(answer) => return *answer,
     };
     let mut base = Base::of(&visitor, "sandboxes");
     let status = filters.status.trim();
@@ -209,21 +199,20 @@ struct RequestPage {
     replay: Option<Replayed>,
 }
 
-fn header_lines(headers: &Value) -> String {
-    headers
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, value)| {
-            format!(
-                "{name}: {}",
-                value
+/// A logged header map, one per line.
+fn logged_headers(headers: &Value) -> String {
+    header_lines(
+        headers
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| {
+                let value = value
                     .as_str()
-                    .map_or_else(|| value.to_string(), str::to_owned)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                (name.clone(), value)
+            }),
+    )
 }
 
 fn pretty_json(text: &str) -> String {
@@ -276,9 +265,9 @@ async fn request_page(
         status: record.status,
         latency_ms: latency_ms(&record),
         trace_id: record.trace_id.clone(),
-        request_headers: header_lines(&record.request_headers),
+        request_headers: logged_headers(&record.request_headers),
         request_body: pretty_json(&record.request_body),
-        response_headers: header_lines(&record.response_headers),
+        response_headers: logged_headers(&record.response_headers),
         response_body: pretty_json(&record.response_body),
     };
     page(
@@ -304,14 +293,9 @@ async fn request_page(
 
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Response {
-    let here = format!("/portal/sandboxes/{id}/logs/{request_id}");
-    let visitor = match session::signed_in(&state, &headers, &here).await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     let base = Base::of(&visitor, "sandboxes");
     request_page(
         &state,
@@ -325,23 +309,13 @@ pub async fn show(
     .await
 }
 
-#[derive(Deserialize)]
-pub struct Confirmed {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn replay_request(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, request_id)): Path<(String, String)>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let here = format!("/portal/sandboxes/{id}/logs/{request_id}");
-    let visitor = match session::signed_in(&state, &headers, &here).await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     if !session::form_is_ours(&state, &headers, &visitor, &form.csrf) {
         return forged();
     }

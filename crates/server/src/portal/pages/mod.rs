@@ -7,12 +7,68 @@ pub mod logs;
 pub mod sandbox;
 pub mod webhooks;
 
-use serde::Serialize;
+use std::sync::Arc;
+
+use axum::{http::HeaderMap, response::Response};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     app::{AppState, now_ms, rfc3339},
+    portal::{Base, Failure, forged, session},
     runtime::registry::LiveSandbox,
+    service::sandboxes,
 };
+
+pub use session::Visitor;
+
+/// A form that only confirms (its button is the whole of it).
+#[derive(Deserialize)]
+pub struct Confirmed {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// A sandbox that is not there (or not the visitor's): the reason, and
+/// the way back.
+pub fn missing(visitor: &Visitor, failure: Failure) -> Response {
+    let base = Base::of(visitor, "sandboxes").failed(&failure, &[]);
+    crate::portal::message(failure.status, base)
+}
+
+/// The visitor's sandbox `id`, for a form they posted; or the answer
+/// instead: 403 for a form not from our pages, 404 for a sandbox that is
+/// not theirs.
+pub fn posted_to(
+    state: &AppState,
+    headers: &HeaderMap,
+    visitor: &Visitor,
+    id: &str,
+    csrf: &str,
+) -> Result<Arc<LiveSandbox>, Box<Response>> {
+    if !session::form_is_ours(state, headers, visitor, csrf) {
+        return Err(Box::new(forged()));
+    }
+    shown(state, visitor, id)
+}
+
+/// The visitor's sandbox `id`, for a page; or the page saying why not.
+pub fn shown(
+    state: &AppState,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<Arc<LiveSandbox>, Box<Response>> {
+    sandboxes::live(state, &visitor.caller, id)
+        .map_err(|error| Box::new(missing(visitor, Failure::from(error))))
+}
+
+/// Headers one per line, `name: value`, as a request carries them.
+pub fn header_lines(headers: impl IntoIterator<Item = (String, String)>) -> String {
+    headers
+        .into_iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// A sandbox as its pages show it.
 #[derive(Serialize)]

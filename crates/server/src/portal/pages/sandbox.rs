@@ -11,17 +11,14 @@ use axum::{
 use sbx_store::{KeyKind, KeyPermissions};
 use serde::{Deserialize, Serialize};
 
-use super::{SandboxSummary, account::Done, duration_words};
+use super::{Confirmed, SandboxSummary, account::Done, duration_words, missing, posted_to};
 use crate::{
     app::{AppState, now_ms, rfc3339},
     http::middleware::RequestId,
-    portal::{
-        Base, Failure, audited, done, forged, notice_of,
-        session::{self, Visitor},
-        templates::page,
-    },
+    portal::{Base, Failure, audited, changed, done, notice_of, session::Visitor, templates::page},
     runtime::registry::LiveSandbox,
     service::{
+        ServiceError,
         clock::{self, ClockMove},
         keys::{self, NewKey},
         sandboxes,
@@ -146,29 +143,18 @@ fn here(id: &str) -> String {
 
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<String>,
     Query(query): Query<Done>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, &here(&id)).await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
     let mut base = Base::of(&visitor, "sandboxes");
     if let Some(notice) = notice_of(query.done.as_deref()) {
         base = base.notice(notice);
     }
-    match sandboxes::live(&state, &visitor.caller, &id) {
+    match super::shown(&state, &visitor, &id) {
         Ok(sandbox) => sandbox_page(&state, &visitor, &sandbox, StatusCode::OK, base, None).await,
-        Err(error) => missing(&visitor, Failure::from(error)),
+        Err(answer) => *answer,
     }
-}
-
-/// A sandbox that is not there (or not the visitor's): the reason, and
-/// the way back.
-fn missing(visitor: &Visitor, failure: Failure) -> Response {
-    let base = Base::of(visitor, "sandboxes").failed(&failure, &[]);
-    crate::portal::message(failure.status, base)
 }
 
 pub async fn sandbox_page(
@@ -300,24 +286,6 @@ fn job_words(action: &serde_json::Value) -> String {
     }
 }
 
-/// The visitor and their sandbox for a form post, or the answer to give
-/// instead (sign in, a forged form, a sandbox that is not theirs).
-async fn posted(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    csrf: &str,
-) -> Result<(Visitor, std::sync::Arc<LiveSandbox>), Response> {
-    let visitor = session::signed_in(state, headers, &here(id)).await?;
-    if !session::form_is_ours(state, headers, &visitor, csrf) {
-        return Err(forged());
-    }
-    match sandboxes::live(state, &visitor.caller, id) {
-        Ok(sandbox) => Ok((visitor, sandbox)),
-        Err(error) => Err(missing(&visitor, Failure::from(error))),
-    }
-}
-
 /// The page again with `failure` beside the form's fields.
 async fn refused(
     state: &AppState,
@@ -329,6 +297,24 @@ async fn refused(
 ) -> Response {
     let base = Base::of(visitor, "sandboxes").failed(&failure, fields);
     with_kept(state, visitor, sandbox, failure.status, base, None, kept).await
+}
+
+/// The page again with a refusal that concerns no field of a form.
+async fn refused_plainly(
+    state: &AppState,
+    visitor: &Visitor,
+    sandbox: &LiveSandbox,
+    error: ServiceError,
+) -> Response {
+    refused(
+        state,
+        visitor,
+        sandbox,
+        Failure::from(error),
+        &[],
+        Kept::default(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -343,13 +329,14 @@ pub struct NewKeyForm {
 
 pub async fn create_key(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<NewKeyForm>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let kept = Kept {
         key_form: KeyForm {
@@ -403,21 +390,16 @@ pub async fn create_key(
     }
 }
 
-#[derive(Deserialize)]
-pub struct Confirmed {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn roll_key(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, key)): Path<(String, String)>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     match keys::roll(&state, &visitor.caller, &id, &key, None).await {
         Ok((record, secret, _)) => {
@@ -442,54 +424,38 @@ pub async fn roll_key(
             )
             .await
         }
-        Err(error) => {
-            refused(
-                &state,
-                &visitor,
-                &sandbox,
-                Failure::from(error),
-                &[],
-                Kept::default(),
-            )
-            .await
-        }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, key)): Path<(String, String)>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     match keys::revoke(&state, &visitor.caller, &id, &key).await {
         Ok(()) => {
-            audited(
-                &state,
-                &visitor.caller,
-                &headers,
-                "DELETE /api/v1/sandboxes/{id}/keys/{key}",
-                format!("/api/v1/sandboxes/{id}/keys/{key}"),
-                204,
-            )
-            .await;
-            done(&here(&id), "key-revoked")
-        }
-        Err(error) => {
-            refused(
+            changed(
                 &state,
                 &visitor,
-                &sandbox,
-                Failure::from(error),
-                &[],
-                Kept::default(),
+                &headers,
+                (
+                    "DELETE /api/v1/sandboxes/{id}/keys/{key}",
+                    format!("/api/v1/sandboxes/{id}/keys/{key}"),
+                    204,
+                ),
+                &here(&id),
+                "key-revoked",
             )
             .await
         }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
 
@@ -503,27 +469,27 @@ pub struct ScenarioForm {
 
 pub async fn set_scenario(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<ScenarioForm>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let scenario = Some(form.scenario.trim()).filter(|s| !s.is_empty());
     match sandboxes::set_scenario(&state, &visitor.caller, &id, scenario).await {
         Ok(_) => {
-            audited(
+            changed(
                 &state,
-                &visitor.caller,
+                &visitor,
                 &headers,
-                "PUT /api/v1/sandboxes/{id}/scenario",
-                format!("/api/v1/sandboxes/{id}/scenario"),
-                200,
-            )
-            .await;
-            done(
+                (
+                    "PUT /api/v1/sandboxes/{id}/scenario",
+                    format!("/api/v1/sandboxes/{id}/scenario"),
+                    200,
+                ),
                 &here(&id),
                 if scenario.is_some() {
                     "scenario-set"
@@ -531,18 +497,9 @@ pub async fn set_scenario(
                     "scenario-cleared"
                 },
             )
-        }
-        Err(error) => {
-            refused(
-                &state,
-                &visitor,
-                &sandbox,
-                Failure::from(error),
-                &[],
-                Kept::default(),
-            )
             .await
         }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
 
@@ -560,14 +517,15 @@ pub struct ClockChange {
 
 pub async fn move_clock(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     request_id: Option<Extension<RequestId>>,
     Path(id): Path<String>,
     Form(form): Form<ClockChange>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let kept = Kept {
         clock_form: ClockForm {
@@ -598,16 +556,19 @@ pub async fn move_clock(
         .unwrap_or_default();
     match clock::move_clock(&state, &visitor.caller, &id, change, &request_id).await {
         Ok(_) => {
-            audited(
+            changed(
                 &state,
-                &visitor.caller,
+                &visitor,
                 &headers,
-                "POST /api/v1/sandboxes/{id}/clock",
-                format!("/api/v1/sandboxes/{id}/clock"),
-                200,
+                (
+                    "POST /api/v1/sandboxes/{id}/clock",
+                    format!("/api/v1/sandboxes/{id}/clock"),
+                    200,
+                ),
+                &here(&id),
+                code,
             )
-            .await;
-            done(&here(&id), code)
+            .await
         }
         Err(error) => {
             refused(
@@ -633,13 +594,14 @@ pub struct ChaosChange {
 
 pub async fn set_chaos(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<ChaosChange>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let profile = Some(form.chaos.trim().to_owned()).filter(|p| !p.is_empty());
     let cleared = profile.is_none();
@@ -690,37 +652,31 @@ pub async fn set_chaos(
 
 pub async fn reset(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     match sandboxes::reset(&state, &visitor.caller, &id).await {
         Ok(_) => {
-            audited(
-                &state,
-                &visitor.caller,
-                &headers,
-                "POST /api/v1/sandboxes/{id}/reset",
-                format!("/api/v1/sandboxes/{id}/reset"),
-                200,
-            )
-            .await;
-            done(&here(&id), "reset")
-        }
-        Err(error) => {
-            refused(
+            changed(
                 &state,
                 &visitor,
-                &sandbox,
-                Failure::from(error),
-                &[],
-                Kept::default(),
+                &headers,
+                (
+                    "POST /api/v1/sandboxes/{id}/reset",
+                    format!("/api/v1/sandboxes/{id}/reset"),
+                    200,
+                ),
+                &here(&id),
+                "reset",
             )
             .await
         }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }

@@ -10,18 +10,14 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{SandboxSummary, account::Done};
+use super::{Confirmed, SandboxSummary, account::Done, header_lines, missing, posted_to, shown};
 use crate::{
     app::{AppState, rfc3339},
     http::middleware::RequestId,
-    portal::{
-        Base, Failure, audited, done, forged, notice_of,
-        session::{self, Visitor},
-        templates::page,
-    },
+    portal::{Base, Failure, audited, changed, done, notice_of, session::Visitor, templates::page},
     runtime::{receiver, registry::LiveSandbox},
     service::{
-        events, sandboxes,
+        ServiceError, events,
         webhooks::{self, EndpointChange},
     },
 };
@@ -103,27 +99,15 @@ fn here(id: &str) -> String {
     format!("/portal/sandboxes/{id}/webhooks")
 }
 
-fn header_lines(headers: impl IntoIterator<Item = (String, String)>) -> String {
-    headers
-        .into_iter()
-        .map(|(name, value)| format!("{name}: {value}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<String>,
     Query(query): Query<Done>,
 ) -> Response {
-    let visitor = match session::signed_in(&state, &headers, &here(&id)).await {
-        Ok(visitor) => visitor,
-        Err(to_sign_in) => return to_sign_in,
-    };
-    let sandbox = match sandboxes::live(&state, &visitor.caller, &id) {
+    let sandbox = match shown(&state, &visitor, &id) {
         Ok(sandbox) => sandbox,
-        Err(error) => return missing(&visitor, Failure::from(error)),
+        Err(answer) => return *answer,
     };
     let mut base = Base::of(&visitor, "sandboxes");
     if let Some(notice) = notice_of(query.done.as_deref()) {
@@ -139,11 +123,6 @@ pub async fn show(
         EndpointForm::default(),
     )
     .await
-}
-
-fn missing(visitor: &Visitor, failure: Failure) -> Response {
-    let base = Base::of(visitor, "sandboxes").failed(&failure, &[]);
-    crate::portal::message(failure.status, base)
 }
 
 async fn webhooks_page(
@@ -245,23 +224,6 @@ async fn webhooks_page(
     )
 }
 
-/// The visitor and their sandbox for a form post, or the answer instead.
-async fn posted(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    csrf: &str,
-) -> Result<(Visitor, std::sync::Arc<LiveSandbox>), Response> {
-    let visitor = session::signed_in(state, headers, &here(id)).await?;
-    if !session::form_is_ours(state, headers, &visitor, csrf) {
-        return Err(forged());
-    }
-    match sandboxes::live(state, &visitor.caller, id) {
-        Ok(sandbox) => Ok((visitor, sandbox)),
-        Err(error) => Err(missing(&visitor, Failure::from(error))),
-    }
-}
-
 async fn refused(
     state: &AppState,
     visitor: &Visitor,
@@ -278,6 +240,23 @@ async fn refused(
     webhooks_page(state, visitor, sandbox, failure.status, base, None, form).await
 }
 
+/// The page again with a refusal that concerns no field of the form.
+async fn refused_plainly(
+    state: &AppState,
+    visitor: &Visitor,
+    sandbox: &LiveSandbox,
+    error: ServiceError,
+) -> Response {
+    refused(
+        state,
+        visitor,
+        sandbox,
+        Failure::from(error),
+        EndpointForm::default(),
+    )
+    .await
+}
+
 #[derive(Deserialize)]
 pub struct NewEndpoint {
     #[serde(default)]
@@ -290,6 +269,7 @@ pub struct NewEndpoint {
 
 pub async fn create(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(NewEndpoint {
@@ -298,9 +278,9 @@ pub async fn create(
         form,
     }): Form<NewEndpoint>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let url = match receiver {
         Some(_) => receiver::url_of(&state.public_url, &id),
@@ -357,13 +337,14 @@ pub struct Enabled {
 
 pub async fn set_enabled(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, endpoint)): Path<(String, String)>,
     Form(form): Form<Enabled>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let enabled = form.enabled == "true";
     let change = EndpointChange {
@@ -390,34 +371,20 @@ pub async fn set_enabled(
                 },
             )
         }
-        Err(error) => {
-            refused(
-                &state,
-                &visitor,
-                &sandbox,
-                Failure::from(error),
-                EndpointForm::default(),
-            )
-            .await
-        }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
-}
-
-#[derive(Deserialize)]
-pub struct Confirmed {
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn rotate(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, endpoint)): Path<(String, String)>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     match webhooks::rotate_secret(&state, &visitor.caller, &id, &endpoint).await {
         Ok(record) => {
@@ -444,28 +411,20 @@ pub async fn rotate(
             )
             .await
         }
-        Err(error) => {
-            refused(
-                &state,
-                &visitor,
-                &sandbox,
-                Failure::from(error),
-                EndpointForm::default(),
-            )
-            .await
-        }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
 
 pub async fn delete(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, endpoint)): Path<(String, String)>,
     Form(form): Form<Confirmed>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     match webhooks::delete_endpoint(&state, &visitor.caller, &id, &endpoint).await {
         Ok(()) => {
@@ -480,16 +439,7 @@ pub async fn delete(
             .await;
             done(&here(&id), "endpoint-deleted")
         }
-        Err(error) => {
-            refused(
-                &state,
-                &visitor,
-                &sandbox,
-                Failure::from(error),
-                EndpointForm::default(),
-            )
-            .await
-        }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
 
@@ -503,13 +453,14 @@ pub struct Redeliver {
 
 pub async fn redeliver(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     Path((id, endpoint)): Path<(String, String)>,
     Form(form): Form<Redeliver>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let event = form
         .event
@@ -518,27 +469,21 @@ pub async fn redeliver(
         .filter(|e| !e.is_empty());
     match webhooks::redeliver(&state, &visitor.caller, &id, &endpoint, event).await {
         Ok(_) => {
-            audited(
-                &state,
-                &visitor.caller,
-                &headers,
-                "POST /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver",
-                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver"),
-                200,
-            )
-            .await;
-            done(&here(&id), "redelivering")
-        }
-        Err(error) => {
-            refused(
+            changed(
                 &state,
                 &visitor,
-                &sandbox,
-                Failure::from(error),
-                EndpointForm::default(),
+                &headers,
+                (
+                    "POST /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver",
+                    format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver"),
+                    200,
+                ),
+                &here(&id),
+                "redelivering",
             )
             .await
         }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
 
@@ -552,14 +497,15 @@ pub struct TestEvent {
 
 pub async fn send_test(
     State(state): State<AppState>,
+    visitor: Visitor,
     headers: HeaderMap,
     request_id: Option<Extension<RequestId>>,
     Path(id): Path<String>,
     Form(form): Form<TestEvent>,
 ) -> Response {
-    let (visitor, sandbox) = match posted(&state, &headers, &id, &form.csrf).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
     };
     let request_id = request_id
         .map(|Extension(id)| id.to_string())
@@ -575,26 +521,20 @@ pub async fn send_test(
     .await
     {
         Ok(emitted) => {
-            audited(
-                &state,
-                &visitor.caller,
-                &headers,
-                "POST /api/v1/sandboxes/{id}/events",
-                format!("/api/v1/sandboxes/{id}/events/{}", emitted.id),
-                201,
-            )
-            .await;
-            done(&here(&id), "event-sent")
-        }
-        Err(error) => {
-            refused(
+            changed(
                 &state,
                 &visitor,
-                &sandbox,
-                Failure::from(error),
-                EndpointForm::default(),
+                &headers,
+                (
+                    "POST /api/v1/sandboxes/{id}/events",
+                    format!("/api/v1/sandboxes/{id}/events/{}", emitted.id),
+                    201,
+                ),
+                &here(&id),
+                "event-sent",
             )
             .await
         }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
     }
 }
