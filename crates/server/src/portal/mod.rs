@@ -75,6 +75,14 @@ pub fn router() -> Router<AppState> {
         .route("/portal/sandboxes/{id}/clock", post(sandbox::move_clock))
         .route("/portal/sandboxes/{id}/chaos", post(sandbox::set_chaos))
         .route("/portal/sandboxes/{id}/reset", post(sandbox::reset))
+        .route(
+            "/portal/sandboxes/{id}/oauth-clients",
+            post(sandbox::create_client),
+        )
+        .route(
+            "/portal/sandboxes/{id}/oauth-clients/{client}/delete",
+            post(sandbox::delete_client),
+        )
         .route("/portal/sandboxes/{id}/explorer", get(explorer::show))
         .route("/portal/sandboxes/{id}/logs", get(logs::list))
         .route("/portal/sandboxes/{id}/logs/{request}", get(logs::show))
@@ -268,7 +276,7 @@ pub fn forged() -> Response {
 
 /// What a page says after a change it redirected to: fixed sentences by
 /// code, so a link cannot make a page say what it likes.
-const NOTICES: [(&str, &str); 17] = [
+const NOTICES: [(&str, &str); 18] = [
     ("created", "The sandbox is ready."),
     ("deleted", "The sandbox and its data are gone."),
     (
@@ -293,6 +301,10 @@ const NOTICES: [(&str, &str); 17] = [
     ("chaos-cleared", "Chaos cleared."),
     ("reset", "The sandbox's data is back to how it was made."),
     ("token-revoked", "The token is revoked."),
+    (
+        "client-deleted",
+        "The client is deleted: its refresh tokens stop working.",
+    ),
     ("endpoint-enabled", "The endpoint is enabled."),
     (
         "endpoint-disabled",

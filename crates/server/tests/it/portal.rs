@@ -725,3 +725,51 @@ async fn the_request_log_pages_explain_replay_and_filter() {
         404
     );
 }
+
+#[tokio::test]
+async fn oauth_clients_are_registered_from_the_sandbox_page() {
+    let app = spawn_app().await;
+    payments(&app).await;
+    let ada = sign_up(&app, "ada@example.com").await;
+    let (_, page) = ada
+        .post("/portal/sandboxes", &[("project", "payments")])
+        .await;
+    let id = sandbox_id(&page);
+    let clients = format!("/portal/sandboxes/{id}/oauth-clients");
+    let (status, page) = ada
+        .post(
+            &clients,
+            &[("client_name", "web"), ("redirect_uris", "not a uri")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("value=\"not a uri\""), "kept");
+    assert!(
+        page.contains("id=\"e-redirect_uris\""),
+        "said beside its field"
+    );
+    let (status, page) = ada
+        .post(&clients, &[("client_name", "backend"), ("scopes", "")])
+        .await;
+    assert_eq!(status, 201, "{page}");
+    let secret = hidden_code(&page, "client-secret");
+    assert!(secret.starts_with("cs_test_"), "{secret}");
+    let (_, listed) = send(app.admin(Method::GET, &format!("/sandboxes/{id}/oauth/clients"))).await;
+    let client = listed["items"][0]["client_id"].as_str().unwrap().to_owned();
+    let (status, page) = ada.get(&format!("/portal/sandboxes/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&client) && !page.contains(&secret),
+        "listed, secret not shown again"
+    );
+    let (status, to) = ada.post(&format!("{clients}/{client}/delete"), &[]).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (
+            303,
+            format!("/portal/sandboxes/{id}?done=client-deleted").as_str()
+        )
+    );
+    let (_, listed) = send(app.admin(Method::GET, &format!("/sandboxes/{id}/oauth/clients"))).await;
+    assert_eq!(listed["items"], json!([]));
+}

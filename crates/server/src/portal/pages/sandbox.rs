@@ -21,6 +21,7 @@ use crate::{
         ServiceError,
         clock::{self, ClockMove},
         keys::{self, NewKey},
+        oauth::{self, NewClient},
         sandboxes,
     },
 };
@@ -104,6 +105,36 @@ pub struct Kept {
     key_form: KeyForm,
     clock_form: ClockForm,
     chaos_form: ChaosForm,
+    client_form: ClientForm,
+    /// A client just registered, and its secret (shown once).
+    client_secret: Option<ClientSecret>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct ClientForm {
+    #[serde(default)]
+    client_name: String,
+    #[serde(default)]
+    redirect_uris: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    public: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ClientSecret {
+    id: String,
+    secret: String,
+}
+
+#[derive(Serialize)]
+struct ClientRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    redirect_uris: String,
+    scopes: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -130,6 +161,7 @@ struct SandboxPage {
     base: Base,
     sandbox: SandboxSummary,
     keys: Vec<KeyRow>,
+    clients: Vec<ClientRow>,
     clock: ClockPanel,
     scenarios: Vec<OperationScenarios>,
     revealed: Option<Revealed>,
@@ -208,6 +240,23 @@ async fn with_kept(
             .collect(),
         Err(error) => return missing(visitor, Failure::from(error)),
     };
+    let clients = match oauth::list_clients(state, &visitor.caller, &sandbox.id).await {
+        Ok(clients) => clients
+            .into_iter()
+            .map(|c| ClientRow {
+                kind: if c.secret_hash.is_some() {
+                    "confidential"
+                } else {
+                    "public"
+                },
+                id: c.id,
+                name: c.name,
+                redirect_uris: c.redirect_uris.join(" "),
+                scopes: c.scopes.join(" "),
+            })
+            .collect(),
+        Err(error) => return missing(visitor, Failure::from(error)),
+    };
     let clock = sandbox.clock();
     let sandbox_now = clock.now_ms(now);
     let pending = state
@@ -256,6 +305,7 @@ async fn with_kept(
             base,
             sandbox: SandboxSummary::of(state, sandbox),
             keys,
+            clients,
             clock,
             scenarios,
             revealed,
@@ -674,6 +724,122 @@ pub async fn reset(
                 ),
                 &here(&id),
                 "reset",
+            )
+            .await
+        }
+        Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewClientForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: ClientForm,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+pub async fn create_client(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(NewClientForm { csrf, form }): Form<NewClientForm>,
+) -> Response {
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
+    };
+    let new = NewClient {
+        name: form.client_name.trim().to_owned(),
+        redirect_uris: words(&form.redirect_uris),
+        scopes: words(&form.scopes),
+        public: form.public.is_some(),
+    };
+    match oauth::create_client(&state, &visitor.caller, &id, new).await {
+        Ok((client, secret)) => {
+            let target = format!("/api/v1/sandboxes/{id}/oauth/clients/{}", client.id);
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "POST /api/v1/sandboxes/{id}/oauth/clients",
+                target,
+                201,
+            )
+            .await;
+            let kept = Kept {
+                client_secret: secret.map(|secret| ClientSecret {
+                    id: client.id.clone(),
+                    secret,
+                }),
+                ..Kept::default()
+            };
+            let base = Base::of(&visitor, "sandboxes")
+                .notice(format!("Client {} is registered.", client.id));
+            with_kept(
+                &state,
+                &visitor,
+                &sandbox,
+                StatusCode::CREATED,
+                base,
+                None,
+                kept,
+            )
+            .await
+        }
+        Err(error) => {
+            let fields = [
+                ("/name", "client_name"),
+                ("/redirect_uris", "redirect_uris"),
+                ("/scopes", "scopes"),
+            ];
+            let kept = Kept {
+                client_form: form,
+                ..Kept::default()
+            };
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                Failure::from(error),
+                &fields,
+                kept,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn delete_client(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Path((id, client)): Path<(String, String)>,
+    Form(form): Form<Confirmed>,
+) -> Response {
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &form.csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
+    };
+    match oauth::delete_client(&state, &visitor.caller, &id, &client).await {
+        Ok(()) => {
+            let call = (
+                "DELETE /api/v1/sandboxes/{id}/oauth/clients/{client_id}",
+                format!("/api/v1/sandboxes/{id}/oauth/clients/{client}"),
+                204,
+            );
+            changed(
+                &state,
+                &visitor,
+                &headers,
+                call,
+                &here(&id),
+                "client-deleted",
             )
             .await
         }
