@@ -395,9 +395,7 @@ pub async fn drift(
 #[utoipa::path(get, path = "/api/v1/projects", operation_id = "listProjects", tag = "projects",
     responses((status = 200, body = ProjectList)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
-    let items = state
-        .store
-        .list_projects()
+    let items = service::published(&state)
         .await?
         .into_iter()
         .map(|p| ProjectSummary {

@@ -9,7 +9,7 @@ use axum::{
 };
 
 /// `(name, media type, contents)`.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 5] = [
     (
         "portal.css",
         "text/css; charset=utf-8",
@@ -19,6 +19,11 @@ const ASSETS: [(&str, &str, &str); 4] = [
         "portal.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/portal.js"),
+    ),
+    (
+        "spec.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/spec.js"),
     ),
     (
         "logs.js",

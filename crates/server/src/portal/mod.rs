@@ -36,7 +36,7 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 pub fn router() -> Router<AppState> {
-    use pages::{account, dashboard, explorer, logs, sandbox, webhooks};
+    use pages::{account, activity, dashboard, explorer, logs, projects, sandbox, webhooks};
     Router::new()
         .route("/", get(dashboard::show))
         .route("/portal", get(|| async { Redirect::to("/") }))
@@ -51,6 +51,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/portal/signout", post(account::sign_out))
         .route("/portal/account", get(account::show))
+        .route("/portal/activity", get(activity::show))
+        .route(
+            "/portal/projects",
+            get(projects::list).post(projects::import),
+        )
+        .route(
+            "/portal/projects/{name}",
+            get(projects::show).post(projects::publish),
+        )
         .route("/portal/account/tokens", post(account::create_token))
         .route(
             "/portal/account/tokens/{token}/revoke",

@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("signin.html", include_str!("templates/signin.html")),
@@ -24,6 +24,10 @@ const TEMPLATES: [(&str, &str); 12] = [
     ("webhooks.html", include_str!("templates/webhooks.html")),
     ("logs.html", include_str!("templates/logs.html")),
     ("request.html", include_str!("templates/request.html")),
+    ("activity.html", include_str!("templates/activity.html")),
+    ("projects.html", include_str!("templates/projects.html")),
+    ("project.html", include_str!("templates/project.html")),
+    ("spec_field.html", include_str!("templates/spec_field.html")),
 ];
 
 /// Pages may not be framed, run scripts or load anything but this server's

@@ -116,6 +116,18 @@ pub async fn get(state: &AppState, name: &str) -> ServiceResult<ProjectRecord> {
         .ok_or_else(|| missing(name))
 }
 
+/// Every project (admins only: developers choose from the published ones
+/// when they create a sandbox, through [`published`]).
+pub async fn list(state: &AppState, caller: &Caller) -> ServiceResult<Vec<ProjectRecord>> {
+    caller.must_be_admin("manage projects")?;
+    published(state).await
+}
+
+/// The projects a sandbox can be made of.
+pub async fn published(state: &AppState) -> ServiceResult<Vec<ProjectRecord>> {
+    Ok(state.store.list_projects().await?)
+}
+
 /// The project's record and its latest revision, compiled.
 pub async fn latest_compiled(
     state: &AppState,

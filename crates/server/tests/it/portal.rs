@@ -583,7 +583,7 @@ async fn the_portal_in_a_real_browser() {
     println!("{report}");
     assert_eq!(
         report["screenshots"].as_array().unwrap().len(),
-        12,
+        13,
         "{report}"
     );
 }
@@ -772,4 +772,66 @@ async fn oauth_clients_are_registered_from_the_sandbox_page() {
     );
     let (_, listed) = send(app.admin(Method::GET, &format!("/sandboxes/{id}/oauth/clients"))).await;
     assert_eq!(listed["items"], json!([]));
+}
+
+const PETS: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: '1'}\npaths:\n  /pets:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {type: array, items: {type: string}}\n";
+
+#[tokio::test]
+async fn admins_publish_projects_and_everyone_reads_their_activity() {
+    let app = spawn_app().await;
+    let grace = sign_up(&app, "grace@example.com").await;
+    let (_, accounts) = send(app.admin(Method::GET, "/accounts")).await;
+    let grace_id = accounts["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        app.admin(Method::PATCH, &format!("/accounts/{grace_id}"))
+            .json(&json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A document that does not compile: its problems listed, the text kept.
+    let broken = "openapi: 3.0.3\ninfo: {title: Broken, version: '1'}\npaths:\n  /x:\n    get:\n      responses:\n        '200': {$ref: '#/components/responses/Missing'}\n";
+    let (status, page) = grace
+        .post("/portal/projects", &[("name", "broken"), ("spec", broken)])
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("data-testid=\"problems\""), "{page}");
+    assert!(page.contains("Missing"), "the text is kept");
+    let (status, page) = grace
+        .post("/portal/projects", &[("name", "pets"), ("spec", PETS)])
+        .await;
+    assert_eq!(status, 201, "{page}");
+    assert!(page.contains("Project pets is published (revision 1)."));
+    let (status, page) = grace
+        .post(
+            "/portal/projects/pets",
+            &[("spec", &PETS.replace("'1'", "'2'"))],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Revision 2 is published."), "{page}");
+    let (status, page) = grace.get("/portal/projects").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("href=\"/portal/projects/pets\""));
+
+    // A developer may not manage projects, and sees only their own activity.
+    let ada = sign_up(&app, "ada@example.com").await;
+    let (status, page) = ada.get("/portal/projects").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Only admins may manage projects."), "{page}");
+    let (status, page) = ada.get("/portal/activity").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("POST &#x2f;api&#x2f;v1&#x2f;accounts"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("&#x2f;api&#x2f;v1&#x2f;projects"),
+        "not another's"
+    );
+    let (_, page) = grace.get("/portal/activity?action=projects").await;
+    assert!(
+        page.contains("PUT &#x2f;api&#x2f;v1&#x2f;projects&#x2f;{name}&#x2f;spec"),
+        "{page}"
+    );
 }

@@ -221,6 +221,9 @@ try:
 
     driver.get(f"{URL}/portal/account")
     page("account")
+    driver.get(f"{URL}/portal/activity")
+    assert "POST /api/v1/sandboxes" in text(), text()[:300]
+    page("activity")
 
     # On a phone's width every page still reads.
     phone = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}

@@ -17,7 +17,10 @@ use crate::{
         session::{self, Visitor},
         templates::page,
     },
-    service::sandboxes::{self, NewSandbox},
+    service::{
+        projects,
+        sandboxes::{self, NewSandbox},
+    },
 };
 
 #[derive(Serialize)]
@@ -92,7 +95,7 @@ async fn dashboard(
         .map(|sandbox| SandboxSummary::of(state, sandbox))
         .collect();
     sandboxes.sort_by(|a, b| a.id.cmp(&b.id));
-    let projects = match state.store.list_projects().await {
+    let projects = match projects::published(state).await {
         Ok(projects) => projects
             .into_iter()
             .map(|p| ProjectRow {
@@ -106,10 +109,7 @@ async fn dashboard(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "dashboard.html",
                 DashboardPage {
-                    base: Base::of(visitor, "sandboxes").failed(
-                        &Failure::from(crate::service::ServiceError::from(error)),
-                        &[],
-                    ),
+                    base: Base::of(visitor, "sandboxes").failed(&Failure::from(error), &[]),
                     sandboxes,
                     projects: Vec::new(),
                     form,

@@ -1,9 +1,11 @@
 //! One module per page (and the forms it posts).
 
 pub mod account;
+pub mod activity;
 pub mod dashboard;
 pub mod explorer;
 pub mod logs;
+pub mod projects;
 pub mod sandbox;
 pub mod webhooks;
 
