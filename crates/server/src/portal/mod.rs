@@ -36,7 +36,9 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 pub fn router() -> Router<AppState> {
-    use pages::{account, activity, dashboard, explorer, logs, projects, sandbox, webhooks};
+    use pages::{
+        account, activity, dashboard, explorer, logs, projects, sandbox, timeline, webhooks,
+    };
     Router::new()
         .route("/", get(dashboard::show))
         .route("/portal", get(|| async { Redirect::to("/") }))
@@ -94,6 +96,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/portal/sandboxes/{id}/explorer", get(explorer::show))
         .route("/portal/sandboxes/{id}/logs", get(logs::list))
+        .route("/portal/sandboxes/{id}/timeline", get(timeline::show))
         .route("/portal/sandboxes/{id}/logs/{request}", get(logs::show))
         .route(
             "/portal/sandboxes/{id}/logs/{request}/replay",

@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("signin.html", include_str!("templates/signin.html")),
@@ -25,6 +25,7 @@ const TEMPLATES: [(&str, &str); 16] = [
     ("logs.html", include_str!("templates/logs.html")),
     ("request.html", include_str!("templates/request.html")),
     ("activity.html", include_str!("templates/activity.html")),
+    ("timeline.html", include_str!("templates/timeline.html")),
     ("projects.html", include_str!("templates/projects.html")),
     ("project.html", include_str!("templates/project.html")),
     ("spec_field.html", include_str!("templates/spec_field.html")),

@@ -18,6 +18,7 @@ pub mod quotas;
 pub mod replay;
 pub mod sandboxes;
 pub mod snippets;
+pub mod timeline;
 pub mod webhooks;
 
 use sbx_store::StoreError;

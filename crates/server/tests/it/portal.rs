@@ -583,7 +583,7 @@ async fn the_portal_in_a_real_browser() {
     println!("{report}");
     assert_eq!(
         report["screenshots"].as_array().unwrap().len(),
-        13,
+        14,
         "{report}"
     );
 }
@@ -715,7 +715,17 @@ async fn the_request_log_pages_explain_replay_and_filter() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("The same answer as the original."), "{page}");
 
+    // The timeline has the request, linked to its page; kinds filter it.
+    let timeline = format!("/portal/sandboxes/{id}/timeline");
+    let (status, page) = ada.get(&timeline).await;
+    assert_eq!(status, 200);
+    let link = escaped(&format!("/portal/sandboxes/{id}/logs/{request_id}"));
+    assert!(page.contains(&format!("href=\"{link}\"")), "{page}");
+    let (_, page) = ada.get(&format!("{timeline}?kind=clock")).await;
+    assert!(!page.contains(&request_id), "only clock moves");
+
     let bob = sign_up(&app, "bob@example.com").await;
+    assert_eq!(bob.get(&timeline).await.0, 404);
     assert_eq!(bob.get(&format!("{logs}/{request_id}")).await.0, 404);
     assert_eq!(bob.get(&logs).await.0, 404);
     assert_eq!(

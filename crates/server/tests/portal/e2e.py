@@ -187,6 +187,10 @@ try:
     after = driver.find_element(By.CSS_SELECTOR, "[data-testid=clock-now]").get_attribute("datetime")
     assert after[:7] != before[:7] or after[8:10] != before[8:10], (before, after)
     page("clock")
+    driver.get(f"{sandbox_url}/timeline")
+    assert "clock: advance P30D" in text(), text()[:500]
+    page("timeline")
+    driver.get(sandbox_url)
 
     # A bad duration: said beside the field, what was typed kept.
     advance = driver.find_element(By.ID, "f-advance")

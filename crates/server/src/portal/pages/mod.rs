@@ -7,6 +7,7 @@ pub mod explorer;
 pub mod logs;
 pub mod projects;
 pub mod sandbox;
+pub mod timeline;
 pub mod webhooks;
 
 use std::sync::Arc;
