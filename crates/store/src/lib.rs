@@ -605,6 +605,13 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
         id: &str,
         scenario: Option<&str>,
     ) -> Result<bool, StoreError>;
+    /// Sets when a sandbox's time to live ends (`None`: never); false if it
+    /// does not exist.
+    async fn set_sandbox_expiry(
+        &self,
+        id: &str,
+        expires_at_ms: Option<i64>,
+    ) -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's chaos profile; false if it does not exist.
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;
     /// Sets (or with `None` drops) the sandbox's own rate limits.

@@ -754,6 +754,19 @@ impl Store for SqliteStore {
         Ok(updated.rows_affected() > 0)
     }
 
+    async fn set_sandbox_expiry(
+        &self,
+        id: &str,
+        expires_at_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE sandboxes SET expires_at_ms = ? WHERE id = ?")
+            .bind(expires_at_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE sandboxes SET chaos = ? WHERE id = ?")
             .bind(chaos)

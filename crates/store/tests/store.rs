@@ -214,6 +214,16 @@ async fn contract(store: &dyn Store) {
         Some("error=5%")
     );
     assert!(store.set_sandbox_chaos("sbx-a", None).await.unwrap());
+    assert!(
+        store
+            .set_sandbox_expiry("sbx-a", Some(9_000))
+            .await
+            .unwrap()
+    );
+    let expiring = store.get_sandbox("sbx-a").await.unwrap().unwrap();
+    assert_eq!(expiring.expires_at_ms, Some(9_000));
+    assert!(store.set_sandbox_expiry("sbx-a", None).await.unwrap());
+    assert!(!store.set_sandbox_expiry("sbx-zz", None).await.unwrap());
     let advance = ClockChange {
         sandbox_id: "sbx-a".into(),
         at_ms: 1,

@@ -79,6 +79,7 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(clock::clock, clock::change_clock))
         .routes(routes!(sandboxes::put_scenario))
         .routes(routes!(sandboxes::put_rate_limits))
+        .routes(routes!(sandboxes::put_ttl))
         .routes(routes!(clock::history))
         .routes(routes!(clock::transition))
         .routes(routes!(webhooks::list, webhooks::create))

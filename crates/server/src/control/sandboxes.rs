@@ -389,6 +389,28 @@ pub async fn put_rate_limits(
     Ok(Json(view(&state, &sandbox, None)))
 }
 
+/// A sandbox's new time to live.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxTtl {
+    /// Counted from now; `null` (admins only): it never expires.
+    pub ttl_seconds: Option<u64>,
+}
+
+#[utoipa::path(put, path = "/api/v1/sandboxes/{id}/ttl", operation_id = "putSandboxTtl", tag = "sandboxes", params(("id" = String, Path)),
+    request_body = SandboxTtl,
+    responses((status = 200, body = SandboxView, description = "it now expires `ttl_seconds` from now"), (status = 404), (status = 422, description = "0, above the quota's longest, or `null` from a developer")),
+    security(("bearer" = [])))]
+pub async fn put_ttl(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SandboxTtl>,
+) -> Result<Json<SandboxView>, ApiError> {
+    let sandbox = service::extend(&state, &caller, &id, body.ttl_seconds).await?;
+    Ok(Json(view(&state, &sandbox, None)))
+}
+
 #[utoipa::path(put, path = "/api/v1/sandboxes/{id}/scenario", operation_id = "putSandboxScenario", tag = "sandboxes", params(("id" = String, Path)),
     request_body = DefaultScenario,
     responses((status = 200, body = ScenarioList), (status = 404), (status = 422, description = "no operation declares that scenario")),

@@ -86,6 +86,7 @@ pub fn router() -> Router<AppState> {
         .route("/portal/sandboxes/{id}/clock", post(sandbox::move_clock))
         .route("/portal/sandboxes/{id}/chaos", post(sandbox::set_chaos))
         .route("/portal/sandboxes/{id}/reset", post(sandbox::reset))
+        .route("/portal/sandboxes/{id}/ttl", post(sandbox::extend))
         .route(
             "/portal/sandboxes/{id}/oauth-clients",
             post(sandbox::create_client),
@@ -288,7 +289,7 @@ pub fn forged() -> Response {
 
 /// What a page says after a change it redirected to: fixed sentences by
 /// code, so a link cannot make a page say what it likes.
-const NOTICES: [(&str, &str); 18] = [
+const NOTICES: [(&str, &str); 19] = [
     ("created", "The sandbox is ready."),
     ("deleted", "The sandbox and its data are gone."),
     (
@@ -312,6 +313,7 @@ const NOTICES: [(&str, &str); 18] = [
     ("chaos-set", "The chaos profile is set."),
     ("chaos-cleared", "Chaos cleared."),
     ("reset", "The sandbox's data is back to how it was made."),
+    ("extended", "The sandbox's time to live is extended."),
     ("token-revoked", "The token is revoked."),
     (
         "client-deleted",

@@ -78,7 +78,8 @@ pub struct LiveSandbox {
     pub label: Option<Box<str>>,
     pub created_at_ms: i64,
     /// When its time to live ends (`i64::MAX`: never).
-    expires_at_ms: i64,
+    /// `i64::MAX`: never.
+    expires_at_ms: AtomicI64,
     /// The account it belongs to, with the usage all its sandboxes share;
     /// `None`: the admin token's or the server's.
     pub owner: Option<Arc<Owner>>,
@@ -227,7 +228,7 @@ impl LiveSandbox {
             keys: RwLock::new(Arc::from([])),
             label: record.label.map(String::into_boxed_str),
             created_at_ms: record.created_at_ms,
-            expires_at_ms: record.expires_at_ms.unwrap_or(i64::MAX),
+            expires_at_ms: AtomicI64::new(record.expires_at_ms.unwrap_or(i64::MAX)),
             owner,
             last_active_ms: AtomicI64::new(
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
@@ -263,7 +264,13 @@ impl LiveSandbox {
 
     /// When its time to live ends, if it does.
     pub fn expires_at_ms(&self) -> Option<i64> {
-        Some(self.expires_at_ms).filter(|at| *at != i64::MAX)
+        Some(self.expires_at_ms.load(Ordering::Relaxed)).filter(|at| *at != i64::MAX)
+    }
+
+    /// A new end to its time to live (`None`: never), as stored.
+    pub fn set_expires_at_ms(&self, at: Option<i64>) {
+        self.expires_at_ms
+            .store(at.unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// The revision to serve a request with; the request keeps it to the

@@ -368,6 +368,47 @@ pub fn scenarios(sandbox: &LiveSandbox) -> Vec<OperationScenarios> {
         .collect()
 }
 
+/// A new time to live, counted from now (real time): a developer's at most
+/// its quota's longest; an admin may also end it never (`None`).
+pub async fn extend(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    ttl_seconds: Option<u64>,
+) -> ServiceResult<Arc<LiveSandbox>> {
+    let sandbox = live(state, caller, id)?;
+    let max_ttl = if caller.is_admin() {
+        state.config.limits.max_ttl_seconds
+    } else {
+        state.config.quotas.max_ttl_seconds
+    };
+    let expires_at_ms = match ttl_seconds {
+        None if caller.is_admin() => None,
+        None => {
+            return Err(ServiceError::invalid(
+                "/ttl_seconds",
+                "a developer's sandbox needs a time to live",
+            ));
+        }
+        Some(ttl) if ttl == 0 || ttl > max_ttl => {
+            return Err(ServiceError::invalid(
+                "/ttl_seconds",
+                format!("ttl_seconds must be between 1 and {max_ttl}"),
+            ));
+        }
+        Some(ttl) => Some(
+            now_ms().saturating_add(i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX)),
+        ),
+    };
+    if !state.store.set_sandbox_expiry(id, expires_at_ms).await? {
+        return Err(ServiceError::NotFound(format!(
+            "sandbox \"{id}\" does not exist"
+        )));
+    }
+    sandbox.set_expires_at_ms(expires_at_ms);
+    Ok(sandbox)
+}
+
 /// Sets (or with `None` clears) the scenario every operation that
 /// declares it answers with.
 pub async fn set_scenario(

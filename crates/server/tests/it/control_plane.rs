@@ -315,6 +315,7 @@ async fn the_openapi_document_matches_the_routes() {
             "PUT /api/v1/sandboxes/{id}/oauth/users/{sub}",
             "PUT /api/v1/sandboxes/{id}/rate-limits",
             "PUT /api/v1/sandboxes/{id}/scenario",
+            "PUT /api/v1/sandboxes/{id}/ttl",
         ]
     );
     // Every documented route is served (never the control plane's "no route").

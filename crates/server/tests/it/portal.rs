@@ -269,6 +269,21 @@ async fn a_developer_creates_a_sandbox_triggers_a_scenario_and_moves_the_clock()
         "{clock}"
     );
 
+    // The time to live, extended from now; a bad one kept beside its field.
+    let (status, page) = ada
+        .post(&format!("/portal/sandboxes/{id}/ttl"), &[("ttl", "soon")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("value=\"soon\""), "{page}");
+    let (status, _) = ada
+        .post(&format!("/portal/sandboxes/{id}/ttl"), &[("ttl", "3h")])
+        .await;
+    assert_eq!(status, 303);
+    let (_, shown) = send(app.admin(Method::GET, &format!("/sandboxes/{id}"))).await;
+    let left = crate::helpers::millis(shown["expires_at"].as_str().unwrap())
+        - crate::helpers::millis(shown["created_at"].as_str().unwrap());
+    assert!(left > 2 * 3600 * 1000 + 3_000_000, "{shown}");
+
     // Chaos that does not parse is refused with the parser's words.
     let (status, page) = ada
         .post(

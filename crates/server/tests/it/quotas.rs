@@ -222,3 +222,64 @@ fn sbx_test_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test]
+async fn a_time_to_live_is_extended_from_now_within_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(dir, tight).await;
+    app.import_ok("pets", crate::helpers::PETSTORE).await;
+    let dev = app.developer("ttl@example.com").await;
+    let (_, made) = send(
+        app.as_developer(&dev, Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets", "ttl_seconds": 60})),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let ttl = format!("/sandboxes/{id}/ttl");
+    let put = |body: serde_json::Value| app.as_developer(&dev, Method::PUT, &ttl).json(&body);
+
+    let before = millis(&sbx_now());
+    let (status, extended) = send(put(json!({"ttl_seconds": 3_600}))).await;
+    assert_eq!(status, 200, "{extended}");
+    let ends = millis(extended["expires_at"].as_str().unwrap());
+    assert!(
+        (before + 3_600_000..before + 3_610_000).contains(&ends),
+        "{extended}"
+    );
+    for (body, said) in [
+        (json!({"ttl_seconds": 3_601}), "between 1 and 3600"),
+        (json!({"ttl_seconds": 0}), "between 1 and 3600"),
+        (json!({"ttl_seconds": null}), "needs a time to live"),
+    ] {
+        let (status, problem) = send(put(body)).await;
+        assert_eq!(status, 422, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(said),
+            "{problem}"
+        );
+    }
+    // Stored as answered; another developer's answer is 404.
+    let (_, shown) = send(app.admin(Method::GET, &format!("/sandboxes/{id}"))).await;
+    assert_eq!(shown["expires_at"], extended["expires_at"]);
+    let other = app.developer("other@example.com").await;
+    let (status, _) = send(
+        app.as_developer(&other, Method::PUT, &ttl)
+            .json(&json!({"ttl_seconds": 60})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // An admin may make it last for ever.
+    let (status, forever) = send(
+        app.admin(Method::PUT, &format!("/sandboxes/{id}/ttl"))
+            .json(&json!({"ttl_seconds": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{forever}");
+    assert_eq!(forever["expires_at"], serde_json::Value::Null);
+}
+
+fn sbx_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}

@@ -160,6 +160,8 @@ fn body_for(route: &str) -> Value {
         json!({"type": "payment.succeeded"})
     } else if route.ends_with("/chaos") {
         json!({"profile": "latency=1ms"})
+    } else if route.ends_with("/ttl") {
+        json!({"ttl_seconds": 60})
     } else if route.ends_with("/scenario") {
         json!({"scenario": null})
     } else if route.contains("/webhook-endpoints")

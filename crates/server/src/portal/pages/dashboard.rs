@@ -137,7 +137,7 @@ async fn dashboard(
 }
 
 /// `3600`, `30m`, `12h`, `7d` in seconds.
-fn ttl_seconds(text: &str) -> Result<Option<u64>, Failure> {
+pub fn ttl_seconds(text: &str) -> Result<Option<u64>, Failure> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);

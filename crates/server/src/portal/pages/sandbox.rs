@@ -106,8 +106,15 @@ pub struct Kept {
     clock_form: ClockForm,
     chaos_form: ChaosForm,
     client_form: ClientForm,
+    ttl_form: TtlForm,
     /// A client just registered, and its secret (shown once).
     client_secret: Option<ClientSecret>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct TtlForm {
+    #[serde(default)]
+    ttl: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -844,5 +851,57 @@ pub async fn delete_client(
             .await
         }
         Err(error) => refused_plainly(&state, &visitor, &sandbox, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewTtl {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: TtlForm,
+}
+
+pub async fn extend(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(NewTtl { csrf, form }): Form<NewTtl>,
+) -> Response {
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
+    };
+    let extended = match super::dashboard::ttl_seconds(&form.ttl) {
+        Ok(ttl) => sandboxes::extend(&state, &visitor.caller, &id, ttl)
+            .await
+            .map_err(Failure::from),
+        Err(failure) => Err(failure),
+    };
+    match extended {
+        Ok(_) => {
+            let call = (
+                "PUT /api/v1/sandboxes/{id}/ttl",
+                format!("/api/v1/sandboxes/{id}/ttl"),
+                200,
+            );
+            changed(&state, &visitor, &headers, call, &here(&id), "extended").await
+        }
+        Err(failure) => {
+            let kept = Kept {
+                ttl_form: form,
+                ..Kept::default()
+            };
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                failure,
+                &[("/ttl_seconds", "ttl")],
+                kept,
+            )
+            .await
+        }
     }
 }
