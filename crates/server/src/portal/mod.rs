@@ -120,6 +120,10 @@ pub fn router() -> Router<AppState> {
             post(webhooks::rotate),
         )
         .route(
+            "/portal/sandboxes/{id}/webhooks/{endpoint}/edit",
+            post(webhooks::edit),
+        )
+        .route(
             "/portal/sandboxes/{id}/webhooks/{endpoint}/redeliver",
             post(webhooks::redeliver),
         )
@@ -289,7 +293,7 @@ pub fn forged() -> Response {
 
 /// What a page says after a change it redirected to: fixed sentences by
 /// code, so a link cannot make a page say what it likes.
-const NOTICES: [(&str, &str); 19] = [
+const NOTICES: [(&str, &str); 20] = [
     ("created", "The sandbox is ready."),
     ("deleted", "The sandbox and its data are gone."),
     (
@@ -328,6 +332,7 @@ const NOTICES: [(&str, &str); 19] = [
         "endpoint-deleted",
         "The endpoint and its deliveries are gone.",
     ),
+    ("endpoint-saved", "The endpoint is saved."),
     (
         "redelivering",
         "Queued again: the deliveries go out in a moment.",

@@ -660,9 +660,46 @@ async fn webhooks_from_the_portal_reach_the_built_in_receiver_signed() {
         "the delivery is listed"
     );
 
+    // Editing an endpoint: a bad URL said beside the form, a good one saved.
+    let (_, listed) =
+        send(app.admin(Method::GET, &format!("/sandboxes/{id}/webhook-endpoints"))).await;
+    let endpoint = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let edit = format!("{webhooks}/{endpoint}/edit");
+    let (status, page) = ada
+        .post(
+            &edit,
+            &[("url", "gopher://x"), ("events", "payment.succeeded")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    let (status, _) = ada
+        .post(
+            &edit,
+            &[
+                ("url", "https://hooks.example.com/in"),
+                ("events", "payment.succeeded, payment.refunded"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, shown) = send(app.admin(
+        Method::GET,
+        &format!("/sandboxes/{id}/webhook-endpoints/{endpoint}"),
+    ))
+    .await;
+    assert_eq!(shown["url"], "https://hooks.example.com/in");
+    assert_eq!(
+        shown["events"],
+        json!(["payment.succeeded", "payment.refunded"])
+    );
+
     // Another developer sees none of it.
     let bob = sign_up(&app, "bob@example.com").await;
     assert_eq!(bob.get(&webhooks).await.0, 404);
+    assert_eq!(
+        bob.post(&edit, &[("url", "https://x.example")]).await.0,
+        404
+    );
     assert_eq!(
         bob.post(
             &format!("{webhooks}/test"),

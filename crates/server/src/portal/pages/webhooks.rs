@@ -267,6 +267,63 @@ pub struct NewEndpoint {
     form: EndpointForm,
 }
 
+#[derive(Deserialize)]
+pub struct EditedEndpoint {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: EndpointForm,
+}
+
+/// The form's event types: comma-separated; none given is `None`.
+fn event_types(text: &str) -> Option<Vec<String>> {
+    let events: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!events.is_empty()).then_some(events)
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Path((id, endpoint)): Path<(String, String)>,
+    Form(EditedEndpoint { csrf, form }): Form<EditedEndpoint>,
+) -> Response {
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
+    };
+    let change = EndpointChange {
+        url: Some(form.url.trim().to_owned()),
+        events: Some(event_types(&form.events).unwrap_or_else(|| vec!["*".to_owned()])),
+        description: Some(form.description.trim().to_owned()).filter(|d| !d.is_empty()),
+        ..EndpointChange::default()
+    };
+    match webhooks::update_endpoint(&state, &visitor.caller, &id, &endpoint, change).await {
+        Ok(_) => {
+            let call = (
+                "PATCH /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
+                format!("/api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}"),
+                200,
+            );
+            changed(
+                &state,
+                &visitor,
+                &headers,
+                call,
+                &here(&id),
+                "endpoint-saved",
+            )
+            .await
+        }
+        Err(error) => refused(&state, &visitor, &sandbox, Failure::from(error), form).await,
+    }
+}
+
 pub async fn create(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -286,16 +343,9 @@ pub async fn create(
         Some(_) => receiver::url_of(&state.public_url, &id),
         None => form.url.trim().to_owned(),
     };
-    let events: Vec<String> = form
-        .events
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(str::to_owned)
-        .collect();
     let change = EndpointChange {
         url: Some(url),
-        events: (!events.is_empty()).then_some(events),
+        events: event_types(&form.events),
         description: Some(form.description.trim().to_owned()).filter(|d| !d.is_empty()),
         ..EndpointChange::default()
     };
