@@ -311,6 +311,7 @@ fn serve_demo_prints_a_ready_sandbox() {
         ],
         "try:",
     );
+    let lines_before_audit = lines.clone();
     let base_url = field(&lines, "base URL:");
     let key = field(&lines, "API key:");
     let (status, body) = http_get(
@@ -354,6 +355,19 @@ fn serve_demo_prints_a_ready_sandbox() {
     );
     let (ok, _, stderr) = run(&["audit", "--outcome", "maybe"], url);
     assert!(!ok && stderr.contains("outcome"), "{stderr}");
+
+    // The portal's demo sign-in works, and owns the demo sandbox.
+    let portal = field(&lines_before_audit, "Developer portal:");
+    assert_eq!(portal, format!("{url}/"));
+    let sign_in = field(&lines_before_audit, "sign in as");
+    let (email, password) = sign_in
+        .split_once(" with the password ")
+        .expect("an email and a password");
+    let password = password.split(' ').next().unwrap();
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    let (status, _, answer) =
+        http_post(&format!("{url}/api/v1/auth/login"), &body).expect("the server answers");
+    assert_eq!(status, 200, "{answer}");
     terminate(server);
 }
 
