@@ -37,7 +37,7 @@ pub fn owns_path(path: &str) -> bool {
 
 pub fn router() -> Router<AppState> {
     use pages::{
-        account, activity, dashboard, explorer, logs, projects, sandbox, timeline, webhooks,
+        account, activity, dashboard, editor, explorer, logs, projects, sandbox, timeline, webhooks,
     };
     Router::new()
         .route("/", get(dashboard::show))
@@ -61,6 +61,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/portal/projects/{name}",
             get(projects::show).post(projects::publish),
+        )
+        .route("/portal/projects/{name}/files", get(projects::open_file))
+        .route(
+            "/portal/projects/{name}/files/{kind}/{item}",
+            get(editor::show).post(editor::save),
         )
         .route("/portal/account/tokens", post(account::create_token))
         .route(

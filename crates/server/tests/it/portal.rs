@@ -876,8 +876,41 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
     assert_eq!(status, 200);
     assert!(page.contains("href=\"/portal/projects/pets\""));
 
+    // The behaviour editor: a script that does not compile is shown with
+    // its problem at its line, the revision unchanged; a good one goes live.
+    payments(&app).await;
+    let (_, page) = grace.get("/portal/projects/payments").await;
+    assert!(page.contains("<code>behaviours/createPayment</code>"), "{page}");
+    let file = "/portal/projects/payments/files/behaviours/createPayment";
+    let (status, page) = grace.get(file).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<textarea"), "{page}");
+    let broken = "let amount = req.body.amount;\nlet fee = amount * ;\nrespond(201, #{})\n";
+    let (status, page) = grace.post(file, &[("text", broken)]).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("data-testid=\"bad-line\""), "{page}");
+    assert!(
+        page.contains("href=\"#line-2\""),
+        "the problem names line 2: {page}"
+    );
+    let (_, project) = send(app.admin(Method::GET, "/projects/payments")).await;
+    assert_eq!(project["revision"], 1, "nothing published");
+    let (status, page) = grace
+        .post(
+            "/portal/projects/payments/files/templates/hello.txt",
+            &[("text", "Hello {{ req.params.name }}")],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Saved: revision 2 is live."), "{page}");
+    let (status, _) = grace
+        .get("/portal/projects/payments/files/fixtures/accounts")
+        .await;
+    assert_eq!(status, 404, "data files are not edited as text");
+
     // A developer may not manage projects, and sees only their own activity.
     let ada = sign_up(&app, "ada@example.com").await;
+    assert_eq!(ada.get(file).await.0, 403);
     let (status, page) = ada.get("/portal/projects").await;
     assert_eq!(status, 403);
     assert!(page.contains("Only admins may manage projects."), "{page}");

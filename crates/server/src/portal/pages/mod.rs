@@ -3,6 +3,7 @@
 pub mod account;
 pub mod activity;
 pub mod dashboard;
+pub mod editor;
 pub mod explorer;
 pub mod logs;
 pub mod projects;

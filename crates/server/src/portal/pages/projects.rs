@@ -183,12 +183,19 @@ struct ProjectView {
 }
 
 #[derive(Serialize)]
+struct FileLink {
+    kind: &'static str,
+    item: String,
+}
+
+#[derive(Serialize)]
 struct ProjectPage {
     #[serde(flatten)]
     base: Base,
     project: ProjectView,
     coverage: projects::Coverage,
     drift: Vec<crate::data_plane::drift::DriftFinding>,
+    files: Vec<FileLink>,
     form: ProjectForm,
     problems: Vec<Problem>,
 }
@@ -226,6 +233,13 @@ async fn project_page(
         let (record, compiled) = projects::latest_compiled(state, name).await?;
         Ok::<_, ServiceError>((coverage, drift, record, compiled))
     };
+    let files = match super::editor::files_of(state, visitor, name).await {
+        Ok(files) => files
+            .into_iter()
+            .map(|(kind, item)| FileLink { kind, item })
+            .collect(),
+        Err(error) => return super::missing(visitor, Failure::from(error)),
+    };
     let (coverage, drift, record, compiled) = match found.await {
         Ok(found) => found,
         Err(error) => return super::missing(visitor, Failure::from(error)),
@@ -254,6 +268,7 @@ async fn project_page(
             project,
             coverage,
             drift,
+            files,
             form,
             problems,
         },
@@ -308,4 +323,31 @@ pub async fn publish(
             .await
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct OpenFile {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    item: String,
+}
+
+/// The "open the editor" form: on to the file's page.
+pub async fn open_file(
+    visitor: Visitor,
+    Path(name): Path<String>,
+    axum::extract::Query(open): axum::extract::Query<OpenFile>,
+) -> Response {
+    let item = open.item.trim();
+    if item.is_empty() || item.contains('/') {
+        let failure = Failure::field("/item", "name the file to open (no slashes)");
+        let base = Base::of(&visitor, "projects").failed(&failure, &[]);
+        return crate::portal::message(failure.status, base);
+    }
+    let item: String = form_urlencoded::byte_serialize(item.as_bytes()).collect();
+    let kind: String = form_urlencoded::byte_serialize(open.kind.as_bytes()).collect();
+    axum::response::IntoResponse::into_response(axum::response::Redirect::to(&format!(
+        "/portal/projects/{name}/files/{kind}/{item}"
+    )))
 }
