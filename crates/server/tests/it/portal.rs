@@ -880,7 +880,10 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
     // its problem at its line, the revision unchanged; a good one goes live.
     payments(&app).await;
     let (_, page) = grace.get("/portal/projects/payments").await;
-    assert!(page.contains("<code>behaviours/createPayment</code>"), "{page}");
+    assert!(
+        page.contains("<code>behaviours/createPayment</code>"),
+        "{page}"
+    );
     let file = "/portal/projects/payments/files/behaviours/createPayment";
     let (status, page) = grace.get(file).await;
     assert_eq!(status, 200);
