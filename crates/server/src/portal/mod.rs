@@ -63,6 +63,7 @@ pub fn router() -> Router<AppState> {
             get(projects::show).post(projects::publish),
         )
         .route("/portal/projects/{name}/files", get(projects::open_file))
+        .route("/portal/projects/{name}/diff", get(projects::diff))
         .route(
             "/portal/projects/{name}/files/{kind}/{item}",
             get(editor::show).post(editor::save),

@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 19] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("signin.html", include_str!("templates/signin.html")),
@@ -27,6 +27,7 @@ const TEMPLATES: [(&str, &str); 18] = [
     ("activity.html", include_str!("templates/activity.html")),
     ("timeline.html", include_str!("templates/timeline.html")),
     ("editor.html", include_str!("templates/editor.html")),
+    ("diff.html", include_str!("templates/diff.html")),
     ("projects.html", include_str!("templates/projects.html")),
     ("project.html", include_str!("templates/project.html")),
     ("spec_field.html", include_str!("templates/spec_field.html")),

@@ -367,6 +367,112 @@ pub struct Coverage {
     pub items: Vec<OperationCoverage>,
 }
 
+/// What one operation looks like to a diff: its method and path, the
+/// parameters it takes and the statuses it declares.
+fn shape(op: &sbx_spec::Operation) -> (String, Vec<String>, Vec<String>) {
+    let mut parameters: Vec<String> = op
+        .parameters
+        .iter()
+        .map(|p| {
+            let required = if p.required { ", required" } else { "" };
+            format!("{} ({}{required})", p.name, p.location.as_str())
+        })
+        .collect();
+    parameters.sort();
+    let mut statuses: Vec<String> = op
+        .responses
+        .iter()
+        .map(|r| match r.status {
+            sbx_spec::StatusKey::Code(code) => code.to_string(),
+            sbx_spec::StatusKey::Range(digit) => format!("{digit}XX"),
+            sbx_spec::StatusKey::Default => "default".to_owned(),
+        })
+        .collect();
+    statuses.sort();
+    (format!("{} {}", op.method, op.path), parameters, statuses)
+}
+
+/// How one operation changed between two revisions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationChange {
+    pub operation: String,
+    /// `added`, `removed` or `changed`.
+    pub change: &'static str,
+    /// Each difference in a line: `path: GET /a → GET /b`,
+    /// `+ parameter limit (query)`, `- status 404`.
+    pub details: Vec<String>,
+}
+
+/// The operations two revisions of a project differ by (the contract a
+/// client sees: routes, parameters, statuses), by operation id.
+pub async fn diff(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    from: u32,
+    to: u32,
+) -> ServiceResult<Vec<OperationChange>> {
+    caller.must_be_admin("compare a project's revisions")?;
+    let old = compiled_revision(state, name, from).await?;
+    let new = compiled_revision(state, name, to).await?;
+    let shapes = |revision: &CompiledRevision| -> std::collections::BTreeMap<String, _> {
+        revision
+            .model
+            .operations
+            .iter()
+            .map(|op| (op.id.clone(), shape(op)))
+            .collect()
+    };
+    let (before, after) = (shapes(&old), shapes(&new));
+    let mut changes = Vec::new();
+    for (id, (route, parameters, statuses)) in &before {
+        let Some((new_route, new_parameters, new_statuses)) = after.get(id) else {
+            changes.push(OperationChange {
+                operation: id.clone(),
+                change: "removed",
+                details: vec![route.clone()],
+            });
+            continue;
+        };
+        let mut details = Vec::new();
+        if route != new_route {
+            details.push(format!("{route} → {new_route}"));
+        }
+        for (what, old, new) in [
+            ("parameter", parameters, new_parameters),
+            ("status", statuses, new_statuses),
+        ] {
+            details.extend(
+                old.iter()
+                    .filter(|x| !new.contains(x))
+                    .map(|x| format!("- {what} {x}")),
+            );
+            details.extend(
+                new.iter()
+                    .filter(|x| !old.contains(x))
+                    .map(|x| format!("+ {what} {x}")),
+            );
+        }
+        if !details.is_empty() {
+            changes.push(OperationChange {
+                operation: id.clone(),
+                change: "changed",
+                details,
+            });
+        }
+    }
+    for (id, (route, _, _)) in &after {
+        if !before.contains_key(id) {
+            changes.push(OperationChange {
+                operation: id.clone(),
+                change: "added",
+                details: vec![route.clone()],
+            });
+        }
+    }
+    Ok(changes)
+}
+
 /// How the project's answers departed from its spec, most recent first.
 pub async fn drift(
     state: &AppState,

@@ -875,6 +875,25 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
     let (status, page) = grace.get("/portal/projects").await;
     assert_eq!(status, 200);
     assert!(page.contains("href=\"/portal/projects/pets\""));
+    // Revisions compared by the contract a client sees.
+    let (status, page) = grace.get("/portal/projects/pets/diff?from=1&to=2").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("The two revisions offer clients the same operations."),
+        "{page}"
+    );
+    let more = PETS.replace("'1'", "'3'").replace(
+        "paths:\n",
+        "paths:\n  /pets/{id}:\n    get:\n      parameters: [{name: id, in: path, required: true, schema: {type: string}}]\n      responses:\n        '200': {description: ok}\n",
+    );
+    let (status, page) = grace
+        .post("/portal/projects/pets", &[("spec", &more)])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let (status, page) = grace.get("/portal/projects/pets/diff?from=2&to=3").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<td>added</td>"), "{page}");
+    assert!(page.contains(&escaped("GET /pets/{id}")), "{page}");
 
     // The behaviour editor: a script that does not compile is shown with
     // its problem at its line, the revision unchanged; a good one goes live.
@@ -914,6 +933,10 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
     // A developer may not manage projects, and sees only their own activity.
     let ada = sign_up(&app, "ada@example.com").await;
     assert_eq!(ada.get(file).await.0, 403);
+    assert_eq!(
+        ada.get("/portal/projects/pets/diff?from=1&to=2").await.0,
+        403
+    );
     let (status, page) = ada.get("/portal/projects").await;
     assert_eq!(status, 403);
     assert!(page.contains("Only admins may manage projects."), "{page}");

@@ -351,3 +351,47 @@ pub async fn open_file(
         "/portal/projects/{name}/files/{kind}/{item}"
     )))
 }
+
+#[derive(Deserialize)]
+pub struct Compared {
+    from: Option<u32>,
+    to: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct DiffPage {
+    #[serde(flatten)]
+    base: Base,
+    project: String,
+    from: u32,
+    to: u32,
+    changes: Vec<projects::OperationChange>,
+}
+
+/// The operations two revisions differ by.
+pub async fn diff(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+    axum::extract::Query(compared): axum::extract::Query<Compared>,
+) -> Response {
+    let (Some(from), Some(to)) = (compared.from, compared.to) else {
+        let failure = Failure::field("/from", "choose two revisions to compare");
+        let base = Base::of(&visitor, "projects").failed(&failure, &[]);
+        return crate::portal::message(failure.status, base);
+    };
+    match projects::diff(&state, &visitor.caller, &name, from, to).await {
+        Ok(changes) => page(
+            StatusCode::OK,
+            "diff.html",
+            DiffPage {
+                base: Base::of(&visitor, "projects"),
+                project: name,
+                from,
+                to,
+                changes,
+            },
+        ),
+        Err(error) => super::missing(&visitor, Failure::from(error)),
+    }
+}
