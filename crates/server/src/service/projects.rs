@@ -217,6 +217,36 @@ fn check_name(name: &str) -> ServiceResult<()> {
     ))
 }
 
+/// A spec's text fetched from `url` through the egress policy (private
+/// addresses refused unless the server allows them), at most
+/// `MAX_UPSTREAM_BODY` bytes.
+pub async fn fetch_spec(state: &AppState, url: &str) -> ServiceResult<String> {
+    let refused = |message: String| ServiceError::invalid("/url", message);
+    let parsed = url::Url::parse(url).map_err(|e| refused(format!("{url:?} is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(refused("the URL must be http:// or https://".to_owned()));
+    }
+    let request = sbx_engine::UpstreamRequest {
+        method: "GET".to_owned(),
+        url: url.to_owned(),
+        headers: vec![(
+            "accept".to_owned(),
+            "application/yaml, application/json, */*".to_owned(),
+        )],
+        body: Vec::new(),
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let answer = state
+        .upstream
+        .send_async(request)
+        .await
+        .map_err(|e| refused(format!("fetching {url}: {e}")))?;
+    if !(200..300).contains(&answer.status) {
+        return Err(refused(format!("{url} answered {}", answer.status)));
+    }
+    String::from_utf8(answer.body).map_err(|_| refused(format!("{url} did not answer UTF-8 text")))
+}
+
 /// Imports a new project: its first revision.
 pub async fn import(
     state: &AppState,

@@ -841,15 +841,7 @@ const PETS: &str = "openapi: 3.0.3\ninfo: {title: Pets, version: '1'}\npaths:\n 
 #[tokio::test]
 async fn admins_publish_projects_and_everyone_reads_their_activity() {
     let app = spawn_app().await;
-    let grace = sign_up(&app, "grace@example.com").await;
-    let (_, accounts) = send(app.admin(Method::GET, "/accounts")).await;
-    let grace_id = accounts["items"][0]["id"].as_str().unwrap().to_owned();
-    let (status, body) = send(
-        app.admin(Method::PATCH, &format!("/accounts/{grace_id}"))
-            .json(&json!({"role": "admin"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let grace = sign_up_admin(&app, "grace@example.com").await;
 
     // A document that does not compile: its problems listed, the text kept.
     let broken = "openapi: 3.0.3\ninfo: {title: Broken, version: '1'}\npaths:\n  /x:\n    get:\n      responses:\n        '200': {$ref: '#/components/responses/Missing'}\n";
@@ -955,4 +947,69 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
         page.contains("PUT &#x2f;api&#x2f;v1&#x2f;projects&#x2f;{name}&#x2f;spec"),
         "{page}"
     );
+}
+
+#[tokio::test]
+async fn a_project_is_imported_from_a_url_through_the_egress_policy() {
+    let spec_server = crate::helpers::serve_router(
+        axum::Router::new().route("/openapi.yaml", axum::routing::get(|| async { PETS })),
+    )
+    .await;
+    let url = format!("{spec_server}/openapi.yaml");
+    // By default the policy refuses private addresses: said beside the field.
+    let app = spawn_app().await;
+    let admin = sign_up_admin(&app, "grace@example.com").await;
+    let (status, page) = admin
+        .post("/portal/projects", &[("name", "pets"), ("url", &url)])
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"e-url\""), "{page}");
+    assert!(
+        page.contains(&format!("value=\"{}\"", escaped(&url))),
+        "kept"
+    );
+
+    // Allowed private egress, the document is fetched and imported.
+    let app = crate::helpers::spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.allow_private_egress = true;
+    })
+    .await;
+    let admin = sign_up_admin(&app, "grace@example.com").await;
+    let (status, page) = admin
+        .post("/portal/projects", &[("name", "pets"), ("url", &url)])
+        .await;
+    assert_eq!(status, 201, "{page}");
+    let (status, missing) = admin
+        .post(
+            "/portal/projects",
+            &[
+                ("name", "gone"),
+                ("url", &format!("{spec_server}/nowhere.yaml")),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(missing.contains("answered 404"), "{missing}");
+}
+
+/// A browser signed in as an account the admin token made an admin.
+async fn sign_up_admin(app: &TestApp, email: &str) -> Browser {
+    let browser = sign_up(app, email).await;
+    let (_, accounts) = send(app.admin(Method::GET, "/accounts")).await;
+    let account = accounts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == email)
+        .expect("the account");
+    let (status, body) = send(
+        app.admin(
+            Method::PATCH,
+            &format!("/accounts/{}", account["id"].as_str().unwrap()),
+        )
+        .json(&json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    browser
 }

@@ -24,6 +24,9 @@ pub struct ProjectForm {
     name: String,
     #[serde(default)]
     spec: String,
+    /// Where to fetch the document from, when `spec` is empty.
+    #[serde(default)]
+    url: String,
 }
 
 #[derive(Serialize)]
@@ -63,8 +66,10 @@ fn refusal(visitor: &Visitor, error: ServiceError) -> (Failure, Base, Vec<Proble
         _ => Vec::new(),
     };
     let failure = Failure::from(error);
-    let base =
-        Base::of(visitor, "projects").failed(&failure, &[("/name", "name"), ("/spec", "spec")]);
+    let base = Base::of(visitor, "projects").failed(
+        &failure,
+        &[("/name", "name"), ("/spec", "spec"), ("/url", "url")],
+    );
     (failure, base, problems)
 }
 
@@ -131,15 +136,17 @@ pub async fn import(
         return forged();
     }
     let name = form.name.trim().to_owned();
-    match projects::import(
-        &state,
-        &visitor.caller,
-        &name,
-        form.spec.clone(),
-        Default::default(),
-    )
-    .await
-    {
+    let spec = match (form.spec.trim().is_empty(), form.url.trim()) {
+        (true, url) if !url.is_empty() => projects::fetch_spec(&state, url).await,
+        _ => Ok(form.spec.clone()),
+    };
+    let imported = match spec {
+        Ok(spec) => {
+            projects::import(&state, &visitor.caller, &name, spec, Default::default()).await
+        }
+        Err(error) => Err(error),
+    };
+    match imported {
         Ok((record, _)) => {
             audited(
                 &state,
