@@ -93,6 +93,7 @@ pub fn router() -> Router<AppState> {
         .route("/portal/sandboxes/{id}/chaos", post(sandbox::set_chaos))
         .route("/portal/sandboxes/{id}/reset", post(sandbox::reset))
         .route("/portal/sandboxes/{id}/ttl", post(sandbox::extend))
+        .route("/portal/sandboxes/{id}/seed", post(sandbox::seed))
         .route(
             "/portal/sandboxes/{id}/oauth-clients",
             post(sandbox::create_client),

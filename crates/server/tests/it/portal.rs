@@ -284,6 +284,23 @@ async fn a_developer_creates_a_sandbox_triggers_a_scenario_and_moves_the_clock()
         - crate::helpers::millis(shown["created_at"].as_str().unwrap());
     assert!(left > 2 * 3600 * 1000 + 3_000_000, "{shown}");
 
+    // Records seeded from the page; text that is not a JSON object is kept.
+    let seed = format!("/portal/sandboxes/{id}/seed");
+    let (status, page) = ada.post(&seed, &[("records", "customers: Ada")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("customers: Ada"), "{page}");
+    let (status, page) = ada
+        .post(
+            &seed,
+            &[(
+                "records",
+                r#"{"customers": [{"name": "Ada Lovelace", "email": "ada@example.com"}]}"#,
+            )],
+        )
+        .await;
+    assert_eq!(status, 201, "{page}");
+    assert!(page.contains("Loaded: customers 1."), "{page}");
+
     // Chaos that does not parse is refused with the parser's words.
     let (status, page) = ada
         .post(

@@ -107,8 +107,15 @@ pub struct Kept {
     chaos_form: ChaosForm,
     client_form: ClientForm,
     ttl_form: TtlForm,
+    seed_form: SeedForm,
     /// A client just registered, and its secret (shown once).
     client_secret: Option<ClientSecret>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct SeedForm {
+    #[serde(default)]
+    records: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -899,6 +906,89 @@ pub async fn extend(
                 &sandbox,
                 failure,
                 &[("/ttl_seconds", "ttl")],
+                kept,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewRecords {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: SeedForm,
+}
+
+pub async fn seed(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    request_id: Option<Extension<RequestId>>,
+    Path(id): Path<String>,
+    Form(NewRecords { csrf, form }): Form<NewRecords>,
+) -> Response {
+    let sandbox = match posted_to(&state, &headers, &visitor, &id, &csrf) {
+        Ok(sandbox) => sandbox,
+        Err(answer) => return *answer,
+    };
+    let records = match serde_json::from_str::<serde_json::Value>(&form.records) {
+        Ok(serde_json::Value::Object(records)) => Ok(records),
+        _ => Err(Failure::field(
+            "/records",
+            "write a JSON object of records by collection: {\"customers\": [{\"name\": \"Ada\"}]}",
+        )),
+    };
+    let request_id = request_id
+        .map(|Extension(id)| id.to_string())
+        .unwrap_or_default();
+    let loaded = match records {
+        Ok(records) => sandboxes::seed(&state, &visitor.caller, &id, records, &request_id)
+            .await
+            .map_err(Failure::from),
+        Err(failure) => Err(failure),
+    };
+    match loaded {
+        Ok(created) => {
+            let target = format!("/api/v1/sandboxes/{id}/seed");
+            audited(
+                &state,
+                &visitor.caller,
+                &headers,
+                "POST /api/v1/sandboxes/{id}/seed",
+                target,
+                201,
+            )
+            .await;
+            let counts: Vec<String> = created
+                .iter()
+                .map(|(collection, ids)| format!("{collection} {}", ids.len()))
+                .collect();
+            let base =
+                Base::of(&visitor, "sandboxes").notice(format!("Loaded: {}.", counts.join(", ")));
+            with_kept(
+                &state,
+                &visitor,
+                &sandbox,
+                StatusCode::CREATED,
+                base,
+                None,
+                Kept::default(),
+            )
+            .await
+        }
+        Err(failure) => {
+            let kept = Kept {
+                seed_form: form,
+                ..Kept::default()
+            };
+            refused(
+                &state,
+                &visitor,
+                &sandbox,
+                failure,
+                &[("/", "records")],
                 kept,
             )
             .await
