@@ -162,9 +162,8 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
         Some(account.id.clone()),
     );
     audit::record(state, entry).await;
-    let base_path = &made.sandbox.serving().compiled.model.base_path;
     Ok(DemoSandbox {
-        base_url: format!("{}/sbx/{id}{base_path}", state.public_url),
+        base_url: sandboxes::addresses(state, &made.sandbox).0,
         id: id.to_string(),
         api_key: made.api_key,
         portal_url: format!("{}/", state.public_url),

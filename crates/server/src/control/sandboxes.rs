@@ -107,25 +107,14 @@ pub struct ListFilter {
 
 fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> SandboxView {
     let serving = sandbox.serving();
-    let base_path = &serving.compiled.model.base_path;
-    let (scheme, authority) = state
-        .public_url
-        .split_once("://")
-        .unwrap_or(("http", &state.public_url));
-    let port = authority
-        .rsplit_once(':')
-        .map(|(_, p)| format!(":{p}"))
-        .unwrap_or_default();
+    let (base_url, host_url) = service::addresses(state, sandbox);
     SandboxView {
         id: sandbox.id.to_string(),
         project: sandbox.project.to_string(),
         revision: serving.revision,
         pinned: sandbox.pinned,
-        base_url: format!("{}/sbx/{}{base_path}", state.public_url, sandbox.id),
-        host_url: format!(
-            "{scheme}://{}.{}{port}{base_path}",
-            sandbox.id, state.config.base_domain
-        ),
+        base_url,
+        host_url,
         oauth_issuer: crate::service::oauth::issuer(state, &sandbox.id),
         api_key,
         expires_at: sandbox.expires_at_ms().map(rfc3339),

@@ -60,6 +60,27 @@ impl NewSandbox {
     }
 }
 
+/// Where a sandbox answers: `(base URL, host URL)`, both with the API's
+/// base path (`…/sbx/{id}/v1`, `http://{id}.{base_domain}:port/v1`).
+pub fn addresses(state: &AppState, sandbox: &LiveSandbox) -> (String, String) {
+    let base_path = &sandbox.serving().compiled.model.base_path;
+    let (scheme, authority) = state
+        .public_url
+        .split_once("://")
+        .unwrap_or(("http", &state.public_url));
+    let port = authority
+        .rsplit_once(':')
+        .map(|(_, p)| format!(":{p}"))
+        .unwrap_or_default();
+    (
+        format!("{}/sbx/{}{base_path}", state.public_url, sandbox.id),
+        format!(
+            "{scheme}://{}.{}{port}{base_path}",
+            sandbox.id, state.config.base_domain
+        ),
+    )
+}
+
 /// A sandbox just made, with its key (shown once; stored hashed).
 pub struct Created {
     pub sandbox: Arc<LiveSandbox>,

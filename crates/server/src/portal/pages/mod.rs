@@ -101,16 +101,7 @@ pub struct SandboxSummary {
 impl SandboxSummary {
     pub fn of(state: &AppState, sandbox: &LiveSandbox) -> Self {
         let serving = sandbox.serving();
-        let base_path = &serving.compiled.model.base_path;
-        let base_url = format!("{}/sbx/{}", state.public_url, sandbox.id);
-        let (scheme, authority) = state
-            .public_url
-            .split_once("://")
-            .unwrap_or(("http", &state.public_url));
-        let port = authority
-            .rsplit_once(':')
-            .map(|(_, p)| format!(":{p}"))
-            .unwrap_or_default();
+        let (base_path_url, host_url) = sandboxes::addresses(state, sandbox);
         let now = now_ms();
         Self {
             id: sandbox.id.to_string(),
@@ -118,11 +109,8 @@ impl SandboxSummary {
             project: sandbox.project.to_string(),
             revision: serving.revision,
             pinned: sandbox.pinned,
-            base_path_url: format!("{base_url}{base_path}"),
-            host_url: format!(
-                "{scheme}://{}.{}{port}{base_path}",
-                sandbox.id, state.config.base_domain
-            ),
+            base_path_url,
+            host_url,
             oauth_issuer: crate::service::oauth::issuer(state, &sandbox.id),
             expires_at: sandbox.expires_at_ms().map(rfc3339),
             expires_in: sandbox
