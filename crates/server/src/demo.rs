@@ -133,7 +133,15 @@ pub async fn prepare(server: &Server) -> anyhow::Result<DemoSandbox> {
     };
     if let Some((kind, action, path, status, why)) = published {
         let _edit = state.edits.lock().await;
-        projects::publish(state, DEMO_PROJECT, DEMO_SPEC.to_owned(), files, kind).await?;
+        projects::publish(
+            state,
+            &Caller::System,
+            DEMO_PROJECT,
+            DEMO_SPEC.to_owned(),
+            files,
+            kind,
+        )
+        .await?;
         audit::record(state, audit::by_system(action, path, status, why, None)).await;
     }
     let (account, password) = accounts::demo_account(state, DEMO_EMAIL).await?;

@@ -74,6 +74,7 @@ fn save_logs(c: &mut Criterion) {
                 "payments",
                 "openapi: 3.1.0",
                 &sbx_engine::ProjectFiles::default(),
+                "system",
                 1,
             )
             .await

@@ -72,6 +72,17 @@ pub struct RevisionRecord {
     /// The behaviour files (stored as one JSON document).
     pub files: ProjectFiles,
     pub created_at_ms: i64,
+    /// Who published it: an account id, `admin` (the token) or `system`;
+    /// empty for revisions stored before authors were kept.
+    pub author: String,
+}
+
+/// A revision without its text, for listing a project's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevisionSummary {
+    pub revision: u32,
+    pub created_at_ms: i64,
+    pub author: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -560,6 +571,7 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
         name: &str,
         spec: &str,
         files: &ProjectFiles,
+        author: &str,
         now_ms: i64,
     ) -> Result<ProjectRecord, StoreError>;
     /// Appends a revision; returns its number.
@@ -568,6 +580,7 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
         name: &str,
         spec: &str,
         files: &ProjectFiles,
+        author: &str,
         now_ms: i64,
     ) -> Result<u32, StoreError>;
     async fn get_project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;
@@ -579,6 +592,8 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
         name: &str,
         revision: u32,
     ) -> Result<Option<RevisionRecord>, StoreError>;
+    /// A project's revisions, newest first; empty if it does not exist.
+    async fn list_revisions(&self, name: &str) -> Result<Vec<RevisionSummary>, StoreError>;
 
     /// Stores a sandbox with its first keys, in one transaction.
     async fn create_sandbox(

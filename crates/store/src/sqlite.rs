@@ -16,8 +16,9 @@ use sqlx::{
 use crate::{
     AttemptRecord, AttemptView, AuditOutcome, AuditQuery, AuditRecord, ChangeSet, ClockChange,
     DeliveryRecord, DueDelivery, EndpointRecord, EventId, EventRecord, IdempotentAnswer, JobRecord,
-    LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, SandboxRecord, Sealer,
-    Store, StoreError, TimelineQuery, TimelineRecord, Tombstone, TransitionRecord,
+    LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, RevisionSummary,
+    SandboxRecord, Sealer, Store, StoreError, TimelineQuery, TimelineRecord, Tombstone,
+    TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values).
@@ -484,6 +485,7 @@ impl Store for SqliteStore {
         name: &str,
         spec: &str,
         files: &ProjectFiles,
+        author: &str,
         now_ms: i64,
     ) -> Result<ProjectRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -502,12 +504,13 @@ impl Store for SqliteStore {
             other => other?,
         };
         sqlx::query(
-            "INSERT INTO revisions (project, revision, spec, files, created_at_ms) VALUES (?, 1, ?, ?, ?)",
+            "INSERT INTO revisions (project, revision, spec, files, created_at_ms, author) VALUES (?, 1, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(spec)
         .bind(json!(files).to_string())
         .bind(now_ms)
+        .bind(author)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -524,6 +527,7 @@ impl Store for SqliteStore {
         name: &str,
         spec: &str,
         files: &ProjectFiles,
+        author: &str,
         now_ms: i64,
     ) -> Result<u32, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -537,13 +541,14 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::NotFound(format!("project \"{name}\"")))?;
         let revision: i64 = row.get(0);
         sqlx::query(
-            "INSERT INTO revisions (project, revision, spec, files, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO revisions (project, revision, spec, files, created_at_ms, author) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(revision)
         .bind(spec)
         .bind(json!(files).to_string())
         .bind(now_ms)
+        .bind(author)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -603,9 +608,29 @@ impl Store for SqliteStore {
                 spec: column(&row, T, "spec")?,
                 files: json(&row, T, "files")?,
                 created_at_ms: column(&row, T, "created_at_ms")?,
+                author: column(&row, T, "author")?,
             })
         })
         .transpose()
+    }
+
+    async fn list_revisions(&self, name: &str) -> Result<Vec<RevisionSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT revision, created_at_ms, author FROM revisions WHERE project = ? ORDER BY revision DESC",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        const T: &str = "revisions";
+        rows.iter()
+            .map(|row| {
+                Ok(RevisionSummary {
+                    revision: column::<i64>(row, T, "revision")? as u32,
+                    created_at_ms: column(row, T, "created_at_ms")?,
+                    author: column(row, T, "author")?,
+                })
+            })
+            .collect()
     }
 
     async fn create_sandbox(

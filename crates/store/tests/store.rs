@@ -149,26 +149,32 @@ fn row(id: &str, value: Option<&str>, version: u64) -> ResourceRow {
 
 async fn contract(store: &dyn Store) {
     let project = store
-        .create_project("pets", "openapi: 3.0.0", &ProjectFiles::default(), 10)
+        .create_project(
+            "pets",
+            "openapi: 3.0.0",
+            &ProjectFiles::default(),
+            "usr_a",
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(project.latest_revision, 1);
     assert!(matches!(
         store
-            .create_project("pets", "x", &ProjectFiles::default(), 11)
+            .create_project("pets", "x", &ProjectFiles::default(), "usr_a", 11)
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
         store
-            .add_revision("pets", "openapi: 3.1.0", &with_env(), 12)
+            .add_revision("pets", "openapi: 3.1.0", &with_env(), "usr_a", 12)
             .await
             .unwrap(),
         2
     );
     assert!(matches!(
         store
-            .add_revision("nope", "x", &ProjectFiles::default(), 12)
+            .add_revision("nope", "x", &ProjectFiles::default(), "usr_a", 12)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -176,6 +182,13 @@ async fn contract(store: &dyn Store) {
         store.get_revision("pets", 1).await.unwrap().unwrap().spec,
         "openapi: 3.0.0"
     );
+    let history = store.list_revisions("pets").await.unwrap();
+    let shown: Vec<(u32, i64, &str)> = history
+        .iter()
+        .map(|r| (r.revision, r.created_at_ms, r.author.as_str()))
+        .collect();
+    assert_eq!(shown, [(2, 12, "usr_a"), (1, 10, "usr_a")]);
+    assert!(store.list_revisions("nope").await.unwrap().is_empty());
     assert_eq!(
         store
             .get_project("pets")
@@ -530,7 +543,7 @@ async fn accounts_contract(store: &dyn Store) {
     assert_eq!(store.list_accounts().await.unwrap().len(), 2);
 
     store
-        .create_project("pets", "spec", &ProjectFiles::default(), 1)
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
         .await
         .unwrap();
     let owned = SandboxRecord {
@@ -565,7 +578,7 @@ async fn sqlite_store_honours_the_contract() {
 /// and gone with their sandbox.
 async fn keys_contract(store: &dyn Store) {
     store
-        .create_project("pets", "spec", &ProjectFiles::default(), 1)
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
         .await
         .unwrap();
     store
@@ -670,7 +683,7 @@ async fn sqlite_data_survives_reopening() {
     {
         let store = SqliteStore::open_dir(dir.path()).await.unwrap();
         store
-            .create_project("pets", "spec", &ProjectFiles::default(), 1)
+            .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
             .await
             .unwrap();
         store
@@ -734,7 +747,7 @@ async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_res
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
     store
-        .create_project("pets", "spec", &ProjectFiles::default(), 1)
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
         .await
         .unwrap();
     store
@@ -831,7 +844,7 @@ async fn a_corrupt_row_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_dir(dir.path()).await.unwrap();
     store
-        .create_project("pets", "{}", &ProjectFiles::default(), 1)
+        .create_project("pets", "{}", &ProjectFiles::default(), "usr_a", 1)
         .await
         .unwrap();
     store

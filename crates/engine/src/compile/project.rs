@@ -40,11 +40,95 @@ pub struct ProjectFiles {
     pub lifecycles: BTreeMap<String, Value>,
     /// Event types by name (`events/<type>.yaml`): schema, golden payload.
     pub events: BTreeMap<String, Value>,
+    /// The data files above as written (`fixtures/pets` → YAML text), so an
+    /// editor shows their comments and layout again; absent for data sent
+    /// as JSON values.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub written: BTreeMap<String, String>,
 }
+
+/// The folders whose files are data (YAML or JSON), kept parsed.
+pub const DATA_FOLDERS: [&str; 4] = ["fixtures", "scenarios", "lifecycles", "events"];
 
 impl ProjectFiles {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    fn data_mut(&mut self, folder: &str) -> Option<&mut BTreeMap<String, Value>> {
+        match folder {
+            "fixtures" => Some(&mut self.fixtures),
+            "scenarios" => Some(&mut self.scenarios),
+            "lifecycles" => Some(&mut self.lifecycles),
+            "events" => Some(&mut self.events),
+            _ => None,
+        }
+    }
+
+    /// The data files of `folder` (one of [`DATA_FOLDERS`]).
+    pub fn data(&self, folder: &str) -> Option<&BTreeMap<String, Value>> {
+        match folder {
+            "fixtures" => Some(&self.fixtures),
+            "scenarios" => Some(&self.scenarios),
+            "lifecycles" => Some(&self.lifecycles),
+            "events" => Some(&self.events),
+            _ => None,
+        }
+    }
+
+    /// Parses `text` as the data file `item` of `folder` and keeps it with
+    /// its text; whether the file existed before. Problems carry the
+    /// parser's line and column.
+    pub fn write_data(
+        &mut self,
+        folder: &str,
+        item: &str,
+        text: &str,
+    ) -> Result<bool, Vec<FileProblem>> {
+        let mut problems = Vec::new();
+        let file = format!("{folder}/{item}.yaml");
+        let Some(value) = parse_data(&file, text, &mut problems) else {
+            return Err(problems);
+        };
+        let Some(data) = self.data_mut(folder) else {
+            return Err(vec![FileProblem::new(file, "is not a data folder")]);
+        };
+        let existed = data.insert(item.to_owned(), value).is_some();
+        self.written
+            .insert(format!("{folder}/{item}"), text.to_owned());
+        Ok(existed)
+    }
+
+    /// Removes a data file; whether it existed.
+    pub fn remove_data(&mut self, folder: &str, item: &str) -> bool {
+        self.written.remove(&format!("{folder}/{item}"));
+        self.data_mut(folder)
+            .is_some_and(|data| data.remove(item).is_some())
+    }
+
+    /// Drops written texts that name no data file.
+    pub fn forget_stale_writing(&mut self) {
+        let mut written = std::mem::take(&mut self.written);
+        written.retain(|key, _| {
+            key.split_once('/').is_some_and(|(folder, item)| {
+                self.data(folder)
+                    .is_some_and(|data| data.contains_key(item))
+            })
+        });
+        self.written = written;
+    }
+
+    /// A data file as text to edit: as written when the text still says
+    /// what is stored, else the stored value rendered as YAML.
+    pub fn data_text(&self, folder: &str, item: &str) -> Option<String> {
+        let value = self.data(folder)?.get(item)?;
+        let written = self.written.get(&format!("{folder}/{item}"));
+        let current = written
+            .filter(|text| serde_yaml_ng::from_str::<Value>(text).ok().as_ref() == Some(value));
+        match current {
+            Some(text) => Some(text.clone()),
+            None => serde_yaml_ng::to_string(value).ok(),
+        }
     }
 
     /// Reports every file name that is not one plain file name in its
@@ -376,14 +460,11 @@ pub fn from_sources<'a>(
                 .or_else(|| stem(".json"))
             {
                 Some(name) => {
-                    if let Some(value) = parse_data(path, text, &mut problems) {
-                        let target = match folder {
-                            "fixtures" => &mut files.fixtures,
-                            "scenarios" => &mut files.scenarios,
-                            "lifecycles" => &mut files.lifecycles,
-                            _ => &mut files.events,
-                        };
-                        target.insert(name, value);
+                    if let Err(more) = files.write_data(folder, &name, text) {
+                        problems.extend(more.into_iter().map(|p| FileProblem {
+                            file: path.to_owned(),
+                            ..p
+                        }));
                     }
                 }
                 None => problems.push(FileProblem::new(
@@ -481,5 +562,41 @@ fn read_text(
             problems.push(FileProblem::new(file, error.to_string()));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_files_open_as_written_while_the_text_still_says_what_is_stored() {
+        let text = "# Who starts here.\n- id: a1 # the first\n";
+        let mut files = from_sources([("fixtures/accounts.yaml", text)]).unwrap();
+        assert_eq!(files.data_text("fixtures", "accounts").unwrap(), text);
+
+        // Changed as a value (the API's JSON): the stale text is not shown.
+        files
+            .fixtures
+            .insert("accounts".into(), serde_json::json!([{"id": "b2"}]));
+        assert_eq!(
+            files.data_text("fixtures", "accounts").unwrap(),
+            "- id: b2\n"
+        );
+
+        files.written.insert("fixtures/gone".into(), "x".into());
+        files.forget_stale_writing();
+        assert_eq!(files.written.len(), 1, "only texts of existing files stay");
+        assert!(files.remove_data("fixtures", "accounts"));
+        assert!(files.written.is_empty() && files.fixtures.is_empty());
+        assert!(!files.remove_data("fixtures", "accounts"));
+    }
+
+    #[test]
+    fn a_data_mistake_is_reported_at_its_line_in_its_file() {
+        let problems = from_sources([("scenarios/pack.yml", "a:\n  b: [1\n")]).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].file, "scenarios/pack.yml");
+        assert!(problems[0].line.is_some(), "{:?}", problems[0]);
     }
 }

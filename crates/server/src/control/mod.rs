@@ -54,6 +54,7 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(projects::put_env))
         .routes(routes!(projects::put_settings))
         .routes(routes!(projects::files))
+        .routes(routes!(projects::revisions))
         .routes(routes!(projects::drift))
         .routes(routes!(projects::coverage))
         .routes(routes!(projects::put_file, projects::delete_file))

@@ -70,6 +70,10 @@ pub struct ProjectBody {
     /// Event types by name: `{description?, schema?: {$ref}, payload?}`.
     #[schema(value_type = Option<Object>)]
     pub events: Option<BTreeMap<String, Value>>,
+    /// The data files above as written (`fixtures/pets` → YAML text), kept
+    /// so that editors show their comments again.
+    #[schema(value_type = Option<Object>)]
+    pub written: Option<BTreeMap<String, String>>,
 }
 
 impl ProjectBody {
@@ -85,17 +89,22 @@ impl ProjectBody {
             || self.jobs.is_some()
             || self.lifecycles.is_some()
             || self.events.is_some();
-        given.then(|| ProjectFiles {
-            behaviours: self.behaviours.take().unwrap_or_default(),
-            templates: self.templates.take().unwrap_or_default(),
-            fixtures: self.fixtures.take().unwrap_or_default(),
-            env: self.env.take().unwrap_or_default(),
-            modules: self.modules.take().unwrap_or_default(),
-            settings: self.settings.take().unwrap_or_default(),
-            scenarios: self.scenarios.take().unwrap_or_default(),
-            jobs: self.jobs.take().unwrap_or_default(),
-            lifecycles: self.lifecycles.take().unwrap_or_default(),
-            events: self.events.take().unwrap_or_default(),
+        given.then(|| {
+            let mut files = ProjectFiles {
+                behaviours: self.behaviours.take().unwrap_or_default(),
+                templates: self.templates.take().unwrap_or_default(),
+                fixtures: self.fixtures.take().unwrap_or_default(),
+                env: self.env.take().unwrap_or_default(),
+                modules: self.modules.take().unwrap_or_default(),
+                settings: self.settings.take().unwrap_or_default(),
+                scenarios: self.scenarios.take().unwrap_or_default(),
+                jobs: self.jobs.take().unwrap_or_default(),
+                lifecycles: self.lifecycles.take().unwrap_or_default(),
+                events: self.events.take().unwrap_or_default(),
+                written: self.written.take().unwrap_or_default(),
+            };
+            files.forget_stale_writing();
+            files
         })
     }
 }
@@ -372,6 +381,24 @@ pub async fn files(
     Path(name): Path<String>,
 ) -> Result<Json<ProjectFiles>, ApiError> {
     Ok(Json(service::latest(&state, &caller, &name).await?.1))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionList {
+    pub items: Vec<service::RevisionEntry>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{name}/revisions", operation_id = "listProjectRevisions", tag = "projects", params(("name" = String, Path)),
+    responses((status = 200, body = RevisionList, description = "The project's revisions, newest first, with when and by whom each was published"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn revisions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<RevisionList>, ApiError> {
+    Ok(Json(RevisionList {
+        items: service::history(&state, &caller, &name).await?,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{FieldError, ServiceError, ServiceResult, caller::Caller};
 use crate::{
-    app::{AppState, now_ms},
+    app::{AppState, now_ms, rfc3339},
     config::Limits,
     runtime::ids::valid_project_name,
 };
@@ -154,6 +154,48 @@ pub async fn latest(
     Ok((revision.spec, revision.files))
 }
 
+/// One revision in a project's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevisionEntry {
+    pub revision: u32,
+    /// When it was published (RFC 3339).
+    pub published_at: String,
+    /// Who published it: the account's email, `admin` (the token) or
+    /// `system` (the demo set-up); empty for revisions older than authors.
+    pub author: String,
+}
+
+/// A project's revisions, newest first, each with when and by whom.
+pub async fn history(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ServiceResult<Vec<RevisionEntry>> {
+    caller.must_be_admin("read a project's history")?;
+    get(state, name).await?;
+    let mut emails = std::collections::HashMap::new();
+    let mut entries = Vec::new();
+    for summary in state.store.list_revisions(name).await? {
+        let author = match emails.get(&summary.author) {
+            Some(email) => String::clone(email),
+            None => {
+                let email = match state.store.get_account(&summary.author).await? {
+                    Some(account) => account.email,
+                    None => summary.author.clone(),
+                };
+                emails.insert(summary.author, email.clone());
+                email
+            }
+        };
+        entries.push(RevisionEntry {
+            revision: summary.revision,
+            published_at: rfc3339(summary.created_at_ms),
+            author,
+        });
+    }
+    Ok(entries)
+}
+
 /// Whether a publish makes a project or a revision of an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Publish {
@@ -167,6 +209,7 @@ pub enum Publish {
 /// The caller holds the edit lock ([`AppState::edits`]).
 pub async fn publish(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     spec: String,
     files: ProjectFiles,
@@ -183,13 +226,13 @@ pub async fn publish(
         Publish::NewProject => {
             state
                 .store
-                .create_project(name, &spec, &files, now_ms())
+                .create_project(name, &spec, &files, &caller.actor(), now_ms())
                 .await?
         }
         Publish::NewRevision => {
             state
                 .store
-                .add_revision(name, &spec, &files, now_ms())
+                .add_revision(name, &spec, &files, &caller.actor(), now_ms())
                 .await?;
             get(state, name).await?
         }
@@ -258,7 +301,7 @@ pub async fn import(
     caller.must_be_admin("publish projects")?;
     check_name(name)?;
     let _edit = state.edits.lock().await;
-    let published = publish(state, name, spec, files, Publish::NewProject).await?;
+    let published = publish(state, caller, name, spec, files, Publish::NewProject).await?;
     tracing::info!(project = %name, operations = published.1.operations.len(), "project imported");
     Ok(published)
 }
@@ -276,7 +319,7 @@ pub async fn replace_spec(
     let _edit = state.edits.lock().await;
     let (_, kept) = latest(state, caller, name).await?;
     let files = files.unwrap_or(kept);
-    publish(state, name, spec, files, Publish::NewRevision).await
+    publish(state, caller, name, spec, files, Publish::NewRevision).await
 }
 
 /// A new revision with the latest revision's files changed by `change`.
@@ -290,7 +333,7 @@ pub async fn edit_files(
     let _edit = state.edits.lock().await;
     let (spec, mut files) = latest(state, caller, name).await?;
     change(&mut files)?;
-    publish(state, name, spec, files, Publish::NewRevision).await
+    publish(state, caller, name, spec, files, Publish::NewRevision).await
 }
 
 /// The kinds of files editable one at a time.
@@ -305,6 +348,22 @@ pub enum FileKind {
     Jobs,
     Lifecycles,
     Events,
+}
+
+impl FileKind {
+    /// The project folder its files live in.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Self::Behaviours => "behaviours",
+            Self::Templates => "templates",
+            Self::Modules => "modules",
+            Self::Fixtures => "fixtures",
+            Self::Scenarios => "scenarios",
+            Self::Jobs => "jobs",
+            Self::Lifecycles => "lifecycles",
+            Self::Events => "events",
+        }
+    }
 }
 
 /// A new revision with one file written (`text`) or removed (`None`);
@@ -350,21 +409,13 @@ fn apply_file(
             None => sources.remove(item).is_some(),
         });
     }
-    let (folder, data) = match kind {
-        FileKind::Fixtures => ("fixtures", &mut files.fixtures),
-        FileKind::Scenarios => ("scenarios", &mut files.scenarios),
-        FileKind::Lifecycles => ("lifecycles", &mut files.lifecycles),
-        _ => ("events", &mut files.events),
-    };
-    let Some(text) = text else {
-        return Ok(data.remove(item).is_some());
-    };
-    let mut problems = Vec::new();
-    let file = format!("{folder}/{item}.yaml");
-    let Some(parsed) = sbx_engine::project::parse_data(&file, &text, &mut problems) else {
-        return Err(project_problems(&problems));
-    };
-    Ok(data.insert(item.to_owned(), parsed).is_some())
+    let folder = kind.folder();
+    match text {
+        None => Ok(files.remove_data(folder, item)),
+        Some(text) => files
+            .write_data(folder, item, &text)
+            .map_err(|problems| project_problems(&problems)),
+    }
 }
 
 /// Deletes a project with its revisions and sandboxes.

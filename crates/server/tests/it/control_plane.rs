@@ -261,6 +261,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/projects/{name}/coverage",
             "GET /api/v1/projects/{name}/drift",
             "GET /api/v1/projects/{name}/files",
+            "GET /api/v1/projects/{name}/revisions",
             "GET /api/v1/requests/{request_id}/explain",
             "GET /api/v1/sandboxes",
             "GET /api/v1/sandboxes/{id}",

@@ -934,10 +934,59 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Saved: revision 2 is live."), "{page}");
-    let (status, _) = grace
-        .get("/portal/projects/payments/files/fixtures/accounts")
-        .await;
-    assert_eq!(status, 404, "data files are not edited as text");
+
+    // Data files open as written, comments included; a YAML mistake is
+    // shown at its line with nothing published; a good edit goes live.
+    let fixture = "/portal/projects/payments/files/fixtures/accounts";
+    let (status, page) = grace.get(fixture).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("# Accounts every sandbox starts with"),
+        "the comment is kept: {page}"
+    );
+    let broken = "- id: acct_new\n  status: [active\n";
+    let (status, page) = grace.post(fixture, &[("text", broken)]).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("href=\"#line-3\""), "{page}");
+    let (_, project) = send(app.admin(Method::GET, "/projects/payments")).await;
+    assert_eq!(project["revision"], 2, "nothing published");
+    let edited = "# One account now.\n- id: acct_portal\n  status: active\n  tier: gold\n  currency: usd\n  balance: 5\n  created_at: now\n";
+    let (status, page) = grace.post(fixture, &[("text", edited)]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Saved: revision 3 is live."), "{page}");
+    assert!(page.contains("# One account now."), "{page}");
+    let (_, files) = send(app.admin(Method::GET, "/projects/payments/files")).await;
+    assert_eq!(files["fixtures"]["accounts"][0]["id"], "acct_portal");
+    // Data sent as JSON values has no text: it opens as YAML.
+    let body =
+        json!({"spec": PETS, "fixtures": {"pets": {"p1": {"name": "Rex", "tags": ["good"]}}}});
+    let (status, answer) = send(app.admin(Method::PUT, "/projects/pets/spec").json(&body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, page) = grace.get("/portal/projects/pets/files/fixtures/pets").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("p1:\n  name: Rex\n  tags:\n  - good"),
+        "{page}"
+    );
+
+    // Every revision is listed with its date and who published it.
+    let (_, page) = grace.get("/portal/projects/payments").await;
+    assert!(page.contains("data-testid=\"revisions\""), "{page}");
+    assert!(page.contains("<td>grace@example.com</td>"), "{page}");
+    assert!(page.contains("from revision 2"), "{page}");
+    let (status, history) = send(app.admin(Method::GET, "/projects/payments/revisions")).await;
+    assert_eq!(status, 200);
+    let authors: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["author"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        authors,
+        ["grace@example.com", "grace@example.com", "admin"],
+        "{history}"
+    );
 
     // A developer may not manage projects, and sees only their own activity.
     let ada = sign_up(&app, "ada@example.com").await;

@@ -1,5 +1,5 @@
-//! The behaviour editor: a project's scripts, templates, modules and jobs,
-//! saved through the same service as `PUT /api/v1/projects/{name}/{kind}/
+//! The behaviour editor: a project's scripts, templates, modules, jobs and
+//! data files (fixtures, scenarios, lifecycles, events), saved through the same service as `PUT /api/v1/projects/{name}/{kind}/
 //! {item}` — each save a new revision, live at once — or, when the text
 //! does not compile, shown again with each problem at its line.
 
@@ -9,6 +9,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
+use std::collections::BTreeMap;
+
+use sbx_engine::ProjectFiles;
 use serde::{Deserialize, Serialize};
 
 use super::Visitor;
@@ -21,12 +24,16 @@ use crate::{
     },
 };
 
-/// The kinds the editor opens: text, as written (data files are kept parsed).
-pub const EDITABLE: [(&str, FileKind, &str); 4] = [
+/// The kinds the editor opens, with the language each is written in.
+pub const EDITABLE: [(&str, FileKind, &str); 8] = [
     ("behaviours", FileKind::Behaviours, "Rhai script"),
     ("templates", FileKind::Templates, "minijinja template"),
     ("modules", FileKind::Modules, "Rhai module"),
     ("jobs", FileKind::Jobs, "Rhai job"),
+    ("fixtures", FileKind::Fixtures, "YAML records"),
+    ("scenarios", FileKind::Scenarios, "YAML scenario pack"),
+    ("lifecycles", FileKind::Lifecycles, "YAML state machine"),
+    ("events", FileKind::Events, "YAML event type"),
 ];
 
 #[derive(Serialize)]
@@ -58,17 +65,30 @@ pub async fn files_of(
     name: &str,
 ) -> Result<Vec<(&'static str, String)>, ServiceError> {
     let (_, files) = projects::latest(state, &visitor.caller, name).await?;
-    let sources = [
-        &files.behaviours,
-        &files.templates,
-        &files.modules,
-        &files.jobs,
-    ];
     Ok(EDITABLE
         .iter()
-        .zip(sources)
-        .flat_map(|((kind, _, _), items)| items.keys().map(|item| (*kind, item.clone())))
+        .flat_map(|(kind, file_kind, _)| {
+            let names: Vec<String> = match scripts(&files, *file_kind) {
+                Some(sources) => sources.keys().cloned().collect(),
+                None => files
+                    .data(kind)
+                    .map(|data| data.keys().cloned().collect())
+                    .unwrap_or_default(),
+            };
+            names.into_iter().map(|item| (*kind, item))
+        })
         .collect())
+}
+
+/// The text files of a kind; `None` for data kinds.
+fn scripts(files: &ProjectFiles, kind: FileKind) -> Option<&BTreeMap<String, String>> {
+    match kind {
+        FileKind::Behaviours => Some(&files.behaviours),
+        FileKind::Templates => Some(&files.templates),
+        FileKind::Modules => Some(&files.modules),
+        FileKind::Jobs => Some(&files.jobs),
+        _ => None,
+    }
 }
 
 fn kind_of(kind: &str) -> Option<(&'static str, FileKind, &'static str)> {
@@ -79,7 +99,7 @@ fn not_editable(visitor: &Visitor, kind: &str) -> Response {
     let failure = Failure {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "{kind:?} files are not edited here: the editor opens behaviours, templates, modules and jobs."
+            "{kind:?} is not a kind of project file: the editor opens behaviours, templates, modules, jobs, fixtures, scenarios, lifecycles and events."
         ),
         fields: Vec::new(),
     };
@@ -94,13 +114,10 @@ async fn current_text(
     item: &str,
 ) -> Result<Option<String>, ServiceError> {
     let (_, files) = projects::latest(state, &visitor.caller, name).await?;
-    let sources = match kind {
-        FileKind::Behaviours => &files.behaviours,
-        FileKind::Templates => &files.templates,
-        FileKind::Modules => &files.modules,
-        _ => &files.jobs,
-    };
-    Ok(sources.get(item).cloned())
+    Ok(match scripts(&files, kind) {
+        Some(sources) => sources.get(item).cloned(),
+        None => files.data_text(kind.folder(), item),
+    })
 }
 
 pub async fn show(

@@ -202,6 +202,7 @@ struct ProjectPage {
     project: ProjectView,
     coverage: projects::Coverage,
     drift: Vec<crate::data_plane::drift::DriftFinding>,
+    history: Vec<projects::RevisionEntry>,
     files: Vec<FileLink>,
     form: ProjectForm,
     problems: Vec<Problem>,
@@ -237,8 +238,9 @@ async fn project_page(
     let found = async {
         let coverage = projects::coverage(state, &visitor.caller, name).await?;
         let drift = projects::drift(state, &visitor.caller, name).await?;
+        let history = projects::history(state, &visitor.caller, name).await?;
         let (record, compiled) = projects::latest_compiled(state, name).await?;
-        Ok::<_, ServiceError>((coverage, drift, record, compiled))
+        Ok::<_, ServiceError>((coverage, drift, history, record, compiled))
     };
     let files = match super::editor::files_of(state, visitor, name).await {
         Ok(files) => files
@@ -247,7 +249,7 @@ async fn project_page(
             .collect(),
         Err(error) => return super::missing(visitor, Failure::from(error)),
     };
-    let (coverage, drift, record, compiled) = match found.await {
+    let (coverage, drift, history, record, compiled) = match found.await {
         Ok(found) => found,
         Err(error) => return super::missing(visitor, Failure::from(error)),
     };
@@ -275,6 +277,7 @@ async fn project_page(
             project,
             coverage,
             drift,
+            history,
             files,
             form,
             problems,
