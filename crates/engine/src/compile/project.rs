@@ -106,6 +106,34 @@ impl ProjectFiles {
             .is_some_and(|data| data.remove(item).is_some())
     }
 
+    /// The files that differ from `before`'s, as `(path, change)` with
+    /// `change` one of `added`, `removed`, `changed`: `behaviours/createPet`,
+    /// `fixtures/accounts`, `env`, `project`.
+    pub fn changes_since(&self, before: &Self) -> Vec<(String, &'static str)> {
+        let mut changes = Vec::new();
+        let texts = [
+            ("behaviours", &before.behaviours, &self.behaviours),
+            ("templates", &before.templates, &self.templates),
+            ("modules", &before.modules, &self.modules),
+            ("jobs", &before.jobs, &self.jobs),
+        ];
+        for (folder, old, new) in texts {
+            compare(folder, old, new, &mut changes);
+        }
+        for folder in DATA_FOLDERS {
+            if let (Some(old), Some(new)) = (before.data(folder), self.data(folder)) {
+                compare(folder, old, new, &mut changes);
+            }
+        }
+        if before.env != self.env {
+            changes.push(("env".to_owned(), "changed"));
+        }
+        if before.settings != self.settings {
+            changes.push(("project".to_owned(), "changed"));
+        }
+        changes
+    }
+
     /// Drops written texts that name no data file.
     pub fn forget_stale_writing(&mut self) {
         let mut written = std::mem::take(&mut self.written);
@@ -156,6 +184,24 @@ impl ProjectFiles {
                 }
             }
         }
+    }
+}
+
+fn compare<T: PartialEq>(
+    folder: &str,
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
+    changes: &mut Vec<(String, &'static str)>,
+) {
+    for (name, before) in old {
+        match new.get(name) {
+            None => changes.push((format!("{folder}/{name}"), "removed")),
+            Some(after) if after != before => changes.push((format!("{folder}/{name}"), "changed")),
+            Some(_) => {}
+        }
+    }
+    for name in new.keys().filter(|name| !old.contains_key(*name)) {
+        changes.push((format!("{folder}/{name}"), "added"));
     }
 }
 
@@ -590,6 +636,33 @@ mod tests {
         assert!(files.remove_data("fixtures", "accounts"));
         assert!(files.written.is_empty() && files.fixtures.is_empty());
         assert!(!files.remove_data("fixtures", "accounts"));
+    }
+
+    #[test]
+    fn changes_between_revisions_are_named_by_file() {
+        let before = from_sources([
+            ("behaviours/a.rhai", "1"),
+            ("behaviours/b.rhai", "2"),
+            ("fixtures/pets.yaml", "[1]"),
+        ])
+        .unwrap();
+        let mut after = from_sources([
+            ("behaviours/a.rhai", "1"),
+            ("templates/t.txt", "x"),
+            ("fixtures/pets.yaml", "[2]"),
+        ])
+        .unwrap();
+        after.env.insert("region".into(), "eu".into());
+        assert_eq!(
+            after.changes_since(&before),
+            [
+                ("behaviours/b".to_owned(), "removed"),
+                ("templates/t.txt".to_owned(), "added"),
+                ("fixtures/pets".to_owned(), "changed"),
+                ("env".to_owned(), "changed"),
+            ]
+        );
+        assert!(after.changes_since(&after).is_empty());
     }
 
     #[test]

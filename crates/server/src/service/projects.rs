@@ -484,16 +484,62 @@ pub struct OperationChange {
     pub details: Vec<String>,
 }
 
-/// The operations two revisions of a project differ by (the contract a
-/// client sees: routes, parameters, statuses), by operation id.
+/// How one project file changed between two revisions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileChange {
+    /// `behaviours/createPet`, `fixtures/accounts`, `env`, `project`.
+    pub file: String,
+    /// `added`, `removed` or `changed`.
+    pub change: &'static str,
+}
+
+/// What two revisions of a project differ by.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionDiff {
+    /// The contract a client sees: routes, parameters, statuses, by
+    /// operation id.
+    pub operations: Vec<OperationChange>,
+    /// The behaviour and data files.
+    pub files: Vec<FileChange>,
+}
+
+/// What two revisions of a project differ by: operations and files.
 pub async fn diff(
     state: &AppState,
     caller: &Caller,
     name: &str,
     from: u32,
     to: u32,
-) -> ServiceResult<Vec<OperationChange>> {
+) -> ServiceResult<RevisionDiff> {
     caller.must_be_admin("compare a project's revisions")?;
+    let files = |revision| async move {
+        state
+            .store
+            .get_revision(name, revision)
+            .await?
+            .map(|r| r.files)
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("revision {revision} of project \"{name}\""))
+            })
+    };
+    let files = files(to)
+        .await?
+        .changes_since(&files(from).await?)
+        .into_iter()
+        .map(|(file, change)| FileChange { file, change })
+        .collect();
+    Ok(RevisionDiff {
+        operations: operation_changes(state, name, from, to).await?,
+        files,
+    })
+}
+
+async fn operation_changes(
+    state: &AppState,
+    name: &str,
+    from: u32,
+    to: u32,
+) -> ServiceResult<Vec<OperationChange>> {
     let old = compiled_revision(state, name, from).await?;
     let new = compiled_revision(state, name, to).await?;
     let shapes = |revision: &CompiledRevision| -> std::collections::BTreeMap<String, _> {

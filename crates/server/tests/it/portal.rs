@@ -585,6 +585,7 @@ fn at(app: &TestApp, path: &str) -> String {
 async fn the_portal_in_a_real_browser() {
     let app = spawn_app().await;
     payments(&app).await;
+    sign_up_admin(&app, "grace@example.com").await;
     let here = env!("CARGO_MANIFEST_DIR");
     let shots = tempfile::tempdir().unwrap();
     let shots_dir = std::env::var("SBX_SCREENSHOTS").map_or_else(
@@ -594,6 +595,7 @@ async fn the_portal_in_a_real_browser() {
     let config = json!({
         "url": app.url,
         "project": "payments",
+        "admin": {"email": "grace@example.com", "password": "correct horse battery"},
         "screenshots": shots_dir,
         "axe": format!("{here}/tests/portal/node_modules/axe-core/axe.min.js"),
     });
@@ -615,7 +617,7 @@ async fn the_portal_in_a_real_browser() {
     println!("{report}");
     assert_eq!(
         report["screenshots"].as_array().unwrap().len(),
-        14,
+        18,
         "{report}"
     );
 }
@@ -948,6 +950,10 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
     let (status, page) = grace.post(fixture, &[("text", broken)]).await;
     assert_eq!(status, 422, "{page}");
     assert!(page.contains("href=\"#line-3\""), "{page}");
+    assert!(
+        page.contains("<li id=\"line-2\" class=\"bad\""),
+        "a mistake at the end marks the last line: {page}"
+    );
     let (_, project) = send(app.admin(Method::GET, "/projects/payments")).await;
     assert_eq!(project["revision"], 2, "nothing published");
     let edited = "# One account now.\n- id: acct_portal\n  status: active\n  tier: gold\n  currency: usd\n  balance: 5\n  created_at: now\n";
@@ -974,6 +980,21 @@ async fn admins_publish_projects_and_everyone_reads_their_activity() {
     assert!(page.contains("data-testid=\"revisions\""), "{page}");
     assert!(page.contains("<td>grace@example.com</td>"), "{page}");
     assert!(page.contains("from revision 2"), "{page}");
+    let (_, page) = grace
+        .get("/portal/projects/payments/diff?from=2&to=3")
+        .await;
+    assert!(
+        page.contains(&format!(
+            "<code>{}</code></a> changed",
+            escaped("fixtures/accounts")
+        )),
+        "{page}"
+    );
+    let (_, page) = grace
+        .get("/portal/projects/payments/diff?from=1&to=2")
+        .await;
+    let added = format!("<code>{}</code></a> added", escaped("templates/hello.txt"));
+    assert!(page.contains(&added), "{page}");
     let (status, history) = send(app.admin(Method::GET, "/projects/payments/revisions")).await;
     assert_eq!(status, 200);
     let authors: Vec<&str> = history["items"]

@@ -4,6 +4,7 @@ axe-core checks each page for accessibility problems. Prints one JSON line:
 the server time of each page (Navigation Timing) and the screenshots taken.
 
     python3 e2e.py '{"url": "http://127.0.0.1:PORT", "project": "payments",
+                     "admin": {"email": "…", "password": "…"},
                      "screenshots": "DIR", "axe": "path/to/axe.min.js"}'
 """
 
@@ -253,6 +254,43 @@ try:
     assert "checkout tests" not in text()
     driver.get(sandbox_url)
     assert "does not exist" in text(), text()[:300]
+
+    # An admin edits the project's fixtures: a YAML mistake is shown at its
+    # line, nothing published; the fix is a new revision, listed with its
+    # author; the diff says what clients would notice (nothing).
+    driver.get(f"{URL}/")
+    submit("/portal/signout")
+    wait.until(ready.url_contains("/portal/signin"))
+    field("email").send_keys(config["admin"]["email"])
+    field("password").send_keys(config["admin"]["password"])
+    submit("/portal/signin")
+    wait.until(ready.url_to_be(f"{URL}/"))
+    driver.get(f"{URL}/portal/projects")
+    page("projects")
+    project = config["project"]
+    driver.get(f"{URL}/portal/projects/{project}/files/fixtures/accounts")
+    editor = driver.find_element(By.ID, "f-text")
+    written = editor.get_attribute("value")
+    assert written.startswith("# "), "the file opens as written, comments kept"
+    editor.send_keys("\n- id: [acct_broken\n")
+    editor.submit()
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=bad-line]")))
+    assert driver.find_element(By.ID, "f-text").get_attribute("value").endswith("[acct_broken\n")
+    page("editor-error")
+    editor = driver.find_element(By.ID, "f-text")
+    editor.clear()
+    editor.send_keys(written + "- id: acct_portal\n  status: active\n")
+    editor.submit()
+    wait.until(lambda _: "is live." in text())
+    driver.get(f"{URL}/portal/projects/{project}")
+    history = driver.find_element(By.CSS_SELECTOR, "[data-testid=revisions]").text
+    assert config["admin"]["email"] in history, history
+    page("project")
+    driver.find_element(By.LINK_TEXT, "from revision 1").click()
+    wait.until(ready.url_contains("/diff"))
+    assert "the same operations" in text(), text()[:300]
+    assert "fixtures/accounts changed" in text(), text()[:600]
+    page("diff")
 finally:
     driver.quit()
 

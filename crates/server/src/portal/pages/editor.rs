@@ -221,12 +221,17 @@ pub async fn save(
             (failure.status, base, Vec::new())
         }
     };
-    let bad_lines = problems.iter().filter_map(|p| p.line).collect();
-    let lines = if problems.is_empty() {
+    let lines: Vec<String> = if problems.is_empty() {
         Vec::new()
     } else {
         text.lines().map(str::to_owned).collect()
     };
+    // A parser that ran out of text reports the line after the last one.
+    let bad_lines = problems
+        .iter()
+        .filter_map(|p| p.line)
+        .map(|line| line.min(lines.len().max(1)))
+        .collect();
     page(
         status,
         "editor.html",

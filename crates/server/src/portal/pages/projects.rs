@@ -375,7 +375,7 @@ struct DiffPage {
     project: String,
     from: u32,
     to: u32,
-    changes: Vec<projects::OperationChange>,
+    changes: projects::RevisionDiff,
 }
 
 /// The operations two revisions differ by.
