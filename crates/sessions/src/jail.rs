@@ -1,0 +1,209 @@
+//! The bubblewrap jail a run happens in. The command is started as the
+//! session's host uid (never root), under resource limits set by
+//! `prlimit` before bubblewrap starts, and bubblewrap then takes every
+//! namespace away: no network, no other processes, no host files but a
+//! read-only `/usr`, a private `/tmp` and the workspace.
+
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+/// Where the jail's tools are looked for, in order.
+const BWRAP: [&str; 2] = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"];
+const PRLIMIT: [&str; 2] = ["/usr/bin/prlimit", "/bin/prlimit"];
+
+/// The environment every run starts from (`--clearenv` drops the host's).
+const BASE_ENV: [(&str, &str); 4] = [
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("HOME", "/workspace"),
+    ("LANG", "C.UTF-8"),
+    ("PYTHONDONTWRITEBYTECODE", "1"),
+];
+
+/// Limits on one run, set as rlimits (per process; `processes` counts the
+/// session's uid, so it bounds the whole session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub cpu_seconds: u64,
+    pub file_bytes: u64,
+    pub open_files: u64,
+    pub processes: u64,
+    pub tmp_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            cpu_seconds: 60,
+            file_bytes: 64 * 1024 * 1024,
+            open_files: 256,
+            processes: 64,
+            tmp_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JailError {
+    #[error(
+        "bubblewrap (bwrap) is not installed: install the Debian package `bubblewrap` (apt-get install bubblewrap)"
+    )]
+    NoBubblewrap,
+    #[error("prlimit is not installed: install the Debian package `util-linux`")]
+    NoPrlimit,
+    #[error(
+        "environment variable name {0:?} is not valid: use letters, digits and _, not starting with a digit"
+    )]
+    BadEnvName(String),
+}
+
+/// A session's jail: its workspace, its uid, its limits.
+#[derive(Debug, Clone)]
+pub struct Jail {
+    pub workspace: PathBuf,
+    pub uid: u32,
+    pub limits: Limits,
+}
+
+fn first_present(paths: &[&str]) -> Option<PathBuf> {
+    paths.iter().map(PathBuf::from).find(|path| path.is_file())
+}
+
+/// Whether the jail can be built on this machine (bubblewrap and prlimit
+/// present), saying what to install when not.
+pub fn check() -> Result<(), JailError> {
+    first_present(&BWRAP).ok_or(JailError::NoBubblewrap)?;
+    first_present(&PRLIMIT).ok_or(JailError::NoPrlimit)?;
+    Ok(())
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Jail {
+    /// The command running `argv` in the jail with `env` added to the base
+    /// environment. Its stdin is closed; stdout and stderr are piped.
+    pub fn command(&self, argv: &[String], env: &[(String, String)]) -> Result<Command, JailError> {
+        if let Some((name, _)) = env.iter().find(|(name, _)| !valid_env_name(name)) {
+            return Err(JailError::BadEnvName(name.clone()));
+        }
+        let bwrap = first_present(&BWRAP).ok_or(JailError::NoBubblewrap)?;
+        let prlimit = first_present(&PRLIMIT).ok_or(JailError::NoPrlimit)?;
+        let limits = &self.limits;
+        let mut command = Command::new(prlimit);
+        command
+            .arg("--core=0")
+            // SIGXCPU at the soft limit names the reason; SIGKILL a second
+            // later ends a process that ignores it.
+            .arg(format!(
+                "--cpu={}:{}",
+                limits.cpu_seconds,
+                limits.cpu_seconds + 1
+            ))
+            .arg(format!("--fsize={}", limits.file_bytes))
+            .arg(format!("--nofile={}", limits.open_files))
+            .arg(format!("--nproc={}", limits.processes))
+            .arg("--")
+            .arg(bwrap)
+            .args(self.bwrap_args());
+        for (name, value) in BASE_ENV
+            .iter()
+            .map(|(n, v)| (*n, *v))
+            .chain(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        {
+            command.args(["--setenv", name, value]);
+        }
+        command
+            .arg("--")
+            .args(argv)
+            .uid(self.uid)
+            .gid(self.uid)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        Ok(command)
+    }
+
+    fn bwrap_args(&self) -> Vec<String> {
+        let workspace = self.workspace.to_string_lossy().into_owned();
+        let mut args: Vec<String> = [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--clearenv",
+            "--hostname",
+            "sandbox",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if Path::new("/usr/lib64").is_dir() {
+            args.extend(["--symlink", "usr/lib64", "/lib64"].map(str::to_owned));
+        }
+        for shared in ["/etc/alternatives", "/etc/ssl/certs"] {
+            args.extend(["--ro-bind-try", shared, shared].map(str::to_owned));
+        }
+        args.extend(
+            [
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--size",
+                &self.limits.tmp_bytes.to_string(),
+                "--tmpfs",
+                "/tmp",
+                "--bind",
+                &workspace,
+                "/workspace",
+                "--chdir",
+                "/workspace",
+                "--remount-ro",
+                "/",
+            ]
+            .map(str::to_owned),
+        );
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_names_are_checked_before_anything_runs() {
+        let jail = Jail {
+            workspace: "/tmp/w".into(),
+            uid: 1000,
+            limits: Limits::default(),
+        };
+        for bad in ["A=B", "", "1X", "PATH\n"] {
+            let refused = jail.command(&["true".into()], &[(bad.into(), "x".into())]);
+            assert_eq!(refused.err(), Some(JailError::BadEnvName(bad.into())));
+        }
+        assert!(valid_env_name("_OK1") && valid_env_name("PYTHONPATH"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Code sessions: a workspace where untrusted code runs, each run inside a
+//! bubblewrap jail as the session's own host uid, its output kept as
+//! numbered events that a client can read again from any offset.
+//!
+//! The control plane (`sbx-server`) owns sessions, their lifetimes and who
+//! may use them; this crate only knows how to jail and run a command.
+
+pub mod jail;
+pub mod output;
+pub mod run;
+pub mod uids;
+
+pub use jail::{Jail, JailError, Limits};
+pub use output::{Event, EventKind, Output};
+pub use run::{Ended, Language, Status, run};
+pub use uids::{UidPool, UidSlot};

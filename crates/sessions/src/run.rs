@@ -1,0 +1,206 @@
+//! One run: a command in the jail, its output streamed into [`Output`] as
+//! it comes, its end classified (`ok`, `error`, `timeout`, `cpu_limit`,
+//! `file_limit`, `killed`) so a client never has to guess from an exit
+//! code why it stopped.
+
+use std::{os::unix::process::ExitStatusExt, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{
+    jail::{Jail, JailError},
+    output::{EventKind, Output},
+};
+
+/// What code is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Python,
+    Node,
+    Shell,
+}
+
+impl Language {
+    /// The command line running `code`.
+    pub fn argv(self, code: &str) -> Vec<String> {
+        let (program, flag) = match self {
+            Self::Python => ("python3", "-c"),
+            Self::Node => ("node", "-e"),
+            Self::Shell => ("sh", "-c"),
+        };
+        vec![program.to_owned(), flag.to_owned(), code.to_owned()]
+    }
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Exited with 0.
+    Ok,
+    /// Exited with another code.
+    Error,
+    /// Ran past its wall-clock timeout and was killed.
+    Timeout,
+    /// Used up its CPU seconds (`SIGXCPU`).
+    CpuLimit,
+    /// Wrote a file past its size limit (`SIGXFSZ`).
+    FileLimit,
+    /// Stopped from outside: the session was deleted or expired.
+    Killed,
+    /// Could not start (the jail could not be built).
+    Failed,
+}
+
+/// How a run ended: the last event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ended {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    /// The signal that ended the jailed command, if one did.
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// Output past the kept limit, counted but not kept.
+    pub dropped_output_bytes: u64,
+    /// Why it could not start, for [`Status::Failed`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+const SIGKILL: i32 = 9;
+const SIGXCPU: i32 = 24;
+const SIGXFSZ: i32 = 25;
+
+/// Runs `argv` in `jail`, writing every event to `output`, until it ends,
+/// `timeout` passes or `stop` completes; returns (and records) how it ended.
+pub async fn run(
+    jail: &Jail,
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    output: &Output,
+    stop: impl std::future::Future<Output = ()>,
+) -> Ended {
+    let started = tokio::time::Instant::now();
+    let ended = match start(jail, argv, env) {
+        Ok(child) => watch(child, timeout, output, stop, started).await,
+        Err(error) => Ended {
+            status: Status::Failed,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            dropped_output_bytes: 0,
+            error: Some(error.to_string()),
+        },
+    };
+    output.push(EventKind::End(ended.clone()));
+    ended
+}
+
+fn start(
+    jail: &Jail,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Result<tokio::process::Child, String> {
+    let mut command = jail
+        .command(argv, env)
+        .map_err(|e: JailError| e.to_string())?;
+    command
+        .spawn()
+        .map_err(|e| format!("the jail did not start: {e}"))
+}
+
+async fn watch(
+    mut child: tokio::process::Child,
+    timeout: Duration,
+    output: &Output,
+    stop: impl std::future::Future<Output = ()>,
+    started: tokio::time::Instant,
+) -> Ended {
+    output.push(EventKind::Start {
+        pid: child.id().unwrap_or(0),
+    });
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let outcome = {
+        let finished = async {
+            tokio::join!(pump(stdout, false, output), pump(stderr, true, output));
+            child.wait().await
+        };
+        tokio::pin!(finished);
+        tokio::pin!(stop);
+        tokio::select! {
+            waited = &mut finished => Ok(waited),
+            () = tokio::time::sleep(timeout) => Err(Status::Timeout),
+            () = &mut stop => Err(Status::Killed),
+        }
+    };
+    let (waited, forced) = match outcome {
+        Ok(waited) => (waited, None),
+        Err(status) => (end_jail(&mut child).await, Some(status)),
+    };
+    let (exit_code, signal) = match &waited {
+        Ok(status) => (status.code(), status.signal()),
+        Err(_) => (None, None),
+    };
+    // bubblewrap reports its command's death by signal as 128 + signal.
+    let signal = signal.or_else(|| exit_code.filter(|c| *c > 128 && *c < 160).map(|c| c - 128));
+    let status = forced.unwrap_or(match (exit_code, signal) {
+        (_, Some(SIGXCPU)) => Status::CpuLimit,
+        (_, Some(SIGXFSZ)) => Status::FileLimit,
+        (_, Some(SIGKILL)) => Status::Killed,
+        (Some(0), _) => Status::Ok,
+        _ => Status::Error,
+    });
+    Ended {
+        status,
+        exit_code: if forced.is_some() { None } else { exit_code },
+        signal: if forced.is_some() {
+            Some(SIGKILL)
+        } else {
+            signal
+        },
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        dropped_output_bytes: output.dropped_bytes(),
+        error: None,
+    }
+}
+
+/// Ends a jail whole. Killing the first process of its PID namespace
+/// (bubblewrap's child) kills every process in it; bubblewrap then exits
+/// and reaps it, leaving no zombie behind (killing bubblewrap first would
+/// orphan that process to the host's init).
+async fn end_jail(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    if let Some(pid) = child.id() {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for inner in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if let Some(inner) = rustix::process::Pid::from_raw(inner) {
+                let _ = rustix::process::kill_process(inner, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(waited) => waited,
+        Err(_) => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    }
+}
+
+async fn pump(stream: Option<impl AsyncRead + Unpin>, stderr: bool, output: &Output) {
+    let Some(mut stream) = stream else { return };
+    let mut buffer = vec![0; 8192];
+    while let Ok(read) = stream.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        output.push_output(stderr, &buffer[..read]);
+    }
+}

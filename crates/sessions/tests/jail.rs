@@ -1,0 +1,220 @@
+//! Runs in real bubblewrap jails (`.ci/run` installs `bubblewrap`), as
+//! root like the server: each test takes its own host uid.
+
+use std::{os::unix::fs::chown, time::Duration};
+
+use sbx_sessions::{EventKind, Jail, Language, Limits, Output, Status, UidPool, run};
+
+struct Session {
+    jail: Jail,
+    _workspace: tempfile::TempDir,
+}
+
+fn session(uid: u32, limits: Limits) -> Session {
+    sbx_sessions::jail::check().expect(".ci/run installs bubblewrap");
+    let workspace = tempfile::tempdir().unwrap();
+    chown(workspace.path(), Some(uid), Some(uid)).unwrap();
+    Session {
+        jail: Jail {
+            workspace: workspace.path().to_owned(),
+            uid,
+            limits,
+        },
+        _workspace: workspace,
+    }
+}
+
+async fn python(session: &Session, code: &str, timeout: Duration) -> (sbx_sessions::Ended, Output) {
+    let output = Output::default();
+    let ended = run(
+        &session.jail,
+        &Language::Python.argv(code),
+        &[("GREETING".into(), "hej".into())],
+        timeout,
+        &output,
+        std::future::pending(),
+    )
+    .await;
+    (ended, output)
+}
+
+/// Processes the host runs as `uid`.
+fn processes_of(uid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let owner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok());
+        if owner == Some(uid) {
+            let state = status
+                .lines()
+                .find(|l| l.starts_with("State:"))
+                .unwrap_or_default();
+            found.push(format!(
+                "{} {state}",
+                status.lines().next().unwrap_or_default()
+            ));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn code_runs_as_the_sessions_uid_and_its_output_is_numbered_events() {
+    let pool = UidPool::new(3_100_000, 8);
+    let slot = pool.take().unwrap();
+    let session = session(slot.uid(), Limits::default());
+    let code = "import os, sys\nprint('hi', os.getuid(), os.environ['GREETING'])\nprint('oops', file=sys.stderr)\nopen('made.txt', 'w').write('kept')";
+    let (ended, output) = python(&session, code, Duration::from_secs(20)).await;
+    assert_eq!(ended.status, Status::Ok, "{ended:?} {:?}", output.texts());
+    assert_eq!(ended.exit_code, Some(0));
+    let (out, err) = output.texts();
+    assert_eq!(out, format!("hi {} hej\n", slot.uid()));
+    assert_eq!(err, "oops\n");
+    let (events, done) = output.since(0);
+    assert!(done);
+    assert!(matches!(events[0].kind, EventKind::Start { pid } if pid > 0));
+    assert!(events.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+    assert!(matches!(events.last().unwrap().kind, EventKind::End(_)));
+    let (later, _) = output.since(events.len() as u64 - 1);
+    assert_eq!(later.len(), 1, "read again from an offset");
+    let made = session.jail.workspace.join("made.txt");
+    assert_eq!(std::fs::read_to_string(made).unwrap(), "kept");
+
+    let (ended, output) = python(&session, "raise SystemExit(3)", Duration::from_secs(20)).await;
+    assert_eq!(
+        (ended.status, ended.exit_code),
+        (Status::Error, Some(3)),
+        "{:?}",
+        output.texts()
+    );
+}
+
+#[tokio::test]
+async fn nothing_outside_the_workspace_is_reachable() {
+    let session = session(3_100_100, Limits::default());
+    let code = r#"
+import os, socket
+tried = {}
+for path in ['/usr/escape', '/etc/escape', '/escape', '/proc/escape']:
+    try:
+        open(path, 'w').write('x'); tried[path] = 'written'
+    except OSError as e:
+        tried[path] = type(e).__name__
+for path in ['/etc/shadow', '/root', '/home', '/var/lib', '/run']:
+    tried[path] = 'present' if os.path.exists(path) else 'absent'
+for host in [('1.1.1.1', 80), ('127.0.0.1', 22), ('169.254.169.254', 80)]:
+    try:
+        socket.create_connection(host, timeout=1); tried[host[0]] = 'connected'
+    except OSError as e:
+        tried[host[0]] = 'refused'
+tried['processes'] = sorted(p for p in os.listdir('/proc') if p.isdigit())
+try:
+    os.setuid(0); tried['setuid'] = 'root'
+except OSError:
+    tried['setuid'] = 'refused'
+print(tried)
+"#;
+    let (ended, output) = python(&session, code, Duration::from_secs(20)).await;
+    let (out, err) = output.texts();
+    assert_eq!(ended.status, Status::Ok, "{out} {err}");
+    for escape in ["'written'", "'present'", "'connected'", "'root'"] {
+        assert!(!out.contains(escape), "{escape} in {out}");
+    }
+    assert!(
+        out.contains("'processes': ['1', '2']"),
+        "only the jail's own: {out}"
+    );
+    for path in ["/usr/escape", "/etc/escape", "/escape"] {
+        assert!(!std::path::Path::new(path).exists());
+    }
+}
+
+#[tokio::test]
+async fn limits_end_runs_with_their_reason_and_leave_no_process() {
+    let limits = Limits {
+        cpu_seconds: 1,
+        file_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let session = session(3_100_200, limits);
+    let (ended, _) = python(&session, "while True: pass", Duration::from_secs(20)).await;
+    assert_eq!(ended.status, Status::CpuLimit, "{ended:?}");
+    // Python ignores SIGXFSZ: its write fails instead.
+    let (ended, output) = python(
+        &session,
+        "open('big', 'wb').write(b'x' * 2_000_000)",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ended.status, Status::Error, "{ended:?}");
+    assert!(
+        output.texts().1.contains("File too large"),
+        "{:?}",
+        output.texts()
+    );
+    let output = Output::default();
+    let shell = Language::Shell.argv("head -c 2000000 /dev/zero > big");
+    let ended = run(
+        &session.jail,
+        &shell,
+        &[],
+        Duration::from_secs(20),
+        &output,
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(ended.status, Status::FileLimit, "{ended:?}");
+    let started = std::time::Instant::now();
+    let (ended, _) = python(
+        &session,
+        "import time; time.sleep(60)",
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(ended.status, Status::Timeout, "{ended:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A fork bomb meets the uid's process limit, and is killed whole.
+    let bomb = "import os, time\nfor _ in range(500):\n    try:\n        os.fork()\n    except OSError:\n        break\ntime.sleep(60)";
+    let (ended, _) = python(&session, bomb, Duration::from_secs(2)).await;
+    assert_eq!(ended.status, Status::Timeout, "{ended:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        processes_of(3_100_200),
+        Vec::<String>::new(),
+        "nothing left running"
+    );
+}
+
+#[tokio::test]
+async fn a_run_is_stopped_from_outside_and_a_missing_interpreter_is_an_error() {
+    let session = session(3_100_300, Limits::default());
+    let output = Output::default();
+    let ended = run(
+        &session.jail,
+        &Language::Shell.argv("echo started; sleep 60"),
+        &[],
+        Duration::from_secs(60),
+        &output,
+        tokio::time::sleep(Duration::from_millis(800)),
+    )
+    .await;
+    assert_eq!(ended.status, Status::Killed, "{ended:?}");
+    assert_eq!(output.texts().0, "started\n");
+    let (ended, _) = {
+        let output = Output::default();
+        let ended = run(
+            &session.jail,
+            &["no-such-interpreter".to_owned()],
+            &[],
+            Duration::from_secs(10),
+            &output,
+            std::future::pending(),
+        )
+        .await;
+        (ended, output)
+    };
+    assert_eq!(ended.status, Status::Error, "{ended:?}");
+}
