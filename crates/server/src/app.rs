@@ -75,6 +75,8 @@ pub struct Shared {
     pub oauth: crate::runtime::oauth::OAuthRuntime,
     /// What each sandbox's built-in webhook receiver got.
     pub receiver: crate::runtime::receiver::Receiver,
+    /// Live code sessions.
+    pub sessions: crate::runtime::sessions::Sessions,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -334,6 +336,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let public_url = config.public_url(local_addr);
     let workers = Workers::default();
     let request_log = RequestLog::start(store.clone(), &config.request_log_limits, &workers);
+    let (first_uid, uids) = config.session_uids;
+    let sessions =
+        crate::runtime::sessions::Sessions::new(config.data_dir.join("sessions"), first_uid, uids);
     let state = AppState(Arc::new(Shared {
         telemetry,
         store: store.clone(),
@@ -355,6 +360,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         config: Arc::new(config),
         oauth: Default::default(),
         receiver: Default::default(),
+        sessions,
         workers: workers.clone(),
     }));
     load_registry(&state).await?;

@@ -250,6 +250,9 @@ pub struct Config {
     pub control_origins: Vec<String>,
     pub accounts: AccountSettings,
     pub quotas: Quotas,
+    /// Host uids code sessions run as: `(first, count)`, one per live
+    /// session, never shared with another user of the machine.
+    pub session_uids: (u32, u32),
 }
 
 impl Default for Config {
@@ -277,6 +280,7 @@ impl Default for Config {
             control_origins: Vec::new(),
             accounts: AccountSettings::default(),
             quotas: Quotas::default(),
+            session_uids: (2_000_000, 1000),
         }
     }
 }

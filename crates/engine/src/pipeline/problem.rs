@@ -95,6 +95,8 @@ problem_types! {
     ResponseDrift = ("response-drift", 500, "Response does not match the spec"),
     UpstreamUnavailable = ("upstream-unavailable", 502, "Upstream unavailable"),
     StorageUnavailable = ("storage-unavailable", 503, "Storage unavailable"),
+    /// Code sessions cannot run here: the jail's tools are missing.
+    RuntimeUnavailable = ("runtime-unavailable", 503, "Session runtime unavailable"),
 }
 
 impl ProblemType {

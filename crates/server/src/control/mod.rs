@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod projects;
 mod replay;
 mod sandboxes;
+mod sessions;
 mod timeline;
 mod webhooks;
 
@@ -58,6 +59,11 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(projects::drift))
         .routes(routes!(projects::coverage))
         .routes(routes!(projects::put_file, projects::delete_file))
+        .routes(routes!(sessions::list, sessions::create))
+        .routes(routes!(sessions::show, sessions::extend, sessions::delete))
+        .routes(routes!(sessions::executions, sessions::execute))
+        .routes(routes!(sessions::execution))
+        .routes(routes!(sessions::stream))
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(sandboxes::show, sandboxes::delete))
         .routes(routes!(sandboxes::reset))

@@ -133,6 +133,7 @@ impl From<ServiceError> for ApiError {
                 retry_after: Some(retry_after),
                 ..Self::new(ProblemType::TooManyAttempts, detail)
             },
+            ServiceError::Unavailable(detail) => Self::new(ProblemType::RuntimeUnavailable, detail),
             ServiceError::Store(error) => error.into(),
             ServiceError::Internal(error) => Self::internal(format!("{error:#}")),
         }

@@ -8,4 +8,5 @@ pub mod oauth;
 pub mod rate;
 pub mod receiver;
 pub mod registry;
+pub mod sessions;
 pub mod usage;

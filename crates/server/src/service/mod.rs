@@ -17,6 +17,7 @@ pub mod projects;
 pub mod quotas;
 pub mod replay;
 pub mod sandboxes;
+pub mod sessions;
 pub mod snippets;
 pub mod timeline;
 pub mod webhooks;
@@ -90,6 +91,10 @@ pub enum ServiceError {
     /// Too many failed attempts; the caller waits `retry_after` seconds.
     #[error("{detail}")]
     TooManyAttempts { detail: String, retry_after: u64 },
+    /// What is needed to do it is missing on this server (bubblewrap for
+    /// code sessions), said with what to install.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A failure of the server itself (a worker gone, a corrupt row).

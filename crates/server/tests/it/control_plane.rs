@@ -251,6 +251,7 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /api/v1/sandboxes/{id}/oauth/clients/{client_id}",
             "DELETE /api/v1/sandboxes/{id}/oauth/users/{sub}",
             "DELETE /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
+            "DELETE /api/v1/sessions/{id}",
             "GET /api/v1/accounts",
             "GET /api/v1/accounts/{account}",
             "GET /api/v1/audit",
@@ -285,8 +286,14 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/sandboxes/{id}/webhook-endpoints",
             "GET /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
             "GET /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/deliveries",
+            "GET /api/v1/sessions",
+            "GET /api/v1/sessions/{id}",
+            "GET /api/v1/sessions/{id}/executions",
+            "GET /api/v1/sessions/{id}/executions/{eid}",
+            "GET /api/v1/sessions/{id}/executions/{eid}/stream",
             "PATCH /api/v1/accounts/{account}",
             "PATCH /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
+            "PATCH /api/v1/sessions/{id}",
             "POST /api/v1/accounts",
             "POST /api/v1/auth/login",
             "POST /api/v1/auth/logout",
@@ -307,6 +314,8 @@ async fn the_openapi_document_matches_the_routes() {
             "POST /api/v1/sandboxes/{id}/webhook-endpoints",
             "POST /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/redeliver",
             "POST /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}/rotate-secret",
+            "POST /api/v1/sessions",
+            "POST /api/v1/sessions/{id}/executions",
             "PUT /api/v1/projects/{name}/env",
             "PUT /api/v1/projects/{name}/settings",
             "PUT /api/v1/projects/{name}/spec",
@@ -328,6 +337,7 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{item}", "op")
             .replace("{id}", "sbx-x")
             .replace("{request_id}", "req_x")
+            .replace("{eid}", "exe_x")
             .replace("/api/v1", "");
         let response = app
             .admin(method.parse().unwrap(), &path)

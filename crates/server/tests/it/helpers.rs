@@ -27,6 +27,8 @@ pub fn test_config(data_dir: &Path) -> Config {
         data_dir: data_dir.to_owned(),
         admin_token: Some(ADMIN_TOKEN.to_owned().into()),
         reaper_interval: Duration::from_millis(50),
+        // Test processes run side by side: each takes its own uids.
+        session_uids: (2_100_000 + (std::process::id() % 10_000) * 16, 16),
         ..Config::default()
     }
 }

@@ -29,6 +29,7 @@ mod resources;
 mod responses;
 mod scenarios;
 mod sdk;
+mod sessions;
 mod states;
 mod telemetry;
 mod tenancy;

@@ -23,6 +23,8 @@ struct Owned {
     request_id: String,
     payment: String,
     client: String,
+    session: String,
+    execution: String,
 }
 
 async fn furnish(app: &TestApp, email: &str) -> Owned {
@@ -70,7 +72,26 @@ async fn furnish(app: &TestApp, email: &str) -> Owned {
     )
     .await;
     assert_eq!(status, 201, "{client}");
+    let (status, session) = send(
+        app.as_developer(&developer, Method::POST, "/sessions")
+            .json(&json!({"template": "shell"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{session}");
+    let session = session["id"].as_str().unwrap().to_owned();
+    let (status, execution) = send(
+        app.as_developer(
+            &developer,
+            Method::POST,
+            &format!("/sessions/{session}/executions"),
+        )
+        .json(&json!({"code": "echo mine"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{execution}");
     Owned {
+        session,
+        execution: execution["id"].as_str().unwrap().to_owned(),
         client: client["client_id"].as_str().unwrap().to_owned(),
         key: keys["items"][0]["id"].as_str().unwrap().to_owned(),
         developer,
@@ -95,8 +116,14 @@ enum Expect {
 /// The route's path with `owned`'s objects in its parameters, and what
 /// another developer gets there. Panics on a parameter it does not know.
 fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
+    let id = if path.starts_with("/api/v1/sessions/") {
+        &owned.session
+    } else {
+        &owned.sandbox
+    };
     let filled = path
-        .replace("{id}", &owned.sandbox)
+        .replace("{id}", id)
+        .replace("{eid}", &owned.execution)
         .replace("{endpoint}", &owned.endpoint)
         .replace("{key}", &owned.key)
         .replace("{request_id}", &owned.request_id)
@@ -136,6 +163,7 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
     } else if matches!(
         route,
         "/sandboxes"
+            | "/sessions"
             | "/audit"
             | "/me"
             | "/me/tokens"
@@ -177,6 +205,12 @@ fn body_for(route: &str) -> Value {
         json!({"name": "other", "spec": crate::helpers::PETSTORE})
     } else if route.ends_with("/spec") {
         json!({"spec": crate::helpers::PETSTORE})
+    } else if route == "/sessions" {
+        json!({"template": "shell"})
+    } else if route.ends_with("/executions") {
+        json!({"code": "echo other"})
+    } else if route.starts_with("/sessions/") {
+        json!({"lifetime_seconds": 600})
     } else {
         json!({})
     }

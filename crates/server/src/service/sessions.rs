@@ -1,0 +1,541 @@
+//! Code sessions: create, read, extend and end them, and run code in them,
+//! as the caller (a developer sees and uses only their own).
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use sbx_sessions::{Ended, Jail, Language, Limits, Output};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use super::{ServiceError, ServiceResult, caller::Caller};
+use crate::{
+    app::{AppState, now_ms, rfc3339},
+    runtime::{
+        ids::random_token,
+        sessions::{EndReason, Execution, LiveSession},
+    },
+};
+
+/// Bounds on what a session may ask for.
+pub const MAX_LIFETIME_SECONDS: u64 = 24 * 3600;
+pub const DEFAULT_LIFETIME_SECONDS: u64 = 3600;
+pub const DEFAULT_IDLE_SECONDS: u64 = 600;
+pub const MAX_EXECUTION_SECONDS: u64 = 600;
+pub const DEFAULT_EXECUTION_SECONDS: u64 = 30;
+pub const MAX_CPU_SECONDS: u64 = 600;
+pub const MAX_PROCESSES: u64 = 256;
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
+pub const MAX_TMP_BYTES: u64 = 512 * 1024 * 1024;
+pub const MAX_ENV_VARS: usize = 64;
+pub const MAX_ENV_VALUE_BYTES: usize = 4096;
+pub const MAX_CODE_BYTES: usize = 256 * 1024;
+/// Executions a session remembers (the oldest are forgotten).
+pub const EXECUTIONS_KEPT: usize = 100;
+
+/// Limits of a session's runs; each unset one takes its default.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU seconds per run (`SIGXCPU` past them: `cpu_limit`), ≤ 600.
+    pub cpu_seconds: Option<u64>,
+    /// Processes the session may run at once, ≤ 256.
+    pub pids: Option<u64>,
+    /// Largest file a run may write, in bytes (`file_limit`), ≤ 1 GiB.
+    pub disk_bytes: Option<u64>,
+    /// Size of the run's private `/tmp`, in bytes, ≤ 512 MiB.
+    pub tmp_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    /// `python` (3.11+), `node` (20+) or `shell`.
+    #[schema(value_type = String)]
+    pub template: Language,
+    /// Seconds until the session ends whatever it does; default 3600, ≤ 86400.
+    pub lifetime_seconds: Option<u64>,
+    /// Seconds without a request and without a running execution before
+    /// it ends; default 600.
+    pub idle_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub resources: Resources,
+    /// Variables every run sees.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    #[schema(value_type = String)]
+    pub template: Language,
+    /// `running` or `ended`.
+    pub status: &'static str,
+    /// Why it ended, when it has.
+    pub reason: Option<EndReason>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub idle_timeout_seconds: u64,
+    pub last_active_at: Option<String>,
+    pub running_executions: usize,
+    pub executions: usize,
+}
+
+fn missing(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("session {id:?} does not exist"))
+}
+
+fn bounded(value: Option<u64>, default: u64, max: u64, pointer: &str) -> ServiceResult<u64> {
+    match value.unwrap_or(default) {
+        0 => Err(ServiceError::invalid(pointer, "must be at least 1")),
+        n if n > max => Err(ServiceError::invalid(
+            pointer,
+            format!("must be at most {max}"),
+        )),
+        n => Ok(n),
+    }
+}
+
+fn checked_env(
+    env: BTreeMap<String, String>,
+    pointer: &str,
+) -> ServiceResult<Vec<(String, String)>> {
+    if env.len() > MAX_ENV_VARS {
+        return Err(ServiceError::invalid(
+            pointer,
+            format!("at most {MAX_ENV_VARS} variables"),
+        ));
+    }
+    for (name, value) in &env {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ServiceError::invalid(
+                &format!("{pointer}/{name}"),
+                "a variable name is letters, digits and _, not starting with a digit",
+            ));
+        }
+        if value.len() > MAX_ENV_VALUE_BYTES || value.contains('\0') {
+            return Err(ServiceError::invalid(
+                &format!("{pointer}/{name}"),
+                format!("a value is at most {MAX_ENV_VALUE_BYTES} bytes, without NUL"),
+            ));
+        }
+    }
+    Ok(env.into_iter().collect())
+}
+
+/// Starts a session: a workspace owned by a host uid of its own.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    new: NewSession,
+) -> ServiceResult<SessionView> {
+    sbx_sessions::jail::check().map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+    let lifetime = bounded(
+        new.lifetime_seconds,
+        DEFAULT_LIFETIME_SECONDS,
+        MAX_LIFETIME_SECONDS,
+        "/lifetime_seconds",
+    )?;
+    let idle = bounded(
+        new.idle_timeout_seconds,
+        DEFAULT_IDLE_SECONDS.min(lifetime),
+        lifetime,
+        "/idle_timeout_seconds",
+    )?;
+    let defaults = Limits::default();
+    let resources = &new.resources;
+    let limits = Limits {
+        cpu_seconds: bounded(
+            resources.cpu_seconds,
+            defaults.cpu_seconds,
+            MAX_CPU_SECONDS,
+            "/resources/cpu_seconds",
+        )?,
+        processes: bounded(
+            resources.pids,
+            defaults.processes,
+            MAX_PROCESSES,
+            "/resources/pids",
+        )?,
+        file_bytes: bounded(
+            resources.disk_bytes,
+            defaults.file_bytes,
+            MAX_FILE_BYTES,
+            "/resources/disk_bytes",
+        )?,
+        tmp_bytes: bounded(
+            resources.tmp_bytes,
+            defaults.tmp_bytes,
+            MAX_TMP_BYTES,
+            "/resources/tmp_bytes",
+        )?,
+        open_files: defaults.open_files,
+    };
+    let env = checked_env(new.env, "/env")?;
+    let sessions = &state.sessions;
+    let uid = sessions.uids.take().ok_or_else(|| {
+        ServiceError::Conflict(
+            "every session slot of this server is in use; end a session or try later".into(),
+        )
+    })?;
+    let id = format!("ses_{}", random_token(16));
+    let workspace = sessions.root.join(&id);
+    let owner_uid = uid.uid();
+    let made = workspace.clone();
+    let root = sessions.root.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::runtime::sessions::open_to_session_uids(&root)?;
+        std::fs::create_dir(&made)?;
+        std::os::unix::fs::chown(&made, Some(owner_uid), Some(owner_uid))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.into()))?
+    .map_err(|e| {
+        ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
+    })?;
+    let now = now_ms();
+    let session = Arc::new(LiveSession {
+        id,
+        owner: caller.owner().cloned(),
+        template: new.template,
+        created_at_ms: now,
+        expires_at_ms: AtomicI64::new(now + lifetime as i64 * 1000),
+        idle_timeout_ms: idle as i64 * 1000,
+        last_active_ms: AtomicI64::new(now),
+        running: AtomicUsize::new(0),
+        workspace,
+        limits,
+        env,
+        executions: Mutex::default(),
+        stop: CancellationToken::new(),
+        uid,
+    });
+    sessions.insert(session.clone());
+    tracing::info!(session = %session.id, template = ?session.template, "session started");
+    Ok(view(&session))
+}
+
+fn view(session: &LiveSession) -> SessionView {
+    SessionView {
+        id: session.id.clone(),
+        template: session.template,
+        status: "running",
+        reason: None,
+        created_at: rfc3339(session.created_at_ms),
+        expires_at: Some(rfc3339(session.expires_at_ms.load(Ordering::Relaxed))),
+        ended_at: None,
+        idle_timeout_seconds: (session.idle_timeout_ms / 1000) as u64,
+        last_active_at: Some(rfc3339(session.last_active_ms.load(Ordering::Relaxed))),
+        running_executions: session.running.load(Ordering::Relaxed),
+        executions: session.executions().len(),
+    }
+}
+
+/// The caller's live session `id`, noted as active.
+fn live(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<LiveSession>> {
+    let session = state
+        .sessions
+        .get(id)
+        .filter(|s| caller.sees(s.owner.as_ref()))
+        .ok_or_else(|| missing(id))?;
+    session.touch(now_ms());
+    Ok(session)
+}
+
+/// A session, live or recently ended (with why).
+pub fn get(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<SessionView> {
+    if let Ok(session) = live(state, caller, id) {
+        return Ok(view(&session));
+    }
+    let ended = state
+        .sessions
+        .ended(id)
+        .filter(|e| caller.sees(e.owner.as_ref()))
+        .ok_or_else(|| missing(id))?;
+    Ok(ended.view)
+}
+
+/// The caller's live sessions (an admin's: everyone's), newest first.
+pub fn list(state: &AppState, caller: &Caller) -> Vec<SessionView> {
+    let mut sessions: Vec<_> = state
+        .sessions
+        .all()
+        .into_iter()
+        .filter(|s| caller.sees(s.owner.as_ref()))
+        .collect();
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
+    sessions.iter().map(|s| view(s)).collect()
+}
+
+/// Moves the end of a session's life to `lifetime_seconds` from now.
+pub fn extend(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    lifetime_seconds: u64,
+) -> ServiceResult<SessionView> {
+    let seconds = bounded(
+        Some(lifetime_seconds),
+        0,
+        MAX_LIFETIME_SECONDS,
+        "/lifetime_seconds",
+    )?;
+    let session = live(state, caller, id)?;
+    session
+        .expires_at_ms
+        .store(now_ms() + seconds as i64 * 1000, Ordering::Relaxed);
+    Ok(view(&session))
+}
+
+/// Ends a session: its runs are killed and its workspace removed.
+pub fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<()> {
+    let session = live(state, caller, id)?;
+    end(state, &session, EndReason::Deleted);
+    Ok(())
+}
+
+fn end(state: &AppState, session: &LiveSession, reason: EndReason) {
+    let now = now_ms();
+    let mut last = view(session);
+    last.status = "ended";
+    last.reason = Some(reason);
+    last.ended_at = Some(rfc3339(now));
+    last.expires_at = None;
+    state.sessions.end(&session.id, reason, last, now);
+}
+
+/// Ends every session whose lifetime ran out or that sat idle.
+pub fn reap(state: &AppState, now_ms: i64) {
+    for session in state.sessions.all() {
+        if let Some(reason) = session.due(now_ms) {
+            end(state, &session, reason);
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExecution {
+    /// Code in `language` (one of `code` and `command`).
+    pub code: Option<String>,
+    /// A shell command line (one of `code` and `command`).
+    pub command: Option<String>,
+    /// `python`, `node` or `shell`; the session's template by default.
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Language>,
+    /// Wall-clock seconds before it is killed (`timeout`); default 30, ≤ 600.
+    pub timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Answer when it ends (the default), or at once with its id, to read
+    /// its stream.
+    pub wait: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecutionView {
+    pub id: String,
+    pub session: String,
+    #[schema(value_type = String)]
+    pub language: Language,
+    pub created_at: String,
+    /// `running`, or how it ended: `ok`, `error`, `timeout`, `cpu_limit`,
+    /// `file_limit`, `killed`, `failed`.
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: Option<u64>,
+    pub stdout: String,
+    pub stderr: String,
+    pub dropped_output_bytes: u64,
+    /// Why it could not start, when it could not.
+    pub error: Option<String>,
+    /// Its events as server-sent events, resumable with `Last-Event-ID`.
+    pub stream_url: String,
+}
+
+fn execution_view(session: &str, execution: &Execution) -> ExecutionView {
+    let ended: Option<Ended> = execution.output.ended();
+    let (stdout, stderr) = execution.output.texts();
+    let status = ended.as_ref().map_or_else(
+        || "running".to_owned(),
+        |e| {
+            serde_json::to_value(e.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        },
+    );
+    ExecutionView {
+        id: execution.id.clone(),
+        session: session.to_owned(),
+        language: execution.language,
+        created_at: rfc3339(execution.created_at_ms),
+        status,
+        exit_code: ended.as_ref().and_then(|e| e.exit_code),
+        signal: ended.as_ref().and_then(|e| e.signal),
+        duration_ms: ended.as_ref().map(|e| e.duration_ms),
+        stdout,
+        stderr,
+        dropped_output_bytes: ended.as_ref().map_or(0, |e| e.dropped_output_bytes),
+        error: ended.and_then(|e| e.error),
+        stream_url: format!(
+            "/api/v1/sessions/{session}/executions/{}/stream",
+            execution.id
+        ),
+    }
+}
+
+/// Starts a run in the session; answers when it ends, or at once when
+/// `wait` is false.
+pub async fn execute(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    new: NewExecution,
+) -> ServiceResult<ExecutionView> {
+    let session = live(state, caller, id)?;
+    let language = new.language.unwrap_or(session.template);
+    let argv = match (new.code, new.command) {
+        (Some(code), None) => {
+            if code.len() > MAX_CODE_BYTES {
+                return Err(ServiceError::invalid(
+                    "/code",
+                    format!("at most {MAX_CODE_BYTES} bytes"),
+                ));
+            }
+            language.argv(&code)
+        }
+        (None, Some(command)) => {
+            if command.len() > MAX_CODE_BYTES {
+                return Err(ServiceError::invalid(
+                    "/command",
+                    format!("at most {MAX_CODE_BYTES} bytes"),
+                ));
+            }
+            Language::Shell.argv(&command)
+        }
+        _ => {
+            return Err(ServiceError::invalid(
+                "/code",
+                "give either code or command",
+            ));
+        }
+    };
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(ServiceError::invalid("/code", "must not contain NUL"));
+    }
+    let timeout = bounded(
+        new.timeout_seconds,
+        DEFAULT_EXECUTION_SECONDS,
+        MAX_EXECUTION_SECONDS,
+        "/timeout_seconds",
+    )?;
+    let mut env = session.env.clone();
+    env.extend(checked_env(new.env, "/env")?);
+    let execution = Arc::new(Execution {
+        id: format!("exe_{}", random_token(16)),
+        language,
+        created_at_ms: now_ms(),
+        output: Output::default(),
+    });
+    {
+        let mut executions = session.executions.lock().unwrap_or_else(|e| e.into_inner());
+        if executions.len() >= EXECUTIONS_KEPT {
+            executions.remove(0);
+        }
+        executions.push(execution.clone());
+    }
+    session.running.fetch_add(1, Ordering::Relaxed);
+    let jail = Jail {
+        workspace: session.workspace.clone(),
+        uid: session.uid.uid(),
+        limits: session.limits,
+    };
+    let running = execution.clone();
+    let held = session.clone();
+    tokio::spawn(async move {
+        let stop = held.stop.clone();
+        sbx_sessions::run(
+            &jail,
+            &argv,
+            &env,
+            Duration::from_secs(timeout),
+            &running.output,
+            stop.cancelled_owned(),
+        )
+        .await;
+        held.touch(now_ms());
+        held.running.fetch_sub(1, Ordering::Relaxed);
+    });
+    if new.wait.unwrap_or(true) {
+        let mut seen = 0;
+        loop {
+            let (events, ended) = execution.output.since(seen);
+            if ended {
+                break;
+            }
+            seen += events.len() as u64;
+            execution.output.wait_for(seen).await;
+        }
+    }
+    Ok(execution_view(&session.id, &execution))
+}
+
+/// The execution `eid` of session `id`.
+pub fn execution(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    eid: &str,
+) -> ServiceResult<(Arc<LiveSession>, Arc<Execution>)> {
+    let session = live(state, caller, id)?;
+    let execution = session
+        .executions()
+        .into_iter()
+        .find(|e| e.id == eid)
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "execution {eid:?} does not exist in session {id:?}"
+            ))
+        })?;
+    Ok((session, execution))
+}
+
+pub fn execution_result(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    eid: &str,
+) -> ServiceResult<ExecutionView> {
+    let (session, execution) = self::execution(state, caller, id, eid)?;
+    Ok(execution_view(&session.id, &execution))
+}
+
+/// The session's executions, oldest first.
+pub fn executions(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ServiceResult<Vec<ExecutionView>> {
+    let session = live(state, caller, id)?;
+    Ok(session
+        .executions()
+        .iter()
+        .map(|e| execution_view(&session.id, e))
+        .collect())
+}

@@ -1,0 +1,272 @@
+//! Code sessions over HTTP: real bubblewrap jails (`.ci/run` installs
+//! `bubblewrap`), as a developer would drive them.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, send, spawn_app, spawn_app_with};
+
+async fn session(app: &TestApp, body: Value) -> String {
+    let (status, session) = send(app.admin(Method::POST, "/sessions").json(&body)).await;
+    assert_eq!(status, 201, "{session}");
+    assert_eq!(session["status"], "running");
+    session["id"].as_str().unwrap().to_owned()
+}
+
+/// Reads a server-sent event stream to its end: `(id, event, data)`.
+async fn read_stream(
+    app: &TestApp,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> Vec<(String, String, Value)> {
+    let mut request = app.admin(Method::GET, path);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    text.split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .map(|v| v.trim_start().to_owned())
+            };
+            let data = field("data")?;
+            Some((
+                field("id")?,
+                field("event")?,
+                serde_json::from_str(&data).unwrap(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn code_runs_in_a_session_and_its_stream_resumes_from_any_event() {
+    let app = spawn_app().await;
+    let id = session(
+        &app,
+        json!({"template": "python", "env": {"GREETING": "hej"}}),
+    )
+    .await;
+
+    let (status, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"code": "import os\nprint(os.environ['GREETING'])\nopen('kept.txt', 'w').write('still here')"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        (run["status"].as_str(), run["exit_code"].as_i64()),
+        (Some("ok"), Some(0)),
+        "{run}"
+    );
+    assert_eq!(run["stdout"], "hej\n");
+    // The workspace outlives a run; other languages share it.
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"language": "node", "code": "console.log(require('fs').readFileSync('kept.txt', 'utf8'))"})),
+    )
+    .await;
+    assert_eq!(run["stdout"], "still here\n", "{run}");
+
+    // Not waited for: its events are streamed, numbered, and resumable.
+    let (status, started) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"command": "for i in 1 2 3; do echo line $i; sleep 0.2; done; echo bad >&2; exit 4", "wait": false})),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["status"], "running");
+    let stream = started["stream_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/api/v1")
+        .to_owned();
+    let events = read_stream(&app, &stream, None).await;
+    let names: Vec<&str> = events.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"start"));
+    assert_eq!(names.last(), Some(&"end"));
+    let (_, _, end) = events.last().unwrap();
+    assert_eq!(
+        (end["status"].as_str(), end["exit_code"].as_i64()),
+        (Some("error"), Some(4)),
+        "{end}"
+    );
+    let out: String = events
+        .iter()
+        .filter(|(_, e, _)| e == "stdout")
+        .map(|(_, _, d)| d["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(out, "line 1\nline 2\nline 3\n");
+    // A client that saw up to the second event gets the rest, no more.
+    let (second, _, _) = &events[1];
+    let rest = read_stream(&app, &stream, Some(second)).await;
+    assert_eq!(rest, events[2..].to_vec());
+    let (_, stored) = send(app.admin(Method::GET, &stream.replace("/stream", ""))).await;
+    assert_eq!(
+        (stored["status"].as_str(), stored["stderr"].as_str()),
+        (Some("error"), Some("bad\n")),
+        "{stored}"
+    );
+    let (_, listed) = send(app.admin(Method::GET, &format!("/sessions/{id}/executions"))).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+
+    // A timeout is named as one; bad input is refused with where and why.
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"code": "import time; time.sleep(30)", "timeout_seconds": 1})),
+    )
+    .await;
+    assert_eq!(run["status"], "timeout", "{run}");
+    for (body, pointer) in [
+        (json!({}), "/code"),
+        (json!({"code": "1", "command": "true"}), "/code"),
+        (
+            json!({"code": "1", "timeout_seconds": 100000}),
+            "/timeout_seconds",
+        ),
+        (json!({"code": "1", "env": {"1BAD": "x"}}), "/env/1BAD"),
+    ] {
+        let (status, problem) = send(
+            app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+                .json(&body),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+    let (status, problem) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "cobol"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+
+    // Deleted: gone, with why, its workspace removed.
+    let workspaces = app.data_dir.path().join("sessions");
+    assert!(workspaces.join(&id).is_dir());
+    let (status, _) = send(app.admin(Method::DELETE, &format!("/sessions/{id}"))).await;
+    assert_eq!(status, 204);
+    let (_, ended) = send(app.admin(Method::GET, &format!("/sessions/{id}"))).await;
+    assert_eq!(
+        (ended["status"].as_str(), ended["reason"].as_str()),
+        (Some("ended"), Some("deleted")),
+        "{ended}"
+    );
+    let (status, _) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"code": "1"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    for _ in 0..50 {
+        if !workspaces.join(&id).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!workspaces.join(&id).exists(), "the workspace is removed");
+}
+
+#[tokio::test]
+async fn sessions_end_idle_or_at_their_lifetime_but_never_while_running() {
+    let app = spawn_app().await;
+    let idle = session(
+        &app,
+        json!({"template": "shell", "idle_timeout_seconds": 1}),
+    )
+    .await;
+    let short = session(
+        &app,
+        json!({"template": "shell", "lifetime_seconds": 2, "idle_timeout_seconds": 2}),
+    )
+    .await;
+    let busy = session(
+        &app,
+        json!({"template": "shell", "idle_timeout_seconds": 1}),
+    )
+    .await;
+    let (status, _) = send(
+        app.admin(Method::POST, &format!("/sessions/{busy}/executions"))
+            .json(&json!({"command": "sleep 3", "wait": false})),
+    )
+    .await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{idle}"))).await;
+    assert_eq!(view["reason"], "idle", "{view}");
+    let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{short}"))).await;
+    assert_eq!(view["reason"], "ttl_expired", "{view}");
+    let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{busy}"))).await;
+    assert_eq!(
+        view["status"], "running",
+        "a running execution is not idle: {view}"
+    );
+
+    // Extended: its end moves; past the bound it is refused.
+    let (status, view) = send(
+        app.admin(Method::PATCH, &format!("/sessions/{busy}"))
+            .json(&json!({"lifetime_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    let (status, _) = send(
+        app.admin(Method::PATCH, &format!("/sessions/{busy}"))
+            .json(&json!({"lifetime_seconds": 0})),
+    )
+    .await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn the_server_refuses_sessions_past_its_uid_range() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(data_dir, |config| {
+        config.session_uids = (2_090_000 + std::process::id() % 1000, 1);
+    })
+    .await;
+    let first = session(&app, json!({"template": "shell"})).await;
+    let (status, problem) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "shell"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, _) = send(app.admin(Method::DELETE, &format!("/sessions/{first}"))).await;
+    assert_eq!(status, 204);
+    // The uid comes back once the session's last run has returned.
+    session(&app, json!({"template": "shell"})).await;
+}
+
+#[tokio::test]
+async fn the_data_dir_opens_only_for_passing_through_and_only_once_sessions_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(app.data_dir.path()), 0o700);
+    let id = session(&app, json!({"template": "shell"})).await;
+    assert_eq!(mode(app.data_dir.path()), 0o711, "passable, not listable");
+    assert_eq!(mode(&app.data_dir.path().join("sessions")), 0o711);
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"command": "ls /workspace/.. ; cat /proc/1/cmdline | tr '\\0' ' '"})),
+    )
+    .await;
+    assert_eq!(run["status"], "ok", "{run}");
+    assert!(
+        !run["stdout"].as_str().unwrap().contains("sbx.db"),
+        "the jail sees no data dir: {run}"
+    );
+}
