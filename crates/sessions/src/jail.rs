@@ -1,6 +1,7 @@
 //! The bubblewrap jail a run happens in. The command is started as the
-//! session's host uid (never root), under resource limits set by
-//! `prlimit` before bubblewrap starts, and bubblewrap then takes every
+//! session's host uid (never root), at idle CPU priority (`chrt --idle`),
+//! under resource limits set by `prlimit` before bubblewrap starts, and
+//! bubblewrap then takes every
 //! namespace away: no network, no other processes, no host files but a
 //! read-only `/usr`, a private `/tmp` and the workspace.
 
@@ -11,6 +12,7 @@ use tokio::process::Command;
 /// Where the jail's tools are looked for, in order.
 const BWRAP: [&str; 2] = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"];
 const PRLIMIT: [&str; 2] = ["/usr/bin/prlimit", "/bin/prlimit"];
+const CHRT: [&str; 2] = ["/usr/bin/chrt", "/bin/chrt"];
 
 /// The environment every run starts from (`--clearenv` drops the host's).
 const BASE_ENV: [(&str, &str); 4] = [
@@ -49,8 +51,8 @@ pub enum JailError {
         "bubblewrap (bwrap) is not installed: install the Debian package `bubblewrap` (apt-get install bubblewrap)"
     )]
     NoBubblewrap,
-    #[error("prlimit is not installed: install the Debian package `util-linux`")]
-    NoPrlimit,
+    #[error("prlimit or chrt is not installed: install the Debian package `util-linux`")]
+    NoUtilLinux,
     #[error(
         "environment variable name {0:?} is not valid: use letters, digits and _, not starting with a digit"
     )]
@@ -69,11 +71,12 @@ fn first_present(paths: &[&str]) -> Option<PathBuf> {
     paths.iter().map(PathBuf::from).find(|path| path.is_file())
 }
 
-/// Whether the jail can be built on this machine (bubblewrap and prlimit
-/// present), saying what to install when not.
+/// Whether the jail can be built on this machine (bubblewrap, prlimit and
+/// chrt present), saying what to install when not.
 pub fn check() -> Result<(), JailError> {
     first_present(&BWRAP).ok_or(JailError::NoBubblewrap)?;
-    first_present(&PRLIMIT).ok_or(JailError::NoPrlimit)?;
+    first_present(&PRLIMIT).ok_or(JailError::NoUtilLinux)?;
+    first_present(&CHRT).ok_or(JailError::NoUtilLinux)?;
     Ok(())
 }
 
@@ -93,10 +96,15 @@ impl Jail {
             return Err(JailError::BadEnvName(name.clone()));
         }
         let bwrap = first_present(&BWRAP).ok_or(JailError::NoBubblewrap)?;
-        let prlimit = first_present(&PRLIMIT).ok_or(JailError::NoPrlimit)?;
+        let prlimit = first_present(&PRLIMIT).ok_or(JailError::NoUtilLinux)?;
+        let chrt = first_present(&CHRT).ok_or(JailError::NoUtilLinux)?;
         let limits = &self.limits;
-        let mut command = Command::new(prlimit);
+        // SCHED_IDLE: jailed code gets the CPU the server leaves, so
+        // sessions never slow the sandboxes' answers down.
+        let mut command = Command::new(chrt);
         command
+            .args(["--idle", "0"])
+            .arg(prlimit)
             .arg("--core=0")
             // SIGXCPU at the soft limit names the reason; SIGKILL a second
             // later ends a process that ignores it.

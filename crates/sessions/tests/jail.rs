@@ -66,7 +66,7 @@ async fn code_runs_as_the_sessions_uid_and_its_output_is_numbered_events() {
     let pool = UidPool::new(3_100_000, 8);
     let slot = pool.take().unwrap();
     let session = session(slot.uid(), Limits::default());
-    let code = "import os, sys\nprint('hi', os.getuid(), os.environ['GREETING'])\nprint('oops', file=sys.stderr)\nopen('made.txt', 'w').write('kept')";
+    let code = "import os, sys\nassert os.sched_getscheduler(0) == os.SCHED_IDLE\nprint('hi', os.getuid(), os.environ['GREETING'])\nprint('oops', file=sys.stderr)\nopen('made.txt', 'w').write('kept')";
     let (ended, output) = python(&session, code, Duration::from_secs(20)).await;
     assert_eq!(ended.status, Status::Ok, "{ended:?} {:?}", output.texts());
     assert_eq!(ended.exit_code, Some(0));

@@ -1,0 +1,112 @@
+"""Code sessions against a running `sbx serve`: session create latency,
+`print("hi")` through the API beside `python3 -c` on the host (the
+ceiling), and the data plane's rate while 50 sessions each run code.
+
+Usage: sessions.py URL TOKEN SANDBOX_BASE_URL SANDBOX_KEY [RUNS]
+Prints one JSON object with the figures (milliseconds).
+"""
+import concurrent.futures
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlparse
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(len(values) * p))], 2)
+
+
+def client(url, token):
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def call(method, path, body=None):
+        conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data else None
+
+    return call
+
+
+def timed(action):
+    started = time.perf_counter()
+    result = action()
+    return (time.perf_counter() - started) * 1000, result
+
+
+def data_plane_rate(sandbox, seconds):
+    """Requests per second one connection gets from the demo sandbox."""
+    base, key = sandbox
+    parsed = urlparse(base)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    done, until = 0, time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        conn.request("GET", parsed.path + "/accounts/acct_demo_gold", headers={"Authorization": f"Bearer {key}"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+        done += 1
+    return done / seconds
+
+
+def main():
+    url, token, base, key = sys.argv[1:5]
+    sandbox_url = (base, key)
+    runs = int(sys.argv[5]) if len(sys.argv) > 5 else 30
+    call = client(url, token)
+
+    host = [timed(lambda: subprocess.run(["python3", "-c", 'print("hi")'], capture_output=True))[0] for _ in range(runs)]
+    creates, prints, ids = [], [], []
+    for _ in range(runs):
+        ms, (status, session) = timed(lambda: call("POST", "/api/v1/sessions", {"template": "python"}))
+        assert status == 201, session
+        creates.append(ms)
+        ids.append(session["id"])
+    session = ids[0]
+    for _ in range(runs):
+        ms, (status, run) = timed(lambda: call("POST", f"/api/v1/sessions/{session}/executions", {"code": 'print("hi")'}))
+        assert status == 200 and run["stdout"] == "hi\n", run
+        prints.append(ms)
+    for id in ids:
+        call("DELETE", f"/api/v1/sessions/{id}")
+
+    unloaded = data_plane_rate(sandbox_url, 3)
+    busy = [call("POST", "/api/v1/sessions", {"template": "python"})[1]["id"] for _ in range(50)]
+    stop = threading.Event()
+
+    def keep_running(id):
+        own = client(url, token)
+        while not stop.is_set():
+            own("POST", f"/api/v1/sessions/{id}/executions", {"code": "sum(range(2_000_000))"})
+
+    with concurrent.futures.ThreadPoolExecutor(len(busy)) as pool:
+        for id in busy:
+            pool.submit(keep_running, id)
+        time.sleep(1)
+        loaded = data_plane_rate(sandbox_url, 3)
+        stop.set()
+    for id in busy:
+        call("DELETE", f"/api/v1/sessions/{id}")
+
+    print(json.dumps({
+        "runs": runs,
+        "create_p50_ms": percentile(creates, 0.5),
+        "create_p99_ms": percentile(creates, 0.99),
+        "print_hi_p50_ms": percentile(prints, 0.5),
+        "print_hi_p99_ms": percentile(prints, 0.99),
+        "host_python_p50_ms": percentile(host, 0.5),
+        "print_hi_over_host": round(statistics.median(prints) / statistics.median(host), 2),
+        "data_plane_unloaded_rps": round(unloaded),
+        "data_plane_with_50_busy_sessions_rps": round(loaded),
+        "data_plane_ratio": round(loaded / unloaded, 2),
+    }))
+
+
+main()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Code sessions' figures against a release `sbx serve --demo` (see
+# bench/sessions.py). Needs bubblewrap. Traffic goes to 127.0.0.1 only.
+#
+#   bench/sessions.sh            # 30 runs of each
+#   RUNS=100 bench/sessions.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p sbx-cli
+SBX="${SBX:-$TARGET/release/sbx}"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+DATA=$(mktemp -d)
+"$SBX" serve --demo --listen 127.0.0.1:4030 --data-dir "$DATA" >"$DATA/serve.log" 2>&1 & PIDS+=($!)
+wait_for http://127.0.0.1:4030/api/v1/health
+TOKEN=$(cat "$DATA/admin-token")
+for _ in $(seq 50); do grep -q 'API key:' "$DATA/serve.log" && break; sleep 0.1; done
+BASE=$(grep -o 'base URL: [^ ]*' "$DATA/serve.log" | head -1 | cut -d' ' -f3)
+KEY=$(grep -o 'API key:  [^ ]*' "$DATA/serve.log" | head -1 | awk '{print $3}')
+python3 bench/sessions.py http://127.0.0.1:4030 "$TOKEN" "$BASE" "$KEY" "${RUNS:-30}"
+rm -rf "$DATA"
