@@ -13,6 +13,7 @@ use tokio::process::Command;
 const BWRAP: [&str; 2] = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"];
 const PRLIMIT: [&str; 2] = ["/usr/bin/prlimit", "/bin/prlimit"];
 const CHRT: [&str; 2] = ["/usr/bin/chrt", "/bin/chrt"];
+const TASKSET: [&str; 2] = ["/usr/bin/taskset", "/bin/taskset"];
 
 /// The environment every run starts from (`--clearenv` drops the host's).
 const BASE_ENV: [(&str, &str); 4] = [
@@ -51,7 +52,7 @@ pub enum JailError {
         "bubblewrap (bwrap) is not installed: install the Debian package `bubblewrap` (apt-get install bubblewrap)"
     )]
     NoBubblewrap,
-    #[error("prlimit or chrt is not installed: install the Debian package `util-linux`")]
+    #[error("prlimit, chrt or taskset is not installed: install the Debian package `util-linux`")]
     NoUtilLinux,
     #[error(
         "environment variable name {0:?} is not valid: use letters, digits and _, not starting with a digit"
@@ -65,6 +66,9 @@ pub struct Jail {
     pub workspace: PathBuf,
     pub uid: u32,
     pub limits: Limits,
+    /// CPUs the jail may run on (a `taskset -c` list such as `1-3`), so
+    /// busy jails leave the others to the server; all when `None`.
+    pub cpus: Option<String>,
 }
 
 fn first_present(paths: &[&str]) -> Option<PathBuf> {
@@ -72,11 +76,12 @@ fn first_present(paths: &[&str]) -> Option<PathBuf> {
 }
 
 /// Whether the jail can be built on this machine (bubblewrap, prlimit and
-/// chrt present), saying what to install when not.
+/// chrt, taskset present), saying what to install when not.
 pub fn check() -> Result<(), JailError> {
     first_present(&BWRAP).ok_or(JailError::NoBubblewrap)?;
     first_present(&PRLIMIT).ok_or(JailError::NoUtilLinux)?;
     first_present(&CHRT).ok_or(JailError::NoUtilLinux)?;
+    first_present(&TASKSET).ok_or(JailError::NoUtilLinux)?;
     Ok(())
 }
 
@@ -101,7 +106,15 @@ impl Jail {
         let limits = &self.limits;
         // SCHED_IDLE: jailed code gets the CPU the server leaves, so
         // sessions never slow the sandboxes' answers down.
-        let mut command = Command::new(chrt);
+        let mut command = match &self.cpus {
+            Some(cpus) => {
+                let taskset = first_present(&TASKSET).ok_or(JailError::NoUtilLinux)?;
+                let mut command = Command::new(taskset);
+                command.arg("-c").arg(cpus).arg(chrt);
+                command
+            }
+            None => Command::new(chrt),
+        };
         command
             .args(["--idle", "0"])
             .arg(prlimit)
@@ -207,6 +220,7 @@ mod tests {
             workspace: "/tmp/w".into(),
             uid: 1000,
             limits: Limits::default(),
+            cpus: None,
         };
         for bad in ["A=B", "", "1X", "PATH\n"] {
             let refused = jail.command(&["true".into()], &[(bad.into(), "x".into())]);

@@ -19,6 +19,7 @@ fn session(uid: u32, limits: Limits) -> Session {
             workspace: workspace.path().to_owned(),
             uid,
             limits,
+            cpus: None,
         },
         _workspace: workspace,
     }

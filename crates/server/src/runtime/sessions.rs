@@ -119,6 +119,9 @@ const ENDED_KEPT: usize = 1000;
 pub struct Sessions {
     pub root: PathBuf,
     pub uids: Arc<UidPool>,
+    /// CPUs jails run on: all but the first when there are two or more,
+    /// which the server then has to itself.
+    pub cpus: Option<String>,
     live: Mutex<HashMap<String, Arc<LiveSession>>>,
     ended: Mutex<HashMap<String, EndedSession>>,
 }
@@ -133,9 +136,15 @@ impl Sessions {
         {
             tracing::warn!(%error, dir = %root.display(), "removing the workspaces of ended sessions failed");
         }
+        let cpus = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .checked_sub(1)
+            .filter(|last| *last >= 1)
+            .map(|last| format!("1-{last}"));
         Self {
             root,
             uids: UidPool::new(first_uid, uid_count),
+            cpus,
             live: Mutex::default(),
             ended: Mutex::default(),
         }

@@ -465,6 +465,7 @@ pub async fn execute(
         workspace: session.workspace.clone(),
         uid: session.uid.uid(),
         limits: session.limits,
+        cpus: state.sessions.cpus.clone(),
     };
     let running = execution.clone();
     let held = session.clone();

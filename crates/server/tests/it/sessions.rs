@@ -270,3 +270,21 @@ async fn the_data_dir_opens_only_for_passing_through_and_only_once_sessions_run(
         "the jail sees no data dir: {run}"
     );
 }
+
+#[tokio::test]
+async fn jails_leave_the_first_cpu_to_the_server() {
+    let app = spawn_app().await;
+    let id = session(&app, json!({"template": "python"})).await;
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"code": "import os; print(sorted(os.sched_getaffinity(0)))"})),
+    )
+    .await;
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let expected: Vec<usize> = if cpus >= 2 {
+        (1..cpus).collect()
+    } else {
+        vec![0]
+    };
+    assert_eq!(run["stdout"], format!("{expected:?}\n"), "{run}");
+}
