@@ -69,7 +69,13 @@ pub struct Jail {
     /// CPUs the jail may run on (a `taskset -c` list such as `1-3`), so
     /// busy jails leave the others to the server; all when `None`.
     pub cpus: Option<String>,
+    /// The seccomp program file ([`crate::seccomp::write`]) bubblewrap
+    /// loads before the command runs; none when `None`.
+    pub seccomp: Option<PathBuf>,
 }
+
+/// The descriptor the seccomp program reaches bubblewrap on.
+const SECCOMP_FD: &str = "3";
 
 fn first_present(paths: &[&str]) -> Option<PathBuf> {
     paths.iter().map(PathBuf::from).find(|path| path.is_file())
@@ -106,42 +112,58 @@ impl Jail {
         let limits = &self.limits;
         // SCHED_IDLE: jailed code gets the CPU the server leaves, so
         // sessions never slow the sandboxes' answers down.
-        let mut command = match &self.cpus {
-            Some(cpus) => {
-                let taskset = first_present(&TASKSET).ok_or(JailError::NoUtilLinux)?;
-                let mut command = Command::new(taskset);
-                command.arg("-c").arg(cpus).arg(chrt);
-                command
-            }
-            None => Command::new(chrt),
-        };
-        command
-            .args(["--idle", "0"])
-            .arg(prlimit)
-            .arg("--core=0")
-            // SIGXCPU at the soft limit names the reason; SIGKILL a second
-            // later ends a process that ignores it.
-            .arg(format!(
-                "--cpu={}:{}",
-                limits.cpu_seconds,
-                limits.cpu_seconds + 1
-            ))
-            .arg(format!("--fsize={}", limits.file_bytes))
-            .arg(format!("--nofile={}", limits.open_files))
-            .arg(format!("--nproc={}", limits.processes))
-            .arg("--")
-            .arg(bwrap)
-            .args(self.bwrap_args());
+        let mut chain: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpus) = &self.cpus {
+            let taskset = first_present(&TASKSET).ok_or(JailError::NoUtilLinux)?;
+            chain.extend([taskset.into(), "-c".into(), cpus.into()]);
+        }
+        chain.extend([chrt.into(), "--idle".into(), "0".into(), prlimit.into()]);
+        chain.extend(
+            [
+                "--core=0".to_owned(),
+                // SIGXCPU at the soft limit names the reason; SIGKILL a
+                // second later ends a process that ignores it.
+                format!("--cpu={}:{}", limits.cpu_seconds, limits.cpu_seconds + 1),
+                format!("--fsize={}", limits.file_bytes),
+                format!("--nofile={}", limits.open_files),
+                format!("--nproc={}", limits.processes),
+                "--".to_owned(),
+            ]
+            .map(Into::into),
+        );
+        chain.push(bwrap.into());
+        chain.extend(self.bwrap_args().into_iter().map(Into::into));
+        if self.seccomp.is_some() {
+            chain.extend(["--seccomp", SECCOMP_FD].map(Into::into));
+        }
         for (name, value) in BASE_ENV
             .iter()
             .map(|(n, v)| (*n, *v))
             .chain(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
         {
-            command.args(["--setenv", name, value]);
+            chain.extend(["--setenv", name, value].map(Into::into));
         }
+        chain.push("--".into());
+        chain.extend(argv.iter().map(Into::into));
+        let mut command = match &self.seccomp {
+            // The shell opens the filter as the fd bubblewrap reads it
+            // from, then becomes the chain: the fd is not close-on-exec.
+            Some(filter) => {
+                let mut command = Command::new("/bin/sh");
+                command
+                    .arg("-c")
+                    .arg(format!("exec \"$@\" {SECCOMP_FD}<\"$0\""))
+                    .arg(filter)
+                    .args(chain);
+                command
+            }
+            None => {
+                let mut command = Command::new(&chain[0]);
+                command.args(&chain[1..]);
+                command
+            }
+        };
         command
-            .arg("--")
-            .args(argv)
             .uid(self.uid)
             .gid(self.uid)
             .env_clear()
@@ -221,6 +243,7 @@ mod tests {
             uid: 1000,
             limits: Limits::default(),
             cpus: None,
+            seccomp: None,
         };
         for bad in ["A=B", "", "1X", "PATH\n"] {
             let refused = jail.command(&["true".into()], &[(bad.into(), "x".into())]);

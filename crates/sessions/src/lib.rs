@@ -8,6 +8,7 @@
 pub mod jail;
 pub mod output;
 pub mod run;
+pub mod seccomp;
 pub mod uids;
 
 pub use jail::{Jail, JailError, Limits};

@@ -5,6 +5,21 @@ use std::{os::unix::fs::chown, time::Duration};
 
 use sbx_sessions::{EventKind, Jail, Language, Limits, Output, Status, UidPool, run};
 
+/// The seccomp program, written once for the test process.
+fn seccomp_filter() -> std::path::PathBuf {
+    static FILTER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILTER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap().keep();
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let path = dir.join("seccomp.bpf");
+            sbx_sessions::seccomp::write(&path).unwrap();
+            path
+        })
+        .clone()
+}
+
 struct Session {
     jail: Jail,
     _workspace: tempfile::TempDir,
@@ -20,6 +35,7 @@ fn session(uid: u32, limits: Limits) -> Session {
             uid,
             limits,
             cpus: None,
+            seccomp: Some(seccomp_filter()),
         },
         _workspace: workspace,
     }
@@ -218,4 +234,54 @@ async fn a_run_is_stopped_from_outside_and_a_missing_interpreter_is_an_error() {
         (ended, output)
     };
     assert_eq!(ended.status, Status::Error, "{ended:?}");
+}
+
+#[tokio::test]
+async fn the_kernels_riskiest_calls_are_refused_inside_the_jail() {
+    let session = session(3_100_400, Limits::default());
+    let code = r#"
+import ctypes, errno, fcntl, os, termios
+libc = ctypes.CDLL(None, use_errno=True)
+refused = {}
+# x86_64 numbers: keyctl, bpf, userfaultfd, io_uring_setup, ptrace, mount, unshare, perf_event_open, setns, init_module
+for name, nr in [('keyctl', 250), ('bpf', 321), ('userfaultfd', 323), ('io_uring_setup', 425), ('ptrace', 101),
+                 ('mount', 165), ('unshare', 272), ('perf_event_open', 298), ('setns', 308), ('init_module', 175)]:
+    result = libc.syscall(nr, 0, 0, 0, 0, 0)
+    refused[name] = errno.errorcode.get(ctypes.get_errno()) if result == -1 else 'allowed'
+r, w = os.pipe()
+try:
+    fcntl.ioctl(r, termios.TIOCSTI, b'x'); refused['TIOCSTI'] = 'allowed'
+except OSError as e:
+    refused['TIOCSTI'] = errno.errorcode[e.errno]
+try:
+    fcntl.ioctl(r, termios.FIONREAD, b'    '); refused['FIONREAD'] = 'allowed'
+except OSError as e:
+    refused['FIONREAD'] = errno.errorcode[e.errno]
+print(refused)
+"#;
+    let (ended, output) = python(&session, code, Duration::from_secs(20)).await;
+    let (out, err) = output.texts();
+    assert_eq!(ended.status, Status::Ok, "{out} {err}");
+    for name in [
+        "keyctl",
+        "bpf",
+        "userfaultfd",
+        "io_uring_setup",
+        "ptrace",
+        "mount",
+        "unshare",
+        "perf_event_open",
+        "setns",
+        "init_module",
+        "TIOCSTI",
+    ] {
+        assert!(
+            out.contains(&format!("'{name}': 'EPERM'")),
+            "{name} in {out}"
+        );
+    }
+    assert!(
+        out.contains("'FIONREAD': 'allowed'"),
+        "other ioctls work: {out}"
+    );
 }

@@ -96,11 +96,11 @@ pub struct EndedSession {
     pub ended_at_ms: i64,
 }
 
-/// Makes `root` and its parent passable (not readable) by other uids: a
-/// jail opens its workspace as the session's uid. Listing stays the
-/// server's own (`0711`). Done at each session's start, so a server that
-/// runs none keeps its data dir `0700`.
-pub fn open_to_session_uids(root: &std::path::Path) -> std::io::Result<()> {
+/// Readies `root` for jails: it and its parent become passable (not
+/// readable) by other uids (`0711`), as a jail opens its workspace as the
+/// session's uid, and the seccomp program is written there. Done at each
+/// session's start, so a server that runs none keeps its data dir `0700`.
+pub fn prepare(root: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(root)?;
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
@@ -108,7 +108,16 @@ pub fn open_to_session_uids(root: &std::path::Path) -> std::io::Result<()> {
         let mode = std::fs::metadata(parent)?.permissions().mode();
         std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o011))?;
     }
+    let filter = seccomp_path(root);
+    if !filter.is_file() {
+        sbx_sessions::seccomp::write(&filter)?;
+    }
     Ok(())
+}
+
+/// Where [`prepare`] writes the seccomp program.
+pub fn seccomp_path(root: &std::path::Path) -> PathBuf {
+    root.join("seccomp.bpf")
 }
 
 /// How many ended sessions are remembered.

@@ -198,7 +198,7 @@ pub async fn create(
     let made = workspace.clone();
     let root = sessions.root.clone();
     tokio::task::spawn_blocking(move || {
-        crate::runtime::sessions::open_to_session_uids(&root)?;
+        crate::runtime::sessions::prepare(&root)?;
         std::fs::create_dir(&made)?;
         std::os::unix::fs::chown(&made, Some(owner_uid), Some(owner_uid))
     })
@@ -466,6 +466,7 @@ pub async fn execute(
         uid: session.uid.uid(),
         limits: session.limits,
         cpus: state.sessions.cpus.clone(),
+        seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
     };
     let running = execution.clone();
     let held = session.clone();

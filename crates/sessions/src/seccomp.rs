@@ -1,0 +1,106 @@
+//! The system calls a jail refuses: the kernel's riskiest surfaces that no
+//! interpreter needs (key rings, BPF, perf, userfaultfd, io_uring, ptrace
+//! and cross-process memory, kexec and modules, mounts, namespaces) and
+//! the terminal ioctls that push input into another session (`TIOCSTI`,
+//! `TIOCLINUX`). Everything else is allowed: the jail's namespaces, uid
+//! and limits do the rest. Compiled by `seccompiler` into the classic BPF
+//! program bubblewrap loads (`--seccomp FD`) just before the command runs.
+
+use std::{collections::BTreeMap, path::Path};
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// Refused outright, answering `EPERM`.
+pub const DENIED: [(&str, i64); 33] = [
+    ("keyctl", libc::SYS_keyctl),
+    ("add_key", libc::SYS_add_key),
+    ("request_key", libc::SYS_request_key),
+    ("bpf", libc::SYS_bpf),
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("userfaultfd", libc::SYS_userfaultfd),
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
+    ("ptrace", libc::SYS_ptrace),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("init_module", libc::SYS_init_module),
+    ("finit_module", libc::SYS_finit_module),
+    ("delete_module", libc::SYS_delete_module),
+    ("mount", libc::SYS_mount),
+    ("umount2", libc::SYS_umount2),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("fsopen", libc::SYS_fsopen),
+    ("fsconfig", libc::SYS_fsconfig),
+    ("fsmount", libc::SYS_fsmount),
+    ("fspick", libc::SYS_fspick),
+    ("move_mount", libc::SYS_move_mount),
+    ("open_tree", libc::SYS_open_tree),
+    ("unshare", libc::SYS_unshare),
+    ("setns", libc::SYS_setns),
+    ("swapon", libc::SYS_swapon),
+    ("swapoff", libc::SYS_swapoff),
+    ("reboot", libc::SYS_reboot),
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    ("acct", libc::SYS_acct),
+];
+
+/// `ioctl` requests refused: typing into another terminal's input, and
+/// the Linux console's.
+const DENIED_IOCTLS: [u64; 2] = [libc::TIOCSTI, libc::TIOCLINUX];
+
+fn target() -> Result<TargetArch, String> {
+    TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|_| format!("no seccomp filter for {}", std::env::consts::ARCH))
+}
+
+/// The filter as the bytes of a `struct sock_filter` array.
+pub fn program() -> Result<Vec<u8>, String> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
+    let ioctl_rules = DENIED_IOCTLS
+        .iter()
+        .map(|request| {
+            let condition =
+                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *request)
+                    .map_err(|e| e.to_string())?;
+            SeccompRule::new(vec![condition]).map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    rules.insert(libc::SYS_ioctl, ioctl_rules);
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        target()?,
+    )
+    .map_err(|e| e.to_string())?;
+    let program: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    Ok(program
+        .iter()
+        .flat_map(|i| {
+            let mut bytes = [0; 8];
+            bytes[..2].copy_from_slice(&i.code.to_ne_bytes());
+            bytes[2] = i.jt;
+            bytes[3] = i.jf;
+            bytes[4..].copy_from_slice(&i.k.to_ne_bytes());
+            bytes
+        })
+        .collect())
+}
+
+/// Writes the filter to `path`, readable by every uid (jails open it as
+/// theirs; it holds nothing secret).
+pub fn write(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let program = program().map_err(std::io::Error::other)?;
+    std::fs::write(path, program)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
