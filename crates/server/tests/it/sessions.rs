@@ -15,40 +15,46 @@ async fn session(app: &TestApp, body: Value) -> String {
     session["id"].as_str().unwrap().to_owned()
 }
 
-/// Reads a server-sent event stream to its end: `(id, event, data)`.
+/// Reads a server-sent event stream to its end with a client nobody here
+/// wrote (Python's `sseclient-py`, which `.ci/run` installs): `(id,
+/// event, data)` for each event.
 async fn read_stream(
     app: &TestApp,
     path: &str,
     last_event_id: Option<&str>,
 ) -> Vec<(String, String, Value)> {
-    let mut request = app.admin(Method::GET, path);
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id);
-    }
-    let response = request
-        .timeout(Duration::from_secs(20))
-        .send()
+    const CLIENT: &str = r#"
+import json, sys, requests, sseclient
+url, token, last = sys.argv[1:4]
+headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+if last:
+    headers["Last-Event-ID"] = last
+response = requests.get(url, headers=headers, stream=True, timeout=20)
+assert response.status_code == 200, response.status_code
+assert response.headers["content-type"] == "text/event-stream", response.headers
+events = [[e.id, e.event, json.loads(e.data)] for e in sseclient.SSEClient(response).events()]
+print(json.dumps(events))
+"#;
+    let url = format!("{}/api/v1{path}", app.url);
+    let mut command = std::process::Command::new("python3");
+    command.args([
+        "-c",
+        CLIENT,
+        &url,
+        crate::helpers::ADMIN_TOKEN,
+        last_event_id.unwrap_or(""),
+    ]);
+    let output = tokio::task::spawn_blocking(move || command.output())
         .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let text = response.text().await.unwrap();
-    text.split("\n\n")
-        .filter_map(|block| {
-            let field = |name: &str| {
-                block
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                    .map(|v| v.trim_start().to_owned())
-            };
-            let data = field("data")?;
-            Some((
-                field("id")?,
-                field("event")?,
-                serde_json::from_str(&data).unwrap(),
-            ))
-        })
-        .collect()
+        .unwrap()
+        .expect("python3 runs; .ci/run installs requests and sseclient-py");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<(String, String, Value)> = serde_json::from_slice(&output.stdout).unwrap();
+    events
 }
 
 #[tokio::test]
