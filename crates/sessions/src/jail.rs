@@ -91,7 +91,9 @@ pub fn check() -> Result<(), JailError> {
     Ok(())
 }
 
-fn valid_env_name(name: &str) -> bool {
+/// A variable name a jail accepts: letters, digits and `_`, not starting
+/// with a digit.
+pub fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -119,6 +119,19 @@ impl Output {
         }
     }
 
+    /// Waits until the run has ended.
+    pub async fn wait_end(&self) {
+        let mut seen = 0;
+        loop {
+            let (events, ended) = self.since(seen);
+            if ended {
+                return;
+            }
+            seen += events.len() as u64;
+            self.wait_for(seen).await;
+        }
+    }
+
     /// How the run ended, once it has.
     pub fn ended(&self) -> Option<Ended> {
         match self.log().events.last() {

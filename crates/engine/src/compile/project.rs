@@ -65,6 +65,29 @@ impl ProjectFiles {
         }
     }
 
+    /// The text files (scripts, templates) of `folder`; `None` for a data
+    /// folder or an unknown one.
+    pub fn texts(&self, folder: &str) -> Option<&BTreeMap<String, String>> {
+        match folder {
+            "behaviours" => Some(&self.behaviours),
+            "templates" => Some(&self.templates),
+            "modules" => Some(&self.modules),
+            "jobs" => Some(&self.jobs),
+            _ => None,
+        }
+    }
+
+    /// [`Self::texts`], to change.
+    pub fn texts_mut(&mut self, folder: &str) -> Option<&mut BTreeMap<String, String>> {
+        match folder {
+            "behaviours" => Some(&mut self.behaviours),
+            "templates" => Some(&mut self.templates),
+            "modules" => Some(&mut self.modules),
+            "jobs" => Some(&mut self.jobs),
+            _ => None,
+        }
+    }
+
     /// The data files of `folder` (one of [`DATA_FOLDERS`]).
     pub fn data(&self, folder: &str) -> Option<&BTreeMap<String, Value>> {
         match folder {

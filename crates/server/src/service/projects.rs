@@ -396,20 +396,13 @@ fn apply_file(
     item: &str,
     text: Option<String>,
 ) -> ServiceResult<bool> {
-    let sources = match kind {
-        FileKind::Behaviours => Some(&mut files.behaviours),
-        FileKind::Templates => Some(&mut files.templates),
-        FileKind::Modules => Some(&mut files.modules),
-        FileKind::Jobs => Some(&mut files.jobs),
-        _ => None,
-    };
-    if let Some(sources) = sources {
+    let folder = kind.folder();
+    if let Some(sources) = files.texts_mut(folder) {
         return Ok(match text {
             Some(text) => sources.insert(item.to_owned(), text).is_some(),
             None => sources.remove(item).is_some(),
         });
     }
-    let folder = kind.folder();
     match text {
         None => Ok(files.remove_data(folder, item)),
         Some(text) => files

@@ -116,12 +116,7 @@ fn checked_env(
         ));
     }
     for (name, value) in &env {
-        let valid = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !sbx_sessions::jail::valid_env_name(name) {
             return Err(ServiceError::invalid(
                 &format!("{pointer}/{name}"),
                 "a variable name is letters, digits and _, not starting with a digit",
@@ -485,15 +480,7 @@ pub async fn execute(
         held.running.fetch_sub(1, Ordering::Relaxed);
     });
     if new.wait.unwrap_or(true) {
-        let mut seen = 0;
-        loop {
-            let (events, ended) = execution.output.since(seen);
-            if ended {
-                break;
-            }
-            seen += events.len() as u64;
-            execution.output.wait_for(seen).await;
-        }
+        execution.output.wait_end().await;
     }
     Ok(execution_view(&session.id, &execution))
 }

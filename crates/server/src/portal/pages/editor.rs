@@ -9,9 +9,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use std::collections::BTreeMap;
-
-use sbx_engine::ProjectFiles;
 use serde::{Deserialize, Serialize};
 
 use super::Visitor;
@@ -68,7 +65,7 @@ pub async fn files_of(
     Ok(EDITABLE
         .iter()
         .flat_map(|(kind, file_kind, _)| {
-            let names: Vec<String> = match scripts(&files, *file_kind) {
+            let names: Vec<String> = match files.texts(file_kind.folder()) {
                 Some(sources) => sources.keys().cloned().collect(),
                 None => files
                     .data(kind)
@@ -78,17 +75,6 @@ pub async fn files_of(
             names.into_iter().map(|item| (*kind, item))
         })
         .collect())
-}
-
-/// The text files of a kind; `None` for data kinds.
-fn scripts(files: &ProjectFiles, kind: FileKind) -> Option<&BTreeMap<String, String>> {
-    match kind {
-        FileKind::Behaviours => Some(&files.behaviours),
-        FileKind::Templates => Some(&files.templates),
-        FileKind::Modules => Some(&files.modules),
-        FileKind::Jobs => Some(&files.jobs),
-        _ => None,
-    }
 }
 
 fn kind_of(kind: &str) -> Option<(&'static str, FileKind, &'static str)> {
@@ -114,7 +100,7 @@ async fn current_text(
     item: &str,
 ) -> Result<Option<String>, ServiceError> {
     let (_, files) = projects::latest(state, &visitor.caller, name).await?;
-    Ok(match scripts(&files, kind) {
+    Ok(match files.texts(kind.folder()) {
         Some(sources) => sources.get(item).cloned(),
         None => files.data_text(kind.folder(), item),
     })
