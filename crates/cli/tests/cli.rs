@@ -1475,3 +1475,111 @@ fn no_secret_is_stored_or_logged_in_clear_and_a_new_secrets_key_reseals_them() {
         "{stderr}"
     );
 }
+
+/// `curl` with the admin token: (status, body).
+fn admin_curl(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
+    let mut command = Command::new("curl");
+    command.args([
+        "-s",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        "-H",
+        "Content-Type: application/json",
+    ]);
+    if let Some(body) = body {
+        command.args(["-d", body]);
+    }
+    let output = command.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// Memory control group directories of processes whose group names `needle`.
+fn memory_groups_naming(needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let groups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        for line in groups.lines().filter(|l| l.contains(needle)) {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+            match (controllers, path) {
+                (Some("memory"), Some(path)) => found
+                    .push(Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'))),
+                (Some(""), Some(path)) => {
+                    found.push(Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')))
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sessions_killed_with_their_server_are_reported_lost_and_leave_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let serve = || {
+        start(
+            &["serve", "--listen", "127.0.0.1:0", "--data-dir", &dir],
+            "listening on",
+        )
+    };
+    let (mut server, lines) = serve();
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (status, session) = admin_curl(
+        "POST",
+        &format!("{url}/api/v1/sessions"),
+        Some(r#"{"template": "shell"}"#),
+    );
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let (status, run) = admin_curl(
+        "POST",
+        &format!("{url}/api/v1/sessions/{id}/executions"),
+        Some(r#"{"command": "sleep 300", "wait": false}"#),
+    );
+    assert_eq!(status, 202, "{run}");
+    let groups = eventually("the run to start in its group", || {
+        Some(memory_groups_naming(&id)).filter(|g| !g.is_empty())
+    });
+    let session_group = groups[0].parent().unwrap().to_owned();
+    assert!(session_group.ends_with(&id), "{session_group:?}");
+
+    Command::new("kill")
+        .args(["-KILL", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+
+    let (server, lines) = serve();
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (status, lost) = admin_curl("GET", &format!("{url}/api/v1/sessions/{id}"), None);
+    assert_eq!(status, 200, "{lost}");
+    assert_eq!(
+        (lost["status"].as_str(), lost["reason"].as_str()),
+        (Some("ended"), Some("lost")),
+        "{lost}"
+    );
+    assert_eq!(
+        memory_groups_naming(&id),
+        Vec::<std::path::PathBuf>::new(),
+        "no process of the session is left"
+    );
+    assert!(!session_group.exists(), "its control group is removed");
+    assert!(
+        !data.path().join("sessions").join(&id).exists(),
+        "its workspace is removed"
+    );
+    let (_, listed) = admin_curl("GET", &format!("{url}/api/v1/sessions"), None);
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
+    terminate(server);
+}

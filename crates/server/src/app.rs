@@ -337,8 +337,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let workers = Workers::default();
     let request_log = RequestLog::start(store.clone(), &config.request_log_limits, &workers);
     let (first_uid, uids) = config.session_uids;
-    let sessions =
-        crate::runtime::sessions::Sessions::new(config.data_dir.join("sessions"), first_uid, uids);
+    let sessions = crate::runtime::sessions::Sessions::new(
+        config.data_dir.join("sessions"),
+        first_uid,
+        uids,
+        now_ms(),
+    );
     let state = AppState(Arc::new(Shared {
         telemetry,
         store: store.clone(),

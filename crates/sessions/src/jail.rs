@@ -103,7 +103,8 @@ pub fn valid_env_name(name: &str) -> bool {
 
 impl Jail {
     /// The command running `argv` in the jail with `env` added to the base
-    /// environment. Its stdin is closed; stdout and stderr are piped.
+    /// environment. It starts once a line is written to its stdin (see
+    /// [`crate::run`]); stdout and stderr are piped.
     pub fn command(&self, argv: &[String], env: &[(String, String)]) -> Result<Command, JailError> {
         if let Some((name, _)) = env.iter().find(|(name, _)| !valid_env_name(name)) {
             return Err(JailError::BadEnvName(name.clone()));
@@ -147,29 +148,28 @@ impl Jail {
         }
         chain.push("--".into());
         chain.extend(argv.iter().map(Into::into));
-        let mut command = match &self.seccomp {
-            // The shell opens the filter as the fd bubblewrap reads it
-            // from, then becomes the chain: the fd is not close-on-exec.
-            Some(filter) => {
-                let mut command = Command::new("/bin/sh");
-                command
-                    .arg("-c")
-                    .arg(format!("exec \"$@\" {SECCOMP_FD}<\"$0\""))
-                    .arg(filter)
-                    .args(chain);
-                command
-            }
-            None => {
-                let mut command = Command::new(&chain[0]);
-                command.args(&chain[1..]);
-                command
-            }
+        // The shell waits for a line on stdin before it becomes the chain:
+        // the caller moves it into the run's control group first, so no
+        // process of the run ever starts outside it. It also opens the
+        // seccomp program as the fd bubblewrap reads it from (not
+        // close-on-exec).
+        let (script, first) = match &self.seccomp {
+            Some(filter) => (
+                format!("read -r _ && exec \"$@\" </dev/null {SECCOMP_FD}<\"$0\""),
+                filter.as_os_str().to_owned(),
+            ),
+            None => (
+                "read -r _ && exec \"$@\" </dev/null".to_owned(),
+                "sbx-jail".into(),
+            ),
         };
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(script).arg(first).args(chain);
         command
             .uid(self.uid)
             .gid(self.uid)
             .env_clear()
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);

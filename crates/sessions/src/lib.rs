@@ -5,12 +5,14 @@
 //! The control plane (`sbx-server`) owns sessions, their lifetimes and who
 //! may use them; this crate only knows how to jail and run a command.
 
+pub mod cgroup;
 pub mod jail;
 pub mod output;
 pub mod run;
 pub mod seccomp;
 pub mod uids;
 
+pub use cgroup::{Cgroups, Group, GroupLimits, Usage};
 pub use jail::{Jail, JailError, Limits};
 pub use output::{Event, EventKind, Output};
 pub use run::{Ended, Language, Status, run};

@@ -1,14 +1,15 @@
-//! One run: a command in the jail, its output streamed into [`Output`] as
-//! it comes, its end classified (`ok`, `error`, `timeout`, `cpu_limit`,
-//! `file_limit`, `killed`) so a client never has to guess from an exit
-//! code why it stopped.
+//! One run: a command in the jail, in a control group of its own, its
+//! output streamed into [`Output`] as it comes, its end classified (`ok`,
+//! `error`, `timeout`, `oom`, `cpu_limit`, `file_limit`, `killed`) so a
+//! client never has to guess from an exit code why it stopped.
 
 use std::{os::unix::process::ExitStatusExt, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::{
+    cgroup::{Group, Usage},
     jail::{Jail, JailError},
     output::{EventKind, Output},
 };
@@ -44,6 +45,8 @@ pub enum Status {
     Error,
     /// Ran past its wall-clock timeout and was killed.
     Timeout,
+    /// Killed by the kernel for using more memory than the session has.
+    Oom,
     /// Used up its CPU seconds (`SIGXCPU`).
     CpuLimit,
     /// Wrote a file past its size limit (`SIGXFSZ`).
@@ -62,6 +65,10 @@ pub struct Ended {
     /// The signal that ended the jailed command, if one did.
     pub signal: Option<i32>,
     pub duration_ms: u64,
+    /// Most memory its processes held at once (from its control group).
+    pub peak_memory_bytes: Option<u64>,
+    /// CPU time its processes used, user and system.
+    pub cpu_ms: Option<u64>,
     /// Output past the kept limit, counted but not kept.
     pub dropped_output_bytes: u64,
     /// Why it could not start, for [`Status::Failed`].
@@ -75,8 +82,11 @@ const SIGXFSZ: i32 = 25;
 
 /// Runs `argv` in `jail`, writing every event to `output`, until it ends,
 /// `timeout` passes or `stop` completes; returns (and records) how it ended.
+/// With a `group` (made here, removed at the end) every process of the run
+/// is in it from the first, and its usage is reported.
 pub async fn run(
     jail: &Jail,
+    group: Option<&Group>,
     argv: &[String],
     env: &[(String, String)],
     timeout: Duration,
@@ -84,32 +94,84 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Ended {
     let started = tokio::time::Instant::now();
-    let ended = match start(jail, argv, env) {
+    let mut ended = match start(jail, group, argv, env).await {
         Ok(child) => watch(child, timeout, output, stop, started).await,
         Err(error) => Ended {
             status: Status::Failed,
             exit_code: None,
             signal: None,
             duration_ms: 0,
+            peak_memory_bytes: None,
+            cpu_ms: None,
             dropped_output_bytes: 0,
-            error: Some(error.to_string()),
+            error: Some(error),
         },
     };
+    if let Some(group) = group {
+        let usage = finish(group).await;
+        ended.peak_memory_bytes = Some(usage.peak_memory_bytes);
+        ended.cpu_ms = Some(usage.cpu_ms);
+        // The OOM killer's SIGKILL, or a process it killed failing the run.
+        if usage.oom_kills > 0 && matches!(ended.status, Status::Killed | Status::Error) {
+            ended.status = Status::Oom;
+        }
+    }
     output.push(EventKind::End(ended.clone()));
     ended
 }
 
-fn start(
+/// Reads what the run's group used, then kills whatever is left in it and
+/// removes it.
+async fn finish(group: &Group) -> Usage {
+    let group = group.clone();
+    tokio::task::spawn_blocking(move || {
+        let usage = group.usage();
+        if let Err(error) = group.remove() {
+            tracing::warn!(%error, "removing a run's control group failed");
+        }
+        usage
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Starts the jail's command, moved into `group` before it runs anything.
+async fn start(
     jail: &Jail,
+    group: Option<&Group>,
     argv: &[String],
     env: &[(String, String)],
 ) -> Result<tokio::process::Child, String> {
     let mut command = jail
         .command(argv, env)
         .map_err(|e: JailError| e.to_string())?;
-    command
+    if let Some(group) = group {
+        group
+            .create(None)
+            .map_err(|e| format!("the run's control group could not be made: {e}"))?;
+    }
+    let mut child = command
         .spawn()
-        .map_err(|e| format!("the jail did not start: {e}"))
+        .map_err(|e| format!("the jail did not start: {e}"))?;
+    let entered = match (group, child.id()) {
+        (Some(group), Some(pid)) => group
+            .add(pid)
+            .map_err(|e| format!("the jail could not join its control group: {e}")),
+        _ => Ok(()),
+    };
+    let released = match (&entered, child.stdin.take()) {
+        (Ok(()), Some(mut stdin)) => stdin
+            .write_all(b"\n")
+            .await
+            .map_err(|e| format!("the jail did not start: {e}")),
+        _ => Ok(()),
+    };
+    if let Err(error) = entered.and(released) {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(error);
+    }
+    Ok(child)
 }
 
 async fn watch(
@@ -163,6 +225,8 @@ async fn watch(
             signal
         },
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        peak_memory_bytes: None,
+        cpu_ms: None,
         dropped_output_bytes: output.dropped_bytes(),
         error: None,
     }

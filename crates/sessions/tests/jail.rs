@@ -1,9 +1,22 @@
 //! Runs in real bubblewrap jails (`.ci/run` installs `bubblewrap`), as
-//! root like the server: each test takes its own host uid.
+//! root like the server, in real control groups: each test takes its own
+//! host uid and session group.
 
 use std::{os::unix::fs::chown, time::Duration};
 
-use sbx_sessions::{EventKind, Jail, Language, Limits, Output, Status, UidPool, run};
+use sbx_sessions::{
+    Cgroups, EventKind, Group, GroupLimits, Jail, Language, Limits, Output, Status, UidPool, run,
+};
+
+fn cgroups() -> Cgroups {
+    Cgroups::detect("tests").expect("the server runs as root with the cgroup controllers")
+}
+
+const GROUP_LIMITS: GroupLimits = GroupLimits {
+    memory_bytes: 256 * 1024 * 1024,
+    pids: 64,
+    cpu_cores: 1.0,
+};
 
 /// The seccomp program, written once for the test process.
 fn seccomp_filter() -> std::path::PathBuf {
@@ -22,14 +35,37 @@ fn seccomp_filter() -> std::path::PathBuf {
 
 struct Session {
     jail: Jail,
+    group: Group,
     _workspace: tempfile::TempDir,
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.group.remove().unwrap();
+    }
+}
+
+impl Session {
+    /// A new run's group, inside the session's.
+    fn run_group(&self) -> Group {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.group.child(&format!("run-{n}"))
+    }
+}
+
 fn session(uid: u32, limits: Limits) -> Session {
+    session_with(uid, limits, &GROUP_LIMITS)
+}
+
+fn session_with(uid: u32, limits: Limits, group_limits: &GroupLimits) -> Session {
     sbx_sessions::jail::check().expect(".ci/run installs bubblewrap");
     let workspace = tempfile::tempdir().unwrap();
     chown(workspace.path(), Some(uid), Some(uid)).unwrap();
+    let group = cgroups().group(&format!("test-{uid}-{}", std::process::id()));
+    group.create(Some(group_limits)).unwrap();
     Session {
+        group,
         jail: Jail {
             workspace: workspace.path().to_owned(),
             uid,
@@ -45,6 +81,7 @@ async fn python(session: &Session, code: &str, timeout: Duration) -> (sbx_sessio
     let output = Output::default();
     let ended = run(
         &session.jail,
+        Some(&session.run_group()),
         &Language::Python.argv(code),
         &[("GREETING".into(), "hej".into())],
         timeout,
@@ -176,6 +213,7 @@ async fn limits_end_runs_with_their_reason_and_leave_no_process() {
     let shell = Language::Shell.argv("head -c 2000000 /dev/zero > big");
     let ended = run(
         &session.jail,
+        Some(&session.run_group()),
         &shell,
         &[],
         Duration::from_secs(20),
@@ -211,6 +249,7 @@ async fn a_run_is_stopped_from_outside_and_a_missing_interpreter_is_an_error() {
     let output = Output::default();
     let ended = run(
         &session.jail,
+        Some(&session.run_group()),
         &Language::Shell.argv("echo started; sleep 60"),
         &[],
         Duration::from_secs(60),
@@ -224,6 +263,7 @@ async fn a_run_is_stopped_from_outside_and_a_missing_interpreter_is_an_error() {
         let output = Output::default();
         let ended = run(
             &session.jail,
+            None,
             &["no-such-interpreter".to_owned()],
             &[],
             Duration::from_secs(10),
@@ -284,4 +324,88 @@ print(refused)
         out.contains("'FIONREAD': 'allowed'"),
         "other ioctls work: {out}"
     );
+}
+
+#[tokio::test]
+async fn the_kernel_enforces_memory_processes_and_cpu_and_names_an_oom() {
+    let limits = GroupLimits {
+        memory_bytes: 64 * 1024 * 1024,
+        pids: 12,
+        cpu_cores: 0.25,
+    };
+    let session = session_with(3_100_500, Limits::default(), &limits);
+    // A memory bomb is killed by the kernel, and the end says so.
+    let bomb = "chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))";
+    let (ended, output) = python(&session, bomb, Duration::from_secs(30)).await;
+    assert_eq!(ended.status, Status::Oom, "{ended:?} {:?}", output.texts());
+    let peak = ended.peak_memory_bytes.unwrap();
+    assert!(
+        peak > 32 * 1024 * 1024 && peak <= 64 * 1024 * 1024,
+        "peak {peak} under the 64 MiB limit"
+    );
+    // Processes: the group's limit stops a fork bomb (the uid's is 64).
+    let forks = "import os\nn = 0\nfor _ in range(100):\n    try:\n        if os.fork() == 0:\n            import time; time.sleep(5); os._exit(0)\n        n += 1\n    except OSError:\n        break\nprint(n)";
+    let (ended, output) = python(&session, forks, Duration::from_secs(2)).await;
+    let started: u32 = output.texts().0.trim().parse().unwrap_or(999);
+    assert!(
+        started < 12,
+        "{started} forks under pids.max 12 ({ended:?})"
+    );
+    // CPU: a quarter of a core, whatever the program asks for.
+    let (ended, _) = python(
+        &session,
+        "import time\nend = time.time() + 2\nwhile time.time() < end: pass",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ended.status, Status::Ok, "{ended:?}");
+    let cpu = ended.cpu_ms.unwrap();
+    assert!(
+        (300..=900).contains(&cpu),
+        "{cpu} ms of CPU in 2 s at 0.25 cores"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_group_takes_its_processes_with_it() {
+    let cgroups = cgroups();
+    let group = cgroups.group(&format!("test-sweep-{}", std::process::id()));
+    group.create(Some(&GROUP_LIMITS)).unwrap();
+    let inner = group.child("run-0");
+    inner.create(None).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    inner.add(sleeper.id()).unwrap();
+    group.remove().unwrap();
+    let status = sleeper.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(!group.exists() && !inner.exists());
+}
+
+#[tokio::test]
+async fn a_sweep_removes_what_a_previous_process_left() {
+    // A server's groups as a killed process left them, found again.
+    let instance = "tests-sweep";
+    let before = Cgroups::detect(instance).unwrap();
+    let left = before.group("ses_left");
+    left.create(Some(&GROUP_LIMITS)).unwrap();
+    left.child("run-0").create(None).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    left.child("run-0").add(sleeper.id()).unwrap();
+    let swept = Cgroups::detect(instance).unwrap().sweep();
+    assert!(swept.contains(&"ses_left".to_owned()), "{swept:?}");
+    let status = sleeper.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(!left.exists());
 }

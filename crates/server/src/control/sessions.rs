@@ -158,7 +158,7 @@ pub async fn execution(
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/executions/{eid}/stream", operation_id = "streamExecution", tag = "sessions",
     params(("id" = String, Path), ("eid" = String, Path),
            ("Last-Event-ID" = Option<u64>, Header, description = "the last event received: the stream goes on after it")),
-    responses((status = 200, description = "Server-sent events `start` {pid}, `stdout` {data}, `stderr` {data}, `end` {status, exit_code, signal, duration_ms, dropped_output_bytes}, each with its number as `id`; the stream closes after `end`"),
+    responses((status = 200, description = "Server-sent events `start` {pid}, `stdout` {data}, `stderr` {data}, `end` {status, exit_code, signal, duration_ms, peak_memory_bytes, cpu_ms, dropped_output_bytes}, each with its number as `id`; the stream closes after `end`"),
               (status = 404)),
     security(("bearer" = [])))]
 pub async fn stream(

@@ -1,7 +1,9 @@
 //! Live code sessions: each a workspace folder owned by a host uid of its
-//! own, its runs (executions) and their events. Sessions live in memory;
-//! their workspaces under `{data dir}/sessions/{id}` are removed when they
-//! end, and at start for any left by a previous process.
+//! own, a control group, its runs (executions) and their events. Sessions
+//! live in memory, each with a record file beside its workspace
+//! (`{data dir}/sessions/{id}.json`): a server that restarts, or was
+//! killed, finds the records of the sessions it had, reports them `lost`,
+//! and removes what they left — processes, control groups, workspaces.
 
 use std::{
     collections::HashMap,
@@ -12,14 +14,14 @@ use std::{
     },
 };
 
-use sbx_sessions::{Language, Limits, Output, UidPool, UidSlot};
+use sbx_sessions::{Cgroups, Group, Language, Limits, Output, UidPool, UidSlot};
 use sbx_store::AccountId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 /// Why a session ended, machine-readable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// Its lifetime ran out.
@@ -28,6 +30,9 @@ pub enum EndReason {
     Idle,
     /// Deleted through the API.
     Deleted,
+    /// The server stopped (or was killed) while it ran: what it left was
+    /// removed when the server started again.
+    Lost,
 }
 
 /// One run in a session.
@@ -54,11 +59,16 @@ pub struct LiveSession {
     pub running: AtomicUsize,
     pub workspace: PathBuf,
     pub limits: Limits,
+    /// Cores of CPU time, and memory with swap, for the whole session.
+    pub cpu: f64,
+    pub memory_bytes: u64,
     pub env: Vec<(String, String)>,
     pub executions: Mutex<Vec<Arc<Execution>>>,
     /// Cancelled when the session ends: its runs are killed.
     pub stop: CancellationToken,
     pub uid: UidSlot,
+    /// The control group limiting it; each run has a child group in it.
+    pub group: Group,
 }
 
 impl LiveSession {
@@ -87,8 +97,9 @@ impl LiveSession {
     }
 }
 
-/// A session that ended, kept a while so its id answers why.
-#[derive(Debug, Clone)]
+/// A session that ended, kept a while so its id answers why; also what a
+/// live session's record file holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndedSession {
     pub owner: Option<AccountId>,
     /// How it looked when it ended.
@@ -120,6 +131,23 @@ pub fn seccomp_path(root: &std::path::Path) -> PathBuf {
     root.join("seccomp.bpf")
 }
 
+/// Where a live session's record is kept (readable by root only).
+pub fn record_path(root: &std::path::Path, id: &str) -> PathBuf {
+    root.join(format!("{id}.json"))
+}
+
+/// The control groups' instance for sessions under `root`: its path, as a
+/// group name (the same for the same data dir, across restarts).
+fn instance(root: &std::path::Path) -> String {
+    let name: String = root
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    name[name.len().saturating_sub(120)..].to_owned()
+}
+
 /// How many ended sessions are remembered.
 const ENDED_KEPT: usize = 1000;
 
@@ -131,15 +159,33 @@ pub struct Sessions {
     /// CPUs jails run on: all but the first when there are two or more,
     /// which the server then has to itself.
     pub cpus: Option<String>,
+    /// The control groups sessions run in, or why there are none (then no
+    /// session can start).
+    pub cgroups: Result<Cgroups, String>,
     live: Mutex<HashMap<String, Arc<LiveSession>>>,
     ended: Mutex<HashMap<String, EndedSession>>,
 }
 
 impl Sessions {
     /// Sessions with workspaces under `root`, run as uids `first..first + count`.
-    /// Workspaces a previous process left are removed: their sessions did
-    /// not survive it.
-    pub fn new(root: PathBuf, first_uid: u32, uid_count: u32) -> Self {
+    /// What a previous process left is removed: its sessions' processes and
+    /// control groups, their workspaces; their records are kept as `lost`
+    /// sessions.
+    pub fn new(root: PathBuf, first_uid: u32, uid_count: u32, now_ms: i64) -> Self {
+        let cgroups = Cgroups::detect(&instance(&root)).map_err(|e| e.to_string());
+        match &cgroups {
+            Ok(cgroups) => {
+                let swept = cgroups.sweep();
+                if !swept.is_empty() {
+                    tracing::warn!(
+                        groups = swept.len(),
+                        "killed the sessions a previous process left running"
+                    );
+                }
+            }
+            Err(error) => tracing::info!(%error, "code sessions are unavailable"),
+        }
+        let lost = lost_sessions(&root, now_ms);
         if root.is_dir()
             && let Err(error) = std::fs::remove_dir_all(&root)
         {
@@ -154,8 +200,9 @@ impl Sessions {
             root,
             uids: UidPool::new(first_uid, uid_count),
             cpus,
+            cgroups,
             live: Mutex::default(),
-            ended: Mutex::default(),
+            ended: Mutex::new(lost),
         }
     }
 
@@ -163,8 +210,26 @@ impl Sessions {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn insert(&self, session: Arc<LiveSession>) {
+    /// Holds a new session, its record written first: a server killed
+    /// from now on reports it `lost` when it starts again.
+    pub fn insert(
+        &self,
+        session: Arc<LiveSession>,
+        view: crate::service::sessions::SessionView,
+    ) -> std::io::Result<()> {
+        let record = EndedSession {
+            owner: session.owner.clone(),
+            view,
+            ended_at_ms: 0,
+        };
+        let path = record_path(&self.root, &session.id);
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&record).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         self.live().insert(session.id.clone(), session);
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveSession>> {
@@ -214,14 +279,67 @@ impl Sessions {
             },
         );
         drop(ended);
-        let workspace = session.workspace.clone();
-        // The uid is freed when the last run holding the session returns.
+        let root = self.root.clone();
+        // Its runs end themselves first (each kills its jail's first
+        // process, which bubblewrap reaps); then whatever is left in its
+        // group is killed, and its files removed.
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = std::fs::remove_dir_all(&workspace) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while session.running.load(Ordering::Relaxed) > 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if let Err(error) = session.group.remove() {
+                tracing::warn!(%error, session = %session.id, "removing a session's control group failed");
+            }
+            let workspace = &session.workspace;
+            if let Err(error) = std::fs::remove_dir_all(workspace) {
                 tracing::warn!(%error, dir = %workspace.display(), "removing a session's workspace failed");
             }
+            let _ = std::fs::remove_file(record_path(&root, &session.id));
         });
         tracing::info!(session = %id, ?reason, "session ended");
         true
     }
+}
+
+/// A server going away takes its sessions' processes and control groups
+/// with it; their records stay, so the next start reports them `lost`.
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        if let Ok(cgroups) = &self.cgroups {
+            for session in self.live().values() {
+                let _ = session.group.remove();
+            }
+            cgroups.close();
+        }
+    }
+}
+
+/// The sessions a previous process had live, from their record files:
+/// ended `lost` at `now_ms`.
+fn lost_sessions(root: &std::path::Path, now_ms: i64) -> HashMap<String, EndedSession> {
+    let mut lost = HashMap::new();
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Some(mut record) = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<EndedSession>(&bytes).ok())
+        else {
+            continue;
+        };
+        record.view.status = crate::service::sessions::SessionStatus::Ended;
+        record.view.reason = Some(EndReason::Lost);
+        record.view.ended_at = Some(crate::app::rfc3339(now_ms));
+        record.view.expires_at = None;
+        record.view.running_executions = 0;
+        record.ended_at_ms = now_ms;
+        tracing::warn!(session = %record.view.id, "a session was lost when the server stopped");
+        lost.insert(record.view.id.clone(), record);
+    }
+    lost
 }

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use sbx_sessions::{Ended, Jail, Language, Limits, Output};
+use sbx_sessions::{Ended, GroupLimits, Jail, Language, Limits, Output};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -37,16 +37,28 @@ pub const MAX_TMP_BYTES: u64 = 512 * 1024 * 1024;
 pub const MAX_ENV_VARS: usize = 64;
 pub const MAX_ENV_VALUE_BYTES: usize = 4096;
 pub const MAX_CODE_BYTES: usize = 256 * 1024;
+pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+pub const MAX_MEMORY_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_CPU: f64 = 1.0;
+pub const MAX_CPU: f64 = 64.0;
 /// Executions a session remembers (the oldest are forgotten).
 pub const EXECUTIONS_KEPT: usize = 100;
 
-/// Limits of a session's runs; each unset one takes its default.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+/// Limits of a session and its runs; each unset one takes its default.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
+    /// CPU the whole session may use, in cores (`0.5`: half a core, as a
+    /// kernel quota); default 1, ≤ 64.
+    pub cpu: Option<f64>,
+    /// Memory of the whole session, swap included, in bytes; past it the
+    /// kernel kills a process and the run ends `oom`. Default 512 MiB,
+    /// from 16 MiB to 8 GiB.
+    pub memory_bytes: Option<u64>,
     /// CPU seconds per run (`SIGXCPU` past them: `cpu_limit`), ≤ 600.
     pub cpu_seconds: Option<u64>,
-    /// Processes the session may run at once, ≤ 256.
+    /// Processes (and threads) the session may run at once, ≤ 256.
     pub pids: Option<u64>,
     /// Largest file a run may write, in bytes (`file_limit`), ≤ 1 GiB.
     pub disk_bytes: Option<u64>,
@@ -72,13 +84,20 @@ pub struct NewSession {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// Whether a session still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Running,
+    Ended,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     pub id: String,
     #[schema(value_type = String)]
     pub template: Language,
-    /// `running` or `ended`.
-    pub status: &'static str,
+    pub status: SessionStatus,
     /// Why it ended, when it has.
     pub reason: Option<EndReason>,
     pub created_at: String,
@@ -88,6 +107,8 @@ pub struct SessionView {
     pub last_active_at: Option<String>,
     pub running_executions: usize,
     pub executions: usize,
+    /// The limits in force, defaults filled in.
+    pub resources: Resources,
 }
 
 fn missing(id: &str) -> ServiceError {
@@ -180,8 +201,36 @@ pub async fn create(
         )?,
         open_files: defaults.open_files,
     };
+    let cpu = resources.cpu.unwrap_or(DEFAULT_CPU);
+    if !(cpu > 0.0 && cpu <= MAX_CPU) {
+        return Err(ServiceError::invalid(
+            "/resources/cpu",
+            format!("must be above 0 and at most {MAX_CPU} cores"),
+        ));
+    }
+    let memory_bytes = bounded(
+        resources.memory_bytes,
+        DEFAULT_MEMORY_BYTES,
+        MAX_MEMORY_BYTES,
+        "/resources/memory_bytes",
+    )?;
+    if memory_bytes < MIN_MEMORY_BYTES {
+        return Err(ServiceError::invalid(
+            "/resources/memory_bytes",
+            format!("must be at least {MIN_MEMORY_BYTES}"),
+        ));
+    }
+    let group_limits = GroupLimits {
+        memory_bytes,
+        pids: limits.processes,
+        cpu_cores: cpu,
+    };
     let env = checked_env(new.env, "/env")?;
     let sessions = &state.sessions;
+    let cgroups = sessions
+        .cgroups
+        .as_ref()
+        .map_err(|e| ServiceError::Unavailable(e.clone()))?;
     let uid = sessions.uids.take().ok_or_else(|| {
         ServiceError::Conflict(
             "every session slot of this server is in use; end a session or try later".into(),
@@ -189,17 +238,22 @@ pub async fn create(
     })?;
     let id = format!("ses_{}", random_token(16));
     let workspace = sessions.root.join(&id);
+    let group = cgroups.group(&id);
     let owner_uid = uid.uid();
-    let made = workspace.clone();
+    let (made, made_group) = (workspace.clone(), group.clone());
     let root = sessions.root.clone();
     tokio::task::spawn_blocking(move || {
         crate::runtime::sessions::prepare(&root)?;
+        made_group
+            .create(Some(&group_limits))
+            .map_err(std::io::Error::other)?;
         std::fs::create_dir(&made)?;
         std::os::unix::fs::chown(&made, Some(owner_uid), Some(owner_uid))
     })
     .await
     .map_err(|e| ServiceError::Internal(e.into()))?
     .map_err(|e| {
+        let _ = group.remove();
         ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
     })?;
     let now = now_ms();
@@ -214,21 +268,31 @@ pub async fn create(
         running: AtomicUsize::new(0),
         workspace,
         limits,
+        cpu,
+        memory_bytes,
         env,
         executions: Mutex::default(),
         stop: CancellationToken::new(),
         uid,
+        group,
     });
-    sessions.insert(session.clone());
+    let shown = view(&session);
+    if let Err(error) = sessions.insert(session.clone(), shown.clone()) {
+        let _ = session.group.remove();
+        let _ = std::fs::remove_dir_all(&session.workspace);
+        return Err(ServiceError::Internal(
+            anyhow::Error::new(error).context("writing the session's record"),
+        ));
+    }
     tracing::info!(session = %session.id, template = ?session.template, "session started");
-    Ok(view(&session))
+    Ok(shown)
 }
 
 fn view(session: &LiveSession) -> SessionView {
     SessionView {
         id: session.id.clone(),
         template: session.template,
-        status: "running",
+        status: SessionStatus::Running,
         reason: None,
         created_at: rfc3339(session.created_at_ms),
         expires_at: Some(rfc3339(session.expires_at_ms.load(Ordering::Relaxed))),
@@ -237,6 +301,14 @@ fn view(session: &LiveSession) -> SessionView {
         last_active_at: Some(rfc3339(session.last_active_ms.load(Ordering::Relaxed))),
         running_executions: session.running.load(Ordering::Relaxed),
         executions: session.executions().len(),
+        resources: Resources {
+            cpu: Some(session.cpu),
+            memory_bytes: Some(session.memory_bytes),
+            cpu_seconds: Some(session.limits.cpu_seconds),
+            pids: Some(session.limits.processes),
+            disk_bytes: Some(session.limits.file_bytes),
+            tmp_bytes: Some(session.limits.tmp_bytes),
+        },
     }
 }
 
@@ -306,7 +378,7 @@ pub fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<()> 
 fn end(state: &AppState, session: &LiveSession, reason: EndReason) {
     let now = now_ms();
     let mut last = view(session);
-    last.status = "ended";
+    last.status = SessionStatus::Ended;
     last.reason = Some(reason);
     last.ended_at = Some(rfc3339(now));
     last.expires_at = None;
@@ -348,12 +420,16 @@ pub struct ExecutionView {
     #[schema(value_type = String)]
     pub language: Language,
     pub created_at: String,
-    /// `running`, or how it ended: `ok`, `error`, `timeout`, `cpu_limit`,
-    /// `file_limit`, `killed`, `failed`.
+    /// `running`, or how it ended: `ok`, `error`, `timeout`, `oom`,
+    /// `cpu_limit`, `file_limit`, `killed`, `failed`.
     pub status: String,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub duration_ms: Option<u64>,
+    /// Most memory its processes held at once, in bytes.
+    pub peak_memory_bytes: Option<u64>,
+    /// CPU time its processes used, user and system.
+    pub cpu_ms: Option<u64>,
     pub stdout: String,
     pub stderr: String,
     pub dropped_output_bytes: u64,
@@ -384,6 +460,8 @@ fn execution_view(session: &str, execution: &Execution) -> ExecutionView {
         exit_code: ended.as_ref().and_then(|e| e.exit_code),
         signal: ended.as_ref().and_then(|e| e.signal),
         duration_ms: ended.as_ref().map(|e| e.duration_ms),
+        peak_memory_bytes: ended.as_ref().and_then(|e| e.peak_memory_bytes),
+        cpu_ms: ended.as_ref().and_then(|e| e.cpu_ms),
         stdout,
         stderr,
         dropped_output_bytes: ended.as_ref().map_or(0, |e| e.dropped_output_bytes),
@@ -469,6 +547,7 @@ pub async fn execute(
         let stop = held.stop.clone();
         sbx_sessions::run(
             &jail,
+            Some(&held.group.child(&running.id)),
             &argv,
             &env,
             Duration::from_secs(timeout),

@@ -251,8 +251,16 @@ async fn the_server_refuses_sessions_past_its_uid_range() {
     assert_eq!(status, 409, "{problem}");
     let (status, _) = send(app.admin(Method::DELETE, &format!("/sessions/{first}"))).await;
     assert_eq!(status, 204);
-    // The uid comes back once the session's last run has returned.
-    session(&app, json!({"template": "shell"})).await;
+    // The uid comes back once nothing of the session is left running.
+    crate::helpers::eventually("the uid to come back", Duration::from_secs(5), || async {
+        let (status, _) = send(
+            app.admin(Method::POST, "/sessions")
+                .json(&json!({"template": "shell"})),
+        )
+        .await;
+        (status == 201).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -293,4 +301,65 @@ async fn jails_leave_the_first_cpu_to_the_server() {
         vec![0]
     };
     assert_eq!(run["stdout"], format!("{expected:?}\n"), "{run}");
+}
+
+#[tokio::test]
+async fn the_kernel_holds_a_session_to_its_memory_and_cpu_and_names_an_oom() {
+    let app = spawn_app().await;
+    let (status, created) =
+        send(app.admin(Method::POST, "/sessions").json(
+            &json!({"template": "python", "resources": {"memory_bytes": 64 << 20, "cpu": 0.5}}),
+        ))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let resources = &created["resources"];
+    assert_eq!(
+        (
+            resources["memory_bytes"].as_u64(),
+            resources["cpu"].as_f64(),
+            resources["pids"].as_u64()
+        ),
+        (Some(64 << 20), Some(0.5), Some(64)),
+        "the limits in force, defaults filled in: {created}"
+    );
+    let id = created["id"].as_str().unwrap();
+    let run = |code: &'static str| {
+        let request = app
+            .admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({ "code": code }));
+        async move { send(request).await.1 }
+    };
+    let bomb = run("chunks = []\nwhile True:\n    chunks.append(bytearray(8 << 20))").await;
+    assert_eq!(bomb["status"], "oom", "{bomb}");
+    assert!(
+        bomb["peak_memory_bytes"].as_u64().unwrap() <= 64 << 20,
+        "{bomb}"
+    );
+    let spin = run("import time\nend = time.time() + 1.5\nwhile time.time() < end: pass").await;
+    assert_eq!(spin["status"], "ok", "{spin}");
+    let cpu = spin["cpu_ms"].as_u64().unwrap();
+    assert!(
+        (450..=1100).contains(&cpu),
+        "{cpu} ms in 1.5 s at half a core"
+    );
+    // The session outlives its runs' deaths.
+    let after = run("print('still here')").await;
+    assert_eq!(after["stdout"], "still here\n", "{after}");
+
+    for (resources, pointer) in [
+        (json!({"cpu": 0}), "/resources/cpu"),
+        (json!({"cpu": 1000}), "/resources/cpu"),
+        (json!({"memory_bytes": 1024}), "/resources/memory_bytes"),
+        (json!({"memory": "1G"}), ""),
+    ] {
+        let (status, problem) = send(
+            app.admin(Method::POST, "/sessions")
+                .json(&json!({"template": "shell", "resources": resources})),
+        )
+        .await;
+        assert_eq!(status, 422, "{resources}: {problem}");
+        if !pointer.is_empty() {
+            assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+        }
+    }
 }
