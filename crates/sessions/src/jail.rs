@@ -150,18 +150,15 @@ impl Jail {
         chain.extend(argv.iter().map(Into::into));
         // The shell waits for a line on stdin before it becomes the chain:
         // the caller moves it into the run's control group first, so no
-        // process of the run ever starts outside it. It also opens the
-        // seccomp program as the fd bubblewrap reads it from (not
-        // close-on-exec).
+        // process of the run ever starts outside it; what follows the line
+        // is the program's stdin. It also opens the seccomp program as the
+        // fd bubblewrap reads it from (not close-on-exec).
         let (script, first) = match &self.seccomp {
             Some(filter) => (
-                format!("read -r _ && exec \"$@\" </dev/null {SECCOMP_FD}<\"$0\""),
+                format!("read -r _ && exec \"$@\" {SECCOMP_FD}<\"$0\""),
                 filter.as_os_str().to_owned(),
             ),
-            None => (
-                "read -r _ && exec \"$@\" </dev/null".to_owned(),
-                "sbx-jail".into(),
-            ),
+            None => ("read -r _ && exec \"$@\"".to_owned(), "sbx-jail".into()),
         };
         let mut command = Command::new("/bin/sh");
         command.arg("-c").arg(script).arg(first).args(chain);

@@ -6,6 +6,7 @@
 //! may use them; this crate only knows how to jail and run a command.
 
 pub mod cgroup;
+pub mod handler;
 pub mod jail;
 pub mod output;
 pub mod run;
@@ -14,6 +15,6 @@ pub mod uids;
 
 pub use cgroup::{Cgroups, Group, GroupLimits, Usage};
 pub use jail::{Jail, JailError, Limits};
-pub use output::{Event, EventKind, Output};
-pub use run::{Ended, Language, Status, run};
+pub use output::{Event, EventKind, HandlerResult, Output};
+pub use run::{Ended, Language, Program, Status, run};
 pub use uids::{UidPool, UidSlot};

@@ -34,8 +34,35 @@ pub enum EventKind {
     Stderr {
         data: String,
     },
+    /// What a handler returned (`response`, as API Gateway answers it) or
+    /// raised (`error`), before the end (handler mode only).
+    Result(HandlerResult),
     /// The last event.
     End(Ended),
+}
+
+/// A handler's [`crate::handler::Outcome`], as an event says it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HandlerResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+impl From<crate::handler::Outcome> for HandlerResult {
+    fn from(outcome: crate::handler::Outcome) -> Self {
+        match outcome {
+            crate::handler::Outcome::Response(response) => Self {
+                response: Some(response),
+                error: None,
+            },
+            crate::handler::Outcome::Error(error) => Self {
+                response: None,
+                error: Some(error),
+            },
+        }
+    }
 }
 
 /// The events of one run.
@@ -141,6 +168,18 @@ impl Output {
             }) => Some(ended.clone()),
             _ => None,
         }
+    }
+
+    /// What the handler returned or raised, once known.
+    pub fn result(&self) -> Option<HandlerResult> {
+        self.log()
+            .events
+            .iter()
+            .rev()
+            .find_map(|event| match &event.kind {
+                EventKind::Result(result) => Some(result.clone()),
+                _ => None,
+            })
     }
 
     /// Stdout and stderr as kept, each joined.

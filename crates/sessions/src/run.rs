@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     cgroup::{Group, Usage},
+    handler,
     jail::{Jail, JailError},
     output::{EventKind, Output},
 };
@@ -24,15 +25,30 @@ pub enum Language {
 }
 
 impl Language {
-    /// The command line running `code`.
-    pub fn argv(self, code: &str) -> Vec<String> {
-        let (program, flag) = match self {
-            Self::Python => ("python3", "-c"),
-            Self::Node => ("node", "-e"),
-            Self::Shell => ("sh", "-c"),
+    /// The program running `code`: Python and Node read it on stdin (no
+    /// command-line length limit), a shell command is its `-c` argument.
+    pub fn program(self, code: &str) -> Program {
+        let (argv, stdin): (&[&str], &str) = match self {
+            Self::Python => (&["python3", "-"], code),
+            Self::Node => (&["node", "-"], code),
+            Self::Shell => (&["sh", "-c", code], ""),
         };
-        vec![program.to_owned(), flag.to_owned(), code.to_owned()]
+        Program {
+            argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+            stdin: stdin.as_bytes().to_vec(),
+            ..Program::default()
+        }
     }
+}
+
+/// What a run starts: its command line, extra environment, what it reads
+/// on stdin, and (handler mode) the workspace file its result is written to.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Vec<u8>,
+    pub result_file: Option<String>,
 }
 
 /// Why a run stopped.
@@ -87,14 +103,14 @@ const SIGXFSZ: i32 = 25;
 pub async fn run(
     jail: &Jail,
     group: Option<&Group>,
-    argv: &[String],
-    env: &[(String, String)],
+    program: Program,
     timeout: Duration,
     output: &Output,
     stop: impl std::future::Future<Output = ()>,
 ) -> Ended {
     let started = tokio::time::Instant::now();
-    let mut ended = match start(jail, group, argv, env).await {
+    let result_file = program.result_file.clone();
+    let mut ended = match start(jail, group, program).await {
         Ok(child) => watch(child, timeout, output, stop, started).await,
         Err(error) => Ended {
             status: Status::Failed,
@@ -116,6 +132,16 @@ pub async fn run(
             ended.status = Status::Oom;
         }
     }
+    if let Some(name) = result_file {
+        let workspace = jail.workspace.clone();
+        let outcome = tokio::task::spawn_blocking(move || handler::take_result(&workspace, &name))
+            .await
+            .ok()
+            .flatten();
+        if let Some(outcome) = outcome {
+            output.push(EventKind::Result(outcome.into()));
+        }
+    }
     output.push(EventKind::End(ended.clone()));
     ended
 }
@@ -135,15 +161,15 @@ async fn finish(group: &Group) -> Usage {
     .unwrap_or_default()
 }
 
-/// Starts the jail's command, moved into `group` before it runs anything.
+/// Starts the jail's command, moved into `group` before it runs anything,
+/// then hands it `program`'s stdin.
 async fn start(
     jail: &Jail,
     group: Option<&Group>,
-    argv: &[String],
-    env: &[(String, String)],
+    program: Program,
 ) -> Result<tokio::process::Child, String> {
     let mut command = jail
-        .command(argv, env)
+        .command(&program.argv, &program.env)
         .map_err(|e: JailError| e.to_string())?;
     if let Some(group) = group {
         group
@@ -159,8 +185,9 @@ async fn start(
             .map_err(|e| format!("the jail could not join its control group: {e}")),
         _ => Ok(()),
     };
-    let released = match (&entered, child.stdin.take()) {
-        (Ok(()), Some(mut stdin)) => stdin
+    let mut stdin = child.stdin.take();
+    let released = match (&entered, &mut stdin) {
+        (Ok(()), Some(stdin)) => stdin
             .write_all(b"\n")
             .await
             .map_err(|e| format!("the jail did not start: {e}")),
@@ -170,6 +197,13 @@ async fn start(
         let _ = child.start_kill();
         let _ = child.wait().await;
         return Err(error);
+    }
+    // The rest is read as the program runs; a program that never reads it
+    // (or dies first) just closes the pipe.
+    if let Some(mut stdin) = stdin {
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&program.stdin).await;
+        });
     }
     Ok(child)
 }

@@ -5,7 +5,8 @@
 use std::{os::unix::fs::chown, time::Duration};
 
 use sbx_sessions::{
-    Cgroups, EventKind, Group, GroupLimits, Jail, Language, Limits, Output, Status, UidPool, run,
+    Cgroups, EventKind, Group, GroupLimits, Jail, Language, Limits, Output, Program, Status,
+    UidPool, run,
 };
 
 fn cgroups() -> Cgroups {
@@ -82,8 +83,10 @@ async fn python(session: &Session, code: &str, timeout: Duration) -> (sbx_sessio
     let ended = run(
         &session.jail,
         Some(&session.run_group()),
-        &Language::Python.argv(code),
-        &[("GREETING".into(), "hej".into())],
+        Program {
+            env: vec![("GREETING".into(), "hej".into())],
+            ..Language::Python.program(code)
+        },
         timeout,
         &output,
         std::future::pending(),
@@ -210,12 +213,11 @@ async fn limits_end_runs_with_their_reason_and_leave_no_process() {
         output.texts()
     );
     let output = Output::default();
-    let shell = Language::Shell.argv("head -c 2000000 /dev/zero > big");
+    let shell = Language::Shell.program("head -c 2000000 /dev/zero > big");
     let ended = run(
         &session.jail,
         Some(&session.run_group()),
-        &shell,
-        &[],
+        shell,
         Duration::from_secs(20),
         &output,
         std::future::pending(),
@@ -250,8 +252,7 @@ async fn a_run_is_stopped_from_outside_and_a_missing_interpreter_is_an_error() {
     let ended = run(
         &session.jail,
         Some(&session.run_group()),
-        &Language::Shell.argv("echo started; sleep 60"),
-        &[],
+        Language::Shell.program("echo started; sleep 60"),
         Duration::from_secs(60),
         &output,
         tokio::time::sleep(Duration::from_millis(800)),
@@ -264,8 +265,10 @@ async fn a_run_is_stopped_from_outside_and_a_missing_interpreter_is_an_error() {
         let ended = run(
             &session.jail,
             None,
-            &["no-such-interpreter".to_owned()],
-            &[],
+            Program {
+                argv: vec!["no-such-interpreter".to_owned()],
+                ..Program::default()
+            },
             Duration::from_secs(10),
             &output,
             std::future::pending(),

@@ -39,6 +39,7 @@ pub enum EndReason {
 #[derive(Debug)]
 pub struct Execution {
     pub id: String,
+    pub mode: crate::service::sessions::Mode,
     pub language: Language,
     pub created_at_ms: i64,
     pub output: Output,

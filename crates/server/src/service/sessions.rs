@@ -10,8 +10,9 @@ use std::{
     time::Duration,
 };
 
-use sbx_sessions::{Ended, GroupLimits, Jail, Language, Limits, Output};
+use sbx_sessions::{Ended, GroupLimits, HandlerResult, Jail, Language, Limits, Output, handler};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
@@ -37,6 +38,7 @@ pub const MAX_TMP_BYTES: u64 = 512 * 1024 * 1024;
 pub const MAX_ENV_VARS: usize = 64;
 pub const MAX_ENV_VALUE_BYTES: usize = 4096;
 pub const MAX_CODE_BYTES: usize = 256 * 1024;
+pub const MAX_COMMAND_BYTES: usize = 120 * 1024;
 pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 pub const MAX_MEMORY_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
@@ -394,9 +396,27 @@ pub fn reap(state: &AppState, now_ms: i64) {
     }
 }
 
+/// How code is run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// As a program: its output and exit code.
+    #[default]
+    Script,
+    /// As a Lambda function: `handler(event, context)` called with an API
+    /// Gateway HTTP API event; its return value is the `result`.
+    Handler,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExecution {
+    /// `script` (the default) or `handler`.
+    pub mode: Option<Mode>,
+    /// Handler mode: the API Gateway HTTP API event (payload 2.0); what it
+    /// leaves out takes API Gateway's shape (a `GET /`).
+    #[schema(value_type = Option<Object>)]
+    pub event: Option<Value>,
     /// Code in `language` (one of `code` and `command`).
     pub code: Option<String>,
     /// A shell command line (one of `code` and `command`).
@@ -417,6 +437,7 @@ pub struct NewExecution {
 pub struct ExecutionView {
     pub id: String,
     pub session: String,
+    pub mode: Mode,
     #[schema(value_type = String)]
     pub language: Language,
     pub created_at: String,
@@ -433,6 +454,10 @@ pub struct ExecutionView {
     pub stdout: String,
     pub stderr: String,
     pub dropped_output_bytes: u64,
+    /// Handler mode: the `response` (`statusCode`, `headers`, `body`,
+    /// `isBase64Encoded`, `cookies`) or the `error` the handler raised.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<HandlerResult>,
     /// Why it could not start, when it could not.
     pub error: Option<String>,
     /// Its events as server-sent events, resumable with `Last-Event-ID`.
@@ -454,6 +479,7 @@ fn execution_view(session: &str, execution: &Execution) -> ExecutionView {
     ExecutionView {
         id: execution.id.clone(),
         session: session.to_owned(),
+        mode: execution.mode,
         language: execution.language,
         created_at: rfc3339(execution.created_at_ms),
         status,
@@ -465,6 +491,7 @@ fn execution_view(session: &str, execution: &Execution) -> ExecutionView {
         stdout,
         stderr,
         dropped_output_bytes: ended.as_ref().map_or(0, |e| e.dropped_output_bytes),
+        result: execution.output.result(),
         error: ended.and_then(|e| e.error),
         stream_url: format!(
             "/api/v1/sessions/{session}/executions/{}/stream",
@@ -483,24 +510,15 @@ pub async fn execute(
 ) -> ServiceResult<ExecutionView> {
     let session = live(state, caller, id)?;
     let language = new.language.unwrap_or(session.template);
-    let argv = match (new.code, new.command) {
-        (Some(code), None) => {
-            if code.len() > MAX_CODE_BYTES {
-                return Err(ServiceError::invalid(
-                    "/code",
-                    format!("at most {MAX_CODE_BYTES} bytes"),
-                ));
-            }
-            language.argv(&code)
-        }
-        (None, Some(command)) => {
-            if command.len() > MAX_CODE_BYTES {
-                return Err(ServiceError::invalid(
-                    "/command",
-                    format!("at most {MAX_CODE_BYTES} bytes"),
-                ));
-            }
-            Language::Shell.argv(&command)
+    let mode = new.mode.unwrap_or_default();
+    let (language, source) = match (new.code, new.command) {
+        (Some(code), None) => (language, code),
+        (None, Some(command)) if mode == Mode::Script => (Language::Shell, command),
+        (None, Some(_)) => {
+            return Err(ServiceError::invalid(
+                "/command",
+                "handler mode runs code (a module defining handler), not a command",
+            ));
         }
         _ => {
             return Err(ServiceError::invalid(
@@ -509,8 +527,31 @@ pub async fn execute(
             ));
         }
     };
-    if argv.iter().any(|a| a.contains('\0')) {
-        return Err(ServiceError::invalid("/code", "must not contain NUL"));
+    let pointer = if language == Language::Shell && mode == Mode::Script {
+        "/command"
+    } else {
+        "/code"
+    };
+    // A shell command is an argument: the kernel bounds one at 128 KiB.
+    let max = if language == Language::Shell {
+        MAX_COMMAND_BYTES
+    } else {
+        MAX_CODE_BYTES
+    };
+    if source.len() > max {
+        return Err(ServiceError::invalid(
+            pointer,
+            format!("at most {max} bytes"),
+        ));
+    }
+    if source.contains('\0') {
+        return Err(ServiceError::invalid(pointer, "must not contain NUL"));
+    }
+    if mode == Mode::Script && new.event.is_some() {
+        return Err(ServiceError::invalid(
+            "/event",
+            "an event is for handler mode (\"mode\": \"handler\")",
+        ));
     }
     let timeout = bounded(
         new.timeout_seconds,
@@ -520,10 +561,40 @@ pub async fn execute(
     )?;
     let mut env = session.env.clone();
     env.extend(checked_env(new.env, "/env")?);
+    let execution_id = format!("exe_{}", random_token(16));
+    let now = now_ms();
+    let mut program = match mode {
+        Mode::Script => language.program(&source),
+        Mode::Handler => {
+            let event = new.event.unwrap_or(Value::Null);
+            if !(event.is_object() || event.is_null()) {
+                return Err(ServiceError::invalid(
+                    "/event",
+                    "an API Gateway event is an object",
+                ));
+            }
+            let invocation = handler::Invocation {
+                request_id: &execution_id,
+                memory_mb: session.memory_bytes / (1024 * 1024),
+                deadline_ms: now + timeout as i64 * 1000,
+            };
+            let event = handler::event(event, &execution_id, now);
+            handler::program(
+                language,
+                &source,
+                &event,
+                &invocation,
+                &format!(".sbx-result-{execution_id}.json"),
+            )
+            .map_err(|e| ServiceError::invalid("/language", e.to_string()))?
+        }
+    };
+    program.env = env;
     let execution = Arc::new(Execution {
-        id: format!("exe_{}", random_token(16)),
+        id: execution_id,
+        mode,
         language,
-        created_at_ms: now_ms(),
+        created_at_ms: now,
         output: Output::default(),
     });
     {
@@ -548,8 +619,7 @@ pub async fn execute(
         sbx_sessions::run(
             &jail,
             Some(&held.group.child(&running.id)),
-            &argv,
-            &env,
+            program,
             Duration::from_secs(timeout),
             &running.output,
             stop.cancelled_owned(),

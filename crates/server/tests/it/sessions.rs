@@ -363,3 +363,135 @@ async fn the_kernel_holds_a_session_to_its_memory_and_cpu_and_names_an_oom() {
         }
     }
 }
+
+#[tokio::test]
+async fn lambda_handlers_run_unchanged_on_an_api_gateway_event() {
+    let app = spawn_app().await;
+    let id = session(
+        &app,
+        json!({"template": "python", "resources": {"memory_bytes": 256 << 20}}),
+    )
+    .await;
+    let execute = |body: Value| {
+        let request = app
+            .admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&body);
+        async move { send(request).await }
+    };
+    // A Powertools app (an event router nobody here wrote, installed by
+    // .ci/run) reads the event and answers in API Gateway's shape.
+    let powertools = r#"
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+app = APIGatewayHttpResolver()
+
+@app.post("/orders/<order_id>")
+def place(order_id):
+    event = app.current_event
+    return {"id": order_id, "items": event.json_body["items"], "method": event.request_context.http.method}
+
+def handler(event, context):
+    print("request", context.aws_request_id, context.memory_limit_in_mb)
+    assert 0 < context.get_remaining_time_in_millis() <= 30000
+    return app.resolve(event, context)
+"#;
+    let (status, run) = execute(json!({
+        "mode": "handler",
+        "code": powertools,
+        "event": {
+            "rawPath": "/orders/o_1",
+            "headers": {"content-type": "application/json"},
+            "body": "{\"items\": 2}",
+            "requestContext": {"http": {"method": "POST"}}
+        }
+    }))
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "ok", "{run}");
+    let response = &run["result"]["response"];
+    assert_eq!(response["statusCode"], 200, "{run}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, json!({"id": "o_1", "items": 2, "method": "POST"}));
+    assert_eq!(
+        run["stdout"],
+        format!("request {} 256\n", run["id"].as_str().unwrap()),
+        "prints are the function's logs"
+    );
+
+    // Node: an ES module, and a CommonJS handler answering by callback.
+    let esm = "export const handler = async (event, context) => ({statusCode: 201, headers: {'X-Request': context.awsRequestId}, body: JSON.stringify({path: event.rawPath, version: event.version})});";
+    let (_, run) = execute(
+        json!({"mode": "handler", "language": "node", "code": esm, "event": {"rawPath": "/made"}}),
+    )
+    .await;
+    assert_eq!(run["status"], "ok", "{run}");
+    let response = &run["result"]["response"];
+    assert_eq!(
+        (
+            response["statusCode"].as_u64(),
+            &response["headers"]["x-request"]
+        ),
+        (Some(201), &run["id"]),
+        "{run}"
+    );
+    assert_eq!(response["body"], "{\"path\":\"/made\",\"version\":\"2.0\"}");
+    let callback = "exports.handler = (event, context, callback) => callback(null, {hello: event.queryStringParameters.name});";
+    let (_, run) = execute(json!({"mode": "handler", "language": "node", "code": callback, "event": {"queryStringParameters": {"name": "ada"}}})).await;
+    assert_eq!(
+        (
+            run["result"]["response"]["statusCode"].as_u64(),
+            run["result"]["response"]["body"].as_str()
+        ),
+        (Some(200), Some("{\"hello\":\"ada\"}")),
+        "{run}"
+    );
+
+    // What a handler raises is Lambda's error shape, and the run an error.
+    let (_, run) = execute(json!({"mode": "handler", "code": "def handler(event, context):\n    raise ValueError('no such order')"})).await;
+    assert_eq!(run["status"], "error", "{run}");
+    assert_eq!(
+        (
+            run["result"]["error"]["errorType"].as_str(),
+            run["result"]["error"]["errorMessage"].as_str()
+        ),
+        (Some("ValueError"), Some("no such order")),
+        "{run}"
+    );
+    assert!(run["stderr"].as_str().unwrap().contains("ValueError"));
+
+    // A link planted where the result goes is never followed by the server.
+    let planted = "import os\ndef handler(event, context):\n    os.symlink('/etc/shadow', '/workspace/.sbx-result-' + context.aws_request_id + '.json')\n    os._exit(0)";
+    let (_, run) = execute(json!({"mode": "handler", "code": planted})).await;
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(run["result"], Value::Null, "{run}");
+    assert!(!run.to_string().contains("root:"), "{run}");
+
+    // The stream says the result before the end.
+    let (status, started) = execute(json!({"mode": "handler", "code": "def handler(event, context):\n    return {'n': 1}", "wait": false})).await;
+    assert_eq!(status, 202, "{started}");
+    let stream = started["stream_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/api/v1")
+        .to_owned();
+    let events = read_stream(&app, &stream, None).await;
+    let names: Vec<&str> = events.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(&names[names.len() - 2..], ["result", "end"], "{events:?}");
+    assert_eq!(events[names.len() - 2].2["response"]["body"], "{\"n\":1}");
+
+    for (body, pointer) in [
+        (
+            json!({"mode": "handler", "language": "shell", "code": "true"}),
+            "/language",
+        ),
+        (json!({"mode": "handler", "command": "true"}), "/command"),
+        (json!({"code": "print(1)", "event": {}}), "/event"),
+        (
+            json!({"mode": "handler", "code": "x", "event": [1]}),
+            "/event",
+        ),
+    ] {
+        let (status, problem) = execute(body.clone()).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+}
