@@ -6,6 +6,7 @@
 //! may use them; this crate only knows how to jail and run a command.
 
 pub mod cgroup;
+pub mod files;
 pub mod handler;
 pub mod jail;
 pub mod output;

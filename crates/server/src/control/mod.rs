@@ -64,6 +64,11 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(sessions::executions, sessions::execute))
         .routes(routes!(sessions::execution))
         .routes(routes!(sessions::stream))
+        .routes(routes!(
+            sessions::get_file,
+            sessions::put_file,
+            sessions::delete_file
+        ))
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(sandboxes::show, sandboxes::delete))
         .routes(routes!(sandboxes::reset))

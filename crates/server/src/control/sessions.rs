@@ -1,13 +1,15 @@
-//! Code sessions: `/api/v1/sessions`, their executions and their streams.
+//! Code sessions: `/api/v1/sessions`, their executions, their streams and
+//! their files.
 
 use std::convert::Infallible;
 
 use axum::{
     Extension, Json,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
     response::{
-        IntoResponse,
+        IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
 };
@@ -20,6 +22,7 @@ use crate::{
     http::error::{ApiError, ApiJson},
     service::{
         caller::Caller,
+        session_files as files,
         sessions::{self as service, ExecutionView, NewExecution, NewSession, SessionView},
     },
 };
@@ -158,7 +161,7 @@ pub async fn execution(
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/executions/{eid}/stream", operation_id = "streamExecution", tag = "sessions",
     params(("id" = String, Path), ("eid" = String, Path),
            ("Last-Event-ID" = Option<u64>, Header, description = "the last event received: the stream goes on after it")),
-    responses((status = 200, description = "Server-sent events `start` {pid}, `stdout` {data}, `stderr` {data}, `end` {status, exit_code, signal, duration_ms, peak_memory_bytes, cpu_ms, dropped_output_bytes}, each with its number as `id`; the stream closes after `end`"),
+    responses((status = 200, description = "Server-sent events `start` {pid}, `stdout` {data}, `stderr` {data}, `result` {response | error} (handler mode), `end` {status, exit_code, signal, duration_ms, peak_memory_bytes, cpu_ms, dropped_output_bytes}, each with its number as `id`; the stream closes after `end`"),
               (status = 404)),
     security(("bearer" = [])))]
 pub async fn stream(
@@ -200,4 +203,77 @@ pub async fn stream(
         },
     );
     Ok(Sse::new(futures_util::StreamExt::flatten(events)).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilePath {
+    /// A path in the workspace (`data/in.csv`); the workspace itself when
+    /// empty. `..` and links leading outside are refused.
+    #[serde(default)]
+    pub path: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileList {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<sbx_sessions::files::Entry>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/files", operation_id = "getSessionFile", tag = "sessions",
+    params(("id" = String, Path), FilePath),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "A file's bytes; a directory's entries (`{items: [{name, path, type, size, modified}]}`) as JSON"),
+              (status = 403, description = "the path leads outside the workspace"), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn get_file(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<FilePath>,
+) -> Result<Response, ApiError> {
+    Ok(
+        match files::fetch(&state, &caller, &id, query.path).await? {
+            files::Fetched::File { file, size } => (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                    (header::CONTENT_LENGTH, size.to_string()),
+                ],
+                Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+            )
+                .into_response(),
+            files::Fetched::Listing(items) => Json(FileList { items }).into_response(),
+        },
+    )
+}
+
+#[utoipa::path(put, path = "/api/v1/sessions/{id}/files", operation_id = "putSessionFile", tag = "sessions",
+    params(("id" = String, Path), FilePath),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes; it replaces what was there, its folders are made"),
+    responses((status = 201, body = files::Stored), (status = 403), (status = 404), (status = 409, description = "the path is a directory"),
+              (status = 413, description = "past the session's disk_bytes"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn put_file(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<FilePath>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let stored = files::store(&state, &caller, &id, query.path, body.into_data_stream()).await?;
+    let location = format!("/api/v1/sessions/{id}/files?path={}", stored.path);
+    Ok(created(location, stored))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}/files", operation_id = "deleteSessionFile", tag = "sessions",
+    params(("id" = String, Path), FilePath),
+    responses((status = 204, description = "Removed (a directory with what it held)"), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn delete_file(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<FilePath>,
+) -> Result<StatusCode, ApiError> {
+    files::remove(&state, &caller, &id, query.path).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

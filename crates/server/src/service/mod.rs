@@ -17,6 +17,7 @@ pub mod projects;
 pub mod quotas;
 pub mod replay;
 pub mod sandboxes;
+pub mod session_files;
 pub mod sessions;
 pub mod snippets;
 pub mod timeline;

@@ -315,7 +315,7 @@ fn view(session: &LiveSession) -> SessionView {
 }
 
 /// The caller's live session `id`, noted as active.
-fn live(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<LiveSession>> {
+pub(super) fn live(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<LiveSession>> {
     let session = state
         .sessions
         .get(id)

@@ -252,6 +252,7 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /api/v1/sandboxes/{id}/oauth/users/{sub}",
             "DELETE /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
             "DELETE /api/v1/sessions/{id}",
+            "DELETE /api/v1/sessions/{id}/files",
             "GET /api/v1/accounts",
             "GET /api/v1/accounts/{account}",
             "GET /api/v1/audit",
@@ -291,6 +292,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /api/v1/sessions/{id}/executions",
             "GET /api/v1/sessions/{id}/executions/{eid}",
             "GET /api/v1/sessions/{id}/executions/{eid}/stream",
+            "GET /api/v1/sessions/{id}/files",
             "PATCH /api/v1/accounts/{account}",
             "PATCH /api/v1/sandboxes/{id}/webhook-endpoints/{endpoint}",
             "PATCH /api/v1/sessions/{id}",
@@ -326,6 +328,7 @@ async fn the_openapi_document_matches_the_routes() {
             "PUT /api/v1/sandboxes/{id}/rate-limits",
             "PUT /api/v1/sandboxes/{id}/scenario",
             "PUT /api/v1/sandboxes/{id}/ttl",
+            "PUT /api/v1/sessions/{id}/files",
         ]
     );
     // Every documented route is served (never the control plane's "no route").

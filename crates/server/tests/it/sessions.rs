@@ -495,3 +495,94 @@ def handler(event, context):
         assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
     }
 }
+
+#[tokio::test]
+async fn files_go_in_and_out_of_the_workspace_and_never_past_it() {
+    let app = spawn_app().await;
+    let (status, created) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "python", "resources": {"disk_bytes": 4096}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let files = |path: &str| format!("/sessions/{id}/files?path={path}");
+    let upload = |path: &str, bytes: Vec<u8>| {
+        let request = app.admin(Method::PUT, &files(path)).body(bytes);
+        async move { send(request).await }
+    };
+    let (status, stored) = upload("data/in.csv", b"a,b\n1,2\n".to_vec()).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored, json!({"path": "data/in.csv", "size": 8}));
+
+    // The code sees it, owns it, and leaves files to download.
+    let code = "import os\nrows = open('data/in.csv').read().splitlines()\nopen('data/in.csv', 'a').write('3,4\\n')\nopen('out.txt', 'w').write(str(len(rows)))\nos.symlink('/etc/shadow', 'leak')\nos.symlink('/', 'host')";
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({ "code": code })),
+    )
+    .await;
+    assert_eq!(run["status"], "ok", "{run}");
+    let download = |path: &str| {
+        let request = app.admin(Method::GET, &files(path));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.bytes().await.unwrap())
+        }
+    };
+    assert_eq!(download("out.txt").await, (200, "2".into()));
+    assert_eq!(
+        download("data/in.csv").await,
+        (200, "a,b\n1,2\n3,4\n".into())
+    );
+    let (status, listing) = send(app.admin(Method::GET, &files(""))).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<(String, String)> = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().into(),
+                e["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("data".into(), "directory".into()),
+            ("host".into(), "symlink".into()),
+            ("leak".into(), "symlink".into()),
+            ("out.txt".into(), "file".into())
+        ]
+    );
+
+    // Links planted by the code, and `..`, never lead the server outside.
+    for path in ["leak", "host/etc/shadow", "host/tmp"] {
+        let (status, body) = download(path).await;
+        assert_eq!(status, 403, "{path}: {body:?}");
+        assert!(!String::from_utf8_lossy(&body).contains("root:"));
+    }
+    let planted = format!("sbx-escape-{}", std::process::id());
+    let (status, _) = upload(&format!("host/tmp/{planted}"), b"x".to_vec()).await;
+    assert_eq!(status, 403);
+    assert!(!std::path::Path::new("/tmp").join(&planted).exists());
+    for path in ["../escape", "data/../../escape"] {
+        let (status, problem) = upload(path, b"x".to_vec()).await;
+        assert_eq!(status, 422, "{path}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "path", "{problem}");
+    }
+    assert_eq!(download("nothing-here").await.0, 404);
+
+    // Past the session's disk_bytes nothing is kept.
+    let (status, problem) = upload("big.bin", vec![7; 5000]).await;
+    assert_eq!(status, 413, "{problem}");
+    assert_eq!(download("big.bin").await.0, 404);
+
+    let (status, _) = send(app.admin(Method::DELETE, &files("data"))).await;
+    assert_eq!(status, 204);
+    assert_eq!(download("data/in.csv").await.0, 404);
+    let (status, _) = send(app.admin(Method::DELETE, &files(""))).await;
+    assert_eq!(status, 422, "the workspace itself stays");
+}
