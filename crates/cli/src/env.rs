@@ -20,6 +20,9 @@ pub const OTLP_ENDPOINT: &str = "SBX_OTLP_ENDPOINT";
 pub const PUBLIC_METRICS: &str = "SBX_PUBLIC_METRICS";
 /// `sbx serve --signup`.
 pub const SIGNUP: &str = "SBX_SIGNUP";
+/// Where session snapshots go (`s3://bucket/prefix`); `AWS_*` variables
+/// configure an S3 store.
+pub const SNAPSHOT_STORE: &str = "SBX_SNAPSHOT_STORE";
 /// `sbx mock --listen`.
 pub const MOCK_LISTEN: &str = "SBX_MOCK_LISTEN";
 /// The log filter (tracing's syntax) and format (`json`).
@@ -43,7 +46,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("pub const "))
             .filter_map(|line| line.split('"').nth(1))
             .collect();
-        assert_eq!(declared.len(), 19);
+        assert_eq!(declared.len(), 20);
         for name in declared {
             assert!(
                 docs.contains(&format!("`{name}`")),

@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// holders of an admin's invitation (`invite`), or nobody (`closed`).
     #[arg(long, env = env::SIGNUP, value_parser = ["open", "invite", "closed"])]
     pub signup: Option<String>,
+    /// Where code sessions' snapshots are kept: an object store URL
+    /// (`s3://bucket/prefix`, with `AWS_*` variables for credentials and
+    /// endpoint) [default: {data dir}/snapshots].
+    #[arg(long, env = env::SNAPSHOT_STORE)]
+    pub snapshot_store: Option<String>,
 }
 
 /// The most request-log entries a server may hold in memory, a sandbox's
@@ -78,6 +83,7 @@ struct FileSettings {
     public_metrics: Option<bool>,
     control_origins: Option<Vec<String>>,
     accounts: Option<AccountSettings>,
+    snapshot_store: Option<String>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -141,6 +147,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         request_log: !args.no_request_log && file.request_log.unwrap_or(true),
         request_log_limits: file.request_log_limits.unwrap_or_default(),
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
+        snapshot_store: args.snapshot_store.or(file.snapshot_store),
         ..defaults
     };
     config.validate()?;
@@ -165,6 +172,7 @@ mod tests {
             otlp_endpoint: None,
             public_metrics: false,
             signup: None,
+            snapshot_store: None,
         }
     }
 

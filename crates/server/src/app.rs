@@ -77,6 +77,8 @@ pub struct Shared {
     pub receiver: crate::runtime::receiver::Receiver,
     /// Live code sessions.
     pub sessions: crate::runtime::sessions::Sessions,
+    /// Where sessions' workspaces are saved.
+    pub snapshots: crate::runtime::snapshots::Snapshots,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -343,6 +345,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         uids,
         now_ms(),
     );
+    let snapshots = crate::runtime::snapshots::Snapshots::open(
+        config.snapshot_store.as_deref(),
+        &config.snapshot_store_options,
+        &config.data_dir,
+    )?;
     let state = AppState(Arc::new(Shared {
         telemetry,
         store: store.clone(),
@@ -365,6 +372,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         oauth: Default::default(),
         receiver: Default::default(),
         sessions,
+        snapshots,
         workers: workers.clone(),
     }));
     load_registry(&state).await?;

@@ -253,6 +253,12 @@ pub struct Config {
     /// Host uids code sessions run as: `(first, count)`, one per live
     /// session, never shared with another user of the machine.
     pub session_uids: (u32, u32),
+    /// Where session snapshots are kept: an object store URL
+    /// (`s3://bucket/prefix`, `file:///path`), or `{data dir}/snapshots`.
+    pub snapshot_store: Option<String>,
+    /// Options of that store (`aws_endpoint`, `aws_allow_http`, …), besides
+    /// those read from the `AWS_*` environment.
+    pub snapshot_store_options: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -281,6 +287,8 @@ impl Default for Config {
             accounts: AccountSettings::default(),
             quotas: Quotas::default(),
             session_uids: (2_000_000, 1000),
+            snapshot_store: None,
+            snapshot_store_options: Vec::new(),
         }
     }
 }

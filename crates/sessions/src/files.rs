@@ -31,6 +31,8 @@ pub enum FilesError {
     #[error("{0:?} leads outside the workspace (a link or ..), which is not followed")]
     Outside(String),
     #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
     Io(#[from] io::Error),
 }
 
@@ -53,6 +55,93 @@ pub struct Entry {
 pub enum Found {
     File { file: std::fs::File, size: u64 },
     Directory(Vec<Entry>),
+}
+
+/// Most a snapshot of a workspace holds.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1024 * 1024 * 1024;
+pub const MAX_SNAPSHOT_FILES: u64 = 100_000;
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Packed {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Packed {
+    fn count(&mut self, bytes: u64) -> Result<(), FilesError> {
+        self.files += 1;
+        self.bytes += bytes;
+        if self.files > MAX_SNAPSHOT_FILES || self.bytes > MAX_SNAPSHOT_BYTES {
+            return Err(FilesError::TooLarge(format!(
+                "a snapshot holds at most {MAX_SNAPSHOT_FILES} files and {MAX_SNAPSHOT_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn header(
+    kind: tar::EntryType,
+    path: &Path,
+    size: u64,
+    mode: u32,
+    mtime: u64,
+) -> io::Result<tar::Header> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_path(path)?;
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_mtime(mtime);
+    header.set_cksum();
+    Ok(header)
+}
+
+fn pack_folder(
+    folder: &Dir,
+    prefix: &Path,
+    archive: &mut tar::Builder<impl io::Write>,
+    packed: &mut Packed,
+) -> Result<(), FilesError> {
+    let mut entries: Vec<_> = folder.entries()?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(cap_std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name();
+        let path = prefix.join(&name);
+        // Not followed: a link is what the name is.
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            archive.append(
+                &header(tar::EntryType::Directory, &path, 0, 0o755, 0)?,
+                io::empty(),
+            )?;
+            let inner = folder.open_dir(&name).map_err(resolved(&path))?;
+            pack_folder(&inner, &path, archive, packed)?;
+        } else if kind.is_file() {
+            let file = folder.open(&name).map_err(resolved(&path))?.into_std();
+            let metadata = file.metadata()?;
+            packed.count(metadata.len())?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o755;
+            let mtime = metadata
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let size = metadata.len();
+            // Exactly `size` bytes, whatever the code does to the file
+            // meanwhile: a tar entry is as long as its header says.
+            let exact = io::Read::take(
+                io::Read::chain(io::Read::take(file, size), io::repeat(0)),
+                size,
+            );
+            archive.append(
+                &header(tar::EntryType::Regular, &path, size, mode, mtime)?,
+                exact,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// A workspace, opened for a client's requests.
@@ -176,9 +265,21 @@ impl Workspace {
         let Some(name) = path.file_name() else {
             return Err(FilesError::BadPath("name a file to write".into()));
         };
+        let directory = self.directory(path.parent().unwrap_or(Path::new("")))?;
+        if directory.symlink_metadata(name).is_ok_and(|m| m.is_dir()) {
+            return Err(FilesError::IsDirectory(shown(&path)));
+        }
+        let file = directory.create(name).map_err(resolved(&path))?.into_std();
+        std::os::unix::fs::fchown(&file, Some(self.uid), Some(self.uid))?;
+        Ok(file)
+    }
+
+    /// The folder at (clean) `path`, made with its parents where missing,
+    /// each new one owned by the session.
+    fn directory(&self, path: &Path) -> Result<Dir, FilesError> {
         let mut directory = self.root.try_clone()?;
         let mut walked = PathBuf::new();
-        for component in path.parent().into_iter().flat_map(Path::components) {
+        for component in path.components() {
             walked.push(component);
             match directory.create_dir(component) {
                 // Owned through its parent's handle, the name not followed.
@@ -195,12 +296,48 @@ impl Workspace {
             }
             directory = directory.open_dir(component).map_err(resolved(&walked))?;
         }
-        if directory.symlink_metadata(name).is_ok_and(|m| m.is_dir()) {
-            return Err(FilesError::IsDirectory(shown(&path)));
+        Ok(directory)
+    }
+
+    /// Writes the workspace's folders and files as a tar archive (links
+    /// are left out: a snapshot restored anywhere holds only what it
+    /// names itself).
+    pub fn pack(&self, out: impl io::Write) -> Result<Packed, FilesError> {
+        let mut archive = tar::Builder::new(out);
+        let mut packed = Packed::default();
+        pack_folder(&self.root, Path::new(""), &mut archive, &mut packed)?;
+        archive.finish()?;
+        Ok(packed)
+    }
+
+    /// Recreates the folders and files of a tar archive (as [`Self::pack`]
+    /// writes it) in the workspace, owned by the session; links and other
+    /// kinds of entry are skipped, paths checked like any other.
+    pub fn unpack(&self, input: impl io::Read) -> Result<Packed, FilesError> {
+        let mut archive = tar::Archive::new(input);
+        let mut packed = Packed::default();
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            let path = clean(&name)?;
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => {
+                    self.directory(&path)?;
+                }
+                tar::EntryType::Regular => {
+                    packed.count(entry.size())?;
+                    let mut file = self.create(&name)?;
+                    io::copy(&mut entry, &mut file)?;
+                    if let Ok(mode) = entry.header().mode() {
+                        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+                            mode & 0o755,
+                        ))?;
+                    }
+                }
+                _ => {}
+            }
         }
-        let file = directory.create(name).map_err(resolved(&path))?.into_std();
-        std::os::unix::fs::fchown(&file, Some(self.uid), Some(self.uid))?;
-        Ok(file)
+        Ok(packed)
     }
 
     fn owner(&self) -> rustix::fs::Uid {

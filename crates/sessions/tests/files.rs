@@ -60,3 +60,46 @@ fn writes_are_owned_by_the_session_and_links_never_lead_out() {
         Err(FilesError::NotFound(_))
     ));
 }
+
+#[test]
+fn a_packed_workspace_unpacks_elsewhere_without_its_links() {
+    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = Workspace::open(from.path(), 3_200_001).unwrap();
+    std::io::Write::write_all(&mut source.create("notes/a.txt").unwrap(), b"alpha").unwrap();
+    std::io::Write::write_all(&mut source.create("run.sh").unwrap(), b"#!/bin/sh\n").unwrap();
+    std::fs::create_dir(from.path().join("empty")).unwrap();
+    symlink("/etc/passwd", from.path().join("link")).unwrap();
+    let mut archive = Vec::new();
+    let packed = source.pack(&mut archive).unwrap();
+    assert_eq!((packed.files, packed.bytes), (2, 15));
+
+    let target = Workspace::open(to.path(), 3_200_002).unwrap();
+    assert_eq!(target.unpack(archive.as_slice()).unwrap(), packed);
+    assert_eq!(
+        std::fs::read(to.path().join("notes/a.txt")).unwrap(),
+        b"alpha"
+    );
+    assert!(to.path().join("empty").is_dir());
+    assert!(
+        !to.path().join("link").exists()
+            && std::fs::symlink_metadata(to.path().join("link")).is_err()
+    );
+    let owner = std::fs::metadata(to.path().join("notes")).unwrap().uid();
+    assert_eq!(owner, 3_200_002);
+
+    // An archive naming a path outside is refused, nothing written there.
+    let mut hostile = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_entry_type(tar::EntryType::Regular);
+    let name = b"../escaped";
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    header.set_cksum();
+    hostile.append(&header, &b"x"[..]).unwrap();
+    let hostile = hostile.into_inner().unwrap();
+    assert!(matches!(
+        target.unpack(hostile.as_slice()),
+        Err(FilesError::BadPath(_))
+    ));
+    assert!(!to.path().parent().unwrap().join("escaped").exists());
+}

@@ -69,6 +69,9 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
             sessions::put_file,
             sessions::delete_file
         ))
+        .routes(routes!(sessions::save_snapshot))
+        .routes(routes!(sessions::snapshots))
+        .routes(routes!(sessions::delete_snapshot))
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(sandboxes::show, sandboxes::delete))
         .routes(routes!(sandboxes::reset))

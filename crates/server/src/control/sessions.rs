@@ -277,3 +277,56 @@ pub async fn delete_file(
     files::remove(&state, &caller, &id, query.path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSnapshot {
+    /// Its name (1–64 letters, digits, `-`, `_`, `.`); the session's id by
+    /// default. A snapshot of that name is replaced.
+    pub name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/snapshots", operation_id = "saveSessionSnapshot", tag = "sessions",
+    params(("id" = String, Path)), request_body = NewSnapshot,
+    responses((status = 201, body = files::SnapshotView, description = "The workspace's folders and files (not links), saved; `POST /sessions` with `snapshot` starts from it"),
+              (status = 404), (status = 413, description = "over 100,000 files or 1 GiB"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn save_snapshot(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewSnapshot>,
+) -> Result<impl IntoResponse, ApiError> {
+    let saved = files::save_snapshot(&state, &caller, &id, body.name).await?;
+    Ok(created(format!("/api/v1/snapshots/{}", saved.name), saved))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotList {
+    pub items: Vec<crate::runtime::snapshots::Saved>,
+}
+
+#[utoipa::path(get, path = "/api/v1/snapshots", operation_id = "listSnapshots", tag = "sessions",
+    responses((status = 200, body = SnapshotList, description = "Your snapshots, by name")),
+    security(("bearer" = [])))]
+pub async fn snapshots(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<SnapshotList>, ApiError> {
+    Ok(Json(SnapshotList {
+        items: files::snapshots(&state, &caller).await?,
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/snapshots/{name}", operation_id = "deleteSnapshot", tag = "sessions",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn delete_snapshot(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    files::delete_snapshot(&state, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

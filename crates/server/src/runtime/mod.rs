@@ -9,4 +9,5 @@ pub mod rate;
 pub mod receiver;
 pub mod registry;
 pub mod sessions;
+pub mod snapshots;
 pub mod usage;

@@ -30,6 +30,7 @@ fn refused(error: FilesError) -> ServiceError {
         }]),
         FilesError::NotFound(_) => ServiceError::NotFound(error.to_string()),
         FilesError::IsDirectory(_) => ServiceError::Conflict(error.to_string()),
+        FilesError::TooLarge(message) => ServiceError::TooLarge(message),
         FilesError::Outside(_) => ServiceError::Forbidden(error.to_string()),
         FilesError::Io(e) => {
             ServiceError::Internal(anyhow::Error::new(e).context("a workspace file"))
@@ -131,4 +132,158 @@ pub async fn remove(
 ) -> ServiceResult<()> {
     let session = live(state, caller, id)?;
     in_workspace(&session, move |w| w.remove(&path)).await
+}
+
+/// The snapshot namespace of the caller: its account, or `admin`.
+fn owner_key(caller: &Caller) -> String {
+    caller
+        .owner()
+        .map_or_else(|| "admin".to_owned(), |owner| owner.to_string())
+}
+
+fn checked_name(name: &str, pointer: &str) -> ServiceResult<()> {
+    let valid = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            pointer,
+            "a snapshot name is 1 to 64 letters, digits, -, _ and ., starting with a letter or digit",
+        ))
+    }
+}
+
+/// A scratch file for an archive on its way in or out: root's, in the
+/// sessions folder, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(state: &AppState) -> Self {
+        Self(state.sessions.root.join(format!(
+            ".snapshot-{}.tar",
+            crate::runtime::ids::random_token(16)
+        )))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn internal(context: &'static str) -> impl FnOnce(std::io::Error) -> ServiceError {
+    move |e| ServiceError::Internal(anyhow::Error::new(e).context(context))
+}
+
+/// A saved snapshot.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SnapshotView {
+    pub name: String,
+    pub files: u64,
+    /// Bytes of the files it holds.
+    pub bytes: u64,
+    /// Where it is kept (the store's location, without credentials).
+    pub store: String,
+}
+
+/// Saves the session's folders and files (not links) as the caller's
+/// snapshot `name` (the session's id when none), replacing one of that name.
+pub async fn save_snapshot(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    name: Option<String>,
+) -> ServiceResult<SnapshotView> {
+    let session = live(state, caller, id)?;
+    let name = name.unwrap_or_else(|| session.id.clone());
+    checked_name(&name, "/name")?;
+    let scratch = Scratch::new(state);
+    let path = scratch.0.clone();
+    let packed = in_workspace(&session, move |w| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        w.pack(std::io::BufWriter::new(file))
+    })
+    .await?;
+    let file = tokio::fs::File::open(&scratch.0)
+        .await
+        .map_err(internal("reading a snapshot"))?;
+    state
+        .snapshots
+        .save(&owner_key(caller), &name, file)
+        .await
+        .map_err(ServiceError::Internal)?;
+    tracing::info!(session = %session.id, snapshot = %name, files = packed.files, "snapshot saved");
+    Ok(SnapshotView {
+        name,
+        files: packed.files,
+        bytes: packed.bytes,
+        store: state.snapshots.location.clone(),
+    })
+}
+
+/// The caller's snapshots.
+pub async fn snapshots(
+    state: &AppState,
+    caller: &Caller,
+) -> ServiceResult<Vec<crate::runtime::snapshots::Saved>> {
+    state
+        .snapshots
+        .list(&owner_key(caller))
+        .await
+        .map_err(ServiceError::Internal)
+}
+
+/// Removes the caller's snapshot `name`.
+pub async fn delete_snapshot(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<()> {
+    checked_name(name, "name")?;
+    let removed = state
+        .snapshots
+        .delete(&owner_key(caller), name)
+        .await
+        .map_err(ServiceError::Internal)?;
+    removed
+        .then_some(())
+        .ok_or_else(|| ServiceError::NotFound(format!("snapshot {name:?} does not exist")))
+}
+
+/// Fills a new session's workspace from the caller's snapshot `name`.
+pub(super) async fn restore(
+    state: &AppState,
+    caller: &Caller,
+    session: &LiveSession,
+    name: &str,
+) -> ServiceResult<sbx_sessions::files::Packed> {
+    checked_name(name, "/snapshot")?;
+    let scratch = Scratch::new(state);
+    let mut file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&scratch.0)
+        .await
+        .map_err(internal("downloading a snapshot"))?;
+    let found = state
+        .snapshots
+        .load(&owner_key(caller), name, &mut file)
+        .await
+        .map_err(ServiceError::Internal)?;
+    if !found {
+        return Err(ServiceError::NotFound(format!(
+            "snapshot {name:?} does not exist"
+        )));
+    }
+    drop(file);
+    let path = scratch.0.clone();
+    in_workspace(session, move |w| {
+        w.unpack(std::io::BufReader::new(std::fs::File::open(&path)?))
+    })
+    .await
 }

@@ -84,6 +84,9 @@ pub struct NewSession {
     /// Variables every run sees.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A snapshot of yours (`POST /sessions/{id}/snapshots`) to start the
+    /// workspace from.
+    pub snapshot: Option<String>,
 }
 
 /// Whether a session still runs.
@@ -278,13 +281,26 @@ pub async fn create(
         uid,
         group,
     });
+    let restored = match &new.snapshot {
+        Some(name) => super::session_files::restore(state, caller, &session, name)
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    };
     let shown = view(&session);
-    if let Err(error) = sessions.insert(session.clone(), shown.clone()) {
+    let held = restored.and_then(|()| {
+        sessions
+            .insert(session.clone(), shown.clone())
+            .map_err(|error| {
+                ServiceError::Internal(
+                    anyhow::Error::new(error).context("writing the session's record"),
+                )
+            })
+    });
+    if let Err(error) = held {
         let _ = session.group.remove();
         let _ = std::fs::remove_dir_all(&session.workspace);
-        return Err(ServiceError::Internal(
-            anyhow::Error::new(error).context("writing the session's record"),
-        ));
+        return Err(error);
     }
     tracing::info!(session = %session.id, template = ?session.template, "session started");
     Ok(shown)

@@ -30,6 +30,7 @@ mod responses;
 mod scenarios;
 mod sdk;
 mod sessions;
+mod snapshots;
 mod states;
 mod telemetry;
 mod tenancy;

@@ -89,6 +89,17 @@ async fn furnish(app: &TestApp, email: &str) -> Owned {
     )
     .await;
     assert_eq!(status, 200, "{execution}");
+    // A snapshot named after the session (the default name).
+    let (status, snapshot) = send(
+        app.as_developer(
+            &developer,
+            Method::POST,
+            &format!("/sessions/{session}/snapshots"),
+        )
+        .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{snapshot}");
     Owned {
         session,
         execution: execution["id"].as_str().unwrap().to_owned(),
@@ -131,7 +142,14 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
         .replace("{rid}", &owned.payment)
         .replace("{account}", &owned.developer.id)
         .replace("{token}", &owned.developer.token_id)
-        .replace("{name}", "payments")
+        .replace(
+            "{name}",
+            if path.starts_with("/api/v1/snapshots/") {
+                &owned.session
+            } else {
+                "payments"
+            },
+        )
         .replace("{kind}", "fixtures")
         .replace("{item}", "extra")
         .replace("{client_id}", &owned.client)
@@ -143,7 +161,8 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
     let route = path.trim_start_matches("/api/v1");
     let owns_something = ["{id}", "{request_id}", "{account}", "{token}"]
         .iter()
-        .any(|p| path.contains(p));
+        .any(|p| path.contains(p))
+        || route.starts_with("/snapshots/");
     let expect = if path.contains("{account}") && method != "GET" {
         // Changing accounts is for admins, whichever the account.
         Expect::Forbidden
@@ -164,6 +183,7 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
         route,
         "/sandboxes"
             | "/sessions"
+            | "/snapshots"
             | "/audit"
             | "/me"
             | "/me/tokens"
@@ -209,6 +229,8 @@ fn body_for(route: &str) -> Value {
         json!({"template": "shell"})
     } else if route.ends_with("/executions") {
         json!({"code": "echo other"})
+    } else if route.ends_with("/snapshots") {
+        json!({})
     } else if route.starts_with("/sessions/") {
         json!({"lifetime_seconds": 600})
     } else {
