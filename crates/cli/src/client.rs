@@ -70,6 +70,50 @@ pub(crate) async fn call(
     Ok((status, value))
 }
 
+/// Sends raw bytes (a file) to the control plane.
+pub(crate) async fn send_bytes(
+    server: &ServerArgs,
+    method: Method,
+    path: &str,
+    bytes: Vec<u8>,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(server.token()?)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
+    let status = response.status();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// Downloads a file's bytes from the control plane.
+pub(crate) async fn fetch_bytes(server: &ServerArgs, path: &str) -> anyhow::Result<Vec<u8>> {
+    let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(server.token()?)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
+    let status = response.status();
+    let is_file = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/octet-stream"));
+    if status.is_success() && !is_file {
+        anyhow::bail!("that is a folder: list it with `sbx session ls`");
+    }
+    if !status.is_success() {
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        return Err(problem_error(status, &body));
+    }
+    Ok(response.bytes().await?.to_vec())
+}
+
 /// Turns a problem document into an error message with its field errors.
 fn problem_error(status: StatusCode, body: &Value) -> anyhow::Error {
     let mut message = format!(
@@ -563,13 +607,13 @@ pub async fn har(
 }
 
 /// A server-sent event stream of the control plane, read event by event.
-struct EventStream {
+pub(crate) struct EventStream {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl EventStream {
-    async fn open(server: &ServerArgs, path: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn open(server: &ServerArgs, path: &str) -> anyhow::Result<Self> {
         let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
         let response = reqwest::Client::new()
             .get(&url)
@@ -591,7 +635,7 @@ impl EventStream {
 
     /// The next event with JSON data, as (event name, data); `None` when
     /// the server closes the stream. Keep-alive comments are skipped.
-    async fn next(&mut self) -> anyhow::Result<Option<(String, Value)>> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<(String, Value)>> {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

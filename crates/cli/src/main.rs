@@ -16,6 +16,7 @@ mod env;
 mod explain;
 mod history;
 mod login;
+mod sessions;
 mod settings;
 
 /// The request path allocates many small, short-lived values (JSON, script
@@ -180,6 +181,13 @@ enum Command {
         #[arg(long, env = env::URL, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Start, use and end code sessions: run code in jails, copy files in
+    /// and out.
+    #[command(subcommand)]
+    Session(sessions::SessionCommand),
+    /// Run a command (after `--`) or code (`-c`) in a new session, its
+    /// output streamed, then end the session; exits with the run's code.
+    Exec(sessions::ExecArgs),
     /// Forward a sandbox's events, signed, to a local URL (like `stripe listen`).
     Listen {
         #[arg(long)]
@@ -588,6 +596,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Mock(args) => mock(args).await,
         Command::Import(args) => client::import(&args.server, &args.file, &args.name).await,
+        Command::Session(command) => sessions::session(command).await,
+        Command::Exec(args) => sessions::exec_once(args).await,
         Command::Sandbox(command) => match command {
             SandboxCommand::Create {
                 project,

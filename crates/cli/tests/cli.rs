@@ -1583,3 +1583,99 @@ fn sessions_killed_with_their_server_are_reported_lost_and_leave_nothing() {
     assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
     terminate(server);
 }
+
+#[test]
+fn sessions_from_the_terminal_exec_copy_list_and_end() {
+    let (server, url, data) = serve();
+    let sbx = |args: &[&str]| {
+        Command::new(SBX)
+            .args(args)
+            .env("SBX_URL", &url)
+            .env("SBX_TOKEN", TOKEN)
+            .output()
+            .expect("runs")
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    // One-off: the run's output streams through, its exit code is ours.
+    let once = sbx(&[
+        "exec",
+        "--template",
+        "python",
+        "--",
+        "python3",
+        "-c",
+        "import sys; print('it\\'s out'); print('err', file=sys.stderr); sys.exit(3)",
+    ]);
+    assert_eq!(once.status.code(), Some(3), "{}", text(&once.stderr));
+    assert_eq!(text(&once.stdout), "it's out\n");
+    assert!(
+        text(&once.stderr).starts_with("err\nsbx: the run ended error"),
+        "{}",
+        text(&once.stderr)
+    );
+    let (_, listed) = admin_curl("GET", &format!("{url}/api/v1/sessions"), None);
+    assert_eq!(
+        listed["items"],
+        serde_json::json!([]),
+        "sbx exec ends its session"
+    );
+
+    let created = sbx(&[
+        "session",
+        "create",
+        "--template",
+        "python",
+        "--memory-mib",
+        "128",
+        "--env",
+        "GREETING=hej",
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let session: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(session["resources"]["memory_bytes"], 128 * 1024 * 1024);
+    let id = session["id"].as_str().unwrap().to_owned();
+
+    let local = data.path().join("note.txt");
+    std::fs::write(&local, "hello from the host\n").unwrap();
+    let copied = sbx(&[
+        "session",
+        "cp",
+        local.to_str().unwrap(),
+        &format!("{id}:in/note.txt"),
+    ]);
+    assert!(copied.status.success(), "{}", text(&copied.stderr));
+    let ran = sbx(&[
+        "session",
+        "exec",
+        &id,
+        "--env",
+        "SHOUT=1",
+        "-c",
+        "import os\nline = open('in/note.txt').read().upper()\nopen('out.txt', 'w').write(os.environ['GREETING'] + ' ' + line)\nprint(os.environ['SHOUT'])",
+    ]);
+    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+    assert_eq!(text(&ran.stdout), "1\n");
+    let out = sbx(&["session", "cp", &format!("{id}:out.txt"), "-"]);
+    assert_eq!(text(&out.stdout), "hej HELLO FROM THE HOST\n");
+    let listed = sbx(&["session", "ls", &id]);
+    let lines = text(&listed.stdout);
+    assert!(
+        lines.contains("d") && lines.contains(" in\n") && lines.contains(" out.txt\n"),
+        "{lines}"
+    );
+    let outside = sbx(&["session", "cp", &format!("{id}:../../etc/passwd"), "-"]);
+    assert!(!outside.status.success());
+    assert!(
+        text(&outside.stderr).contains("422"),
+        "{}",
+        text(&outside.stderr)
+    );
+
+    let ended = sbx(&["session", "rm", &id]);
+    assert!(ended.status.success(), "{}", text(&ended.stderr));
+    let shown = sbx(&["session", "show", &id]);
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["reason"], "deleted", "{shown}");
+    terminate(server);
+}
