@@ -38,7 +38,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             cpu_seconds: 60,
-            file_bytes: 64 * 1024 * 1024,
+            file_bytes: 256 * 1024 * 1024,
             open_files: 256,
             processes: 64,
             tmp_bytes: 64 * 1024 * 1024,

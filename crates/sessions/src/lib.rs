@@ -13,6 +13,7 @@ pub mod output;
 pub mod run;
 pub mod seccomp;
 pub mod uids;
+pub mod workspace;
 
 pub use cgroup::{Cgroups, Group, GroupLimits, Usage};
 pub use jail::{Jail, JailError, Limits};

@@ -103,3 +103,25 @@ fn a_packed_workspace_unpacks_elsewhere_without_its_links() {
     ));
     assert!(!to.path().parent().unwrap().join("escaped").exists());
 }
+
+#[test]
+fn a_workspace_is_a_filesystem_of_its_size() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("ws");
+    sbx_sessions::workspace::make(&root, 3_200_003, 64 * 1024).unwrap();
+    let workspace = Workspace::open(&root, 3_200_003).unwrap();
+    std::io::Write::write_all(&mut workspace.create("a.txt").unwrap(), b"kept").unwrap();
+    match workspace.get("a.txt").unwrap() {
+        Found::File { mut file, size } => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+            assert_eq!((size, text.as_str()), (4, "kept"));
+        }
+        Found::Directory(_) => panic!("a file"),
+    }
+    let too_big =
+        std::io::Write::write_all(&mut workspace.create("big").unwrap(), &[0; 128 * 1024]);
+    assert_eq!(too_big.unwrap_err().raw_os_error(), Some(28), "ENOSPC");
+    sbx_sessions::workspace::remove(&root).unwrap();
+    assert!(!root.exists());
+}

@@ -188,7 +188,7 @@ impl Sessions {
         }
         let lost = lost_sessions(&root, now_ms);
         if root.is_dir()
-            && let Err(error) = std::fs::remove_dir_all(&root)
+            && let Err(error) = sbx_sessions::workspace::remove_all(&root)
         {
             tracing::warn!(%error, dir = %root.display(), "removing the workspaces of ended sessions failed");
         }
@@ -295,7 +295,7 @@ impl Sessions {
                 tracing::warn!(%error, session = %session.id, "removing a session's control group failed");
             }
             let workspace = &session.workspace;
-            if let Err(error) = std::fs::remove_dir_all(workspace) {
+            if let Err(error) = sbx_sessions::workspace::remove(workspace) {
                 tracing::warn!(%error, dir = %workspace.display(), "removing a session's workspace failed");
             }
             let _ = std::fs::remove_file(record_path(&root, &session.id));

@@ -104,13 +104,9 @@ pub async fn store<E: std::fmt::Display>(
                     "a file uploaded to this session is at most {limit} bytes (its disk_bytes)"
                 )));
             }
-            file.write_all(&chunk).await.map_err(|e| {
-                ServiceError::Internal(anyhow::Error::new(e).context("writing an upload"))
-            })?;
+            file.write_all(&chunk).await.map_err(upload_failed)?;
         }
-        file.flush()
-            .await
-            .map_err(|e| ServiceError::Internal(anyhow::Error::new(e).context("writing an upload")))
+        file.flush().await.map_err(upload_failed)
     }
     .await;
     if let Err(error) = outcome {
@@ -121,6 +117,17 @@ pub async fn store<E: std::fmt::Display>(
         path: clean.to_string_lossy().into_owned(),
         size,
     })
+}
+
+/// A full workspace is the client's to clear; anything else is ours.
+fn upload_failed(error: std::io::Error) -> ServiceError {
+    if error.raw_os_error() == Some(libc::ENOSPC) {
+        ServiceError::TooLarge(
+            "the session's workspace is full (its disk_bytes): remove files first".into(),
+        )
+    } else {
+        ServiceError::Internal(anyhow::Error::new(error).context("writing an upload"))
+    }
 }
 
 /// Removes the file, link or directory at `path`.

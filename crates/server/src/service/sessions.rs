@@ -62,7 +62,9 @@ pub struct Resources {
     pub cpu_seconds: Option<u64>,
     /// Processes (and threads) the session may run at once, ≤ 256.
     pub pids: Option<u64>,
-    /// Largest file a run may write, in bytes (`file_limit`), ≤ 1 GiB.
+    /// The workspace's size, in bytes: a filesystem of its own, which
+    /// refuses writes past it (`No space left on device`); also the largest
+    /// file a run may write (`file_limit`). Default 256 MiB, ≤ 1 GiB.
     pub disk_bytes: Option<u64>,
     /// Size of the run's private `/tmp`, in bytes, ≤ 512 MiB.
     pub tmp_bytes: Option<u64>,
@@ -246,14 +248,14 @@ pub async fn create(
     let group = cgroups.group(&id);
     let owner_uid = uid.uid();
     let (made, made_group) = (workspace.clone(), group.clone());
+    let disk_bytes = limits.file_bytes;
     let root = sessions.root.clone();
     tokio::task::spawn_blocking(move || {
         crate::runtime::sessions::prepare(&root)?;
         made_group
             .create(Some(&group_limits))
             .map_err(std::io::Error::other)?;
-        std::fs::create_dir(&made)?;
-        std::os::unix::fs::chown(&made, Some(owner_uid), Some(owner_uid))
+        sbx_sessions::workspace::make(&made, owner_uid, disk_bytes)
     })
     .await
     .map_err(|e| ServiceError::Internal(e.into()))?
@@ -299,7 +301,7 @@ pub async fn create(
     });
     if let Err(error) = held {
         let _ = session.group.remove();
-        let _ = std::fs::remove_dir_all(&session.workspace);
+        let _ = sbx_sessions::workspace::remove(&session.workspace);
         return Err(error);
     }
     tracing::info!(session = %session.id, template = ?session.template, "session started");

@@ -501,7 +501,7 @@ async fn files_go_in_and_out_of_the_workspace_and_never_past_it() {
     let app = spawn_app().await;
     let (status, created) = send(
         app.admin(Method::POST, "/sessions")
-            .json(&json!({"template": "python", "resources": {"disk_bytes": 4096}})),
+            .json(&json!({"template": "python", "resources": {"disk_bytes": 64 << 10}})),
     )
     .await;
     assert_eq!(status, 201, "{created}");
@@ -530,7 +530,7 @@ async fn files_go_in_and_out_of_the_workspace_and_never_past_it() {
             (response.status().as_u16(), response.bytes().await.unwrap())
         }
     };
-    assert_eq!(download("out.txt").await, (200, "2".into()));
+    assert_eq!(download("out.txt").await, (200, "2".into()), "{run}");
     assert_eq!(
         download("data/in.csv").await,
         (200, "a,b\n1,2\n3,4\n".into())
@@ -576,13 +576,145 @@ async fn files_go_in_and_out_of_the_workspace_and_never_past_it() {
     assert_eq!(download("nothing-here").await.0, 404);
 
     // Past the session's disk_bytes nothing is kept.
-    let (status, problem) = upload("big.bin", vec![7; 5000]).await;
+    let (status, problem) = upload("big.bin", vec![7; 70 << 10]).await;
     assert_eq!(status, 413, "{problem}");
     assert_eq!(download("big.bin").await.0, 404);
+    // Each under it, together past it: the workspace is full.
+    let (status, _) = upload("half-1.bin", vec![7; 40 << 10]).await;
+    assert_eq!(status, 201);
+    let (status, problem) = upload("half-2.bin", vec![7; 40 << 10]).await;
+    assert_eq!(status, 413, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("full"), "{problem}");
+    assert_eq!(download("half-2.bin").await.0, 404);
 
     let (status, _) = send(app.admin(Method::DELETE, &files("data"))).await;
     assert_eq!(status, 204);
     assert_eq!(download("data/in.csv").await.0, 404);
     let (status, _) = send(app.admin(Method::DELETE, &files(""))).await;
     assert_eq!(status, 422, "the workspace itself stays");
+}
+
+/// Runs `command` (shell) in session `id`, returning the execution.
+async fn shell(app: &TestApp, id: &str, command: &str) -> Value {
+    let (status, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"command": command, "timeout_seconds": 20})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    run
+}
+
+#[tokio::test]
+async fn escape_attempts_fail_and_the_server_keeps_answering() {
+    let app = spawn_app().await;
+    let answers = || async {
+        let (status, _) = send(app.admin(Method::GET, "/sessions")).await;
+        assert_eq!(status, 200, "the server answers");
+    };
+    let (_, victim) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "shell"})),
+    )
+    .await;
+    let victim = victim["id"].as_str().unwrap().to_owned();
+    let (_, attacker) = send(app.admin(Method::POST, "/sessions").json(
+        &json!({"template": "shell", "resources": {"disk_bytes": 8 << 20, "tmp_bytes": 4 << 20}}),
+    ))
+    .await;
+    let attacker = attacker["id"].as_str().unwrap().to_owned();
+    let run = shell(&app, &victim, "echo the-victims-secret > secret.txt").await;
+    assert_eq!(run["status"], "ok", "{run}");
+
+    // Another session's files: not in the jail's world, by any path.
+    let workspaces = app.data_dir.path().join("sessions");
+    let run = shell(
+        &app,
+        &attacker,
+        &format!(
+            "cat {}/{victim}/secret.txt /workspace/../{victim}/secret.txt /proc/*/root/workspace/secret.txt 2>&1; ls / /proc | tr '\\n' ' '",
+            workspaces.display()
+        ),
+    )
+    .await;
+    assert!(!run.to_string().contains("the-victims-secret"), "{run}");
+    answers().await;
+
+    // Disk: the workspace and /tmp are filesystems of their own, full at
+    // their size; the host's disk is untouched.
+    let run = shell(
+        &app,
+        &attacker,
+        "for i in $(seq 1 40); do head -c 1000000 /dev/zero > fill$i || exit 9; done",
+    )
+    .await;
+    assert_eq!(
+        (run["status"].as_str(), run["exit_code"].as_i64()),
+        (Some("error"), Some(9)),
+        "{run}"
+    );
+    assert!(
+        run["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{run}"
+    );
+    let run = shell(
+        &app,
+        &attacker,
+        "head -c 8000000 /dev/zero > /tmp/fill || exit 9",
+    )
+    .await;
+    assert_eq!(run["exit_code"], 9, "{run}");
+    let run = shell(
+        &app,
+        &attacker,
+        "rm fill*; echo room again > after.txt && cat after.txt",
+    )
+    .await;
+    assert_eq!(run["stdout"], "room again\n", "{run}");
+    answers().await;
+
+    // Signals: the jail's own processes are all it can name.
+    let server = std::process::id();
+    let run = shell(
+        &app,
+        &attacker,
+        &format!("kill -9 {server} 2>&1; kill -9 1 2>&1; kill -9 -1 2>&1; echo signalled"),
+    )
+    .await;
+    assert!(
+        run["stdout"].as_str().unwrap_or("").contains("signalled")
+            || run["status"] == "killed"
+            || run["status"] == "error",
+        "{run}"
+    );
+    answers().await;
+
+    // /proc and /sys say nothing of the host; setuid binaries give nothing;
+    // no new user namespace.
+    let run = shell(
+        &app,
+        &attacker,
+        "ls /sys 2>&1 | head -1; grep NoNewPrivs /proc/self/status; ls /proc | grep -c '^[0-9]'; cat /proc/kcore 2>&1 | head -c 60; echo; unshare -U id 2>&1; echo x > /proc/sys/kernel/hostname 2>&1",
+    )
+    .await;
+    let out = run["stdout"].as_str().unwrap();
+    assert!(out.contains("No such file or directory"), "no /sys: {out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    let processes: u32 = out
+        .lines()
+        .nth(2)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(999);
+    assert!(processes <= 5, "only the jail's processes: {out}");
+    assert!(!out.contains("uid=0"), "{out}");
+    assert!(
+        out.contains("Operation not permitted") || out.contains("Read-only"),
+        "{out}"
+    );
+    answers().await;
+    let run = shell(&app, &victim, "cat secret.txt").await;
+    assert_eq!(run["stdout"], "the-victims-secret\n", "{run}");
 }
