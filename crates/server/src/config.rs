@@ -190,6 +190,8 @@ pub struct Quotas {
     /// A developer's sandbox without a request for this many days is
     /// removed (0: never).
     pub inactive_days: u32,
+    /// Live code sessions per developer.
+    pub sessions: usize,
 }
 
 impl Default for Quotas {
@@ -201,6 +203,7 @@ impl Default for Quotas {
             requests_per_day: 100_000,
             webhook_endpoints: 50,
             inactive_days: 14,
+            sessions: 5,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Usage {
     pub requests_today: Use,
     /// Webhook endpoints over all the developer's sandboxes.
     pub webhook_endpoints: Use,
+    /// Live code sessions.
+    pub sessions: Use,
     /// Longest time to live a sandbox may ask for.
     pub max_ttl_seconds: u64,
     /// A sandbox without a request for this many days is removed (0: never).
@@ -53,6 +55,10 @@ pub async fn usage(state: &AppState, caller: &Caller) -> ServiceResult<Option<Us
         webhook_endpoints: Use {
             used: count(endpoints),
             limit: count(quotas.webhook_endpoints),
+        },
+        sessions: Use {
+            used: count(super::sessions::list(state, caller).len()),
+            limit: count(quotas.sessions),
         },
         max_ttl_seconds: quotas.max_ttl_seconds,
         inactive_days: quotas.inactive_days,

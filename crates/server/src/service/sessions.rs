@@ -233,6 +233,15 @@ pub async fn create(
         cpu_cores: cpu,
     };
     let env = checked_env(new.env, "/env")?;
+    if !caller.is_admin() {
+        let quota = state.config.quotas.sessions;
+        let live = list(state, caller).len();
+        if live >= quota {
+            return Err(ServiceError::QuotaExceeded(format!(
+                "quota sessions: {live} of {quota} live sessions in use; end one first"
+            )));
+        }
+    }
     let sessions = &state.sessions;
     let cgroups = sessions
         .cgroups

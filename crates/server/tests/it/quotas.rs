@@ -15,6 +15,7 @@ fn tight(config: &mut sbx_server::Config) {
         requests_per_day: 3,
         webhook_endpoints: 1,
         inactive_days: 1,
+        sessions: 1,
     };
 }
 
@@ -125,6 +126,23 @@ async fn a_developer_is_held_to_its_quotas_and_admins_are_not() {
             .contains("webhook_endpoints: 1 of 1")
     );
 
+    // Code sessions.
+    let session = |body: serde_json::Value| {
+        app.as_developer(&dev, Method::POST, "/sessions")
+            .json(&body)
+    };
+    let (status, first) = send(session(json!({"template": "shell"}))).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, problem) = send(session(json!({"template": "shell"}))).await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sessions: 1 of 1"),
+        "{problem}"
+    );
+
     // The developer sees its use; the operator sees it in /metrics.
     let (status, me) = send(app.as_developer(&dev, Method::GET, "/me")).await;
     assert_eq!(status, 200);
@@ -137,6 +155,7 @@ async fn a_developer_is_held_to_its_quotas_and_admins_are_not() {
         me["quotas"]["webhook_endpoints"],
         json!({"used": 1, "limit": 1})
     );
+    assert_eq!(me["quotas"]["sessions"], json!({"used": 1, "limit": 1}));
     let (_, admin_me) = send(app.admin(Method::GET, "/me")).await;
     assert!(admin_me["quotas"].is_null());
     let samples = crate::metrics::scrape(&app).await;

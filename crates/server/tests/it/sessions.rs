@@ -584,7 +584,10 @@ async fn files_go_in_and_out_of_the_workspace_and_never_past_it() {
     assert_eq!(status, 201);
     let (status, problem) = upload("half-2.bin", vec![7; 40 << 10]).await;
     assert_eq!(status, 413, "{problem}");
-    assert!(problem["detail"].as_str().unwrap().contains("full"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("full"),
+        "{problem}"
+    );
     assert_eq!(download("half-2.bin").await.0, 404);
 
     let (status, _) = send(app.admin(Method::DELETE, &files("data"))).await;
