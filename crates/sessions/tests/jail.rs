@@ -73,6 +73,7 @@ fn session_with(uid: u32, limits: Limits, group_limits: &GroupLimits) -> Session
             limits,
             cpus: None,
             seccomp: Some(seccomp_filter()),
+            egress: None,
         },
         _workspace: workspace,
     }

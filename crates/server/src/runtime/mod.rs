@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod rate;
 pub mod receiver;
 pub mod registry;
+pub mod session_egress;
 pub mod sessions;
 pub mod snapshots;
 pub mod usage;

@@ -70,6 +70,10 @@ pub struct LiveSession {
     pub uid: UidSlot,
     /// The control group limiting it; each run has a child group in it.
     pub group: Group,
+    /// The hosts it may reach, and its egress proxy's socket; no network
+    /// when `None`.
+    pub allowlist: Option<crate::runtime::session_egress::Allowlist>,
+    pub egress: Option<PathBuf>,
 }
 
 impl LiveSession {
@@ -130,6 +134,11 @@ pub fn prepare(root: &std::path::Path) -> std::io::Result<()> {
 /// Where [`prepare`] writes the seccomp program.
 pub fn seccomp_path(root: &std::path::Path) -> PathBuf {
     root.join("seccomp.bpf")
+}
+
+/// Where a session's egress proxy listens.
+pub fn egress_path(root: &std::path::Path, id: &str) -> PathBuf {
+    root.join(format!("{id}.egress"))
 }
 
 /// Where a live session's record is kept (readable by root only).
@@ -299,6 +308,7 @@ impl Sessions {
                 tracing::warn!(%error, dir = %workspace.display(), "removing a session's workspace failed");
             }
             let _ = std::fs::remove_file(record_path(&root, &session.id));
+            let _ = std::fs::remove_file(egress_path(&root, &session.id));
         });
         tracing::info!(session = %id, ?reason, "session ended");
         true

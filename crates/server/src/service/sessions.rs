@@ -89,6 +89,22 @@ pub struct NewSession {
     /// A snapshot of yours (`POST /sessions/{id}/snapshots`) to start the
     /// workspace from.
     pub snapshot: Option<String>,
+    /// `"none"` (the default: no network at all), or `{"allow": [hosts]}`:
+    /// HTTP and HTTPS to those hosts (`pypi.org`, `*.pythonhosted.org`)
+    /// through a filtering proxy, never to a loopback, private or
+    /// link-local address.
+    #[schema(value_type = Option<Object>)]
+    pub network: Option<Network>,
+}
+
+/// A session's network.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Network {
+    /// `"none"`.
+    Named(String),
+    /// `{"allow": ["pypi.org", "*.pythonhosted.org"]}`.
+    Allow { allow: Vec<String> },
 }
 
 /// Whether a session still runs.
@@ -116,6 +132,9 @@ pub struct SessionView {
     pub executions: usize,
     /// The limits in force, defaults filled in.
     pub resources: Resources,
+    /// `"none"`, or the hosts it may reach.
+    #[schema(value_type = Object)]
+    pub network: Network,
 }
 
 fn missing(id: &str) -> ServiceError {
@@ -233,6 +252,20 @@ pub async fn create(
         cpu_cores: cpu,
     };
     let env = checked_env(new.env, "/env")?;
+    let allowlist = match &new.network {
+        None => None,
+        Some(Network::Named(name)) if name == "none" => None,
+        Some(Network::Named(_)) => {
+            return Err(ServiceError::invalid(
+                "/network",
+                "\"none\", or {\"allow\": [hosts]}",
+            ));
+        }
+        Some(Network::Allow { allow }) => Some(
+            crate::runtime::session_egress::Allowlist::new(allow)
+                .map_err(|e| ServiceError::invalid("/network/allow", e))?,
+        ),
+    };
     if !caller.is_admin() {
         let quota = state.config.quotas.sessions;
         let live = list(state, caller).len();
@@ -272,6 +305,21 @@ pub async fn create(
         let _ = group.remove();
         ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
     })?;
+    let stop = CancellationToken::new();
+    let egress = match &allowlist {
+        Some(allowlist) => {
+            let socket = crate::runtime::sessions::egress_path(&sessions.root, &id);
+            let opened = open_egress(state, &socket, allowlist.clone(), owner_uid, &stop);
+            if let Err(error) = opened {
+                stop.cancel();
+                let _ = group.remove();
+                let _ = sbx_sessions::workspace::remove(&workspace);
+                return Err(error);
+            }
+            Some(socket)
+        }
+        None => None,
+    };
     let now = now_ms();
     let session = Arc::new(LiveSession {
         id,
@@ -288,9 +336,11 @@ pub async fn create(
         memory_bytes,
         env,
         executions: Mutex::default(),
-        stop: CancellationToken::new(),
+        stop,
         uid,
         group,
+        allowlist,
+        egress,
     });
     let restored = match &new.snapshot {
         Some(name) => super::session_files::restore(state, caller, &session, name)
@@ -317,6 +367,36 @@ pub async fn create(
     Ok(shown)
 }
 
+/// Serves the session's egress proxy on `socket`, reachable by its uid only.
+fn open_egress(
+    state: &AppState,
+    socket: &std::path::Path,
+    allowlist: crate::runtime::session_egress::Allowlist,
+    uid: u32,
+    stop: &CancellationToken,
+) -> ServiceResult<()> {
+    let mut policy = state
+        .config
+        .egress_policy()
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e.rule)))?;
+    // Sessions never reach loopback or private ranges by default, whatever
+    // --allow-private-egress says for forwarding; `egress_allow` still
+    // names what an operator lets them reach.
+    policy.allow_private = false;
+    let served =
+        crate::runtime::session_egress::serve(socket, allowlist, Arc::new(policy), stop.clone())
+            .and_then(|()| std::os::unix::fs::chown(socket, Some(uid), Some(uid)))
+            .and_then(|()| {
+                std::fs::set_permissions(
+                    socket,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+            });
+    served.map_err(|e| {
+        ServiceError::Internal(anyhow::Error::new(e).context("opening the session's egress proxy"))
+    })
+}
+
 fn view(session: &LiveSession) -> SessionView {
     SessionView {
         id: session.id.clone(),
@@ -338,6 +418,12 @@ fn view(session: &LiveSession) -> SessionView {
             disk_bytes: Some(session.limits.file_bytes),
             tmp_bytes: Some(session.limits.tmp_bytes),
         },
+        network: session.allowlist.as_ref().map_or_else(
+            || Network::Named("none".into()),
+            |list| Network::Allow {
+                allow: list.hosts().to_vec(),
+            },
+        ),
     }
 }
 
@@ -638,6 +724,7 @@ pub async fn execute(
         limits: session.limits,
         cpus: state.sessions.cpus.clone(),
         seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
+        egress: session.egress.clone(),
     };
     let running = execution.clone();
     let held = session.clone();

@@ -721,3 +721,80 @@ async fn escape_attempts_fail_and_the_server_keeps_answering() {
     let run = shell(&app, &victim, "cat secret.txt").await;
     assert_eq!(run["stdout"], "the-victims-secret\n", "{run}");
 }
+
+#[tokio::test]
+async fn an_allowlist_opens_http_and_https_to_its_hosts_and_nothing_else() {
+    // A service on the host's loopback, which an operator lets sessions
+    // reach (`egress_allow`): sessions never reach loopback otherwise.
+    let service = crate::helpers::serve_router(axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { "hi from the host" }),
+    ))
+    .await;
+    let port = service.rsplit(':').next().unwrap().to_owned();
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.egress_allow = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let (status, created) = send(app.admin(Method::POST, "/sessions").json(
+        &json!({"template": "python", "network": {"allow": ["127.0.0.1", "169.254.169.254", "*.example.com"]}}),
+    ))
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["network"],
+        json!({"allow": ["127.0.0.1", "169.254.169.254", "*.example.com"]})
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Through the proxy the environment names (plain HTTP, and a CONNECT
+    // tunnel), with clients nobody here wrote: Python's urllib and curl.
+    let code = format!(
+        "import os, urllib.request\nfor name in ('NO_PROXY', 'no_proxy'): os.environ.pop(name)\nprint(urllib.request.urlopen('http://127.0.0.1:{port}/hello', timeout=10).read().decode())"
+    );
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({ "code": code })),
+    )
+    .await;
+    assert_eq!(run["stdout"], "hi from the host\n", "{run}");
+    let run = shell(
+        &app,
+        &id,
+        &format!("curl -s --noproxy '' --proxytunnel http://127.0.0.1:{port}/hello"),
+    )
+    .await;
+    assert_eq!(run["stdout"], "hi from the host", "{run}");
+
+    // Not on the list, or a listed name at a forbidden address: refused.
+    let run = shell(
+        &app,
+        &id,
+        "curl -s --noproxy '' -o /dev/null -w '%{http_code} ' http://pypi.org/; curl -s --noproxy '' -o /dev/null -w '%{http_code} ' http://169.254.169.254/latest/meta-data/; curl -sS --noproxy '' https://pypi.org/ 2>&1 | head -c 120",
+    )
+    .await;
+    let out = run["stdout"].as_str().unwrap();
+    assert!(out.starts_with("403 403 "), "{out}");
+    assert!(out.contains("403"), "the CONNECT is refused too: {out}");
+    // No direct way out around the proxy.
+    let run = shell(
+        &app,
+        &id,
+        &format!("curl -s --noproxy '*' -m 3 http://127.0.0.1:{port}/hello || echo unreachable"),
+    )
+    .await;
+    assert_eq!(run["stdout"], "unreachable\n", "{run}");
+
+    for (network, pointer) in [
+        (json!("open"), "/network"),
+        (json!({"allow": ["http://x"]}), "/network/allow"),
+    ] {
+        let (status, problem) = send(
+            app.admin(Method::POST, "/sessions")
+                .json(&json!({"template": "shell", "network": network})),
+        )
+        .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+}

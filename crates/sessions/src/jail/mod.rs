@@ -72,7 +72,17 @@ pub struct Jail {
     /// The seccomp program file ([`crate::seccomp::write`]) bubblewrap
     /// loads before the command runs; none when `None`.
     pub seccomp: Option<PathBuf>,
+    /// The session's egress proxy socket, when it may reach the network
+    /// (its allowlist is the proxy's to enforce); no network when `None`.
+    pub egress: Option<PathBuf>,
 }
+
+/// Where the egress proxy socket is inside the jail, and the port the
+/// jail's own relay listens on.
+const EGRESS_SOCKET: &str = "/run/sbx-egress.sock";
+const EGRESS_PORT: &str = "3128";
+const EGRESS_PROXY: &str = "http://127.0.0.1:3128";
+const FORWARD: &str = include_str!("forward.py");
 
 /// The descriptor the seccomp program reaches bubblewrap on.
 const SECCOMP_FD: &str = "3";
@@ -139,14 +149,32 @@ impl Jail {
         if self.seccomp.is_some() {
             chain.extend(["--seccomp", SECCOMP_FD].map(Into::into));
         }
+        let proxy_env: &[(&str, &str)] = if self.egress.is_some() {
+            &[
+                ("HTTP_PROXY", EGRESS_PROXY),
+                ("HTTPS_PROXY", EGRESS_PROXY),
+                ("http_proxy", EGRESS_PROXY),
+                ("https_proxy", EGRESS_PROXY),
+                ("NO_PROXY", "localhost,127.0.0.1"),
+                ("no_proxy", "localhost,127.0.0.1"),
+            ]
+        } else {
+            &[]
+        };
         for (name, value) in BASE_ENV
             .iter()
+            .chain(proxy_env)
             .map(|(n, v)| (*n, *v))
             .chain(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
         {
             chain.extend(["--setenv", name, value].map(Into::into));
         }
         chain.push("--".into());
+        // With egress, a relay in the jail runs the command: it listens on
+        // the jail's loopback for the proxy variables' clients.
+        if self.egress.is_some() {
+            chain.extend(["python3", "-c", FORWARD, EGRESS_PORT, EGRESS_SOCKET].map(Into::into));
+        }
         chain.extend(argv.iter().map(Into::into));
         // The shell waits for a line on stdin before it becomes the chain:
         // the caller moves it into the run's control group first, so no
@@ -207,6 +235,10 @@ impl Jail {
         for shared in ["/etc/alternatives", "/etc/ssl/certs"] {
             args.extend(["--ro-bind-try", shared, shared].map(str::to_owned));
         }
+        if let Some(socket) = &self.egress {
+            let socket = socket.to_string_lossy().into_owned();
+            args.extend(["--bind".to_owned(), socket, EGRESS_SOCKET.to_owned()]);
+        }
         args.extend(
             [
                 "--proc",
@@ -243,6 +275,7 @@ mod tests {
             limits: Limits::default(),
             cpus: None,
             seccomp: None,
+            egress: None,
         };
         for bad in ["A=B", "", "1X", "PATH\n"] {
             let refused = jail.command(&["true".into()], &[(bad.into(), "x".into())]);
