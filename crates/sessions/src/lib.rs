@@ -18,5 +18,5 @@ pub mod workspace;
 pub use cgroup::{Cgroups, Group, GroupLimits, Usage};
 pub use jail::{Jail, JailError, Limits};
 pub use output::{Event, EventKind, HandlerResult, Output};
-pub use run::{Ended, Language, Program, Status, run};
+pub use run::{Ended, Language, Program, Status, Warm, run};
 pub use uids::{UidPool, UidSlot};

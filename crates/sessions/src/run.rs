@@ -110,7 +110,130 @@ pub async fn run(
 ) -> Ended {
     let started = tokio::time::Instant::now();
     let result_file = program.result_file.clone();
-    let mut ended = match start(jail, group, program).await {
+    let child = start(jail, group, program, false).await;
+    conclude(
+        child,
+        Launch {
+            workspace: &jail.workspace,
+            group,
+            result_file,
+            cpu_before: 0,
+        },
+        timeout,
+        output,
+        stop,
+        started,
+    )
+    .await
+}
+
+/// A jail started ahead of its run: namespaces made, mounts done, in its
+/// own control group, its launcher waiting on stdin for what to run. A
+/// run in it starts without bubblewrap's setup; each is used once.
+#[derive(Debug)]
+pub struct Warm {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    group: Option<Group>,
+    workspace: std::path::PathBuf,
+}
+
+impl Warm {
+    /// Starts a jail whose launcher waits for a run, in `group` (made here).
+    pub async fn start(jail: &Jail, group: Option<Group>) -> Result<Self, String> {
+        let launcher = Program {
+            argv: ["python3", "-c", LAUNCHER].map(str::to_owned).to_vec(),
+            ..Program::default()
+        };
+        let mut child = start(jail, group.as_ref(), launcher, true).await?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| "the jail has no stdin".to_owned())?;
+        Ok(Self {
+            child,
+            stdin,
+            group,
+            workspace: jail.workspace.clone(),
+        })
+    }
+
+    /// Runs `program` in the waiting jail, as [`run`] would have.
+    pub async fn run(
+        mut self,
+        program: Program,
+        timeout: Duration,
+        output: &Output,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Ended {
+        let started = tokio::time::Instant::now();
+        let cpu_before = self.group.as_ref().map_or(0, |g| g.usage().cpu_ms);
+        let spec = serde_json::json!({"argv": program.argv, "env": program.env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()});
+        let mut line = spec.to_string().into_bytes();
+        line.push(b'\n');
+        let mut stdin = self.stdin;
+        let launched = stdin.write_all(&line).await;
+        let child = match launched {
+            Ok(()) => {
+                tokio::spawn(async move {
+                    let _ = stdin.write_all(&program.stdin).await;
+                });
+                Ok(self.child)
+            }
+            Err(e) => {
+                let _ = end_jail(&mut self.child).await;
+                Err(format!("the warm jail did not take the run: {e}"))
+            }
+        };
+        conclude(
+            child,
+            Launch {
+                workspace: &self.workspace,
+                group: self.group.as_ref(),
+                result_file: program.result_file,
+                cpu_before,
+            },
+            timeout,
+            output,
+            stop,
+            started,
+        )
+        .await
+    }
+
+    /// Ends the waiting jail unused, its group removed.
+    pub async fn discard(mut self) {
+        drop(self.stdin);
+        let _ = end_jail(&mut self.child).await;
+        if let Some(group) = self.group {
+            finish(&group).await;
+        }
+    }
+}
+
+/// Waits for a run's line of `{argv, env}` on stdin, then becomes it.
+const LAUNCHER: &str = include_str!("jail/launch.py");
+
+/// Where a started run's end is recorded.
+struct Launch<'a> {
+    workspace: &'a std::path::Path,
+    group: Option<&'a Group>,
+    result_file: Option<String>,
+    /// CPU its group had used before the run (a warm jail's start).
+    cpu_before: u64,
+}
+
+/// Watches a started run to its end, then records what it used, its
+/// handler result, and the end event.
+async fn conclude(
+    child: Result<tokio::process::Child, String>,
+    launch: Launch<'_>,
+    timeout: Duration,
+    output: &Output,
+    stop: impl std::future::Future<Output = ()>,
+    started: tokio::time::Instant,
+) -> Ended {
+    let mut ended = match child {
         Ok(child) => watch(child, timeout, output, stop, started).await,
         Err(error) => Ended {
             status: Status::Failed,
@@ -123,17 +246,17 @@ pub async fn run(
             error: Some(error),
         },
     };
-    if let Some(group) = group {
+    if let Some(group) = launch.group {
         let usage = finish(group).await;
         ended.peak_memory_bytes = Some(usage.peak_memory_bytes);
-        ended.cpu_ms = Some(usage.cpu_ms);
+        ended.cpu_ms = Some(usage.cpu_ms.saturating_sub(launch.cpu_before));
         // The OOM killer's SIGKILL, or a process it killed failing the run.
         if usage.oom_kills > 0 && matches!(ended.status, Status::Killed | Status::Error) {
             ended.status = Status::Oom;
         }
     }
-    if let Some(name) = result_file {
-        let workspace = jail.workspace.clone();
+    if let Some(name) = launch.result_file {
+        let workspace = launch.workspace.to_owned();
         let outcome = tokio::task::spawn_blocking(move || handler::take_result(&workspace, &name))
             .await
             .ok()
@@ -162,11 +285,13 @@ async fn finish(group: &Group) -> Usage {
 }
 
 /// Starts the jail's command, moved into `group` before it runs anything,
-/// then hands it `program`'s stdin.
+/// then hands it `program`'s stdin, and closes it unless `hold_stdin` (a
+/// warm jail's launcher reads its run from it later).
 async fn start(
     jail: &Jail,
     group: Option<&Group>,
     program: Program,
+    hold_stdin: bool,
 ) -> Result<tokio::process::Child, String> {
     let mut command = jail
         .command(&program.argv, &program.env)
@@ -200,7 +325,9 @@ async fn start(
     }
     // The rest is read as the program runs; a program that never reads it
     // (or dies first) just closes the pipe.
-    if let Some(mut stdin) = stdin {
+    if hold_stdin {
+        child.stdin = stdin;
+    } else if let Some(mut stdin) = stdin {
         tokio::spawn(async move {
             let _ = stdin.write_all(&program.stdin).await;
         });

@@ -110,8 +110,12 @@ fn processes_of(uid: u32) -> Vec<String> {
                 .lines()
                 .find(|l| l.starts_with("State:"))
                 .unwrap_or_default();
+            let parent = status
+                .lines()
+                .find(|l| l.starts_with("PPid:"))
+                .unwrap_or_default();
             found.push(format!(
-                "{} {state}",
+                "{} {state} {parent}",
                 status.lines().next().unwrap_or_default()
             ));
         }
@@ -412,4 +416,48 @@ async fn a_sweep_removes_what_a_previous_process_left() {
         Some(9)
     );
     assert!(!left.exists());
+}
+
+#[tokio::test]
+async fn a_warm_jail_waits_then_runs_once_and_a_discarded_one_leaves_nothing() {
+    let session = session(3_100_600, Limits::default());
+    let warm = sbx_sessions::Warm::start(&session.jail, Some(session.run_group()))
+        .await
+        .unwrap();
+    // Started and waiting: the run does not pay for bubblewrap's setup.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = Output::default();
+    let started = std::time::Instant::now();
+    let ended = warm
+        .run(
+            Program {
+                env: vec![("GREETING".into(), "hej".into())],
+                ..Language::Python
+                    .program("import os\nprint(os.environ['GREETING'], input('') if False else '')")
+            },
+            Duration::from_secs(10),
+            &output,
+            std::future::pending(),
+        )
+        .await;
+    assert_eq!(ended.status, Status::Ok, "{ended:?} {:?}", output.texts());
+    assert_eq!(output.texts().0, "hej \n");
+    assert!(
+        ended.cpu_ms.unwrap() < 200,
+        "the launcher's start is not the run's: {ended:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let unused = sbx_sessions::Warm::start(&session.jail, Some(session.run_group()))
+        .await
+        .unwrap();
+    unused.discard().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // bubblewrap's PID-namespace init, after a command that exits by
+    // itself, is left to the host's init to reap: only live ones count.
+    let running: Vec<String> = processes_of(3_100_600)
+        .into_iter()
+        .filter(|p| !p.contains("zombie"))
+        .collect();
+    assert_eq!(running, Vec::<String>::new());
 }

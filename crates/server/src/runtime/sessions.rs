@@ -14,7 +14,7 @@ use std::{
     },
 };
 
-use sbx_sessions::{Cgroups, Group, Language, Limits, Output, UidPool, UidSlot};
+use sbx_sessions::{Cgroups, Group, Language, Limits, Output, UidPool, UidSlot, Warm};
 use sbx_store::AccountId;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -74,9 +74,40 @@ pub struct LiveSession {
     /// when `None`.
     pub allowlist: Option<crate::runtime::session_egress::Allowlist>,
     pub egress: Option<PathBuf>,
+    /// A jail started for its next run, waiting.
+    pub warm: Mutex<Option<Warm>>,
 }
 
 impl LiveSession {
+    fn warm_slot(&self) -> std::sync::MutexGuard<'_, Option<Warm>> {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The waiting jail, taken for a run.
+    pub fn take_warm(&self) -> Option<Warm> {
+        self.warm_slot().take()
+    }
+
+    pub fn has_warm(&self) -> bool {
+        self.warm_slot().is_some()
+    }
+
+    /// Keeps `warm` for the next run; hands it back when there is no use
+    /// for it (one waits already, or the session ended meanwhile).
+    pub fn keep_warm(&self, warm: Warm) -> Option<Warm> {
+        let mut slot = self.warm_slot();
+        if slot.is_some() || self.stop.is_cancelled() {
+            return Some(warm);
+        }
+        *slot = Some(warm);
+        drop(slot);
+        // Ended between the check and now: `end` may have looked already.
+        if self.stop.is_cancelled() {
+            return self.take_warm();
+        }
+        None
+    }
+
     pub fn touch(&self, now_ms: i64) {
         self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
@@ -290,38 +321,49 @@ impl Sessions {
         );
         drop(ended);
         let root = self.root.clone();
+        let warm = session.take_warm();
         // Its runs end themselves first (each kills its jail's first
-        // process, which bubblewrap reaps); then whatever is left in its
-        // group is killed, and its files removed.
-        tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-            while session.running.load(Ordering::Relaxed) > 0
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+        // process, which bubblewrap reaps), and so does its waiting jail;
+        // then whatever is left in its group is killed, and its files
+        // removed.
+        tokio::spawn(async move {
+            if let Some(warm) = warm {
+                warm.discard().await;
             }
-            if let Err(error) = session.group.remove() {
-                tracing::warn!(%error, session = %session.id, "removing a session's control group failed");
-            }
-            let workspace = &session.workspace;
-            if let Err(error) = sbx_sessions::workspace::remove(workspace) {
-                tracing::warn!(%error, dir = %workspace.display(), "removing a session's workspace failed");
-            }
-            let _ = std::fs::remove_file(record_path(&root, &session.id));
-            let _ = std::fs::remove_file(egress_path(&root, &session.id));
+            let _ = tokio::task::spawn_blocking(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while session.running.load(Ordering::Relaxed) > 0
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                if let Err(error) = session.group.remove() {
+                    tracing::warn!(%error, session = %session.id, "removing a session's control group failed");
+                }
+                let workspace = &session.workspace;
+                if let Err(error) = sbx_sessions::workspace::remove(workspace) {
+                    tracing::warn!(%error, dir = %workspace.display(), "removing a session's workspace failed");
+                }
+                let _ = std::fs::remove_file(record_path(&root, &session.id));
+                let _ = std::fs::remove_file(egress_path(&root, &session.id));
+            })
+            .await;
         });
         tracing::info!(session = %id, ?reason, "session ended");
         true
     }
 }
 
-/// A server going away takes its sessions' processes and control groups
-/// with it; their records stay, so the next start reports them `lost`.
+/// A server going away takes its sessions' processes, control groups and
+/// workspaces with it; their records stay, so the next start reports them
+/// `lost`.
 impl Drop for Sessions {
     fn drop(&mut self) {
         if let Ok(cgroups) = &self.cgroups {
             for session in self.live().values() {
+                drop(session.take_warm());
                 let _ = session.group.remove();
+                let _ = sbx_sessions::workspace::remove(&session.workspace);
             }
             cgroups.close();
         }

@@ -341,6 +341,7 @@ pub async fn create(
         group,
         allowlist,
         egress,
+        warm: Mutex::default(),
     });
     let restored = match &new.snapshot {
         Some(name) => super::session_files::restore(state, caller, &session, name)
@@ -364,7 +365,41 @@ pub async fn create(
         return Err(error);
     }
     tracing::info!(session = %session.id, template = ?session.template, "session started");
+    prewarm(state, &session);
     Ok(shown)
+}
+
+/// The jail a run of `session` happens in.
+fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
+    Jail {
+        workspace: session.workspace.clone(),
+        uid: session.uid.uid(),
+        limits: session.limits,
+        cpus: state.sessions.cpus.clone(),
+        seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
+        egress: session.egress.clone(),
+    }
+}
+
+/// Starts the session's next jail now, unless one waits already, so its
+/// next run skips bubblewrap's setup. Each is used once.
+fn prewarm(state: &AppState, session: &Arc<LiveSession>) {
+    if session.has_warm() || session.stop.is_cancelled() {
+        return;
+    }
+    let jail = jail_of(state, session);
+    let group = session.group.child(&format!("warm-{}", random_token(8)));
+    let held = session.clone();
+    tokio::spawn(async move {
+        match sbx_sessions::Warm::start(&jail, Some(group)).await {
+            Ok(warm) => {
+                if let Some(unused) = held.keep_warm(warm) {
+                    unused.discard().await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, session = %held.id, "a warm jail did not start"),
+        }
+    });
 }
 
 /// Serves the session's egress proxy on `socket`, reachable by its uid only.
@@ -718,30 +753,26 @@ pub async fn execute(
         executions.push(execution.clone());
     }
     session.running.fetch_add(1, Ordering::Relaxed);
-    let jail = Jail {
-        workspace: session.workspace.clone(),
-        uid: session.uid.uid(),
-        limits: session.limits,
-        cpus: state.sessions.cpus.clone(),
-        seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
-        egress: session.egress.clone(),
-    };
+    let jail = jail_of(state, &session);
+    // A jail started ahead of time runs it, when one is waiting.
+    let warm = session.take_warm();
     let running = execution.clone();
     let held = session.clone();
     tokio::spawn(async move {
-        let stop = held.stop.clone();
-        sbx_sessions::run(
-            &jail,
-            Some(&held.group.child(&running.id)),
-            program,
-            Duration::from_secs(timeout),
-            &running.output,
-            stop.cancelled_owned(),
-        )
-        .await;
+        let stop = held.stop.clone().cancelled_owned();
+        let timeout = Duration::from_secs(timeout);
+        match warm {
+            Some(warm) => warm.run(program, timeout, &running.output, stop).await,
+            None => {
+                let group = held.group.child(&running.id);
+                sbx_sessions::run(&jail, Some(&group), program, timeout, &running.output, stop)
+                    .await
+            }
+        };
         held.touch(now_ms());
         held.running.fetch_sub(1, Ordering::Relaxed);
     });
+    prewarm(state, &session);
     if new.wait.unwrap_or(true) {
         execution.output.wait_end().await;
     }
