@@ -12,11 +12,15 @@ SBX="${SBX:-$TARGET/release/sbx}"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 DATA=$(mktemp -d)
-"$SBX" serve --demo --listen 127.0.0.1:4030 --data-dir "$DATA" >"$DATA/serve.log" 2>&1 & PIDS+=($!)
+"$SBX" serve --demo --listen 127.0.0.1:4030 --data-dir "$DATA" >"$DATA/serve.log" 2>&1 & SERVE_PID=$!
+PIDS+=($SERVE_PID)
 wait_for http://127.0.0.1:4030/api/v1/health
 TOKEN=$(cat "$DATA/admin-token")
 for _ in $(seq 50); do grep -q 'API key:' "$DATA/serve.log" && break; sleep 0.1; done
 BASE=$(grep -o 'base URL: [^ ]*' "$DATA/serve.log" | head -1 | cut -d' ' -f3)
 KEY=$(grep -o 'API key:  [^ ]*' "$DATA/serve.log" | head -1 | awk '{print $3}')
 python3 bench/sessions.py http://127.0.0.1:4030 "$TOKEN" "$BASE" "$KEY" "${RUNS:-30}"
+# Stopped first: it unmounts its sessions' workspaces on the way out.
+kill "$SERVE_PID"
+wait "$SERVE_PID" || true
 rm -rf "$DATA"

@@ -1579,6 +1579,8 @@ fn sessions_killed_with_their_server_are_reported_lost_and_leave_nothing() {
         !data.path().join("sessions").join(&id).exists(),
         "its workspace is removed"
     );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "nor left mounted");
     let (_, listed) = admin_curl("GET", &format!("{url}/api/v1/sessions"), None);
     assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
     terminate(server);
@@ -1677,5 +1679,11 @@ fn sessions_from_the_terminal_exec_copy_list_and_end() {
     let shown = sbx(&["session", "show", &id]);
     let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["reason"], "deleted", "{shown}");
+    // Stopped right after an end, the server still finishes its clean-up.
     terminate(server);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(data.path().to_str().unwrap()),
+        "no workspace stays mounted: {mounts}"
+    );
 }

@@ -344,6 +344,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         first_uid,
         uids,
         now_ms(),
+        workers.clone(),
     );
     let snapshots = crate::runtime::snapshots::Snapshots::open(
         config.snapshot_store.as_deref(),

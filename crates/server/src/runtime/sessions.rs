@@ -205,6 +205,9 @@ pub struct Sessions {
     pub cgroups: Result<Cgroups, String>,
     live: Mutex<HashMap<String, Arc<LiveSession>>>,
     ended: Mutex<HashMap<String, EndedSession>>,
+    /// Ended sessions' clean-ups run here, so a stopping server finishes
+    /// them (nothing mounted or running is left behind).
+    workers: crate::workers::Workers,
 }
 
 impl Sessions {
@@ -212,7 +215,13 @@ impl Sessions {
     /// What a previous process left is removed: its sessions' processes and
     /// control groups, their workspaces; their records are kept as `lost`
     /// sessions.
-    pub fn new(root: PathBuf, first_uid: u32, uid_count: u32, now_ms: i64) -> Self {
+    pub fn new(
+        root: PathBuf,
+        first_uid: u32,
+        uid_count: u32,
+        now_ms: i64,
+        workers: crate::workers::Workers,
+    ) -> Self {
         let cgroups = Cgroups::detect(&instance(&root)).map_err(|e| e.to_string());
         match &cgroups {
             Ok(cgroups) => {
@@ -244,6 +253,7 @@ impl Sessions {
             cgroups,
             live: Mutex::default(),
             ended: Mutex::new(lost),
+            workers,
         }
     }
 
@@ -326,7 +336,7 @@ impl Sessions {
         // process, which bubblewrap reaps), and so does its waiting jail;
         // then whatever is left in its group is killed, and its files
         // removed.
-        tokio::spawn(async move {
+        self.workers.spawn(async move {
             if let Some(warm) = warm {
                 warm.discard().await;
             }

@@ -23,7 +23,7 @@ use crate::{
     runtime::registry::{DueAt, LiveSandbox},
 };
 
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Workers {
     background: TaskTracker,
     sinks: TaskTracker,
