@@ -758,6 +758,7 @@ pub async fn execute(
     let warm = session.take_warm();
     let running = execution.clone();
     let held = session.clone();
+    let after = state.clone();
     tokio::spawn(async move {
         let stop = held.stop.clone().cancelled_owned();
         let timeout = Duration::from_secs(timeout);
@@ -771,8 +772,10 @@ pub async fn execute(
         };
         held.touch(now_ms());
         held.running.fetch_sub(1, Ordering::Relaxed);
+        // The next jail starts once this run is over: started beside it,
+        // it would take the CPU the run needs.
+        prewarm(&after, &held);
     });
-    prewarm(state, &session);
     if new.wait.unwrap_or(true) {
         execution.output.wait_end().await;
     }
