@@ -10,6 +10,7 @@ pub mod files;
 pub mod handler;
 pub mod jail;
 pub mod output;
+pub mod reaper;
 pub mod run;
 pub mod seccomp;
 pub mod uids;

@@ -461,3 +461,25 @@ async fn a_warm_jail_waits_then_runs_once_and_a_discarded_one_leaves_nothing() {
         .collect();
     assert_eq!(running, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn the_server_adopts_and_reaps_what_bubblewrap_leaves() {
+    sbx_sessions::reaper::adopt_orphans().unwrap();
+    let session = session(3_100_700, Limits::default());
+    let (ended, _) = python(&session, "print('done')", Duration::from_secs(10)).await;
+    assert_eq!(ended.status, Status::Ok);
+    let mut reaped = 0;
+    for _ in 0..50 {
+        reaped += sbx_sessions::reaper::reap_orphans();
+        if processes_of(3_100_700).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        processes_of(3_100_700),
+        Vec::<String>::new(),
+        "not even a zombie"
+    );
+    assert!(reaped >= 1, "the jail's init came to this process");
+}

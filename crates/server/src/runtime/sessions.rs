@@ -225,6 +225,11 @@ impl Sessions {
         let cgroups = Cgroups::detect(&instance(&root)).map_err(|e| e.to_string());
         match &cgroups {
             Ok(cgroups) => {
+                // Jails' orphaned inits come here to be reaped (see
+                // `sbx_sessions::reaper`), not to a PID 1 that may not.
+                if let Err(error) = sbx_sessions::reaper::adopt_orphans() {
+                    tracing::warn!(%error, "could not become the subreaper of jails' orphans");
+                }
                 let swept = cgroups.sweep();
                 if !swept.is_empty() {
                     tracing::warn!(

@@ -535,12 +535,16 @@ fn end(state: &AppState, session: &LiveSession, reason: EndReason) {
     state.sessions.end(&session.id, reason, last, now);
 }
 
-/// Ends every session whose lifetime ran out or that sat idle.
+/// Ends every session whose lifetime ran out or that sat idle, and reaps
+/// what jails that ended left to this process.
 pub fn reap(state: &AppState, now_ms: i64) {
     for session in state.sessions.all() {
         if let Some(reason) = session.due(now_ms) {
             end(state, &session, reason);
         }
+    }
+    if state.sessions.cgroups.is_ok() {
+        sbx_sessions::reaper::reap_orphans();
     }
 }
 
