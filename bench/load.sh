@@ -14,9 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
-# A sandbox holds at most 100,000 records: the create run is kept short
-# (and its ids cycle after 90,000, see bench/create.lua).
-CREATE_DURATION="${CREATE_DURATION:-1}"
+# A sandbox holds at most 100,000 records: the create run's ids cycle
+# after 90,000 (bench/create.lua; later creates replace on the same write
+# path). Three seconds: a one-second wrk run swung 0.32–0.44 between runs.
+CREATE_DURATION="${CREATE_DURATION:-3}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SANDBOXES="${SANDBOXES:-10000}"
 TOOLS="bench/.tools"
