@@ -208,6 +208,8 @@ pub struct Sessions {
     /// Ended sessions' clean-ups run here, so a stopping server finishes
     /// them (nothing mounted or running is left behind).
     workers: crate::workers::Workers,
+    /// Set once this process adopts jails' orphans (at its first session).
+    adopted: std::sync::OnceLock<()>,
 }
 
 impl Sessions {
@@ -225,11 +227,6 @@ impl Sessions {
         let cgroups = Cgroups::detect(&instance(&root)).map_err(|e| e.to_string());
         match &cgroups {
             Ok(cgroups) => {
-                // Jails' orphaned inits come here to be reaped (see
-                // `sbx_sessions::reaper`), not to a PID 1 that may not.
-                if let Err(error) = sbx_sessions::reaper::adopt_orphans() {
-                    tracing::warn!(%error, "could not become the subreaper of jails' orphans");
-                }
                 let swept = cgroups.sweep();
                 if !swept.is_empty() {
                     tracing::warn!(
@@ -259,11 +256,30 @@ impl Sessions {
             live: Mutex::default(),
             ended: Mutex::new(lost),
             workers,
+            adopted: std::sync::OnceLock::new(),
         }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveSession>>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes this process the one jails' orphaned inits come to, at the
+    /// first session (see `sbx_sessions::reaper`), not a PID 1 that may
+    /// never reap them.
+    pub fn adopt_orphans(&self) {
+        self.adopted.get_or_init(|| {
+            if let Err(error) = sbx_sessions::reaper::adopt_orphans() {
+                tracing::warn!(%error, "could not become the subreaper of jails' orphans");
+            }
+        });
+    }
+
+    /// Reaps what jails left to this process, once it adopts them.
+    pub fn reap_orphans(&self) {
+        if self.adopted.get().is_some() {
+            sbx_sessions::reaper::reap_orphans();
+        }
     }
 
     /// Holds a new session, its record written first: a server killed
@@ -278,6 +294,7 @@ impl Sessions {
             view,
             ended_at_ms: 0,
         };
+        self.adopt_orphans();
         let path = record_path(&self.root, &session.id);
         std::fs::write(
             &path,

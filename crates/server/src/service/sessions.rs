@@ -543,9 +543,7 @@ pub fn reap(state: &AppState, now_ms: i64) {
             end(state, &session, reason);
         }
     }
-    if state.sessions.cgroups.is_ok() {
-        sbx_sessions::reaper::reap_orphans();
-    }
+    state.sessions.reap_orphans();
 }
 
 /// How code is run.
