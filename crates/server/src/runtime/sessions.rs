@@ -275,10 +275,13 @@ impl Sessions {
         });
     }
 
-    /// Reaps what jails left to this process, once it adopts them.
+    /// Reaps what jails left to this process, once it adopts them (off
+    /// the async threads: it reads `/proc`).
     pub fn reap_orphans(&self) {
         if self.adopted.get().is_some() {
-            sbx_sessions::reaper::reap_orphans();
+            drop(tokio::task::spawn_blocking(
+                sbx_sessions::reaper::reap_orphans,
+            ));
         }
     }
 
