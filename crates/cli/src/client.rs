@@ -43,16 +43,27 @@ impl ServerArgs {
     }
 }
 
+/// A control-plane request with the caller's token, and its URL (for
+/// errors that say where the server was looked for).
+fn request(
+    server: &ServerArgs,
+    method: Method,
+    path: &str,
+) -> anyhow::Result<(reqwest::RequestBuilder, String)> {
+    let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
+    let builder = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(server.token()?);
+    Ok((builder, url))
+}
+
 pub(crate) async fn call(
     server: &ServerArgs,
     method: Method,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<(StatusCode, Value)> {
-    let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
-    let mut request = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(server.token()?);
+    let (mut request, url) = request(server, method, path)?;
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -77,10 +88,8 @@ pub(crate) async fn send_bytes(
     path: &str,
     bytes: Vec<u8>,
 ) -> anyhow::Result<(StatusCode, Value)> {
-    let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(server.token()?)
+    let (request, url) = request(server, method, path)?;
+    let response = request
         .header("content-type", "application/octet-stream")
         .body(bytes)
         .send()
@@ -92,10 +101,8 @@ pub(crate) async fn send_bytes(
 
 /// Downloads a file's bytes from the control plane.
 pub(crate) async fn fetch_bytes(server: &ServerArgs, path: &str) -> anyhow::Result<Vec<u8>> {
-    let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(server.token()?)
+    let (request, url) = request(server, Method::GET, path)?;
+    let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach {url}; is `sbx serve` running?"))?;
@@ -614,10 +621,8 @@ pub(crate) struct EventStream {
 
 impl EventStream {
     pub(crate) async fn open(server: &ServerArgs, path: &str) -> anyhow::Result<Self> {
-        let url = format!("{}/api/v1{path}", server.url.trim_end_matches('/'));
-        let response = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(server.token()?)
+        let (request, url) = request(server, Method::GET, path)?;
+        let response = request
             .header("accept", "text/event-stream")
             .send()
             .await
