@@ -5,13 +5,7 @@ use crate::http::error::{ApiError, FieldError};
 
 /// A 400 naming the query parameter with a bad value.
 pub fn bad(parameter: &str, message: String) -> ApiError {
-    ApiError::bad_query(vec![FieldError {
-        location: "query".into(),
-        pointer: parameter.into(),
-        message,
-        line: None,
-        column: None,
-    }])
+    ApiError::bad_query(vec![FieldError::query(parameter, message)])
 }
 
 /// A page size from 1 to `max`.

@@ -52,6 +52,17 @@ impl FieldError {
             column: None,
         }
     }
+
+    /// A problem with the query parameter `parameter`.
+    pub fn query(parameter: &str, message: impl Into<String>) -> Self {
+        Self {
+            location: "query".into(),
+            pointer: parameter.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
 }
 
 /// Why a domain operation did not happen. Every variant but `Store` and

@@ -21,13 +21,9 @@ pub enum Fetched {
 
 fn refused(error: FilesError) -> ServiceError {
     match error {
-        FilesError::BadPath(message) => ServiceError::Invalid(vec![super::FieldError {
-            location: "query".into(),
-            pointer: "path".into(),
-            message,
-            line: None,
-            column: None,
-        }]),
+        FilesError::BadPath(message) => {
+            ServiceError::Invalid(vec![super::FieldError::query("path", message)])
+        }
         FilesError::NotFound(_) => ServiceError::NotFound(error.to_string()),
         FilesError::IsDirectory(_) => ServiceError::Conflict(error.to_string()),
         FilesError::TooLarge(message) => ServiceError::TooLarge(message),
