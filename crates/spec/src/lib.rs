@@ -14,6 +14,7 @@ mod model;
 mod normalize;
 mod patterns;
 pub mod pointer;
+mod screen;
 mod swagger2;
 pub mod synth;
 mod validator;
@@ -25,6 +26,7 @@ pub use model::{
     RequestBody, ResponseHeader, ResponseSpec, SecurityRequirement, SecurityScheme, StatusKey,
     server_origins,
 };
+pub use screen::Screen;
 pub use validator::{Direction, SchemaCompiler, SchemaValidator, Violation};
 
 use std::sync::Arc;

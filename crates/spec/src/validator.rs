@@ -12,7 +12,7 @@ use jsonschema::{Draft, Registry, error::ValidationErrorKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::pointer::pointer_to_fragment;
+use crate::{pointer::pointer_to_fragment, screen::Screen};
 
 const REQUEST_URI: &str = "urn:sbx:request";
 const RESPONSE_URI: &str = "urn:sbx:response";
@@ -28,6 +28,7 @@ pub enum Direction {
 /// Builds validators for schemas of one document, sharing its index.
 pub struct SchemaCompiler {
     registry: Registry<'static>,
+    request_document: Arc<Value>,
     response_document: Arc<Value>,
 }
 
@@ -74,12 +75,13 @@ impl SchemaCompiler {
         let response_document = response_document.map_or(document, Arc::new);
         let registry = Registry::new()
             .draft(Draft::Draft202012)
-            .add(REQUEST_URI, request_document)
+            .add(REQUEST_URI, request_document.clone())
             .and_then(|builder| builder.add(RESPONSE_URI, response_document.clone()))
             .and_then(|builder| builder.prepare())
             .map_err(|e| format!("cannot index the document's schemas: {e}"))?;
         Ok(Self {
             registry,
+            request_document,
             response_document,
         })
     }
@@ -96,17 +98,48 @@ impl SchemaCompiler {
             Direction::Response => RESPONSE_URI,
         };
         let schema = json!({"$ref": format!("{uri}#{}", pointer_to_fragment(pointer))});
-        jsonschema::options()
-            .with_draft(Draft::Draft202012)
-            .with_registry(&self.registry)
-            .should_validate_formats(true)
-            .should_ignore_unknown_formats(true)
-            .with_format("byte", |s: &str| {
-                base64::engine::general_purpose::STANDARD.decode(s).is_ok()
-            })
-            .build(&schema)
-            .map(|inner| SchemaValidator { inner })
-            .map_err(|e| format!("invalid schema: {e}"))
+        build(options().with_registry(&self.registry), &schema)
+    }
+}
+
+/// How every validator checks: 2020-12, formats asserted (OpenAPI's
+/// `byte` included), unknown formats ignored.
+fn options() -> jsonschema::ValidationOptions<'static> {
+    jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(true)
+        .with_format("byte", |s: &str| {
+            base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+        })
+}
+
+fn build(
+    options: jsonschema::ValidationOptions<'_>,
+    schema: &Value,
+) -> Result<SchemaValidator, String> {
+    options
+        .build(schema)
+        .map(|inner| SchemaValidator { inner })
+        .map_err(|e| format!("invalid schema: {e}"))
+}
+
+impl SchemaValidator {
+    /// A validator for a schema with no `$ref` in it, on its own.
+    pub(crate) fn standalone(schema: &Value) -> Option<Self> {
+        build(options(), schema).ok()
+    }
+}
+
+impl SchemaCompiler {
+    /// A screen for the schema at `pointer`: accepts what its validator
+    /// accepts without reading the body into a tree (see [`Screen`]).
+    pub fn screen(&self, pointer: &str, direction: Direction) -> Option<Screen> {
+        let document = match direction {
+            Direction::Request => &self.request_document,
+            Direction::Response => &self.response_document,
+        };
+        Screen::build(document, pointer)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use sbx_spec::{
     ApiModel, Direction, MediaTypeSpec, Operation, ParamLocation, Problem, ResponseSpec,
-    SchemaCompiler, SchemaValidator, synth::Plans,
+    SchemaCompiler, SchemaValidator, Screen, synth::Plans,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -46,6 +46,7 @@ pub struct LazyValidator {
     direction: Direction,
     compiler: Arc<SchemaCompiler>,
     cell: OnceLock<Option<SchemaValidator>>,
+    screen: OnceLock<Option<Screen>>,
 }
 
 impl LazyValidator {
@@ -55,6 +56,7 @@ impl LazyValidator {
             direction,
             compiler: compiler.clone(),
             cell: OnceLock::new(),
+            screen: OnceLock::new(),
         }
     }
 
@@ -63,6 +65,18 @@ impl LazyValidator {
             .get_or_init(|| {
                 let pointer = self.pointer.as_ref()?;
                 self.compiler.compile(pointer, self.direction).ok()
+            })
+            .as_ref()
+    }
+
+    /// The schema's screen: certain acceptance of a valid JSON body without
+    /// parsing it into a tree. `None` where there is no validator either.
+    pub fn screen(&self) -> Option<&Screen> {
+        self.get()?;
+        self.screen
+            .get_or_init(|| {
+                let pointer = self.pointer.as_ref()?;
+                self.compiler.screen(pointer, self.direction)
             })
             .as_ref()
     }

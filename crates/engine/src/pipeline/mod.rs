@@ -415,11 +415,12 @@ fn decide_operation(
         .unwrap_or_default();
     routed.authenticate(&query, &exchange, trace)?;
     routed.rate_limit(&exchange, trace)?;
-    let body = routed.check_contract(&path_params, &query, &exchange, trace)?;
+    let canned = prefer.code.is_some() || prefer.example.is_some();
+    let behaves = !canned && revision.behaviours.is_active(routed.index);
+    let body = routed.check_contract(&path_params, &query, &exchange, behaves, trace)?;
     let (chaos, chaos_draw) = routed.chaos(chaos.as_ref(), &exchange, trace)?;
     routed.scenario_declared(trace)?;
-    let canned = prefer.code.is_some() || prefer.example.is_some();
-    if !canned && revision.behaviours.is_active(routed.index) {
+    if behaves {
         let call = routed.call(path_params, query, body);
         return routed.run_behaviours(&call, chaos, chaos_draw, trace);
     }
@@ -605,6 +606,7 @@ impl Routed<'_> {
         path_params: &[(String, String)],
         query: &[(String, String)],
         exchange: &Exchange<'_>,
+        needs_body: bool,
         trace: &mut Trace,
     ) -> Result<Option<Value>, Stop> {
         let (violations, body) = match validate(
@@ -613,6 +615,7 @@ impl Routed<'_> {
             path_params,
             query,
             &self.revision.model.document,
+            needs_body,
         ) {
             Ok(validated) => validated,
             Err(unsupported) => {
@@ -1021,14 +1024,16 @@ fn run_behaviour(call: &Rc<Call>, trace: &mut Trace) -> Result<Outcome, Stop> {
     })
 }
 
-/// Every violation of the request, and its parsed body; `Err` for an
-/// unsupported media type.
+/// Every violation of the request, and its parsed body (unless it is not
+/// needed and its schema's screen accepts it); `Err` for an unsupported
+/// media type.
 fn validate(
     operation: &CompiledOperation,
     request: &Request<'_>,
     path_params: &[(String, String)],
     query: &[(String, String)],
     document: &Value,
+    needs_body: bool,
 ) -> Result<(Vec<Violation>, Option<Value>), Response> {
     let mut violations = Vec::new();
     let raw = params::RawParams {
@@ -1126,6 +1131,15 @@ fn validate(
         ));
     };
     let media = &operation.request_content[index];
+    if !needs_body
+        && body::is_json(&body::essence(content_type))
+        && media
+            .validator
+            .screen()
+            .is_some_and(|screen| screen.accepts(request.body))
+    {
+        return Ok((violations, None));
+    }
     let mut parsed = None;
     match body::parse(
         content_type,

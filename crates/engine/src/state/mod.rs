@@ -9,9 +9,14 @@
 pub mod clock;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::BTreeMap,
     sync::{Arc, Mutex, MutexGuard},
 };
+
+// Seeded per process: ids come from clients, SipHash's strength is not
+// needed for one sandbox's bounded collections, and a create hashes its
+// id several times in a map of up to 100,000.
+use foldhash::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -94,10 +99,17 @@ impl Collection {
     /// Holds `record`, counted as `size` bytes (0 for fixtures: they are
     /// the project's, bounded by its file limits, and shared).
     fn put(&mut self, record: Record, size: usize, changed: bool) {
-        if let Some(old) = self.by_id.insert(record.id.clone(), record.seq)
-            && old != record.seq
-        {
-            self.remove_row(old);
+        // A replaced record keeps its key: no new `String` for it.
+        match self.by_id.get_mut(&record.id) {
+            Some(seq) => {
+                let old = std::mem::replace(seq, record.seq);
+                if old != record.seq {
+                    self.remove_row(old);
+                }
+            }
+            None => {
+                self.by_id.insert(record.id.clone(), record.seq);
+            }
         }
         self.max_seq = self.max_seq.max(record.seq);
         if let Ok(n) = record.id.parse::<i64>() {
@@ -135,14 +147,6 @@ impl Collection {
         written
             .map(|row| row.record.id.as_str())
             .chain(self.deleted.iter().map(String::as_str))
-    }
-
-    /// The size of the record `id`, if held.
-    fn size_of(&self, id: &str) -> usize {
-        self.by_id
-            .get(id)
-            .and_then(|seq| self.rows.get(seq))
-            .map_or(0, |row| row.size)
     }
 }
 
@@ -367,9 +371,10 @@ impl SandboxState {
         let size = record_bytes(&kept);
         let mut inner = self.lock();
         let held = inner.collections.get(collection);
-        let exists = held.is_some_and(|c| c.by_id.contains_key(id));
-        let replaced = held.map_or(0, |c| c.size_of(id));
-        if !exists
+        let existing = held.and_then(|c| Some((c, *c.by_id.get(id)?)));
+        let replaced = existing.map_or(0, |(c, seq)| c.rows.get(&seq).map_or(0, |row| row.size));
+        let existing = existing.map(|(_, seq)| seq);
+        if existing.is_none()
             && inner
                 .collections
                 .values()
@@ -391,7 +396,7 @@ impl SandboxState {
             None => inner.collections.entry(collection.to_owned()).or_default(),
         };
         let seq = seq
-            .or_else(|| c.by_id.get(id).copied())
+            .or(existing)
             .unwrap_or_else(|| c.max_seq.max(FIRST_CREATED_SEQ - 1) + 1);
         let record = |value| Record {
             id: id.to_owned(),
