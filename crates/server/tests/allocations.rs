@@ -210,6 +210,6 @@ const BUDGET_GET: u64 = 16;
 const BUDGET_LIST: u64 = 13;
 const BUDGET_VARIED: u64 = 23;
 const BUDGET_POST: u64 = 15;
-const BUDGET_CREATE: u64 = 64;
+const BUDGET_CREATE: u64 = 63;
 const BUDGET_SCRIPTED: u64 = 97;
 const BUDGET_TEMPLATED: u64 = 90;

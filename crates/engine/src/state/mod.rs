@@ -9,14 +9,9 @@
 pub mod clock;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
 };
-
-// Seeded per process: ids come from clients, SipHash's strength is not
-// needed for one sandbox's bounded collections, and a create hashes its
-// id several times in a map of up to 100,000.
-use foldhash::{HashMap, HashSet};
 
 use serde_json::Value;
 
