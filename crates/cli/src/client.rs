@@ -616,7 +616,7 @@ pub async fn har(
 /// A server-sent event stream of the control plane, read event by event.
 pub(crate) struct EventStream {
     response: reqwest::Response,
-    buffer: String,
+    decoder: EventDecoder,
 }
 
 impl EventStream {
@@ -634,7 +634,7 @@ impl EventStream {
         }
         Ok(Self {
             response,
-            buffer: String::new(),
+            decoder: EventDecoder::default(),
         })
     }
 
@@ -642,26 +642,87 @@ impl EventStream {
     /// the server closes the stream. Keep-alive comments are skipped.
     pub(crate) async fn next(&mut self) -> anyhow::Result<Option<(String, Value)>> {
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut kind = String::from("message");
-                let mut data = Vec::new();
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        kind = value.trim().to_owned();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push(value.strip_prefix(' ').unwrap_or(value));
-                    }
-                }
-                if let Ok(data) = serde_json::from_str::<Value>(&data.join("\n")) {
+            while let Some((kind, data)) = self.decoder.next_event() {
+                if let Ok(data) = serde_json::from_str::<Value>(&data) {
                     return Ok(Some((kind, data)));
                 }
             }
             match self.response.chunk().await? {
-                Some(chunk) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(chunk) => self.decoder.push(&chunk),
                 None => return Ok(None),
             }
         }
+    }
+}
+
+/// Server-sent events (the WHATWG event-stream format) out of the bytes
+/// of a stream, however they were split: an event is decoded only once
+/// its blank line arrived, so a character split between chunks stays
+/// whole. Lines end in `\n`, `\r\n` or `\r`.
+#[derive(Default)]
+struct EventDecoder {
+    buffer: Vec<u8>,
+}
+
+impl EventDecoder {
+    fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The next complete event with data, as (event name, data lines
+    /// joined by `\n`); events without data are skipped.
+    fn next_event(&mut self) -> Option<(String, String)> {
+        loop {
+            let (end, next) = blank_line(&self.buffer)?;
+            let block: Vec<u8> = self.buffer.drain(..next).take(end).collect();
+            let text = String::from_utf8_lossy(&block);
+            let mut kind = String::from("message");
+            let mut data: Option<String> = None;
+            for line in text.split(['\n', '\r']) {
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match field {
+                    "event" => kind = value.to_owned(),
+                    "data" => match &mut data {
+                        Some(joined) => {
+                            joined.push('\n');
+                            joined.push_str(value);
+                        }
+                        None => data = Some(value.to_owned()),
+                    },
+                    _ => {}
+                }
+            }
+            if let Some(data) = data {
+                return Some((kind, data));
+            }
+        }
+    }
+}
+
+/// Where the first event of `bytes` ends and what follows it begins: at
+/// its first empty line. `None` until one has arrived.
+fn blank_line(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut line_start = 0;
+    loop {
+        let offset = bytes[line_start..]
+            .iter()
+            .position(|b| matches!(b, b'\n' | b'\r'))?;
+        let after = line_end(bytes, line_start + offset)?;
+        if offset == 0 {
+            return Some((line_start, after));
+        }
+        line_start = after;
+    }
+}
+
+/// The index after the line end at `at` (`\r\n` counts once); `None`
+/// for a `\r` that a `\n` may yet follow.
+fn line_end(bytes: &[u8], at: usize) -> Option<usize> {
+    match (bytes[at], bytes.get(at + 1)) {
+        (b'\r', Some(b'\n')) => Some(at + 2),
+        (b'\r', None) => None,
+        _ => Some(at + 1),
     }
 }
 
@@ -708,4 +769,62 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 
 pub(crate) fn percent_encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventDecoder;
+
+    fn events(chunks: &[&[u8]]) -> Vec<(String, String)> {
+        let mut decoder = EventDecoder::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            decoder.push(chunk);
+            while let Some(event) = decoder.next_event() {
+                out.push(event);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_character_split_between_chunks_stays_whole() {
+        let stream = "event: stdout\ndata: {\"text\": \"héllo ✓\"}\n\n".as_bytes();
+        let split = stream.iter().position(|&b| b == 0xE2).unwrap() + 1;
+        let got = events(&[&stream[..split], &stream[split..]]);
+        assert_eq!(
+            got,
+            [("stdout".to_owned(), "{\"text\": \"héllo ✓\"}".to_owned())]
+        );
+    }
+
+    #[test]
+    fn every_line_end_comments_and_multi_line_data() {
+        let got = events(&[
+            b": keep-alive\n\n",
+            b"id: 3\r\nevent: end\r\ndata: {\"a\":\r\ndata: 1}\r\n\r",
+            b"\ndata:no-space\r\rdata: last\n",
+            b"\n",
+        ]);
+        assert_eq!(
+            got,
+            [
+                ("end".to_owned(), "{\"a\":\n1}".to_owned()),
+                ("message".to_owned(), "no-space".to_owned()),
+                ("message".to_owned(), "last".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unfinished_event_waits_for_its_blank_line() {
+        let mut decoder = EventDecoder::default();
+        decoder.push(b"data: 1\n");
+        assert_eq!(decoder.next_event(), None);
+        decoder.push(b"\n");
+        assert_eq!(
+            decoder.next_event(),
+            Some(("message".to_owned(), "1".to_owned()))
+        );
+    }
 }
