@@ -105,6 +105,15 @@ impl Types {
     }
 }
 
+/// No `type`: every type.
+impl Default for Types {
+    fn default() -> Self {
+        Self(Self::ALL)
+    }
+}
+
+/// What a schema asserts; the default asserts nothing.
+#[derive(Default)]
 struct Rules {
     types: Types,
     /// Allowed strings, when the schema has an `enum` of strings.
@@ -126,33 +135,15 @@ struct Rules {
 }
 
 /// What `additionalProperties` says of undeclared members.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 enum Extra {
+    #[default]
     Any,
     Forbidden,
     Checked(NodeId),
 }
 
 impl Rules {
-    fn any() -> Self {
-        Self {
-            types: Types(Types::ALL),
-            strings: None,
-            min_length: 0,
-            max_length: None,
-            minimum: None,
-            maximum: None,
-            exclusive_minimum: None,
-            exclusive_maximum: None,
-            min_items: 0,
-            max_items: None,
-            items: None,
-            properties: Vec::new(),
-            required: Vec::new(),
-            extra: Extra::Any,
-        }
-    }
-
     fn within_bounds(&self, number: f64) -> bool {
         self.minimum.is_none_or(|low| number >= low)
             && self.maximum.is_none_or(|high| number <= high)
@@ -256,7 +247,7 @@ impl Builder<'_> {
         if schema.contains_key("$ref") {
             return None;
         }
-        let mut rules = Rules::any();
+        let mut rules = Rules::default();
         let mut asserts = false;
         for (keyword, value) in schema {
             asserts |= !is_annotation(keyword);

@@ -132,6 +132,12 @@ impl Collection {
         Some(row.record)
     }
 
+    /// The sequence number and size of the record `id`, if held.
+    fn held(&self, id: &str) -> Option<(u64, usize)> {
+        let seq = *self.by_id.get(id)?;
+        Some((seq, self.rows.get(&seq).map_or(0, |row| row.size)))
+    }
+
     fn record(&self, id: &str) -> Option<&Record> {
         self.rows.get(self.by_id.get(id)?).map(|row| &row.record)
     }
@@ -365,10 +371,8 @@ impl SandboxState {
         let kept = value.json_only();
         let size = record_bytes(&kept);
         let mut inner = self.lock();
-        let held = inner.collections.get(collection);
-        let existing = held.and_then(|c| Some((c, *c.by_id.get(id)?)));
-        let replaced = existing.map_or(0, |(c, seq)| c.rows.get(&seq).map_or(0, |row| row.size));
-        let existing = existing.map(|(_, seq)| seq);
+        let existing = inner.collections.get(collection).and_then(|c| c.held(id));
+        let replaced = existing.map_or(0, |(_, size)| size);
         if existing.is_none()
             && inner
                 .collections
@@ -391,7 +395,7 @@ impl SandboxState {
             None => inner.collections.entry(collection.to_owned()).or_default(),
         };
         let seq = seq
-            .or(existing)
+            .or(existing.map(|(seq, _)| seq))
             .unwrap_or_else(|| c.max_seq.max(FIRST_CREATED_SEQ - 1) + 1);
         let record = |value| Record {
             id: id.to_owned(),
