@@ -207,6 +207,43 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // The load harness's stateful create (bench/create.lua): a new record
+    // per request, ids cycling after 90,000 so the sandbox's collection is
+    // as large as the harness makes it (later creates replace).
+    let behaviours_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/behaviours");
+    let behaviours = compile(
+        &std::fs::read_to_string(behaviours_dir.join("openapi.yaml")).expect("bench/behaviours"),
+        &sbx_engine::project::read_dir(&behaviours_dir).expect("bench project"),
+    );
+    let items = Arc::new(SandboxState::load(
+        &behaviours.behaviours.fixtures,
+        Vec::new(),
+        0,
+    ));
+    let stored = SandboxContext {
+        state: &items,
+        ..context
+    };
+    let json_only = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let create = |n: u64| {
+        format!(r#"{{"id": "bench_{}", "name": "Widget", "price": 19.99, "tags": ["a", "b"]}}"#, n % 90_000)
+    };
+    let mut created = 0u64;
+    c.bench_function("handle/create_item", |b| {
+        b.iter(|| {
+            created += 1;
+            let body = create(created);
+            let request = Request {
+                method: "POST",
+                path: "/v1/items",
+                query: None,
+                headers: &json_only,
+                body: body.as_bytes(),
+            };
+            std::hint::black_box(answer(&behaviours, &stored, &request))
+        })
+    });
+
     // The load harness's varied GET: a fresh id every time, so every
     // answer is synthesized anew (the cache only ever misses).
     let load_spec = std::fs::read_to_string(

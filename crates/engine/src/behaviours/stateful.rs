@@ -411,26 +411,30 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
     match (base, body) {
         (Value::Object(base), Value::Object(changes)) if !patch => {
             // What the body sets is not cloned from the base to be replaced.
-            let set: Vec<(&str, &Value)> = changes
+            // Each member the body sets, and whether the base has it.
+            let set: Vec<(&str, bool, &Value)> = changes
                 .iter()
-                .map(|(key, change)| (record_member(base, key), change))
+                .map(|(key, change)| {
+                    let (member, held) = record_member(base, key);
+                    (member, held, change)
+                })
                 .collect();
-            let last = |key: &str| set.iter().rev().find(|(k, _)| *k == key).map(|(_, c)| *c);
+            // Two body members may name one base member loosely: the last wins.
+            let last = |key: &str| set.iter().rev().find(|(k, ..)| *k == key).map(|(.., c)| *c);
             let mut out = Map::with_capacity(base.len() + set.len());
             for (key, value) in base {
                 out.insert(key.clone(), last(key).unwrap_or(value).clone());
             }
-            for (key, _) in &set {
-                if !out.contains_key(*key) {
-                    out.insert((*key).to_owned(), last(key).cloned().unwrap_or_default());
-                }
+            // The body's keys are distinct: one not in the base is new.
+            for (key, _, change) in set.iter().filter(|(_, held, _)| !held) {
+                out.insert((*key).to_owned(), (*change).clone());
             }
             Value::Object(out)
         }
         (Value::Object(base), Value::Object(changes)) => {
             let mut out = base.clone();
             for (key, change) in changes {
-                let key = record_member(base, key);
+                let (key, _) = record_member(base, key);
                 if change.is_null() {
                     out.remove(key);
                 } else if let Some(old) = base.get(key).filter(|o| o.is_object()) {
@@ -446,15 +450,22 @@ pub fn merged(base: &Value, body: Option<&Value>, patch: bool) -> Value {
 }
 
 /// The member of `record` that a request's member `name` sets: the same
-/// name, else the one equal to it ignoring case, `_` and `-`, else `name`.
-fn record_member<'a>(record: &'a Map<String, Value>, name: &'a str) -> &'a str {
-    if record.contains_key(name) {
-        return name;
+/// name, else the one equal to it ignoring case, `_` and `-`, else `name`;
+/// and whether `record` has it.
+fn record_member<'a>(record: &'a Map<String, Value>, name: &'a str) -> (&'a str, bool) {
+    // A record of a few members is scanned faster than its key is hashed.
+    let held = if record.len() <= 16 {
+        record.keys().any(|key| key == name)
+    } else {
+        record.contains_key(name)
+    };
+    if held {
+        return (name, true);
     }
     record
         .keys()
         .find(|key| crate::loosely_named(key, name))
-        .map_or(name, String::as_str)
+        .map_or((name, false), |key| (key.as_str(), true))
 }
 
 /// Creation and update times the client did not send become the sandbox
@@ -689,9 +700,10 @@ fn set_self_links(call: &Call, collection: usize, id: &str, value: &mut Value) {
     let Value::Object(map) = value else {
         return;
     };
-    let has_links = SELF_LINKS.iter().any(|name| map.contains_key(*name))
-        || map.contains_key("links")
-        || map.contains_key("_links");
+    // One pass over the members rather than six hashed lookups.
+    let has_links = map
+        .keys()
+        .any(|key| SELF_LINKS.contains(&key.as_str()) || key == "links" || key == "_links");
     if !has_links {
         return;
     }
