@@ -147,7 +147,8 @@ impl Default for SynthCache {
 /// The values, and their seeds in insertion order for first-in-first-out eviction.
 #[derive(Debug, Default)]
 struct Entries {
-    values: HashMap<u64, Arc<Synthesized>>,
+    /// Keyed by [`SynthCache::key`]'s seeded hashes: rehashed cheaply.
+    values: HashMap<u64, Arc<Synthesized>, foldhash::fast::RandomState>,
     order: VecDeque<u64>,
 }
 

@@ -69,7 +69,8 @@ pub type OverlayRow = ResourceChange;
 #[derive(Debug, Default)]
 struct Collection {
     rows: BTreeMap<u64, Row>,
-    by_id: HashMap<String, u64>,
+    /// Hashed fast: read and written on every request that touches a record.
+    by_id: HashMap<String, u64, foldhash::fast::RandomState>,
     /// The rows' sizes summed.
     bytes: usize,
     /// Highest sequence number ever used, deleted records included.
@@ -177,7 +178,7 @@ fn json_bytes(value: &Value) -> usize {
 
 #[derive(Debug, Default)]
 struct Inner {
-    collections: HashMap<String, Collection>,
+    collections: HashMap<String, Collection, foldhash::fast::RandomState>,
     version: u64,
 }
 
