@@ -1,7 +1,7 @@
 //! Routing and the whole request pipeline on the demo payments project,
 //! routing on a generated 2,000-path spec, behaviours (stateful reads and
 //! creates, a 10-line script) beside the same endpoint without them, and
-//! the load harness's GET with a new id every call.
+//! the load harness's GET with a new id every call and its stateful create.
 
 use std::{path::Path, sync::Arc};
 
@@ -226,7 +226,10 @@ fn benches(c: &mut Criterion) {
     };
     let json_only = vec![("content-type".to_owned(), "application/json".to_owned())];
     let create = |n: u64| {
-        format!(r#"{{"id": "bench_{}", "name": "Widget", "price": 19.99, "tags": ["a", "b"]}}"#, n % 90_000)
+        format!(
+            r#"{{"id": "bench_{}", "name": "Widget", "price": 19.99, "tags": ["a", "b"]}}"#,
+            n % 90_000
+        )
     };
     let mut created = 0u64;
     c.bench_function("handle/create_item", |b| {
