@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    SeccompRule, TargetArch, sock_filter,
 };
 
 /// Refused outright, answering `EPERM`.
@@ -80,9 +80,12 @@ pub fn program() -> Result<Vec<u8>, String> {
         target()?,
     )
     .map_err(|e| e.to_string())?;
-    let program: BpfProgram = filter
+    let mut program: BpfProgram = filter
         .try_into()
         .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    if cfg!(target_arch = "x86_64") {
+        refuse_x32(&mut program)?;
+    }
     Ok(program
         .iter()
         .flat_map(|i| {
@@ -94,6 +97,47 @@ pub fn program() -> Result<Vec<u8>, String> {
             bytes
         })
         .collect())
+}
+
+/// The x32 ABI's calls carry the x86-64 architecture and their number with
+/// bit 30 set (`keyctl` is `0x4000_00fa`), so a list of x86-64 numbers
+/// never matches them: where the kernel has x32, every denied call would
+/// pass that way. No interpreter here uses x32, so all of it is refused,
+/// right after the architecture check `seccompiler` starts with.
+fn refuse_x32(program: &mut BpfProgram) -> Result<(), String> {
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    // `struct seccomp_data`: the call's number, then the architecture.
+    let (nr_offset, arch_offset) = (0, 4);
+    let checks_arch = program.len() > 3 && {
+        let load = &program[0];
+        load.code == LOAD_WORD && load.k == arch_offset
+    };
+    if !checks_arch {
+        return Err("seccompiler's filter no longer starts with its architecture check".into());
+    }
+    let statement = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let refuse_x32 = [
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, nr_offset),
+        sock_filter {
+            jf: 1,
+            ..statement(
+                libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+                X32_SYSCALL_BIT,
+            )
+        },
+        statement(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+    ];
+    program.splice(3..3, refuse_x32);
+    Ok(())
 }
 
 /// Writes the filter to `path`, readable by every uid (jails open it as

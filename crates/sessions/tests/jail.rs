@@ -293,7 +293,9 @@ libc = ctypes.CDLL(None, use_errno=True)
 refused = {}
 # x86_64 numbers: keyctl, bpf, userfaultfd, io_uring_setup, ptrace, mount, unshare, perf_event_open, setns, init_module
 for name, nr in [('keyctl', 250), ('bpf', 321), ('userfaultfd', 323), ('io_uring_setup', 425), ('ptrace', 101),
-                 ('mount', 165), ('unshare', 272), ('perf_event_open', 298), ('setns', 308), ('init_module', 175)]:
+                 ('mount', 165), ('unshare', 272), ('perf_event_open', 298), ('setns', 308), ('init_module', 175),
+                 # The x32 ABI (bit 30): a denied call by another number, and a harmless one.
+                 ('x32 keyctl', 0x40000000 | 250), ('x32 getpid', 0x40000000 | 39)]:
     result = libc.syscall(nr, 0, 0, 0, 0, 0)
     refused[name] = errno.errorcode.get(ctypes.get_errno()) if result == -1 else 'allowed'
 r, w = os.pipe()
@@ -321,6 +323,8 @@ print(refused)
         "perf_event_open",
         "setns",
         "init_module",
+        "x32 keyctl",
+        "x32 getpid",
         "TIOCSTI",
     ] {
         assert!(
