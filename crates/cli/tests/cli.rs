@@ -1523,8 +1523,16 @@ fn memory_groups_naming(needle: &str) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// Whether a process runs `sleep {seconds}`.
+fn sleeping(seconds: &str) -> bool {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+    })
+}
+
 #[test]
-fn sessions_killed_with_their_server_are_reported_lost_and_leave_nothing() {
+fn sessions_survive_their_server_crashing_and_are_lost_only_when_their_files_are() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap().to_owned();
     let serve = || {
@@ -1535,52 +1543,99 @@ fn sessions_killed_with_their_server_are_reported_lost_and_leave_nothing() {
     };
     let (mut server, lines) = serve();
     let url = field(&lines, "SmartSandbox listening on").to_owned();
-    let (status, session) = admin_curl(
-        "POST",
-        &format!("{url}/api/v1/sessions"),
-        Some(r#"{"template": "shell"}"#),
+    let create = |url: &str, body: &str| {
+        let (status, session) = admin_curl("POST", &format!("{url}/api/v1/sessions"), Some(body));
+        assert_eq!(status, 201, "{session}");
+        session["id"].as_str().unwrap().to_owned()
+    };
+    let run = |url: &str, id: &str, body: &str| {
+        admin_curl(
+            "POST",
+            &format!("{url}/api/v1/sessions/{id}/executions"),
+            Some(body),
+        )
+    };
+    let kept = create(
+        &url,
+        r#"{"template": "shell", "env": {"GREETING": "hej"}, "resources": {"memory_bytes": 67108864}}"#,
     );
-    assert_eq!(status, 201, "{session}");
-    let id = session["id"].as_str().unwrap().to_owned();
-    let (status, run) = admin_curl(
-        "POST",
-        &format!("{url}/api/v1/sessions/{id}/executions"),
-        Some(r#"{"command": "sleep 300", "wait": false}"#),
+    let short = create(&url, r#"{"template": "shell", "lifetime_seconds": 3}"#);
+    let created = std::time::Instant::now();
+    let (status, wrote) = run(&url, &kept, r#"{"command": "echo kept > note.txt"}"#);
+    assert_eq!(
+        (status, wrote["status"].as_str()),
+        (200, Some("ok")),
+        "{wrote}"
     );
-    assert_eq!(status, 202, "{run}");
-    let groups = eventually("the run to start in its group", || {
-        Some(memory_groups_naming(&id)).filter(|g| !g.is_empty())
-    });
-    let session_group = groups[0].parent().unwrap().to_owned();
-    assert!(session_group.ends_with(&id), "{session_group:?}");
+    let (status, started) = run(&url, &kept, r#"{"command": "sleep 313", "wait": false}"#);
+    assert_eq!(status, 202, "{started}");
+    eventually("the run to start", || sleeping("313").then_some(()));
 
     Command::new("kill")
         .args(["-KILL", &server.id().to_string()])
         .status()
         .unwrap();
     server.wait().unwrap();
+    // The short session's lifetime runs out while no server runs.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(created.elapsed()));
 
     let (server, lines) = serve();
     let url = field(&lines, "SmartSandbox listening on").to_owned();
-    let (status, lost) = admin_curl("GET", &format!("{url}/api/v1/sessions/{id}"), None);
-    assert_eq!(status, 200, "{lost}");
+    let (status, resumed) = admin_curl("GET", &format!("{url}/api/v1/sessions/{kept}"), None);
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["status"], "running", "{resumed}");
+    assert_eq!(resumed["resources"]["memory_bytes"], 67108864, "{resumed}");
+    assert!(!sleeping("313"), "its run died with the server");
+    let (status, read) = run(
+        &url,
+        &kept,
+        r#"{"command": "cat note.txt; echo $GREETING"}"#,
+    );
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        read["stdout"], "kept\nhej\n",
+        "files and variables kept: {read}"
+    );
+    let (status, expired) = admin_curl("GET", &format!("{url}/api/v1/sessions/{short}"), None);
+    assert_eq!(status, 200, "{expired}");
+    assert_eq!(
+        (expired["status"].as_str(), expired["reason"].as_str()),
+        (Some("ended"), Some("ttl_expired")),
+        "{expired}"
+    );
+    let sessions = data.path().join("sessions");
+    assert!(!sessions.join(&short).exists(), "its workspace is removed");
+
+    // A graceful stop takes its sessions' files with it: the next start
+    // reports the session lost, and nothing of it is left.
+    let session_group = eventually("the resumed session's group", || {
+        memory_groups_naming(&kept).first().and_then(|g| {
+            g.ancestors()
+                .find(|a| a.ends_with(&kept))
+                .map(Path::to_path_buf)
+        })
+    });
+    terminate(server);
+    let (server, lines) = serve();
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (_, lost) = admin_curl("GET", &format!("{url}/api/v1/sessions/{kept}"), None);
     assert_eq!(
         (lost["status"].as_str(), lost["reason"].as_str()),
         (Some("ended"), Some("lost")),
         "{lost}"
     );
     assert_eq!(
-        memory_groups_naming(&id),
+        memory_groups_naming(&kept),
         Vec::<std::path::PathBuf>::new(),
         "no process of the session is left"
     );
     assert!(!session_group.exists(), "its control group is removed");
-    assert!(
-        !data.path().join("sessions").join(&id).exists(),
-        "its workspace is removed"
-    );
+    assert!(!sessions.join(&kept).exists(), "its workspace is removed");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&id), "nor left mounted");
+    assert!(
+        !mounts.contains(&kept) && !mounts.contains(&short),
+        "nor left mounted"
+    );
     let (_, listed) = admin_curl("GET", &format!("{url}/api/v1/sessions"), None);
     assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
     terminate(server);

@@ -377,6 +377,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         workers: workers.clone(),
     }));
     load_registry(&state).await?;
+    crate::service::sessions::resume(&state).await;
     state
         .idempotency
         .load()

@@ -44,6 +44,19 @@ impl UidPool {
         })
     }
 
+    /// `uid` itself, when it is in the range and free: a session taken up
+    /// again after a restart keeps the uid that owns its files.
+    pub fn take_uid(self: &Arc<Self>, uid: u32) -> Option<UidSlot> {
+        if !(self.first..self.first + self.count).contains(&uid) {
+            return None;
+        }
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.insert(uid).then(|| UidSlot {
+            uid,
+            pool: self.clone(),
+        })
+    }
+
     /// How many uids are held.
     pub fn in_use(&self) -> usize {
         self.used.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -81,5 +94,20 @@ mod tests {
             1,
             "the slot taken and dropped above is free again"
         );
+    }
+
+    #[test]
+    fn a_named_uid_is_taken_only_when_free_and_in_range() {
+        let pool = UidPool::new(10, 3);
+        let held = pool.take_uid(11).unwrap();
+        assert_eq!(held.uid(), 11);
+        assert!(pool.take_uid(11).is_none(), "held already");
+        assert!(
+            pool.take_uid(13).is_none() && pool.take_uid(9).is_none(),
+            "out of range"
+        );
+        assert_eq!(pool.take().unwrap().uid(), 10, "the lowest free one");
+        drop(held);
+        assert!(pool.take_uid(11).is_some());
     }
 }

@@ -41,13 +41,3 @@ pub fn remove(path: &Path) -> io::Result<()> {
         other => other,
     }
 }
-
-/// Removes every workspace under `root`, then `root` itself.
-pub fn remove_all(root: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(root)?.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove(&entry.path())?;
-        }
-    }
-    std::fs::remove_dir_all(root)
-}

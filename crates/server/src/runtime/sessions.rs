@@ -141,6 +141,19 @@ pub struct EndedSession {
     /// How it looked when it ended.
     pub view: crate::service::sessions::SessionView,
     pub ended_at_ms: i64,
+    /// In a live session's record: what the next process needs, beyond the
+    /// view, to take the session up again after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// A live session's uid (the owner of its files), variables and times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resume {
+    pub uid: u32,
+    pub env: Vec<(String, String)>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
 }
 
 /// Readies `root` for jails: it and its parent become passable (not
@@ -210,13 +223,17 @@ pub struct Sessions {
     workers: crate::workers::Workers,
     /// Set once this process adopts jails' orphans (at its first session).
     adopted: std::sync::OnceLock<()>,
+    /// Sessions a previous process left whose workspaces survived it,
+    /// until [`crate::service::sessions::resume`] takes them up again.
+    resumable: Mutex<Vec<EndedSession>>,
 }
 
 impl Sessions {
     /// Sessions with workspaces under `root`, run as uids `first..first + count`.
-    /// What a previous process left is removed: its sessions' processes and
-    /// control groups, their workspaces; their records are kept as `lost`
-    /// sessions.
+    /// What a previous process left: its sessions' processes and control
+    /// groups are removed; a session whose workspace is still mounted and
+    /// whose lifetime is not over is kept to be resumed, the others' are
+    /// removed and their records kept as ended (`lost`, or `ttl_expired`).
     pub fn new(
         root: PathBuf,
         first_uid: u32,
@@ -237,12 +254,12 @@ impl Sessions {
             }
             Err(error) => tracing::info!(%error, "code sessions are unavailable"),
         }
-        let lost = lost_sessions(&root, now_ms);
-        if root.is_dir()
-            && let Err(error) = sbx_sessions::workspace::remove_all(&root)
-        {
-            tracing::warn!(%error, dir = %root.display(), "removing the workspaces of ended sessions failed");
-        }
+        let (ended, resumable) = match &cgroups {
+            Ok(_) => previous_sessions(&root, now_ms),
+            // Nothing can run without control groups: none is resumed.
+            Err(_) => (previous_sessions(&root, i64::MAX).0, Vec::new()),
+        };
+        remove_workspaces(&root, &resumable);
         let cpus = std::thread::available_parallelism()
             .map_or(1, std::num::NonZeroUsize::get)
             .checked_sub(1)
@@ -254,10 +271,28 @@ impl Sessions {
             cpus,
             cgroups,
             live: Mutex::default(),
-            ended: Mutex::new(lost),
+            ended: Mutex::new(ended),
             workers,
             adopted: std::sync::OnceLock::new(),
+            resumable: Mutex::new(resumable),
         }
+    }
+
+    /// The sessions to resume (see [`Self::new`]), handed out once.
+    pub fn take_resumable(&self) -> Vec<EndedSession> {
+        std::mem::take(&mut *self.resumable.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records a session that could not be resumed as `lost`, and removes
+    /// its workspace.
+    pub fn lose(&self, mut record: EndedSession, now_ms: i64) {
+        let _ = sbx_sessions::workspace::remove(&self.root.join(&record.view.id));
+        let _ = std::fs::remove_file(record_path(&self.root, &record.view.id));
+        end_record(&mut record, EndReason::Lost, now_ms);
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.view.id.clone(), record);
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveSession>>> {
@@ -286,26 +321,48 @@ impl Sessions {
     }
 
     /// Holds a new session, its record written first: a server killed
-    /// from now on reports it `lost` when it starts again.
+    /// from now on resumes it when it starts again (or reports it `lost`).
     pub fn insert(
         &self,
         session: Arc<LiveSession>,
+        view: crate::service::sessions::SessionView,
+    ) -> std::io::Result<()> {
+        self.adopt_orphans();
+        self.write_record(&session, view)?;
+        self.live().insert(session.id.clone(), session);
+        Ok(())
+    }
+
+    /// Writes a live session's record (readable by root only: it holds
+    /// the session's variables), as it looks now.
+    pub fn write_record(
+        &self,
+        session: &LiveSession,
         view: crate::service::sessions::SessionView,
     ) -> std::io::Result<()> {
         let record = EndedSession {
             owner: session.owner.clone(),
             view,
             ended_at_ms: 0,
+            resume: Some(Resume {
+                uid: session.uid.uid(),
+                env: session.env.clone(),
+                created_at_ms: session.created_at_ms,
+                expires_at_ms: session.expires_at_ms.load(Ordering::Relaxed),
+            }),
         };
-        self.adopt_orphans();
         let path = record_path(&self.root, &session.id);
+        let partial = path.with_extension("json.partial");
         std::fs::write(
-            &path,
+            &partial,
             serde_json::to_vec(&record).map_err(std::io::Error::other)?,
         )?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        self.live().insert(session.id.clone(), session);
-        Ok(())
+        std::fs::set_permissions(
+            &partial,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
+        // Renamed into place: a crash mid-write leaves the old record whole.
+        std::fs::rename(&partial, &path)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<LiveSession>> {
@@ -352,6 +409,7 @@ impl Sessions {
                 owner: session.owner.clone(),
                 view,
                 ended_at_ms: now_ms,
+                resume: None,
             },
         );
         drop(ended);
@@ -406,9 +464,14 @@ impl Drop for Sessions {
 }
 
 /// The sessions a previous process had live, from their record files:
-/// ended `lost` at `now_ms`.
-fn lost_sessions(root: &std::path::Path, now_ms: i64) -> HashMap<String, EndedSession> {
-    let mut lost = HashMap::new();
+/// those to resume (their workspace still mounted, their lifetime not over
+/// at `now_ms`), and the others ended — `ttl_expired` when their lifetime
+/// ran out meanwhile, else `lost`.
+fn previous_sessions(
+    root: &std::path::Path,
+    now_ms: i64,
+) -> (HashMap<String, EndedSession>, Vec<EndedSession>) {
+    let (mut ended, mut resumable) = (HashMap::new(), Vec::new());
     for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "json") {
@@ -420,14 +483,69 @@ fn lost_sessions(root: &std::path::Path, now_ms: i64) -> HashMap<String, EndedSe
         else {
             continue;
         };
-        record.view.status = crate::service::sessions::SessionStatus::Ended;
-        record.view.reason = Some(EndReason::Lost);
-        record.view.ended_at = Some(crate::app::rfc3339(now_ms));
-        record.view.expires_at = None;
-        record.view.running_executions = 0;
-        record.ended_at_ms = now_ms;
-        tracing::warn!(session = %record.view.id, "a session was lost when the server stopped");
-        lost.insert(record.view.id.clone(), record);
+        let id = record.view.id.clone();
+        let expires_at_ms = record.resume.as_ref().map(|r| r.expires_at_ms);
+        match expires_at_ms {
+            Some(expiry) if expiry <= now_ms => {
+                end_record(&mut record, EndReason::TtlExpired, expiry);
+                let _ = std::fs::remove_file(&path);
+                tracing::info!(session = %id, "a session's lifetime ran out while the server was stopped");
+            }
+            Some(_) if is_mount_point(&root.join(&id), root) => {
+                resumable.push(record);
+                continue;
+            }
+            _ => {
+                end_record(&mut record, EndReason::Lost, now_ms);
+                let _ = std::fs::remove_file(&path);
+                tracing::warn!(session = %id, "a session was lost when the server stopped");
+            }
+        }
+        ended.insert(id, record);
     }
-    lost
+    (ended, resumable)
+}
+
+/// Marks `record` ended for `reason` at `at_ms`.
+fn end_record(record: &mut EndedSession, reason: EndReason, at_ms: i64) {
+    record.view.status = crate::service::sessions::SessionStatus::Ended;
+    record.view.reason = Some(reason);
+    record.view.ended_at = Some(crate::app::rfc3339(at_ms));
+    record.view.expires_at = None;
+    record.view.running_executions = 0;
+    record.ended_at_ms = at_ms;
+    record.resume = None;
+}
+
+/// Whether `path` is a filesystem of its own (a workspace still mounted;
+/// after a reboot it is an empty folder on `root`'s filesystem).
+fn is_mount_point(path: &std::path::Path, root: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), std::fs::metadata(root)) {
+        (Ok(inner), Ok(outer)) => inner.is_dir() && inner.dev() != outer.dev(),
+        _ => false,
+    }
+}
+
+/// Removes every workspace under `root` but those of `kept` sessions, and
+/// every egress proxy's socket (a resumed session opens its own anew).
+fn remove_workspaces(root: &std::path::Path, kept: &[EndedSession]) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "egress") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let name = entry.file_name();
+        let kept = kept.iter().any(|k| name.to_str() == Some(&k.view.id));
+        if kept || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Err(error) = sbx_sessions::workspace::remove(&entry.path()) {
+            tracing::warn!(%error, dir = %entry.path().display(), "removing the workspace of an ended session failed");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use std::{
 };
 
 use sbx_sessions::{Ended, GroupLimits, HandlerResult, Jail, Language, Limits, Output, handler};
+use sbx_store::AccountId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -276,28 +277,84 @@ pub async fn create(
         }
     }
     let sessions = &state.sessions;
-    let cgroups = sessions
-        .cgroups
-        .as_ref()
-        .map_err(|e| ServiceError::Unavailable(e.clone()))?;
     let uid = sessions.uids.take().ok_or_else(|| {
         ServiceError::Conflict(
             "every session slot of this server is in use; end a session or try later".into(),
         )
     })?;
-    let id = format!("ses_{}", random_token(16));
+    let now = now_ms();
+    let session = open(
+        state,
+        Opening {
+            id: format!("ses_{}", random_token(16)),
+            owner: caller.owner().cloned(),
+            template: new.template,
+            created_at_ms: now,
+            expires_at_ms: now + lifetime as i64 * 1000,
+            idle_timeout_ms: idle as i64 * 1000,
+            limits,
+            group_limits,
+            env,
+            allowlist,
+            uid,
+            new_workspace: true,
+        },
+    )
+    .await?;
+    let restored = match &new.snapshot {
+        Some(name) => super::session_files::restore(state, caller, &session, name)
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    };
+    if let Err(error) = restored {
+        discard(&session);
+        return Err(error);
+    }
+    hold(state, session)
+}
+
+/// What a session starts (or resumes) with, checked.
+struct Opening {
+    id: String,
+    owner: Option<AccountId>,
+    template: Language,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    idle_timeout_ms: i64,
+    limits: Limits,
+    group_limits: GroupLimits,
+    env: Vec<(String, String)>,
+    allowlist: Option<crate::runtime::session_egress::Allowlist>,
+    uid: sbx_sessions::uids::UidSlot,
+    /// False when resuming: the workspace is there, files and all.
+    new_workspace: bool,
+}
+
+/// Readies a session's control group, workspace and egress proxy; not yet
+/// held (see [`hold`]).
+async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSession>> {
+    let sessions = &state.sessions;
+    let cgroups = sessions
+        .cgroups
+        .as_ref()
+        .map_err(|e| ServiceError::Unavailable(e.clone()))?;
+    let id = opening.id;
     let workspace = sessions.root.join(&id);
     let group = cgroups.group(&id);
-    let owner_uid = uid.uid();
+    let owner_uid = opening.uid.uid();
     let (made, made_group) = (workspace.clone(), group.clone());
-    let disk_bytes = limits.file_bytes;
-    let root = sessions.root.clone();
+    let (group_limits, disk_bytes) = (opening.group_limits, opening.limits.file_bytes);
+    let (root, new_workspace) = (sessions.root.clone(), opening.new_workspace);
     tokio::task::spawn_blocking(move || {
         crate::runtime::sessions::prepare(&root)?;
         made_group
             .create(Some(&group_limits))
             .map_err(std::io::Error::other)?;
-        sbx_sessions::workspace::make(&made, owner_uid, disk_bytes)
+        if new_workspace {
+            sbx_sessions::workspace::make(&made, owner_uid, disk_bytes)?;
+        }
+        Ok::<_, std::io::Error>(())
     })
     .await
     .map_err(|e| ServiceError::Internal(e.into()))?
@@ -306,67 +363,147 @@ pub async fn create(
         ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
     })?;
     let stop = CancellationToken::new();
-    let egress = match &allowlist {
+    let egress = match &opening.allowlist {
         Some(allowlist) => {
             let socket = crate::runtime::sessions::egress_path(&sessions.root, &id);
             let opened = open_egress(state, &socket, allowlist.clone(), owner_uid, &stop);
             if let Err(error) = opened {
                 stop.cancel();
                 let _ = group.remove();
-                let _ = sbx_sessions::workspace::remove(&workspace);
+                if new_workspace {
+                    let _ = sbx_sessions::workspace::remove(&workspace);
+                }
                 return Err(error);
             }
             Some(socket)
         }
         None => None,
     };
-    let now = now_ms();
-    let session = Arc::new(LiveSession {
+    Ok(Arc::new(LiveSession {
         id,
-        owner: caller.owner().cloned(),
-        template: new.template,
-        created_at_ms: now,
-        expires_at_ms: AtomicI64::new(now + lifetime as i64 * 1000),
-        idle_timeout_ms: idle as i64 * 1000,
-        last_active_ms: AtomicI64::new(now),
+        owner: opening.owner,
+        template: opening.template,
+        created_at_ms: opening.created_at_ms,
+        expires_at_ms: AtomicI64::new(opening.expires_at_ms),
+        idle_timeout_ms: opening.idle_timeout_ms,
+        last_active_ms: AtomicI64::new(now_ms()),
         running: AtomicUsize::new(0),
         workspace,
-        limits,
-        cpu,
-        memory_bytes,
-        env,
+        limits: opening.limits,
+        cpu: group_limits.cpu_cores,
+        memory_bytes: group_limits.memory_bytes,
+        env: opening.env,
         executions: Mutex::default(),
         stop,
-        uid,
+        uid: opening.uid,
         group,
-        allowlist,
+        allowlist: opening.allowlist,
         egress,
         warm: Mutex::default(),
-    });
-    let restored = match &new.snapshot {
-        Some(name) => super::session_files::restore(state, caller, &session, name)
-            .await
-            .map(|_| ()),
-        None => Ok(()),
-    };
+    }))
+}
+
+/// Holds an opened session (its record written first) and warms its
+/// first jail; what [`open`] readied is undone when the record cannot be
+/// written.
+fn hold(state: &AppState, session: Arc<LiveSession>) -> ServiceResult<SessionView> {
     let shown = view(&session);
-    let held = restored.and_then(|()| {
-        sessions
-            .insert(session.clone(), shown.clone())
-            .map_err(|error| {
-                ServiceError::Internal(
-                    anyhow::Error::new(error).context("writing the session's record"),
-                )
-            })
-    });
-    if let Err(error) = held {
-        let _ = session.group.remove();
-        let _ = sbx_sessions::workspace::remove(&session.workspace);
-        return Err(error);
+    if let Err(error) = state.sessions.insert(session.clone(), shown.clone()) {
+        discard(&session);
+        return Err(ServiceError::Internal(
+            anyhow::Error::new(error).context("writing the session's record"),
+        ));
     }
     tracing::info!(session = %session.id, template = ?session.template, "session started");
     prewarm(state, &session);
     Ok(shown)
+}
+
+/// Undoes [`open`] for a session never held.
+fn discard(session: &LiveSession) {
+    session.stop.cancel();
+    let _ = session.group.remove();
+    let _ = sbx_sessions::workspace::remove(&session.workspace);
+}
+
+/// Takes up again the sessions a crashed server left (see
+/// [`crate::runtime::sessions::Sessions::new`]): each keeps its id, files,
+/// uid, limits, network, variables and lifetime. Its executions died with
+/// that server and are not listed; one that cannot be resumed is `lost`.
+pub async fn resume(state: &AppState) {
+    for record in state.sessions.take_resumable() {
+        let id = record.view.id.clone();
+        match resume_one(state, &record).await {
+            Ok(()) => tracing::info!(session = %id, "session resumed after a restart"),
+            Err(error) => {
+                tracing::warn!(%error, session = %id, "a session could not be resumed");
+                state.sessions.lose(record, now_ms());
+            }
+        }
+    }
+}
+
+async fn resume_one(
+    state: &AppState,
+    record: &crate::runtime::sessions::EndedSession,
+) -> ServiceResult<()> {
+    let (view, resume) = match &record.resume {
+        Some(resume) => (&record.view, resume),
+        None => return Err(ServiceError::Internal(anyhow::anyhow!("no resume record"))),
+    };
+    let unrecorded =
+        |what: &str| ServiceError::Internal(anyhow::anyhow!("its record has no {what}"));
+    let resources = &view.resources;
+    let defaults = Limits::default();
+    let limits = Limits {
+        cpu_seconds: resources
+            .cpu_seconds
+            .ok_or_else(|| unrecorded("cpu_seconds"))?,
+        processes: resources.pids.ok_or_else(|| unrecorded("pids"))?,
+        file_bytes: resources
+            .disk_bytes
+            .ok_or_else(|| unrecorded("disk_bytes"))?,
+        tmp_bytes: resources.tmp_bytes.ok_or_else(|| unrecorded("tmp_bytes"))?,
+        open_files: defaults.open_files,
+    };
+    let group_limits = GroupLimits {
+        memory_bytes: resources
+            .memory_bytes
+            .ok_or_else(|| unrecorded("memory_bytes"))?,
+        pids: limits.processes,
+        cpu_cores: resources.cpu.ok_or_else(|| unrecorded("cpu"))?,
+    };
+    let allowlist = match &view.network {
+        Network::Allow { allow } => Some(
+            crate::runtime::session_egress::Allowlist::new(allow)
+                .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?,
+        ),
+        Network::Named(_) => None,
+    };
+    let uid = state
+        .sessions
+        .uids
+        .take_uid(resume.uid)
+        .ok_or_else(|| unrecorded("free uid in this server's range"))?;
+    let session = open(
+        state,
+        Opening {
+            id: view.id.clone(),
+            owner: record.owner.clone(),
+            template: view.template,
+            created_at_ms: resume.created_at_ms,
+            expires_at_ms: resume.expires_at_ms,
+            idle_timeout_ms: view.idle_timeout_seconds as i64 * 1000,
+            limits,
+            group_limits,
+            env: resume.env.clone(),
+            allowlist,
+            uid,
+            new_workspace: false,
+        },
+    )
+    .await?;
+    hold(state, session).map(|_| ())
 }
 
 /// The jail a run of `session` happens in.
@@ -515,7 +652,15 @@ pub fn extend(
     session
         .expires_at_ms
         .store(now_ms() + seconds as i64 * 1000, Ordering::Relaxed);
-    Ok(view(&session))
+    let shown = view(&session);
+    // A server that crashes from now on resumes it with its new lifetime.
+    state
+        .sessions
+        .write_record(&session, shown.clone())
+        .map_err(|e| {
+            ServiceError::Internal(anyhow::Error::new(e).context("writing the session's record"))
+        })?;
+    Ok(shown)
 }
 
 /// Ends a session: its runs are killed and its workspace removed.
