@@ -254,11 +254,8 @@ impl Sessions {
             }
             Err(error) => tracing::info!(%error, "code sessions are unavailable"),
         }
-        let (ended, resumable) = match &cgroups {
-            Ok(_) => previous_sessions(&root, now_ms),
-            // Nothing can run without control groups: none is resumed.
-            Err(_) => (previous_sessions(&root, i64::MAX).0, Vec::new()),
-        };
+        // Nothing runs without control groups: then none is resumed.
+        let (ended, resumable) = previous_sessions(&root, now_ms, cgroups.is_ok());
         remove_workspaces(&root, &resumable);
         let cpus = std::thread::available_parallelism()
             .map_or(1, std::num::NonZeroUsize::get)
@@ -470,6 +467,7 @@ impl Drop for Sessions {
 fn previous_sessions(
     root: &std::path::Path,
     now_ms: i64,
+    may_resume: bool,
 ) -> (HashMap<String, EndedSession>, Vec<EndedSession>) {
     let (mut ended, mut resumable) = (HashMap::new(), Vec::new());
     for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
@@ -491,7 +489,7 @@ fn previous_sessions(
                 let _ = std::fs::remove_file(&path);
                 tracing::info!(session = %id, "a session's lifetime ran out while the server was stopped");
             }
-            Some(_) if is_mount_point(&root.join(&id), root) => {
+            Some(_) if may_resume && is_mount_point(&root.join(&id), root) => {
                 resumable.push(record);
                 continue;
             }
@@ -527,15 +525,19 @@ fn is_mount_point(path: &std::path::Path, root: &std::path::Path) -> bool {
     }
 }
 
-/// Removes every workspace under `root` but those of `kept` sessions, and
-/// every egress proxy's socket (a resumed session opens its own anew).
+/// Removes every workspace under `root` but those of `kept` sessions,
+/// every egress proxy's socket (a resumed session opens its own anew) and
+/// any record a crash left half-written.
 fn remove_workspaces(root: &std::path::Path, kept: &[EndedSession]) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "egress") {
+        if path
+            .extension()
+            .is_some_and(|e| e == "egress" || e == "partial")
+        {
             let _ = std::fs::remove_file(&path);
             continue;
         }

@@ -208,9 +208,12 @@ try:
     assert secret.startswith("whsec_"), secret
     driver.find_element(By.CSS_SELECTOR, "button[data-send-event='payment.succeeded']").click()
     wait.until(lambda _: "The test event is emitted" in text())
+    # The receiver holds the request before the delivery is marked
+    # delivered (its answer has to come back first): wait for both.
     for _ in range(50):
         received = driver.find_elements(By.CSS_SELECTOR, "[data-testid=received]")
-        if received:
+        deliveries = driver.find_elements(By.CSS_SELECTOR, "[data-testid=delivery]")
+        if received and deliveries and "delivered" in deliveries[0].text:
             break
         time.sleep(0.2)
         driver.refresh()
