@@ -122,7 +122,7 @@ fn refuse_x32(program: &mut BpfProgram) -> Result<(), String> {
         jf: 0,
         k,
     };
-    let refuse_x32 = [
+    let guard = [
         statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, nr_offset),
         sock_filter {
             jf: 1,
@@ -136,7 +136,7 @@ fn refuse_x32(program: &mut BpfProgram) -> Result<(), String> {
             libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
         ),
     ];
-    program.splice(3..3, refuse_x32);
+    program.splice(3..3, guard);
     Ok(())
 }
 

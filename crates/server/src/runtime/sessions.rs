@@ -350,13 +350,16 @@ impl Sessions {
         };
         let path = record_path(&self.root, &session.id);
         let partial = path.with_extension("json.partial");
-        std::fs::write(
-            &partial,
-            serde_json::to_vec(&record).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::set_permissions(
-            &partial,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        std::io::Write::write_all(
+            &mut file,
+            &serde_json::to_vec(&record).map_err(std::io::Error::other)?,
         )?;
         // Renamed into place: a crash mid-write leaves the old record whole.
         std::fs::rename(&partial, &path)
