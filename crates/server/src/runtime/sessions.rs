@@ -24,14 +24,16 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
-    /// Its lifetime ran out.
+    /// Its lifetime ran out (perhaps while no server ran).
     TtlExpired,
     /// No request and no running execution for its idle timeout.
     Idle,
     /// Deleted through the API.
     Deleted,
-    /// The server stopped (or was killed) while it ran: what it left was
-    /// removed when the server started again.
+    /// The server stopped while it ran and its files did not survive (a
+    /// graceful stop removes them, a reboot loses them) or it could not be
+    /// resumed: what it left was removed when the server started again. A
+    /// session whose files survive a crash is resumed instead.
     Lost,
 }
 
