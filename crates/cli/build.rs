@@ -14,7 +14,8 @@
 //! `bench/link-order.sh`): the kernel maps code 64 KiB around each first
 //! touch, so start-up's ~2 MB scattered over the 30 MB text kept ~12 MB
 //! resident. Only with the toolchain's own linker (lld, the default on
-//! x86_64 Linux), which reads the list; `SBX_NO_LINK_ORDER` turns it off.
+//! x86_64 Linux since Rust 1.90), which reads the list; `SBX_NO_LINK_ORDER`
+//! turns it off.
 
 use std::{env, fs, path::PathBuf, process::Command};
 
@@ -33,7 +34,7 @@ fn main() {
     if target == host && target.ends_with("-linux-gnu") && relr_works() {
         println!("cargo:rustc-link-arg-bins={FLAG}");
     }
-    let default_linker = env::var_os("RUSTC_LINKER").is_none();
+    let default_linker = env::var_os("RUSTC_LINKER").is_none() && links_with_lld();
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
     if target == "x86_64-unknown-linux-gnu"
         && default_linker
@@ -49,6 +50,24 @@ fn main() {
         // Symbols the list names that this build no longer has are skipped.
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
+}
+
+/// Whether rustc links with its own lld by default here: Rust 1.90 and
+/// later on x86_64 Linux (older ones use the system linker, which may not
+/// read an ordering file).
+fn links_with_lld() -> bool {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(output) = Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    // `rustc 1.95.0 (…)`
+    let version = String::from_utf8_lossy(&output.stdout);
+    let minor = version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.split('.').nth(1))
+        .and_then(|m| m.parse::<u32>().ok());
+    minor.is_some_and(|minor| minor >= 90)
 }
 
 fn relr_works() -> bool {
