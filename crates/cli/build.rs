@@ -34,10 +34,10 @@ fn main() {
     if target == host && target.ends_with("-linux-gnu") && relr_works() {
         println!("cargo:rustc-link-arg-bins={FLAG}");
     }
-    let default_linker = env::var_os("RUSTC_LINKER").is_none() && links_with_lld();
+    let own_lld = env::var_os("RUSTC_LINKER").is_none() && links_with_lld();
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
     if target == "x86_64-unknown-linux-gnu"
-        && default_linker
+        && own_lld
         && release
         && env::var_os("SBX_NO_LINK_ORDER").is_none()
         && let Some(dir) = env::var_os("CARGO_MANIFEST_DIR")

@@ -447,12 +447,11 @@ async fn resume_one(
     state: &AppState,
     record: &crate::runtime::sessions::EndedSession,
 ) -> ServiceResult<()> {
-    let (view, resume) = match &record.resume {
-        Some(resume) => (&record.view, resume),
-        None => return Err(ServiceError::Internal(anyhow::anyhow!("no resume record"))),
+    let unresumable = |why: String| ServiceError::Internal(anyhow::anyhow!(why));
+    let unrecorded = |what: &str| unresumable(format!("its record has no {what}"));
+    let (view, Some(resume)) = (&record.view, &record.resume) else {
+        return Err(unrecorded("resume part"));
     };
-    let unrecorded =
-        |what: &str| ServiceError::Internal(anyhow::anyhow!("its record has no {what}"));
     let resources = &view.resources;
     let defaults = Limits::default();
     let limits = Limits {
@@ -480,11 +479,12 @@ async fn resume_one(
         ),
         Network::Named(_) => None,
     };
-    let uid = state
-        .sessions
-        .uids
-        .take_uid(resume.uid)
-        .ok_or_else(|| unrecorded("free uid in this server's range"))?;
+    let uid = state.sessions.uids.take_uid(resume.uid).ok_or_else(|| {
+        unresumable(format!(
+            "its uid {} is outside this server's range or held",
+            resume.uid
+        ))
+    })?;
     let session = open(
         state,
         Opening {
