@@ -100,6 +100,7 @@ fn benches(c: &mut Criterion) {
         state: &state,
         env: &env,
         upstream: None,
+        functions: None,
         now_ms: 1_767_225_600_000,
         may_block: false,
         chaos: None,

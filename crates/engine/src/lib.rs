@@ -20,6 +20,10 @@ pub use state::clock;
 pub use behaviours::behaviour::{OperationBehaviour, OperationIndex, seed};
 pub use behaviours::call::{EmittedEvent, Journal, StateChange};
 pub use behaviours::forward::{Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+pub use behaviours::functions::{
+    Function, FunctionAnswer, FunctionCall, FunctionFailure, FunctionLanguage, FunctionSources,
+    Functions,
+};
 pub use behaviours::scenarios::ScenarioSummary;
 pub use behaviours::script::ScriptLimits;
 pub use chaos::{ChaosEffect, ChaosSpec};

@@ -36,6 +36,12 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
+impl From<Arc<Shared>> for AppState {
+    fn from(shared: Arc<Shared>) -> Self {
+        Self(shared)
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Shared;
 
@@ -79,6 +85,8 @@ pub struct Shared {
     pub sessions: crate::runtime::sessions::Sessions,
     /// Where sessions' workspaces are saved.
     pub snapshots: crate::runtime::snapshots::Snapshots,
+    /// Where function behaviours run: a session per sandbox.
+    pub functions: Arc<crate::service::functions::FunctionHosts>,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
 }
@@ -351,14 +359,19 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         &config.snapshot_store_options,
         &config.data_dir,
     )?;
-    let state = AppState(Arc::new(Shared {
+    let upstream = HttpUpstream::shared(config.egress_policy()?);
+    let state = AppState(Arc::new_cyclic(|shared| Shared {
+        functions: Arc::new(crate::service::functions::FunctionHosts::new(
+            shared.clone(),
+            tokio::runtime::Handle::current(),
+        )),
         telemetry,
         store: store.clone(),
         registry: Arc::new(Registry::default()),
         public_url: public_url.clone().into(),
         admin_token_hash: hash_secret(&token).into(),
         drift: Arc::new(DriftReport::default()),
-        upstream: HttpUpstream::shared(config.egress_policy()?),
+        upstream,
         edits: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone(), &workers),
         idempotency: Idempotency::new(store.clone()),

@@ -17,6 +17,9 @@ use crate::run::{Language, Program};
 
 const PYTHON_RUNNER: &str = include_str!("handler/runner.py");
 const NODE_RUNNER: &str = include_str!("handler/runner.cjs");
+/// Lambda's context and error shape, shared with the workers.
+pub(crate) const PYTHON_LAMBDA: &str = include_str!("handler/lambda.py");
+pub(crate) const NODE_LAMBDA: &str = include_str!("handler/lambda.cjs");
 
 /// Largest result read back: Lambda's response payload limit.
 pub const MAX_RESULT_BYTES: u64 = 6 * 1024 * 1024;
@@ -74,7 +77,7 @@ pub fn program(
                 invocation.memory_mb,
                 invocation.deadline_ms,
             );
-            (["python3", "-"], prelude + PYTHON_RUNNER)
+            (["python3", "-"], prelude + PYTHON_LAMBDA + PYTHON_RUNNER)
         }
         Language::Node => {
             let prelude = format!(
@@ -86,7 +89,7 @@ pub fn program(
                 invocation.memory_mb,
                 invocation.deadline_ms,
             );
-            (["node", "-"], prelude + NODE_RUNNER)
+            (["node", "-"], prelude + NODE_LAMBDA + NODE_RUNNER)
         }
         Language::Shell => return Err(HandlerError::Shell),
     };

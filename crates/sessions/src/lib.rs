@@ -14,6 +14,7 @@ pub mod reaper;
 pub mod run;
 pub mod seccomp;
 pub mod uids;
+pub mod worker;
 pub mod workspace;
 
 pub use cgroup::{Cgroups, Group, GroupLimits, Usage};
@@ -21,3 +22,4 @@ pub use jail::{Jail, JailError, Limits};
 pub use output::{Event, EventKind, HandlerResult, Output};
 pub use run::{Ended, Language, Program, Status, Warm, run};
 pub use uids::{UidPool, UidSlot};
+pub use worker::{Worker, WorkerError};

@@ -271,7 +271,7 @@ async fn conclude(
 
 /// Reads what the run's group used, then kills whatever is left in it and
 /// removes it.
-async fn finish(group: &Group) -> Usage {
+pub(crate) async fn finish(group: &Group) -> Usage {
     let group = group.clone();
     tokio::task::spawn_blocking(move || {
         let usage = group.usage();
@@ -287,7 +287,7 @@ async fn finish(group: &Group) -> Usage {
 /// Starts the jail's command, moved into `group` before it runs anything,
 /// then hands it `program`'s stdin, and closes it unless `hold_stdin` (a
 /// warm jail's launcher reads its run from it later).
-async fn start(
+pub(crate) async fn start(
     jail: &Jail,
     group: Option<&Group>,
     program: Program,
@@ -397,7 +397,9 @@ async fn watch(
 /// (bubblewrap's child) kills every process in it; bubblewrap then exits
 /// and reaps it, leaving no zombie behind (killing bubblewrap first would
 /// orphan that process to the host's init).
-async fn end_jail(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+pub(crate) async fn end_jail(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
     if let Some(pid) = child.id() {
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();

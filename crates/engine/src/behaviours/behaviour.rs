@@ -12,6 +12,7 @@ use crate::{
     Response,
     behaviours::call::Call,
     behaviours::fixtures::{self, RecordMaker},
+    behaviours::functions::{self, Function, FunctionSources},
     behaviours::lifecycle::{Lifecycles, Trigger},
     behaviours::scenarios::{self, Scenario, ScenarioInputs, ScenarioSummary},
     behaviours::script::{Script, ScriptLimits, ScriptOutcome, Scripts},
@@ -57,6 +58,8 @@ pub struct CompiledBehaviours {
     pub lifecycles: Lifecycles,
     /// What the request log masks in bodies.
     pub redactions: Redactions,
+    /// The project's function files, when an operation has one.
+    pub functions: Option<Arc<FunctionSources>>,
 }
 
 /// What a project adds to one operation of the spec.
@@ -64,6 +67,8 @@ pub struct CompiledBehaviours {
 pub struct OperationBehaviour {
     /// `behaviours/<operationId>.rhai`.
     pub script: Option<Script>,
+    /// `functions/<operationId>.py` (or `.js`): a Lambda handler.
+    pub function: Option<Function>,
     /// Forwarded upstream (`project.yaml` `forward:`).
     pub forward: Option<ForwardRule>,
     /// The template answering it (`templates/<operationId>.json.j2`).
@@ -130,6 +135,16 @@ impl CompiledBehaviours {
             .collect();
         for (index, script) in compiled {
             operations[index].script = Some(script);
+        }
+        let (functions, function_sources) = functions::compile(
+            &files.functions,
+            files.settings.functions,
+            &index_of,
+            &|index| operations[index].script.is_some(),
+            &mut problems,
+        );
+        for (index, function) in functions {
+            operations[index].function = Some(function);
         }
         for (id, rule) in &files.settings.forward {
             let Some(index) = index_of(id) else {
@@ -275,6 +290,7 @@ impl CompiledBehaviours {
             job_scripts,
             lifecycles,
             redactions,
+            functions: function_sources,
         })
     }
 
@@ -309,6 +325,7 @@ impl CompiledBehaviours {
         let own = self.operation(operation);
         !self.scenarios_of(operation).is_empty()
             || own.script.is_some()
+            || own.function.is_some()
             || own.forward.is_some()
             || self.binding(operation).is_some()
             || own.template.is_some()
@@ -339,7 +356,7 @@ impl CompiledBehaviours {
                 .any(|s| s.renders_template())
         {
             Execution::TryInline
-        } else if own.forward.is_some() {
+        } else if own.forward.is_some() || own.function.is_some() {
             Execution::Blocking
         } else {
             Execution::Inline
@@ -528,9 +545,15 @@ fn ordered(call: &Call, status: u16, value: Value) -> Value {
     }
 }
 
-/// Runs the behaviour of `call`'s operation.
+/// Runs the behaviour of `call`'s operation. A selected scenario answers
+/// instead of a function (which, unlike a script, cannot hand over to it).
 pub fn answer(call: &Rc<Call>) -> Result<Rendered, Response> {
     let behaviours = &call.revision.behaviours;
+    if let Some(function) = &behaviours.operation(call.index()).function
+        && call.scenario.get().is_none()
+    {
+        return functions::answer(call, function);
+    }
     let Some(script) = &behaviours.operation(call.index()).script else {
         return default_answer(call);
     };

@@ -66,6 +66,8 @@ pub struct Call {
     pub scenario: Cell<Option<usize>>,
     /// How the behaviour's script failed, for `explain`.
     pub script_error: RefCell<Option<crate::behaviours::script::ScriptError>>,
+    /// What the operation's function printed, for `explain`.
+    pub function_logs: RefCell<Option<String>>,
     /// Set for a scheduled job (which has no operation and no real
     /// request): what it is, as history names causes.
     pub job: Option<String>,
@@ -98,6 +100,8 @@ pub struct CallSandbox {
     /// The sandbox's overrides of the project's environment.
     pub env: Arc<Map<String, Value>>,
     pub upstream: Option<Arc<dyn Upstream>>,
+    /// Where function behaviours run; `None` refuses them.
+    pub functions: Option<Arc<dyn crate::behaviours::functions::Functions>>,
     pub now_ms: i64,
     /// Whether this thread may block (see [`crate::SandboxContext::may_block`]).
     pub may_block: bool,
@@ -122,6 +126,7 @@ impl Call {
             yielded: Cell::new(false),
             scenario: Cell::new(None),
             script_error: RefCell::new(None),
+            function_logs: RefCell::new(None),
             job: None,
             entropy: std::cell::OnceCell::new(),
             draws: Cell::new(0),

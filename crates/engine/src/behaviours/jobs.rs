@@ -89,6 +89,7 @@ fn background_call(
             state: sandbox.state.clone(),
             env: sandbox.env.clone(),
             upstream: None,
+            functions: None,
             now_ms,
             may_block: true,
             base_url: String::new(),

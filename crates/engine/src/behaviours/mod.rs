@@ -9,6 +9,7 @@ pub(crate) mod conditions;
 pub mod events;
 pub(crate) mod fixtures;
 pub(crate) mod forward;
+pub mod functions;
 pub mod jobs;
 pub(crate) mod lifecycle;
 pub(crate) mod scenarios;

@@ -40,6 +40,9 @@ pub struct ProjectFiles {
     pub lifecycles: BTreeMap<String, Value>,
     /// Event types by name (`events/<type>.yaml`): schema, golden payload.
     pub events: BTreeMap<String, Value>,
+    /// Lambda handlers by file name (`functions/<operationId>.py`, `.js`,
+    /// `.mjs`, `.cjs`), run in a code session of the sandbox.
+    pub functions: BTreeMap<String, String>,
     /// The data files above as written (`fixtures/pets` → YAML text), so an
     /// editor shows their comments and layout again; absent for data sent
     /// as JSON values.
@@ -73,6 +76,7 @@ impl ProjectFiles {
             "templates" => Some(&self.templates),
             "modules" => Some(&self.modules),
             "jobs" => Some(&self.jobs),
+            "functions" => Some(&self.functions),
             _ => None,
         }
     }
@@ -84,6 +88,7 @@ impl ProjectFiles {
             "templates" => Some(&mut self.templates),
             "modules" => Some(&mut self.modules),
             "jobs" => Some(&mut self.jobs),
+            "functions" => Some(&mut self.functions),
             _ => None,
         }
     }
@@ -139,6 +144,7 @@ impl ProjectFiles {
             ("templates", &before.templates, &self.templates),
             ("modules", &before.modules, &self.modules),
             ("jobs", &before.jobs, &self.jobs),
+            ("functions", &before.functions, &self.functions),
         ];
         for (folder, old, new) in texts {
             compare(folder, old, new, &mut changes);
@@ -186,7 +192,7 @@ impl ProjectFiles {
     /// folder: names travel into paths, module imports and messages, so
     /// `../x`, `/etc/x`, a NUL or a control character is refused.
     pub fn check_names(&self, problems: &mut Vec<FileProblem>) {
-        let folders: [(&str, Vec<&String>); 8] = [
+        let folders: [(&str, Vec<&String>); 9] = [
             ("behaviours", self.behaviours.keys().collect()),
             ("templates", self.templates.keys().collect()),
             ("fixtures", self.fixtures.keys().collect()),
@@ -195,6 +201,7 @@ impl ProjectFiles {
             ("jobs", self.jobs.keys().collect()),
             ("lifecycles", self.lifecycles.keys().collect()),
             ("events", self.events.keys().collect()),
+            ("functions", self.functions.keys().collect()),
         ];
         for (folder, names) in folders {
             for name in names {
@@ -270,6 +277,8 @@ pub struct ProjectSettings {
     pub rate_limits: RateLimits,
     /// The sandbox's OAuth 2 / OpenID Connect test provider (docs/oauth.md).
     pub oauth: OAuthSettings,
+    /// Limits of function behaviours (`functions/`).
+    pub functions: crate::behaviours::functions::FunctionSettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -455,6 +464,7 @@ pub fn read_dir(dir: &Path) -> Result<ProjectFiles, Vec<FileProblem>> {
         "jobs",
         "lifecycles",
         "events",
+        "functions",
     ] {
         let Ok(listing) = std::fs::read_dir(dir.join(folder)) else {
             continue;
@@ -523,6 +533,9 @@ pub fn from_sources<'a>(
             },
             "templates" => {
                 files.templates.insert(name.to_owned(), text.to_owned());
+            }
+            "functions" => {
+                files.functions.insert(name.to_owned(), text.to_owned());
             }
             "fixtures" | "scenarios" | "lifecycles" | "events" => match stem(".yaml")
                 .or_else(|| stem(".yml"))

@@ -22,6 +22,7 @@ use crate::{
     behaviours::call::{Call, CallRequest, CallSandbox, Journal},
     behaviours::chaos::{ChaosEffect, ChaosSpec},
     behaviours::forward::Upstream,
+    behaviours::functions::Functions,
     behaviours::lifecycle::{self, Disallowed, Lifecycle, Refused, Transition},
     behaviours::scenarios,
     compile::revision::{CompiledOperation, CompiledRevision},
@@ -80,6 +81,8 @@ pub struct SandboxContext<'a> {
     pub env: &'a Arc<Map<String, Value>>,
     /// Where forwarded requests go; `None` refuses forwarding.
     pub upstream: Option<&'a Arc<dyn Upstream>>,
+    /// Where function behaviours run; `None` answers them 503.
+    pub functions: Option<&'a Arc<dyn Functions>>,
     /// The sandbox clock, in Unix milliseconds.
     pub now_ms: i64,
     /// Whether this thread may block (the blocking pool). When not, a
@@ -739,6 +742,7 @@ impl Routed<'_> {
                 state: context.state.clone(),
                 env: context.env.clone(),
                 upstream: context.upstream.cloned(),
+                functions: context.functions.cloned(),
                 now_ms: context.now_ms,
                 may_block: context.may_block,
                 base_url: context.base_url.joined(),
@@ -1346,6 +1350,19 @@ fn explain_behaviour(call: &Call, response: &Response) -> Step {
         )
     } else if let Some(script) = &behaviours.operation(operation).script {
         format!("script {}", script.file)
+    } else if let Some(function) = &behaviours.operation(operation).function {
+        let step = Step::new(
+            "respond",
+            Verdict::Passed,
+            format!(
+                "answered {} by the function {}",
+                response.status, function.file
+            ),
+        );
+        return match call.function_logs.borrow().as_ref() {
+            Some(logs) => step.with_detail(json!({"function": function.file, "logs": logs})),
+            None => step,
+        };
     } else if behaviours.operation(operation).forward.is_some() {
         "forwarding to the upstream".to_owned()
     } else if let Some(binding) = behaviours.binding(operation) {
@@ -1403,6 +1420,7 @@ mod tests {
             state: &state,
             env: &env,
             upstream: None,
+            functions: None,
             now_ms: 0,
             may_block: false,
             chaos: None,

@@ -94,6 +94,14 @@ problem_types! {
     ScenarioSchedule = ("scenario-schedule", 500, "Scenario could not schedule"),
     ResponseDrift = ("response-drift", 500, "Response does not match the spec"),
     UpstreamUnavailable = ("upstream-unavailable", 502, "Upstream unavailable"),
+    /// A function behaviour raised, or answered what HTTP cannot send.
+    FunctionError = ("function-error", 500, "Function failed"),
+    /// A function behaviour's process died (out of memory, exited).
+    FunctionCrashed = ("function-crashed", 502, "Function crashed"),
+    /// A function behaviour ran past its timeout.
+    FunctionTimeout = ("function-timeout", 504, "Function timed out"),
+    /// Function behaviours cannot run in this server.
+    FunctionUnavailable = ("function-unavailable", 503, "Functions unavailable"),
     StorageUnavailable = ("storage-unavailable", 503, "Storage unavailable"),
     /// Code sessions cannot run here: the jail's tools are missing.
     RuntimeUnavailable = ("runtime-unavailable", 503, "Session runtime unavailable"),

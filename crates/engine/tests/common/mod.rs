@@ -75,6 +75,7 @@ impl Sandbox {
             state: &self.state,
             env: &self.env,
             upstream: None,
+            functions: None,
             now_ms: NOW_MS,
             may_block: true,
             chaos: None,

@@ -70,6 +70,10 @@ pub struct ProjectBody {
     /// Event types by name: `{description?, schema?: {$ref}, payload?}`.
     #[schema(value_type = Option<Object>)]
     pub events: Option<BTreeMap<String, Value>>,
+    /// Lambda handlers by file name (`createOrder.py`, `.js`, `.mjs`,
+    /// `.cjs`), each answering the operation it names.
+    #[schema(value_type = Option<Object>)]
+    pub functions: Option<BTreeMap<String, String>>,
     /// The data files above as written (`fixtures/pets` → YAML text), kept
     /// so that editors show their comments again.
     #[schema(value_type = Option<Object>)]
@@ -88,7 +92,8 @@ impl ProjectBody {
             || self.scenarios.is_some()
             || self.jobs.is_some()
             || self.lifecycles.is_some()
-            || self.events.is_some();
+            || self.events.is_some()
+            || self.functions.is_some();
         given.then(|| {
             let mut files = ProjectFiles {
                 behaviours: self.behaviours.take().unwrap_or_default(),
@@ -101,6 +106,7 @@ impl ProjectBody {
                 jobs: self.jobs.take().unwrap_or_default(),
                 lifecycles: self.lifecycles.take().unwrap_or_default(),
                 events: self.events.take().unwrap_or_default(),
+                functions: self.functions.take().unwrap_or_default(),
                 written: self.written.take().unwrap_or_default(),
             };
             files.forget_stale_writing();
@@ -134,6 +140,8 @@ pub struct ProjectView {
     pub templates: Vec<String>,
     /// Operations forwarded upstream.
     pub forwards: Vec<String>,
+    /// Operations answered by a function (`functions/`).
+    pub functions: Vec<String>,
     pub strict_responses: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -217,6 +225,7 @@ fn view(record: &ProjectRecord, compiled: &CompiledRevision) -> ProjectView {
         behaviours: operation_ids(&|i| behaviours.operation(OperationIndex(i)).script.is_some()),
         templates: behaviours.templates.names().to_vec(),
         forwards: operation_ids(&|i| behaviours.operation(OperationIndex(i)).forward.is_some()),
+        functions: operation_ids(&|i| behaviours.operation(OperationIndex(i)).function.is_some()),
         strict_responses: behaviours.settings.strict_responses,
         name: record.name.to_string(),
         revision: record.latest_revision,
@@ -307,9 +316,9 @@ fn revised(
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{name}/{kind}/{item}", operation_id = "putProjectFile", tag = "projects",
-    params(("name" = String, Path), ("kind" = FileKind, Path, description = "behaviours (item: operation id), templates (file name), modules (module name), fixtures (collection), scenarios (pack), jobs (job name) or lifecycles (collection)"),
+    params(("name" = String, Path), ("kind" = FileKind, Path, description = "behaviours (item: operation id), templates (file name), modules (module name), fixtures (collection), scenarios (pack), jobs (job name), lifecycles (collection), events (event type) or functions (file name: `createOrder.py`)"),
            ("item" = String, Path)),
-    request_body(content = String, description = "The file's text (Rhai, minijinja, or YAML/JSON records), raw or as `{\"source\": …}`"),
+    request_body(content = String, description = "The file's text (Rhai, minijinja, YAML/JSON records, or a Python or Node.js handler), raw or as `{\"source\": …}`"),
     responses((status = 200, body = ProjectView, description = "a new revision, live in every sandbox that follows the project"),
               (status = 404), (status = 422, description = "the file does not compile; the previous revision keeps serving")),
     security(("bearer" = [])))]

@@ -88,6 +88,7 @@ pub async fn start_mock(
             state: state.clone(),
             env: env.clone(),
             upstream: Some(upstream.clone()),
+            functions: None,
             chaos: None,
             default_scenario: None,
             now_ms: crate::app::now_ms(),

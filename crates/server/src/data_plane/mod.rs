@@ -207,6 +207,8 @@ pub struct Target {
     pub state: Arc<SandboxState>,
     pub env: Arc<Map<String, Value>>,
     pub upstream: Option<Arc<dyn Upstream>>,
+    /// Where function behaviours run; `None` answers them 503.
+    pub functions: Option<Arc<dyn sbx_engine::Functions>>,
     /// The sandbox's chaos profile.
     pub chaos: Option<Arc<ChaosSpec>>,
     pub default_scenario: Option<Arc<str>>,
@@ -389,6 +391,7 @@ fn run(
         state: &target.state,
         env: &target.env,
         upstream: target.upstream.as_ref(),
+        functions: target.functions.as_ref(),
         now_ms: target.now_ms,
         may_block,
         chaos: target.chaos.as_deref(),
@@ -624,6 +627,7 @@ pub async fn answer(
         state: sandbox.state.clone(),
         env: sandbox.env(),
         upstream: Some(state.upstream.clone()),
+        functions: Some(state.functions.clone()),
         chaos: sandbox.chaos().map(|chaos| chaos.spec.clone()),
         default_scenario: sandbox.scenario(),
         now_ms: sandbox.now_ms(),

@@ -13,6 +13,22 @@ pub(crate) fn random_token(length: usize) -> String {
         .collect()
 }
 
+/// A random (version 4) UUID, as Lambda's request ids are.
+pub(crate) fn random_uuid() -> String {
+    let mut bytes: [u8; 16] = rand::rng().random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// What every sandbox id starts with.
 const SANDBOX_PREFIX: &str = "sbx-";
 

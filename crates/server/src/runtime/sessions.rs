@@ -78,6 +78,9 @@ pub struct LiveSession {
     pub egress: Option<PathBuf>,
     /// A jail started for its next run, waiting.
     pub warm: Mutex<Option<Warm>>,
+    /// The sandbox whose function behaviours it runs, if the server
+    /// started it for them.
+    pub sandbox: Option<String>,
 }
 
 impl LiveSession {

@@ -348,6 +348,7 @@ pub enum FileKind {
     Jobs,
     Lifecycles,
     Events,
+    Functions,
 }
 
 impl FileKind {
@@ -362,6 +363,7 @@ impl FileKind {
             Self::Jobs => "jobs",
             Self::Lifecycles => "lifecycles",
             Self::Events => "events",
+            Self::Functions => "functions",
         }
     }
 }

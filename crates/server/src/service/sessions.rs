@@ -136,6 +136,10 @@ pub struct SessionView {
     /// `"none"`, or the hosts it may reach.
     #[schema(value_type = Object)]
     pub network: Network,
+    /// The sandbox whose function behaviours it runs, for a session the
+    /// server started for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 fn missing(id: &str) -> ServiceError {
@@ -185,6 +189,18 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     new: NewSession,
+) -> ServiceResult<SessionView> {
+    create_serving(state, caller, new, None).await
+}
+
+/// [`create`], for a session that runs `sandbox`'s function behaviours
+/// (`None`: a session of its own). Such a session keeps no warm jail:
+/// its workers are its agents.
+pub async fn create_serving(
+    state: &AppState,
+    caller: &Caller,
+    new: NewSession,
+    sandbox: Option<String>,
 ) -> ServiceResult<SessionView> {
     sbx_sessions::jail::check().map_err(|e| ServiceError::Unavailable(e.to_string()))?;
     let lifetime = bounded(
@@ -298,6 +314,7 @@ pub async fn create(
             allowlist,
             uid,
             new_workspace: true,
+            sandbox,
         },
     )
     .await?;
@@ -329,6 +346,8 @@ struct Opening {
     uid: sbx_sessions::uids::UidSlot,
     /// False when resuming: the workspace is there, files and all.
     new_workspace: bool,
+    /// The sandbox whose functions it runs.
+    sandbox: Option<String>,
 }
 
 /// Readies a session's control group, workspace and egress proxy; not yet
@@ -400,6 +419,7 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
         allowlist: opening.allowlist,
         egress,
         warm: Mutex::default(),
+        sandbox: opening.sandbox,
     }))
 }
 
@@ -500,6 +520,7 @@ async fn resume_one(
             allowlist,
             uid,
             new_workspace: false,
+            sandbox: view.sandbox.clone(),
         },
     )
     .await?;
@@ -507,7 +528,7 @@ async fn resume_one(
 }
 
 /// The jail a run of `session` happens in.
-fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
+pub(super) fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
     Jail {
         workspace: session.workspace.clone(),
         uid: session.uid.uid(),
@@ -521,7 +542,7 @@ fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
 /// Starts the session's next jail now, unless one waits already, so its
 /// next run skips bubblewrap's setup. Each is used once.
 fn prewarm(state: &AppState, session: &Arc<LiveSession>) {
-    if session.has_warm() || session.stop.is_cancelled() {
+    if session.has_warm() || session.stop.is_cancelled() || session.sandbox.is_some() {
         return;
     }
     let jail = jail_of(state, session);
@@ -596,6 +617,7 @@ fn view(session: &LiveSession) -> SessionView {
                 allow: list.hosts().to_vec(),
             },
         ),
+        sandbox: session.sandbox.clone(),
     }
 }
 
@@ -670,7 +692,7 @@ pub fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<()> 
     Ok(())
 }
 
-fn end(state: &AppState, session: &LiveSession, reason: EndReason) {
+pub(super) fn end(state: &AppState, session: &LiveSession, reason: EndReason) {
     let now = now_ms();
     let mut last = view(session);
     last.status = SessionStatus::Ended;

@@ -29,6 +29,7 @@ pub async fn reap_once(state: &AppState) {
 async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     let now = now_ms();
     crate::service::sessions::reap(state, now);
+    state.functions.sweep(state).await;
     if let Err(error) = sandboxes::expire(state, now).await {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }

@@ -11,6 +11,7 @@ mod contract;
 mod control_plane;
 mod explain;
 mod forwarding;
+mod functions;
 mod hardening;
 mod helpers;
 mod idempotency;

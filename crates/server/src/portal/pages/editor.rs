@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// The kinds the editor opens, with the language each is written in.
-pub const EDITABLE: [(&str, FileKind, &str); 8] = [
+pub const EDITABLE: [(&str, FileKind, &str); 9] = [
     ("behaviours", FileKind::Behaviours, "Rhai script"),
     ("templates", FileKind::Templates, "minijinja template"),
     ("modules", FileKind::Modules, "Rhai module"),
@@ -31,6 +31,11 @@ pub const EDITABLE: [(&str, FileKind, &str); 8] = [
     ("scenarios", FileKind::Scenarios, "YAML scenario pack"),
     ("lifecycles", FileKind::Lifecycles, "YAML state machine"),
     ("events", FileKind::Events, "YAML event type"),
+    (
+        "functions",
+        FileKind::Functions,
+        "Lambda handler (Python or Node.js)",
+    ),
 ];
 
 #[derive(Serialize)]
