@@ -1,7 +1,8 @@
 # POST /orders, as a Lambda handler behind API Gateway (HTTP API, payload 2.0).
 import json
 
-PRICES = {"tea": 450, "cake": 700}
+from _prices import price_of
+
 served = 0  # module state lives while the function's worker is warm
 
 
@@ -20,7 +21,7 @@ def handler(event, context):
                 "message": f"at most {limit} of {', '.join(too_many)}",
             }}),
         }
-    total = sum(PRICES.get(item["sku"], 100) * item["quantity"] for item in order["items"])
+    total = sum(price_of(item["sku"]) * item["quantity"] for item in order["items"])
     print(f"order {context.aws_request_id}: {total} cents")
     return {
         "statusCode": 201,

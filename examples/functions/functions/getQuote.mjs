@@ -1,5 +1,5 @@
 // GET /quotes/{sku}, as a Lambda handler (an ES module, Node.js).
-const PRICES = { tea: 450, cake: 700 };
+import { priceOf } from "./_prices.mjs";
 
 export const handler = async (event) => {
   const sku = event.pathParameters.sku;
@@ -7,7 +7,7 @@ export const handler = async (event) => {
   return {
     sku,
     quantity,
-    price_cents: (PRICES[sku] ?? 100) * quantity,
+    price_cents: priceOf(sku) * quantity,
     currency: event.stageVariables?.currency ?? "USD",
   };
 };

@@ -1,5 +1,6 @@
 //! Function behaviours: an operation answered by a Lambda handler,
-//! `functions/<operationId>.py` (or `.js`, `.mjs`, `.cjs`). The engine
+//! `functions/<operationId>.py` (or `.js`, `.mjs`, `.cjs`); files whose
+//! name starts with `_` are modules the functions share. The engine
 //! builds the request as an API Gateway HTTP API event (payload 2.0) and
 //! reads the handler's answer as API Gateway would; the server runs the
 //! handler in a code session of the sandbox ([`Functions`]). What it
@@ -138,7 +139,8 @@ pub fn compile(
     problems: &mut Vec<FileProblem>,
 ) -> (Vec<(usize, Function)>, Option<Arc<FunctionSources>>) {
     let mut functions: Vec<(usize, Function)> = Vec::new();
-    for file in files.keys() {
+    // `_prices.py`: a module the functions share, answering nothing.
+    for file in files.keys().filter(|file| !file.starts_with('_')) {
         let path = format!("functions/{file}");
         let Some((name, language)) = FunctionLanguage::of(file) else {
             problems.push(FileProblem::new(

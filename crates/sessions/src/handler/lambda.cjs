@@ -2,7 +2,6 @@
 // by a long-lived worker (worker.cjs): Lambda's context object, the module
 // loaded as Lambda loads it, the call (callbacks included), and Lambda's
 // shape for an error.
-const lambdaFs = require("fs");
 
 function lambdaContext(functionName, requestId, memoryMb, deadlineMs) {
   return {
@@ -18,12 +17,9 @@ function lambdaContext(functionName, requestId, memoryMb, deadlineMs) {
   };
 }
 
-// An ES module (`export …`, or a `.mjs` file) or CommonJS (`exports.handler`,
-// or a `.cjs` file), copied to `base` with the extension Node reads it by.
-async function loadHandler(source, base, original = "") {
-  const esm = original.endsWith(".mjs") || (!original.endsWith(".cjs") && /^\s*export\s/m.test(source));
-  const file = base + (esm ? ".mjs" : ".cjs");
-  lambdaFs.writeFileSync(file, source);
+// The handler of an ES module (`export …`, `.mjs`) or of CommonJS
+// (`exports.handler`, `.cjs`); Node tells a `.js` file's kind by its syntax.
+async function loadHandler(file) {
   const loaded = await import(file);
   return loaded.handler ?? loaded.default?.handler;
 }

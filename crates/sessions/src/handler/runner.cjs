@@ -3,11 +3,15 @@
 // callbacks included), its result (or the error it threw) written as JSON
 // to RESULT. The server prepends SOURCE, EVENT, RESULT, REQUEST_ID,
 // MEMORY_MB and DEADLINE_MS as literals, and lambda.cjs.
-const write = (payload) => lambdaFs.writeFileSync(RESULT, JSON.stringify(payload));
+const fs = require("fs");
+
+const write = (payload) => fs.writeFileSync(RESULT, JSON.stringify(payload));
 
 (async () => {
   try {
-    const handler = await loadHandler(SOURCE, "/tmp/handler");
+    const file = /^\s*export\s/m.test(SOURCE) ? "/tmp/handler.mjs" : "/tmp/handler.cjs";
+    fs.writeFileSync(file, SOURCE);
+    const handler = await loadHandler(file);
     if (typeof handler !== "function") {
       throw new TypeError("the code exports no function named handler");
     }

@@ -8,6 +8,7 @@
 // ok | error, logs} written to descriptor 1. What the handler writes to
 // process.stdout or stderr (console.log…) is captured as that
 // invocation's logs. The server prepends MEMORY_MB and lambda.cjs.
+const fs = require("fs");
 const readline = require("readline");
 
 const MAX_LOG_CHARS = 64 * 1024;
@@ -38,10 +39,10 @@ async function handlerOf(name) {
   if (!handlers.has(name)) {
     const file = [".mjs", ".cjs", ".js"]
       .map((extension) => `/workspace/functions/${name}${extension}`)
-      .find((path) => lambdaFs.existsSync(path));
+      .find((path) => fs.existsSync(path));
     let handler;
     try {
-      handler = await loadHandler(lambdaFs.readFileSync(file, "utf8"), `/tmp/sbx-function-${name}`, file);
+      handler = await loadHandler(file);
     } catch (error) {
       console.error(error);
       throw new Failure(lambdaError(error, "Runtime.ImportModuleError"));
@@ -63,7 +64,7 @@ function writeAll(text) {
   const bytes = Buffer.from(text);
   for (let offset = 0; offset < bytes.length; ) {
     try {
-      offset += lambdaFs.writeSync(1, bytes, offset);
+      offset += fs.writeSync(1, bytes, offset);
     } catch (error) {
       if (error.code !== "EAGAIN") throw error;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
