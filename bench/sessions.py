@@ -1,14 +1,17 @@
 """Code sessions against a running `sbx serve`: session create latency,
 `print("hi")` through the API beside `/usr/bin/python3 -c` on the host
 (the ceiling) — in a warm session (a run 0.2 s after the last, its warm
-jail ready) and back to back (the next jail still starting) — and the data
-plane's rate while 50 sessions each spin a CPU.
+jail ready) and back to back (the next jail still starting) — a function
+behaviour's round trip (examples/functions) beside the same request to the
+same spec without functions, and the data plane's rate while 50 sessions
+each spin a CPU.
 
 Usage: sessions.py URL TOKEN SANDBOX_BASE_URL SANDBOX_KEY [RUNS]
 Prints one JSON object with the figures (milliseconds).
 """
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -56,6 +59,57 @@ def data_plane_rate(sandbox, seconds):
     return done / seconds
 
 
+def orders_sandbox(call, name, with_functions):
+    """A sandbox of examples/functions, with its functions or without."""
+    folder = "examples/functions"
+    body = {"name": name, "spec": open(f"{folder}/openapi.yaml").read()}
+    if with_functions:
+        body["functions"] = {f: open(f"{folder}/functions/{f}").read()
+                             for f in os.listdir(f"{folder}/functions")}
+        body["env"] = {"currency": "EUR", "max_quantity": 10}
+    status, project = call("POST", "/api/v1/projects", body)
+    assert status == 201, project
+    status, sandbox = call("POST", "/api/v1/sandboxes", {"project": name, "auth": "none"})
+    assert status == 201, sandbox
+    return sandbox["base_url"]
+
+
+def request_times(base, method, path, body, runs):
+    """Each request's milliseconds, on one kept-alive connection."""
+    parsed = urlparse(base)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    payload = json.dumps(body) if body is not None else None
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        conn.request(method, parsed.path + path, payload, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status in (200, 201), response.status
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def function_figures(call, runs):
+    """A function's round trip over the same request answered by the spec."""
+    with_functions = orders_sandbox(call, "orders-functions", True)
+    plain = orders_sandbox(call, "orders-plain", False)
+    order = {"items": [{"sku": "tea", "quantity": 2}]}
+    cold = request_times(with_functions, "POST", "/orders", order, 1)[0]
+    figures = {"function_cold_ms": round(cold, 2)}
+    for label, method, path, body in [("python", "POST", "/orders", order),
+                                      ("node", "GET", "/quotes/cake?quantity=3", None)]:
+        request_times(with_functions, method, path, body, 5)  # the worker started
+        through = request_times(with_functions, method, path, body, runs * 10)
+        spec = request_times(plain, method, path, body, runs * 10)
+        figures[f"function_{label}_p50_ms"] = percentile(through, 0.5)
+        figures[f"function_{label}_p99_ms"] = percentile(through, 0.99)
+        figures[f"without_function_{label}_p50_ms"] = percentile(spec, 0.5)
+        figures[f"function_{label}_overhead_p50_ms"] = round(
+            statistics.median(through) - statistics.median(spec), 2)
+    return figures
+
+
 def main():
     url, token, base, key = sys.argv[1:5]
     sandbox_url = (base, key)
@@ -85,6 +139,7 @@ def main():
         back_to_back.append(print_hi())
     for id in ids:
         call("DELETE", f"/api/v1/sessions/{id}")
+    functions = function_figures(call, runs)
 
     unloaded = data_plane_rate(sandbox_url, 3)
     # 50 sessions each spinning a CPU: the data plane must keep answering.
@@ -112,6 +167,7 @@ def main():
         "data_plane_unloaded_rps": round(unloaded),
         "data_plane_with_50_busy_sessions_rps": round(loaded),
         "data_plane_ratio": round(loaded / unloaded, 2),
+        **functions,
     }))
 
 
