@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{self, EventStream, ServerArgs, call, expect, percent_encode, print};
 
-/// A session's template, or the language of one execution.
+/// The language of one execution.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Template {
     Python,
@@ -31,8 +31,10 @@ impl Template {
 /// What a new session asks for.
 #[derive(Args)]
 pub struct SessionSpec {
-    #[arg(long, value_enum, default_value_t = Template::Python)]
-    template: Template,
+    /// `python`, `node`, `shell`, or a template of yours with packages
+    /// (`POST /api/v1/templates`).
+    #[arg(long, default_value = "python")]
+    template: String,
     /// Seconds it lives at most [default: 3600].
     #[arg(long)]
     lifetime: Option<u64>,
@@ -64,7 +66,7 @@ impl SessionSpec {
             resources.insert("cpu".into(), json!(cpu));
         }
         json!({
-            "template": self.template.name(),
+            "template": self.template,
             "lifetime_seconds": self.lifetime,
             "idle_timeout_seconds": self.idle_timeout,
             "resources": resources,

@@ -85,6 +85,8 @@ pub struct Shared {
     pub sessions: crate::runtime::sessions::Sessions,
     /// Where sessions' workspaces are saved.
     pub snapshots: crate::runtime::snapshots::Snapshots,
+    /// Session templates of users: records and package layers.
+    pub templates: crate::runtime::templates::Templates,
     /// Where function behaviours run: a session per sandbox.
     pub functions: Arc<crate::service::functions::FunctionHosts>,
     /// Owns every background task, joined at shutdown.
@@ -360,6 +362,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         &config.data_dir,
     )?;
     let upstream = HttpUpstream::shared(config.egress_policy()?);
+    let templates = crate::runtime::templates::Templates::open(config.data_dir.join("templates"));
     let state = AppState(Arc::new_cyclic(|shared| Shared {
         functions: Arc::new(crate::service::functions::FunctionHosts::new(
             shared.clone(),
@@ -387,6 +390,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         receiver: Default::default(),
         sessions,
         snapshots,
+        templates,
         workers: workers.clone(),
     }));
     load_registry(&state).await?;

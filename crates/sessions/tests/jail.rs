@@ -74,6 +74,7 @@ fn session_with(uid: u32, limits: Limits, group_limits: &GroupLimits) -> Session
             cpus: None,
             seccomp: Some(seccomp_filter()),
             egress: None,
+            layer: None,
         },
         _workspace: workspace,
     }

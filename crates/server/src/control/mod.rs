@@ -15,6 +15,7 @@ pub mod projects;
 mod replay;
 mod sandboxes;
 mod sessions;
+mod templates;
 mod timeline;
 mod webhooks;
 
@@ -72,6 +73,9 @@ fn table() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(sessions::save_snapshot))
         .routes(routes!(sessions::snapshots))
         .routes(routes!(sessions::delete_snapshot))
+        .routes(routes!(templates::list, templates::create))
+        .routes(routes!(templates::show, templates::delete))
+        .routes(routes!(templates::log))
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(sandboxes::show, sandboxes::delete))
         .routes(routes!(sandboxes::reset))

@@ -11,4 +11,5 @@ pub mod registry;
 pub mod session_egress;
 pub mod sessions;
 pub mod snapshots;
+pub mod templates;
 pub mod usage;

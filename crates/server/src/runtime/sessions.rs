@@ -52,7 +52,12 @@ pub struct Execution {
 pub struct LiveSession {
     pub id: String,
     pub owner: Option<AccountId>,
+    /// The language runs default to (the template's base).
     pub template: Language,
+    /// `python`, `node`, `shell`, or a user template's name.
+    pub template_name: String,
+    /// The template's package layer, bound read-only in every jail.
+    pub layer: Option<PathBuf>,
     pub created_at_ms: i64,
     pub expires_at_ms: AtomicI64,
     pub idle_timeout_ms: i64,

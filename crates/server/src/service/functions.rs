@@ -198,12 +198,12 @@ fn unavailable(error: &ServiceError) -> FunctionFailure {
 /// Starts `sandbox`'s session with `sources` in `functions/`.
 async fn open(state: &AppState, sandbox: &str, sources: &FunctionSources) -> ServiceResult<Host> {
     let template = if sources.files.keys().any(|name| name.ends_with(".py")) {
-        Language::Python
+        "python"
     } else {
-        Language::Node
+        "node"
     };
     let new = NewSession {
-        template,
+        template: template.to_owned(),
         lifetime_seconds: Some(sessions::MAX_LIFETIME_SECONDS),
         idle_timeout_seconds: Some(IDLE_SECONDS),
         resources: Resources {

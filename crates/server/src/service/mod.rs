@@ -21,6 +21,7 @@ pub mod sandboxes;
 pub mod session_files;
 pub mod sessions;
 pub mod snippets;
+pub mod templates;
 pub mod timeline;
 pub mod webhooks;
 

@@ -74,9 +74,9 @@ pub struct Resources {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
-    /// `python` (3.11+), `node` (20+) or `shell`.
-    #[schema(value_type = String)]
-    pub template: Language,
+    /// `python` (3.11+), `node` (20+), `shell`, or a template of yours
+    /// (`POST /templates`: one of them with packages installed).
+    pub template: String,
     /// Seconds until the session ends whatever it does; default 3600, ≤ 86400.
     pub lifetime_seconds: Option<u64>,
     /// Seconds without a request and without a running execution before
@@ -119,8 +119,8 @@ pub enum SessionStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     pub id: String,
-    #[schema(value_type = String)]
-    pub template: Language,
+    /// `python`, `node`, `shell`, or a template's name.
+    pub template: String,
     pub status: SessionStatus,
     /// Why it ended, when it has.
     pub reason: Option<EndReason>,
@@ -269,6 +269,7 @@ pub async fn create_serving(
         cpu_cores: cpu,
     };
     let env = checked_env(new.env, "/env")?;
+    let template = super::templates::resolve(state, caller, &new.template)?;
     let allowlist = match &new.network {
         None => None,
         Some(Network::Named(name)) if name == "none" => None,
@@ -304,7 +305,7 @@ pub async fn create_serving(
         Opening {
             id: format!("ses_{}", random_token(16)),
             owner: caller.owner().cloned(),
-            template: new.template,
+            template,
             created_at_ms: now,
             expires_at_ms: now + lifetime as i64 * 1000,
             idle_timeout_ms: idle as i64 * 1000,
@@ -335,7 +336,7 @@ pub async fn create_serving(
 struct Opening {
     id: String,
     owner: Option<AccountId>,
-    template: Language,
+    template: super::templates::Resolved,
     created_at_ms: i64,
     expires_at_ms: i64,
     idle_timeout_ms: i64,
@@ -401,7 +402,9 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
     Ok(Arc::new(LiveSession {
         id,
         owner: opening.owner,
-        template: opening.template,
+        template: opening.template.language,
+        template_name: opening.template.name,
+        layer: opening.template.layer,
         created_at_ms: opening.created_at_ms,
         expires_at_ms: AtomicI64::new(opening.expires_at_ms),
         idle_timeout_ms: opening.idle_timeout_ms,
@@ -434,7 +437,7 @@ fn hold(state: &AppState, session: Arc<LiveSession>) -> ServiceResult<SessionVie
             anyhow::Error::new(error).context("writing the session's record"),
         ));
     }
-    tracing::info!(session = %session.id, template = ?session.template, "session started");
+    tracing::info!(session = %session.id, template = %session.template_name, "session started");
     prewarm(state, &session);
     Ok(shown)
 }
@@ -510,7 +513,7 @@ async fn resume_one(
         Opening {
             id: view.id.clone(),
             owner: record.owner.clone(),
-            template: view.template,
+            template: super::templates::resolve(state, &Caller::System, &view.template)?,
             created_at_ms: resume.created_at_ms,
             expires_at_ms: resume.expires_at_ms,
             idle_timeout_ms: view.idle_timeout_seconds as i64 * 1000,
@@ -536,6 +539,7 @@ pub(super) fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
         cpus: state.sessions.cpus.clone(),
         seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
         egress: session.egress.clone(),
+        layer: session.layer.clone(),
     }
 }
 
@@ -593,7 +597,7 @@ fn open_egress(
 fn view(session: &LiveSession) -> SessionView {
     SessionView {
         id: session.id.clone(),
-        template: session.template,
+        template: session.template_name.clone(),
         status: SessionStatus::Running,
         reason: None,
         created_at: rfc3339(session.created_at_ms),

@@ -34,6 +34,7 @@ mod sessions;
 mod snapshots;
 mod states;
 mod telemetry;
+mod templates;
 mod tenancy;
 mod timeline;
 mod validation;

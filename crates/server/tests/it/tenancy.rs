@@ -25,6 +25,7 @@ struct Owned {
     client: String,
     session: String,
     execution: String,
+    template: String,
 }
 
 async fn furnish(app: &TestApp, email: &str) -> Owned {
@@ -100,7 +101,15 @@ async fn furnish(app: &TestApp, email: &str) -> Owned {
     )
     .await;
     assert_eq!(status, 201, "{snapshot}");
+    let template = format!("t-{}", developer.id.to_ascii_lowercase().replace('_', "-"));
+    let (status, defined) = send(
+        app.as_developer(&developer, Method::POST, "/templates")
+            .json(&json!({"name": template, "base": "python", "packages": []})),
+    )
+    .await;
+    assert_eq!(status, 201, "{defined}");
     Owned {
+        template,
         session,
         execution: execution["id"].as_str().unwrap().to_owned(),
         client: client["client_id"].as_str().unwrap().to_owned(),
@@ -146,6 +155,8 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
             "{name}",
             if path.starts_with("/api/v1/snapshots/") {
                 &owned.session
+            } else if path.starts_with("/api/v1/templates/") {
+                &owned.template
             } else {
                 "payments"
             },
@@ -162,7 +173,8 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
     let owns_something = ["{id}", "{request_id}", "{account}", "{token}"]
         .iter()
         .any(|p| path.contains(p))
-        || route.starts_with("/snapshots/");
+        || route.starts_with("/snapshots/")
+        || route.starts_with("/templates/");
     let expect = if path.contains("{account}") && method != "GET" {
         // Changing accounts is for admins, whichever the account.
         Expect::Forbidden
@@ -184,6 +196,7 @@ fn aimed(path: &str, method: &str, owned: &Owned) -> (String, Expect) {
         "/sandboxes"
             | "/sessions"
             | "/snapshots"
+            | "/templates"
             | "/audit"
             | "/me"
             | "/me/tokens"

@@ -75,7 +75,25 @@ pub struct Jail {
     /// The session's egress proxy socket, when it may reach the network
     /// (its allowlist is the proxy's to enforce); no network when `None`.
     pub egress: Option<PathBuf>,
+    /// A template's package layer, bound read-only at [`LAYER`] with its
+    /// packages on the interpreters' paths; none when `None`.
+    pub layer: Option<PathBuf>,
 }
+
+/// Where a template's packages are inside the jail: Python's under
+/// `python/` (`pip install --target`), Node's under `node/node_modules`.
+pub const LAYER: &str = "/opt/template";
+
+/// The variables that put a layer's packages (and their commands) on the
+/// interpreters' paths.
+const LAYER_ENV: [(&str, &str); 3] = [
+    ("PYTHONPATH", "/opt/template/python"),
+    ("NODE_PATH", "/opt/template/node/node_modules"),
+    (
+        "PATH",
+        "/opt/template/python/bin:/opt/template/node/node_modules/.bin:/usr/local/bin:/usr/bin:/bin",
+    ),
+];
 
 /// Where the egress proxy socket is inside the jail, and the port the
 /// jail's own relay listens on.
@@ -157,13 +175,22 @@ impl Jail {
                 ("https_proxy", EGRESS_PROXY),
                 ("NO_PROXY", "localhost,127.0.0.1"),
                 ("no_proxy", "localhost,127.0.0.1"),
+                // Node trusts the system's certificates, as Python does
+                // (npm's `cafile` does not reach its proxy agent).
+                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
             ]
+        } else {
+            &[]
+        };
+        let layer_env: &[(&str, &str)] = if self.layer.is_some() {
+            &LAYER_ENV
         } else {
             &[]
         };
         for (name, value) in BASE_ENV
             .iter()
             .chain(proxy_env)
+            .chain(layer_env)
             .map(|(n, v)| (*n, *v))
             .chain(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
         {
@@ -235,6 +262,10 @@ impl Jail {
         for shared in ["/etc/alternatives", "/etc/ssl/certs"] {
             args.extend(["--ro-bind-try", shared, shared].map(str::to_owned));
         }
+        if let Some(layer) = &self.layer {
+            let layer = layer.to_string_lossy().into_owned();
+            args.extend(["--ro-bind".to_owned(), layer, LAYER.to_owned()]);
+        }
         if let Some(socket) = &self.egress {
             let socket = socket.to_string_lossy().into_owned();
             args.extend(["--bind".to_owned(), socket, EGRESS_SOCKET.to_owned()]);
@@ -276,6 +307,7 @@ mod tests {
             cpus: None,
             seccomp: None,
             egress: None,
+            layer: None,
         };
         for bad in ["A=B", "", "1X", "PATH\n"] {
             let refused = jail.command(&["true".into()], &[(bad.into(), "x".into())]);
