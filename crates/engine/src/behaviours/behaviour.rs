@@ -138,7 +138,7 @@ impl CompiledBehaviours {
         }
         let (functions, function_sources) = functions::compile(
             &files.functions,
-            files.settings.functions,
+            &files.settings.functions,
             &index_of,
             &|index| operations[index].script.is_some(),
             &mut problems,

@@ -63,13 +63,16 @@ pub struct FunctionSources {
 }
 
 /// `project.yaml`'s `functions:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FunctionSettings {
     /// How long one invocation may run (Lambda's default: 3 s).
     pub timeout_ms: u64,
     /// Memory of the sandbox's function session, its workers' together.
     pub memory_mib: u64,
+    /// The session template functions run in, for its packages (`POST
+    /// /api/v1/templates`); the functions' language's built-in when unset.
+    pub template: Option<String>,
 }
 
 impl Default for FunctionSettings {
@@ -77,6 +80,7 @@ impl Default for FunctionSettings {
         Self {
             timeout_ms: 3_000,
             memory_mib: 256,
+            template: None,
         }
     }
 }
@@ -133,7 +137,7 @@ pub trait Functions: Send + Sync {
 /// problems for files that answer no operation, or one a script answers.
 pub fn compile(
     files: &BTreeMap<String, String>,
-    settings: FunctionSettings,
+    settings: &FunctionSettings,
     operation_index: &dyn Fn(&str) -> Option<usize>,
     scripted: &dyn Fn(usize) -> bool,
     problems: &mut Vec<FileProblem>,
@@ -204,15 +208,17 @@ pub fn compile(
     if functions.is_empty() {
         return (functions, None);
     }
+    let template = settings.template.as_deref().unwrap_or("");
     let digest = sbx_spec::synth::seed_from(
         files
             .iter()
-            .flat_map(|(name, source)| [name.as_bytes(), b"\0", source.as_bytes(), b"\0"]),
+            .flat_map(|(name, source)| [name.as_bytes(), b"\0", source.as_bytes(), b"\0"])
+            .chain([template.as_bytes()]),
     );
     let sources = FunctionSources {
         files: files.clone(),
         digest,
-        settings,
+        settings: settings.clone(),
     };
     (functions, Some(Arc::new(sources)))
 }

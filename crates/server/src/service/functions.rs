@@ -111,7 +111,7 @@ impl FunctionHosts {
         }
         let host = self.host(&call.sandbox);
         let mut slot = host.lock().await;
-        let settings = call.sources.settings;
+        let timeout_ms = call.sources.settings.timeout_ms;
         let current = slot
             .as_ref()
             .is_some_and(|h| h.digest == call.sources.digest && !h.session.stop.is_cancelled());
@@ -140,7 +140,7 @@ impl FunctionHosts {
                 id: &request_id,
                 name: &call.function.name,
                 event: &call.event,
-                timeout: Duration::from_millis(settings.timeout_ms),
+                timeout: Duration::from_millis(timeout_ms),
             })
             .await;
         match invoked {
@@ -197,11 +197,12 @@ fn unavailable(error: &ServiceError) -> FunctionFailure {
 
 /// Starts `sandbox`'s session with `sources` in `functions/`.
 async fn open(state: &AppState, sandbox: &str, sources: &FunctionSources) -> ServiceResult<Host> {
-    let template = if sources.files.keys().any(|name| name.ends_with(".py")) {
+    let language = if sources.files.keys().any(|name| name.ends_with(".py")) {
         "python"
     } else {
         "node"
     };
+    let template = sources.settings.template.as_deref().unwrap_or(language);
     let new = NewSession {
         template: template.to_owned(),
         lifetime_seconds: Some(sessions::MAX_LIFETIME_SECONDS),

@@ -11,7 +11,7 @@ use crate::helpers::{Sandbox, TestApp, eventually, send, spawn_app};
 
 /// `examples/functions` as a `POST /projects` body named `name`, with
 /// `extra` files added to its `functions/`.
-fn orders_project(name: &str, extra: &[(&str, &str)]) -> Value {
+pub fn orders_project(name: &str, extra: &[(&str, &str)]) -> Value {
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/functions");
     let files = sbx_engine::project::read_dir(&folder).expect("the example reads");
     let mut body = serde_json::to_value(&files).unwrap();

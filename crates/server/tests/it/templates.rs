@@ -144,6 +144,31 @@ async fn packages_install_once_into_a_read_only_layer_every_session_sees() {
             "py-toml-too"
         ]
     );
+    // Function behaviours run in a template of the project's choosing.
+    const TOML_ORDER: &str = r#"
+import json, tomli_w
+def handler(event, context):
+    return {"statusCode": 201, "body": json.dumps({"id": tomli_w.dumps({"n": 1}).strip(), "status": "pending", "items": [], "total_cents": 0, "currency": "EUR"})}
+"#;
+    let mut project =
+        crate::functions::orders_project("toml-orders", &[("createOrder.py", TOML_ORDER)]);
+    project["settings"] = json!({"functions": {"template": "py-toml"}});
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app
+        .create_sandbox(json!({"project": "toml-orders", "auth": "none"}))
+        .await;
+    let response = app
+        .client
+        .post(sandbox.url("/orders"))
+        .json(&json!({"items": [{"sku": "tea", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["id"], "n = 1", "{order}");
+
     let (status, _) = send(app.admin(Method::DELETE, "/templates/py-toml-too")).await;
     assert_eq!(status, 204);
     assert!(
