@@ -61,6 +61,11 @@ impl UidPool {
     pub fn in_use(&self) -> usize {
         self.used.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+
+    /// How many uids are free.
+    pub fn free(&self) -> usize {
+        (self.count as usize).saturating_sub(self.in_use())
+    }
 }
 
 impl UidSlot {

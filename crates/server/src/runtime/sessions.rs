@@ -215,6 +215,30 @@ fn instance(root: &std::path::Path) -> String {
 /// How many ended sessions are remembered.
 const ENDED_KEPT: usize = 1000;
 
+/// Sessions kept ready per built-in template, once one was asked for.
+pub const POOL_SIZE: usize = 2;
+
+/// A session made ahead of its create: a uid, a control group with the
+/// default limits, a mounted workspace and a warm jail, waiting to be
+/// claimed by one create (never shared, never reused).
+#[derive(Debug)]
+pub struct Pooled {
+    pub id: String,
+    pub uid: UidSlot,
+    pub group: Group,
+    pub workspace: PathBuf,
+    pub warm: Option<Warm>,
+}
+
+impl Pooled {
+    /// Ends it unclaimed: its jail, group and workspace removed.
+    fn discard(self) {
+        drop(self.warm);
+        let _ = self.group.remove();
+        let _ = sbx_sessions::workspace::remove(&self.workspace);
+    }
+}
+
 /// Every live session, and those recently ended.
 #[derive(Debug)]
 pub struct Sessions {
@@ -236,6 +260,9 @@ pub struct Sessions {
     /// Sessions a previous process left whose workspaces survived it,
     /// until [`crate::service::sessions::resume`] takes them up again.
     resumable: Mutex<Vec<EndedSession>>,
+    /// Ready sessions by built-in template, and the templates being refilled.
+    pool: Mutex<HashMap<String, Vec<Pooled>>>,
+    refilling: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Sessions {
@@ -282,7 +309,50 @@ impl Sessions {
             workers,
             adopted: std::sync::OnceLock::new(),
             resumable: Mutex::new(resumable),
+            pool: Mutex::default(),
+            refilling: Mutex::default(),
         }
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Pooled>>> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A ready session of `template`, taken out of the pool.
+    pub fn claim(&self, template: &str) -> Option<Pooled> {
+        self.pool().get_mut(template)?.pop()
+    }
+
+    /// How many ready sessions of `template` wait.
+    pub fn pooled(&self, template: &str) -> usize {
+        self.pool().get(template).map_or(0, Vec::len)
+    }
+
+    /// Keeps a ready session for a create of `template`.
+    pub fn keep_pooled(&self, template: &str, ready: Pooled) {
+        self.pool()
+            .entry(template.to_owned())
+            .or_default()
+            .push(ready);
+    }
+
+    /// Ends one waiting session (of any template), freeing its uid for a
+    /// create that found none; whether there was one.
+    pub fn release_pooled(&self) -> bool {
+        let released = self.pool().values_mut().find_map(Vec::pop);
+        released.map(Pooled::discard).is_some()
+    }
+
+    /// Whether the caller is the one to refill `template`'s pool (until
+    /// [`Self::refilled`]).
+    pub fn begin_refill(&self, template: &str) -> bool {
+        let mut refilling = self.refilling.lock().unwrap_or_else(|e| e.into_inner());
+        refilling.insert(template.to_owned())
+    }
+
+    pub fn refilled(&self, template: &str) {
+        let mut refilling = self.refilling.lock().unwrap_or_else(|e| e.into_inner());
+        refilling.remove(template);
     }
 
     /// The sessions to resume (see [`Self::new`]), handed out once.
@@ -458,17 +528,28 @@ impl Sessions {
 }
 
 /// A server going away takes its sessions' processes, control groups and
-/// workspaces with it; their records stay, so the next start reports them
-/// `lost`.
+/// workspaces with it — live, ready in the pool, or half-made by a task
+/// the stop cut short; the live ones' records stay, so the next start
+/// reports them `lost`.
 impl Drop for Sessions {
     fn drop(&mut self) {
         if let Ok(cgroups) = &self.cgroups {
             for session in self.live().values() {
                 drop(session.take_warm());
-                let _ = session.group.remove();
-                let _ = sbx_sessions::workspace::remove(&session.workspace);
             }
-            cgroups.close();
+            for ready in self.pool().drain().flat_map(|(_, ready)| ready) {
+                drop(ready.warm);
+            }
+            cgroups.sweep();
+            for entry in std::fs::read_dir(&self.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = sbx_sessions::workspace::remove(&entry.path());
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     sync::{
         Arc, Mutex,
         atomic::{AtomicI64, AtomicUsize, Ordering},
@@ -10,7 +11,9 @@ use std::{
     time::Duration,
 };
 
-use sbx_sessions::{Ended, GroupLimits, HandlerResult, Jail, Language, Limits, Output, handler};
+use sbx_sessions::{
+    Ended, Group, GroupLimits, HandlerResult, Jail, Language, Limits, Output, Warm, handler,
+};
 use sbx_store::AccountId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,7 +25,7 @@ use crate::{
     app::{AppState, now_ms, rfc3339},
     runtime::{
         ids::random_token,
-        sessions::{EndReason, Execution, LiveSession},
+        sessions::{EndReason, Execution, LiveSession, POOL_SIZE, Pooled},
     },
 };
 
@@ -294,16 +297,39 @@ pub async fn create_serving(
         }
     }
     let sessions = &state.sessions;
-    let uid = sessions.uids.take().ok_or_else(|| {
-        ServiceError::Conflict(
-            "every session slot of this server is in use; end a session or try later".into(),
-        )
-    })?;
+    // A ready session serves a create that asks for nothing it lacks.
+    let poolable = template.layer.is_none()
+        && allowlist.is_none()
+        && sandbox.is_none()
+        && limits == Limits::default()
+        && group_limits == default_group_limits();
+    let pool = poolable.then(|| template.name.clone());
+    let (id, uid, start) = match pool.as_deref().and_then(|t| sessions.claim(t)) {
+        Some(ready) => (ready.id, ready.uid, Start::Pooled(ready.warm.map(Box::new))),
+        None => {
+            let uid = sessions
+                .uids
+                .take()
+                .or_else(|| {
+                    sessions
+                        .release_pooled()
+                        .then(|| sessions.uids.take())
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    ServiceError::Conflict(
+                        "every session slot of this server is in use; end a session or try later"
+                            .into(),
+                    )
+                })?;
+            (format!("ses_{}", random_token(16)), uid, Start::New)
+        }
+    };
     let now = now_ms();
     let session = open(
         state,
         Opening {
-            id: format!("ses_{}", random_token(16)),
+            id,
             owner: caller.owner().cloned(),
             template,
             created_at_ms: now,
@@ -314,11 +340,14 @@ pub async fn create_serving(
             env,
             allowlist,
             uid,
-            new_workspace: true,
+            start,
             sandbox,
         },
     )
     .await?;
+    if let Some(template) = &pool {
+        refill(state, template);
+    }
     let restored = match &new.snapshot {
         Some(name) => super::session_files::restore(state, caller, &session, name)
             .await
@@ -345,10 +374,59 @@ struct Opening {
     env: Vec<(String, String)>,
     allowlist: Option<crate::runtime::session_egress::Allowlist>,
     uid: sbx_sessions::uids::UidSlot,
-    /// False when resuming: the workspace is there, files and all.
-    new_workspace: bool,
+    start: Start,
     /// The sandbox whose functions it runs.
     sandbox: Option<String>,
+}
+
+/// Where a session's control group and workspace come from.
+enum Start {
+    /// Made now.
+    New,
+    /// A previous process's: the workspace is there, files and all.
+    Resumed,
+    /// Made ahead by the pool, with its warm jail.
+    Pooled(Option<Box<Warm>>),
+}
+
+/// The limits a session gets when it asks for none (the pool's).
+fn default_group_limits() -> GroupLimits {
+    GroupLimits {
+        memory_bytes: DEFAULT_MEMORY_BYTES,
+        pids: Limits::default().processes,
+        cpu_cores: DEFAULT_CPU,
+    }
+}
+
+/// Makes a session's control group (with `limits`) and, unless resuming,
+/// its workspace owned by `uid`; the group is removed again on failure.
+async fn make_parts(
+    state: &AppState,
+    group: &Group,
+    limits: GroupLimits,
+    workspace: Option<(PathBuf, u32, u64)>,
+) -> ServiceResult<()> {
+    let (root, made_group) = (state.sessions.root.clone(), group.clone());
+    // Held to the end even if the caller is cut short (a stop): the
+    // sessions' clean-up on drop then runs after, and finds what it made.
+    let held = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _held = held;
+        crate::runtime::sessions::prepare(&root)?;
+        made_group
+            .create(Some(&limits))
+            .map_err(std::io::Error::other)?;
+        if let Some((path, uid, disk_bytes)) = workspace {
+            sbx_sessions::workspace::make(&path, uid, disk_bytes)?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.into()))?
+    .map_err(|e| {
+        let _ = group.remove();
+        ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
+    })
 }
 
 /// Readies a session's control group, workspace and egress proxy; not yet
@@ -363,25 +441,17 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
     let workspace = sessions.root.join(&id);
     let group = cgroups.group(&id);
     let owner_uid = opening.uid.uid();
-    let (made, made_group) = (workspace.clone(), group.clone());
-    let (group_limits, disk_bytes) = (opening.group_limits, opening.limits.file_bytes);
-    let (root, new_workspace) = (sessions.root.clone(), opening.new_workspace);
-    tokio::task::spawn_blocking(move || {
-        crate::runtime::sessions::prepare(&root)?;
-        made_group
-            .create(Some(&group_limits))
-            .map_err(std::io::Error::other)?;
-        if new_workspace {
-            sbx_sessions::workspace::make(&made, owner_uid, disk_bytes)?;
+    let new_workspace = !matches!(opening.start, Start::Resumed);
+    let warm = match opening.start {
+        Start::Pooled(warm) => warm.map(|warm| *warm),
+        Start::New | Start::Resumed => {
+            let made =
+                new_workspace.then(|| (workspace.clone(), owner_uid, opening.limits.file_bytes));
+            make_parts(state, &group, opening.group_limits, made).await?;
+            None
         }
-        Ok::<_, std::io::Error>(())
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.into()))?
-    .map_err(|e| {
-        let _ = group.remove();
-        ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
-    })?;
+    };
+    let group_limits = opening.group_limits;
     let stop = CancellationToken::new();
     let egress = match &opening.allowlist {
         Some(allowlist) => {
@@ -421,7 +491,7 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
         group,
         allowlist: opening.allowlist,
         egress,
-        warm: Mutex::default(),
+        warm: Mutex::new(warm),
         sandbox: opening.sandbox,
     }))
 }
@@ -522,7 +592,7 @@ async fn resume_one(
             env: resume.env.clone(),
             allowlist,
             uid,
-            new_workspace: false,
+            start: Start::Resumed,
             sandbox: view.sandbox.clone(),
         },
     )
@@ -533,14 +603,83 @@ async fn resume_one(
 /// The jail a run of `session` happens in.
 pub(super) fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
     Jail {
-        workspace: session.workspace.clone(),
-        uid: session.uid.uid(),
-        limits: session.limits,
-        cpus: state.sessions.cpus.clone(),
-        seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
         egress: session.egress.clone(),
         layer: session.layer.clone(),
+        ..plain_jail(
+            state,
+            session.workspace.clone(),
+            session.uid.uid(),
+            session.limits,
+        )
     }
+}
+
+/// A jail without network or package layer.
+fn plain_jail(state: &AppState, workspace: PathBuf, uid: u32, limits: Limits) -> Jail {
+    Jail {
+        workspace,
+        uid,
+        limits,
+        cpus: state.sessions.cpus.clone(),
+        seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
+        egress: None,
+        layer: None,
+    }
+}
+
+/// Fills `template`'s pool of ready sessions (in the background, once at
+/// a time), leaving uids for creates the pool cannot serve.
+fn refill(state: &AppState, template: &str) {
+    let sessions = &state.sessions;
+    if sessions.pooled(template) >= POOL_SIZE || !sessions.begin_refill(template) {
+        return;
+    }
+    let (held, template) = (state.clone(), template.to_owned());
+    state.workers.spawn(async move {
+        let sessions = &held.sessions;
+        while sessions.pooled(&template) < POOL_SIZE && sessions.uids.free() > 2 * POOL_SIZE {
+            match make_ready(&held).await {
+                Ok(ready) => sessions.keep_pooled(&template, ready),
+                Err(error) => {
+                    tracing::warn!(%error, %template, "a ready session could not be made");
+                    break;
+                }
+            }
+        }
+        sessions.refilled(&template);
+    });
+}
+
+/// A session's parts with the default limits, and its warm jail.
+async fn make_ready(state: &AppState) -> ServiceResult<Pooled> {
+    let sessions = &state.sessions;
+    let cgroups = sessions
+        .cgroups
+        .as_ref()
+        .map_err(|e| ServiceError::Unavailable(e.clone()))?;
+    let uid = sessions
+        .uids
+        .take()
+        .ok_or_else(|| ServiceError::Conflict("no free uid".into()))?;
+    let id = format!("ses_{}", random_token(16));
+    let workspace = sessions.root.join(&id);
+    let group = cgroups.group(&id);
+    let limits = Limits::default();
+    let made = (workspace.clone(), uid.uid(), limits.file_bytes);
+    make_parts(state, &group, default_group_limits(), Some(made)).await?;
+    let jail = plain_jail(state, workspace.clone(), uid.uid(), limits);
+    let warm_group = group.child(&format!("warm-{}", random_token(8)));
+    let warm = sbx_sessions::Warm::start(&jail, Some(warm_group)).await;
+    if let Err(error) = &warm {
+        tracing::warn!(%error, "a ready session's warm jail did not start");
+    }
+    Ok(Pooled {
+        id,
+        uid,
+        group,
+        workspace,
+        warm: warm.ok(),
+    })
 }
 
 /// Starts the session's next jail now, unless one waits already, so its

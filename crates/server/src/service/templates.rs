@@ -89,10 +89,14 @@ pub struct Resolved {
     pub layer: Option<PathBuf>,
 }
 
-fn missing(name: &str) -> ServiceError {
-    ServiceError::NotFound(format!(
+fn unknown(name: &str) -> String {
+    format!(
         "no template named {name:?}: python, node, shell, or one of yours (GET /api/v1/templates)"
-    ))
+    )
+}
+
+fn missing(name: &str) -> ServiceError {
+    ServiceError::NotFound(unknown(name))
 }
 
 /// Whether the caller may see and use `record`: its own, or an admin's
@@ -114,7 +118,7 @@ pub fn resolve(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<R
         .templates
         .get(name)
         .filter(|r| usable(caller, r))
-        .ok_or_else(|| missing(name))?;
+        .ok_or_else(|| ServiceError::invalid("/template", unknown(name)))?;
     let view = &record.view;
     match view.status {
         TemplateStatus::Building => Err(ServiceError::Conflict(format!(

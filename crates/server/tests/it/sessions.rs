@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, send, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, send, spawn_app, spawn_app_with};
 
 async fn session(app: &TestApp, body: Value) -> String {
     let (status, session) = send(app.admin(Method::POST, "/sessions").json(&body)).await;
@@ -800,4 +800,70 @@ async fn an_allowlist_opens_http_and_https_to_its_hosts_and_nothing_else() {
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
     }
+}
+
+/// The session folders under the data dir.
+fn workspaces(app: &TestApp) -> Vec<String> {
+    std::fs::read_dir(app.data_dir.path().join("sessions"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn creates_claim_sessions_made_ahead_and_a_stop_leaves_none_behind() {
+    let mut app = spawn_app().await;
+    assert!(
+        workspaces(&app).is_empty(),
+        "no pool before a session is asked for"
+    );
+    let first = session(&app, json!({"template": "python"})).await;
+    // The pool of ready python sessions fills behind it.
+    let ready: Vec<String> = eventually("the pool fills", Duration::from_secs(10), || async {
+        let ready: Vec<String> = workspaces(&app)
+            .into_iter()
+            .filter(|w| *w != first)
+            .collect();
+        (ready.len() == 2).then_some(ready)
+    })
+    .await;
+    let claimed = session(&app, json!({"template": "python", "env": {"WHO": "me"}})).await;
+    assert!(ready.contains(&claimed), "{claimed} is one of {ready:?}");
+    let (status, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{claimed}/executions"))
+            .json(&json!({"code": "import os; print(os.environ['WHO'], os.getuid() >= 2000000)"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["stdout"], "me True\n", "{run}");
+    // Another session's uid: a claimed session is never shared.
+    let (_, mine) = send(
+        app.admin(Method::POST, &format!("/sessions/{first}/executions"))
+            .json(&json!({"code": "import os; print(os.getuid())"})),
+    )
+    .await;
+    let (_, theirs) = send(
+        app.admin(Method::POST, &format!("/sessions/{claimed}/executions"))
+            .json(&json!({"code": "import os; print(os.getuid())"})),
+    )
+    .await;
+    assert_ne!(mine["stdout"], theirs["stdout"]);
+    // Other limits than the pool's: made anew.
+    let own = session(
+        &app,
+        json!({"template": "python", "resources": {"memory_bytes": 128 << 20}}),
+    )
+    .await;
+    assert!(!ready.contains(&own));
+
+    let root = app.data_dir.path().join("sessions");
+    app.stop().await;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(root.to_str().unwrap()),
+        "no workspace, pooled or live, stays mounted"
+    );
 }

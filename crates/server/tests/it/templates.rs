@@ -215,7 +215,7 @@ async fn a_package_list_that_does_not_install_fails_its_build_never_a_session() 
             .json(&json!({"template": "nope"})),
     )
     .await;
-    assert_eq!(status, 404, "{unknown}");
+    assert_eq!(status, 422, "{unknown}");
 
     for (body, pointer) in [
         (json!({"name": "python", "base": "python"}), "/name"),
