@@ -25,7 +25,9 @@ pub struct Templates {
 
 impl Templates {
     /// The templates recorded under `root`. A build the last process did
-    /// not finish is recorded `failed`: it can be started again.
+    /// not finish is recorded `failed`: it can be started again. Layers no
+    /// template names (left by a delete while sessions ran them, or a
+    /// build cut short) are removed.
     pub fn open(root: PathBuf) -> Self {
         let mut records = BTreeMap::new();
         for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
@@ -48,6 +50,14 @@ impl Templates {
                 None => {
                     tracing::warn!(file = %path.display(), "an unreadable template record was skipped")
                 }
+            }
+        }
+        let named: Vec<&str> = records.values().map(|r| r.view.digest.as_str()).collect();
+        let layers = root.join("layers");
+        for entry in std::fs::read_dir(&layers).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if !named.iter().any(|digest| name.to_str() == Some(digest)) {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
         Self {

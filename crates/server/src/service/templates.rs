@@ -192,9 +192,9 @@ pub fn log(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<Strin
     Ok(std::fs::read_to_string(state.templates.log_path(name)).unwrap_or_default())
 }
 
-/// Removes a template of the caller's (an admin: any). Sessions running
-/// it keep their layer until they end; a layer no template names is
-/// removed.
+/// Removes a template of the caller's (an admin: any). Its layer is
+/// removed when no other template names it and no live session runs it
+/// (else at the server's next start).
 pub fn delete(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<()> {
     let record = state
         .templates
@@ -208,13 +208,19 @@ pub fn delete(state: &AppState, caller: &Caller, name: &str) -> ServiceResult<()
     }
     state.templates.remove(name);
     let digest = &record.view.digest;
-    if !state
+    let layer = state.templates.layer_path(digest);
+    let named = state
         .templates
         .all()
         .iter()
-        .any(|r| &r.view.digest == digest)
-    {
-        let _ = std::fs::remove_dir_all(state.templates.layer_path(digest));
+        .any(|r| &r.view.digest == digest);
+    let running = state
+        .sessions
+        .all()
+        .iter()
+        .any(|s| s.layer.as_ref() == Some(&layer));
+    if !named && !running {
+        let _ = std::fs::remove_dir_all(&layer);
     }
     Ok(())
 }
