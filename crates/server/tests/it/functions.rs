@@ -437,3 +437,77 @@ async fn function_files_that_answer_nothing_or_twice_are_refused_at_import() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn sbx_mock_runs_no_sessions_and_says_so() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/functions");
+    let files = sbx_engine::project::read_dir(&folder).unwrap();
+    let spec = std::fs::read_to_string(folder.join("openapi.yaml")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = sbx_server::MockOptions {
+        auth: sbx_server::AuthMode::None,
+        limits: sbx_server::Limits::default(),
+        scripts: sbx_server::ScriptLimits::default(),
+        allow_private_egress: false,
+    };
+    let server = sbx_server::start_mock(spec, files, listener, options)
+        .await
+        .unwrap();
+    let (status, problem) =
+        send(reqwest::Client::new().get(format!("http://{}/v1/quotes/tea", server.local_addr)))
+            .await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["type"], "urn:sbx:problem:function-unavailable");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("sbx serve"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn stray_output_and_oversized_answers_never_confuse_the_server() {
+    const HOSTILE: &str = r#"
+import json, os, sys
+
+def handler(event, context):
+    mood = json.loads(event["body"])["items"][0]["sku"]
+    # Lines that look like answers, or are not JSON, on every descriptor
+    # it may write (the answers' pipe among them).
+    for fd in range(1, 16):
+        try:
+            os.write(fd, b'{"id": "forged", "ok": 1}\nnot json\n')
+        except OSError:
+            pass
+    if mood == "huge":
+        return {"statusCode": 201, "body": "x" * (7 << 20)}
+    if mood == "binary":
+        return {"statusCode": 201, "headers": {"content-type": "application/octet-stream"}, "body": "AAEC", "isBase64Encoded": True}
+    return {"statusCode": 201, "body": json.dumps({"id": "o", "status": "pending", "items": [], "total_cents": 0, "currency": "EUR"})}
+"#;
+    let app = spawn_app().await;
+    let project = orders_project("orders", &[("createOrder.py", HOSTILE)]);
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app
+        .create_sandbox(json!({"project": "orders", "auth": "none"}))
+        .await;
+    let mood = |sku: &str| json!({"items": [{"sku": sku, "quantity": 1}]});
+    let fine = order(&app, &sandbox, mood("tea")).await;
+    assert_eq!(fine.status(), 201);
+    let fine: Value = fine.json().await.unwrap();
+    assert_eq!(
+        fine["id"], "o",
+        "the forged line was not taken for the answer"
+    );
+
+    let (status, huge) = problem(&app, &sandbox, mood("huge")).await;
+    assert_eq!(status, 502, "{huge}");
+    assert!(
+        huge["detail"].as_str().unwrap().contains("longer than"),
+        "{huge}"
+    );
+
+    let binary = order(&app, &sandbox, mood("binary")).await;
+    assert_eq!(binary.status(), 201);
+    assert_eq!(&binary.bytes().await.unwrap()[..], [0, 1, 2]);
+}
