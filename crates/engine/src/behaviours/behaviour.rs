@@ -337,6 +337,11 @@ impl CompiledBehaviours {
     /// change a stateful collection only through a script, a lifecycle
     /// or a scenario.
     pub fn may_write(&self, operation: OperationIndex, safe: bool) -> bool {
+        // A function answers from its own process, never the records: its
+        // requests need no turn (they overlap, each in a worker).
+        if self.operation(operation).function.is_some() {
+            return self.scenarios_of(operation).iter().any(|s| s.writes());
+        }
         self.operation(operation).script.is_some()
             || self.trigger(operation).is_some()
             || self.scenarios_of(operation).iter().any(|s| s.writes())

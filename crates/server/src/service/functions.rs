@@ -1,7 +1,8 @@
 //! Function behaviours' runtime: each sandbox whose project has functions
 //! gets a code session of its own, started at its first invocation, with
-//! the project's `functions/` copied into its workspace and one worker per
-//! language that keeps handlers loaded between requests. The session is
+//! the project's `functions/` copied into its workspace, and workers that
+//! keep handlers loaded between requests (one per overlapping request, up
+//! to [`CONCURRENCY`]). The session is
 //! an ordinary one (listed to admins with the `sandbox` it serves): it
 //! ends when idle like any other, and the next invocation starts another.
 //! A new revision's sources replace it; a deleted sandbox's is ended by the
@@ -36,18 +37,37 @@ use crate::{
 /// A function session ends after this long without an invocation.
 pub const IDLE_SECONDS: u64 = 600;
 
+/// Invocations of one sandbox's functions that run at once, each in a
+/// worker of its own (a Lambda function's concurrency); more wait.
+pub const CONCURRENCY: usize = 4;
+
 /// The function sessions, by the sandbox they serve.
 pub struct FunctionHosts {
     state: Weak<Shared>,
     runtime: tokio::runtime::Handle,
-    hosts: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Host>>>>>,
+    hosts: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
-/// One sandbox's session and its workers.
+/// One sandbox's: its session and idle workers, and the turns to invoke.
+#[derive(Default)]
+struct Entry {
+    host: tokio::sync::Mutex<Option<Host>>,
+    turns: Turns,
+}
+
+struct Turns(tokio::sync::Semaphore);
+
+impl Default for Turns {
+    fn default() -> Self {
+        Self(tokio::sync::Semaphore::new(CONCURRENCY))
+    }
+}
+
+/// One sandbox's session and its idle workers.
 struct Host {
     session: Arc<LiveSession>,
     digest: u64,
-    workers: HashMap<FunctionLanguage, Worker>,
+    idle: HashMap<FunctionLanguage, Vec<Worker>>,
 }
 
 impl FunctionHosts {
@@ -59,7 +79,7 @@ impl FunctionHosts {
         }
     }
 
-    fn host(&self, sandbox: &str) -> Arc<tokio::sync::Mutex<Option<Host>>> {
+    fn entry(&self, sandbox: &str) -> Arc<Entry> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts.entry(sandbox.to_owned()).or_default().clone()
     }
@@ -67,16 +87,16 @@ impl FunctionHosts {
     /// Ends the sessions of sandboxes that no longer exist, and forgets
     /// hosts whose session ended (idle, deleted).
     pub async fn sweep(&self, state: &AppState) {
-        let hosts: Vec<(String, Arc<tokio::sync::Mutex<Option<Host>>>)> = self
+        let entries: Vec<(String, Arc<Entry>)> = self
             .hosts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(sandbox, host)| (sandbox.clone(), host.clone()))
+            .map(|(sandbox, entry)| (sandbox.clone(), entry.clone()))
             .collect();
-        for (sandbox, host) in hosts {
-            let Ok(mut slot) = host.try_lock() else {
-                continue; // invoking now: alive
+        for (sandbox, entry) in entries {
+            let Ok(mut slot) = entry.host.try_lock() else {
+                continue; // starting a session now: alive
             };
             let gone = state.registry.get(&sandbox).is_none();
             let ended = slot
@@ -96,22 +116,14 @@ impl FunctionHosts {
         }
     }
 
-    async fn invoke_async(
-        &self,
+    /// The sandbox's session for `sources` (started, or replaced when it
+    /// serves others or ended), and an idle worker of `language` in it.
+    async fn checkout(
         state: &AppState,
-        mut call: FunctionCall,
-    ) -> Result<FunctionAnswer, FunctionFailure> {
-        let request_id = random_uuid();
-        if let Some(context) = call
-            .event
-            .get_mut("requestContext")
-            .and_then(|c| c.as_object_mut())
-        {
-            context.insert("requestId".into(), request_id.clone().into());
-        }
-        let host = self.host(&call.sandbox);
-        let mut slot = host.lock().await;
-        let timeout_ms = call.sources.settings.timeout_ms;
+        entry: &Entry,
+        call: &FunctionCall,
+    ) -> Result<(Arc<LiveSession>, Option<Worker>), FunctionFailure> {
+        let mut slot = entry.host.lock().await;
         let current = slot
             .as_ref()
             .is_some_and(|h| h.digest == call.sources.digest && !h.session.stop.is_cancelled());
@@ -125,27 +137,73 @@ impl FunctionHosts {
         let Some(host) = slot.as_mut() else {
             return Err(FunctionFailure::Unavailable("no function session".into()));
         };
-        let session = host.session.clone();
+        let worker = host
+            .idle
+            .get_mut(&call.function.language)
+            .and_then(Vec::pop);
+        Ok((host.session.clone(), worker))
+    }
+
+    /// Hands `worker` back to idle, if its session still serves; else
+    /// stops it.
+    async fn checkin(
+        entry: &Entry,
+        session: &LiveSession,
+        language: FunctionLanguage,
+        worker: Worker,
+    ) {
+        let mut slot = entry.host.lock().await;
+        match slot.as_mut() {
+            Some(host) if host.session.id == session.id && !session.stop.is_cancelled() => {
+                host.idle.entry(language).or_default().push(worker);
+            }
+            _ => {
+                drop(slot);
+                worker.stop().await;
+            }
+        }
+    }
+
+    async fn invoke_async(
+        &self,
+        state: &AppState,
+        mut call: FunctionCall,
+    ) -> Result<FunctionAnswer, FunctionFailure> {
+        let request_id = random_uuid();
+        if let Some(context) = call
+            .event
+            .get_mut("requestContext")
+            .and_then(|c| c.as_object_mut())
+        {
+            context.insert("requestId".into(), request_id.clone().into());
+        }
+        let entry = self.entry(&call.sandbox);
+        let _turn = entry
+            .turns
+            .0
+            .acquire()
+            .await
+            .map_err(|_| FunctionFailure::Unavailable("the server is stopping".into()))?;
+        let (session, idle) = Self::checkout(state, &entry, &call).await?;
         session.touch(now_ms());
         session.running.fetch_add(1, Ordering::Relaxed);
         let _running = Running(&session);
         let language = call.function.language;
-        let worker = match host.workers.remove(&language) {
+        let mut worker = match idle {
             Some(worker) => worker,
             None => start_worker(state, &session, language).await?,
         };
-        let mut worker = worker;
         let invoked = worker
             .invoke(Invocation {
                 id: &request_id,
                 name: &call.function.name,
                 event: &call.event,
-                timeout: Duration::from_millis(timeout_ms),
+                timeout: Duration::from_millis(call.sources.settings.timeout_ms),
             })
             .await;
         match invoked {
             Ok(answer) => {
-                host.workers.insert(language, worker);
+                Self::checkin(&entry, &session, language, worker).await;
                 match answer.outcome {
                     handler::Outcome::Response(response) => Ok(FunctionAnswer {
                         response,
@@ -240,7 +298,7 @@ async fn open(state: &AppState, sandbox: &str, sources: &FunctionSources) -> Ser
     Ok(Host {
         session,
         digest: sources.digest,
-        workers: HashMap::new(),
+        idle: HashMap::new(),
     })
 }
 
@@ -269,7 +327,7 @@ async fn start_worker(
 
 /// Stops `host`'s workers and ends its session.
 async fn close(state: &AppState, host: Host, reason: EndReason) {
-    for worker in host.workers.into_values() {
+    for worker in host.idle.into_values().flatten() {
         worker.stop().await;
     }
     if state.sessions.get(&host.session.id).is_some() {

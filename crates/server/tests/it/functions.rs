@@ -511,3 +511,41 @@ def handler(event, context):
     assert_eq!(binary.status(), 201);
     assert_eq!(&binary.bytes().await.unwrap()[..], [0, 1, 2]);
 }
+
+#[tokio::test]
+async fn overlapping_requests_get_a_worker_each() {
+    const SLOW: &str = r#"
+import json, os, time
+
+WORKER = os.urandom(8).hex()  # made once per worker, at import
+
+def handler(event, context):
+    time.sleep(0.4)
+    return {"statusCode": 201, "body": json.dumps({"id": WORKER, "status": "pending", "items": [], "total_cents": 0, "currency": "EUR"})}
+"#;
+    // Half the server's parallel user work may serve one sandbox: 4 here.
+    let app = crate::helpers::spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.limits.max_parallel_scripts = 8;
+    })
+    .await;
+    let project = orders_project("orders", &[("createOrder.py", SLOW)]);
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
+    assert_eq!(status, 201, "{body}");
+    let sandbox = app
+        .create_sandbox(json!({"project": "orders", "auth": "none"}))
+        .await;
+    let body = json!({"items": [{"sku": "tea", "quantity": 1}]});
+    let requests = (0..6).map(|_| async {
+        let answered = order(&app, &sandbox, body.clone()).await;
+        assert_eq!(answered.status(), 201);
+        let order: Value = answered.json().await.unwrap();
+        order["id"].as_str().unwrap().to_owned()
+    });
+    let mut workers: Vec<String> = futures_util::future::join_all(requests).await;
+    workers.sort();
+    workers.dedup();
+    assert!(
+        (2..=4).contains(&workers.len()),
+        "six overlapping requests ran in 2 to 4 workers: {workers:?}"
+    );
+}
