@@ -40,6 +40,10 @@ pub enum WorkerError {
     OutOfMemory(u64),
     #[error("the function's process ended: {0}")]
     Ended(String),
+    #[error(
+        "the function's answer is larger than {0} bytes (Lambda's response limit is 6 MiB); its worker was ended"
+    )]
+    TooLarge(u64),
     #[error("the function's process could not start: {0}")]
     Start(String),
 }
@@ -140,13 +144,13 @@ impl Worker {
             self.stdin
                 .write_all(&line)
                 .await
-                .map_err(|e| format!("it stopped reading: {e}"))?;
+                .map_err(|e| WorkerError::Ended(format!("it stopped reading: {e}")))?;
             self.read_answer(invocation.id).await
         };
         let outcome = tokio::time::timeout(invocation.timeout, exchange).await;
         let failure = match outcome {
             Ok(Ok(answer)) => return Ok(answer),
-            Ok(Err(why)) => WorkerError::Ended(why),
+            Ok(Err(failure)) => failure,
             Err(_) => WorkerError::Timeout(
                 u64::try_from(invocation.timeout.as_millis()).unwrap_or(u64::MAX),
             ),
@@ -160,7 +164,7 @@ impl Worker {
 
     /// The answer to `id`: the first line that is one (stray lines some
     /// child process printed are skipped).
-    async fn read_answer(&mut self, id: &str) -> Result<Answer, String> {
+    async fn read_answer(&mut self, id: &str) -> Result<Answer, WorkerError> {
         let mut buffer = Vec::new();
         for _ in 0..MAX_STRAY_LINES {
             buffer.clear();
@@ -168,17 +172,15 @@ impl Worker {
                 .take(MAX_ANSWER_BYTES)
                 .read_until(b'\n', &mut buffer)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| WorkerError::Ended(e.to_string()))?;
             if read == 0 {
-                return Err(match self.child.wait().await {
+                return Err(WorkerError::Ended(match self.child.wait().await {
                     Ok(status) => format!("it exited ({status})"),
                     Err(e) => e.to_string(),
-                });
+                }));
             }
             if !buffer.ends_with(b"\n") {
-                return Err(format!(
-                    "its answer is longer than {MAX_ANSWER_BYTES} bytes"
-                ));
+                return Err(WorkerError::TooLarge(MAX_ANSWER_BYTES));
             }
             if let Some(answer) = parse_answer(&buffer, id) {
                 return Ok(answer);
@@ -189,9 +191,9 @@ impl Worker {
                 "a function's process printed a line that is not an answer"
             );
         }
-        Err(format!(
+        Err(WorkerError::Ended(format!(
             "it printed {MAX_STRAY_LINES} lines that are not an answer"
-        ))
+        )))
     }
 
     /// Ends the worker's jail and removes its group; whether the kernel's

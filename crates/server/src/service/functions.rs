@@ -221,6 +221,14 @@ impl FunctionHosts {
             Err(error @ WorkerError::Start(_)) => {
                 Err(FunctionFailure::Unavailable(error.to_string()))
             }
+            Err(error @ WorkerError::TooLarge(_)) => Err(FunctionFailure::Raised {
+                error: serde_json::json!({
+                    "errorType": "Function.ResponseSizeTooLarge",
+                    "errorMessage": error.to_string(),
+                    "stackTrace": [],
+                }),
+                logs: String::new(),
+            }),
             Err(error) => Err(FunctionFailure::Crashed(error.to_string())),
         }
     }

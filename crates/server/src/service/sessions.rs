@@ -526,6 +526,13 @@ fn discard(session: &LiveSession) {
 pub async fn resume(state: &AppState) {
     for record in state.sessions.take_resumable() {
         let id = record.view.id.clone();
+        if let Some(sandbox) = &record.view.sandbox {
+            // Functions keep nothing in their session: the next call
+            // starts a new one.
+            tracing::info!(session = %id, %sandbox, "a function session is not resumed");
+            state.sessions.lose(record, now_ms());
+            continue;
+        }
         match resume_one(state, &record).await {
             Ok(()) => tracing::info!(session = %id, "session resumed after a restart"),
             Err(error) => {
