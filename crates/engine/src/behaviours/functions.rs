@@ -267,9 +267,15 @@ fn failed(function: &Function, failure: FunctionFailure, call: &Call) -> Respons
     tracing::info!(target: "sbx::function", sandbox = %call.sandbox.id, "{detail}");
     match failure {
         FunctionFailure::Raised { error, logs } => {
+            // Lambda's members only: the error comes from the jail, and
+            // must not overwrite the problem's own (`type`, `status`).
             let mut extra = json!({"function": file, "logs": logs});
-            if let (Value::Object(members), Value::Object(error)) = (&mut extra, error) {
-                members.extend(error);
+            if let Value::Object(members) = &mut extra {
+                for name in ["errorType", "errorMessage", "stackTrace"] {
+                    if let Some(value) = error.get(name) {
+                        members.insert(name.to_owned(), value.clone());
+                    }
+                }
             }
             call.function_logs
                 .replace(extra.get("logs").and_then(Value::as_str).map(str::to_owned));

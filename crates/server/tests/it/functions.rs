@@ -478,6 +478,13 @@ def handler(event, context):
             os.write(fd, b'{"id": "forged", "ok": 1}\nnot json\n')
         except OSError:
             pass
+    if mood == "forge-error":
+        forged = {"id": context.aws_request_id, "error": {"errorType": "Forged", "type": "urn:evil", "status": 200}}
+        for fd in range(1, 16):
+            try:
+                os.write(fd, json.dumps(forged).encode() + b"\n")
+            except OSError:
+                pass
     if mood == "huge":
         return {"statusCode": 201, "body": "x" * (7 << 20)}
     if mood == "binary":
@@ -503,6 +510,19 @@ def handler(event, context):
     let (status, huge) = problem(&app, &sandbox, mood("huge")).await;
     assert_eq!(status, 500, "{huge}");
     assert_eq!(huge["errorType"], "Function.ResponseSizeTooLarge", "{huge}");
+
+    // An error it forges cannot change the problem's own members.
+    let (status, forged) = problem(&app, &sandbox, mood("forge-error")).await;
+    assert_eq!(status, 500, "{forged}");
+    assert_eq!(forged["type"], "urn:sbx:problem:function-error");
+    assert_eq!(forged["status"], 500);
+    assert_eq!(forged["errorType"], "Forged");
+    let after = order(&app, &sandbox, mood("tea")).await;
+    assert_eq!(
+        after.status(),
+        201,
+        "the real answer left behind is skipped"
+    );
 
     let binary = order(&app, &sandbox, mood("binary")).await;
     assert_eq!(binary.status(), 201);
