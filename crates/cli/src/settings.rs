@@ -84,6 +84,7 @@ struct FileSettings {
     control_origins: Option<Vec<String>>,
     accounts: Option<AccountSettings>,
     snapshot_store: Option<String>,
+    keep_sessions_on_stop: Option<bool>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -148,6 +149,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         request_log_limits: file.request_log_limits.unwrap_or_default(),
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         snapshot_store: args.snapshot_store.or(file.snapshot_store),
+        keep_sessions_on_stop: file.keep_sessions_on_stop.unwrap_or(false),
         ..defaults
     };
     config.validate()?;

@@ -355,6 +355,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         uids,
         now_ms(),
         workers.clone(),
+        config.keep_sessions_on_stop,
     );
     let snapshots = crate::runtime::snapshots::Snapshots::open(
         config.snapshot_store.as_deref(),

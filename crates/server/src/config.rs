@@ -262,6 +262,10 @@ pub struct Config {
     /// Options of that store (`aws_endpoint`, `aws_allow_http`, …), besides
     /// those read from the `AWS_*` environment.
     pub snapshot_store_options: Vec<(String, String)>,
+    /// A graceful stop keeps live sessions' workspaces and records (their
+    /// processes end), so the next start resumes them as after a crash;
+    /// by default it removes them and reports them `lost`.
+    pub keep_sessions_on_stop: bool,
 }
 
 impl Default for Config {
@@ -292,6 +296,7 @@ impl Default for Config {
             session_uids: (2_000_000, 1000),
             snapshot_store: None,
             snapshot_store_options: Vec::new(),
+            keep_sessions_on_stop: false,
         }
     }
 }

@@ -263,6 +263,9 @@ pub struct Sessions {
     /// Ready sessions by built-in template, and the templates being refilled.
     pool: Mutex<HashMap<String, Vec<Pooled>>>,
     refilling: Mutex<std::collections::HashSet<String>>,
+    /// A graceful stop leaves live sessions' workspaces and records for
+    /// the next start to resume.
+    keep_on_stop: bool,
 }
 
 impl Sessions {
@@ -277,6 +280,7 @@ impl Sessions {
         uid_count: u32,
         now_ms: i64,
         workers: crate::workers::Workers,
+        keep_on_stop: bool,
     ) -> Self {
         let cgroups = Cgroups::detect(&instance(&root)).map_err(|e| e.to_string());
         match &cgroups {
@@ -311,6 +315,7 @@ impl Sessions {
             resumable: Mutex::new(resumable),
             pool: Mutex::default(),
             refilling: Mutex::default(),
+            keep_on_stop,
         }
     }
 
@@ -527,13 +532,20 @@ impl Sessions {
     }
 }
 
-/// A server going away takes its sessions' processes, control groups and
-/// workspaces with it — live, ready in the pool, or half-made by a task
-/// the stop cut short; the live ones' records stay, so the next start
-/// reports them `lost`.
+/// A server going away takes its sessions' processes and control groups
+/// with it, and their workspaces — live, ready in the pool, or half-made by
+/// a task the stop cut short. The live ones' records stay, so the next
+/// start reports them `lost`; with `keep_sessions_on_stop`, their
+/// workspaces stay too, and the next start resumes them.
 impl Drop for Sessions {
     fn drop(&mut self) {
         if let Ok(cgroups) = &self.cgroups {
+            let kept: Vec<String> = self
+                .live()
+                .values()
+                .filter(|s| self.keep_on_stop && s.sandbox.is_none())
+                .map(|s| s.id.clone())
+                .collect();
             for session in self.live().values() {
                 drop(session.take_warm());
             }
@@ -546,9 +558,13 @@ impl Drop for Sessions {
                 .flatten()
                 .flatten()
             {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let keep = kept.iter().any(|id| entry.file_name().to_str() == Some(id));
+                if !keep && entry.file_type().is_ok_and(|t| t.is_dir()) {
                     let _ = sbx_sessions::workspace::remove(&entry.path());
                 }
+            }
+            if !kept.is_empty() {
+                tracing::info!(sessions = kept.len(), "sessions kept for the next start");
             }
         }
     }

@@ -867,3 +867,39 @@ async fn creates_claim_sessions_made_ahead_and_a_stop_leaves_none_behind() {
         "no workspace, pooled or live, stays mounted"
     );
 }
+
+#[tokio::test]
+async fn keep_sessions_on_stop_lets_a_graceful_restart_resume_them() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(data_dir, |config| config.keep_sessions_on_stop = true).await;
+    let id = session(&app, json!({"template": "python", "env": {"WHO": "kept"}})).await;
+    let (status, _) = send(
+        app.admin(Method::PUT, &format!("/sessions/{id}/files?path=note.txt"))
+            .body("hello"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    app.stop().await;
+
+    // Started again (without the setting: its own stop then cleans up).
+    let app = spawn_app_with(app.data_dir, |_| {}).await;
+    let (status, resumed) = send(app.admin(Method::GET, &format!("/sessions/{id}"))).await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["status"], "running", "{resumed}");
+    let (status, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&json!({"code": "import os; print(open('note.txt').read(), os.environ['WHO'])"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["stdout"], "hello kept\n", "{run}");
+
+    let root = app.data_dir.path().join("sessions");
+    let mut app = app;
+    app.stop().await;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(root.to_str().unwrap()),
+        "the default stop removes it"
+    );
+}
