@@ -320,6 +320,16 @@ impl Group {
         }
     }
 
+    /// Memory the group holds now (its processes' and the files they
+    /// wrote to a tmpfs), in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        if self.v2 {
+            self.number("memory.current")
+        } else {
+            self.number("memory.usage_in_bytes")
+        }
+    }
+
     /// Every process in the group and its children.
     fn processes(&self) -> Vec<i32> {
         let mut pids = Vec::new();

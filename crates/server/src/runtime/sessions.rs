@@ -30,6 +30,12 @@ pub enum EndReason {
     Idle,
     /// Deleted through the API.
     Deleted,
+    /// Its memory is full with nothing running (the files it wrote hold
+    /// it: a workspace is memory), so no run could start.
+    Oom,
+    /// What it runs on went away from outside the server (its workspace
+    /// was unmounted, its control group removed): it cannot run anything.
+    RuntimeError,
     /// The server stopped while it ran and its files did not survive (a
     /// graceful stop removes them, a reboot loses them) or it could not be
     /// resumed: what it left was removed when the server started again. A
@@ -129,6 +135,42 @@ impl LiveSession {
             .clone()
     }
 
+    /// Why it cannot go on, with what happened, if it cannot: checked
+    /// while nothing runs in it.
+    pub fn broken(&self, root: &std::path::Path) -> Option<(EndReason, String)> {
+        if self.running.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        if !is_mount_point(&self.workspace, root) {
+            return Some((
+                EndReason::RuntimeError,
+                "its workspace was unmounted from outside the server".into(),
+            ));
+        }
+        if !self.group.exists() {
+            return Some((
+                EndReason::RuntimeError,
+                "its control group was removed from outside the server".into(),
+            ));
+        }
+        // A function session's idle workers hold memory by design.
+        if self.sandbox.is_some() {
+            return None;
+        }
+        let held = self.group.memory_bytes();
+        let free = self.memory_bytes.saturating_sub(held);
+        let needed = (self.memory_bytes / 16).max(MIN_FREE_MEMORY);
+        (free < needed).then(|| {
+            (
+                EndReason::Oom,
+                format!(
+                    "its files hold {held} of its {} bytes of memory: less than {needed} are free for a run",
+                    self.memory_bytes
+                ),
+            )
+        })
+    }
+
     /// Why it should end at `now_ms`, if it should.
     pub fn due(&self, now_ms: i64) -> Option<EndReason> {
         if now_ms >= self.expires_at_ms.load(Ordering::Relaxed) {
@@ -211,6 +253,10 @@ fn instance(root: &std::path::Path) -> String {
     let name = name.trim_matches('-');
     name[name.len().saturating_sub(120)..].to_owned()
 }
+
+/// Memory a session must have free, at least, for a run to start (a
+/// sixteenth of its memory when that is more).
+pub const MIN_FREE_MEMORY: u64 = 8 * 1024 * 1024;
 
 /// How many ended sessions are remembered.
 const ENDED_KEPT: usize = 1000;

@@ -139,6 +139,9 @@ pub struct SessionView {
     /// `"none"`, or the hosts it may reach.
     #[schema(value_type = Object)]
     pub network: Network,
+    /// What happened, for a session that ended `oom` or `runtime_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// The sandbox whose function behaviours it runs, for a session the
     /// server started for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -768,6 +771,7 @@ fn view(session: &LiveSession) -> SessionView {
             },
         ),
         sandbox: session.sandbox.clone(),
+        detail: None,
     }
 }
 
@@ -843,8 +847,13 @@ pub fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<()> 
 }
 
 pub(super) fn end(state: &AppState, session: &LiveSession, reason: EndReason) {
+    end_saying(state, session, reason, None);
+}
+
+fn end_saying(state: &AppState, session: &LiveSession, reason: EndReason, detail: Option<String>) {
     let now = now_ms();
     let mut last = view(session);
+    last.detail = detail;
     last.status = SessionStatus::Ended;
     last.reason = Some(reason);
     last.ended_at = Some(rfc3339(now));
@@ -858,6 +867,9 @@ pub fn reap(state: &AppState, now_ms: i64) {
     for session in state.sessions.all() {
         if let Some(reason) = session.due(now_ms) {
             end(state, &session, reason);
+        } else if let Some((reason, detail)) = session.broken(&state.sessions.root) {
+            tracing::warn!(session = %session.id, ?reason, "{detail}");
+            end_saying(state, &session, reason, Some(detail));
         }
     }
     state.sessions.reap_orphans();

@@ -514,7 +514,7 @@ def handler(event, context):
     // An error it forges cannot change the problem's own members.
     let (status, forged) = problem(&app, &sandbox, mood("forge-error")).await;
     assert_eq!(status, 500, "{forged}");
-    assert_eq!(forged["type"], "urn:sbx:problem:function-error");
+    assert_eq!(forged["type"], "urn:sbx:problem:function-error", "{forged}");
     assert_eq!(forged["status"], 500);
     assert_eq!(forged["errorType"], "Forged");
     let after = order(&app, &sandbox, mood("tea")).await;

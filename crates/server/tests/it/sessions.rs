@@ -903,3 +903,63 @@ async fn keep_sessions_on_stop_lets_a_graceful_restart_resume_them() {
         "the default stop removes it"
     );
 }
+
+/// `id`'s view once it has ended.
+async fn ended(app: &TestApp, id: &str) -> Value {
+    eventually("the session ends", Duration::from_secs(10), || async {
+        let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{id}"))).await;
+        (view["status"] == "ended").then_some(view)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_session_that_can_no_longer_run_ends_saying_why() {
+    let app = spawn_app().await;
+    // Files that fill its memory (a workspace is memory): no run could start.
+    let full = session(
+        &app,
+        json!({"template": "shell", "resources": {"memory_bytes": 64 << 20}}),
+    )
+    .await;
+    let (status, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{full}/executions"))
+            .json(&json!({"command": "head -c 58M /dev/zero > big"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    let view = ended(&app, &full).await;
+    assert_eq!(view["reason"], "oom", "{view}");
+    assert!(
+        view["detail"].as_str().unwrap().contains("its files hold"),
+        "{view}"
+    );
+
+    // Its workspace unmounted behind the server's back.
+    let gone = session(&app, json!({"template": "shell"})).await;
+    let workspace = app.data_dir.path().join("sessions").join(&gone);
+    let unmounted = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&workspace)
+        .status()
+        .unwrap();
+    assert!(unmounted.success());
+    let view = ended(&app, &gone).await;
+    assert_eq!(view["reason"], "runtime_error", "{view}");
+    assert!(
+        view["detail"].as_str().unwrap().contains("unmounted"),
+        "{view}"
+    );
+
+    // A session with files that leave room runs on.
+    let fine = session(&app, json!({"template": "shell"})).await;
+    let (_, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{fine}/executions"))
+            .json(&json!({"command": "head -c 10M /dev/zero > some"})),
+    )
+    .await;
+    assert_eq!(run["status"], "ok", "{run}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{fine}"))).await;
+    assert_eq!(view["status"], "running", "{view}");
+}
