@@ -617,6 +617,13 @@ pub async fn answer(
         return expired(&sandbox.id, expired_at);
     }
     let serving = sandbox.serving();
+    // Only a revision with functions pays for the runner's handle.
+    let functions = serving
+        .compiled
+        .behaviours
+        .functions
+        .is_some()
+        .then(|| state.functions.clone() as Arc<dyn sbx_engine::Functions>);
     let target = Target {
         id: Arc::from(sandbox.id.as_str()),
         id_header: HeaderValue::from_str(&sandbox.id).ok(),
@@ -627,7 +634,7 @@ pub async fn answer(
         state: sandbox.state.clone(),
         env: sandbox.env(),
         upstream: Some(state.upstream.clone()),
-        functions: Some(state.functions.clone()),
+        functions,
         chaos: sandbox.chaos().map(|chaos| chaos.spec.clone()),
         default_scenario: sandbox.scenario(),
         now_ms: sandbox.now_ms(),

@@ -23,6 +23,15 @@ pub fn orders_project(name: &str, extra: &[(&str, &str)]) -> Value {
     body
 }
 
+/// Imports `project` (a `POST /projects` body) and creates a sandbox of
+/// it without auth.
+pub async fn project_sandbox(app: &TestApp, project: &Value) -> Sandbox {
+    let (status, body) = send(app.admin(Method::POST, "/projects").json(project)).await;
+    assert_eq!(status, 201, "{body}");
+    app.create_sandbox(json!({"project": project["name"], "auth": "none"}))
+        .await
+}
+
 async fn orders_sandbox(app: &TestApp, extra: &[(&str, &str)]) -> Sandbox {
     let (status, body) = send(
         app.admin(Method::POST, "/projects")
@@ -163,11 +172,7 @@ def handler(event, context):
     let functions = project["functions"].as_object_mut().unwrap();
     functions.remove("getQuote.mjs");
     functions.insert("getQuote.py".into(), json!(ROUTER));
-    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "orders", "auth": "none"}))
-        .await;
+    let sandbox = project_sandbox(&app, &project).await;
     let response = app
         .client
         .get(sandbox.url("/quotes/tea?quantity=4"))
@@ -259,11 +264,7 @@ def handler(event, context):
     let app = spawn_app().await;
     let mut project = orders_project("orders", &[("createOrder.py", MOODY)]);
     project["settings"] = json!({"functions": {"timeout_ms": 1500, "memory_mib": 64}});
-    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "orders", "auth": "none"}))
-        .await;
+    let sandbox = project_sandbox(&app, &project).await;
     let mood = |sku: &str| json!({"items": [{"sku": sku, "quantity": 1}]});
 
     let (status, raised) = problem(&app, &sandbox, mood("raise")).await;
@@ -493,11 +494,7 @@ def handler(event, context):
 "#;
     let app = spawn_app().await;
     let project = orders_project("orders", &[("createOrder.py", HOSTILE)]);
-    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "orders", "auth": "none"}))
-        .await;
+    let sandbox = project_sandbox(&app, &project).await;
     let mood = |sku: &str| json!({"items": [{"sku": sku, "quantity": 1}]});
     let fine = order(&app, &sandbox, mood("tea")).await;
     assert_eq!(fine.status(), 201);
@@ -546,11 +543,7 @@ def handler(event, context):
     })
     .await;
     let project = orders_project("orders", &[("createOrder.py", SLOW)]);
-    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "orders", "auth": "none"}))
-        .await;
+    let sandbox = project_sandbox(&app, &project).await;
     let body = json!({"items": [{"sku": "tea", "quantity": 1}]});
     let requests = (0..6).map(|_| async {
         let answered = order(&app, &sandbox, body.clone()).await;

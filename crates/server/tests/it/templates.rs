@@ -153,11 +153,7 @@ def handler(event, context):
     let mut project =
         crate::functions::orders_project("toml-orders", &[("createOrder.py", TOML_ORDER)]);
     project["settings"] = json!({"functions": {"template": "py-toml"}});
-    let (status, body) = send(app.admin(Method::POST, "/projects").json(&project)).await;
-    assert_eq!(status, 201, "{body}");
-    let sandbox = app
-        .create_sandbox(json!({"project": "toml-orders", "auth": "none"}))
-        .await;
+    let sandbox = crate::functions::project_sandbox(&app, &project).await;
     let response = app
         .client
         .post(sandbox.url("/orders"))
