@@ -348,11 +348,16 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     let public_url = config.public_url(local_addr);
     let workers = Workers::default();
     let request_log = RequestLog::start(store.clone(), &config.request_log_limits, &workers);
-    let (first_uid, uids) = config.session_uids;
+    let sessions_root = config.data_dir.join("sessions");
+    let runtime =
+        crate::runtime::sessions::open_runtime(&config.session_runtime, &sessions_root).await;
+    if let Err(error) = &runtime {
+        tracing::info!(%error, "code sessions are unavailable");
+    }
     let sessions = crate::runtime::sessions::Sessions::new(
-        config.data_dir.join("sessions"),
-        first_uid,
-        uids,
+        sessions_root,
+        config.session_uids,
+        runtime,
         now_ms(),
         workers.clone(),
         config.keep_sessions_on_stop,

@@ -266,6 +266,24 @@ pub struct Config {
     /// processes end), so the next start resumes them as after a crash;
     /// by default it removes them and reports them `lost`.
     pub keep_sessions_on_stop: bool,
+    /// What runs code sessions.
+    pub session_runtime: SessionRuntime,
+}
+
+/// What runs code sessions (`[session_runtime]` in the config file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SessionRuntime {
+    /// bubblewrap jails on this machine.
+    #[default]
+    Bwrap,
+    /// Containers on a Docker engine on this machine (its socket:
+    /// `DOCKER_HOST`'s default when `None`). Without an image they are
+    /// made of this machine's `/usr`, as jails are.
+    Docker {
+        socket: Option<String>,
+        image: Option<String>,
+    },
 }
 
 impl Default for Config {
@@ -297,6 +315,7 @@ impl Default for Config {
             snapshot_store: None,
             snapshot_store_options: Vec::new(),
             keep_sessions_on_stop: false,
+            session_runtime: SessionRuntime::Bwrap,
         }
     }
 }

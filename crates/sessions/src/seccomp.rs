@@ -148,3 +148,28 @@ pub fn write(path: &Path) -> std::io::Result<()> {
     std::fs::write(path, program)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
 }
+
+/// The same denylist as a Docker seccomp profile (its JSON): everything
+/// allowed but [`DENIED`] and the refused `ioctl`s, which answer `EPERM`.
+pub fn docker_profile() -> String {
+    let eperm = i64::from(libc::EPERM);
+    let mut syscalls = vec![serde_json::json!({
+        "names": DENIED.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        "action": "SCMP_ACT_ERRNO",
+        "errnoRet": eperm,
+    })];
+    syscalls.extend(DENIED_IOCTLS.iter().map(|request| {
+        serde_json::json!({
+            "names": ["ioctl"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": eperm,
+            "args": [{"index": 1, "value": request, "op": "SCMP_CMP_EQ"}],
+        })
+    }));
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": syscalls,
+    })
+    .to_string()
+}

@@ -10,16 +10,15 @@
 //! outlives an invocation's timeout, or dies, is ended whole (its jail and
 //! control group) and the caller starts another.
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::{
-    cgroup::Group,
     handler::{self, NODE_LAMBDA, PYTHON_LAMBDA},
-    jail::Jail,
-    run::{self, Language, Program},
+    run::{Language, Program},
+    runtime::{Control, SessionBox},
 };
 
 const PYTHON_WORKER: &str = include_str!("handler/worker.py");
@@ -68,20 +67,26 @@ pub struct Answer {
 }
 
 /// A started worker.
-#[derive(Debug)]
 pub struct Worker {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    answers: BufReader<tokio::process::ChildStdout>,
-    group: Option<Group>,
+    stdin: Pin<Box<dyn AsyncWrite + Send>>,
+    answers: BufReader<Pin<Box<dyn AsyncRead + Send>>>,
+    /// Taken when it ends.
+    control: Option<Box<dyn Control>>,
     memory_mb: u64,
 }
 
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("memory_mb", &self.memory_mb)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Worker {
-    /// Starts a `language` worker in `jail`, in `group` (made here).
+    /// Starts a `language` worker in a session's box.
     pub async fn start(
-        jail: &Jail,
-        group: Option<Group>,
+        boxed: &dyn SessionBox,
         language: Language,
         memory_mb: u64,
     ) -> Result<Self, WorkerError> {
@@ -107,21 +112,21 @@ impl Worker {
             argv: argv.to_vec(),
             ..Program::default()
         };
-        let mut child = run::start(jail, group.as_ref(), program, true)
-            .await
-            .map_err(WorkerError::Start)?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            let _ = run::end_jail(&mut child).await;
-            return Err(WorkerError::Start("the jail has no pipes".into()));
+        let mut process = boxed.start(program).await.map_err(WorkerError::Start)?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (
+            process.stdin.take(),
+            process.stdout.take(),
+            process.stderr.take(),
+        ) else {
+            let _ = process.control.kill().await;
+            let _ = process.control.finish().await;
+            return Err(WorkerError::Start("the process has no pipes".into()));
         };
         tokio::spawn(log_stderr(stderr));
         Ok(Self {
-            child,
             stdin,
             answers: BufReader::new(stdout),
-            group,
+            control: Some(process.control),
             memory_mb,
         })
     }
@@ -174,8 +179,16 @@ impl Worker {
                 .await
                 .map_err(|e| WorkerError::Ended(e.to_string()))?;
             if read == 0 {
-                return Err(WorkerError::Ended(match self.child.wait().await {
-                    Ok(status) => format!("it exited ({status})"),
+                let waited = match self.control.as_mut() {
+                    Some(control) => control.wait().await,
+                    None => Err(std::io::Error::other("it was ended")),
+                };
+                return Err(WorkerError::Ended(match waited {
+                    Ok(exit) => match (exit.code, exit.signal) {
+                        (_, Some(signal)) => format!("it was killed by signal {signal}"),
+                        (Some(code), None) => format!("it exited with {code}"),
+                        (None, None) => "it exited".to_owned(),
+                    },
                     Err(e) => e.to_string(),
                 }));
             }
@@ -196,14 +209,14 @@ impl Worker {
         )))
     }
 
-    /// Ends the worker's jail and removes its group; whether the kernel's
+    /// Ends the worker's process and what it left; whether the kernel's
     /// OOM killer had killed one of its processes.
     async fn end(&mut self) -> bool {
-        let _ = run::end_jail(&mut self.child).await;
-        match self.group.take() {
-            Some(group) => run::finish(&group).await.oom_kills > 0,
-            None => false,
-        }
+        let Some(mut control) = self.control.take() else {
+            return false;
+        };
+        let _ = control.kill().await;
+        control.finish().await.oom_kills > 0
     }
 
     /// Ends the worker.
@@ -234,7 +247,7 @@ fn parse_answer(line: &[u8], id: &str) -> Option<Answer> {
 
 /// What the worker writes to stderr outside an invocation (the runtime's
 /// own failures), to the server log, line by line (long lines cut).
-async fn log_stderr(stderr: tokio::process::ChildStderr) {
+async fn log_stderr(stderr: Pin<Box<dyn AsyncRead + Send>>) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {

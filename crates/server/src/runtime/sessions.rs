@@ -14,7 +14,7 @@ use std::{
     },
 };
 
-use sbx_sessions::{Cgroups, Group, Language, Limits, Output, UidPool, UidSlot, Warm};
+use sbx_sessions::{Language, Limits, Output, Runtime, SessionBox, UidPool, UidSlot};
 use sbx_store::AccountId;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -81,49 +81,17 @@ pub struct LiveSession {
     /// Cancelled when the session ends: its runs are killed.
     pub stop: CancellationToken,
     pub uid: UidSlot,
-    /// The control group limiting it; each run has a child group in it.
-    pub group: Group,
-    /// The hosts it may reach, and its egress proxy's socket; no network
-    /// when `None`.
+    /// Where its runs happen: its jails' control group, its container.
+    pub boxed: Arc<dyn SessionBox>,
+    /// The hosts it may reach (through its egress proxy); no network when
+    /// `None`.
     pub allowlist: Option<crate::runtime::session_egress::Allowlist>,
-    pub egress: Option<PathBuf>,
-    /// A jail started for its next run, waiting.
-    pub warm: Mutex<Option<Warm>>,
     /// The sandbox whose function behaviours it runs, if the server
     /// started it for them.
     pub sandbox: Option<String>,
 }
 
 impl LiveSession {
-    fn warm_slot(&self) -> std::sync::MutexGuard<'_, Option<Warm>> {
-        self.warm.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The waiting jail, taken for a run.
-    pub fn take_warm(&self) -> Option<Warm> {
-        self.warm_slot().take()
-    }
-
-    pub fn has_warm(&self) -> bool {
-        self.warm_slot().is_some()
-    }
-
-    /// Keeps `warm` for the next run; hands it back when there is no use
-    /// for it (one waits already, or the session ended meanwhile).
-    pub fn keep_warm(&self, warm: Warm) -> Option<Warm> {
-        let mut slot = self.warm_slot();
-        if slot.is_some() || self.stop.is_cancelled() {
-            return Some(warm);
-        }
-        *slot = Some(warm);
-        drop(slot);
-        // Ended between the check and now: `end` may have looked already.
-        if self.stop.is_cancelled() {
-            return self.take_warm();
-        }
-        None
-    }
-
     pub fn touch(&self, now_ms: i64) {
         self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
@@ -137,7 +105,7 @@ impl LiveSession {
 
     /// Why it cannot go on, with what happened, if it cannot: checked
     /// while nothing runs in it.
-    pub fn broken(&self, root: &std::path::Path) -> Option<(EndReason, String)> {
+    pub async fn broken(&self, root: &std::path::Path) -> Option<(EndReason, String)> {
         if self.running.load(Ordering::Relaxed) > 0 {
             return None;
         }
@@ -147,17 +115,14 @@ impl LiveSession {
                 "its workspace was unmounted from outside the server".into(),
             ));
         }
-        if !self.group.exists() {
-            return Some((
-                EndReason::RuntimeError,
-                "its control group was removed from outside the server".into(),
-            ));
+        if let Some(fault) = self.boxed.fault().await {
+            return Some((EndReason::RuntimeError, fault));
         }
         // A function session's idle workers hold memory by design.
         if self.sandbox.is_some() {
             return None;
         }
-        let held = self.group.memory_bytes();
+        let held = self.boxed.memory_held()?;
         let free = self.memory_bytes.saturating_sub(held);
         let needed = (self.memory_bytes / 16).max(MIN_FREE_MEMORY);
         (free < needed).then(|| {
@@ -264,23 +229,22 @@ const ENDED_KEPT: usize = 1000;
 /// Sessions kept ready per built-in template, once one was asked for.
 pub const POOL_SIZE: usize = 2;
 
-/// A session made ahead of its create: a uid, a control group with the
-/// default limits, a mounted workspace and a warm jail, waiting to be
-/// claimed by one create (never shared, never reused).
+/// A session made ahead of its create: a uid, a mounted workspace and an
+/// open box with the default limits (a control group and a warm jail, a
+/// started container), waiting to be claimed by one create (never
+/// shared, never reused).
 #[derive(Debug)]
 pub struct Pooled {
     pub id: String,
     pub uid: UidSlot,
-    pub group: Group,
     pub workspace: PathBuf,
-    pub warm: Option<Warm>,
+    pub boxed: Arc<dyn SessionBox>,
 }
 
 impl Pooled {
-    /// Ends it unclaimed: its jail, group and workspace removed.
-    fn discard(self) {
-        drop(self.warm);
-        let _ = self.group.remove();
+    /// Ends it unclaimed: its box and workspace removed.
+    pub async fn discard(self) {
+        self.boxed.close().await;
         let _ = sbx_sessions::workspace::remove(&self.workspace);
     }
 }
@@ -290,12 +254,8 @@ impl Pooled {
 pub struct Sessions {
     pub root: PathBuf,
     pub uids: Arc<UidPool>,
-    /// CPUs jails run on: all but the first when there are two or more,
-    /// which the server then has to itself.
-    pub cpus: Option<String>,
-    /// The control groups sessions run in, or why there are none (then no
-    /// session can start).
-    pub cgroups: Result<Cgroups, String>,
+    /// What runs sessions, or why nothing can (then no session starts).
+    pub runtime: Result<Arc<dyn Runtime>, String>,
     live: Mutex<HashMap<String, Arc<LiveSession>>>,
     ended: Mutex<HashMap<String, EndedSession>>,
     /// Ended sessions' clean-ups run here, so a stopping server finishes
@@ -315,45 +275,27 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Sessions with workspaces under `root`, run as uids `first..first + count`.
-    /// What a previous process left: its sessions' processes and control
-    /// groups are removed; a session whose workspace is still mounted and
-    /// whose lifetime is not over is kept to be resumed, the others' are
-    /// removed and their records kept as ended (`lost`, or `ttl_expired`).
+    /// Sessions with workspaces under `root`, run as uids `first..first + count`
+    /// by `runtime` (which has swept what a previous process left running:
+    /// see [`open_runtime`]). A session of that process whose workspace is
+    /// still mounted and whose lifetime is not over is kept to be resumed;
+    /// the others' workspaces are removed and their records kept as ended
+    /// (`lost`, or `ttl_expired`).
     pub fn new(
         root: PathBuf,
-        first_uid: u32,
-        uid_count: u32,
+        (first_uid, uid_count): (u32, u32),
+        runtime: Result<Arc<dyn Runtime>, String>,
         now_ms: i64,
         workers: crate::workers::Workers,
         keep_on_stop: bool,
     ) -> Self {
-        let cgroups = Cgroups::detect(&instance(&root)).map_err(|e| e.to_string());
-        match &cgroups {
-            Ok(cgroups) => {
-                let swept = cgroups.sweep();
-                if !swept.is_empty() {
-                    tracing::warn!(
-                        groups = swept.len(),
-                        "killed the sessions a previous process left running"
-                    );
-                }
-            }
-            Err(error) => tracing::info!(%error, "code sessions are unavailable"),
-        }
-        // Nothing runs without control groups: then none is resumed.
-        let (ended, resumable) = previous_sessions(&root, now_ms, cgroups.is_ok());
+        // Nothing runs without a runtime: then none is resumed.
+        let (ended, resumable) = previous_sessions(&root, now_ms, runtime.is_ok());
         remove_workspaces(&root, &resumable);
-        let cpus = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .checked_sub(1)
-            .filter(|last| *last >= 1)
-            .map(|last| format!("1-{last}"));
         Self {
             root,
             uids: UidPool::new(first_uid, uid_count),
-            cpus,
-            cgroups,
+            runtime,
             live: Mutex::default(),
             ended: Mutex::new(ended),
             workers,
@@ -363,6 +305,11 @@ impl Sessions {
             refilling: Mutex::default(),
             keep_on_stop,
         }
+    }
+
+    /// What runs sessions, or why none can start (503).
+    pub fn runtime(&self) -> Result<&Arc<dyn Runtime>, String> {
+        self.runtime.as_ref().map_err(Clone::clone)
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Pooled>>> {
@@ -387,11 +334,10 @@ impl Sessions {
             .push(ready);
     }
 
-    /// Ends one waiting session (of any template), freeing its uid for a
-    /// create that found none; whether there was one.
-    pub fn release_pooled(&self) -> bool {
-        let released = self.pool().values_mut().find_map(Vec::pop);
-        released.map(Pooled::discard).is_some()
+    /// One waiting session (of any template), taken out of the pool to be
+    /// discarded, freeing its uid for a create that found none.
+    pub fn release_pooled(&self) -> Option<Pooled> {
+        self.pool().values_mut().find_map(Vec::pop)
     }
 
     /// Whether the caller is the one to refill `template`'s pool (until
@@ -545,25 +491,18 @@ impl Sessions {
         );
         drop(ended);
         let root = self.root.clone();
-        let warm = session.take_warm();
-        // Its runs end themselves first (each kills its jail's first
-        // process, which bubblewrap reaps), and so does its waiting jail;
-        // then whatever is left in its group is killed, and its files
-        // removed.
+        // Its runs end themselves first (each kills its jail's or exec's
+        // processes); then whatever is left in its box is killed, and its
+        // files removed.
         self.workers.spawn(async move {
-            if let Some(warm) = warm {
-                warm.discard().await;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+            while session.running.load(Ordering::Relaxed) > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
+            session.boxed.close().await;
             let _ = tokio::task::spawn_blocking(move || {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-                while session.running.load(Ordering::Relaxed) > 0
-                    && std::time::Instant::now() < deadline
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                if let Err(error) = session.group.remove() {
-                    tracing::warn!(%error, session = %session.id, "removing a session's control group failed");
-                }
                 let workspace = &session.workspace;
                 if let Err(error) = sbx_sessions::workspace::remove(workspace) {
                     tracing::warn!(%error, dir = %workspace.display(), "removing a session's workspace failed");
@@ -585,35 +524,95 @@ impl Sessions {
 /// workspaces stay too, and the next start resumes them.
 impl Drop for Sessions {
     fn drop(&mut self) {
-        if let Ok(cgroups) = &self.cgroups {
-            let kept: Vec<String> = self
-                .live()
-                .values()
-                .filter(|s| self.keep_on_stop && s.sandbox.is_none())
-                .map(|s| s.id.clone())
-                .collect();
-            for session in self.live().values() {
-                drop(session.take_warm());
-            }
-            for ready in self.pool().drain().flat_map(|(_, ready)| ready) {
-                drop(ready.warm);
-            }
-            cgroups.sweep();
-            for entry in std::fs::read_dir(&self.root)
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let keep = kept.iter().any(|id| entry.file_name().to_str() == Some(id));
-                if !keep && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = sbx_sessions::workspace::remove(&entry.path());
-                }
-            }
-            if !kept.is_empty() {
-                tracing::info!(sessions = kept.len(), "sessions kept for the next start");
+        let Ok(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let kept: Vec<String> = self
+            .live()
+            .values()
+            .filter(|s| self.keep_on_stop && s.sandbox.is_none())
+            .map(|s| s.id.clone())
+            .collect();
+        // Ready sessions' waiting processes are killed as they drop; the
+        // sweep ends the rest, live or ready.
+        self.pool().clear();
+        // The sweep is async (an engine's API): it runs to its end on a
+        // runtime of its own, whatever thread drops this.
+        let swept = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let driver = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    driver.block_on(runtime.sweep());
+                    Ok::<_, std::io::Error>(())
+                })
+                .join()
+        });
+        if !matches!(swept, Ok(Ok(()))) {
+            tracing::warn!("sweeping the sessions' runtime at stop failed");
+        }
+        for entry in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let keep = kept.iter().any(|id| entry.file_name().to_str() == Some(id));
+            if !keep && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = sbx_sessions::workspace::remove(&entry.path());
             }
         }
+        if !kept.is_empty() {
+            tracing::info!(sessions = kept.len(), "sessions kept for the next start");
+        }
     }
+}
+
+/// What runs this server's sessions, as configured, with what a previous
+/// process left swept away; or why nothing can.
+pub async fn open_runtime(
+    config: &crate::config::SessionRuntime,
+    root: &std::path::Path,
+) -> Result<Arc<dyn Runtime>, String> {
+    let instance = instance(root);
+    // All CPUs but the first when there are two or more, which the server
+    // then has to itself.
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .checked_sub(1)
+        .filter(|last| *last >= 1)
+        .map(|last| format!("1-{last}"));
+    let runtime: Arc<dyn Runtime> = match config {
+        crate::config::SessionRuntime::Bwrap => {
+            let cgroups = sbx_sessions::Cgroups::detect(&instance).map_err(|e| e.to_string())?;
+            Arc::new(sbx_sessions::runtime::Bwrap {
+                cgroups,
+                cpus,
+                seccomp: Some(seccomp_path(root)),
+            })
+        }
+        crate::config::SessionRuntime::Docker { socket, image } => {
+            let instance = sbx_sessions::runtime::short_instance(&instance);
+            Arc::new(
+                sbx_sessions::runtime::Docker::connect(
+                    socket.as_deref(),
+                    &instance,
+                    image.clone(),
+                    cpus,
+                )
+                .await?,
+            )
+        }
+    };
+    let swept = runtime.sweep().await;
+    if swept > 0 {
+        tracing::warn!(
+            runtime = runtime.name(),
+            swept,
+            "removed the sessions a previous process left running"
+        );
+    }
+    Ok(runtime)
 }
 
 /// The sessions a previous process had live, from their record files:

@@ -29,7 +29,7 @@ use super::{
 use crate::{
     app::{AppState, Shared, now_ms},
     runtime::{
-        ids::{random_token, random_uuid},
+        ids::random_uuid,
         sessions::{EndReason, LiveSession},
     },
 };
@@ -191,7 +191,7 @@ impl FunctionHosts {
         let language = call.function.language;
         let mut worker = match idle {
             Some(worker) => worker,
-            None => start_worker(state, &session, language).await?,
+            None => start_worker(&session, language).await?,
         };
         let invoked = worker
             .invoke(Invocation {
@@ -311,21 +311,15 @@ async fn open(state: &AppState, sandbox: &str, sources: &FunctionSources) -> Ser
 }
 
 async fn start_worker(
-    state: &AppState,
     session: &LiveSession,
     language: FunctionLanguage,
 ) -> Result<Worker, FunctionFailure> {
-    let jail = sessions::jail_of(state, session);
-    let group = session
-        .group
-        .child(&format!("function-{}", random_token(8)));
     let language = match language {
         FunctionLanguage::Python => Language::Python,
         FunctionLanguage::Node => Language::Node,
     };
     Worker::start(
-        &jail,
-        Some(group),
+        session.boxed.as_ref(),
         language,
         session.memory_bytes / (1024 * 1024),
     )

@@ -12,7 +12,7 @@ use std::{
 };
 
 use sbx_sessions::{
-    Ended, Group, GroupLimits, HandlerResult, Jail, Language, Limits, Output, Warm, handler,
+    BoxSpec, Ended, GroupLimits, HandlerResult, Language, Limits, Output, SessionBox, handler,
 };
 use sbx_store::AccountId;
 use serde::{Deserialize, Serialize};
@@ -208,7 +208,11 @@ pub async fn create_serving(
     new: NewSession,
     sandbox: Option<String>,
 ) -> ServiceResult<SessionView> {
-    sbx_sessions::jail::check().map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+    state
+        .sessions
+        .runtime()
+        .and_then(|runtime| runtime.check())
+        .map_err(ServiceError::Unavailable)?;
     let lifetime = bounded(
         new.lifetime_seconds,
         DEFAULT_LIFETIME_SECONDS,
@@ -308,23 +312,21 @@ pub async fn create_serving(
         && group_limits == default_group_limits();
     let pool = poolable.then(|| template.name.clone());
     let (id, uid, start) = match pool.as_deref().and_then(|t| sessions.claim(t)) {
-        Some(ready) => (ready.id, ready.uid, Start::Pooled(ready.warm.map(Box::new))),
+        Some(ready) => (ready.id, ready.uid, Start::Pooled(ready.boxed)),
         None => {
-            let uid = sessions
-                .uids
-                .take()
-                .or_else(|| {
-                    sessions
-                        .release_pooled()
-                        .then(|| sessions.uids.take())
-                        .flatten()
-                })
-                .ok_or_else(|| {
-                    ServiceError::Conflict(
-                        "every session slot of this server is in use; end a session or try later"
-                            .into(),
-                    )
-                })?;
+            let mut uid = sessions.uids.take();
+            if uid.is_none()
+                && let Some(ready) = sessions.release_pooled()
+            {
+                ready.discard().await;
+                uid = sessions.uids.take();
+            }
+            let uid = uid.ok_or_else(|| {
+                ServiceError::Conflict(
+                    "every session slot of this server is in use; end a session or try later"
+                        .into(),
+                )
+            })?;
             (format!("ses_{}", random_token(16)), uid, Start::New)
         }
     };
@@ -358,10 +360,10 @@ pub async fn create_serving(
         None => Ok(()),
     };
     if let Err(error) = restored {
-        discard(&session);
+        discard(&session).await;
         return Err(error);
     }
-    hold(state, session)
+    hold(state, session).await
 }
 
 /// What a session starts (or resumes) with, checked.
@@ -382,14 +384,14 @@ struct Opening {
     sandbox: Option<String>,
 }
 
-/// Where a session's control group and workspace come from.
+/// Where a session's box and workspace come from.
 enum Start {
     /// Made now.
     New,
     /// A previous process's: the workspace is there, files and all.
     Resumed,
-    /// Made ahead by the pool, with its warm jail.
-    Pooled(Option<Box<Warm>>),
+    /// Made ahead by the pool.
+    Pooled(Arc<dyn SessionBox>),
 }
 
 /// The limits a session gets when it asks for none (the pool's).
@@ -401,57 +403,53 @@ fn default_group_limits() -> GroupLimits {
     }
 }
 
-/// Makes a session's control group (with `limits`) and, unless resuming,
-/// its workspace owned by `uid`; the group is removed again on failure.
-async fn make_parts(
-    state: &AppState,
-    group: &Group,
-    limits: GroupLimits,
-    workspace: Option<(PathBuf, u32, u64)>,
-) -> ServiceResult<()> {
-    let (root, made_group) = (state.sessions.root.clone(), group.clone());
+/// Readies the sessions' folder (see [`crate::runtime::sessions::prepare`])
+/// and, unless resuming, makes a session's workspace: `(path, uid, bytes)`.
+async fn make_workspace(state: &AppState, made: Option<(PathBuf, u32, u64)>) -> ServiceResult<()> {
+    let root = state.sessions.root.clone();
     // Held to the end even if the caller is cut short (a stop): the
     // sessions' clean-up on drop then runs after, and finds what it made.
     let held = state.clone();
     tokio::task::spawn_blocking(move || {
         let _held = held;
         crate::runtime::sessions::prepare(&root)?;
-        made_group
-            .create(Some(&limits))
-            .map_err(std::io::Error::other)?;
-        if let Some((path, uid, disk_bytes)) = workspace {
-            sbx_sessions::workspace::make(&path, uid, disk_bytes)?;
+        match made {
+            Some((path, uid, bytes)) => sbx_sessions::workspace::make(&path, uid, bytes),
+            None => Ok(()),
         }
-        Ok::<_, std::io::Error>(())
     })
     .await
     .map_err(|e| ServiceError::Internal(e.into()))?
     .map_err(|e| {
-        let _ = group.remove();
         ServiceError::Internal(anyhow::Error::new(e).context("making the session's workspace"))
     })
 }
 
-/// Readies a session's control group, workspace and egress proxy; not yet
-/// held (see [`hold`]).
+/// Opens a session's box in the configured runtime.
+async fn open_box(state: &AppState, spec: BoxSpec) -> ServiceResult<Arc<dyn SessionBox>> {
+    let runtime = state
+        .sessions
+        .runtime()
+        .map_err(ServiceError::Unavailable)?
+        .clone();
+    runtime.open(spec).await.map_err(|error| {
+        ServiceError::Internal(anyhow::anyhow!(error).context("opening the session's box"))
+    })
+}
+
+/// Readies a session's workspace, egress proxy and box; not yet held
+/// (see [`hold`]).
 async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSession>> {
     let sessions = &state.sessions;
-    let cgroups = sessions
-        .cgroups
-        .as_ref()
-        .map_err(|e| ServiceError::Unavailable(e.clone()))?;
     let id = opening.id;
     let workspace = sessions.root.join(&id);
-    let group = cgroups.group(&id);
     let owner_uid = opening.uid.uid();
-    let new_workspace = !matches!(opening.start, Start::Resumed);
-    let warm = match opening.start {
-        Start::Pooled(warm) => warm.map(|warm| *warm),
-        Start::New | Start::Resumed => {
-            let made =
-                new_workspace.then(|| (workspace.clone(), owner_uid, opening.limits.file_bytes));
-            make_parts(state, &group, opening.group_limits, made).await?;
-            None
+    let made_workspace = matches!(opening.start, Start::New);
+    let made = made_workspace.then(|| (workspace.clone(), owner_uid, opening.limits.file_bytes));
+    make_workspace(state, made).await?;
+    let undo_workspace = || {
+        if made_workspace {
+            let _ = sbx_sessions::workspace::remove(&workspace);
         }
     };
     let group_limits = opening.group_limits;
@@ -462,15 +460,34 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
             let opened = open_egress(state, &socket, allowlist.clone(), owner_uid, &stop);
             if let Err(error) = opened {
                 stop.cancel();
-                let _ = group.remove();
-                if new_workspace {
-                    let _ = sbx_sessions::workspace::remove(&workspace);
-                }
+                undo_workspace();
                 return Err(error);
             }
             Some(socket)
         }
         None => None,
+    };
+    let boxed = match opening.start {
+        Start::Pooled(boxed) => boxed,
+        Start::New | Start::Resumed => {
+            let spec = BoxSpec {
+                id: id.clone(),
+                workspace: workspace.clone(),
+                uid: owner_uid,
+                limits: opening.limits,
+                group: group_limits,
+                egress,
+                layer: opening.template.layer.clone(),
+            };
+            match open_box(state, spec).await {
+                Ok(boxed) => boxed,
+                Err(error) => {
+                    stop.cancel();
+                    undo_workspace();
+                    return Err(error);
+                }
+            }
+        }
     };
     Ok(Arc::new(LiveSession {
         id,
@@ -491,34 +508,30 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
         executions: Mutex::default(),
         stop,
         uid: opening.uid,
-        group,
+        boxed,
         allowlist: opening.allowlist,
-        egress,
-        warm: Mutex::new(warm),
         sandbox: opening.sandbox,
     }))
 }
 
-/// Holds an opened session (its record written first) and warms its
-/// first jail; what [`open`] readied is undone when the record cannot be
-/// written.
-fn hold(state: &AppState, session: Arc<LiveSession>) -> ServiceResult<SessionView> {
+/// Holds an opened session (its record written first); what [`open`]
+/// readied is undone when the record cannot be written.
+async fn hold(state: &AppState, session: Arc<LiveSession>) -> ServiceResult<SessionView> {
     let shown = view(&session);
     if let Err(error) = state.sessions.insert(session.clone(), shown.clone()) {
-        discard(&session);
+        discard(&session).await;
         return Err(ServiceError::Internal(
             anyhow::Error::new(error).context("writing the session's record"),
         ));
     }
     tracing::info!(session = %session.id, template = %session.template_name, "session started");
-    prewarm(state, &session);
     Ok(shown)
 }
 
 /// Undoes [`open`] for a session never held.
-fn discard(session: &LiveSession) {
+async fn discard(session: &LiveSession) {
     session.stop.cancel();
-    let _ = session.group.remove();
+    session.boxed.close().await;
     let _ = sbx_sessions::workspace::remove(&session.workspace);
 }
 
@@ -607,34 +620,7 @@ async fn resume_one(
         },
     )
     .await?;
-    hold(state, session).map(|_| ())
-}
-
-/// The jail a run of `session` happens in.
-pub(super) fn jail_of(state: &AppState, session: &LiveSession) -> Jail {
-    Jail {
-        egress: session.egress.clone(),
-        layer: session.layer.clone(),
-        ..plain_jail(
-            state,
-            session.workspace.clone(),
-            session.uid.uid(),
-            session.limits,
-        )
-    }
-}
-
-/// A jail without network or package layer.
-fn plain_jail(state: &AppState, workspace: PathBuf, uid: u32, limits: Limits) -> Jail {
-    Jail {
-        workspace,
-        uid,
-        limits,
-        cpus: state.sessions.cpus.clone(),
-        seccomp: Some(crate::runtime::sessions::seccomp_path(&state.sessions.root)),
-        egress: None,
-        layer: None,
-    }
+    hold(state, session).await.map(|_| ())
 }
 
 /// Fills `template`'s pool of ready sessions (in the background, once at
@@ -660,57 +646,42 @@ fn refill(state: &AppState, template: &str) {
     });
 }
 
-/// A session's parts with the default limits, and its warm jail.
+/// A session's workspace and box with the default limits.
 async fn make_ready(state: &AppState) -> ServiceResult<Pooled> {
     let sessions = &state.sessions;
-    let cgroups = sessions
-        .cgroups
-        .as_ref()
-        .map_err(|e| ServiceError::Unavailable(e.clone()))?;
     let uid = sessions
         .uids
         .take()
         .ok_or_else(|| ServiceError::Conflict("no free uid".into()))?;
     let id = format!("ses_{}", random_token(16));
     let workspace = sessions.root.join(&id);
-    let group = cgroups.group(&id);
     let limits = Limits::default();
-    let made = (workspace.clone(), uid.uid(), limits.file_bytes);
-    make_parts(state, &group, default_group_limits(), Some(made)).await?;
-    let jail = plain_jail(state, workspace.clone(), uid.uid(), limits);
-    let warm_group = group.child(&format!("warm-{}", random_token(8)));
-    let warm = sbx_sessions::Warm::start(&jail, Some(warm_group)).await;
-    if let Err(error) = &warm {
-        tracing::warn!(%error, "a ready session's warm jail did not start");
-    }
-    Ok(Pooled {
-        id,
-        uid,
-        group,
-        workspace,
-        warm: warm.ok(),
-    })
-}
-
-/// Starts the session's next jail now, unless one waits already, so its
-/// next run skips bubblewrap's setup. Each is used once.
-fn prewarm(state: &AppState, session: &Arc<LiveSession>) {
-    if session.has_warm() || session.stop.is_cancelled() || session.sandbox.is_some() {
-        return;
-    }
-    let jail = jail_of(state, session);
-    let group = session.group.child(&format!("warm-{}", random_token(8)));
-    let held = session.clone();
-    tokio::spawn(async move {
-        match sbx_sessions::Warm::start(&jail, Some(group)).await {
-            Ok(warm) => {
-                if let Some(unused) = held.keep_warm(warm) {
-                    unused.discard().await;
-                }
-            }
-            Err(error) => tracing::warn!(%error, session = %held.id, "a warm jail did not start"),
+    make_workspace(
+        state,
+        Some((workspace.clone(), uid.uid(), limits.file_bytes)),
+    )
+    .await?;
+    let spec = BoxSpec {
+        id: id.clone(),
+        workspace: workspace.clone(),
+        uid: uid.uid(),
+        limits,
+        group: default_group_limits(),
+        egress: None,
+        layer: None,
+    };
+    match open_box(state, spec).await {
+        Ok(boxed) => Ok(Pooled {
+            id,
+            uid,
+            workspace,
+            boxed,
+        }),
+        Err(error) => {
+            let _ = sbx_sessions::workspace::remove(&workspace);
+            Err(error)
         }
-    });
+    }
 }
 
 /// Serves the session's egress proxy on `socket`, reachable by its uid only.
@@ -863,11 +834,11 @@ fn end_saying(state: &AppState, session: &LiveSession, reason: EndReason, detail
 
 /// Ends every session whose lifetime ran out or that sat idle, and reaps
 /// what jails that ended left to this process.
-pub fn reap(state: &AppState, now_ms: i64) {
+pub async fn reap(state: &AppState, now_ms: i64) {
     for session in state.sessions.all() {
         if let Some(reason) = session.due(now_ms) {
             end(state, &session, reason);
-        } else if let Some((reason, detail)) = session.broken(&state.sessions.root) {
+        } else if let Some((reason, detail)) = session.broken(&state.sessions.root).await {
             tracing::warn!(session = %session.id, ?reason, "{detail}");
             end_saying(state, &session, reason, Some(detail));
         }
@@ -1084,28 +1055,23 @@ pub async fn execute(
         executions.push(execution.clone());
     }
     session.running.fetch_add(1, Ordering::Relaxed);
-    let jail = jail_of(state, &session);
-    // A jail started ahead of time runs it, when one is waiting.
-    let warm = session.take_warm();
     let running = execution.clone();
     let held = session.clone();
-    let after = state.clone();
     tokio::spawn(async move {
         let stop = held.stop.clone().cancelled_owned();
         let timeout = Duration::from_secs(timeout);
-        match warm {
-            Some(warm) => warm.run(program, timeout, &running.output, stop).await,
-            None => {
-                let group = held.group.child(&running.id);
-                sbx_sessions::run(&jail, Some(&group), program, timeout, &running.output, stop)
-                    .await
-            }
-        };
+        let boxed = held.boxed.as_ref();
+        sbx_sessions::run_in(
+            boxed,
+            &held.workspace,
+            program,
+            timeout,
+            &running.output,
+            stop,
+        )
+        .await;
         held.touch(now_ms());
         held.running.fetch_sub(1, Ordering::Relaxed);
-        // The next jail starts once this run is over: started beside it,
-        // it would take the CPU the run needs.
-        prewarm(&after, &held);
     });
     if new.wait.unwrap_or(true) {
         execution.output.wait_end().await;

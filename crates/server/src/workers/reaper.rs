@@ -28,7 +28,7 @@ pub async fn reap_once(state: &AppState) {
 /// time, `logs_pruned_at`) long enough ago.
 async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     let now = now_ms();
-    crate::service::sessions::reap(state, now);
+    crate::service::sessions::reap(state, now).await;
     state.functions.sweep(state).await;
     if let Err(error) = sandboxes::expire(state, now).await {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");

@@ -97,10 +97,45 @@ const LAYER_ENV: [(&str, &str); 3] = [
 
 /// Where the egress proxy socket is inside the jail, and the port the
 /// jail's own relay listens on.
-const EGRESS_SOCKET: &str = "/run/sbx-egress.sock";
+pub(crate) const EGRESS_SOCKET: &str = "/run/sbx-egress.sock";
 const EGRESS_PORT: &str = "3128";
 const EGRESS_PROXY: &str = "http://127.0.0.1:3128";
 const FORWARD: &str = include_str!("forward.py");
+
+/// The command that runs a command behind the egress relay.
+pub(crate) const EGRESS_RELAY: [&str; 5] = ["python3", "-c", FORWARD, EGRESS_PORT, EGRESS_SOCKET];
+
+/// The environment a run starts with: the base, the proxy's variables
+/// (with egress), the layer's paths (with a layer), then `env`.
+pub(crate) fn environment(
+    egress: bool,
+    layer: bool,
+    env: &[(String, String)],
+) -> Vec<(String, String)> {
+    let proxy_env: &[(&str, &str)] = if egress {
+        &[
+            ("HTTP_PROXY", EGRESS_PROXY),
+            ("HTTPS_PROXY", EGRESS_PROXY),
+            ("http_proxy", EGRESS_PROXY),
+            ("https_proxy", EGRESS_PROXY),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+            ("no_proxy", "localhost,127.0.0.1"),
+            // Node trusts the system's certificates, as Python does
+            // (npm's `cafile` does not reach its proxy agent).
+            ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
+        ]
+    } else {
+        &[]
+    };
+    let layer_env: &[(&str, &str)] = if layer { &LAYER_ENV } else { &[] };
+    BASE_ENV
+        .iter()
+        .chain(proxy_env)
+        .chain(layer_env)
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .chain(env.iter().cloned())
+        .collect()
+}
 
 /// The descriptor the seccomp program reaches bubblewrap on.
 const SECCOMP_FD: &str = "3";
@@ -167,40 +202,14 @@ impl Jail {
         if self.seccomp.is_some() {
             chain.extend(["--seccomp", SECCOMP_FD].map(Into::into));
         }
-        let proxy_env: &[(&str, &str)] = if self.egress.is_some() {
-            &[
-                ("HTTP_PROXY", EGRESS_PROXY),
-                ("HTTPS_PROXY", EGRESS_PROXY),
-                ("http_proxy", EGRESS_PROXY),
-                ("https_proxy", EGRESS_PROXY),
-                ("NO_PROXY", "localhost,127.0.0.1"),
-                ("no_proxy", "localhost,127.0.0.1"),
-                // Node trusts the system's certificates, as Python does
-                // (npm's `cafile` does not reach its proxy agent).
-                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
-            ]
-        } else {
-            &[]
-        };
-        let layer_env: &[(&str, &str)] = if self.layer.is_some() {
-            &LAYER_ENV
-        } else {
-            &[]
-        };
-        for (name, value) in BASE_ENV
-            .iter()
-            .chain(proxy_env)
-            .chain(layer_env)
-            .map(|(n, v)| (*n, *v))
-            .chain(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-        {
-            chain.extend(["--setenv", name, value].map(Into::into));
+        for (name, value) in environment(self.egress.is_some(), self.layer.is_some(), env) {
+            chain.extend(["--setenv".into(), name.into(), value.into()]);
         }
         chain.push("--".into());
         // With egress, a relay in the jail runs the command: it listens on
         // the jail's loopback for the proxy variables' clients.
         if self.egress.is_some() {
-            chain.extend(["python3", "-c", FORWARD, EGRESS_PORT, EGRESS_SOCKET].map(Into::into));
+            chain.extend(EGRESS_RELAY.map(Into::into));
         }
         chain.extend(argv.iter().map(Into::into));
         // The shell waits for a line on stdin before it becomes the chain:
