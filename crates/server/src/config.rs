@@ -284,6 +284,9 @@ pub enum SessionRuntime {
         socket: Option<String>,
         image: Option<String>,
     },
+    /// A pod per session in `namespace` of the cluster the environment
+    /// names (in-cluster, or `KUBECONFIG`), from `image`.
+    Kubernetes { namespace: String, image: String },
 }
 
 impl Default for Config {

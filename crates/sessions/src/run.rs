@@ -153,7 +153,10 @@ pub async fn drive(
             // reads it (or dies first) just closes the pipe.
             if let Some(mut pipe) = process.stdin.take() {
                 tokio::spawn(async move {
+                    // Closed for writing, not just dropped: a stream to an
+                    // engine stays open until its end is shut down.
                     let _ = pipe.write_all(&stdin).await;
+                    let _ = pipe.shutdown().await;
                 });
             }
             let mut ended = watch(&mut process, timeout, output, stop, started).await;

@@ -603,6 +603,14 @@ pub async fn open_runtime(
                 .await?,
             )
         }
+        crate::config::SessionRuntime::Kubernetes { namespace, image } => {
+            let settings = sbx_sessions::runtime::kubernetes::PodSettings {
+                namespace: namespace.clone(),
+                image: image.clone(),
+                instance: sbx_sessions::runtime::short_instance(&instance),
+            };
+            Arc::new(sbx_sessions::runtime::Kubernetes::connect(settings).await?)
+        }
     };
     let swept = runtime.sweep().await;
     if swept > 0 {

@@ -35,10 +35,17 @@ fn refused(error: FilesError) -> ServiceError {
 }
 
 /// Runs `work` on the session's workspace off the async threads.
+/// Why files cannot be reached in a session whose runtime keeps them away
+/// from the server.
+pub(super) const NO_SHARED_WORKSPACE: &str = "this server runs sessions on Kubernetes, whose pods keep their files: the files API, snapshots and handler mode need the bwrap or docker runtime";
+
 async fn in_workspace<T: Send + 'static>(
     session: &LiveSession,
     work: impl FnOnce(&Workspace) -> Result<T, FilesError> + Send + 'static,
 ) -> ServiceResult<T> {
+    if !session.boxed.shares_workspace() {
+        return Err(ServiceError::Unavailable(NO_SHARED_WORKSPACE.into()));
+    }
     let (root, uid) = (session.workspace.clone(), session.uid.uid());
     tokio::task::spawn_blocking(move || {
         let workspace = Workspace::open(&root, uid)?;

@@ -1016,6 +1016,11 @@ pub async fn execute(
     let mut program = match mode {
         Mode::Script => language.program(&source),
         Mode::Handler => {
+            if !session.boxed.shares_workspace() {
+                return Err(ServiceError::Unavailable(
+                    super::session_files::NO_SHARED_WORKSPACE.into(),
+                ));
+            }
             let event = new.event.unwrap_or(Value::Null);
             if !(event.is_object() || event.is_null()) {
                 return Err(ServiceError::invalid(

@@ -9,6 +9,7 @@ mod clock;
 mod concurrency;
 mod contract;
 mod control_plane;
+mod docker;
 mod explain;
 mod forwarding;
 mod functions;

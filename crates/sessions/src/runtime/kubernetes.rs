@@ -11,8 +11,10 @@
 //! Validated, not run, here: [`manifests`] are checked against the
 //! Kubernetes schemas in tests; no cluster is reachable from this machine.
 //! What the other runtimes do that this one does not yet: the files API,
-//! snapshots and egress allowlists work on a workspace on the server's
-//! machine, which a pod does not share — such sessions are refused.
+//! snapshots, handler mode (its result is a workspace file) and function
+//! behaviours work on a workspace on the server's machine, which a pod
+//! does not share, and egress allowlists and package templates are bound
+//! from it — those are refused, saying so (503 or a failed create).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -421,6 +423,10 @@ impl SessionBox for PodBox {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move { self.runtime.remove(&self.name).await })
+    }
+
+    fn shares_workspace(&self) -> bool {
+        false
     }
 }
 

@@ -116,6 +116,11 @@ pub trait SessionBox: Send + Sync + std::fmt::Debug {
     fn fault(&self) -> BoxFuture<'_, Option<String>>;
     /// Ends everything in it and removes it.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Whether its code sees the session's workspace on the server's
+    /// machine (where the files API, snapshots and handler results work).
+    fn shares_workspace(&self) -> bool {
+        true
+    }
 }
 
 /// What runs sessions.

@@ -1,0 +1,172 @@
+//! Code sessions on the Docker runtime, against a real engine (`.ci/run`
+//! installs `docker.io` and starts `dockerd`). Where no engine answers,
+//! the test says so and is skipped: bwrap is the runtime tested
+//! everywhere.
+
+use reqwest::Method;
+use sbx_server::config::SessionRuntime;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, eventually, send, spawn_app_with};
+
+/// The engine's socket: `DOCKER_HOST`'s, or the default one, when there.
+fn engine() -> Option<String> {
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+    std::path::Path::new(&socket).exists().then_some(socket)
+}
+
+async fn docker_app() -> Option<TestApp> {
+    let Some(socket) = engine() else {
+        eprintln!(
+            "skipped: no Docker engine here (no DOCKER_HOST socket nor /var/run/docker.sock); .ci/run starts one"
+        );
+        return None;
+    };
+    let data = tempfile::tempdir().unwrap();
+    Some(
+        spawn_app_with(data, |config| {
+            config.session_runtime = SessionRuntime::Docker {
+                socket: Some(socket),
+                image: None,
+            };
+        })
+        .await,
+    )
+}
+
+async fn run(app: &TestApp, id: &str, body: Value) -> Value {
+    let (status, run) = send(
+        app.admin(Method::POST, &format!("/sessions/{id}/executions"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    run
+}
+
+/// The containers the engine holds for a session, by its label.
+fn containers_of(session: &str) -> String {
+    let output = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.smartsandbox/session={session}"),
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", engine().unwrap()))
+        .output()
+        .expect("the docker CLI (docker.io) runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
+    let Some(app) = docker_app().await else {
+        return;
+    };
+    let (status, session) = send(app.admin(Method::POST, "/sessions").json(&json!({
+        "template": "python",
+        "env": {"GREETING": "hej"},
+        "resources": {"memory_bytes": 96 << 20, "cpu_seconds": 2},
+    })))
+    .await;
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    assert!(!containers_of(&id).is_empty(), "a container per session");
+
+    let hello = run(
+        &app,
+        &id,
+        json!({"code": "import os; print('hi', os.environ['GREETING'])"}),
+    )
+    .await;
+    assert_eq!(
+        (hello["status"].as_str(), hello["stdout"].as_str()),
+        (Some("ok"), Some("hi hej\n")),
+        "{hello}"
+    );
+
+    // Files written through the API are the container's, and back.
+    let (status, _) = send(
+        app.admin(Method::PUT, &format!("/sessions/{id}/files?path=in.txt"))
+            .body("from the API"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let copied = run(
+        &app,
+        &id,
+        json!({"command": "tr a-z A-Z < in.txt > out.txt && id -u && id -g"}),
+    )
+    .await;
+    let ids: Vec<u32> = copied["stdout"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id >= 2_000_000),
+        "never root: {copied}"
+    );
+    let out = app
+        .admin(Method::GET, &format!("/sessions/{id}/files?path=out.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.text().await.unwrap(), "FROM THE API");
+
+    // Locked down: no capabilities, no network, a read-only root, the
+    // seccomp denylist.
+    let probes = run(&app, &id, json!({"language": "shell", "command": concat!(
+        "grep CapEff /proc/self/status; ",
+        "touch /usr/x 2>/dev/null && echo root-writable; ",
+        "touch /etc/x 2>/dev/null && echo etc-writable; ",
+        "python3 -c 'import socket; socket.create_connection((\"1.1.1.1\", 53), 2)' 2>/dev/null && echo online; ",
+        "unshare -U true 2>/dev/null && echo unshared; ",
+        "echo done",
+    )})).await;
+    assert_eq!(
+        probes["stdout"], "CapEff:\t0000000000000000\ndone\n",
+        "{probes}"
+    );
+
+    // Ended for the right reasons.
+    let timed_out = run(
+        &app,
+        &id,
+        json!({"command": "sleep 30", "timeout_seconds": 1}),
+    )
+    .await;
+    assert_eq!(timed_out["status"], "timeout", "{timed_out}");
+    let bomb = run(
+        &app,
+        &id,
+        json!({"code": "b = []\nwhile True: b.append(bytearray(1 << 20))"}),
+    )
+    .await;
+    assert_eq!(bomb["status"], "oom", "{bomb}");
+    let spin = run(
+        &app,
+        &id,
+        json!({"code": "while True: pass", "timeout_seconds": 20}),
+    )
+    .await;
+    assert_eq!(spin["status"], "cpu_limit", "{spin}");
+    let after = run(&app, &id, json!({"command": "echo still here"})).await;
+    assert_eq!(after["stdout"], "still here\n", "{after}");
+
+    // Deleting it removes its container.
+    let (status, _) = send(app.admin(Method::DELETE, &format!("/sessions/{id}"))).await;
+    assert_eq!(status, 204);
+    eventually(
+        "its container to go",
+        std::time::Duration::from_secs(10),
+        || async { containers_of(&id).is_empty().then_some(()) },
+    )
+    .await;
+}
