@@ -245,4 +245,45 @@ mod tests {
             Some("http://collector:4318")
         );
     }
+
+    #[test]
+    fn the_session_runtime_is_chosen_in_the_file() {
+        use sbx_server::config::SessionRuntime;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sbx.toml");
+        assert_eq!(
+            resolve(args(None)).unwrap().session_runtime,
+            SessionRuntime::Bwrap
+        );
+        std::fs::write(
+            &file,
+            "[session_runtime]\nkind = \"docker\"\nimage = \"python:3.12-slim\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            resolve(args(Some(file.clone()))).unwrap().session_runtime,
+            SessionRuntime::Docker {
+                socket: None,
+                image: Some("python:3.12-slim".to_owned())
+            }
+        );
+        std::fs::write(
+            &file,
+            "[session_runtime]\nkind = \"kubernetes\"\nnamespace = \"sandboxes\"\nimage = \"python:3.12-slim\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            resolve(args(Some(file.clone()))).unwrap().session_runtime,
+            SessionRuntime::Kubernetes { namespace, .. } if namespace == "sandboxes"
+        ));
+        for bad in [
+            "kind = \"podman\"\n",
+            "kind = \"kubernetes\"\n",
+            "kind = \"docker\"\nimgae = \"x\"\n",
+        ] {
+            std::fs::write(&file, format!("[session_runtime]\n{bad}")).unwrap();
+            let error = format!("{:#}", resolve(args(Some(file.clone()))).unwrap_err());
+            assert!(error.contains("session_runtime"), "{bad}: {error}");
+        }
+    }
 }

@@ -110,11 +110,8 @@ pub async fn run(
     output: &Output,
     stop: impl std::future::Future<Output = ()>,
 ) -> Ended {
-    let started = tokio::time::Instant::now();
-    let (stdin, result_file) = (program.stdin.clone(), program.result_file.clone());
-    let process = bwrap::spawn(jail, group.cloned(), program, 0).await;
-    let result = result_file.map(|name| (jail.workspace.as_path(), name));
-    drive(process, stdin, result, timeout, output, stop, started).await
+    let start = |program| bwrap::spawn(jail, group.cloned(), program, 0);
+    run_with(start, &jail.workspace, program, timeout, output, stop).await
 }
 
 /// Runs `program` in a session's box, as [`run`] does in a jail;
@@ -127,10 +124,34 @@ pub async fn run_in(
     output: &Output,
     stop: impl std::future::Future<Output = ()>,
 ) -> Ended {
+    run_with(
+        |program| boxed.start(program),
+        workspace,
+        program,
+        timeout,
+        output,
+        stop,
+    )
+    .await
+}
+
+/// Starts `program` (its stdin taken out, to be written once it runs) with
+/// `start`, then drives it.
+pub(crate) async fn run_with<F>(
+    start: impl FnOnce(Program) -> F,
+    workspace: &Path,
+    mut program: Program,
+    timeout: Duration,
+    output: &Output,
+    stop: impl std::future::Future<Output = ()>,
+) -> Ended
+where
+    F: std::future::Future<Output = Result<Process, String>>,
+{
     let started = tokio::time::Instant::now();
-    let (stdin, result_file) = (program.stdin.clone(), program.result_file.clone());
-    let process = boxed.start(program).await;
-    let result = result_file.map(|name| (workspace, name));
+    let stdin = std::mem::take(&mut program.stdin);
+    let result = program.result_file.take().map(|name| (workspace, name));
+    let process = start(program).await;
     drive(process, stdin, result, timeout, output, stop, started).await
 }
 

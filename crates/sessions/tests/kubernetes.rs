@@ -26,6 +26,7 @@ fn spec() -> BoxSpec {
         },
         egress: None,
         layer: None,
+        prewarm: false,
     }
 }
 

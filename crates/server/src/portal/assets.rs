@@ -9,7 +9,7 @@ use axum::{
 };
 
 /// `(name, media type, contents)`.
-const ASSETS: [(&str, &str, &str); 5] = [
+const ASSETS: [(&str, &str, &str); 6] = [
     (
         "portal.css",
         "text/css; charset=utf-8",
@@ -34,6 +34,11 @@ const ASSETS: [(&str, &str, &str); 5] = [
         "explorer.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/explorer.js"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/console.js"),
     ),
 ];
 

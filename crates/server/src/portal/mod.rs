@@ -37,7 +37,8 @@ pub fn owns_path(path: &str) -> bool {
 
 pub fn router() -> Router<AppState> {
     use pages::{
-        account, activity, dashboard, editor, explorer, logs, projects, sandbox, timeline, webhooks,
+        account, activity, dashboard, editor, explorer, logs, projects, sandbox, sessions,
+        timeline, webhooks,
     };
     Router::new()
         .route("/", get(dashboard::show))
@@ -73,6 +74,13 @@ pub fn router() -> Router<AppState> {
             "/portal/account/tokens/{token}/revoke",
             post(account::revoke_token),
         )
+        .route(
+            "/portal/sessions",
+            get(sessions::list).post(sessions::create),
+        )
+        .route("/portal/sessions/{id}", get(sessions::show))
+        .route("/portal/sessions/{id}/run", post(sessions::run))
+        .route("/portal/sessions/{id}/end", post(sessions::end))
         .route("/portal/sandboxes", post(dashboard::create))
         .route("/portal/sandboxes/{id}", get(sandbox::show))
         .route("/portal/sandboxes/{id}/delete", post(dashboard::delete))
@@ -301,7 +309,7 @@ pub fn forged() -> Response {
 
 /// What a page says after a change it redirected to: fixed sentences by
 /// code, so a link cannot make a page say what it likes.
-const NOTICES: [(&str, &str); 20] = [
+const NOTICES: [(&str, &str); 22] = [
     ("created", "The sandbox is ready."),
     ("deleted", "The sandbox and its data are gone."),
     (
@@ -348,6 +356,14 @@ const NOTICES: [(&str, &str); 20] = [
     (
         "event-sent",
         "The test event is emitted: its deliveries go out in a moment.",
+    ),
+    (
+        "session-started",
+        "The session is ready: run code in it below.",
+    ),
+    (
+        "session-ended",
+        "The session ended: its processes and files are gone.",
     ),
 ];
 

@@ -478,6 +478,8 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
                 group: group_limits,
                 egress,
                 layer: opening.template.layer.clone(),
+                // A function session's workers are its long-lived processes.
+                prewarm: opening.sandbox.is_none(),
             };
             match open_box(state, spec).await {
                 Ok(boxed) => boxed,
@@ -669,6 +671,7 @@ async fn make_ready(state: &AppState) -> ServiceResult<Pooled> {
         group: default_group_limits(),
         egress: None,
         layer: None,
+        prewarm: true,
     };
     match open_box(state, spec).await {
         Ok(boxed) => Ok(Pooled {
@@ -883,7 +886,7 @@ pub struct NewExecution {
     pub wait: Option<bool>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ExecutionView {
     pub id: String,
     pub session: String,

@@ -170,3 +170,26 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_runtime_that_cannot_start_says_what_it_needs() {
+    let data = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(data, |config| {
+        config.session_runtime = SessionRuntime::Docker {
+            socket: Some("/nonexistent/docker.sock".to_owned()),
+            image: None,
+        };
+    })
+    .await;
+    let (status, problem) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "python"})),
+    )
+    .await;
+    assert_eq!(status, 503, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("no Docker engine answers") && detail.contains("docker.io"),
+        "{detail}"
+    );
+}

@@ -258,6 +258,32 @@ try:
     driver.get(sandbox_url)
     assert "does not exist" in text(), text()[:300]
 
+    # The developer runs code from the console: its output arrives on the
+    # run's event stream as it is printed, the file it wrote is listed, and
+    # ending the session (confirmed) leaves none live.
+    driver.get(f"{URL}/portal/sessions")
+    page("sessions")
+    Select(driver.find_element(By.ID, "f-template")).select_by_value("python")
+    submit("/portal/sessions")
+    wait.until(lambda _: "The session is ready" in text())
+    code = driver.find_element(By.ID, "f-code")
+    code.send_keys(
+        "import time\nfor i in range(3):\n    print(i * 21, flush=True)\n    time.sleep(0.3)\n"
+        "open('answer.txt', 'w').write('42')\n"
+    )
+    code.submit()
+    output = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "[data-output][data-ended]")))
+    assert output.get_attribute("data-ended") == "ok", output.get_attribute("outerHTML")
+    assert output.text.split() == ["0", "21", "42"], output.text
+    page("session")
+    driver.refresh()
+    files = driver.find_element(By.CSS_SELECTOR, "[data-testid=files]").text
+    assert "answer.txt" in files, files
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/end'] button").click()
+    driver.switch_to.alert.accept()
+    wait.until(lambda _: "The session ended" in text())
+    assert "No live session" in text(), text()[:300]
+
     # An admin edits the project's fixtures: a YAML mistake is shown at its
     # line, nothing published; the fix is a new revision, listed with its
     # author; the diff says what clients would notice (nothing).

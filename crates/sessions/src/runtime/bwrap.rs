@@ -17,7 +17,7 @@ use crate::{
     cgroup::{Cgroups, Group, Usage},
     jail::{Jail, JailError},
     output::Output,
-    run::{Ended, Program, drive},
+    run::{Ended, Program, run_with},
 };
 
 /// Jails on this machine, in control groups under one instance.
@@ -53,6 +53,7 @@ impl Bwrap {
             jail,
             group,
             warm: Mutex::new(None),
+            prewarm: spec.prewarm,
         });
         boxed.prewarm();
         boxed
@@ -94,6 +95,8 @@ pub struct BwrapBox {
     pub jail: Jail,
     pub group: Group,
     warm: Mutex<Option<Warm>>,
+    /// Whether a jail is started ahead of each run.
+    prewarm: bool,
 }
 
 impl BwrapBox {
@@ -104,7 +107,7 @@ impl BwrapBox {
     /// Starts the next run's jail now, unless one waits already.
     pub fn prewarm(&self) {
         let Some(me) = self.me.upgrade() else { return };
-        if self.warm_slot().is_some() || !self.group.exists() {
+        if !self.prewarm || self.warm_slot().is_some() || !self.group.exists() {
             return;
         }
         let group = self.group.child(&format!("warm-{}", super::run_token()));
@@ -440,12 +443,9 @@ impl Warm {
         output: &Output,
         stop: impl std::future::Future<Output = ()>,
     ) -> Ended {
-        let started = tokio::time::Instant::now();
-        let (stdin, result_file) = (program.stdin.clone(), program.result_file.clone());
         let workspace = self.workspace.clone();
-        let process = self.launch(program).await;
-        let result = result_file.map(|name| (workspace.as_path(), name));
-        drive(process, stdin, result, timeout, output, stop, started).await
+        let start = |program| self.launch(program);
+        run_with(start, &workspace, program, timeout, output, stop).await
     }
 
     /// Ends the waiting jail unused, its group removed.

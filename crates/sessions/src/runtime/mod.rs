@@ -48,6 +48,9 @@ pub struct BoxSpec {
     pub egress: Option<PathBuf>,
     /// A template's package layer, bound read-only at [`crate::jail::LAYER`].
     pub layer: Option<PathBuf>,
+    /// Whether a runtime that can start a run's process ahead of it (bwrap)
+    /// should: not for sessions whose processes are long-lived workers.
+    pub prewarm: bool,
 }
 
 /// How a process ended: its exit code, or the signal that killed it.

@@ -8,6 +8,7 @@ pub mod explorer;
 pub mod logs;
 pub mod projects;
 pub mod sandbox;
+pub mod sessions;
 pub mod timeline;
 pub mod webhooks;
 
