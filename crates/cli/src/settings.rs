@@ -276,14 +276,14 @@ mod tests {
             resolve(args(Some(file.clone()))).unwrap().session_runtime,
             SessionRuntime::Kubernetes { namespace, .. } if namespace == "sandboxes"
         ));
-        for bad in [
-            "kind = \"podman\"\n",
-            "kind = \"kubernetes\"\n",
-            "kind = \"docker\"\nimgae = \"x\"\n",
+        for (bad, named) in [
+            ("kind = \"podman\"\n", "podman"),
+            ("kind = \"kubernetes\"\n", "namespace"),
+            ("kind = \"docker\"\nimgae = \"x\"\n", "imgae"),
         ] {
             std::fs::write(&file, format!("[session_runtime]\n{bad}")).unwrap();
             let error = format!("{:#}", resolve(args(Some(file.clone()))).unwrap_err());
-            assert!(error.contains("session_runtime"), "{bad}: {error}");
+            assert!(error.contains(named), "{bad}: {error}");
         }
     }
 }

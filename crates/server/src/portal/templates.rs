@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name.
-const TEMPLATES: [(&str, &str); 19] = [
+const TEMPLATES: [(&str, &str); 21] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("signin.html", include_str!("templates/signin.html")),
@@ -31,6 +31,8 @@ const TEMPLATES: [(&str, &str); 19] = [
     ("projects.html", include_str!("templates/projects.html")),
     ("project.html", include_str!("templates/project.html")),
     ("spec_field.html", include_str!("templates/spec_field.html")),
+    ("sessions.html", include_str!("templates/sessions.html")),
+    ("session.html", include_str!("templates/session.html")),
 ];
 
 /// Pages may not be framed, run scripts or load anything but this server's

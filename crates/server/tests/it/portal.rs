@@ -4,10 +4,12 @@
 //! other developers' sandboxes are refused. (`portal_browser.rs` drives the
 //! same flows in a real browser.)
 
+use std::time::Duration;
+
 use reqwest::{Client, Method, StatusCode, redirect::Policy};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, send, spawn_app};
+use crate::helpers::{TestApp, eventually, send, spawn_app};
 
 /// Pages stay light enough for a phone on a slow network.
 const MAX_PAGE_BYTES: usize = 200 * 1024;
@@ -617,7 +619,7 @@ async fn the_portal_in_a_real_browser() {
     println!("{report}");
     assert_eq!(
         report["screenshots"].as_array().unwrap().len(),
-        18,
+        20,
         "{report}"
     );
 }
@@ -1099,4 +1101,78 @@ async fn sign_up_admin(app: &TestApp, email: &str) -> Browser {
     .await;
     assert_eq!(status, 200, "{body}");
     browser
+}
+
+#[tokio::test]
+async fn the_code_console_refuses_what_the_api_refuses_and_other_developers() {
+    let app = spawn_app().await;
+    let ada = sign_up(&app, "ada@example.com").await;
+    let bob = sign_up(&app, "bob@example.com").await;
+    let (status, page) = ada.post("/portal/sessions", &[("template", "cobol")]).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains("aria-invalid=\"true\""),
+        "the field is marked"
+    );
+    let (status, to) = ada.post("/portal/sessions", &[("template", "shell")]).await;
+    assert_eq!(status, 303, "{to}");
+    let id = to
+        .strip_prefix("/portal/sessions/")
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+        .to_owned();
+
+    // A run: its page shows what it printed once it ended.
+    let (status, to) = ada
+        .post(
+            &format!("/portal/sessions/{id}/run"),
+            &[("language", "shell"), ("code", "echo from-the-console")],
+        )
+        .await;
+    assert_eq!(status, 303, "{to}");
+    eventually(
+        "the run's output on its page",
+        Duration::from_secs(10),
+        || async {
+            let (_, page) = ada.get(&to).await;
+            page.contains("data-ended=\"ok\"")
+                .then_some(())
+                .filter(|()| page.contains("from-the-console"))
+        },
+    )
+    .await;
+    let (status, page) = ada
+        .post(
+            &format!("/portal/sessions/{id}/run"),
+            &[("language", "cobol"), ("code", "x")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+
+    // Bob sees none of it and changes nothing; a forged form changes nothing.
+    let (_, list) = bob.get("/portal/sessions").await;
+    assert!(!list.contains(&id), "Bob's console lists only his");
+    let (status, _) = bob.get(&format!("/portal/sessions/{id}")).await;
+    assert_eq!(status, 404);
+    for path in ["run", "end"] {
+        let (status, _) = bob
+            .post(&format!("/portal/sessions/{id}/{path}"), &[("code", "id")])
+            .await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let forged = [("csrf", "not-the-token")];
+    let (status, _) = ada
+        .post_raw(&format!("/portal/sessions/{id}/end"), &forged, None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, view) = send(app.admin(Method::GET, &format!("/sessions/{id}"))).await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("running")));
+
+    let (status, to) = ada.post(&format!("/portal/sessions/{id}/end"), &[]).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, "/portal/sessions?done=session-ended")
+    );
+    let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{id}"))).await;
+    assert_eq!(view["reason"], "deleted", "{view}");
 }
