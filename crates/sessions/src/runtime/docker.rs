@@ -301,7 +301,7 @@ impl SessionBox for DockerBox {
                 working_dir: Some("/workspace".to_owned()),
                 ..ExecConfig::default()
             };
-            let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
+            let started_at = time::OffsetDateTime::now_utc();
             let exec = client
                 .create_exec(&self.name, config)
                 .await
@@ -355,6 +355,7 @@ impl SessionBox for DockerBox {
                     pid,
                     started_at,
                     pumped: Some(pumped),
+                    killed_by_oom_maybe: false,
                 }),
             })
         })
@@ -394,7 +395,10 @@ struct ExecControl {
     exec: String,
     /// Its first process, as this machine sees it.
     pid: u32,
-    started_at: i64,
+    started_at: time::OffsetDateTime,
+    /// It ended by `SIGKILL` that this side did not send: the kernel's
+    /// OOM killer's, maybe (the engine's events tell).
+    killed_by_oom_maybe: bool,
     /// Splits the engine's stream; over when the run's output is.
     pumped: Option<tokio::task::JoinHandle<()>>,
 }
@@ -423,7 +427,17 @@ impl Control for ExecControl {
             if let Some(pumped) = self.pumped.take() {
                 let _ = pumped.await;
             }
-            self.exit().await
+            let exit = self.exit().await;
+            // A shell reports its command's SIGKILL as 137, the engine the
+            // exec's.
+            self.killed_by_oom_maybe = matches!(
+                &exit,
+                Ok(Exit {
+                    code: Some(137),
+                    ..
+                })
+            );
+            exit
         })
     }
 
@@ -442,15 +456,19 @@ impl Control for ExecControl {
 
     fn finish(self: Box<Self>) -> BoxFuture<'static, RunUsage> {
         Box::pin(async move {
-            // The engine reports an OOM kill in a container as an event.
+            if !self.killed_by_oom_maybe {
+                return RunUsage::default();
+            }
+            // The engine reports an OOM kill in a container as an event,
+            // which may come a moment after the exec's end.
             let filters = HashMap::from([
                 ("container".to_owned(), vec![self.container.clone()]),
                 ("event".to_owned(), vec!["oom".to_owned()]),
             ]);
-            let until = time::OffsetDateTime::now_utc().unix_timestamp() + 1;
+            let until = time::OffsetDateTime::now_utc() + OOM_EVENT_GRACE;
             let options = EventsOptionsBuilder::new()
-                .since(&self.started_at.to_string())
-                .until(&until.to_string())
+                .since(&timestamp(self.started_at))
+                .until(&timestamp(until))
                 .filters(&filters)
                 .build();
             let events = self.client.events(Some(options));
@@ -463,6 +481,14 @@ impl Control for ExecControl {
             }
         })
     }
+}
+
+/// How long after a run's `SIGKILL` the engine's OOM event is waited for.
+const OOM_EVENT_GRACE: time::Duration = time::Duration::milliseconds(300);
+
+/// A time as the engine's event filters take it: `seconds.nanoseconds`.
+fn timestamp(at: time::OffsetDateTime) -> String {
+    format!("{}.{:09}", at.unix_timestamp(), at.nanosecond())
 }
 
 /// Kills `pid` and every process it started.
