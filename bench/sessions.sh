@@ -4,6 +4,7 @@
 #
 #   bench/sessions.sh            # 30 runs of each
 #   RUNS=100 bench/sessions.sh
+#   SBX_CONFIG=sbx.toml bench/sessions.sh   # e.g. [session_runtime] kind = "docker"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -12,7 +13,9 @@ SBX="${SBX:-$TARGET/release/sbx}"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 DATA=$(mktemp -d)
-"$SBX" serve --demo --listen 127.0.0.1:4030 --data-dir "$DATA" >"$DATA/serve.log" 2>&1 & SERVE_PID=$!
+CONFIG=()
+if [ -n "${SBX_CONFIG:-}" ]; then CONFIG=(--config "$SBX_CONFIG"); fi
+"$SBX" serve --demo "${CONFIG[@]}" --listen 127.0.0.1:4030 --data-dir "$DATA" >"$DATA/serve.log" 2>&1 & SERVE_PID=$!
 PIDS+=($SERVE_PID)
 wait_for http://127.0.0.1:4030/api/v1/health
 TOKEN=$(cat "$DATA/admin-token")

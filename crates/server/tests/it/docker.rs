@@ -193,3 +193,60 @@ async fn a_runtime_that_cannot_start_says_what_it_needs() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn docker_sessions_reach_allowlisted_hosts_and_serve_functions() {
+    // A service on the host's loopback, which the operator lets sessions
+    // reach: through the session's egress relay only.
+    let service = crate::helpers::serve_router(axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { "hi from the host" }),
+    ))
+    .await;
+    let port = service.rsplit(':').next().unwrap().to_owned();
+    let Some(socket) = engine() else {
+        eprintln!("skipped: no Docker engine here; .ci/run starts one");
+        return;
+    };
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), |config| {
+        config.egress_allow = vec!["127.0.0.1/32".into()];
+        config.session_runtime = SessionRuntime::Docker {
+            socket: Some(socket),
+            image: None,
+        };
+    })
+    .await;
+    let (status, created) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "python", "network": {"allow": ["127.0.0.1"]}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let code = format!(
+        "import os, urllib.request\nfor name in ('NO_PROXY', 'no_proxy'): os.environ.pop(name)\nprint(urllib.request.urlopen('http://127.0.0.1:{port}/hello', timeout=10).read().decode())"
+    );
+    let through = run(&app, &id, json!({ "code": code })).await;
+    assert_eq!(through["stdout"], "hi from the host\n", "{through}");
+    let direct = run(
+        &app,
+        &id,
+        json!({"command": format!("curl -s --noproxy '*' -m 3 http://127.0.0.1:{port}/hello || echo unreachable")}),
+    )
+    .await;
+    assert_eq!(direct["stdout"], "unreachable\n", "{direct}");
+
+    // A function behaviour's worker is a long-lived exec in the sandbox's
+    // container: the example's order is answered by its Python handler.
+    let project = crate::functions::orders_project("orders", &[]);
+    let sandbox = crate::functions::project_sandbox(&app, &project).await;
+    let response = reqwest::Client::new()
+        .post(sandbox.url("/orders"))
+        .json(&json!({"items": [{"sku": "tea", "quantity": 2}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["total_cents"], 900, "{order}");
+}
