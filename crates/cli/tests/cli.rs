@@ -1742,3 +1742,117 @@ fn sessions_from_the_terminal_exec_copy_list_and_end() {
         "no workspace stays mounted: {mounts}"
     );
 }
+
+/// The Docker engine's socket (`DOCKER_HOST`'s, or the default), when one
+/// is there: `.ci/run` starts an engine.
+fn docker_socket() -> Option<String> {
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+    Path::new(&socket).exists().then_some(socket)
+}
+
+/// The containers the engine holds for session `id`.
+fn containers_of(socket: &str, id: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.smartsandbox/session={id}"),
+        ])
+        .env("DOCKER_HOST", format!("unix://{socket}"))
+        .output()
+        .expect("the docker CLI (docker.io) runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn docker_sessions_survive_a_crash_in_a_new_container_and_leave_none_at_a_stop() {
+    let Some(socket) = docker_socket() else {
+        eprintln!("skipped: no Docker engine here; .ci/run starts one");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("sbx.toml");
+    std::fs::write(
+        &config,
+        format!("[session_runtime]\nkind = \"docker\"\nsocket = \"{socket}\"\n"),
+    )
+    .unwrap();
+    let (dir, config) = (
+        data.path().join("data").to_str().unwrap().to_owned(),
+        config.to_str().unwrap().to_owned(),
+    );
+    let serve = || {
+        start(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &dir,
+                "--config",
+                &config,
+            ],
+            "listening on",
+        )
+    };
+    let (mut server, lines) = serve();
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (status, session) = admin_curl(
+        "POST",
+        &format!("{url}/api/v1/sessions"),
+        Some(r#"{"template": "shell", "env": {"GREETING": "hej"}}"#),
+    );
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let run = |url: &str, command: &str| {
+        admin_curl(
+            "POST",
+            &format!("{url}/api/v1/sessions/{id}/executions"),
+            Some(&serde_json::json!({ "command": command }).to_string()),
+        )
+    };
+    let (status, wrote) = run(&url, "echo kept > note.txt");
+    assert_eq!(
+        (status, wrote["status"].as_str()),
+        (200, Some("ok")),
+        "{wrote}"
+    );
+    let before = containers_of(&socket, &id);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    Command::new("kill")
+        .args(["-KILL", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    let (server, lines) = serve();
+    let url = field(&lines, "SmartSandbox listening on").to_owned();
+    let (status, read) = run(&url, "cat note.txt; echo $GREETING");
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        read["stdout"], "kept\nhej\n",
+        "files and variables kept: {read}"
+    );
+    let after = containers_of(&socket, &id);
+    assert_eq!(
+        after.len(),
+        1,
+        "the killed server's container is gone: {after:?}"
+    );
+    assert_ne!(after, before, "the session runs in a new container");
+
+    terminate(server);
+    assert_eq!(
+        containers_of(&socket, &id),
+        Vec::<String>::new(),
+        "a graceful stop leaves no container"
+    );
+}

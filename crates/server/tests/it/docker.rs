@@ -160,6 +160,38 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
     let after = run(&app, &id, json!({"command": "echo still here"})).await;
     assert_eq!(after["stdout"], "still here\n", "{after}");
 
+    // A container removed behind the server's back ends its session,
+    // saying why.
+    let (_, gone) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "shell"})),
+    )
+    .await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    let removed = std::process::Command::new("docker")
+        .args(["rm", "-f", &containers_of(&gone)])
+        .env("DOCKER_HOST", format!("unix://{}", engine().unwrap()))
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    let ended = eventually(
+        "the session to end",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{gone}"))).await;
+            (view["status"] == "ended").then_some(view)
+        },
+    )
+    .await;
+    assert_eq!(ended["reason"], "runtime_error", "{ended}");
+    assert!(
+        ended["detail"]
+            .as_str()
+            .unwrap()
+            .contains("removed from outside"),
+        "{ended}"
+    );
+
     // Deleting it removes its container.
     let (status, _) = send(app.admin(Method::DELETE, &format!("/sessions/{id}"))).await;
     assert_eq!(status, 204);
