@@ -128,6 +128,10 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
         "touch /etc/x 2>/dev/null && echo etc-writable; ",
         "python3 -c 'import socket; socket.create_connection((\"1.1.1.1\", 53), 2)' 2>/dev/null && echo online; ",
         "unshare -U true 2>/dev/null && echo unshared; ",
+        "cat /etc/shadow 2>/dev/null && echo shadow; ",
+        "mount -t tmpfs none /mnt 2>/dev/null && echo mounted; ",
+        "curl -s -m 2 http://169.254.169.254/ 2>/dev/null && echo metadata; ",
+        "head -c 300M /dev/zero > big 2>/dev/null && echo unbounded; rm -f big; ",
         "echo done",
     )})).await;
     assert_eq!(
