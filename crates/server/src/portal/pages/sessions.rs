@@ -133,6 +133,14 @@ pub async fn create(
     }
 }
 
+/// A page saying why a session could not be shown or changed (404 for
+/// one that is not the visitor's).
+fn refused(visitor: &Visitor, error: crate::service::ServiceError) -> Response {
+    let failure = Failure::from(error);
+    let base = Base::of(visitor, "sessions").failed(&failure, &[]);
+    crate::portal::message(failure.status, base)
+}
+
 #[derive(Serialize)]
 struct SessionPage {
     #[serde(flatten)]
@@ -159,11 +167,7 @@ async fn session_page(
 ) -> Response {
     let view = match sessions::get(state, &visitor.caller, id) {
         Ok(view) => view,
-        Err(error) => {
-            let failure = Failure::from(error);
-            let base = Base::of(visitor, "sessions").failed(&failure, &[]);
-            return crate::portal::message(failure.status, base);
-        }
+        Err(error) => return refused(visitor, error),
     };
     let live = view.ended_at.is_none();
     let mut runs = sessions::executions(state, &visitor.caller, id).unwrap_or_default();
@@ -317,10 +321,6 @@ pub async fn end(
             )
             .await
         }
-        Err(error) => {
-            let failure = Failure::from(error);
-            let base = Base::of(&visitor, "sessions").failed(&failure, &[]);
-            crate::portal::message(failure.status, base)
-        }
+        Err(error) => refused(&visitor, error),
     }
 }
