@@ -71,7 +71,7 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
     let (status, session) = send(app.admin(Method::POST, "/sessions").json(&json!({
         "template": "python",
         "env": {"GREETING": "hej"},
-        "resources": {"memory_bytes": 96 << 20, "cpu_seconds": 2},
+        "resources": {"memory_bytes": 96 << 20, "cpu_seconds": 2, "disk_bytes": 16 << 20},
     })))
     .await;
     assert_eq!(status, 201, "{session}");
@@ -131,7 +131,9 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
         "cat /etc/shadow 2>/dev/null && echo shadow; ",
         "mount -t tmpfs none /mnt 2>/dev/null && echo mounted; ",
         "curl -s -m 2 http://169.254.169.254/ 2>/dev/null && echo metadata; ",
-        "head -c 300M /dev/zero > big 2>/dev/null && echo unbounded; rm -f big; ",
+        // A workspace is memory, charged to the container: the disk
+        // bound (16 MiB) comes first.
+        "head -c 32M /dev/zero > big 2>/dev/null && echo unbounded; rm -f big; ",
         "echo done",
     )})).await;
     assert_eq!(
