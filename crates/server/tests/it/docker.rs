@@ -198,6 +198,35 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
         "{ended}"
     );
 
+    // Files that fill its memory (a workspace's pages are the
+    // container's): no run could start, so it ends, saying why.
+    let (_, full) = send(
+        app.admin(Method::POST, "/sessions")
+            .json(&json!({"template": "shell", "resources": {"memory_bytes": 64 << 20}})),
+    )
+    .await;
+    let full = full["id"].as_str().unwrap().to_owned();
+    run(
+        &app,
+        &full,
+        json!({"command": "head -c 58M /dev/zero > big"}),
+    )
+    .await;
+    let ended = eventually(
+        "the full session to end",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{full}"))).await;
+            (view["status"] == "ended").then_some(view)
+        },
+    )
+    .await;
+    assert_eq!(ended["reason"], "oom", "{ended}");
+    assert!(
+        ended["detail"].as_str().unwrap().contains("its files hold"),
+        "{ended}"
+    );
+
     // Deleting it removes its container.
     let (status, _) = send(app.admin(Method::DELETE, &format!("/sessions/{id}"))).await;
     assert_eq!(status, 204);

@@ -231,9 +231,17 @@ impl Runtime for Docker {
                 let _ = remove(&self.client, &name).await;
                 return Err(engine_error(error));
             }
+            let memory = match self.client.inspect_container(&name, None).await {
+                Ok(found) => found
+                    .state
+                    .and_then(|state| state.pid)
+                    .and_then(|pid| memory_usage_file(u32::try_from(pid).ok()?)),
+                Err(_) => None,
+            };
             Ok(Arc::new(DockerBox {
                 client: self.client.clone(),
                 name,
+                memory,
                 uid: spec.uid,
                 egress: spec.egress.is_some(),
                 layer: spec.layer.is_some(),
@@ -272,6 +280,9 @@ impl Runtime for Docker {
 pub struct DockerBox {
     client: bollard::Docker,
     name: String,
+    /// The container's memory usage file in its control group, as this
+    /// machine mounts it (none when it cannot be found).
+    memory: Option<std::path::PathBuf>,
     uid: u32,
     egress: bool,
     layer: bool,
@@ -362,7 +373,8 @@ impl SessionBox for DockerBox {
     }
 
     fn memory_held(&self) -> Option<u64> {
-        None
+        let usage = std::fs::read_to_string(self.memory.as_ref()?).ok()?;
+        usage.trim().parse().ok()
     }
 
     fn fault(&self) -> BoxFuture<'_, Option<String>> {
@@ -489,6 +501,26 @@ const OOM_EVENT_GRACE: time::Duration = time::Duration::milliseconds(300);
 /// A time as the engine's event filters take it: `seconds.nanoseconds`.
 fn timestamp(at: time::OffsetDateTime) -> String {
     format!("{}.{:09}", at.unix_timestamp(), at.nanosecond())
+}
+
+/// The file holding the memory used by `pid`'s control group (its
+/// container's: the engine makes one per container), cgroup v1 or v2.
+fn memory_usage_file(pid: u32) -> Option<std::path::PathBuf> {
+    let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    groups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_start_matches('/');
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        let file = if controllers.split(',').any(|c| c == "memory") {
+            root.join("memory").join(path).join("memory.usage_in_bytes")
+        } else if controllers.is_empty() {
+            root.join(path).join("memory.current")
+        } else {
+            return None;
+        };
+        file.is_file().then_some(file)
+    })
 }
 
 /// Kills `pid` and every process it started.
