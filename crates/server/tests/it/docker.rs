@@ -89,6 +89,13 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
         (Some("ok"), Some("hi hej\n")),
         "{hello}"
     );
+    // A run alone in its container is accounted as a jail's is: the
+    // container's peak memory (reset at its start) and CPU time.
+    let peak = hello["peak_memory_bytes"]
+        .as_u64()
+        .expect("a run alone has its peak");
+    assert!(peak > 1 << 20 && peak < 96 << 20, "{hello}");
+    assert!(hello["cpu_ms"].is_u64(), "{hello}");
 
     // Files written through the API are the container's, and back.
     let (status, _) = send(

@@ -15,7 +15,15 @@
 //! the runtime imports once: no registry is needed. A configured image
 //! (say `python:3.12-slim`) is used as it is.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use bollard::{
     exec::{StartExecOptions, StartExecResults},
@@ -231,17 +239,20 @@ impl Runtime for Docker {
                 let _ = remove(&self.client, &name).await;
                 return Err(engine_error(error));
             }
-            let memory = match self.client.inspect_container(&name, None).await {
+            let group = match self.client.inspect_container(&name, None).await {
                 Ok(found) => found
                     .state
                     .and_then(|state| state.pid)
-                    .and_then(|pid| memory_usage_file(u32::try_from(pid).ok()?)),
-                Err(_) => None,
+                    .and_then(|pid| u32::try_from(pid).ok())
+                    .map(ContainerGroup::of)
+                    .unwrap_or_default(),
+                Err(_) => ContainerGroup::default(),
             };
             Ok(Arc::new(DockerBox {
                 client: self.client.clone(),
                 name,
-                memory,
+                group: Arc::new(group),
+                runs: Arc::default(),
                 uid: spec.uid,
                 egress: spec.egress.is_some(),
                 layer: spec.layer.is_some(),
@@ -280,9 +291,10 @@ impl Runtime for Docker {
 pub struct DockerBox {
     client: bollard::Docker,
     name: String,
-    /// The container's memory usage file in its control group, as this
-    /// machine mounts it (none when it cannot be found).
-    memory: Option<std::path::PathBuf>,
+    /// The container's control group, as this machine mounts it.
+    group: Arc<ContainerGroup>,
+    /// Its runs, to tell one that ran alone (whose usage is the group's).
+    runs: Arc<Runs>,
     uid: u32,
     egress: bool,
     layer: bool,
@@ -313,6 +325,7 @@ impl SessionBox for DockerBox {
                 ..ExecConfig::default()
             };
             let started_at = time::OffsetDateTime::now_utc();
+            let account = Account::begin(&self.group, &self.runs);
             let exec = client
                 .create_exec(&self.name, config)
                 .await
@@ -367,14 +380,14 @@ impl SessionBox for DockerBox {
                     started_at,
                     pumped: Some(pumped),
                     killed_by_oom_maybe: false,
+                    account,
                 }),
             })
         })
     }
 
     fn memory_held(&self) -> Option<u64> {
-        let usage = std::fs::read_to_string(self.memory.as_ref()?).ok()?;
-        usage.trim().parse().ok()
+        number(self.group.memory.as_ref()?)
     }
 
     fn fault(&self) -> BoxFuture<'_, Option<String>> {
@@ -411,6 +424,7 @@ struct ExecControl {
     /// It ended by `SIGKILL` that this side did not send: the kernel's
     /// OOM killer's, maybe (the engine's events tell).
     killed_by_oom_maybe: bool,
+    account: Account,
     /// Splits the engine's stream; over when the run's output is.
     pumped: Option<tokio::task::JoinHandle<()>>,
 }
@@ -466,10 +480,11 @@ impl Control for ExecControl {
         })
     }
 
-    fn finish(self: Box<Self>) -> BoxFuture<'static, RunUsage> {
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, RunUsage> {
         Box::pin(async move {
+            let used = self.account.end();
             if !self.killed_by_oom_maybe {
-                return RunUsage::default();
+                return used;
             }
             // The engine reports an OOM kill in a container as an event,
             // which may come a moment after the exec's end.
@@ -489,7 +504,7 @@ impl Control for ExecControl {
                 .unwrap_or(0);
             RunUsage {
                 oom_kills: u64::try_from(oom_kills).unwrap_or(0),
-                ..RunUsage::default()
+                ..used
             }
         })
     }
@@ -503,24 +518,142 @@ fn timestamp(at: time::OffsetDateTime) -> String {
     format!("{}.{:09}", at.unix_timestamp(), at.nanosecond())
 }
 
-/// The file holding the memory used by `pid`'s control group (its
-/// container's: the engine makes one per container), cgroup v1 or v2.
-fn memory_usage_file(pid: u32) -> Option<std::path::PathBuf> {
-    let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    groups.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let path = path.trim_start_matches('/');
+/// The files of a container's control group (the engine makes one per
+/// container) this side reads, as this machine mounts them; each `None`
+/// where it is not found.
+#[derive(Debug, Default)]
+struct ContainerGroup {
+    /// Memory in use (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+    memory: Option<PathBuf>,
+    /// Most memory in use since last reset (v1 `memory.max_usage_in_bytes`,
+    /// reset by writing 0; v2's `memory.peak` cannot be reset everywhere).
+    peak: Option<PathBuf>,
+    /// CPU time used: v1 `cpuacct.usage` (ns), v2 `cpu.stat` (`usage_usec`).
+    cpu: Option<(PathBuf, bool)>,
+}
+
+impl ContainerGroup {
+    /// The group of process `pid` (a container's first process).
+    fn of(pid: u32) -> Self {
+        let mut group = Self::default();
+        let listed = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let root = std::path::Path::new("/sys/fs/cgroup");
-        let file = if controllers.split(',').any(|c| c == "memory") {
-            root.join("memory").join(path).join("memory.usage_in_bytes")
-        } else if controllers.is_empty() {
-            root.join(path).join("memory.current")
+        let found = |file: PathBuf| file.is_file().then_some(file);
+        for line in listed.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(controllers), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let path = path.trim_start_matches('/');
+            let named = |wanted: &str| controllers.split(',').any(|c| c == wanted);
+            if named("memory") {
+                let dir = root.join("memory").join(path);
+                group.memory = group
+                    .memory
+                    .or_else(|| found(dir.join("memory.usage_in_bytes")));
+                group.peak = group
+                    .peak
+                    .or_else(|| found(dir.join("memory.max_usage_in_bytes")));
+            } else if named("cpuacct") {
+                let file = root.join(controllers).join(path).join("cpuacct.usage");
+                group.cpu = group.cpu.or_else(|| found(file).map(|f| (f, false)));
+            } else if controllers.is_empty() {
+                let dir = root.join(path);
+                group.memory = group.memory.or_else(|| found(dir.join("memory.current")));
+                group.cpu = group
+                    .cpu
+                    .or_else(|| found(dir.join("cpu.stat")).map(|f| (f, true)));
+            }
+        }
+        group
+    }
+
+    /// CPU time used so far, in milliseconds.
+    fn cpu_ms(&self) -> Option<u64> {
+        let (file, v2) = self.cpu.as_ref()?;
+        if *v2 {
+            let stat = std::fs::read_to_string(file).ok()?;
+            let micros = stat
+                .lines()
+                .find_map(|line| line.strip_prefix("usage_usec "))?;
+            micros.trim().parse::<u64>().ok().map(|us| us / 1000)
         } else {
-            return None;
-        };
-        file.is_file().then_some(file)
-    })
+            number(file).map(|ns| ns / 1_000_000)
+        }
+    }
+}
+
+fn number(file: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// The runs of one container: how many go on, and how many began.
+#[derive(Debug, Default)]
+struct Runs {
+    active: AtomicUsize,
+    begun: AtomicU64,
+}
+
+/// One run's share of its container's accounting. A run that had the
+/// container to itself (none before it still going, none begun after)
+/// gets the group's peak memory (reset at its start) and CPU time;
+/// others get none, rather than their neighbours'.
+struct Account {
+    group: Arc<ContainerGroup>,
+    runs: Arc<Runs>,
+    /// `begun` once this run began, when it began alone.
+    alone_from: Option<u64>,
+    cpu_before: Option<u64>,
+    ended: bool,
+}
+
+impl Account {
+    fn begin(group: &Arc<ContainerGroup>, runs: &Arc<Runs>) -> Self {
+        let alone = runs.active.fetch_add(1, Ordering::SeqCst) == 0;
+        let mark = runs.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        if alone && let Some(peak) = &group.peak {
+            let _ = std::fs::write(peak, "0");
+        }
+        Self {
+            group: group.clone(),
+            runs: runs.clone(),
+            alone_from: alone.then_some(mark),
+            cpu_before: group.cpu_ms(),
+            ended: false,
+        }
+    }
+
+    /// What the run used, if it ran alone; the run is over.
+    fn end(&mut self) -> RunUsage {
+        let alone = self.alone_from == Some(self.runs.begun.load(Ordering::SeqCst));
+        self.finish();
+        if !alone {
+            return RunUsage::default();
+        }
+        RunUsage {
+            peak_memory_bytes: self.group.peak.as_deref().and_then(number),
+            cpu_ms: self
+                .group
+                .cpu_ms()
+                .zip(self.cpu_before)
+                .map(|(now, before)| now.saturating_sub(before)),
+            oom_kills: 0,
+        }
+    }
+
+    fn finish(&mut self) {
+        if !std::mem::replace(&mut self.ended, true) {
+            self.runs.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Kills `pid` and every process it started.
