@@ -159,7 +159,7 @@ where
 /// kills it at `timeout` or `stop`, then records what it used, its
 /// handler result (the file `result` names in a workspace), and the end
 /// event.
-pub async fn drive(
+async fn drive(
     process: Result<Process, String>,
     stdin: Vec<u8>,
     result: Option<(&Path, String)>,

@@ -187,15 +187,7 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
         .output()
         .unwrap();
     assert!(removed.status.success(), "{removed:?}");
-    let ended = eventually(
-        "the session to end",
-        std::time::Duration::from_secs(10),
-        || async {
-            let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{gone}"))).await;
-            (view["status"] == "ended").then_some(view)
-        },
-    )
-    .await;
+    let ended = crate::sessions::ended(&app, &gone).await;
     assert_eq!(ended["reason"], "runtime_error", "{ended}");
     assert!(
         ended["detail"]
@@ -219,15 +211,7 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
         json!({"command": "head -c 58M /dev/zero > big"}),
     )
     .await;
-    let ended = eventually(
-        "the full session to end",
-        std::time::Duration::from_secs(10),
-        || async {
-            let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{full}"))).await;
-            (view["status"] == "ended").then_some(view)
-        },
-    )
-    .await;
+    let ended = crate::sessions::ended(&app, &full).await;
     assert_eq!(ended["reason"], "oom", "{ended}");
     assert!(
         ended["detail"].as_str().unwrap().contains("its files hold"),

@@ -905,7 +905,7 @@ async fn keep_sessions_on_stop_lets_a_graceful_restart_resume_them() {
 }
 
 /// `id`'s view once it has ended.
-async fn ended(app: &TestApp, id: &str) -> Value {
+pub async fn ended(app: &TestApp, id: &str) -> Value {
     eventually("the session ends", Duration::from_secs(10), || async {
         let (_, view) = send(app.admin(Method::GET, &format!("/sessions/{id}"))).await;
         (view["status"] == "ended").then_some(view)

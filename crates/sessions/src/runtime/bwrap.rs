@@ -32,7 +32,7 @@ pub struct Bwrap {
 
 impl Bwrap {
     /// The jail `spec`'s runs happen in.
-    pub fn jail(&self, spec: &BoxSpec) -> Jail {
+    fn jail(&self, spec: &BoxSpec) -> Jail {
         Jail {
             workspace: spec.workspace.clone(),
             uid: spec.uid,
@@ -42,21 +42,6 @@ impl Bwrap {
             egress: spec.egress.clone(),
             layer: spec.layer.clone(),
         }
-    }
-
-    /// Opens a session whose control group exists already.
-    pub fn adopt(&self, spec: &BoxSpec) -> Arc<BwrapBox> {
-        let jail = self.jail(spec);
-        let group = self.cgroups.group(&spec.id);
-        let boxed = Arc::new_cyclic(|me| BwrapBox {
-            me: me.clone(),
-            jail,
-            group,
-            warm: Mutex::new(None),
-            prewarm: spec.prewarm,
-        });
-        boxed.prewarm();
-        boxed
     }
 }
 
@@ -73,12 +58,20 @@ impl Runtime for Bwrap {
         Box::pin(async move {
             self.check()?;
             let group = self.cgroups.group(&spec.id);
-            let limits = spec.group;
-            tokio::task::spawn_blocking(move || group.create(Some(&limits)))
+            let (made, limits) = (group.clone(), spec.group);
+            tokio::task::spawn_blocking(move || made.create(Some(&limits)))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            Ok(self.adopt(&spec) as Arc<dyn SessionBox>)
+            let boxed = Arc::new_cyclic(|me| BwrapBox {
+                me: me.clone(),
+                jail: self.jail(&spec),
+                group,
+                warm: Mutex::new(None),
+                prewarm: spec.prewarm,
+            });
+            boxed.prewarm();
+            Ok(boxed as Arc<dyn SessionBox>)
         })
     }
 
@@ -130,11 +123,6 @@ impl BwrapBox {
                 Err(error) => tracing::warn!(%error, "a warm jail did not start"),
             }
         });
-    }
-
-    /// Whether a jail waits for the next run.
-    pub fn is_warm(&self) -> bool {
-        self.warm_slot().is_some()
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! A [`Runtime`] opens one [`SessionBox`] per session; the box starts each
 //! run (or function worker) as a [`Process`] whose pipes and end the
-//! caller drives the same way whatever runs it (see [`crate::run::drive`]).
+//! caller drives the same way whatever runs it (see [`crate::run::run_in`]).
 //! The control plane keeps everything else — uids, workspaces, lifetimes,
 //! records — so a runtime only answers "start this here", "is it still
 //! there", and "end it all".
@@ -161,15 +161,11 @@ pub const INSTANCE_LABEL: &str = "dev.smartsandbox/instance";
 /// The label naming the session a container or pod belongs to.
 pub const SESSION_LABEL: &str = "dev.smartsandbox/session";
 
-/// A short, stable name for a server instance (FNV-1a of its long name, in
-/// hex), to fit container and pod names.
+/// A short, stable name for a server instance (the start of a SHA-256 of
+/// its long name), to fit container and pod names.
 pub fn short_instance(instance: &str) -> String {
-    let hash = instance
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("{:08x}", hash >> 32)
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(instance.as_bytes())[..4])
 }
 
 /// A name for one run, unique in this process.
