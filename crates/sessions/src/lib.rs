@@ -23,6 +23,6 @@ pub use cgroup::{Cgroups, Group, GroupLimits, Usage};
 pub use jail::{Jail, JailError, Limits};
 pub use output::{Event, EventKind, HandlerResult, Output};
 pub use run::{Ended, Language, Program, Status, run, run_in};
-pub use runtime::{BoxSpec, Runtime, SessionBox, bwrap::Warm};
+pub use runtime::{BoxSpec, Runtime, SessionBox};
 pub use uids::{UidPool, UidSlot};
 pub use worker::{Worker, WorkerError};

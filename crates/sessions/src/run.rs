@@ -110,7 +110,7 @@ pub async fn run(
     output: &Output,
     stop: impl std::future::Future<Output = ()>,
 ) -> Ended {
-    let start = |program| bwrap::spawn(jail, group.cloned(), program, 0);
+    let start = |program| bwrap::spawn(jail, group.cloned(), program);
     run_with(start, &jail.workspace, program, timeout, output, stop).await
 }
 

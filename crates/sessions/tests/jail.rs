@@ -5,8 +5,8 @@
 use std::{os::unix::fs::chown, time::Duration};
 
 use sbx_sessions::{
-    Cgroups, EventKind, Group, GroupLimits, Jail, Language, Limits, Output, Program, Status,
-    UidPool, run,
+    BoxSpec, Cgroups, EventKind, Group, GroupLimits, Jail, Language, Limits, Output, Program,
+    Runtime, SessionBox, Status, UidPool, run, run_in, runtime::Bwrap,
 };
 
 fn cgroups() -> Cgroups {
@@ -423,48 +423,148 @@ async fn a_sweep_removes_what_a_previous_process_left() {
     assert!(!left.exists());
 }
 
-#[tokio::test]
-async fn a_warm_jail_waits_then_runs_once_and_a_discarded_one_leaves_nothing() {
-    let session = session(3_100_600, Limits::default());
-    let warm = sbx_sessions::Warm::start(&session.jail, Some(session.run_group()))
-        .await
-        .unwrap();
-    // Started and waiting: the run does not pay for bubblewrap's setup.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Runs `code` in `boxed` through its agent, with `GREETING` set.
+async fn in_box(
+    boxed: &dyn SessionBox,
+    workspace: &std::path::Path,
+    language: Language,
+    code: &str,
+) -> (sbx_sessions::Ended, Output) {
     let output = Output::default();
-    let started = std::time::Instant::now();
-    let ended = warm
-        .run(
-            Program {
-                env: vec![("GREETING".into(), "hej".into())],
-                ..Language::Python
-                    .program("import os\nprint(os.environ['GREETING'], input('') if False else '')")
-            },
-            Duration::from_secs(10),
-            &output,
-            std::future::pending(),
-        )
-        .await;
-    assert_eq!(ended.status, Status::Ok, "{ended:?} {:?}", output.texts());
-    assert_eq!(output.texts().0, "hej \n");
-    assert!(
-        ended.cpu_ms.unwrap() < 200,
-        "the launcher's start is not the run's: {ended:?}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let program = Program {
+        env: vec![("GREETING".into(), "hej".into())],
+        ..language.program(code)
+    };
+    let ended = run_in(
+        boxed,
+        workspace,
+        program,
+        Duration::from_secs(20),
+        &output,
+        std::future::pending(),
+    )
+    .await;
+    (ended, output)
+}
 
-    let unused = sbx_sessions::Warm::start(&session.jail, Some(session.run_group()))
-        .await
-        .unwrap();
-    unused.discard().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // bubblewrap's PID-namespace init, after a command that exits by
-    // itself, is left to the host's init to reap: only live ones count.
-    let running: Vec<String> = processes_of(3_100_600)
+/// Live processes (not zombies) the host runs as `uid`.
+fn live_processes_of(uid: u32) -> Vec<String> {
+    processes_of(uid)
         .into_iter()
         .filter(|p| !p.contains("zombie"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sessions_agent_starts_its_runs_and_ends_what_each_leaves() {
+    let uid = 3_100_600;
+    let workspace = tempfile::tempdir().unwrap();
+    chown(workspace.path(), Some(uid), Some(uid)).unwrap();
+    let runtime = Bwrap {
+        cgroups: cgroups(),
+        cpus: None,
+        seccomp: Some(seccomp_filter()),
+    };
+    let boxed = runtime
+        .open(BoxSpec {
+            id: format!("test-agent-{}", std::process::id()),
+            workspace: workspace.path().to_owned(),
+            uid,
+            limits: Limits::default(),
+            group: GROUP_LIMITS,
+            egress: None,
+            layer: None,
+        })
+        .await
+        .unwrap();
+    let at = workspace.path();
+
+    // The run's environment and stdin are its own; its pid is the host's.
+    let (ended, output) = in_box(
+        &*boxed,
+        at,
+        Language::Python,
+        "import os\nprint(os.environ['GREETING'], os.getppid())",
+    )
+    .await;
+    assert_eq!(ended.status, Status::Ok, "{ended:?} {:?}", output.texts());
+    let agent = output.texts().0;
+    assert!(agent.starts_with("hej "), "{agent}");
+    let Some(EventKind::Start { pid }) = output.since(0).0.first().map(|e| e.kind.clone()) else {
+        panic!("no start event");
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(
+        status.is_empty() || status.contains(&uid.to_string()),
+        "{status}"
+    );
+
+    // Runs at once: each a child of the same agent, each in its own group.
+    let code = "import os, time\ntime.sleep(0.5)\nprint(os.getppid())";
+    let ((a, a_out), (b, b_out)) = tokio::join!(
+        in_box(&*boxed, at, Language::Python, code),
+        in_box(&*boxed, at, Language::Python, code),
+    );
+    assert_eq!((a.status, b.status), (Status::Ok, Status::Ok));
+    assert_eq!(a_out.texts().0, b_out.texts().0);
+    assert_eq!(
+        format!("hej {}", a_out.texts().0),
+        agent,
+        "one agent ran them all"
+    );
+    assert!(
+        a.peak_memory_bytes.unwrap() > 1_000_000 && a.cpu_ms.is_some(),
+        "{a:?}"
+    );
+
+    // What a run leaves in the background (here holding its stdout) ends
+    // with it.
+    let started = std::time::Instant::now();
+    let (ended, _) = in_box(&*boxed, at, Language::Shell, "sleep 60 & echo left").await;
+    assert_eq!(ended.status, Status::Ok);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let left: Vec<String> = live_processes_of(uid)
+        .into_iter()
+        .filter(|p| p.starts_with("Name:\tsleep"))
         .collect();
-    assert_eq!(running, Vec::<String>::new());
+    assert_eq!(left, Vec::<String>::new());
+
+    // A failed exec is an error with its reason, not a hang.
+    let output = Output::default();
+    let program = Program {
+        argv: vec!["no-such-command".into()],
+        ..Program::default()
+    };
+    let ended = run_in(
+        &*boxed,
+        at,
+        program,
+        Duration::from_secs(10),
+        &output,
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!((ended.status, ended.exit_code), (Status::Error, Some(127)));
+    assert!(
+        output.texts().1.contains("No such file"),
+        "{:?}",
+        output.texts()
+    );
+
+    // A run that kills its agent (it shares the agent's uid) ends killed;
+    // the next run gets a new agent.
+    let (ended, _) = in_box(&*boxed, at, Language::Shell, "kill -9 $PPID; sleep 5").await;
+    assert_eq!(ended.status, Status::Killed, "{ended:?}");
+    let (ended, output) = in_box(&*boxed, at, Language::Shell, "echo again").await;
+    assert_eq!(
+        (ended.status, output.texts().0.as_str()),
+        (Status::Ok, "again\n")
+    );
+
+    // Closing leaves nothing running as the session's uid.
+    boxed.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(live_processes_of(uid), Vec::<String>::new());
 }
 
 #[tokio::test]

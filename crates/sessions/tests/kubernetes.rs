@@ -26,7 +26,6 @@ fn spec() -> BoxSpec {
         },
         egress: None,
         layer: None,
-        prewarm: false,
     }
 }
 

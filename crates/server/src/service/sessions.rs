@@ -478,8 +478,6 @@ async fn open(state: &AppState, opening: Opening) -> ServiceResult<Arc<LiveSessi
                 group: group_limits,
                 egress,
                 layer: opening.template.layer.clone(),
-                // A function session's workers are its long-lived processes.
-                prewarm: opening.sandbox.is_none(),
             };
             match open_box(state, spec).await {
                 Ok(boxed) => boxed,
@@ -671,7 +669,6 @@ async fn make_ready(state: &AppState) -> ServiceResult<Pooled> {
         group: default_group_limits(),
         egress: None,
         layer: None,
-        prewarm: true,
     };
     match open_box(state, spec).await {
         Ok(boxed) => Ok(Pooled {

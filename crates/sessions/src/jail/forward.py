@@ -45,5 +45,6 @@ def serve():
 
 
 threading.Thread(target=serve, daemon=True).start()
-code = subprocess.Popen(argv).wait()
+# The command keeps what it inherited (a session agent its socket).
+code = subprocess.Popen(argv, close_fds=False).wait()
 sys.exit(128 - code if code < 0 else code)

@@ -169,6 +169,23 @@ impl Jail {
     /// environment. It starts once a line is written to its stdin (see
     /// [`crate::run`]); stdout and stderr are piped.
     pub fn command(&self, argv: &[String], env: &[(String, String)]) -> Result<Command, JailError> {
+        self.build(argv, env, false)
+    }
+
+    /// The command starting the session's agent in the jail: its stdin is
+    /// the agent's socket (the caller's to set), moved to
+    /// [`crate::runtime::agent::AGENT_FD`] once the release line is read.
+    pub(crate) fn agent_command(&self) -> Result<Command, JailError> {
+        let argv = crate::runtime::agent::AGENT.map(str::to_owned);
+        self.build(&argv, &[], true)
+    }
+
+    fn build(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        agent: bool,
+    ) -> Result<Command, JailError> {
         if let Some((name, _)) = env.iter().find(|(name, _)| !valid_env_name(name)) {
             return Err(JailError::BadEnvName(name.clone()));
         }
@@ -217,12 +234,21 @@ impl Jail {
         // process of the run ever starts outside it; what follows the line
         // is the program's stdin. It also opens the seccomp program as the
         // fd bubblewrap reads it from (not close-on-exec).
+        // An agent's socket arrives as stdin and moves out of the way.
+        let moved = if agent {
+            format!(" {}<&0 </dev/null", crate::runtime::agent::AGENT_FD)
+        } else {
+            String::new()
+        };
         let (script, first) = match &self.seccomp {
             Some(filter) => (
-                format!("read -r _ && exec \"$@\" {SECCOMP_FD}<\"$0\""),
+                format!("read -r _ && exec \"$@\" {SECCOMP_FD}<\"$0\"{moved}"),
                 filter.as_os_str().to_owned(),
             ),
-            None => ("read -r _ && exec \"$@\"".to_owned(), "sbx-jail".into()),
+            None => (
+                format!("read -r _ && exec \"$@\"{moved}"),
+                "sbx-jail".into(),
+            ),
         };
         let mut command = Command::new("/bin/sh");
         command.arg("-c").arg(script).arg(first).args(chain);

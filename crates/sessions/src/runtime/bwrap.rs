@@ -1,23 +1,21 @@
-//! The default runtime: every run in a bubblewrap [`Jail`] of its own, as
-//! the session's host uid, in a child of the session's control group (so
-//! each run's memory, CPU and OOM kills are its own). A jail is started
-//! ahead of the next run ([`Warm`]) so a run skips bubblewrap's setup.
+//! The default runtime: one bubblewrap [`Jail`] per session, as the
+//! session's host uid, with the session's agent in it ([`AgentJail`]).
+//! Every run is a fork of the agent, moved into a child of the session's
+//! control group before it runs anything (so each run's memory, CPU and
+//! OOM kills are its own), and its leftovers are killed when it ends.
 
-use std::{
-    os::unix::process::ExitStatusExt,
-    path::PathBuf,
-    sync::{Arc, Mutex, Weak},
-    time::Duration,
-};
+use std::{os::unix::process::ExitStatusExt, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::io::AsyncWriteExt;
 
-use super::{BoxFuture, BoxSpec, Control, Exit, Process, RunUsage, Runtime, SessionBox};
+use super::{
+    BoxFuture, BoxSpec, Control, Exit, Process, RunUsage, Runtime, SessionBox,
+    agent::{self, AgentSocket},
+};
 use crate::{
     cgroup::{Cgroups, Group, Usage},
-    jail::{Jail, JailError},
-    output::Output,
-    run::{Ended, Program, run_with},
+    jail::{Jail, JailError, valid_env_name},
+    run::Program,
 };
 
 /// Jails on this machine, in control groups under one instance.
@@ -63,15 +61,17 @@ impl Runtime for Bwrap {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            let boxed = Arc::new_cyclic(|me| BwrapBox {
-                me: me.clone(),
+            let boxed = BwrapBox {
                 jail: self.jail(&spec),
                 group,
-                warm: Mutex::new(None),
-                prewarm: spec.prewarm,
-            });
-            boxed.prewarm();
-            Ok(boxed as Arc<dyn SessionBox>)
+                agent: tokio::sync::Mutex::new(None),
+            };
+            // Started now, so the session's first run finds it waiting.
+            if let Err(error) = boxed.agent().await {
+                boxed.close().await;
+                return Err(error);
+            }
+            Ok(Arc::new(boxed) as Arc<dyn SessionBox>)
         })
     }
 
@@ -80,75 +80,98 @@ impl Runtime for Bwrap {
     }
 }
 
-/// One session's jails: its control group, and a jail waiting for its
-/// next run.
+/// One session's jail: its control group, and the agent that starts its
+/// runs (started again when it died).
 #[derive(Debug)]
 pub struct BwrapBox {
-    me: Weak<BwrapBox>,
     pub jail: Jail,
     pub group: Group,
-    warm: Mutex<Option<Warm>>,
-    /// Whether a jail is started ahead of each run.
-    prewarm: bool,
+    agent: tokio::sync::Mutex<Option<AgentJail>>,
 }
 
 impl BwrapBox {
-    fn warm_slot(&self) -> std::sync::MutexGuard<'_, Option<Warm>> {
-        self.warm.lock().unwrap_or_else(|e| e.into_inner())
+    /// Makes sure a live agent waits, starting one when none does.
+    async fn agent(&self) -> Result<tokio::sync::MutexGuard<'_, Option<AgentJail>>, String> {
+        let mut slot = self.agent.lock().await;
+        if let Some(dead) = slot.take_if(|agent| !agent.alive()) {
+            dead.end().await;
+        }
+        if slot.is_none() {
+            let group = self.group.child(&format!("agent-{}", super::run_token()));
+            *slot = Some(AgentJail::start(&self.jail, group).await?);
+        }
+        Ok(slot)
     }
 
-    /// Starts the next run's jail now, unless one waits already.
-    pub fn prewarm(&self) {
-        let Some(me) = self.me.upgrade() else { return };
-        if !self.prewarm || self.warm_slot().is_some() || !self.group.exists() {
-            return;
-        }
-        let group = self.group.child(&format!("warm-{}", super::run_token()));
-        tokio::spawn(async move {
-            match Warm::start(&me.jail, Some(group)).await {
-                Ok(warm) => {
-                    let unused = {
-                        let mut slot = me.warm_slot();
-                        if slot.is_none() && me.group.exists() {
-                            *slot = Some(warm);
-                            None
-                        } else {
-                            Some(warm)
-                        }
-                    };
-                    if let Some(warm) = unused {
-                        warm.discard().await;
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "a warm jail did not start"),
+    /// Starts `program` through the agent, in a control group of its own.
+    async fn start_run(&self, program: &Program) -> Result<Process, String> {
+        let group = self.group.child(&format!("run-{}", super::run_token()));
+        let admitted = group.clone();
+        let admit = move |pid: u32| -> BoxFuture<'static, Result<(), String>> {
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || {
+                    admitted.create(None)?;
+                    admitted.add(pid)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("the run could not join its control group: {e}"))
+            })
+        };
+        let leftovers = group.clone();
+        let started = {
+            let agent = self.agent().await?;
+            let Some(agent) = agent.as_ref() else {
+                return Err("the session's agent did not start".to_owned());
+            };
+            // Handed over under the lock; the rest of the start happens
+            // beside other runs'.
+            agent.socket.hand_over()?
+        };
+        match started
+            .begin(program, admit, move || leftovers.kill())
+            .await
+        {
+            Ok(run) => Ok(Process {
+                pid: run.pid,
+                stdin: Some(Box::pin(run.stdin)),
+                stdout: Some(Box::pin(run.stdout)),
+                stderr: Some(Box::pin(run.stderr)),
+                control: Box::new(AgentControl {
+                    ended: run.ended,
+                    group,
+                }),
+            }),
+            Err(error) => {
+                finish(&group).await;
+                Err(error)
             }
-        });
+        }
     }
 }
 
 impl SessionBox for BwrapBox {
     fn start(&self, program: Program) -> BoxFuture<'_, Result<Process, String>> {
         Box::pin(async move {
-            let warm = self.warm_slot().take();
-            let launched = match warm {
-                Some(warm) => warm.launch(program.clone()).await,
-                None => Err("no jail waits".to_owned()),
-            };
-            // A waiting jail that died meanwhile is replaced by a new one.
-            let mut process = match launched {
-                Ok(process) => process,
-                Err(_) => {
-                    let group = self.group.child(&format!("run-{}", super::run_token()));
-                    spawn(&self.jail, Some(group), program, 0).await?
+            if let Some((name, _)) = program.env.iter().find(|(name, _)| !valid_env_name(name)) {
+                return Err(JailError::BadEnvName(name.clone()).to_string());
+            }
+            match self.start_run(&program).await {
+                Ok(process) => Ok(process),
+                // An agent killed from inside (its runs share its uid) is
+                // replaced once.
+                Err(_)
+                    if !self
+                        .agent
+                        .lock()
+                        .await
+                        .as_mut()
+                        .is_some_and(AgentJail::alive) =>
+                {
+                    self.start_run(&program).await
                 }
-            };
-            // The next jail starts once this run is over: started beside
-            // it, it would take the CPU the run needs.
-            process.control = Box::new(Rewarm {
-                inner: process.control,
-                then: self.me.clone(),
-            });
-            Ok(process)
+                Err(error) => Err(error),
+            }
         })
     }
 
@@ -165,9 +188,9 @@ impl SessionBox for BwrapBox {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let warm = self.warm_slot().take();
-            if let Some(warm) = warm {
-                warm.discard().await;
+            let agent = self.agent.lock().await.take();
+            if let Some(agent) = agent {
+                agent.end().await;
             }
             let group = self.group.clone();
             let removed = tokio::task::spawn_blocking(move || group.remove()).await;
@@ -178,38 +201,82 @@ impl SessionBox for BwrapBox {
     }
 }
 
-/// A run's control that starts the session's next jail once it is over.
-struct Rewarm {
-    inner: Box<dyn Control>,
-    then: Weak<BwrapBox>,
+/// A session's agent, in its jail and its own control group.
+#[derive(Debug)]
+struct AgentJail {
+    child: tokio::process::Child,
+    socket: AgentSocket,
+    group: Group,
 }
 
-impl Control for Rewarm {
+impl AgentJail {
+    async fn start(jail: &Jail, group: Group) -> Result<Self, String> {
+        let (socket, theirs) =
+            AgentSocket::pair().map_err(|e| format!("the session's agent could not start: {e}"))?;
+        let mut command = jail.agent_command().map_err(|e| e.to_string())?;
+        command
+            .stdin(std::process::Stdio::from(theirs))
+            .stdout(std::process::Stdio::null());
+        let (child, _) = spawn_child(command, Some(&group), Release::Agent(&socket)).await?;
+        Ok(Self {
+            child,
+            socket,
+            group,
+        })
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// Ends the agent, its jail and whatever still runs in it.
+    async fn end(mut self) {
+        drop(self.socket);
+        let _ = end_jail(&mut self.child).await;
+        finish(&self.group).await;
+    }
+}
+
+/// A run the agent started, in its own control group (removed at the end).
+struct AgentControl {
+    ended: tokio::sync::watch::Receiver<Option<Exit>>,
+    group: Group,
+}
+
+impl AgentControl {
+    async fn kill_group(&self) {
+        let group = self.group.clone();
+        let _ = tokio::task::spawn_blocking(move || group.kill()).await;
+    }
+}
+
+impl Control for AgentControl {
     fn wait(&mut self) -> BoxFuture<'_, std::io::Result<Exit>> {
-        self.inner.wait()
+        agent::wait(&mut self.ended)
     }
 
     fn kill(&mut self) -> BoxFuture<'_, std::io::Result<Exit>> {
-        self.inner.kill()
+        Box::pin(async move {
+            self.kill_group().await;
+            agent::wait(&mut self.ended).await
+        })
     }
 
     fn finish(self: Box<Self>) -> BoxFuture<'static, RunUsage> {
         Box::pin(async move {
-            let usage = self.inner.finish().await;
-            if let Some(boxed) = self.then.upgrade() {
-                boxed.prewarm();
+            // A run nobody waited for (a worker dropped) ends here.
+            if self.ended.borrow().is_none() {
+                self.kill_group().await;
             }
-            usage
+            finish(&self.group).await.into()
         })
     }
 }
 
-/// A jailed child process, in its own control group (removed at the end).
+/// A one-off jail's process, in its own control group (removed at the end).
 struct ChildControl {
     child: tokio::process::Child,
     group: Option<Group>,
-    /// CPU its group had used before the run (a warm jail's start).
-    cpu_before: u64,
 }
 
 fn exit(status: std::process::ExitStatus) -> Exit {
@@ -230,41 +297,52 @@ impl Control for ChildControl {
 
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, RunUsage> {
         Box::pin(async move {
-            // A run that was not waited for (a worker dropped) ends here.
             if self.child.try_wait().ok().flatten().is_none() {
                 let _ = end_jail(&mut self.child).await;
             }
-            let Some(group) = self.group.take() else {
-                return RunUsage::default();
-            };
-            let mut usage = finish(&group).await;
-            usage.cpu_ms = usage.cpu_ms.saturating_sub(self.cpu_before);
-            usage.into()
+            match self.group.take() {
+                Some(group) => finish(&group).await.into(),
+                None => RunUsage::default(),
+            }
         })
     }
 }
 
-/// Starts the jail's command, moved into `group` (made here) before it
-/// runs anything; its stdin stays open for the caller.
+/// Starts `program` in a jail of its own, moved into `group` (made here)
+/// before it runs anything; its stdin stays open for the caller.
 pub(crate) async fn spawn(
     jail: &Jail,
     group: Option<Group>,
     program: Program,
-    cpu_before: u64,
 ) -> Result<Process, String> {
-    let (child, stdin) = spawn_child(jail, group.as_ref(), program).await?;
-    Ok(process(child, stdin, group, cpu_before))
-}
-
-/// [`spawn`]'s child and its open stdin.
-async fn spawn_child(
-    jail: &Jail,
-    group: Option<&Group>,
-    program: Program,
-) -> Result<(tokio::process::Child, Option<tokio::process::ChildStdin>), String> {
-    let mut command = jail
+    let command = jail
         .command(&program.argv, &program.env)
         .map_err(|e: JailError| e.to_string())?;
+    let (mut child, stdin) = spawn_child(command, group.as_ref(), Release::Stdin).await?;
+    Ok(Process {
+        pid: child.id().unwrap_or(0),
+        stdin: stdin.map(|s| Box::pin(s) as _),
+        stdout: child.stdout.take().map(|s| Box::pin(s) as _),
+        stderr: child.stderr.take().map(|s| Box::pin(s) as _),
+        control: Box::new(ChildControl { child, group }),
+    })
+}
+
+/// How a jail's shell is told to go on once it is in its group.
+enum Release<'a> {
+    /// A line on its stdin (which then stays the program's).
+    Stdin,
+    /// A line on the agent's socket (its stdin).
+    Agent(&'a AgentSocket),
+}
+
+/// Spawns a jail's `command`, moves it into `group` (made here), then
+/// releases it: no process of it ever runs outside the group.
+async fn spawn_child(
+    mut command: tokio::process::Command,
+    group: Option<&Group>,
+    release: Release<'_>,
+) -> Result<(tokio::process::Child, Option<tokio::process::ChildStdin>), String> {
     if let Some(group) = group {
         group
             .create(None)
@@ -287,13 +365,12 @@ async fn spawn_child(
         _ => Ok(()),
     };
     let mut stdin = child.stdin.take();
-    let released = match (&entered, &mut stdin) {
-        (Ok(()), Some(stdin)) => stdin
-            .write_all(b"\n")
-            .await
-            .map_err(|e| format!("the jail did not start: {e}")),
+    let released = match (&entered, &mut stdin, release) {
+        (Ok(()), Some(stdin), Release::Stdin) => stdin.write_all(b"\n").await,
+        (Ok(()), _, Release::Agent(socket)) => socket.release(),
         _ => Ok(()),
-    };
+    }
+    .map_err(|e| format!("the jail did not start: {e}"));
     if let Err(error) = entered.and(released) {
         let _ = child.start_kill();
         let _ = child.wait().await;
@@ -303,25 +380,6 @@ async fn spawn_child(
         return Err(error);
     }
     Ok((child, stdin))
-}
-
-fn process(
-    mut child: tokio::process::Child,
-    stdin: Option<tokio::process::ChildStdin>,
-    group: Option<Group>,
-    cpu_before: u64,
-) -> Process {
-    Process {
-        pid: child.id().unwrap_or(0),
-        stdin: stdin.map(|s| Box::pin(s) as _),
-        stdout: child.stdout.take().map(|s| Box::pin(s) as _),
-        stderr: child.stderr.take().map(|s| Box::pin(s) as _),
-        control: Box::new(ChildControl {
-            child,
-            group,
-            cpu_before,
-        }),
-    }
 }
 
 /// Reads what the run's group used, then kills whatever is left in it and
@@ -363,85 +421,6 @@ pub(crate) async fn end_jail(
         Err(_) => {
             let _ = child.start_kill();
             child.wait().await
-        }
-    }
-}
-
-/// Waits for a run's line of `{argv, env}` on stdin, then becomes it.
-const LAUNCHER: &str = include_str!("../jail/launch.py");
-
-/// A jail started ahead of its run: namespaces made, mounts done, in its
-/// own control group, its launcher waiting on stdin for what to run. A
-/// run in it starts without bubblewrap's setup; each is used once.
-#[derive(Debug)]
-pub struct Warm {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    group: Option<Group>,
-    workspace: PathBuf,
-}
-
-impl Warm {
-    /// Starts a jail whose launcher waits for a run, in `group` (made here).
-    pub async fn start(jail: &Jail, group: Option<Group>) -> Result<Self, String> {
-        let launcher = Program {
-            argv: ["python3", "-c", LAUNCHER].map(str::to_owned).to_vec(),
-            ..Program::default()
-        };
-        let (mut child, stdin) = spawn_child(jail, group.as_ref(), launcher).await?;
-        let Some(stdin) = stdin else {
-            let _ = end_jail(&mut child).await;
-            return Err("the jail has no stdin".to_owned());
-        };
-        Ok(Self {
-            child,
-            stdin,
-            group,
-            workspace: jail.workspace.clone(),
-        })
-    }
-
-    /// Hands `program` to the waiting launcher: the run's process.
-    pub async fn launch(mut self, program: Program) -> Result<Process, String> {
-        let cpu_before = self.group.as_ref().map_or(0, |g| g.usage().cpu_ms);
-        let env: std::collections::BTreeMap<_, _> = program.env.iter().cloned().collect();
-        let spec = serde_json::json!({"argv": program.argv, "env": env});
-        let mut line = spec.to_string().into_bytes();
-        line.push(b'\n');
-        if let Err(e) = self.stdin.write_all(&line).await {
-            let _ = end_jail(&mut self.child).await;
-            if let Some(group) = &self.group {
-                finish(group).await;
-            }
-            return Err(format!("the warm jail did not take the run: {e}"));
-        }
-        Ok(process(
-            self.child,
-            Some(self.stdin),
-            self.group,
-            cpu_before,
-        ))
-    }
-
-    /// Runs `program` in the waiting jail, as [`crate::run`] would have.
-    pub async fn run(
-        self,
-        program: Program,
-        timeout: Duration,
-        output: &Output,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Ended {
-        let workspace = self.workspace.clone();
-        let start = |program| self.launch(program);
-        run_with(start, &workspace, program, timeout, output, stop).await
-    }
-
-    /// Ends the waiting jail unused, its group removed.
-    pub async fn discard(mut self) {
-        drop(self.stdin);
-        let _ = end_jail(&mut self.child).await;
-        if let Some(group) = self.group {
-            finish(&group).await;
         }
     }
 }

@@ -9,6 +9,7 @@
 //! records — so a runtime only answers "start this here", "is it still
 //! there", and "end it all".
 
+pub mod agent;
 pub mod bwrap;
 pub mod docker;
 pub mod kubernetes;
@@ -48,9 +49,6 @@ pub struct BoxSpec {
     pub egress: Option<PathBuf>,
     /// A template's package layer, bound read-only at [`crate::jail::LAYER`].
     pub layer: Option<PathBuf>,
-    /// Whether a runtime that can start a run's process ahead of it (bwrap)
-    /// should: not for sessions whose processes are long-lived workers.
-    pub prewarm: bool,
 }
 
 /// How a process ended: its exit code, or the signal that killed it.
