@@ -173,6 +173,33 @@ async fn docker_sessions_run_code_locked_down_and_leave_nothing() {
     let after = run(&app, &id, json!({"command": "echo still here"})).await;
     assert_eq!(after["stdout"], "still here\n", "{after}");
 
+    // One agent, the container's first process, starts every run: what a
+    // run leaves (here holding its stdout) ends with it, and a kill from
+    // inside does not take the agent down.
+    let started = std::time::Instant::now();
+    let left = run(
+        &app,
+        &id,
+        json!({"command": "sleep 60 & echo $PPID; kill -9 1 2>/dev/null; echo left"}),
+    )
+    .await;
+    assert_eq!(
+        (left["status"].as_str(), left["stdout"].as_str()),
+        (Some("ok"), Some("1\nleft\n")),
+        "{left}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let alive = run(
+        &app,
+        &id,
+        json!({"command": concat!(
+            "for f in /proc/[0-9]*/stat; do read -r line < $f; case \"$line\" in ",
+            "*'(sleep) Z'*) ;; *'(sleep)'*) echo alive ;; esac; done; echo checked",
+        )}),
+    )
+    .await;
+    assert_eq!(alive["stdout"], "checked\n", "{alive}");
+
     // A container removed behind the server's back ends its session,
     // saying why.
     let (_, gone) = send(

@@ -1,6 +1,7 @@
-# A session's agent: the one long-lived process of its jail, which starts
-# every run of the session without a new jail. Each message on its socket
-# (fd 4) brings a run's four descriptors: its stdin, stdout and stderr, and
+# A session's agent: the one long-lived process of its jail or container,
+# which starts every run of the session without a new one. Its socket is
+# fd 4 (a jail's), or the path it is given (a container's) to connect to.
+# Each message on it brings a run's four descriptors: its stdin, stdout and stderr, and
 # its control socket. The agent forks; the child writes one byte on the
 # control socket (the server reads the child's pid from the kernel's
 # credentials and moves it into the run's control group), then reads "g"
@@ -16,8 +17,12 @@ import socket
 import sys
 
 AGENT_FD = 4
-agent = socket.socket(fileno=AGENT_FD)
-os.set_inheritable(AGENT_FD, False)
+if len(sys.argv) > 1:
+    agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    agent.connect(sys.argv[1])
+else:
+    agent = socket.socket(fileno=AGENT_FD)
+    os.set_inheritable(AGENT_FD, False)
 # Nobody else may read or write this process's descriptors through /proc.
 try:
     import ctypes
@@ -28,6 +33,15 @@ except (OSError, AttributeError):
 base_env = dict(os.environ)
 selector = selectors.DefaultSelector()
 selector.register(agent, selectors.EVENT_READ)
+# Children's ends arrive as SIGCHLD, through a wakeup socket the selector
+# watches. Every child is reaped, runs and orphans alike: in a container
+# the agent is the first process, which orphans come to.
+woken, waker = socket.socketpair()
+woken.setblocking(False)
+waker.setblocking(False)
+signal.set_wakeup_fd(waker.fileno())
+signal.signal(signal.SIGCHLD, lambda *_: None)
+selector.register(woken, selectors.EVENT_READ)
 runs = {}
 
 
@@ -72,32 +86,43 @@ def start(fds):
         become(fds)
     for fd in fds[:3]:
         os.close(fd)
-    pidfd = os.pidfd_open(pid)
-    runs[pidfd] = (pid, fds[3])
-    selector.register(pidfd, selectors.EVENT_READ)
+    runs[pid] = fds[3]
 
 
-def report(pidfd):
-    pid, control = runs.pop(pidfd)
-    selector.unregister(pidfd)
-    os.close(pidfd)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    ended = {"signal": -code} if code < 0 else {"code": code}
-    try:
-        os.write(control, json.dumps(ended).encode())
-    except OSError:
-        pass
-    os.close(control)
+def reap():
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        control = runs.pop(pid, None)
+        if control is None:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        ended = {"signal": -code} if code < 0 else {"code": code}
+        try:
+            os.write(control, json.dumps(ended).encode())
+        except OSError:
+            pass
+        os.close(control)
 
 
 while True:
     for key, _ in selector.select():
-        if key.fileobj is not agent:
-            report(key.fd)
+        if key.fileobj is woken:
+            try:
+                while woken.recv(512):
+                    pass
+            except OSError:
+                pass
+            reap()
             continue
         try:
-            message, fds, _, _ = socket.recv_fds(agent, 16, 4)
+            # One byte a message (its descriptors never span two), whatever
+            # the socket's kind.
+            message, fds, _, _ = socket.recv_fds(agent, 1, 4)
         except OSError:
             sys.exit(0)
         if not message and not fds:

@@ -1,7 +1,8 @@
 # Inside a jail with egress: listens on the jail's own 127.0.0.1:PORT (its
 # HTTP proxy, named by HTTP(S)_PROXY), relays each connection to the
 # server's proxy socket bound into the jail, runs the command, and exits
-# as the command does (128 + the signal that killed it).
+# as the command does (128 + the signal that killed it). With no command,
+# it relays until it is killed.
 import socket
 import subprocess
 import sys
@@ -44,6 +45,8 @@ def serve():
         threading.Thread(target=relay, args=(client,), daemon=True).start()
 
 
+if not argv:
+    serve()
 threading.Thread(target=serve, daemon=True).start()
 # The command keeps what it inherited (a session agent its socket).
 code = subprocess.Popen(argv, close_fds=False).wait()

@@ -99,6 +99,13 @@ impl AgentSocket {
         })
     }
 
+    /// The server's end of an agent's socket that connected to a listener.
+    pub fn from_connected(socket: OwnedFd) -> Self {
+        Self {
+            socket: Mutex::new(socket),
+        }
+    }
+
     /// Lets the jail's start go on (its shell reads one line first, as
     /// every jail's does, while it is moved into its control group).
     pub fn release(&self) -> std::io::Result<()> {
@@ -135,13 +142,13 @@ pub(crate) struct Handed {
 impl Handed {
     /// Learns the run's pid, lets `admit` take it (into a control group),
     /// then starts `program` in it (its `stdin` not written: the caller
-    /// does). `leftovers` runs once its main process is over, to end what
-    /// it left.
+    /// does). `leftovers` gets its pid once its main process is over, to
+    /// end what it left.
     pub async fn begin(
         self,
         program: &Program,
         admit: impl FnOnce(u32) -> BoxFuture<'static, Result<(), String>>,
-        leftovers: impl FnOnce() + Send + 'static,
+        leftovers: impl FnOnce(u32) + Send + 'static,
     ) -> Result<AgentRun, String> {
         let spec = serde_json::json!({
             "argv": program.argv,
@@ -179,7 +186,7 @@ impl Handed {
                     signal: reported.signal,
                 },
             );
-            let _ = tokio::task::spawn_blocking(leftovers).await;
+            let _ = tokio::task::spawn_blocking(move || leftovers(pid)).await;
             report.send_replace(Some(exit));
         });
         Ok(AgentRun {

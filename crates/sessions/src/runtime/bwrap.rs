@@ -129,7 +129,7 @@ impl BwrapBox {
             agent.socket.hand_over()?
         };
         match started
-            .begin(program, admit, move || leftovers.kill())
+            .begin(program, admit, move |_| leftovers.kill())
             .await
         {
             Ok(run) => Ok(Process {

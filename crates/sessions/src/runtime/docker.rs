@@ -1,6 +1,9 @@
 //! Sessions as Docker containers on a local engine (crate `bollard`): one
-//! container per session, each run a `docker exec` in it, as the session's
-//! uid, its output streamed as it comes.
+//! container per session, whose process (under the engine's init) is the
+//! session's agent ([`super::agent`]): each run is a fork of it, as the
+//! session's uid, its output streamed as it comes. The agent connects to a
+//! socket this side listens on, bound into the container, once, at its
+//! start.
 //!
 //! The container gets what a bwrap jail gets, in Docker's terms: no
 //! network (or the egress relay), every capability dropped,
@@ -26,19 +29,20 @@ use std::{
 };
 
 use bollard::{
-    exec::{StartExecOptions, StartExecResults},
-    models::{ContainerCreateBody, ExecConfig, HostConfig, ResourcesUlimits},
+    models::{ContainerCreateBody, HostConfig, ResourcesUlimits},
     query_parameters::{
         CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
         ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     },
 };
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use std::os::fd::OwnedFd;
 
 use super::{
     BoxFuture, BoxSpec, Control, Exit, INSTANCE_LABEL, Process, RunUsage, Runtime, SESSION_LABEL,
-    SessionBox, box_name,
+    SessionBox,
+    agent::{self, AGENT, AgentSocket},
+    box_name,
 };
 use crate::{
     jail::{self, LAYER},
@@ -49,13 +53,16 @@ use crate::{
 /// The image made of this machine's `/usr` (see the module's doc).
 pub const HOST_IMAGE: &str = "smartsandbox/host-root:1";
 
-/// The container's first process: it waits, and reaps the orphans runs
-/// leave (a shell's `wait` takes any child).
-const INIT: [&str; 3] = [
-    "/bin/sh",
-    "-c",
-    "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done",
-];
+/// Where a container finds its agent's socket.
+const AGENT_SOCKET: &str = "/run/sbx-agent.sock";
+
+/// Starts the egress relay (the first five arguments) in the background,
+/// then becomes the agent (the rest), which the relay's process then
+/// belongs to.
+const EGRESS_THEN_AGENT: &str = r#""$1" "$2" "$3" "$4" "$5" & shift 5; exec "$@""#;
+
+/// How long a container's agent may take to connect.
+const AGENT_START: Duration = Duration::from_secs(20);
 
 /// Docker's API version this speaks at least (Engine 20.10).
 const MIN_API: bollard::ClientVersion = bollard::ClientVersion {
@@ -75,6 +82,8 @@ pub struct Docker {
     seccomp_profile: String,
     /// CPUs containers run on, leaving the rest to the server.
     cpus: Option<String>,
+    /// Where the agents' sockets are made (each bound into its container).
+    agents: PathBuf,
 }
 
 fn engine_error(error: bollard::errors::Error) -> String {
@@ -103,12 +112,20 @@ impl Docker {
         .map_err(unreachable)?;
         let client = client.negotiate_version().await.map_err(unreachable)?;
         client.ping().await.map_err(unreachable)?;
+        let agents = std::env::temp_dir().join(format!("sbx-agents-{}", box_name(instance, "")));
+        make_private_dir(&agents).map_err(|e| {
+            format!(
+                "the agents' folder {} could not be made: {e}",
+                agents.display()
+            )
+        })?;
         let docker = Self {
             client,
             instance: instance.to_owned(),
             image: image.clone().unwrap_or_else(|| HOST_IMAGE.to_owned()),
             seccomp_profile: seccomp::docker_profile(),
             cpus,
+            agents,
         };
         if image.is_none() {
             docker.ready_host_image().await?;
@@ -138,9 +155,12 @@ impl Docker {
         Ok(())
     }
 
-    fn container_body(&self, spec: &BoxSpec) -> ContainerCreateBody {
+    fn container_body(&self, spec: &BoxSpec, agent: &std::path::Path) -> ContainerCreateBody {
         let workspace = spec.workspace.to_string_lossy().into_owned();
-        let mut binds = vec![format!("{workspace}:/workspace:rw")];
+        let mut binds = vec![
+            format!("{workspace}:/workspace:rw"),
+            format!("{}:{AGENT_SOCKET}:rw", agent.display()),
+        ];
         if self.image == HOST_IMAGE {
             binds.push("/usr:/usr:ro".to_owned());
             for shared in ["/etc/alternatives", "/etc/ssl/certs"] {
@@ -166,9 +186,23 @@ impl Docker {
             (INSTANCE_LABEL.to_owned(), self.instance.clone()),
             (SESSION_LABEL.to_owned(), spec.id.clone()),
         ]);
+        let env = jail::environment(spec.egress.is_some(), spec.layer.is_some(), &[])
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        // The agent is the container's first process (it reaps orphans);
+        // with egress, the relay is started beside it first.
+        let mut cmd: Vec<String> = Vec::new();
+        if spec.egress.is_some() {
+            cmd.extend(["/bin/sh", "-c", EGRESS_THEN_AGENT, "sbx"].map(str::to_owned));
+            cmd.extend(jail::EGRESS_RELAY.map(str::to_owned));
+        }
+        cmd.extend(AGENT.map(str::to_owned));
+        cmd.push(AGENT_SOCKET.to_owned());
         ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(INIT.map(str::to_owned).to_vec()),
+            cmd: Some(cmd),
+            env: Some(env),
             user: Some(format!("{0}:{0}", spec.uid)),
             working_dir: Some("/workspace".to_owned()),
             hostname: Some("sandbox".to_owned()),
@@ -207,6 +241,85 @@ impl Docker {
     }
 }
 
+impl Docker {
+    /// Creates and starts `spec`'s container, then takes its agent's
+    /// connection on `listener`.
+    async fn open_container(
+        &self,
+        spec: &BoxSpec,
+        name: &str,
+        path: &std::path::Path,
+        listener: tokio::net::UnixListener,
+    ) -> Result<(ContainerGroup, AgentSocket), String> {
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        self.client
+            .create_container(Some(options), self.container_body(spec, path))
+            .await
+            .map_err(engine_error)?;
+        self.client
+            .start_container(name, None)
+            .await
+            .map_err(engine_error)?;
+        let (connected, uid) = tokio::time::timeout(AGENT_START, accept(&listener))
+            .await
+            .map_err(|_| {
+                format!(
+                    "the session's agent did not start in its container: the image ({}) needs python3 on its PATH",
+                    self.image
+                )
+            })?
+            .map_err(|e| format!("the session's agent did not connect: {e}"))?;
+        if uid != spec.uid {
+            return Err("something other than the session's agent connected".to_owned());
+        }
+        let group = match self.client.inspect_container(name, None).await {
+            Ok(found) => found
+                .state
+                .and_then(|state| state.pid)
+                .and_then(|pid| u32::try_from(pid).ok())
+                .map(ContainerGroup::of)
+                .unwrap_or_default(),
+            Err(_) => ContainerGroup::default(),
+        };
+        Ok((group, AgentSocket::from_connected(connected)))
+    }
+}
+
+/// A folder only root can list, for sockets each bound into one container.
+fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o711).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let found = std::fs::symlink_metadata(dir)?;
+            if !found.is_dir() || found.uid() != 0 {
+                return Err(std::io::Error::other("it exists and is not root's folder"));
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A socket at `path` that only `uid` may connect to.
+fn listen(path: &std::path::Path, uid: u32) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::os::unix::fs::chown(path, Some(uid), Some(uid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// The first connection to `listener`, and the uid of what made it.
+async fn accept(listener: &tokio::net::UnixListener) -> std::io::Result<(OwnedFd, u32)> {
+    let (stream, _) = listener.accept().await?;
+    let uid = stream.peer_cred()?.uid();
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    Ok((OwnedFd::from(stream), uid))
+}
+
 /// Removes a container and what it runs, whatever its state.
 async fn remove(client: &bollard::Docker, name: &str) -> Result<(), String> {
     let options = RemoveContainerOptionsBuilder::new()
@@ -230,32 +343,24 @@ impl Runtime for Docker {
     fn open(&self, spec: BoxSpec) -> BoxFuture<'_, Result<Arc<dyn SessionBox>, String>> {
         Box::pin(async move {
             let name = box_name(&self.instance, &spec.id);
-            let options = CreateContainerOptionsBuilder::new().name(&name).build();
-            self.client
-                .create_container(Some(options), self.container_body(&spec))
-                .await
-                .map_err(engine_error)?;
-            if let Err(error) = self.client.start_container(&name, None).await {
-                let _ = remove(&self.client, &name).await;
-                return Err(engine_error(error));
-            }
-            let group = match self.client.inspect_container(&name, None).await {
-                Ok(found) => found
-                    .state
-                    .and_then(|state| state.pid)
-                    .and_then(|pid| u32::try_from(pid).ok())
-                    .map(ContainerGroup::of)
-                    .unwrap_or_default(),
-                Err(_) => ContainerGroup::default(),
+            let path = self.agents.join(format!("{name}.sock"));
+            let listener = listen(&path, spec.uid)
+                .map_err(|e| format!("the session's agent socket could not be made: {e}"))?;
+            let opened = self.open_container(&spec, &name, &path, listener).await;
+            let _ = std::fs::remove_file(&path);
+            let (group, socket) = match opened {
+                Ok(opened) => opened,
+                Err(error) => {
+                    let _ = remove(&self.client, &name).await;
+                    return Err(error);
+                }
             };
             Ok(Arc::new(DockerBox {
                 client: self.client.clone(),
                 name,
                 group: Arc::new(group),
                 runs: Arc::default(),
-                uid: spec.uid,
-                egress: spec.egress.is_some(),
-                layer: spec.layer.is_some(),
+                agent: socket,
             }) as Arc<dyn SessionBox>)
         })
     }
@@ -270,6 +375,13 @@ impl Runtime for Docker {
                 .all(true)
                 .filters(&filters)
                 .build();
+            for stale in std::fs::read_dir(&self.agents)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::remove_file(stale.path());
+            }
             let Ok(left) = self.client.list_containers(Some(options)).await else {
                 return 0;
             };
@@ -295,91 +407,39 @@ pub struct DockerBox {
     group: Arc<ContainerGroup>,
     /// Its runs, to tell one that ran alone (whose usage is the group's).
     runs: Arc<Runs>,
-    uid: u32,
-    egress: bool,
-    layer: bool,
+    agent: AgentSocket,
 }
 
 impl SessionBox for DockerBox {
     fn start(&self, program: Program) -> BoxFuture<'_, Result<Process, String>> {
         Box::pin(async move {
-            let client = &self.client;
-            let env = jail::environment(self.egress, self.layer, &program.env)
-                .into_iter()
-                .map(|(name, value)| format!("{name}={value}"))
-                .collect();
-            let mut argv: Vec<String> = Vec::new();
-            if self.egress {
-                argv.extend(jail::EGRESS_RELAY.map(str::to_owned));
+            if let Some((name, _)) = program.env.iter().find(|(n, _)| !jail::valid_env_name(n)) {
+                return Err(jail::JailError::BadEnvName(name.clone()).to_string());
             }
-            argv.extend(program.argv);
-            let config = ExecConfig {
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                tty: Some(false),
-                env: Some(env),
-                cmd: Some(argv),
-                user: Some(format!("{0}:{0}", self.uid)),
-                working_dir: Some("/workspace".to_owned()),
-                ..ExecConfig::default()
-            };
             let started_at = time::OffsetDateTime::now_utc();
             let account = Account::begin(&self.group, &self.runs);
-            let exec = client
-                .create_exec(&self.name, config)
-                .await
-                .map_err(engine_error)?
-                .id;
-            let options = StartExecOptions {
-                detach: false,
-                tty: false,
-                output_capacity: Some(64 * 1024),
-            };
-            let StartExecResults::Attached { mut output, input } = client
-                .start_exec(&exec, Some(options))
-                .await
-                .map_err(engine_error)?
-            else {
-                return Err("the engine did not attach to the run".to_owned());
-            };
-            let pid = client
-                .inspect_exec(&exec)
-                .await
-                .ok()
-                .and_then(|e| e.pid)
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or(0);
-            // The engine multiplexes stdout and stderr on one stream: they
-            // are split into two pipes here.
-            let (mut out_writer, out_reader) = tokio::io::duplex(64 * 1024);
-            let (mut err_writer, err_reader) = tokio::io::duplex(64 * 1024);
-            let pumped = tokio::spawn(async move {
-                while let Some(Ok(frame)) = output.next().await {
-                    let written = match frame {
-                        bollard::container::LogOutput::StdErr { message } => {
-                            err_writer.write_all(&message).await
-                        }
-                        other => out_writer.write_all(&other.into_bytes()).await,
-                    };
-                    if written.is_err() {
-                        break;
-                    }
-                }
-            });
+            let admit =
+                |_| -> BoxFuture<'static, Result<(), String>> { Box::pin(async { Ok(()) }) };
+            let procs = self.group.procs.clone();
+            let run = self
+                .agent
+                .hand_over()?
+                .begin(&program, admit, move |pid| {
+                    kill_session(procs.as_deref(), pid)
+                })
+                .await?;
             Ok(Process {
-                pid,
-                stdin: Some(input),
-                stdout: Some(Box::pin(out_reader) as _),
-                stderr: Some(Box::pin(err_reader) as _),
-                control: Box::new(ExecControl {
-                    client: client.clone(),
+                pid: run.pid,
+                stdin: Some(Box::pin(run.stdin)),
+                stdout: Some(Box::pin(run.stdout)),
+                stderr: Some(Box::pin(run.stderr)),
+                control: Box::new(RunControl {
+                    client: self.client.clone(),
                     container: self.name.clone(),
-                    exec,
-                    pid,
+                    procs: self.group.procs.clone(),
+                    pid: run.pid,
+                    ended: run.ended,
                     started_at,
-                    pumped: Some(pumped),
-                    killed_by_oom_maybe: false,
                     account,
                 }),
             })
@@ -413,81 +473,43 @@ impl SessionBox for DockerBox {
     }
 }
 
-/// One `docker exec`.
-struct ExecControl {
+/// One run the container's agent started.
+struct RunControl {
     client: bollard::Docker,
     container: String,
-    exec: String,
+    procs: Option<PathBuf>,
     /// Its first process, as this machine sees it.
     pid: u32,
+    ended: tokio::sync::watch::Receiver<Option<Exit>>,
     started_at: time::OffsetDateTime,
-    /// It ended by `SIGKILL` that this side did not send: the kernel's
-    /// OOM killer's, maybe (the engine's events tell).
-    killed_by_oom_maybe: bool,
     account: Account,
-    /// Splits the engine's stream; over when the run's output is.
-    pumped: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl ExecControl {
-    /// The exit code, once the engine reports the exec over.
-    async fn exit(&self) -> std::io::Result<Exit> {
-        loop {
-            let inspected = self
-                .client
-                .inspect_exec(&self.exec)
-                .await
-                .map_err(std::io::Error::other)?;
-            if inspected.running != Some(true) {
-                let code = inspected.exit_code.and_then(|c| i32::try_from(c).ok());
-                return Ok(Exit { code, signal: None });
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Control for ExecControl {
+impl Control for RunControl {
     fn wait(&mut self) -> BoxFuture<'_, std::io::Result<Exit>> {
-        Box::pin(async move {
-            if let Some(pumped) = self.pumped.take() {
-                let _ = pumped.await;
-            }
-            let exit = self.exit().await;
-            // A shell reports its command's SIGKILL as 137, the engine the
-            // exec's.
-            self.killed_by_oom_maybe = matches!(
-                &exit,
-                Ok(Exit {
-                    code: Some(137),
-                    ..
-                })
-            );
-            exit
-        })
+        agent::wait(&mut self.ended)
     }
 
     fn kill(&mut self) -> BoxFuture<'_, std::io::Result<Exit>> {
         Box::pin(async move {
-            // The engine has no call to kill an exec: its processes are
-            // killed here, this machine being the engine's.
-            kill_tree(self.pid);
-            if let Some(pumped) = self.pumped.take() {
-                pumped.abort();
-            }
-            let exit = tokio::time::timeout(Duration::from_secs(2), self.exit()).await;
-            exit.unwrap_or_else(|_| Ok(Exit::default()))
+            let (procs, pid) = (self.procs.clone(), self.pid);
+            let _ = tokio::task::spawn_blocking(move || kill_session(procs.as_deref(), pid)).await;
+            agent::wait(&mut self.ended).await
         })
     }
 
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, RunUsage> {
         Box::pin(async move {
+            if self.ended.borrow().is_none() {
+                let _ = self.kill().await;
+            }
             let used = self.account.end();
-            if !self.killed_by_oom_maybe {
+            // A SIGKILL this side did not send: the kernel's OOM killer's,
+            // maybe, which the engine reports as an event a moment after.
+            let exit = self.ended.borrow().unwrap_or_default();
+            if exit.signal != Some(9) && exit.code != Some(137) {
                 return used;
             }
-            // The engine reports an OOM kill in a container as an event,
-            // which may come a moment after the exec's end.
             let filters = HashMap::from([
                 ("container".to_owned(), vec![self.container.clone()]),
                 ("event".to_owned(), vec!["oom".to_owned()]),
@@ -530,6 +552,8 @@ struct ContainerGroup {
     peak: Option<PathBuf>,
     /// CPU time used: v1 `cpuacct.usage` (ns), v2 `cpu.stat` (`usage_usec`).
     cpu: Option<(PathBuf, bool)>,
+    /// Its processes (`cgroup.procs`).
+    procs: Option<PathBuf>,
 }
 
 impl ContainerGroup {
@@ -556,12 +580,14 @@ impl ContainerGroup {
                 group.peak = group
                     .peak
                     .or_else(|| found(dir.join("memory.max_usage_in_bytes")));
+                group.procs = group.procs.or_else(|| found(dir.join("cgroup.procs")));
             } else if named("cpuacct") {
                 let file = root.join(controllers).join(path).join("cpuacct.usage");
                 group.cpu = group.cpu.or_else(|| found(file).map(|f| (f, false)));
             } else if controllers.is_empty() {
                 let dir = root.join(path);
                 group.memory = group.memory.or_else(|| found(dir.join("memory.current")));
+                group.procs = group.procs.or_else(|| found(dir.join("cgroup.procs")));
                 group.cpu = group
                     .cpu
                     .or_else(|| found(dir.join("cpu.stat")).map(|f| (f, true)));
@@ -656,31 +682,25 @@ impl Drop for Account {
     }
 }
 
-/// Kills `pid` and every process it started.
-fn kill_tree(pid: u32) {
-    let mut pending = vec![pid];
-    let mut all = Vec::new();
-    while let Some(next) = pending.pop() {
-        all.push(next);
-        let tasks = std::fs::read_dir(format!("/proc/{next}/task"))
-            .into_iter()
-            .flatten();
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            pending.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    for pid in all {
-        if let Some(pid) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
+/// Kills run `pid`'s processes: those in its session (the agent starts
+/// each run as a session's leader), found among the container's `procs`.
+fn kill_session(procs: Option<&std::path::Path>, pid: u32) {
+    let Some(procs) = procs else { return };
+    let listed = std::fs::read_to_string(procs).unwrap_or_default();
+    for process in listed.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
+        let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
+        // The fields after the command's closing parenthesis: state, ppid,
+        // pgrp, session.
+        let session = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(3))
+            .and_then(|s| s.parse::<u32>().ok());
+        if session == Some(pid)
+            && let Some(target) = i32::try_from(process)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
         {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rustix::process::kill_process(target, rustix::process::Signal::KILL);
         }
     }
 }
