@@ -230,8 +230,8 @@ const ENDED_KEPT: usize = 1000;
 pub const POOL_SIZE: usize = 2;
 
 /// A session made ahead of its create: a uid, a mounted workspace and an
-/// open box with the default limits (a control group and a warm jail, a
-/// started container), waiting to be claimed by one create (never
+/// open box with the default limits (a control group or a container,
+/// its agent started), waiting to be claimed by one create (never
 /// shared, never reused).
 #[derive(Debug)]
 pub struct Pooled {

@@ -200,8 +200,7 @@ pub async fn create(
 }
 
 /// [`create`], for a session that runs `sandbox`'s function behaviours
-/// (`None`: a session of its own). Such a session keeps no warm jail:
-/// its workers are its agents.
+/// (`None`: a session of its own); its workers are runs of its agent.
 pub async fn create_serving(
     state: &AppState,
     caller: &Caller,
