@@ -711,7 +711,9 @@ async fn escape_attempts_fail_and_the_server_keeps_answering() {
         .nth(2)
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(999);
-    assert!(processes <= 5, "only the jail's processes: {out}");
+    // bubblewrap's init, the session's agent, the next run's process
+    // waiting, and this pipeline's: never the host's hundreds.
+    assert!(processes <= 8, "only the jail's processes: {out}");
     assert!(!out.contains("uid=0"), "{out}");
     assert!(
         out.contains("Operation not permitted") || out.contains("Read-only"),

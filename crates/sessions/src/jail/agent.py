@@ -53,6 +53,11 @@ def become(fds):
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
+        # Nothing else the agent holds stays open here: this process may
+        # wait a while before it runs, and another run's control socket
+        # held open would hide that run's end.
+        os.closerange(3, control)
+        os.closerange(control + 1, os.sysconf("SC_OPEN_MAX"))
         os.write(control, b"r")
         line = b""
         while not line.endswith(b"\n"):

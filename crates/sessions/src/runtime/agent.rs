@@ -76,7 +76,8 @@ impl AgentSocket {
     }
 
     /// Hands a new run's descriptors to the agent, which forks for it; the
-    /// run then waits in [`Handed::begin`] for what to run.
+    /// child then waits ([`Handed::admit`], [`Admitted::launch`]) for what
+    /// to run.
     pub fn hand_over(&self) -> Result<Handed, String> {
         let (stdin_read, stdin_write) = pipe().map_err(broken)?;
         let (stdout_read, stdout_write) = pipe().map_err(broken)?;
@@ -140,20 +141,12 @@ pub(crate) struct Handed {
 }
 
 impl Handed {
-    /// Learns the run's pid, lets `admit` take it (into a control group),
-    /// then starts `program` in it (its `stdin` not written: the caller
-    /// does). `leftovers` gets its pid once its main process is over, to
-    /// end what it left.
-    pub async fn begin(
+    /// Learns the run's pid and lets `admit` take it (into a control
+    /// group) before it runs anything.
+    pub async fn admit(
         self,
-        program: &Program,
         admit: impl FnOnce(u32) -> BoxFuture<'static, Result<(), String>>,
-        leftovers: impl FnOnce(u32) + Send + 'static,
-    ) -> Result<AgentRun, String> {
-        let spec = serde_json::json!({
-            "argv": program.argv,
-            "env": program.env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-        });
+    ) -> Result<Admitted, String> {
         let control = std::os::unix::net::UnixStream::from(self.control);
         control.set_nonblocking(true).map_err(broken)?;
         let control = UnixStream::from_std(control).map_err(broken)?;
@@ -162,15 +155,50 @@ impl Handed {
             .map_err(|_| "the session's agent did not start the run in time".to_owned())?
             .map_err(broken)?;
         admit(pid).await?;
+        Ok(Admitted {
+            pid,
+            control,
+            stdin: Sender::from_owned_fd(self.stdin).map_err(broken)?,
+            stdout: Receiver::from_owned_fd(self.stdout).map_err(broken)?,
+            stderr: Receiver::from_owned_fd(self.stderr).map_err(broken)?,
+        })
+    }
+}
+
+/// A forked run, admitted, waiting for what to run; dropped, it exits.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pid: u32,
+    control: UnixStream,
+    stdin: Sender,
+    stdout: Receiver,
+    stderr: Receiver,
+}
+
+impl Admitted {
+    /// Starts `program` (its `stdin` not written: the caller does).
+    /// `leftovers` gets its pid once its main process is over, to end what
+    /// it left.
+    pub async fn launch(
+        self,
+        program: &Program,
+        leftovers: impl FnOnce(u32) + Send + 'static,
+    ) -> Result<AgentRun, String> {
+        let spec = serde_json::json!({
+            "argv": program.argv,
+            "env": program.env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        });
         let mut go = b"g".to_vec();
         go.extend(spec.to_string().into_bytes());
         go.push(b'\n');
-        let mut control = control;
+        let Self {
+            pid,
+            mut control,
+            stdin,
+            stdout,
+            stderr,
+        } = self;
         control.write_all(&go).await.map_err(broken)?;
-
-        let stdin = Sender::from_owned_fd(self.stdin).map_err(broken)?;
-        let stdout = Receiver::from_owned_fd(self.stdout).map_err(broken)?;
-        let stderr = Receiver::from_owned_fd(self.stderr).map_err(broken)?;
         let (report, ended) = watch::channel(None);
         tokio::spawn(async move {
             let mut ending = Vec::new();

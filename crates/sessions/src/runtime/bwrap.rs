@@ -4,13 +4,21 @@
 //! control group before it runs anything (so each run's memory, CPU and
 //! OOM kills are its own), and its leftovers are killed when it ends.
 
-use std::{os::unix::process::ExitStatusExt, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    os::unix::process::ExitStatusExt,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::io::AsyncWriteExt;
 
 use super::{
     BoxFuture, BoxSpec, Control, Exit, Process, RunUsage, Runtime, SessionBox,
-    agent::{self, AgentSocket},
+    agent::{self, Admitted, AgentSocket},
 };
 use crate::{
     cgroup::{Cgroups, Group, Usage},
@@ -61,17 +69,21 @@ impl Runtime for Bwrap {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            let boxed = BwrapBox {
+            let boxed = Arc::new_cyclic(|me| BwrapBox {
+                me: me.clone(),
                 jail: self.jail(&spec),
                 group,
                 agent: tokio::sync::Mutex::new(None),
-            };
+                ready: Mutex::new(None),
+                preparing: AtomicBool::new(false),
+            });
             // Started now, so the session's first run finds it waiting.
             if let Err(error) = boxed.agent().await {
                 boxed.close().await;
                 return Err(error);
             }
-            Ok(Arc::new(boxed) as Arc<dyn SessionBox>)
+            boxed.prepare_next();
+            Ok(boxed as Arc<dyn SessionBox>)
         })
     }
 
@@ -80,13 +92,26 @@ impl Runtime for Bwrap {
     }
 }
 
-/// One session's jail: its control group, and the agent that starts its
-/// runs (started again when it died).
+/// One session's jail: its control group, the agent that starts its runs
+/// (started again when it died), and the next run, forked and waiting.
 #[derive(Debug)]
 pub struct BwrapBox {
+    me: Weak<BwrapBox>,
     pub jail: Jail,
     pub group: Group,
     agent: tokio::sync::Mutex<Option<AgentJail>>,
+    /// The next run's process, forked and in its group ahead of the run:
+    /// joining a control group waits for the kernel (an RCU grace period
+    /// on v1, several milliseconds on an idle machine).
+    ready: Mutex<Option<Ready>>,
+    preparing: AtomicBool,
+}
+
+/// A run's process the agent forked ahead, in its own control group.
+#[derive(Debug)]
+struct Ready {
+    admitted: Admitted,
+    group: Group,
 }
 
 impl BwrapBox {
@@ -103,8 +128,9 @@ impl BwrapBox {
         Ok(slot)
     }
 
-    /// Starts `program` through the agent, in a control group of its own.
-    async fn start_run(&self, program: &Program) -> Result<Process, String> {
+    /// Has the agent fork a run's process, moved into a control group of
+    /// its own before it runs anything.
+    async fn prepare(&self) -> Result<Ready, String> {
         let group = self.group.child(&format!("run-{}", super::run_token()));
         let admitted = group.clone();
         let admit = move |pid: u32| -> BoxFuture<'static, Result<(), String>> {
@@ -118,20 +144,60 @@ impl BwrapBox {
                 .map_err(|e| format!("the run could not join its control group: {e}"))
             })
         };
-        let leftovers = group.clone();
-        let started = {
+        let handed = {
             let agent = self.agent().await?;
             let Some(agent) = agent.as_ref() else {
                 return Err("the session's agent did not start".to_owned());
             };
-            // Handed over under the lock; the rest of the start happens
-            // beside other runs'.
             agent.socket.hand_over()?
         };
-        match started
-            .begin(program, admit, move |_| leftovers.kill())
-            .await
-        {
+        match handed.admit(admit).await {
+            Ok(admitted) => Ok(Ready { admitted, group }),
+            Err(error) => {
+                finish(&group).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Prepares the next run's process in the background, unless one waits
+    /// or is on its way.
+    fn prepare_next(&self) {
+        let Some(me) = self.me.upgrade() else { return };
+        if self.ready_slot().is_some() || self.preparing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(async move {
+            let prepared = me.prepare().await;
+            let unused = match prepared {
+                Ok(ready) if me.group.exists() => me.ready_slot().replace(ready),
+                Ok(ready) => Some(ready),
+                Err(error) => {
+                    tracing::debug!(%error, "a session's next run could not be prepared");
+                    None
+                }
+            };
+            me.preparing.store(false, Ordering::SeqCst);
+            if let Some(unused) = unused {
+                finish(&unused.group).await;
+            }
+        });
+    }
+
+    fn ready_slot(&self) -> std::sync::MutexGuard<'_, Option<Ready>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `program` in the prepared process, or in one prepared now.
+    async fn start_run(&self, program: &Program) -> Result<Process, String> {
+        let waiting = self.ready_slot().take();
+        let ready = match waiting {
+            Some(ready) => ready,
+            None => self.prepare().await?,
+        };
+        let Ready { admitted, group } = ready;
+        let leftovers = group.clone();
+        match admitted.launch(program, move |_| leftovers.kill()).await {
             Ok(run) => Ok(Process {
                 pid: run.pid,
                 stdin: Some(Box::pin(run.stdin)),
@@ -156,22 +222,15 @@ impl SessionBox for BwrapBox {
             if let Some((name, _)) = program.env.iter().find(|(name, _)| !valid_env_name(name)) {
                 return Err(JailError::BadEnvName(name.clone()).to_string());
             }
-            match self.start_run(&program).await {
-                Ok(process) => Ok(process),
-                // An agent killed from inside (its runs share its uid) is
-                // replaced once.
-                Err(_)
-                    if !self
-                        .agent
-                        .lock()
-                        .await
-                        .as_mut()
-                        .is_some_and(AgentJail::alive) =>
-                {
-                    self.start_run(&program).await
-                }
-                Err(error) => Err(error),
-            }
+            let started = match self.start_run(&program).await {
+                // A process prepared by an agent that died since (a run can
+                // kill it: they share its uid) fails: once more, with a new
+                // agent.
+                Err(_) => self.start_run(&program).await,
+                started => started,
+            };
+            self.prepare_next();
+            started
         })
     }
 
@@ -188,6 +247,9 @@ impl SessionBox for BwrapBox {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // Its process exits when its control socket closes; its group
+            // goes with the session's.
+            drop(self.ready_slot().take());
             let agent = self.agent.lock().await.take();
             if let Some(agent) = agent {
                 agent.end().await;

@@ -1,6 +1,6 @@
 //! Sessions as Docker containers on a local engine (crate `bollard`): one
-//! container per session, whose process (under the engine's init) is the
-//! session's agent ([`super::agent`]): each run is a fork of it, as the
+//! container per session, whose first process is the session's agent
+//! ([`super::agent`]), reaping orphans as an init does: each run is a fork of it, as the
 //! session's uid, its output streamed as it comes. The agent connects to a
 //! socket this side listens on, bound into the container, once, at its
 //! start.
@@ -424,9 +424,9 @@ impl SessionBox for DockerBox {
             let run = self
                 .agent
                 .hand_over()?
-                .begin(&program, admit, move |pid| {
-                    kill_session(procs.as_deref(), pid)
-                })
+                .admit(admit)
+                .await?
+                .launch(&program, move |pid| kill_session(procs.as_deref(), pid))
                 .await?;
             Ok(Process {
                 pid: run.pid,
