@@ -341,6 +341,14 @@ impl Group {
         pids
     }
 
+    /// Kills what is left in the group, if anything is (most runs leave
+    /// nothing: then no group is frozen).
+    pub fn kill_leftovers(&self) {
+        if !self.processes().is_empty() {
+            self.kill();
+        }
+    }
+
     /// Kills every process in the group and its children at once: none
     /// can fork away while it happens.
     pub fn kill(&self) {
@@ -380,10 +388,7 @@ impl Group {
     /// Kills the group's processes, waits for them to be gone, and
     /// removes the group and its children.
     pub fn remove(&self) -> Result<(), CgroupError> {
-        // Most runs leave nothing behind: no need to freeze anything then.
-        if !self.processes().is_empty() {
-            self.kill();
-        }
+        self.kill_leftovers();
         let deadline = Instant::now() + Duration::from_secs(2);
         while !self.processes().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
