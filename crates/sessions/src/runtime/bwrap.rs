@@ -197,7 +197,10 @@ impl BwrapBox {
         };
         let Ready { admitted, group } = ready;
         let leftovers = group.clone();
-        match admitted.launch(program, move |_| leftovers.kill_leftovers()).await {
+        match admitted
+            .launch(program, move |_| leftovers.kill_leftovers())
+            .await
+        {
             Ok(run) => Ok(Process {
                 pid: run.pid,
                 stdin: Some(Box::pin(run.stdin)),

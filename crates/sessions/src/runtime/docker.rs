@@ -682,9 +682,16 @@ impl Drop for Account {
     }
 }
 
-/// Kills run `pid`'s processes: those in its session (the agent starts
-/// each run as a session's leader), found among the container's `procs`.
+/// Kills run `pid`'s processes: its process group, then whatever else is
+/// in its session (the agent starts each run as a session's leader),
+/// found among the container's `procs`.
 fn kill_session(procs: Option<&std::path::Path>, pid: u32) {
+    if let Some(leader) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(leader, rustix::process::Signal::KILL);
+    }
     let Some(procs) = procs else { return };
     let listed = std::fs::read_to_string(procs).unwrap_or_default();
     for process in listed.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
