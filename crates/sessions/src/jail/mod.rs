@@ -164,6 +164,15 @@ pub fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Refuses an environment with a name [`valid_env_name`] does not accept,
+/// before anything runs.
+pub fn check_env(env: &[(String, String)]) -> Result<(), JailError> {
+    match env.iter().find(|(name, _)| !valid_env_name(name)) {
+        Some((name, _)) => Err(JailError::BadEnvName(name.clone())),
+        None => Ok(()),
+    }
+}
+
 impl Jail {
     /// The command running `argv` in the jail with `env` added to the base
     /// environment. It starts once a line is written to its stdin (see
@@ -186,9 +195,7 @@ impl Jail {
         env: &[(String, String)],
         agent: bool,
     ) -> Result<Command, JailError> {
-        if let Some((name, _)) = env.iter().find(|(name, _)| !valid_env_name(name)) {
-            return Err(JailError::BadEnvName(name.clone()));
-        }
+        check_env(env)?;
         let bwrap = first_present(&BWRAP).ok_or(JailError::NoBubblewrap)?;
         let prlimit = first_present(&PRLIMIT).ok_or(JailError::NoUtilLinux)?;
         let chrt = first_present(&CHRT).ok_or(JailError::NoUtilLinux)?;

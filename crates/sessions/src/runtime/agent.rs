@@ -30,7 +30,7 @@ use tokio::{
     sync::watch,
 };
 
-use super::{BoxFuture, Exit};
+use super::{BoxFuture, Control, Exit, Process};
 use crate::run::Program;
 
 /// The descriptor the agent finds its socket on.
@@ -51,10 +51,27 @@ pub(crate) struct AgentSocket {
 /// A run the agent started: its pid, its pipes, and its end to come.
 pub(crate) struct AgentRun {
     pub pid: u32,
-    pub stdin: Sender,
-    pub stdout: Receiver,
-    pub stderr: Receiver,
-    pub ended: watch::Receiver<Option<Exit>>,
+    stdin: Sender,
+    stdout: Receiver,
+    stderr: Receiver,
+    ended: watch::Receiver<Option<Exit>>,
+}
+
+impl AgentRun {
+    /// The run as a runtime's [`Process`], its `control` made from the
+    /// run's end to come.
+    pub fn into_process(
+        self,
+        control: impl FnOnce(watch::Receiver<Option<Exit>>) -> Box<dyn Control>,
+    ) -> Process {
+        Process {
+            pid: self.pid,
+            stdin: Some(Box::pin(self.stdin)),
+            stdout: Some(Box::pin(self.stdout)),
+            stderr: Some(Box::pin(self.stderr)),
+            control: control(self.ended),
+        }
+    }
 }
 
 impl AgentSocket {
@@ -184,6 +201,7 @@ impl Admitted {
         program: &Program,
         leftovers: impl FnOnce(u32) + Send + 'static,
     ) -> Result<AgentRun, String> {
+        crate::jail::check_env(&program.env).map_err(|e| e.to_string())?;
         let spec = serde_json::json!({
             "argv": program.argv,
             "env": program.env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),

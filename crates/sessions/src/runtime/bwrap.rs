@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     cgroup::{Cgroups, Group, Usage},
-    jail::{Jail, JailError, valid_env_name},
+    jail::{Jail, JailError},
     run::Program,
 };
 
@@ -201,16 +201,7 @@ impl BwrapBox {
             .launch(program, move |_| leftovers.kill_leftovers())
             .await
         {
-            Ok(run) => Ok(Process {
-                pid: run.pid,
-                stdin: Some(Box::pin(run.stdin)),
-                stdout: Some(Box::pin(run.stdout)),
-                stderr: Some(Box::pin(run.stderr)),
-                control: Box::new(AgentControl {
-                    ended: run.ended,
-                    group,
-                }),
-            }),
+            Ok(run) => Ok(run.into_process(|ended| Box::new(AgentControl { ended, group }))),
             Err(error) => {
                 finish(&group).await;
                 Err(error)
@@ -222,9 +213,6 @@ impl BwrapBox {
 impl SessionBox for BwrapBox {
     fn start(&self, program: Program) -> BoxFuture<'_, Result<Process, String>> {
         Box::pin(async move {
-            if let Some((name, _)) = program.env.iter().find(|(name, _)| !valid_env_name(name)) {
-                return Err(JailError::BadEnvName(name.clone()).to_string());
-            }
             let started = match self.start_run(&program).await {
                 // A process prepared by an agent that died since (a run can
                 // kill it: they share its uid) fails: once more, with a new

@@ -413,9 +413,6 @@ pub struct DockerBox {
 impl SessionBox for DockerBox {
     fn start(&self, program: Program) -> BoxFuture<'_, Result<Process, String>> {
         Box::pin(async move {
-            if let Some((name, _)) = program.env.iter().find(|(n, _)| !jail::valid_env_name(n)) {
-                return Err(jail::JailError::BadEnvName(name.clone()).to_string());
-            }
             let started_at = time::OffsetDateTime::now_utc();
             let account = Account::begin(&self.group, &self.runs);
             let admit =
@@ -428,21 +425,18 @@ impl SessionBox for DockerBox {
                 .await?
                 .launch(&program, move |pid| kill_session(procs.as_deref(), pid))
                 .await?;
-            Ok(Process {
-                pid: run.pid,
-                stdin: Some(Box::pin(run.stdin)),
-                stdout: Some(Box::pin(run.stdout)),
-                stderr: Some(Box::pin(run.stderr)),
-                control: Box::new(RunControl {
+            let pid = run.pid;
+            Ok(run.into_process(|ended| {
+                Box::new(RunControl {
                     client: self.client.clone(),
                     container: self.name.clone(),
                     procs: self.group.procs.clone(),
-                    pid: run.pid,
-                    ended: run.ended,
+                    pid,
+                    ended,
                     started_at,
                     account,
-                }),
-            })
+                })
+            }))
         })
     }
 
