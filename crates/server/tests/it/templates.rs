@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, eventually, send, spawn_app_with};
 
-/// A server whose sessions may reach the package registries wherever
-/// they resolve: on a network that routes them to a mirror at a private
-/// address, an operator allows it with `egress_allow` just so.
-async fn server() -> TestApp {
+/// Where the package registries resolve: on a network that routes them to
+/// a mirror at a private address, an operator allows them with
+/// `egress_allow` just so.
+pub(crate) async fn registry_addresses() -> Vec<String> {
     let mut addresses = Vec::new();
     for host in ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org"] {
         let found = tokio::net::lookup_host((host, 443))
@@ -20,6 +20,12 @@ async fn server() -> TestApp {
             .unwrap_or_else(|e| panic!("{host} resolves (the registries are reachable): {e}"));
         addresses.extend(found.map(|a| a.ip().to_string()));
     }
+    addresses
+}
+
+/// A server whose sessions may reach the package registries.
+async fn server() -> TestApp {
+    let addresses = registry_addresses().await;
     spawn_app_with(tempfile::tempdir().unwrap(), |config| {
         config.egress_allow = addresses;
     })
@@ -27,7 +33,7 @@ async fn server() -> TestApp {
 }
 
 /// Defines a template and waits for its build to end; its view.
-async fn built(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn built(app: &TestApp, body: Value) -> Value {
     let (status, defined) = send(app.admin(Method::POST, "/templates").json(&body)).await;
     assert_eq!(status, 201, "{defined}");
     let name = body["name"].as_str().unwrap().to_owned();
@@ -38,7 +44,8 @@ async fn built(app: &TestApp, body: Value) -> Value {
     .await
 }
 
-async fn run(app: &TestApp, template: &str, body: Value) -> Value {
+/// Runs `body` in a new session of `template`, then deletes the session.
+pub(crate) async fn run_in(app: &TestApp, template: &str, body: Value) -> Value {
     let (status, session) = send(
         app.admin(Method::POST, "/sessions")
             .json(&json!({"template": template})),
@@ -76,7 +83,7 @@ async fn packages_install_once_into_a_read_only_layer_every_session_sees() {
         "{log}"
     );
 
-    let ran = run(
+    let ran = run_in(
         &app,
         "py-toml",
         json!({"code": "import os, tomli_w\nprint(tomli_w.dumps({'a': 1}).strip())\nprint(bool(os.statvfs('/opt/template').f_flag & os.ST_RDONLY))\nopen('/opt/template/python/tomli_w/__init__.py', 'a')"}),
@@ -89,7 +96,7 @@ async fn packages_install_once_into_a_read_only_layer_every_session_sees() {
         "{ran}"
     );
     // Sessions of other templates do not see it.
-    let plain = run(&app, "python", json!({"code": "import tomli_w"})).await;
+    let plain = run_in(&app, "python", json!({"code": "import tomli_w"})).await;
     assert_eq!(plain["status"], "error", "{plain}");
 
     // The same packages again: the layer is shared, nothing is built.
@@ -117,7 +124,7 @@ async fn packages_install_once_into_a_read_only_layer_every_session_sees() {
     )
     .await;
     assert_eq!(pad["status"], "ready", "{pad}");
-    let padded = run(
+    let padded = run_in(
         &app,
         "js-pad",
         json!({"code": "console.log(require('left-pad')('7', 3, '0'))"}),
@@ -168,7 +175,7 @@ def handler(event, context):
     let (status, _) = send(app.admin(Method::DELETE, "/templates/py-toml-too")).await;
     assert_eq!(status, 204);
     assert!(
-        run(&app, "py-toml", json!({"code": "import tomli_w"})).await["status"] == "ok",
+        run_in(&app, "py-toml", json!({"code": "import tomli_w"})).await["status"] == "ok",
         "the shared layer stays while a template names it"
     );
 }
