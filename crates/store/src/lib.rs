@@ -1,20 +1,18 @@
 //! Persistence behind one interface.
 //!
 //! [`Store`] is what the server talks to; [`SqliteStore`] is the embedded
-//! default. A PostgreSQL implementation slots in beside it (same trait, same
-//! test suite) when several replicas must share state. Every sandbox query
-//! is keyed by the sandbox id; nothing reads across tenants.
+//! default and [`PgStore`] what several replicas share. Both are the same
+//! SQL (`src/sql/`), compiled once per database, and pass the same contract
+//! suite. Every sandbox query is keyed by the sandbox id; nothing reads
+//! across tenants.
 
 mod accounts;
 pub mod ids;
 mod keys;
 pub mod oauth;
+mod postgres;
 pub mod sealed;
 mod sqlite;
-mod sqlite_accounts;
-mod sqlite_keys;
-mod sqlite_oauth;
-mod sqlite_timeline;
 
 use async_trait::async_trait;
 use sbx_engine::{AuthMode, ProjectFiles};
@@ -27,6 +25,7 @@ pub use ids::{
     AccountId, EndpointId, EventId, JobId, KeyId, ProjectName, RequestId, SandboxId, TokenId,
 };
 pub use keys::{KeyKind, KeyPermissions, KeyRecord, SandboxKeys};
+pub use postgres::PgStore;
 pub use sealed::{SealError, Sealer};
 pub use sqlite::SqliteStore;
 

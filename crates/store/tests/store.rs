@@ -1,12 +1,102 @@
-//! The store contract, run against real SQLite. A second backend runs the
-//! same functions.
+//! The store contract, run against real SQLite and real PostgreSQL: every
+//! test runs on both (`<test>::sqlite`, `<test>::postgres`).
 
 use sbx_engine::ProjectFiles;
 use sbx_store::{
     AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord, KeyKind,
-    KeyPermissions, KeyRecord, LogQuery, LogRecord, ResourceRow, Role, SandboxRecord, SqliteStore,
-    Store, StoreError, TokenKind, TokenRecord, TransitionRecord,
+    KeyPermissions, KeyRecord, LogQuery, LogRecord, PgStore, ResourceRow, Role, SandboxRecord,
+    SqliteStore, Store, StoreError, TokenKind, TokenRecord, TransitionRecord,
 };
+use std::sync::Arc;
+
+/// Where a test's store lives, so that it can be opened again (another
+/// process) and written behind its back.
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Place {
+    fn sqlite() -> Option<Self> {
+        Some(Self::Sqlite(tempfile::tempdir().unwrap()))
+    }
+
+    /// A fresh database on the server `SBX_TEST_POSTGRES_URL` names
+    /// (`scripts/test.sh` starts one); without it the test is skipped,
+    /// except in CI, which must test PostgreSQL.
+    async fn postgres() -> Option<Self> {
+        let Ok(server) = std::env::var("SBX_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "SBX_TEST_POSTGRES_URL is unset: scripts/test.sh starts PostgreSQL"
+            );
+            eprintln!(
+                "skipped: SBX_TEST_POSTGRES_URL is unset (scripts/test.sh starts PostgreSQL)"
+            );
+            return None;
+        };
+        let name = format!("sbx_store_{:016x}", rand_suffix());
+        Some(Self::Postgres(
+            PgStore::create_database(&server, &name).await.unwrap(),
+        ))
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(dir) => Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap()),
+            Self::Postgres(url) => Arc::new(PgStore::open_url(url).await.unwrap()),
+        }
+    }
+
+    /// Runs `sql` (one `$1`, bound to `value`) straight on the database.
+    async fn execute(&self, sql: &str, value: &str) {
+        match self {
+            Self::Sqlite(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("sbx.db").display());
+                let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query(sql).bind(value).execute(&raw).await.unwrap();
+            }
+            Self::Postgres(url) => {
+                let raw = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query(sql).bind(value).execute(&raw).await.unwrap();
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    hasher.finish()
+}
+
+/// Runs `$test(place)` on each backend, as `$name::sqlite` and
+/// `$name::postgres`.
+macro_rules! on_both_backends {
+    ($name:ident, $test:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                if let Some(place) = super::Place::sqlite() {
+                    super::$test(place).await;
+                }
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(place) = super::Place::postgres().await {
+                    super::$test(place).await;
+                }
+            }
+        }
+    };
+}
 
 /// Files with one environment parameter.
 fn with_env() -> ProjectFiles {
@@ -567,11 +657,9 @@ async fn accounts_contract(store: &dyn Store) {
     assert_eq!(bobs.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [7]);
 }
 
-#[tokio::test]
-async fn sqlite_store_honours_the_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-    contract(&store).await;
+on_both_backends!(store_honours_the_contract, honours_the_contract);
+async fn honours_the_contract(place: Place) {
+    contract(&*place.open().await).await;
 }
 
 /// A sandbox's keys: made, listed, expired (a roll), revoked, touched,
@@ -663,25 +751,23 @@ async fn keys_contract(store: &dyn Store) {
     assert!(store.list_keys("sbx-k").await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn sqlite_store_honours_the_keys_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-    keys_contract(&store).await;
+on_both_backends!(store_honours_the_keys_contract, honours_the_keys_contract);
+async fn honours_the_keys_contract(place: Place) {
+    keys_contract(&*place.open().await).await;
 }
 
-#[tokio::test]
-async fn sqlite_store_honours_the_accounts_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
-    accounts_contract(&store).await;
+on_both_backends!(
+    store_honours_the_accounts_contract,
+    honours_the_accounts_contract
+);
+async fn honours_the_accounts_contract(place: Place) {
+    accounts_contract(&*place.open().await).await;
 }
 
-#[tokio::test]
-async fn sqlite_data_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
+on_both_backends!(data_survives_reopening, survives_reopening);
+async fn survives_reopening(place: Place) {
     {
-        let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+        let store = place.open().await;
         store
             .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
             .await
@@ -691,7 +777,7 @@ async fn sqlite_data_survives_reopening() {
             .await
             .unwrap();
     }
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    let store = place.open().await;
     assert_eq!(store.list_sandboxes().await.unwrap().len(), 1);
     assert_eq!(store.list_projects().await.unwrap()[0].name, "pets");
 }
@@ -722,7 +808,7 @@ fn logged(sandbox_id: &str, n: i64) -> LogRecord {
 }
 
 /// The request ids a sandbox's log holds, oldest first.
-async fn log_of(store: &SqliteStore, sandbox_id: &str) -> Vec<String> {
+async fn log_of(store: &dyn Store, sandbox_id: &str) -> Vec<String> {
     let query = LogQuery {
         limit: 1000,
         ..LogQuery::default()
@@ -742,10 +828,12 @@ fn ids(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
     range.map(|n| format!("req-{n}")).collect()
 }
 
-#[tokio::test]
-async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+on_both_backends!(
+    each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_restarts,
+    log_retention
+);
+async fn log_retention(place: Place) {
+    let store = place.open().await;
     store
         .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
         .await
@@ -772,23 +860,23 @@ async fn each_sandbox_log_keeps_its_newest_entries_across_batches_prunes_and_res
             .collect(),
     )
     .await;
-    assert_eq!(log_of(&store, "sbx-a").await, ids(6..=10));
-    assert_eq!(log_of(&store, "sbx-b").await, ids(100..=100));
+    assert_eq!(log_of(&*store, "sbx-a").await, ids(6..=10));
+    assert_eq!(log_of(&*store, "sbx-b").await, ids(100..=100));
 
     // Pruning by age leaves fewer than kept; the next writes count from there.
     assert_eq!(store.prune_logs(9).await.unwrap(), 3);
     save(vec![logged("sbx-a", 11)]).await;
-    assert_eq!(log_of(&store, "sbx-a").await, ids(9..=11));
+    assert_eq!(log_of(&*store, "sbx-a").await, ids(9..=11));
     save((12..=14).map(|n| logged("sbx-a", n)).collect()).await;
-    assert_eq!(log_of(&store, "sbx-a").await, ids(10..=14));
+    assert_eq!(log_of(&*store, "sbx-a").await, ids(10..=14));
 
     // Another process counts what the database holds.
     drop(store);
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    let store = place.open().await;
     store.save_logs(&[logged("sbx-a", 15)], 5).await.unwrap();
-    assert_eq!(log_of(&store, "sbx-a").await, ids(11..=15));
+    assert_eq!(log_of(&*store, "sbx-a").await, ids(11..=15));
     store.save_logs(&[logged("sbx-b", 101)], 5).await.unwrap();
-    assert_eq!(log_of(&store, "sbx-b").await, ids(100..=101));
+    assert_eq!(log_of(&*store, "sbx-b").await, ids(100..=101));
 }
 
 fn audited(at_ms: i64) -> sbx_store::AuditRecord {
@@ -808,12 +896,11 @@ fn audited(at_ms: i64) -> sbx_store::AuditRecord {
     }
 }
 
+on_both_backends!(audit_is_pruned_by_age_and_by_count, audit_retention);
 /// Audit retention: entries older than the horizon go, and so do all but
 /// the latest `keep`; the newest are the ones kept.
-#[tokio::test]
-async fn audit_is_pruned_by_age_and_by_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+async fn audit_retention(place: Place) {
+    let store = place.open().await;
     for at_ms in 1..=10 {
         store.add_audit(&audited(at_ms)).await.unwrap();
     }
@@ -837,12 +924,11 @@ async fn audit_is_pruned_by_age_and_by_count() {
     assert_eq!(store.prune_audit(0, 5).await.unwrap(), 0);
 }
 
+on_both_backends!(a_corrupt_row_is_an_error_that_names_it, corrupt_rows);
 /// A row whose JSON or enum column does not decode is an error naming the
 /// table, the row and the column: never read as a default, never a panic.
-#[tokio::test]
-async fn a_corrupt_row_is_an_error_that_names_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+async fn corrupt_rows(place: Place) {
+    let store = place.open().await;
     store
         .create_project("pets", "{}", &ProjectFiles::default(), "usr_a", 1)
         .await
@@ -851,22 +937,17 @@ async fn a_corrupt_row_is_an_error_that_names_it() {
         .create_sandbox(&sandbox("sbx-a", None), &[])
         .await
         .unwrap();
-    let raw =
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("sbx.db").display()))
-            .await
-            .unwrap();
     for (column, spoiled) in [
         ("env", "{not json"),
         ("webhook_schedule", "hourly"),
         ("auth", "sometimes"),
     ] {
-        sqlx::query(&format!(
-            "UPDATE sandboxes SET {column} = ? WHERE id = 'sbx-a'"
-        ))
-        .bind(spoiled)
-        .execute(&raw)
-        .await
-        .unwrap();
+        place
+            .execute(
+                &format!("UPDATE sandboxes SET {column} = $1 WHERE id = 'sbx-a'"),
+                spoiled,
+            )
+            .await;
         let error = store.get_sandbox("sbx-a").await.unwrap_err();
         assert!(
             matches!(&error, StoreError::Corrupt { table: "sandboxes", column: c, .. } if *c == column),
@@ -878,12 +959,12 @@ async fn a_corrupt_row_is_an_error_that_names_it() {
             "{message}"
         );
         assert!(store.list_sandboxes().await.is_err(), "listing fails too");
-        sqlx::query(
-            "UPDATE sandboxes SET env = '{}', webhook_schedule = 'standard', auth = 'spec' WHERE id = 'sbx-a'",
-        )
-        .execute(&raw)
-        .await
-        .unwrap();
+        place
+            .execute(
+                "UPDATE sandboxes SET env = '{}', webhook_schedule = 'standard', auth = $1 WHERE id = 'sbx-a'",
+                "spec",
+            )
+            .await;
     }
     assert!(
         store.get_sandbox("sbx-a").await.unwrap().is_some(),

@@ -1,15 +1,17 @@
-//! Accounts, tokens and invitations in SQLite.
+//! Accounts, tokens and invitations.
 
+use super::{
+    Db, DbRow,
+    store::{SqlStore, column, is_unique_violation, row_key, touch_rows},
+};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 
 use crate::{
     AccountRecord, Accounts, InvitationRecord, Role, StoreError, TokenKind, TokenRecord,
     ids::TokenId,
-    sqlite::{SqliteStore, column, is_unique_violation, row_key, touch_rows},
 };
 
-fn role(row: &SqliteRow, table: &'static str) -> Result<Role, StoreError> {
+fn role(row: &DbRow, table: &'static str) -> Result<Role, StoreError> {
     let text: String = column(row, table, "role")?;
     Role::parse(&text).ok_or_else(|| StoreError::Corrupt {
         table,
@@ -19,7 +21,7 @@ fn role(row: &SqliteRow, table: &'static str) -> Result<Role, StoreError> {
     })
 }
 
-fn account(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
+fn account(row: &DbRow) -> Result<AccountRecord, StoreError> {
     const T: &str = "accounts";
     Ok(AccountRecord {
         id: column(row, T, "id")?,
@@ -31,7 +33,7 @@ fn account(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
     })
 }
 
-fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+fn token(row: &DbRow) -> Result<TokenRecord, StoreError> {
     const T: &str = "access_tokens";
     let kind: String = column(row, T, "kind")?;
     Ok(TokenRecord {
@@ -53,7 +55,7 @@ fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     })
 }
 
-fn invitation(row: &SqliteRow) -> Result<InvitationRecord, StoreError> {
+fn invitation(row: &DbRow) -> Result<InvitationRecord, StoreError> {
     const T: &str = "invitations";
     Ok(InvitationRecord {
         code_hash: column(row, T, "code_hash")?,
@@ -68,7 +70,7 @@ fn invitation(row: &SqliteRow) -> Result<InvitationRecord, StoreError> {
 
 const INSERT_ACCOUNT: &str =
     "INSERT INTO accounts (id, email, password_hash, role, created_at_ms, disabled_at_ms)
-     VALUES (?, ?, ?, ?, ?, ?)";
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 fn taken(error: sqlx::Error, account: &AccountRecord) -> StoreError {
     if is_unique_violation(&error) {
@@ -80,7 +82,7 @@ fn taken(error: sqlx::Error, account: &AccountRecord) -> StoreError {
 
 fn insert_account(
     a: &AccountRecord,
-) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments<'_>> {
     sqlx::query(INSERT_ACCOUNT)
         .bind(&a.id)
         .bind(&a.email)
@@ -91,7 +93,7 @@ fn insert_account(
 }
 
 #[async_trait]
-impl Accounts for SqliteStore {
+impl Accounts for SqlStore {
     async fn create_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
         insert_account(a)
             .execute(self.pool())
@@ -107,8 +109,8 @@ impl Accounts for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         let accepted = sqlx::query(
-            "UPDATE invitations SET accepted_at_ms = ?
-             WHERE code_hash = ? AND email = ? AND accepted_at_ms IS NULL AND expires_at_ms > ?",
+            "UPDATE invitations SET accepted_at_ms = $1
+             WHERE code_hash = $2 AND email = $3 AND accepted_at_ms IS NULL AND expires_at_ms > $4",
         )
         .bind(a.created_at_ms)
         .bind(code_hash)
@@ -128,7 +130,7 @@ impl Accounts for SqliteStore {
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
@@ -136,7 +138,7 @@ impl Accounts for SqliteStore {
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE email = ?")
+        let row = sqlx::query("SELECT * FROM accounts WHERE email = $1")
             .bind(email)
             .fetch_optional(self.pool())
             .await?;
@@ -152,7 +154,7 @@ impl Accounts for SqliteStore {
 
     async fn update_account(&self, a: &AccountRecord) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE accounts SET password_hash = ?, role = ?, disabled_at_ms = ? WHERE id = ?",
+            "UPDATE accounts SET password_hash = $1, role = $2, disabled_at_ms = $3 WHERE id = $4",
         )
         .bind(&a.password_hash)
         .bind(a.role.as_str())
@@ -166,7 +168,7 @@ impl Accounts for SqliteStore {
     async fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO access_tokens (id, account_id, kind, name, prefix, token_hash, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&t.id)
         .bind(&t.account_id)
@@ -187,7 +189,7 @@ impl Accounts for SqliteStore {
         &self,
         hash: &str,
     ) -> Result<Option<(TokenRecord, AccountRecord)>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
+        let Some(row) = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = $1")
             .bind(hash)
             .fetch_optional(self.pool())
             .await?
@@ -207,7 +209,7 @@ impl Accounts for SqliteStore {
         kind: TokenKind,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM access_tokens WHERE account_id = ? AND kind = ?
+            "SELECT * FROM access_tokens WHERE account_id = $1 AND kind = $2
              ORDER BY created_at_ms DESC, id DESC",
         )
         .bind(account_id)
@@ -224,8 +226,8 @@ impl Accounts for SqliteStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let revoked = sqlx::query(
-            "UPDATE access_tokens SET revoked_at_ms = ?
-             WHERE id = ? AND account_id = ? AND revoked_at_ms IS NULL",
+            "UPDATE access_tokens SET revoked_at_ms = $1
+             WHERE id = $2 AND account_id = $3 AND revoked_at_ms IS NULL",
         )
         .bind(now_ms)
         .bind(token_id)
@@ -239,7 +241,7 @@ impl Accounts for SqliteStore {
         let rows: Vec<(&str, i64)> = used.iter().map(|(id, at)| (id.as_str(), *at)).collect();
         touch_rows(
             self.pool(),
-            "UPDATE access_tokens SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE id = ?",
+            "UPDATE access_tokens SET last_used_at_ms = CASE WHEN last_used_at_ms > $1 THEN last_used_at_ms ELSE $1 END WHERE id = $2",
             &rows,
         )
         .await
@@ -247,7 +249,7 @@ impl Accounts for SqliteStore {
 
     async fn prune_tokens(&self, before_ms: i64) -> Result<u64, StoreError> {
         let deleted =
-            sqlx::query("DELETE FROM access_tokens WHERE expires_at_ms < ?1 OR revoked_at_ms < ?1")
+            sqlx::query("DELETE FROM access_tokens WHERE expires_at_ms < $1 OR revoked_at_ms < $1")
                 .bind(before_ms)
                 .execute(self.pool())
                 .await?;
@@ -257,7 +259,7 @@ impl Accounts for SqliteStore {
     async fn create_invitation(&self, i: &InvitationRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO invitations (code_hash, email, role, created_by, created_at_ms, expires_at_ms, accepted_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&i.code_hash)
         .bind(&i.email)
@@ -278,7 +280,7 @@ impl Accounts for SqliteStore {
     ) -> Result<Option<InvitationRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT * FROM invitations
-             WHERE code_hash = ? AND accepted_at_ms IS NULL AND expires_at_ms > ?",
+             WHERE code_hash = $1 AND accepted_at_ms IS NULL AND expires_at_ms > $2",
         )
         .bind(code_hash)
         .bind(now_ms)

@@ -1,17 +1,21 @@
-//! The OAuth test provider's rows in SQLite.
+//! The OAuth test provider's rows.
 
 use async_trait::async_trait;
-use sqlx::{Row, sqlite::SqliteRow};
+use sqlx::Row;
+
+use super::{
+    DbRow,
+    store::{SqlStore, column, json, sealed},
+};
 
 use crate::{
     StoreError,
     oauth::{
         ClientRecord, OAuthStore, RefreshTokenRecord, SigningKeyRecord, Spent, TestUserRecord,
     },
-    sqlite::{SqliteStore, column, json, sealed},
 };
 
-fn signing_key(store: &SqliteStore, row: &SqliteRow) -> Result<SigningKeyRecord, StoreError> {
+fn signing_key(store: &SqlStore, row: &DbRow) -> Result<SigningKeyRecord, StoreError> {
     const T: &str = "oauth_keys";
     Ok(SigningKeyRecord {
         sandbox_id: column(row, T, "sandbox_id")?,
@@ -23,7 +27,7 @@ fn signing_key(store: &SqliteStore, row: &SqliteRow) -> Result<SigningKeyRecord,
     })
 }
 
-fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+fn client(row: &DbRow) -> Result<ClientRecord, StoreError> {
     const T: &str = "oauth_clients";
     Ok(ClientRecord {
         id: column(row, T, "id")?,
@@ -36,7 +40,7 @@ fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
     })
 }
 
-fn test_user(row: &SqliteRow) -> Result<TestUserRecord, StoreError> {
+fn test_user(row: &DbRow) -> Result<TestUserRecord, StoreError> {
     const T: &str = "oauth_users";
     Ok(TestUserRecord {
         sandbox_id: column(row, T, "sandbox_id")?,
@@ -46,7 +50,7 @@ fn test_user(row: &SqliteRow) -> Result<TestUserRecord, StoreError> {
     })
 }
 
-fn refresh_token(row: &SqliteRow) -> Result<RefreshTokenRecord, StoreError> {
+fn refresh_token(row: &DbRow) -> Result<RefreshTokenRecord, StoreError> {
     const T: &str = "oauth_refresh_tokens";
     Ok(RefreshTokenRecord {
         token_hash: column(row, T, "token_hash")?,
@@ -64,7 +68,7 @@ fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-impl SqliteStore {
+impl SqlStore {
     /// Re-wraps every sealed secret not under the current key (plain text
     /// from before sealing included); returns how many were.
     pub async fn reseal_secrets(&self) -> Result<usize, StoreError> {
@@ -101,7 +105,7 @@ impl SqliteStore {
                         })?;
                     if let Some(again) = again {
                         sqlx::query(&format!(
-                            "UPDATE {table} SET {name} = ? WHERE {key_columns} = ?"
+                            "UPDATE {table} SET {name} = $1 WHERE {key_columns} = $2"
                         ))
                         .bind(again)
                         .bind(id)
@@ -118,11 +122,11 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl OAuthStore for SqliteStore {
+impl OAuthStore for SqlStore {
     async fn create_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oauth_keys (sandbox_id, kid, private_key, public_jwk, created_at_ms, retired_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&key.sandbox_id)
         .bind(&key.kid)
@@ -142,7 +146,7 @@ impl OAuthStore for SqliteStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE oauth_keys SET retired_at_ms = ? WHERE sandbox_id = ? AND kid <> ? AND retired_at_ms IS NULL",
+            "UPDATE oauth_keys SET retired_at_ms = $1 WHERE sandbox_id = $2 AND kid <> $3 AND retired_at_ms IS NULL",
         )
         .bind(now_ms)
         .bind(sandbox_id)
@@ -154,7 +158,7 @@ impl OAuthStore for SqliteStore {
 
     async fn signing_keys(&self, sandbox_id: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM oauth_keys WHERE sandbox_id = ? ORDER BY created_at_ms, kid",
+            "SELECT * FROM oauth_keys WHERE sandbox_id = $1 ORDER BY created_at_ms, kid",
         )
         .bind(sandbox_id)
         .fetch_all(self.pool())
@@ -165,7 +169,7 @@ impl OAuthStore for SqliteStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oauth_clients (id, sandbox_id, name, secret_hash, redirect_uris, scopes, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&c.id)
         .bind(&c.sandbox_id)
@@ -181,7 +185,7 @@ impl OAuthStore for SqliteStore {
 
     async fn list_clients(&self, sandbox_id: &str) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM oauth_clients WHERE sandbox_id = ? ORDER BY created_at_ms, id",
+            "SELECT * FROM oauth_clients WHERE sandbox_id = $1 ORDER BY created_at_ms, id",
         )
         .bind(sandbox_id)
         .fetch_all(self.pool())
@@ -194,7 +198,7 @@ impl OAuthStore for SqliteStore {
         sandbox_id: &str,
         id: &str,
     ) -> Result<Option<ClientRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM oauth_clients WHERE sandbox_id = ? AND id = ?")
+        let row = sqlx::query("SELECT * FROM oauth_clients WHERE sandbox_id = $1 AND id = $2")
             .bind(sandbox_id)
             .bind(id)
             .fetch_optional(self.pool())
@@ -203,7 +207,7 @@ impl OAuthStore for SqliteStore {
     }
 
     async fn delete_client(&self, sandbox_id: &str, id: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM oauth_clients WHERE sandbox_id = ? AND id = ?")
+        let deleted = sqlx::query("DELETE FROM oauth_clients WHERE sandbox_id = $1 AND id = $2")
             .bind(sandbox_id)
             .bind(id)
             .execute(self.pool())
@@ -213,7 +217,7 @@ impl OAuthStore for SqliteStore {
 
     async fn put_test_user(&self, u: &TestUserRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_users (sandbox_id, sub, claims, created_at_ms) VALUES (?, ?, ?, ?)
+            "INSERT INTO oauth_users (sandbox_id, sub, claims, created_at_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (sandbox_id, sub) DO UPDATE SET claims = excluded.claims",
         )
         .bind(&u.sandbox_id)
@@ -227,7 +231,7 @@ impl OAuthStore for SqliteStore {
 
     async fn list_test_users(&self, sandbox_id: &str) -> Result<Vec<TestUserRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM oauth_users WHERE sandbox_id = ? ORDER BY created_at_ms, sub",
+            "SELECT * FROM oauth_users WHERE sandbox_id = $1 ORDER BY created_at_ms, sub",
         )
         .bind(sandbox_id)
         .fetch_all(self.pool())
@@ -236,7 +240,7 @@ impl OAuthStore for SqliteStore {
     }
 
     async fn delete_test_user(&self, sandbox_id: &str, sub: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM oauth_users WHERE sandbox_id = ? AND sub = ?")
+        let deleted = sqlx::query("DELETE FROM oauth_users WHERE sandbox_id = $1 AND sub = $2")
             .bind(sandbox_id)
             .bind(sub)
             .execute(self.pool())
@@ -247,7 +251,7 @@ impl OAuthStore for SqliteStore {
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oauth_refresh_tokens (token_hash, sandbox_id, client_id, sub, scope, family, expires_at_ms, used_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.token_hash)
         .bind(&t.sandbox_id)
@@ -270,7 +274,7 @@ impl OAuthStore for SqliteStore {
     ) -> Result<Spent, StoreError> {
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(
-            "SELECT * FROM oauth_refresh_tokens WHERE sandbox_id = ? AND token_hash = ?",
+            "SELECT * FROM oauth_refresh_tokens WHERE sandbox_id = $1 AND token_hash = $2",
         )
         .bind(sandbox_id)
         .bind(token_hash)
@@ -280,13 +284,13 @@ impl OAuthStore for SqliteStore {
             return Ok(Spent::Unknown);
         };
         let spent = if record.used_at_ms.is_some() {
-            sqlx::query("DELETE FROM oauth_refresh_tokens WHERE family = ?")
+            sqlx::query("DELETE FROM oauth_refresh_tokens WHERE family = $1")
                 .bind(&record.family)
                 .execute(&mut *tx)
                 .await?;
             Spent::Replayed
         } else {
-            sqlx::query("UPDATE oauth_refresh_tokens SET used_at_ms = ? WHERE token_hash = ?")
+            sqlx::query("UPDATE oauth_refresh_tokens SET used_at_ms = $1 WHERE token_hash = $2")
                 .bind(now_ms)
                 .bind(token_hash)
                 .execute(&mut *tx)
@@ -298,7 +302,7 @@ impl OAuthStore for SqliteStore {
     }
 
     async fn revoke_refresh_family(&self, family: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM oauth_refresh_tokens WHERE family = ?")
+        sqlx::query("DELETE FROM oauth_refresh_tokens WHERE family = $1")
             .bind(family)
             .execute(self.pool())
             .await?;
@@ -313,7 +317,7 @@ impl OAuthStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let deleted = sqlx::query(
             "DELETE FROM oauth_refresh_tokens WHERE family IN
-               (SELECT family FROM oauth_refresh_tokens WHERE sandbox_id = ? AND client_id = ? AND token_hash = ?)",
+               (SELECT family FROM oauth_refresh_tokens WHERE sandbox_id = $1 AND client_id = $2 AND token_hash = $3)",
         )
         .bind(sandbox_id)
         .bind(client_id)
@@ -328,7 +332,7 @@ impl OAuthStore for SqliteStore {
         sandbox_id: &str,
         client_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM oauth_refresh_tokens WHERE sandbox_id = ? AND client_id = ?")
+        sqlx::query("DELETE FROM oauth_refresh_tokens WHERE sandbox_id = $1 AND client_id = $2")
             .bind(sandbox_id)
             .bind(client_id)
             .execute(self.pool())

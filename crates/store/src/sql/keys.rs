@@ -1,14 +1,14 @@
-//! Sandbox API keys in SQLite.
+//! Sandbox API keys.
 
-use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-
-use crate::{
-    KeyKind, KeyRecord, SandboxKeys, StoreError,
-    sqlite::{SqliteStore, column, json, row_key, touch_rows},
+use super::{
+    Db, DbRow,
+    store::{SqlStore, column, json, row_key, touch_rows},
 };
+use async_trait::async_trait;
 
-fn key(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+use crate::{KeyKind, KeyRecord, SandboxKeys, StoreError};
+
+fn key(row: &DbRow) -> Result<KeyRecord, StoreError> {
     const T: &str = "sandbox_keys";
     let kind: String = column(row, T, "kind")?;
     Ok(KeyRecord {
@@ -34,7 +34,7 @@ fn key(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
 /// The insert of a key (also run inside a sandbox's creation).
 pub(crate) fn insert_key(
     k: &KeyRecord,
-) -> Result<sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>>, StoreError> {
+) -> Result<sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments<'_>>, StoreError> {
     let permissions = serde_json::to_string(&k.permissions).map_err(|e| StoreError::Corrupt {
         table: "sandbox_keys",
         key: k.id.to_string(),
@@ -43,7 +43,7 @@ pub(crate) fn insert_key(
     })?;
     Ok(sqlx::query(
         "INSERT INTO sandbox_keys (id, sandbox_id, kind, name, key_hash, redacted, permissions, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&k.id)
     .bind(&k.sandbox_id)
@@ -59,7 +59,7 @@ pub(crate) fn insert_key(
 }
 
 #[async_trait]
-impl SandboxKeys for SqliteStore {
+impl SandboxKeys for SqlStore {
     async fn create_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
         insert_key(k)?.execute(self.pool()).await?;
         Ok(())
@@ -67,7 +67,7 @@ impl SandboxKeys for SqliteStore {
 
     async fn list_keys(&self, sandbox_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM sandbox_keys WHERE sandbox_id = ? ORDER BY created_at_ms, rowid",
+            "SELECT * FROM sandbox_keys WHERE sandbox_id = $1 ORDER BY created_at_ms, rowid",
         )
         .bind(sandbox_id)
         .fetch_all(self.pool())
@@ -91,8 +91,8 @@ impl SandboxKeys for SqliteStore {
         at_ms: i64,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE sandbox_keys SET expires_at_ms = MIN(IFNULL(expires_at_ms, ?), ?)
-             WHERE id = ? AND sandbox_id = ? AND revoked_at_ms IS NULL",
+            "UPDATE sandbox_keys SET expires_at_ms = CASE WHEN expires_at_ms < $1 THEN expires_at_ms ELSE $2 END
+             WHERE id = $3 AND sandbox_id = $4 AND revoked_at_ms IS NULL",
         )
         .bind(at_ms)
         .bind(at_ms)
@@ -110,8 +110,8 @@ impl SandboxKeys for SqliteStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE sandbox_keys SET revoked_at_ms = ?
-             WHERE id = ? AND sandbox_id = ? AND revoked_at_ms IS NULL",
+            "UPDATE sandbox_keys SET revoked_at_ms = $1
+             WHERE id = $2 AND sandbox_id = $3 AND revoked_at_ms IS NULL",
         )
         .bind(now_ms)
         .bind(key_id)
@@ -125,7 +125,7 @@ impl SandboxKeys for SqliteStore {
         let rows: Vec<(&str, i64)> = used.iter().map(|(hash, at)| (hash.as_str(), *at)).collect();
         touch_rows(
             self.pool(),
-            "UPDATE sandbox_keys SET last_used_at_ms = MAX(IFNULL(last_used_at_ms, 0), ?) WHERE key_hash = ?",
+            "UPDATE sandbox_keys SET last_used_at_ms = CASE WHEN last_used_at_ms > $1 THEN last_used_at_ms ELSE $1 END WHERE key_hash = $2",
             &rows,
         )
         .await
