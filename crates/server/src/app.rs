@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::SystemTime};
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::HeaderValue;
-use sbx_store::{SqliteStore, Store};
+use sbx_store::{PgStore, SqliteStore, Store};
 use secrecy::ExposeSecret;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -157,23 +157,36 @@ impl Server {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    secure_data_dir(&config.data_dir)
+        .with_context(|| format!("securing the data dir {}", config.data_dir.display()))?;
     let sealer = Arc::new(sealer(config)?);
-    let store = match config.database_url.as_deref() {
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url)
-            .await
-            .with_context(|| format!("opening {url}"))?,
-        Some(url) if url.starts_with("postgres") => {
-            anyhow::bail!(
-                "PostgreSQL storage is not available in this build yet; use the embedded SQLite store (omit --database-url)"
+    let store: Arc<dyn Store> = match config.database_url.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(
+                PgStore::open_url(url)
+                    .await
+                    .with_context(|| format!("opening {}", redacted_url(url)))?
+                    .with_sealer(sealer),
             )
         }
-        Some(url) => anyhow::bail!("unsupported --database-url {url:?}: expected sqlite:…"),
+        Some(url) if url.starts_with("sqlite:") => Arc::new(
+            SqliteStore::open_url(url)
+                .await
+                .with_context(|| format!("opening {url}"))?
+                .with_sealer(sealer),
+        ),
+        Some(url) => anyhow::bail!(
+            "unsupported --database-url {:?}: expected postgres://… or sqlite:…",
+            redacted_url(url)
+        ),
         // The store creates the data dir, readable by its owner only.
-        None => SqliteStore::open_dir(&config.data_dir)
-            .await
-            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?,
+        None => Arc::new(
+            SqliteStore::open_dir(&config.data_dir)
+                .await
+                .with_context(|| format!("opening the database in {}", config.data_dir.display()))?
+                .with_sealer(sealer),
+        ),
     };
-    let store = store.with_sealer(sealer);
     let resealed = store
         .reseal_secrets()
         .await
@@ -184,7 +197,31 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             "stored secrets re-sealed under the current secrets key"
         );
     }
-    Ok(Arc::new(store))
+    Ok(store)
+}
+
+/// Creates the data dir when missing and makes it its owner's only
+/// (0700), whichever database holds the data: it keeps the keys, the
+/// admin token and the sessions' records.
+fn secure_data_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+/// A database URL fit for a message: its password replaced by `***`.
+fn redacted_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) if credentials.contains(':') => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// Seals stored secrets: the configured key (`SBX_SECRETS_KEY`, with

@@ -35,8 +35,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} does not exist")]
     NotFound(String),
+    /// Text the database cannot hold: PostgreSQL refuses U+0000 (NUL).
+    #[error("{0}")]
+    Unstorable(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// A stored row that does not decode: named, never read as a default.
@@ -52,6 +55,23 @@ pub enum StoreError {
         context: String,
         source: std::io::Error,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            // 22021: a character not in the encoding (PostgreSQL's answer
+            // to a NUL in text), 22P05: one it cannot translate.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Self::Unstorable(
+                    "text with a NUL character (U+0000) cannot be stored: remove it".to_owned(),
+                )
+            }
+            _ => Self::Database(error),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -780,4 +800,8 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
 
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Re-wraps every sealed secret not under the current key (plain text
+    /// from before sealing included); returns how many were.
+    async fn reseal_secrets(&self) -> Result<usize, StoreError>;
 }

@@ -106,6 +106,13 @@ impl From<sbx_store::StoreError> for ApiError {
             sbx_store::StoreError::NotFound(what) => {
                 Self::not_found(format!("{what} does not exist"))
             }
+            sbx_store::StoreError::Unstorable(detail) => Self::validation(vec![FieldError {
+                location: "body".into(),
+                pointer: String::new(),
+                message: detail,
+                line: None,
+                column: None,
+            }]),
             other => Self::internal(other),
         }
     }

@@ -358,7 +358,9 @@ fn redacted_body(
         (masked || !secrets.is_empty()).then(|| serde_json::to_vec(&value).ok())?
     });
     let body = masked.as_deref().unwrap_or(body);
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]);
+    // Text, as the log shows it: invalid UTF-8 and NUL (which PostgreSQL
+    // cannot store) become U+FFFD.
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]).replace('\0', "\u{FFFD}");
     let mut text = redact_text(&secrets.scrub_text(&text));
     if body.len() > MAX_BODY {
         text.push_str(&format!("… [{}{CUT_MARK}", body.len()));

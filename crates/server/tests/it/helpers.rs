@@ -25,11 +25,85 @@ pub fn test_config(data_dir: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("socket address"),
         data_dir: data_dir.to_owned(),
+        database_url: database_url(data_dir),
         admin_token: Some(ADMIN_TOKEN.to_owned().into()),
         reaper_interval: Duration::from_millis(50),
         // Test processes run side by side: each takes its own uids.
         session_uids: (2_100_000 + (std::process::id() % 10_000) * 16, 16),
         ..Config::default()
+    }
+}
+
+/// Whether the suite runs on PostgreSQL (`SBX_TEST_BACKEND=postgres`,
+/// on the server `SBX_TEST_POSTGRES_URL` names), not on SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("SBX_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// The database of the server whose data dir is `data_dir`: on SQLite,
+/// the file inside it (`None`); on PostgreSQL, a database of its own,
+/// named after the dir, made on first use, so that a server started again
+/// on the same dir finds its data.
+pub fn database_url(data_dir: &Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let server = std::env::var("SBX_TEST_POSTGRES_URL").expect(
+        "SBX_TEST_BACKEND=postgres needs SBX_TEST_POSTGRES_URL (scripts/test.sh sets both)",
+    );
+    let name = format!(
+        "sbx_it_{}",
+        data_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+    if !data_dir.join(".postgres").exists() {
+        // Called from async tests: the database is made on a thread of its own.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                sbx_store::PgStore::create_database(&server, &name)
+                    .await
+                    .expect("a test database is created");
+            })
+        })
+        .join()
+        .unwrap();
+        std::fs::write(data_dir.join(".postgres"), &url).unwrap();
+    }
+    Some(url)
+}
+
+/// The store of the server whose data dir is `data_dir`, opened as another
+/// process would (the server stopped).
+pub async fn open_store(data_dir: &Path) -> std::sync::Arc<dyn sbx_store::Store> {
+    match database_url(data_dir) {
+        Some(url) => std::sync::Arc::new(sbx_store::PgStore::open_url(&url).await.unwrap()),
+        None => std::sync::Arc::new(sbx_store::SqliteStore::open_dir(data_dir).await.unwrap()),
+    }
+}
+
+/// Runs `sql` straight on the database of the server whose data dir is
+/// `data_dir`, as an operator would: for what only time or another
+/// process does.
+pub async fn execute_on_database(data_dir: &Path, sql: &str) {
+    match database_url(data_dir) {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        None => {
+            let database = data_dir.join("sbx.db");
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
     }
 }
 

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use sbx_store::{LogQuery, SqliteStore, Store};
+use sbx_store::LogQuery;
 use serde_json::{Value, json};
 
-use crate::helpers::{Sandbox, TestApp, send, spawn_app_with};
+use crate::helpers::{Sandbox, TestApp, send, spawn_app, spawn_app_with};
 
 async fn logs(app: &TestApp, sandbox: &str, query: &str) -> (u16, Value) {
     send(app.admin(Method::GET, &format!("/sandboxes/{sandbox}/logs{query}"))).await
@@ -221,7 +221,7 @@ async fn every_request_is_logged_redacted_filterable_and_paged() {
 
     // No key ever reaches the database.
     app.stop().await;
-    let store = SqliteStore::open_dir(&path).await.unwrap();
+    let store = crate::helpers::open_store(&path).await;
     let stored = store
         .list_logs(
             &sandbox.id,
@@ -506,4 +506,55 @@ async fn each_sandbox_keeps_its_latest_requests() {
             .contains("latest 3 requests, for 7 days"),
         "{problem}"
     );
+}
+
+/// A NUL byte (which PostgreSQL cannot hold as text) in a body is logged
+/// as U+FFFD beside its neighbours, never losing their batch; as text the
+/// control plane is asked to keep, it is refused where the database cannot
+/// store it, and sign-in treats it as wrong credentials' input, not a crash.
+#[tokio::test]
+async fn nul_characters_are_logged_or_refused_and_lose_nothing() {
+    let app = spawn_app().await;
+    let sandbox = app.payments_sandbox("none").await;
+    let calls = [
+        ("req-nul-before", &b"{}"[..]),
+        ("req-nul", b"a\0b"),
+        ("req-nul-after", b"{}"),
+    ];
+    for (id, body) in calls {
+        let request = app
+            .client
+            .post(sandbox.url("/customers"))
+            .header("x-request-id", id)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        send(request).await;
+    }
+    let page = wait_for_logs(&app, &sandbox.id, 3).await;
+    let nul = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["request_id"] == "req-nul")
+        .expect("the request with a NUL is logged");
+    assert_eq!(nul["request_body"], "a\u{FFFD}b", "{nul}");
+
+    let (status, labelled) = send(
+        app.admin(Method::POST, "/sandboxes")
+            .json(&json!({"project": "payments", "label": "a\u{0}b"})),
+    )
+    .await;
+    if crate::helpers::on_postgres() {
+        assert_eq!(status, 422, "{labelled}");
+        assert!(labelled.to_string().contains("NUL character"), "{labelled}");
+    } else {
+        assert_eq!(status, 201, "{labelled}");
+    }
+    let (status, refused) = send(
+        app.client
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&json!({"email": "a\u{0}@example.com", "password": "whatever-it-is"})),
+    )
+    .await;
+    assert!(status == 401 || status == 422, "{status} {refused}");
 }

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{millis, send, spawn_app_with};
+use crate::helpers::{execute_on_database, millis, send, spawn_app_with};
 
 fn tight(config: &mut sbx_server::Config) {
     config.quotas = sbx_server::Quotas {
@@ -192,23 +192,17 @@ async fn a_developers_sandbox_without_requests_for_its_inactive_days_is_removed(
     let mut app = app;
     app.stop().await;
     // Two days pass for all three; one of them is called meanwhile.
-    let database = app.data_dir.path().join("sbx.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .unwrap();
     let two_days_ago = sbx_test_now() - 2 * 24 * 3600 * 1000;
-    sqlx::query("UPDATE sandboxes SET created_at_ms = ?, last_active_at_ms = NULL")
-        .bind(two_days_ago)
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sandboxes SET last_active_at_ms = ? WHERE id = ?")
-        .bind(sbx_test_now() - 3_600_000)
-        .bind(busy["id"].as_str().unwrap())
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let an_hour_ago = sbx_test_now() - 3_600_000;
+    let busy_id = busy["id"].as_str().unwrap();
+    execute_on_database(
+        app.data_dir.path(),
+        &format!(
+            "UPDATE sandboxes SET created_at_ms = {two_days_ago}, last_active_at_ms = NULL;
+             UPDATE sandboxes SET last_active_at_ms = {an_hour_ago} WHERE id = '{busy_id}'"
+        ),
+    )
+    .await;
     let app = spawn_app_with(app.data_dir, tight).await;
     app.drain().await;
     let (status, _) = send(app.admin(

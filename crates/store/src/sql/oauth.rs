@@ -69,9 +69,8 @@ fn to_json(value: &impl serde::Serialize) -> String {
 }
 
 impl SqlStore {
-    /// Re-wraps every sealed secret not under the current key (plain text
-    /// from before sealing included); returns how many were.
-    pub async fn reseal_secrets(&self) -> Result<usize, StoreError> {
+    /// See [`crate::Store::reseal_secrets`].
+    pub(super) async fn reseal_all(&self) -> Result<usize, StoreError> {
         let mut resealed = 0;
         let mut tx = self.pool().begin().await?;
         for (table, key_columns, columns) in [

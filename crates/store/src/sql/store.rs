@@ -1608,6 +1608,10 @@ impl Store for SqlStore {
     ) -> Result<Vec<TimelineRecord>, StoreError> {
         super::timeline::timeline(&self.pool, sandbox_id, query).await
     }
+
+    async fn reseal_secrets(&self) -> Result<usize, StoreError> {
+        self.reseal_all().await
+    }
 }
 
 /// A `LIKE … ESCAPE '\'` pattern matching values that contain `text`
