@@ -358,8 +358,11 @@ pub fn front(state: AppState) -> Front {
         })
         .with_state(state.clone());
     let portal_state = state.clone();
+    // The portal and the probes, unless the request names a sandbox (whose
+    // spec may have a `/healthz` of its own).
     let own_pages: crate::http::front::OwnPage = Arc::new(move |request| {
-        crate::portal::owns_path(request.uri().path())
+        let path = request.uri().path();
+        (crate::portal::owns_path(path) || matches!(path, "/healthz" | "/readyz"))
             && !data_plane::names_a_sandbox(&portal_state, request)
     });
     let header_limit = state.config.limits.max_header_bytes;

@@ -10,6 +10,10 @@ mod accounts;
 pub mod ids;
 mod keys;
 pub mod oauth;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "src/sql is the store written once, compiled for each database"
+)]
 mod postgres;
 pub mod sealed;
 mod sqlite;
@@ -800,6 +804,9 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
 
     /// Forgets answers stored before `before_ms`; returns how many.
     async fn prune_idempotent(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Whether the database answers (a round trip), for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
 
     /// Re-wraps every sealed secret not under the current key (plain text
     /// from before sealing included); returns how many were.

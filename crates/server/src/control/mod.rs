@@ -155,6 +155,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/health", get(health))
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .merge(open)
         .merge(signed_in)
 }
@@ -171,6 +173,39 @@ fn created(location: String, body: impl serde::Serialize) -> Response {
 
 async fn health() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Whether this server should be sent requests: it has loaded its
+/// sandboxes (it answers nothing before), it is not stopping, and its
+/// database answers within 2 s. 503 otherwise, saying which check failed.
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.workers.stopping().is_cancelled() {
+        let body = serde_json::json!({"status": "stopping", "checks": {"database": "skipped"}});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    let started = std::time::Instant::now();
+    let database =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match database {
+        Ok(Ok(())) => Json(serde_json::json!({
+            "status": "ready",
+            "checks": {"database": {"status": "ok", "latency_ms": latency_ms}}
+        }))
+        .into_response(),
+        failed => {
+            let error = match failed {
+                Ok(Err(error)) => error.to_string(),
+                _ => "no answer within 2 s".to_owned(),
+            };
+            tracing::warn!(%error, "readiness: the database does not answer");
+            let body = serde_json::json!({
+                "status": "unready",
+                "checks": {"database": {"status": "unreachable", "latency_ms": latency_ms}}
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 pub(crate) async fn no_route(request: Request) -> ApiError {

@@ -149,3 +149,28 @@ async fn every_answer_carries_ids_and_cors() {
         .unwrap();
     assert!(control.headers().contains_key("x-request-id"));
 }
+
+/// Probes for load balancers and Kubernetes: `/healthz` says the process
+/// answers, `/readyz` that its database does too; a request naming a
+/// sandbox (by its host) still reaches the sandbox at those paths.
+#[tokio::test]
+async fn health_and_readiness_probes_answer_unless_a_sandbox_is_named() {
+    let app = spawn_app().await;
+    let (status, health) = send(app.client.get(format!("{}/healthz", app.url))).await;
+    assert_eq!((status, &health["status"]), (200, &serde_json::json!("ok")));
+    let (status, ready) = send(app.client.get(format!("{}/readyz", app.url))).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"]["status"], "ok", "{ready}");
+    assert!(ready["checks"]["database"]["latency_ms"].as_f64().unwrap() >= 0.0);
+
+    let sandbox = app.petstore("none").await;
+    let (status, answer) = send(
+        app.client
+            .get(format!("{}/readyz", app.url))
+            .header("host", format!("{}.sbx.localhost", sandbox.id)),
+    )
+    .await;
+    assert_eq!(status, 404, "the sandbox's spec has no /readyz: {answer}");
+    assert_ne!(answer["status"], "ready");
+}

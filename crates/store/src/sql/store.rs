@@ -1609,6 +1609,11 @@ impl Store for SqlStore {
         super::timeline::timeline(&self.pool, sandbox_id, query).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         self.reseal_all().await
     }
