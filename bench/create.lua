@@ -1,4 +1,4 @@
--- POST /v1/items with a new id every request: a stateful create, the
+-- POST (to the URL wrk is given) with a new id every request: a stateful create, the
 -- record kept in the sandbox's collection (bench/behaviours). Ids cycle
 -- after 90,000 so a run stays under a sandbox's 100,000-record limit
 -- however fast creates go: a later POST of a held id replaces that record
@@ -7,5 +7,5 @@ counter = 0
 request = function()
     counter = counter + 1
     local body = '{"id": "bench_' .. (counter % 90000) .. '", "name": "Widget", "price": 19.99, "tags": ["a", "b"]}'
-    return wrk.format("POST", "/v1/items", { ["Content-Type"] = "application/json" }, body)
+    return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
 end

@@ -2,7 +2,9 @@
 # Starts a throwaway PostgreSQL cluster for the tests (initdb + pg_ctl, no
 # system service) on a free loopback port and prints its URL. The cluster
 # lives under $SBX_PG_DIR (default /tmp/sbx-test-postgres) and is reused
-# while it answers; `scripts/postgres.sh stop` stops it.
+# while it answers; `scripts/postgres.sh stop` stops it. It is tuned for
+# tests (fsync off); $SBX_PG_OPTIONS adds server options after that (the
+# benchmark's `-c fsync=on -c synchronous_commit=off`).
 set -euo pipefail
 
 dir="${SBX_PG_DIR:-/tmp/sbx-test-postgres}"
@@ -34,5 +36,5 @@ as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --no-locale -E UT
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 echo "$port" >"$dir/port"
 as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-    -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=500 -c shared_buffers=128MB" start >/dev/null
+    -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=500 -c shared_buffers=128MB ${SBX_PG_OPTIONS:-}" start >/dev/null
 echo "postgres://postgres@127.0.0.1:$port/postgres"

@@ -877,6 +877,20 @@ async fn log_retention(place: Place) {
     assert_eq!(log_of(&*store, "sbx-a").await, ids(11..=15));
     store.save_logs(&[logged("sbx-b", 101)], 5).await.unwrap();
     assert_eq!(log_of(&*store, "sbx-b").await, ids(100..=101));
+
+    // Two servers on one database write one sandbox's log at once: it
+    // holds exactly the latest five, whoever wrote them.
+    let other = place.open().await;
+    let write = |store: Arc<dyn Store>, first: i64| async move {
+        for n in first..first + 20 {
+            store.save_logs(&[logged("sbx-b", n)], 5).await.unwrap();
+        }
+    };
+    tokio::join!(write(store.clone(), 200), write(other.clone(), 300));
+    let held = log_of(&*store, "sbx-b").await;
+    assert_eq!(held.len(), 5, "{held:?}");
+    store.save_logs(&[logged("sbx-b", 400)], 5).await.unwrap();
+    assert_eq!(log_of(&*other, "sbx-b").await.len(), 5);
 }
 
 fn audited(at_ms: i64) -> sbx_store::AuditRecord {

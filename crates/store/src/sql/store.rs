@@ -27,11 +27,6 @@ const ROWS_PER_STATEMENT: usize = 200;
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: Pool<Db>,
-    /// How many entries each sandbox's request log holds, counted once per
-    /// process and kept with each write, so that retention deletes only the
-    /// excess instead of scanning `keep` index entries per batch. Held for
-    /// the whole write: log writes are serialized.
-    log_counts: Arc<tokio::sync::Mutex<HashMap<String, i64>>>,
     /// Seals the secrets the server must use again (see [`Sealer`]).
     sealer: Arc<Sealer>,
 }
@@ -45,7 +40,6 @@ impl SqlStore {
             .expect("a generated key parses");
         Self {
             pool,
-            log_counts: Arc::default(),
             sealer: Arc::new(Sealer::new(&key, &[])),
         }
     }
@@ -320,6 +314,20 @@ fn per_sandbox<'a, T>(
         .iter()
         .flat_map(|c| items(c).iter().map(move |item| (c, item)))
         .collect()
+}
+
+/// Takes `deleted` entries off a sandbox's request log count.
+async fn forget_logs(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    sandbox_id: &str,
+    deleted: u64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE request_log_counts SET held = held - $1 WHERE sandbox_id = $2")
+        .bind(i64::try_from(deleted).unwrap_or(i64::MAX))
+        .bind(sandbox_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The batch's records, each once, at its highest version: one upsert
@@ -1310,7 +1318,6 @@ impl Store for SqlStore {
         if logs.is_empty() {
             return Ok(());
         }
-        let mut counts = self.log_counts.lock().await;
         let mut tx = self.pool.begin().await?;
         for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
             let mut insert = QueryBuilder::<Db>::new(
@@ -1341,27 +1348,28 @@ impl Store for SqlStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        let mut added: HashMap<&str, i64> = HashMap::new();
+        // Each sandbox's count is a row, kept in the same transaction:
+        // right whichever server writes, and retention deletes only the
+        // excess instead of counting `keep` entries per batch. Sandboxes
+        // in id order, so that concurrent writers lock their rows in one
+        // order (never a deadlock).
+        let mut added: std::collections::BTreeMap<&str, i64> = Default::default();
         for log in logs {
             *added.entry(&log.sandbox_id).or_default() += 1;
         }
-        let mut held = Vec::with_capacity(added.len());
         for (sandbox_id, added) in added {
-            let before = match counts.get(sandbox_id) {
-                Some(count) => *count,
-                None => {
-                    sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM request_logs WHERE sandbox_id = $1",
-                    )
-                    .bind(sandbox_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                        - added
-                }
-            };
-            let excess = before + added - i64::from(keep);
+            let held: i64 = sqlx::query_scalar(
+                "INSERT INTO request_log_counts (sandbox_id, held) VALUES ($1, $2)
+                 ON CONFLICT (sandbox_id) DO UPDATE SET held = request_log_counts.held + excluded.held
+                 RETURNING held",
+            )
+            .bind(sandbox_id)
+            .bind(added)
+            .fetch_one(&mut *tx)
+            .await?;
+            let excess = held - i64::from(keep);
             if excess > 0 {
-                sqlx::query(
+                let deleted = sqlx::query(
                     "DELETE FROM request_logs WHERE seq IN (
                        SELECT seq FROM request_logs WHERE sandbox_id = $1 ORDER BY seq LIMIT $2)",
                 )
@@ -1369,16 +1377,10 @@ impl Store for SqlStore {
                 .bind(excess)
                 .execute(&mut *tx)
                 .await?;
+                forget_logs(&mut tx, sandbox_id, deleted.rows_affected()).await?;
             }
-            held.push((sandbox_id, before + added - excess.max(0)));
-        }
-        // Until the commit succeeds the counts are unknown: a failed write
-        // leaves them to be counted again.
-        for (sandbox_id, _) in &held {
-            counts.remove(*sandbox_id);
         }
         tx.commit().await?;
-        counts.extend(held.into_iter().map(|(id, count)| (id.to_owned(), count)));
         Ok(())
     }
 
@@ -1458,15 +1460,29 @@ impl Store for SqlStore {
     }
 
     async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
-        // Counted again on the next write (this also forgets sandboxes
-        // that are gone); no write runs in between.
-        let mut counts = self.log_counts.lock().await;
-        counts.clear();
-        let deleted = sqlx::query("DELETE FROM request_logs WHERE at_ms < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected())
+        // Sandbox by sandbox, each delete's own count taken off its row:
+        // exact however many servers prune at once.
+        let sandboxes: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT sandbox_id FROM request_logs WHERE at_ms < $1 ORDER BY sandbox_id",
+        )
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pruned = 0;
+        for sandbox_id in sandboxes {
+            let mut tx = self.pool.begin().await?;
+            let deleted =
+                sqlx::query("DELETE FROM request_logs WHERE sandbox_id = $1 AND at_ms < $2")
+                    .bind(&sandbox_id)
+                    .bind(before_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            forget_logs(&mut tx, &sandbox_id, deleted).await?;
+            tx.commit().await?;
+            pruned += deleted;
+        }
+        Ok(pruned)
     }
 
     async fn add_audit(&self, e: &AuditRecord) -> Result<(), StoreError> {
@@ -1494,7 +1510,7 @@ impl Store for SqlStore {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let deleted = sqlx::query(
             "DELETE FROM audit WHERE at_ms < $1
-                OR seq <= (SELECT MAX(seq) FROM audit) - $2",
+                OR seq <= (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET $2)",
         )
         .bind(before_ms)
         .bind(keep)

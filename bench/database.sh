@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The storage benchmark: one sbx build on SQLite and on PostgreSQL, side by
+# side. Each backend serves bench/behaviours in one sandbox and is loaded
+# with stored reads (GET /v1/items/item_1: memory, the hot path) and
+# stateful creates (POST /v1/items, a new record each: group commit to the
+# database). The server and PostgreSQL share core 0 (SQLite works inside the
+# server's process, so both backends get the same CPU); wrk runs on core 1.
+# The backends alternate, ROUNDS times each (default 2): report the worse.
+#
+#   bench/database.sh
+#   DURATION=10 ROUNDS=3 bench/database.sh
+#
+# PostgreSQL runs as `scripts/postgres.sh` starts it, but durable
+# (fsync on) and with synchronous_commit off: a commit is acknowledged
+# before its WAL reaches the disk, as SQLite's WAL with synchronous=NORMAL
+# does. Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-5}"
+ROUNDS="${ROUNDS:-2}"
+CONNECTIONS="${CONNECTIONS:-32}"
+OUT="bench/results"
+TARGET="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet -p sbx-cli
+SBX="${SBX:-$TARGET/release/sbx}"
+
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+export SBX_PG_DIR=/tmp/sbx-bench-postgres
+trap 'cleanup; scripts/postgres.sh stop' EXIT
+scripts/postgres.sh stop
+PG_URL="$(SBX_PG_OPTIONS="-c fsync=on -c synchronous_commit=off" taskset -c 0 scripts/postgres.sh)"
+
+TOKEN="bench-admin-token-$(date +%s)"
+declare -A RESULT
+run_backend() { # name round
+    local name=$1 data args=() pid base
+    data=$(mktemp -d)
+    if [ "$name" = postgres ]; then
+        local db="bench_$2_$RANDOM"
+        "$(dirname "$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)")/psql" -q "$PG_URL" -c "CREATE DATABASE $db"
+        args=(--database-url "${PG_URL%/*}/$db")
+    fi
+    SBX_ADMIN_TOKEN="$TOKEN" taskset -c 0 "$SBX" serve --listen 127.0.0.1:4030 --data-dir "$data" "${args[@]}" \
+        >"$OUT/sbx-$name.log" 2>&1 & pid=$!
+    PIDS+=("$pid")
+    wait_for http://127.0.0.1:4030/readyz
+    "$SBX" import bench/behaviours --name bench --url http://127.0.0.1:4030 --token "$TOKEN" >/dev/null
+    base=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+        -d '{"project": "bench", "auth": "none"}' http://127.0.0.1:4030/api/v1/sandboxes |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])')
+    REQUIRE_2XX=1
+    echo "== $name round $2: stored read"
+    RESULT[$name-read-$2]=$(load "$base/items/item_1")
+    echo "   ${RESULT[$name-read-$2]}"
+    echo "== $name round $2: stateful create"
+    RESULT[$name-create-$2]=$(load "$base/items" bench/create.lua)
+    echo "   ${RESULT[$name-create-$2]}"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    rm -rf "$data"
+}
+for round in $(seq "$ROUNDS"); do
+    run_backend sqlite "$round"
+    run_backend postgres "$round"
+done
+
+worse() { # name run: the lowest req/s of the rounds, with its latencies
+    for round in $(seq "$ROUNDS"); do echo "${RESULT[$1-$2-$round]}"; done | sort -n | head -1
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+{
+    echo "# Storage benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s; sbx and PostgreSQL on core 0, wrk on core 1; the worse of $ROUNDS alternating rounds."
+    echo
+    echo "| run | SQLite req/s | p50 ms | p99 ms | PostgreSQL req/s | p50 ms | p99 ms | PostgreSQL / SQLite | target |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for run in read create; do
+        read -r s s50 s99 <<<"$(worse sqlite $run)"
+        read -r p p50 p99 <<<"$(worse postgres $run)"
+        target=">= 0.90"; [ $run = create ] && target=">= 0.50"
+        echo "| $run | $s | $s50 | $s99 | $p | $p50 | $p99 | $(ratio "$p" "$s") | $target |"
+    done
+} | tee "$OUT/database.md"
