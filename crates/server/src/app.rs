@@ -91,6 +91,9 @@ pub struct Shared {
     pub functions: Arc<crate::service::functions::FunctionHosts>,
     /// Owns every background task, joined at shutdown.
     pub workers: Workers,
+    /// This server among those sharing its database (`rep_` + random):
+    /// what its claims on shared work are made under.
+    pub replica: Arc<str>,
 }
 
 pub fn now_ms() -> i64 {
@@ -438,6 +441,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         snapshots,
         templates,
         workers: workers.clone(),
+        replica: format!("rep_{}", crate::runtime::ids::random_token(12)).into(),
     }));
     load_registry(&state).await?;
     crate::service::sessions::resume(&state).await;

@@ -331,6 +331,15 @@ pub struct DueDelivery {
     pub endpoint: EndpointRecord,
 }
 
+/// Who claims deliveries, and until when (real time, Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryClaim {
+    /// The server claiming (its replica id).
+    pub claimer: String,
+    pub now_ms: i64,
+    pub until_ms: i64,
+}
+
 /// One attempt at a delivery and what it leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
@@ -740,6 +749,19 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
         sandbox_id: &str,
         until_ms: i64,
         limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Claims up to `limit` pending deliveries of a sandbox due by
+    /// `until_ms` (sandbox time) that no other server holds, earliest
+    /// first: each is `claim`'s until its attempt is recorded or the
+    /// claim runs out. Servers sharing a database never send one delivery
+    /// at once; one that dies leaves its claims to run out and be taken
+    /// again (at least once, the same `webhook-id` each time).
+    async fn claim_deliveries(
+        &self,
+        sandbox_id: &str,
+        until_ms: i64,
+        limit: u32,
+        claim: &DeliveryClaim,
     ) -> Result<Vec<DueDelivery>, StoreError>;
     /// The earliest pending delivery of every sandbox that has one.
     async fn next_deliveries(&self) -> Result<Vec<(String, i64)>, StoreError>;

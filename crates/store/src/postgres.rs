@@ -27,6 +27,8 @@ pub use store::SqlStore as PgStore;
 mod dialect {
     /// Contains, ignoring case.
     pub const LIKE: &str = "ILIKE ";
+    /// Row locks for claims: rows another transaction holds are passed over.
+    pub const SKIP_LOCKED: &str = " FOR UPDATE OF d SKIP LOCKED";
     /// A JSON object of key, value arguments.
     pub const JSON_OBJECT: &str = "json_build_object";
     /// An endpoint's `faults.delay_ms`, or NULL.

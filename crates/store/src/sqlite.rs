@@ -28,6 +28,8 @@ pub use store::SqlStore as SqliteStore;
 mod dialect {
     /// Contains, ignoring ASCII case (SQLite's `LIKE` does).
     pub const LIKE: &str = "LIKE ";
+    /// Row locks for claims: none (SQLite runs one writer at a time).
+    pub const SKIP_LOCKED: &str = "";
     /// A JSON object of key, value arguments.
     pub const JSON_OBJECT: &str = "json_object";
     /// An endpoint's `faults.delay_ms`, or NULL.

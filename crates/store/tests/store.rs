@@ -3,9 +3,10 @@
 
 use sbx_engine::ProjectFiles;
 use sbx_store::{
-    AccountRecord, ChangeSet, ClockChange, IdempotentAnswer, InvitationRecord, JobRecord, KeyKind,
-    KeyPermissions, KeyRecord, LogQuery, LogRecord, PgStore, ResourceRow, Role, SandboxRecord,
-    SqliteStore, Store, StoreError, TokenKind, TokenRecord, TransitionRecord,
+    AccountRecord, AttemptRecord, ChangeSet, ClockChange, DeliveryClaim, EndpointRecord,
+    IdempotentAnswer, InvitationRecord, JobRecord, KeyKind, KeyPermissions, KeyRecord, LogQuery,
+    LogRecord, PgStore, ResourceRow, Role, SandboxRecord, SqliteStore, Store, StoreError,
+    TokenKind, TokenRecord, TransitionRecord,
 };
 use std::sync::Arc;
 
@@ -41,10 +42,22 @@ impl Place {
         ))
     }
 
+    /// The store, as a server opens it: every opening seals secrets under
+    /// one key, as servers sharing a database must.
     async fn open(&self) -> Arc<dyn Store> {
+        let key =
+            sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=").unwrap();
+        let sealer = Arc::new(sbx_store::Sealer::new(&key, &[]));
         match self {
-            Self::Sqlite(dir) => Arc::new(SqliteStore::open_dir(dir.path()).await.unwrap()),
-            Self::Postgres(url) => Arc::new(PgStore::open_url(url).await.unwrap()),
+            Self::Sqlite(dir) => Arc::new(
+                SqliteStore::open_dir(dir.path())
+                    .await
+                    .unwrap()
+                    .with_sealer(sealer),
+            ),
+            Self::Postgres(url) => {
+                Arc::new(PgStore::open_url(url).await.unwrap().with_sealer(sealer))
+            }
         }
     }
 
@@ -984,4 +997,108 @@ async fn corrupt_rows(place: Place) {
         store.get_sandbox("sbx-a").await.unwrap().is_some(),
         "mended, it reads"
     );
+}
+
+on_both_backends!(
+    deliveries_are_claimed_by_one_server_at_a_time,
+    delivery_claims
+);
+/// Servers sharing a database claim due deliveries: each goes to one of
+/// them; a recorded attempt ends its claim; a server that dies leaves its
+/// claims to run out and be taken again.
+async fn delivery_claims(place: Place) {
+    let store = place.open().await;
+    let other = place.open().await;
+    store
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
+        .await
+        .unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-w", None), &[])
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&EndpointRecord {
+            id: "ep_1".into(),
+            sandbox_id: "sbx-w".into(),
+            url: "https://example.com/hook".to_owned(),
+            events: vec!["*".to_owned()],
+            description: None,
+            secret: "whsec_test".to_owned(),
+            previous_secret: None,
+            previous_secret_expires_ms: None,
+            disabled_reason: None,
+            failures_in_row: 0,
+            created_at_ms: 1,
+            faults: None,
+        })
+        .await
+        .unwrap();
+    for n in 0..40 {
+        store
+            .emit_event("sbx-w", "pet.created", "{}", 10 + n, None)
+            .await
+            .unwrap();
+    }
+    let claim = |claimer: &str, now_ms: i64| DeliveryClaim {
+        claimer: claimer.to_owned(),
+        now_ms,
+        until_ms: now_ms + 60_000,
+    };
+    let (claim_a, claim_b) = (claim("rep_a", 0), claim("rep_b", 0));
+    let (a, b) = tokio::join!(
+        store.claim_deliveries("sbx-w", 1_000, 25, &claim_a),
+        other.claim_deliveries("sbx-w", 1_000, 25, &claim_b),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|d| d.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        40,
+        "each delivery is claimed once: {} + {}",
+        a.len(),
+        b.len()
+    );
+    assert!(
+        store
+            .claim_deliveries("sbx-w", 1_000, 100, &claim("rep_c", 1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed deliveries are nobody else's"
+    );
+    // A failed attempt, due again at sandbox time 500: its claim is over.
+    let tried = &a[0];
+    store
+        .record_attempt(&AttemptRecord {
+            delivery_id: tried.id,
+            endpoint_id: "ep_1".into(),
+            attempt: 1,
+            at_ms: 11,
+            request_headers: "{}".to_owned(),
+            status: Some(500),
+            body_excerpt: None,
+            latency_ms: 3,
+            error: None,
+            state: "pending",
+            next_attempt_ms: Some(500),
+            disable_endpoint: None,
+        })
+        .await
+        .unwrap();
+    let again = store
+        .claim_deliveries("sbx-w", 1_000, 100, &claim("rep_c", 2))
+        .await
+        .unwrap();
+    assert_eq!(again.iter().map(|d| d.id).collect::<Vec<_>>(), [tried.id]);
+    assert_eq!(again[0].attempts, 1);
+    // rep_a and rep_b died: once their claims run out, they are taken
+    // again (and rep_c's own are still its).
+    let taken = store
+        .claim_deliveries("sbx-w", 1_000, 100, &claim("rep_c", 60_001))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 40);
 }

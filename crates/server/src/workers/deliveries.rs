@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::future::join_all;
 use sbx_engine::UpstreamRequest;
-use sbx_store::{AttemptRecord, DueDelivery, EventId};
+use sbx_store::{AttemptRecord, DeliveryClaim, DueDelivery, EventId};
 use sbx_webhooks::{Faults, RetrySchedule};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,10 @@ const POLL: Duration = Duration::from_millis(100);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries sent at once per sandbox.
 const BATCH: u32 = 64;
+/// How long a claimed delivery stays this server's without its attempt
+/// being recorded (real time): past every attempt's timeout, so only a
+/// server that died loses its claims.
+const CLAIM_MS: i64 = 60_000;
 /// Longest part of a receiver's answer kept with the attempt.
 const EXCERPT_BYTES: usize = 1024;
 
@@ -96,9 +100,15 @@ async fn deliver_due(
 ) -> Result<(), sbx_store::StoreError> {
     sandbox.next_delivery.begin();
     loop {
+        let real_ms = crate::app::now_ms();
+        let claim = DeliveryClaim {
+            claimer: state.replica.to_string(),
+            now_ms: real_ms,
+            until_ms: real_ms + CLAIM_MS,
+        };
         let due = state
             .store
-            .due_deliveries(&sandbox.id, now_ms, BATCH)
+            .claim_deliveries(&sandbox.id, now_ms, BATCH, &claim)
             .await?;
         if due.is_empty() {
             break;

@@ -1,4 +1,4 @@
--- The schema SQLite reaches after its migrations 0001–0021, in PostgreSQL's
+-- The schema SQLite reaches after its migrations 0001–0022, in PostgreSQL's
 -- types: every integer is BIGINT (the code binds and reads i64 for both
 -- backends), bytes are BYTEA, JSON is kept as TEXT (as written), and
 -- sequences are identity columns. Foreign keys that cascade have an index
@@ -146,7 +146,11 @@ CREATE TABLE deliveries (
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_ms BIGINT,
     last_status     BIGINT,
-    last_error      TEXT
+    last_error      TEXT,
+    -- The server sending it, until its attempt is recorded or the claim
+    -- runs out (real time).
+    claimed_by       TEXT,
+    claimed_until_ms BIGINT
 );
 CREATE INDEX deliveries_due ON deliveries(sandbox_id, next_attempt_ms) WHERE state = 'pending';
 CREATE INDEX deliveries_by_endpoint ON deliveries(endpoint_id, id);

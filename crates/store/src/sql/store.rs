@@ -14,10 +14,10 @@ use sqlx::{Pool, QueryBuilder, Row};
 use super::{Db, DbRow, dialect};
 use crate::{
     AttemptRecord, AttemptView, AuditOutcome, AuditQuery, AuditRecord, ChangeSet, ClockChange,
-    DeliveryRecord, DueDelivery, EndpointRecord, EventId, EventRecord, IdempotentAnswer, JobRecord,
-    LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow, RevisionRecord, RevisionSummary,
-    SandboxRecord, Sealer, Store, StoreError, TimelineQuery, TimelineRecord, Tombstone,
-    TransitionRecord,
+    DeliveryClaim, DeliveryRecord, DueDelivery, EndpointRecord, EventId, EventRecord,
+    IdempotentAnswer, JobRecord, LogQuery, LogRecord, Origin, ProjectRecord, ResourceRow,
+    RevisionRecord, RevisionSummary, SandboxRecord, Sealer, Store, StoreError, TimelineQuery,
+    TimelineRecord, Tombstone, TransitionRecord,
 };
 
 /// Rows per multi-row statement (SQLite binds at most 32,766 values,
@@ -265,7 +265,39 @@ fn endpoint(sealer: &Sealer, row: &DbRow) -> Result<EndpointRecord, StoreError> 
     })
 }
 
-const ENDPOINT_COLUMNS: &str = "ep.id, ep.sandbox_id, ep.url, ep.events, ep.description, ep.secret, ep.previous_secret, ep.previous_secret_expires_ms, ep.disabled_reason, ep.failures_in_row, ep.created_at_ms, ep.faults";
+/// The columns [`endpoint`] reads, of `webhook_endpoints ep`.
+macro_rules! endpoint_columns {
+    () => {
+        "ep.id, ep.sandbox_id, ep.url, ep.events, ep.description, ep.secret, ep.previous_secret, ep.previous_secret_expires_ms, ep.disabled_reason, ep.failures_in_row, ep.created_at_ms, ep.faults"
+    };
+}
+
+const ENDPOINT_COLUMNS: &str = endpoint_columns!();
+
+/// Deliveries with their events and endpoints, as [`due_delivery`] reads
+/// them: add the `WHERE`.
+const DUE_DELIVERIES: &str = concat!(
+    "SELECT d.id AS delivery_id, d.attempts, d.next_attempt_ms, ev.id AS event_id, ev.event_type, ev.payload,
+            ev.created_at_ms AS event_created_at_ms, ",
+    endpoint_columns!(),
+    " FROM deliveries d
+     JOIN events ev ON ev.id = d.event_id
+     JOIN webhook_endpoints ep ON ep.id = d.endpoint_id"
+);
+
+fn due_delivery(sealer: &Sealer, row: &DbRow) -> Result<DueDelivery, StoreError> {
+    Ok(DueDelivery {
+        id: column(row, "deliveries", "delivery_id")?,
+        sandbox_id: column(row, "deliveries", "sandbox_id")?,
+        attempts: column(row, "deliveries", "attempts")?,
+        next_attempt_ms: column(row, "deliveries", "next_attempt_ms")?,
+        event_id: column(row, "events", "event_id")?,
+        event_type: column(row, "events", "event_type")?,
+        payload: json(row, "events", "payload")?,
+        event_created_at_ms: column(row, "events", "event_created_at_ms")?,
+        endpoint: endpoint(sealer, row)?,
+    })
+}
 
 fn job(row: &DbRow) -> Result<JobRecord, StoreError> {
     const T: &str = "jobs";
@@ -1139,11 +1171,7 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT d.id AS delivery_id, d.attempts, d.next_attempt_ms, ev.id AS event_id, ev.event_type, ev.payload,
-                    ev.created_at_ms AS event_created_at_ms, {ENDPOINT_COLUMNS}
-             FROM deliveries d
-             JOIN events ev ON ev.id = d.event_id
-             JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
+            "{DUE_DELIVERIES}
              WHERE d.sandbox_id = $1 AND d.state = 'pending' AND d.next_attempt_ms <= $2
                AND ep.disabled_reason IS NULL
              ORDER BY d.next_attempt_ms, d.id LIMIT $3"
@@ -1154,19 +1182,50 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| {
-                Ok(DueDelivery {
-                    id: row.get("delivery_id"),
-                    sandbox_id: row.get("sandbox_id"),
-                    attempts: row.get("attempts"),
-                    next_attempt_ms: row.get("next_attempt_ms"),
-                    event_id: row.get("event_id"),
-                    event_type: row.get("event_type"),
-                    payload: json(row, "events", "payload")?,
-                    event_created_at_ms: row.get("event_created_at_ms"),
-                    endpoint: endpoint(&self.sealer, row)?,
-                })
-            })
+            .map(|row| due_delivery(&self.sealer, row))
+            .collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        sandbox_id: &str,
+        until_ms: i64,
+        limit: u32,
+        claim: &DeliveryClaim,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lock = dialect::SKIP_LOCKED;
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "UPDATE deliveries SET claimed_by = $1, claimed_until_ms = $2
+             WHERE id IN (
+               SELECT d.id FROM deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
+               WHERE d.sandbox_id = $3 AND d.state = 'pending' AND d.next_attempt_ms <= $4
+                 AND ep.disabled_reason IS NULL
+                 AND (d.claimed_until_ms IS NULL OR d.claimed_until_ms <= $5 OR d.claimed_by = $1)
+               ORDER BY d.next_attempt_ms, d.id LIMIT $6{lock})
+             RETURNING id"
+        ))
+        .bind(&claim.claimer)
+        .bind(claim.until_ms)
+        .bind(sandbox_id)
+        .bind(until_ms)
+        .bind(claim.now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = QueryBuilder::<Db>::new(format!("{DUE_DELIVERIES} WHERE d.id IN ("));
+        let mut listed = select.separated(", ");
+        for id in ids {
+            listed.push_bind(id);
+        }
+        select.push(") ORDER BY d.next_attempt_ms, d.id");
+        let rows = select.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| due_delivery(&self.sealer, row))
             .collect()
     }
 
@@ -1196,7 +1255,9 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_ms = $3, last_status = $4, last_error = $5 WHERE id = $6",
+            "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_ms = $3, last_status = $4, last_error = $5,
+               claimed_by = NULL, claimed_until_ms = NULL
+             WHERE id = $6",
         )
         .bind(a.state)
         .bind(a.attempt)
@@ -1286,7 +1347,7 @@ impl Store for SqlStore {
     ) -> Result<u64, StoreError> {
         let updated = match event_id {
             Some(event_id) => sqlx::query(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_ms = $1
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_ms = $1, claimed_by = NULL, claimed_until_ms = NULL
                  WHERE sandbox_id = $2 AND endpoint_id = $3 AND event_id = $4",
             )
             .bind(at_ms)
@@ -1294,7 +1355,7 @@ impl Store for SqlStore {
             .bind(endpoint_id)
             .bind(event_id),
             None => sqlx::query(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_ms = $1
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_ms = $1, claimed_by = NULL, claimed_until_ms = NULL
                  WHERE sandbox_id = $2 AND endpoint_id = $3 AND state = 'dead'",
             )
             .bind(at_ms)
