@@ -353,30 +353,5 @@ async fn docker_builds_a_template_in_a_container_and_its_sessions_see_it_read_on
     .await;
     // The build is a session like any other: a container whose egress
     // relay reaches only PyPI.
-    let toml = crate::templates::built(
-        &app,
-        json!({"name": "py-toml", "base": "python", "packages": ["tomli-w==1.0.0"]}),
-    )
-    .await;
-    assert_eq!(toml["status"], "ready", "{toml}");
-    let (_, log) = send(app.admin(Method::GET, "/templates/py-toml/log")).await;
-    assert!(
-        log.as_str()
-            .unwrap()
-            .contains("Successfully installed tomli-w-1.0.0"),
-        "{log}"
-    );
-    let ran = crate::templates::run_in(
-        &app,
-        "py-toml",
-        json!({"code": "import os, tomli_w\nprint(tomli_w.dumps({'a': 1}).strip())\nprint(bool(os.statvfs('/opt/template').f_flag & os.ST_RDONLY))\nopen('/opt/template/python/tomli_w/__init__.py', 'a')"}),
-    )
-    .await;
-    assert_eq!(ran["stdout"], "a = 1\nTrue\n", "{ran}");
-    assert!(
-        ran["stderr"].as_str().unwrap().contains("Error"),
-        "the layer cannot be written: {ran}"
-    );
-    let plain = crate::templates::run_in(&app, "python", json!({"code": "import tomli_w"})).await;
-    assert_eq!(plain["status"], "error", "{plain}");
+    crate::templates::toml_template_builds_read_only(&app).await;
 }
