@@ -1856,3 +1856,116 @@ fn docker_sessions_survive_a_crash_in_a_new_container_and_leave_none_at_a_stop()
         "a graceful stop leaves no container"
     );
 }
+
+/// A new empty database on the PostgreSQL server `SBX_TEST_POSTGRES_URL`
+/// names (`scripts/test.sh` starts one); without it the test is skipped,
+/// except in CI.
+fn postgres_database() -> Option<String> {
+    let Ok(server) = std::env::var("SBX_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SBX_TEST_POSTGRES_URL is unset: scripts/test.sh starts PostgreSQL"
+        );
+        eprintln!("skipped: SBX_TEST_POSTGRES_URL is unset (scripts/test.sh starts PostgreSQL)");
+        return None;
+    };
+    let name = format!("sbx_cli_{}", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    Some(
+        runtime
+            .block_on(sbx_store::PgStore::create_database(&server, &name))
+            .unwrap(),
+    )
+}
+
+/// Two `sbx serve` on one PostgreSQL database: the second stands by — its
+/// readiness probe and every call say so, naming the first — and when the
+/// first is killed (SIGKILL), takes over within seconds, serving what the
+/// first acknowledged.
+#[test]
+fn a_second_server_stands_by_and_takes_over_when_the_first_is_killed() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let serve_on = |data: &Path| {
+        let envs = [
+            ("SBX_LOG", "warn"),
+            (
+                "SBX_SECRETS_KEY",
+                "c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=",
+            ),
+        ];
+        let (server, lines) = start_with(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--database-url",
+                &database,
+            ],
+            "listening on",
+            &envs,
+            Stdio::null(),
+        );
+        let url = field(&lines, "SmartSandbox listening on").to_owned();
+        (server, url)
+    };
+    let (first_data, second_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, first_url) = serve_on(first_data.path());
+    let example = example_project();
+    assert!(
+        run(
+            &["import", example.to_str().unwrap(), "--name", "payments"],
+            &first_url
+        )
+        .0
+    );
+    let sandbox = open_payments_sandbox(&first_url);
+    let id = sandbox["id"].as_str().unwrap();
+    let (status, _, created) = http_post(
+        &format!("{first_url}/sbx/{id}/v1/customers"),
+        r#"{"name": "Ada Lovelace", "email": "ada@example.com"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{created}");
+    let customer: Value = serde_json::from_str(&created).unwrap();
+    let customer_url = |url: &str| {
+        format!(
+            "{url}/sbx/{id}/v1/customers/{}",
+            customer["id"].as_str().unwrap()
+        )
+    };
+
+    let (second, second_url) = serve_on(second_data.path());
+    let (status, ready) = http_get(&format!("{second_url}/readyz"), &[]);
+    assert_eq!(status, 503, "{ready}");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["status"], "standby", "{ready}");
+    assert_eq!(ready["holder"]["address"], first_url.as_str(), "{ready}");
+    let (status, refused) = http_get(&customer_url(&second_url), &[]);
+    assert_eq!(status, 503, "{refused}");
+    assert!(
+        refused.contains("urn:sbx:problem:standby") && refused.contains(&first_url),
+        "{refused}"
+    );
+    let (status, _) = http_get(&format!("{second_url}/healthz"), &[]);
+    assert_eq!(status, 200, "a standby is alive");
+
+    let mut first = first;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let killed = std::time::Instant::now();
+    eventually("the second server takes over", || {
+        (http_get(&format!("{second_url}/readyz"), &[]).0 == 200).then_some(())
+    });
+    let took = killed.elapsed();
+    eprintln!("took over {took:?} after the kill");
+    assert!(took < Duration::from_secs(5), "took over in {took:?}");
+    let (status, body) = http_get(&customer_url(&second_url), &[]);
+    assert_eq!(status, 200, "{body}");
+    let served: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(served["name"], "Ada Lovelace", "{served}");
+    terminate(second);
+}

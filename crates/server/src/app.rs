@@ -94,6 +94,11 @@ pub struct Shared {
     /// This server among those sharing its database (`rep_` + random):
     /// what its claims on shared work are made under.
     pub replica: Arc<str>,
+    /// Whether it serves: it holds its database. `false` while another
+    /// server does (it stands by) and once it lost its hold.
+    pub active: std::sync::atomic::AtomicBool,
+    /// Its hold on the database while active, let go at a graceful stop.
+    pub hold: tokio::sync::Mutex<Option<Box<dyn sbx_store::DatabaseHold>>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -133,6 +138,10 @@ impl Server {
         let served = self.serve_task.await.context("server task panicked")?;
         self.shutdown.cancel();
         self.state.workers.shut_down().await;
+        // Last: a server standing by takes over once everything is written.
+        if let Some(hold) = self.state.hold.lock().await.take() {
+            hold.release().await;
+        }
         if let Some(telemetry) = self.state.telemetry.clone() {
             let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
@@ -296,7 +305,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Loads every live sandbox, compiling the revisions they are pinned to.
-async fn load_registry(state: &AppState) -> anyhow::Result<()> {
+pub(crate) async fn load_registry(state: &AppState) -> anyhow::Result<()> {
     let now = now_ms();
     let mut keys: std::collections::HashMap<sbx_store::SandboxId, Vec<_>> = Default::default();
     for record in state.store.live_keys().await? {
@@ -359,7 +368,11 @@ pub fn front(state: AppState) -> Front {
                 axum::response::IntoResponse::into_response(control::no_route(request).await)
             }
         })
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::runtime::standby::gate,
+        ));
     let portal_state = state.clone();
     // The portal and the probes, unless the request names a sandbox (whose
     // spec may have a `/healthz` of its own).
@@ -442,18 +455,34 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         templates,
         workers: workers.clone(),
         replica: format!("rep_{}", crate::runtime::ids::random_token(12)).into(),
+        active: false.into(),
+        hold: Default::default(),
     }));
-    load_registry(&state).await?;
-    crate::service::sessions::resume(&state).await;
-    state
-        .idempotency
-        .load()
-        .await
-        .context("indexing idempotency keys")?;
     let shutdown = CancellationToken::new();
-    workers.spawn(reaper::run(state.clone(), workers.stopping()));
-    workers.spawn(scheduler::run(state.clone(), workers.stopping()));
-    workers.spawn(deliveries::run(state.clone(), workers.stopping()));
+    let holder = sbx_store::Holder {
+        replica: state.replica.to_string(),
+        address: public_url.clone(),
+        since_ms: now_ms(),
+    };
+    match state
+        .store
+        .try_hold(&holder)
+        .await
+        .context("taking the database")?
+    {
+        Some(hold) => crate::runtime::standby::activate(&state, hold, &shutdown).await?,
+        None => {
+            tracing::warn!(
+                replica = %state.replica,
+                "another server holds the database: standing by until it lets go"
+            );
+            workers.spawn(crate::runtime::standby::stand_by(
+                state.clone(),
+                holder,
+                shutdown.clone(),
+            ));
+        }
+    }
     let app = front(state.clone());
     let token_for_serve = shutdown.clone();
     let timeouts = crate::http::listener::Timeouts::of(&state.config.limits);

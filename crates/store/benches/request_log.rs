@@ -1,10 +1,14 @@
 //! Writing the request log: batches of 500 entries the size of a logged
-//! `GET /customers/{id}` (~1.9 KB: headers, body, trace) into SQLite, with
-//! the sandbox already at its 10,000-entry retention, so every batch also
-//! forgets as many as it adds — the steady state of a sandbox under load.
+//! `GET /customers/{id}` (~1.9 KB: headers, body, trace) with the sandbox
+//! already at its 10,000-entry retention, so every batch also forgets as
+//! many as it adds — the steady state of a sandbox under load. On SQLite,
+//! and on PostgreSQL when `SBX_BENCH_POSTGRES_URL` names a server (a new
+//! database is made there; `scripts/postgres.sh` starts one).
+
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sbx_store::{LogRecord, SandboxRecord, SqliteStore, Store};
+use sbx_store::{LogRecord, PgStore, SandboxRecord, SqliteStore, Store};
 
 const BATCH: usize = 500;
 const SANDBOX: &str = "sbx-oo0sx5ap74vy";
@@ -43,9 +47,30 @@ fn save_logs(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = runtime
-        .block_on(SqliteStore::open_dir(dir.path()))
-        .expect("a store");
+    let sqlite: Arc<dyn Store> = Arc::new(
+        runtime
+            .block_on(SqliteStore::open_dir(dir.path()))
+            .expect("a store"),
+    );
+    save_logs_on(c, &runtime, "sqlite", sqlite.as_ref());
+    if let Ok(server) = std::env::var("SBX_BENCH_POSTGRES_URL") {
+        let name = format!("sbx_bench_{}", std::process::id());
+        let postgres: Arc<dyn Store> = runtime.block_on(async {
+            let url = PgStore::create_database(&server, &name)
+                .await
+                .expect("a database");
+            Arc::new(PgStore::open_url(&url).await.expect("a store"))
+        });
+        save_logs_on(c, &runtime, "postgres", postgres.as_ref());
+    }
+}
+
+fn save_logs_on(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    backend: &str,
+    store: &dyn Store,
+) {
     let sandbox = SandboxRecord {
         id: SANDBOX.into(),
         project: "payments".into(),
@@ -97,7 +122,7 @@ fn save_logs(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("request_log");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("save_500_at_retention", |b| {
+    group.bench_function(format!("save_500_at_retention/{backend}"), |b| {
         b.iter_batched(
             &mut batch,
             |logs| {

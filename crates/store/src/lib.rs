@@ -595,6 +595,30 @@ pub struct Tombstone {
     pub expired_at_ms: i64,
 }
 
+/// The server that serves a database's sandboxes, as it wrote when it
+/// took the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// Its replica id.
+    pub replica: String,
+    /// Where it is reached.
+    pub address: String,
+    pub since_ms: i64,
+}
+
+/// A server's hold on its database: while one holds it, every other
+/// server sharing the database stands by (one active server per
+/// database, until sandboxes are owned one by one).
+#[async_trait]
+pub trait DatabaseHold: Send + Sync {
+    /// Whether the hold is still this server's; an error means it is lost
+    /// (the database no longer answers the connection it lives on).
+    async fn check(&mut self) -> Result<(), StoreError>;
+    /// Lets the database go now (a graceful stop), so that a server
+    /// standing by takes over at once.
+    async fn release(self: Box<Self>);
+}
+
 #[async_trait]
 pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'static {
     /// Creates a project with its first revision.
@@ -829,6 +853,13 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
 
     /// Whether the database answers (a round trip), for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Takes the database for `holder` unless another server holds it
+    /// (`None`). SQLite's file has one server by construction: always
+    /// taken.
+    async fn try_hold(&self, holder: &Holder) -> Result<Option<Box<dyn DatabaseHold>>, StoreError>;
+    /// Who holds the database, if anyone wrote so.
+    async fn holder(&self) -> Result<Option<Holder>, StoreError>;
 
     /// Re-wraps every sealed secret not under the current key (plain text
     /// from before sealing included); returns how many were.

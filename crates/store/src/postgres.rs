@@ -23,6 +23,69 @@ mod timeline;
 
 pub use store::SqlStore as PgStore;
 
+/// One active server per database: the holder keeps a session-level
+/// advisory lock on a connection of its own. PostgreSQL lets it go when
+/// that connection ends — a graceful release, or the server's death —
+/// and a server standing by takes it.
+mod hold {
+    use sqlx::{Connection, PgConnection, PgPool, Row};
+
+    use crate::{DatabaseHold, Holder, StoreError};
+
+    /// The advisory lock's key ("sbx" and 1).
+    const LOCK: i64 = 0x0073_6278_0000_0001;
+
+    struct Held(PgConnection);
+
+    #[async_trait::async_trait]
+    impl DatabaseHold for Held {
+        async fn check(&mut self) -> Result<(), StoreError> {
+            sqlx::query("SELECT 1").execute(&mut self.0).await?;
+            Ok(())
+        }
+
+        async fn release(self: Box<Self>) {
+            let _ = self.0.close().await;
+        }
+    }
+
+    pub(super) async fn try_hold(
+        pool: &PgPool,
+        holder: &Holder,
+    ) -> Result<Option<Box<dyn DatabaseHold>>, StoreError> {
+        let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LOCK)
+            .fetch_one(&mut connection)
+            .await?;
+        if !taken {
+            let _ = connection.close().await;
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO database_holder (only_row, replica, address, since_ms) VALUES (1, $1, $2, $3)
+             ON CONFLICT (only_row) DO UPDATE SET replica = excluded.replica, address = excluded.address, since_ms = excluded.since_ms",
+        )
+        .bind(&holder.replica)
+        .bind(&holder.address)
+        .bind(holder.since_ms)
+        .execute(&mut connection)
+        .await?;
+        Ok(Some(Box::new(Held(connection))))
+    }
+
+    pub(super) async fn holder(pool: &PgPool) -> Result<Option<Holder>, StoreError> {
+        let row = sqlx::query("SELECT replica, address, since_ms FROM database_holder")
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.map(|row| Holder {
+            replica: row.get(0),
+            address: row.get(1),
+            since_ms: row.get(2),
+        }))
+    }
+}
+
 /// What PostgreSQL says its own way.
 mod dialect {
     /// Contains, ignoring case.

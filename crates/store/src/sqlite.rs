@@ -24,6 +24,35 @@ mod timeline;
 
 pub use store::SqlStore as SqliteStore;
 
+/// One server per SQLite file: the database is always this server's.
+mod hold {
+    use sqlx::SqlitePool;
+
+    use crate::{DatabaseHold, Holder, StoreError};
+
+    struct Sole;
+
+    #[async_trait::async_trait]
+    impl DatabaseHold for Sole {
+        async fn check(&mut self) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        async fn release(self: Box<Self>) {}
+    }
+
+    pub(super) async fn try_hold(
+        _: &SqlitePool,
+        _: &Holder,
+    ) -> Result<Option<Box<dyn DatabaseHold>>, StoreError> {
+        Ok(Some(Box::new(Sole)))
+    }
+
+    pub(super) async fn holder(_: &SqlitePool) -> Result<Option<Holder>, StoreError> {
+        Ok(None)
+    }
+}
+
 /// What SQLite says its own way.
 mod dialect {
     /// Contains, ignoring ASCII case (SQLite's `LIKE` does).

@@ -105,6 +105,8 @@ problem_types! {
     StorageUnavailable = ("storage-unavailable", 503, "Storage unavailable"),
     /// Code sessions cannot run here: the jail's tools are missing.
     RuntimeUnavailable = ("runtime-unavailable", 503, "Session runtime unavailable"),
+    /// Another server holds the database; this one stands by.
+    Standby = ("standby", 503, "Server on standby"),
 }
 
 impl ProblemType {

@@ -179,6 +179,12 @@ async fn health() -> impl IntoResponse {
 /// sandboxes (it answers nothing before), it is not stopping, and its
 /// database answers within 2 s. 503 otherwise, saying which check failed.
 async fn ready(State(state): State<AppState>) -> Response {
+    if !state.active.load(std::sync::atomic::Ordering::Acquire) {
+        let holder = state.store.holder().await.ok().flatten();
+        let body =
+            serde_json::json!({"status": "standby", "replica": &*state.replica, "holder": holder});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     if state.workers.stopping().is_cancelled() {
         let body = serde_json::json!({"status": "stopping", "checks": {"database": "skipped"}});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -190,6 +196,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     match database {
         Ok(Ok(())) => Json(serde_json::json!({
             "status": "ready",
+            "replica": &*state.replica,
             "checks": {"database": {"status": "ok", "latency_ms": latency_ms}}
         }))
         .into_response(),

@@ -11,5 +11,6 @@ pub mod registry;
 pub mod session_egress;
 pub mod sessions;
 pub mod snapshots;
+pub mod standby;
 pub mod templates;
 pub mod usage;

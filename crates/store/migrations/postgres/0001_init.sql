@@ -325,3 +325,12 @@ CREATE TABLE oauth_refresh_tokens (
 );
 CREATE INDEX oauth_refresh_tokens_family ON oauth_refresh_tokens(family);
 CREATE INDEX oauth_refresh_tokens_sandbox ON oauth_refresh_tokens(sandbox_id);
+
+-- The server serving this database's sandboxes, as it wrote when it took
+-- the database (its advisory lock is what makes it the one).
+CREATE TABLE database_holder (
+    only_row BIGINT PRIMARY KEY CHECK (only_row = 1),
+    replica  TEXT NOT NULL,
+    address  TEXT NOT NULL,
+    since_ms BIGINT NOT NULL
+);

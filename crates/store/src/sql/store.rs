@@ -1691,6 +1691,17 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn try_hold(
+        &self,
+        holder: &crate::Holder,
+    ) -> Result<Option<Box<dyn crate::DatabaseHold>>, StoreError> {
+        super::hold::try_hold(&self.pool, holder).await
+    }
+
+    async fn holder(&self) -> Result<Option<crate::Holder>, StoreError> {
+        super::hold::holder(&self.pool).await
+    }
+
     async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         self.reseal_all().await
     }
