@@ -1967,5 +1967,26 @@ fn a_second_server_stands_by_and_takes_over_when_the_first_is_killed() {
     assert_eq!(status, 200, "{body}");
     let served: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(served["name"], "Ada Lovelace", "{served}");
-    terminate(second);
+
+    // The database drops the holder's connection (a partition, a failover
+    // of PostgreSQL itself): the holder stops rather than write unheld.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dropped: i64 = runtime.block_on(async {
+        let admin = sqlx::PgPool::connect(&database).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+    });
+    assert_eq!(dropped, 1, "one connection holds the database");
+    let mut second = second;
+    let stopped = eventually("the server that lost its hold stops", || {
+        second.try_wait().unwrap()
+    });
+    assert!(
+        !stopped.success(),
+        "it says it stopped for a lost hold: {stopped}"
+    );
 }

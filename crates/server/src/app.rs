@@ -99,6 +99,8 @@ pub struct Shared {
     pub active: std::sync::atomic::AtomicBool,
     /// Its hold on the database while active, let go at a graceful stop.
     pub hold: tokio::sync::Mutex<Option<Box<dyn sbx_store::DatabaseHold>>>,
+    /// Set when it lost its hold: it stopped for that, and says so.
+    pub lost_hold: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_ms() -> i64 {
@@ -141,6 +143,13 @@ impl Server {
         // Last: a server standing by takes over once everything is written.
         if let Some(hold) = self.state.hold.lock().await.take() {
             hold.release().await;
+        }
+        if self
+            .state
+            .lost_hold
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            anyhow::bail!("stopped: this server lost its hold on the database");
         }
         if let Some(telemetry) = self.state.telemetry.clone() {
             let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
@@ -457,6 +466,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         replica: format!("rep_{}", crate::runtime::ids::random_token(12)).into(),
         active: false.into(),
         hold: Default::default(),
+        lost_hold: false.into(),
     }));
     let shutdown = CancellationToken::new();
     let holder = sbx_store::Holder {

@@ -91,6 +91,7 @@ async fn watch(state: AppState, shutdown: CancellationToken) {
         let Some(held) = hold.as_mut() else { return };
         if let Err(error) = held.check().await {
             state.active.store(false, Ordering::Release);
+            state.lost_hold.store(true, Ordering::Release);
             hold.take();
             tracing::error!(%error, "lost the hold on the database: stopping, so that only its new holder writes");
             shutdown.cancel();
