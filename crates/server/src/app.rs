@@ -144,15 +144,15 @@ impl Server {
         if let Some(hold) = self.state.hold.lock().await.take() {
             hold.release().await;
         }
+        if let Some(telemetry) = self.state.telemetry.clone() {
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+        }
         if self
             .state
             .lost_hold
             .load(std::sync::atomic::Ordering::Acquire)
         {
             anyhow::bail!("stopped: this server lost its hold on the database");
-        }
-        if let Some(telemetry) = self.state.telemetry.clone() {
-            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
         served.context("server failed")
     }
@@ -512,4 +512,19 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         shutdown,
         serve_task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn database_urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redacted_url("postgres://sbx:s3cret@db:5432/sbx?sslmode=require"),
+            "postgres://sbx:***@db:5432/sbx?sslmode=require"
+        );
+        assert_eq!(redacted_url("postgres://db/sbx"), "postgres://db/sbx");
+        assert_eq!(redacted_url("mysql://u:p@h/d"), "mysql://u:***@h/d");
+    }
 }

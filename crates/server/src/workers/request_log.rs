@@ -360,7 +360,10 @@ fn redacted_body(
     let body = masked.as_deref().unwrap_or(body);
     // Text, as the log shows it: invalid UTF-8 and NUL (which PostgreSQL
     // cannot store) become U+FFFD.
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]).replace('\0', "\u{FFFD}");
+    let mut text = String::from_utf8_lossy(&body[..body.len().min(MAX_BODY)]);
+    if text.contains('\0') {
+        text = text.replace('\0', "\u{FFFD}").into();
+    }
     let mut text = redact_text(&secrets.scrub_text(&text));
     if body.len() > MAX_BODY {
         text.push_str(&format!("… [{}{CUT_MARK}", body.len()));
