@@ -9,6 +9,7 @@ pub const DATA_DIR: &str = "SBX_DATA_DIR";
 pub const DATABASE_URL: &str = "SBX_DATABASE_URL";
 pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
 pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
+pub const INTERNAL_URL: &str = "SBX_INTERNAL_URL";
 /// The admin token `sbx serve` accepts (no flag: it would show in `ps`).
 pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
 /// The key stored secrets are sealed under (32 bytes, base64), and the

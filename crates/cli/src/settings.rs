@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// The URL clients use to reach this server [default: http://{listen}].
     #[arg(long, env = env::PUBLIC_URL)]
     pub public_url: Option<String>,
+    /// The URL other servers sharing the database reach this one at, to
+    /// forward requests [default: the public URL].
+    #[arg(long, env = env::INTERNAL_URL)]
+    pub internal_url: Option<String>,
     /// A TOML file of settings (see docs/configuration.md).
     #[arg(long, env = env::CONFIG)]
     pub config: Option<PathBuf>,
@@ -71,6 +75,7 @@ struct FileSettings {
     database_url: Option<String>,
     base_domain: Option<String>,
     public_url: Option<String>,
+    internal_url: Option<String>,
     reaper_interval_seconds: Option<u64>,
     limits: Option<Limits>,
     scripts: Option<ScriptLimits>,
@@ -124,6 +129,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             .or(file.base_domain)
             .unwrap_or(defaults.base_domain),
         public_url: args.public_url.or(file.public_url),
+        internal_url: args.internal_url.or(file.internal_url),
         admin_token: admin_token.map(Into::into),
         secrets_key: secrets_key.map(Into::into),
         secrets_previous_keys,
@@ -169,6 +175,7 @@ mod tests {
             database_url: None,
             base_domain: None,
             public_url: None,
+            internal_url: None,
             config,
             demo: false,
             allow_private_egress: false,

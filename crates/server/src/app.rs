@@ -101,6 +101,8 @@ pub struct Shared {
     pub hold: tokio::sync::Mutex<Option<Box<dyn sbx_store::DatabaseHold>>>,
     /// Set when it lost its hold: it stopped for that, and says so.
     pub lost_hold: std::sync::atomic::AtomicBool,
+    /// Passes requests to the holder while this server stands by.
+    pub forwarder: crate::runtime::standby::Forwarder,
 }
 
 pub fn now_ms() -> i64 {
@@ -467,11 +469,15 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         active: false.into(),
         hold: Default::default(),
         lost_hold: false.into(),
+        forwarder: Default::default(),
     }));
     let shutdown = CancellationToken::new();
     let holder = sbx_store::Holder {
         replica: state.replica.to_string(),
-        address: public_url.clone(),
+        address: state.config.internal_url.as_deref().map_or_else(
+            || public_url.clone(),
+            |url| url.trim_end_matches('/').to_owned(),
+        ),
         since_ms: now_ms(),
     };
     match state

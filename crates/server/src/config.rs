@@ -213,12 +213,16 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded database and the generated admin token live.
     pub data_dir: PathBuf,
-    /// `sqlite:` URL overriding the data dir database (PostgreSQL: a later backend).
+    /// `postgres://…` (what several servers share) or `sqlite:…`,
+    /// instead of the SQLite file in the data dir.
     pub database_url: Option<String>,
     /// Sandboxes answer at `{id}.{base_domain}`.
     pub base_domain: String,
     /// Public URL clients use to reach the server; derived from `listen` when absent.
     pub public_url: Option<String>,
+    /// Where other servers sharing the database reach this one, to
+    /// forward requests to it; the public URL when absent.
+    pub internal_url: Option<String>,
     pub admin_token: Option<SecretString>,
     /// Seals stored secrets (webhook signing secrets, OAuth signing keys):
     /// 32 bytes, base64. `None`: a key generated into the data dir.
@@ -297,6 +301,7 @@ impl Default for Config {
             database_url: None,
             base_domain: "sbx.localhost".to_owned(),
             public_url: None,
+            internal_url: None,
             admin_token: None,
             secrets_key: None,
             secrets_previous_keys: Vec::new(),
@@ -362,12 +367,17 @@ impl Config {
             "base_domain",
             format!("{domain:?} must be a host name such as sbx.localhost"),
         )?;
-        if let Some(url) = &self.public_url {
-            check(
-                url.starts_with("http://") || url.starts_with("https://"),
-                "public_url",
-                format!("{url:?} must start with http:// or https://"),
-            )?;
+        for (name, url) in [
+            ("public_url", &self.public_url),
+            ("internal_url", &self.internal_url),
+        ] {
+            if let Some(url) = url {
+                check(
+                    url.starts_with("http://") || url.starts_with("https://"),
+                    name,
+                    format!("{url:?} must start with http:// or https://"),
+                )?;
+            }
         }
         if let Some(token) = &self.admin_token {
             check(

@@ -180,10 +180,14 @@ async fn health() -> impl IntoResponse {
 /// database answers within 2 s. 503 otherwise, saying which check failed.
 async fn ready(State(state): State<AppState>) -> Response {
     if !state.active.load(std::sync::atomic::Ordering::Acquire) {
+        // Standing by, it forwards to the holder: ready while there is one.
         let holder = state.store.holder().await.ok().flatten();
-        let body =
-            serde_json::json!({"status": "standby", "replica": &*state.replica, "holder": holder});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        let status = match holder {
+            Some(_) if !state.workers.stopping().is_cancelled() => StatusCode::OK,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let body = serde_json::json!({"status": "forwarding", "replica": &*state.replica, "holder": holder});
+        return (status, Json(body)).into_response();
     }
     if state.workers.stopping().is_cancelled() {
         let body = serde_json::json!({"status": "stopping", "checks": {"database": "skipped"}});

@@ -556,7 +556,7 @@ enum Resolved {
 
 pub async fn handler(State(state): State<AppState>, request: Request) -> Response {
     if !state.active.load(std::sync::atomic::Ordering::Acquire) {
-        return crate::runtime::standby::refusal(&state).await;
+        return crate::runtime::standby::forward(&state, request).await;
     }
     let started = std::time::Instant::now();
     let raw_path = request.uri().path().to_owned();

@@ -1,12 +1,16 @@
 //! One active server per database. A server serves only while it holds
 //! its database ([`sbx_store::DatabaseHold`]); another started on the same
-//! database stands by — its probes say so, every other request answers
-//! 503 `standby` naming the holder — and takes over when the holder lets
-//! go (a graceful stop) or dies, rebuilding every sandbox from the
-//! database as a restart does. A server that loses its hold stops at once,
-//! so that two never write at the same time.
+//! database stands by: it forwards every request to the holder (at the
+//! address the holder wrote), so any of them can sit behind a load
+//! balancer, and takes over when the holder lets go (a graceful stop) or
+//! dies, rebuilding every sandbox from the database as a restart does. A
+//! server that loses its hold stops at once, so that two never write at
+//! the same time.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use axum::{
@@ -100,17 +104,127 @@ async fn watch(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// The answer of a server that does not serve: 503 naming the server
-/// that holds the database, if it said.
-pub async fn refusal(state: &AppState) -> Response {
-    let detail = match state.store.holder().await {
-        Ok(Some(holder)) => format!(
-            "this server is on standby: the database is served by {} at {} (since {})",
+/// Marks a forwarded request (the value: who forwarded it): a server
+/// standing by never forwards one again.
+const FORWARDED_BY: &str = "x-sbx-forwarded-by";
+
+/// Headers that belong to one connection, never passed on.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// How a server standing by reaches the holder: one connection pool, and
+/// the holder as read at most a second ago.
+pub struct Forwarder {
+    client: reqwest::Client,
+    holder: tokio::sync::Mutex<Option<(Instant, Holder)>>,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a plain HTTP client builds"),
+            holder: Default::default(),
+        }
+    }
+}
+
+impl Forwarder {
+    /// The holder, read again once a second (or after a failed forward).
+    async fn holder(&self, state: &AppState) -> Option<Holder> {
+        let mut cached = self.holder.lock().await;
+        if let Some((read, holder)) = cached.as_ref()
+            && read.elapsed() < EVERY
+        {
+            return Some(holder.clone());
+        }
+        let holder = state.store.holder().await.ok().flatten()?;
+        *cached = Some((Instant::now(), holder.clone()));
+        Some(holder)
+    }
+
+    async fn forget(&self) {
+        self.holder.lock().await.take();
+    }
+}
+
+/// Passes `request` to the server holding the database and its answer
+/// back, streamed both ways; 503 `standby` when there is none to reach.
+pub async fn forward(state: &AppState, request: Request) -> Response {
+    let forwarder = &state.forwarder;
+    let holder = match forwarder.holder(state).await {
+        Some(holder)
+            if holder.replica != *state.replica
+                && !request.headers().contains_key(FORWARDED_BY) =>
+        {
+            holder
+        }
+        _ => return refusal(None, "another server holds the database").await,
+    };
+    let (parts, body) = request.into_parts();
+    let target = format!(
+        "{}{}",
+        holder.address.trim_end_matches('/'),
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut headers = parts.headers;
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let Ok(replica) = axum::http::HeaderValue::from_str(&state.replica) {
+        headers.insert(FORWARDED_BY, replica);
+    }
+    let sent = forwarder
+        .client
+        .request(parts.method, &target)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        .send()
+        .await;
+    match sent {
+        Ok(answer) => {
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if !HOP_BY_HOP.contains(&name.as_str()) {
+                    response = response.header(name, value);
+                }
+            }
+            response
+                .body(axum::body::Body::from_stream(answer.bytes_stream()))
+                .unwrap_or_else(|_| {
+                    ApiError::internal("the holder's answer could not be passed on").into_response()
+                })
+        }
+        Err(error) => {
+            forwarder.forget().await;
+            tracing::warn!(%error, holder = %holder.replica, "forwarding to the holder failed");
+            refusal(Some(&holder), "it does not answer").await
+        }
+    }
+}
+
+/// 503 `standby`: this server does not serve, and why it cannot pass the
+/// request on.
+async fn refusal(holder: Option<&Holder>, why: &str) -> Response {
+    let detail = match holder {
+        Some(holder) => format!(
+            "this server is on standby: the database is served by {} at {} (since {}), but {why}",
             holder.replica,
             holder.address,
             crate::app::rfc3339(holder.since_ms)
         ),
-        _ => "this server is on standby: another server holds the database".to_owned(),
+        None => format!("this server is on standby: {why}"),
     };
     let mut response = ApiError::new(sbx_engine::ProblemType::Standby, detail).into_response();
     response.headers_mut().insert(
@@ -120,15 +234,16 @@ pub async fn refusal(state: &AppState) -> Response {
     response
 }
 
-/// Lets only the probes through while the server does not serve.
+/// While the server does not serve, answers its own probes and metrics
+/// and forwards everything else to the holder.
 pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let probe = matches!(
+    let own = matches!(
         request.uri().path(),
-        "/healthz" | "/readyz" | "/api/v1/health"
+        "/healthz" | "/readyz" | "/api/v1/health" | "/metrics"
     );
-    if probe || state.active.load(Ordering::Acquire) {
+    if own || state.active.load(Ordering::Acquire) {
         next.run(request).await
     } else {
-        refusal(&state).await
+        forward(&state, request).await
     }
 }
