@@ -6,6 +6,9 @@
 # database). The server and PostgreSQL share core 0 (SQLite works inside the
 # server's process, so both backends get the same CPU); wrk runs on core 1.
 # The backends alternate, ROUNDS times each (default 2): report the worse.
+# With PostgreSQL, a second server on the same database stands by and
+# forwards: the stored read through it, beside the same read sent to the
+# holder directly, is what forwarding costs.
 #
 #   bench/database.sh
 #   DURATION=10 ROUNDS=3 bench/database.sh
@@ -70,6 +73,38 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+forward_round() { # round: the holder and a forwarding standby, both on core 0
+    local round=$1 holder_data standby_data db holder standby base
+    holder_data=$(mktemp -d); standby_data=$(mktemp -d)
+    db="bench_forward_${round}_$RANDOM"
+    "$(dirname "$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)")/psql" -q "$PG_URL" -c "CREATE DATABASE $db"
+    for server in holder:4031:$holder_data standby:4032:$standby_data; do
+        IFS=: read -r name port data <<<"$server"
+        SBX_ADMIN_TOKEN="$TOKEN" SBX_SECRETS_KEY="c2J4LWJlbmNoLXNlY3JldHMta2V5LTMyLWJ5dGVzISE=" \
+            taskset -c 0 "$SBX" serve --listen "127.0.0.1:$port" --data-dir "$data" --database-url "${PG_URL%/*}/$db" \
+            >"$OUT/sbx-forward-$name.log" 2>&1 &
+        PIDS+=($!)
+        [ "$name" = holder ] && { holder=$!; wait_for http://127.0.0.1:4031/readyz; } || standby=$!
+    done
+    wait_for http://127.0.0.1:4032/readyz
+    "$SBX" import bench/behaviours --name bench --url http://127.0.0.1:4031 --token "$TOKEN" >/dev/null
+    base=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+        -d '{"project": "bench", "auth": "none"}' http://127.0.0.1:4031/api/v1/sandboxes |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"].split("/sbx/", 1)[1])')
+    REQUIRE_2XX=1
+    echo "== forward round $round: stored read at the holder"
+    RESULT[direct-read-$round]=$(load "http://127.0.0.1:4031/sbx/$base/items/item_1")
+    echo "   ${RESULT[direct-read-$round]}"
+    echo "== forward round $round: stored read through the standby"
+    RESULT[forwarded-read-$round]=$(load "http://127.0.0.1:4032/sbx/$base/items/item_1")
+    echo "   ${RESULT[forwarded-read-$round]}"
+    kill "$standby" "$holder"; wait "$standby" "$holder" 2>/dev/null || true
+    rm -rf "$holder_data" "$standby_data"
+}
+case " $BACKENDS " in
+    *" postgres "*) for round in $(seq "$ROUNDS"); do forward_round "$round"; done ;;
+esac
+
 worse() { # name run: the lowest req/s of the rounds, with its latencies
     for round in $(seq "$ROUNDS"); do echo "${RESULT[$1-$2-$round]}"; done | sort -n | head -1
 }
@@ -87,4 +122,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         target=">= 0.90"; [ $run = create ] && target=">= 0.50"
         echo "| $run | $s | $s50 | $s99 | $p | $p50 | $p99 | $(ratio "$p" "$s") | $target |"
     done
+    case " $BACKENDS " in
+        *" postgres "*)
+            read -r d d50 d99 <<<"$(worse direct read)"
+            read -r f f50 f99 <<<"$(worse forwarded read)"
+            echo
+            echo "Forwarding (PostgreSQL; a standby passes the stored read to the holder; both servers on core 0):"
+            echo
+            echo "| run | at the holder req/s | p50 ms | p99 ms | through the standby req/s | p50 ms | p99 ms | p50 added ms | target |"
+            echo "|---|---|---|---|---|---|---|---|---|"
+            echo "| read | $d | $d50 | $d99 | $f | $f50 | $f99 | $(awk -v a="$f50" -v b="$d50" 'BEGIN { printf "%.3f", a - b }') | < 1 ms |"
+            ;;
+    esac
 } | tee "$OUT/database.md"
