@@ -47,7 +47,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("pub const "))
             .filter_map(|line| line.split('"').nth(1))
             .collect();
-        assert_eq!(declared.len(), 20);
+        assert_eq!(declared.len(), 21);
         for name in declared {
             assert!(
                 docs.contains(&format!("`{name}`")),

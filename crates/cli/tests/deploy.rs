@@ -1,0 +1,193 @@
+//! `deploy/kubernetes`: the objects SmartSandbox is deployed with,
+//! validated by a tool nobody here wrote (`kubernetes-validate`, with the
+//! Kubernetes API's own schemas; `.ci/run` installs it), held to the
+//! restricted Pod Security Standard, probing endpoints the server has, and
+//! configured with settings the real binary starts with. No cluster runs
+//! here: nothing is applied.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use serde_json::Value;
+
+const SBX: &str = env!("CARGO_BIN_EXE_sbx");
+const KUBERNETES_VERSION: &str = "1.33.0";
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes")
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every object the kustomization lists, by kind.
+fn objects() -> Vec<(PathBuf, Value)> {
+    let kustomization = yaml(&deploy().join("kustomization.yaml"));
+    kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| {
+            let path = deploy().join(file.as_str().unwrap());
+            let object = yaml(&path);
+            (path, object)
+        })
+        .collect()
+}
+
+fn object(kind: &str) -> Value {
+    objects()
+        .into_iter()
+        .find(|(_, object)| object["kind"] == kind)
+        .unwrap_or_else(|| panic!("a {kind}"))
+        .1
+}
+
+#[test]
+fn every_object_is_valid_kubernetes_and_listed() {
+    let objects = objects();
+    let mut files: Vec<_> = std::fs::read_dir(deploy())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().unwrap() != "kustomization.yaml")
+        .collect();
+    files.sort();
+    let mut listed: Vec<_> = objects.iter().map(|(path, _)| path.clone()).collect();
+    listed.sort();
+    assert_eq!(listed, files, "the kustomization lists every file");
+    let output = Command::new("kubernetes-validate")
+        .args(["-k", KUBERNETES_VERSION, "--strict"])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs: .ci/run installs it (pip install kubernetes-validate)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+}
+
+#[test]
+fn the_pods_meet_the_restricted_standard_and_probe_the_real_endpoints() {
+    let namespace = object("Namespace");
+    assert_eq!(
+        namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    let deployment = object("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    for shared in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert!(pod[shared].is_null(), "{shared}");
+    }
+    let container = &pod["containers"][0];
+    let context = &container["securityContext"];
+    assert_eq!(context["allowPrivilegeEscalation"], false);
+    assert_eq!(context["readOnlyRootFilesystem"], true);
+    assert_eq!(context["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let env = container["env"].as_array().unwrap();
+    assert!(
+        env.iter().any(|e| e["name"] == "SBX_INTERNAL_URL"
+            && e["value"].as_str().unwrap().contains("$(POD_IP)")),
+        "other servers forward to the pod's own address"
+    );
+    // Rolling updates never leave fewer servers than asked.
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    for kind in ["Service", "PodDisruptionBudget", "NetworkPolicy"] {
+        let object = object(kind);
+        let selects = if kind == "Service" {
+            &object["spec"]["selector"]
+        } else {
+            &object["spec"]["selector"]["matchLabels"]
+        };
+        let selects = if kind == "NetworkPolicy" {
+            &object["spec"]["podSelector"]["matchLabels"]
+        } else {
+            selects
+        };
+        assert_eq!(selects, selector, "{kind} selects the servers");
+    }
+}
+
+/// A minimal HTTP/1.1 GET; the status.
+fn status_of(url: &str) -> u16 {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer[9..12].parse().unwrap()
+}
+
+#[test]
+fn the_configmaps_settings_start_the_server() {
+    let config = object("ConfigMap");
+    let settings = config["data"]["sbx.toml"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sbx.toml");
+    std::fs::write(&file, settings).unwrap();
+    // The pod's paths, port and public URL are the cluster's; here, flags
+    // move them.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(SBX)
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--public-url",
+            &url,
+        ])
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
+        .env("SBX_ADMIN_TOKEN", "deploy-test-admin-token-0123456789")
+        .env("SBX_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sbx starts");
+    // Read while it runs: what it prints next must not meet a closed pipe.
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("SmartSandbox listening on"));
+    let url = started.then_some(url);
+    let ready = url
+        .as_deref()
+        .map(|url| status_of(&format!("{url}/readyz")));
+    let _ = server.kill();
+    let _ = server.wait();
+    drop(lines);
+    assert_eq!(
+        ready,
+        Some(200),
+        "the ConfigMap's settings start a ready server"
+    );
+}
