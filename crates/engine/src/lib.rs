@@ -19,7 +19,9 @@ pub use state::clock;
 
 pub use behaviours::behaviour::{OperationBehaviour, OperationIndex, seed};
 pub use behaviours::call::{EmittedEvent, Journal, StateChange};
-pub use behaviours::forward::{Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+pub use behaviours::forward::{
+    CONNECTION_HEADERS, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
 pub use behaviours::functions::{
     Function, FunctionAnswer, FunctionCall, FunctionFailure, FunctionLanguage, FunctionSources,
     Functions,

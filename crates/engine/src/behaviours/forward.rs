@@ -48,9 +48,9 @@ pub trait Upstream: Send + Sync {
     fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
 }
 
-/// Headers never passed on in either direction (RFC 9110 §7.6.1), plus the
-/// ones the HTTP client sets itself.
-const HOP_BY_HOP: [&str; 10] = [
+/// Headers of one connection, never passed on in either direction by
+/// whoever relays a request (RFC 9110 §7.6.1).
+pub const CONNECTION_HEADERS: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -59,9 +59,13 @@ const HOP_BY_HOP: [&str; 10] = [
     "trailer",
     "transfer-encoding",
     "upgrade",
-    "host",
-    "content-length",
 ];
+
+/// Not passed upstream or back: the connection's headers, and the ones the
+/// HTTP client sets itself.
+fn hop_by_hop(name: &str) -> bool {
+    CONNECTION_HEADERS.contains(&name) || name == "host" || name == "content-length"
+}
 
 /// Longest upstream wait allowed, whatever a rule or script asks.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
@@ -151,7 +155,7 @@ pub fn build(call: &Call, rule: &ForwardRule) -> UpstreamRequest {
         url.push_str(&query.join("&"));
     }
     let removed = |name: &str| {
-        HOP_BY_HOP.contains(&name)
+        hop_by_hop(name)
             // The server's own admin token never leaves it.
             || name.eq_ignore_ascii_case("x-sandbox-admin-token")
             || rule
@@ -211,7 +215,7 @@ pub fn to_response(upstream: UpstreamResponse) -> Response {
         headers: upstream
             .headers
             .into_iter()
-            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+            .filter(|(name, _)| !hop_by_hop(name))
             .collect(),
         body: upstream.body.into(),
     }

@@ -108,18 +108,6 @@ async fn watch(state: AppState, shutdown: CancellationToken) {
 /// standing by never forwards one again.
 const FORWARDED_BY: &str = "x-sbx-forwarded-by";
 
-/// Headers that belong to one connection, never passed on.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// How a server standing by reaches the holder: one connection pool, and
 /// the holder as read at most a second ago.
 pub struct Forwarder {
@@ -179,7 +167,7 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
         parts.uri.path_and_query().map_or("/", |p| p.as_str())
     );
     let mut headers = parts.headers;
-    for name in HOP_BY_HOP {
+    for name in sbx_engine::CONNECTION_HEADERS {
         headers.remove(name);
     }
     if let Ok(replica) = axum::http::HeaderValue::from_str(&state.replica) {
@@ -196,7 +184,7 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
         Ok(answer) => {
             let mut response = Response::builder().status(answer.status());
             for (name, value) in answer.headers() {
-                if !HOP_BY_HOP.contains(&name.as_str()) {
+                if !sbx_engine::CONNECTION_HEADERS.contains(&name.as_str()) {
                     response = response.header(name, value);
                 }
             }
