@@ -54,6 +54,15 @@ mod hold {
         holder: &Holder,
     ) -> Result<Option<Box<dyn DatabaseHold>>, StoreError> {
         let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
+        // The server's side notices a holder gone silent (a partition)
+        // after about 11 s, and the lock goes with the connection.
+        sqlx::query(
+            "SELECT set_config('tcp_keepalives_idle', '5', false),
+                    set_config('tcp_keepalives_interval', '2', false),
+                    set_config('tcp_keepalives_count', '3', false)",
+        )
+        .execute(&mut connection)
+        .await?;
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(LOCK)
             .fetch_one(&mut connection)

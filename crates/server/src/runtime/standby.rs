@@ -64,6 +64,10 @@ pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationTok
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(EVERY) => {}
         }
+        let holder = Holder {
+            since_ms: crate::app::now_ms(),
+            ..holder.clone()
+        };
         let hold = match state.store.try_hold(&holder).await {
             Ok(Some(hold)) => hold,
             Ok(None) => continue,
@@ -81,9 +85,15 @@ pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationTok
     }
 }
 
+/// How long the hold's check may take: a database that does not answer
+/// (a partition drops packets, it does not refuse them) counts as lost —
+/// well before PostgreSQL gives the lock to another (its keepalives on the
+/// hold's connection notice a dead holder after about 11 s).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Checks the hold every second; once it is lost (the database dropped
-/// its connection), stops serving and stops the server: another may hold
-/// the database by now.
+/// its connection, or does not answer on it), stops serving and stops the
+/// server: another may hold the database by now.
 async fn watch(state: AppState, shutdown: CancellationToken) {
     let stopping = state.workers.stopping();
     loop {
@@ -93,7 +103,12 @@ async fn watch(state: AppState, shutdown: CancellationToken) {
         }
         let mut hold = state.hold.lock().await;
         let Some(held) = hold.as_mut() else { return };
-        if let Err(error) = held.check().await {
+        let checked = tokio::time::timeout(CHECK_TIMEOUT, held.check()).await;
+        if let Some(error) = match checked {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+        } {
             state.active.store(false, Ordering::Release);
             state.lost_hold.store(true, Ordering::Release);
             hold.take();
