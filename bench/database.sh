@@ -40,30 +40,39 @@ scripts/postgres.sh stop
 PG_URL="$(SBX_PG_OPTIONS="-c fsync=on -c synchronous_commit=off" taskset -c 0 scripts/postgres.sh)"
 
 TOKEN="bench-admin-token-$(date +%s)"
+PSQL="$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)"
 declare -A RESULT
+
+new_database() { # name: a new database on the cluster; its URL
+    "$PSQL" -q "$PG_URL" -c "CREATE DATABASE $1"
+    echo "${PG_URL%/*}/$1"
+}
+
+bench_sandbox() { # server URL: bench/behaviours imported, a sandbox without auth; its base URL
+    "$SBX" import bench/behaviours --name bench --url "$1" --token "$TOKEN" >/dev/null
+    curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+        -d '{"project": "bench", "auth": "none"}' "$1/api/v1/sandboxes" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])'
+}
+
+measure() { # result-key label URL [wrk script]
+    echo "== $2"
+    RESULT[$1]=$(load "$3" "${4:-}")
+    echo "   ${RESULT[$1]}"
+}
+
 run_backend() { # name round
     local name=$1 data args=() pid base
     data=$(mktemp -d)
-    if [ "$name" = postgres ]; then
-        local db="bench_$2_$RANDOM"
-        "$(dirname "$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)")/psql" -q "$PG_URL" -c "CREATE DATABASE $db"
-        args=(--database-url "${PG_URL%/*}/$db")
-    fi
+    [ "$name" = postgres ] && args=(--database-url "$(new_database "bench_$2_$RANDOM")")
     SBX_ADMIN_TOKEN="$TOKEN" taskset -c 0 "$SBX" serve --listen 127.0.0.1:4030 --data-dir "$data" "${args[@]}" \
         >"$OUT/sbx-$name.log" 2>&1 & pid=$!
     PIDS+=("$pid")
     wait_for http://127.0.0.1:4030/readyz
-    "$SBX" import bench/behaviours --name bench --url http://127.0.0.1:4030 --token "$TOKEN" >/dev/null
-    base=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-        -d '{"project": "bench", "auth": "none"}' http://127.0.0.1:4030/api/v1/sandboxes |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"])')
+    base=$(bench_sandbox http://127.0.0.1:4030)
     REQUIRE_2XX=1
-    echo "== $name round $2: stored read"
-    RESULT[$name-read-$2]=$(load "$base/items/item_1")
-    echo "   ${RESULT[$name-read-$2]}"
-    echo "== $name round $2: stateful create"
-    RESULT[$name-create-$2]=$(load "$base/items" bench/create.lua)
-    echo "   ${RESULT[$name-create-$2]}"
+    measure "$name-read-$2" "$name round $2: stored read" "$base/items/item_1"
+    measure "$name-create-$2" "$name round $2: stateful create" "$base/items" bench/create.lua
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$data"
 }
@@ -74,32 +83,23 @@ for round in $(seq "$ROUNDS"); do
 done
 
 forward_round() { # round: the holder and a forwarding standby, both on core 0
-    local round=$1 holder_data standby_data db holder standby base
-    holder_data=$(mktemp -d); standby_data=$(mktemp -d)
-    db="bench_forward_${round}_$RANDOM"
-    "$(dirname "$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)")/psql" -q "$PG_URL" -c "CREATE DATABASE $db"
-    for server in holder:4031:$holder_data standby:4032:$standby_data; do
-        IFS=: read -r name port data <<<"$server"
+    local round=$1 database pids=() dirs=() port data path
+    database=$(new_database "bench_forward_${round}_$RANDOM")
+    # The holder first (it takes the database), then the standby.
+    for port in 4031 4032; do
+        data=$(mktemp -d); dirs+=("$data")
         SBX_ADMIN_TOKEN="$TOKEN" SBX_SECRETS_KEY="c2J4LWJlbmNoLXNlY3JldHMta2V5LTMyLWJ5dGVzISE=" \
-            taskset -c 0 "$SBX" serve --listen "127.0.0.1:$port" --data-dir "$data" --database-url "${PG_URL%/*}/$db" \
-            >"$OUT/sbx-forward-$name.log" 2>&1 &
-        PIDS+=($!)
-        [ "$name" = holder ] && { holder=$!; wait_for http://127.0.0.1:4031/readyz; } || standby=$!
+            taskset -c 0 "$SBX" serve --listen "127.0.0.1:$port" --data-dir "$data" --database-url "$database" \
+            >"$OUT/sbx-forward-$port.log" 2>&1 &
+        pids+=($!); PIDS+=($!)
+        wait_for "http://127.0.0.1:$port/readyz"
     done
-    wait_for http://127.0.0.1:4032/readyz
-    "$SBX" import bench/behaviours --name bench --url http://127.0.0.1:4031 --token "$TOKEN" >/dev/null
-    base=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-        -d '{"project": "bench", "auth": "none"}' http://127.0.0.1:4031/api/v1/sandboxes |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["base_url"].split("/sbx/", 1)[1])')
+    path="/sbx/$(bench_sandbox http://127.0.0.1:4031 | sed 's|.*/sbx/||')/items/item_1"
     REQUIRE_2XX=1
-    echo "== forward round $round: stored read at the holder"
-    RESULT[direct-read-$round]=$(load "http://127.0.0.1:4031/sbx/$base/items/item_1")
-    echo "   ${RESULT[direct-read-$round]}"
-    echo "== forward round $round: stored read through the standby"
-    RESULT[forwarded-read-$round]=$(load "http://127.0.0.1:4032/sbx/$base/items/item_1")
-    echo "   ${RESULT[forwarded-read-$round]}"
-    kill "$standby" "$holder"; wait "$standby" "$holder" 2>/dev/null || true
-    rm -rf "$holder_data" "$standby_data"
+    measure "direct-read-$round" "forward round $round: stored read at the holder" "http://127.0.0.1:4031$path"
+    measure "forwarded-read-$round" "forward round $round: stored read through the standby" "http://127.0.0.1:4032$path"
+    kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+    rm -rf "${dirs[@]}"
 }
 case " $BACKENDS " in
     *" postgres "*) for round in $(seq "$ROUNDS"); do forward_round "$round"; done ;;

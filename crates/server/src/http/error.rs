@@ -49,6 +49,15 @@ impl ApiError {
         }
     }
 
+    /// A server standing by that cannot pass a request on: asked again in
+    /// a second, it may have taken over or reach the holder.
+    pub fn standby(detail: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(ProblemType::Standby, detail)
+        }
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(ProblemType::BadRequest, detail)
     }
@@ -106,13 +115,9 @@ impl From<sbx_store::StoreError> for ApiError {
             sbx_store::StoreError::NotFound(what) => {
                 Self::not_found(format!("{what} does not exist"))
             }
-            sbx_store::StoreError::Unstorable(detail) => Self::validation(vec![FieldError {
-                location: "body".into(),
-                pointer: String::new(),
-                message: detail,
-                line: None,
-                column: None,
-            }]),
+            sbx_store::StoreError::Unstorable(detail) => {
+                Self::validation(vec![FieldError::body("", detail)])
+            }
             other => Self::internal(other),
         }
     }

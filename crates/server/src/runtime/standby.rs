@@ -173,7 +173,7 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
         {
             holder
         }
-        _ => return refusal(None, "another server holds the database").await,
+        _ => return refusal(None, "another server holds the database"),
     };
     let (parts, body) = request.into_parts();
     let target = format!(
@@ -212,14 +212,14 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
         Err(error) => {
             forwarder.forget().await;
             tracing::warn!(%error, holder = %holder.replica, "forwarding to the holder failed");
-            refusal(Some(&holder), "it does not answer").await
+            refusal(Some(&holder), "it does not answer")
         }
     }
 }
 
 /// 503 `standby`: this server does not serve, and why it cannot pass the
 /// request on.
-async fn refusal(holder: Option<&Holder>, why: &str) -> Response {
+fn refusal(holder: Option<&Holder>, why: &str) -> Response {
     let detail = match holder {
         Some(holder) => format!(
             "this server is on standby: the database is served by {} at {} (since {}), but {why}",
@@ -229,12 +229,7 @@ async fn refusal(holder: Option<&Holder>, why: &str) -> Response {
         ),
         None => format!("this server is on standby: {why}"),
     };
-    let mut response = ApiError::new(sbx_engine::ProblemType::Standby, detail).into_response();
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("1"),
-    );
-    response
+    ApiError::standby(detail).into_response()
 }
 
 /// While the server does not serve, answers its own probes and metrics
