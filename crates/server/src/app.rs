@@ -94,9 +94,11 @@ pub struct Shared {
     /// This server among those sharing its database (`rep_` + random):
     /// what its claims on shared work are made under.
     pub replica: Arc<str>,
-    /// Whether it serves: it holds its database. `false` while another
-    /// server does (it stands by) and once it lost its hold.
+    /// Whether it took its database. `false` while another server holds
+    /// it (it stands by) and once it lost its hold.
     pub active: std::sync::atomic::AtomicBool,
+    /// Until when its hold is surely still its own.
+    pub lease: crate::runtime::standby::LocalLease,
     /// Its hold on the database while active, let go at a graceful stop.
     pub hold: tokio::sync::Mutex<Option<Box<dyn sbx_store::DatabaseHold>>>,
     /// Set when it lost its hold: it stopped for that, and says so.
@@ -179,14 +181,16 @@ impl Server {
     }
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the configured database; on PostgreSQL, its connections name
+/// `replica`, whose writes the database fences.
+async fn open_store(config: &Config, replica: &str) -> anyhow::Result<Arc<dyn Store>> {
     secure_data_dir(&config.data_dir)
         .with_context(|| format!("securing the data dir {}", config.data_dir.display()))?;
     let sealer = Arc::new(sealer(config)?);
     let store: Arc<dyn Store> = match config.database_url.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Arc::new(
-                PgStore::open_url(url)
+                PgStore::open_url_as(url, replica)
                     .await
                     .with_context(|| format!("opening {}", redacted_url(url)))?
                     .with_sealer(sealer),
@@ -210,16 +214,6 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_sealer(sealer),
         ),
     };
-    let resealed = store
-        .reseal_secrets()
-        .await
-        .context("re-sealing stored secrets under the current secrets key")?;
-    if resealed > 0 {
-        tracing::info!(
-            resealed,
-            "stored secrets re-sealed under the current secrets key"
-        );
-    }
     Ok(store)
 }
 
@@ -410,7 +404,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         )?)),
         None => None,
     };
-    let store = open_store(&config).await?;
+    let replica: Arc<str> = format!("rep_{}", crate::runtime::ids::random_token(12)).into();
+    let store = open_store(&config, &replica).await?;
     let (token, generated) = admin_token(&config)?;
     let public_url = config.public_url(local_addr);
     let workers = Workers::default();
@@ -465,8 +460,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         snapshots,
         templates,
         workers: workers.clone(),
-        replica: format!("rep_{}", crate::runtime::ids::random_token(12)).into(),
+        replica,
         active: false.into(),
+        lease: Default::default(),
         hold: Default::default(),
         lost_hold: false.into(),
         forwarder: Default::default(),
@@ -479,6 +475,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
             |url| url.trim_end_matches('/').to_owned(),
         ),
         since_ms: now_ms(),
+        epoch: 0,
     };
     match state
         .store

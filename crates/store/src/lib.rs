@@ -42,6 +42,9 @@ pub enum StoreError {
     /// Text the database cannot hold: PostgreSQL refuses U+0000 (NUL).
     #[error("{0}")]
     Unstorable(String),
+    /// Another server holds the database: this one may no longer write.
+    #[error("{0}")]
+    Fenced(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -61,6 +64,9 @@ pub enum StoreError {
     },
 }
 
+/// The SQLSTATE of a write the fence refused.
+const FENCED: &str = "SBX01";
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
@@ -72,6 +78,10 @@ impl From<sqlx::Error> for StoreError {
                 Self::Unstorable(
                     "text with a NUL character (U+0000) cannot be stored: remove it".to_owned(),
                 )
+            }
+            // Raised by the fence on every write (`sbx_fence()`).
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(FENCED) => {
+                Self::Fenced(db.message().to_owned())
             }
             _ => Self::Database(error),
         }
@@ -604,16 +614,26 @@ pub struct Holder {
     /// Where it is reached.
     pub address: String,
     pub since_ms: i64,
+    /// The takeover it holds under (see [`DatabaseHold::epoch`]).
+    pub epoch: i64,
 }
 
-/// A server's hold on its database: while one holds it, every other
-/// server sharing the database stands by (one active server per
-/// database, until sandboxes are owned one by one).
+/// A server's hold on its database: a lease it renews. While one holds
+/// it, every other server sharing the database stands by (one active
+/// server per database, until sandboxes are owned one by one).
 #[async_trait]
 pub trait DatabaseHold: Send + Sync {
-    /// Whether the hold is still this server's; an error means it is lost
-    /// (the database no longer answers the connection it lives on).
-    async fn check(&mut self) -> Result<(), StoreError>;
+    /// Renews the lease. [`StoreError::Fenced`] means another server took
+    /// the database (this one was paused or cut off past its lease); any
+    /// other error leaves the lease to run out unless a later renewal
+    /// succeeds.
+    async fn renew(&mut self) -> Result<(), StoreError>;
+    /// How long a renewal holds the database, counted from before it was
+    /// asked for; `None` for a database no other server can take.
+    fn lease(&self) -> Option<std::time::Duration>;
+    /// Which takeover this is: it grows each time a server takes the
+    /// database.
+    fn epoch(&self) -> i64;
     /// Lets the database go now (a graceful stop), so that a server
     /// standing by takes over at once.
     async fn release(self: Box<Self>);

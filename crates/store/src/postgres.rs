@@ -23,74 +23,161 @@ mod timeline;
 
 pub use store::SqlStore as PgStore;
 
-/// One active server per database: the holder keeps a session-level
-/// advisory lock on a connection of its own. PostgreSQL lets it go when
-/// that connection ends — a graceful release, or the server's death —
-/// and a server standing by takes it.
+/// One active server per database, under a lease in `database_holder`
+/// (the database's clock decides when it has run out) and fenced: every
+/// write checks that its server is the holder (`sbx_fence()` in the
+/// migrations), so a holder paused or cut off past its lease cannot write
+/// once another took over.
 mod hold {
-    use sqlx::{Connection, PgConnection, PgPool, Row};
+    use std::time::Duration;
+
+    use sqlx::{Connection, PgConnection, PgPool, Row, postgres::PgConnectOptions};
 
     use crate::{DatabaseHold, Holder, StoreError};
 
-    /// The advisory lock's key ("sbx" and 1).
-    const LOCK: i64 = 0x0073_6278_0000_0001;
+    /// How long a renewal holds the database: renewed every second, it
+    /// outlasts a PostgreSQL restart, and a dead holder's sandboxes are
+    /// served again within about four seconds.
+    const LEASE: Duration = Duration::from_secs(3);
+    /// Longest a renewal may take before its connection is dropped (a
+    /// database that does not answer: a partition drops packets).
+    const RENEWAL_TIMEOUT: Duration = Duration::from_secs(1);
+    /// The advisory lock a takeover takes exclusively and every fenced
+    /// write shares ("sbx" and 1, as in `sbx_fence()`).
+    const FENCE: i64 = 0x7362_7800_0000_0001;
 
-    struct Held(PgConnection);
+    struct Lease {
+        options: PgConnectOptions,
+        /// Its own connection: renewals never wait behind a busy pool.
+        connection: Option<PgConnection>,
+        replica: String,
+        epoch: i64,
+    }
 
-    #[async_trait::async_trait]
-    impl DatabaseHold for Held {
-        async fn check(&mut self) -> Result<(), StoreError> {
-            sqlx::query("SELECT 1").execute(&mut self.0).await?;
-            Ok(())
-        }
-
-        async fn release(self: Box<Self>) {
-            let _ = self.0.close().await;
+    impl Lease {
+        /// Runs `statement` (binding the replica and epoch) on the lease's
+        /// connection, opening it if needed and dropping it on any
+        /// failure; how many rows it changed.
+        async fn run(&mut self, statement: &str) -> Result<u64, StoreError> {
+            let attempt = async {
+                if self.connection.is_none() {
+                    self.connection = Some(PgConnection::connect_with(&self.options).await?);
+                }
+                let connection = self.connection.as_mut().expect("just connected");
+                let done = sqlx::query(statement)
+                    .bind(&self.replica)
+                    .bind(self.epoch)
+                    .bind(LEASE.as_secs_f64())
+                    .execute(connection)
+                    .await?;
+                Ok::<_, StoreError>(done.rows_affected())
+            };
+            let outcome = match tokio::time::timeout(RENEWAL_TIMEOUT, attempt).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            };
+            if outcome.is_err() {
+                self.connection = None;
+            }
+            outcome
         }
     }
 
+    #[async_trait::async_trait]
+    impl DatabaseHold for Lease {
+        async fn renew(&mut self) -> Result<(), StoreError> {
+            let renewed = self
+                .run(
+                    "UPDATE database_holder SET expires_at = clock_timestamp() + make_interval(secs => $3)
+                     WHERE replica = $1 AND epoch = $2",
+                )
+                .await?;
+            if renewed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Fenced(format!(
+                    "another server took the database after takeover {} of {}",
+                    self.epoch, self.replica
+                )))
+            }
+        }
+
+        fn lease(&self) -> Option<Duration> {
+            Some(LEASE)
+        }
+
+        fn epoch(&self) -> i64 {
+            self.epoch
+        }
+
+        async fn release(mut self: Box<Self>) {
+            let _ = self
+                .run(
+                    "UPDATE database_holder SET expires_at = clock_timestamp() - make_interval(secs => $3)
+                     WHERE replica = $1 AND epoch = $2",
+                )
+                .await;
+            if let Some(connection) = self.connection.take() {
+                let _ = connection.close().await;
+            }
+        }
+    }
+
+    /// Takes the database for `holder` (its `epoch` is ignored) if no
+    /// server holds it or its holder's lease ran out.
     pub(super) async fn try_hold(
         pool: &PgPool,
         holder: &Holder,
     ) -> Result<Option<Box<dyn DatabaseHold>>, StoreError> {
-        let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
-        // The server's side notices a holder gone silent (a partition)
-        // after about 11 s, and the lock goes with the connection.
-        sqlx::query(
-            "SELECT set_config('tcp_keepalives_idle', '5', false),
-                    set_config('tcp_keepalives_interval', '2', false),
-                    set_config('tcp_keepalives_count', '3', false)",
+        // A look first: servers standing by ask every second, and a
+        // takeover's lock waits for every write in flight.
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM database_holder WHERE expires_at >= clock_timestamp())",
         )
-        .execute(&mut connection)
+        .fetch_one(pool)
         .await?;
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LOCK)
-            .fetch_one(&mut connection)
-            .await?;
-        if !taken {
-            let _ = connection.close().await;
+        if taken {
             return Ok(None);
         }
-        sqlx::query(
-            "INSERT INTO database_holder (only_row, replica, address, since_ms) VALUES (1, $1, $2, $3)
-             ON CONFLICT (only_row) DO UPDATE SET replica = excluded.replica, address = excluded.address, since_ms = excluded.since_ms",
+        let mut transaction = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(FENCE)
+            .execute(&mut *transaction)
+            .await?;
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO database_holder (only_row, replica, address, since_ms, epoch, expires_at)
+             VALUES (1, $1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4))
+             ON CONFLICT (only_row) DO UPDATE SET replica = excluded.replica, address = excluded.address,
+                 since_ms = excluded.since_ms, epoch = database_holder.epoch + 1, expires_at = excluded.expires_at
+             WHERE database_holder.expires_at < clock_timestamp()
+             RETURNING epoch",
         )
         .bind(&holder.replica)
         .bind(&holder.address)
         .bind(holder.since_ms)
-        .execute(&mut connection)
+        .bind(LEASE.as_secs_f64())
+        .fetch_optional(&mut *transaction)
         .await?;
-        Ok(Some(Box::new(Held(connection))))
+        transaction.commit().await?;
+        Ok(epoch.map(|epoch| {
+            Box::new(Lease {
+                options: pool.connect_options().as_ref().clone(),
+                connection: None,
+                replica: holder.replica.clone(),
+                epoch,
+            }) as Box<dyn DatabaseHold>
+        }))
     }
 
     pub(super) async fn holder(pool: &PgPool) -> Result<Option<Holder>, StoreError> {
-        let row = sqlx::query("SELECT replica, address, since_ms FROM database_holder")
+        let row = sqlx::query("SELECT replica, address, since_ms, epoch FROM database_holder")
             .fetch_optional(pool)
             .await?;
         Ok(row.map(|row| Holder {
             replica: row.get(0),
             address: row.get(1),
             since_ms: row.get(2),
+            epoch: row.get(3),
         }))
     }
 }
@@ -116,15 +203,36 @@ const CONNECTIONS: u32 = 8;
 
 impl PgStore {
     /// Connects to a `postgres://` URL and migrates the database (under an
-    /// advisory lock: replicas starting together migrate it once).
+    /// advisory lock: replicas starting together migrate it once). Its
+    /// writes are not fenced: for tools and tests.
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("smartsandbox");
+        Self::open(PgConnectOptions::from_str(url)?, None).await
+    }
+
+    /// [`Self::open_url`] for server `replica`: its connections name it, so
+    /// that the database refuses its writes unless it holds the database.
+    pub async fn open_url_as(url: &str, replica: &str) -> Result<Self, StoreError> {
+        Self::open(PgConnectOptions::from_str(url)?, Some(replica)).await
+    }
+
+    async fn open(options: PgConnectOptions, replica: Option<&str>) -> Result<Self, StoreError> {
+        let mut options = options.application_name("smartsandbox");
+        // On a connection of their own that names no server: the
+        // migrations write, and are not any server's writes.
+        let mut migrating =
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut migrating)
+            .await?;
+        sqlx::Connection::close(migrating).await?;
+        if let Some(replica) = replica {
+            options = options.options([("sbx.replica", replica)]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self::over(pool))
     }
 

@@ -34,8 +34,16 @@ mod hold {
 
     #[async_trait::async_trait]
     impl DatabaseHold for Sole {
-        async fn check(&mut self) -> Result<(), StoreError> {
+        async fn renew(&mut self) -> Result<(), StoreError> {
             Ok(())
+        }
+
+        fn lease(&self) -> Option<std::time::Duration> {
+            None
+        }
+
+        fn epoch(&self) -> i64 {
+            1
         }
 
         async fn release(self: Box<Self>) {}

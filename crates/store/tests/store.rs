@@ -1102,3 +1102,137 @@ async fn delivery_claims(place: Place) {
         .unwrap();
     assert_eq!(taken.len(), 40);
 }
+
+fn holder(replica: &str) -> sbx_store::Holder {
+    sbx_store::Holder {
+        replica: replica.to_owned(),
+        address: format!("http://{replica}.internal:8080"),
+        since_ms: 1,
+        epoch: 0,
+    }
+}
+
+/// Whether a write of server `store` went through, or the fence refused it.
+async fn writes(store: &PgStore, project: &str) -> Result<(), String> {
+    match store
+        .create_project(project, "spec", &ProjectFiles::default(), "usr_a", 1)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(StoreError::Fenced(why)) => Err(why),
+        Err(other) => panic!("a write fails only for the fence here: {other}"),
+    }
+}
+
+/// One server holds a PostgreSQL database at a time, under a lease; the
+/// database refuses the writes of every other server, and of a former
+/// holder once another took over after its lease ran out (a holder paused
+/// or cut off): it can never write again, and its renewal says why.
+#[tokio::test]
+async fn postgres_fences_every_server_but_the_holder() {
+    let Some(Place::Postgres(url)) = Place::postgres().await else {
+        return;
+    };
+    let first = PgStore::open_url_as(&url, "rep_first").await.unwrap();
+    let second = PgStore::open_url_as(&url, "rep_second").await.unwrap();
+    let why = writes(&first, "before").await.unwrap_err();
+    assert!(
+        why.contains("rep_first does not hold the database"),
+        "{why}"
+    );
+
+    let mut held = first.try_hold(&holder("rep_first")).await.unwrap().unwrap();
+    assert_eq!(held.epoch(), 1);
+    assert_eq!(held.lease(), Some(std::time::Duration::from_secs(3)));
+    writes(&first, "by-first").await.unwrap();
+    assert!(
+        second
+            .try_hold(&holder("rep_second"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let why = writes(&second, "by-second").await.unwrap_err();
+    assert!(why.contains("(rep_first does)"), "{why}");
+    held.renew().await.unwrap();
+    let recorded = second.holder().await.unwrap().unwrap();
+    assert_eq!(
+        (recorded.replica.as_str(), recorded.epoch),
+        ("rep_first", 1)
+    );
+
+    // The first is paused past its lease: the database's clock runs it out.
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE database_holder SET expires_at = clock_timestamp() - interval '1 ms'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let taken = second
+        .try_hold(&holder("rep_second"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.epoch(), 2);
+    let why = writes(&first, "after-takeover").await.unwrap_err();
+    assert!(why.contains("(rep_second does)"), "{why}");
+    match held.renew().await {
+        Err(StoreError::Fenced(why)) => assert!(why.contains("took the database"), "{why}"),
+        other => panic!("the former holder's renewal is refused: {other:?}"),
+    }
+    writes(&second, "by-second").await.unwrap();
+    // A connection that names no server (an operator's psql) is not fenced.
+    sqlx::query("DELETE FROM projects WHERE name = 'by-first'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let names: Vec<String> = second
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name.to_string())
+        .collect();
+    assert_eq!(names, ["by-second"]);
+
+    // A graceful stop lets the database go at once.
+    taken.release().await;
+    let third = PgStore::open_url_as(&url, "rep_third").await.unwrap();
+    let again = third.try_hold(&holder("rep_third")).await.unwrap().unwrap();
+    assert_eq!(again.epoch(), 3);
+    writes(&third, "by-third").await.unwrap();
+}
+
+/// Every table but the holder's own is fenced: a migration that adds a
+/// table must fence it too (`sbx_fence()`).
+#[tokio::test]
+async fn postgres_fences_every_table() {
+    let Some(Place::Postgres(url)) = Place::postgres().await else {
+        return;
+    };
+    PgStore::open_url(&url).await.unwrap();
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    let unfenced: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables t WHERE schemaname = current_schema()
+           AND tablename NOT IN ('database_holder', '_sqlx_migrations')
+           AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+                           WHERE c.relname = t.tablename AND g.tgname = 'fence')",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert!(
+        unfenced.is_empty(),
+        "tables without the fence: {unfenced:?}"
+    );
+}
+
+/// SQLite has one server: the database is always its own, for good.
+#[tokio::test]
+async fn sqlite_is_always_held_by_its_one_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).await.unwrap();
+    let mut held = store.try_hold(&holder("rep_only")).await.unwrap().unwrap();
+    held.renew().await.unwrap();
+    assert_eq!(held.lease(), None);
+    assert!(store.holder().await.unwrap().is_none());
+}

@@ -177,7 +177,8 @@ async fn health() -> impl IntoResponse {
 
 /// Whether this server should be sent requests: it has loaded its
 /// sandboxes (it answers nothing before), it is not stopping, and its
-/// database answers within 2 s. 503 otherwise, saying which check failed.
+/// database answers within 2 s, and its lease on the database holds. 503
+/// otherwise, saying which check failed.
 async fn ready(State(state): State<AppState>) -> Response {
     if !state.active.load(std::sync::atomic::Ordering::Acquire) {
         // Standing by, it forwards to the holder: ready while there is one.
@@ -191,6 +192,10 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
     if state.workers.stopping().is_cancelled() {
         let body = serde_json::json!({"status": "stopping", "checks": {"database": "skipped"}});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    if !crate::runtime::standby::serves(&state) {
+        let body = serde_json::json!({"status": "unready", "replica": &*state.replica, "checks": {"lease": "lapsed: renewing the hold on the database"}});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     let started = std::time::Instant::now();

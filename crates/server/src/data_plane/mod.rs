@@ -555,7 +555,7 @@ enum Resolved {
 }
 
 pub async fn handler(State(state): State<AppState>, request: Request) -> Response {
-    if !state.active.load(std::sync::atomic::Ordering::Acquire) {
+    if !crate::runtime::standby::serves(&state) {
         return crate::runtime::standby::forward(&state, request).await;
     }
     let started = std::time::Instant::now();

@@ -118,6 +118,9 @@ impl From<sbx_store::StoreError> for ApiError {
             sbx_store::StoreError::Unstorable(detail) => {
                 Self::validation(vec![FieldError::body("", detail)])
             }
+            sbx_store::StoreError::Fenced(detail) => Self::standby(format!(
+                "this server no longer holds the database, and nothing was saved: {detail}"
+            )),
             other => Self::internal(other),
         }
     }

@@ -1,14 +1,17 @@
 //! One active server per database. A server serves only while it holds
-//! its database ([`sbx_store::DatabaseHold`]); another started on the same
-//! database stands by: it forwards every request to the holder (at the
-//! address the holder wrote), so any of them can sit behind a load
-//! balancer, and takes over when the holder lets go (a graceful stop) or
-//! dies, rebuilding every sandbox from the database as a restart does. A
-//! server that loses its hold stops at once, so that two never write at
-//! the same time.
+//! its database ([`sbx_store::DatabaseHold`]: a lease it renews every
+//! second); another started on the same database stands by: it forwards
+//! every request to the holder (at the address the holder wrote), so any
+//! of them can sit behind a load balancer, and takes over when the holder
+//! lets go (a graceful stop) or its lease runs out (it died, was paused or
+//! was cut off), rebuilding every sandbox from the database as a restart
+//! does. Two never serve at once: the holder stops answering when its
+//! lease may have run out ([`LocalLease`]), the database refuses a former
+//! holder's writes (fencing), and a server that finds its hold taken
+//! stops.
 
 use std::{
-    sync::atomic::Ordering,
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -18,7 +21,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use sbx_store::{DatabaseHold, Holder};
+use sbx_store::{DatabaseHold, Holder, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -31,14 +34,28 @@ use crate::{
 /// often the holder checks that its hold is still there.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Makes this server the active one: loads every sandbox, resumes code
-/// sessions, and starts the background workers and the watch on the hold.
+/// Makes this server the active one: re-seals stored secrets under the
+/// current key, loads every sandbox, resumes code sessions, and starts the
+/// background workers and the renewal of the hold.
 pub async fn activate(
     state: &AppState,
     hold: Box<dyn DatabaseHold>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let taken = Instant::now();
+    state.lease.extend(taken, hold.lease());
     *state.hold.lock().await = Some(hold);
+    let resealed = state
+        .store
+        .reseal_secrets()
+        .await
+        .context("re-sealing stored secrets under the current secrets key")?;
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            "stored secrets re-sealed under the current secrets key"
+        );
+    }
     load_registry(state).await?;
     crate::service::sessions::resume(state).await;
     state
@@ -50,9 +67,73 @@ pub async fn activate(
     workers.spawn(reaper::run(state.clone(), workers.stopping()));
     workers.spawn(scheduler::run(state.clone(), workers.stopping()));
     workers.spawn(deliveries::run(state.clone(), workers.stopping()));
-    workers.spawn(watch(state.clone(), shutdown.clone()));
+    workers.spawn(renew(state.clone(), shutdown.clone()));
     state.active.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Whether this server answers requests itself: it took its database and
+/// its lease has surely not run out.
+pub fn serves(state: &AppState) -> bool {
+    state.active.load(Ordering::Acquire) && state.lease.holds()
+}
+
+/// The holder's own view of its lease, in its monotonic clock: a renewal
+/// asked for at `t` holds until `t + lease` less a margin for clock drift,
+/// and the database's lease ends after that. A holder that was paused
+/// (SIGSTOP, a stalled VM) wakes past it and answers nothing more until a
+/// renewal succeeds — by then another server may have taken over, and the
+/// renewal says so.
+pub struct LocalLease {
+    started: Instant,
+    /// Milliseconds after `started` until which it holds; 0: never
+    /// taken; `u64::MAX`: a database no other server can take.
+    until_ms: AtomicU64,
+}
+
+/// Taken off the lease for clock drift between this host and the
+/// database's.
+const DRIFT_MARGIN: Duration = Duration::from_millis(250);
+
+impl Default for LocalLease {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LocalLease {
+    fn holds(&self) -> bool {
+        let until = self.until_ms.load(Ordering::Acquire);
+        until == u64::MAX || (self.started.elapsed().as_millis() as u64) < until
+    }
+
+    /// Extends the lease after a renewal asked for at `asked`.
+    fn extend(&self, asked: Instant, lease: Option<Duration>) {
+        let until = match lease {
+            None => u64::MAX,
+            Some(lease) => {
+                let until =
+                    (asked + lease.saturating_sub(DRIFT_MARGIN)).duration_since(self.started);
+                until.as_millis() as u64
+            }
+        };
+        self.until_ms.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// How long ago the lease ran out, if it did.
+    fn lapsed_for(&self) -> Option<Duration> {
+        let until = self.until_ms.load(Ordering::Acquire);
+        (until != u64::MAX)
+            .then(|| {
+                self.started
+                    .elapsed()
+                    .checked_sub(Duration::from_millis(until))
+            })
+            .flatten()
+    }
 }
 
 /// Tries to take the database every second until it is this server's,
@@ -85,17 +166,13 @@ pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationTok
     }
 }
 
-/// How long the hold's check may take: a database that does not answer
-/// (a partition drops packets, it does not refuse them) counts as lost —
-/// well before PostgreSQL gives the lock to another (its keepalives on the
-/// hold's connection notice a dead holder after about 11 s).
-const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Checks the hold every second; once it is lost (the database dropped
-/// its connection, or does not answer on it), stops serving and stops the
-/// server: another may hold the database by now.
-async fn watch(state: AppState, shutdown: CancellationToken) {
+/// Renews the hold every second. A failed renewal (the database does not
+/// answer, or restarts) is tried again each second, and the lease runs on
+/// meanwhile; once the database says another server took the database,
+/// stops serving and stops the server.
+async fn renew(state: AppState, shutdown: CancellationToken) {
     let stopping = state.workers.stopping();
+    let mut failing_since: Option<Instant> = None;
     loop {
         tokio::select! {
             () = stopping.cancelled() => return,
@@ -103,18 +180,27 @@ async fn watch(state: AppState, shutdown: CancellationToken) {
         }
         let mut hold = state.hold.lock().await;
         let Some(held) = hold.as_mut() else { return };
-        let checked = tokio::time::timeout(CHECK_TIMEOUT, held.check()).await;
-        if let Some(error) = match checked {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error.to_string()),
-            Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
-        } {
-            state.active.store(false, Ordering::Release);
-            state.lost_hold.store(true, Ordering::Release);
-            hold.take();
-            tracing::error!(%error, "lost the hold on the database: stopping, so that only its new holder writes");
-            shutdown.cancel();
-            return;
+        let asked = Instant::now();
+        match held.renew().await {
+            Ok(()) => {
+                state.lease.extend(asked, held.lease());
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(after = ?since.elapsed(), "renewed the hold on the database again");
+                }
+            }
+            Err(StoreError::Fenced(why)) => {
+                state.active.store(false, Ordering::Release);
+                state.lost_hold.store(true, Ordering::Release);
+                hold.take();
+                tracing::error!(%why, "lost the hold on the database: stopping, so that only its new holder serves");
+                shutdown.cancel();
+                return;
+            }
+            Err(error) => {
+                let since = *failing_since.get_or_insert(asked);
+                let lapsed = state.lease.lapsed_for();
+                tracing::warn!(%error, failing_for = ?since.elapsed(), lease_lapsed = lapsed.is_some(), "renewing the hold on the database failed; trying again");
+            }
         }
     }
 }
@@ -172,6 +258,9 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
                 && !request.headers().contains_key(FORWARDED_BY) =>
         {
             holder
+        }
+        Some(holder) if holder.replica == *state.replica => {
+            return refusal(None, "its hold on the database lapsed and is being renewed");
         }
         _ => return refusal(None, "another server holds the database"),
     };
@@ -239,7 +328,7 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         request.uri().path(),
         "/healthz" | "/readyz" | "/api/v1/health" | "/metrics"
     );
-    if own || state.active.load(Ordering::Acquire) {
+    if own || serves(&state) {
         next.run(request).await
     } else {
         forward(&state, request).await

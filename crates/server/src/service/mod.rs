@@ -150,7 +150,14 @@ impl ServiceError {
 
 impl From<crate::workers::writer::WriteFailed> for ServiceError {
     fn from(error: crate::workers::writer::WriteFailed) -> Self {
-        Self::Internal(anyhow::Error::new(error).context("saving the changes"))
+        match &error {
+            crate::workers::writer::WriteFailed::Store(refused)
+                if let StoreError::Fenced(why) = &**refused =>
+            {
+                Self::Store(StoreError::Fenced(why.clone()))
+            }
+            _ => Self::Internal(anyhow::Error::new(error).context("saving the changes")),
+        }
     }
 }
 

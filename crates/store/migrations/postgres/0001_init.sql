@@ -326,11 +326,55 @@ CREATE TABLE oauth_refresh_tokens (
 CREATE INDEX oauth_refresh_tokens_family ON oauth_refresh_tokens(family);
 CREATE INDEX oauth_refresh_tokens_sandbox ON oauth_refresh_tokens(sandbox_id);
 
--- The server serving this database's sandboxes, as it wrote when it took
--- the database (its advisory lock is what makes it the one).
+-- The server serving this database's sandboxes: a lease in the database's
+-- own clock, renewed every second. `epoch` grows with every takeover; a
+-- server taking over must wait until `expires_at` has passed.
 CREATE TABLE database_holder (
-    only_row BIGINT PRIMARY KEY CHECK (only_row = 1),
-    replica  TEXT NOT NULL,
-    address  TEXT NOT NULL,
-    since_ms BIGINT NOT NULL
+    only_row   BIGINT PRIMARY KEY CHECK (only_row = 1),
+    replica    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    since_ms   BIGINT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
 );
+
+-- Fencing: a server's connections name it (`sbx.replica`, set when they
+-- open), and every statement that writes checks that it is the holder. A
+-- takeover takes the advisory lock below exclusively, so it waits for the
+-- writes in flight and every later write sees the new holder: a holder
+-- that was paused or cut off past its lease never writes again.
+-- Connections that name no replica (migrations, an operator's psql) are
+-- not fenced.
+CREATE FUNCTION sbx_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    writer TEXT := current_setting('sbx.replica', true);
+    holder TEXT;
+BEGIN
+    IF writer IS NULL OR writer = '' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(8314339803474690049);
+    SELECT replica INTO holder FROM database_holder;
+    IF holder IS DISTINCT FROM writer THEN
+        RAISE EXCEPTION 'server % does not hold the database (% does): it no longer writes', writer, coalesce(holder, 'no server')
+            USING ERRCODE = 'SBX01';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+DO $$
+DECLARE
+    fenced RECORD;
+BEGIN
+    FOR fenced IN
+        SELECT tablename FROM pg_tables
+        WHERE schemaname = current_schema() AND tablename NOT IN ('database_holder', '_sqlx_migrations')
+    LOOP
+        EXECUTE format(
+            'CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION sbx_fence()',
+            fenced.tablename
+        );
+    END LOOP;
+END
+$$;
