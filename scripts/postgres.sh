@@ -4,7 +4,8 @@
 # lives under $SBX_PG_DIR (default /tmp/sbx-test-postgres) and is reused
 # while it answers; `scripts/postgres.sh stop` stops it. It is tuned for
 # tests (fsync off); $SBX_PG_OPTIONS adds server options after that (the
-# benchmark's `-c fsync=on -c synchronous_commit=off`).
+# benchmark's `-c fsync=on -c synchronous_commit=off`). `restart` restarts
+# it (a fast shutdown, as a failover or an upgrade does).
 set -euo pipefail
 
 dir="${SBX_PG_DIR:-/tmp/sbx-test-postgres}"
@@ -16,6 +17,11 @@ bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+if [ "${1:-}" = restart ]; then
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -m fast -w restart >/dev/null
+    exit 0
+fi
 
 if [ "${1:-}" = stop ]; then
     [ -f "$dir/data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
