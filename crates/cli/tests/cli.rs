@@ -2167,6 +2167,21 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
         forwarding.contains(r#""epoch":2"#),
         "{forwarding} / {ready}"
     );
+    let metrics = |url: &str| {
+        let bearer = format!("Bearer {TOKEN}");
+        http_get(&format!("{url}/metrics"), &[("authorization", &bearer)]).1
+    };
+    let held = metrics(&urls[next]);
+    assert!(held.contains("sbx_database_hold_epoch 2"), "{held}");
+    let standing_by = metrics(&urls[3 - next]);
+    assert!(
+        standing_by.contains("sbx_database_hold_epoch 0"),
+        "{standing_by}"
+    );
+    assert!(
+        standing_by.contains(r#"sbx_forwarded_requests_total{outcome="forwarded"}"#),
+        "{standing_by}"
+    );
 
     // Killed: the last server takes over.
     let mut killed = servers[next].take().unwrap();

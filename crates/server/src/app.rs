@@ -446,7 +446,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         edits: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone(), &workers),
         idempotency: Idempotency::new(store.clone()),
-        metrics: Arc::new(Metrics::new(request_log.dropped_counter())),
+        metrics: Arc::new(Metrics::new(request_log.dropped_counter(), &replica)),
         request_log,
         user_work: UserWork::new(config.limits.parallel_scripts()),
         refusals: crate::http::refusals::Refusals::new(config.audit.refused_per_minute),

@@ -1,7 +1,7 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): data-plane
 //! requests and latency by project, operation and status; webhook
 //! attempts by outcome and the delivery queue; dropped log entries; live
-//! sandboxes.
+//! sandboxes; this server's hold on its database and its forwarding.
 
 use axum::{
     extract::{Request, State},
@@ -42,8 +42,15 @@ struct AccountLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
-    /// `delivered`, `retrying` or `dead`.
+    /// Webhook attempts: `delivered`, `retrying` or `dead`; renewals of
+    /// the hold: `renewed`, `failed` or `fenced`; forwarded requests:
+    /// `forwarded` or `refused`.
     outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
 }
 
 type LatencyFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
@@ -62,12 +69,45 @@ pub struct Metrics {
     live_sandboxes: Gauge,
     developer_requests: Family<AccountLabels, Gauge>,
     developer_sandboxes: Family<AccountLabels, Gauge>,
+    hold_epoch: Gauge,
+    hold_renewals: Family<OutcomeLabels, Counter>,
+    forwarded: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
-    /// `dropped_logs` is the request log's own counter.
-    pub fn new(dropped_logs: Counter) -> Self {
+    /// `dropped_logs` is the request log's own counter; `replica` names
+    /// this server among those sharing its database.
+    pub fn new(dropped_logs: Counter, replica: &str) -> Self {
         let mut registry = Registry::with_prefix("sbx");
+        let replica_info = Family::<ReplicaLabels, Gauge>::default();
+        replica_info
+            .get_or_create(&ReplicaLabels {
+                replica: replica.to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "replica",
+            "This server's replica id (the value is always 1)",
+            replica_info,
+        );
+        let hold_epoch = Gauge::default();
+        registry.register(
+            "database_hold_epoch",
+            "The takeover under which this server holds its database; 0 while it stands by",
+            hold_epoch.clone(),
+        );
+        let hold_renewals = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "database_hold_renewals",
+            "Renewals of this server's lease on its database, by outcome (renewed, failed, fenced)",
+            hold_renewals.clone(),
+        );
+        let forwarded = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "forwarded_requests",
+            "Requests this server passed to the holder while it did not serve, by outcome (forwarded, refused)",
+            forwarded.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
@@ -116,6 +156,9 @@ impl Metrics {
             developer_sandboxes.clone(),
         );
         Self {
+            hold_epoch,
+            hold_renewals,
+            forwarded,
             developer_requests,
             developer_sandboxes,
             registry,
@@ -147,6 +190,25 @@ impl Metrics {
     /// `outcome`: `delivered`, `retrying` or `dead`.
     pub fn webhook_attempt(&self, outcome: &'static str) {
         self.webhook_attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// This server now holds its database under `epoch` (0: it does not).
+    pub fn holding(&self, epoch: i64) {
+        self.hold_epoch.set(epoch);
+    }
+
+    /// `outcome`: `renewed`, `failed` or `fenced`.
+    pub fn hold_renewal(&self, outcome: &'static str) {
+        self.hold_renewals
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// `outcome`: `forwarded` or `refused`.
+    pub fn forwarding(&self, outcome: &'static str) {
+        self.forwarded
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

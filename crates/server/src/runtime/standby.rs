@@ -44,6 +44,7 @@ pub async fn activate(
 ) -> anyhow::Result<()> {
     let taken = Instant::now();
     state.lease.extend(taken, hold.lease());
+    state.metrics.holding(hold.epoch());
     *state.hold.lock().await = Some(hold);
     let resealed = state
         .store
@@ -184,11 +185,14 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
         match held.renew().await {
             Ok(()) => {
                 state.lease.extend(asked, held.lease());
+                state.metrics.hold_renewal("renewed");
                 if let Some(since) = failing_since.take() {
                     tracing::info!(after = ?since.elapsed(), "renewed the hold on the database again");
                 }
             }
             Err(StoreError::Fenced(why)) => {
+                state.metrics.hold_renewal("fenced");
+                state.metrics.holding(0);
                 state.active.store(false, Ordering::Release);
                 state.lost_hold.store(true, Ordering::Release);
                 hold.take();
@@ -197,6 +201,7 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
                 return;
             }
             Err(error) => {
+                state.metrics.hold_renewal("failed");
                 let since = *failing_since.get_or_insert(asked);
                 let lapsed = state.lease.lapsed_for();
                 tracing::warn!(%error, failing_for = ?since.elapsed(), lease_lapsed = lapsed.is_some(), "renewing the hold on the database failed; trying again");
@@ -260,9 +265,13 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
             holder
         }
         Some(holder) if holder.replica == *state.replica => {
-            return refusal(None, "its hold on the database lapsed and is being renewed");
+            return refusal(
+                state,
+                None,
+                "its hold on the database lapsed and is being renewed",
+            );
         }
-        _ => return refusal(None, "another server holds the database"),
+        _ => return refusal(state, None, "another server holds the database"),
     };
     let (parts, body) = request.into_parts();
     let target = format!(
@@ -286,6 +295,7 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
         .await;
     match sent {
         Ok(answer) => {
+            state.metrics.forwarding("forwarded");
             let mut response = Response::builder().status(answer.status());
             for (name, value) in answer.headers() {
                 if !sbx_engine::CONNECTION_HEADERS.contains(&name.as_str()) {
@@ -301,14 +311,15 @@ pub async fn forward(state: &AppState, request: Request) -> Response {
         Err(error) => {
             forwarder.forget().await;
             tracing::warn!(%error, holder = %holder.replica, "forwarding to the holder failed");
-            refusal(Some(&holder), "it does not answer")
+            refusal(state, Some(&holder), "it does not answer")
         }
     }
 }
 
 /// 503 `standby`: this server does not serve, and why it cannot pass the
 /// request on.
-fn refusal(holder: Option<&Holder>, why: &str) -> Response {
+fn refusal(state: &AppState, holder: Option<&Holder>, why: &str) -> Response {
+    state.metrics.forwarding("refused");
     let detail = match holder {
         Some(holder) => format!(
             "this server is on standby: the database is served by {} at {} (since {}), but {why}",

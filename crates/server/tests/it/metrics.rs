@@ -102,6 +102,18 @@ async fn metrics_count_requests_by_project_operation_and_status() {
         other => panic!("{other:?}"),
     }
     assert_eq!(counter(&samples, "sbx_request_log_dropped_total", &[]), 0.0);
+    // The one server holds its database under the first takeover.
+    match find(&samples, "sbx_database_hold_epoch", &[]) {
+        Some(Metric::Gauge(epoch)) => assert_eq!(*epoch, 1.0),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        samples.iter().any(|s| s.metric == "sbx_replica"
+            && s.labels
+                .get("replica")
+                .is_some_and(|r| r.starts_with("rep_"))),
+        "the replica is named"
+    );
     assert!(matches!(
         find(&samples, "sbx_webhook_deliveries_pending", &[]),
         Some(Metric::Gauge(_))
