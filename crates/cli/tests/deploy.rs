@@ -99,6 +99,13 @@ fn the_pods_meet_the_restricted_standard_and_probe_the_real_endpoints() {
     assert_eq!(context["capabilities"]["drop"], serde_json::json!(["ALL"]));
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // Out of the endpoints before it stops taking connections.
+    assert!(
+        container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let env = container["env"].as_array().unwrap();
     assert!(
         env.iter().any(|e| e["name"] == "SBX_INTERNAL_URL"
@@ -125,6 +132,29 @@ fn the_pods_meet_the_restricted_standard_and_probe_the_real_endpoints() {
         };
         assert_eq!(selects, selector, "{kind} selects the servers");
     }
+    let internal = objects()
+        .into_iter()
+        .map(|(_, object)| object)
+        .find(|object| object["metadata"]["name"] == "sbx-internal")
+        .expect("the internal Service");
+    assert_eq!(internal["spec"]["clusterIP"], "None", "headless");
+    assert_eq!(&internal["spec"]["selector"], selector);
+    // The autoscaler sizes the Deployment, never below a holder and a
+    // standby.
+    let autoscaler = object("HorizontalPodAutoscaler");
+    assert_eq!(
+        autoscaler["spec"]["scaleTargetRef"]["name"],
+        deployment["metadata"]["name"]
+    );
+    assert!(autoscaler["spec"]["minReplicas"].as_u64().unwrap() >= 2);
+    assert!(
+        deployment["spec"]["replicas"].is_null(),
+        "left to the autoscaler"
+    );
+    assert!(
+        container["resources"]["requests"]["cpu"].is_string(),
+        "what CPU use is measured against"
+    );
 }
 
 /// A minimal HTTP/1.1 GET; the status.

@@ -477,13 +477,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         since_ms: now_ms(),
         epoch: 0,
     };
+    let asked = std::time::Instant::now();
     match state
         .store
         .try_hold(&holder)
         .await
         .context("taking the database")?
     {
-        Some(hold) => crate::runtime::standby::activate(&state, hold, &shutdown).await?,
+        Some(hold) => crate::runtime::standby::activate(&state, hold, asked, &shutdown).await?,
         None => {
             tracing::warn!(
                 replica = %state.replica,

@@ -1,14 +1,18 @@
-//! Writing the request log: batches of 500 entries the size of a logged
-//! `GET /customers/{id}` (~1.9 KB: headers, body, trace) with the sandbox
-//! already at its 10,000-entry retention, so every batch also forgets as
-//! many as it adds — the steady state of a sandbox under load. On SQLite,
-//! and on PostgreSQL when `SBX_BENCH_POSTGRES_URL` names a server (a new
-//! database is made there; `scripts/postgres.sh` starts one).
+//! Writing to the store: batches of 500 request-log entries the size of a
+//! logged `GET /customers/{id}` (~1.9 KB: headers, body, trace) with the
+//! sandbox already at its 10,000-entry retention, so every batch also
+//! forgets as many as it adds — the steady state of a sandbox under load;
+//! and one request's change (a record written), committed alone — a
+//! stateful write when nothing else is queued. On SQLite, and on
+//! PostgreSQL when `SBX_BENCH_POSTGRES_URL` names a server (a new database
+//! is made there; `scripts/postgres.sh` starts one), twice: as tools open
+//! it (`postgres`) and as a server holding it does (`postgres_fenced`:
+//! every write checked against the holder).
 
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sbx_store::{LogRecord, PgStore, SandboxRecord, SqliteStore, Store};
+use sbx_store::{ChangeSet, LogRecord, PgStore, ResourceRow, SandboxRecord, SqliteStore, Store};
 
 const BATCH: usize = 500;
 const SANDBOX: &str = "sbx-oo0sx5ap74vy";
@@ -54,14 +58,35 @@ fn save_logs(c: &mut Criterion) {
     );
     save_logs_on(c, &runtime, "sqlite", sqlite.as_ref());
     if let Ok(server) = std::env::var("SBX_BENCH_POSTGRES_URL") {
-        let name = format!("sbx_bench_{}", std::process::id());
-        let postgres: Arc<dyn Store> = runtime.block_on(async {
-            let url = PgStore::create_database(&server, &name)
+        let (postgres, fenced) = runtime.block_on(async {
+            let plain =
+                PgStore::create_database(&server, &format!("sbx_bench_{}", std::process::id()))
+                    .await
+                    .expect("a database");
+            let held = PgStore::create_database(
+                &server,
+                &format!("sbx_bench_fenced_{}", std::process::id()),
+            )
+            .await
+            .expect("a database");
+            let fenced = PgStore::open_url_as(&held, "rep_bench")
                 .await
-                .expect("a database");
-            Arc::new(PgStore::open_url(&url).await.expect("a store"))
+                .expect("a store");
+            let hold = fenced
+                .try_hold(&sbx_store::Holder {
+                    replica: "rep_bench".to_owned(),
+                    address: "http://127.0.0.1:1".to_owned(),
+                    since_ms: 1,
+                    epoch: 0,
+                })
+                .await
+                .expect("held")
+                .expect("free");
+            let plain: Arc<dyn Store> = Arc::new(PgStore::open_url(&plain).await.expect("a store"));
+            (plain, (Arc::new(fenced) as Arc<dyn Store>, hold))
         });
         save_logs_on(c, &runtime, "postgres", postgres.as_ref());
+        save_logs_on(c, &runtime, "postgres_fenced", fenced.0.as_ref());
     }
 }
 
@@ -132,6 +157,28 @@ fn save_logs_on(
             },
             criterion::BatchSize::PerIteration,
         );
+    });
+    let mut written = 0u64;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("one_change/{backend}"), |b| {
+        b.iter(|| {
+            written += 1;
+            let change = ChangeSet {
+                sandbox_id: SANDBOX.to_owned(),
+                rows: vec![ResourceRow {
+                    collection: "customers".to_owned(),
+                    id: format!("cus_{written}"),
+                    scope: String::new(),
+                    seq: written,
+                    value: Some(r#"{"name":"Ada Lovelace","email":"ada@example.com"}"#.to_owned()),
+                    version: written,
+                }],
+                ..ChangeSet::default()
+            };
+            runtime
+                .block_on(store.save_changes(&[change]))
+                .expect("saved")
+        });
     });
     group.finish();
 }

@@ -554,9 +554,12 @@ enum Resolved {
     Unaddressed,
 }
 
-pub async fn handler(State(state): State<AppState>, request: Request) -> Response {
+pub async fn handler(State(state): State<AppState>, mut request: Request) -> Response {
     if !crate::runtime::standby::serves(&state) {
-        return crate::runtime::standby::forward(&state, request).await;
+        match crate::runtime::standby::forward(&state, request).await {
+            crate::runtime::standby::Forwarded::Answered(response) => return response,
+            crate::runtime::standby::Forwarded::Mine(mine) => request = mine,
+        }
     }
     let started = std::time::Instant::now();
     let raw_path = request.uri().path().to_owned();

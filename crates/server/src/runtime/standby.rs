@@ -17,6 +17,7 @@ use std::{
 
 use anyhow::Context;
 use axum::{
+    body::Bytes,
     extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -37,15 +38,20 @@ const EVERY: Duration = Duration::from_secs(1);
 /// Makes this server the active one: re-seals stored secrets under the
 /// current key, loads every sandbox, resumes code sessions, and starts the
 /// background workers and the renewal of the hold.
+///
+/// `asked` is when the hold was asked for: its lease counts from then. The
+/// lease is renewed from the start, however long loading takes.
 pub async fn activate(
     state: &AppState,
     hold: Box<dyn DatabaseHold>,
+    asked: Instant,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let taken = Instant::now();
-    state.lease.extend(taken, hold.lease());
+    state.lease.extend(asked, hold.lease());
     state.metrics.holding(hold.epoch());
     *state.hold.lock().await = Some(hold);
+    let workers = &state.workers;
+    workers.spawn(renew(state.clone(), shutdown.clone()));
     let resealed = state
         .store
         .reseal_secrets()
@@ -64,12 +70,13 @@ pub async fn activate(
         .load()
         .await
         .context("indexing idempotency keys")?;
-    let workers = &state.workers;
     workers.spawn(reaper::run(state.clone(), workers.stopping()));
     workers.spawn(scheduler::run(state.clone(), workers.stopping()));
     workers.spawn(deliveries::run(state.clone(), workers.stopping()));
-    workers.spawn(renew(state.clone(), shutdown.clone()));
-    state.active.store(true, Ordering::Release);
+    // Unless its renewal found the database taken while it loaded.
+    if !state.lost_hold.load(Ordering::Acquire) {
+        state.active.store(true, Ordering::Release);
+    }
     Ok(())
 }
 
@@ -150,6 +157,7 @@ pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationTok
             since_ms: crate::app::now_ms(),
             ..holder.clone()
         };
+        let asked = Instant::now();
         let hold = match state.store.try_hold(&holder).await {
             Ok(Some(hold)) => hold,
             Ok(None) => continue,
@@ -159,7 +167,7 @@ pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationTok
             }
         };
         tracing::info!(replica = %state.replica, "took the database: serving");
-        if let Err(error) = activate(&state, hold, &shutdown).await {
+        if let Err(error) = activate(&state, hold, asked, &shutdown).await {
             tracing::error!(error = %format!("{error:#}"), "taking over failed: stopping");
             shutdown.cancel();
         }
@@ -253,65 +261,165 @@ impl Forwarder {
     }
 }
 
+/// How long a request this server does not serve waits for a holder to
+/// take it: a graceful handover (the holder stops, another takes over and
+/// loads) takes about a second.
+const HANDOVER: Duration = Duration::from_secs(5);
+/// The largest request body kept so that the request can be sent again
+/// when the holder could not be reached (nothing was sent); larger ones
+/// are streamed, once.
+const REPLAYABLE_BODY: usize = 1 << 20;
+/// How often a waiting request looks for the holder again.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// What became of a request passed to [`forward`].
+pub enum Forwarded {
+    /// The answer: the holder's, or 503 `standby`.
+    Answered(Response),
+    /// This server took the database meanwhile and serves it: the request
+    /// is to be handled here.
+    Mine(Request),
+}
+
 /// Passes `request` to the server holding the database and its answer
-/// back, streamed both ways; 503 `standby` when there is none to reach.
-pub async fn forward(state: &AppState, request: Request) -> Response {
-    let forwarder = &state.forwarder;
-    let holder = match forwarder.holder(state).await {
-        Some(holder)
-            if holder.replica != *state.replica
-                && !request.headers().contains_key(FORWARDED_BY) =>
-        {
-            holder
-        }
-        Some(holder) if holder.replica == *state.replica => {
-            return refusal(
-                state,
-                None,
-                "its hold on the database lapsed and is being renewed",
-            );
-        }
-        _ => return refusal(state, None, "another server holds the database"),
-    };
+/// back, streamed both ways. Through a handover — the holder stopped,
+/// another is taking over — it waits up to [`HANDOVER`] and sends the
+/// request again (when nothing of it was sent and its body is small):
+/// to the new holder, or back to the caller when that is this server.
+/// 503 `standby` when no holder answers.
+pub async fn forward(state: &AppState, request: Request) -> Forwarded {
     let (parts, body) = request.into_parts();
+    if parts.headers.contains_key(FORWARDED_BY) {
+        // Sent here by a server that took this one for the holder: never
+        // passed on again.
+        return Forwarded::Answered(refusal(state, None, "another server holds the database"));
+    }
+    // Known from the framing (Content-Length, or an HTTP/2 stream's end).
+    let length = axum::body::HttpBody::size_hint(&body).exact();
+    let (mut streamed, replayable) = match length {
+        Some(0) => (None, Some(Bytes::new())),
+        Some(length) if length <= REPLAYABLE_BODY as u64 => {
+            match axum::body::to_bytes(body, REPLAYABLE_BODY).await {
+                Ok(bytes) => (None, Some(bytes)),
+                Err(_) => {
+                    return Forwarded::Answered(
+                        ApiError::bad_request("the request body could not be read").into_response(),
+                    );
+                }
+            }
+        }
+        _ => (Some(body), None),
+    };
+    let deadline = Instant::now() + HANDOVER;
+    loop {
+        let holder = state.forwarder.holder(state).await;
+        match &holder {
+            Some(holder) if holder.replica == *state.replica && serves(state) => {
+                let body = replayable.map_or_else(axum::body::Body::empty, axum::body::Body::from);
+                return Forwarded::Mine(Request::from_parts(parts, body));
+            }
+            // Taking over (loading its sandboxes), or renewing its lease.
+            Some(holder) if holder.replica == *state.replica => {}
+            Some(holder) => {
+                let body = match (&replayable, streamed.take()) {
+                    (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
+                    (None, Some(body)) => reqwest::Body::wrap_stream(body.into_data_stream()),
+                    (None, None) => break,
+                };
+                match send_to(state, &parts, holder, body).await {
+                    Ok(response) => return Forwarded::Answered(response),
+                    // Refused before anything was sent: the holder stopped.
+                    Err(error) if error.is_connect() && replayable.is_some() => {
+                        state.forwarder.forget().await;
+                    }
+                    Err(error) => {
+                        state.forwarder.forget().await;
+                        tracing::warn!(%error, holder = %holder.replica, "forwarding to the holder failed");
+                        return Forwarded::Answered(refusal(
+                            state,
+                            Some(holder),
+                            "it does not answer",
+                        ));
+                    }
+                }
+            }
+            None => {}
+        }
+        if Instant::now() >= deadline {
+            return Forwarded::Answered(refusal(
+                state,
+                holder.as_ref(),
+                &format!("no server served it within {HANDOVER:?}"),
+            ));
+        }
+        tokio::time::sleep(RETRY_EVERY).await;
+    }
+    Forwarded::Answered(refusal(
+        state,
+        None,
+        "its body was sent to a holder that did not answer",
+    ))
+}
+
+/// Sends `parts` and `body` to `holder` once: its answer streamed back, or
+/// why none came.
+async fn send_to(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    holder: &Holder,
+    body: reqwest::Body,
+) -> Result<Response, reqwest::Error> {
     let target = format!(
         "{}{}",
         holder.address.trim_end_matches('/'),
         parts.uri.path_and_query().map_or("/", |p| p.as_str())
     );
-    let mut headers = parts.headers;
+    let mut headers = parts.headers.clone();
     for name in sbx_engine::CONNECTION_HEADERS {
         headers.remove(name);
     }
     if let Ok(replica) = axum::http::HeaderValue::from_str(&state.replica) {
         headers.insert(FORWARDED_BY, replica);
     }
-    let sent = forwarder
+    let sent = state
+        .forwarder
         .client
-        .request(parts.method, &target)
+        .request(parts.method.clone(), &target)
         .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-        .send()
-        .await;
-    match sent {
-        Ok(answer) => {
-            state.metrics.forwarding("forwarded");
-            let mut response = Response::builder().status(answer.status());
-            for (name, value) in answer.headers() {
-                if !sbx_engine::CONNECTION_HEADERS.contains(&name.as_str()) {
-                    response = response.header(name, value);
-                }
-            }
-            response
-                .body(axum::body::Body::from_stream(answer.bytes_stream()))
-                .unwrap_or_else(|_| {
-                    ApiError::internal("the holder's answer could not be passed on").into_response()
-                })
+        .body(body)
+        .send();
+    // A paused holder accepts connections and never answers: the wait
+    // ends when another server takes the database.
+    let answer = tokio::select! {
+        sent = sent => sent?,
+        () = replaced(state, holder) => {
+            return Ok(refusal(state, Some(holder), "another server took the database while it had this request"));
         }
-        Err(error) => {
-            forwarder.forget().await;
-            tracing::warn!(%error, holder = %holder.replica, "forwarding to the holder failed");
-            refusal(state, Some(&holder), "it does not answer")
+    };
+    state.metrics.forwarding("forwarded");
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if !sbx_engine::CONNECTION_HEADERS.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    Ok(response
+        .body(axum::body::Body::from_stream(answer.bytes_stream()))
+        .unwrap_or_else(|_| {
+            ApiError::internal("the holder's answer could not be passed on").into_response()
+        }))
+}
+
+/// Returns once the database is held by another server than `holder`
+/// (or under another takeover), checking every second.
+async fn replaced(state: &AppState, holder: &Holder) {
+    loop {
+        tokio::time::sleep(EVERY).await;
+        // Unknown (the database does not answer) is not replaced.
+        if let Some(now) = state.forwarder.holder(state).await
+            && (now.replica != holder.replica || now.epoch != holder.epoch)
+        {
+            return;
         }
     }
 }
@@ -340,8 +448,10 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         "/healthz" | "/readyz" | "/api/v1/health" | "/metrics"
     );
     if own || serves(&state) {
-        next.run(request).await
-    } else {
-        forward(&state, request).await
+        return next.run(request).await;
+    }
+    match forward(&state, request).await {
+        Forwarded::Answered(response) => response,
+        Forwarded::Mine(request) => next.run(request).await,
     }
 }
