@@ -29,7 +29,8 @@ OUT="bench/results"
 TARGET="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet -p sbx-cli
+# A given build ($SBX) is run as it is.
+[ -n "${SBX:-}" ] || cargo build --release --quiet -p sbx-cli
 SBX="${SBX:-$TARGET/release/sbx}"
 
 # shellcheck source=bench/lib.sh

@@ -350,7 +350,9 @@ DECLARE
     writer TEXT := current_setting('sbx.replica', true);
     holder TEXT;
 BEGIN
-    IF writer IS NULL OR writer = '' THEN
+    -- Once per transaction: the shared lock, held to its end, keeps a
+    -- takeover out until then.
+    IF writer IS NULL OR writer = '' OR current_setting('sbx.fenced', true) = 'on' THEN
         RETURN NULL;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(8314339803474690049);
@@ -359,6 +361,7 @@ BEGIN
         RAISE EXCEPTION 'server % does not hold the database (% does): it no longer writes', writer, coalesce(holder, 'no server')
             USING ERRCODE = 'SBX01';
     END IF;
+    PERFORM set_config('sbx.fenced', 'on', true);
     RETURN NULL;
 END
 $$;
