@@ -1880,9 +1880,13 @@ fn postgres_database() -> Option<String> {
     )
 }
 
-/// `sbx serve` on PostgreSQL `database`, logging warnings to `log`; its
-/// URL.
-fn serve_on_postgres(data: &Path, database: &str, log: Stdio) -> (Running, String) {
+/// `count` servers (`sbx serve`) on PostgreSQL `database`, started one
+/// after another — the first holds the database — each with its data dir;
+/// their URLs.
+fn servers_on_postgres(
+    database: &str,
+    count: usize,
+) -> (Vec<Running>, Vec<String>, Vec<tempfile::TempDir>) {
     let envs = [
         ("SBX_LOG", "warn"),
         (
@@ -1890,22 +1894,58 @@ fn serve_on_postgres(data: &Path, database: &str, log: Stdio) -> (Running, Strin
             "c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=",
         ),
     ];
-    let (server, lines) = start_with(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--database-url",
-            database,
-        ],
-        "listening on",
-        &envs,
-        log,
+    let (mut servers, mut urls, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..count {
+        let data = tempfile::tempdir().unwrap();
+        let (server, lines) = start_with(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.path().to_str().unwrap(),
+                "--database-url",
+                database,
+            ],
+            "listening on",
+            &envs,
+            Stdio::null(),
+        );
+        urls.push(field(&lines, "SmartSandbox listening on").to_owned());
+        servers.push(server);
+        dirs.push(data);
+    }
+    (servers, urls, dirs)
+}
+
+/// Imports the payments example through `url` and opens a sandbox of it;
+/// its id.
+fn payments_sandbox_through(url: &str) -> String {
+    let example = example_project();
+    let (ok, _, stderr) = run(
+        &["import", example.to_str().unwrap(), "--name", "payments"],
+        url,
     );
-    let url = field(&lines, "SmartSandbox listening on").to_owned();
-    (server, url)
+    assert!(ok, "{stderr}");
+    open_payments_sandbox(url)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates a customer named `name` in sandbox `id` through `url`: its id
+/// once acknowledged (201), else the status and body.
+fn create_customer(url: &str, id: &str, name: &str) -> Result<String, String> {
+    match http_post(
+        &format!("{url}/sbx/{id}/v1/customers"),
+        &format!(r#"{{"name": "{name}", "email": "someone@example.com"}}"#),
+    ) {
+        Some((201, _, body)) => {
+            let customer: Value = serde_json::from_str(&body).unwrap();
+            Ok(customer["id"].as_str().unwrap().to_owned())
+        }
+        other => Err(format!("{other:?}")),
+    }
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `server`.
@@ -1915,6 +1955,30 @@ fn signal(server: &Running, signal: &str) {
         .status()
         .unwrap();
     assert!(sent.success(), "kill -{signal}");
+}
+
+/// A create answered during a failover: the customer's id if it was
+/// acknowledged (201), nothing if it was refused with 503 and
+/// `Retry-After` (the client is to send it again); anything else fails.
+fn acknowledged_or_retry(
+    what: &str,
+    (status, head, body): (u16, String, String),
+) -> Option<String> {
+    eprintln!("{what}: {status}");
+    match status {
+        201 => {
+            let customer: Value = serde_json::from_str(&body).unwrap();
+            Some(customer["id"].as_str().unwrap().to_owned())
+        }
+        503 => {
+            assert!(
+                head.to_ascii_lowercase().contains("retry-after: 1"),
+                "{head}"
+            );
+            None
+        }
+        other => panic!("{what} answered {other}: {body}"),
+    }
 }
 
 /// Which of `urls` serves the database itself (its readiness says
@@ -1937,30 +2001,11 @@ fn a_graceful_stop_hands_the_database_over_without_failing_a_request() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let data: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (holder, holder_url) = serve_on_postgres(data[0].path(), &database, Stdio::null());
-    let (_standby, url) = serve_on_postgres(data[1].path(), &database, Stdio::null());
-    let example = example_project();
-    assert!(
-        run(
-            &["import", example.to_str().unwrap(), "--name", "payments"],
-            &url
-        )
-        .0
-    );
-    let sandbox = open_payments_sandbox(&url);
-    let id = sandbox["id"].as_str().unwrap().to_owned();
-    let (status, _, first) = http_post(
-        &format!("{url}/sbx/{id}/v1/customers"),
-        r#"{"name": "Ada Lovelace", "email": "ada@example.com"}"#,
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{first}");
-    let first: Value = serde_json::from_str(&first).unwrap();
-    let read = format!(
-        "{url}/sbx/{id}/v1/customers/{}",
-        first["id"].as_str().unwrap()
-    );
+    let (mut servers, urls, _data) = servers_on_postgres(&database, 2);
+    let (holder_url, url) = (urls[0].clone(), urls[1].clone());
+    let id = payments_sandbox_through(&url);
+    let first = create_customer(&url, &id, "Ada Lovelace").unwrap();
+    let read = format!("{url}/sbx/{id}/v1/customers/{first}");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (stop, url, id) = (stop.clone(), url.clone(), id.clone());
@@ -1979,24 +2024,18 @@ fn a_graceful_stop_hands_the_database_over_without_failing_a_request() {
                     }
                     continue;
                 }
-                match http_post(
-                    &format!("{url}/sbx/{id}/v1/customers"),
-                    &format!(r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#),
-                ) {
-                    Some((201, _, body)) => {
-                        let customer: Value = serde_json::from_str(&body).unwrap();
-                        created.push(customer["id"].as_str().unwrap().to_owned());
-                    }
-                    other => failed.push(format!("POST: {other:?}")),
+                match create_customer(&url, &id, &format!("Customer {n}")) {
+                    Ok(customer) => created.push(customer),
+                    Err(why) => failed.push(format!("POST: {why}")),
                 }
             }
             (reads, created, failed)
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    signal(&holder, "TERM");
+    let holder = &mut servers[0];
+    signal(holder, "TERM");
     let stopping = std::time::Instant::now();
-    let mut holder = holder;
     let stopped = eventually("the holder stops", || holder.try_wait().unwrap());
     assert!(stopped.success(), "a graceful stop: {stopped}");
     holder_among(&[&url]);
@@ -2075,24 +2114,8 @@ fn a_postgresql_restart_under_load_loses_no_acknowledged_write() {
             ))
             .unwrap()
     };
-    let data: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = Vec::new();
-    let mut urls = Vec::new();
-    for dir in &data {
-        let (server, url) = serve_on_postgres(dir.path(), &database, Stdio::null());
-        servers.push(server);
-        urls.push(url);
-    }
-    let example = example_project();
-    assert!(
-        run(
-            &["import", example.to_str().unwrap(), "--name", "payments"],
-            &urls[1]
-        )
-        .0
-    );
-    let sandbox = open_payments_sandbox(&urls[1]);
-    let id = sandbox["id"].as_str().unwrap().to_owned();
+    let (mut servers, urls, _data) = servers_on_postgres(&database, 2);
+    let id = payments_sandbox_through(&urls[1]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Writes through both servers, one after another, for as long as the
     // test runs: which were acknowledged, and when.
@@ -2105,17 +2128,9 @@ fn a_postgresql_restart_under_load_loses_no_acknowledged_write() {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
-                let sent = http_post(
-                    &format!("{}/sbx/{id}/v1/customers", urls[n % 2]),
-                    &format!(r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#),
-                );
-                match sent {
-                    Some((201, _, body)) => {
-                        let customer: Value = serde_json::from_str(&body).unwrap();
-                        let id = customer["id"].as_str().unwrap().to_owned();
-                        acknowledged.push((std::time::Instant::now(), id));
-                    }
-                    _ => refused += 1,
+                match create_customer(&urls[n % 2], &id, &format!("Customer {n}")) {
+                    Ok(customer) => acknowledged.push((std::time::Instant::now(), customer)),
+                    Err(_) => refused += 1,
                 }
             }
             (acknowledged, refused)
@@ -2170,37 +2185,12 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let data: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (first, first_url) = serve_on_postgres(data[0].path(), &database, Stdio::null());
-    let mut servers = vec![Some(first)];
-    let mut urls = vec![first_url];
-    for dir in &data[1..] {
-        let (server, url) = serve_on_postgres(dir.path(), &database, Stdio::null());
-        servers.push(Some(server));
-        urls.push(url);
-    }
-    let example = example_project();
-    // Through a server standing by: forwarded to the holder.
-    assert!(
-        run(
-            &["import", example.to_str().unwrap(), "--name", "payments"],
-            &urls[1]
-        )
-        .0
-    );
-    let sandbox = open_payments_sandbox(&urls[2]);
-    let id = sandbox["id"].as_str().unwrap().to_owned();
+    let (servers, urls, _data) = servers_on_postgres(&database, 3);
+    let mut servers: Vec<Option<Running>> = servers.into_iter().map(Some).collect();
+    // Through servers standing by: forwarded to the holder.
+    let id = payments_sandbox_through(&urls[1]);
     let mut acknowledged = Vec::new();
-    let create = |url: &str, name: &str| -> Option<String> {
-        let (status, _, created) = http_post(
-            &format!("{url}/sbx/{id}/v1/customers"),
-            &format!(r#"{{"name": "{name}", "email": "someone@example.com"}}"#),
-        )?;
-        (status == 201).then(|| {
-            let customer: Value = serde_json::from_str(&created).unwrap();
-            customer["id"].as_str().unwrap().to_owned()
-        })
-    };
+    let create = |url: &str, name: &str| create_customer(url, &id, name).ok();
     acknowledged.push(create(&urls[2], "Ada Lovelace").expect("created through a standby"));
     let (status, ready) = http_get(&format!("{}/readyz", urls[1]), &[]);
     assert_eq!(status, 200, "{ready}");
@@ -2218,27 +2208,20 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
     // Paused past its lease: another server takes over.
     signal(servers[0].as_ref().unwrap(), "STOP");
     let paused = std::time::Instant::now();
-    // A write sent to the paused holder waits in its listener's queue.
-    let late_write = {
-        let (url, id) = (urls[0].clone(), id.clone());
+    let write_in_background = |url: &str| {
+        let target = format!("{url}/sbx/{id}/v1/customers");
         std::thread::spawn(move || {
             http_post(
-                &format!("{url}/sbx/{id}/v1/customers"),
+                &target,
                 r#"{"name": "Sent while paused", "email": "late@example.com"}"#,
             )
         })
     };
-    // One sent through a server standing by is forwarded to the paused
+    // A write sent to the paused holder waits in its listener's queue;
+    // one sent through a server standing by is forwarded to the paused
     // holder, and answered once another takes over.
-    let forwarded_write = {
-        let (url, id) = (urls[1].clone(), id.clone());
-        std::thread::spawn(move || {
-            http_post(
-                &format!("{url}/sbx/{id}/v1/customers"),
-                r#"{"name": "Forwarded while paused", "email": "fwd@example.com"}"#,
-            )
-        })
-    };
+    let late_write = write_in_background(&urls[0]);
+    let forwarded_write = write_in_background(&urls[1]);
     let next = 1 + holder_among(&[&urls[1], &urls[2]]);
     let took = paused.elapsed();
     eprintln!("took over {took:?} after the pause");
@@ -2249,36 +2232,20 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
         "the forwarded write is answered while the holder is paused",
         || forwarded_write.is_finished().then_some(()),
     );
-    let (status, head, body) = forwarded_write.join().unwrap().expect("an answer");
-    eprintln!("the write forwarded while paused: {status}");
-    match status {
-        201 => {
-            let customer: Value = serde_json::from_str(&body).unwrap();
-            acknowledged.push(customer["id"].as_str().unwrap().to_owned());
-        }
-        503 => assert!(
-            head.to_ascii_lowercase().contains("retry-after: 1"),
-            "{head}"
-        ),
-        other => panic!("the forwarded write answered {other}: {body}"),
-    }
+    let answered = forwarded_write.join().unwrap().expect("an answer");
+    acknowledged.extend(acknowledged_or_retry(
+        "the write forwarded while paused",
+        answered,
+    ));
 
     // Resumed: it answers nothing from its memory. What it was sent is
     // passed to the new holder or refused, and it stops.
     signal(servers[0].as_ref().unwrap(), "CONT");
-    let (status, head, body) = late_write.join().unwrap().expect("an answer");
-    eprintln!("the write sent while paused: {status}");
-    match status {
-        201 => {
-            let customer: Value = serde_json::from_str(&body).unwrap();
-            acknowledged.push(customer["id"].as_str().unwrap().to_owned());
-        }
-        503 => assert!(
-            head.to_ascii_lowercase().contains("retry-after: 1"),
-            "{head}"
-        ),
-        other => panic!("the resumed holder answered {other}: {body}"),
-    }
+    let answered = late_write.join().unwrap().expect("an answer");
+    acknowledged.extend(acknowledged_or_retry(
+        "the write sent while paused",
+        answered,
+    ));
     let mut resumed = servers[0].take().unwrap();
     let stopped = eventually("the resumed holder stops", || resumed.try_wait().unwrap());
     assert!(!stopped.success(), "it says it lost its hold: {stopped}");

@@ -139,7 +139,24 @@ mod hold {
         if taken {
             return Ok(None);
         }
+        // A holder paused in the middle of a write keeps its transaction,
+        // and the fence's lock with it, open for as long as it is paused:
+        // past its lease, its sessions holding the lock are ended (the
+        // transaction rolls back, unacknowledged).
+        sqlx::query(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks
+             WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2
+               AND objsubid = 1 AND granted AND pid <> pg_backend_pid()",
+        )
+        .bind(FENCE >> 32)
+        .bind(FENCE & 0xFFFF_FFFF)
+        .execute(pool)
+        .await?;
         let mut transaction = pool.begin().await?;
+        // Never stuck behind a writer: tried again a second later.
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(FENCE)
             .execute(&mut *transaction)

@@ -1161,7 +1161,21 @@ async fn postgres_fences_every_server_but_the_holder() {
         ("rep_first", 1)
     );
 
-    // The first is paused past its lease: the database's clock runs it out.
+    // The first is paused past its lease in the middle of a write: its
+    // transaction holds the fence's lock, and the database's clock runs its
+    // lease out.
+    let mut paused_write = {
+        use sqlx::{Connection, postgres::PgConnectOptions};
+        let options: PgConnectOptions = url.parse().unwrap();
+        let options = options.options([("sbx.replica", "rep_first")]);
+        let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
+        sqlx::query("DELETE FROM projects WHERE name = 'by-first'")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection
+    };
     let raw = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("UPDATE database_holder SET expires_at = clock_timestamp() - interval '1 ms'")
         .execute(&raw)
@@ -1173,6 +1187,13 @@ async fn postgres_fences_every_server_but_the_holder() {
         .unwrap()
         .unwrap();
     assert_eq!(taken.epoch(), 2);
+    // The paused write was ended, not committed.
+    assert!(
+        sqlx::query("COMMIT")
+            .execute(&mut paused_write)
+            .await
+            .is_err()
+    );
     let why = writes(&first, "after-takeover").await.unwrap_err();
     assert!(why.contains("(rep_second does)"), "{why}");
     match held.renew().await {
