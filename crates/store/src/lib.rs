@@ -639,6 +639,16 @@ pub trait DatabaseHold: Send + Sync {
     async fn release(self: Box<Self>);
 }
 
+/// Notice of a holder letting its database go, so that a server standing
+/// by takes it at once instead of at its next try.
+#[async_trait]
+pub trait ReleaseWatch: Send {
+    /// Returns at the next release — or after a second when the watch's
+    /// connection is down: a wake-up too many, never one missed that
+    /// matters (the server also tries every second).
+    async fn next(&mut self);
+}
+
 #[async_trait]
 pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'static {
     /// Creates a project with its first revision.
@@ -880,6 +890,9 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     async fn try_hold(&self, holder: &Holder) -> Result<Option<Box<dyn DatabaseHold>>, StoreError>;
     /// Who holds the database, if anyone wrote so.
     async fn holder(&self) -> Result<Option<Holder>, StoreError>;
+    /// Wakes a server standing by when the holder lets the database go
+    /// (PostgreSQL's `LISTEN`); `None` where no other server can hold it.
+    async fn watch_releases(&self) -> Result<Option<Box<dyn ReleaseWatch>>, StoreError>;
 
     /// Re-wraps every sealed secret not under the current key (plain text
     /// from before sealing included); returns how many were.

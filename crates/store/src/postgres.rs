@@ -113,8 +113,10 @@ mod hold {
         async fn release(mut self: Box<Self>) {
             let _ = self
                 .run(
-                    "UPDATE database_holder SET expires_at = clock_timestamp() - make_interval(secs => $3)
-                     WHERE replica = $1 AND epoch = $2",
+                    "WITH released AS (
+                         UPDATE database_holder SET expires_at = clock_timestamp() - make_interval(secs => $3)
+                         WHERE replica = $1 AND epoch = $2 RETURNING epoch)
+                     SELECT pg_notify('sbx_released', epoch::text) FROM released",
                 )
                 .await;
             if let Some(connection) = self.connection.take() {
@@ -131,27 +133,35 @@ mod hold {
     ) -> Result<Option<Box<dyn DatabaseHold>>, StoreError> {
         // A look first: servers standing by ask every second, and a
         // takeover's lock waits for every write in flight.
-        let taken: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM database_holder WHERE expires_at >= clock_timestamp())",
-        )
-        .fetch_one(pool)
-        .await?;
-        if taken {
-            return Ok(None);
-        }
+        let current: Option<(String, bool)> =
+            sqlx::query_as("SELECT replica, expires_at >= clock_timestamp() FROM database_holder")
+                .fetch_optional(pool)
+                .await?;
+        let previous = match current {
+            Some((_, true)) => return Ok(None),
+            Some((previous, false)) => Some(previous),
+            None => None,
+        };
         // A holder paused in the middle of a write keeps its transaction,
         // and the fence's lock with it, open for as long as it is paused:
         // past its lease, its sessions holding the lock are ended (the
-        // transaction rolls back, unacknowledged).
-        sqlx::query(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks
-             WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2
-               AND objsubid = 1 AND granted AND pid <> pg_backend_pid()",
-        )
-        .bind(FENCE >> 32)
-        .bind(FENCE & 0xFFFF_FFFF)
-        .execute(pool)
-        .await?;
+        // transaction rolls back, unacknowledged). Only its own, in this
+        // database: another server may have taken over since the look
+        // above, and other databases have holders of their own.
+        if let Some(previous) = previous {
+            sqlx::query(
+                "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
+                 JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2
+                   AND l.objsubid = 1 AND l.granted AND a.application_name = $3
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .bind(FENCE >> 32)
+            .bind(FENCE & 0xFFFF_FFFF)
+            .bind(super::application_name(Some(&previous)))
+            .execute(pool)
+            .await?;
+        }
         let mut transaction = pool.begin().await?;
         // Never stuck behind a writer: tried again a second later.
         sqlx::query("SET LOCAL lock_timeout = '2s'")
@@ -186,6 +196,28 @@ mod hold {
         }))
     }
 
+    /// Waits on `LISTEN sbx_released`, which a holder's release notifies.
+    struct Releases(sqlx::postgres::PgListener);
+
+    #[async_trait::async_trait]
+    impl crate::ReleaseWatch for Releases {
+        async fn next(&mut self) {
+            // The listener reconnects on its next call; meanwhile the
+            // server's own tries every second go on.
+            if self.0.recv().await.is_err() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    pub(super) async fn watch_releases(
+        pool: &PgPool,
+    ) -> Result<Option<Box<dyn crate::ReleaseWatch>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen("sbx_released").await?;
+        Ok(Some(Box::new(Releases(listener))))
+    }
+
     pub(super) async fn holder(pool: &PgPool) -> Result<Option<Holder>, StoreError> {
         let row = sqlx::query("SELECT replica, address, since_ms, epoch FROM database_holder")
             .fetch_optional(pool)
@@ -213,6 +245,14 @@ mod dialect {
     pub const LISTENS: &str = "EXISTS (SELECT 1 FROM json_array_elements_text(ep.events::json) AS listened(value) WHERE value IN (ev.event_type, '*'))";
 }
 
+/// The `application_name` of server `replica`'s connections.
+fn application_name(replica: Option<&str>) -> String {
+    match replica {
+        Some(replica) => format!("smartsandbox {replica}"),
+        None => "smartsandbox".to_owned(),
+    }
+}
+
 /// Connections each replica holds: writes are batched (group commit), so
 /// a few carry a replica's load, and many replicas fit one server's
 /// `max_connections`.
@@ -233,7 +273,8 @@ impl PgStore {
     }
 
     async fn open(options: PgConnectOptions, replica: Option<&str>) -> Result<Self, StoreError> {
-        let mut options = options.application_name("smartsandbox");
+        // Naming the server, so that a takeover can tell its sessions.
+        let mut options = options.application_name(&application_name(replica));
         // On a connection of their own that names no server: the
         // migrations write, and are not any server's writes.
         let mut migrating =

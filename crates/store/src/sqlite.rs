@@ -59,6 +59,12 @@ mod hold {
     pub(super) async fn holder(_: &SqlitePool) -> Result<Option<Holder>, StoreError> {
         Ok(None)
     }
+
+    pub(super) async fn watch_releases(
+        _: &SqlitePool,
+    ) -> Result<Option<Box<dyn crate::ReleaseWatch>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// What SQLite says its own way.

@@ -1124,6 +1124,23 @@ async fn writes(store: &PgStore, project: &str) -> Result<(), String> {
     }
 }
 
+/// A write of server `replica` (as its connections name it) on database
+/// `url`, its transaction left open — as by a server paused mid-write.
+async fn write_left_open(url: &str, replica: &str) -> sqlx::PgConnection {
+    use sqlx::{Connection, postgres::PgConnectOptions};
+    let options: PgConnectOptions = url.parse().unwrap();
+    let options = options
+        .application_name(&format!("smartsandbox {replica}"))
+        .options([("sbx.replica", replica)]);
+    let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
+    sqlx::query("DELETE FROM projects WHERE name = 'by-first'")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection
+}
+
 /// One server holds a PostgreSQL database at a time, under a lease; the
 /// database refuses the writes of every other server, and of a former
 /// holder once another took over after its lease ran out (a holder paused
@@ -1164,18 +1181,19 @@ async fn postgres_fences_every_server_but_the_holder() {
     // The first is paused past its lease in the middle of a write: its
     // transaction holds the fence's lock, and the database's clock runs its
     // lease out.
-    let mut paused_write = {
-        use sqlx::{Connection, postgres::PgConnectOptions};
-        let options: PgConnectOptions = url.parse().unwrap();
-        let options = options.options([("sbx.replica", "rep_first")]);
-        let mut connection = sqlx::PgConnection::connect_with(&options).await.unwrap();
-        sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
-        sqlx::query("DELETE FROM projects WHERE name = 'by-first'")
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        connection
+    let mut paused_write = write_left_open(&url, "rep_first").await;
+    // Another database on the same server, whose holder happens to be
+    // named alike, is none of the takeover's business.
+    let Some(Place::Postgres(other)) = Place::postgres().await else {
+        unreachable!("the server answered a moment ago")
     };
+    let other_store = PgStore::open_url_as(&other, "rep_first").await.unwrap();
+    let _other_hold = other_store
+        .try_hold(&holder("rep_first"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut elsewhere = write_left_open(&other, "rep_first").await;
     let raw = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("UPDATE database_holder SET expires_at = clock_timestamp() - interval '1 ms'")
         .execute(&raw)
@@ -1194,6 +1212,7 @@ async fn postgres_fences_every_server_but_the_holder() {
             .await
             .is_err()
     );
+    sqlx::query("COMMIT").execute(&mut elsewhere).await.unwrap();
     let why = writes(&first, "after-takeover").await.unwrap_err();
     assert!(why.contains("(rep_second does)"), "{why}");
     match held.renew().await {

@@ -144,14 +144,23 @@ impl LocalLease {
     }
 }
 
-/// Tries to take the database every second until it is this server's,
-/// then activates it; stops trying when the server stops.
+/// Tries to take the database every second, and at once when the holder
+/// says it let go, until it is this server's; then activates it. Stops
+/// trying when the server stops.
 pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationToken) {
     let stopping = state.workers.stopping();
+    let mut releases = match state.store.watch_releases().await {
+        Ok(releases) => releases,
+        Err(error) => {
+            tracing::warn!(%error, "listening for the holder's release failed: trying every second only");
+            None
+        }
+    };
     loop {
         tokio::select! {
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(EVERY) => {}
+            () = released(releases.as_deref_mut()) => {}
         }
         let holder = Holder {
             since_ms: crate::app::now_ms(),
@@ -172,6 +181,14 @@ pub async fn stand_by(state: AppState, holder: Holder, shutdown: CancellationTok
             shutdown.cancel();
         }
         return;
+    }
+}
+
+/// Returns at the holder's next release; never without a watch.
+async fn released(releases: Option<&mut (dyn sbx_store::ReleaseWatch + 'static)>) {
+    match releases {
+        Some(releases) => releases.next().await,
+        None => std::future::pending().await,
     }
 }
 

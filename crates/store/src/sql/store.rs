@@ -1702,6 +1702,10 @@ impl Store for SqlStore {
         super::hold::holder(&self.pool).await
     }
 
+    async fn watch_releases(&self) -> Result<Option<Box<dyn crate::ReleaseWatch>>, StoreError> {
+        super::hold::watch_releases(&self.pool).await
+    }
+
     async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         self.reseal_all().await
     }
