@@ -11,6 +11,7 @@ mod contract;
 mod control_plane;
 mod docker;
 mod explain;
+mod fencing;
 mod forwarding;
 mod functions;
 mod hardening;
