@@ -1880,12 +1880,13 @@ fn postgres_database() -> Option<String> {
     )
 }
 
-/// `count` servers (`sbx serve`) on PostgreSQL `database`, started one
-/// after another — the first holds the database — each with its data dir;
-/// their URLs.
+/// `count` servers (`sbx serve … extra`) on PostgreSQL `database`,
+/// started one after another — the first holds the database — each with
+/// its data dir; their URLs.
 fn servers_on_postgres(
     database: &str,
     count: usize,
+    extra: &[&str],
 ) -> (Vec<Running>, Vec<String>, Vec<tempfile::TempDir>) {
     let envs = [
         ("SBX_LOG", "warn"),
@@ -1897,20 +1898,17 @@ fn servers_on_postgres(
     let (mut servers, mut urls, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..count {
         let data = tempfile::tempdir().unwrap();
-        let (server, lines) = start_with(
-            &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data.path().to_str().unwrap(),
-                "--database-url",
-                database,
-            ],
-            "listening on",
-            &envs,
-            Stdio::null(),
-        );
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--database-url",
+            database,
+        ];
+        args.extend_from_slice(extra);
+        let (server, lines) = start_with(&args, "listening on", &envs, Stdio::null());
         urls.push(field(&lines, "SmartSandbox listening on").to_owned());
         servers.push(server);
         dirs.push(data);
@@ -2001,7 +1999,7 @@ fn a_graceful_stop_hands_the_database_over_without_failing_a_request() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let (mut servers, urls, _data) = servers_on_postgres(&database, 2);
+    let (mut servers, urls, _data) = servers_on_postgres(&database, 2, &[]);
     let (holder_url, url) = (urls[0].clone(), urls[1].clone());
     let id = payments_sandbox_through(&url);
     let first = create_customer(&url, &id, "Ada Lovelace").unwrap();
@@ -2054,6 +2052,56 @@ fn a_graceful_stop_hands_the_database_over_without_failing_a_request() {
         let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
         assert_eq!(status, 200, "{customer}: {body}");
     }
+}
+
+/// Three servers on one PostgreSQL database; events emitted through a
+/// server standing by while the holder delivers them to a slow external
+/// receiver; the holder killed (SIGKILL) mid-delivery: the server that
+/// takes over delivers every event at least once (the receiver counts
+/// distinct `webhook-id`s).
+#[test]
+fn every_event_is_delivered_when_the_holder_is_killed_mid_delivery() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let (mut servers, urls, _data) = servers_on_postgres(&database, 3, &["--allow-private-egress"]);
+    let id = payments_sandbox_through(&urls[1]);
+    let (hooks, seen) = counting_receiver(Duration::from_millis(200));
+    let (status, _, endpoint) = http_post_with(
+        &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[2]),
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        &format!(r#"{{"url": "{hooks}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{endpoint}");
+    const EVENTS: usize = 40;
+    for n in 0..EVENTS {
+        let data = format!(r#"{{"n": {n}}}"#);
+        let through = &urls[1 + n % 2];
+        let (ok, _, stderr) = run(
+            &[
+                "trigger",
+                "payment.refunded",
+                "--sandbox",
+                &id,
+                "--data",
+                &data,
+            ],
+            through,
+        );
+        assert!(ok, "{stderr}");
+    }
+    let delivered_before = seen.0.lock().unwrap().len();
+    assert!(delivered_before < EVENTS, "the kill must come mid-delivery");
+    let holder = &mut servers[0];
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let delivered = wait_for_count(&seen, EVENTS, Duration::from_secs(30));
+    eprintln!("{delivered_before} of {EVENTS} events delivered before the kill");
+    assert_eq!(
+        delivered, EVENTS,
+        "events delivered ({delivered_before} before the kill)"
+    );
 }
 
 /// A PostgreSQL cluster of a test's own (`scripts/postgres.sh` under a
@@ -2114,7 +2162,7 @@ fn a_postgresql_restart_under_load_loses_no_acknowledged_write() {
             ))
             .unwrap()
     };
-    let (mut servers, urls, _data) = servers_on_postgres(&database, 2);
+    let (mut servers, urls, _data) = servers_on_postgres(&database, 2, &[]);
     let id = payments_sandbox_through(&urls[1]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Writes through both servers, one after another, for as long as the
@@ -2185,7 +2233,7 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let (servers, urls, _data) = servers_on_postgres(&database, 3);
+    let (servers, urls, _data) = servers_on_postgres(&database, 3, &[]);
     let mut servers: Vec<Option<Running>> = servers.into_iter().map(Some).collect();
     // Through servers standing by: forwarded to the holder.
     let id = payments_sandbox_through(&urls[1]);
