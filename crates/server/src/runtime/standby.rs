@@ -228,8 +228,8 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
             Err(error) => {
                 state.metrics.hold_renewal("failed");
                 let since = *failing_since.get_or_insert(asked);
-                let lapsed = state.lease.lapsed_for();
-                tracing::warn!(%error, failing_for = ?since.elapsed(), lease_lapsed = lapsed.is_some(), "renewing the hold on the database failed; trying again");
+                let lapsed_for = state.lease.lapsed_for();
+                tracing::warn!(%error, failing_for = ?since.elapsed(), ?lapsed_for, "renewing the hold on the database failed; trying again (serving nothing once its lease lapsed)");
             }
         }
     }
