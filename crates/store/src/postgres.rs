@@ -74,7 +74,13 @@ mod hold {
             };
             let outcome = match tokio::time::timeout(RENEWAL_TIMEOUT, attempt).await {
                 Ok(outcome) => outcome,
-                Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+                Err(_) => Err(StoreError::Io {
+                    context: "renewing the hold on the database".to_owned(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {RENEWAL_TIMEOUT:?}"),
+                    ),
+                }),
             };
             if outcome.is_err() {
                 self.connection = None;

@@ -132,12 +132,18 @@ impl ProblemType {
         if let (Some(Value::Object(extra)), Value::Object(map)) = (extra, &mut body) {
             map.extend(extra);
         }
+        let mut headers = vec![(
+            "content-type".to_owned(),
+            "application/problem+json".to_owned(),
+        )];
+        // Storage comes back (a database restarting, a takeover by
+        // another server): the client is told when to try again.
+        if matches!(self, Self::StorageUnavailable) {
+            headers.push(("retry-after".to_owned(), "1".to_owned()));
+        }
         Response {
             status,
-            headers: vec![(
-                "content-type".to_owned(),
-                "application/problem+json".to_owned(),
-            )],
+            headers,
             body: serde_json::to_vec(&body).unwrap_or_default().into(),
         }
     }

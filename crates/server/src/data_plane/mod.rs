@@ -746,16 +746,10 @@ pub async fn answer(
     let origin = sbx_store::Origin::Request(request_id);
     if let Err(error) = persist(state, &sandbox.id, served.journal, answer, origin).await {
         tracing::error!(sandbox = %sandbox.id, %error, "persisting the request's changes failed");
-        let mut refused = problem(
+        return problem(
             ProblemType::StorageUnavailable,
             "the change was applied in memory but could not be saved; retry the request",
         );
-        // Most often a database restarting, or a takeover by another server.
-        refused.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return refused;
     }
     if let Some((key, created_at_ms)) = remembered {
         state.idempotency.remember(&sandbox.id, &key, created_at_ms);

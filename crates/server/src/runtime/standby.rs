@@ -338,10 +338,17 @@ pub async fn forward(state: &AppState, request: Request) -> Forwarded {
             // Taking over (loading its sandboxes), or renewing its lease.
             Some(holder) if holder.replica == *state.replica => {}
             Some(holder) => {
+                // A streamed body goes once: a failure below returns.
                 let body = match (&replayable, streamed.take()) {
                     (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
                     (None, Some(body)) => reqwest::Body::wrap_stream(body.into_data_stream()),
-                    (None, None) => break,
+                    (None, None) => {
+                        return Forwarded::Answered(refusal(
+                            state,
+                            Some(holder),
+                            "its body was already sent",
+                        ));
+                    }
                 };
                 match send_to(state, &parts, holder, body).await {
                     Ok(response) => return Forwarded::Answered(response),
@@ -371,11 +378,6 @@ pub async fn forward(state: &AppState, request: Request) -> Forwarded {
         }
         tokio::time::sleep(RETRY_EVERY).await;
     }
-    Forwarded::Answered(refusal(
-        state,
-        None,
-        "its body was sent to a holder that did not answer",
-    ))
 }
 
 /// Sends `parts` and `body` to `holder` once: its answer streamed back, or
