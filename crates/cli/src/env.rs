@@ -10,6 +10,8 @@ pub const DATABASE_URL: &str = "SBX_DATABASE_URL";
 pub const BASE_DOMAIN: &str = "SBX_BASE_DOMAIN";
 pub const PUBLIC_URL: &str = "SBX_PUBLIC_URL";
 pub const INTERNAL_URL: &str = "SBX_INTERNAL_URL";
+/// Single-sandbox mode: the bundle folder a sandbox's namespace mounts.
+pub const SANDBOX_BUNDLE: &str = "SBX_SANDBOX_BUNDLE";
 /// The admin token `sbx serve` accepts (no flag: it would show in `ps`).
 pub const ADMIN_TOKEN: &str = "SBX_ADMIN_TOKEN";
 /// The key stored secrets are sealed under (32 bytes, base64), and the
@@ -47,7 +49,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("pub const "))
             .filter_map(|line| line.split('"').nth(1))
             .collect();
-        assert_eq!(declared.len(), 21);
+        assert_eq!(declared.len(), 22);
         for name in declared {
             assert!(
                 docs.contains(&format!("`{name}`")),

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// forward requests [default: the public URL].
     #[arg(long, env = env::INTERNAL_URL)]
     pub internal_url: Option<String>,
+    /// Serve only the sandbox of this bundle (a folder with `sandbox.json`
+    /// and `keys.json`): what a sandbox's own namespace runs.
+    #[arg(long, env = env::SANDBOX_BUNDLE)]
+    pub sandbox_bundle: Option<PathBuf>,
     /// A TOML file of settings (see docs/configuration.md).
     #[arg(long, env = env::CONFIG)]
     pub config: Option<PathBuf>,
@@ -91,6 +95,7 @@ struct FileSettings {
     snapshot_store: Option<String>,
     keep_sessions_on_stop: Option<bool>,
     session_runtime: Option<sbx_server::config::SessionRuntime>,
+    namespaces: Option<sbx_provision::NamespaceSettings>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -158,6 +163,8 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         snapshot_store: args.snapshot_store.or(file.snapshot_store),
         keep_sessions_on_stop: file.keep_sessions_on_stop.unwrap_or(false),
         session_runtime: file.session_runtime.unwrap_or_default(),
+        namespaces: file.namespaces,
+        sandbox_bundle: args.sandbox_bundle,
         ..defaults
     };
     config.validate()?;
@@ -176,6 +183,7 @@ mod tests {
             base_domain: None,
             public_url: None,
             internal_url: None,
+            sandbox_bundle: None,
             config,
             demo: false,
             allow_private_egress: false,
@@ -251,6 +259,32 @@ mod tests {
             config.otlp_endpoint.as_deref(),
             Some("http://collector:4318")
         );
+    }
+
+    #[test]
+    fn namespace_isolation_is_set_up_in_the_file_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sbx.toml");
+        assert_eq!(resolve(args(None)).unwrap().namespaces, None);
+        std::fs::write(
+            &file,
+            "[namespaces]\nimage = \"smartsandbox/sbx:0.1.0\"\nmemory = \"1Gi\"\n",
+        )
+        .unwrap();
+        let namespaces = resolve(args(Some(file.clone()))).unwrap().namespaces.unwrap();
+        assert_eq!(
+            (namespaces.image.as_str(), namespaces.memory.as_str(), namespaces.cpu.as_str()),
+            ("smartsandbox/sbx:0.1.0", "1Gi", "500m")
+        );
+        for (bad, named) in [
+            ("image = \"x\"\nmemory = \"lots\"\n", "namespaces.memory"),
+            ("image = \"x\"\nservice_url = \"http://sbx\"\n", "{namespace}"),
+            ("imgae = \"x\"\n", "imgae"),
+        ] {
+            std::fs::write(&file, format!("[namespaces]\n{bad}")).unwrap();
+            let error = format!("{:#}", resolve(args(Some(file.clone()))).unwrap_err());
+            assert!(error.contains(named), "{error}");
+        }
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct Shared {
     /// Set when it lost its hold: it stopped for that, and says so.
     pub lost_hold: std::sync::atomic::AtomicBool,
     /// Passes requests to the holder while this server stands by.
+    /// The cluster sandboxes with namespaces of their own live in.
+    pub namespaces: Option<Arc<crate::runtime::namespaces::Namespaces>>,
     pub forwarder: crate::runtime::standby::Forwarder,
 }
 
@@ -430,6 +432,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         &config.data_dir,
     )?;
     let upstream = HttpUpstream::shared(config.egress_policy()?);
+    let namespaces = match &config.namespaces {
+        Some(settings) => Some(Arc::new(
+            crate::runtime::namespaces::Namespaces::connect(settings.clone())
+                .await
+                .context("namespaces: connecting to the Kubernetes cluster")?,
+        )),
+        None => None,
+    };
     let templates = crate::runtime::templates::Templates::open(config.data_dir.join("templates"));
     let state = AppState(Arc::new_cyclic(|shared| Shared {
         functions: Arc::new(crate::service::functions::FunctionHosts::new(
@@ -466,6 +476,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         hold: Default::default(),
         lost_hold: false.into(),
         forwarder: Default::default(),
+        namespaces,
     }));
     let shutdown = CancellationToken::new();
     let holder = sbx_store::Holder {
@@ -496,6 +507,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
                 shutdown.clone(),
             ));
         }
+    }
+    if let Some(dir) = &state.config.sandbox_bundle {
+        crate::service::isolation::load_bundle(&state, dir)
+            .await
+            .context("single-sandbox mode")?;
     }
     let app = front(state.clone());
     let token_for_serve = shutdown.clone();

@@ -272,6 +272,13 @@ pub struct Config {
     pub keep_sessions_on_stop: bool,
     /// What runs code sessions.
     pub session_runtime: SessionRuntime,
+    /// Where sandboxes created with `isolation: namespace` get their own
+    /// Kubernetes namespace; `None`: such sandboxes are refused.
+    pub namespaces: Option<sbx_provision::NamespaceSettings>,
+    /// Single-sandbox mode: the server serves the one sandbox of this
+    /// bundle (a namespace's ConfigMap and Secret, mounted) and makes no
+    /// other.
+    pub sandbox_bundle: Option<PathBuf>,
 }
 
 /// What runs code sessions (`[session_runtime]` in the config file).
@@ -324,6 +331,8 @@ impl Default for Config {
             snapshot_store_options: Vec::new(),
             keep_sessions_on_stop: false,
             session_runtime: SessionRuntime::Bwrap,
+            namespaces: None,
+            sandbox_bundle: None,
         }
     }
 }
@@ -378,6 +387,10 @@ impl Config {
                     format!("{url:?} must start with http:// or https://"),
                 )?;
             }
+        }
+        if let Some(namespaces) = &self.namespaces {
+            let problems = namespaces.problems();
+            check(problems.is_empty(), "namespaces", problems.join("; "))?;
         }
         if let Some(token) = &self.admin_token {
             check(

@@ -117,6 +117,7 @@ fn save_logs_on(
         owner: None,
         last_active_at_ms: None,
         rate_limits: None,
+        isolation: None,
     };
     runtime.block_on(async {
         store

@@ -21,7 +21,7 @@ mod sqlite;
 use async_trait::async_trait;
 use sbx_engine::{AuthMode, ProjectFiles};
 use sbx_webhooks::{Faults, ScheduleName};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use accounts::{AccountRecord, Accounts, InvitationRecord, Role, TokenKind, TokenRecord};
@@ -154,6 +154,43 @@ pub struct SandboxRecord {
     pub last_active_at_ms: Option<i64>,
     /// Its own rate limits, replacing its project's.
     pub rate_limits: Option<sbx_engine::project::RateLimits>,
+    /// Served from a Kubernetes namespace of its own; `None`: by the servers.
+    pub isolation: Option<Isolation>,
+}
+
+/// A sandbox with `isolation: namespace`: its own namespace and `sbx`,
+/// which the servers forward its requests to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Isolation {
+    pub state: IsolationState,
+    /// Why it is in that state, as the cluster says.
+    pub message: Option<String>,
+    pub changed_at_ms: i64,
+    /// The admin token of its `sbx` (stored sealed), which the servers
+    /// forward its control-plane calls with.
+    #[serde(skip)]
+    pub instance_token: String,
+}
+
+/// Where a sandbox's namespace stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationState {
+    /// Applied (or being applied); its `sbx` not ready yet.
+    Provisioning,
+    Ready,
+    /// It will not become ready without help (`message` says why).
+    Failed,
+}
+
+impl IsolationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// A record a request changed, as persisted.
@@ -715,6 +752,13 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     ) -> Result<bool, StoreError>;
     /// Sets or clears a sandbox's chaos profile; false if it does not exist.
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError>;
+    /// Records where the sandbox's namespace stands (its token kept);
+    /// false if it does not exist.
+    async fn set_sandbox_isolation(
+        &self,
+        id: &str,
+        isolation: &Isolation,
+    ) -> Result<bool, StoreError>;
     /// Sets (or with `None` drops) the sandbox's own rate limits.
     async fn set_sandbox_rate_limits(
         &self,

@@ -141,6 +141,7 @@ fn sandbox(id: &str, expires_at_ms: Option<i64>) -> SandboxRecord {
         owner: None,
         last_active_at_ms: None,
         rate_limits: None,
+        isolation: None,
     }
 }
 
@@ -997,6 +998,68 @@ async fn corrupt_rows(place: Place) {
         store.get_sandbox("sbx-a").await.unwrap().is_some(),
         "mended, it reads"
     );
+}
+
+on_both_backends!(isolation_is_kept_with_its_token_sealed, isolation);
+/// A namespace-isolated sandbox keeps where its namespace stands, and its
+/// instance token, which is stored sealed and survives state changes.
+async fn isolation(place: Place) {
+    let store = place.open().await;
+    store
+        .create_project("pets", "{}", &ProjectFiles::default(), "usr_a", 1)
+        .await
+        .unwrap();
+    let provisioning = sbx_store::Isolation {
+        state: sbx_store::IsolationState::Provisioning,
+        message: None,
+        changed_at_ms: 5,
+        instance_token: "instance-token-0123456789abcdef".to_owned(),
+    };
+    let isolated = SandboxRecord {
+        isolation: Some(provisioning.clone()),
+        ..sandbox("sbx-iso", None)
+    };
+    store.create_sandbox(&isolated, &[]).await.unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-shared", None), &[])
+        .await
+        .unwrap();
+    let read = store.get_sandbox("sbx-iso").await.unwrap().unwrap();
+    assert_eq!(read.isolation.as_ref(), Some(&provisioning));
+    assert_eq!(
+        store.get_sandbox("sbx-shared").await.unwrap().unwrap().isolation,
+        None
+    );
+    place
+        .execute(
+            "UPDATE sandboxes SET label = $1 WHERE isolation_token LIKE 'sealed:v1:%' AND isolation_token NOT LIKE '%instance-token%'",
+            "sealed",
+        )
+        .await;
+    assert_eq!(
+        store.get_sandbox("sbx-iso").await.unwrap().unwrap().label.as_deref(),
+        Some("sealed"),
+        "the token is stored sealed"
+    );
+
+    let ready = sbx_store::Isolation {
+        state: sbx_store::IsolationState::Ready,
+        message: Some("its sbx answers".to_owned()),
+        changed_at_ms: 9,
+        instance_token: String::new(),
+    };
+    assert!(store.set_sandbox_isolation("sbx-iso", &ready).await.unwrap());
+    assert!(!store.set_sandbox_isolation("sbx-gone", &ready).await.unwrap());
+    let read = store.get_sandbox("sbx-iso").await.unwrap().unwrap();
+    assert_eq!(
+        read.isolation,
+        Some(sbx_store::Isolation {
+            instance_token: provisioning.instance_token.clone(),
+            ..ready
+        }),
+        "a state change keeps the token"
+    );
+    assert_eq!(store.reseal_secrets().await.unwrap(), 0, "sealed under the current key");
 }
 
 on_both_backends!(

@@ -107,6 +107,9 @@ problem_types! {
     RuntimeUnavailable = ("runtime-unavailable", 503, "Session runtime unavailable"),
     /// Another server holds the database; this one stands by.
     Standby = ("standby", 503, "Server on standby"),
+    /// A sandbox with a namespace of its own that cannot answer yet (being
+    /// made) or now (failed, or its server does not answer).
+    SandboxProvisioning = ("sandbox-provisioning", 503, "Sandbox not available"),
 }
 
 impl ProblemType {
@@ -140,6 +143,10 @@ impl ProblemType {
         // another server): the client is told when to try again.
         if matches!(self, Self::StorageUnavailable) {
             headers.push(("retry-after".to_owned(), "1".to_owned()));
+        }
+        // A namespace takes seconds to be made and its server to start.
+        if matches!(self, Self::SandboxProvisioning) {
+            headers.push(("retry-after".to_owned(), "5".to_owned()));
         }
         Response {
             status,

@@ -224,6 +224,28 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// A call of a sandbox's sub-resource (`/api/v1/sandboxes/{id}/…`) whose
+/// sandbox, the caller's to see, is served from a namespace of its own: its
+/// own server answers it. The sandbox itself (show, delete, time to live)
+/// stays the servers'.
+fn isolated_subresource(
+    state: &AppState,
+    caller: &Caller,
+    request: &Request,
+) -> Option<(
+    std::sync::Arc<crate::runtime::registry::LiveSandbox>,
+    std::sync::Arc<sbx_store::Isolation>,
+)> {
+    let rest = request.uri().path().strip_prefix("/api/v1/sandboxes/")?;
+    let (id, below) = rest.split_once('/')?;
+    if below.is_empty() || below == "ttl" {
+        return None;
+    }
+    let sandbox = crate::service::sandboxes::live(state, caller, id).ok()?;
+    let isolation = sandbox.isolation()?;
+    Some((sandbox, isolation))
+}
+
 pub(crate) async fn no_route(request: Request) -> ApiError {
     ApiError::new(
         sbx_engine::ProblemType::NoControlRoute,
@@ -275,10 +297,18 @@ async fn authenticate(
         )
         .into_response(),
         (Ok(_), caller) => {
-            if let Some(caller) = &caller {
-                request.extensions_mut().insert(caller.clone());
+            match caller.as_ref().and_then(|c| isolated_subresource(&state, c, &request)) {
+                Some((sandbox, isolation)) => {
+                    crate::runtime::namespaces::pass_on(&state, &sandbox, &isolation, request, true)
+                        .await
+                }
+                None => {
+                    if let Some(caller) = &caller {
+                        request.extensions_mut().insert(caller.clone());
+                    }
+                    next.run(request).await
+                }
             }
-            next.run(request).await
         }
     };
     if anonymous_open && matches!(response.status().as_u16(), 401 | 403) {

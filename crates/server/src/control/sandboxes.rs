@@ -52,6 +52,25 @@ pub struct CreateSandbox {
     /// {"requests_per_second", "burst"?}, "per_sandbox": {…}}`.
     #[schema(value_type = Option<Object>)]
     pub rate_limits: Option<RateLimits>,
+    /// `shared` (default): served by the servers, with every other
+    /// sandbox. `namespace` (admin only; the server needs `[namespaces]`):
+    /// served by a server of its own in a Kubernetes namespace of its own.
+    pub isolation: Option<String>,
+}
+
+/// A sandbox served from a namespace of its own, and how that stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IsolationView {
+    /// `namespace`.
+    pub mode: &'static str,
+    /// Its namespace (its id).
+    pub namespace: String,
+    /// `provisioning` (its requests answer 503 `sandbox-provisioning`
+    /// with `Retry-After`), `ready` or `failed`.
+    pub state: &'static str,
+    /// Why, as the cluster says.
+    pub message: Option<String>,
+    pub changed_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +110,8 @@ pub struct SandboxView {
     pub requests_today: u64,
     /// When it last answered a request (or was made).
     pub last_active_at: String,
+    /// `null`: served by the servers (`shared`).
+    pub isolation: Option<IsolationView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,6 +149,13 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
         rate_limits: sandbox.own_rate_limits(),
         requests_today: sandbox.requests.requests_on(crate::app::now_ms()),
         last_active_at: rfc3339(sandbox.last_active_ms()),
+        isolation: sandbox.isolation().map(|isolation| IsolationView {
+            mode: "namespace",
+            namespace: sandbox.id.to_string(),
+            state: isolation.state.as_str(),
+            message: isolation.message.clone(),
+            changed_at: rfc3339(isolation.changed_at_ms),
+        }),
     }
 }
 
@@ -175,6 +203,16 @@ impl CreateSandbox {
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(_) => return Err(service::bad_seed()),
         };
+        let own_namespace = match self.isolation.as_deref() {
+            None | Some("shared") => false,
+            Some("namespace") => true,
+            Some(other) => {
+                return Err(ServiceError::invalid(
+                    "/isolation",
+                    format!("isolation must be \"shared\" or \"namespace\", not {other:?}"),
+                ));
+            }
+        };
         Ok(NewSandbox {
             project: self.project,
             revision: self.revision,
@@ -185,6 +223,7 @@ impl CreateSandbox {
             env: self.env.unwrap_or_default(),
             webhook_schedule,
             rate_limits: self.rate_limits,
+            own_namespace,
         })
     }
 }

@@ -133,7 +133,7 @@ impl HeaderSource for EngineHeaders<'_> {
     }
 }
 
-fn to_axum(response: sbx_engine::Response) -> Response {
+pub(crate) fn to_axum(response: sbx_engine::Response) -> Response {
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -580,6 +580,11 @@ pub async fn handler(State(state): State<AppState>, mut request: Request) -> Res
     let now = now_ms();
     sandbox.note_activity(now);
     sandbox.requests.note(now);
+    if let Some(isolation) = sandbox.isolation() {
+        // Served by its own server, in its namespace.
+        return crate::runtime::namespaces::pass_on(&state, &sandbox, &isolation, request, false)
+            .await;
+    }
     if let Some(below) = path.strip_prefix(oauth::PREFIX) {
         let below = below.to_owned();
         return Box::pin(oauth::serve(&state, &sandbox, &below, request)).await;

@@ -6,4 +6,5 @@ pub mod error;
 pub mod front;
 pub mod listener;
 pub mod middleware;
+pub mod proxy;
 pub mod refusals;

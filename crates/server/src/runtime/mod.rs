@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod ids;
 pub mod keys;
+pub mod namespaces;
 pub mod oauth;
 pub mod rate;
 pub mod receiver;

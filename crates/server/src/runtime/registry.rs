@@ -15,7 +15,7 @@ use sbx_engine::{
     AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState, project::RateLimits,
 };
 use sbx_spec::synth::seed_from;
-use sbx_store::{AccountId, ProjectName, ResourceRow, SandboxId, SandboxRecord};
+use sbx_store::{AccountId, Isolation, ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -87,6 +87,8 @@ pub struct LiveSandbox {
     last_active_ms: AtomicI64,
     /// Its data-plane requests today (UTC).
     pub requests: DailyRequests,
+    /// Served from a namespace of its own, and how that stands.
+    isolation: RwLock<Option<Arc<Isolation>>>,
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -234,7 +236,20 @@ impl LiveSandbox {
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
             requests: DailyRequests::default(),
+            isolation: RwLock::new(record.isolation.map(Arc::new)),
         }
+    }
+
+    /// Its namespace's standing, when it has one of its own.
+    pub fn isolation(&self) -> Option<Arc<Isolation>> {
+        self.isolation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_isolation(&self, isolation: Isolation) {
+        *self.isolation.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(isolation));
     }
 
     /// Notes a request answered at `now_ms` (at most once a second).

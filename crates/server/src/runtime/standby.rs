@@ -73,6 +73,13 @@ pub async fn activate(
     workers.spawn(reaper::run(state.clone(), workers.stopping()));
     workers.spawn(scheduler::run(state.clone(), workers.stopping()));
     workers.spawn(deliveries::run(state.clone(), workers.stopping()));
+    if let Some(namespaces) = state.namespaces.clone() {
+        workers.spawn(crate::workers::namespaces::run(
+            state.clone(),
+            namespaces,
+            workers.stopping(),
+        ));
+    }
     // Unless its renewal found the database taken while it loaded.
     if !state.lost_hold.load(Ordering::Acquire) {
         state.active.store(true, Ordering::Release);
@@ -249,11 +256,7 @@ pub struct Forwarder {
 impl Default for Forwarder {
     fn default() -> Self {
         Self {
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("a plain HTTP client builds"),
+            client: crate::http::proxy::client(),
             holder: Default::default(),
         }
     }
@@ -388,25 +391,17 @@ async fn send_to(
     holder: &Holder,
     body: reqwest::Body,
 ) -> Result<Response, reqwest::Error> {
-    let target = format!(
-        "{}{}",
-        holder.address.trim_end_matches('/'),
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
     let mut headers = parts.headers.clone();
-    for name in sbx_engine::CONNECTION_HEADERS {
-        headers.remove(name);
-    }
     if let Ok(replica) = axum::http::HeaderValue::from_str(&state.replica) {
         headers.insert(FORWARDED_BY, replica);
     }
-    let sent = state
-        .forwarder
-        .client
-        .request(parts.method.clone(), &target)
-        .headers(headers)
-        .body(body)
-        .send();
+    let sent = crate::http::proxy::send(
+        &state.forwarder.client,
+        &holder.address,
+        parts,
+        headers,
+        body,
+    );
     // A paused holder accepts connections and never answers: the wait
     // ends when another server takes the database.
     let answer = tokio::select! {
@@ -416,17 +411,7 @@ async fn send_to(
         }
     };
     state.metrics.forwarding("forwarded");
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if !sbx_engine::CONNECTION_HEADERS.contains(&name.as_str()) {
-            response = response.header(name, value);
-        }
-    }
-    Ok(response
-        .body(axum::body::Body::from_stream(answer.bytes_stream()))
-        .unwrap_or_else(|_| {
-            ApiError::internal("the holder's answer could not be passed on").into_response()
-        }))
+    Ok(crate::http::proxy::answer(answer))
 }
 
 /// Returns once the database is held by another server than `holder`

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod caller;
 pub mod clock;
 pub mod events;
+pub mod isolation;
 pub mod functions;
 pub mod keys;
 pub mod logs;

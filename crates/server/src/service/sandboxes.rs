@@ -41,6 +41,8 @@ pub struct NewSandbox {
     pub webhook_schedule: ScheduleName,
     /// Its own rate limits; `None`: its project's.
     pub rate_limits: Option<RateLimits>,
+    /// Served from a Kubernetes namespace of its own (`isolation: namespace`).
+    pub own_namespace: bool,
 }
 
 impl NewSandbox {
@@ -56,6 +58,7 @@ impl NewSandbox {
             env: Map::new(),
             webhook_schedule: ScheduleName::Standard,
             rate_limits: None,
+            own_namespace: false,
         }
     }
 }
@@ -90,6 +93,21 @@ pub struct Created {
 /// Checks `new` against the limits, stores the sandbox (the caller's) and
 /// makes it live.
 pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> ServiceResult<Created> {
+    if state.config.sandbox_bundle.is_some() {
+        return Err(ServiceError::Conflict(
+            "this server serves the one sandbox of its bundle (single-sandbox mode) and makes no other"
+                .to_owned(),
+        ));
+    }
+    if new.own_namespace {
+        caller.must_be_admin("give a sandbox a namespace of its own")?;
+        if state.namespaces.is_none() {
+            return Err(ServiceError::invalid(
+                "/isolation",
+                "isolation \"namespace\" is not available: this server has no [namespaces] settings (docs/operations.md#namespace-per-sandbox-isolation)",
+            ));
+        }
+    }
     let project = projects::get(state, &new.project).await?;
     let revision = new.revision.unwrap_or(project.latest_revision);
     if revision == 0 || revision > project.latest_revision {
@@ -163,7 +181,8 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         expires_at_ms: new
             .ttl_seconds
             .map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000))),
-        pinned: new.revision.is_some(),
+        // Its own server serves the revision it was given.
+        pinned: new.revision.is_some() || new.own_namespace,
         env: new.env,
         chaos: None,
         scenario: None,
@@ -174,6 +193,12 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         owner: caller.owner().cloned(),
         last_active_at_ms: None,
         rate_limits: new.rate_limits,
+        isolation: new.own_namespace.then(|| sbx_store::Isolation {
+            state: sbx_store::IsolationState::Provisioning,
+            message: Some("waiting for the provisioner".to_owned()),
+            changed_at_ms: now,
+            instance_token: crate::runtime::ids::random_token(40),
+        }),
     };
     state
         .store
@@ -181,6 +206,9 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         .await?;
     let keys = LiveKey::of(&key).into_iter().collect();
     let sandbox = state.registry.insert(record, compiled, Vec::new(), keys);
+    if let (Some(namespaces), Some(_)) = (&state.namespaces, sandbox.isolation()) {
+        namespaces.kick.notify_one();
+    }
     Ok(Created { sandbox, api_key })
 }
 
@@ -260,7 +288,12 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ServiceResul
             "sandbox \"{id}\" does not exist"
         )));
     }
-    state.registry.remove(id);
+    if let (Some(removed), Some(namespaces)) = (state.registry.remove(id), &state.namespaces)
+        && removed.isolation().is_some()
+    {
+        // Its namespace goes too.
+        namespaces.kick.notify_one();
+    }
     state.oauth.forget(id);
     state.receiver.forget(id);
     Ok(())

@@ -5,6 +5,7 @@
 //! nothing new and write everything queued before they end.
 
 pub mod deliveries;
+pub mod namespaces;
 pub mod reaper;
 pub mod request_log;
 pub mod scheduler;

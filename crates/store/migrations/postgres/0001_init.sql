@@ -42,6 +42,8 @@ CREATE TABLE sandboxes (
     owner             TEXT,
     last_active_at_ms BIGINT,
     rate_limits       TEXT,
+    isolation         TEXT,
+    isolation_token   TEXT,
     FOREIGN KEY (project, revision) REFERENCES revisions(project, revision) ON DELETE CASCADE
 );
 CREATE INDEX sandboxes_expiry ON sandboxes(expires_at_ms) WHERE expires_at_ms IS NOT NULL;

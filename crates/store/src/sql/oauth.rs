@@ -79,6 +79,7 @@ impl SqlStore {
                 "id",
                 &["secret", "previous_secret"][..],
             ),
+            ("sandboxes", "id", &["isolation_token"][..]),
             (
                 "oauth_keys",
                 "sandbox_id || ' ' || kid",

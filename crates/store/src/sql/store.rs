@@ -148,7 +148,7 @@ fn project(row: &DbRow) -> Result<ProjectRecord, StoreError> {
     })
 }
 
-fn sandbox(row: &DbRow) -> Result<SandboxRecord, StoreError> {
+fn sandbox(sealer: &Sealer, row: &DbRow) -> Result<SandboxRecord, StoreError> {
     const T: &str = "sandboxes";
     let created_at_ms = column(row, T, "created_at_ms")?;
     Ok(SandboxRecord {
@@ -188,6 +188,14 @@ fn sandbox(row: &DbRow) -> Result<SandboxRecord, StoreError> {
         owner: column(row, T, "owner")?,
         rate_limits: json_or_null(row, T, "rate_limits")?,
         last_active_at_ms: column(row, T, "last_active_at_ms")?,
+        isolation: json_or_null::<crate::Isolation>(row, T, "isolation")?
+            .map(|isolation| {
+                Ok::<_, StoreError>(crate::Isolation {
+                    instance_token: sealed(sealer, row, T, "isolation_token")?.unwrap_or_default(),
+                    ..isolation
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -640,8 +648,8 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule, owner, rate_limits)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO sandboxes (id, project, revision, key_hash, seed, auth, label, created_at_ms, expires_at_ms, pinned, env, chaos, seeded_at_ms, webhook_schedule, owner, rate_limits, isolation, isolation_token)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&s.id)
         .bind(&s.project)
@@ -659,6 +667,12 @@ impl Store for SqlStore {
         .bind(s.webhook_schedule.as_str())
         .bind(&s.owner)
         .bind(s.rate_limits.as_ref().map(|l| json!(l).to_string()))
+        .bind(s.isolation.as_ref().map(|i| json!(i).to_string()))
+        .bind(
+            s.isolation
+                .as_ref()
+                .map(|i| self.sealer.seal(&i.instance_token)),
+        )
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -680,14 +694,14 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(sandbox).transpose()
+        row.as_ref().map(|row| sandbox(&self.sealer, row)).transpose()
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at_ms, id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(sandbox).collect()
+        rows.iter().map(|row| sandbox(&self.sealer, row)).collect()
     }
 
     async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError> {
@@ -793,6 +807,19 @@ impl Store for SqlStore {
     async fn set_sandbox_chaos(&self, id: &str, chaos: Option<&str>) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE sandboxes SET chaos = $1 WHERE id = $2")
             .bind(chaos)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_sandbox_isolation(
+        &self,
+        id: &str,
+        isolation: &crate::Isolation,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE sandboxes SET isolation = $1 WHERE id = $2")
+            .bind(json!(isolation).to_string())
             .bind(id)
             .execute(&self.pool)
             .await?;
