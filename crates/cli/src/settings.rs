@@ -271,14 +271,24 @@ mod tests {
             "[namespaces]\nimage = \"smartsandbox/sbx:0.1.0\"\nmemory = \"1Gi\"\n",
         )
         .unwrap();
-        let namespaces = resolve(args(Some(file.clone()))).unwrap().namespaces.unwrap();
+        let namespaces = resolve(args(Some(file.clone())))
+            .unwrap()
+            .namespaces
+            .unwrap();
         assert_eq!(
-            (namespaces.image.as_str(), namespaces.memory.as_str(), namespaces.cpu.as_str()),
+            (
+                namespaces.image.as_str(),
+                namespaces.memory.as_str(),
+                namespaces.cpu.as_str()
+            ),
             ("smartsandbox/sbx:0.1.0", "1Gi", "500m")
         );
         for (bad, named) in [
             ("image = \"x\"\nmemory = \"lots\"\n", "namespaces.memory"),
-            ("image = \"x\"\nservice_url = \"http://sbx\"\n", "{namespace}"),
+            (
+                "image = \"x\"\nservice_url = \"sbx:80\"\n",
+                "namespaces.service_url",
+            ),
             ("imgae = \"x\"\n", "imgae"),
         ] {
             std::fs::write(&file, format!("[namespaces]\n{bad}")).unwrap();

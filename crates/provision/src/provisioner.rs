@@ -169,7 +169,10 @@ impl Provisioner {
         }) {
             return Ok(Phase::Failed(format!(
                 "its sbx did not start: {}",
-                stuck.message.as_deref().unwrap_or("progress deadline exceeded")
+                stuck
+                    .message
+                    .as_deref()
+                    .unwrap_or("progress deadline exceeded")
             )));
         }
         let why = conditions

@@ -131,9 +131,7 @@ pub fn render(instance: &Instance, settings: &NamespaceSettings) -> Objects {
         "app.kubernetes.io/name": NAME,
         "app.kubernetes.io/instance": namespace,
     });
-    let metadata = |kind_name: &str| {
-        json!({"name": kind_name, "namespace": namespace, "labels": labels.clone()})
-    };
+    let metadata = |kind_name: &str| json!({"name": kind_name, "namespace": namespace, "labels": labels.clone()});
     let mut namespace_labels = labels.clone();
     for mode in ["enforce", "audit", "warn"] {
         namespace_labels[format!("pod-security.kubernetes.io/{mode}")] = json!("restricted");
@@ -218,9 +216,7 @@ pub fn render(instance: &Instance, settings: &NamespaceSettings) -> Objects {
 /// In: the ingress controller and the servers, to `sbx`'s port. Out: the
 /// cluster's DNS and the configured ranges. Everything else stays denied.
 fn allow_policy(metadata: Value, pod_labels: &Value, settings: &NamespaceSettings) -> Value {
-    let from_namespace = |name: &str| {
-        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}})
-    };
+    let from_namespace = |name: &str| json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}});
     let outside: Vec<Value> = settings
         .egress
         .iter()
@@ -275,9 +271,7 @@ fn deployment(
     metadata: Value,
     pod_labels: &Value,
 ) -> Value {
-    let probe = |path: &str, period: u32| {
-        json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2})
-    };
+    let probe = |path: &str, period: u32| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2});
     let env = json!([
         {"name": "SBX_LISTEN", "value": format!("0.0.0.0:{PORT}")},
         {"name": "SBX_DATA_DIR", "value": "/var/lib/sbx"},

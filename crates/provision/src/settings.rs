@@ -28,7 +28,8 @@ pub struct NamespaceSettings {
     /// sandbox's requests.
     #[serde(default = "default_server_namespace")]
     pub server_namespace: String,
-    /// How the servers reach a sandbox's `sbx`: `{namespace}` is replaced.
+    /// How the servers reach a sandbox's `sbx`: `{namespace}` is replaced
+    /// (without it, one address for all, e.g. a proxy routing by `Host`).
     #[serde(default = "default_service_url")]
     pub service_url: String,
     /// Where a sandbox's `sbx` may connect (CIDRs), besides the cluster's
@@ -103,9 +104,9 @@ impl NamespaceSettings {
         if self.image.trim().is_empty() {
             problems.push("namespaces.image: name the sbx image namespaces run".to_owned());
         }
-        if !self.service_url.contains("{namespace}") {
+        if !(self.service_url.starts_with("http://") || self.service_url.starts_with("https://")) {
             problems.push(format!(
-                "namespaces.service_url {:?} must contain {{namespace}}",
+                "namespaces.service_url {:?} must start with http:// or https://",
                 self.service_url
             ));
         }
@@ -140,8 +141,14 @@ fn is_label_value(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && text.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
-        && text.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+        && text
+            .bytes()
+            .next()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+        && text
+            .bytes()
+            .last()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
 }
 
 /// A decimal number with at most one of Kubernetes' suffixes.
@@ -164,13 +171,16 @@ mod tests {
     fn defaults_are_sound_and_mistakes_are_named() {
         assert!(NamespaceSettings::with_image("sbx:1").problems().is_empty());
         let mut bad = NamespaceSettings::with_image(" ");
-        bad.service_url = "http://sbx.svc".to_owned();
+        bad.service_url = "sbx.svc".to_owned();
         bad.egress = vec!["10.0.0.0/33".to_owned()];
         bad.memory = "lots".to_owned();
         bad.install = "-x".to_owned();
         let problems = bad.problems().join("\n");
         for part in ["image", "service_url", "egress", "memory", "install"] {
-            assert!(problems.contains(&format!("namespaces.{part}")), "{problems}");
+            assert!(
+                problems.contains(&format!("namespaces.{part}")),
+                "{problems}"
+            );
         }
     }
 }

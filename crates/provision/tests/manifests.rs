@@ -73,7 +73,10 @@ fn the_namespace_is_restricted_and_denies_by_default() {
     );
     let labels = &objects.namespace["metadata"]["labels"];
     for mode in ["enforce", "audit", "warn"] {
-        assert_eq!(labels[format!("pod-security.kubernetes.io/{mode}")], "restricted");
+        assert_eq!(
+            labels[format!("pod-security.kubernetes.io/{mode}")],
+            "restricted"
+        );
     }
     assert_eq!(labels["sbx.dev/sandbox"], "sbx-ab12cd34ef56");
     assert_eq!(labels["sbx.dev/install"], "smartsandbox");
@@ -129,17 +132,22 @@ fn the_sandbox_sbx_meets_the_restricted_pod_security_standard() {
     let pod = &objects.deployment["spec"]["template"]["spec"];
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     let container = &pod["containers"][0];
     let security = &container["securityContext"];
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
-    assert!(pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|v| v.get("hostPath").is_none()));
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.get("hostPath").is_none())
+    );
     let env: Vec<(&str, &Value)> = container["env"]
         .as_array()
         .unwrap()
@@ -174,10 +182,18 @@ fn what_the_deployment_uses_is_owned_by_it() {
     for object in owned {
         let owner = &object["metadata"]["ownerReferences"][0];
         assert_eq!(
-            (owner["kind"].as_str(), owner["name"].as_str(), owner["uid"].as_str()),
+            (
+                owner["kind"].as_str(),
+                owner["name"].as_str(),
+                owner["uid"].as_str()
+            ),
             (Some("Deployment"), Some("sbx"), Some("uid-1")),
             "{object}"
         );
     }
-    assert!(objects.namespace["metadata"].get("ownerReferences").is_none());
+    assert!(
+        objects.namespace["metadata"]
+            .get("ownerReferences")
+            .is_none()
+    );
 }

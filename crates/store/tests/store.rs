@@ -1027,7 +1027,12 @@ async fn isolation(place: Place) {
     let read = store.get_sandbox("sbx-iso").await.unwrap().unwrap();
     assert_eq!(read.isolation.as_ref(), Some(&provisioning));
     assert_eq!(
-        store.get_sandbox("sbx-shared").await.unwrap().unwrap().isolation,
+        store
+            .get_sandbox("sbx-shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .isolation,
         None
     );
     place
@@ -1037,7 +1042,13 @@ async fn isolation(place: Place) {
         )
         .await;
     assert_eq!(
-        store.get_sandbox("sbx-iso").await.unwrap().unwrap().label.as_deref(),
+        store
+            .get_sandbox("sbx-iso")
+            .await
+            .unwrap()
+            .unwrap()
+            .label
+            .as_deref(),
         Some("sealed"),
         "the token is stored sealed"
     );
@@ -1048,8 +1059,18 @@ async fn isolation(place: Place) {
         changed_at_ms: 9,
         instance_token: String::new(),
     };
-    assert!(store.set_sandbox_isolation("sbx-iso", &ready).await.unwrap());
-    assert!(!store.set_sandbox_isolation("sbx-gone", &ready).await.unwrap());
+    assert!(
+        store
+            .set_sandbox_isolation("sbx-iso", &ready)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_sandbox_isolation("sbx-gone", &ready)
+            .await
+            .unwrap()
+    );
     let read = store.get_sandbox("sbx-iso").await.unwrap().unwrap();
     assert_eq!(
         read.isolation,
@@ -1059,7 +1080,11 @@ async fn isolation(place: Place) {
         }),
         "a state change keeps the token"
     );
-    assert_eq!(store.reseal_secrets().await.unwrap(), 0, "sealed under the current key");
+    assert_eq!(
+        store.reseal_secrets().await.unwrap(),
+        0,
+        "sealed under the current key"
+    );
 }
 
 on_both_backends!(

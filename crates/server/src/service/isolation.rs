@@ -73,7 +73,11 @@ pub async fn instance(
     sandbox: &LiveSandbox,
 ) -> ServiceResult<sbx_provision::Instance> {
     let gone = || ServiceError::NotFound(format!("sandbox \"{}\" does not exist", sandbox.id));
-    let record = state.store.get_sandbox(&sandbox.id).await?.ok_or_else(gone)?;
+    let record = state
+        .store
+        .get_sandbox(&sandbox.id)
+        .await?
+        .ok_or_else(gone)?;
     let isolation = record.isolation.as_ref().ok_or_else(|| {
         ServiceError::Conflict(format!(
             "sandbox \"{}\" has no namespace of its own",
@@ -229,9 +233,8 @@ pub async fn load_bundle(state: &AppState, dir: &Path) -> anyhow::Result<()> {
         clock_offset_ms: sandbox.clock_offset_ms,
         clock_frozen_ms: sandbox.clock_frozen_ms,
         seeded_at_ms: sandbox.seeded_at_ms,
-        webhook_schedule: ScheduleName::parse(&sandbox.webhook_schedule).with_context(|| {
-            format!("{:?} is not a webhook schedule", sandbox.webhook_schedule)
-        })?,
+        webhook_schedule: ScheduleName::parse(&sandbox.webhook_schedule)
+            .with_context(|| format!("{:?} is not a webhook schedule", sandbox.webhook_schedule))?,
         owner: None,
         last_active_at_ms: None,
         rate_limits: sandbox.rate_limits,

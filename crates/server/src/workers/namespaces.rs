@@ -153,6 +153,8 @@ async fn record(
             tracing::info!(sandbox = %sandbox.id, state = new_state.as_str(), message = ?changed.message, "namespace standing changed");
             sandbox.set_isolation(changed);
         }
-        Err(error) => tracing::warn!(%error, sandbox = %sandbox.id, "saving a namespace's standing failed; retrying"),
+        Err(error) => {
+            tracing::warn!(%error, sandbox = %sandbox.id, "saving a namespace's standing failed; retrying")
+        }
     }
 }

@@ -23,6 +23,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod mock;
+mod namespaces;
 mod oauth;
 mod portal;
 mod quotas;

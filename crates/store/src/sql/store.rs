@@ -694,7 +694,9 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|row| sandbox(&self.sealer, row)).transpose()
+        row.as_ref()
+            .map(|row| sandbox(&self.sealer, row))
+            .transpose()
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
