@@ -55,7 +55,7 @@ fn every_object_is_valid_kubernetes_and_listed() {
     let mut files: Vec<_> = std::fs::read_dir(deploy())
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.file_name().unwrap() != "kustomization.yaml")
+        .filter(|path| path.is_file() && path.file_name().unwrap() != "kustomization.yaml")
         .collect();
     files.sort();
     let mut listed: Vec<_> = objects.iter().map(|(path, _)| path.clone()).collect();
@@ -172,10 +172,9 @@ fn status_of(url: &str) -> u16 {
     answer[9..12].parse().unwrap()
 }
 
-#[test]
-fn the_configmaps_settings_start_the_server() {
-    let config = object("ConfigMap");
-    let settings = config["data"]["sbx.toml"].as_str().unwrap();
+/// Whether `sbx serve` with the config file `settings` (and `env`) starts
+/// and answers `/readyz` 200.
+fn starts_ready(settings: &str, env: &[(&str, &Path)]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sbx.toml");
     std::fs::write(&file, settings).unwrap();
@@ -198,6 +197,7 @@ fn the_configmaps_settings_start_the_server() {
         .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
         .env("SBX_ADMIN_TOKEN", "deploy-test-admin-token-0123456789")
         .env("SBX_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -208,16 +208,170 @@ fn the_configmaps_settings_start_the_server() {
         .by_ref()
         .map_while(Result::ok)
         .any(|line| line.contains("SmartSandbox listening on"));
-    let url = started.then_some(url);
-    let ready = url
-        .as_deref()
-        .map(|url| status_of(&format!("{url}/readyz")));
+    let ready = started.then(|| status_of(&format!("{url}/readyz")));
     let _ = server.kill();
     let _ = server.wait();
     drop(lines);
-    assert_eq!(
-        ready,
-        Some(200),
+    ready == Some(200)
+}
+
+#[test]
+fn the_configmaps_settings_start_the_server() {
+    let config = object("ConfigMap");
+    let settings = config["data"]["sbx.toml"].as_str().unwrap();
+    assert!(
+        starts_ready(settings, &[]),
         "the ConfigMap's settings start a ready server"
+    );
+}
+
+/// `from` with `patch` merged in (maps merged, everything else replaced),
+/// as Kustomize merges these patches.
+fn merged(from: &Value, patch: &Value) -> Value {
+    match (from, patch) {
+        (Value::Object(from), Value::Object(patch)) => {
+            let mut out = from.clone();
+            for (key, value) in patch {
+                let base = out.get(key).cloned().unwrap_or(Value::Null);
+                out.insert(key.clone(), merged(&base, value));
+            }
+            Value::Object(out)
+        }
+        (_, patch) => patch.clone(),
+    }
+}
+
+#[test]
+fn the_namespaces_overlay_grants_what_the_provisioner_applies_and_nothing_more() {
+    let overlay = deploy().join("namespaces");
+    let kustomization = yaml(&overlay.join("kustomization.yaml"));
+    let mut named: Vec<String> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(
+            kustomization["patches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| &p["path"]),
+        )
+        .map(|f| f.as_str().unwrap().to_owned())
+        .filter(|f| f != "..")
+        .collect();
+    named.sort();
+    let mut files: Vec<String> = std::fs::read_dir(&overlay)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f != "kustomization.yaml")
+        .collect();
+    files.sort();
+    assert_eq!(named, files, "the overlay names every file");
+
+    // Its objects, and the base's with its patches merged, are valid.
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for file in &files {
+        let read = yaml(&overlay.join(file));
+        let complete = match file.as_str() {
+            "deployment-patch.yaml" => merged(&object("Deployment"), &read),
+            "configmap-patch.yaml" => merged(&object("ConfigMap"), &read),
+            _ => read,
+        };
+        let path = dir.path().join(file);
+        std::fs::write(&path, serde_json::to_vec(&complete).unwrap()).unwrap();
+        paths.push(path);
+    }
+    let output = Command::new("kubernetes-validate")
+        .args(["-k", KUBERNETES_VERSION, "--strict"])
+        .args(&paths)
+        .output()
+        .expect("kubernetes-validate runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let deployment = merged(
+        &object("Deployment"),
+        &yaml(&overlay.join("deployment-patch.yaml")),
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "sbx");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+
+    // Every kind the provisioner applies is granted create, patch and get;
+    // namespaces also list and delete; nothing else is granted.
+    let role = yaml(&overlay.join("clusterrole.yaml"));
+    let mut granted = std::collections::BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    granted.insert(format!(
+                        "{}/{}:{}",
+                        group.as_str().unwrap(),
+                        resource.as_str().unwrap(),
+                        verb.as_str().unwrap()
+                    ));
+                }
+            }
+        }
+    }
+    let instance = sbx_provision::Instance {
+        sandbox_id: "sbx-abc".to_owned(),
+        base_domain: "sbx.example.com".to_owned(),
+        bundle: "{}".to_owned(),
+        keys: "[]".to_owned(),
+        admin_token: "t".repeat(40),
+        expires_at: None,
+    };
+    let objects = sbx_provision::render(
+        &instance,
+        &sbx_provision::NamespaceSettings::with_image("smartsandbox/sbx:0.1.0"),
+    );
+    let mut needed = std::collections::BTreeSet::new();
+    for object in objects.all() {
+        let group = object["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group);
+        let kind = object["kind"].as_str().unwrap().to_lowercase();
+        let resource = match kind.strip_suffix('y') {
+            Some(stem) => format!("{stem}ies"),
+            None if kind.ends_with('s') => format!("{kind}es"),
+            None => format!("{kind}s"),
+        };
+        for verb in ["get", "create", "patch"] {
+            needed.insert(format!("{group}/{resource}:{verb}"));
+        }
+    }
+    needed.insert("/namespaces:list".to_owned());
+    needed.insert("/namespaces:delete".to_owned());
+    assert_eq!(granted, needed);
+
+    // Its settings start the server (a kubeconfig naming some cluster:
+    // connecting makes no call; reconciling would).
+    let config = merged(
+        &object("ConfigMap"),
+        &yaml(&overlay.join("configmap-patch.yaml")),
+    );
+    let settings = config["data"]["sbx.toml"].as_str().unwrap();
+    let base = object("ConfigMap");
+    assert!(
+        settings.starts_with(base["data"]["sbx.toml"].as_str().unwrap()),
+        "the overlay's settings are the base's, and more"
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n",
+    )
+    .unwrap();
+    assert!(
+        starts_ready(settings, &[("KUBECONFIG", &kubeconfig)]),
+        "the overlay's settings start a ready server"
     );
 }
