@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): data-plane
 //! requests and latency by project, operation and status; webhook
 //! attempts by outcome and the delivery queue; dropped log entries; live
-//! sandboxes; this server's hold on its database and its forwarding.
+//! sandboxes; this server's hold on its database and its forwarding;
+//! sandboxes with namespaces of their own.
 
 use axum::{
     extract::{Request, State},
@@ -49,6 +50,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    /// `provisioning`, `ready` or `failed`.
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReplicaLabels {
     replica: String,
 }
@@ -72,6 +79,8 @@ pub struct Metrics {
     hold_epoch: Gauge,
     hold_renewals: Family<OutcomeLabels, Counter>,
     forwarded: Family<OutcomeLabels, Counter>,
+    isolated: Family<StateLabels, Gauge>,
+    namespace_operations: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -107,6 +116,18 @@ impl Metrics {
             "forwarded_requests",
             "Requests this server passed to the holder while it did not serve, by outcome (forwarded, refused)",
             forwarded.clone(),
+        );
+        let isolated = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "isolated_sandboxes",
+            "Live sandboxes with a namespace of their own, by state (provisioning, ready, failed)",
+            isolated.clone(),
+        );
+        let namespace_operations = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "namespace_operations",
+            "Sandbox namespaces applied, deleted, or failing to be, by the reconcile loop",
+            namespace_operations.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -156,6 +177,8 @@ impl Metrics {
             developer_sandboxes.clone(),
         );
         Self {
+            isolated,
+            namespace_operations,
             hold_epoch,
             hold_renewals,
             forwarded,
@@ -209,6 +232,22 @@ impl Metrics {
     /// `outcome`: `forwarded` or `refused`.
     pub fn forwarding(&self, outcome: &'static str) {
         self.forwarded
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// How many live isolated sandboxes are in each state.
+    pub fn isolated_sandboxes(&self, counts: [(&'static str, i64); 3]) {
+        for (state, count) in counts {
+            self.isolated
+                .get_or_create(&StateLabels { state })
+                .set(count);
+        }
+    }
+
+    /// `outcome`: `applied`, `deleted` or `failed`.
+    pub fn namespace_operation(&self, outcome: &'static str) {
+        self.namespace_operations
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

@@ -41,26 +41,37 @@ async fn reconcile(state: &AppState, namespaces: &Namespaces, applied: &mut Hash
         .into_iter()
         .filter(|s| s.isolation().is_some() && s.expired_at(now).is_none())
         .collect();
+    let mut counts = [("provisioning", 0), ("ready", 0), ("failed", 0)];
     for sandbox in &isolated {
         let (state_now, message) = match converge(state, namespaces, sandbox, applied).await {
             Ok(phase) => standing(phase, applied, &sandbox.id),
             Err(why) => {
+                state.metrics.namespace_operation("failed");
                 applied.remove(sandbox.id.as_str());
                 (IsolationState::Failed, Some(why))
             }
         };
+        if let Some(count) = counts
+            .iter_mut()
+            .find(|(name, _)| *name == state_now.as_str())
+        {
+            count.1 += 1;
+        }
         record(state, sandbox, state_now, message).await;
     }
+    state.metrics.isolated_sandboxes(counts);
     let live: HashSet<&str> = isolated.iter().map(|s| s.id.as_str()).collect();
     match namespaces.provisioner.namespaced_sandboxes().await {
         Ok(present) => {
             for gone in present.iter().filter(|id| !live.contains(id.as_str())) {
                 match namespaces.provisioner.delete(gone).await {
                     Ok(()) => {
+                        state.metrics.namespace_operation("deleted");
                         applied.remove(gone);
                         tracing::info!(sandbox = %gone, "deleted the namespace of a sandbox that is gone");
                     }
                     Err(error) => {
+                        state.metrics.namespace_operation("failed");
                         tracing::warn!(%error, sandbox = %gone, "deleting a namespace failed; retrying")
                     }
                 }
@@ -88,6 +99,7 @@ async fn converge(
             .await
             .map_err(|e| e.to_string())?;
         applied.insert(sandbox.id.to_string());
+        state.metrics.namespace_operation("applied");
         tracing::info!(sandbox = %sandbox.id, "applied the sandbox's namespace");
     }
     namespaces

@@ -483,6 +483,20 @@ async fn a_sandbox_gets_a_namespace_and_a_server_of_its_own() {
     )
     .await;
     assert_eq!(status, 404);
+    let (_, metrics) = send(
+        app.client
+            .get(format!("{}/metrics", app.url))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    for line in [
+        "sbx_namespace_operations_total{outcome=\"applied\"} 2",
+        "sbx_namespace_operations_total{outcome=\"deleted\"} 3",
+        "sbx_isolated_sandboxes{state=\"ready\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     instance.stop().await.unwrap();
 }
 
