@@ -18,6 +18,9 @@ pub struct Namespaces {
     pub provisioner: Provisioner,
     /// Wakes the reconcile loop: a sandbox was made or deleted.
     pub kick: Notify,
+    /// Sandboxes whose namespaces are to be applied again (what they are
+    /// made of changed).
+    changed: std::sync::Mutex<Vec<String>>,
     client: reqwest::Client,
 }
 
@@ -26,8 +29,23 @@ impl Namespaces {
         Ok(Self {
             provisioner: Provisioner::connect(settings).await?,
             kick: Notify::new(),
+            changed: Default::default(),
             client: crate::http::proxy::client(),
         })
+    }
+
+    /// Has the sandbox's namespace applied again, soon.
+    pub fn reapply(&self, sandbox_id: &str) {
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sandbox_id.to_owned());
+        self.kick.notify_one();
+    }
+
+    /// The sandboxes [`Self::reapply`] named since the last call.
+    pub fn take_changed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

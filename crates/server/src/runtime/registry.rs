@@ -87,7 +87,8 @@ pub struct LiveSandbox {
     last_active_ms: AtomicI64,
     /// Its data-plane requests today (UTC).
     pub requests: DailyRequests,
-    /// Served from a namespace of its own, and how that stands.
+    /// Served from a namespace of its own (for life), and how that stands.
+    isolated: bool,
     isolation: RwLock<Option<Arc<Isolation>>>,
 }
 
@@ -236,12 +237,17 @@ impl LiveSandbox {
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
             requests: DailyRequests::default(),
+            isolated: record.isolation.is_some(),
             isolation: RwLock::new(record.isolation.map(Arc::new)),
         }
     }
 
     /// Its namespace's standing, when it has one of its own.
     pub fn isolation(&self) -> Option<Arc<Isolation>> {
+        if !self.isolated {
+            // The data plane's path: no lock, no shared count touched.
+            return None;
+        }
         self.isolation
             .read()
             .unwrap_or_else(|e| e.into_inner())

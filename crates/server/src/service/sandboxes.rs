@@ -460,6 +460,10 @@ pub async fn extend(
         )));
     }
     sandbox.set_expires_at_ms(expires_at_ms);
+    if let (Some(namespaces), Some(_)) = (&state.namespaces, sandbox.isolation()) {
+        // Its namespace notes when it expires.
+        namespaces.reapply(&sandbox.id);
+    }
     Ok(sandbox)
 }
 

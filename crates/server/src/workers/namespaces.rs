@@ -34,6 +34,9 @@ pub async fn run(state: AppState, namespaces: Arc<Namespaces>, shutdown: Cancell
 
 /// One round.
 async fn reconcile(state: &AppState, namespaces: &Namespaces, applied: &mut HashSet<String>) {
+    for changed in namespaces.take_changed() {
+        applied.remove(&changed);
+    }
     let now = now_ms();
     let isolated: Vec<Arc<LiveSandbox>> = state
         .registry

@@ -347,6 +347,26 @@ async fn a_sandbox_gets_a_namespace_and_a_server_of_its_own() {
     })
     .await;
 
+    // A new time to live stays the servers', and is noted on its namespace.
+    assert!(namespace["metadata"]["annotations"].is_null());
+    let (status, body) = send(
+        app.admin(Method::PUT, &format!("/sandboxes/{id}/ttl"))
+            .json(&json!({"ttl_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let expires_at = body["expires_at"].as_str().unwrap().to_owned();
+    eventually(
+        "the namespace notes its expiry",
+        Duration::from_secs(10),
+        || async {
+            let namespace = object(&fake, &format!("/api/v1/namespaces/{id}"))?;
+            (namespace["metadata"]["annotations"]["sbx.dev/expires-at"] == expires_at.as_str())
+                .then_some(())
+        },
+    )
+    .await;
+
     // Its own server, from what the namespace was given.
     let bundle_dir = scratch.path().join("bundle");
     let instance_token = mount_bundle(&fake, &id, &bundle_dir);
@@ -491,7 +511,7 @@ async fn a_sandbox_gets_a_namespace_and_a_server_of_its_own() {
     .await;
     let metrics = metrics.as_str().unwrap().to_owned();
     for line in [
-        "sbx_namespace_operations_total{outcome=\"applied\"} 2",
+        "sbx_namespace_operations_total{outcome=\"applied\"} 3",
         "sbx_namespace_operations_total{outcome=\"deleted\"} 3",
         "sbx_isolated_sandboxes{state=\"ready\"} 0",
     ] {
