@@ -2104,6 +2104,167 @@ fn every_event_is_delivered_when_the_holder_is_killed_mid_delivery() {
     );
 }
 
+/// What a mixed load through the servers standing by had acknowledged.
+#[derive(Default)]
+struct Acknowledged {
+    customers: Vec<String>,
+    events: Vec<String>,
+    advances: usize,
+    advances_sent: usize,
+    /// Refused with 503 and `Retry-After` (in flight on the killed server,
+    /// or sent while no server held the database).
+    refused: usize,
+    /// When the first write after the kill was acknowledged.
+    first_after_kill: Option<std::time::Instant>,
+}
+
+/// Three servers on one PostgreSQL database under a mixed load sent
+/// through the two standing by — stateful creates, events emitted to an
+/// external receiver, clock advances — and the holder killed (SIGKILL)
+/// mid-load: every acknowledged create is served afterwards, every
+/// acknowledged event is delivered at least once (the receiver sees its
+/// `webhook-id`), the clock moved by every acknowledged advance (and by no
+/// more than were sent), nothing answers other than acknowledged or 503
+/// with `Retry-After`, and the sandbox answers again within 5 s.
+#[test]
+fn a_mixed_load_loses_nothing_acknowledged_when_the_holder_is_killed() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let (mut servers, urls, _data) = servers_on_postgres(&database, 3, &["--allow-private-egress"]);
+    let id = payments_sandbox_through(&urls[1]);
+    let (hooks, seen) = counting_receiver(Duration::from_millis(20));
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, endpoint) = http_post_with(
+        &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[2]),
+        &[("Authorization", &auth)],
+        &format!(r#"{{"url": "{hooks}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{endpoint}");
+    let killed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>> =
+        std::sync::Arc::default();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = |through: String| {
+        let (stop, killed_at, id, auth) =
+            (stop.clone(), killed_at.clone(), id.clone(), auth.clone());
+        std::thread::spawn(move || {
+            let mut acknowledged = Acknowledged::default();
+            for n in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let (path, body) = match n % 3 {
+                    0 => (
+                        format!("/sbx/{id}/v1/customers"),
+                        format!(r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#),
+                    ),
+                    1 => (
+                        format!("/api/v1/sandboxes/{id}/events"),
+                        format!(r#"{{"type": "payment.refunded", "data": {{"n": {n}}}}}"#),
+                    ),
+                    _ => (
+                        format!("/api/v1/sandboxes/{id}/clock"),
+                        r#"{"advance": "PT1M"}"#.to_owned(),
+                    ),
+                };
+                if n % 3 == 2 {
+                    acknowledged.advances_sent += 1;
+                }
+                let answer = http_post_with(
+                    &format!("{through}{path}"),
+                    &[("Authorization", &auth)],
+                    &body,
+                );
+                let Some((status, head, body)) = answer else {
+                    panic!("{through} stands by and never goes away");
+                };
+                match (status, n % 3) {
+                    (201, 0) | (201, 1) => {
+                        let made: Value = serde_json::from_str(&body).unwrap();
+                        let made = made["id"].as_str().unwrap().to_owned();
+                        if n % 3 == 0 {
+                            acknowledged.customers.push(made);
+                        } else {
+                            acknowledged.events.push(made);
+                        }
+                    }
+                    (200, 2) => acknowledged.advances += 1,
+                    (503, _) if head.to_ascii_lowercase().contains("retry-after:") => {
+                        acknowledged.refused += 1;
+                        continue;
+                    }
+                    (status, _) => panic!("POST {path} answered {status}: {body}"),
+                }
+                if acknowledged.first_after_kill.is_none() && killed_at.lock().unwrap().is_some() {
+                    acknowledged.first_after_kill = Some(std::time::Instant::now());
+                }
+            }
+            acknowledged
+        })
+    };
+    let loads = [load(urls[1].clone()), load(urls[2].clone())];
+    std::thread::sleep(Duration::from_millis(1500));
+    let holder = &mut servers[0];
+    holder.kill().unwrap();
+    *killed_at.lock().unwrap() = Some(std::time::Instant::now());
+    holder.wait().unwrap();
+    holder_among(&[&urls[1], &urls[2]]);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let results: Vec<Acknowledged> = loads.into_iter().map(|l| l.join().unwrap()).collect();
+    let killed_at = killed_at.lock().unwrap().unwrap();
+    let back_after = results
+        .iter()
+        .filter_map(|r| r.first_after_kill)
+        .min()
+        .expect("writes acknowledged after the kill")
+        - killed_at;
+    let count = |f: fn(&Acknowledged) -> usize| results.iter().map(f).sum::<usize>();
+    let (customers, events) = (count(|r| r.customers.len()), count(|r| r.events.len()));
+    let (advances, advances_sent) = (count(|r| r.advances), count(|r| r.advances_sent));
+    eprintln!(
+        "acknowledged {customers} creates, {events} events, {advances} of {advances_sent} clock advances; {} refused with Retry-After; answering again {back_after:?} after the kill",
+        count(|r| r.refused)
+    );
+    assert!(
+        back_after < Duration::from_secs(5),
+        "answered again {back_after:?} after the kill"
+    );
+    let served = &urls[1];
+    for customer in results.iter().flat_map(|r| &r.customers) {
+        let (status, body) = http_get(
+            &format!("{served}/sbx/{id}/v1/customers/{customer}"),
+            &[("Authorization", &auth)],
+        );
+        assert_eq!(status, 200, "{customer}: {body}");
+    }
+    let (status, clock) = http_get(
+        &format!("{served}/api/v1/sandboxes/{id}/clock"),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(status, 200, "{clock}");
+    let offset_ms = serde_json::from_str::<Value>(&clock).unwrap()["offset_ms"]
+        .as_i64()
+        .unwrap();
+    let minute = 60_000;
+    assert!(
+        offset_ms >= advances as i64 * minute && offset_ms <= advances_sent as i64 * minute,
+        "the clock moved {offset_ms} ms for {advances} acknowledged of {advances_sent} sent advances"
+    );
+    let wanted: std::collections::HashSet<&String> =
+        results.iter().flat_map(|r| &r.events).collect();
+    let (ids, arrived) = &*seen;
+    let ids = ids.lock().unwrap();
+    let (ids, _) = arrived
+        .wait_timeout_while(ids, Duration::from_secs(60), |ids| {
+            !wanted.iter().all(|event| ids.contains(*event))
+        })
+        .unwrap();
+    let missing: Vec<_> = wanted.iter().filter(|e| !ids.contains(**e)).collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+}
+
 /// A PostgreSQL cluster of a test's own (`scripts/postgres.sh` under a
 /// directory of its own), so that restarting it disturbs no other test;
 /// stopped when dropped.
