@@ -104,9 +104,9 @@ impl NamespaceSettings {
         if self.image.trim().is_empty() {
             problems.push("namespaces.image: name the sbx image namespaces run".to_owned());
         }
-        if !(self.service_url.starts_with("http://") || self.service_url.starts_with("https://")) {
+        if !self.service_url.starts_with("http://") {
             problems.push(format!(
-                "namespaces.service_url {:?} must start with http:// or https://",
+                "namespaces.service_url {:?} must start with http:// (the servers reach sandboxes' own servers inside the cluster)",
                 self.service_url
             ));
         }

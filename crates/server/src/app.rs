@@ -103,9 +103,9 @@ pub struct Shared {
     pub hold: tokio::sync::Mutex<Option<Box<dyn sbx_store::DatabaseHold>>>,
     /// Set when it lost its hold: it stopped for that, and says so.
     pub lost_hold: std::sync::atomic::AtomicBool,
-    /// Passes requests to the holder while this server stands by.
     /// The cluster sandboxes with namespaces of their own live in.
     pub namespaces: Option<Arc<crate::runtime::namespaces::Namespaces>>,
+    /// Passes requests to the holder while this server stands by.
     pub forwarder: crate::runtime::standby::Forwarder,
 }
 

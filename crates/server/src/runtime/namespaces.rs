@@ -21,7 +21,7 @@ pub struct Namespaces {
     /// Sandboxes whose namespaces are to be applied again (what they are
     /// made of changed).
     changed: std::sync::Mutex<Vec<String>>,
-    client: reqwest::Client,
+    client: crate::http::proxy::Client,
 }
 
 impl Namespaces {
@@ -99,7 +99,6 @@ pub async fn pass_on(
         };
     }
     let base = namespaces.provisioner.service_url(id);
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
     match crate::http::proxy::send(&namespaces.client, &base, &parts, headers, body).await {
         Ok(answer) => crate::http::proxy::answer(answer),
         Err(error) => {

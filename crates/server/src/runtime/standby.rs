@@ -249,7 +249,7 @@ const FORWARDED_BY: &str = "x-sbx-forwarded-by";
 /// How a server standing by reaches the holder: one connection pool, and
 /// the holder as read at most a second ago.
 pub struct Forwarder {
-    client: reqwest::Client,
+    client: crate::http::proxy::Client,
     holder: tokio::sync::Mutex<Option<(Instant, Holder)>>,
 }
 
@@ -343,8 +343,8 @@ pub async fn forward(state: &AppState, request: Request) -> Forwarded {
             Some(holder) => {
                 // A streamed body goes once: a failure below returns.
                 let body = match (&replayable, streamed.take()) {
-                    (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
-                    (None, Some(body)) => reqwest::Body::wrap_stream(body.into_data_stream()),
+                    (Some(bytes), _) => axum::body::Body::from(bytes.clone()),
+                    (None, Some(body)) => body,
                     (None, None) => {
                         return Forwarded::Answered(refusal(
                             state,
@@ -389,8 +389,8 @@ async fn send_to(
     state: &AppState,
     parts: &axum::http::request::Parts,
     holder: &Holder,
-    body: reqwest::Body,
-) -> Result<Response, reqwest::Error> {
+    body: axum::body::Body,
+) -> Result<Response, crate::http::proxy::ProxyError> {
     let mut headers = parts.headers.clone();
     if let Ok(replica) = axum::http::HeaderValue::from_str(&state.replica) {
         headers.insert(FORWARDED_BY, replica);
