@@ -12,10 +12,10 @@ use std::{
     process::{Command, Stdio},
 };
 
+use sbx_provision::validate::validate;
 use serde_json::Value;
 
 const SBX: &str = env!("CARGO_BIN_EXE_sbx");
-const KUBERNETES_VERSION: &str = "1.33.0";
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes")
@@ -61,17 +61,9 @@ fn every_object_is_valid_kubernetes_and_listed() {
     let mut listed: Vec<_> = objects.iter().map(|(path, _)| path.clone()).collect();
     listed.sort();
     assert_eq!(listed, files, "the kustomization lists every file");
-    let output = Command::new("kubernetes-validate")
-        .args(["-k", KUBERNETES_VERSION, "--strict"])
-        .args(&files)
-        .output()
-        .expect("kubernetes-validate runs: .ci/run installs it (pip install kubernetes-validate)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{said}");
+    let objects: Vec<&Value> = objects.iter().map(|(_, object)| object).collect();
+    let verdict = validate(&objects).expect("kubernetes-validate runs: .ci/run installs it");
+    assert!(verdict.valid, "{}", verdict.said);
 }
 
 #[test]
@@ -269,30 +261,19 @@ fn the_namespaces_overlay_grants_what_the_provisioner_applies_and_nothing_more()
     assert_eq!(named, files, "the overlay names every file");
 
     // Its objects, and the base's with its patches merged, are valid.
-    let dir = tempfile::tempdir().unwrap();
-    let mut paths = Vec::new();
-    for file in &files {
-        let read = yaml(&overlay.join(file));
-        let complete = match file.as_str() {
-            "deployment-patch.yaml" => merged(&object("Deployment"), &read),
-            "configmap-patch.yaml" => merged(&object("ConfigMap"), &read),
-            _ => read,
-        };
-        let path = dir.path().join(file);
-        std::fs::write(&path, serde_json::to_vec(&complete).unwrap()).unwrap();
-        paths.push(path);
-    }
-    let output = Command::new("kubernetes-validate")
-        .args(["-k", KUBERNETES_VERSION, "--strict"])
-        .args(&paths)
-        .output()
-        .expect("kubernetes-validate runs");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let complete: Vec<Value> = files
+        .iter()
+        .map(|file| {
+            let read = yaml(&overlay.join(file));
+            match file.as_str() {
+                "deployment-patch.yaml" => merged(&object("Deployment"), &read),
+                "configmap-patch.yaml" => merged(&object("ConfigMap"), &read),
+                _ => read,
+            }
+        })
+        .collect();
+    let verdict = validate(&complete.iter().collect::<Vec<_>>()).expect("kubernetes-validate runs");
+    assert!(verdict.valid, "{}", verdict.said);
     let deployment = merged(
         &object("Deployment"),
         &yaml(&overlay.join("deployment-patch.yaml")),
@@ -364,6 +345,7 @@ fn the_namespaces_overlay_grants_what_the_provisioner_applies_and_nothing_more()
         settings.starts_with(base["data"]["sbx.toml"].as_str().unwrap()),
         "the overlay's settings are the base's, and more"
     );
+    let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

@@ -12,6 +12,7 @@
 mod provisioner;
 mod render;
 mod settings;
+pub mod validate;
 
 pub use provisioner::{Phase, ProvisionError, Provisioner};
 pub use render::{BUNDLE_FILE, Instance, KEYS_FILE, Objects, render};

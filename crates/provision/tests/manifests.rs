@@ -2,12 +2,8 @@
 //! (`kubernetes-validate --strict`, with the Kubernetes 1.33 schemas,
 //! which `.ci/run` installs) and held to what isolation promises.
 
-use std::process::Command;
-
 use sbx_provision::{Instance, NamespaceSettings, render};
 use serde_json::{Value, json};
-
-const KUBERNETES_VERSION: &str = "1.33.0";
 
 fn instance() -> Instance {
     Instance {
@@ -21,27 +17,9 @@ fn instance() -> Instance {
 }
 
 fn validate(documents: &[&Value]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<String> = documents
-        .iter()
-        .enumerate()
-        .map(|(i, document)| {
-            let path = dir.path().join(format!("{i}.yaml"));
-            std::fs::write(&path, serde_json::to_vec_pretty(document).unwrap()).unwrap();
-            path.to_string_lossy().into_owned()
-        })
-        .collect();
-    let output = Command::new("kubernetes-validate")
-        .args(["-k", KUBERNETES_VERSION, "--strict"])
-        .args(&paths)
-        .output()
+    let verdict = sbx_provision::validate::validate(documents)
         .expect("kubernetes-validate runs: .ci/run installs it (pip install kubernetes-validate)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
+    (verdict.valid, verdict.said)
 }
 
 #[test]

@@ -3,15 +3,11 @@
 //! which `.ci/run` installs) and held to the restricted Pod Security
 //! Standard. No cluster runs here: the runtime's API calls are untested.
 
-use std::process::Command;
-
 use sbx_sessions::{
     BoxSpec, GroupLimits, Limits,
     runtime::kubernetes::{PodSettings, manifests},
 };
 use serde_json::Value;
-
-const KUBERNETES_VERSION: &str = "1.33.0";
 
 fn spec() -> BoxSpec {
     BoxSpec {
@@ -39,27 +35,10 @@ fn settings() -> PodSettings {
 
 /// `kubernetes-validate --strict` on each document; its verdicts.
 fn validate(documents: &[Value]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<String> = documents
-        .iter()
-        .enumerate()
-        .map(|(i, document)| {
-            let path = dir.path().join(format!("{i}.yaml"));
-            std::fs::write(&path, serde_json::to_vec_pretty(document).unwrap()).unwrap();
-            path.to_string_lossy().into_owned()
-        })
-        .collect();
-    let output = Command::new("kubernetes-validate")
-        .args(["-k", KUBERNETES_VERSION, "--strict"])
-        .args(&paths)
-        .output()
+    let documents: Vec<&Value> = documents.iter().collect();
+    let verdict = sbx_provision::validate::validate(&documents)
         .expect("kubernetes-validate runs: .ci/run installs it (pip install kubernetes-validate)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
+    (verdict.valid, verdict.said)
 }
 
 #[test]
