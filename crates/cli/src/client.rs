@@ -243,16 +243,8 @@ pub async fn import(server: &ServerArgs, path: &Path, name: &str) -> anyhow::Res
     Ok(())
 }
 
-pub async fn create_sandbox(
-    server: &ServerArgs,
-    project: &str,
-    revision: Option<u32>,
-    ttl: Option<u64>,
-    seed: Option<String>,
-    auth: Option<String>,
-    label: Option<String>,
-) -> anyhow::Result<()> {
-    let body = json!({"project": project, "revision": revision, "ttl_seconds": ttl, "seed": seed, "auth": auth, "label": label});
+/// `body`: what `POST /api/v1/sandboxes` takes.
+pub async fn create_sandbox(server: &ServerArgs, body: Value) -> anyhow::Result<()> {
     print(&expect(
         call(server, Method::POST, "/sandboxes", Some(body)).await?,
         StatusCode::CREATED,

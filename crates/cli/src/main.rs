@@ -225,6 +225,16 @@ enum Auth {
     None,
 }
 
+/// What serves a sandbox.
+#[derive(Clone, Copy, ValueEnum)]
+enum Isolation {
+    /// The servers, with every other sandbox.
+    Shared,
+    /// A server of its own in a Kubernetes namespace of its own (admin only;
+    /// the server needs `[namespaces]`).
+    Namespace,
+}
+
 impl Auth {
     fn mode(self) -> sbx_server::AuthMode {
         match self {
@@ -360,6 +370,8 @@ enum SandboxCommand {
         auth: Option<Auth>,
         #[arg(long)]
         label: Option<String>,
+        #[arg(long)]
+        isolation: Option<Isolation>,
         #[command(flatten)]
         server: client::ServerArgs,
     },
@@ -606,10 +618,14 @@ async fn main() -> std::process::ExitCode {
                 seed,
                 auth,
                 label,
+                isolation,
                 server,
             } => {
-                let auth = auth.map(name_of);
-                client::create_sandbox(&server, &project, revision, ttl, seed, auth, label).await
+                let body = serde_json::json!({
+                    "project": project, "revision": revision, "ttl_seconds": ttl, "seed": seed,
+                    "auth": auth.map(name_of), "label": label, "isolation": isolation.map(name_of),
+                });
+                client::create_sandbox(&server, body).await
             }
             SandboxCommand::List { project, server } => {
                 client::list_sandboxes(&server, project.as_deref()).await

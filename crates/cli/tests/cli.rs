@@ -273,6 +273,19 @@ fn serve_import_create_call_and_stop() {
     assert!(order["total"]["amount"].is_i64(), "{order}");
 
     let id = sandbox["id"].as_str().unwrap();
+    // A namespace of its own needs `[namespaces]`: refused, saying so.
+    let (ok, _, stderr) = run(
+        &[
+            "sandbox",
+            "create",
+            "--project",
+            "orders",
+            "--isolation",
+            "namespace",
+        ],
+        &url,
+    );
+    assert!(!ok && stderr.contains("[namespaces]"), "{stderr}");
     let (ok, stdout, _) = run(&["sandbox", "list", "--project", "orders"], &url);
     assert!(ok && stdout.contains(id));
     let (ok, stdout, _) = run(&["sandbox", "show", "--sandbox", id], &url);

@@ -87,9 +87,9 @@ pub struct LiveSandbox {
     last_active_ms: AtomicI64,
     /// Its data-plane requests today (UTC).
     pub requests: DailyRequests,
-    /// Served from a namespace of its own (for life), and how that stands.
-    isolated: bool,
-    isolation: RwLock<Option<Arc<Isolation>>>,
+    /// Served from a namespace of its own (for life), and how that stands;
+    /// boxed, so that a shared sandbox pays one word for it.
+    isolation: Option<Box<RwLock<Arc<Isolation>>>>,
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -237,25 +237,23 @@ impl LiveSandbox {
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
             requests: DailyRequests::default(),
-            isolated: record.isolation.is_some(),
-            isolation: RwLock::new(record.isolation.map(Arc::new)),
+            isolation: record
+                .isolation
+                .map(|isolation| Box::new(RwLock::new(Arc::new(isolation)))),
         }
     }
 
     /// Its namespace's standing, when it has one of its own.
     pub fn isolation(&self) -> Option<Arc<Isolation>> {
-        if !self.isolated {
-            // The data plane's path: no lock, no shared count touched.
-            return None;
-        }
-        self.isolation
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let standing = self.isolation.as_ref()?;
+        Some(standing.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
+    /// A new standing of its namespace (nothing for a shared sandbox).
     pub fn set_isolation(&self, isolation: Isolation) {
-        *self.isolation.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(isolation));
+        if let Some(standing) = &self.isolation {
+            *standing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(isolation);
+        }
     }
 
     /// Notes a request answered at `now_ms` (at most once a second).

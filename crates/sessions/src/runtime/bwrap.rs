@@ -112,6 +112,9 @@ pub struct BwrapBox {
 struct Ready {
     admitted: Admitted,
     group: Group,
+    /// The agent that forked it (its pid): a process forked by an agent
+    /// that died since dies with it.
+    agent: Option<u32>,
 }
 
 impl BwrapBox {
@@ -144,15 +147,19 @@ impl BwrapBox {
                 .map_err(|e| format!("the run could not join its control group: {e}"))
             })
         };
-        let handed = {
+        let (handed, agent) = {
             let agent = self.agent().await?;
             let Some(agent) = agent.as_ref() else {
                 return Err("the session's agent did not start".to_owned());
             };
-            agent.socket.hand_over()?
+            (agent.socket.hand_over()?, agent.child.id())
         };
         match handed.admit(admit).await {
-            Ok(admitted) => Ok(Ready { admitted, group }),
+            Ok(admitted) => Ok(Ready {
+                admitted,
+                group,
+                agent,
+            }),
             Err(error) => {
                 finish(&group).await;
                 Err(error)
@@ -184,6 +191,13 @@ impl BwrapBox {
         });
     }
 
+    /// Whether the agent with pid `agent` is the box's agent and alive.
+    async fn agent_still(&self, agent: Option<u32>) -> bool {
+        let mut slot = self.agent.lock().await;
+        slot.as_mut()
+            .is_some_and(|live| agent.is_some() && live.child.id() == agent && live.alive())
+    }
+
     fn ready_slot(&self) -> std::sync::MutexGuard<'_, Option<Ready>> {
         self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -192,10 +206,17 @@ impl BwrapBox {
     async fn start_run(&self, program: &Program) -> Result<Process, String> {
         let waiting = self.ready_slot().take();
         let ready = match waiting {
-            Some(ready) => ready,
+            Some(ready) if self.agent_still(ready.agent).await => ready,
+            Some(orphaned) => {
+                // Its agent died (a run may kill it: they share its uid).
+                finish(&orphaned.group).await;
+                self.prepare().await?
+            }
             None => self.prepare().await?,
         };
-        let Ready { admitted, group } = ready;
+        let Ready {
+            admitted, group, ..
+        } = ready;
         let leftovers = group.clone();
         match admitted
             .launch(program, move |_| leftovers.kill_leftovers())
