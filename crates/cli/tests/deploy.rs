@@ -303,6 +303,7 @@ fn the_namespaces_overlay_grants_what_the_provisioner_applies_and_nothing_more()
     let instance = sbx_provision::Instance {
         sandbox_id: "sbx-abc".to_owned(),
         base_domain: "sbx.example.com".to_owned(),
+        scheme: "https".to_owned(),
         bundle: "{}".to_owned(),
         keys: "[]".to_owned(),
         admin_token: "t".repeat(40),

@@ -37,6 +37,9 @@ pub struct Instance {
     /// The domain sandboxes answer under: the Ingress serves
     /// `{id}.{base_domain}`.
     pub base_domain: String,
+    /// The scheme clients reach it with (`https` behind a TLS-terminating
+    /// ingress): its server's public URL is `{scheme}://{host}`.
+    pub scheme: String,
     /// The single-sandbox bundle ([`BUNDLE_FILE`]): JSON text.
     pub bundle: String,
     /// The sandbox's keys ([`KEYS_FILE`]): JSON text.
@@ -276,7 +279,7 @@ fn deployment(
         {"name": "SBX_LISTEN", "value": format!("0.0.0.0:{PORT}")},
         {"name": "SBX_DATA_DIR", "value": "/var/lib/sbx"},
         {"name": "SBX_BASE_DOMAIN", "value": instance.base_domain},
-        {"name": "SBX_PUBLIC_URL", "value": format!("http://{}", instance.host())},
+        {"name": "SBX_PUBLIC_URL", "value": format!("{}://{}", instance.scheme, instance.host())},
         {"name": "SBX_SANDBOX_BUNDLE", "value": BUNDLE_DIR},
         {"name": "SBX_ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {"name": NAME, "key": "admin-token"}}},
         {"name": "SBX_LOG", "value": "info"},

@@ -9,6 +9,7 @@ fn instance() -> Instance {
     Instance {
         sandbox_id: "sbx-ab12cd34ef56".to_owned(),
         base_domain: "sbx.example.com".to_owned(),
+        scheme: "https".to_owned(),
         bundle: r#"{"format":1}"#.to_owned(),
         keys: "[]".to_owned(),
         admin_token: "a-token-of-the-instance-0123456789".to_owned(),
@@ -135,6 +136,10 @@ fn the_sandbox_sbx_meets_the_restricted_pod_security_standard() {
     let var = |name: &str| env.iter().find(|(n, _)| *n == name).unwrap().1;
     assert_eq!(var("SBX_SANDBOX_BUNDLE")["value"], "/etc/sbx/sandbox");
     assert_eq!(var("SBX_BASE_DOMAIN")["value"], "sbx.example.com");
+    assert_eq!(
+        var("SBX_PUBLIC_URL")["value"],
+        "https://sbx-ab12cd34ef56.sbx.example.com"
+    );
     // The admin token comes from the Secret, never from the manifest.
     assert_eq!(
         var("SBX_ADMIN_TOKEN")["valueFrom"]["secretKeyRef"]["key"],

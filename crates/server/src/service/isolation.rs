@@ -140,6 +140,11 @@ pub async fn instance(
     Ok(sbx_provision::Instance {
         sandbox_id: record.id.to_string(),
         base_domain: state.config.base_domain.clone(),
+        scheme: state
+            .public_url
+            .split_once("://")
+            .map_or("http", |(scheme, _)| scheme)
+            .to_owned(),
         bundle,
         keys: serde_json::to_string(&keys).unwrap_or_default(),
         admin_token: isolation.instance_token.clone(),
