@@ -2138,7 +2138,9 @@ struct Acknowledged {
 /// acknowledged event is delivered at least once (the receiver sees its
 /// `webhook-id`), the clock moved by every acknowledged advance (and by no
 /// more than were sent), nothing answers other than acknowledged or 503
-/// with `Retry-After`, and the sandbox answers again within 5 s.
+/// with `Retry-After`, and the sandbox answers again within 5 s; then a
+/// revision published through one server is served through the other
+/// within a second.
 #[test]
 fn a_mixed_load_loses_nothing_acknowledged_when_the_holder_is_killed() {
     let Some(database) = postgres_database() else {
@@ -2276,6 +2278,35 @@ fn a_mixed_load_loses_nothing_acknowledged_when_the_holder_is_killed() {
         .unwrap();
     let missing: Vec<_> = wanted.iter().filter(|e| !ids.contains(**e)).collect();
     assert!(missing.is_empty(), "events never delivered: {missing:?}");
+    drop(ids);
+
+    // A revision published through one server is served through the other
+    // within a second.
+    let example = example_project();
+    let (ok, _, stderr) = run(
+        &["import", example.to_str().unwrap(), "--name", "payments"],
+        &urls[2],
+    );
+    assert!(ok, "{stderr}");
+    let published = std::time::Instant::now();
+    loop {
+        let (_, sandbox) = http_get(
+            &format!("{served}/api/v1/sandboxes/{id}"),
+            &[("Authorization", &auth)],
+        );
+        if serde_json::from_str::<Value>(&sandbox).unwrap()["revision"] == 2 {
+            break;
+        }
+        assert!(
+            published.elapsed() < Duration::from_secs(1),
+            "revision 2 not served through {served} within 1 s: {sandbox}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "revision 2 served through the other server {:?} after its publication",
+        published.elapsed()
+    );
 }
 
 /// A PostgreSQL cluster of a test's own (`scripts/postgres.sh` under a
