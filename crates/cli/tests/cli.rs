@@ -2067,6 +2067,33 @@ fn a_graceful_stop_hands_the_database_over_without_failing_a_request() {
     }
 }
 
+/// Three servers on PostgreSQL `database` (the first holds it), a
+/// payments sandbox, and an endpoint of it at a counting receiver that
+/// answers after `pause`: the servers, their URLs and data dirs, the
+/// sandbox's id, and what the receiver saw.
+fn three_servers_delivering_to_a_receiver(
+    database: &str,
+    pause: Duration,
+) -> (
+    Vec<Running>,
+    Vec<String>,
+    Vec<tempfile::TempDir>,
+    String,
+    Seen,
+) {
+    let (servers, urls, data) = servers_on_postgres(database, 3, &["--allow-private-egress"]);
+    let id = payments_sandbox_through(&urls[1]);
+    let (hooks, seen) = counting_receiver(pause);
+    let (status, _, endpoint) = http_post_with(
+        &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[2]),
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        &format!(r#"{{"url": "{hooks}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{endpoint}");
+    (servers, urls, data, id, seen)
+}
+
 /// Three servers on one PostgreSQL database; events emitted through a
 /// server standing by while the holder delivers them to a slow external
 /// receiver; the holder killed (SIGKILL) mid-delivery: the server that
@@ -2077,16 +2104,8 @@ fn every_event_is_delivered_when_the_holder_is_killed_mid_delivery() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let (mut servers, urls, _data) = servers_on_postgres(&database, 3, &["--allow-private-egress"]);
-    let id = payments_sandbox_through(&urls[1]);
-    let (hooks, seen) = counting_receiver(Duration::from_millis(200));
-    let (status, _, endpoint) = http_post_with(
-        &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[2]),
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
-        &format!(r#"{{"url": "{hooks}"}}"#),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{endpoint}");
+    let (mut servers, urls, _data, id, seen) =
+        three_servers_delivering_to_a_receiver(&database, Duration::from_millis(200));
     const EVENTS: usize = 40;
     for n in 0..EVENTS {
         let data = format!(r#"{{"n": {n}}}"#);
@@ -2146,17 +2165,9 @@ fn a_mixed_load_loses_nothing_acknowledged_when_the_holder_is_killed() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let (mut servers, urls, _data) = servers_on_postgres(&database, 3, &["--allow-private-egress"]);
-    let id = payments_sandbox_through(&urls[1]);
-    let (hooks, seen) = counting_receiver(Duration::from_millis(20));
+    let (mut servers, urls, _data, id, seen) =
+        three_servers_delivering_to_a_receiver(&database, Duration::from_millis(20));
     let auth = format!("Bearer {TOKEN}");
-    let (status, _, endpoint) = http_post_with(
-        &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[2]),
-        &[("Authorization", &auth)],
-        &format!(r#"{{"url": "{hooks}"}}"#),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{endpoint}");
     let killed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>> =
         std::sync::Arc::default();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -94,13 +94,7 @@ impl Provisioner {
     /// only what differs).
     pub async fn apply(&self, instance: &Instance) -> Result<(), ProvisionError> {
         let mut objects = render(instance, &self.settings);
-        for object in [
-            &objects.namespace,
-            &objects.resource_quota,
-            &objects.limit_range,
-            &objects.default_deny,
-            &objects.allow,
-        ] {
+        for object in objects.guards() {
             self.apply_one(object).await?;
         }
         let deployment = self.apply_one(&objects.deployment).await?;

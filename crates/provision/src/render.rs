@@ -76,15 +76,20 @@ pub struct Objects {
 }
 
 impl Objects {
-    /// Every object, in order.
-    pub fn all(&self) -> [&Value; 11] {
+    /// The namespace and what guards it: applied first.
+    pub fn guards(&self) -> [&Value; 5] {
         [
             &self.namespace,
             &self.resource_quota,
             &self.limit_range,
             &self.default_deny,
             &self.allow,
-            &self.deployment,
+        ]
+    }
+
+    /// What the Deployment uses, and owns once [`Self::owned_by`] says so.
+    pub fn owned(&self) -> [&Value; 5] {
+        [
             &self.config_map,
             &self.secret,
             &self.claim,
@@ -93,8 +98,16 @@ impl Objects {
         ]
     }
 
-    /// The objects the Deployment owns, each with an owner reference to
-    /// it (`uid`): deleting the sandbox's `sbx` takes them along.
+    /// Every object, in order.
+    pub fn all(&self) -> Vec<&Value> {
+        let mut all = self.guards().to_vec();
+        all.push(&self.deployment);
+        all.extend(self.owned());
+        all
+    }
+
+    /// Gives each object the Deployment uses an owner reference to it
+    /// (`uid`): deleting the sandbox's `sbx` takes them along.
     pub fn owned_by(&mut self, deployment_uid: &str) -> [&Value; 5] {
         let owner = json!([{
             "apiVersion": "apps/v1",
@@ -112,13 +125,7 @@ impl Objects {
         ] {
             object["metadata"]["ownerReferences"] = owner.clone();
         }
-        [
-            &self.config_map,
-            &self.secret,
-            &self.claim,
-            &self.service,
-            &self.ingress,
-        ]
+        self.owned()
     }
 }
 
