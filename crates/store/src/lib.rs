@@ -676,6 +676,38 @@ pub trait DatabaseHold: Send + Sync {
     async fn release(self: Box<Self>);
 }
 
+/// A server other than the holder serving sandboxes of its own: where it
+/// is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub replica: String,
+    pub address: String,
+}
+
+/// Who serves a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedBy {
+    /// `None`: the database's holder.
+    pub member: Option<Member>,
+    /// Grows each time the sandbox moves to another server.
+    pub epoch: i64,
+}
+
+/// A member's lease, renewed every second; while it lasts, the member may
+/// write for the sandboxes it serves.
+#[async_trait]
+pub trait Membership: Send + Sync {
+    /// Renews the lease. [`StoreError::Fenced`] means the holder swept this
+    /// member (it was paused or cut off past its lease): its sandboxes are
+    /// served elsewhere now and it may no longer write.
+    async fn renew(&mut self) -> Result<(), StoreError>;
+    /// How long a renewal holds, counted from before it was asked for.
+    fn lease(&self) -> std::time::Duration;
+    /// Hands its sandboxes back to the holder and leaves (a graceful stop,
+    /// or it takes the database itself).
+    async fn leave(self: Box<Self>);
+}
+
 /// Notice of a holder letting its database go, so that a server standing
 /// by takes it at once instead of at its next try.
 #[async_trait]
@@ -937,6 +969,21 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     /// Wakes a server standing by when the holder lets the database go
     /// (PostgreSQL's `LISTEN`); `None` where no other server can hold it.
     async fn watch_releases(&self) -> Result<Option<Box<dyn ReleaseWatch>>, StoreError>;
+
+    /// Makes `member` a server of sandboxes of its own; `None` where no
+    /// other server shares the database (SQLite).
+    async fn join(&self, member: &Member) -> Result<Option<Box<dyn Membership>>, StoreError>;
+    /// Members whose leases have not run out.
+    async fn members(&self) -> Result<Vec<Member>, StoreError>;
+    /// Who serves a sandbox; `None`: there is no such sandbox.
+    async fn served_by(&self, sandbox_id: &str) -> Result<Option<ServedBy>, StoreError>;
+    /// Every sandbox a member serves, with its member.
+    async fn served_by_members(&self) -> Result<Vec<(String, ServedBy)>, StoreError>;
+    /// Moves a sandbox to `member` (`None`: the holder); its new epoch.
+    async fn serve_on(&self, sandbox_id: &str, member: Option<&str>) -> Result<i64, StoreError>;
+    /// Removes every member whose lease ran out, waiting for its writes in
+    /// flight, and gives its sandboxes to the holder; their ids.
+    async fn sweep_members(&self) -> Result<Vec<String>, StoreError>;
 
     /// Re-wraps every sealed secret not under the current key (plain text
     /// from before sealing included); returns how many were.

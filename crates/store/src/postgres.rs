@@ -202,6 +202,198 @@ mod hold {
         }))
     }
 
+    /// The advisory lock class of members: each member's writes share
+    /// `(MEMBERS, hashtext(replica))`, its sweep takes it exclusively
+    /// ("sbxr", as in `sbx_fence()`).
+    const MEMBERS: i32 = 0x7362_7872;
+
+    /// A member's lease: its row in `replicas`, this incarnation's by
+    /// `since_ms` (in the epoch's place).
+    struct MemberLease(Lease);
+
+    #[async_trait::async_trait]
+    impl crate::Membership for MemberLease {
+        async fn renew(&mut self) -> Result<(), StoreError> {
+            let renewed = self
+                .0
+                .run(
+                    "UPDATE replicas SET expires_at = clock_timestamp() + make_interval(secs => $3)
+                     WHERE replica = $1 AND since_ms = $2",
+                )
+                .await?;
+            if renewed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Fenced(format!(
+                    "the holder swept {} (its lease ran out): its sandboxes are served elsewhere",
+                    self.0.replica
+                )))
+            }
+        }
+
+        fn lease(&self) -> Duration {
+            LEASE
+        }
+
+        async fn leave(mut self: Box<Self>) {
+            // Its lease ends now: the holder's next sweep removes it.
+            let _ = self
+                .0
+                .run(
+                    "WITH handed AS (
+                         UPDATE sandboxes SET served_by = NULL, served_epoch = served_epoch + 1
+                         WHERE served_by = $1)
+                     UPDATE replicas SET expires_at = clock_timestamp() - make_interval(secs => $3)
+                     WHERE replica = $1 AND since_ms = $2",
+                )
+                .await;
+            if let Some(connection) = self.0.connection.take() {
+                let _ = connection.close().await;
+            }
+        }
+    }
+
+    pub(super) async fn join(
+        pool: &PgPool,
+        member: &crate::Member,
+    ) -> Result<Option<Box<dyn crate::Membership>>, StoreError> {
+        let since_ms: i64 = sqlx::query_scalar(
+            "INSERT INTO replicas (replica, address, since_ms, expires_at)
+             VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+                     clock_timestamp() + make_interval(secs => $3))
+             RETURNING since_ms",
+        )
+        .bind(&member.replica)
+        .bind(&member.address)
+        .bind(LEASE.as_secs_f64())
+        .fetch_one(pool)
+        .await?;
+        Ok(Some(Box::new(MemberLease(Lease {
+            options: pool.connect_options().as_ref().clone(),
+            connection: None,
+            replica: member.replica.clone(),
+            epoch: since_ms,
+        }))))
+    }
+
+    pub(super) async fn members(pool: &PgPool) -> Result<Vec<crate::Member>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT replica, address FROM replicas WHERE expires_at >= clock_timestamp() ORDER BY replica",
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(replica, address)| crate::Member { replica, address })
+            .collect())
+    }
+
+    fn served(replica: Option<String>, address: Option<String>, epoch: i64) -> crate::ServedBy {
+        crate::ServedBy {
+            // A member being swept has no address for a moment: asked
+            // again, its sandbox is the holder's.
+            member: replica.map(|replica| crate::Member {
+                replica,
+                address: address.unwrap_or_default(),
+            }),
+            epoch,
+        }
+    }
+
+    pub(super) async fn served_by(
+        pool: &PgPool,
+        sandbox_id: &str,
+    ) -> Result<Option<crate::ServedBy>, StoreError> {
+        let row: Option<(Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT s.served_by, r.address, s.served_epoch FROM sandboxes s
+             LEFT JOIN replicas r ON r.replica = s.served_by WHERE s.id = $1",
+        )
+        .bind(sandbox_id)
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(|(replica, address, epoch)| served(replica, address, epoch)))
+    }
+
+    pub(super) async fn served_by_members(
+        pool: &PgPool,
+    ) -> Result<Vec<(String, crate::ServedBy)>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT s.id, s.served_by, r.address, s.served_epoch FROM sandboxes s
+             LEFT JOIN replicas r ON r.replica = s.served_by WHERE s.served_by IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, replica, address, epoch)| (id, served(replica, address, epoch)))
+            .collect())
+    }
+
+    pub(super) async fn serve_on(
+        pool: &PgPool,
+        sandbox_id: &str,
+        member: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE sandboxes SET served_by = $2, served_epoch = served_epoch + 1
+             WHERE id = $1 RETURNING served_epoch",
+        )
+        .bind(sandbox_id)
+        .bind(member)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("sandbox {sandbox_id}")))
+    }
+
+    pub(super) async fn sweep_members(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+        let lapsed: Vec<String> =
+            sqlx::query_scalar("SELECT replica FROM replicas WHERE expires_at < clock_timestamp()")
+                .fetch_all(pool)
+                .await?;
+        for member in &lapsed {
+            // As a takeover does: a member paused mid-write holds its
+            // lock until its sessions are ended.
+            sqlx::query(
+                "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
+                 JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.classid::bigint = $1
+                   AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)
+                   AND l.objsubid = 2 AND l.granted AND a.application_name = $3
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .bind(i64::from(MEMBERS))
+            .bind(member)
+            .bind(super::application_name(Some(member)))
+            .execute(pool)
+            .await?;
+            let mut transaction = pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '2s'")
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(MEMBERS)
+                .bind(member)
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query(
+                "DELETE FROM replicas WHERE replica = $1 AND expires_at < clock_timestamp()",
+            )
+            .bind(member)
+            .execute(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+        }
+        // Sandboxes of every member gone (swept above, or earlier).
+        Ok(sqlx::query_scalar(
+            "UPDATE sandboxes s SET served_by = NULL, served_epoch = served_epoch + 1
+             WHERE s.served_by IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.replica = s.served_by)
+             RETURNING s.id",
+        )
+        .fetch_all(pool)
+        .await?)
+    }
+
     /// Waits on `LISTEN sbx_released`, which a holder's release notifies.
     struct Releases(sqlx::postgres::PgListener);
 

@@ -60,6 +60,55 @@ mod hold {
         Ok(None)
     }
 
+    /// One server per file: no members, and every sandbox is the holder's.
+    pub(super) async fn join(
+        _: &SqlitePool,
+        _: &crate::Member,
+    ) -> Result<Option<Box<dyn crate::Membership>>, StoreError> {
+        Ok(None)
+    }
+
+    pub(super) async fn members(_: &SqlitePool) -> Result<Vec<crate::Member>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    pub(super) async fn served_by(
+        pool: &SqlitePool,
+        sandbox_id: &str,
+    ) -> Result<Option<crate::ServedBy>, StoreError> {
+        let found = sqlx::query("SELECT 1 FROM sandboxes WHERE id = ?")
+            .bind(sandbox_id)
+            .fetch_optional(pool)
+            .await?;
+        Ok(found.map(|_| crate::ServedBy {
+            member: None,
+            epoch: 0,
+        }))
+    }
+
+    pub(super) async fn served_by_members(
+        _: &SqlitePool,
+    ) -> Result<Vec<(String, crate::ServedBy)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    pub(super) async fn serve_on(
+        _: &SqlitePool,
+        sandbox_id: &str,
+        member: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        match member {
+            None => Ok(0),
+            Some(member) => Err(StoreError::Unstorable(format!(
+                "sandbox {sandbox_id} cannot move to {member}: an SQLite file has one server"
+            ))),
+        }
+    }
+
+    pub(super) async fn sweep_members(_: &SqlitePool) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
     pub(super) async fn watch_releases(
         _: &SqlitePool,
     ) -> Result<Option<Box<dyn crate::ReleaseWatch>>, StoreError> {

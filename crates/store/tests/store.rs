@@ -1330,6 +1330,100 @@ async fn postgres_fences_every_server_but_the_holder() {
     writes(&third, "by-third").await.unwrap();
 }
 
+/// A member serves sandboxes of its own and writes for them while its
+/// lease lasts; once it ran out (a member paused or cut off), the holder's
+/// sweep waits out its writes in flight, takes its sandboxes back under a
+/// new epoch, and the member never writes again. A member leaving hands
+/// its sandboxes back at once.
+#[tokio::test]
+async fn postgres_members_write_until_swept() {
+    let Some(Place::Postgres(url)) = Place::postgres().await else {
+        return;
+    };
+    let holding = PgStore::open_url_as(&url, "rep_h").await.unwrap();
+    let _held = holding.try_hold(&holder("rep_h")).await.unwrap().unwrap();
+    holding
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
+        .await
+        .unwrap();
+    holding
+        .create_sandbox(&sandbox("sbx-m", None), &[])
+        .await
+        .unwrap();
+    let serving = PgStore::open_url_as(&url, "rep_m").await.unwrap();
+    let why = writes(&serving, "before-joining").await.unwrap_err();
+    assert!(why.contains("serves no sandboxes of its own"), "{why}");
+
+    let member = sbx_store::Member {
+        replica: "rep_m".to_owned(),
+        address: "http://rep_m.internal:8080".to_owned(),
+    };
+    let mut lease = serving.join(&member).await.unwrap().unwrap();
+    lease.renew().await.unwrap();
+    writes(&serving, "by-member").await.unwrap();
+    assert_eq!(holding.members().await.unwrap(), [member.clone()]);
+    assert_eq!(holding.serve_on("sbx-m", Some("rep_m")).await.unwrap(), 1);
+    let served = holding.served_by("sbx-m").await.unwrap().unwrap();
+    assert_eq!((served.member.as_ref(), served.epoch), (Some(&member), 1));
+    assert_eq!(
+        holding.served_by_members().await.unwrap(),
+        [("sbx-m".to_owned(), served)]
+    );
+    assert!(holding.served_by("sbx-none").await.unwrap().is_none());
+    assert!(matches!(
+        holding.serve_on("sbx-none", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Nothing to sweep while its lease lasts.
+    assert!(holding.sweep_members().await.unwrap().is_empty());
+
+    // Paused mid-write past its lease.
+    let mut paused_write = write_left_open(&url, "rep_m").await;
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE replicas SET expires_at = clock_timestamp() - interval '1 ms'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(holding.members().await.unwrap().is_empty());
+    assert_eq!(holding.sweep_members().await.unwrap(), ["sbx-m"]);
+    assert!(
+        sqlx::query("COMMIT")
+            .execute(&mut paused_write)
+            .await
+            .is_err()
+    );
+    let why = writes(&serving, "after-sweep").await.unwrap_err();
+    assert!(
+        why.contains("rep_m does not hold the database (rep_h does)"),
+        "{why}"
+    );
+    match lease.renew().await {
+        Err(StoreError::Fenced(why)) => assert!(why.contains("swept rep_m"), "{why}"),
+        other => panic!("a swept member's renewal is refused: {other:?}"),
+    }
+    let served = holding.served_by("sbx-m").await.unwrap().unwrap();
+    assert_eq!((served.member, served.epoch), (None, 2));
+
+    // A member leaving hands its sandboxes back.
+    let next = sbx_store::Member {
+        replica: "rep_n".to_owned(),
+        address: "http://rep_n.internal:8080".to_owned(),
+    };
+    let other = PgStore::open_url_as(&url, "rep_n").await.unwrap();
+    let lease = other.join(&next).await.unwrap().unwrap();
+    assert_eq!(holding.serve_on("sbx-m", Some("rep_n")).await.unwrap(), 3);
+    lease.leave().await;
+    let served = holding.served_by("sbx-m").await.unwrap().unwrap();
+    assert_eq!((served.member, served.epoch), (None, 4));
+    assert!(holding.members().await.unwrap().is_empty());
+    assert!(holding.sweep_members().await.unwrap().is_empty());
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM replicas")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the sweep removed the member that left");
+}
+
 /// Every table but the holder's own is fenced: a migration that adds a
 /// table must fence it too (`sbx_fence()`).
 #[tokio::test]
@@ -1341,7 +1435,7 @@ async fn postgres_fences_every_table() {
     let raw = sqlx::PgPool::connect(&url).await.unwrap();
     let unfenced: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables t WHERE schemaname = current_schema()
-           AND tablename NOT IN ('database_holder', '_sqlx_migrations')
+           AND tablename NOT IN ('database_holder', 'replicas', '_sqlx_migrations')
            AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
                            WHERE c.relname = t.tablename AND g.tgname = 'fence')",
     )
@@ -1363,4 +1457,22 @@ async fn sqlite_is_always_held_by_its_one_server() {
     held.renew().await.unwrap();
     assert_eq!(held.lease(), None);
     assert!(store.holder().await.unwrap().is_none());
+    // No members: every sandbox is its own.
+    let member = sbx_store::Member {
+        replica: "rep_m".to_owned(),
+        address: "http://rep_m.internal:8080".to_owned(),
+    };
+    assert!(store.join(&member).await.unwrap().is_none());
+    store
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
+        .await
+        .unwrap();
+    store
+        .create_sandbox(&sandbox("sbx-a", None), &[])
+        .await
+        .unwrap();
+    let served = store.served_by("sbx-a").await.unwrap().unwrap();
+    assert_eq!(served.member, None);
+    assert!(store.serve_on("sbx-a", Some("rep_m")).await.is_err());
+    assert!(store.sweep_members().await.unwrap().is_empty());
 }

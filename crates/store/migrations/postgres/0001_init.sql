@@ -44,11 +44,16 @@ CREATE TABLE sandboxes (
     rate_limits       TEXT,
     isolation         TEXT,
     isolation_token   TEXT,
+    -- The replica serving it, when not the database's holder; the epoch
+    -- grows each time it moves.
+    served_by         TEXT,
+    served_epoch      BIGINT NOT NULL DEFAULT 0,
     FOREIGN KEY (project, revision) REFERENCES revisions(project, revision) ON DELETE CASCADE
 );
 CREATE INDEX sandboxes_expiry ON sandboxes(expires_at_ms) WHERE expires_at_ms IS NOT NULL;
 CREATE INDEX sandboxes_owner ON sandboxes(owner);
 CREATE INDEX sandboxes_by_revision ON sandboxes(project, revision);
+CREATE INDEX sandboxes_served_by ON sandboxes(served_by) WHERE served_by IS NOT NULL;
 
 CREATE TABLE sandbox_tombstones (
     id            TEXT PRIMARY KEY,
@@ -340,13 +345,24 @@ CREATE TABLE database_holder (
     expires_at TIMESTAMPTZ NOT NULL
 );
 
+-- Servers other than the holder that serve sandboxes of their own
+-- (`sandboxes.served_by`), each under a lease it renews every second. The
+-- holder sweeps one whose lease ran out: it deletes its row and takes its
+-- sandboxes back, under the member's lock below taken exclusively.
+CREATE TABLE replicas (
+    replica    TEXT PRIMARY KEY,
+    address    TEXT NOT NULL,
+    since_ms   BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+
 -- Fencing: a server's connections name it (`sbx.replica`, set when they
--- open), and every statement that writes checks that it is the holder. A
--- takeover takes the advisory lock below exclusively, so it waits for the
--- writes in flight and every later write sees the new holder: a holder
--- that was paused or cut off past its lease never writes again.
--- Connections that name no replica (migrations, an operator's psql) are
--- not fenced.
+-- open), and every statement that writes checks that it is the holder, or
+-- a member still in `replicas`. A takeover takes the advisory lock below
+-- exclusively (a sweep, the member's own), so it waits for the writes in
+-- flight and every later write sees the change: a server that was paused
+-- or cut off past its lease never writes again. Connections that name no
+-- replica (migrations, an operator's psql) are not fenced.
 CREATE FUNCTION sbx_fence() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     writer TEXT := current_setting('sbx.replica', true);
@@ -360,8 +376,11 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared(8314339803474690049);
     SELECT replica INTO holder FROM database_holder;
     IF holder IS DISTINCT FROM writer THEN
-        RAISE EXCEPTION 'server % does not hold the database (% does): it no longer writes', writer, coalesce(holder, 'no server')
-            USING ERRCODE = 'SBX01';
+        PERFORM pg_advisory_xact_lock_shared(1935833202, hashtext(writer));
+        IF NOT EXISTS (SELECT 1 FROM replicas WHERE replica = writer) THEN
+            RAISE EXCEPTION 'server % does not hold the database (% does) and serves no sandboxes of its own: it no longer writes', writer, coalesce(holder, 'no server')
+                USING ERRCODE = 'SBX01';
+        END IF;
     END IF;
     PERFORM set_config('sbx.fenced', 'on', true);
     RETURN NULL;
@@ -374,7 +393,7 @@ DECLARE
 BEGIN
     FOR fenced IN
         SELECT tablename FROM pg_tables
-        WHERE schemaname = current_schema() AND tablename NOT IN ('database_holder', '_sqlx_migrations')
+        WHERE schemaname = current_schema() AND tablename NOT IN ('database_holder', 'replicas', '_sqlx_migrations')
     LOOP
         EXECUTE format(
             'CREATE TRIGGER fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION sbx_fence()',

@@ -1735,6 +1735,33 @@ impl Store for SqlStore {
         super::hold::watch_releases(&self.pool).await
     }
 
+    async fn join(
+        &self,
+        member: &crate::Member,
+    ) -> Result<Option<Box<dyn crate::Membership>>, StoreError> {
+        super::hold::join(&self.pool, member).await
+    }
+
+    async fn members(&self) -> Result<Vec<crate::Member>, StoreError> {
+        super::hold::members(&self.pool).await
+    }
+
+    async fn served_by(&self, sandbox_id: &str) -> Result<Option<crate::ServedBy>, StoreError> {
+        super::hold::served_by(&self.pool, sandbox_id).await
+    }
+
+    async fn served_by_members(&self) -> Result<Vec<(String, crate::ServedBy)>, StoreError> {
+        super::hold::served_by_members(&self.pool).await
+    }
+
+    async fn serve_on(&self, sandbox_id: &str, member: Option<&str>) -> Result<i64, StoreError> {
+        super::hold::serve_on(&self.pool, sandbox_id, member).await
+    }
+
+    async fn sweep_members(&self) -> Result<Vec<String>, StoreError> {
+        super::hold::sweep_members(&self.pool).await
+    }
+
     async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         self.reseal_all().await
     }
