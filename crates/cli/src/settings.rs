@@ -94,6 +94,7 @@ struct FileSettings {
     accounts: Option<AccountSettings>,
     snapshot_store: Option<String>,
     keep_sessions_on_stop: Option<bool>,
+    spread_sandboxes: Option<bool>,
     session_runtime: Option<sbx_server::config::SessionRuntime>,
     namespaces: Option<sbx_provision::NamespaceSettings>,
 }
@@ -162,6 +163,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         snapshot_store: args.snapshot_store.or(file.snapshot_store),
         keep_sessions_on_stop: file.keep_sessions_on_stop.unwrap_or(false),
+        spread_sandboxes: file.spread_sandboxes.unwrap_or(false),
         session_runtime: file.session_runtime.unwrap_or_default(),
         namespaces: file.namespaces,
         sandbox_bundle: args.sandbox_bundle,

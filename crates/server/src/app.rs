@@ -107,6 +107,13 @@ pub struct Shared {
     pub namespaces: Option<Arc<crate::runtime::namespaces::Namespaces>>,
     /// Passes requests to the holder while this server stands by.
     pub forwarder: crate::runtime::standby::Forwarder,
+    /// Its membership while it serves sandboxes without holding the
+    /// database ([`crate::runtime::members`]), and until when it surely
+    /// holds.
+    pub membership: tokio::sync::Mutex<Option<Box<dyn sbx_store::Membership>>>,
+    pub member_lease: crate::runtime::standby::LocalLease,
+    /// Set once the workers of the sandboxes it serves started.
+    pub sandbox_workers: std::sync::Once,
 }
 
 pub fn now_ms() -> i64 {
@@ -320,28 +327,51 @@ pub(crate) async fn load_registry(state: &AppState) -> anyhow::Result<()> {
             keys.entry(record.sandbox_id).or_default().push(key);
         }
     }
+    let members: std::collections::HashMap<String, sbx_store::Member> = state
+        .store
+        .served_by_members()
+        .await?
+        .into_iter()
+        .filter_map(|(id, served)| Some((id, served.member?)))
+        .collect();
     for record in state.store.list_sandboxes().await? {
         if record.expires_at_ms.is_some_and(|at| at <= now) {
             continue; // the reaper removes it on its first pass
         }
-        let revision = if record.pinned {
-            record.revision
-        } else {
-            state
-                .store
-                .get_project(&record.project)
-                .await?
-                .map_or(record.revision, |p| p.latest_revision)
-        };
-        let compiled =
-            crate::service::projects::compiled_revision(state, &record.project, revision)
-                .await
-                .with_context(|| format!("compiling {} revision {revision}", record.project))?;
-        let rows = state.store.load_resources(&record.id).await?;
-        let record = sbx_store::SandboxRecord { revision, ..record };
         let keys = keys.remove(&record.id).unwrap_or_default();
-        state.registry.insert(record, compiled, rows, keys);
+        let served_by = members.get(record.id.as_str()).cloned();
+        load_sandbox(state, record, keys, served_by).await?;
     }
+    Ok(())
+}
+
+/// Makes one stored sandbox live (on the revision it follows): served
+/// here, or the holder's copy of a member's (`served_by`, without its
+/// records: the member serves them).
+pub(crate) async fn load_sandbox(
+    state: &AppState,
+    record: sbx_store::SandboxRecord,
+    keys: Vec<crate::runtime::keys::LiveKey>,
+    served_by: Option<sbx_store::Member>,
+) -> anyhow::Result<()> {
+    let revision = if record.pinned {
+        record.revision
+    } else {
+        state
+            .store
+            .get_project(&record.project)
+            .await?
+            .map_or(record.revision, |p| p.latest_revision)
+    };
+    let compiled = crate::service::projects::compiled_revision(state, &record.project, revision)
+        .await
+        .with_context(|| format!("compiling {} revision {revision}", record.project))?;
+    let rows = match served_by {
+        Some(_) => Vec::new(),
+        None => state.store.load_resources(&record.id).await?,
+    };
+    let record = sbx_store::SandboxRecord { revision, ..record };
+    state.registry.insert(record, compiled, rows, keys, served_by);
     Ok(())
 }
 
@@ -476,6 +506,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         hold: Default::default(),
         lost_hold: false.into(),
         forwarder: Default::default(),
+        membership: Default::default(),
+        member_lease: Default::default(),
+        sandbox_workers: std::sync::Once::new(),
         namespaces,
     }));
     let shutdown = CancellationToken::new();
@@ -501,6 +534,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
                 replica = %state.replica,
                 "another server holds the database: standing by until it lets go"
             );
+            crate::runtime::members::join(&state, &holder.address, &shutdown).await;
             workers.spawn(crate::runtime::standby::stand_by(
                 state.clone(),
                 holder,

@@ -246,6 +246,20 @@ fn isolated_subresource(
     Some((sandbox, isolation))
 }
 
+/// A call of a sandbox (`/api/v1/sandboxes/{id}` and below) that a member
+/// serves, the caller's to see: the member answers it, with the caller's
+/// own credentials.
+fn served_by_member(
+    state: &AppState,
+    caller: &Caller,
+    request: &Request,
+) -> Option<std::sync::Arc<crate::runtime::registry::LiveSandbox>> {
+    let rest = request.uri().path().strip_prefix("/api/v1/sandboxes/")?;
+    let id = rest.split('/').next()?;
+    let sandbox = crate::service::sandboxes::live(state, caller, id).ok()?;
+    sandbox.member().is_some().then_some(sandbox)
+}
+
 pub(crate) async fn no_route(request: Request) -> ApiError {
     ApiError::new(
         sbx_engine::ProblemType::NoControlRoute,
@@ -297,10 +311,16 @@ async fn authenticate(
         )
         .into_response(),
         (Ok(_), caller) => {
+            let member_sandbox = caller
+                .as_ref()
+                .and_then(|c| served_by_member(&state, c, &request));
             match caller.as_ref().and_then(|c| isolated_subresource(&state, c, &request)) {
                 Some((sandbox, isolation)) => {
                     crate::runtime::namespaces::pass_on(&state, &sandbox, &isolation, request, true)
                         .await
+                }
+                None if let Some(sandbox) = member_sandbox => {
+                    crate::runtime::members::pass_on(&state, &sandbox, request).await
                 }
                 None => {
                     if let Some(caller) = &caller {

@@ -112,6 +112,10 @@ pub struct SandboxView {
     pub last_active_at: String,
     /// `null`: served by the servers (`shared`).
     pub isolation: Option<IsolationView>,
+    /// The server answering its requests from memory (its replica id, as
+    /// `/readyz` says), when several share a database: the others pass
+    /// them on to it. `null` in a namespace of its own.
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -156,6 +160,11 @@ fn view(state: &AppState, sandbox: &LiveSandbox, api_key: Option<String>) -> San
             message: isolation.message.clone(),
             changed_at: rfc3339(isolation.changed_at_ms),
         }),
+        server: match sandbox.member() {
+            Some(member) => Some(member.replica.clone()),
+            None if sandbox.served_here() => Some(state.replica.to_string()),
+            None => None,
+        },
     }
 }
 

@@ -555,7 +555,9 @@ enum Resolved {
 }
 
 pub async fn handler(State(state): State<AppState>, mut request: Request) -> Response {
-    if !crate::runtime::standby::serves(&state) {
+    if !crate::runtime::standby::serves(&state)
+        && !crate::runtime::members::serves(&state, &request).await
+    {
         match crate::runtime::standby::forward(&state, request).await {
             crate::runtime::standby::Forwarded::Answered(response) => return response,
             crate::runtime::standby::Forwarded::Mine(mine) => request = mine,
@@ -584,6 +586,9 @@ pub async fn handler(State(state): State<AppState>, mut request: Request) -> Res
         // Served by its own server, in its namespace.
         return crate::runtime::namespaces::pass_on(&state, &sandbox, &isolation, request, false)
             .await;
+    }
+    if sandbox.member().is_some() {
+        return crate::runtime::members::pass_on(&state, &sandbox, request).await;
     }
     if let Some(below) = path.strip_prefix(oauth::PREFIX) {
         let below = below.to_owned();
@@ -879,7 +884,7 @@ fn resolve(state: &AppState, request: &Request, raw_path: &str) -> Resolved {
 }
 
 /// The sandbox id a `{id}.{base_domain}` Host header names.
-fn host_sandbox_id<'a>(state: &AppState, request: &'a Request) -> Option<&'a str> {
+pub(crate) fn host_sandbox_id<'a>(state: &AppState, request: &'a Request) -> Option<&'a str> {
     let host = request.headers().get(header::HOST)?.to_str().ok()?;
     let host = host.rsplit_once(':').map_or(host, |(name, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
@@ -893,13 +898,17 @@ fn host_sandbox_id<'a>(state: &AppState, request: &'a Request) -> Option<&'a str
         .filter(|id| !id.contains('.'))
 }
 
+/// Whether the request carries the API key of a sandbox this server knows.
+pub fn carries_known_key(state: &AppState, request: &Request) -> bool {
+    candidate_keys(request)
+        .iter()
+        .any(|key| state.registry.by_key_hash(&KeyHash::of(key)).is_some())
+}
+
 /// Whether the request names a sandbox by its Host header or by a key it
 /// carries: then a page of the portal's (`/`) is the sandbox's instead.
 pub fn names_a_sandbox(state: &AppState, request: &Request) -> bool {
-    host_sandbox_id(state, request).is_some()
-        || candidate_keys(request)
-            .iter()
-            .any(|key| state.registry.by_key_hash(&KeyHash::of(key)).is_some())
+    host_sandbox_id(state, request).is_some() || carries_known_key(state, request)
 }
 
 /// Whether the request names a sandbox by its Host header: then even a

@@ -15,7 +15,9 @@ use sbx_engine::{
     AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState, project::RateLimits,
 };
 use sbx_spec::synth::seed_from;
-use sbx_store::{AccountId, Isolation, ProjectName, ResourceRow, SandboxId, SandboxRecord};
+use sbx_store::{
+    AccountId, Isolation, Member, ProjectName, ResourceRow, SandboxId, SandboxRecord,
+};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
@@ -87,9 +89,19 @@ pub struct LiveSandbox {
     last_active_ms: AtomicI64,
     /// Its data-plane requests today (UTC).
     pub requests: DailyRequests,
-    /// Served from a namespace of its own (for life), and how that stands;
-    /// boxed, so that a shared sandbox pays one word for it.
-    isolation: Option<Box<RwLock<Arc<Isolation>>>>,
+    /// Served by another server (for this copy's life); boxed, so that a
+    /// sandbox served here pays one word for it.
+    elsewhere: Option<Box<Elsewhere>>,
+}
+
+/// Who serves a sandbox the database's holder knows of but does not serve.
+#[derive(Debug)]
+enum Elsewhere {
+    /// Its own server, in a namespace of its own, and how that stands.
+    Namespace(RwLock<Arc<Isolation>>),
+    /// A member sharing the database: this copy keeps what the holder's
+    /// views need (listing, quotas, time to live).
+    Member(Member),
 }
 
 /// Sandbox time something pending next falls due (a job, a delivery), kept
@@ -183,6 +195,7 @@ impl LiveSandbox {
         compiled: Arc<CompiledRevision>,
         rows: Vec<ResourceRow>,
         owner: Option<Arc<Owner>>,
+        served_by: Option<Member>,
     ) -> Self {
         let state = SandboxState::load(
             &compiled.behaviours.fixtures,
@@ -237,23 +250,44 @@ impl LiveSandbox {
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
             requests: DailyRequests::default(),
-            isolation: record
-                .isolation
-                .map(|isolation| Box::new(RwLock::new(Arc::new(isolation)))),
+            elsewhere: match (record.isolation, served_by) {
+                (Some(isolation), _) => Some(Box::new(Elsewhere::Namespace(RwLock::new(
+                    Arc::new(isolation),
+                )))),
+                (None, Some(member)) => Some(Box::new(Elsewhere::Member(member))),
+                (None, None) => None,
+            },
         }
     }
 
     /// Its namespace's standing, when it has one of its own.
     pub fn isolation(&self) -> Option<Arc<Isolation>> {
-        let standing = self.isolation.as_ref()?;
-        Some(standing.read().unwrap_or_else(|e| e.into_inner()).clone())
+        match self.elsewhere.as_deref()? {
+            Elsewhere::Namespace(standing) => {
+                Some(standing.read().unwrap_or_else(|e| e.into_inner()).clone())
+            }
+            Elsewhere::Member(_) => None,
+        }
     }
 
     /// A new standing of its namespace (nothing for a shared sandbox).
     pub fn set_isolation(&self, isolation: Isolation) {
-        if let Some(standing) = &self.isolation {
+        if let Some(Elsewhere::Namespace(standing)) = self.elsewhere.as_deref() {
             *standing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(isolation);
         }
+    }
+
+    /// The member serving it, when the holder's copy is only a copy.
+    pub fn member(&self) -> Option<&Member> {
+        match self.elsewhere.as_deref()? {
+            Elsewhere::Member(member) => Some(member),
+            Elsewhere::Namespace(_) => None,
+        }
+    }
+
+    /// Whether this server answers its requests and runs its work.
+    pub fn served_here(&self) -> bool {
+        self.elsewhere.is_none()
     }
 
     /// Notes a request answered at `now_ms` (at most once a second).
@@ -452,17 +486,21 @@ pub struct Registry {
 
 impl Registry {
     /// Makes the sandbox of `record` live, serving `compiled` with the
-    /// records its requests changed (`rows`) and its `keys`; returns it as
-    /// the registry shares it.
+    /// records its requests changed (`rows`) and its `keys` — or, when a
+    /// member serves it (`served_by`), a copy of it; returns it as the
+    /// registry shares it, in place of any earlier copy.
     pub fn insert(
         &self,
         record: SandboxRecord,
         compiled: Arc<CompiledRevision>,
         rows: Vec<ResourceRow>,
         keys: Vec<LiveKey>,
+        served_by: Option<Member>,
     ) -> Arc<LiveSandbox> {
         let owner = record.owner.as_ref().map(|owner| self.owner(owner));
-        let sandbox = Arc::new(LiveSandbox::from_record(record, compiled, rows, owner));
+        let sandbox = Arc::new(LiveSandbox::from_record(
+            record, compiled, rows, owner, served_by,
+        ));
         if let Ok(mut sandboxes) = self.sandboxes.write() {
             sandboxes.replace(ById(sandbox.clone()));
         }

@@ -47,6 +47,9 @@ pub async fn activate(
     asked: Instant,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
+    // A member taking the database serves every sandbox it served, and
+    // more, as the holder.
+    crate::runtime::members::leave(state).await;
     state.lease.extend(asked, hold.lease());
     state.metrics.holding(hold.epoch());
     *state.hold.lock().await = Some(hold);
@@ -71,8 +74,11 @@ pub async fn activate(
         .await
         .context("indexing idempotency keys")?;
     workers.spawn(reaper::run(state.clone(), workers.stopping()));
-    workers.spawn(scheduler::run(state.clone(), workers.stopping()));
-    workers.spawn(deliveries::run(state.clone(), workers.stopping()));
+    start_sandbox_workers(state);
+    workers.spawn(crate::runtime::members::sweep(
+        state.clone(),
+        workers.stopping(),
+    ));
     if let Some(namespaces) = state.namespaces.clone() {
         workers.spawn(crate::workers::namespaces::run(
             state.clone(),
@@ -85,6 +91,16 @@ pub async fn activate(
         state.active.store(true, Ordering::Release);
     }
     Ok(())
+}
+
+/// Starts the workers running the jobs and deliveries of the sandboxes
+/// this server serves, once (as a member, then as the holder).
+pub fn start_sandbox_workers(state: &AppState) {
+    state.sandbox_workers.call_once(|| {
+        let workers = &state.workers;
+        workers.spawn(scheduler::run(state.clone(), workers.stopping()));
+        workers.spawn(deliveries::run(state.clone(), workers.stopping()));
+    });
 }
 
 /// Whether this server answers requests itself: it took its database and
@@ -120,13 +136,13 @@ impl Default for LocalLease {
 }
 
 impl LocalLease {
-    fn holds(&self) -> bool {
+    pub(crate) fn holds(&self) -> bool {
         let until = self.until_ms.load(Ordering::Acquire);
         until == u64::MAX || (self.started.elapsed().as_millis() as u64) < until
     }
 
     /// Extends the lease after a renewal asked for at `asked`.
-    fn extend(&self, asked: Instant, lease: Option<Duration>) {
+    pub(crate) fn extend(&self, asked: Instant, lease: Option<Duration>) {
         let until = match lease {
             None => u64::MAX,
             Some(lease) => {
@@ -244,12 +260,12 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
 
 /// Marks a forwarded request (the value: who forwarded it): a server
 /// standing by never forwards one again.
-const FORWARDED_BY: &str = "x-sbx-forwarded-by";
+pub(crate) const FORWARDED_BY: &str = "x-sbx-forwarded-by";
 
 /// How a server standing by reaches the holder: one connection pool, and
 /// the holder as read at most a second ago.
 pub struct Forwarder {
-    client: crate::http::proxy::Client,
+    pub(crate) client: crate::http::proxy::Client,
     holder: tokio::sync::Mutex<Option<(Instant, Holder)>>,
 }
 
@@ -451,7 +467,7 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         request.uri().path(),
         "/healthz" | "/readyz" | "/api/v1/health" | "/metrics"
     );
-    if own || serves(&state) {
+    if own || serves(&state) || crate::runtime::members::serves(&state, &request).await {
         return next.run(request).await;
     }
     match forward(&state, request).await {

@@ -205,11 +205,30 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
         .create_sandbox(&record, std::slice::from_ref(&key))
         .await?;
     let keys = LiveKey::of(&key).into_iter().collect();
-    let sandbox = state.registry.insert(record, compiled, Vec::new(), keys);
+    let served_by = match record.isolation {
+        Some(_) => None,
+        None => serve_on_member(state, &record.id).await,
+    };
+    let sandbox = state
+        .registry
+        .insert(record, compiled, Vec::new(), keys, served_by);
     if let (Some(namespaces), Some(_)) = (&state.namespaces, sandbox.isolation()) {
         namespaces.kick.notify_one();
     }
     Ok(Created { sandbox, api_key })
+}
+
+/// Gives a new sandbox to the member serving the fewest, when sandboxes
+/// are spread and one serves fewer than the holder; `None`: served here.
+async fn serve_on_member(state: &AppState, id: &str) -> Option<sbx_store::Member> {
+    let member = crate::runtime::members::choose(state).await?;
+    match state.store.serve_on(id, Some(&member.replica)).await {
+        Ok(_) => Some(member),
+        Err(error) => {
+            tracing::warn!(%error, sandbox = %id, "giving the sandbox to a member failed: served here");
+            None
+        }
+    }
 }
 
 fn check_rate_limits(limits: &RateLimits) -> ServiceResult<()> {
@@ -505,7 +524,7 @@ pub async fn remove_inactive(state: &AppState, now: i64) -> ServiceResult<usize>
         .registry
         .all()
         .into_iter()
-        .filter(|s| s.owner.is_some() && s.last_active_ms() < horizon)
+        .filter(|s| s.owner.is_some() && s.served_here() && s.last_active_ms() < horizon)
         .collect();
     for sandbox in &idle {
         let entry = super::audit::by_system(

@@ -54,6 +54,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 /// task: a slow receiver of one never holds up another's deliveries.
 fn start_due(state: &AppState) {
     for sandbox in state.registry.all() {
+        if !sandbox.served_here() {
+            continue;
+        }
         let now_ms = sandbox.now_ms();
         if sandbox.next_delivery.get().is_none_or(|due| due > now_ms) {
             continue;
@@ -74,6 +77,9 @@ fn start_due(state: &AppState) {
 pub async fn deliver_all_due(state: &AppState) {
     let rounds = state.registry.all().into_iter().map(|sandbox| async move {
         let now_ms = sandbox.now_ms();
+        if !sandbox.served_here() {
+            return;
+        }
         if sandbox.next_delivery.get().is_none_or(|due| due > now_ms) {
             return;
         }

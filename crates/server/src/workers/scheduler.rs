@@ -215,6 +215,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 /// Runs the due jobs of every sandbox (one round of the scheduler).
 pub async fn fire_due(state: &AppState) {
     for sandbox in state.registry.all() {
+        if !sandbox.served_here() {
+            continue;
+        }
         let Some(due_ms) = sandbox.next_job.get() else {
             continue;
         };

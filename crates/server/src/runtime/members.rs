@@ -1,0 +1,302 @@
+//! Sandboxes served by members: servers sharing the database with its
+//! holder that serve sandboxes of their own (`spread_sandboxes`). The
+//! holder still answers everything else (projects, accounts, the portal,
+//! sandbox listings) and keeps a copy of each member's sandbox for those
+//! views; a member serves its sandboxes' data plane and their
+//! `/api/v1/sandboxes/{id}…` calls from memory, runs their jobs and
+//! deliveries, and writes for them while its lease lasts. When a member's
+//! lease runs out, the holder sweeps it (the database then refuses its
+//! writes) and serves its sandboxes again, rebuilt from the database.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::Request,
+    http::{HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use sbx_store::{Member, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    app::{AppState, now_ms},
+    http::error::ApiError,
+    runtime::{registry::LiveSandbox, standby::FORWARDED_BY},
+};
+
+/// How often leases are renewed and the holder sweeps lapsed members.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Joins the database's members, when it has any (PostgreSQL), and starts
+/// serving the sandboxes the holder gives this server.
+pub async fn join(state: &AppState, address: &str, shutdown: &CancellationToken) {
+    let member = Member {
+        replica: state.replica.to_string(),
+        address: address.to_owned(),
+    };
+    let asked = Instant::now();
+    let membership = match state.store.join(&member).await {
+        Ok(Some(membership)) => membership,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "joining the members failed: forwarding every request to the holder");
+            return;
+        }
+    };
+    state.member_lease.extend(asked, Some(membership.lease()));
+    *state.membership.lock().await = Some(membership);
+    let workers = &state.workers;
+    workers.spawn(renew(state.clone(), shutdown.clone()));
+    crate::runtime::standby::start_sandbox_workers(state);
+    workers.spawn(drop_expired(state.clone(), workers.stopping()));
+}
+
+/// Leaves the members (a graceful stop, or this server took the
+/// database): its sandboxes go back to the holder.
+pub async fn leave(state: &AppState) {
+    if let Some(membership) = state.membership.lock().await.take() {
+        membership.leave().await;
+    }
+}
+
+/// Renews the membership every second; once the holder swept this
+/// server, it stops: its sandboxes are served elsewhere.
+async fn renew(state: AppState, shutdown: CancellationToken) {
+    let stopping = state.workers.stopping();
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+        let mut membership = state.membership.lock().await;
+        let Some(held) = membership.as_mut() else {
+            return;
+        };
+        let asked = Instant::now();
+        match held.renew().await {
+            Ok(()) => state.member_lease.extend(asked, Some(held.lease())),
+            Err(StoreError::Fenced(why)) => {
+                membership.take();
+                tracing::error!(%why, "no longer a member: stopping, so that only the sandboxes' new server serves them");
+                shutdown.cancel();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "renewing the membership failed; trying again (serving nothing once its lease lapsed)");
+            }
+        }
+    }
+}
+
+/// A member drops its expired sandboxes (the holder deletes them from the
+/// database).
+async fn drop_expired(state: AppState, shutdown: CancellationToken) {
+    let period = state.config.reaper_interval;
+    crate::workers::every(period, shutdown, || async {
+        let now = now_ms();
+        for sandbox in state.registry.all() {
+            if sandbox.expired_at(now).is_some() {
+                state.registry.remove(&sandbox.id);
+                state.oauth.forget(&sandbox.id);
+            }
+        }
+    })
+    .await;
+}
+
+/// The sandbox a request addresses by its id: its path (`/sbx/{id}`,
+/// `/api/v1/sandboxes/{id}…`) or Host.
+fn addressed(state: &AppState, request: &Request) -> Option<String> {
+    let path = request.uri().path();
+    let by_path = path
+        .strip_prefix("/sbx/")
+        .or_else(|| path.strip_prefix("/api/v1/sandboxes/"))
+        .map(|rest| rest.split('/').next().unwrap_or(rest));
+    by_path
+        .or_else(|| crate::data_plane::host_sandbox_id(state, request))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether this member answers `request` itself: it addresses a sandbox
+/// this server serves (loaded from the database on the holder's first
+/// forward), and the membership's lease surely holds.
+pub fn serves(state: &AppState, request: &Request) -> impl Future<Output = bool> + Send + use<> {
+    let state = state.clone();
+    let decided = if !state.member_lease.holds() {
+        Err(false)
+    } else if crate::data_plane::carries_known_key(&state, request) {
+        Err(true)
+    } else {
+        match addressed(&state, request) {
+            None => Err(false),
+            Some(id) if state.registry.get(&id).is_some() => Err(true),
+            // Only the holder sends sandboxes this server is yet to load.
+            Some(_) if !request.headers().contains_key(FORWARDED_BY) => Err(false),
+            Some(id) => Ok(id),
+        }
+    };
+    async move {
+        match decided {
+            Err(decided) => decided,
+            Ok(id) => load_if_served_here(&state, &id).await,
+        }
+    }
+}
+
+/// Loads sandbox `id` when the database says this member serves it.
+async fn load_if_served_here(state: &AppState, id: &str) -> bool {
+    match state.store.served_by(id).await {
+        Ok(Some(served))
+            if served
+                .member
+                .as_ref()
+                .is_some_and(|m| *m.replica == *state.replica) =>
+        {
+            match load(state, id, None).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "loading a sandbox to serve failed");
+                    false
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Loads sandbox `id` from the database into the registry: served here,
+/// or (`served_by`) the holder's copy of a member's.
+pub async fn load(state: &AppState, id: &str, served_by: Option<Member>) -> anyhow::Result<()> {
+    let Some(record) = state.store.get_sandbox(id).await? else {
+        state.registry.remove(id);
+        return Ok(());
+    };
+    let keys = state
+        .store
+        .list_keys(id)
+        .await?
+        .iter()
+        .filter_map(crate::runtime::keys::LiveKey::of)
+        .collect();
+    crate::app::load_sandbox(state, record, keys, served_by).await
+}
+
+/// The member a new sandbox goes to: of the holder and the live members,
+/// whichever serves the fewest; `None`: the holder.
+pub async fn choose(state: &AppState) -> Option<Member> {
+    if !state.config.spread_sandboxes {
+        return None;
+    }
+    let members = match state.store.members().await {
+        Ok(members) => members,
+        Err(error) => {
+            tracing::warn!(%error, "listing members failed: the holder serves the new sandbox");
+            return None;
+        }
+    };
+    let mut counts: std::collections::HashMap<&str, usize> =
+        members.iter().map(|m| (m.replica.as_str(), 0)).collect();
+    let mut here = 0;
+    for sandbox in state.registry.all() {
+        match sandbox.member() {
+            Some(member) => {
+                if let Some(count) = counts.get_mut(member.replica.as_str()) {
+                    *count += 1;
+                }
+            }
+            None => here += 1,
+        }
+    }
+    let (fewest, count) = counts.into_iter().min_by_key(|(replica, count)| (*count, *replica))?;
+    let fewest = fewest.to_owned();
+    (count < here).then(|| members.into_iter().find(|m| m.replica == fewest))?
+}
+
+/// The holder sweeps lapsed members every second and serves their
+/// sandboxes again, rebuilt from the database.
+pub async fn sweep(state: AppState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+        let taken = match state.store.sweep_members().await {
+            Ok(taken) => taken,
+            Err(error) => {
+                tracing::warn!(%error, "sweeping lapsed members failed; trying again");
+                continue;
+            }
+        };
+        if !taken.is_empty() {
+            tracing::info!(count = taken.len(), "serving the sandboxes of lapsed members");
+        }
+        for id in taken {
+            if let Err(error) = load(&state, &id, None).await {
+                tracing::error!(sandbox = %id, error = %format!("{error:#}"), "taking a lapsed member's sandbox over failed");
+            }
+        }
+    }
+}
+
+/// Passes a request for `sandbox` to the member serving it and its answer
+/// back. A control-plane call that deleted it, or changed its time to
+/// live, is mirrored on the holder's copy.
+pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) -> Response {
+    let Some(member) = sandbox.member() else {
+        return ApiError::standby("the sandbox is served here").into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let mut headers = parts.headers.clone();
+    if let Ok(replica) = HeaderValue::from_str(&state.replica) {
+        headers.insert(FORWARDED_BY, replica);
+    }
+    let sent = crate::http::proxy::send(
+        &state.forwarder.client,
+        &member.address,
+        &parts,
+        headers,
+        body,
+    )
+    .await;
+    match sent {
+        Ok(answer) => {
+            let changed = answer.status().is_success()
+                && parts.uri.path().starts_with("/api/v1/sandboxes/")
+                && parts.method != Method::GET;
+            if changed {
+                mirror(
+                    state,
+                    &sandbox.id,
+                    parts.uri.path(),
+                    &parts.method,
+                    answer.status(),
+                )
+                .await;
+            }
+            crate::http::proxy::answer(answer)
+        }
+        Err(error) => {
+            tracing::warn!(%error, sandbox = %sandbox.id, member = %member.replica, "the member serving the sandbox does not answer");
+            ApiError::standby(format!(
+                "sandbox \"{}\" is served by {} at {}, which does not answer; once its lease runs out this server serves it",
+                sandbox.id, member.replica, member.address
+            ))
+            .into_response()
+        }
+    }
+}
+
+/// Brings the holder's copy of a member's sandbox in line after a change
+/// the member made.
+async fn mirror(state: &AppState, id: &str, path: &str, method: &Method, status: StatusCode) {
+    let served_by = state.registry.get(id).and_then(|s| s.member().cloned());
+    let whole = path.trim_end_matches('/') == format!("/api/v1/sandboxes/{id}");
+    if whole && *method == Method::DELETE && status == StatusCode::NO_CONTENT {
+        state.registry.remove(id);
+        return;
+    }
+    if let Err(error) = load(state, id, served_by).await {
+        tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "refreshing the holder's copy failed");
+    }
+}
