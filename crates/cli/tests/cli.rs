@@ -2579,29 +2579,22 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
     serves_all(&urls[last], &acknowledged);
 }
 
-/// The replica id of the server at `url`, as its readiness says.
-fn replica_of(url: &str) -> String {
+/// The replica id of the server at `url`, as its readiness says; `None`
+/// once it is gone.
+fn replica_of(url: &str) -> Option<String> {
+    TcpStream::connect(url.trim_start_matches("http://")).ok()?;
     let (_, ready) = http_get(&format!("{url}/readyz"), &[]);
-    serde_json::from_str::<Value>(&ready).unwrap()["replica"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let ready: Value = serde_json::from_str(&ready).ok()?;
+    Some(ready["replica"].as_str()?.to_owned())
 }
 
 /// Which server of `urls` serves sandbox `id`, as the sandbox says.
 fn server_of(urls: &[String], id: &str) -> usize {
-    let auth = format!("Bearer {TOKEN}");
-    let (status, sandbox) = http_get(
-        &format!("{}/api/v1/sandboxes/{id}", urls[0]),
-        &[("Authorization", &auth)],
-    );
+    let (status, sandbox) = admin_curl("GET", &format!("{}/api/v1/sandboxes/{id}", urls[0]), None);
     assert_eq!(status, 200, "{sandbox}");
-    let server = serde_json::from_str::<Value>(&sandbox).unwrap()["server"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let server = sandbox["server"].as_str().unwrap().to_owned();
     urls.iter()
-        .position(|url| replica_of(url) == server)
+        .position(|url| replica_of(url).as_deref() == Some(&server))
         .unwrap_or_else(|| panic!("{server} is none of the servers"))
 }
 
@@ -2611,9 +2604,14 @@ fn server_of(urls: &[String], id: &str) -> usize {
 /// member's sandboxes answer reads and writes while the holder is paused.
 /// A member killed (SIGKILL) under a load of stateful writes spread over
 /// every sandbox and sent through the two others loses nothing
-/// acknowledged: its sandbox answers again within 5 s (served by the
-/// holder, rebuilt from the database), the other sandboxes never fail, and
-/// the only refusals are 503 with `Retry-After`.
+/// acknowledged: every acknowledged create is served and every
+/// acknowledged event delivered at least once, its sandbox answers again
+/// within 5 s (served by the holder, rebuilt from the database), the other
+/// sandboxes never fail, and the only refusals are 503 with `Retry-After`.
+/// Then a revision published through a member reaches every sandbox
+/// within a second, a member's sandbox deleted through the holder is gone
+/// everywhere, and a member paused past its lease is swept: the holder
+/// serves its sandbox with everything acknowledged, and it stops.
 #[test]
 fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed_one() {
     let Some(database) = postgres_database() else {
@@ -2622,8 +2620,11 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     let config = tempfile::tempdir().unwrap();
     let file = config.path().join("sbx.toml");
     std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
-    let (mut servers, urls, _data) =
-        servers_on_postgres(&database, 3, &["--config", file.to_str().unwrap()]);
+    let (mut servers, urls, _data) = servers_on_postgres(
+        &database,
+        3,
+        &["--config", file.to_str().unwrap(), "--allow-private-egress"],
+    );
     let holder = holder_among(&[&urls[0], &urls[1], &urls[2]]);
     assert_eq!(holder, 0, "the first server started holds the database");
     let ids: Vec<String> = std::iter::once(payments_sandbox_through(&urls[1]))
@@ -2634,6 +2635,15 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
                 .to_owned()
         }))
         .collect();
+    let (hooks, seen) = counting_receiver(Duration::from_millis(5));
+    for id in &ids {
+        let (status, endpoint) = admin_curl(
+            "POST",
+            &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
+            Some(&format!(r#"{{"url": "{hooks}"}}"#)),
+        );
+        assert_eq!(status, 201, "{endpoint}");
+    }
     let mut served: Vec<usize> = ids.iter().map(|id| server_of(&urls, id)).collect();
     eprintln!("sandboxes served by servers {served:?}");
     let by_server = served.clone();
@@ -2676,22 +2686,40 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
             );
             std::thread::spawn(move || {
                 let mut acknowledged: Vec<(String, String)> = Vec::new();
+                let mut events: Vec<String> = Vec::new();
                 let (mut refused, mut back) = (0, None);
                 for n in 0.. {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         break;
                     }
-                    let id = &ids[n % ids.len()];
-                    let answer = http_post(
-                        &format!("{url}/sbx/{id}/v1/customers"),
-                        &format!(r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#),
-                    );
+                    let id = &ids[(n / 2) % ids.len()];
+                    let event = n % 2 == 1;
+                    let answer = if event {
+                        http_post_with(
+                            &format!("{url}/api/v1/sandboxes/{id}/events"),
+                            &[("Authorization", &format!("Bearer {TOKEN}"))],
+                            &format!(r#"{{"type": "payment.refunded", "data": {{"n": {n}}}}}"#),
+                        )
+                    } else {
+                        http_post(
+                            &format!("{url}/sbx/{id}/v1/customers"),
+                            &format!(r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#),
+                        )
+                    };
                     let (status, head, body) = answer.expect("the server stays up");
                     match status {
                         201 => {
                             let made: Value = serde_json::from_str(&body).unwrap();
-                            acknowledged.push((id.clone(), made["id"].as_str().unwrap().to_owned()));
-                            if *id == killed_sandbox && back.is_none() && killed_at.lock().unwrap().is_some() {
+                            let made = made["id"].as_str().unwrap().to_owned();
+                            if event {
+                                events.push(made);
+                            } else {
+                                acknowledged.push((id.clone(), made));
+                            }
+                            if *id == killed_sandbox
+                                && back.is_none()
+                                && killed_at.lock().unwrap().is_some()
+                            {
                                 back = Some(std::time::Instant::now());
                             }
                         }
@@ -2703,7 +2731,7 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
                         other => panic!("POST to {id} through {url} answered {other}: {body}"),
                     }
                 }
-                (acknowledged, refused, back)
+                (acknowledged, refused, back, events)
             })
         })
         .collect();
@@ -2717,25 +2745,123 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     let killed_at = killed_at.lock().unwrap().unwrap();
     let back_after = results
         .iter()
-        .filter_map(|(_, _, back)| *back)
+        .filter_map(|(_, _, back, _)| *back)
         .min()
         .expect("the killed server's sandbox answered again")
         - killed_at;
-    let acknowledged: Vec<&(String, String)> = results.iter().flat_map(|(a, _, _)| a).collect();
-    let refused: usize = results.iter().map(|(_, r, _)| r).sum();
+    let acknowledged: Vec<&(String, String)> = results.iter().flat_map(|(a, _, _, _)| a).collect();
+    let events: std::collections::HashSet<&String> =
+        results.iter().flat_map(|(_, _, _, e)| e).collect();
+    let refused: usize = results.iter().map(|(_, r, _, _)| r).sum();
     eprintln!(
-        "{} creates acknowledged, {refused} refused with Retry-After; the killed server's sandbox answered again {back_after:?} after the kill",
-        acknowledged.len()
+        "{} creates and {} events acknowledged, {refused} refused with Retry-After; the killed server's sandbox answered again {back_after:?} after the kill",
+        acknowledged.len(),
+        events.len()
     );
     assert!(
         back_after < Duration::from_secs(5),
         "answered again {back_after:?} after the kill"
     );
-    assert_eq!(server_of(&urls, &killed_sandbox), 0, "the holder took it over");
+    assert_eq!(
+        server_of(&urls, &killed_sandbox),
+        0,
+        "the holder took it over"
+    );
     for (id, customer) in acknowledged {
         for url in [&urls[0], &urls[2]] {
             let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
             assert_eq!(status, 200, "{customer} of {id} through {url}: {body}");
         }
+    }
+    let (delivered, arrived) = &*seen;
+    let delivered = delivered.lock().unwrap();
+    let (delivered, _) = arrived
+        .wait_timeout_while(delivered, Duration::from_secs(60), |delivered| {
+            !events.iter().all(|event| delivered.contains(*event))
+        })
+        .unwrap();
+    let missing: Vec<_> = events.iter().filter(|e| !delivered.contains(**e)).collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+    drop(delivered);
+
+    // A revision published through the member is served by every
+    // sandbox, the member's too, within a second.
+    let example = example_project();
+    let (ok, _, stderr) = run(
+        &["import", example.to_str().unwrap(), "--name", "payments"],
+        &urls[2],
+    );
+    assert!(ok, "{stderr}");
+    let published = std::time::Instant::now();
+    for id in &ids {
+        loop {
+            let (_, sandbox) =
+                admin_curl("GET", &format!("{}/api/v1/sandboxes/{id}", urls[0]), None);
+            if sandbox["revision"] == 2 {
+                break;
+            }
+            assert!(
+                published.elapsed() < Duration::from_secs(1),
+                "revision 2 not served by {id} within 1 s: {sandbox}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    eprintln!(
+        "revision 2 served by every sandbox {:?} after its publication",
+        published.elapsed()
+    );
+
+    // The member's sandbox deleted through the holder is gone everywhere.
+    let member_sandbox = &ids[by_server.iter().position(|s| *s == 2).unwrap()];
+    let (status, body) = admin_curl(
+        "DELETE",
+        &format!("{}/api/v1/sandboxes/{member_sandbox}", urls[0]),
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    for url in [&urls[0], &urls[2]] {
+        let (status, body) = http_get(&format!("{url}/sbx/{member_sandbox}/v1/customers"), &[]);
+        assert!(matches!(status, 404 | 410), "{url}: {status} {body}");
+    }
+
+    // A member paused past its lease is swept: the holder serves its
+    // sandbox, with everything acknowledged before, and the member, once
+    // resumed, stops.
+    let paused_sandbox = open_payments_sandbox(&urls[0])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        server_of(&urls, &paused_sandbox),
+        2,
+        "the member serving fewest gets it"
+    );
+    let before = create_customer(&urls[2], &paused_sandbox, "Before the pause").unwrap();
+    signal(&servers[2], "STOP");
+    let paused = std::time::Instant::now();
+    let holder_replica = replica_of(&urls[0]).unwrap();
+    eventually("the holder takes the paused member's sandbox", || {
+        let (status, sandbox) = admin_curl(
+            "GET",
+            &format!("{}/api/v1/sandboxes/{paused_sandbox}", urls[0]),
+            None,
+        );
+        (status == 200 && sandbox["server"] == holder_replica.as_str()).then_some(())
+    });
+    eprintln!(
+        "the paused member's sandbox served by the holder {:?} after the pause",
+        paused.elapsed()
+    );
+    let during = create_customer(&urls[0], &paused_sandbox, "During the pause").unwrap();
+    signal(&servers[2], "CONT");
+    let stopped = eventually("the swept member stops", || servers[2].try_wait().unwrap());
+    eprintln!("the swept member stopped: {stopped}");
+    for customer in [before, during] {
+        let (status, body) = http_get(
+            &format!("{}/sbx/{paused_sandbox}/v1/customers/{customer}", urls[0]),
+            &[],
+        );
+        assert_eq!(status, 200, "{customer}: {body}");
     }
 }

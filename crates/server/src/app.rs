@@ -154,6 +154,7 @@ impl Server {
         self.shutdown.cancel();
         self.state.workers.shut_down().await;
         // Last: a server standing by takes over once everything is written.
+        crate::runtime::members::leave(&self.state).await;
         if let Some(hold) = self.state.hold.lock().await.take() {
             hold.release().await;
         }
@@ -165,7 +166,9 @@ impl Server {
             .lost_hold
             .load(std::sync::atomic::Ordering::Acquire)
         {
-            anyhow::bail!("stopped: this server lost its hold on the database");
+            anyhow::bail!(
+                "stopped: another server took over this server's hold on the database or its sandboxes"
+            );
         }
         served.context("server failed")
     }
@@ -338,8 +341,18 @@ pub(crate) async fn load_registry(state: &AppState) -> anyhow::Result<()> {
         if record.expires_at_ms.is_some_and(|at| at <= now) {
             continue; // the reaper removes it on its first pass
         }
+        if state
+            .registry
+            .get(&record.id)
+            .is_some_and(|live| live.served_here())
+        {
+            continue; // served here as a member already, and kept live
+        }
         let keys = keys.remove(&record.id).unwrap_or_default();
-        let served_by = members.get(record.id.as_str()).cloned();
+        let served_by = members
+            .get(record.id.as_str())
+            .filter(|member| *member.replica != *state.replica)
+            .cloned();
         load_sandbox(state, record, keys, served_by).await?;
     }
     Ok(())
@@ -371,7 +384,9 @@ pub(crate) async fn load_sandbox(
         None => state.store.load_resources(&record.id).await?,
     };
     let record = sbx_store::SandboxRecord { revision, ..record };
-    state.registry.insert(record, compiled, rows, keys, served_by);
+    state
+        .registry
+        .insert(record, compiled, rows, keys, served_by);
     Ok(())
 }
 

@@ -703,9 +703,29 @@ pub trait Membership: Send + Sync {
     async fn renew(&mut self) -> Result<(), StoreError>;
     /// How long a renewal holds, counted from before it was asked for.
     fn lease(&self) -> std::time::Duration;
-    /// Hands its sandboxes back to the holder and leaves (a graceful stop,
-    /// or it takes the database itself).
+    /// Ends its lease now (a graceful stop, or it takes the database
+    /// itself): the holder's next sweep takes its sandboxes over.
     async fn leave(self: Box<Self>);
+}
+
+/// A change another server made that a server keeping sandboxes in memory
+/// follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The project has a new revision.
+    Revision(String),
+    /// The sandbox was deleted.
+    SandboxGone(String),
+    /// Changes may have been missed (the listening connection dropped):
+    /// everything is to be read again.
+    Missed,
+}
+
+/// Changes as the database announces them (PostgreSQL's `LISTEN`).
+#[async_trait]
+pub trait ChangeWatch: Send {
+    /// The next change; [`Change::Missed`] after a reconnection.
+    async fn next(&mut self) -> Change;
 }
 
 /// Notice of a holder letting its database go, so that a server standing
@@ -970,6 +990,9 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     /// (PostgreSQL's `LISTEN`); `None` where no other server can hold it.
     async fn watch_releases(&self) -> Result<Option<Box<dyn ReleaseWatch>>, StoreError>;
 
+    /// Announces changes other servers make; `None` where no other server
+    /// shares the database (SQLite).
+    async fn watch_changes(&self) -> Result<Option<Box<dyn ChangeWatch>>, StoreError>;
     /// Makes `member` a server of sandboxes of its own; `None` where no
     /// other server shares the database (SQLite).
     async fn join(&self, member: &Member) -> Result<Option<Box<dyn Membership>>, StoreError>;

@@ -236,14 +236,12 @@ mod hold {
         }
 
         async fn leave(mut self: Box<Self>) {
-            // Its lease ends now: the holder's next sweep removes it.
+            // Its lease ends now: the holder's next sweep takes its
+            // sandboxes over.
             let _ = self
                 .0
                 .run(
-                    "WITH handed AS (
-                         UPDATE sandboxes SET served_by = NULL, served_epoch = served_epoch + 1
-                         WHERE served_by = $1)
-                     UPDATE replicas SET expires_at = clock_timestamp() - make_interval(secs => $3)
+                    "UPDATE replicas SET expires_at = clock_timestamp() - make_interval(secs => $3)
                      WHERE replica = $1 AND since_ms = $2",
                 )
                 .await;
@@ -414,6 +412,41 @@ mod hold {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen("sbx_released").await?;
         Ok(Some(Box::new(Releases(listener))))
+    }
+
+    /// Waits on `LISTEN sbx_changes`, which the triggers of
+    /// `sbx_notify_change()` notify.
+    struct Changes(sqlx::postgres::PgListener);
+
+    #[async_trait::async_trait]
+    impl crate::ChangeWatch for Changes {
+        async fn next(&mut self) -> crate::Change {
+            loop {
+                match self.0.try_recv().await {
+                    Ok(Some(notice)) => match notice.payload().split_once(' ') {
+                        Some(("revision", project)) => {
+                            return crate::Change::Revision(project.to_owned());
+                        }
+                        Some(("sandbox", id)) => return crate::Change::SandboxGone(id.to_owned()),
+                        _ => continue,
+                    },
+                    // Reconnected on the next call.
+                    Ok(None) => return crate::Change::Missed,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        return crate::Change::Missed;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn watch_changes(
+        pool: &PgPool,
+    ) -> Result<Option<Box<dyn crate::ChangeWatch>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen("sbx_changes").await?;
+        Ok(Some(Box::new(Changes(listener))))
     }
 
     pub(super) async fn holder(pool: &PgPool) -> Result<Option<Holder>, StoreError> {

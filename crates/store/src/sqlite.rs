@@ -60,6 +60,12 @@ mod hold {
         Ok(None)
     }
 
+    pub(super) async fn watch_changes(
+        _: &SqlitePool,
+    ) -> Result<Option<Box<dyn crate::ChangeWatch>>, StoreError> {
+        Ok(None)
+    }
+
     /// One server per file: no members, and every sandbox is the holder's.
     pub(super) async fn join(
         _: &SqlitePool,

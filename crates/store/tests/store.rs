@@ -1351,6 +1351,25 @@ async fn postgres_members_write_until_swept() {
         .await
         .unwrap();
     let serving = PgStore::open_url_as(&url, "rep_m").await.unwrap();
+    // A member follows the holder's changes as they commit.
+    let mut changes = serving.watch_changes().await.unwrap().unwrap();
+    holding
+        .add_revision("pets", "spec 2", &ProjectFiles::default(), "usr_a", 2)
+        .await
+        .unwrap();
+    holding
+        .create_sandbox(&sandbox("sbx-gone", None), &[])
+        .await
+        .unwrap();
+    assert!(holding.delete_sandbox("sbx-gone").await.unwrap());
+    assert_eq!(
+        changes.next().await,
+        sbx_store::Change::Revision("pets".to_owned())
+    );
+    assert_eq!(
+        changes.next().await,
+        sbx_store::Change::SandboxGone("sbx-gone".to_owned())
+    );
     let why = writes(&serving, "before-joining").await.unwrap_err();
     assert!(why.contains("serves no sandboxes of its own"), "{why}");
 
@@ -1404,7 +1423,7 @@ async fn postgres_members_write_until_swept() {
     let served = holding.served_by("sbx-m").await.unwrap().unwrap();
     assert_eq!((served.member, served.epoch), (None, 2));
 
-    // A member leaving hands its sandboxes back.
+    // A member leaving hands its sandboxes back at the next sweep.
     let next = sbx_store::Member {
         replica: "rep_n".to_owned(),
         address: "http://rep_n.internal:8080".to_owned(),
@@ -1413,10 +1432,10 @@ async fn postgres_members_write_until_swept() {
     let lease = other.join(&next).await.unwrap().unwrap();
     assert_eq!(holding.serve_on("sbx-m", Some("rep_n")).await.unwrap(), 3);
     lease.leave().await;
+    assert!(holding.members().await.unwrap().is_empty());
+    assert_eq!(holding.sweep_members().await.unwrap(), ["sbx-m"]);
     let served = holding.served_by("sbx-m").await.unwrap().unwrap();
     assert_eq!((served.member, served.epoch), (None, 4));
-    assert!(holding.members().await.unwrap().is_empty());
-    assert!(holding.sweep_members().await.unwrap().is_empty());
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM replicas")
         .fetch_one(&raw)
         .await
@@ -1463,6 +1482,7 @@ async fn sqlite_is_always_held_by_its_one_server() {
         address: "http://rep_m.internal:8080".to_owned(),
     };
     assert!(store.join(&member).await.unwrap().is_none());
+    assert!(store.watch_changes().await.unwrap().is_none());
     store
         .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
         .await

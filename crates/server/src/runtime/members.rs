@@ -15,11 +15,11 @@ use axum::{
     http::{HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
-use sbx_store::{Member, StoreError};
+use sbx_store::{Change, Member, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    app::{AppState, now_ms},
+    app::AppState,
     http::error::ApiError,
     runtime::{registry::LiveSandbox, standby::FORWARDED_BY},
 };
@@ -48,7 +48,13 @@ pub async fn join(state: &AppState, address: &str, shutdown: &CancellationToken)
     let workers = &state.workers;
     workers.spawn(renew(state.clone(), shutdown.clone()));
     crate::runtime::standby::start_sandbox_workers(state);
-    workers.spawn(drop_expired(state.clone(), workers.stopping()));
+    match state.store.watch_changes().await {
+        Ok(Some(changes)) => workers.spawn(follow(state.clone(), changes, workers.stopping())),
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(%error, "listening for the holder's changes failed: new revisions reach this server's sandboxes when it restarts");
+        }
+    }
 }
 
 /// Leaves the members (a graceful stop, or this server took the
@@ -77,6 +83,9 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
             Ok(()) => state.member_lease.extend(asked, Some(held.lease())),
             Err(StoreError::Fenced(why)) => {
                 membership.take();
+                state
+                    .lost_hold
+                    .store(true, std::sync::atomic::Ordering::Release);
                 tracing::error!(%why, "no longer a member: stopping, so that only the sandboxes' new server serves them");
                 shutdown.cancel();
                 return;
@@ -88,20 +97,73 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// A member drops its expired sandboxes (the holder deletes them from the
-/// database).
-async fn drop_expired(state: AppState, shutdown: CancellationToken) {
-    let period = state.config.reaper_interval;
-    crate::workers::every(period, shutdown, || async {
-        let now = now_ms();
-        for sandbox in state.registry.all() {
-            if sandbox.expired_at(now).is_some() {
-                state.registry.remove(&sandbox.id);
-                state.oauth.forget(&sandbox.id);
+/// Follows the holder's changes: a new revision is served by this
+/// server's sandboxes that follow their project, a deleted sandbox is
+/// dropped, and after a reconnection everything is read again.
+async fn follow(
+    state: AppState,
+    mut changes: Box<dyn sbx_store::ChangeWatch>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.next() => change,
+        };
+        match change {
+            Change::Revision(project) => follow_project(&state, &project).await,
+            Change::SandboxGone(id) => forget(&state, &id),
+            Change::Missed => catch_up(&state).await,
+        }
+    }
+}
+
+/// Swaps this server's sandboxes that follow `project` to its latest
+/// revision.
+async fn follow_project(state: &AppState, project: &str) {
+    let latest = match state.store.get_project(project).await {
+        Ok(Some(record)) => record.latest_revision,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, %project, "reading a project's latest revision failed");
+            return;
+        }
+    };
+    match crate::service::projects::compiled_revision(state, project, latest).await {
+        Ok(compiled) => {
+            let swapped = state.registry.swap_project(project, latest, &compiled);
+            tracing::info!(%project, revision = latest, sandboxes = swapped, "revision live");
+        }
+        Err(error) => tracing::warn!(%error, %project, "compiling a new revision failed"),
+    }
+}
+
+fn forget(state: &AppState, id: &str) {
+    if state.registry.remove(id).is_some() {
+        state.oauth.forget(id);
+        state.receiver.forget(id);
+    }
+}
+
+/// After changes may have been missed: drops what was deleted and follows
+/// every project's latest revision.
+async fn catch_up(state: &AppState) {
+    let mut projects = std::collections::BTreeSet::new();
+    for sandbox in state.registry.all() {
+        match state.store.get_sandbox(&sandbox.id).await {
+            Ok(Some(_)) => {
+                projects.insert(sandbox.project.to_string());
+            }
+            Ok(None) => forget(state, &sandbox.id),
+            Err(error) => {
+                tracing::warn!(%error, "catching up with the holder's changes failed");
+                return;
             }
         }
-    })
-    .await;
+    }
+    for project in projects {
+        follow_project(state, &project).await;
+    }
 }
 
 /// The sandbox a request addresses by its id: its path (`/sbx/{id}`,
@@ -154,7 +216,10 @@ async fn load_if_served_here(state: &AppState, id: &str) -> bool {
                 .is_some_and(|m| *m.replica == *state.replica) =>
         {
             match load(state, id, None).await {
-                Ok(()) => true,
+                Ok(()) => {
+                    crate::workers::note_pending(state).await;
+                    true
+                }
                 Err(error) => {
                     tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "loading a sandbox to serve failed");
                     false
@@ -208,7 +273,9 @@ pub async fn choose(state: &AppState) -> Option<Member> {
             None => here += 1,
         }
     }
-    let (fewest, count) = counts.into_iter().min_by_key(|(replica, count)| (*count, *replica))?;
+    let (fewest, count) = counts
+        .into_iter()
+        .min_by_key(|(replica, count)| (*count, *replica))?;
     let fewest = fewest.to_owned();
     (count < here).then(|| members.into_iter().find(|m| m.replica == fewest))?
 }
@@ -229,12 +296,21 @@ pub async fn sweep(state: AppState, shutdown: CancellationToken) {
             }
         };
         if !taken.is_empty() {
-            tracing::info!(count = taken.len(), "serving the sandboxes of lapsed members");
+            tracing::info!(
+                count = taken.len(),
+                "serving the sandboxes of lapsed members"
+            );
         }
-        for id in taken {
-            if let Err(error) = load(&state, &id, None).await {
+        for id in &taken {
+            if state.registry.get(id).is_some_and(|s| s.served_here()) {
+                continue; // this server's own, from when it was a member
+            }
+            if let Err(error) = load(&state, id, None).await {
                 tracing::error!(sandbox = %id, error = %format!("{error:#}"), "taking a lapsed member's sandbox over failed");
             }
+        }
+        if !taken.is_empty() {
+            crate::workers::note_pending(&state).await;
         }
     }
 }
@@ -257,8 +333,19 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
         &parts,
         headers,
         body,
-    )
-    .await;
+    );
+    // A paused member accepts connections and never answers: the wait
+    // ends when the holder takes its sandbox over.
+    let sent = tokio::select! {
+        sent = sent => sent,
+        () = moved(state, sandbox) => {
+            return ApiError::standby(format!(
+                "sandbox \"{}\" moved to another server while {} had this request; send it again",
+                sandbox.id, member.replica
+            ))
+            .into_response();
+        }
+    };
     match sent {
         Ok(answer) => {
             let changed = answer.status().is_success()
@@ -283,6 +370,18 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
                 sandbox.id, member.replica, member.address
             ))
             .into_response()
+        }
+    }
+}
+
+/// Returns once the registry holds another copy of `sandbox` (it was
+/// taken over, or deleted), checking every second.
+async fn moved(state: &AppState, sandbox: &LiveSandbox) {
+    loop {
+        tokio::time::sleep(EVERY).await;
+        match state.registry.get(&sandbox.id) {
+            Some(now) if std::ptr::eq(&*now, sandbox) => {}
+            _ => return,
         }
     }
 }

@@ -15,9 +15,7 @@ use sbx_engine::{
     AuthMode, ChaosSpec, CompiledRevision, OverlayRow, SandboxState, project::RateLimits,
 };
 use sbx_spec::synth::seed_from;
-use sbx_store::{
-    AccountId, Isolation, Member, ProjectName, ResourceRow, SandboxId, SandboxRecord,
-};
+use sbx_store::{AccountId, Isolation, Member, ProjectName, ResourceRow, SandboxId, SandboxRecord};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 

@@ -67,6 +67,7 @@ pub async fn activate(
         );
     }
     load_registry(state).await?;
+    crate::workers::note_pending(state).await;
     crate::service::sessions::resume(state).await;
     state
         .idempotency

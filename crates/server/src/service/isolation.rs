@@ -247,7 +247,9 @@ pub async fn load_bundle(state: &AppState, dir: &Path) -> anyhow::Result<()> {
     };
     state.store.create_sandbox(&record, &keys).await?;
     let live = keys.iter().filter_map(LiveKey::of).collect();
-    state.registry.insert(record, compiled, Vec::new(), live, None);
+    state
+        .registry
+        .insert(record, compiled, Vec::new(), live, None);
     tracing::info!(sandbox = %id, "serving the bundle's sandbox");
     Ok(())
 }

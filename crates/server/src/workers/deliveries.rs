@@ -45,8 +45,6 @@ pub fn body(event: EventId, event_type: &str, created_at_ms: i64, data: &Value) 
 
 /// Sends due deliveries until shutdown.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let due = state.store.next_deliveries().await;
-    super::note_due(&state, due, "deliveries", |sandbox| &sandbox.next_delivery);
     super::every(POLL, shutdown, || async { start_due(&state) }).await;
 }
 

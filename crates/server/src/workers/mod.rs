@@ -94,9 +94,17 @@ where
     }
 }
 
-/// Tells each live sandbox when its first stored piece of work (a job, a
-/// delivery) falls due, as the store listed them at start.
-pub fn note_due(
+/// Tells each sandbox served here when its first stored job and delivery
+/// fall due: after sandboxes were loaded from the database (at start, at a
+/// takeover), the workers find their pending work.
+pub async fn note_pending(state: &AppState) {
+    let due = state.store.next_jobs().await;
+    note_due(state, due, "jobs", |sandbox| &sandbox.next_job);
+    let due = state.store.next_deliveries().await;
+    note_due(state, due, "deliveries", |sandbox| &sandbox.next_delivery);
+}
+
+fn note_due(
     state: &AppState,
     due: Result<Vec<(String, i64)>, StoreError>,
     what: &str,

@@ -207,8 +207,6 @@ fn run_in_order(
 
 /// Fires jobs that fall due in real time, until shutdown.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let due = state.store.next_jobs().await;
-    super::note_due(&state, due, "jobs", |sandbox| &sandbox.next_job);
     super::every(POLL, shutdown, || fire_due(&state)).await;
 }
 

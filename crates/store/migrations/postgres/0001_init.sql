@@ -402,3 +402,22 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Servers serving sandboxes from memory follow what the holder changes:
+-- a new revision (of this project) and a sandbox deleted (by id). Sent
+-- when the change commits; a server whose listening connection dropped
+-- reads everything again.
+CREATE FUNCTION sbx_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'revisions' THEN
+        PERFORM pg_notify('sbx_changes', 'revision ' || NEW.project);
+    ELSE
+        PERFORM pg_notify('sbx_changes', 'sandbox ' || OLD.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER notify_revision AFTER INSERT ON revisions
+    FOR EACH ROW EXECUTE FUNCTION sbx_notify_change();
+CREATE TRIGGER notify_sandbox_gone AFTER DELETE ON sandboxes
+    FOR EACH ROW EXECUTE FUNCTION sbx_notify_change();

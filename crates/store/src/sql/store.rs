@@ -1735,6 +1735,10 @@ impl Store for SqlStore {
         super::hold::watch_releases(&self.pool).await
     }
 
+    async fn watch_changes(&self) -> Result<Option<Box<dyn crate::ChangeWatch>>, StoreError> {
+        super::hold::watch_changes(&self.pool).await
+    }
+
     async fn join(
         &self,
         member: &crate::Member,
