@@ -167,7 +167,7 @@ impl Server {
             .load(std::sync::atomic::Ordering::Acquire)
         {
             anyhow::bail!(
-                "stopped: another server took over this server's hold on the database or its sandboxes"
+                "stopped: this server lost its hold on the database or on its sandboxes (another server took them over)"
             );
         }
         served.context("server failed")

@@ -1380,7 +1380,10 @@ async fn postgres_members_write_until_swept() {
     let mut lease = serving.join(&member).await.unwrap().unwrap();
     lease.renew().await.unwrap();
     writes(&serving, "by-member").await.unwrap();
-    assert_eq!(holding.members().await.unwrap(), [member.clone()]);
+    assert_eq!(
+        holding.members().await.unwrap(),
+        std::slice::from_ref(&member)
+    );
     assert_eq!(holding.serve_on("sbx-m", Some("rep_m")).await.unwrap(), 1);
     let served = holding.served_by("sbx-m").await.unwrap().unwrap();
     assert_eq!((served.member.as_ref(), served.epoch), (Some(&member), 1));
