@@ -2828,15 +2828,22 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     // A member paused past its lease is swept: the holder serves its
     // sandbox, with everything acknowledged before, and the member, once
     // resumed, stops.
-    let paused_sandbox = open_payments_sandbox(&urls[0])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let made = open_payments_sandbox(&urls[0]);
+    let paused_sandbox = made["id"].as_str().unwrap().to_owned();
     assert_eq!(
         server_of(&urls, &paused_sandbox),
         2,
         "the member serving fewest gets it"
     );
+    // Its first request names it by its key only, through the holder.
+    let key = format!("Bearer {}", made["api_key"].as_str().unwrap());
+    let (status, _, body) = http_post_with(
+        &format!("{}/v1/customers", urls[0]),
+        &[("Authorization", &key)],
+        r#"{"name": "By key", "email": "key@example.com"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
     let before = create_customer(&urls[2], &paused_sandbox, "Before the pause").unwrap();
     signal(&servers[2], "STOP");
     let paused = std::time::Instant::now();

@@ -154,7 +154,7 @@ mod hold {
         // transaction rolls back, unacknowledged). Only its own, in this
         // database: another server may have taken over since the look
         // above, and other databases have holders of their own.
-        if let Some(previous) = previous {
+        if let Some(previous) = &previous {
             sqlx::query(
                 "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
                  JOIN pg_stat_activity a ON a.pid = l.pid
@@ -164,7 +164,7 @@ mod hold {
             )
             .bind(FENCE >> 32)
             .bind(FENCE & 0xFFFF_FFFF)
-            .bind(super::application_name(Some(&previous)))
+            .bind(super::application_name(Some(previous)))
             .execute(pool)
             .await?;
         }
@@ -191,6 +191,9 @@ mod hold {
         .bind(LEASE.as_secs_f64())
         .fetch_optional(&mut *transaction)
         .await?;
+        if let (Some(_), Some(previous)) = (epoch, &previous) {
+            release_claims(&mut transaction, previous).await?;
+        }
         transaction.commit().await?;
         Ok(epoch.map(|epoch| {
             Box::new(Lease {
@@ -343,6 +346,22 @@ mod hold {
         .ok_or_else(|| StoreError::NotFound(format!("sandbox {sandbox_id}")))
     }
 
+    /// The deliveries `replica` claimed are free again: it can no longer
+    /// record an attempt (the fence refuses it), so they need not wait for
+    /// their claims to run out.
+    async fn release_claims(
+        transaction: &mut sqlx::PgTransaction<'_>,
+        replica: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET claimed_by = NULL, claimed_until_ms = NULL WHERE claimed_by = $1",
+        )
+        .bind(replica)
+        .execute(&mut **transaction)
+        .await?;
+        Ok(())
+    }
+
     pub(super) async fn sweep_members(pool: &PgPool) -> Result<Vec<String>, StoreError> {
         let lapsed: Vec<String> =
             sqlx::query_scalar("SELECT replica FROM replicas WHERE expires_at < clock_timestamp()")
@@ -373,12 +392,15 @@ mod hold {
                 .bind(member)
                 .execute(&mut *transaction)
                 .await?;
-            sqlx::query(
+            let swept = sqlx::query(
                 "DELETE FROM replicas WHERE replica = $1 AND expires_at < clock_timestamp()",
             )
             .bind(member)
             .execute(&mut *transaction)
             .await?;
+            if swept.rows_affected() == 1 {
+                release_claims(&mut transaction, member).await?;
+            }
             transaction.commit().await?;
         }
         // Sandboxes of every member gone (swept above, or earlier).

@@ -1340,7 +1340,13 @@ async fn postgres_members_write_until_swept() {
     let Some(Place::Postgres(url)) = Place::postgres().await else {
         return;
     };
-    let holding = PgStore::open_url_as(&url, "rep_h").await.unwrap();
+    // Sharing one secrets key, as servers sharing a database must.
+    let key = sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=").unwrap();
+    let sealer = std::sync::Arc::new(sbx_store::Sealer::new(&key, &[]));
+    let holding = PgStore::open_url_as(&url, "rep_h")
+        .await
+        .unwrap()
+        .with_sealer(sealer.clone());
     let _held = holding.try_hold(&holder("rep_h")).await.unwrap().unwrap();
     holding
         .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
@@ -1350,7 +1356,10 @@ async fn postgres_members_write_until_swept() {
         .create_sandbox(&sandbox("sbx-m", None), &[])
         .await
         .unwrap();
-    let serving = PgStore::open_url_as(&url, "rep_m").await.unwrap();
+    let serving = PgStore::open_url_as(&url, "rep_m")
+        .await
+        .unwrap()
+        .with_sealer(sealer);
     // A member follows the holder's changes as they commit.
     let mut changes = serving.watch_changes().await.unwrap().unwrap();
     holding
@@ -1398,6 +1407,38 @@ async fn postgres_members_write_until_swept() {
     ));
     // Nothing to sweep while its lease lasts.
     assert!(holding.sweep_members().await.unwrap().is_empty());
+    // It claims a delivery of its sandbox to send.
+    serving
+        .create_endpoint(&EndpointRecord {
+            id: "ep_m".into(),
+            sandbox_id: "sbx-m".into(),
+            url: "https://example.com/hook".to_owned(),
+            events: vec!["*".to_owned()],
+            description: None,
+            secret: "whsec_test".to_owned(),
+            previous_secret: None,
+            previous_secret_expires_ms: None,
+            disabled_reason: None,
+            failures_in_row: 0,
+            created_at_ms: 1,
+            faults: None,
+        })
+        .await
+        .unwrap();
+    serving
+        .emit_event("sbx-m", "pet.created", "{}", 10, None)
+        .await
+        .unwrap();
+    let claim = |claimer: &str| DeliveryClaim {
+        claimer: claimer.to_owned(),
+        now_ms: 1,
+        until_ms: 60_001,
+    };
+    let claimed = serving
+        .claim_deliveries("sbx-m", 1_000, 10, &claim("rep_m"))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
 
     // Paused mid-write past its lease.
     let mut paused_write = write_left_open(&url, "rep_m").await;
@@ -1425,6 +1466,12 @@ async fn postgres_members_write_until_swept() {
     }
     let served = holding.served_by("sbx-m").await.unwrap().unwrap();
     assert_eq!((served.member, served.epoch), (None, 2));
+    // Its claims are free at once: it can record no attempt any more.
+    let taken = holding
+        .claim_deliveries("sbx-m", 1_000, 10, &claim("rep_h"))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "the swept member's claim was released");
 
     // A member leaving hands its sandboxes back at the next sweep.
     let next = sbx_store::Member {

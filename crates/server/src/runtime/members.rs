@@ -166,9 +166,19 @@ async fn catch_up(state: &AppState) {
     }
 }
 
+/// Names the sandbox of a request the holder passes on to its member
+/// (which may be yet to load it, and so to know its keys).
+const PASSED_FOR: &str = "x-sbx-sandbox";
+
 /// The sandbox a request addresses by its id: its path (`/sbx/{id}`,
-/// `/api/v1/sandboxes/{id}…`) or Host.
+/// `/api/v1/sandboxes/{id}…`) or Host, or as the holder passing it on
+/// named it.
 fn addressed(state: &AppState, request: &Request) -> Option<String> {
+    if request.headers().contains_key(FORWARDED_BY)
+        && let Some(id) = request.headers().get(PASSED_FOR)
+    {
+        return id.to_str().ok().map(str::to_owned);
+    }
     let path = request.uri().path();
     let by_path = path
         .strip_prefix("/sbx/")
@@ -187,15 +197,12 @@ pub fn serves(state: &AppState, request: &Request) -> impl Future<Output = bool>
     let state = state.clone();
     let decided = if !state.member_lease.holds() {
         Err(false)
-    } else if crate::data_plane::carries_known_key(&state, request) {
-        Err(true)
     } else {
         match addressed(&state, request) {
-            None => Err(false),
             Some(id) if state.registry.get(&id).is_some() => Err(true),
             // Only the holder sends sandboxes this server is yet to load.
-            Some(_) if !request.headers().contains_key(FORWARDED_BY) => Err(false),
-            Some(id) => Ok(id),
+            Some(id) if request.headers().contains_key(FORWARDED_BY) => Ok(id),
+            _ => Err(crate::data_plane::carries_known_key(&state, request)),
         }
     };
     async move {
@@ -310,7 +317,12 @@ pub async fn sweep(state: AppState, shutdown: CancellationToken) {
             }
         }
         if !taken.is_empty() {
+            // Their pending work, and the answers their idempotency keys
+            // stored, as a restart finds them.
             crate::workers::note_pending(&state).await;
+            if let Err(error) = state.idempotency.load().await {
+                tracing::warn!(%error, "indexing the idempotency keys of sandboxes taken over failed");
+            }
         }
     }
 }
@@ -326,6 +338,9 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
     let mut headers = parts.headers.clone();
     if let Ok(replica) = HeaderValue::from_str(&state.replica) {
         headers.insert(FORWARDED_BY, replica);
+    }
+    if let Ok(id) = HeaderValue::from_str(&sandbox.id) {
+        headers.insert(PASSED_FOR, id);
     }
     let sent = crate::http::proxy::send(
         &state.forwarder.client,
