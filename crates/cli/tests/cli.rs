@@ -2598,6 +2598,212 @@ fn server_of(urls: &[String], id: &str) -> usize {
         .unwrap_or_else(|| panic!("{server} is none of the servers"))
 }
 
+/// What a load thread of [`SpreadLoad`] had acknowledged.
+#[derive(Default)]
+struct Acknowledgements {
+    /// Customers made, with their sandbox.
+    customers: Vec<(String, String)>,
+    events: Vec<String>,
+    /// Refused with 503 and `Retry-After` (only the affected sandbox's).
+    refused: usize,
+    /// When the affected sandbox first acknowledged a write sent after
+    /// the kill.
+    back: Option<std::time::Instant>,
+}
+
+/// Creates and events spread over sandboxes, sent through some servers
+/// while another is killed: only the affected sandbox (the killed server's)
+/// may refuse, and only with 503 and `Retry-After`.
+struct SpreadLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    killed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    threads: Vec<std::thread::JoinHandle<Acknowledgements>>,
+}
+
+impl SpreadLoad {
+    /// A load thread through each of `urls[through]` over `ids`.
+    fn start(urls: &[String], through: &[usize], ids: &[String], affected: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let killed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>> =
+            std::sync::Arc::default();
+        let threads = through
+            .iter()
+            .map(|&server| {
+                let (stop, killed_at, url, ids, affected) = (
+                    stop.clone(),
+                    killed_at.clone(),
+                    urls[server].clone(),
+                    ids.to_vec(),
+                    affected.to_owned(),
+                );
+                std::thread::spawn(move || {
+                    let mut acknowledged = Acknowledgements::default();
+                    for n in 0.. {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let id = &ids[(n / 2) % ids.len()];
+                        let event = n % 2 == 1;
+                        let sent_after_kill = killed_at.lock().unwrap().is_some();
+                        let answer = if event {
+                            http_post_with(
+                                &format!("{url}/api/v1/sandboxes/{id}/events"),
+                                &[("Authorization", &format!("Bearer {TOKEN}"))],
+                                &format!(r#"{{"type": "payment.refunded", "data": {{"n": {n}}}}}"#),
+                            )
+                        } else {
+                            http_post(
+                                &format!("{url}/sbx/{id}/v1/customers"),
+                                &format!(
+                                    r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#
+                                ),
+                            )
+                        };
+                        let (status, head, body) = answer.expect("the server stays up");
+                        match status {
+                            201 => {
+                                let made: Value = serde_json::from_str(&body).unwrap();
+                                let made = made["id"].as_str().unwrap().to_owned();
+                                if event {
+                                    acknowledged.events.push(made);
+                                } else {
+                                    acknowledged.customers.push((id.clone(), made));
+                                }
+                                if *id == affected && acknowledged.back.is_none() && sent_after_kill
+                                {
+                                    acknowledged.back = Some(std::time::Instant::now());
+                                }
+                            }
+                            503 if *id == affected
+                                && head.to_ascii_lowercase().contains("retry-after:") =>
+                            {
+                                acknowledged.refused += 1;
+                            }
+                            other => panic!("POST to {id} through {url} answered {other}: {body}"),
+                        }
+                    }
+                    acknowledged
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            killed_at,
+            threads,
+        }
+    }
+
+    /// Stops the load and checks it: the affected sandbox answered again
+    /// within 5 s of `killed_at`, every acknowledged create is served
+    /// through each of `alive`, and every acknowledged event was delivered
+    /// (`seen`).
+    fn check(self, killed_at: std::time::Instant, alive: &[&String], seen: &Seen) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let results: Vec<Acknowledgements> = self
+            .threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let back_after = results
+            .iter()
+            .filter_map(|r| r.back)
+            .min()
+            .expect("the affected sandbox answered again")
+            - killed_at;
+        let events: std::collections::HashSet<&String> =
+            results.iter().flat_map(|r| &r.events).collect();
+        eprintln!(
+            "{} creates and {} events acknowledged, {} refused with Retry-After; the affected sandbox answered again {back_after:?} after the kill",
+            results.iter().map(|r| r.customers.len()).sum::<usize>(),
+            events.len(),
+            results.iter().map(|r| r.refused).sum::<usize>(),
+        );
+        assert!(
+            back_after < Duration::from_secs(5),
+            "answered again {back_after:?} after the kill"
+        );
+        for (id, customer) in results.iter().flat_map(|r| &r.customers) {
+            for url in alive {
+                let (status, body) =
+                    http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
+                assert_eq!(status, 200, "{customer} of {id} through {url}: {body}");
+            }
+        }
+        let (delivered, arrived) = &**seen;
+        let delivered = delivered.lock().unwrap();
+        let (delivered, _) = arrived
+            .wait_timeout_while(delivered, Duration::from_secs(60), |delivered| {
+                !events.iter().all(|event| delivered.contains(*event))
+            })
+            .unwrap();
+        let missing: Vec<_> = events.iter().filter(|e| !delivered.contains(**e)).collect();
+        assert!(missing.is_empty(), "events never delivered: {missing:?}");
+    }
+}
+
+/// Three servers on PostgreSQL `database` with `spread_sandboxes` (the
+/// first holds it), each serving one payments sandbox, whose webhook
+/// endpoint is a counting receiver.
+struct Spread {
+    servers: Vec<Running>,
+    urls: Vec<String>,
+    ids: Vec<String>,
+    /// The server of each of `ids`.
+    by_server: Vec<usize>,
+    seen: Seen,
+    _dirs: (tempfile::TempDir, Vec<tempfile::TempDir>),
+}
+
+impl Spread {
+    fn start(database: &str) -> Self {
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("sbx.toml");
+        std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
+        let (servers, urls, data) = servers_on_postgres(
+            database,
+            3,
+            &["--config", file.to_str().unwrap(), "--allow-private-egress"],
+        );
+        let holder = holder_among(&[&urls[0], &urls[1], &urls[2]]);
+        assert_eq!(holder, 0, "the first server started holds the database");
+        let ids: Vec<String> = std::iter::once(payments_sandbox_through(&urls[1]))
+            .chain((0..2).map(|_| {
+                open_payments_sandbox(&urls[2])["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }))
+            .collect();
+        let (hooks, seen) = counting_receiver(Duration::from_millis(5));
+        for id in &ids {
+            let (status, endpoint) = admin_curl(
+                "POST",
+                &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
+                Some(&format!(r#"{{"url": "{hooks}"}}"#)),
+            );
+            assert_eq!(status, 201, "{endpoint}");
+        }
+        let by_server: Vec<usize> = ids.iter().map(|id| server_of(&urls, id)).collect();
+        eprintln!("sandboxes served by servers {by_server:?}");
+        let mut served = by_server.clone();
+        served.sort_unstable();
+        assert_eq!(served, [0, 1, 2], "one sandbox each");
+        Self {
+            servers,
+            urls,
+            ids,
+            by_server,
+            seen,
+            _dirs: (config, data),
+        }
+    }
+}
+
+/// Of sandboxes `ids` served by servers `by_server`, the one `server` serves.
+fn sandbox_of(ids: &[String], by_server: &[usize], server: usize) -> String {
+    ids[by_server.iter().position(|s| *s == server).unwrap()].clone()
+}
+
 /// With `spread_sandboxes`, three servers on one PostgreSQL database each
 /// serve sandboxes of their own: a new sandbox goes to whichever serves
 /// fewest, and every server passes a request on to the sandbox's. A
@@ -2617,38 +2823,14 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     let Some(database) = postgres_database() else {
         return;
     };
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("sbx.toml");
-    std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
-    let (mut servers, urls, _data) = servers_on_postgres(
-        &database,
-        3,
-        &["--config", file.to_str().unwrap(), "--allow-private-egress"],
-    );
-    let holder = holder_among(&[&urls[0], &urls[1], &urls[2]]);
-    assert_eq!(holder, 0, "the first server started holds the database");
-    let ids: Vec<String> = std::iter::once(payments_sandbox_through(&urls[1]))
-        .chain((0..2).map(|_| {
-            open_payments_sandbox(&urls[2])["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }))
-        .collect();
-    let (hooks, seen) = counting_receiver(Duration::from_millis(5));
-    for id in &ids {
-        let (status, endpoint) = admin_curl(
-            "POST",
-            &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
-            Some(&format!(r#"{{"url": "{hooks}"}}"#)),
-        );
-        assert_eq!(status, 201, "{endpoint}");
-    }
-    let mut served: Vec<usize> = ids.iter().map(|id| server_of(&urls, id)).collect();
-    eprintln!("sandboxes served by servers {served:?}");
-    let by_server = served.clone();
-    served.sort_unstable();
-    assert_eq!(served, [0, 1, 2], "one sandbox each");
+    let Spread {
+        mut servers,
+        urls,
+        ids,
+        by_server,
+        seen,
+        _dirs: _kept,
+    } = Spread::start(&database);
 
     // Through every server, to every sandbox; the members answer their
     // own while the holder is paused.
@@ -2659,7 +2841,7 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     }
     signal(&servers[0], "STOP");
     for member in [1, 2] {
-        let id = &ids[by_server.iter().position(|s| *s == member).unwrap()];
+        let id = &sandbox_of(&ids, &by_server, member);
         let url = &urls[member];
         let made = create_customer(url, id, "While paused").unwrap();
         let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{made}"), &[]);
@@ -2670,120 +2852,20 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     // A load through the holder and one member while the other member is
     // killed.
     let (killed, through) = (1, [0, 2]);
-    let killed_sandbox = ids[by_server.iter().position(|s| *s == killed).unwrap()].clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let killed_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>> =
-        std::sync::Arc::default();
-    let loads: Vec<_> = through
-        .iter()
-        .map(|&server| {
-            let (stop, killed_at, url, ids, killed_sandbox) = (
-                stop.clone(),
-                killed_at.clone(),
-                urls[server].clone(),
-                ids.clone(),
-                killed_sandbox.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut acknowledged: Vec<(String, String)> = Vec::new();
-                let mut events: Vec<String> = Vec::new();
-                let (mut refused, mut back) = (0, None);
-                for n in 0.. {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
-                    let id = &ids[(n / 2) % ids.len()];
-                    let event = n % 2 == 1;
-                    let answer = if event {
-                        http_post_with(
-                            &format!("{url}/api/v1/sandboxes/{id}/events"),
-                            &[("Authorization", &format!("Bearer {TOKEN}"))],
-                            &format!(r#"{{"type": "payment.refunded", "data": {{"n": {n}}}}}"#),
-                        )
-                    } else {
-                        http_post(
-                            &format!("{url}/sbx/{id}/v1/customers"),
-                            &format!(r#"{{"name": "Customer {n}", "email": "c{n}@example.com"}}"#),
-                        )
-                    };
-                    let (status, head, body) = answer.expect("the server stays up");
-                    match status {
-                        201 => {
-                            let made: Value = serde_json::from_str(&body).unwrap();
-                            let made = made["id"].as_str().unwrap().to_owned();
-                            if event {
-                                events.push(made);
-                            } else {
-                                acknowledged.push((id.clone(), made));
-                            }
-                            if *id == killed_sandbox
-                                && back.is_none()
-                                && killed_at.lock().unwrap().is_some()
-                            {
-                                back = Some(std::time::Instant::now());
-                            }
-                        }
-                        503 if *id == killed_sandbox
-                            && head.to_ascii_lowercase().contains("retry-after:") =>
-                        {
-                            refused += 1;
-                        }
-                        other => panic!("POST to {id} through {url} answered {other}: {body}"),
-                    }
-                }
-                (acknowledged, refused, back, events)
-            })
-        })
-        .collect();
+    let killed_sandbox = sandbox_of(&ids, &by_server, killed);
+    let load = SpreadLoad::start(&urls, &through, &ids, &killed_sandbox);
     std::thread::sleep(Duration::from_millis(1500));
     servers[killed].kill().unwrap();
-    *killed_at.lock().unwrap() = Some(std::time::Instant::now());
+    let killed_at = std::time::Instant::now();
+    *load.killed_at.lock().unwrap() = Some(killed_at);
     servers[killed].wait().unwrap();
     std::thread::sleep(Duration::from_secs(6));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let results: Vec<_> = loads.into_iter().map(|l| l.join().unwrap()).collect();
-    let killed_at = killed_at.lock().unwrap().unwrap();
-    let back_after = results
-        .iter()
-        .filter_map(|(_, _, back, _)| *back)
-        .min()
-        .expect("the killed server's sandbox answered again")
-        - killed_at;
-    let acknowledged: Vec<&(String, String)> = results.iter().flat_map(|(a, _, _, _)| a).collect();
-    let events: std::collections::HashSet<&String> =
-        results.iter().flat_map(|(_, _, _, e)| e).collect();
-    let refused: usize = results.iter().map(|(_, r, _, _)| r).sum();
-    eprintln!(
-        "{} creates and {} events acknowledged, {refused} refused with Retry-After; the killed server's sandbox answered again {back_after:?} after the kill",
-        acknowledged.len(),
-        events.len()
-    );
-    assert!(
-        back_after < Duration::from_secs(5),
-        "answered again {back_after:?} after the kill"
-    );
+    load.check(killed_at, &[&urls[0], &urls[2]], &seen);
     assert_eq!(
         server_of(&urls, &killed_sandbox),
         0,
         "the holder took it over"
     );
-    for (id, customer) in acknowledged {
-        for url in [&urls[0], &urls[2]] {
-            let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
-            assert_eq!(status, 200, "{customer} of {id} through {url}: {body}");
-        }
-    }
-    let (delivered, arrived) = &*seen;
-    let delivered = delivered.lock().unwrap();
-    let (delivered, _) = arrived
-        .wait_timeout_while(delivered, Duration::from_secs(60), |delivered| {
-            !events.iter().all(|event| delivered.contains(*event))
-        })
-        .unwrap();
-    let missing: Vec<_> = events.iter().filter(|e| !delivered.contains(**e)).collect();
-    assert!(missing.is_empty(), "events never delivered: {missing:?}");
-    drop(delivered);
-
     // A revision published through the member is served by every
     // sandbox, the member's too, within a second.
     let example = example_project();
@@ -2813,7 +2895,7 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
     );
 
     // The member's sandbox deleted through the holder is gone everywhere.
-    let member_sandbox = &ids[by_server.iter().position(|s| *s == 2).unwrap()];
+    let member_sandbox = &sandbox_of(&ids, &by_server, 2);
     let (status, body) = admin_curl(
         "DELETE",
         &format!("{}/api/v1/sandboxes/{member_sandbox}", urls[0]),
@@ -2871,4 +2953,58 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
         );
         assert_eq!(status, 200, "{customer}: {body}");
     }
+}
+
+/// With `spread_sandboxes`, the holder killed (SIGKILL) under creates and
+/// events sent through the two members: a member takes the database and
+/// serves the holder's sandbox again within 5 s, rebuilt from the
+/// database, the members' own sandboxes never stop answering, every
+/// acknowledged create is served and every acknowledged event delivered;
+/// the new holder keeps passing the other member's sandbox on to it.
+#[test]
+fn spread_sandboxes_outlive_their_holder_killed() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let Spread {
+        mut servers,
+        urls,
+        ids,
+        by_server,
+        seen,
+        _dirs: _kept,
+    } = Spread::start(&database);
+    let holders_sandbox = sandbox_of(&ids, &by_server, 0);
+    let load = SpreadLoad::start(&urls, &[1, 2], &ids, &holders_sandbox);
+    std::thread::sleep(Duration::from_millis(1500));
+    servers[0].kill().unwrap();
+    let killed_at = std::time::Instant::now();
+    *load.killed_at.lock().unwrap() = Some(killed_at);
+    servers[0].wait().unwrap();
+    let holder = 1 + holder_among(&[&urls[1], &urls[2]]);
+    eprintln!(
+        "server {holder} holds the database {:?} after the kill",
+        killed_at.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    load.check(killed_at, &[&urls[1], &urls[2]], &seen);
+    let survivors = [urls[1].clone(), urls[2].clone()];
+    let member = 3 - holder;
+    let (status, sandbox) = admin_curl(
+        "GET",
+        &format!("{}/api/v1/sandboxes/{holders_sandbox}", urls[holder]),
+        None,
+    );
+    assert_eq!(status, 200, "{sandbox}");
+    assert_eq!(
+        sandbox["server"].as_str(),
+        replica_of(&urls[holder]).as_deref(),
+        "the new holder serves the former holder's sandbox"
+    );
+    let members_sandbox = sandbox_of(&ids, &by_server, member);
+    assert_eq!(
+        server_of(&survivors, &members_sandbox),
+        member - 1,
+        "the other member keeps its sandbox"
+    );
 }

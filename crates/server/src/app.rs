@@ -112,6 +112,8 @@ pub struct Shared {
     /// holds.
     pub membership: tokio::sync::Mutex<Option<Box<dyn sbx_store::Membership>>>,
     pub member_lease: crate::runtime::standby::LocalLease,
+    /// Who serves the sandboxes a member passes requests on for.
+    pub owners: crate::runtime::members::Owners,
     /// Set once the workers of the sandboxes it serves started.
     pub sandbox_workers: std::sync::Once,
 }
@@ -523,6 +525,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         forwarder: Default::default(),
         membership: Default::default(),
         member_lease: Default::default(),
+        owners: Default::default(),
         sandbox_workers: std::sync::Once::new(),
         namespaces,
     }));

@@ -555,12 +555,10 @@ enum Resolved {
 }
 
 pub async fn handler(State(state): State<AppState>, mut request: Request) -> Response {
-    if !crate::runtime::standby::serves(&state)
-        && !crate::runtime::members::serves(&state, &request).await
-    {
-        match crate::runtime::standby::forward(&state, request).await {
-            crate::runtime::standby::Forwarded::Answered(response) => return response,
-            crate::runtime::standby::Forwarded::Mine(mine) => request = mine,
+    if !crate::runtime::standby::serves(&state) {
+        match crate::runtime::standby::answered_elsewhere(&state, request).await {
+            Ok(mine) => request = mine,
+            Err(response) => return response,
         }
     }
     let started = std::time::Instant::now();

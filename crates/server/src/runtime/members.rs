@@ -15,7 +15,7 @@ use axum::{
     http::{HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
-use sbx_store::{Change, Member, StoreError};
+use sbx_store::{Change, Member, ServedBy, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -190,50 +190,115 @@ fn addressed(state: &AppState, request: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Whether this member answers `request` itself: it addresses a sandbox
-/// this server serves (loaded from the database on the holder's first
-/// forward), and the membership's lease surely holds.
-pub fn serves(state: &AppState, request: &Request) -> impl Future<Output = bool> + Send + use<> {
+/// Where a member sends a request it got.
+pub enum Route {
+    /// It answers it: the sandbox is its own (and its lease holds).
+    Here,
+    /// Straight to the member serving the sandbox.
+    Member(ServedBy, String),
+    /// To the holder: anything not one sandbox's, the holder's sandboxes,
+    /// and everything once this member's lease may have run out.
+    Holder,
+}
+
+/// Where this member sends `request`: a sandbox it serves is answered
+/// here (loaded from the database at its first request), another
+/// member's goes straight to that member, the rest to the holder.
+pub fn route(state: &AppState, request: &Request) -> impl Future<Output = Route> + Send + use<> {
     let state = state.clone();
-    let decided = if !state.member_lease.holds() {
-        Err(false)
+    // Passed on once already: never again to another member.
+    let passed_on = request.headers().contains_key(FORWARDED_BY);
+    let addressed = if !state.member_lease.holds() {
+        Err(Route::Holder)
     } else {
         match addressed(&state, request) {
-            Some(id) if state.registry.get(&id).is_some() => Err(true),
-            // Only the holder sends sandboxes this server is yet to load.
-            Some(id) if request.headers().contains_key(FORWARDED_BY) => Ok(id),
-            _ => Err(crate::data_plane::carries_known_key(&state, request)),
+            Some(id) if state.registry.get(&id).is_some() => Err(Route::Here),
+            Some(id) => Ok(id),
+            None if crate::data_plane::carries_known_key(&state, request) => Err(Route::Here),
+            None => Err(Route::Holder),
         }
     };
     async move {
-        match decided {
-            Err(decided) => decided,
-            Ok(id) => load_if_served_here(&state, &id).await,
+        let id = match addressed {
+            Err(route) => return route,
+            Ok(id) => id,
+        };
+        match state.owners.lookup(&state, &id).await {
+            Some(served) => match &served.member {
+                Some(member) if *member.replica == *state.replica => {
+                    if load_here(&state, &id).await {
+                        Route::Here
+                    } else {
+                        Route::Holder
+                    }
+                }
+                Some(_) if !passed_on => Route::Member(served, id),
+                Some(_) => Route::Holder,
+                None => Route::Holder,
+            },
+            None => Route::Holder,
         }
     }
 }
 
-/// Loads sandbox `id` when the database says this member serves it.
-async fn load_if_served_here(state: &AppState, id: &str) -> bool {
-    match state.store.served_by(id).await {
-        Ok(Some(served))
-            if served
-                .member
-                .as_ref()
-                .is_some_and(|m| *m.replica == *state.replica) =>
+/// Who serves which sandbox, as a member last read it from the database:
+/// found ones kept until sending to them fails, unknown ids for a second
+/// (so that a flood of made-up ids costs the database little).
+#[derive(Default)]
+pub struct Owners {
+    known: std::sync::Mutex<std::collections::HashMap<String, (Instant, Option<ServedBy>)>>,
+}
+
+/// Most ids kept; past it, the cache starts again.
+const OWNERS_KEPT: usize = 65_536;
+/// How long an unknown id is remembered as such.
+const UNKNOWN_FOR: Duration = Duration::from_secs(1);
+
+impl Owners {
+    async fn lookup(&self, state: &AppState, id: &str) -> Option<ServedBy> {
+        if let Some((read, served)) = self.lock().get(id)
+            && (served.is_some() || read.elapsed() < UNKNOWN_FOR)
         {
-            match load(state, id, None).await {
-                Ok(()) => {
-                    crate::workers::note_pending(state).await;
-                    true
-                }
-                Err(error) => {
-                    tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "loading a sandbox to serve failed");
-                    false
-                }
-            }
+            return served.clone();
         }
-        _ => false,
+        let served = match state.store.served_by(id).await {
+            Ok(served) => served,
+            Err(error) => {
+                tracing::warn!(%error, sandbox = %id, "reading who serves a sandbox failed");
+                return None;
+            }
+        };
+        let mut known = self.lock();
+        if known.len() >= OWNERS_KEPT {
+            known.clear();
+        }
+        known.insert(id.to_owned(), (Instant::now(), served.clone()));
+        served
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Instant, Option<ServedBy>)>>
+    {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Loads sandbox `id`, which the database says this member serves.
+async fn load_here(state: &AppState, id: &str) -> bool {
+    match load(state, id, None).await {
+        Ok(()) => {
+            crate::workers::note_pending(state).await;
+            state.registry.get(id).is_some()
+        }
+        Err(error) => {
+            tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "loading a sandbox to serve failed");
+            false
+        }
     }
 }
 
@@ -334,12 +399,61 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
     let Some(member) = sandbox.member() else {
         return ApiError::standby("the sandbox is served here").into_response();
     };
+    let (path, method) = (request.uri().path().to_owned(), request.method().clone());
+    match send(state, member, &sandbox.id, request, moved(state, sandbox)).await {
+        Ok(answer) => {
+            let changed = answer.status().is_success()
+                && path.starts_with("/api/v1/sandboxes/")
+                && method != Method::GET;
+            if changed {
+                mirror(state, &sandbox.id, &path, &method, answer.status()).await;
+            }
+            crate::http::proxy::answer(answer)
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// Sends a request for sandbox `id` from this member straight to the
+/// member serving it, and its answer back.
+pub async fn pass_to(state: &AppState, served: &ServedBy, id: &str, request: Request) -> Response {
+    let Some(member) = &served.member else {
+        return ApiError::standby("the sandbox is the holder's").into_response();
+    };
+    match send(
+        state,
+        member,
+        id,
+        request,
+        moved_in_store(state, id, served.epoch),
+    )
+    .await
+    {
+        Ok(answer) => crate::http::proxy::answer(answer),
+        Err(refusal) => {
+            state.owners.forget(id);
+            refusal
+        }
+    }
+}
+
+/// Sends a request for sandbox `id` to `member`, marked as passed on; 503
+/// `standby` when the member does not answer, or once `moved` returns (a
+/// paused member accepts connections and never answers: the wait ends
+/// when the sandbox is taken over).
+async fn send(
+    state: &AppState,
+    member: &Member,
+    id: &str,
+    request: Request,
+    moved: impl Future<Output = ()>,
+) -> Result<hyper::Response<hyper::body::Incoming>, Response> {
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers.clone();
     if let Ok(replica) = HeaderValue::from_str(&state.replica) {
         headers.insert(FORWARDED_BY, replica);
     }
-    if let Ok(id) = HeaderValue::from_str(&sandbox.id) {
+    if let Ok(id) = HeaderValue::from_str(id) {
         headers.insert(PASSED_FOR, id);
     }
     let sent = crate::http::proxy::send(
@@ -349,42 +463,33 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
         headers,
         body,
     );
-    // A paused member accepts connections and never answers: the wait
-    // ends when the holder takes its sandbox over.
-    let sent = tokio::select! {
-        sent = sent => sent,
-        () = moved(state, sandbox) => {
-            return ApiError::standby(format!(
-                "sandbox \"{}\" moved to another server while {} had this request; send it again",
-                sandbox.id, member.replica
-            ))
-            .into_response();
-        }
-    };
-    match sent {
-        Ok(answer) => {
-            let changed = answer.status().is_success()
-                && parts.uri.path().starts_with("/api/v1/sandboxes/")
-                && parts.method != Method::GET;
-            if changed {
-                mirror(
-                    state,
-                    &sandbox.id,
-                    parts.uri.path(),
-                    &parts.method,
-                    answer.status(),
-                )
-                .await;
-            }
-            crate::http::proxy::answer(answer)
-        }
-        Err(error) => {
-            tracing::warn!(%error, sandbox = %sandbox.id, member = %member.replica, "the member serving the sandbox does not answer");
+    tokio::select! {
+        sent = sent => sent.map_err(|error| {
+            tracing::warn!(%error, sandbox = %id, member = %member.replica, "the member serving the sandbox does not answer");
             ApiError::standby(format!(
-                "sandbox \"{}\" is served by {} at {}, which does not answer; once its lease runs out this server serves it",
-                sandbox.id, member.replica, member.address
+                "sandbox \"{id}\" is served by {} at {}, which does not answer; once its lease runs out another server serves it",
+                member.replica, member.address
             ))
             .into_response()
+        }),
+        () = moved => Err(ApiError::standby(format!(
+            "sandbox \"{id}\" moved to another server while {} had this request; send it again",
+            member.replica
+        ))
+        .into_response()),
+    }
+}
+
+/// Returns once the database says sandbox `id` moved on from `epoch`,
+/// checking every second.
+async fn moved_in_store(state: &AppState, id: &str, epoch: i64) {
+    loop {
+        tokio::time::sleep(EVERY).await;
+        match state.store.served_by(id).await {
+            Ok(Some(served)) if served.epoch == epoch => {}
+            // Unknown (the database does not answer) is not moved.
+            Err(_) => {}
+            _ => return,
         }
     }
 }

@@ -462,17 +462,36 @@ fn refusal(state: &AppState, holder: Option<&Holder>, why: &str) -> Response {
 }
 
 /// While the server does not serve, answers its own probes and metrics
-/// and forwards everything else to the holder.
+/// and sends everything else where it is answered.
 pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let own = matches!(
         request.uri().path(),
         "/healthz" | "/readyz" | "/api/v1/health" | "/metrics"
     );
-    if own || serves(&state) || crate::runtime::members::serves(&state, &request).await {
+    if own {
         return next.run(request).await;
     }
-    match forward(&state, request).await {
-        Forwarded::Answered(response) => response,
-        Forwarded::Mine(request) => next.run(request).await,
+    match answered_elsewhere(&state, request).await {
+        Ok(request) => next.run(request).await,
+        Err(response) => response,
+    }
+}
+
+/// A request this server answers itself (`Ok`), or the answer of the
+/// server that does: the holder answers everything, a member its own
+/// sandboxes; a member sends another member's sandbox straight to it and
+/// the rest to the holder.
+pub async fn answered_elsewhere(state: &AppState, request: Request) -> Result<Request, Response> {
+    use crate::runtime::members::{Route, pass_to, route};
+    if serves(state) {
+        return Ok(request);
+    }
+    match route(state, &request).await {
+        Route::Here => Ok(request),
+        Route::Member(served, id) => Err(pass_to(state, &served, &id, request).await),
+        Route::Holder => match forward(state, request).await {
+            Forwarded::Answered(response) => Err(response),
+            Forwarded::Mine(request) => Ok(request),
+        },
     }
 }
