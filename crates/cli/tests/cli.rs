@@ -2906,6 +2906,26 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
         let (status, body) = http_get(&format!("{url}/sbx/{member_sandbox}/v1/customers"), &[]);
         assert!(matches!(status, 404 | 410), "{url}: {status} {body}");
     }
+    // Deleted through its member, the holder's listing drops it too.
+    let direct = open_payments_sandbox(&urls[0])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(server_of(&urls, &direct), 2);
+    let (status, body) = admin_curl(
+        "DELETE",
+        &format!("{}/api/v1/sandboxes/{direct}", urls[2]),
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    eventually("the holder drops a sandbox its member deleted", || {
+        let (status, _) = admin_curl(
+            "GET",
+            &format!("{}/api/v1/sandboxes/{direct}", urls[0]),
+            None,
+        );
+        (status == 404).then_some(())
+    });
 
     // A member paused past its lease is swept: the holder serves its
     // sandbox, with everything acknowledged before, and the member, once

@@ -48,13 +48,6 @@ pub async fn join(state: &AppState, address: &str, shutdown: &CancellationToken)
     let workers = &state.workers;
     workers.spawn(renew(state.clone(), shutdown.clone()));
     crate::runtime::standby::start_sandbox_workers(state);
-    match state.store.watch_changes().await {
-        Ok(Some(changes)) => workers.spawn(follow(state.clone(), changes, workers.stopping())),
-        Ok(None) => {}
-        Err(error) => {
-            tracing::warn!(%error, "listening for the holder's changes failed: new revisions reach this server's sandboxes when it restarts");
-        }
-    }
 }
 
 /// Leaves the members (a graceful stop, or this server took the
@@ -97,14 +90,19 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Follows the holder's changes: a new revision is served by this
-/// server's sandboxes that follow their project, a deleted sandbox is
-/// dropped, and after a reconnection everything is read again.
-async fn follow(
-    state: AppState,
-    mut changes: Box<dyn sbx_store::ChangeWatch>,
-    shutdown: CancellationToken,
-) {
+/// Follows the changes other servers make: a new revision is served by
+/// this server's sandboxes that follow their project, a deleted sandbox
+/// (or the holder's copy of it) is dropped, and after a reconnection
+/// everything is read again. Nothing to follow on SQLite.
+pub async fn follow(state: AppState, shutdown: CancellationToken) {
+    let mut changes = match state.store.watch_changes().await {
+        Ok(Some(changes)) => changes,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "listening for other servers' changes failed: new revisions reach this server's sandboxes when it restarts");
+            return;
+        }
+    };
     loop {
         let change = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -247,6 +245,10 @@ pub fn route(state: &AppState, request: &Request) -> impl Future<Output = Route>
 #[derive(Default)]
 pub struct Owners {
     known: std::sync::Mutex<std::collections::HashMap<String, (Instant, Option<ServedBy>)>>,
+    /// Held while a sandbox is loaded to be served here: two first
+    /// requests at once load it once (a second copy would miss what the
+    /// first acknowledged meanwhile).
+    loading: tokio::sync::Mutex<()>,
 }
 
 /// Most ids kept; past it, the cache starts again.
@@ -288,8 +290,13 @@ impl Owners {
     }
 }
 
-/// Loads sandbox `id`, which the database says this member serves.
+/// Loads sandbox `id`, which the database says this member serves,
+/// unless a request just loaded it.
 async fn load_here(state: &AppState, id: &str) -> bool {
+    let _loading = state.owners.loading.lock().await;
+    if state.registry.get(id).is_some() {
+        return true;
+    }
     match load(state, id, None).await {
         Ok(()) => {
             crate::workers::note_pending(state).await;

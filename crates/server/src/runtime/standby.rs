@@ -95,12 +95,17 @@ pub async fn activate(
 }
 
 /// Starts the workers running the jobs and deliveries of the sandboxes
-/// this server serves, once (as a member, then as the holder).
+/// this server serves, and following other servers' changes, once (as a
+/// member, then as the holder).
 pub fn start_sandbox_workers(state: &AppState) {
     state.sandbox_workers.call_once(|| {
         let workers = &state.workers;
         workers.spawn(scheduler::run(state.clone(), workers.stopping()));
         workers.spawn(deliveries::run(state.clone(), workers.stopping()));
+        workers.spawn(crate::runtime::members::follow(
+            state.clone(),
+            workers.stopping(),
+        ));
     });
 }
 
