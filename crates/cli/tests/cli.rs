@@ -2918,14 +2918,22 @@ fn spread_sandboxes_are_served_by_their_own_servers_and_taken_over_from_a_killed
         None,
     );
     assert_eq!(status, 204, "{body}");
-    eventually("the holder drops a sandbox its member deleted", || {
-        let (status, _) = admin_curl(
-            "GET",
-            &format!("{}/api/v1/sandboxes/{direct}", urls[0]),
-            None,
-        );
-        (status == 404).then_some(())
-    });
+    eventually(
+        "the holder's listing drops a sandbox its member deleted",
+        || {
+            let (status, listed) =
+                admin_curl("GET", &format!("{}/api/v1/sandboxes", urls[0]), None);
+            assert_eq!(status, 200, "{listed}");
+            let items = listed["items"].as_array().unwrap();
+            (!items.iter().any(|item| item["id"] == direct.as_str())).then_some(())
+        },
+    );
+    let (status, _) = admin_curl(
+        "GET",
+        &format!("{}/api/v1/sandboxes/{direct}", urls[0]),
+        None,
+    );
+    assert_eq!(status, 404);
 
     // A member paused past its lease is swept: the holder serves its
     // sandbox, with everything acknowledged before, and the member, once

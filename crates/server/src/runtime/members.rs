@@ -222,19 +222,20 @@ pub fn route(state: &AppState, request: &Request) -> impl Future<Output = Route>
             Ok(id) => id,
         };
         match state.owners.lookup(&state, &id).await {
-            Some(served) => match &served.member {
+            // The database does not answer: the holder may still.
+            Err(()) => Route::Holder,
+            // No such sandbox: this server says so (or that it expired).
+            Ok(None) => Route::Here,
+            Ok(Some(served)) => match &served.member {
                 Some(member) if *member.replica == *state.replica => {
-                    if load_here(&state, &id).await {
-                        Route::Here
-                    } else {
-                        Route::Holder
+                    match load_here(&state, &id).await {
+                        Ok(()) => Route::Here,
+                        Err(()) => Route::Holder,
                     }
                 }
                 Some(_) if !passed_on => Route::Member(served, id),
-                Some(_) => Route::Holder,
-                None => Route::Holder,
+                Some(_) | None => Route::Holder,
             },
-            None => Route::Holder,
         }
     }
 }
@@ -257,25 +258,22 @@ const OWNERS_KEPT: usize = 65_536;
 const UNKNOWN_FOR: Duration = Duration::from_secs(1);
 
 impl Owners {
-    async fn lookup(&self, state: &AppState, id: &str) -> Option<ServedBy> {
+    /// Who serves sandbox `id`; `Ok(None)`: nobody, it does not exist.
+    async fn lookup(&self, state: &AppState, id: &str) -> Result<Option<ServedBy>, ()> {
         if let Some((read, served)) = self.lock().get(id)
             && (served.is_some() || read.elapsed() < UNKNOWN_FOR)
         {
-            return served.clone();
+            return Ok(served.clone());
         }
-        let served = match state.store.served_by(id).await {
-            Ok(served) => served,
-            Err(error) => {
-                tracing::warn!(%error, sandbox = %id, "reading who serves a sandbox failed");
-                return None;
-            }
-        };
+        let served = state.store.served_by(id).await.map_err(|error| {
+            tracing::warn!(%error, sandbox = %id, "reading who serves a sandbox failed");
+        })?;
         let mut known = self.lock();
         if known.len() >= OWNERS_KEPT {
             known.clear();
         }
         known.insert(id.to_owned(), (Instant::now(), served.clone()));
-        served
+        Ok(served)
     }
 
     fn forget(&self, id: &str) {
@@ -291,20 +289,21 @@ impl Owners {
 }
 
 /// Loads sandbox `id`, which the database says this member serves,
-/// unless a request just loaded it.
-async fn load_here(state: &AppState, id: &str) -> bool {
+/// unless a request just loaded it (or it was deleted since: nothing to
+/// load).
+async fn load_here(state: &AppState, id: &str) -> Result<(), ()> {
     let _loading = state.owners.loading.lock().await;
     if state.registry.get(id).is_some() {
-        return true;
+        return Ok(());
     }
     match load(state, id, None).await {
         Ok(()) => {
             crate::workers::note_pending(state).await;
-            state.registry.get(id).is_some()
+            Ok(())
         }
         Err(error) => {
             tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "loading a sandbox to serve failed");
-            false
+            Err(())
         }
     }
 }
@@ -409,9 +408,13 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
     let (path, method) = (request.uri().path().to_owned(), request.method().clone());
     match send(state, member, &sandbox.id, request, moved(state, sandbox)).await {
         Ok(answer) => {
-            let changed = answer.status().is_success()
+            let whole = path.trim_end_matches('/') == format!("/api/v1/sandboxes/{}", sandbox.id);
+            // Changed through it, or gone (deleted through the member,
+            // and the news missed): the copy is read again.
+            let changed = (answer.status().is_success()
                 && path.starts_with("/api/v1/sandboxes/")
-                && method != Method::GET;
+                && method != Method::GET)
+                || (whole && answer.status() == StatusCode::NOT_FOUND);
             if changed {
                 mirror(state, &sandbox.id, &path, &method, answer.status()).await;
             }
