@@ -89,23 +89,30 @@ mod hold {
         }
     }
 
+    impl Lease {
+        /// Runs a renewal `statement`: fenced, saying `why`, when it
+        /// renewed nothing (the lease was taken).
+        async fn renew_by(&mut self, statement: &str, why: String) -> Result<(), StoreError> {
+            match self.run(statement).await? {
+                1 => Ok(()),
+                _ => Err(StoreError::Fenced(why)),
+            }
+        }
+    }
+
     #[async_trait::async_trait]
     impl DatabaseHold for Lease {
         async fn renew(&mut self) -> Result<(), StoreError> {
-            let renewed = self
-                .run(
-                    "UPDATE database_holder SET expires_at = clock_timestamp() + make_interval(secs => $3)
-                     WHERE replica = $1 AND epoch = $2",
-                )
-                .await?;
-            if renewed == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Fenced(format!(
-                    "another server took the database after takeover {} of {}",
-                    self.epoch, self.replica
-                )))
-            }
+            let why = format!(
+                "another server took the database after takeover {} of {}",
+                self.epoch, self.replica
+            );
+            self.renew_by(
+                "UPDATE database_holder SET expires_at = clock_timestamp() + make_interval(secs => $3)
+                 WHERE replica = $1 AND epoch = $2",
+                why,
+            )
+            .await
         }
 
         fn lease(&self) -> Option<Duration> {
@@ -129,6 +136,30 @@ mod hold {
                 let _ = connection.close().await;
             }
         }
+    }
+
+    /// Ends the sessions of server `replica` in this database that hold the
+    /// advisory lock `(classid, objid, objsubid)` (as `pg_locks` shows it):
+    /// their transactions roll back, unacknowledged.
+    async fn end_sessions_holding(
+        pool: &PgPool,
+        replica: &str,
+        (class, object, subid): (i64, i64, i16),
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
+             JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2
+               AND l.objsubid = $3 AND l.granted AND a.application_name = $4
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .bind(class)
+        .bind(object)
+        .bind(subid)
+        .bind(super::application_name(Some(replica)))
+        .execute(pool)
+        .await?;
+        Ok(())
     }
 
     /// Takes the database for `holder` (its `epoch` is ignored) if no
@@ -155,18 +186,7 @@ mod hold {
         // database: another server may have taken over since the look
         // above, and other databases have holders of their own.
         if let Some(previous) = &previous {
-            sqlx::query(
-                "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
-                 JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.locktype = 'advisory' AND l.classid::bigint = $1 AND l.objid::bigint = $2
-                   AND l.objsubid = 1 AND l.granted AND a.application_name = $3
-                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            )
-            .bind(FENCE >> 32)
-            .bind(FENCE & 0xFFFF_FFFF)
-            .bind(super::application_name(Some(previous)))
-            .execute(pool)
-            .await?;
+            end_sessions_holding(pool, previous, (FENCE >> 32, FENCE & 0xFFFF_FFFF, 1)).await?;
         }
         let mut transaction = pool.begin().await?;
         // Never stuck behind a writer: tried again a second later.
@@ -217,21 +237,17 @@ mod hold {
     #[async_trait::async_trait]
     impl crate::Membership for MemberLease {
         async fn renew(&mut self) -> Result<(), StoreError> {
-            let renewed = self
-                .0
-                .run(
+            let why = format!(
+                "the holder swept {} (its lease ran out): its sandboxes are served elsewhere",
+                self.0.replica
+            );
+            self.0
+                .renew_by(
                     "UPDATE replicas SET expires_at = clock_timestamp() + make_interval(secs => $3)
                      WHERE replica = $1 AND since_ms = $2",
+                    why,
                 )
-                .await?;
-            if renewed == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Fenced(format!(
-                    "the holder swept {} (its lease ran out): its sandboxes are served elsewhere",
-                    self.0.replica
-                )))
-            }
+                .await
         }
 
         fn lease(&self) -> Duration {
@@ -370,19 +386,11 @@ mod hold {
         for member in &lapsed {
             // As a takeover does: a member paused mid-write holds its
             // lock until its sessions are ended.
-            sqlx::query(
-                "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
-                 JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.locktype = 'advisory' AND l.classid::bigint = $1
-                   AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)
-                   AND l.objsubid = 2 AND l.granted AND a.application_name = $3
-                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            )
-            .bind(i64::from(MEMBERS))
-            .bind(member)
-            .bind(super::application_name(Some(member)))
-            .execute(pool)
-            .await?;
+            let object: i64 = sqlx::query_scalar("SELECT hashtext($1)::bigint & 4294967295")
+                .bind(member)
+                .fetch_one(pool)
+                .await?;
+            end_sessions_holding(pool, member, (i64::from(MEMBERS), object, 2)).await?;
             let mut transaction = pool.begin().await?;
             sqlx::query("SET LOCAL lock_timeout = '2s'")
                 .execute(&mut *transaction)

@@ -1091,6 +1091,24 @@ on_both_backends!(
     deliveries_are_claimed_by_one_server_at_a_time,
     delivery_claims
 );
+/// An endpoint `id` of sandbox `sandbox` taking every event.
+fn endpoint(id: &str, sandbox: &str) -> EndpointRecord {
+    EndpointRecord {
+        id: id.into(),
+        sandbox_id: sandbox.into(),
+        url: "https://example.com/hook".to_owned(),
+        events: vec!["*".to_owned()],
+        description: None,
+        secret: "whsec_test".to_owned(),
+        previous_secret: None,
+        previous_secret_expires_ms: None,
+        disabled_reason: None,
+        failures_in_row: 0,
+        created_at_ms: 1,
+        faults: None,
+    }
+}
+
 /// Servers sharing a database claim due deliveries: each goes to one of
 /// them; a recorded attempt ends its claim; a server that dies leaves its
 /// claims to run out and be taken again.
@@ -1106,20 +1124,7 @@ async fn delivery_claims(place: Place) {
         .await
         .unwrap();
     store
-        .create_endpoint(&EndpointRecord {
-            id: "ep_1".into(),
-            sandbox_id: "sbx-w".into(),
-            url: "https://example.com/hook".to_owned(),
-            events: vec!["*".to_owned()],
-            description: None,
-            secret: "whsec_test".to_owned(),
-            previous_secret: None,
-            previous_secret_expires_ms: None,
-            disabled_reason: None,
-            failures_in_row: 0,
-            created_at_ms: 1,
-            faults: None,
-        })
+        .create_endpoint(&endpoint("ep_1", "sbx-w"))
         .await
         .unwrap();
     for n in 0..40 {
@@ -1409,20 +1414,7 @@ async fn postgres_members_write_until_swept() {
     assert!(holding.sweep_members().await.unwrap().is_empty());
     // It claims a delivery of its sandbox to send.
     serving
-        .create_endpoint(&EndpointRecord {
-            id: "ep_m".into(),
-            sandbox_id: "sbx-m".into(),
-            url: "https://example.com/hook".to_owned(),
-            events: vec!["*".to_owned()],
-            description: None,
-            secret: "whsec_test".to_owned(),
-            previous_secret: None,
-            previous_secret_expires_ms: None,
-            disabled_reason: None,
-            failures_in_row: 0,
-            created_at_ms: 1,
-            faults: None,
-        })
+        .create_endpoint(&endpoint("ep_m", "sbx-m"))
         .await
         .unwrap();
     serving
