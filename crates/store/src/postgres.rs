@@ -124,14 +124,22 @@ mod hold {
         }
 
         async fn release(mut self: Box<Self>) {
-            let _ = self
-                .run(
-                    "WITH released AS (
-                         UPDATE database_holder SET expires_at = clock_timestamp() - make_interval(secs => $3)
-                         WHERE replica = $1 AND epoch = $2 RETURNING epoch)
-                     SELECT pg_notify('sbx_released', epoch::text) FROM released",
-                )
-                .await;
+            // Tried again once on a new connection: a release lost to a
+            // slow connection would leave the next server waiting out the
+            // lease.
+            for _ in 0..2 {
+                let released = self
+                    .run(
+                        "WITH released AS (
+                             UPDATE database_holder SET expires_at = clock_timestamp() - make_interval(secs => $3)
+                             WHERE replica = $1 AND epoch = $2 RETURNING epoch)
+                         SELECT pg_notify('sbx_released', epoch::text) FROM released",
+                    )
+                    .await;
+                if released.is_ok() {
+                    break;
+                }
+            }
             if let Some(connection) = self.connection.take() {
                 let _ = connection.close().await;
             }
