@@ -1091,6 +1091,15 @@ on_both_backends!(
     deliveries_are_claimed_by_one_server_at_a_time,
     delivery_claims
 );
+/// Project "pets" with sandbox `id` of it.
+async fn pets_sandbox(store: &dyn Store, id: &str) {
+    store
+        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
+        .await
+        .unwrap();
+    store.create_sandbox(&sandbox(id, None), &[]).await.unwrap();
+}
+
 /// An endpoint `id` of sandbox `sandbox` taking every event.
 fn endpoint(id: &str, sandbox: &str) -> EndpointRecord {
     EndpointRecord {
@@ -1353,14 +1362,7 @@ async fn postgres_members_write_until_swept() {
         .unwrap()
         .with_sealer(sealer.clone());
     let _held = holding.try_hold(&holder("rep_h")).await.unwrap().unwrap();
-    holding
-        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
-        .await
-        .unwrap();
-    holding
-        .create_sandbox(&sandbox("sbx-m", None), &[])
-        .await
-        .unwrap();
+    pets_sandbox(&holding, "sbx-m").await;
     let serving = PgStore::open_url_as(&url, "rep_m")
         .await
         .unwrap()
@@ -1525,14 +1527,7 @@ async fn sqlite_is_always_held_by_its_one_server() {
     };
     assert!(store.join(&member).await.unwrap().is_none());
     assert!(store.watch_changes().await.unwrap().is_none());
-    store
-        .create_project("pets", "spec", &ProjectFiles::default(), "usr_a", 1)
-        .await
-        .unwrap();
-    store
-        .create_sandbox(&sandbox("sbx-a", None), &[])
-        .await
-        .unwrap();
+    pets_sandbox(&store, "sbx-a").await;
     let served = store.served_by("sbx-a").await.unwrap().unwrap();
     assert_eq!(served.member, None);
     assert!(store.serve_on("sbx-a", Some("rep_m")).await.is_err());
