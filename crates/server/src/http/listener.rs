@@ -10,7 +10,7 @@ use std::{
     pin::{Pin, pin},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -28,6 +28,13 @@ use crate::http::front::Front;
 
 /// How long shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a connection is still served once shutdown begins, every
+/// answer saying `Connection: close`, before it is closed if idle. A
+/// keep-alive client (a load balancer's pool, a server passing requests
+/// on) may be sending on an idle connection just as it closes, and would
+/// see it end with no answer; answered and told to close, it opens a new
+/// connection (refused here: it goes elsewhere) instead.
+const DRAIN_LINGER: Duration = Duration::from_millis(500);
 
 /// How long connections may dawdle.
 #[derive(Debug, Clone, Copy)]
@@ -105,16 +112,26 @@ async fn connection(
 ) {
     let exchanges = Arc::new(Exchanges::default());
     let io = TokioIo::new(Tracked::new(stream, timeouts, exchanges.clone()));
-    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
-        exchanges.heads.fetch_add(1, Ordering::Relaxed);
-        let answer = front.call(request.map(Body::new));
-        let exchanges = exchanges.clone();
-        async move {
-            let answer = answer.await;
-            exchanges.answers.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, std::convert::Infallible>(answer)
-        }
-    });
+    let draining = Arc::new(AtomicBool::new(false));
+    let service = {
+        let draining = draining.clone();
+        hyper::service::service_fn(move |request: hyper::Request<_>| {
+            exchanges.heads.fetch_add(1, Ordering::Relaxed);
+            let answer = front.call(request.map(Body::new));
+            let (exchanges, draining) = (exchanges.clone(), draining.clone());
+            async move {
+                let mut answer = answer.await;
+                exchanges.answers.fetch_add(1, Ordering::Relaxed);
+                if draining.load(Ordering::Relaxed) {
+                    answer.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, std::convert::Infallible>(answer)
+            }
+        })
+    };
     // An answer's head and body go out in one `write` from one buffer:
     // for the small bodies a sandbox sends, copying the body is cheaper
     // than the kernel gathering two pieces (measured: +2-3% answers/s).
@@ -149,8 +166,14 @@ async fn connection(
     let result = match ended {
         Some(result) => result,
         None => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+            draining.store(true, Ordering::Relaxed);
+            match tokio::time::timeout(DRAIN_LINGER, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
         }
     };
     if let Err(error) = result {
