@@ -114,6 +114,8 @@ pub struct Shared {
     pub member_lease: crate::runtime::standby::LocalLease,
     /// Who serves the sandboxes a member passes requests on for.
     pub owners: crate::runtime::members::Owners,
+    /// Sandboxes moving away from this server, and where recent ones went.
+    pub moves: crate::runtime::moves::Moves,
     /// Set once the workers of the sandboxes it serves started.
     pub sandbox_workers: std::sync::Once,
 }
@@ -138,6 +140,9 @@ pub struct Server {
     /// Set when this start generated the admin token (print it once).
     pub generated_admin_token: Option<String>,
     pub(crate) state: AppState,
+    /// Cancelled to stop: a member first hands its sandboxes over, then
+    /// `shutdown` stops the listener and the workers.
+    stop: CancellationToken,
     shutdown: CancellationToken,
     serve_task: JoinHandle<std::io::Result<()>>,
 }
@@ -145,7 +150,7 @@ pub struct Server {
 impl Server {
     /// Cancelling this token starts a graceful shutdown.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.stop.clone()
     }
 
     /// Waits until the server has stopped (after the token is cancelled):
@@ -190,7 +195,7 @@ impl Server {
 
     /// Stops the server and waits for it.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
+        self.stop.cancel();
         self.wait().await
     }
 }
@@ -526,6 +531,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         membership: Default::default(),
         member_lease: Default::default(),
         owners: Default::default(),
+        moves: Default::default(),
         sandbox_workers: std::sync::Once::new(),
         namespaces,
     }));
@@ -576,11 +582,25 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         token_for_serve,
     ));
     tracing::info!(%local_addr, sandboxes = state.registry.count(), "serving");
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let (state, stop, shutdown) = (state.clone(), stop.clone(), shutdown.clone());
+        async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = shutdown.cancelled() => return,
+            }
+            // While it still answers: requests for them go on meanwhile.
+            crate::runtime::moves::hand_over_all(&state).await;
+            shutdown.cancel();
+        }
+    });
     Ok(Server {
         local_addr,
         public_url,
         generated_admin_token: generated.then_some(token),
         state,
+        stop,
         shutdown,
         serve_task,
     })

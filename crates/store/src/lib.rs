@@ -716,6 +716,8 @@ pub enum Change {
     Revision(String),
     /// The sandbox was deleted.
     SandboxGone(String),
+    /// The sandbox moved to another server.
+    SandboxMoved(String),
     /// Changes may have been missed (the listening connection dropped):
     /// everything is to be read again.
     Missed,
@@ -878,9 +880,12 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
         sandbox_id: &str,
         key: &str,
     ) -> Result<Option<IdempotentAnswer>, StoreError>;
-    /// Every stored answer's `(sandbox id, key, created_at_ms)`, to index
-    /// them in memory at start.
-    async fn idempotency_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
+    /// Every stored answer's `(sandbox id, key, created_at_ms)` (of one
+    /// sandbox, or all), to index them in memory when sandboxes load.
+    async fn idempotency_keys(
+        &self,
+        sandbox_id: Option<&str>,
+    ) -> Result<Vec<(String, String, i64)>, StoreError>;
     async fn create_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
     async fn list_endpoints(&self, sandbox_id: &str) -> Result<Vec<EndpointRecord>, StoreError>;
     async fn get_endpoint(
@@ -1002,8 +1007,19 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     async fn served_by(&self, sandbox_id: &str) -> Result<Option<ServedBy>, StoreError>;
     /// Every sandbox a member serves, with its member.
     async fn served_by_members(&self) -> Result<Vec<(String, ServedBy)>, StoreError>;
-    /// Moves a sandbox to `member` (`None`: the holder); its new epoch.
-    async fn serve_on(&self, sandbox_id: &str, member: Option<&str>) -> Result<i64, StoreError>;
+    /// Hands a sandbox from server `from` to server `to` (`None`: the
+    /// holder) if `from` still serves it and `to` is the holder or a live
+    /// member, freeing its delivery claims; its new epoch, `None` when it
+    /// did not move. Once it moved, `from` can no longer write for it.
+    async fn hand_over(
+        &self,
+        sandbox_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Option<i64>, StoreError>;
+    /// How many sandboxes each server serves (`None`: the holder), those
+    /// in namespaces of their own left out.
+    async fn sandboxes_per_server(&self) -> Result<Vec<(Option<String>, u64)>, StoreError>;
     /// Removes every member whose lease ran out, waiting for its writes in
     /// flight, and gives its sandboxes to the holder; their ids.
     async fn sweep_members(&self) -> Result<Vec<String>, StoreError>;

@@ -354,20 +354,52 @@ mod hold {
             .collect())
     }
 
-    pub(super) async fn serve_on(
+    pub(super) async fn hand_over(
         pool: &PgPool,
         sandbox_id: &str,
-        member: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "UPDATE sandboxes SET served_by = $2, served_epoch = served_epoch + 1
-             WHERE id = $1 RETURNING served_epoch",
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut transaction = pool.begin().await?;
+        // First, while the sandbox is still the writer's: its claims are
+        // the new server's to take at once.
+        sqlx::query(
+            "UPDATE deliveries SET claimed_by = NULL, claimed_until_ms = NULL
+             WHERE sandbox_id = $1 AND claimed_by IS NOT NULL
+               AND EXISTS (SELECT 1 FROM sandboxes WHERE id = $1 AND served_by IS NOT DISTINCT FROM $2)",
         )
         .bind(sandbox_id)
-        .bind(member)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("sandbox {sandbox_id}")))
+        .bind(from)
+        .execute(&mut *transaction)
+        .await?;
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE sandboxes SET served_by = $3, served_epoch = served_epoch + 1
+             WHERE id = $1 AND served_by IS NOT DISTINCT FROM $2
+               AND ($3::text IS NULL OR EXISTS (
+                   SELECT 1 FROM replicas WHERE replica = $3 AND expires_at >= clock_timestamp()))
+             RETURNING served_epoch",
+        )
+        .bind(sandbox_id)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(epoch)
+    }
+
+    pub(super) async fn sandboxes_per_server(
+        pool: &PgPool,
+    ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT served_by, COUNT(*) FROM sandboxes WHERE isolation IS NULL GROUP BY served_by",
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(server, count)| (server, u64::try_from(count).unwrap_or(0)))
+            .collect())
     }
 
     /// The deliveries `replica` claimed are free again: it can no longer
@@ -466,6 +498,7 @@ mod hold {
                             return crate::Change::Revision(project.to_owned());
                         }
                         Some(("sandbox", id)) => return crate::Change::SandboxGone(id.to_owned()),
+                        Some(("moved", id)) => return crate::Change::SandboxMoved(id.to_owned()),
                         _ => continue,
                     },
                     // Reconnected on the next call.

@@ -98,17 +98,30 @@ mod hold {
         Ok(Vec::new())
     }
 
-    pub(super) async fn serve_on(
-        _: &SqlitePool,
+    pub(super) async fn hand_over(
+        pool: &SqlitePool,
         sandbox_id: &str,
-        member: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        match member {
-            None => Ok(0),
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        match from.or(to) {
+            None => Ok(served_by(pool, sandbox_id)
+                .await?
+                .map(|served| served.epoch)),
             Some(member) => Err(StoreError::Unstorable(format!(
-                "sandbox {sandbox_id} cannot move to {member}: an SQLite file has one server"
+                "sandbox {sandbox_id} cannot move to or from {member}: an SQLite file has one server"
             ))),
         }
+    }
+
+    pub(super) async fn sandboxes_per_server(
+        pool: &SqlitePool,
+    ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sandboxes WHERE isolation IS NULL")
+                .fetch_one(pool)
+                .await?;
+        Ok(vec![(None, u64::try_from(count).unwrap_or(0))])
     }
 
     pub(super) async fn sweep_members(_: &SqlitePool) -> Result<Vec<String>, StoreError> {

@@ -469,8 +469,19 @@ async fn contract(store: &dyn Store) {
     );
     assert_eq!(store.get_idempotent("sbx-other", "k1").await.unwrap(), None);
     assert_eq!(
-        store.idempotency_keys().await.unwrap(),
+        store.idempotency_keys(None).await.unwrap(),
         vec![("sbx-a".to_owned(), "k1".to_owned(), 10)]
+    );
+    assert_eq!(
+        store.idempotency_keys(Some("sbx-a")).await.unwrap(),
+        vec![("sbx-a".to_owned(), "k1".to_owned(), 10)]
+    );
+    assert!(
+        store
+            .idempotency_keys(Some("sbx-other"))
+            .await
+            .unwrap()
+            .is_empty()
     );
     assert_eq!(store.prune_idempotent(11).await.unwrap(), 1);
     assert_eq!(store.get_idempotent("sbx-a", "k1").await.unwrap(), None);
@@ -1344,6 +1355,12 @@ async fn postgres_fences_every_server_but_the_holder() {
     writes(&third, "by-third").await.unwrap();
 }
 
+/// One secrets key, as servers sharing a database must share it.
+fn shared_sealer() -> std::sync::Arc<sbx_store::Sealer> {
+    let key = sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=").unwrap();
+    std::sync::Arc::new(sbx_store::Sealer::new(&key, &[]))
+}
+
 /// A member serves sandboxes of its own and writes for them while its
 /// lease lasts; once it ran out (a member paused or cut off), the holder's
 /// sweep waits out its writes in flight, takes its sandboxes back under a
@@ -1354,9 +1371,7 @@ async fn postgres_members_write_until_swept() {
     let Some(Place::Postgres(url)) = Place::postgres().await else {
         return;
     };
-    // Sharing one secrets key, as servers sharing a database must.
-    let key = sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=").unwrap();
-    let sealer = std::sync::Arc::new(sbx_store::Sealer::new(&key, &[]));
+    let sealer = shared_sealer();
     let holding = PgStore::open_url_as(&url, "rep_h")
         .await
         .unwrap()
@@ -1400,7 +1415,13 @@ async fn postgres_members_write_until_swept() {
         holding.members().await.unwrap(),
         std::slice::from_ref(&member)
     );
-    assert_eq!(holding.serve_on("sbx-m", Some("rep_m")).await.unwrap(), 1);
+    assert_eq!(
+        holding
+            .hand_over("sbx-m", None, Some("rep_m"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
     let served = holding.served_by("sbx-m").await.unwrap().unwrap();
     assert_eq!((served.member.as_ref(), served.epoch), (Some(&member), 1));
     assert_eq!(
@@ -1408,10 +1429,13 @@ async fn postgres_members_write_until_swept() {
         [("sbx-m".to_owned(), served)]
     );
     assert!(holding.served_by("sbx-none").await.unwrap().is_none());
-    assert!(matches!(
-        holding.serve_on("sbx-none", None).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert_eq!(
+        holding
+            .hand_over("sbx-none", None, Some("rep_m"))
+            .await
+            .unwrap(),
+        None
+    );
     // Nothing to sweep while its lease lasts.
     assert!(holding.sweep_members().await.unwrap().is_empty());
     // It claims a delivery of its sandbox to send.
@@ -1474,7 +1498,13 @@ async fn postgres_members_write_until_swept() {
     };
     let other = PgStore::open_url_as(&url, "rep_n").await.unwrap();
     let lease = other.join(&next).await.unwrap().unwrap();
-    assert_eq!(holding.serve_on("sbx-m", Some("rep_n")).await.unwrap(), 3);
+    assert_eq!(
+        holding
+            .hand_over("sbx-m", None, Some("rep_n"))
+            .await
+            .unwrap(),
+        Some(3)
+    );
     lease.leave().await;
     assert!(holding.members().await.unwrap().is_empty());
     assert_eq!(holding.sweep_members().await.unwrap(), ["sbx-m"]);
@@ -1485,6 +1515,148 @@ async fn postgres_members_write_until_swept() {
         .await
         .unwrap();
     assert_eq!(rows, 0, "the sweep removed the member that left");
+}
+
+/// A member writes only for the sandboxes it serves. A live sandbox moves
+/// from the server serving it to another (the holder, or a live member):
+/// its old server can no longer write for it, its new one can, its
+/// delivery claims are free at once, and every server hears of the move.
+#[tokio::test]
+async fn postgres_sandboxes_move_between_live_servers() {
+    let Some(Place::Postgres(url)) = Place::postgres().await else {
+        return;
+    };
+    let sealer = shared_sealer();
+    let holding = PgStore::open_url_as(&url, "rep_h")
+        .await
+        .unwrap()
+        .with_sealer(sealer.clone());
+    let _held = holding.try_hold(&holder("rep_h")).await.unwrap().unwrap();
+    pets_sandbox(&holding, "sbx-a").await;
+    holding
+        .create_sandbox(&sandbox("sbx-b", None), &[])
+        .await
+        .unwrap();
+    holding
+        .create_endpoint(&endpoint("ep_a", "sbx-a"))
+        .await
+        .unwrap();
+    let mut joined = Vec::new();
+    let mut stores = Vec::new();
+    for replica in ["rep_m", "rep_n"] {
+        let store = PgStore::open_url_as(&url, replica)
+            .await
+            .unwrap()
+            .with_sealer(sealer.clone());
+        let member = sbx_store::Member {
+            replica: replica.to_owned(),
+            address: format!("http://{replica}.internal:8080"),
+        };
+        joined.push(store.join(&member).await.unwrap().unwrap());
+        stores.push(store);
+    }
+    let (m, n) = (&stores[0], &stores[1]);
+    let mut changes = holding.watch_changes().await.unwrap().unwrap();
+    let endpoint_write = |store: &PgStore, id: &str, sandbox: &str| {
+        let (store, record) = (store.clone(), endpoint(id, sandbox));
+        async move { store.create_endpoint(&record).await }
+    };
+
+    // Handed to rep_m: it writes for sbx-a, not for the holder's sbx-b.
+    assert_eq!(
+        holding
+            .hand_over("sbx-a", None, Some("rep_m"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        changes.next().await,
+        sbx_store::Change::SandboxMoved("sbx-a".to_owned())
+    );
+    endpoint_write(m, "ep_m1", "sbx-a").await.unwrap();
+    match endpoint_write(m, "ep_m2", "sbx-b").await {
+        Err(StoreError::Fenced(why)) => {
+            assert!(why.contains("rep_m does not serve sandbox sbx-b"), "{why}")
+        }
+        other => panic!("a member's write for another's sandbox is refused: {other:?}"),
+    }
+    let mut counts = holding.sandboxes_per_server().await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [(None, 1), (Some("rep_m".to_owned()), 1)]);
+    m.emit_event("sbx-a", "pet.created", "{}", 10, None)
+        .await
+        .unwrap();
+    let claim = |claimer: &str| DeliveryClaim {
+        claimer: claimer.to_owned(),
+        now_ms: 1,
+        until_ms: 60_001,
+    };
+    let claimed = m
+        .claim_deliveries("sbx-a", 1_000, 10, &claim("rep_m"))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "one delivery per endpoint");
+
+    // Only its server moves it, and only to a live server.
+    assert_eq!(
+        n.hand_over("sbx-a", Some("rep_n"), None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        m.hand_over("sbx-a", Some("rep_m"), Some("rep_gone"))
+            .await
+            .unwrap(),
+        None
+    );
+    // rep_m hands it to rep_n: rep_m writes for it no more, rep_n does,
+    // and rep_m's claims are rep_n's to take at once.
+    assert_eq!(
+        m.hand_over("sbx-a", Some("rep_m"), Some("rep_n"))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        changes.next().await,
+        sbx_store::Change::SandboxMoved("sbx-a".to_owned())
+    );
+    assert!(matches!(
+        endpoint_write(m, "ep_m3", "sbx-a").await,
+        Err(StoreError::Fenced(_))
+    ));
+    assert!(matches!(
+        m.emit_event("sbx-a", "pet.sold", "{}", 11, None).await,
+        Err(StoreError::Fenced(_))
+    ));
+    endpoint_write(n, "ep_n1", "sbx-a").await.unwrap();
+    let taken = n
+        .claim_deliveries("sbx-a", 1_000, 10, &claim("rep_n"))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 2, "rep_m's claims were freed by the move");
+    // Back to the holder; a member deleting its own sandbox deletes its
+    // rows with it.
+    assert_eq!(
+        n.hand_over("sbx-a", Some("rep_n"), None).await.unwrap(),
+        Some(3)
+    );
+    let served = holding.served_by("sbx-a").await.unwrap().unwrap();
+    assert_eq!((served.member, served.epoch), (None, 3));
+    assert_eq!(
+        holding
+            .hand_over("sbx-b", None, Some("rep_n"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert!(n.delete_sandbox("sbx-b").await.unwrap());
+    assert!(matches!(
+        m.delete_sandbox("sbx-a").await,
+        Err(StoreError::Fenced(_))
+    ));
+    assert!(holding.delete_sandbox("sbx-a").await.unwrap());
+    drop(joined);
 }
 
 /// Every table but the holder's own is fenced: a migration that adds a
@@ -1530,6 +1702,12 @@ async fn sqlite_is_always_held_by_its_one_server() {
     pets_sandbox(&store, "sbx-a").await;
     let served = store.served_by("sbx-a").await.unwrap().unwrap();
     assert_eq!(served.member, None);
-    assert!(store.serve_on("sbx-a", Some("rep_m")).await.is_err());
+    assert!(store.hand_over("sbx-a", None, Some("rep_m")).await.is_err());
+    assert_eq!(store.hand_over("sbx-a", None, None).await.unwrap(), Some(0));
+    assert_eq!(
+        store.sandboxes_per_server().await.unwrap(),
+        [(None, 1)],
+        "every sandbox is the one server's"
+    );
     assert!(store.sweep_members().await.unwrap().is_empty());
 }

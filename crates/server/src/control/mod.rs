@@ -246,6 +246,12 @@ fn isolated_subresource(
     Some((sandbox, isolation))
 }
 
+/// The sandbox id of a call of `/api/v1/sandboxes/{id}` and below.
+fn sandbox_in_path(request: &Request) -> Option<&str> {
+    let rest = request.uri().path().strip_prefix("/api/v1/sandboxes/")?;
+    rest.split('/').next().filter(|id| !id.is_empty())
+}
+
 /// A call of a sandbox (`/api/v1/sandboxes/{id}` and below) that a member
 /// serves, the caller's to see: the member answers it, with the caller's
 /// own credentials.
@@ -254,9 +260,7 @@ fn served_by_member(
     caller: &Caller,
     request: &Request,
 ) -> Option<std::sync::Arc<crate::runtime::registry::LiveSandbox>> {
-    let rest = request.uri().path().strip_prefix("/api/v1/sandboxes/")?;
-    let id = rest.split('/').next()?;
-    let sandbox = crate::service::sandboxes::live(state, caller, id).ok()?;
+    let sandbox = crate::service::sandboxes::live(state, caller, sandbox_in_path(request)?).ok()?;
     sandbox.member().is_some().then_some(sandbox)
 }
 
@@ -310,25 +314,37 @@ async fn authenticate(
             "sign in: send the admin token or a personal access token as `Authorization: Bearer <token>`, or the session cookie",
         )
         .into_response(),
-        (Ok(_), caller) => {
-            let member_sandbox = caller
-                .as_ref()
-                .and_then(|c| served_by_member(&state, c, &request));
-            match caller.as_ref().and_then(|c| isolated_subresource(&state, c, &request)) {
-                Some((sandbox, isolation)) => {
-                    crate::runtime::namespaces::pass_on(&state, &sandbox, &isolation, request, true)
-                        .await
-                }
-                None if let Some(sandbox) = member_sandbox => {
-                    crate::runtime::members::pass_on(&state, &sandbox, request).await
-                }
-                None => {
-                    if let Some(caller) = &caller {
-                        request.extensions_mut().insert(caller.clone());
+        (Ok(_), caller) => 'answered: {
+            if let Some(id) = sandbox_in_path(&request) {
+                // Moving to another server: answered once the move ended.
+                state.moves.wait(id).await;
+            }
+            // Twice at most: a member that moved the sandbox may send the
+            // request back before the copy here heard of it.
+            for _ in 0..2 {
+                let member_sandbox = caller
+                    .as_ref()
+                    .and_then(|c| served_by_member(&state, c, &request));
+                match caller.as_ref().and_then(|c| isolated_subresource(&state, c, &request)) {
+                    Some((sandbox, isolation)) => {
+                        break 'answered crate::runtime::namespaces::pass_on(
+                            &state, &sandbox, &isolation, request, true,
+                        )
+                        .await;
                     }
-                    next.run(request).await
+                    None if let Some(sandbox) = member_sandbox => {
+                        match crate::runtime::members::pass_on(&state, &sandbox, request).await {
+                            Ok(answer) => break 'answered answer,
+                            Err(back) => request = back,
+                        }
+                    }
+                    None => break,
                 }
             }
+            if let Some(caller) = &caller {
+                request.extensions_mut().insert(caller.clone());
+            }
+            next.run(request).await
         }
     };
     if anonymous_open && matches!(response.status().as_u16(), 401 | 403) {

@@ -163,12 +163,13 @@ impl Idempotency {
         }
     }
 
-    /// Indexes the stored keys (at start).
-    pub async fn load(&self) -> Result<(), sbx_store::StoreError> {
+    /// Indexes the stored keys of every sandbox (at start), or of one
+    /// (a sandbox this server starts serving).
+    pub async fn load(&self, sandbox_id: Option<&str>) -> Result<(), sbx_store::StoreError> {
         let Answers::Store(store) = &self.answers else {
             return Ok(());
         };
-        let keys = store.idempotency_keys().await?;
+        let keys = store.idempotency_keys(sandbox_id).await?;
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for (sandbox_id, key, created_at_ms) in keys {
             known.insert(key_hash(&sandbox_id, &key), created_at_ms);

@@ -577,6 +577,13 @@ pub async fn handler(State(state): State<AppState>, mut request: Request) -> Res
             );
         }
     };
+    if state.moves.is_moving(&sandbox.id) {
+        // Moving to another server: asked again once the move ended.
+        let id = sandbox.id.to_string();
+        drop(sandbox);
+        state.moves.wait(&id).await;
+        return Box::pin(handler(State(state), request)).await;
+    }
     let now = now_ms();
     sandbox.note_activity(now);
     sandbox.requests.note(now);
@@ -586,7 +593,10 @@ pub async fn handler(State(state): State<AppState>, mut request: Request) -> Res
             .await;
     }
     if sandbox.member().is_some() {
-        return crate::runtime::members::pass_on(&state, &sandbox, request).await;
+        return match crate::runtime::members::pass_on(&state, &sandbox, request).await {
+            Ok(answer) => answer,
+            Err(request) => Box::pin(handler(State(state), request)).await,
+        };
     }
     if let Some(below) = path.strip_prefix(oauth::PREFIX) {
         let below = below.to_owned();

@@ -149,6 +149,7 @@ impl From<ServiceError> for ApiError {
                 ..Self::new(ProblemType::TooManyAttempts, detail)
             },
             ServiceError::Unavailable(detail) => Self::new(ProblemType::RuntimeUnavailable, detail),
+            ServiceError::Moving(detail) => Self::standby(detail),
             ServiceError::Store(error) => error.into(),
             ServiceError::Internal(error) => Self::internal(format!("{error:#}")),
         }

@@ -79,6 +79,7 @@ pub struct Metrics {
     hold_epoch: Gauge,
     hold_renewals: Family<OutcomeLabels, Counter>,
     forwarded: Family<OutcomeLabels, Counter>,
+    moved: Counter,
     isolated: Family<StateLabels, Gauge>,
     namespace_operations: Family<OutcomeLabels, Counter>,
 }
@@ -116,6 +117,12 @@ impl Metrics {
             "forwarded_requests",
             "Requests this server passed to the holder while it did not serve, by outcome (forwarded, refused)",
             forwarded.clone(),
+        );
+        let moved = Counter::default();
+        registry.register(
+            "sandboxes_moved",
+            "Sandboxes this server handed to another server sharing its database (spreading them, or stopping)",
+            moved.clone(),
         );
         let isolated = Family::<StateLabels, Gauge>::default();
         registry.register(
@@ -182,6 +189,7 @@ impl Metrics {
             hold_epoch,
             hold_renewals,
             forwarded,
+            moved,
             developer_requests,
             developer_sandboxes,
             registry,
@@ -236,6 +244,11 @@ impl Metrics {
             .inc();
     }
 
+    /// A sandbox served here was handed to another server.
+    pub fn moved(&self) {
+        self.moved.inc();
+    }
+
     /// How many live isolated sandboxes are in each state.
     pub fn isolated_sandboxes(&self, counts: [(&'static str, i64); 3]) {
         for (state, count) in counts {
@@ -271,9 +284,16 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
         .into_response();
     }
     let metrics = &state.metrics;
+    // Its own: the holder's copies of members' sandboxes are not served here.
+    let served = state
+        .registry
+        .all()
+        .iter()
+        .filter(|s| s.served_here())
+        .count();
     metrics
         .live_sandboxes
-        .set(i64::try_from(state.registry.count()).unwrap_or(i64::MAX));
+        .set(i64::try_from(served).unwrap_or(i64::MAX));
     let now = crate::app::now_ms();
     for owner in state.registry.owners() {
         let labels = AccountLabels {

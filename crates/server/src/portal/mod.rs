@@ -260,7 +260,9 @@ impl From<ServiceError> for Failure {
             ServiceError::Forbidden(_) | ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ServiceError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Unavailable(_) | ServiceError::Moving(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ServiceError::Store(_) | ServiceError::Internal(_) => {
                 tracing::error!(error = %format!("{error:#}"), "a portal action failed");
                 return Self {

@@ -8,7 +8,10 @@
 //! lease runs out, the holder sweeps it (the database then refuses its
 //! writes) and serves its sandboxes again, rebuilt from the database.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::Request,
@@ -111,6 +114,7 @@ pub async fn follow(state: AppState, shutdown: CancellationToken) {
         match change {
             Change::Revision(project) => follow_project(&state, &project).await,
             Change::SandboxGone(id) => forget(&state, &id),
+            Change::SandboxMoved(id) => follow_move(&state, &id).await,
             Change::Missed => catch_up(&state).await,
         }
     }
@@ -136,21 +140,58 @@ async fn follow_project(state: &AppState, project: &str) {
     }
 }
 
-fn forget(state: &AppState, id: &str) {
+/// After sandbox `id` moved between servers: this server serves it if it
+/// is now its own, the holder's copy names its new server, and who
+/// serves it is read again when next asked.
+async fn follow_move(state: &AppState, id: &str) {
+    state.owners.forget(id);
+    let served = match state.store.served_by(id).await {
+        Ok(Some(served)) => served,
+        Ok(None) => return forget(state, id),
+        Err(error) => {
+            tracing::warn!(%error, sandbox = %id, "reading where a sandbox moved failed");
+            return;
+        }
+    };
+    let holder = crate::runtime::standby::serves(state);
+    let mine = match &served.member {
+        Some(member) => *member.replica == *state.replica,
+        None => holder,
+    };
+    let current = state.registry.get(id);
+    if mine {
+        // Loaded now rather than at its first request.
+        let _ = load_here(state, id).await;
+    } else if holder
+        && current
+            .as_ref()
+            .is_none_or(|s| s.member() != served.member.as_ref())
+    {
+        if let Err(error) = load(state, id, served.member).await {
+            tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "refreshing the holder's copy failed");
+        }
+    }
+}
+
+pub(crate) fn forget(state: &AppState, id: &str) {
     if state.registry.remove(id).is_some() {
         state.oauth.forget(id);
         state.receiver.forget(id);
     }
 }
 
-/// After changes may have been missed: drops what was deleted and follows
-/// every project's latest revision.
+/// After changes may have been missed: drops what was deleted, follows
+/// the copies of sandboxes that moved, and every project's latest
+/// revision.
 async fn catch_up(state: &AppState) {
     let mut projects = std::collections::BTreeSet::new();
     for sandbox in state.registry.all() {
-        match state.store.get_sandbox(&sandbox.id).await {
-            Ok(Some(_)) => {
+        match state.store.served_by(&sandbox.id).await {
+            Ok(Some(served)) => {
                 projects.insert(sandbox.project.to_string());
+                if sandbox.member().is_some() && sandbox.member() != served.member.as_ref() {
+                    follow_move(state, &sandbox.id).await;
+                }
             }
             Ok(None) => forget(state, &sandbox.id),
             Err(error) => {
@@ -197,6 +238,10 @@ pub enum Route {
     /// To the holder: anything not one sandbox's, the holder's sandboxes,
     /// and everything once this member's lease may have run out.
     Holder,
+    /// To the server this one just handed the sandbox to, even when it
+    /// was passed on already: it is that server's now, and the others may
+    /// not know yet.
+    Moved(ServedBy, String),
 }
 
 /// Where this member sends `request`: a sandbox it serves is answered
@@ -210,7 +255,6 @@ pub fn route(state: &AppState, request: &Request) -> impl Future<Output = Route>
         Err(Route::Holder)
     } else {
         match addressed(&state, request) {
-            Some(id) if state.registry.get(&id).is_some() => Err(Route::Here),
             Some(id) => Ok(id),
             None if crate::data_plane::carries_known_key(&state, request) => Err(Route::Here),
             None => Err(Route::Holder),
@@ -221,6 +265,19 @@ pub fn route(state: &AppState, request: &Request) -> impl Future<Output = Route>
             Err(route) => return route,
             Ok(id) => id,
         };
+        // Moving away from here: asked again once the move ended.
+        state.moves.wait(&id).await;
+        if state.registry.get(&id).is_some() {
+            return Route::Here;
+        }
+        if let Some(to) = state.moves.moved_to(&id) {
+            return Route::Moved(to, id);
+        }
+        // Passed on by a server that took it for this one's: what this
+        // one knows may be older than the news.
+        if passed_on {
+            state.owners.forget(&id);
+        }
         match state.owners.lookup(&state, &id).await {
             // The database does not answer: the holder may still.
             Err(()) => Route::Holder,
@@ -280,6 +337,12 @@ impl Owners {
         self.lock().remove(id);
     }
 
+    /// Notes who serves sandbox `id` now (this server just moved it).
+    pub(crate) fn note(&self, id: &str, served: ServedBy) {
+        self.lock()
+            .insert(id.to_owned(), (Instant::now(), Some(served)));
+    }
+
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Instant, Option<ServedBy>)>>
@@ -293,12 +356,17 @@ impl Owners {
 /// load).
 async fn load_here(state: &AppState, id: &str) -> Result<(), ()> {
     let _loading = state.owners.loading.lock().await;
-    if state.registry.get(id).is_some() {
+    if state.registry.get(id).is_some_and(|s| s.served_here()) {
         return Ok(());
     }
     match load(state, id, None).await {
         Ok(()) => {
+            // Moved here from a live server: its pending work, and the
+            // answers its idempotency keys stored there.
             crate::workers::note_pending(state).await;
+            if let Err(error) = state.idempotency.load(Some(id)).await {
+                tracing::warn!(%error, sandbox = %id, "indexing a sandbox's idempotency keys failed");
+            }
             Ok(())
         }
         Err(error) => {
@@ -391,7 +459,7 @@ pub async fn sweep(state: AppState, shutdown: CancellationToken) {
             // Their pending work, and the answers their idempotency keys
             // stored, as a restart finds them.
             crate::workers::note_pending(&state).await;
-            if let Err(error) = state.idempotency.load().await {
+            if let Err(error) = state.idempotency.load(None).await {
                 tracing::warn!(%error, "indexing the idempotency keys of sandboxes taken over failed");
             }
         }
@@ -400,11 +468,37 @@ pub async fn sweep(state: AppState, shutdown: CancellationToken) {
 
 /// Passes a request for `sandbox` to the member serving it and its answer
 /// back. A control-plane call that deleted it, or changed its time to
-/// live, is mirrored on the holder's copy.
-pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) -> Response {
+/// live, is mirrored on the holder's copy. `Err`: the request is back,
+/// for the registry's new copy of the sandbox: the member the copy names
+/// sent it here (it moved the sandbox, and the news is still on its way).
+pub async fn pass_on(
+    state: &AppState,
+    sandbox: &Arc<LiveSandbox>,
+    request: Request,
+) -> Result<Response, Request> {
     let Some(member) = sandbox.member() else {
-        return ApiError::standby("the sandbox is served here").into_response();
+        return Ok(ApiError::standby("the sandbox is served here").into_response());
     };
+    let sent_by_member = request
+        .headers()
+        .get(FORWARDED_BY)
+        .is_some_and(|by| by.as_bytes() == member.replica.as_bytes());
+    if sent_by_member {
+        follow_move(state, &sandbox.id).await;
+        let renewed = state
+            .registry
+            .get(&sandbox.id)
+            .is_some_and(|now| !Arc::ptr_eq(&now, sandbox));
+        return if renewed {
+            Err(request)
+        } else {
+            Ok(ApiError::standby(format!(
+                "sandbox \"{}\" is served by {}, which sent this request here; send it again",
+                sandbox.id, member.replica
+            ))
+            .into_response())
+        };
+    }
     let (path, method) = (request.uri().path().to_owned(), request.method().clone());
     match send(state, member, &sandbox.id, request, moved(state, sandbox)).await {
         Ok(answer) => {
@@ -418,21 +512,34 @@ pub async fn pass_on(state: &AppState, sandbox: &LiveSandbox, request: Request) 
             if changed {
                 mirror(state, &sandbox.id, &path, &method, answer.status()).await;
             }
-            crate::http::proxy::answer(answer)
+            Ok(crate::http::proxy::answer(answer))
         }
-        Err(refusal) => refusal,
+        Err(refusal) => Ok(refusal),
     }
 }
 
 /// Sends a request for sandbox `id` from this member straight to the
-/// member serving it, and its answer back.
+/// server serving it, and its answer back.
 pub async fn pass_to(state: &AppState, served: &ServedBy, id: &str, request: Request) -> Response {
-    let Some(member) = &served.member else {
-        return ApiError::standby("the sandbox is the holder's").into_response();
+    let member = match &served.member {
+        Some(member) => member.clone(),
+        // The holder, named as a member is.
+        None => match crate::runtime::standby::holder(state).await {
+            Some(holder) => Member {
+                replica: holder.replica,
+                address: holder.address,
+            },
+            None => {
+                return ApiError::standby(format!(
+                    "sandbox \"{id}\" is the holder's, and no server holds the database"
+                ))
+                .into_response();
+            }
+        },
     };
     match send(
         state,
-        member,
+        &member,
         id,
         request,
         moved_in_store(state, id, served.epoch),
@@ -490,29 +597,37 @@ async fn send(
     }
 }
 
+/// How long a request passed on waits before a move of its sandbox ends
+/// the wait: a live move ends in milliseconds, and the server it left
+/// passes the request on; a member that stopped answering is swept after
+/// its lease.
+const MOVE_GRACE: Duration = Duration::from_secs(2);
+
 /// Returns once the database says sandbox `id` moved on from `epoch`,
-/// checking every second.
+/// checking every second from [`MOVE_GRACE`] on.
 async fn moved_in_store(state: &AppState, id: &str, epoch: i64) {
+    tokio::time::sleep(MOVE_GRACE).await;
     loop {
-        tokio::time::sleep(EVERY).await;
         match state.store.served_by(id).await {
             Ok(Some(served)) if served.epoch == epoch => {}
             // Unknown (the database does not answer) is not moved.
             Err(_) => {}
             _ => return,
         }
+        tokio::time::sleep(EVERY).await;
     }
 }
 
 /// Returns once the registry holds another copy of `sandbox` (it was
-/// taken over, or deleted), checking every second.
+/// taken over, or deleted), checking every second from [`MOVE_GRACE`] on.
 async fn moved(state: &AppState, sandbox: &LiveSandbox) {
+    tokio::time::sleep(MOVE_GRACE).await;
     loop {
-        tokio::time::sleep(EVERY).await;
         match state.registry.get(&sandbox.id) {
             Some(now) if std::ptr::eq(&*now, sandbox) => {}
             _ => return,
         }
+        tokio::time::sleep(EVERY).await;
     }
 }
 

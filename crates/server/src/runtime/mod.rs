@@ -5,6 +5,7 @@ pub mod clock;
 pub mod ids;
 pub mod keys;
 pub mod members;
+pub mod moves;
 pub mod namespaces;
 pub mod oauth;
 pub mod rate;

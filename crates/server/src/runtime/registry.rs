@@ -547,6 +547,32 @@ impl Registry {
         self.by_key_hash.read().ok()?.get(hash).cloned()
     }
 
+    /// How many references to `sandbox` the registry itself holds: the
+    /// rest are requests and work in flight on it.
+    pub fn shares(&self, sandbox: &Arc<LiveSandbox>) -> usize {
+        let listed = self
+            .sandboxes
+            .read()
+            .ok()
+            .and_then(|set| {
+                set.get(sandbox.id.as_str())
+                    .map(|s| Arc::ptr_eq(&s.0, sandbox))
+            })
+            .unwrap_or(false);
+        let by_key = self.by_key_hash.read().map_or(0, |index| {
+            sandbox
+                .keys()
+                .iter()
+                .filter(|key| {
+                    index
+                        .get(&key.hash)
+                        .is_some_and(|s| Arc::ptr_eq(s, sandbox))
+                })
+                .count()
+        });
+        usize::from(listed) + by_key
+    }
+
     pub fn remove(&self, id: &str) -> Option<Arc<LiveSandbox>> {
         let removed = self.sandboxes.write().ok()?.take(id)?.0;
         if let Ok(mut index) = self.by_key_hash.write() {

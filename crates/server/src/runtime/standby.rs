@@ -71,7 +71,7 @@ pub async fn activate(
     crate::service::sessions::resume(state).await;
     state
         .idempotency
-        .load()
+        .load(None)
         .await
         .context("indexing idempotency keys")?;
     workers.spawn(reaper::run(state.clone(), workers.stopping()));
@@ -95,8 +95,8 @@ pub async fn activate(
 }
 
 /// Starts the workers running the jobs and deliveries of the sandboxes
-/// this server serves, and following other servers' changes, once (as a
-/// member, then as the holder).
+/// this server serves, following other servers' changes, and spreading
+/// sandboxes, once (as a member, then as the holder).
 pub fn start_sandbox_workers(state: &AppState) {
     state.sandbox_workers.call_once(|| {
         let workers = &state.workers;
@@ -106,6 +106,12 @@ pub fn start_sandbox_workers(state: &AppState) {
             state.clone(),
             workers.stopping(),
         ));
+        if state.config.spread_sandboxes {
+            workers.spawn(crate::runtime::moves::rebalance(
+                state.clone(),
+                workers.stopping(),
+            ));
+        }
     });
 }
 
@@ -303,6 +309,11 @@ impl Forwarder {
     }
 }
 
+/// The server holding the database, as read at most a second ago.
+pub async fn holder(state: &AppState) -> Option<Holder> {
+    state.forwarder.holder(state).await
+}
+
 /// How long a request this server does not serve waits for a holder to
 /// take it: a graceful handover (the holder stops, another takes over and
 /// loads) takes about a second.
@@ -493,7 +504,9 @@ pub async fn answered_elsewhere(state: &AppState, request: Request) -> Result<Re
     }
     match route(state, &request).await {
         Route::Here => Ok(request),
-        Route::Member(served, id) => Err(pass_to(state, &served, &id, request).await),
+        Route::Member(served, id) | Route::Moved(served, id) => {
+            Err(pass_to(state, &served, &id, request).await)
+        }
         Route::Holder => match forward(state, request).await {
             Forwarded::Answered(response) => Err(response),
             Forwarded::Mine(request) => Ok(request),

@@ -110,6 +110,10 @@ pub enum ServiceError {
     /// code sessions), said with what to install.
     #[error("{0}")]
     Unavailable(String),
+    /// The sandbox is moving to another server that shares the database
+    /// (for milliseconds): the request is to be sent again.
+    #[error("{0}")]
+    Moving(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A failure of the server itself (a worker gone, a corrupt row).

@@ -222,8 +222,9 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewSandbox) -> Servi
 /// are spread and one serves fewer than the holder; `None`: served here.
 async fn serve_on_member(state: &AppState, id: &str) -> Option<sbx_store::Member> {
     let member = crate::runtime::members::choose(state).await?;
-    match state.store.serve_on(id, Some(&member.replica)).await {
-        Ok(_) => Some(member),
+    match state.store.hand_over(id, None, Some(&member.replica)).await {
+        Ok(Some(_)) => Some(member),
+        Ok(None) => None,
         Err(error) => {
             tracing::warn!(%error, sandbox = %id, "giving the sandbox to a member failed: served here");
             None
@@ -278,12 +279,19 @@ pub fn bad_seed() -> ServiceError {
 /// A sandbox that exists, has not expired and is the caller's to see:
 /// another developer's answers as if it did not exist.
 pub fn live(state: &AppState, caller: &Caller, id: &str) -> ServiceResult<Arc<LiveSandbox>> {
-    state
+    let sandbox = state
         .registry
         .get(id)
         .filter(|s| s.expired_at(now_ms()).is_none())
         .filter(|s| caller.sees(s.owner_id()))
-        .ok_or_else(|| ServiceError::NotFound(format!("sandbox \"{id}\" does not exist")))
+        .ok_or_else(|| ServiceError::NotFound(format!("sandbox \"{id}\" does not exist")))?;
+    // Asked once held: a move waits for every holder of the sandbox.
+    if state.moves.is_moving(id) {
+        return Err(ServiceError::Moving(format!(
+            "sandbox \"{id}\" is moving to another server; send the request again"
+        )));
+    }
+    Ok(sandbox)
 }
 
 /// The caller's live sandboxes (an admin's: all), of one project or of all.

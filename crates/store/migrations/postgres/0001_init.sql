@@ -370,7 +370,7 @@ DECLARE
 BEGIN
     -- Once per transaction: the shared lock, held to its end, keeps a
     -- takeover out until then.
-    IF writer IS NULL OR writer = '' OR current_setting('sbx.fenced', true) = 'on' THEN
+    IF writer IS NULL OR writer = '' OR current_setting('sbx.fenced', true) IN ('holder', 'member') THEN
         RETURN NULL;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(8314339803474690049);
@@ -381,9 +381,50 @@ BEGIN
             RAISE EXCEPTION 'server % does not hold the database (% does) and serves no sandboxes of its own: it no longer writes', writer, coalesce(holder, 'no server')
                 USING ERRCODE = 'SBX01';
         END IF;
+        PERFORM set_config('sbx.fenced', 'member', true);
+    ELSE
+        PERFORM set_config('sbx.fenced', 'holder', true);
     END IF;
-    PERFORM set_config('sbx.fenced', 'on', true);
     RETURN NULL;
+END
+$$;
+
+-- Ownership: a member writes only the rows of the sandboxes it serves
+-- (`sandboxes.served_by`), so that one that handed a sandbox over cannot
+-- write for it again, whatever it still had in flight. Checked per row,
+-- for members only (the trigger's WHEN costs the holder's rows nothing);
+-- rows deleted by a cascade were checked with their parent. The holder
+-- is fenced by the statement check above: it moves sandboxes, deletes
+-- them, and prunes every sandbox's old logs and keys.
+CREATE FUNCTION sbx_fence_row() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    writer TEXT := current_setting('sbx.replica', true);
+    sandbox TEXT;
+BEGIN
+    IF TG_TABLE_NAME = 'sandboxes' THEN
+        IF TG_OP = 'INSERT' THEN
+            sandbox := NEW.id;
+        ELSIF OLD.served_by = writer THEN
+            RETURN COALESCE(NEW, OLD);
+        ELSE
+            sandbox := OLD.id;
+        END IF;
+    ELSE
+        IF TG_OP = 'DELETE' THEN
+            sandbox := OLD.sandbox_id;
+        ELSE
+            sandbox := NEW.sandbox_id;
+        END IF;
+        -- Rows of one sandbox come in runs: its check is remembered for
+        -- the rest of the transaction.
+        IF sandbox = current_setting('sbx.serving', true)
+           OR EXISTS (SELECT 1 FROM sandboxes WHERE id = sandbox AND served_by = writer) THEN
+            PERFORM set_config('sbx.serving', sandbox, true);
+            RETURN COALESCE(NEW, OLD);
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'server % does not serve sandbox % (it moved to another server): it no longer writes for it', writer, sandbox
+        USING ERRCODE = 'SBX01';
 END
 $$;
 
@@ -400,17 +441,32 @@ BEGIN
             fenced.tablename
         );
     END LOOP;
+    FOR fenced IN
+        SELECT c.table_name AS tablename FROM information_schema.columns c
+        JOIN pg_tables t ON t.schemaname = c.table_schema AND t.tablename = c.table_name
+        WHERE c.table_schema = current_schema() AND c.column_name = 'sandbox_id'
+        UNION SELECT 'sandboxes'
+    LOOP
+        EXECUTE format(
+            'CREATE TRIGGER fence_row BEFORE INSERT OR UPDATE OR DELETE ON %I FOR EACH ROW
+             WHEN (current_setting(''sbx.fenced'', true) = ''member'' AND pg_trigger_depth() < 1)
+             EXECUTE FUNCTION sbx_fence_row()',
+            fenced.tablename
+        );
+    END LOOP;
 END
 $$;
 
--- Servers serving sandboxes from memory follow what the holder changes:
--- a new revision (of this project) and a sandbox deleted (by id). Sent
--- when the change commits; a server whose listening connection dropped
--- reads everything again.
+-- Servers serving sandboxes from memory follow what the others change: a
+-- new revision (of this project), a sandbox deleted or moved to another
+-- server (by id). Sent when the change commits; a server whose listening
+-- connection dropped reads everything again.
 CREATE FUNCTION sbx_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'revisions' THEN
         PERFORM pg_notify('sbx_changes', 'revision ' || NEW.project);
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM pg_notify('sbx_changes', 'moved ' || NEW.id);
     ELSE
         PERFORM pg_notify('sbx_changes', 'sandbox ' || OLD.id);
     END IF;
@@ -421,3 +477,6 @@ CREATE TRIGGER notify_revision AFTER INSERT ON revisions
     FOR EACH ROW EXECUTE FUNCTION sbx_notify_change();
 CREATE TRIGGER notify_sandbox_gone AFTER DELETE ON sandboxes
     FOR EACH ROW EXECUTE FUNCTION sbx_notify_change();
+CREATE TRIGGER notify_sandbox_moved AFTER UPDATE OF served_by ON sandboxes
+    FOR EACH ROW WHEN (OLD.served_by IS DISTINCT FROM NEW.served_by)
+    EXECUTE FUNCTION sbx_notify_change();

@@ -1102,10 +1102,17 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn idempotency_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT sandbox_id, key, created_at_ms FROM idempotency_keys")
-            .fetch_all(&self.pool)
-            .await?;
+    async fn idempotency_keys(
+        &self,
+        sandbox_id: Option<&str>,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sandbox_id, key, created_at_ms FROM idempotency_keys
+             WHERE CAST($1 AS TEXT) IS NULL OR sandbox_id = $1",
+        )
+        .bind(sandbox_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get(2)))
@@ -1758,8 +1765,17 @@ impl Store for SqlStore {
         super::hold::served_by_members(&self.pool).await
     }
 
-    async fn serve_on(&self, sandbox_id: &str, member: Option<&str>) -> Result<i64, StoreError> {
-        super::hold::serve_on(&self.pool, sandbox_id, member).await
+    async fn hand_over(
+        &self,
+        sandbox_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        super::hold::hand_over(&self.pool, sandbox_id, from, to).await
+    }
+
+    async fn sandboxes_per_server(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        super::hold::sandboxes_per_server(&self.pool).await
     }
 
     async fn sweep_members(&self) -> Result<Vec<String>, StoreError> {
