@@ -2609,6 +2609,8 @@ struct Acknowledgements {
     /// When the affected sandbox first acknowledged a write sent after
     /// the kill.
     back: Option<std::time::Instant>,
+    /// The longest any request took.
+    slowest: Duration,
 }
 
 /// Creates and events spread over sandboxes, sent through some servers
@@ -2645,6 +2647,7 @@ impl SpreadLoad {
                         let id = &ids[(n / 2) % ids.len()];
                         let event = n % 2 == 1;
                         let sent_after_kill = killed_at.lock().unwrap().is_some();
+                        let sent = std::time::Instant::now();
                         let answer = if event {
                             http_post_with(
                                 &format!("{url}/api/v1/sandboxes/{id}/events"),
@@ -2660,6 +2663,7 @@ impl SpreadLoad {
                             )
                         };
                         let (status, head, body) = answer.expect("the server stays up");
+                        acknowledged.slowest = acknowledged.slowest.max(sent.elapsed());
                         match status {
                             201 => {
                                 let made: Value = serde_json::from_str(&body).unwrap();
@@ -2693,17 +2697,19 @@ impl SpreadLoad {
         }
     }
 
-    /// Stops the load and checks it: the affected sandbox answered again
-    /// within 5 s of `killed_at`, every acknowledged create is served
-    /// through each of `alive`, and every acknowledged event was delivered
-    /// (`seen`).
-    fn check(self, killed_at: std::time::Instant, alive: &[&String], seen: &Seen) {
+    /// Stops the load: what each thread had acknowledged.
+    fn stop(self) -> Vec<Acknowledgements> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let results: Vec<Acknowledgements> = self
-            .threads
+        self.threads
             .into_iter()
             .map(|t| t.join().unwrap())
-            .collect();
+            .collect()
+    }
+
+    /// Stops the load and checks it: the affected sandbox answered again
+    /// within 5 s of `killed_at`, and [`served_and_delivered`].
+    fn check(self, killed_at: std::time::Instant, alive: &[&String], seen: &Seen) {
+        let results = self.stop();
         let back_after = results
             .iter()
             .filter_map(|r| r.back)
@@ -2722,23 +2728,30 @@ impl SpreadLoad {
             back_after < Duration::from_secs(5),
             "answered again {back_after:?} after the kill"
         );
-        for (id, customer) in results.iter().flat_map(|r| &r.customers) {
-            for url in alive {
-                let (status, body) =
-                    http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
-                assert_eq!(status, 200, "{customer} of {id} through {url}: {body}");
-            }
-        }
-        let (delivered, arrived) = &**seen;
-        let delivered = delivered.lock().unwrap();
-        let (delivered, _) = arrived
-            .wait_timeout_while(delivered, Duration::from_secs(60), |delivered| {
-                !events.iter().all(|event| delivered.contains(*event))
-            })
-            .unwrap();
-        let missing: Vec<_> = events.iter().filter(|e| !delivered.contains(**e)).collect();
-        assert!(missing.is_empty(), "events never delivered: {missing:?}");
+        served_and_delivered(&results, alive, seen);
     }
+}
+
+/// Every create acknowledged in `results` is served through each of
+/// `alive`, and every acknowledged event was delivered (`seen`).
+fn served_and_delivered(results: &[Acknowledgements], alive: &[&String], seen: &Seen) {
+    let events: std::collections::HashSet<&String> =
+        results.iter().flat_map(|r| &r.events).collect();
+    for (id, customer) in results.iter().flat_map(|r| &r.customers) {
+        for url in alive {
+            let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
+            assert_eq!(status, 200, "{customer} of {id} through {url}: {body}");
+        }
+    }
+    let (delivered, arrived) = &**seen;
+    let delivered = delivered.lock().unwrap();
+    let (delivered, _) = arrived
+        .wait_timeout_while(delivered, Duration::from_secs(60), |delivered| {
+            !events.iter().all(|event| delivered.contains(*event))
+        })
+        .unwrap();
+    let missing: Vec<_> = events.iter().filter(|e| !delivered.contains(**e)).collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
 }
 
 /// Three servers on PostgreSQL `database` with `spread_sandboxes` (the
@@ -3035,4 +3048,106 @@ fn spread_sandboxes_outlive_their_holder_killed() {
         member - 1,
         "the other member keeps its sandbox"
     );
+}
+
+/// How many of sandboxes `ids` each of `urls` serves, as the sandboxes say.
+fn spread_of(urls: &[String], ids: &[String]) -> Vec<usize> {
+    let mut counts = vec![0; urls.len()];
+    for id in ids {
+        counts[server_of(urls, id)] += 1;
+    }
+    counts
+}
+
+/// With `spread_sandboxes`, live sandboxes move between servers without
+/// failing a request: six sandboxes on a holder and a member (three
+/// each) spread over a third server that joins (two each), under creates
+/// and events sent through the holder; then the first member stopped
+/// gracefully (SIGTERM) under creates and events sent through the holder
+/// and the new member hands its sandboxes to them. Every request is
+/// answered (no 503), every acknowledged create is served by every
+/// server left, every acknowledged event delivered at least once.
+#[test]
+fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("sbx.toml");
+    std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
+    let args = ["--config", file.to_str().unwrap(), "--allow-private-egress"];
+    let (mut servers, mut urls, mut data) = servers_on_postgres(&database, 2, &args);
+    holder_among(&[&urls[0]]);
+    let ids: Vec<String> = std::iter::once(payments_sandbox_through(&urls[0]))
+        .chain((0..5).map(|_| {
+            open_payments_sandbox(&urls[0])["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }))
+        .collect();
+    let (hooks, seen) = counting_receiver(Duration::from_millis(5));
+    for id in &ids {
+        let (status, endpoint) = admin_curl(
+            "POST",
+            &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
+            Some(&format!(r#"{{"url": "{hooks}"}}"#)),
+        );
+        assert_eq!(status, 201, "{endpoint}");
+    }
+    assert_eq!(spread_of(&urls, &ids), [3, 3]);
+
+    // A third server joins: each of the others hands it one sandbox.
+    let load = SpreadLoad::start(&urls, &[0], &ids, "");
+    std::thread::sleep(Duration::from_millis(500));
+    let (joined, url, dir) = servers_on_postgres(&database, 1, &args);
+    servers.extend(joined);
+    urls.extend(url);
+    data.extend(dir);
+    let joined_at = std::time::Instant::now();
+    let spread = eventually("the sandboxes spread over the new server", || {
+        let counts = spread_of(&urls, &ids);
+        (counts == [2, 2, 2]).then_some(counts)
+    });
+    eprintln!(
+        "spread {spread:?} {:?} after the third server started",
+        joined_at.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let results = load.stop();
+    eprintln!(
+        "while they moved: {} creates and {} events acknowledged, slowest answer {:?}",
+        results.iter().map(|r| r.customers.len()).sum::<usize>(),
+        results.iter().map(|r| r.events.len()).sum::<usize>(),
+        results.iter().map(|r| r.slowest).max().unwrap_or_default(),
+    );
+    served_and_delivered(&results, &[&urls[0], &urls[1], &urls[2]], &seen);
+
+    // The first member stops gracefully: its sandboxes move to the two
+    // others while they are sent requests through both.
+    let load = SpreadLoad::start(&urls, &[0, 2], &ids, "");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&servers[1], "TERM");
+    let stopping = std::time::Instant::now();
+    let stopped = eventually("the member stops", || servers[1].try_wait().unwrap());
+    assert!(stopped.success(), "a graceful stop: {stopped}");
+    eprintln!("the member stopped {:?} after SIGTERM", stopping.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    let results = load.stop();
+    eprintln!(
+        "while it stopped: {} creates and {} events acknowledged, slowest answer {:?}",
+        results.iter().map(|r| r.customers.len()).sum::<usize>(),
+        results.iter().map(|r| r.events.len()).sum::<usize>(),
+        results.iter().map(|r| r.slowest).max().unwrap_or_default(),
+    );
+    let survivors = [urls[0].clone(), urls[2].clone()];
+    served_and_delivered(&results, &[&survivors[0], &survivors[1]], &seen);
+    assert_eq!(spread_of(&survivors, &ids), [3, 3]);
+    let bearer = format!("Bearer {TOKEN}");
+    let (_, metrics) = http_get(
+        &format!("{}/metrics", urls[0]),
+        &[("authorization", &bearer)],
+    );
+    assert!(metrics.contains("sbx_sandboxes_moved_total 1"), "{metrics}");
+    assert!(metrics.contains("sbx_sandboxes_live 3"), "{metrics}");
 }

@@ -308,11 +308,11 @@ pub async fn rebalance_once(state: &AppState) -> Result<usize, sbx_store::StoreE
         let Some(to) = shares.take_fewest(position, fair) else {
             break;
         };
-        match hand_over(state, sandbox.clone(), to).await {
+        // Handed over whole: a reference kept here would hold the move.
+        let id = sandbox.id.to_string();
+        match hand_over(state, sandbox, to).await {
             Ok(()) => moved += 1,
-            Err(error) => {
-                tracing::info!(sandbox = %sandbox.id, %error, "not moved this time");
-            }
+            Err(error) => tracing::info!(sandbox = %id, %error, "not moved this time"),
         }
     }
     Ok(moved)
@@ -342,11 +342,12 @@ pub async fn hand_over_all(state: &AppState) {
             continue;
         }
         let to = shares.take_fewest(position, u64::MAX).unwrap_or(None);
-        match hand_over(state, sandbox.clone(), to).await {
+        let id = sandbox.id.to_string();
+        match hand_over(state, sandbox, to).await {
             Ok(()) => moved += 1,
             Err(error) => {
                 left += 1;
-                tracing::warn!(sandbox = %sandbox.id, %error, "not handed over: the holder takes it when this server's lease ends");
+                tracing::warn!(sandbox = %id, %error, "not handed over: the holder takes it when this server's lease ends");
             }
         }
     }
