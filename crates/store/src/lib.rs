@@ -703,6 +703,9 @@ pub trait Membership: Send + Sync {
     async fn renew(&mut self) -> Result<(), StoreError>;
     /// How long a renewal holds, counted from before it was asked for.
     fn lease(&self) -> std::time::Duration;
+    /// Marks the member as stopping: it is given no sandboxes from now
+    /// on (it hands its own over), while its lease still lets it write.
+    async fn drain(&mut self) -> Result<(), StoreError>;
     /// Ends its lease now (a graceful stop, or it takes the database
     /// itself): the holder's next sweep takes its sandboxes over.
     async fn leave(self: Box<Self>);
@@ -1001,7 +1004,7 @@ pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'sta
     /// Makes `member` a server of sandboxes of its own; `None` where no
     /// other server shares the database (SQLite).
     async fn join(&self, member: &Member) -> Result<Option<Box<dyn Membership>>, StoreError>;
-    /// Members whose leases have not run out.
+    /// Members whose leases have not run out, but those stopping.
     async fn members(&self) -> Result<Vec<Member>, StoreError>;
     /// Who serves a sandbox; `None`: there is no such sandbox.
     async fn served_by(&self, sandbox_id: &str) -> Result<Option<ServedBy>, StoreError>;

@@ -262,6 +262,18 @@ mod hold {
             LEASE
         }
 
+        async fn drain(&mut self) -> Result<(), StoreError> {
+            let why = format!("the holder swept {}", self.0.replica);
+            self.0
+                .renew_by(
+                    "UPDATE replicas SET draining = true,
+                         expires_at = clock_timestamp() + make_interval(secs => $3)
+                     WHERE replica = $1 AND since_ms = $2",
+                    why,
+                )
+                .await
+        }
+
         async fn leave(mut self: Box<Self>) {
             // Its lease ends now: the holder's next sweep takes its
             // sandboxes over.
@@ -303,7 +315,8 @@ mod hold {
 
     pub(super) async fn members(pool: &PgPool) -> Result<Vec<crate::Member>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT replica, address FROM replicas WHERE expires_at >= clock_timestamp() ORDER BY replica",
+            "SELECT replica, address FROM replicas
+             WHERE expires_at >= clock_timestamp() AND NOT draining ORDER BY replica",
         )
         .fetch_all(pool)
         .await?;
@@ -376,7 +389,8 @@ mod hold {
             "UPDATE sandboxes SET served_by = $3, served_epoch = served_epoch + 1
              WHERE id = $1 AND served_by IS NOT DISTINCT FROM $2
                AND ($3::text IS NULL OR EXISTS (
-                   SELECT 1 FROM replicas WHERE replica = $3 AND expires_at >= clock_timestamp()))
+                   SELECT 1 FROM replicas
+                   WHERE replica = $3 AND expires_at >= clock_timestamp() AND NOT draining))
              RETURNING served_epoch",
         )
         .bind(sandbox_id)

@@ -1541,8 +1541,7 @@ async fn postgres_sandboxes_move_between_live_servers() {
         .create_endpoint(&endpoint("ep_a", "sbx-a"))
         .await
         .unwrap();
-    let mut joined = Vec::new();
-    let mut stores = Vec::new();
+    let (mut joined, mut stores) = (Vec::new(), Vec::new());
     for replica in ["rep_m", "rep_n"] {
         let store = PgStore::open_url_as(&url, replica)
             .await
@@ -1655,8 +1654,24 @@ async fn postgres_sandboxes_move_between_live_servers() {
         m.delete_sandbox("sbx-a").await,
         Err(StoreError::Fenced(_))
     ));
+    // A stopping member is given none, and is no longer listed.
+    joined[1].drain().await.unwrap();
+    assert_eq!(
+        holding
+            .hand_over("sbx-a", None, Some("rep_n"))
+            .await
+            .unwrap(),
+        None
+    );
+    let listed: Vec<String> = holding
+        .members()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| member.replica)
+        .collect();
+    assert_eq!(listed, ["rep_m"]);
     assert!(holding.delete_sandbox("sbx-a").await.unwrap());
-    drop(joined);
 }
 
 /// Every table but the holder's own is fenced: a migration that adds a

@@ -351,23 +351,34 @@ impl Owners {
     }
 }
 
-/// Loads sandbox `id`, which the database says this member serves,
-/// unless a request just loaded it (or it was deleted since: nothing to
-/// load).
+/// Loads sandbox `id`, which the database says this server serves, with
+/// its pending work and the answers its idempotency keys stored, unless
+/// it is served here already (or was deleted since: nothing to load).
 async fn load_here(state: &AppState, id: &str) -> Result<(), ()> {
+    if load_serving(state, id).await? {
+        // Moved here from another server: its pending work, and the
+        // answers its idempotency keys stored there.
+        crate::workers::note_pending(state).await;
+        if let Err(error) = state.idempotency.load(Some(id)).await {
+            tracing::warn!(%error, sandbox = %id, "indexing a sandbox's idempotency keys failed");
+        }
+    }
+    Ok(())
+}
+
+/// Loads sandbox `id` to serve it here, unless it is already; whether it
+/// was loaded. One at a time: two loads of one sandbox would make two
+/// copies, and the second would miss what the first acknowledged
+/// meanwhile.
+async fn load_serving(state: &AppState, id: &str) -> Result<bool, ()> {
     let _loading = state.owners.loading.lock().await;
     if state.registry.get(id).is_some_and(|s| s.served_here()) {
-        return Ok(());
+        return Ok(false);
     }
     match load(state, id, None).await {
         Ok(()) => {
-            // Moved here from a live server: its pending work, and the
-            // answers its idempotency keys stored there.
-            crate::workers::note_pending(state).await;
-            if let Err(error) = state.idempotency.load(Some(id)).await {
-                tracing::warn!(%error, sandbox = %id, "indexing a sandbox's idempotency keys failed");
-            }
-            Ok(())
+            tracing::info!(sandbox = %id, "serving a sandbox given to this server");
+            Ok(true)
         }
         Err(error) => {
             tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "loading a sandbox to serve failed");
@@ -423,7 +434,8 @@ pub async fn choose(state: &AppState) -> Option<Member> {
         .into_iter()
         .min_by_key(|(replica, count)| (*count, *replica))?;
     let fewest = fewest.to_owned();
-    (count < here).then(|| members.into_iter().find(|m| m.replica == fewest))?
+    // A tie goes to the member: the holder has everything global to do.
+    (count <= here).then(|| members.into_iter().find(|m| m.replica == fewest))?
 }
 
 /// The holder sweeps lapsed members every second and serves their
@@ -447,15 +459,18 @@ pub async fn sweep(state: AppState, shutdown: CancellationToken) {
                 "serving the sandboxes of lapsed members"
             );
         }
+        let mut loaded = false;
         for id in &taken {
-            if state.registry.get(id).is_some_and(|s| s.served_here()) {
-                continue; // this server's own, from when it was a member
-            }
-            if let Err(error) = load(&state, id, None).await {
-                tracing::error!(sandbox = %id, error = %format!("{error:#}"), "taking a lapsed member's sandbox over failed");
+            // Once, whoever loads it first: this loop, or the notice of
+            // the move. Its own from when it was a member stays as it is.
+            match load_serving(&state, id).await {
+                Ok(fresh) => loaded |= fresh,
+                Err(()) => {
+                    tracing::error!(sandbox = %id, "taking a lapsed member's sandbox over failed");
+                }
             }
         }
-        if !taken.is_empty() {
+        if loaded {
             // Their pending work, and the answers their idempotency keys
             // stored, as a restart finds them.
             crate::workers::note_pending(&state).await;

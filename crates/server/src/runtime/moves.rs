@@ -45,6 +45,9 @@ const MOVES_PER_ROUND: usize = 16;
 /// Longest a stopping member spends handing its sandboxes over; the
 /// holder's sweep takes whatever is left.
 const STOP_HANDOVER: Duration = Duration::from_secs(20);
+/// How long a stopping member goes on answering once it handed its
+/// sandboxes over, for requests sent before the news reached everyone.
+const HEARD_OF: Duration = Duration::from_secs(1);
 
 /// Sandboxes moving away from this server now, and where recent ones went.
 #[derive(Default)]
@@ -234,13 +237,14 @@ impl Shares {
             .position(|(member, _)| member.as_ref().map(|m| m.replica.as_str()) == replica)
     }
 
-    /// The server serving fewest but `here`, counting it one more.
-    fn take_fewest(&mut self, here: usize, below: u64) -> Option<Option<Member>> {
+    /// The server serving fewest, fewer than `below`, but `here`,
+    /// counting it one more.
+    fn take_fewest(&mut self, here: Option<usize>, below: u64) -> Option<Option<Member>> {
         let (index, _) = self
             .servers
             .iter()
             .enumerate()
-            .filter(|(index, (_, count))| *index != here && *count < below)
+            .filter(|(index, (_, count))| Some(*index) != here && *count < below)
             .min_by_key(|(_, (_, count))| *count)?;
         self.servers[index].1 += 1;
         Some(self.servers[index].0.clone())
@@ -305,7 +309,7 @@ pub async fn rebalance_once(state: &AppState) -> Result<usize, sbx_store::StoreE
     let excess = usize::try_from(mine - fair).unwrap_or(usize::MAX);
     let mut moved = 0;
     for sandbox in movable(state).into_iter().take(excess.min(MOVES_PER_ROUND)) {
-        let Some(to) = shares.take_fewest(position, fair) else {
+        let Some(to) = shares.take_fewest(Some(position), fair) else {
             break;
         };
         // Handed over whole: a reference kept here would hold the move.
@@ -321,9 +325,16 @@ pub async fn rebalance_once(state: &AppState) -> Result<usize, sbx_store::StoreE
 /// A member stopping gracefully hands every sandbox it serves to the
 /// other servers, spread evenly, so that none waits for the sweep.
 pub async fn hand_over_all(state: &AppState) {
-    let Some(Some(me)) = here(state) else {
+    let Some(Some(_)) = here(state) else {
         return;
     };
+    // Given no more sandboxes from now on (spreading would hand it some).
+    if let Some(membership) = state.membership.lock().await.as_mut()
+        && let Err(error) = membership.drain().await
+    {
+        tracing::warn!(%error, "marking this server as stopping failed: the holder takes its sandboxes when its lease ends");
+        return;
+    }
     let started = Instant::now();
     let mut shares = match Shares::read(state).await {
         Ok(shares) => shares,
@@ -332,16 +343,14 @@ pub async fn hand_over_all(state: &AppState) {
             return;
         }
     };
-    let Some(position) = shares.position(Some(&me)) else {
-        return;
-    };
+    // Stopping, it is not among them.
     let (mut moved, mut left) = (0, 0);
     for sandbox in movable(state) {
         if started.elapsed() >= STOP_HANDOVER {
             left += 1;
             continue;
         }
-        let to = shares.take_fewest(position, u64::MAX).unwrap_or(None);
+        let to = shares.take_fewest(None, u64::MAX).unwrap_or(None);
         let id = sandbox.id.to_string();
         match hand_over(state, sandbox, to).await {
             Ok(()) => moved += 1,
@@ -352,4 +361,9 @@ pub async fn hand_over_all(state: &AppState) {
         }
     }
     tracing::info!(moved, left, "handed sandboxes over before stopping");
+    if moved > 0 {
+        // Still answering while the other servers hear of the moves (in
+        // milliseconds): what they send here meanwhile is passed on.
+        tokio::time::sleep(HEARD_OF).await;
+    }
 }

@@ -353,7 +353,9 @@ CREATE TABLE replicas (
     replica    TEXT PRIMARY KEY,
     address    TEXT NOT NULL,
     since_ms   BIGINT NOT NULL,
-    expires_at TIMESTAMPTZ NOT NULL
+    expires_at TIMESTAMPTZ NOT NULL,
+    -- Stopping: it hands its sandboxes over and is given none.
+    draining   BOOLEAN NOT NULL DEFAULT false
 );
 
 -- Fencing: a server's connections name it (`sbx.replica`, set when they

@@ -391,20 +391,26 @@ fn latest_rows(batch: &[ChangeSet]) -> Vec<(&ChangeSet, &ResourceRow)> {
     latest.into_values().collect()
 }
 
-/// The outbox: every event after `after_id`, to every enabled endpoint
-/// of its sandbox that listens to its type, in the caller's transaction.
-async fn fan_out(tx: &mut sqlx::Transaction<'_, Db>, after_id: i64) -> Result<(), StoreError> {
+/// The outbox: the events `ids` (this transaction's own), each to every
+/// enabled endpoint of its sandbox that listens to its type. Only its
+/// own: events other transactions committed meanwhile (another server's,
+/// or this one's on another connection) are theirs to fan out.
+async fn fan_out(tx: &mut sqlx::Transaction<'_, Db>, ids: &[i64]) -> Result<(), StoreError> {
     let (delay, listens) = (dialect::FAULT_DELAY, dialect::LISTENS);
-    sqlx::query(&format!(
-        "INSERT INTO deliveries (sandbox_id, endpoint_id, event_id, state, next_attempt_ms)
-         SELECT ev.sandbox_id, ep.id, ev.id, 'pending', ev.created_at_ms + COALESCE({delay}, 0)
-         FROM events ev JOIN webhook_endpoints ep ON ep.sandbox_id = ev.sandbox_id
-         WHERE ev.id > $1 AND ep.disabled_reason IS NULL AND {listens}
-         ORDER BY ev.id"
-    ))
-    .bind(after_id)
-    .execute(&mut **tx)
-    .await?;
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Db>::new(format!(
+            "INSERT INTO deliveries (sandbox_id, endpoint_id, event_id, state, next_attempt_ms)
+             SELECT ev.sandbox_id, ep.id, ev.id, 'pending', ev.created_at_ms + COALESCE({delay}, 0)
+             FROM events ev JOIN webhook_endpoints ep ON ep.sandbox_id = ev.sandbox_id
+             WHERE ep.disabled_reason IS NULL AND {listens} AND ev.id IN ("
+        ));
+        let mut listed = insert.separated(", ");
+        for id in chunk {
+            listed.push_bind(*id);
+        }
+        insert.push(") ORDER BY ev.id");
+        insert.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -889,11 +895,11 @@ impl Store for SqlStore {
             insert.build().execute(&mut *tx).await?;
         }
         let events = per_sandbox(batch, |c| &c.events);
-        // The first new event's id comes from the inserts themselves:
-        // reading before writing would make the transaction upgrade its
-        // lock, which SQLite refuses outright (SQLITE_BUSY) under
-        // concurrent writers.
-        let mut first_event: Option<i64> = None;
+        // The new events' ids come from the inserts themselves: reading
+        // before writing would make the transaction upgrade its lock,
+        // which SQLite refuses outright (SQLITE_BUSY) under concurrent
+        // writers.
+        let mut new_events = Vec::with_capacity(events.len());
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Db>::new(
                 "INSERT INTO events (sandbox_id, event_type, payload, created_at_ms, origin) ",
@@ -908,11 +914,9 @@ impl Store for SqlStore {
             });
             insert.push(" RETURNING id");
             let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-            first_event = first_event.into_iter().chain(ids).min();
+            new_events.extend(ids);
         }
-        if let Some(first) = first_event {
-            fan_out(&mut tx, first - 1).await?;
-        }
+        fan_out(&mut tx, &new_events).await?;
         let answers = per_sandbox(batch, |c| &c.answers);
         for chunk in answers.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Db>::new(
@@ -1042,7 +1046,7 @@ impl Store for SqlStore {
         .bind(origin.map(Origin::to_string))
         .fetch_one(&mut *tx)
         .await?;
-        fan_out(&mut tx, id - 1).await?;
+        fan_out(&mut tx, &[id]).await?;
         tx.commit().await?;
         Ok(EventId(id))
     }
