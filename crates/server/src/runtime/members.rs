@@ -158,18 +158,19 @@ async fn follow_move(state: &AppState, id: &str) {
         Some(member) => *member.replica == *state.replica,
         None => holder,
     };
-    let current = state.registry.get(id);
+    // Not held across the loads below: a move of it waits for holders.
+    let stale_copy = state
+        .registry
+        .get(id)
+        .is_none_or(|s| s.member() != served.member.as_ref());
     if mine {
         // Loaded now rather than at its first request.
         let _ = load_here(state, id).await;
     } else if holder
-        && current
-            .as_ref()
-            .is_none_or(|s| s.member() != served.member.as_ref())
+        && stale_copy
+        && let Err(error) = load(state, id, served.member).await
     {
-        if let Err(error) = load(state, id, served.member).await {
-            tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "refreshing the holder's copy failed");
-        }
+        tracing::warn!(sandbox = %id, error = %format!("{error:#}"), "refreshing the holder's copy failed");
     }
 }
 
@@ -185,15 +186,22 @@ pub(crate) fn forget(state: &AppState, id: &str) {
 /// revision.
 async fn catch_up(state: &AppState) {
     let mut projects = std::collections::BTreeSet::new();
-    for sandbox in state.registry.all() {
-        match state.store.served_by(&sandbox.id).await {
+    // Ids, not the sandboxes: a move waits for every holder of one.
+    let known: Vec<_> = state
+        .registry
+        .all()
+        .iter()
+        .map(|s| (s.id.to_string(), s.project.to_string(), s.member().cloned()))
+        .collect();
+    for (id, project, member) in known {
+        match state.store.served_by(&id).await {
             Ok(Some(served)) => {
-                projects.insert(sandbox.project.to_string());
-                if sandbox.member().is_some() && sandbox.member() != served.member.as_ref() {
-                    follow_move(state, &sandbox.id).await;
+                projects.insert(project);
+                if member.is_some() && member != served.member {
+                    follow_move(state, &id).await;
                 }
             }
-            Ok(None) => forget(state, &sandbox.id),
+            Ok(None) => forget(state, &id),
             Err(error) => {
                 tracing::warn!(%error, "catching up with the holder's changes failed");
                 return;
