@@ -212,17 +212,22 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 
 /// Runs the due jobs of every sandbox (one round of the scheduler).
 pub async fn fire_due(state: &AppState) {
-    for sandbox in state.registry.all() {
-        if !sandbox.served_here() {
-            continue;
-        }
-        let Some(due_ms) = sandbox.next_job.get() else {
-            continue;
-        };
+    // Only the due ones are held while jobs run: moving a sandbox to
+    // another server waits for whatever holds it.
+    let due: Vec<_> = state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|sandbox| {
+            sandbox.served_here()
+                && sandbox
+                    .next_job
+                    .get()
+                    .is_some_and(|due_ms| due_ms <= sandbox.now_ms())
+        })
+        .collect();
+    for sandbox in due {
         let now_ms = sandbox.now_ms();
-        if due_ms > now_ms {
-            continue;
-        }
         // An advance running them right now is as good.
         let Ok(_running) = sandbox.jobs.try_lock() else {
             continue;
