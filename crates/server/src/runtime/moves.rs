@@ -44,7 +44,7 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(2);
 const MOVES_PER_ROUND: usize = 16;
 /// Longest a stopping member spends handing its sandboxes over; the
 /// holder's sweep takes whatever is left.
-const STOP_HANDOVER: Duration = Duration::from_secs(20);
+const STOP_HANDOVER: Duration = Duration::from_secs(12);
 /// How long a stopping member goes on answering once it handed its
 /// sandboxes over, for requests sent before the news reached everyone.
 const HEARD_OF: Duration = Duration::from_secs(1);
