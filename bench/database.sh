@@ -84,13 +84,15 @@ for round in $(seq "$ROUNDS"); do
 done
 
 forward_round() { # round: the holder and a forwarding standby, both on core 0
-    local round=$1 database pids=() dirs=() port data path
+    local round=$1 database pids=() dirs=() port data path config
     database=$(new_database "bench_forward_${round}_$RANDOM")
+    # Standing by, not serving sandboxes of its own.
+    config=$(mktemp); echo "spread_sandboxes = false" >"$config"
     # The holder first (it takes the database), then the standby.
     for port in 4031 4032; do
         data=$(mktemp -d); dirs+=("$data")
         SBX_ADMIN_TOKEN="$TOKEN" SBX_SECRETS_KEY="c2J4LWJlbmNoLXNlY3JldHMta2V5LTMyLWJ5dGVzISE=" \
-            taskset -c 0 "$SBX" serve --listen "127.0.0.1:$port" --data-dir "$data" --database-url "$database" \
+            taskset -c 0 "$SBX" serve --config "$config" --listen "127.0.0.1:$port" --data-dir "$data" --database-url "$database" \
             >"$OUT/sbx-forward-$port.log" 2>&1 &
         pids+=($!); PIDS+=($!)
         wait_for "http://127.0.0.1:$port/readyz"

@@ -163,7 +163,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         snapshot_store: args.snapshot_store.or(file.snapshot_store),
         keep_sessions_on_stop: file.keep_sessions_on_stop.unwrap_or(false),
-        spread_sandboxes: file.spread_sandboxes.unwrap_or(false),
+        spread_sandboxes: file.spread_sandboxes.unwrap_or(true),
         session_runtime: file.session_runtime.unwrap_or_default(),
         namespaces: file.namespaces,
         sandbox_bundle: args.sandbox_bundle,

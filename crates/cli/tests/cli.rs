@@ -2437,9 +2437,10 @@ fn a_postgresql_restart_under_load_loses_no_acknowledged_write() {
     drop(servers);
 }
 
-/// Three `sbx serve` on one PostgreSQL database: one holds it, the others
-/// stand by and forward every call to it (their readiness probes name
-/// it). Paused (SIGSTOP) past its lease, the holder is replaced within
+/// Three `sbx serve` on one PostgreSQL database without
+/// `spread_sandboxes`: one holds it, the others stand by and forward every
+/// call to it (their readiness probes name it). Paused (SIGSTOP) past its
+/// lease, the holder is replaced within
 /// seconds, and once resumed it serves nothing from its stale memory and
 /// stops (the database refuses its renewal); killed (SIGKILL), the next is
 /// replaced too; a holder whose connections the database drops reconnects
@@ -2449,7 +2450,11 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let (servers, urls, _data) = servers_on_postgres(&database, 3, &[]);
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("sbx.toml");
+    std::fs::write(&file, "spread_sandboxes = false\n").unwrap();
+    let (servers, urls, _data) =
+        servers_on_postgres(&database, 3, &["--config", file.to_str().unwrap()]);
     let mut servers: Vec<Option<Running>> = servers.into_iter().map(Some).collect();
     // Through servers standing by: forwarded to the holder.
     let id = payments_sandbox_through(&urls[1]);

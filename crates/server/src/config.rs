@@ -270,9 +270,10 @@ pub struct Config {
     /// processes end), so the next start resumes them as after a crash;
     /// by default it removes them and reports them `lost`.
     pub keep_sessions_on_stop: bool,
-    /// Servers sharing a PostgreSQL database with its holder serve new
-    /// sandboxes of their own ([`crate::runtime::members`]); by default
-    /// the holder serves every sandbox and the others forward to it.
+    /// Servers sharing a PostgreSQL database with its holder serve
+    /// sandboxes of their own, spread evenly ([`crate::runtime::members`],
+    /// [`crate::runtime::moves`]); off, the holder serves every sandbox
+    /// and the others forward to it.
     pub spread_sandboxes: bool,
     /// What runs code sessions.
     pub session_runtime: SessionRuntime,
@@ -334,7 +335,7 @@ impl Default for Config {
             snapshot_store: None,
             snapshot_store_options: Vec::new(),
             keep_sessions_on_stop: false,
-            spread_sandboxes: false,
+            spread_sandboxes: true,
             session_runtime: SessionRuntime::Bwrap,
             namespaces: None,
             sandbox_bundle: None,
