@@ -70,7 +70,7 @@ read_all() { # script
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
         /Requests\/sec/ {rps=$2}
         /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
-        /^ +Latency/ {max=$4}
+        /^ +Latency +[0-9]/ {max=$4}
         /Non-2xx/ {bad=$NF}
         END {printf "%.0f %.3f %.3f %.3f %d\n", rps, ms(p50), ms(p99), ms(max), bad}' <<<"$out"
 }
@@ -108,7 +108,10 @@ run() { # kind: steady, join or stop
         start_server "$database" 4143
         local want
         want=$((SANDBOXES / 3))
-        until [ "$(spread "$database")" = "$want $want $want" ]; do sleep 0.05; done
+        for _ in $(seq 600); do
+            [ "$(spread "$database")" = "$want $want $want" ] && break
+            sleep 0.05
+        done
         took=$(awk -v a="$began" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
         ;;
     stop)
@@ -120,8 +123,11 @@ run() { # kind: steady, join or stop
     wait "$wrk"
     RESULT[$1]="$(cat "$OUT/moves-wrk.txt") ${took:-—}"
     echo "   ${RESULT[$1]} (then $(spread "$database"))"
-    cleanup; PIDS=()
-    sleep 0.5
+    # Gone before the next run binds their ports (a member stopping hands
+    # its sandboxes over first).
+    cleanup
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
 }
 
 run steady

@@ -2774,33 +2774,11 @@ struct Spread {
 
 impl Spread {
     fn start(database: &str) -> Self {
-        let config = tempfile::tempdir().unwrap();
-        let file = config.path().join("sbx.toml");
-        std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
-        let (servers, urls, data) = servers_on_postgres(
-            database,
-            3,
-            &["--config", file.to_str().unwrap(), "--allow-private-egress"],
-        );
+        let (config, args) = spread_config();
+        let (servers, urls, data) = servers_on_postgres(database, 3, &args.each());
         let holder = holder_among(&[&urls[0], &urls[1], &urls[2]]);
         assert_eq!(holder, 0, "the first server started holds the database");
-        let ids: Vec<String> = std::iter::once(payments_sandbox_through(&urls[1]))
-            .chain((0..2).map(|_| {
-                open_payments_sandbox(&urls[2])["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            }))
-            .collect();
-        let (hooks, seen) = counting_receiver(Duration::from_millis(5));
-        for id in &ids {
-            let (status, endpoint) = admin_curl(
-                "POST",
-                &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
-                Some(&format!(r#"{{"url": "{hooks}"}}"#)),
-            );
-            assert_eq!(status, 201, "{endpoint}");
-        }
+        let (ids, seen) = sandboxes_delivering(&urls, &urls[1], &urls[2], 3);
         let by_server: Vec<usize> = ids.iter().map(|id| server_of(&urls, id)).collect();
         eprintln!("sandboxes served by servers {by_server:?}");
         let mut served = by_server.clone();
@@ -2815,6 +2793,53 @@ impl Spread {
             _dirs: (config, data),
         }
     }
+}
+
+/// The arguments of servers with `spread_sandboxes` and private egress
+/// (their receiver is on loopback), with the folder of their config file.
+struct SpreadArgs(Vec<String>);
+
+impl SpreadArgs {
+    fn each(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
+    }
+}
+
+fn spread_config() -> (tempfile::TempDir, SpreadArgs) {
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("sbx.toml");
+    std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
+    let args = ["--config", file.to_str().unwrap(), "--allow-private-egress"];
+    (config, SpreadArgs(args.map(str::to_owned).to_vec()))
+}
+
+/// `count` payments sandboxes, the project imported through `import`
+/// and the sandboxes made through `create`, each with a webhook endpoint
+/// at one counting receiver: their ids and what the receiver saw.
+fn sandboxes_delivering(
+    urls: &[String],
+    import: &str,
+    create: &str,
+    count: usize,
+) -> (Vec<String>, Seen) {
+    let ids: Vec<String> = std::iter::once(payments_sandbox_through(import))
+        .chain((1..count).map(|_| {
+            open_payments_sandbox(create)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }))
+        .collect();
+    let (hooks, seen) = counting_receiver(Duration::from_millis(5));
+    for id in &ids {
+        let (status, endpoint) = admin_curl(
+            "POST",
+            &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
+            Some(&format!(r#"{{"url": "{hooks}"}}"#)),
+        );
+        assert_eq!(status, 201, "{endpoint}");
+    }
+    (ids, seen)
 }
 
 /// A new payments sandbox (as created) served by server `server` of
@@ -3084,29 +3109,11 @@ fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("sbx.toml");
-    std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
-    let args = ["--config", file.to_str().unwrap(), "--allow-private-egress"];
+    let (_config, args) = spread_config();
+    let args = args.each();
     let (mut servers, mut urls, mut data) = servers_on_postgres(&database, 2, &args);
     holder_among(&[&urls[0]]);
-    let ids: Vec<String> = std::iter::once(payments_sandbox_through(&urls[0]))
-        .chain((0..5).map(|_| {
-            open_payments_sandbox(&urls[0])["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }))
-        .collect();
-    let (hooks, seen) = counting_receiver(Duration::from_millis(5));
-    for id in &ids {
-        let (status, endpoint) = admin_curl(
-            "POST",
-            &format!("{}/api/v1/sandboxes/{id}/webhook-endpoints", urls[0]),
-            Some(&format!(r#"{{"url": "{hooks}"}}"#)),
-        );
-        assert_eq!(status, 201, "{endpoint}");
-    }
+    let (ids, seen) = sandboxes_delivering(&urls, &urls[0], &urls[0], 6);
     assert_eq!(spread_of(&urls, &ids), [3, 3]);
 
     // A third server joins: each of the others hands it one sandbox.

@@ -1355,10 +1355,14 @@ async fn postgres_fences_every_server_but_the_holder() {
     writes(&third, "by-third").await.unwrap();
 }
 
-/// One secrets key, as servers sharing a database must share it.
-fn shared_sealer() -> std::sync::Arc<sbx_store::Sealer> {
+/// Server `replica`'s store on database `url`, with the one secrets key
+/// servers sharing a database share.
+async fn server_store(url: &str, replica: &str) -> PgStore {
     let key = sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=").unwrap();
-    std::sync::Arc::new(sbx_store::Sealer::new(&key, &[]))
+    PgStore::open_url_as(url, replica)
+        .await
+        .unwrap()
+        .with_sealer(std::sync::Arc::new(sbx_store::Sealer::new(&key, &[])))
 }
 
 /// A member serves sandboxes of its own and writes for them while its
@@ -1371,17 +1375,10 @@ async fn postgres_members_write_until_swept() {
     let Some(Place::Postgres(url)) = Place::postgres().await else {
         return;
     };
-    let sealer = shared_sealer();
-    let holding = PgStore::open_url_as(&url, "rep_h")
-        .await
-        .unwrap()
-        .with_sealer(sealer.clone());
+    let holding = server_store(&url, "rep_h").await;
     let _held = holding.try_hold(&holder("rep_h")).await.unwrap().unwrap();
     pets_sandbox(&holding, "sbx-m").await;
-    let serving = PgStore::open_url_as(&url, "rep_m")
-        .await
-        .unwrap()
-        .with_sealer(sealer);
+    let serving = server_store(&url, "rep_m").await;
     // A member follows the holder's changes as they commit.
     let mut changes = serving.watch_changes().await.unwrap().unwrap();
     holding
@@ -1526,11 +1523,7 @@ async fn postgres_sandboxes_move_between_live_servers() {
     let Some(Place::Postgres(url)) = Place::postgres().await else {
         return;
     };
-    let sealer = shared_sealer();
-    let holding = PgStore::open_url_as(&url, "rep_h")
-        .await
-        .unwrap()
-        .with_sealer(sealer.clone());
+    let holding = server_store(&url, "rep_h").await;
     let _held = holding.try_hold(&holder("rep_h")).await.unwrap().unwrap();
     pets_sandbox(&holding, "sbx-a").await;
     holding
@@ -1543,10 +1536,7 @@ async fn postgres_sandboxes_move_between_live_servers() {
         .unwrap();
     let (mut joined, mut stores) = (Vec::new(), Vec::new());
     for replica in ["rep_m", "rep_n"] {
-        let store = PgStore::open_url_as(&url, replica)
-            .await
-            .unwrap()
-            .with_sealer(sealer.clone());
+        let store = server_store(&url, replica).await;
         let member = sbx_store::Member {
             replica: replica.to_owned(),
             address: format!("http://{replica}.internal:8080"),
@@ -1628,6 +1618,8 @@ async fn postgres_sandboxes_move_between_live_servers() {
         m.emit_event("sbx-a", "pet.sold", "{}", 11, None).await,
         Err(StoreError::Fenced(_))
     ));
+    // Its request log of requests it answered before is still written.
+    m.save_logs(&[logged("sbx-a", 1)], 10).await.unwrap();
     endpoint_write(n, "ep_n1", "sbx-a").await.unwrap();
     let taken = n
         .claim_deliveries("sbx-a", 1_000, 10, &claim("rep_n"))

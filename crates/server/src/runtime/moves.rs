@@ -4,8 +4,9 @@
 //! serving it moves it itself:
 //!
 //! 1. requests for it wait (here, before they touch it);
-//! 2. the requests and work already on it finish, and its request-log
-//!    entries are written;
+//! 2. the requests and work already on it finish (their request-log
+//!    entries are written as they come: history, the database takes them
+//!    from the former server too);
 //! 3. the database hands it over (`served_by`, epoch + 1): from then on
 //!    it refuses this server's writes for it;
 //! 4. this server keeps a copy (the holder) or forgets it (a member), and
@@ -153,7 +154,6 @@ pub async fn hand_over(
     let id = sandbox.id.to_string();
     let moving = state.moves.begin(&id).ok_or(MoveError::Moving)?;
     quiesce(state, &sandbox).await?;
-    state.request_log.flush().await;
     let holder = crate::runtime::standby::serves(state);
     let from = (!holder).then(|| state.replica.to_string());
     let target = to.as_ref().map(|m| m.replica.as_str());

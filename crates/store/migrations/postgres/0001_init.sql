@@ -447,6 +447,9 @@ BEGIN
         SELECT c.table_name AS tablename FROM information_schema.columns c
         JOIN pg_tables t ON t.schemaname = c.table_schema AND t.tablename = c.table_name
         WHERE c.table_schema = current_schema() AND c.column_name = 'sandbox_id'
+          -- What happened, not what is: the request log of requests the
+          -- former server answered is written after the move, paced.
+          AND c.table_name NOT IN ('request_logs', 'request_log_counts')
         UNION SELECT 'sandboxes'
     LOOP
         EXECUTE format(
