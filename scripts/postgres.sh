@@ -24,7 +24,11 @@ if [ "${1:-}" = restart ]; then
 fi
 
 if [ "${1:-}" = stop ]; then
-    [ -f "$dir/data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
+    # A cluster whose server is already gone (killed, the machine
+    # restarted) leaves its pid file behind: nothing to stop.
+    if [ -f "$dir/data/postmaster.pid" ] && ! as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1; then
+        rm -f "$dir/data/postmaster.pid"
+    fi
     exit 0
 fi
 
