@@ -341,6 +341,13 @@ async fn authenticate(
                     None => break,
                 }
             }
+            if caller.as_ref().and_then(|c| served_by_member(&state, c, &request)).is_some() {
+                // Sent back and forth: never answered from a copy here.
+                break 'answered ApiError::standby(
+                    "the sandbox is moving between servers; send the request again",
+                )
+                .into_response();
+            }
             if let Some(caller) = &caller {
                 request.extensions_mut().insert(caller.clone());
             }
