@@ -19,7 +19,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -59,6 +59,9 @@ pub struct Moves {
     /// the move does.
     moving: Mutex<HashMap<String, watch::Receiver<()>>>,
     moved: Mutex<HashMap<String, (Instant, ServedBy)>>,
+    /// Whether `moved` may hold anything still remembered: requests for
+    /// other servers' sandboxes skip its lock otherwise.
+    remembering: AtomicBool,
 }
 
 /// A move under way; dropping it ends the wait of the requests it held.
@@ -102,9 +105,15 @@ impl Moves {
 
     /// Where sandbox `id` went when it moved away from here lately.
     pub fn moved_to(&self, id: &str) -> Option<ServedBy> {
-        let moved = lock(&self.moved);
-        let (at, to) = moved.get(id)?;
-        (at.elapsed() < REMEMBERED).then(|| to.clone())
+        if !self.remembering.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut moved = lock(&self.moved);
+        moved.retain(|_, (at, _)| at.elapsed() < REMEMBERED);
+        if moved.is_empty() {
+            self.remembering.store(false, Ordering::Release);
+        }
+        moved.get(id).map(|(_, to)| to.clone())
     }
 
     fn begin(&self, id: &str) -> Option<Moving<'_>> {
@@ -124,8 +133,8 @@ impl Moves {
 
     fn note_moved(&self, id: &str, to: ServedBy) {
         let mut moved = lock(&self.moved);
-        moved.retain(|_, (at, _)| at.elapsed() < REMEMBERED);
         moved.insert(id.to_owned(), (Instant::now(), to));
+        self.remembering.store(true, Ordering::Release);
     }
 }
 
