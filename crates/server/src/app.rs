@@ -554,10 +554,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
     {
         Some(hold) => crate::runtime::standby::activate(&state, hold, asked, &shutdown).await?,
         None => {
-            tracing::warn!(
-                replica = %state.replica,
-                "another server holds the database: standing by until it lets go"
-            );
+            if state.config.spread_sandboxes {
+                tracing::info!(
+                    replica = %state.replica,
+                    "another server holds the database: serving sandboxes of its own beside it, and taking the database if it goes"
+                );
+            } else {
+                tracing::warn!(
+                    replica = %state.replica,
+                    "another server holds the database: standing by until it lets go"
+                );
+            }
             crate::runtime::members::join(&state, &holder.address, &shutdown).await;
             workers.spawn(crate::runtime::standby::stand_by(
                 state.clone(),
