@@ -3169,4 +3169,13 @@ fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
     );
     assert!(metrics.contains("sbx_sandboxes_moved_total 1"), "{metrics}");
     assert!(metrics.contains("sbx_sandboxes_live 3"), "{metrics}");
+    let (_, metrics) = http_get(
+        &format!("{}/metrics", urls[2]),
+        &[("authorization", &bearer)],
+    );
+    assert!(metrics.contains("sbx_sandboxes_live 3"), "{metrics}");
+    assert!(
+        metrics.contains(r#"sbx_member_lease_renewals_total{outcome="renewed"}"#),
+        "{metrics}"
+    );
 }

@@ -78,6 +78,7 @@ pub struct Metrics {
     developer_sandboxes: Family<AccountLabels, Gauge>,
     hold_epoch: Gauge,
     hold_renewals: Family<OutcomeLabels, Counter>,
+    member_renewals: Family<OutcomeLabels, Counter>,
     forwarded: Family<OutcomeLabels, Counter>,
     moved: Counter,
     isolated: Family<StateLabels, Gauge>,
@@ -111,6 +112,12 @@ impl Metrics {
             "database_hold_renewals",
             "Renewals of this server's lease on its database, by outcome (renewed, failed, fenced)",
             hold_renewals.clone(),
+        );
+        let member_renewals = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "member_lease_renewals",
+            "Renewals of this server's lease as a member serving sandboxes of its own, by outcome (renewed, failed, fenced)",
+            member_renewals.clone(),
         );
         let forwarded = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -188,6 +195,7 @@ impl Metrics {
             namespace_operations,
             hold_epoch,
             hold_renewals,
+            member_renewals,
             forwarded,
             moved,
             developer_requests,
@@ -233,6 +241,13 @@ impl Metrics {
     /// `outcome`: `renewed`, `failed` or `fenced`.
     pub fn hold_renewal(&self, outcome: &'static str) {
         self.hold_renewals
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// `outcome`: `renewed`, `failed` or `fenced` (swept).
+    pub fn member_renewal(&self, outcome: &'static str) {
+        self.member_renewals
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

@@ -76,8 +76,12 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
         };
         let asked = Instant::now();
         match held.renew().await {
-            Ok(()) => state.member_lease.extend(asked, Some(held.lease())),
+            Ok(()) => {
+                state.metrics.member_renewal("renewed");
+                state.member_lease.extend(asked, Some(held.lease()));
+            }
             Err(StoreError::Fenced(why)) => {
+                state.metrics.member_renewal("fenced");
                 membership.take();
                 state
                     .lost_hold
@@ -87,6 +91,7 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
                 return;
             }
             Err(error) => {
+                state.metrics.member_renewal("failed");
                 tracing::warn!(%error, "renewing the membership failed; trying again (serving nothing once its lease lapsed)");
             }
         }
