@@ -25,16 +25,10 @@ DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-2}"
 BACKENDS="${BACKENDS:-sqlite postgres}"
 CONNECTIONS="${CONNECTIONS:-32}"
-OUT="bench/results"
-TARGET="${CARGO_TARGET_DIR:-target}"
-mkdir -p "$OUT"
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-# A given build ($SBX) is run as it is.
-[ -n "${SBX:-}" ] || cargo build --release --quiet -p sbx-cli
-SBX="${SBX:-$TARGET/release/sbx}"
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+prepare
 export SBX_PG_DIR=/tmp/sbx-bench-postgres
 trap 'cleanup; scripts/postgres.sh stop' EXIT
 scripts/postgres.sh stop

@@ -31,3 +31,13 @@ load() { # URL [script]
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
         END {printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99)}' <<<"$out"
 }
+
+# The results folder ($OUT), wrk, and the build to measure ($SBX): as given,
+# else a release build of this tree.
+prepare() {
+    OUT="bench/results"
+    mkdir -p "$OUT"
+    command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+    [ -n "${SBX:-}" ] || cargo build --release --quiet -p sbx-cli
+    SBX="${SBX:-${CARGO_TARGET_DIR:-target}/release/sbx}"
+}

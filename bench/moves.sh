@@ -23,15 +23,10 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
 SANDBOXES="${SANDBOXES:-60}"
 CONNECTIONS="${CONNECTIONS:-16}"
-OUT="bench/results"
-TARGET="${CARGO_TARGET_DIR:-target}"
-mkdir -p "$OUT"
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-[ -n "${SBX:-}" ] || cargo build --release --quiet -p sbx-cli
-SBX="${SBX:-$TARGET/release/sbx}"
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+prepare
 export SBX_PG_DIR=/tmp/sbx-bench-moves-postgres
 trap 'cleanup; scripts/postgres.sh stop' EXIT
 scripts/postgres.sh stop

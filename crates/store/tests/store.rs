@@ -1355,6 +1355,29 @@ async fn postgres_fences_every_server_but_the_holder() {
     writes(&third, "by-third").await.unwrap();
 }
 
+/// A claim by `claimer` for a minute, at time 1.
+fn claim(claimer: &str) -> DeliveryClaim {
+    DeliveryClaim {
+        claimer: claimer.to_owned(),
+        now_ms: 1,
+        until_ms: 60_001,
+    }
+}
+
+/// Emits an event of `sandbox` through `store` and claims its due
+/// deliveries for `claimer`: how many.
+async fn emit_and_claim(store: &PgStore, sandbox: &str, claimer: &str) -> usize {
+    store
+        .emit_event(sandbox, "pet.created", "{}", 10, None)
+        .await
+        .unwrap();
+    store
+        .claim_deliveries(sandbox, 1_000, 10, &claim(claimer))
+        .await
+        .unwrap()
+        .len()
+}
+
 /// Server `replica`'s store on database `url`, with the one secrets key
 /// servers sharing a database share.
 async fn server_store(url: &str, replica: &str) -> PgStore {
@@ -1440,20 +1463,7 @@ async fn postgres_members_write_until_swept() {
         .create_endpoint(&endpoint("ep_m", "sbx-m"))
         .await
         .unwrap();
-    serving
-        .emit_event("sbx-m", "pet.created", "{}", 10, None)
-        .await
-        .unwrap();
-    let claim = |claimer: &str| DeliveryClaim {
-        claimer: claimer.to_owned(),
-        now_ms: 1,
-        until_ms: 60_001,
-    };
-    let claimed = serving
-        .claim_deliveries("sbx-m", 1_000, 10, &claim("rep_m"))
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
+    assert_eq!(emit_and_claim(&serving, "sbx-m", "rep_m").await, 1);
 
     // Paused mid-write past its lease.
     let mut paused_write = write_left_open(&url, "rep_m").await;
@@ -1573,19 +1583,11 @@ async fn postgres_sandboxes_move_between_live_servers() {
     let mut counts = holding.sandboxes_per_server().await.unwrap();
     counts.sort();
     assert_eq!(counts, [(None, 1), (Some("rep_m".to_owned()), 1)]);
-    m.emit_event("sbx-a", "pet.created", "{}", 10, None)
-        .await
-        .unwrap();
-    let claim = |claimer: &str| DeliveryClaim {
-        claimer: claimer.to_owned(),
-        now_ms: 1,
-        until_ms: 60_001,
-    };
-    let claimed = m
-        .claim_deliveries("sbx-a", 1_000, 10, &claim("rep_m"))
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 2, "one delivery per endpoint");
+    assert_eq!(
+        emit_and_claim(m, "sbx-a", "rep_m").await,
+        2,
+        "one delivery per endpoint"
+    );
 
     // Only its server moves it, and only to a live server.
     assert_eq!(
