@@ -3169,6 +3169,14 @@ fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
     );
     assert!(metrics.contains("sbx_sandboxes_moved_total 1"), "{metrics}");
     assert!(metrics.contains("sbx_sandboxes_live 3"), "{metrics}");
+    let (status, ready) = http_get(&format!("{}/readyz", urls[2]), &[]);
+    assert_eq!(status, 200, "{ready}");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(
+        (&ready["status"], &ready["sandboxes"]),
+        (&Value::from("member"), &Value::from(3)),
+        "{ready}"
+    );
     let (_, metrics) = http_get(
         &format!("{}/metrics", urls[2]),
         &[("authorization", &bearer)],

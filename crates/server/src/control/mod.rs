@@ -182,12 +182,28 @@ async fn health() -> impl IntoResponse {
 async fn ready(State(state): State<AppState>) -> Response {
     if !state.active.load(std::sync::atomic::Ordering::Acquire) {
         // Standing by, it forwards to the holder: ready while there is one.
+        // A member also serves sandboxes of its own: while its lease holds.
         let holder = state.store.holder().await.ok().flatten();
-        let status = match holder {
-            Some(_) if !state.workers.stopping().is_cancelled() => StatusCode::OK,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+        let member = state.config.spread_sandboxes && state.membership.lock().await.is_some();
+        let ready = holder.is_some()
+            && !state.workers.stopping().is_cancelled()
+            && (!member || state.member_lease.holds());
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
         };
-        let body = serde_json::json!({"status": "forwarding", "replica": &*state.replica, "holder": holder});
+        let body = if member {
+            let serving = state
+                .registry
+                .all()
+                .iter()
+                .filter(|s| s.served_here())
+                .count();
+            serde_json::json!({"status": "member", "replica": &*state.replica, "holder": holder, "sandboxes": serving})
+        } else {
+            serde_json::json!({"status": "forwarding", "replica": &*state.replica, "holder": holder})
+        };
         return (status, Json(body)).into_response();
     }
     if state.workers.stopping().is_cancelled() {
