@@ -618,6 +618,21 @@ fn wait_for_count(seen: &Seen, count: usize, within: Duration) -> usize {
     ids.len()
 }
 
+/// Waits (on the receiver's signal, at most a minute) until `seen` holds
+/// every one of `events`, and fails naming those it never got.
+fn all_delivered<'a>(seen: &Seen, events: impl IntoIterator<Item = &'a String>) {
+    let wanted: std::collections::HashSet<&String> = events.into_iter().collect();
+    let (ids, arrived) = &**seen;
+    let ids = ids.lock().unwrap();
+    let (ids, _) = arrived
+        .wait_timeout_while(ids, Duration::from_secs(60), |ids| {
+            !wanted.iter().all(|event| ids.contains(*event))
+        })
+        .unwrap();
+    let missing: Vec<_> = wanted.iter().filter(|e| !ids.contains(**e)).collect();
+    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+}
+
 fn counting_receiver(pause: Duration) -> (String, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
@@ -2278,18 +2293,7 @@ fn a_mixed_load_loses_nothing_acknowledged_when_the_holder_is_killed() {
         offset_ms >= advances as i64 * minute && offset_ms <= advances_sent as i64 * minute,
         "the clock moved {offset_ms} ms for {advances} acknowledged of {advances_sent} sent advances"
     );
-    let wanted: std::collections::HashSet<&String> =
-        results.iter().flat_map(|r| &r.events).collect();
-    let (ids, arrived) = &*seen;
-    let ids = ids.lock().unwrap();
-    let (ids, _) = arrived
-        .wait_timeout_while(ids, Duration::from_secs(60), |ids| {
-            !wanted.iter().all(|event| ids.contains(*event))
-        })
-        .unwrap();
-    let missing: Vec<_> = wanted.iter().filter(|e| !ids.contains(**e)).collect();
-    assert!(missing.is_empty(), "events never delivered: {missing:?}");
-    drop(ids);
+    all_delivered(&seen, results.iter().flat_map(|r| &r.events));
 
     // A revision published through one server is served through the other
     // within a second.
@@ -2740,23 +2744,13 @@ impl SpreadLoad {
 /// Every create acknowledged in `results` is served through each of
 /// `alive`, and every acknowledged event was delivered (`seen`).
 fn served_and_delivered(results: &[Acknowledgements], alive: &[&String], seen: &Seen) {
-    let events: std::collections::HashSet<&String> =
-        results.iter().flat_map(|r| &r.events).collect();
     for (id, customer) in results.iter().flat_map(|r| &r.customers) {
         for url in alive {
             let (status, body) = http_get(&format!("{url}/sbx/{id}/v1/customers/{customer}"), &[]);
             assert_eq!(status, 200, "{customer} of {id} through {url}: {body}");
         }
     }
-    let (delivered, arrived) = &**seen;
-    let delivered = delivered.lock().unwrap();
-    let (delivered, _) = arrived
-        .wait_timeout_while(delivered, Duration::from_secs(60), |delivered| {
-            !events.iter().all(|event| delivered.contains(*event))
-        })
-        .unwrap();
-    let missing: Vec<_> = events.iter().filter(|e| !delivered.contains(**e)).collect();
-    assert!(missing.is_empty(), "events never delivered: {missing:?}");
+    all_delivered(seen, results.iter().flat_map(|r| &r.events));
 }
 
 /// Three servers on PostgreSQL `database` with `spread_sandboxes` (the
@@ -3087,6 +3081,17 @@ fn spread_sandboxes_outlive_their_holder_killed() {
     );
 }
 
+/// Says what a load's threads had acknowledged `when`, and its slowest
+/// answer.
+fn report(when: &str, results: &[Acknowledgements]) {
+    eprintln!(
+        "{when}: {} creates and {} events acknowledged, slowest answer {:?}",
+        results.iter().map(|r| r.customers.len()).sum::<usize>(),
+        results.iter().map(|r| r.events.len()).sum::<usize>(),
+        results.iter().map(|r| r.slowest).max().unwrap_or_default(),
+    );
+}
+
 /// How many of sandboxes `ids` each of `urls` serves, as the sandboxes say.
 fn spread_of(urls: &[String], ids: &[String]) -> Vec<usize> {
     let mut counts = vec![0; urls.len()];
@@ -3134,12 +3139,7 @@ fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let results = load.stop();
-    eprintln!(
-        "while they moved: {} creates and {} events acknowledged, slowest answer {:?}",
-        results.iter().map(|r| r.customers.len()).sum::<usize>(),
-        results.iter().map(|r| r.events.len()).sum::<usize>(),
-        results.iter().map(|r| r.slowest).max().unwrap_or_default(),
-    );
+    report("while they moved", &results);
     served_and_delivered(&results, &[&urls[0], &urls[1], &urls[2]], &seen);
 
     // The first member stops gracefully: its sandboxes move to the two
@@ -3153,12 +3153,7 @@ fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
     eprintln!("the member stopped {:?} after SIGTERM", stopping.elapsed());
     std::thread::sleep(Duration::from_millis(500));
     let results = load.stop();
-    eprintln!(
-        "while it stopped: {} creates and {} events acknowledged, slowest answer {:?}",
-        results.iter().map(|r| r.customers.len()).sum::<usize>(),
-        results.iter().map(|r| r.events.len()).sum::<usize>(),
-        results.iter().map(|r| r.slowest).max().unwrap_or_default(),
-    );
+    report("while it stopped", &results);
     let survivors = [urls[0].clone(), urls[2].clone()];
     served_and_delivered(&results, &[&survivors[0], &survivors[1]], &seen);
     assert_eq!(spread_of(&survivors, &ids), [3, 3]);

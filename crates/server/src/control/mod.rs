@@ -194,12 +194,7 @@ async fn ready(State(state): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE
         };
         let body = if member {
-            let serving = state
-                .registry
-                .all()
-                .iter()
-                .filter(|s| s.served_here())
-                .count();
+            let serving = state.registry.served_here_count();
             serde_json::json!({"status": "member", "replica": &*state.replica, "holder": holder, "sandboxes": serving})
         } else {
             serde_json::json!({"status": "forwarding", "replica": &*state.replica, "holder": holder})

@@ -299,13 +299,7 @@ pub async fn scrape(State(state): State<AppState>, request: Request) -> Response
         .into_response();
     }
     let metrics = &state.metrics;
-    // Its own: the holder's copies of members' sandboxes are not served here.
-    let served = state
-        .registry
-        .all()
-        .iter()
-        .filter(|s| s.served_here())
-        .count();
+    let served = state.registry.served_here_count();
     metrics
         .live_sandboxes
         .set(i64::try_from(served).unwrap_or(i64::MAX));

@@ -350,12 +350,6 @@ impl Owners {
         self.lock().remove(id);
     }
 
-    /// Notes who serves sandbox `id` now (this server just moved it).
-    pub(crate) fn note(&self, id: &str, served: ServedBy) {
-        self.lock()
-            .insert(id.to_owned(), (Instant::now(), Some(served)));
-    }
-
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Instant, Option<ServedBy>)>>

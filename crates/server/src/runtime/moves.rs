@@ -184,7 +184,6 @@ pub async fn hand_over(
         member: to.clone(),
         epoch,
     };
-    state.owners.note(&id, served.clone());
     state.moves.note_moved(&id, served);
     drop(moving);
     state.metrics.moved();

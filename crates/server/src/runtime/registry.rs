@@ -593,6 +593,14 @@ impl Registry {
         all
     }
 
+    /// How many sandboxes this server serves itself (not the holder's
+    /// copies of sandboxes served elsewhere).
+    pub fn served_here_count(&self) -> usize {
+        self.sandboxes
+            .read()
+            .map_or(0, |set| set.iter().filter(|s| s.0.served_here()).count())
+    }
+
     pub fn count(&self) -> usize {
         self.sandboxes.read().map(|s| s.len()).unwrap_or(0)
     }
