@@ -6,7 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use sbx_server::{
-    AccountSettings, AuditLimits, Config, Limits, RequestLogLimits, ScriptLimits, SignupMode,
+    AccountSettings, AuditLimits, Config, Limits, Quotas, RequestLogLimits, ScriptLimits,
+    SignupMode,
 };
 use serde::Deserialize;
 
@@ -92,6 +93,7 @@ struct FileSettings {
     public_metrics: Option<bool>,
     control_origins: Option<Vec<String>>,
     accounts: Option<AccountSettings>,
+    quotas: Option<Quotas>,
     snapshot_store: Option<String>,
     keep_sessions_on_stop: Option<bool>,
     spread_sandboxes: Option<bool>,
@@ -153,6 +155,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
             };
             accounts
         },
+        quotas: file.quotas.unwrap_or_default(),
         reaper_interval: Duration::from_secs(reaper_seconds),
         scripts: file.scripts.unwrap_or_default(),
         allow_private_egress: args.allow_private_egress
@@ -203,12 +206,14 @@ mod tests {
         let file = dir.path().join("sbx.toml");
         std::fs::write(
             &file,
-            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n[scripts]\ntimeout_ms = 250\n[accounts]\nsignup = \"invite\"\nsession_hours = 2\n",
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/file/dir\"\nbase_domain = \"sandbox.test\"\n[limits]\nmax_body_bytes = 2048\n[scripts]\ntimeout_ms = 250\n[accounts]\nsignup = \"invite\"\nsession_hours = 2\n[quotas]\nrequests_per_day = 10\n",
         )
         .unwrap();
         let config = resolve(args(Some(file.clone()))).unwrap();
         assert_eq!(config.accounts.signup, SignupMode::Invite);
         assert_eq!(config.accounts.session_hours, 2);
+        assert_eq!(config.quotas.requests_per_day, 10);
+        assert_eq!(config.quotas.sandboxes, Quotas::default().sandboxes);
         let closed = resolve(ServeArgs {
             signup: Some("closed".to_owned()),
             ..args(Some(file.clone()))

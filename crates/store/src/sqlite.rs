@@ -13,6 +13,8 @@ type DbRow = SqliteRow;
 
 #[path = "sql/accounts.rs"]
 mod accounts;
+#[path = "sql/counts.rs"]
+mod counts;
 #[path = "sql/keys.rs"]
 mod keys;
 #[path = "sql/oauth.rs"]

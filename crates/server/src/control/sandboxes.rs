@@ -106,7 +106,7 @@ pub struct SandboxView {
     /// Its own rate limits; `null`: its project's.
     #[schema(value_type = Option<Object>)]
     pub rate_limits: Option<RateLimits>,
-    /// Data-plane requests it answered today (UTC; counted since the server started).
+    /// Data-plane requests it answered today (UTC), on every server.
     pub requests_today: u64,
     /// When it last answered a request (or was made).
     pub last_active_at: String,

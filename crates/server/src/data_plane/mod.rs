@@ -586,7 +586,10 @@ pub async fn handler(State(state): State<AppState>, mut request: Request) -> Res
     }
     let now = now_ms();
     sandbox.note_activity(now);
-    sandbox.requests.note(now);
+    if sandbox.member().is_none() {
+        // A member counts the requests it answers.
+        sandbox.requests.note(now);
+    }
     if let Some(isolation) = sandbox.isolation() {
         // Served by its own server, in its namespace.
         return crate::runtime::namespaces::pass_on(&state, &sandbox, &isolation, request, false)

@@ -408,7 +408,12 @@ pub async fn load(state: &AppState, id: &str, served_by: Option<Member>) -> anyh
         .iter()
         .filter_map(crate::runtime::keys::LiveKey::of)
         .collect();
-    crate::app::load_sandbox(state, record, keys, served_by).await
+    let sandbox = crate::app::load_sandbox(state, record, keys, served_by).await?;
+    if sandbox.served_here() {
+        // Moved here, or served here again: today's requests so far.
+        crate::service::usage::load_request_counts(state, Some(&sandbox)).await?;
+    }
+    Ok(())
 }
 
 /// The member a new sandbox goes to: of the holder and the live members,

@@ -163,6 +163,10 @@ pub async fn hand_over(
     let id = sandbox.id.to_string();
     let moving = state.moves.begin(&id).ok_or(MoveError::Moving)?;
     quiesce(state, &sandbox).await?;
+    // Its next server reads when it was last used, and its requests today.
+    if let Err(error) = crate::service::usage::save(state).await {
+        tracing::warn!(sandbox = %id, %error, "saving how the sandbox was used before it moves failed: its next server reads its last use and requests today as of the save before");
+    }
     let holder = crate::runtime::standby::serves(state);
     let from = (!holder).then(|| state.replica.to_string());
     let target = to.as_ref().map(|m| m.replica.as_str());

@@ -94,14 +94,18 @@ pub async fn activate(
     Ok(())
 }
 
-/// Starts the workers running the jobs and deliveries of the sandboxes
-/// this server serves, following other servers' changes, and spreading
+/// Starts the workers running the jobs, deliveries and upkeep of the
+/// sandboxes this server serves, following other servers' changes, and spreading
 /// sandboxes, once (as a member, then as the holder).
 pub fn start_sandbox_workers(state: &AppState) {
     state.sandbox_workers.call_once(|| {
         let workers = &state.workers;
         workers.spawn(scheduler::run(state.clone(), workers.stopping()));
         workers.spawn(deliveries::run(state.clone(), workers.stopping()));
+        workers.spawn(crate::workers::upkeep::run(
+            state.clone(),
+            workers.stopping(),
+        ));
         workers.spawn(crate::runtime::members::follow(
             state.clone(),
             workers.stopping(),

@@ -1,6 +1,8 @@
 //! Requests per UTC day, counted in memory where the data plane can afford
 //! it: for each developer over all its sandboxes (its quota), and for each
-//! sandbox. Counts restart with the process.
+//! sandbox. Every second or so a server adds what it counted to the
+//! database's totals and reads back every server's (`service::usage`), so
+//! a quota holds over all servers and across restarts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,16 +15,44 @@ pub struct Owner {
     pub usage: DailyRequests,
 }
 
-/// One word, so that a new day and a count never race: the UTC day (days
-/// since the epoch) in the high 32 bits, that day's requests in the low 32.
+/// One day's requests as this server knows them: the total over every
+/// server when it last read the database (`known`), and what it counted
+/// since (`unsaved`). Each is one word, so that a new day and a count
+/// never race: the UTC day (days since the epoch) in the high 32 bits,
+/// that day's requests in the low 32.
 #[derive(Debug, Default)]
-pub struct DailyRequests(AtomicU64);
+pub struct DailyRequests {
+    known: AtomicU64,
+    unsaved: AtomicU64,
+}
 
 const COUNT_BITS: u32 = 32;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
-fn day_of(now_ms: i64) -> u64 {
+/// The UTC day of `now_ms`, in days since the epoch.
+pub fn day_of(now_ms: i64) -> u64 {
     u64::try_from(now_ms.div_euclid(DAY_MS)).unwrap_or(0)
+}
+
+/// The requests `word` holds for `day`.
+fn on(word: u64, day: u64) -> u64 {
+    if word >> COUNT_BITS == day {
+        word & COUNT_MASK
+    } else {
+        0
+    }
+}
+
+fn word(day: u64, count: u64) -> u64 {
+    (day << COUNT_BITS) | count.min(COUNT_MASK)
+}
+
+/// Sets `cell` to `change(day's count)` for `day`, unless it holds a
+/// later day.
+fn update(cell: &AtomicU64, day: u64, change: impl Fn(u64) -> u64) {
+    let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+        (current >> COUNT_BITS <= day).then(|| word(day, change(on(current, day))))
+    });
 }
 
 impl DailyRequests {
@@ -30,21 +60,20 @@ impl DailyRequests {
     /// day; returns the count before, and whether it was added.
     fn add(&self, now_ms: i64, limit: u64) -> (u64, bool) {
         let day = day_of(now_ms);
-        let mut current = self.0.load(Ordering::Acquire);
+        let known = on(self.known.load(Ordering::Acquire), day);
+        let mut current = self.unsaved.load(Ordering::Acquire);
         loop {
-            let made = if current >> COUNT_BITS == day {
-                current & COUNT_MASK
-            } else {
-                0
-            };
+            let counted = on(current, day);
+            let made = known + counted;
             if made >= limit.min(COUNT_MASK) {
                 return (made, false);
             }
-            let next = (day << COUNT_BITS) | (made + 1);
-            match self
-                .0
-                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.unsaved.compare_exchange_weak(
+                current,
+                word(day, counted + 1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return (made, true),
                 Err(actual) => current = actual,
             }
@@ -68,14 +97,35 @@ impl DailyRequests {
         Err((made, u64::try_from(left_ms).unwrap_or(0).div_ceil(1000)))
     }
 
-    /// Requests made on the UTC day of `now_ms`.
+    /// Requests made on the UTC day of `now_ms`, on every server as far as
+    /// this one knows.
     pub fn requests_on(&self, now_ms: i64) -> u64 {
-        let current = self.0.load(Ordering::Acquire);
-        if current >> COUNT_BITS == day_of(now_ms) {
-            current & COUNT_MASK
-        } else {
-            0
+        let day = day_of(now_ms);
+        on(self.known.load(Ordering::Acquire), day) + on(self.unsaved.load(Ordering::Acquire), day)
+    }
+
+    /// Takes what was counted since the last take, to add to the
+    /// database: (day, requests). Known meanwhile, so that no count goes
+    /// missing while the database answers.
+    pub fn take(&self) -> Option<(u64, u64)> {
+        let taken = self.unsaved.swap(0, Ordering::AcqRel);
+        let (day, count) = (taken >> COUNT_BITS, taken & COUNT_MASK);
+        if count == 0 {
+            return None;
         }
+        update(&self.known, day, |known| known + count);
+        Some((day, count))
+    }
+
+    /// Gives back what [`Self::take`] took when the database did not add it.
+    pub fn put_back(&self, day: u64, count: u64) {
+        update(&self.known, day, |known| known.saturating_sub(count));
+        update(&self.unsaved, day, |unsaved| unsaved + count);
+    }
+
+    /// Sets `day`'s total over every server, as the database has it.
+    pub fn settle(&self, day: u64, total: u64) {
+        update(&self.known, day, |_| total);
     }
 }
 
@@ -102,5 +152,31 @@ mod tests {
             1,
             "counted without a limit, per day"
         );
+    }
+
+    #[test]
+    fn counts_are_taken_for_the_database_and_settled_to_its_totals() {
+        let usage = DailyRequests::default();
+        let noon = 20_000 * DAY_MS + DAY_MS / 2;
+        assert_eq!(usage.take(), None, "nothing counted");
+        usage.settle(20_000, 5);
+        assert_eq!(usage.requests_on(noon), 5, "other servers' requests");
+        assert_eq!(usage.count(noon, 7), Ok(()));
+        assert_eq!(usage.count(noon, 7), Ok(()));
+        assert_eq!(usage.count(noon, 7), Err((7, 12 * 3600)));
+        assert_eq!(usage.take(), Some((20_000, 2)));
+        assert_eq!(usage.requests_on(noon), 7, "taken, still known");
+        usage.put_back(20_000, 2);
+        assert_eq!(usage.requests_on(noon), 7, "given back, still known");
+        assert_eq!(usage.take(), Some((20_000, 2)), "taken again");
+        usage.settle(20_000, 9);
+        assert_eq!(usage.requests_on(noon), 9, "the database's total");
+        usage.settle(19_999, 100);
+        assert_eq!(
+            usage.requests_on(noon),
+            9,
+            "an earlier day's total is ignored"
+        );
+        assert_eq!(usage.requests_on(noon + DAY_MS), 0, "a new day");
     }
 }

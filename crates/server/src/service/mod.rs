@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod snippets;
 pub mod templates;
 pub mod timeline;
+pub mod usage;
 pub mod webhooks;
 
 use sbx_store::StoreError;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ServiceResult, caller::Caller};
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 
 /// One quota: what is used of what is allowed.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -42,7 +42,7 @@ pub async fn usage(state: &AppState, caller: &Caller) -> ServiceResult<Option<Us
     let quotas = &state.config.quotas;
     let sandboxes = super::sandboxes::list(state, caller, None).len();
     let endpoints = super::webhooks::endpoints_of(state, caller).await?;
-    let requests = state.registry.owner(owner).usage.requests_on(now_ms());
+    let requests = super::usage::requests_today(state, owner).await?;
     Ok(Some(Usage {
         sandboxes: Use {
             used: count(sandboxes),

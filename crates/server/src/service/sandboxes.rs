@@ -551,31 +551,6 @@ pub async fn remove_inactive(state: &AppState, now: i64) -> ServiceResult<usize>
     Ok(idle.len())
 }
 
-/// Writes when sandboxes last answered a request and keys were last used,
-/// since the last save (the reaper calls it: never the request path).
-/// One mark for the whole registry keeps each sandbox and key small.
-pub async fn save_activity(state: &AppState) -> ServiceResult<()> {
-    use std::sync::atomic::Ordering;
-    let since = state.registry.saved_at_ms.load(Ordering::Relaxed);
-    let now = now_ms();
-    let active: Vec<_> = state
-        .registry
-        .all()
-        .into_iter()
-        .filter(|s| s.last_active_ms() >= since)
-        .map(|s| (s.id.clone(), s.last_active_ms()))
-        .collect();
-    let used = super::keys::uses_since(state, since);
-    if !active.is_empty() {
-        state.store.touch_sandboxes(&active).await?;
-    }
-    if !used.is_empty() {
-        state.store.touch_keys(&used).await?;
-    }
-    state.registry.saved_at_ms.store(now, Ordering::Relaxed);
-    Ok(())
-}
-
 /// Removes the sandboxes whose time to live ended by `now` (rows and
 /// memory, each audited first, so none is gone unaccounted), leaving
 /// tombstones that answer "expired" for a while; forgets old tombstones.

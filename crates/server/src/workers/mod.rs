@@ -1,5 +1,5 @@
 //! Every background task of a server, owned in one place so that shutdown
-//! joins them all: first the periodic workers (reaper, scheduler,
+//! joins them all: first the periodic workers (reaper, upkeep, scheduler,
 //! deliveries) and the tasks they start stop and finish what they are
 //! doing; then the sinks (the group-commit writer, the request log) take
 //! nothing new and write everything queued before they end.
@@ -9,6 +9,7 @@ pub mod namespaces;
 pub mod reaper;
 pub mod request_log;
 pub mod scheduler;
+pub mod upkeep;
 pub mod user_work;
 pub mod writer;
 

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{AppState, now_ms},
+    runtime::usage::day_of,
     service::sandboxes,
 };
 
@@ -33,15 +34,15 @@ async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     if let Err(error) = sandboxes::expire(state, now).await {
         tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
     }
-    if let Err(error) = sandboxes::save_activity(state).await {
-        tracing::warn!(%error, "saving sandboxes' and keys' last use failed; retrying next tick");
-    }
-    if let Err(error) = sandboxes::remove_inactive(state, now).await {
-        tracing::warn!(%error, "removing inactive sandboxes failed; retrying next tick");
-    }
     // Revoked and expired tokens stay listed for a month.
     if let Err(error) = state.store.prune_tokens(now - 30 * 24 * 3600 * 1000).await {
         tracing::warn!(%error, "pruning ended sessions and tokens failed");
+    }
+    // Only today's requests count against quotas; yesterday's are kept
+    // for a server that saves them late.
+    let yesterday = i64::try_from(day_of(now)).unwrap_or(i64::MAX) - 1;
+    if let Err(error) = state.store.prune_requests(yesterday).await {
+        tracing::warn!(%error, "pruning past days' request counts failed");
     }
     if now - logs_pruned_at.load(Ordering::Relaxed) >= LOG_PRUNE_INTERVAL_MS {
         logs_pruned_at.store(now, Ordering::Relaxed);

@@ -168,6 +168,48 @@ async fn a_developer_is_held_to_its_quotas_and_admins_are_not() {
     assert_eq!(gauge("sbx_developer_sandboxes_live"), 2.0);
 }
 
+/// The day's requests are kept in the database: a restarted server holds
+/// the developer to the requests made before it stopped, and each sandbox
+/// still shows its own.
+#[tokio::test]
+async fn requests_today_count_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(dir, tight).await;
+    app.import_ok("pets", crate::helpers::PETSTORE).await;
+    let dev = app.developer("restart@example.com").await;
+    let (status, made) = send(
+        app.as_developer(&dev, Method::POST, "/sandboxes")
+            .json(&json!({"project": "pets", "auth": "none"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    let base = made["base_url"].as_str().unwrap();
+    let below = base[base.find("/sbx/").unwrap()..].to_owned();
+    let call = |app: &crate::helpers::TestApp| {
+        let url = format!("{}{below}/pets/1", app.url);
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().status() }
+    };
+    for _ in 0..2 {
+        assert_eq!(call(&app).await, 200);
+    }
+    let mut app = app;
+    app.stop().await;
+
+    let app = spawn_app_with(app.data_dir, tight).await;
+    let (_, me) = send(app.as_developer(&dev, Method::GET, "/me")).await;
+    assert_eq!(
+        me["quotas"]["requests_today"],
+        json!({"used": 2, "limit": 3}),
+        "{me}"
+    );
+    let (_, sandbox) = send(app.admin(Method::GET, &format!("/sandboxes/{id}"))).await;
+    assert_eq!(sandbox["requests_today"], 2, "{sandbox}");
+    assert_eq!(call(&app).await, 200);
+    assert_eq!(call(&app).await, 429, "three requests made today");
+}
+
 #[tokio::test]
 async fn a_developers_sandbox_without_requests_for_its_inactive_days_is_removed() {
     let dir = tempfile::tempdir().unwrap();

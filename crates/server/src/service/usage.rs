@@ -1,0 +1,202 @@
+//! What the database keeps of how sandboxes are used — when each last
+//! answered a request, when keys were last used, and requests per UTC day —
+//! saved by every server for the sandboxes it serves (the upkeep worker,
+//! every second), before a sandbox moves, and when the server stops; read
+//! back where sandboxes are loaded. A restart or a move carries it, and a
+//! developer's daily quota counts its requests on every server.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, atomic::Ordering},
+};
+
+use sbx_store::DayCounts;
+
+use super::ServiceResult;
+use crate::{
+    app::{AppState, now_ms},
+    runtime::{
+        registry::LiveSandbox,
+        usage::{DailyRequests, day_of},
+    },
+};
+
+/// Saves what changed since the last save.
+pub async fn save(state: &AppState) -> ServiceResult<()> {
+    save_activity(state).await?;
+    save_request_counts(state).await
+}
+
+/// Writes when sandboxes last answered a request and keys were last used,
+/// since the last save (never on the request path). One mark for the whole
+/// registry keeps each sandbox and key small.
+pub async fn save_activity(state: &AppState) -> ServiceResult<()> {
+    let since = state.registry.saved_at_ms.load(Ordering::Relaxed);
+    let now = now_ms();
+    let active: Vec<_> = state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|s| s.served_here() && s.last_active_ms() >= since)
+        .map(|s| (s.id.clone(), s.last_active_ms()))
+        .collect();
+    let used = super::keys::uses_since(state, since);
+    if !active.is_empty() {
+        state.store.touch_sandboxes(&active).await?;
+    }
+    if !used.is_empty() {
+        state.store.touch_keys(&used).await?;
+    }
+    state.registry.saved_at_ms.store(now, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A count taken from memory, to give back if the database refuses it.
+struct Taken<'a> {
+    usage: &'a DailyRequests,
+    day: u64,
+    requests: u64,
+}
+
+/// Adds the requests counted here since the last save to the database's
+/// totals for their day, and takes back today's totals over every server:
+/// of every account (for the quotas checked here) and of the sandboxes
+/// served here; the holder's copies of other servers' sandboxes read
+/// theirs too.
+pub async fn save_request_counts(state: &AppState) -> ServiceResult<()> {
+    let owners = state.registry.owners();
+    let sandboxes = state.registry.all();
+    let mut days: BTreeMap<u64, (DayCounts, Vec<Taken<'_>>)> = BTreeMap::new();
+    for owner in &owners {
+        if let Some((day, requests)) = owner.usage.take() {
+            let (counted, taken) = days.entry(day).or_default();
+            counted.accounts.push((owner.id.clone(), requests));
+            taken.push(Taken {
+                usage: &owner.usage,
+                day,
+                requests,
+            });
+        }
+    }
+    for sandbox in sandboxes.iter().filter(|s| s.served_here()) {
+        if let Some((day, requests)) = sandbox.requests.take() {
+            let (counted, taken) = days.entry(day).or_default();
+            counted.sandboxes.push((sandbox.id.clone(), requests));
+            taken.push(Taken {
+                usage: &sandbox.requests,
+                day,
+                requests,
+            });
+        }
+    }
+    let today = day_of(now_ms());
+    if !owners.is_empty() {
+        // Their totals, even with nothing to add.
+        days.entry(today).or_default();
+    }
+    let days: Vec<_> = days.into_iter().collect();
+    for (at, (day, (counted, _))) in days.iter().enumerate() {
+        let totals = match state.store.add_requests(stored_day(*day), counted).await {
+            Ok(totals) => totals,
+            Err(error) => {
+                // Counted again at the next save.
+                for t in days[at..].iter().flat_map(|(_, (_, taken))| taken) {
+                    t.usage.put_back(t.day, t.requests);
+                }
+                return Err(error.into());
+            }
+        };
+        if *day == today {
+            settle_accounts(state, today, &totals.accounts);
+            settle_sandboxes(&sandboxes, today, &totals.sandboxes);
+        }
+    }
+    if sandboxes.iter().any(|s| !s.served_here()) {
+        let totals = state
+            .store
+            .sandbox_requests(stored_day(today), None)
+            .await?;
+        let copies: Vec<_> = sandboxes
+            .iter()
+            .filter(|s| !s.served_here())
+            .cloned()
+            .collect();
+        settle_sandboxes(&copies, today, &totals);
+    }
+    Ok(())
+}
+
+/// Reads today's totals into the registry: of every account and sandbox
+/// (`None`: at start), or of one sandbox loaded here and its owner.
+pub async fn load_request_counts(
+    state: &AppState,
+    sandbox: Option<&Arc<LiveSandbox>>,
+) -> ServiceResult<()> {
+    let today = day_of(now_ms());
+    let owner = sandbox.and_then(|s| s.owner_id());
+    let accounts = state
+        .store
+        .account_requests(stored_day(today), owner.map(|o| o.as_str()))
+        .await?;
+    let sandboxes = state
+        .store
+        .sandbox_requests(stored_day(today), sandbox.map(|s| s.id.as_str()))
+        .await?;
+    match sandbox {
+        Some(sandbox) => {
+            if let Some(owner) = &sandbox.owner {
+                let total = accounts.first().map_or(0, |(_, n)| *n);
+                owner.usage.settle(today, total);
+            }
+            settle_sandboxes(std::slice::from_ref(sandbox), today, &sandboxes);
+        }
+        None => {
+            settle_accounts(state, today, &accounts);
+            settle_sandboxes(&state.registry.all(), today, &sandboxes);
+        }
+    }
+    Ok(())
+}
+
+/// The requests `owner` made today over all its sandboxes and servers.
+pub async fn requests_today(state: &AppState, owner: &sbx_store::AccountId) -> ServiceResult<u64> {
+    let now = now_ms();
+    let today = day_of(now);
+    let stored = state
+        .store
+        .account_requests(stored_day(today), Some(owner.as_str()))
+        .await?;
+    let owner = state.registry.owner(owner);
+    owner
+        .usage
+        .settle(today, stored.first().map_or(0, |(_, n)| *n));
+    Ok(owner.usage.requests_on(now))
+}
+
+/// Every account known here gets its total (none listed: none today).
+fn settle_accounts(state: &AppState, day: u64, totals: &[(sbx_store::AccountId, u64)]) {
+    let totals: HashMap<&str, u64> = totals.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    for owner in state.registry.owners() {
+        owner
+            .usage
+            .settle(day, totals.get(owner.id.as_str()).copied().unwrap_or(0));
+    }
+}
+
+/// Each of `sandboxes` listed in `totals` gets its total.
+fn settle_sandboxes(
+    sandboxes: &[Arc<LiveSandbox>],
+    day: u64,
+    totals: &[(sbx_store::SandboxId, u64)],
+) {
+    let totals: HashMap<&str, u64> = totals.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    for sandbox in sandboxes {
+        if let Some(total) = totals.get(sandbox.id.as_str()) {
+            sandbox.requests.settle(day, *total);
+        }
+    }
+}
+
+fn stored_day(day: u64) -> i64 {
+    i64::try_from(day).unwrap_or(i64::MAX)
+}
