@@ -3199,7 +3199,7 @@ fn a_developers_daily_quota_counts_its_requests_on_every_server() {
         "spread_sandboxes = true\n[quotas]\nrequests_per_day = 10\n",
     )
     .unwrap();
-    let (_servers, urls, _dirs) =
+    let (mut servers, urls, _dirs) =
         servers_on_postgres(&database, 2, &["--config", file.to_str().unwrap()]);
     let example = example_project();
     let (ok, _, stderr) = run(
@@ -3248,9 +3248,8 @@ fn a_developers_daily_quota_counts_its_requests_on_every_server() {
     let [Some(first), Some(second)] = on_server else {
         panic!("no sandbox of the developer on each server: {on_server:?}");
     };
-    let call = |server: usize, id: &str| {
-        http_get(&format!("{}/sbx/{id}/v1/balance", urls[server]), &[]).0
-    };
+    let call =
+        |server: usize, id: &str| http_get(&format!("{}/sbx/{id}/v1/balance", urls[server]), &[]).0;
     for _ in 0..6 {
         assert_eq!(call(0, &first), 200);
     }
@@ -3276,4 +3275,20 @@ fn a_developers_daily_quota_counts_its_requests_on_every_server() {
         "the quota is spent on the first server"
     );
     assert_eq!(call(1, &second), 429, "and on the second");
+
+    // The second server stops gracefully: its sandbox moves to the first
+    // with today's count (the refused request too), and stays refused.
+    let requests_today = |url: &str| {
+        let (status, sandbox) =
+            admin_curl("GET", &format!("{url}/api/v1/sandboxes/{second}"), None);
+        assert_eq!(status, 200, "{sandbox}");
+        sandbox["requests_today"].clone()
+    };
+    assert_eq!(requests_today(&urls[1]), 5);
+    signal(&servers[1], "TERM");
+    let stopped = eventually("the second server stops", || servers[1].try_wait().unwrap());
+    assert!(stopped.success(), "a graceful stop: {stopped}");
+    assert_eq!(server_of(&urls[..1], &second), 0);
+    assert_eq!(requests_today(&urls[0]), 5, "the count moved with it");
+    assert_eq!(call(0, &second), 429);
 }

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 
 use crate::{AccountId, SandboxId, StoreError};
 
-/// Requests of one day, by account and by sandbox.
+/// Requests of one day: by account, what a server answered since it last
+/// saved (several servers count one account); by sandbox, how many it
+/// answered in all (one server serves a sandbox at a time).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayCounts {
     pub accounts: Vec<(AccountId, u64)>,
@@ -21,10 +23,15 @@ impl DayCounts {
 
 #[async_trait]
 pub trait RequestCounts: Send + Sync {
-    /// Adds the requests a server answered on `day` (days since the
-    /// epoch, UTC) since it last added; returns that day's totals over
-    /// every server: of every account, and of the sandboxes in `counted`.
-    async fn add_requests(&self, day: i64, counted: &DayCounts) -> Result<DayCounts, StoreError>;
+    /// Saves a server's counts of `day` (days since the epoch, UTC): adds
+    /// the accounts' to their totals, and raises the sandboxes' to theirs
+    /// (a server that served a sandbox before it moved may save late: the
+    /// highest count stands). Returns that day's total of every account.
+    async fn save_requests(
+        &self,
+        day: i64,
+        counted: &DayCounts,
+    ) -> Result<Vec<(AccountId, u64)>, StoreError>;
     /// The totals of `day` of every account, or of `account` only.
     async fn account_requests(
         &self,

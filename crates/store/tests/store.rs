@@ -1721,83 +1721,69 @@ async fn sqlite_is_always_held_by_its_one_server() {
     assert!(store.sweep_members().await.unwrap().is_empty());
 }
 
-/// Servers add up the requests they counted, per day: the totals are every
-/// server's, by account and by sandbox (for accounts and sandboxes since
-/// removed too); old days are pruned.
+/// Servers save the requests they counted, per day: an account's are
+/// added up over every server, a sandbox's highest count stands (one
+/// server serves it at a time; the one it left may save late), for
+/// accounts and sandboxes since removed too; old days are pruned.
 async fn request_counts(place: Place) {
     let (one, other) = (place.open().await, place.open().await);
     let counted = |accounts: &[(&str, u64)], sandboxes: &[(&str, u64)]| sbx_store::DayCounts {
         accounts: accounts.iter().map(|(id, n)| ((*id).into(), *n)).collect(),
         sandboxes: sandboxes.iter().map(|(id, n)| ((*id).into(), *n)).collect(),
     };
-    let totals = |counts: sbx_store::DayCounts| {
-        let mut accounts: Vec<(String, u64)> = counts
-            .accounts
-            .into_iter()
-            .map(|(id, n)| (id.to_string(), n))
-            .collect();
-        accounts.sort();
-        let sandboxes: Vec<(String, u64)> = counts
-            .sandboxes
-            .into_iter()
-            .map(|(id, n)| (id.to_string(), n))
-            .collect();
-        (accounts, sandboxes)
-    };
-    let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
-        pairs.iter().map(|(id, n)| (id.to_string(), *n)).collect()
-    };
-    let day = 20_000;
-    let first = one
-        .add_requests(day, &counted(&[("usr_a", 3)], &[("sbx-a", 3)]))
-        .await
-        .unwrap();
-    assert_eq!(
-        totals(first),
-        (owned(&[("usr_a", 3)]), owned(&[("sbx-a", 3)]))
-    );
-    let second = other
-        .add_requests(
-            day,
-            &counted(&[("usr_a", 2), ("usr_b", 5)], &[("sbx-a", 1), ("sbx-b", 5)]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        totals(second),
-        (
-            owned(&[("usr_a", 5), ("usr_b", 5)]),
-            owned(&[("sbx-a", 4), ("sbx-b", 5)])
-        ),
-        "the day's totals over both servers"
-    );
-    let refreshed = one.add_requests(day, &counted(&[], &[])).await.unwrap();
-    assert_eq!(
-        totals(refreshed),
-        (owned(&[("usr_a", 5), ("usr_b", 5)]), Vec::new()),
-        "adding nothing reads every account's total"
-    );
-    one.add_requests(day + 1, &counted(&[("usr_a", 7)], &[("sbx-a", 7)]))
-        .await
-        .unwrap();
-
-    let of = |counts: Vec<(sbx_store::AccountId, u64)>| {
+    fn sorted<K: ToString>(counts: Vec<(K, u64)>) -> Vec<(String, u64)> {
         let mut counts: Vec<(String, u64)> = counts
             .into_iter()
             .map(|(id, n)| (id.to_string(), n))
             .collect();
         counts.sort();
         counts
+    }
+    let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(id, n)| (id.to_string(), *n)).collect()
     };
+    let day = 20_000;
+    let totals = one
+        .save_requests(day, &counted(&[("usr_a", 3)], &[("sbx-a", 3)]))
+        .await
+        .unwrap();
+    assert_eq!(sorted(totals), owned(&[("usr_a", 3)]));
+    let totals = other
+        .save_requests(
+            day,
+            &counted(&[("usr_a", 2), ("usr_b", 5)], &[("sbx-a", 5), ("sbx-b", 5)]),
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        of(other.account_requests(day, None).await.unwrap()),
+        sorted(totals),
+        owned(&[("usr_a", 5), ("usr_b", 5)]),
+        "the accounts' totals over both servers"
+    );
+    let totals = one
+        .save_requests(day, &counted(&[], &[("sbx-a", 4)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(totals),
+        owned(&[("usr_a", 5), ("usr_b", 5)]),
+        "saving no account reads every account's total"
+    );
+    one.save_requests(day + 1, &counted(&[("usr_a", 7)], &[("sbx-a", 7)]))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        sorted(other.account_requests(day, None).await.unwrap()),
         owned(&[("usr_a", 5), ("usr_b", 5)])
     );
     assert_eq!(
-        of(other
-            .account_requests(day + 1, Some("usr_a"))
-            .await
-            .unwrap()),
+        sorted(
+            other
+                .account_requests(day + 1, Some("usr_a"))
+                .await
+                .unwrap()
+        ),
         owned(&[("usr_a", 7)])
     );
     assert!(
@@ -1807,15 +1793,20 @@ async fn request_counts(place: Place) {
             .unwrap()
             .is_empty()
     );
-    let sandboxes = other.sandbox_requests(day, Some("sbx-b")).await.unwrap();
-    assert_eq!(sandboxes.len(), 1);
-    assert_eq!((sandboxes[0].0.as_str(), sandboxes[0].1), ("sbx-b", 5));
-    assert_eq!(other.sandbox_requests(day, None).await.unwrap().len(), 2);
+    assert_eq!(
+        sorted(other.sandbox_requests(day, None).await.unwrap()),
+        owned(&[("sbx-a", 5), ("sbx-b", 5)]),
+        "a late, lower count does not lower a sandbox's"
+    );
+    assert_eq!(
+        sorted(other.sandbox_requests(day, Some("sbx-b")).await.unwrap()),
+        owned(&[("sbx-b", 5)])
+    );
 
     assert_eq!(one.prune_requests(day + 1).await.unwrap(), 4);
     assert!(one.account_requests(day, None).await.unwrap().is_empty());
     assert_eq!(
-        of(one.account_requests(day + 1, None).await.unwrap()),
+        sorted(one.account_requests(day + 1, None).await.unwrap()),
         owned(&[("usr_a", 7)]),
         "the days from then are kept"
     );

@@ -24,7 +24,7 @@ use crate::{
     runtime::ids::KeyHash,
     runtime::keys::LiveKey,
     runtime::rate::Limiters,
-    runtime::usage::{DailyRequests, Owner},
+    runtime::usage::{DailyCount, Owner},
     service::ServiceError,
 };
 
@@ -86,7 +86,7 @@ pub struct LiveSandbox {
     /// When it last answered a request (or was made).
     last_active_ms: AtomicI64,
     /// Its data-plane requests today (UTC).
-    pub requests: DailyRequests,
+    pub requests: DailyCount,
     /// Served by another server (for this copy's life); boxed, so that a
     /// sandbox served here pays one word for it.
     elsewhere: Option<Box<Elsewhere>>,
@@ -247,7 +247,7 @@ impl LiveSandbox {
             last_active_ms: AtomicI64::new(
                 record.last_active_at_ms.unwrap_or(record.created_at_ms),
             ),
-            requests: DailyRequests::default(),
+            requests: DailyCount::default(),
             elsewhere: match (record.isolation, served_by) {
                 (Some(isolation), _) => Some(Box::new(Elsewhere::Namespace(RwLock::new(
                     Arc::new(isolation),

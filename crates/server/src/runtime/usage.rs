@@ -1,8 +1,8 @@
 //! Requests per UTC day, counted in memory where the data plane can afford
 //! it: for each developer over all its sandboxes (its quota), and for each
-//! sandbox. Every second or so a server adds what it counted to the
-//! database's totals and reads back every server's (`service::usage`), so
-//! a quota holds over all servers and across restarts.
+//! sandbox. Every second or so a server saves what it counted to the
+//! database and reads back every server's totals (`service::usage`), so a
+//! quota holds over all servers, and counts outlive restarts and moves.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -55,6 +55,59 @@ fn update(cell: &AtomicU64, day: u64, change: impl Fn(u64) -> u64) {
     });
 }
 
+/// Set in a [`DailyCount`] by every request, cleared when it is saved.
+const CHANGED: u64 = 1 << 63;
+
+/// One sandbox's requests of the day, in one word (every idle sandbox
+/// pays for it): the UTC day and its count as [`DailyRequests`] keeps
+/// them, and the top bit set while the count has changed since it was
+/// last saved.
+#[derive(Debug, Default)]
+pub struct DailyCount(AtomicU64);
+
+impl DailyCount {
+    /// Counts a request at `now_ms`.
+    pub fn note(&self, now_ms: i64) {
+        let day = day_of(now_ms);
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                Some(CHANGED | word(day, on(current & !CHANGED, day) + 1))
+            });
+    }
+
+    /// Requests made on the UTC day of `now_ms`.
+    pub fn requests_on(&self, now_ms: i64) -> u64 {
+        on(self.0.load(Ordering::Acquire) & !CHANGED, day_of(now_ms))
+    }
+
+    /// The day and its count when they changed since this was last
+    /// called, to save.
+    pub fn take_change(&self) -> Option<(u64, u64)> {
+        let taken = self.0.fetch_and(!CHANGED, Ordering::AcqRel);
+        (taken & CHANGED != 0).then(|| {
+            let taken = taken & !CHANGED;
+            (taken >> COUNT_BITS, taken & COUNT_MASK)
+        })
+    }
+
+    /// Marks the count changed again: its save failed.
+    pub fn keep_change(&self) {
+        self.0.fetch_or(CHANGED, Ordering::AcqRel);
+    }
+
+    /// Raises `day`'s count to `total`, as saved (by this server before
+    /// a restart, or by the server the sandbox moved from).
+    pub fn raise(&self, day: u64, total: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                let (changed, count) = (current & CHANGED, current & !CHANGED);
+                (count >> COUNT_BITS <= day).then(|| changed | word(day, on(count, day).max(total)))
+            });
+    }
+}
+
 impl DailyRequests {
     /// Adds one request at `now_ms` unless `limit` requests were made that
     /// day; returns the count before, and whether it was added.
@@ -78,11 +131,6 @@ impl DailyRequests {
                 Err(actual) => current = actual,
             }
         }
-    }
-
-    /// Counts a request at `now_ms`, without a limit.
-    pub fn note(&self, now_ms: i64) {
-        self.add(now_ms, u64::MAX);
     }
 
     /// Counts a request at `now_ms` against `limit`: `Err` with the
@@ -144,14 +192,6 @@ mod tests {
         assert_eq!(usage.requests_on(noon + DAY_MS), 0);
         assert!(usage.count(noon + DAY_MS, 2).is_ok(), "a new day");
         assert_eq!(usage.requests_on(noon + DAY_MS), 1);
-        usage.note(noon + DAY_MS);
-        assert_eq!(usage.requests_on(noon + DAY_MS), 2);
-        usage.note(noon + 2 * DAY_MS);
-        assert_eq!(
-            usage.requests_on(noon + 2 * DAY_MS),
-            1,
-            "counted without a limit, per day"
-        );
     }
 
     #[test]
@@ -178,5 +218,32 @@ mod tests {
             "an earlier day's total is ignored"
         );
         assert_eq!(usage.requests_on(noon + DAY_MS), 0, "a new day");
+    }
+
+    #[test]
+    fn a_sandboxs_count_is_saved_when_it_changed() {
+        let count = DailyCount::default();
+        let noon = 20_000 * DAY_MS + DAY_MS / 2;
+        assert_eq!(count.take_change(), None, "nothing counted");
+        count.raise(20_000, 5);
+        assert_eq!(count.requests_on(noon), 5, "as saved before");
+        assert_eq!(count.take_change(), None, "what was saved is no change");
+        count.note(noon);
+        count.note(noon);
+        assert_eq!(count.take_change(), Some((20_000, 7)));
+        assert_eq!(count.take_change(), None, "saved");
+        count.keep_change();
+        assert_eq!(count.take_change(), Some((20_000, 7)), "a failed save");
+        count.raise(20_000, 3);
+        assert_eq!(count.requests_on(noon), 7, "never lowered");
+        count.note(noon + DAY_MS);
+        assert_eq!(count.requests_on(noon + DAY_MS), 1, "a new day");
+        assert_eq!(count.take_change(), Some((20_001, 1)));
+        count.raise(20_000, 100);
+        assert_eq!(
+            count.requests_on(noon + DAY_MS),
+            1,
+            "an earlier day's is ignored"
+        );
     }
 }

@@ -51,64 +51,73 @@ pub async fn save_activity(state: &AppState) -> ServiceResult<()> {
     Ok(())
 }
 
-/// A count taken from memory, to give back if the database refuses it.
-struct Taken<'a> {
-    usage: &'a DailyRequests,
-    day: u64,
-    requests: u64,
+/// What one day's save takes from memory, to give back if the database
+/// refuses it.
+#[derive(Default)]
+struct Unsaved<'a> {
+    counted: DayCounts,
+    owners: Vec<(&'a DailyRequests, u64)>,
+    sandboxes: Vec<&'a LiveSandbox>,
 }
 
-/// Adds the requests counted here since the last save to the database's
-/// totals for their day, and takes back today's totals over every server:
-/// of every account (for the quotas checked here) and of the sandboxes
-/// served here; the holder's copies of other servers' sandboxes read
-/// theirs too.
+impl Unsaved<'_> {
+    fn give_back(&self, day: u64) {
+        for (usage, requests) in &self.owners {
+            usage.put_back(day, *requests);
+        }
+        for sandbox in &self.sandboxes {
+            sandbox.requests.keep_change();
+        }
+    }
+}
+
+/// Saves the requests counted here since the last save, by day: added to
+/// the owners' totals over every server, and each sandbox served here
+/// with its count; takes back today's total of every account (for the
+/// quotas checked here). The holder's copies of other servers' sandboxes
+/// read their counts too.
 pub async fn save_request_counts(state: &AppState) -> ServiceResult<()> {
     let owners = state.registry.owners();
     let sandboxes = state.registry.all();
-    let mut days: BTreeMap<u64, (DayCounts, Vec<Taken<'_>>)> = BTreeMap::new();
+    let mut days: BTreeMap<u64, Unsaved<'_>> = BTreeMap::new();
     for owner in &owners {
         if let Some((day, requests)) = owner.usage.take() {
-            let (counted, taken) = days.entry(day).or_default();
-            counted.accounts.push((owner.id.clone(), requests));
-            taken.push(Taken {
-                usage: &owner.usage,
-                day,
-                requests,
-            });
+            let unsaved = days.entry(day).or_default();
+            unsaved.counted.accounts.push((owner.id.clone(), requests));
+            unsaved.owners.push((&owner.usage, requests));
         }
     }
     for sandbox in sandboxes.iter().filter(|s| s.served_here()) {
-        if let Some((day, requests)) = sandbox.requests.take() {
-            let (counted, taken) = days.entry(day).or_default();
-            counted.sandboxes.push((sandbox.id.clone(), requests));
-            taken.push(Taken {
-                usage: &sandbox.requests,
-                day,
-                requests,
-            });
+        if let Some((day, requests)) = sandbox.requests.take_change() {
+            let unsaved = days.entry(day).or_default();
+            unsaved
+                .counted
+                .sandboxes
+                .push((sandbox.id.clone(), requests));
+            unsaved.sandboxes.push(sandbox.as_ref());
         }
     }
     let today = day_of(now_ms());
     if !owners.is_empty() {
-        // Their totals, even with nothing to add.
+        // Their totals, even with nothing to save.
         days.entry(today).or_default();
     }
     let days: Vec<_> = days.into_iter().collect();
-    for (at, (day, (counted, _))) in days.iter().enumerate() {
-        let totals = match state.store.add_requests(stored_day(*day), counted).await {
-            Ok(totals) => totals,
+    for (at, (day, unsaved)) in days.iter().enumerate() {
+        match state
+            .store
+            .save_requests(stored_day(*day), &unsaved.counted)
+            .await
+        {
+            Ok(totals) if *day == today => settle_accounts(state, today, &totals),
+            Ok(_) => {}
             Err(error) => {
-                // Counted again at the next save.
-                for t in days[at..].iter().flat_map(|(_, (_, taken))| taken) {
-                    t.usage.put_back(t.day, t.requests);
+                // Saved with the next.
+                for (day, unsaved) in &days[at..] {
+                    unsaved.give_back(*day);
                 }
                 return Err(error.into());
             }
-        };
-        if *day == today {
-            settle_accounts(state, today, &totals.accounts);
-            settle_sandboxes(&sandboxes, today, &totals.sandboxes);
         }
     }
     if sandboxes.iter().any(|s| !s.served_here()) {
@@ -121,7 +130,7 @@ pub async fn save_request_counts(state: &AppState) -> ServiceResult<()> {
             .filter(|s| !s.served_here())
             .cloned()
             .collect();
-        settle_sandboxes(&copies, today, &totals);
+        raise_sandboxes(&copies, today, &totals);
     }
     Ok(())
 }
@@ -148,11 +157,11 @@ pub async fn load_request_counts(
                 let total = accounts.first().map_or(0, |(_, n)| *n);
                 owner.usage.settle(today, total);
             }
-            settle_sandboxes(std::slice::from_ref(sandbox), today, &sandboxes);
+            raise_sandboxes(std::slice::from_ref(sandbox), today, &sandboxes);
         }
         None => {
             settle_accounts(state, today, &accounts);
-            settle_sandboxes(&state.registry.all(), today, &sandboxes);
+            raise_sandboxes(&state.registry.all(), today, &sandboxes);
         }
     }
     Ok(())
@@ -183,8 +192,8 @@ fn settle_accounts(state: &AppState, day: u64, totals: &[(sbx_store::AccountId, 
     }
 }
 
-/// Each of `sandboxes` listed in `totals` gets its total.
-fn settle_sandboxes(
+/// Each of `sandboxes` listed in `totals` counts at least its total.
+fn raise_sandboxes(
     sandboxes: &[Arc<LiveSandbox>],
     day: u64,
     totals: &[(sbx_store::SandboxId, u64)],
@@ -192,7 +201,7 @@ fn settle_sandboxes(
     let totals: HashMap<&str, u64> = totals.iter().map(|(id, n)| (id.as_str(), *n)).collect();
     for sandbox in sandboxes {
         if let Some(total) = totals.get(sandbox.id.as_str()) {
-            sandbox.requests.settle(day, *total);
+            sandbox.requests.raise(day, *total);
         }
     }
 }

@@ -26,7 +26,11 @@ fn stored(n: u64) -> i64 {
 
 #[async_trait]
 impl RequestCounts for SqlStore {
-    async fn add_requests(&self, day: i64, counted: &DayCounts) -> Result<DayCounts, StoreError> {
+    async fn save_requests(
+        &self,
+        day: i64,
+        counted: &DayCounts,
+    ) -> Result<Vec<(AccountId, u64)>, StoreError> {
         let mut tx = self.pool().begin().await?;
         for (account, requests) in &counted.accounts {
             sqlx::query(
@@ -39,19 +43,18 @@ impl RequestCounts for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        let mut sandboxes = Vec::with_capacity(counted.sandboxes.len());
         for (sandbox, requests) in &counted.sandboxes {
-            let row = sqlx::query(
+            sqlx::query(
                 "INSERT INTO sandbox_requests (day, sandbox_id, requests) VALUES ($1, $2, $3)
-                 ON CONFLICT (day, sandbox_id) DO UPDATE SET requests = sandbox_requests.requests + excluded.requests
-                 RETURNING sandbox_id, requests",
+                 ON CONFLICT (day, sandbox_id) DO UPDATE SET requests = CASE
+                     WHEN sandbox_requests.requests > excluded.requests THEN sandbox_requests.requests
+                     ELSE excluded.requests END",
             )
             .bind(day)
             .bind(sandbox)
             .bind(stored(*requests))
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-            sandboxes.push(total::<SandboxId>(&row, "sandbox_requests", "sandbox_id")?);
         }
         let accounts =
             sqlx::query("SELECT account_id, requests FROM account_requests WHERE day = $1")
@@ -59,13 +62,10 @@ impl RequestCounts for SqlStore {
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        Ok(DayCounts {
-            accounts: accounts
-                .iter()
-                .map(|row| total::<AccountId>(row, "account_requests", "account_id"))
-                .collect::<Result<_, _>>()?,
-            sandboxes,
-        })
+        accounts
+            .iter()
+            .map(|row| total(row, "account_requests", "account_id"))
+            .collect()
     }
 
     async fn account_requests(
