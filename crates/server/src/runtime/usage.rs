@@ -171,9 +171,11 @@ impl DailyRequests {
         update(&self.unsaved, day, |unsaved| unsaved + count);
     }
 
-    /// Sets `day`'s total over every server, as the database has it.
-    pub fn settle(&self, day: u64, total: u64) {
-        update(&self.known, day, |_| total);
+    /// Raises what is known of `day` to `total` over every server, as the
+    /// database has it. Never lowers it: a total read while this server's
+    /// own save was under way does not hold that save's requests yet.
+    pub fn raise(&self, day: u64, total: u64) {
+        update(&self.known, day, |known| known.max(total));
     }
 }
 
@@ -195,11 +197,11 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_taken_for_the_database_and_settled_to_its_totals() {
+    fn counts_are_taken_for_the_database_and_raised_to_its_totals() {
         let usage = DailyRequests::default();
         let noon = 20_000 * DAY_MS + DAY_MS / 2;
         assert_eq!(usage.take(), None, "nothing counted");
-        usage.settle(20_000, 5);
+        usage.raise(20_000, 5);
         assert_eq!(usage.requests_on(noon), 5, "other servers' requests");
         assert_eq!(usage.count(noon, 7), Ok(()));
         assert_eq!(usage.count(noon, 7), Ok(()));
@@ -209,9 +211,11 @@ mod tests {
         usage.put_back(20_000, 2);
         assert_eq!(usage.requests_on(noon), 7, "given back, still known");
         assert_eq!(usage.take(), Some((20_000, 2)), "taken again");
-        usage.settle(20_000, 9);
+        usage.raise(20_000, 3);
+        assert_eq!(usage.requests_on(noon), 7, "a stale total lowers nothing");
+        usage.raise(20_000, 9);
         assert_eq!(usage.requests_on(noon), 9, "the database's total");
-        usage.settle(19_999, 100);
+        usage.raise(19_999, 100);
         assert_eq!(
             usage.requests_on(noon),
             9,

@@ -109,7 +109,7 @@ pub async fn save_request_counts(state: &AppState) -> ServiceResult<()> {
             .save_requests(stored_day(*day), &unsaved.counted)
             .await
         {
-            Ok(totals) if *day == today => settle_accounts(state, today, &totals),
+            Ok(totals) if *day == today => raise_accounts(state, today, &totals),
             Ok(_) => {}
             Err(error) => {
                 // Saved with the next.
@@ -155,12 +155,12 @@ pub async fn load_request_counts(
         Some(sandbox) => {
             if let Some(owner) = &sandbox.owner {
                 let total = accounts.first().map_or(0, |(_, n)| *n);
-                owner.usage.settle(today, total);
+                owner.usage.raise(today, total);
             }
             raise_sandboxes(std::slice::from_ref(sandbox), today, &sandboxes);
         }
         None => {
-            settle_accounts(state, today, &accounts);
+            raise_accounts(state, today, &accounts);
             raise_sandboxes(&state.registry.all(), today, &sandboxes);
         }
     }
@@ -178,17 +178,18 @@ pub async fn requests_today(state: &AppState, owner: &sbx_store::AccountId) -> S
     let owner = state.registry.owner(owner);
     owner
         .usage
-        .settle(today, stored.first().map_or(0, |(_, n)| *n));
+        .raise(today, stored.first().map_or(0, |(_, n)| *n));
     Ok(owner.usage.requests_on(now))
 }
 
-/// Every account known here gets its total (none listed: none today).
-fn settle_accounts(state: &AppState, day: u64, totals: &[(sbx_store::AccountId, u64)]) {
+/// Every account known here is raised to its total (one not listed has
+/// none today).
+fn raise_accounts(state: &AppState, day: u64, totals: &[(sbx_store::AccountId, u64)]) {
     let totals: HashMap<&str, u64> = totals.iter().map(|(id, n)| (id.as_str(), *n)).collect();
     for owner in state.registry.owners() {
         owner
             .usage
-            .settle(day, totals.get(owner.id.as_str()).copied().unwrap_or(0));
+            .raise(day, totals.get(owner.id.as_str()).copied().unwrap_or(0));
     }
 }
 
