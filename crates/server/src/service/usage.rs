@@ -112,7 +112,7 @@ pub async fn save_request_counts(state: &AppState) -> ServiceResult<()> {
             Ok(totals) if *day == today => raise_accounts(state, today, &totals),
             Ok(_) => {}
             Err(error) => {
-                // Saved with the next.
+                // Given back, to be saved at the next round.
                 for (day, unsaved) in &days[at..] {
                     unsaved.give_back(*day);
                 }
