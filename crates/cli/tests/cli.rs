@@ -129,19 +129,19 @@ fn serve_payments() -> (Running, String, tempfile::TempDir) {
     (server, url, data)
 }
 
+/// `sbx sandbox create` of a payments sandbox that checks no credentials.
+const CREATE_OPEN_PAYMENTS: &[&str] = &[
+    "sandbox",
+    "create",
+    "--project",
+    "payments",
+    "--auth",
+    "none",
+];
+
 /// A sandbox of the payments project that checks no credentials, as created.
 fn open_payments_sandbox(url: &str) -> Value {
-    let (ok, stdout, stderr) = run(
-        &[
-            "sandbox",
-            "create",
-            "--project",
-            "payments",
-            "--auth",
-            "none",
-        ],
-        url,
-    );
+    let (ok, stdout, stderr) = run(CREATE_OPEN_PAYMENTS, url);
     assert!(ok, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
 }
@@ -2454,11 +2454,8 @@ fn servers_sharing_a_database_take_over_from_a_paused_or_killed_holder() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("sbx.toml");
-    std::fs::write(&file, "spread_sandboxes = false\n").unwrap();
-    let (servers, urls, _data) =
-        servers_on_postgres(&database, 3, &["--config", file.to_str().unwrap()]);
+    let (_config, file) = config_file("spread_sandboxes = false\n");
+    let (servers, urls, _data) = servers_on_postgres(&database, 3, &["--config", &file]);
     let mut servers: Vec<Option<Running>> = servers.into_iter().map(Some).collect();
     // Through servers standing by: forwarded to the holder.
     let id = payments_sandbox_through(&urls[1]);
@@ -2799,11 +2796,18 @@ impl SpreadArgs {
     }
 }
 
+/// A config file holding `settings`: its folder (kept while in use) and
+/// its path.
+fn config_file(settings: &str) -> (tempfile::TempDir, String) {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("sbx.toml");
+    std::fs::write(&file, settings).unwrap();
+    (folder, file.to_str().unwrap().to_owned())
+}
+
 fn spread_config() -> (tempfile::TempDir, SpreadArgs) {
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("sbx.toml");
-    std::fs::write(&file, "spread_sandboxes = true\n").unwrap();
-    let args = ["--config", file.to_str().unwrap(), "--allow-private-egress"];
+    let (config, file) = config_file("spread_sandboxes = true\n");
+    let args = ["--config", file.as_str(), "--allow-private-egress"];
     (config, SpreadArgs(args.map(str::to_owned).to_vec()))
 }
 
@@ -3192,15 +3196,8 @@ fn a_developers_daily_quota_counts_its_requests_on_every_server() {
     let Some(database) = postgres_database() else {
         return;
     };
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("sbx.toml");
-    std::fs::write(
-        &file,
-        "spread_sandboxes = true\n[quotas]\nrequests_per_day = 10\n",
-    )
-    .unwrap();
-    let (mut servers, urls, _dirs) =
-        servers_on_postgres(&database, 2, &["--config", file.to_str().unwrap()]);
+    let (_config, file) = config_file("spread_sandboxes = true\n[quotas]\nrequests_per_day = 10\n");
+    let (mut servers, urls, _dirs) = servers_on_postgres(&database, 2, &["--config", &file]);
     let example = example_project();
     let (ok, _, stderr) = run(
         &["import", example.to_str().unwrap(), "--name", "payments"],
@@ -3226,17 +3223,7 @@ fn a_developers_daily_quota_counts_its_requests_on_every_server() {
     // A new sandbox goes to whichever server serves fewest.
     let mut on_server: [Option<String>; 2] = [None, None];
     for _ in 0..6 {
-        let made = as_developer(
-            &[
-                "sandbox",
-                "create",
-                "--project",
-                "payments",
-                "--auth",
-                "none",
-            ],
-            "",
-        );
+        let made = as_developer(CREATE_OPEN_PAYMENTS, "");
         let made: Value = serde_json::from_str(&made).unwrap();
         let id = made["id"].as_str().unwrap().to_owned();
         let server = server_of(&urls, &id);

@@ -20,6 +20,31 @@ where
     ))
 }
 
+impl SqlStore {
+    /// The totals of `day` in `table`, keyed by `key`: of every row, or
+    /// of `only`.
+    async fn totals<K>(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        day: i64,
+        only: Option<&str>,
+    ) -> Result<Vec<(K, u64)>, StoreError>
+    where
+        K: for<'r> sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+    {
+        let rows = sqlx::query(&format!(
+            "SELECT {key}, requests FROM {table}
+             WHERE day = $1 AND (CAST($2 AS TEXT) IS NULL OR {key} = $2)"
+        ))
+        .bind(day)
+        .bind(only)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|row| total(row, table, key)).collect()
+    }
+}
+
 fn stored(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -73,17 +98,8 @@ impl RequestCounts for SqlStore {
         day: i64,
         account: Option<&str>,
     ) -> Result<Vec<(AccountId, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT account_id, requests FROM account_requests
-             WHERE day = $1 AND (CAST($2 AS TEXT) IS NULL OR account_id = $2)",
-        )
-        .bind(day)
-        .bind(account)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| total(row, "account_requests", "account_id"))
-            .collect()
+        self.totals("account_requests", "account_id", day, account)
+            .await
     }
 
     async fn sandbox_requests(
@@ -91,17 +107,8 @@ impl RequestCounts for SqlStore {
         day: i64,
         sandbox_id: Option<&str>,
     ) -> Result<Vec<(SandboxId, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sandbox_id, requests FROM sandbox_requests
-             WHERE day = $1 AND (CAST($2 AS TEXT) IS NULL OR sandbox_id = $2)",
-        )
-        .bind(day)
-        .bind(sandbox_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| total(row, "sandbox_requests", "sandbox_id"))
-            .collect()
+        self.totals("sandbox_requests", "sandbox_id", day, sandbox_id)
+            .await
     }
 
     async fn prune_requests(&self, before_day: i64) -> Result<u64, StoreError> {
