@@ -17,7 +17,7 @@ use crate::{
     app::{AppState, now_ms},
     runtime::{
         registry::LiveSandbox,
-        usage::{DailyRequests, day_of},
+        usage::{DailyRequests, Owner, day_of},
     },
 };
 
@@ -142,24 +142,22 @@ pub async fn load_request_counts(
     sandbox: Option<&Arc<LiveSandbox>>,
 ) -> ServiceResult<()> {
     let today = day_of(now_ms());
-    let owner = sandbox.and_then(|s| s.owner_id());
-    let accounts = state
-        .store
-        .account_requests(stored_day(today), owner.map(|o| o.as_str()))
-        .await?;
     let sandboxes = state
         .store
         .sandbox_requests(stored_day(today), sandbox.map(|s| s.id.as_str()))
         .await?;
     match sandbox {
         Some(sandbox) => {
-            if let Some(owner) = &sandbox.owner {
-                let total = accounts.first().map_or(0, |(_, n)| *n);
-                owner.usage.raise(today, total);
+            if let Some(owner) = sandbox.owner_id() {
+                load_account_count(state, owner, today).await?;
             }
             raise_sandboxes(std::slice::from_ref(sandbox), today, &sandboxes);
         }
         None => {
+            let accounts = state
+                .store
+                .account_requests(stored_day(today), None)
+                .await?;
             raise_accounts(state, today, &accounts);
             raise_sandboxes(&state.registry.all(), today, &sandboxes);
         }
@@ -170,16 +168,26 @@ pub async fn load_request_counts(
 /// The requests `owner` made today over all its sandboxes and servers.
 pub async fn requests_today(state: &AppState, owner: &sbx_store::AccountId) -> ServiceResult<u64> {
     let now = now_ms();
-    let today = day_of(now);
+    let owner = load_account_count(state, owner, day_of(now)).await?;
+    Ok(owner.usage.requests_on(now))
+}
+
+/// `owner` as the registry shares it, what it knows of the account's
+/// requests on `day` raised to the database's total.
+async fn load_account_count(
+    state: &AppState,
+    owner: &sbx_store::AccountId,
+    day: u64,
+) -> ServiceResult<Arc<Owner>> {
     let stored = state
         .store
-        .account_requests(stored_day(today), Some(owner.as_str()))
+        .account_requests(stored_day(day), Some(owner.as_str()))
         .await?;
     let owner = state.registry.owner(owner);
     owner
         .usage
-        .raise(today, stored.first().map_or(0, |(_, n)| *n));
-    Ok(owner.usage.requests_on(now))
+        .raise(day, stored.first().map_or(0, |(_, n)| *n));
+    Ok(owner)
 }
 
 /// Every account known here is raised to its total (one not listed has

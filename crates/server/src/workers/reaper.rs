@@ -11,7 +11,8 @@ use crate::{
     service::sandboxes,
 };
 
-/// How often old request-log entries are pruned (a scan of the log).
+/// How often old request-log entries, audit entries and past days' request
+/// counts are pruned (scans).
 const LOG_PRUNE_INTERVAL_MS: i64 = 10 * 60 * 1000;
 
 pub async fn run(state: AppState, shutdown: CancellationToken) {
@@ -38,14 +39,14 @@ async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     if let Err(error) = state.store.prune_tokens(now - 30 * 24 * 3600 * 1000).await {
         tracing::warn!(%error, "pruning ended sessions and tokens failed");
     }
-    // Only today's requests count against quotas; yesterday's are kept
-    // for a server that saves them late.
-    let yesterday = i64::try_from(day_of(now)).unwrap_or(i64::MAX) - 1;
-    if let Err(error) = state.store.prune_requests(yesterday).await {
-        tracing::warn!(%error, "pruning past days' request counts failed");
-    }
     if now - logs_pruned_at.load(Ordering::Relaxed) >= LOG_PRUNE_INTERVAL_MS {
         logs_pruned_at.store(now, Ordering::Relaxed);
+        // Only today's requests count against quotas; yesterday's are kept
+        // for a server that saves them late.
+        let yesterday = i64::try_from(day_of(now)).unwrap_or(i64::MAX) - 1;
+        if let Err(error) = state.store.prune_requests(yesterday).await {
+            tracing::warn!(%error, "pruning past days' request counts failed");
+        }
         if let Err(error) = state
             .store
             .prune_logs(now - state.config.request_log_limits.retention_ms())
