@@ -9,7 +9,14 @@
 # machines would. PostgreSQL and wrk share core 1.
 #
 # Each sandbox gets one wrk (-c CONNECTIONS/3), run at once; their req/s
-# add up. Loads: stored reads (memory, the hot path) and stateful creates
+# add up. Throughput is what servers do at their CPU ceiling, so each run
+# also says how often they hit it: the share of quota periods in which
+# their cgroups were throttled (cpu.stat). A run well below ~90% was bound
+# by round trips, not CPU, and says little about scaling. The default
+# CONNECTIONS (96: 32 per sandbox) keeps three servers' group commits
+# busy; with 8 per sandbox (the default until 2026-12-05) three servers at
+# QUOTA=15 used about 35% of their 45% of a core on creates.
+# Loads: stored reads (memory, the hot path) and stateful creates
 # (group commit to PostgreSQL), each sent
 #   - to the sandbox's own server, as a load balancer routing by the
 #     sandbox's "server" would (the one-server run sends everything to it);
@@ -26,7 +33,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-2}"
 QUOTA="${QUOTA:-25}"
-CONNECTIONS="${CONNECTIONS:-24}"
+CONNECTIONS="${CONNECTIONS:-96}"
 OUT="bench/results"
 TARGET="${CARGO_TARGET_DIR:-target}"
 CGROUPS=/sys/fs/cgroup/cpu
@@ -99,11 +106,19 @@ sandboxes() { # ports...
     done
 }
 
+# Quota periods and throttled ones, summed over the servers' cgroups.
+periods() {
+    local port
+    for port in "${PORTS[@]}"; do cat "$CGROUPS/sbx-bench-$port/cpu.stat"; done |
+        awk '/^nr_periods/ {p += $2} /^nr_throttled/ {t += $2} END {print p + 0, t + 0}'
+}
+
 # One wrk per sandbox at once, to the port given for each; prints
-# "summed-req/s worst-p50 worst-p99".
+# "summed-req/s worst-p50 worst-p99 throttled-%".
 load_all() { # script "port id path" ...
-    local script=$1 outs=() pids=() out
+    local script=$1 outs=() pids=() out before after
     shift
+    before=$(periods)
     for target in "$@"; do
         read -r port id path <<<"$target"
         out=$(mktemp); outs+=("$out")
@@ -111,8 +126,14 @@ load_all() { # script "port id path" ...
         pids+=($!)
     done
     wait "${pids[@]}"
-    cat "${outs[@]}" | awk '{rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3}
-        END {printf "%.0f %.3f %.3f\n", rps, p50, p99}'
+    after=$(periods)
+    cat "${outs[@]}" | awk -v before="$before" -v after="$after" '
+        {rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3}
+        END {
+            split(before, b, " "); split(after, a, " ")
+            periods = a[1] - b[1]
+            printf "%.0f %.3f %.3f %.0f\n", rps, p50, p99, periods > 0 ? 100 * (a[2] - b[2]) / periods : 0
+        }'
     rm -f "${outs[@]}"
 }
 
@@ -162,14 +183,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "Each server held to ${QUOTA}% of a core (cgroup cpu quota), all on core 0; PostgreSQL and wrk on core 1;"
     echo "three sandboxes, one wrk -t1 -c$PER_WRK -d${DURATION}s each, at once; the worse of $ROUNDS alternating rounds."
     echo
-    echo "| load | 1 server req/s | p50 ms | p99 ms | 3 servers req/s | p50 ms | p99 ms | 3 / 1 | target |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "Throttled: the share of the servers' quota periods in which they hit their quota (~100%: CPU-bound)."
+    echo
+    echo "| load | 1 server req/s | p50 ms | p99 ms | throttled | 3 servers req/s | p50 ms | p99 ms | throttled | 3 / 1 | target |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for run in read-own create-own; do
-        read -r a a50 a99 <<<"$(worse "1-$run")"
-        read -r b b50 b99 <<<"$(worse "3-$run")"
-        echo "| ${run%-own} at the sandbox's server | $a | $a50 | $a99 | $b | $b50 | $b99 | $(ratio "$b" "$a") | >= 2.5 |"
+        read -r a a50 a99 at <<<"$(worse "1-$run")"
+        read -r b b50 b99 bt <<<"$(worse "3-$run")"
+        echo "| ${run%-own} at the sandbox's server | $a | $a50 | $a99 | $at% | $b | $b50 | $b99 | $bt% | $(ratio "$b" "$a") | >= 2.5 |"
     done
-    read -r a a50 a99 <<<"$(worse 1-read-own)"
-    read -r b b50 b99 <<<"$(worse 3-read-other)"
-    echo "| read at another server | $a | $a50 | $a99 | $b | $b50 | $b99 | $(ratio "$b" "$a") | — |"
+    read -r a a50 a99 at <<<"$(worse 1-read-own)"
+    read -r b b50 b99 bt <<<"$(worse 3-read-other)"
+    echo "| read at another server | $a | $a50 | $a99 | $at% | $b | $b50 | $b99 | $bt% | $(ratio "$b" "$a") | — |"
 } | tee "$OUT/replicas.md"

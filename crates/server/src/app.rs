@@ -63,6 +63,11 @@ pub struct Shared {
     /// Serializes edits of projects: each edit reads the latest revision
     /// and writes the next.
     pub edits: Arc<tokio::sync::Mutex<()>>,
+    /// Serializes the rounds that remove sandboxes (expired, inactive):
+    /// a drain and the background workers never remove the same one at
+    /// once, and a drain returns only once a round already under way has
+    /// finished.
+    pub removals: Arc<tokio::sync::Mutex<()>>,
     pub idempotency: Idempotency,
     /// Writes requests' changes in batches (group commit).
     pub writer: Writer,
@@ -508,6 +513,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         drift: Arc::new(DriftReport::default()),
         upstream,
         edits: Arc::new(tokio::sync::Mutex::new(())),
+        removals: Arc::new(tokio::sync::Mutex::new(())),
         writer: Writer::start(store.clone(), &workers),
         idempotency: Idempotency::new(store.clone()),
         metrics: Arc::new(Metrics::new(request_log.dropped_counter(), &replica)),

@@ -32,8 +32,11 @@ async fn reap(state: &AppState, logs_pruned_at: &AtomicI64) {
     let now = now_ms();
     crate::service::sessions::reap(state, now).await;
     state.functions.sweep(state).await;
-    if let Err(error) = sandboxes::expire(state, now).await {
-        tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
+    {
+        let _removing = state.removals.lock().await;
+        if let Err(error) = sandboxes::expire(state, now).await {
+            tracing::warn!(%error, "reaping expired sandboxes failed; retrying next tick");
+        }
     }
     // Revoked and expired tokens stay listed for a month.
     if let Err(error) = state.store.prune_tokens(now - 30 * 24 * 3600 * 1000).await {

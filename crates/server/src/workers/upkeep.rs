@@ -26,6 +26,7 @@ pub async fn run(state: AppState, stopping: CancellationToken) {
 /// One round: what changed is saved, inactive sandboxes removed.
 pub async fn once(state: &AppState) {
     save(state).await;
+    let _removing = state.removals.lock().await;
     if let Err(error) = sandboxes::remove_inactive(state, now_ms()).await {
         tracing::warn!(%error, "removing inactive sandboxes failed; retrying next round");
     }
