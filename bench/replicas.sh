@@ -5,8 +5,9 @@
 # This machine has two cores, so servers cannot each get a core of their
 # own: every server is held to the same CPU budget instead — a cgroup (v1
 # `cpu` controller) quota of QUOTA% of one core (default 25) in every
-# PERIOD µs (default 100000, the kernel's), all servers on core 0 — so three servers have three times one server's CPU, as three
-# machines would. PostgreSQL and wrk share core 1.
+# PERIOD µs (default 100000, the kernel's), all servers on core 0 — so
+# three servers have three times one server's CPU, as three machines
+# would. PostgreSQL and wrk share core 1.
 #
 # Each sandbox gets one wrk, run at once; their req/s add up.
 # Throughput here is capacity: the most a configuration serves. With a
