@@ -287,6 +287,15 @@ impl ChangeSet {
             && self.finished_jobs.is_empty()
             && self.transitions.is_empty()
     }
+
+    /// Whether only records changed (nothing else to write with them).
+    pub fn only_records(&self) -> bool {
+        self.events.is_empty()
+            && self.answers.is_empty()
+            && self.jobs.is_empty()
+            && self.finished_jobs.is_empty()
+            && self.transitions.is_empty()
+    }
 }
 
 /// A job on a sandbox clock.

@@ -430,6 +430,22 @@ async fn contract(store: &dyn Store) {
         vec![row("1", Some("{\"v\":2}"), 2), row("2", None, 4)]
     );
     assert!(store.load_resources("sbx-other").await.unwrap().is_empty());
+    // Records alone in one statement go without a transaction; more than
+    // one statement's worth, or records with anything else, in one.
+    let many: Vec<_> = (10..260)
+        .map(|n| row(&n.to_string(), Some("{}"), 5))
+        .collect();
+    store.save_changes(&[changes(many)]).await.unwrap();
+    store
+        .save_changes(&[ChangeSet {
+            finished_jobs: vec![("no-such-job".into(), None)],
+            ..changes(vec![row("1", Some("{\"v\":3}"), 6)])
+        }])
+        .await
+        .unwrap();
+    let rows = store.load_resources("sbx-a").await.unwrap();
+    assert_eq!(rows.len(), 252, "every record of the large batch");
+    assert_eq!(rows.last(), Some(&row("1", Some("{\"v\":3}"), 6)));
     store.clear_resources("sbx-a", 1).await.unwrap();
     assert!(store.load_resources("sbx-a").await.unwrap().is_empty());
     jobs_contract(store).await;
@@ -1812,3 +1828,96 @@ async fn request_counts(place: Place) {
     );
 }
 on_both_backends!(adds_up_request_counts, request_counts);
+
+on_both_backends!(
+    store_spends_refresh_tokens_once_beside_other_writers,
+    refresh_tokens
+);
+/// A refresh token is spent once; spent again, its whole grant is revoked.
+/// Spending never fails because other writes commit meanwhile (on SQLite
+/// a transaction that reads before it writes cannot take the write lock
+/// once another writer committed: that answered 500 to an OAuth refresh).
+async fn refresh_tokens(place: Place) {
+    use sbx_store::oauth::{RefreshTokenRecord, Spent};
+    let store = place.open().await;
+    pets_sandbox(&*store, "sbx-r").await;
+    let token = |hash: &str, family: &str| RefreshTokenRecord {
+        token_hash: hash.into(),
+        sandbox_id: "sbx-r".into(),
+        client_id: "client".into(),
+        sub: Some("user".into()),
+        scope: "read".into(),
+        family: family.into(),
+        expires_at_ms: 1_000,
+        used_at_ms: None,
+    };
+    const TOKENS: usize = 300;
+    for n in 0..TOKENS {
+        store
+            .create_refresh_token(&token(&format!("t{n}"), &format!("f{n}")))
+            .await
+            .unwrap();
+    }
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 0..TOKENS {
+                let change = ChangeSet {
+                    sandbox_id: "sbx-r".into(),
+                    rows: vec![row(&n.to_string(), Some("{}"), n as u64 + 1)],
+                    ..ChangeSet::default()
+                };
+                store.save_changes(&[change]).await.unwrap();
+            }
+        })
+    };
+    let spends: Vec<_> = (0..TOKENS)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .spend_refresh_token("sbx-r", &format!("t{n}"), 50)
+                    .await
+            })
+        })
+        .collect();
+    for (n, spent) in spends.into_iter().enumerate() {
+        let spent = spent
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("spending t{n}: {e}"));
+        assert_eq!(
+            spent,
+            Spent::Fresh(RefreshTokenRecord {
+                used_at_ms: Some(50),
+                ..token(&format!("t{n}"), &format!("f{n}"))
+            })
+        );
+    }
+    writer.await.unwrap();
+
+    store
+        .create_refresh_token(&token("t0-next", "f0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spend_refresh_token("sbx-r", "t0", 60).await.unwrap(),
+        Spent::Replayed
+    );
+    assert_eq!(
+        store
+            .spend_refresh_token("sbx-r", "t0-next", 60)
+            .await
+            .unwrap(),
+        Spent::Unknown,
+        "a replay revokes every token of its grant"
+    );
+    assert_eq!(
+        store
+            .spend_refresh_token("sbx-other", "t1", 60)
+            .await
+            .unwrap(),
+        Spent::Unknown,
+        "a token is its sandbox's"
+    );
+}

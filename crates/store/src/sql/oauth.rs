@@ -272,33 +272,35 @@ impl OAuthStore for SqlStore {
         token_hash: &str,
         now_ms: i64,
     ) -> Result<Spent, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let row = sqlx::query(
-            "SELECT * FROM oauth_refresh_tokens WHERE sandbox_id = $1 AND token_hash = $2",
+        // Two statements, each atomic, each writing before it reads: a
+        // transaction that read first could not take SQLite's write lock
+        // once another writer had committed (SQLITE_BUSY, at once).
+        let spent = sqlx::query(
+            "UPDATE oauth_refresh_tokens SET used_at_ms = $1
+             WHERE sandbox_id = $2 AND token_hash = $3 AND used_at_ms IS NULL RETURNING *",
+        )
+        .bind(now_ms)
+        .bind(sandbox_id)
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(row) = spent {
+            return Ok(Spent::Fresh(refresh_token(&row)?));
+        }
+        // Unknown, or used before: a replay revokes its whole grant.
+        let revoked = sqlx::query(
+            "DELETE FROM oauth_refresh_tokens WHERE family IN
+               (SELECT family FROM oauth_refresh_tokens WHERE sandbox_id = $1 AND token_hash = $2)",
         )
         .bind(sandbox_id)
         .bind(token_hash)
-        .fetch_optional(&mut *tx)
+        .execute(self.pool())
         .await?;
-        let Some(record) = row.as_ref().map(refresh_token).transpose()? else {
-            return Ok(Spent::Unknown);
-        };
-        let spent = if record.used_at_ms.is_some() {
-            sqlx::query("DELETE FROM oauth_refresh_tokens WHERE family = $1")
-                .bind(&record.family)
-                .execute(&mut *tx)
-                .await?;
+        Ok(if revoked.rows_affected() > 0 {
             Spent::Replayed
         } else {
-            sqlx::query("UPDATE oauth_refresh_tokens SET used_at_ms = $1 WHERE token_hash = $2")
-                .bind(now_ms)
-                .bind(token_hash)
-                .execute(&mut *tx)
-                .await?;
-            Spent::Fresh(record)
-        };
-        tx.commit().await?;
-        Ok(spent)
+            Spent::Unknown
+        })
     }
 
     async fn revoke_refresh_family(&self, family: &str) -> Result<(), StoreError> {

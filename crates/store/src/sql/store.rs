@@ -391,6 +391,33 @@ fn latest_rows(batch: &[ChangeSet]) -> Vec<(&ChangeSet, &ResourceRow)> {
     latest.into_values().collect()
 }
 
+/// Writes records, each unless the stored one is as new (by version).
+async fn upsert_records<'e>(
+    executor: impl sqlx::Executor<'e, Database = Db>,
+    rows: &[(&ChangeSet, &ResourceRow)],
+) -> Result<(), StoreError> {
+    let mut insert = QueryBuilder::<Db>::new(
+        "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version) ",
+    );
+    insert.push_values(rows, |mut values, (change, row)| {
+        values
+            .push_bind(&change.sandbox_id)
+            .push_bind(&row.collection)
+            .push_bind(&row.id)
+            .push_bind(&row.scope)
+            .push_bind(row.seq as i64)
+            .push_bind(&row.value)
+            .push_bind(row.version as i64);
+    });
+    insert.push(
+        " ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
+           scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
+         WHERE excluded.version > resources.version",
+    );
+    insert.build().execute(executor).await?;
+    Ok(())
+}
+
 /// The outbox: the events `ids` (this transaction's own), each to every
 /// enabled endpoint of its sandbox that listens to its type. Only its
 /// own: events other transactions committed meanwhile (another server's,
@@ -871,28 +898,15 @@ impl Store for SqlStore {
         }
         // Each statement is a round trip to the database: rows of every
         // request in the batch go in multi-row statements.
-        let mut tx = self.pool.begin().await?;
         let rows = latest_rows(batch);
+        if rows.len() <= ROWS_PER_STATEMENT && batch.iter().all(ChangeSet::only_records) {
+            // One statement is atomic on its own: no BEGIN and COMMIT, one
+            // round trip instead of three (most writes only change records).
+            return upsert_records(&self.pool, &rows).await;
+        }
+        let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Db>::new(
-                "INSERT INTO resources (sandbox_id, collection, id, scope, seq, value, version) ",
-            );
-            insert.push_values(chunk, |mut values, (change, row)| {
-                values
-                    .push_bind(&change.sandbox_id)
-                    .push_bind(&row.collection)
-                    .push_bind(&row.id)
-                    .push_bind(&row.scope)
-                    .push_bind(row.seq as i64)
-                    .push_bind(&row.value)
-                    .push_bind(row.version as i64);
-            });
-            insert.push(
-                " ON CONFLICT (sandbox_id, collection, id) DO UPDATE SET
-                   scope = excluded.scope, seq = excluded.seq, value = excluded.value, version = excluded.version
-                 WHERE excluded.version > resources.version",
-            );
-            insert.build().execute(&mut *tx).await?;
+            upsert_records(&mut *tx, chunk).await?;
         }
         let events = per_sandbox(batch, |c| &c.events);
         // The new events' ids come from the inserts themselves: reading
