@@ -27,8 +27,8 @@
 #     sandbox's "server" would (the one-server run sends everything to it);
 #   - and, with three servers, to another server than the sandbox's (the
 #     extra hops: a member forwards to the holder, which passes it on).
-# One server and three alternate, ROUNDS times each (default 2): the worse
-# of each is reported.
+# One server and three run side by side, each load alternating between
+# them, ROUNDS times (default 2): the worse of each is reported.
 #
 #   bench/replicas.sh
 #   SBX=/tmp/sbx-build QUOTA=30 DURATION=10 bench/replicas.sh
@@ -78,14 +78,14 @@ admin() { # method URL [body]
     curl -s -X "$1" -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${3:+-d "$3"} "$2"
 }
 
-start_servers() { # count round: servers on a new database, the first holding it (PORTS)
+start_servers() { # count first-port: servers on a new database, the first holding it (PORTS)
     local database config port data
-    database="${PG_URL%/*}/bench_replicas_$2_$1_$RANDOM"
+    database="${PG_URL%/*}/bench_replicas_$1_$RANDOM"
     "$PSQL" -q "$PG_URL" -c "CREATE DATABASE ${database##*/}"
     config=$(mktemp); echo "spread_sandboxes = true" >"$config"
     PORTS=()
     for n in $(seq "$1"); do
-        port=$((4040 + n)); data=$(mktemp -d)
+        port=$(($2 + n)); data=$(mktemp -d)
         SBX_ADMIN_TOKEN="$TOKEN" SBX_SECRETS_KEY="$SECRETS" SBX_LOG=warn \
             taskset -c 0 "$SBX" serve --config "$config" --listen "127.0.0.1:$port" --data-dir "$data" \
             --database-url "$database" >"$OUT/sbx-replicas-$port.log" 2>&1 &
@@ -113,18 +113,20 @@ sandboxes() { # ports...
 }
 
 # Quota periods and throttled ones, summed over the servers' cgroups.
-periods() {
+periods() { # ports...
     local port
-    for port in "${PORTS[@]}"; do cat "$CGROUPS/sbx-bench-$port/cpu.stat"; done |
+    for port in "$@"; do cat "$CGROUPS/sbx-bench-$port/cpu.stat"; done |
         awk '/^nr_periods/ {p += $2} /^nr_throttled/ {t += $2} END {print p + 0, t + 0}'
 }
 
 # One wrk per sandbox at once, with `connections` each, to the port given
-# for each; prints "summed-req/s worst-p50 worst-p99 throttled-%".
-load_all() { # connections script "port id path" ...
-    local connections=$1 script=$2 outs=() pids=() out before after
-    shift 2
-    before=$(periods)
+# for each; prints "summed-req/s worst-p50 worst-p99 throttled-%" (of
+# the servers on `ports`).
+load_all() { # ports connections script "port id path" ...
+    local ports=$1 connections=$2 script=$3 outs=() pids=() out before after
+    shift 3
+    # shellcheck disable=SC2086 # a list of ports
+    before=$(periods $ports)
     for target in "$@"; do
         read -r port id path <<<"$target"
         out=$(mktemp); outs+=("$out")
@@ -132,7 +134,10 @@ load_all() { # connections script "port id path" ...
         pids+=($!)
     done
     wait "${pids[@]}"
-    after=$(periods)
+    # shellcheck disable=SC2086
+    after=$(periods $ports)
+    # Each sandbox's req/s, to the log: how evenly the servers served.
+    echo "   each: $(cut -d' ' -f1 "${outs[@]}" | xargs)" >&2
     cat "${outs[@]}" | awk -v before="$before" -v after="$after" '
         {rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3}
         END {
@@ -145,44 +150,51 @@ load_all() { # connections script "port id path" ...
 
 # The load at each level of LEVELS; keeps the best, "req/s p50 p99
 # throttled-% connections-per-sandbox".
-measure() { # key label script targets...
+measure() { # key label ports script targets...
     local key=$1 label=$2 level result best="0"
     shift 2
     echo "== $label"
     for level in $LEVELS; do
-        result=$(load_all "$level" "$@")
+        result=$(load_all "$1" "$level" "${@:2}")
         echo "   -c$level each: $result"
         [ "${result%% *}" -gt "${best%% *}" ] && best="$result $level"
     done
     RESULT[$key]=$best
 }
 
-run() { # count round
-    local count=$1 round=$2 own=() other=() id port
-    start_servers "$count" "$round"
+# Servers and their three sandboxes: PORTS, OWN ("port id", each sandbox
+# at its own server) and OTHER (at the next server after its own).
+setup() { # count first-port
+    local id port
+    start_servers "$1" "$2"
+    OWN=(); OTHER=()
     while read -r id port; do
-        own+=("$port $id")
-        # The next server after its own.
+        OWN+=("$port $id")
         for i in "${!PORTS[@]}"; do
-            [ "${PORTS[$i]}" = "$port" ] && other+=("${PORTS[$(((i + 1) % count))]} $id")
+            [ "${PORTS[$i]}" = "$port" ] && OTHER+=("${PORTS[$(((i + 1) % $1))]} $id")
         done
     done < <(sandboxes "${PORTS[@]}")
-    echo "servers ${PORTS[*]}; each sandbox at its server: ${own[*]}"
-    measure "$count-read-own-$round" "$count server(s), round $round: stored reads at each sandbox's server" "" \
-        "${own[@]/%/ /v1/items/item_1}"
-    measure "$count-create-own-$round" "$count server(s), round $round: stateful creates at each sandbox's server" \
-        bench/create.lua "${own[@]/%/ /v1/items}"
-    if [ "$count" -gt 1 ]; then
-        measure "$count-read-other-$round" "$count servers, round $round: stored reads at another server" "" \
-            "${other[@]/%/ /v1/items/item_1}"
-    fi
-    cleanup; PIDS=()
-    sleep 0.5
+    echo "servers ${PORTS[*]}; each sandbox at its server: ${OWN[*]}"
 }
 
+# Both set-ups run side by side (an idle server uses ~0.2% of a core),
+# and each load alternates between them, so the machine's drift over a
+# run falls on both alike.
+setup 1 4040
+ONE_PORTS="${PORTS[*]}"; ONE_OWN=("${OWN[@]}")
+setup 3 4050
+THREE_PORTS="${PORTS[*]}"; THREE_OWN=("${OWN[@]}"); THREE_OTHER=("${OTHER[@]}")
 for round in $(seq "$ROUNDS"); do
-    run 1 "$round"
-    run 3 "$round"
+    measure "1-read-own-$round" "1 server, round $round: stored reads" "$ONE_PORTS" "" \
+        "${ONE_OWN[@]/%/ /v1/items/item_1}"
+    measure "3-read-own-$round" "3 servers, round $round: stored reads at each sandbox's server" "$THREE_PORTS" "" \
+        "${THREE_OWN[@]/%/ /v1/items/item_1}"
+    measure "1-create-own-$round" "1 server, round $round: stateful creates" "$ONE_PORTS" \
+        bench/create.lua "${ONE_OWN[@]/%/ /v1/items}"
+    measure "3-create-own-$round" "3 servers, round $round: stateful creates at each sandbox's server" "$THREE_PORTS" \
+        bench/create.lua "${THREE_OWN[@]/%/ /v1/items}"
+    measure "3-read-other-$round" "3 servers, round $round: stored reads at another server" "$THREE_PORTS" "" \
+        "${THREE_OTHER[@]/%/ /v1/items/item_1}"
 done
 
 worse() { # key-prefix: the lowest req/s of the rounds, with its latencies
@@ -194,7 +206,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "Each server held to ${QUOTA}% of a core (cgroup cpu quota), all on core 0; PostgreSQL and wrk on core 1;"
     echo "three sandboxes, one wrk -t1 -d${DURATION}s each, at once, at -c $LEVELS each (the best kept: c);"
-    echo "the worse of $ROUNDS alternating rounds. Throttled: the share of the servers' quota periods in which"
+    echo "the worse of $ROUNDS rounds, one server and three alternating. Throttled: the share of the servers' quota periods in which"
     echo "they hit their quota (~100%: CPU-bound)."
     echo
     echo "| load | 1 server req/s | c | p50 ms | p99 ms | throttled | 3 servers req/s | c | p50 ms | p99 ms | throttled | 3 / 1 | target |"

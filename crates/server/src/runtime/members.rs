@@ -15,7 +15,7 @@ use std::{
 
 use axum::{
     extract::Request,
-    http::{HeaderValue, Method, StatusCode},
+    http::{HeaderName, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use sbx_store::{Change, Member, ServedBy, StoreError};
@@ -220,16 +220,16 @@ async fn catch_up(state: &AppState) {
 
 /// Names the sandbox of a request the holder passes on to its member
 /// (which may be yet to load it, and so to know its keys).
-const PASSED_FOR: &str = "x-sbx-sandbox";
+const PASSED_FOR: HeaderName = HeaderName::from_static("x-sbx-sandbox");
 
 /// The sandbox a request addresses by its id: its path (`/sbx/{id}`,
 /// `/api/v1/sandboxes/{id}…`) or Host, or as the holder passing it on
 /// named it.
-fn addressed(state: &AppState, request: &Request) -> Option<String> {
+fn addressed<'a>(state: &AppState, request: &'a Request) -> Option<&'a str> {
     if request.headers().contains_key(FORWARDED_BY)
         && let Some(id) = request.headers().get(PASSED_FOR)
     {
-        return id.to_str().ok().map(str::to_owned);
+        return id.to_str().ok();
     }
     let path = request.uri().path();
     let by_path = path
@@ -239,7 +239,16 @@ fn addressed(state: &AppState, request: &Request) -> Option<String> {
     by_path
         .or_else(|| crate::data_plane::host_sandbox_id(state, request))
         .filter(|id| !id.is_empty())
-        .map(str::to_owned)
+}
+
+/// Whether this member answers `request` itself without waiting: its
+/// lease holds and the request addresses a sandbox it serves that is not
+/// moving — every request to it but the first, decided without the
+/// [`route`] future.
+pub fn answers_at_once(state: &AppState, request: &Request) -> bool {
+    state.member_lease.holds()
+        && addressed(state, request)
+            .is_some_and(|id| !state.moves.is_moving(id) && state.registry.get(id).is_some())
 }
 
 /// Where a member sends a request it got.
@@ -268,7 +277,7 @@ pub fn route(state: &AppState, request: &Request) -> impl Future<Output = Route>
         Err(Route::Holder)
     } else {
         match addressed(&state, request) {
-            Some(id) => Ok(id),
+            Some(id) => Ok(id.to_owned()),
             None if crate::data_plane::carries_known_key(&state, request) => Err(Route::Here),
             None => Err(Route::Holder),
         }

@@ -19,6 +19,7 @@ use anyhow::Context;
 use axum::{
     body::Bytes,
     extract::{Request, State},
+    http::HeaderName,
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -276,7 +277,7 @@ async fn renew(state: AppState, shutdown: CancellationToken) {
 
 /// Marks a forwarded request (the value: who forwarded it): a server
 /// standing by never forwards one again.
-pub(crate) const FORWARDED_BY: &str = "x-sbx-forwarded-by";
+pub(crate) const FORWARDED_BY: HeaderName = HeaderName::from_static("x-sbx-forwarded-by");
 
 /// How a server standing by reaches the holder: one connection pool, and
 /// the holder as read at most a second ago.
@@ -502,8 +503,8 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
 /// sandboxes; a member sends another member's sandbox straight to it and
 /// the rest to the holder.
 pub async fn answered_elsewhere(state: &AppState, request: Request) -> Result<Request, Response> {
-    use crate::runtime::members::{Route, pass_to, route};
-    if serves(state) {
+    use crate::runtime::members::{Route, answers_at_once, pass_to, route};
+    if serves(state) || answers_at_once(state, &request) {
         return Ok(request);
     }
     match route(state, &request).await {
