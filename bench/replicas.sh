@@ -17,7 +17,9 @@
 # concurrency in LEVELS (connections per sandbox, default "8 32 96") and
 # the best is kept, with the level that gave it. Each run also says how
 # often the servers hit their CPU ceiling: the share of quota periods in
-# which their cgroups were throttled (cpu.stat; ~100%: CPU-bound). Until
+# which their cgroups were throttled (cpu.stat; ~100%: CPU-bound), and how
+# busy core 1 was (PostgreSQL and wrk: well under 100%, or they were the
+# limit). Until
 # 2026-12-05 this ran 8 connections per sandbox only: three servers then
 # used about 35% of their 45% of a core on creates (bound by round trips
 # to PostgreSQL, not CPU), and creates read 1.3-2.1x.
@@ -29,6 +31,10 @@
 #     extra hops: a member forwards to the holder, which passes it on).
 # One server and three run side by side, each load alternating between
 # them, ROUNDS times (default 2): the worse of each is reported.
+# A third set-up calibrates the method: three servers sharing nothing
+# (each on a database of its own, serving one sandbox) — what three
+# processes held to the same quotas on core 0 can serve at best on this
+# machine. Three replicas' ratio over that ceiling's is their efficiency.
 #
 #   bench/replicas.sh
 #   SBX=/tmp/sbx-build QUOTA=30 DURATION=10 bench/replicas.sh
@@ -95,7 +101,8 @@ start_servers() { # count first-port: servers on a new database, the first holdi
     done
 }
 
-# Three sandboxes made through the holder; "id port-of-its-server" each.
+# COUNT sandboxes (default 3) made through the holder; "id
+# port-of-its-server" each.
 sandboxes() { # ports...
     local id server port
     "$SBX" import bench/behaviours --name bench --url "http://127.0.0.1:$1" --token "$TOKEN" >/dev/null
@@ -103,7 +110,7 @@ sandboxes() { # ports...
     for port in "$@"; do
         port_of[$(curl -s "http://127.0.0.1:$port/readyz" | python3 -c 'import json, sys; print(json.load(sys.stdin)["replica"])')]=$port
     done
-    for _ in 1 2 3; do
+    for _ in $(seq "${COUNT:-3}"); do
         id=$(admin POST "http://127.0.0.1:$1/api/v1/sandboxes" '{"project": "bench", "auth": "none"}' |
             python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
         server=$(admin GET "http://127.0.0.1:$1/api/v1/sandboxes/$id" |
@@ -119,14 +126,19 @@ periods() { # ports...
         awk '/^nr_periods/ {p += $2} /^nr_throttled/ {t += $2} END {print p + 0, t + 0}'
 }
 
+# Core 1's busy and total time so far (jiffies): PostgreSQL and wrk's
+# core, which must not be the limit.
+core1() { awk '$1 == "cpu1" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+
 # One wrk per sandbox at once, with `connections` each, to the port given
 # for each; prints "summed-req/s worst-p50 worst-p99 throttled-%" (of
-# the servers on `ports`).
+# the servers on `ports`) "core-1-busy-%".
 load_all() { # ports connections script "port id path" ...
-    local ports=$1 connections=$2 script=$3 outs=() pids=() out before after
+    local ports=$1 connections=$2 script=$3 outs=() pids=() out before after core_before core_after
     shift 3
     # shellcheck disable=SC2086 # a list of ports
     before=$(periods $ports)
+    core_before=$(core1)
     for target in "$@"; do
         read -r port id path <<<"$target"
         out=$(mktemp); outs+=("$out")
@@ -136,20 +148,23 @@ load_all() { # ports connections script "port id path" ...
     wait "${pids[@]}"
     # shellcheck disable=SC2086
     after=$(periods $ports)
+    core_after=$(core1)
     # Each sandbox's req/s, to the log: how evenly the servers served.
     echo "   each: $(cut -d' ' -f1 "${outs[@]}" | xargs)" >&2
-    cat "${outs[@]}" | awk -v before="$before" -v after="$after" '
+    cat "${outs[@]}" | awk -v before="$before" -v after="$after" -v core_before="$core_before" -v core_after="$core_after" '
         {rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3}
         END {
             split(before, b, " "); split(after, a, " ")
-            periods = a[1] - b[1]
-            printf "%.0f %.3f %.3f %.0f\n", rps, p50, p99, (periods > 0 ? 100 * (a[2] - b[2]) / periods : 0)
+            split(core_before, cb, " "); split(core_after, ca, " ")
+            periods = a[1] - b[1]; jiffies = ca[2] - cb[2]
+            printf "%.0f %.3f %.3f %.0f %.0f\n", rps, p50, p99, (periods > 0 ? 100 * (a[2] - b[2]) / periods : 0),
+                (jiffies > 0 ? 100 * (ca[1] - cb[1]) / jiffies : 0)
         }'
     rm -f "${outs[@]}"
 }
 
 # The load at each level of LEVELS; keeps the best, "req/s p50 p99
-# throttled-% connections-per-sandbox".
+# throttled-% core-1-busy-% connections-per-sandbox".
 measure() { # key label ports script targets...
     local key=$1 label=$2 level result best="0"
     shift 2
@@ -184,6 +199,13 @@ setup 1 4040
 ONE_PORTS="${PORTS[*]}"; ONE_OWN=("${OWN[@]}")
 setup 3 4050
 THREE_PORTS="${PORTS[*]}"; THREE_OWN=("${OWN[@]}"); THREE_OTHER=("${OTHER[@]}")
+APART_PORTS=""; APART_OWN=()
+for first in 4060 4061 4062; do
+    start_servers 1 "$first"
+    APART_PORTS+=" ${PORTS[*]}"
+    while read -r id port; do APART_OWN+=("$port $id"); done < <(COUNT=1 sandboxes "${PORTS[@]}")
+done
+echo "servers apart:$APART_PORTS; their sandboxes: ${APART_OWN[*]}"
 for round in $(seq "$ROUNDS"); do
     measure "1-read-own-$round" "1 server, round $round: stored reads" "$ONE_PORTS" "" \
         "${ONE_OWN[@]/%/ /v1/items/item_1}"
@@ -193,6 +215,10 @@ for round in $(seq "$ROUNDS"); do
         bench/create.lua "${ONE_OWN[@]/%/ /v1/items}"
     measure "3-create-own-$round" "3 servers, round $round: stateful creates at each sandbox's server" "$THREE_PORTS" \
         bench/create.lua "${THREE_OWN[@]/%/ /v1/items}"
+    measure "apart-read-own-$round" "3 servers apart, round $round: stored reads" "$APART_PORTS" "" \
+        "${APART_OWN[@]/%/ /v1/items/item_1}"
+    measure "apart-create-own-$round" "3 servers apart, round $round: stateful creates" "$APART_PORTS" \
+        bench/create.lua "${APART_OWN[@]/%/ /v1/items}"
     measure "3-read-other-$round" "3 servers, round $round: stored reads at another server" "$THREE_PORTS" "" \
         "${THREE_OTHER[@]/%/ /v1/items/item_1}"
 done
@@ -201,22 +227,28 @@ worse() { # key-prefix: the lowest req/s of the rounds, with its latencies
     for round in $(seq "$ROUNDS"); do echo "${RESULT[$1-$round]}"; done | sort -n | head -1
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+row() { # label one-key three-key target
+    local a a50 a99 at a1 ac b b50 b99 bt b1 bc
+    read -r a a50 a99 at a1 ac <<<"$(worse "$2")"
+    read -r b b50 b99 bt b1 bc <<<"$(worse "$3")"
+    echo "| $1 | $a | $ac | $a50 | $a99 | $at% | $a1% | $b | $bc | $b50 | $b99 | $bt% | $b1% | $(ratio "$b" "$a") | $4 |"
+}
 {
     echo "# Scaling benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
-    echo "Each server held to ${QUOTA}% of a core (cgroup cpu quota), all on core 0; PostgreSQL and wrk on core 1;"
+    echo "Each server held to ${QUOTA}% of a core (cgroup cpu quota, period ${PERIOD} µs), all on core 0; PostgreSQL and wrk on core 1;"
     echo "three sandboxes, one wrk -t1 -d${DURATION}s each, at once, at -c $LEVELS each (the best kept: c);"
-    echo "the worse of $ROUNDS rounds, one server and three alternating. Throttled: the share of the servers' quota periods in which"
-    echo "they hit their quota (~100%: CPU-bound)."
+    echo "the worse of $ROUNDS rounds, the set-ups alternating. Throttled: the share of the servers' quota periods in which"
+    echo "they hit their quota (~100%: CPU-bound); core 1: how busy PostgreSQL and wrk's core was."
     echo
-    echo "| load | 1 server req/s | c | p50 ms | p99 ms | throttled | 3 servers req/s | c | p50 ms | p99 ms | throttled | 3 / 1 | target |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    for run in read-own create-own; do
-        read -r a a50 a99 at ac <<<"$(worse "1-$run")"
-        read -r b b50 b99 bt bc <<<"$(worse "3-$run")"
-        echo "| ${run%-own} at the sandbox's server | $a | $ac | $a50 | $a99 | $at% | $b | $bc | $b50 | $b99 | $bt% | $(ratio "$b" "$a") | >= 2.5 |"
-    done
-    read -r a a50 a99 at ac <<<"$(worse 1-read-own)"
-    read -r b b50 b99 bt bc <<<"$(worse 3-read-other)"
-    echo "| read at another server | $a | $ac | $a50 | $a99 | $at% | $b | $bc | $b50 | $b99 | $bt% | $(ratio "$b" "$a") | — |"
+    echo "| load | 1 server req/s | c | p50 ms | p99 ms | throttled | core 1 | 3 servers req/s | c | p50 ms | p99 ms | throttled | core 1 | 3 / 1 | target |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    row "read at the sandbox's server" 1-read-own 3-read-own ">= 2.5"
+    row "create at the sandbox's server" 1-create-own 3-create-own ">= 2.5"
+    row "read at another server" 1-read-own 3-read-other "—"
+    row "read, 3 servers sharing nothing (the method's ceiling)" 1-read-own apart-read-own "—"
+    row "create, 3 servers sharing nothing (the method's ceiling)" 1-create-own apart-create-own "—"
+    echo
+    echo "Three replicas over three servers sharing nothing: reads $(ratio "$(worse 3-read-own | cut -d' ' -f1)" "$(worse apart-read-own | cut -d' ' -f1)")," \
+        "creates $(ratio "$(worse 3-create-own | cut -d' ' -f1)" "$(worse apart-create-own | cut -d' ' -f1)")."
 } | tee "$OUT/replicas.md"
