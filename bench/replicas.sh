@@ -27,17 +27,18 @@
 # (group commit to PostgreSQL), each sent
 #   - to the sandbox's own server, as a load balancer routing by the
 #     sandbox's "server" would (the one-server run sends everything to it);
-#   - and, with three servers, to another server than the sandbox's (the
-#     extra hops: a member forwards to the holder, which passes it on).
-# One server and three run side by side, each load alternating between
-# them, ROUNDS times (default 2): the worse of each is reported.
+#   - and, reads only, with three servers, to another server than the
+#     sandbox's (the extra hop: a member passes it to the sandbox's).
+# One server and three run side by side, at each level one after the
+# other (the machine's speed drifts: pairs seconds apart share it),
+# ROUNDS times (default 2): the worse round of each is reported.
 # A third set-up calibrates the method: three servers sharing nothing
 # (each on a database of its own, serving one sandbox) — what three
 # processes held to the same quotas on core 0 can serve at best on this
 # machine. Three replicas' ratio over that ceiling's is their efficiency.
 #
 #   bench/replicas.sh
-#   SBX=/tmp/sbx-build QUOTA=30 DURATION=10 bench/replicas.sh
+#   SBX=/tmp/sbx-build QUOTA=15 DURATION=10 LEVELS="32 96 288" bench/replicas.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -163,20 +164,6 @@ load_all() { # ports connections script "port id path" ...
     rm -f "${outs[@]}"
 }
 
-# The load at each level of LEVELS; keeps the best, "req/s p50 p99
-# throttled-% core-1-busy-% connections-per-sandbox".
-measure() { # key label ports script targets...
-    local key=$1 label=$2 level result best="0"
-    shift 2
-    echo "== $label"
-    for level in $LEVELS; do
-        result=$(load_all "$1" "$level" "${@:2}")
-        echo "   -c$level each: $result"
-        [ "${result%% *}" -gt "${best%% *}" ] && best="$result $level"
-    done
-    RESULT[$key]=$best
-}
-
 # Servers and their three sandboxes: PORTS, OWN ("port id", each sandbox
 # at its own server) and OTHER (at the next server after its own).
 setup() { # count first-port
@@ -192,9 +179,7 @@ setup() { # count first-port
     echo "servers ${PORTS[*]}; each sandbox at its server: ${OWN[*]}"
 }
 
-# Both set-ups run side by side (an idle server uses ~0.2% of a core),
-# and each load alternates between them, so the machine's drift over a
-# run falls on both alike.
+# The set-ups run side by side (an idle server uses ~0.2% of a core).
 setup 1 4040
 ONE_PORTS="${PORTS[*]}"; ONE_OWN=("${OWN[@]}")
 setup 3 4050
@@ -206,21 +191,40 @@ for first in 4060 4061 4062; do
     while read -r id port; do APART_OWN+=("$port $id"); done < <(COUNT=1 sandboxes "${PORTS[@]}")
 done
 echo "servers apart:$APART_PORTS; their sandboxes: ${APART_OWN[*]}"
+declare -A PORTS_OF=([1]="$ONE_PORTS" [3]="$THREE_PORTS" [3-other]="$THREE_PORTS" [apart]="$APART_PORTS")
+
+targets_of() { # set-up path: its "port id path" targets, in TARGETS
+    case $1 in
+        1) TARGETS=("${ONE_OWN[@]/%/ $2}") ;;
+        3) TARGETS=("${THREE_OWN[@]/%/ $2}") ;;
+        3-other) TARGETS=("${THREE_OTHER[@]/%/ $2}") ;;
+        apart) TARGETS=("${APART_OWN[@]/%/ $2}") ;;
+    esac
+}
+
+# One load at each level of LEVELS, each level on every set-up in turn,
+# seconds apart, so the machine's drift falls on all alike; keeps each
+# set-up's best as RESULT[set-up-load-round]: "req/s p50 p99 throttled-%
+# core-1-busy-% connections-per-sandbox".
+measure() { # round load label script path set-ups...
+    local round=$1 load=$2 label=$3 script=$4 path=$5 level setup result key
+    shift 5
+    echo "== round $round: $label"
+    for level in $LEVELS; do
+        for setup in "$@"; do
+            targets_of "$setup" "$path"
+            result=$(load_all "${PORTS_OF[$setup]}" "$level" "$script" "${TARGETS[@]}")
+            echo "   $setup -c$level: $result"
+            key="$setup-$load-$round"
+            if [ "${result%% *}" -gt "$(cut -d' ' -f1 <<<"${RESULT[$key]:-0}")" ]; then
+                RESULT[$key]="$result $level"
+            fi
+        done
+    done
+}
 for round in $(seq "$ROUNDS"); do
-    measure "1-read-own-$round" "1 server, round $round: stored reads" "$ONE_PORTS" "" \
-        "${ONE_OWN[@]/%/ /v1/items/item_1}"
-    measure "3-read-own-$round" "3 servers, round $round: stored reads at each sandbox's server" "$THREE_PORTS" "" \
-        "${THREE_OWN[@]/%/ /v1/items/item_1}"
-    measure "1-create-own-$round" "1 server, round $round: stateful creates" "$ONE_PORTS" \
-        bench/create.lua "${ONE_OWN[@]/%/ /v1/items}"
-    measure "3-create-own-$round" "3 servers, round $round: stateful creates at each sandbox's server" "$THREE_PORTS" \
-        bench/create.lua "${THREE_OWN[@]/%/ /v1/items}"
-    measure "apart-read-own-$round" "3 servers apart, round $round: stored reads" "$APART_PORTS" "" \
-        "${APART_OWN[@]/%/ /v1/items/item_1}"
-    measure "apart-create-own-$round" "3 servers apart, round $round: stateful creates" "$APART_PORTS" \
-        bench/create.lua "${APART_OWN[@]/%/ /v1/items}"
-    measure "3-read-other-$round" "3 servers, round $round: stored reads at another server" "$THREE_PORTS" "" \
-        "${THREE_OTHER[@]/%/ /v1/items/item_1}"
+    measure "$round" read "stored reads (3-other: at another server than the sandbox's)" "" /v1/items/item_1 1 3 apart 3-other
+    measure "$round" create "stateful creates" bench/create.lua /v1/items 1 3 apart
 done
 
 worse() { # key-prefix: the lowest req/s of the rounds, with its latencies
@@ -238,17 +242,17 @@ row() { # label one-key three-key target
     echo
     echo "Each server held to ${QUOTA}% of a core (cgroup cpu quota, period ${PERIOD} µs), all on core 0; PostgreSQL and wrk on core 1;"
     echo "three sandboxes, one wrk -t1 -d${DURATION}s each, at once, at -c $LEVELS each (the best kept: c);"
-    echo "the worse of $ROUNDS rounds, the set-ups alternating. Throttled: the share of the servers' quota periods in which"
+    echo "the worse of $ROUNDS rounds, the set-ups alternating at each level. Throttled: the share of the servers' quota periods in which"
     echo "they hit their quota (~100%: CPU-bound); core 1: how busy PostgreSQL and wrk's core was."
     echo
     echo "| load | 1 server req/s | c | p50 ms | p99 ms | throttled | core 1 | 3 servers req/s | c | p50 ms | p99 ms | throttled | core 1 | 3 / 1 | target |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    row "read at the sandbox's server" 1-read-own 3-read-own ">= 2.5"
-    row "create at the sandbox's server" 1-create-own 3-create-own ">= 2.5"
-    row "read at another server" 1-read-own 3-read-other "—"
-    row "read, 3 servers sharing nothing (the method's ceiling)" 1-read-own apart-read-own "—"
-    row "create, 3 servers sharing nothing (the method's ceiling)" 1-create-own apart-create-own "—"
+    row "read at the sandbox's server" 1-read 3-read ">= 2.5"
+    row "create at the sandbox's server" 1-create 3-create ">= 2.5"
+    row "read at another server" 1-read 3-other-read "—"
+    row "read, 3 servers sharing nothing (the method's ceiling)" 1-read apart-read "—"
+    row "create, 3 servers sharing nothing (the method's ceiling)" 1-create apart-create "—"
     echo
-    echo "Three replicas over three servers sharing nothing: reads $(ratio "$(worse 3-read-own | cut -d' ' -f1)" "$(worse apart-read-own | cut -d' ' -f1)")," \
-        "creates $(ratio "$(worse 3-create-own | cut -d' ' -f1)" "$(worse apart-create-own | cut -d' ' -f1)")."
+    echo "Three replicas over three servers sharing nothing: reads $(ratio "$(worse 3-read | cut -d' ' -f1)" "$(worse apart-read | cut -d' ' -f1)")," \
+        "creates $(ratio "$(worse 3-create | cut -d' ' -f1)" "$(worse apart-create | cut -d' ' -f1)")."
 } | tee "$OUT/replicas.md"
