@@ -4,7 +4,7 @@
 #
 # This machine has two cores, so servers cannot each get a core of their
 # own: every server is held to the same CPU budget instead — a cgroup (v1
-# `cpu` controller) quota of QUOTA% of one core (default 25) in every
+# `cpu` controller) quota of QUOTA% of one core (default 15) in every
 # PERIOD µs (default 100000, the kernel's), all servers on core 0 — so
 # three servers have three times one server's CPU, as three machines
 # would. PostgreSQL and wrk share core 1.
@@ -14,15 +14,14 @@
 # closed-loop load generator that depends on how many requests are in
 # flight (group commit batches what a server has waiting; a server's
 # event loop handles more per wake-up), so each load runs at every
-# concurrency in LEVELS (connections per sandbox, default "8 32 96") and
+# concurrency in LEVELS (connections per sandbox, default "32 96 288") and
 # the best is kept, with the level that gave it. Each run also says how
 # often the servers hit their CPU ceiling: the share of quota periods in
 # which their cgroups were throttled (cpu.stat; ~100%: CPU-bound), and how
 # busy core 1 was (PostgreSQL and wrk: well under 100%, or they were the
-# limit). Until
-# 2026-12-05 this ran 8 connections per sandbox only: three servers then
-# used about 35% of their 45% of a core on creates (bound by round trips
-# to PostgreSQL, not CPU), and creates read 1.3-2.1x.
+# limit). Until 2026-12-05 this ran 8 connections per sandbox only: three
+# servers then used about 35% of their 45% of a core on creates (bound by
+# round trips to PostgreSQL, not CPU), and creates read 1.3-2.1x.
 # Loads: stored reads (memory, the hot path) and stateful creates
 # (group commit to PostgreSQL), each sent
 #   - to the sandbox's own server, as a load balancer routing by the
@@ -38,14 +37,14 @@
 # machine. Three replicas' ratio over that ceiling's is their efficiency.
 #
 #   bench/replicas.sh
-#   SBX=/tmp/sbx-build QUOTA=15 DURATION=10 LEVELS="32 96 288" bench/replicas.sh
+#   SBX=/tmp/sbx-build DURATION=10 LEVELS="8 32 96 288" ROUNDS=3 bench/replicas.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-2}"
-QUOTA="${QUOTA:-25}"
-LEVELS="${LEVELS:-8 32 96}"
+QUOTA="${QUOTA:-15}"
+LEVELS="${LEVELS:-32 96 288}"
 PERIOD="${PERIOD:-100000}"
 OUT="bench/results"
 TARGET="${CARGO_TARGET_DIR:-target}"
