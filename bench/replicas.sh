@@ -58,10 +58,10 @@ SBX="${SBX:-$TARGET/release/sbx}"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 export SBX_PG_DIR=/tmp/sbx-bench-replicas-postgres
-finish() {
+finish() { # servers stopped (a drain takes a second or two), then their groups and PostgreSQL
     cleanup
-    sleep 0.5
-    for group in "$CGROUPS"/sbx-bench-*; do [ -d "$group" ] && rmdir "$group" 2>/dev/null; done
+    wait "${PIDS[@]}" 2>/dev/null || true
+    for group in "$CGROUPS"/sbx-bench-*; do rmdir "$group" 2>/dev/null || true; done
     scripts/postgres.sh stop
 }
 trap finish EXIT
