@@ -185,11 +185,9 @@ setup 3 4050
 THREE_PORTS="${PORTS[*]}"; THREE_OWN=("${OWN[@]}"); THREE_OTHER=("${OTHER[@]}")
 APART_PORTS=""; APART_OWN=()
 for first in 4060 4061 4062; do
-    start_servers 1 "$first"
-    APART_PORTS+=" ${PORTS[*]}"
-    while read -r id port; do APART_OWN+=("$port $id"); done < <(COUNT=1 sandboxes "${PORTS[@]}")
+    COUNT=1 setup 1 "$first"
+    APART_PORTS+=" ${PORTS[*]}"; APART_OWN+=("${OWN[@]}")
 done
-echo "servers apart:$APART_PORTS; their sandboxes: ${APART_OWN[*]}"
 declare -A PORTS_OF=([1]="$ONE_PORTS" [3]="$THREE_PORTS" [3-other]="$THREE_PORTS" [apart]="$APART_PORTS")
 
 targets_of() { # set-up path: its "port id path" targets, in TARGETS
