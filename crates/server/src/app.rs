@@ -150,6 +150,8 @@ pub struct Server {
     stop: CancellationToken,
     shutdown: CancellationToken,
     serve_task: JoinHandle<std::io::Result<()>>,
+    /// The data dir is this server's while it runs.
+    _data_dir_lock: std::fs::File,
 }
 
 impl Server {
@@ -210,8 +212,6 @@ impl Server {
 /// Opens the configured database; on PostgreSQL, its connections name
 /// `replica`, whose writes the database fences.
 async fn open_store(config: &Config, replica: &str) -> anyhow::Result<Arc<dyn Store>> {
-    secure_data_dir(&config.data_dir)
-        .with_context(|| format!("securing the data dir {}", config.data_dir.display()))?;
     let sealer = Arc::new(sealer(config)?);
     let store: Arc<dyn Store> = match config.database_url.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -251,6 +251,42 @@ fn secure_data_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     Ok(())
+}
+
+/// Takes the data dir for this server: its SQLite file, code sessions'
+/// workspaces and generated keys must have one server, and a second one
+/// started on the same folder by mistake would serve the same sandboxes
+/// beside the first. An advisory lock on `{data_dir}/server.lock`, held
+/// until the server stops (the kernel lets it go if the process dies),
+/// naming the holding process for the message.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write;
+    let path = dir.join("server.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            writeln!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let process = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "another server (process {}) is running on the data dir {}: stop it, or give this one a --data-dir of its own",
+                process.trim(),
+                dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// A database URL fit for a message: its password replaced by `***`.
@@ -465,6 +501,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         )?)),
         None => None,
     };
+    secure_data_dir(&config.data_dir)
+        .with_context(|| format!("securing the data dir {}", config.data_dir.display()))?;
+    let data_dir_lock = lock_data_dir(&config.data_dir)?;
     let replica: Arc<str> = format!("rep_{}", crate::runtime::ids::random_token(12)).into();
     let store = open_store(&config, &replica).await?;
     let (token, generated) = admin_token(&config)?;
@@ -618,6 +657,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Serv
         stop,
         shutdown,
         serve_task,
+        _data_dir_lock: data_dir_lock,
     })
 }
 

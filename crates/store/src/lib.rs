@@ -1003,7 +1003,8 @@ pub trait Store:
 
     /// Takes the database for `holder` unless another server holds it
     /// (`None`). SQLite's file has one server by construction: always
-    /// taken.
+    /// taken. Taking it frees the delivery claims of the servers gone
+    /// before it, so their deliveries go out at once.
     async fn try_hold(&self, holder: &Holder) -> Result<Option<Box<dyn DatabaseHold>>, StoreError>;
     /// Who holds the database, if anyone wrote so.
     async fn holder(&self) -> Result<Option<Holder>, StoreError>;

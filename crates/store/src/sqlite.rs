@@ -51,10 +51,20 @@ mod hold {
         async fn release(self: Box<Self>) {}
     }
 
+    /// The file is this server's: whoever served it before is gone (a
+    /// server killed mid-delivery, restarted), so the deliveries it had
+    /// claimed are free at once rather than when their claims run out.
     pub(super) async fn try_hold(
-        _: &SqlitePool,
-        _: &Holder,
+        pool: &SqlitePool,
+        holder: &Holder,
     ) -> Result<Option<Box<dyn DatabaseHold>>, StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET claimed_by = NULL, claimed_until_ms = NULL
+             WHERE claimed_by IS NOT NULL AND claimed_by <> ?",
+        )
+        .bind(&holder.replica)
+        .execute(pool)
+        .await?;
         Ok(Some(Box::new(Sole)))
     }
 

@@ -61,6 +61,25 @@ impl Place {
         }
     }
 
+    /// The store as server `replica` opens it (on PostgreSQL its
+    /// connections name it, and the database fences its writes).
+    async fn open_as(&self, replica: &str) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(_) => self.open().await,
+            Self::Postgres(url) => {
+                let key =
+                    sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=")
+                        .unwrap();
+                Arc::new(
+                    PgStore::open_url_as(url, replica)
+                        .await
+                        .unwrap()
+                        .with_sealer(Arc::new(sbx_store::Sealer::new(&key, &[]))),
+                )
+            }
+        }
+    }
+
     /// Runs `sql` (one `$1`, bound to `value`) straight on the database.
     async fn execute(&self, sql: &str, value: &str) {
         match self {
@@ -1230,6 +1249,76 @@ async fn delivery_claims(place: Place) {
         .await
         .unwrap();
     assert_eq!(taken.len(), 40);
+}
+
+on_both_backends!(
+    a_server_taking_the_database_frees_the_claims_of_the_one_before,
+    claims_freed_on_takeover
+);
+/// A server killed mid-delivery leaves its claims behind; the server that
+/// takes the database after it (on SQLite: the same file, restarted) sends
+/// those deliveries at once, not when the dead server's claims run out.
+async fn claims_freed_on_takeover(place: Place) {
+    let first = place.open_as("rep_first").await;
+    let held = first.try_hold(&holder("rep_first")).await.unwrap().unwrap();
+    pets_sandbox(&*first, "sbx-k").await;
+    first
+        .create_endpoint(&endpoint("ep_k", "sbx-k"))
+        .await
+        .unwrap();
+    for n in 0..3 {
+        first
+            .emit_event("sbx-k", "pet.created", "{}", 10 + n, None)
+            .await
+            .unwrap();
+    }
+    let claimed = first
+        .claim_deliveries("sbx-k", 1_000, 10, &claim("rep_first"))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    // Killed: nothing let go. On PostgreSQL its lease runs out.
+    std::mem::forget(held);
+    drop(first);
+    if let Place::Postgres(_) = place {
+        place
+            .execute(
+                "UPDATE database_holder SET expires_at = clock_timestamp() - interval '1 ms' WHERE replica = $1",
+                "rep_first",
+            )
+            .await;
+    }
+    let second = place.open_as("rep_second").await;
+    let early = DeliveryClaim {
+        claimer: "rep_second".to_owned(),
+        now_ms: 2,
+        until_ms: 60_002,
+    };
+    let before = second.claim_deliveries("sbx-k", 1_000, 10, &early).await;
+    match place {
+        Place::Sqlite(_) => assert!(
+            before.unwrap().is_empty(),
+            "the first server's claims hold until the file is taken"
+        ),
+        Place::Postgres(_) => assert!(
+            matches!(before, Err(StoreError::Fenced(_))),
+            "a server not holding the database claims nothing: {before:?}"
+        ),
+    }
+    let _held = second
+        .try_hold(&holder("rep_second"))
+        .await
+        .unwrap()
+        .unwrap();
+    let taken = second
+        .claim_deliveries("sbx-k", 1_000, 10, &early)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|d| d.id).collect::<Vec<_>>(),
+        claimed.iter().map(|d| d.id).collect::<Vec<_>>(),
+        "the claims of the server gone are free as soon as the database is taken"
+    );
 }
 
 fn holder(replica: &str) -> sbx_store::Holder {

@@ -109,6 +109,31 @@ async fn a_restart_keeps_projects_sandboxes_and_answers() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
+    let mut app = spawn_app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = sbx_server::start(crate::helpers::test_config(app.data_dir.path()), listener)
+        .await
+        .err()
+        .expect("the data dir is the first server's");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains(&format!(
+            "another server (process {}) is running on the data dir",
+            std::process::id()
+        )),
+        "{message}"
+    );
+    // The first serves on, and once it stopped the data dir is free.
+    app.petstore("none").await;
+    app.stop().await;
+    let data_dir = std::mem::replace(&mut app.data_dir, tempfile::tempdir().unwrap());
+    let again = spawn_app_with(data_dir, |_| {}).await;
+    let (status, _) = send(again.admin(Method::GET, "/projects/pets")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn sandboxes_follow_the_latest_revision_unless_pinned() {
     let app = spawn_app().await;
     let old = app.petstore("none").await;
