@@ -1685,6 +1685,41 @@ async fn postgres_sandboxes_move_between_live_servers() {
         }
         other => panic!("a member's write for another's sandbox is refused: {other:?}"),
     }
+    // A group commit is one statement over many sandboxes' rows: one of
+    // another's refuses it whole, and a row of another's can be neither
+    // changed (an upsert's update) nor removed.
+    let records = |sandbox: &str, id: &str, version| ChangeSet {
+        sandbox_id: sandbox.into(),
+        rows: vec![row(id, Some("{}"), version)],
+        ..ChangeSet::default()
+    };
+    holding
+        .save_changes(&[records("sbx-b", "held", 1)])
+        .await
+        .unwrap();
+    for refused in [
+        m.save_changes(&[records("sbx-a", "own", 1), records("sbx-b", "other", 1)])
+            .await,
+        m.save_changes(&[records("sbx-b", "held", 2)]).await,
+        m.clear_resources("sbx-b", 1).await,
+    ] {
+        match refused {
+            Err(StoreError::Fenced(why)) => {
+                assert!(why.contains("rep_m does not serve sandbox sbx-b"), "{why}")
+            }
+            other => panic!("a member's write for another's sandbox is refused: {other:?}"),
+        }
+    }
+    assert!(holding.load_resources("sbx-a").await.unwrap().is_empty());
+    assert_eq!(
+        holding.load_resources("sbx-b").await.unwrap(),
+        [row("held", Some("{}"), 1)]
+    );
+    m.save_changes(&[records("sbx-a", "own", 1)]).await.unwrap();
+    assert_eq!(
+        holding.load_resources("sbx-a").await.unwrap(),
+        [row("own", Some("{}"), 1)]
+    );
     let mut counts = holding.sandboxes_per_server().await.unwrap();
     counts.sort();
     assert_eq!(counts, [(None, 1), (Some("rep_m".to_owned()), 1)]);
