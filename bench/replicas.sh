@@ -224,12 +224,13 @@ measure() { # round load label script path set-ups...
 
 # Core 0 never idles: a spinner of the lowest priority (SCHED_IDLE: it
 # runs only when nothing else on the core wants to, and gives way at once)
-# takes whatever the servers leave. Without it, one server held to its
-# quota leaves core 0 idle 85% of the time and three servers 55%; an idle
-# virtual CPU halts, and the host runs something else until it wakes —
-# which costs one server more than three (in paired runs it served 10%
-# fewer reads and 30% fewer creates without the spinner), flattering the
-# ratio. SPIN=0 leaves it out.
+# takes whatever the servers leave. Without it, servers held to their
+# quota leave core 0 idle most of the time (85% for one, 55% for three);
+# an idle virtual CPU halts, and the host runs something else until it
+# wakes. In three paired rounds each way (2026-12-05), without the spinner
+# every set-up served 9-12% fewer reads and 23% fewer creates, and the
+# ratio of reads scattered more (2.48-2.98 against 2.81-2.84). SPIN=0
+# leaves it out.
 if [ "${SPIN:-1}" = 1 ]; then
     chrt --idle 0 taskset -c 0 bash -c 'while :; do :; done' &
     PIDS+=($!)
