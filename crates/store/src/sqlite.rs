@@ -149,6 +149,52 @@ mod hold {
 
 /// What SQLite says its own way.
 mod dialect {
+    use sqlx::QueryBuilder;
+
+    use super::Db;
+    use crate::LogRecord;
+
+    /// Request-log entries per statement (19 values each; SQLite binds at
+    /// most 32,766).
+    const LOGS_PER_STATEMENT: usize = 100;
+
+    /// Inserts request-log entries, as multi-row `VALUES` statements.
+    pub async fn insert_logs(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        logs: &[LogRecord],
+    ) -> Result<(), sqlx::Error> {
+        for chunk in logs.chunks(LOGS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Db>::new(
+                "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
+                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms, trace_id) ",
+            );
+            insert.push_values(chunk, |mut values, log| {
+                values
+                    .push_bind(&log.sandbox_id)
+                    .push_bind(&log.request_id)
+                    .push_bind(log.at_ms)
+                    .push_bind(&log.method)
+                    .push_bind(&log.path)
+                    .push_bind(&log.query)
+                    .push_bind(&log.operation)
+                    .push_bind(log.status)
+                    .push_bind(log.latency_us)
+                    .push_bind(&log.scenario)
+                    .push_bind(&log.chaos)
+                    .push_bind(i64::from(log.replayed))
+                    .push_bind(log.request_headers.to_string())
+                    .push_bind(&log.request_body)
+                    .push_bind(log.response_headers.to_string())
+                    .push_bind(&log.response_body)
+                    .push_bind(log.trace.to_string())
+                    .push_bind(log.sandbox_at_ms)
+                    .push_bind(&log.trace_id);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Contains, ignoring ASCII case (SQLite's `LIKE` does).
     pub const LIKE: &str = "LIKE ";
     /// Row locks for claims: none (SQLite runs one writer at a time).

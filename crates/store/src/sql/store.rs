@@ -1434,35 +1434,7 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for chunk in logs.chunks(ROWS_PER_STATEMENT / 2) {
-            let mut insert = QueryBuilder::<Db>::new(
-                "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
-                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms, trace_id) ",
-            );
-            insert.push_values(chunk, |mut values, log| {
-                values
-                    .push_bind(&log.sandbox_id)
-                    .push_bind(&log.request_id)
-                    .push_bind(log.at_ms)
-                    .push_bind(&log.method)
-                    .push_bind(&log.path)
-                    .push_bind(&log.query)
-                    .push_bind(&log.operation)
-                    .push_bind(log.status)
-                    .push_bind(log.latency_us)
-                    .push_bind(&log.scenario)
-                    .push_bind(&log.chaos)
-                    .push_bind(i64::from(log.replayed))
-                    .push_bind(log.request_headers.to_string())
-                    .push_bind(&log.request_body)
-                    .push_bind(log.response_headers.to_string())
-                    .push_bind(&log.response_body)
-                    .push_bind(log.trace.to_string())
-                    .push_bind(log.sandbox_at_ms)
-                    .push_bind(&log.trace_id);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        dialect::insert_logs(&mut tx, logs).await?;
         // Each sandbox's count is a row, kept in the same transaction:
         // right whichever server writes, and retention deletes only the
         // excess instead of counting `keep` entries per batch. Sandboxes
