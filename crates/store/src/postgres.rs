@@ -551,6 +551,7 @@ mod hold {
 
 /// What PostgreSQL says its own way.
 mod dialect {
+    use super::store::LOG_INSERT;
     use crate::LogRecord;
 
     /// Inserts request-log entries in one statement of 19 arrays,
@@ -570,34 +571,33 @@ mod dialect {
                 .map(|log| field(log).to_string())
                 .collect::<Vec<_>>()
         };
-        sqlx::query(
-            "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
-               scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms, trace_id)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+        let statement = format!(
+            "{LOG_INSERT} SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
                $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[],
-               $16::text[], $17::text[], $18::bigint[], $19::text[])",
-        )
-        .bind(text(|log| log.sandbox_id.as_str()))
-        .bind(text(|log| log.request_id.as_str()))
-        .bind(number(|log| log.at_ms))
-        .bind(text(|log| &log.method))
-        .bind(text(|log| &log.path))
-        .bind(maybe(|log| log.query.as_deref()))
-        .bind(maybe(|log| log.operation.as_deref()))
-        .bind(number(|log| log.status))
-        .bind(number(|log| log.latency_us))
-        .bind(maybe(|log| log.scenario.as_deref()))
-        .bind(maybe(|log| log.chaos.as_deref()))
-        .bind(number(|log| i64::from(log.replayed)))
-        .bind(json(|log| &log.request_headers))
-        .bind(text(|log| &log.request_body))
-        .bind(json(|log| &log.response_headers))
-        .bind(text(|log| &log.response_body))
-        .bind(json(|log| &log.trace))
-        .bind(logs.iter().map(|log| log.sandbox_at_ms).collect::<Vec<_>>())
-        .bind(maybe(|log| log.trace_id.as_deref()))
-        .execute(&mut **tx)
-        .await?;
+               $16::text[], $17::text[], $18::bigint[], $19::text[])"
+        );
+        sqlx::query(&statement)
+            .bind(text(|log| log.sandbox_id.as_str()))
+            .bind(text(|log| log.request_id.as_str()))
+            .bind(number(|log| log.at_ms))
+            .bind(text(|log| &log.method))
+            .bind(text(|log| &log.path))
+            .bind(maybe(|log| log.query.as_deref()))
+            .bind(maybe(|log| log.operation.as_deref()))
+            .bind(number(|log| log.status))
+            .bind(number(|log| log.latency_us))
+            .bind(maybe(|log| log.scenario.as_deref()))
+            .bind(maybe(|log| log.chaos.as_deref()))
+            .bind(number(|log| i64::from(log.replayed)))
+            .bind(json(|log| &log.request_headers))
+            .bind(text(|log| &log.request_body))
+            .bind(json(|log| &log.response_headers))
+            .bind(text(|log| &log.response_body))
+            .bind(json(|log| &log.trace))
+            .bind(logs.iter().map(|log| log.sandbox_at_ms).collect::<Vec<_>>())
+            .bind(maybe(|log| log.trace_id.as_deref()))
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 

@@ -151,7 +151,7 @@ mod hold {
 mod dialect {
     use sqlx::QueryBuilder;
 
-    use super::Db;
+    use super::{Db, store::LOG_INSERT};
     use crate::LogRecord;
 
     /// Request-log entries per statement (19 values each; SQLite binds at
@@ -164,10 +164,7 @@ mod dialect {
         logs: &[LogRecord],
     ) -> Result<(), sqlx::Error> {
         for chunk in logs.chunks(LOGS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Db>::new(
-                "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
-                   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms, trace_id) ",
-            );
+            let mut insert = QueryBuilder::<Db>::new(LOG_INSERT);
             insert.push_values(chunk, |mut values, log| {
                 values
                     .push_bind(&log.sandbox_id)

@@ -66,17 +66,7 @@ impl Place {
     async fn open_as(&self, replica: &str) -> Arc<dyn Store> {
         match self {
             Self::Sqlite(_) => self.open().await,
-            Self::Postgres(url) => {
-                let key =
-                    sbx_store::sealed::parse_key("c2J4LXRlc3Qtc2VjcmV0cy1rZXktMzItYnl0ZXMhISE=")
-                        .unwrap();
-                Arc::new(
-                    PgStore::open_url_as(url, replica)
-                        .await
-                        .unwrap()
-                        .with_sealer(Arc::new(sbx_store::Sealer::new(&key, &[]))),
-                )
-            }
+            Self::Postgres(url) => Arc::new(server_store(url, replica).await),
         }
     }
 

@@ -24,6 +24,11 @@ use crate::{
 /// PostgreSQL 65,535).
 const ROWS_PER_STATEMENT: usize = 200;
 
+/// The request log's insert, up to its rows (each backend's `dialect`
+/// writes them its own way).
+pub(super) const LOG_INSERT: &str = "INSERT INTO request_logs (sandbox_id, request_id, at_ms, method, path, query, operation, status, latency_us,
+   scenario, chaos, replayed, request_headers, request_body, response_headers, response_body, trace, sandbox_at_ms, trace_id) ";
+
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: Pool<Db>,
